@@ -1,0 +1,99 @@
+// The CPU backend: host memory, a thread pool, and AVX2/FMA kernels chosen at
+// run time with a portable fallback. The op implementations are split by
+// concern across this folder (gemm, lora, norm, rope, attention, ...); this
+// header only gathers them into the Backend interface.
+#pragma once
+
+#include <memory>
+
+#include "backend.h"
+#include "threadpool.h"
+
+namespace ps {
+
+struct CpuFeatures {
+  bool avx2 = false;
+  bool fma = false;
+  bool f16c = false;
+};
+CpuFeatures detect_cpu_features();
+
+class CpuBackend final : public Backend {
+ public:
+  // threads <= 0: one per hardware thread. force_portable: skip AVX2 kernels
+  // (tests use it to compare both paths).
+  explicit CpuBackend(int threads = 0, bool force_portable = false);
+  ~CpuBackend() override;
+
+  std::string name() const override { return "cpu"; }
+  std::string describe() const override;
+  int threads() const override { return pool_->size(); }
+  ThreadPool& pool() { return *pool_; }
+  bool use_avx2() const { return use_avx2_; }
+
+  void* alloc(size_t bytes) override;
+  void release(void* p) override;
+  void upload(void* dst, const void* host, size_t bytes) override;
+  void download(void* host, const void* src, size_t bytes) override;
+  void fill(float* x, float value, size_t n) override;
+  void copy(float* dst, const float* src, size_t n) override;
+
+  void gemm_nt(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+               float beta, float* C, int ldc) override;
+  void gemm_nn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+               float beta, float* C, int ldc) override;
+  void gemm_tn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+               float beta, float* C, int ldc) override;
+
+  void lora_forward(int M, int N, int K, int r, float s, const float* X, const float* A,
+                    const float* B, float* H, float* Y) override;
+  void lora_backward(int M, int N, int K, int r, float s, const float* X, const float* A,
+                     const float* B, const float* H, const float* dY, float* dH, float* dA,
+                     float* dB, float* dX) override;
+
+  void add(float* y, const float* x, size_t n) override;
+  void add_bias(float* y, const float* b, int rows, int N) override;
+  void bias_backward(const float* dy, int rows, int N, float* db) override;
+  void dropout_forward(const float* x, float* y, size_t n, float p, uint64_t key) override;
+  void dropout_backward(const float* dy, float* dx, size_t n, float p, uint64_t key) override;
+
+  void embedding_forward(const int32_t* ids, int rows, const float* table, int D,
+                         float* out) override;
+  void embedding_backward(const int32_t* ids, int rows, const float* dout, int D,
+                          float* dtable) override;
+
+  void rmsnorm_forward(const float* x, const float* w, float* y, float* rstd, int rows, int D,
+                       float eps) override;
+  void rmsnorm_backward(const float* dy, const float* x, const float* w, const float* rstd,
+                        int rows, int D, float* dx, float* dw) override;
+
+  void rope_forward(float* x, const int32_t* pos, int rows, int H, int D, const float* cos,
+                    const float* sin) override;
+  void rope_backward(float* dx, const int32_t* pos, int rows, int H, int D, const float* cos,
+                     const float* sin) override;
+
+  void attention_forward(const AttnShape& s, const float* q, const float* k, const float* v,
+                         const int32_t* seg, float scale, float* out, float* lse) override;
+  void attention_backward(const AttnShape& s, const float* q, const float* k, const float* v,
+                          const int32_t* seg, float scale, const float* out, const float* lse,
+                          const float* dout, float* dq, float* dk, float* dv) override;
+
+  void swiglu_forward(const float* gate, const float* up, float* out, size_t n) override;
+  void swiglu_backward(const float* gate, const float* up, const float* dout, float* dgate,
+                       float* dup, size_t n) override;
+
+  double cross_entropy(const float* logits, const int32_t* targets, int rows, int V,
+                       float grad_scale, float* dlogits, int* count) override;
+
+  void adamw_step(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, int t, float grad_scale) override;
+  void sgd_step(float* p, const float* g, size_t n, float lr, float weight_decay,
+                float grad_scale) override;
+  double sum_squares(const float* x, size_t n) override;
+
+ private:
+  std::unique_ptr<ThreadPool> pool_;
+  bool use_avx2_ = false;
+};
+
+}  // namespace ps

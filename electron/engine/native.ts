@@ -119,6 +119,8 @@ export interface MemoryUsage {
   trainableBytes: number;
   /** activation arena (sized for the largest batch seen) */
   activationBytes: number;
+  /** generation KV cache */
+  kvCacheBytes: number;
   /** peak resident set size of the process so far */
   peakRssBytes: number;
 }
@@ -129,7 +131,7 @@ export interface MemoryEstimateOptions {
   method: Method;
   batchSize: number;
   seqLen: number;
-  lora?: Pick<LoraOptions, 'rank' | 'targets' | 'layers'>;
+  lora?: Pick<LoraOptions, 'rank' | 'targets' | 'layers'> & { dropout?: number };
   gradientCheckpointing: boolean;
   optimizer: 'adamw' | 'sgd';
 }
@@ -153,6 +155,8 @@ export interface NativeEngine {
   parameters(): ParameterInfo[];
   getTensor(name: string): Float32Array;
   setTensor(name: string, data: Float32Array): void;
+  /** accumulated gradient of a trainable tensor (tests) */
+  getGradient(name: string): Float32Array;
   /** Accumulates gradients of gradScale * lossSum into the trainable tensors. */
   forwardBackward(batch: Batch, gradScale: number): Promise<LossResult>;
   evaluate(batch: Batch): Promise<LossResult>;
@@ -160,11 +164,16 @@ export interface NativeEngine {
   optimizerStep(step: OptimizerStep): Promise<{ gradNorm: number }>;
   getOptimizerState(): OptimizerState;
   setOptimizerState(state: OptimizerState): void;
+  /** dropout masks are keyed by a counter that advances once per forwardBackward (exact resume) */
+  dropoutCounter(): number;
+  setDropoutCounter(counter: number): void;
   /** Starts a new generation with room for maxTokens positions. */
   resetCache(maxTokens: number): void;
   /** Appends tokens to the KV cache; resolves with the logits [vocab] of the last one. */
   decode(tokens: Int32Array): Promise<Float32Array>;
   memory(): MemoryUsage;
+  /** backend, kernels and threads in words */
+  describe(): string;
   dispose(): void;
 }
 

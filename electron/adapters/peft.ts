@@ -1,0 +1,300 @@
+// PEFT LoRA adapter folders: adapter_config.json + adapter_model.safetensors
+// (+ README.md), written so that `PeftModel.from_pretrained(base, dir)` loads
+// them unchanged, and read back from folders PEFT wrote.
+//
+// Tensor names: the engine calls a LoRA tensor
+//   model.layers.0.self_attn.q_proj.lora_A.weight
+// and PEFT saves it as
+//   base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight
+// (older or hand-made files may keep the adapter name: ...lora_A.default.weight).
+// lora_A is [r, in_features], lora_B is [out_features, r].
+
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LoraTarget, ModelSpec } from '../engine/native.js';
+import { readSafetensorsHeader } from '../safetensors/read.js';
+import { readTensorAsFloat32 } from '../safetensors/convert.js';
+import { writeSafetensors } from '../safetensors/write.js';
+import { writeFileSynced, writeFolderAtomic } from './atomic-folder.js';
+import {
+  AdapterConfigError,
+  buildLoraAdapterConfig,
+  LORA_TARGETS,
+  loraScaling,
+  parseLoraAdapterConfig,
+  type AdapterLora,
+} from './peft-config.js';
+import { pythonJsonDumps } from './python-json.js';
+
+export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+export const ADAPTER_README_FILE = 'README.md';
+
+const PEFT_PREFIX = 'base_model.model.';
+
+/** One LoRA tensor under its engine name. */
+export interface LoraTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+export class AdapterError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AdapterError';
+  }
+}
+
+/** PEFT key -> engine name ("base_model.model." removed, adapter name "default" dropped). */
+export function peftKeyToEngineName(key: string): string {
+  const withoutPrefix = key.startsWith(PEFT_PREFIX) ? key.slice(PEFT_PREFIX.length) : key;
+  return withoutPrefix.replace(/\.(lora_[AB])\.default\.weight$/, '.$1.weight');
+}
+
+/** Engine name -> the key PEFT saves. */
+export function engineNameToPeftKey(name: string): string {
+  return PEFT_PREFIX + name;
+}
+
+/** [in_features, out_features] of a target projection. */
+export function projectionSize(spec: ModelSpec, target: LoraTarget): [number, number] {
+  const h = spec.hiddenSize;
+  const q = spec.numHeads * spec.headDim;
+  const kv = spec.numKvHeads * spec.headDim;
+  switch (target) {
+    case 'q_proj': return [h, q];
+    case 'k_proj': return [h, kv];
+    case 'v_proj': return [h, kv];
+    case 'o_proj': return [q, h];
+    case 'gate_proj': return [h, spec.intermediateSize];
+    case 'up_proj': return [h, spec.intermediateSize];
+    case 'down_proj': return [spec.intermediateSize, h];
+  }
+}
+
+/**
+ * Engine names and shapes of every LoRA tensor for these options, ordered by
+ * layer, then target (LORA_TARGETS order), then A before B.
+ */
+export function loraTensorShapes(spec: ModelSpec, lora: Pick<AdapterLora, 'rank' | 'targets' | 'layers'>): { name: string; shape: number[] }[] {
+  const layers = lora.layers === null ? [...Array(spec.numLayers).keys()] : [...new Set(lora.layers)].sort((a, b) => a - b);
+  const targets = LORA_TARGETS.filter((t) => lora.targets.includes(t));
+  const out: { name: string; shape: number[] }[] = [];
+  for (const i of layers) {
+    for (const t of targets) {
+      const [inF, outF] = projectionSize(spec, t);
+      const module = `model.layers.${i}.${t === 'gate_proj' || t === 'up_proj' || t === 'down_proj' ? 'mlp' : 'self_attn'}.${t}`;
+      out.push({ name: `${module}.lora_A.weight`, shape: [lora.rank, inF] });
+      out.push({ name: `${module}.lora_B.weight`, shape: [outF, lora.rank] });
+    }
+  }
+  return out;
+}
+
+export interface WritePeftAdapterOptions {
+  dir: string;
+  spec: ModelSpec;
+  lora: AdapterLora;
+  /** recorded as base_model_name_or_path (a Hub id or the local folder the base was loaded from) */
+  baseModelNameOrPath: string;
+  /** the LoRA tensors under engine names; exactly the set loraTensorShapes() lists */
+  tensors: Iterable<LoraTensor>;
+  /** replace an existing non-empty folder (default: refuse) */
+  overwrite?: boolean;
+  /** extra Markdown appended to README.md (e.g. dataset and training summary) */
+  modelCardNotes?: string;
+}
+
+/** Writes a PEFT LoRA adapter folder atomically. */
+export async function writePeftAdapter(options: WritePeftAdapterOptions): Promise<void> {
+  const { spec, lora } = options;
+  validateLora(lora, spec);
+  const given = new Map<string, LoraTensor>();
+  for (const t of options.tensors) {
+    if (given.has(t.name)) throw new AdapterError(`LoRA tensor "${t.name}" is given twice.`);
+    given.set(t.name, t);
+  }
+  const expected = loraTensorShapes(spec, lora);
+  const weights: [string, { dtype: 'F32'; shape: number[]; data: Float32Array }][] = [];
+  for (const { name, shape } of expected) {
+    const t = given.get(name);
+    if (!t) throw new AdapterError(`cannot export the adapter: LoRA tensor "${name}" is missing.`);
+    const elements = shape[0] * shape[1];
+    if (t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1] || t.data.length !== elements) {
+      throw new AdapterError(`cannot export the adapter: LoRA tensor "${name}" has shape [${t.shape.join(', ')}] with ${t.data.length} values; expected [${shape.join(', ')}].`);
+    }
+    weights.push([engineNameToPeftKey(name), { dtype: 'F32', shape, data: t.data }]);
+    given.delete(name);
+  }
+  if (given.size > 0) {
+    throw new AdapterError(`cannot export the adapter: tensor "${[...given.keys()][0]}" is not part of a rank-${lora.rank} LoRA on ${lora.targets.join(', ')}.`);
+  }
+
+  const config = buildLoraAdapterConfig(lora, options.baseModelNameOrPath);
+  const parameters = expected.reduce((a, t) => a + t.shape[0] * t.shape[1], 0);
+  await writeFolderAtomic(options.dir, async (temp) => {
+    await writeFileSynced(join(temp, ADAPTER_CONFIG_FILE), pythonJsonDumps(config));
+    await writeSafetensors(join(temp, ADAPTER_WEIGHTS_FILE), weights, { format: 'pt' });
+    await writeFileSynced(join(temp, ADAPTER_README_FILE), modelCard(options, parameters));
+  }, { overwrite: options.overwrite });
+}
+
+export interface PeftLoraAdapter {
+  dir: string;
+  lora: AdapterLora;
+  /** alpha / r, or alpha / sqrt(r) with rsLoRA */
+  scaling: number;
+  baseModelNameOrPath: string | null;
+  revision: string | null;
+  peftVersion: string | null;
+  /** adapter_config.json as parsed */
+  config: Record<string, unknown>;
+  /** engine-named tensors, in loraTensorShapes() order, converted to float32 */
+  tensors: LoraTensor[];
+}
+
+/**
+ * Reads a PEFT LoRA adapter folder for a model with this spec: the config,
+ * and every tensor checked against the modules the config selects.
+ */
+export async function readPeftAdapter(dir: string, spec: ModelSpec): Promise<PeftLoraAdapter> {
+  const configPath = join(dir, ADAPTER_CONFIG_FILE);
+  let text: string;
+  try {
+    text = await readFile(configPath, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new AdapterError(code === 'ENOENT'
+      ? `${dir}: has no ${ADAPTER_CONFIG_FILE}; this is not a PEFT adapter folder. Pick the folder that holds adapter_config.json and adapter_model.safetensors.`
+      : `${configPath}: cannot be read (${code ?? String(err)}). Check its permissions.`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text.replace(/\bNaN\b|-?\bInfinity\b/g, 'null')); // Python's json may write NaN
+  } catch (err) {
+    throw new AdapterConfigError(configPath, null, `is not valid JSON (${(err as Error).message})`, 'Export the adapter again.');
+  }
+  const parsed = parseLoraAdapterConfig(json, configPath, spec);
+
+  const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
+  if (!(await exists(weightsPath))) {
+    const hasBin = await exists(join(dir, 'adapter_model.bin'));
+    throw new AdapterError(hasBin
+      ? `${dir}: holds adapter_model.bin (PyTorch pickle), which is not supported. Save the adapter with safetensors (PEFT's default, safe_serialization=True).`
+      : `${dir}: has no ${ADAPTER_WEIGHTS_FILE}. The adapter folder is incomplete: export or download it again.`);
+  }
+  const header = await readSafetensorsHeader(weightsPath);
+  const byEngineName = new Map<string, string>();
+  for (const info of header.tensors) {
+    const engineName = peftKeyToEngineName(info.name);
+    if (byEngineName.has(engineName)) {
+      throw new AdapterError(`${weightsPath}: tensors "${byEngineName.get(engineName)}" and "${info.name}" are the same LoRA tensor. Export the adapter again.`);
+    }
+    byEngineName.set(engineName, info.name);
+  }
+
+  const tensors: LoraTensor[] = [];
+  for (const { name, shape } of loraTensorShapes(spec, parsed.lora)) {
+    const key = byEngineName.get(name);
+    if (key === undefined) {
+      throw new AdapterError(`${weightsPath}: has no tensor "${engineNameToPeftKey(name)}", which ${ADAPTER_CONFIG_FILE} implies (rank ${parsed.lora.rank} on ${parsed.lora.targets.join(', ')}). The adapter is incomplete or was trained for another model.`);
+    }
+    const info = header.byName.get(key)!;
+    if (!['F32', 'F16', 'BF16'].includes(info.dtype)) {
+      throw new AdapterError(`${weightsPath}: tensor "${key}" is stored as ${info.dtype}; adapters must be F32, F16 or BF16.`);
+    }
+    if (info.shape.length !== 2 || info.shape[0] !== shape[0] || info.shape[1] !== shape[1]) {
+      throw new AdapterError(`${weightsPath}: tensor "${key}" has shape [${info.shape.join(', ')}] but this model and r = ${parsed.lora.rank} need [${shape.join(', ')}]. The adapter was trained for another model or its config does not match its weights.`);
+    }
+    const { data } = await readTensorAsFloat32(header, key);
+    tensors.push({ name, shape: [...shape], data });
+    byEngineName.delete(name);
+  }
+  if (byEngineName.size > 0) {
+    const extra = [...byEngineName.values()][0];
+    throw new AdapterError(`${weightsPath}: holds tensor "${extra}", which ${ADAPTER_CONFIG_FILE} does not account for (DoRA magnitudes, biases, embeddings and per-layer target sets are not supported). Export the adapter again, or use a plain LoRA adapter.`);
+  }
+
+  return {
+    dir,
+    lora: parsed.lora,
+    scaling: loraScaling(parsed.lora),
+    baseModelNameOrPath: parsed.baseModelNameOrPath,
+    revision: parsed.revision,
+    peftVersion: parsed.peftVersion,
+    config: parsed.raw,
+    tensors,
+  };
+}
+
+function validateLora(lora: AdapterLora, spec: ModelSpec): void {
+  if (!Number.isSafeInteger(lora.rank) || lora.rank <= 0) throw new AdapterError(`LoRA rank must be a positive integer, got ${lora.rank}.`);
+  if (!Number.isFinite(lora.alpha) || lora.alpha <= 0) throw new AdapterError(`LoRA alpha must be a positive number, got ${lora.alpha}.`);
+  if (!(lora.dropout >= 0 && lora.dropout < 1)) throw new AdapterError(`LoRA dropout must be in [0, 1), got ${lora.dropout}.`);
+  if (lora.targets.length === 0) throw new AdapterError('LoRA needs at least one target module.');
+  for (const t of lora.targets) {
+    if (!LORA_TARGETS.includes(t)) throw new AdapterError(`unknown LoRA target "${t}"; targets are ${LORA_TARGETS.join(', ')}.`);
+  }
+  if (lora.layers !== null) {
+    if (lora.layers.length === 0) throw new AdapterError('LoRA layers must be null (all layers) or a non-empty list.');
+    for (const l of lora.layers) {
+      if (!Number.isSafeInteger(l) || l < 0 || l >= spec.numLayers) throw new AdapterError(`LoRA layer ${l} does not exist; the model has layers 0..${spec.numLayers - 1}.`);
+    }
+  }
+}
+
+function modelCard(options: WritePeftAdapterOptions, parameters: number): string {
+  const { lora, baseModelNameOrPath: base } = options;
+  const yamlBase = JSON.stringify(base); // a JSON string is a valid YAML scalar
+  const layers = lora.layers === null ? 'all' : [...new Set(lora.layers)].sort((a, b) => a - b).join(', ');
+  const lines = [
+    '---',
+    `base_model: ${yamlBase}`,
+    'library_name: peft',
+    'pipeline_tag: text-generation',
+    'tags:',
+    '- lora',
+    '- peft',
+    '- peft-studio',
+    '---',
+    '',
+    `# LoRA adapter for ${base}`,
+    '',
+    'A LoRA adapter trained with PEFT Studio, saved in the Hugging Face PEFT format.',
+    '',
+    '## Settings',
+    '',
+    '| setting | value |',
+    '| --- | --- |',
+    `| rank (r) | ${lora.rank} |`,
+    `| lora_alpha | ${lora.alpha} |`,
+    `| scaling | ${loraScaling(lora)}${lora.rslora ? ' (rsLoRA: alpha / sqrt(r))' : ' (alpha / r)'} |`,
+    `| target modules | ${[...new Set(lora.targets)].sort().join(', ')} |`,
+    `| layers | ${layers} |`,
+    `| dropout | ${lora.dropout} |`,
+    `| trainable parameters | ${parameters.toLocaleString('en-US')} |`,
+    '',
+    '## Use with PEFT',
+    '',
+    '```python',
+    'from transformers import AutoModelForCausalLM',
+    'from peft import PeftModel',
+    '',
+    `base = AutoModelForCausalLM.from_pretrained(${JSON.stringify(base)})`,
+    'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
+    '```',
+    '',
+  ];
+  if (options.modelCardNotes) lines.push(options.modelCardNotes.trimEnd(), '');
+  return lines.join('\n');
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,71 @@
+// Command dispatch and error reporting, separate from main.ts so tests can
+// run the whole CLI in process. Exit codes: 0 success, 1 the command failed,
+// 2 the command line was wrong.
+import { formatHelp, parseArgs, UsageError } from './args.js';
+import type { CliIO, Command } from './command.js';
+import { evalCommand } from './commands/eval.js';
+import { generateCommand } from './commands/generate.js';
+import { inspectCommand } from './commands/inspect.js';
+import { mergeCommand } from './commands/merge.js';
+import { trainCommand } from './commands/train.js';
+
+export const PROGRAM = 'peft-studio';
+
+export const COMMANDS: readonly Command[] = [inspectCommand, trainCommand, evalCommand, generateCommand, mergeCommand];
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+export function globalHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.spec.name.length));
+  const lines = [
+    `Usage: ${PROGRAM} <command> [options]`,
+    '',
+    'Fine-tune Llama-family models with LoRA or full fine-tuning on the CPU.',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(width)}  ${c.spec.summary}`),
+    '',
+    `Run '${PROGRAM} <command> --help' for the options of a command.`,
+    'Set PEFT_STUDIO_DEBUG=1 to print stack traces of errors.',
+  ];
+  return lines.join('\n') + '\n';
+}
+
+/** One clear line; messages that already carry the program name keep it once. */
+export function errorLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const text = message.startsWith(`${PROGRAM}: `) ? message.slice(PROGRAM.length + 2) : message;
+  return `${PROGRAM}: ${text.replace(/\s*\n\s*/g, ' ')}\n`;
+}
+
+export async function runCli(argv: readonly string[], io: CliIO, debug = process.env.PEFT_STUDIO_DEBUG === '1'): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout(globalHelp());
+    return name === undefined ? EXIT_USAGE : EXIT_OK;
+  }
+  const command = COMMANDS.find((c) => c.spec.name === name);
+  if (!command) {
+    io.stderr(errorLine(`unknown command '${name}'. Commands: ${COMMANDS.map((c) => c.spec.name).join(', ')} (see --help)`));
+    return EXIT_USAGE;
+  }
+  try {
+    const args = parseArgs(command.spec, rest);
+    if (args.help) {
+      io.stdout(formatHelp(command.spec, PROGRAM));
+      return EXIT_OK;
+    }
+    await command.run(args, io);
+    return EXIT_OK;
+  } catch (error) {
+    io.stderr(errorLine(error));
+    if (debug && error instanceof Error && error.stack) io.stderr(error.stack + '\n');
+    if (error instanceof UsageError) {
+      io.stderr(`Run '${PROGRAM} ${name} --help' for usage.\n`);
+      return EXIT_USAGE;
+    }
+    return EXIT_FAILURE;
+  }
+}

@@ -1,0 +1,83 @@
+// A model ready to run: the folder opened and validated, its tokenizer, and
+// a native engine with the weights memory-mapped. Commands and the training
+// run build on this, so "open a model" means one thing everywhere.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadAddon } from './engine/load.js';
+import type { NativeAddon, NativeEngine } from './engine/native.js';
+import { openModelFolder, type ModelFolder } from './models/folder.js';
+import { ModelTokenizer } from './models/tokenizer.js';
+
+export interface ModelSession {
+  folder: ModelFolder;
+  tokenizer: ModelTokenizer;
+  addon: NativeAddon;
+  engine: NativeEngine;
+  dispose(): void;
+}
+
+export interface SessionOptions {
+  threads: number;
+  gradientCheckpointing?: boolean;
+  /** seeds dropout inside the engine */
+  seed?: number;
+}
+
+/** Opens a model folder and its tokenizer (no engine yet). */
+export async function openModelWithTokenizer(dir: string): Promise<{ folder: ModelFolder; tokenizer: ModelTokenizer }> {
+  const folder = await openModelFolder(dir);
+  if (!folder.hasTokenizer) {
+    throw new Error(`${folder.dir}: has no tokenizer.json. Download the tokenizer files with the model.`);
+  }
+  return { folder, tokenizer: await ModelTokenizer.load(folder.dir) };
+}
+
+/** Creates an engine for an opened folder and loads its weights (frozen until a method is set up). */
+export function createEngine(addon: NativeAddon, folder: ModelFolder, options: SessionOptions): NativeEngine {
+  const engine = new addon.Engine(folder.spec, {
+    threads: options.threads,
+    gradientCheckpointing: options.gradientCheckpointing ?? false,
+    seed: options.seed ?? 0,
+  });
+  try {
+    engine.loadWeights(folder.weights);
+  } catch (e) {
+    engine.dispose();
+    throw e;
+  }
+  return engine;
+}
+
+export async function openSession(dir: string, options: SessionOptions): Promise<ModelSession> {
+  const { folder, tokenizer } = await openModelWithTokenizer(dir);
+  const addon = loadAddon();
+  const engine = createEngine(addon, folder, options);
+  let disposed = false;
+  return {
+    folder,
+    tokenizer,
+    addon,
+    engine,
+    dispose() {
+      if (!disposed) engine.dispose();
+      disposed = true;
+    },
+  };
+}
+
+/**
+ * Token ids that end generation, as transformers decides: generation_config.json's
+ * eos_token_id when present, else config.json's, else the tokenizer's EOS.
+ */
+export async function stopTokenIds(folder: ModelFolder, tokenizer: ModelTokenizer): Promise<number[]> {
+  try {
+    const gen = JSON.parse(await readFile(join(folder.dir, 'generation_config.json'), 'utf8')) as { eos_token_id?: unknown };
+    const eos = gen.eos_token_id;
+    if (Number.isInteger(eos)) return [eos as number];
+    if (Array.isArray(eos) && eos.length > 0 && eos.every((x) => Number.isInteger(x))) return eos as number[];
+  } catch {
+    // no (readable) generation_config.json: fall through to config.json
+  }
+  if (folder.config.eosTokenIds.length > 0) return folder.config.eosTokenIds;
+  return tokenizer.eosId === null ? [] : [tokenizer.eosId];
+}

@@ -1,0 +1,65 @@
+// Examples -> engine batches. Each row is one sequence (segment 0) padded to
+// the longest row of the batch (or a fixed length); padding has segment -1,
+// label -100 and token id 0, so it neither attends, is attended to, nor
+// counts in the loss. Positions restart at 0 in every row.
+import type { Batch } from '../engine/native.js';
+import { IGNORE_INDEX, type Example } from './data.js';
+import { Prng, shuffledIndices } from './prng.js';
+
+export const PAD_SEGMENT = -1;
+
+/** Builds one [rows, seqLen] batch; seqLen = longest row unless padTo is given. */
+export function makeBatch(rows: readonly Pick<Example, 'inputIds' | 'labels'>[], padTo?: number): Batch {
+  if (rows.length === 0) throw new Error('makeBatch needs at least one example');
+  const longest = Math.max(...rows.map((r) => r.inputIds.length));
+  const seqLen = padTo ?? longest;
+  if (seqLen < longest) throw new Error(`padTo ${seqLen} is shorter than the longest row (${longest})`);
+  const n = rows.length * seqLen;
+  const batch: Batch = {
+    batchSize: rows.length,
+    seqLen,
+    inputIds: new Int32Array(n),
+    labels: new Int32Array(n).fill(IGNORE_INDEX),
+    segments: new Int32Array(n).fill(PAD_SEGMENT),
+    positions: new Int32Array(n),
+  };
+  rows.forEach((row, b) => {
+    const base = b * seqLen;
+    for (let t = 0; t < row.inputIds.length; t++) {
+      batch.inputIds[base + t] = row.inputIds[t];
+      batch.labels[base + t] = row.labels[t];
+      batch.segments[base + t] = 0;
+      batch.positions[base + t] = t;
+    }
+  });
+  return batch;
+}
+
+/** Label tokens the engine's loss counts in this batch (shifted, not -100). */
+export function countBatchTokens(batch: Batch): number {
+  let n = 0;
+  for (let b = 0; b < batch.batchSize; b++) {
+    const base = b * batch.seqLen;
+    for (let t = 1; t < batch.seqLen; t++) if (batch.labels[base + t] !== IGNORE_INDEX) n++;
+  }
+  return n;
+}
+
+/** The example order of one epoch: a seeded shuffle, different for every epoch. */
+export function epochOrder(count: number, seed: number, epoch: number, shuffle = true): number[] {
+  if (!shuffle) return Array.from({ length: count }, (_, i) => i);
+  return shuffledIndices(count, new Prng(seed, epoch));
+}
+
+/** Groups examples (in the given order) into micro-batches of up to batchSize rows. */
+export function chunkIntoMicroBatches<T>(items: readonly T[], order: readonly number[], batchSize: number): T[][] {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batch size must be a positive integer, got ${batchSize}`);
+  const out: T[][] = [];
+  for (let i = 0; i < order.length; i += batchSize) out.push(order.slice(i, i + batchSize).map((k) => items[k]));
+  return out;
+}
+
+/** Consecutive batches of examples in file order (for evaluation). */
+export function sequentialBatches(examples: readonly Example[], batchSize: number): Batch[] {
+  return chunkIntoMicroBatches(examples, epochOrder(examples.length, 0, 0, false), batchSize).map((rows) => makeBatch(rows));
+}

@@ -1,0 +1,99 @@
+// The resolved configuration of a training run: every setting with its
+// default filled in. It is written to run.json, so a run folder always says
+// exactly how it was made.
+import type { LoraTarget } from '../engine/native.js';
+import type { SchedulerKind } from './schedule.js';
+
+export const LORA_TARGETS: readonly LoraTarget[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+/** PEFT's default target_modules for Llama-family models. */
+export const DEFAULT_LORA_TARGETS: readonly LoraTarget[] = ['q_proj', 'v_proj'];
+
+export interface LoraSettings {
+  rank: number;
+  alpha: number;
+  dropout: number;
+  targets: LoraTarget[];
+  rslora: boolean;
+  /** PEFT init_lora_weights: true ("default") or "gaussian" */
+  init: 'default' | 'gaussian';
+  /** layers_to_transform; null = every layer */
+  layers: number[] | null;
+}
+
+export interface TrainConfig {
+  model: string;
+  data: string;
+  out: string;
+  method: 'lora' | 'full';
+  /** null for full fine-tuning */
+  lora: LoraSettings | null;
+  /** adapter folder whose tensors (and LoRA settings) the run starts from */
+  initAdapter: string | null;
+  optimizer: 'adamw' | 'sgd';
+  lr: number;
+  adamBeta1: number;
+  adamBeta2: number;
+  adamEpsilon: number;
+  weightDecay: number;
+  scheduler: SchedulerKind;
+  warmupSteps: number;
+  /** optimizer steps; null = run `epochs` epochs */
+  steps: number | null;
+  epochs: number;
+  batchSize: number;
+  gradAccum: number;
+  seqLen: number;
+  /** max global gradient norm; 0 = no clipping */
+  clip: number;
+  seed: number;
+  threads: number;
+  evalSplit: number;
+  evalEvery: number;
+  saveEvery: number;
+  gradientCheckpointing: boolean;
+}
+
+export const TRAIN_DEFAULTS = {
+  rank: 8,
+  alpha: 16,
+  dropout: 0,
+  loraLr: 2e-4,
+  fullLr: 1e-5,
+  adamBeta1: 0.9,
+  adamBeta2: 0.999,
+  adamEpsilon: 1e-8,
+  weightDecay: 0,
+  scheduler: 'linear' as SchedulerKind,
+  warmupSteps: 0,
+  epochs: 1,
+  batchSize: 1,
+  gradAccum: 1,
+  seqLen: 512,
+  clip: 1.0,
+  seed: 42,
+  evalSplit: 0,
+  evalEvery: 0,
+  saveEvery: 0,
+} as const;
+
+/** Expands a --targets list: "all-linear" means every linear layer of the blocks (PEFT excludes lm_head). */
+export function resolveTargets(list: readonly string[]): LoraTarget[] {
+  if (list.includes('all-linear')) {
+    if (list.length > 1) throw new Error('--targets all-linear cannot be combined with other module names');
+    return [...LORA_TARGETS];
+  }
+  const out: LoraTarget[] = [];
+  for (const name of list) {
+    if (!LORA_TARGETS.includes(name as LoraTarget)) {
+      throw new Error(`--targets: unknown module '${name}'; use a comma list of ${LORA_TARGETS.join(', ')} or all-linear`);
+    }
+    if (!out.includes(name as LoraTarget)) out.push(name as LoraTarget);
+  }
+  return out;
+}
+
+/** The LoRA scaling factor: alpha / r, or alpha / sqrt(r) with rsLoRA. */
+export function loraScaling(lora: Pick<LoraSettings, 'rank' | 'alpha' | 'rslora'>): number {
+  return lora.rslora ? lora.alpha / Math.sqrt(lora.rank) : lora.alpha / lora.rank;
+}

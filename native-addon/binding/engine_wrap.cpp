@@ -1,0 +1,463 @@
+// addon.Engine: a JavaScript class over ps::Engine. Slow calls (a training
+// step, an evaluation, a decode) run in an AsyncWorker and return a Promise;
+// the engine is not thread-safe, so a second call while one is running is
+// refused with a clear error instead of racing.
+#include <memory>
+
+#include "binding.h"
+#include "convert.h"
+#include "engine.h"
+#include "error.h"
+
+namespace psb {
+
+namespace {
+
+ps::DType dtype_from(Napi::Env env, const std::string& s) {
+  if (s == "F32") return ps::DType::F32;
+  if (s == "F16") return ps::DType::F16;
+  if (s == "BF16") return ps::DType::BF16;
+  type_error(env, "dtype must be F32, F16 or BF16 (got " + s + ")");
+}
+
+}  // namespace
+
+ps::ModelSpec spec_from(Napi::Object o) {
+  ps::ModelSpec s;
+  s.architecture = string_field(o, "architecture");
+  s.vocab_size = int_field(o, "vocabSize");
+  s.hidden_size = int_field(o, "hiddenSize");
+  s.intermediate_size = int_field(o, "intermediateSize");
+  s.num_layers = int_field(o, "numLayers");
+  s.num_heads = int_field(o, "numHeads");
+  s.num_kv_heads = int_field(o, "numKvHeads");
+  s.head_dim = int_field(o, "headDim");
+  s.rms_norm_eps = static_cast<float>(number_field(o, "rmsNormEps"));
+  s.rope_theta = static_cast<float>(number_field(o, "ropeTheta"));
+  Napi::Object rs = object_field(o, "ropeScaling");
+  std::string type = string_field(rs, "type");
+  if (type == "none") s.rope_scaling = ps::RopeScaling::None;
+  else if (type == "linear") s.rope_scaling = ps::RopeScaling::Linear;
+  else if (type == "llama3") s.rope_scaling = ps::RopeScaling::Llama3;
+  else type_error(o.Env(), "ropeScaling.type must be none, linear or llama3 (got " + type + ")");
+  s.rope_factor = static_cast<float>(number_field(rs, "factor"));
+  s.rope_low_freq_factor = static_cast<float>(number_field(rs, "lowFreqFactor"));
+  s.rope_high_freq_factor = static_cast<float>(number_field(rs, "highFreqFactor"));
+  s.rope_original_max_position = int_field(rs, "originalMaxPosition");
+  s.max_position_embeddings = int_field(o, "maxPositionEmbeddings");
+  s.tie_word_embeddings = bool_field(o, "tieWordEmbeddings");
+  s.attention_bias = bool_field(o, "attentionBias");
+  s.qk_norm = bool_field(o, "qkNorm");
+  return s;
+}
+
+std::vector<std::string> string_list(Napi::Env env, Napi::Value v, const std::string& name) {
+  if (!v.IsArray()) type_error(env, name + " must be an array of strings");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsString()) type_error(env, name + " must be an array of strings");
+    out.push_back(e.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+std::optional<std::vector<int>> layer_list(Napi::Env env, Napi::Value v) {
+  if (v.IsNull() || v.IsUndefined()) return std::nullopt;
+  std::vector<int64_t> l = shape_value(env, v, "layers");
+  return std::vector<int>(l.begin(), l.end());
+}
+
+ps::OptimizerStep::Kind optimizer_kind(Napi::Env env, const std::string& s) {
+  if (s == "adamw") return ps::OptimizerStep::Kind::AdamW;
+  if (s == "sgd") return ps::OptimizerStep::Kind::Sgd;
+  type_error(env, "optimizer must be 'adamw' or 'sgd' (got " + s + ")");
+}
+
+namespace {
+
+ps::Batch batch_from(Napi::Env env, Napi::Object o) {
+  ps::Batch b;
+  b.batch_size = int_field(o, "batchSize");
+  b.seq_len = int_field(o, "seqLen");
+  if (b.batch_size <= 0 || b.seq_len <= 0) type_error(env, "batchSize and seqLen must be positive");
+  const size_t n = static_cast<size_t>(b.batch_size) * b.seq_len;
+  auto take = [&](const char* key, std::vector<int32_t>& out) {
+    Napi::Int32Array a = int32_value(env, o.Get(key), std::string("batch.") + key);
+    if (a.ElementLength() != n)
+      type_error(env, std::string("batch.") + key + " must have batchSize*seqLen = " + std::to_string(n) +
+                          " elements (has " + std::to_string(a.ElementLength()) + ")");
+    out.assign(a.Data(), a.Data() + n);
+  };
+  take("inputIds", b.input_ids);
+  take("labels", b.labels);
+  take("segments", b.segments);
+  take("positions", b.positions);
+  return b;
+}
+
+Napi::Object loss_to_js(Napi::Env env, const ps::LossResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("lossSum", r.loss_sum);
+  o.Set("tokens", static_cast<double>(r.tokens));
+  return o;
+}
+
+Napi::Float32Array floats_to_js(Napi::Env env, const std::vector<float>& v) {
+  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+  std::copy(v.begin(), v.end(), a.Data());
+  return a;
+}
+
+class EngineWrap;
+
+// Runs fn on a worker thread, resolves with to_js(result) or rejects with the message.
+template <typename Result>
+class EngineTask : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<Result()>;
+  using ToJs = std::function<Napi::Value(Napi::Env, const Result&)>;
+  EngineTask(Napi::Env env, Napi::Object self, bool* busy, Work work, ToJs to_js)
+      : Napi::AsyncWorker(env, "peft-studio-engine"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        self_(Napi::Persistent(self)),
+        busy_(busy),
+        work_(std::move(work)),
+        to_js_(std::move(to_js)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      result_ = work_();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    *busy_ = false;
+    deferred_.Resolve(to_js_(Env(), result_));
+  }
+  void OnError(const Napi::Error& e) override {
+    *busy_ = false;
+    deferred_.Reject(Napi::Error::New(Env(), e.Message()).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference self_;  // keeps the engine alive while the task runs
+  bool* busy_;
+  Work work_;
+  ToJs to_js_;
+  Result result_{};
+};
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {
+                           InstanceMethod("loadWeights", &EngineWrap::LoadWeights),
+                           InstanceMethod("setupLora", &EngineWrap::SetupLora),
+                           InstanceMethod("setupFull", &EngineWrap::SetupFull),
+                           InstanceMethod("parameters", &EngineWrap::Parameters),
+                           InstanceMethod("getTensor", &EngineWrap::GetTensor),
+                           InstanceMethod("setTensor", &EngineWrap::SetTensor),
+                           InstanceMethod("getGradient", &EngineWrap::GetGradient),
+                           InstanceMethod("forwardBackward", &EngineWrap::ForwardBackward),
+                           InstanceMethod("evaluate", &EngineWrap::Evaluate),
+                           InstanceMethod("optimizerStep", &EngineWrap::OptimizerStep),
+                           InstanceMethod("getOptimizerState", &EngineWrap::GetOptimizerState),
+                           InstanceMethod("setOptimizerState", &EngineWrap::SetOptimizerState),
+                           InstanceMethod("dropoutCounter", &EngineWrap::DropoutCounter),
+                           InstanceMethod("setDropoutCounter", &EngineWrap::SetDropoutCounter),
+                           InstanceMethod("resetCache", &EngineWrap::ResetCache),
+                           InstanceMethod("decode", &EngineWrap::Decode),
+                           InstanceMethod("memory", &EngineWrap::Memory),
+                           InstanceMethod("describe", &EngineWrap::Describe),
+                           InstanceMethod("dispose", &EngineWrap::Dispose),
+                       });
+  }
+
+  EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    Napi::Env env = info.Env();
+    ps::ModelSpec spec = spec_from(object_arg(info, 0, "spec"));
+    Napi::Object o = object_arg(info, 1, "options");
+    ps::EngineOptions opts;
+    opts.threads = int_field(o, "threads");
+    opts.gradient_checkpointing = bool_field(o, "gradientCheckpointing");
+    opts.seed = static_cast<uint64_t>(number_field(o, "seed"));
+    try {
+      engine_ = std::make_unique<ps::Engine>(spec, opts);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  }
+
+ private:
+  ps::Engine& engine(Napi::Env env) {
+    if (!engine_) throw Napi::Error::New(env, "peft-studio native: the engine was disposed");
+    if (busy_) throw Napi::Error::New(env, "peft-studio native: the engine is busy with another call; await it first");
+    return *engine_;
+  }
+
+  // Runs a synchronous engine call, turning core errors into JS errors.
+  template <typename F>
+  auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const Napi::Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  }
+
+  template <typename Result>
+  Napi::Value queue(const Napi::CallbackInfo& info, std::function<Result()> work,
+                    std::function<Napi::Value(Napi::Env, const Result&)> to_js) {
+    auto* task = new EngineTask<Result>(info.Env(), info.This().As<Napi::Object>(), &busy_, std::move(work), std::move(to_js));
+    busy_ = true;
+    Napi::Promise p = task->promise();
+    task->Queue();
+    return p;
+  }
+
+  Napi::Value LoadWeights(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    if (info.Length() < 1 || !info[0].IsArray()) type_error(env, "loadWeights(refs): refs must be an array");
+    Napi::Array arr = info[0].As<Napi::Array>();
+    std::vector<ps::WeightRef> refs;
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value v = arr.Get(i);
+      if (!v.IsObject()) type_error(env, "loadWeights: every ref must be an object");
+      Napi::Object o = v.As<Napi::Object>();
+      ps::WeightRef r;
+      r.name = string_field(o, "name");
+      r.file = string_field(o, "file");
+      double off = number_field(o, "offset");
+      if (off < 0) type_error(env, "loadWeights: offset must be non-negative");
+      r.offset = static_cast<uint64_t>(off);
+      r.dtype = dtype_from(env, string_field(o, "dtype"));
+      r.shape = shape_value(env, o.Get("shape"), "shape of " + r.name);
+      refs.push_back(std::move(r));
+    }
+    guarded(env, [&] { e.load_weights(refs); });
+    return env.Undefined();
+  }
+
+  Napi::Value SetupLora(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    Napi::Object o = object_arg(info, 0, "options");
+    ps::LoraOptions l;
+    l.rank = int_field(o, "rank");
+    l.alpha = static_cast<float>(number_field(o, "alpha"));
+    l.dropout = static_cast<float>(number_field(o, "dropout"));
+    l.rslora = bool_field(o, "rslora");
+    l.targets = string_list(env, o.Get("targets"), "targets");
+    l.layers = layer_list(env, o.Get("layers"));
+    std::string init = string_field(o, "init");
+    if (init == "default") l.init = ps::LoraInit::Default;
+    else if (init == "gaussian") l.init = ps::LoraInit::Gaussian;
+    else type_error(env, "init must be 'default' or 'gaussian'");
+    l.seed = static_cast<uint64_t>(number_field(o, "seed"));
+    guarded(env, [&] { e.setup_lora(l); });
+    return env.Undefined();
+  }
+
+  Napi::Value SetupFull(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    guarded(env, [&] { e.setup_full(); });
+    return env.Undefined();
+  }
+
+  Napi::Value Parameters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    auto params = guarded(env, [&] { return e.parameters(); });
+    Napi::Array out = Napi::Array::New(env, params.size());
+    for (size_t i = 0; i < params.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", params[i].name);
+      o.Set("shape", shape_to_js(env, params[i].shape));
+      o.Set("trainable", params[i].trainable);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  }
+
+  std::string name_arg(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsString()) type_error(info.Env(), "the tensor name must be a string");
+    return info[0].As<Napi::String>().Utf8Value();
+  }
+
+  Napi::Value GetTensor(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    std::string name = name_arg(info);
+    return floats_to_js(env, guarded(env, [&] { return e.get_tensor(name); }));
+  }
+
+  Napi::Value GetGradient(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    std::string name = name_arg(info);
+    return floats_to_js(env, guarded(env, [&] { return e.get_gradient(name); }));
+  }
+
+  Napi::Value SetTensor(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    std::string name = name_arg(info);
+    if (info.Length() < 2) type_error(env, "setTensor(name, data)");
+    Napi::Float32Array a = float32_value(env, info[1], "data");
+    guarded(env, [&] { e.set_tensor(name, a.Data(), a.ElementLength()); });
+    return env.Undefined();
+  }
+
+  Napi::Value ForwardBackward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    auto batch = std::make_shared<ps::Batch>(batch_from(env, object_arg(info, 0, "batch")));
+    if (info.Length() < 2 || !info[1].IsNumber()) type_error(env, "forwardBackward(batch, gradScale): gradScale must be a number");
+    float scale = info[1].As<Napi::Number>().FloatValue();
+    return queue<ps::LossResult>(info, [&e, batch, scale] { return e.forward_backward(*batch, scale); }, loss_to_js);
+  }
+
+  Napi::Value Evaluate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    auto batch = std::make_shared<ps::Batch>(batch_from(env, object_arg(info, 0, "batch")));
+    return queue<ps::LossResult>(info, [&e, batch] { return e.evaluate(*batch); }, loss_to_js);
+  }
+
+  Napi::Value OptimizerStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    Napi::Object o = object_arg(info, 0, "step");
+    ps::OptimizerStep s;
+    s.kind = optimizer_kind(env, string_field(o, "kind"));
+    s.lr = static_cast<float>(number_field(o, "lr"));
+    s.beta1 = static_cast<float>(number_field(o, "beta1"));
+    s.beta2 = static_cast<float>(number_field(o, "beta2"));
+    s.eps = static_cast<float>(number_field(o, "eps"));
+    s.weight_decay = static_cast<float>(number_field(o, "weightDecay"));
+    s.max_grad_norm = static_cast<float>(number_field(o, "maxGradNorm"));
+    return queue<double>(info, [&e, s] { return e.optimizer_step(s); }, [](Napi::Env env, const double& norm) {
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("gradNorm", norm);
+      return r;
+    });
+  }
+
+  Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    ps::OptimizerState st = guarded(env, [&] { return e.get_optimizer_state(); });
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("step", static_cast<double>(st.step));
+    Napi::Array tensors = Napi::Array::New(env, st.tensors.size());
+    for (size_t i = 0; i < st.tensors.size(); ++i) {
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("name", st.tensors[i].name);
+      t.Set("m", floats_to_js(env, st.tensors[i].m));
+      t.Set("v", floats_to_js(env, st.tensors[i].v));
+      tensors.Set(static_cast<uint32_t>(i), t);
+    }
+    o.Set("tensors", tensors);
+    return o;
+  }
+
+  Napi::Value SetOptimizerState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    Napi::Object o = object_arg(info, 0, "state");
+    ps::OptimizerState st;
+    st.step = static_cast<int64_t>(number_field(o, "step"));
+    Napi::Value tv = o.Get("tensors");
+    if (!tv.IsArray()) type_error(env, "state.tensors must be an array");
+    Napi::Array arr = tv.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value v = arr.Get(i);
+      if (!v.IsObject()) type_error(env, "state.tensors entries must be objects");
+      Napi::Object t = v.As<Napi::Object>();
+      ps::OptimizerTensorState ts;
+      ts.name = string_field(t, "name");
+      Napi::Float32Array m = float32_value(env, t.Get("m"), "state.tensors[].m");
+      Napi::Float32Array vv = float32_value(env, t.Get("v"), "state.tensors[].v");
+      ts.m.assign(m.Data(), m.Data() + m.ElementLength());
+      ts.v.assign(vv.Data(), vv.Data() + vv.ElementLength());
+      st.tensors.push_back(std::move(ts));
+    }
+    guarded(env, [&] { e.set_optimizer_state(st); });
+    return env.Undefined();
+  }
+
+  Napi::Value DropoutCounter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Napi::Number::New(env, static_cast<double>(engine(env).dropout_counter()));
+  }
+
+  Napi::Value SetDropoutCounter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    if (info.Length() < 1 || !info[0].IsNumber()) type_error(env, "setDropoutCounter(n)");
+    e.set_dropout_counter(static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue()));
+    return env.Undefined();
+  }
+
+  Napi::Value ResetCache(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    if (info.Length() < 1 || !info[0].IsNumber()) type_error(env, "resetCache(maxTokens)");
+    int n = info[0].As<Napi::Number>().Int32Value();
+    guarded(env, [&] { e.reset_cache(n); });
+    return env.Undefined();
+  }
+
+  Napi::Value Decode(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    if (info.Length() < 1) type_error(env, "decode(tokens)");
+    Napi::Int32Array t = int32_value(env, info[0], "tokens");
+    auto tokens = std::make_shared<std::vector<int32_t>>(t.Data(), t.Data() + t.ElementLength());
+    return queue<std::vector<float>>(
+        info, [&e, tokens] { return e.decode(tokens->data(), tokens->size()); },
+        [](Napi::Env env, const std::vector<float>& logits) -> Napi::Value { return floats_to_js(env, logits); });
+  }
+
+  Napi::Value Memory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::MemoryUsage m = engine(env).memory();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("weightBytes", static_cast<double>(m.weight_bytes));
+    o.Set("trainableBytes", static_cast<double>(m.trainable_bytes));
+    o.Set("activationBytes", static_cast<double>(m.activation_bytes));
+    o.Set("kvCacheBytes", static_cast<double>(m.kv_cache_bytes));
+    o.Set("peakRssBytes", static_cast<double>(m.peak_rss_bytes));
+    return o;
+  }
+
+  Napi::Value Describe(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Napi::String::New(env, engine(env).describe());
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (busy_) throw Napi::Error::New(env, "peft-studio native: cannot dispose the engine while a call is running");
+    engine_.reset();
+    return env.Undefined();
+  }
+
+  std::unique_ptr<ps::Engine> engine_;
+  bool busy_ = false;
+};
+
+}  // namespace
+
+Napi::Function InitEngineClass(Napi::Env env) { return EngineWrap::Define(env); }
+
+}  // namespace psb

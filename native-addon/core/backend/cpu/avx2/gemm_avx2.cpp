@@ -1,0 +1,301 @@
+// AVX2/FMA kernels of the CPU GEMM: a 6x16 micro-kernel (12 ymm accumulators,
+// two loads of op(B) and six broadcasts of op(A) per k step), the packing
+// routines of the three layouts, and the two GEMV shapes.
+//
+// Compiled with -mavx2 -mfma; entered only after the run-time CPU check. All
+// helpers have internal linkage and no standard-library templates are used,
+// so no AVX2-compiled copy of a shared inline function can be picked by the
+// linker for portable code.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "../gemm_kernels.h"
+
+namespace ps {
+namespace gemm {
+namespace {
+
+constexpr int MR = 6;
+constexpr int NR = 16;
+
+inline int imin(int a, int b) { return a < b ? a : b; }
+
+// Scalar fused multiply-add, bit-identical to one lane of _mm256_fmadd_ps.
+inline float fmadd1(float a, float b, float c) {
+  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
+}
+
+// In-register transpose of an 8x8 block: on return r[q] holds column q.
+inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5,
+                       __m256& r6, __m256& r7) {
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r0 = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r2 = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r4 = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// ---- packing --------------------------------------------------------------
+
+void pack_a(const float* a, ptrdiff_t rs, ptrdiff_t cs, int rows, int kc, float* dst) {
+  for (int i0 = 0; i0 < rows; i0 += MR, dst += (ptrdiff_t)MR * kc) {
+    const float* src = a + i0 * rs;
+    const int h = imin(MR, rows - i0);
+    if (h == MR && cs == 1) {
+      // nt/nn: six rows contiguous along k; transpose 8 k at a time. Each
+      // 8-wide store spills two floats into the next slot, which the next
+      // store (or the tail, or the next panel) overwrites.
+      const float *r0 = src, *r1 = src + rs, *r2 = src + 2 * rs, *r3 = src + 3 * rs,
+                  *r4 = src + 4 * rs, *r5 = src + 5 * rs;
+      int p = 0;
+      for (; p + 8 <= kc; p += 8) {
+        __m256 x0 = _mm256_loadu_ps(r0 + p), x1 = _mm256_loadu_ps(r1 + p);
+        __m256 x2 = _mm256_loadu_ps(r2 + p), x3 = _mm256_loadu_ps(r3 + p);
+        __m256 x4 = _mm256_loadu_ps(r4 + p), x5 = _mm256_loadu_ps(r5 + p);
+        __m256 x6 = _mm256_setzero_ps(), x7 = _mm256_setzero_ps();
+        transpose8(x0, x1, x2, x3, x4, x5, x6, x7);
+        float* d = dst + p * MR;
+        _mm256_storeu_ps(d + 0 * MR, x0);
+        _mm256_storeu_ps(d + 1 * MR, x1);
+        _mm256_storeu_ps(d + 2 * MR, x2);
+        _mm256_storeu_ps(d + 3 * MR, x3);
+        _mm256_storeu_ps(d + 4 * MR, x4);
+        _mm256_storeu_ps(d + 5 * MR, x5);
+        _mm256_storeu_ps(d + 6 * MR, x6);
+        _mm256_storeu_ps(d + 7 * MR, x7);
+      }
+      for (; p < kc; ++p) {
+        float* d = dst + p * MR;
+        d[0] = r0[p], d[1] = r1[p], d[2] = r2[p], d[3] = r3[p], d[4] = r4[p], d[5] = r5[p];
+      }
+    } else if (h == MR && rs == 1) {
+      // tn: the six values of one k are contiguous.
+      for (int p = 0; p < kc; ++p) {
+        const float* s = src + p * cs;
+        float* d = dst + p * MR;
+        _mm_storeu_ps(d, _mm_loadu_ps(s));
+        _mm_storel_pi(reinterpret_cast<__m64*>(d + 4),
+                      _mm_loadl_pi(_mm_setzero_ps(), reinterpret_cast<const __m64*>(s + 4)));
+      }
+    } else {
+      for (int p = 0; p < kc; ++p) {
+        float* d = dst + p * MR;
+        int i = 0;
+        for (; i < h; ++i) d[i] = src[i * rs + p * cs];
+        for (; i < MR; ++i) d[i] = 0.0f;
+      }
+    }
+  }
+}
+
+void pack_b(const float* b, ptrdiff_t rs, ptrdiff_t cs, int kc, int cols, float* dst) {
+  for (int j0 = 0; j0 < cols; j0 += NR, dst += (ptrdiff_t)NR * kc) {
+    const float* src = b + j0 * cs;
+    const int w = imin(NR, cols - j0);
+    if (w == NR && cs == 1) {
+      // nn/tn: a row of op(B) is 16 contiguous floats.
+      for (int p = 0; p < kc; ++p) {
+        const float* s = src + p * rs;
+        _mm256_store_ps(dst + p * NR, _mm256_loadu_ps(s));
+        _mm256_store_ps(dst + p * NR + 8, _mm256_loadu_ps(s + 8));
+      }
+    } else if (w == NR && rs == 1) {
+      // nt: column j of op(B) is row j of B; transpose two 8x8 blocks per 8 k.
+      int p = 0;
+      for (; p + 8 <= kc; p += 8) {
+        for (int half = 0; half < 2; ++half) {
+          const float* s = src + (half * 8) * cs + p;
+          __m256 x0 = _mm256_loadu_ps(s), x1 = _mm256_loadu_ps(s + cs);
+          __m256 x2 = _mm256_loadu_ps(s + 2 * cs), x3 = _mm256_loadu_ps(s + 3 * cs);
+          __m256 x4 = _mm256_loadu_ps(s + 4 * cs), x5 = _mm256_loadu_ps(s + 5 * cs);
+          __m256 x6 = _mm256_loadu_ps(s + 6 * cs), x7 = _mm256_loadu_ps(s + 7 * cs);
+          transpose8(x0, x1, x2, x3, x4, x5, x6, x7);
+          float* d = dst + p * NR + half * 8;
+          _mm256_store_ps(d + 0 * NR, x0);
+          _mm256_store_ps(d + 1 * NR, x1);
+          _mm256_store_ps(d + 2 * NR, x2);
+          _mm256_store_ps(d + 3 * NR, x3);
+          _mm256_store_ps(d + 4 * NR, x4);
+          _mm256_store_ps(d + 5 * NR, x5);
+          _mm256_store_ps(d + 6 * NR, x6);
+          _mm256_store_ps(d + 7 * NR, x7);
+        }
+      }
+      for (; p < kc; ++p)
+        for (int j = 0; j < NR; ++j) dst[p * NR + j] = src[j * cs + p];
+    } else {
+      for (int p = 0; p < kc; ++p) {
+        float* d = dst + p * NR;
+        int j = 0;
+        for (; j < w; ++j) d[j] = src[p * rs + j * cs];
+        for (; j < NR; ++j) d[j] = 0.0f;
+      }
+    }
+  }
+}
+
+// ---- micro-kernel -----------------------------------------------------------
+
+// Output row: c = accumulate ? fma(alpha, acc, c) : alpha * acc. The scalar
+// edge path below uses the same formula, so a value never depends on whether
+// its tile was full.
+inline void update_row(float* c, __m256 lo, __m256 hi, __m256 va, bool accumulate) {
+  if (accumulate) {
+    _mm256_storeu_ps(c, _mm256_fmadd_ps(va, lo, _mm256_loadu_ps(c)));
+    _mm256_storeu_ps(c + 8, _mm256_fmadd_ps(va, hi, _mm256_loadu_ps(c + 8)));
+  } else {
+    _mm256_storeu_ps(c, _mm256_mul_ps(va, lo));
+    _mm256_storeu_ps(c + 8, _mm256_mul_ps(va, hi));
+  }
+}
+
+void micro_6x16(int kc, const float* a, const float* b, float alpha, bool accumulate, float* c,
+                ptrdiff_t ldc, int rows, int cols) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  for (int i = 0; i < rows; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+
+#pragma GCC unroll 4
+  for (int p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    __m256 av = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(av, b0, c00);
+    c01 = _mm256_fmadd_ps(av, b1, c01);
+    av = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(av, b0, c10);
+    c11 = _mm256_fmadd_ps(av, b1, c11);
+    av = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(av, b0, c20);
+    c21 = _mm256_fmadd_ps(av, b1, c21);
+    av = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(av, b0, c30);
+    c31 = _mm256_fmadd_ps(av, b1, c31);
+    av = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(av, b0, c40);
+    c41 = _mm256_fmadd_ps(av, b1, c41);
+    av = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(av, b0, c50);
+    c51 = _mm256_fmadd_ps(av, b1, c51);
+    a += MR;
+    b += NR;
+  }
+
+  const __m256 va = _mm256_set1_ps(alpha);
+  if (rows == MR && cols == NR) {
+    update_row(c + 0 * ldc, c00, c01, va, accumulate);
+    update_row(c + 1 * ldc, c10, c11, va, accumulate);
+    update_row(c + 2 * ldc, c20, c21, va, accumulate);
+    update_row(c + 3 * ldc, c30, c31, va, accumulate);
+    update_row(c + 4 * ldc, c40, c41, va, accumulate);
+    update_row(c + 5 * ldc, c50, c51, va, accumulate);
+    return;
+  }
+  alignas(32) float acc[MR][NR];
+  _mm256_store_ps(acc[0], c00), _mm256_store_ps(acc[0] + 8, c01);
+  _mm256_store_ps(acc[1], c10), _mm256_store_ps(acc[1] + 8, c11);
+  _mm256_store_ps(acc[2], c20), _mm256_store_ps(acc[2] + 8, c21);
+  _mm256_store_ps(acc[3], c30), _mm256_store_ps(acc[3] + 8, c31);
+  _mm256_store_ps(acc[4], c40), _mm256_store_ps(acc[4] + 8, c41);
+  _mm256_store_ps(acc[5], c50), _mm256_store_ps(acc[5] + 8, c51);
+  for (int i = 0; i < rows; ++i) {
+    float* ci = c + i * ldc;
+    for (int j = 0; j < cols; ++j)
+      ci[j] = accumulate ? fmadd1(alpha, acc[i][j], ci[j]) : alpha * acc[i][j];
+  }
+}
+
+// ---- GEMV -----------------------------------------------------------------
+
+inline float hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
+void dot_rows(int n, int k, float alpha, const float* x, const float* w, ptrdiff_t ldw,
+              bool accumulate, float* y, ptrdiff_t incy) {
+  for (int j = 0; j < n; ++j) {
+    const float* wj = w + j * ldw;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    int p = 0;
+    for (; p + 32 <= k; p += 32) {
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(wj + p), s0);
+      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 8), _mm256_loadu_ps(wj + p + 8), s1);
+      s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 16), _mm256_loadu_ps(wj + p + 16), s2);
+      s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 24), _mm256_loadu_ps(wj + p + 24), s3);
+    }
+    for (; p + 8 <= k; p += 8)
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(wj + p), s0);
+    float tail = 0.0f;
+    for (; p < k; ++p) tail = fmadd1(x[p], wj[p], tail);
+    const float dot = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))) + tail;
+    float& out = y[j * incy];
+    out = accumulate ? fmadd1(alpha, dot, out) : alpha * dot;
+  }
+}
+
+void axpy_rows(int n, int k, float alpha, const float* x, ptrdiff_t incx, const float* w,
+               ptrdiff_t ldw, bool accumulate, float* y) {
+  const __m256 va = _mm256_set1_ps(alpha);
+  int j0 = 0;
+  // 64 columns at a time in eight accumulators, one pass over the k rows.
+  for (; j0 + 64 <= n; j0 += 64) {
+    __m256 acc[8];
+    for (int q = 0; q < 8; ++q) acc[q] = _mm256_setzero_ps();
+    const float* wp = w + j0;
+    for (int p = 0; p < k; ++p, wp += ldw) {
+      const __m256 xp = _mm256_set1_ps(x[p * incx]);
+      for (int q = 0; q < 8; ++q) acc[q] = _mm256_fmadd_ps(xp, _mm256_loadu_ps(wp + 8 * q), acc[q]);
+    }
+    for (int q = 0; q < 8; ++q) {
+      float* yq = y + j0 + 8 * q;
+      _mm256_storeu_ps(yq, accumulate ? _mm256_fmadd_ps(va, acc[q], _mm256_loadu_ps(yq))
+                                      : _mm256_mul_ps(va, acc[q]));
+    }
+  }
+  for (; j0 + 8 <= n; j0 += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    const float* wp = w + j0;
+    for (int p = 0; p < k; ++p, wp += ldw)
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(x[p * incx]), _mm256_loadu_ps(wp), acc);
+    float* yq = y + j0;
+    _mm256_storeu_ps(yq, accumulate ? _mm256_fmadd_ps(va, acc, _mm256_loadu_ps(yq))
+                                    : _mm256_mul_ps(va, acc));
+  }
+  for (; j0 < n; ++j0) {
+    float acc = 0.0f;
+    for (int p = 0; p < k; ++p) acc = fmadd1(x[p * incx], w[p * ldw + j0], acc);
+    y[j0] = accumulate ? fmadd1(alpha, acc, y[j0]) : alpha * acc;
+  }
+}
+
+}  // namespace
+
+const KernelSet& avx2_kernels() {
+  static const KernelSet set = {"avx2", MR, NR, pack_a, pack_b, micro_6x16, dot_rows, axpy_rows};
+  return set;
+}
+
+}  // namespace gemm
+}  // namespace ps

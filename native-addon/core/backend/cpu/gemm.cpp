@@ -1,0 +1,349 @@
+// CPU GEMM: argument checks, the kernel choice, the blocked driver and its
+// threading, and the portable (baseline-ISA) kernels.
+//
+// Threading and determinism: the output is cut into blocks (multiples of the
+// micro-tile) and each block is computed start to finish by one task: it packs
+// its own slices of op(A) and op(B) and walks K in fixed k-blocks whose size
+// depends on K alone. So every C element is produced by the same sequence of
+// floating-point operations whatever the thread count or the scheduling:
+// results are bit-identical for any number of threads (for a given kernel set).
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+
+#include "cpu_backend.h"
+#include "error.h"
+#include "gemm_kernels.h"
+
+namespace ps {
+namespace gemm {
+
+// ---- portable kernels -----------------------------------------------------
+// Plain loops over fixed-size arrays; the compiler vectorises the inner
+// (column) loops at the baseline ISA (SSE2 on x86-64, NEON on arm64).
+namespace {
+
+constexpr int kPortableMr = 4;
+constexpr int kPortableNr = 16;
+
+void portable_pack_a(const float* a, ptrdiff_t rs, ptrdiff_t cs, int rows, int kc, float* dst) {
+  const int mr = kPortableMr;
+  for (int i0 = 0; i0 < rows; i0 += mr, dst += (size_t)mr * kc) {
+    const int h = std::min(mr, rows - i0);
+    for (int i = 0; i < mr; ++i) {
+      if (i >= h) {
+        for (int p = 0; p < kc; ++p) dst[(size_t)p * mr + i] = 0.0f;
+        continue;
+      }
+      const float* src = a + (i0 + i) * rs;
+      for (int p = 0; p < kc; ++p) dst[(size_t)p * mr + i] = src[p * cs];
+    }
+  }
+}
+
+void portable_pack_b(const float* b, ptrdiff_t rs, ptrdiff_t cs, int kc, int cols, float* dst) {
+  const int nr = kPortableNr;
+  for (int j0 = 0; j0 < cols; j0 += nr, dst += (size_t)nr * kc) {
+    const int w = std::min(nr, cols - j0);
+    for (int p = 0; p < kc; ++p) {
+      const float* src = b + p * rs + j0 * cs;
+      float* d = dst + (size_t)p * nr;
+      int j = 0;
+      for (; j < w; ++j) d[j] = src[j * cs];
+      for (; j < nr; ++j) d[j] = 0.0f;
+    }
+  }
+}
+
+void portable_micro(int kc, const float* a, const float* b, float alpha, bool accumulate,
+                    float* c, ptrdiff_t ldc, int rows, int cols) {
+  constexpr int MR = kPortableMr, NR = kPortableNr;
+  float acc[MR][NR] = {};
+  for (int p = 0; p < kc; ++p, a += MR, b += NR) {
+    for (int i = 0; i < MR; ++i) {
+      const float ai = a[i];
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+    }
+  }
+  for (int i = 0; i < rows; ++i) {
+    float* ci = c + i * ldc;
+    if (accumulate) {
+      for (int j = 0; j < cols; ++j) ci[j] += alpha * acc[i][j];
+    } else {
+      for (int j = 0; j < cols; ++j) ci[j] = alpha * acc[i][j];
+    }
+  }
+}
+
+void portable_dot_rows(int n, int k, float alpha, const float* x, const float* w, ptrdiff_t ldw,
+                       bool accumulate, float* y, ptrdiff_t incy) {
+  constexpr int L = 8;  // independent partial sums, combined in a fixed tree
+  for (int j = 0; j < n; ++j) {
+    const float* wj = w + j * ldw;
+    float s[L] = {};
+    int p = 0;
+    for (; p + L <= k; p += L)
+      for (int q = 0; q < L; ++q) s[q] += x[p + q] * wj[p + q];
+    float tail = 0.0f;
+    for (; p < k; ++p) tail += x[p] * wj[p];
+    const float dot = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7])) + tail;
+    float& out = y[j * incy];
+    out = accumulate ? out + alpha * dot : alpha * dot;
+  }
+}
+
+void portable_axpy_rows(int n, int k, float alpha, const float* x, ptrdiff_t incx, const float* w,
+                        ptrdiff_t ldw, bool accumulate, float* y) {
+  constexpr int W = 64;  // columns kept in a local accumulator (L1-resident)
+  for (int j0 = 0; j0 < n; j0 += W) {
+    const int cols = std::min(W, n - j0);
+    float acc[W] = {};
+    for (int p = 0; p < k; ++p) {
+      const float xp = x[p * incx];
+      const float* wp = w + p * ldw + j0;
+      for (int j = 0; j < cols; ++j) acc[j] += xp * wp[j];
+    }
+    float* yj = y + j0;
+    if (accumulate) {
+      for (int j = 0; j < cols; ++j) yj[j] += alpha * acc[j];
+    } else {
+      for (int j = 0; j < cols; ++j) yj[j] = alpha * acc[j];
+    }
+  }
+}
+
+}  // namespace
+
+const KernelSet& portable_kernels() {
+  static const KernelSet set = {"portable", kPortableMr, kPortableNr, portable_pack_a,
+                                portable_pack_b, portable_micro, portable_dot_rows,
+                                portable_axpy_rows};
+  return set;
+}
+
+// ---- blocked driver -------------------------------------------------------
+namespace {
+
+// Cache blocking, sized for a core with a 32-48 KiB L1d and a >= 1 MiB L2:
+// one kc x nr micro-panel of op(B) (24 KiB at kc = 384) stays in L1 while the
+// mb x kc block of op(A) (<= 720 KiB) and the kc x nb block of op(B) stream
+// from L2.
+constexpr int kKcMax = 384;
+constexpr int kMbMax = 480;
+constexpr int kNbMax = 512;
+// Below this many multiply-adds a GEMM runs on the calling thread: waking the
+// pool costs ~10 us, more than the work.
+constexpr double kParallelMinFmas = 1 << 18;
+
+struct Operand {
+  const float* p;
+  ptrdiff_t rs, cs;  // see gemm_kernels.h
+};
+
+int round_up(int x, int m) { return (x + m - 1) / m * m; }
+int ceil_div(int x, int m) { return (x + m - 1) / m; }
+
+// The k-block size depends on K only, so the summation order of every output
+// element is the same whatever the block grid or thread count.
+int k_block(int K) {
+  const int blocks = ceil_div(K, kKcMax);
+  return round_up(ceil_div(K, blocks), 8);
+}
+
+// Per-calling-thread workspace, reused across calls (allocating megabytes per
+// GEMM would page-fault on every call). Slot t belongs to pool thread t.
+class Workspace {
+ public:
+  ~Workspace() { std::free(data_); }
+  float* get(size_t floats) {
+    if (floats > cap_) {
+      std::free(data_);
+      data_ = nullptr;
+      cap_ = 0;
+      const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!data_) throw OutOfMemory("the GEMM packing workspace", bytes);
+      cap_ = floats;
+    }
+    return data_;
+  }
+
+ private:
+  float* data_ = nullptr;
+  size_t cap_ = 0;
+};
+thread_local Workspace t_workspace;
+
+// Output blocks: mb rows x nb columns, multiples of the micro-tile, balanced
+// so no block is a sliver. With several threads, blocks are split further
+// until there are at least two per thread (dynamic scheduling then evens out
+// the load); the dimension split is the one whose split re-packs less: more
+// column blocks re-pack op(A) (M*K each), more row blocks re-pack op(B).
+struct Grid {
+  int mb, nb, mtiles, ntiles;
+};
+
+Grid choose_grid(const KernelSet& ks, int M, int N, int threads) {
+  Grid g;
+  g.mtiles = ceil_div(M, kMbMax);
+  g.ntiles = ceil_div(N, kNbMax);
+  auto refit = [&] {
+    g.mb = round_up(ceil_div(M, g.mtiles), ks.mr);
+    g.nb = round_up(ceil_div(N, g.ntiles), ks.nr);
+    g.mtiles = ceil_div(M, g.mb);
+    g.ntiles = ceil_div(N, g.nb);
+  };
+  refit();
+  const int want = threads > 1 ? 2 * threads : 1;
+  while (g.mtiles * g.ntiles < want) {
+    const bool can_m = g.mb >= 4 * ks.mr;
+    const bool can_n = g.nb >= 4 * ks.nr;
+    if (!can_m && !can_n) break;
+    const double cost_n = (double)g.ntiles * M, cost_m = (double)g.mtiles * N;
+    const Grid before = g;
+    if (can_n && (!can_m || cost_n <= cost_m))
+      g.ntiles *= 2;
+    else
+      g.mtiles *= 2;
+    refit();
+    if (g.mtiles == before.mtiles && g.ntiles == before.ntiles) break;
+  }
+  return g;
+}
+
+void scale_only(int M, int N, float beta, float* C, ptrdiff_t ldc) {
+  if (beta != 0.0f) return;  // beta == 1: C unchanged
+  for (int i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+}
+
+// M == 1 or N == 1: a matrix-vector product, memory-bound; no packing.
+// Returns false when the operand strides do not fit a GEMV kernel.
+bool try_gemv(const KernelSet& ks, ThreadPool& pool, int M, int N, int K, float alpha,
+              const Operand& A, const Operand& B, bool accumulate, float* C, ptrdiff_t ldc) {
+  const bool parallel = pool.size() > 1 && (double)M * N * K >= kParallelMinFmas;
+  auto split = [&](int n, const std::function<void(size_t, size_t)>& fn) {
+    if (parallel)
+      pool.parallel_for((size_t)n, [&](size_t b, size_t e, int) { fn(b, e); });
+    else
+      fn(0, (size_t)n);
+  };
+  if (M == 1) {
+    if (B.cs == 1) {  // op(B) rows contiguous (nn, tn): y = sum_p x_p * B[p, :]
+      split(N, [&](size_t b, size_t e) {
+        ks.axpy_rows((int)(e - b), K, alpha, A.p, A.cs, B.p + b, B.rs, accumulate, C + b);
+      });
+      return true;
+    }
+    if (B.rs == 1 && A.cs == 1) {  // nt: y_j = dot(x, W[j, :])
+      split(N, [&](size_t b, size_t e) {
+        ks.dot_rows((int)(e - b), K, alpha, A.p, B.p + b * B.cs, B.cs, accumulate, C + b, 1);
+      });
+      return true;
+    }
+    return false;
+  }
+  if (N == 1 && A.cs == 1 && B.rs == 1) {  // y_i = dot(A[i, :], b)
+    split(M, [&](size_t b, size_t e) {
+      ks.dot_rows((int)(e - b), K, alpha, B.p, A.p + b * A.rs, A.rs, accumulate, C + b * ldc, ldc);
+    });
+    return true;
+  }
+  return false;
+}
+
+void run(const KernelSet& ks, ThreadPool& pool, int M, int N, int K, float alpha,
+         const Operand& A, const Operand& B, float beta, float* C, ptrdiff_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0 || alpha == 0.0f) return scale_only(M, N, beta, C, ldc);
+  if ((M == 1 || N == 1) && try_gemv(ks, pool, M, N, K, alpha, A, B, beta != 0.0f, C, ldc)) return;
+
+  const bool parallel = pool.size() > 1 && (double)M * N * K >= kParallelMinFmas;
+  const int threads = parallel ? pool.size() : 1;
+  const Grid g = choose_grid(ks, M, N, threads);
+  const int kstep = k_block(K);
+  const size_t a_floats = (size_t)g.mb * kstep + kPackSlack;
+  const size_t b_floats = (size_t)g.nb * kstep + kPackSlack;
+  const size_t slot = (a_floats + b_floats + 15) / 16 * 16;  // keep slots 64-byte aligned
+  float* ws = t_workspace.get(slot * threads);
+
+  auto task = [&](size_t t, int thread) {
+    const int m0 = (int)(t / g.ntiles) * g.mb, n0 = (int)(t % g.ntiles) * g.nb;
+    const int rows = std::min(g.mb, M - m0), cols = std::min(g.nb, N - n0);
+    float* pa = ws + slot * thread;
+    float* pb = pa + a_floats;
+    for (int k0 = 0; k0 < K; k0 += kstep) {
+      const int kc = std::min(kstep, K - k0);
+      ks.pack_a(A.p + m0 * A.rs + k0 * A.cs, A.rs, A.cs, rows, kc, pa);
+      ks.pack_b(B.p + k0 * B.rs + n0 * B.cs, B.rs, B.cs, kc, cols, pb);
+      const bool accumulate = k0 > 0 || beta != 0.0f;
+      for (int j = 0; j < cols; j += ks.nr) {
+        const float* bp = pb + (size_t)j * kc;
+        const int w = std::min(ks.nr, cols - j);
+        for (int i = 0; i < rows; i += ks.mr) {
+          ks.micro(kc, pa + (size_t)i * kc, bp, alpha, accumulate, C + (m0 + i) * ldc + n0 + j,
+                   ldc, std::min(ks.mr, rows - i), w);
+        }
+      }
+    }
+  };
+  const size_t tasks = (size_t)g.mtiles * g.ntiles;
+  if (parallel) {
+    pool.run_tasks(tasks, task);
+  } else {
+    for (size_t t = 0; t < tasks; ++t) task(t, 0);
+  }
+}
+
+void check_args(const char* op, int M, int N, int K, int lda, int lda_min, int ldb, int ldb_min,
+                int ldc, float beta) {
+  auto fail = [&](const std::string& what) {
+    throw Error(std::string(op) + ": " + what + " (M=" + std::to_string(M) +
+                ", N=" + std::to_string(N) + ", K=" + std::to_string(K) + ")");
+  };
+  if (M < 0 || N < 0 || K < 0) fail("negative dimension");
+  if (beta != 0.0f && beta != 1.0f) fail("beta must be 0 or 1, got " + std::to_string(beta));
+  if (M > 0 && N > 0 && K > 0) {
+    if (lda < std::max(1, lda_min)) fail("lda " + std::to_string(lda) + " is below " + std::to_string(lda_min));
+    if (ldb < std::max(1, ldb_min)) fail("ldb " + std::to_string(ldb) + " is below " + std::to_string(ldb_min));
+  }
+  if (M > 0 && N > 0 && ldc < std::max(1, N)) fail("ldc " + std::to_string(ldc) + " is below N");
+}
+
+}  // namespace
+}  // namespace gemm
+
+namespace {
+const gemm::KernelSet& kernels_for(const CpuBackend& be) {
+#if defined(PS_HAVE_AVX2_KERNELS)
+  if (be.use_avx2()) return gemm::avx2_kernels();
+#endif
+  (void)be;
+  return gemm::portable_kernels();
+}
+}  // namespace
+
+// nt: op(A) = A[M,K] (rows contiguous), op(B) = B[N,K]^T.
+void CpuBackend::gemm_nt(int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                         int ldb, float beta, float* C, int ldc) {
+  gemm::check_args("gemm_nt", M, N, K, lda, K, ldb, K, ldc, beta);
+  gemm::run(kernels_for(*this), pool(), M, N, K, alpha, {A, lda, 1}, {B, 1, ldb}, beta, C, ldc);
+}
+
+// nn: op(A) = A[M,K], op(B) = B[K,N].
+void CpuBackend::gemm_nn(int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                         int ldb, float beta, float* C, int ldc) {
+  gemm::check_args("gemm_nn", M, N, K, lda, K, ldb, N, ldc, beta);
+  gemm::run(kernels_for(*this), pool(), M, N, K, alpha, {A, lda, 1}, {B, ldb, 1}, beta, C, ldc);
+}
+
+// tn: op(A) = A[K,M]^T, op(B) = B[K,N].
+void CpuBackend::gemm_tn(int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                         int ldb, float beta, float* C, int ldc) {
+  gemm::check_args("gemm_tn", M, N, K, lda, M, ldb, N, ldc, beta);
+  gemm::run(kernels_for(*this), pool(), M, N, K, alpha, {A, 1, lda}, {B, ldb, 1}, beta, C, ldc);
+}
+
+}  // namespace ps

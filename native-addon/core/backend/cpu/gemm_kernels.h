@@ -1,0 +1,65 @@
+// Internal pieces of the CPU GEMM (not part of the op contract).
+//
+// The driver in gemm.cpp is a GotoBLAS/BLIS-style blocked GEMM: for each
+// output block it packs a slice of op(A) into mr-row micro-panels and a slice
+// of op(B) into nr-column micro-panels, then a register-blocked micro-kernel
+// multiplies one micro-panel pair. Everything that depends on the instruction
+// set (packing, micro-kernel, the two GEMV shapes) is gathered in a KernelSet,
+// so the portable and the AVX2 paths share the blocking and threading.
+//
+// Strided operands: element (i, p) of op(A) lives at a[i * rs + p * cs] and
+// element (p, j) of op(B) at b[p * rs + j * cs]; the three layouts (nt, nn, tn)
+// only differ in which of the two strides is 1.
+#pragma once
+
+#include <cstddef>
+
+namespace ps {
+namespace gemm {
+
+struct KernelSet {
+  const char* name;
+  int mr;  // micro-tile rows
+  int nr;  // micro-tile columns
+
+  // Packs rows [0, rows) x k [0, kc) of op(A) into ceil(rows / mr) micro-panels
+  // of mr * kc floats, k-major (panel[p * mr + i]). Rows past `rows` are zero.
+  // May write up to kPackSlack floats past the last panel.
+  void (*pack_a)(const float* a, ptrdiff_t rs, ptrdiff_t cs, int rows, int kc, float* dst);
+
+  // Packs k [0, kc) x columns [0, cols) of op(B) into ceil(cols / nr)
+  // micro-panels of kc * nr floats (panel[p * nr + j]). Columns past `cols`
+  // are zero. May write up to kPackSlack floats past the last panel.
+  void (*pack_b)(const float* b, ptrdiff_t rs, ptrdiff_t cs, int kc, int cols, float* dst);
+
+  // acc = (mr x kc panel a) * (kc x nr panel b), summed over p in order; then
+  // for i < rows, j < cols: c[i*ldc + j] = accumulate ? c + alpha*acc : alpha*acc
+  // (c is not read when accumulate is false, so it may hold NaN).
+  void (*micro)(int kc, const float* a, const float* b, float alpha, bool accumulate, float* c,
+                ptrdiff_t ldc, int rows, int cols);
+
+  // GEMV with contiguous rows: for j < n,
+  //   y[j * incy] = (accumulate ? y : 0) + alpha * dot(x[0..k), w[j*ldw + 0..k)).
+  // Each dot product has a fixed summation order, so results do not depend on
+  // how the rows are split between threads.
+  void (*dot_rows)(int n, int k, float alpha, const float* x, const float* w, ptrdiff_t ldw,
+                   bool accumulate, float* y, ptrdiff_t incy);
+
+  // GEMV with contiguous columns: for j < n,
+  //   y[j] = (accumulate ? y : 0) + alpha * sum_p x[p * incx] * w[p*ldw + j],
+  // summed over p in increasing order (so independent of the column split).
+  void (*axpy_rows)(int n, int k, float alpha, const float* x, ptrdiff_t incx, const float* w,
+                    ptrdiff_t ldw, bool accumulate, float* y);
+};
+
+// Floats a packing routine may write past the end of its last micro-panel.
+constexpr int kPackSlack = 16;
+
+const KernelSet& portable_kernels();
+#if defined(PS_HAVE_AVX2_KERNELS)
+// Only call after the run-time check (CpuBackend::use_avx2()).
+const KernelSet& avx2_kernels();
+#endif
+
+}  // namespace gemm
+}  // namespace ps

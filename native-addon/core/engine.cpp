@@ -1,0 +1,340 @@
+// The Engine: one model, one method, its optimizer, the activation arena and
+// the generation cache, glued together behind the binding's contract (engine.h).
+#include "engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "backend/cpu/cpu_backend.h"
+#include "error.h"
+#include "memory_estimate.h"
+#include "methods/full.h"
+#include "methods/lora.h"
+#include "model/batch_inputs.h"
+#include "model/llama.h"
+#include "model/weights.h"
+#include "optimizer.h"
+#include "rng.h"
+
+namespace ps {
+
+namespace {
+
+bool same_plan(const PlanConfig& a, const PlanConfig& b) {
+  if (a.rows != b.rows || a.train != b.train || a.checkpoint != b.checkpoint ||
+      a.lora_dropout != b.lora_dropout)
+    return false;
+  for (int m = 0; m < kNumModules; ++m)
+    if (a.lora_rank[m] != b.lora_rank[m]) return false;
+  return true;
+}
+
+// One backend allocation holding a plan's buffers.
+struct Arena {
+  Backend* be = nullptr;
+  std::unique_ptr<ActivationPlan> plan;
+  void* base = nullptr;
+  Activations acts;
+
+  void reset(Backend& backend, const PlanConfig& config) {
+    release();
+    be = &backend;
+    auto p = std::make_unique<ActivationPlan>(config);
+    try {
+      base = be->alloc(p->bytes());
+    } catch (const OutOfMemory&) {
+      throw OutOfMemory("activations of " + std::to_string(config.rows) +
+                            " tokens per step (lower the batch size or sequence length, or enable "
+                            "gradient checkpointing)",
+                        p->bytes());
+    }
+    acts = p->bind(base);
+    plan = std::move(p);
+  }
+  void release() {
+    if (base) be->release(base);
+    base = nullptr;
+    plan.reset();
+    acts = Activations();
+  }
+  size_t bytes() const { return plan ? plan->bytes() : 0; }
+  ~Arena() { release(); }
+};
+
+}  // namespace
+
+struct Engine::Impl {
+  ModelSpec spec;
+  ModelDims d;
+  EngineOptions options;
+  std::unique_ptr<CpuBackend> be;
+  std::unique_ptr<WeightStore> weights;
+  std::unique_ptr<LlamaModel> model;
+
+  Method method = Method::Frozen;
+  std::unique_ptr<LoraAdapters> lora;
+  std::unique_ptr<FullFineTune> full;
+  std::vector<TrainableTensor> trainables;
+  std::map<std::string, size_t> trainable_index;
+  std::unique_ptr<Optimizer> optimizer;
+  uint64_t dropout_counter = 0;
+
+  Arena arena;         // training / evaluation
+  Arena decode_arena;  // generation
+  KvCache cache;
+  float* kv_block = nullptr;
+  size_t kv_block_bytes = 0;
+
+  ModelParams params;
+  uint64_t bound_generation = 0;
+  bool params_stale = true;
+
+  Impl(const ModelSpec& s, const EngineOptions& o) : spec(resolve_spec(s)), d(spec), options(o) {
+    be = std::make_unique<CpuBackend>(o.threads);
+    weights = std::make_unique<WeightStore>(*be, &be->pool(), expected_weights(spec));
+    model = std::make_unique<LlamaModel>(*be, spec);
+    optimizer = std::make_unique<Optimizer>(*be);
+  }
+  ~Impl() {
+    if (kv_block) be->release(kv_block);
+  }
+
+  void lora_ranks(int out[kNumModules]) const {
+    for (int m = 0; m < kNumModules; ++m) out[m] = lora ? lora->module_rank(m) : 0;
+  }
+
+  const ModelParams& bound() {
+    if (params_stale || bound_generation != weights->generation()) {
+      weights->require_complete();
+      params = bind_params(d, *weights, lora.get(), [this](const std::string& name) -> float* {
+        return full ? full->grad(name) : nullptr;
+      });
+      bound_generation = weights->generation();
+      params_stale = false;
+    }
+    return params;
+  }
+
+  void ensure_arena(int rows) {
+    int ranks[kNumModules];
+    lora_ranks(ranks);
+    const int capacity = arena.plan ? std::max(rows, arena.plan->config().rows) : rows;
+    const PlanConfig want = make_plan_config(d, method, capacity, options.gradient_checkpointing, ranks,
+                                             lora && lora->dropout());
+    if (arena.plan && same_plan(arena.plan->config(), want)) return;
+    arena.reset(*be, want);
+  }
+
+  void set_trainables(const std::vector<TrainableTensor>& list) {
+    trainables = list;
+    trainable_index.clear();
+    for (size_t i = 0; i < trainables.size(); ++i) trainable_index[trainables[i].name] = i;
+    params_stale = true;
+    arena.release();  // the plan depends on the method
+    decode_arena.release();
+    cache = KvCache();
+  }
+
+  const TrainableTensor* trainable(const std::string& name) const {
+    auto it = trainable_index.find(name);
+    return it == trainable_index.end() ? nullptr : &trainables[it->second];
+  }
+
+  void require_untrained(const char* what) const {
+    if (method != Method::Frozen)
+      throw Error(std::string(what) + ": the engine already has a training method (" +
+                  (method == Method::Lora ? "LoRA" : "full fine-tuning") + "); create a new engine");
+  }
+};
+
+Engine::Engine(const ModelSpec& spec, const EngineOptions& options)
+    : impl_(std::make_unique<Impl>(spec, options)) {}
+
+Engine::~Engine() = default;
+
+const ModelSpec& Engine::spec() const { return impl_->spec; }
+
+std::string Engine::describe() const { return impl_->be->describe(); }
+
+void Engine::load_weights(const std::vector<WeightRef>& refs) {
+  if (impl_->method == Method::Full)
+    throw Error("loadWeights: full fine-tuning already owns copies of the weights; load them before setupFull");
+  impl_->weights->load(refs);
+  impl_->params_stale = true;
+}
+
+void Engine::set_weight(const std::string& name, const float* data, size_t n) {
+  impl_->weights->set(name, data, n);
+  impl_->params_stale = true;
+}
+
+void Engine::setup_lora(const LoraOptions& options) {
+  Impl& m = *impl_;
+  m.require_untrained("setupLora");
+  m.lora = std::make_unique<LoraAdapters>(*m.be, m.d, options);
+  m.method = Method::Lora;
+  m.set_trainables(m.lora->trainables());
+}
+
+void Engine::setup_full() {
+  Impl& m = *impl_;
+  m.require_untrained("setupFull");
+  m.full = std::make_unique<FullFineTune>(*m.be, *m.weights);
+  m.method = Method::Full;
+  m.set_trainables(m.full->trainables());
+}
+
+std::vector<ParameterInfo> Engine::parameters() const {
+  const Impl& m = *impl_;
+  std::vector<ParameterInfo> out;
+  for (const auto& t : m.weights->tensors()) out.push_back({t.name, t.shape, m.method == Method::Full});
+  if (m.lora)
+    for (const auto& t : m.trainables) out.push_back({t.name, t.shape, true});
+  return out;
+}
+
+std::vector<float> Engine::get_tensor(const std::string& name) const {
+  const Impl& m = *impl_;
+  if (const TrainableTensor* t = m.trainable(name)) {
+    std::vector<float> out(t->numel);
+    m.be->download(out.data(), t->value, t->numel * sizeof(float));
+    return out;
+  }
+  if (!m.weights->has(name)) throw Error("getTensor: no tensor named \"" + name + "\"");
+  const WeightTensor& w = m.weights->get(name);
+  if (!w.data) throw Error("getTensor: \"" + name + "\" is not loaded yet");
+  std::vector<float> out(w.numel);
+  m.be->download(out.data(), w.data, w.numel * sizeof(float));
+  return out;
+}
+
+void Engine::set_tensor(const std::string& name, const float* data, size_t n) {
+  Impl& m = *impl_;
+  if (const TrainableTensor* t = m.trainable(name)) {
+    if (n != t->numel)
+      throw Error("setTensor: \"" + name + "\" has " + std::to_string(t->numel) + " elements, got " +
+                  std::to_string(n));
+    m.be->upload(t->value, data, n * sizeof(float));
+    return;
+  }
+  if (!m.weights->has(name)) throw Error("setTensor: no tensor named \"" + name + "\"");
+  m.weights->set(name, data, n);
+  m.params_stale = true;
+}
+
+std::vector<float> Engine::get_gradient(const std::string& name) const {
+  const Impl& m = *impl_;
+  const TrainableTensor* t = m.trainable(name);
+  if (!t) throw Error("getGradient: \"" + name + "\" is not a trainable tensor");
+  std::vector<float> out(t->numel);
+  m.be->download(out.data(), t->grad, t->numel * sizeof(float));
+  return out;
+}
+
+void Engine::zero_gradients() {
+  for (const auto& t : impl_->trainables) impl_->be->fill(t.grad, 0.0f, t.numel);
+}
+
+void Engine::reserve_activations(int batch_size, int seq_len) {
+  if (batch_size < 1 || seq_len < 1 || static_cast<int64_t>(batch_size) * seq_len > (int64_t(1) << 24))
+    throw Error("reserveActivations: batch size and sequence length must be >= 1 and their product <= 2^24");
+  impl_->ensure_arena(batch_size * seq_len);
+}
+
+LossResult Engine::forward_backward(const Batch& batch, float grad_scale) {
+  Impl& m = *impl_;
+  if (m.trainables.empty())
+    throw Error("forwardBackward: nothing is trainable; call setupLora or setupFull first");
+  if (!std::isfinite(grad_scale)) throw Error("forwardBackward: gradScale must be a finite number");
+  const PreparedBatch pb = prepare_batch(batch, m.d);
+  const ModelParams& p = m.bound();
+  m.ensure_arena(pb.rows);
+  LlamaModel::TrainPass pass;
+  pass.grad_scale = grad_scale;
+  pass.checkpoint = m.options.gradient_checkpointing;
+  pass.dropout = m.lora && m.lora->dropout();
+  pass.step_key = mix_key({m.options.seed, m.dropout_counter});
+  ++m.dropout_counter;
+  return m.model->forward_backward(p, m.arena.acts, batch, pb, pass);
+}
+
+LossResult Engine::evaluate(const Batch& batch) {
+  Impl& m = *impl_;
+  const PreparedBatch pb = prepare_batch(batch, m.d);
+  const ModelParams& p = m.bound();
+  m.ensure_arena(pb.rows);
+  return m.model->evaluate(p, m.arena.acts, batch, pb);
+}
+
+double Engine::optimizer_step(const OptimizerStep& step) {
+  return impl_->optimizer->step(impl_->trainables, step);
+}
+
+OptimizerState Engine::get_optimizer_state() const { return impl_->optimizer->state(impl_->trainables); }
+
+void Engine::set_optimizer_state(const OptimizerState& state) {
+  impl_->optimizer->set_state(impl_->trainables, state);
+}
+
+uint64_t Engine::dropout_counter() const { return impl_->dropout_counter; }
+void Engine::set_dropout_counter(uint64_t counter) { impl_->dropout_counter = counter; }
+
+// Prefill runs in chunks of this many tokens, bounding the decode arena.
+static constexpr int kDecodeChunk = 256;
+
+void Engine::reset_cache(int max_tokens) {
+  Impl& m = *impl_;
+  if (max_tokens < 1 || max_tokens > kMaxPosition)
+    throw Error("resetCache: maxTokens must be in [1, " + std::to_string(kMaxPosition) + "], got " +
+                std::to_string(max_tokens));
+  const size_t kv_bytes = static_cast<size_t>(2) * m.d.L * max_tokens * m.d.Dkv * sizeof(float);
+  PlanConfig config;
+  config.dims = m.d;
+  config.rows = std::min(max_tokens, kDecodeChunk);
+  config.train = false;
+  m.lora_ranks(config.lora_rank);
+  if (m.kv_block) m.be->release(m.kv_block);
+  m.kv_block = nullptr;
+  m.kv_block_bytes = 0;
+  m.cache = KvCache();
+  m.decode_arena.reset(*m.be, config);
+  try {
+    m.kv_block = static_cast<float*>(m.be->alloc(kv_bytes));
+  } catch (const OutOfMemory&) {
+    throw OutOfMemory("the KV cache of " + std::to_string(max_tokens) + " tokens (lower maxTokens)", kv_bytes);
+  }
+  m.kv_block_bytes = kv_bytes;
+  m.cache.capacity = max_tokens;
+  m.cache.length = 0;
+  const size_t per = static_cast<size_t>(max_tokens) * m.d.Dkv;
+  for (int l = 0; l < m.d.L; ++l) {
+    m.cache.k.push_back(m.kv_block + (2 * static_cast<size_t>(l)) * per);
+    m.cache.v.push_back(m.kv_block + (2 * static_cast<size_t>(l) + 1) * per);
+  }
+}
+
+std::vector<float> Engine::decode(const int32_t* tokens, size_t n) {
+  Impl& m = *impl_;
+  if (!m.decode_arena.plan) throw Error("decode: call resetCache(maxTokens) before decoding");
+  const ModelParams& p = m.bound();
+  const float* logits = m.model->decode(p, m.decode_arena.acts, m.cache, tokens, n);
+  std::vector<float> out(m.d.V);
+  m.be->download(out.data(), logits, out.size() * sizeof(float));
+  return out;
+}
+
+MemoryUsage Engine::memory() const {
+  const Impl& m = *impl_;
+  MemoryUsage u;
+  u.weight_bytes = m.weights->bytes() + (m.lora ? static_cast<uint64_t>(m.lora->params()) * sizeof(float) : 0);
+  uint64_t grads = 0;
+  for (const auto& t : m.trainables) grads += t.numel * sizeof(float);
+  u.trainable_bytes = grads + m.optimizer->bytes();
+  u.activation_bytes = m.arena.bytes();
+  u.kv_cache_bytes = m.decode_arena.bytes() + m.kv_block_bytes;
+  u.peak_rss_bytes = peak_rss_bytes();
+  return u;
+}
+
+}  // namespace ps

@@ -1,0 +1,211 @@
+// The binding's contract: what native-addon/binding wraps as NativeEngine / estimateMemory (electron/engine/native.ts).
+//
+// One Engine holds one model (weights mmapped or converted to fp32), at most
+// one training method (LoRA or full fine-tuning), its gradients and optimizer
+// state, one activation arena sized from batch x sequence, and a KV cache for
+// generation. Every call is synchronous and NOT thread-safe: the binding runs
+// them one at a time (in an AsyncWorker for the slow ones). Errors are thrown
+// as ps::Error (ps::OutOfMemory for allocations) with a message a user can act on.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/spec.h"
+
+namespace ps {
+
+enum class DType { F32, F16, BF16 };
+
+// Where one tensor's bytes are in a safetensors file (the Node side parsed the header).
+struct WeightRef {
+  std::string name;    // Hugging Face name, e.g. "model.layers.0.self_attn.q_proj.weight"
+  std::string file;    // path of the .safetensors file
+  uint64_t offset = 0; // absolute byte offset of the data in the file
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+};
+
+struct EngineOptions {
+  int threads = 0;  // <= 0: one per hardware thread
+  bool gradient_checkpointing = false;
+  uint64_t seed = 0;  // key of the counter-based dropout RNG
+};
+
+enum class LoraInit { Default, Gaussian };  // PEFT init_lora_weights: true / "gaussian"
+
+// Module names a LoRA adapter may target (PEFT target_modules for Llama).
+// lora_target_names() lists them in the engine's fixed order.
+const std::vector<std::string>& lora_target_names();
+
+struct LoraOptions {
+  int rank = 8;
+  float alpha = 8.0f;
+  float dropout = 0.0f;
+  bool rslora = false;                    // scaling alpha/sqrt(r) instead of alpha/r
+  std::vector<std::string> targets;       // subset of lora_target_names()
+  std::optional<std::vector<int>> layers; // nullopt: all layers (PEFT layers_to_transform)
+  LoraInit init = LoraInit::Default;
+  uint64_t seed = 0;                      // A's random init
+};
+
+// One micro-batch, row-major [batch_size, seq_len]. Labels are NOT shifted:
+// position t predicts labels[t+1] of the same row; the last position of a row
+// predicts nothing. A position t is counted iff labels[t+1] != -100,
+// segments[t] >= 0 and segments[t+1] == segments[t] (padding and the boundary
+// between two packed sequences contribute nothing). A token attends to earlier
+// tokens of its own segment only; segment -1 is padding.
+struct Batch {
+  int batch_size = 0;
+  int seq_len = 0;
+  std::vector<int32_t> input_ids;
+  std::vector<int32_t> labels;
+  std::vector<int32_t> segments;
+  std::vector<int32_t> positions;  // RoPE positions per token
+};
+
+struct LossResult {
+  double loss_sum = 0;  // sum of per-token cross-entropy over counted tokens (nats)
+  int64_t tokens = 0;   // counted tokens
+};
+
+struct OptimizerStep {
+  enum class Kind { AdamW, Sgd };
+  Kind kind = Kind::AdamW;
+  float lr = 1e-4f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float eps = 1e-8f;
+  float weight_decay = 0.0f;  // not applied to 1-D tensors (norm weights, biases), as HF Trainer
+  float max_grad_norm = 0.0f; // global-norm clipping threshold; 0 disables clipping
+};
+
+struct ParameterInfo {
+  std::string name;  // HF base names; LoRA: "model.layers.0.self_attn.q_proj.lora_A.weight"
+  std::vector<int64_t> shape;
+  bool trainable = false;
+};
+
+struct OptimizerTensorState {
+  std::string name;
+  std::vector<float> m, v;
+};
+
+struct OptimizerState {
+  int64_t step = 0;  // number of optimizer steps taken (AdamW bias correction uses step+1 next)
+  std::vector<OptimizerTensorState> tensors;  // empty for SGD / before the first AdamW step
+};
+
+// What the engine holds now. The fields do not overlap: weight_bytes counts
+// every parameter once (base weights as fp32 whether mmapped or converted,
+// plus adapter tensors), trainable_bytes the gradients and optimizer state,
+// activation_bytes the training/evaluation arena, kv_cache_bytes the
+// generation buffers. Each equals the matching estimate_memory() term.
+struct MemoryUsage {
+  uint64_t weight_bytes = 0;
+  uint64_t trainable_bytes = 0;
+  uint64_t activation_bytes = 0;
+  uint64_t kv_cache_bytes = 0;
+  uint64_t peak_rss_bytes = 0;  // peak resident set size of the process so far
+};
+
+enum class Method { Lora, Full, Frozen };
+
+struct MemoryEstimateOptions {
+  Method method = Method::Lora;
+  int batch_size = 1;
+  int seq_len = 256;
+  struct Lora {
+    int rank = 8;
+    std::vector<std::string> targets;
+    std::optional<std::vector<int>> layers;
+    float dropout = 0.0f;  // > 0 needs two more scratch buffers
+  } lora;
+  bool gradient_checkpointing = false;
+  OptimizerStep::Kind optimizer = OptimizerStep::Kind::AdamW;
+};
+
+// The one formula behind `inspect` and the engine's own buffers: the engine
+// sizes its arena with it, so estimate and allocation agree to the byte.
+struct MemoryEstimate {
+  uint64_t weight_bytes = 0;      // all parameters (base + adapter) as fp32
+  uint64_t gradient_bytes = 0;    // one fp32 gradient per trainable parameter
+  uint64_t optimizer_bytes = 0;   // AdamW m and v (SGD: 0)
+  uint64_t activation_bytes = 0;  // the activation arena for batch_size x seq_len
+  uint64_t total_bytes = 0;       // sum of the above
+  int64_t trainable_params = 0;
+  int64_t total_params = 0;       // base + adapter
+};
+
+MemoryEstimate estimate_memory(const ModelSpec& spec, const MemoryEstimateOptions& options);
+
+// The base tensors a spec needs, in the engine's fixed order (HF names, shapes).
+std::vector<ParameterInfo> expected_weights(const ModelSpec& spec);
+
+class Engine {
+ public:
+  Engine(const ModelSpec& spec, const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const ModelSpec& spec() const;  // with head_dim filled in
+  std::string describe() const;   // backend, kernels, threads
+
+  // Maps each file once and takes every tensor the spec needs: F32 in place
+  // (read-only mapping, no copy) when 4-byte aligned, F16/BF16 converted to
+  // fp32. Names the spec does not use are ignored (lm_head.weight of a tied
+  // model too). Throws naming a missing tensor, a bad shape or a short file.
+  void load_weights(const std::vector<WeightRef>& refs);
+  // Places one base weight from memory (a copy), e.g. a random test model;
+  // n must equal the tensor's element count.
+  void set_weight(const std::string& name, const float* data, size_t n);
+
+  // Trainable tensors. Call once, after the weights are in place.
+  void setup_lora(const LoraOptions& options);
+  void setup_full();
+
+  std::vector<ParameterInfo> parameters() const;
+  std::vector<float> get_tensor(const std::string& name) const;  // base or trainable
+  void set_tensor(const std::string& name, const float* data, size_t n);
+  std::vector<float> get_gradient(const std::string& name) const;  // trainable only
+  void zero_gradients();
+
+  // Allocates the activation arena for batches up to batch_size x seq_len now,
+  // so an out-of-memory shows before training starts (steps grow it otherwise).
+  void reserve_activations(int batch_size, int seq_len);
+  // Accumulates the gradients of grad_scale * loss_sum into the trainable tensors.
+  LossResult forward_backward(const Batch& batch, float grad_scale);
+  // Forward only, dropout off (eval mode).
+  LossResult evaluate(const Batch& batch);
+  // One optimizer step on the accumulated gradients, then zeroes them. Returns
+  // the global L2 norm of all gradients before clipping.
+  double optimizer_step(const OptimizerStep& step);
+  OptimizerState get_optimizer_state() const;
+  void set_optimizer_state(const OptimizerState& state);
+
+  // Dropout masks are keyed by (seed, counter, layer, module); the counter
+  // advances once per forward_backward. Exposed for exact resumption and tests.
+  uint64_t dropout_counter() const;
+  void set_dropout_counter(uint64_t counter);
+
+  // Generation (batch 1, eval mode, LoRA applied when set up).
+  void reset_cache(int max_tokens);  // a new sequence with room for max_tokens positions
+  // Appends tokens at the next positions; returns the logits [vocab] of the last one.
+  std::vector<float> decode(const int32_t* tokens, size_t n);
+
+  MemoryUsage memory() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Peak resident set size of this process (bytes), 0 where unknown.
+uint64_t peak_rss_bytes();
+
+}  // namespace ps

@@ -1,0 +1,17 @@
+// The memory formula shared by estimate_memory (inspect, the UI) and the
+// engine's own allocations: both build the same PlanConfig and count the same
+// tensors, so an estimate is what a run will hold, to the byte.
+#pragma once
+
+#include "engine.h"
+#include "model/activations.h"
+#include "model/dims.h"
+
+namespace ps {
+
+// The activation plan of a method; lora_ranks[m] is the adapter rank of
+// module m (0: not adapted). Frozen models get the evaluation plan.
+PlanConfig make_plan_config(const ModelDims& d, Method method, int rows, bool checkpoint,
+                            const int lora_ranks[kNumModules], bool lora_dropout);
+
+}  // namespace ps

@@ -1,0 +1,64 @@
+// LoRA (Hu et al. 2021) as Hugging Face PEFT defines it: on each targeted
+// linear, y = W x + s * B A dropout(x), s = alpha / r (rsLoRA: alpha / sqrt(r)),
+// A [r, in], B [out, r]; W stays frozen and B A is never formed.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "backend.h"
+#include "engine.h"
+#include "methods/trainable.h"
+#include "model/dims.h"
+#include "model/linear.h"
+#include "model/tensor_names.h"
+
+namespace ps {
+
+// Which (layer, module) pairs a configuration adapts; validates names and layer indices.
+struct LoraSelection {
+  bool module[kNumModules] = {};
+  std::vector<bool> layer;  // [L]
+  LoraSelection(const ModelDims& d, const std::vector<std::string>& targets,
+                const std::optional<std::vector<int>>& layers);
+  bool adapted(int l, int m) const { return layer[l] && module[m]; }
+  int64_t params(const ModelDims& d, int rank) const;  // r * (in + out) summed
+};
+
+// in / out features of a module's linear.
+int module_in_features(const ModelDims& d, int module);
+int module_out_features(const ModelDims& d, int module);
+
+class LoraAdapters {
+ public:
+  LoraAdapters(Backend& be, const ModelDims& d, const LoraOptions& options);  // allocates and initialises
+  ~LoraAdapters();
+  LoraAdapters(const LoraAdapters&) = delete;
+  LoraAdapters& operator=(const LoraAdapters&) = delete;
+
+  const LoraAdapter* get(int layer, int module) const;  // nullptr when not adapted
+  // Rank of module m's adapters in any layer (0 when none): sizes the H buffers.
+  int module_rank(int module) const { return selection_.module[module] && any_layer_ ? rank_ : 0; }
+  bool dropout() const { return dropout_ > 0; }
+  // A then B of each adapted module, layer by layer, module order q..down.
+  const std::vector<TrainableTensor>& trainables() const { return trainables_; }
+  int64_t params() const;
+
+ private:
+  Backend& be_;
+  ModelDims d_;
+  LoraSelection selection_;
+  int rank_;
+  float dropout_;
+  bool any_layer_ = false;
+  std::vector<LoraAdapter> adapters_;  // [L * kNumModules], rank 0 where not adapted
+  std::vector<TrainableTensor> trainables_;
+};
+
+// The fused branch, called by linear_forward / linear_backward.
+void lora_branch_forward(Backend& be, const LoraAdapter& a, int rows, int in, int out,
+                         const float* x, float* y, const LinearScratch& s);
+void lora_branch_backward(Backend& be, const LoraAdapter& a, int rows, int in, int out,
+                          const float* x, const float* dy, float* dx, const LinearScratch& s);
+
+}  // namespace ps

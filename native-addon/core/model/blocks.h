@@ -1,0 +1,92 @@
+// The decoder layer's two blocks (attention, MLP) and the loss head, each as
+// a forward / backward pair over buffers the caller lays out (activations.h).
+// Forward writes what backward reads into a LayerActs; backward accumulates
+// the residual gradient dh in place (dh enters as the gradient wrt the
+// block's output and leaves as the gradient wrt its input).
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "backend.h"
+#include "engine.h"
+#include "model/activations.h"
+#include "model/dims.h"
+#include "model/linear.h"
+
+namespace ps {
+
+// Everything a layer reads but does not own: norms and the seven linears.
+struct LayerParams {
+  const float* ln1 = nullptr;  // input_layernorm [D]
+  float* dln1 = nullptr;
+  const float* ln2 = nullptr;  // post_attention_layernorm [D]
+  float* dln2 = nullptr;
+  const float* q_norm = nullptr;  // Qwen3 [head_dim]
+  float* dq_norm = nullptr;
+  const float* k_norm = nullptr;
+  float* dk_norm = nullptr;
+  Linear lin[kNumModules];
+};
+
+struct HeadParams {
+  const float* norm = nullptr;  // model.norm [D]
+  float* dnorm = nullptr;
+  const float* W = nullptr;  // lm_head [V, D] (the embedding when tied)
+  float* dW = nullptr;
+};
+
+// The state of one pass shared by every block call.
+struct PassContext {
+  Backend& be;
+  const ModelDims& d;
+  float eps = 0;
+  int B = 0, T = 0, rows = 0;
+  const int32_t* pos = nullptr;  // backend copies of the batch
+  const int32_t* seg = nullptr;
+  const float* rope_cos = nullptr;
+  const float* rope_sin = nullptr;
+  bool train = false;        // dropout active (activations are kept either way)
+  uint64_t step_key = 0;     // dropout key of this pass: (seed, counter)
+  Activations* arena = nullptr;  // shared scratch (gradients, dropout buffers)
+};
+
+// Where a decoding pass writes this layer's new keys/values: a cache of
+// `past` positions already filled, room for rows more.
+struct KvView {
+  float* k = nullptr;  // [past + rows, Dkv]
+  float* v = nullptr;
+  int past = 0;
+};
+
+LinearScratch linear_scratch(const PassContext& c, const LayerActs& s, const Linear& lin, int layer,
+                             int module);
+
+// h_out = x + o_proj(attention(rope(q(norm(x))), k, v)); h_out may equal x (no copy then).
+void attention_block_forward(const PassContext& c, int layer, const LayerParams& p, const float* x,
+                             float* h_out, LayerActs& s, const KvView* kv);
+// dh: gradient wrt h_out in, wrt x out (when need_dx; otherwise dh is left as is).
+void attention_block_backward(const PassContext& c, int layer, const LayerParams& p, const float* x,
+                              const LayerActs& s, float* dh, bool need_dx);
+
+// h_out = h + down(silu(gate(norm(h))) * up(norm(h))). h_out == nullptr: stop after
+// gate/up (a checkpointing recompute needs no more: backward recomputes the product).
+void mlp_block_forward(const PassContext& c, int layer, const LayerParams& p, const float* h,
+                       float* h_out, LayerActs& s);
+void mlp_block_backward(const PassContext& c, int layer, const LayerParams& p, const float* h,
+                        const LayerActs& s, float* dh);
+
+// Rows whose next-token loss counts, as [first, first + count) runs; the
+// arena's targets hold their labels in the same order (compacted).
+using RowRuns = std::vector<std::pair<int, int>>;
+
+// Final norm, lm_head and cross-entropy over the counted rows only, in chunks
+// so [rows, V] logits never exist at once. With backward: accumulates into
+// the head's trainable gradients and OVERWRITES dh with the gradient wrt h.
+LossResult loss_head(const PassContext& c, const HeadParams& p, const float* h, const RowRuns& runs,
+                     float grad_scale, bool backward, float* dh);
+// Logits [V] of one row of h (decoding), written to the arena's logits buffer.
+const float* head_logits_row(const PassContext& c, const HeadParams& p, const float* h, int row);
+
+}  // namespace ps

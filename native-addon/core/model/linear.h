@@ -1,0 +1,51 @@
+// The linear layer of the model, y = x W^T (+ b), with the hook where a
+// method adds its trainable branch (LoRA). The base matmul always runs on the
+// frozen (or fully trainable) W; gradients of W and b are formed only when
+// their gradient pointers are set.
+#pragma once
+
+#include <cstdint>
+
+#include "backend.h"
+
+namespace ps {
+
+// One LoRA adapter on one linear: y += scale * B A dropout(x).
+struct LoraAdapter {
+  int rank = 0;
+  float scale = 0;
+  float dropout = 0;
+  float* A = nullptr;  // [rank, in]
+  float* B = nullptr;  // [out, rank]
+  float* dA = nullptr;
+  float* dB = nullptr;
+};
+
+struct Linear {
+  int in = 0, out = 0;
+  const float* W = nullptr;  // [out, in]
+  float* dW = nullptr;       // nullptr: frozen
+  const float* b = nullptr;  // [out] or nullptr
+  float* db = nullptr;
+  const LoraAdapter* lora = nullptr;
+};
+
+// Per-call buffers of the LoRA branch (unused when the linear has none).
+struct LinearScratch {
+  float* lora_h = nullptr;     // [rows, rank]: H = dropout(x) A^T, kept for backward
+  float* dropped = nullptr;    // [rows, in]: dropout(x), recomputed in backward
+  float* d_dropped = nullptr;  // [rows, in]: gradient wrt dropout(x)
+  float* lora_dh = nullptr;    // [rows, rank]: backward scratch
+  bool dropout_active = false; // training mode and p > 0
+  uint64_t dropout_key = 0;    // keyed by (seed, step, layer, module)
+};
+
+// y = x W^T + b (+ LoRA); accumulate: y += instead of y = (a residual add).
+void linear_forward(Backend& be, const Linear& lin, int rows, const float* x, float* y,
+                    bool accumulate, const LinearScratch& s);
+// dx (+)= dy W (skipped when dx is nullptr; overwrite_dx: the first contributor
+// writes instead of adding, saving a fill); dW += dy^T x; db += sum dy; LoRA dA, dB.
+void linear_backward(Backend& be, const Linear& lin, int rows, const float* x, const float* dy,
+                     float* dx, bool overwrite_dx, const LinearScratch& s);
+
+}  // namespace ps

@@ -1,0 +1,86 @@
+// The loss head: final RMSNorm, lm_head and shifted cross-entropy. Only rows
+// whose label counts are gathered (prompt tokens masked with -100 and padding
+// cost nothing), and they go through lm_head a chunk at a time so the
+// [rows, vocab] logits are never held: per chunk logits -> cross-entropy
+// (dlogits in place) -> dh rows = dlogits W, and dW += dlogits^T h if trainable.
+#include "model/blocks.h"
+
+namespace ps {
+
+namespace {
+
+// The next `limit` counted rows starting at (run, offset within run), as runs.
+RowRuns take_rows(const RowRuns& runs, size_t& run, int& within, int limit) {
+  RowRuns out;
+  while (limit > 0 && run < runs.size()) {
+    const int first = runs[run].first + within;
+    const int left = runs[run].second - within;
+    const int n = left < limit ? left : limit;
+    out.emplace_back(first, n);
+    limit -= n;
+    within += n;
+    if (within == runs[run].second) {
+      ++run;
+      within = 0;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+LossResult loss_head(const PassContext& c, const HeadParams& p, const float* h, const RowRuns& runs,
+                     float grad_scale, bool backward, float* dh) {
+  Backend& be = c.be;
+  const ModelDims& d = c.d;
+  Activations& a = *c.arena;
+  const int R = c.rows;
+  const size_t D = static_cast<size_t>(d.D);
+  be.rmsnorm_forward(h, p.norm, a.hf, a.rstd_f, R, d.D, c.eps);
+  if (backward) be.fill(a.dnorm, 0.0f, R * D);  // rows without a label get no gradient
+
+  LossResult result;
+  size_t run = 0;
+  int within = 0, done = 0;
+  for (;;) {
+    const RowRuns chunk = take_rows(runs, run, within, a.loss_chunk);
+    if (chunk.empty()) break;
+    int n = 0;
+    for (const auto& r : chunk) {
+      be.copy(a.hchunk + n * D, a.hf + r.first * D, r.second * D);
+      n += r.second;
+    }
+    be.gemm_nt(n, d.V, d.D, 1.0f, a.hchunk, d.D, p.W, d.D, 0.0f, a.logits, d.V);
+    int count = 0;
+    result.loss_sum += be.cross_entropy(a.logits, a.targets + done, n, d.V, grad_scale,
+                                        backward ? a.logits : nullptr, &count);
+    result.tokens += count;
+    if (backward) {
+      be.gemm_nn(n, d.D, d.V, 1.0f, a.logits, d.V, p.W, d.D, 0.0f, a.dchunk, d.D);
+      if (p.dW) be.gemm_tn(d.V, d.D, n, 1.0f, a.logits, d.V, a.hchunk, d.D, 1.0f, p.dW, d.D);
+      int off = 0;
+      for (const auto& r : chunk) {
+        be.copy(a.dnorm + r.first * D, a.dchunk + off * D, r.second * D);
+        off += r.second;
+      }
+    }
+    done += n;
+  }
+  if (backward) {
+    be.fill(dh, 0.0f, R * D);
+    be.rmsnorm_backward(a.dnorm, h, p.norm, a.rstd_f, R, d.D, dh, p.dnorm);
+  }
+  return result;
+}
+
+const float* head_logits_row(const PassContext& c, const HeadParams& p, const float* h, int row) {
+  Backend& be = c.be;
+  const ModelDims& d = c.d;
+  Activations& a = *c.arena;
+  const size_t D = static_cast<size_t>(d.D);
+  be.rmsnorm_forward(h + row * D, p.norm, a.hf, a.rstd_f, 1, d.D, c.eps);
+  be.gemm_nt(1, d.V, d.D, 1.0f, a.hf, d.D, p.W, d.D, 0.0f, a.logits, d.V);
+  return a.logits;
+}
+
+}  // namespace ps

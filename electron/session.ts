@@ -3,6 +3,7 @@
 // run build on this, so "open a model" means one thing everywhere.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readPeftAdapter, type PeftLoraAdapter } from './adapters/peft.js';
 import { loadAddon } from './engine/load.js';
 import type { NativeAddon, NativeEngine } from './engine/native.js';
 import { openModelFolder, type ModelFolder } from './models/folder.js';
@@ -48,10 +49,30 @@ export function createEngine(addon: NativeAddon, folder: ModelFolder, options: S
   return engine;
 }
 
-export async function openSession(dir: string, options: SessionOptions): Promise<ModelSession> {
+/**
+ * Reads a PEFT LoRA adapter for this model, sets the engine up with its layout
+ * and copies its tensors in. `dropout` overrides the adapter's (training).
+ */
+export async function attachAdapter(engine: NativeEngine, folder: ModelFolder, adapterDir: string, seed: number, dropout?: number): Promise<PeftLoraAdapter> {
+  const adapter = await readPeftAdapter(adapterDir, folder.spec);
+  engine.setupLora({ ...adapter.lora, dropout: dropout ?? adapter.lora.dropout, seed });
+  for (const t of adapter.tensors) engine.setTensor(t.name, t.data);
+  return adapter;
+}
+
+/** Opens a model (and optionally a LoRA adapter on it) for evaluation or generation. */
+export async function openSession(dir: string, options: SessionOptions & { adapter?: string | null }): Promise<ModelSession> {
   const { folder, tokenizer } = await openModelWithTokenizer(dir);
   const addon = loadAddon();
   const engine = createEngine(addon, folder, options);
+  if (options.adapter) {
+    try {
+      await attachAdapter(engine, folder, options.adapter, options.seed ?? 0);
+    } catch (e) {
+      engine.dispose();
+      throw e;
+    }
+  }
   let disposed = false;
   return {
     folder,

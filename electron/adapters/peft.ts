@@ -171,9 +171,14 @@ export async function readPeftAdapter(dir: string, spec: ModelSpec): Promise<Pef
   }
   let json: unknown;
   try {
-    json = JSON.parse(text.replace(/\bNaN\b|-?\bInfinity\b/g, 'null')); // Python's json may write NaN
+    json = JSON.parse(text);
   } catch (err) {
-    throw new AdapterConfigError(configPath, null, `is not valid JSON (${(err as Error).message})`, 'Export the adapter again.');
+    try {
+      // Python's json writes NaN / Infinity for such floats; JSON.parse does not read them.
+      json = JSON.parse(text.replace(/\bNaN\b|-?\bInfinity\b/g, 'null'));
+    } catch {
+      throw new AdapterConfigError(configPath, null, `is not valid JSON (${(err as Error).message})`, 'Export the adapter again.');
+    }
   }
   const parsed = parseLoraAdapterConfig(json, configPath, spec);
 

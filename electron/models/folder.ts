@@ -29,7 +29,7 @@ export interface ModelFolder {
   spec: ModelSpec;
   /** exactly the tensors the engine needs, in expectedTensors order */
   weights: WeightRef[];
-  /** the safetensors files, absolute paths, in index order */
+  /** the safetensors files, absolute paths, sorted */
   files: string[];
   /** parameters of the model as transformers counts them (tied embeddings once) */
   parameterCount: number;
@@ -173,8 +173,13 @@ async function requireFolder(dir: string): Promise<void> {
   }
 }
 
-/** The safetensors files of a folder and, when sharded, the tensor -> file map. */
+/**
+ * The safetensors files of a folder and, when sharded, the tensor -> file map.
+ * Like transformers, a single model.safetensors wins over an index.
+ */
 async function locateWeights(dir: string): Promise<{ files: string[]; weightMap: Map<string, string> | null }> {
+  const single = join(dir, SINGLE_WEIGHTS_FILE);
+  if (await isFile(single)) return { files: [single], weightMap: null };
   const indexPath = join(dir, WEIGHTS_INDEX_FILE);
   if (await isFile(indexPath)) {
     let index: unknown;
@@ -202,10 +207,9 @@ async function locateWeights(dir: string): Promise<{ files: string[]; weightMap:
         throw new ModelFolderError(`${file}: missing, but ${WEIGHTS_INDEX_FILE} lists it. The download is incomplete: download the missing shard.`);
       }
     }
+    files.sort();
     return { files, weightMap };
   }
-  const single = join(dir, SINGLE_WEIGHTS_FILE);
-  if (await isFile(single)) return { files: [single], weightMap: null };
   const hasBin = (await isFile(join(dir, 'pytorch_model.bin'))) || (await isFile(join(dir, 'pytorch_model.bin.index.json')));
   throw new ModelFolderError(hasBin
     ? `${dir}: has only PyTorch .bin weights; this app reads safetensors. Download the model's .safetensors files (most Hugging Face models have them) or convert the checkpoint to safetensors.`

@@ -146,6 +146,7 @@ function tokenContent(value: unknown, field: string, dir: string): string | null
   throw new TokenizerError(`${join(dir, TOKENIZER_CONFIG_FILE)}: field "${field}" must be a string or an object with "content" (found ${JSON.stringify(value)}). Download tokenizer_config.json again.`);
 }
 
+/** Parsed JSON object (loosely typed: these files have many optional fields), or null when optional and absent. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function readJson(path: string, required: boolean): Promise<any> {
   let text: string;

@@ -37,7 +37,11 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
       'Check that the path exists and is readable.');
   }
   try {
-    const { size } = await handle.stat();
+    const info = await handle.stat();
+    if (!info.isFile()) {
+      throw new SafetensorsError(file, null, 'is a folder or a device, not a file', 'Point at the .safetensors file itself.');
+    }
+    const size = info.size;
     const lengthBytes = new Uint8Array(Math.min(HEADER_LENGTH_BYTES, size));
     await readFully(handle, lengthBytes, 0, file);
     const claimed = headerLengthOf(lengthBytes, size, file);

@@ -2,24 +2,14 @@
 // default filled in. It is written to run.json, so a run folder always says
 // exactly how it was made.
 import type { LoraTarget } from '../engine/native.js';
+import { LORA_TARGETS, type AdapterLora } from '../adapters/peft-config.js';
 import type { SchedulerKind } from './schedule.js';
-
-export const LORA_TARGETS: readonly LoraTarget[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
 /** PEFT's default target_modules for Llama-family models. */
 export const DEFAULT_LORA_TARGETS: readonly LoraTarget[] = ['q_proj', 'v_proj'];
 
-export interface LoraSettings {
-  rank: number;
-  alpha: number;
-  dropout: number;
-  targets: LoraTarget[];
-  rslora: boolean;
-  /** PEFT init_lora_weights: true ("default") or "gaussian" */
-  init: 'default' | 'gaussian';
-  /** layers_to_transform; null = every layer */
-  layers: number[] | null;
-}
+/** rank, alpha, dropout, targets, rslora, init ("default" | "gaussian"), layers (null = all) */
+export type LoraSettings = AdapterLora;
 
 export interface TrainConfig {
   model: string;
@@ -93,7 +83,3 @@ export function resolveTargets(list: readonly string[]): LoraTarget[] {
   return out;
 }
 
-/** The LoRA scaling factor: alpha / r, or alpha / sqrt(r) with rsLoRA. */
-export function loraScaling(lora: Pick<LoraSettings, 'rank' | 'alpha' | 'rslora'>): number {
-  return lora.rslora ? lora.alpha / Math.sqrt(lora.rank) : lora.alpha / lora.rank;
-}

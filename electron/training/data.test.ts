@@ -2,6 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ModelTokenizer } from '../models/tokenizer.js';
+import { TINY_BOS_ID, TINY_EOS_ID } from '../testing/tiny-tokenizer.js';
+import { tinyModel } from './test-fixtures.js';
 import { countTrainedTokens, DataError, loadJsonl, parseJsonl, type TextEncoder } from './data.js';
 
 // A character-level stand-in tokenizer with a BOS rule, so expected ids can be
@@ -58,6 +61,20 @@ describe('JSONL data', () => {
       expect(() => parseJsonl(text, 'f.jsonl', charTokenizer, opts)).toThrow(DataError);
     });
   }
+
+  it('text rows with a real tokenizer: BOS from its post-processor, the text, then EOS', async () => {
+    const model = await tinyModel();
+    const tokenizer = await ModelTokenizer.load(model.dir);
+    const text = 'the cat sat on the mat';
+    const [ex] = parseJsonl(JSON.stringify({ text }), 'f', tokenizer, { seqLen: 64, vocabSize: 320 });
+    const plain = tokenizer.encode(text, { addSpecialTokens: false });
+    expect(plain.length).toBeGreaterThan(3);
+    expect(ex.inputIds).toEqual([TINY_BOS_ID, ...plain, TINY_EOS_ID]);
+    expect(tokenizer.decode(plain)).toBe(text);
+    const [cut] = parseJsonl(JSON.stringify({ text }), 'f', tokenizer, { seqLen: 3, vocabSize: 320 });
+    expect(cut.inputIds).toEqual([TINY_BOS_ID, plain[0], plain[1]]);
+    expect(() => parseJsonl(JSON.stringify({ text }), 'f', tokenizer, { seqLen: 64, vocabSize: 100 })).toThrow(/f:1: the tokenizer gave id \d+, outside the model's vocabulary \[0, 100\)/);
+  });
 
   it('reads files and explains a missing one', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ps-data-'));

@@ -4,13 +4,19 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 
 export interface StepMetrics {
+  /** 1-based optimizer step */
   step: number;
+  /** mean cross-entropy over the step's label tokens (all micro-batches) */
   loss: number;
+  /** learning rate this step used */
   lr: number;
+  /** global gradient norm before clipping */
   grad_norm: number;
-  /** label tokens counted in this optimizer step */
+  /** label tokens the loss counted in this optimizer step (shifted, not -100) */
   tokens: number;
+  /** those tokens per second of this step's wall time */
   tokens_per_s: number;
+  /** seconds since training started */
   elapsed_s: number;
 }
 
@@ -30,16 +36,4 @@ export class MetricsWriter {
   write(row: MetricsRow): void {
     appendFileSync(this.file, JSON.stringify(row) + '\n');
   }
-}
-
-/** Parses a metrics.jsonl file's text (used by tests and readers of a run folder). */
-export function parseMetrics(text: string): MetricsRow[] {
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as MetricsRow);
-}
-
-export function isStepRow(row: MetricsRow): row is StepMetrics {
-  return 'loss' in row;
 }

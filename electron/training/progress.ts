@@ -40,13 +40,11 @@ export class ProgressReporter {
   private lastPrint = 0;
 
   constructor(
-    private readonly stream: NodeJS.WriteStream | { write(s: string): unknown; isTTY?: boolean } = process.stderr,
+    private readonly stream: { write(s: string): unknown; isTTY?: boolean },
     private readonly minIntervalMs = 1000,
-    private readonly enabled = true,
   ) {}
 
   update(u: ProgressUpdate): void {
-    if (!this.enabled) return;
     const now = Date.now();
     const last = u.step === u.totalSteps;
     if (!last && now - this.lastPrint < this.minIntervalMs && u.step !== 1) return;
@@ -57,7 +55,6 @@ export class ProgressReporter {
   }
 
   message(text: string): void {
-    if (!this.enabled) return;
     if (this.stream.isTTY) this.stream.write(`\r\x1b[2K${text}\n`);
     else this.stream.write(text + '\n');
   }

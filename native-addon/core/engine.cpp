@@ -132,7 +132,14 @@ struct Engine::Impl {
     for (size_t i = 0; i < trainables.size(); ++i) trainable_index[trainables[i].name] = i;
     params_stale = true;
     arena.release();  // the plan depends on the method
+    release_cache();
+  }
+
+  void release_cache() {
     decode_arena.release();
+    if (kv_block) be->release(kv_block);
+    kv_block = nullptr;
+    kv_block_bytes = 0;
     cache = KvCache();
   }
 
@@ -294,10 +301,7 @@ void Engine::reset_cache(int max_tokens) {
   config.rows = std::min(max_tokens, kDecodeChunk);
   config.train = false;
   m.lora_ranks(config.lora_rank);
-  if (m.kv_block) m.be->release(m.kv_block);
-  m.kv_block = nullptr;
-  m.kv_block_bytes = 0;
-  m.cache = KvCache();
+  m.release_cache();
   m.decode_arena.reset(*m.be, config);
   try {
     m.kv_block = static_cast<float*>(m.be->alloc(kv_bytes));

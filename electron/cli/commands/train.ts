@@ -3,7 +3,8 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { UsageError, type CommandSpec, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
-import { LORA_TARGETS, resolveTargets, TRAIN_DEFAULTS as D, type TrainConfig } from '../../training/config.js';
+import { LORA_TARGETS } from '../../adapters/peft-config.js';
+import { DEFAULT_LORA_TARGETS, resolveTargets, TRAIN_DEFAULTS as D, type TrainConfig } from '../../training/config.js';
 import { SCHEDULER_KINDS, type SchedulerKind } from '../../training/schedule.js';
 import { runTraining } from '../../training/run.js';
 
@@ -76,7 +77,7 @@ export function trainConfigFromArgs(args: ParsedArgs): TrainConfig {
   if (args.has('steps') && args.has('epochs')) throw new UsageError('give either --steps or --epochs, not both', 'train');
   let targets;
   try {
-    targets = resolveTargets(args.list('targets') ?? ['q_proj', 'v_proj']);
+    targets = resolveTargets(args.list('targets') ?? [...DEFAULT_LORA_TARGETS]);
   } catch (e) {
     throw new UsageError((e as Error).message, 'train');
   }
@@ -125,7 +126,7 @@ export const trainCommand: Command = {
   spec: trainSpec,
   async run(args, io) {
     const config = trainConfigFromArgs(args);
-    const summary = await runTraining(config, { log: (line) => io.stderr(line + '\n'), progressTTY: io.stderrIsTTY });
+    const summary = await runTraining(config, io);
     io.stdout(JSON.stringify(summary) + '\n');
   },
 };

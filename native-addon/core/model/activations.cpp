@@ -49,11 +49,14 @@ void layout(const PlanConfig& c, char* base, Activations* out, size_t* bytes) {
   const int n_resid = c.train ? d.L + 1 : 1;
   for (int i = 0; i < n_resid; ++i) a.resid.push_back(cur.take<float>(R * d.D));
 
+  // The norms' outputs are cheap to recompute from the kept inputs and rstd,
+  // so every layer writes them to one shared buffer (backward recomputes).
+  float* norm_out = cur.take<float>(R * d.D);
   const int n_sets = c.train && !c.checkpoint ? d.L : 1;
   for (int i = 0; i < n_sets; ++i) {
     LayerActs l;
     l.rstd1 = cur.take<float>(R);
-    l.a = cur.take<float>(R * d.D);
+    l.a = norm_out;
     if (d.qk_norm) {
       l.q_pre = cur.take<float>(R * d.Dq);
       l.rstd_q = cur.take<float>(R * d.Hq);
@@ -67,7 +70,7 @@ void layout(const PlanConfig& c, char* base, Activations* out, size_t* bytes) {
     l.lse = cur.take<float>(R * d.Hq);
     if (c.train) l.h_mid = cur.take<float>(R * d.D);
     l.rstd2 = cur.take<float>(R);
-    l.m = cur.take<float>(R * d.D);
+    l.m = norm_out;
     l.gate = cur.take<float>(R * d.F);
     l.up = cur.take<float>(R * d.F);
     if (c.train)

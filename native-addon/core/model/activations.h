@@ -26,7 +26,7 @@ struct PlanConfig {
 // What one decoder layer keeps from forward for backward ([rows, ...] each).
 struct LayerActs {
   float* rstd1 = nullptr;  // [rows]
-  float* a = nullptr;      // input_layernorm output [rows, D]
+  float* a = nullptr;      // input_layernorm output [rows, D] (shared, recomputed in backward)
   float* q_pre = nullptr;  // qk_norm: q before its norm [rows, Dq]
   float* rstd_q = nullptr; // [rows * Hq]
   float* k_pre = nullptr;  // [rows, Dkv]
@@ -38,7 +38,7 @@ struct LayerActs {
   float* lse = nullptr;    // [rows * Hq]
   float* h_mid = nullptr;  // residual after attention [rows, D] (train only)
   float* rstd2 = nullptr;  // [rows]
-  float* m = nullptr;      // post_attention_layernorm output [rows, D]
+  float* m = nullptr;      // post_attention_layernorm output [rows, D] (shared with a)
   float* gate = nullptr;   // [rows, F]
   float* up = nullptr;     // [rows, F]
   float* lora_h[kNumModules] = {};  // [rows, rank] per adapted module

@@ -89,6 +89,9 @@ void attention_block_backward(const PassContext& c, int layer, const LayerParams
 
   // Gradient wrt the norm output: needed for x's gradient or the norm's weight.
   float* da = (need_dx || p.dln1) ? g.dnorm : nullptr;
+  // The norm's output is not kept per layer (activations.h): recompute it,
+  // bit-identical to forward, for the q/k/v products.
+  be.rmsnorm_forward(x, p.ln1, s.a, s.rstd1, R, d.D, c.eps);
   const float* dq_proj = g.dq;
   if (d.qk_norm) {
     // dattn is free again: it takes the gradient wrt q before its norm.

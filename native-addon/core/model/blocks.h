@@ -70,8 +70,8 @@ void attention_block_forward(const PassContext& c, int layer, const LayerParams&
 void attention_block_backward(const PassContext& c, int layer, const LayerParams& p, const float* x,
                               const LayerActs& s, float* dh, bool need_dx);
 
-// h_out = h + down(silu(gate(norm(h))) * up(norm(h))). h_out == nullptr: stop after
-// gate/up (a checkpointing recompute needs no more: backward recomputes the product).
+// h_out = h + down(silu(gate(norm(h))) * up(norm(h))). h_out == nullptr: a
+// checkpointing recompute, which stops after gate/up (and down_proj's LoRA H).
 void mlp_block_forward(const PassContext& c, int layer, const LayerParams& p, const float* h,
                        float* h_out, LayerActs& s);
 void mlp_block_backward(const PassContext& c, int layer, const LayerParams& p, const float* h,

@@ -1,5 +1,6 @@
 // The MLP half of a decoder layer (Hugging Face LlamaMLP): post_attention
 // layernorm, SwiGLU down(silu(gate(m)) * up(m)), residual.
+#include "methods/lora.h"
 #include "model/blocks.h"
 
 namespace ps {
@@ -13,8 +14,19 @@ void mlp_block_forward(const PassContext& c, int layer, const LayerParams& p, co
   be.rmsnorm_forward(h, p.ln2, s.m, s.rstd2, R, d.D, c.eps);
   linear_forward(be, lin[kGate], R, s.m, s.gate, false, linear_scratch(c, s, lin[kGate], layer, kGate));
   linear_forward(be, lin[kUp], R, s.m, s.up, false, linear_scratch(c, s, lin[kUp], layer, kUp));
-  if (!h_out) return;
   float* act = c.arena->act;
+  if (!h_out) {
+    // A checkpointing recompute: backward recomputes the product itself, but
+    // down_proj's LoRA H must be rebuilt exactly as forward made it. The
+    // branch's output goes to a scratch buffer that is free at this point.
+    const Linear& down = lin[kDown];
+    if (down.lora) {
+      be.swiglu_forward(s.gate, s.up, act, static_cast<size_t>(R) * d.F);
+      lora_branch_forward(be, *down.lora, R, down.in, down.out, act, c.arena->dnorm,
+                          linear_scratch(c, s, down, layer, kDown));
+    }
+    return;
+  }
   be.swiglu_forward(s.gate, s.up, act, static_cast<size_t>(R) * d.F);
   if (h_out != h) be.copy(h_out, h, static_cast<size_t>(R) * d.D);
   linear_forward(be, lin[kDown], R, act, h_out, true, linear_scratch(c, s, lin[kDown], layer, kDown));
@@ -38,6 +50,8 @@ void mlp_block_backward(const PassContext& c, int layer, const LayerParams& p, c
   be.fill(g.dup, 0.0f, n);
   be.swiglu_backward(s.gate, s.up, g.dact, dgate, g.dup, n);
 
+  // The norm's output is not kept per layer (activations.h): recompute it.
+  be.rmsnorm_forward(h, p.ln2, s.m, s.rstd2, R, d.D, c.eps);
   linear_backward(be, lin[kGate], R, s.m, dgate, g.dnorm, true,
                   linear_scratch(c, s, lin[kGate], layer, kGate));
   linear_backward(be, lin[kUp], R, s.m, g.dup, g.dnorm, false,

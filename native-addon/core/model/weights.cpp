@@ -46,6 +46,17 @@ WeightStore::WeightStore(Backend& backend, ThreadPool* pool, std::vector<Paramet
   }
 }
 
+float* WeightStore::alloc_tensor(const WeightTensor& t) {
+  const size_t bytes = t.numel * sizeof(float);
+  try {
+    return static_cast<float*>(backend_.alloc(bytes));
+  } catch (const OutOfMemory&) {
+    throw OutOfMemory("model tensor \"" + t.name + "\" (the model needs " +
+                          std::to_string(this->bytes() >> 20) + " MiB as fp32)",
+                      bytes);
+  }
+}
+
 WeightStore::~WeightStore() {
   for (auto& t : tensors_) drop(t);
 }
@@ -110,7 +121,7 @@ void WeightStore::load(const std::vector<WeightRef>& refs) {
       t.file = f;
       continue;
     }
-    float* dst = static_cast<float*>(backend_.alloc(t.numel * sizeof(float)));
+    float* dst = alloc_tensor(t);
     t.data = dst;
     t.owned = true;
     const DType dt = r.dtype;
@@ -136,7 +147,7 @@ void WeightStore::set(const std::string& name, const float* data, size_t n) {
                 shape_str(t.shape) + "), got " + std::to_string(n));
   if (!t.owned) {
     drop(t);
-    t.data = static_cast<float*>(backend_.alloc(t.numel * sizeof(float)));
+    t.data = alloc_tensor(t);
     t.owned = true;
     ++generation_;
   }
@@ -147,7 +158,7 @@ float* WeightStore::writable(const std::string& name) {
   WeightTensor& t = mutable_get(name);
   if (!t.data) throw Error("tensor \"" + name + "\" is not loaded yet: load the weights first");
   if (t.owned) return t.data;
-  float* dst = static_cast<float*>(backend_.alloc(t.numel * sizeof(float)));
+  float* dst = alloc_tensor(t);
   backend_.copy(dst, t.data, t.numel);
   t.file.reset();
   t.data = dst;

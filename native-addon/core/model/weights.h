@@ -55,6 +55,7 @@ class WeightStore {
  private:
   WeightTensor& mutable_get(const std::string& name);
   void drop(WeightTensor& t);
+  float* alloc_tensor(const WeightTensor& t);  // OutOfMemory names the tensor
   Backend& backend_;
   ThreadPool* pool_;
   std::vector<WeightTensor> tensors_;

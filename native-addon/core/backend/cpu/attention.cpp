@@ -1,17 +1,18 @@
 // Causal grouped-query attention on the CPU: the bookkeeping around the block
 // kernels of attention_kernels.h. Per call it
-//  - checks the shape, pads the segment table and finds, per query, the first
-//    key of its segment (so a work unit skips the keys of earlier segments);
-//  - transposes K (and V for backward) per kv head, so q.k and dO.v become
-//    register-tiled block products with contiguous rows;
+//  - checks the shape and finds, per query, the first key of its segment (so
+//    a work unit skips the key blocks of earlier segments);
+//  - repacks K and V per kv head into key blocks with contiguous rows (see
+//    attention_kernels.h);
 //  - forward: hands out (b, head, query block) units dynamically, costliest
 //    first (each unit owns its rows of out and lse, so any order gives the
 //    same bits);
 //  - backward: assigns the units to threads by a fixed greedy schedule;
-//    dQ is owned per unit, dK/dV of thread 0 go straight into the caller's
-//    gradients and those of the other threads into zeroed buffers that are
-//    added afterwards in thread order. Deterministic for a given thread count.
+//    dQ is owned per unit, dK/dV go into per-thread buffers that are added
+//    to the caller's gradients afterwards in thread order. Deterministic for
+//    a given thread count.
 #include <algorithm>
+#include <cstring>
 #include <unordered_map>
 #include <vector>
 
@@ -21,13 +22,12 @@
 
 namespace ps {
 
-// Register tile of the portable build: 4 x 8 floats = 8 SSE registers.
 void attention_forward_unit_portable(const AttnProblem& a, const AttnUnit& u, float* scratch) {
-  attn_forward_unit<4, 8>(a, u, scratch);
+  attn_forward_unit(a, u, scratch);
 }
 void attention_backward_unit_portable(const AttnProblem& a, const AttnUnit& u, float* dk,
                                       float* dv, float* scratch) {
-  attn_backward_unit<4, 8>(a, u, dk, dv, scratch);
+  attn_backward_unit(a, u, dk, dv, scratch);
 }
 
 namespace {
@@ -47,32 +47,36 @@ void check_attention_args(const char* op, const AttnShape& s, const void* q, con
   if (!q || !k || !v || !seg) bad("q, k, v and the segment ids are required");
 }
 
-// The segment ids padded to t_pad per row (kAttnSegNever past T), and for each
-// real query the first position of its segment (-1 for padding queries).
-struct Segments {
-  int t_pad = 0;
-  std::vector<int32_t> padded;  // [B, t_pad]
-  std::vector<int32_t> first;   // [B, T]
-};
-
-Segments prepare_segments(const AttnShape& s, const int32_t* seg) {
-  Segments r;
-  r.t_pad = s.T + kAttnBk;
-  r.padded.assign(static_cast<size_t>(s.B) * r.t_pad, kAttnSegNever);
-  r.first.assign(static_cast<size_t>(s.B) * s.T, -1);
+// Per query, the first position of its segment (-1 for padding queries).
+std::vector<int32_t> segment_starts(const AttnShape& s, const int32_t* seg) {
+  std::vector<int32_t> first(static_cast<size_t>(s.B) * s.T, -1);
   std::unordered_map<int32_t, int32_t> first_of;
   for (int b = 0; b < s.B; ++b) {
     first_of.clear();
     for (int t = 0; t < s.T; ++t) {
       const int32_t id = seg[static_cast<size_t>(b) * s.T + t];
-      r.padded[static_cast<size_t>(b) * r.t_pad + t] = id;
-      if (id >= 0) r.first[static_cast<size_t>(b) * s.T + t] = first_of.emplace(id, t).first->second;
+      if (id >= 0) first[static_cast<size_t>(b) * s.T + t] = first_of.emplace(id, t).first->second;
     }
   }
-  return r;
+  return first;
 }
 
-std::vector<AttnUnit> make_units(const AttnShape& s, const Segments& seg) {
+// Segment of every key position as the kernels test it (see kAttnKey*).
+std::vector<int32_t> key_segments(const AttnShape& s, const int32_t* seg, int n_blocks) {
+  const size_t width = static_cast<size_t>(n_blocks) * kAttnBk;
+  std::vector<int32_t> ks(static_cast<size_t>(s.B) * width, kAttnKeyNone);
+  for (int b = 0; b < s.B; ++b) {
+    int32_t* row = ks.data() + b * width;
+    for (int js = 0; js < s.P; ++js) row[js] = kAttnKeyPrefix;
+    for (int t = 0; t < s.T; ++t) {
+      const int32_t id = seg[static_cast<size_t>(b) * s.T + t];
+      row[s.P + t] = id >= 0 ? id : -1;
+    }
+  }
+  return ks;
+}
+
+std::vector<AttnUnit> make_units(const AttnShape& s, const std::vector<int32_t>& first) {
   std::vector<AttnUnit> units;
   for (int b = 0; b < s.B; ++b)
     for (int h = 0; h < s.Hq; ++h)
@@ -83,7 +87,7 @@ std::vector<AttnUnit> make_units(const AttnShape& s, const Segments& seg) {
         u.t0 = t0;
         u.t1 = std::min(t0 + kAttnBq, s.T);
         for (int t = t0; t < u.t1; ++t) {
-          const int32_t f = seg.first[static_cast<size_t>(b) * s.T + t];
+          const int32_t f = first[static_cast<size_t>(b) * s.T + t];
           if (f >= 0 && (u.key_lo < 0 || f < u.key_lo)) u.key_lo = f;
         }
         units.push_back(u);
@@ -108,26 +112,31 @@ std::vector<size_t> by_cost(const AttnShape& s, const std::vector<AttnUnit>& uni
   return order;
 }
 
-// x [B,S,Hkv,D] -> xt [B,Hkv,D,s_pad], columns S..s_pad zero.
-std::vector<float> transpose_kv(ThreadPool& pool, const AttnShape& s, const float* x, int s_pad) {
-  const int S = s.S(), D = s.D, H = s.Hkv;
-  std::vector<float> xt(static_cast<size_t>(s.B) * H * D * s_pad, 0.0f);
-  constexpr int kTile = 32;
-  const int tiles = (S + kTile - 1) / kTile;
-  pool.parallel_for(static_cast<size_t>(s.B) * H * tiles, [&](size_t begin, size_t end, int) {
+// x [B,S,Hkv,D] repacked per (b, kv head) and key block, zero past S:
+// transposed  -> [B,Hkv,n_blocks,D,Bk]   (rows of a block's keys per dim)
+// !transposed -> [B,Hkv,n_blocks*Bk,D]   (the head's key rows, contiguous)
+std::vector<float> pack_kv(ThreadPool& pool, const AttnShape& s, const float* x, int n_blocks,
+                           bool transposed) {
+  const int S = s.P + s.T, D = s.D, H = s.Hkv;
+  const size_t block_floats = static_cast<size_t>(kAttnBk) * D;
+  std::vector<float> packed(static_cast<size_t>(s.B) * H * n_blocks * block_floats, 0.0f);
+  pool.parallel_for(static_cast<size_t>(s.B) * H * n_blocks, [&](size_t begin, size_t end, int) {
     for (size_t w = begin; w < end; ++w) {
-      const int tile = static_cast<int>(w % tiles);
-      const size_t bh = w / tiles;
+      const int kb = static_cast<int>(w % n_blocks);
+      const size_t bh = w / n_blocks;
       const int g = static_cast<int>(bh % H), b = static_cast<int>(bh / H);
-      float* dst = xt.data() + bh * D * s_pad;
-      const int j1 = std::min(S, (tile + 1) * kTile);
-      for (int j = tile * kTile; j < j1; ++j) {
+      float* dst = packed.data() + w * block_floats;
+      const int j0 = kb * kAttnBk, j1 = std::min(S, j0 + kAttnBk);
+      for (int j = j0; j < j1; ++j) {
         const float* src = x + ((static_cast<size_t>(b) * S + j) * H + g) * D;
-        for (int d = 0; d < D; ++d) dst[static_cast<size_t>(d) * s_pad + j] = src[d];
+        if (transposed)
+          for (int d = 0; d < D; ++d) dst[static_cast<size_t>(d) * kAttnBk + (j - j0)] = src[d];
+        else
+          std::memcpy(dst + static_cast<size_t>(j - j0) * D, src, sizeof(float) * D);
       }
     }
   });
-  return xt;
+  return packed;
 }
 
 }  // namespace
@@ -137,21 +146,21 @@ void CpuBackend::attention_forward(const AttnShape& s, const float* q, const flo
                                    float* lse) {
   check_attention_args("attention_forward", s, q, k, v, seg);
   if (!out || !lse) throw Error("attention_forward: out and lse are required");
-  const Segments segs = prepare_segments(s, seg);
-  const std::vector<AttnUnit> units = make_units(s, segs);
+  const std::vector<AttnUnit> units = make_units(s, segment_starts(s, seg));
   const std::vector<size_t> order = by_cost(s, units);
 
   AttnProblem a;
   a.s = s;
   a.scale = scale;
+  a.n_blocks = (s.S() + kAttnBk - 1) / kAttnBk;
+  const std::vector<int32_t> k_seg = key_segments(s, seg, a.n_blocks);
+  const std::vector<float> kt = pack_kv(*pool_, s, k, a.n_blocks, true);
+  const std::vector<float> vr = pack_kv(*pool_, s, v, a.n_blocks, false);
   a.q = q;
-  a.k = k;
-  a.v = v;
-  a.s_pad = s.S() + kAttnBk;
-  const std::vector<float> kt = transpose_kv(*pool_, s, k, a.s_pad);
+  a.q_seg = seg;
+  a.k_seg = k_seg.data();
   a.kt = kt.data();
-  a.seg = segs.padded.data();
-  a.t_pad = segs.t_pad;
+  a.vr = vr.data();
   a.out = out;
   a.lse = lse;
 
@@ -173,24 +182,24 @@ void CpuBackend::attention_backward(const AttnShape& s, const float* q, const fl
   check_attention_args("attention_backward", s, q, k, v, seg);
   if (!out || !lse || !dout) throw Error("attention_backward: out, lse and dout are required");
   if (!dq && !dk && !dv) return;
-  const Segments segs = prepare_segments(s, seg);
-  const std::vector<AttnUnit> units = make_units(s, segs);
+  const std::vector<AttnUnit> units = make_units(s, segment_starts(s, seg));
   const std::vector<size_t> order = by_cost(s, units);
 
   AttnProblem a;
   a.s = s;
   a.scale = scale;
+  a.n_blocks = (s.S() + kAttnBk - 1) / kAttnBk;
+  const bool need_ds = dq || dk;
+  const std::vector<int32_t> k_seg = key_segments(s, seg, a.n_blocks);
+  const std::vector<float> kt = pack_kv(*pool_, s, k, a.n_blocks, true);
+  const std::vector<float> vt = need_ds ? pack_kv(*pool_, s, v, a.n_blocks, true) : std::vector<float>();
+  const std::vector<float> kr = dq ? pack_kv(*pool_, s, k, a.n_blocks, false) : std::vector<float>();
   a.q = q;
-  a.k = k;
-  a.v = v;
-  a.s_pad = s.S() + kAttnBk;
-  const std::vector<float> kt = transpose_kv(*pool_, s, k, a.s_pad);
-  const std::vector<float> vt =
-      (dq || dk) ? transpose_kv(*pool_, s, v, a.s_pad) : std::vector<float>();
+  a.q_seg = seg;
+  a.k_seg = k_seg.data();
   a.kt = kt.data();
   a.vt = vt.data();
-  a.seg = segs.padded.data();
-  a.t_pad = segs.t_pad;
+  a.kr = kr.data();
   a.o = out;
   a.lse_in = lse;
   a.dout = dout;
@@ -209,20 +218,14 @@ void CpuBackend::attention_backward(const AttnShape& s, const float* q, const fl
     }
   }
 
-  // Thread 0 accumulates into the caller's dK/dV, the others into their own.
-  const size_t kv_n = static_cast<size_t>(s.B) * s.S() * s.Hkv * s.D;
+  // Each thread accumulates dK/dV in its own packed buffers; they are added
+  // into the caller's gradients afterwards, thread by thread in order.
+  const size_t packed_n = static_cast<size_t>(s.B) * s.Hkv * a.n_blocks * kAttnBk * s.D;
   std::vector<std::vector<float>> dk_part(nt), dv_part(nt);
-  std::vector<float*> dk_of(nt, dk), dv_of(nt, dv);
-  for (int th = 1; th < nt; ++th) {
+  for (int th = 0; th < nt; ++th) {
     if (assigned[th].empty()) continue;
-    if (dk) {
-      dk_part[th].assign(kv_n, 0.0f);
-      dk_of[th] = dk_part[th].data();
-    }
-    if (dv) {
-      dv_part[th].assign(kv_n, 0.0f);
-      dv_of[th] = dv_part[th].data();
-    }
+    if (dk) dk_part[th].assign(packed_n, 0.0f);
+    if (dv) dv_part[th].assign(packed_n, 0.0f);
   }
 
   auto unit_fn = attention_backward_unit_portable;
@@ -232,20 +235,32 @@ void CpuBackend::attention_backward(const AttnShape& s, const float* q, const fl
   const size_t per_thread = attn_scratch_floats(s.D);
   std::vector<float> scratch(per_thread * nt);
   pool_->parallel_for(nt, [&](size_t begin, size_t end, int) {
-    for (size_t th = begin; th < end; ++th)
-      for (size_t i : assigned[th])
-        unit_fn(a, units[i], dk_of[th], dv_of[th], scratch.data() + per_thread * th);
+    for (size_t th = begin; th < end; ++th) {
+      float* dk_th = dk_part[th].empty() ? nullptr : dk_part[th].data();
+      float* dv_th = dv_part[th].empty() ? nullptr : dv_part[th].data();
+      for (size_t i : assigned[th]) unit_fn(a, units[i], dk_th, dv_th, scratch.data() + per_thread * th);
+    }
   });
 
-  pool_->parallel_for(kv_n, [&](size_t begin, size_t end, int) {
-    for (int th = 1; th < nt; ++th) {
-      if (!dk_part[th].empty()) {
-        const float* p = dk_part[th].data();
-        for (size_t i = begin; i < end; ++i) dk[i] += p[i];
-      }
-      if (!dv_part[th].empty()) {
-        const float* p = dv_part[th].data();
-        for (size_t i = begin; i < end; ++i) dv[i] += p[i];
+  // [B,Hkv,n_blocks*Bk,D] partials -> the caller's [B,S,Hkv,D], per key row.
+  const int S = s.S(), D = s.D;
+  const size_t head_rows = static_cast<size_t>(a.n_blocks) * kAttnBk;
+  pool_->parallel_for(static_cast<size_t>(s.B) * S, [&](size_t begin, size_t end, int) {
+    for (size_t row = begin; row < end; ++row) {
+      const size_t b = row / S, js = row % S;
+      for (int g = 0; g < s.Hkv; ++g) {
+        const size_t src = ((b * s.Hkv + g) * head_rows + js) * D;
+        const size_t dst = (row * s.Hkv + g) * D;
+        for (int th = 0; th < nt; ++th) {
+          if (!dk_part[th].empty()) {
+            const float* p = dk_part[th].data() + src;
+            for (int d = 0; d < D; ++d) dk[dst + d] += p[d];
+          }
+          if (!dv_part[th].empty()) {
+            const float* p = dv_part[th].data() + src;
+            for (int d = 0; d < D; ++d) dv[dst + d] += p[d];
+          }
+        }
       }
     }
   });

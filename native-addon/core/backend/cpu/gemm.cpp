@@ -131,9 +131,10 @@ namespace {
 // one kc x nr micro-panel of op(B) (24 KiB at kc = 384) stays in L1 while the
 // mb x kc block of op(A) (<= 720 KiB) and the kc x nb block of op(B) stream
 // from L2.
-constexpr int kKcMax = 384;
-constexpr int kMbMax = 480;
-constexpr int kNbMax = 512;
+static int envi(const char* n, int d) { const char* v = getenv(n); return v ? atoi(v) : d; }  // TUNING
+static const int kKcMax = envi("KC", 384);
+static const int kMbMax = envi("MB", 480);
+static const int kNbMax = envi("NB", 512);
 // Below this many multiply-adds a GEMM runs on the calling thread: waking the
 // pool costs ~10 us, more than the work.
 constexpr double kParallelMinFmas = 1 << 18;

@@ -4,13 +4,12 @@
 
 namespace ps {
 
-// Register tile: 4 x 16 floats = 8 YMM accumulators.
 void attention_forward_unit_avx2(const AttnProblem& a, const AttnUnit& u, float* scratch) {
-  attn_forward_unit<4, 16>(a, u, scratch);
+  attn_forward_unit(a, u, scratch);
 }
 void attention_backward_unit_avx2(const AttnProblem& a, const AttnUnit& u, float* dk, float* dv,
                                   float* scratch) {
-  attn_backward_unit<4, 16>(a, u, dk, dv, scratch);
+  attn_backward_unit(a, u, dk, dv, scratch);
 }
 
 }  // namespace ps

@@ -1,0 +1,68 @@
+// `peft-studio generate`: continue a prompt with the model (optionally with a
+// LoRA adapter), using the KV cache. Prints only the generated text.
+import { availableParallelism } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CommandSpec } from '../args.js';
+import type { Command } from '../command.js';
+import { generate } from '../../inference/generate.js';
+import { openSession, stopTokenIds } from '../../session.js';
+
+export const generateSpec: CommandSpec = {
+  name: 'generate',
+  summary: 'Generate a continuation of a prompt (temperature 0 = greedy).',
+  positionals: [],
+  flags: [
+    { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder' },
+    { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT LoRA adapter folder to apply' },
+    { name: 'prompt', kind: 'string', valueName: 'TEXT', help: 'the text to continue (special tokens added as the tokenizer does)' },
+    { name: 'max-new-tokens', kind: 'int', min: 1, help: 'most tokens to generate', defaultText: '128 (fewer if the model has no room)' },
+    { name: 'temperature', kind: 'number', min: 0, help: 'sampling temperature; 0 = greedy', defaultText: "generation_config.json's, else 0" },
+    { name: 'top-p', kind: 'number', above: 0, max: 1, help: 'nucleus sampling threshold', defaultText: "generation_config.json's, else 1" },
+    { name: 'seed', kind: 'int', min: 0, help: 'sampling seed', defaultText: '42' },
+    { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
+  ],
+  notes: ['Generation stops at an end-of-sequence token (generation_config.json / config.json) or after --max-new-tokens.'],
+};
+
+const DEFAULT_MAX_NEW_TOKENS = 128;
+
+/** Sampling defaults the way transformers reads them from generation_config.json. */
+async function generationDefaults(dir: string): Promise<{ temperature: number; topP: number }> {
+  try {
+    const g = JSON.parse(await readFile(join(dir, 'generation_config.json'), 'utf8')) as Record<string, unknown>;
+    if (g.do_sample !== true) return { temperature: 0, topP: 1 };
+    return {
+      temperature: typeof g.temperature === 'number' ? g.temperature : 1,
+      topP: typeof g.top_p === 'number' ? g.top_p : 1,
+    };
+  } catch {
+    return { temperature: 0, topP: 1 };
+  }
+}
+
+export const generateCommand: Command = {
+  spec: generateSpec,
+  async run(args, io) {
+    const model = args.requireString('model');
+    const prompt = args.requireString('prompt');
+    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null });
+    try {
+      const defaults = await generationDefaults(session.folder.dir);
+      const promptIds = session.tokenizer.encode(prompt);
+      const room = session.folder.spec.maxPositionEmbeddings - promptIds.length;
+      const result = await generate(session.engine, promptIds, {
+        // An explicit --max-new-tokens that does not fit is an error; the default shrinks to fit.
+        maxNewTokens: args.number('max-new-tokens') ?? Math.max(1, Math.min(DEFAULT_MAX_NEW_TOKENS, room)),
+        temperature: args.number('temperature') ?? defaults.temperature,
+        topP: args.number('top-p') ?? defaults.topP,
+        seed: args.number('seed') ?? 42,
+        stopTokenIds: await stopTokenIds(session.folder, session.tokenizer),
+        maxPositions: session.folder.spec.maxPositionEmbeddings,
+      });
+      io.stdout(session.tokenizer.decode(result.tokens, { skipSpecialTokens: true }) + '\n');
+    } finally {
+      session.dispose();
+    }
+  },
+};

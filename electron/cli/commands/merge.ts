@@ -1,0 +1,32 @@
+// `peft-studio merge`: fold a LoRA adapter into its base model and write a
+// standalone Hugging Face model folder.
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import type { CommandSpec } from '../args.js';
+import type { Command } from '../command.js';
+import { loadAddon } from '../../engine/load.js';
+import { mergeAdapter } from '../../export/merge.js';
+
+export const mergeSpec: CommandSpec = {
+  name: 'merge',
+  summary: 'Merge a LoRA adapter into the base weights (W + scaling·B·A) as a new model folder.',
+  positionals: [],
+  flags: [
+    { name: 'model', kind: 'string', valueName: 'DIR', help: 'base model folder' },
+    { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT LoRA adapter folder' },
+    { name: 'out', kind: 'string', valueName: 'DIR', help: 'new model folder (must not exist or be empty)' },
+    { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
+  ],
+  notes: ['The merged weights keep the base dtype (BF16/F16 rounded to nearest even) and its shard layout.'],
+};
+
+export const mergeCommand: Command = {
+  spec: mergeSpec,
+  async run(args, io) {
+    const summary = await mergeAdapter(args.requireString('model'), args.requireString('adapter'), resolve(args.requireString('out')), {
+      addon: loadAddon(),
+      threads: args.number('threads') ?? availableParallelism(),
+    });
+    io.stderr(`merged ${summary.mergedTensors} weight(s) (scaling ${summary.scaling}) into ${summary.out}\n`);
+  },
+};

@@ -1,0 +1,47 @@
+// `inspect` on a tiny model: the documented fields, sizes that match the
+// model, and adapter sizes that match files training actually writes.
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../training/test-fixtures.js';
+
+describe('inspect', () => {
+  it('reports sizes, parameters, dtype and a memory table per method', async () => {
+    const model = await tinyModel({ seed: 41, dtype: 'BF16', tie: true });
+    const r = await cli(['inspect', model.dir, '--batch-size', '2', '--seq-len', '64', '--rank', '4', '--targets', 'q_proj,v_proj,down_proj']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(Object.keys(report).sort()).toEqual(['architecture', 'memory', 'model', 'parameters', 'settings', 'sizes', 'stored_dtype', 'weight_file_bytes']);
+    expect(report.architecture).toBe('LlamaForCausalLM');
+    expect(report.sizes).toEqual({ hidden: 64, layers: 2, heads: 4, kv_heads: 2, head_dim: 16, intermediate: 128, vocab: 320, max_positions: 512, tie_word_embeddings: true });
+    // counted independently: embeddings (tied) + per layer q,k,v,o + mlp + 2 norms + final norm
+    const perLayer = 64 * 64 + 2 * (32 * 64) + 64 * 64 + 3 * (64 * 128) + 2 * 64;
+    expect(report.parameters).toBe(320 * 64 + 2 * perLayer + 64);
+    expect(report.stored_dtype).toBe('BF16');
+    expect(report.weight_file_bytes).toBe(report.parameters * 2);
+    expect(report.settings).toEqual({ batch_size: 2, seq_len: 64, rank: 4, targets: ['q_proj', 'v_proj', 'down_proj'], optimizer: 'adamw', gradient_checkpointing: false });
+    for (const method of ['full', 'lora']) {
+      const m = report.memory[method];
+      expect(Object.keys(m).sort()).toEqual(['activations', 'adapter_bytes', 'gradients', 'optimizer_state', 'total_bytes', 'trainable_params', 'weights']);
+      for (const v of Object.values(m)) expect(Number.isSafeInteger(v) && (v as number) >= 0).toBe(true);
+      expect(m.total_bytes).toBeGreaterThanOrEqual(m.weights + m.gradients + m.optimizer_state + m.activations);
+    }
+    const loraParams = 2 * (4 * (64 + 64) + 4 * (64 + 32) + 4 * (128 + 64));
+    expect(report.memory.lora.trainable_params).toBe(loraParams);
+    expect(report.memory.full.trainable_params).toBe(report.parameters);
+    // AdamW keeps two fp32 moments per trainable parameter
+    expect(report.memory.lora.optimizer_state).toBe(loraParams * 8);
+    expect(report.memory.lora.gradients).toBe(loraParams * 4);
+  });
+
+  it("the adapter size is exactly the size of the file training writes", async () => {
+    const model = await tinyModel({ seed: 42 });
+    const dir = tempDir('inspect');
+    const data = writeJsonl(join(dir, 'd.jsonl'), cycleRows(2, 8));
+    const inspect = JSON.parse((await cli(['inspect', model.dir, '--rank', '3', '--targets', 'all-linear'])).stdout);
+    expect((await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'out'), '--rank', '3', '--targets', 'all-linear', '--steps', '1', '--threads', '2'])).code).toBe(0);
+    expect(statSync(join(dir, 'out', 'adapter_model.safetensors')).size).toBe(inspect.memory.lora.adapter_bytes);
+    expect((await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'full'), '--method', 'full', '--steps', '1', '--threads', '2'])).code).toBe(0);
+    expect(statSync(join(dir, 'full', 'model.safetensors')).size).toBe(inspect.memory.full.adapter_bytes);
+  });
+});

@@ -1,0 +1,164 @@
+// Evaluation and generation on the real engine with tiny random models.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loraTensorShapes } from '../adapters/peft.js';
+import type { TinyModel } from '../testing/tiny-model.js';
+import { attachAdapter, openSession, type ModelSession } from '../session.js';
+import { saveAdapterFolder } from '../training/adapter-files.js';
+import { countTrainedTokens, parseJsonl } from '../training/data.js';
+import { Prng } from '../training/prng.js';
+import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../training/test-fixtures.js';
+import { evaluateExamples } from './eval.js';
+import { generate } from './generate.js';
+import { argmax } from './sampling.js';
+
+describe('evaluation', () => {
+  let model: TinyModel;
+  let session: ModelSession;
+
+  beforeAll(async () => {
+    model = await tinyModel({ seed: 11 });
+    session = await openSession(model.dir, { threads: 2 });
+  });
+  afterAll(() => session?.dispose());
+
+  const rows = [
+    { input_ids: [5, 6, 7, 8, 9, 10, 11] },
+    { input_ids: [12, 13, 14], labels: [-100, 13, 14] },
+    { input_ids: [20, 21, 22, 23, 24], labels: [20, -100, -100, 23, 24] },
+    { input_ids: [30] },
+  ];
+
+  it('is the token-weighted mean over every label token, whatever the batching', async () => {
+    const examples = parseJsonl(rows.map((r) => JSON.stringify(r)).join('\n'), 'rows.jsonl', session.tokenizer, { seqLen: 64, vocabSize: 320 });
+    const expectedTokens = examples.reduce((n, e) => n + countTrainedTokens(e.labels), 0);
+    expect(expectedTokens).toBe(6 + 2 + 2 + 0);
+    const one = await evaluateExamples(session.engine, examples, 1);
+    const all = await evaluateExamples(session.engine, examples, 4);
+    expect(one.tokens).toBe(expectedTokens);
+    expect(all.tokens).toBe(expectedTokens);
+    expect(Math.abs(one.loss - all.loss)).toBeLessThan(1e-6 * one.loss);
+    // by hand: sum of per-row loss sums / total tokens
+    let sum = 0;
+    for (const e of examples) {
+      if (countTrainedTokens(e.labels) === 0) continue;
+      const r = await evaluateExamples(session.engine, [e], 1);
+      sum += r.loss * r.tokens;
+    }
+    expect(Math.abs(sum / expectedTokens - one.loss)).toBeLessThan(1e-6 * one.loss);
+    // a random N(0, 0.02) model predicts nearly uniformly: loss ~ ln(vocab)
+    expect(Math.abs(one.loss - Math.log(320))).toBeLessThan(0.1);
+    expect(one.perplexity).toBeCloseTo(Math.exp(one.loss), 9);
+  });
+
+  it('export then import of an adapter gives the identical loss', async () => {
+    const dir = tempDir('roundtrip');
+    const data = writeJsonl(join(dir, 'd.jsonl'), cycleRows(6, 16));
+    const lora = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: ['q_proj', 'v_proj', 'gate_proj'] as const, layers: null, init: 'default' as const };
+    const trained = await openSession(model.dir, { threads: 2 });
+    try {
+      trained.engine.setupLora({ ...lora, targets: [...lora.targets], seed: 1 });
+      // give B non-zero values, as training would
+      const rng = new Prng(9);
+      for (const { name, shape } of loraTensorShapes(model.spec, { ...lora, targets: [...lora.targets] })) {
+        if (name.includes('lora_B')) trained.engine.setTensor(name, Float32Array.from({ length: shape[0] * shape[1] }, () => (rng.nextFloat() - 0.5) * 0.2));
+      }
+      const examples = parseJsonl(cycleRows(6, 16).map((r) => JSON.stringify(r)).join('\n'), data, trained.tokenizer, { seqLen: 64, vocabSize: 320 });
+      const before = await evaluateExamples(trained.engine, examples, 2);
+      const base = await evaluateExamples(session.engine, examples, 2);
+      expect(Math.abs(before.loss - base.loss)).toBeGreaterThan(1e-3); // the adapter matters
+      await saveAdapterFolder(join(dir, 'adapter'), { engine: trained.engine, spec: model.spec, lora: { ...lora, targets: [...lora.targets] }, baseModel: model.dir });
+      const r = await cli(['eval', '--model', model.dir, '--adapter', join(dir, 'adapter'), '--data', data, '--batch-size', '2', '--threads', '2']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual(before);
+    } finally {
+      trained.dispose();
+    }
+  });
+});
+
+describe('generation', () => {
+  let model: TinyModel;
+  let session: ModelSession;
+
+  beforeAll(async () => {
+    model = await tinyModel({ seed: 12, vocab: 300 });
+    session = await openSession(model.dir, { threads: 2 });
+  });
+  afterAll(() => session?.dispose());
+
+  const greedy = { temperature: 0, topP: 1, seed: 0, stopTokenIds: [] as number[], maxPositions: 512 };
+
+  it('temperature 0 picks the argmax of the full-sequence logits at every step', async () => {
+    const prompt = session.tokenizer.encode('the cat sat');
+    const { tokens, stoppedBy } = await generate(session.engine, prompt, { ...greedy, maxNewTokens: 12 });
+    expect(tokens).toHaveLength(12);
+    expect(stoppedBy).toBe('length');
+    // Recompute each step from scratch (fresh cache, whole prefix at once).
+    for (let k = 0; k < tokens.length; k++) {
+      session.engine.resetCache(prompt.length + k + 1);
+      const logits = await session.engine.decode(Int32Array.from([...prompt, ...tokens.slice(0, k)]));
+      expect(logits).toHaveLength(300);
+      expect(argmax(logits), `step ${k}`).toBe(tokens[k]);
+    }
+    const again = await generate(session.engine, prompt, { ...greedy, maxNewTokens: 12 });
+    expect(again.tokens).toEqual(tokens);
+  });
+
+  it('stops at an end-of-sequence token and leaves it out', async () => {
+    const prompt = session.tokenizer.encode('a');
+    const { tokens } = await generate(session.engine, prompt, { ...greedy, maxNewTokens: 6 });
+    const stop = tokens[3];
+    const cut = await generate(session.engine, prompt, { ...greedy, maxNewTokens: 6, stopTokenIds: [stop] });
+    expect(cut.stoppedBy).toBe('eos');
+    expect(cut.tokens).toEqual(tokens.slice(0, tokens.indexOf(stop)));
+  });
+
+  it('sampling is reproducible for a seed and explains a budget beyond the model', async () => {
+    const prompt = session.tokenizer.encode('hello');
+    const opts = { temperature: 1.5, topP: 0.95, stopTokenIds: [], maxPositions: 512, maxNewTokens: 10 };
+    const a = await generate(session.engine, prompt, { ...opts, seed: 3 });
+    const b = await generate(session.engine, prompt, { ...opts, seed: 3 });
+    const c = await generate(session.engine, prompt, { ...opts, seed: 4 });
+    expect(a.tokens).toEqual(b.tokens);
+    expect(a.tokens).not.toEqual(c.tokens);
+    await expect(generate(session.engine, prompt, { ...opts, seed: 1, maxNewTokens: 600 })).rejects.toThrow(/exceeds the model's 512 positions/);
+  });
+
+  it('the generate command prints the greedy continuation, with and without an adapter', async () => {
+    const prompt = 'the cat';
+    const ids = session.tokenizer.encode(prompt);
+    const { tokens } = await generate(session.engine, ids, { ...greedy, maxNewTokens: 8, stopTokenIds: [1] });
+    const r = await cli(['generate', '--model', model.dir, '--prompt', prompt, '--max-new-tokens', '8', '--temperature', '0', '--threads', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(session.tokenizer.decode(tokens, { skipSpecialTokens: true }) + '\n');
+    // a zero adapter changes nothing
+    const dir = tempDir('gen');
+    const withAdapter = await openSession(model.dir, { threads: 2 });
+    try {
+      const lora = { rank: 2, alpha: 4, dropout: 0, rslora: false, targets: ['q_proj' as const], layers: null, init: 'default' as const };
+      withAdapter.engine.setupLora({ ...lora, seed: 1 });
+      await saveAdapterFolder(join(dir, 'zero'), { engine: withAdapter.engine, spec: model.spec, lora, baseModel: model.dir });
+    } finally {
+      withAdapter.dispose();
+    }
+    const z = await cli(['generate', '--model', model.dir, '--adapter', join(dir, 'zero'), '--prompt', prompt, '--max-new-tokens', '8', '--temperature', '0', '--threads', '2']);
+    expect(z.stdout).toBe(r.stdout);
+  });
+
+  it('attachAdapter refuses an adapter for another model with a clear message', async () => {
+    const other = await tinyModel({ seed: 1, hidden: 32, heads: 2, kvHeads: 1 });
+    const dir = tempDir('gen');
+    const s = await openSession(other.dir, { threads: 1 });
+    const lora = { rank: 2, alpha: 4, dropout: 0, rslora: false, targets: ['q_proj' as const], layers: null, init: 'default' as const };
+    s.engine.setupLora({ ...lora, seed: 1 });
+    await saveAdapterFolder(join(dir, 'small'), { engine: s.engine, spec: other.spec, lora, baseModel: other.dir });
+    s.dispose();
+    const fresh = await openSession(model.dir, { threads: 1 });
+    try {
+      await expect(attachAdapter(fresh.engine, fresh.folder, join(dir, 'small'), 0)).rejects.toThrow(/has shape \[2, 32\] but this model and r = 2 need \[2, 64\]/);
+    } finally {
+      fresh.dispose();
+    }
+  });
+});

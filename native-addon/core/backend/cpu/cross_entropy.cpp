@@ -9,7 +9,6 @@
 #include "cpu_backend.h"
 #include "cross_entropy_kernels.h"
 #include "error.h"
-#include "parallel_range.h"
 
 namespace ps {
 
@@ -38,7 +37,10 @@ double CpuBackend::cross_entropy(const float* logits, const int32_t* targets, in
   if (use_avx2_) row_fn = cross_entropy_row_avx2;
 #endif
   std::vector<double> loss(static_cast<size_t>(rows), 0.0);
-  parallel_range(*pool_, static_cast<size_t>(rows), 1, [&](size_t r0, size_t r1) {
+  const size_t chunks = (static_cast<size_t>(V) + kCeChunk - 1) / kCeChunk;
+  std::vector<float> chunk_max(chunks * threads());
+  pool_->parallel_for(static_cast<size_t>(rows), [&](size_t r0, size_t r1, int thread) {
+    float* cm = chunk_max.data() + chunks * thread;
     for (size_t r = r0; r < r1; ++r) {
       const float* x = logits + r * V;
       float* d = dlogits ? dlogits + r * V : nullptr;
@@ -46,7 +48,7 @@ double CpuBackend::cross_entropy(const float* logits, const int32_t* targets, in
         if (d) std::memset(d, 0, sizeof(float) * V);
         continue;
       }
-      loss[r] = row_fn(x, V, targets[r], grad_scale, d);
+      loss[r] = row_fn(x, V, targets[r], grad_scale, d, cm);
     }
   });
   double sum = 0.0;

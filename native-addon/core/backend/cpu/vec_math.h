@@ -12,6 +12,14 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#define VM_AVX2 1
+#elif defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define VM_SSE2 1
+#endif
+
 namespace ps {
 
 // Bit casts, and selects done on integers: under GCC's default
@@ -77,15 +85,31 @@ static inline void vm_exp_shifted(const float* x, float shift, float* y, size_t 
 
 constexpr int kVmLanes = 16;
 
+// max of x (NaNs skipped). Written with intrinsics where there are some: GCC
+// does not vectorise a float max reduction without -ffast-math.
 static inline float vm_max(const float* x, size_t n) {
-  float m[kVmLanes];
-  for (int l = 0; l < kVmLanes; ++l) m[l] = -INFINITY;
-  const size_t nv = n - n % kVmLanes;
-  for (size_t i = 0; i < nv; i += kVmLanes)
-    for (int l = 0; l < kVmLanes; ++l) m[l] = x[i + l] > m[l] ? x[i + l] : m[l];
+  size_t i = 0;
   float r = -INFINITY;
-  for (int l = 0; l < kVmLanes; ++l) r = m[l] > r ? m[l] : r;
-  for (size_t i = nv; i < n; ++i) r = x[i] > r ? x[i] : r;
+#if defined(VM_AVX2)
+  __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+  for (; i + 16 <= n; i += 16) {
+    m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), m0);
+    m1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), m1);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, _mm256_max_ps(m0, m1));
+  for (int l = 0; l < 8; ++l) r = lanes[l] > r ? lanes[l] : r;
+#elif defined(VM_SSE2)
+  __m128 m0 = _mm_set1_ps(-INFINITY), m1 = m0;
+  for (; i + 8 <= n; i += 8) {
+    m0 = _mm_max_ps(_mm_loadu_ps(x + i), m0);
+    m1 = _mm_max_ps(_mm_loadu_ps(x + i + 4), m1);
+  }
+  alignas(16) float lanes[4];
+  _mm_store_ps(lanes, _mm_max_ps(m0, m1));
+  for (int l = 0; l < 4; ++l) r = lanes[l] > r ? lanes[l] : r;
+#endif
+  for (; i < n; ++i) r = x[i] > r ? x[i] : r;
   return r;
 }
 

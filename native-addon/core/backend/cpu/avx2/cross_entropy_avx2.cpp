@@ -4,8 +4,9 @@
 
 namespace ps {
 
-double cross_entropy_row_avx2(const float* x, int V, int target, float grad_scale, float* d) {
-  return cross_entropy_row(x, V, target, grad_scale, d);
+double cross_entropy_row_avx2(const float* x, int V, int target, float grad_scale, float* d,
+                              float* chunk_max) {
+  return cross_entropy_row(x, V, target, grad_scale, d, chunk_max);
 }
 
 }  // namespace ps

@@ -37,8 +37,8 @@ const exe = (name) => {
 
 const gemmJson = join(results, 'gemm.json');
 const trainJson = join(results, 'train.json');
-run(exe('bench_gemm'), [gemmJson, String(threads)]);
-run(exe('bench_train'), [trainJson, String(threads)]);
+run(exe('bench_gemm'), [gemmJson, `--threads=${threads}`]);
+run(exe('bench_train'), [trainJson, `--threads=${threads}`]);
 
 const gemm = JSON.parse(readFileSync(gemmJson, 'utf8'));
 const train = JSON.parse(readFileSync(trainJson, 'utf8'));

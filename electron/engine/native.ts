@@ -113,9 +113,9 @@ export interface OptimizerState {
 }
 
 export interface MemoryUsage {
-  /** bytes of model weights held by the engine (fp32 copies; mmapped F32 counts too) */
+  /** every parameter once, as fp32: base weights (mmapped F32 counts too) and adapter tensors */
   weightBytes: number;
-  /** trainable parameters + gradients + optimizer state */
+  /** gradients + optimizer state of the trainable tensors */
   trainableBytes: number;
   /** activation arena (sized for the largest batch seen) */
   activationBytes: number;

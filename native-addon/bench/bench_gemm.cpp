@@ -6,15 +6,19 @@
 //   tn  weight grad    dW[out,in] = dY[T,out]^T · X[T,in]
 // plus the M = 1 GEMV of generation (compared with cblas_sgemv).
 //
-// Usage: bench_gemm [out.json] [--threads=N] [--quick]
-// Both libraries run with the same thread count (default 2). The median of
-// several timed runs (after a warm-up) is reported.
+// Usage: bench_gemm [out.json] [--threads=N] [--kernels=portable|avx2|avx512] [--quick]
+// Both libraries run with the same thread count (default 2). Each case is
+// timed in alternating rounds (ours, then OpenBLAS, a few runs each after a
+// warm-up) and the median of all runs is reported, so slow drifts of the
+// machine's speed hit both sides alike. --kernels picks one of our kernel
+// sets (default: the one CpuBackend uses on this CPU).
 //
 // OpenBLAS picks its kernels from the CPU model; a release that does not know
 // the CPU falls back to pre-AVX kernels ("Prescott"), which would make any
 // comparison meaningless. In that case the benchmark re-runs itself with
-// OPENBLAS_CORETYPE=Haswell (the AVX2 kernels, the same ISA as ours). Set
-// OPENBLAS_CORETYPE yourself to compare with another kernel set.
+// OPENBLAS_CORETYPE set to the best OpenBLAS kernels for the CPU's ISA
+// (SkylakeX with AVX-512, else Haswell). Set OPENBLAS_CORETYPE yourself to
+// compare with another kernel set.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -28,6 +32,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/gemm_kernels.h"
 
 #if defined(PS_HAVE_OPENBLAS)
 #include <cblas.h>
@@ -49,21 +54,43 @@ struct Case {
   double max_rel_diff = 0;    // ours vs OpenBLAS, relative to max |C|
 };
 
-// Median seconds of fn over enough runs to be stable: one warm-up, then at
-// least `min_runs` runs and at least `min_seconds` in total.
-double median_seconds(const std::function<void()>& fn, int min_runs, double min_seconds) {
-  fn();
-  std::vector<double> t;
-  const auto start = Clock::now();
-  while ((int)t.size() < min_runs ||
-         (std::chrono::duration<double>(Clock::now() - start).count() < min_seconds &&
-          t.size() < 200)) {
-    const auto t0 = Clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+// Median seconds per run of `ours` and `theirs`, timed in alternating rounds
+// (after one warm-up run of each): a round runs each side for at least
+// `min_seconds / rounds` and at least 3 times; there are `rounds` rounds.
+// `pause` runs after each round of `theirs` (OpenBLAS workers spin for a
+// while after a call; they must be asleep again before our pool runs).
+struct Timing {
+  double ours, theirs;
+};
+Timing alternate_medians(const std::function<void()>& ours, const std::function<void()>* theirs,
+                         int rounds, double min_seconds, const std::function<void()>& pause) {
+  std::vector<double> t_ours, t_theirs;
+  const double slice = min_seconds / rounds;
+  auto round = [slice](const std::function<void()>& fn, std::vector<double>& t) {
+    double total = 0;
+    for (int i = 0; i < 3 || (total < slice && i < 1000); ++i) {
+      const auto t0 = Clock::now();
+      fn();
+      const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+      t.push_back(s);
+      total += s;
+    }
+  };
+  ours();
+  if (theirs) (*theirs)(), pause();
+  for (int r = 0; r < rounds; ++r) {
+    round(ours, t_ours);
+    if (theirs) {
+      round(*theirs, t_theirs);
+      pause();
+    }
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  auto median = [](std::vector<double> t) {
+    if (t.empty()) return 0.0;
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  };
+  return {median(t_ours), median(t_theirs)};
 }
 
 std::vector<float> random_vec(size_t n, std::mt19937& rng) {
@@ -94,15 +121,20 @@ bool openblas_core_is_pre_avx2(const std::string& core) {
 
 int main(int argc, char** argv) {
   const char* json_path = nullptr;
+  const char* kernels = nullptr;
   int threads = 2;
   bool quick = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) {
       threads = std::atoi(argv[i] + 10);
+    } else if (std::strncmp(argv[i], "--kernels=", 10) == 0) {
+      kernels = argv[i] + 10;
     } else if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
     } else if (argv[i][0] == '-') {
-      std::fprintf(stderr, "usage: %s [out.json] [--threads=N] [--quick]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [out.json] [--threads=N] [--kernels=portable|avx2|avx512] [--quick]\n",
+                   argv[0]);
       return 2;
     } else {
       json_path = argv[i];
@@ -111,24 +143,44 @@ int main(int argc, char** argv) {
   if (threads < 1) threads = 1;
 
   ps::CpuBackend be(threads);
+  const ps::gemm::KernelSet* ks = &ps::gemm::kernels_for(be);
+  if (kernels) {
+    ks = nullptr;
+    for (const ps::gemm::KernelSet* k : ps::gemm::usable_kernel_sets())
+      if (std::strcmp(k->name, kernels) == 0) ks = k;
+    if (!ks) {
+      std::fprintf(stderr, "kernel set '%s' is not available on this CPU/build; have:", kernels);
+      for (const ps::gemm::KernelSet* k : ps::gemm::usable_kernel_sets())
+        std::fprintf(stderr, " %s", k->name);
+      std::fprintf(stderr, "\n");
+      return 2;
+    }
+  }
   std::string blas_core = "none";
 #if defined(PS_HAVE_OPENBLAS)
   blas_core = openblas_get_corename();
 #if defined(__linux__)
   if (openblas_core_is_pre_avx2(blas_core) && !std::getenv("OPENBLAS_CORETYPE") && be.use_avx2()) {
-    std::printf("OpenBLAS chose the '%s' kernels on this AVX2 CPU (CPU model unknown to it);\n"
-                "re-running with OPENBLAS_CORETYPE=Haswell so both sides use AVX2.\n",
-                blas_core.c_str());
+    bool avx512 = false;
+    for (const ps::gemm::KernelSet* k : ps::gemm::usable_kernel_sets())
+      avx512 = avx512 || std::strcmp(k->name, "avx512") == 0;
+    const char* core = avx512 ? "SkylakeX" : "Haswell";
+    std::printf("OpenBLAS chose its '%s' kernels on this %s CPU (a CPU model it does not know);\n"
+                "re-running with OPENBLAS_CORETYPE=%s.\n",
+                blas_core.c_str(), avx512 ? "AVX-512" : "AVX2", core);
     std::fflush(stdout);
-    setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+    setenv("OPENBLAS_CORETYPE", core, 1);
     execv("/proc/self/exe", argv);
     std::perror("execv");  // fall through and measure with the detected core
   }
 #endif
   openblas_set_num_threads(threads);
 #endif
-  std::printf("ours: %s\nOpenBLAS core: %s, threads %d\n\n", be.describe().c_str(),
-              blas_core.c_str(), threads);
+  std::printf("ours: %s kernels, %d threads\n", ks->name, threads);
+  if (blas_core == "none")
+    std::printf("OpenBLAS: not linked (built without PS_HAVE_OPENBLAS)\n\n");
+  else
+    std::printf("OpenBLAS: %s kernels, %d threads\n\n", blas_core.c_str(), threads);
 
   struct Layer {
     const char* name;
@@ -150,8 +202,8 @@ int main(int argc, char** argv) {
   }
   for (const Layer& l : layers) cases.push_back({l.name, 1, "gemv", 1, l.out, l.in});
 
-  const int min_runs = quick ? 3 : 7;
-  const double min_seconds = quick ? 0.1 : 0.4;
+  const int rounds = quick ? 2 : 5;
+  const double min_seconds = quick ? 0.1 : 0.5;
   std::mt19937 rng(42);
   std::printf("%-13s %5s %-4s %6s %6s %6s %10s %10s %7s\n", "layer", "tok", "op", "M", "N", "K",
               "ours GF/s", "BLAS GF/s", "ratio");
@@ -163,18 +215,18 @@ int main(int argc, char** argv) {
     const int lda = a_trans ? M : K, ldb = b_trans ? K : N;
     const std::vector<float> A = random_vec((size_t)M * K, rng), B = random_vec((size_t)K * N, rng);
     std::vector<float> C((size_t)M * N), Cb((size_t)M * N);
-    auto ours = [&] {
-      if (c.layout == "nn")
-        be.gemm_nn(M, N, K, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), N);
-      else if (c.layout == "tn")
-        be.gemm_tn(M, N, K, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), N);
-      else
-        be.gemm_nt(M, N, K, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), N);
+    const ps::gemm::Layout layout = c.layout == "nn"   ? ps::gemm::Layout::NN
+                                    : c.layout == "tn" ? ps::gemm::Layout::TN
+                                                       : ps::gemm::Layout::NT;
+    std::function<void()> ours = [&] {
+      ps::gemm::gemm(*ks, be.pool(), layout, M, N, K, 1.0f, A.data(), lda, B.data(), ldb, 0.0f,
+                     C.data(), N);
     };
     const double flops = 2.0 * M * N * K;
-    c.ours = flops / median_seconds(ours, min_runs, min_seconds) / 1e9;
+    const std::function<void()>* theirs = nullptr;
+    std::function<void()> pause = [] {};
 #if defined(PS_HAVE_OPENBLAS)
-    auto blas = [&] {
+    std::function<void()> blas = [&] {
       if (gemv) {
         cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, 1.0f, B.data(), ldb, A.data(), 1, 0.0f,
                     Cb.data(), 1);
@@ -184,17 +236,20 @@ int main(int argc, char** argv) {
                     ldb, 0.0f, Cb.data(), N);
       }
     };
-    c.blas = flops / median_seconds(blas, min_runs, min_seconds) / 1e9;
-    double cmax = 0, dmax = 0;
-    for (size_t i = 0; i < C.size(); ++i) {
-      cmax = std::max(cmax, (double)std::fabs(Cb[i]));
-      dmax = std::max(dmax, (double)std::fabs(C[i] - Cb[i]));
-    }
-    c.max_rel_diff = cmax > 0 ? dmax / cmax : dmax;
-    // OpenBLAS workers spin for a while after a call; let them go to sleep
-    // before our pool runs again.
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    theirs = &blas;
+    if (threads > 1) pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(250)); };
 #endif
+    const Timing t = alternate_medians(ours, theirs, rounds, min_seconds, pause);
+    c.ours = flops / t.ours / 1e9;
+    if (theirs) {
+      c.blas = flops / t.theirs / 1e9;
+      double cmax = 0, dmax = 0;
+      for (size_t i = 0; i < C.size(); ++i) {
+        cmax = std::max(cmax, (double)std::fabs(Cb[i]));
+        dmax = std::max(dmax, (double)std::fabs(C[i] - Cb[i]));
+      }
+      c.max_rel_diff = cmax > 0 ? dmax / cmax : dmax;
+    }
     if (c.blas > 0)
       std::printf("%-13s %5d %-4s %6d %6d %6d %10.1f %10.1f %7.2f\n", c.name.c_str(), c.tokens,
                   c.layout.c_str(), M, N, K, c.ours, c.blas, c.ours / c.blas);
@@ -205,16 +260,18 @@ int main(int argc, char** argv) {
   }
 
   const char* layouts[] = {"nt", "nn", "tn", "gemv"};
-  std::printf("\ngeometric-mean ratio ours/OpenBLAS:");
   std::vector<double> summary;
   for (const char* l : layouts) {
     std::vector<double> r;
     for (const Case& c : cases)
       if (c.layout == l && c.blas > 0) r.push_back(c.ours / c.blas);
     summary.push_back(geomean(r));
-    std::printf("  %s %.2f", l, summary.back());
   }
-  std::printf("\n");
+  if (summary[0] > 0) {
+    std::printf("\ngeometric-mean ratio ours/OpenBLAS:");
+    for (size_t i = 0; i < summary.size(); ++i) std::printf("  %s %.2f", layouts[i], summary[i]);
+    std::printf("\n");
+  }
 
   if (json_path) {
     FILE* f = std::fopen(json_path, "w");
@@ -222,8 +279,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "cannot write %s\n", json_path);
       return 1;
     }
-    std::fprintf(f, "{\n  \"ours\": \"%s\",\n  \"openblas_core\": \"%s\",\n  \"threads\": %d,\n",
-                 be.describe().c_str(), blas_core.c_str(), threads);
+    std::fprintf(f, "{\n  \"ours_kernels\": \"%s\",\n  \"openblas_core\": \"%s\",\n", ks->name,
+                 blas_core.c_str());
+    std::fprintf(f, "  \"threads\": %d,\n", threads);
     std::fprintf(f, "  \"cases\": [\n");
     for (size_t i = 0; i < cases.size(); ++i) {
       const Case& c = cases[i];

@@ -1,5 +1,5 @@
 // Timings of the CPU backend's non-GEMM ops at training shapes.
-//   bench_ops [threads]       (default: all hardware threads)
+//   bench_ops [threads] [portable]   (default: all hardware threads, AVX2 when present)
 // Attention is reported with its useful flops (causal: half the T x S square;
 // forward 4 T S D Hq / 2, backward 2.5x that), the rest in ms.
 #include <chrono>
@@ -103,7 +103,8 @@ void bench_elementwise(ps::CpuBackend& be, int rows, int D, int I, int reps) {
 
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 0;
-  ps::CpuBackend be(threads);
+  const bool portable = argc > 2 && std::string(argv[2]) == "portable";
+  ps::CpuBackend be(threads, portable);
   std::printf("%s\n", be.describe().c_str());
   bench_attention(be, 256, 9, 3, 64, 10);
   bench_attention(be, 1024, 9, 3, 64, 3);

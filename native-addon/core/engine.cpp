@@ -21,15 +21,6 @@ namespace ps {
 
 namespace {
 
-bool same_plan(const PlanConfig& a, const PlanConfig& b) {
-  if (a.rows != b.rows || a.train != b.train || a.checkpoint != b.checkpoint ||
-      a.lora_dropout != b.lora_dropout)
-    return false;
-  for (int m = 0; m < kNumModules; ++m)
-    if (a.lora_rank[m] != b.lora_rank[m]) return false;
-  return true;
-}
-
 // One backend allocation holding a plan's buffers.
 struct Arena {
   Backend* be = nullptr;
@@ -116,14 +107,19 @@ struct Engine::Impl {
     return params;
   }
 
-  void ensure_arena(int rows) {
+  // One arena serves every pass. Evaluation runs in any arena with room; an
+  // evaluation-only session gets the small evaluation plan; once training
+  // starts the arena is a training plan, grown to the largest batch seen.
+  void ensure_arena(int rows, bool train) {
+    const PlanConfig* have = arena.plan ? &arena.plan->config() : nullptr;
+    const bool have_train = have && have->train;
+    if (have && have->rows >= rows && (!train || have_train || method == Method::Frozen)) return;
+    const bool plan_train = (train || have_train) && method != Method::Frozen;
+    const int capacity = have && have_train == plan_train ? std::max(rows, have->rows) : rows;
     int ranks[kNumModules];
     lora_ranks(ranks);
-    const int capacity = arena.plan ? std::max(rows, arena.plan->config().rows) : rows;
-    const PlanConfig want = make_plan_config(d, method, capacity, options.gradient_checkpointing, ranks,
-                                             lora && lora->dropout());
-    if (arena.plan && same_plan(arena.plan->config(), want)) return;
-    arena.reset(*be, want);
+    arena.reset(*be, make_plan_config(d, method, plan_train, capacity, options.gradient_checkpointing, ranks,
+                                      lora && lora->dropout()));
   }
 
   void set_trainables(const std::vector<TrainableTensor>& list) {
@@ -246,7 +242,7 @@ void Engine::zero_gradients() {
 void Engine::reserve_activations(int batch_size, int seq_len) {
   if (batch_size < 1 || seq_len < 1 || static_cast<int64_t>(batch_size) * seq_len > (int64_t(1) << 24))
     throw Error("reserveActivations: batch size and sequence length must be >= 1 and their product <= 2^24");
-  impl_->ensure_arena(batch_size * seq_len);
+  impl_->ensure_arena(batch_size * seq_len, true);
 }
 
 LossResult Engine::forward_backward(const Batch& batch, float grad_scale) {
@@ -256,7 +252,7 @@ LossResult Engine::forward_backward(const Batch& batch, float grad_scale) {
   if (!std::isfinite(grad_scale)) throw Error("forwardBackward: gradScale must be a finite number");
   const PreparedBatch pb = prepare_batch(batch, m.d);
   const ModelParams& p = m.bound();
-  m.ensure_arena(pb.rows);
+  m.ensure_arena(pb.rows, true);
   LlamaModel::TrainPass pass;
   pass.grad_scale = grad_scale;
   pass.checkpoint = m.options.gradient_checkpointing;
@@ -270,7 +266,7 @@ LossResult Engine::evaluate(const Batch& batch) {
   Impl& m = *impl_;
   const PreparedBatch pb = prepare_batch(batch, m.d);
   const ModelParams& p = m.bound();
-  m.ensure_arena(pb.rows);
+  m.ensure_arena(pb.rows, false);
   return m.model->evaluate(p, m.arena.acts, batch, pb);
 }
 

@@ -104,7 +104,12 @@ struct OptimizerState {
 // every parameter once (base weights as fp32 whether mmapped or converted,
 // plus adapter tensors), trainable_bytes the gradients and optimizer state,
 // activation_bytes the training/evaluation arena, kv_cache_bytes the
-// generation buffers. Each equals the matching estimate_memory() term.
+// generation buffers (cache + decode workspace). After a training step:
+// weight_bytes == estimate.weight_bytes, trainable_bytes ==
+// estimate.gradient_bytes + estimate.optimizer_bytes (AdamW state exists from
+// the first AdamW step), activation_bytes == estimate.activation_bytes for the
+// largest batch seen. An engine that only evaluates holds the smaller
+// evaluation arena.
 struct MemoryUsage {
   uint64_t weight_bytes = 0;
   uint64_t trainable_bytes = 0;

@@ -6,12 +6,12 @@
 
 namespace ps {
 
-PlanConfig make_plan_config(const ModelDims& d, Method method, int rows, bool checkpoint,
+PlanConfig make_plan_config(const ModelDims& d, Method method, bool train, int rows, bool checkpoint,
                             const int lora_ranks[kNumModules], bool lora_dropout) {
   PlanConfig c;
   c.dims = d;
   c.rows = rows;
-  c.train = method != Method::Frozen;
+  c.train = train && method != Method::Frozen;
   c.checkpoint = c.train && checkpoint;
   if (method == Method::Lora) {
     for (int m = 0; m < kNumModules; ++m) c.lora_rank[m] = lora_ranks[m];
@@ -45,7 +45,7 @@ MemoryEstimate estimate_memory(const ModelSpec& raw, const MemoryEstimateOptions
     trainable = base;
   }
   const int rows = o.batch_size * o.seq_len;
-  const ActivationPlan plan(make_plan_config(d, o.method, rows, o.gradient_checkpointing, ranks,
+  const ActivationPlan plan(make_plan_config(d, o.method, true, rows, o.gradient_checkpointing, ranks,
                                              o.lora.dropout > 0));
   MemoryEstimate e;
   e.total_params = base + adapter;

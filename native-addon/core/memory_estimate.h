@@ -10,8 +10,9 @@
 namespace ps {
 
 // The activation plan of a method; lora_ranks[m] is the adapter rank of
-// module m (0: not adapted). Frozen models get the evaluation plan.
-PlanConfig make_plan_config(const ModelDims& d, Method method, int rows, bool checkpoint,
+// module m (0: not adapted). train = false (or a frozen model) gives the
+// evaluation plan, which keeps nothing for backward.
+PlanConfig make_plan_config(const ModelDims& d, Method method, bool train, int rows, bool checkpoint,
                             const int lora_ranks[kNumModules], bool lora_dropout);
 
 }  // namespace ps

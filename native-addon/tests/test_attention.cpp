@@ -331,6 +331,14 @@ int main() {
     cases.push_back(c);
   }
   {
+    // Causal over five key blocks, three packed documents, GQA 4:1.
+    Case c;
+    c.name = "long";
+    c.s.B = 1, c.s.T = 300, c.s.P = 0, c.s.Hq = 4, c.s.Hkv = 1, c.s.D = 32;
+    c.seg = segments({{0, 130}, {1, 100}, {2, 65}, {-1, 5}});
+    cases.push_back(c);
+  }
+  {
     // A single query (decode-like): P cached keys, T = 1.
     Case c;
     c.name = "decode";

@@ -118,6 +118,34 @@ void test_reserve() {
   CHECK(e.memory().activation_bytes == ps::estimate_memory(s, o).activation_bytes);
 }
 
+// Evaluating with an adapter before any training uses the small evaluation
+// plan; the first training step replaces it with the estimated training arena.
+void test_eval_then_train() {
+  const ps::ModelSpec s = spec(Variant::Qwen3);
+  ps::MemoryEstimateOptions o;
+  o.method = ps::Method::Lora;
+  o.batch_size = 2;
+  o.seq_len = 12;
+  o.lora.rank = 4;
+  o.lora.targets = ps::lora_target_names();
+  ps::Engine e(s, ps::EngineOptions{});
+  set_all(e, random_weights(s, 1));
+  ps::LoraOptions lo;
+  lo.rank = 4;
+  lo.targets = o.lora.targets;
+  e.setup_lora(lo);
+  e.evaluate(random_batch(2, 12, s.vocab_size, 1));
+  const uint64_t eval_bytes = e.memory().activation_bytes;
+  CHECK(eval_bytes > 0);
+  CHECK(eval_bytes < ps::estimate_memory(s, o).activation_bytes / 2);
+  e.forward_backward(random_batch(2, 12, s.vocab_size, 1), 0.1f);
+  CHECK(e.memory().activation_bytes == ps::estimate_memory(s, o).activation_bytes);
+  // A larger evaluation batch grows the training arena (one arena per engine).
+  e.evaluate(random_batch(3, 12, s.vocab_size, 1));
+  o.batch_size = 3;
+  CHECK(e.memory().activation_bytes == ps::estimate_memory(s, o).activation_bytes);
+}
+
 // SmolLM2-135M: 134,515,008 parameters (the Hugging Face model card's count),
 // and LoRA r=16 on all seven linears of its 30 layers adds 16 * 30 * (sum of
 // in + out) = 16 * 30 * (1152 + 768 + 768 + 1152 + 3 * 2112) = 4,884,480.
@@ -154,6 +182,7 @@ int main() {
   try {
     test_configs();
     test_reserve();
+    test_eval_then_train();
     test_known_sizes();
   } catch (const std::exception& e) {
     pstest::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());

@@ -69,6 +69,7 @@ LoraAdapters::LoraAdapters(Backend& be, const ModelDims& d, const LoraOptions& o
       o.rslora ? o.alpha / std::sqrt(static_cast<float>(o.rank)) : o.alpha / static_cast<float>(o.rank);
   adapters_.resize(static_cast<size_t>(d.L) * kNumModules);
   for (int l = 0; l < d.L; ++l) any_layer_ = any_layer_ || selection_.layer[l];
+  if (!any_layer_) throw Error("LoRA layers_to_transform is empty: select at least one layer to adapt");
   try {
     for (int l = 0; l < d.L; ++l) {
       for (int m = 0; m < kNumModules; ++m) {

@@ -20,7 +20,9 @@ struct PreparedBatch {
 // Throws ps::Error naming the field and index of the first bad value.
 PreparedBatch prepare_batch(const Batch& batch, const ModelDims& d);
 
-// RoPE positions above this are refused (the tables would not fit in memory).
-constexpr int kMaxPosition = 1 << 22;
+// RoPE positions (and KV-cache lengths) are kept below this: the cos/sin
+// tables grow with the largest position (head_dim * 4 bytes per position,
+// 512 MiB at this limit for head_dim 128).
+constexpr int kMaxPosition = 1 << 20;
 
 }  // namespace ps

@@ -13,6 +13,7 @@
 //    a given thread count.
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <unordered_map>
 #include <vector>
 

@@ -155,7 +155,7 @@ static void attn_forward_unit(const AttnProblem& a, const AttnUnit& u, float* sc
     const float* V = a.vr + head;
     attn_for_each_key_block(a, u, [&](int kb) {
       const int js0 = kb * kAttnBk;
-      const int w = S - js0 < kAttnBk ? S - js0 : kAttnBk, wp = attn_round_up(w, kGemmNR);
+      const int w = S - js0 < kAttnBk ? S - js0 : kAttnBk, wp = attn_round_up(w, kBlockNR);
       attn_block_scores(a, u, Q, KT, rows, kb, sc, wp);
       for (int i = 0; i < rows; ++i) {
         float* row = sc + static_cast<size_t>(i) * kAttnBk;
@@ -227,7 +227,7 @@ static void attn_backward_unit(const AttnProblem& a, const AttnUnit& u, float* d
 
   attn_for_each_key_block(a, u, [&](int kb) {
     const int js0 = kb * kAttnBk;
-    const int w = S - js0 < kAttnBk ? S - js0 : kAttnBk, wp = attn_round_up(w, kGemmNR);
+    const int w = S - js0 < kAttnBk ? S - js0 : kAttnBk, wp = attn_round_up(w, kBlockNR);
     const size_t row0 = head + static_cast<size_t>(js0) * D;  // first key row in packed buffers
     attn_block_scores(a, u, Q, KT, rows, kb, pm, wp);
     for (int i = 0; i < rows; ++i) {  // masked scores are -inf and give exactly 0

@@ -1,6 +1,6 @@
 // Products of small blocks that already sit in cache (the attention kernels'
 // Q·K^T, P·V, ... on 32x64 tiles): C[M,N] (+)= A[M,K] · B[K,N], all row-major
-// with row strides. Register tiles of kGemmMR x kGemmNR accumulators, written
+// with row strides. Register tiles of kBlockMR x kBlockNR accumulators, written
 // with intrinsics: left to itself the compiler vectorised the plain-loop tile
 // along k with shuffles once it was inlined (5x slower).
 //
@@ -22,14 +22,14 @@
 
 namespace ps {
 
-constexpr int kGemmMR = 4;
+constexpr int kBlockMR = 4;
 #if defined(PS_BLOCK_GEMM_AVX2)
-constexpr int kGemmNR = 16;
+constexpr int kBlockNR = 16;
 #else
-constexpr int kGemmNR = 8;
+constexpr int kBlockNR = 8;
 #endif
 
-// C[4, kGemmNR] (+)= A[4, K] · B[K, kGemmNR]
+// C[4, kBlockNR] (+)= A[4, K] · B[K, kBlockNR]
 template <bool kAccumulate>
 static inline void block_gemm_tile(int K, const float* A, int lda, const float* B, int ldb,
                                    float* C, int ldc) {
@@ -66,18 +66,18 @@ static inline void block_gemm_tile(int K, const float* A, int lda, const float* 
   for (int r = 0; r < 4; ++r)
     for (int v = 0; v < 2; ++v) _mm_storeu_ps(C + r * ldc + 4 * v, c[r][v]);
 #else
-  float acc[kGemmMR][kGemmNR];
-  for (int r = 0; r < kGemmMR; ++r)
-    for (int c = 0; c < kGemmNR; ++c) acc[r][c] = kAccumulate ? C[r * ldc + c] : 0.0f;
+  float acc[kBlockMR][kBlockNR];
+  for (int r = 0; r < kBlockMR; ++r)
+    for (int c = 0; c < kBlockNR; ++c) acc[r][c] = kAccumulate ? C[r * ldc + c] : 0.0f;
   for (int k = 0; k < K; ++k) {
     const float* b = B + static_cast<std::ptrdiff_t>(k) * ldb;
-    for (int r = 0; r < kGemmMR; ++r) {
+    for (int r = 0; r < kBlockMR; ++r) {
       const float a = A[r * lda + k];
-      for (int c = 0; c < kGemmNR; ++c) acc[r][c] += a * b[c];
+      for (int c = 0; c < kBlockNR; ++c) acc[r][c] += a * b[c];
     }
   }
-  for (int r = 0; r < kGemmMR; ++r)
-    for (int c = 0; c < kGemmNR; ++c) C[r * ldc + c] = acc[r][c];
+  for (int r = 0; r < kBlockMR; ++r)
+    for (int c = 0; c < kBlockNR; ++c) C[r * ldc + c] = acc[r][c];
 #endif
 }
 
@@ -102,13 +102,13 @@ static inline void block_gemm_edge(int M, int n0, int N, int K, const float* A, 
 template <bool kAccumulate>
 static inline void block_gemm(int M, int N, int K, const float* A, int lda, const float* B,
                               int ldb, float* C, int ldc) {
-  const int m_full = M - M % kGemmMR, n_full = N - N % kGemmNR;
-  for (int i = 0; i < m_full; i += kGemmMR) {
+  const int m_full = M - M % kBlockMR, n_full = N - N % kBlockNR;
+  for (int i = 0; i < m_full; i += kBlockMR) {
     const float* a = A + static_cast<std::ptrdiff_t>(i) * lda;
     float* c = C + static_cast<std::ptrdiff_t>(i) * ldc;
-    for (int j = 0; j < n_full; j += kGemmNR)
+    for (int j = 0; j < n_full; j += kBlockNR)
       block_gemm_tile<kAccumulate>(K, a, lda, B + j, ldb, c + j, ldc);
-    if (n_full < N) block_gemm_edge<kAccumulate>(kGemmMR, n_full, N, K, a, lda, B, ldb, c, ldc);
+    if (n_full < N) block_gemm_edge<kAccumulate>(kBlockMR, n_full, N, K, a, lda, B, ldb, c, ldc);
   }
   if (m_full < M)
     block_gemm_edge<kAccumulate>(M - m_full, 0, N, K, A + static_cast<std::ptrdiff_t>(m_full) * lda,

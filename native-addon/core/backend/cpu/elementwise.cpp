@@ -51,28 +51,25 @@ void check_dropout_p(const char* op, float p) {
                 std::to_string(p) + " (check lora_dropout)");
 }
 
-// out = mask(in) * 1/(1-p), or out += that. Work is split by element pairs
-// (one hash serves two elements); the mask depends only on (key, index).
-template <bool kAccumulate>
-void dropout_apply(ThreadPool& pool, const float* in, float* out, size_t n, float p,
-                   uint64_t key) {
-  const uint64_t stream = dropout_stream(key);
+// out = mask(in) * 1/(1-p), or out += that. The mask depends only on
+// (key, index), so the split over threads does not matter.
+void dropout_apply(ThreadPool& pool, bool avx2, const float* in, float* out, size_t n, float p,
+                   uint64_t key, bool accumulate) {
+  const DropoutKey k = dropout_key(key);
   const uint32_t threshold = dropout_threshold(p);
   // torch: noise = bernoulli(1-p) / (1-p), y = x * noise. p = 1 keeps nothing.
   const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-  const size_t pairs = (n + 1) / 2;
-  parallel_range(pool, pairs, kElementChunk / 2, [&](size_t b, size_t e) {
-    for (size_t pr = b; pr < e; ++pr) {
-      uint32_t u_even, u_odd;
-      dropout_pair(stream, pr, u_even, u_odd);
-      const size_t i = 2 * pr;
-      const float y0 = u_even >= threshold ? in[i] * scale : 0.0f;
-      if (kAccumulate) out[i] += y0; else out[i] = y0;
-      if (i + 1 < n) {
-        const float y1 = u_odd >= threshold ? in[i + 1] * scale : 0.0f;
-        if (kAccumulate) out[i + 1] += y1; else out[i + 1] = y1;
-      }
+  parallel_range(pool, n, kElementChunk, [&](size_t b, size_t e) {
+#if defined(PS_HAVE_AVX2_KERNELS)
+    if (avx2) {
+      dropout_span_avx2(k, threshold, scale, in, out, b, e, accumulate);
+      return;
     }
+#else
+    (void)avx2;
+#endif
+    if (accumulate) dropout_span<true>(k, threshold, scale, in, out, b, e);
+    else dropout_span<false>(k, threshold, scale, in, out, b, e);
   });
 }
 
@@ -80,13 +77,13 @@ void dropout_apply(ThreadPool& pool, const float* in, float* out, size_t n, floa
 
 void CpuBackend::dropout_forward(const float* x, float* y, size_t n, float p, uint64_t key) {
   check_dropout_p("dropout_forward", p);
-  dropout_apply<false>(*pool_, x, y, n, p, key);
+  dropout_apply(*pool_, use_avx2_, x, y, n, p, key, false);
 }
 
 void CpuBackend::dropout_backward(const float* dy, float* dx, size_t n, float p, uint64_t key) {
   check_dropout_p("dropout_backward", p);
   if (!dx) return;
-  dropout_apply<true>(*pool_, dy, dx, n, p, key);
+  dropout_apply(*pool_, use_avx2_, dy, dx, n, p, key, true);
 }
 
 }  // namespace ps

@@ -4,15 +4,23 @@
 // Threading and determinism: the output is cut into blocks (multiples of the
 // micro-tile) and each block is computed start to finish by one task: it packs
 // its own slices of op(A) and op(B) and walks K in fixed k-blocks whose size
-// depends on K alone. So every C element is produced by the same sequence of
-// floating-point operations whatever the thread count or the scheduling:
-// results are bit-identical for any number of threads (for a given kernel set).
+// depends on K and the kernel set alone. So every C element is produced by the
+// same sequence of floating-point operations whatever the thread count or the
+// scheduling: results are bit-identical for any number of threads (for a given
+// kernel set; portable, AVX2 and AVX-512 results differ in the last bits).
+//
+// Kernel choice (kernels_for): AVX-512 when the CPU has it, else AVX2/FMA,
+// else (or with force_portable) the portable kernels below.
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
+
+#if defined(_MSC_VER)
+#include <malloc.h>
+#endif
 
 #include "cpu_backend.h"
 #include "error.h"
@@ -27,7 +35,7 @@ namespace gemm {
 namespace {
 
 constexpr int kPortableMr = 4;
-constexpr int kPortableNr = 16;
+constexpr int kPortableNr = 8;  // 4x8: eight SSE accumulators, no spills at the baseline ISA
 
 void portable_pack_a(const float* a, ptrdiff_t rs, ptrdiff_t cs, int rows, int kc, float* dst) {
   const int mr = kPortableMr;
@@ -118,26 +126,33 @@ void portable_axpy_rows(int n, int k, float alpha, const float* x, ptrdiff_t inc
 }  // namespace
 
 const KernelSet& portable_kernels() {
-  static const KernelSet set = {"portable", kPortableMr, kPortableNr, portable_pack_a,
-                                portable_pack_b, portable_micro, portable_dot_rows,
-                                portable_axpy_rows};
+  static const KernelSet set = {"portable", kPortableMr, kPortableNr, 256, portable_pack_a,
+                                portable_pack_b, portable_micro, nullptr,
+                                portable_dot_rows, portable_axpy_rows};
   return set;
 }
 
 // ---- blocked driver -------------------------------------------------------
 namespace {
 
-// Cache blocking, sized for a core with a 32-48 KiB L1d and a >= 1 MiB L2:
-// one kc x nr micro-panel of op(B) (24 KiB at kc = 384) stays in L1 while the
-// mb x kc block of op(A) (<= 720 KiB) and the kc x nb block of op(B) stream
-// from L2.
-static int envi(const char* n, int d) { const char* v = getenv(n); return v ? atoi(v) : d; }  // TUNING
-static const int kKcMax = envi("KC", 384);
-static const int kMbMax = envi("MB", 480);
-static const int kNbMax = envi("NB", 512);
+// Cache blocking, sized for a core with a 32-48 KiB L1d and a 2 MiB L2:
+// the kc x nr micro-panel of op(B) (kc = KernelSet::kc_max at most) stays in
+// L1 while the mb x kc block of op(A) (<= 792 KiB) and the kc x nb block of
+// op(B) (<= 768 KiB) stay in L2. kMbMax covers a 512-token batch in one row
+// block, so the transposed weight of the forward product is packed once (on
+// a quiet 2-thread run this took the 512-token nt shapes from 0.73-0.81x to
+// 0.94x OpenBLAS).
+constexpr int kMbMax = 528;
+constexpr int kNbMax = 512;
+// The row order of the micro-tiles is used when the packed op(B) block is at
+// most half this size (see the task loop).
+constexpr size_t kL1Bytes = 32 * 1024;
 // Below this many multiply-adds a GEMM runs on the calling thread: waking the
-// pool costs ~10 us, more than the work.
-constexpr double kParallelMinFmas = 1 << 18;
+// pool's sleeping workers costs 10-50 us (measured on a 2-vCPU VM), more than
+// the work saved. A GEMV is memory-bound: a second thread pays off once the
+// matrix outgrows one core's L2 (2 MiB), when each core can stream its half.
+constexpr double kParallelMinFmas = 1 << 20;
+constexpr double kGemvParallelMinFmas = 1 << 19;
 
 struct Operand {
   const float* p;
@@ -149,8 +164,8 @@ int ceil_div(int x, int m) { return (x + m - 1) / m; }
 
 // The k-block size depends on K only, so the summation order of every output
 // element is the same whatever the block grid or thread count.
-int k_block(int K) {
-  const int blocks = ceil_div(K, kKcMax);
+int k_block(int K, int kc_max) {
+  const int blocks = ceil_div(K, kc_max);
   return round_up(ceil_div(K, blocks), 8);
 }
 
@@ -158,14 +173,16 @@ int k_block(int K) {
 // GEMM would page-fault on every call). Slot t belongs to pool thread t.
 class Workspace {
  public:
-  ~Workspace() { std::free(data_); }
+  ~Workspace() { release(); }
   float* get(size_t floats) {
     if (floats > cap_) {
-      std::free(data_);
-      data_ = nullptr;
-      cap_ = 0;
+      release();
       const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+#if defined(_MSC_VER)
+      data_ = static_cast<float*>(_aligned_malloc(bytes, 64));
+#else
       data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+#endif
       if (!data_) throw OutOfMemory("the GEMM packing workspace", bytes);
       cap_ = floats;
     }
@@ -173,45 +190,58 @@ class Workspace {
   }
 
  private:
+  void release() {
+#if defined(_MSC_VER)
+    _aligned_free(data_);
+#else
+    std::free(data_);
+#endif
+    data_ = nullptr;
+    cap_ = 0;
+  }
   float* data_ = nullptr;
   size_t cap_ = 0;
 };
 thread_local Workspace t_workspace;
 
-// Output blocks: mb rows x nb columns, multiples of the micro-tile, balanced
-// so no block is a sliver. With several threads, blocks are split further
-// until there are at least two per thread (dynamic scheduling then evens out
-// the load); the dimension split is the one whose split re-packs less: more
-// column blocks re-pack op(A) (M*K each), more row blocks re-pack op(B).
+// Output blocks: the mr-row and nr-column micro-panels of C are dealt out
+// evenly to mtiles x ntiles blocks (block sizes differ by one panel at most),
+// each block at most about kMbMax x kNbMax. With several threads, blocks are
+// split further until there are at least two per thread (dynamic scheduling
+// then evens out the load); the dimension split is the one whose split
+// re-packs less: more column blocks re-pack op(A) (M*K each), more row
+// blocks re-pack op(B) (N*K each).
 struct Grid {
-  int mb, nb, mtiles, ntiles;
+  int m_panels, n_panels, mtiles, ntiles;
+  int max_rows, max_cols;  // largest block, for the workspace
 };
+
+// Elements [begin, end) of block b when `panels` panels of `unit` elements
+// (covering `total` elements) are dealt to `tiles` blocks.
+inline void block_range(int b, int tiles, int panels, int unit, int total, int* begin, int* end) {
+  *begin = (int)((long long)b * panels / tiles) * unit;
+  *end = std::min(total, (int)((long long)(b + 1) * panels / tiles) * unit);
+}
 
 Grid choose_grid(const KernelSet& ks, int M, int N, int threads) {
   Grid g;
-  g.mtiles = ceil_div(M, kMbMax);
-  g.ntiles = ceil_div(N, kNbMax);
-  auto refit = [&] {
-    g.mb = round_up(ceil_div(M, g.mtiles), ks.mr);
-    g.nb = round_up(ceil_div(N, g.ntiles), ks.nr);
-    g.mtiles = ceil_div(M, g.mb);
-    g.ntiles = ceil_div(N, g.nb);
-  };
-  refit();
+  g.m_panels = ceil_div(M, ks.mr);
+  g.n_panels = ceil_div(N, ks.nr);
+  g.mtiles = ceil_div(g.m_panels, std::max(1, kMbMax / ks.mr));
+  g.ntiles = ceil_div(g.n_panels, std::max(1, kNbMax / ks.nr));
   const int want = threads > 1 ? 2 * threads : 1;
   while (g.mtiles * g.ntiles < want) {
-    const bool can_m = g.mb >= 4 * ks.mr;
-    const bool can_n = g.nb >= 4 * ks.nr;
+    const bool can_m = g.m_panels >= 4 * g.mtiles;  // keep >= 2 panels per block after a split
+    const bool can_n = g.n_panels >= 4 * g.ntiles;
     if (!can_m && !can_n) break;
     const double cost_n = (double)g.ntiles * M, cost_m = (double)g.mtiles * N;
-    const Grid before = g;
     if (can_n && (!can_m || cost_n <= cost_m))
       g.ntiles *= 2;
     else
       g.mtiles *= 2;
-    refit();
-    if (g.mtiles == before.mtiles && g.ntiles == before.ntiles) break;
   }
+  g.max_rows = ceil_div(g.m_panels, g.mtiles) * ks.mr;
+  g.max_cols = ceil_div(g.n_panels, g.ntiles) * ks.nr;
   return g;
 }
 
@@ -224,7 +254,7 @@ void scale_only(int M, int N, float beta, float* C, ptrdiff_t ldc) {
 // Returns false when the operand strides do not fit a GEMV kernel.
 bool try_gemv(const KernelSet& ks, ThreadPool& pool, int M, int N, int K, float alpha,
               const Operand& A, const Operand& B, bool accumulate, float* C, ptrdiff_t ldc) {
-  const bool parallel = pool.size() > 1 && (double)M * N * K >= kParallelMinFmas;
+  const bool parallel = pool.size() > 1 && (double)M * N * K >= kGemvParallelMinFmas;
   auto split = [&](int n, const std::function<void(size_t, size_t)>& fn) {
     if (parallel)
       pool.parallel_for((size_t)n, [&](size_t b, size_t e, int) { fn(b, e); });
@@ -264,15 +294,17 @@ void run(const KernelSet& ks, ThreadPool& pool, int M, int N, int K, float alpha
   const bool parallel = pool.size() > 1 && (double)M * N * K >= kParallelMinFmas;
   const int threads = parallel ? pool.size() : 1;
   const Grid g = choose_grid(ks, M, N, threads);
-  const int kstep = k_block(K);
-  const size_t a_floats = (size_t)g.mb * kstep + kPackSlack;
-  const size_t b_floats = (size_t)g.nb * kstep + kPackSlack;
+  const int kstep = k_block(K, ks.kc_max);
+  const size_t a_floats = (size_t)g.max_rows * kstep + kPackSlack;
+  const size_t b_floats = (size_t)g.max_cols * kstep + kPackSlack;
   const size_t slot = (a_floats + b_floats + 15) / 16 * 16;  // keep slots 64-byte aligned
   float* ws = t_workspace.get(slot * threads);
 
   auto task = [&](size_t t, int thread) {
-    const int m0 = (int)(t / g.ntiles) * g.mb, n0 = (int)(t % g.ntiles) * g.nb;
-    const int rows = std::min(g.mb, M - m0), cols = std::min(g.nb, N - n0);
+    int m0, m1, n0, n1;
+    block_range((int)(t / g.ntiles), g.mtiles, g.m_panels, ks.mr, M, &m0, &m1);
+    block_range((int)(t % g.ntiles), g.ntiles, g.n_panels, ks.nr, N, &n0, &n1);
+    const int rows = m1 - m0, cols = n1 - n0;
     float* pa = ws + slot * thread;
     float* pb = pa + a_floats;
     for (int k0 = 0; k0 < K; k0 += kstep) {
@@ -280,13 +312,31 @@ void run(const KernelSet& ks, ThreadPool& pool, int M, int N, int K, float alpha
       ks.pack_a(A.p + m0 * A.rs + k0 * A.cs, A.rs, A.cs, rows, kc, pa);
       ks.pack_b(B.p + k0 * B.rs + n0 * B.cs, B.rs, B.cs, kc, cols, pb);
       const bool accumulate = k0 > 0 || beta != 0.0f;
-      for (int j = 0; j < cols; j += ks.nr) {
+      // Each call of the micro-kernel is one (row panel, column panel) pair;
+      // the order only decides what stays in cache. Usually a kc x nr panel of
+      // op(B) stays in L1 while the row panels stream past it. When the whole
+      // packed op(B) block fits in L1 anyway (short kc, e.g. LoRA's rank), walk
+      // along the rows of C instead, so C is touched in its memory order.
+      const bool rows_outer = (size_t)kc * round_up(cols, ks.nr) * sizeof(float) <= kL1Bytes / 2;
+      auto tile = [&](int i, int j) {
         const float* bp = pb + (size_t)j * kc;
         const int w = std::min(ks.nr, cols - j);
-        for (int i = 0; i < rows; i += ks.mr) {
-          ks.micro(kc, pa + (size_t)i * kc, bp, alpha, accumulate, C + (m0 + i) * ldc + n0 + j,
-                   ldc, std::min(ks.mr, rows - i), w);
+        float* c = C + (m0 + i) * ldc + n0 + j;
+        if (ks.micro_narrow && 2 * w <= ks.nr) {
+          if (i % (2 * ks.mr) == 0)
+            ks.micro_narrow(kc, pa + (size_t)i * kc, bp, alpha, accumulate, c, ldc,
+                            std::min(2 * ks.mr, rows - i), w);
+        } else {
+          ks.micro(kc, pa + (size_t)i * kc, bp, alpha, accumulate, c, ldc,
+                   std::min(ks.mr, rows - i), w);
         }
+      };
+      if (rows_outer) {
+        for (int i = 0; i < rows; i += ks.mr)
+          for (int j = 0; j < cols; j += ks.nr) tile(i, j);
+      } else {
+        for (int j = 0; j < cols; j += ks.nr)
+          for (int i = 0; i < rows; i += ks.mr) tile(i, j);
       }
     }
   };
@@ -307,44 +357,76 @@ void check_args(const char* op, int M, int N, int K, int lda, int lda_min, int l
   if (M < 0 || N < 0 || K < 0) fail("negative dimension");
   if (beta != 0.0f && beta != 1.0f) fail("beta must be 0 or 1, got " + std::to_string(beta));
   if (M > 0 && N > 0 && K > 0) {
-    if (lda < std::max(1, lda_min)) fail("lda " + std::to_string(lda) + " is below " + std::to_string(lda_min));
-    if (ldb < std::max(1, ldb_min)) fail("ldb " + std::to_string(ldb) + " is below " + std::to_string(ldb_min));
+    if (lda < std::max(1, lda_min))
+      fail("lda " + std::to_string(lda) + " is below " + std::to_string(lda_min));
+    if (ldb < std::max(1, ldb_min))
+      fail("ldb " + std::to_string(ldb) + " is below " + std::to_string(ldb_min));
   }
   if (M > 0 && N > 0 && ldc < std::max(1, N)) fail("ldc " + std::to_string(ldc) + " is below N");
 }
 
 }  // namespace
-}  // namespace gemm
 
-namespace {
-const gemm::KernelSet& kernels_for(const CpuBackend& be) {
+void gemm(const KernelSet& ks, ThreadPool& pool, Layout layout, int M, int N, int K, float alpha,
+          const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  switch (layout) {
+    case Layout::NT:
+      check_args("gemm_nt", M, N, K, lda, K, ldb, K, ldc, beta);
+      return run(ks, pool, M, N, K, alpha, {A, lda, 1}, {B, 1, ldb}, beta, C, ldc);
+    case Layout::NN:
+      check_args("gemm_nn", M, N, K, lda, K, ldb, N, ldc, beta);
+      return run(ks, pool, M, N, K, alpha, {A, lda, 1}, {B, ldb, 1}, beta, C, ldc);
+    case Layout::TN:
+      check_args("gemm_tn", M, N, K, lda, M, ldb, N, ldc, beta);
+      return run(ks, pool, M, N, K, alpha, {A, 1, lda}, {B, ldb, 1}, beta, C, ldc);
+  }
+}
+
 #if defined(PS_HAVE_AVX2_KERNELS)
-  if (be.use_avx2()) return gemm::avx2_kernels();
-#endif
-  (void)be;
-  return gemm::portable_kernels();
+namespace {
+bool cpu_has_avx512() {
+  static const bool yes = avx512_supported();
+  return yes;
 }
 }  // namespace
+#endif
 
-// nt: op(A) = A[M,K] (rows contiguous), op(B) = B[N,K]^T.
+const KernelSet& kernels_for(const CpuBackend& backend) {
+#if defined(PS_HAVE_AVX2_KERNELS)
+  if (backend.use_avx2()) return cpu_has_avx512() ? avx512_kernels() : avx2_kernels();
+#endif
+  (void)backend;
+  return portable_kernels();
+}
+
+std::vector<const KernelSet*> usable_kernel_sets() {
+  std::vector<const KernelSet*> sets{&portable_kernels()};
+#if defined(PS_HAVE_AVX2_KERNELS)
+  const CpuFeatures f = detect_cpu_features();
+  if (f.avx2 && f.fma) sets.push_back(&avx2_kernels());
+  if (cpu_has_avx512() && &avx512_kernels() != &avx2_kernels()) sets.push_back(&avx512_kernels());
+#endif
+  return sets;
+}
+
+}  // namespace gemm
+
 void CpuBackend::gemm_nt(int M, int N, int K, float alpha, const float* A, int lda, const float* B,
                          int ldb, float beta, float* C, int ldc) {
-  gemm::check_args("gemm_nt", M, N, K, lda, K, ldb, K, ldc, beta);
-  gemm::run(kernels_for(*this), pool(), M, N, K, alpha, {A, lda, 1}, {B, 1, ldb}, beta, C, ldc);
+  gemm::gemm(gemm::kernels_for(*this), pool(), gemm::Layout::NT, M, N, K, alpha, A, lda, B, ldb,
+             beta, C, ldc);
 }
 
-// nn: op(A) = A[M,K], op(B) = B[K,N].
 void CpuBackend::gemm_nn(int M, int N, int K, float alpha, const float* A, int lda, const float* B,
                          int ldb, float beta, float* C, int ldc) {
-  gemm::check_args("gemm_nn", M, N, K, lda, K, ldb, N, ldc, beta);
-  gemm::run(kernels_for(*this), pool(), M, N, K, alpha, {A, lda, 1}, {B, ldb, 1}, beta, C, ldc);
+  gemm::gemm(gemm::kernels_for(*this), pool(), gemm::Layout::NN, M, N, K, alpha, A, lda, B, ldb,
+             beta, C, ldc);
 }
 
-// tn: op(A) = A[K,M]^T, op(B) = B[K,N].
 void CpuBackend::gemm_tn(int M, int N, int K, float alpha, const float* A, int lda, const float* B,
                          int ldb, float beta, float* C, int ldc) {
-  gemm::check_args("gemm_tn", M, N, K, lda, M, ldb, N, ldc, beta);
-  gemm::run(kernels_for(*this), pool(), M, N, K, alpha, {A, 1, lda}, {B, ldb, 1}, beta, C, ldc);
+  gemm::gemm(gemm::kernels_for(*this), pool(), gemm::Layout::TN, M, N, K, alpha, A, lda, B, ldb,
+             beta, C, ldc);
 }
 
 }  // namespace ps

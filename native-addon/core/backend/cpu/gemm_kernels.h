@@ -5,7 +5,8 @@
 // of op(B) into nr-column micro-panels, then a register-blocked micro-kernel
 // multiplies one micro-panel pair. Everything that depends on the instruction
 // set (packing, micro-kernel, the two GEMV shapes) is gathered in a KernelSet,
-// so the portable and the AVX2 paths share the blocking and threading.
+// so the portable, AVX2 (6x16) and AVX-512 (12x32) paths share the blocking
+// and threading.
 //
 // Strided operands: element (i, p) of op(A) lives at a[i * rs + p * cs] and
 // element (p, j) of op(B) at b[p * rs + j * cs]; the three layouts (nt, nn, tn)
@@ -13,14 +14,19 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 namespace ps {
+class CpuBackend;
+class ThreadPool;
+
 namespace gemm {
 
 struct KernelSet {
   const char* name;
-  int mr;  // micro-tile rows
-  int nr;  // micro-tile columns
+  int mr;      // micro-tile rows
+  int nr;      // micro-tile columns
+  int kc_max;  // k-block limit: a kc x nr panel of op(B) must sit in L1 with room to spare
 
   // Packs rows [0, rows) x k [0, kc) of op(A) into ceil(rows / mr) micro-panels
   // of mr * kc floats, k-major (panel[p * mr + i]). Rows past `rows` are zero.
@@ -37,6 +43,15 @@ struct KernelSet {
   // (c is not read when accumulate is false, so it may hold NaN).
   void (*micro)(int kc, const float* a, const float* b, float alpha, bool accumulate, float* c,
                 ptrdiff_t ldc, int rows, int cols);
+
+  // Optional (nullptr: use micro). The same product for a narrow tile,
+  // cols <= nr / 2 and rows <= 2 * mr, where `a` holds two consecutive
+  // micro-panels when rows > mr (a + mr * kc is the second). Used for the
+  // last column panel and for LoRA's rank-wide products, where the full-width
+  // kernel would spend half its multiply-adds on zero padding. Must give
+  // bit-identical values to micro (same summation order, same update).
+  void (*micro_narrow)(int kc, const float* a, const float* b, float alpha, bool accumulate,
+                       float* c, ptrdiff_t ldc, int rows, int cols);
 
   // GEMV with contiguous rows: for j < n,
   //   y[j * incy] = (accumulate ? y : 0) + alpha * dot(x[0..k), w[j*ldw + 0..k)).
@@ -59,7 +74,27 @@ const KernelSet& portable_kernels();
 #if defined(PS_HAVE_AVX2_KERNELS)
 // Only call after the run-time check (CpuBackend::use_avx2()).
 const KernelSet& avx2_kernels();
+// AVX-512F: only after avx512_supported() (which needs no AVX2 check first).
+bool avx512_supported();
+const KernelSet& avx512_kernels();
 #endif
+
+// The set CpuBackend's GEMMs use: portable when the backend was made with
+// force_portable or the CPU lacks AVX2/FMA, else AVX-512 when the CPU has it,
+// else AVX2.
+const KernelSet& kernels_for(const CpuBackend& backend);
+
+// Every set this CPU can run (portable first); tests run each of them.
+std::vector<const KernelSet*> usable_kernel_sets();
+
+// The blocked GEMM with an explicit kernel set (what CpuBackend::gemm_* call
+// after checking their arguments), C = alpha op(A) op(B) + beta C:
+//   nt: op(A) = A[M,K],    op(B) = B[N,K]^T
+//   nn: op(A) = A[M,K],    op(B) = B[K,N]
+//   tn: op(A) = A[K,M]^T,  op(B) = B[K,N]
+enum class Layout { NT, NN, TN };
+void gemm(const KernelSet& ks, ThreadPool& pool, Layout layout, int M, int N, int K, float alpha,
+          const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc);
 
 }  // namespace gemm
 }  // namespace ps

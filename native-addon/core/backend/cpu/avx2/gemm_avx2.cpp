@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "../gemm_kernels.h"
+#include "gemm_avx_common.h"
 
 namespace ps {
 namespace gemm {
@@ -20,36 +21,6 @@ constexpr int MR = 6;
 constexpr int NR = 16;
 
 inline int imin(int a, int b) { return a < b ? a : b; }
-
-// Scalar fused multiply-add, bit-identical to one lane of _mm256_fmadd_ps.
-inline float fmadd1(float a, float b, float c) {
-  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
-}
-
-// In-register transpose of an 8x8 block: on return r[q] holds column q.
-inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5,
-                       __m256& r6, __m256& r7) {
-  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-  const __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-  const __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-  const __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-  const __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-  r0 = _mm256_permute2f128_ps(s0, s4, 0x20);
-  r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
-  r2 = _mm256_permute2f128_ps(s2, s6, 0x20);
-  r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
-  r4 = _mm256_permute2f128_ps(s0, s4, 0x31);
-  r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
-  r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
-  r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
 
 // ---- packing --------------------------------------------------------------
 
@@ -90,8 +61,8 @@ void pack_a(const float* a, ptrdiff_t rs, ptrdiff_t cs, int rows, int kc, float*
         const float* s = src + p * cs;
         float* d = dst + p * MR;
         _mm_storeu_ps(d, _mm_loadu_ps(s));
-        _mm_storel_pi(reinterpret_cast<__m64*>(d + 4),
-                      _mm_loadl_pi(_mm_setzero_ps(), reinterpret_cast<const __m64*>(s + 4)));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 4),
+                         _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + 4)));
       }
     } else {
       for (int p = 0; p < kc; ++p) {
@@ -173,7 +144,10 @@ void micro_6x16(int kc, const float* a, const float* b, float alpha, bool accumu
   __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
   __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  for (int i = 0; i < rows; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+  for (int i = 0; i < rows; ++i) {  // the tile's C rows, for the update after the k loop
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
+  }
 
 #pragma GCC unroll 4
   for (int p = 0; p < kc; ++p) {
@@ -224,6 +198,58 @@ void micro_6x16(int kc, const float* a, const float* b, float alpha, bool accumu
   }
 }
 
+// Narrow tiles (cols <= 8): one ymm of op(B) per k step against up to twelve
+// rows (two packed panels), so the FMA units see twelve independent chains.
+// Named accumulators, not an array: GCC keeps an array of __m256 in memory.
+template <bool kTwoPanels>
+void micro_narrow_impl(int kc, const float* a, const float* b, float alpha, bool accumulate,
+                       float* c, ptrdiff_t ldc, int rows, int cols) {
+  const float* a1 = a + (ptrdiff_t)MR * kc;
+  __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), c2 = _mm256_setzero_ps();
+  __m256 c3 = _mm256_setzero_ps(), c4 = _mm256_setzero_ps(), c5 = _mm256_setzero_ps();
+  __m256 c6 = _mm256_setzero_ps(), c7 = _mm256_setzero_ps(), c8 = _mm256_setzero_ps();
+  __m256 c9 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+#pragma GCC unroll 2
+  for (int p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(b);
+    c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), b0, c0);
+    c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, c1);
+    c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), b0, c2);
+    c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, c3);
+    c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, c4);
+    c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, c5);
+    if (kTwoPanels) {
+      c6 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + 0), b0, c6);
+      c7 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + 1), b0, c7);
+      c8 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + 2), b0, c8);
+      c9 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + 3), b0, c9);
+      c10 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + 4), b0, c10);
+      c11 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + 5), b0, c11);
+    }
+    a += MR;
+    a1 += MR;
+    b += NR;
+  }
+  alignas(32) float out[2 * MR][8];
+  _mm256_store_ps(out[0], c0), _mm256_store_ps(out[1], c1), _mm256_store_ps(out[2], c2);
+  _mm256_store_ps(out[3], c3), _mm256_store_ps(out[4], c4), _mm256_store_ps(out[5], c5);
+  _mm256_store_ps(out[6], c6), _mm256_store_ps(out[7], c7), _mm256_store_ps(out[8], c8);
+  _mm256_store_ps(out[9], c9), _mm256_store_ps(out[10], c10), _mm256_store_ps(out[11], c11);
+  for (int i = 0; i < rows; ++i) {
+    float* ci = c + i * ldc;
+    for (int j = 0; j < cols; ++j)
+      ci[j] = accumulate ? fmadd1(alpha, out[i][j], ci[j]) : alpha * out[i][j];
+  }
+}
+
+void micro_narrow(int kc, const float* a, const float* b, float alpha, bool accumulate, float* c,
+                  ptrdiff_t ldc, int rows, int cols) {
+  if (rows > MR)
+    micro_narrow_impl<true>(kc, a, b, alpha, accumulate, c, ldc, rows, cols);
+  else
+    micro_narrow_impl<false>(kc, a, b, alpha, accumulate, c, ldc, rows, cols);
+}
+
 // ---- GEMV -----------------------------------------------------------------
 
 inline float hsum(__m256 v) {
@@ -232,27 +258,45 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
-void dot_rows(int n, int k, float alpha, const float* x, const float* w, ptrdiff_t ldw,
-              bool accumulate, float* y, ptrdiff_t incy) {
-  for (int j = 0; j < n; ++j) {
-    const float* wj = w + j * ldw;
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    int p = 0;
-    for (; p + 32 <= k; p += 32) {
-      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(wj + p), s0);
-      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 8), _mm256_loadu_ps(wj + p + 8), s1);
-      s2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 16), _mm256_loadu_ps(wj + p + 16), s2);
-      s3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p + 24), _mm256_loadu_ps(wj + p + 24), s3);
+// Dot products with a fixed summation order per row, whichever group of
+// rows it is computed in: 16-float steps into two partial sums (even and odd
+// 8-float halves), a last 8-float step into the first, a scalar tail, then
+// hsum(s0 + s1) + tail. Four rows at a time share the loads of x.
+template <int R>
+inline void dot_group(int k, float alpha, const float* x, const float* w, ptrdiff_t ldw,
+                      bool accumulate, float* y, ptrdiff_t incy) {
+  __m256 s0[R], s1[R];
+  for (int r = 0; r < R; ++r) s0[r] = s1[r] = _mm256_setzero_ps();
+  int p = 0;
+  for (; p + 16 <= k; p += 16) {
+    const __m256 x0 = _mm256_loadu_ps(x + p), x1 = _mm256_loadu_ps(x + p + 8);
+    for (int r = 0; r < R; ++r) {
+      s0[r] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(w + r * ldw + p), s0[r]);
+      s1[r] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(w + r * ldw + p + 8), s1[r]);
     }
-    for (; p + 8 <= k; p += 8)
-      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + p), _mm256_loadu_ps(wj + p), s0);
+  }
+  if (p + 8 <= k) {
+    const __m256 x0 = _mm256_loadu_ps(x + p);
+    for (int r = 0; r < R; ++r)
+      s0[r] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(w + r * ldw + p), s0[r]);
+    p += 8;
+  }
+  for (int r = 0; r < R; ++r) {
+    const float* wr = w + r * ldw;
     float tail = 0.0f;
-    for (; p < k; ++p) tail = fmadd1(x[p], wj[p], tail);
-    const float dot = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))) + tail;
-    float& out = y[j * incy];
+    for (int q = p; q < k; ++q) tail = fmadd1(x[q], wr[q], tail);
+    const float dot = hsum(_mm256_add_ps(s0[r], s1[r])) + tail;
+    float& out = y[r * incy];
     out = accumulate ? fmadd1(alpha, dot, out) : alpha * dot;
   }
+}
+
+void dot_rows(int n, int k, float alpha, const float* x, const float* w, ptrdiff_t ldw,
+              bool accumulate, float* y, ptrdiff_t incy) {
+  int j = 0;
+  for (; j + 4 <= n; j += 4)
+    dot_group<4>(k, alpha, x, w + j * ldw, ldw, accumulate, y + j * incy, incy);
+  for (; j < n; ++j) dot_group<1>(k, alpha, x, w + j * ldw, ldw, accumulate, y + j * incy, incy);
 }
 
 void axpy_rows(int n, int k, float alpha, const float* x, ptrdiff_t incx, const float* w,
@@ -293,7 +337,8 @@ void axpy_rows(int n, int k, float alpha, const float* x, ptrdiff_t incx, const 
 }  // namespace
 
 const KernelSet& avx2_kernels() {
-  static const KernelSet set = {"avx2", MR, NR, pack_a, pack_b, micro_6x16, dot_rows, axpy_rows};
+  static const KernelSet set = {"avx2",     MR,       NR,        384,  pack_a,  pack_b,
+                                micro_6x16, micro_narrow, dot_rows, axpy_rows};
   return set;
 }
 

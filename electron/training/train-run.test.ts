@@ -108,7 +108,7 @@ describe('train (LoRA) end to end', () => {
     // SGD, not AdamW: the two runs sum the same gradients in a different order
     // (one GEMM over 2 rows vs two over 1), and AdamW's g / sqrt(v) would blow
     // those last-bit differences up for near-zero gradient elements.
-    const common = ['--model', model.dir, '--data', data, '--steps', '5', '--optimizer', 'sgd', '--lr', '0.1', '--targets', 'q_proj,v_proj,down_proj', '--seed', '5', ...THREADS];
+    const common = ['--model', model.dir, '--data', data, '--steps', '5', '--optimizer', 'sgd', '--lr', '2', '--targets', 'q_proj,v_proj,down_proj', '--seed', '5', ...THREADS];
     const outA = join(dir, 'accum');
     const outB = join(dir, 'batch');
     expect((await cli(['train', ...common, '--out', outA, '--batch-size', '1', '--grad-accum', '2'])).code).toBe(0);

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "error.h"
+#include "backend/cpu/gemm_kernels.h"
 
 #if defined(_MSC_VER)
 #include <intrin.h>
@@ -45,8 +46,9 @@ CpuBackend::CpuBackend(int threads, bool force_portable) : pool_(new ThreadPool(
 CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::describe() const {
-  return std::string("cpu (") + (use_avx2_ ? "avx2+fma" : "portable") + " kernels, " +
-         std::to_string(threads()) + " threads)";
+  // The GEMM may go further than the other ops (AVX-512 where the CPU has it).
+  return std::string("cpu (") + (use_avx2_ ? "avx2+fma" : "portable") + " kernels, gemm " +
+         gemm::kernels_for(*this).name + ", " + std::to_string(threads()) + " threads)";
 }
 
 void* CpuBackend::alloc(size_t bytes) {

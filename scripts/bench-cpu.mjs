@@ -51,18 +51,36 @@ const cpu = {
 };
 writeFileSync(join(results, 'cpu.json'), JSON.stringify(cpu, null, 2) + '\n');
 
+const MiB = (b) => (b / 2 ** 20).toFixed(0);
+const gemmRows = gemm.cases.map((c) =>
+  `| ${c.layer} | ${c.tokens} | ${c.layout} | ${c.M}×${c.N}×${c.K} | ${c.ours_gflops.toFixed(1)} | ${c.openblas_gflops.toFixed(1)} | ${c.ratio.toFixed(2)} |`);
+const trainRows = train.configs.map((c) => {
+  const blas = train.sgemm_gflops[String(c.tokens_per_step)] ?? train.sgemm_gflops['256'];
+  const off = ((c.estimate_total_bytes / c.peak_rss_bytes - 1) * 100).toFixed(1);
+  return `| ${c.config} | ${c.tokens_per_second.toFixed(0)} | ${c.gflops.toFixed(1)} | ${(c.gflops / blas).toFixed(2)} | ${(c.best_gflops / blas).toFixed(2)} | ${c.trainable_params.toLocaleString('en-US')} | ${MiB(c.estimate_total_bytes)} | ${MiB(c.peak_rss_bytes)} | ${off}% |`;
+});
 const md = [
   `# bench:cpu — ${cpu.date}`,
   '',
-  `CPU: ${cpu.cpu}, ${threads} threads.`,
+  `CPU: ${cpu.cpu}; ${threads} threads; engine: ${train.engine}; OpenBLAS kernels: ${gemm.openblas_core}.`,
   '',
-  '## (a) GEMM vs OpenBLAS sgemm (same process)',
+  '## (a) GEMM vs OpenBLAS sgemm, same process',
   '',
-  gemm.markdown ?? '```\n' + JSON.stringify(gemm.summary ?? gemm, null, 2) + '\n```',
+  `Geometric-mean ratio ours / OpenBLAS: ${Object.entries(gemm.geomean_ratio).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}.`,
   '',
-  '## (b, c) Training on a SmolLM2-135M-shaped model',
+  '| layer | tokens | layout | M×N×K | ours GFLOP/s | OpenBLAS GFLOP/s | ratio |',
+  '| --- | ---: | --- | --- | ---: | ---: | ---: |',
+  ...gemmRows,
   '',
-  train.markdown ?? '```\n' + JSON.stringify(train.summary ?? train, null, 2) + '\n```',
+  '## (b) Training a SmolLM2-135M-shaped model, seq 256, and (c) memory',
+  '',
+  `OpenBLAS sgemm on the 1536×576 projection in the same run: ${Object.entries(train.sgemm_gflops).map(([t, g]) => `${Number(g).toFixed(1)} GFLOP/s at ${t} tokens`).join(', ')}.`,
+  'Ratios are engine GFLOP/s (FLOPs counted as documented in native-addon/bench/bench_train.cpp) over that sgemm figure;',
+  '"median" uses the median step, "best" the fastest. The estimate is `estimate_memory` (what `inspect` reports).',
+  '',
+  '| config | tokens/s | GFLOP/s | ratio (median) | ratio (best) | trainable params | estimate MiB | peak RSS MiB | estimate vs peak |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...trainRows,
   '',
 ];
 writeFileSync(join(results, 'cpu.md'), md.join('\n'));

@@ -1,12 +1,11 @@
 // A model ready to run: the folder opened and validated, its tokenizer, and
 // a native engine with the weights memory-mapped. Commands and the training
 // run build on this, so "open a model" means one thing everywhere.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { readPeftAdapter, type PeftLoraAdapter } from './adapters/peft.js';
 import { loadAddon } from './engine/load.js';
 import type { NativeAddon, NativeEngine } from './engine/native.js';
 import { openModelFolder, type ModelFolder } from './models/folder.js';
+import { readGenerationConfig } from './models/generation-config.js';
 import { ModelTokenizer } from './models/tokenizer.js';
 
 export interface ModelSession {
@@ -91,14 +90,8 @@ export async function openSession(dir: string, options: SessionOptions & { adapt
  * eos_token_id when present, else config.json's, else the tokenizer's EOS.
  */
 export async function stopTokenIds(folder: ModelFolder, tokenizer: ModelTokenizer): Promise<number[]> {
-  try {
-    const gen = JSON.parse(await readFile(join(folder.dir, 'generation_config.json'), 'utf8')) as { eos_token_id?: unknown };
-    const eos = gen.eos_token_id;
-    if (Number.isInteger(eos)) return [eos as number];
-    if (Array.isArray(eos) && eos.length > 0 && eos.every((x) => Number.isInteger(x))) return eos as number[];
-  } catch {
-    // no (readable) generation_config.json: fall through to config.json
-  }
+  const fromGenerationConfig = (await readGenerationConfig(folder.dir))?.eosTokenIds;
+  if (fromGenerationConfig) return fromGenerationConfig;
   if (folder.config.eosTokenIds.length > 0) return folder.config.eosTokenIds;
   return tokenizer.eosId === null ? [] : [tokenizer.eosId];
 }

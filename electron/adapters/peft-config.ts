@@ -12,8 +12,11 @@ export const PEFT_VERSION = '0.20.0';
 
 export const LORA_TARGETS: readonly LoraTarget[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
-/** PEFT's default target_modules for the four supported model types. */
-const PEFT_DEFAULT_TARGETS: readonly LoraTarget[] = ['q_proj', 'v_proj'];
+/**
+ * PEFT's default target_modules for the four supported model types: what an
+ * adapter_config.json without target_modules means, and the CLI's default.
+ */
+export const PEFT_DEFAULT_TARGETS: readonly LoraTarget[] = ['q_proj', 'v_proj'];
 
 export class AdapterConfigError extends Error {
   constructor(readonly file: string, readonly field: string | null, problem: string, advice: string) {

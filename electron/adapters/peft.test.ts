@@ -6,8 +6,8 @@ import type { ModelSpec } from '../engine/native.js';
 import { f32ToBf16, bf16ToF32, f32ToF16, f16ToF32 } from '../safetensors/convert.js';
 import { readSafetensorsHeader } from '../safetensors/read.js';
 import { writeSafetensors, type TensorToWrite } from '../safetensors/write.js';
-import { Prng } from '../testing/prng.js';
-import { FolderExistsError } from './atomic-folder.js';
+import { FixtureRng } from '../testing/fixture-rng.js';
+import { FolderExistsError } from '../files/atomic.js';
 import { AdapterConfigError, type AdapterLora } from './peft-config.js';
 import {
   AdapterError,
@@ -37,7 +37,7 @@ afterAll(async () => {
 });
 
 function randomTensors(lora: AdapterLora, seed = 5): LoraTensor[] {
-  const rng = new Prng(seed);
+  const rng = new FixtureRng(seed);
   return loraTensorShapes(spec, lora).map(({ name, shape }) => ({ name, shape, data: rng.normalArray(shape[0] * shape[1], 0.1) }));
 }
 
@@ -206,6 +206,23 @@ describe('writePeftAdapter', () => {
     await mkdir(empty);
     await writePeftAdapter({ dir: empty, spec, lora, baseModelNameOrPath: 'b', tensors: randomTensors(lora) });
     expect((await readdir(root)).filter((f) => f.startsWith('.'))).toEqual([]);
+  });
+
+  it('with keepOtherFiles writes into a folder that holds other files, replacing only the adapter files', async () => {
+    const dir = fresh();
+    await mkdir(join(dir, 'checkpoints'), { recursive: true });
+    await writeFile(join(dir, 'metrics.jsonl'), '{"step":1}\n');
+    await writePeftAdapter({ dir, spec, lora, baseModelNameOrPath: 'b', tensors: randomTensors(lora, 1), keepOtherFiles: true });
+    const second = randomTensors(lora, 2);
+    await writePeftAdapter({ dir, spec, lora, baseModelNameOrPath: 'b', tensors: second, keepOtherFiles: true });
+    expect((await readdir(dir)).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'checkpoints', 'metrics.jsonl']);
+    expect(await readFile(join(dir, 'metrics.jsonl'), 'utf8')).toBe('{"step":1}\n');
+    const back = await readPeftAdapter(dir, spec);
+    expect(back.tensors.map((t) => Array.from(t.data))).toEqual(second.map((t) => Array.from(t.data)));
+    // a folder that does not exist yet is created
+    const missing = join(fresh(), 'run');
+    await writePeftAdapter({ dir: missing, spec, lora, baseModelNameOrPath: 'b', tensors: second, keepOtherFiles: true });
+    expect((await readdir(missing)).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
   });
 
   it('leaves nothing behind when the export fails half-way', async () => {

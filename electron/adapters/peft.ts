@@ -9,13 +9,13 @@
 // (older or hand-made files may keep the adapter name: ...lora_A.default.weight).
 // lora_A is [r, in_features], lora_B is [out_features, r].
 
-import { readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LoraTarget, ModelSpec } from '../engine/native.js';
 import { readSafetensorsHeader } from '../safetensors/read.js';
 import { readTensorAsFloat32 } from '../safetensors/convert.js';
 import { writeSafetensors } from '../safetensors/write.js';
-import { writeFileSynced, writeFolderAtomic } from './atomic-folder.js';
+import { writeFileAtomic, writeFolderAtomic } from '../files/atomic.js';
 import {
   AdapterConfigError,
   buildLoraAdapterConfig,
@@ -102,11 +102,18 @@ export interface WritePeftAdapterOptions {
   tensors: Iterable<LoraTensor>;
   /** replace an existing non-empty folder (default: refuse) */
   overwrite?: boolean;
+  /**
+   * Write the adapter files into `dir` (created if missing) one by one, each
+   * replacing its older copy atomically, and keep the folder's other files
+   * (a training run folder's metrics.jsonl, checkpoints/). `overwrite` does
+   * not apply: the caller owns the folder.
+   */
+  keepOtherFiles?: boolean;
   /** extra Markdown appended to README.md (e.g. dataset and training summary) */
   modelCardNotes?: string;
 }
 
-/** Writes a PEFT LoRA adapter folder atomically. */
+/** Writes a PEFT LoRA adapter folder atomically (or its files, with keepOtherFiles). */
 export async function writePeftAdapter(options: WritePeftAdapterOptions): Promise<void> {
   const { spec, lora } = options;
   validateLora(lora, spec);
@@ -133,11 +140,19 @@ export async function writePeftAdapter(options: WritePeftAdapterOptions): Promis
 
   const config = buildLoraAdapterConfig(lora, options.baseModelNameOrPath);
   const parameters = expected.reduce((a, t) => a + t.shape[0] * t.shape[1], 0);
-  await writeFolderAtomic(options.dir, async (temp) => {
-    await writeFileSynced(join(temp, ADAPTER_CONFIG_FILE), pythonJsonDumps(config));
-    await writeSafetensors(join(temp, ADAPTER_WEIGHTS_FILE), weights, { format: 'pt' });
-    await writeFileSynced(join(temp, ADAPTER_README_FILE), modelCard(options, parameters));
-  }, { overwrite: options.overwrite });
+  // Weights before config: a reader that finds adapter_config.json in a
+  // folder being filled file by file finds weights beside it.
+  const writeFiles = async (dir: string) => {
+    await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), weights, { format: 'pt' });
+    await writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), pythonJsonDumps(config));
+    await writeFileAtomic(join(dir, ADAPTER_README_FILE), modelCard(options, parameters));
+  };
+  if (options.keepOtherFiles) {
+    await mkdir(options.dir, { recursive: true });
+    await writeFiles(options.dir);
+  } else {
+    await writeFolderAtomic(options.dir, writeFiles, { overwrite: options.overwrite });
+  }
 }
 
 export interface PeftLoraAdapter {

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cycleRows, runBinary, tempDir, tinyModel, writeJsonl } from '../training/test-fixtures.js';
+import { cycleRows, runBinary, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 
 describe('peft-studio binary', () => {
   it('starts with a node shebang and prints help', () => {

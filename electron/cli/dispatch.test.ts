@@ -2,7 +2,7 @@
 // native engine: they fail (or finish) before it would be loaded.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../training/test-fixtures.js';
+import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 import { errorLine } from './dispatch.js';
 
 describe('peft-studio dispatch', () => {

@@ -3,7 +3,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../training/test-fixtures.js';
+import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 
 describe('inspect', () => {
   it('reports sizes, parameters, dtype and a memory table per method', async () => {
@@ -11,7 +11,10 @@ describe('inspect', () => {
     const r = await cli(['inspect', model.dir, '--batch-size', '2', '--seq-len', '64', '--rank', '4', '--targets', 'q_proj,v_proj,down_proj']);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
-    expect(Object.keys(report).sort()).toEqual(['architecture', 'memory', 'model', 'parameters', 'settings', 'sizes', 'stored_dtype', 'weight_file_bytes']);
+    expect(Object.keys(report).sort()).toEqual(['architecture', 'machine', 'memory', 'model', 'parameters', 'settings', 'sizes', 'stored_dtype', 'weight_file_bytes']);
+    expect(report.machine.cpu_threads).toBeGreaterThan(0);
+    expect(report.machine.available_memory_bytes).toBeGreaterThan(0);
+    expect(report.machine.available_memory_bytes).toBeLessThanOrEqual(report.machine.total_memory_bytes);
     expect(report.architecture).toBe('LlamaForCausalLM');
     expect(report.sizes).toEqual({ hidden: 64, layers: 2, heads: 4, kv_heads: 2, head_dim: 16, intermediate: 128, vocab: 320, max_positions: 512, tie_word_embeddings: true });
     // counted independently: embeddings (tied) + per layer q,k,v,o + mlp + 2 norms + final norm
@@ -22,8 +25,11 @@ describe('inspect', () => {
     expect(report.settings).toEqual({ batch_size: 2, seq_len: 64, rank: 4, targets: ['q_proj', 'v_proj', 'down_proj'], optimizer: 'adamw', gradient_checkpointing: false });
     for (const method of ['full', 'lora']) {
       const m = report.memory[method];
-      expect(Object.keys(m).sort()).toEqual(['activations', 'adapter_bytes', 'gradients', 'optimizer_state', 'total_bytes', 'trainable_params', 'weights']);
-      for (const v of Object.values(m)) expect(Number.isSafeInteger(v) && (v as number) >= 0).toBe(true);
+      expect(Object.keys(m).sort()).toEqual(['activations', 'adapter_bytes', 'fits', 'gradients', 'optimizer_state', 'total_bytes', 'trainable_params', 'weights']);
+      const { fits, ...bytes } = m;
+      for (const v of Object.values(bytes)) expect(Number.isSafeInteger(v) && (v as number) >= 0).toBe(true);
+      // a tiny model fits any machine that runs the tests
+      expect(fits).toBe(true);
       expect(m.total_bytes).toBeGreaterThanOrEqual(m.weights + m.gradients + m.optimizer_state + m.activations);
     }
     const loraParams = 2 * (4 * (64 + 64) + 4 * (64 + 32) + 4 * (128 + 64));

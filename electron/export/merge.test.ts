@@ -10,8 +10,8 @@ import type { ModelSpec } from '../engine/native.js';
 import { openModelFolder } from '../models/folder.js';
 import { bf16BitsToF32, f32ToBf16Bits } from '../safetensors/convert.js';
 import { readSafetensorsHeader, readTensorBytes } from '../safetensors/read.js';
-import { Prng } from '../training/prng.js';
-import { cli, cycleRows, runBinary, tempDir, tinyModel, writeJsonl } from '../training/test-fixtures.js';
+import { Prng } from '../random/prng.js';
+import { cli, cycleRows, runBinary, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 
 const LORA: AdapterLora = { rank: 4, alpha: 12, dropout: 0, rslora: false, targets: ['q_proj', 'o_proj', 'up_proj', 'down_proj'], layers: [1], init: 'default' };
 

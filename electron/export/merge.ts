@@ -5,7 +5,7 @@
 import { copyFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { readPeftAdapter } from '../adapters/peft.js';
-import { writeFolderAtomic } from '../adapters/atomic-folder.js';
+import { writeFolderAtomic } from '../files/atomic.js';
 import type { NativeAddon } from '../engine/native.js';
 import { openModelFolder, WEIGHTS_INDEX_FILE } from '../models/folder.js';
 import { decodeFloatTensor, encodeFloatTensor } from '../safetensors/convert.js';
@@ -90,7 +90,7 @@ export async function mergeAdapter(modelDir: string, adapterDir: string, outDir:
       await writeSafetensors(join(temp, basename(file)), tensors, header.metadata);
       files.push(basename(file));
     }
-    if (pairs.size > 0) throw new Error(`${base.dir}: the adapter updates "${[...pairs.keys()][0]}", which the model files do not hold`);
+    if (pairs.size > 0) throw new Error(`${base.dir}: the adapter updates "${[...pairs.keys()][0]}", which the model files do not hold; merge it into the model it was trained on`);
     if (base.files.length > 1) await copyFile(join(base.dir, WEIGHTS_INDEX_FILE), join(temp, WEIGHTS_INDEX_FILE));
     await copySideFiles(base.dir, temp);
   });

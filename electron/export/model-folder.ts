@@ -1,11 +1,12 @@
 // Writing Hugging Face model folders: the files beside the weights (config,
 // generation config, tokenizer) copied from the base, and a full checkpoint
 // of the engine's weights (what full fine-tuning produces).
-import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { NativeEngine } from '../engine/native.js';
+import type { ModelSpec, NativeEngine } from '../engine/native.js';
+import { writeFileAtomic } from '../files/atomic.js';
 import { expectedTensors, type ModelFolder } from '../models/folder.js';
-import { writeSafetensors, type TensorToWrite } from '../safetensors/write.js';
+import { safetensorsFileSize, writeSafetensors, type TensorToWrite } from '../safetensors/write.js';
 
 /** Files of a model folder other than the weights that a copy must carry along. */
 export const SIDE_FILES = [
@@ -66,5 +67,10 @@ export async function saveFullModel(engine: NativeEngine, base: ModelFolder, out
   ]);
   await writeSafetensors(join(outDir, 'model.safetensors'), tensors, { format: 'pt' });
   await copySideFiles(base.dir, outDir, ['config.json']);
-  await writeFile(join(outDir, 'config.json'), JSON.stringify(await configWithDType(base.dir, 'float32'), null, 2) + '\n');
+  await writeFileAtomic(join(outDir, 'config.json'), JSON.stringify(await configWithDType(base.dir, 'float32'), null, 2) + '\n');
+}
+
+/** Bytes of the model.safetensors that saveFullModel writes for this spec (exact). */
+export function fullModelFileBytes(spec: ModelSpec): number {
+  return safetensorsFileSize(expectedTensors(spec).map(({ name, shape }) => ({ name, dtype: 'F32' as const, shape })), { format: 'pt' });
 }

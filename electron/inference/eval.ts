@@ -20,7 +20,8 @@ export async function evaluateExamples(engine: NativeEngine, examples: readonly 
     tokens += r.tokens;
   }
   if (tokens === 0) {
-    throw new Error('the evaluation data has no label tokens to score (every label is -100 or rows are 1 token long)');
+    const file = examples[0]?.source.replace(/:\d+$/, '') ?? 'the evaluation data';
+    throw new Error(`${file}: no label tokens to score (every label is -100, or rows are 1 token long); give rows of two or more tokens with labels other than -100`);
   }
   const loss = lossSum / tokens;
   return { loss, perplexity: Math.exp(loss), tokens };

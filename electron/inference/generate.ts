@@ -2,7 +2,7 @@
 // once, then one token at a time, until an end-of-sequence token or the
 // new-token budget.
 import type { NativeEngine } from '../engine/native.js';
-import { Prng } from '../training/prng.js';
+import { Prng } from '../random/prng.js';
 import { sampleToken, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -26,7 +26,7 @@ export async function generate(
   options: GenerateOptions,
   onToken?: (id: number) => void,
 ): Promise<GenerateResult> {
-  if (promptIds.length === 0) throw new Error('the prompt is empty after tokenization');
+  if (promptIds.length === 0) throw new Error('the prompt is empty after tokenization; give a prompt with some text');
   if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 1) {
     throw new Error(`max new tokens must be a positive integer, got ${options.maxNewTokens}`);
   }

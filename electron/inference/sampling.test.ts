@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Prng } from '../training/prng.js';
+import { Prng } from '../random/prng.js';
 import { argmax, nucleus, sampleToken, softmaxWithTemperature } from './sampling.js';
 
 describe('sampling', () => {

@@ -1,7 +1,7 @@
 // Next-token choice from logits, in the order transformers applies its
 // warpers: temperature first, then top-p (nucleus), then a draw from the
 // renormalized distribution. Temperature 0 means greedy argmax (no draw).
-import { Prng } from '../training/prng.js';
+import { Prng } from '../random/prng.js';
 
 export interface SamplingOptions {
   /** 0 = greedy */

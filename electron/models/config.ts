@@ -291,15 +291,16 @@ class FieldReader {
       'Fix config.json or download it again.');
   }
 
+  private missing(key: string): never {
+    throw new ModelConfigError(this.file, this.prefix + key, 'is missing', 'config.json is incomplete: download it again.');
+  }
+
   private present(key: string): boolean {
     return this.obj[key] !== undefined && this.obj[key] !== null;
   }
 
   positiveInt(key: string): number {
-    if (!this.present(key)) {
-      throw new ModelConfigError(this.file, this.prefix + key, 'is missing', 'config.json is incomplete: download it again.');
-    }
-    return this.optionalPositiveInt(key)!;
+    return this.optionalPositiveInt(key) ?? this.missing(key);
   }
 
   optionalPositiveInt(key: string): number | null {
@@ -317,10 +318,7 @@ class FieldReader {
   }
 
   positiveNumber(key: string): number {
-    if (!this.present(key)) {
-      throw new ModelConfigError(this.file, this.prefix + key, 'is missing', 'config.json is incomplete: download it again.');
-    }
-    return this.optionalPositiveNumber(key)!;
+    return this.optionalPositiveNumber(key) ?? this.missing(key);
   }
 
   optionalPositiveNumber(key: string): number | null {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Prng } from '../testing/prng.js';
+import { FixtureRng } from '../testing/fixture-rng.js';
 import {
   bf16BitsToF32,
   bf16ToF32,
@@ -69,7 +69,7 @@ describe('bf16', () => {
   });
 
   it('picks the nearest bf16 for random float32 values', () => {
-    const rng = new Prng(7);
+    const rng = new FixtureRng(7);
     const values = new Float32Array(20000).map(() => (rng.uniform() - 0.5) * 2 ** (rng.uniform() * 40 - 20));
     const bits = f32ToBf16(values);
     const worse: number[] = [];
@@ -132,7 +132,7 @@ describe('f16', () => {
   });
 
   it('picks the nearest f16 for random float32 values', () => {
-    const rng = new Prng(11);
+    const rng = new FixtureRng(11);
     const values = new Float32Array(20000).map(() => (rng.uniform() - 0.5) * 2 ** (rng.uniform() * 44 - 28));
     const bits = f32ToF16(values);
     const worse: number[] = [];

@@ -73,13 +73,6 @@ export function dtypeRank(dtype: SafetensorsDType): number {
   return DTYPE_RANK.get(dtype)!;
 }
 
-/** Bytes per element for whole-byte types; throws for sub-byte types. */
-export function dtypeByteSize(dtype: SafetensorsDType): number {
-  const bits = DTYPE_BITS[dtype];
-  if (bits % 8 !== 0) throw new Error(`${dtype} elements are ${bits} bits, not a whole number of bytes`);
-  return bits / 8;
-}
-
 /** The reference crate refuses headers above this many bytes (100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTensorAsFloat32 } from './convert.js';
 import { SafetensorsError } from './format.js';
 import { readSafetensorsHeader, readTensorBytes } from './read.js';
-import { serializeSafetensors, writeSafetensors } from './write.js';
+import { safetensorsFileSize, serializeSafetensors, writeSafetensors } from './write.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -80,6 +80,27 @@ describe('serializeSafetensors matches the reference writer byte for byte', () =
   it('refuses data whose length does not match dtype x shape', () => {
     expect(() => serializeSafetensors({ w: { dtype: 'F32', shape: [2, 2], data: new Float32Array(3) } }))
       .toThrow(/tensor "w" \(F32 \[2, 2\]\) needs 16 bytes of data, got 12/);
+  });
+});
+
+describe('safetensorsFileSize', () => {
+  it('is the length of the serialized file, from names, dtypes and shapes alone', () => {
+    const tensors = {
+      'model.embed_tokens.weight': { dtype: 'BF16' as const, shape: [7, 3], data: new Uint16Array(21) },
+      'lm_head.weight': { dtype: 'F32' as const, shape: [7, 3], data: new Float32Array(21) },
+      'é"name': { dtype: 'U8' as const, shape: [5], data: new Uint8Array(5) },
+      scalar: { dtype: 'I64' as const, shape: [], data: new BigInt64Array(1) },
+    };
+    const described = Object.entries(tensors).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape }));
+    for (const metadata of [null, { format: 'pt' }, { format: 'pt', note: 'x'.repeat(13) }]) {
+      expect(safetensorsFileSize(described, metadata)).toBe(serializeSafetensors(tensors, metadata).length);
+    }
+  });
+
+  it('refuses what the writer refuses', () => {
+    expect(() => safetensorsFileSize([{ name: 'a', dtype: 'F32', shape: [1] }, { name: 'a', dtype: 'F32', shape: [2] }])).toThrow(/tensor "a" is given twice/);
+    expect(() => safetensorsFileSize([{ name: 'w', dtype: 'F32', shape: [-1] }])).toThrow(/tensor "w" has an invalid shape/);
+    expect(() => safetensorsFileSize([{ name: 'q', dtype: 'F4', shape: [3] }])).toThrow(/tensor "q" \(F4 \[3\]\) holds 12 bits, not a whole number of bytes/);
   });
 });
 

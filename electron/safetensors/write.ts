@@ -10,10 +10,9 @@
 // The file appears atomically: it is written beside the target, fsynced, and
 // renamed over it.
 
-import { randomBytes } from 'node:crypto';
 import { endianness } from 'node:os';
-import { open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import type { FileHandle } from 'node:fs/promises';
+import { FileWriteError, writeFileAtomic } from '../files/atomic.js';
 import { DTYPE_BITS, dtypeRank, isSafetensorsDType, SafetensorsError, type SafetensorsDType } from './format.js';
 
 /** One tensor to write; `data` is little-endian element data (any typed array view). */
@@ -37,24 +36,42 @@ export function planSafetensors(tensors: TensorsToWrite, metadata: Record<string
   const entries: [string, TensorToWrite][] = tensors instanceof Map
     ? [...tensors]
     : Symbol.iterator in Object(tensors) ? [...(tensors as Iterable<[string, TensorToWrite]>)] : Object.entries(tensors as Record<string, TensorToWrite>);
+  for (const [name, t] of entries) checkTensor(name, t);
+  return layOut(entries.map(([name, tensor]) => ({ name, dtype: tensor.dtype, shape: tensor.shape, byteLength: tensor.data.byteLength, tensor })), metadata);
+}
+
+/**
+ * The exact size of the file writeSafetensors would write for these tensors,
+ * from their names, dtypes and shapes alone (nothing the size of the data is
+ * allocated): for disk-space estimates before training or export.
+ */
+export function safetensorsFileSize(tensors: readonly { name: string; dtype: SafetensorsDType; shape: readonly number[] }[], metadata: Record<string, string> | null = null): number {
+  const { prefix, dataBytes } = layOut(tensors.map((t) => ({ ...t, byteLength: tensorByteLength(t.name, t.dtype, t.shape) })), metadata);
+  return prefix.length + dataBytes;
+}
+
+/** Sorts the tensors into data order, assigns offsets and encodes the header. */
+function layOut<T extends { name: string; dtype: SafetensorsDType; shape: readonly number[]; byteLength: number }>(
+  tensors: T[],
+  metadata: Record<string, string> | null,
+): { prefix: Uint8Array; order: (T & { begin: number; end: number })[]; dataBytes: number } {
   const seen = new Set<string>();
-  for (const [name, t] of entries) {
+  for (const { name } of tensors) {
     if (seen.has(name)) throw new Error(`safetensors: tensor "${name}" is given twice`);
     seen.add(name);
-    checkTensor(name, t);
   }
   if (metadata !== null) {
     for (const [k, v] of Object.entries(metadata)) {
       if (typeof v !== 'string') throw new Error(`safetensors: metadata value for "${k}" must be a string`);
     }
   }
-  entries.sort(([an, a], [bn, b]) => dtypeRank(b.dtype) - dtypeRank(a.dtype) || compareUtf8(an, bn));
+  const sorted = [...tensors].sort((a, b) => dtypeRank(b.dtype) - dtypeRank(a.dtype) || compareUtf8(a.name, b.name));
 
   let offset = 0;
-  const order: Planned[] = entries.map(([name, tensor]) => {
+  const order = sorted.map((t) => {
     const begin = offset;
-    offset += tensor.data.byteLength;
-    return { name, tensor, begin, end: offset };
+    offset += t.byteLength;
+    return { ...t, begin, end: offset };
   });
 
   // serde_json's compact output: same escaping as JSON.stringify for strings
@@ -65,7 +82,7 @@ export function planSafetensors(tensors: TensorsToWrite, metadata: Record<string
     parts.push(`"__metadata__":{${keys.map((k) => `${JSON.stringify(k)}:${JSON.stringify(metadata[k])}`).join(',')}}`);
   }
   for (const p of order) {
-    parts.push(`${JSON.stringify(p.name)}:{"dtype":"${p.tensor.dtype}","shape":[${p.tensor.shape.join(',')}],"data_offsets":[${p.begin},${p.end}]}`);
+    parts.push(`${JSON.stringify(p.name)}:{"dtype":"${p.dtype}","shape":[${p.shape.join(',')}],"data_offsets":[${p.begin},${p.end}]}`);
   }
   const json = new TextEncoder().encode(`{${parts.join(',')}}`);
   const padded = Math.ceil(json.length / 8) * 8;
@@ -92,65 +109,35 @@ export function serializeSafetensors(tensors: TensorsToWrite, metadata: Record<s
 export async function writeSafetensors(file: string, tensors: TensorsToWrite, metadata: Record<string, string> | null = null): Promise<void> {
   assertLittleEndianHost();
   const { prefix, order } = planSafetensors(tensors, metadata);
-  await writeFileAtomic(file, async (handle) => {
-    await writeAll(handle, prefix);
-    for (const p of order) await writeAll(handle, bytesOf(p.tensor.data));
-  });
-}
-
-/**
- * Creates `file` atomically: `fill` writes into a temp file in the same
- * folder, which is then fsynced and renamed over `file`. On any error the temp
- * file is removed and `file` is left as it was.
- */
-export async function writeFileAtomic(file: string, fill: (handle: import('node:fs/promises').FileHandle) => Promise<void>): Promise<void> {
-  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  let handle;
   try {
-    handle = await open(temp, 'wx');
+    await writeFileAtomic(file, async (handle) => {
+      await writeAll(handle, prefix);
+      for (const p of order) await writeAll(handle, bytesOf(p.tensor.data));
+    });
   } catch (err) {
-    throw new SafetensorsError(file, null, `cannot create a file in ${dirname(file)} (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
-      'Check that the folder exists and is writable, and that the disk is not full.');
-  }
-  try {
-    await fill(handle);
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
-    await rename(temp, file);
-  } catch (err) {
-    if (handle) await handle.close().catch(() => {});
-    await unlink(temp).catch(() => {});
-    if (err instanceof SafetensorsError) throw err;
-    throw new SafetensorsError(file, null, `writing failed (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
-      'Check free disk space and permissions, then try again.');
-  }
-  await syncDirectory(dirname(file));
-}
-
-/** Makes a rename durable (best effort: not every platform can fsync a folder). */
-export async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const h = await open(dir, 'r');
-    try {
-      await h.sync();
-    } finally {
-      await h.close();
-    }
-  } catch {
-    // Windows cannot open folders for fsync; the rename is still atomic.
+    if (err instanceof FileWriteError) throw new SafetensorsError(err.file, null, err.problem, err.advice);
+    throw err;
   }
 }
 
 function checkTensor(name: string, t: TensorToWrite): void {
-  if (!isSafetensorsDType(t.dtype)) throw new Error(`safetensors: tensor "${name}" has unknown dtype ${String(t.dtype)}`);
-  if (!Array.isArray(t.shape) || t.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-    throw new Error(`safetensors: tensor "${name}" has an invalid shape [${String(t.shape)}]`);
+  const bytes = tensorByteLength(name, t.dtype, t.shape);
+  if (bytes !== t.data.byteLength) {
+    throw new Error(`safetensors: tensor "${name}" (${t.dtype} [${t.shape.join(', ')}]) needs ${bytes} bytes of data, got ${t.data.byteLength}`);
   }
-  const bits = t.shape.reduce((a, d) => a * d, 1) * DTYPE_BITS[t.dtype];
-  if (bits % 8 !== 0 || bits / 8 !== t.data.byteLength) {
-    throw new Error(`safetensors: tensor "${name}" (${t.dtype} [${t.shape.join(', ')}]) needs ${bits / 8} bytes of data, got ${t.data.byteLength}`);
+}
+
+/** Bytes of a tensor's data; throws for an unknown dtype, a bad shape or a sub-byte total. */
+function tensorByteLength(name: string, dtype: SafetensorsDType, shape: readonly number[]): number {
+  if (!isSafetensorsDType(dtype)) throw new Error(`safetensors: tensor "${name}" has unknown dtype ${String(dtype)}`);
+  if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    throw new Error(`safetensors: tensor "${name}" has an invalid shape [${String(shape)}]`);
   }
+  const bits = shape.reduce((a, d) => a * d, 1) * DTYPE_BITS[dtype];
+  if (bits % 8 !== 0) {
+    throw new Error(`safetensors: tensor "${name}" (${dtype} [${shape.join(', ')}]) holds ${bits} bits, not a whole number of bytes`);
+  }
+  return bits / 8;
 }
 
 /** Orders strings by UTF-8 bytes, as Rust's String ordering does. */
@@ -165,7 +152,7 @@ function bytesOf(view: ArrayBufferView): Uint8Array {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 }
 
-async function writeAll(handle: import('node:fs/promises').FileHandle, bytes: Uint8Array): Promise<void> {
+async function writeAll(handle: FileHandle, bytes: Uint8Array): Promise<void> {
   let done = 0;
   while (done < bytes.length) {
     const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);

@@ -3,8 +3,8 @@
 // definitions build the files that scripts/reference/pytorch_check.py reads on
 // a machine with PyTorch + transformers + peft, and the test that compares our
 // engine with what PyTorch computed (electron/testing/fixtures/pytorch/).
-import type { LoraOptions, LoraTarget } from '../engine/native.js';
-type AdapterLora = Omit<LoraOptions, 'seed'>;
+import type { AdapterLora } from '../adapters/peft-config.js';
+import type { LoraTarget } from '../engine/native.js';
 import type { TinyModelOptions } from './tiny-model.js';
 
 export interface PytorchCase {

@@ -19,6 +19,7 @@ import { openModelFolder, type ModelFolder } from '../models/folder.js';
 import { attachAdapter, createEngine } from '../session.js';
 import { PYTORCH_BATCH, PYTORCH_CASES, PYTORCH_PROMPT } from './pytorch-cases.js';
 import { writeTinyModel } from './tiny-model.js';
+import { maxAbs, maxAbsDiff } from './compare.js';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'pytorch');
 
@@ -51,19 +52,6 @@ function batchOf(): Batch {
     segments,
     positions,
   };
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
 }
 
 async function lastLogits(engine: NativeEngine): Promise<Float32Array> {

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import type { DType, ModelSpec } from '../engine/native.js';
 import { expectedTensors } from '../models/folder.js';
 import type { SupportedArchitecture } from '../models/config.js';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../safetensors/convert.js';
+import { decodeFloatTensor, encodeFloatTensor } from '../safetensors/convert.js';
 import { writeSafetensors, type TensorToWrite } from '../safetensors/write.js';
-import { Prng } from './prng.js';
+import { FixtureRng } from './fixture-rng.js';
 import { buildTinyTokenizer, TINY_BOS_ID, TINY_EOS_ID, TINY_PAD_ID } from './tiny-tokenizer.js';
 
 export type TinyRopeScaling =
@@ -99,7 +99,7 @@ export async function writeTinyModel(dir: string, options: TinyModelOptions = {}
   const { tokenizerJson, tokenizerConfig } = buildTinyTokenizer(spec.vocabSize, maxPosition);
 
   // Weights, in transformers' parameter order, one PRNG stream.
-  const rng = new Prng(options.seed ?? 1);
+  const rng = new FixtureRng(options.seed ?? 1);
   const tensors = new Map<string, { dtype: DType; shape: number[]; data: Float32Array }>();
   const toWrite: [string, TensorToWrite][] = [];
   for (const { name, shape } of expectedTensors(spec)) {
@@ -182,14 +182,10 @@ function configJson(spec: ModelSpec, options: TinyModelOptions, dtype: DType, ro
   return config;
 }
 
-function encode(values: Float32Array, dtype: DType): { stored: Float32Array; bytes: ArrayBufferView } {
-  if (dtype === 'F32') return { stored: values, bytes: values };
-  if (dtype === 'BF16') {
-    const bits = f32ToBf16(values);
-    return { stored: bf16ToF32(bits), bytes: bits };
-  }
-  const bits = f32ToF16(values);
-  return { stored: f16ToF32(bits), bytes: bits };
+/** The bytes to store, and the values they hold (rounded to the dtype). */
+function encode(values: Float32Array, dtype: DType): { stored: Float32Array; bytes: Uint8Array } {
+  const bytes = encodeFloatTensor(values, dtype);
+  return { stored: dtype === 'F32' ? values : decodeFloatTensor(bytes, dtype), bytes };
 }
 
 async function writeJson(path: string, value: unknown): Promise<void> {

@@ -1,13 +1,10 @@
-// Saving the engine's LoRA tensors as PEFT adapter folders
+// Saving the engine's LoRA tensors as PEFT adapter files
 // (electron/adapters/peft.ts does the file format), and the size an adapter
 // file will have on disk.
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { ModelSpec, NativeEngine } from '../engine/native.js';
 import type { AdapterLora } from '../adapters/peft-config.js';
-import { loraTensorShapes, writePeftAdapter } from '../adapters/peft.js';
-import { planSafetensors, type TensorToWrite } from '../safetensors/write.js';
+import { engineNameToPeftKey, loraTensorShapes, writePeftAdapter } from '../adapters/peft.js';
+import { safetensorsFileSize } from '../safetensors/write.js';
 
 export interface SaveAdapterOptions {
   engine: NativeEngine;
@@ -16,9 +13,15 @@ export interface SaveAdapterOptions {
   /** recorded as base_model_name_or_path */
   baseModel: string;
   modelCardNotes?: string;
+  /**
+   * Write the adapter files into `dir` next to what is already there (a run
+   * folder with metrics.jsonl and checkpoints/). Default: `dir` becomes a
+   * folder of its own, replaced as a whole if present.
+   */
+  keepOtherFiles?: boolean;
 }
 
-/** Writes the engine's LoRA tensors as a PEFT adapter folder of its own (replaced if present). */
+/** Writes the engine's LoRA tensors as a PEFT adapter into `dir`. */
 export async function saveAdapterFolder(dir: string, options: SaveAdapterOptions): Promise<void> {
   const tensors = loraTensorShapes(options.spec, options.lora).map(({ name, shape }) => ({
     name,
@@ -32,48 +35,13 @@ export async function saveAdapterFolder(dir: string, options: SaveAdapterOptions
     baseModelNameOrPath: options.baseModel,
     tensors,
     overwrite: true,
+    keepOtherFiles: options.keepOtherFiles,
     modelCardNotes: options.modelCardNotes,
   });
 }
 
-/**
- * Writes the adapter files into a folder that holds other things too (a run
- * folder with metrics.jsonl and checkpoints/): the adapter is written as a
- * folder beside it, then its files are renamed in, each replacing any older
- * copy, so the other files stay untouched.
- */
-export async function saveAdapterInto(dir: string, options: SaveAdapterOptions): Promise<string[]> {
-  await mkdir(dir, { recursive: true });
-  const staging = join(dir, `.adapter-${process.pid}-${randomBytes(4).toString('hex')}`);
-  try {
-    await saveAdapterFolder(staging, options);
-    const files = await readdir(staging);
-    for (const f of files) await rename(join(staging, f), join(dir, f));
-    return files;
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
-}
-
 /** Bytes of adapter_model.safetensors for a LoRA layout: its exact header plus F32 data. */
 export function adapterFileBytes(spec: ModelSpec, lora: Pick<AdapterLora, 'rank' | 'targets' | 'layers'>): number {
-  return safetensorsFileBytes(loraTensorShapes(spec, lora).map((t) => ({ name: `base_model.model.${t.name}`, shape: t.shape })));
-}
-
-/**
- * Size of an F32 safetensors file with these tensors and {format: "pt"}
- * metadata. The writer's planner lays out the header from each tensor's byte
- * length alone, so a length-only view stands in for the data: nothing the
- * size of the model is allocated.
- */
-export function safetensorsFileBytes(tensors: { name: string; shape: number[] }[]): number {
-  const { prefix, dataBytes } = planSafetensors(
-    tensors.map((t): [string, TensorToWrite] => {
-      const byteLength = t.shape.reduce((a, d) => a * d, 1) * 4;
-      const lengthOnly = { buffer: new ArrayBuffer(0), byteOffset: 0, byteLength } as ArrayBufferView;
-      return [t.name, { dtype: 'F32', shape: t.shape, data: lengthOnly }];
-    }),
-    { format: 'pt' },
-  );
-  return prefix.length + dataBytes;
+  const tensors = loraTensorShapes(spec, lora).map((t) => ({ name: engineNameToPeftKey(t.name), dtype: 'F32' as const, shape: t.shape }));
+  return safetensorsFileSize(tensors, { format: 'pt' });
 }

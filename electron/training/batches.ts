@@ -4,7 +4,7 @@
 // counts in the loss. Positions restart at 0 in every row.
 import type { Batch } from '../engine/native.js';
 import { IGNORE_INDEX, type Example } from './data.js';
-import { Prng, shuffledIndices } from './prng.js';
+import { Prng, shuffledIndices } from '../random/prng.js';
 
 export const PAD_SEGMENT = -1;
 
@@ -46,8 +46,7 @@ export function countBatchTokens(batch: Batch): number {
 }
 
 /** The example order of one epoch: a seeded shuffle, different for every epoch. */
-export function epochOrder(count: number, seed: number, epoch: number, shuffle = true): number[] {
-  if (!shuffle) return Array.from({ length: count }, (_, i) => i);
+export function epochOrder(count: number, seed: number, epoch: number): number[] {
   return shuffledIndices(count, new Prng(seed, epoch));
 }
 
@@ -61,5 +60,6 @@ export function chunkIntoMicroBatches<T>(items: readonly T[], order: readonly nu
 
 /** Consecutive batches of examples in file order (for evaluation). */
 export function sequentialBatches(examples: readonly Example[], batchSize: number): Batch[] {
-  return chunkIntoMicroBatches(examples, epochOrder(examples.length, 0, 0, false), batchSize).map((rows) => makeBatch(rows));
+  const fileOrder = Array.from({ length: examples.length }, (_, i) => i);
+  return chunkIntoMicroBatches(examples, fileOrder, batchSize).map((rows) => makeBatch(rows));
 }

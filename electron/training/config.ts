@@ -1,12 +1,9 @@
 // The resolved configuration of a training run: every setting with its
 // default filled in. It is written to run.json, so a run folder always says
 // exactly how it was made.
-import type { LoraTarget } from '../engine/native.js';
+import type { LoraTarget, ModelSpec } from '../engine/native.js';
 import { LORA_TARGETS, type AdapterLora } from '../adapters/peft-config.js';
 import type { SchedulerKind } from './schedule.js';
-
-/** PEFT's default target_modules for Llama-family models. */
-export const DEFAULT_LORA_TARGETS: readonly LoraTarget[] = ['q_proj', 'v_proj'];
 
 /** rank, alpha, dropout, targets, rslora, init ("default" | "gaussian"), layers (null = all) */
 export type LoraSettings = AdapterLora;
@@ -66,6 +63,14 @@ export const TRAIN_DEFAULTS = {
   evalEvery: 0,
   saveEvery: 0,
 } as const;
+
+/** --seq-len must fit the model's positions (train and eval share the check). */
+export function checkSeqLenFits(seqLen: number, spec: ModelSpec): void {
+  const max = spec.maxPositionEmbeddings;
+  if (seqLen > max) {
+    throw new Error(`--seq-len ${seqLen} exceeds the model's max_position_embeddings (${max}); use --seq-len ${max} or less`);
+  }
+}
 
 /** Expands a --targets list: "all-linear" means every linear layer of the blocks (PEFT excludes lm_head). */
 export function resolveTargets(list: readonly string[]): LoraTarget[] {

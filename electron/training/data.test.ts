@@ -1,15 +1,14 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelTokenizer } from '../models/tokenizer.js';
 import { TINY_BOS_ID, TINY_EOS_ID } from '../testing/tiny-tokenizer.js';
-import { tinyModel } from './test-fixtures.js';
-import { countTrainedTokens, DataError, loadJsonl, parseJsonl, type TextEncoder } from './data.js';
+import { tempDir, tinyModel } from '../testing/e2e-fixtures.js';
+import { countTrainedTokens, DataError, loadJsonl, parseJsonl, type TrainingEncoder } from './data.js';
 
 // A character-level stand-in tokenizer with a BOS rule, so expected ids can be
 // written down by hand: BOS = 1, EOS = 2, 'a' = 3, 'b' = 4, ...
-const charTokenizer: TextEncoder = {
+const charTokenizer: TrainingEncoder = {
   encodeForTraining: (text) => [1, ...Array.from(text, (c) => c.charCodeAt(0) - 94), 2],
 };
 const opts = { seqLen: 16, vocabSize: 40 };
@@ -77,7 +76,7 @@ describe('JSONL data', () => {
   });
 
   it('reads files and explains a missing one', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ps-data-'));
+    const dir = tempDir('data');
     const file = join(dir, 'train.jsonl');
     writeFileSync(file, '{"text": "ab"}\r\n{"text": "b"}\r\n');
     expect(loadJsonl(file, charTokenizer, opts).map((e) => e.inputIds.length)).toEqual([4, 3]);

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 export const IGNORE_INDEX = -100;
 
 /** What data loading needs from a tokenizer (ModelTokenizer in electron/models/tokenizer.ts). */
-export interface TextEncoder {
+export interface TrainingEncoder {
   /** ids of a training example: special tokens as the tokenizer adds them (BOS for Llama), then EOS once */
   encodeForTraining(text: string): number[];
 }
@@ -64,7 +64,7 @@ function checkIdArray(value: unknown, field: string, vocabSize: number, allowIgn
 }
 
 /** Turns one parsed JSON row into an example (throws DataError without location). */
-export function exampleFromRow(row: unknown, encoder: TextEncoder, options: LoadOptions): { inputIds: number[]; labels: number[] } {
+export function exampleFromRow(row: unknown, encoder: TrainingEncoder, options: LoadOptions): { inputIds: number[]; labels: number[] } {
   if (typeof row !== 'object' || row === null || Array.isArray(row)) {
     throw new DataError(`expected a JSON object like {"text": "..."}, got ${Array.isArray(row) ? 'an array' : JSON.stringify(row)}`);
   }
@@ -105,7 +105,7 @@ export function exampleFromRow(row: unknown, encoder: TextEncoder, options: Load
 }
 
 /** Parses JSONL text; `file` is only used in messages. Blank lines are skipped. */
-export function parseJsonl(text: string, file: string, encoder: TextEncoder, options: LoadOptions): Example[] {
+export function parseJsonl(text: string, file: string, encoder: TrainingEncoder, options: LoadOptions): Example[] {
   const examples: Example[] = [];
   const lines = text.split('\n');
   lines.forEach((rawLine, index) => {
@@ -125,19 +125,19 @@ export function parseJsonl(text: string, file: string, encoder: TextEncoder, opt
       throw e;
     }
   });
-  if (examples.length === 0) throw new DataError(`${file}: no examples (the file is empty or only blank lines)`);
+  if (examples.length === 0) throw new DataError(`${file}: no examples (the file is empty or only blank lines); write one JSON object per line, like {"text": "..."}`);
   return examples;
 }
 
 /** Reads and parses a JSONL data file. */
-export function loadJsonl(file: string, encoder: TextEncoder, options: LoadOptions): Example[] {
+export function loadJsonl(file: string, encoder: TrainingEncoder, options: LoadOptions): Example[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
-    throw new DataError(`cannot read data file ${file}: ${why}`);
+    throw new DataError(`cannot read data file ${file}: ${why}; check the --data path`);
   }
   return parseJsonl(text, file, encoder, options);
 }

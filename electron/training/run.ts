@@ -10,8 +10,8 @@ import { saveFullModel } from '../export/model-folder.js';
 import type { ModelFolder } from '../models/folder.js';
 import { attachAdapter, createEngine, openModelWithTokenizer } from '../session.js';
 import { loadAddon } from '../engine/load.js';
-import { adapterFileBytes, saveAdapterFolder, saveAdapterInto } from './adapter-files.js';
-import type { LoraSettings, TrainConfig } from './config.js';
+import { adapterFileBytes, saveAdapterFolder } from './adapter-files.js';
+import { checkSeqLenFits, type LoraSettings, type TrainConfig } from './config.js';
 import { countTrainedTokens, loadJsonl } from './data.js';
 import { MetricsWriter } from './metrics.js';
 import { ProgressReporter } from './progress.js';
@@ -38,10 +38,7 @@ export interface RunSummary {
 
 /** Checks that need the model: sizes that must fit it. */
 function checkAgainstModel(config: TrainConfig, folder: ModelFolder, lora: LoraSettings | null): void {
-  const max = folder.spec.maxPositionEmbeddings;
-  if (config.seqLen > max) {
-    throw new Error(`--seq-len ${config.seqLen} exceeds the model's max_position_embeddings (${max}); use --seq-len ${max} or less`);
-  }
+  checkSeqLenFits(config.seqLen, folder.spec);
   const badLayer = lora?.layers?.find((l) => l >= folder.spec.numLayers);
   if (badLayer !== undefined) {
     throw new Error(`--layers: layer ${badLayer} does not exist; the model has layers 0..${folder.spec.numLayers - 1}`);
@@ -72,7 +69,7 @@ export async function runTraining(config: TrainConfig, io: RunIO): Promise<RunSu
   const split = splitTrainEval(examples, config.evalSplit, config.seed);
   // A row with no label token after the shift adds nothing to any gradient.
   const trainSet = split.train.filter((e) => countTrainedTokens(e.labels) > 0);
-  if (trainSet.length === 0) throw new Error(`${config.data}: no training example has a token to learn (rows of one token, or every label -100)`);
+  if (trainSet.length === 0) throw new Error(`${config.data}: no training example has a token to learn (rows of one token, or every label -100); give rows of two or more tokens with labels other than -100`);
   if (trainSet.length < split.train.length) {
     log(`note: skipping ${split.train.length - trainSet.length} training row(s) with no label token to learn`);
   }
@@ -148,7 +145,7 @@ export async function runTraining(config: TrainConfig, io: RunIO): Promise<RunSu
         },
       },
     );
-    if (lora) await saveAdapterInto(config.out, { engine, spec: folder.spec, lora, baseModel });
+    if (lora) await saveAdapterFolder(config.out, { engine, spec: folder.spec, lora, baseModel, keepOtherFiles: true });
     else await saveFullModel(engine, folder, config.out);
     log(`saved ${lora ? 'adapter' : 'model'} to ${config.out}`);
     return {

@@ -1,7 +1,7 @@
 // A seeded train/eval split. Like datasets' train_test_split, the eval part
 // has ceil(fraction * n) examples; both parts keep the file order so that
 // messages and metrics stay easy to relate to the data.
-import { Prng, shuffledIndices } from './prng.js';
+import { Prng, shuffledIndices } from '../random/prng.js';
 
 /** The PRNG stream used for the split (kept apart from the per-epoch shuffles). */
 const SPLIT_STREAM = 0x5b117;

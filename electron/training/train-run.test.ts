@@ -7,7 +7,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readSafetensorsHeader } from '../safetensors/read.js';
 import { readTensorAsFloat32 } from '../safetensors/convert.js';
 import type { TinyModel } from '../testing/tiny-model.js';
-import { cli, cycleRows, readJsonLines, tempDir, tinyModel, writeJsonl } from './test-fixtures.js';
+import { cli, cycleRows, readJsonLines, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
+import { maxAbs, maxAbsDiff } from '../testing/compare.js';
 
 const THREADS = ['--threads', '2'];
 
@@ -23,16 +24,6 @@ async function adapterTensors(dir: string): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
   for (const t of header.tensors) out.set(t.name, (await readTensorAsFloat32(header, t.name)).data);
   return out;
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-function maxAbs(a: Float32Array): number {
-  return a.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 }
 
 describe('train (LoRA) end to end', () => {

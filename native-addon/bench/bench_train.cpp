@@ -208,6 +208,7 @@ Result run_config(const Config& c, int threads, int steps) {
     r.last_loss = e.forward_backward(b, scale).loss_sum * scale;
     e.optimizer_step(opt);
     times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    if (std::getenv("PS_STEPS")) std::fprintf(stderr, "step %.3f\n", times.back());
   }
   std::sort(times.begin(), times.end());
   r.step_s = times[times.size() / 2];

@@ -1,12 +1,41 @@
 #include "threadpool.h"
 
-#include <atomic>
+#include <chrono>
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#include <immintrin.h>
+#define PS_CPU_RELAX() _mm_pause()
+#else
+#define PS_CPU_RELAX() std::this_thread::yield()
+#endif
 
 namespace ps {
 
 namespace {
 thread_local bool t_inside_pool = false;
+
+// How long a waiting side spins before it blocks. Long enough to bridge the
+// serial gaps between the parallel calls of a step (tens of microseconds),
+// short enough that an idle pool goes to sleep almost at once.
+constexpr int kSpinMicros = 100;
+
+// Spins until done() or the spin budget is spent; true when done() held.
+// The yield between rounds lets a thread we wait for run first when the pool
+// has more threads than free cores.
+template <typename Done>
+bool spin_until(Done&& done) {
+  if (done()) return true;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      PS_CPU_RELAX();
+      if (done()) return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+    std::this_thread::yield();
+  }
 }
+}  // namespace
 
 int hardware_threads() {
   unsigned n = std::thread::hardware_concurrency();
@@ -21,49 +50,58 @@ ThreadPool::ThreadPool(int threads) : n_threads_(threads > 0 ? threads : hardwar
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true, std::memory_order_release);
   }
   cv_start_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
 void ThreadPool::worker(int index) {
-  size_t seen = 0;
+  uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int)>* job;
-    {
+    auto ready = [&] {
+      return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen;
+    };
+    if (!spin_until(ready)) {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_start_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
+      ++sleeping_workers_;
+      cv_start_.wait(lock, ready);
+      --sleeping_workers_;
     }
+    if (stop_.load(std::memory_order_acquire)) return;
+    // job_ was written before the generation bump that released us.
+    seen = generation_.load(std::memory_order_acquire);
+    const std::function<void(int)>* job = job_;
     t_inside_pool = true;
     (*job)(index);
     t_inside_pool = false;
-    {
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // Last one out: wake the caller if it stopped spinning.
       std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) cv_done_.notify_one();
+      if (caller_sleeping_) cv_done_.notify_one();
     }
   }
 }
 
-static void run_all(ThreadPool* pool, int n_threads, std::mutex& mu, std::condition_variable& start,
-                    std::condition_variable& done, const std::function<void(int)>*& job_slot,
-                    size_t& generation, int& pending, const std::function<void(int)>& job) {
-  (void)pool;
+void ThreadPool::run_all(const std::function<void(int)>& job) {
+  bool wake;
   {
-    std::lock_guard<std::mutex> lock(mu);
-    job_slot = &job;
-    pending = n_threads - 1;
-    ++generation;
+    std::lock_guard<std::mutex> lock(mu_);
+    job_ = &job;
+    pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+    wake = sleeping_workers_ > 0;
   }
-  start.notify_all();
+  if (wake) cv_start_.notify_all();
   t_inside_pool = true;
   job(0);
   t_inside_pool = false;
-  std::unique_lock<std::mutex> lock(mu);
-  done.wait(lock, [&] { return pending == 0; });
+  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  if (spin_until(done)) return;
+  std::unique_lock<std::mutex> lock(mu_);
+  caller_sleeping_ = true;
+  cv_done_.wait(lock, done);
+  caller_sleeping_ = false;
 }
 
 void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t, int)>& fn) {
@@ -85,7 +123,7 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t,
     size_t b = n * i / T, e = n * (i + 1) / T;
     if (b < e) fn(b, e, i);
   };
-  run_all(this, T, mu_, cv_start_, cv_done_, job_, generation_, pending_, job);
+  run_all(job);
 }
 
 void ThreadPool::run_tasks(size_t tasks, const std::function<void(size_t, int)>& fn) {
@@ -98,7 +136,7 @@ void ThreadPool::run_tasks(size_t tasks, const std::function<void(size_t, int)>&
   std::function<void(int)> job = [&](int i) {
     for (size_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) fn(t, i);
   };
-  run_all(this, n_threads_, mu_, cv_start_, cv_done_, job_, generation_, pending_, job);
+  run_all(job);
 }
 
 }  // namespace ps

@@ -17,7 +17,7 @@ const { writeTinyModel } = await import(dist('testing/tiny-model.js'));
 const { writePeftAdapter } = await import(dist('adapters/peft.js'));
 const { openModelFolder } = await import(dist('models/folder.js'));
 const { loadAddon } = await import(dist('engine/load.js'));
-const { Prng } = await import(dist('testing/prng.js'));
+const { FixtureRng } = await import(dist('testing/fixture-rng.js'));
 
 const out = resolve(process.argv[2] ?? join(root, '.refcheck'));
 const fixtures = join(root, 'electron', 'testing', 'fixtures', 'pytorch');
@@ -32,7 +32,7 @@ for (const c of PYTORCH_CASES) {
   const engine = new addon.Engine(folder.spec, { threads: 1, gradientCheckpointing: false, seed: 0 });
   engine.loadWeights(folder.weights);
   engine.setupLora({ ...c.lora, seed: 1234 });
-  const prng = new Prng(99);
+  const prng = new FixtureRng(99);
   const tensors = [];
   for (const p of engine.parameters().filter((q) => q.trainable)) {
     let data = engine.getTensor(p.name);

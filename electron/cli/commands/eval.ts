@@ -5,7 +5,7 @@ import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { evaluateExamples } from '../../inference/eval.js';
 import { openSession } from '../../session.js';
-import { TRAIN_DEFAULTS } from '../../training/config.js';
+import { checkSeqLenFits, TRAIN_DEFAULTS } from '../../training/config.js';
 import { loadJsonl } from '../../training/data.js';
 
 export const evalSpec: CommandSpec = {
@@ -31,8 +31,7 @@ export const evalCommand: Command = {
     const seqLen = args.number('seq-len') ?? TRAIN_DEFAULTS.seqLen;
     const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null });
     try {
-      const max = session.folder.spec.maxPositionEmbeddings;
-      if (seqLen > max) throw new Error(`--seq-len ${seqLen} exceeds the model's max_position_embeddings (${max}); use --seq-len ${max} or less`);
+      checkSeqLenFits(seqLen, session.folder.spec);
       const examples = loadJsonl(data, session.tokenizer, { seqLen, vocabSize: session.folder.spec.vocabSize });
       const result = await evaluateExamples(session.engine, examples, args.number('batch-size') ?? TRAIN_DEFAULTS.batchSize);
       io.stdout(JSON.stringify(result) + '\n');

@@ -1,11 +1,10 @@
 // `peft-studio generate`: continue a prompt with the model (optionally with a
 // LoRA adapter), using the KV cache. Prints only the generated text.
 import { availableParallelism } from 'node:os';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { generate } from '../../inference/generate.js';
+import { readGenerationConfig } from '../../models/generation-config.js';
 import { openSession, stopTokenIds } from '../../session.js';
 
 export const generateSpec: CommandSpec = {
@@ -27,20 +26,6 @@ export const generateSpec: CommandSpec = {
 
 const DEFAULT_MAX_NEW_TOKENS = 128;
 
-/** Sampling defaults the way transformers reads them from generation_config.json. */
-async function generationDefaults(dir: string): Promise<{ temperature: number; topP: number }> {
-  try {
-    const g = JSON.parse(await readFile(join(dir, 'generation_config.json'), 'utf8')) as Record<string, unknown>;
-    if (g.do_sample !== true) return { temperature: 0, topP: 1 };
-    return {
-      temperature: typeof g.temperature === 'number' ? g.temperature : 1,
-      topP: typeof g.top_p === 'number' ? g.top_p : 1,
-    };
-  } catch {
-    return { temperature: 0, topP: 1 };
-  }
-}
-
 export const generateCommand: Command = {
   spec: generateSpec,
   async run(args, io) {
@@ -48,7 +33,7 @@ export const generateCommand: Command = {
     const prompt = args.requireString('prompt');
     const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null });
     try {
-      const defaults = await generationDefaults(session.folder.dir);
+      const defaults = (await readGenerationConfig(session.folder.dir)) ?? { temperature: 0, topP: 1 };
       const promptIds = session.tokenizer.encode(prompt);
       const room = session.folder.spec.maxPositionEmbeddings - promptIds.length;
       const result = await generate(session.engine, promptIds, {

@@ -3,12 +3,14 @@
 // engine's own formula (addon.estimateMemory), the one that sizes its buffers.
 import { UsageError, type CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
-import { LORA_TARGETS } from '../../adapters/peft-config.js';
+import { LORA_TARGETS, PEFT_DEFAULT_TARGETS } from '../../adapters/peft-config.js';
 import { loadAddon } from '../../engine/load.js';
 import type { LoraTarget, MemoryEstimate, Method, NativeAddon } from '../../engine/native.js';
-import { expectedTensors, openModelFolder, type ModelFolder } from '../../models/folder.js';
-import { adapterFileBytes, safetensorsFileBytes } from '../../training/adapter-files.js';
-import { DEFAULT_LORA_TARGETS, resolveTargets, TRAIN_DEFAULTS } from '../../training/config.js';
+import { openModelFolder, type ModelFolder } from '../../models/folder.js';
+import { fullModelFileBytes } from '../../export/model-folder.js';
+import { adapterFileBytes } from '../../training/adapter-files.js';
+import { resolveTargets, TRAIN_DEFAULTS } from '../../training/config.js';
+import { machineInfo, type MachineInfo } from '../../system/machine.js';
 
 export const inspectSpec: CommandSpec = {
   name: 'inspect',
@@ -18,7 +20,7 @@ export const inspectSpec: CommandSpec = {
     { name: 'batch-size', kind: 'int', min: 1, help: 'micro-batch size for the activation estimate', defaultText: String(TRAIN_DEFAULTS.batchSize) },
     { name: 'seq-len', kind: 'int', min: 1, help: 'sequence length for the activation estimate', defaultText: String(TRAIN_DEFAULTS.seqLen) },
     { name: 'rank', kind: 'int', min: 1, help: 'LoRA rank', defaultText: String(TRAIN_DEFAULTS.rank) },
-    { name: 'targets', kind: 'list', choices: [...LORA_TARGETS, 'all-linear'], help: 'LoRA target modules', defaultText: DEFAULT_LORA_TARGETS.join(',') },
+    { name: 'targets', kind: 'list', choices: [...LORA_TARGETS, 'all-linear'], help: 'LoRA target modules', defaultText: PEFT_DEFAULT_TARGETS.join(',') },
     { name: 'optimizer', kind: 'string', choices: ['adamw', 'sgd'], help: 'optimizer whose state is counted', defaultText: 'adamw' },
     { name: 'gradient-checkpointing', kind: 'boolean', help: 'estimate activations with gradient checkpointing' },
   ],
@@ -26,7 +28,9 @@ export const inspectSpec: CommandSpec = {
     'Output fields: model, architecture, sizes {hidden, layers, heads, kv_heads, head_dim, intermediate, vocab,',
     'max_positions, tie_word_embeddings}, parameters, stored_dtype, weight_file_bytes, settings, and memory.<method>',
     '{weights, gradients, optimizer_state, activations, total_bytes, trainable_params, adapter_bytes} (bytes),',
-    'where adapter_bytes is the size of what training saves (lora: adapter_model.safetensors; full: model.safetensors, F32).',
+    'where adapter_bytes is the size of what training saves (lora: adapter_model.safetensors; full: model.safetensors, F32),',
+    'and fits: whether total_bytes is within this machine\'s available memory (machine {cpu_model, cpu_threads,',
+    'total_memory_bytes, available_memory_bytes}).',
   ],
 };
 
@@ -38,6 +42,8 @@ export interface MemoryRow {
   total_bytes: number;
   trainable_params: number;
   adapter_bytes: number;
+  /** total_bytes is within the machine's available memory */
+  fits: boolean;
 }
 
 export interface InspectReport {
@@ -57,11 +63,12 @@ export interface InspectReport {
   parameters: number;
   stored_dtype: string;
   weight_file_bytes: number;
+  machine: MachineInfo;
   settings: { batch_size: number; seq_len: number; rank: number; targets: LoraTarget[]; optimizer: 'adamw' | 'sgd'; gradient_checkpointing: boolean };
   memory: Record<'full' | 'lora', MemoryRow>;
 }
 
-function row(e: MemoryEstimate, adapterBytes: number): MemoryRow {
+function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number): MemoryRow {
   return {
     weights: e.weightBytes,
     gradients: e.gradientBytes,
@@ -70,11 +77,13 @@ function row(e: MemoryEstimate, adapterBytes: number): MemoryRow {
     total_bytes: e.totalBytes,
     trainable_params: e.trainableParams,
     adapter_bytes: adapterBytes,
+    fits: e.totalBytes <= availableBytes,
   };
 }
 
-export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: InspectReport['settings']): InspectReport {
+export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: InspectReport['settings'], machine: MachineInfo = machineInfo()): InspectReport {
   const { spec } = folder;
+  const available = machine.available_memory_bytes;
   const estimate = (method: Method) =>
     addon.estimateMemory(spec, {
       method,
@@ -102,17 +111,18 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
     parameters: folder.parameterCount,
     stored_dtype: folder.storedDType,
     weight_file_bytes: folder.weightBytes,
+    machine,
     settings,
     memory: {
-      full: row(estimate('full'), safetensorsFileBytes(expectedTensors(spec))),
-      lora: row(estimate('lora'), adapterFileBytes(spec, lora)),
+      full: row(estimate('full'), fullModelFileBytes(spec), available),
+      lora: row(estimate('lora'), adapterFileBytes(spec, lora), available),
     },
   };
 }
 
 function targetsOrUsageError(list: string[] | undefined): LoraTarget[] {
   try {
-    return resolveTargets(list ?? [...DEFAULT_LORA_TARGETS]);
+    return resolveTargets(list ?? [...PEFT_DEFAULT_TARGETS]);
   } catch (e) {
     throw new UsageError((e as Error).message, 'inspect');
   }

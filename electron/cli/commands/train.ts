@@ -3,8 +3,8 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { UsageError, type CommandSpec, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
-import { LORA_TARGETS } from '../../adapters/peft-config.js';
-import { DEFAULT_LORA_TARGETS, resolveTargets, TRAIN_DEFAULTS as D, type TrainConfig } from '../../training/config.js';
+import { LORA_TARGETS, PEFT_DEFAULT_TARGETS } from '../../adapters/peft-config.js';
+import { resolveTargets, TRAIN_DEFAULTS as D, type TrainConfig } from '../../training/config.js';
 import { SCHEDULER_KINDS, type SchedulerKind } from '../../training/schedule.js';
 import { runTraining } from '../../training/run.js';
 
@@ -24,7 +24,7 @@ export const trainSpec: CommandSpec = {
     { name: 'rank', kind: 'int', min: 1, help: 'LoRA rank r', defaultText: String(D.rank) },
     { name: 'alpha', kind: 'number', above: 0, help: 'LoRA alpha (scaling = alpha / r)', defaultText: String(D.alpha) },
     { name: 'dropout', kind: 'number', min: 0, below: 1, help: 'dropout on the LoRA branch input', defaultText: String(D.dropout) },
-    { name: 'targets', kind: 'list', choices: [...LORA_TARGETS, 'all-linear'], help: 'modules to adapt', defaultText: 'q_proj,v_proj' },
+    { name: 'targets', kind: 'list', choices: [...LORA_TARGETS, 'all-linear'], help: 'modules to adapt', defaultText: PEFT_DEFAULT_TARGETS.join(',') },
     { name: 'rslora', kind: 'boolean', help: 'rank-stabilized LoRA: scaling = alpha / sqrt(r)' },
     { name: 'lora-init', kind: 'string', choices: ['default', 'gaussian'], help: 'LoRA A initialization (B starts at 0)', defaultText: 'default' },
     { name: 'layers', kind: 'list', valueName: '0,1,..', help: 'adapt only these layer indices', defaultText: 'all' },
@@ -77,7 +77,7 @@ export function trainConfigFromArgs(args: ParsedArgs): TrainConfig {
   if (args.has('steps') && args.has('epochs')) throw new UsageError('give either --steps or --epochs, not both', 'train');
   let targets;
   try {
-    targets = resolveTargets(args.list('targets') ?? [...DEFAULT_LORA_TARGETS]);
+    targets = resolveTargets(args.list('targets') ?? [...PEFT_DEFAULT_TARGETS]);
   } catch (e) {
     throw new UsageError((e as Error).message, 'train');
   }

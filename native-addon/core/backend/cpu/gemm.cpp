@@ -203,6 +203,11 @@ class Workspace {
   size_t cap_ = 0;
 };
 thread_local Workspace t_workspace;
+// op(A) packed once per call for all column blocks (see run()).
+thread_local Workspace t_shared_a;
+// The shared packed op(A) is used up to this size (64 MiB); beyond it every
+// block packs its own slice as it goes.
+constexpr size_t kSharedAMaxFloats = size_t{16} << 20;
 
 // Output blocks: the mr-row and nr-column micro-panels of C are dealt out
 // evenly to mtiles x ntiles blocks (block sizes differ by one panel at most),
@@ -300,6 +305,32 @@ void run(const KernelSet& ks, ThreadPool& pool, int M, int N, int K, float alpha
   const size_t slot = (a_floats + b_floats + 15) / 16 * 16;  // keep slots 64-byte aligned
   float* ws = t_workspace.get(slot * threads);
 
+  // With several column blocks per row block, every block would pack the
+  // same slices of op(A) again (six times for a 256-token projection on two
+  // threads). Instead pack each (row block, k-block) slice once up front, in
+  // parallel, into its own region; the blocks then only pack op(B). The
+  // packed values and the kernel calls are the same, so the bits are too.
+  const int kblocks = ceil_div(K, kstep);
+  const size_t a_region = (a_floats + 15) / 16 * 16;
+  const size_t a_units = (size_t)g.mtiles * kblocks;
+  const bool share_a = g.ntiles > 1 && a_region * a_units <= kSharedAMaxFloats;
+  float* shared_a = nullptr;
+  if (share_a) {
+    shared_a = t_shared_a.get(a_region * a_units);
+    auto pack_unit = [&](size_t u) {
+      int m0, m1;
+      block_range((int)(u / kblocks), g.mtiles, g.m_panels, ks.mr, M, &m0, &m1);
+      const int k0 = (int)(u % kblocks) * kstep;
+      ks.pack_a(A.p + m0 * A.rs + k0 * A.cs, A.rs, A.cs, m1 - m0, std::min(kstep, K - k0),
+                shared_a + a_region * u);
+    };
+    if (parallel) {
+      pool.run_tasks(a_units, [&](size_t u, int) { pack_unit(u); });
+    } else {
+      for (size_t u = 0; u < a_units; ++u) pack_unit(u);
+    }
+  }
+
   auto task = [&](size_t t, int thread) {
     int m0, m1, n0, n1;
     block_range((int)(t / g.ntiles), g.mtiles, g.m_panels, ks.mr, M, &m0, &m1);
@@ -309,7 +340,10 @@ void run(const KernelSet& ks, ThreadPool& pool, int M, int N, int K, float alpha
     float* pb = pa + a_floats;
     for (int k0 = 0; k0 < K; k0 += kstep) {
       const int kc = std::min(kstep, K - k0);
-      ks.pack_a(A.p + m0 * A.rs + k0 * A.cs, A.rs, A.cs, rows, kc, pa);
+      if (share_a)
+        pa = shared_a + a_region * ((t / g.ntiles) * kblocks + k0 / kstep);
+      else
+        ks.pack_a(A.p + m0 * A.rs + k0 * A.cs, A.rs, A.cs, rows, kc, pa);
       ks.pack_b(B.p + k0 * B.rs + n0 * B.cs, B.rs, B.cs, kc, cols, pb);
       const bool accumulate = k0 > 0 || beta != 0.0f;
       // Each call of the micro-kernel is one (row panel, column panel) pair;

@@ -1,10 +1,14 @@
 // A small seeded pseudo-random generator (xoshiro128**, seeded through
-// splitmix32). The project owns it so that shuffles and sampling are
+// splitmix32). The project owns it so that shuffles, splits and sampling are
 // reproducible across Node versions and platforms: Math.random cannot be
 // seeded, and a third-party generator could change its stream on upgrade.
 
-/** splitmix32: spreads a 32-bit seed into well-mixed state words. */
-function splitmix32(state: { s: number }): number {
+/**
+ * splitmix32 (a Weyl sequence through the murmur3 finaliser): one step of
+ * `state`, returning a well-mixed 32-bit word. It seeds Prng, and on its own
+ * drives the test-fixture generator (electron/testing/fixture-rng.ts).
+ */
+export function splitmix32(state: { s: number }): number {
   state.s = (state.s + 0x9e3779b9) | 0;
   let z = state.s;
   z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);

@@ -1,21 +1,20 @@
-// A small deterministic PRNG for test fixtures: a Weyl sequence passed through
-// the murmur3 finaliser (statistically fine for test data, and identical on
-// every machine, unlike Math.random).
+// The generator behind test fixtures (tiny model weights, random adapters):
+// a plain splitmix32 stream with Box-Muller normals. Its stream is frozen:
+// the PyTorch reference fixtures (fixtures/pytorch/) were computed from tiny
+// models built with it, and the test checks their weight hashes. Code that is
+// not test data uses electron/random/prng.ts.
+import { splitmix32 } from '../random/prng.js';
 
-export class Prng {
-  private state: number;
+export class FixtureRng {
+  private readonly state: { s: number };
 
   constructor(seed: number) {
-    this.state = (seed ^ 0x5bd1e995) | 0;
+    this.state = { s: (seed ^ 0x5bd1e995) | 0 };
   }
 
   /** A uniform 32-bit unsigned integer. */
   nextUint32(): number {
-    this.state = (this.state + 0x9e3779b9) | 0;
-    let z = this.state;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return (z ^ (z >>> 16)) >>> 0;
+    return splitmix32(this.state);
   }
 
   /** Uniform in [0, 1). */

@@ -7,16 +7,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../cli/dispatch.js';
 import { packageRoot } from '../engine/load.js';
-import { writeTinyModel, type TinyModel, type TinyModelOptions } from '../testing/tiny-model.js';
+import { writeTinyModel, type TinyModel, type TinyModelOptions } from './tiny-model.js';
 
+/** A fresh folder under the OS temp folder. */
 export function tempDir(tag: string): string {
   return mkdtempSync(join(tmpdir(), `ps-${tag}-`));
 }
 
+/** A tiny random model folder in a fresh temp folder. */
 export async function tinyModel(options: TinyModelOptions = {}): Promise<TinyModel> {
   return writeTinyModel(join(tempDir('model'), 'model'), options);
 }
 
+/** Writes one JSON row per line; returns `file`. */
 export function writeJsonl(file: string, rows: unknown[]): string {
   writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
   return file;
@@ -68,6 +71,7 @@ export function runBinary(argv: string[], env: Record<string, string> = {}): Cli
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** The rows of a JSONL file (metrics.jsonl), blank lines skipped. */
 export function readJsonLines(file: string): Record<string, number>[] {
   return readFileSync(file, 'utf8')
     .split('\n')

@@ -1,0 +1,135 @@
+// Writing files and folders so that a reader never sees them half-written and
+// a failure leaves the old content in place:
+//   writeFileAtomic    temp file beside the target, fsync, rename over it;
+//   writeFolderAtomic  temp folder beside the target, filled, renamed into place.
+// Every model, adapter and export file of the app goes through these two.
+
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+
+/** A file could not be written; the message names the file, the cause and what to do. */
+export class FileWriteError extends Error {
+  constructor(readonly file: string, readonly problem: string, readonly advice: string) {
+    super(`${file}: ${problem}. ${advice}`);
+    this.name = 'FileWriteError';
+  }
+}
+
+export class FolderExistsError extends Error {
+  constructor(readonly dir: string) {
+    super(`${dir}: the folder already exists and is not empty. Choose another folder, or allow overwriting to replace it.`);
+    this.name = 'FolderExistsError';
+  }
+}
+
+/**
+ * Creates or replaces `file` atomically. `fill` receives either a handle to
+ * write through, or the whole content as a string or bytes. On any error the
+ * temp file is removed and `file` is left as it was; file-system errors come
+ * back as FileWriteError, any other error from `fill` as it was thrown.
+ */
+export async function writeFileAtomic(file: string, fill: string | Uint8Array | ((handle: FileHandle) => Promise<void>)): Promise<void> {
+  const temp = join(dirname(file), `.${basename(file)}.${uniqueTag()}.tmp`);
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(temp, 'wx');
+  } catch (err) {
+    throw new FileWriteError(file, `cannot create a file in ${dirname(file)} (${errorCode(err)})`,
+      'Check that the folder exists and is writable, and that the disk is not full.');
+  }
+  try {
+    if (typeof fill === 'function') await fill(handle);
+    else await handle.writeFile(fill);
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await rename(temp, file);
+  } catch (err) {
+    if (handle) await handle.close().catch(() => {});
+    await unlink(temp).catch(() => {});
+    if (!isFileSystemError(err)) throw err;
+    throw new FileWriteError(file, `writing failed (${errorCode(err)})`, 'Check free disk space and permissions, then try again.');
+  }
+  await syncDirectory(dirname(file));
+}
+
+/**
+ * Runs `fill(tempDir)` and moves the result to `target`. With
+ * `overwrite: true` an existing folder at `target` is replaced as a whole
+ * (its other files are removed too); without it, only a missing or empty
+ * folder may be there.
+ */
+export async function writeFolderAtomic(target: string, fill: (tempDir: string) => Promise<void>, options: { overwrite?: boolean } = {}): Promise<void> {
+  const dir = resolve(target);
+  const parent = dirname(dir);
+  const existing = await folderState(dir);
+  if (existing === 'file') throw new Error(`${dir}: is a file; choose a folder path for the export.`);
+  if (existing === 'non-empty' && !options.overwrite) throw new FolderExistsError(dir);
+
+  await mkdir(parent, { recursive: true });
+  const tag = uniqueTag();
+  const temp = join(parent, `.${basename(dir)}.${tag}.tmp`);
+  await mkdir(temp);
+  try {
+    await fill(temp);
+    await syncDirectory(temp);
+    if (existing === 'missing') {
+      await rename(temp, dir);
+    } else {
+      // Move the old folder aside first so a failure can put it back.
+      const old = join(parent, `.${basename(dir)}.${tag}.old`);
+      await rename(dir, old);
+      try {
+        await rename(temp, dir);
+      } catch (err) {
+        await rename(old, dir).catch(() => {});
+        throw err;
+      }
+      await rm(old, { recursive: true, force: true });
+    }
+    await syncDirectory(parent);
+  } catch (err) {
+    await rm(temp, { recursive: true, force: true }).catch(() => {});
+    throw err;
+  }
+}
+
+/** Makes a rename durable (best effort: not every platform can fsync a folder). */
+export async function syncDirectory(dir: string): Promise<void> {
+  try {
+    const h = await open(dir, 'r');
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  } catch {
+    // Windows cannot open folders for fsync; the rename is still atomic.
+  }
+}
+
+async function folderState(dir: string): Promise<'missing' | 'empty' | 'non-empty' | 'file'> {
+  let info;
+  try {
+    info = await stat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+    throw err;
+  }
+  if (!info.isDirectory()) return 'file';
+  return (await readdir(dir)).length === 0 ? 'empty' : 'non-empty';
+}
+
+/** Unique among concurrent writers: the process id plus random bits. */
+function uniqueTag(): string {
+  return `${process.pid}.${randomBytes(4).toString('hex')}`;
+}
+
+function isFileSystemError(err: unknown): boolean {
+  return typeof (err as NodeJS.ErrnoException | null)?.code === 'string';
+}
+
+function errorCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? String(err);
+}

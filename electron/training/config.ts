@@ -39,6 +39,8 @@ export interface TrainConfig {
   evalEvery: number;
   saveEvery: number;
   gradientCheckpointing: boolean;
+  /** start even when the estimate exceeds the machine's available memory */
+  ignoreMemoryCheck: boolean;
 }
 
 export const TRAIN_DEFAULTS = {

@@ -15,6 +15,8 @@ import { checkSeqLenFits, type LoraSettings, type TrainConfig } from './config.j
 import { countTrainedTokens, loadJsonl } from './data.js';
 import { MetricsWriter } from './metrics.js';
 import { ProgressReporter } from './progress.js';
+import { estimateRun, memoryShortfall } from './memory-check.js';
+import { availableMemoryBytes } from '../system/machine.js';
 import { splitTrainEval } from './split.js';
 import { totalSteps, train } from './trainer.js';
 
@@ -75,8 +77,15 @@ export async function runTraining(config: TrainConfig, io: RunIO): Promise<RunSu
   }
   const steps = totalSteps(trainSet.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
 
-  await mkdir(config.out, { recursive: true });
   const addon = loadAddon();
+  // --init-adapter decides the LoRA layout, so its rank is only known once read;
+  // the run's own settings are the estimate before that.
+  const shortfall = memoryShortfall(estimateRun(addon, folder.spec, config, config.lora), availableMemoryBytes(), config);
+  if (shortfall !== null) {
+    if (!config.ignoreMemoryCheck) throw new Error(shortfall);
+    log(`warning: ${shortfall}`);
+  }
+  await mkdir(config.out, { recursive: true });
   const engine = createEngine(addon, folder, { threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed });
   try {
     const lora = await setUpMethod(engine, folder, config);

@@ -46,6 +46,7 @@ export const trainSpec: CommandSpec = {
     { name: 'eval-every', kind: 'int', min: 0, help: 'evaluate every N steps (0 = at the end only)', defaultText: String(D.evalEvery) },
     { name: 'save-every', kind: 'int', min: 0, help: 'save a checkpoint every N steps (0 = never)', defaultText: String(D.saveEvery) },
     { name: 'gradient-checkpointing', kind: 'boolean', help: 'recompute activations in backward to save memory' },
+    { name: 'ignore-memory-check', kind: 'boolean', help: 'start even when the memory estimate exceeds the available memory' },
   ],
   notes: [
     'Writes to --out: the adapter (lora: adapter_config.json + adapter_model.safetensors;',
@@ -119,6 +120,7 @@ export function trainConfigFromArgs(args: ParsedArgs): TrainConfig {
     evalEvery: num('eval-every', D.evalEvery),
     saveEvery: num('save-every', D.saveEvery),
     gradientCheckpointing: args.boolean('gradient-checkpointing'),
+    ignoreMemoryCheck: args.boolean('ignore-memory-check'),
   };
 }
 

@@ -1,0 +1,50 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadAddon } from '../engine/load.js';
+import { openModelFolder } from '../models/folder.js';
+import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
+import type { TrainConfig } from './config.js';
+import { estimateRun, memoryShortfall } from './memory-check.js';
+
+const estimate = { weightBytes: 3 * 2 ** 30, gradientBytes: 2 ** 30, optimizerBytes: 2 ** 31, activationBytes: 2 ** 30, totalBytes: 7 * 2 ** 30, trainableParams: 1, totalParams: 1 };
+const config = { method: 'full', batchSize: 4, gradientCheckpointing: false } as TrainConfig;
+
+describe('memory pre-flight', () => {
+  it('passes when the estimate fits and explains the shortfall when it does not', () => {
+    expect(memoryShortfall(estimate, 7 * 2 ** 30, config)).toBeNull();
+    const msg = memoryShortfall(estimate, 6 * 2 ** 30, config)!;
+    expect(msg).toContain('needs about 7.00 GiB');
+    expect(msg).toContain('only 6.00 GiB is available');
+    for (const advice of ['--batch-size', '--seq-len', '--gradient-checkpointing', '--method lora', '--ignore-memory-check']) expect(msg).toContain(advice);
+    // advice that would change nothing is left out
+    const lora = memoryShortfall(estimate, 0, { ...config, method: 'lora', batchSize: 1, gradientCheckpointing: true } as TrainConfig)!;
+    expect(lora).not.toContain('--method lora');
+    expect(lora).not.toContain('--batch-size');
+    expect(lora).not.toContain('--gradient-checkpointing,');
+  });
+
+  it('estimates with the run settings: the engine formula, LoRA far below full', async () => {
+    const model = await tinyModel({ seed: 44 });
+    const folder = await openModelFolder(model.dir);
+    const base = { method: 'lora', batchSize: 2, seqLen: 64, gradientCheckpointing: false, optimizer: 'adamw' } as TrainConfig;
+    const lora = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: ['q_proj' as const], layers: null, init: 'default' as const };
+    const e = estimateRun(loadAddon(), folder.spec, base, lora);
+    const direct = loadAddon().estimateMemory(folder.spec, { method: 'lora', batchSize: 2, seqLen: 64, lora: { rank: 4, targets: ['q_proj'], layers: null, dropout: 0 }, gradientCheckpointing: false, optimizer: 'adamw' });
+    expect(e).toEqual(direct);
+    const full = estimateRun(loadAddon(), folder.spec, { ...base, method: 'full' } as TrainConfig, null);
+    expect(full.gradientBytes).toBe(full.trainableParams * 4);
+    expect(e.gradientBytes).toBeLessThan(full.gradientBytes / 10);
+  });
+
+  it('train refuses a run that cannot fit, before writing anything', async () => {
+    const model = await tinyModel({ seed: 45 });
+    const dir = tempDir('memcheck');
+    const data = writeJsonl(join(dir, 'd.jsonl'), cycleRows(2, 8));
+    // 2^20 rows x 512 tokens of activations: far beyond any test machine
+    const r = await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'out'), '--batch-size', String(2 ** 20), '--seq-len', '512', '--steps', '1']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/this run needs about [\d.]+ GiB .* but only [\d.]+ GiB is available/);
+    expect(existsSync(join(dir, 'out'))).toBe(false);
+  });
+});

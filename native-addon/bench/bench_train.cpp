@@ -26,6 +26,8 @@
 // both the fastest of their repeated runs (this machine may be shared).
 //
 // Usage: bench_train [out.json] [--threads=N] [--steps=N] [--config=NAME]
+// With PS_STEPS set in the environment every timed step's seconds go to
+// stderr (to tell a slow machine, whose steps all slow down, from a stall).
 #include <algorithm>
 #include <chrono>
 #include <cmath>

@@ -197,7 +197,7 @@ describe('writePeftAdapter', () => {
     await writeFile(join(dir, 'notes.txt'), 'keep me');
     const err = await writePeftAdapter({ dir, spec, lora, baseModelNameOrPath: 'b', tensors: randomTensors(lora) }).catch((e) => e);
     expect(err).toBeInstanceOf(FolderExistsError);
-    expect(err.message).toMatch(/already exists and is not empty\. Choose another folder, or allow overwriting/);
+    expect(err.message).toMatch(/already exists and is not empty\. Choose another folder, or remove it first to replace it/);
     expect(await readFile(join(dir, 'notes.txt'), 'utf8')).toBe('keep me');
     await writePeftAdapter({ dir, spec, lora, baseModelNameOrPath: 'b', tensors: randomTensors(lora), overwrite: true });
     expect((await readdir(dir)).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);

@@ -134,6 +134,14 @@ describe('merge', () => {
     const r = await cli(['merge', '--model', model.dir, '--adapter', join(dir, 'adapter'), '--out', model.dir]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('the folder already exists and is not empty');
+    expect(r.stderr).toContain('pass --overwrite');
+    // with --overwrite an earlier merge is replaced, and the result is the same bytes
+    const out = join(dir, 'merged');
+    expect((await cli(['merge', '--model', model.dir, '--adapter', join(dir, 'adapter'), '--out', out])).code).toBe(0);
+    const first = readFileSync(join(out, 'model.safetensors'));
+    expect((await cli(['merge', '--model', model.dir, '--adapter', join(dir, 'adapter'), '--out', out])).code).toBe(1);
+    expect((await cli(['merge', '--model', model.dir, '--adapter', join(dir, 'adapter'), '--out', out, '--overwrite'])).code).toBe(0);
+    expect(readFileSync(join(out, 'model.safetensors')).equals(first)).toBe(true);
     const r2 = await cli(['merge', '--model', model.dir, '--adapter', model.dir, '--out', join(dir, 'x')]);
     expect(r2.code).toBe(1);
     expect(r2.stderr).toMatch(/^peft-studio: .*has no adapter_config\.json; this is not a PEFT adapter folder/);

@@ -16,6 +16,10 @@ import { copySideFiles } from './model-folder.js';
 export interface MergeOptions {
   addon: NativeAddon;
   threads: number;
+  /** replace a non-empty outDir (atomically: the old folder stays until the new one is complete) */
+  overwrite?: boolean;
+  /** how the caller lets a user allow that, for the error message (e.g. "pass --overwrite") */
+  howToOverwrite?: string;
 }
 
 export interface MergeSummary {
@@ -93,6 +97,6 @@ export async function mergeAdapter(modelDir: string, adapterDir: string, outDir:
     if (pairs.size > 0) throw new Error(`${base.dir}: the adapter updates "${[...pairs.keys()][0]}", which the model files do not hold; merge it into the model it was trained on`);
     if (base.files.length > 1) await copyFile(join(base.dir, WEIGHTS_INDEX_FILE), join(temp, WEIGHTS_INDEX_FILE));
     await copySideFiles(base.dir, temp);
-  });
+  }, { overwrite: options.overwrite, howToOverwrite: options.howToOverwrite });
   return { out: outDir, mergedTensors: merged, files, scaling: adapter.scaling };
 }

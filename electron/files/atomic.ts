@@ -17,8 +17,9 @@ export class FileWriteError extends Error {
 }
 
 export class FolderExistsError extends Error {
-  constructor(readonly dir: string) {
-    super(`${dir}: the folder already exists and is not empty. Choose another folder, or allow overwriting to replace it.`);
+  /** `howToOverwrite`: the caller's way to allow it (a CLI flag), when it has one. */
+  constructor(readonly dir: string, howToOverwrite = 'remove it first') {
+    super(`${dir}: the folder already exists and is not empty. Choose another folder, or ${howToOverwrite} to replace it.`);
     this.name = 'FolderExistsError';
   }
 }
@@ -60,12 +61,16 @@ export async function writeFileAtomic(file: string, fill: string | Uint8Array | 
  * (its other files are removed too); without it, only a missing or empty
  * folder may be there.
  */
-export async function writeFolderAtomic(target: string, fill: (tempDir: string) => Promise<void>, options: { overwrite?: boolean } = {}): Promise<void> {
+export async function writeFolderAtomic(
+  target: string,
+  fill: (tempDir: string) => Promise<void>,
+  options: { overwrite?: boolean; howToOverwrite?: string } = {},
+): Promise<void> {
   const dir = resolve(target);
   const parent = dirname(dir);
   const existing = await folderState(dir);
   if (existing === 'file') throw new Error(`${dir}: is a file; choose a folder path for the export.`);
-  if (existing === 'non-empty' && !options.overwrite) throw new FolderExistsError(dir);
+  if (existing === 'non-empty' && !options.overwrite) throw new FolderExistsError(dir, options.howToOverwrite);
 
   await mkdir(parent, { recursive: true });
   const tag = uniqueTag();

@@ -14,8 +14,9 @@ export const mergeSpec: CommandSpec = {
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'base model folder' },
     { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT LoRA adapter folder' },
-    { name: 'out', kind: 'string', valueName: 'DIR', help: 'new model folder (must not exist or be empty)' },
+    { name: 'out', kind: 'string', valueName: 'DIR', help: 'new model folder (must not exist or be empty, unless --overwrite)' },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
+    { name: 'overwrite', kind: 'boolean', help: 'replace --out if it is not empty (the old folder stays until the new one is complete)' },
   ],
   notes: ['The merged weights keep the base dtype (BF16/F16 rounded to nearest even) and its shard layout.'],
 };
@@ -26,6 +27,8 @@ export const mergeCommand: Command = {
     const summary = await mergeAdapter(args.requireString('model'), args.requireString('adapter'), resolve(args.requireString('out')), {
       addon: loadAddon(),
       threads: args.number('threads') ?? availableParallelism(),
+      overwrite: args.boolean('overwrite'),
+      howToOverwrite: 'pass --overwrite',
     });
     io.stderr(`merged ${summary.mergedTensors} weight(s) (scaling ${summary.scaling}) into ${summary.out}\n`);
   },

@@ -43,6 +43,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "engine.h"
 #include "rng.h"
+#include "../tests/smollm2_135m.h"
 
 #if defined(PS_HAVE_OPENBLAS)
 #include <cblas.h>
@@ -71,22 +72,6 @@ const Config kConfigs[] = {
     {"full_b1", ps::Method::Full, 1, 256, false, false},
 };
 constexpr int kRank = 16;
-
-ps::ModelSpec smollm2_135m() {
-  ps::ModelSpec s;
-  s.vocab_size = 49152;
-  s.hidden_size = 576;
-  s.intermediate_size = 1536;
-  s.num_layers = 30;
-  s.num_heads = 9;
-  s.num_kv_heads = 3;
-  s.head_dim = 64;
-  s.rms_norm_eps = 1e-5f;
-  s.rope_theta = 100000.0f;
-  s.max_position_embeddings = 8192;
-  s.tie_word_embeddings = true;
-  return s;
-}
 
 std::vector<std::string> targets_of(const Config& c) {
   return c.qv_only ? std::vector<std::string>{"q_proj", "v_proj"} : ps::lora_target_names();
@@ -156,7 +141,7 @@ std::string to_json(const Result& r) {
 }
 
 Result run_config(const Config& c, int threads, int steps) {
-  const ps::ModelSpec s = smollm2_135m();
+  const ps::ModelSpec s = pstest::smollm2_135m();
   ps::EngineOptions eo;
   eo.threads = threads;
   eo.gradient_checkpointing = c.checkpoint;

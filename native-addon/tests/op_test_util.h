@@ -1,7 +1,8 @@
-// Shared pieces of the op tests (test_ops.cpp, test_attention.cpp): seeded
-// random data, element-wise comparison with a report of the worst element,
-// and central finite differences of a scalar loss L = sum(G * out) whose
-// forward runs in fp32 and is summed in double.
+// Shared pieces of the op tests (test_ops.cpp, test_attention.cpp,
+// test_rope_tables.cpp): seeded random data, element-wise comparison with a
+// report of the worst element, central finite differences of a scalar loss
+// L = sum(G * out) whose forward runs in fp32 and is summed in double, and
+// whether a call rejects its input with ps::Error.
 #pragma once
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "check.h"
+#include "error.h"
 
 namespace optest {
 
@@ -129,6 +131,18 @@ inline void expect_fd(const std::string& what, std::vector<float>& x,
                    what + " [" + std::to_string(i) + "]: finite difference " + std::to_string(fd) +
                        ", analytic " + std::to_string(analytic[i]));
   }
+}
+
+// True when fn() throws ps::Error (the engine's error for bad input); any
+// other exception propagates and fails the test.
+template <typename Fn>
+inline bool throws_error(Fn&& fn) {
+  try {
+    fn();
+  } catch (const ps::Error&) {
+    return true;
+  }
+  return false;
 }
 
 }  // namespace optest

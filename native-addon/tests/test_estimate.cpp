@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "check.h"
+#include "smollm2_135m.h"
 #include "tiny_model.h"
 
 using namespace tiny;
@@ -150,14 +151,7 @@ void test_eval_then_train() {
 // and LoRA r=16 on all seven linears of its 30 layers adds 16 * 30 * (sum of
 // in + out) = 16 * 30 * (1152 + 768 + 768 + 1152 + 3 * 2112) = 4,884,480.
 void test_known_sizes() {
-  ps::ModelSpec s;
-  s.vocab_size = 49152;
-  s.hidden_size = 576;
-  s.intermediate_size = 1536;
-  s.num_layers = 30;
-  s.num_heads = 9;
-  s.num_kv_heads = 3;
-  s.tie_word_embeddings = true;
+  const ps::ModelSpec s = pstest::smollm2_135m();
   ps::MemoryEstimateOptions o;
   o.method = ps::Method::Frozen;
   CHECK(ps::estimate_memory(s, o).total_params == 134515008);

@@ -18,12 +18,12 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/vec_math.h"
 #include "check.h"
-#include "error.h"
 #include "op_test_util.h"
 
 using optest::Rand;
 using optest::expect_close;
 using optest::same_bits;
+using optest::throws_error;
 using ps::CpuBackend;
 
 namespace {
@@ -40,16 +40,6 @@ std::vector<Kernel> kernels() {
   auto avx = std::make_unique<CpuBackend>(2, false);
   if (avx->use_avx2()) k.push_back({"avx2/2t", std::move(avx)});
   return k;
-}
-
-template <typename Fn>
-bool throws_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const ps::Error&) {
-    return true;
-  }
-  return false;
 }
 
 std::vector<double> to_double(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }

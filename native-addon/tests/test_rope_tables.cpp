@@ -8,9 +8,11 @@
 #include <vector>
 
 #include "check.h"
-#include "error.h"
 #include "model/spec.h"
+#include "op_test_util.h"
 #include "rope_tables.h"
+
+using optest::throws_error;
 
 namespace {
 
@@ -164,16 +166,6 @@ void test_llama3() {
     }
   }
   CHECK(high > 0 && mid > 0 && low > 0);
-}
-
-template <typename Fn>
-bool throws_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const ps::Error&) {
-    return true;
-  }
-  return false;
 }
 
 void test_bad_config() {

@@ -20,112 +20,23 @@ namespace {
 constexpr int MR = 6;
 constexpr int NR = 16;
 
-inline int imin(int a, int b) { return a < b ? a : b; }
-
 // ---- packing --------------------------------------------------------------
 
-void pack_a(const float* a, ptrdiff_t rs, ptrdiff_t cs, int rows, int kc, float* dst) {
-  for (int i0 = 0; i0 < rows; i0 += MR, dst += (ptrdiff_t)MR * kc) {
-    const float* src = a + i0 * rs;
-    const int h = imin(MR, rows - i0);
-    if (h == MR && cs == 1) {
-      // nt/nn: six rows contiguous along k; transpose 8 k at a time. Each
-      // 8-wide store spills two floats into the next slot, which the next
-      // store (or the tail, or the next panel) overwrites.
-      const float *r0 = src, *r1 = src + rs, *r2 = src + 2 * rs, *r3 = src + 3 * rs,
-                  *r4 = src + 4 * rs, *r5 = src + 5 * rs;
-      int p = 0;
-      for (; p + 8 <= kc; p += 8) {
-        __m256 x0 = _mm256_loadu_ps(r0 + p), x1 = _mm256_loadu_ps(r1 + p);
-        __m256 x2 = _mm256_loadu_ps(r2 + p), x3 = _mm256_loadu_ps(r3 + p);
-        __m256 x4 = _mm256_loadu_ps(r4 + p), x5 = _mm256_loadu_ps(r5 + p);
-        __m256 x6 = _mm256_setzero_ps(), x7 = _mm256_setzero_ps();
-        transpose8(x0, x1, x2, x3, x4, x5, x6, x7);
-        float* d = dst + p * MR;
-        _mm256_storeu_ps(d + 0 * MR, x0);
-        _mm256_storeu_ps(d + 1 * MR, x1);
-        _mm256_storeu_ps(d + 2 * MR, x2);
-        _mm256_storeu_ps(d + 3 * MR, x3);
-        _mm256_storeu_ps(d + 4 * MR, x4);
-        _mm256_storeu_ps(d + 5 * MR, x5);
-        _mm256_storeu_ps(d + 6 * MR, x6);
-        _mm256_storeu_ps(d + 7 * MR, x7);
-      }
-      for (; p < kc; ++p) {
-        float* d = dst + p * MR;
-        d[0] = r0[p], d[1] = r1[p], d[2] = r2[p], d[3] = r3[p], d[4] = r4[p], d[5] = r5[p];
-      }
-    } else if (h == MR && rs == 1) {
-      // tn: the six values of one k are contiguous.
-      for (int p = 0; p < kc; ++p) {
-        const float* s = src + p * cs;
-        float* d = dst + p * MR;
-        _mm_storeu_ps(d, _mm_loadu_ps(s));
-        _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 4),
-                         _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + 4)));
-      }
-    } else {
-      for (int p = 0; p < kc; ++p) {
-        float* d = dst + p * MR;
-        int i = 0;
-        for (; i < h; ++i) d[i] = src[i * rs + p * cs];
-        for (; i < MR; ++i) d[i] = 0.0f;
-      }
-    }
-  }
-}
-
-void pack_b(const float* b, ptrdiff_t rs, ptrdiff_t cs, int kc, int cols, float* dst) {
-  for (int j0 = 0; j0 < cols; j0 += NR, dst += (ptrdiff_t)NR * kc) {
-    const float* src = b + j0 * cs;
-    const int w = imin(NR, cols - j0);
-    if (w == NR && cs == 1) {
-      // nn/tn: a row of op(B) is 16 contiguous floats.
-      for (int p = 0; p < kc; ++p) {
-        const float* s = src + p * rs;
-        _mm256_store_ps(dst + p * NR, _mm256_loadu_ps(s));
-        _mm256_store_ps(dst + p * NR + 8, _mm256_loadu_ps(s + 8));
-      }
-    } else if (w == NR && rs == 1) {
-      // nt: column j of op(B) is row j of B; transpose two 8x8 blocks per 8 k.
-      int p = 0;
-      for (; p + 8 <= kc; p += 8) {
-        for (int half = 0; half < 2; ++half) {
-          const float* s = src + (half * 8) * cs + p;
-          __m256 x0 = _mm256_loadu_ps(s), x1 = _mm256_loadu_ps(s + cs);
-          __m256 x2 = _mm256_loadu_ps(s + 2 * cs), x3 = _mm256_loadu_ps(s + 3 * cs);
-          __m256 x4 = _mm256_loadu_ps(s + 4 * cs), x5 = _mm256_loadu_ps(s + 5 * cs);
-          __m256 x6 = _mm256_loadu_ps(s + 6 * cs), x7 = _mm256_loadu_ps(s + 7 * cs);
-          transpose8(x0, x1, x2, x3, x4, x5, x6, x7);
-          float* d = dst + p * NR + half * 8;
-          _mm256_store_ps(d + 0 * NR, x0);
-          _mm256_store_ps(d + 1 * NR, x1);
-          _mm256_store_ps(d + 2 * NR, x2);
-          _mm256_store_ps(d + 3 * NR, x3);
-          _mm256_store_ps(d + 4 * NR, x4);
-          _mm256_store_ps(d + 5 * NR, x5);
-          _mm256_store_ps(d + 6 * NR, x6);
-          _mm256_store_ps(d + 7 * NR, x7);
-        }
-      }
-      for (; p < kc; ++p)
-        for (int j = 0; j < NR; ++j) dst[p * NR + j] = src[j * cs + p];
-    } else {
-      for (int p = 0; p < kc; ++p) {
-        float* d = dst + p * NR;
-        int j = 0;
-        for (; j < w; ++j) d[j] = src[p * rs + j * cs];
-        for (; j < NR; ++j) d[j] = 0.0f;
-      }
-    }
-  }
+// One full panel, 8 k steps, rows contiguous along k (nn/nt): transpose the
+// six rows with two zero rows. Each 8-wide store spills two floats into the
+// next slot, which the next store (or the tail, or the next panel) overwrites.
+void pack_a_k8(const float* src, ptrdiff_t rs, float* d) {
+  const __m256 x0 = _mm256_loadu_ps(src), x1 = _mm256_loadu_ps(src + rs);
+  const __m256 x2 = _mm256_loadu_ps(src + 2 * rs), x3 = _mm256_loadu_ps(src + 3 * rs);
+  const __m256 x4 = _mm256_loadu_ps(src + 4 * rs), x5 = _mm256_loadu_ps(src + 5 * rs);
+  const __m256 zero = _mm256_setzero_ps();
+  transpose8_store(x0, x1, x2, x3, x4, x5, zero, zero, d, MR);
 }
 
 // ---- micro-kernel -----------------------------------------------------------
 
-// Output row: c = accumulate ? fma(alpha, acc, c) : alpha * acc. The scalar
-// edge path below uses the same formula, so a value never depends on whether
-// its tile was full.
+// Output row: c = accumulate ? fma(alpha, acc, c) : alpha * acc, the formula
+// of update_scalar for the partial tiles.
 inline void update_row(float* c, __m256 lo, __m256 hi, __m256 va, bool accumulate) {
   if (accumulate) {
     _mm256_storeu_ps(c, _mm256_fmadd_ps(va, lo, _mm256_loadu_ps(c)));
@@ -144,10 +55,7 @@ void micro_6x16(int kc, const float* a, const float* b, float alpha, bool accumu
   __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
   __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  for (int i = 0; i < rows; ++i) {  // the tile's C rows, for the update after the k loop
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
-  }
+  prefetch_c_tile(c, ldc, rows, NR);
 
 #pragma GCC unroll 4
   for (int p = 0; p < kc; ++p) {
@@ -191,11 +99,7 @@ void micro_6x16(int kc, const float* a, const float* b, float alpha, bool accumu
   _mm256_store_ps(acc[3], c30), _mm256_store_ps(acc[3] + 8, c31);
   _mm256_store_ps(acc[4], c40), _mm256_store_ps(acc[4] + 8, c41);
   _mm256_store_ps(acc[5], c50), _mm256_store_ps(acc[5] + 8, c51);
-  for (int i = 0; i < rows; ++i) {
-    float* ci = c + i * ldc;
-    for (int j = 0; j < cols; ++j)
-      ci[j] = accumulate ? fmadd1(alpha, acc[i][j], ci[j]) : alpha * acc[i][j];
-  }
+  update_scalar(&acc[0][0], NR, alpha, accumulate, c, ldc, rows, cols);
 }
 
 // Narrow tiles (cols <= 8): one ymm of op(B) per k step against up to twelve
@@ -235,11 +139,7 @@ void micro_narrow_impl(int kc, const float* a, const float* b, float alpha, bool
   _mm256_store_ps(out[3], c3), _mm256_store_ps(out[4], c4), _mm256_store_ps(out[5], c5);
   _mm256_store_ps(out[6], c6), _mm256_store_ps(out[7], c7), _mm256_store_ps(out[8], c8);
   _mm256_store_ps(out[9], c9), _mm256_store_ps(out[10], c10), _mm256_store_ps(out[11], c11);
-  for (int i = 0; i < rows; ++i) {
-    float* ci = c + i * ldc;
-    for (int j = 0; j < cols; ++j)
-      ci[j] = accumulate ? fmadd1(alpha, out[i][j], ci[j]) : alpha * out[i][j];
-  }
+  update_scalar(&out[0][0], 8, alpha, accumulate, c, ldc, rows, cols);
 }
 
 void micro_narrow(int kc, const float* a, const float* b, float alpha, bool accumulate, float* c,
@@ -337,8 +237,16 @@ void axpy_rows(int n, int k, float alpha, const float* x, ptrdiff_t incx, const 
 }  // namespace
 
 const KernelSet& avx2_kernels() {
-  static const KernelSet set = {"avx2",     MR,       NR,        384,  pack_a,  pack_b,
-                                micro_6x16, micro_narrow, dot_rows, axpy_rows};
+  static const KernelSet set = {"avx2",
+                                MR,
+                                NR,
+                                384,
+                                pack_a_panels<MR, pack_a_k8>,
+                                pack_b_panels<NR>,
+                                micro_6x16,
+                                micro_narrow,
+                                dot_rows,
+                                axpy_rows};
   return set;
 }
 

@@ -28,119 +28,29 @@ namespace {
 constexpr int MR = 12;
 constexpr int NR = 32;
 
-inline int imin(int a, int b) { return a < b ? a : b; }
-
 // ---- packing (AVX2 instructions suffice) -----------------------------------
 
-void pack_a(const float* a, ptrdiff_t rs, ptrdiff_t cs, int rows, int kc, float* dst) {
-  for (int i0 = 0; i0 < rows; i0 += MR, dst += (ptrdiff_t)MR * kc) {
-    const float* src = a + i0 * rs;
-    const int h = imin(MR, rows - i0);
-    if (h == MR && cs == 1) {
-      // nt/nn: twelve rows contiguous along k; per 8 k, transpose rows 0-7
-      // and rows 8-11 (padded with zero rows) and interleave them.
-      int p = 0;
-      for (; p + 8 <= kc; p += 8) {
-        const float* s = src + p;
-        __m256 x0 = _mm256_loadu_ps(s), x1 = _mm256_loadu_ps(s + rs);
-        __m256 x2 = _mm256_loadu_ps(s + 2 * rs), x3 = _mm256_loadu_ps(s + 3 * rs);
-        __m256 x4 = _mm256_loadu_ps(s + 4 * rs), x5 = _mm256_loadu_ps(s + 5 * rs);
-        __m256 x6 = _mm256_loadu_ps(s + 6 * rs), x7 = _mm256_loadu_ps(s + 7 * rs);
-        __m256 y0 = _mm256_loadu_ps(s + 8 * rs), y1 = _mm256_loadu_ps(s + 9 * rs);
-        __m256 y2 = _mm256_loadu_ps(s + 10 * rs), y3 = _mm256_loadu_ps(s + 11 * rs);
-        __m256 y4 = _mm256_setzero_ps(), y5 = y4, y6 = y4, y7 = y4;
-        transpose8(x0, x1, x2, x3, x4, x5, x6, x7);
-        transpose8(y0, y1, y2, y3, y4, y5, y6, y7);
-        float* d = dst + p * MR;
-        const __m256 lo[8] = {x0, x1, x2, x3, x4, x5, x6, x7};
-        const __m256 hi[8] = {y0, y1, y2, y3, y4, y5, y6, y7};
-        for (int q = 0; q < 8; ++q) {
-          _mm256_storeu_ps(d + q * MR, lo[q]);
-          _mm_storeu_ps(d + q * MR + 8, _mm256_castps256_ps128(hi[q]));
-        }
-      }
-      for (; p < kc; ++p)
-        for (int i = 0; i < MR; ++i) dst[p * MR + i] = src[i * rs + p];
-    } else if (h == MR && rs == 1) {
-      // tn: the twelve values of one k are contiguous.
-      for (int p = 0; p < kc; ++p) {
-        const float* s = src + p * cs;
-        float* d = dst + p * MR;
-        _mm256_storeu_ps(d, _mm256_loadu_ps(s));
-        _mm_storeu_ps(d + 8, _mm_loadu_ps(s + 8));
-      }
-    } else {
-      for (int p = 0; p < kc; ++p) {
-        float* d = dst + p * MR;
-        int i = 0;
-        for (; i < h; ++i) d[i] = src[i * rs + p * cs];
-        for (; i < MR; ++i) d[i] = 0.0f;
-      }
-    }
-  }
-}
-
-void pack_b(const float* b, ptrdiff_t rs, ptrdiff_t cs, int kc, int cols, float* dst) {
-  for (int j0 = 0; j0 < cols; j0 += NR, dst += (ptrdiff_t)NR * kc) {
-    const float* src = b + j0 * cs;
-    const int w = imin(NR, cols - j0);
-    if (w == NR && cs == 1) {
-      for (int p = 0; p < kc; ++p) {
-        const float* s = src + p * rs;
-        float* d = dst + p * NR;
-        _mm256_store_ps(d, _mm256_loadu_ps(s));
-        _mm256_store_ps(d + 8, _mm256_loadu_ps(s + 8));
-        _mm256_store_ps(d + 16, _mm256_loadu_ps(s + 16));
-        _mm256_store_ps(d + 24, _mm256_loadu_ps(s + 24));
-      }
-    } else if (w == NR && rs == 1) {
-      // nt: column j of op(B) is row j of B; four 8x8 transposes per 8 k.
-      int p = 0;
-      for (; p + 8 <= kc; p += 8) {
-        for (int part = 0; part < 4; ++part) {
-          const float* s = src + (part * 8) * cs + p;
-          __m256 x0 = _mm256_loadu_ps(s), x1 = _mm256_loadu_ps(s + cs);
-          __m256 x2 = _mm256_loadu_ps(s + 2 * cs), x3 = _mm256_loadu_ps(s + 3 * cs);
-          __m256 x4 = _mm256_loadu_ps(s + 4 * cs), x5 = _mm256_loadu_ps(s + 5 * cs);
-          __m256 x6 = _mm256_loadu_ps(s + 6 * cs), x7 = _mm256_loadu_ps(s + 7 * cs);
-          transpose8(x0, x1, x2, x3, x4, x5, x6, x7);
-          float* d = dst + p * NR + part * 8;
-          _mm256_store_ps(d + 0 * NR, x0);
-          _mm256_store_ps(d + 1 * NR, x1);
-          _mm256_store_ps(d + 2 * NR, x2);
-          _mm256_store_ps(d + 3 * NR, x3);
-          _mm256_store_ps(d + 4 * NR, x4);
-          _mm256_store_ps(d + 5 * NR, x5);
-          _mm256_store_ps(d + 6 * NR, x6);
-          _mm256_store_ps(d + 7 * NR, x7);
-        }
-      }
-      for (; p < kc; ++p)
-        for (int j = 0; j < NR; ++j) dst[p * NR + j] = src[j * cs + p];
-    } else {
-      for (int p = 0; p < kc; ++p) {
-        float* d = dst + p * NR;
-        int j = 0;
-        for (; j < w; ++j) d[j] = src[p * rs + j * cs];
-        for (; j < NR; ++j) d[j] = 0.0f;
-      }
-    }
+// One full panel, 8 k steps, rows contiguous along k (nn/nt): transpose rows
+// 0-7 and rows 8-11 (padded with zero rows) and interleave them.
+void pack_a_k8(const float* s, ptrdiff_t rs, float* d) {
+  __m256 x0 = _mm256_loadu_ps(s), x1 = _mm256_loadu_ps(s + rs);
+  __m256 x2 = _mm256_loadu_ps(s + 2 * rs), x3 = _mm256_loadu_ps(s + 3 * rs);
+  __m256 x4 = _mm256_loadu_ps(s + 4 * rs), x5 = _mm256_loadu_ps(s + 5 * rs);
+  __m256 x6 = _mm256_loadu_ps(s + 6 * rs), x7 = _mm256_loadu_ps(s + 7 * rs);
+  __m256 y0 = _mm256_loadu_ps(s + 8 * rs), y1 = _mm256_loadu_ps(s + 9 * rs);
+  __m256 y2 = _mm256_loadu_ps(s + 10 * rs), y3 = _mm256_loadu_ps(s + 11 * rs);
+  __m256 y4 = _mm256_setzero_ps(), y5 = y4, y6 = y4, y7 = y4;
+  transpose8(x0, x1, x2, x3, x4, x5, x6, x7);
+  transpose8(y0, y1, y2, y3, y4, y5, y6, y7);
+  const __m256 lo[8] = {x0, x1, x2, x3, x4, x5, x6, x7};
+  const __m256 hi[8] = {y0, y1, y2, y3, y4, y5, y6, y7};
+  for (int q = 0; q < 8; ++q) {
+    _mm256_storeu_ps(d + q * MR, lo[q]);
+    _mm_storeu_ps(d + q * MR + 8, _mm256_castps256_ps128(hi[q]));
   }
 }
 
 // ---- micro-kernels ------------------------------------------------------------
-
-// Partial tiles: the same update formula, one lane at a time.
-PS_TARGET_AVX512 inline void update_scalar(const float* acc, int acc_ld, float alpha,
-                                           bool accumulate, float* c, ptrdiff_t ldc, int rows,
-                                           int cols) {
-  for (int i = 0; i < rows; ++i) {
-    float* ci = c + i * ldc;
-    const float* ai = acc + i * acc_ld;
-    for (int j = 0; j < cols; ++j)
-      ci[j] = accumulate ? fmadd1(alpha, ai[j], ci[j]) : alpha * ai[j];
-  }
-}
 
 PS_TARGET_AVX512 inline void update_row(float* c, __m512 lo, __m512 hi, __m512 va,
                                         bool accumulate) {
@@ -169,10 +79,7 @@ PS_TARGET_AVX512 void micro_12x32(int kc, const float* a, const float* b, float 
   __m512 c60 = c00, c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00;
   __m512 c90 = c00, c91 = c00;
   __m512 cA0 = c00, cA1 = c00, cB0 = c00, cB1 = c00;
-  for (int i = 0; i < rows; ++i) {  // the tile's C rows, for the update after the k loop
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
-  }
+  prefetch_c_tile(c, ldc, rows, NR);
 #pragma GCC unroll 2
   for (int p = 0; p < kc; ++p) {
     const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
@@ -288,8 +195,8 @@ const KernelSet& avx512_kernels() {
     s.mr = MR;
     s.nr = NR;
     s.kc_max = 256;  // 32 KiB panel of op(B)
-    s.pack_a = pack_a;
-    s.pack_b = pack_b;
+    s.pack_a = pack_a_panels<MR, pack_a_k8>;
+    s.pack_b = pack_b_panels<NR>;
     s.micro = micro_12x32;
     s.micro_narrow = micro_narrow;
     return s;

@@ -4,7 +4,19 @@
 
 #include <napi.h>
 
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine.h"
+
 namespace psb {
+
+// Conversions shared by the Engine class and estimateMemory (engine_wrap.cpp).
+ps::ModelSpec spec_from(Napi::Object o);
+std::vector<std::string> string_list(Napi::Env env, Napi::Value v, const std::string& name);
+std::optional<std::vector<int>> layer_list(Napi::Env env, Napi::Value v);
+ps::OptimizerStep::Kind optimizer_kind(Napi::Env env, const std::string& s);
 
 Napi::Object InitOps(Napi::Env env);
 Napi::Function InitEngineClass(Napi::Env env);

@@ -5,11 +5,6 @@
 
 namespace psb {
 
-ps::ModelSpec spec_from(Napi::Object o);
-std::vector<std::string> string_list(Napi::Env env, Napi::Value v, const std::string& name);
-std::optional<std::vector<int>> layer_list(Napi::Env env, Napi::Value v);
-ps::OptimizerStep::Kind optimizer_kind(Napi::Env env, const std::string& s);
-
 Napi::Value EstimateMemory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ps::ModelSpec spec = spec_from(object_arg(info, 0, "spec"));

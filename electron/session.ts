@@ -1,9 +1,10 @@
 // A model ready to run: the folder opened and validated, its tokenizer, and
 // a native engine with the weights memory-mapped. Commands and the training
 // run build on this, so "open a model" means one thing everywhere.
-import { readPeftAdapter, type PeftLoraAdapter } from './adapters/peft.js';
+import { readAnyAdapter, type AnyPeftAdapter } from './adapters/any-adapter.js';
+import { PREFIX_TENSOR } from './adapters/layout.js';
 import { loadAddon } from './engine/load.js';
-import type { NativeAddon, NativeEngine } from './engine/native.js';
+import type { NativeAddon, NativeEngine, QuantizationOptions } from './engine/native.js';
 import { openModelFolder, type ModelFolder } from './models/folder.js';
 import { readGenerationConfig } from './models/generation-config.js';
 import { ModelTokenizer } from './models/tokenizer.js';
@@ -13,6 +14,8 @@ export interface ModelSession {
   tokenizer: ModelTokenizer;
   addon: NativeAddon;
   engine: NativeEngine;
+  /** the adapter attached with options.adapter, or null */
+  adapter: AnyPeftAdapter | null;
   dispose(): void;
 }
 
@@ -21,6 +24,23 @@ export interface SessionOptions {
   gradientCheckpointing?: boolean;
   /** seeds dropout inside the engine */
   seed?: number;
+  /**
+   * Hold the block linears in 4-bit NF4 (QLoRA's base). A folder bitsandbytes
+   * saved in 4 bits is always opened with its own settings, with or without this.
+   */
+  quantization?: QuantizationOptions | null;
+}
+
+/** NF4 with bitsandbytes' (and QLoRA's) defaults: blocksize 64, double quantization. */
+export const DEFAULT_NF4: QuantizationOptions = { type: 'nf4', blocksize: 64, doubleQuant: true };
+
+/** The quantization an engine for this folder gets: the folder's own (bitsandbytes) first, then the requested one. */
+export function effectiveQuantization(folder: ModelFolder, requested: QuantizationOptions | null | undefined): QuantizationOptions | null {
+  if (folder.quantization) {
+    const { type, blocksize, doubleQuant } = folder.quantization;
+    return { type, blocksize, doubleQuant };
+  }
+  return requested ?? null;
 }
 
 /** Opens a model folder and its tokenizer (no engine yet). */
@@ -38,6 +58,7 @@ export function createEngine(addon: NativeAddon, folder: ModelFolder, options: S
     threads: options.threads,
     gradientCheckpointing: options.gradientCheckpointing ?? false,
     seed: options.seed ?? 0,
+    quantization: effectiveQuantization(folder, options.quantization),
   });
   try {
     engine.loadWeights(folder.weights);
@@ -49,24 +70,45 @@ export function createEngine(addon: NativeAddon, folder: ModelFolder, options: S
 }
 
 /**
- * Reads a PEFT LoRA adapter for this model, sets the engine up with its layout
- * and copies its tensors in. `dropout` overrides the adapter's (training).
+ * Reads a PEFT adapter for this model (LoRA, prompt tuning or prefix tuning,
+ * by its peft_type), sets the engine up with its layout and copies its
+ * tensors in. `dropout` overrides a LoRA's (training). A prefix adapter is
+ * always the plain table (PEFT folds a projection into it when saving), so it
+ * is set up without projection.
  */
-export async function attachAdapter(engine: NativeEngine, folder: ModelFolder, adapterDir: string, seed: number, dropout?: number): Promise<PeftLoraAdapter> {
-  const adapter = await readPeftAdapter(adapterDir, folder.spec);
-  engine.setupLora({ ...adapter.lora, dropout: dropout ?? adapter.lora.dropout, seed });
-  for (const t of adapter.tensors) engine.setTensor(t.name, t.data);
+export async function attachAdapter(engine: NativeEngine, folder: ModelFolder, adapterDir: string, seed: number, dropout?: number): Promise<AnyPeftAdapter> {
+  const adapter = await readAnyAdapter(adapterDir, folder.spec);
+  switch (adapter.kind) {
+    case 'lora':
+      engine.setupLora({ ...adapter.lora, dropout: dropout ?? adapter.lora.dropout, seed });
+      for (const t of adapter.tensors) engine.setTensor(t.name, t.data);
+      break;
+    case 'prompt':
+      engine.setupPromptTuning({ numVirtualTokens: adapter.prompt.numVirtualTokens, init: adapter.table });
+      break;
+    case 'prefix':
+      engine.setupPrefixTuning({ numVirtualTokens: adapter.prefix.numVirtualTokens, projection: null, seed });
+      engine.setTensor(PREFIX_TENSOR, adapter.table);
+      break;
+  }
   return adapter;
 }
 
-/** Opens a model (and optionally a LoRA adapter on it) for evaluation or generation. */
+/** Positions an attached adapter takes before the real tokens (its virtual tokens; 0 for LoRA or none). */
+export function virtualTokensOf(adapter: AnyPeftAdapter | null): number {
+  if (adapter === null || adapter.kind === 'lora') return 0;
+  return adapter.kind === 'prompt' ? adapter.prompt.numVirtualTokens : adapter.prefix.numVirtualTokens;
+}
+
+/** Opens a model (and optionally a LoRA, prompt or prefix tuning adapter on it) for evaluation or generation. */
 export async function openSession(dir: string, options: SessionOptions & { adapter?: string | null }): Promise<ModelSession> {
   const { folder, tokenizer } = await openModelWithTokenizer(dir);
   const addon = loadAddon();
   const engine = createEngine(addon, folder, options);
+  let adapter: AnyPeftAdapter | null = null;
   if (options.adapter) {
     try {
-      await attachAdapter(engine, folder, options.adapter, options.seed ?? 0);
+      adapter = await attachAdapter(engine, folder, options.adapter, options.seed ?? 0);
     } catch (e) {
       engine.dispose();
       throw e;
@@ -78,6 +120,7 @@ export async function openSession(dir: string, options: SessionOptions & { adapt
     tokenizer,
     addon,
     engine,
+    adapter,
     dispose() {
       if (!disposed) engine.dispose();
       disposed = true;

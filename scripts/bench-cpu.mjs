@@ -5,6 +5,7 @@
 //   (b) LoRA training tokens/s and GFLOP/s on a SmolLM2-135M-shaped model,
 //       against OpenBLAS sgemm GFLOP/s measured in the same run
 //   (c) measured peak memory against the engine's own estimate
+//   (d) the fused 4-bit NF4 GEMM/GEMV against the fp32 GEMM (bench_nf4 -> nf4.json)
 // Results: bench/results/cpu.json and bench/results/cpu.md.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -21,7 +22,7 @@ const threads = Number(process.env.BENCH_THREADS ?? cpus().length);
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 
 run('cmake', ['-S', 'native-addon', '-B', buildDir, '-DCMAKE_BUILD_TYPE=Release']);
-run('cmake', ['--build', buildDir, '-j', String(Math.max(1, cpus().length)), '--target', 'bench_gemm', 'bench_train']);
+run('cmake', ['--build', buildDir, '-j', String(Math.max(1, cpus().length)), '--target', 'bench_gemm', 'bench_train', 'bench_nf4']);
 
 const cache = readFileSync(join(buildDir, 'CMakeCache.txt'), 'utf8');
 if (!/PS_OPENBLAS:FILEPATH=\/.+/.test(cache)) {
@@ -39,15 +40,19 @@ const gemmJson = join(results, 'gemm.json');
 const trainJson = join(results, 'train.json');
 run(exe('bench_gemm'), [gemmJson, `--threads=${threads}`]);
 run(exe('bench_train'), [trainJson, `--threads=${threads}`]);
+const nf4Json = join(results, 'nf4.json');
+run(exe('bench_nf4'), [nf4Json, `--threads=${threads}`]);
 
 const gemm = JSON.parse(readFileSync(gemmJson, 'utf8'));
 const train = JSON.parse(readFileSync(trainJson, 'utf8'));
+const nf4 = JSON.parse(readFileSync(nf4Json, 'utf8'));
 const cpu = {
   date: new Date().toISOString(),
   cpu: cpus()[0]?.model ?? 'unknown',
   threads,
   gemm,
   train,
+  nf4,
 };
 writeFileSync(join(results, 'cpu.json'), JSON.stringify(cpu, null, 2) + '\n');
 
@@ -59,6 +64,14 @@ const trainRows = train.configs.map((c) => {
   const off = ((c.estimate_total_bytes / c.peak_rss_bytes - 1) * 100).toFixed(1);
   return `| ${c.config} | ${c.tokens_per_second.toFixed(0)} | ${c.gflops.toFixed(1)} | ${(c.gflops / blas).toFixed(2)} | ${(c.best_gflops / blas).toFixed(2)} | ${c.trainable_params.toLocaleString('en-US')} | ${MiB(c.estimate_total_bytes)} | ${MiB(c.peak_rss_bytes)} | ${off}% |`;
 });
+const byConfig = Object.fromEntries(train.configs.map((c) => [c.config, c]));
+const fastest = (c) => c.tokens_per_step / c.best_step_seconds;
+const promptRows = ['lora_all_b1', 'prompt20_b1', 'prompt100_b1', 'prefix20_b1', 'prefix20_proj_b1']
+  .filter((name) => byConfig[name] && byConfig.lora_all_b1)
+  .map((name) => {
+    const c = byConfig[name], l = byConfig.lora_all_b1;
+    return `| ${name} | ${c.tokens_per_second.toFixed(0)} | ${fastest(c).toFixed(0)} | ${(c.tokens_per_second / l.tokens_per_second).toFixed(2)} | ${(fastest(c) / fastest(l)).toFixed(2)} | ${MiB(c.peak_rss_bytes)} | ${(c.peak_rss_bytes / l.peak_rss_bytes).toFixed(3)} | ${c.trainable_params.toLocaleString('en-US')} |`;
+  });
 const md = [
   `# bench:cpu — ${cpu.date}`,
   '',
@@ -81,6 +94,23 @@ const md = [
   '| config | tokens/s | GFLOP/s | ratio (median) | ratio (best) | trainable params | estimate MiB | peak RSS MiB | estimate vs peak |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...trainRows,
+  '',
+  '## (d) QLoRA: fused 4-bit NF4 kernels vs the fp32 GEMM, same shapes, same run',
+  '',
+  `Training shapes (targets >= 0.8): geometric-mean NF4 / fp32 nt ${nf4.geomean_ratio.nt.toFixed(2)}, nn ${nf4.geomean_ratio.nn.toFixed(2)}.`,
+  `Generation GEMV, batch 1, ${nf4.generation.layers} layers x 7 projections (${(nf4.generation.weights / 1e6).toFixed(0)}M weights, fp32 ${(nf4.generation.fp32_bytes / 1e6).toFixed(0)} MB, NF4 ${(nf4.generation.nf4_bytes / 1e6).toFixed(1)} MB): NF4 ${nf4.generation.nf4_ms_per_token.toFixed(2)} ms/token, fp32 ${nf4.generation.fp32_ms_per_token.toFixed(2)} ms/token: ${nf4.generation.speedup.toFixed(2)}x (target >= 2).`,
+  '',
+  '| layer | op | M×N×K | NF4 GFLOP/s | fp32 GFLOP/s | OpenBLAS GFLOP/s | NF4 / fp32 |',
+  '| --- | --- | --- | ---: | ---: | ---: | ---: |',
+  ...nf4.training.map((c) => `| ${c.layer} | ${c.op} | ${c.M}×${c.N}×${c.K} | ${c.nf4_gflops.toFixed(1)} | ${c.fp32_gflops.toFixed(1)} | ${c.openblas_gflops.toFixed(1)} | ${c.ratio.toFixed(2)} |`),
+  '',
+  '## (e) Prompt and prefix tuning (PEFT) vs LoRA r=16 on all linears, batch 1 x 256 real tokens',
+  '',
+  'tokens/s counts the real tokens (prompt tuning also runs its virtual tokens through the model).',
+  '',
+  '| config | tokens/s (median) | tokens/s (fastest step) | vs LoRA (median) | vs LoRA (fastest) | peak RSS MiB | vs LoRA | trainable params |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...promptRows,
   '',
 ];
 writeFileSync(join(results, 'cpu.md'), md.join('\n'));

@@ -170,10 +170,10 @@ export interface PeftLoraAdapter {
 }
 
 /**
- * Reads a PEFT LoRA adapter folder for a model with this spec: the config,
- * and every tensor checked against the modules the config selects.
+ * adapter_config.json of an adapter folder as parsed JSON (Python's NaN /
+ * Infinity read as null), with errors that say what the folder lacks.
  */
-export async function readPeftAdapter(dir: string, spec: ModelSpec): Promise<PeftLoraAdapter> {
+export async function readAdapterConfigJson(dir: string): Promise<{ json: unknown; configPath: string }> {
   const configPath = join(dir, ADAPTER_CONFIG_FILE);
   let text: string;
   try {
@@ -184,19 +184,20 @@ export async function readPeftAdapter(dir: string, spec: ModelSpec): Promise<Pef
       ? `${dir}: has no ${ADAPTER_CONFIG_FILE}; this is not a PEFT adapter folder. Pick the folder that holds adapter_config.json and adapter_model.safetensors.`
       : `${configPath}: cannot be read (${code ?? String(err)}). Check its permissions.`);
   }
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    return { json: JSON.parse(text), configPath };
   } catch (err) {
     try {
       // Python's json writes NaN / Infinity for such floats; JSON.parse does not read them.
-      json = JSON.parse(text.replace(/\bNaN\b|-?\bInfinity\b/g, 'null'));
+      return { json: JSON.parse(text.replace(/\bNaN\b|-?\bInfinity\b/g, 'null')), configPath };
     } catch {
       throw new AdapterConfigError(configPath, null, `is not valid JSON (${(err as Error).message})`, 'Export the adapter again.');
     }
   }
-  const parsed = parseLoraAdapterConfig(json, configPath, spec);
+}
 
+/** adapter_model.safetensors of an adapter folder; a folder without it gets an error that says why. */
+export async function adapterWeightsPath(dir: string): Promise<string> {
   const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
   if (!(await exists(weightsPath))) {
     const hasBin = await exists(join(dir, 'adapter_model.bin'));
@@ -204,6 +205,17 @@ export async function readPeftAdapter(dir: string, spec: ModelSpec): Promise<Pef
       ? `${dir}: holds adapter_model.bin (PyTorch pickle), which is not supported. Save the adapter with safetensors (PEFT's default, safe_serialization=True).`
       : `${dir}: has no ${ADAPTER_WEIGHTS_FILE}. The adapter folder is incomplete: export or download it again.`);
   }
+  return weightsPath;
+}
+
+/**
+ * Reads a PEFT LoRA adapter folder for a model with this spec: the config,
+ * and every tensor checked against the modules the config selects.
+ */
+export async function readPeftAdapter(dir: string, spec: ModelSpec): Promise<PeftLoraAdapter> {
+  const { json, configPath } = await readAdapterConfigJson(dir);
+  const parsed = parseLoraAdapterConfig(json, configPath, spec);
+  const weightsPath = await adapterWeightsPath(dir);
   const header = await readSafetensorsHeader(weightsPath);
   const byEngineName = new Map<string, string>();
   for (const info of header.tensors) {

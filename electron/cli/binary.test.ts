@@ -16,7 +16,7 @@ describe('peft-studio binary', () => {
   it('an unknown flag exits 2 naming the flag', () => {
     const r = runBinary(['inspect', 'x', '--rnak', '4']);
     expect(r.code).toBe(2);
-    expect(r.stderr.split('\n')[0]).toBe("peft-studio: unknown flag --rnak for 'inspect'. Valid flags: --batch-size, --seq-len, --rank, --targets, --optimizer, --gradient-checkpointing, --help");
+    expect(r.stderr.split('\n')[0]).toBe("peft-studio: unknown flag --rnak for 'inspect'. Valid flags: --batch-size, --seq-len, --rank, --targets, --virtual-tokens, --encoder-hidden-size, --optimizer, --gradient-checkpointing, --quant-blocksize, --no-double-quant, --help");
   });
 
   it('a missing model folder exits 1 with one line, a stack only with PEFT_STUDIO_DEBUG=1', () => {
@@ -33,16 +33,16 @@ describe('peft-studio binary', () => {
     const model = await tinyModel({ seed: 51 });
     const dir = tempDir('bin');
     const data = join(dir, 'bad.jsonl');
-    writeJsonl(data, [{ text: 'fine' }, { txt: 'typo' }]);
+    writeJsonl(data, [{ text: 3 }, { text: ['typo'] }]);
     const r = runBinary(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'out')]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`peft-studio: ${data}:2: needs "text" or "input_ids" (keys found: txt)\n`);
+    expect(r.stderr).toBe(`peft-studio: ${data}: none of its 2 row(s) can be used (format: text). First problems: ${data}:1: "text" must be a string, got 3; ${data}:2: "text" must be a string, got ["typo"]\n`);
   });
 
   it('train, eval and generate work end to end', async () => {
     const model = await tinyModel({ seed: 52 });
     const dir = tempDir('bin');
-    const data = writeJsonl(join(dir, 'd.jsonl'), [...cycleRows(8, 16), { text: 'the cat sat on the mat' }]);
+    const data = writeJsonl(join(dir, 'd.jsonl'), cycleRows(8, 16));
     const out = join(dir, 'run');
     const t = runBinary(['train', '--model', model.dir, '--data', data, '--out', out, '--steps', '12', '--lr', '1e-2', '--batch-size', '3', '--targets', 'all-linear', '--threads', '2']);
     expect(t.code, t.stderr).toBe(0);

@@ -31,7 +31,7 @@ describe('peft-studio dispatch', () => {
     const flag = await cli(['eval', '--model', 'm', '--data', 'd', '--sequence-length', '5']);
     expect(flag.code).toBe(2);
     expect(flag.stderr.split('\n')[0]).toBe(
-      "peft-studio: unknown flag --sequence-length for 'eval'. Valid flags: --model, --adapter, --data, --seq-len, --batch-size, --threads, --help",
+      "peft-studio: unknown flag --sequence-length for 'eval'. Valid flags: --model, --adapter, --data, --format, --all-tokens, --seq-len, --batch-size, --threads, --quant, --quant-blocksize, --no-double-quant, --help",
     );
     expect(flag.stderr).toContain("Run 'peft-studio eval --help' for usage.");
     expect(flag.stderr).not.toMatch(/\n\s+at /); // no stack trace
@@ -43,7 +43,7 @@ describe('peft-studio dispatch', () => {
     expect((await cli(['train', ...out, '--lr', '-0.1'])).stderr).toContain('peft-studio: --lr expects a number >= 0, got -0.1');
     expect((await cli(['train', '--data', 'd', '--out', 'o'])).stderr).toContain('peft-studio: train needs --model');
     expect((await cli(['train', ...out, '--steps', '3', '--epochs', '2'])).stderr).toContain('give either --steps or --epochs, not both');
-    expect((await cli(['train', ...out, '--method', 'full', '--rank', '4'])).stderr).toContain('--rank applies to --method lora only');
+    expect((await cli(['train', ...out, '--method', 'full', '--rank', '4'])).stderr).toContain('--rank applies to --method lora and qlora only');
     expect((await cli(['train', ...out, '--init-adapter', 'a', '--alpha', '4'])).stderr).toContain('--alpha cannot be combined with --init-adapter');
     const r = await cli(['train', ...out, '--targets', 'q_proj,lm_head']);
     expect(r.code).toBe(2);
@@ -57,13 +57,21 @@ describe('peft-studio dispatch', () => {
     expect(r.stderr).toBe(`peft-studio: ${missing}: no such folder. Pick the folder that holds the model's config.json and .safetensors files.\n`);
   });
 
-  it('a malformed data row fails with exit 1 and its file:line', async () => {
+  it('a malformed data row is skipped with its file:line; a file with no usable row fails naming them', async () => {
     const model = await tinyModel();
     const dir = tempDir('cli');
     const data = writeJsonl(join(dir, 'bad.jsonl'), [...cycleRows(2, 8), { input_ids: [1, 2, 3], labels: [1, 2] }]);
-    const r = await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'out')]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`peft-studio: ${data}:3: "labels" has 2 entries but "input_ids" has 3; they must match\n`);
+    const r = await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'out'), '--steps', '1', '--threads', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`note: 1 of 3 row(s) skipped; first: ${data}:3: "labels" has 2 entries but "input_ids" has 3; they must match\n`);
+
+    const allBad = writeJsonl(join(dir, 'all-bad.jsonl'), [{ input_ids: [1, 2, 3], labels: [1, 2] }, { input_ids: [1, 'x'] }]);
+    const none = await cli(['train', '--model', model.dir, '--data', allBad, '--out', join(dir, 'out2')]);
+    expect(none.code).toBe(1);
+    expect(none.stderr.split('\n')).toHaveLength(2); // one line
+    expect(none.stderr).toContain(`peft-studio: ${allBad}: none of its 2 row(s) can be used`);
+    expect(none.stderr).toContain(`${allBad}:1: "labels" has 2 entries but "input_ids" has 3`);
+    expect(none.stderr).toContain(`${allBad}:2: "input_ids"[1] is "x", not an integer token id`);
   });
 
   it('a --seq-len beyond the model is explained before anything runs', async () => {

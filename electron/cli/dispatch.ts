@@ -3,15 +3,19 @@
 // 2 the command line was wrong.
 import { formatHelp, parseArgs, UsageError } from './args.js';
 import type { CliIO, Command } from './command.js';
+import { dataCommand } from './commands/data.js';
+import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
+import { exportCommand } from './commands/export.js';
 import { generateCommand } from './commands/generate.js';
 import { inspectCommand } from './commands/inspect.js';
 import { mergeCommand } from './commands/merge.js';
+import { runsCommand } from './commands/runs.js';
 import { trainCommand } from './commands/train.js';
 
 export const PROGRAM = 'peft-studio';
 
-export const COMMANDS: readonly Command[] = [inspectCommand, trainCommand, evalCommand, generateCommand, mergeCommand];
+export const COMMANDS: readonly Command[] = [inspectCommand, trainCommand, evalCommand, generateCommand, mergeCommand, exportCommand, demoCommand, runsCommand, dataCommand];
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -22,7 +26,7 @@ export function globalHelp(): string {
   const lines = [
     `Usage: ${PROGRAM} <command> [options]`,
     '',
-    'Fine-tune Llama-family models with LoRA or full fine-tuning on the CPU.',
+    'Fine-tune Llama-family models on the CPU: LoRA, QLoRA (4-bit NF4 base), prompt and prefix tuning, or full fine-tuning.',
     '',
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(width)}  ${c.spec.summary}`),

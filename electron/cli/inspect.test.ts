@@ -11,7 +11,8 @@ describe('inspect', () => {
     const r = await cli(['inspect', model.dir, '--batch-size', '2', '--seq-len', '64', '--rank', '4', '--targets', 'q_proj,v_proj,down_proj']);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
-    expect(Object.keys(report).sort()).toEqual(['architecture', 'machine', 'memory', 'model', 'parameters', 'settings', 'sizes', 'stored_dtype', 'weight_file_bytes']);
+    expect(Object.keys(report).sort()).toEqual(['architecture', 'machine', 'memory', 'model', 'parameters', 'quantization', 'settings', 'sizes', 'stored_dtype', 'weight_file_bytes']);
+    expect(report.quantization).toBeNull();
     expect(report.machine.cpu_threads).toBeGreaterThan(0);
     expect(report.machine.available_memory_bytes).toBeGreaterThan(0);
     expect(report.machine.available_memory_bytes).toBeLessThanOrEqual(report.machine.total_memory_bytes);
@@ -22,7 +23,16 @@ describe('inspect', () => {
     expect(report.parameters).toBe(320 * 64 + 2 * perLayer + 64);
     expect(report.stored_dtype).toBe('BF16');
     expect(report.weight_file_bytes).toBe(report.parameters * 2);
-    expect(report.settings).toEqual({ batch_size: 2, seq_len: 64, rank: 4, targets: ['q_proj', 'v_proj', 'down_proj'], optimizer: 'adamw', gradient_checkpointing: false });
+    // encoder_hidden_size: PEFT's default is token_dim, kv_heads * head_dim = 32 here
+    expect(report.settings).toEqual({ batch_size: 2, seq_len: 64, rank: 4, targets: ['q_proj', 'v_proj', 'down_proj'], virtual_tokens: 20, encoder_hidden_size: 32, optimizer: 'adamw', gradient_checkpointing: false, quant_blocksize: 64, double_quant: true });
+    expect(Object.keys(report.memory).sort()).toEqual(['full', 'lora', 'prefix', 'prefix_projection', 'prompt', 'qlora']);
+    // prompt tuning: 20 virtual tokens x hidden 64; prefix: 20 x (2 layers x 2 (k, v) x kv dim 32);
+    // with the projection MLP: embedding [20, 32] + Linear(32 -> 32) + Linear(32 -> 128), biases included
+    expect(report.memory.prompt.trainable_params).toBe(20 * 64);
+    expect(report.memory.prefix.trainable_params).toBe(20 * 2 * 2 * 32);
+    expect(report.memory.prefix_projection.trainable_params).toBe(20 * 32 + (32 * 32 + 32) + (128 * 32 + 128));
+    // the saved file holds the folded table either way
+    expect(report.memory.prefix_projection.adapter_bytes).toBe(report.memory.prefix.adapter_bytes);
     for (const method of ['full', 'lora']) {
       const m = report.memory[method];
       expect(Object.keys(m).sort()).toEqual(['activations', 'adapter_bytes', 'fits', 'gradients', 'optimizer_state', 'total_bytes', 'trainable_params', 'weights']);

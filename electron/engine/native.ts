@@ -5,6 +5,35 @@
 
 export type DType = 'F32' | 'F16' | 'BF16';
 
+/** What a WeightRef's bytes may be: a float dtype, or U8 (bitsandbytes' packed 4-bit codes / 8-bit absmax codes). */
+export type WeightDType = DType | 'U8';
+
+/**
+ * QLoRA's base: the seven linears of every decoder block (q, k, v, o, gate, up,
+ * down) held in 4-bit NF4 as bitsandbytes holds them; embeddings, norms and
+ * lm_head stay as they are. blocksize: 32..4096 (a power of two), default 64;
+ * doubleQuant (default true) quantizes the per-block absmax values too
+ * (4.127 bits per weight at blocksize 64). The 4-bit weights are frozen:
+ * setupFull is refused, setupLora trains on top (QLoRA).
+ */
+export interface QuantizationOptions {
+  type: 'nf4';
+  blocksize: number;
+  doubleQuant: boolean;
+}
+
+/** The JSON fields of bitsandbytes' "weight.quant_state.bitsandbytes__nf4" for one prequantized weight. */
+export interface Nf4QuantState {
+  blocksize: number;
+  /** [out, in] of the original weight */
+  shape: number[];
+  doubleQuant: boolean;
+  /** with doubleQuant: 256 */
+  nestedBlocksize?: number;
+  /** with doubleQuant: the mean subtracted from the absmax values */
+  nestedOffset?: number;
+}
+
 export type RopeScalingType = 'none' | 'linear' | 'llama3';
 
 /** A parsed model configuration (electron/models/ builds it from config.json). */
@@ -34,15 +63,23 @@ export interface ModelSpec {
   qkNorm: boolean;
 }
 
-/** Where one tensor's bytes are in a safetensors file (validated beforehand). */
+/**
+ * Where one tensor's bytes are in a safetensors file (validated beforehand).
+ * A linear that bitsandbytes saved in 4 bits comes as its U8 "…weight" with
+ * `nf4` set, plus refs (same names as in the file) to "…weight.absmax",
+ * "…weight.quant_map" and, with double quantization,
+ * "…weight.nested_absmax" and "…weight.nested_quant_map"; the engine must
+ * have quantization nf4 and takes them as they are (no re-quantization).
+ */
 export interface WeightRef {
   /** Hugging Face name, e.g. "model.layers.0.self_attn.q_proj.weight". */
   name: string;
   file: string;
   /** absolute byte offset of the tensor's data in the file */
   offset: number;
-  dtype: DType;
+  dtype: WeightDType;
   shape: number[];
+  nf4?: Nf4QuantState;
 }
 
 export type LoraTarget = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
@@ -65,6 +102,8 @@ export interface EngineOptions {
   gradientCheckpointing: boolean;
   /** seed of the counter-based RNG used by dropout */
   seed: number;
+  /** 4-bit base (QLoRA); absent / null: the weights as stored, computed in fp32 */
+  quantization?: QuantizationOptions | null;
 }
 
 /**
@@ -113,8 +152,12 @@ export interface OptimizerState {
 }
 
 export interface MemoryUsage {
-  /** every parameter once, as fp32: base weights (mmapped F32 counts too) and adapter tensors */
+  /** every parameter once, as fp32 (4-bit linears at their resident size): base weights (mmapped F32 counts too) and adapter tensors */
   weightBytes: number;
+  /** the 4-bit linears' part of weightBytes: codes + scales */
+  quantizedBytes: number;
+  /** parameters held in 4 bits */
+  quantizedParams: number;
   /** gradients + optimizer state of the trainable tensors */
   trainableBytes: number;
   /** activation arena (sized for the largest batch seen) */
@@ -125,20 +168,48 @@ export interface MemoryUsage {
   peakRssBytes: number;
 }
 
-export type Method = 'lora' | 'full' | 'frozen';
+export type Method = 'lora' | 'full' | 'frozen' | 'prompt' | 'prefix';
+
+export interface PromptTuningOptions {
+  numVirtualTokens: number;
+  /** [numVirtualTokens * hiddenSize] initial virtual-token embeddings, computed on the Node side (RANDOM / TEXT / SAMPLE_VOCAB) */
+  init: Float32Array;
+}
+
+export interface PrefixTuningOptions {
+  numVirtualTokens: number;
+  /**
+   * PEFT prefix_projection: an MLP Linear(tokenDim -> encoderHiddenSize) -> tanh -> Linear(-> numLayers*2*kvDim),
+   * training only. tokenDim is PEFT's token_dim, which for grouped-query attention is kvDim (= numKvHeads * headDim;
+   * = hiddenSize without GQA): prefix_encoder.embedding.weight is [nvt, kvDim], transform.0.weight [enc, kvDim].
+   */
+  projection: { encoderHiddenSize: number } | null;
+  /** seeds the init: embedding N(0, 1) as nn.Embedding; MLP Linear layers as torch's default (kaiming-uniform a=sqrt(5), bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))) */
+  seed: number;
+}
 
 export interface MemoryEstimateOptions {
   method: Method;
   batchSize: number;
   seqLen: number;
   lora?: Pick<LoraOptions, 'rank' | 'targets' | 'layers'> & { dropout?: number };
+  prompt?: { numVirtualTokens: number };
+  prefix?: { numVirtualTokens: number; encoderHiddenSize: number | null };
   gradientCheckpointing: boolean;
   optimizer: 'adamw' | 'sgd';
+  /** a 4-bit base (QLoRA: method 'lora'; 'full' is refused) */
+  quantization?: QuantizationOptions | null;
+  /** the checkpoint's stored dtype of the embedding / lm_head: under quantization 16-bit tables stay 16-bit (default F32) */
+  weightDType?: 'F32' | 'F16' | 'BF16';
 }
 
 /** The one formula behind both `inspect` and the engine's own buffers. */
 export interface MemoryEstimate {
+  /** base (4-bit linears at their resident size) + adapter */
   weightBytes: number;
+  /** the 4-bit linears' part of weightBytes: codes + scales (4.127 bits/param at blocksize 64 with double quantization) */
+  quantizedBytes: number;
+  quantizedParams: number;
   gradientBytes: number;
   optimizerBytes: number;
   activationBytes: number;
@@ -148,16 +219,30 @@ export interface MemoryEstimate {
 }
 
 export interface NativeEngine {
-  /** Memory-maps the files and takes every tensor the spec needs (throws naming any missing one). */
+  /**
+   * Memory-maps the files and takes every tensor the spec needs (throws naming any missing one).
+   * With quantization nf4 the block linears are quantized on load (no fp32 copy stays), or taken
+   * as they are when bitsandbytes saved them in 4 bits.
+   */
   loadWeights(refs: WeightRef[]): void;
   setupLora(options: LoraOptions): void;
+  /** refused on a 4-bit base */
   setupFull(): void;
+  setupPromptTuning(options: PromptTuningOptions): void;
+  setupPrefixTuning(options: PrefixTuningOptions): void;
+  /** prefix tuning: the [numVirtualTokens, numLayers * 2 * kvDim] table PEFT saves as prompt_embeddings (projection applied, in eval mode) */
+  prefixTable(): Float32Array;
   parameters(): ParameterInfo[];
+  /** a base weight (a 4-bit one dequantized) or a trainable tensor; setTensor on a 4-bit weight quantizes */
   getTensor(name: string): Float32Array;
   setTensor(name: string, data: Float32Array): void;
   /** accumulated gradient of a trainable tensor (tests) */
   getGradient(name: string): Float32Array;
-  /** Accumulates gradients of gradScale * lossSum into the trainable tensors. */
+  /**
+   * Accumulates gradients of gradScale * lossSum into the trainable tensors. Prompt tuning: the last virtual
+   * token predicts labels[0] (PEFT prepends nvt x -100 to the labels), so a row whose labels[0] != -100 counts
+   * one token more than without it; rows that pack several sequences are refused.
+   */
   forwardBackward(batch: Batch, gradScale: number): Promise<LossResult>;
   evaluate(batch: Batch): Promise<LossResult>;
   /** Applies one optimizer step to the accumulated gradients, then zeroes them. */
@@ -167,7 +252,11 @@ export interface NativeEngine {
   /** dropout masks are keyed by a counter that advances once per forwardBackward (exact resume) */
   dropoutCounter(): number;
   setDropoutCounter(counter: number): void;
-  /** Starts a new generation with room for maxTokens positions. */
+  /**
+   * Starts a new generation with room for maxTokens real positions. With prompt / prefix tuning the cache
+   * starts with the numVirtualTokens virtual positions (the soft prompt run through the model, or the prefix
+   * table copied in), so decode() of the real prompt continues at position numVirtualTokens.
+   */
   resetCache(maxTokens: number): void;
   /** Appends tokens to the KV cache; resolves with the logits [vocab] of the last one. */
   decode(tokens: Int32Array): Promise<Float32Array>;
@@ -187,10 +276,54 @@ export interface CpuInfo {
 export type GemmLayout = 'nt' | 'nn' | 'tn';
 
 /** Low-level ops, for tests, benchmarks and merging. Synchronous. */
+/**
+ * A linear weight [rows = out, cols = in] in 4-bit NF4 as bitsandbytes holds it
+ * (shared/reference/nf4.md): `codes` two per byte, element 2j in the high nibble.
+ * Without double quantization `absmax` is one fp32 per block; with it, one
+ * 8-bit code per block into `nestedQuantMap`, one fp32 `nestedAbsmax` per
+ * `nestedBlocksize` (256) blocks and the subtracted mean `nestedOffset`.
+ */
+export interface Nf4Tensor {
+  rows: number;
+  cols: number;
+  blocksize: number;
+  codes: Uint8Array;
+  absmax: Float32Array | Uint8Array;
+  nestedAbsmax?: Float32Array;
+  nestedOffset?: number;
+  nestedBlocksize?: number;
+  /** the 16 NF4 values (bitsandbytes' weight.quant_map) */
+  quantMap?: Float32Array;
+  /** the 256-entry signed dynamic map (weight.nested_quant_map); defaults to bitsandbytes' */
+  nestedQuantMap?: Float32Array;
+  /** bytes of codes + scales (set by nf4Quantize) */
+  residentBytes?: number;
+}
+
+export interface Nf4QuantizeOptions {
+  /** 32, 64 (default), 128, ..., 4096 */
+  blocksize?: number;
+  /** quantize the absmax values too (QLoRA's double quantization); default true */
+  doubleQuant?: boolean;
+}
+
 export interface NativeOps {
   /** C = alpha * op(A) op(B) + beta * C, layouts as in native-addon/core/backend.h */
   gemm(layout: GemmLayout, M: number, N: number, K: number, alpha: number, A: Float32Array,
     B: Float32Array, beta: number, C: Float32Array, threads?: number): void;
+  /** w [rows, cols] (row-major fp32) -> NF4, exactly as bitsandbytes' quantize_4bit */
+  nf4Quantize(w: Float32Array, rows: number, cols: number, options?: Nf4QuantizeOptions): Nf4Tensor & { residentBytes: number };
+  /** the fp32 weight [rows * cols] */
+  nf4Dequantize(q: Nf4Tensor, threads?: number): Float32Array;
+  /** Y[M, rows] = alpha * X[M, cols] · W^T + beta * Y (fused dequantize-GEMM; M <= 4: GEMV) */
+  nf4Matmul(X: Float32Array, M: number, q: Nf4Tensor,
+    options?: { alpha?: number; beta?: 0 | 1; Y?: Float32Array; threads?: number }): Float32Array;
+  /**
+   * LoRA forward over a frozen base: Y = X W^T + scale * (X A^T) B^T and H = X A^T,
+   * A [r, cols], B [rows, r]; base in NF4 (QLoRA) or fp32.
+   */
+  loraMatmul(X: Float32Array, M: number, base: Nf4Tensor | { weight: Float32Array; rows: number; cols: number },
+    A: Float32Array, B: Float32Array, r: number, scale: number, threads?: number): { Y: Float32Array; H: Float32Array };
 }
 
 export interface NativeAddon {

@@ -2,12 +2,23 @@
 // every adapted linear layer, written as a complete Hugging Face model folder
 // in the base's own dtypes (BF16/F16 rounded to nearest even) and its own
 // shard layout. Tensors the adapter does not touch are copied byte for byte.
-import { copyFile } from 'node:fs/promises';
+//
+// A QLoRA adapter (trained on a 4-bit NF4 base: run.json beside it records
+// config.quantization, or the base is a bitsandbytes 4-bit folder) is merged
+// as PEFT merges one: every block linear is the dequantized 4-bit weight it
+// was trained against, W' = dequant(W4) + scaling * B @ A, saved in the
+// base's ORIGINAL dtype (a bitsandbytes folder: its quant_state "dtype";
+// config.json loses quantization_config). Merging back into 4 bits would
+// re-quantize W + B·A and lose most of the update, so it is not offered.
+import { copyFile, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { readPeftAdapter } from '../adapters/peft.js';
-import { writeFolderAtomic } from '../files/atomic.js';
-import type { NativeAddon } from '../engine/native.js';
-import { openModelFolder, WEIGHTS_INDEX_FILE } from '../models/folder.js';
+import { writeFileAtomic, writeFolderAtomic } from '../files/atomic.js';
+import type { NativeAddon, NativeEngine, QuantizationOptions } from '../engine/native.js';
+import { BNB_QUANT_STATE_SUFFIX, isBlockLinearWeight } from '../models/bnb.js';
+import { dtypeFromTorchName } from '../models/config.js';
+import { openModelFolder, WEIGHTS_INDEX_FILE, type ModelFolder } from '../models/folder.js';
+import { createEngine, effectiveQuantization } from '../session.js';
 import { decodeFloatTensor, encodeFloatTensor } from '../safetensors/convert.js';
 import { readSafetensorsHeader, readTensorBytes } from '../safetensors/read.js';
 import { writeSafetensors, type TensorToWrite } from '../safetensors/write.js';
@@ -20,6 +31,12 @@ export interface MergeOptions {
   overwrite?: boolean;
   /** how the caller lets a user allow that, for the error message (e.g. "pass --overwrite") */
   howToOverwrite?: string;
+  /**
+   * The adapter was trained on this 4-bit base (QLoRA). Default: read from
+   * run.json beside the adapter (config.quantization); a bitsandbytes 4-bit
+   * base folder implies its own.
+   */
+  quantization?: QuantizationOptions | null;
 }
 
 export interface MergeSummary {
@@ -27,6 +44,54 @@ export interface MergeSummary {
   mergedTensors: number;
   files: string[];
   scaling: number;
+  /** the 4-bit base the adapter was merged against (QLoRA), else null */
+  quantization: QuantizationOptions | null;
+  /** lines for the user (the CLI prints them), e.g. why the merge is not 4-bit */
+  notices: string[];
+}
+
+/**
+ * The quantization a training run recorded beside its adapter: run.json's
+ * config.quantization ({type: 'nf4', blocksize, doubleQuant}), or
+ * config.method 'qlora' with the NF4 defaults. null when there is no run.json
+ * or it says the base was not quantized.
+ */
+export async function adapterTrainingQuantization(adapterDir: string): Promise<QuantizationOptions | null> {
+  let run: unknown;
+  try {
+    run = JSON.parse(await readFile(join(adapterDir, 'run.json'), 'utf8'));
+  } catch {
+    return null;
+  }
+  const config = (run as { config?: { method?: unknown; quantization?: unknown } } | null)?.config;
+  const q = config?.quantization as Partial<QuantizationOptions> | null | undefined;
+  if (q && q.type === 'nf4') {
+    if (!Number.isInteger(q.blocksize) || typeof q.doubleQuant !== 'boolean') {
+      throw new Error(`${join(adapterDir, 'run.json')}: config.quantization must be {type: 'nf4', blocksize, doubleQuant}`);
+    }
+    return { type: 'nf4', blocksize: q.blocksize!, doubleQuant: q.doubleQuant };
+  }
+  if (config?.method === 'qlora') return { type: 'nf4', blocksize: 64, doubleQuant: true };
+  return null;
+}
+
+/** The dtype a merged 4-bit tensor is written in: the original one. */
+function originalDType(base: ModelFolder, stored: string): 'F32' | 'F16' | 'BF16' {
+  if (base.quantization) {
+    const d = dtypeFromTorchName(base.quantization.originalDType);
+    if (d === null) throw new Error(`${base.dir}: the bitsandbytes quant_state dtype "${base.quantization.originalDType}" is not float32, float16 or bfloat16`);
+    return d;
+  }
+  if (stored !== 'F32' && stored !== 'F16' && stored !== 'BF16') throw new Error(`internal: ${stored} base weight`);
+  return stored;
+}
+
+const BNB_COMPANIONS = ['.absmax', '.quant_map', '.nested_absmax', '.nested_quant_map', BNB_QUANT_STATE_SUFFIX];
+
+/** A bitsandbytes companion tensor ("…weight.absmax" etc.) of a block linear: dropped from a dequantized merge. */
+function isBnbCompanion(name: string): boolean {
+  const suffix = BNB_COMPANIONS.find((s) => name.endsWith(s));
+  return suffix !== undefined && isBlockLinearWeight(name.slice(0, -suffix.length));
 }
 
 /** The low-rank factors that update one base weight. */
@@ -65,38 +130,95 @@ export async function mergeAdapter(modelDir: string, adapterDir: string, outDir:
   const base = await openModelFolder(modelDir);
   const adapter = await readPeftAdapter(adapterDir, base.spec);
   const pairs = pairsByBaseWeight(adapter.tensors);
+  const requested = options.quantization !== undefined ? options.quantization : await adapterTrainingQuantization(adapterDir);
+  const quantization = effectiveQuantization(base, requested);
+  const notices: string[] = [];
+  // The 4-bit base the adapter was trained on: dequantized weights come from an engine holding it.
+  let engine: NativeEngine | null = null;
+  if (quantization) {
+    engine = createEngine(options.addon, base, { threads: options.threads, quantization });
+    notices.push(`QLoRA adapter (NF4, blocksize ${quantization.blocksize}${quantization.doubleQuant ? ', double quantization' : ''}): ` +
+      `every block linear is the dequantized 4-bit weight plus scaling·B·A, saved in the original dtype. ` +
+      `A merge back into 4 bits would be lossy (re-quantizing W + B·A rounds away most of the update), so it is not written.`);
+  }
   let merged = 0;
   const files: string[] = [];
+  const written = new Map<string, string>(); // tensor -> file, for a sharded index
 
-  await writeFolderAtomic(outDir, async (temp) => {
-    // One output file per base file, holding the same tensors, so a sharded
-    // base stays sharded and its index stays valid (same names, dtypes, sizes).
-    for (const file of base.files) {
-      const header = await readSafetensorsHeader(file);
-      const tensors: [string, TensorToWrite][] = [];
-      for (const info of header.tensors) {
-        const bytes = await readTensorBytes(header, info.name);
-        const pair = pairs.get(info.name);
-        if (!pair) {
-          tensors.push([info.name, { dtype: info.dtype, shape: info.shape, data: bytes }]);
-          continue;
+  try {
+    await writeFolderAtomic(outDir, async (temp) => {
+      // One output file per base file, holding the same tensors, so a sharded
+      // base stays sharded and its index stays valid (same names, dtypes, sizes).
+      for (const file of base.files) {
+        const header = await readSafetensorsHeader(file);
+        const tensors: [string, TensorToWrite][] = [];
+        for (const info of header.tensors) {
+          if (base.quantization && isBnbCompanion(info.name)) continue;
+          const pair = pairs.get(info.name);
+          const dequantize = engine !== null && isBlockLinearWeight(info.name);
+          if (!pair && !dequantize) {
+            tensors.push([info.name, { dtype: info.dtype, shape: info.shape, data: await readTensorBytes(header, info.name) }]);
+            written.set(info.name, basename(file));
+            continue;
+          }
+          let W: Float32Array;
+          let dtype: 'F32' | 'F16' | 'BF16';
+          let shape = info.shape;
+          if (dequantize) {
+            W = engine!.getTensor(info.name);
+            dtype = originalDType(base, info.dtype);
+            shape = base.weights.find((w) => w.name === info.name)?.nf4?.shape ?? info.shape;
+          } else {
+            if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16') {
+              throw new Error(`${file}: tensor "${info.name}" is stored as ${info.dtype}; only F32, F16 and BF16 weights can be merged`);
+            }
+            W = decodeFloatTensor(await readTensorBytes(header, info.name), info.dtype);
+            dtype = info.dtype;
+          }
+          if (pair) {
+            const [out, inF] = shape;
+            addLowRankProduct(options.addon, W, out, inF, pair, adapter.scaling, options.threads);
+            pairs.delete(info.name);
+            merged++;
+          }
+          tensors.push([info.name, { dtype, shape, data: encodeFloatTensor(W, dtype) }]);
+          written.set(info.name, basename(file));
         }
-        if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16') {
-          throw new Error(`${file}: tensor "${info.name}" is stored as ${info.dtype}; only F32, F16 and BF16 weights can be merged`);
-        }
-        const [out, inF] = info.shape;
-        const W = decodeFloatTensor(bytes, info.dtype);
-        addLowRankProduct(options.addon, W, out, inF, pair, adapter.scaling, options.threads);
-        tensors.push([info.name, { dtype: info.dtype, shape: info.shape, data: encodeFloatTensor(W, info.dtype) }]);
-        pairs.delete(info.name);
-        merged++;
+        await writeSafetensors(join(temp, basename(file)), tensors, header.metadata);
+        files.push(basename(file));
       }
-      await writeSafetensors(join(temp, basename(file)), tensors, header.metadata);
-      files.push(basename(file));
-    }
-    if (pairs.size > 0) throw new Error(`${base.dir}: the adapter updates "${[...pairs.keys()][0]}", which the model files do not hold; merge it into the model it was trained on`);
-    if (base.files.length > 1) await copyFile(join(base.dir, WEIGHTS_INDEX_FILE), join(temp, WEIGHTS_INDEX_FILE));
-    await copySideFiles(base.dir, temp);
-  }, { overwrite: options.overwrite, howToOverwrite: options.howToOverwrite });
-  return { out: outDir, mergedTensors: merged, files, scaling: adapter.scaling };
+      if (pairs.size > 0) throw new Error(`${base.dir}: the adapter updates "${[...pairs.keys()][0]}", which the model files do not hold; merge it into the model it was trained on`);
+      if (base.files.length > 1) {
+        if (base.quantization) await writeIndex(join(base.dir, WEIGHTS_INDEX_FILE), join(temp, WEIGHTS_INDEX_FILE), written, temp);
+        else await copyFile(join(base.dir, WEIGHTS_INDEX_FILE), join(temp, WEIGHTS_INDEX_FILE));
+      }
+      await copySideFiles(base.dir, temp, base.quantization ? ['config.json'] : []);
+      if (base.quantization) await writeDequantizedConfig(base, temp);
+    }, { overwrite: options.overwrite, howToOverwrite: options.howToOverwrite });
+  } finally {
+    engine?.dispose();
+  }
+  return { out: outDir, mergedTensors: merged, files, scaling: adapter.scaling, quantization, notices };
+}
+
+/** config.json of a dequantized bitsandbytes model: no quantization_config, torch_dtype the original dtype. */
+async function writeDequantizedConfig(base: ModelFolder, temp: string): Promise<void> {
+  const config = JSON.parse(await readFile(join(base.dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  delete config.quantization_config;
+  config.torch_dtype = base.quantization!.originalDType;
+  if ('dtype' in config) config.dtype = base.quantization!.originalDType;
+  await writeFileAtomic(join(temp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+}
+
+/** A sharded index for the written tensors (bitsandbytes companions gone, sizes changed). */
+async function writeIndex(from: string, to: string, written: Map<string, string>, temp: string): Promise<void> {
+  const index = JSON.parse(await readFile(from, 'utf8')) as { metadata?: Record<string, unknown>; weight_map?: Record<string, string> };
+  let total = 0;
+  for (const f of new Set(written.values())) {
+    const h = await readSafetensorsHeader(join(temp, f));
+    total += h.tensors.reduce((n, t) => n + t.byteLength, 0);
+  }
+  const weightMap: Record<string, string> = {};
+  for (const name of [...written.keys()].sort()) weightMap[name] = written.get(name)!;
+  await writeFileAtomic(to, JSON.stringify({ metadata: { ...(index.metadata ?? {}), total_size: total }, weight_map: weightMap }, null, 2) + '\n');
 }

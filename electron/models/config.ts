@@ -61,8 +61,57 @@ export interface ParsedModelConfig {
   bosTokenId: number | null;
   /** eos_token_id as a list (config.json allows a number or a list) */
   eosTokenIds: number[];
+  /** a checkpoint bitsandbytes saved in 4-bit NF4 (quantization_config), else null */
+  bnb4: BnbNf4Config | null;
   /** the parsed JSON, for fields not modelled here */
   raw: Record<string, unknown>;
+}
+
+/** config.json's quantization_config of a bitsandbytes 4-bit NF4 checkpoint (transformers load_in_4bit). */
+export interface BnbNf4Config {
+  quantType: 'nf4';
+  doubleQuant: boolean;
+  /** bnb_4bit_compute_dtype (PyTorch computes in it; this app computes in fp32) */
+  computeDType: string | null;
+}
+
+/**
+ * Reads quantization_config: a bitsandbytes NF4 checkpoint is loaded as it is;
+ * any other quantization (8-bit, FP4, GPTQ, AWQ, ...) gets an error saying what to do.
+ */
+function bnb4Of(value: unknown, file: string): BnbNf4Config | null {
+  if (value === undefined || value === null) return null;
+  const field = 'quantization_config';
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ModelConfigError(file, field, 'must be an object', 'Download config.json again.');
+  }
+  const q = value as Record<string, unknown>;
+  const method = q.quant_method;
+  if (method !== 'bitsandbytes') {
+    throw new ModelConfigError(file, field,
+      `the checkpoint is pre-quantized${typeof method === 'string' ? ` (${method})` : ''}, which this app cannot load`,
+      'Use the original (unquantized) F32/F16/BF16 model; QLoRA quantizes it on load (--quant nf4, or train --method qlora).');
+  }
+  if (q.load_in_8bit === true) {
+    throw new ModelConfigError(file, field, 'the checkpoint is bitsandbytes 8-bit (load_in_8bit), which this app cannot load',
+      'Use the original (unquantized) F32/F16/BF16 model: with --quant nf4 (or train --method qlora) it is quantized to 4-bit NF4 on load.');
+  }
+  if (q.load_in_4bit !== true) {
+    throw new ModelConfigError(file, field, 'is bitsandbytes but neither load_in_4bit nor load_in_8bit is true',
+      'Download config.json again, or use the original (unquantized) model.');
+  }
+  const quantType = q.bnb_4bit_quant_type ?? 'fp4'; // transformers' BitsAndBytesConfig default
+  if (quantType !== 'nf4') {
+    throw new ModelConfigError(file, 'quantization_config.bnb_4bit_quant_type',
+      `is ${JSON.stringify(quantType)}; only bitsandbytes NF4 4-bit checkpoints can be loaded`,
+      'Use the original (unquantized) F32/F16/BF16 model: with --quant nf4 (or train --method qlora) it is quantized to NF4 on load.');
+  }
+  const dq = q.bnb_4bit_use_double_quant ?? false;
+  if (typeof dq !== 'boolean') {
+    throw new ModelConfigError(file, 'quantization_config.bnb_4bit_use_double_quant', 'must be true or false', 'Download config.json again.');
+  }
+  const compute = q.bnb_4bit_compute_dtype;
+  return { quantType: 'nf4', doubleQuant: dq, computeDType: typeof compute === 'string' ? compute : null };
 }
 
 /** A problem with config.json: names the file and the field. */
@@ -102,12 +151,7 @@ export function parseModelConfig(json: unknown, file: string): ParsedModelConfig
   const architecture = architectureOf(c, file);
   const rules = RULES[architecture];
 
-  if (c.quantization_config !== undefined && c.quantization_config !== null) {
-    const method = (c.quantization_config as { quant_method?: unknown }).quant_method;
-    throw new ModelConfigError(file, 'quantization_config',
-      `the checkpoint is pre-quantized${typeof method === 'string' ? ` (${method})` : ''}, which this app cannot load`,
-      'Use the original (unquantized) F32/F16/BF16 model; QLoRA quantizes it on load.');
-  }
+  const bnb4 = bnb4Of(c.quantization_config, file);
   const act = fields.optionalString('hidden_act') ?? 'silu';
   if (act !== 'silu') {
     throw new ModelConfigError(file, 'hidden_act', `is "${act}"; only "silu" (SwiGLU MLP) is supported`, 'Use a model with the standard Llama MLP.');
@@ -187,6 +231,7 @@ export function parseModelConfig(json: unknown, file: string): ParsedModelConfig
     slidingWindow,
     bosTokenId: fields.optionalNonNegativeInt('bos_token_id'),
     eosTokenIds: eosIdsOf(c.eos_token_id, file),
+    bnb4,
     raw: c,
   };
 }

@@ -7,6 +7,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { DType, ModelSpec, WeightRef } from '../engine/native.js';
 import { readModelConfig, type ParsedModelConfig } from './config.js';
+import { bnbWeightRefs, isBlockLinearWeight, type BnbFolderQuantization } from './bnb.js';
 import { readSafetensorsHeader } from '../safetensors/read.js';
 import type { SafetensorsHeader, SafetensorsTensorInfo } from '../safetensors/format.js';
 
@@ -40,6 +41,8 @@ export interface ModelFolder {
   /** tensors in the files the model does not use (e.g. rotary_emb.inv_freq) */
   unusedTensors: string[];
   hasTokenizer: boolean;
+  /** saved in 4-bit NF4 by bitsandbytes (config.json's quantization_config): open it with this quantization */
+  quantization: BnbFolderQuantization | null;
 }
 
 /**
@@ -114,6 +117,7 @@ export async function openModelFolder(folder: string): Promise<ModelFolder> {
   const used = new Set<string>();
   const bytesByDType = new Map<DType, number>();
   let weightBytes = 0;
+  let quantization: BnbFolderQuantization | null = null;
   for (const expected of expectedTensors(spec)) {
     const found = located.get(expected.name);
     if (!found) {
@@ -121,11 +125,22 @@ export async function openModelFolder(folder: string): Promise<ModelFolder> {
       throw new ModelFolderError(`${dir}: ${where} "${expected.name}" (shape [${expected.shape.join(', ')}]), which a ${spec.architecture} with this config.json needs. The download is incomplete or config.json belongs to another model: download the model again.`);
     }
     const { file, info } = found;
+    if (config.bnb4 && isBlockLinearWeight(expected.name) && info.dtype === 'U8') {
+      // Saved in 4 bits by bitsandbytes: the codes and their companions go to the engine as they are.
+      const bnb = await bnbWeightRefs(expected, located, headers, config.bnb4);
+      for (const ref of bnb.refs) {
+        weights.push(ref);
+        used.add(ref.name);
+      }
+      weightBytes += bnb.bytes;
+      quantization ??= bnb.quantization;
+      continue;
+    }
     if (!sameShape(info.shape, expected.shape)) {
       throw new ModelFolderError(`${file}: tensor "${expected.name}" has shape [${info.shape.join(', ')}] but config.json implies [${expected.shape.join(', ')}]. config.json and the weights belong to different models: download the model again.`);
     }
     if (!LOADABLE_DTYPES.includes(info.dtype)) {
-      throw new ModelFolderError(`${file}: tensor "${expected.name}" is stored as ${info.dtype}; only F32, F16 and BF16 weights can be loaded. Use the original (unquantized) model.`);
+      throw new ModelFolderError(`${file}: tensor "${expected.name}" is stored as ${info.dtype}; only F32, F16 and BF16 weights${config.bnb4 ? ' (and bitsandbytes NF4 linears)' : ''} can be loaded. Use the original (unquantized) model.`);
     }
     const dtype = info.dtype as DType;
     weights.push({ name: expected.name, file, offset: info.offset, dtype, shape: [...info.shape] });
@@ -155,6 +170,7 @@ export async function openModelFolder(folder: string): Promise<ModelFolder> {
     weightBytes,
     unusedTensors,
     hasTokenizer: await isFile(join(dir, 'tokenizer.json')),
+    quantization,
   };
 }
 
@@ -226,4 +242,14 @@ async function isFile(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * The stored dtype of the embedding table (and of the lm_head, which a
+ * Llama checkpoint stores alike): under 4-bit quantization a 16-bit table
+ * stays 16-bit in memory, so the memory estimate needs it.
+ */
+export function embeddingDType(folder: ModelFolder): 'F32' | 'F16' | 'BF16' {
+  const ref = folder.weights.find((w) => w.name === 'model.embed_tokens.weight');
+  return ref?.dtype === 'F16' || ref?.dtype === 'BF16' ? ref.dtype : 'F32';
 }

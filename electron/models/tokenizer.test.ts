@@ -119,3 +119,58 @@ describe('ModelTokenizer.load', () => {
     expect(err.message).toMatch(/tokenizer\.json: cannot be read \(ENOENT\)/);
   });
 });
+
+describe('token offsets and special tokens (for exact masks)', () => {
+  it('spells byte-level tokens back to their UTF-8 byte offsets', () => {
+    const text = 'héllo wörld 🙂 the model';
+    const ids = tok.encode(text, { addSpecialTokens: false });
+    const starts = tok.tokenByteStarts(text, ids)!;
+    expect(tok.pieceScheme).toBe('byte-level');
+    const bytes = new TextEncoder().encode(text);
+    expect(starts[ids.length]).toBe(bytes.length);
+    // each token's bytes, from the GPT-2 table, are the text's bytes at its offset
+    ids.forEach((id, i) => expect(Array.from(bytes.slice(starts[i], starts[i + 1]))).toEqual(bytesOfTokens([id])));
+    // ids that are not the text's tokenization are refused
+    expect(tok.tokenByteStarts(text + 'x', ids)).toBeNull();
+  });
+
+  it('counts added special tokens by their text', () => {
+    const text = 'a</s>b';
+    const ids = tok.encode(text, { addSpecialTokens: false });
+    expect(ids).toContain(1);
+    expect(Array.from(tok.tokenByteStarts(text, ids)!)).toEqual([0, 1, 5, 6]);
+  });
+
+  it('knows what the post-processor adds around a text and which tokens are special', () => {
+    expect(tok.specialTokensAround()).toEqual({ prefix: [0], suffix: [] });
+    expect(tok.specialTokenTexts().sort()).toEqual(['</s>', '<pad>', '<s>']);
+  });
+});
+
+describe('token offsets of a SentencePiece-style (metaspace, byte fallback) tokenizer', () => {
+  it('maps "▁" to a space, <0xNN> to a byte, and ignores the prepended "▁"', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tok-sp-'));
+    const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+    for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
+    for (const piece of ['▁', 'h', 'i', '▁h', '▁hi', 'a']) vocab[piece] = Object.keys(vocab).length;
+    const json = {
+      version: '1.0',
+      added_tokens: [0, 1, 2].map((id) => ({ id, content: ['<unk>', '<s>', '</s>'][id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+      normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
+      model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab, merges: ['▁ h', '▁h i'] },
+    };
+    await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(json));
+    await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<s>', eos_token: '</s>' }));
+    const sp = await ModelTokenizer.load(dir);
+    expect(sp.pieceScheme).toBe('metaspace');
+    const text = 'hi a é';
+    const ids = sp.encode(text, { addSpecialTokens: false });
+    // ▁hi ▁ a ▁ <0xC3> <0xA9>: "é" has no piece, so its two bytes fall back
+    expect(ids).toEqual([vocab['▁hi'], vocab['▁'], vocab.a, vocab['▁'], vocab['<0xC3>'], vocab['<0xA9>']]);
+    // the prepended "▁" belongs to no character: "hi" starts at byte 0
+    expect(Array.from(sp.tokenByteStarts(text, ids)!)).toEqual([0, 2, 3, 4, 5, 6, 7]);
+  });
+});

@@ -40,6 +40,15 @@ export class ModelTokenizer {
   readonly vocabSize: number;
   /** tokenizer_config.json's chat_template when it has a single one */
   readonly chatTemplate: string | null;
+  /** how token pieces spell out text (for token -> text offsets) */
+  readonly pieceScheme: PieceScheme;
+  private byteOfChar: Map<string, number> | null = null;
+  private around: { prefix: number[]; suffix: number[] } | null = null;
+  // Caches: the library rebuilds its added-token map on every call, and
+  // spelling a token out is the same work for every occurrence.
+  private addedById: Map<number, { content: string; special: boolean }> | null = null;
+  private specialTexts: string[] | null = null;
+  private readonly spelledTokens = new Map<number, Uint8Array | number[] | null>();
 
   private constructor(
     private readonly tokenizer: Tokenizer,
@@ -48,7 +57,9 @@ export class ModelTokenizer {
     fallbackEosId: number | null,
     chatTemplate: string | null,
     readonly dir: string,
+    pieceScheme: PieceScheme = 'unknown',
   ) {
+    this.pieceScheme = pieceScheme;
     this.bosToken = special.bos;
     this.eosToken = special.eos;
     this.padToken = special.pad;
@@ -96,7 +107,7 @@ export class ModelTokenizer {
     const chatTemplate = typeof config.chat_template === 'string' ? config.chat_template : null;
     // transformers' current default for clean_up_tokenization_spaces is false.
     const cleanUp = config.clean_up_tokenization_spaces === true;
-    return new ModelTokenizer(tokenizer, cleanUp, special, fallbackEos, chatTemplate, dir);
+    return new ModelTokenizer(tokenizer, cleanUp, special, fallbackEos, chatTemplate, dir, pieceSchemeOf(tokenizerJson));
   }
 
   /** Token ids of `text`, with the tokenizer's special tokens unless told not to. */
@@ -132,8 +143,127 @@ export class ModelTokenizer {
 
   /** Whether `id` is a special token (BOS, EOS, pad, or any added special token). */
   isSpecial(id: number): boolean {
-    return this.tokenizer.get_added_tokens_decoder().get(id)?.special === true;
+    return this.addedTokens().get(id)?.special === true;
   }
+
+  /** Added tokens by id (special or not), read once. */
+  private addedTokens(): Map<number, { content: string; special: boolean }> {
+    this.addedById ??= new Map([...this.tokenizer.get_added_tokens_decoder()].map(([id, t]) => [id, { content: t.content, special: t.special }]));
+    return this.addedById;
+  }
+
+  /** The text of every added special token (e.g. "<|eot_id|>"), longest first. */
+  specialTokenTexts(): string[] {
+    if (!this.specialTexts) {
+      const texts: string[] = [];
+      for (const t of this.addedTokens().values()) if (t.special) texts.push(t.content);
+      this.specialTexts = texts.sort((a, b) => b.length - a.length);
+    }
+    return this.specialTexts.slice();
+  }
+
+  /**
+   * The ids the post-processor puts before and after a text (BOS for Llama 2,
+   * nothing for a ByteLevel post-processor): encode(t) = prefix + encode(t,
+   * no specials) + suffix. Found once by comparing the two encodings of a probe.
+   */
+  specialTokensAround(): { prefix: number[]; suffix: number[] } {
+    if (this.around) return this.around;
+    const probe = 'probe';
+    const plain = this.encode(probe, { addSpecialTokens: false });
+    const full = this.encode(probe);
+    let at = -1;
+    for (let i = 0; i + plain.length <= full.length && at < 0; i++) {
+      if (plain.every((id, k) => full[i + k] === id)) at = i;
+    }
+    if (at < 0) throw new TokenizerError(`${this.dir}: the tokenizer's post-processor changes the text's tokens, not only adds special tokens around them; this tokenizer is not supported for training.`);
+    this.around = { prefix: full.slice(0, at), suffix: full.slice(at + plain.length) };
+    return this.around;
+  }
+
+  /**
+   * Byte offset (into the UTF-8 of `text`) where each token of `ids` starts,
+   * plus one final entry = the byte length of the text; `ids` must be
+   * encode(text, { addSpecialTokens: false }). The offsets come from spelling
+   * every token out as bytes (byte-level BPE: the GPT-2 byte table;
+   * SentencePiece-style: "▁" = space and <0xNN> byte tokens; added tokens:
+   * their content) and checking that the spelling is exactly the text. Null
+   * when the scheme is unknown or the spelling differs (normalizers that
+   * rewrite the text), so callers can fall back to another method.
+   */
+  tokenByteStarts(text: string, ids: readonly number[]): Int32Array | null {
+    if (this.pieceScheme === 'unknown') return null;
+    const target = utf8.encode(text);
+    const starts = new Int32Array(ids.length + 1);
+    const spelled: number[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      starts[i] = spelled.length;
+      let bytes = this.spelledTokens.get(ids[i]);
+      if (bytes === undefined) {
+        bytes = this.tokenBytes(ids[i], this.addedTokens().get(ids[i])?.content);
+        this.spelledTokens.set(ids[i], bytes);
+      }
+      if (bytes === null) return null;
+      for (let k = 0; k < bytes.length; k++) spelled.push(bytes[k]);
+    }
+    starts[ids.length] = spelled.length;
+    // SentencePiece tokenizers may prepend one "▁" to the text: that space is no character of it.
+    const shift = spelled.length === target.length + 1 && spelled[0] === 0x20 && this.pieceScheme === 'metaspace' ? 1 : 0;
+    if (spelled.length - shift !== target.length) return null;
+    for (let k = 0; k < target.length; k++) if (spelled[k + shift] !== target[k]) return null;
+    if (shift) for (let i = 0; i < starts.length; i++) starts[i] = Math.max(0, starts[i] - 1);
+    return starts;
+  }
+
+  /** The bytes token `id` stands for, or null when its piece cannot be spelled. */
+  private tokenBytes(id: number, addedContent: string | undefined): Uint8Array | number[] | null {
+    if (addedContent !== undefined) return utf8.encode(addedContent);
+    const piece = this.tokenizer.id_to_token(id);
+    if (piece === undefined) return null;
+    if (this.pieceScheme === 'byte-level') {
+      if (!this.byteOfChar) this.byteOfChar = new Map(gpt2ByteChars().map((c, b) => [c, b]));
+      const out: number[] = [];
+      for (const c of piece) {
+        const b = this.byteOfChar.get(c);
+        if (b === undefined) return null;
+        out.push(b);
+      }
+      return out;
+    }
+    const byte = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece);
+    if (byte) return [parseInt(byte[1], 16)];
+    return utf8.encode(piece.replaceAll('\u2581', ' '));
+  }
+}
+
+/** How a tokenizer's token strings map to text. */
+export type PieceScheme = 'byte-level' | 'metaspace' | 'unknown';
+
+const utf8 = new TextEncoder();
+
+/** The GPT-2 byte -> printable character table that byte-level BPE pieces are written in. */
+function gpt2ByteChars(): string[] {
+  const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const table: string[] = new Array(256);
+  let next = 256;
+  for (let b = 0; b < 256; b++) table[b] = String.fromCodePoint(printable(b) ? b : next++);
+  return table;
+}
+
+/** Reads the scheme from tokenizer.json's decoder (the part that turns pieces back into text). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function pieceSchemeOf(tokenizerJson: any): PieceScheme {
+  const decoders: { type?: string; pattern?: { String?: string }; content?: string }[] = [];
+  const walk = (d: unknown) => {
+    if (!d || typeof d !== 'object') return;
+    const o = d as { type?: string; decoders?: unknown[] };
+    if (o.type === 'Sequence' && Array.isArray(o.decoders)) o.decoders.forEach(walk);
+    else decoders.push(o as never);
+  };
+  walk(tokenizerJson?.decoder);
+  if (decoders.some((d) => d.type === 'ByteLevel')) return 'byte-level';
+  const metaspace = decoders.some((d) => d.type === 'Metaspace' || (d.type === 'Replace' && d.pattern?.String === '\u2581' && d.content === ' '));
+  return metaspace ? 'metaspace' : 'unknown';
 }
 
 /** A special token as tokenizer_config.json writes it: a string or an AddedToken object. */

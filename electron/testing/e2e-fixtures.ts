@@ -50,18 +50,12 @@ export async function cli(argv: string[]): Promise<CliResult> {
   return { code, stdout, stderr };
 }
 
-let built = false;
 
 /** Compiles the TypeScript once (tsc -> dist/) and returns the CLI entry point. */
 export function builtCli(): string {
-  const root = packageRoot();
-  const main = join(root, 'dist', 'electron', 'cli', 'main.js');
-  if (!built) {
-    // Type errors elsewhere in the tree must not hide the CLI: tsc still emits.
-    spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { cwd: root, encoding: 'utf8' });
-    built = true;
-  }
-  if (!existsSync(main)) throw new Error(`tsc did not produce ${main}`);
+  const main = join(packageRoot(), 'dist', 'electron', 'cli', 'main.js');
+  // electron/testing/global-setup.ts compiled it before any test ran.
+  if (!existsSync(main)) throw new Error(`${main} is missing; run npm run build:ts`);
   return main;
 }
 

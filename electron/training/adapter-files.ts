@@ -1,15 +1,19 @@
-// Saving the engine's LoRA tensors as PEFT adapter files
-// (electron/adapters/peft.ts does the file format), and the size an adapter
-// file will have on disk.
+// Saving the engine's adapter tensors as PEFT adapter files
+// (electron/adapters/ does the file formats), and the size an adapter file
+// will have on disk. LoRA tensors are saved as they are; prompt tuning saves
+// the engine's prompt_embeddings; prefix tuning saves the engine's prefix
+// table (with a projection: the MLP's output, as PEFT saves it).
 import type { ModelSpec, NativeEngine } from '../engine/native.js';
 import type { AdapterLora } from '../adapters/peft-config.js';
+import { PROMPT_TENSOR, type AdapterLayout } from '../adapters/layout.js';
 import { engineNameToPeftKey, loraTensorShapes, writePeftAdapter } from '../adapters/peft.js';
+import { numVirtualTokensOf, PROMPT_EMBEDDINGS_KEY, writePromptAdapter, type PromptLearningLayout } from '../adapters/prompt-adapter.js';
+import { promptEmbeddingsShape } from '../adapters/prompt-config.js';
 import { safetensorsFileSize } from '../safetensors/write.js';
 
-export interface SaveAdapterOptions {
+export type SaveAdapterOptions = {
   engine: NativeEngine;
   spec: ModelSpec;
-  lora: AdapterLora;
   /** recorded as base_model_name_or_path */
   baseModel: string;
   modelCardNotes?: string;
@@ -19,29 +23,31 @@ export interface SaveAdapterOptions {
    * folder of its own, replaced as a whole if present.
    */
   keepOtherFiles?: boolean;
+} & ({ lora: AdapterLora } | { layout: AdapterLayout });
+
+function layoutOf(options: SaveAdapterOptions): AdapterLayout {
+  return 'layout' in options ? options.layout : { kind: 'lora', lora: options.lora };
 }
 
-/** Writes the engine's LoRA tensors as a PEFT adapter into `dir`. */
+/** Writes the engine's adapter (LoRA, prompt or prefix tuning) as a PEFT adapter into `dir`. */
 export async function saveAdapterFolder(dir: string, options: SaveAdapterOptions): Promise<void> {
-  const tensors = loraTensorShapes(options.spec, options.lora).map(({ name, shape }) => ({
-    name,
-    shape,
-    data: options.engine.getTensor(name),
-  }));
-  await writePeftAdapter({
-    dir,
-    spec: options.spec,
-    lora: options.lora,
-    baseModelNameOrPath: options.baseModel,
-    tensors,
-    overwrite: true,
-    keepOtherFiles: options.keepOtherFiles,
-    modelCardNotes: options.modelCardNotes,
-  });
+  const layout = layoutOf(options);
+  const common = { dir, spec: options.spec, baseModelNameOrPath: options.baseModel, overwrite: true, keepOtherFiles: options.keepOtherFiles, modelCardNotes: options.modelCardNotes };
+  if (layout.kind === 'lora') {
+    const tensors = loraTensorShapes(options.spec, layout.lora).map(({ name, shape }) => ({ name, shape, data: options.engine.getTensor(name) }));
+    await writePeftAdapter({ ...common, lora: layout.lora, tensors });
+    return;
+  }
+  const table = layout.kind === 'prompt' ? options.engine.getTensor(PROMPT_TENSOR) : options.engine.prefixTable();
+  await writePromptAdapter({ ...common, layout, table });
 }
 
-/** Bytes of adapter_model.safetensors for a LoRA layout: its exact header plus F32 data. */
-export function adapterFileBytes(spec: ModelSpec, lora: Pick<AdapterLora, 'rank' | 'targets' | 'layers'>): number {
-  const tensors = loraTensorShapes(spec, lora).map((t) => ({ name: engineNameToPeftKey(t.name), dtype: 'F32' as const, shape: t.shape }));
+/** Bytes of adapter_model.safetensors for an adapter layout: its exact header plus F32 data. */
+export function adapterFileBytes(spec: ModelSpec, layout: { kind: 'lora'; lora: Pick<AdapterLora, 'rank' | 'targets' | 'layers'> } | PromptLearningLayout): number {
+  if (layout.kind !== 'lora') {
+    const shape = promptEmbeddingsShape(layout.kind, numVirtualTokensOf(layout), spec);
+    return safetensorsFileSize([{ name: PROMPT_EMBEDDINGS_KEY, dtype: 'F32', shape }], { format: 'pt' });
+  }
+  const tensors = loraTensorShapes(spec, layout.lora).map((t) => ({ name: engineNameToPeftKey(t.name), dtype: 'F32' as const, shape: t.shape }));
   return safetensorsFileSize(tensors, { format: 'pt' });
 }

@@ -40,3 +40,19 @@ describe('batches', () => {
     expect(() => chunkIntoMicroBatches(['a'], [0], 0)).toThrow(/positive integer/);
   });
 });
+
+describe('packed rows in batches', () => {
+  it('copies a row\'s own segments and positions, padding the rest', () => {
+    const packed = { inputIds: [5, 6, 7, 8, 9], labels: [5, 6, -100, 8, 9], segments: [0, 0, 1, 1, 1], positions: [0, 1, 0, 1, 2] };
+    const b = makeBatch([packed, { inputIds: [3, 4], labels: [3, 4] }], 6);
+    expect(Array.from(b.segments)).toEqual([0, 0, 1, 1, 1, -1, 0, 0, -1, -1, -1, -1]);
+    expect(Array.from(b.positions)).toEqual([0, 1, 0, 1, 2, 0, 0, 1, 0, 0, 0, 0]);
+    expect(Array.from(b.labels)).toEqual([5, 6, -100, 8, 9, -100, 3, 4, -100, -100, -100, -100]);
+  });
+
+  it('refuses rows whose segments or positions do not match their tokens', () => {
+    expect(() => makeBatch([{ inputIds: [1, 2], labels: [1, 2], segments: [0] }])).toThrow(/1 segment ids for 2 tokens/);
+    expect(() => makeBatch([{ inputIds: [1, 2], labels: [1, 2], positions: [0, 1, 2] }])).toThrow(/3 positions for 2 tokens/);
+    expect(() => makeBatch([{ inputIds: [1, 2], labels: [1] }])).toThrow(/1 labels for 2 tokens/);
+  });
+});

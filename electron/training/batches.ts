@@ -1,7 +1,9 @@
 // Examples -> engine batches. Each row is one sequence (segment 0) padded to
 // the longest row of the batch (or a fixed length); padding has segment -1,
 // label -100 and token id 0, so it neither attends, is attended to, nor
-// counts in the loss. Positions restart at 0 in every row.
+// counts in the loss. Positions restart at 0 in every row. A packed row
+// (electron/data/pack.ts) brings its own segments and positions: one segment
+// per document, positions restarting at 0 in each.
 import type { Batch } from '../engine/native.js';
 import { IGNORE_INDEX, type Example } from './data.js';
 import { Prng, shuffledIndices } from '../random/prng.js';
@@ -9,7 +11,7 @@ import { Prng, shuffledIndices } from '../random/prng.js';
 export const PAD_SEGMENT = -1;
 
 /** Builds one [rows, seqLen] batch; seqLen = longest row unless padTo is given. */
-export function makeBatch(rows: readonly Pick<Example, 'inputIds' | 'labels'>[], padTo?: number): Batch {
+export function makeBatch(rows: readonly Pick<Example, 'inputIds' | 'labels' | 'segments' | 'positions'>[], padTo?: number): Batch {
   if (rows.length === 0) throw new Error('makeBatch needs at least one example');
   const longest = Math.max(...rows.map((r) => r.inputIds.length));
   const seqLen = padTo ?? longest;
@@ -25,11 +27,15 @@ export function makeBatch(rows: readonly Pick<Example, 'inputIds' | 'labels'>[],
   };
   rows.forEach((row, b) => {
     const base = b * seqLen;
-    for (let t = 0; t < row.inputIds.length; t++) {
+    const len = row.inputIds.length;
+    if (row.labels.length !== len) throw new Error(`row ${b}: ${row.labels.length} labels for ${len} tokens`);
+    if (row.segments && row.segments.length !== len) throw new Error(`row ${b}: ${row.segments.length} segment ids for ${len} tokens`);
+    if (row.positions && row.positions.length !== len) throw new Error(`row ${b}: ${row.positions.length} positions for ${len} tokens`);
+    for (let t = 0; t < len; t++) {
       batch.inputIds[base + t] = row.inputIds[t];
       batch.labels[base + t] = row.labels[t];
-      batch.segments[base + t] = 0;
-      batch.positions[base + t] = t;
+      batch.segments[base + t] = row.segments ? row.segments[t] : 0;
+      batch.positions[base + t] = row.positions ? row.positions[t] : t;
     }
   });
   return batch;

@@ -1,20 +1,59 @@
 // The resolved configuration of a training run: every setting with its
 // default filled in. It is written to run.json, so a run folder always says
 // exactly how it was made.
-import type { LoraTarget, ModelSpec } from '../engine/native.js';
+import type { LoraTarget, ModelSpec, QuantizationOptions } from '../engine/native.js';
 import { LORA_TARGETS, type AdapterLora } from '../adapters/peft-config.js';
+import type { AdapterPrefix, AdapterPrompt } from '../adapters/prompt-config.js';
+import type { AdapterLayout } from '../adapters/layout.js';
 import type { SchedulerKind } from './schedule.js';
 
 /** rank, alpha, dropout, targets, rslora, init ("default" | "gaussian"), layers (null = all) */
 export type LoraSettings = AdapterLora;
 
+/**
+ * lora: LoRA on the base as stored; qlora: LoRA on the base held in 4-bit NF4;
+ * full: every weight; prompt: PEFT prompt tuning (learned virtual token
+ * embeddings); prefix: PEFT prefix tuning (learned per-layer keys and values).
+ */
+export const TRAIN_METHODS = ['lora', 'qlora', 'full', 'prompt', 'prefix'] as const;
+export type TrainMethod = (typeof TRAIN_METHODS)[number];
+
+/** Every method but full fine-tuning trains an adapter. */
+export function trainsAdapter(method: TrainMethod): boolean {
+  return method !== 'full';
+}
+
+/** The methods whose adapter is a LoRA. */
+export function trainsLora(method: TrainMethod): boolean {
+  return method === 'lora' || method === 'qlora';
+}
+
+/** The methods that learn virtual tokens (PEFT's prompt learning). */
+export function trainsVirtualTokens(method: TrainMethod): method is 'prompt' | 'prefix' {
+  return method === 'prompt' || method === 'prefix';
+}
+
+/** The adapter a run's settings describe (null: full fine-tuning). */
+export function adapterLayoutOf(config: Pick<TrainConfig, 'method' | 'lora' | 'prompt' | 'prefix'>): AdapterLayout | null {
+  if (config.method === 'prompt') return { kind: 'prompt', prompt: config.prompt! };
+  if (config.method === 'prefix') return { kind: 'prefix', prefix: config.prefix! };
+  if (config.method === 'full') return null;
+  return { kind: 'lora', lora: config.lora! };
+}
+
 export interface TrainConfig {
   model: string;
   data: string;
   out: string;
-  method: 'lora' | 'full';
-  /** null for full fine-tuning */
+  method: TrainMethod;
+  /** LoRA and QLoRA only (null otherwise) */
   lora: LoraSettings | null;
+  /** --method prompt only: virtual tokens and their init */
+  prompt: AdapterPrompt | null;
+  /** --method prefix only: virtual tokens and the optional projection */
+  prefix: AdapterPrefix | null;
+  /** the 4-bit base of --method qlora, or of prompt / prefix with --quant nf4 (null: the base as stored; a bitsandbytes 4-bit folder is NF4 anyway) */
+  quantization: QuantizationOptions | null;
   /** adapter folder whose tensors (and LoRA settings) the run starts from */
   initAdapter: string | null;
   optimizer: 'adamw' | 'sgd';
@@ -41,7 +80,32 @@ export interface TrainConfig {
   gradientCheckpointing: boolean;
   /** start even when the estimate exceeds the machine's available memory */
   ignoreMemoryCheck: boolean;
+  /** how data rows are read (electron/data's loadDataset decides 'auto') */
+  dataFormat: DataFormat;
+  /** train on completion tokens only (prompt, system and user tokens masked); false = every token */
+  completionOnly: boolean;
+  /** pack several rows into one sequence of --seq-len (documents do not attend to each other) */
+  pack: boolean;
+  /** complete checkpoints kept in checkpoints/ (the newest K; 0 = keep all) */
+  keepCheckpoints: number;
 }
+
+export const DATA_FORMATS = ['auto', 'alpaca', 'chat', 'completion', 'text', 'tokenized'] as const;
+export type DataFormat = (typeof DATA_FORMATS)[number];
+
+/**
+ * Settings added after run.json files were first written: an older run.json
+ * lacks them, and reading it fills these in.
+ */
+export const LATER_DEFAULTS = {
+  dataFormat: 'auto' as DataFormat,
+  completionOnly: true,
+  pack: false,
+  keepCheckpoints: 3,
+  quantization: null,
+  prompt: null,
+  prefix: null,
+} as const;
 
 export const TRAIN_DEFAULTS = {
   rank: 8,
@@ -49,6 +113,10 @@ export const TRAIN_DEFAULTS = {
   dropout: 0,
   loraLr: 2e-4,
   fullLr: 1e-5,
+  /** the rates of PEFT's prompt and prefix tuning examples: a handful of vectors needs large steps */
+  promptLr: 3e-2,
+  prefixLr: 1e-2,
+  virtualTokens: 20,
   adamBeta1: 0.9,
   adamBeta2: 0.999,
   adamEpsilon: 1e-8,
@@ -64,13 +132,19 @@ export const TRAIN_DEFAULTS = {
   evalSplit: 0,
   evalEvery: 0,
   saveEvery: 0,
+  ...LATER_DEFAULTS,
 } as const;
 
-/** --seq-len must fit the model's positions (train and eval share the check). */
-export function checkSeqLenFits(seqLen: number, spec: ModelSpec): void {
-  const max = spec.maxPositionEmbeddings;
+/**
+ * --seq-len must fit the model's positions (train and eval share the check).
+ * Virtual tokens (prompt and prefix tuning) take the first positions, so the
+ * real tokens have that many fewer.
+ */
+export function checkSeqLenFits(seqLen: number, spec: ModelSpec, virtualTokens = 0): void {
+  const max = spec.maxPositionEmbeddings - virtualTokens;
   if (seqLen > max) {
-    throw new Error(`--seq-len ${seqLen} exceeds the model's max_position_embeddings (${max}); use --seq-len ${max} or less`);
+    const why = virtualTokens > 0 ? ` minus the ${virtualTokens} virtual tokens` : '';
+    throw new Error(`--seq-len ${seqLen} exceeds the model's max_position_embeddings (${spec.maxPositionEmbeddings})${why}; use --seq-len ${max} or less`);
   }
 }
 

@@ -84,3 +84,13 @@ describe('JSONL data', () => {
     expect(() => loadJsonl(dir, charTokenizer, opts)).toThrow(/is a directory/);
   });
 });
+
+describe('countTrainedTokens with packed segments', () => {
+  it('does not count the first token of a document (no prediction across the seam)', async () => {
+    const { countTrainedTokens } = await import('./data.js');
+    const labels = [1, 2, 3, 4, -100, 6];
+    expect(countTrainedTokens(labels)).toBe(4);
+    // documents [1 2 3] [4 -100 6]: 2, 3 in the first; 6 in the second (4 starts it)
+    expect(countTrainedTokens(labels, [0, 0, 0, 1, 1, 1])).toBe(3);
+  });
+});

@@ -19,8 +19,16 @@ export interface TrainingEncoder {
 export interface Example {
   inputIds: number[];
   labels: number[];
-  /** "file:line", for messages */
+  /** "file:line", for messages (a packed row: the first document's, and how many more) */
   source: string;
+  /**
+   * Packed rows only: the document each token belongs to (0, 1, ...) and its
+   * position inside that document (restarting at 0). Absent: one document.
+   */
+  segments?: number[];
+  positions?: number[];
+  /** packed rows only: "file:line" of every document in the row */
+  documents?: string[];
 }
 
 export interface LoadOptions {
@@ -35,10 +43,16 @@ export class DataError extends Error {
   }
 }
 
-/** Number of tokens the loss counts: labels[1..] that are not -100 (labels shift inside). */
-export function countTrainedTokens(labels: readonly number[]): number {
+/**
+ * Number of tokens the loss counts: labels[1..] that are not -100 (labels
+ * shift inside) and, in a packed row, not the first token of a document (the
+ * engine does not predict across the seam between two documents).
+ */
+export function countTrainedTokens(labels: readonly number[], segments?: readonly number[]): number {
   let n = 0;
-  for (let t = 1; t < labels.length; t++) if (labels[t] !== IGNORE_INDEX) n++;
+  for (let t = 1; t < labels.length; t++) {
+    if (labels[t] !== IGNORE_INDEX && (!segments || segments[t] === segments[t - 1])) n++;
+  }
   return n;
 }
 

@@ -29,10 +29,10 @@ describe('memory pre-flight', () => {
     const folder = await openModelFolder(model.dir);
     const base = { method: 'lora', batchSize: 2, seqLen: 64, gradientCheckpointing: false, optimizer: 'adamw' } as TrainConfig;
     const lora = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: ['q_proj' as const], layers: null, init: 'default' as const };
-    const e = estimateRun(loadAddon(), folder.spec, base, lora);
+    const e = estimateRun(loadAddon(), folder, base, lora);
     const direct = loadAddon().estimateMemory(folder.spec, { method: 'lora', batchSize: 2, seqLen: 64, lora: { rank: 4, targets: ['q_proj'], layers: null, dropout: 0 }, gradientCheckpointing: false, optimizer: 'adamw' });
     expect(e).toEqual(direct);
-    const full = estimateRun(loadAddon(), folder.spec, { ...base, method: 'full' } as TrainConfig, null);
+    const full = estimateRun(loadAddon(), folder, { ...base, method: 'full' } as TrainConfig, null);
     expect(full.gradientBytes).toBe(full.trainableParams * 4);
     expect(e.gradientBytes).toBeLessThan(full.gradientBytes / 10);
   });

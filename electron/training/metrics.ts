@@ -1,7 +1,8 @@
 // metrics.jsonl: one JSON object per line, appended as training goes, so a
 // crashed or stopped run still leaves every finished step on disk and the UI
 // can follow the file while it grows.
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../files/atomic.js';
 
 export interface StepMetrics {
   /** 1-based optimizer step */
@@ -28,12 +29,42 @@ export interface EvalMetrics {
 export type MetricsRow = StepMetrics | EvalMetrics;
 
 export class MetricsWriter {
-  /** Starts a fresh file (a new run overwrites an old metrics file in the same folder). */
-  constructor(readonly file: string) {
-    writeFileSync(file, '');
+  /**
+   * Starts a fresh file (a new run overwrites an old metrics file in the same
+   * folder), or with `append` continues one (a resumed run, after
+   * cutMetricsAfter put it back to its checkpoint).
+   */
+  constructor(readonly file: string, options: { append?: boolean } = {}) {
+    if (!options.append) writeFileSync(file, '');
   }
 
   write(row: MetricsRow): void {
     appendFileSync(this.file, JSON.stringify(row) + '\n');
   }
+}
+
+/**
+ * Keeps the rows of steps up to `step` (step and eval rows alike) and drops the
+ * rest, so a run resumed from the checkpoint of `step` appends to a file that
+ * matches it. A torn last line (a kill in the middle of an append) is dropped
+ * too. Returns the rows kept.
+ */
+export async function cutMetricsAfter(file: string, step: number): Promise<MetricsRow[]> {
+  if (!existsSync(file)) {
+    await writeFileAtomic(file, '');
+    return [];
+  }
+  const kept: MetricsRow[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    let row: MetricsRow;
+    try {
+      row = JSON.parse(line) as MetricsRow;
+    } catch {
+      continue; // only the last line can be torn; nothing after it was written
+    }
+    if (typeof row.step === 'number' && row.step <= step) kept.push(row);
+  }
+  await writeFileAtomic(file, kept.map((r) => JSON.stringify(r) + '\n').join(''));
+  return kept;
 }

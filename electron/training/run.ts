@@ -1,24 +1,21 @@
-// One training run from a resolved configuration to a finished run folder:
-//   out/run.json        the settings (and what they resolved to)
-//   out/metrics.jsonl   one row per optimizer step, plus eval rows
-//   out/checkpoints/step-N/   with --save-every
-//   out/<adapter>       LoRA: a PEFT adapter; full: a complete model folder
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+// One training run from a resolved configuration to a finished run folder
+// (electron/runs/layout.ts describes the folder). The CLI and the app run it
+// in a child process through electron/runs/manager.ts; runTraining here runs
+// it in the calling process (scripts, the demo) with the same files and events.
 import type { NativeEngine } from '../engine/native.js';
-import { saveFullModel } from '../export/model-folder.js';
 import type { ModelFolder } from '../models/folder.js';
-import { attachAdapter, createEngine, openModelWithTokenizer } from '../session.js';
-import { loadAddon } from '../engine/load.js';
-import { adapterFileBytes, saveAdapterFolder } from './adapter-files.js';
-import { checkSeqLenFits, type LoraSettings, type TrainConfig } from './config.js';
-import { countTrainedTokens, loadJsonl } from './data.js';
-import { MetricsWriter } from './metrics.js';
-import { ProgressReporter } from './progress.js';
-import { estimateRun, memoryShortfall } from './memory-check.js';
-import { availableMemoryBytes } from '../system/machine.js';
+import type { ModelTokenizer } from '../models/tokenizer.js';
+import { attachAdapter } from '../session.js';
+import { peftTypeOf } from '../adapters/any-adapter.js';
+import type { AdapterLayout } from '../adapters/layout.js';
+import { encoderHiddenSizeOf } from '../adapters/prompt-config.js';
+import { embeddingRowsFromWeights, promptInitTable } from '../adapters/prompt-init.js';
+import { checkSeqLenFits, trainsLora, type LoraSettings, type TrainConfig, type TrainMethod } from './config.js';
+import { countTrainedTokens, type Example } from './data.js';
+import { loadDataset, packExamples } from '../data/index.js';
 import { splitTrainEval } from './split.js';
-import { totalSteps, train } from './trainer.js';
+import { executeRun } from '../runs/execute.js';
+import { eventPrinter } from '../runs/print-events.js';
 
 /** Where progress and notices go (the CLI passes stderr). */
 export interface RunIO {
@@ -29,7 +26,7 @@ export interface RunIO {
 
 export interface RunSummary {
   out: string;
-  method: 'lora' | 'full';
+  method: TrainMethod;
   steps: number;
   train_examples: number;
   eval_examples: number;
@@ -38,136 +35,142 @@ export interface RunSummary {
   elapsed_s: number;
 }
 
+/** The virtual tokens a run's method puts before the real tokens (prompt and prefix tuning). */
+export function runVirtualTokens(config: Pick<TrainConfig, 'method' | 'prompt' | 'prefix'>): number {
+  if (config.method === 'prompt') return config.prompt?.numVirtualTokens ?? 0;
+  if (config.method === 'prefix') return config.prefix?.numVirtualTokens ?? 0;
+  return 0;
+}
+
+/** Settings that do not go together, whatever the model. */
+export function checkMethodSettings(config: TrainConfig): void {
+  if (config.method === 'prompt' && config.pack) {
+    // Every document of a packed row would need its own copy of the virtual
+    // tokens; PEFT has no such thing, and one shared copy would change the math.
+    throw new Error('--pack cannot be used with --method prompt: prompt tuning prepends the virtual tokens to each sequence, so every document needs its own row; drop --pack (prefix tuning and LoRA can pack)');
+  }
+  if (config.method === 'prompt' && config.prompt === null) throw new Error('--method prompt needs its prompt tuning settings');
+  if (config.method === 'prefix' && config.prefix === null) throw new Error('--method prefix needs its prefix tuning settings');
+}
+
 /** Checks that need the model: sizes that must fit it. */
-function checkAgainstModel(config: TrainConfig, folder: ModelFolder, lora: LoraSettings | null): void {
-  checkSeqLenFits(config.seqLen, folder.spec);
+export function checkAgainstModel(config: TrainConfig, folder: ModelFolder, lora: LoraSettings | null): void {
+  checkMethodSettings(config);
+  checkSeqLenFits(config.seqLen, folder.spec, runVirtualTokens(config));
   const badLayer = lora?.layers?.find((l) => l >= folder.spec.numLayers);
   if (badLayer !== undefined) {
     throw new Error(`--layers: layer ${badLayer} does not exist; the model has layers 0..${folder.spec.numLayers - 1}`);
   }
 }
 
-async function setUpMethod(engine: NativeEngine, folder: ModelFolder, config: TrainConfig): Promise<LoraSettings | null> {
+/** The adapter kind each method trains. */
+const ADAPTER_KIND = { lora: 'lora', qlora: 'lora', prompt: 'prompt', prefix: 'prefix' } as const;
+const PEFT_TYPE_KIND = { LORA: 'lora', PROMPT_TUNING: 'prompt', PREFIX_TUNING: 'prefix' } as const;
+
+/**
+ * Makes the engine trainable for the run's method; returns the adapter layout
+ * in effect (null: full fine-tuning). Prompt tuning's init (RANDOM, TEXT,
+ * SAMPLE_VOCAB) is computed here, from the run's seed, tokenizer and the
+ * model's embedding table.
+ */
+export async function setUpMethod(engine: NativeEngine, folder: ModelFolder, config: TrainConfig, tokenizer: Pick<ModelTokenizer, 'encode'>): Promise<AdapterLayout | null> {
+  const { spec } = folder;
   if (config.method === 'full') {
     engine.setupFull();
     return null;
   }
-  let lora = config.lora!;
-  if (config.initAdapter === null) {
-    engine.setupLora({ ...lora, seed: config.seed });
-    return lora;
+  if (config.initAdapter !== null) {
+    const want = ADAPTER_KIND[config.method];
+    const type = await peftTypeOf(config.initAdapter);
+    if (PEFT_TYPE_KIND[type] !== want) {
+      throw new Error(`--init-adapter ${config.initAdapter}: is a ${type} adapter, but --method ${config.method} trains ${want === 'lora' ? 'a LoRA' : `${want} tuning`}; start from an adapter of the same kind`);
+    }
+    // The adapter decides its layout; dropout stays a setting of this run.
+    const adapter = await attachAdapter(engine, folder, config.initAdapter, config.seed, config.lora?.dropout);
+    switch (adapter.kind) {
+      case 'lora':
+        return { kind: 'lora', lora: { ...adapter.lora, dropout: config.lora!.dropout } };
+      case 'prompt':
+        return { kind: 'prompt', prompt: adapter.prompt };
+      case 'prefix':
+        // The saved table is the projection's output: training goes on from the table itself.
+        return { kind: 'prefix', prefix: { ...adapter.prefix, projection: false } };
+    }
   }
-  // The adapter decides its layout; dropout stays a setting of this run.
-  const adapter = await attachAdapter(engine, folder, config.initAdapter, config.seed, lora.dropout);
-  return { ...adapter.lora, dropout: lora.dropout };
+  if (trainsLora(config.method)) {
+    engine.setupLora({ ...config.lora!, seed: config.seed });
+    return { kind: 'lora', lora: config.lora! };
+  }
+  if (config.method === 'prompt') {
+    const prompt = config.prompt!;
+    const init = await promptInitTable(prompt, spec, config.seed, {
+      tokenize: (text) => tokenizer.encode(text),
+      embeddingRows: (ids) => embeddingRowsFromWeights(folder.weights, spec, ids),
+    });
+    engine.setupPromptTuning({ numVirtualTokens: prompt.numVirtualTokens, init: init.table });
+    return { kind: 'prompt', prompt };
+  }
+  const prefix = config.prefix!;
+  engine.setupPrefixTuning({
+    numVirtualTokens: prefix.numVirtualTokens,
+    projection: prefix.projection ? { encoderHiddenSize: encoderHiddenSizeOf(prefix, spec) } : null,
+    seed: config.seed,
+  });
+  return { kind: 'prefix', prefix };
 }
 
-export async function runTraining(config: TrainConfig, io: RunIO): Promise<RunSummary> {
-  const progress = new ProgressReporter({ write: (text: string) => io.stderr(text), isTTY: io.stderrIsTTY });
-  const log = (line: string) => progress.message(line);
-  const { folder, tokenizer } = await openModelWithTokenizer(config.model);
-  checkAgainstModel(config, folder, config.lora);
-  const examples = loadJsonl(config.data, tokenizer, { seqLen: config.seqLen, vocabSize: folder.spec.vocabSize });
+/** The adapter settings a run records in run.json once its method is set up. */
+export function configWithLayout(config: TrainConfig, layout: AdapterLayout | null): TrainConfig {
+  if (layout === null) return config;
+  switch (layout.kind) {
+    case 'lora': return { ...config, lora: layout.lora };
+    case 'prompt': return { ...config, prompt: layout.prompt };
+    case 'prefix': return { ...config, prefix: layout.prefix };
+  }
+}
+
+export interface RunData {
+  train: Example[];
+  eval: Example[];
+  /** notices for the log (rows skipped, settings not applied) */
+  notes: string[];
+}
+
+/**
+ * THE place a run reads its data: file -> rows in their format (electron/data)
+ * -> examples (masked, truncated) -> seeded train/eval split -> packing of
+ * each part (after the split, so evaluation scores whole documents the same
+ * way in every run) -> rows with something to learn.
+ */
+export async function loadRunData(config: TrainConfig, tokenizer: ModelTokenizer, folder: ModelFolder): Promise<RunData> {
+  const notes: string[] = [];
+  const { examples, report } = await loadDataset(config.data, tokenizer, {
+    format: config.dataFormat,
+    seqLen: config.seqLen,
+    completionOnly: config.completionOnly,
+    pack: false,
+    vocabSize: folder.spec.vocabSize,
+  });
+  for (const notice of report.notices) notes.push(`note: ${notice}`);
+  if (report.truncation.rows > 0) notes.push(`note: ${report.truncation.rows} row(s) truncated to --seq-len ${config.seqLen} (${report.truncation.tokensDropped} token(s) dropped)`);
   const split = splitTrainEval(examples, config.evalSplit, config.seed);
+  const pack = (rows: Example[]) => (config.pack ? packExamples(rows, config.seqLen) : rows);
+  const trainRows = pack(split.train);
   // A row with no label token after the shift adds nothing to any gradient.
-  const trainSet = split.train.filter((e) => countTrainedTokens(e.labels) > 0);
-  if (trainSet.length === 0) throw new Error(`${config.data}: no training example has a token to learn (rows of one token, or every label -100); give rows of two or more tokens with labels other than -100`);
-  if (trainSet.length < split.train.length) {
-    log(`note: skipping ${split.train.length - trainSet.length} training row(s) with no label token to learn`);
-  }
-  const steps = totalSteps(trainSet.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
+  const train = trainRows.filter((e) => countTrainedTokens(e.labels, e.segments) > 0);
+  if (train.length === 0) throw new Error(`${config.data}: no training example has a token to learn (rows of one token, or every label masked); give rows of two or more tokens, or train on every token with --all-tokens`);
+  if (train.length < trainRows.length) notes.push(`note: skipping ${trainRows.length - train.length} training row(s) with no label token to learn`);
+  return { train, eval: pack(split.eval), notes };
+}
 
-  const addon = loadAddon();
-  // --init-adapter decides the LoRA layout, so its rank is only known once read;
-  // the run's own settings are the estimate before that.
-  const shortfall = memoryShortfall(estimateRun(addon, folder.spec, config, config.lora), availableMemoryBytes(), config);
-  if (shortfall !== null) {
-    if (!config.ignoreMemoryCheck) throw new Error(shortfall);
-    log(`warning: ${shortfall}`);
-  }
-  await mkdir(config.out, { recursive: true });
-  const engine = createEngine(addon, folder, { threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed });
-  try {
-    const lora = await setUpMethod(engine, folder, config);
-    const resolved: TrainConfig = { ...config, lora };
-    await writeFile(
-      join(config.out, 'run.json'),
-      JSON.stringify(
-        {
-          config: resolved,
-          resolved: {
-            total_steps: steps,
-            train_examples: trainSet.length,
-            eval_examples: split.eval.length,
-            architecture: folder.spec.architecture,
-            parameters: folder.parameterCount,
-            trainable_parameters: engine.parameters().filter((p) => p.trainable).reduce((n, p) => n + p.shape.reduce((a, d) => a * d, 1), 0),
-            stored_dtype: folder.storedDType,
-            adapter_file_bytes: lora ? adapterFileBytes(folder.spec, lora) : null,
-            engine: engine.describe(),
-            addon_version: addon.version,
-          },
-        },
-        null,
-        2,
-      ) + '\n',
-    );
-    log(`training ${config.method} on ${trainSet.length} example(s) for ${steps} step(s); ${engine.describe()}`);
-
-    const metrics = new MetricsWriter(join(config.out, 'metrics.jsonl'));
-    const baseModel = folder.dir;
-    const summary = await train(
-      engine,
-      trainSet,
-      split.eval,
-      {
-        optimizer: config.optimizer,
-        lr: config.lr,
-        beta1: config.adamBeta1,
-        beta2: config.adamBeta2,
-        eps: config.adamEpsilon,
-        weightDecay: config.weightDecay,
-        clip: config.clip,
-        scheduler: config.scheduler,
-        warmupSteps: config.warmupSteps,
-        maxSteps: config.steps,
-        epochs: config.epochs,
-        batchSize: config.batchSize,
-        gradAccum: config.gradAccum,
-        seed: config.seed,
-        evalEvery: config.evalEvery,
-        saveEvery: config.saveEvery,
-      },
-      {
-        onStep(row, total) {
-          metrics.write(row);
-          progress.update({ step: row.step, totalSteps: total, loss: row.loss, lr: row.lr, tokensPerSecond: row.tokens_per_s, elapsedSeconds: row.elapsed_s });
-        },
-        onEval(row) {
-          metrics.write(row);
-          log(`eval at step ${row.step}: loss ${row.eval_loss.toFixed(4)}`);
-        },
-        async saveCheckpoint(step) {
-          const dir = join(config.out, 'checkpoints', `step-${step}`);
-          if (lora) await saveAdapterFolder(dir, { engine, spec: folder.spec, lora, baseModel });
-          else await saveFullModel(engine, folder, dir);
-        },
-      },
-    );
-    if (lora) await saveAdapterFolder(config.out, { engine, spec: folder.spec, lora, baseModel, keepOtherFiles: true });
-    else await saveFullModel(engine, folder, config.out);
-    log(`saved ${lora ? 'adapter' : 'model'} to ${config.out}`);
-    return {
-      out: config.out,
-      method: config.method,
-      steps: summary.steps,
-      train_examples: trainSet.length,
-      eval_examples: split.eval.length,
-      final_loss: summary.finalLoss,
-      final_eval_loss: summary.finalEvalLoss,
-      elapsed_s: summary.elapsedSeconds,
-    };
-  } finally {
-    engine.dispose();
-  }
+/**
+ * Runs training in this process, printing progress to io.stderr. Resolves
+ * with the summary when the run finishes; a failed or cancelled run throws
+ * with its message (the run folder says where it stopped).
+ */
+export async function runTraining(config: TrainConfig, io: RunIO, options: { resume?: boolean } = {}): Promise<RunSummary> {
+  const print = eventPrinter({ write: (text: string) => io.stderr(text), isTTY: io.stderrIsTTY });
+  const end = await executeRun(config, { resume: options.resume ?? false, emit: print });
+  if (end.type === 'finished') return end.summary;
+  throw new Error(end.message);
 }

@@ -34,10 +34,43 @@ export interface TrainerOptions {
   saveEvery: number;
 }
 
+/**
+ * Where a run stands between two optimizer steps: everything the loop itself
+ * carries from one step to the next. A checkpoint stores it, and a resumed
+ * run starts the loop from it.
+ */
+export interface TrainerPosition {
+  /** optimizer steps taken */
+  step: number;
+  /** epoch of the next step's data (0-based) and that step's index within the epoch */
+  epoch: number;
+  stepInEpoch: number;
+  /** training seconds so far (all sessions of the run) */
+  elapsedSeconds: number;
+  /** step of the last evaluation, -1 = none */
+  lastEvalStep: number;
+  finalLoss: number | null;
+  finalEvalLoss: number | null;
+  bestEvalLoss: number | null;
+}
+
+export const START_POSITION: TrainerPosition = {
+  step: 0,
+  epoch: 0,
+  stepInEpoch: 0,
+  elapsedSeconds: 0,
+  lastEvalStep: -1,
+  finalLoss: null,
+  finalEvalLoss: null,
+  bestEvalLoss: null,
+};
+
 export interface TrainerHooks {
   onStep?(row: StepMetrics, totalSteps: number): void;
   onEval?(row: EvalMetrics): void;
-  saveCheckpoint?(step: number): Promise<void>;
+  saveCheckpoint?(position: TrainerPosition): Promise<void>;
+  /** Awaited before every optimizer step (pause waits here); false stops the loop before `nextStep`. */
+  beforeStep?(nextStep: number): Promise<boolean>;
 }
 
 export interface TrainSummary {
@@ -45,6 +78,18 @@ export interface TrainSummary {
   finalLoss: number | null;
   finalEvalLoss: number | null;
   elapsedSeconds: number;
+  /** true when beforeStep stopped the loop early */
+  stopped: boolean;
+  /** where the loop ended (a cancelled run checkpoints this) */
+  position: TrainerPosition;
+}
+
+/** A loss or gradient norm that is NaN or infinite: the weights must not take this step. */
+export class NonFiniteError extends Error {
+  constructor(readonly step: number, readonly quantity: 'loss' | 'gradient norm', readonly value: number) {
+    super(`step ${step}: the ${quantity} is ${value} (training diverged)`);
+    this.name = 'NonFiniteError';
+  }
 }
 
 /** Optimizer steps in one epoch: micro-batches grouped by gradAccum, the last group may be short. */
@@ -65,30 +110,53 @@ export function* optimizerStepGroups(examples: readonly Example[], batchSize: nu
   }
 }
 
+/** The epoch and the index within it of optimizer step `stepsTaken + 1`'s data. */
+export function dataPosition(stepsTaken: number, examples: number, batchSize: number, gradAccum: number): { epoch: number; stepInEpoch: number } {
+  const perEpoch = stepsPerEpoch(examples, batchSize, gradAccum);
+  return { epoch: Math.floor(stepsTaken / perEpoch), stepInEpoch: stepsTaken % perEpoch };
+}
+
 export async function train(
   engine: NativeEngine,
   trainSet: readonly Example[],
   evalSet: readonly Example[],
   options: TrainerOptions,
   hooks: TrainerHooks = {},
+  from: TrainerPosition = START_POSITION,
 ): Promise<TrainSummary> {
   if (trainSet.length === 0) throw new Error('no training examples');
   const total = totalSteps(trainSet.length, options);
+  if (from.step > total) throw new Error(`cannot continue from step ${from.step}: the run has ${total} steps`);
   const schedule = { kind: options.scheduler, baseLr: options.lr, warmupSteps: options.warmupSteps, totalSteps: total };
-  const started = performance.now();
-  let finalLoss: number | null = null;
-  let finalEvalLoss: number | null = null;
-  let lastEvalStep = -1;
+  // Time spent in earlier sessions of a resumed run counts too.
+  const started = performance.now() - from.elapsedSeconds * 1000;
+  const pos: TrainerPosition = { ...from };
+  const elapsed = () => (performance.now() - started) / 1000;
+  const at = (step: number): TrainerPosition => ({
+    ...pos,
+    step,
+    ...dataPosition(step, trainSet.length, options.batchSize, options.gradAccum),
+    elapsedSeconds: elapsed(),
+  });
 
   const runEval = async (step: number): Promise<void> => {
     const r = await evaluateExamples(engine, evalSet, options.batchSize);
-    finalEvalLoss = r.loss;
-    lastEvalStep = step;
+    pos.finalEvalLoss = r.loss;
+    pos.lastEvalStep = step;
+    if (pos.bestEvalLoss === null || r.loss < pos.bestEvalLoss) pos.bestEvalLoss = r.loss;
     hooks.onEval?.({ step, eval_loss: r.loss });
   };
 
+  // The data order is a function of the seed and the epoch alone, so a
+  // resumed run replays the plan and skips the groups already trained on.
   const groups = optimizerStepGroups(trainSet, options.batchSize, options.gradAccum, options.seed);
-  for (let step = 1; step <= total; step++) {
+  for (let k = 0; k < from.step; k++) groups.next();
+  let stopped = false;
+  for (let step = from.step + 1; step <= total; step++) {
+    if (hooks.beforeStep && !(await hooks.beforeStep(step))) {
+      stopped = true;
+      break;
+    }
     const stepStart = performance.now();
     const group = groups.next();
     if (group.done) throw new Error('internal: the step generator ended');
@@ -100,23 +168,33 @@ export async function train(
       const r = await engine.forwardBackward(batch, 1 / stepTokens);
       lossSum += r.lossSum;
     }
+    // Checked before the optimizer runs: the weights keep their last good values.
+    if (!Number.isFinite(lossSum)) throw new NonFiniteError(step, 'loss', lossSum / stepTokens);
     const lr = learningRate(schedule, step - 1);
-    const { gradNorm } = await engine.optimizerStep({
-      kind: options.optimizer,
-      lr,
-      beta1: options.beta1,
-      beta2: options.beta2,
-      eps: options.eps,
-      weightDecay: options.weightDecay,
-      maxGradNorm: options.clip,
-    });
+    let gradNorm: number;
+    try {
+      ({ gradNorm } = await engine.optimizerStep({
+        kind: options.optimizer,
+        lr,
+        beta1: options.beta1,
+        beta2: options.beta2,
+        eps: options.eps,
+        weightDecay: options.weightDecay,
+        maxGradNorm: options.clip,
+      }));
+    } catch (e) {
+      // The engine refuses a non-finite gradient norm before touching any weight.
+      const m = /gradient norm is (-?nan|-?inf\w*)/i.exec((e as Error).message);
+      if (m) throw new NonFiniteError(step, 'gradient norm', m[1].toLowerCase().startsWith('-inf') ? -Infinity : m[1].toLowerCase().includes('inf') ? Infinity : NaN);
+      throw e;
+    }
     const now = performance.now();
     const stepSeconds = (now - stepStart) / 1000;
-    finalLoss = lossSum / stepTokens;
+    pos.finalLoss = lossSum / stepTokens;
     hooks.onStep?.(
       {
         step,
-        loss: finalLoss,
+        loss: pos.finalLoss,
         lr,
         grad_norm: gradNorm,
         tokens: stepTokens,
@@ -125,10 +203,12 @@ export async function train(
       },
       total,
     );
+    pos.step = step;
     if (evalSet.length > 0 && options.evalEvery > 0 && step % options.evalEvery === 0) await runEval(step);
-    if (options.saveEvery > 0 && step % options.saveEvery === 0 && hooks.saveCheckpoint) await hooks.saveCheckpoint(step);
+    if (options.saveEvery > 0 && step % options.saveEvery === 0 && hooks.saveCheckpoint) await hooks.saveCheckpoint(at(step));
   }
   // A final score on the held-out data, unless the last step was just scored.
-  if (evalSet.length > 0 && lastEvalStep !== total) await runEval(total);
-  return { steps: total, finalLoss, finalEvalLoss, elapsedSeconds: (performance.now() - started) / 1000 };
+  if (!stopped && evalSet.length > 0 && pos.lastEvalStep !== total) await runEval(total);
+  const position = at(pos.step);
+  return { steps: pos.step, finalLoss: pos.finalLoss, finalEvalLoss: pos.finalEvalLoss, elapsedSeconds: position.elapsedSeconds, stopped, position };
 }

@@ -1,12 +1,29 @@
 // Training throughput of the whole engine on a SmolLM2-135M-shaped model
 // (hidden 576, 30 layers, 9 heads, 3 KV heads, intermediate 1536, vocab
-// 49152, tied embeddings; random weights built in memory, no files), one
-// step = forward_backward + optimizer_step (AdamW), at sequence length 256:
+// 49152, tied embeddings; random weights written once as a BF16 checkpoint,
+// the dtype SmolLM2 is stored in, and loaded by every configuration: the
+// fp32 rows widen it to fp32, the qlora rows quantize the block linears and
+// keep the embedding / tied lm_head 16-bit as stored, as transformers does
+// under load_in_4bit), one step = forward_backward + optimizer_step (AdamW),
+// at sequence length 256:
 //   lora_all_b1   LoRA r=16 on all seven linears, batch 1 x 256
 //   lora_all_b4   the same, batch 4 x 256
 //   lora_qv_b1    LoRA r=16 on q_proj and v_proj only, batch 1 x 256
 //   lora_all_b1_ckpt   lora_all_b1 with gradient checkpointing
 //   full_b1       full fine-tuning (every weight, fp32 AdamW), batch 1 x 256
+//   qlora_all_b1  QLoRA: lora_all_b1 on a 4-bit NF4 base (blocksize 64, double
+//                 quantization; the seven block linears in 4 bits, fused
+//                 dequantize-GEMM forward and input gradient)
+//   qlora_all_b4  the same, batch 4 x 256
+//   qlora_all_b1_ckpt  qlora_all_b1 with gradient checkpointing (QLoRA's
+//                 recipe: peft's prepare_model_for_kbit_training turns it on)
+//   prompt20_b1   PEFT prompt tuning, 20 virtual tokens, batch 1 x 256 real tokens
+//   prompt100_b1  the same with 100 virtual tokens
+//   prefix20_b1   PEFT prefix tuning, 20 virtual tokens (the plain table)
+//   prefix20_proj_b1  prefix tuning with prefix_projection (encoder_hidden_size 512)
+// The qlora rows are compared with their lora_all rows (same batch, sequence,
+// rank, targets, checkpointing), the prompt/prefix rows with lora_all_b1:
+// tokens/s (real tokens) and peak RSS ratios are printed.
 // Each configuration runs in its own child process, so its peak RSS is its own.
 //
 // FLOPs counted per step (useful work, not the checkpointing recompute), with
@@ -20,12 +37,18 @@
 //              backward (dB, dH, dA, dX; layer 0 q/k/v have no dX)
 //   attention  causal, per layer and sequence P = T(T+1)/2 query-key pairs:
 //              QKᵀ and PV forward 4·hd·Hq·P, backward (dV, dP, dQ, dK) 8·hd·Hq·P
+//   prompt     R counts the nvt virtual rows too (T + nvt per row), C the
+//              real tokens (the last virtual one predicts the first), layer
+//              0's q/k/v input-grad is needed (the prompt's gradient)
+//   prefix     nvt more keys per query: P = T(T+1)/2 + T·nvt; the projection
+//              MLP 6·nvt·(token_dim·enc + enc·L·2·token_dim)
 // The reference is OpenBLAS sgemm (same thread count) on the model's dominant
 // shape, the gate/up projection forward C[M,1536] = X[M,576]·W[1536,576]ᵀ with
 // M = tokens per step; the ratio printed is engine GFLOP/s / sgemm GFLOP/s,
 // both the fastest of their repeated runs (this machine may be shared).
 //
-// Usage: bench_train [out.json] [--threads=N] [--steps=N] [--config=NAME]
+// Usage: bench_train [out.json] [--threads=N] [--steps=N] [--config=NAME] [--configs=A,B,...] [--weights=FILE]
+// (--weights: the checkpoint the parent wrote; a child run alone writes its own.)
 // With PS_STEPS set in the environment every timed step's seconds go to
 // stderr (to tell a slow machine, whose steps all slow down, from a stall).
 #include <algorithm>
@@ -36,7 +59,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -62,6 +87,9 @@ struct Config {
   int batch, seq;
   bool qv_only;
   bool checkpoint;
+  bool qlora = false;  // the base linears in 4-bit NF4
+  int nvt = 0;         // prompt / prefix tuning: virtual tokens
+  int enc = 0;         // prefix tuning: prefix_projection's encoder_hidden_size (0: none)
 };
 
 const Config kConfigs[] = {
@@ -70,6 +98,13 @@ const Config kConfigs[] = {
     {"lora_qv_b1", ps::Method::Lora, 1, 256, true, false},
     {"lora_all_b1_ckpt", ps::Method::Lora, 1, 256, false, true},
     {"full_b1", ps::Method::Full, 1, 256, false, false},
+    {"qlora_all_b1", ps::Method::Lora, 1, 256, false, false, true},
+    {"qlora_all_b4", ps::Method::Lora, 4, 256, false, false, true},
+    {"qlora_all_b1_ckpt", ps::Method::Lora, 1, 256, false, true, true},
+    {"prompt20_b1", ps::Method::Prompt, 1, 256, false, false, false, 20},
+    {"prompt100_b1", ps::Method::Prompt, 1, 256, false, false, false, 100},
+    {"prefix20_b1", ps::Method::Prefix, 1, 256, false, false, false, 20},
+    {"prefix20_proj_b1", ps::Method::Prefix, 1, 256, false, false, false, 20, 512},
 };
 constexpr int kRank = 16;
 
@@ -78,7 +113,9 @@ std::vector<std::string> targets_of(const Config& c) {
 }
 
 double step_flops(const ps::ModelSpec& s, const Config& c) {
-  const double R = static_cast<double>(c.batch) * c.seq, C = static_cast<double>(c.batch) * (c.seq - 1);
+  const bool prompt = c.method == ps::Method::Prompt, prefix = c.method == ps::Method::Prefix;
+  const double rows_per_seq = c.seq + (prompt ? c.nvt : 0);
+  const double R = c.batch * rows_per_seq, C = static_cast<double>(c.batch) * (prompt ? c.seq : c.seq - 1);
   const double D = s.hidden_size, F = s.intermediate_size, hd = s.head_dim;
   const double Dq = s.num_heads * hd, Dkv = s.num_kv_heads * hd, V = s.vocab_size, L = s.num_layers;
   const double in[7] = {D, D, D, Dq, D, D, F}, out[7] = {Dq, Dkv, Dkv, D, F, F, D};
@@ -87,7 +124,7 @@ double step_flops(const ps::ModelSpec& s, const Config& c) {
   const bool full = c.method == ps::Method::Full;
   double f = 2 * R * layer_params * L;                     // forward
   f += 2 * R * layer_params * L;                           // input grad
-  if (!full) f -= 2 * R * D * (Dq + 2 * Dkv);              // layer 0 q/k/v skip it
+  if (!full && !prompt) f -= 2 * R * D * (Dq + 2 * Dkv);   // layer 0 q/k/v skip it
   if (full) f += 2 * R * layer_params * L;                 // weight grad
   f += (full ? 6 : 4) * C * V * D;                         // lm_head
   if (c.method == ps::Method::Lora) {
@@ -99,23 +136,52 @@ double step_flops(const ps::ModelSpec& s, const Config& c) {
       if (m <= 2) f -= 2 * R * kRank * in[m];  // no dX in layer 0
     }
   }
-  const double pairs = c.batch * (c.seq * (c.seq + 1.0) / 2);
+  const double pairs = c.batch * (rows_per_seq * (rows_per_seq + 1.0) / 2 + (prefix ? c.seq * c.nvt : 0.0));
   f += 12 * hd * s.num_heads * pairs * L;
+  if (prefix && c.enc) f += 6.0 * c.nvt * (Dkv * c.enc + c.enc * L * 2 * Dkv);
   return f;
 }
 
 // Random weights as a trained checkpoint roughly looks: projections and
-// embeddings U(-0.035, 0.035) (sd 0.02), norms 1.
-void fill_random(ps::Engine& e, const ps::ModelSpec& s) {
-  ps::Rng rng(42);
+// embeddings U(-0.035, 0.035) (sd 0.02), norms 1, stored as BF16 tensors at
+// 64-byte aligned offsets of one file (the engine takes offsets, as the
+// Node side reads them from a safetensors header).
+std::vector<ps::WeightRef> checkpoint_refs(const ps::ModelSpec& s, const std::string& path) {
+  std::vector<ps::WeightRef> refs;
+  uint64_t at = 0;
   for (const auto& w : ps::expected_weights(s)) {
-    size_t n = 1;
-    for (auto d : w.shape) n *= static_cast<size_t>(d);
-    std::vector<float> v(n);
-    const bool norm = w.name.find("norm") != std::string::npos;
-    for (auto& x : v) x = norm ? 1.0f : static_cast<float>(rng.uniform(-0.0346, 0.0346));
-    e.set_weight(w.name, v.data(), n);
+    ps::WeightRef r;
+    r.name = w.name;
+    r.file = path;
+    r.offset = at;
+    r.dtype = ps::DType::BF16;
+    r.shape = w.shape;
+    uint64_t n = 1;
+    for (auto d : w.shape) n *= static_cast<uint64_t>(d);
+    at += (2 * n + 63) / 64 * 64;
+    refs.push_back(r);
   }
+  return refs;
+}
+
+void write_checkpoint(const ps::ModelSpec& s, const std::string& path) {
+  ps::Rng rng(42);
+  std::ofstream f(path, std::ios::binary);
+  for (const auto& r : checkpoint_refs(s, path)) {
+    size_t n = 1;
+    for (auto d : r.shape) n *= static_cast<size_t>(d);
+    const bool norm = r.name.find("norm") != std::string::npos;
+    std::vector<uint16_t> h((n + 31) / 32 * 32, 0);  // padded to the next 64-byte offset
+    for (size_t i = 0; i < n; ++i) {
+      const float x = norm ? 1.0f : static_cast<float>(rng.uniform(-0.0346, 0.0346));
+      uint32_t b;
+      std::memcpy(&b, &x, 4);
+      h[i] = static_cast<uint16_t>((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);  // round to nearest even
+    }
+    f.seekp(static_cast<std::streamoff>(r.offset));
+    f.write(reinterpret_cast<const char*>(h.data()), static_cast<std::streamsize>(h.size() * 2));
+  }
+  if (!f) throw std::runtime_error("cannot write the benchmark checkpoint " + path);
 }
 
 struct Result {
@@ -140,14 +206,15 @@ std::string to_json(const Result& r) {
   return o.str();
 }
 
-Result run_config(const Config& c, int threads, int steps) {
+Result run_config(const Config& c, int threads, int steps, const std::string& weights) {
   const ps::ModelSpec s = pstest::smollm2_135m();
   ps::EngineOptions eo;
   eo.threads = threads;
   eo.gradient_checkpointing = c.checkpoint;
   eo.seed = 1;
+  if (c.qlora) eo.quantization.type = ps::QuantizationOptions::Type::Nf4;  // blocksize 64, double quantization
   ps::Engine e(s, eo);
-  fill_random(e, s);
+  e.load_weights(checkpoint_refs(s, weights));
   ps::MemoryEstimateOptions mo;
   mo.method = c.method;
   mo.batch_size = c.batch;
@@ -155,7 +222,27 @@ Result run_config(const Config& c, int threads, int steps) {
   mo.gradient_checkpointing = c.checkpoint;
   mo.lora.rank = kRank;
   mo.lora.targets = targets_of(c);
-  if (c.method == ps::Method::Lora) {
+  mo.quantization = eo.quantization;
+  mo.weight_dtype = ps::DType::BF16;
+  mo.prompt.num_virtual_tokens = c.nvt;
+  mo.prefix.num_virtual_tokens = c.nvt;
+  mo.prefix.encoder_hidden_size = c.enc;
+  if (c.method == ps::Method::Prompt) {
+    // PEFT's RANDOM init draws from the vocabulary's scale; any values serve a timing run.
+    ps::PromptTuningOptions po;
+    po.num_virtual_tokens = c.nvt;
+    ps::Rng irng(5);
+    po.init.resize(static_cast<size_t>(c.nvt) * s.hidden_size);
+    for (auto& x : po.init) x = static_cast<float>(irng.uniform(-0.0346, 0.0346));
+    e.setup_prompt_tuning(po);
+  } else if (c.method == ps::Method::Prefix) {
+    ps::PrefixTuningOptions po;
+    po.num_virtual_tokens = c.nvt;
+    po.projection = c.enc > 0;
+    po.encoder_hidden_size = c.enc;
+    po.seed = 3;
+    e.setup_prefix_tuning(po);
+  } else if (c.method == ps::Method::Lora) {
     ps::LoraOptions lo;
     lo.rank = kRank;
     lo.alpha = 32.0f;
@@ -179,9 +266,9 @@ Result run_config(const Config& c, int threads, int steps) {
     b.positions.push_back(i % c.seq);
   }
   ps::OptimizerStep opt;
-  opt.lr = c.method == ps::Method::Full ? 1e-5f : 1e-4f;
+  opt.lr = c.method == ps::Method::Full ? 1e-5f : c.nvt ? 3e-3f : 1e-4f;
   opt.max_grad_norm = 1.0f;
-  const float scale = 1.0f / (c.batch * (c.seq - 1));
+  const float scale = 1.0f / (c.batch * (c.method == ps::Method::Prompt ? c.seq : c.seq - 1));
 
   Result r;
   r.name = c.name;
@@ -237,16 +324,22 @@ double mib(uint64_t b) { return b / 1048576.0; }
 int main(int argc, char** argv) {
   const char* json_path = nullptr;
   const char* only = nullptr;
+  std::string subset;  // --configs=a,b,c: run only these (parent)
+  std::string weights;
   int threads = 0, steps = 5;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) {
       threads = std::atoi(argv[i] + 10);
     } else if (std::strncmp(argv[i], "--steps=", 8) == 0) {
       steps = std::max(1, std::atoi(argv[i] + 8));
+    } else if (std::strncmp(argv[i], "--weights=", 10) == 0) {
+      weights = argv[i] + 10;
+    } else if (std::strncmp(argv[i], "--configs=", 10) == 0) {
+      subset = "," + std::string(argv[i] + 10) + ",";
     } else if (std::strncmp(argv[i], "--config=", 9) == 0) {
       only = argv[i] + 9;
     } else if (argv[i][0] == '-') {
-      std::fprintf(stderr, "usage: %s [out.json] [--threads=N] [--steps=N] [--config=NAME]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [out.json] [--threads=N] [--steps=N] [--config=NAME] [--configs=A,B] [--weights=FILE]\n", argv[0]);
       return 2;
     } else {
       json_path = argv[i];
@@ -258,7 +351,15 @@ int main(int argc, char** argv) {
     for (const auto& c : kConfigs) {
       if (std::strcmp(c.name, only) != 0) continue;
       try {
-        const Result r = run_config(c, threads, steps);
+        const bool own = weights.empty();
+        if (own) {
+          weights = (std::filesystem::temp_directory_path() /
+                     ("ps_bench_train_" + std::to_string(Clock::now().time_since_epoch().count()) + ".bf16"))
+                        .string();
+          write_checkpoint(pstest::smollm2_135m(), weights);
+        }
+        const Result r = run_config(c, threads, steps, weights);
+        if (own) std::remove(weights.c_str());
         std::ofstream(json_path ? json_path : "/dev/stdout") << to_json(r) << "\n";
         return 0;
       } catch (const std::exception& e) {
@@ -319,7 +420,13 @@ int main(int argc, char** argv) {
   std::printf("%-17s %7s %9s %9s %9s %8s %8s %11s %11s %10s\n", "config", "tok/s", "step ms", "GFLOP/s", "best GF/s",
               "vs BLAS", "loss", "estimate", "peak RSS", "trainable");
 
+  const std::string ckpt = (std::filesystem::temp_directory_path() /
+                            ("ps_bench_train_" + std::to_string(Clock::now().time_since_epoch().count()) + ".bf16"))
+                               .string();
+  write_checkpoint(pstest::smollm2_135m(), ckpt);
   std::vector<Result> results;
+  std::map<std::string, std::pair<double, double>> by_name;  // tokens/s, peak RSS
+  std::map<std::string, double> best_tps;                    // tokens/s of the fastest step
   std::string json = "{\"threads\": " + std::to_string(threads) + ", \"engine\": \"" + be.describe() +
                      "\", \"openblas_core\": \"" + blas_core + "\", \"sgemm_gflops\": {\"256\": " +
                      std::to_string(blas_gemm[0]) + ", \"1024\": " + std::to_string(blas_gemm[1]) +
@@ -327,12 +434,13 @@ int main(int argc, char** argv) {
                      std::to_string(ours_gemm[1]) + "}, \"configs\": [";
   bool first = true;
   for (const auto& c : kConfigs) {
+    if (!subset.empty() && subset.find("," + std::string(c.name) + ",") == std::string::npos) continue;
     const std::string tmp = (std::filesystem::temp_directory_path() /
                              ("ps_bench_train_" + std::to_string(Clock::now().time_since_epoch().count()) + "_" +
                               c.name + ".json"))
                                 .string();
     const std::string cmd = std::string("\"") + argv[0] + "\" \"" + tmp + "\" --threads=" + std::to_string(threads) +
-                            " --steps=" + std::to_string(steps) + " --config=" + c.name;
+                            " --steps=" + std::to_string(steps) + " --config=" + c.name + " --weights=\"" + ckpt + "\"";
     if (std::system(cmd.c_str()) != 0) {
       std::printf("%-17s failed\n", c.name);
       continue;
@@ -354,11 +462,32 @@ int main(int argc, char** argv) {
                 mib(static_cast<uint64_t>(num("peak_rss_bytes"))), num("trainable_params"));
     json += (first ? "" : ", ") + line;
     first = false;
+    by_name[c.name] = {num("tokens_per_second"), num("peak_rss_bytes")};
+    if (num("best_step_seconds") > 0) best_tps[c.name] = num("tokens_per_step") / num("best_step_seconds");
   }
   json += "]}\n";
+  std::remove(ckpt.c_str());
+  // QLoRA against LoRA on the fp32 base, same batch and sequence.
+  for (const char* b : {"b1", "b4", "b1_ckpt"}) {
+    const auto q = by_name.find(std::string("qlora_all_") + b), l = by_name.find(std::string("lora_all_") + b);
+    if (q == by_name.end() || l == by_name.end() || l->second.first <= 0 || l->second.second <= 0) continue;
+    std::printf("qlora_all_%s vs lora_all_%s: tokens/s x%.2f, peak RSS x%.3f (%.0f MiB vs %.0f MiB)\n", b, b,
+                q->second.first / l->second.first, q->second.second / l->second.second, mib(q->second.second),
+                mib(l->second.second));
+  }
+  // Prompt / prefix tuning against LoRA r=16 on all linears (batch 1 x 256 real tokens each).
+  const auto lora = by_name.find("lora_all_b1");
+  for (const char* name : {"prompt20_b1", "prompt100_b1", "prefix20_b1", "prefix20_proj_b1"}) {
+    const auto q = by_name.find(name);
+    if (q == by_name.end() || lora == by_name.end() || lora->second.first <= 0 || lora->second.second <= 0) continue;
+    std::printf("%s vs lora_all_b1: tokens/s x%.2f (fastest steps x%.2f), peak RSS x%.3f (%.0f MiB vs %.0f MiB)\n",
+                name, q->second.first / lora->second.first, best_tps[name] / best_tps["lora_all_b1"],
+                q->second.second / lora->second.second, mib(q->second.second), mib(lora->second.second));
+  }
   std::printf("\ntok/s, step ms, GFLOP/s: median step; best GF/s: fastest step. vs BLAS: best whole-step GFLOP/s\n"
               "over the best OpenBLAS sgemm GFLOP/s on the 1536x576 projection at the same tokens per step.\nestimate: estimate_memory total (weights, grads, optimizer, activations);\n"
-              "peak RSS adds the program, thread stacks, RoPE tables and the weight generator's buffer.\n");
+              "peak RSS adds the program, thread stacks, RoPE tables and the checkpoint pages mapped in use\n"
+              "(the 16-bit embedding of the qlora rows is one: it is in their estimate too).\n");
   if (json_path) std::ofstream(json_path) << json;
   return 0;
 }

@@ -17,6 +17,8 @@ ps::ModelSpec spec_from(Napi::Object o);
 std::vector<std::string> string_list(Napi::Env env, Napi::Value v, const std::string& name);
 std::optional<std::vector<int>> layer_list(Napi::Env env, Napi::Value v);
 ps::OptimizerStep::Kind optimizer_kind(Napi::Env env, const std::string& s);
+// options.quantization: undefined / null (none) or {type: 'nf4', blocksize, doubleQuant}.
+ps::QuantizationOptions quantization_from(Napi::Env env, Napi::Value v);
 
 Napi::Object InitOps(Napi::Env env);
 Napi::Function InitEngineClass(Napi::Env env);

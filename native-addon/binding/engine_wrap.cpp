@@ -17,10 +17,37 @@ ps::DType dtype_from(Napi::Env env, const std::string& s) {
   if (s == "F32") return ps::DType::F32;
   if (s == "F16") return ps::DType::F16;
   if (s == "BF16") return ps::DType::BF16;
-  type_error(env, "dtype must be F32, F16 or BF16 (got " + s + ")");
+  if (s == "U8") return ps::DType::U8;
+  type_error(env, "dtype must be F32, F16, BF16 or U8 (got " + s + ")");
+}
+
+// ref.nf4: {blocksize, shape, doubleQuant, nestedBlocksize, nestedOffset} (bitsandbytes quant_state).
+ps::Nf4QuantState nf4_state_from(Napi::Env env, Napi::Object o, const std::string& name) {
+  ps::Nf4QuantState st;
+  st.blocksize = int_field(o, "blocksize");
+  st.shape = shape_value(env, o.Get("shape"), "nf4.shape of " + name);
+  st.double_quant = bool_field(o, "doubleQuant");
+  if (st.double_quant) {
+    st.nested_blocksize = int_field(o, "nestedBlocksize");
+    st.nested_offset = static_cast<float>(number_field(o, "nestedOffset"));
+  }
+  return st;
 }
 
 }  // namespace
+
+ps::QuantizationOptions quantization_from(Napi::Env env, Napi::Value v) {
+  ps::QuantizationOptions q;
+  if (v.IsUndefined() || v.IsNull()) return q;
+  if (!v.IsObject()) type_error(env, "quantization must be null or {type: 'nf4', blocksize, doubleQuant}");
+  Napi::Object o = v.As<Napi::Object>();
+  const std::string type = string_field(o, "type");
+  if (type != "nf4") type_error(env, "quantization.type must be 'nf4' (got " + type + ")");
+  q.type = ps::QuantizationOptions::Type::Nf4;
+  q.blocksize = int_field(o, "blocksize");
+  q.double_quant = bool_field(o, "doubleQuant");
+  return q;
+}
 
 ps::ModelSpec spec_from(Napi::Object o) {
   ps::ModelSpec s;
@@ -159,6 +186,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod("loadWeights", &EngineWrap::LoadWeights),
                            InstanceMethod("setupLora", &EngineWrap::SetupLora),
                            InstanceMethod("setupFull", &EngineWrap::SetupFull),
+                           InstanceMethod("setupPromptTuning", &EngineWrap::SetupPromptTuning),
+                           InstanceMethod("setupPrefixTuning", &EngineWrap::SetupPrefixTuning),
+                           InstanceMethod("prefixTable", &EngineWrap::PrefixTable),
                            InstanceMethod("parameters", &EngineWrap::Parameters),
                            InstanceMethod("getTensor", &EngineWrap::GetTensor),
                            InstanceMethod("setTensor", &EngineWrap::SetTensor),
@@ -186,6 +216,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     opts.threads = int_field(o, "threads");
     opts.gradient_checkpointing = bool_field(o, "gradientCheckpointing");
     opts.seed = static_cast<uint64_t>(number_field(o, "seed"));
+    opts.quantization = quantization_from(env, o.Get("quantization"));
     try {
       engine_ = std::make_unique<ps::Engine>(spec, opts);
     } catch (const std::exception& e) {
@@ -240,6 +271,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       r.offset = static_cast<uint64_t>(off);
       r.dtype = dtype_from(env, string_field(o, "dtype"));
       r.shape = shape_value(env, o.Get("shape"), "shape of " + r.name);
+      Napi::Value nf4 = o.Get("nf4");
+      if (nf4.IsObject()) r.nf4 = nf4_state_from(env, nf4.As<Napi::Object>(), r.name);
+      else if (!nf4.IsUndefined() && !nf4.IsNull()) type_error(env, "loadWeights: nf4 of " + r.name + " must be an object");
       refs.push_back(std::move(r));
     }
     guarded(env, [&] { e.load_weights(refs); });
@@ -271,6 +305,46 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     ps::Engine& e = engine(env);
     guarded(env, [&] { e.setup_full(); });
     return env.Undefined();
+  }
+
+  // {numVirtualTokens, init: Float32Array [numVirtualTokens * hiddenSize]}
+  Napi::Value SetupPromptTuning(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    Napi::Object o = object_arg(info, 0, "options");
+    ps::PromptTuningOptions p;
+    p.num_virtual_tokens = int_field(o, "numVirtualTokens");
+    Napi::Float32Array init = float32_value(env, o.Get("init"), "options.init");
+    p.init.assign(init.Data(), init.Data() + init.ElementLength());
+    guarded(env, [&] { e.setup_prompt_tuning(p); });
+    return env.Undefined();
+  }
+
+  // {numVirtualTokens, projection: {encoderHiddenSize} | null, seed}
+  Napi::Value SetupPrefixTuning(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    Napi::Object o = object_arg(info, 0, "options");
+    ps::PrefixTuningOptions p;
+    p.num_virtual_tokens = int_field(o, "numVirtualTokens");
+    Napi::Value proj = o.Get("projection");
+    if (proj.IsObject()) {
+      p.projection = true;
+      p.encoder_hidden_size = int_field(proj.As<Napi::Object>(), "encoderHiddenSize");
+    } else if (!proj.IsNull() && !proj.IsUndefined()) {
+      type_error(env, "options.projection must be null or {encoderHiddenSize}");
+    }
+    const double seed = number_field(o, "seed");
+    if (seed < 0) type_error(env, "options.seed must be a non-negative integer");
+    p.seed = static_cast<uint64_t>(seed);
+    guarded(env, [&] { e.setup_prefix_tuning(p); });
+    return env.Undefined();
+  }
+
+  Napi::Value PrefixTable(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ps::Engine& e = engine(env);
+    return floats_to_js(env, guarded(env, [&] { return e.prefix_table(); }));
   }
 
   Napi::Value Parameters(const Napi::CallbackInfo& info) {
@@ -433,6 +507,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     ps::MemoryUsage m = engine(env).memory();
     Napi::Object o = Napi::Object::New(env);
     o.Set("weightBytes", static_cast<double>(m.weight_bytes));
+    o.Set("quantizedBytes", static_cast<double>(m.quantized_bytes));
+    o.Set("quantizedParams", static_cast<double>(m.quantized_params));
     o.Set("trainableBytes", static_cast<double>(m.trainable_bytes));
     o.Set("activationBytes", static_cast<double>(m.activation_bytes));
     o.Set("kvCacheBytes", static_cast<double>(m.kv_cache_bytes));

@@ -14,11 +14,23 @@ Napi::Value EstimateMemory(const Napi::CallbackInfo& info) {
   if (method == "lora") opts.method = ps::Method::Lora;
   else if (method == "full") opts.method = ps::Method::Full;
   else if (method == "frozen") opts.method = ps::Method::Frozen;
-  else type_error(env, "method must be lora, full or frozen (got " + method + ")");
+  else if (method == "prompt") opts.method = ps::Method::Prompt;
+  else if (method == "prefix") opts.method = ps::Method::Prefix;
+  else type_error(env, "method must be lora, full, frozen, prompt or prefix (got " + method + ")");
   opts.batch_size = int_field(o, "batchSize");
   opts.seq_len = int_field(o, "seqLen");
   opts.gradient_checkpointing = bool_field(o, "gradientCheckpointing");
   opts.optimizer = optimizer_kind(env, string_field(o, "optimizer"));
+  opts.quantization = quantization_from(env, o.Get("quantization"));
+  // Under quantization a 16-bit embedding / lm_head stays 16-bit: the estimate needs the stored dtype.
+  Napi::Value wd = o.Get("weightDType");
+  if (wd.IsString()) {
+    const std::string s = wd.As<Napi::String>().Utf8Value();
+    if (s == "F32") opts.weight_dtype = ps::DType::F32;
+    else if (s == "F16") opts.weight_dtype = ps::DType::F16;
+    else if (s == "BF16") opts.weight_dtype = ps::DType::BF16;
+    else type_error(env, "weightDType must be F32, F16 or BF16 (got " + s + ")");
+  }
   Napi::Value lv = o.Get("lora");
   if (lv.IsObject()) {
     Napi::Object l = lv.As<Napi::Object>();
@@ -30,6 +42,26 @@ Napi::Value EstimateMemory(const Napi::CallbackInfo& info) {
   } else if (opts.method == ps::Method::Lora) {
     type_error(env, "options.lora is required for method 'lora'");
   }
+  // prompt: {numVirtualTokens}; prefix: {numVirtualTokens, encoderHiddenSize: number | null}
+  if (opts.method == ps::Method::Prompt) {
+    Napi::Value pv = o.Get("prompt");
+    if (!pv.IsObject()) type_error(env, "options.prompt ({numVirtualTokens}) is required for method 'prompt'");
+    opts.prompt.num_virtual_tokens = int_field(pv.As<Napi::Object>(), "numVirtualTokens");
+  } else if (opts.method == ps::Method::Prefix) {
+    Napi::Value pv = o.Get("prefix");
+    if (!pv.IsObject())
+      type_error(env, "options.prefix ({numVirtualTokens, encoderHiddenSize}) is required for method 'prefix'");
+    Napi::Object p = pv.As<Napi::Object>();
+    opts.prefix.num_virtual_tokens = int_field(p, "numVirtualTokens");
+    Napi::Value enc = p.Get("encoderHiddenSize");
+    if (enc.IsNumber()) {
+      opts.prefix.encoder_hidden_size = int_field(p, "encoderHiddenSize");
+      if (opts.prefix.encoder_hidden_size < 1)
+        type_error(env, "prefix.encoderHiddenSize must be at least 1, or null for no projection");
+    } else if (!enc.IsNull() && !enc.IsUndefined()) {
+      type_error(env, "prefix.encoderHiddenSize must be a number or null");
+    }
+  }
   ps::MemoryEstimate m;
   try {
     m = ps::estimate_memory(spec, opts);
@@ -38,6 +70,8 @@ Napi::Value EstimateMemory(const Napi::CallbackInfo& info) {
   }
   Napi::Object r = Napi::Object::New(env);
   r.Set("weightBytes", static_cast<double>(m.weight_bytes));
+  r.Set("quantizedBytes", static_cast<double>(m.quantized_bytes));
+  r.Set("quantizedParams", static_cast<double>(m.quantized_params));
   r.Set("gradientBytes", static_cast<double>(m.gradient_bytes));
   r.Set("optimizerBytes", static_cast<double>(m.optimizer_bytes));
   r.Set("activationBytes", static_cast<double>(m.activation_bytes));

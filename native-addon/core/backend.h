@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <string>
 
+#include "quant/nf4_weight.h"
+
 namespace ps {
 
 // Shape of one attention call. Keys/values hold P "always visible" positions
@@ -126,6 +128,11 @@ class Backend {
   virtual void swiglu_backward(const float* gate, const float* up, const float* dout,
                                float* dgate, float* dup, size_t n) = 0;
 
+  // ---- 16-bit tables (embedding / lm_head kept as stored under QLoRA) -------
+  // dst[i] = src[i] widened exactly: bf16 ? bfloat16 : IEEE half. n may be small
+  // (one embedding row): small calls run on the calling thread.
+  virtual void half_to_float(const uint16_t* src, bool bf16, float* dst, size_t n) = 0;
+
   // ---- cross-entropy ------------------------------------------------------
   // logits [rows, V], targets [rows] (-100 = ignored). Returns the SUM of the
   // per-row losses (double) over non-ignored rows and sets *count. If dlogits
@@ -146,6 +153,16 @@ class Backend {
                         float grad_scale) = 0;
   // sum of squares in double, fixed reduction order (for the global grad norm)
   virtual double sum_squares(const float* x, size_t n) = 0;
+
+  // ---- 4-bit NF4 base weights (QLoRA) -------------------------------------
+  // W is an Nf4Weight [N = rows, K = cols]; never dequantized whole: kernels
+  // dequantize tiles into cache. Results equal dequantize-then-GEMM up to
+  // fp32 summation order.
+  virtual void nf4_dequantize(const Nf4Weight& W, float* w) = 0;  // w[numel]
+  // nt: Y[M,N] = alpha * X[M,K] · W^T + beta * Y   (forward; M == 1: generation GEMV)
+  virtual void nf4_gemm_nt(int M, const float* X, int ldx, const Nf4Weight& W, float alpha, float beta, float* Y, int ldy) = 0;
+  // nn: dX[M,K] = alpha * dY[M,N] · W + beta * dX   (input gradient)
+  virtual void nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& W, float alpha, float beta, float* dX, int lddx) = 0;
 };
 
 }  // namespace ps

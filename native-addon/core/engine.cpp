@@ -11,8 +11,11 @@
 #include "memory_estimate.h"
 #include "methods/full.h"
 #include "methods/lora.h"
+#include "methods/prefix_tuning.h"
+#include "methods/prompt_tuning.h"
 #include "model/batch_inputs.h"
 #include "model/llama.h"
+#include "model/tensor_names.h"
 #include "model/weights.h"
 #include "optimizer.h"
 #include "rng.h"
@@ -66,6 +69,8 @@ struct Engine::Impl {
   Method method = Method::Frozen;
   std::unique_ptr<LoraAdapters> lora;
   std::unique_ptr<FullFineTune> full;
+  std::unique_ptr<PromptTuning> prompt;
+  std::unique_ptr<PrefixTuning> prefix;
   std::vector<TrainableTensor> trainables;
   std::map<std::string, size_t> trainable_index;
   std::unique_ptr<Optimizer> optimizer;
@@ -83,12 +88,22 @@ struct Engine::Impl {
 
   Impl(const ModelSpec& s, const EngineOptions& o) : spec(resolve_spec(s)), d(spec), options(o) {
     be = std::make_unique<CpuBackend>(o.threads);
-    weights = std::make_unique<WeightStore>(*be, &be->pool(), expected_weights(spec));
+    weights = std::make_unique<WeightStore>(*be, &be->pool(), expected_weights(spec), o.quantization);
     model = std::make_unique<LlamaModel>(*be, spec);
     optimizer = std::make_unique<Optimizer>(*be);
   }
   ~Impl() {
     if (kv_block) be->release(kv_block);
+  }
+
+  // The lm_head (the embedding when tied) is held 16-bit: the arena widens it chunk by chunk.
+  bool half_head() const { return weights->get(d.tied ? kEmbedName : kLmHeadName).half != nullptr; }
+
+  // The arenas' layout depends on half_head(): drop them when it changed.
+  void head_changed(bool was_half) {
+    if (was_half == half_head()) return;
+    arena.release();
+    release_cache();
   }
 
   void lora_ranks(int out[kNumModules]) const {
@@ -101,6 +116,8 @@ struct Engine::Impl {
       params = bind_params(d, *weights, lora.get(), [this](const std::string& name) -> float* {
         return full ? full->grad(name) : nullptr;
       });
+      params.prompt = prompt.get();
+      params.prefix = prefix.get();
       bound_generation = weights->generation();
       params_stale = false;
     }
@@ -110,16 +127,23 @@ struct Engine::Impl {
   // One arena serves every pass. Evaluation runs in any arena with room; an
   // evaluation-only session gets the small evaluation plan; once training
   // starts the arena is a training plan, grown to the largest batch seen.
-  void ensure_arena(int rows, bool train) {
+  // batch: the batch rows of the step (prefix tuning sizes its key buffers by it).
+  void ensure_arena(int rows, bool train, int batch) {
     const PlanConfig* have = arena.plan ? &arena.plan->config() : nullptr;
     const bool have_train = have && have->train;
-    if (have && have->rows >= rows && (!train || have_train || method == Method::Frozen)) return;
+    const bool room = have && have->rows >= rows && (!prefix || have->batch >= batch);
+    if (room && (!train || have_train || method == Method::Frozen)) return;
     const bool plan_train = (train || have_train) && method != Method::Frozen;
-    const int capacity = have && have_train == plan_train ? std::max(rows, have->rows) : rows;
+    const bool grow = have && have_train == plan_train;
+    const int capacity = grow ? std::max(rows, have->rows) : rows;
     int ranks[kNumModules];
     lora_ranks(ranks);
-    arena.reset(*be, make_plan_config(d, method, plan_train, capacity, options.gradient_checkpointing, ranks,
-                                      lora && lora->dropout()));
+    PrefixPlan pp;
+    if (prefix) pp = {prefix->tokens(), grow ? std::max(batch, have->batch) : batch, prefix->encoder_hidden()};
+    PlanConfig config = make_plan_config(d, method, plan_train, capacity, options.gradient_checkpointing, ranks,
+                                         lora && lora->dropout(), half_head(), pp);
+    config.share_attention = options.quantization.enabled();  // QLoRA: memory first
+    arena.reset(*be, config);
   }
 
   void set_trainables(const std::vector<TrainableTensor>& list) {
@@ -145,9 +169,28 @@ struct Engine::Impl {
   }
 
   void require_untrained(const char* what) const {
+    static const char* const names[] = {"LoRA", "full fine-tuning", "none", "prompt tuning", "prefix tuning"};
     if (method != Method::Frozen)
       throw Error(std::string(what) + ": the engine already has a training method (" +
-                  (method == Method::Lora ? "LoRA" : "full fine-tuning") + "); create a new engine");
+                  names[static_cast<int>(method)] + "); create a new engine");
+  }
+
+  // Leading positions a prompt / prefix adapter adds to every sequence.
+  int virtual_tokens() const { return prompt ? prompt->tokens() : prefix ? prefix->tokens() : 0; }
+
+  // The batch the model runs: checked as given (so errors name the caller's
+  // indices), then with prompt tuning's virtual tokens prepended, or with
+  // prefix tuning's positions shifted past the prefix.
+  const Batch& model_batch(const Batch& batch, Batch& storage) const {
+    if (!prompt && !prefix) return batch;
+    prepare_batch(batch, d);
+    if (prompt) {
+      storage = prepend_virtual_tokens(batch, prompt->tokens());
+    } else {
+      storage = batch;
+      for (auto& p : storage.positions) p += prefix->tokens();
+    }
+    return storage;
   }
 };
 
@@ -158,18 +201,27 @@ Engine::~Engine() = default;
 
 const ModelSpec& Engine::spec() const { return impl_->spec; }
 
-std::string Engine::describe() const { return impl_->be->describe(); }
+std::string Engine::describe() const {
+  const QuantizationOptions& q = impl_->options.quantization;
+  if (!q.enabled()) return impl_->be->describe();
+  return impl_->be->describe() + "; base linears in NF4 (blocksize " + std::to_string(q.blocksize) +
+         (q.double_quant ? ", double quantization)" : ")");
+}
 
 void Engine::load_weights(const std::vector<WeightRef>& refs) {
   if (impl_->method == Method::Full)
     throw Error("loadWeights: full fine-tuning already owns copies of the weights; load them before setupFull");
+  const bool half = impl_->half_head();
   impl_->weights->load(refs);
   impl_->params_stale = true;
+  impl_->head_changed(half);
 }
 
 void Engine::set_weight(const std::string& name, const float* data, size_t n) {
+  const bool half = impl_->half_head();
   impl_->weights->set(name, data, n);
   impl_->params_stale = true;
+  impl_->head_changed(half);
 }
 
 void Engine::setup_lora(const LoraOptions& options) {
@@ -183,16 +235,40 @@ void Engine::setup_lora(const LoraOptions& options) {
 void Engine::setup_full() {
   Impl& m = *impl_;
   m.require_untrained("setupFull");
+  if (m.weights->quantized())
+    throw Error("setupFull: the model's linear layers are held in 4 bits (NF4), which cannot be trained; "
+                "use LoRA on the 4-bit base (QLoRA), or load the model without quantization for full fine-tuning");
   m.full = std::make_unique<FullFineTune>(*m.be, *m.weights);
   m.method = Method::Full;
   m.set_trainables(m.full->trainables());
+}
+
+void Engine::setup_prompt_tuning(const PromptTuningOptions& options) {
+  Impl& m = *impl_;
+  m.require_untrained("setupPromptTuning");
+  m.prompt = std::make_unique<PromptTuning>(*m.be, m.d, options);
+  m.method = Method::Prompt;
+  m.set_trainables(m.prompt->trainables());
+}
+
+void Engine::setup_prefix_tuning(const PrefixTuningOptions& options) {
+  Impl& m = *impl_;
+  m.require_untrained("setupPrefixTuning");
+  m.prefix = std::make_unique<PrefixTuning>(*m.be, m.d, options);
+  m.method = Method::Prefix;
+  m.set_trainables(m.prefix->trainables());
+}
+
+std::vector<float> Engine::prefix_table() const {
+  if (!impl_->prefix) throw Error("prefixTable: the engine has no prefix tuning; call setupPrefixTuning first");
+  return impl_->prefix->host_table();
 }
 
 std::vector<ParameterInfo> Engine::parameters() const {
   const Impl& m = *impl_;
   std::vector<ParameterInfo> out;
   for (const auto& t : m.weights->tensors()) out.push_back({t.name, t.shape, m.method == Method::Full});
-  if (m.lora)
+  if (m.method != Method::Full)  // adapter tensors (full fine-tuning's are the base weights above)
     for (const auto& t : m.trainables) out.push_back({t.name, t.shape, true});
   return out;
 }
@@ -206,18 +282,22 @@ std::vector<float> Engine::get_tensor(const std::string& name) const {
   }
   if (!m.weights->has(name)) throw Error("getTensor: no tensor named \"" + name + "\"");
   const WeightTensor& w = m.weights->get(name);
-  if (!w.data) throw Error("getTensor: \"" + name + "\" is not loaded yet");
+  if (!w.loaded()) throw Error("getTensor: \"" + name + "\" is not loaded yet");
   std::vector<float> out(w.numel);
-  m.be->download(out.data(), w.data, w.numel * sizeof(float));
+  m.weights->read(name, out.data());
   return out;
 }
 
 void Engine::set_tensor(const std::string& name, const float* data, size_t n) {
   Impl& m = *impl_;
   if (const TrainableTensor* t = m.trainable(name)) {
-    if (n != t->numel)
-      throw Error("setTensor: \"" + name + "\" has " + std::to_string(t->numel) + " elements, got " +
-                  std::to_string(n));
+    if (n != t->numel) {
+      std::string shape;
+      for (int64_t x : t->shape) shape += (shape.empty() ? "" : ", ") + std::to_string(x);
+      throw Error("setTensor: \"" + name + "\" is [" + shape + "] = " + std::to_string(t->numel) +
+                  " values, got " + std::to_string(n) +
+                  " (was the adapter saved for this model and this number of virtual tokens / rank?)");
+    }
     m.be->upload(t->value, data, n * sizeof(float));
     return;
   }
@@ -242,32 +322,39 @@ void Engine::zero_gradients() {
 void Engine::reserve_activations(int batch_size, int seq_len) {
   if (batch_size < 1 || seq_len < 1 || static_cast<int64_t>(batch_size) * seq_len > (int64_t(1) << 24))
     throw Error("reserveActivations: batch size and sequence length must be >= 1 and their product <= 2^24");
-  impl_->ensure_arena(batch_size * seq_len, true);
+  // Prompt tuning's virtual tokens are rows of the batch; prefix tuning's are not.
+  const int lead = impl_->prompt ? impl_->prompt->tokens() : 0;
+  impl_->ensure_arena(batch_size * (seq_len + lead), true, batch_size);
 }
 
 LossResult Engine::forward_backward(const Batch& batch, float grad_scale) {
   Impl& m = *impl_;
   if (m.trainables.empty())
-    throw Error("forwardBackward: nothing is trainable; call setupLora or setupFull first");
+    throw Error("forwardBackward: nothing is trainable; call setupLora, setupFull, setupPromptTuning or "
+                "setupPrefixTuning first");
   if (!std::isfinite(grad_scale)) throw Error("forwardBackward: gradScale must be a finite number");
-  const PreparedBatch pb = prepare_batch(batch, m.d);
+  Batch storage;
+  const Batch& run = m.model_batch(batch, storage);
+  const PreparedBatch pb = prepare_batch(run, m.d);
   const ModelParams& p = m.bound();
-  m.ensure_arena(pb.rows, true);
+  m.ensure_arena(pb.rows, true, pb.B);
   LlamaModel::TrainPass pass;
   pass.grad_scale = grad_scale;
   pass.checkpoint = m.options.gradient_checkpointing;
   pass.dropout = m.lora && m.lora->dropout();
   pass.step_key = mix_key({m.options.seed, m.dropout_counter});
   ++m.dropout_counter;
-  return m.model->forward_backward(p, m.arena.acts, batch, pb, pass);
+  return m.model->forward_backward(p, m.arena.acts, run, pb, pass);
 }
 
 LossResult Engine::evaluate(const Batch& batch) {
   Impl& m = *impl_;
-  const PreparedBatch pb = prepare_batch(batch, m.d);
+  Batch storage;
+  const Batch& run = m.model_batch(batch, storage);
+  const PreparedBatch pb = prepare_batch(run, m.d);
   const ModelParams& p = m.bound();
-  m.ensure_arena(pb.rows, false);
-  return m.model->evaluate(p, m.arena.acts, batch, pb);
+  m.ensure_arena(pb.rows, false, pb.B);
+  return m.model->evaluate(p, m.arena.acts, run, pb);
 }
 
 double Engine::optimizer_step(const OptimizerStep& step) {
@@ -291,11 +378,17 @@ void Engine::reset_cache(int max_tokens) {
   if (max_tokens < 1 || max_tokens > kMaxPosition)
     throw Error("resetCache: maxTokens must be in [1, " + std::to_string(kMaxPosition) + "], got " +
                 std::to_string(max_tokens));
-  const size_t kv_bytes = static_cast<size_t>(2) * m.d.L * max_tokens * m.d.Dkv * sizeof(float);
+  const int nv = m.virtual_tokens();
+  if (max_tokens > kMaxPosition - nv)
+    throw Error("resetCache: maxTokens + the adapter's " + std::to_string(nv) + " virtual tokens must be at most " +
+                std::to_string(kMaxPosition));
+  const int capacity = max_tokens + nv;  // the virtual positions come first
+  const size_t kv_bytes = static_cast<size_t>(2) * m.d.L * capacity * m.d.Dkv * sizeof(float);
   PlanConfig config;
   config.dims = m.d;
-  config.rows = std::min(max_tokens, kDecodeChunk);
+  config.rows = std::min(capacity, kDecodeChunk);
   config.train = false;
+  config.half_head = m.half_head();
   m.lora_ranks(config.lora_rank);
   m.release_cache();
   m.decode_arena.reset(*m.be, config);
@@ -305,13 +398,29 @@ void Engine::reset_cache(int max_tokens) {
     throw OutOfMemory("the KV cache of " + std::to_string(max_tokens) + " tokens (lower maxTokens)", kv_bytes);
   }
   m.kv_block_bytes = kv_bytes;
-  m.cache.capacity = max_tokens;
+  m.cache.capacity = capacity;
   m.cache.length = 0;
-  const size_t per = static_cast<size_t>(max_tokens) * m.d.Dkv;
+  const size_t per = static_cast<size_t>(capacity) * m.d.Dkv;
   for (int l = 0; l < m.d.L; ++l) {
     m.cache.k.push_back(m.kv_block + (2 * static_cast<size_t>(l)) * per);
     m.cache.v.push_back(m.kv_block + (2 * static_cast<size_t>(l) + 1) * per);
   }
+  if (m.prompt) {
+    // The soft prompt runs through the model at positions 0..nvt-1, as in training.
+    m.model->decode_embeddings(m.bound(), m.decode_arena.acts, m.cache, m.prompt->embeddings(), nv);
+  } else if (m.prefix) {
+    // The prefix IS a cache of nvt positions: layer l's keys/values copied in as stored.
+    const std::vector<float> table = m.prefix->host_table();
+    const size_t width = static_cast<size_t>(m.prefix->width()), Dkv = static_cast<size_t>(m.d.Dkv);
+    for (int l = 0; l < m.d.L; ++l)
+      for (int i = 0; i < nv; ++i) {
+        const float* row = table.data() + i * width + 2 * static_cast<size_t>(l) * Dkv;
+        m.be->upload(m.cache.k[l] + i * Dkv, row, Dkv * sizeof(float));
+        m.be->upload(m.cache.v[l] + i * Dkv, row + Dkv, Dkv * sizeof(float));
+      }
+    m.cache.length = nv;
+  }
+  m.cache.virtual_tokens = nv;
 }
 
 std::vector<float> Engine::decode(const int32_t* tokens, size_t n) {
@@ -327,7 +436,13 @@ std::vector<float> Engine::decode(const int32_t* tokens, size_t n) {
 MemoryUsage Engine::memory() const {
   const Impl& m = *impl_;
   MemoryUsage u;
-  u.weight_bytes = m.weights->bytes() + (m.lora ? static_cast<uint64_t>(m.lora->params()) * sizeof(float) : 0);
+  const int64_t adapter = m.lora     ? m.lora->params()
+                         : m.prompt ? m.prompt->params()
+                         : m.prefix ? m.prefix->params()
+                                    : 0;
+  u.weight_bytes = m.weights->bytes() + static_cast<uint64_t>(adapter) * sizeof(float);
+  u.quantized_bytes = m.weights->quantized_bytes();
+  u.quantized_params = m.weights->quantized_params();
   uint64_t grads = 0;
   for (const auto& t : m.trainables) grads += t.numel * sizeof(float);
   u.trainable_bytes = grads + m.optimizer->bytes();

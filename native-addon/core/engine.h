@@ -1,7 +1,10 @@
 // The binding's contract: what native-addon/binding wraps as NativeEngine / estimateMemory (electron/engine/native.ts).
 //
-// One Engine holds one model (weights mmapped or converted to fp32), at most
-// one training method (LoRA or full fine-tuning), its gradients and optimizer
+// One Engine holds one model (weights mmapped or converted to fp32; with
+// quantization nf4 the seven linears of every decoder block held in 4-bit
+// NF4 as bitsandbytes holds them, see QuantizationOptions), at most
+// one training method (LoRA, full fine-tuning, or PEFT's prompt tuning /
+// prefix tuning), its gradients and optimizer
 // state, one activation arena sized from batch x sequence, and a KV cache for
 // generation. Every call is synchronous and NOT thread-safe: the binding runs
 // them one at a time (in an AsyncWorker for the slow ones). Errors are thrown
@@ -15,25 +18,59 @@
 #include <string>
 #include <vector>
 
+#include "methods/prompt_learning_options.h"
 #include "model/spec.h"
 
 namespace ps {
 
-enum class DType { F32, F16, BF16 };
+enum class DType { F32, F16, BF16, U8 };  // U8: bitsandbytes' packed 4-bit codes and 8-bit absmax codes
+
+// The non-tensor fields of a bitsandbytes 4-bit weight (its
+// "weight.quant_state.bitsandbytes__nf4" JSON, parsed on the Node side).
+struct Nf4QuantState {
+  int blocksize = 64;
+  std::vector<int64_t> shape;      // [out, in] of the original weight
+  bool double_quant = false;       // absmax stored as 8-bit codes + nested scales
+  int nested_blocksize = 256;
+  float nested_offset = 0.0f;
+};
 
 // Where one tensor's bytes are in a safetensors file (the Node side parsed the header).
+// A weight saved already quantized by bitsandbytes comes as its U8 "…weight"
+// tensor with `nf4` set, plus refs to its companions "…weight.absmax",
+// "…weight.quant_map" and, with double quantization, "…weight.nested_absmax"
+// and "…weight.nested_quant_map" (bitsandbytes' key names, same file or not).
 struct WeightRef {
   std::string name;    // Hugging Face name, e.g. "model.layers.0.self_attn.q_proj.weight"
   std::string file;    // path of the .safetensors file
   uint64_t offset = 0; // absolute byte offset of the data in the file
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
+  std::optional<Nf4QuantState> nf4;
+};
+
+// QLoRA's base: the seven linears of every decoder block (q, k, v, o, gate,
+// up, down: what transformers quantizes under load_in_4bit) held as NF4 with
+// one absmax per `blocksize` values, optionally double-quantized (4.127
+// bits per weight at blocksize 64). Embeddings, norms, biases and lm_head stay
+// as they are. The 4-bit weights are frozen: only a LoRA method trains on
+// them. Numerics: PyTorch QLoRA dequantizes to its bf16 compute dtype and
+// multiplies in bf16; here the same NF4 values are dequantized to fp32 and
+// multiplied in fp32 (the quantized weights are identical, the arithmetic is
+// more precise).
+struct QuantizationOptions {
+  enum class Type { None, Nf4 };
+  Type type = Type::None;
+  int blocksize = 64;       // 32..4096, a power of two (bitsandbytes)
+  bool double_quant = true; // QLoRA's "DQ"
+  bool enabled() const { return type != Type::None; }
 };
 
 struct EngineOptions {
   int threads = 0;  // <= 0: one per hardware thread
   bool gradient_checkpointing = false;
   uint64_t seed = 0;  // key of the counter-based dropout RNG
+  QuantizationOptions quantization;
 };
 
 enum class LoraInit { Default, Gaussian };  // PEFT init_lora_weights: true / "gaussian"
@@ -102,7 +139,8 @@ struct OptimizerState {
 
 // What the engine holds now. The fields do not overlap: weight_bytes counts
 // every parameter once (base weights as fp32 whether mmapped or converted,
-// plus adapter tensors), trainable_bytes the gradients and optimizer state,
+// 4-bit linears at their resident size: codes + scales, a 16-bit embedding /
+// lm_head of a quantized model at 2 bytes, plus adapter tensors), trainable_bytes the gradients and optimizer state,
 // activation_bytes the training/evaluation arena, kv_cache_bytes the
 // generation buffers (cache + decode workspace). After a training step:
 // weight_bytes == estimate.weight_bytes, trainable_bytes ==
@@ -112,13 +150,16 @@ struct OptimizerState {
 // evaluation arena.
 struct MemoryUsage {
   uint64_t weight_bytes = 0;
+  uint64_t quantized_bytes = 0;  // the part of weight_bytes held in 4 bits (codes + scales)
+  int64_t quantized_params = 0;  // weights held in 4 bits
   uint64_t trainable_bytes = 0;
   uint64_t activation_bytes = 0;
   uint64_t kv_cache_bytes = 0;
   uint64_t peak_rss_bytes = 0;  // peak resident set size of the process so far
 };
 
-enum class Method { Lora, Full, Frozen };
+// Prompt / Prefix: PEFT's prompt tuning and prefix tuning (methods/prompt_learning_options.h).
+enum class Method { Lora, Full, Frozen, Prompt, Prefix };
 
 struct MemoryEstimateOptions {
   Method method = Method::Lora;
@@ -130,14 +171,29 @@ struct MemoryEstimateOptions {
     std::optional<std::vector<int>> layers;
     float dropout = 0.0f;  // > 0 needs two more scratch buffers
   } lora;
+  struct Prompt {
+    int num_virtual_tokens = 0;  // rows run seq_len + num_virtual_tokens positions
+  } prompt;
+  struct Prefix {
+    int num_virtual_tokens = 0;
+    int encoder_hidden_size = 0;  // prefix_projection's MLP width; 0: no projection
+  } prefix;
   bool gradient_checkpointing = false;
   OptimizerStep::Kind optimizer = OptimizerStep::Kind::AdamW;
+  QuantizationOptions quantization;  // nf4: the block linears at their 4-bit size (method must not be Full)
+  // The checkpoint's dtype. Under nf4 an F16/BF16 embedding and lm_head stay
+  // 16-bit (2 bytes a parameter, plus one widened vocabulary chunk in the
+  // arena), as transformers keeps them under load_in_4bit; otherwise every
+  // non-4-bit tensor is fp32 whatever the file stores.
+  DType weight_dtype = DType::F32;
 };
 
 // The one formula behind `inspect` and the engine's own buffers: the engine
 // sizes its arena with it, so estimate and allocation agree to the byte.
 struct MemoryEstimate {
-  uint64_t weight_bytes = 0;      // all parameters (base + adapter) as fp32
+  uint64_t weight_bytes = 0;      // all parameters (base + adapter) as fp32, 4-bit linears at their size
+  uint64_t quantized_bytes = 0;   // the 4-bit linears' part of weight_bytes (codes + scales)
+  int64_t quantized_params = 0;   // parameters held in 4 bits
   uint64_t gradient_bytes = 0;    // one fp32 gradient per trainable parameter
   uint64_t optimizer_bytes = 0;   // AdamW m and v (SGD: 0)
   uint64_t activation_bytes = 0;  // the activation arena for batch_size x seq_len
@@ -163,19 +219,42 @@ class Engine {
 
   // Maps each file once and takes every tensor the spec needs: F32 in place
   // (read-only mapping, no copy) when 4-byte aligned, F16/BF16 converted to
-  // fp32. Names the spec does not use are ignored (lm_head.weight of a tied
-  // model too). Throws naming a missing tensor, a bad shape or a short file.
+  // fp32 (their pages handed back once converted). Names the spec does not
+  // use are ignored (lm_head.weight of a tied model too). Throws naming a
+  // missing tensor, a bad shape or a short file.
+  // With quantization an F16/BF16 embedding and lm_head are used from the
+  // mapping as stored (2 bytes a parameter; see MemoryEstimateOptions::weight_dtype).
+  // With quantization nf4 the block linears are quantized from their
+  // F32/F16/BF16 bytes (the pages read are handed back to the OS, no fp32
+  // copy stays), or taken as they are when bitsandbytes saved them quantized.
   void load_weights(const std::vector<WeightRef>& refs);
   // Places one base weight from memory (a copy), e.g. a random test model;
-  // n must equal the tensor's element count.
+  // n must equal the tensor's element count. A 4-bit linear is quantized.
   void set_weight(const std::string& name, const float* data, size_t n);
 
   // Trainable tensors. Call once, after the weights are in place.
   void setup_lora(const LoraOptions& options);
-  void setup_full();
+  void setup_full();  // refused on a 4-bit base (its weights cannot be trained)
+  // PEFT prompt tuning: trainable "prompt_embeddings" [nvt, hidden]. Batches
+  // stay the real tokens (positions from 0): the engine prepends the virtual
+  // tokens (positions 0..nvt-1, labels -100, the row's segment) and shifts the
+  // real positions by nvt, so the last virtual token predicts labels[0]. A row
+  // that packs several sequences is refused.
+  void setup_prompt_tuning(const PromptTuningOptions& options);
+  // PEFT prefix tuning: "prefix_embeddings" [nvt, L * 2 * kv_dim], or with
+  // projection the "prefix_encoder.*" MLP tensors. Every layer's attention
+  // gets nvt leading key/value positions (keys not rotated) that every real
+  // token sees; real positions are shifted by nvt. Works with gradient
+  // checkpointing and a 4-bit base. To use a saved adapter: set up without
+  // projection, then set_tensor("prefix_embeddings", table).
+  void setup_prefix_tuning(const PrefixTuningOptions& options);
+  // The [nvt, L * 2 * kv_dim] table PEFT saves as prompt_embeddings
+  // (projection applied, eval mode).
+  std::vector<float> prefix_table() const;
 
   std::vector<ParameterInfo> parameters() const;
-  std::vector<float> get_tensor(const std::string& name) const;  // base or trainable
+  // Base (a 4-bit linear: its dequantized values) or trainable.
+  std::vector<float> get_tensor(const std::string& name) const;
   void set_tensor(const std::string& name, const float* data, size_t n);
   std::vector<float> get_gradient(const std::string& name) const;  // trainable only
   void zero_gradients();
@@ -199,7 +278,11 @@ class Engine {
   void set_dropout_counter(uint64_t counter);
 
   // Generation (batch 1, eval mode, LoRA applied when set up).
-  void reset_cache(int max_tokens);  // a new sequence with room for max_tokens positions
+  // A new sequence with room for max_tokens real positions. With prompt or
+  // prefix tuning the cache starts with the nvt virtual positions (the soft
+  // prompt run through the model, or the prefix table copied in), so the
+  // first decoded token takes position nvt.
+  void reset_cache(int max_tokens);
   // Appends tokens at the next positions; returns the logits [vocab] of the last one.
   std::vector<float> decode(const int32_t* tokens, size_t n);
 

@@ -12,7 +12,18 @@ namespace ps {
 // The activation plan of a method; lora_ranks[m] is the adapter rank of
 // module m (0: not adapted). train = false (or a frozen model) gives the
 // evaluation plan, which keeps nothing for backward.
+// half_head: the lm_head is held 16-bit (a quantized model from an F16/BF16
+// checkpoint), so the arena has room for one widened vocabulary chunk.
+// Prefix tuning's part of a plan (Method::Prefix only): the prefix length,
+// the most batch rows a step may have (each row's keys get the prefix), and
+// prefix_projection's encoder_hidden_size (0: no projection).
+struct PrefixPlan {
+  int tokens = 0;
+  int batch = 0;
+  int hidden = 0;
+};
 PlanConfig make_plan_config(const ModelDims& d, Method method, bool train, int rows, bool checkpoint,
-                            const int lora_ranks[kNumModules], bool lora_dropout);
+                            const int lora_ranks[kNumModules], bool lora_dropout, bool half_head,
+                            const PrefixPlan& prefix = PrefixPlan());
 
 }  // namespace ps

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "check.h"
+#include "error.h"
 #include "smollm2_135m.h"
 #include "tiny_model.h"
 
@@ -138,7 +139,7 @@ void test_eval_then_train() {
   e.evaluate(random_batch(2, 12, s.vocab_size, 1));
   const uint64_t eval_bytes = e.memory().activation_bytes;
   CHECK(eval_bytes > 0);
-  CHECK(eval_bytes < ps::estimate_memory(s, o).activation_bytes / 2);
+  CHECK(eval_bytes < ps::estimate_memory(s, o).activation_bytes);
   e.forward_backward(random_batch(2, 12, s.vocab_size, 1), 0.1f);
   CHECK(e.memory().activation_bytes == ps::estimate_memory(s, o).activation_bytes);
   // A larger evaluation batch grows the training arena (one arena per engine).
@@ -163,11 +164,170 @@ void test_known_sizes() {
   CHECK(e.total_params == 134515008 + 4884480);
   CHECK(e.gradient_bytes == 4884480ull * 4);
   CHECK(e.optimizer_bytes == 2 * 4884480ull * 4);
+  // What one more layer keeps for backward, at 1 x 256 tokens. Its input (the
+  // residual [256, 576]), the MLP's rstd [256], gate and up [256, 1536] each
+  // and the LoRA H [256, 16] of gate/up/down:
+  ps::ModelSpec fewer = s;
+  fewer.num_layers -= 1;
+  const uint64_t mlp_part = 256 * 576 * 4 + 256 * 4 + 2 * 256 * 1536 * 4 + 3 * 256 * 16 * 4;
+  // and the attention block's: rstd [256], q [256, 576], k and v [256, 192],
+  // the attention output [256, 576], lse [256 x 9 heads], the residual after
+  // attention [256, 576] and the LoRA H of q/k/v/o.
+  const uint64_t attention_part =
+      256 * 4 + 256 * 576 * 4 + 2 * 256 * 192 * 4 + 256 * 576 * 4 + 256 * 9 * 4 + 256 * 576 * 4 + 4 * 256 * 16 * 4;
+  CHECK(e.activation_bytes - ps::estimate_memory(fewer, o).activation_bytes == mlp_part + attention_part);
+  // On a 4-bit base (QLoRA, memory first) the attention block's buffers are
+  // one set all layers share, which backward refills by recomputing the block.
+  ps::MemoryEstimateOptions q = o;
+  q.quantization.type = ps::QuantizationOptions::Type::Nf4;
+  CHECK(ps::estimate_memory(s, q).activation_bytes - ps::estimate_memory(fewer, q).activation_bytes == mlp_part);
   o.gradient_checkpointing = true;
   CHECK(ps::estimate_memory(s, o).activation_bytes < e.activation_bytes);
   o.method = ps::Method::Full;
   o.gradient_checkpointing = false;
   CHECK(ps::estimate_memory(s, o).trainable_params == 134515008);
+}
+
+// Prompt and prefix tuning (PEFT's prompt learning): the soft prompt's extra
+// positions, the prefix's key/value buffers, the projection MLP's table and
+// its gradients, with and without checkpointing, on an fp32 or a 4-bit base.
+struct PromptConfig {
+  ps::Method method;
+  int B, T, nvt, enc;  // enc: prefix projection width (0: none)
+  bool ckpt, nf4;
+  ps::OptimizerStep::Kind opt;
+};
+
+void check_prompt_config(Variant v, const PromptConfig& c) {
+  const ps::ModelSpec s = spec(v);
+  ps::MemoryEstimateOptions o;
+  o.method = c.method;
+  o.batch_size = c.B;
+  o.seq_len = c.T;
+  o.gradient_checkpointing = c.ckpt;
+  o.optimizer = c.opt;
+  o.prompt.num_virtual_tokens = c.nvt;
+  o.prefix.num_virtual_tokens = c.nvt;
+  o.prefix.encoder_hidden_size = c.enc;
+  ps::EngineOptions eo;
+  eo.threads = 1;
+  eo.gradient_checkpointing = c.ckpt;
+  if (c.nf4) {
+    o.quantization.type = ps::QuantizationOptions::Type::Nf4;
+    o.quantization.blocksize = 32;
+    eo.quantization = o.quantization;
+  }
+  const ps::MemoryEstimate est = ps::estimate_memory(s, o);
+  ps::Engine e(s, eo);
+  set_all(e, random_weights(s, 1));
+  if (c.method == ps::Method::Prompt) {
+    ps::PromptTuningOptions po;
+    po.num_virtual_tokens = c.nvt;
+    po.init.assign(static_cast<size_t>(c.nvt) * s.hidden_size, 0.1f);
+    e.setup_prompt_tuning(po);
+  } else {
+    ps::PrefixTuningOptions po;
+    po.num_virtual_tokens = c.nvt;
+    po.projection = c.enc > 0;
+    po.encoder_hidden_size = c.enc;
+    e.setup_prefix_tuning(po);
+  }
+  e.forward_backward(random_batch(c.B, c.T, s.vocab_size, 2), 0.01f);
+  ps::OptimizerStep step;
+  step.kind = c.opt;
+  e.optimizer_step(step);
+  const ps::MemoryUsage u = e.memory();
+  CHECK(u.weight_bytes == est.weight_bytes);
+  CHECK(u.trainable_bytes == est.gradient_bytes + est.optimizer_bytes);
+  CHECK(u.activation_bytes == est.activation_bytes);
+  CHECK(est.total_bytes == est.weight_bytes + est.gradient_bytes + est.optimizer_bytes + est.activation_bytes);
+  int64_t total = 0, trainable = 0;
+  for (const auto& p : e.parameters()) {
+    int64_t n = 1;
+    for (auto d : p.shape) n *= d;
+    total += n;
+    if (p.trainable) trainable += n;
+  }
+  CHECK(est.total_params == total);
+  CHECK(est.trainable_params == trainable);
+  // A smaller batch, and evaluation, fit in the arena already there.
+  e.evaluate(random_batch(1, 2, s.vocab_size, 3));
+  e.forward_backward(random_batch(1, c.T, s.vocab_size, 4), 0.01f);
+  CHECK(e.memory().activation_bytes == est.activation_bytes);
+  // reserve_activations allocates the estimate up front.
+  ps::Engine r(s, eo);
+  set_all(r, random_weights(s, 1));
+  if (c.method == ps::Method::Prompt) {
+    ps::PromptTuningOptions po;
+    po.num_virtual_tokens = c.nvt;
+    po.init.assign(static_cast<size_t>(c.nvt) * s.hidden_size, 0.1f);
+    r.setup_prompt_tuning(po);
+  } else {
+    ps::PrefixTuningOptions po;
+    po.num_virtual_tokens = c.nvt;
+    po.projection = c.enc > 0;
+    po.encoder_hidden_size = c.enc;
+    r.setup_prefix_tuning(po);
+  }
+  r.reserve_activations(c.B, c.T);
+  if (r.memory().activation_bytes != est.activation_bytes)
+    std::fprintf(stderr, "reserve %d %d %d %d %d %d %d: %llu vs %llu\n", (int)c.method, c.B, c.T, c.nvt, c.enc, c.ckpt, c.nf4,
+                 (unsigned long long)r.memory().activation_bytes, (unsigned long long)est.activation_bytes);
+  CHECK(r.memory().activation_bytes == est.activation_bytes);
+}
+
+void test_prompt_learning_configs() {
+  const auto adamw = ps::OptimizerStep::Kind::AdamW, sgd = ps::OptimizerStep::Kind::Sgd;
+  const PromptConfig configs[] = {
+      {ps::Method::Prompt, 2, 9, 3, 0, false, false, adamw},
+      {ps::Method::Prompt, 3, 5, 4, 0, true, false, sgd},
+      {ps::Method::Prompt, 2, 7, 2, 0, false, true, adamw},
+      {ps::Method::Prefix, 2, 9, 3, 0, false, false, adamw},
+      {ps::Method::Prefix, 3, 6, 5, 0, true, false, adamw},
+      {ps::Method::Prefix, 2, 7, 4, 10, false, false, adamw},
+      {ps::Method::Prefix, 2, 7, 4, 10, true, true, sgd},
+      {ps::Method::Prefix, 2, 5, 3, 0, false, true, adamw},
+  };
+  for (Variant v : {Variant::Llama, Variant::Qwen3})
+    for (const auto& c : configs) check_prompt_config(v, c);
+}
+
+// SmolLM2-135M (hidden 576, 30 layers, 3 KV heads x 64): prompt tuning with
+// 20 tokens trains 20 x 576; prefix tuning's table is 20 x (30 x 2 x 192);
+// with projection (encoder_hidden_size 512) PEFT's MLP over token_dim 192:
+// 20*192 + 512*192 + 512 + 11520*512 + 11520.
+void test_prompt_learning_sizes() {
+  const ps::ModelSpec s = pstest::smollm2_135m();
+  ps::MemoryEstimateOptions o;
+  o.method = ps::Method::Prompt;
+  o.prompt.num_virtual_tokens = 20;
+  const ps::MemoryEstimate p = ps::estimate_memory(s, o);
+  CHECK(p.trainable_params == 11520);
+  CHECK(p.total_params == 134515008 + 11520);
+  o.method = ps::Method::Prefix;
+  o.prefix.num_virtual_tokens = 20;
+  CHECK(ps::estimate_memory(s, o).trainable_params == 230400);
+  o.prefix.encoder_hidden_size = 512;
+  const ps::MemoryEstimate q = ps::estimate_memory(s, o);
+  CHECK(q.trainable_params == 20 * 192 + 512 * 192 + 512 + 11520 * 512 + 11520);
+  // Prompt tuning's arena is the frozen-structure arena of seq + nvt rows:
+  // one more position per row costs what one more token of sequence costs.
+  ps::MemoryEstimateOptions a;
+  a.method = ps::Method::Prompt;
+  a.prompt.num_virtual_tokens = 20;
+  a.seq_len = 236;
+  ps::MemoryEstimateOptions b = a;
+  b.prompt.num_virtual_tokens = 1;
+  b.seq_len = 255;
+  CHECK(ps::estimate_memory(s, a).activation_bytes == ps::estimate_memory(s, b).activation_bytes);
+  o.prefix.num_virtual_tokens = 0;
+  bool threw = false;
+  try {
+    ps::estimate_memory(s, o);
+  } catch (const ps::Error&) {
+    threw = true;
+  }
+  CHECK(threw);
 }
 
 }  // namespace
@@ -178,6 +338,8 @@ int main() {
     test_reserve();
     test_eval_then_train();
     test_known_sizes();
+    test_prompt_learning_configs();
+    test_prompt_learning_sizes();
   } catch (const std::exception& e) {
     pstest::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
   }

@@ -1,24 +1,29 @@
 // `peft-studio eval`: mean cross-entropy and perplexity of a model (with an
-// optional LoRA adapter) over a JSONL file, as one JSON object on stdout.
+// optional PEFT adapter: LoRA, prompt or prefix tuning) over a dataset in any
+// format train reads (the same loader and masking), as one JSON object on stdout.
 import { availableParallelism } from 'node:os';
 import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
+import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
 import { evaluateExamples } from '../../inference/eval.js';
-import { openSession } from '../../session.js';
+import { openSession, virtualTokensOf } from '../../session.js';
 import { checkSeqLenFits, TRAIN_DEFAULTS } from '../../training/config.js';
-import { loadJsonl } from '../../training/data.js';
+import { DATASET_FORMATS, loadDataset, type DatasetFormatOption } from '../../data/index.js';
 
 export const evalSpec: CommandSpec = {
   name: 'eval',
-  summary: 'Score a model (optionally with an adapter) on a JSONL file: loss, perplexity, tokens.',
+  summary: 'Score a model (optionally with an adapter) on a dataset: loss, perplexity, tokens.',
   positionals: [],
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder' },
-    { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT LoRA adapter folder to apply' },
-    { name: 'data', kind: 'string', valueName: 'FILE', help: 'JSONL rows, as for train' },
-    { name: 'seq-len', kind: 'int', min: 2, help: 'truncate examples to this many tokens', defaultText: String(TRAIN_DEFAULTS.seqLen) },
+    { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT adapter folder to apply (LoRA, prompt tuning or prefix tuning, by its peft_type)' },
+    { name: 'data', kind: 'string', valueName: 'FILE', help: 'dataset, as for train (.jsonl, .json, .csv, .tsv, .txt)' },
+    { name: 'format', kind: 'string', choices: DATASET_FORMATS, help: 'row format', defaultText: 'auto (from the fields)' },
+    { name: 'all-tokens', kind: 'boolean', help: 'score every token, not only completions / assistant turns' },
+    { name: 'seq-len', kind: 'int', min: 2, help: 'truncate examples to this many tokens', defaultText: `${TRAIN_DEFAULTS.seqLen} (less with an adapter's virtual tokens on a model with few positions)` },
     { name: 'batch-size', kind: 'int', min: 1, help: 'examples per forward pass', defaultText: String(TRAIN_DEFAULTS.batchSize) },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
+    ...QUANT_FLAGS,
   ],
   notes: ['Prints {"loss": mean cross-entropy per label token (nats), "perplexity": exp(loss), "tokens": label tokens scored}.'],
 };
@@ -28,11 +33,20 @@ export const evalCommand: Command = {
   async run(args, io) {
     const model = args.requireString('model');
     const data = args.requireString('data');
-    const seqLen = args.number('seq-len') ?? TRAIN_DEFAULTS.seqLen;
-    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null });
+    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args) });
     try {
-      checkSeqLenFits(seqLen, session.folder.spec);
-      const examples = loadJsonl(data, session.tokenizer, { seqLen, vocabSize: session.folder.spec.vocabSize });
+      const virtual = virtualTokensOf(session.adapter);
+      // An explicit --seq-len that does not fit is an error; the default shrinks to fit the virtual tokens.
+      const seqLen = args.number('seq-len') ?? Math.min(TRAIN_DEFAULTS.seqLen, session.folder.spec.maxPositionEmbeddings - virtual);
+      checkSeqLenFits(seqLen, session.folder.spec, virtual);
+      const { examples, report } = await loadDataset(data, session.tokenizer, {
+        format: (args.string('format') ?? 'auto') as DatasetFormatOption,
+        seqLen,
+        completionOnly: !args.boolean('all-tokens'),
+        pack: false,
+        vocabSize: session.folder.spec.vocabSize,
+      });
+      for (const notice of report.notices) io.stderr(`note: ${notice}\n`);
       const result = await evaluateExamples(session.engine, examples, args.number('batch-size') ?? TRAIN_DEFAULTS.batchSize);
       io.stdout(JSON.stringify(result) + '\n');
     } finally {

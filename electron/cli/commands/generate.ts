@@ -1,11 +1,12 @@
 // `peft-studio generate`: continue a prompt with the model (optionally with a
-// LoRA adapter), using the KV cache. Prints only the generated text.
+// PEFT adapter: LoRA, prompt or prefix tuning), using the KV cache. Prints only the generated text.
 import { availableParallelism } from 'node:os';
 import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
+import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
 import { generate } from '../../inference/generate.js';
 import { readGenerationConfig } from '../../models/generation-config.js';
-import { openSession, stopTokenIds } from '../../session.js';
+import { openSession, stopTokenIds, virtualTokensOf } from '../../session.js';
 
 export const generateSpec: CommandSpec = {
   name: 'generate',
@@ -13,13 +14,14 @@ export const generateSpec: CommandSpec = {
   positionals: [],
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder' },
-    { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT LoRA adapter folder to apply' },
+    { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT adapter folder to apply (LoRA, prompt tuning or prefix tuning, by its peft_type)' },
     { name: 'prompt', kind: 'string', valueName: 'TEXT', help: 'the text to continue (special tokens added as the tokenizer does)' },
     { name: 'max-new-tokens', kind: 'int', min: 1, help: 'most tokens to generate', defaultText: '128 (fewer if the model has no room)' },
     { name: 'temperature', kind: 'number', min: 0, help: 'sampling temperature; 0 = greedy', defaultText: "generation_config.json's, else 0" },
     { name: 'top-p', kind: 'number', above: 0, max: 1, help: 'nucleus sampling threshold', defaultText: "generation_config.json's, else 1" },
     { name: 'seed', kind: 'int', min: 0, help: 'sampling seed', defaultText: '42' },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
+    ...QUANT_FLAGS,
   ],
   notes: ['Generation stops at an end-of-sequence token (generation_config.json / config.json) or after --max-new-tokens.'],
 };
@@ -31,11 +33,13 @@ export const generateCommand: Command = {
   async run(args, io) {
     const model = args.requireString('model');
     const prompt = args.requireString('prompt');
-    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null });
+    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args) });
     try {
       const defaults = (await readGenerationConfig(session.folder.dir)) ?? { temperature: 0, topP: 1 };
       const promptIds = session.tokenizer.encode(prompt);
-      const room = session.folder.spec.maxPositionEmbeddings - promptIds.length;
+      // Virtual tokens (prompt / prefix tuning) take the first positions of the cache.
+      const positions = session.folder.spec.maxPositionEmbeddings - virtualTokensOf(session.adapter);
+      const room = positions - promptIds.length;
       const result = await generate(session.engine, promptIds, {
         // An explicit --max-new-tokens that does not fit is an error; the default shrinks to fit.
         maxNewTokens: args.number('max-new-tokens') ?? Math.max(1, Math.min(DEFAULT_MAX_NEW_TOKENS, room)),
@@ -43,7 +47,7 @@ export const generateCommand: Command = {
         topP: args.number('top-p') ?? defaults.topP,
         seed: args.number('seed') ?? 42,
         stopTokenIds: await stopTokenIds(session.folder, session.tokenizer),
-        maxPositions: session.folder.spec.maxPositionEmbeddings,
+        maxPositions: positions,
       });
       io.stdout(session.tokenizer.decode(result.tokens, { skipSpecialTokens: true }) + '\n');
     } finally {

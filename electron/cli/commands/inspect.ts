@@ -5,11 +5,13 @@ import { UsageError, type CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { LORA_TARGETS, PEFT_DEFAULT_TARGETS } from '../../adapters/peft-config.js';
 import { loadAddon } from '../../engine/load.js';
-import type { LoraTarget, MemoryEstimate, Method, NativeAddon } from '../../engine/native.js';
-import { openModelFolder, type ModelFolder } from '../../models/folder.js';
+import type { LoraTarget, MemoryEstimate, Method, NativeAddon, QuantizationOptions } from '../../engine/native.js';
+import { DEFAULT_NF4, effectiveQuantization } from '../../session.js';
+import { embeddingDType, openModelFolder, type ModelFolder } from '../../models/folder.js';
 import { fullModelFileBytes } from '../../export/model-folder.js';
 import { adapterFileBytes } from '../../training/adapter-files.js';
 import { resolveTargets, TRAIN_DEFAULTS } from '../../training/config.js';
+import { prefixTokenDim } from '../../adapters/prompt-config.js';
 import { machineInfo, type MachineInfo } from '../../system/machine.js';
 
 export const inspectSpec: CommandSpec = {
@@ -21,8 +23,12 @@ export const inspectSpec: CommandSpec = {
     { name: 'seq-len', kind: 'int', min: 1, help: 'sequence length for the activation estimate', defaultText: String(TRAIN_DEFAULTS.seqLen) },
     { name: 'rank', kind: 'int', min: 1, help: 'LoRA rank', defaultText: String(TRAIN_DEFAULTS.rank) },
     { name: 'targets', kind: 'list', choices: [...LORA_TARGETS, 'all-linear'], help: 'LoRA target modules', defaultText: PEFT_DEFAULT_TARGETS.join(',') },
+    { name: 'virtual-tokens', kind: 'int', min: 1, help: 'virtual tokens of the prompt and prefix rows', defaultText: String(TRAIN_DEFAULTS.virtualTokens) },
+    { name: 'encoder-hidden-size', kind: 'int', min: 1, help: 'MLP hidden size of the prefix_projection row', defaultText: 'head_dim * kv_heads' },
     { name: 'optimizer', kind: 'string', choices: ['adamw', 'sgd'], help: 'optimizer whose state is counted', defaultText: 'adamw' },
     { name: 'gradient-checkpointing', kind: 'boolean', help: 'estimate activations with gradient checkpointing' },
+    { name: 'quant-blocksize', kind: 'int', min: 32, max: 4096, help: 'NF4 block size of the qlora row (a power of two)', defaultText: String(DEFAULT_NF4.blocksize) },
+    { name: 'no-double-quant', kind: 'boolean', help: 'qlora row without double quantization of the absmax values' },
   ],
   notes: [
     'Output fields: model, architecture, sizes {hidden, layers, heads, kv_heads, head_dim, intermediate, vocab,',
@@ -31,6 +37,11 @@ export const inspectSpec: CommandSpec = {
     'where adapter_bytes is the size of what training saves (lora: adapter_model.safetensors; full: model.safetensors, F32),',
     'and fits: whether total_bytes is within this machine\'s available memory (machine {cpu_model, cpu_threads,',
     'total_memory_bytes, available_memory_bytes}).',
+    'memory.qlora is LoRA on a 4-bit NF4 base (the decoder blocks\' linears; embeddings, norms, lm_head as fp32), with',
+    'quantized_bytes (codes + scales) and bits_per_quantized_param (4.127 at blocksize 64 with double quantization);',
+    'quantization is the folder\'s own when bitsandbytes saved it in 4 bits (then only qlora can train it), else null.',
+    'memory.prompt is prompt tuning and memory.prefix prefix tuning with --virtual-tokens; memory.prefix_projection is prefix',
+    'tuning trained through its MLP (--encoder-hidden-size); all three save one prompt_embeddings tensor (adapter_bytes).',
   ],
 };
 
@@ -44,6 +55,10 @@ export interface MemoryRow {
   adapter_bytes: number;
   /** total_bytes is within the machine's available memory */
   fits: boolean;
+  /** qlora: bytes of the 4-bit linears (codes + scales), part of weights */
+  quantized_bytes?: number;
+  /** qlora: quantized_bytes * 8 / parameters held in 4 bits */
+  bits_per_quantized_param?: number;
 }
 
 export interface InspectReport {
@@ -64,12 +79,30 @@ export interface InspectReport {
   stored_dtype: string;
   weight_file_bytes: number;
   machine: MachineInfo;
-  settings: { batch_size: number; seq_len: number; rank: number; targets: LoraTarget[]; optimizer: 'adamw' | 'sgd'; gradient_checkpointing: boolean };
-  memory: Record<'full' | 'lora', MemoryRow>;
+  settings: {
+    batch_size: number;
+    seq_len: number;
+    rank: number;
+    targets: LoraTarget[];
+    /** virtual tokens of the prompt / prefix rows */
+    virtual_tokens?: number;
+    /** MLP hidden size of the prefix_projection row (null: head_dim * kv_heads, PEFT's default) */
+    encoder_hidden_size?: number | null;
+    optimizer: 'adamw' | 'sgd';
+    gradient_checkpointing: boolean;
+    /** NF4 settings of the qlora row (the folder's own for a bitsandbytes 4-bit folder) */
+    quant_blocksize?: number;
+    double_quant?: boolean;
+  };
+  /** a bitsandbytes 4-bit folder: {type, blocksize, doubleQuant, source, originalDType}; else null */
+  quantization: ModelFolder['quantization'];
+  memory: Record<'full' | 'lora' | 'qlora' | 'prompt' | 'prefix' | 'prefix_projection', MemoryRow>;
 }
 
 function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number): MemoryRow {
+  const quantized = e.quantizedParams > 0 ? { quantized_bytes: e.quantizedBytes, bits_per_quantized_param: (e.quantizedBytes * 8) / e.quantizedParams } : {};
   return {
+    ...quantized,
     weights: e.weightBytes,
     gradients: e.gradientBytes,
     optimizer_state: e.optimizerBytes,
@@ -84,14 +117,24 @@ function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number): M
 export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: InspectReport['settings'], machine: MachineInfo = machineInfo()): InspectReport {
   const { spec } = folder;
   const available = machine.available_memory_bytes;
-  const estimate = (method: Method) =>
+  const requested: QuantizationOptions = { type: 'nf4', blocksize: settings.quant_blocksize ?? DEFAULT_NF4.blocksize, doubleQuant: settings.double_quant ?? DEFAULT_NF4.doubleQuant };
+  const nf4 = effectiveQuantization(folder, requested)!;
+  settings = { ...settings, quant_blocksize: nf4.blocksize, double_quant: nf4.doubleQuant };
+  const nvt = settings.virtual_tokens ?? TRAIN_DEFAULTS.virtualTokens;
+  const encoderHiddenSize = settings.encoder_hidden_size ?? prefixTokenDim(spec);
+  settings = { ...settings, virtual_tokens: nvt, encoder_hidden_size: encoderHiddenSize };
+  const estimate = (method: Method, quantization: QuantizationOptions | null = null, projection = false) =>
     addon.estimateMemory(spec, {
       method,
+      prompt: method === 'prompt' ? { numVirtualTokens: nvt } : undefined,
+      prefix: method === 'prefix' ? { numVirtualTokens: nvt, encoderHiddenSize: projection ? encoderHiddenSize : null } : undefined,
       batchSize: settings.batch_size,
       seqLen: settings.seq_len,
       lora: method === 'lora' ? { rank: settings.rank, targets: settings.targets, layers: null } : undefined,
       gradientCheckpointing: settings.gradient_checkpointing,
       optimizer: settings.optimizer,
+      quantization,
+      weightDType: embeddingDType(folder),
     });
   const lora = { rank: settings.rank, targets: settings.targets, layers: null };
   return {
@@ -113,9 +156,15 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
     weight_file_bytes: folder.weightBytes,
     machine,
     settings,
+    quantization: folder.quantization,
     memory: {
       full: row(estimate('full'), fullModelFileBytes(spec), available),
-      lora: row(estimate('lora'), adapterFileBytes(spec, lora), available),
+      lora: row(estimate('lora'), adapterFileBytes(spec, { kind: 'lora', lora }), available),
+      qlora: row(estimate('lora', nf4), adapterFileBytes(spec, { kind: 'lora', lora }), available),
+      prompt: row(estimate('prompt'), adapterFileBytes(spec, { kind: 'prompt', prompt: { numVirtualTokens: nvt, init: 'RANDOM', initText: null } }), available),
+      prefix: row(estimate('prefix'), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: false, encoderHiddenSize: null } }), available),
+      // the saved file is the folded table whatever the MLP's size
+      prefix_projection: row(estimate('prefix', null, true), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } }), available),
     },
   };
 }
@@ -137,9 +186,15 @@ export const inspectCommand: Command = {
       seq_len: args.number('seq-len') ?? TRAIN_DEFAULTS.seqLen,
       rank: args.number('rank') ?? TRAIN_DEFAULTS.rank,
       targets: targetsOrUsageError(args.list('targets')),
+      virtual_tokens: args.number('virtual-tokens') ?? TRAIN_DEFAULTS.virtualTokens,
+      encoder_hidden_size: args.number('encoder-hidden-size') ?? null,
       optimizer: (args.string('optimizer') ?? 'adamw') as 'adamw' | 'sgd',
       gradient_checkpointing: args.boolean('gradient-checkpointing'),
+      quant_blocksize: args.number('quant-blocksize') ?? DEFAULT_NF4.blocksize,
+      double_quant: !args.boolean('no-double-quant'),
     };
+    const bs = settings.quant_blocksize!;
+    if ((bs & (bs - 1)) !== 0) throw new UsageError(`--quant-blocksize must be a power of two between 32 and 4096 (got ${bs})`, 'inspect');
     io.stdout(JSON.stringify(inspectModel(loadAddon(), folder, settings), null, 2) + '\n');
   },
 };

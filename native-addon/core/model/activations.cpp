@@ -10,6 +10,19 @@ int loss_chunk_rows(int rows, int vocab) {
   return std::max(1, std::min(rows, c));
 }
 
+int head_chunk_rows(int vocab) { return std::min(vocab, kHeadVocabChunk + kHeadVocabTail - 1); }
+
+std::vector<std::pair<int, int>> head_vocab_chunks(int vocab) {
+  std::vector<std::pair<int, int>> out;
+  for (int v0 = 0; v0 < vocab;) {
+    int n = std::min(kHeadVocabChunk, vocab - v0);
+    if (vocab - v0 - n < kHeadVocabTail) n = vocab - v0;
+    out.emplace_back(v0, n);
+    v0 += n;
+  }
+  return out;
+}
+
 namespace {
 
 // Walks the layout once: with base == nullptr it only counts bytes.
@@ -52,29 +65,45 @@ void layout(const PlanConfig& c, char* base, Activations* out, size_t* bytes) {
   // The norms' outputs are cheap to recompute from the kept inputs and rstd,
   // so every layer writes them to one shared buffer (backward recomputes).
   float* norm_out = cur.take<float>(R * d.D);
-  const int n_sets = c.train && !c.checkpoint ? d.L : 1;
-  for (int i = 0; i < n_sets; ++i) {
-    LayerActs l;
-    l.rstd1 = cur.take<float>(R);
-    l.a = norm_out;
+  // The attention block's buffers (rstd1 ... h_mid, the LoRA H of q/k/v/o):
+  // one set per layer, or with share_attention one set every layer shares,
+  // which backward refills by recomputing the block from the layer's kept
+  // input (the same ops on the same inputs, so the same bits). That costs the
+  // block's forward again and saves about a third of what a layer keeps. The
+  // MLP's gate/up (its two largest products) are always kept per layer.
+  auto take_attention = [&]() {
+    LayerActs s;
+    s.rstd1 = cur.take<float>(R);
+    s.a = norm_out;
     if (d.qk_norm) {
-      l.q_pre = cur.take<float>(R * d.Dq);
-      l.rstd_q = cur.take<float>(R * d.Hq);
-      l.k_pre = cur.take<float>(R * d.Dkv);
-      l.rstd_k = cur.take<float>(R * d.Hkv);
+      s.q_pre = cur.take<float>(R * d.Dq);
+      s.rstd_q = cur.take<float>(R * d.Hq);
+      s.k_pre = cur.take<float>(R * d.Dkv);
+      s.rstd_k = cur.take<float>(R * d.Hkv);
     }
-    l.q = cur.take<float>(R * d.Dq);
-    l.k = cur.take<float>(R * d.Dkv);
-    l.v = cur.take<float>(R * d.Dkv);
-    l.attn = cur.take<float>(R * d.Dq);
-    l.lse = cur.take<float>(R * d.Hq);
-    if (c.train) l.h_mid = cur.take<float>(R * d.D);
+    s.q = cur.take<float>(R * d.Dq);
+    s.k = cur.take<float>(R * d.Dkv);
+    s.v = cur.take<float>(R * d.Dkv);
+    s.attn = cur.take<float>(R * d.Dq);
+    s.lse = cur.take<float>(R * d.Hq);
+    if (c.train) {
+      s.h_mid = cur.take<float>(R * d.D);
+      for (int m : {kQ, kK, kV, kO}) s.lora_h[m] = cur.take<float>(R * c.lora_rank[m]);
+    }
+    return s;
+  };
+  const int n_sets = c.train && !c.checkpoint ? d.L : 1;
+  a.shared_attention = c.train && !c.checkpoint && c.share_attention;
+  LayerActs shared_set;
+  if (a.shared_attention || n_sets == 1) shared_set = take_attention();
+  for (int i = 0; i < n_sets; ++i) {
+    LayerActs l = a.shared_attention || n_sets == 1 ? shared_set : take_attention();
     l.rstd2 = cur.take<float>(R);
     l.m = norm_out;
     l.gate = cur.take<float>(R * d.F);
     l.up = cur.take<float>(R * d.F);
     if (c.train)
-      for (int m = 0; m < kNumModules; ++m) l.lora_h[m] = cur.take<float>(R * c.lora_rank[m]);
+      for (int m : {kGate, kUp, kDown}) l.lora_h[m] = cur.take<float>(R * c.lora_rank[m]);
     a.layers.push_back(l);
   }
   if (!c.train) {
@@ -90,8 +119,33 @@ void layout(const PlanConfig& c, char* base, Activations* out, size_t* bytes) {
   a.hf = cur.take<float>(R * d.D);
   a.hchunk = cur.take<float>(C * d.D);
   a.logits = cur.take<float>(C * d.V);
+  if (c.half_head) {
+    a.head_chunk = head_chunk_rows(d.V);
+    a.head_rows = cur.take<float>(static_cast<size_t>(a.head_chunk) * d.D);
+  }
+
+  const size_t P = static_cast<size_t>(c.prefix_tokens);
+  const size_t R_kv = R + static_cast<size_t>(c.batch) * P;  // key rows with every batch row's prefix
+  if (P) {
+    a.kx = cur.take<float>(R_kv * d.Dkv);
+    a.vx = cur.take<float>(R_kv * d.Dkv);
+  }
+  const size_t prefix_width = 2 * static_cast<size_t>(d.L) * d.Dkv;
+  const size_t H = static_cast<size_t>(c.prefix_hidden);
+  if (P && H) {
+    a.prefix_table = cur.take<float>(P * prefix_width);
+    a.prefix_hidden = cur.take<float>(P * H);
+  }
 
   if (c.train) {
+    if (P) {
+      a.dkx = cur.take<float>(R_kv * d.Dkv);
+      a.dvx = cur.take<float>(R_kv * d.Dkv);
+      if (H) {
+        a.dprefix_table = cur.take<float>(P * prefix_width);
+        a.dprefix_hidden = cur.take<float>(P * H);
+      }
+    }
     a.dchunk = cur.take<float>(C * d.D);
     a.dh = cur.take<float>(R * d.D);
     a.dnorm = cur.take<float>(R * d.D);

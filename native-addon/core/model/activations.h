@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "model/dims.h"
@@ -21,9 +22,24 @@ struct PlanConfig {
   bool checkpoint = false;  // train: keep only layer inputs, one recompute workspace
   int lora_rank[kNumModules] = {};  // rank of module m's adapters in any layer (0: none)
   bool lora_dropout = false;        // dropout on the LoRA branch (training only)
+  bool half_head = false;           // lm_head held 16-bit: one vocabulary chunk widened at a time
+  // train without checkpointing: one attention-block buffer set shared by all
+  // layers, recomputed in backward (about 11% more compute for a third less
+  // activation memory). On for a 4-bit base, where memory is the point (QLoRA).
+  bool share_attention = false;
+  // Prefix tuning: every attention call reads prefix_tokens leading key/value
+  // positions per batch row, so keys/values are assembled in [batch, prefix +
+  // T] buffers; `batch` is the most batch rows a step may have (0 otherwise).
+  int prefix_tokens = 0;
+  int batch = 0;
+  int prefix_hidden = 0;  // prefix_projection's encoder_hidden_size: the MLP's table is computed into the arena
 };
 
-// What one decoder layer keeps from forward for backward ([rows, ...] each).
+// What one decoder layer's forward writes and backward reads ([rows, ...]
+// each). With PlanConfig::share_attention only the MLP part (rstd2, gate, up,
+// and the LoRA H of gate/up/down) is the layer's own: the attention part
+// (rstd1 ... h_mid and the LoRA H of q/k/v/o) is one set every layer shares,
+// recomputed in backward from the layer's input (activations.cpp).
 struct LayerActs {
   float* rstd1 = nullptr;  // [rows]
   float* a = nullptr;      // input_layernorm output [rows, D] (shared, recomputed in backward)
@@ -53,11 +69,14 @@ struct Activations {
   int32_t* targets = nullptr;       // shifted labels, -100 where not counted
   std::vector<float*> resid;        // train: L+1 residual states (layer inputs, final); eval: 1
   std::vector<LayerActs> layers;    // train without checkpointing: L; otherwise 1 (reused)
+  bool shared_attention = false;    // layers share the attention part: backward recomputes it
   float* act = nullptr;             // silu(gate) * up [rows, F] (recomputed in backward)
   float* rstd_f = nullptr;          // final norm [rows]
   float* hf = nullptr;              // final norm output [rows, D]
   float* hchunk = nullptr;          // gathered rows of hf [chunk, D]
   float* logits = nullptr;          // [chunk, V], overwritten by dlogits
+  float* head_rows = nullptr;       // half_head: [head_chunk, D] lm_head rows widened to fp32
+  int head_chunk = 0;               // half_head: vocabulary rows widened at once (see head_vocab_chunks)
   // training only
   float* dchunk = nullptr;  // [chunk, D]
   float* dh = nullptr;      // residual gradient [rows, D]
@@ -72,6 +91,17 @@ struct Activations {
   float* dropped = nullptr;   // [rows, max in] dropout(x) of the LoRA branch
   float* d_dropped = nullptr; // [rows, max in]
   float* lora_tmp = nullptr;  // eval: [rows, max rank] H scratch
+  // prefix tuning: one layer's keys/values with the prefix in front,
+  // [batch, prefix + T, Dkv], assembled from the table and the layer's k/v
+  // before each attention call (forward and backward), so one set serves all layers
+  float* kx = nullptr;
+  float* vx = nullptr;
+  float* dkx = nullptr;           // train: gradient wrt kx [batch, prefix + T, Dkv]
+  float* dvx = nullptr;           // train: gradient wrt vx
+  float* prefix_table = nullptr;  // projection: the MLP's output [prefix, L * 2 * Dkv]
+  float* prefix_hidden = nullptr; // projection: its tanh layer [prefix, hidden]
+  float* dprefix_table = nullptr; // projection, train: gradient wrt the table
+  float* dprefix_hidden = nullptr;// projection, train: scratch [prefix, hidden]
 };
 
 class ActivationPlan {
@@ -89,5 +119,14 @@ class ActivationPlan {
 
 // Rows of logits computed at once: bounded so [chunk, V] stays near 32 MiB.
 int loss_chunk_rows(int rows, int vocab);
+
+// A 16-bit lm_head's vocabulary in [first, first + count) runs: kHeadVocabChunk
+// rows each (a multiple of every GEMM column panel, so each logit is the
+// same sum as in one fp32 GEMM), the last one taking a remainder shorter than
+// kHeadVocabTail too (no one-column GEMM, which would take the GEMV path).
+constexpr int kHeadVocabChunk = 1024;
+constexpr int kHeadVocabTail = 16;
+int head_chunk_rows(int vocab);  // the largest run: the widened-rows buffer
+std::vector<std::pair<int, int>> head_vocab_chunks(int vocab);
 
 }  // namespace ps

@@ -1,9 +1,11 @@
 // The attention half of a decoder layer (Hugging Face LlamaAttention /
 // Qwen2Attention / Qwen3Attention): input_layernorm, q/k/v projections
 // (+ biases), Qwen3's per-head q/k RMSNorm before RoPE, RoPE (rotate_half),
-// causal grouped-query attention with scale 1/sqrt(head_dim), o_proj, residual.
+// causal grouped-query attention with scale 1/sqrt(head_dim) (with prefix
+// tuning over the layer's prefix keys/values first, used as stored), o_proj, residual.
 #include <cmath>
 
+#include "methods/prefix_tuning.h"
 #include "model/blocks.h"
 #include "rng.h"
 
@@ -35,6 +37,14 @@ AttnShape shape_of(const PassContext& c, int past) {
   return s;
 }
 float attn_scale(const ModelDims& d) { return 1.0f / std::sqrt(static_cast<float>(d.hd)); }
+size_t prefix_stride(const ModelDims& d) { return 2 * static_cast<size_t>(d.L) * d.Dkv; }
+// arena kx/vx = [this layer's prefix keys/values; the layer's own k/v] per batch row.
+void assemble_prefix_kv(const PassContext& c, int layer, const LayerActs& s) {
+  const ModelDims& d = c.d;
+  const float* keys = c.prefix_table + 2 * static_cast<size_t>(layer) * d.Dkv;
+  prefix_concat(c.be, keys, prefix_stride(d), c.prefix, s.k, c.B, c.T, d.Dkv, c.arena->kx);
+  prefix_concat(c.be, keys + d.Dkv, prefix_stride(d), c.prefix, s.v, c.B, c.T, d.Dkv, c.arena->vx);
+}
 }  // namespace
 
 void attention_block_forward(const PassContext& c, int layer, const LayerParams& p, const float* x,
@@ -60,9 +70,16 @@ void attention_block_forward(const PassContext& c, int layer, const LayerParams&
   be.rope_forward(s.q, c.pos, R, d.Hq, d.hd, c.rope_cos, c.rope_sin);
   be.rope_forward(k_new, c.pos, R, d.Hkv, d.hd, c.rope_cos, c.rope_sin);
 
-  const AttnShape shape = shape_of(c, kv ? kv->past : 0);
-  be.attention_forward(shape, s.q, kv ? kv->k : s.k, kv ? kv->v : s.v, c.seg, attn_scale(d), s.attn,
-                       s.lse);
+  if (c.prefix && !kv) {
+    // Prefix tuning: the layer's prefix in front of every batch row's keys/values.
+    assemble_prefix_kv(c, layer, s);
+    be.attention_forward(shape_of(c, c.prefix), s.q, c.arena->kx, c.arena->vx, c.seg, attn_scale(d), s.attn,
+                         s.lse);
+  } else {
+    const AttnShape shape = shape_of(c, kv ? kv->past : 0);
+    be.attention_forward(shape, s.q, kv ? kv->k : s.k, kv ? kv->v : s.v, c.seg, attn_scale(d), s.attn,
+                         s.lse);
+  }
 
   if (h_out != x) be.copy(h_out, x, static_cast<size_t>(R) * d.D);
   linear_forward(be, lin[kO], R, s.attn, h_out, true, linear_scratch(c, s, lin[kO], layer, kO));
@@ -82,8 +99,24 @@ void attention_block_backward(const PassContext& c, int layer, const LayerParams
   be.fill(g.dq, 0.0f, static_cast<size_t>(R) * d.Dq);
   be.fill(g.dk, 0.0f, static_cast<size_t>(R) * d.Dkv);
   be.fill(g.dv, 0.0f, static_cast<size_t>(R) * d.Dkv);
-  be.attention_backward(shape_of(c, 0), s.q, s.k, s.v, c.seg, attn_scale(d), s.attn, s.lse, g.dattn,
-                        g.dq, g.dk, g.dv);
+  if (c.prefix) {
+    // The concatenation is rebuilt (the buffers are shared by every layer);
+    // the prefix rows' gradient is summed over the batch rows into the table.
+    assemble_prefix_kv(c, layer, s);
+    const size_t n = static_cast<size_t>(R + c.B * c.prefix) * d.Dkv;
+    be.fill(g.dkx, 0.0f, n);
+    be.fill(g.dvx, 0.0f, n);
+    be.attention_backward(shape_of(c, c.prefix), s.q, g.kx, g.vx, c.seg, attn_scale(d), s.attn, s.lse, g.dattn,
+                          g.dq, g.dkx, g.dvx);
+    const size_t stride = prefix_stride(d);
+    float* dk_table = c.dprefix_table ? c.dprefix_table + 2 * static_cast<size_t>(layer) * d.Dkv : nullptr;
+    float* dv_table = c.dprefix_table ? dk_table + d.Dkv : nullptr;
+    prefix_split_grad(be, g.dkx, c.prefix, c.B, c.T, d.Dkv, g.dk, dk_table, stride);
+    prefix_split_grad(be, g.dvx, c.prefix, c.B, c.T, d.Dkv, g.dv, dv_table, stride);
+  } else {
+    be.attention_backward(shape_of(c, 0), s.q, s.k, s.v, c.seg, attn_scale(d), s.attn, s.lse, g.dattn,
+                          g.dq, g.dk, g.dv);
+  }
   be.rope_backward(g.dq, c.pos, R, d.Hq, d.hd, c.rope_cos, c.rope_sin);
   be.rope_backward(g.dk, c.pos, R, d.Hkv, d.hd, c.rope_cos, c.rope_sin);
 

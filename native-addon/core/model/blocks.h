@@ -35,6 +35,10 @@ struct HeadParams {
   float* dnorm = nullptr;
   const float* W = nullptr;  // lm_head [V, D] (the embedding when tied)
   float* dW = nullptr;
+  // Or the same table in 16 bits (W == nullptr, frozen): widened a
+  // vocabulary chunk at a time into the arena's head_rows.
+  const uint16_t* W16 = nullptr;
+  bool W16_bf16 = false;
 };
 
 // The state of one pass shared by every block call.
@@ -50,6 +54,13 @@ struct PassContext {
   bool train = false;        // dropout active (activations are kept either way)
   uint64_t step_key = 0;     // dropout key of this pass: (seed, counter)
   Activations* arena = nullptr;  // shared scratch (gradients, dropout buffers)
+  // Prefix tuning (training / evaluation; a decoding pass has the prefix in
+  // its KV cache instead): `prefix` leading key/value positions per batch
+  // row, read from the table [prefix, L * 2 * Dkv] (layer l: keys at column
+  // 2l * Dkv, values at (2l + 1) * Dkv), used as stored (no RoPE).
+  int prefix = 0;
+  const float* prefix_table = nullptr;
+  float* dprefix_table = nullptr;  // accumulates the table's gradient (nullptr: frozen)
 };
 
 // Where a decoding pass writes this layer's new keys/values: a cache of
@@ -86,6 +97,12 @@ using RowRuns = std::vector<std::pair<int, int>>;
 // the head's trainable gradients and OVERWRITES dh with the gradient wrt h.
 LossResult loss_head(const PassContext& c, const HeadParams& p, const float* h, const RowRuns& runs,
                      float grad_scale, bool backward, float* dh);
+// logits[n, V] = x[n, D] · lm_headᵀ (a 16-bit head widened chunk by chunk:
+// each logit is the same sum an fp32 GEMM on the widened table computes).
+void head_logits(const PassContext& c, const HeadParams& p, const float* x, int n, float* logits);
+// dx[n, D] = dlogits[n, V] · lm_head (overwritten; a 16-bit head sums the
+// vocabulary chunk by chunk, which rounds in a different order than one GEMM).
+void head_input_grad(const PassContext& c, const HeadParams& p, const float* dlogits, int n, float* dx);
 // Logits [V] of one row of h (decoding), written to the arena's logits buffer.
 const float* head_logits_row(const PassContext& c, const HeadParams& p, const float* h, int row);
 

@@ -1,12 +1,15 @@
 // The linear layer of the model, y = x W^T (+ b), with the hook where a
 // method adds its trainable branch (LoRA). The base matmul always runs on the
 // frozen (or fully trainable) W; gradients of W and b are formed only when
-// their gradient pointers are set.
+// their gradient pointers are set. The base weight is either fp32 (W) or
+// 4-bit NF4 (W4, QLoRA): a 4-bit weight is always frozen; the input gradient
+// still flows through it (dx = dy W with W dequantized tile by tile).
 #pragma once
 
 #include <cstdint>
 
 #include "backend.h"
+#include "quant/nf4_weight.h"
 
 namespace ps {
 
@@ -23,11 +26,13 @@ struct LoraAdapter {
 
 struct Linear {
   int in = 0, out = 0;
-  const float* W = nullptr;  // [out, in]
-  float* dW = nullptr;       // nullptr: frozen
+  const float* W = nullptr;  // [out, in] fp32, or nullptr when W4 holds the weight
+  Nf4Weight W4;              // [out, in] in 4 bits (W4.codes == nullptr: not quantized)
+  float* dW = nullptr;       // nullptr: frozen (always for a 4-bit weight)
   const float* b = nullptr;  // [out] or nullptr
   float* db = nullptr;
   const LoraAdapter* lora = nullptr;
+  bool four_bit() const { return W4.codes != nullptr; }
 };
 
 // Per-call buffers of the LoRA branch (unused when the linear has none).

@@ -4,6 +4,8 @@
 
 #include "error.h"
 #include "methods/lora.h"
+#include "methods/prefix_tuning.h"
+#include "methods/prompt_tuning.h"
 #include "model/batch_inputs.h"
 #include "model/tensor_names.h"
 #include "model/weights.h"
@@ -16,11 +18,17 @@ ModelParams bind_params(const ModelDims& d, const WeightStore& w, const LoraAdap
   auto W = [&](const std::string& name) -> const float* { return w.get(name).data; };
   auto G = [&](const std::string& name) -> float* { return grad_of(name); };
   ModelParams p;
-  p.embed = W(kEmbedName);
+  const WeightTensor& embed = w.get(kEmbedName);
+  p.embed = embed.data;
+  p.embed16 = embed.half;
+  p.embed_bf16 = embed.half_bf16;
   p.dembed = G(kEmbedName);
   p.head.norm = W(kNormName);
   p.head.dnorm = G(kNormName);
-  p.head.W = d.tied ? p.embed : W(kLmHeadName);
+  const WeightTensor& head = d.tied ? embed : w.get(kLmHeadName);
+  p.head.W = head.data;
+  p.head.W16 = head.half;
+  p.head.W16_bf16 = head.half_bf16;
   p.head.dW = d.tied ? p.dembed : G(kLmHeadName);
   const int in[kNumModules] = {d.D, d.D, d.D, d.Dq, d.D, d.D, d.F};
   const int out[kNumModules] = {d.Dq, d.Dkv, d.Dkv, d.D, d.F, d.F, d.D};
@@ -46,8 +54,13 @@ ModelParams bind_params(const ModelDims& d, const WeightStore& w, const LoraAdap
       const std::string base = module_path(l, m);
       lin.in = in[m];
       lin.out = out[m];
-      lin.W = W(base + ".weight");
-      lin.dW = G(base + ".weight");
+      const WeightTensor& wt = w.get(base + ".weight");
+      if (wt.nf4) {
+        lin.W4 = wt.nf4_view();  // frozen: no gradient of a 4-bit weight
+      } else {
+        lin.W = wt.data;
+        lin.dW = G(base + ".weight");
+      }
       const bool bias = m <= kV ? d.qkv_bias : m == kO ? d.o_bias : false;
       if (bias) {
         lin.b = W(base + ".bias");
@@ -100,6 +113,16 @@ PassContext LlamaModel::context(Activations& a, int B, int T) const {
 }
 
 namespace {
+// out[r] = table[ids[r]]; a 16-bit table's rows are widened as they are looked up.
+void embed_rows(Backend& be, const ModelParams& p, const int32_t* ids, int rows, int D, float* out) {
+  if (p.embed) {
+    be.embedding_forward(ids, rows, p.embed, D, out);
+    return;
+  }
+  for (int r = 0; r < rows; ++r)  // ids are checked against the vocabulary before any pass
+    be.half_to_float(p.embed16 + static_cast<size_t>(ids[r]) * D, p.embed_bf16, out + static_cast<size_t>(r) * D, D);
+}
+
 void upload_batch(Backend& be, Activations& a, const Batch& b, const PreparedBatch& pb) {
   const size_t bytes = static_cast<size_t>(pb.rows) * sizeof(int32_t);
   if (pb.rows > a.rows) throw Error("internal: activation arena smaller than the batch");
@@ -121,7 +144,9 @@ LossResult LlamaModel::forward_backward(const ModelParams& p, Activations& a, co
   const int L = d_.L;
   auto acts = [&](int l) -> LayerActs& { return a.layers[pass.checkpoint ? 0 : l]; };
 
-  be_.embedding_forward(a.ids, pb.rows, p.embed, d_.D, a.resid[0]);
+  embed_rows(be_, p, a.ids, pb.rows, d_.D, a.resid[0]);
+  if (p.prompt) insert_prompt(be_, p.prompt->embeddings(), p.prompt->tokens(), pb.B, pb.T, d_.D, a.resid[0]);
+  bind_prefix(p, a, c, true);
   for (int l = 0; l < L; ++l) {
     LayerActs& s = acts(l);
     attention_block_forward(c, l, p.layers[l], a.resid[l], s.h_mid, s, nullptr);
@@ -131,16 +156,21 @@ LossResult LlamaModel::forward_backward(const ModelParams& p, Activations& a, co
 
   for (int l = L - 1; l >= 0; --l) {
     LayerActs& s = acts(l);
-    if (pass.checkpoint && l != L - 1) {
-      // Recompute this layer from its saved input (the last layer's is still there).
+    if (l != L - 1 && (pass.checkpoint || a.shared_attention)) {
+      // Recompute from the layer's saved input (the last layer's buffers still
+      // hold its values): the attention block when its buffers are shared
+      // (activations.cpp), the MLP's gate/up too when checkpointing.
       attention_block_forward(c, l, p.layers[l], a.resid[l], s.h_mid, s, nullptr);
-      mlp_block_forward(c, l, p.layers[l], s.h_mid, nullptr, s);
+      if (pass.checkpoint) mlp_block_forward(c, l, p.layers[l], s.h_mid, nullptr, s);
     }
     mlp_block_backward(c, l, p.layers[l], s.h_mid, s, a.dh);
-    // Below layer 0 only the embedding table could use the gradient.
-    attention_block_backward(c, l, p.layers[l], a.resid[l], s, a.dh, l > 0 || p.dembed);
+    // Below layer 0 only the embedding table or a soft prompt could use the gradient.
+    attention_block_backward(c, l, p.layers[l], a.resid[l], s, a.dh, l > 0 || p.dembed || p.prompt);
   }
   if (p.dembed) be_.embedding_backward(a.ids, pb.rows, a.dh, d_.D, p.dembed);
+  if (p.prompt) prompt_backward(be_, a.dh, p.prompt->tokens(), pb.B, pb.T, d_.D, p.prompt->gradient());
+  if (p.prefix && p.prefix->projection())
+    p.prefix->project_backward(a.prefix_hidden, a.dprefix_table, a.dprefix_hidden);
   return result;
 }
 
@@ -151,7 +181,9 @@ LossResult LlamaModel::evaluate(const ModelParams& p, Activations& a, const Batc
   upload_batch(be_, a, batch, pb);
   PassContext c = context(a, pb.B, pb.T);
   float* h = a.resid[0];  // the residual stream is updated in place
-  be_.embedding_forward(a.ids, pb.rows, p.embed, d_.D, h);
+  embed_rows(be_, p, a.ids, pb.rows, d_.D, h);
+  if (p.prompt) insert_prompt(be_, p.prompt->embeddings(), p.prompt->tokens(), pb.B, pb.T, d_.D, h);
+  bind_prefix(p, a, c, false);
   for (int l = 0; l < d_.L; ++l) {
     attention_block_forward(c, l, p.layers[l], h, h, a.layers[0], nullptr);
     mlp_block_forward(c, l, p.layers[l], h, h, a.layers[0]);
@@ -159,18 +191,45 @@ LossResult LlamaModel::evaluate(const ModelParams& p, Activations& a, const Batc
   return loss_head(c, p.head, h, pb.runs, 1.0f, false, nullptr);
 }
 
+void LlamaModel::bind_prefix(const ModelParams& p, Activations& a, PassContext& c, bool train) const {
+  if (!p.prefix) return;
+  const PrefixTuning& pt = *p.prefix;
+  c.prefix = pt.tokens();
+  if (!pt.projection()) {
+    c.prefix_table = pt.table();
+    c.dprefix_table = train ? pt.table_gradient() : nullptr;
+    return;
+  }
+  if (!a.prefix_table) throw Error("internal: the activation arena has no room for the prefix table");
+  pt.project(a.prefix_hidden, a.prefix_table);
+  c.prefix_table = a.prefix_table;
+  c.dprefix_table = train ? a.dprefix_table : nullptr;
+  if (train) be_.fill(a.dprefix_table, 0.0f, static_cast<size_t>(pt.tokens()) * pt.width());
+}
+
 const float* LlamaModel::decode(const ModelParams& p, Activations& a, KvCache& cache,
                                 const int32_t* tokens, size_t n) {
   if (n == 0) throw Error("decode: no tokens given");
-  if (cache.capacity == 0) throw Error("decode: call resetCache(maxTokens) before decoding");
-  if (static_cast<size_t>(cache.capacity - cache.length) < n)
-    throw Error("decode: the sequence would reach " + std::to_string(cache.length + n) +
-                " tokens but resetCache reserved " + std::to_string(cache.capacity) +
-                ": start a new generation with a larger maxTokens");
   for (size_t i = 0; i < n; ++i)
     if (tokens[i] < 0 || tokens[i] >= d_.V)
       throw Error("decode: token " + std::to_string(tokens[i]) + " is not a token id of this model (0.." +
                   std::to_string(d_.V - 1) + ")");
+  return decode_rows(p, a, cache, tokens, nullptr, n);
+}
+
+const float* LlamaModel::decode_embeddings(const ModelParams& p, Activations& a, KvCache& cache,
+                                           const float* embeds, size_t n) {
+  if (n == 0) throw Error("decode: no embeddings given");
+  return decode_rows(p, a, cache, nullptr, embeds, n);
+}
+
+const float* LlamaModel::decode_rows(const ModelParams& p, Activations& a, KvCache& cache,
+                                     const int32_t* tokens, const float* embeds, size_t n) {
+  if (cache.capacity == 0) throw Error("decode: call resetCache(maxTokens) before decoding");
+  if (static_cast<size_t>(cache.capacity - cache.length) < n)
+    throw Error("decode: the sequence would reach " + std::to_string(cache.length - cache.virtual_tokens + n) +
+                " tokens but resetCache reserved " + std::to_string(cache.capacity - cache.virtual_tokens) +
+                ": start a new generation with a larger maxTokens");
   ensure_rope(cache.length + static_cast<int>(n));
   std::vector<int32_t> pos(a.rows), seg(a.rows, 0);
   float* h = a.resid[0];
@@ -178,11 +237,15 @@ const float* LlamaModel::decode(const ModelParams& p, Activations& a, KvCache& c
   for (size_t done = 0; done < n;) {
     const int chunk = static_cast<int>(std::min<size_t>(n - done, a.rows));
     for (int i = 0; i < chunk; ++i) pos[i] = cache.length + i;
-    be_.upload(a.ids, tokens + done, chunk * sizeof(int32_t));
     be_.upload(a.pos, pos.data(), chunk * sizeof(int32_t));
     be_.upload(a.seg, seg.data(), chunk * sizeof(int32_t));
     PassContext c = context(a, 1, chunk);
-    be_.embedding_forward(a.ids, chunk, p.embed, d_.D, h);
+    if (embeds) {
+      be_.copy(h, embeds + done * d_.D, static_cast<size_t>(chunk) * d_.D);
+    } else {
+      be_.upload(a.ids, tokens + done, chunk * sizeof(int32_t));
+      embed_rows(be_, p, a.ids, chunk, d_.D, h);
+    }
     for (int l = 0; l < d_.L; ++l) {
       KvView kv{cache.k[l], cache.v[l], cache.length};
       attention_block_forward(c, l, p.layers[l], h, h, a.layers[0], &kv);

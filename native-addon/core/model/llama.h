@@ -2,7 +2,8 @@
 // Hugging Face transformers computes it: embeddings, L decoder layers
 // (attention block + MLP block, see blocks.h), final norm, lm_head, shifted
 // cross-entropy. This file runs the passes: training (forward, loss,
-// backward, optionally recomputing each layer from its saved input), evaluation
+// backward, recomputing each layer's attention block from its saved input,
+// and with checkpointing its MLP products too), evaluation
 // and incremental decoding with a KV cache. It owns no parameters: a
 // ModelParams holds pointers bound from the weight store and the method.
 #pragma once
@@ -22,12 +23,21 @@ namespace ps {
 
 class WeightStore;
 class LoraAdapters;
+class PromptTuning;
+class PrefixTuning;
 
 struct ModelParams {
   const float* embed = nullptr;  // [V, D]
   float* dembed = nullptr;       // nullptr: the input embeddings get no gradient
+  const uint16_t* embed16 = nullptr;  // or the table in 16 bits (embed == nullptr, frozen)
+  bool embed_bf16 = false;
   HeadParams head;
   std::vector<LayerParams> layers;
+  // PEFT's prompt-learning methods (at most one; the engine sets them):
+  // prompt tuning's virtual rows lead every batch row (prepend_virtual_tokens),
+  // prefix tuning adds its prefix to every layer's keys and values.
+  const PromptTuning* prompt = nullptr;
+  const PrefixTuning* prefix = nullptr;
 };
 
 // Binds the weights' current pointers; grad_of(name) gives a trainable
@@ -40,6 +50,7 @@ ModelParams bind_params(const ModelDims& d, const WeightStore& w, const LoraAdap
 struct KvCache {
   int capacity = 0;
   int length = 0;
+  int virtual_tokens = 0;  // leading positions a prompt/prefix adapter filled (not counted in maxTokens)
   std::vector<float*> k, v;  // [L] each [capacity, Dkv]
 };
 
@@ -68,10 +79,18 @@ class LlamaModel {
   // the logits [V] of the last one, in the arena.
   const float* decode(const ModelParams& p, Activations& a, KvCache& cache, const int32_t* tokens,
                       size_t n);
+  // Appends n positions whose input embeddings are given ([n, D], backend
+  // memory) instead of looked up: prompt tuning's virtual tokens.
+  const float* decode_embeddings(const ModelParams& p, Activations& a, KvCache& cache, const float* embeds,
+                                 size_t n);
 
  private:
   void ensure_rope(int positions);
   PassContext context(Activations& a, int B, int T) const;
+  // Points the context at the prefix table; with prefix_projection runs the MLP into the arena first.
+  void bind_prefix(const ModelParams& p, Activations& a, PassContext& c, bool train) const;
+  const float* decode_rows(const ModelParams& p, Activations& a, KvCache& cache, const int32_t* tokens,
+                           const float* embeds, size_t n);
 
   Backend& be_;
   ModelSpec spec_;

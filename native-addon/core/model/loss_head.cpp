@@ -29,6 +29,34 @@ RowRuns take_rows(const RowRuns& runs, size_t& run, int& within, int limit) {
 
 }  // namespace
 
+void head_logits(const PassContext& c, const HeadParams& p, const float* x, int n, float* logits) {
+  Backend& be = c.be;
+  const ModelDims& d = c.d;
+  if (p.W) {
+    be.gemm_nt(n, d.V, d.D, 1.0f, x, d.D, p.W, d.D, 0.0f, logits, d.V);
+    return;
+  }
+  float* rows = c.arena->head_rows;
+  for (const auto& v : head_vocab_chunks(d.V)) {
+    be.half_to_float(p.W16 + static_cast<size_t>(v.first) * d.D, p.W16_bf16, rows, static_cast<size_t>(v.second) * d.D);
+    be.gemm_nt(n, v.second, d.D, 1.0f, x, d.D, rows, d.D, 0.0f, logits + v.first, d.V);
+  }
+}
+
+void head_input_grad(const PassContext& c, const HeadParams& p, const float* dlogits, int n, float* dx) {
+  Backend& be = c.be;
+  const ModelDims& d = c.d;
+  if (p.W) {
+    be.gemm_nn(n, d.D, d.V, 1.0f, dlogits, d.V, p.W, d.D, 0.0f, dx, d.D);
+    return;
+  }
+  float* rows = c.arena->head_rows;
+  for (const auto& v : head_vocab_chunks(d.V)) {
+    be.half_to_float(p.W16 + static_cast<size_t>(v.first) * d.D, p.W16_bf16, rows, static_cast<size_t>(v.second) * d.D);
+    be.gemm_nn(n, d.D, v.second, 1.0f, dlogits + v.first, d.V, rows, d.D, v.first ? 1.0f : 0.0f, dx, d.D);
+  }
+}
+
 LossResult loss_head(const PassContext& c, const HeadParams& p, const float* h, const RowRuns& runs,
                      float grad_scale, bool backward, float* dh) {
   Backend& be = c.be;
@@ -50,13 +78,13 @@ LossResult loss_head(const PassContext& c, const HeadParams& p, const float* h, 
       be.copy(a.hchunk + n * D, a.hf + r.first * D, r.second * D);
       n += r.second;
     }
-    be.gemm_nt(n, d.V, d.D, 1.0f, a.hchunk, d.D, p.W, d.D, 0.0f, a.logits, d.V);
+    head_logits(c, p, a.hchunk, n, a.logits);
     int count = 0;
     result.loss_sum += be.cross_entropy(a.logits, a.targets + done, n, d.V, grad_scale,
                                         backward ? a.logits : nullptr, &count);
     result.tokens += count;
     if (backward) {
-      be.gemm_nn(n, d.D, d.V, 1.0f, a.logits, d.V, p.W, d.D, 0.0f, a.dchunk, d.D);
+      head_input_grad(c, p, a.logits, n, a.dchunk);
       if (p.dW) be.gemm_tn(d.V, d.D, n, 1.0f, a.logits, d.V, a.hchunk, d.D, 1.0f, p.dW, d.D);
       int off = 0;
       for (const auto& r : chunk) {
@@ -79,7 +107,7 @@ const float* head_logits_row(const PassContext& c, const HeadParams& p, const fl
   Activations& a = *c.arena;
   const size_t D = static_cast<size_t>(d.D);
   be.rmsnorm_forward(h + row * D, p.norm, a.hf, a.rstd_f, 1, d.D, c.eps);
-  be.gemm_nt(1, d.V, d.D, 1.0f, a.hf, d.D, p.W, d.D, 0.0f, a.logits, d.V);
+  head_logits(c, p, a.hf, 1, a.logits);
   return a.logits;
 }
 

@@ -1,5 +1,6 @@
 #include "model/mmap_file.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -57,6 +58,8 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   data_ = static_cast<const uint8_t*>(p);
 }
 
+void MappedFile::release_pages(uint64_t, uint64_t) const {}
+
 MappedFile::~MappedFile() {
   if (data_) UnmapViewOfFile(data_);
   if (mapping_) CloseHandle(static_cast<HANDLE>(mapping_));
@@ -89,6 +92,15 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+void MappedFile::release_pages(uint64_t offset, uint64_t bytes) const {
+  if (!data_ || offset >= size_) return;
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t end = std::min(size_, offset + bytes);
+  const uint64_t first = (offset + page - 1) / page * page;  // whole pages only: neighbours may still be in use
+  const uint64_t last = end / page * page;
+  if (last > first) ::madvise(const_cast<uint8_t*>(data_) + first, last - first, MADV_DONTNEED);
 }
 
 #endif

@@ -19,6 +19,11 @@ class MappedFile {
   const std::string& path() const { return path_; }
   const uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }
+  // Hands the whole pages inside [offset, offset + bytes) back to the OS once
+  // their bytes have been converted (a 4-bit weight quantized from them), so
+  // they stop counting in the process's resident memory. They read back
+  // from the file if touched again. A hint: does nothing where unsupported.
+  void release_pages(uint64_t offset, uint64_t bytes) const;
 
  private:
   std::string path_;

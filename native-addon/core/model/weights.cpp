@@ -4,7 +4,9 @@
 #include <sstream>
 
 #include "error.h"
+#include "model/bnb_weight.h"
 #include "model/half.h"
+#include "model/tensor_names.h"
 #include "threadpool.h"
 
 namespace ps {
@@ -19,8 +21,10 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return o.str();
 }
 
-size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
-const char* dtype_name(DType t) { return t == DType::F32 ? "F32" : t == DType::F16 ? "F16" : "BF16"; }
+size_t dtype_size(DType t) { return t == DType::F32 ? 4 : t == DType::U8 ? 1 : 2; }
+const char* dtype_name(DType t) {
+  return t == DType::F32 ? "F32" : t == DType::F16 ? "F16" : t == DType::BF16 ? "BF16" : "U8";
+}
 
 // Runs fn over [0, n) on the pool when there is one and n is large.
 void for_range(ThreadPool* pool, size_t n, const std::function<void(size_t, size_t)>& fn) {
@@ -31,14 +35,67 @@ void for_range(ThreadPool* pool, size_t n, const std::function<void(size_t, size
   }
 }
 
+// Widens n elements of F32/F16/BF16 bytes to fp32.
+void widen(ThreadPool* pool, DType dt, const uint8_t* src, float* dst, size_t n) {
+  for_range(pool, n, [&](size_t b, size_t e) {
+    if (dt == DType::F32) {
+      std::memcpy(dst + b, src + 4 * b, (e - b) * 4);
+      return;
+    }
+    for (size_t i = b; i < e; ++i) {
+      uint16_t h;
+      std::memcpy(&h, src + 2 * i, 2);
+      dst[i] = dt == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+    }
+  });
+}
+
 }  // namespace
 
-WeightStore::WeightStore(Backend& backend, ThreadPool* pool, std::vector<ParameterInfo> expected)
-    : backend_(backend), pool_(pool) {
+bool is_quantized_linear(const std::string& name) {
+  static const char* const kSuffixes[] = {".self_attn.q_proj.weight", ".self_attn.k_proj.weight",
+                                          ".self_attn.v_proj.weight", ".self_attn.o_proj.weight",
+                                          ".mlp.gate_proj.weight",    ".mlp.up_proj.weight",
+                                          ".mlp.down_proj.weight"};
+  if (name.rfind("model.layers.", 0) != 0) return false;
+  for (const char* s : kSuffixes) {
+    const size_t n = std::strlen(s);
+    if (name.size() > n && name.compare(name.size() - n, n, s) == 0) return true;
+  }
+  return false;
+}
+
+bool is_half_table(const std::string& name) { return name == kEmbedName || name == kLmHeadName; }
+
+uint64_t nf4_resident_bytes(int64_t n, int blocksize, bool double_quant) {
+  const uint64_t blocks = static_cast<uint64_t>((n + blocksize - 1) / blocksize);
+  const uint64_t codes = static_cast<uint64_t>((n + 1) / 2);
+  if (!double_quant) return codes + blocks * sizeof(float);
+  const uint64_t nested = (blocks + kNf4NestedBlocksize - 1) / kNf4NestedBlocksize;
+  return codes + blocks + nested * sizeof(float) + sizeof(float);  // + the nested offset
+}
+
+Nf4Weight WeightTensor::nf4_view() const {
+  Nf4Weight w = nf4->view();
+  if (w.double_quantized() && !nf4_absmax_map.empty()) w.absmax_map = nf4_absmax_map.data();
+  return w;
+}
+
+uint64_t WeightTensor::resident_bytes() const {
+  if (nf4) return static_cast<uint64_t>(nf4->resident_bytes());
+  return static_cast<uint64_t>(numel) * (half ? sizeof(uint16_t) : sizeof(float));
+}
+
+WeightStore::WeightStore(Backend& backend, ThreadPool* pool, std::vector<ParameterInfo> expected,
+                         const QuantizationOptions& quantization)
+    : backend_(backend), pool_(pool), quant_(quantization) {
+  if (quant_.enabled()) nf4_check_blocksize(quant_.blocksize);
   for (auto& p : expected) {
     WeightTensor t;
     t.name = p.name;
     t.shape = p.shape;
+    t.quantizable = quant_.enabled() && is_quantized_linear(p.name);
+    t.keeps_half = quant_.enabled() && is_half_table(p.name);
     t.numel = 1;
     for (int64_t d : p.shape) t.numel *= static_cast<size_t>(d);
     index_[t.name] = tensors_.size();
@@ -63,9 +120,21 @@ WeightStore::~WeightStore() {
 
 void WeightStore::drop(WeightTensor& t) {
   if (t.owned && t.data) backend_.release(t.data);
+  if (t.half_owned && t.half) backend_.release(const_cast<uint16_t*>(t.half));
   t.data = nullptr;
   t.owned = false;
+  t.half = nullptr;
+  t.half_owned = false;
   t.file.reset();
+  t.nf4.reset();
+  t.nf4_absmax_map.clear();
+}
+
+void WeightStore::quantize_into(WeightTensor& t, const float* values) {
+  auto q = std::make_shared<Nf4Quantized>(
+      nf4_quantize(values, t.shape[0], t.shape[1], quant_.blocksize, quant_.double_quant));
+  drop(t);
+  t.nf4 = std::move(q);
 }
 
 const WeightTensor& WeightStore::get(const std::string& name) const {
@@ -80,6 +149,8 @@ WeightTensor& WeightStore::mutable_get(const std::string& name) {
 
 void WeightStore::load(const std::vector<WeightRef>& refs) {
   // Validate everything before touching memory, so a bad file leaves the store unchanged.
+  std::map<std::string, const WeightRef*> by_name;  // every ref, companions of 4-bit weights too
+  for (const auto& r : refs) by_name.emplace(r.name, &r);
   std::map<std::string, const WeightRef*> chosen;
   for (const auto& r : refs) {
     if (!has(r.name)) continue;  // not part of this architecture (e.g. tied lm_head, rotary buffers)
@@ -87,35 +158,82 @@ void WeightStore::load(const std::vector<WeightRef>& refs) {
       throw Error("tensor \"" + r.name + "\" appears twice (in " + chosen[r.name]->file + " and " +
                   r.file + ")");
     const WeightTensor& t = get(r.name);
-    if (r.shape != t.shape)
+    if (r.nf4 || r.dtype == DType::U8) {
+      if (!r.nf4)
+        throw Error("tensor \"" + r.name + "\" in " + r.file + " is U8 without a bitsandbytes quant_state: " +
+                    "only F32, F16 and BF16 weights (or bitsandbytes NF4 ones) can be loaded");
+      if (!t.quantizable)
+        throw Error("tensor \"" + r.name + "\" in " + r.file + " is stored 4-bit by bitsandbytes: " +
+                    (quant_.enabled() ? std::string("only the decoder blocks' linear layers can be 4-bit here")
+                                      : std::string("open the model with quantization nf4 (it is a 4-bit checkpoint)")));
+    } else if (r.shape != t.shape) {
       throw Error("tensor \"" + r.name + "\" in " + r.file + " has shape " + shape_str(r.shape) +
                   " but the model config needs " + shape_str(t.shape) +
                   " (is config.json from the same model?)");
+    }
     chosen[r.name] = &r;
   }
   for (const auto& t : tensors_) {
-    if (!chosen.count(t.name) && !t.data)
+    if (!chosen.count(t.name) && !t.loaded())
       throw Error("the weights have no tensor \"" + t.name + "\" (expected shape " + shape_str(t.shape) +
                   "): the checkpoint is incomplete or is not a " +
                   "Llama-family model matching config.json");
   }
   std::map<std::string, std::shared_ptr<MappedFile>> files;
+  auto file_of = [&](const std::string& path) {
+    auto& f = files[path];
+    if (!f) f = std::make_shared<MappedFile>(path);
+    return f;
+  };
   for (const auto& kv : chosen) {
     const WeightRef& r = *kv.second;
-    auto& f = files[r.file];
-    if (!f) f = std::make_shared<MappedFile>(r.file);
+    if (r.nf4) continue;  // checked with its companions below
+    const auto& f = file_of(r.file);
     const uint64_t bytes = get(r.name).numel * dtype_size(r.dtype);
     if (r.offset > f->size() || f->size() - r.offset < bytes)
       throw Error("weights file " + r.file + " is too short for tensor \"" + r.name + "\" (" +
                   std::to_string(bytes) + " bytes of " + dtype_name(r.dtype) + " at offset " + std::to_string(r.offset) +
                   ", file has " + std::to_string(f->size()) + "): the download may be incomplete");
   }
+  // Checkpoints quantized by bitsandbytes: read (and validate) before changing anything.
+  std::map<std::string, BnbWeight> prequantized;
+  for (const auto& kv : chosen)
+    if (kv.second->nf4) prequantized[kv.first] = take_bnb_weight(*kv.second, get(kv.first).shape, by_name, file_of);
+
+  std::vector<float> scratch;  // one fp32 copy of the weight being quantized
   for (const auto& kv : chosen) {
     const WeightRef& r = *kv.second;
     WeightTensor& t = mutable_get(r.name);
+    if (r.nf4) {
+      BnbWeight& b = prequantized[r.name];
+      drop(t);
+      t.nf4 = std::move(b.q);
+      t.nf4_absmax_map = std::move(b.absmax_map);
+      continue;
+    }
     const auto& f = files[r.file];
     const uint8_t* src = f->data() + r.offset;
+    if (t.quantizable) {
+      scratch.resize(t.numel);
+      widen(pool_, r.dtype, src, scratch.data(), t.numel);
+      quantize_into(t, scratch.data());
+      f->release_pages(r.offset, t.numel * dtype_size(r.dtype));  // the source bytes are not needed again
+      continue;
+    }
     drop(t);
+    if (t.keeps_half && (r.dtype == DType::F16 || r.dtype == DType::BF16)) {
+      t.half_bf16 = r.dtype == DType::BF16;
+      if (reinterpret_cast<uintptr_t>(src) % alignof(uint16_t) == 0) {
+        t.half = reinterpret_cast<const uint16_t*>(src);  // read-only mapping, as stored
+        t.file = f;
+      } else {
+        uint16_t* h = static_cast<uint16_t*>(backend_.alloc(t.numel * sizeof(uint16_t)));
+        std::memcpy(h, src, t.numel * sizeof(uint16_t));
+        t.half = h;
+        t.half_owned = true;
+      }
+      continue;
+    }
     if (r.dtype == DType::F32 && reinterpret_cast<uintptr_t>(src) % alignof(float) == 0) {
       t.data = const_cast<float*>(reinterpret_cast<const float*>(src));  // read-only mapping
       t.file = f;
@@ -124,18 +242,8 @@ void WeightStore::load(const std::vector<WeightRef>& refs) {
     float* dst = alloc_tensor(t);
     t.data = dst;
     t.owned = true;
-    const DType dt = r.dtype;
-    for_range(pool_, t.numel, [&](size_t b, size_t e) {
-      if (dt == DType::F32) {
-        std::memcpy(dst + b, src + 4 * b, (e - b) * 4);
-        return;
-      }
-      for (size_t i = b; i < e; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        dst[i] = dt == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
-      }
-    });
+    widen(pool_, r.dtype, src, dst, t.numel);
+    f->release_pages(r.offset, t.numel * dtype_size(r.dtype));  // converted: the source bytes are not needed again
   }
   ++generation_;
 }
@@ -145,6 +253,11 @@ void WeightStore::set(const std::string& name, const float* data, size_t n) {
   if (n != t.numel)
     throw Error("tensor \"" + name + "\" has " + std::to_string(t.numel) + " elements (shape " +
                 shape_str(t.shape) + "), got " + std::to_string(n));
+  if (t.quantizable) {
+    quantize_into(t, data);
+    ++generation_;
+    return;
+  }
   if (!t.owned) {
     drop(t);
     t.data = alloc_tensor(t);
@@ -154,12 +267,34 @@ void WeightStore::set(const std::string& name, const float* data, size_t n) {
   backend_.upload(t.data, data, n * sizeof(float));
 }
 
+void WeightStore::read(const std::string& name, float* out) const {
+  const WeightTensor& t = get(name);
+  if (!t.loaded()) throw Error("tensor \"" + name + "\" is not loaded yet");
+  if (t.nf4) {
+    nf4_dequantize_reference(t.nf4_view(), out);
+    return;
+  }
+  if (t.half) {
+    backend_.half_to_float(t.half, t.half_bf16, out, t.numel);
+    return;
+  }
+  backend_.download(out, t.data, t.numel * sizeof(float));
+}
+
 float* WeightStore::writable(const std::string& name) {
   WeightTensor& t = mutable_get(name);
-  if (!t.data) throw Error("tensor \"" + name + "\" is not loaded yet: load the weights first");
+  if (t.nf4)
+    throw Error("tensor \"" + name + "\" is held in 4 bits and cannot be trained: use LoRA on a 4-bit base (QLoRA), " +
+                "or load the model without quantization for full fine-tuning");
+  if (!t.loaded()) throw Error("tensor \"" + name + "\" is not loaded yet: load the weights first");
   if (t.owned) return t.data;
   float* dst = alloc_tensor(t);
-  backend_.copy(dst, t.data, t.numel);
+  if (t.half) {
+    backend_.half_to_float(t.half, t.half_bf16, dst, t.numel);
+    drop(t);
+  } else {
+    backend_.copy(dst, t.data, t.numel);
+  }
   t.file.reset();
   t.data = dst;
   t.owned = true;
@@ -171,7 +306,7 @@ void WeightStore::require_complete() const {
   std::string missing;
   int count = 0;
   for (const auto& t : tensors_) {
-    if (t.data) continue;
+    if (t.loaded()) continue;
     if (count < 3) missing += (count ? ", " : "") + std::string("\"") + t.name + "\"";
     ++count;
   }
@@ -181,7 +316,30 @@ void WeightStore::require_complete() const {
                 ": call loadWeights (or set every weight) first");
 }
 
-uint64_t WeightStore::bytes() const { return static_cast<uint64_t>(params()) * sizeof(float); }
+uint64_t WeightStore::bytes() const {
+  uint64_t b = 0;
+  for (const auto& t : tensors_)
+    b += t.nf4 || t.half ? t.resident_bytes()
+               : t.quantizable ? nf4_resident_bytes(static_cast<int64_t>(t.numel), quant_.blocksize, quant_.double_quant)
+                               : static_cast<uint64_t>(t.numel) * sizeof(float);
+  return b;
+}
+
+uint64_t WeightStore::quantized_bytes() const {
+  uint64_t b = 0;
+  for (const auto& t : tensors_)
+    if (t.quantizable)
+      b += t.nf4 ? t.resident_bytes()
+                 : nf4_resident_bytes(static_cast<int64_t>(t.numel), quant_.blocksize, quant_.double_quant);
+  return b;
+}
+
+int64_t WeightStore::quantized_params() const {
+  int64_t n = 0;
+  for (const auto& t : tensors_)
+    if (t.quantizable) n += static_cast<int64_t>(t.numel);
+  return n;
+}
 
 int64_t WeightStore::params() const {
   int64_t n = 0;

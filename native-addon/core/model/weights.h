@@ -3,6 +3,15 @@
 // buffer the store owns (converted F16/BF16, a tensor given from memory, or
 // one made writable for full fine-tuning). Pointers are host memory: the CPU
 // backend uses them directly.
+//
+// With NF4 quantization the seven linears of each decoder block are held in
+// 4 bits instead (WeightTensor::nf4, data stays nullptr): quantized from the
+// file's or the caller's values, or taken from bitsandbytes' saved tensors
+// (model/bnb_weight.h). No fp32 copy of a quantized weight stays resident.
+// The embedding and lm_head stay as the checkpoint stores them, as
+// transformers keeps non-quantized modules in the 16-bit dtype under
+// load_in_4bit: F16/BF16 ones are used from the mapping as they are
+// (WeightTensor::half; the model widens the rows it needs), F32 ones as fp32.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +23,7 @@
 #include "backend.h"
 #include "engine.h"
 #include "model/mmap_file.h"
+#include "quant/nf4_quantize.h"
 
 namespace ps {
 
@@ -26,18 +36,43 @@ struct WeightTensor {
   float* data = nullptr;  // nullptr until loaded
   bool owned = false;     // data was allocated by the store (else it is in a mapping)
   std::shared_ptr<MappedFile> file;  // keeps the mapping alive while data points into it
+  bool quantizable = false;          // held in 4 bits when the store quantizes (a block linear)
+  std::shared_ptr<Nf4Quantized> nf4; // the 4-bit weight (quantizable tensors only)
+  std::vector<float> nf4_absmax_map; // a checkpoint's own dynamic map (else the built-in one)
+  bool keeps_half = false;           // held 16-bit when its file stores it so (a quantizing store's tables)
+  const uint16_t* half = nullptr;    // the 16-bit values (data stays nullptr), see is_half_table
+  bool half_bf16 = false;            // bfloat16, else IEEE half
+  bool half_owned = false;           // copied out of a misaligned mapping
+  Nf4Weight nf4_view() const;        // the op view of nf4
+  bool loaded() const { return data != nullptr || nf4 != nullptr || half != nullptr; }
+  uint64_t resident_bytes() const;   // 4-bit: codes + scales; 16-bit: numel * 2; else numel * 4
 };
+
+// Names of the tensors the store holds in 4 bits under NF4: the seven
+// linears' weights of every decoder block.
+bool is_quantized_linear(const std::string& name);
+// Resident bytes of one NF4 weight of n values (codes + scales), the formula
+// of Nf4Quantized::resident_bytes from the sizes alone.
+uint64_t nf4_resident_bytes(int64_t n, int blocksize, bool double_quant);
+// Names of the tensors a quantizing store keeps in the checkpoint's 16-bit
+// dtype when it is F16/BF16: the embedding and the (untied) lm_head.
+bool is_half_table(const std::string& name);
 
 class WeightStore {
  public:
   // expected: the tensors the spec needs, in the engine's fixed order.
-  WeightStore(Backend& backend, ThreadPool* pool, std::vector<ParameterInfo> expected);
+  WeightStore(Backend& backend, ThreadPool* pool, std::vector<ParameterInfo> expected,
+              const QuantizationOptions& quantization = {});
   ~WeightStore();
   WeightStore(const WeightStore&) = delete;
   WeightStore& operator=(const WeightStore&) = delete;
 
   void load(const std::vector<WeightRef>& refs);
-  void set(const std::string& name, const float* data, size_t n);  // copies
+  void set(const std::string& name, const float* data, size_t n);  // copies (4-bit: quantizes)
+  // fp32 values of a tensor (a 4-bit one dequantized) into out[numel].
+  void read(const std::string& name, float* out) const;
+  bool quantized() const { return quant_.enabled(); }
+  const QuantizationOptions& quantization() const { return quant_; }
   // Makes the tensor an owned, writable buffer (copying it out of a mapping).
   float* writable(const std::string& name);
 
@@ -47,8 +82,12 @@ class WeightStore {
 
   // Throws naming the first tensors no one has provided yet.
   void require_complete() const;
-  uint64_t bytes() const;  // every tensor as fp32, loaded or not
+  // Every tensor as fp32, 4-bit ones at their resident size (loaded; not yet
+  // loaded ones at the size the options give them).
+  uint64_t bytes() const;
   int64_t params() const;
+  uint64_t quantized_bytes() const;
+  int64_t quantized_params() const;
   // Changes whenever a data pointer changes, so holders of raw pointers re-bind.
   uint64_t generation() const { return generation_; }
 
@@ -56,8 +95,10 @@ class WeightStore {
   WeightTensor& mutable_get(const std::string& name);
   void drop(WeightTensor& t);
   float* alloc_tensor(const WeightTensor& t);  // OutOfMemory names the tensor
+  void quantize_into(WeightTensor& t, const float* values);
   Backend& backend_;
   ThreadPool* pool_;
+  QuantizationOptions quant_;
   std::vector<WeightTensor> tensors_;
   std::map<std::string, size_t> index_;
   uint64_t generation_ = 1;

@@ -82,6 +82,8 @@ class CpuBackend final : public Backend {
   void swiglu_backward(const float* gate, const float* up, const float* dout, float* dgate,
                        float* dup, size_t n) override;
 
+  void half_to_float(const uint16_t* src, bool bf16, float* dst, size_t n) override;
+
   double cross_entropy(const float* logits, const int32_t* targets, int rows, int V,
                        float grad_scale, float* dlogits, int* count) override;
 
@@ -90,6 +92,12 @@ class CpuBackend final : public Backend {
   void sgd_step(float* p, const float* g, size_t n, float lr, float weight_decay,
                 float grad_scale) override;
   double sum_squares(const float* x, size_t n) override;
+
+  void nf4_dequantize(const Nf4Weight& W, float* w) override;
+  void nf4_gemm_nt(int M, const float* X, int ldx, const Nf4Weight& W, float alpha, float beta,
+                   float* Y, int ldy) override;
+  void nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& W, float alpha, float beta,
+                   float* dX, int lddx) override;
 
  private:
   std::unique_ptr<ThreadPool> pool_;

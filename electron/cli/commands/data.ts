@@ -1,0 +1,80 @@
+// `peft-studio data inspect FILE --model DIR`: how a dataset file will be
+// trained, without training: the report (format, rows used and skipped with
+// line numbers and reasons, token lengths, truncations, packing, trained
+// tokens) as JSON on stdout, and with --row N the mask preview of row N
+// (its tokens and which are trained). Skipped rows are also summarised on
+// stderr. Only the tokenizer (and config.json's vocab_size) is read, not the
+// weights.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { UsageError, type CommandSpec } from '../args.js';
+import type { Command } from '../command.js';
+import { loadDataset } from '../../data/load-dataset.js';
+import { DATASET_FORMATS, type DatasetFormatOption } from '../../data/options.js';
+import { previewRow } from '../../data/preview.js';
+import { formatProblem } from '../../data/problems.js';
+import { readModelConfig } from '../../models/config.js';
+import { ModelTokenizer } from '../../models/tokenizer.js';
+import { TRAIN_DEFAULTS } from '../../training/config.js';
+
+/** Skipped rows listed on stderr. */
+const WARN_ROWS = 5;
+
+export const dataSpec: CommandSpec = {
+  name: 'data',
+  summary: 'Inspect a dataset: `data inspect FILE --model DIR` prints its report (and a row\'s mask preview).',
+  positionals: [
+    { name: 'action', help: 'inspect' },
+    { name: 'file', help: 'dataset file: .jsonl, .json, .csv, .tsv or .txt' },
+  ],
+  flags: [
+    { name: 'model', kind: 'string', valueName: 'DIR', help: 'model folder whose tokenizer (and chat template) to use' },
+    { name: 'format', kind: 'string', valueName: 'FORMAT', choices: DATASET_FORMATS, help: 'row format', defaultText: 'auto (from the fields)' },
+    { name: 'seq-len', kind: 'int', min: 2, help: 'truncate (or pack) to this many tokens', defaultText: String(TRAIN_DEFAULTS.seqLen) },
+    { name: 'pack', kind: 'boolean', help: 'pack several examples into each sequence' },
+    { name: 'all-tokens', kind: 'boolean', help: 'train on every token, not only completions / assistant turns' },
+    { name: 'row', kind: 'int', min: 1, help: 'also print the mask preview of row N (1-based, in file order)' },
+  ],
+  notes: [
+    'Prints the report as JSON; with --row N prints {"report": ..., "preview": ...}.',
+    'Formats: alpaca (instruction, input, output, system), chat (messages | conversations), completion (prompt, completion), text, tokenized (input_ids, labels).',
+  ],
+};
+
+/** vocab_size from config.json when the folder has one, else the tokenizer's. */
+async function vocabSizeOf(dir: string, tokenizer: ModelTokenizer): Promise<number> {
+  const file = join(dir, 'config.json');
+  return existsSync(file) ? (await readModelConfig(file)).spec.vocabSize : tokenizer.vocabSize;
+}
+
+export const dataCommand: Command = {
+  spec: dataSpec,
+  async run(args, io) {
+    const [action, file] = args.positionals;
+    if (action !== 'inspect') throw new UsageError(`unknown data action '${action}'; the only one is 'inspect' (peft-studio data inspect FILE --model DIR)`, 'data');
+    const model = args.requireString('model');
+    if (!existsSync(model)) throw new Error(`model folder ${model} does not exist`);
+    const tokenizer = await ModelTokenizer.load(model);
+    const options = {
+      format: (args.string('format') ?? 'auto') as DatasetFormatOption,
+      seqLen: args.number('seq-len') ?? TRAIN_DEFAULTS.seqLen,
+      completionOnly: !args.boolean('all-tokens'),
+      pack: args.boolean('pack'),
+      vocabSize: await vocabSizeOf(model, tokenizer),
+    };
+    const { report } = await loadDataset(file, tokenizer, options);
+    for (const notice of report.notices.filter((n) => !/row\(s\) skipped/.test(n))) io.stderr(`note: ${notice}\n`);
+    if (report.skipped.length > 0) {
+      io.stderr(`warning: ${report.rows.skipped} of ${report.rows.total} row(s) skipped:\n`);
+      for (const p of report.skipped.slice(0, WARN_ROWS)) io.stderr(`  ${formatProblem(p)}\n`);
+      if (report.skipped.length > WARN_ROWS) io.stderr(`  ... and ${report.skipped.length - WARN_ROWS} more (see "skipped" in the report)\n`);
+    }
+    const row = args.number('row');
+    if (row === undefined) {
+      io.stdout(JSON.stringify(report, null, 2) + '\n');
+      return;
+    }
+    const preview = await previewRow(file, row, tokenizer, options);
+    io.stdout(JSON.stringify({ report, preview }, null, 2) + '\n');
+  },
+};

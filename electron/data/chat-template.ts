@@ -1,0 +1,71 @@
+// Chat templates: the model's own `chat_template` (tokenizer_config.json),
+// rendered with @huggingface/jinja exactly as transformers'
+// apply_chat_template renders it (variables: messages, bos_token, eos_token,
+// pad_token, add_generation_prompt; raise_exception is a global that
+// @huggingface/jinja itself defines, throwing an Error with the template's
+// message, so it is not passed again: the library refuses a redeclaration).
+//
+// A model without a chat template (a base model) gets FALLBACK_CHAT_TEMPLATE,
+// a plain-text layout that needs no special tokens besides BOS/EOS:
+//
+//   <bos>{system}\n\n### User:\n{user}\n\n### Assistant:\n{assistant}<eos>\n\n### User:\n...
+//
+// Each assistant turn ends with EOS so the model learns where to stop. The
+// report says when the fallback is used, because a model fine-tuned on it
+// must be prompted the same way.
+import { Template } from '@huggingface/jinja';
+import type { ModelTokenizer } from '../models/tokenizer.js';
+import { RowError } from './problems.js';
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export const FALLBACK_CHAT_TEMPLATE =
+  "{{ bos_token }}{% for message in messages %}{% if not loop.first %}{{ '\\n\\n' }}{% endif %}" +
+  "{% if message['role'] == 'system' %}{{ message['content'] }}" +
+  "{% elif message['role'] == 'user' %}{{ '### User:\\n' + message['content'] }}" +
+  "{% elif message['role'] == 'assistant' %}{{ '### Assistant:\\n' + message['content'] + eos_token }}" +
+  "{% else %}{{ raise_exception('unknown role ' + message['role']) }}{% endif %}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '\\n\\n### Assistant:\\n' }}{% endif %}";
+
+export interface ChatTemplate {
+  /** 'model': the model's chat_template; 'fallback': FALLBACK_CHAT_TEMPLATE */
+  source: 'model' | 'fallback';
+  render(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string;
+}
+
+const cache = new WeakMap<ModelTokenizer, ChatTemplate>();
+
+/** The chat template of a tokenizer's model (parsed once per tokenizer). */
+export function chatTemplateOf(tokenizer: ModelTokenizer): ChatTemplate {
+  const known = cache.get(tokenizer);
+  if (known) return known;
+  const source = tokenizer.chatTemplate ? 'model' : 'fallback';
+  let template: Template;
+  try {
+    template = new Template(tokenizer.chatTemplate ?? FALLBACK_CHAT_TEMPLATE);
+  } catch (e) {
+    throw new Error(`${tokenizer.dir}: the chat_template in tokenizer_config.json cannot be parsed (${(e as Error).message}); fix or remove it`);
+  }
+  const variables = {
+    bos_token: tokenizer.bosToken ?? '',
+    eos_token: tokenizer.eosToken ?? '',
+    pad_token: tokenizer.padToken ?? '',
+  };
+  const chat: ChatTemplate = {
+    source,
+    render(messages, addGenerationPrompt) {
+      try {
+        return template.render({ ...variables, messages: messages.map((m) => ({ ...m })), add_generation_prompt: addGenerationPrompt });
+      } catch (e) {
+        // raise_exception('...') throws a plain Error with the template's own words.
+        const plain = (e as Error).constructor === Error;
+        throw new RowError('template', plain ? `the chat template refused this conversation: ${(e as Error).message}` : `the chat template failed on this conversation (${(e as Error).message})`);
+      }
+    },
+  };
+  cache.set(tokenizer, chat);
+  return chat;
+}

@@ -1,0 +1,30 @@
+// What every container reader (JSONL, JSON array, CSV/TSV, plain text)
+// produces: the rows as parsed values, each with the physical line it starts
+// on, and the rows that could not be parsed, also by line.
+import type { RowProblem } from '../problems.js';
+
+export type ContainerKind = 'jsonl' | 'json-array' | 'csv' | 'tsv' | 'text';
+
+export interface SourceRecord {
+  /** 1-based line the row starts on */
+  line: number;
+  /** the parsed row: a JSON value, or an object of strings (CSV/TSV, text) */
+  value: unknown;
+}
+
+export interface ContainerRead {
+  kind: ContainerKind;
+  records: SourceRecord[];
+  /** rows that could not be parsed, in file order */
+  problems: RowProblem[];
+}
+
+/** A malformed-row problem at `file:line`. */
+export function malformed(file: string, line: number, reason: string): RowProblem {
+  return { source: `${file}:${line}`, line, kind: 'malformed', reason };
+}
+
+/** The text without a leading UTF-8 byte order mark (editors on Windows write one). */
+export function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}

@@ -1,0 +1,134 @@
+// Chat rows: OpenAI style {"messages": [{"role", "content"}]} or ShareGPT
+// {"conversations": [{"from": "human"|"gpt"|"system", "value"}]} (a top-level
+// "system" string, as some ShareGPT files have, becomes the first message).
+// The conversation is rendered with the model's chat template (or the
+// fallback, see chat-template.ts) in one piece; the trained ranges are the
+// assistant turns, found as character ranges of that one rendered string:
+//
+//   start: the template renders the conversation up to turn i with
+//          add_generation_prompt=true; that text must be a prefix of the whole
+//          rendering, and the turn's content starts where it ends (after the
+//          assistant header). Templates that trim the content are handled by
+//          looking for the trimmed content there.
+//   end:   the end of the content, extended over the special token that
+//          closes the turn (<|eot_id|>, <|im_end|>, </s>, ...) when the
+//          template writes one right after it (spaces allowed in between).
+//
+// Tokenization happens once on the whole string (mask.ts), so the tokens are
+// exactly apply_chat_template(..., tokenize=True)'s.
+import type { ModelTokenizer } from '../../models/tokenizer.js';
+import { chatTemplateOf, type ChatMessage } from '../chat-template.js';
+import { RowError } from '../problems.js';
+import { asObject, optionalString, requireArray, type CharSpan, type Fields, type RenderedRow } from './row.js';
+
+const ROLE_ALIASES: Record<string, ChatMessage['role']> = {
+  system: 'system',
+  user: 'user',
+  human: 'user',
+  assistant: 'assistant',
+  gpt: 'assistant',
+  model: 'assistant',
+  bot: 'assistant',
+};
+
+/** Whether a row looks like a chat row (for format detection). */
+export function isChatRow(row: Fields): boolean {
+  return 'messages' in row || 'conversations' in row;
+}
+
+function messageContent(value: unknown, where: string): string {
+  if (typeof value === 'string') return value;
+  // OpenAI content parts: [{"type": "text", "text": "..."}]
+  if (Array.isArray(value) && value.every((p) => p && typeof p === 'object' && (p as Fields).type === 'text' && typeof (p as Fields).text === 'string')) {
+    return value.map((p) => (p as { text: string }).text).join('');
+  }
+  throw new RowError('wrong-type', `${where} must be a string (or a list of {"type": "text", "text": ...} parts), got ${JSON.stringify(value)?.slice(0, 60)}`);
+}
+
+/** The conversation of a chat row, roles normalised to system/user/assistant. */
+export function parseConversation(value: unknown): ChatMessage[] {
+  const row = asObject(value);
+  const openAi = 'messages' in row;
+  const field = openAi ? 'messages' : 'conversations';
+  const list = requireArray(row, field);
+  if (list.length === 0) throw new RowError('empty', `"${field}" is empty`);
+  const messages = list.map((item, i): ChatMessage => {
+    const where = `"${field}"[${i}]`;
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new RowError('wrong-type', `${where} must be an object`);
+    const m = item as Fields;
+    const [roleKey, contentKey] = openAi ? ['role', 'content'] : ['from', 'value'];
+    if (!(roleKey in m)) throw new RowError('missing-field', `${where} has no "${roleKey}"`);
+    if (!(contentKey in m)) throw new RowError('missing-field', `${where} has no "${contentKey}"`);
+    const role = typeof m[roleKey] === 'string' ? ROLE_ALIASES[(m[roleKey] as string).toLowerCase()] : undefined;
+    if (!role) throw new RowError('wrong-type', `${where}.${roleKey} is ${JSON.stringify(m[roleKey])}; use system, user or assistant (ShareGPT: system, human, gpt)`);
+    return { role, content: messageContent(m[contentKey], `${where}.${contentKey}`) };
+  });
+  const system = optionalString(row, 'system');
+  if (system && messages[0].role !== 'system') messages.unshift({ role: 'system', content: system });
+  return messages;
+}
+
+/** Renders a conversation and finds its assistant turns as character ranges. */
+export function renderConversation(messages: readonly ChatMessage[], tokenizer: ModelTokenizer): RenderedRow {
+  const template = chatTemplateOf(tokenizer);
+  const assistantTurns = messages.flatMap((m, i) => (m.role === 'assistant' ? [i] : []));
+  if (assistantTurns.length === 0) throw new RowError('nothing-to-learn', 'the conversation has no assistant turn to train on');
+  for (const i of assistantTurns) {
+    if (messages[i].content.trim() === '') throw new RowError('empty', `assistant turn ${i + 1} is empty`);
+  }
+  const text = template.render(messages, false);
+  const closers = turnClosers(tokenizer);
+  const spans: CharSpan[] = [];
+  for (const i of assistantTurns) {
+    const start = turnStart(messages, i, text, template.render.bind(template));
+    const content = messages[i].content;
+    let s: number;
+    let e: number;
+    if (text.startsWith(content, start)) {
+      [s, e] = [start, start + content.length];
+    } else {
+      const core = content.trim();
+      const k = text.indexOf(core, start);
+      if (k < 0) throw new RowError('template', `cannot find assistant turn ${i + 1} in the rendered conversation (the chat template changes its text), so its tokens cannot be masked exactly; use --all-tokens or another format`);
+      [s, e] = [k, k + core.length];
+    }
+    spans.push([s, closeTurn(text, e, closers)]);
+  }
+  return { kind: 'rendered', text, trainSpans: spans, addSpecialTokens: false, appendEos: false, layout: template.source === 'model' ? "the model's chat template" : 'the fallback chat template (### User / ### Assistant)' };
+}
+
+const closersCache = new WeakMap<ModelTokenizer, string[]>();
+
+/** Texts that can close a turn: EOS and every special token (longest first). */
+function turnClosers(tokenizer: ModelTokenizer): string[] {
+  let closers = closersCache.get(tokenizer);
+  if (!closers) {
+    closers = [...new Set([...(tokenizer.eosToken ? [tokenizer.eosToken] : []), ...tokenizer.specialTokenTexts()])].filter((t) => t.length > 0).sort((a, b) => b.length - a.length);
+    closersCache.set(tokenizer, closers);
+  }
+  return closers;
+}
+
+/** Where assistant turn i's content may start: the end of the rendering up to it with the generation prompt. */
+function turnStart(messages: readonly ChatMessage[], i: number, text: string, render: (m: readonly ChatMessage[], g: boolean) => string): number {
+  let prefix: string;
+  try {
+    prefix = render(messages.slice(0, i), true);
+  } catch (e) {
+    // Some templates refuse an empty or unfinished conversation; then search from the start.
+    if (i === 0) return 0;
+    throw e;
+  }
+  if (!text.startsWith(prefix)) {
+    throw new RowError('template', `the chat template renders the conversation before assistant turn ${i + 1} differently from the whole conversation, so the turn's tokens cannot be located exactly; use --all-tokens or another format`);
+  }
+  return prefix.length;
+}
+
+/** Extends a turn's end over the special token that closes it, if one follows (after optional spaces). */
+function closeTurn(text: string, end: number, closers: readonly string[]): number {
+  let j = end;
+  while (j < text.length && j - end < 4 && text[j] === ' ') j++;
+  for (const c of closers) if (text.startsWith(c, j)) return j + c.length;
+  return end;
+}

@@ -1,0 +1,74 @@
+// What a format makes of one row, before tokenization, and the field checks
+// the formats share (each problem names the field and says what it should be).
+import { RowError } from '../problems.js';
+
+/** [start, end) character offsets into a rendered text. */
+export type CharSpan = readonly [number, number];
+
+/** A row laid out as text, with the character ranges that are trained in completion-only mode. */
+export interface RenderedRow {
+  kind: 'rendered';
+  text: string;
+  /** trained character ranges (assistant turns with their end-of-turn token; the completion) */
+  trainSpans: CharSpan[];
+  /** put the tokenizer's post-processor tokens (BOS) around the text: true for prompts we lay out, false for chat templates (they write BOS themselves, as apply_chat_template does) */
+  addSpecialTokens: boolean;
+  /** append EOS (trained) after the text unless it already ends with it */
+  appendEos: boolean;
+  /** which layout was used, for the report ("chat template", "Stanford Alpaca prompt", ...) */
+  layout: string;
+}
+
+/** A row that is already tokens (pre-tokenized rows, and plain text encoded as for `train --data` before). */
+export interface TokenRow {
+  kind: 'tokens';
+  inputIds: number[];
+  labels: number[];
+  layout: string;
+}
+
+export type FormattedRow = RenderedRow | TokenRow;
+
+export type Fields = Record<string, unknown>;
+
+export function asObject(value: unknown): Fields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RowError('wrong-type', `expected an object with named fields, got ${Array.isArray(value) ? 'an array' : JSON.stringify(value)?.slice(0, 60)}`);
+  }
+  return value as Fields;
+}
+
+export function requireString(row: Fields, field: string, allowEmpty = false): string {
+  if (!(field in row) || row[field] === null || row[field] === undefined) {
+    throw new RowError('missing-field', `missing "${field}" (fields found: ${Object.keys(row).join(', ') || 'none'})`);
+  }
+  const v = row[field];
+  if (typeof v !== 'string') throw new RowError('wrong-type', `"${field}" must be a string, got ${JSON.stringify(v)?.slice(0, 60)}`);
+  if (!allowEmpty && v.trim() === '') throw new RowError('empty', `"${field}" is empty`);
+  return v;
+}
+
+export function optionalString(row: Fields, field: string): string {
+  const v = row[field];
+  if (v === undefined || v === null) return '';
+  if (typeof v !== 'string') throw new RowError('wrong-type', `"${field}" must be a string, got ${JSON.stringify(v)?.slice(0, 60)}`);
+  return v;
+}
+
+/**
+ * An array field. CSV/TSV cells are strings, so a cell holding JSON
+ * ("[...]") is parsed: chat and pre-tokenized rows can live in a spreadsheet.
+ */
+export function requireArray(row: Fields, field: string): unknown[] {
+  let v = row[field];
+  if (v === undefined || v === null) throw new RowError('missing-field', `missing "${field}"`);
+  if (typeof v === 'string' && v.trimStart().startsWith('[')) {
+    try {
+      v = JSON.parse(v);
+    } catch (e) {
+      throw new RowError('malformed', `"${field}" holds text that is not a valid JSON array (${(e as Error).message})`);
+    }
+  }
+  if (!Array.isArray(v)) throw new RowError('wrong-type', `"${field}" must be an array, got ${JSON.stringify(v)?.slice(0, 60)}`);
+  return v;
+}

@@ -1,0 +1,25 @@
+// What the caller chooses about a dataset (the run manager, the CLI).
+
+export const DATASET_FORMATS = ['auto', 'alpaca', 'chat', 'completion', 'text', 'tokenized'] as const;
+export type DatasetFormatOption = (typeof DATASET_FORMATS)[number];
+/** A concrete format (what 'auto' resolves to). */
+export type DatasetFormat = Exclude<DatasetFormatOption, 'auto'>;
+
+export interface DatasetOptions {
+  /** 'auto' detects the format from the rows' fields */
+  format: DatasetFormatOption;
+  /** rows longer than this are truncated (and packed rows are this long at most) */
+  seqLen: number;
+  /** true: only completions / outputs / assistant turns are trained (the default); false: every token */
+  completionOnly: boolean;
+  /** concatenate several examples into rows of up to seqLen tokens (segments keep them apart) */
+  pack: boolean;
+  /** the model's vocabulary size; ids at or above it are rejected */
+  vocabSize: number;
+}
+
+export const DEFAULT_DATASET_OPTIONS: Omit<DatasetOptions, 'seqLen' | 'vocabSize'> = {
+  format: 'auto',
+  completionOnly: true,
+  pack: false,
+};

@@ -1,0 +1,88 @@
+// The mask preview of one row: its tokens (id and the text piece each stands
+// for) and whether each is trained, exactly as loadDataset prepares the row
+// (before packing). Plain data for the UI and `data inspect --row N`.
+import type { ModelTokenizer } from '../models/tokenizer.js';
+import { countTrainedTokens, IGNORE_INDEX } from '../training/data.js';
+import { readContainer } from './containers/read-file.js';
+import type { ContainerRead } from './containers/records.js';
+import { checkDatasetOptions, fitToLength, resolveFormat } from './load-dataset.js';
+import type { DatasetFormat, DatasetOptions } from './options.js';
+import { prepareRow } from './prepare-row.js';
+import { RowError, type ProblemKind } from './problems.js';
+import { DataError } from '../training/data.js';
+
+export interface PreviewToken {
+  id: number;
+  /** the token decoded on its own (special tokens included; a piece of a multi-byte character shows as U+FFFD) */
+  piece: string;
+  /** whether the loss learns to predict this token (label not -100; the first token is never predicted) */
+  trained: boolean;
+}
+
+export interface RowPreview {
+  /** 1-based row number in the file (rows counted in file order, unparseable ones included) */
+  row: number;
+  source: string;
+  format: DatasetFormat;
+  status: 'used' | 'skipped';
+  /** why the row is skipped */
+  kind?: ProblemKind;
+  reason?: string;
+  layout?: string;
+  /** the rendered text (absent for pre-tokenized rows) */
+  text?: string;
+  /** the tokens training gets (after truncation to seqLen) */
+  tokens: PreviewToken[];
+  /** tokens of the row before truncation */
+  length: number;
+  /** tokens cut off by truncation */
+  truncated: number;
+  trainedTokens: number;
+}
+
+/** How many rows the file has, counted as previewRow counts them. */
+export function rowCount(read: ContainerRead): number {
+  return read.records.length + read.problems.length;
+}
+
+export async function previewRow(file: string, row: number, tokenizer: ModelTokenizer, options: DatasetOptions): Promise<RowPreview> {
+  checkDatasetOptions(options);
+  const read = readContainer(file);
+  const total = rowCount(read);
+  if (!Number.isInteger(row) || row < 1 || row > total) throw new DataError(`${file}: has ${total} row(s); row ${row} does not exist (rows are numbered from 1)`);
+  const format = resolveFormat(read, file, options.format);
+  // Rows and unparseable rows, merged in file order.
+  const entries = [...read.records.map((r) => ({ line: r.line, record: r, problem: null })), ...read.problems.map((p) => ({ line: p.line, record: null, problem: p }))]
+    .sort((a, b) => a.line - b.line);
+  const entry = entries[row - 1];
+  const source = `${file}:${entry.line}`;
+  const base = { row, source, format, tokens: [], length: 0, truncated: 0, trainedTokens: 0 };
+  if (entry.problem) return { ...base, status: 'skipped', kind: entry.problem.kind, reason: entry.problem.reason };
+  try {
+    const prepared = prepareRow(entry.record!.value, format, tokenizer, options.completionOnly, options.vocabSize);
+    const extra = { layout: prepared.layout, ...(prepared.text !== undefined ? { text: prepared.text } : {}), length: prepared.inputIds.length };
+    let fitted: { inputIds: number[]; labels: number[]; dropped: number };
+    try {
+      fitted = fitToLength(prepared, options.seqLen);
+    } catch (e) {
+      if (!(e instanceof RowError)) throw e;
+      // Still show the tokens: the UI explains why nothing is learned.
+      return { ...base, ...extra, status: 'skipped', kind: e.kind, reason: e.message, tokens: toPreviewTokens(prepared.inputIds, prepared.labels, tokenizer) };
+    }
+    return {
+      ...base,
+      ...extra,
+      status: 'used',
+      tokens: toPreviewTokens(fitted.inputIds, fitted.labels, tokenizer),
+      truncated: fitted.dropped,
+      trainedTokens: countTrainedTokens(fitted.labels),
+    };
+  } catch (e) {
+    if (!(e instanceof RowError)) throw e;
+    return { ...base, status: 'skipped', kind: e.kind, reason: e.message };
+  }
+}
+
+function toPreviewTokens(ids: readonly number[], labels: readonly number[], tokenizer: ModelTokenizer): PreviewToken[] {
+  return ids.map((id, t) => ({ id, piece: tokenizer.decode([id]), trained: t > 0 && labels[t] !== IGNORE_INDEX }));
+}

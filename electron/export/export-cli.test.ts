@@ -1,0 +1,70 @@
+// `peft-studio export` end to end: a LoRA trained with the CLI, exported to
+// every format from its run folder, each export scored again through other
+// commands (eval of the PEFT folder and of the merged model).
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { builtCli, cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
+
+async function evalLoss(args: string[]): Promise<number> {
+  const r = await cli(['eval', ...args, '--batch-size', '4', '--threads', '2']);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout).loss;
+}
+
+describe('peft-studio export', () => {
+  it('exports a trained run as peft, merged and gguf; each scores as the run\'s adapter', { timeout: 300_000 }, async () => {
+    const model = await tinyModel({ seed: 51 });
+    const dir = tempDir('export-cli');
+    const data = writeJsonl(join(dir, 'train.jsonl'), cycleRows(12, 20));
+    const runDir = join(dir, 'run');
+    builtCli(); // train runs its worker from dist/
+    const trained = await cli(['train', '--model', model.dir, '--data', data, '--out', runDir, '--steps', '8', '--rank', '4', '--alpha', '8',
+      '--targets', 'all-linear', '--lr', '0.01', '--seq-len', '32', '--threads', '2']);
+    expect(trained.code, trained.stderr).toBe(0);
+
+    const out = join(dir, 'exports');
+    const r = await cli(['export', runDir, '--format', 'peft,merged,gguf', '--out', out, '--threads', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.base_model).toBe(model.dir);
+    expect(summary.check.data).toBe(data);
+    expect(summary.check.checks.map((c: { format: string; passed: boolean }) => [c.format, c.passed])).toEqual([['peft', true], ['merged', true], ['gguf', true]]);
+    expect(r.stderr).toMatch(/source adapter: loss \d+\.\d{6} on 8 row\(s\)/);
+    expect(r.stderr).toMatch(/check merged: loss \d+\.\d{6} vs source \d+\.\d{6} \(relative difference .*, tolerance 0\.0001\) ok/);
+    expect(r.stderr).toContain(`exported gguf to ${join(out, 'gguf')}`);
+
+    // scored again through `eval`, on all rows: the PEFT export as the run's adapter, the merged model close to it
+    const runLoss = await evalLoss(['--model', model.dir, '--adapter', runDir, '--data', data]);
+    const baseLoss = await evalLoss(['--model', model.dir, '--data', data]);
+    expect(Math.abs(runLoss - baseLoss)).toBeGreaterThan(1e-2); // the adapter learned something
+    expect(await evalLoss(['--model', model.dir, '--adapter', join(out, 'peft'), '--data', data])).toBe(runLoss);
+    expect(Math.abs(await evalLoss(['--model', join(out, 'merged'), '--data', data]) - runLoss) / runLoss).toBeLessThan(1e-4);
+    expect(readFileSync(join(out, 'gguf', 'Modelfile'), 'utf8')).toContain(`FROM ${model.dir}\nADAPTER ./adapter.gguf\n`);
+
+    // no silent overwrite, then --overwrite with a single format
+    const again = await cli(['export', runDir, '--format', 'gguf', '--out', out]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^peft-studio: .*exports: the folder already exists and is not empty\. Choose another folder, or pass --overwrite to replace it\./);
+    expect(existsSync(join(out, 'merged', 'model.safetensors'))).toBe(true);
+    const f16 = await cli(['export', runDir, '--format', 'gguf', '--gguf-type', 'f16', '--out', out, '--overwrite', '--threads', '2']);
+    expect(f16.code, f16.stderr).toBe(0);
+    expect(existsSync(join(out, 'merged'))).toBe(false);
+    expect(existsSync(join(out, 'adapter.gguf'))).toBe(true);
+  });
+
+  it('usage errors exit 2; a folder that is no adapter exits 1 with a clear line', async () => {
+    const model = await tinyModel({ seed: 52 });
+    const dir = tempDir('export-cli');
+    const noFormat = await cli(['export', model.dir, '--out', join(dir, 'a')]);
+    expect(noFormat.code).toBe(2);
+    expect(noFormat.stderr).toContain('export needs --format');
+    const badFormat = await cli(['export', model.dir, '--format', 'onnx', '--out', join(dir, 'a')]);
+    expect(badFormat.code).toBe(2);
+    expect(badFormat.stderr).toContain('--format must be one of peft, merged, gguf');
+    const notAdapter = await cli(['export', model.dir, '--format', 'gguf', '--out', join(dir, 'a')]);
+    expect(notAdapter.code).toBe(1);
+    expect(notAdapter.stderr).toMatch(/^peft-studio: .*model: is neither a training run folder \(no run\.json\) nor a PEFT adapter folder/);
+    expect(existsSync(join(dir, 'a'))).toBe(false);
+  });
+});

@@ -1,0 +1,98 @@
+// The reload check of an export: the exported files are read back with the
+// project's own loaders and scored on a few rows; the loss must match the
+// source adapter's within a tolerance set by what the format can change.
+import type { LoraTensor } from '../adapters/peft.js';
+import type { AdapterLora } from '../adapters/peft-config.js';
+import type { NativeAddon } from '../engine/native.js';
+import { evaluateExamples, type EvalResult } from '../inference/eval.js';
+import type { ModelFolder } from '../models/folder.js';
+import { createEngine } from '../session.js';
+import { loadDataset, type DatasetFormatOption } from '../data/index.js';
+import type { ModelTokenizer } from '../models/tokenizer.js';
+import { countTrainedTokens, DataError, type Example } from '../training/data.js';
+
+/**
+ * Relative loss tolerances, |loss_export - loss_source| / loss_source.
+ *   peft, gguf f32: the reloaded factors are the same float32 values (the q/k
+ *     row permutation is undone exactly), so the loss is the same computation;
+ *     1e-6 only leaves room for adapter.lora.alpha being a float32
+ *     (alpha * sqrt(r) for rsLoRA rounds at ~6e-8).
+ *   gguf f16: each factor is rounded to float16 (relative step 2^-11 ≈ 4.9e-4,
+ *     half of it per value); the errors have random signs, so the loss moves
+ *     far less than that bound: 1e-3.
+ *   merged: W + s·B·A is formed once in float32 and stored in the base dtype,
+ *     where base + adapter computes W·x + s·B·(A·x): the rounding differs per
+ *     weight by about an ulp of the stored dtype. F32: 1e-4. F16 (2^-11):
+ *     1e-3. BF16 (2^-8): 5e-3, the storage rounding of every adapted weight.
+ */
+export const LOSS_TOLERANCE = {
+  peft: 1e-6,
+  gguf: { f32: 1e-6, f16: 1e-3 },
+  merged: { F32: 1e-4, F16: 1e-3, BF16: 5e-3 } as Record<string, number>,
+} as const;
+
+export const DEFAULT_CHECK_ROWS = 8;
+export const CHECK_BATCH_SIZE = 4;
+
+export type CheckRows = { examples: Example[]; file: string } | { skipped: string };
+
+/**
+ * The first `rows` scorable examples of a data file, read the way training
+ * reads it (electron/data: any supported container and row format, the same
+ * masking), unpacked so each row is one document.
+ */
+export async function loadCheckRows(file: string, tokenizer: ModelTokenizer, options: { seqLen: number; vocabSize: number; rows: number; format?: DatasetFormatOption; completionOnly?: boolean }): Promise<Example[]> {
+  const { examples } = await loadDataset(file, tokenizer, {
+    format: options.format ?? 'auto',
+    completionOnly: options.completionOnly ?? true,
+    pack: false,
+    seqLen: options.seqLen,
+    vocabSize: options.vocabSize,
+  });
+  const scorable = examples.filter((e) => countTrainedTokens(e.labels) > 0).slice(0, options.rows);
+  if (scorable.length === 0) throw new DataError(`${file}: no row has a label token to score`);
+  return scorable;
+}
+
+/** Loss of the base model with a LoRA adapter set into a fresh engine. */
+export async function lossWithLora(addon: NativeAddon, folder: ModelFolder, lora: AdapterLora, tensors: readonly LoraTensor[], examples: readonly Example[], threads: number): Promise<EvalResult> {
+  const engine = createEngine(addon, folder, { threads });
+  try {
+    engine.setupLora({ ...lora, dropout: 0, seed: 0 });
+    for (const t of tensors) engine.setTensor(t.name, t.data);
+    return await evaluateExamples(engine, examples, CHECK_BATCH_SIZE);
+  } finally {
+    engine.dispose();
+  }
+}
+
+/** Loss of a model folder on its own (a merged export). */
+export async function lossOfModel(addon: NativeAddon, folder: ModelFolder, examples: readonly Example[], threads: number): Promise<EvalResult> {
+  const engine = createEngine(addon, folder, { threads });
+  try {
+    return await evaluateExamples(engine, examples, CHECK_BATCH_SIZE);
+  } finally {
+    engine.dispose();
+  }
+}
+
+export interface LossCheck {
+  format: string;
+  loss: number;
+  sourceLoss: number;
+  relativeDifference: number;
+  tolerance: number;
+  passed: boolean;
+}
+
+export function compareLoss(format: string, loss: number, sourceLoss: number, tolerance: number): LossCheck {
+  const relativeDifference = Math.abs(loss - sourceLoss) / Math.max(Math.abs(sourceLoss), 1e-12);
+  return { format, loss, sourceLoss, relativeDifference, tolerance, passed: Number.isFinite(loss) && relativeDifference <= tolerance };
+}
+
+export class ExportCheckError extends Error {
+  constructor(readonly check: LossCheck) {
+    super(`the ${check.format} export failed its reload check: it scores loss ${check.loss} where the source adapter scores ${check.sourceLoss} (relative difference ${check.relativeDifference.toExponential(2)} > tolerance ${check.tolerance}); nothing was written. This is a bug in the exporter: please report it with the adapter`);
+    this.name = 'ExportCheckError';
+  }
+}

@@ -1,0 +1,365 @@
+// One run, start to end, in the process that trains (the child the manager
+// forks, or the caller itself through runTraining): claim the run folder,
+// read model and data, set up or restore the engine, train with checkpoints,
+// and end with exactly one end event (finished, cancelled or failed), with
+// run.json and the run index saying the same. Errors never escape: they
+// become a 'failed' event with a message that says what to do.
+import { mkdir, rm } from 'node:fs/promises';
+import { loadAddon } from '../engine/load.js';
+import type { NativeEngine } from '../engine/native.js';
+import { saveFullModel } from '../export/model-folder.js';
+import { createEngine, openModelWithTokenizer } from '../session.js';
+import { availableMemoryBytes } from '../system/machine.js';
+import { adapterFileBytes, saveAdapterFolder } from '../training/adapter-files.js';
+import { trainsAdapter, type TrainConfig } from '../training/config.js';
+import { estimateRun, memoryShortfall } from '../training/memory-check.js';
+import { cutMetricsAfter, MetricsWriter } from '../training/metrics.js';
+import { estimateRemaining } from '../training/progress.js';
+import { checkAgainstModel, configWithLayout, loadRunData, setUpMethod, type RunSummary } from '../training/run.js';
+import { learningRate } from '../training/schedule.js';
+import { NonFiniteError, START_POSITION, stepsPerEpoch, totalSteps, train, type TrainerPosition } from '../training/trainer.js';
+import { CHECKPOINT_VERSION, TRAINER_STATE_FORMAT, type TrainerState } from './checkpoint-format.js';
+import { pruneCheckpoints, removeWriteLeftovers } from './checkpoint-prune.js';
+import { listCheckpoints, newestValidCheckpoint } from './checkpoint-read.js';
+import { fileSha256, writeCheckpoint } from './checkpoint-write.js';
+import type { RunControl } from './control.js';
+import type { RunEndEvent, RunEvent } from './events.js';
+import { crashPoint } from './fault-injection.js';
+import { runPaths } from './layout.js';
+import { acquireRunLock } from './lock.js';
+import { checkStateFitsRun, positionFromState, restoreEngine } from './resume.js';
+import { recordInIndex } from './run-index.js';
+import { newRunRecord, readRunRecord, writeRunRecord, type RunRecord } from './run-record.js';
+import { processStartTicks } from './process-alive.js';
+import { hostname } from 'node:os';
+
+export interface ExecuteOptions {
+  /** continue the run in config.out from its newest valid checkpoint */
+  resume: boolean;
+  emit(event: RunEvent): void;
+  /** pause and cancel requests (none: the run goes to the end) */
+  control?: RunControl;
+}
+
+/** Seconds between run.json progress updates between checkpoints. */
+const RECORD_INTERVAL_S = 5;
+
+/** A failure before the run folder is ours: reported, but run.json is not touched. */
+class NotOurRunError extends Error {}
+
+/** The run.json this session starts from: a fresh one, or the run's own for a resume. */
+async function claimRecord(config: TrainConfig, resume: boolean, existing: RunRecord | null): Promise<RunRecord> {
+  if (resume) {
+    if (!existing) throw new NotOurRunError(`${config.out}: has no run.json, so it is not a run folder; start a run with peft-studio train --out ${config.out}`);
+    return { ...existing, config, status: 'running', pid: process.pid, pid_start: processStartTicks(process.pid), host: hostname(), message: null, finished_at: null };
+  }
+  if (existing && existing.status !== 'finished' && (await listCheckpoints(config.out)).length > 0) {
+    throw new NotOurRunError(
+      `${config.out}: holds an unfinished run (${existing.status}, ${existing.steps_done} of ${existing.total_steps ?? '?'} steps) with checkpoints. ` +
+        `Continue it with peft-studio train --resume ${config.out}, or choose another --out (or delete the folder).`,
+    );
+  }
+  // A new run in an old folder: its checkpoints would be mistaken for this run's.
+  await rm(runPaths(config.out).checkpoints, { recursive: true, force: true });
+  return newRunRecord(config);
+}
+
+/** A finished run.json written before summaries were recorded. */
+function summaryOfOldRun(out: string, r: RunRecord): RunSummary {
+  const resolved = r.resolved ?? {};
+  return {
+    out,
+    method: r.config.method,
+    steps: Number(resolved.total_steps ?? r.steps_done),
+    train_examples: Number(resolved.train_examples ?? 0),
+    eval_examples: Number(resolved.eval_examples ?? 0),
+    final_loss: null,
+    final_eval_loss: r.last_eval_loss,
+    elapsed_s: 0,
+  };
+}
+
+export async function executeRun(config: TrainConfig, options: ExecuteOptions): Promise<RunEndEvent> {
+  const { emit, control } = options;
+  const paths = runPaths(config.out);
+  const log = (message: string, level: 'info' | 'warning' = 'info') => emit({ type: 'log', level, message });
+  let record: RunRecord | null = null;
+  let release: (() => Promise<void>) | null = null;
+  let engine: NativeEngine | null = null;
+  let stepsDone = 0;
+  let lastCheckpoint: number | null = null;
+
+  // run.json writes are queued so that they land in order.
+  let saving: Promise<void> = Promise.resolve();
+  const saveRecord = (index = false): Promise<void> => {
+    const r = record;
+    if (!r) return saving;
+    saving = saving.then(async () => {
+      await writeRunRecord(config.out, r);
+      if (index) await recordInIndex(config.out, r).catch(() => {}); // the index is a convenience; the folder is the truth
+    });
+    return saving;
+  };
+  const finish = async (event: RunEndEvent, patch: Partial<RunRecord>): Promise<RunEndEvent> => {
+    if (record) {
+      Object.assign(record, { pid: null, pid_start: null, ...patch });
+      await saveRecord(true).catch(() => {});
+    }
+    emit(event);
+    return event;
+  };
+
+  try {
+    const existing = await readRunRecord(config.out);
+    if (options.resume && existing?.status === 'finished') {
+      const what = trainsAdapter(existing.config.method) ? 'adapter' : 'model';
+      log(`${config.out}: the run already finished (${existing.steps_done} of ${existing.total_steps ?? existing.steps_done} steps); nothing to resume. The ${what} is in ${config.out}.`);
+      const event: RunEndEvent = { type: 'finished', summary: existing.summary ?? summaryOfOldRun(config.out, existing) };
+      emit(event);
+      return event;
+    }
+
+    // Model, data and memory are checked before anything is written: a run
+    // that cannot start leaves no folder (and an old run's files untouched).
+    const { folder, tokenizer } = await openModelWithTokenizer(config.model);
+    checkAgainstModel(config, folder, config.lora);
+    const data = await loadRunData(config, tokenizer, folder);
+    for (const note of data.notes) log(note);
+    const dataSha = await fileSha256(config.data);
+    if (options.resume && existing?.data_sha256 && existing.data_sha256 !== dataSha) {
+      throw new NotOurRunError(`${config.data}: the data file changed since the run started (its sha256 differs); a resumed run must see the same data. Restore the file, or start a new run with another --out.`);
+    }
+    const total = totalSteps(data.train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
+    const addon = loadAddon();
+    // --init-adapter decides the LoRA layout, so its rank is only known once
+    // read; the run's own settings are the estimate before that.
+    const estimate = estimateRun(addon, folder, config, config.lora);
+    const available = availableMemoryBytes();
+    const shortfall = memoryShortfall(estimate, available, config);
+    if (shortfall !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(shortfall);
+
+    await mkdir(config.out, { recursive: true });
+    release = await acquireRunLock(config.out);
+    // read again under the lock: another process may have changed it meanwhile
+    record = await claimRecord(config, options.resume, await readRunRecord(config.out));
+    record.data_sha256 = dataSha;
+    await saveRecord(true);
+    if (shortfall !== null) log(shortfall, 'warning');
+
+    engine = createEngine(addon, folder, { threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed, quantization: config.quantization });
+    const layout = await setUpMethod(engine, folder, config, tokenizer);
+    record.config = configWithLayout(config, layout);
+    record.total_steps = total;
+    record.resolved = {
+      total_steps: total,
+      train_examples: data.train.length,
+      eval_examples: data.eval.length,
+      architecture: folder.spec.architecture,
+      parameters: folder.parameterCount,
+      trainable_parameters: engine.parameters().filter((p) => p.trainable).reduce((n, p) => n + p.shape.reduce((a, d) => a * d, 1), 0),
+      stored_dtype: folder.storedDType,
+      adapter_file_bytes: layout ? adapterFileBytes(folder.spec, layout) : null,
+      memory_estimate_bytes: estimate.totalBytes,
+      engine: engine.describe(),
+      addon_version: addon.version,
+    };
+
+    let from: TrainerPosition = START_POSITION;
+    let metrics: MetricsWriter;
+    if (options.resume) {
+      await removeWriteLeftovers(config.out);
+      const point = await newestValidCheckpoint(config.out);
+      for (const bad of point.rejected) {
+        log(`checkpoint step-${bad.step} is not usable (${bad.reason}); falling back to ${point.checkpoint ? `step-${point.checkpoint.step}` : 'the start'} and removing it`, 'warning');
+        await rm(bad.dir, { recursive: true, force: true });
+      }
+      if (point.checkpoint) {
+        const warnings = checkStateFitsRun(point.checkpoint.state, config, { totalSteps: total, trainExamples: data.train.length, evalExamples: data.eval.length });
+        for (const w of warnings) log(w, 'warning');
+        await restoreEngine(engine, folder, layout, point.checkpoint.dir, point.checkpoint.state);
+        from = positionFromState(point.checkpoint.state);
+        lastCheckpoint = from.step;
+      } else {
+        log('no complete checkpoint to continue from; the run starts over from step 0', 'warning');
+      }
+      await cutMetricsAfter(paths.metrics, from.step);
+      metrics = new MetricsWriter(paths.metrics, { append: true });
+      record.resumes.push({ at: new Date().toISOString(), from_step: from.step });
+    } else {
+      metrics = new MetricsWriter(paths.metrics);
+    }
+    stepsDone = from.step;
+    Object.assign(record, { steps_done: from.step, last_checkpoint: lastCheckpoint, best_eval_loss: from.bestEvalLoss, last_eval_loss: from.finalEvalLoss });
+    await saveRecord(true);
+
+    emit({
+      type: 'started',
+      runDir: config.out,
+      pid: process.pid,
+      method: config.method,
+      totalSteps: total,
+      startStep: from.step,
+      resumedFrom: options.resume ? from.step : null,
+      trainExamples: data.train.length,
+      evalExamples: data.eval.length,
+      engine: engine.describe(),
+      memoryEstimateBytes: estimate.totalBytes,
+      availableMemoryBytes: available,
+    });
+
+    const eng = engine;
+    const schedule = { kind: config.scheduler, baseLr: config.lr, warmupSteps: config.warmupSteps, totalSteps: total };
+    const stateAt = (pos: TrainerPosition): TrainerState => ({
+      format: TRAINER_STATE_FORMAT,
+      version: CHECKPOINT_VERSION,
+      method: config.method,
+      step: pos.step,
+      total_steps: total,
+      optimizer: { kind: config.optimizer, step: pos.step },
+      scheduler: { kind: config.scheduler, base_lr: config.lr, warmup_steps: config.warmupSteps, total_steps: total, next_lr: learningRate(schedule, pos.step) },
+      rng: { seed: config.seed, dropout_counter: eng.dropoutCounter(), data_order_seed: config.seed },
+      data: {
+        epoch: pos.epoch,
+        step_in_epoch: pos.stepInEpoch,
+        steps_per_epoch: stepsPerEpoch(data.train.length, config.batchSize, config.gradAccum),
+        train_examples: data.train.length,
+        eval_examples: data.eval.length,
+      },
+      eval: { last_eval_step: pos.lastEvalStep, final_eval_loss: pos.finalEvalLoss, best_eval_loss: pos.bestEvalLoss },
+      final_loss: pos.finalLoss,
+      elapsed_s: pos.elapsedSeconds,
+      threads: config.threads,
+    });
+    const checkpoint = async (pos: TrainerPosition): Promise<string> => {
+      const written = await writeCheckpoint(config.out, { engine: eng, folder, layout, baseModel: folder.dir, state: stateAt(pos) });
+      lastCheckpoint = pos.step;
+      await pruneCheckpoints(config.out, config.keepCheckpoints);
+      Object.assign(record!, { last_checkpoint: pos.step, steps_done: pos.step });
+      await saveRecord();
+      emit({ type: 'checkpoint', step: pos.step, dir: written.dir, bytes: written.bytes, seconds: written.seconds });
+      return written.dir;
+    };
+
+    const sessionStart = performance.now();
+    let lastRecordSave = performance.now();
+    const summary = await train(
+      eng,
+      data.train,
+      data.eval,
+      {
+        optimizer: config.optimizer,
+        lr: config.lr,
+        beta1: config.adamBeta1,
+        beta2: config.adamBeta2,
+        eps: config.adamEpsilon,
+        weightDecay: config.weightDecay,
+        clip: config.clip,
+        scheduler: config.scheduler,
+        warmupSteps: config.warmupSteps,
+        maxSteps: config.steps,
+        epochs: config.epochs,
+        batchSize: config.batchSize,
+        gradAccum: config.gradAccum,
+        seed: config.seed,
+        evalEvery: config.evalEvery,
+        saveEvery: config.saveEvery,
+      },
+      {
+        onStep(row, totalSteps) {
+          metrics.write(row);
+          stepsDone = row.step;
+          const sessionSeconds = (performance.now() - sessionStart) / 1000;
+          emit({
+            type: 'step',
+            step: row.step,
+            totalSteps,
+            loss: row.loss,
+            lr: row.lr,
+            gradNorm: row.grad_norm,
+            tokens: row.tokens,
+            tokensPerSecond: row.tokens_per_s,
+            elapsedSeconds: row.elapsed_s,
+            // from this session's pace: an earlier session may have run on other settings
+            etaSeconds: estimateRemaining(row.step - from.step, totalSteps - from.step, sessionSeconds),
+            memory: eng.memory(),
+          });
+          record!.steps_done = row.step;
+          if ((performance.now() - lastRecordSave) / 1000 >= RECORD_INTERVAL_S) {
+            lastRecordSave = performance.now();
+            void saveRecord().catch(() => {});
+          }
+        },
+        onEval(row) {
+          metrics.write(row);
+          const best = record!.best_eval_loss === null ? row.eval_loss : Math.min(record!.best_eval_loss, row.eval_loss);
+          Object.assign(record!, { best_eval_loss: best, last_eval_loss: row.eval_loss });
+          emit({ type: 'eval', step: row.step, evalLoss: row.eval_loss, bestEvalLoss: best });
+        },
+        async saveCheckpoint(pos) {
+          await checkpoint(pos);
+        },
+        async beforeStep(nextStep) {
+          crashPoint('step-start', nextStep);
+          if (!control) return true;
+          if (control.pauseRequested && !control.cancelRequested) {
+            record!.status = 'paused';
+            await saveRecord(true);
+            emit({ type: 'paused', step: nextStep - 1 });
+            await control.waitWhilePaused();
+            if (!control.cancelRequested) {
+              record!.status = 'running';
+              await saveRecord(true);
+              emit({ type: 'resumed', step: nextStep - 1 });
+            }
+          }
+          return !control.cancelRequested;
+        },
+      },
+      from,
+    );
+
+    if (summary.stopped) {
+      const pos = summary.position;
+      const dir = pos.step === 0 ? null : lastCheckpoint === pos.step ? paths.checkpoint(pos.step) : await checkpoint(pos);
+      const message = `cancelled after step ${pos.step} of ${total}; continue with peft-studio train --resume ${config.out}`;
+      return await finish({ type: 'cancelled', step: pos.step, checkpoint: dir, message }, { status: 'cancelled', message, steps_done: pos.step });
+    }
+
+    if (layout) await saveAdapterFolder(config.out, { engine: eng, spec: folder.spec, layout, baseModel: folder.dir, keepOtherFiles: true });
+    else await saveFullModel(eng, folder, config.out);
+    crashPoint('final-adapter', total);
+    const result: RunSummary = {
+      out: config.out,
+      method: config.method,
+      steps: summary.steps,
+      train_examples: data.train.length,
+      eval_examples: data.eval.length,
+      final_loss: summary.finalLoss,
+      final_eval_loss: summary.finalEvalLoss,
+      elapsed_s: summary.elapsedSeconds,
+    };
+    return await finish({ type: 'finished', summary: result }, { status: 'finished', finished_at: new Date().toISOString(), summary: result, steps_done: summary.steps });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const checkpointDir = lastCheckpoint === null ? null : paths.checkpoint(lastCheckpoint);
+    if (error instanceof NonFiniteError) {
+      const kept = lastCheckpoint !== null ? `the last good checkpoint, step-${lastCheckpoint}, is kept` : 'no checkpoint was saved before it (use --save-every)';
+      const older = lastCheckpoint !== null
+        ? ` If it diverges again at once, the weights of step-${lastCheckpoint} had already grown too large: delete checkpoints/step-${lastCheckpoint} to continue from the checkpoint before it.`
+        : '';
+      const text = `${message}. The run stopped without applying the step; ${kept}. Continue with a lower learning rate: peft-studio train --resume ${config.out} --lr ${config.lr / 10}.${older}`;
+      return finish({ type: 'failed', kind: 'non-finite', message: text, step: error.step - 1, resumable: true, checkpoint: checkpointDir }, { status: 'failed', message: text });
+    }
+    if (error instanceof NotOurRunError || record === null) {
+      // The folder belongs to another run or process: leave its run.json alone.
+      const event: RunEndEvent = { type: 'failed', kind: 'error', message, step: null, resumable: false, checkpoint: null };
+      emit(event);
+      return event;
+    }
+    return finish({ type: 'failed', kind: 'error', message, step: stepsDone, resumable: true, checkpoint: checkpointDir }, { status: 'failed', message });
+  } finally {
+    await saving.catch(() => {});
+    engine?.dispose();
+    await release?.();
+  }
+}

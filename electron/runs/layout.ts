@@ -1,0 +1,47 @@
+// The run folder (`train --out DIR`), the source of truth of a run: the UI and
+// the CLI read it, and nothing important lives only in a process's memory.
+//   DIR/run.json               settings, resolved values, status, pid, times
+//   DIR/metrics.jsonl          one row per optimizer step, plus eval rows
+//   DIR/checkpoints/step-N/    adapter (or model), optimizer, scheduler, RNG,
+//                              data position, COMPLETE marker written last
+//   DIR/run.lock               held by the process that trains in DIR
+//   DIR/adapter_config.json, adapter_model.safetensors   the final adapter
+//                              (full fine-tuning: a complete model folder)
+import { join } from 'node:path';
+
+export const RUN_FILE = 'run.json';
+export const METRICS_FILE = 'metrics.jsonl';
+export const CHECKPOINTS_DIR = 'checkpoints';
+export const LOCK_FILE = 'run.lock';
+
+const CHECKPOINT_NAME = /^step-(\d+)$/;
+
+export function checkpointName(step: number): string {
+  return `step-${step}`;
+}
+
+/** The step of a checkpoint folder name, or null for any other name. */
+export function checkpointStep(name: string): number | null {
+  const m = CHECKPOINT_NAME.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+export interface RunPaths {
+  dir: string;
+  runFile: string;
+  metrics: string;
+  checkpoints: string;
+  lock: string;
+  checkpoint(step: number): string;
+}
+
+export function runPaths(dir: string): RunPaths {
+  return {
+    dir,
+    runFile: join(dir, RUN_FILE),
+    metrics: join(dir, METRICS_FILE),
+    checkpoints: join(dir, CHECKPOINTS_DIR),
+    lock: join(dir, LOCK_FILE),
+    checkpoint: (step) => join(dir, CHECKPOINTS_DIR, checkpointName(step)),
+  };
+}

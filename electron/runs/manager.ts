@@ -1,0 +1,253 @@
+// The parent's handle on a run: it forks the worker (a child process, so a
+// native crash or an out-of-memory kill ends the run, never the CLI or the
+// app), relays pause/resume/cancel, and turns the child's messages into typed
+// events. Exactly one end event (finished, cancelled, failed) closes every
+// run; when the child dies without sending one, the handle explains the death
+// and marks the run interrupted (resumable) in run.json and the index.
+//
+//   const run = new TrainingRun({ config }).start();
+//   run.onEvent((e) => ...);            // or: for await (const e of run.events())
+//   run.pause(); run.resume(); run.cancel();
+//   const end = await run.wait();
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../engine/load.js';
+import type { TrainConfig } from '../training/config.js';
+import { explainChildDeath } from './crash-report.js';
+import { isEndEvent, type ControlMessage, type RunEndEvent, type RunEvent, type StartedEvent, type WorkerMessage } from './events.js';
+import { recordInIndex } from './run-index.js';
+import { readRunRecord, writeRunRecord } from './run-record.js';
+
+const WORKER_FILE = 'worker.js';
+
+/** How the child is started. Under Electron: the app's binary as Node (electronForkSettings). */
+export interface ForkSettings {
+  /** the runtime that runs the worker (default: this process's) */
+  execPath?: string;
+  /** runtime flags for the child (default: none; the parent's, e.g. a test runner's loaders, are not inherited) */
+  execArgv?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** the compiled worker module (default: workerPath()) */
+  workerPath?: string;
+}
+
+export interface StartRunOptions {
+  config: TrainConfig;
+  /** continue the run in config.out from its newest valid checkpoint */
+  resume?: boolean;
+  fork?: ForkSettings;
+}
+
+/** Fork settings for Electron's main process: its binary runs the worker as plain Node. */
+export function electronForkSettings(): ForkSettings {
+  return { execPath: process.execPath, env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } };
+}
+
+/**
+ * The compiled worker: beside this file when it runs from dist/, else
+ * dist/electron/runs/worker.js of the package (tests run the TypeScript
+ * sources, but a child process needs JavaScript).
+ */
+export function workerPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const beside = join(here, WORKER_FILE);
+  if (import.meta.url.endsWith('.js') && existsSync(beside)) return beside;
+  const built = join(packageRoot(), 'dist', 'electron', 'runs', WORKER_FILE);
+  if (!existsSync(built)) {
+    throw new Error(`peft-studio: the compiled training worker ${built} is missing; run \`npm run build:ts\` (tsc) first`);
+  }
+  return built;
+}
+
+export type RunState = 'idle' | 'running' | 'paused' | 'ended';
+
+const STDERR_TAIL_LINES = 20;
+
+export class TrainingRun {
+  private child: ChildProcess | null = null;
+  private readonly history: RunEvent[] = [];
+  private readonly listeners = new Set<(e: RunEvent) => void>();
+  private end: RunEndEvent | null = null;
+  private readonly ended: Promise<RunEndEvent>;
+  private settle!: (e: RunEndEvent) => void;
+  private runState: RunState = 'idle';
+  private started: StartedEvent | null = null;
+  private lastStep: number | null = null;
+  private lastCheckpoint: string | null = null;
+  private peakRss: number | null = null;
+  private readonly stderrTail: string[] = [];
+
+  constructor(readonly options: StartRunOptions) {
+    this.ended = new Promise((resolve) => (this.settle = resolve));
+  }
+
+  get runDir(): string {
+    return this.options.config.out;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get state(): RunState {
+    return this.runState;
+  }
+
+  /** Forks the worker and sends it the run. Throws when the worker cannot be found. */
+  start(): this {
+    if (this.child) throw new Error('this run was already started');
+    const f = this.options.fork ?? {};
+    const child = fork(f.workerPath ?? workerPath(), [], {
+      execPath: f.execPath,
+      execArgv: f.execArgv ?? [],
+      env: f.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      serialization: 'json',
+    });
+    this.child = child;
+    this.runState = 'running';
+    child.on('message', (m: WorkerMessage) => {
+      if (m?.type === 'event') this.receive(m.event);
+    });
+    for (const stream of [child.stdout, child.stderr]) {
+      let partial = '';
+      stream?.setEncoding('utf8');
+      stream?.on('data', (chunk: string) => {
+        const lines = (partial + chunk).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines) this.childOutput(line);
+      });
+      stream?.on('end', () => partial && this.childOutput(partial));
+    }
+    child.on('error', (err) => void this.childGone(null, null, err));
+    child.on('exit', (code, signal) => {
+      // Output may still be in the pipes when 'exit' fires; 'close' comes after them.
+      child.once('close', () => void this.childGone(code, signal, null));
+    });
+    this.send({ type: 'start', config: this.options.config, resume: this.options.resume ?? false });
+    return this;
+  }
+
+  /** Stops between optimizer steps until resume(). */
+  pause(): void {
+    this.send({ type: 'pause' });
+  }
+
+  resume(): void {
+    this.send({ type: 'resume' });
+  }
+
+  /** Stops at the next step boundary with a checkpoint; the run stays resumable. */
+  cancel(): void {
+    this.send({ type: 'cancel' });
+  }
+
+  /** Ends the child at once (no checkpoint); the run is reported failed and marked interrupted. */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.child?.kill(signal);
+  }
+
+  /** Calls `listener` for every later event; returns the unsubscribe function. */
+  onEvent(listener: (e: RunEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Every event of the run from its start (earlier ones replayed), ending with the end event. */
+  async *events(): AsyncIterableIterator<RunEvent> {
+    let next = 0;
+    for (;;) {
+      while (next < this.history.length) {
+        const e = this.history[next++];
+        yield e;
+        if (isEndEvent(e)) return;
+      }
+      await new Promise<void>((resolve) => {
+        const off = this.onEvent(() => {
+          off();
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Resolves with the end event (it never rejects). */
+  wait(): Promise<RunEndEvent> {
+    return this.ended;
+  }
+
+  private send(message: ControlMessage): void {
+    const child = this.child;
+    if (!child || this.end || !child.connected) return;
+    child.send(message, (err) => {
+      if (err) this.childOutput(`(could not reach the training process: ${err.message})`);
+    });
+  }
+
+  private receive(e: RunEvent): void {
+    if (this.end) return;
+    switch (e.type) {
+      case 'started':
+        this.started = e;
+        this.lastStep = e.startStep;
+        break;
+      case 'step':
+        this.lastStep = e.step;
+        this.peakRss = e.memory.peakRssBytes;
+        break;
+      case 'checkpoint':
+        this.lastCheckpoint = e.dir;
+        break;
+      case 'paused':
+        this.runState = 'paused';
+        break;
+      case 'resumed':
+        this.runState = 'running';
+        break;
+      default:
+        break;
+    }
+    this.history.push(e);
+    if (isEndEvent(e)) {
+      this.end = e;
+      this.runState = 'ended';
+    }
+    for (const l of [...this.listeners]) l(e);
+    if (this.end === e) this.settle(e);
+  }
+
+  private childOutput(line: string): void {
+    this.stderrTail.push(line);
+    if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
+    if (!this.end) this.receive({ type: 'log', level: 'warning', message: line });
+  }
+
+  private async childGone(code: number | null, signal: NodeJS.Signals | null, error: Error | null): Promise<void> {
+    if (this.end) return;
+    const failed = error
+      ? { type: 'failed' as const, kind: 'crashed' as const, message: `cannot start the training process: ${error.message}`, step: null, resumable: true, checkpoint: null }
+      : explainChildDeath({
+        code,
+        signal,
+        config: this.options.config,
+        started: this.started,
+        lastStep: this.lastStep,
+        lastCheckpoint: this.lastCheckpoint,
+        peakRssBytes: this.peakRss,
+        stderrTail: this.stderrTail,
+      });
+    await this.markInterrupted(failed.message).catch(() => {});
+    this.receive(failed);
+  }
+
+  /** run.json of a child that died while it owned the run: 'interrupted', resumable. */
+  private async markInterrupted(message: string): Promise<void> {
+    const record = await readRunRecord(this.runDir);
+    if (!record || record.pid === null || record.pid !== this.child?.pid) return;
+    Object.assign(record, { status: 'interrupted', pid: null, pid_start: null, message });
+    await writeRunRecord(this.runDir, record);
+    await recordInIndex(this.runDir, record);
+  }
+}

@@ -1,0 +1,102 @@
+// run.json: how a run was made (the settings and what they resolved to) and
+// where it stands (status, the process that trains it, progress, best eval
+// loss). Rewritten atomically on every change of status, at checkpoints and
+// every few seconds of progress, so a reader never sees half a file.
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { writeFileAtomic } from '../files/atomic.js';
+import { LATER_DEFAULTS, type TrainConfig } from '../training/config.js';
+import type { RunSummary } from '../training/run.js';
+import type { RunStatus } from './events.js';
+import { runPaths } from './layout.js';
+import { processStartTicks } from './process-alive.js';
+
+export interface RunRecord {
+  config: TrainConfig;
+  /** values known once the model and data are read (total steps, parameters, engine) */
+  resolved: Record<string, unknown> | null;
+  status: RunStatus;
+  /** the process training it (while running or paused) */
+  pid: number | null;
+  /** the kernel's start time of that process (Linux), to tell it from a later one with the same pid */
+  pid_start: number | null;
+  host: string;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+  steps_done: number;
+  total_steps: number | null;
+  best_eval_loss: number | null;
+  last_eval_loss: number | null;
+  /** step of the newest complete checkpoint */
+  last_checkpoint: number | null;
+  /** why it stopped (failed, cancelled, interrupted) */
+  message: string | null;
+  /** sha256 of the data file when the run started: a resume must see the same data */
+  data_sha256: string | null;
+  /** one entry per `train --resume` */
+  resumes: { at: string; from_step: number }[];
+  summary: RunSummary | null;
+}
+
+export class RunRecordError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunRecordError';
+  }
+}
+
+export function newRunRecord(config: TrainConfig): RunRecord {
+  const now = new Date().toISOString();
+  return {
+    config,
+    resolved: null,
+    status: 'running',
+    pid: process.pid,
+    pid_start: processStartTicks(process.pid),
+    host: hostname(),
+    created_at: now,
+    updated_at: now,
+    finished_at: null,
+    steps_done: 0,
+    total_steps: null,
+    best_eval_loss: null,
+    last_eval_loss: null,
+    last_checkpoint: null,
+    message: null,
+    data_sha256: null,
+    resumes: [],
+    summary: null,
+  };
+}
+
+/** Reads DIR/run.json; null when the folder has none. */
+export async function readRunRecord(dir: string): Promise<RunRecord | null> {
+  const file = runPaths(dir).runFile;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    if (code === 'ENOTDIR') throw new RunRecordError(`${dir}: is not a folder; give the run folder (the --out of the run)`);
+    throw new RunRecordError(`${file}: cannot be read (${code ?? String(e)}); check its permissions`);
+  }
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new RunRecordError(`${file}: is not valid JSON (${(e as Error).message}); the run folder is damaged`);
+  }
+  if (typeof json !== 'object' || json === null || typeof json.config !== 'object' || json.config === null) {
+    throw new RunRecordError(`${file}: has no "config" object; this is not a run folder of peft-studio train`);
+  }
+  // run.json files written before statuses existed describe finished runs.
+  const base = newRunRecord({ ...LATER_DEFAULTS, ...(json.config as TrainConfig) });
+  return { ...base, pid: null, pid_start: null, status: 'finished', created_at: '', updated_at: '', ...(json as Partial<RunRecord>), config: base.config };
+}
+
+export async function writeRunRecord(dir: string, record: RunRecord): Promise<void> {
+  record.updated_at = new Date().toISOString();
+  await writeFileAtomic(runPaths(dir).runFile, JSON.stringify(record, null, 2) + '\n');
+}

@@ -1,0 +1,71 @@
+// `train --method qlora` end to end: LoRA on the base held in 4-bit NF4,
+// through the CLI and the training child. What it must show: the run learns,
+// run.json records the 4-bit base so later commands rebuild the same model,
+// the adapter evaluates on that 4-bit base to the loss the run reported,
+// and the flags that only make sense for qlora are refused elsewhere.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TinyModel } from '../testing/tiny-model.js';
+import { cli, cycleRows, readJsonLines, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
+
+const THREADS = ['--threads', '2'];
+
+describe('train --method qlora', () => {
+  let model: TinyModel;
+  let dir: string;
+  let data: string;
+
+  beforeAll(async () => {
+    // hidden 256: wide enough for LoRA to push the loss well below chance (see train-run.test.ts)
+    model = await tinyModel({ seed: 5, hidden: 256, intermediate: 512 });
+    dir = tempDir('qlora');
+    data = writeJsonl(join(dir, 'cycle.jsonl'), cycleRows(16, 24));
+  });
+
+  it('learns on a 4-bit base, records it, and evaluates the adapter on the same base', async () => {
+    const out = join(dir, 'run');
+    const r = await cli(['train', '--model', model.dir, '--data', data, '--out', out, '--method', 'qlora', '--targets', 'all-linear',
+      '--rank', '8', '--lr', '1e-2', '--steps', '30', '--batch-size', '4', '--scheduler', 'constant', '--eval-split', '0.25', ...THREADS]);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = readJsonLines(join(out, 'metrics.jsonl')).filter((m) => 'loss' in m);
+    expect(rows).toHaveLength(30);
+    expect(rows[0].loss).toBeGreaterThan(Math.log(320) - 0.3);
+    expect(rows[29].loss).toBeLessThan(2.0);
+
+    const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    expect(run.config.method).toBe('qlora');
+    expect(run.config.quantization).toEqual({ type: 'nf4', blocksize: 64, doubleQuant: true });
+
+    // The run's final eval loss came from the 4-bit engine; `eval --quant nf4`
+    // rebuilds that engine from the files, so it must agree to float rounding,
+    // while the fp32 base under the same adapter is a different model.
+    const summary = JSON.parse(r.stdout);
+    const evalData = writeJsonl(join(dir, 'eval.jsonl'), cycleRows(16, 24));
+    const on4bit = await cli(['eval', '--model', model.dir, '--data', evalData, '--adapter', out, '--quant', 'nf4', ...THREADS]);
+    expect(on4bit.code, on4bit.stderr).toBe(0);
+    const onFp32 = await cli(['eval', '--model', model.dir, '--data', evalData, '--adapter', out, ...THREADS]);
+    expect(onFp32.code, onFp32.stderr).toBe(0);
+    const l4 = JSON.parse(on4bit.stdout).loss;
+    const l32 = JSON.parse(onFp32.stdout).loss;
+    expect(l4).toBeLessThan(2.0);
+    expect(Math.abs(l4 - l32)).toBeGreaterThan(1e-4);
+    expect(summary.final_eval_loss).toBeGreaterThan(0);
+  });
+
+  it('honours --quant-blocksize and --no-double-quant, and refuses them without qlora', async () => {
+    const out = join(dir, 'bs128');
+    const r = await cli(['train', '--model', model.dir, '--data', data, '--out', out, '--method', 'qlora', '--quant-blocksize', '128',
+      '--no-double-quant', '--steps', '2', ...THREADS]);
+    expect(r.code, r.stderr).toBe(0);
+    const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    expect(run.config.quantization).toEqual({ type: 'nf4', blocksize: 128, doubleQuant: false });
+
+    const wrong = await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'x'), '--quant-blocksize', '128', ...THREADS]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('--quant-blocksize applies to --method qlora only');
+    const odd = await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'y'), '--method', 'qlora', '--quant-blocksize', '96', ...THREADS]);
+    expect(odd.code).toBe(2);
+    expect(odd.stderr).toContain('power of two');
+  });
+});

@@ -1,0 +1,21 @@
+// 16-bit to fp32 widening (bfloat16 or IEEE half), exact: every 16-bit value
+// is representable in fp32. Used for the tables QLoRA keeps in the
+// checkpoint's dtype (embedding rows as they are looked up, lm_head one
+// vocabulary chunk at a time), so no fp32 copy of them stays resident.
+#include "cpu_backend.h"
+#include "model/half.h"
+#include "parallel_range.h"
+
+namespace ps {
+
+void CpuBackend::half_to_float(const uint16_t* src, bool bf16, float* dst, size_t n) {
+  parallel_range(*pool_, n, kElementChunk, [&](size_t b, size_t e) {
+    if (bf16) {
+      for (size_t i = b; i < e; ++i) dst[i] = bf16_to_f32(src[i]);  // a shift: vectorises
+    } else {
+      for (size_t i = b; i < e; ++i) dst[i] = f16_to_f32(src[i]);
+    }
+  });
+}
+
+}  // namespace ps

@@ -1,0 +1,386 @@
+// CPU NF4 ops: dequantize, the fused dequantize-GEMM for the forward (nt) and
+// the input gradient (nn), and the fused dequantize-GEMV for generation.
+//
+// The fused GEMM never holds the fp32 weight: for each k-block it
+// dequantizes only the slice of W that the fp32 GEMM would have packed,
+// straight into the packed op(B) layout, and runs the fp32 GEMM's own
+// packing of op(A) and micro-kernels (gemm_kernels.h) on it:
+//   nn: op(B)[p, j] = W[p, j] -> each packed row of a panel is a contiguous
+//       run of W, dequantized in place;
+//   nt: op(B)[p, j] = W[j, p] -> nr rows of W are dequantized into a small
+//       [nr x kc] tile (L1/L2) and transposed by the kernel set's pack_b.
+// Each task owns a block of output columns and, per k-block, packs its slice
+// of op(B) once and reuses it for every row of X (op(A) is packed once per
+// call, up front). The k-blocks depend on K and the kernel set only, so every
+// output element is summed in the same order whatever the thread count:
+// results are bit-identical across thread counts (and equal to
+// dequantize-then-gemm up to that summation order).
+//
+// M <= kGemvMaxRows (generation): W is read once, at 4 bits per value, and
+// decoded in registers. Rows of W are split evenly over the threads; each
+// thread takes them in groups of up to 4, decodes the group's block scales
+// once, and hands the group to the ISA's pass (nf4_avx512.cpp: one permute
+// per 16 codes; nf4_avx2.cpp), which sums code * x per block and multiplies
+// by the block's absmax once per block. That is a different summation order
+// from dequantize-then-dot (each weight's rounding fl(code * absmax) is
+// replaced by one rounding of the block's partial sum times absmax): the
+// tests hold it to the fp32 summation bound 2 (K + 4) eps sum |x w|, and it
+// is fixed by the ISA and W's shape, so bit-identical for any thread count.
+// Shapes whose rows are not whole blocks, and the portable ISA, take a
+// per-row path (the AVX2 general GEMV; or dequantize a row into L1 and dot).
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#if defined(_MSC_VER)
+#include <malloc.h>
+#endif
+
+#include "cpu_backend.h"
+#include "error.h"
+#include "gemm_kernels.h"
+#include "nf4_dequant_impl.h"
+#include "nf4_kernels.h"
+#include "quant/nf4_quantize.h"
+#include "quant/nf4_tables.h"
+
+namespace ps {
+
+namespace nf4k {
+void dequant_run_portable(const Nf4Weight& W, int64_t i0, int64_t len, float* out) {
+  const float* table = nf4_code_table();
+  dequant_run(W, table, i0, len, out, [table](const uint8_t* bytes, float s, float* o) {
+    for (int j = 0; j < 8; ++j) {
+      o[2 * j] = table[bytes[j] >> 4] * s;
+      o[2 * j + 1] = table[bytes[j] & 0x0F] * s;
+    }
+  });
+}
+}  // namespace nf4k
+
+namespace {
+
+using gemm::KernelSet;
+
+constexpr int kNbMax = 512;  // output columns per task, as the fp32 GEMM's blocks
+constexpr double kParallelMinFmas = 1 << 20;
+constexpr double kGemvParallelMinFmas = 1 << 18;
+
+// Per-thread buffers, reused across calls (as the fp32 GEMM's workspace).
+class Buffer {
+ public:
+  ~Buffer() { free_(); }
+  float* get(size_t floats) {
+    if (floats > cap_) {
+      free_();
+      const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+#if defined(_MSC_VER)
+      data_ = static_cast<float*>(_aligned_malloc(bytes, 64));
+#else
+      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+#endif
+      if (!data_) throw OutOfMemory("the NF4 GEMM workspace", bytes);
+      cap_ = floats;
+    }
+    return data_;
+  }
+
+ private:
+  void free_() {
+#if defined(_MSC_VER)
+    _aligned_free(data_);
+#else
+    std::free(data_);
+#endif
+    data_ = nullptr;
+    cap_ = 0;
+  }
+  float* data_ = nullptr;
+  size_t cap_ = 0;
+};
+thread_local Buffer t_packed_b;  // one task's packed op(B) slice + the nt staging tile
+thread_local Buffer t_packed_a;  // the caller's packed op(A), shared by all tasks
+thread_local Buffer t_row;       // GEMV: one dequantized row
+thread_local Buffer t_xpair;     // GEMV: the caller's paired inputs, read by all threads
+thread_local Buffer t_scales;    // GEMV: one group's block scales
+
+int ceil_div(int x, int m) { return (x + m - 1) / m; }
+int round_up(int x, int m) { return ceil_div(x, m) * m; }
+int k_block(int K, int kc_max) {
+  const int blocks = ceil_div(K, kc_max);
+  return round_up(ceil_div(K, blocks), 8);
+}
+
+nf4k::DequantRunFn dequant_for(const CpuBackend& be) {
+#if defined(PS_HAVE_AVX2_KERNELS)
+  if (be.use_avx2()) return nf4k::dequant_run_avx2;
+#endif
+  (void)be;
+  return nf4k::dequant_run_portable;
+}
+
+void check_gemm(const char* op, int M, const Nf4Weight& W, int ld_in, int ld_in_min, int ld_out,
+                int ld_out_min, float beta) {
+  nf4_check_weight(W, op);
+  auto fail = [&](const std::string& what) {
+    throw Error(std::string(op) + ": " + what + " (M=" + std::to_string(M) + ", W=[" +
+                std::to_string(W.rows) + ", " + std::to_string(W.cols) + "])");
+  };
+  if (M < 0) fail("negative M");
+  if (beta != 0.0f && beta != 1.0f) fail("beta must be 0 or 1, got " + std::to_string(beta));
+  if (M > 0 && ld_in < ld_in_min)
+    fail("input row stride " + std::to_string(ld_in) + " is below " + std::to_string(ld_in_min));
+  if (M > 0 && ld_out < ld_out_min)
+    fail("output row stride " + std::to_string(ld_out) + " is below " + std::to_string(ld_out_min));
+}
+
+void zero_or_keep(int M, int N, float beta, float* C, int ldc) {
+  if (beta != 0.0f) return;
+  for (int i = 0; i < M; ++i) std::fill(C + (size_t)i * ldc, C + (size_t)i * ldc + N, 0.0f);
+}
+
+enum class Nf4Layout { NT, NN };
+
+// Packs op(B) rows [k0, k0+kc) x columns [n0, n0+cols) of the 4-bit W into
+// ks.nr-wide panels (panel[p * nr + j], zero columns past `cols`).
+void pack_b_nf4(const KernelSet& ks, nf4k::DequantRunFn dq, Nf4Layout layout, const Nf4Weight& W,
+                int k0, int kc, int n0, int cols, float* dst, float* stage) {
+  const int nr = ks.nr;
+  const int64_t ldw = W.cols;
+  for (int j0 = 0; j0 < cols; j0 += nr, dst += (size_t)nr * kc) {
+    const int w = std::min(nr, cols - j0);
+    if (layout == Nf4Layout::NN) {
+      for (int p = 0; p < kc; ++p) {
+        float* d = dst + (size_t)p * nr;
+        dq(W, (int64_t)(k0 + p) * ldw + n0 + j0, w, d);
+        for (int j = w; j < nr; ++j) d[j] = 0.0f;
+      }
+    } else {
+      for (int j = 0; j < w; ++j) dq(W, (int64_t)(n0 + j0 + j) * ldw + k0, kc, stage + (size_t)j * kc);
+      ks.pack_b(stage, 1, kc, kc, w, dst);
+    }
+  }
+}
+
+// C[M, Nout] (beta) += alpha * A[M, Kred] . op(B); op(B) from W as `layout` says.
+void fused_gemm(const KernelSet& ks, ThreadPool& pool, nf4k::DequantRunFn dq, Nf4Layout layout,
+                int M, const float* A, int lda, const Nf4Weight& W, float alpha, float beta,
+                float* C, int ldc) {
+  const int Nout = (int)(layout == Nf4Layout::NT ? W.rows : W.cols);
+  const int Kred = (int)(layout == Nf4Layout::NT ? W.cols : W.rows);
+  const bool parallel = pool.size() > 1 && (double)M * Nout * Kred >= kParallelMinFmas;
+  const int threads = parallel ? pool.size() : 1;
+  const int kstep = k_block(Kred, ks.kc_max);
+  const int kblocks = ceil_div(Kred, kstep);
+  const int mpad = round_up(M, ks.mr);
+
+  // op(A) packed once: region u = k-block u, all rows.
+  const size_t a_region = ((size_t)mpad * kstep + gemm::kPackSlack + 15) / 16 * 16;
+  float* pa_all = t_packed_a.get(a_region * kblocks);
+  auto pack_a_unit = [&](size_t u) {
+    const int k0 = (int)u * kstep;
+    ks.pack_a(A + k0, lda, 1, M, std::min(kstep, Kred - k0), pa_all + a_region * u);
+  };
+
+  // Column blocks: nr panels dealt evenly, at most kNbMax wide, at least two
+  // per thread when there are enough panels.
+  const int panels = ceil_div(Nout, ks.nr);
+  int ntiles = ceil_div(panels, std::max(1, kNbMax / ks.nr));
+  if (threads > 1) ntiles = std::max(ntiles, std::min(panels, 2 * threads));
+  const int max_cols = ceil_div(panels, ntiles) * ks.nr;
+  const size_t b_floats = ((size_t)max_cols * kstep + gemm::kPackSlack + 15) / 16 * 16;
+  const size_t stage_floats = (size_t)ks.nr * kstep + gemm::kPackSlack;
+
+  auto task = [&](size_t t, int) {
+    const int n0 = (int)((long long)t * panels / ntiles) * ks.nr;
+    const int n1 = std::min(Nout, (int)((long long)(t + 1) * panels / ntiles) * ks.nr);
+    const int cols = n1 - n0;
+    float* pb = t_packed_b.get(b_floats + stage_floats);
+    float* stage = pb + b_floats;
+    for (int kb = 0; kb < kblocks; ++kb) {
+      const int k0 = kb * kstep, kc = std::min(kstep, Kred - k0);
+      pack_b_nf4(ks, dq, layout, W, k0, kc, n0, cols, pb, stage);
+      const float* pa = pa_all + a_region * kb;
+      const bool accumulate = kb > 0 || beta != 0.0f;
+      for (int j = 0; j < cols; j += ks.nr) {
+        const float* bp = pb + (size_t)j * kc;
+        const int w = std::min(ks.nr, cols - j);
+        float* cj = C + n0 + j;
+        if (ks.micro_narrow && 2 * w <= ks.nr) {
+          for (int i = 0; i < M; i += 2 * ks.mr)
+            ks.micro_narrow(kc, pa + (size_t)i * kc, bp, alpha, accumulate, cj + (size_t)i * ldc,
+                            ldc, std::min(2 * ks.mr, M - i), w);
+        } else {
+          for (int i = 0; i < M; i += ks.mr)
+            ks.micro(kc, pa + (size_t)i * kc, bp, alpha, accumulate, cj + (size_t)i * ldc, ldc,
+                     std::min(ks.mr, M - i), w);
+        }
+      }
+    }
+  };
+  if (parallel) {
+    pool.run_tasks((size_t)kblocks, [&](size_t u, int) { pack_a_unit(u); });
+    pool.run_tasks((size_t)ntiles, task);
+  } else {
+    for (int u = 0; u < kblocks; ++u) pack_a_unit(u);
+    for (int t = 0; t < ntiles; ++t) task(t, 0);
+  }
+}
+
+// nt with few rows, per row of W: dequantize it into L1, then the kernel
+// set's dot product with each input (portable), or the AVX2 general GEMV.
+void gemv_per_row(nf4k::GemvIsa isa, ThreadPool& pool, bool parallel, int M, const float* X,
+                  int ldx, const Nf4Weight& W, float alpha, bool accumulate, float* Y, int ldy) {
+  const int N = (int)W.rows, K = (int)W.cols;
+  const KernelSet& ks = gemm::portable_kernels();
+  auto rows = [&](size_t n0, size_t n1) {
+#if defined(PS_HAVE_AVX2_KERNELS)
+    if (isa != nf4k::GemvIsa::Portable)
+      return nf4k::gemv_nt_avx2(W, (int64_t)n0, (int64_t)n1, M, X, ldx, alpha, accumulate, Y, ldy);
+#endif
+    float* row = t_row.get((size_t)K + 16);
+    for (size_t n = n0; n < n1; ++n) {
+      nf4k::dequant_run_portable(W, (int64_t)n * K, K, row);
+      for (int m = 0; m < M; ++m)
+        ks.dot_rows(1, K, alpha, X + (size_t)m * ldx, row, K, accumulate, Y + (size_t)m * ldy + n, 1);
+    }
+  };
+  if (parallel)
+    pool.parallel_for((size_t)N, [&](size_t b, size_t e, int) { rows(b, e); });
+  else
+    rows(0, (size_t)N);
+}
+
+// nt with few rows and rows of whole blocks: groups of up to 4 rows of W
+// through the ISA's pass, on inputs paired once per call (nf4_kernels.h).
+void gemv_aligned(nf4k::GemvPassFn pass, ThreadPool& pool, bool parallel, int M, const float* X,
+                  int ldx, const Nf4Weight& W, float alpha, bool accumulate, float* Y, int ldy) {
+  constexpr int kGroup = 4;
+  const int N = (int)W.rows, K = (int)W.cols, bs = W.blocksize;
+  const int64_t nb = K / bs;
+  float* xp = t_xpair.get((size_t)M * K);
+  nf4k::pair_inputs(M, X, ldx, K, xp);
+  auto rows = [&](size_t n0, size_t n1) {
+    float* scales = t_scales.get((size_t)kGroup * nb);
+    float dots[kGroup * nf4k::kGemvMaxRows];
+    for (int64_t n = (int64_t)n0; n < (int64_t)n1; n += kGroup) {
+      const int nw = (int)std::min<int64_t>(kGroup, (int64_t)n1 - n);
+      nf4k::block_scales(W, n * nb, nw * nb, scales);
+      pass(M, nw, W.codes + n * K / 2, K, bs, scales, xp, dots);
+      for (int w = 0; w < nw; ++w)
+        for (int m = 0; m < M; ++m) {
+          float& y = Y[(size_t)m * ldy + n + w];
+          const float dot = dots[w * M + m];
+          y = accumulate ? y + alpha * dot : alpha * dot;
+        }
+    }
+  };
+  if (parallel)
+    pool.parallel_for((size_t)N, [&](size_t b, size_t e, int) { rows(b, e); });
+  else
+    rows(0, (size_t)N);
+}
+
+#if defined(PS_HAVE_AVX2_KERNELS)
+bool cpu_has_avx512() {
+  static const bool yes = nf4k::avx512_gemv_supported();
+  return yes;
+}
+#endif
+
+}  // namespace
+
+namespace nf4k {
+
+const char* gemv_isa_name(GemvIsa isa) {
+  switch (isa) {
+    case GemvIsa::Avx2: return "avx2";
+    case GemvIsa::Avx512: return "avx512";
+    default: return "portable";
+  }
+}
+
+std::vector<GemvIsa> usable_gemv_isas() {
+  std::vector<GemvIsa> isas{GemvIsa::Portable};
+#if defined(PS_HAVE_AVX2_KERNELS)
+  const CpuFeatures f = detect_cpu_features();
+  if (f.avx2 && f.fma) isas.push_back(GemvIsa::Avx2);
+  if (cpu_has_avx512()) isas.push_back(GemvIsa::Avx512);
+#endif
+  return isas;
+}
+
+GemvIsa gemv_isa_for(const CpuBackend& backend) {
+#if defined(PS_HAVE_AVX2_KERNELS)
+  if (backend.use_avx2()) return cpu_has_avx512() ? GemvIsa::Avx512 : GemvIsa::Avx2;
+#endif
+  (void)backend;
+  return GemvIsa::Portable;
+}
+
+void pair_inputs(int M, const float* X, int ldx, int K, float* Xp) {
+  for (int m = 0; m < M; ++m) {
+    const float* x = X + (size_t)m * ldx;
+    float* d = Xp + (size_t)m * K;
+    for (int c = 0; c + 32 <= K; c += 32)
+      for (int j = 0; j < 16; ++j) d[c + j] = x[c + 2 * j], d[c + 16 + j] = x[c + 2 * j + 1];
+  }
+}
+
+void gemv_nt(GemvIsa isa, ThreadPool& pool, int M, const float* X, int ldx, const Nf4Weight& W,
+             float alpha, float beta, float* Y, int ldy) {
+  if (M < 1 || M > kGemvMaxRows)
+    throw Error("nf4 gemv: M must be 1.." + std::to_string(kGemvMaxRows) + ", got " + std::to_string(M));
+  nf4_check_weight(W, "nf4 gemv");
+  const bool accumulate = beta != 0.0f;
+  const bool parallel = pool.size() > 1 && (double)M * W.rows * W.cols >= kGemvParallelMinFmas;
+#if defined(PS_HAVE_AVX2_KERNELS)
+  if (isa != GemvIsa::Portable && gemv_rows_aligned(W)) {
+    const GemvPassFn pass = isa == GemvIsa::Avx512 ? gemv_pass_avx512 : gemv_pass_avx2;
+    return gemv_aligned(pass, pool, parallel, M, X, ldx, W, alpha, accumulate, Y, ldy);
+  }
+#endif
+  gemv_per_row(isa, pool, parallel, M, X, ldx, W, alpha, accumulate, Y, ldy);
+}
+
+}  // namespace nf4k
+
+void CpuBackend::nf4_dequantize(const Nf4Weight& W, float* w) {
+  nf4_check_weight(W, "nf4_dequantize");
+  const nf4k::DequantRunFn dq = dequant_for(*this);
+  const int64_t n = W.numel();
+  const int64_t chunk = int64_t{1} << 16;  // whole chunks per task: independent of the split
+  const size_t chunks = (size_t)((n + chunk - 1) / chunk);
+  auto run = [&](size_t c0, size_t c1) {
+    for (size_t c = c0; c < c1; ++c) {
+      const int64_t i0 = (int64_t)c * chunk;
+      dq(W, i0, std::min(chunk, n - i0), w + i0);
+    }
+  };
+  if (pool().size() > 1 && chunks > 1)
+    pool().parallel_for(chunks, [&](size_t b, size_t e, int) { run(b, e); });
+  else
+    run(0, chunks);
+}
+
+void CpuBackend::nf4_gemm_nt(int M, const float* X, int ldx, const Nf4Weight& W, float alpha,
+                             float beta, float* Y, int ldy) {
+  check_gemm("nf4_gemm_nt", M, W, ldx, (int)W.cols, ldy, (int)W.rows, beta);
+  if (M == 0) return;
+  if (alpha == 0.0f) return zero_or_keep(M, (int)W.rows, beta, Y, ldy);
+  if (M <= nf4k::kGemvMaxRows)
+    return nf4k::gemv_nt(nf4k::gemv_isa_for(*this), pool(), M, X, ldx, W, alpha, beta, Y, ldy);
+  fused_gemm(gemm::kernels_for(*this), pool(), dequant_for(*this), Nf4Layout::NT, M, X, ldx, W, alpha, beta, Y, ldy);
+}
+
+void CpuBackend::nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& W, float alpha,
+                             float beta, float* dX, int lddx) {
+  check_gemm("nf4_gemm_nn", M, W, lddy, (int)W.rows, lddx, (int)W.cols, beta);
+  if (M == 0) return;
+  if (alpha == 0.0f) return zero_or_keep(M, (int)W.cols, beta, dX, lddx);
+  fused_gemm(gemm::kernels_for(*this), pool(), dequant_for(*this), Nf4Layout::NN, M, dY, lddy, W,
+             alpha, beta, dX, lddx);
+}
+
+}  // namespace ps

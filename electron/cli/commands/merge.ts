@@ -6,6 +6,7 @@ import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { loadAddon } from '../../engine/load.js';
 import { mergeAdapter } from '../../export/merge.js';
+import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
 
 export const mergeSpec: CommandSpec = {
   name: 'merge',
@@ -17,8 +18,12 @@ export const mergeSpec: CommandSpec = {
     { name: 'out', kind: 'string', valueName: 'DIR', help: 'new model folder (must not exist or be empty, unless --overwrite)' },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
     { name: 'overwrite', kind: 'boolean', help: 'replace --out if it is not empty (the old folder stays until the new one is complete)' },
+    ...QUANT_FLAGS.map((f) => (f.name === 'quant' ? { ...f, help: 'the adapter was trained on a 4-bit NF4 base (QLoRA): merge into the dequantized base', defaultText: "from run.json beside the adapter, or the base's quantization_config" } : f)),
   ],
-  notes: ['The merged weights keep the base dtype (BF16/F16 rounded to nearest even) and its shard layout.'],
+  notes: [
+    'The merged weights keep the base dtype (BF16/F16 rounded to nearest even) and its shard layout.',
+    'A QLoRA adapter is merged into the dequantized 4-bit base and saved in the original dtype, as PEFT does.',
+  ],
 };
 
 export const mergeCommand: Command = {
@@ -29,7 +34,10 @@ export const mergeCommand: Command = {
       threads: args.number('threads') ?? availableParallelism(),
       overwrite: args.boolean('overwrite'),
       howToOverwrite: 'pass --overwrite',
+      // without --quant: what the run recorded (run.json) or the base's own quantization
+      ...(args.has('quant') ? { quantization: quantizationFromArgs(args) } : {}),
     });
+    for (const notice of summary.notices) io.stderr(`note: ${notice}\n`);
     io.stderr(`merged ${summary.mergedTensors} weight(s) (scaling ${summary.scaling}) into ${summary.out}\n`);
   },
 };

@@ -25,6 +25,24 @@ export class AdapterConfigError extends Error {
   }
 }
 
+/**
+ * The start of every adapter_config.json parser: the content as an object
+ * (anything else is refused), and `fail`, which throws an AdapterConfigError
+ * naming the file and field, with `defaultAdvice` unless the caller gives its own.
+ */
+export function adapterConfigFields(json: unknown, file: string, defaultAdvice: string): {
+  c: Record<string, unknown>;
+  fail: (field: string, problem: string, advice?: string) => never;
+} {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw new AdapterConfigError(file, null, 'is not a JSON object', 'Export the adapter again.');
+  }
+  const fail = (field: string, problem: string, advice = defaultAdvice): never => {
+    throw new AdapterConfigError(file, field, problem, advice);
+  };
+  return { c: json as Record<string, unknown>, fail };
+}
+
 /** The LoRA settings the adapter format records (LoraOptions without the seed). */
 export type AdapterLora = Omit<LoraOptions, 'seed'>;
 
@@ -135,13 +153,7 @@ export function modelModules(spec: ModelSpec): ModelModule[] {
  * whose tensors or math this app does not reproduce.
  */
 export function parseLoraAdapterConfig(json: unknown, file: string, spec: ModelSpec): ParsedAdapterConfig {
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new AdapterConfigError(file, null, 'is not a JSON object', 'Export the adapter again.');
-  }
-  const c = json as Record<string, unknown>;
-  const fail = (field: string, problem: string, advice = 'This adapter cannot be used here.'): never => {
-    throw new AdapterConfigError(file, field, problem, advice);
-  };
+  const { c, fail } = adapterConfigFields(json, file, 'This adapter cannot be used here.');
   const set = (key: string) => c[key] !== undefined && c[key] !== null;
 
   if (c.peft_type !== 'LORA') {

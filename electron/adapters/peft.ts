@@ -9,13 +9,14 @@
 // (older or hand-made files may keep the adapter name: ...lora_A.default.weight).
 // lora_A is [r, in_features], lora_B is [out_features, r].
 
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LoraTarget, ModelSpec } from '../engine/native.js';
 import { readSafetensorsHeader } from '../safetensors/read.js';
 import { readTensorAsFloat32 } from '../safetensors/convert.js';
-import { writeSafetensors } from '../safetensors/write.js';
+import { writeSafetensors, type TensorsToWrite } from '../safetensors/write.js';
 import { writeFileAtomic, writeFolderAtomic } from '../files/atomic.js';
+import { pathExists } from '../files/exists.js';
 import {
   AdapterConfigError,
   buildLoraAdapterConfig,
@@ -24,7 +25,7 @@ import {
   parseLoraAdapterConfig,
   type AdapterLora,
 } from './peft-config.js';
-import { pythonJsonDumps } from './python-json.js';
+import { pythonJsonDumps, type PyJson } from './python-json.js';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -140,18 +141,40 @@ export async function writePeftAdapter(options: WritePeftAdapterOptions): Promis
 
   const config = buildLoraAdapterConfig(lora, options.baseModelNameOrPath);
   const parameters = expected.reduce((a, t) => a + t.shape[0] * t.shape[1], 0);
-  // Weights before config: a reader that finds adapter_config.json in a
-  // folder being filled file by file finds weights beside it.
+  await writeAdapterFiles(options, weights, config, modelCard(options, parameters));
+}
+
+/** Where an adapter folder goes: the folder and how an existing one is treated. */
+export interface AdapterFolderTarget {
+  dir: string;
+  /** replace an existing non-empty folder (default: refuse) */
+  overwrite?: boolean;
+  /** write the files into `dir` one by one beside its other files (a run folder, a checkpoint); `overwrite` does not apply */
+  keepOtherFiles?: boolean;
+}
+
+/**
+ * Writes an adapter folder's three files, whatever the method: weights before
+ * config, so a reader that finds adapter_config.json in a folder being filled
+ * file by file finds weights beside it; the whole folder atomically, or with
+ * keepOtherFiles each file replacing its older copy atomically.
+ */
+export async function writeAdapterFiles(
+  target: AdapterFolderTarget,
+  weights: TensorsToWrite,
+  config: { [key: string]: PyJson },
+  readme: string,
+): Promise<void> {
   const writeFiles = async (dir: string) => {
     await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), weights, { format: 'pt' });
     await writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), pythonJsonDumps(config));
-    await writeFileAtomic(join(dir, ADAPTER_README_FILE), modelCard(options, parameters));
+    await writeFileAtomic(join(dir, ADAPTER_README_FILE), readme);
   };
-  if (options.keepOtherFiles) {
-    await mkdir(options.dir, { recursive: true });
-    await writeFiles(options.dir);
+  if (target.keepOtherFiles) {
+    await mkdir(target.dir, { recursive: true });
+    await writeFiles(target.dir);
   } else {
-    await writeFolderAtomic(options.dir, writeFiles, { overwrite: options.overwrite });
+    await writeFolderAtomic(target.dir, writeFiles, { overwrite: target.overwrite });
   }
 }
 
@@ -199,8 +222,8 @@ export async function readAdapterConfigJson(dir: string): Promise<{ json: unknow
 /** adapter_model.safetensors of an adapter folder; a folder without it gets an error that says why. */
 export async function adapterWeightsPath(dir: string): Promise<string> {
   const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
-  if (!(await exists(weightsPath))) {
-    const hasBin = await exists(join(dir, 'adapter_model.bin'));
+  if (!(await pathExists(weightsPath))) {
+    const hasBin = await pathExists(join(dir, 'adapter_model.bin'));
     throw new AdapterError(hasBin
       ? `${dir}: holds adapter_model.bin (PyTorch pickle), which is not supported. Save the adapter with safetensors (PEFT's default, safe_serialization=True).`
       : `${dir}: has no ${ADAPTER_WEIGHTS_FILE}. The adapter folder is incomplete: export or download it again.`);
@@ -277,35 +300,66 @@ function validateLora(lora: AdapterLora, spec: ModelSpec): void {
 }
 
 function modelCard(options: WritePeftAdapterOptions, parameters: number): string {
-  const { lora, baseModelNameOrPath: base } = options;
-  const yamlBase = JSON.stringify(base); // a JSON string is a valid YAML scalar
+  const { lora } = options;
   const layers = lora.layers === null ? 'all' : [...new Set(lora.layers)].sort((a, b) => a - b).join(', ');
+  return adapterModelCard({
+    base: options.baseModelNameOrPath,
+    tag: 'lora',
+    title: 'LoRA',
+    name: 'LoRA',
+    settingsHeading: true,
+    settings: [
+      ['rank (r)', String(lora.rank)],
+      ['lora_alpha', String(lora.alpha)],
+      ['scaling', `${loraScaling(lora)}${lora.rslora ? ' (rsLoRA: alpha / sqrt(r))' : ' (alpha / r)'}`],
+      ['target modules', [...new Set(lora.targets)].sort().join(', ')],
+      ['layers', layers],
+      ['dropout', String(lora.dropout)],
+      ['trainable parameters', parameters.toLocaleString('en-US')],
+    ],
+    notes: options.modelCardNotes,
+  });
+}
+
+/** What an adapter's README.md (its Hub model card) says. */
+export interface AdapterCard {
+  /** base_model_name_or_path */
+  base: string;
+  /** the method's Hub tag: "lora", "prompt-tuning", "prefix-tuning" */
+  tag: string;
+  /** the method's name starting a heading ("Prompt tuning") and inside a sentence ("prompt tuning") */
+  title: string;
+  name: string;
+  /** the settings table under its own "## Settings" heading, or straight after the summary */
+  settingsHeading: boolean;
+  settings: [string, string][];
+  /** extra Markdown appended at the end */
+  notes?: string;
+}
+
+/** README.md of an adapter folder: YAML front matter for the Hub, the settings, and how to load it with PEFT. */
+export function adapterModelCard(card: AdapterCard): string {
+  const { base } = card;
+  const yamlBase = JSON.stringify(base); // a JSON string is a valid YAML scalar
   const lines = [
     '---',
     `base_model: ${yamlBase}`,
     'library_name: peft',
     'pipeline_tag: text-generation',
     'tags:',
-    '- lora',
+    `- ${card.tag}`,
     '- peft',
     '- peft-studio',
     '---',
     '',
-    `# LoRA adapter for ${base}`,
+    `# ${card.title} adapter for ${base}`,
     '',
-    'A LoRA adapter trained with PEFT Studio, saved in the Hugging Face PEFT format.',
+    `A ${card.name} adapter trained with PEFT Studio, saved in the Hugging Face PEFT format.`,
     '',
-    '## Settings',
-    '',
+    ...(card.settingsHeading ? ['## Settings', ''] : []),
     '| setting | value |',
     '| --- | --- |',
-    `| rank (r) | ${lora.rank} |`,
-    `| lora_alpha | ${lora.alpha} |`,
-    `| scaling | ${loraScaling(lora)}${lora.rslora ? ' (rsLoRA: alpha / sqrt(r))' : ' (alpha / r)'} |`,
-    `| target modules | ${[...new Set(lora.targets)].sort().join(', ')} |`,
-    `| layers | ${layers} |`,
-    `| dropout | ${lora.dropout} |`,
-    `| trainable parameters | ${parameters.toLocaleString('en-US')} |`,
+    ...card.settings.map(([k, v]) => `| ${k} | ${v} |`),
     '',
     '## Use with PEFT',
     '',
@@ -313,20 +367,11 @@ function modelCard(options: WritePeftAdapterOptions, parameters: number): string
     'from transformers import AutoModelForCausalLM',
     'from peft import PeftModel',
     '',
-    `base = AutoModelForCausalLM.from_pretrained(${JSON.stringify(base)})`,
+    `base = AutoModelForCausalLM.from_pretrained(${yamlBase})`,
     'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
     '```',
     '',
   ];
-  if (options.modelCardNotes) lines.push(options.modelCardNotes.trimEnd(), '');
+  if (card.notes) lines.push(card.notes.trimEnd(), '');
   return lines.join('\n');
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -6,14 +6,10 @@
 //   prefix tuning: [num_virtual_tokens, num_layers * 2 * head_dim * num_kv_heads],
 //     the per-layer keys and values; with prefix_projection it is the MLP's
 //     output, so a saved prefix adapter is always the plain table.
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { ModelSpec } from '../engine/native.js';
-import { writeFileAtomic, writeFolderAtomic } from '../files/atomic.js';
 import { readTensorAsFloat32 } from '../safetensors/convert.js';
 import { readSafetensorsHeader } from '../safetensors/read.js';
-import { writeSafetensors } from '../safetensors/write.js';
-import { ADAPTER_CONFIG_FILE, ADAPTER_README_FILE, ADAPTER_WEIGHTS_FILE, AdapterError, adapterWeightsPath, readAdapterConfigJson } from './peft.js';
+import { ADAPTER_CONFIG_FILE, AdapterError, adapterModelCard, adapterWeightsPath, readAdapterConfigJson, writeAdapterFiles } from './peft.js';
 import {
   buildPrefixTuningConfig,
   buildPromptTuningConfig,
@@ -23,7 +19,6 @@ import {
   type AdapterPrefix,
   type AdapterPrompt,
 } from './prompt-config.js';
-import { pythonJsonDumps } from './python-json.js';
 
 /** PEFT's key of the one tensor of a prompt-learning adapter. */
 export const PROMPT_EMBEDDINGS_KEY = 'prompt_embeddings';
@@ -60,18 +55,7 @@ export async function writePromptAdapter(options: WritePromptAdapterOptions): Pr
   const config = layout.kind === 'prompt'
     ? buildPromptTuningConfig(layout.prompt, spec, options.baseModelNameOrPath)
     : buildPrefixTuningConfig(layout.prefix, spec, options.baseModelNameOrPath);
-  const writeFiles = async (dir: string) => {
-    // Weights before config, as for LoRA: a config never sits beside no weights.
-    await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), [[PROMPT_EMBEDDINGS_KEY, { dtype: 'F32', shape, data: options.table }]], { format: 'pt' });
-    await writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), pythonJsonDumps(config));
-    await writeFileAtomic(join(dir, ADAPTER_README_FILE), modelCard(options, shape));
-  };
-  if (options.keepOtherFiles) {
-    await mkdir(options.dir, { recursive: true });
-    await writeFiles(options.dir);
-  } else {
-    await writeFolderAtomic(options.dir, writeFiles, { overwrite: options.overwrite });
-  }
+  await writeAdapterFiles(options, [[PROMPT_EMBEDDINGS_KEY, { dtype: 'F32', shape, data: options.table }]], config, modelCard(options, shape));
 }
 
 export type PeftPromptAdapter = PromptLearningLayout & {
@@ -121,36 +105,13 @@ function modelCard(options: WritePromptAdapterOptions, shape: [number, number]):
   }
   rows.push(['prompt_embeddings', `[${shape.join(', ')}]`], ['parameters saved', (shape[0] * shape[1]).toLocaleString('en-US')]);
   const title = layout.kind === 'prompt' ? 'Prompt tuning' : 'Prefix tuning';
-  const lines = [
-    '---',
-    `base_model: ${JSON.stringify(base)}`,
-    'library_name: peft',
-    'pipeline_tag: text-generation',
-    'tags:',
-    `- ${layout.kind === 'prompt' ? 'prompt-tuning' : 'prefix-tuning'}`,
-    '- peft',
-    '- peft-studio',
-    '---',
-    '',
-    `# ${title} adapter for ${base}`,
-    '',
-    `A ${title.toLowerCase()} adapter trained with PEFT Studio, saved in the Hugging Face PEFT format.`,
-    '',
-    '| setting | value |',
-    '| --- | --- |',
-    ...rows.map(([k, v]) => `| ${k} | ${v} |`),
-    '',
-    '## Use with PEFT',
-    '',
-    '```python',
-    'from transformers import AutoModelForCausalLM',
-    'from peft import PeftModel',
-    '',
-    `base = AutoModelForCausalLM.from_pretrained(${JSON.stringify(base)})`,
-    'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
-    '```',
-    '',
-  ];
-  if (options.modelCardNotes) lines.push(options.modelCardNotes.trimEnd(), '');
-  return lines.join('\n');
+  return adapterModelCard({
+    base,
+    tag: layout.kind === 'prompt' ? 'prompt-tuning' : 'prefix-tuning',
+    title,
+    name: title.toLowerCase(),
+    settingsHeading: false,
+    settings: rows,
+    notes: options.modelCardNotes,
+  });
 }

@@ -18,7 +18,7 @@
 //   becomes that token_dim. num_transformer_submodules is 1 for a causal LM.
 
 import type { ModelSpec } from '../engine/native.js';
-import { AdapterConfigError, PEFT_VERSION } from './peft-config.js';
+import { adapterConfigFields, PEFT_VERSION } from './peft-config.js';
 import type { PyJson } from './python-json.js';
 
 /** PEFT's PromptTuningInit values. */
@@ -122,13 +122,7 @@ export type ParsedPromptLearningConfig =
  * this spec; every field that decides a tensor shape must fit the model.
  */
 export function parsePromptLearningConfig(json: unknown, file: string, spec: ModelSpec): ParsedPromptLearningConfig {
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new AdapterConfigError(file, null, 'is not a JSON object', 'Export the adapter again.');
-  }
-  const c = json as Record<string, unknown>;
-  const fail = (field: string, problem: string, advice = 'Fix adapter_config.json, or use an adapter trained for this model.'): never => {
-    throw new AdapterConfigError(file, field, problem, advice);
-  };
+  const { c, fail } = adapterConfigFields(json, file, 'Fix adapter_config.json, or use an adapter trained for this model.');
   const kind = c.peft_type === 'PROMPT_TUNING' ? 'prompt' : c.peft_type === 'PREFIX_TUNING' ? 'prefix' : null;
   if (kind === null) return fail('peft_type', `is ${JSON.stringify(c.peft_type)}, not "PROMPT_TUNING" or "PREFIX_TUNING"`, 'Only LoRA, prompt tuning and prefix tuning adapters are supported.');
   if (c.task_type !== undefined && c.task_type !== null && c.task_type !== 'CAUSAL_LM') {

@@ -7,6 +7,7 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadAddon } from '../engine/load.js';
+import { pathExists } from '../files/exists.js';
 import type { MemoryEstimate } from '../engine/native.js';
 import { loadJsonl } from '../training/data.js';
 import { estimateRun } from '../training/memory-check.js';
@@ -64,19 +65,10 @@ function timestamp(d: Date): string {
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Creates the out folder; an existing path is an error, never overwritten. */
 async function createOutFolder(out: string | null): Promise<string> {
   const dir = resolve(out ?? `peft-studio-demo-${timestamp(new Date())}`);
-  if (await exists(dir)) throw new Error(`${dir}: already exists; the demo writes into a new folder: give another --out (or remove that one)`);
+  if (await pathExists(dir)) throw new Error(`${dir}: already exists; the demo writes into a new folder: give another --out (or remove that one)`);
   await mkdir(dir, { recursive: true });
   return dir;
 }

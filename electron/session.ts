@@ -1,6 +1,7 @@
 // A model ready to run: the folder opened and validated, its tokenizer, and
 // a native engine with the weights memory-mapped. Commands and the training
 // run build on this, so "open a model" means one thing everywhere.
+import { adapterTrainingQuantization } from './adapters/base-quantization.js';
 import { readAnyAdapter, type AnyPeftAdapter } from './adapters/any-adapter.js';
 import { PREFIX_TENSOR } from './adapters/layout.js';
 import { loadAddon } from './engine/load.js';
@@ -16,6 +17,8 @@ export interface ModelSession {
   engine: NativeEngine;
   /** the adapter attached with options.adapter, or null */
   adapter: AnyPeftAdapter | null;
+  /** what the user should know about how the model was opened (the CLI prints them) */
+  notices: string[];
   dispose(): void;
 }
 
@@ -34,10 +37,20 @@ export interface SessionOptions {
 /** NF4 with bitsandbytes' (and QLoRA's) defaults: blocksize 64, double quantization. */
 export const DEFAULT_NF4: QuantizationOptions = { type: 'nf4', blocksize: 64, doubleQuant: true };
 
-/** The quantization an engine for this folder gets: the folder's own (bitsandbytes) first, then the requested one. */
+/**
+ * The quantization an engine for this folder gets: a folder bitsandbytes saved
+ * in 4 bits is used as saved (asking for other NF4 settings there is an
+ * error, never silently ignored), any other folder gets the requested one.
+ */
 export function effectiveQuantization(folder: ModelFolder, requested: QuantizationOptions | null | undefined): QuantizationOptions | null {
   if (folder.quantization) {
     const { type, blocksize, doubleQuant } = folder.quantization;
+    // The defaults (what --method qlora or --quant nf4 alone ask for) mean "NF4, however it is saved".
+    const isDefault = requested?.blocksize === DEFAULT_NF4.blocksize && requested.doubleQuant === DEFAULT_NF4.doubleQuant;
+    if (requested && !isDefault && (requested.blocksize !== blocksize || requested.doubleQuant !== doubleQuant)) {
+      throw new Error(`${folder.dir}: bitsandbytes saved this model in NF4 with blocksize ${blocksize}${doubleQuant ? ' and' : ' without'} double quantization, and it is used as saved; ` +
+        `it cannot be re-quantized with blocksize ${requested.blocksize}${requested.doubleQuant ? ' and' : ' without'} double quantization. Drop --quant-blocksize / --no-double-quant, or start from the original 16-bit model`);
+    }
     return { type, blocksize, doubleQuant };
   }
   return requested ?? null;
@@ -104,7 +117,18 @@ export function virtualTokensOf(adapter: AnyPeftAdapter | null): number {
 export async function openSession(dir: string, options: SessionOptions & { adapter?: string | null }): Promise<ModelSession> {
   const { folder, tokenizer } = await openModelWithTokenizer(dir);
   const addon = loadAddon();
-  const engine = createEngine(addon, folder, options);
+  const notices: string[] = [];
+  // An adapter trained on a 4-bit base (its run.json says so) is used on that
+  // base unless the caller asked for a quantization itself.
+  let quantization = options.quantization ?? null;
+  if (options.adapter && quantization === null && !folder.quantization) {
+    quantization = await adapterTrainingQuantization(options.adapter);
+    if (quantization) {
+      notices.push(`${options.adapter} was trained on a 4-bit NF4 base (run.json: blocksize ${quantization.blocksize}, ` +
+        `${quantization.doubleQuant ? 'double quantization' : 'no double quantization'}); the model is quantized the same way`);
+    }
+  }
+  const engine = createEngine(addon, folder, { ...options, quantization });
   let adapter: AnyPeftAdapter | null = null;
   if (options.adapter) {
     try {
@@ -121,6 +145,7 @@ export async function openSession(dir: string, options: SessionOptions & { adapt
     addon,
     engine,
     adapter,
+    notices,
     dispose() {
       if (!disposed) engine.dispose();
       disposed = true;

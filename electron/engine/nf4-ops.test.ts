@@ -82,6 +82,7 @@ describe('ops.nf4Quantize', () => {
   it('rejects bad input with a clear error', () => {
     const w = new Float32Array(64);
     expect(() => ops.nf4Quantize(w, 1, 64, { blocksize: 48 })).toThrow(/blocksize must be one of 32, 64/);
+    expect(() => ops.nf4Quantize(w, 1, 64, { blocksize: 64.5 })).toThrow(/blocksize must be an integer/);
     expect(() => ops.nf4Quantize(w, 2, 64)).toThrow(/w has 64 values, \[2, 64\] needs 128/);
     w[3] = NaN;
     expect(() => ops.nf4Quantize(w, 1, 64)).toThrow(/non-finite value at row 0, column 3/);

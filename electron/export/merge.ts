@@ -13,6 +13,8 @@
 import { copyFile, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { readPeftAdapter } from '../adapters/peft.js';
+import { adapterTrainingQuantization } from '../adapters/base-quantization.js';
+import { peftTypeOf } from '../adapters/any-adapter.js';
 import { writeFileAtomic, writeFolderAtomic } from '../files/atomic.js';
 import type { NativeAddon, NativeEngine, QuantizationOptions } from '../engine/native.js';
 import { BNB_QUANT_STATE_SUFFIX, isBlockLinearWeight } from '../models/bnb.js';
@@ -48,31 +50,6 @@ export interface MergeSummary {
   quantization: QuantizationOptions | null;
   /** lines for the user (the CLI prints them), e.g. why the merge is not 4-bit */
   notices: string[];
-}
-
-/**
- * The quantization a training run recorded beside its adapter: run.json's
- * config.quantization ({type: 'nf4', blocksize, doubleQuant}), or
- * config.method 'qlora' with the NF4 defaults. null when there is no run.json
- * or it says the base was not quantized.
- */
-export async function adapterTrainingQuantization(adapterDir: string): Promise<QuantizationOptions | null> {
-  let run: unknown;
-  try {
-    run = JSON.parse(await readFile(join(adapterDir, 'run.json'), 'utf8'));
-  } catch {
-    return null;
-  }
-  const config = (run as { config?: { method?: unknown; quantization?: unknown } } | null)?.config;
-  const q = config?.quantization as Partial<QuantizationOptions> | null | undefined;
-  if (q && q.type === 'nf4') {
-    if (!Number.isInteger(q.blocksize) || typeof q.doubleQuant !== 'boolean') {
-      throw new Error(`${join(adapterDir, 'run.json')}: config.quantization must be {type: 'nf4', blocksize, doubleQuant}`);
-    }
-    return { type: 'nf4', blocksize: q.blocksize!, doubleQuant: q.doubleQuant };
-  }
-  if (config?.method === 'qlora') return { type: 'nf4', blocksize: 64, doubleQuant: true };
-  return null;
 }
 
 /** The dtype a merged 4-bit tensor is written in: the original one. */
@@ -128,6 +105,10 @@ export function addLowRankProduct(addon: NativeAddon, W: Float32Array, out: numb
 
 export async function mergeAdapter(modelDir: string, adapterDir: string, outDir: string, options: MergeOptions): Promise<MergeSummary> {
   const base = await openModelFolder(modelDir);
+  const peftType = await peftTypeOf(adapterDir);
+  if (peftType !== 'LORA') {
+    throw new Error(`${adapterDir}: a ${peftType === 'PROMPT_TUNING' ? 'prompt tuning' : 'prefix tuning'} adapter adds virtual tokens, not weight updates, so there is nothing to merge into the base; use it as it is with --adapter (eval, generate) or in PEFT`);
+  }
   const adapter = await readPeftAdapter(adapterDir, base.spec);
   const pairs = pairsByBaseWeight(adapter.tensors);
   const requested = options.quantization !== undefined ? options.quantization : await adapterTrainingQuantization(adapterDir);

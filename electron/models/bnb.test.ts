@@ -8,7 +8,7 @@
 //  - merge of a QLoRA adapter: dequantized 4-bit weights + scaling·B·A in the
 //    original dtype, the same from the bitsandbytes folder and from the F16
 //    base with run.json saying the adapter was trained on NF4.
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loraTensorShapes, writePeftAdapter } from '../adapters/peft.js';
@@ -52,6 +52,33 @@ describe('bitsandbytes 4-bit folders and --quant nf4', () => {
       expect(fromBnb).toBe(quantizedOnLoad);
       expect(Math.abs(fromBnb - unquantized)).toBeGreaterThan(1e-6);
     }
+  });
+
+  it('training on a bnb folder records what the engine holds, and other NF4 settings are refused, not ignored', async () => {
+    const model = await tinyModel({ seed: 45, dtype: 'F16' });
+    const dir = tempDir('bnb-train');
+    const bnb = join(dir, 'bnb');
+    await writeBnbFolder(model, bnb, { doubleQuant: false });
+    const data = writeJsonl(join(dir, 'd.jsonl'), cycleRows(6, 20));
+    const common = ['--data', data, '--steps', '2', '--threads', '2'];
+
+    // --method lora on a 4-bit folder is QLoRA: run.json says so, with the folder's settings
+    const out = join(dir, 'lora');
+    const r = await cli(['train', '--model', bnb, ...common, '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    expect(run.config.method).toBe('qlora');
+    expect(run.config.quantization).toEqual({ type: 'nf4', blocksize: 64, doubleQuant: false });
+
+    // asking for other settings than the folder's is an error before anything is written
+    const other = join(dir, 'other');
+    const bad = await cli(['train', '--model', bnb, ...common, '--out', other, '--method', 'qlora', '--quant-blocksize', '128']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('bitsandbytes saved this model in NF4 with blocksize 64 without double quantization, and it is used as saved');
+    expect(existsSync(other)).toBe(false);
+    const badEval = await cli(['eval', '--model', bnb, '--data', data, '--quant', 'nf4', '--quant-blocksize', '128']);
+    expect(badEval.code).toBe(1);
+    expect(badEval.stderr).toContain('cannot be re-quantized with blocksize 128');
   });
 
   it('generate --quant nf4 equals generation from the bnb folder; bad flags are usage errors', async () => {

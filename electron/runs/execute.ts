@@ -8,7 +8,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { loadAddon } from '../engine/load.js';
 import type { NativeEngine } from '../engine/native.js';
 import { saveFullModel } from '../export/model-folder.js';
-import { createEngine, openModelWithTokenizer } from '../session.js';
+import { createEngine, effectiveQuantization, openModelWithTokenizer } from '../session.js';
 import { availableMemoryBytes } from '../system/machine.js';
 import { adapterFileBytes, saveAdapterFolder } from '../training/adapter-files.js';
 import { trainsAdapter, type TrainConfig } from '../training/config.js';
@@ -123,6 +123,11 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     // that cannot start leaves no folder (and an old run's files untouched).
     const { folder, tokenizer } = await openModelWithTokenizer(config.model);
     checkAgainstModel(config, folder, config.lora);
+    // What the engine will really hold: a bitsandbytes 4-bit folder is NF4 whatever
+    // the flags said (other NF4 settings are refused here, before anything is
+    // written), so LoRA on it is QLoRA: merge, eval and export read run.json back.
+    const quantization = effectiveQuantization(folder, config.quantization);
+    const method = config.method === 'lora' && quantization !== null ? 'qlora' : config.method;
     const data = await loadRunData(config, tokenizer, folder);
     for (const note of data.notes) log(note);
     const dataSha = await fileSha256(config.data);
@@ -146,9 +151,9 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     await saveRecord(true);
     if (shortfall !== null) log(shortfall, 'warning');
 
-    engine = createEngine(addon, folder, { threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed, quantization: config.quantization });
+    engine = createEngine(addon, folder, { threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed, quantization });
     const layout = await setUpMethod(engine, folder, config, tokenizer);
-    record.config = configWithLayout(config, layout);
+    record.config = configWithLayout({ ...config, method, quantization }, layout);
     record.total_steps = total;
     record.resolved = {
       total_steps: total,

@@ -3,7 +3,7 @@
 // run.json records the 4-bit base so later commands rebuild the same model,
 // the adapter evaluates on that 4-bit base to the loss the run reported,
 // and the flags that only make sense for qlora are refused elsewhere.
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TinyModel } from '../testing/tiny-model.js';
@@ -44,12 +44,21 @@ describe('train --method qlora', () => {
     const evalData = writeJsonl(join(dir, 'eval.jsonl'), cycleRows(16, 24));
     const on4bit = await cli(['eval', '--model', model.dir, '--data', evalData, '--adapter', out, '--quant', 'nf4', ...THREADS]);
     expect(on4bit.code, on4bit.stderr).toBe(0);
-    const onFp32 = await cli(['eval', '--model', model.dir, '--data', evalData, '--adapter', out, ...THREADS]);
-    expect(onFp32.code, onFp32.stderr).toBe(0);
     const l4 = JSON.parse(on4bit.stdout).loss;
-    const l32 = JSON.parse(onFp32.stdout).loss;
     expect(l4).toBeLessThan(2.0);
-    expect(Math.abs(l4 - l32)).toBeGreaterThan(1e-4);
+    // Without --quant the adapter's run.json brings its 4-bit base along, and says so.
+    const auto = await cli(['eval', '--model', model.dir, '--data', evalData, '--adapter', out, ...THREADS]);
+    expect(auto.code, auto.stderr).toBe(0);
+    expect(auto.stderr).toContain('was trained on a 4-bit NF4 base (run.json: blocksize 64, double quantization); the model is quantized the same way');
+    expect(JSON.parse(auto.stdout).loss).toBe(l4);
+    // The same adapter copied without its run.json runs on the fp32 base: a different model.
+    const bare = join(dir, 'bare');
+    mkdirSync(bare);
+    for (const f of ['adapter_config.json', 'adapter_model.safetensors']) copyFileSync(join(out, f), join(bare, f));
+    const onFp32 = await cli(['eval', '--model', model.dir, '--data', evalData, '--adapter', bare, ...THREADS]);
+    expect(onFp32.code, onFp32.stderr).toBe(0);
+    expect(onFp32.stderr).toBe('');
+    expect(Math.abs(l4 - JSON.parse(onFp32.stdout).loss)).toBeGreaterThan(1e-4);
     expect(summary.final_eval_loss).toBeGreaterThan(0);
 
     // merge: the adapter goes into the dequantized 4-bit base (run.json says
@@ -62,6 +71,9 @@ describe('train --method qlora', () => {
     const onMerged = await cli(['eval', '--model', merged, '--data', evalData, ...THREADS]);
     expect(onMerged.code, onMerged.stderr).toBe(0);
     expect(Math.abs(JSON.parse(onMerged.stdout).loss - l4) / l4).toBeLessThan(1e-5);
+    const orphan = await cli(['merge', '--model', model.dir, '--adapter', out, '--out', join(dir, 'm2'), '--quant-blocksize', '128']);
+    expect(orphan.code).toBe(2);
+    expect(orphan.stderr).toContain('--quant-blocksize needs --quant nf4');
   });
 
   it('honours --quant-blocksize and --no-double-quant, and refuses them without qlora', async () => {

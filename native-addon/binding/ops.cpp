@@ -191,8 +191,10 @@ Napi::Value Nf4Quantize(const Napi::CallbackInfo& info) {
     Napi::Object o = info[3].As<Napi::Object>();
     Napi::Value b = o.Get("blocksize"), d = o.Get("doubleQuant");
     if (!b.IsUndefined()) {
-      if (!b.IsNumber()) type_error(env, "nf4Quantize: blocksize must be a number");
-      blocksize = b.As<Napi::Number>().Int32Value();
+      const double v = b.IsNumber() ? b.As<Napi::Number>().DoubleValue() : -1;
+      if (!(v >= 1 && v <= 65536 && v == static_cast<double>(static_cast<int>(v))))
+        type_error(env, "nf4Quantize: blocksize must be an integer (32..4096, a power of two)");
+      blocksize = static_cast<int>(v);
     }
     if (!d.IsUndefined()) {
       if (!d.IsBoolean()) type_error(env, "nf4Quantize: doubleQuant must be a boolean");

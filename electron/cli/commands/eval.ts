@@ -34,6 +34,7 @@ export const evalCommand: Command = {
     const model = args.requireString('model');
     const data = args.requireString('data');
     const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args) });
+    for (const notice of session.notices) io.stderr(`note: ${notice}\n`);
     try {
       const virtual = virtualTokensOf(session.adapter);
       // An explicit --seq-len that does not fit is an error; the default shrinks to fit the virtual tokens.

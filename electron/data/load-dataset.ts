@@ -55,6 +55,7 @@ export async function loadDataset(file: string, tokenizer: ModelTokenizer, optio
   const layouts = new Set<string>();
   let truncatedRows = 0;
   let tokensDropped = 0;
+  let systemDroppedRows = 0;
   for (const record of read.records) {
     const source = `${file}:${record.line}`;
     try {
@@ -62,6 +63,7 @@ export async function loadDataset(file: string, tokenizer: ModelTokenizer, optio
       const fitted = fitToLength(row, options.seqLen);
       lengths.push(row.inputIds.length);
       layouts.add(row.layout);
+      if (row.systemDropped) systemDroppedRows++;
       if (fitted.dropped > 0) {
         truncatedRows++;
         tokensDropped += fitted.dropped;
@@ -82,6 +84,9 @@ export async function loadDataset(file: string, tokenizer: ModelTokenizer, optio
   const notices: string[] = [];
   if ((format === 'chat' || format === 'alpaca') && chatTemplateOf(tokenizer).source === 'fallback' && [...layouts].some((l) => l.includes('fallback'))) {
     notices.push('the model has no chat_template in tokenizer_config.json: conversations are laid out with the fallback template ("### User:" / "### Assistant:", EOS after each answer); prompt the fine-tuned model the same way');
+  }
+  if (systemDroppedRows > 0) {
+    notices.push(`the model's chat template drops system messages: the system prompt of ${systemDroppedRows} of ${used.length} used row(s) is not in the training text (neither trained nor seen as context); put it in the user turn, or use a model whose chat template writes system messages`);
   }
   if (problems.length > 0) notices.push(`${problems.length} of ${total} row(s) skipped; first: ${formatProblem(problems[0])}`);
   const report: DatasetReport = {

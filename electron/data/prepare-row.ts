@@ -16,6 +16,8 @@ export interface PreparedRow extends TokenizedRow {
   layout: string;
   /** the rendered text (absent for pre-tokenized rows) */
   text?: string;
+  /** the chat template left the row's system message out (see formats/chat.ts) */
+  systemDropped?: boolean;
 }
 
 export function formatRow(value: unknown, format: DatasetFormat, tokenizer: ModelTokenizer, vocabSize: number): FormattedRow {
@@ -41,5 +43,5 @@ export function prepareRow(value: unknown, format: DatasetFormat, tokenizer: Mod
   if (outside !== undefined) {
     throw new RowError('vocabulary', `the tokenizer gave id ${outside}, outside the model's vocabulary [0, ${vocabSize}); the tokenizer does not belong to this model`);
   }
-  return { ...tokens, layout: formatted.layout, text: formatted.text };
+  return { ...tokens, layout: formatted.layout, text: formatted.text, ...(formatted.systemDropped ? { systemDropped: true } : {}) };
 }

@@ -173,18 +173,19 @@ describe('seeded initialization', () => {
   });
 });
 
-describe('peft-studio demo (short run)', () => {
-  it('fine-tunes for a few steps, measures before and after, writes demo.json and the adapter; never reuses a folder', async () => {
+describe('peft-studio demo', () => {
+  it('meets its targets (held-out accuracy from ~0 to >= 80%, base perplexity within 5%), writes demo.json and the adapter; never reuses a folder', async () => {
     const out = join(scratch, 'demo-run');
     let stdout = '';
     let stderr = '';
     const io = { stdout: (t: string) => void (stdout += t), stderr: (t: string) => void (stderr += t), stderrIsTTY: false };
-    const code = await runCli(['demo', '--out', out, '--steps', '4', '--threads', '2'], io);
+    // the demo exactly as `npm run demo` runs it (its default 160 steps, about 20 s on 2 cores)
+    const code = await runCli(['demo', '--out', out, '--threads', '2'], io);
     expect(stderr).not.toMatch(/peft-studio: /);
     expect(code).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'demo.json'), 'utf8'));
     expect(report.method).toBe('lora');
-    expect(report.training.steps).toBe(4);
+    expect(report.training.steps).toBe(160);
     const evalRows = await readTaskRows(files.taskEval);
     for (const key of ['before', 'after']) {
       expect(report[key].questions).toBe(evalRows.length);
@@ -194,8 +195,10 @@ describe('peft-studio demo (short run)', () => {
     }
     // the base model does not know the format
     expect(report.before.accuracy).toBeLessThan(0.1);
-    // a few LoRA steps at 2e-3 already lower the loss of the held-out answers
+    // the issue's targets: the task is learned, the base knowledge is kept
+    expect(report.after.accuracy).toBeGreaterThanOrEqual(0.8);
     expect(report.after.eval_loss).toBeLessThan(report.before.eval_loss);
+    expect(Math.abs(report.after.base_perplexity / report.before.base_perplexity - 1)).toBeLessThanOrEqual(0.05);
     expect((await stat(join(out, 'run', 'adapter_model.safetensors'))).size).toBe(report.result_bytes);
     expect(stdout).toContain(join(out, 'run'));
     expect(stdout).toContain('base-corpus perplexity');

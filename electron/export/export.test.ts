@@ -89,7 +89,7 @@ describe('export', () => {
       expect(existsSync(join(out, f)), f).toBe(true);
     }
     expect(readdirSync(dir).filter((n) => n.startsWith('.'))).toEqual([]);
-    if (!('checks' in result.check)) throw new Error('check skipped');
+    expect(result.check.rowsFrom).toBe('--check-data');
     expect(result.check.rows).toBe(6);
     expect(result.check.checks.map((c) => [c.format, c.passed])).toEqual([['peft', true], ['merged', true], ['gguf', true]]);
     expect(result.check.checks[0].relativeDifference).toBe(0); // same float32 factors, same computation
@@ -226,7 +226,8 @@ describe('export', () => {
     expect(refused).toMatch(/out: the folder already exists and is not empty\. Choose another folder, or pass --overwrite to replace it/);
     expect(readFileSync(join(out, 'keep.txt'), 'utf8')).toBe('mine');
     const replaced = await run({ source: join(dir, 'adapter'), formats: ['gguf'], out, overwrite: true });
-    expect('skipped' in replaced.check && replaced.check.skipped).toMatch(/pass --check-data FILE/);
+    expect(replaced.check.rowsFrom).toBe('built-in sample'); // an adapter folder names no data
+    expect(replaced.check.checks.map((c) => c.passed)).toEqual([true]);
     expect(readdirSync(out).sort()).toEqual(['Modelfile', 'adapter.gguf']);
 
     // a value float16 cannot hold makes the gguf step fail after peft was written: nothing stays
@@ -262,7 +263,7 @@ describe('export', () => {
     const result = await run({ source: runDir, formats: ['peft', 'gguf'], out: join(dir, 'exports'), checkRows: 3 });
     expect(result.source.kind).toBe('run');
     expect(result.source.modelDir).toBe(model.dir);
-    if (!('checks' in result.check)) throw new Error(result.check.skipped);
+    expect(result.check.rowsFrom).toBe('run data');
     expect(result.check.data).toBe(data);
     expect(result.check.rows).toBe(3);
     expect(result.check.checks.every((c) => c.passed)).toBe(true);
@@ -282,7 +283,7 @@ describe('export', () => {
     const lora: AdapterLora = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: ['q_proj', 'o_proj', 'up_proj'], layers: null, init: 'default' };
     await randomAdapter(join(dir, 'adapter'), model.spec, model.dir, lora);
     const result = await run({ source: join(dir, 'adapter'), formats: ['merged'], out: join(dir, 'merged'), checkData: writeRows(join(dir, 'rows.jsonl')) });
-    if (!('checks' in result.check)) throw new Error(result.check.skipped);
+    expect(result.check.rowsFrom).toBe('--check-data');
     expect(result.check.checks[0]).toMatchObject({ format: 'merged', tolerance: 5e-3, passed: true });
     expect((await openModelFolder(join(dir, 'merged'))).storedDType).toBe('BF16');
     expect(readdirSync(dir).filter((n) => n.startsWith('.'))).toEqual([]); // merge's own temp folder inside ours is gone too
@@ -299,7 +300,7 @@ describe('export', () => {
     await randomAdapter(runDir, model.spec, model.dir, lora);
     writeFileSync(join(runDir, 'run.json'), JSON.stringify({ config: { model: model.dir, data, method: 'lora', seqLen: 256, dataFormat: 'alpaca', completionOnly: true } }));
     const result = await run({ source: runDir, formats: ['gguf'], out: join(dir, 'out') });
-    if (!('checks' in result.check)) throw new Error(result.check.skipped);
+    expect(result.check.rowsFrom).toBe('run data');
     expect(result.check.rows).toBe(5);
     expect(result.check.checks[0].passed).toBe(true);
     // completion-only: a few output tokens (+ EOS) per row are scored, not the prompt

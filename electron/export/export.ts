@@ -6,25 +6,20 @@
 // place, so a failure leaves nothing behind and an existing target is only
 // replaced with `overwrite`.
 import { mkdir, readdir } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { readPeftAdapter, writePeftAdapter, type PeftLoraAdapter } from '../adapters/peft.js';
 import { loadAddon } from '../engine/load.js';
 import type { NativeAddon } from '../engine/native.js';
-import { FolderExistsError, writeFileAtomic, writeFolderAtomic } from '../files/atomic.js';
-import { openModelFolder, type ModelFolder } from '../models/folder.js';
-import { ModelTokenizer } from '../models/tokenizer.js';
-import { TRAIN_DEFAULTS } from '../training/config.js';
-import type { Example } from '../training/data.js';
-import { DATASET_FORMATS, type DatasetFormatOption } from '../data/index.js';
+import { FileWriteError, FolderExistsError, writeFileAtomic, writeFolderAtomic } from '../files/atomic.js';
+import { openModelFolder } from '../models/folder.js';
+import { checkRowsFor, type CheckRowsFrom } from './check-rows.js';
 import { readGgufLoraAdapter, writeGgufLoraAdapter, type GgufTensorType } from './gguf-lora.js';
 import { mergeAdapter } from './merge.js';
 import { ollamaModelfile } from './modelfile.js';
 import { resolveExportSource, type ExportSource } from './source.js';
 import {
   compareLoss,
-  DEFAULT_CHECK_ROWS,
   ExportCheckError,
-  loadCheckRows,
   LOSS_TOLERANCE,
   lossOfModel,
   lossWithLora,
@@ -51,7 +46,7 @@ export interface ExportOptions {
   howToOverwrite?: string;
   /** GGUF tensor type (default f32) */
   ggufType?: GgufTensorType;
-  /** JSONL rows for the reload check; default: the run's data */
+  /** rows for the reload check, any dataset file train reads; default: the run's eval rows (or first rows), else a built-in sample */
   checkData?: string | null;
   /** rows scored by the check (default 8) */
   checkRows?: number;
@@ -68,9 +63,21 @@ export interface ExportOutput {
   files: string[];
 }
 
-export type ExportCheckSummary =
-  | { skipped: string }
-  | { data: string; rows: number; tokens: number; sourceLoss: number; checks: LossCheck[] };
+/** The reload check every export passed. */
+export interface ExportCheckSummary {
+  /** where the scored rows came from */
+  rowsFrom: CheckRowsFrom;
+  /** the data file (null for the built-in sample) */
+  data: string | null;
+  /** run data: true when the rows are the run's eval split, false when they are the data's first rows */
+  evalRows: boolean;
+  /** why the run's data was not used (then the built-in sample was) */
+  note?: string;
+  rows: number;
+  tokens: number;
+  sourceLoss: number;
+  checks: LossCheck[];
+}
 
 export interface ExportResult {
   out: string;
@@ -117,25 +124,49 @@ async function isNonEmptyFolder(dir: string): Promise<boolean> {
   }
 }
 
-async function checkRowsFor(options: ExportOptions, source: ExportSource, folder: ModelFolder): Promise<{ examples: Example[]; file: string } | { skipped: string }> {
-  const rows = options.checkRows ?? DEFAULT_CHECK_ROWS;
-  const seqLen = Math.min(source.runSeqLen ?? TRAIN_DEFAULTS.seqLen, folder.spec.maxPositionEmbeddings);
-  const tokenizer = folder.hasTokenizer ? await ModelTokenizer.load(folder.dir) : null;
-  const noTokenizer = `${folder.dir} has no tokenizer.json, which reading data rows needs`;
-  if (options.checkData) {
-    const file = resolve(options.checkData);
-    if (!tokenizer) throw new ExportError(`--check-data: ${noTokenizer}; add the tokenizer files to the model folder`);
-    return { examples: await loadCheckRows(file, tokenizer, { seqLen, vocabSize: folder.spec.vocabSize, rows }), file };
+/** What a file-system error code means for the export folder, and what to do about it. */
+function targetProblem(code: string, out: string): string {
+  const parent = dirname(out);
+  switch (code) {
+    case 'EACCES':
+    case 'EPERM':
+      return `permission denied (${code}). The export is written beside it in ${parent} and then moved into place, so that folder must be writable by you: fix its permissions, or choose another --out folder`;
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return `the disk is full (${code}). Free some space, or choose an --out folder on another disk`;
+    case 'EROFS':
+      return `the file system is read-only (${code}). Choose an --out folder on a writable disk`;
+    case 'ENAMETOOLONG':
+      return `the folder name is too long for the file system (${code}). Choose a shorter --out folder name`;
+    case 'ENOTDIR':
+      return `a part of the path is a file, not a folder (${code}). Choose another --out folder`;
+    default:
+      return `the file system refused (${code}). Check that ${parent} is writable and the disk is not full, or choose another --out folder`;
   }
-  if (source.runData === null) return { skipped: 'no rows to score: an adapter folder names no data; pass --check-data FILE to check the export' };
-  if (!tokenizer) return { skipped: `${noTokenizer}` };
-  try {
-    const format = (DATASET_FORMATS as readonly string[]).includes(source.runDataFormat ?? '') ? (source.runDataFormat as DatasetFormatOption) : 'auto';
-    const examples = await loadCheckRows(source.runData, tokenizer, { seqLen, vocabSize: folder.spec.vocabSize, rows, format, completionOnly: source.runCompletionOnly ?? true });
-    return { examples, file: source.runData };
-  } catch (err) {
-    return { skipped: `the run's data could not be used (${(err as Error).message}); pass --check-data FILE to check the export` };
+}
+
+/**
+ * An error writing the export's folder, reworded to name the --out folder:
+ * the raw error names a temp folder beside it (.NAME.PID.HEX.tmp) the user
+ * never chose. Errors about other paths (reading the base model) pass as
+ * they are (null).
+ */
+function targetFolderError(err: unknown, out: string): ExportError | null {
+  const e = err as (NodeJS.ErrnoException & { dest?: string }) | null;
+  let path: string | undefined;
+  let code: string | undefined;
+  if (err instanceof FileWriteError) {
+    path = err.file;
+    code = /\(([A-Z][A-Z0-9_]+)\)/.exec(err.problem)?.[1] ?? 'EIO';
+  } else if (e && typeof e.code === 'string') {
+    path = e.path;
+    code = e.code;
   }
+  if (path === undefined || code === undefined) return null;
+  const scratch = join(dirname(out), `.${basename(out)}.`);
+  const ours = (p: string) => p === out || p.startsWith(scratch) || out.startsWith(p.endsWith(sep) ? p : p + sep);
+  if (!ours(resolve(path)) && !(e?.dest !== undefined && ours(resolve(e.dest)))) return null;
+  return new ExportError(`${out}: cannot write the export folder: ${targetProblem(code, out)}.`);
 }
 
 export async function exportAdapter(options: ExportOptions): Promise<ExportResult> {
@@ -156,28 +187,24 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
   const threads = options.threads;
 
   const rows = await checkRowsFor(options, source, folder);
-  let sourceLoss: number | null = null;
-  let tokens = 0;
-  if ('examples' in rows) {
-    const r = await lossWithLora(addon, folder, adapter.lora, adapter.tensors, rows.examples, threads);
-    sourceLoss = r.loss;
-    tokens = r.tokens;
-    log(`source adapter: loss ${r.loss.toFixed(6)} on ${rows.examples.length} row(s), ${r.tokens} token(s) of ${rows.file}`);
-  } else {
-    log(`reload check skipped: ${rows.skipped}`);
-  }
+  if (rows.note) log(`reload check: ${rows.note}; scoring the built-in sample instead`);
+  const examples = rows.examples;
+  const scored = await lossWithLora(addon, folder, adapter.lora, adapter.tensors, examples, threads);
+  const sourceLoss = scored.loss;
+  const what = rows.file === null ? 'the built-in sample' : `${rows.evalRows ? "the run's eval rows" : 'the first rows'} of ${rows.file}`;
+  log(`source adapter: loss ${sourceLoss.toFixed(6)} on ${examples.length} row(s), ${scored.tokens} token(s) of ${what}`);
 
   const outputs: ExportOutput[] = [];
   const checks: LossCheck[] = [];
   let ggufAlpha: number | undefined;
   const check = (format: string, loss: number, tolerance: number) => {
-    const c = compareLoss(format, loss, sourceLoss!, tolerance);
-    log(`check ${format}: loss ${loss.toFixed(6)} vs source ${sourceLoss!.toFixed(6)} (relative difference ${c.relativeDifference.toExponential(2)}, tolerance ${tolerance}) ${c.passed ? 'ok' : 'FAILED'}`);
+    const c = compareLoss(format, loss, sourceLoss, tolerance);
+    log(`check ${format}: loss ${loss.toFixed(6)} vs source ${sourceLoss.toFixed(6)} (relative difference ${c.relativeDifference.toExponential(2)}, tolerance ${tolerance}) ${c.passed ? 'ok' : 'FAILED'}`);
     checks.push(c);
     if (!c.passed) throw new ExportCheckError(c);
   };
-  const examples = 'examples' in rows ? rows.examples : null;
 
+  // A file-system error here names the temp folder beside `out`: reword it to name `out`.
   await writeFolderAtomic(out, async (temp) => {
     for (const format of formats) {
       const dir = formats.length === 1 ? temp : join(temp, format);
@@ -194,16 +221,14 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
         log(`wrote the PEFT adapter`);
         // Read back with the same reader any import uses: config, names, shapes.
         const reread = await readPeftAdapter(dir, folder.spec);
-        if (examples) check('peft', (await lossWithLora(addon, folder, reread.lora, reread.tensors, examples, threads)).loss, LOSS_TOLERANCE.peft);
+        check('peft', (await lossWithLora(addon, folder, reread.lora, reread.tensors, examples, threads)).loss, LOSS_TOLERANCE.peft);
       } else if (format === 'merged') {
         const summary = await mergeAdapter(folder.dir, source.adapterDir, dir, { addon, threads });
         outputs.push({ format, dir: finalDir, files: summary.files });
         log(`merged ${summary.mergedTensors} weight(s) (scaling ${summary.scaling})`);
         const merged = await openModelFolder(dir);
-        if (examples) {
-          const tolerance = LOSS_TOLERANCE.merged[merged.storedDType] ?? LOSS_TOLERANCE.merged.BF16;
-          check('merged', (await lossOfModel(addon, merged, examples, threads)).loss, tolerance);
-        }
+        const tolerance = LOSS_TOLERANCE.merged[merged.storedDType] ?? LOSS_TOLERANCE.merged.BF16;
+        check('merged', (await lossOfModel(addon, merged, examples, threads)).loss, tolerance);
       } else {
         await mkdir(dir, { recursive: true });
         const file = join(dir, GGUF_ADAPTER_FILE);
@@ -220,13 +245,22 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
         const rsNote = adapter.lora.rslora ? ` (rsLoRA: alpha ${adapter.lora.alpha} × sqrt(${adapter.lora.rank}), so llama.cpp's alpha / r equals alpha / sqrt(r))` : '';
         log(`wrote the GGUF adapter (${content.architecture}, ${ggufType}, adapter.lora.alpha ${content.alpha}${rsNote}) and an Ollama Modelfile`);
         const reread = await readGgufLoraAdapter(file, folder.spec);
-        if (examples) check(`gguf`, (await lossWithLora(addon, folder, reread.lora, reread.tensors, examples, threads)).loss, LOSS_TOLERANCE.gguf[ggufType]);
+        check('gguf', (await lossWithLora(addon, folder, reread.lora, reread.tensors, examples, threads)).loss, LOSS_TOLERANCE.gguf[ggufType]);
       }
     }
-  }, { overwrite: options.overwrite, howToOverwrite: options.howToOverwrite });
+  }, { overwrite: options.overwrite, howToOverwrite: options.howToOverwrite }).catch((err: unknown) => {
+    throw targetFolderError(err, out) ?? err;
+  });
 
-  const summary: ExportCheckSummary = 'examples' in rows
-    ? { data: rows.file, rows: rows.examples.length, tokens, sourceLoss: sourceLoss!, checks }
-    : { skipped: rows.skipped };
+  const summary: ExportCheckSummary = {
+    rowsFrom: rows.from,
+    data: rows.file,
+    evalRows: rows.evalRows,
+    ...(rows.note === undefined ? {} : { note: rows.note }),
+    rows: examples.length,
+    tokens: scored.tokens,
+    sourceLoss,
+    checks,
+  };
   return { out, source, outputs, check: summary, ...(ggufAlpha === undefined ? {} : { ggufAlpha }) };
 }

@@ -25,6 +25,9 @@ export interface ExportSource {
   /** the run's data format and masking (run.json; null when it does not say) */
   runDataFormat: string | null;
   runCompletionOnly: boolean | null;
+  /** the run's --eval-split fraction and seed (run.json; 0 and null when it has none) */
+  runEvalSplit: number;
+  runSeed: number | null;
 }
 
 export class ExportSourceError extends Error {
@@ -66,6 +69,8 @@ export async function resolveExportSource(path: string, modelOverride: string | 
   let runSeqLen: number | null = null;
   let runDataFormat: string | null = null;
   let runCompletionOnly: boolean | null = null;
+  let runEvalSplit = 0;
+  let runSeed: number | null = null;
   const isRun = (await kindOf(join(dir, RUN_FILE))) === 'file';
   if (isRun) {
     const run = await readJsonObject(join(dir, RUN_FILE), 'run folder');
@@ -84,6 +89,8 @@ export async function resolveExportSource(path: string, modelOverride: string | 
     if (typeof config.seqLen === 'number' && Number.isInteger(config.seqLen) && config.seqLen > 1) runSeqLen = config.seqLen;
     if (typeof config.dataFormat === 'string') runDataFormat = config.dataFormat;
     if (typeof config.completionOnly === 'boolean') runCompletionOnly = config.completionOnly;
+    if (typeof config.evalSplit === 'number' && config.evalSplit > 0 && config.evalSplit < 1) runEvalSplit = config.evalSplit;
+    if (typeof config.seed === 'number' && Number.isInteger(config.seed)) runSeed = config.seed;
   } else if (!hasConfig) {
     throw new ExportSourceError(`${dir}: is neither a training run folder (no ${RUN_FILE}) nor a PEFT adapter folder (no ${ADAPTER_CONFIG_FILE}). Pick the folder train --out wrote, or the folder holding ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`);
   }
@@ -99,5 +106,5 @@ export async function resolveExportSource(path: string, modelOverride: string | 
       throw new ExportSourceError(`${dir}: ${named}; pass --model DIR with the base model folder the adapter was trained on`);
     }
   }
-  return { kind: isRun ? 'run' : 'adapter', dir, adapterDir: dir, modelDir, peftType, runData, runSeqLen, runDataFormat, runCompletionOnly };
+  return { kind: isRun ? 'run' : 'adapter', dir, adapterDir: dir, modelDir, peftType, runData, runSeqLen, runDataFormat, runCompletionOnly, runEvalSplit, runSeed };
 }

@@ -10,6 +10,7 @@ import { createEngine } from '../session.js';
 import { loadDataset, type DatasetFormatOption } from '../data/index.js';
 import type { ModelTokenizer } from '../models/tokenizer.js';
 import { countTrainedTokens, DataError, type Example } from '../training/data.js';
+import { splitTrainEval } from '../training/split.js';
 
 /**
  * Relative loss tolerances, |loss_export - loss_source| / loss_source.
@@ -34,14 +35,21 @@ export const LOSS_TOLERANCE = {
 export const DEFAULT_CHECK_ROWS = 8;
 export const CHECK_BATCH_SIZE = 4;
 
-export type CheckRows = { examples: Example[]; file: string } | { skipped: string };
+/** The run's train/eval split, to score its eval rows (training's own split: same rows, seed and order). */
+export interface CheckEvalSplit {
+  fraction: number;
+  seed: number;
+}
 
 /**
  * The first `rows` scorable examples of a data file, read the way training
  * reads it (electron/data: any supported container and row format, the same
- * masking), unpacked so each row is one document.
+ * masking), unpacked so each row is one document. With `evalSplit` the rows
+ * come from the eval part of training's split: the split is made on the
+ * unpacked examples before any packing (electron/training/run.ts
+ * loadRunData), so these are the documents the run's eval loss was taken on.
  */
-export async function loadCheckRows(file: string, tokenizer: ModelTokenizer, options: { seqLen: number; vocabSize: number; rows: number; format?: DatasetFormatOption; completionOnly?: boolean }): Promise<Example[]> {
+export async function loadCheckRows(file: string, tokenizer: ModelTokenizer, options: { seqLen: number; vocabSize: number; rows: number; format?: DatasetFormatOption; completionOnly?: boolean; evalSplit?: CheckEvalSplit }): Promise<Example[]> {
   const { examples } = await loadDataset(file, tokenizer, {
     format: options.format ?? 'auto',
     completionOnly: options.completionOnly ?? true,
@@ -49,8 +57,10 @@ export async function loadCheckRows(file: string, tokenizer: ModelTokenizer, opt
     seqLen: options.seqLen,
     vocabSize: options.vocabSize,
   });
-  const scorable = examples.filter((e) => countTrainedTokens(e.labels) > 0).slice(0, options.rows);
-  if (scorable.length === 0) throw new DataError(`${file}: no row has a label token to score`);
+  const split = options.evalSplit;
+  const part = split && split.fraction > 0 ? splitTrainEval(examples, split.fraction, split.seed).eval : examples;
+  const scorable = part.filter((e) => countTrainedTokens(e.labels) > 0).slice(0, options.rows);
+  if (scorable.length === 0) throw new DataError(`${file}: no ${split && split.fraction > 0 ? 'eval ' : ''}row has a label token to score`);
   return scorable;
 }
 

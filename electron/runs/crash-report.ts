@@ -1,7 +1,9 @@
 // What the parent says when the child died without a word (no end event):
-// killed by a signal, a native crash, a non-zero exit. SIGKILL is almost
-// always the kernel's out-of-memory killer, so that message carries the
-// run's memory estimate, what was free, and what to change.
+// killed by a signal, a native crash, a non-zero exit. SIGKILL is most likely
+// the kernel's out-of-memory killer when the run's memory was tight, else it
+// may as well be the user: the message carries the run's memory estimate,
+// what was free, and what to change. An allocation failure inside the engine
+// gets the same figures (outOfMemoryMessage).
 import type { TrainConfig } from '../training/config.js';
 import type { FailedEvent, StartedEvent } from './events.js';
 
@@ -33,6 +35,37 @@ export function memoryAdvice(config: TrainConfig): string {
   return advice.join(', ');
 }
 
+/** Above this share of the available memory, a SIGKILL is most likely the out-of-memory killer. */
+export const TIGHT_MEMORY_SHARE = 0.8;
+
+/** Whether the run's estimate, or the peak it reported in its step events, came close to the memory the machine had. */
+export function memoryWasTight(d: Pick<ChildDeath, 'started' | 'peakRssBytes'>): boolean {
+  if (!d.started) return false;
+  const limit = TIGHT_MEMORY_SHARE * d.started.availableMemoryBytes;
+  return d.started.memoryEstimateBytes > limit || (d.peakRssBytes !== null && d.peakRssBytes > limit);
+}
+
+/** An error from the native engine that says an allocation failed (std::bad_alloc, ps::OutOfMemory, V8's). */
+export function isOutOfMemoryError(message: string): boolean {
+  return /bad_alloc|out of memory|OutOfMemory|Cannot allocate memory|ENOMEM|Array buffer allocation failed/i.test(message);
+}
+
+/**
+ * The failed message of a run whose engine could not allocate: what ran out,
+ * the pre-flight estimate against what was free, and what to change.
+ */
+export function outOfMemoryMessage(engineMessage: string, memory: { estimateBytes: number; availableBytes: number } | null, config: TrainConfig, at: string): string {
+  const figures = memory
+    ? `the run was estimated to need ${gib(memory.estimateBytes)} and ${gib(memory.availableBytes)} was available when it started`
+    : 'its memory estimate was not computed yet';
+  const checked = config.ignoreMemoryCheck && memory && memory.estimateBytes > memory.availableBytes ? ' (--ignore-memory-check started it anyway)' : '';
+  const checkpointing = config.gradientCheckpointing ? '' : ', --gradient-checkpointing';
+  return (
+    `the run ran out of memory ${at}: the engine could not allocate memory (${engineMessage.trim()}); ${figures}${checked}. ` +
+    `Close other programs, or start a new run with ${memoryAdvice(config)}${checkpointing}.`
+  );
+}
+
 export function explainChildDeath(d: ChildDeath): FailedEvent {
   const at = d.lastStep === null ? 'before its first step' : `after step ${d.lastStep}`;
   const resume = `peft-studio train --resume ${d.config.out}`;
@@ -44,10 +77,18 @@ export function explainChildDeath(d: ChildDeath): FailedEvent {
     kind = 'killed';
     const estimate = d.started ? `the run was estimated to need ${gib(d.started.memoryEstimateBytes)} and ${gib(d.started.availableMemoryBytes)} was available when it started` : 'it was killed before it reported its memory estimate';
     const peak = d.peakRssBytes ? `; its peak use was ${gib(d.peakRssBytes)}` : '';
-    const checkpointing = d.config.gradientCheckpointing ? '' : ` Resuming with --gradient-checkpointing saves activation memory and keeps the results identical: ${resume} --gradient-checkpointing.`;
-    message =
-      `the training process was killed (SIGKILL) ${at}. Most likely the machine ran out of memory and the kernel's out-of-memory killer ended it: ${estimate}${peak}. ` +
-      `Close other programs, or start a new run with ${memoryAdvice(d.config)}.${checkpointing} The run is resumable ${from}: ${resume}.`;
+    const resumable = `The run is resumable ${from}: ${resume}.`;
+    if (memoryWasTight(d)) {
+      const checkpointing = d.config.gradientCheckpointing ? '' : ` Resuming with --gradient-checkpointing saves activation memory and keeps the results identical: ${resume} --gradient-checkpointing.`;
+      message =
+        `the training process was killed (SIGKILL) ${at}, most likely out of memory (the kernel's out-of-memory killer): ${estimate}${peak}. ` +
+        `Close other programs, or start a new run with ${memoryAdvice(d.config)}.${checkpointing} ${resumable}`;
+    } else {
+      // Memory was far from the limit: blaming it would send the user after the wrong cause.
+      message =
+        `the training process was killed by SIGKILL (by the user, or by the system when memory ran out) ${at}; ${estimate}${peak}. ` +
+        `If memory did run out (other programs grew meanwhile), close them, or use ${memoryAdvice(d.config)}. ${resumable}`;
+    }
   } else if (d.signal !== null) {
     kind = NATIVE_CRASH_SIGNALS.includes(d.signal) ? 'crashed' : 'killed';
     const why = kind === 'crashed' ? `crashed (${d.signal}, a fault in the native engine)` : `was stopped by ${d.signal}`;

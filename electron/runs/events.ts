@@ -6,6 +6,7 @@ import type { TrainMethod } from '../training/config.js';
 import type { MemoryUsage } from '../engine/native.js';
 import type { TrainConfig } from '../training/config.js';
 import type { RunSummary } from '../training/run.js';
+import type { RunDataSummary } from './data-summary.js';
 
 export type RunStatus = 'running' | 'paused' | 'cancelled' | 'failed' | 'interrupted' | 'finished';
 
@@ -29,6 +30,8 @@ export interface StartedEvent {
   /** the pre-flight estimate and what the machine had free (for out-of-memory messages) */
   memoryEstimateBytes: number;
   availableMemoryBytes: number;
+  /** what the data loader did with the rows (also in run.json, resolved.data) */
+  data: RunDataSummary;
 }
 
 export interface StepEvent {
@@ -121,7 +124,7 @@ export function isEndEvent(e: RunEvent): e is RunEndEvent {
 
 /** Parent -> child. `start` comes once, first. */
 export type ControlMessage =
-  | { type: 'start'; config: TrainConfig; resume: boolean }
+  | { type: 'start'; config: TrainConfig; resume: boolean; overwrite?: boolean }
   | { type: 'pause' }
   | { type: 'resume' }
   | { type: 'cancel' };

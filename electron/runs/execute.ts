@@ -4,7 +4,7 @@
 // and end with exactly one end event (finished, cancelled or failed), with
 // run.json and the run index saying the same. Errors never escape: they
 // become a 'failed' event with a message that says what to do.
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { loadAddon } from '../engine/load.js';
 import type { NativeEngine } from '../engine/native.js';
 import { saveFullModel } from '../export/model-folder.js';
@@ -25,6 +25,8 @@ import { fileSha256, writeCheckpoint } from './checkpoint-write.js';
 import type { RunControl } from './control.js';
 import type { RunEndEvent, RunEvent } from './events.js';
 import { crashPoint } from './fault-injection.js';
+import { isOutOfMemoryError, outOfMemoryMessage } from './crash-report.js';
+import { checkOutFolder, createOutFolder } from './out-folder.js';
 import { runPaths } from './layout.js';
 import { acquireRunLock } from './lock.js';
 import { checkStateFitsRun, positionFromState, restoreEngine } from './resume.js';
@@ -36,6 +38,8 @@ import { hostname } from 'node:os';
 export interface ExecuteOptions {
   /** continue the run in config.out from its newest valid checkpoint */
   resume: boolean;
+  /** replace a finished run in config.out (without it such a folder is refused) */
+  overwrite?: boolean;
   emit(event: RunEvent): void;
   /** pause and cancel requests (none: the run goes to the end) */
   control?: RunControl;
@@ -47,12 +51,18 @@ const RECORD_INTERVAL_S = 5;
 /** A failure before the run folder is ours: reported, but run.json is not touched. */
 class NotOurRunError extends Error {}
 
+/** Rethrows a folder error as one that leaves the folder's run.json alone. */
+function notOurs(error: unknown): never {
+  throw new NotOurRunError(error instanceof Error ? error.message : String(error));
+}
+
 /** The run.json this session starts from: a fresh one, or the run's own for a resume. */
-async function claimRecord(config: TrainConfig, resume: boolean, existing: RunRecord | null): Promise<RunRecord> {
+async function claimRecord(config: TrainConfig, resume: boolean, overwrite: boolean, existing: RunRecord | null): Promise<RunRecord> {
   if (resume) {
     if (!existing) throw new NotOurRunError(`${config.out}: has no run.json, so it is not a run folder; start a run with peft-studio train --out ${config.out}`);
     return { ...existing, config, status: 'running', pid: process.pid, pid_start: processStartTicks(process.pid), host: hostname(), message: null, finished_at: null };
   }
+  if (existing && existing.status === 'finished' && !overwrite) throw finishedRunError(config.out, existing);
   if (existing && existing.status !== 'finished' && (await listCheckpoints(config.out)).length > 0) {
     throw new NotOurRunError(
       `${config.out}: holds an unfinished run (${existing.status}, ${existing.steps_done} of ${existing.total_steps ?? '?'} steps) with checkpoints. ` +
@@ -62,6 +72,14 @@ async function claimRecord(config: TrainConfig, resume: boolean, existing: RunRe
   // A new run in an old folder: its checkpoints would be mistaken for this run's.
   await rm(runPaths(config.out).checkpoints, { recursive: true, force: true });
   return newRunRecord(config);
+}
+
+function finishedRunError(out: string, existing: RunRecord): NotOurRunError {
+  const what = trainsAdapter(existing.config.method) ? 'adapter' : 'model';
+  return new NotOurRunError(
+    `${out}: the folder holds a finished run (${existing.config.method}, ${existing.steps_done} steps) and its ${what}; ` +
+      `choose another --out, or pass --overwrite to replace it`,
+  );
 }
 
 /** A finished run.json written before summaries were recorded. */
@@ -109,7 +127,13 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     return event;
   };
 
+  // for an out-of-memory message: known once estimated
+  let memory: { estimateBytes: number; availableBytes: number } | null = null;
+
   try {
+    // The folder is checked before the model and data are read, so a bad
+    // --out fails fast, and again under the lock (claimRecord).
+    if (!options.resume) await checkOutFolder(config.out, config.model).catch(notOurs);
     const existing = await readRunRecord(config.out);
     if (options.resume && existing?.status === 'finished') {
       const what = trainsAdapter(existing.config.method) ? 'adapter' : 'model';
@@ -140,13 +164,16 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     // read; the run's own settings are the estimate before that.
     const estimate = estimateRun(addon, folder, config, config.lora);
     const available = availableMemoryBytes();
+    memory = { estimateBytes: estimate.totalBytes, availableBytes: available };
     const shortfall = memoryShortfall(estimate, available, config);
     if (shortfall !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(shortfall);
 
-    await mkdir(config.out, { recursive: true });
+    // A finished run is kept unless --overwrite (checked again under the lock).
+    if (!options.resume && existing?.status === 'finished' && !options.overwrite) throw finishedRunError(config.out, existing);
+    await createOutFolder(config.out).catch(notOurs);
     release = await acquireRunLock(config.out);
     // read again under the lock: another process may have changed it meanwhile
-    record = await claimRecord(config, options.resume, await readRunRecord(config.out));
+    record = await claimRecord(config, options.resume, options.overwrite ?? false, await readRunRecord(config.out));
     record.data_sha256 = dataSha;
     await saveRecord(true);
     if (shortfall !== null) log(shortfall, 'warning');
@@ -167,6 +194,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       memory_estimate_bytes: estimate.totalBytes,
       engine: engine.describe(),
       addon_version: addon.version,
+      data: data.summary,
     };
 
     let from: TrainerPosition = START_POSITION;
@@ -210,6 +238,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       engine: engine.describe(),
       memoryEstimateBytes: estimate.totalBytes,
       availableMemoryBytes: available,
+      data: data.summary,
     });
 
     const eng = engine;
@@ -354,6 +383,16 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
         : '';
       const text = `${message}. The run stopped without applying the step; ${kept}. Continue with a lower learning rate: peft-studio train --resume ${config.out} --lr ${config.lr / 10}.${older}`;
       return finish({ type: 'failed', kind: 'non-finite', message: text, step: error.step - 1, resumable: true, checkpoint: checkpointDir }, { status: 'failed', message: text });
+    }
+    if (!(error instanceof NotOurRunError) && isOutOfMemoryError(message)) {
+      const at = record === null ? 'before the run started' : stepsDone === 0 ? 'before its first step' : `after step ${stepsDone}`;
+      const text = outOfMemoryMessage(message, memory, config, at);
+      if (record === null) {
+        const event: RunEndEvent = { type: 'failed', kind: 'error', message: text, step: null, resumable: false, checkpoint: null };
+        emit(event);
+        return event;
+      }
+      return finish({ type: 'failed', kind: 'error', message: text, step: stepsDone, resumable: true, checkpoint: checkpointDir }, { status: 'failed', message: text });
     }
     if (error instanceof NotOurRunError || record === null) {
       // The folder belongs to another run or process: leave its run.json alone.

@@ -37,6 +37,8 @@ export interface StartRunOptions {
   config: TrainConfig;
   /** continue the run in config.out from its newest valid checkpoint */
   resume?: boolean;
+  /** replace a finished run in config.out (else it is refused) */
+  overwrite?: boolean;
   fork?: ForkSettings;
 }
 
@@ -126,7 +128,7 @@ export class TrainingRun {
       // Output may still be in the pipes when 'exit' fires; 'close' comes after them.
       child.once('close', () => void this.childGone(code, signal, null));
     });
-    this.send({ type: 'start', config: this.options.config, resume: this.options.resume ?? false });
+    this.send({ type: 'start', config: this.options.config, resume: this.options.resume ?? false, overwrite: this.options.overwrite ?? false });
     return this;
   }
 

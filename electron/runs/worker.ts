@@ -28,7 +28,7 @@ process.on('message', (message: ControlMessage) => {
     case 'start':
       if (started) return;
       started = true;
-      void run(message.config, message.resume);
+      void run(message.config, message.resume, message.overwrite ?? false);
       return;
     case 'pause':
       control.pause();
@@ -45,9 +45,9 @@ process.on('disconnect', () => control.cancel());
 process.on('SIGINT', () => control.cancel());
 process.on('SIGTERM', () => control.cancel());
 
-async function run(config: Extract<ControlMessage, { type: 'start' }>['config'], resume: boolean): Promise<void> {
+async function run(config: Extract<ControlMessage, { type: 'start' }>['config'], resume: boolean, overwrite: boolean): Promise<void> {
   let pending: Promise<void> = Promise.resolve();
-  const end = await executeRun(config, { resume, control, emit: (e) => void (pending = send(e)) });
+  const end = await executeRun(config, { resume, overwrite, control, emit: (e) => void (pending = send(e)) });
   await pending; // the end event is on its way before the channel closes
   process.exit(end.type === 'failed' ? 1 : 0);
 }

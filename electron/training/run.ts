@@ -16,6 +16,7 @@ import { loadDataset, packExamples } from '../data/index.js';
 import { splitTrainEval } from './split.js';
 import { executeRun } from '../runs/execute.js';
 import { eventPrinter } from '../runs/print-events.js';
+import { summarizeDataset, type RunDataSummary } from '../runs/data-summary.js';
 
 /** Where progress and notices go (the CLI passes stderr). */
 export interface RunIO {
@@ -134,6 +135,8 @@ export interface RunData {
   eval: Example[];
   /** notices for the log (rows skipped, settings not applied) */
   notes: string[];
+  /** the dataset report, compact: run.json and the started event carry it */
+  summary: RunDataSummary;
 }
 
 /**
@@ -160,17 +163,18 @@ export async function loadRunData(config: TrainConfig, tokenizer: ModelTokenizer
   const train = trainRows.filter((e) => countTrainedTokens(e.labels, e.segments) > 0);
   if (train.length === 0) throw new Error(`${config.data}: no training example has a token to learn (rows of one token, or every label masked); give rows of two or more tokens, or train on every token with --all-tokens`);
   if (train.length < trainRows.length) notes.push(`note: skipping ${trainRows.length - train.length} training row(s) with no label token to learn`);
-  return { train, eval: pack(split.eval), notes };
+  return { train, eval: pack(split.eval), notes, summary: summarizeDataset(report) };
 }
 
 /**
  * Runs training in this process, printing progress to io.stderr. Resolves
  * with the summary when the run finishes; a failed or cancelled run throws
- * with its message (the run folder says where it stopped).
+ * with its message (the run folder says where it stopped). A finished run
+ * in config.out is replaced only with options.overwrite.
  */
-export async function runTraining(config: TrainConfig, io: RunIO, options: { resume?: boolean } = {}): Promise<RunSummary> {
+export async function runTraining(config: TrainConfig, io: RunIO, options: { resume?: boolean; overwrite?: boolean } = {}): Promise<RunSummary> {
   const print = eventPrinter({ write: (text: string) => io.stderr(text), isTTY: io.stderrIsTTY });
-  const end = await executeRun(config, { resume: options.resume ?? false, emit: print });
+  const end = await executeRun(config, { resume: options.resume ?? false, overwrite: options.overwrite ?? false, emit: print });
   if (end.type === 'finished') return end.summary;
   throw new Error(end.message);
 }

@@ -13,9 +13,10 @@ import { loadDataset } from '../../data/load-dataset.js';
 import { DATASET_FORMATS, type DatasetFormatOption } from '../../data/options.js';
 import { previewRow } from '../../data/preview.js';
 import { formatProblem } from '../../data/problems.js';
+import type { ModelSpec } from '../../engine/native.js';
 import { readModelConfig } from '../../models/config.js';
 import { ModelTokenizer } from '../../models/tokenizer.js';
-import { TRAIN_DEFAULTS } from '../../training/config.js';
+import { checkSeqLenFits, TRAIN_DEFAULTS } from '../../training/config.js';
 
 /** Skipped rows listed on stderr. */
 const WARN_ROWS = 5;
@@ -30,7 +31,7 @@ export const dataSpec: CommandSpec = {
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'model folder whose tokenizer (and chat template) to use' },
     { name: 'format', kind: 'string', valueName: 'FORMAT', choices: DATASET_FORMATS, help: 'row format', defaultText: 'auto (from the fields)' },
-    { name: 'seq-len', kind: 'int', min: 2, help: 'truncate (or pack) to this many tokens', defaultText: String(TRAIN_DEFAULTS.seqLen) },
+    { name: 'seq-len', kind: 'int', min: 2, help: 'truncate (or pack) to this many tokens', defaultText: `${TRAIN_DEFAULTS.seqLen}, or what the model's positions allow` },
     { name: 'pack', kind: 'boolean', help: 'pack several examples into each sequence' },
     { name: 'all-tokens', kind: 'boolean', help: 'train on every token, not only completions / assistant turns' },
     { name: 'row', kind: 'int', min: 1, help: 'also print the mask preview of row N (1-based, in file order)' },
@@ -41,10 +42,23 @@ export const dataSpec: CommandSpec = {
   ],
 };
 
-/** vocab_size from config.json when the folder has one, else the tokenizer's. */
-async function vocabSizeOf(dir: string, tokenizer: ModelTokenizer): Promise<number> {
+/** The model's spec from config.json, when the folder has one (a tokenizer-only folder has none). */
+async function modelSpecOf(dir: string): Promise<ModelSpec | null> {
   const file = join(dir, 'config.json');
-  return existsSync(file) ? (await readModelConfig(file)).spec.vocabSize : tokenizer.vocabSize;
+  return existsSync(file) ? (await readModelConfig(file)).spec : null;
+}
+
+/**
+ * --seq-len as `train` uses it: the default shrinks to the model's
+ * max_position_embeddings when that is smaller; an explicit value beyond it
+ * is an error naming the flag.
+ */
+function seqLenFor(explicit: number | undefined, spec: ModelSpec | null): number {
+  if (explicit !== undefined) {
+    if (spec) checkSeqLenFits(explicit, spec);
+    return explicit;
+  }
+  return spec ? Math.max(2, Math.min(TRAIN_DEFAULTS.seqLen, spec.maxPositionEmbeddings)) : TRAIN_DEFAULTS.seqLen;
 }
 
 export const dataCommand: Command = {
@@ -55,12 +69,13 @@ export const dataCommand: Command = {
     const model = args.requireString('model');
     if (!existsSync(model)) throw new Error(`model folder ${model} does not exist`);
     const tokenizer = await ModelTokenizer.load(model);
+    const spec = await modelSpecOf(model);
     const options = {
       format: (args.string('format') ?? 'auto') as DatasetFormatOption,
-      seqLen: args.number('seq-len') ?? TRAIN_DEFAULTS.seqLen,
+      seqLen: seqLenFor(args.number('seq-len'), spec),
       completionOnly: !args.boolean('all-tokens'),
       pack: args.boolean('pack'),
-      vocabSize: await vocabSizeOf(model, tokenizer),
+      vocabSize: spec?.vocabSize ?? tokenizer.vocabSize,
     };
     const { report } = await loadDataset(file, tokenizer, options);
     for (const notice of report.notices.filter((n) => !/row\(s\) skipped/.test(n))) io.stderr(`note: ${notice}\n`);

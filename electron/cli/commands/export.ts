@@ -17,7 +17,7 @@ export const exportSpec: CommandSpec = {
     { name: 'out', kind: 'string', valueName: 'DIR', help: 'export folder (must not exist or be empty, unless --overwrite)' },
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'base model folder', defaultText: "the run's model, or the adapter's base_model_name_or_path if it is a folder" },
     { name: 'gguf-type', kind: 'string', choices: ['f32', 'f16'], help: 'tensor type of the GGUF adapter', defaultText: 'f32' },
-    { name: 'check-data', kind: 'string', valueName: 'FILE', help: 'JSONL rows for the reload check', defaultText: "the run's data" },
+    { name: 'check-data', kind: 'string', valueName: 'FILE', help: 'rows for the reload check: any dataset train reads (.jsonl, .ndjson, .json, .csv, .tsv, .txt, .md; text, chat, alpaca, completion or tokenized rows)', defaultText: "the run's eval rows with --eval-split, else its first rows; a built-in English sample when there is no run data" },
     { name: 'check-rows', kind: 'int', min: 1, help: 'rows scored by the reload check', defaultText: String(DEFAULT_CHECK_ROWS) },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
     { name: 'overwrite', kind: 'boolean', help: 'replace --out if it is not empty (the old folder stays until the new one is complete and checked)' },
@@ -27,6 +27,7 @@ export const exportSpec: CommandSpec = {
     '  ollama create NAME -f DIR/Modelfile      llama-cli -m base.gguf --lora DIR/adapter.gguf',
     'rsLoRA adapters get adapter.lora.alpha = alpha * sqrt(r): llama.cpp scales by alpha / r.',
     'Each export is read back and scored on a few rows against the source adapter; a mismatch fails and writes nothing.',
+    'The JSON summary\'s check.rowsFrom says which rows were scored: "run data", "--check-data" or "built-in sample".',
     'Prints a JSON summary on stdout.',
   ],
 };

@@ -67,6 +67,7 @@ export const trainSpec: CommandSpec = {
     { name: 'eval-every', kind: 'int', min: 0, help: 'evaluate every N steps (0 = at the end only)', defaultText: String(D.evalEvery) },
     { name: 'save-every', kind: 'int', min: 0, help: 'save a checkpoint every N steps (0 = never)', defaultText: String(D.saveEvery) },
     { name: 'keep-checkpoints', kind: 'int', min: 0, help: 'keep the newest N checkpoints (0 = all)', defaultText: String(D.keepCheckpoints) },
+    { name: 'overwrite', kind: 'boolean', help: 'replace the finished run in --out (its adapter, metrics and run.json); without it such a folder is refused' },
     { name: 'resume', kind: 'string', valueName: 'RUN_DIR', help: 'continue the run in RUN_DIR from its newest complete checkpoint (its run.json gives the settings)' },
     { name: 'gradient-checkpointing', kind: 'boolean', help: 'recompute activations in backward to save memory' },
     { name: 'ignore-memory-check', kind: 'boolean', help: 'start even when the memory estimate exceeds the available memory' },
@@ -221,8 +222,8 @@ export function resumeConfig(stored: TrainConfig, dir: string, args: ParsedArgs)
  * Trains in a child process, printing its events; SIGINT/SIGTERM cancel it
  * (a checkpoint at the next step), a second one kills it at once.
  */
-async function trainInChild(config: TrainConfig, resume: boolean, io: CliIO): Promise<RunSummary> {
-  const run = new TrainingRun({ config, resume });
+async function trainInChild(config: TrainConfig, resume: boolean, io: CliIO, overwrite = false): Promise<RunSummary> {
+  const run = new TrainingRun({ config, resume, overwrite });
   run.onEvent(eventPrinter({ write: (text: string) => io.stderr(text), isTTY: io.stderrIsTTY }));
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -258,7 +259,7 @@ export const trainCommand: Command = {
         const { spec } = await openModelFolder(config.model);
         config.seqLen = Math.max(2, Math.min(config.seqLen, spec.maxPositionEmbeddings - runVirtualTokens(config)));
       }
-      const summary = await trainInChild(config, false, io);
+      const summary = await trainInChild(config, false, io, args.boolean('overwrite'));
       io.stdout(JSON.stringify(summary) + '\n');
       return;
     }

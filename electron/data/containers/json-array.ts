@@ -9,6 +9,16 @@ import type { RowProblem } from '../problems.js';
 
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
+/**
+ * Whether a comma comes after `from`, past spaces and more closing brackets:
+ * then the "]" before it is stray ("...]],\n{...}"), not the array's end.
+ */
+function commaFollows(text: string, from: number): boolean {
+  let j = from;
+  while (j < text.length && (isSpace(text.charCodeAt(j)) || text[j] === ']' || text[j] === '}')) j++;
+  return text[j] === ',';
+}
+
 export function readJsonArray(text: string, file: string): ContainerRead {
   let i = 0;
   let line = 1;
@@ -25,21 +35,40 @@ export function readJsonArray(text: string, file: string): ContainerRead {
   i++;
   const records: SourceRecord[] = [];
   const problems: RowProblem[] = [];
+  // One problem per line at most: a line of stray brackets or empty elements
+  // (",,,,") is one skipped row, so the list stays bounded by the file's lines.
+  const problem = (at: number, reason: string) => {
+    if (problems.length === 0 || problems[problems.length - 1].line !== at) problems.push(malformed(file, at, reason));
+  };
   for (;;) {
     skipSpace();
     if (i >= text.length) throw new DataError(`${file}:${line}: the JSON array is not closed with "]" (is the file cut short?)`);
-    if (text[i] === ']') break;
+    const c0 = text[i];
+    if (c0 === ']' && !commaFollows(text, i + 1)) break;
+    if (c0 === '}' || c0 === ']') {
+      // A closing bracket with nothing open ("{...}}," or "[...]],"): skip it
+      // (and the comma after it) so the scan always moves on and the rows
+      // after it still load.
+      problem(line, `a stray "${c0}" that closes nothing (one "${c0}" too many on the row before it?)`);
+      i++;
+      skipSpace();
+      if (text[i] === ',') i++;
+      continue;
+    }
     const startLine = line;
     const start = i;
-    // Scan to the "," or "]" that ends this element at depth 0.
+    // Scan to the "," that ends this element at depth 0, or to a closing
+    // bracket at depth 0 (the array's end, or a stray one handled above).
     let depth = 0;
     let inString = false;
     for (; i < text.length; i++) {
       const c = text[i];
       if (c === '\n') line++;
       if (inString) {
-        if (c === '\\') i++;
-        else if (c === '"') inString = false;
+        if (c === '\\') {
+          i++;
+          if (text[i] === '\n') line++; // a (bad) escaped line break still is a line
+        } else if (c === '"') inString = false;
         continue;
       }
       if (c === '"') inString = true;
@@ -54,7 +83,7 @@ export function readJsonArray(text: string, file: string): ContainerRead {
     try {
       records.push({ line: startLine, value: JSON.parse(slice) });
     } catch (e) {
-      problems.push(malformed(file, startLine, slice.trim() === '' ? 'empty element (two commas in a row?)' : `not valid JSON (${(e as Error).message})`));
+      problem(startLine, slice.trim() === '' ? 'empty element (two commas in a row?)' : `not valid JSON (${(e as Error).message})`);
     }
     if (text[i] === ',') i++;
   }

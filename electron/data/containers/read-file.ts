@@ -25,6 +25,31 @@ export function readDataText(file: string): string {
   }
 }
 
+/**
+ * JSON Lines, refusing with a clear error a file whose objects are
+ * pretty-printed over several lines: read line by line, not one line parses,
+ * and "no parseable rows" would not say why.
+ */
+function readJsonLines(text: string, file: string): ContainerRead {
+  const read = readJsonl(text, file);
+  if (read.records.length > 0 || read.problems.length === 0) return read;
+  const rule = 'a .json dataset must be an array of rows ([{...}, {...}]) or JSON Lines (one object per line)';
+  let whole: unknown;
+  try {
+    whole = JSON.parse(text);
+  } catch {
+    whole = undefined;
+  }
+  if (typeof whole === 'object' && whole !== null && !Array.isArray(whole)) {
+    throw new DataError(`${file}: the file is a single JSON object spread over several lines, not a list of rows; ${rule}. Put the rows in an array, or write each row as one object on its own line`);
+  }
+  const firstLine = text.trimStart().split('\n', 1)[0].trim();
+  if (firstLine === '{') {
+    throw new DataError(`${file}: its JSON objects are spread over several lines (pretty-printed), so no line is a whole row; ${rule}. Write each row as one object on its own line, or wrap the objects in [ ... ] separated by commas`);
+  }
+  return read;
+}
+
 /** Parses dataset text by the file's extension (see above). */
 export function parseContainer(text: string, file: string): ContainerRead {
   const ext = extname(file).toLowerCase();
@@ -32,9 +57,9 @@ export function parseContainer(text: string, file: string): ContainerRead {
   switch (ext) {
     case '.jsonl':
     case '.ndjson':
-      return readJsonl(text, file);
+      return readJsonLines(text, file);
     case '.json':
-      return first === '{' ? readJsonl(text, file) : readJsonArray(text, file);
+      return first === '{' ? readJsonLines(text, file) : readJsonArray(text, file);
     case '.csv':
       return readDelimited(text, file, 'csv');
     case '.tsv':
@@ -46,7 +71,7 @@ export function parseContainer(text: string, file: string): ContainerRead {
       return readPlainText(text);
     default:
       if (first === '[') return readJsonArray(text, file);
-      if (first === '{') return readJsonl(text, file);
+      if (first === '{') return readJsonLines(text, file);
       throw new DataError(`${file}: unknown data file type "${ext || '(no extension)'}"; use .jsonl, .json, .csv, .tsv or .txt`);
   }
 }

@@ -94,7 +94,23 @@ export function renderConversation(messages: readonly ChatMessage[], tokenizer: 
     }
     spans.push([s, closeTurn(text, e, closers)]);
   }
-  return { kind: 'rendered', text, trainSpans: spans, addSpecialTokens: false, appendEos: false, layout: template.source === 'model' ? "the model's chat template" : 'the fallback chat template (### User / ### Assistant)' };
+  const layout = template.source === 'model' ? "the model's chat template" : 'the fallback chat template (### User / ### Assistant)';
+  return { kind: 'rendered', text, trainSpans: spans, addSpecialTokens: false, appendEos: false, layout, ...(dropsSystem(messages, text, template.render.bind(template)) ? { systemDropped: true } : {}) };
+}
+
+/**
+ * Whether the template leaves the system message(s) out of the text. Some
+ * templates only write user and assistant turns; the system prompt is then
+ * not trained on and the user must know. A system text found in the rendering
+ * is kept; one not found is confirmed by rendering without the system
+ * messages (a template that rewrites the system text renders differently
+ * then, one that ignores it renders the same), so the common case costs no
+ * second rendering.
+ */
+function dropsSystem(messages: readonly ChatMessage[], text: string, render: (m: readonly ChatMessage[], g: boolean) => string): boolean {
+  const systems = messages.filter((m) => m.role === 'system' && m.content.trim() !== '');
+  if (systems.length === 0 || systems.every((m) => text.includes(m.content.trim()))) return false;
+  return render(messages.filter((m) => m.role !== 'system'), false) === text;
 }
 
 const closersCache = new WeakMap<ModelTokenizer, string[]>();

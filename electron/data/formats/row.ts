@@ -17,6 +17,8 @@ export interface RenderedRow {
   appendEos: boolean;
   /** which layout was used, for the report ("chat template", "Stanford Alpaca prompt", ...) */
   layout: string;
+  /** true when the row has a system message and the chat template left it out of the text (the report says so) */
+  systemDropped?: boolean;
 }
 
 /** A row that is already tokens (pre-tokenized rows, and plain text encoded as for `train --data` before). */

@@ -1,0 +1,33 @@
+// What a run records of its dataset report (electron/data/report.ts): enough
+// for the app to show which rows were used, skipped (and why) and truncated
+// without reading the data again. Kept small: run.json is rewritten often.
+import type { DatasetReport } from '../data/index.js';
+import type { RowProblem } from '../data/problems.js';
+
+/** Skipped rows listed one by one; the rest are only counted. */
+export const SKIPPED_ROWS_LISTED = 20;
+
+export interface RunDataSummary {
+  file: string;
+  format: DatasetReport['format'];
+  formatDetected: boolean;
+  rows: DatasetReport['rows'];
+  /** the first SKIPPED_ROWS_LISTED skipped rows, in file order */
+  skipped: Pick<RowProblem, 'source' | 'kind' | 'reason'>[];
+  skippedByKind: DatasetReport['skippedByKind'];
+  truncation: DatasetReport['truncation'];
+  tokens: DatasetReport['tokens'];
+}
+
+export function summarizeDataset(report: DatasetReport): RunDataSummary {
+  return {
+    file: report.file,
+    format: report.format,
+    formatDetected: report.formatDetected,
+    rows: { ...report.rows },
+    skipped: report.skipped.slice(0, SKIPPED_ROWS_LISTED).map(({ source, kind, reason }) => ({ source, kind, reason })),
+    skippedByKind: { ...report.skippedByKind },
+    truncation: { ...report.truncation },
+    tokens: { ...report.tokens },
+  };
+}

@@ -1,4 +1,5 @@
-// `peft-studio train`: fine-tune a model (LoRA or full) on a JSONL file.
+// `peft-studio train`: fine-tune a model (LoRA, QLoRA, prompt or prefix tuning,
+// or full fine-tuning) on a dataset, in a child process; or continue a run.
 import { openModelFolder } from '../../models/folder.js';
 import { runVirtualTokens } from '../../training/run.js';
 import { availableParallelism } from 'node:os';
@@ -26,11 +27,11 @@ const PROMPT_INIT_OF: Record<(typeof PROMPT_INIT_CHOICES)[number], PromptInit> =
 
 export const trainSpec: CommandSpec = {
   name: 'train',
-  summary: 'Fine-tune a model on a JSONL data set (LoRA, QLoRA, prompt or prefix tuning, or full fine-tuning), or continue a run (--resume).',
+  summary: 'Fine-tune a model on a dataset (LoRA, QLoRA, prompt or prefix tuning, or full fine-tuning), or continue a run (--resume).',
   positionals: [],
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder (config.json, *.safetensors, tokenizer.json)' },
-    { name: 'data', kind: 'string', valueName: 'FILE', help: 'JSONL rows {"text": ...} or {"input_ids": [...], "labels": [...]}' },
+    { name: 'data', kind: 'string', valueName: 'FILE', help: 'dataset: .jsonl, .json, .csv, .tsv or .txt with alpaca, chat, completion, text or pre-tokenized rows (see data inspect)' },
     { name: 'format', kind: 'string', choices: DATA_FORMATS, help: 'how to read the data rows', defaultText: D.dataFormat },
     { name: 'all-tokens', kind: 'boolean', help: 'train on every token (default: completion tokens only; prompt, system and user tokens masked)' },
     { name: 'pack', kind: 'boolean', help: 'pack rows into --seq-len sequences (documents do not attend to each other)' },

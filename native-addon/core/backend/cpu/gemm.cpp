@@ -18,13 +18,10 @@
 #include <functional>
 #include <string>
 
-#if defined(_MSC_VER)
-#include <malloc.h>
-#endif
-
 #include "cpu_backend.h"
 #include "error.h"
 #include "gemm_kernels.h"
+#include "workspace.h"
 
 namespace ps {
 namespace gemm {
@@ -169,42 +166,10 @@ int k_block(int K, int kc_max) {
   return round_up(ceil_div(K, blocks), 8);
 }
 
-// Per-calling-thread workspace, reused across calls (allocating megabytes per
-// GEMM would page-fault on every call). Slot t belongs to pool thread t.
-class Workspace {
- public:
-  ~Workspace() { release(); }
-  float* get(size_t floats) {
-    if (floats > cap_) {
-      release();
-      const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-#if defined(_MSC_VER)
-      data_ = static_cast<float*>(_aligned_malloc(bytes, 64));
-#else
-      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-#endif
-      if (!data_) throw OutOfMemory("the GEMM packing workspace", bytes);
-      cap_ = floats;
-    }
-    return data_;
-  }
-
- private:
-  void release() {
-#if defined(_MSC_VER)
-    _aligned_free(data_);
-#else
-    std::free(data_);
-#endif
-    data_ = nullptr;
-    cap_ = 0;
-  }
-  float* data_ = nullptr;
-  size_t cap_ = 0;
-};
-thread_local Workspace t_workspace;
+// Per-calling-thread packing buffers (workspace.h). Slot t belongs to pool thread t.
+thread_local Workspace t_workspace("the GEMM packing workspace");
 // op(A) packed once per call for all column blocks (see run()).
-thread_local Workspace t_shared_a;
+thread_local Workspace t_shared_a("the GEMM packing workspace");
 // The shared packed op(A) is used up to this size (64 MiB); beyond it every
 // block packs its own slice as it goes.
 constexpr size_t kSharedAMaxFloats = size_t{16} << 20;

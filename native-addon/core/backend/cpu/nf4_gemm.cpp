@@ -33,10 +33,6 @@
 #include <string>
 #include <vector>
 
-#if defined(_MSC_VER)
-#include <malloc.h>
-#endif
-
 #include "cpu_backend.h"
 #include "error.h"
 #include "gemm_kernels.h"
@@ -44,6 +40,7 @@
 #include "nf4_kernels.h"
 #include "quant/nf4_quantize.h"
 #include "quant/nf4_tables.h"
+#include "workspace.h"
 
 namespace ps {
 
@@ -67,43 +64,12 @@ constexpr int kNbMax = 512;  // output columns per task, as the fp32 GEMM's bloc
 constexpr double kParallelMinFmas = 1 << 20;
 constexpr double kGemvParallelMinFmas = 1 << 18;
 
-// Per-thread buffers, reused across calls (as the fp32 GEMM's workspace).
-class Buffer {
- public:
-  ~Buffer() { free_(); }
-  float* get(size_t floats) {
-    if (floats > cap_) {
-      free_();
-      const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-#if defined(_MSC_VER)
-      data_ = static_cast<float*>(_aligned_malloc(bytes, 64));
-#else
-      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-#endif
-      if (!data_) throw OutOfMemory("the NF4 GEMM workspace", bytes);
-      cap_ = floats;
-    }
-    return data_;
-  }
-
- private:
-  void free_() {
-#if defined(_MSC_VER)
-    _aligned_free(data_);
-#else
-    std::free(data_);
-#endif
-    data_ = nullptr;
-    cap_ = 0;
-  }
-  float* data_ = nullptr;
-  size_t cap_ = 0;
-};
-thread_local Buffer t_packed_b;  // one task's packed op(B) slice + the nt staging tile
-thread_local Buffer t_packed_a;  // the caller's packed op(A), shared by all tasks
-thread_local Buffer t_row;       // GEMV: one dequantized row
-thread_local Buffer t_xpair;     // GEMV: the caller's paired inputs, read by all threads
-thread_local Buffer t_scales;    // GEMV: one group's block scales
+// Per-thread buffers, reused across calls (workspace.h).
+thread_local Workspace t_packed_b("the NF4 GEMM workspace");  // one task's packed op(B) slice + the nt staging tile
+thread_local Workspace t_packed_a("the NF4 GEMM workspace");  // the caller's packed op(A), shared by all tasks
+thread_local Workspace t_row("the NF4 GEMM workspace");       // GEMV: one dequantized row
+thread_local Workspace t_xpair("the NF4 GEMM workspace");     // GEMV: the caller's paired inputs, read by all threads
+thread_local Workspace t_scales("the NF4 GEMM workspace");    // GEMV: one group's block scales
 
 int ceil_div(int x, int m) { return (x + m - 1) / m; }
 int round_up(int x, int m) { return ceil_div(x, m) * m; }

@@ -121,6 +121,44 @@ describe('crash-proof runs', () => {
     expect(record!.resumes).toHaveLength(10); // every session after the first
   });
 
+  it('ten SIGKILLs at uniformly random moments of the run (whatever it is doing then), each resumed, end bit-exact', async () => {
+    // The kill time is drawn uniformly over what is left of the run, measured
+    // from the child's 'started' event: it lands wherever the run is at that
+    // moment (a step, an evaluation, a checkpoint or metrics write), not at a
+    // moment chosen by an event.
+    const out = join(work, 'random-kills');
+    const config = configFor(out);
+    const rng = new Prng(77);
+    // wall time of a whole run after its 'started' event (steps, evals, checkpoints)
+    let startedAt = 0;
+    await session(configFor(join(work, 'timing')), { onEvent: (e) => void (e.type === 'started' && (startedAt = performance.now())) });
+    const msPerStep = (performance.now() - startedAt) / 12;
+    let killed = 0;
+    for (let n = 0; n < 10; n++) {
+      const from = (await newestValidCheckpoint(out)).checkpoint?.step ?? 0;
+      // uniform over the first 60% of what is left, so that a slow moment of the machine rarely lets the run finish first
+      const delayMs = rng.nextFloat() * 0.6 * (12 - from) * msPerStep;
+      const { end } = await session(config, {
+        resume: n > 0,
+        onEvent(e, run) {
+          if (e.type === 'started') setTimeout(() => run.kill('SIGKILL'), delayMs);
+        },
+      });
+      if (end.type === 'finished') break; // the draw fell after the run's end
+      expect(end.type, `kill ${n} after ${delayMs.toFixed(1)} ms: ${JSON.stringify(end)}`).toBe('failed');
+      if (end.type === 'failed') expect(end.kind).toBe('killed');
+      killed++;
+    }
+    expect(killed).toBeGreaterThanOrEqual(5);
+    const record = await readRunRecord(out);
+    if (record!.status !== 'finished') {
+      const last = await session(config, { resume: true });
+      expect(last.end.type, JSON.stringify(last.end)).toBe('finished');
+    }
+    expect(adapterBytes(out).equals(adapterBytes(baseline))).toBe(true);
+    expect(computed(out)).toEqual(computed(baseline));
+  });
+
   it('a damaged newest checkpoint falls back to the one before, and the run still ends bit-exact', async () => {
     const out = join(work, 'damaged');
     const config = configFor(out);

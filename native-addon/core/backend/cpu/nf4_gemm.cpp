@@ -219,14 +219,15 @@ void gemv_per_row(nf4k::GemvIsa isa, ThreadPool& pool, bool parallel, int M, con
 }
 
 // nt with few rows and rows of whole blocks: groups of up to 4 rows of W
-// through the ISA's pass, on inputs paired once per call (nf4_kernels.h).
-void gemv_aligned(nf4k::GemvPassFn pass, ThreadPool& pool, bool parallel, int M, const float* X,
+// through the ISA's pass, on inputs put once per call in the order that pass
+// reads (nf4_kernels.h).
+void gemv_aligned(nf4k::GemvPassFn pass, nf4k::GemvInputOrderFn order, ThreadPool& pool, bool parallel, int M, const float* X,
                   int ldx, const Nf4Weight& W, float alpha, bool accumulate, float* Y, int ldy) {
   constexpr int kGroup = 4;
   const int N = (int)W.rows, K = (int)W.cols, bs = W.blocksize;
   const int64_t nb = K / bs;
   float* xp = t_xpair.get((size_t)M * K);
-  nf4k::pair_inputs(M, X, ldx, K, xp);
+  order(M, X, ldx, K, xp);
   auto rows = [&](size_t n0, size_t n1) {
     float* scales = t_scales.get((size_t)kGroup * nb);
     float dots[kGroup * nf4k::kGemvMaxRows];
@@ -294,6 +295,15 @@ void pair_inputs(int M, const float* X, int ldx, int K, float* Xp) {
   }
 }
 
+void order_inputs_avx2(int M, const float* X, int ldx, int K, float* Xp) {
+  for (int m = 0; m < M; ++m) {
+    const float* x = X + (size_t)m * ldx;
+    float* d = Xp + (size_t)m * K;
+    for (int c = 0; c + 8 <= K; c += 8)
+      for (int j = 0; j < 4; ++j) d[c + j] = x[c + 2 * j], d[c + 4 + j] = x[c + 2 * j + 1];
+  }
+}
+
 void gemv_nt(GemvIsa isa, ThreadPool& pool, int M, const float* X, int ldx, const Nf4Weight& W,
              float alpha, float beta, float* Y, int ldy) {
   if (M < 1 || M > kGemvMaxRows)
@@ -303,8 +313,8 @@ void gemv_nt(GemvIsa isa, ThreadPool& pool, int M, const float* X, int ldx, cons
   const bool parallel = pool.size() > 1 && (double)M * W.rows * W.cols >= kGemvParallelMinFmas;
 #if defined(PS_HAVE_AVX2_KERNELS)
   if (isa != GemvIsa::Portable && gemv_rows_aligned(W)) {
-    const GemvPassFn pass = isa == GemvIsa::Avx512 ? gemv_pass_avx512 : gemv_pass_avx2;
-    return gemv_aligned(pass, pool, parallel, M, X, ldx, W, alpha, accumulate, Y, ldy);
+    const bool z = isa == GemvIsa::Avx512;
+    return gemv_aligned(z ? gemv_pass_avx512 : gemv_pass_avx2, z ? pair_inputs : order_inputs_avx2, pool, parallel, M, X, ldx, W, alpha, accumulate, Y, ldy);
   }
 #endif
   gemv_per_row(isa, pool, parallel, M, X, ldx, W, alpha, accumulate, Y, ldy);

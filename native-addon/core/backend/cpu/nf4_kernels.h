@@ -56,6 +56,10 @@ void gemv_nt(GemvIsa isa, ThreadPool& pool, int M, const float* X, int ldx, cons
 // high nibbles of 16 bytes meet the 16 even inputs and the low ones the 16
 // odd inputs with no shuffle of the decoded weights.
 void pair_inputs(int M, const float* X, int ldx, int K, float* Xp);
+// The AVX2 pass's order (its byte-plane lookup yields it): each run of 8
+// inputs x[8c .. 8c+8) stored as its 4 even-index elements, then its 4 odd.
+void order_inputs_avx2(int M, const float* X, int ldx, int K, float* Xp);
+using GemvInputOrderFn = void (*)(int M, const float* X, int ldx, int K, float* Xp);
 
 // One pass of the aligned GEMV over nw (1..4) consecutive rows of W starting
 // at `codes` (row stride K / 2 bytes), for M (1..kGemvMaxRows) rows of

@@ -221,8 +221,9 @@ void gemv_per_row(nf4k::GemvIsa isa, ThreadPool& pool, bool parallel, int M, con
 // nt with few rows and rows of whole blocks: groups of up to 4 rows of W
 // through the ISA's pass, on inputs put once per call in the order that pass
 // reads (nf4_kernels.h).
-void gemv_aligned(nf4k::GemvPassFn pass, nf4k::GemvInputOrderFn order, ThreadPool& pool, bool parallel, int M, const float* X,
-                  int ldx, const Nf4Weight& W, float alpha, bool accumulate, float* Y, int ldy) {
+void gemv_aligned(nf4k::GemvPassFn pass, nf4k::GemvInputOrderFn order, ThreadPool& pool,
+                  bool parallel, int M, const float* X, int ldx, const Nf4Weight& W, float alpha,
+                  bool accumulate, float* Y, int ldy) {
   constexpr int kGroup = 4;
   const int N = (int)W.rows, K = (int)W.cols, bs = W.blocksize;
   const int64_t nb = K / bs;
@@ -313,8 +314,11 @@ void gemv_nt(GemvIsa isa, ThreadPool& pool, int M, const float* X, int ldx, cons
   const bool parallel = pool.size() > 1 && (double)M * W.rows * W.cols >= kGemvParallelMinFmas;
 #if defined(PS_HAVE_AVX2_KERNELS)
   if (isa != GemvIsa::Portable && gemv_rows_aligned(W)) {
-    const bool z = isa == GemvIsa::Avx512;
-    return gemv_aligned(z ? gemv_pass_avx512 : gemv_pass_avx2, z ? pair_inputs : order_inputs_avx2, pool, parallel, M, X, ldx, W, alpha, accumulate, Y, ldy);
+    if (isa == GemvIsa::Avx512)
+      return gemv_aligned(gemv_pass_avx512, pair_inputs, pool, parallel, M, X, ldx, W, alpha,
+                          accumulate, Y, ldy);
+    return gemv_aligned(gemv_pass_avx2, order_inputs_avx2, pool, parallel, M, X, ldx, W, alpha,
+                        accumulate, Y, ldy);
   }
 #endif
   gemv_per_row(isa, pool, parallel, M, X, ldx, W, alpha, accumulate, Y, ldy);

@@ -49,15 +49,16 @@ void gemv_nt(GemvIsa isa, ThreadPool& pool, int M, const float* X, int ldx, cons
 
 // The portable GEMV dequantizes each row of W into an L1-resident buffer and
 // reuses the fp32 GEMM's dot product; the AVX2 and AVX-512 ones decode codes
-// in registers. In the aligned layout they take X "paired": each run of 32
-// inputs x[32c .. 32c+32) stored as its 16 even-index elements, then its 16
-// odd-index ones (row m of Xp at Xp + m * K). Byte j of a 16-byte run of
-// codes holds element 2j in its high nibble and 2j+1 in its low one, so the
-// high nibbles of 16 bytes meet the 16 even inputs and the low ones the 16
-// odd inputs with no shuffle of the decoded weights.
+// in registers. In the aligned layout they take X reordered once per call
+// into the order their decoded weights come out in (row m of Xp at Xp + m *
+// K). Byte j of a 16-byte run of codes holds element 2j in its high nibble
+// and 2j+1 in its low one. AVX-512 takes X "paired": each run of 32 inputs
+// x[32c .. 32c+32) stored as its 16 even-index elements, then its 16
+// odd-index ones, so the high nibbles of 16 bytes meet the 16 even inputs and
+// the low ones the 16 odd inputs with no shuffle of the decoded weights.
 void pair_inputs(int M, const float* X, int ldx, int K, float* Xp);
-// The AVX2 pass's order (its byte-plane lookup yields it): each run of 8
-// inputs x[8c .. 8c+8) stored as its 4 even-index elements, then its 4 odd.
+// AVX2 takes each run of 8 inputs x[8c .. 8c+8) as its 4 even-index elements,
+// then its 4 odd ones: the order its byte-plane lookup yields (nf4_avx2.cpp).
 void order_inputs_avx2(int M, const float* X, int ldx, int K, float* Xp);
 using GemvInputOrderFn = void (*)(int M, const float* X, int ldx, int K, float* Xp);
 

@@ -4,7 +4,8 @@
 // and end with exactly one end event (finished, cancelled or failed), with
 // run.json and the run index saying the same. Errors never escape: they
 // become a 'failed' event with a message that says what to do.
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { loadAddon } from '../engine/load.js';
 import type { NativeEngine } from '../engine/native.js';
 import { saveFullModel } from '../export/model-folder.js';
@@ -27,7 +28,7 @@ import type { RunEndEvent, RunEvent } from './events.js';
 import { crashPoint } from './fault-injection.js';
 import { isOutOfMemoryError, outOfMemoryMessage } from './crash-report.js';
 import { checkOutFolder, createOutFolder } from './out-folder.js';
-import { runPaths } from './layout.js';
+import { LOCK_FILE, runPaths } from './layout.js';
 import { acquireRunLock } from './lock.js';
 import { checkStateFitsRun, positionFromState, restoreEngine } from './resume.js';
 import { recordInIndex } from './run-index.js';
@@ -69,8 +70,17 @@ async function claimRecord(config: TrainConfig, resume: boolean, overwrite: bool
         `Continue it with peft-studio train --resume ${config.out}, or choose another --out (or delete the folder).`,
     );
   }
-  // A new run in an old folder: its checkpoints would be mistaken for this run's.
-  await rm(runPaths(config.out).checkpoints, { recursive: true, force: true });
+  // A new run in an old run's folder (--overwrite, or one that ended before its
+  // first checkpoint): the old run's files go, so that its checkpoints are not
+  // mistaken for this run's and its final adapter or model does not linger
+  // beside a run of another method. The folder holds only run files (out-folder.ts).
+  if (existing) {
+    for (const name of await readdir(config.out)) {
+      if (name !== LOCK_FILE) await rm(join(config.out, name), { recursive: true, force: true });
+    }
+  } else {
+    await rm(runPaths(config.out).checkpoints, { recursive: true, force: true });
+  }
   return newRunRecord(config);
 }
 

@@ -86,6 +86,17 @@ describe('--out that holds a finished run', () => {
     expect(record.created_at).not.toBe(createdBefore);
   });
 
+  it('--overwrite with another method leaves none of the old run\'s files', async () => {
+    const out = join(work, 'full-then-lora');
+    await runTraining(configFor(out, ['--method', 'full', '--save-every', '1']), { stderr: () => {}, stderrIsTTY: false });
+    expect(existsSync(join(out, 'model.safetensors'))).toBe(true);
+    await runTraining(configFor(out), { stderr: () => {}, stderrIsTTY: false }, { overwrite: true });
+    const names = readdirSync(out).sort();
+    expect(names).toContain('adapter_model.safetensors');
+    // the full run's model files and checkpoints are gone
+    expect(names.filter((n) => n.startsWith('model') || n === 'config.json' || n === 'checkpoints')).toEqual([]);
+  });
+
   it('the CLI refuses it too and takes --overwrite', async () => {
     const out = join(work, 'cli-finished');
     const argv = ['train', '--model', modelDir, '--data', data, '--out', out, '--steps', '1', '--threads', '2', '--eval-split', '0'];

@@ -17,6 +17,8 @@ ps::ModelSpec spec_from(Napi::Object o);
 std::vector<std::string> string_list(Napi::Env env, Napi::Value v, const std::string& name);
 std::optional<std::vector<int>> layer_list(Napi::Env env, Napi::Value v);
 ps::OptimizerStep::Kind optimizer_kind(Napi::Env env, const std::string& s);
+// "F32" | "F16" | "BF16" | "U8" (a WeightRef's dtype)
+ps::DType dtype_from(Napi::Env env, const std::string& s);
 // options.quantization: undefined / null (none) or {type: 'nf4', blocksize, doubleQuant}.
 ps::QuantizationOptions quantization_from(Napi::Env env, Napi::Value v);
 

@@ -11,8 +11,6 @@
 
 namespace psb {
 
-namespace {
-
 ps::DType dtype_from(Napi::Env env, const std::string& s) {
   if (s == "F32") return ps::DType::F32;
   if (s == "F16") return ps::DType::F16;
@@ -20,6 +18,8 @@ ps::DType dtype_from(Napi::Env env, const std::string& s) {
   if (s == "U8") return ps::DType::U8;
   type_error(env, "dtype must be F32, F16, BF16 or U8 (got " + s + ")");
 }
+
+namespace {
 
 // ref.nf4: {blocksize, shape, doubleQuant, nestedBlocksize, nestedOffset} (bitsandbytes quant_state).
 ps::Nf4QuantState nf4_state_from(Napi::Env env, Napi::Object o, const std::string& name) {

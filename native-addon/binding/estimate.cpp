@@ -25,11 +25,8 @@ Napi::Value EstimateMemory(const Napi::CallbackInfo& info) {
   // Under quantization a 16-bit embedding / lm_head stays 16-bit: the estimate needs the stored dtype.
   Napi::Value wd = o.Get("weightDType");
   if (wd.IsString()) {
-    const std::string s = wd.As<Napi::String>().Utf8Value();
-    if (s == "F32") opts.weight_dtype = ps::DType::F32;
-    else if (s == "F16") opts.weight_dtype = ps::DType::F16;
-    else if (s == "BF16") opts.weight_dtype = ps::DType::BF16;
-    else type_error(env, "weightDType must be F32, F16 or BF16 (got " + s + ")");
+    opts.weight_dtype = dtype_from(env, wd.As<Napi::String>().Utf8Value());
+    if (opts.weight_dtype == ps::DType::U8) type_error(env, "weightDType must be F32, F16 or BF16 (got U8)");
   }
   Napi::Value lv = o.Get("lora");
   if (lv.IsObject()) {

@@ -5,6 +5,7 @@
 // model tests compare the engine's fp32 loss and logits against it.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <string>
@@ -138,18 +139,24 @@ class Llama {
         const int i = r * b.seq_len + t;
         const int label = b.labels[i + 1];
         if (label == -100 || b.segments[i] < 0 || b.segments[i + 1] != b.segments[i]) continue;
-        const double* row = &lg[static_cast<size_t>(i) * V];
-        double mx = -1e300, z = 0;
-        for (int c = 0; c < V; ++c) mx = std::max(mx, row[c]);
-        for (int c = 0; c < V; ++c) z += std::exp(row[c] - mx);
-        sum += mx + std::log(z) - row[label];
+        sum += token_nll(&lg[static_cast<size_t>(i) * V], V, label);
         ++n;
       }
     if (tokens) *tokens = n;
     return sum;
   }
 
- private:
+  // The building blocks, shared with the prompt-learning reference
+  // (reference_prompt_learning.h), which runs them on its own sequences.
+
+  // -log softmax(row)[label], with the running max.
+  static double token_nll(const double* row, int V, int label) {
+    double mx = -1e300, z = 0;
+    for (int c = 0; c < V; ++c) mx = std::max(mx, row[c]);
+    for (int c = 0; c < V; ++c) z += std::exp(row[c] - mx);
+    return mx + std::log(z) - row[label];
+  }
+
   const std::vector<float>& W(const std::string& name) const { return w_.at(name); }
 
   std::vector<double> rmsnorm(const std::vector<double>& x, const std::vector<float>& w, int rows, int D) const {
@@ -192,12 +199,15 @@ class Llama {
 
   // rotate_half: out[i] = x[i] cos - x[i + hd/2] sin; out[i + hd/2] = x[i + hd/2] cos + x[i] sin.
   void rope(std::vector<double>& x, const ps::Batch& b, int heads, const std::vector<double>& freq) const {
-    const int hd = s_.head_dim, half = hd / 2, R = b.batch_size * b.seq_len;
-    for (int r = 0; r < R; ++r)
+    rope(x, b.positions.data(), b.batch_size * b.seq_len, heads, freq);
+  }
+  void rope(std::vector<double>& x, const int32_t* pos, int rows, int heads, const std::vector<double>& freq) const {
+    const int hd = s_.head_dim, half = hd / 2;
+    for (int r = 0; r < rows; ++r)
       for (int h = 0; h < heads; ++h) {
         double* p = &x[(static_cast<size_t>(r) * heads + h) * hd];
         for (int i = 0; i < half; ++i) {
-          const double ang = b.positions[r] * freq[i], c = std::cos(ang), s = std::sin(ang);
+          const double ang = pos[r] * freq[i], c = std::cos(ang), s = std::sin(ang);
           const double lo = p[i], hi = p[i + half];
           p[i] = lo * c - hi * s;
           p[i + half] = hi * c + lo * s;
@@ -205,6 +215,8 @@ class Llama {
       }
   }
 
+
+ private:
   ps::ModelSpec s_;
   const tiny::Weights& w_;
 };

@@ -30,7 +30,7 @@ struct PromptAdapter {
 
 class PromptLlama {
  public:
-  PromptLlama(const ps::ModelSpec& spec, const tiny::Weights& w) : s_(spec), w_(w), base_(spec, w) {
+  PromptLlama(const ps::ModelSpec& spec, const tiny::Weights& w) : s_(spec), base_(spec, w) {
     if (s_.head_dim == 0) s_.head_dim = s_.hidden_size / s_.num_heads;
   }
 
@@ -45,7 +45,7 @@ class PromptLlama {
     const int P = prefix ? ad.nvt : 0;     // cached positions before it
     const int N = lead + static_cast<int>(ids.size());
     std::vector<double> h(static_cast<size_t>(N) * D);
-    const auto& E = W("model.embed_tokens.weight");
+    const auto& E = base_.W("model.embed_tokens.weight");
     for (int t = 0; t < N; ++t)
       for (int i = 0; i < D; ++i)
         h[t * D + i] = t < lead ? ad.prompt[t * D + i] : E[static_cast<size_t>(ids[t - lead]) * D + i];
@@ -56,16 +56,16 @@ class PromptLlama {
     const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
     for (int l = 0; l < L; ++l) {
       const std::string pre = "model.layers." + std::to_string(l) + ".";
-      const std::vector<double> a = rmsnorm(h, W(pre + "input_layernorm.weight"), N, D);
-      std::vector<double> q = linear(a, pre + "self_attn.q_proj", N, D, Dq, s_.attention_bias);
-      std::vector<double> k = linear(a, pre + "self_attn.k_proj", N, D, Dkv, s_.attention_bias);
-      std::vector<double> v = linear(a, pre + "self_attn.v_proj", N, D, Dkv, s_.attention_bias);
+      const std::vector<double> a = base_.rmsnorm(h, base_.W(pre + "input_layernorm.weight"), N, D);
+      std::vector<double> q = base_.linear(a, pre + "self_attn.q_proj", N, D, Dq, s_.attention_bias);
+      std::vector<double> k = base_.linear(a, pre + "self_attn.k_proj", N, D, Dkv, s_.attention_bias);
+      std::vector<double> v = base_.linear(a, pre + "self_attn.v_proj", N, D, Dkv, s_.attention_bias);
       if (s_.qk_norm) {
-        q = rmsnorm(q, W(pre + "self_attn.q_norm.weight"), N * Hq, hd);
-        k = rmsnorm(k, W(pre + "self_attn.k_norm.weight"), N * Hkv, hd);
+        q = base_.rmsnorm(q, base_.W(pre + "self_attn.q_norm.weight"), N * Hq, hd);
+        k = base_.rmsnorm(k, base_.W(pre + "self_attn.k_norm.weight"), N * Hkv, hd);
       }
-      rope(q, pos, Hq, freq);
-      rope(k, pos, Hkv, freq);
+      base_.rope(q, pos.data(), N, Hq, freq);
+      base_.rope(k, pos.data(), N, Hkv, freq);
       // Keys/values of the layer: the cache (prefix) first, then the sequence's own.
       std::vector<double> K(static_cast<size_t>(P + N) * Dkv), Vv(K.size());
       const size_t width = static_cast<size_t>(2) * L * Dkv;
@@ -92,17 +92,17 @@ class PromptLlama {
           for (int j = 0; j < P + t + 1; ++j)
             for (int i = 0; i < hd; ++i) attn[t * Dq + hq * hd + i] += sc[j] / sum * Vv[j * Dkv + hk * hd + i];
         }
-      const std::vector<double> o = linear(attn, pre + "self_attn.o_proj", N, Dq, D, o_bias);
+      const std::vector<double> o = base_.linear(attn, pre + "self_attn.o_proj", N, Dq, D, o_bias);
       for (size_t i = 0; i < h.size(); ++i) h[i] += o[i];
-      const std::vector<double> m = rmsnorm(h, W(pre + "post_attention_layernorm.weight"), N, D);
-      std::vector<double> g = linear(m, pre + "mlp.gate_proj", N, D, F, false);
-      const std::vector<double> u = linear(m, pre + "mlp.up_proj", N, D, F, false);
+      const std::vector<double> m = base_.rmsnorm(h, base_.W(pre + "post_attention_layernorm.weight"), N, D);
+      std::vector<double> g = base_.linear(m, pre + "mlp.gate_proj", N, D, F, false);
+      const std::vector<double> u = base_.linear(m, pre + "mlp.up_proj", N, D, F, false);
       for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
-      const std::vector<double> dn = linear(g, pre + "mlp.down_proj", N, F, D, false);
+      const std::vector<double> dn = base_.linear(g, pre + "mlp.down_proj", N, F, D, false);
       for (size_t i = 0; i < h.size(); ++i) h[i] += dn[i];
     }
-    const std::vector<double> hf = rmsnorm(h, W("model.norm.weight"), N, D);
-    const auto& H = s_.tie_word_embeddings ? E : W("lm_head.weight");
+    const std::vector<double> hf = base_.rmsnorm(h, base_.W("model.norm.weight"), N, D);
+    const auto& H = s_.tie_word_embeddings ? E : base_.W("lm_head.weight");
     std::vector<double> out(static_cast<size_t>(N) * V);
     for (int t = 0; t < N; ++t)
       for (int c = 0; c < V; ++c) {
@@ -124,60 +124,15 @@ class PromptLlama {
     double sum = 0;
     for (int t = 0; t + 1 < N; ++t) {
       if (labels[t + 1] == -100) continue;
-      const double* row = &lg[static_cast<size_t>(t) * V];
-      double mx = -1e300, z = 0;
-      for (int c = 0; c < V; ++c) mx = std::max(mx, row[c]);
-      for (int c = 0; c < V; ++c) z += std::exp(row[c] - mx);
-      sum += mx + std::log(z) - row[labels[t + 1]];
+      sum += Llama::token_nll(&lg[static_cast<size_t>(t) * V], V, labels[t + 1]);
       ++*tokens;
     }
     return sum;
   }
 
  private:
-  const std::vector<float>& W(const std::string& name) const { return w_.at(name); }
-
-  std::vector<double> rmsnorm(const std::vector<double>& x, const std::vector<float>& w, int rows, int D) const {
-    std::vector<double> y(x.size());
-    for (int r = 0; r < rows; ++r) {
-      double ms = 0;
-      for (int i = 0; i < D; ++i) ms += x[r * D + i] * x[r * D + i];
-      const double inv = 1.0 / std::sqrt(ms / D + s_.rms_norm_eps);
-      for (int i = 0; i < D; ++i) y[r * D + i] = w[i] * (x[r * D + i] * inv);
-    }
-    return y;
-  }
-
-  std::vector<double> linear(const std::vector<double>& x, const std::string& module, int rows, int in, int out,
-                             bool bias) const {
-    const auto& Wt = W(module + ".weight");
-    std::vector<double> y(static_cast<size_t>(rows) * out);
-    for (int r = 0; r < rows; ++r)
-      for (int o = 0; o < out; ++o) {
-        double acc = bias ? W(module + ".bias")[o] : 0.0;
-        for (int i = 0; i < in; ++i) acc += x[r * in + i] * Wt[static_cast<size_t>(o) * in + i];
-        y[r * out + o] = acc;
-      }
-    return y;
-  }
-
-  void rope(std::vector<double>& x, const std::vector<int>& pos, int heads, const std::vector<double>& freq) const {
-    const int hd = s_.head_dim, half = hd / 2;
-    for (size_t r = 0; r < pos.size(); ++r)
-      for (int h = 0; h < heads; ++h) {
-        double* p = &x[(r * heads + h) * hd];
-        for (int i = 0; i < half; ++i) {
-          const double ang = pos[r] * freq[i], c = std::cos(ang), s = std::sin(ang);
-          const double lo = p[i], hi = p[i + half];
-          p[i] = lo * c - hi * s;
-          p[i + half] = hi * c + lo * s;
-        }
-      }
-  }
-
   ps::ModelSpec s_;
-  const tiny::Weights& w_;
-  Llama base_;
+  Llama base_;  // its weights and building blocks (reference_llama.h)
 };
 
 // The sequences of an engine batch: each run of equal segment ids >= 0 in a

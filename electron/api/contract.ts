@@ -1,0 +1,384 @@
+// THE API between the user interface and the Node side: every call the
+// renderer can make, its request and its response, and the events pushed
+// back. One file, shared by the Electron main process (electron/app), the
+// preload, the browser-mode server (electron/serve) and the renderer
+// (type-only imports there). Two transports carry it (Electron IPC and a
+// WebSocket); both speak exactly these messages, so the UI has one code path.
+//
+// Everything here is plain JSON: no class instances, no typed arrays, no
+// undefined-vs-missing distinctions the wire would lose.
+import type { InspectReport, MemoryRow } from '../cli/commands/inspect.js';
+import type { DatasetReport, RowPreview } from '../data/index.js';
+import type { ExportFormat, ExportResult } from '../export/export.js';
+import type { RunEvent, RunStatus } from '../runs/events.js';
+import type { RunIndexEntry } from '../runs/run-index.js';
+import type { DataFormat, TrainConfig, TrainMethod } from '../training/config.js';
+
+export type { DatasetReport, RowPreview, ExportFormat, ExportResult, InspectReport, MemoryRow, RunEvent, RunIndexEntry, RunStatus, TrainConfig, TrainMethod, DataFormat };
+
+// ---------------------------------------------------------------- machine
+
+export interface GpuInfo {
+  name: string;
+  computeCapability: string;
+  totalBytes: number;
+  freeBytes: number;
+}
+
+export interface MachineSummary {
+  cpuModel: string;
+  cpuThreads: number;
+  totalMemoryBytes: number;
+  availableMemoryBytes: number;
+  /** the CUDA devices the engine can use (empty: CPU only, or the CUDA backend is not built) */
+  gpus: GpuInfo[];
+  /** backend and kernels the engine uses, in words */
+  engine: string;
+  /** 'electron' (desktop app) or 'browser' (peft-studio serve) */
+  mode: 'electron' | 'browser';
+}
+
+/** The bundled demo: a tiny Llama and datasets shaped for it. */
+export interface DemoPaths {
+  model: string;
+  /** name -> absolute path of each bundled dataset (task-train, task-eval, ...) */
+  datasets: { name: string; path: string; description: string }[];
+}
+
+export interface RecentItems {
+  models: string[];
+  datasets: string[];
+}
+
+// ---------------------------------------------------------------- files
+
+/**
+ * Electron answers with a native dialog; browser mode has no native dialog
+ * and answers `{ path: null, dialog: false }`, and the renderer then shows
+ * its own browser over `listDir`.
+ */
+export interface PickPathRequest {
+  kind: 'folder' | 'file';
+  title: string;
+  /** file picker only: extensions without the dot */
+  extensions?: string[];
+  /** start here (absolute) */
+  defaultPath?: string | null;
+}
+export interface PickPathResponse {
+  path: string | null;
+  /** false when this transport has no native dialog */
+  dialog: boolean;
+}
+
+export interface DirEntry {
+  name: string;
+  path: string;
+  kind: 'folder' | 'file';
+  bytes: number;
+  /** folders: holds config.json and safetensors weights (a model folder) */
+  isModel?: boolean;
+}
+export interface ListDirRequest {
+  /** absolute folder; null: the starting folder (browser mode: its root; desktop: home) */
+  path: string | null;
+}
+export interface ListDirResponse {
+  path: string;
+  /** null at the top of what may be browsed */
+  parent: string | null;
+  entries: DirEntry[];
+}
+
+// ---------------------------------------------------------------- model and method
+
+export interface InspectModelRequest {
+  model: string;
+  batchSize?: number;
+  seqLen?: number;
+  rank?: number;
+  virtualTokens?: number;
+  gradientCheckpointing?: boolean;
+}
+
+/** Why a method is (not) recommended, for the method cards. */
+export interface MethodAdvice {
+  method: TrainMethod;
+  /** the memory row this method's cost comes from ('prefix_projection' is not a method of its own) */
+  memory: MemoryRow;
+  fits: boolean;
+  /** what it costs and when to pick it, one sentence each */
+  summary: string;
+  whenToPick: string;
+  /** a blocking reason (e.g. a 4-bit folder trains with qlora only); null when it can be chosen */
+  unavailable: string | null;
+}
+
+export interface ModelOverview {
+  report: InspectReport;
+  machine: MachineSummary;
+  methods: MethodAdvice[];
+  recommended: TrainMethod;
+  /** why that one, in a sentence */
+  recommendation: string;
+}
+
+// ---------------------------------------------------------------- data
+
+export interface DataRequest {
+  model: string;
+  data: string;
+  format?: DataFormat;
+  seqLen?: number;
+  completionOnly?: boolean;
+  pack?: boolean;
+}
+export interface PreviewRowRequest extends DataRequest {
+  /** 1-based row number in the file */
+  row: number;
+}
+
+// ---------------------------------------------------------------- hyperparameters and runs
+
+/** One setting of a run, for the form: label, explanation, default, limits. */
+export interface HyperparameterSpec {
+  key: keyof RunSettings['hyper'];
+  label: string;
+  /** one line: what it does */
+  help: string;
+  kind: 'int' | 'number' | 'boolean' | 'choice' | 'list';
+  /** the default for this method and model */
+  default: number | boolean | string | string[] | null;
+  min?: number;
+  max?: number;
+  choices?: string[];
+  /** 'basic' shows by default, 'advanced' behind a disclosure */
+  group: 'basic' | 'advanced';
+}
+
+export interface HyperparametersRequest {
+  model: string;
+  method: TrainMethod;
+}
+
+/**
+ * What the UI sends to start a run: the method and any settings the user
+ * changed; the rest take the method's defaults (the same defaults as
+ * `peft-studio train`).
+ */
+export interface RunSettings {
+  model: string;
+  data: string;
+  method: TrainMethod;
+  /** the run folder; null: a new folder under the studio's runs folder */
+  out?: string | null;
+  dataFormat?: DataFormat;
+  completionOnly?: boolean;
+  pack?: boolean;
+  hyper: {
+    lr?: number;
+    epochs?: number;
+    steps?: number | null;
+    batchSize?: number;
+    gradAccum?: number;
+    seqLen?: number;
+    warmupSteps?: number;
+    scheduler?: string;
+    weightDecay?: number;
+    clip?: number;
+    seed?: number;
+    threads?: number;
+    evalSplit?: number;
+    evalEvery?: number;
+    saveEvery?: number;
+    keepCheckpoints?: number;
+    gradientCheckpointing?: boolean;
+    optimizer?: 'adamw' | 'sgd';
+    // LoRA / QLoRA
+    rank?: number;
+    alpha?: number;
+    dropout?: number;
+    targets?: string[];
+    rslora?: boolean;
+    // QLoRA (and prompt / prefix on a 4-bit base)
+    quantBlocksize?: number;
+    doubleQuant?: boolean;
+    // prompt / prefix tuning
+    virtualTokens?: number;
+    promptInitText?: string | null;
+    prefixProjection?: boolean;
+  };
+  /** start even when the estimate exceeds the available memory */
+  ignoreMemoryCheck?: boolean;
+}
+
+export interface FieldError {
+  /** a key of RunSettings or of RunSettings.hyper ('hyper.lr'), or 'model' / 'data' */
+  field: string;
+  message: string;
+}
+
+/** The verdict before anything starts. */
+export interface RunCheck {
+  ok: boolean;
+  errors: FieldError[];
+  /** the complete configuration the run would use (null when a setting is invalid) */
+  config: TrainConfig | null;
+  memory: {
+    weights: number;
+    gradients: number;
+    optimizerState: number;
+    activations: number;
+    totalBytes: number;
+    availableBytes: number;
+    fits: boolean;
+    trainableParams: number;
+    adapterBytes: number;
+  } | null;
+  /** e.g. "needs 2.1 GiB, 1.3 GiB available: lower the batch size or use qlora" */
+  verdict: string;
+}
+
+export interface StartedRun {
+  runId: string;
+  runDir: string;
+}
+
+export interface RunIdRequest {
+  runId: string;
+}
+
+/** A run folder's history, for the Runs page and the charts of a past run. */
+export interface RunHistory {
+  dir: string;
+  entry: RunIndexEntry;
+  config: TrainConfig;
+  steps: { step: number; loss: number; lr: number; gradNorm: number; tokensPerSecond: number }[];
+  evals: { step: number; evalLoss: number }[];
+  /** the live run's id when it is running in this process */
+  runId: string | null;
+}
+
+// ---------------------------------------------------------------- export and try
+
+export interface ExportRequest {
+  /** run folder or adapter folder */
+  source: string;
+  formats: ExportFormat[];
+  out: string;
+}
+
+export interface GenerateRequest {
+  model: string;
+  /** adapter folder or run folder; null: the base model alone */
+  adapter: string | null;
+  prompt: string;
+  maxNewTokens: number;
+  /** 0: greedy */
+  temperature: number;
+  seed: number;
+}
+export interface GenerateResponse {
+  text: string;
+  tokens: number;
+  stoppedBy: 'eos' | 'length';
+  seconds: number;
+  /** e.g. "evaluated on the 4-bit base it was trained on" */
+  notices: string[];
+}
+
+// ---------------------------------------------------------------- the method table
+
+/** Every call: request and response. The method name is the wire name. */
+export interface ApiMethods {
+  machine: { request: Record<string, never>; response: MachineSummary };
+  demoPaths: { request: Record<string, never>; response: DemoPaths };
+  recent: { request: Record<string, never>; response: RecentItems };
+  pickPath: { request: PickPathRequest; response: PickPathResponse };
+  listDir: { request: ListDirRequest; response: ListDirResponse };
+  inspectModel: { request: InspectModelRequest; response: ModelOverview };
+  inspectData: { request: DataRequest; response: DatasetReport };
+  previewRow: { request: PreviewRowRequest; response: RowPreview };
+  hyperparameters: { request: HyperparametersRequest; response: HyperparameterSpec[] };
+  checkRun: { request: RunSettings; response: RunCheck };
+  startRun: { request: RunSettings; response: StartedRun };
+  /** continue an interrupted, cancelled or failed run from its newest checkpoint */
+  resumeRun: { request: { runDir: string }; response: StartedRun };
+  pauseRun: { request: RunIdRequest; response: Record<string, never> };
+  continueRun: { request: RunIdRequest; response: Record<string, never> };
+  cancelRun: { request: RunIdRequest; response: Record<string, never> };
+  listRuns: { request: Record<string, never>; response: RunIndexEntry[] };
+  runHistory: { request: { runDir: string }; response: RunHistory };
+  exportAdapter: { request: ExportRequest; response: ExportResult };
+  generate: { request: GenerateRequest; response: GenerateResponse };
+}
+
+export type ApiMethod = keyof ApiMethods;
+export type ApiRequest<M extends ApiMethod> = ApiMethods[M]['request'];
+export type ApiResponse<M extends ApiMethod> = ApiMethods[M]['response'];
+
+/** The wire names, for validating what arrives (a transport refuses any other). */
+export const API_METHODS: readonly ApiMethod[] = [
+  'machine', 'demoPaths', 'recent', 'pickPath', 'listDir', 'inspectModel', 'inspectData', 'previewRow',
+  'hyperparameters', 'checkRun', 'startRun', 'resumeRun', 'pauseRun', 'continueRun', 'cancelRun',
+  'listRuns', 'runHistory', 'exportAdapter', 'generate',
+] as const;
+
+export function isApiMethod(name: unknown): name is ApiMethod {
+  return typeof name === 'string' && (API_METHODS as readonly string[]).includes(name);
+}
+
+// ---------------------------------------------------------------- events
+
+/** Pushed to every connected UI. */
+export type ApiEvent =
+  | { type: 'run'; runId: string; runDir: string; event: RunEvent }
+  /** export progress lines */
+  | { type: 'exportLog'; out: string; line: string };
+
+// ---------------------------------------------------------------- errors and the wire
+
+/** A failed call, as the UI receives it. `field` names the offending request field when there is one. */
+export interface ApiErrorBody {
+  message: string;
+  field?: string;
+  /** 'invalid': the request was wrong (fix the input); 'failed': the operation failed; 'forbidden': a path outside what may be used */
+  code: 'invalid' | 'failed' | 'forbidden';
+}
+
+export class ApiError extends Error {
+  constructor(readonly body: ApiErrorBody) {
+    super(body.message);
+    this.name = 'ApiError';
+  }
+}
+
+/** The transport-independent result of one call. */
+export type ApiResult<M extends ApiMethod> = { ok: true; value: ApiResponse<M> } | { ok: false; error: ApiErrorBody };
+
+/** WebSocket frames (browser mode); Electron IPC carries the same call / result pair. */
+export type ClientFrame = { id: number; method: ApiMethod; request: unknown };
+export type ServerFrame =
+  | { id: number; result: ApiResult<ApiMethod> }
+  | { event: ApiEvent };
+
+/** The one interface the renderer talks to, whatever carries it. */
+export interface ApiTransport {
+  call<M extends ApiMethod>(method: M, request: ApiRequest<M>): Promise<ApiResponse<M>>;
+  onEvent(listener: (event: ApiEvent) => void): () => void;
+}
+
+/** What the preload exposes on `window.peftStudio` (Electron only). */
+export interface PreloadBridge {
+  call(method: ApiMethod, request: unknown): Promise<ApiResult<ApiMethod>>;
+  onEvent(listener: (event: ApiEvent) => void): () => void;
+}
+
+/** IPC channel names (Electron). */
+export const IPC_CALL = 'peft-studio:call';
+export const IPC_EVENT = 'peft-studio:event';
+
+/** Browser mode: the WebSocket path and the query parameter / cookie carrying the token. */
+export const WS_PATH = '/api';
+export const TOKEN_PARAM = 'token';
+export const TOKEN_COOKIE = 'peft_studio_token';

@@ -146,7 +146,7 @@ export interface HyperparameterSpec {
   label: string;
   /** one line: what it does */
   help: string;
-  kind: 'int' | 'number' | 'boolean' | 'choice' | 'list';
+  kind: 'int' | 'number' | 'boolean' | 'choice' | 'list' | 'text';
   /** the default for this method and model */
   default: number | boolean | string | string[] | null;
   min?: number;
@@ -334,7 +334,9 @@ export function isApiMethod(name: unknown): name is ApiMethod {
 export type ApiEvent =
   | { type: 'run'; runId: string; runDir: string; event: RunEvent }
   /** export progress lines */
-  | { type: 'exportLog'; out: string; line: string };
+  | { type: 'exportLog'; out: string; line: string }
+  /** Electron only: an app-menu command for the window (never broadcast by the service) */
+  | { type: 'menu'; action: 'openModel' | 'openDataset' };
 
 // ---------------------------------------------------------------- errors and the wire
 

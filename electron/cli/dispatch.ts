@@ -11,11 +11,12 @@ import { generateCommand } from './commands/generate.js';
 import { inspectCommand } from './commands/inspect.js';
 import { mergeCommand } from './commands/merge.js';
 import { runsCommand } from './commands/runs.js';
+import { serveCommand } from './commands/serve.js';
 import { trainCommand } from './commands/train.js';
 
 export const PROGRAM = 'peft-studio';
 
-export const COMMANDS: readonly Command[] = [inspectCommand, trainCommand, evalCommand, generateCommand, mergeCommand, exportCommand, demoCommand, runsCommand, dataCommand];
+export const COMMANDS: readonly Command[] = [inspectCommand, trainCommand, evalCommand, generateCommand, mergeCommand, exportCommand, demoCommand, runsCommand, dataCommand, serveCommand];
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;

@@ -2,28 +2,22 @@
 // or full fine-tuning) on a dataset, in a child process; or continue a run.
 import { openModelFolder } from '../../models/folder.js';
 import { runVirtualTokens } from '../../training/run.js';
-import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { UsageError, type CommandSpec, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
 import { LORA_TARGETS, PEFT_DEFAULT_TARGETS } from '../../adapters/peft-config.js';
-import { DATA_FORMATS, resolveTargets, TRAIN_DEFAULTS as D, TRAIN_METHODS, trainsAdapter, trainsLora, type DataFormat, type TrainConfig, type TrainMethod } from '../../training/config.js';
-import type { AdapterPrefix, AdapterPrompt, PromptInit } from '../../adapters/prompt-config.js';
-import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
-import { SCHEDULER_KINDS, type SchedulerKind } from '../../training/schedule.js';
+import { DATA_FORMATS, TRAIN_DEFAULTS as D, TRAIN_METHODS, trainsAdapter, type TrainConfig } from '../../training/config.js';
+import { QUANT_FLAGS } from '../quant-flags.js';
+import { SCHEDULER_KINDS } from '../../training/schedule.js';
 import type { RunSummary } from '../../training/run.js';
 import { TrainingRun } from '../../runs/manager.js';
 import { eventPrinter } from '../../runs/print-events.js';
 import { readRunRecord } from '../../runs/run-record.js';
 import type { CliIO } from '../command.js';
-
-const LORA_ONLY_FLAGS = ['rank', 'alpha', 'dropout', 'targets', 'rslora', 'lora-init', 'layers'];
-const PROMPT_ONLY_FLAGS = ['prompt-init', 'prompt-init-text'];
-const PREFIX_ONLY_FLAGS = ['prefix-projection', 'encoder-hidden-size'];
-/** Settings an --init-adapter brings with it (its adapter_config.json decides them). */
-const FROM_ADAPTER_FLAGS = ['rank', 'alpha', 'targets', 'rslora', 'layers', 'lora-init', 'virtual-tokens', ...PROMPT_ONLY_FLAGS, ...PREFIX_ONLY_FLAGS];
-const PROMPT_INIT_CHOICES = ['random', 'text', 'sample-vocab'] as const;
-const PROMPT_INIT_OF: Record<(typeof PROMPT_INIT_CHOICES)[number], PromptInit> = { random: 'RANDOM', text: 'TEXT', 'sample-vocab': 'SAMPLE_VOCAB' };
+import {
+  defaultSeqLenFor, limitsOf, PROMPT_INIT_CHOICES, RESUME_OVERRIDES, resumedConfig, SettingsError, trainConfigFromSettings,
+  type SettingField, type TrainSettings,
+} from '../../training/settings.js';
 
 export const trainSpec: CommandSpec = {
   name: 'train',
@@ -38,36 +32,36 @@ export const trainSpec: CommandSpec = {
     { name: 'method', kind: 'string', choices: TRAIN_METHODS, help: 'what to train (qlora: LoRA on the base held in 4-bit NF4; prompt / prefix: PEFT prompt / prefix tuning)', defaultText: 'lora' },
     { name: 'out', kind: 'string', valueName: 'DIR', help: 'run folder: adapter, metrics.jsonl, run.json, checkpoints/' },
     ...QUANT_FLAGS.map((f) => ({ ...f, help: `${f.help} (${f.name === 'quant' ? '--method prompt or prefix; qlora is always nf4' : '--method qlora, or prompt / prefix with --quant nf4'})` })),
-    { name: 'rank', kind: 'int', min: 1, help: 'LoRA rank r', defaultText: String(D.rank) },
-    { name: 'alpha', kind: 'number', above: 0, help: 'LoRA alpha (scaling = alpha / r)', defaultText: String(D.alpha) },
-    { name: 'dropout', kind: 'number', min: 0, below: 1, help: 'dropout on the LoRA branch input', defaultText: String(D.dropout) },
+    { name: 'rank', kind: 'int', ...limitsOf('rank'), help: 'LoRA rank r', defaultText: String(D.rank) },
+    { name: 'alpha', kind: 'number', ...limitsOf('alpha'), help: 'LoRA alpha (scaling = alpha / r)', defaultText: String(D.alpha) },
+    { name: 'dropout', kind: 'number', ...limitsOf('dropout'), help: 'dropout on the LoRA branch input', defaultText: String(D.dropout) },
     { name: 'targets', kind: 'list', choices: [...LORA_TARGETS, 'all-linear'], help: 'modules to adapt', defaultText: PEFT_DEFAULT_TARGETS.join(',') },
     { name: 'rslora', kind: 'boolean', help: 'rank-stabilized LoRA: scaling = alpha / sqrt(r)' },
     { name: 'lora-init', kind: 'string', choices: ['default', 'gaussian'], help: 'LoRA A initialization (B starts at 0)', defaultText: 'default' },
     { name: 'layers', kind: 'list', valueName: '0,1,..', help: 'adapt only these layer indices', defaultText: 'all' },
     { name: 'init-adapter', kind: 'string', valueName: 'DIR', help: 'start from this PEFT adapter of the method\'s kind (takes its rank, alpha, targets, rslora, layers / virtual tokens)' },
-    { name: 'virtual-tokens', kind: 'int', min: 1, help: 'virtual tokens of prompt or prefix tuning (PEFT num_virtual_tokens)', defaultText: String(D.virtualTokens) },
+    { name: 'virtual-tokens', kind: 'int', ...limitsOf('virtualTokens'), help: 'virtual tokens of prompt or prefix tuning (PEFT num_virtual_tokens)', defaultText: String(D.virtualTokens) },
     { name: 'prompt-init', kind: 'string', choices: PROMPT_INIT_CHOICES, help: 'prompt tuning init: N(0,1), the embeddings of --prompt-init-text, or of random vocabulary tokens', defaultText: 'random (text with --prompt-init-text)' },
     { name: 'prompt-init-text', kind: 'string', valueName: 'TEXT', help: 'prompt tuning: start from this text\'s token embeddings (tokenized with special tokens, repeated or cut to --virtual-tokens)' },
     { name: 'prefix-projection', kind: 'boolean', help: 'prefix tuning: train through an MLP (PEFT prefix_projection), folded into the saved table' },
-    { name: 'encoder-hidden-size', kind: 'int', min: 1, help: 'prefix tuning: hidden size of that MLP (needs --prefix-projection)', defaultText: 'head_dim * kv_heads' },
-    { name: 'lr', kind: 'number', min: 0, help: 'peak learning rate', defaultText: `${D.loraLr} (lora) / ${D.fullLr} (full) / ${D.promptLr} (prompt) / ${D.prefixLr} (prefix)` },
+    { name: 'encoder-hidden-size', kind: 'int', ...limitsOf('encoderHiddenSize'), help: 'prefix tuning: hidden size of that MLP (needs --prefix-projection)', defaultText: 'head_dim * kv_heads' },
+    { name: 'lr', kind: 'number', ...limitsOf('lr'), help: 'peak learning rate', defaultText: `${D.loraLr} (lora) / ${D.fullLr} (full) / ${D.promptLr} (prompt) / ${D.prefixLr} (prefix)` },
     { name: 'optimizer', kind: 'string', choices: ['adamw', 'sgd'], help: 'optimizer (adamw: betas 0.9, 0.999, eps 1e-8)', defaultText: 'adamw' },
-    { name: 'weight-decay', kind: 'number', min: 0, help: 'decoupled weight decay', defaultText: String(D.weightDecay) },
+    { name: 'weight-decay', kind: 'number', ...limitsOf('weightDecay'), help: 'decoupled weight decay', defaultText: String(D.weightDecay) },
     { name: 'scheduler', kind: 'string', choices: SCHEDULER_KINDS, help: 'learning-rate schedule after warmup', defaultText: D.scheduler },
-    { name: 'warmup-steps', kind: 'int', min: 0, help: 'linear warmup steps', defaultText: String(D.warmupSteps) },
-    { name: 'steps', kind: 'int', min: 0, help: 'optimizer steps (instead of --epochs)' },
-    { name: 'epochs', kind: 'int', min: 1, help: 'passes over the training data', defaultText: String(D.epochs) },
-    { name: 'batch-size', kind: 'int', min: 1, help: 'examples per micro-batch', defaultText: String(D.batchSize) },
-    { name: 'grad-accum', kind: 'int', min: 1, help: 'micro-batches per optimizer step', defaultText: String(D.gradAccum) },
-    { name: 'seq-len', kind: 'int', min: 2, help: 'truncate examples to this many tokens', defaultText: `${D.seqLen}, or what the model's positions allow` },
-    { name: 'clip', kind: 'number', min: 0, help: 'max global gradient norm (0 = off)', defaultText: String(D.clip) },
-    { name: 'seed', kind: 'int', min: 0, help: 'seed for initialization, shuffling, split and dropout', defaultText: String(D.seed) },
-    { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
-    { name: 'eval-split', kind: 'number', min: 0, below: 1, help: 'fraction of the data held out for evaluation', defaultText: String(D.evalSplit) },
-    { name: 'eval-every', kind: 'int', min: 0, help: 'evaluate every N steps (0 = at the end only)', defaultText: String(D.evalEvery) },
-    { name: 'save-every', kind: 'int', min: 0, help: 'save a checkpoint every N steps (0 = never)', defaultText: String(D.saveEvery) },
-    { name: 'keep-checkpoints', kind: 'int', min: 0, help: 'keep the newest N checkpoints (0 = all)', defaultText: String(D.keepCheckpoints) },
+    { name: 'warmup-steps', kind: 'int', ...limitsOf('warmupSteps'), help: 'linear warmup steps', defaultText: String(D.warmupSteps) },
+    { name: 'steps', kind: 'int', ...limitsOf('steps'), help: 'optimizer steps (instead of --epochs)' },
+    { name: 'epochs', kind: 'int', ...limitsOf('epochs'), help: 'passes over the training data', defaultText: String(D.epochs) },
+    { name: 'batch-size', kind: 'int', ...limitsOf('batchSize'), help: 'examples per micro-batch', defaultText: String(D.batchSize) },
+    { name: 'grad-accum', kind: 'int', ...limitsOf('gradAccum'), help: 'micro-batches per optimizer step', defaultText: String(D.gradAccum) },
+    { name: 'seq-len', kind: 'int', ...limitsOf('seqLen'), help: 'truncate examples to this many tokens', defaultText: `${D.seqLen}, or what the model's positions allow` },
+    { name: 'clip', kind: 'number', ...limitsOf('clip'), help: 'max global gradient norm (0 = off)', defaultText: String(D.clip) },
+    { name: 'seed', kind: 'int', ...limitsOf('seed'), help: 'seed for initialization, shuffling, split and dropout', defaultText: String(D.seed) },
+    { name: 'threads', kind: 'int', ...limitsOf('threads'), help: 'CPU threads', defaultText: 'all cores' },
+    { name: 'eval-split', kind: 'number', ...limitsOf('evalSplit'), help: 'fraction of the data held out for evaluation', defaultText: String(D.evalSplit) },
+    { name: 'eval-every', kind: 'int', ...limitsOf('evalEvery'), help: 'evaluate every N steps (0 = at the end only)', defaultText: String(D.evalEvery) },
+    { name: 'save-every', kind: 'int', ...limitsOf('saveEvery'), help: 'save a checkpoint every N steps (0 = never)', defaultText: String(D.saveEvery) },
+    { name: 'keep-checkpoints', kind: 'int', ...limitsOf('keepCheckpoints'), help: 'keep the newest N checkpoints (0 = all)', defaultText: String(D.keepCheckpoints) },
     { name: 'overwrite', kind: 'boolean', help: 'replace the finished run in --out (its adapter, metrics and run.json); without it such a folder is refused' },
     { name: 'resume', kind: 'string', valueName: 'RUN_DIR', help: 'continue the run in RUN_DIR from its newest complete checkpoint (its run.json gives the settings)' },
     { name: 'gradient-checkpointing', kind: 'boolean', help: 'recompute activations in backward to save memory' },
@@ -82,141 +76,59 @@ export const trainSpec: CommandSpec = {
   ],
 };
 
-function parseLayers(items: string[] | undefined): number[] | null {
-  if (items === undefined) return null;
-  const layers = items.map((s) => {
-    if (!/^\d+$/.test(s)) throw new UsageError(`--layers expects non-negative layer indices, got '${s}'`, 'train');
-    return Number(s);
-  });
-  return [...new Set(layers)].sort((a, b) => a - b);
-}
+/** The TrainSettings field each flag sets (the switches --all-tokens and --no-double-quant set theirs to false). */
+const FLAG_OF: Record<SettingField, string> = {
+  model: 'model', data: 'data', out: 'out', method: 'method', dataFormat: 'format', completionOnly: 'all-tokens', pack: 'pack',
+  quant: 'quant', quantBlocksize: 'quant-blocksize', doubleQuant: 'no-double-quant',
+  rank: 'rank', alpha: 'alpha', dropout: 'dropout', targets: 'targets', rslora: 'rslora', loraInit: 'lora-init', layers: 'layers',
+  initAdapter: 'init-adapter', virtualTokens: 'virtual-tokens', promptInit: 'prompt-init', promptInitText: 'prompt-init-text',
+  prefixProjection: 'prefix-projection', encoderHiddenSize: 'encoder-hidden-size',
+  lr: 'lr', optimizer: 'optimizer', weightDecay: 'weight-decay', scheduler: 'scheduler', warmupSteps: 'warmup-steps', steps: 'steps',
+  epochs: 'epochs', batchSize: 'batch-size', gradAccum: 'grad-accum', seqLen: 'seq-len', clip: 'clip', seed: 'seed', threads: 'threads',
+  evalSplit: 'eval-split', evalEvery: 'eval-every', saveEvery: 'save-every', keepCheckpoints: 'keep-checkpoints',
+  gradientCheckpointing: 'gradient-checkpointing', ignoreMemoryCheck: 'ignore-memory-check',
+};
+const OFF_SWITCHES = ['all-tokens', 'no-double-quant'];
+const flagName = (field: SettingField) => `--${FLAG_OF[field]}`;
 
-function refuseFlags(args: ParsedArgs, flags: string[], applies: string): void {
-  const misplaced = flags.find((f) => args.has(f));
-  if (misplaced) throw new UsageError(`--${misplaced} applies to ${applies} only`, 'train');
-}
-
-function promptSettings(args: ParsedArgs): AdapterPrompt {
-  const text = args.string('prompt-init-text') ?? null;
-  const choice = (args.string('prompt-init') ?? (text !== null ? 'text' : 'random')) as (typeof PROMPT_INIT_CHOICES)[number];
-  if (choice === 'text' && (text === null || text === '')) throw new UsageError('--prompt-init text needs --prompt-init-text with the text to start from', 'train');
-  if (choice !== 'text' && text !== null) throw new UsageError(`--prompt-init-text applies to --prompt-init text, not ${choice}`, 'train');
-  return { numVirtualTokens: args.number('virtual-tokens') ?? D.virtualTokens, init: PROMPT_INIT_OF[choice], initText: text };
-}
-
-function prefixSettings(args: ParsedArgs): AdapterPrefix {
-  const projection = args.boolean('prefix-projection');
-  if (args.has('encoder-hidden-size') && !projection) throw new UsageError('--encoder-hidden-size needs --prefix-projection (it sizes the projection\'s MLP)', 'train');
-  return { numVirtualTokens: args.number('virtual-tokens') ?? D.virtualTokens, projection, encoderHiddenSize: args.number('encoder-hidden-size') ?? null };
-}
-
-function defaultLr(method: TrainMethod): number {
-  switch (method) {
-    case 'full': return D.fullLr;
-    case 'prompt': return D.promptLr;
-    case 'prefix': return D.prefixLr;
-    default: return D.loraLr;
+/** The flags given, as the settings they stand for (nothing is defaulted here). */
+export function settingsFromArgs(args: ParsedArgs): TrainSettings {
+  const settings: Record<string, unknown> = {};
+  for (const [field, flag] of Object.entries(FLAG_OF)) {
+    if (!args.has(flag)) continue;
+    const kind = trainSpec.flags.find((f) => f.name === flag)!.kind;
+    settings[field] = kind === 'boolean' ? !OFF_SWITCHES.includes(flag)
+      : kind === 'list' ? args.list(flag)
+      : kind === 'string' ? args.string(flag)
+      : args.number(flag);
   }
+  return settings as TrainSettings;
+}
+
+/** A SettingsError as the usage error the command line has always printed (naming flags). */
+function asUsageError(e: unknown): unknown {
+  if (!(e instanceof SettingsError)) return e;
+  return new UsageError(e.missing ? `train needs ${flagName(e.field)}` : e.message, 'train');
 }
 
 /** Turns the command line into a complete run configuration (model-independent checks only). */
 export function trainConfigFromArgs(args: ParsedArgs): TrainConfig {
-  const method = (args.string('method') ?? 'lora') as TrainMethod;
-  const virtual = method === 'prompt' || method === 'prefix';
-  if (!trainsLora(method)) refuseFlags(args, LORA_ONLY_FLAGS, '--method lora and qlora');
-  if (method === 'full') refuseFlags(args, ['init-adapter'], '--method lora, qlora, prompt and prefix');
-  if (!virtual) refuseFlags(args, ['virtual-tokens'], '--method prompt and prefix');
-  if (method !== 'prompt') refuseFlags(args, PROMPT_ONLY_FLAGS, '--method prompt');
-  if (method !== 'prefix') refuseFlags(args, PREFIX_ONLY_FLAGS, '--method prefix');
-  if (args.has('quant') && !virtual && method !== 'qlora') {
-    throw new UsageError(`--quant applies to --method prompt and prefix (for LoRA on a 4-bit base use --method qlora${method === 'full' ? '; full fine-tuning cannot train 4-bit weights' : ''})`, 'train');
-  }
-  if (method !== 'qlora' && !(virtual && args.has('quant'))) {
-    const misplaced = ['quant-blocksize', 'no-double-quant'].find((f) => args.has(f));
-    if (misplaced) throw new UsageError(`--${misplaced} applies to --method qlora only (or to prompt / prefix with --quant nf4)`, 'train');
-  }
-  if (method === 'prompt' && args.boolean('pack')) {
-    throw new UsageError('--pack cannot be used with --method prompt: prompt tuning prepends the virtual tokens to each sequence, so every document needs its own row (prefix tuning and LoRA can pack)', 'train');
-  }
-  const initAdapter = args.string('init-adapter') ?? null;
-  if (initAdapter !== null) {
-    const clash = FROM_ADAPTER_FLAGS.find((f) => args.has(f));
-    if (clash) throw new UsageError(`--${clash} cannot be combined with --init-adapter: the adapter's adapter_config.json decides it`, 'train');
-  }
-  if (args.has('steps') && args.has('epochs')) throw new UsageError('give either --steps or --epochs, not both', 'train');
-  let targets;
   try {
-    targets = resolveTargets(args.list('targets') ?? [...PEFT_DEFAULT_TARGETS]);
+    return trainConfigFromSettings(settingsFromArgs(args), flagName);
   } catch (e) {
-    throw new UsageError((e as Error).message, 'train');
+    throw asUsageError(e);
   }
-  const num = (name: string, fallback: number) => args.number(name) ?? fallback;
-  return {
-    model: resolve(args.requireString('model')),
-    data: resolve(args.requireString('data')),
-    out: resolve(args.requireString('out')),
-    method,
-    quantization: method === 'qlora' ? quantizationFromArgs(args, true) : virtual ? quantizationFromArgs(args) : null,
-    lora: trainsLora(method)
-      ? {
-        rank: num('rank', D.rank),
-        alpha: num('alpha', D.alpha),
-        dropout: num('dropout', D.dropout),
-        targets,
-        rslora: args.boolean('rslora'),
-        init: (args.string('lora-init') ?? 'default') as 'default' | 'gaussian',
-        layers: parseLayers(args.list('layers')),
-      }
-      : null,
-    prompt: method === 'prompt' ? promptSettings(args) : null,
-    prefix: method === 'prefix' ? prefixSettings(args) : null,
-    initAdapter: initAdapter === null ? null : resolve(initAdapter),
-    optimizer: (args.string('optimizer') ?? 'adamw') as 'adamw' | 'sgd',
-    lr: num('lr', defaultLr(method)),
-    adamBeta1: D.adamBeta1,
-    adamBeta2: D.adamBeta2,
-    adamEpsilon: D.adamEpsilon,
-    weightDecay: num('weight-decay', D.weightDecay),
-    scheduler: (args.string('scheduler') ?? D.scheduler) as SchedulerKind,
-    warmupSteps: num('warmup-steps', D.warmupSteps),
-    steps: args.number('steps') ?? null,
-    epochs: num('epochs', D.epochs),
-    batchSize: num('batch-size', D.batchSize),
-    gradAccum: num('grad-accum', D.gradAccum),
-    seqLen: num('seq-len', D.seqLen),
-    clip: num('clip', D.clip),
-    seed: num('seed', D.seed),
-    threads: num('threads', availableParallelism()),
-    evalSplit: num('eval-split', D.evalSplit),
-    evalEvery: num('eval-every', D.evalEvery),
-    saveEvery: num('save-every', D.saveEvery),
-    gradientCheckpointing: args.boolean('gradient-checkpointing'),
-    ignoreMemoryCheck: args.boolean('ignore-memory-check'),
-    dataFormat: (args.string('format') ?? D.dataFormat) as DataFormat,
-    completionOnly: !args.boolean('all-tokens'),
-    pack: args.boolean('pack'),
-    keepCheckpoints: num('keep-checkpoints', D.keepCheckpoints),
-  };
 }
 
-/** Flags a resumed run may change: none of them alters what the run computes, except --lr (on purpose, e.g. after a NaN stop). */
-const RESUME_OVERRIDES = ['resume', 'lr', 'threads', 'keep-checkpoints', 'gradient-checkpointing', 'ignore-memory-check'];
+const RESUME_FLAGS = ['resume', ...RESUME_OVERRIDES.map((field) => FLAG_OF[field])];
 
 /** The configuration of a resumed run: its run.json, with the few overrides the command line may give. */
 export function resumeConfig(stored: TrainConfig, dir: string, args: ParsedArgs): TrainConfig {
-  const other = trainSpec.flags.map((f) => f.name).find((name) => args.has(name) && !RESUME_OVERRIDES.includes(name));
+  const other = trainSpec.flags.map((f) => f.name).find((name) => args.has(name) && !RESUME_FLAGS.includes(name));
   if (other) {
-    throw new UsageError(`--${other} cannot be given with --resume: the run continues with the settings in its run.json (only ${RESUME_OVERRIDES.slice(1).map((f) => `--${f}`).join(', ')} may change)`, 'train');
+    throw new UsageError(`--${other} cannot be given with --resume: the run continues with the settings in its run.json (only ${RESUME_FLAGS.slice(1).map((f) => `--${f}`).join(', ')} may change)`, 'train');
   }
-  return {
-    ...stored,
-    out: dir, // the folder may have moved since the run started
-    lr: args.number('lr') ?? stored.lr,
-    threads: args.number('threads') ?? stored.threads,
-    keepCheckpoints: args.number('keep-checkpoints') ?? stored.keepCheckpoints,
-    gradientCheckpointing: stored.gradientCheckpointing || args.boolean('gradient-checkpointing'),
-    ignoreMemoryCheck: stored.ignoreMemoryCheck || args.boolean('ignore-memory-check'),
-  };
+  return resumedConfig(stored, dir, settingsFromArgs(args));
 }
 
 /**
@@ -256,10 +168,7 @@ export const trainCommand: Command = {
     if (resumeDir === undefined) {
       const config = trainConfigFromArgs(args);
       // The default --seq-len shrinks to what the model (and the virtual tokens) allow; an explicit one is checked.
-      if (!args.has('seq-len')) {
-        const { spec } = await openModelFolder(config.model);
-        config.seqLen = Math.max(2, Math.min(config.seqLen, spec.maxPositionEmbeddings - runVirtualTokens(config)));
-      }
+      if (!args.has('seq-len')) config.seqLen = defaultSeqLenFor((await openModelFolder(config.model)).spec, runVirtualTokens(config));
       const summary = await trainInChild(config, false, io, args.boolean('overwrite'));
       io.stdout(JSON.stringify(summary) + '\n');
       return;

@@ -2,7 +2,7 @@
 // One instance for the whole app (created in App.svelte and handed to every
 // page as the `studio` prop). Each page keeps its own transient state in its
 // own class; only what later steps need lives here.
-import type { DatasetReport, ModelOverview, RunCheck, RunSettings, TrainMethod } from '../../../electron/api/contract.js';
+import { ApiError, type ApiErrorBody, type DatasetReport, type ModelOverview, type RunCheck, type RunSettings, type TrainMethod } from '../../../electron/api/contract.js';
 
 export const STEPS = ['model', 'method', 'data', 'hyperparameters', 'train', 'export'] as const;
 export type Step = (typeof STEPS)[number];
@@ -34,6 +34,12 @@ export class Studio {
   /** step 5: the run being trained or last trained (set by the Train page, or by Runs → resume) */
   runId = $state<string | null>(null);
   runDir = $state<string | null>(null);
+
+  /** the desktop app's File menu asked to open a picker (a new nonce per request) */
+  menuPick = $state<{ target: 'model' | 'data'; nonce: number } | null>(null);
+
+  /** the error the banner shows; any page reports a failed call with showError(e) */
+  error = $state<ApiErrorBody | null>(null);
 
   /** The settings a run starts with. */
   get runSettings(): RunSettings | null {
@@ -77,4 +83,34 @@ export class Studio {
     this.hyper = {};
     this.check = null;
   }
+
+  /** Another method has other defaults: the settings changed for the old one go. */
+  chooseMethod(method: TrainMethod): void {
+    if (method === this.method) return;
+    this.method = method;
+    this.hyper = {};
+    this.check = null;
+  }
+
+  /** Shows an error in the banner: an ApiError's body as it is, anything else as a failure. */
+  /** File → Open model folder… / Open dataset…: go to that step and open its picker. */
+  openFromMenu(target: 'model' | 'data'): void {
+    const step = target === 'data' && this.reachable('data') ? 'data' : 'model';
+    this.page = step;
+    this.menuPick = { target: step, nonce: (this.menuPick?.nonce ?? 0) + 1 };
+  }
+
+  showError(e: unknown): void {
+    this.error = toErrorBody(e);
+  }
+
+  clearError(): void {
+    this.error = null;
+  }
+}
+
+export function toErrorBody(e: unknown): ApiErrorBody {
+  if (e instanceof ApiError) return e.body;
+  if (e instanceof Error) return { message: e.message, code: 'failed' };
+  return { message: String(e), code: 'failed' };
 }

@@ -1,0 +1,106 @@
+// The desktop app through Playwright's Electron support: the window opens
+// the Model page from app://studio/, the page sees the preload's bridge and
+// nothing of Node, calls reach the service over IPC, and navigation away is
+// blocked. Runs where the Electron binary exists (`npm run app` works);
+// skips elsewhere, saying why.
+import { _electron as electron, expect, test, type ElectronApplication } from '@playwright/test';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Why this spec cannot run here, or null when it can. */
+function whyNot(): string | null {
+  const pkg = join(REPO_ROOT, 'node_modules', 'electron');
+  const pathTxt = join(pkg, 'path.txt');
+  if (!existsSync(join(pkg, 'dist')) || !existsSync(pathTxt) || !existsSync(join(pkg, 'dist', readFileSync(pathTxt, 'utf8').trim()))) {
+    return 'the Electron binary is not installed: node_modules/electron/dist is missing (its download needs the internet: npx install-electron)';
+  }
+  if (process.platform === 'linux' && !process.env.DISPLAY && !process.env.WAYLAND_DISPLAY) {
+    return 'no display to open the window on (run the suite under xvfb-run)';
+  }
+  for (const file of ['dist/electron/app/main.js', 'dist/electron/app/preload.cjs', 'dist/renderer/index.html']) {
+    if (!existsSync(join(REPO_ROOT, file))) return `${file} is missing: run \`npm run build\` first`;
+  }
+  return null;
+}
+
+const reason = whyNot();
+
+/** The test's environment for the app: its own studio home; never Electron-as-Node. */
+function appEnv(home: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== 'ELECTRON_RUN_AS_NODE') env[k] = v;
+  env.PEFT_STUDIO_HOME = home;
+  return env;
+}
+
+test.describe('desktop app (Electron)', () => {
+  test.skip(reason !== null, reason ?? '');
+
+  let app: ElectronApplication;
+  let home: string;
+
+  test.beforeEach(async () => {
+    home = mkdtempSync(join(tmpdir(), 'ps-electron-home-'));
+    app = await electron.launch({
+      args: [
+        // Chromium refuses to start as root with its OS sandbox (CI containers);
+        // the page's own sandbox (webPreferences) is unaffected.
+        ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []),
+        REPO_ROOT,
+      ],
+      cwd: REPO_ROOT,
+      env: appEnv(home),
+    });
+  });
+
+  test.afterEach(async () => {
+    await app?.close();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  test('opens the Model page with the bridge and without Node', async () => {
+    const page = await app.firstWindow();
+    await expect(page.getByTestId('page-model')).toBeVisible();
+    expect(page.url()).toMatch(/^app:\/\/studio\//);
+
+    const globals = await page.evaluate(() => {
+      const w = window as unknown as Record<string, unknown>;
+      const bridge = w.peftStudio as Record<string, unknown> | undefined;
+      return {
+        bridgeKeys: bridge ? Object.keys(bridge).sort() : null,
+        require: typeof w.require,
+        process: typeof w.process,
+        module: typeof w.module,
+        ipcRenderer: typeof w.ipcRenderer,
+      };
+    });
+    expect(globals).toEqual({ bridgeKeys: ['call', 'onEvent'], require: 'undefined', process: 'undefined', module: 'undefined', ipcRenderer: 'undefined' });
+  });
+
+  test('calls reach the service over IPC; unknown methods are refused', async () => {
+    const page = await app.firstWindow();
+    await expect(page.getByTestId('page-model')).toBeVisible();
+    const results = await page.evaluate(async () => {
+      const bridge = (window as unknown as { peftStudio: { call(m: string, r: unknown): Promise<unknown> } }).peftStudio;
+      return { machine: await bridge.call('machine', {}), unknown: await bridge.call('rm -rf', {}) };
+    });
+    expect(results.machine).toMatchObject({ ok: true, value: { mode: 'electron' } });
+    expect(results.unknown).toMatchObject({ ok: false, error: { code: 'invalid' } });
+  });
+
+  test('blocks navigation away from the app and new windows', async () => {
+    const page = await app.firstWindow();
+    await expect(page.getByTestId('page-model')).toBeVisible();
+    await page.evaluate(() => {
+      window.open('https://example.com/', '_blank');
+      window.location.href = 'https://example.com/';
+    });
+    await page.waitForTimeout(500);
+    expect(page.url()).toMatch(/^app:\/\/studio\//);
+    expect(app.windows()).toHaveLength(1);
+  });
+});

@@ -1,0 +1,79 @@
+// The run form's settings for one method on one model: label, one line of
+// help, the default `train` would use (TRAIN_DEFAULTS, the method's learning
+// rate, the model's sequence length), limits (the resolver's own) and whether
+// it shows by default or behind "advanced".
+import { availableParallelism } from 'node:os';
+import type { HyperparameterSpec, TrainMethod } from '../api/contract.js';
+import { LORA_TARGETS, PEFT_DEFAULT_TARGETS } from '../adapters/peft-config.js';
+import type { ModelSpec } from '../engine/native.js';
+import { DEFAULT_NF4 } from '../session.js';
+import { TRAIN_DEFAULTS as D, trainsLora, trainsVirtualTokens } from '../training/config.js';
+import { SCHEDULER_KINDS } from '../training/schedule.js';
+import { defaultLr, defaultSeqLenFor, SETTING_LIMITS, type LimitedField, type SettingLimit } from '../training/settings.js';
+
+type Key = HyperparameterSpec['key'];
+
+/** min / max for the form (an exclusive bound is shown as the bound; the check says the rest). */
+function bounds(key: LimitedField): Pick<HyperparameterSpec, 'min' | 'max'> {
+  const l = SETTING_LIMITS[key] as SettingLimit;
+  const min = l.min ?? l.above;
+  const max = l.max ?? l.below;
+  return { ...(min === undefined ? {} : { min }), ...(max === undefined ? {} : { max }) };
+}
+
+function num(key: Key & LimitedField, label: string, help: string, value: number | null, group: HyperparameterSpec['group'], extra: Partial<HyperparameterSpec> = {}): HyperparameterSpec {
+  const kind = SETTING_LIMITS[key].kind === 'int' ? 'int' : 'number';
+  return { key, label, help, kind, default: value, ...bounds(key), group, ...extra };
+}
+
+export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec): HyperparameterSpec[] {
+  const virtual = trainsVirtualTokens(method) ? D.virtualTokens : 0;
+  const seqLen = defaultSeqLenFor(spec, virtual);
+  const out: HyperparameterSpec[] = [
+    num('lr', 'Learning rate', 'Peak step size; the schedule warms up to it and then decays.', defaultLr(method), 'basic'),
+    num('epochs', 'Epochs', 'Passes over the training rows (ignored when steps is set).', D.epochs, 'basic'),
+    num('steps', 'Steps', 'Optimizer steps to run instead of whole epochs; empty: use epochs.', null, 'basic'),
+    num('batchSize', 'Batch size', 'Examples per micro-batch; memory grows with it.', D.batchSize, 'basic'),
+    num('seqLen', 'Sequence length', 'Longer examples are truncated to this many tokens; memory grows with it.', seqLen, 'basic', { max: spec.maxPositionEmbeddings - virtual }),
+  ];
+  if (trainsLora(method)) {
+    out.push(
+      num('rank', 'LoRA rank', 'Size of the low-rank update: more capacity, a larger adapter.', D.rank, 'basic'),
+      num('alpha', 'LoRA alpha', 'Scales the update by alpha / rank.', D.alpha, 'basic'),
+      num('dropout', 'LoRA dropout', 'Dropout on the LoRA branch input, against overfitting small data.', D.dropout, 'advanced'),
+      { key: 'targets', label: 'Target modules', help: 'Which linear layers get a LoRA update.', kind: 'list', default: [...PEFT_DEFAULT_TARGETS], choices: [...LORA_TARGETS], group: 'advanced' },
+      { key: 'rslora', label: 'Rank-stabilized LoRA', help: 'Scale by alpha / sqrt(rank), which keeps high ranks stable.', kind: 'boolean', default: false, group: 'advanced' },
+    );
+  }
+  if (method === 'qlora') {
+    out.push(
+      num('quantBlocksize', 'NF4 block size', 'Weights per 4-bit scale (a power of two); smaller is more precise and larger.', DEFAULT_NF4.blocksize, 'advanced'),
+      { key: 'doubleQuant', label: 'Double quantization', help: 'Quantize the scales too (4.127 instead of 4.5 bits per weight).', kind: 'boolean', default: DEFAULT_NF4.doubleQuant, group: 'advanced' },
+    );
+  }
+  if (trainsVirtualTokens(method)) {
+    out.push(num('virtualTokens', 'Virtual tokens', 'Learned tokens before every input: more capacity, fewer positions left for text.', D.virtualTokens, 'basic'));
+  }
+  if (method === 'prompt') {
+    out.push({ key: 'promptInitText', label: 'Start from text', help: 'Initialize the virtual tokens from this text\'s token embeddings (repeated or cut to fit); empty: random vocabulary embeddings.', kind: 'text', default: null, group: 'advanced' });
+  }
+  if (method === 'prefix') {
+    out.push({ key: 'prefixProjection', label: 'Prefix projection', help: 'Train the prefix through a small MLP (often more stable); the saved adapter is the same size.', kind: 'boolean', default: false, group: 'advanced' });
+  }
+  out.push(
+    num('gradAccum', 'Gradient accumulation', 'Micro-batches per optimizer step: a larger effective batch without more memory.', D.gradAccum, 'advanced'),
+    num('warmupSteps', 'Warmup steps', 'Steps of linear warmup from 0 to the learning rate.', D.warmupSteps, 'advanced'),
+    { key: 'scheduler', label: 'Schedule', help: 'How the learning rate changes after warmup.', kind: 'choice', default: D.scheduler, choices: [...SCHEDULER_KINDS], group: 'advanced' },
+    { key: 'optimizer', label: 'Optimizer', help: 'AdamW (betas 0.9, 0.999) or plain SGD (no optimizer state).', kind: 'choice', default: 'adamw', choices: ['adamw', 'sgd'], group: 'advanced' },
+    num('weightDecay', 'Weight decay', 'Decoupled weight decay of the trained parameters.', D.weightDecay, 'advanced'),
+    num('clip', 'Gradient clipping', 'Largest global gradient norm; 0 turns clipping off.', D.clip, 'advanced'),
+    num('evalSplit', 'Eval split', 'Share of the rows held out to measure eval loss.', D.evalSplit, 'advanced'),
+    num('evalEvery', 'Evaluate every', 'Steps between evaluations; 0: at the end only.', D.evalEvery, 'advanced'),
+    num('saveEvery', 'Checkpoint every', 'Steps between checkpoints (a run can resume from them); 0: only when stopped.', D.saveEvery, 'advanced'),
+    num('keepCheckpoints', 'Checkpoints kept', 'Newest checkpoints kept on disk; 0: all.', D.keepCheckpoints, 'advanced'),
+    { key: 'gradientCheckpointing', label: 'Gradient checkpointing', help: 'Recompute activations in the backward pass: less memory, about a third slower.', kind: 'boolean', default: false, group: 'advanced' },
+    num('seed', 'Seed', 'Seeds initialization, shuffling, the eval split and dropout.', D.seed, 'advanced'),
+    num('threads', 'CPU threads', 'Threads the engine uses.', availableParallelism(), 'advanced'),
+  );
+  return out;
+}

@@ -1,0 +1,120 @@
+// checkRun: the verdict before anything starts. The settings resolve through
+// the same resolver as `train` (trainConfigFromSettings), then the checks the
+// run itself makes before it writes anything: the model opens, the settings
+// fit it (checkAgainstModel: sequence length, layers), the 4-bit base, and
+// the memory estimate (the engine's own formula) against what is free now.
+import { stat } from 'node:fs/promises';
+import type { FieldError, RunCheck } from '../api/contract.js';
+import { loadAddon } from '../engine/load.js';
+import { fullModelFileBytes } from '../export/model-folder.js';
+import { openModelFolder, type ModelFolder } from '../models/folder.js';
+import { effectiveQuantization } from '../session.js';
+import { availableMemoryBytes } from '../system/machine.js';
+import { adapterFileBytes } from '../training/adapter-files.js';
+import { adapterLayoutOf, type TrainConfig } from '../training/config.js';
+import { estimateRun } from '../training/memory-check.js';
+import { checkOutFolder } from '../runs/out-folder.js';
+import { readRunRecord } from '../runs/run-record.js';
+import { checkAgainstModel, runVirtualTokens } from '../training/run.js';
+import { defaultSeqLenFor, SettingsError, trainConfigFromSettings } from '../training/settings.js';
+import { runSettingsField } from './errors.js';
+import { bytesInWords, unavailableReason } from './recommend.js';
+import type { ParsedRunSettings } from './run-settings.js';
+
+export interface CheckedRun {
+  check: RunCheck;
+  config: TrainConfig | null;
+}
+
+const refused = (errors: FieldError[], config: TrainConfig | null = null): CheckedRun => ({
+  check: { ok: false, errors, config: null, memory: null, verdict: `Cannot start: ${errors.map((e) => e.message).join('; ')}` },
+  config,
+});
+
+/** A model check's message in the form's words, and the field it is about. */
+function modelCheckError(message: string): FieldError {
+  const field = /--seq-len/.test(message) ? 'hyper.seqLen' : /--layers/.test(message) ? 'hyper.layers' : /--pack/.test(message) ? 'pack' : 'method';
+  return { field, message: message.replace(/--seq-len/g, 'seqLen').replace(/--pack/g, 'pack').replace(/--method/g, 'method') };
+}
+
+/** What the form can change to make a run fit, in its own words. */
+function advice(config: TrainConfig): string {
+  const tips: string[] = [];
+  if (config.batchSize > 1) tips.push('lower the batch size (raise gradient accumulation to keep the effective batch)');
+  tips.push('shorten the sequence length');
+  if (!config.gradientCheckpointing) tips.push('turn on gradient checkpointing');
+  if (config.method === 'full') tips.push('use lora');
+  if (config.method !== 'qlora' && config.quantization === null) tips.push('use qlora');
+  return tips.join(', ');
+}
+
+/** The run folder: not the model's, not a folder of other files, not a finished run (the run itself refuses them too, but only once started). */
+async function outFolderErrors(config: TrainConfig): Promise<FieldError[]> {
+  try {
+    await checkOutFolder(config.out, config.model);
+    const record = await readRunRecord(config.out);
+    if (record?.status === 'finished') return [{ field: 'out', message: `${config.out}: holds a finished run; choose a new folder for this run` }];
+    if (record) return [{ field: 'out', message: `${config.out}: holds an unfinished run; resume it from the Runs page, or choose a new folder` }];
+    return [];
+  } catch (e) {
+    return [{ field: 'out', message: (e as Error).message.replace(/^--out /, '') }];
+  }
+}
+
+export async function checkRunSettings(parsed: ParsedRunSettings, out: string): Promise<CheckedRun> {
+  if (parsed.errors.length > 0) return refused(parsed.errors);
+  let config: TrainConfig;
+  try {
+    config = trainConfigFromSettings({ ...parsed.settings, out });
+  } catch (e) {
+    if (e instanceof SettingsError) return refused([{ field: runSettingsField(e.field), message: e.message }]);
+    throw e;
+  }
+  const errors: FieldError[] = [];
+  let folder: ModelFolder | null = null;
+  try {
+    folder = await openModelFolder(config.model);
+  } catch (e) {
+    errors.push({ field: 'model', message: (e as Error).message });
+  }
+  const data = await stat(config.data).catch(() => null);
+  if (!data) errors.push({ field: 'data', message: `${config.data}: the dataset file does not exist` });
+  else if (!data.isFile()) errors.push({ field: 'data', message: `${config.data}: is a folder; choose a dataset file` });
+  if (!folder) return refused(errors);
+
+  if (parsed.settings.seqLen === undefined) config.seqLen = defaultSeqLenFor(folder.spec, runVirtualTokens(config));
+  const unavailable = unavailableReason(config.method, folder);
+  if (unavailable) errors.push({ field: 'method', message: `${config.method}: ${unavailable}` });
+  try {
+    effectiveQuantization(folder, config.quantization);
+  } catch (e) {
+    errors.push({ field: 'hyper.quantBlocksize', message: (e as Error).message });
+  }
+  try {
+    checkAgainstModel(config, folder, config.lora);
+  } catch (e) {
+    errors.push(modelCheckError((e as Error).message));
+  }
+  errors.push(...(await outFolderErrors(config)));
+  if (errors.length > 0) return refused(errors);
+
+  const estimate = estimateRun(loadAddon(), folder, config, config.lora);
+  const available = availableMemoryBytes();
+  const fits = estimate.totalBytes <= available;
+  const layout = adapterLayoutOf(config);
+  const memory = {
+    weights: estimate.weightBytes,
+    gradients: estimate.gradientBytes,
+    optimizerState: estimate.optimizerBytes,
+    activations: estimate.activationBytes,
+    totalBytes: estimate.totalBytes,
+    availableBytes: available,
+    fits,
+    trainableParams: estimate.trainableParams,
+    adapterBytes: layout === null ? fullModelFileBytes(folder.spec) : adapterFileBytes(folder.spec, layout),
+  };
+  const verdict = fits
+    ? `Fits: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available.`
+    : `Does not fit: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available: ${advice(config)}${config.ignoreMemoryCheck ? ' (starting anyway, as asked)' : ''}.`;
+  return { check: { ok: fits, errors: [], config, memory, verdict }, config };
+}

@@ -1,0 +1,40 @@
+// A run folder's history for the Runs page and a past run's charts: its
+// run.json (settings, status) and metrics.jsonl (one row per step, plus eval
+// rows). A torn last line (a run killed mid-append) is skipped.
+import { readFile } from 'node:fs/promises';
+import type { RunHistory } from '../api/contract.js';
+import { runPaths } from '../runs/layout.js';
+import { entryFromRecord } from '../runs/run-index.js';
+import { readRunRecord } from '../runs/run-record.js';
+import { failed } from './errors.js';
+
+function metricRows(text: string): Record<string, unknown>[] {
+  const rows: Record<string, unknown>[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      const row = JSON.parse(line) as unknown;
+      if (typeof row === 'object' && row !== null) rows.push(row as Record<string, unknown>);
+    } catch {
+      // a torn line: the run stopped while writing it
+    }
+  }
+  return rows;
+}
+
+const isNum = (v: unknown): v is number => typeof v === 'number';
+
+export async function runHistory(dir: string, runId: string | null): Promise<RunHistory> {
+  const record = await readRunRecord(dir);
+  if (!record) throw failed(`${dir}: has no run.json, so it is not a run folder; choose the folder of a run`);
+  const text = await readFile(runPaths(dir).metrics, 'utf8').catch(() => '');
+  const steps: RunHistory['steps'] = [];
+  const evals: RunHistory['evals'] = [];
+  for (const row of metricRows(text)) {
+    if (isNum(row.step) && isNum(row.eval_loss)) evals.push({ step: row.step, evalLoss: row.eval_loss });
+    else if (isNum(row.step) && isNum(row.loss)) {
+      steps.push({ step: row.step, loss: row.loss, lr: Number(row.lr), gradNorm: Number(row.grad_norm), tokensPerSecond: Number(row.tokens_per_s) });
+    }
+  }
+  return { dir, entry: entryFromRecord(dir, record), config: record.config, steps, evals, runId };
+}

@@ -1,0 +1,72 @@
+// The run form's RunSettings -> TrainSettings (the resolver's input), with
+// every problem collected as a FieldError naming the form's field
+// ('hyper.lr'), so the form can mark them all at once. Paths are checked
+// against the path policy (a forbidden path is thrown, never collected).
+//
+// As on the command line, a switch sent as false counts as not given; steps
+// (when not null) takes the place of epochs, as the form explains.
+import type { FieldError, RunSettings } from '../api/contract.js';
+import { ApiError } from '../api/contract.js';
+import { LORA_TARGETS } from '../adapters/peft-config.js';
+import { DATA_FORMATS, TRAIN_METHODS } from '../training/config.js';
+import { SCHEDULER_KINDS } from '../training/schedule.js';
+import { SETTING_LIMITS, type LimitedField, type TrainSettings } from '../training/settings.js';
+import type { PathPolicy } from './paths.js';
+import { asObject, Fields } from './validate.js';
+
+const NUMERIC_HYPER: readonly (LimitedField & keyof RunSettings['hyper'])[] = [
+  'lr', 'epochs', 'batchSize', 'gradAccum', 'seqLen', 'warmupSteps', 'weightDecay', 'clip', 'seed', 'threads', 'evalSplit', 'evalEvery',
+  'saveEvery', 'keepCheckpoints', 'rank', 'alpha', 'dropout', 'quantBlocksize', 'virtualTokens',
+];
+const BOOLEAN_HYPER = ['gradientCheckpointing', 'rslora', 'doubleQuant', 'prefixProjection'] as const;
+
+export interface ParsedRunSettings {
+  settings: TrainSettings;
+  /** out as given (null: a new folder under the studio's runs folder) */
+  out: string | null;
+  errors: FieldError[];
+}
+
+export function parseRunSettings(request: unknown, policy: PathPolicy): ParsedRunSettings {
+  const top = new Fields(asObject(request, 'request'));
+  const errors: FieldError[] = [];
+  const settings: Record<string, unknown> = {};
+  /** Runs one read; an 'invalid' problem is collected, anything else (forbidden) thrown. */
+  const read = <T>(fn: () => T): T | undefined => {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof ApiError && e.body.code === 'invalid') {
+        errors.push({ field: e.body.field ?? 'request', message: e.body.message });
+        return undefined;
+      }
+      throw e;
+    }
+  };
+  const path = (key: 'model' | 'data') => read(() => policy.check(top.string(key, true), key));
+  settings.model = path('model');
+  settings.data = path('data');
+  const out = read(() => policy.checkOptional(top.nullableString('out'), 'out')) ?? null;
+  settings.method = read(() => top.choice('method', TRAIN_METHODS, true));
+  settings.dataFormat = read(() => top.choice('dataFormat', DATA_FORMATS));
+  for (const key of ['completionOnly', 'pack', 'ignoreMemoryCheck'] as const) settings[key] = read(() => top.boolean(key));
+  const hyper = read(() => top.object('hyper')) ?? new Fields({}, 'hyper.');
+  for (const key of NUMERIC_HYPER) settings[key] = read(() => hyper.number(key, SETTING_LIMITS[key]));
+  for (const key of BOOLEAN_HYPER) settings[key] = read(() => hyper.boolean(key));
+  const steps = read(() => hyper.number('steps', SETTING_LIMITS.steps));
+  if (steps !== undefined) {
+    settings.steps = steps;
+    settings.epochs = undefined; // steps replaces epochs
+  }
+  settings.scheduler = read(() => hyper.choice('scheduler', SCHEDULER_KINDS));
+  settings.optimizer = read(() => hyper.choice('optimizer', ['adamw', 'sgd'] as const));
+  settings.targets = read(() => hyper.stringList('targets', [...LORA_TARGETS, 'all-linear']));
+  const text = read(() => hyper.nullableString('promptInitText'));
+  if (text) settings.promptInitText = text;
+  for (const key of Object.keys(settings)) if (settings[key] === undefined) delete settings[key];
+  const known = new Set<string>(['model', 'data', 'out', 'method', 'dataFormat', 'completionOnly', 'pack', 'ignoreMemoryCheck', 'hyper']);
+  for (const key of Object.keys(top.obj)) if (!known.has(key)) errors.push({ field: key, message: `${key} is not a run setting` });
+  const knownHyper = new Set<string>([...NUMERIC_HYPER, ...BOOLEAN_HYPER, 'steps', 'scheduler', 'optimizer', 'targets', 'promptInitText']);
+  for (const key of Object.keys(hyper.obj)) if (!knownHyper.has(key)) errors.push({ field: `hyper.${key}`, message: `hyper.${key} is not a run setting` });
+  return { settings: settings as TrainSettings, out, errors };
+}

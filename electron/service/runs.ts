@@ -1,0 +1,132 @@
+// The runs this service started: checkRun / startRun / resumeRun and the
+// controls of a live run by its id. Each run trains in a child process
+// (electron/runs/manager.ts); every event it sends is pushed to the UIs as
+// {type: 'run', runId, runDir, event}. close() cancels the live runs (each
+// stops at its next step with a checkpoint, resumable) and waits for them.
+import { randomUUID } from 'node:crypto';
+import { rmdir } from 'node:fs/promises';
+import type { ApiEvent, RunCheck, StartedRun } from '../api/contract.js';
+import { isEndEvent } from '../runs/events.js';
+import { TrainingRun, type ForkSettings } from '../runs/manager.js';
+import { readRunRecord } from '../runs/run-record.js';
+import type { TrainConfig } from '../training/config.js';
+import { resumedConfig } from '../training/settings.js';
+import { failed, invalid } from './errors.js';
+import type { PathPolicy } from './paths.js';
+import { checkRunSettings } from './run-check.js';
+import { plannedRunFolder, reserveRunFolder } from './run-folder.js';
+import { parseRunSettings } from './run-settings.js';
+
+/** How long close() waits for a cancelled run's checkpoint before killing it. */
+const CLOSE_GRACE_MS = 30_000;
+
+interface LiveRun {
+  runId: string;
+  run: TrainingRun;
+}
+
+export class RunService {
+  private readonly live = new Map<string, LiveRun>();
+
+  constructor(
+    private readonly emit: (e: ApiEvent) => void,
+    private readonly policy: PathPolicy,
+    private readonly fork?: ForkSettings,
+  ) {}
+
+  async check(request: unknown): Promise<RunCheck> {
+    const parsed = parseRunSettings(request, this.policy);
+    const out = parsed.out ?? plannedRunFolder(parsed.settings.method ?? 'lora');
+    return (await checkRunSettings(parsed, out)).check;
+  }
+
+  async start(request: unknown): Promise<StartedRun> {
+    const parsed = parseRunSettings(request, this.policy);
+    const out = parsed.out ?? plannedRunFolder(parsed.settings.method ?? 'lora');
+    const { check, config } = await checkRunSettings(parsed, out);
+    if (check.errors.length > 0) {
+      const [first] = check.errors;
+      throw invalid(first.field, check.errors.map((e) => `${e.field}: ${e.message}`).join('; '));
+    }
+    if (!check.memory!.fits && !config!.ignoreMemoryCheck) throw failed(`${check.verdict} Or start anyway (ignore the memory check).`);
+    if (this.liveIn(out)) throw failed(`${out}: a run is already training in this folder`);
+    const final = parsed.out === null ? { ...config!, out: await reserveRunFolder(config!.method) } : config!;
+    return this.launch(final, false, parsed.out === null);
+  }
+
+  async resume(runDir: string): Promise<StartedRun> {
+    const record = await readRunRecord(runDir);
+    if (!record) throw failed(`${runDir}: has no run.json, so it is not a run folder; choose the folder of a run`);
+    if (record.status === 'finished') {
+      throw failed(`${runDir}: the run already finished (${record.steps_done} of ${record.total_steps ?? record.steps_done} steps); there is nothing to resume`);
+    }
+    if (this.liveIn(runDir)) throw failed(`${runDir}: the run is already training`);
+    const config = resumedConfig(record.config, runDir);
+    this.policy.check(config.model, 'model');
+    this.policy.check(config.data, 'data');
+    return this.launch(config, true, false);
+  }
+
+  pause(runId: string): void {
+    this.get(runId).run.pause();
+  }
+
+  continue(runId: string): void {
+    this.get(runId).run.resume();
+  }
+
+  cancel(runId: string): void {
+    this.get(runId).run.cancel();
+  }
+
+  /** The id of the live run training in `dir`, if any. */
+  runIdOf(dir: string): string | null {
+    return this.liveIn(dir)?.runId ?? null;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.live.values()].map(async ({ run }) => {
+      run.cancel();
+      const timer = setTimeout(() => run.kill('SIGKILL'), CLOSE_GRACE_MS);
+      try {
+        await run.wait();
+      } finally {
+        clearTimeout(timer);
+      }
+    }));
+  }
+
+  private get(runId: string): LiveRun {
+    const live = this.live.get(runId);
+    if (!live) throw failed(`no live run has the id ${runId}: it ended, or was started by another process (resume it from the Runs page)`);
+    return live;
+  }
+
+  private liveIn(dir: string): LiveRun | undefined {
+    return [...this.live.values()].find((l) => l.run.runDir === dir);
+  }
+
+  private launch(config: TrainConfig, resume: boolean, reserved: boolean): StartedRun {
+    const runId = randomUUID();
+    const run = new TrainingRun({ config, resume, fork: this.fork });
+    const runDir = config.out;
+    this.live.set(runId, { runId, run });
+    run.onEvent((event) => {
+      // ended runs leave the table before the UIs hear of the end, so a control sent after it is refused
+      if (isEndEvent(event)) this.live.delete(runId);
+      this.emit({ type: 'run', runId, runDir, event });
+    });
+    void run.wait().then(async (end) => {
+      // a new folder the run never wrote to (it failed before starting) is not left behind (rmdir: only when empty)
+      if (reserved && end.type === 'failed') await rmdir(runDir).catch(() => {});
+    });
+    try {
+      run.start();
+    } catch (e) {
+      this.live.delete(runId);
+      if (reserved) void rmdir(runDir).catch(() => {});
+      throw e;
+    }
+    return { runId, runDir };
+  }
+}

@@ -1,0 +1,80 @@
+// The settings resolver shared by `train` and the app: defaults, the field
+// an error names, the naming of fields in messages (plain for the app, flags
+// for the CLI), limits, and the resumed configuration.
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseArgs, UsageError } from '../cli/args.js';
+import { resumeConfig, settingsFromArgs, trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
+import { TRAIN_DEFAULTS } from './config.js';
+import { defaultSeqLenFor, resumedConfig, SETTING_LIMITS, SettingsError, trainConfigFromSettings, type TrainSettings } from './settings.js';
+
+const base: TrainSettings = { model: 'm', data: 'd.jsonl', out: 'o' };
+function refusal(settings: TrainSettings): SettingsError {
+  try {
+    trainConfigFromSettings({ ...base, ...settings });
+  } catch (e) {
+    expect(e).toBeInstanceOf(SettingsError);
+    return e as SettingsError;
+  }
+  throw new Error(`${JSON.stringify(settings)} should be refused`);
+}
+
+describe('trainConfigFromSettings', () => {
+  it('fills every default as train does', () => {
+    const c = trainConfigFromSettings(base);
+    expect(c).toMatchObject({
+      model: resolve('m'), data: resolve('d.jsonl'), out: resolve('o'), method: 'lora', lr: TRAIN_DEFAULTS.loraLr, steps: null, epochs: 1,
+      seqLen: 512, threads: availableParallelism(), completionOnly: true, pack: false, quantization: null, prompt: null, prefix: null,
+      lora: { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], rslora: false, init: 'default', layers: null },
+    });
+    expect(trainConfigFromSettings({ ...base, method: 'qlora' }).quantization).toEqual({ type: 'nf4', blocksize: 64, doubleQuant: true });
+    expect(trainConfigFromSettings({ ...base, method: 'qlora', doubleQuant: false, quantBlocksize: 128 }).quantization).toEqual({ type: 'nf4', blocksize: 128, doubleQuant: false });
+  });
+
+  it('errors name their field, in plain words', () => {
+    expect(refusal({ method: 'prompt', rank: 4 })).toMatchObject({ field: 'rank', message: 'rank applies to method lora and qlora only' });
+    expect(refusal({ steps: 3, epochs: 2 })).toMatchObject({ field: 'steps', message: 'give either steps or epochs, not both' });
+    expect(refusal({ lr: -1 })).toMatchObject({ field: 'lr', message: 'lr expects a number >= 0, got -1' });
+    expect(refusal({ dropout: 1 })).toMatchObject({ field: 'dropout', message: 'dropout expects a number >= 0 and < 1, got 1' });
+    expect(refusal({ rank: 2.5 })).toMatchObject({ field: 'rank' });
+    expect(refusal({ targets: ['q_proj', 'all-linear'] })).toMatchObject({ field: 'targets', message: 'targets all-linear cannot be combined with other module names' });
+    expect(refusal({ method: 'qlora', quantBlocksize: 96 })).toMatchObject({ field: 'quantBlocksize' });
+    expect(refusal({ method: 'prompt', pack: true }).field).toBe('pack');
+    expect(refusal({ model: undefined })).toMatchObject({ field: 'model', missing: true });
+  });
+
+  it('switches set to their default count as not given', () => {
+    const c = trainConfigFromSettings({ ...base, method: 'prompt', rslora: false, prefixProjection: false, doubleQuant: true, completionOnly: true });
+    expect(c.lora).toBeNull();
+  });
+
+  it('the CLI keeps its flag-named messages and maps flags to the same settings', () => {
+    const args = (...argv: string[]) => parseArgs(trainSpec, ['--model', 'm', '--data', 'd.jsonl', '--out', 'o', ...argv]);
+    expect(settingsFromArgs(args('--all-tokens', '--no-double-quant', '--method', 'qlora', '--batch-size', '4', '--targets', 'q_proj,k_proj')))
+      .toEqual({ ...base, completionOnly: false, doubleQuant: false, method: 'qlora', batchSize: 4, targets: ['q_proj', 'k_proj'] });
+    expect(() => trainConfigFromArgs(args('--method', 'prompt', '--rank', '4'))).toThrow(new UsageError('--rank applies to --method lora and qlora only', 'train'));
+    expect(() => trainConfigFromArgs(parseArgs(trainSpec, ['--data', 'd'])) ).toThrow('train needs --model');
+    // the flags' bounds are the settings' limits
+    let compared = 0;
+    for (const flag of trainSpec.flags) {
+      const field = Object.entries(SETTING_LIMITS).find(([f]) => f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`) === flag.name);
+      if (field) compared++;
+      if (field) expect({ min: flag.min, max: flag.max, above: flag.above, below: flag.below }).toEqual({ min: undefined, max: undefined, above: undefined, below: undefined, ...field[1], kind: undefined });
+    }
+    expect(compared).toBe(Object.keys(SETTING_LIMITS).length);
+  });
+
+  it('resumedConfig keeps the stored settings but the few overrides; the CLI resume goes through it', () => {
+    const stored = trainConfigFromSettings({ ...base, lr: 0.1, threads: 3 });
+    expect(resumedConfig(stored, '/moved/run')).toEqual({ ...stored, out: '/moved/run' });
+    expect(resumedConfig(stored, '/r', { lr: 0.5, gradientCheckpointing: true })).toEqual({ ...stored, out: '/r', lr: 0.5, gradientCheckpointing: true });
+    expect(resumeConfig(stored, '/r', parseArgs(trainSpec, ['--resume', '/r', '--threads', '1']))).toEqual({ ...stored, out: '/r', threads: 1 });
+  });
+
+  it('defaultSeqLenFor: the default, shrunk to the positions left after the virtual tokens', () => {
+    expect(defaultSeqLenFor({ maxPositionEmbeddings: 4096 } as never)).toBe(512);
+    expect(defaultSeqLenFor({ maxPositionEmbeddings: 256 } as never, 20)).toBe(236);
+    expect(defaultSeqLenFor({ maxPositionEmbeddings: 8 } as never, 20)).toBe(2);
+  });
+});

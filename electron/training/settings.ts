@@ -1,0 +1,331 @@
+// THE resolver of a training run's settings: the choices a user made (the
+// `train` flags, or the app's run form) -> a complete TrainConfig with every
+// default filled in and every cross-field rule checked. The CLI turns its
+// flags into TrainSettings and the app's service turns its RunSettings into
+// them, so the defaults and the rules live here once.
+//
+// A field that is undefined was not given (the CLI's "flag absent"); for a
+// switch only `true` counts as given (and for completionOnly / doubleQuant,
+// whose flags switch them off, only `false`). Errors are SettingsError naming
+// the field; their messages name fields through `name`, so the CLI can say
+// "--rank" where the app says "rank".
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { PEFT_DEFAULT_TARGETS } from '../adapters/peft-config.js';
+import type { AdapterPrefix, AdapterPrompt, PromptInit } from '../adapters/prompt-config.js';
+import type { ModelSpec, QuantizationOptions } from '../engine/native.js';
+import { DEFAULT_NF4 } from '../session.js';
+import { resolveTargets, TRAIN_DEFAULTS as D, trainsLora, trainsVirtualTokens, type DataFormat, type TrainConfig, type TrainMethod } from './config.js';
+import type { SchedulerKind } from './schedule.js';
+
+export const PROMPT_INIT_CHOICES = ['random', 'text', 'sample-vocab'] as const;
+export type PromptInitChoice = (typeof PROMPT_INIT_CHOICES)[number];
+const PROMPT_INIT_OF: Record<PromptInitChoice, PromptInit> = { random: 'RANDOM', text: 'TEXT', 'sample-vocab': 'SAMPLE_VOCAB' };
+
+export interface TrainSettings {
+  model?: string;
+  data?: string;
+  out?: string;
+  method?: TrainMethod;
+  dataFormat?: DataFormat;
+  /** false: train on every token (`--all-tokens`) */
+  completionOnly?: boolean;
+  pack?: boolean;
+  /** a 4-bit base for prompt / prefix tuning (qlora is always nf4) */
+  quant?: 'nf4';
+  quantBlocksize?: number;
+  /** false: keep the absmax values in fp32 (`--no-double-quant`) */
+  doubleQuant?: boolean;
+  rank?: number;
+  alpha?: number;
+  dropout?: number;
+  /** module names, or ['all-linear'] */
+  targets?: readonly string[];
+  rslora?: boolean;
+  loraInit?: 'default' | 'gaussian';
+  /** layer indices (strings as typed are checked too) */
+  layers?: readonly (number | string)[];
+  initAdapter?: string;
+  virtualTokens?: number;
+  promptInit?: PromptInitChoice;
+  promptInitText?: string;
+  prefixProjection?: boolean;
+  encoderHiddenSize?: number;
+  lr?: number;
+  optimizer?: 'adamw' | 'sgd';
+  weightDecay?: number;
+  scheduler?: SchedulerKind;
+  warmupSteps?: number;
+  steps?: number;
+  epochs?: number;
+  batchSize?: number;
+  gradAccum?: number;
+  seqLen?: number;
+  clip?: number;
+  seed?: number;
+  threads?: number;
+  evalSplit?: number;
+  evalEvery?: number;
+  saveEvery?: number;
+  keepCheckpoints?: number;
+  gradientCheckpointing?: boolean;
+  ignoreMemoryCheck?: boolean;
+}
+
+export type SettingField = keyof TrainSettings;
+
+/** A setting that is wrong or does not go with the others. `missing`: a required one was not given. */
+export class SettingsError extends Error {
+  constructor(readonly field: SettingField, message: string, readonly missing = false) {
+    super(message);
+    this.name = 'SettingsError';
+  }
+}
+
+/** Numeric limits of the settings (inclusive min / max, exclusive above / below); `train`'s flags use them too. */
+export interface SettingLimit {
+  kind: 'int' | 'number';
+  min?: number;
+  max?: number;
+  above?: number;
+  below?: number;
+}
+
+export const SETTING_LIMITS = {
+  rank: { kind: 'int', min: 1 },
+  alpha: { kind: 'number', above: 0 },
+  dropout: { kind: 'number', min: 0, below: 1 },
+  virtualTokens: { kind: 'int', min: 1 },
+  encoderHiddenSize: { kind: 'int', min: 1 },
+  quantBlocksize: { kind: 'int', min: 32, max: 4096 },
+  lr: { kind: 'number', min: 0 },
+  weightDecay: { kind: 'number', min: 0 },
+  warmupSteps: { kind: 'int', min: 0 },
+  steps: { kind: 'int', min: 0 },
+  epochs: { kind: 'int', min: 1 },
+  batchSize: { kind: 'int', min: 1 },
+  gradAccum: { kind: 'int', min: 1 },
+  seqLen: { kind: 'int', min: 2 },
+  clip: { kind: 'number', min: 0 },
+  seed: { kind: 'int', min: 0 },
+  threads: { kind: 'int', min: 1 },
+  evalSplit: { kind: 'number', min: 0, below: 1 },
+  evalEvery: { kind: 'int', min: 0 },
+  saveEvery: { kind: 'int', min: 0 },
+  keepCheckpoints: { kind: 'int', min: 0 },
+} as const satisfies Partial<Record<SettingField, SettingLimit>>;
+
+export type LimitedField = keyof typeof SETTING_LIMITS;
+
+/** The bounds of a limited setting, to spread into a flag spec. */
+export function limitsOf(field: LimitedField): Omit<SettingLimit, 'kind'> {
+  const { kind: _kind, ...bounds } = SETTING_LIMITS[field] as SettingLimit;
+  return bounds;
+}
+
+/** "an integer >= 1", "a number >= 0 and < 1" */
+export function describeLimit(limit: SettingLimit): string {
+  const parts: string[] = [];
+  if (limit.min !== undefined) parts.push(`>= ${limit.min}`);
+  if (limit.above !== undefined) parts.push(`> ${limit.above}`);
+  if (limit.max !== undefined) parts.push(`<= ${limit.max}`);
+  if (limit.below !== undefined) parts.push(`< ${limit.below}`);
+  return `${limit.kind === 'int' ? 'an integer' : 'a number'}${parts.length ? ` ${parts.join(' and ')}` : ''}`;
+}
+
+/** null when `value` is within the limit, else what was expected. */
+export function limitProblem(value: number, limit: SettingLimit): string | null {
+  const bad = !Number.isFinite(value) || (limit.kind === 'int' && !Number.isSafeInteger(value)) ||
+    (limit.min !== undefined && value < limit.min) || (limit.max !== undefined && value > limit.max) ||
+    (limit.above !== undefined && value <= limit.above) || (limit.below !== undefined && value >= limit.below);
+  return bad ? describeLimit(limit) : null;
+}
+
+/** How a message names a field (the CLI: its flag). */
+export type FieldNamer = (field: SettingField) => string;
+const plainName: FieldNamer = (field) => field;
+
+const LORA_ONLY: SettingField[] = ['rank', 'alpha', 'dropout', 'targets', 'rslora', 'loraInit', 'layers'];
+const PROMPT_ONLY: SettingField[] = ['promptInit', 'promptInitText'];
+const PREFIX_ONLY: SettingField[] = ['prefixProjection', 'encoderHiddenSize'];
+/** Settings an initAdapter brings with it (its adapter_config.json decides them). */
+const FROM_ADAPTER: SettingField[] = ['rank', 'alpha', 'targets', 'rslora', 'layers', 'loraInit', 'virtualTokens', ...PROMPT_ONLY, ...PREFIX_ONLY];
+
+/** Whether a setting was given (switches: only the value their flag sets). */
+export function isGiven(s: TrainSettings, field: SettingField): boolean {
+  const v = s[field];
+  if (field === 'completionOnly' || field === 'doubleQuant') return v === false;
+  if (typeof v === 'boolean') return v;
+  return v !== undefined;
+}
+
+export function defaultLr(method: TrainMethod): number {
+  switch (method) {
+    case 'full': return D.fullLr;
+    case 'prompt': return D.promptLr;
+    case 'prefix': return D.prefixLr;
+    default: return D.loraLr;
+  }
+}
+
+/** Resolves the settings to a complete run configuration (model-independent checks only). */
+export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = plainName): TrainConfig {
+  const fail = (field: SettingField, message: string): never => {
+    throw new SettingsError(field, message);
+  };
+  const given = (f: SettingField) => isGiven(s, f);
+  const refuse = (fields: SettingField[], applies: string) => {
+    const misplaced = fields.find(given);
+    if (misplaced) fail(misplaced, `${name(misplaced)} applies to ${applies} only`);
+  };
+  for (const [field, limit] of Object.entries(SETTING_LIMITS) as [LimitedField, SettingLimit][]) {
+    const v = s[field];
+    if (v === undefined) continue;
+    const problem = limitProblem(v, limit);
+    if (problem) fail(field, `${name(field)} expects ${problem}, got ${v}`);
+  }
+  const method = s.method ?? 'lora';
+  const m = name('method');
+  const virtual = trainsVirtualTokens(method);
+  if (!trainsLora(method)) refuse(LORA_ONLY, `${m} lora and qlora`);
+  if (method === 'full') refuse(['initAdapter'], `${m} lora, qlora, prompt and prefix`);
+  if (!virtual) refuse(['virtualTokens'], `${m} prompt and prefix`);
+  if (method !== 'prompt') refuse(PROMPT_ONLY, `${m} prompt`);
+  if (method !== 'prefix') refuse(PREFIX_ONLY, `${m} prefix`);
+  if (given('quant') && !virtual && method !== 'qlora') {
+    fail('quant', `${name('quant')} applies to ${m} prompt and prefix (for LoRA on a 4-bit base use ${m} qlora${method === 'full' ? '; full fine-tuning cannot train 4-bit weights' : ''})`);
+  }
+  if (method !== 'qlora' && !(virtual && given('quant'))) {
+    const misplaced = (['quantBlocksize', 'doubleQuant'] as const).find(given);
+    if (misplaced) fail(misplaced, `${name(misplaced)} applies to ${m} qlora only (or to prompt / prefix with ${name('quant')} nf4)`);
+  }
+  if (method === 'prompt' && given('pack')) {
+    fail('pack', `${name('pack')} cannot be used with ${m} prompt: prompt tuning prepends the virtual tokens to each sequence, so every document needs its own row (prefix tuning and LoRA can pack)`);
+  }
+  if (given('initAdapter')) {
+    const clash = FROM_ADAPTER.find(given);
+    if (clash) fail(clash, `${name(clash)} cannot be combined with ${name('initAdapter')}: the adapter's adapter_config.json decides it`);
+  }
+  if (given('steps') && given('epochs')) fail('steps', `give either ${name('steps')} or ${name('epochs')}, not both`);
+  let targets;
+  try {
+    targets = resolveTargets(s.targets ?? [...PEFT_DEFAULT_TARGETS]);
+  } catch (e) {
+    fail('targets', (e as Error).message.replaceAll('--targets', name('targets')));
+  }
+  const required = (field: 'model' | 'data' | 'out'): string => {
+    const v = s[field];
+    if (v === undefined || v === '') throw new SettingsError(field, `${name(field)} is required`, true);
+    return resolve(v);
+  };
+  const model = required('model');
+  const data = required('data');
+  const out = required('out');
+  const quantization = method === 'qlora' || (virtual && given('quant')) ? nf4Of(s, name) : null;
+  return {
+    model,
+    data,
+    out,
+    method,
+    quantization,
+    lora: trainsLora(method)
+      ? {
+        rank: s.rank ?? D.rank,
+        alpha: s.alpha ?? D.alpha,
+        dropout: s.dropout ?? D.dropout,
+        targets: targets!,
+        rslora: s.rslora === true,
+        init: s.loraInit ?? 'default',
+        layers: layersOf(s.layers, name),
+      }
+      : null,
+    prompt: method === 'prompt' ? promptOf(s, name) : null,
+    prefix: method === 'prefix' ? prefixOf(s, name) : null,
+    initAdapter: s.initAdapter === undefined ? null : resolve(s.initAdapter),
+    optimizer: s.optimizer ?? 'adamw',
+    lr: s.lr ?? defaultLr(method),
+    adamBeta1: D.adamBeta1,
+    adamBeta2: D.adamBeta2,
+    adamEpsilon: D.adamEpsilon,
+    weightDecay: s.weightDecay ?? D.weightDecay,
+    scheduler: s.scheduler ?? D.scheduler,
+    warmupSteps: s.warmupSteps ?? D.warmupSteps,
+    steps: s.steps ?? null,
+    epochs: s.epochs ?? D.epochs,
+    batchSize: s.batchSize ?? D.batchSize,
+    gradAccum: s.gradAccum ?? D.gradAccum,
+    seqLen: s.seqLen ?? D.seqLen,
+    clip: s.clip ?? D.clip,
+    seed: s.seed ?? D.seed,
+    threads: s.threads ?? availableParallelism(),
+    evalSplit: s.evalSplit ?? D.evalSplit,
+    evalEvery: s.evalEvery ?? D.evalEvery,
+    saveEvery: s.saveEvery ?? D.saveEvery,
+    gradientCheckpointing: s.gradientCheckpointing === true,
+    ignoreMemoryCheck: s.ignoreMemoryCheck === true,
+    dataFormat: s.dataFormat ?? D.dataFormat,
+    completionOnly: s.completionOnly !== false,
+    pack: s.pack === true,
+    keepCheckpoints: s.keepCheckpoints ?? D.keepCheckpoints,
+  };
+}
+
+/**
+ * The sequence length when none was given: the default, shrunk to what the
+ * model's positions leave after the virtual tokens (an explicit one is
+ * checked against the model instead, by checkSeqLenFits).
+ */
+export function defaultSeqLenFor(spec: ModelSpec, virtualTokens = 0): number {
+  return Math.max(2, Math.min(D.seqLen, spec.maxPositionEmbeddings - virtualTokens));
+}
+
+function nf4Of(s: TrainSettings, name: FieldNamer): QuantizationOptions {
+  const bs = s.quantBlocksize ?? DEFAULT_NF4.blocksize;
+  if ((bs & (bs - 1)) !== 0) throw new SettingsError('quantBlocksize', `${name('quantBlocksize')} must be a power of two between 32 and 4096 (got ${bs})`);
+  return { type: 'nf4', blocksize: bs, doubleQuant: s.doubleQuant !== false };
+}
+
+function layersOf(items: TrainSettings['layers'], name: FieldNamer): number[] | null {
+  if (items === undefined) return null;
+  const layers = items.map((item) => {
+    const s = String(item);
+    if (!/^\d+$/.test(s)) throw new SettingsError('layers', `${name('layers')} expects non-negative layer indices, got '${s}'`);
+    return Number(s);
+  });
+  return [...new Set(layers)].sort((a, b) => a - b);
+}
+
+function promptOf(s: TrainSettings, name: FieldNamer): AdapterPrompt {
+  const text = s.promptInitText ?? null;
+  const choice = s.promptInit ?? (text !== null ? 'text' : 'random');
+  if (choice === 'text' && (text === null || text === '')) {
+    throw new SettingsError('promptInitText', `${name('promptInit')} text needs ${name('promptInitText')} with the text to start from`);
+  }
+  if (choice !== 'text' && text !== null) throw new SettingsError('promptInitText', `${name('promptInitText')} applies to ${name('promptInit')} text, not ${choice}`);
+  return { numVirtualTokens: s.virtualTokens ?? D.virtualTokens, init: PROMPT_INIT_OF[choice], initText: text };
+}
+
+function prefixOf(s: TrainSettings, name: FieldNamer): AdapterPrefix {
+  const projection = s.prefixProjection === true;
+  if (s.encoderHiddenSize !== undefined && !projection) {
+    throw new SettingsError('encoderHiddenSize', `${name('encoderHiddenSize')} needs ${name('prefixProjection')} (it sizes the projection's MLP)`);
+  }
+  return { numVirtualTokens: s.virtualTokens ?? D.virtualTokens, projection, encoderHiddenSize: s.encoderHiddenSize ?? null };
+}
+
+/** What a resumed run may change: none of it alters what the run computes, except lr (on purpose, e.g. after a NaN stop). */
+export type ResumeOverrides = Pick<TrainSettings, 'lr' | 'threads' | 'keepCheckpoints' | 'gradientCheckpointing' | 'ignoreMemoryCheck'>;
+export const RESUME_OVERRIDES: readonly (keyof ResumeOverrides)[] = ['lr', 'threads', 'keepCheckpoints', 'gradientCheckpointing', 'ignoreMemoryCheck'];
+
+/** The configuration of a resumed run: its run.json's, in `dir` (the folder may have moved), with the few overrides allowed. */
+export function resumedConfig(stored: TrainConfig, dir: string, overrides: ResumeOverrides = {}): TrainConfig {
+  return {
+    ...stored,
+    out: dir,
+    lr: overrides.lr ?? stored.lr,
+    threads: overrides.threads ?? stored.threads,
+    keepCheckpoints: overrides.keepCheckpoints ?? stored.keepCheckpoints,
+    gradientCheckpointing: stored.gradientCheckpointing || overrides.gradientCheckpointing === true,
+    ignoreMemoryCheck: stored.ignoreMemoryCheck || overrides.ignoreMemoryCheck === true,
+  };
+}

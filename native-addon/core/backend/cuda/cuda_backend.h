@@ -1,0 +1,146 @@
+// The CUDA backend: every op of backend.h on one NVIDIA GPU, fp32 in and out
+// (bf16 storage and cuBLASLt come later, see README.md). Backend memory is
+// device memory (cudaMalloc); upload/download are the only ways the host
+// reads or writes it. All work runs in order on the legacy default stream,
+// so an op's results are visible to the next op and to download().
+//
+// Determinism: every reduction runs in a fixed order (no float atomics): the
+// results depend only on the inputs and the GPU, not on scheduling.
+//
+// Errors: CUDA failures throw ps::Error naming the op and the CUDA error;
+// an allocation that does not fit throws ps::OutOfMemory with the device's
+// free/total memory. Bad indices inside device arrays (a negative token id
+// or position) cannot be seen on the host without a sync, so kernels skip
+// such rows and record the first one in a device status word; the next
+// synchronising call (download, cross_entropy, sum_squares, synchronize)
+// throws ps::Error naming the op, the row and the value.
+//
+// This header has no CUDA types, so plain C++ (tests, the engine) includes it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "backend.h"
+
+namespace ps {
+
+struct CudaDeviceInfo {
+  int index = 0;
+  std::string name;
+  int major = 0, minor = 0;  // compute capability
+  int multiprocessors = 0;
+  uint64_t total_bytes = 0;
+  uint64_t free_bytes = 0;
+};
+
+// Number of usable CUDA devices; 0 when there is no driver, no device or the
+// runtime cannot start (never throws). reason (optional) says why it is 0.
+int cuda_device_count(std::string* reason = nullptr);
+// Throws ps::Error when the device does not exist.
+CudaDeviceInfo cuda_device_info(int device);
+
+class CudaBackend final : public Backend {
+ public:
+  // Throws ps::Error when the device is missing or unusable.
+  explicit CudaBackend(int device = 0);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  std::string name() const override { return "cuda"; }
+  std::string describe() const override;
+  int threads() const override { return 1; }
+  const CudaDeviceInfo& device_info() const { return info_; }
+  // Free/total memory now (cudaMemGetInfo).
+  CudaDeviceInfo refreshed_info() const;
+  // Waits for all queued work; throws on an asynchronous error or a bad
+  // index recorded by a kernel (see the header comment).
+  void synchronize();
+
+  void* alloc(size_t bytes) override;
+  void release(void* p) override;
+  void upload(void* dst, const void* host, size_t bytes) override;
+  void download(void* host, const void* src, size_t bytes) override;
+  void fill(float* x, float value, size_t n) override;
+  void copy(float* dst, const float* src, size_t n) override;
+
+  void gemm_nt(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+               float beta, float* C, int ldc) override;
+  void gemm_nn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+               float beta, float* C, int ldc) override;
+  void gemm_tn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+               float beta, float* C, int ldc) override;
+
+  void lora_forward(int M, int N, int K, int r, float s, const float* X, const float* A,
+                    const float* B, float* H, float* Y) override;
+  void lora_backward(int M, int N, int K, int r, float s, const float* X, const float* A,
+                     const float* B, const float* H, const float* dY, float* dH, float* dA,
+                     float* dB, float* dX) override;
+
+  void add(float* y, const float* x, size_t n) override;
+  void add_bias(float* y, const float* b, int rows, int N) override;
+  void bias_backward(const float* dy, int rows, int N, float* db) override;
+  void dropout_forward(const float* x, float* y, size_t n, float p, uint64_t key) override;
+  void dropout_backward(const float* dy, float* dx, size_t n, float p, uint64_t key) override;
+
+  void embedding_forward(const int32_t* ids, int rows, const float* table, int D,
+                         float* out) override;
+  void embedding_backward(const int32_t* ids, int rows, const float* dout, int D,
+                          float* dtable) override;
+
+  void rmsnorm_forward(const float* x, const float* w, float* y, float* rstd, int rows, int D,
+                       float eps) override;
+  void rmsnorm_backward(const float* dy, const float* x, const float* w, const float* rstd,
+                        int rows, int D, float* dx, float* dw) override;
+
+  void rope_forward(float* x, const int32_t* pos, int rows, int H, int D, const float* cos,
+                    const float* sin) override;
+  void rope_backward(float* dx, const int32_t* pos, int rows, int H, int D, const float* cos,
+                     const float* sin) override;
+
+  void attention_forward(const AttnShape& s, const float* q, const float* k, const float* v,
+                         const int32_t* seg, float scale, float* out, float* lse) override;
+  void attention_backward(const AttnShape& s, const float* q, const float* k, const float* v,
+                          const int32_t* seg, float scale, const float* out, const float* lse,
+                          const float* dout, float* dq, float* dk, float* dv) override;
+
+  void swiglu_forward(const float* gate, const float* up, float* out, size_t n) override;
+  void swiglu_backward(const float* gate, const float* up, const float* dout, float* dgate,
+                       float* dup, size_t n) override;
+
+  void half_to_float(const uint16_t* src, bool bf16, float* dst, size_t n) override;
+
+  double cross_entropy(const float* logits, const int32_t* targets, int rows, int V,
+                       float grad_scale, float* dlogits, int* count) override;
+
+  void adamw_step(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, int t, float grad_scale) override;
+  void sgd_step(float* p, const float* g, size_t n, float lr, float weight_decay,
+                float grad_scale) override;
+  double sum_squares(const float* x, size_t n) override;
+
+  // The Nf4Weight's pointers (codes, absmax or absmax_codes / absmax_map /
+  // nested_absmax) must be device memory of this backend, like every other
+  // op argument.
+  void nf4_dequantize(const Nf4Weight& W, float* w) override;
+  void nf4_gemm_nt(int M, const float* X, int ldx, const Nf4Weight& W, float alpha, float beta,
+                   float* Y, int ldy) override;
+  void nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& W, float alpha, float beta,
+                   float* dX, int lddx) override;
+
+ private:
+  // A device buffer of at least `bytes`, kept and reused across calls (one
+  // per slot; a slot's contents live until its next use).
+  enum class Scratch { Nf4Weight, Attention, Loss, Reduce, kCount };
+  void* scratch(Scratch slot, size_t bytes);
+  void check_status();  // throws on a bad index recorded by a kernel
+
+  CudaDeviceInfo info_;
+  int* status_ = nullptr;  // device: [code, row, value, 0]
+  void* scratch_[static_cast<int>(Scratch::kCount)] = {};
+  size_t scratch_bytes_[static_cast<int>(Scratch::kCount)] = {};
+};
+
+}  // namespace ps

@@ -1,0 +1,88 @@
+// Elementwise ops of the CUDA backend: residual add, bias add and its
+// gradient, 16-bit to fp32 widening. (fill/copy are in cuda_backend.cu,
+// dropout and SwiGLU in their own files.)
+#include "cuda_backend.h"
+#include "cuda_common.cuh"
+
+namespace ps {
+
+namespace {
+
+__global__ void add_kernel(float* y, const float* x, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    y[i] += x[i];
+}
+
+__global__ void add_bias_kernel(float* y, const float* b, size_t n, int N) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    y[i] += b[i % N];
+}
+
+// One thread per column walks every row in order with a double sum, as the
+// CPU backend does: the same bits, no atomics. Adjacent threads read adjacent
+// columns, so each row is read coalesced.
+__global__ void bias_backward_kernel(const float* dy, int rows, int N, float* db) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= N) return;
+  double acc = 0.0;
+  for (int r = 0; r < rows; ++r) acc += dy[static_cast<size_t>(r) * N + c];
+  db[c] += static_cast<float>(acc);
+}
+
+// The bit manipulation of model/half.h, on the device: exact for every
+// value, subnormals and NaN payloads included.
+__device__ inline float f16_bits_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1Fu;
+  uint32_t mant = h & 0x3FFu;
+  uint32_t bits;
+  if (exp == 0x1F) {
+    bits = sign | 0x7F800000u | (mant << 13);
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;
+  } else {
+    int e = -1;
+    do {
+      ++e;
+      mant <<= 1;
+    } while ((mant & 0x400u) == 0);
+    bits = sign | (static_cast<uint32_t>(112 - e) << 23) | ((mant & 0x3FFu) << 13);
+  }
+  return __uint_as_float(bits);
+}
+
+__global__ void half_to_float_kernel(const uint16_t* src, bool bf16, float* dst, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    dst[i] = bf16 ? __uint_as_float(static_cast<uint32_t>(src[i]) << 16) : f16_bits_to_f32(src[i]);
+}
+
+}  // namespace
+
+void CudaBackend::add(float* y, const float* x, size_t n) {
+  if (n == 0) return;
+  add_kernel<<<cuda::blocks_for(n), cuda::kThreads>>>(y, x, n);
+  cuda::check_launch("add");
+}
+
+void CudaBackend::add_bias(float* y, const float* b, int rows, int N) {
+  if (rows <= 0 || N <= 0) return;
+  const size_t n = static_cast<size_t>(rows) * N;
+  add_bias_kernel<<<cuda::blocks_for(n), cuda::kThreads>>>(y, b, n, N);
+  cuda::check_launch("add_bias");
+}
+
+void CudaBackend::bias_backward(const float* dy, int rows, int N, float* db) {
+  if (rows <= 0 || N <= 0 || !db) return;
+  bias_backward_kernel<<<cuda::blocks_for(N), cuda::kThreads>>>(dy, rows, N, db);
+  cuda::check_launch("bias_backward");
+}
+
+void CudaBackend::half_to_float(const uint16_t* src, bool bf16, float* dst, size_t n) {
+  if (n == 0) return;
+  half_to_float_kernel<<<cuda::blocks_for(n), cuda::kThreads>>>(src, bf16, dst, n);
+  cuda::check_launch("half_to_float");
+}
+
+}  // namespace ps

@@ -1,0 +1,127 @@
+// NF4 (QLoRA) on the CUDA backend, with bitsandbytes' semantics exactly as
+// core/quant and the CPU backend (backend/cpu/nf4_dequant_impl.h) compute them:
+// element i of the flattened [rows, cols] weight is code c (high nibble of
+// byte i/2 for even i, low nibble for odd i) times its block's absmax; with
+// double quantization absmax = map[absmax_code] * nested_absmax[b / nested_blocksize],
+// rounded, THEN + nested_offset, rounded (spelled with _rn intrinsics so no
+// fused multiply-add changes the bits). The dequantized values equal the
+// CPU's bit for bit.
+//
+// nf4_gemm_nt / nf4_gemm_nn: correctness first, the weight is dequantized
+// whole into a reused scratch buffer and multiplied by the fp32 GEMM. The
+// fused 4-bit GEMV for generation and a bf16 tile path come later.
+#include <string>
+
+#include "cuda_backend.h"
+#include "cuda_common.cuh"
+#include "quant/nf4_quantize.h"
+#include "quant/nf4_tables.h"
+
+namespace ps {
+
+namespace {
+
+__constant__ float kNf4Table[16];
+
+struct Nf4Args {
+  const uint8_t* codes;
+  const float* absmax;
+  const uint8_t* absmax_codes;
+  const float* absmax_map;
+  const float* nested_absmax;
+  long long blocksize, nested_blocksize;
+  float nested_offset;
+  bool double_quant;
+};
+
+__global__ void nf4_dequantize_kernel(Nf4Args W, size_t n, float* w) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    const uint8_t byte = W.codes[i >> 1];
+    const int c = (i & 1) ? (byte & 0x0F) : (byte >> 4);
+    const size_t b = i / static_cast<size_t>(W.blocksize);
+    float s;
+    if (W.double_quant) {
+      const float scaled = __fmul_rn(W.absmax_map[W.absmax_codes[b]], W.nested_absmax[b / W.nested_blocksize]);
+      s = __fadd_rn(scaled, W.nested_offset);
+    } else {
+      s = W.absmax[b];
+    }
+    w[i] = __fmul_rn(kNf4Table[c], s);
+  }
+}
+
+Nf4Args args_of(const Nf4Weight& W) {
+  Nf4Args a;
+  a.codes = W.codes;
+  a.absmax = W.absmax;
+  a.absmax_codes = W.absmax_codes;
+  a.absmax_map = W.absmax_map;
+  a.nested_absmax = W.nested_absmax;
+  a.blocksize = W.blocksize;
+  a.nested_blocksize = W.nested_blocksize;
+  a.nested_offset = W.nested_offset;
+  a.double_quant = W.double_quantized();
+  return a;
+}
+
+void dequantize_into(const Nf4Weight& W, float* w) {
+  const size_t n = static_cast<size_t>(W.numel());
+  nf4_dequantize_kernel<<<cuda::blocks_for(n), cuda::kThreads>>>(args_of(W), n, w);
+  cuda::check_launch("nf4_dequantize");
+}
+
+void check_gemm(const char* op, int M, const Nf4Weight& W, int ld_in, int ld_in_min, int ld_out, int ld_out_min,
+                float beta) {
+  nf4_check_weight(W, op);
+  auto fail = [&](const std::string& what) {
+    throw Error(std::string(op) + ": " + what + " (M=" + std::to_string(M) + ", W=[" + std::to_string(W.rows) +
+                ", " + std::to_string(W.cols) + "])");
+  };
+  if (M < 0) fail("negative M");
+  if (beta != 0.0f && beta != 1.0f) fail("beta must be 0 or 1, got " + std::to_string(beta));
+  if (M > 0 && ld_in < ld_in_min)
+    fail("input row stride " + std::to_string(ld_in) + " is below " + std::to_string(ld_in_min));
+  if (M > 0 && ld_out < ld_out_min)
+    fail("output row stride " + std::to_string(ld_out) + " is below " + std::to_string(ld_out_min));
+}
+
+}  // namespace
+
+namespace cuda {
+void nf4_upload_code_table() {
+  check(cudaMemcpyToSymbol(kNf4Table, nf4_code_table(), 16 * sizeof(float)), "uploading the NF4 code table");
+}
+}  // namespace cuda
+
+void CudaBackend::nf4_dequantize(const Nf4Weight& W, float* w) {
+  nf4_check_weight(W, "nf4_dequantize");
+  dequantize_into(W, w);
+}
+
+void CudaBackend::nf4_gemm_nt(int M, const float* X, int ldx, const Nf4Weight& W, float alpha, float beta, float* Y,
+                              int ldy) {
+  check_gemm("nf4_gemm_nt", M, W, ldx, static_cast<int>(W.cols), ldy, static_cast<int>(W.rows), beta);
+  if (M == 0) return;
+  const int N = static_cast<int>(W.rows), K = static_cast<int>(W.cols);
+  float* w = nullptr;
+  if (alpha != 0.0f) {
+    w = static_cast<float*>(scratch(Scratch::Nf4Weight, static_cast<size_t>(W.numel()) * sizeof(float)));
+    dequantize_into(W, w);
+  }
+  gemm_nt(M, N, K, alpha, X, ldx, w, K, beta, Y, ldy);  // alpha == 0: only zeroes Y (beta 0)
+}
+
+void CudaBackend::nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& W, float alpha, float beta,
+                              float* dX, int lddx) {
+  check_gemm("nf4_gemm_nn", M, W, lddy, static_cast<int>(W.rows), lddx, static_cast<int>(W.cols), beta);
+  if (M == 0) return;
+  const int N = static_cast<int>(W.rows), K = static_cast<int>(W.cols);
+  float* w = nullptr;
+  if (alpha != 0.0f) {
+    w = static_cast<float*>(scratch(Scratch::Nf4Weight, static_cast<size_t>(W.numel()) * sizeof(float)));
+    dequantize_into(W, w);
+  }
+  gemm_nn(M, K, N, alpha, dY, lddy, w, K, beta, dX, lddx);
+}
+
+}  // namespace ps

@@ -1,0 +1,182 @@
+// The browser-mode transport: one WebSocket to `peft-studio serve`, calls
+// matched to results by id, events fanned out to listeners.
+//
+// When the socket closes, every call still waiting is rejected at once with
+// an error that says so (the server may have stopped, or the operation may
+// still be running there); nothing hangs. The transport then reconnects
+// with a growing delay, and calls made meanwhile wait for the next socket.
+import type { ApiEvent, ApiMethod, ApiResult, ApiTransport, ClientFrame, ServerFrame } from '../../../electron/api/contract.js';
+import { transportError, unwrap } from './unwrap.js';
+
+/** The part of the WebSocket API used here (the browser's class and the `ws` package's both fit). */
+export interface SocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+}
+export type SocketFactory = (url: string) => SocketLike;
+
+export type ConnectionState = 'connecting' | 'open' | 'closed';
+
+export interface WebSocketTransportOptions {
+  url: string;
+  createSocket: SocketFactory;
+  /** first reconnect delay; doubles per failed attempt up to maxDelayMs */
+  initialDelayMs?: number;
+  maxDelayMs?: number;
+  /** why calls cannot succeed at all (e.g. no token), added to close errors */
+  hint?: string;
+}
+
+export interface WebSocketTransport extends ApiTransport {
+  readonly state: ConnectionState;
+  onState(listener: (state: ConnectionState) => void): () => void;
+  /** close for good: no reconnect; waiting calls are rejected */
+  dispose(): void;
+}
+
+const OPEN = 1;
+
+interface Pending {
+  method: ApiMethod;
+  resolve: (result: ApiResult<ApiMethod>) => void;
+  reject: (error: Error) => void;
+}
+
+export function createWebSocketTransport(options: WebSocketTransportOptions): WebSocketTransport {
+  const initialDelay = options.initialDelayMs ?? 250;
+  const maxDelay = options.maxDelayMs ?? 5000;
+  const pending = new Map<number, Pending>();
+  /** frames of calls made while no socket was open, sent on the next open */
+  const queue: ClientFrame[] = [];
+  const eventListeners = new Set<(e: ApiEvent) => void>();
+  const stateListeners = new Set<(s: ConnectionState) => void>();
+  let nextId = 1;
+  let socket: SocketLike | null = null;
+  let state: ConnectionState = 'closed';
+  let delay = initialDelay;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let disposed = false;
+
+  function setState(s: ConnectionState): void {
+    if (s === state) return;
+    state = s;
+    for (const l of stateListeners) l(s);
+  }
+
+  function connect(): void {
+    if (disposed || socket) return;
+    timer = null;
+    setState('connecting');
+    let ws: SocketLike;
+    try {
+      ws = options.createSocket(options.url);
+    } catch (e) {
+      failAll(`cannot open ${redact(options.url)}: ${(e as Error).message}`);
+      scheduleReconnect();
+      return;
+    }
+    socket = ws;
+    ws.onopen = () => {
+      delay = initialDelay;
+      setState('open');
+      for (const frame of queue.splice(0)) ws.send(JSON.stringify(frame));
+    };
+    ws.onmessage = (ev) => receive(ev.data);
+    ws.onerror = () => {
+      // the close event follows and does the work
+    };
+    ws.onclose = (ev) => {
+      if (socket !== ws) return;
+      socket = null;
+      setState('closed');
+      const why = ev.reason ? `: ${ev.reason}` : ev.code && ev.code !== 1000 && ev.code !== 1005 ? ` (code ${ev.code})` : '';
+      failAll(`the connection to the PEFT Studio server closed${why}`);
+      scheduleReconnect();
+    };
+  }
+
+  function scheduleReconnect(): void {
+    if (disposed || timer) return;
+    timer = setTimeout(connect, delay);
+    delay = Math.min(delay * 2, maxDelay);
+  }
+
+  function failAll(what: string): void {
+    const hint = options.hint ? ` ${options.hint}` : '';
+    for (const [id, p] of pending) {
+      pending.delete(id);
+      p.reject(transportError(`"${p.method}" got no answer: ${what}. If it changes something, check its result before trying again.${hint}`));
+    }
+    queue.length = 0;
+  }
+
+  function receive(data: unknown): void {
+    let frame: ServerFrame;
+    try {
+      frame = JSON.parse(typeof data === 'string' ? data : String(data)) as ServerFrame;
+    } catch {
+      return; // not ours; the server only sends JSON
+    }
+    if ('event' in frame) {
+      for (const l of eventListeners) l(frame.event);
+      return;
+    }
+    const p = pending.get(frame.id);
+    if (!p) return;
+    pending.delete(frame.id);
+    p.resolve(frame.result);
+  }
+
+  const transport: WebSocketTransport = {
+    get state() {
+      return state;
+    },
+    async call(method, request) {
+      if (disposed) throw transportError(`"${method}" cannot be sent: the connection was closed`);
+      const id = nextId++;
+      const frame: ClientFrame = { id, method, request };
+      const result = await new Promise<ApiResult<ApiMethod>>((resolve, reject) => {
+        pending.set(id, { method, resolve, reject });
+        if (socket && socket.readyState === OPEN) socket.send(JSON.stringify(frame));
+        else {
+          queue.push(frame);
+          if (!socket && !timer) connect();
+        }
+      });
+      return unwrap(result as ApiResult<typeof method>);
+    },
+    onEvent(listener) {
+      eventListeners.add(listener);
+      // someone waits for pushed events: they need a socket even before any call
+      if (!socket && !timer) connect();
+      return () => eventListeners.delete(listener);
+    },
+    onState(listener) {
+      stateListeners.add(listener);
+      return () => stateListeners.delete(listener);
+    },
+    dispose() {
+      disposed = true;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      const ws = socket;
+      socket = null;
+      failAll('the connection was closed');
+      setState('closed');
+      ws?.close(1000, 'closed by the page');
+    },
+  };
+  // No socket until the first call or event listener: importing the API
+  // (a test, a page not yet shown) opens no connection.
+  return transport;
+}
+
+/** The URL without its token, for messages. */
+function redact(url: string): string {
+  return url.replace(/([?&]token=)[^&]*/, '$1…');
+}

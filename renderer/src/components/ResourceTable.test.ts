@@ -1,0 +1,84 @@
+// The resource table rendered in jsdom from what the service answered for
+// the bundled demo model (testdata/demo-overview.json, captured from
+// `inspectModel`), on the machine it was captured on and on a smaller one.
+import { flushSync, mount, unmount } from 'svelte';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import type { ModelOverview } from '../../../electron/api/contract.js';
+import ResourceTable from './ResourceTable.svelte';
+import captured from './testdata/demo-overview.json';
+
+const demo = captured as unknown as ModelOverview;
+let component: ReturnType<typeof mount> | null = null;
+
+afterEach(() => {
+  if (component) unmount(component);
+  component = null;
+  document.body.innerHTML = '';
+});
+
+function render(overview: ModelOverview): HTMLElement {
+  const target = document.createElement('div');
+  document.body.append(target);
+  component = mount(ResourceTable, { target, props: { overview } });
+  flushSync();
+  return target;
+}
+
+const cell = (root: HTMLElement, id: string) => root.querySelector(`[data-testid="${id}"]`)?.textContent?.replace(/\s+/g, ' ').trim();
+
+/** The same overview on a machine with `available` bytes (fits recomputed as the service does: total <= available). */
+function onMachine(available: number, gpus: ModelOverview['machine']['gpus'] = []): ModelOverview {
+  const o = structuredClone(demo);
+  o.machine.availableMemoryBytes = available;
+  o.machine.gpus = gpus;
+  for (const row of Object.values(o.report.memory)) row.fits = row.total_bytes <= available;
+  return o;
+}
+
+describe('the resource table', () => {
+  it('shows each method with its trainable parameters, share of the model, memory and saved size', () => {
+    const root = render(demo);
+    const rows = [...root.querySelectorAll('tbody tr')].map((r) => r.getAttribute('data-testid'));
+    expect(rows).toEqual(['resource-row-full', 'resource-row-lora', 'resource-row-qlora', 'resource-row-prompt', 'resource-row-prefix']);
+    // 1,881,408 parameters in the demo model
+    expect(cell(root, 'resource-trainable-full')).toBe('1,881,408 100% of the model');
+    expect(cell(root, 'resource-trainable-lora')).toBe('20,480 1.09% of the model');
+    expect(cell(root, 'resource-trainable-prompt')).toBe('3,840 0.2% of the model');
+    // 42,296,320 B = 40.34 MiB; 12,407,568 B = 11.83 MiB
+    expect(cell(root, 'resource-memory-full')).toMatch(/^40\.3 MiB /);
+    expect(cell(root, 'resource-memory-qlora')).toMatch(/^11\.8 MiB /);
+    expect(cell(root, 'resource-adapter-full')).toBe(`${(demo.report.memory.full.adapter_bytes / 2 ** 20).toFixed(1)} MiB the whole model`);
+    expect(cell(root, 'resource-adapter-lora')).toBe(`${(demo.report.memory.lora.adapter_bytes / 1024).toFixed(1)} KiB adapter`);
+    for (const m of ['full', 'lora', 'qlora', 'prompt', 'prefix']) expect(cell(root, `resource-fits-${m}`)).toBe('fits');
+    expect(root.querySelector('tr.recommended')?.getAttribute('data-testid')).toBe('resource-row-lora');
+    expect(root.querySelector('[data-testid^="resource-gpu-"]')).toBeNull();
+  });
+
+  it('says which methods do not fit a smaller machine, and by how much', () => {
+    // 20,300,000 B available: LoRA (20,120,832) and prefix (20,165,888) fit; prompt (20,639,616) and full (42,296,320) do not
+    const root = render(onMachine(20_300_000));
+    expect(cell(root, 'resource-fits-lora')).toBe('fits');
+    expect(cell(root, 'resource-fits-prefix')).toBe('fits');
+    // 42,296,320 - 20,300,000 = 21,996,320 B = 20.98 MiB
+    expect(cell(root, 'resource-fits-full')).toBe("doesn't fit 21.0 MiB short");
+    // 20,639,616 - 20,300,000 = 339,616 B = 331.66 KiB
+    expect(cell(root, 'resource-fits-prompt')).toBe("doesn't fit 331.7 KiB short");
+    expect(root.querySelector('[data-testid="resource-row-full"]')?.getAttribute('data-fits')).toBe('false');
+    // the available memory falls inside the bars' scale, so its marker is drawn
+    expect(root.querySelectorAll('[data-testid="memory-bar"] .limit')).toHaveLength(5);
+  });
+
+  it('adds a GPU verdict against the free memory of the roomiest GPU', () => {
+    const MiB = 2 ** 20;
+    const gpus = [
+      { name: 'small', computeCapability: '8.6', totalBytes: 8 * MiB, freeBytes: 8 * MiB },
+      { name: 'roomy', computeCapability: '9.0', totalBytes: 64 * MiB, freeBytes: 16 * MiB },
+    ];
+    const root = render(onMachine(demo.machine.availableMemoryBytes, gpus));
+    expect(root.textContent).toContain('16.0 MiB free on roomy');
+    // QLoRA 11.8 MiB fits in 16 MiB; LoRA 19.2 MiB is 3.2 MiB short (20,120,832 - 16,777,216 = 3,343,616 B)
+    expect(cell(root, 'resource-gpu-qlora')).toBe('fits');
+    expect(cell(root, 'resource-gpu-lora')).toBe("doesn't fit 3.2 MiB short");
+  });
+});

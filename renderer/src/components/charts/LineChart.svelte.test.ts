@@ -1,0 +1,74 @@
+// LineChart wraps chart.js: one chart per mounted component, redrawn in
+// place (same instance, no animation) when points arrive, destroyed on unmount.
+import { Chart } from 'chart.js';
+import { flushSync, mount, unmount } from 'svelte';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import LineChart from './LineChart.svelte';
+import type { ChartSeries } from './series.js';
+
+// jsdom has no layout, so no ResizeObserver; chart.js's responsive mode
+// needs the constructor only (sizes come from the canvas mock).
+class NoLayoutResizeObserver {
+  observe(): void {}
+  unobserve(): void {}
+  disconnect(): void {}
+}
+const hadObserver = 'ResizeObserver' in globalThis;
+beforeAll(() => {
+  if (!hadObserver) (globalThis as Record<string, unknown>).ResizeObserver = NoLayoutResizeObserver;
+});
+afterAll(() => {
+  if (!hadObserver) delete (globalThis as Record<string, unknown>).ResizeObserver;
+});
+
+describe('LineChart', () => {
+  it('draws the series, updates the same chart in place, and is destroyed on unmount', () => {
+    const target = document.createElement('div');
+    document.body.append(target);
+    const props = $state<{ series: ChartSeries[]; title: string; yLabel: string; testid: string }>({
+      series: [
+        { label: 'training loss', color: '#000', points: [{ x: 1, y: 3 }, { x: 2, y: 2.5 }] },
+        { label: 'eval loss', color: '#f00', dots: true, points: [] },
+      ],
+      title: 'Loss',
+      yLabel: 'loss',
+      testid: 'loss-chart',
+    });
+    const component = mount(LineChart, { target, props });
+    flushSync();
+
+    const figure = target.querySelector('[data-testid="loss-chart"]')!;
+    const canvas = target.querySelector('canvas')!;
+    const chart = Chart.getChart(canvas)!;
+    expect(chart).toBeDefined();
+    expect(chart.options.animation).toBe(false);
+    expect(chart.data.datasets.map((d) => d.label)).toEqual(['training loss', 'eval loss']);
+    expect(chart.data.datasets[0].data).toEqual([{ x: 1, y: 3 }, { x: 2, y: 2.5 }]);
+    expect(figure.getAttribute('data-points')).toBe('2');
+
+    props.series = [
+      { ...props.series[0], points: [...props.series[0].points, { x: 3, y: 2.25 }] },
+      { ...props.series[1], points: [{ x: 3, y: 2.4 }] },
+    ];
+    flushSync();
+    expect(Chart.getChart(canvas)).toBe(chart);
+    expect(chart.data.datasets[0].data).toEqual([{ x: 1, y: 3 }, { x: 2, y: 2.5 }, { x: 3, y: 2.25 }]);
+    expect(chart.data.datasets[1].data).toEqual([{ x: 3, y: 2.4 }]);
+    expect(figure.getAttribute('data-points')).toBe('4');
+    expect(target.querySelector('figcaption')!.textContent).toBe('Loss: training loss: 2.25 at step 3; eval loss: 2.4 at step 3');
+
+    expect(chart.options.plugins?.legend?.display).toBe(true);
+
+    // a series can go (and its legend with it)
+    props.series = [props.series[0]];
+    flushSync();
+    expect(Chart.getChart(canvas)).toBe(chart);
+    expect(chart.data.datasets.map((d) => d.label)).toEqual(['training loss']);
+    expect(chart.options.plugins?.legend?.display).toBe(false);
+
+    unmount(component);
+    expect(Chart.getChart(canvas)).toBeUndefined();
+    target.remove();
+  });
+});

@@ -1,0 +1,115 @@
+// The hyperparameter form's validation and what lands in studio.hyper.
+import { describe, expect, it } from 'vitest';
+import type { HyperparameterSpec } from '../../../electron/api/contract.js';
+import { describeDefault, describeRange, inputFor, keepKnown, parseField, serverErrorsFor, withValue } from './hyperparameter-fields.js';
+
+const lr: HyperparameterSpec = { key: 'lr', label: 'Learning rate', help: 'step size', kind: 'number', default: 0.0002, min: 0, max: 1, group: 'basic' };
+const rank: HyperparameterSpec = { key: 'rank', label: 'Rank', help: 'LoRA rank', kind: 'int', default: 8, min: 1, max: 256, group: 'basic' };
+const steps: HyperparameterSpec = { key: 'steps', label: 'Steps', help: 'optimizer steps; empty: run the epochs', kind: 'int', default: null, min: 1, group: 'basic' };
+const rslora: HyperparameterSpec = { key: 'rslora', label: 'rsLoRA', help: 'scale by alpha/sqrt(r)', kind: 'boolean', default: false, group: 'advanced' };
+const scheduler: HyperparameterSpec = { key: 'scheduler', label: 'Scheduler', help: 'lr schedule', kind: 'choice', default: 'linear', choices: ['linear', 'cosine', 'constant'], group: 'advanced' };
+const targets: HyperparameterSpec = {
+  key: 'targets', label: 'Target modules', help: 'linears that get adapters', kind: 'list', default: ['q_proj', 'v_proj'],
+  choices: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], group: 'advanced',
+};
+const initText: HyperparameterSpec = { key: 'promptInitText', label: 'Init text', help: 'text the virtual tokens start from', kind: 'choice', default: null, group: 'advanced' };
+
+describe('parseField: numbers', () => {
+  it('accepts decimals and scientific notation within the limits', () => {
+    expect(parseField(lr, '2e-4')).toEqual({ ok: true, value: 0.0002 });
+    expect(parseField(lr, ' 0.001 ')).toEqual({ ok: true, value: 0.001 });
+    expect(parseField(lr, '1')).toEqual({ ok: true, value: 1 });
+    expect(parseField(lr, '0')).toEqual({ ok: true, value: 0 });
+  });
+  it('refuses what is not a number, or out of range', () => {
+    expect(parseField(lr, 'abc')).toEqual({ ok: false, error: 'Enter a number, e.g. 0.0002 or 2e-4.' });
+    expect(parseField(lr, '0x10')).toEqual({ ok: false, error: 'Enter a number, e.g. 0.0002 or 2e-4.' });
+    expect(parseField(lr, 'Infinity')).toEqual({ ok: false, error: 'Enter a number, e.g. 0.0002 or 2e-4.' });
+    expect(parseField(lr, '1e999')).toEqual({ ok: false, error: 'Enter a finite number.' });
+    expect(parseField(lr, '-0.1')).toEqual({ ok: false, error: 'Must be at least 0.' });
+    expect(parseField(lr, '1.5')).toEqual({ ok: false, error: 'Must be at most 1.' });
+    expect(parseField(lr, '')).toEqual({ ok: false, error: 'Enter a value (default 0.0002).' });
+  });
+  it('wants whole numbers for int fields', () => {
+    expect(parseField(rank, '16')).toEqual({ ok: true, value: 16 });
+    expect(parseField(rank, '1e1')).toEqual({ ok: true, value: 10 });
+    expect(parseField(rank, '8.5')).toEqual({ ok: false, error: 'Enter a whole number.' });
+    expect(parseField(rank, 'eight')).toEqual({ ok: false, error: 'Enter a whole number.' });
+    expect(parseField(rank, '0')).toEqual({ ok: false, error: 'Must be at least 1.' });
+    expect(parseField(rank, '257')).toEqual({ ok: false, error: 'Must be at most 256.' });
+    expect(parseField(rank, '256')).toEqual({ ok: true, value: 256 });
+  });
+  it('reads an empty box as none where none is the default', () => {
+    expect(parseField(steps, '')).toEqual({ ok: true, value: null });
+    expect(parseField(steps, '  ')).toEqual({ ok: true, value: null });
+    expect(parseField(steps, '0')).toEqual({ ok: false, error: 'Must be at least 1.' });
+    expect(parseField(steps, '120')).toEqual({ ok: true, value: 120 });
+  });
+});
+
+describe('parseField: other kinds', () => {
+  it('booleans, choices, lists and free text', () => {
+    expect(parseField(rslora, true)).toEqual({ ok: true, value: true });
+    expect(parseField(rslora, false)).toEqual({ ok: true, value: false });
+    expect(parseField(scheduler, 'cosine')).toEqual({ ok: true, value: 'cosine' });
+    expect(parseField(scheduler, 'step')).toEqual({ ok: false, error: 'Choose one of linear, cosine, constant.' });
+    expect(parseField(targets, 'q_proj, k_proj ,v_proj,')).toEqual({ ok: true, value: ['q_proj', 'k_proj', 'v_proj'] });
+    expect(parseField(targets, 'q_proj, qproj')).toEqual({ ok: false, error: 'Unknown: qproj. Use any of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj.' });
+    expect(parseField(targets, ' , ')).toEqual({ ok: false, error: 'Enter at least one name, separated by commas.' });
+    expect(parseField(initText, '')).toEqual({ ok: true, value: null });
+    expect(parseField(initText, 'Classify the review:')).toEqual({ ok: true, value: 'Classify the review:' });
+  });
+});
+
+describe('what the inputs show', () => {
+  it('renders values and defaults', () => {
+    expect(inputFor(lr, 0.0002)).toBe('0.0002');
+    expect(inputFor(steps, null)).toBe('');
+    expect(inputFor(targets, ['q_proj', 'v_proj'])).toBe('q_proj, v_proj');
+    expect(inputFor(rslora, true)).toBe(true);
+    expect(describeDefault(lr)).toBe('0.0002');
+    expect(describeDefault(steps)).toBe('none');
+    expect(describeDefault(rslora)).toBe('off');
+    expect(describeDefault(targets)).toBe('q_proj, v_proj');
+    expect(describeRange(rank)).toBe('1 to 256');
+    expect(describeRange(steps)).toBe('at least 1');
+    expect(describeRange({ ...lr, min: undefined })).toBe('at most 1');
+    expect(describeRange(rslora)).toBe('');
+  });
+  it('round-trips every default through its input', () => {
+    for (const spec of [lr, rank, steps, rslora, scheduler, targets, initText]) {
+      expect(parseField(spec, inputFor(spec, spec.default))).toEqual({ ok: true, value: spec.default });
+    }
+  });
+});
+
+describe('studio.hyper keeps only what differs from the default', () => {
+  it('adds changes and drops values set back to the default', () => {
+    let hyper = {};
+    hyper = withValue(hyper, lr, 0.001);
+    hyper = withValue(hyper, rank, 8); // the default: not stored
+    hyper = withValue(hyper, targets, ['q_proj', 'k_proj', 'v_proj']);
+    hyper = withValue(hyper, steps, 40);
+    expect(hyper).toEqual({ lr: 0.001, targets: ['q_proj', 'k_proj', 'v_proj'], steps: 40 });
+    hyper = withValue(hyper, lr, Number('2e-4')); // typed differently, same default
+    hyper = withValue(hyper, targets, ['q_proj', 'v_proj']);
+    hyper = withValue(hyper, steps, null);
+    expect(hyper).toEqual({});
+  });
+  it('never mutates the settings it is given', () => {
+    const before = { lr: 0.001 };
+    const after = withValue(before, lr, 0.0002);
+    expect(before).toEqual({ lr: 0.001 });
+    expect(after).toEqual({});
+  });
+  it('forgets settings the method does not have', () => {
+    expect(keepKnown({ lr: 0.01, rank: 16, virtualTokens: 20 }, [lr, steps])).toEqual({ lr: 0.01 });
+  });
+  it('puts the server\'s field errors under their fields', () => {
+    const errors = [{ field: 'hyper.lr', message: 'too high for sgd' }, { field: 'data', message: 'no rows' }, { field: 'hyper.rank', message: 'r > hidden' }];
+    expect(serverErrorsFor(errors, 'lr')).toEqual(['too high for sgd']);
+    expect(serverErrorsFor(errors, 'rank')).toEqual(['r > hidden']);
+    expect(serverErrorsFor(errors, 'steps')).toEqual([]);
+    expect(serverErrorsFor(undefined, 'lr')).toEqual([]);
+  });
+});

@@ -1,0 +1,127 @@
+// One hyperparameter field of the form: what its input shows, how the
+// user's text becomes a value (with the message shown under the field when
+// it cannot), and how a value lands in the run settings (only values that
+// differ from the method's default are kept, so the Node side's defaults
+// stay the single source of truth for everything the user did not touch).
+import type { HyperparameterSpec, RunSettings } from '../../../electron/api/contract.js';
+
+export type Hyper = RunSettings['hyper'];
+export type HyperKey = keyof Hyper;
+export type HyperValue = HyperparameterSpec['default'];
+/** What an input holds: text for numbers, lists and free text; a boolean for a checkbox. */
+export type FieldInput = string | boolean;
+
+export type ParsedField = { ok: true; value: HyperValue } | { ok: false; error: string };
+
+/** Free text (e.g. the prompt-tuning init text): kind 'text', or a choice without choices. */
+export function isFreeText(spec: HyperparameterSpec): boolean {
+  if (spec.kind === 'text') return true;
+  return spec.kind === 'choice' && (spec.choices === undefined || spec.choices.length === 0);
+}
+
+/** The input's content for a value. */
+export function inputFor(spec: HyperparameterSpec, value: HyperValue): FieldInput {
+  if (spec.kind === 'boolean') return value === true;
+  if (value === null) return '';
+  if (Array.isArray(value)) return value.join(', ');
+  return String(value);
+}
+
+/** The default, in words, for "default: …" beside the field. */
+export function describeDefault(spec: HyperparameterSpec): string {
+  const d = spec.default;
+  if (d === null) return 'none';
+  if (typeof d === 'boolean') return d ? 'on' : 'off';
+  if (Array.isArray(d)) return d.length === 0 ? 'none' : d.join(', ');
+  if (d === '') return 'none';
+  return String(d);
+}
+
+/** The limits in words: "1 to 256", "at least 0", "at most 1" (empty when none). */
+export function describeRange(spec: HyperparameterSpec): string {
+  const { min, max } = spec;
+  if (min !== undefined && max !== undefined) return `${min} to ${max}`;
+  if (min !== undefined) return `at least ${min}`;
+  if (max !== undefined) return `at most ${max}`;
+  return '';
+}
+
+// A plain decimal or scientific number; Number() alone would also accept
+// "0x10", "Infinity" and whitespace, which are not settings anyone means.
+const NUMBER_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+function parseNumber(spec: HyperparameterSpec, text: string): ParsedField {
+  const t = text.trim();
+  if (t === '') {
+    // an empty box means "none" only where none is the default (steps: none = run the epochs)
+    if (spec.default === null) return { ok: true, value: null };
+    return { ok: false, error: `Enter a value (default ${describeDefault(spec)}).` };
+  }
+  const whole = spec.kind === 'int';
+  if (!NUMBER_TEXT.test(t)) return { ok: false, error: whole ? 'Enter a whole number.' : 'Enter a number, e.g. 0.0002 or 2e-4.' };
+  const value = Number(t);
+  if (!Number.isFinite(value)) return { ok: false, error: 'Enter a finite number.' };
+  if (whole && !Number.isInteger(value)) return { ok: false, error: 'Enter a whole number.' };
+  if (spec.min !== undefined && value < spec.min) return { ok: false, error: `Must be at least ${spec.min}.` };
+  if (spec.max !== undefined && value > spec.max) return { ok: false, error: `Must be at most ${spec.max}.` };
+  return { ok: true, value };
+}
+
+function parseList(spec: HyperparameterSpec, text: string): ParsedField {
+  const items = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (items.length > 0) {
+    const allowed = spec.choices;
+    const unknown = allowed && allowed.length > 0 ? items.filter((i) => !allowed.includes(i)) : [];
+    if (unknown.length > 0) return { ok: false, error: `Unknown: ${unknown.join(', ')}. Use any of ${allowed!.join(', ')}.` };
+    return { ok: true, value: items };
+  }
+  if (spec.default === null) return { ok: true, value: null };
+  if (Array.isArray(spec.default) && spec.default.length === 0) return { ok: true, value: [] };
+  return { ok: false, error: 'Enter at least one name, separated by commas.' };
+}
+
+/** The value the user's input stands for, or why it stands for none. */
+export function parseField(spec: HyperparameterSpec, input: FieldInput): ParsedField {
+  switch (spec.kind) {
+    case 'boolean':
+      return { ok: true, value: input === true };
+    case 'int':
+    case 'number':
+      return parseNumber(spec, String(input));
+    case 'list':
+      return parseList(spec, String(input));
+    default: {
+      // 'choice' and 'text'
+      const text = String(input);
+      if (isFreeText(spec)) return { ok: true, value: text === '' && spec.default === null ? null : text };
+      if (!spec.choices!.includes(text)) return { ok: false, error: `Choose one of ${spec.choices!.join(', ')}.` };
+      return { ok: true, value: text };
+    }
+  }
+}
+
+export function sameValue(a: HyperValue | undefined, b: HyperValue | undefined): boolean {
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => x === b[i]);
+  return a === b;
+}
+
+/** The settings with `key` set to `value`, or without it when `value` is the default. A new object. */
+export function withValue(hyper: Hyper, spec: HyperparameterSpec, value: HyperValue): Hyper {
+  const next: Record<string, unknown> = { ...hyper };
+  if (sameValue(value, spec.default)) delete next[spec.key];
+  else next[spec.key] = Array.isArray(value) ? [...value] : value;
+  return next as Hyper;
+}
+
+/** Only the settings these specs know (a method switch leaves the old method's settings behind). */
+export function keepKnown(hyper: Hyper, specs: readonly HyperparameterSpec[]): Hyper {
+  const known = new Set<string>(specs.map((s) => s.key));
+  const next: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(hyper)) if (known.has(k) && v !== undefined) next[k] = v;
+  return next as Hyper;
+}
+
+/** The server's messages about one field ('hyper.lr' belongs to the lr field). */
+export function serverErrorsFor(errors: readonly { field: string; message: string }[] | undefined, key: HyperKey): string[] {
+  return (errors ?? []).filter((e) => e.field === `hyper.${key}` || e.field === key).map((e) => e.message);
+}

@@ -1,0 +1,206 @@
+// The Hyperparameters step: the form the method's specs describe, the
+// user's edits (validated as they type; only values that differ from the
+// default go into studio.hyper), a debounced checkRun after every valid edit
+// so the memory verdict follows the form, and starting the run.
+import type { ApiTransport, HyperparameterSpec, RunSettings } from '../../../electron/api/contract.js';
+import {
+  inputFor,
+  keepKnown,
+  parseField,
+  serverErrorsFor,
+  withValue,
+  type FieldInput,
+  type HyperKey,
+} from './hyperparameter-fields.js';
+import type { Studio } from './studio.svelte.js';
+
+/** Long enough that typing "0.0002" checks once, short enough to feel live. */
+export const CHECK_DEBOUNCE_MS = 400;
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export class HyperparametersPage {
+  specs = $state.raw<HyperparameterSpec[]>([]);
+  loading = $state(false);
+  loadError = $state<string | null>(null);
+  /** what each input holds, by key (the user's text, even when invalid) */
+  inputs = $state<Record<string, FieldInput>>({});
+  /** this form's own validation messages, by key */
+  fieldErrors = $state<Record<string, string>>({});
+  /** a check is scheduled or in flight: the verdict on screen may be stale */
+  checkPending = $state(false);
+  checkError = $state<string | null>(null);
+  /** the user accepts a run the estimate says may not fit */
+  ignoreMemory = $state(false);
+  starting = $state(false);
+  startError = $state<string | null>(null);
+
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  /** answers to older checks are dropped: only the newest settings' verdict counts */
+  private checkSeq = 0;
+
+  constructor(
+    private readonly studio: Studio,
+    private readonly api: ApiTransport,
+    private readonly debounceMs = CHECK_DEBOUNCE_MS,
+  ) {}
+
+  get basic(): HyperparameterSpec[] {
+    return this.specs.filter((s) => s.group === 'basic');
+  }
+  get advanced(): HyperparameterSpec[] {
+    return this.specs.filter((s) => s.group === 'advanced');
+  }
+
+  /** Fetches the specs for the studio's model and method and fills the form from studio.hyper. */
+  async load(): Promise<void> {
+    const { model, method } = this.studio;
+    if (!model || !method) {
+      this.loadError = 'Choose a model and a method first.';
+      return;
+    }
+    this.loading = true;
+    this.loadError = null;
+    try {
+      const specs = await this.api.call('hyperparameters', { model, method });
+      this.specs = specs;
+      this.studio.hyper = keepKnown(this.studio.hyper, specs);
+      const inputs: Record<string, FieldInput> = {};
+      for (const spec of specs) {
+        const chosen = (this.studio.hyper as Record<string, unknown>)[spec.key];
+        inputs[spec.key] = inputFor(spec, chosen === undefined ? spec.default : (chosen as HyperparameterSpec['default']));
+      }
+      this.inputs = inputs;
+      this.fieldErrors = {};
+      this.scheduleCheck(0);
+    } catch (e) {
+      this.loadError = messageOf(e);
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  /** The user changed a field: validate it, keep a valid value, re-check. */
+  edit(key: HyperKey, input: FieldInput): void {
+    const spec = this.specs.find((s) => s.key === key);
+    if (!spec) return;
+    this.inputs[key] = input;
+    const parsed = parseField(spec, input);
+    if (!parsed.ok) {
+      this.fieldErrors[key] = parsed.error;
+      // the run settings keep the last valid value; the start button waits for the fix
+      this.checkPending = false;
+      this.cancelTimer();
+      return;
+    }
+    delete this.fieldErrors[key];
+    this.studio.hyper = withValue(this.studio.hyper, spec, parsed.value);
+    this.scheduleCheck(this.debounceMs);
+  }
+
+  /** Back to the method's default. */
+  reset(key: HyperKey): void {
+    const spec = this.specs.find((s) => s.key === key);
+    if (spec) this.edit(key, inputFor(spec, spec.default));
+  }
+
+  /** Whether a field differs from its default (shown with a reset button). */
+  changed(key: HyperKey): boolean {
+    return key in this.studio.hyper;
+  }
+
+  /** The messages under a field: this form's own first, then the server's. */
+  errorsFor(key: HyperKey): string[] {
+    const own = this.fieldErrors[key];
+    if (own) return [own];
+    return serverErrorsFor(this.studio.check?.errors, key);
+  }
+
+  /** The server's messages that belong to no field of this form (model, data, ...). */
+  get otherErrors(): string[] {
+    const keys = new Set<string>(this.specs.map((s) => s.key));
+    return (this.studio.check?.errors ?? [])
+      .filter((e) => !(keys.has(e.field) || (e.field.startsWith('hyper.') && keys.has(e.field.slice(6)))))
+      .map((e) => (e.field ? `${e.field}: ${e.message}` : e.message));
+  }
+
+  get hasFieldErrors(): boolean {
+    return Object.keys(this.fieldErrors).length > 0;
+  }
+
+  /** The only thing wrong is the memory estimate: the user may start anyway. */
+  get memoryIsTheOnlyProblem(): boolean {
+    const c = this.studio.check;
+    return c !== null && !c.ok && c.errors.length === 0 && c.config !== null && c.memory !== null && !c.memory.fits;
+  }
+
+  get canStart(): boolean {
+    const c = this.studio.check;
+    if (!c || this.checkPending || this.starting || this.hasFieldErrors || !this.studio.runSettings) return false;
+    return c.ok || (this.memoryIsTheOnlyProblem && this.ignoreMemory);
+  }
+
+  private cancelTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private scheduleCheck(delayMs: number): void {
+    this.cancelTimer();
+    this.checkPending = true;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.check();
+    }, delayMs);
+  }
+
+  /** checkRun with the settings as they are now; a newer edit makes this answer moot. */
+  async check(): Promise<void> {
+    const seq = ++this.checkSeq;
+    const settings = this.studio.runSettings;
+    if (!settings) {
+      this.checkError = 'Choose a model, a method and a dataset first.';
+      this.checkPending = false;
+      return;
+    }
+    this.checkPending = true;
+    try {
+      const verdict = await this.api.call('checkRun', settings);
+      if (seq !== this.checkSeq) return;
+      this.studio.check = verdict;
+      this.checkError = null;
+    } catch (e) {
+      if (seq !== this.checkSeq) return;
+      this.studio.check = null;
+      this.checkError = messageOf(e);
+    } finally {
+      if (seq === this.checkSeq && this.timer === null) this.checkPending = false;
+    }
+  }
+
+  /** startRun, then the Train page. */
+  async start(): Promise<void> {
+    const settings = this.studio.runSettings;
+    if (!settings || !this.canStart) return;
+    const request: RunSettings = { ...settings, ignoreMemoryCheck: this.memoryIsTheOnlyProblem && this.ignoreMemory };
+    this.starting = true;
+    this.startError = null;
+    try {
+      const started = await this.api.call('startRun', request);
+      this.studio.runId = started.runId;
+      this.studio.runDir = started.runDir;
+      this.studio.page = 'train';
+    } catch (e) {
+      this.startError = messageOf(e);
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  dispose(): void {
+    this.cancelTimer();
+    this.checkSeq++;
+  }
+}

@@ -1,0 +1,36 @@
+// A run's configuration as label / value lines for the Runs page: the
+// settings people compare between runs, not every field of run.json.
+import type { TrainConfig } from '../../../electron/api/contract.js';
+
+export interface Fact {
+  label: string;
+  value: string;
+}
+
+export function runConfigFacts(c: TrainConfig): Fact[] {
+  const facts: Fact[] = [
+    { label: 'Model', value: c.model },
+    { label: 'Data', value: c.data },
+    { label: 'Method', value: c.method },
+    { label: 'Learning rate', value: String(c.lr) },
+    { label: 'Length', value: c.steps === null ? `${c.epochs} epoch(s)` : `${c.steps} steps` },
+    {
+      label: 'Batch',
+      value: c.gradAccum === 1 ? String(c.batchSize) : `${c.batchSize} × ${c.gradAccum} accumulated micro-batches (effective ${c.batchSize * c.gradAccum})`,
+    },
+    { label: 'Sequence length', value: String(c.seqLen) },
+    { label: 'Scheduler', value: `${c.scheduler}, ${c.warmupSteps} warmup step(s)` },
+    { label: 'Optimizer', value: `${c.optimizer}, weight decay ${c.weightDecay}, clip ${c.clip === 0 ? 'off' : c.clip}` },
+    { label: 'Seed', value: String(c.seed) },
+  ];
+  if (c.lora) {
+    facts.push({
+      label: 'LoRA',
+      value: `rank ${c.lora.rank}, alpha ${c.lora.alpha}${c.lora.rslora ? ' (rsLoRA)' : ''}, dropout ${c.lora.dropout}, on ${c.lora.targets.join(', ')}`,
+    });
+  }
+  if (c.prompt) facts.push({ label: 'Prompt tuning', value: `${c.prompt.numVirtualTokens} virtual tokens, init ${c.prompt.init}` });
+  if (c.prefix) facts.push({ label: 'Prefix tuning', value: `${c.prefix.numVirtualTokens} virtual tokens${c.prefix.projection ? ', with projection' : ''}` });
+  if (c.evalSplit > 0) facts.push({ label: 'Evaluation', value: `${Math.round(c.evalSplit * 1000) / 10}% held out, ${c.evalEvery === 0 ? 'at the end' : `every ${c.evalEvery} step(s)`}` });
+  return facts;
+}

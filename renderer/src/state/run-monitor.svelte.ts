@@ -1,0 +1,226 @@
+// What the Train page shows of one run, built from its RunEvents (live) or
+// from its run folder's history (a past run): the chart points, progress,
+// speed, ETA, memory, the log, and the state that enables pause / resume /
+// cancel. No API calls here: the page feeds it, tests replay real events.
+import type { RunEvent, RunHistory, RunStatus } from '../../../electron/api/contract.js';
+
+type StepEvent = Extract<RunEvent, { type: 'step' }>;
+type FailedEvent = Extract<RunEvent, { type: 'failed' }>;
+export type MemoryUsage = StepEvent['memory'];
+export type RunSummary = Extract<RunEvent, { type: 'finished' }>['summary'];
+
+/** 'waiting': nothing heard yet; 'interrupted': the history says the process died mid-run. */
+export type MonitorStatus = 'waiting' | RunStatus;
+
+export interface TrainPoint {
+  step: number;
+  loss: number;
+  lr: number;
+}
+export interface EvalPoint {
+  step: number;
+  evalLoss: number;
+}
+export interface LogLine {
+  level: 'info' | 'warning' | 'error';
+  message: string;
+}
+
+/** The log keeps this many lines (a long run logs little, but a loop of warnings must not eat memory). */
+export const LOG_LIMIT = 2000;
+
+/** JSON carries NaN as null: both mean "not known yet". */
+function known(x: number | null | undefined): number | null {
+  return typeof x === 'number' && Number.isFinite(x) ? x : null;
+}
+
+/**
+ * Appends a point, first dropping any at or after its step: a resumed run
+ * repeats the steps after its checkpoint, and the repeat is what happened.
+ */
+function appendByStep<T extends { step: number }>(points: readonly T[], point: T): T[] {
+  let keep = points.length;
+  while (keep > 0 && points[keep - 1].step >= point.step) keep--;
+  const next = points.slice(0, keep);
+  next.push(point);
+  return next;
+}
+
+export class RunMonitor {
+  status = $state<MonitorStatus>('waiting');
+  method = $state<string | null>(null);
+  engine = $state<string | null>(null);
+  totalSteps = $state<number | null>(null);
+  /** optimizer steps done */
+  step = $state(0);
+  /** the step a resumed run continued from (0: fresh) */
+  startStep = $state(0);
+  trainExamples = $state<number | null>(null);
+  evalExamples = $state<number | null>(null);
+  memoryEstimateBytes = $state<number | null>(null);
+  availableMemoryBytes = $state<number | null>(null);
+
+  // Chart series: replaced (never mutated) on each point so the charts see a new array.
+  points = $state.raw<TrainPoint[]>([]);
+  evals = $state.raw<EvalPoint[]>([]);
+  bestEvalLoss = $state<number | null>(null);
+
+  tokensPerSecond = $state<number | null>(null);
+  etaSeconds = $state<number | null>(null);
+  elapsedSeconds = $state<number | null>(null);
+  memory = $state.raw<MemoryUsage | null>(null);
+
+  log = $state.raw<LogLine[]>([]);
+  lastCheckpoint = $state.raw<{ step: number; dir: string; bytes: number } | null>(null);
+
+  /** how it ended, in words (cancelled / failed / interrupted) */
+  message = $state<string | null>(null);
+  failureKind = $state<FailedEvent['kind'] | null>(null);
+  /** whether resumeRun can continue it */
+  resumable = $state(false);
+  summary = $state.raw<RunSummary | null>(null);
+
+  /** whether live events have arrived (a history loaded later must not overrule them) */
+  private heardLive = false;
+
+  get progress(): number | null {
+    if (!this.totalSteps) return null;
+    return Math.min(1, Math.max(0, this.step / this.totalSteps));
+  }
+  get live(): boolean {
+    return this.status === 'waiting' || this.status === 'running' || this.status === 'paused';
+  }
+  get canPause(): boolean {
+    return this.status === 'running';
+  }
+  get canResume(): boolean {
+    return this.status === 'paused';
+  }
+  get canCancel(): boolean {
+    return this.status === 'running' || this.status === 'paused';
+  }
+  /** ended, and resumeRun can continue it */
+  get canResumeRun(): boolean {
+    return !this.live && this.resumable;
+  }
+  get latestLoss(): number | null {
+    return this.points.length > 0 ? this.points[this.points.length - 1].loss : null;
+  }
+
+  private say(level: LogLine['level'], message: string): void {
+    const next = this.log.length >= LOG_LIMIT ? this.log.slice(this.log.length - LOG_LIMIT + 1) : this.log.slice();
+    next.push({ level, message });
+    this.log = next;
+  }
+
+  /** One live event. */
+  apply(e: RunEvent): void {
+    this.heardLive = true;
+    switch (e.type) {
+      case 'started':
+        this.status = 'running';
+        this.method = e.method;
+        this.engine = e.engine;
+        this.totalSteps = e.totalSteps;
+        this.startStep = e.startStep;
+        this.step = e.startStep;
+        this.trainExamples = e.trainExamples;
+        this.evalExamples = e.evalExamples;
+        this.memoryEstimateBytes = e.memoryEstimateBytes;
+        this.availableMemoryBytes = e.availableMemoryBytes;
+        this.message = null;
+        this.failureKind = null;
+        this.resumable = false;
+        this.say('info', e.resumedFrom === null
+          ? `started: ${e.totalSteps} steps, ${e.trainExamples} training and ${e.evalExamples} eval examples; ${e.engine}`
+          : `resumed from the checkpoint at step ${e.resumedFrom} of ${e.totalSteps}; ${e.engine}`);
+        return;
+      case 'step':
+        if (this.status === 'waiting') this.status = 'running';
+        this.step = e.step;
+        this.totalSteps = e.totalSteps;
+        this.points = appendByStep(this.points, { step: e.step, loss: e.loss, lr: e.lr });
+        this.tokensPerSecond = known(e.tokensPerSecond);
+        this.etaSeconds = known(e.etaSeconds);
+        this.elapsedSeconds = known(e.elapsedSeconds);
+        this.memory = e.memory;
+        return;
+      case 'eval':
+        this.evals = appendByStep(this.evals, { step: e.step, evalLoss: e.evalLoss });
+        this.bestEvalLoss = known(e.bestEvalLoss);
+        this.say('info', `eval at step ${e.step}: loss ${e.evalLoss.toFixed(4)} (best ${e.bestEvalLoss.toFixed(4)})`);
+        return;
+      case 'log':
+        this.say(e.level, e.message);
+        return;
+      case 'checkpoint':
+        this.lastCheckpoint = { step: e.step, dir: e.dir, bytes: e.bytes };
+        this.say('info', `checkpoint at step ${e.step}: ${e.dir}`);
+        return;
+      case 'paused':
+        this.status = 'paused';
+        this.step = Math.max(this.step, e.step);
+        this.say('info', `paused after step ${e.step}`);
+        return;
+      case 'resumed':
+        this.status = 'running';
+        this.say('info', `resumed at step ${e.step}`);
+        return;
+      case 'finished':
+        this.status = 'finished';
+        this.summary = e.summary;
+        this.step = e.summary.steps;
+        this.etaSeconds = 0;
+        this.elapsedSeconds = known(e.summary.elapsed_s) ?? this.elapsedSeconds;
+        this.resumable = false;
+        this.message = null;
+        this.say('info', `finished: ${e.summary.steps} steps, final loss ${e.summary.final_loss?.toFixed(4) ?? '–'}` +
+          (e.summary.final_eval_loss === null ? '' : `, final eval loss ${e.summary.final_eval_loss.toFixed(4)}`));
+        return;
+      case 'cancelled':
+        this.status = 'cancelled';
+        this.step = Math.max(this.step, e.step);
+        this.etaSeconds = null;
+        this.message = e.message;
+        this.resumable = e.checkpoint !== null;
+        this.say('info', e.message);
+        return;
+      case 'failed':
+        this.status = 'failed';
+        if (e.step !== null) this.step = Math.max(this.step, e.step);
+        this.etaSeconds = null;
+        this.message = e.message;
+        this.failureKind = e.kind;
+        this.resumable = e.resumable;
+        this.say('error', e.message);
+        return;
+    }
+  }
+
+  /**
+   * A run folder's history: the charts of a past run, or what a live run
+   * did before this page subscribed. Points already heard live win.
+   */
+  loadHistory(h: RunHistory): void {
+    const firstLive = this.points.length > 0 ? this.points[0].step : Infinity;
+    const before = h.steps.filter((s) => s.step < firstLive).map((s) => ({ step: s.step, loss: s.loss, lr: s.lr }));
+    this.points = [...before, ...this.points];
+    const firstLiveEval = this.evals.length > 0 ? this.evals[0].step : Infinity;
+    this.evals = [...h.evals.filter((e) => e.step < firstLiveEval).map((e) => ({ step: e.step, evalLoss: e.evalLoss })), ...this.evals];
+    const losses = this.evals.map((e) => e.evalLoss);
+    this.bestEvalLoss = losses.length > 0 ? Math.min(...losses) : known(h.entry.best_eval_loss);
+    this.method ??= h.entry.method;
+    if (this.heardLive) return;
+    // nothing live yet: the folder's record is the truth
+    this.status = h.entry.status === 'missing' ? 'interrupted' : h.entry.status;
+    this.totalSteps = h.entry.total_steps;
+    this.step = Math.max(h.entry.steps_done, before.length > 0 ? before[before.length - 1].step : 0);
+    this.resumable = h.entry.resumable;
+    this.message = h.entry.message;
+    const last = h.steps[h.steps.length - 1];
+    if (last) {
+      this.tokensPerSecond = known(last.tokensPerSecond);
+    }
+    this.etaSeconds = this.status === 'finished' ? 0 : null;
+  }
+}

@@ -1,0 +1,196 @@
+// RunMonitor replays real RunEvent sequences (captured from TrainingRun on
+// the demo model; see testdata/README.md) and must show what happened.
+import { describe, expect, it } from 'vitest';
+import type { RunEvent, RunHistory } from '../../../electron/api/contract.js';
+import { RunMonitor } from './run-monitor.svelte.js';
+import pausedResumed from './testdata/run-events-paused-resumed.json';
+import cancelled from './testdata/run-events-cancelled.json';
+import failed from './testdata/run-events-failed.json';
+
+const PAUSED = pausedResumed as RunEvent[];
+const CANCELLED = cancelled as RunEvent[];
+const FAILED = failed as RunEvent[];
+
+function steps(events: RunEvent[]): Extract<RunEvent, { type: 'step' }>[] {
+  return events.filter((e): e is Extract<RunEvent, { type: 'step' }> => e.type === 'step');
+}
+
+describe('RunMonitor on a run paused at step 3, resumed, finished', () => {
+  it('tracks status, progress and ETA event by event', () => {
+    const m = new RunMonitor();
+    expect(m.status).toBe('waiting');
+    expect(m.progress).toBeNull();
+
+    m.apply(PAUSED[0]); // started
+    expect(m.status).toBe('running');
+    expect(m.totalSteps).toBe(6);
+    expect(m.trainExamples).toBe(99);
+    expect(m.evalExamples).toBe(12);
+    expect(m.progress).toBe(0);
+    expect(m.canPause && m.canCancel && !m.canResume).toBe(true);
+
+    m.apply(PAUSED[1]);
+    m.apply(PAUSED[2]); // step 2 of 6
+    expect(m.step).toBe(2);
+    expect(m.progress).toBeCloseTo(2 / 6, 15);
+    expect(m.etaSeconds).toBe(0.03554084999999998);
+    expect(m.tokensPerSecond).toBe(275.29761392675624);
+    expect(m.memory?.weightBytes).toBe(7607552);
+
+    for (const e of PAUSED.slice(3, 7)) m.apply(e); // step 3, eval, checkpoint, paused
+    expect(PAUSED[6].type).toBe('paused');
+    expect(m.status).toBe('paused');
+    expect(m.canPause).toBe(false);
+    expect(m.canResume).toBe(true);
+    expect(m.canCancel).toBe(true);
+    expect(m.lastCheckpoint).toEqual({ step: 3, dir: '/tmp/d2/paused/checkpoints/step-3', bytes: 254213 });
+
+    m.apply(PAUSED[7]); // resumed
+    expect(m.status).toBe('running');
+    for (const e of PAUSED.slice(8)) m.apply(e);
+
+    expect(m.status).toBe('finished');
+    expect(m.live).toBe(false);
+    expect(m.canPause || m.canResume || m.canCancel || m.canResumeRun).toBe(false);
+    expect(m.step).toBe(6);
+    expect(m.progress).toBe(1);
+    expect(m.etaSeconds).toBe(0);
+    expect(m.elapsedSeconds).toBe(0.23108034900000002);
+    expect(m.summary?.final_loss).toBe(13.44318492917176);
+  });
+
+  it('charts every step and eval once, in order', () => {
+    const m = new RunMonitor();
+    for (const e of PAUSED) m.apply(e);
+    expect(m.points.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(m.points.map((p) => p.loss)).toEqual(steps(PAUSED).map((s) => s.loss));
+    expect(m.points[0]).toEqual({ step: 1, loss: 13.579397381943505, lr: 0.0002 });
+    expect(m.points[5].lr).toBe(0.000033333333333333335);
+    expect(m.evals).toEqual([
+      { step: 3, evalLoss: 12.967843019425104 },
+      { step: 6, evalLoss: 12.952715744107351 },
+    ]);
+    expect(m.bestEvalLoss).toBe(12.952715744107351);
+    expect(m.latestLoss).toBe(13.44318492917176);
+  });
+
+  it('logs the run in words, newest last', () => {
+    const m = new RunMonitor();
+    for (const e of PAUSED) m.apply(e);
+    const lines = m.log.map((l) => l.message);
+    expect(lines[0]).toBe('started: 6 steps, 99 training and 12 eval examples; cpu (avx2+fma kernels, gemm avx512, 1 threads)');
+    expect(lines).toContain('eval at step 3: loss 12.9678 (best 12.9678)');
+    expect(lines).toContain('checkpoint at step 3: /tmp/d2/paused/checkpoints/step-3');
+    expect(lines.indexOf('paused after step 3')).toBeLessThan(lines.indexOf('resumed at step 3'));
+    expect(lines[lines.length - 1]).toBe('finished: 6 steps, final loss 13.4432, final eval loss 12.9527');
+    expect(m.log.every((l) => l.level === 'info')).toBe(true);
+  });
+});
+
+describe('RunMonitor on a cancelled run', () => {
+  it('ends cancelled at step 4 of 20, resumable from its checkpoint', () => {
+    const m = new RunMonitor();
+    for (const e of CANCELLED) m.apply(e);
+    expect(m.status).toBe('cancelled');
+    expect(m.step).toBe(4);
+    expect(m.progress).toBe(0.2);
+    expect(m.etaSeconds).toBeNull();
+    expect(m.message).toBe('cancelled after step 4 of 20; continue with peft-studio train --resume /tmp/d2/cancelled');
+    expect(m.resumable).toBe(true);
+    expect(m.canResumeRun).toBe(true);
+    expect(m.canCancel).toBe(false);
+    expect(m.evals.map((e) => e.step)).toEqual([2, 4]);
+  });
+
+  it('a resumed session replaces the steps it repeats', () => {
+    const m = new RunMonitor();
+    for (const e of CANCELLED) m.apply(e);
+    // the resumed worker continues from the step-4 checkpoint: its step 3
+    // would be a replay after an older checkpoint; the newest one wins
+    const [, , s3] = steps(CANCELLED);
+    m.apply({ ...s3, loss: 1.5 });
+    expect(m.points.map((p) => [p.step, p.loss])).toEqual([[1, steps(CANCELLED)[0].loss], [2, steps(CANCELLED)[1].loss], [3, 1.5]]);
+    expect(m.status).toBe('cancelled'); // a step alone does not reopen an ended run; 'started' does
+    m.apply({ ...(CANCELLED[0] as Extract<RunEvent, { type: 'started' }>), startStep: 4, resumedFrom: 4 });
+    expect(m.status).toBe('running');
+    expect(m.step).toBe(4);
+    expect(m.resumable).toBe(false);
+    expect(m.message).toBeNull();
+    expect(m.log[m.log.length - 1].message).toBe('resumed from the checkpoint at step 4 of 20; cpu (avx2+fma kernels, gemm avx512, 1 threads)');
+  });
+});
+
+describe('RunMonitor on a failed run', () => {
+  it('shows the message and no resume when the run cannot continue', () => {
+    const m = new RunMonitor();
+    for (const e of FAILED) m.apply(e);
+    expect(m.status).toBe('failed');
+    expect(m.failureKind).toBe('error');
+    expect(m.message).toBe("--seq-len 512 exceeds the model's max_position_embeddings (256); use --seq-len 256 or less");
+    expect(m.canResumeRun).toBe(false);
+    expect(m.points).toEqual([]);
+    expect(m.progress).toBeNull();
+    expect(m.log).toEqual([{ level: 'error', message: m.message }]);
+  });
+
+  it('offers resume when the failure left a checkpoint', () => {
+    const m = new RunMonitor();
+    for (const e of CANCELLED.slice(0, 7)) m.apply(e);
+    m.apply({ type: 'failed', kind: 'killed', message: 'the training process was killed (SIGKILL)', step: 4, resumable: true, checkpoint: '/tmp/d2/cancelled/checkpoints/step-4' });
+    expect(m.status).toBe('failed');
+    expect(m.canResumeRun).toBe(true);
+    expect(m.step).toBe(4);
+  });
+});
+
+describe('RunMonitor details', () => {
+  it('reads NaN (null on the wire) as an unknown ETA', () => {
+    const m = new RunMonitor();
+    const [s1] = steps(PAUSED);
+    m.apply({ ...s1, etaSeconds: null as unknown as number });
+    expect(m.etaSeconds).toBeNull();
+    m.apply({ ...s1, step: 2, etaSeconds: Number.NaN });
+    expect(m.etaSeconds).toBeNull();
+  });
+
+  it('draws a past run from its history', () => {
+    const s = steps(CANCELLED);
+    const history: RunHistory = {
+      dir: '/tmp/d2/cancelled',
+      entry: {
+        dir: '/tmp/d2/cancelled', model: '/m', method: 'lora', status: 'cancelled', created: '', updated: '',
+        steps_done: 4, total_steps: 20, best_eval_loss: 12.945465707596705, adapter: null, resumable: true, message: 'cancelled after step 4 of 20',
+      },
+      config: {} as RunHistory['config'],
+      steps: s.map((e) => ({ step: e.step, loss: e.loss, lr: e.lr, gradNorm: e.gradNorm, tokensPerSecond: e.tokensPerSecond })),
+      evals: [{ step: 2, evalLoss: 12.974549816758278 }, { step: 4, evalLoss: 12.945465707596705 }],
+      runId: null,
+    };
+    const m = new RunMonitor();
+    m.loadHistory(history);
+    expect(m.status).toBe('cancelled');
+    expect(m.step).toBe(4);
+    expect(m.progress).toBe(0.2);
+    expect(m.points.map((p) => p.step)).toEqual([1, 2, 3, 4]);
+    expect(m.bestEvalLoss).toBe(12.945465707596705);
+    expect(m.tokensPerSecond).toBe(s[3].tokensPerSecond);
+    expect(m.canResumeRun).toBe(true);
+    expect(m.message).toBe('cancelled after step 4 of 20');
+  });
+
+  it('keeps live points and status when the history arrives late', () => {
+    const s = steps(PAUSED);
+    const m = new RunMonitor();
+    m.apply(s[3]);
+    m.apply(s[4]); // live: steps 4, 5
+    m.loadHistory({
+      dir: '/r', runId: 'x', config: {} as RunHistory['config'],
+      entry: { dir: '/r', model: '/m', method: 'lora', status: 'interrupted', created: '', updated: '', steps_done: 3, total_steps: 6, best_eval_loss: null, adapter: null, resumable: true, message: null },
+      steps: s.slice(0, 4).map((e) => ({ step: e.step, loss: 99, lr: e.lr, gradNorm: 0, tokensPerSecond: 0 })),
+      evals: [],
+    });
+    expect(m.points.map((p) => [p.step, p.loss])).toEqual([[1, 99], [2, 99], [3, 99], [4, s[3].loss], [5, s[4].loss]]);
+    expect(m.status).toBe('running');
+    expect(m.step).toBe(5);
+  });
+});

@@ -1,0 +1,242 @@
+// @vitest-environment node
+// The later wizard steps' state classes against the real studio service
+// (electron/service, in this process) on the bundled demo model: the form
+// and its live check, starting a run, following it (history + live events,
+// as the Train page does), cancel and resume, the Runs page, export with its
+// log and reload check, and the try panel. Every answer crosses a JSON round
+// trip first, as it would over the WebSocket. The service is imported here
+// only as the test's backend; the renderer's own code imports the contract alone.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { ApiError, type ApiEvent, type ApiTransport, type DemoPaths } from '../../../electron/api/contract.js';
+import { createStudioService, type StudioService } from '../../../electron/service/service.js';
+import { ExportPage } from './export-page.svelte.js';
+import { HyperparametersPage } from './hyperparameters-page.svelte.js';
+import { runConfigFacts } from './run-config-facts.js';
+import { RunsPage } from './runs-page.svelte.js';
+import { Studio } from './studio.svelte.js';
+import { TrainPage } from './train-page.svelte.js';
+import { TryPanel } from './try-panel.svelte.js';
+
+const home = mkdtempSync(join(tmpdir(), 'peft-studio-renderer-flow-'));
+process.env.PEFT_STUDIO_HOME = home;
+
+let service: StudioService;
+let api: ApiTransport;
+let demo: DemoPaths;
+
+const wire = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function demoStudio(): Studio {
+  const studio = new Studio();
+  studio.model = demo.model;
+  studio.method = 'lora';
+  studio.data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+  return studio;
+}
+
+beforeAll(async () => {
+  service = createStudioService({ mode: 'browser', allowedRoots: null });
+  api = {
+    async call(method, request) {
+      const result = wire(await service.call(method, wire(request)));
+      if (!result.ok) throw new ApiError(result.error);
+      return result.value as never;
+    },
+    onEvent: (listener: (e: ApiEvent) => void) => service.onEvent((e) => listener(wire(e))),
+  };
+  demo = await api.call('demoPaths', {});
+});
+afterAll(async () => {
+  await service.close();
+  rmSync(home, { recursive: true, force: true });
+});
+
+describe('the wizard from hyperparameters to try', () => {
+  let studio: Studio;
+  let runDir = '';
+  beforeAll(() => {
+    studio = demoStudio();
+  });
+
+  it('Hyperparameters: the form, local and server validation, the check, start', async () => {
+    const page = new HyperparametersPage(studio, api, 0);
+    studio.hyper = { virtualTokens: 30 }; // left over from another method: dropped
+    await page.load();
+    expect(page.loadError).toBeNull();
+    expect(page.basic.map((s) => s.key)).toEqual(['lr', 'epochs', 'steps', 'batchSize', 'seqLen', 'rank', 'alpha']);
+    expect(page.inputs.lr).toBe('0.0002');
+    expect(page.inputs.steps).toBe('');
+    expect(page.inputs.targets).toBe('q_proj, v_proj');
+    expect(studio.hyper).toEqual({});
+    await until('the first check', () => !page.checkPending && studio.check !== null);
+    expect(studio.check!.ok).toBe(true);
+    expect(studio.check!.memory!.fits).toBe(true);
+    expect(studio.check!.verdict).toMatch(/^Fits: needs about /);
+
+    // the demo model's max_position_embeddings (256) bounds the field
+    page.edit('seqLen', '512');
+    expect(page.errorsFor('seqLen')).toEqual(['Must be at most 256.']);
+    expect(page.canStart).toBe(false);
+    page.edit('seqLen', '128');
+    page.edit('steps', '6');
+    page.edit('threads', '1');
+    page.edit('lr', '2e-4'); // the default, typed differently: not a change
+    expect(page.errorsFor('seqLen')).toEqual([]);
+    expect(studio.hyper).toEqual({ seqLen: 128, steps: 6, threads: 1 });
+
+    // a bound only the server knows (eval split must stay below 1) comes back under its field
+    page.edit('evalSplit', '1');
+    await until('the eval split check', () => !page.checkPending && studio.check?.ok === false);
+    expect(page.errorsFor('evalSplit')).toHaveLength(1);
+    expect(page.errorsFor('evalSplit')[0]).toMatch(/evalSplit/);
+    expect(page.otherErrors).toEqual([]);
+    expect(page.canStart).toBe(false);
+    page.edit('evalSplit', '0.1');
+    page.edit('evalEvery', '3');
+    await until('the check', () => !page.checkPending && studio.check?.ok === true);
+    expect(studio.check!.memory!.trainableParams).toBeGreaterThan(0);
+    expect(studio.hyper).toEqual({ seqLen: 128, steps: 6, threads: 1, evalSplit: 0.1, evalEvery: 3 });
+    expect(page.canStart).toBe(true);
+
+    await page.start();
+    expect(page.startError).toBeNull();
+    expect(studio.page).toBe('train');
+    expect(studio.runId).not.toBeNull();
+    runDir = studio.runDir!;
+    expect(runDir.startsWith(join(home, 'runs'))).toBe(true);
+    page.dispose();
+  });
+
+  it('Train: follows the run from its history and live events to the end', async () => {
+    // the page opens after startRun answered: early events come from the history
+    const page = new TrainPage(studio, api);
+    const off = page.subscribe();
+    await page.follow(studio.runId, runDir);
+    await until('the end of the run', () => page.monitor.status === 'finished');
+    off();
+    const m = page.monitor;
+    expect(m.points.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(m.evals.map((e) => e.step)).toEqual([3, 6]);
+    expect(m.progress).toBe(1);
+    expect(m.etaSeconds).toBe(0);
+    expect(m.points.every((p) => Number.isFinite(p.loss) && p.lr > 0)).toBe(true);
+    expect(m.log[m.log.length - 1].message).toMatch(/^finished: 6 steps, final loss \d+\.\d{4}, final eval loss \d+\.\d{4}$/);
+  });
+
+  it('Runs: lists the finished run, draws its history, opens it in Export', async () => {
+    const page = new RunsPage(studio, api);
+    await page.refresh();
+    const entry = page.entries.find((e) => e.dir === runDir)!;
+    expect(entry.status).toBe('finished');
+    expect(entry.steps_done).toBe(6);
+    await page.select(runDir);
+    expect(page.monitor!.points.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(page.monitor!.status).toBe('finished');
+    expect(page.history!.config.seqLen).toBe(128);
+    const facts = runConfigFacts(page.history!.config);
+    expect(facts.find((f) => f.label === 'Length')!.value).toBe('6 steps');
+    expect(facts.find((f) => f.label === 'Evaluation')!.value).toBe('10% held out, every 3 step(s)');
+    expect(facts.find((f) => f.label === 'LoRA')!.value).toBe('rank 8, alpha 16, dropout 0, on q_proj, v_proj');
+    studio.model = null;
+    page.openInExport(entry);
+    expect(studio.page).toBe('export');
+    expect(studio.model).toBe(demo.model);
+    expect(studio.runDir).toBe(runDir);
+  });
+
+  it('Export: PEFT files, the log, a passed reload check; then base vs adapter', async () => {
+    const page = new ExportPage(studio, api);
+    const off = page.subscribe();
+    await page.followRun(runDir);
+    expect(page.out).toBe(`${runDir}/export`);
+    expect(page.runMethod).toBe('lora');
+    expect(page.chosen).toEqual(['peft']);
+    await page.run();
+    off();
+    expect(page.error).toBeNull();
+    const peft = page.result!.outputs.find((o) => o.format === 'peft')!;
+    expect(peft.files).toContain('adapter_model.safetensors');
+    expect(peft.files).toContain('adapter_config.json');
+    expect(page.result!.check.checks.every((c) => c.passed)).toBe(true);
+    expect(page.log.length).toBeGreaterThan(0);
+
+    // a second export into the same, now full, folder is refused with the service's message
+    await page.run();
+    expect(page.error).toMatch(/export/);
+
+    const trial = new TryPanel(api);
+    trial.prompt = 'The movie was great. Sentiment:';
+    trial.maxNewTokens = 6;
+    await trial.generate(page.model, runDir);
+    expect(trial.error).toBeNull();
+    expect(trial.base!.tokens).toBeGreaterThan(0);
+    expect(trial.base!.tokens).toBeLessThanOrEqual(6);
+    expect(trial.adapter!.tokens).toBeLessThanOrEqual(6);
+    expect(typeof trial.adapter!.text).toBe('string');
+  });
+});
+
+describe('a run the estimate says will not fit', () => {
+  it('blocks start until the user accepts the risk, and only for memory', async () => {
+    const studio = demoStudio();
+    const page = new HyperparametersPage(studio, api, 0);
+    await page.load();
+    page.edit('batchSize', '100000');
+    await until('the memory verdict', () => !page.checkPending && studio.check?.memory?.fits === false);
+    expect(studio.check!.ok).toBe(false);
+    expect(studio.check!.errors).toEqual([]);
+    expect(studio.check!.verdict).toMatch(/^Does not fit: needs about .*lower the batch size/);
+    expect(page.memoryIsTheOnlyProblem).toBe(true);
+    expect(page.canStart).toBe(false);
+    page.ignoreMemory = true;
+    expect(page.canStart).toBe(true);
+    // another problem as well: accepting the memory risk no longer suffices
+    page.edit('evalSplit', '1');
+    await until('the eval split verdict', () => !page.checkPending && (studio.check?.errors.length ?? 0) > 0);
+    expect(page.memoryIsTheOnlyProblem).toBe(false);
+    expect(page.canStart).toBe(false);
+    page.dispose();
+  });
+});
+
+describe('cancel and resume from the Train page', () => {
+  it('cancels a run, resumes it in the same folder, and charts each step once', async () => {
+    const studio = demoStudio();
+    studio.hyper = { seqLen: 128, steps: 30, threads: 1, saveEvery: 5 };
+    const started = await api.call('startRun', studio.runSettings!);
+    studio.runId = started.runId;
+    studio.runDir = started.runDir;
+    const page = new TrainPage(studio, api);
+    const off = page.subscribe();
+    await page.follow(started.runId, started.runDir);
+    await until('a first step', () => page.monitor.step >= 1);
+    await page.cancel();
+    await until('the cancel', () => page.monitor.status === 'cancelled');
+    const stoppedAt = page.monitor.step;
+    expect(stoppedAt).toBeLessThan(30);
+    expect(page.monitor.canResumeRun).toBe(true);
+    expect(page.monitor.message).toMatch(/^cancelled after step \d+ of 30/);
+
+    await page.resume();
+    expect(studio.runId).not.toBe(started.runId);
+    expect(studio.runDir).toBe(started.runDir);
+    await page.follow(studio.runId, studio.runDir!); // what the page's effect does on the new id
+    await until('the resumed run to finish', () => page.monitor.status === 'finished');
+    off();
+    expect(page.monitor.points.map((p) => p.step)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(page.monitor.progress).toBe(1);
+    expect(page.monitor.log.some((l) => /^resumed from the checkpoint at step \d+ of 30/.test(l.message))).toBe(true);
+  });
+});

@@ -1,0 +1,19 @@
+// Renderer tests: Svelte components and runes compiled as in the app,
+// jsdom as the page (files needing Node, like the WebSocket transport test
+// against a real `ws` server, say `// @vitest-environment node`).
+import { fileURLToPath } from 'node:url';
+
+import { svelte } from '@sveltejs/vite-plugin-svelte';
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  root: fileURLToPath(new URL('..', import.meta.url)),
+  plugins: [svelte({ configFile: false })],
+  // the browser build of Svelte (mount, effects), not the server renderer
+  resolve: process.env.VITEST ? { conditions: ['browser'] } : undefined,
+  test: {
+    include: ['renderer/**/*.test.ts'],
+    environment: 'jsdom',
+    setupFiles: ['vitest-canvas-mock'],
+  },
+});

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The GPU machine's check of the CUDA backend, in one run of under 6 minutes:
+# configure native-addon with -DPS_CUDA=ON for this GPU's architecture, build
+# the core, the CUDA parity test and the existing CTest executables, run the
+# parity test (every op, CUDA against CPU), then the rest of CTest. Needs
+# nvcc and cmake >= 3.18 (no Node). Writes everything under $OUT (or
+# ./gpu-check-out when OUT is unset):
+#   env.txt        nvidia-smi, nvcc, cmake, CPU count
+#   configure.log  build.log  parity.log  ctest.log
+#   summary.txt    one line per stage: PASS / FAIL / SKIP, seconds
+# Exit status: 0 only when every stage passed (a parity test that skips for
+# lack of a device counts as a failure here: this script is for GPU machines).
+#
+# Usage (from the repository root): scripts/gpu-check.sh
+#   GPU_CHECK_ARCH=90        override the architecture (default: nvidia-smi's compute_cap)
+#   GPU_CHECK_ALL_ARCHS=1    build for 75;80;86;89;90 (slower; checks every arch compiles)
+#   GPU_CHECK_BUILD_DIR=...  build directory (default native-addon/build-gpu)
+#   GPU_CHECK_JOBS=N         parallel build jobs (default: all CPUs)
+set -u
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${OUT:-/tmp/gpu-check-out}"
+mkdir -p "$OUT"
+BUILD="${GPU_CHECK_BUILD_DIR:-$ROOT/native-addon/build-gpu}"
+JOBS="${GPU_CHECK_JOBS:-$(nproc 2>/dev/null || echo 4)}"
+START=$(date +%s)
+BUDGET=350  # seconds for the whole script (the device session allows 6 minutes)
+STATUS=0
+SUMMARY="$OUT/summary.txt"
+: > "$SUMMARY"
+
+elapsed() { echo $(( $(date +%s) - START )); }
+left() { echo $(( BUDGET - $(elapsed) )); }
+record() {  # stage, result, seconds, note
+  printf '%-12s %-5s %4ss  %s\n' "$1" "$2" "$3" "$4" | tee -a "$SUMMARY"
+  if [ "$2" = FAIL ]; then STATUS=1; fi
+}
+# run_stage NAME LOG LIMIT CMD...: runs CMD with a time limit, logs, records.
+run_stage() {
+  local name="$1" log="$2" limit="$3"
+  shift 3
+  if [ "$limit" -gt "$(left)" ]; then limit="$(left)"; fi
+  if [ "$limit" -le 5 ]; then
+    record "$name" FAIL 0 "no time left in the ${BUDGET}s budget"
+    return 1
+  fi
+  local t0=$(date +%s) rc
+  timeout --kill-after=5 "$limit" "$@" > "$log" 2>&1
+  rc=$?
+  local dt=$(( $(date +%s) - t0 ))
+  if [ $rc -eq 0 ]; then
+    record "$name" PASS "$dt" ""
+  elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    record "$name" FAIL "$dt" "timed out after ${limit}s (see $(basename "$log"))"
+  else
+    record "$name" FAIL "$dt" "exit $rc (see $(basename "$log"))"
+  fi
+  return $rc
+}
+
+# ---- environment ---------------------------------------------------------------
+{
+  echo "date: $(date -u)"
+  echo "host: $(uname -a)"
+  echo "build jobs: $JOBS"
+  echo "--- nvidia-smi"; nvidia-smi 2>&1 || echo "(nvidia-smi not available)"
+  echo "--- nvcc"; nvcc --version 2>&1 || echo "(nvcc not on PATH)"
+  echo "--- cmake"; cmake --version 2>&1 | head -1
+} > "$OUT/env.txt"
+
+ARCH="${GPU_CHECK_ARCH:-}"
+if [ -z "$ARCH" ]; then
+  ARCH="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')"
+fi
+if [ "${GPU_CHECK_ALL_ARCHS:-0}" = 1 ]; then ARCH="75;80;86;89;90"; fi
+if [ -z "$ARCH" ]; then ARCH=90; fi
+echo "CUDA architectures: $ARCH" | tee -a "$OUT/env.txt"
+
+# ---- configure and build ---------------------------------------------------------
+run_stage configure "$OUT/configure.log" 60 \
+  cmake -S "$ROOT/native-addon" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPS_CUDA=ON \
+  "-DCMAKE_CUDA_ARCHITECTURES=$ARCH" || { echo "configure failed"; tail -30 "$OUT/configure.log"; exit 1; }
+
+# Every CTest executable (tests/test_*.cpp) plus the parity test; no benchmarks.
+TARGETS=(ps_core ps_cuda test_cuda_parity)
+for f in "$ROOT"/native-addon/tests/test_*.cpp; do TARGETS+=("$(basename "$f" .cpp)"); done
+run_stage build "$OUT/build.log" 200 \
+  cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" || { echo "build failed"; grep -m20 -iE "error" "$OUT/build.log"; tail -20 "$OUT/build.log"; }
+
+# ---- the parity test first: it is what this machine is for ---------------------------
+if [ -x "$BUILD/test_cuda_parity" ]; then
+  t0=$(date +%s)
+  PS_CUDA_PARITY_TIMING=1 timeout --kill-after=5 90 "$BUILD/test_cuda_parity" > "$OUT/parity.log" 2>&1
+  rc=$?
+  dt=$(( $(date +%s) - t0 ))
+  case $rc in
+    0) record parity PASS "$dt" "$(grep -c ' ok$' "$OUT/parity.log") comparisons ok" ;;
+    77) record parity FAIL "$dt" "skipped: no CUDA device visible ($(head -1 "$OUT/parity.log"))" ;;
+    124|137) record parity FAIL "$dt" "timed out (see parity.log)" ;;
+    *) record parity FAIL "$dt" "exit $rc: $(grep -c ' FAIL$' "$OUT/parity.log") comparisons failed (see parity.log)" ;;
+  esac
+else
+  record parity FAIL 0 "test_cuda_parity was not built"
+fi
+
+# ---- the rest of CTest (the CPU tests must still pass in a CUDA build) -----------------
+run_stage ctest "$OUT/ctest.log" 120 \
+  bash -c 'cd "$1" && ctest --output-on-failure -j 4 --timeout 100 -E "^test_cuda_parity$"' _ "$BUILD"
+
+echo "total        $(elapsed)s" | tee -a "$SUMMARY"
+echo "--- parity: failures (first 30)"; grep -E "FAIL|unexpected" "$OUT/parity.log" 2>/dev/null | head -30
+echo "--- parity (tail)"; tail -12 "$OUT/parity.log" 2>/dev/null
+echo "--- ctest (tail)"; tail -6 "$OUT/ctest.log" 2>/dev/null
+exit $STATUS

@@ -33,7 +33,9 @@ test('cancel stops at a checkpoint; Runs → Resume finishes the run with every 
   const cancelledAt = stepOf(await progress.textContent());
   expect(cancelledAt).toBeGreaterThan(SAVE_EVERY);
   expect(cancelledAt).toBeLessThan(STEPS);
-  await expect(page.getByTestId('run-message')).toContainText(`cancelled after step ${cancelledAt} of ${STEPS}`);
+  // in the app's words: the checkpoint it kept and the way on (not the CLI's `train --resume`)
+  const cancelledText = `Cancelled after step ${cancelledAt} of ${STEPS}; a checkpoint at step ${cancelledAt} was saved — Resume continues from it.`;
+  await expect(page.getByTestId('run-message')).toHaveText(cancelledText);
   // the page offers to resume only when the cancel left a checkpoint
   await expect(page.getByTestId('resume-run')).toBeVisible();
   await shots.take('01-cancelled');
@@ -49,15 +51,30 @@ test('cancel stops at a checkpoint; Runs → Resume finishes the run with every 
   await expect(row).toHaveAttribute('data-status', 'cancelled');
   await row.getByTestId('run-select').click();
   await expect(page.getByTestId('run-detail')).toBeVisible();
+  await expect(page.getByTestId('run-detail-message')).toHaveText(cancelledText);
   await shots.take('02-runs-cancelled');
+  // record every status the Train page shows from here on, and whether it offers to resume again
+  await page.evaluate(() => {
+    const seen: string[] = [];
+    const watch = { seen, resumeOffered: false };
+    Object.assign(window, { afterResume: watch });
+    new MutationObserver(() => {
+      const now = document.querySelector('[data-testid="page-train"] [data-testid="run-status"]')?.getAttribute('data-status');
+      if (now && seen[seen.length - 1] !== now) seen.push(now);
+      if (document.querySelector('[data-testid="resume-run"]')) watch.resumeOffered = true;
+    }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-status'] });
+  });
   await page.getByTestId('run-resume').click();
 
-  // back on the Train page, it continues and finishes
+  // back on the Train page, it continues and finishes; until the resumed
+  // session's worker reports in, it is starting (not the folder's old
+  // 'cancelled', and no second resume offered)
   await expect(page.getByTestId('page-train')).toBeVisible();
-  // until the resumed session's worker reports in, the page may still show the
-  // folder's record (cancelled): wait for the live session first
-  await expect(page.getByTestId('run-status')).toHaveAttribute('data-status', /^(running|finished)$/, { timeout: 30_000 });
   await waitForStatus(page, 'finished');
+  const afterResume = await page.evaluate(() => (window as unknown as { afterResume: { seen: string[]; resumeOffered: boolean } }).afterResume);
+  expect(afterResume.seen, 'statuses shown after Resume').not.toContain('cancelled');
+  expect(afterResume.seen[afterResume.seen.length - 1]).toBe('finished');
+  expect(afterResume.resumeOffered, 'a second resume was offered while the first was starting').toBe(false);
   await expect(progress).toContainText(`step ${STEPS} of ${STEPS}`);
   await shots.take('03-resumed-finished');
 

@@ -4,7 +4,7 @@
 # the core, the CUDA parity test and the existing CTest executables, run the
 # parity test (every op, CUDA against CPU), then the rest of CTest. Needs
 # nvcc and cmake >= 3.18 (no Node). Writes everything under $OUT (or
-# ./gpu-check-out when OUT is unset):
+# /tmp/gpu-check-out when OUT is unset):
 #   env.txt        nvidia-smi, nvcc, cmake, CPU count
 #   configure.log  build.log  parity.log  ctest.log
 #   summary.txt    one line per stage: PASS / FAIL / SKIP, seconds
@@ -16,6 +16,7 @@
 #   GPU_CHECK_ALL_ARCHS=1    build for 75;80;86;89;90 (slower; checks every arch compiles)
 #   GPU_CHECK_BUILD_DIR=...  build directory (default native-addon/build-gpu)
 #   GPU_CHECK_JOBS=N         parallel build jobs (default: all CPUs)
+#   GPU_CHECK_SANITIZER=1    also run the parity test under compute-sanitizer memcheck (slow)
 set -u
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -101,6 +102,16 @@ if [ -x "$BUILD/test_cuda_parity" ]; then
   esac
 else
   record parity FAIL 0 "test_cuda_parity was not built"
+fi
+
+# ---- optional: the parity test under compute-sanitizer (out-of-bounds, races) ---------
+if [ "${GPU_CHECK_SANITIZER:-0}" = 1 ] && [ -x "$BUILD/test_cuda_parity" ]; then
+  SAN="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
+  if [ -x "$SAN" ]; then
+    run_stage sanitizer "$OUT/sanitizer.log" 150 "$SAN" --tool memcheck --error-exitcode 3 "$BUILD/test_cuda_parity"
+  else
+    record sanitizer SKIP 0 "compute-sanitizer not found"
+  fi
 fi
 
 # ---- the rest of CTest (the CPU tests must still pass in a CUDA build) -----------------

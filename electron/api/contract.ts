@@ -383,4 +383,9 @@ export const IPC_EVENT = 'peft-studio:event';
 /** Browser mode: the WebSocket path and the query parameter / cookie carrying the token. */
 export const WS_PATH = '/api';
 export const TOKEN_PARAM = 'token';
-export const TOKEN_COOKIE = 'peft_studio_token';
+/**
+ * The token cookie's name is this prefix plus the first 12 hex digits of
+ * sha256(token): cookies are per host, not per port, so two servers on one
+ * host (two SSH tunnels) must not share one name and overwrite each other's.
+ */
+export const TOKEN_COOKIE_PREFIX = 'peft_studio_token_';

@@ -7,6 +7,7 @@
 // not fit it are then skipped with the field they lack.
 import { DataError } from '../training/data.js';
 import type { ContainerRead } from './containers/records.js';
+import { formatProblem } from './problems.js';
 import { isAlpacaRow } from './formats/alpaca.js';
 import { isChatRow } from './formats/chat.js';
 import { isCompletionRow } from './formats/completion.js';
@@ -44,8 +45,22 @@ export function detectFormat(read: ContainerRead, file: string): DatasetFormat {
   let best: DatasetFormat | null = null;
   for (const [format] of RULES) if ((votes.get(format) ?? 0) > (best ? votes.get(best)! : 0)) best = format;
   if (best) return best;
+  if (sample.length === 0) throw new DataError(noParseableRows(read, file));
   const fields = new Set<string>();
   for (const r of sample.slice(0, 20)) if (r.value && typeof r.value === 'object' && !Array.isArray(r.value)) Object.keys(r.value).forEach((k) => fields.add(k));
-  const found = sample.length === 0 ? 'it has no parseable rows' : `its rows have the fields ${[...fields].join(', ') || '(none: they are not objects)'}`;
+  const found = `its rows have the fields ${[...fields].join(', ') || '(none: they are not objects)'}`;
   throw new DataError(`${file}: cannot tell the dataset format: ${found}. Expected alpaca (instruction, input, output), chat (messages or conversations), completion (prompt, completion), text (text) or pre-tokenized (input_ids); rename the fields or pass --format`);
+}
+
+/** Broken rows named in the error of a file where none parses (as load-dataset names unusable ones). */
+const FIRST_PROBLEMS = 5;
+
+/**
+ * Not one row parsed: say which lines are broken and why (the format cannot
+ * be told, but that is not the problem to fix), or that the file is empty.
+ */
+function noParseableRows(read: ContainerRead, file: string): string {
+  if (read.problems.length === 0) return `${file}: no rows (the file is empty or only blank lines)`;
+  const first = read.problems.slice(0, FIRST_PROBLEMS).map(formatProblem).join('; ');
+  return `${file}: none of its ${read.problems.length} row(s) can be parsed, so its format cannot be told. First problems: ${first}`;
 }

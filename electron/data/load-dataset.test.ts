@@ -232,6 +232,21 @@ describe('bad rows, truncation, packing and the report', () => {
     await expect(loadDataset(empty, tok, opts({ format: 'text' }))).rejects.toThrow(/no rows \(the file is empty/);
   });
 
+  it('names the broken lines when no line of the file parses, as it does when some do', async () => {
+    const f = join(dir, 'all-broken.jsonl');
+    writeFileSync(f, '{"prompt": "a", "completion": oops}\n\n{"prompt": "b",\nnot json\n');
+    const err = await loadDataset(f, tok, opts()).catch((e) => e);
+    expect(err).toBeInstanceOf(DataError);
+    expect(err.message).toMatch(new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: none of its 3 row\\(s\\) can be parsed`));
+    // the same "file:line: not valid JSON (...)" as a broken line among good rows, blank line 2 not counted
+    for (const line of [1, 3, 4]) expect(err.message).toContain(`${f}:${line}: not valid JSON (`);
+    expect(err.message).not.toContain(`${f}:2:`);
+    // auto-detection of an empty file says it is empty, not that its rows are unreadable
+    const empty = join(dir, 'empty-auto.jsonl');
+    writeFileSync(empty, '\n');
+    await expect(loadDataset(empty, tok, opts())).rejects.toThrow(/empty-auto\.jsonl: no rows \(the file is empty/);
+  });
+
   it('has fixed power-of-two length bins', () => {
     const bins = lengthBins([1, 16, 17, 100, 9000]);
     expect(bins[0]).toEqual({ min: 1, max: 16, count: 2 });

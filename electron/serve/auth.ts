@@ -6,12 +6,23 @@
 //   the Host header. A page on another site cannot read the cookie, but a
 //   browser would still attach it to a cross-site WebSocket; the Origin check
 //   is what stops that (cross-site WebSocket hijacking).
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 
-import { TOKEN_COOKIE, TOKEN_PARAM } from '../api/contract.js';
+import { TOKEN_COOKIE_PREFIX, TOKEN_PARAM } from '../api/contract.js';
 import { tokenMatches } from './token.js';
 
-export type AuthVerdict = { ok: true; viaQuery: boolean } | { ok: false; status: 401 | 403; message: string };
+export type AuthVerdict = { ok: true; viaQuery: boolean } | { ok: false; status: 400 | 401 | 403; message: string };
+
+/**
+ * This server's cookie name. Cookies are shared by every port of a host, so a
+ * fixed name would let a second server (another tunnel, another port)
+ * overwrite the first one's token; the name is derived from the token, and
+ * each server reads only its own.
+ */
+export function tokenCookieName(token: string): string {
+  return TOKEN_COOKIE_PREFIX + createHash('sha256').update(token, 'utf8').digest('hex').slice(0, 12);
+}
 
 /** name -> value of the Cookie header (the first of a repeated name wins). */
 export function parseCookies(header: string | undefined): Map<string, string> {
@@ -28,15 +39,27 @@ export function parseCookies(header: string | undefined): Map<string, string> {
   return cookies;
 }
 
-/** The request's path and query, parsed without trusting the Host header. */
-export function requestUrl(req: IncomingMessage): URL {
-  return new URL(req.url ?? '/', 'http://request.invalid');
+/**
+ * The request's path and query, parsed without trusting the Host header; null
+ * when the request target is no URL at all (`//x@/`, `//a:99999/`,
+ * `http://[::1`: any client, or any web page, can send those).
+ */
+export function requestUrl(req: IncomingMessage): URL | null {
+  try {
+    return new URL(req.url ?? '/', 'http://request.invalid');
+  } catch {
+    return null;
+  }
 }
 
-/** Checks the token of a request: the query first (a fresh URL), then the cookie. */
+export const BAD_TARGET_MESSAGE = 'Bad request: the request target is not a valid URL path.';
+
+/** Checks the token of a request: the query first (a fresh URL), then this server's cookie. */
 export function checkToken(req: IncomingMessage, token: string): AuthVerdict {
-  const fromQuery = requestUrl(req).searchParams.get(TOKEN_PARAM);
-  const fromCookie = parseCookies(req.headers.cookie).get(TOKEN_COOKIE) ?? null;
+  const url = requestUrl(req);
+  if (url === null) return { ok: false, status: 400, message: BAD_TARGET_MESSAGE };
+  const fromQuery = url.searchParams.get(TOKEN_PARAM);
+  const fromCookie = parseCookies(req.headers.cookie).get(tokenCookieName(token)) ?? null;
   const given = fromQuery ?? fromCookie;
   if (given === null || given === '') {
     return { ok: false, status: 401, message: 'PEFT Studio needs its access token: open the full URL that `peft-studio serve` printed (it ends in ?token=...).' };

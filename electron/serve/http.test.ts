@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { TOKEN_COOKIE } from '../api/contract.js';
 import { createStudioService, type StudioService } from '../service/service.js';
+import { tokenCookieName } from './auth.js';
 import { startServer, type RunningServer } from './server.js';
 import { makeStaticFixture, type StaticFixture } from './testing/static-fixture.js';
 import { rawRequest } from './testing/raw-http.js';
@@ -21,7 +21,7 @@ beforeAll(async () => {
   fx = makeStaticFixture();
   service = createStudioService({ mode: 'browser', allowedRoots: [fx.root] });
   server = await startServer({ host: '127.0.0.1', port: 0, service, staticDir: fx.staticDir });
-  cookie = `${TOKEN_COOKIE}=${server.token}`;
+  cookie = `${tokenCookieName(server.token)}=${server.token}`;
 });
 
 afterAll(async () => {
@@ -60,7 +60,7 @@ describe('peft-studio serve over HTTP', () => {
     expect(wrong.body).not.toContain('studio</body>');
     expect(wrong.headers['set-cookie']).toBeUndefined();
 
-    const wrongCookie = await rawRequest(server.port, '/', { headers: { Cookie: `${TOKEN_COOKIE}=${server.token.slice(1)}x` } });
+    const wrongCookie = await rawRequest(server.port, '/', { headers: { Cookie: `${tokenCookieName(server.token)}=${server.token.slice(1)}x` } });
     expect(wrongCookie.status).toBe(403);
   });
 
@@ -74,7 +74,7 @@ describe('peft-studio serve over HTTP', () => {
     const setCookie = r.headers['set-cookie'] ?? [];
     expect(setCookie).toHaveLength(1);
     const parts = setCookie[0].split('; ');
-    expect(parts[0]).toBe(`${TOKEN_COOKIE}=${server.token}`);
+    expect(parts[0]).toBe(`${tokenCookieName(server.token)}=${server.token}`);
     expect(parts).toContain('HttpOnly');
     expect(parts).toContain('SameSite=Strict');
     expect(parts).toContain('Path=/');

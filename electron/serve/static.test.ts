@@ -13,9 +13,9 @@ afterAll(() => fx.cleanup());
 
 describe('lookupStatic', () => {
   it('maps / to index.html and finds assets', () => {
-    expect(lookupStatic(root, '/')).toEqual({ ok: true, file: join(root, 'index.html'), isIndex: true });
-    expect(lookupStatic(root, '/index.html')).toEqual({ ok: true, file: join(root, 'index.html'), isIndex: true });
-    expect(lookupStatic(root, '/assets/app.js')).toEqual({ ok: true, file: join(root, 'assets', 'app.js'), isIndex: false });
+    expect(lookupStatic(root, '/')).toEqual({ ok: true, file: join(root, 'index.html'), isIndex: true, size: Buffer.byteLength(fx.indexHtml) });
+    expect(lookupStatic(root, '/index.html')).toEqual({ ok: true, file: join(root, 'index.html'), isIndex: true, size: Buffer.byteLength(fx.indexHtml) });
+    expect(lookupStatic(root, '/assets/app.js')).toEqual({ ok: true, file: join(root, 'assets', 'app.js'), isIndex: false, size: Buffer.byteLength(fx.assetJs) });
     expect(lookupStatic(root, '/assets/%61pp.js')).toMatchObject({ ok: true, file: join(root, 'assets', 'app.js') });
   });
 

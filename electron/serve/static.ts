@@ -23,11 +23,13 @@ export function checkRendererBuilt(dir: string): void {
   }
 }
 
-export type StaticLookup = { ok: true; file: string; isIndex: boolean } | { ok: false; status: 400 | 404 };
+export type StaticLookup = { ok: true; file: string; isIndex: boolean; size: number } | { ok: false; status: 400 | 404 };
 
 /**
  * The file a URL path names inside `root` (the real path of the static
- * folder), or why there is none. Pure path logic plus one stat/realpath.
+ * folder), or why there is none. Pure path logic plus one realpath and one
+ * stat, whose size is the answer's: a second stat could throw when the file
+ * is deleted in between (a rebuild while serving).
  */
 export function lookupStatic(root: string, pathname: string): StaticLookup {
   let decoded: string;
@@ -44,14 +46,17 @@ export function lookupStatic(root: string, pathname: string): StaticLookup {
   const candidate = resolve(root, relative);
   if (!candidate.startsWith(root + sep)) return { ok: false, status: 404 };
   let real: string;
+  let size: number;
   try {
     real = realpathSync(candidate);
-    if (!statSync(real).isFile()) return { ok: false, status: 404 };
+    const info = statSync(real);
+    if (!info.isFile()) return { ok: false, status: 404 };
+    size = info.size;
   } catch {
     return { ok: false, status: 404 };
   }
   if (!real.startsWith(root + sep)) return { ok: false, status: 404 };
-  return { ok: true, file: real, isIndex: relative === 'index.html' };
+  return { ok: true, file: real, isIndex: relative === 'index.html', size };
 }
 
 /** Answers a GET/HEAD for a static file (headers, body, 404). */
@@ -62,10 +67,9 @@ export function serveStatic(res: ServerResponse, root: string, pathname: string,
     return;
   }
   setSecurityHeaders(res);
-  const size = statSync(found.file).size;
   res.writeHead(200, {
     'Content-Type': contentType(found.file),
-    'Content-Length': String(size),
+    'Content-Length': String(found.size),
     // The page is small and must never be served stale after a rebuild; the
     // hashed assets could be cached, but this is a local tool: no-cache keeps
     // it simple and still allows revalidation.
@@ -76,6 +80,7 @@ export function serveStatic(res: ServerResponse, root: string, pathname: string,
     res.end();
     return;
   }
+  // a file removed since the lookup fails here: the connection is cut (the headers are out)
   const stream = createReadStream(found.file);
   stream.on('error', () => res.destroy());
   stream.pipe(res);

@@ -5,8 +5,9 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { TOKEN_COOKIE, WS_PATH, type ServerFrame } from '../api/contract.js';
+import { WS_PATH, type ServerFrame } from '../api/contract.js';
 import { createStudioService, type StudioService } from '../service/service.js';
+import { tokenCookieName } from './auth.js';
 import { startServer, type RunningServer } from './server.js';
 import { makeStaticFixture, type StaticFixture } from './testing/static-fixture.js';
 import { call, closed, openSocket, sendAndWait, waitFor } from './testing/ws-client.js';
@@ -73,7 +74,7 @@ describe('the API WebSocket', () => {
   });
 
   it('accepts the cookie in place of the query token', async () => {
-    const s = await openSocket(wsUrl, { Origin: origin, Cookie: `${TOKEN_COOKIE}=${server.token}` });
+    const s = await openSocket(wsUrl, { Origin: origin, Cookie: `${tokenCookieName(server.token)}=${server.token}` });
     if (!('ws' in s)) throw new Error(`refused with ${s.status}`);
     expect((await call(s, 5, 'machine', {})).ok).toBe(true);
     s.ws.close();

@@ -1,7 +1,9 @@
 // The API over one WebSocket path: each ClientFrame becomes service.call and
 // its result goes back under the same id; every service event goes to every
 // open socket. The upgrade is refused (as a plain HTTP answer) before the
-// handshake unless the path, the token and the Origin are right.
+// handshake unless the path, the token and the Origin are right. Nothing a
+// client sends may throw out of a listener: that would end the process, and
+// with it every live run.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
@@ -9,7 +11,7 @@ import { WebSocketServer, WebSocket, type RawData } from 'ws';
 
 import { WS_PATH, type ApiMethod, type ApiResult, type ServerFrame } from '../api/contract.js';
 import type { StudioService } from '../service/service.js';
-import { checkToken, originMatchesHost, requestUrl } from './auth.js';
+import { BAD_TARGET_MESSAGE, checkToken, originMatchesHost, requestUrl } from './auth.js';
 import { parseClientFrame } from './frames.js';
 
 /** One frame may be at most this big; our requests are small JSON objects. */
@@ -64,22 +66,37 @@ async function answer(ws: WebSocket, service: StudioService, data: RawData, isBi
     // the service promises never to throw; a bug there must not take the socket down
     result = { ok: false, error: { code: 'failed', message: error instanceof Error ? error.message : String(error) } };
   }
-  send(ws, { id: frame.id, result });
+  try {
+    send(ws, { id: frame.id, result });
+  } catch (error) {
+    // a value JSON cannot encode (a BigInt, a cycle): the caller still gets an answer
+    const why = error instanceof Error ? error.message : String(error);
+    send(ws, { id: frame.id, result: { ok: false, error: { code: 'failed', message: `internal error: the result of ${frame.method} could not be sent (${why}); please report it` } } });
+  }
 }
 
 export function attachApiSocket(server: Server, options: { token: string; service: StudioService }): ApiSocketServer {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   const alive = new WeakMap<WebSocket, boolean>();
 
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
-    if (requestUrl(req).pathname !== WS_PATH) return refuseUpgrade(socket, 404, `The API WebSocket is at ${WS_PATH}.`);
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = requestUrl(req);
+    if (url === null) return refuseUpgrade(socket, 400, BAD_TARGET_MESSAGE);
+    if (url.pathname !== WS_PATH) return refuseUpgrade(socket, 404, `The API WebSocket is at ${WS_PATH}.`);
     const auth = checkToken(req, options.token);
     if (!auth.ok) return refuseUpgrade(socket, auth.status, auth.message);
     if (!originMatchesHost(req)) {
       return refuseUpgrade(socket, 403, 'Refused: this WebSocket was not opened by the PEFT Studio page (Origin does not match).');
     }
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  };
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    try {
+      upgrade(req, socket, head);
+    } catch {
+      socket.destroy();
+    }
   };
   server.on('upgrade', onUpgrade);
 
@@ -88,7 +105,8 @@ export function attachApiSocket(server: Server, options: { token: string; servic
     ws.on('pong', () => alive.set(ws, true));
     // too-big frames and bad UTF-8 end up here after ws has closed the socket with the right code
     ws.on('error', () => ws.terminate());
-    ws.on('message', (data, isBinary) => void answer(ws, options.service, data, isBinary));
+    // answer() catches its own failures; this catch is the last guard against an unhandled rejection
+    ws.on('message', (data, isBinary) => void answer(ws, options.service, data, isBinary).catch(() => ws.terminate()));
   });
 
   const stopEvents = options.service.onEvent((event) => {

@@ -3,7 +3,9 @@
 // checkpoint). Opened models are kept for the next call (the last two, keyed
 // by model, adapter and the adapter's files' times, so the "base" and
 // "adapter" panes of the try page both stay warm). Calls run one at a time:
-// an engine decodes one sequence at once.
+// an engine decodes one sequence at once. Each open model holds its own copy
+// of the base weights, so they are released before a run starts (the run
+// service asks), after IDLE_RELEASE_MS without a call, and on close.
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -18,6 +20,13 @@ import { openSession, stopTokenIds, virtualTokensOf, type ModelSession } from '.
 import { failed, invalid } from './errors.js';
 
 const CACHED_SESSIONS = 2;
+/** Open models nobody has used for this long are freed. */
+export const IDLE_RELEASE_MS = 5 * 60_000;
+
+export interface GeneratorOptions {
+  /** free the open models after this long without a call (default IDLE_RELEASE_MS) */
+  idleMs?: number;
+}
 
 interface AdapterChoice {
   dir: string | null;
@@ -51,17 +60,60 @@ async function filesTime(dir: string | null): Promise<string> {
 export class Generator {
   private readonly sessions: { key: string; session: ModelSession }[] = [];
   private queue: Promise<unknown> = Promise.resolve();
+  /** calls queued or running */
+  private pending = 0;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private closing = false;
+  private readonly idleMs: number;
+
+  constructor(options: GeneratorOptions = {}) {
+    this.idleMs = options.idleMs ?? IDLE_RELEASE_MS;
+  }
+
+  /** How many models are open now. */
+  get openSessions(): number {
+    return this.sessions.length;
+  }
 
   generate(req: GenerateRequest): Promise<GenerateResponse> {
-    const next = this.queue.then(() => this.run(req));
+    if (this.closing) return Promise.reject(failed('PEFT Studio is shutting down, so it cannot generate now; try again once PEFT Studio is running'));
+    this.stopIdleTimer();
+    this.pending += 1;
+    const next = this.queue.then(() => this.run(req)).finally(() => {
+      this.pending -= 1;
+      if (this.pending === 0) this.startIdleTimer();
+    });
     this.queue = next.catch(() => {});
     return next;
   }
 
-  /** Frees the open models once the call in progress (if any) is done. */
+  /** Frees the open models once the calls queued before it are done; a later generate opens them again. */
+  release(): Promise<void> {
+    this.stopIdleTimer();
+    const next = this.queue.then(() => {
+      for (const { session } of this.sessions.splice(0)) session.dispose();
+    });
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  /** Refuses new calls, then frees the open models once the call in progress (if any) is done. */
   async close(): Promise<void> {
-    await this.queue;
-    for (const { session } of this.sessions.splice(0)) session.dispose();
+    this.closing = true;
+    await this.release();
+  }
+
+  private startIdleTimer(): void {
+    this.stopIdleTimer();
+    if (this.sessions.length === 0 || this.closing) return;
+    this.idleTimer = setTimeout(() => void this.release(), this.idleMs);
+    // an idle cache must not keep the process alive
+    this.idleTimer.unref();
+  }
+
+  private stopIdleTimer(): void {
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
   }
 
   private async session(model: string, choice: AdapterChoice): Promise<ModelSession> {

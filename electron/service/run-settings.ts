@@ -46,7 +46,8 @@ export function parseRunSettings(request: unknown, policy: PathPolicy): ParsedRu
   const path = (key: 'model' | 'data') => read(() => policy.check(top.string(key, true), key));
   settings.model = path('model');
   settings.data = path('data');
-  const out = read(() => policy.checkOptional(top.nullableString('out'), 'out')) ?? null;
+  // the run writes its folder: the bundled demo is read-only
+  const out = read(() => policy.checkOptional(top.nullableString('out'), 'out', 'write')) ?? null;
   settings.method = read(() => top.choice('method', TRAIN_METHODS, true));
   settings.dataFormat = read(() => top.choice('dataFormat', DATA_FORMATS));
   for (const key of ['completionOnly', 'pack', 'ignoreMemoryCheck'] as const) settings[key] = read(() => top.boolean(key));

@@ -2,7 +2,9 @@
 // controls of a live run by its id. Each run trains in a child process
 // (electron/runs/manager.ts); every event it sends is pushed to the UIs as
 // {type: 'run', runId, runDir, event}. close() cancels the live runs (each
-// stops at its next step with a checkpoint, resumable) and waits for them.
+// stops at its next step with a checkpoint, resumable) and waits for them;
+// from the moment it begins, no run starts (a start already inside its
+// checks is refused when it reaches launch).
 import { randomUUID } from 'node:crypto';
 import { rmdir } from 'node:fs/promises';
 import type { ApiEvent, RunCheck, StartedRun } from '../api/contract.js';
@@ -20,6 +22,8 @@ import { parseRunSettings } from './run-settings.js';
 /** How long close() waits for a cancelled run's checkpoint before killing it. */
 const CLOSE_GRACE_MS = 30_000;
 
+const SHUTTING_DOWN = 'PEFT Studio is shutting down, so no run can start now; start it again once PEFT Studio is running';
+
 interface LiveRun {
   runId: string;
   run: TrainingRun;
@@ -27,11 +31,14 @@ interface LiveRun {
 
 export class RunService {
   private readonly live = new Map<string, LiveRun>();
+  private closing = false;
 
   constructor(
     private readonly emit: (e: ApiEvent) => void,
     private readonly policy: PathPolicy,
     private readonly fork?: ForkSettings,
+    /** frees memory others hold (the try page's models) before a run is checked and started */
+    private readonly freeMemory: () => Promise<void> = async () => {},
   ) {}
 
   async check(request: unknown): Promise<RunCheck> {
@@ -41,8 +48,11 @@ export class RunService {
   }
 
   async start(request: unknown): Promise<StartedRun> {
+    if (this.closing) throw failed(SHUTTING_DOWN);
     const parsed = parseRunSettings(request, this.policy);
     const out = parsed.out ?? plannedRunFolder(parsed.settings.method ?? 'lora');
+    // before the memory check, so it sees what the run will really have
+    await this.freeMemory();
     const { check, config } = await checkRunSettings(parsed, out);
     if (check.errors.length > 0) {
       const [first] = check.errors;
@@ -55,6 +65,7 @@ export class RunService {
   }
 
   async resume(runDir: string): Promise<StartedRun> {
+    if (this.closing) throw failed(SHUTTING_DOWN);
     const record = await readRunRecord(runDir);
     if (!record) throw failed(`${runDir}: has no run.json, so it is not a run folder; choose the folder of a run`);
     if (record.status === 'finished') {
@@ -62,8 +73,11 @@ export class RunService {
     }
     if (this.liveIn(runDir)) throw failed(`${runDir}: the run is already training`);
     const config = resumedConfig(record.config, runDir);
+    // run.json may come from `peft-studio train` with paths anywhere: every path the worker reads is checked again
     this.policy.check(config.model, 'model');
     this.policy.check(config.data, 'data');
+    this.policy.checkOptional(config.initAdapter, 'initAdapter');
+    await this.freeMemory();
     return this.launch(config, true, false);
   }
 
@@ -85,6 +99,8 @@ export class RunService {
   }
 
   async close(): Promise<void> {
+    // set before the snapshot below: launch() refuses from now on, so no run escapes it
+    this.closing = true;
     await Promise.all([...this.live.values()].map(async ({ run }) => {
       run.cancel();
       const timer = setTimeout(() => run.kill('SIGKILL'), CLOSE_GRACE_MS);
@@ -107,6 +123,10 @@ export class RunService {
   }
 
   private launch(config: TrainConfig, resume: boolean, reserved: boolean): StartedRun {
+    if (this.closing) {
+      if (reserved) void rmdir(config.out).catch(() => {});
+      throw failed(SHUTTING_DOWN);
+    }
     const runId = randomUUID();
     const run = new TrainingRun({ config, resume, fork: this.fork });
     const runDir = config.out;

@@ -22,7 +22,7 @@ import { hyperparameterSpecs } from './hyperparameters.js';
 import { listDir } from './list-dir.js';
 import { machineSummary } from './machine.js';
 import { modelOverview } from './model.js';
-import { PathPolicy } from './paths.js';
+import { PathPolicy, type Access } from './paths.js';
 import { readRecent, rememberRecent } from './recent.js';
 import { runHistory } from './run-history.js';
 import { RunService } from './runs.js';
@@ -36,6 +36,8 @@ export interface StudioServiceOptions {
   pickPath?: (req: PickPathRequest) => Promise<string | null>;
   /** how training children are started (default: electronForkSettings() in 'electron' mode, plain Node otherwise) */
   fork?: ForkSettings;
+  /** the try page's model cache (default: a new Generator; tests pass their own to watch it) */
+  generator?: Generator;
 }
 
 export interface StudioService {
@@ -61,9 +63,10 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
     }
   };
   const policy = new PathPolicy(options.allowedRoots);
-  const runs = new RunService(emit, policy, options.fork ?? (options.mode === 'electron' ? electronForkSettings() : undefined));
-  const generator = new Generator();
-  const path = (f: Fields, key: string) => policy.check(f.string(key, true), f.name(key));
+  const generator = options.generator ?? new Generator();
+  // a run needs the memory the try page's open models hold: free them first
+  const runs = new RunService(emit, policy, options.fork ?? (options.mode === 'electron' ? electronForkSettings() : undefined), () => generator.release());
+  const path = (f: Fields, key: string, access: Access = 'read') => policy.check(f.string(key, true), f.name(key), access);
   const optionalInt = (f: Fields, key: keyof typeof SETTING_LIMITS) => f.number(key, SETTING_LIMITS[key]);
 
   const handlers: Handlers = {
@@ -123,7 +126,7 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
     },
     checkRun: async (request) => runs.check(request),
     startRun: async (request) => runs.start(request),
-    resumeRun: async (request) => runs.resume(path(Fields.of(request), 'runDir')),
+    resumeRun: async (request) => runs.resume(path(Fields.of(request), 'runDir', 'write')),
     pauseRun: async (request) => (runs.pause(Fields.of(request).string('runId', true)), {}),
     continueRun: async (request) => (runs.continue(Fields.of(request).string('runId', true)), {}),
     cancelRun: async (request) => (runs.cancel(Fields.of(request).string('runId', true)), {}),
@@ -136,7 +139,7 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
       const f = Fields.of(request);
       const formats = f.stringList('formats', EXPORT_FORMATS) as (typeof EXPORT_FORMATS)[number][] | undefined;
       if (!formats || formats.length === 0) throw invalid('formats', `formats must list at least one of ${EXPORT_FORMATS.join(', ')}`);
-      return exportWithLog({ source: path(f, 'source'), formats, out: path(f, 'out') }, policy, emit);
+      return exportWithLog({ source: path(f, 'source'), formats, out: path(f, 'out', 'write') }, policy, emit);
     },
     generate: async (request) => {
       const f = Fields.of(request);
@@ -180,8 +183,8 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
       return () => void listeners.delete(listener);
     },
     async close() {
-      await runs.close();
-      await generator.close();
+      // both refuse new work from here on, before either waits
+      await Promise.all([runs.close(), generator.close()]);
     },
   };
 }

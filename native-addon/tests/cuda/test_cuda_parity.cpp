@@ -256,7 +256,7 @@ void test_embedding(CpuBackend& c, CudaBackend& g, Rand& r) {
 
 void test_rmsnorm(CpuBackend& c, CudaBackend& g, Rand& r) {
   std::printf("rmsnorm\n");
-  for (auto [rows, D] : {std::pair<int, int>{33, 200}, {3, 4096}, {64, 64}}) {
+  for (auto [rows, D] : {std::pair<int, int>{33, 200}, {3, 4096}, {64, 64}, {2048, 576}}) {
     Dev dev(g);
     const size_t n = static_cast<size_t>(rows) * D;
     const std::vector<float> x = random_vec(n, r, -3, 3), w = random_vec(D, r, 0.5f, 1.5f), dy = random_vec(n, r);
@@ -330,6 +330,11 @@ void test_attention(CpuBackend& c, CudaBackend& g, Rand& r) {
     s.B = 1, s.T = 9, s.P = 3, s.Hq = 3, s.Hkv = 3, s.D = 40;  // D not a multiple of 32
     cases.push_back({s, false});
   }
+  {
+    AttnShape s;
+    s.B = 2, s.T = 300, s.P = 0, s.Hq = 8, s.Hkv = 2, s.D = 64;  // Llama-like GQA, longer rows
+    cases.push_back({s, true});
+  }
   for (const Case& k : cases) {
     const AttnShape& s = k.s;
     Dev dev(g);
@@ -402,6 +407,18 @@ void test_cross_entropy(CpuBackend& c, CudaBackend& g, Rand& r) {
   const double got_c = g.cross_entropy(dl, dt, rows, V, grad_scale, dl, &gc);  // in place
   CHECK_CLOSE(got_c, want, 1e-6, 0);
   compare("cross_entropy dlogits in place", dev.get(dl, d.size()), d, 1e-5, 1e-7);
+  {  // Llama 3's vocabulary: 126 chunks per row
+    const int rows2 = 3, V2 = 128256;
+    const std::vector<float> big = random_vec(static_cast<size_t>(rows2) * V2, r, -10, 10);
+    const std::vector<int32_t> t2 = {128255, 7, 64000};
+    std::vector<float> d2(big.size());
+    const double want2 = c.cross_entropy(big.data(), t2.data(), rows2, V2, 1.0f, d2.data(), &cc);
+    float* gbig = dev.put(big);
+    const double got2 = g.cross_entropy(gbig, dev.put(t2), rows2, V2, 1.0f, gbig, &gc);
+    std::printf("  cross_entropy V=128256 loss sum: cuda %.12g cpu %.12g\n", got2, want2);
+    CHECK_CLOSE(got2, want2, 1e-6, 0);
+    compare("cross_entropy dlogits V=128256 in place", dev.get(gbig, d2.size()), d2, 1e-5, 1e-9);
+  }
   std::vector<int32_t> bad = targets;
   bad[3] = V;
   int32_t* dbad = dev.put(bad);
@@ -563,6 +580,41 @@ void test_nf4(CpuBackend& c, CudaBackend& g, Rand& r) {
 }
 
 
+// The contract promises deterministic results: the same call twice gives the
+// same bits (no float atomics, fixed reduction order).
+void test_determinism(CudaBackend& g, Rand& r) {
+  std::printf("determinism (same call twice, same bits)\n");
+  Dev dev(g);
+  AttnShape s;
+  s.B = 2, s.T = 129, s.P = 4, s.Hq = 4, s.Hkv = 2, s.D = 64;
+  const size_t nq = static_cast<size_t>(s.B) * s.T * s.Hq * s.D, nk = static_cast<size_t>(s.B) * s.S() * s.Hkv * s.D;
+  float *q = dev.put(random_vec(nq, r)), *k = dev.put(random_vec(nk, r)), *v = dev.put(random_vec(nk, r));
+  float* dout = dev.put(random_vec(nq, r));
+  int32_t* seg = dev.put(std::vector<int32_t>(static_cast<size_t>(s.B) * s.T, 1));
+  float *out = dev.put(std::vector<float>(nq)), *lse = dev.put(std::vector<float>(static_cast<size_t>(s.B) * s.Hq * s.T));
+  g.attention_forward(s, q, k, v, seg, 0.125f, out, lse);
+  std::vector<float> grads[2];
+  for (int run = 0; run < 2; ++run) {
+    float *dq = dev.put(std::vector<float>(nq)), *dk = dev.put(std::vector<float>(nk)), *dv = dev.put(std::vector<float>(nk));
+    g.attention_backward(s, q, k, v, seg, 0.125f, out, lse, dout, dq, dk, dv);
+    for (const auto& part : {dev.get(dq, nq), dev.get(dk, nk), dev.get(dv, nk)})
+      grads[run].insert(grads[run].end(), part.begin(), part.end());
+  }
+  compare_bits("attention_backward twice", grads[1], grads[0]);
+  const int rows = 4096, N = 512;
+  float* x = dev.put(random_vec(static_cast<size_t>(rows) * N, r));
+  std::vector<float> sums[2];
+  double sq[2];
+  for (int run = 0; run < 2; ++run) {
+    float* db = dev.put(std::vector<float>(N));
+    g.bias_backward(x, rows, N, db);
+    sums[run] = dev.get(db, N);
+    sq[run] = g.sum_squares(x, static_cast<size_t>(rows) * N);
+  }
+  compare_bits("bias_backward twice", sums[1], sums[0]);
+  CHECK(sq[0] == sq[1]);
+}
+
 // PS_CUDA_PARITY_TIMING=1: rough timings of the reference kernels at
 // Llama-3.2-1B-like sizes, so the first GPU run also says where the time goes
 // (not a benchmark: fp32, simple kernels, wall clock around synchronize()).
@@ -640,6 +692,7 @@ int main() {
     test_gemm(c, g, r);
     test_lora(c, g, r);
     test_nf4(c, g, r);
+    test_determinism(g, r);
     g.synchronize();
     const char* timing = std::getenv("PS_CUDA_PARITY_TIMING");
     if (timing && std::string(timing) == "1") {

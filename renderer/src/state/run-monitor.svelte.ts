@@ -2,7 +2,7 @@
 // from its run folder's history (a past run): the chart points, progress,
 // speed, ETA, memory, the log, and the state that enables pause / resume /
 // cancel. No API calls here: the page feeds it, tests replay real events.
-import type { RunEvent, RunHistory, RunStatus } from '../../../electron/api/contract.js';
+import type { RunEvent, RunHistory, RunIndexEntry, RunStatus } from '../../../electron/api/contract.js';
 
 type StepEvent = Extract<RunEvent, { type: 'step' }>;
 type FailedEvent = Extract<RunEvent, { type: 'failed' }>;
@@ -35,15 +35,48 @@ function known(x: number | null | undefined): number | null {
 }
 
 /**
- * Appends a point, first dropping any at or after its step: a resumed run
- * repeats the steps after its checkpoint, and the repeat is what happened.
+ * Appends a point in place, first dropping any at or after its step: a
+ * resumed run repeats the steps after its checkpoint, and the repeat is what
+ * happened. (In place: a burst of steps copies the series once, not per step.)
  */
+function pushByStep<T extends { step: number }>(points: T[], point: T): void {
+  while (points.length > 0 && points[points.length - 1].step >= point.step) points.pop();
+  points.push(point);
+}
+
 function appendByStep<T extends { step: number }>(points: readonly T[], point: T): T[] {
-  let keep = points.length;
-  while (keep > 0 && points[keep - 1].step >= point.step) keep--;
-  const next = points.slice(0, keep);
-  next.push(point);
+  const next = points.slice();
+  pushByStep(next, point);
   return next;
+}
+
+/** The step of a checkpoint folder (…/checkpoints/step-K), or null. */
+export function checkpointStep(dir: string | null): number | null {
+  const m = dir === null ? null : /(?:^|[\\/])step-(\d+)[\\/]*$/.exec(dir);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * A cancelled run, in the app's words: where it stopped, whether a checkpoint
+ * was kept, and that Resume is the way on (the run's own message is the
+ * CLI's, with a `train --resume` command line).
+ */
+export function cancelledMessage(step: number, totalSteps: number | null, checkpoint: number | null): string {
+  const where = step === 0 ? 'Cancelled before the first step finished' : `Cancelled after step ${step}${totalSteps ? ` of ${totalSteps}` : ''}`;
+  if (checkpoint !== null) return `${where}; a checkpoint at step ${checkpoint} was saved — Resume continues from it.`;
+  return step === 0 ? `${where}; nothing was saved.` : `${where}; no checkpoint was saved, so a resume starts over from step 0.`;
+}
+
+/** What a run folder's record says of its ending, in the app's words where they differ from the CLI's. */
+export function entryMessage(entry: RunIndexEntry): string | null {
+  // a cancelled run's checkpoint is its `adapter` (the newest checkpoint until it finishes)
+  if (entry.status === 'cancelled') return cancelledMessage(entry.steps_done, entry.total_steps, checkpointStep(entry.adapter));
+  // the record's own text tells a CLI user what to type; here the way on is the Resume button
+  if (entry.status === 'interrupted') {
+    const from = checkpointStep(entry.adapter);
+    return `Interrupted after step ${entry.steps_done}: the training process is gone (a crash, a kill, or the app closed). ${from !== null ? `Resume continues from the checkpoint at step ${from}.` : 'Resume starts it again from the beginning.'}`;
+  }
+  return entry.message;
 }
 
 export class RunMonitor {
@@ -113,6 +146,56 @@ export class RunMonitor {
     this.log = next;
   }
 
+  /**
+   * A new session of this run was started (a resume) and has not reported
+   * yet: the old ending no longer holds, and it must not be resumed twice.
+   */
+  awaitSession(): void {
+    this.status = 'waiting';
+    this.message = null;
+    this.failureKind = null;
+    this.resumable = false;
+    this.etaSeconds = null;
+  }
+
+  /**
+   * Live events in order, as one change: the step series is copied once for
+   * the whole burst, and what watches the monitor sees only the end result.
+   */
+  applyAll(events: readonly RunEvent[]): void {
+    let points: TrainPoint[] | null = null;
+    let lastStep: StepEvent | null = null;
+    // the steps so far take effect before any other event (an end event sets the final figures)
+    const commit = () => {
+      if (points) this.points = points;
+      if (lastStep) this.takeStepStats(lastStep);
+      points = null;
+      lastStep = null;
+    };
+    for (const e of events) {
+      if (e.type !== 'step') {
+        commit();
+        this.apply(e);
+        continue;
+      }
+      this.heardLive = true;
+      if (this.status === 'waiting') this.status = 'running';
+      points ??= this.points.slice();
+      pushByStep(points, { step: e.step, loss: e.loss, lr: e.lr });
+      lastStep = e;
+      this.step = e.step;
+      this.totalSteps = e.totalSteps;
+    }
+    commit();
+  }
+
+  private takeStepStats(e: StepEvent): void {
+    this.tokensPerSecond = known(e.tokensPerSecond);
+    this.etaSeconds = known(e.etaSeconds);
+    this.elapsedSeconds = known(e.elapsedSeconds);
+    this.memory = e.memory;
+  }
+
   /** One live event. */
   apply(e: RunEvent): void {
     this.heardLive = true;
@@ -140,10 +223,7 @@ export class RunMonitor {
         this.step = e.step;
         this.totalSteps = e.totalSteps;
         this.points = appendByStep(this.points, { step: e.step, loss: e.loss, lr: e.lr });
-        this.tokensPerSecond = known(e.tokensPerSecond);
-        this.etaSeconds = known(e.etaSeconds);
-        this.elapsedSeconds = known(e.elapsedSeconds);
-        this.memory = e.memory;
+        this.takeStepStats(e);
         return;
       case 'eval':
         this.evals = appendByStep(this.evals, { step: e.step, evalLoss: e.evalLoss });
@@ -181,9 +261,9 @@ export class RunMonitor {
         this.status = 'cancelled';
         this.step = Math.max(this.step, e.step);
         this.etaSeconds = null;
-        this.message = e.message;
+        this.message = cancelledMessage(e.step, this.totalSteps, e.checkpoint === null ? null : (checkpointStep(e.checkpoint) ?? e.step));
         this.resumable = e.checkpoint !== null;
-        this.say('info', e.message);
+        this.say('info', this.message);
         return;
       case 'failed':
         this.status = 'failed';
@@ -216,11 +296,14 @@ export class RunMonitor {
     this.totalSteps = h.entry.total_steps;
     this.step = Math.max(h.entry.steps_done, before.length > 0 ? before[before.length - 1].step : 0);
     this.resumable = h.entry.resumable;
-    this.message = h.entry.message;
+    this.message = entryMessage(h.entry);
     const last = h.steps[h.steps.length - 1];
     if (last) {
       this.tokensPerSecond = known(last.tokensPerSecond);
     }
     this.etaSeconds = this.status === 'finished' ? 0 : null;
+    // a session runs in this folder but its worker has not written the
+    // record yet: the ending on file is the previous session's
+    if (h.runId !== null && !this.live) this.awaitSession();
   }
 }

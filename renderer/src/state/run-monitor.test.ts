@@ -2,7 +2,7 @@
 // the demo model; see testdata/README.md) and must show what happened.
 import { describe, expect, it } from 'vitest';
 import type { RunEvent, RunHistory } from '../../../electron/api/contract.js';
-import { RunMonitor } from './run-monitor.svelte.js';
+import { cancelledMessage, checkpointStep, entryMessage, RunMonitor } from './run-monitor.svelte.js';
 import pausedResumed from './testdata/run-events-paused-resumed.json';
 import cancelled from './testdata/run-events-cancelled.json';
 import failed from './testdata/run-events-failed.json';
@@ -95,7 +95,9 @@ describe('RunMonitor on a cancelled run', () => {
     expect(m.step).toBe(4);
     expect(m.progress).toBe(0.2);
     expect(m.etaSeconds).toBeNull();
-    expect(m.message).toBe('cancelled after step 4 of 20; continue with peft-studio train --resume /tmp/d2/cancelled');
+    // the app's words, from the event's fields (its message is the CLI's: "continue with peft-studio train --resume …")
+    expect(m.message).toBe('Cancelled after step 4 of 20; a checkpoint at step 4 was saved — Resume continues from it.');
+    expect(m.log[m.log.length - 1].message).toBe(m.message);
     expect(m.resumable).toBe(true);
     expect(m.canResumeRun).toBe(true);
     expect(m.canCancel).toBe(false);
@@ -159,7 +161,8 @@ describe('RunMonitor details', () => {
       dir: '/tmp/d2/cancelled',
       entry: {
         dir: '/tmp/d2/cancelled', model: '/m', method: 'lora', status: 'cancelled', created: '', updated: '',
-        steps_done: 4, total_steps: 20, best_eval_loss: 12.945465707596705, adapter: null, resumable: true, message: 'cancelled after step 4 of 20',
+        steps_done: 4, total_steps: 20, best_eval_loss: 12.945465707596705, adapter: '/tmp/d2/cancelled/checkpoints/step-4', resumable: true,
+        message: 'cancelled after step 4 of 20; continue with peft-studio train --resume /tmp/d2/cancelled',
       },
       config: {} as RunHistory['config'],
       steps: s.map((e) => ({ step: e.step, loss: e.loss, lr: e.lr, gradNorm: e.gradNorm, tokensPerSecond: e.tokensPerSecond })),
@@ -175,7 +178,7 @@ describe('RunMonitor details', () => {
     expect(m.bestEvalLoss).toBe(12.945465707596705);
     expect(m.tokensPerSecond).toBe(s[3].tokensPerSecond);
     expect(m.canResumeRun).toBe(true);
-    expect(m.message).toBe('cancelled after step 4 of 20');
+    expect(m.message).toBe('Cancelled after step 4 of 20; a checkpoint at step 4 was saved — Resume continues from it.');
   });
 
   it('keeps live points and status when the history arrives late', () => {
@@ -192,5 +195,115 @@ describe('RunMonitor details', () => {
     expect(m.points.map((p) => [p.step, p.loss])).toEqual([[1, 99], [2, 99], [3, 99], [4, s[3].loss], [5, s[4].loss]]);
     expect(m.status).toBe('running');
     expect(m.step).toBe(5);
+  });
+});
+
+/** The cancelled run's folder as runHistory reports it (run.json still says cancelled). */
+function cancelledHistory(runId: string | null): RunHistory {
+  const s = steps(CANCELLED);
+  return {
+    dir: '/tmp/d2/cancelled',
+    entry: {
+      dir: '/tmp/d2/cancelled', model: '/m', method: 'lora', status: 'cancelled', created: '', updated: '',
+      steps_done: 4, total_steps: 20, best_eval_loss: null, adapter: '/tmp/d2/cancelled/checkpoints/step-4', resumable: true,
+      message: 'cancelled after step 4 of 20; continue with peft-studio train --resume /tmp/d2/cancelled',
+    },
+    config: {} as RunHistory['config'],
+    steps: s.map((e) => ({ step: e.step, loss: e.loss, lr: e.lr, gradNorm: e.gradNorm, tokensPerSecond: e.tokensPerSecond })),
+    evals: [],
+    runId,
+  };
+}
+
+describe('RunMonitor while a resumed session starts', () => {
+  it('opened on a folder a live session is resuming: starting, not the old cancelled, no second resume', () => {
+    const m = new RunMonitor();
+    m.loadHistory(cancelledHistory('the-resumed-session'));
+    expect(m.status).toBe('waiting');
+    expect(m.live).toBe(true);
+    expect(m.canResumeRun).toBe(false);
+    expect(m.message).toBeNull();
+    expect(m.step).toBe(4);
+    expect(m.points.map((p) => p.step)).toEqual([1, 2, 3, 4]);
+    m.apply({ ...(CANCELLED[0] as Extract<RunEvent, { type: 'started' }>), startStep: 4, resumedFrom: 4 });
+    expect(m.status).toBe('running');
+    // the same folder with no live session is the ended run, resumable
+    const past = new RunMonitor();
+    past.loadHistory(cancelledHistory(null));
+    expect(past.status).toBe('cancelled');
+    expect(past.canResumeRun).toBe(true);
+  });
+
+  it('awaitSession turns an ended run into a starting one, keeping its chart', () => {
+    const m = new RunMonitor();
+    for (const e of CANCELLED) m.apply(e);
+    expect(m.canResumeRun).toBe(true);
+    m.awaitSession();
+    expect(m.status).toBe('waiting');
+    expect(m.canResumeRun).toBe(false);
+    expect(m.message).toBeNull();
+    expect(m.points.map((p) => p.step)).toEqual([1, 2, 3, 4]);
+    expect(m.step).toBe(4);
+  });
+});
+
+describe('RunMonitor.applyAll (a burst of queued events)', () => {
+  it('ends exactly where applying the events one by one ends', () => {
+    for (const events of [PAUSED, CANCELLED, FAILED]) {
+      const one = new RunMonitor();
+      for (const e of events) one.apply(e);
+      const all = new RunMonitor();
+      all.applyAll(events);
+      const view = (m: RunMonitor) => ({
+        status: m.status, step: m.step, totalSteps: m.totalSteps, points: m.points, evals: m.evals, log: m.log,
+        tokensPerSecond: m.tokensPerSecond, etaSeconds: m.etaSeconds, elapsedSeconds: m.elapsedSeconds, memory: m.memory,
+        message: m.message, resumable: m.resumable, summary: m.summary, bestEvalLoss: m.bestEvalLoss,
+      });
+      expect(view(all)).toEqual(view(one));
+    }
+  });
+
+  it('replaces repeated steps within one burst, and copies the series once', () => {
+    const [s1] = steps(PAUSED);
+    const m = new RunMonitor();
+    m.apply({ ...s1, step: 1 });
+    const before = m.points;
+    const burst: RunEvent[] = [2, 3, 4, 3, 4, 5].map((step, i) => ({ ...s1, step, loss: i }));
+    m.applyAll(burst);
+    expect(before).toHaveLength(1); // the old array is not mutated
+    expect(m.points.map((p) => [p.step, p.loss])).toEqual([[1, s1.loss], [2, 0], [3, 3], [4, 4], [5, 5]]);
+    expect(m.step).toBe(5);
+  });
+});
+
+describe('cancelledMessage and checkpointStep', () => {
+  it('says where it stopped, what was kept, and the way on', () => {
+    expect(cancelledMessage(7, 200, 7)).toBe('Cancelled after step 7 of 200; a checkpoint at step 7 was saved — Resume continues from it.');
+    expect(cancelledMessage(7, null, 5)).toBe('Cancelled after step 7; a checkpoint at step 5 was saved — Resume continues from it.');
+    expect(cancelledMessage(0, 20, null)).toBe('Cancelled before the first step finished; nothing was saved.');
+    expect(cancelledMessage(3, 20, null)).toBe('Cancelled after step 3 of 20; no checkpoint was saved, so a resume starts over from step 0.');
+  });
+  it('words a cancelled record for the app and leaves other endings as recorded', () => {
+    const entry = cancelledHistory(null).entry;
+    expect(entryMessage(entry)).toBe('Cancelled after step 4 of 20; a checkpoint at step 4 was saved — Resume continues from it.');
+    expect(entryMessage({ ...entry, status: 'failed', message: 'out of memory' })).toBe('out of memory');
+  });
+  it('reads the step from a checkpoint folder', () => {
+    expect(checkpointStep('/tmp/d2/cancelled/checkpoints/step-4')).toBe(4);
+    expect(checkpointStep('C:\\runs\\a\\checkpoints\\step-120\\')).toBe(120);
+    expect(checkpointStep('/tmp/step-4x')).toBeNull();
+    expect(checkpointStep(null)).toBeNull();
+  });
+});
+
+describe('an interrupted run, in the app', () => {
+  it('says what happened and that Resume is the way on, not a command line', () => {
+    const history = cancelledHistory(null);
+    history.entry = { ...history.entry, status: 'interrupted', message: 'the process (pid 42) is gone; continue with peft-studio train --resume /tmp/d2/cancelled' };
+    const m = new RunMonitor();
+    m.loadHistory(history);
+    expect(m.status).toBe('interrupted');
+    expect(m.message).toBe('Interrupted after step 4: the training process is gone (a crash, a kill, or the app closed). Resume continues from the checkpoint at step 4.');
+    expect(m.canResumeRun).toBe(true);
   });
 });

@@ -1,12 +1,25 @@
 // The Train step: follows one run (studio.runId / runDir). It subscribes to
 // that run's events, loads the run folder's history (what happened before
 // the page opened, or all of a past run), feeds both to a RunMonitor, and
-// sends pause / continue / cancel / resume.
-import type { ApiEvent, ApiTransport } from '../../../electron/api/contract.js';
+// sends pause / continue / cancel / resume. Live events are queued and handed
+// over in bursts (see FLUSH_INTERVAL_MS) so a fast run cannot flood the page.
+import type { ApiEvent, ApiTransport, RunEvent } from '../../../electron/api/contract.js';
 import { RunMonitor } from './run-monitor.svelte.js';
 import type { Studio } from './studio.svelte.js';
 
 type Control = 'pause' | 'continue' | 'cancel' | 'resume';
+
+/** Runs `flush` once, later; the page's live events wait for it in a queue. */
+export type FlushScheduler = (flush: () => void) => void;
+
+/**
+ * How often the monitor takes the queued events: a fast run sends ~70 step
+ * events a second, and a chart redraw for each would block the page; ten
+ * redraws a second look just as live. A timer, not requestAnimationFrame, so
+ * a hidden window still drains its queue.
+ */
+export const FLUSH_INTERVAL_MS = 100;
+const everyInterval: FlushScheduler = (flush) => void setTimeout(flush, FLUSH_INTERVAL_MS);
 
 export class TrainPage {
   monitor = $state.raw(new RunMonitor());
@@ -16,11 +29,33 @@ export class TrainPage {
 
   /** the run whose events the monitor takes */
   private following: { runId: string | null; runDir: string } | null = null;
+  /** live events heard since the last flush, in order */
+  private queue: RunEvent[] = [];
+  private flushScheduled = false;
 
   constructor(
     private readonly studio: Studio,
     private readonly api: ApiTransport,
+    private readonly schedule: FlushScheduler = everyInterval,
   ) {}
+
+  /** Hands the queued events to the monitor (at most once per FLUSH_INTERVAL_MS, or now). */
+  flush(): void {
+    if (this.queue.length === 0) return;
+    const events = this.queue;
+    this.queue = [];
+    this.monitor.applyAll(events);
+  }
+
+  private enqueue(e: RunEvent): void {
+    this.queue.push(e);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    this.schedule(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
 
   /**
    * Listen for run events; returns the unsubscribe. Events of this run
@@ -35,24 +70,33 @@ export class TrainPage {
         f.runId = e.runId;
         this.studio.runId = e.runId;
       }
-      this.monitor.apply(e.event);
+      this.enqueue(e.event);
+      // a (re)start changes what the controls allow: not worth waiting for
+      if (e.event.type === 'started') this.flush();
     });
   }
 
   /** Show this run: a fresh monitor, then the folder's history merged under the live events. */
   async follow(runId: string | null, runDir: string): Promise<void> {
     if (this.following && this.following.runDir === runDir) {
-      // same folder, new session (a resume): the monitor carries on, its 'started' resets the state
-      this.following.runId = runId ?? this.following.runId;
+      // same folder, new session (a resume): the monitor carries on, its
+      // 'started' resets the state; until then it is starting, not resumable
+      if (runId !== null && runId !== this.following.runId) {
+        this.following.runId = runId;
+        this.flush();
+        this.monitor.awaitSession();
+      }
       return;
     }
     this.following = { runId, runDir };
+    this.queue = []; // another run's events
     this.monitor = new RunMonitor();
     this.historyError = null;
     const monitor = this.monitor;
     try {
       const history = await this.api.call('runHistory', { runDir });
       if (monitor !== this.monitor) return; // another run was chosen meanwhile
+      this.flush(); // live events first: the history does not overrule them
       monitor.loadHistory(history);
       // a past run that is in fact running in this process: follow it live
       if (runId === null && history.runId !== null) {
@@ -64,6 +108,19 @@ export class TrainPage {
       // a run started a moment ago may not have written its metrics yet; live events still come
       if (runId === null) this.historyError = e instanceof Error ? e.message : String(e);
     }
+  }
+
+  /**
+   * The connection dropped and came back (browser mode over a tunnel that
+   * blinked): events sent meanwhile are lost, so the run may have moved on or
+   * ended unseen. Rebuild the view from the run folder's record, which the
+   * live events then continue.
+   */
+  async resync(): Promise<void> {
+    const f = this.following;
+    if (!f) return;
+    this.following = null;
+    await this.follow(null, f.runDir);
   }
 
   private async send(what: Control, act: () => Promise<unknown>): Promise<void> {

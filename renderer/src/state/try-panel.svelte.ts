@@ -24,6 +24,21 @@ export function trySettingsErrors(s: TrySettings): Partial<Record<keyof TrySetti
   return errors;
 }
 
+/** A generation's time: milliseconds below 0.1 s ("4 ms", "< 1 ms"), else seconds with two decimals. */
+export function formatGenerationTime(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '—';
+  if (seconds >= 0.1) return `${seconds.toFixed(2)} s`;
+  const ms = Math.round(seconds * 1000);
+  return ms < 1 ? '< 1 ms' : `${ms} ms`;
+}
+
+/** "1 token in 4 ms (250.0 tokens/s), stopped by end of sequence". */
+export function generationStats(r: Pick<GenerateResponse, 'tokens' | 'seconds' | 'stoppedBy'>): string {
+  const rate = r.seconds > 0 ? ` (${(r.tokens / r.seconds).toFixed(1)} tokens/s)` : '';
+  const tokens = `${r.tokens} ${r.tokens === 1 ? 'token' : 'tokens'}`;
+  return `${tokens} in ${formatGenerationTime(r.seconds)}${rate}, stopped by ${r.stoppedBy === 'eos' ? 'end of sequence' : 'the length limit'}`;
+}
+
 function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }

@@ -227,12 +227,21 @@ describe('cancel and resume from the Train page', () => {
     const stoppedAt = page.monitor.step;
     expect(stoppedAt).toBeLessThan(30);
     expect(page.monitor.canResumeRun).toBe(true);
-    expect(page.monitor.message).toMatch(/^cancelled after step \d+ of 30/);
+    expect(page.monitor.message).toBe(`Cancelled after step ${stoppedAt} of 30; a checkpoint at step ${stoppedAt} was saved — Resume continues from it.`);
 
     await page.resume();
     expect(studio.runId).not.toBe(started.runId);
     expect(studio.runDir).toBe(started.runDir);
     await page.follow(studio.runId, studio.runDir!); // what the page's effect does on the new id
+    // until the new session's 'started', this page is starting, with no second resume offered
+    expect(page.monitor.status).toBe('waiting');
+    expect(page.monitor.canResumeRun).toBe(false);
+    // a page opened now (Runs → Resume opens the Train page afresh): the folder's
+    // run.json may still say cancelled, but a session runs there
+    const opened = new TrainPage(studio, api);
+    await opened.follow(studio.runId, studio.runDir!);
+    expect(opened.monitor.status).not.toBe('cancelled');
+    expect(opened.monitor.canResumeRun).toBe(false);
     await until('the resumed run to finish', () => page.monitor.status === 'finished');
     off();
     expect(page.monitor.points.map((p) => p.step)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));

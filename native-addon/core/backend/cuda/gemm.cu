@@ -29,7 +29,7 @@ __global__ void __launch_bounds__(kGemmThreads)
   __shared__ float As[kBK][kBM + 1];  // As[p][i]
   __shared__ float Bs[kBK][kBN + 1];  // Bs[p][j]
   const int t = threadIdx.x, tx = t % 16, ty = t / 16;
-  const int i0 = blockIdx.y * kBM, j0 = blockIdx.x * kBN;
+  const int i0 = blockIdx.x * kBM, j0 = blockIdx.y * kBN;  // rows on x: up to 2^31 - 1 tiles
   float acc[4][4] = {};
   for (int k0 = 0; k0 < K; k0 += kBK) {
     for (int e = t; e < kBM * kBK; e += kGemmThreads) {
@@ -104,9 +104,9 @@ void run(const char* op, int M, int N, int K, float alpha, const float* A, long 
     }
     return;
   }
-  if ((M + kBM - 1) / kBM > 65535)
-    throw Error(std::string(op) + ": M=" + std::to_string(M) + " exceeds this kernel's grid (4,194,240 rows)");
-  const dim3 grid((N + kBN - 1) / kBN, (M + kBM - 1) / kBM);
+  if ((N + kBN - 1) / kBN > 65535)
+    throw Error(std::string(op) + ": N=" + std::to_string(N) + " exceeds this kernel's grid (4,194,240 columns)");
+  const dim3 grid((M + kBM - 1) / kBM, (N + kBN - 1) / kBN);
   gemm_kernel<<<grid, kGemmThreads>>>(M, N, K, alpha, A, a_rs, a_cs, B, b_rs, b_cs, beta != 0.0f, C, ldc);
   cuda::check_launch(op);
 }

@@ -1,0 +1,150 @@
+// The Train page takes a fast run's events in bursts: a run on the demo model
+// sends ~70 step events a second, each its own IPC / WebSocket message, and
+// one chart redraw per message blocked the page for seconds. Here 1000 step
+// events arrive one message at a time (the page's effects run after each, as
+// between two messages), and the loss chart, a real LineChart on the page's
+// monitor, must draw all 1000 points in a handful of updates.
+//
+// The transport is scripted: the real service cannot send 1000 events at
+// will; the end-to-end flow against it is in wizard-flow.test.ts.
+import { Chart } from 'chart.js';
+import { flushSync, mount, unmount } from 'svelte';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+import type { ApiEvent, ApiTransport, RunEvent } from '../../../electron/api/contract.js';
+import LineChart from '../components/charts/LineChart.svelte';
+import { Studio } from './studio.svelte.js';
+import cancelled from './testdata/run-events-cancelled.json';
+import { TrainPage } from './train-page.svelte.js';
+
+type StepEvent = Extract<RunEvent, { type: 'step' }>;
+const CANCELLED = cancelled as RunEvent[];
+const template = CANCELLED.find((e): e is StepEvent => e.type === 'step')!;
+const STEPS = 1000;
+const RUN_ID = 'session-1';
+const RUN_DIR = '/tmp/d2/burst';
+
+class NoLayoutResizeObserver {
+  observe(): void {}
+  unobserve(): void {}
+  disconnect(): void {}
+}
+const hadObserver = 'ResizeObserver' in globalThis;
+beforeAll(() => {
+  if (!hadObserver) (globalThis as Record<string, unknown>).ResizeObserver = NoLayoutResizeObserver;
+});
+afterAll(() => {
+  if (!hadObserver) delete (globalThis as Record<string, unknown>).ResizeObserver;
+});
+
+/** A transport that delivers the events the test sends; runHistory has nothing yet (a run just started). */
+function scriptedTransport(): { api: ApiTransport; send: (e: ApiEvent) => void } {
+  const listeners = new Set<(e: ApiEvent) => void>();
+  const api: ApiTransport = {
+    call: async () => {
+      throw new Error('the run has not written its metrics yet');
+    },
+    onEvent(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+  return { api, send: (e) => listeners.forEach((l) => l(e)) };
+}
+
+describe('TrainPage under a flood of step events', () => {
+  it('charts every one of 1000 steps with a few chart updates, not one per event', async () => {
+    const { api, send } = scriptedTransport();
+    const studio = new Studio();
+    const scheduled: (() => void)[] = [];
+    const page = new TrainPage(studio, api, (flush) => void scheduled.push(flush));
+    const off = page.subscribe();
+    await page.follow(RUN_ID, RUN_DIR);
+
+    const target = document.createElement('div');
+    document.body.append(target);
+    const chartView = mount(LineChart, {
+      target,
+      props: {
+        get series() {
+          return [{ label: 'training loss', color: '#000', points: page.monitor.points.map((p) => ({ x: p.step, y: p.loss })) }];
+        },
+        title: 'Loss',
+        yLabel: 'loss',
+        testid: 'loss-chart',
+      },
+    });
+    flushSync();
+    const chart = Chart.getChart(target.querySelector('canvas')!)!;
+    const updates = vi.spyOn(chart, 'update');
+
+    for (let step = 1; step <= STEPS; step++) {
+      send({ type: 'run', runId: RUN_ID, runDir: RUN_DIR, event: { ...template, step, totalSteps: STEPS, loss: 10 - step / 1000 } });
+      flushSync(); // what would redraw between two messages
+    }
+    // another run's events are not this page's
+    send({ type: 'run', runId: 'other', runDir: '/tmp/other', event: { ...template, step: 5000 } });
+    expect(scheduled).toHaveLength(1); // one flush pending for the whole burst
+    expect(updates).not.toHaveBeenCalled();
+
+    scheduled.shift()!();
+    flushSync();
+    const drawn = chart.data.datasets[0].data as { x: number; y: number }[];
+    expect(drawn).toHaveLength(STEPS);
+    expect(drawn.map((p) => p.x)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
+    expect(drawn[STEPS - 1]).toEqual({ x: STEPS, y: 10 - STEPS / 1000 });
+    expect(target.querySelector('[data-testid="loss-chart"]')!.getAttribute('data-points')).toBe(String(STEPS));
+    expect(updates.mock.calls.length).toBeLessThanOrEqual(2);
+    expect(page.monitor.step).toBe(STEPS);
+    expect(page.monitor.status).toBe('running');
+
+    // the next event schedules the next flush; nothing is lost in between
+    send({ type: 'run', runId: RUN_ID, runDir: RUN_DIR, event: { type: 'cancelled', step: STEPS, checkpoint: `${RUN_DIR}/checkpoints/step-${STEPS}`, message: 'cancelled (CLI words)' } });
+    expect(scheduled).toHaveLength(1);
+    scheduled.shift()!();
+    expect(page.monitor.status).toBe('cancelled');
+    expect(page.monitor.message).toBe(`Cancelled after step ${STEPS} of ${STEPS}; a checkpoint at step ${STEPS} was saved — Resume continues from it.`);
+
+    off();
+    unmount(chartView);
+    target.remove();
+  });
+});
+
+describe('TrainPage after the connection comes back', () => {
+  it('resync rebuilds the view from the run record: the end it missed shows', async () => {
+    const s = CANCELLED.filter((e): e is StepEvent => e.type === 'step');
+    const record = (status: 'running' | 'finished', upTo: number) => ({
+      dir: RUN_DIR,
+      entry: {
+        dir: RUN_DIR, model: '/m', method: 'lora' as const, status, created: '', updated: '',
+        steps_done: upTo, total_steps: 4, best_eval_loss: null, adapter: null, resumable: status !== 'finished', message: null,
+      },
+      config: {} as never,
+      steps: s.slice(0, upTo).map((e) => ({ step: e.step, loss: e.loss, lr: e.lr, gradNorm: e.gradNorm, tokensPerSecond: e.tokensPerSecond })),
+      evals: [],
+      runId: null,
+    });
+    // what the server's record says: first mid-run, then (after the blink) finished
+    let history = record('running', 2);
+    const calls: string[] = [];
+    const api: ApiTransport = {
+      call: (async (method: string) => {
+        calls.push(method);
+        return structuredClone(history);
+      }) as ApiTransport['call'],
+      onEvent: () => () => {},
+    };
+    const page = new TrainPage(new Studio(), api, () => {});
+    await page.follow(null, RUN_DIR);
+    expect(page.monitor.step).toBe(2);
+    expect(page.monitor.status).toBe('running');
+
+    history = record('finished', 4); // the run ended while the socket was down: its events were lost
+    await page.resync();
+    expect(calls).toEqual(['runHistory', 'runHistory']);
+    expect(page.monitor.status).toBe('finished');
+    expect(page.monitor.step).toBe(4);
+    expect(page.monitor.points.map((p) => p.step)).toEqual([1, 2, 3, 4]);
+  });
+});

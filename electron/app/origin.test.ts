@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { APP_INDEX_URL, contentTypeFor, isAppUrl, isExternalLinkAllowed, isRequestAllowed, rendererFileFor, senderRefusal } from './origin.js';
+import { APP_INDEX_URL, isAppUrl, isExternalLinkAllowed, isRequestAllowed, rendererFileFor, senderRefusal } from './origin.js';
 
 describe('isAppUrl', () => {
   it('accepts the app origin only', () => {
@@ -57,11 +57,6 @@ describe('rendererFileFor', () => {
     expect(rendererFileFor(root, 'file:///etc/passwd')).toBeNull();
     const inside = rendererFileFor(root, 'app://studio/assets/x.js')!;
     expect(resolve(inside).startsWith(resolve(root))).toBe(true);
-  });
-  it('names content types', () => {
-    expect(contentTypeFor('/a/index.html')).toBe('text/html; charset=utf-8');
-    expect(contentTypeFor('/a/app.JS')).toBe('text/javascript; charset=utf-8');
-    expect(contentTypeFor('/a/blob.bin')).toBe('application/octet-stream');
   });
 });
 

@@ -13,23 +13,6 @@ export const APP_SCHEME = 'app';
 export const APP_HOST = 'studio';
 export const APP_INDEX_URL = `${APP_SCHEME}://${APP_HOST}/index.html`;
 
-/**
- * Sent as a response header on every page the protocol serves (the
- * renderer's meta tag says the same; the header also covers what a meta tag
- * cannot: frame-ancestors).
- */
-export const CONTENT_SECURITY_POLICY = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "font-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
 
 /**
  * True for URLs of the app itself. WHATWG URL gives non-special schemes an
@@ -86,24 +69,6 @@ export function rendererFileFor(rendererDir: string, url: string): string | null
   return file;
 }
 
-const CONTENT_TYPES: Record<string, string> = {
-  html: 'text/html; charset=utf-8',
-  js: 'text/javascript; charset=utf-8',
-  mjs: 'text/javascript; charset=utf-8',
-  css: 'text/css; charset=utf-8',
-  json: 'application/json; charset=utf-8',
-  map: 'application/json; charset=utf-8',
-  svg: 'image/svg+xml',
-  png: 'image/png',
-  ico: 'image/x-icon',
-  woff2: 'font/woff2',
-  txt: 'text/plain; charset=utf-8',
-};
-
-export function contentTypeFor(file: string): string {
-  const ext = file.slice(file.lastIndexOf('.') + 1).toLowerCase();
-  return CONTENT_TYPES[ext] ?? 'application/octet-stream';
-}
 
 /** What the IPC handler knows about a message's sender. */
 export interface SenderFacts {

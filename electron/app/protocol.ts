@@ -3,7 +3,9 @@
 // each response with the strict CSP header.
 import { readFile } from 'node:fs/promises';
 import { protocol, type Session } from 'electron';
-import { APP_SCHEME, CONTENT_SECURITY_POLICY, contentTypeFor, rendererFileFor } from './origin.js';
+import { CONTENT_SECURITY_POLICY } from '../renderer-files/content-security-policy.js';
+import { contentType } from '../renderer-files/content-types.js';
+import { APP_SCHEME, rendererFileFor } from './origin.js';
 
 /**
  * Must run before the app is ready: a standard scheme resolves relative URLs
@@ -32,7 +34,7 @@ export function serveRenderer(session: Session, rendererDir: string): void {
     return new Response(new Uint8Array(body), {
       status: 200,
       headers: {
-        'Content-Type': contentTypeFor(file),
+        'Content-Type': contentType(file),
         'Content-Security-Policy': CONTENT_SECURITY_POLICY,
         'X-Content-Type-Options': 'nosniff',
         'Cache-Control': 'no-store',

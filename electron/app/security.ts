@@ -5,7 +5,8 @@
 // The window's own webPreferences (isolation, sandbox, no Node) are in window.ts,
 // the IPC sender check in ipc.ts.
 import { app, shell, type Session, type WebContents } from 'electron';
-import { CONTENT_SECURITY_POLICY, isAppUrl, isExternalLinkAllowed, isRequestAllowed } from './origin.js';
+import { CONTENT_SECURITY_POLICY } from '../renderer-files/content-security-policy.js';
+import { isAppUrl, isExternalLinkAllowed, isRequestAllowed } from './origin.js';
 
 export function hardenSession(session: Session): void {
   // The UI asks for no permission (camera, notifications, clipboard-read, ...).

@@ -2,7 +2,7 @@ import { realpathSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { contentType } from './mime.js';
+import { contentType } from '../renderer-files/content-types.js';
 import { checkRendererBuilt, lookupStatic } from './static.js';
 import { makeStaticFixture } from './testing/static-fixture.js';
 

@@ -8,7 +8,7 @@ import { join, posix, resolve, sep } from 'node:path';
 
 import { packageRoot } from '../engine/load.js';
 import { sendText, setSecurityHeaders } from './headers.js';
-import { contentType } from './mime.js';
+import { contentType } from '../renderer-files/content-types.js';
 
 /** Where `npm run build:renderer` writes; PEFT_STUDIO_RENDERER overrides (tests, packaging). */
 export function rendererDir(): string {

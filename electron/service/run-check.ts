@@ -12,7 +12,7 @@ import { effectiveQuantization } from '../session.js';
 import { availableMemoryBytes } from '../system/machine.js';
 import { adapterFileBytes } from '../training/adapter-files.js';
 import { adapterLayoutOf, type TrainConfig } from '../training/config.js';
-import { estimateRun } from '../training/memory-check.js';
+import { estimateRun, memoryRemedies, type MemoryRemedy } from '../training/memory-check.js';
 import { checkOutFolder } from '../runs/out-folder.js';
 import { readRunRecord } from '../runs/run-record.js';
 import { checkAgainstModel, runVirtualTokens } from '../training/run.js';
@@ -38,14 +38,16 @@ function modelCheckError(message: string): FieldError {
 }
 
 /** What the form can change to make a run fit, in its own words. */
+const FORM_REMEDY: Record<MemoryRemedy, string> = {
+  'smaller-batch': 'lower the batch size (raise gradient accumulation to keep the effective batch)',
+  'shorter-sequence': 'shorten the sequence length',
+  'gradient-checkpointing': 'turn on gradient checkpointing',
+  lora: 'use lora',
+  qlora: 'use qlora',
+};
+
 function advice(config: TrainConfig): string {
-  const tips: string[] = [];
-  if (config.batchSize > 1) tips.push('lower the batch size (raise gradient accumulation to keep the effective batch)');
-  tips.push('shorten the sequence length');
-  if (!config.gradientCheckpointing) tips.push('turn on gradient checkpointing');
-  if (config.method === 'full') tips.push('use lora');
-  if (config.method !== 'qlora' && config.quantization === null) tips.push('use qlora');
-  return tips.join(', ');
+  return memoryRemedies(config).map((r) => FORM_REMEDY[r]).join(', ');
 }
 
 /** The run folder: not the model's, not a folder of other files, not a finished run (the run itself refuses them too, but only once started). */

@@ -30,15 +30,32 @@ export function estimateRun(addon: NativeAddon, folder: ModelFolder, config: Tra
   });
 }
 
+/** What can shrink a run that does not fit, in the order worth trying. */
+export type MemoryRemedy = 'smaller-batch' | 'shorter-sequence' | 'gradient-checkpointing' | 'lora' | 'qlora';
+
+/** The remedies that apply to this configuration (the CLI and the app word them each their own way). */
+export function memoryRemedies(config: TrainConfig): MemoryRemedy[] {
+  const remedies: MemoryRemedy[] = [];
+  if (config.batchSize > 1) remedies.push('smaller-batch');
+  remedies.push('shorter-sequence');
+  if (!config.gradientCheckpointing) remedies.push('gradient-checkpointing');
+  if (config.method === 'full') remedies.push('lora');
+  if (config.method !== 'qlora' && config.quantization === null) remedies.push('qlora');
+  return remedies;
+}
+
+const CLI_REMEDY: Record<MemoryRemedy, string> = {
+  'smaller-batch': 'a smaller --batch-size (with --grad-accum to keep the effective batch)',
+  'shorter-sequence': 'a shorter --seq-len',
+  'gradient-checkpointing': '--gradient-checkpointing',
+  lora: '--method lora',
+  qlora: '--method qlora (a 4-bit base)',
+};
+
 /** null when the run fits, else a message that says by how much and what to change. */
 export function memoryShortfall(estimate: MemoryEstimate, availableBytes: number, config: TrainConfig): string | null {
   if (estimate.totalBytes <= availableBytes) return null;
-  const advice: string[] = [];
-  if (config.batchSize > 1) advice.push('a smaller --batch-size (with --grad-accum to keep the effective batch)');
-  advice.push('a shorter --seq-len');
-  if (!config.gradientCheckpointing) advice.push('--gradient-checkpointing');
-  if (config.method === 'full') advice.push('--method lora');
-  if (config.method !== 'qlora' && config.quantization === null) advice.push('--method qlora (a 4-bit base)');
+  const advice = memoryRemedies(config).map((r) => CLI_REMEDY[r]);
   return (
     `this run needs about ${gib(estimate.totalBytes)} (weights ${gib(estimate.weightBytes)}, gradients ${gib(estimate.gradientBytes)}, ` +
     `optimizer state ${gib(estimate.optimizerBytes)}, activations ${gib(estimate.activationBytes)}) but only ${gib(availableBytes)} is available. ` +

@@ -2,6 +2,7 @@
 // request in flight, and the mask preview of one row.
 import type { DataRequest, DemoPaths, RecentItems, RowPreview } from '../../../electron/api/contract.js';
 import { api } from '../api/index.js';
+import { loadStartingPoints } from './starting-points.js';
 import { toErrorBody, type Studio } from './studio.svelte.js';
 
 export class DataPage {
@@ -23,11 +24,7 @@ export class DataPage {
   constructor(private readonly studio: Studio) {}
 
   async load(): Promise<void> {
-    const [demo, recent] = await Promise.allSettled([api.call('demoPaths', {}), api.call('recent', {})]);
-    if (demo.status === 'fulfilled') this.demo = demo.value;
-    else this.studio.showError(demo.reason);
-    if (recent.status === 'fulfilled') this.recent = recent.value;
-    else this.studio.showError(recent.reason);
+    ({ demo: this.demo, recent: this.recent } = await loadStartingPoints(this.studio));
   }
 
   request(): DataRequest | null {

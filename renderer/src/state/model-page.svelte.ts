@@ -2,6 +2,7 @@
 // folder being read, and the settings the resource table is estimated for.
 import type { DemoPaths, InspectModelRequest, RecentItems } from '../../../electron/api/contract.js';
 import { api } from '../api/index.js';
+import { loadStartingPoints } from './starting-points.js';
 import type { Studio } from './studio.svelte.js';
 
 /** What the estimate may be recalculated for (null: the engine's default). */
@@ -28,11 +29,7 @@ export class ModelPage {
   }
 
   async load(): Promise<void> {
-    const [demo, recent] = await Promise.allSettled([api.call('demoPaths', {}), api.call('recent', {})]);
-    if (demo.status === 'fulfilled') this.demo = demo.value;
-    else this.studio.showError(demo.reason);
-    if (recent.status === 'fulfilled') this.recent = recent.value;
-    else this.studio.showError(recent.reason);
+    ({ demo: this.demo, recent: this.recent } = await loadStartingPoints(this.studio));
   }
 
   /** Reads a model folder. A new folder starts the wizard over; the same one only gets a new estimate. */

@@ -1,5 +1,7 @@
-// Content types of the files a Vite build emits. Anything else is served as
-// bytes (with nosniff, a browser will not run it as a script or style).
+// Content types of the files a Vite build emits, for both ways the built
+// renderer is served (electron/app's app:// protocol, electron/serve's HTTP).
+// Anything else is served as bytes (with nosniff, a browser will not run it
+// as a script or style).
 import { extname } from 'node:path';
 
 const MIME_TYPES: Readonly<Record<string, string>> = {

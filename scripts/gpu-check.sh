@@ -8,8 +8,14 @@
 #   env.txt        nvidia-smi, nvcc, cmake, CPU count
 #   configure.log  build.log  parity.log  ctest.log
 #   summary.txt    one line per stage: PASS / FAIL / SKIP, seconds
-# Exit status: 0 only when every stage passed (a parity test that skips for
-# lack of a device counts as a failure here: this script is for GPU machines).
+#   bench-*.log / bench-*.jsonl / gpu-quick.md / gpu-quick.json   the quick benchmark (below)
+# Then, only with time left in the budget, the quick benchmark: bench_gpu
+# --quick (the engine, 1B-shaped LoRA and QLoRA at seq 512) and
+# scripts/reference/bench_peft_gpu.py --quick (PyTorch + peft, the same), put
+# side by side by scripts/gpu/bench_report.py; a stage without enough time
+# left is recorded SKIP, not run. The full benchmark is scripts/bench-gpu.sh.
+# Exit status: 0 only when every stage that ran passed (a parity test that
+# skips for lack of a device counts as a failure here: this script is for GPU machines).
 #
 # Usage (from the repository root): scripts/gpu-check.sh
 #   GPU_CHECK_ARCH=90        override the architecture (default: nvidia-smi's compute_cap)
@@ -17,6 +23,8 @@
 #   GPU_CHECK_BUILD_DIR=...  build directory (default native-addon/build-gpu)
 #   GPU_CHECK_JOBS=N         parallel build jobs (default: all CPUs)
 #   GPU_CHECK_SANITIZER=1    also run the parity test under compute-sanitizer memcheck (slow)
+#   GPU_CHECK_BENCH=0        leave out the quick benchmark
+#   GPU_CHECK_PYTHON=...     the Python with torch, transformers, peft (default python3)
 set -u
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -82,8 +90,9 @@ run_stage configure "$OUT/configure.log" 60 \
   cmake -S "$ROOT/native-addon" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPS_CUDA=ON \
   "-DCMAKE_CUDA_ARCHITECTURES=$ARCH" || { echo "configure failed"; tail -30 "$OUT/configure.log"; exit 1; }
 
-# Every CTest executable (tests/test_*.cpp) plus the parity test; no benchmarks.
-TARGETS=(ps_core ps_cuda test_cuda_parity)
+# Every CTest executable (tests/test_*.cpp) and the CUDA tests (tests/cuda/test_*.cpp); no benchmarks.
+TARGETS=(ps_core ps_cuda)
+for f in "$ROOT"/native-addon/tests/cuda/test_*.cpp; do TARGETS+=("$(basename "$f" .cpp)"); done
 for f in "$ROOT"/native-addon/tests/test_*.cpp; do TARGETS+=("$(basename "$f" .cpp)"); done
 run_stage build "$OUT/build.log" 200 \
   cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" || { echo "build failed"; grep -m20 -iE "error" "$OUT/build.log"; tail -20 "$OUT/build.log"; }
@@ -118,8 +127,56 @@ fi
 run_stage ctest "$OUT/ctest.log" 120 \
   bash -c 'cd "$1" && ctest --output-on-failure -j 4 --timeout 100 -E "^test_cuda_parity$"' _ "$BUILD"
 
+# ---- the quick benchmark, only with time left (ours first: it is what we measure) ---------
+# skip_unless_time NAME SECONDS: true when at least SECONDS remain; else records SKIP.
+skip_unless_time() {
+  if [ "$(left)" -lt "$2" ]; then
+    record "$1" SKIP 0 "only $(left)s left of the ${BUDGET}s budget (needs about $2s)"
+    return 1
+  fi
+}
+# bench_stage NAME JSONL LOG CAP CMD...: runs CMD (stdout -> JSONL, stderr -> LOG) for at
+# most CAP seconds or what is left of the budget. A run cut short by the budget
+# (not by its own cap) is SKIP, not FAIL: it says nothing about the code.
+bench_stage() {
+  local name="$1" jsonl="$2" log="$3" cap="$4" limit t0 rc dt
+  shift 4
+  limit=$(( $(left) < cap ? $(left) : cap ))
+  t0=$(date +%s)
+  timeout --kill-after=5 "$limit" "$@" > "$jsonl" 2> "$log"
+  rc=$?
+  dt=$(( $(date +%s) - t0 ))
+  case $rc in
+    0) record "$name" PASS "$dt" "tokens/s: $(grep -o '"tokens_per_second": [0-9.e+]*' "$jsonl" | cut -d' ' -f2 | tr '\n' ' ')" ;;
+    77) record "$name" FAIL "$dt" "skipped: $(head -1 "$jsonl")" ;;
+    124|137)
+      if [ "$limit" -lt "$cap" ]; then record "$name" SKIP "$dt" "cut at the end of the ${BUDGET}s budget (${limit}s)"
+      else record "$name" FAIL "$dt" "timed out after ${cap}s (see $(basename "$log"))"; fi ;;
+    *) record "$name" FAIL "$dt" "exit $rc (see $(basename "$jsonl") / $(basename "$log"))" ;;
+  esac
+}
+if [ "${GPU_CHECK_BENCH:-1}" = 1 ]; then
+  PY="${GPU_CHECK_PYTHON:-python3}"
+  if skip_unless_time bench-build 30; then
+    run_stage bench-build "$OUT/bench-build.log" 90 cmake --build "$BUILD" -j "$JOBS" --target bench_gpu
+  fi
+  if [ -x "$BUILD/bench_gpu" ] && skip_unless_time bench-ours 50; then
+    bench_stage bench-ours "$OUT/bench-ours.jsonl" "$OUT/bench-ours.log" 150 "$BUILD/bench_gpu" --quick
+  fi
+  if skip_unless_time bench-torch 40; then
+    bench_stage bench-torch "$OUT/bench-pytorch.jsonl" "$OUT/bench-pytorch.log" 120 \
+      "$PY" "$ROOT/scripts/reference/bench_peft_gpu.py" --quick
+  fi
+  if [ -s "$OUT/bench-ours.jsonl" ] || [ -s "$OUT/bench-pytorch.jsonl" ]; then
+    "$PY" "$ROOT/scripts/gpu/bench_report.py" "$OUT/bench-ours.jsonl" "$OUT/bench-pytorch.jsonl" \
+      --json "$OUT/gpu-quick.json" --md "$OUT/gpu-quick.md" --mode "quick (gpu-check.sh)" > /dev/null 2>&1 ||
+      echo "bench_report.py failed" >> "$SUMMARY"
+  fi
+fi
+
 echo "total        $(elapsed)s" | tee -a "$SUMMARY"
 echo "--- parity: failures (first 30)"; grep -E "FAIL|unexpected" "$OUT/parity.log" 2>/dev/null | head -30
 echo "--- parity (tail)"; tail -12 "$OUT/parity.log" 2>/dev/null
 echo "--- ctest (tail)"; tail -6 "$OUT/ctest.log" 2>/dev/null
+if [ -s "$OUT/gpu-quick.md" ]; then echo "--- quick benchmark"; grep '^|' "$OUT/gpu-quick.md"; fi
 exit $STATUS

@@ -98,6 +98,12 @@ export interface LoraOptions {
 }
 
 export interface EngineOptions {
+  /**
+   * where the engine runs: 'cpu' (the default when absent) or 'cuda' (the first
+   * GPU; throws in a build without the CUDA backend: see devices())
+   */
+  device?: 'cpu' | 'cuda';
+  /** CPU threads (on 'cuda': the host-side work, e.g. converting weights at load) */
   threads: number;
   gradientCheckpointing: boolean;
   /** seed of the counter-based RNG used by dropout */
@@ -273,6 +279,16 @@ export interface CpuInfo {
   kernel: string;
 }
 
+/** A GPU the engine can train on (addon.devices()). */
+export interface DeviceInfo {
+  name: string;
+  /** e.g. "8.9" */
+  computeCapability: string;
+  totalBytes: number;
+  /** free when devices() was called */
+  freeBytes: number;
+}
+
 export type GemmLayout = 'nt' | 'nn' | 'tn';
 
 /** Low-level ops, for tests, benchmarks and merging. Synchronous. */
@@ -329,6 +345,8 @@ export interface NativeOps {
 export interface NativeAddon {
   version: string;
   cpuInfo(): CpuInfo;
+  /** the CUDA devices this build can use: [] without the CUDA backend (the default build) or without a GPU */
+  devices(): DeviceInfo[];
   estimateMemory(spec: ModelSpec, options: MemoryEstimateOptions): MemoryEstimate;
   Engine: new (spec: ModelSpec, options: EngineOptions) => NativeEngine;
   ops: NativeOps;

@@ -68,6 +68,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "engine.h"
 #include "rng.h"
+#include "bench_model.h"
 #include "../tests/smollm2_135m.h"
 
 #if defined(PS_HAVE_OPENBLAS)
@@ -142,47 +143,8 @@ double step_flops(const ps::ModelSpec& s, const Config& c) {
   return f;
 }
 
-// Random weights as a trained checkpoint roughly looks: projections and
-// embeddings U(-0.035, 0.035) (sd 0.02), norms 1, stored as BF16 tensors at
-// 64-byte aligned offsets of one file (the engine takes offsets, as the
-// Node side reads them from a safetensors header).
-std::vector<ps::WeightRef> checkpoint_refs(const ps::ModelSpec& s, const std::string& path) {
-  std::vector<ps::WeightRef> refs;
-  uint64_t at = 0;
-  for (const auto& w : ps::expected_weights(s)) {
-    ps::WeightRef r;
-    r.name = w.name;
-    r.file = path;
-    r.offset = at;
-    r.dtype = ps::DType::BF16;
-    r.shape = w.shape;
-    uint64_t n = 1;
-    for (auto d : w.shape) n *= static_cast<uint64_t>(d);
-    at += (2 * n + 63) / 64 * 64;
-    refs.push_back(r);
-  }
-  return refs;
-}
-
-void write_checkpoint(const ps::ModelSpec& s, const std::string& path) {
-  ps::Rng rng(42);
-  std::ofstream f(path, std::ios::binary);
-  for (const auto& r : checkpoint_refs(s, path)) {
-    size_t n = 1;
-    for (auto d : r.shape) n *= static_cast<size_t>(d);
-    const bool norm = r.name.find("norm") != std::string::npos;
-    std::vector<uint16_t> h((n + 31) / 32 * 32, 0);  // padded to the next 64-byte offset
-    for (size_t i = 0; i < n; ++i) {
-      const float x = norm ? 1.0f : static_cast<float>(rng.uniform(-0.0346, 0.0346));
-      uint32_t b;
-      std::memcpy(&b, &x, 4);
-      h[i] = static_cast<uint16_t>((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);  // round to nearest even
-    }
-    f.seekp(static_cast<std::streamoff>(r.offset));
-    f.write(reinterpret_cast<const char*>(h.data()), static_cast<std::streamsize>(h.size() * 2));
-  }
-  if (!f) throw std::runtime_error("cannot write the benchmark checkpoint " + path);
-}
+using psbench::checkpoint_refs;   // bench_model.h: the BF16 checkpoint layout
+using psbench::write_checkpoint;  // and its serial random values
 
 struct Result {
   std::string name;

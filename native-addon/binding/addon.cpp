@@ -1,5 +1,6 @@
 // Module entry: what require('peft_studio.node') returns.
 #include "backend/cpu/cpu_backend.h"
+#include "backend_factory.h"
 #include "binding.h"
 
 namespace psb {
@@ -18,6 +19,23 @@ Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// The GPUs this build can train on: [] without the CUDA backend or a GPU.
+Napi::Value Devices(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<ps::DeviceInfo> devices = ps::list_devices();
+  Napi::Array out = Napi::Array::New(env, devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const ps::DeviceInfo& d = devices[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", d.name);
+    o.Set("computeCapability", std::to_string(d.major) + "." + std::to_string(d.minor));
+    o.Set("totalBytes", static_cast<double>(d.total_bytes));
+    o.Set("freeBytes", static_cast<double>(d.free_bytes));
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
 }  // namespace
 
 }  // namespace psb
@@ -26,6 +44,7 @@ static Napi::Object InitPeftStudio(Napi::Env env, Napi::Object exports) {
   using namespace psb;
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));
+  exports.Set("devices", Napi::Function::New(env, Devices, "devices"));
   exports.Set("ops", InitOps(env));
   exports.Set("estimateMemory", Napi::Function::New(env, EstimateMemory, "estimateMemory"));
   exports.Set("Engine", InitEngineClass(env));

@@ -213,6 +213,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     ps::ModelSpec spec = spec_from(object_arg(info, 0, "spec"));
     Napi::Object o = object_arg(info, 1, "options");
     ps::EngineOptions opts;
+    // device: optional, 'cpu' when absent (engines created before it existed).
+    Napi::Value device = o.Get("device");
+    if (!device.IsUndefined() && !device.IsNull()) {
+      if (!device.IsString()) type_error(env, "field 'device' must be 'cpu' or 'cuda'");
+      opts.device = device.As<Napi::String>().Utf8Value();
+    }
     opts.threads = int_field(o, "threads");
     opts.gradient_checkpointing = bool_field(o, "gradientCheckpointing");
     opts.seed = static_cast<uint64_t>(number_field(o, "seed"));

@@ -42,6 +42,12 @@ class Backend {
   virtual std::string name() const = 0;      // "cpu", "cuda"
   virtual std::string describe() const = 0;  // kernel choice, threads, device
   virtual int threads() const = 0;
+  // True when backend memory IS host memory (the CPU backend): the host may
+  // then read and write it directly, and host memory (a file mapping) may be
+  // handed to ops as backend memory. False for a device backend: every
+  // pointer given to an op must come from alloc(), and the host reaches that
+  // memory only through upload() / download().
+  virtual bool host_memory() const = 0;
 
   // ---- memory owned by the backend -------------------------------------
   virtual void* alloc(size_t bytes) = 0;  // 64-byte aligned; throws ps::Error on failure

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend_factory.h"
 #include "error.h"
 #include "memory_estimate.h"
 #include "methods/full.h"
@@ -62,7 +63,10 @@ struct Engine::Impl {
   ModelSpec spec;
   ModelDims d;
   EngineOptions options;
-  std::unique_ptr<CpuBackend> be;
+  std::unique_ptr<Backend> be;
+  // Host-side threads for converting and quantizing weights: the CPU
+  // backend's own pool, or (device backends) one of the engine's.
+  std::unique_ptr<ThreadPool> host_pool;
   std::unique_ptr<WeightStore> weights;
   std::unique_ptr<LlamaModel> model;
 
@@ -86,9 +90,17 @@ struct Engine::Impl {
   uint64_t bound_generation = 0;
   bool params_stale = true;
 
-  Impl(const ModelSpec& s, const EngineOptions& o) : spec(resolve_spec(s)), d(spec), options(o) {
-    be = std::make_unique<CpuBackend>(o.threads);
-    weights = std::make_unique<WeightStore>(*be, &be->pool(), expected_weights(spec), o.quantization);
+  Impl(const ModelSpec& s, const EngineOptions& o, std::unique_ptr<Backend> backend)
+      : spec(resolve_spec(s)), d(spec), options(o) {
+    be = backend ? std::move(backend) : make_backend(o.device, o.threads);
+    ThreadPool* pool = nullptr;
+    if (auto* cpu = dynamic_cast<CpuBackend*>(be.get())) {
+      pool = &cpu->pool();
+    } else {
+      host_pool = std::make_unique<ThreadPool>(o.threads);
+      pool = host_pool.get();
+    }
+    weights = std::make_unique<WeightStore>(*be, pool, expected_weights(spec), o.quantization);
     model = std::make_unique<LlamaModel>(*be, spec);
     optimizer = std::make_unique<Optimizer>(*be);
   }
@@ -195,7 +207,12 @@ struct Engine::Impl {
 };
 
 Engine::Engine(const ModelSpec& spec, const EngineOptions& options)
-    : impl_(std::make_unique<Impl>(spec, options)) {}
+    : impl_(std::make_unique<Impl>(spec, options, nullptr)) {}
+
+Engine::Engine(const ModelSpec& spec, const EngineOptions& options, std::unique_ptr<Backend> backend)
+    : impl_(std::make_unique<Impl>(spec, options, std::move(backend))) {
+  if (!impl_->be) throw Error("Engine: no backend given");
+}
 
 Engine::~Engine() = default;
 

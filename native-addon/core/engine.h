@@ -67,7 +67,10 @@ struct QuantizationOptions {
 };
 
 struct EngineOptions {
-  int threads = 0;  // <= 0: one per hardware thread
+  // Where the model runs: "cpu" (default), "cuda" (the first GPU) or "cuda:N"
+  // (backend_factory.h). "cuda" in a build without the CUDA backend throws.
+  std::string device = "cpu";
+  int threads = 0;  // <= 0: one per hardware thread (the CPU backend's; a GPU engine's host-side work)
   bool gradient_checkpointing = false;
   uint64_t seed = 0;  // key of the counter-based dropout RNG
   QuantizationOptions quantization;
@@ -207,9 +210,14 @@ MemoryEstimate estimate_memory(const ModelSpec& spec, const MemoryEstimateOption
 // The base tensors a spec needs, in the engine's fixed order (HF names, shapes).
 std::vector<ParameterInfo> expected_weights(const ModelSpec& spec);
 
+class Backend;
+
 class Engine {
  public:
   Engine(const ModelSpec& spec, const EngineOptions& options);
+  // Runs on the given backend instead of the one options.device names (tests
+  // drive the engine through a checking backend this way).
+  Engine(const ModelSpec& spec, const EngineOptions& options, std::unique_ptr<Backend> backend);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;

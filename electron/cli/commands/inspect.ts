@@ -36,7 +36,8 @@ export const inspectSpec: CommandSpec = {
     '{weights, gradients, optimizer_state, activations, total_bytes, trainable_params, adapter_bytes} (bytes),',
     'where adapter_bytes is the size of what training saves (lora: adapter_model.safetensors; full: model.safetensors, F32),',
     'and fits: whether total_bytes is within this machine\'s available memory (machine {cpu_model, cpu_threads,',
-    'total_memory_bytes, available_memory_bytes}).',
+    'total_memory_bytes, available_memory_bytes, gpus: [{name, compute_capability, total_bytes, free_bytes}]}; gpus lists',
+    'the CUDA devices the engine can use, [] in a build without the CUDA backend).',
     'memory.qlora is LoRA on a 4-bit NF4 base (the decoder blocks\' linears; embeddings, norms, lm_head as fp32), with',
     'quantized_bytes (codes + scales) and bits_per_quantized_param (4.127 at blocksize 64 with double quantization);',
     'quantization is the folder\'s own when bitsandbytes saved it in 4 bits (then only qlora can train it), else null.',
@@ -78,7 +79,8 @@ export interface InspectReport {
   parameters: number;
   stored_dtype: string;
   weight_file_bytes: number;
-  machine: MachineInfo;
+  /** gpus: the CUDA devices the engine can use ([] without the CUDA backend or a GPU) */
+  machine: MachineInfo & { gpus: InspectGpu[] };
   settings: {
     batch_size: number;
     seq_len: number;
@@ -112,6 +114,19 @@ function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number): M
     adapter_bytes: adapterBytes,
     fits: e.totalBytes <= availableBytes,
   };
+}
+
+export interface InspectGpu {
+  name: string;
+  compute_capability: string;
+  total_bytes: number;
+  free_bytes: number;
+}
+
+/** addon.devices() in the report's snake_case ([] from an addon built before devices() existed). */
+export function inspectGpus(addon: NativeAddon): InspectGpu[] {
+  if (typeof addon.devices !== 'function') return [];
+  return addon.devices().map((d) => ({ name: d.name, compute_capability: d.computeCapability, total_bytes: d.totalBytes, free_bytes: d.freeBytes }));
 }
 
 export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: InspectReport['settings'], machine: MachineInfo = machineInfo()): InspectReport {
@@ -156,7 +171,7 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
     parameters: folder.parameterCount,
     stored_dtype: folder.storedDType,
     weight_file_bytes: folder.weightBytes,
-    machine,
+    machine: { ...machine, gpus: inspectGpus(addon) },
     settings,
     quantization: folder.quantization,
     memory: {

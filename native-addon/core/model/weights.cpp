@@ -1,5 +1,6 @@
 #include "model/weights.h"
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -50,6 +51,9 @@ void widen(ThreadPool* pool, DType dt, const uint8_t* src, float* dst, size_t n)
   });
 }
 
+// Host staging for uploads to a device backend: 4 Mi values (16 MiB) at a time.
+constexpr size_t kStageValues = size_t(1) << 22;
+
 }  // namespace
 
 bool is_quantized_linear(const std::string& name) {
@@ -81,6 +85,8 @@ Nf4Weight WeightTensor::nf4_view() const {
   return w;
 }
 
+Nf4Weight WeightTensor::op_view() const { return nf4_device ? nf4_device->view() : nf4_view(); }
+
 uint64_t WeightTensor::resident_bytes() const {
   if (nf4) return static_cast<uint64_t>(nf4->resident_bytes());
   return static_cast<uint64_t>(numel) * (half ? sizeof(uint16_t) : sizeof(float));
@@ -88,7 +94,7 @@ uint64_t WeightTensor::resident_bytes() const {
 
 WeightStore::WeightStore(Backend& backend, ThreadPool* pool, std::vector<ParameterInfo> expected,
                          const QuantizationOptions& quantization)
-    : backend_(backend), pool_(pool), quant_(quantization) {
+    : backend_(backend), pool_(pool), quant_(quantization), host_(backend.host_memory()) {
   if (quant_.enabled()) nf4_check_blocksize(quant_.blocksize);
   for (auto& p : expected) {
     WeightTensor t;
@@ -114,6 +120,54 @@ float* WeightStore::alloc_tensor(const WeightTensor& t) {
   }
 }
 
+uint16_t* WeightStore::alloc_half(const WeightTensor& t) {
+  const size_t bytes = t.numel * sizeof(uint16_t);
+  try {
+    return static_cast<uint16_t*>(backend_.alloc(bytes));
+  } catch (const OutOfMemory&) {
+    throw OutOfMemory("model tensor \"" + t.name + "\" (16-bit)", bytes);
+  }
+}
+
+void WeightStore::upload_from_file(const MappedFile& f, uint64_t offset, void* dst, size_t bytes) {
+  const size_t chunk = kStageValues * sizeof(float);
+  for (size_t done = 0; done < bytes;) {
+    const size_t k = std::min(bytes - done, chunk);
+    backend_.upload(static_cast<uint8_t*>(dst) + done, f.data() + offset + done, k);
+    f.release_pages(offset + done, k);  // uploaded: the file's pages are not needed again
+    done += k;
+  }
+}
+
+void WeightStore::widen_into(const MappedFile& f, uint64_t offset, DType dt, float* dst, size_t n) {
+  const uint8_t* src = f.data() + offset;
+  if (host_) {  // backend memory is host memory: convert in place, no staging
+    widen(pool_, dt, src, dst, n);
+    return;
+  }
+  if (dt == DType::F32) {  // the file's bytes are the values
+    upload_from_file(f, offset, dst, n * sizeof(float));
+    return;
+  }
+  std::vector<float> stage(std::min(n, kStageValues));
+  for (size_t done = 0; done < n;) {
+    const size_t k = std::min(n - done, stage.size());
+    widen(pool_, dt, src + done * dtype_size(dt), stage.data(), k);
+    backend_.upload(dst + done, stage.data(), k * sizeof(float));
+    f.release_pages(offset + done * dtype_size(dt), k * dtype_size(dt));
+    done += k;
+  }
+}
+
+void WeightStore::place_nf4(WeightTensor& t) {
+  if (host_ || !t.nf4) return;
+  try {
+    t.nf4_device = std::make_shared<DeviceNf4>(backend_, t.nf4_view());
+  } catch (const OutOfMemory&) {
+    throw OutOfMemory("4-bit model tensor \"" + t.name + "\"", static_cast<size_t>(t.resident_bytes()));
+  }
+}
+
 WeightStore::~WeightStore() {
   for (auto& t : tensors_) drop(t);
 }
@@ -126,6 +180,7 @@ void WeightStore::drop(WeightTensor& t) {
   t.half = nullptr;
   t.half_owned = false;
   t.file.reset();
+  t.nf4_device.reset();
   t.nf4.reset();
   t.nf4_absmax_map.clear();
 }
@@ -135,6 +190,7 @@ void WeightStore::quantize_into(WeightTensor& t, const float* values) {
       nf4_quantize(values, t.shape[0], t.shape[1], quant_.blocksize, quant_.double_quant));
   drop(t);
   t.nf4 = std::move(q);
+  place_nf4(t);
 }
 
 const WeightTensor& WeightStore::get(const std::string& name) const {
@@ -209,6 +265,7 @@ void WeightStore::load(const std::vector<WeightRef>& refs) {
       drop(t);
       t.nf4 = std::move(b.q);
       t.nf4_absmax_map = std::move(b.absmax_map);
+      place_nf4(t);
       continue;
     }
     const auto& f = files[r.file];
@@ -223,18 +280,18 @@ void WeightStore::load(const std::vector<WeightRef>& refs) {
     drop(t);
     if (t.keeps_half && (r.dtype == DType::F16 || r.dtype == DType::BF16)) {
       t.half_bf16 = r.dtype == DType::BF16;
-      if (reinterpret_cast<uintptr_t>(src) % alignof(uint16_t) == 0) {
+      if (host_ && reinterpret_cast<uintptr_t>(src) % alignof(uint16_t) == 0) {
         t.half = reinterpret_cast<const uint16_t*>(src);  // read-only mapping, as stored
         t.file = f;
-      } else {
-        uint16_t* h = static_cast<uint16_t*>(backend_.alloc(t.numel * sizeof(uint16_t)));
-        std::memcpy(h, src, t.numel * sizeof(uint16_t));
+      } else {  // misaligned, or a device backend: a copy in backend memory
+        uint16_t* h = alloc_half(t);
+        upload_from_file(*f, r.offset, h, t.numel * sizeof(uint16_t));
         t.half = h;
         t.half_owned = true;
       }
       continue;
     }
-    if (r.dtype == DType::F32 && reinterpret_cast<uintptr_t>(src) % alignof(float) == 0) {
+    if (host_ && r.dtype == DType::F32 && reinterpret_cast<uintptr_t>(src) % alignof(float) == 0) {
       t.data = const_cast<float*>(reinterpret_cast<const float*>(src));  // read-only mapping
       t.file = f;
       continue;
@@ -242,7 +299,7 @@ void WeightStore::load(const std::vector<WeightRef>& refs) {
     float* dst = alloc_tensor(t);
     t.data = dst;
     t.owned = true;
-    widen(pool_, r.dtype, src, dst, t.numel);
+    widen_into(*f, r.offset, r.dtype, dst, t.numel);
     f->release_pages(r.offset, t.numel * dtype_size(r.dtype));  // converted: the source bytes are not needed again
   }
   ++generation_;
@@ -274,8 +331,14 @@ void WeightStore::read(const std::string& name, float* out) const {
     nf4_dequantize_reference(t.nf4_view(), out);
     return;
   }
-  if (t.half) {
+  if (t.half && host_) {
     backend_.half_to_float(t.half, t.half_bf16, out, t.numel);
+    return;
+  }
+  if (t.half) {  // device memory: fetch the 16-bit values, widen on the host (half.h, the ops' exact conversion)
+    std::vector<uint16_t> h(t.numel);
+    backend_.download(h.data(), t.half, t.numel * sizeof(uint16_t));
+    for (size_t i = 0; i < t.numel; ++i) out[i] = t.half_bf16 ? bf16_to_f32(h[i]) : f16_to_f32(h[i]);
     return;
   }
   backend_.download(out, t.data, t.numel * sizeof(float));

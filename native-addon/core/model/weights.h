@@ -1,8 +1,8 @@
 // The named store of a model's base tensors (fp32). A tensor's data is either
 // a read-only view into a memory-mapped safetensors file (aligned F32) or a
 // buffer the store owns (converted F16/BF16, a tensor given from memory, or
-// one made writable for full fine-tuning). Pointers are host memory: the CPU
-// backend uses them directly.
+// one made writable for full fine-tuning). With the CPU backend the pointers
+// are host memory, used by its ops directly (a mapped F32 tensor costs no copy).
 //
 // With NF4 quantization the seven linears of each decoder block are held in
 // 4 bits instead (WeightTensor::nf4, data stays nullptr): quantized from the
@@ -12,6 +12,13 @@
 // transformers keeps non-quantized modules in the 16-bit dtype under
 // load_in_4bit: F16/BF16 ones are used from the mapping as they are
 // (WeightTensor::half; the model widens the rows it needs), F32 ones as fp32.
+//
+// Under a backend whose memory is not host memory (a GPU, backend.h
+// host_memory()), nothing is used from the mapping: every fp32 tensor and
+// 16-bit table is uploaded into backend memory (16-bit files widened through
+// a bounded host staging buffer, so the model is never twice in host RAM),
+// and every 4-bit weight gets a device copy (model/device_nf4.h) beside its
+// host one. data / half / op_view() are then backend (device) pointers.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +29,7 @@
 
 #include "backend.h"
 #include "engine.h"
+#include "model/device_nf4.h"
 #include "model/mmap_file.h"
 #include "quant/nf4_quantize.h"
 
@@ -43,7 +51,9 @@ struct WeightTensor {
   const uint16_t* half = nullptr;    // the 16-bit values (data stays nullptr), see is_half_table
   bool half_bf16 = false;            // bfloat16, else IEEE half
   bool half_owned = false;           // copied out of a misaligned mapping
-  Nf4Weight nf4_view() const;        // the op view of nf4
+  std::shared_ptr<DeviceNf4> nf4_device;  // nf4 in backend memory (device backends only)
+  Nf4Weight nf4_view() const;        // nf4 in host memory (the reference dequantization reads it)
+  Nf4Weight op_view() const;         // what the backend's NF4 ops get: the device copy when there is one
   bool loaded() const { return data != nullptr || nf4 != nullptr || half != nullptr; }
   uint64_t resident_bytes() const;   // 4-bit: codes + scales; 16-bit: numel * 2; else numel * 4
 };
@@ -95,10 +105,19 @@ class WeightStore {
   WeightTensor& mutable_get(const std::string& name);
   void drop(WeightTensor& t);
   float* alloc_tensor(const WeightTensor& t);  // OutOfMemory names the tensor
+  uint16_t* alloc_half(const WeightTensor& t);
   void quantize_into(WeightTensor& t, const float* values);
+  void place_nf4(WeightTensor& t);  // device backends: the device copy of t.nf4
+  // n values of a file's F32/F16/BF16 bytes at `offset` as fp32 into backend
+  // memory dst (a device backend: through bounded host staging).
+  void widen_into(const MappedFile& f, uint64_t offset, DType dt, float* dst, size_t n);
+  // Copies file bytes into backend memory in bounded chunks, handing each
+  // chunk's pages back to the OS once uploaded.
+  void upload_from_file(const MappedFile& f, uint64_t offset, void* dst, size_t bytes);
   Backend& backend_;
   ThreadPool* pool_;
   QuantizationOptions quant_;
+  bool host_;  // backend_.host_memory(): mapped tensors are used in place
   std::vector<WeightTensor> tensors_;
   std::map<std::string, size_t> index_;
   uint64_t generation_ = 1;

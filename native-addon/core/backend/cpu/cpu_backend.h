@@ -28,6 +28,7 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
   std::string describe() const override;
   int threads() const override { return pool_->size(); }
+  bool host_memory() const override { return true; }
   ThreadPool& pool() { return *pool_; }
   bool use_avx2() const { return use_avx2_; }
 

@@ -52,6 +52,7 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   std::string describe() const override;
   int threads() const override { return 1; }
+  bool host_memory() const override { return false; }
   const CudaDeviceInfo& device_info() const { return info_; }
   // Free/total memory now (cudaMemGetInfo).
   CudaDeviceInfo refreshed_info() const;

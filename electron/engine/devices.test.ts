@@ -1,0 +1,50 @@
+// The addon's device choice (EngineOptions.device) and query (devices()).
+// This build has no CUDA backend unless it was configured with
+// PEFT_STUDIO_CUDA=1; either way the answers must be consistent: no devices
+// means 'cuda' is refused with a message saying what to do.
+import { describe, expect, it } from 'vitest';
+import { loadAddon } from './load.js';
+import type { EngineOptions, ModelSpec } from './native.js';
+
+const addon = loadAddon();
+
+const spec: ModelSpec = {
+  architecture: 'LlamaForCausalLM', vocabSize: 32, hiddenSize: 8, intermediateSize: 16, numLayers: 1,
+  numHeads: 2, numKvHeads: 1, headDim: 4, rmsNormEps: 1e-5, ropeTheta: 10000,
+  ropeScaling: { type: 'none', factor: 1, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPosition: 8192 },
+  maxPositionEmbeddings: 64, tieWordEmbeddings: true, attentionBias: false, qkNorm: false,
+};
+const base: EngineOptions = { threads: 1, gradientCheckpointing: false, seed: 0 };
+
+describe('devices', () => {
+  it('lists each GPU with its name, compute capability and memory (none in a CPU-only build)', () => {
+    const devices = addon.devices();
+    expect(Array.isArray(devices)).toBe(true);
+    for (const d of devices) {
+      expect(d.name.length).toBeGreaterThan(0);
+      expect(d.computeCapability).toMatch(/^\d+\.\d+$/);
+      expect(d.totalBytes).toBeGreaterThan(0);
+      expect(d.freeBytes).toBeGreaterThan(0);
+      expect(d.freeBytes).toBeLessThanOrEqual(d.totalBytes);
+    }
+  });
+
+  it('runs on the CPU by default and with device cpu', () => {
+    for (const options of [base, { ...base, device: 'cpu' as const }]) {
+      const engine = new addon.Engine(spec, options);
+      expect(engine.describe()).toMatch(/^cpu/);
+      engine.dispose();
+    }
+  });
+
+  it('refuses cuda with an actionable message where there is no GPU', () => {
+    if (addon.devices().length > 0) return;  // a CUDA build on a GPU machine: nothing to refuse
+    expect(() => new addon.Engine(spec, { ...base, device: 'cuda' })).toThrow(
+      /this build has no CUDA backend: rebuild with PEFT_STUDIO_CUDA=1 \(needs the CUDA toolkit\) or use device cpu|no usable NVIDIA GPU/);
+  });
+
+  it('names a bad device value', () => {
+    expect(() => new addon.Engine(spec, { ...base, device: 'tpu' as 'cpu' })).toThrow(/unknown device "tpu"/);
+    expect(() => new addon.Engine(spec, { ...base, device: 7 as unknown as 'cpu' })).toThrow(/field 'device'/);
+  });
+});

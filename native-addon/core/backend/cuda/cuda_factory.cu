@@ -1,0 +1,42 @@
+// The CUDA half of the backend factory (cuda_factory.h). A .cu file although
+// it has no kernels: it is built with the rest of ps_cuda by nvcc, so it only
+// exists in a PS_CUDA build and needs no host-compiler flags of its own.
+#include "backend/cuda/cuda_factory.h"
+
+#include "backend/cuda/cuda_backend.h"
+#include "error.h"
+
+namespace ps {
+
+std::unique_ptr<Backend> make_cuda_backend(int device) {
+  std::string reason;
+  const int n = cuda_device_count(&reason);
+  if (n == 0) throw Error("device cuda: no usable NVIDIA GPU (" + reason + "); use device cpu");
+  if (device >= n)
+    throw Error("device cuda:" + std::to_string(device) + " does not exist: this machine has " + std::to_string(n) +
+                " GPU" + (n == 1 ? "" : "s") + " (cuda:0 to cuda:" + std::to_string(n - 1) + ")");
+  return std::make_unique<CudaBackend>(device);
+}
+
+std::vector<DeviceInfo> cuda_devices() {
+  std::vector<DeviceInfo> out;
+  const int n = cuda_device_count();
+  for (int i = 0; i < n; ++i) {
+    try {
+      const CudaDeviceInfo c = cuda_device_info(i);
+      DeviceInfo d;
+      d.index = c.index;
+      d.name = c.name;
+      d.major = c.major;
+      d.minor = c.minor;
+      d.total_bytes = c.total_bytes;
+      d.free_bytes = c.free_bytes;
+      out.push_back(d);
+    } catch (const std::exception&) {
+      // A device that cannot report itself is left out; list_devices never throws.
+    }
+  }
+  return out;
+}
+
+}  // namespace ps

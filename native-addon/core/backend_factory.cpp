@@ -1,0 +1,52 @@
+#include "backend_factory.h"
+
+#include <cstdlib>
+
+#include "backend/cpu/cpu_backend.h"
+#include "error.h"
+#ifdef PS_HAVE_CUDA
+#include "backend/cuda/cuda_factory.h"
+#endif
+
+namespace ps {
+
+namespace {
+// "cuda" -> 0, "cuda:N" -> N; -1 when `device` does not name a CUDA device.
+int cuda_index(const std::string& device) {
+  if (device == "cuda") return 0;
+  if (device.rfind("cuda:", 0) != 0 || device.size() == 5) return -1;
+  for (size_t i = 5; i < device.size(); ++i)
+    if (device[i] < '0' || device[i] > '9') return -1;
+  return std::atoi(device.c_str() + 5);
+}
+}  // namespace
+
+bool have_cuda_backend() {
+#ifdef PS_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
+  if (device.empty() || device == "cpu") return std::make_unique<CpuBackend>(threads);
+  const int index = cuda_index(device);
+  if (index < 0)
+    throw Error("unknown device \"" + device + "\": use \"cpu\" or \"cuda\" (\"cuda:N\" for the N-th GPU)");
+#ifdef PS_HAVE_CUDA
+  return make_cuda_backend(index);
+#else
+  throw Error("this build has no CUDA backend: rebuild with PEFT_STUDIO_CUDA=1 (needs the CUDA toolkit) or use device cpu");
+#endif
+}
+
+std::vector<DeviceInfo> list_devices() {
+#ifdef PS_HAVE_CUDA
+  return cuda_devices();
+#else
+  return {};
+#endif
+}
+
+}  // namespace ps

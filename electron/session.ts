@@ -4,6 +4,7 @@
 import { adapterTrainingQuantization } from './adapters/base-quantization.js';
 import { readAnyAdapter, type AnyPeftAdapter } from './adapters/any-adapter.js';
 import { PREFIX_TENSOR } from './adapters/layout.js';
+import { resolveDevice, type DeviceRequest, type ResolvedDevice } from './engine/device.js';
 import { loadAddon } from './engine/load.js';
 import type { NativeAddon, NativeEngine, QuantizationOptions } from './engine/native.js';
 import { openModelFolder, type ModelFolder } from './models/folder.js';
@@ -15,6 +16,8 @@ export interface ModelSession {
   tokenizer: ModelTokenizer;
   addon: NativeAddon;
   engine: NativeEngine;
+  /** where the engine computes, and why there */
+  device: ResolvedDevice;
   /** the adapter attached with options.adapter, or null */
   adapter: AnyPeftAdapter | null;
   /** what the user should know about how the model was opened (the CLI prints them) */
@@ -32,6 +35,12 @@ export interface SessionOptions {
    * saved in 4 bits is always opened with its own settings, with or without this.
    */
   quantization?: QuantizationOptions | null;
+  /**
+   * Where the engine computes: 'auto' (the first NVIDIA GPU the engine can
+   * use, else the CPU), 'cpu', 'cuda' or 'cuda:N'. Absent: the CPU (callers
+   * that let the user choose pass the choice; the commands default to 'auto').
+   */
+  device?: DeviceRequest;
 }
 
 /** NF4 with bitsandbytes' (and QLoRA's) defaults: blocksize 64, double quantization. */
@@ -67,7 +76,10 @@ export async function openModelWithTokenizer(dir: string): Promise<{ folder: Mod
 
 /** Creates an engine for an opened folder and loads its weights (frozen until a method is set up). */
 export function createEngine(addon: NativeAddon, folder: ModelFolder, options: SessionOptions): NativeEngine {
+  // resolved here too, so that a GPU that is not there is refused with what to do, before any weight is read
+  const { device } = resolveDevice(addon, options.device ?? 'cpu');
   const engine = new addon.Engine(folder.spec, {
+    device,
     threads: options.threads,
     gradientCheckpointing: options.gradientCheckpointing ?? false,
     seed: options.seed ?? 0,
@@ -128,7 +140,9 @@ export async function openSession(dir: string, options: SessionOptions & { adapt
         `${quantization.doubleQuant ? 'double quantization' : 'no double quantization'}); the model is quantized the same way`);
     }
   }
-  const engine = createEngine(addon, folder, { ...options, quantization });
+  const device = resolveDevice(addon, options.device ?? 'cpu');
+  if (device.gpu) notices.push(`running on ${device.reason}`);
+  const engine = createEngine(addon, folder, { ...options, quantization, device: device.device });
   let adapter: AnyPeftAdapter | null = null;
   if (options.adapter) {
     try {
@@ -144,6 +158,7 @@ export async function openSession(dir: string, options: SessionOptions & { adapt
     tokenizer,
     addon,
     engine,
+    device,
     adapter,
     notices,
     dispose() {

@@ -207,6 +207,8 @@ export interface RunSettings {
     virtualTokens?: number;
     promptInitText?: string | null;
     prefixProjection?: boolean;
+    /** where to train: 'auto' (default: the first NVIDIA GPU when there is one), 'cpu', 'cuda', 'cuda:N' */
+    device?: string;
   };
   /** start even when the estimate exceeds the available memory */
   ignoreMemoryCheck?: boolean;

@@ -11,7 +11,12 @@ describe('inspect', () => {
     const r = await cli(['inspect', model.dir, '--batch-size', '2', '--seq-len', '64', '--rank', '4', '--targets', 'q_proj,v_proj,down_proj']);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
-    expect(Object.keys(report).sort()).toEqual(['architecture', 'machine', 'memory', 'model', 'parameters', 'quantization', 'settings', 'sizes', 'stored_dtype', 'weight_file_bytes']);
+    expect(Object.keys(report).sort()).toEqual(['architecture', 'fits_in', 'machine', 'memory', 'model', 'parameters', 'quantization', 'settings', 'sizes', 'stored_dtype', 'weight_file_bytes']);
+    // fits is measured on the first GPU the engine lists, else against the available RAM
+    const gpu = report.machine.gpus[0];
+    expect(report.fits_in).toEqual(gpu
+      ? { device: 'cuda:0', where: `on ${gpu.name}`, available_bytes: gpu.free_bytes }
+      : { device: 'cpu', where: 'in RAM', available_bytes: report.machine.available_memory_bytes });
     expect(report.quantization).toBeNull();
     expect(report.machine.cpu_threads).toBeGreaterThan(0);
     expect(report.machine.available_memory_bytes).toBeGreaterThan(0);

@@ -99,10 +99,11 @@ export interface LoraOptions {
 
 export interface EngineOptions {
   /**
-   * where the engine runs: 'cpu' (the default when absent) or 'cuda' (the first
-   * GPU; throws in a build without the CUDA backend: see devices())
+   * where the engine runs: 'cpu' (the default when absent), 'cuda' (the first
+   * GPU) or 'cuda:N' (the N-th, as devices() lists them); a GPU throws in a
+   * build without the CUDA backend (electron/engine/device.ts chooses)
    */
-  device?: 'cpu' | 'cuda';
+  device?: 'cpu' | 'cuda' | `cuda:${number}`;
   /** CPU threads (on 'cuda': the host-side work, e.g. converting weights at load) */
   threads: number;
   gradientCheckpointing: boolean;

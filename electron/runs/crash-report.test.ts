@@ -9,7 +9,9 @@ import { parseArgs } from '../cli/args.js';
 import { trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
 import { tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 import { runTraining } from '../training/run.js';
-import { explainChildDeath, isOutOfMemoryError, type ChildDeath } from './crash-report.js';
+import { resolveDevice } from '../engine/device.js';
+import { loadAddon } from '../engine/load.js';
+import { explainChildDeath, isOutOfMemoryError, outOfMemoryMessage, type ChildDeath } from './crash-report.js';
 import type { StartedEvent } from './events.js';
 
 const GiB = 2 ** 30;
@@ -57,6 +59,18 @@ describe('an allocation failure in the engine', () => {
     expect(isOutOfMemoryError('d.jsonl:3: "labels" has 2 entries but "input_ids" has 3; they must match')).toBe(false);
   });
 
+  it('a GPU allocation failure keeps the engine\'s words and says where and what to change', async () => {
+    const config = await configFor(['--steps', '1']);
+    // the text CudaBackend::alloc throws (ps::OutOfMemory)
+    const engine = 'out of memory allocating 4294967296 bytes for a buffer on NVIDIA H200 (1024 MiB free of 143771 MiB)';
+    expect(isOutOfMemoryError(engine)).toBe(true);
+    const m = outOfMemoryMessage(engine, { estimateBytes: 3 * GiB, availableBytes: 4 * GiB, where: 'on NVIDIA H200', gpu: true }, config, 'after step 2');
+    expect(m).toBe(
+      `the run ran out of memory after step 2: the engine could not allocate memory (${engine}); the run was estimated to need 3.00 GiB and 4.00 GiB ` +
+      `was available on NVIDIA H200 when it started. Close other programs (nvidia-smi lists what holds the GPU), continue on the CPU with peft-studio train --resume ${config.out} --device cpu, ` +
+      'or start a new run with a shorter --seq-len, a lower --rank, --gradient-checkpointing.');
+  });
+
   it('fails the run with an out-of-memory message: the estimate, what was free, and what to change', async () => {
     // 16 rows of 262144 tokens in one batch: ~33 GiB of activations in one
     // allocation, more than this machine's memory, so the engine's arena
@@ -76,9 +90,13 @@ describe('an allocation failure in the engine', () => {
     const [estimate, available] = [...message.matchAll(/(\d+\.\d\d) GiB/g)].map((m) => Number(m[1]));
     expect(estimate).toBeGreaterThan(available); // the check was skipped by --ignore-memory-check, and says so
     expect(message).toContain('(--ignore-memory-check started it anyway)');
+    // the run resolved --device auto to the CPU here, so the figure is the RAM's (on a GPU: "on <its name>")
+    expect(message).toMatch(/GiB was available in RAM when it started/);
     for (const advice of ['--batch-size', '--seq-len', '--gradient-checkpointing']) expect(message).toContain(advice);
     const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
     expect(record.status).toBe('failed');
     expect(record.message).toBe(message);
+    // the engine was made before the arena failed: run.json records the device it used
+    expect(record.config.device).toBe(resolveDevice(loadAddon(), 'auto').device);
   }, 120_000);
 });

@@ -54,15 +54,17 @@ export function isOutOfMemoryError(message: string): boolean {
  * The failed message of a run whose engine could not allocate: what ran out,
  * the pre-flight estimate against what was free, and what to change.
  */
-export function outOfMemoryMessage(engineMessage: string, memory: { estimateBytes: number; availableBytes: number } | null, config: TrainConfig, at: string): string {
+export function outOfMemoryMessage(engineMessage: string, memory: { estimateBytes: number; availableBytes: number; where?: string; gpu?: boolean } | null, config: TrainConfig, at: string): string {
   const figures = memory
-    ? `the run was estimated to need ${gib(memory.estimateBytes)} and ${gib(memory.availableBytes)} was available when it started`
+    ? `the run was estimated to need ${gib(memory.estimateBytes)} and ${gib(memory.availableBytes)} was available${memory.where ? ` ${memory.where}` : ''} when it started`
     : 'its memory estimate was not computed yet';
   const checked = config.ignoreMemoryCheck && memory && memory.estimateBytes > memory.availableBytes ? ' (--ignore-memory-check started it anyway)' : '';
   const checkpointing = config.gradientCheckpointing ? '' : ', --gradient-checkpointing';
+  // on a GPU: other processes may hold its memory (nvidia-smi lists them), and the CPU is a way out
+  const elsewhere = memory?.gpu ? ` (nvidia-smi lists what holds the GPU), continue on the CPU with peft-studio train --resume ${config.out} --device cpu` : '';
   return (
     `the run ran out of memory ${at}: the engine could not allocate memory (${engineMessage.trim()}); ${figures}${checked}. ` +
-    `Close other programs, or start a new run with ${memoryAdvice(config)}${checkpointing}.`
+    `Close other programs${elsewhere}, or start a new run with ${memoryAdvice(config)}${checkpointing}.`
   );
 }
 

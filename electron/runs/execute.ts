@@ -6,14 +6,14 @@
 // become a 'failed' event with a message that says what to do.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { resolveDevice, type ResolvedDevice } from '../engine/device.js';
 import { loadAddon } from '../engine/load.js';
 import type { NativeEngine } from '../engine/native.js';
 import { saveFullModel } from '../export/model-folder.js';
 import { createEngine, effectiveQuantization, openModelWithTokenizer } from '../session.js';
-import { availableMemoryBytes } from '../system/machine.js';
 import { adapterFileBytes, saveAdapterFolder } from '../training/adapter-files.js';
 import { trainsAdapter, type TrainConfig } from '../training/config.js';
-import { estimateRun, memoryShortfall } from '../training/memory-check.js';
+import { estimateRun, memoryBudget, memoryShortfall } from '../training/memory-check.js';
 import { cutMetricsAfter, MetricsWriter } from '../training/metrics.js';
 import { estimateRemaining } from '../training/progress.js';
 import { checkAgainstModel, configWithLayout, loadRunData, setUpMethod, type RunSummary } from '../training/run.js';
@@ -138,7 +138,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
   };
 
   // for an out-of-memory message: known once estimated
-  let memory: { estimateBytes: number; availableBytes: number } | null = null;
+  let memory: { estimateBytes: number; availableBytes: number; where: string; gpu: boolean } | null = null;
 
   try {
     // The folder is checked before the model and data are read, so a bad
@@ -170,12 +170,21 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     }
     const total = totalSteps(data.train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
     const addon = loadAddon();
+    // Where it trains ('auto': the first GPU, else the CPU); a GPU that is not there is refused here, before anything is written.
+    let device: ResolvedDevice;
+    try {
+      device = resolveDevice(addon, config.device);
+    } catch (e) {
+      notOurs(e);
+    }
     // --init-adapter decides the LoRA layout, so its rank is only known once
-    // read; the run's own settings are the estimate before that.
+    // read; the run's own settings are the estimate before that. On a GPU the
+    // estimate is held against its free memory, on the CPU against the RAM.
     const estimate = estimateRun(addon, folder, config, config.lora);
-    const available = availableMemoryBytes();
-    memory = { estimateBytes: estimate.totalBytes, availableBytes: available };
-    const shortfall = memoryShortfall(estimate, available, config);
+    const budget = memoryBudget(device);
+    const available = budget.availableBytes;
+    memory = { estimateBytes: estimate.totalBytes, availableBytes: available, where: budget.where, gpu: budget.gpu };
+    const shortfall = memoryShortfall(estimate, budget, config);
     if (shortfall !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(shortfall);
 
     // A finished run is kept unless --overwrite (checked again under the lock).
@@ -188,9 +197,10 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     await saveRecord(true);
     if (shortfall !== null) log(shortfall, 'warning');
 
-    engine = createEngine(addon, folder, { threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed, quantization });
+    engine = createEngine(addon, folder, { threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed, quantization, device: device.device });
     const layout = await setUpMethod(engine, folder, config, tokenizer);
-    record.config = configWithLayout({ ...config, method, quantization }, layout);
+    // the device actually used, as the quantization: a resumed run goes back to it
+    record.config = configWithLayout({ ...config, method, quantization, device: device.device }, layout);
     record.total_steps = total;
     record.resolved = {
       total_steps: total,
@@ -203,6 +213,8 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       adapter_file_bytes: layout ? adapterFileBytes(folder.spec, layout) : null,
       memory_estimate_bytes: estimate.totalBytes,
       engine: engine.describe(),
+      device: device.reason,
+      gpu: device.gpu,
       addon_version: addon.version,
       data: data.summary,
     };

@@ -5,7 +5,9 @@
 import { availableParallelism } from 'node:os';
 import type { HyperparameterSpec, TrainMethod } from '../api/contract.js';
 import { LORA_TARGETS, PEFT_DEFAULT_TARGETS } from '../adapters/peft-config.js';
-import type { ModelSpec } from '../engine/native.js';
+import type { DeviceInfo, ModelSpec } from '../engine/native.js';
+import { listDevices } from '../engine/device.js';
+import { loadAddon } from '../engine/load.js';
 import { DEFAULT_NF4 } from '../session.js';
 import { TRAIN_DEFAULTS as D, trainsLora, trainsVirtualTokens } from '../training/config.js';
 import { SCHEDULER_KINDS } from '../training/schedule.js';
@@ -26,7 +28,13 @@ function num(key: Key & LimitedField, label: string, help: string, value: number
   return { key, label, help, kind, default: value, ...bounds(key), group, ...extra };
 }
 
-export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec): HyperparameterSpec[] {
+/** The device choices: auto, cpu, then one 'cuda:N' per GPU the engine can use. */
+export function deviceChoices(gpus: readonly DeviceInfo[]): string[] {
+  return ['auto', 'cpu', ...gpus.map((_, i) => `cuda:${i}`)];
+}
+
+/** gpus: what addon.devices() lists (asked now when not given). */
+export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec, gpus: readonly DeviceInfo[] = listDevices(loadAddon())): HyperparameterSpec[] {
   const virtual = trainsVirtualTokens(method) ? D.virtualTokens : 0;
   const seqLen = defaultSeqLenFor(spec, virtual);
   const out: HyperparameterSpec[] = [
@@ -74,6 +82,7 @@ export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec): Hyper
     { key: 'gradientCheckpointing', label: 'Gradient checkpointing', help: 'Recompute activations in the backward pass: less memory, about a third slower.', kind: 'boolean', default: false, group: 'advanced' },
     num('seed', 'Seed', 'Seeds initialization, shuffling, the eval split and dropout.', D.seed, 'advanced'),
     num('threads', 'CPU threads', 'Threads the engine uses.', availableParallelism(), 'advanced'),
+    { key: 'device', label: 'Device', help: 'Where to train: auto picks the first NVIDIA GPU when there is one', kind: 'choice', default: D.device, choices: deviceChoices(gpus), group: 'advanced' },
   );
   return out;
 }

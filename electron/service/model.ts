@@ -33,6 +33,7 @@ export async function modelOverview(req: InspectModelRequest, machine: MachineSu
   const folder = await openModelFolder(req.model);
   const info = machineInfo();
   const report = inspectModel(loadAddon(), folder, inspectSettings(req, folder.spec), info);
-  const advice = recommendMethod(report, info.available_memory_bytes);
+  // measured where a run would go by default: the first GPU when there is one, else the RAM
+  const advice = recommendMethod(report, report.fits_in.available_bytes);
   return { report, machine: { ...machine, availableMemoryBytes: info.available_memory_bytes }, ...advice };
 }

@@ -2,17 +2,19 @@
 // the same resolver as `train` (trainConfigFromSettings), then the checks the
 // run itself makes before it writes anything: the model opens, the settings
 // fit it (checkAgainstModel: sequence length, layers), the 4-bit base, and
-// the memory estimate (the engine's own formula) against what is free now.
+// the device (a GPU asked for must be there), and the memory estimate (the
+// engine's own formula) against what is free now: on the GPU the run would
+// use, else in RAM.
 import { stat } from 'node:fs/promises';
 import type { FieldError, RunCheck } from '../api/contract.js';
 import { loadAddon } from '../engine/load.js';
 import { fullModelFileBytes } from '../export/model-folder.js';
 import { openModelFolder, type ModelFolder } from '../models/folder.js';
 import { effectiveQuantization } from '../session.js';
-import { availableMemoryBytes } from '../system/machine.js';
+import { resolveDevice, type ResolvedDevice } from '../engine/device.js';
 import { adapterFileBytes } from '../training/adapter-files.js';
 import { adapterLayoutOf, type TrainConfig } from '../training/config.js';
-import { estimateRun, memoryRemedies, type MemoryRemedy } from '../training/memory-check.js';
+import { estimateRun, memoryBudget, memoryRemedies, type MemoryRemedy } from '../training/memory-check.js';
 import { checkOutFolder } from '../runs/out-folder.js';
 import { readRunRecord } from '../runs/run-record.js';
 import { checkAgainstModel, runVirtualTokens } from '../training/run.js';
@@ -46,8 +48,10 @@ const FORM_REMEDY: Record<MemoryRemedy, string> = {
   qlora: 'use qlora',
 };
 
-function advice(config: TrainConfig): string {
-  return memoryRemedies(config).map((r) => FORM_REMEDY[r]).join(', ');
+function advice(config: TrainConfig, onGpu: boolean): string {
+  const remedies = memoryRemedies(config).map((r) => FORM_REMEDY[r]);
+  if (onGpu) remedies.push('train on the CPU (device cpu)');
+  return remedies.join(', ');
 }
 
 /** The run folder: not the model's, not a folder of other files, not a finished run (the run itself refuses them too, but only once started). */
@@ -98,10 +102,18 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
     errors.push(modelCheckError((e as Error).message));
   }
   errors.push(...(await outFolderErrors(config)));
-  if (errors.length > 0) return refused(errors);
+  const addon = loadAddon();
+  let device: ResolvedDevice | null = null;
+  try {
+    device = resolveDevice(addon, config.device);
+  } catch (e) {
+    errors.push({ field: 'hyper.device', message: (e as Error).message.replace(/--device/g, 'device') });
+  }
+  if (errors.length > 0 || device === null) return refused(errors);
 
-  const estimate = estimateRun(loadAddon(), folder, config, config.lora);
-  const available = availableMemoryBytes();
+  const estimate = estimateRun(addon, folder, config, config.lora);
+  const budget = memoryBudget(device);
+  const available = budget.availableBytes;
   const fits = estimate.totalBytes <= available;
   const layout = adapterLayoutOf(config);
   const memory = {
@@ -115,8 +127,9 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
     trainableParams: estimate.trainableParams,
     adapterBytes: layout === null ? fullModelFileBytes(folder.spec) : adapterFileBytes(folder.spec, layout),
   };
+  // "Fits on NVIDIA H200: ..." / "Fits in RAM: ..."
   const verdict = fits
-    ? `Fits: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available.`
-    : `Does not fit: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available: ${advice(config)}${config.ignoreMemoryCheck ? ' (starting anyway, as asked)' : ''}.`;
+    ? `Fits ${budget.where}: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available.`
+    : `Does not fit ${budget.where}: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available: ${advice(config, budget.gpu)}${config.ignoreMemoryCheck ? ' (starting anyway, as asked)' : ''}.`;
   return { check: { ok: fits, errors: [], config, memory, verdict }, config };
 }

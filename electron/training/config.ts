@@ -2,6 +2,7 @@
 // default filled in. It is written to run.json, so a run folder always says
 // exactly how it was made.
 import type { LoraTarget, ModelSpec, QuantizationOptions } from '../engine/native.js';
+import type { DeviceRequest } from '../engine/device.js';
 import { LORA_TARGETS, type AdapterLora } from '../adapters/peft-config.js';
 import type { AdapterPrefix, AdapterPrompt } from '../adapters/prompt-config.js';
 import type { AdapterLayout } from '../adapters/layout.js';
@@ -78,6 +79,12 @@ export interface TrainConfig {
   evalEvery: number;
   saveEvery: number;
   gradientCheckpointing: boolean;
+  /**
+   * where to train: 'auto' (the first NVIDIA GPU when there is one, else the
+   * CPU), 'cpu', 'cuda' or 'cuda:N'. run.json records the device the run
+   * actually used ('cpu' or 'cuda:N'), so a resumed run goes back to it.
+   */
+  device: DeviceRequest;
   /** start even when the estimate exceeds the machine's available memory */
   ignoreMemoryCheck: boolean;
   /** how data rows are read (electron/data's loadDataset decides 'auto') */
@@ -105,6 +112,8 @@ export const LATER_DEFAULTS = {
   quantization: null,
   prompt: null,
   prefix: null,
+  /** runs from before the device choice all ran on the CPU */
+  device: 'cpu' as DeviceRequest,
 } as const;
 
 export const TRAIN_DEFAULTS = {
@@ -133,6 +142,8 @@ export const TRAIN_DEFAULTS = {
   evalEvery: 0,
   saveEvery: 0,
   ...LATER_DEFAULTS,
+  /** a new run (unlike an old run.json without the field) */
+  device: 'auto' as DeviceRequest,
 } as const;
 
 /**

@@ -5,7 +5,7 @@ import { loadAddon } from '../engine/load.js';
 import { openModelFolder } from '../models/folder.js';
 import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 import type { TrainConfig } from './config.js';
-import { estimateRun, memoryShortfall } from './memory-check.js';
+import { estimateRun, memoryBudget, memoryShortfall } from './memory-check.js';
 
 const estimate = { weightBytes: 3 * 2 ** 30, gradientBytes: 2 ** 30, optimizerBytes: 2 ** 31, activationBytes: 2 ** 30, totalBytes: 7 * 2 ** 30, trainableParams: 1, totalParams: 1 };
 const config = { method: 'full', batchSize: 4, gradientCheckpointing: false } as TrainConfig;
@@ -22,6 +22,19 @@ describe('memory pre-flight', () => {
     expect(lora).not.toContain('--method lora');
     expect(lora).not.toContain('--batch-size');
     expect(lora).not.toContain('--gradient-checkpointing,');
+  });
+
+  it('on a GPU the budget is its free memory, and the message names it', () => {
+    const h200 = { name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 140 * 2 ** 30, freeBytes: 6 * 2 ** 30 };
+    expect(memoryBudget({ gpu: h200 }, 100 * 2 ** 30)).toEqual({ availableBytes: 6 * 2 ** 30, where: 'on NVIDIA H200', gpu: true });
+    expect(memoryBudget({ gpu: null }, 100 * 2 ** 30)).toEqual({ availableBytes: 100 * 2 ** 30, where: 'in RAM', gpu: false });
+    const onGpu = memoryShortfall(estimate, memoryBudget({ gpu: h200 }), config)!;
+    expect(onGpu).toContain('but only 6.00 GiB is available on NVIDIA H200.');
+    expect(onGpu).toContain('--device cpu');
+    const inRam = memoryShortfall(estimate, memoryBudget({ gpu: null }, 6 * 2 ** 30), config)!;
+    expect(inRam).toContain('but only 6.00 GiB is available in RAM.');
+    expect(inRam).not.toContain('--device cpu');
+    expect(memoryShortfall(estimate, memoryBudget({ gpu: { ...h200, freeBytes: 7 * 2 ** 30 } }), config)).toBeNull();
   });
 
   it('estimates with the run settings: the engine formula, LoRA far below full', async () => {
@@ -44,7 +57,7 @@ describe('memory pre-flight', () => {
     // 2^20 rows x 512 tokens of activations: far beyond any test machine
     const r = await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'out'), '--batch-size', String(2 ** 20), '--seq-len', '512', '--steps', '1']);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/this run needs about [\d.]+ GiB .* but only [\d.]+ GiB is available/);
+    expect(r.stderr).toMatch(/this run needs about [\d.]+ GiB .* but only [\d.]+ GiB is available (in RAM|on .+)\./);
     expect(existsSync(join(dir, 'out'))).toBe(false);
   });
 });

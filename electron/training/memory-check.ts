@@ -1,9 +1,12 @@
 // The pre-flight check of a run: does what the engine will allocate (the same
-// formula that sizes its buffers) fit in the memory this machine has free?
+// formula that sizes its buffers) fit in the memory this machine has free:
+// the GPU's free memory when the run is on a GPU, else the host's RAM?
 // Refusing before the weights are mapped beats an out-of-memory kill halfway
 // through the first step.
 import type { LoraSettings, TrainConfig } from './config.js';
 import type { MemoryEstimate, NativeAddon } from '../engine/native.js';
+import type { ResolvedDevice } from '../engine/device.js';
+import { availableMemoryBytes } from '../system/machine.js';
 import { embeddingDType, type ModelFolder } from '../models/folder.js';
 import { effectiveQuantization } from '../session.js';
 import { encoderHiddenSizeOf } from '../adapters/prompt-config.js';
@@ -30,6 +33,21 @@ export function estimateRun(addon: NativeAddon, folder: ModelFolder, config: Tra
   });
 }
 
+/** The memory a run's estimate is held against: the GPU's free memory on a GPU, the host's available RAM on the CPU. */
+export interface MemoryBudget {
+  availableBytes: number;
+  /** how a message says where: "on NVIDIA H200", "in RAM" */
+  where: string;
+  /** the budget is a GPU's */
+  gpu: boolean;
+}
+
+/** The budget of a run on this device; hostAvailable: the host's available RAM (read now when not given). */
+export function memoryBudget(device: Pick<ResolvedDevice, 'gpu'>, hostAvailable?: number): MemoryBudget {
+  if (device.gpu) return { availableBytes: device.gpu.freeBytes, where: `on ${device.gpu.name}`, gpu: true };
+  return { availableBytes: hostAvailable ?? availableMemoryBytes(), where: 'in RAM', gpu: false };
+}
+
 /** What can shrink a run that does not fit, in the order worth trying. */
 export type MemoryRemedy = 'smaller-batch' | 'shorter-sequence' | 'gradient-checkpointing' | 'lora' | 'qlora';
 
@@ -52,13 +70,19 @@ const CLI_REMEDY: Record<MemoryRemedy, string> = {
   qlora: '--method qlora (a 4-bit base)',
 };
 
-/** null when the run fits, else a message that says by how much and what to change. */
-export function memoryShortfall(estimate: MemoryEstimate, availableBytes: number, config: TrainConfig): string | null {
+/**
+ * null when the run fits, else a message that says by how much, where, and
+ * what to change. A plain number is a budget in RAM.
+ */
+export function memoryShortfall(estimate: MemoryEstimate, budget: MemoryBudget | number, config: TrainConfig): string | null {
+  const { availableBytes, where, gpu } = typeof budget === 'number' ? { availableBytes: budget, where: 'in RAM', gpu: false } : budget;
   if (estimate.totalBytes <= availableBytes) return null;
   const advice = memoryRemedies(config).map((r) => CLI_REMEDY[r]);
+  // on a GPU the CPU is one more way out (slower, but host RAM is usually larger)
+  if (gpu) advice.push('--device cpu');
   return (
     `this run needs about ${gib(estimate.totalBytes)} (weights ${gib(estimate.weightBytes)}, gradients ${gib(estimate.gradientBytes)}, ` +
-    `optimizer state ${gib(estimate.optimizerBytes)}, activations ${gib(estimate.activationBytes)}) but only ${gib(availableBytes)} is available. ` +
+    `optimizer state ${gib(estimate.optimizerBytes)}, activations ${gib(estimate.activationBytes)}) but only ${gib(availableBytes)} is available ${where}. ` +
     `Try ${advice.join(', ')}; or pass --ignore-memory-check to start anyway.`
   );
 }

@@ -72,6 +72,21 @@ describe('trainConfigFromSettings', () => {
     expect(resumeConfig(stored, '/r', parseArgs(trainSpec, ['--resume', '/r', '--threads', '1']))).toEqual({ ...stored, out: '/r', threads: 1 });
   });
 
+  it('device: auto by default, checked by name, and a resumed run keeps the recorded one unless --device is given', () => {
+    expect(trainConfigFromSettings(base).device).toBe('auto');
+    expect(trainConfigFromSettings({ ...base, device: 'cuda:1' }).device).toBe('cuda:1');
+    expect(refusal({ device: 'gpu' })).toMatchObject({ field: 'device', message: expect.stringMatching(/^device: unknown device 'gpu'; use auto \(the first NVIDIA GPU/) });
+    const args = (...argv: string[]) => parseArgs(trainSpec, ['--model', 'm', '--data', 'd.jsonl', '--out', 'o', ...argv]);
+    expect(trainConfigFromArgs(args('--device', 'cpu')).device).toBe('cpu');
+    expect(() => trainConfigFromArgs(args('--device', 'cuda:x'))).toThrow(/^--device: unknown device 'cuda:x'/);
+    // run.json holds the device the run used
+    const stored = { ...trainConfigFromSettings(base), device: 'cuda:0' as const };
+    expect(resumeConfig(stored, '/r', parseArgs(trainSpec, ['--resume', '/r'])).device).toBe('cuda:0');
+    expect(resumeConfig(stored, '/r', parseArgs(trainSpec, ['--resume', '/r', '--device', 'cpu'])).device).toBe('cpu');
+    expect(() => resumeConfig(stored, '/r', parseArgs(trainSpec, ['--resume', '/r', '--device', 'tpu']))).toThrow(new UsageError(
+      "--device: unknown device 'tpu'; use auto (the first NVIDIA GPU when there is one, else the CPU), cpu, cuda (the first GPU) or cuda:N (the N-th, from 0)", 'train'));
+  });
+
   it('defaultSeqLenFor: the default, shrunk to the positions left after the virtual tokens', () => {
     expect(defaultSeqLenFor({ maxPositionEmbeddings: 4096 } as never)).toBe(512);
     expect(defaultSeqLenFor({ maxPositionEmbeddings: 256 } as never, 20)).toBe(236);

@@ -14,6 +14,7 @@ import { resolve } from 'node:path';
 import { PEFT_DEFAULT_TARGETS } from '../adapters/peft-config.js';
 import type { AdapterPrefix, AdapterPrompt, PromptInit } from '../adapters/prompt-config.js';
 import type { ModelSpec, QuantizationOptions } from '../engine/native.js';
+import { DEVICE_REQUEST_HELP, isDeviceRequest, type DeviceRequest } from '../engine/device.js';
 import { DEFAULT_NF4 } from '../session.js';
 import { resolveTargets, TRAIN_DEFAULTS as D, trainsLora, trainsVirtualTokens, type DataFormat, type TrainConfig, type TrainMethod } from './config.js';
 import type { SchedulerKind } from './schedule.js';
@@ -70,6 +71,8 @@ export interface TrainSettings {
   keepCheckpoints?: number;
   gradientCheckpointing?: boolean;
   ignoreMemoryCheck?: boolean;
+  /** 'auto' | 'cpu' | 'cuda' | 'cuda:N' (checked here; which GPUs exist is the run's check) */
+  device?: string;
 }
 
 export type SettingField = keyof TrainSettings;
@@ -218,6 +221,7 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     if (v === undefined || v === '') throw new SettingsError(field, `${name(field)} is required`, true);
     return resolve(v);
   };
+  const device = deviceOf(s, name);
   const model = required('model');
   const data = required('data');
   const out = required('out');
@@ -263,6 +267,7 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     saveEvery: s.saveEvery ?? D.saveEvery,
     gradientCheckpointing: s.gradientCheckpointing === true,
     ignoreMemoryCheck: s.ignoreMemoryCheck === true,
+    device,
     dataFormat: s.dataFormat ?? D.dataFormat,
     completionOnly: s.completionOnly !== false,
     pack: s.pack === true,
@@ -277,6 +282,12 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
  */
 export function defaultSeqLenFor(spec: ModelSpec, virtualTokens = 0): number {
   return Math.max(2, Math.min(D.seqLen, spec.maxPositionEmbeddings - virtualTokens));
+}
+
+function deviceOf(s: Pick<TrainSettings, 'device'>, name: FieldNamer): DeviceRequest {
+  if (s.device === undefined) return D.device;
+  if (!isDeviceRequest(s.device)) throw new SettingsError('device', `${name('device')}: unknown device '${s.device}'; use ${DEVICE_REQUEST_HELP}`);
+  return s.device;
 }
 
 function nf4Of(s: TrainSettings, name: FieldNamer): QuantizationOptions {
@@ -313,14 +324,20 @@ function prefixOf(s: TrainSettings, name: FieldNamer): AdapterPrefix {
   return { numVirtualTokens: s.virtualTokens ?? D.virtualTokens, projection, encoderHiddenSize: s.encoderHiddenSize ?? null };
 }
 
-/** What a resumed run may change: none of it alters what the run computes, except lr (on purpose, e.g. after a NaN stop). */
-export type ResumeOverrides = Pick<TrainSettings, 'lr' | 'threads' | 'keepCheckpoints' | 'gradientCheckpointing' | 'ignoreMemoryCheck'>;
-export const RESUME_OVERRIDES: readonly (keyof ResumeOverrides)[] = ['lr', 'threads', 'keepCheckpoints', 'gradientCheckpointing', 'ignoreMemoryCheck'];
+/**
+ * What a resumed run may change: none of it alters what the run computes,
+ * except lr (on purpose, e.g. after a NaN stop) and device (a run begun on the
+ * CPU may continue on a GPU, or the other way round; the arithmetic differs
+ * only in rounding). Without device the run keeps the one run.json recorded.
+ */
+export type ResumeOverrides = Pick<TrainSettings, 'lr' | 'threads' | 'keepCheckpoints' | 'gradientCheckpointing' | 'ignoreMemoryCheck' | 'device'>;
+export const RESUME_OVERRIDES: readonly (keyof ResumeOverrides)[] = ['lr', 'threads', 'keepCheckpoints', 'gradientCheckpointing', 'ignoreMemoryCheck', 'device'];
 
 /** The configuration of a resumed run: its run.json's, in `dir` (the folder may have moved), with the few overrides allowed. */
-export function resumedConfig(stored: TrainConfig, dir: string, overrides: ResumeOverrides = {}): TrainConfig {
+export function resumedConfig(stored: TrainConfig, dir: string, overrides: ResumeOverrides = {}, name: FieldNamer = plainName): TrainConfig {
   return {
     ...stored,
+    device: overrides.device === undefined ? stored.device : deviceOf(overrides, name),
     out: dir,
     lr: overrides.lr ?? stored.lr,
     threads: overrides.threads ?? stored.threads,

@@ -13,6 +13,8 @@ import { adapterFileBytes } from '../../training/adapter-files.js';
 import { resolveTargets, TRAIN_DEFAULTS } from '../../training/config.js';
 import { prefixTokenDim } from '../../adapters/prompt-config.js';
 import { machineInfo, type MachineInfo } from '../../system/machine.js';
+import { resolveDevice, type EngineDevice } from '../../engine/device.js';
+import { memoryBudget } from '../../training/memory-check.js';
 
 export const inspectSpec: CommandSpec = {
   name: 'inspect',
@@ -35,7 +37,8 @@ export const inspectSpec: CommandSpec = {
     'max_positions, tie_word_embeddings}, parameters, stored_dtype, weight_file_bytes, settings, and memory.<method>',
     '{weights, gradients, optimizer_state, activations, total_bytes, trainable_params, adapter_bytes} (bytes),',
     'where adapter_bytes is the size of what training saves (lora: adapter_model.safetensors; full: model.safetensors, F32),',
-    'and fits: whether total_bytes is within this machine\'s available memory (machine {cpu_model, cpu_threads,',
+    'and fits: whether total_bytes is within the free memory of the device a run would use by default (fits_in:',
+    '{device, where, available_bytes}: the first GPU\'s free memory when the engine lists one, else the available RAM) (machine {cpu_model, cpu_threads,',
     'total_memory_bytes, available_memory_bytes, gpus: [{name, compute_capability, total_bytes, free_bytes}]}; gpus lists',
     'the CUDA devices the engine can use, [] in a build without the CUDA backend).',
     'memory.qlora is LoRA on a 4-bit NF4 base (the decoder blocks\' linears; embeddings, norms, lm_head as fp32), with',
@@ -99,6 +102,8 @@ export interface InspectReport {
   /** a bitsandbytes 4-bit folder: {type, blocksize, doubleQuant, source, originalDType}; else null */
   quantization: ModelFolder['quantization'];
   memory: Record<'full' | 'lora' | 'qlora' | 'prompt' | 'prefix' | 'prefix_projection', MemoryRow>;
+  /** what `fits` is measured against: the device a run gets by default (--device auto) and its free memory */
+  fits_in: { device: EngineDevice; where: string; available_bytes: number };
 }
 
 function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number): MemoryRow {
@@ -131,7 +136,10 @@ export function inspectGpus(addon: NativeAddon): InspectGpu[] {
 
 export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: InspectReport['settings'], machine: MachineInfo = machineInfo()): InspectReport {
   const { spec } = folder;
-  const available = machine.available_memory_bytes;
+  // the device `train` picks by default: the first GPU's free memory when there is one, else the RAM
+  const device = resolveDevice(addon, 'auto');
+  const budget = memoryBudget(device, machine.available_memory_bytes);
+  const available = budget.availableBytes;
   const requested: QuantizationOptions = { type: 'nf4', blocksize: settings.quant_blocksize ?? DEFAULT_NF4.blocksize, doubleQuant: settings.double_quant ?? DEFAULT_NF4.doubleQuant };
   const nf4 = effectiveQuantization(folder, requested)!;
   // the base as it is held without --quant: fp32, or NF4 for a bitsandbytes 4-bit folder
@@ -184,6 +192,7 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
       // the saved file is the folded table whatever the MLP's size
       prefix_projection: row(estimate('prefix', stored, true), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } }), available),
     },
+    fits_in: { device: device.device, where: budget.where, available_bytes: available },
   };
 }
 

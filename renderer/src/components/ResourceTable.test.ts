@@ -32,6 +32,8 @@ function onMachine(available: number, gpus: ModelOverview['machine']['gpus'] = [
   const o = structuredClone(demo);
   o.machine.availableMemoryBytes = available;
   o.machine.gpus = gpus;
+  // device auto: the first GPU when there is one (as inspect decides)
+  o.report.fits_in = gpus.length > 0 ? { device: 'cuda:0', where: `on ${gpus[0].name}`, available_bytes: gpus[0].freeBytes } : { device: 'cpu', where: 'in RAM', available_bytes: available };
   for (const row of Object.values(o.report.memory)) row.fits = row.total_bytes <= available;
   return o;
 }
@@ -69,11 +71,11 @@ describe('the resource table', () => {
     expect(root.querySelectorAll('[data-testid="memory-bar"] .limit')).toHaveLength(5);
   });
 
-  it('adds a GPU verdict against the free memory of the roomiest GPU', () => {
+  it('adds a GPU verdict against the free memory of the GPU a run would use (the first)', () => {
     const MiB = 2 ** 20;
     const gpus = [
-      { name: 'small', computeCapability: '8.6', totalBytes: 8 * MiB, freeBytes: 8 * MiB },
       { name: 'roomy', computeCapability: '9.0', totalBytes: 64 * MiB, freeBytes: 16 * MiB },
+      { name: 'small', computeCapability: '8.6', totalBytes: 8 * MiB, freeBytes: 8 * MiB },
     ];
     const root = render(onMachine(demo.machine.availableMemoryBytes, gpus));
     expect(root.textContent).toContain('16.0 MiB free on roomy');

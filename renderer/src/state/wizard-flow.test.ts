@@ -83,7 +83,7 @@ describe('the wizard from hyperparameters to try', () => {
     await until('the first check', () => !page.checkPending && studio.check !== null);
     expect(studio.check!.ok).toBe(true);
     expect(studio.check!.memory!.fits).toBe(true);
-    expect(studio.check!.verdict).toMatch(/^Fits: needs about /);
+    expect(studio.check!.verdict).toMatch(/^Fits (in RAM|on .+): needs about /);
 
     // the demo model's max_position_embeddings (256) bounds the field
     page.edit('seqLen', '512');
@@ -197,7 +197,7 @@ describe('a run the estimate says will not fit', () => {
     await until('the memory verdict', () => !page.checkPending && studio.check?.memory?.fits === false);
     expect(studio.check!.ok).toBe(false);
     expect(studio.check!.errors).toEqual([]);
-    expect(studio.check!.verdict).toMatch(/^Does not fit: needs about .*lower the batch size/);
+    expect(studio.check!.verdict).toMatch(/^Does not fit (in RAM|on .+): needs about .*lower the batch size/);
     expect(page.memoryIsTheOnlyProblem).toBe(true);
     expect(page.canStart).toBe(false);
     page.ignoreMemory = true;

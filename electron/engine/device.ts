@@ -1,0 +1,127 @@
+// Where a run or a session computes: the CPU, or one NVIDIA GPU. The user
+// asks for 'auto' (the default), 'cpu', 'cuda' (the first GPU) or 'cuda:N';
+// this turns that into the device the engine gets, with a sentence saying
+// why, and refuses a GPU that is not there with what to do about it.
+//
+// chooseDevice is the decision on plain data (the GPUs the addon listed and
+// whether it was built with the CUDA backend), so every branch is testable on
+// a machine without a GPU; resolveDevice asks the addon for that data.
+import type { DeviceInfo, ModelSpec, NativeAddon } from './native.js';
+
+/** What a user may ask for. */
+export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
+/** What the engine is given: always explicit, so run.json says where a run really ran. */
+export type EngineDevice = 'cpu' | `cuda:${number}`;
+
+export const DEVICE_REQUEST_HELP = "auto (the first NVIDIA GPU when there is one, else the CPU), cpu, cuda (the first GPU) or cuda:N (the N-th, from 0)";
+
+export interface ResolvedDevice {
+  device: EngineDevice;
+  /** why this device, in one sentence: "NVIDIA H200 (cuda:0): the first NVIDIA GPU found", "CPU: no NVIDIA GPU found (...)" */
+  reason: string;
+  /** the GPU's name and memory (null on the CPU) */
+  gpu: DeviceInfo | null;
+}
+
+/** Whether `text` is a device request ('auto', 'cpu', 'cuda', 'cuda:N'). */
+export function isDeviceRequest(text: unknown): text is DeviceRequest {
+  return typeof text === 'string' && /^(auto|cpu|cuda|cuda:(0|[1-9]\d{0,3}))$/.test(text);
+}
+
+/** A device request from user input; the error names the accepted values. */
+export function parseDeviceRequest(text: string, what = '--device'): DeviceRequest {
+  if (!isDeviceRequest(text)) throw new Error(`${what}: unknown device '${text}'; use ${DEVICE_REQUEST_HELP}`);
+  return text;
+}
+
+/** "NVIDIA H200" on a GPU, "the CPU" otherwise (for messages: "Fits on NVIDIA H200"). */
+export function deviceName(resolved: Pick<ResolvedDevice, 'gpu'>): string {
+  return resolved.gpu ? resolved.gpu.name : 'the CPU';
+}
+
+const GiB = 2 ** 30;
+
+/** Why a CPU-only answer, from what the addon knows. */
+function noGpuWhy(haveCudaBuild: boolean): string {
+  return haveCudaBuild
+    ? 'the CUDA backend is built but found no usable NVIDIA GPU (is the NVIDIA driver installed and the GPU visible?)'
+    : 'this build has no CUDA backend';
+}
+
+/** What to do when a GPU was asked for and none can be used. */
+function noGpuRemedy(haveCudaBuild: boolean): string {
+  return haveCudaBuild
+    ? 'install or update the NVIDIA driver (nvidia-smi must list the GPU), or use --device cpu'
+    : 'use --device cpu, or rebuild the engine with PEFT_STUDIO_CUDA=1 (needs the CUDA toolkit) and install the NVIDIA driver';
+}
+
+/** The decision, on plain data: `devices` as addon.devices() lists them (index i is cuda:i). */
+export function chooseDevice(devices: readonly DeviceInfo[], requested: DeviceRequest, haveCudaBuild: boolean): ResolvedDevice {
+  if (requested === 'cpu') return { device: 'cpu', reason: 'CPU: device cpu was asked for', gpu: null };
+  if (requested === 'auto') {
+    const first = devices[0];
+    if (!first) return { device: 'cpu', reason: `CPU: no NVIDIA GPU found (${noGpuWhy(haveCudaBuild)})`, gpu: null };
+    const others = devices.length > 1 ? `; ${devices.length - 1} more with --device cuda:1 .. cuda:${devices.length - 1}` : '';
+    return {
+      device: 'cuda:0',
+      reason: `${first.name} (cuda:0, ${(first.freeBytes / GiB).toFixed(1)} of ${(first.totalBytes / GiB).toFixed(1)} GiB free): the first NVIDIA GPU found${others}`,
+      gpu: first,
+    };
+  }
+  const index = requested === 'cuda' ? 0 : Number(requested.slice('cuda:'.length));
+  if (devices.length === 0) {
+    throw new Error(`--device ${requested}: no NVIDIA GPU can be used: ${noGpuWhy(haveCudaBuild)}. To train anyway, ${noGpuRemedy(haveCudaBuild)}`);
+  }
+  const gpu = devices[index];
+  if (!gpu) {
+    const listed = devices.map((d, i) => `cuda:${i} ${d.name}`).join(', ');
+    throw new Error(`--device ${requested}: there is no GPU ${index}; this machine has ${devices.length} (${listed}). Use one of those, or --device auto`);
+  }
+  return { device: `cuda:${index}`, reason: `${gpu.name} (cuda:${index}): device ${requested} was asked for`, gpu };
+}
+
+/** The smallest model the engine accepts: enough to ask it for a backend. */
+const PROBE_SPEC: ModelSpec = {
+  architecture: 'LlamaForCausalLM', vocabSize: 2, hiddenSize: 2, intermediateSize: 2, numLayers: 1,
+  numHeads: 1, numKvHeads: 1, headDim: 2, rmsNormEps: 1e-5, ropeTheta: 10000,
+  ropeScaling: { type: 'none', factor: 1, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPosition: 2 },
+  maxPositionEmbeddings: 2, tieWordEmbeddings: true, attentionBias: false, qkNorm: false,
+};
+
+const cudaBuilt = new WeakMap<NativeAddon, boolean>();
+
+/**
+ * Whether the addon was built with the CUDA backend. The addon does not say
+ * so directly: with GPUs listed it evidently was; with none, asking a tiny
+ * engine for 'cuda' tells (a build without the backend refuses with "no CUDA
+ * backend" before anything is allocated; a build with it fails to find a GPU).
+ */
+export function hasCudaBackend(addon: NativeAddon): boolean {
+  const known = cudaBuilt.get(addon);
+  if (known !== undefined) return known;
+  let built: boolean;
+  if (listDevices(addon).length > 0) {
+    built = true;
+  } else {
+    try {
+      new addon.Engine(PROBE_SPEC, { device: 'cuda', threads: 1, gradientCheckpointing: false, seed: 0 }).dispose();
+      built = true;
+    } catch (e) {
+      built = !/no CUDA backend/.test((e as Error).message);
+    }
+  }
+  cudaBuilt.set(addon, built);
+  return built;
+}
+
+/** addon.devices() ([] from an addon built before devices() existed). */
+export function listDevices(addon: NativeAddon): DeviceInfo[] {
+  return typeof addon.devices === 'function' ? addon.devices() : [];
+}
+
+/** The device to run on for this request, asking the addon which GPUs it can use (free memory as of now). */
+export function resolveDevice(addon: NativeAddon, requested: DeviceRequest): ResolvedDevice {
+  if (requested === 'cpu') return chooseDevice([], 'cpu', false);
+  const devices = listDevices(addon);
+  return chooseDevice(devices, requested, devices.length > 0 || hasCudaBackend(addon));
+}

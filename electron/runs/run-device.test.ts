@@ -1,0 +1,65 @@
+// The device of a run, end to end through `train`: --device auto resolves
+// before anything is written, run.json records the device actually used (as
+// it records the quantization actually used), a GPU that is not there is
+// refused with what to do and leaves no folder, and run.json files from
+// before the device choice read back as CPU runs.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { resolveDevice } from '../engine/device.js';
+import { loadAddon } from '../engine/load.js';
+import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
+import { readRunRecord } from './run-record.js';
+
+const auto = resolveDevice(loadAddon(), 'auto');
+
+describe('the device of a run', () => {
+  it('auto trains where resolveDevice says and run.json records that device, with the reason', async () => {
+    const model = await tinyModel({ seed: 71 });
+    const dir = tempDir('run-device');
+    const data = writeJsonl(join(dir, 'd.jsonl'), cycleRows(2, 8));
+    const out = join(dir, 'out');
+    const r = await cli(['train', '--model', model.dir, '--data', data, '--out', out, '--steps', '1', '--threads', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    expect(record.config.device).toBe(auto.device);
+    expect(record.resolved.device).toBe(auto.reason);
+    expect(record.resolved.gpu).toEqual(auto.gpu);
+    // the engine says the same thing in its own words
+    expect(record.resolved.engine.startsWith(auto.device === 'cpu' ? 'cpu' : 'cuda')).toBe(true);
+  }, 60_000);
+
+  it('a GPU asked for where there is none is refused before anything is written', async () => {
+    if (auto.gpu) return; // a GPU machine: cuda is there
+    const model = await tinyModel({ seed: 72 });
+    const dir = tempDir('run-device');
+    const data = writeJsonl(join(dir, 'd.jsonl'), cycleRows(2, 8));
+    const out = join(dir, 'out');
+    const r = await cli(['train', '--model', model.dir, '--data', data, '--out', out, '--steps', '1', '--device', 'cuda']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--device cuda: no NVIDIA GPU can be used: .*--device cpu/);
+    expect(existsSync(out)).toBe(false);
+  }, 60_000);
+
+  it('eval and generate take --device too: a bad name is a usage error, a missing GPU the same advice', async () => {
+    const model = await tinyModel({ seed: 73 });
+    const data = writeJsonl(join(tempDir('run-device'), 'd.jsonl'), cycleRows(2, 8));
+    const bad = await cli(['eval', '--model', model.dir, '--data', data, '--device', 'gpu']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--device: unknown device 'gpu'; use auto");
+    const cpu = await cli(['eval', '--model', model.dir, '--data', data, '--device', 'cpu', '--threads', '1']);
+    expect(cpu.code, cpu.stderr).toBe(0);
+    expect(JSON.parse(cpu.stdout).tokens).toBeGreaterThan(0);
+    if (auto.gpu) return;
+    const gen = await cli(['generate', '--model', model.dir, '--prompt', 'hi', '--max-new-tokens', '1', '--device', 'cuda']);
+    expect(gen.code).not.toBe(0);
+    expect(gen.stderr).toMatch(/--device cuda: no NVIDIA GPU can be used/);
+  }, 60_000);
+
+  it('a run.json from before the device choice reads back as a CPU run', async () => {
+    const dir = join(tempDir('run-device'), 'old');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'run.json'), JSON.stringify({ config: { model: '/m', data: '/d', out: dir, method: 'lora' }, status: 'finished' }));
+    expect((await readRunRecord(dir))!.config.device).toBe('cpu');
+  });
+});

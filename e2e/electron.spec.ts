@@ -1,7 +1,7 @@
 // The desktop app through Playwright's Electron support: the window opens
 // the Model page from app://studio/, the page sees the preload's bridge and
-// nothing of Node, calls reach the service over IPC, and navigation away is
-// blocked. Runs where the Electron binary exists (`npm run app` works);
+// nothing of Node, calls reach the service over IPC, a run trains in a child
+// process forked by Electron itself, and navigation away is blocked. Runs where the Electron binary exists (`npm run app` works);
 // skips elsewhere, saying why.
 import { _electron as electron, expect, test, type ElectronApplication } from '@playwright/test';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -90,6 +90,33 @@ test.describe('desktop app (Electron)', () => {
     });
     expect(results.machine).toMatchObject({ ok: true, value: { mode: 'electron' } });
     expect(results.unknown).toMatchObject({ ok: false, error: { code: 'invalid' } });
+  });
+
+  test('a run trains in a child forked by Electron (ELECTRON_RUN_AS_NODE) and finishes', async () => {
+    const page = await app.firstWindow();
+    await expect(page.getByTestId('page-model')).toBeVisible();
+    const out = join(home, 'runs', 'electron-run');
+    const end = await page.evaluate(async (out) => {
+      type Result = { ok: boolean; value?: Record<string, unknown>; error?: { message: string } };
+      type Event = { type: string; runId?: string; event?: { type: string; message?: string } };
+      const bridge = (window as unknown as {
+        peftStudio: { call(m: string, r: unknown): Promise<Result>; onEvent(l: (e: Event) => void): () => void };
+      }).peftStudio;
+      const demo = await bridge.call('demoPaths', {});
+      if (!demo.ok) return { type: 'call failed', message: demo.error?.message };
+      const paths = demo.value as { model: string; datasets: { name: string; path: string }[] };
+      const data = paths.datasets.find((d) => d.name === 'task-train')!.path;
+      const ended = new Promise<{ type: string; message?: string }>((resolve) => {
+        bridge.onEvent((e) => {
+          if (e.type === 'run' && e.event && ['finished', 'failed', 'cancelled'].includes(e.event.type)) resolve(e.event);
+        });
+      });
+      const started = await bridge.call('startRun', { model: paths.model, data, method: 'lora', out, hyper: { steps: 3, batchSize: 2 } });
+      if (!started.ok) return { type: 'call failed', message: started.error?.message };
+      return ended;
+    }, out);
+    expect(end, JSON.stringify(end)).toMatchObject({ type: 'finished' });
+    expect(existsSync(join(out, 'adapter_model.safetensors'))).toBe(true);
   });
 
   test('blocks navigation away from the app and new windows', async () => {

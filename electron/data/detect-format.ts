@@ -49,7 +49,7 @@ export function detectFormat(read: ContainerRead, file: string): DatasetFormat {
   const fields = new Set<string>();
   for (const r of sample.slice(0, 20)) if (r.value && typeof r.value === 'object' && !Array.isArray(r.value)) Object.keys(r.value).forEach((k) => fields.add(k));
   const found = `its rows have the fields ${[...fields].join(', ') || '(none: they are not objects)'}`;
-  throw new DataError(`${file}: cannot tell the dataset format: ${found}. Expected alpaca (instruction, input, output), chat (messages or conversations), completion (prompt, completion), text (text) or pre-tokenized (input_ids); rename the fields or pass --format`);
+  throw new DataError(`${file}: cannot tell the dataset format: ${found}. Expected alpaca (instruction, input, output), chat (messages or conversations), completion (prompt, completion), text (text) or pre-tokenized (input_ids); rename the fields, or choose the format (the Data page's Format, or --format on the command line)`);
 }
 
 /** Broken rows named in the error of a file where none parses (as load-dataset names unusable ones). */

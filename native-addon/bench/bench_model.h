@@ -126,8 +126,9 @@ inline void write_checkpoint_parallel(const ps::ModelSpec& s, const std::string&
 // everything else BF16 as write_checkpoint_parallel. The values are that
 // file's (each weight rounded to bf16, then quantized), so loading this file
 // or quantizing the BF16 one on load gives the same 4-bit weights. The
-// quantization runs here on `threads` threads, one weight each, which the
-// engine's load does one weight after another; and the refs go to a sidecar
+// quantization runs here on `threads` threads, one weight each (the engine's
+// load splits each weight's blocks over its thread pool instead, with the
+// same bytes); and the refs go to a sidecar
 // file path + ".refs" (read_refs), since nested_offset is known only after
 // quantizing.
 

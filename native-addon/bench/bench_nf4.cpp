@@ -12,7 +12,14 @@
 //             the GEMV of each instruction set this CPU can run (portable,
 //             AVX2, AVX-512; the backend itself uses the best one).
 //
-// Usage: bench_nf4 [out.json] [--threads=N] [--layers=N] [--quick] [--gemv-only]
+//   load      (--load=smollm2-135m | --load=llama-1b, alone): a QLoRA
+//             engine's load_weights of a random BF16 checkpoint of that shape
+//             (written to $TMPDIR first, bench_model.h): each block linear
+//             widened and quantized to NF4 with double quantization, the
+//             16-bit tables used from the mapping. Prints the load's ms and
+//             its ns per quantized weight (the quantization dominates).
+//
+// Usage: bench_nf4 [out.json] [--threads=N] [--layers=N] [--quick] [--gemv-only] [--load=SHAPE]
 // Each case alternates rounds of the sides and reports medians (and, for
 // the generation GEMV, the best round too: on a shared machine the best is
 // the least disturbed).
@@ -27,7 +34,10 @@
 #include <string>
 #include <vector>
 
+#include "../tests/smollm2_135m.h"
 #include "backend/cpu/cpu_backend.h"
+#include "bench_model.h"
+#include "engine.h"
 #include "backend/cpu/nf4_kernels.h"
 #include "quant/nf4_quantize.h"
 
@@ -89,23 +99,81 @@ struct Row {
   double nf4_gflops, fp32_gflops, blas_gflops;
 };
 
+// Llama 3.2 1B's shape (meta-llama/Llama-3.2-1B config.json): 16 layers of
+// 2048 -> 8192 projections, 973M weights in the block linears.
+ps::ModelSpec llama_1b() {
+  ps::ModelSpec s;
+  s.vocab_size = 128256;
+  s.hidden_size = 2048;
+  s.intermediate_size = 8192;
+  s.num_layers = 16;
+  s.num_heads = 32;
+  s.num_kv_heads = 8;
+  s.head_dim = 64;
+  s.rms_norm_eps = 1e-5f;
+  s.rope_theta = 500000.0f;
+  s.max_position_embeddings = 131072;
+  s.tie_word_embeddings = true;
+  return s;
+}
+
+// Times `rounds` loads of a QLoRA engine (a fresh engine each) from one
+// random BF16 checkpoint; prints each and the best (the least disturbed on a
+// shared machine).
+int run_load(const std::string& shape, int threads, int rounds) {
+  ps::ModelSpec s;
+  if (shape == "smollm2-135m") s = pstest::smollm2_135m();
+  else if (shape == "llama-1b") s = llama_1b();
+  else {
+    std::fprintf(stderr, "--load: unknown shape \"%s\" (smollm2-135m or llama-1b)\n", shape.c_str());
+    return 2;
+  }
+  int64_t quantized = 0;
+  for (const auto& w : ps::expected_weights(s))
+    if (psbench::is_block_linear(w.name)) quantized += static_cast<int64_t>(psbench::numel(w.shape));
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string path = std::string(tmp && *tmp ? tmp : "/tmp") + "/ps_bench_nf4_load_" + shape + ".bin";
+  const double write_s = seconds([&] { psbench::write_checkpoint_parallel(s, path, threads); });
+  std::printf("load (%s, %.1fM weights in NF4 block linears, BF16 checkpoint written in %.1f s), %d threads:\n",
+              shape.c_str(), quantized / 1e6, write_s, threads);
+  const auto refs = psbench::checkpoint_refs(s, path);
+  double best = 1e30;
+  for (int r = 0; r < rounds; ++r) {
+    ps::EngineOptions eo;
+    eo.threads = threads;
+    eo.quantization.type = ps::QuantizationOptions::Type::Nf4;  // blocksize 64, double quantization
+    ps::Engine e(s, eo);
+    const double t = seconds([&] { e.load_weights(refs); });
+    best = std::min(best, t);
+    std::printf("  round %d: %.0f ms, %.1f ns per quantized weight\n", r + 1, t * 1e3, t * 1e9 / quantized);
+  }
+  std::printf("  best: %.0f ms, %.1f ns per quantized weight\n", best * 1e3, best * 1e9 / quantized);
+  std::remove(path.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const char* json_path = nullptr;
   int threads = 2, layers = 30;
   bool quick = false, gemv_only = false;
+  std::string load_shape;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) threads = std::atoi(argv[i] + 10);
     else if (std::strncmp(argv[i], "--layers=", 9) == 0) layers = std::atoi(argv[i] + 9);
     else if (std::strcmp(argv[i], "--quick") == 0) quick = true;
     else if (std::strcmp(argv[i], "--gemv-only") == 0) gemv_only = true;
+    else if (std::strncmp(argv[i], "--load=", 7) == 0) load_shape = argv[i] + 7;
     else if (argv[i][0] == '-') {
-      std::fprintf(stderr, "usage: %s [out.json] [--threads=N] [--layers=N] [--quick] [--gemv-only]\n",
+      std::fprintf(stderr,
+                   "usage: %s [out.json] [--threads=N] [--layers=N] [--quick] [--gemv-only] "
+                   "[--load=smollm2-135m|llama-1b]\n",
                    argv[0]);
       return 2;
     } else json_path = argv[i];
   }
+  if (!load_shape.empty()) return run_load(load_shape, threads, quick ? 1 : 3);
   if (quick) layers = std::min(layers, 4);
 #if defined(PS_HAVE_OPENBLAS)
   openblas_set_num_threads(threads);

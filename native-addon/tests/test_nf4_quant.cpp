@@ -21,6 +21,7 @@
 #include "error.h"
 #include "quant/nf4_quantize.h"
 #include "quant/nf4_tables.h"
+#include "threadpool.h"
 
 namespace {
 
@@ -133,8 +134,8 @@ int code_at(const ps::Nf4Quantized& q, int64_t i) {
 
 // Quantize with the library and with the reference; everything must match.
 void check_against_reference(const std::string& what, const std::vector<float>& w, int64_t rows,
-                             int64_t cols, int bs, bool dq) {
-  const ps::Nf4Quantized q = ps::nf4_quantize(w.data(), rows, cols, bs, dq);
+                             int64_t cols, int bs, bool dq, ps::ThreadPool* pool = nullptr) {
+  const ps::Nf4Quantized q = ps::nf4_quantize(w.data(), rows, cols, bs, dq, pool);
   const RefQuant r = ref_quantize(w, bs, dq);
   const int64_t n = rows * cols;
   int bad_codes = 0, bad_scales = 0;
@@ -229,6 +230,14 @@ void test_random_shapes() {
                                   "] bs=" + std::to_string(c.bs) + (dq ? " dq" : ""),
                               w, c.rows, c.cols, c.bs, dq);
     }
+  // A weight large enough to be quantized across a pool (as a model load
+  // does), in chunks that split its 4693 blocks unevenly.
+  ps::ThreadPool pool(3);
+  for (bool dq : {false, true}) {
+    const auto w = normal_weights(300 * 1001, 17, 0.02f);
+    check_against_reference(std::string("pooled [300x1001] bs=64") + (dq ? " dq" : ""), w, 300, 1001, 64, dq,
+                            &pool);
+  }
 }
 
 void test_zero_blocks() {

@@ -11,6 +11,8 @@
 
 namespace ps {
 
+class ThreadPool;
+
 constexpr int kNf4DefaultBlocksize = 64;
 constexpr int kNf4NestedBlocksize = 256;  // double quantization's block of absmax values
 
@@ -37,8 +39,13 @@ struct Nf4Quantized {
 
 // w: rows x cols fp32, row-major. Throws ps::Error on a bad blocksize, an
 // empty or oversized shape, or a non-finite value (naming its position).
+// With a pool, a large weight's blocks are quantized across its threads (each
+// block is independent and owns whole bytes of codes; the double
+// quantization's mean is still summed serially in block order), so the bytes
+// are the same for every thread count, and the same as without a pool.
 Nf4Quantized nf4_quantize(const float* w, int64_t rows, int64_t cols,
-                          int blocksize = kNf4DefaultBlocksize, bool double_quant = true);
+                          int blocksize = kNf4DefaultBlocksize, bool double_quant = true,
+                          ThreadPool* pool = nullptr);
 
 // Readable reference: w[i] = code[q_i] * block_absmax(i / blocksize), fp32.
 void nf4_dequantize_reference(const Nf4Weight& W, float* w);

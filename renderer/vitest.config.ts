@@ -14,6 +14,6 @@ export default defineConfig({
   test: {
     include: ['renderer/**/*.test.ts'],
     environment: 'jsdom',
-    setupFiles: ['vitest-canvas-mock'],
+    setupFiles: ['vitest-canvas-mock', 'renderer/src/testing/no-layout-resize-observer.ts'],
   },
 });

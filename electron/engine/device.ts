@@ -6,7 +6,7 @@
 // chooseDevice is the decision on plain data (the GPUs the addon listed and
 // whether it was built with the CUDA backend), so every branch is testable on
 // a machine without a GPU; resolveDevice asks the addon for that data.
-import type { DeviceInfo, ModelSpec, NativeAddon } from './native.js';
+import type { DeviceInfo, NativeAddon } from './native.js';
 
 /** What a user may ask for. */
 export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
@@ -81,47 +81,13 @@ export function chooseDevice(devices: readonly DeviceInfo[], requested: DeviceRe
 }
 
 /** The smallest model the engine accepts: enough to ask it for a backend. */
-const PROBE_SPEC: ModelSpec = {
-  architecture: 'LlamaForCausalLM', vocabSize: 2, hiddenSize: 2, intermediateSize: 2, numLayers: 1,
-  numHeads: 1, numKvHeads: 1, headDim: 2, rmsNormEps: 1e-5, ropeTheta: 10000,
-  ropeScaling: { type: 'none', factor: 1, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPosition: 2 },
-  maxPositionEmbeddings: 2, tieWordEmbeddings: true, attentionBias: false, qkNorm: false,
-};
-
-const cudaBuilt = new WeakMap<NativeAddon, boolean>();
-
-/**
- * Whether the addon was built with the CUDA backend. The addon does not say
- * so directly: with GPUs listed it evidently was; with none, asking a tiny
- * engine for 'cuda' tells (a build without the backend refuses with "no CUDA
- * backend" before anything is allocated; a build with it fails to find a GPU).
- */
+/** Whether the addon was built with the CUDA backend (a GPU may still be missing). */
 export function hasCudaBackend(addon: NativeAddon): boolean {
-  const known = cudaBuilt.get(addon);
-  if (known !== undefined) return known;
-  let built: boolean;
-  if (listDevices(addon).length > 0) {
-    built = true;
-  } else {
-    try {
-      new addon.Engine(PROBE_SPEC, { device: 'cuda', threads: 1, gradientCheckpointing: false, seed: 0 }).dispose();
-      built = true;
-    } catch (e) {
-      built = !/no CUDA backend/.test((e as Error).message);
-    }
-  }
-  cudaBuilt.set(addon, built);
-  return built;
-}
-
-/** addon.devices() ([] from an addon built before devices() existed). */
-export function listDevices(addon: NativeAddon): DeviceInfo[] {
-  return typeof addon.devices === 'function' ? addon.devices() : [];
+  return addon.cudaBackend;
 }
 
 /** The device to run on for this request, asking the addon which GPUs it can use (free memory as of now). */
 export function resolveDevice(addon: NativeAddon, requested: DeviceRequest): ResolvedDevice {
   if (requested === 'cpu') return chooseDevice([], 'cpu', false);
-  const devices = listDevices(addon);
-  return chooseDevice(devices, requested, devices.length > 0 || hasCudaBackend(addon));
+  return chooseDevice(addon.devices(), requested, hasCudaBackend(addon));
 }

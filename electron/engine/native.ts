@@ -348,6 +348,8 @@ export interface NativeAddon {
   cpuInfo(): CpuInfo;
   /** the CUDA devices this build can use: [] without the CUDA backend (the default build) or without a GPU */
   devices(): DeviceInfo[];
+  /** whether this build has the CUDA backend (PEFT_STUDIO_CUDA=1), GPU or not */
+  cudaBackend: boolean;
   estimateMemory(spec: ModelSpec, options: MemoryEstimateOptions): MemoryEstimate;
   Engine: new (spec: ModelSpec, options: EngineOptions) => NativeEngine;
   ops: NativeOps;

@@ -6,7 +6,6 @@ import { availableParallelism } from 'node:os';
 import type { HyperparameterSpec, TrainMethod } from '../api/contract.js';
 import { LORA_TARGETS, PEFT_DEFAULT_TARGETS } from '../adapters/peft-config.js';
 import type { DeviceInfo, ModelSpec } from '../engine/native.js';
-import { listDevices } from '../engine/device.js';
 import { loadAddon } from '../engine/load.js';
 import { DEFAULT_NF4 } from '../session.js';
 import { TRAIN_DEFAULTS as D, trainsLora, trainsVirtualTokens } from '../training/config.js';
@@ -34,7 +33,7 @@ export function deviceChoices(gpus: readonly DeviceInfo[]): string[] {
 }
 
 /** gpus: what addon.devices() lists (asked now when not given). */
-export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec, gpus: readonly DeviceInfo[] = listDevices(loadAddon())): HyperparameterSpec[] {
+export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec, gpus: readonly DeviceInfo[] = loadAddon().devices()): HyperparameterSpec[] {
   const virtual = trainsVirtualTokens(method) ? D.virtualTokens : 0;
   const seqLen = defaultSeqLenFor(spec, virtual);
   const out: HyperparameterSpec[] = [

@@ -1,7 +1,7 @@
 // What this machine offers, for the UI: CPU, memory, the GPUs the engine can
 // use (addon.devices(): empty unless the addon was built with the CUDA
 // backend and a GPU is present) and the engine's kernels.
-import { listDevices, resolveDevice } from '../engine/device.js';
+import { resolveDevice } from '../engine/device.js';
 import { loadAddon } from '../engine/load.js';
 import { machineInfo } from '../system/machine.js';
 import type { MachineSummary } from '../api/contract.js';
@@ -10,7 +10,7 @@ export function machineSummary(mode: MachineSummary['mode']): MachineSummary {
   const m = machineInfo();
   const addon = loadAddon();
   const cpu = addon.cpuInfo();
-  const gpus = listDevices(addon);
+  const gpus = addon.devices();
   // what a run with the default device (auto) gets, and why
   const auto = resolveDevice(addon, 'auto');
   return {

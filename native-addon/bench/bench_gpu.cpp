@@ -83,40 +83,8 @@ constexpr int kRank = 16;
 constexpr float kAlpha = 32.0f;
 constexpr int kSkip = 77;  // CTest's skip code: no CUDA build or no GPU
 
-ps::ModelSpec llama32_1b() {  // meta-llama/Llama-3.2-1B config.json
-  ps::ModelSpec s;
-  s.vocab_size = 128256;
-  s.hidden_size = 2048;
-  s.intermediate_size = 8192;
-  s.num_layers = 16;
-  s.num_heads = 32;
-  s.num_kv_heads = 8;
-  s.head_dim = 64;
-  s.rms_norm_eps = 1e-5f;
-  s.rope_theta = 500000.0f;
-  s.rope_scaling = ps::RopeScaling::Llama3;
-  s.rope_factor = 32.0f;
-  s.rope_low_freq_factor = 1.0f;
-  s.rope_high_freq_factor = 4.0f;
-  s.rope_original_max_position = 8192;
-  s.max_position_embeddings = 131072;
-  s.tie_word_embeddings = true;
-  return s;
-}
-
-ps::ModelSpec llama31_8b() {  // meta-llama/Llama-3.1-8B config.json
-  ps::ModelSpec s = llama32_1b();
-  s.hidden_size = 4096;
-  s.intermediate_size = 14336;
-  s.num_layers = 32;
-  s.head_dim = 128;
-  s.rope_factor = 8.0f;
-  s.tie_word_embeddings = false;
-  return s;
-}
-
 ps::ModelSpec tiny() {  // --device=cpu self-check of this program only
-  ps::ModelSpec s = llama32_1b();
+  ps::ModelSpec s = psbench::llama32_1b();
   s.vocab_size = 512;
   s.hidden_size = 128;
   s.intermediate_size = 256;
@@ -134,8 +102,8 @@ struct Shape {
   ps::ModelSpec (*spec)();
 };
 const Shape kShapes[] = {
-    {"1b", "Llama-3.2-1B shape", llama32_1b},
-    {"8b", "Llama-3.1-8B shape", llama31_8b},
+    {"1b", "Llama-3.2-1B shape", psbench::llama32_1b},
+    {"8b", "Llama-3.1-8B shape", psbench::llama31_8b},
     {"tiny", "tiny (self-check)", tiny},
 };
 

@@ -25,6 +25,39 @@
 
 namespace psbench {
 
+// Published shapes the GPU benchmark trains and bench_nf4 loads.
+inline ps::ModelSpec llama32_1b() {  // meta-llama/Llama-3.2-1B config.json
+  ps::ModelSpec s;
+  s.vocab_size = 128256;
+  s.hidden_size = 2048;
+  s.intermediate_size = 8192;
+  s.num_layers = 16;
+  s.num_heads = 32;
+  s.num_kv_heads = 8;
+  s.head_dim = 64;
+  s.rms_norm_eps = 1e-5f;
+  s.rope_theta = 500000.0f;
+  s.rope_scaling = ps::RopeScaling::Llama3;
+  s.rope_factor = 32.0f;
+  s.rope_low_freq_factor = 1.0f;
+  s.rope_high_freq_factor = 4.0f;
+  s.rope_original_max_position = 8192;
+  s.max_position_embeddings = 131072;
+  s.tie_word_embeddings = true;
+  return s;
+}
+
+inline ps::ModelSpec llama31_8b() {  // meta-llama/Llama-3.1-8B config.json
+  ps::ModelSpec s = llama32_1b();
+  s.hidden_size = 4096;
+  s.intermediate_size = 14336;
+  s.num_layers = 32;
+  s.head_dim = 128;
+  s.rope_factor = 8.0f;
+  s.tie_word_embeddings = false;
+  return s;
+}
+
 inline uint64_t numel(const std::vector<int64_t>& shape) {
   uint64_t n = 1;
   for (auto d : shape) n *= static_cast<uint64_t>(d);

@@ -99,31 +99,13 @@ struct Row {
   double nf4_gflops, fp32_gflops, blas_gflops;
 };
 
-// Llama 3.2 1B's shape (meta-llama/Llama-3.2-1B config.json): 16 layers of
-// 2048 -> 8192 projections, 973M weights in the block linears.
-ps::ModelSpec llama_1b() {
-  ps::ModelSpec s;
-  s.vocab_size = 128256;
-  s.hidden_size = 2048;
-  s.intermediate_size = 8192;
-  s.num_layers = 16;
-  s.num_heads = 32;
-  s.num_kv_heads = 8;
-  s.head_dim = 64;
-  s.rms_norm_eps = 1e-5f;
-  s.rope_theta = 500000.0f;
-  s.max_position_embeddings = 131072;
-  s.tie_word_embeddings = true;
-  return s;
-}
-
 // Times `rounds` loads of a QLoRA engine (a fresh engine each) from one
 // random BF16 checkpoint; prints each and the best (the least disturbed on a
 // shared machine).
 int run_load(const std::string& shape, int threads, int rounds) {
   ps::ModelSpec s;
   if (shape == "smollm2-135m") s = pstest::smollm2_135m();
-  else if (shape == "llama-1b") s = llama_1b();
+  else if (shape == "llama-1b") s = psbench::llama32_1b();
   else {
     std::fprintf(stderr, "--load: unknown shape \"%s\" (smollm2-135m or llama-1b)\n", shape.c_str());
     return 2;

@@ -45,6 +45,8 @@ static Napi::Object InitPeftStudio(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));
   exports.Set("devices", Napi::Function::New(env, Devices, "devices"));
+  // whether this build has the CUDA backend (with or without a GPU present)
+  exports.Set("cudaBackend", Napi::Boolean::New(env, ps::have_cuda_backend()));
   exports.Set("ops", InitOps(env));
   exports.Set("estimateMemory", Napi::Function::New(env, EstimateMemory, "estimateMemory"));
   exports.Set("Engine", InitEngineClass(env));

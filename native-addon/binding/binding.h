@@ -22,6 +22,18 @@ ps::DType dtype_from(Napi::Env env, const std::string& s);
 // options.quantization: undefined / null (none) or {type: 'nf4', blocksize, doubleQuant}.
 ps::QuantizationOptions quantization_from(Napi::Env env, Napi::Value v);
 
+// Runs a synchronous core call, turning C++ errors into JS errors with the core's message.
+template <typename F>
+auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
 Napi::Object InitOps(Napi::Env env);
 Napi::Function InitEngineClass(Napi::Env env);
 Napi::Value EstimateMemory(const Napi::CallbackInfo& info);

@@ -237,18 +237,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return *engine_;
   }
 
-  // Runs a synchronous engine call, turning core errors into JS errors.
-  template <typename F>
-  auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
-    try {
-      return f();
-    } catch (const Napi::Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw Napi::Error::New(env, e.what());
-    }
-  }
-
   template <typename Result>
   Napi::Value queue(const Napi::CallbackInfo& info, std::function<Result()> work,
                     std::function<Napi::Value(Napi::Env, const Result&)> to_js) {

@@ -66,17 +66,6 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
 // nestedBlocksize?, quantMap?: Float32Array(16), nestedQuantMap?:
 // Float32Array(256), residentBytes}.
 
-// C++ errors become JS errors with the core's message.
-template <typename F>
-auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
-}
 
 int threads_arg(const Napi::CallbackInfo& info, size_t i) {
   return info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().Int32Value()

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../host_device.h"
+
 namespace ps {
 
 inline float bf16_to_f32(uint16_t h) {
@@ -14,7 +16,8 @@ inline float bf16_to_f32(uint16_t h) {
   return f;
 }
 
-inline float f16_to_f32(uint16_t h) {
+// The fp32 bit pattern of an IEEE half (the CUDA backend's kernels use it too).
+PS_HOST_DEVICE inline uint32_t f16_to_f32_bits(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1Fu;
   uint32_t mant = h & 0x3FFu;
@@ -33,6 +36,11 @@ inline float f16_to_f32(uint16_t h) {
     } while ((mant & 0x400u) == 0);
     bits = sign | (static_cast<uint32_t>(112 - e) << 23) | ((mant & 0x3FFu) << 13);
   }
+  return bits;
+}
+
+inline float f16_to_f32(uint16_t h) {
+  const uint32_t bits = f16_to_f32_bits(h);
   float f;
   std::memcpy(&f, &bits, 4);
   return f;

@@ -54,4 +54,10 @@ void nf4_dequantize_reference(const Nf4Weight& W, float* w);
 // dimensions, blocksize, pointers. `what` names it in the message.
 void nf4_check_weight(const Nf4Weight& W, const char* what);
 
+// Checks the arguments of a 4-bit GEMM (nf4_gemm_nt / nf4_gemm_nn, every
+// backend): the weight, M >= 0, beta 0 or 1, and the row strides of the
+// input and output against their minimum (used only when M > 0).
+void nf4_check_gemm_args(const char* op, int M, const Nf4Weight& W, int ld_in, int ld_in_min, int ld_out,
+                         int ld_out_min, float beta);
+
 }  // namespace ps

@@ -9,7 +9,7 @@
 // will; the end-to-end flow against it is in wizard-flow.test.ts.
 import { Chart } from 'chart.js';
 import { flushSync, mount, unmount } from 'svelte';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 import type { ApiEvent, ApiTransport, RunEvent } from '../../../electron/api/contract.js';
 import LineChart from '../components/charts/LineChart.svelte';
@@ -23,19 +23,6 @@ const template = CANCELLED.find((e): e is StepEvent => e.type === 'step')!;
 const STEPS = 1000;
 const RUN_ID = 'session-1';
 const RUN_DIR = '/tmp/d2/burst';
-
-class NoLayoutResizeObserver {
-  observe(): void {}
-  unobserve(): void {}
-  disconnect(): void {}
-}
-const hadObserver = 'ResizeObserver' in globalThis;
-beforeAll(() => {
-  if (!hadObserver) (globalThis as Record<string, unknown>).ResizeObserver = NoLayoutResizeObserver;
-});
-afterAll(() => {
-  if (!hadObserver) delete (globalThis as Record<string, unknown>).ResizeObserver;
-});
 
 /** A transport that delivers the events the test sends; runHistory has nothing yet (a run just started). */
 function scriptedTransport(): { api: ApiTransport; send: (e: ApiEvent) => void } {

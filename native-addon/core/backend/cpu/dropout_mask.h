@@ -15,13 +15,15 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../../host_device.h"
+
 namespace ps {
 
 struct DropoutKey {
   uint32_t k0, k1;
 };
 
-static inline DropoutKey dropout_key(uint64_t key) {
+PS_HOST_DEVICE static inline DropoutKey dropout_key(uint64_t key) {
   uint64_t z = key;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -29,7 +31,7 @@ static inline DropoutKey dropout_key(uint64_t key) {
   return {static_cast<uint32_t>(z), static_cast<uint32_t>(z >> 32)};
 }
 
-static inline uint32_t dropout_fmix32(uint32_t h) {
+PS_HOST_DEVICE static inline uint32_t dropout_fmix32(uint32_t h) {
   h ^= h >> 16;
   h *= 0x85EBCA6Bu;
   h ^= h >> 13;
@@ -38,7 +40,7 @@ static inline uint32_t dropout_fmix32(uint32_t h) {
   return h;
 }
 
-static inline uint32_t dropout_u24(DropoutKey k, uint64_t i) {
+PS_HOST_DEVICE static inline uint32_t dropout_u24(DropoutKey k, uint64_t i) {
   const uint32_t h = dropout_fmix32(static_cast<uint32_t>(i) ^ k.k0);
   return dropout_fmix32(h ^ k.k1 ^ static_cast<uint32_t>(i >> 32)) >> 8;
 }

@@ -86,21 +86,6 @@ nf4k::DequantRunFn dequant_for(const CpuBackend& be) {
   return nf4k::dequant_run_portable;
 }
 
-void check_gemm(const char* op, int M, const Nf4Weight& W, int ld_in, int ld_in_min, int ld_out,
-                int ld_out_min, float beta) {
-  nf4_check_weight(W, op);
-  auto fail = [&](const std::string& what) {
-    throw Error(std::string(op) + ": " + what + " (M=" + std::to_string(M) + ", W=[" +
-                std::to_string(W.rows) + ", " + std::to_string(W.cols) + "])");
-  };
-  if (M < 0) fail("negative M");
-  if (beta != 0.0f && beta != 1.0f) fail("beta must be 0 or 1, got " + std::to_string(beta));
-  if (M > 0 && ld_in < ld_in_min)
-    fail("input row stride " + std::to_string(ld_in) + " is below " + std::to_string(ld_in_min));
-  if (M > 0 && ld_out < ld_out_min)
-    fail("output row stride " + std::to_string(ld_out) + " is below " + std::to_string(ld_out_min));
-}
-
 void zero_or_keep(int M, int N, float beta, float* C, int ldc) {
   if (beta != 0.0f) return;
   for (int i = 0; i < M; ++i) std::fill(C + (size_t)i * ldc, C + (size_t)i * ldc + N, 0.0f);
@@ -346,7 +331,7 @@ void CpuBackend::nf4_dequantize(const Nf4Weight& W, float* w) {
 
 void CpuBackend::nf4_gemm_nt(int M, const float* X, int ldx, const Nf4Weight& W, float alpha,
                              float beta, float* Y, int ldy) {
-  check_gemm("nf4_gemm_nt", M, W, ldx, (int)W.cols, ldy, (int)W.rows, beta);
+  nf4_check_gemm_args("nf4_gemm_nt", M, W, ldx, (int)W.cols, ldy, (int)W.rows, beta);
   if (M == 0) return;
   if (alpha == 0.0f) return zero_or_keep(M, (int)W.rows, beta, Y, ldy);
   if (M <= nf4k::kGemvMaxRows)
@@ -356,7 +341,7 @@ void CpuBackend::nf4_gemm_nt(int M, const float* X, int ldx, const Nf4Weight& W,
 
 void CpuBackend::nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& W, float alpha,
                              float beta, float* dX, int lddx) {
-  check_gemm("nf4_gemm_nn", M, W, lddy, (int)W.rows, lddx, (int)W.cols, beta);
+  nf4_check_gemm_args("nf4_gemm_nn", M, W, lddy, (int)W.rows, lddx, (int)W.cols, beta);
   if (M == 0) return;
   if (alpha == 0.0f) return zero_or_keep(M, (int)W.cols, beta, dX, lddx);
   fused_gemm(gemm::kernels_for(*this), pool(), dequant_for(*this), Nf4Layout::NN, M, dY, lddy, W,

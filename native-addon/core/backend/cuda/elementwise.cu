@@ -1,6 +1,7 @@
 // Elementwise ops of the CUDA backend: residual add, bias add and its
 // gradient, 16-bit to fp32 widening. (fill/copy are in cuda_backend.cu,
 // dropout and SwiGLU in their own files.)
+#include "../../model/half.h"
 #include "cuda_backend.h"
 #include "cuda_common.cuh"
 
@@ -29,33 +30,9 @@ __global__ void bias_backward_kernel(const float* dy, int rows, int N, float* db
   db[c] += static_cast<float>(acc);
 }
 
-// The bit manipulation of model/half.h, on the device: exact for every
-// value, subnormals and NaN payloads included.
-__device__ inline float f16_bits_to_f32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1Fu;
-  uint32_t mant = h & 0x3FFu;
-  uint32_t bits;
-  if (exp == 0x1F) {
-    bits = sign | 0x7F800000u | (mant << 13);
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    bits = sign;
-  } else {
-    int e = -1;
-    do {
-      ++e;
-      mant <<= 1;
-    } while ((mant & 0x400u) == 0);
-    bits = sign | (static_cast<uint32_t>(112 - e) << 23) | ((mant & 0x3FFu) << 13);
-  }
-  return __uint_as_float(bits);
-}
-
 __global__ void half_to_float_kernel(const uint16_t* src, bool bf16, float* dst, size_t n) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
-    dst[i] = bf16 ? __uint_as_float(static_cast<uint32_t>(src[i]) << 16) : f16_bits_to_f32(src[i]);
+    dst[i] = bf16 ? __uint_as_float(static_cast<uint32_t>(src[i]) << 16) : __uint_as_float(f16_to_f32_bits(src[i]));
 }
 
 }  // namespace

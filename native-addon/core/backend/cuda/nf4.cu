@@ -70,21 +70,6 @@ void dequantize_into(const Nf4Weight& W, float* w) {
   cuda::check_launch("nf4_dequantize");
 }
 
-void check_gemm(const char* op, int M, const Nf4Weight& W, int ld_in, int ld_in_min, int ld_out, int ld_out_min,
-                float beta) {
-  nf4_check_weight(W, op);
-  auto fail = [&](const std::string& what) {
-    throw Error(std::string(op) + ": " + what + " (M=" + std::to_string(M) + ", W=[" + std::to_string(W.rows) +
-                ", " + std::to_string(W.cols) + "])");
-  };
-  if (M < 0) fail("negative M");
-  if (beta != 0.0f && beta != 1.0f) fail("beta must be 0 or 1, got " + std::to_string(beta));
-  if (M > 0 && ld_in < ld_in_min)
-    fail("input row stride " + std::to_string(ld_in) + " is below " + std::to_string(ld_in_min));
-  if (M > 0 && ld_out < ld_out_min)
-    fail("output row stride " + std::to_string(ld_out) + " is below " + std::to_string(ld_out_min));
-}
-
 }  // namespace
 
 namespace cuda {
@@ -100,7 +85,7 @@ void CudaBackend::nf4_dequantize(const Nf4Weight& W, float* w) {
 
 void CudaBackend::nf4_gemm_nt(int M, const float* X, int ldx, const Nf4Weight& W, float alpha, float beta, float* Y,
                               int ldy) {
-  check_gemm("nf4_gemm_nt", M, W, ldx, static_cast<int>(W.cols), ldy, static_cast<int>(W.rows), beta);
+  nf4_check_gemm_args("nf4_gemm_nt", M, W, ldx, static_cast<int>(W.cols), ldy, static_cast<int>(W.rows), beta);
   if (M == 0) return;
   const int N = static_cast<int>(W.rows), K = static_cast<int>(W.cols);
   float* w = nullptr;
@@ -113,7 +98,7 @@ void CudaBackend::nf4_gemm_nt(int M, const float* X, int ldx, const Nf4Weight& W
 
 void CudaBackend::nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& W, float alpha, float beta,
                               float* dX, int lddx) {
-  check_gemm("nf4_gemm_nn", M, W, lddy, static_cast<int>(W.rows), lddx, static_cast<int>(W.cols), beta);
+  nf4_check_gemm_args("nf4_gemm_nn", M, W, lddy, static_cast<int>(W.rows), lddx, static_cast<int>(W.cols), beta);
   if (M == 0) return;
   const int N = static_cast<int>(W.rows), K = static_cast<int>(W.cols);
   float* w = nullptr;

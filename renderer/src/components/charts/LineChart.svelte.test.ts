@@ -2,25 +2,10 @@
 // place (same instance, no animation) when points arrive, destroyed on unmount.
 import { Chart } from 'chart.js';
 import { flushSync, mount, unmount } from 'svelte';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import LineChart from './LineChart.svelte';
 import type { ChartSeries } from './series.js';
-
-// jsdom has no layout, so no ResizeObserver; chart.js's responsive mode
-// needs the constructor only (sizes come from the canvas mock).
-class NoLayoutResizeObserver {
-  observe(): void {}
-  unobserve(): void {}
-  disconnect(): void {}
-}
-const hadObserver = 'ResizeObserver' in globalThis;
-beforeAll(() => {
-  if (!hadObserver) (globalThis as Record<string, unknown>).ResizeObserver = NoLayoutResizeObserver;
-});
-afterAll(() => {
-  if (!hadObserver) delete (globalThis as Record<string, unknown>).ResizeObserver;
-});
 
 describe('LineChart', () => {
   it('draws the series, updates the same chart in place, and is destroyed on unmount', () => {

@@ -6,6 +6,8 @@
 //       against OpenBLAS sgemm GFLOP/s measured in the same run
 //   (c) measured peak memory against the engine's own estimate
 //   (d) the fused 4-bit NF4 GEMM/GEMV against the fp32 GEMM (bench_nf4 -> nf4.json)
+//   (f) loading a QLoRA engine (quantizing at load) against the plain fp32
+//       load of the same checkpoint (bench_nf4 --load -> nf4-load.json)
 // Results: bench/results/cpu.json and bench/results/cpu.md.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -42,10 +44,13 @@ run(exe('bench_gemm'), [gemmJson, `--threads=${threads}`]);
 run(exe('bench_train'), [trainJson, `--threads=${threads}`]);
 const nf4Json = join(results, 'nf4.json');
 run(exe('bench_nf4'), [nf4Json, `--threads=${threads}`]);
+const loadJson = join(results, 'nf4-load.json');
+run(exe('bench_nf4'), [loadJson, `--threads=${threads}`, '--load=smollm2-135m']);
 
 const gemm = JSON.parse(readFileSync(gemmJson, 'utf8'));
 const train = JSON.parse(readFileSync(trainJson, 'utf8'));
 const nf4 = JSON.parse(readFileSync(nf4Json, 'utf8'));
+const nf4Load = JSON.parse(readFileSync(loadJson, 'utf8'));
 const cpu = {
   date: new Date().toISOString(),
   cpu: cpus()[0]?.model ?? 'unknown',
@@ -53,6 +58,7 @@ const cpu = {
   gemm,
   train,
   nf4,
+  nf4Load,
 };
 writeFileSync(join(results, 'cpu.json'), JSON.stringify(cpu, null, 2) + '\n');
 
@@ -111,6 +117,11 @@ const md = [
   '| config | tokens/s (median) | tokens/s (fastest step) | vs LoRA (median) | vs LoRA (fastest) | peak RSS MiB | vs LoRA | trainable params |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...promptRows,
+  '',
+  '## (f) Loading a QLoRA model (quantized to NF4 at load) vs the plain fp32 load, same checkpoint, same run',
+  '',
+  `${nf4Load.shape}, random BF16 checkpoint, ${(nf4Load.quantized_weights / 1e6).toFixed(1)}M weights quantized (block linears, blocksize 64, double quantization), ${nf4Load.threads} threads, best of 3:`,
+  `QLoRA load ${nf4Load.qlora_load_ms.toFixed(0)} ms (${nf4Load.ns_per_quantized_weight.toFixed(1)} ns per quantized weight), LoRA (fp32) load ${nf4Load.lora_load_ms.toFixed(0)} ms: ratio ${nf4Load.qlora_over_lora.toFixed(2)}.`,
   '',
 ];
 writeFileSync(join(results, 'cpu.md'), md.join('\n'));

@@ -17,7 +17,9 @@
 //             (written to $TMPDIR first, bench_model.h): each block linear
 //             widened and quantized to NF4 with double quantization, the
 //             16-bit tables used from the mapping. Prints the load's ms and
-//             its ns per quantized weight (the quantization dominates).
+//             its ns per quantized weight (the quantization dominates), against
+//             the plain fp32 load of the same file (LoRA's) in the same run;
+//             with out.json, writes them there.
 //
 // Usage: bench_nf4 [out.json] [--threads=N] [--layers=N] [--quick] [--gemv-only] [--load=SHAPE]
 // Each case alternates rounds of the sides and reports medians (and, for
@@ -102,7 +104,7 @@ struct Row {
 // Times `rounds` loads of a QLoRA engine (a fresh engine each) from one
 // random BF16 checkpoint; prints each and the best (the least disturbed on a
 // shared machine).
-int run_load(const std::string& shape, int threads, int rounds) {
+int run_load(const std::string& shape, int threads, int rounds, const char* json_path) {
   ps::ModelSpec s;
   if (shape == "smollm2-135m") s = pstest::smollm2_135m();
   else if (shape == "llama-1b") s = psbench::llama32_1b();
@@ -119,18 +121,39 @@ int run_load(const std::string& shape, int threads, int rounds) {
   std::printf("load (%s, %.1fM weights in NF4 block linears, BF16 checkpoint written in %.1f s), %d threads:\n",
               shape.c_str(), quantized / 1e6, write_s, threads);
   const auto refs = psbench::checkpoint_refs(s, path);
-  double best = 1e30;
-  for (int r = 0; r < rounds; ++r) {
+  // The reference, same process and file: the plain load LoRA does (every
+  // tensor widened to fp32, nothing quantized), alternated with the QLoRA one.
+  auto best_load = [&](bool nf4) {
     ps::EngineOptions eo;
     eo.threads = threads;
-    eo.quantization.type = ps::QuantizationOptions::Type::Nf4;  // blocksize 64, double quantization
+    if (nf4) eo.quantization.type = ps::QuantizationOptions::Type::Nf4;  // blocksize 64, double quantization
     ps::Engine e(s, eo);
-    const double t = seconds([&] { e.load_weights(refs); });
+    return seconds([&] { e.load_weights(refs); });
+  };
+  double best = 1e30, best_plain = 1e30;
+  for (int r = 0; r < rounds; ++r) {
+    const double t = best_load(true), plain = best_load(false);
     best = std::min(best, t);
-    std::printf("  round %d: %.0f ms, %.1f ns per quantized weight\n", r + 1, t * 1e3, t * 1e9 / quantized);
+    best_plain = std::min(best_plain, plain);
+    std::printf("  round %d: QLoRA %.0f ms (%.1f ns per quantized weight), LoRA (fp32) %.0f ms\n", r + 1, t * 1e3,
+                t * 1e9 / quantized, plain * 1e3);
   }
-  std::printf("  best: %.0f ms, %.1f ns per quantized weight\n", best * 1e3, best * 1e9 / quantized);
+  std::printf("  best: QLoRA %.0f ms, %.1f ns per quantized weight; LoRA (fp32) %.0f ms; QLoRA / LoRA %.2f\n",
+              best * 1e3, best * 1e9 / quantized, best_plain * 1e3, best / best_plain);
   std::remove(path.c_str());
+  if (json_path) {
+    FILE* f = std::fopen(json_path, "w");
+    if (!f) {
+      std::fprintf(stderr, "cannot write %s\n", json_path);
+      return 1;
+    }
+    std::fprintf(f,
+                 "{\"shape\": \"%s\", \"threads\": %d, \"quantized_weights\": %lld, \"qlora_load_ms\": %.1f, "
+                 "\"ns_per_quantized_weight\": %.2f, \"lora_load_ms\": %.1f, \"qlora_over_lora\": %.3f}\n",
+                 shape.c_str(), threads, static_cast<long long>(quantized), best * 1e3, best * 1e9 / quantized,
+                 best_plain * 1e3, best / best_plain);
+    std::fclose(f);
+  }
   return 0;
 }
 
@@ -155,7 +178,7 @@ int main(int argc, char** argv) {
       return 2;
     } else json_path = argv[i];
   }
-  if (!load_shape.empty()) return run_load(load_shape, threads, quick ? 1 : 3);
+  if (!load_shape.empty()) return run_load(load_shape, threads, quick ? 1 : 3, json_path);
   if (quick) layers = std::min(layers, 4);
 #if defined(PS_HAVE_OPENBLAS)
   openblas_set_num_threads(threads);

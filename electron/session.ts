@@ -6,7 +6,7 @@ import { readAnyAdapter, type AnyPeftAdapter } from './adapters/any-adapter.js';
 import { PREFIX_TENSOR } from './adapters/layout.js';
 import { resolveDevice, type DeviceRequest, type ResolvedDevice } from './engine/device.js';
 import { loadAddon } from './engine/load.js';
-import type { NativeAddon, NativeEngine, QuantizationOptions } from './engine/native.js';
+import type { NativeAddon, NativeEngine, Precision, QuantizationOptions } from './engine/native.js';
 import { openModelFolder, type ModelFolder } from './models/folder.js';
 import { readGenerationConfig } from './models/generation-config.js';
 import { ModelTokenizer } from './models/tokenizer.js';
@@ -41,6 +41,12 @@ export interface SessionOptions {
    * that let the user choose pass the choice; the commands default to 'auto').
    */
   device?: DeviceRequest;
+  /**
+   * Precision of the dense products: 'auto' (the default: bf16 operands with
+   * fp32 accumulation on a GPU with bf16 tensor cores, else fp32), 'fp32' or
+   * 'bf16' (a GPU of compute capability 8.0 or later; an error elsewhere).
+   */
+  precision?: Precision;
 }
 
 /** NF4 with bitsandbytes' (and QLoRA's) defaults: blocksize 64, double quantization. */
@@ -80,6 +86,7 @@ export function createEngine(addon: NativeAddon, folder: ModelFolder, options: S
   const { device } = resolveDevice(addon, options.device ?? 'cpu');
   const engine = new addon.Engine(folder.spec, {
     device,
+    precision: options.precision ?? 'auto',
     threads: options.threads,
     gradientCheckpointing: options.gradientCheckpointing ?? false,
     seed: options.seed ?? 0,

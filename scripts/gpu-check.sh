@@ -5,8 +5,11 @@
 # parity test (every op, CUDA against CPU), then the rest of CTest. Needs
 # nvcc and cmake >= 3.18 (no Node). Writes everything under $OUT (or
 # /tmp/gpu-check-out when OUT is unset):
-#   env.txt        nvidia-smi, nvcc, cmake, CPU count
+#   env.txt        nvidia-smi, nvcc, cmake, CPU count, where Python's cuBLASLt is
 #   configure.log  build.log  parity.log  ctest.log
+#   cublaslt-loader.log  cublaslt.log   the cuBLASLt loader on this machine, and
+#                  test_cublaslt_gemm (cuBLASLt GEMMs vs the own kernel, the CPU
+#                  and float64; fp32 and bf16 inputs; timings)
 #   summary.txt    one line per stage: PASS / FAIL / SKIP, seconds
 #   bench-*.log / bench-*.jsonl / gpu-quick.md / gpu-quick.json   the quick benchmark (below)
 # Then, only with time left in the budget, the quick benchmark: bench_gpu
@@ -25,6 +28,10 @@
 #   GPU_CHECK_SANITIZER=1    also run the parity test under compute-sanitizer memcheck (slow)
 #   GPU_CHECK_BENCH=0        leave out the quick benchmark
 #   GPU_CHECK_PYTHON=...     the Python with torch, transformers, peft (default python3)
+#   PEFT_STUDIO_CUBLASLT=... the cuBLASLt library to use (default: the loader's own search,
+#                            then, when that finds none, the copy of Python's nvidia-cublas
+#                            wheel or PyTorch's torch/lib, asked from $GPU_CHECK_PYTHON)
+# The GEMM in use (cuBLASLt or the own kernel, and why) is in summary.txt ("gemm").
 set -u
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -77,6 +84,35 @@ run_stage() {
   echo "--- cmake"; cmake --version 2>&1 | head -1
 } > "$OUT/env.txt"
 
+# ---- where Python's cuBLASLt is (PyTorch's wheels bring one) --------------------------
+# Only a fallback: used below when the loader's own search finds no library.
+PY="${GPU_CHECK_PYTHON:-python3}"
+PY_CUBLASLT="$(timeout 60 "$PY" - <<'PYEOF' 2>/dev/null
+import glob, os
+def libs(folder):
+    found = glob.glob(os.path.join(folder, "libcublasLt.so.*"))
+    # the soname file (libcublasLt.so.12) before fully versioned names
+    return sorted(found, key=lambda p: (not p.rsplit(".so.", 1)[1].isdigit(), p))
+found = []
+for name in ("nvidia.cu13", "nvidia.cublas"):  # CUDA 13 wheels, CUDA 12/11 wheels
+    try:
+        module = __import__(name, fromlist=["_"])
+        for folder in getattr(module, "__path__", []):
+            found += libs(os.path.join(folder, "lib"))
+    except Exception:
+        pass
+if not found:
+    try:
+        import torch  # older torch wheels bundle it in torch/lib
+        found += libs(os.path.join(os.path.dirname(torch.__file__), "lib"))
+    except Exception:
+        pass
+print(found[0] if found else "")
+PYEOF
+)"
+echo "python ($PY) cuBLASLt: ${PY_CUBLASLT:-none found}" >> "$OUT/env.txt"
+echo "PEFT_STUDIO_CUBLASLT (given): ${PEFT_STUDIO_CUBLASLT:-unset}" >> "$OUT/env.txt"
+
 ARCH="${GPU_CHECK_ARCH:-}"
 if [ -z "$ARCH" ]; then
   ARCH="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')"
@@ -97,6 +133,26 @@ for f in "$ROOT"/native-addon/tests/test_*.cpp; do TARGETS+=("$(basename "$f" .c
 run_stage build "$OUT/build.log" 200 \
   cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" || { echo "build failed"; grep -m20 -iE "error" "$OUT/build.log"; tail -20 "$OUT/build.log"; }
 
+# ---- cuBLASLt: does the loader find it? If not, point it at Python's copy ----------------
+# (The CPU-only loader test prints what the real search of this machine found.)
+if [ -x "$BUILD/test_cublaslt_loader" ]; then
+  "$BUILD/test_cublaslt_loader" > "$OUT/cublaslt-loader.log" 2>&1
+  rc=$?
+  found="$(grep -m1 'this machine:' "$OUT/cublaslt-loader.log" | sed 's/^ *this machine: //')"
+  if echo "$found" | grep -q 'not loaded' && [ -z "${PEFT_STUDIO_CUBLASLT:-}" ] && [ -n "$PY_CUBLASLT" ]; then
+    export PEFT_STUDIO_CUBLASLT="$PY_CUBLASLT"
+    "$BUILD/test_cublaslt_loader" >> "$OUT/cublaslt-loader.log" 2>&1
+    rc=$?
+    found="$(grep 'this machine:' "$OUT/cublaslt-loader.log" | tail -1 | sed 's/^ *this machine: //') [PEFT_STUDIO_CUBLASLT from Python]"
+  fi
+  if [ $rc -ne 0 ]; then record cublaslt-ldr FAIL 0 "test_cublaslt_loader exit $rc (see cublaslt-loader.log)"
+  else record cublaslt-ldr PASS 0 "$found"; fi
+  # A library is there: the GEMM test must use it (fail, not skip, if it cannot).
+  if ! echo "$found" | grep -q 'not loaded'; then export PEFT_STUDIO_REQUIRE_CUBLASLT=1; fi
+else
+  record cublaslt-ldr FAIL 0 "test_cublaslt_loader was not built"
+fi
+
 # ---- the parity test first: it is what this machine is for ---------------------------
 if [ -x "$BUILD/test_cuda_parity" ]; then
   t0=$(date +%s)
@@ -113,6 +169,24 @@ else
   record parity FAIL 0 "test_cuda_parity was not built"
 fi
 
+record gemm INFO 0 "$(grep -m1 -o 'GEMM: .*' "$OUT/parity.log" 2>/dev/null || echo 'unknown (no backend line in parity.log)')"
+
+# ---- cuBLASLt GEMMs against the own kernel, the CPU and float64 ---------------------------
+if [ -x "$BUILD/test_cublaslt_gemm" ]; then
+  t0=$(date +%s)
+  PS_CUDA_PARITY_TIMING=1 timeout --kill-after=5 90 "$BUILD/test_cublaslt_gemm" > "$OUT/cublaslt.log" 2>&1
+  rc=$?
+  dt=$(( $(date +%s) - t0 ))
+  case $rc in
+    0) record cublaslt PASS "$dt" "$(grep -c 'worst err/bound' "$OUT/cublaslt.log") comparisons ok; $(grep -m1 '^GEMM:' "$OUT/cublaslt.log")" ;;
+    77) record cublaslt SKIP "$dt" "$(tail -1 "$OUT/cublaslt.log")" ;;
+    124|137) record cublaslt FAIL "$dt" "timed out (see cublaslt.log)" ;;
+    *) record cublaslt FAIL "$dt" "exit $rc: $(grep -c 'FAIL' "$OUT/cublaslt.log") failures (see cublaslt.log)" ;;
+  esac
+else
+  record cublaslt FAIL 0 "test_cublaslt_gemm was not built"
+fi
+
 # ---- optional: the parity test under compute-sanitizer (out-of-bounds, races) ---------
 if [ "${GPU_CHECK_SANITIZER:-0}" = 1 ] && [ -x "$BUILD/test_cuda_parity" ]; then
   SAN="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
@@ -125,7 +199,7 @@ fi
 
 # ---- the rest of CTest (the CPU tests must still pass in a CUDA build) -----------------
 run_stage ctest "$OUT/ctest.log" 120 \
-  bash -c 'cd "$1" && ctest --output-on-failure -j 4 --timeout 100 -E "^test_cuda_parity$"' _ "$BUILD"
+  bash -c 'cd "$1" && ctest --output-on-failure -j 4 --timeout 100 -E "^(test_cuda_parity|test_cublaslt_gemm)$"' _ "$BUILD"
 
 # ---- the quick benchmark, only with time left (ours first: it is what we measure) ---------
 # skip_unless_time NAME SECONDS: true when at least SECONDS remain; else records SKIP.
@@ -177,6 +251,9 @@ fi
 echo "total        $(elapsed)s" | tee -a "$SUMMARY"
 echo "--- parity: failures (first 30)"; grep -E "FAIL|unexpected" "$OUT/parity.log" 2>/dev/null | head -30
 echo "--- parity (tail)"; tail -12 "$OUT/parity.log" 2>/dev/null
+echo "--- cuBLASLt GEMM: failures (first 20), timings"
+grep -E "FAIL|unexpected|not run" "$OUT/cublaslt.log" 2>/dev/null | head -20
+grep -E "GFLOP/s" "$OUT/cublaslt.log" 2>/dev/null
 echo "--- ctest (tail)"; tail -6 "$OUT/ctest.log" 2>/dev/null
 if [ -s "$OUT/gpu-quick.md" ]; then echo "--- quick benchmark"; grep '^|' "$OUT/gpu-quick.md"; fi
 exit $STATUS

@@ -43,6 +43,18 @@ describe('devices', () => {
       /this build has no CUDA backend: rebuild with PEFT_STUDIO_CUDA=1 \(needs the CUDA toolkit\) or use device cpu|no usable NVIDIA GPU/);
   });
 
+  it('computes in fp32 on the CPU with precision fp32 or auto, and refuses bf16 there with what to use', () => {
+    for (const precision of ['fp32', 'auto'] as const) {
+      const engine = new addon.Engine(spec, { ...base, device: 'cpu', precision });
+      expect(engine.describe()).toMatch(/^cpu/);
+      engine.dispose();
+    }
+    expect(() => new addon.Engine(spec, { ...base, device: 'cpu', precision: 'bf16' })).toThrow(
+      /precision bf16 needs a CUDA GPU with bf16 tensor cores; the CPU backend computes in fp32: use precision fp32 or auto/);
+    expect(() => new addon.Engine(spec, { ...base, precision: 'fp16' as 'fp32' })).toThrow(/unknown precision "fp16": use fp32, bf16 or auto/);
+    expect(() => new addon.Engine(spec, { ...base, precision: 16 as unknown as 'fp32' })).toThrow(/field 'precision'/);
+  });
+
   it('names a bad device value', () => {
     expect(() => new addon.Engine(spec, { ...base, device: 'tpu' as 'cpu' })).toThrow(/unknown device "tpu"/);
     expect(() => new addon.Engine(spec, { ...base, device: 7 as unknown as 'cpu' })).toThrow(/field 'device'/);

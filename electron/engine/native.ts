@@ -97,6 +97,9 @@ export interface LoraOptions {
   seed: number;
 }
 
+/** The precision of an engine's dense products (EngineOptions.precision). */
+export type Precision = 'fp32' | 'bf16' | 'auto';
+
 export interface EngineOptions {
   /**
    * where the engine runs: 'cpu' (the default when absent), 'cuda' (the first
@@ -104,6 +107,13 @@ export interface EngineOptions {
    * build without the CUDA backend (electron/engine/device.ts chooses)
    */
   device?: 'cpu' | 'cuda' | `cuda:${number}`;
+  /**
+   * precision of the dense products: 'fp32' (the default when absent), 'bf16'
+   * (operands rounded to bfloat16, fp32 accumulation: a CUDA GPU with bf16
+   * tensor cores, compute capability 8.0+; an error elsewhere) or 'auto'
+   * (bf16 where the device has it, else fp32)
+   */
+  precision?: Precision;
   /** CPU threads (on 'cuda': the host-side work, e.g. converting weights at load) */
   threads: number;
   gradientCheckpointing: boolean;

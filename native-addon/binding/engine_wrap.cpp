@@ -219,6 +219,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       if (!device.IsString()) type_error(env, "field 'device' must be 'cpu' or 'cuda'");
       opts.device = device.As<Napi::String>().Utf8Value();
     }
+    // precision: optional, 'fp32' when absent; make_backend checks the value.
+    Napi::Value precision = o.Get("precision");
+    if (!precision.IsUndefined() && !precision.IsNull()) {
+      if (!precision.IsString()) type_error(env, "field 'precision' must be 'fp32', 'bf16' or 'auto'");
+      opts.precision = precision.As<Napi::String>().Utf8Value();
+    }
     opts.threads = int_field(o, "threads");
     opts.gradient_checkpointing = bool_field(o, "gradientCheckpointing");
     opts.seed = static_cast<uint64_t>(number_field(o, "seed"));

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <string>
 
+#include "half_weight.h"
 #include "quant/nf4_weight.h"
 
 namespace ps {
@@ -169,6 +170,48 @@ class Backend {
   virtual void nf4_gemm_nt(int M, const float* X, int ldx, const Nf4Weight& W, float alpha, float beta, float* Y, int ldy) = 0;
   // nn: dX[M,K] = alpha * dY[M,N] · W + beta * dX   (input gradient)
   virtual void nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& W, float alpha, float beta, float* dX, int lddx) = 0;
+
+  // ---- 16-bit frozen base weights -------------------------------------------
+  // W is a HalfWeight [N = rows, K = cols] of bfloat16 or IEEE half values as
+  // the checkpoint stores them (LoRA / prompt / prefix tuning on a BF16 or
+  // F16 model). Never widened whole: kernels widen tiles exactly while they
+  // pack them. Results are BIT-IDENTICAL to gemm_nt / gemm_nn on the widened
+  // fp32 weight (same blocking, same summation order), for any thread count.
+  // nt: Y[M,N] = alpha * X[M,K] · W^T + beta * Y   (forward; M == 1: generation GEMV)
+  virtual void half_gemm_nt(int M, const float* X, int ldx, const HalfWeight& W, float alpha, float beta, float* Y, int ldy) = 0;
+  // nn: dX[M,K] = alpha * dY[M,N] · W + beta * dX   (input gradient)
+  virtual void half_gemm_nn(int M, const float* dY, int lddy, const HalfWeight& W, float alpha, float beta, float* dX, int lddx) = 0;
+
+  // ---- few host round trips per step ----------------------------------------
+  // On a device every value handed back to the host waits for the queue to
+  // drain. These ops keep per-tensor, per-chunk and per-row work on the
+  // backend, so a training step waits at most once for its loss and once for
+  // its gradient norm, however many tensors and loss chunks it has.
+  //
+  // Sums of squares of `count` tensors at once: out[i] = sum_squares(xs[i],
+  // ns[i]) bit for bit. xs and ns are HOST arrays describing backend memory
+  // (like Nf4Weight); out is HOST memory: the one round trip of the call.
+  virtual void sum_squares_many(const float* const* xs, const size_t* ns, int count, double* out) = 0;
+  // cross_entropy without the host sum: loss[r] (backend memory, double) is
+  // row r's loss, 0 for an ignored row; dlogits as in cross_entropy. Returns
+  // nothing, so nothing waits: the caller downloads the losses once per step
+  // and adds them in row order (cross_entropy's sum, bit for bit). A target
+  // outside [0, V) other than -100 is a ps::Error (on a device backend at
+  // its next synchronising call).
+  virtual void cross_entropy_rows(const float* logits, const int32_t* targets, int rows, int V,
+                                  float grad_scale, float* dlogits, double* loss) = 0;
+  // tanh in place in fp32 (the prefix-tuning MLP): x = tanh(x).
+  virtual void tanh_forward(float* x, size_t n) = 0;
+  // tanh's backward from its output y, IN PLACE (not accumulated): on entry
+  // dx is the gradient wrt tanh's output, on return wrt its input:
+  // dx *= 1 - y * y.
+  virtual void tanh_backward(const float* y, float* dx, size_t n) = 0;
+  // Lookup in a 16-bit table kept as stored (QLoRA's embedding):
+  // out[r, :] = table[ids[r], :] widened exactly (bf16 ? bfloat16 : IEEE
+  // half). ids are backend memory; an id outside [0, table_rows) is a
+  // ps::Error (on a device backend at its next synchronising call).
+  virtual void embedding_forward_half(const int32_t* ids, int rows, const uint16_t* table, bool bf16,
+                                      int table_rows, int D, float* out) = 0;
 };
 
 }  // namespace ps

@@ -29,13 +29,20 @@ bool have_cuda_backend() {
 #endif
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
-  if (device.empty() || device == "cpu") return std::make_unique<CpuBackend>(threads);
+std::unique_ptr<Backend> make_backend(const std::string& device, int threads, const std::string& precision) {
+  if (precision != "fp32" && precision != "bf16" && precision != "auto")
+    throw Error("unknown precision \"" + precision + "\": use fp32, bf16 or auto");
+  if (device.empty() || device == "cpu") {
+    if (precision == "bf16")
+      throw Error("precision bf16 needs a CUDA GPU with bf16 tensor cores; the CPU backend computes in fp32: "
+                  "use precision fp32 or auto");
+    return std::make_unique<CpuBackend>(threads);
+  }
   const int index = cuda_index(device);
   if (index < 0)
     throw Error("unknown device \"" + device + "\": use \"cpu\" or \"cuda\" (\"cuda:N\" for the N-th GPU)");
 #ifdef PS_HAVE_CUDA
-  return make_cuda_backend(index);
+  return make_cuda_backend(index, precision);
 #else
   throw Error("this build has no CUDA backend: rebuild with PEFT_STUDIO_CUDA=1 (needs the CUDA toolkit) or use device cpu");
 #endif

@@ -24,10 +24,15 @@ struct DeviceInfo {
 };
 
 // device: "cpu", "cuda" (the first GPU) or "cuda:N". threads: the CPU
-// backend's thread count (<= 0: one per hardware thread). Throws ps::Error
-// for an unknown name, for "cuda" in a build without the CUDA backend, or
-// when the device cannot be used.
-std::unique_ptr<Backend> make_backend(const std::string& device, int threads);
+// backend's thread count (<= 0: one per hardware thread). precision: the
+// dense products' precision, "fp32", "bf16" (bf16 operands, fp32
+// accumulation: CUDA GPUs of compute capability 8.0 and later) or "auto"
+// (bf16 where the device has it, else fp32; the CPU computes in fp32).
+// Throws ps::Error for an unknown name or precision, for "cuda" in a build
+// without the CUDA backend, for bf16 where the device has no bf16 tensor
+// cores, or when the device cannot be used.
+std::unique_ptr<Backend> make_backend(const std::string& device, int threads,
+                                      const std::string& precision = "fp32");
 
 // The accelerators this build can use: empty without the CUDA backend, or
 // when no driver / GPU is present. Never throws.

@@ -92,7 +92,7 @@ struct Engine::Impl {
 
   Impl(const ModelSpec& s, const EngineOptions& o, std::unique_ptr<Backend> backend)
       : spec(resolve_spec(s)), d(spec), options(o) {
-    be = backend ? std::move(backend) : make_backend(o.device, o.threads);
+    be = backend ? std::move(backend) : make_backend(o.device, o.threads, o.precision);
     ThreadPool* pool = nullptr;
     if (auto* cpu = dynamic_cast<CpuBackend*>(be.get())) {
       pool = &cpu->pool();

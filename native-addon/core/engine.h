@@ -70,6 +70,10 @@ struct EngineOptions {
   // Where the model runs: "cpu" (default), "cuda" (the first GPU) or "cuda:N"
   // (backend_factory.h). "cuda" in a build without the CUDA backend throws.
   std::string device = "cpu";
+  // Precision of the dense products (backend_factory.h): "fp32" (default),
+  // "bf16" (operands rounded to bfloat16, fp32 accumulation; a CUDA GPU with
+  // bf16 tensor cores) or "auto" (bf16 where the device has it, else fp32).
+  std::string precision = "fp32";
   int threads = 0;  // <= 0: one per hardware thread (the CPU backend's; a GPU engine's host-side work)
   bool gradient_checkpointing = false;
   uint64_t seed = 0;  // key of the counter-based dropout RNG
@@ -186,15 +190,17 @@ struct MemoryEstimateOptions {
   QuantizationOptions quantization;  // nf4: the block linears at their 4-bit size (method must not be Full)
   // The checkpoint's dtype. Under nf4 an F16/BF16 embedding and lm_head stay
   // 16-bit (2 bytes a parameter, plus one widened vocabulary chunk in the
-  // arena), as transformers keeps them under load_in_4bit; otherwise every
-  // non-4-bit tensor is fp32 whatever the file stores.
+  // arena), as transformers keeps them under load_in_4bit. Without
+  // quantization an F16/BF16 model's frozen block linears and untied
+  // embedding stay 16-bit (LoRA, prompt, prefix tuning; model/weights.h
+  // keeps_16bit); full fine-tuning makes every tensor fp32.
   DType weight_dtype = DType::F32;
 };
 
 // The one formula behind `inspect` and the engine's own buffers: the engine
 // sizes its arena with it, so estimate and allocation agree to the byte.
 struct MemoryEstimate {
-  uint64_t weight_bytes = 0;      // all parameters (base + adapter) as fp32, 4-bit linears at their size
+  uint64_t weight_bytes = 0;      // all parameters (base + adapter): fp32, 16-bit / 4-bit ones at their size
   uint64_t quantized_bytes = 0;   // the 4-bit linears' part of weight_bytes (codes + scales)
   int64_t quantized_params = 0;   // parameters held in 4 bits
   uint64_t gradient_bytes = 0;    // one fp32 gradient per trainable parameter
@@ -227,7 +233,9 @@ class Engine {
 
   // Maps each file once and takes every tensor the spec needs: F32 in place
   // (read-only mapping, no copy) when 4-byte aligned, F16/BF16 converted to
-  // fp32 (their pages handed back once converted). Names the spec does not
+  // fp32 (their pages handed back once converted) except the frozen block
+  // linears and untied embedding, used from the mapping as stored (copied
+  // when misaligned; full fine-tuning widens them). Names the spec does not
   // use are ignored (lm_head.weight of a tied model too). Throws naming a
   // missing tensor, a bad shape or a short file.
   // With quantization an F16/BF16 embedding and lm_head are used from the

@@ -40,11 +40,19 @@ MemoryEstimate estimate_memory(const ModelSpec& raw, const MemoryEstimateOptions
     if (o.method == Method::Full)
       throw Error("memory estimate: full fine-tuning cannot train a 4-bit base; use LoRA (QLoRA) or no quantization");
   }
-  // Under quantization the embedding / lm_head stay in the checkpoint's dtype (16-bit ones as stored).
-  const bool half_tables = q.enabled() && (o.weight_dtype == DType::F16 || o.weight_dtype == DType::BF16);
+  // A 16-bit checkpoint's frozen tensors stay 16-bit (WeightStore, keeps_16bit): under
+  // quantization the embedding / lm_head, else the block linears and an untied embedding.
+  // Full fine-tuning trains fp32 master copies of everything.
+  const std::vector<ParameterInfo> weights = expected_weights(spec);
+  bool tied = true;
+  for (const auto& w : weights) tied = tied && w.name != kLmHeadName;
+  const bool sixteen = (o.weight_dtype == DType::F16 || o.weight_dtype == DType::BF16) && o.method != Method::Full;
+  auto held_16bit = [&](const std::string& name) { return sixteen && keeps_16bit(name, q.enabled(), tied); };
+  // The lm_head held 16-bit: the arena widens it a vocabulary chunk at a time.
+  const bool half_head = held_16bit(tied ? kEmbedName : kLmHeadName);
   int64_t base = 0, quantized = 0;
   uint64_t base_bytes = 0, quantized_bytes = 0;
-  for (const auto& w : expected_weights(spec)) {
+  for (const auto& w : weights) {
     int64_t n = 1;
     for (int64_t s : w.shape) n *= s;
     base += n;
@@ -54,7 +62,7 @@ MemoryEstimate estimate_memory(const ModelSpec& raw, const MemoryEstimateOptions
       quantized += n;
       quantized_bytes += b;
       base_bytes += b;
-    } else if (half_tables && is_half_table(w.name)) {
+    } else if (held_16bit(w.name)) {
       base_bytes += static_cast<uint64_t>(n) * sizeof(uint16_t);
     } else {
       base_bytes += static_cast<uint64_t>(n) * sizeof(float);
@@ -91,7 +99,7 @@ MemoryEstimate estimate_memory(const ModelSpec& raw, const MemoryEstimateOptions
   }
   const int rows = o.batch_size * (o.seq_len + virtual_rows);
   PlanConfig config = make_plan_config(d, o.method, true, rows, o.gradient_checkpointing, ranks,
-                                       o.lora.dropout > 0, half_tables, prefix);
+                                       o.lora.dropout > 0, half_head, prefix);
   config.share_attention = q.enabled();
   const ActivationPlan plan(config);
   MemoryEstimate e;

@@ -13,7 +13,8 @@ namespace ps {
 // module m (0: not adapted). train = false (or a frozen model) gives the
 // evaluation plan, which keeps nothing for backward.
 // half_head: the lm_head is held 16-bit (a quantized model from an F16/BF16
-// checkpoint), so the arena has room for one widened vocabulary chunk.
+// checkpoint; see keeps_16bit in model/weights.h), so the arena has room for
+// one widened vocabulary chunk.
 // Prefix tuning's part of a plan (Method::Prefix only): the prefix length,
 // the most batch rows a step may have (each row's keys get the prefix), and
 // prefix_projection's encoder_hidden_size (0: no projection).

@@ -7,9 +7,22 @@
 
 namespace ps {
 
+// One backend call for every tensor (on a device: one round trip, not one
+// per tensor), then the per-tensor sums added in list order on the host: the
+// bits of the former loop `sum += be.sum_squares(t.grad, t.numel)`.
 double global_grad_norm(Backend& be, const std::vector<TrainableTensor>& params) {
+  std::vector<const float*> xs;
+  std::vector<size_t> ns;
+  xs.reserve(params.size());
+  ns.reserve(params.size());
+  for (const auto& t : params) {
+    xs.push_back(t.grad);
+    ns.push_back(t.numel);
+  }
+  std::vector<double> per_tensor(params.size());
+  be.sum_squares_many(xs.data(), ns.data(), static_cast<int>(params.size()), per_tensor.data());
   double sum = 0;
-  for (const auto& t : params) sum += be.sum_squares(t.grad, t.numel);
+  for (double s : per_tensor) sum += s;
   return std::sqrt(sum);
 }
 

@@ -44,6 +44,13 @@ inline Region& region() {
   return r;
 }
 
+// Calls of the 16-bit GEMMs over the process (never reset), so a test can
+// tell that a run really computed with 16-bit weights in device memory.
+inline size_t& half_gemm_calls() {
+  static size_t n = 0;
+  return n;
+}
+
 inline void on_segv(int sig, siginfo_t* info, void*) {
   const Region& r = region();
   const uint8_t* a = static_cast<const uint8_t*>(info->si_addr);
@@ -91,6 +98,18 @@ class DeviceSimBackend final : public ps::Backend {
 
   size_t allocations() const { return region().allocations; }
 
+  // Host round trips, counted for tests/test_sync_counts.cpp: on a GPU each
+  // download and each op that hands a value back to the host (a double, a
+  // host array) waits for the device's queue to drain. Uploads are counted
+  // apart (they do not return data, but a pageable upload also waits).
+  struct RoundTrips {
+    size_t downloads = 0;
+    size_t host_results = 0;  // cross_entropy, sum_squares, sum_squares_many
+    size_t uploads = 0;
+    size_t total() const { return downloads + host_results; }
+  };
+  const RoundTrips& round_trips() const { return trips_; }
+
   // ---- memory ---------------------------------------------------------------
   void* alloc(size_t bytes) override {
     Region& r = region();
@@ -109,12 +128,14 @@ class DeviceSimBackend final : public ps::Backend {
     require(dst, "upload (destination)");
     require_host(host, "upload (source)");
     Open o(this);
+    ++trips_.uploads;
     cpu_.upload(dst, host, bytes);
   }
   void download(void* host, const void* src, size_t bytes) override {
     require(src, "download (source)");
     require_host(host, "download (destination)");
     Open o(this);
+    ++trips_.downloads;
     cpu_.download(host, src, bytes);
   }
   void fill(float* x, float value, size_t n) override {
@@ -256,6 +277,7 @@ class DeviceSimBackend final : public ps::Backend {
     optional("cross_entropy", dlogits);
     require_host(count, "cross_entropy (count)");
     Open o(this);
+    ++trips_.host_results;
     return cpu_.cross_entropy(logits, targets, rows, V, grad_scale, dlogits, count);
   }
   void adamw_step(float* p, const float* g, float* m, float* v, size_t n, float lr, float beta1, float beta2,
@@ -272,6 +294,7 @@ class DeviceSimBackend final : public ps::Backend {
   double sum_squares(const float* x, size_t n) override {
     all("sum_squares", {x});
     Open o(this);
+    ++trips_.host_results;
     return cpu_.sum_squares(x, n);
   }
   void nf4_dequantize(const ps::Nf4Weight& W, float* w) override {
@@ -293,6 +316,55 @@ class DeviceSimBackend final : public ps::Backend {
     all("nf4_gemm_nn", {dY, dX});
     Open o(this);
     cpu_.nf4_gemm_nn(M, dY, lddy, W, alpha, beta, dX, lddx);
+  }
+  void half_gemm_nt(int M, const float* X, int ldx, const ps::HalfWeight& W, float alpha, float beta, float* Y,
+                    int ldy) override {
+    half("half_gemm_nt", W);
+    all("half_gemm_nt", {X, Y});
+    Open o(this);
+    ++half_gemm_calls();
+    cpu_.half_gemm_nt(M, X, ldx, W, alpha, beta, Y, ldy);
+  }
+  void half_gemm_nn(int M, const float* dY, int lddy, const ps::HalfWeight& W, float alpha, float beta, float* dX,
+                    int lddx) override {
+    half("half_gemm_nn", W);
+    all("half_gemm_nn", {dY, dX});
+    Open o(this);
+    ++half_gemm_calls();
+    cpu_.half_gemm_nn(M, dY, lddy, W, alpha, beta, dX, lddx);
+  }
+  // ---- the few-round-trips ops ---------------------------------------------
+  void sum_squares_many(const float* const* xs, const size_t* ns, int count, double* out) override {
+    require_host(xs, "sum_squares_many (tensor list)");
+    require_host(ns, "sum_squares_many (sizes)");
+    require_host(out, "sum_squares_many (results)");
+    for (int i = 0; i < count; ++i) require(xs[i], "sum_squares_many");
+    Open o(this);
+    ++trips_.host_results;
+    cpu_.sum_squares_many(xs, ns, count, out);
+  }
+  void cross_entropy_rows(const float* logits, const int32_t* targets, int rows, int V, float grad_scale,
+                          float* dlogits, double* loss) override {
+    all("cross_entropy_rows", {logits, targets, loss});
+    optional("cross_entropy_rows", dlogits);
+    Open o(this);
+    cpu_.cross_entropy_rows(logits, targets, rows, V, grad_scale, dlogits, loss);
+  }
+  void tanh_forward(float* x, size_t n) override {
+    all("tanh_forward", {x});
+    Open o(this);
+    cpu_.tanh_forward(x, n);
+  }
+  void tanh_backward(const float* y, float* dx, size_t n) override {
+    all("tanh_backward", {y, dx});
+    Open o(this);
+    cpu_.tanh_backward(y, dx, n);
+  }
+  void embedding_forward_half(const int32_t* ids, int rows, const uint16_t* table, bool bf16, int table_rows, int D,
+                              float* out) override {
+    all("embedding_forward_half", {ids, table, out});
+    Open o(this);
+    cpu_.embedding_forward_half(ids, rows, table, bf16, table_rows, D, out);
   }
 
  private:
@@ -328,6 +400,8 @@ class DeviceSimBackend final : public ps::Backend {
   static void all(const char* op, std::initializer_list<const void*> ps) {
     for (const void* p : ps) require(p, op);
   }
+  // A 16-bit weight must live in backend memory too (never the file mapping).
+  static void half(const char* op, const ps::HalfWeight& W) { require(W.data, op); }
   static void nf4(const char* op, const ps::Nf4Weight& W) {
     require(W.codes, op);
     if (W.double_quantized()) {
@@ -341,6 +415,7 @@ class DeviceSimBackend final : public ps::Backend {
 
   ps::CpuBackend cpu_;
   struct sigaction old_segv_;
+  RoundTrips trips_;
 };
 
 }  // namespace devsim

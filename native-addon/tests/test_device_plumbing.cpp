@@ -11,6 +11,8 @@
 //  - prompt tuning (the soft prompt copied into the rows, and run through
 //    the model to start generation);
 //  - full fine-tuning (weights made writable from the mapping), SGD;
+// (the unquantized runs compute with their BF16 / F16 block linears kept
+// 16-bit in device memory: backend.h half_gemm_nt / half_gemm_nn);
 // each with two optimizer steps, evaluation, getTensor of every base tensor
 // (4-bit and 16-bit ones too), the optimizer state and generation.
 // Also: the backend factory's errors and list_devices() without CUDA.
@@ -41,7 +43,11 @@ void compare(const Scenario& sc) {
   const Outcome cpu = run(sc, nullptr);
   auto sim = std::make_unique<devsim::DeviceSimBackend>(kThreads);
   CHECK(!sim->host_memory());
+  const size_t half_calls = devsim::half_gemm_calls();
   const Outcome dev = run(sc, std::move(sim));
+  // The BF16 / F16 block linears of the unquantized LoRA and prefix scenarios stay 16-bit in device memory.
+  if (sc.name == "lora" || sc.name.rfind("prefix", 0) == 0)
+    CHECK(devsim::half_gemm_calls() > half_calls);
   CHECK(cpu.numbers.size() == dev.numbers.size());
   for (size_t i = 0; i < cpu.numbers.size() && i < dev.numbers.size(); ++i)
     if (std::memcmp(&cpu.numbers[i], &dev.numbers[i], sizeof(double)) != 0)

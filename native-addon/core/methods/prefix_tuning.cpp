@@ -10,26 +10,6 @@ namespace ps {
 
 const char* const kPrefixTableName = "prefix_embeddings";
 
-namespace {
-// The MLP is applied to nvt rows only, so its element-wise tanh runs on the
-// host (a download and an upload of nvt x enc floats) instead of needing a
-// backend op of its own.
-void tanh_inplace(Backend& be, float* x, size_t n) {
-  std::vector<float> h(n);
-  be.download(h.data(), x, n * sizeof(float));
-  for (auto& v : h) v = std::tanh(v);
-  be.upload(x, h.data(), n * sizeof(float));
-}
-// dx *= 1 - y^2 (tanh's derivative from its output y).
-void tanh_backward(Backend& be, const float* y, float* dx, size_t n) {
-  std::vector<float> hy(n), hd(n);
-  be.download(hy.data(), y, n * sizeof(float));
-  be.download(hd.data(), dx, n * sizeof(float));
-  for (size_t i = 0; i < n; ++i) hd[i] *= 1.0f - hy[i] * hy[i];
-  be.upload(dx, hd.data(), n * sizeof(float));
-}
-}  // namespace
-
 int64_t prefix_tuning_params(const ModelDims& d, int nvt, int enc) {
   const int64_t token_dim = d.Dkv, width = 2 * static_cast<int64_t>(d.L) * token_dim;
   if (enc <= 0) return nvt * width;
@@ -117,7 +97,7 @@ void PrefixTuning::project(float* hidden, float* table) const {
   const float *E = t_[0].value, *W1 = t_[1].value, *b1 = t_[2].value, *W2 = t_[3].value, *b2 = t_[4].value;
   be_.gemm_nt(nvt_, enc_, token_dim_, 1.0f, E, token_dim_, W1, token_dim_, 0.0f, hidden, enc_);
   be_.add_bias(hidden, b1, nvt_, enc_);
-  tanh_inplace(be_, hidden, static_cast<size_t>(nvt_) * enc_);
+  be_.tanh_forward(hidden, static_cast<size_t>(nvt_) * enc_);
   be_.gemm_nt(nvt_, width_, enc_, 1.0f, hidden, enc_, W2, enc_, 0.0f, table, width_);
   be_.add_bias(table, b2, nvt_, width_);
 }
@@ -127,7 +107,7 @@ void PrefixTuning::project_backward(const float* hidden, const float* dtable, fl
   be_.bias_backward(dtable, nvt_, width_, b2.grad);
   be_.gemm_tn(width_, enc_, nvt_, 1.0f, dtable, width_, hidden, enc_, 1.0f, W2.grad, enc_);
   be_.gemm_nn(nvt_, enc_, width_, 1.0f, dtable, width_, W2.value, enc_, 0.0f, dhidden, enc_);
-  tanh_backward(be_, hidden, dhidden, static_cast<size_t>(nvt_) * enc_);
+  be_.tanh_backward(hidden, dhidden, static_cast<size_t>(nvt_) * enc_);  // dhidden *= 1 - hidden^2
   be_.bias_backward(dhidden, nvt_, enc_, b1.grad);
   be_.gemm_tn(enc_, token_dim_, nvt_, 1.0f, dhidden, enc_, E.value, token_dim_, 1.0f, W1.grad, token_dim_);
   be_.gemm_nn(nvt_, token_dim_, enc_, 1.0f, dhidden, enc_, W1.value, token_dim_, 1.0f, E.grad, token_dim_);

@@ -1,14 +1,17 @@
 // The linear layer of the model, y = x W^T (+ b), with the hook where a
 // method adds its trainable branch (LoRA). The base matmul always runs on the
 // frozen (or fully trainable) W; gradients of W and b are formed only when
-// their gradient pointers are set. The base weight is either fp32 (W) or
-// 4-bit NF4 (W4, QLoRA): a 4-bit weight is always frozen; the input gradient
-// still flows through it (dx = dy W with W dequantized tile by tile).
+// their gradient pointers are set. The base weight is fp32 (W), 4-bit NF4
+// (W4, QLoRA) or 16-bit (W16: a frozen base from a BF16 / F16 checkpoint,
+// LoRA / prompt / prefix tuning): a 4-bit or 16-bit weight is always frozen;
+// the input gradient still flows through it (dx = dy W, W decoded tile by
+// tile; a 16-bit weight gives the fp32 weight's bits exactly).
 #pragma once
 
 #include <cstdint>
 
 #include "backend.h"
+#include "half_weight.h"
 #include "quant/nf4_weight.h"
 
 namespace ps {
@@ -26,13 +29,15 @@ struct LoraAdapter {
 
 struct Linear {
   int in = 0, out = 0;
-  const float* W = nullptr;  // [out, in] fp32, or nullptr when W4 holds the weight
+  const float* W = nullptr;  // [out, in] fp32, or nullptr when W4 or W16 holds the weight
   Nf4Weight W4;              // [out, in] in 4 bits (W4.codes == nullptr: not quantized)
-  float* dW = nullptr;       // nullptr: frozen (always for a 4-bit weight)
+  HalfWeight W16;            // [out, in] in 16 bits (W16.data == nullptr: not 16-bit)
+  float* dW = nullptr;       // nullptr: frozen (always for a 4-bit or 16-bit weight)
   const float* b = nullptr;  // [out] or nullptr
   float* db = nullptr;
   const LoraAdapter* lora = nullptr;
   bool four_bit() const { return W4.codes != nullptr; }
+  bool sixteen_bit() const { return W16.data != nullptr; }
 };
 
 // Per-call buffers of the LoRA branch (unused when the linear has none).

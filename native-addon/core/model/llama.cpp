@@ -57,6 +57,8 @@ ModelParams bind_params(const ModelDims& d, const WeightStore& w, const LoraAdap
       const WeightTensor& wt = w.get(base + ".weight");
       if (wt.nf4) {
         lin.W4 = wt.op_view();  // frozen: no gradient of a 4-bit weight
+      } else if (wt.half) {
+        lin.W16 = wt.half_view();  // frozen (a trainable weight is made fp32 by WeightStore::writable)
       } else {
         lin.W = wt.data;
         lin.dW = G(base + ".weight");
@@ -117,15 +119,15 @@ namespace {
 // ids: the backend's copy (for the fp32 lookup op); host_ids: the same ids in
 // host memory (the 16-bit path picks its rows on the host; backend memory
 // may be a GPU's).
-void embed_rows(Backend& be, const ModelParams& p, const int32_t* ids, const int32_t* host_ids, int rows, int D,
-                float* out) {
+// ids: the arena's backend copy of the tokens (checked against the
+// vocabulary before any pass). A 16-bit table (QLoRA) is widened row by row
+// inside one op: one call for all rows, not one per token.
+void embed_rows(Backend& be, const ModelParams& p, const int32_t* ids, int rows, int vocab, int D, float* out) {
   if (p.embed) {
     be.embedding_forward(ids, rows, p.embed, D, out);
     return;
   }
-  for (int r = 0; r < rows; ++r)  // ids are checked against the vocabulary before any pass
-    be.half_to_float(p.embed16 + static_cast<size_t>(host_ids[r]) * D, p.embed_bf16, out + static_cast<size_t>(r) * D,
-                     D);
+  be.embedding_forward_half(ids, rows, p.embed16, p.embed_bf16, vocab, D, out);
 }
 
 void upload_batch(Backend& be, Activations& a, const Batch& b, const PreparedBatch& pb) {
@@ -149,7 +151,7 @@ LossResult LlamaModel::forward_backward(const ModelParams& p, Activations& a, co
   const int L = d_.L;
   auto acts = [&](int l) -> LayerActs& { return a.layers[pass.checkpoint ? 0 : l]; };
 
-  embed_rows(be_, p, a.ids, batch.input_ids.data(), pb.rows, d_.D, a.resid[0]);
+  embed_rows(be_, p, a.ids, pb.rows, d_.V, d_.D, a.resid[0]);
   if (p.prompt) insert_prompt(be_, p.prompt->embeddings(), p.prompt->tokens(), pb.B, pb.T, d_.D, a.resid[0]);
   bind_prefix(p, a, c, true);
   for (int l = 0; l < L; ++l) {
@@ -186,7 +188,7 @@ LossResult LlamaModel::evaluate(const ModelParams& p, Activations& a, const Batc
   upload_batch(be_, a, batch, pb);
   PassContext c = context(a, pb.B, pb.T);
   float* h = a.resid[0];  // the residual stream is updated in place
-  embed_rows(be_, p, a.ids, batch.input_ids.data(), pb.rows, d_.D, h);
+  embed_rows(be_, p, a.ids, pb.rows, d_.V, d_.D, h);
   if (p.prompt) insert_prompt(be_, p.prompt->embeddings(), p.prompt->tokens(), pb.B, pb.T, d_.D, h);
   bind_prefix(p, a, c, false);
   for (int l = 0; l < d_.L; ++l) {
@@ -249,7 +251,7 @@ const float* LlamaModel::decode_rows(const ModelParams& p, Activations& a, KvCac
       be_.copy(h, embeds + done * d_.D, static_cast<size_t>(chunk) * d_.D);
     } else {
       be_.upload(a.ids, tokens + done, chunk * sizeof(int32_t));
-      embed_rows(be_, p, a.ids, tokens + done, chunk, d_.D, h);
+      embed_rows(be_, p, a.ids, chunk, d_.V, d_.D, h);
     }
     for (int l = 0; l < d_.L; ++l) {
       KvView kv{cache.k[l], cache.v[l], cache.length};

@@ -3,6 +3,11 @@
 // cost nothing), and they go through lm_head a chunk at a time so the
 // [rows, vocab] logits are never held: per chunk logits -> cross-entropy
 // (dlogits in place) -> dh rows = dlogits W, and dW += dlogits^T h if trainable.
+// The per-row losses stay in backend memory until the last chunk is done and
+// come back in one download (on a device: one wait per pass, not per chunk).
+#include <vector>
+
+#include "error.h"
 #include "model/blocks.h"
 
 namespace ps {
@@ -67,6 +72,15 @@ LossResult loss_head(const PassContext& c, const HeadParams& p, const float* h, 
   be.rmsnorm_forward(h, p.norm, a.hf, a.rstd_f, R, d.D, c.eps);
   if (backward) be.fill(a.dnorm, 0.0f, R * D);  // rows without a label get no gradient
 
+  // The per-row losses (double) of all counted rows, in order, are kept in
+  // the MLP's product buffer a.act: it is scratch between MLP blocks (the
+  // forward writes it before reading it, the backward recomputes it), so it
+  // is free while the loss head runs; the download below empties it. Counted
+  // rows <= R, and R doubles fit in R * F floats for F >= 2.
+  if (d.F < 2) throw Error("internal: the loss head keeps per-row losses in the MLP buffer, which needs F >= 2");
+  double* row_loss = reinterpret_cast<double*>(a.act);
+  std::vector<int> chunk_rows;
+
   LossResult result;
   size_t run = 0;
   int within = 0, done = 0;
@@ -79,10 +93,10 @@ LossResult loss_head(const PassContext& c, const HeadParams& p, const float* h, 
       n += r.second;
     }
     head_logits(c, p, a.hchunk, n, a.logits);
-    int count = 0;
-    result.loss_sum += be.cross_entropy(a.logits, a.targets + done, n, d.V, grad_scale,
-                                        backward ? a.logits : nullptr, &count);
-    result.tokens += count;
+    be.cross_entropy_rows(a.logits, a.targets + done, n, d.V, grad_scale, backward ? a.logits : nullptr,
+                          row_loss + done);
+    chunk_rows.push_back(n);
+    result.tokens += n;  // every gathered row counts (prepare_batch compacts the targets to counted labels)
     if (backward) {
       head_input_grad(c, p, a.logits, n, a.dchunk);
       if (p.dW) be.gemm_tn(d.V, d.D, n, 1.0f, a.logits, d.V, a.hchunk, d.D, 1.0f, p.dW, d.D);
@@ -97,6 +111,17 @@ LossResult loss_head(const PassContext& c, const HeadParams& p, const float* h, 
   if (backward) {
     be.fill(dh, 0.0f, R * D);
     be.rmsnorm_backward(a.dnorm, h, p.norm, a.rstd_f, R, d.D, dh, p.dnorm);
+  }
+  // One download for the whole pass, then the sums the former per-chunk
+  // cross_entropy returned: rows in order within a chunk from 0.0, chunk sums
+  // added in order (the same double additions, so the same bits).
+  std::vector<double> losses(static_cast<size_t>(done));
+  if (done > 0) be.download(losses.data(), row_loss, losses.size() * sizeof(double));
+  size_t r = 0;
+  for (int n : chunk_rows) {
+    double chunk_sum = 0.0;
+    for (int i = 0; i < n; ++i) chunk_sum += losses[r++];
+    result.loss_sum += chunk_sum;
   }
   return result;
 }

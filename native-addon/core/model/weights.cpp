@@ -71,6 +71,11 @@ bool is_quantized_linear(const std::string& name) {
 
 bool is_half_table(const std::string& name) { return name == kEmbedName || name == kLmHeadName; }
 
+bool keeps_16bit(const std::string& name, bool quantized, bool tied) {
+  if (quantized) return is_half_table(name);
+  return is_quantized_linear(name) || (!tied && name == kEmbedName);
+}
+
 uint64_t nf4_resident_bytes(int64_t n, int blocksize, bool double_quant) {
   const uint64_t blocks = static_cast<uint64_t>((n + blocksize - 1) / blocksize);
   const uint64_t codes = static_cast<uint64_t>((n + 1) / 2);
@@ -87,6 +92,15 @@ Nf4Weight WeightTensor::nf4_view() const {
 
 Nf4Weight WeightTensor::op_view() const { return nf4_device ? nf4_device->view() : nf4_view(); }
 
+HalfWeight WeightTensor::half_view() const {
+  HalfWeight w;
+  w.data = half;
+  w.bf16 = half_bf16;
+  w.rows = shape.size() == 2 ? static_cast<int>(shape[0]) : 1;
+  w.cols = shape.size() == 2 ? static_cast<int>(shape[1]) : static_cast<int>(numel);
+  return w;
+}
+
 uint64_t WeightTensor::resident_bytes() const {
   if (nf4) return static_cast<uint64_t>(nf4->resident_bytes());
   return static_cast<uint64_t>(numel) * (half ? sizeof(uint16_t) : sizeof(float));
@@ -96,12 +110,14 @@ WeightStore::WeightStore(Backend& backend, ThreadPool* pool, std::vector<Paramet
                          const QuantizationOptions& quantization)
     : backend_(backend), pool_(pool), quant_(quantization), host_(backend.host_memory()) {
   if (quant_.enabled()) nf4_check_blocksize(quant_.blocksize);
+  bool tied = true;  // no lm_head of its own: the embedding is the head
+  for (const auto& p : expected) tied = tied && p.name != kLmHeadName;
   for (auto& p : expected) {
     WeightTensor t;
     t.name = p.name;
     t.shape = p.shape;
     t.quantizable = quant_.enabled() && is_quantized_linear(p.name);
-    t.keeps_half = quant_.enabled() && is_half_table(p.name);
+    t.keeps_half = keeps_16bit(p.name, quant_.enabled(), tied);
     t.numel = 1;
     for (int64_t d : p.shape) t.numel *= static_cast<size_t>(d);
     index_[t.name] = tensors_.size();
@@ -355,12 +371,19 @@ float* WeightStore::writable(const std::string& name) {
   if (!t.loaded()) throw Error("tensor \"" + name + "\" is not loaded yet: load the weights first");
   if (t.owned) return t.data;
   float* dst = alloc_tensor(t);
+  // A tensor used in place from the mapping: once copied out, its pages are
+  // handed back, so full fine-tuning holds the fp32 copies only (not the
+  // file's pages beside them until the last tensor of the file lets go).
+  const std::shared_ptr<MappedFile> file = t.file;
+  const void* mapped = t.half ? static_cast<const void*>(t.half) : static_cast<const void*>(t.data);
+  const uint64_t mapped_bytes = t.numel * (t.half ? sizeof(uint16_t) : sizeof(float));
   if (t.half) {
     backend_.half_to_float(t.half, t.half_bf16, dst, t.numel);
     drop(t);
   } else {
     backend_.copy(dst, t.data, t.numel);
   }
+  if (file) file->release_pages(static_cast<uint64_t>(static_cast<const uint8_t*>(mapped) - file->data()), mapped_bytes);
   t.file.reset();
   t.data = dst;
   t.owned = true;

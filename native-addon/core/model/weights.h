@@ -1,8 +1,18 @@
-// The named store of a model's base tensors (fp32). A tensor's data is either
-// a read-only view into a memory-mapped safetensors file (aligned F32) or a
-// buffer the store owns (converted F16/BF16, a tensor given from memory, or
-// one made writable for full fine-tuning). With the CPU backend the pointers
-// are host memory, used by its ops directly (a mapped F32 tensor costs no copy).
+// The named store of a model's base tensors. A tensor's data is either a
+// read-only view into a memory-mapped safetensors file or a buffer the store
+// owns (a converted or misaligned tensor, one given from memory, or one made
+// writable for full fine-tuning). With the CPU backend the pointers are host
+// memory, used by its ops directly (a mapped tensor costs no copy).
+//
+// 16-bit checkpoints (F16 / BF16) stay 16-bit where the weights are frozen
+// (WeightTensor::half, data stays nullptr; see keeps_16bit): without
+// quantization the seven linears of each block and an untied embedding (LoRA,
+// prompt and prefix tuning never change them; the 16-bit GEMMs of backend.h
+// widen tiles exactly, giving the fp32 results bit for bit). The lm_head (and
+// a tied embedding, which is the lm_head) stays fp32 there: the loss head's
+// backward through a 16-bit head sums the vocabulary in chunks, which would
+// change the gradients' bits. Full fine-tuning makes every tensor an fp32
+// master copy (writable()). Other tensors (norms, biases) are fp32.
 //
 // With NF4 quantization the seven linears of each decoder block are held in
 // 4 bits instead (WeightTensor::nf4, data stays nullptr): quantized from the
@@ -15,10 +25,11 @@
 //
 // Under a backend whose memory is not host memory (a GPU, backend.h
 // host_memory()), nothing is used from the mapping: every fp32 tensor and
-// 16-bit table is uploaded into backend memory (16-bit files widened through
-// a bounded host staging buffer, so the model is never twice in host RAM),
-// and every 4-bit weight gets a device copy (model/device_nf4.h) beside its
-// host one. data / half / op_view() are then backend (device) pointers.
+// 16-bit one is uploaded into backend memory (16-bit files widened to fp32
+// through a bounded host staging buffer, so the model is never twice in host
+// RAM; kept 16-bit ones uploaded as they are), and every 4-bit weight gets a
+// device copy (model/device_nf4.h) beside its host one. data / half /
+// op_view() are then backend (device) pointers.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +40,7 @@
 
 #include "backend.h"
 #include "engine.h"
+#include "half_weight.h"
 #include "model/device_nf4.h"
 #include "model/mmap_file.h"
 #include "quant/nf4_quantize.h"
@@ -47,13 +59,14 @@ struct WeightTensor {
   bool quantizable = false;          // held in 4 bits when the store quantizes (a block linear)
   std::shared_ptr<Nf4Quantized> nf4; // the 4-bit weight (quantizable tensors only)
   std::vector<float> nf4_absmax_map; // a checkpoint's own dynamic map (else the built-in one)
-  bool keeps_half = false;           // held 16-bit when its file stores it so (a quantizing store's tables)
-  const uint16_t* half = nullptr;    // the 16-bit values (data stays nullptr), see is_half_table
+  bool keeps_half = false;           // held 16-bit when its file stores it so (keeps_16bit)
+  const uint16_t* half = nullptr;    // the 16-bit values (data stays nullptr)
   bool half_bf16 = false;            // bfloat16, else IEEE half
   bool half_owned = false;           // copied out of a misaligned mapping
   std::shared_ptr<DeviceNf4> nf4_device;  // nf4 in backend memory (device backends only)
   Nf4Weight nf4_view() const;        // nf4 in host memory (the reference dequantization reads it)
   Nf4Weight op_view() const;         // what the backend's NF4 ops get: the device copy when there is one
+  HalfWeight half_view() const;      // a 16-bit 2-D tensor as the 16-bit GEMMs take it
   bool loaded() const { return data != nullptr || nf4 != nullptr || half != nullptr; }
   uint64_t resident_bytes() const;   // 4-bit: codes + scales; 16-bit: numel * 2; else numel * 4
 };
@@ -67,6 +80,11 @@ uint64_t nf4_resident_bytes(int64_t n, int blocksize, bool double_quant);
 // Names of the tensors a quantizing store keeps in the checkpoint's 16-bit
 // dtype when it is F16/BF16: the embedding and the (untied) lm_head.
 bool is_half_table(const std::string& name);
+// Whether a store keeps tensor `name` 16-bit when its file stores it F16/BF16:
+// quantizing, the tables (is_half_table); else the block linears and, when
+// the model has its own lm_head (untied), the embedding. tied: the model has
+// no lm_head tensor (the embedding is the head).
+bool keeps_16bit(const std::string& name, bool quantized, bool tied);
 
 class WeightStore {
  public:
@@ -92,8 +110,9 @@ class WeightStore {
 
   // Throws naming the first tensors no one has provided yet.
   void require_complete() const;
-  // Every tensor as fp32, 4-bit ones at their resident size (loaded; not yet
-  // loaded ones at the size the options give them).
+  // Every tensor at its resident size: fp32, 16-bit ones at 2 bytes a value,
+  // 4-bit ones at their resident size (not yet loaded ones: fp32, or the
+  // 4-bit size the options give them).
   uint64_t bytes() const;
   int64_t params() const;
   uint64_t quantized_bytes() const;

@@ -17,6 +17,12 @@
 //   cross-entropy: loss sum rtol 1e-6; dlogits atol 1e-7 * grad_scale-sized
 //   sum_squares (double): rtol 1e-12
 // Every comparison prints its worst error, so the log shows the margins.
+//
+// Under the CPU-side CUDA simulator (PS_CUDA_SIM: test_cuda_parity_sim in
+// every CPU build's CTest) the same checks run on smaller sizes (kSim below)
+// that keep every code path: odd sizes and tails, several blocks and warps,
+// multi-chunk rows. The simulator's host libm is at least as accurate as
+// CUDA's, so the tolerances stay the GPU's.
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -33,6 +39,9 @@
 #include "op_test_util.h"
 #include "quant/nf4_quantize.h"
 #include "quant/nf4_tables.h"
+#ifdef PS_CUDA_SIM
+#include "backend/cuda/sim/sim_control.h"
+#endif
 
 using ps::AttnShape;
 using ps::CpuBackend;
@@ -41,6 +50,12 @@ using optest::Rand;
 using optest::random_vec;
 
 namespace {
+
+#ifdef PS_CUDA_SIM
+constexpr bool kSim = true;
+#else
+constexpr bool kSim = false;
+#endif
 
 // Device copies of host vectors, released at scope end.
 class Dev {
@@ -207,7 +222,7 @@ void test_elementwise(CpuBackend& c, CudaBackend& g, Rand& r) {
 void test_dropout(CpuBackend& c, CudaBackend& g, Rand& r) {
   std::printf("dropout\n");
   Dev dev(g);
-  const size_t n = 300007;
+  const size_t n = kSim ? 30011 : 300007;  // the simulator: 118 blocks, a partial last one
   const std::vector<float> x = random_vec(n, r), dx0 = random_vec(n, r);
   float *dxin = dev.put(x), *dy = dev.put(std::vector<float>(n));
   for (float p : {0.0f, 0.1f, 0.5f, 0.9f, 1.0f}) {
@@ -256,7 +271,7 @@ void test_embedding(CpuBackend& c, CudaBackend& g, Rand& r) {
 
 void test_rmsnorm(CpuBackend& c, CudaBackend& g, Rand& r) {
   std::printf("rmsnorm\n");
-  for (auto [rows, D] : {std::pair<int, int>{33, 200}, {3, 4096}, {64, 64}, {2048, 576}}) {
+  for (auto [rows, D] : {std::pair<int, int>{33, 200}, {3, 4096}, {64, 64}, {kSim ? 130 : 2048, 576}}) {
     Dev dev(g);
     const size_t n = static_cast<size_t>(rows) * D;
     const std::vector<float> x = random_vec(n, r, -3, 3), w = random_vec(D, r, 0.5f, 1.5f), dy = random_vec(n, r);
@@ -332,7 +347,12 @@ void test_attention(CpuBackend& c, CudaBackend& g, Rand& r) {
   }
   {
     AttnShape s;
-    s.B = 2, s.T = 300, s.P = 0, s.Hq = 8, s.Hkv = 2, s.D = 64;  // Llama-like GQA, longer rows
+    s.B = 1, s.T = 11, s.P = 2, s.Hq = 2, s.Hkv = 1, s.D = 200;  // 7 of the 8 values per lane
+    cases.push_back({s, true});
+  }
+  {
+    AttnShape s;
+    s.B = 2, s.T = kSim ? 90 : 300, s.P = 0, s.Hq = 8, s.Hkv = 2, s.D = 64;  // Llama-like GQA, longer rows
     cases.push_back({s, true});
   }
   for (const Case& k : cases) {
@@ -581,38 +601,65 @@ void test_nf4(CpuBackend& c, CudaBackend& g, Rand& r) {
 
 
 // The contract promises deterministic results: the same call twice gives the
-// same bits (no float atomics, fixed reduction order).
+// same bits (no float atomics, fixed reduction order). Under the simulator the
+// second run resumes each block's threads in the reverse order, so a data race
+// (a thread reading what another writes without a barrier between) would
+// change the bits too: every kernel with shared memory or warp shuffles is here.
 void test_determinism(CudaBackend& g, Rand& r) {
-  std::printf("determinism (same call twice, same bits)\n");
+  std::printf("determinism (same call twice, same bits%s)\n", kSim ? "; simulator: threads resumed in reverse order" : "");
   Dev dev(g);
   AttnShape s;
-  s.B = 2, s.T = 129, s.P = 4, s.Hq = 4, s.Hkv = 2, s.D = 64;
+  s.B = 2, s.T = kSim ? 67 : 129, s.P = 4, s.Hq = 4, s.Hkv = 2, s.D = 64;
   const size_t nq = static_cast<size_t>(s.B) * s.T * s.Hq * s.D, nk = static_cast<size_t>(s.B) * s.S() * s.Hkv * s.D;
   float *q = dev.put(random_vec(nq, r)), *k = dev.put(random_vec(nk, r)), *v = dev.put(random_vec(nk, r));
   float* dout = dev.put(random_vec(nq, r));
   int32_t* seg = dev.put(std::vector<int32_t>(static_cast<size_t>(s.B) * s.T, 1));
-  float *out = dev.put(std::vector<float>(nq)), *lse = dev.put(std::vector<float>(static_cast<size_t>(s.B) * s.Hq * s.T));
-  g.attention_forward(s, q, k, v, seg, 0.125f, out, lse);
-  std::vector<float> grads[2];
+  const int rows = kSim ? 515 : 4096, N = 512, V = 2500;
+  float* x = dev.put(random_vec(static_cast<size_t>(rows) * N, r));
+  float* w = dev.put(random_vec(N, r, 0.5f, 1.5f));
+  float* logits = dev.put(random_vec(static_cast<size_t>(9) * V, r, -5, 5));
+  std::vector<int32_t> t(9);
+  for (auto& id : t) id = r.integer(0, V - 1);
+  int32_t* targets = dev.put(t);
+  std::vector<float> bits[2];
+  double sq[2], loss[2];
   for (int run = 0; run < 2; ++run) {
+#ifdef PS_CUDA_SIM
+    ps::cudasim::set_reverse_thread_order(run == 1);
+#endif
+    auto keep = [&](const float* p, size_t n) {
+      const std::vector<float> h = dev.get(p, n);
+      bits[run].insert(bits[run].end(), h.begin(), h.end());
+    };
+    float *out = dev.put(std::vector<float>(nq)), *lse = dev.put(std::vector<float>(static_cast<size_t>(s.B) * s.Hq * s.T));
+    g.attention_forward(s, q, k, v, seg, 0.125f, out, lse);
     float *dq = dev.put(std::vector<float>(nq)), *dk = dev.put(std::vector<float>(nk)), *dv = dev.put(std::vector<float>(nk));
     g.attention_backward(s, q, k, v, seg, 0.125f, out, lse, dout, dq, dk, dv);
-    for (const auto& part : {dev.get(dq, nq), dev.get(dk, nk), dev.get(dv, nk)})
-      grads[run].insert(grads[run].end(), part.begin(), part.end());
-  }
-  compare_bits("attention_backward twice", grads[1], grads[0]);
-  const int rows = 4096, N = 512;
-  float* x = dev.put(random_vec(static_cast<size_t>(rows) * N, r));
-  std::vector<float> sums[2];
-  double sq[2];
-  for (int run = 0; run < 2; ++run) {
+    keep(out, nq), keep(lse, static_cast<size_t>(s.B) * s.Hq * s.T), keep(dq, nq), keep(dk, nk), keep(dv, nk);
     float* db = dev.put(std::vector<float>(N));
     g.bias_backward(x, rows, N, db);
-    sums[run] = dev.get(db, N);
+    keep(db, N);
     sq[run] = g.sum_squares(x, static_cast<size_t>(rows) * N);
+    const size_t n = static_cast<size_t>(rows) * N;
+    float *y = dev.put(std::vector<float>(n)), *rstd = dev.put(std::vector<float>(rows));
+    float *dx = dev.put(std::vector<float>(n)), *dw = dev.put(std::vector<float>(N));
+    g.rmsnorm_forward(x, w, y, rstd, rows, N, 1e-5f);
+    g.rmsnorm_backward(x, x, w, rstd, rows, N, dx, dw);
+    keep(y, n), keep(rstd, rows), keep(dx, n), keep(dw, N);
+    float* c = dev.put(std::vector<float>(static_cast<size_t>(rows) * 70));
+    g.gemm_nt(rows, 70, N, 1.0f, x, N, x + 3 * N, N, 0.0f, c, 70);
+    keep(c, static_cast<size_t>(rows) * 70);
+    float* dl = dev.put(std::vector<float>(static_cast<size_t>(9) * V));
+    int count = 0;
+    loss[run] = g.cross_entropy(logits, targets, 9, V, 0.5f, dl, &count);
+    keep(dl, static_cast<size_t>(9) * V);
   }
-  compare_bits("bias_backward twice", sums[1], sums[0]);
+#ifdef PS_CUDA_SIM
+  ps::cudasim::set_reverse_thread_order(false);
+#endif
+  compare_bits("attention, bias_backward, rmsnorm, gemm, cross_entropy twice", bits[1], bits[0]);
   CHECK(sq[0] == sq[1]);
+  CHECK(loss[0] == loss[1]);
 }
 
 // PS_CUDA_PARITY_TIMING=1: rough timings of the reference kernels at
@@ -680,22 +727,31 @@ int main() {
     std::printf("backend: %s\n", g.describe().c_str());
     CpuBackend c(2);
     Rand r(20261128);
-    test_memory(g, r);
-    test_elementwise(c, g, r);
-    test_dropout(c, g, r);
-    test_embedding(c, g, r);
-    test_rmsnorm(c, g, r);
-    test_rope(c, g, r);
-    test_attention(c, g, r);
-    test_cross_entropy(c, g, r);
-    test_optimizer(c, g, r);
-    test_gemm(c, g, r);
-    test_lora(c, g, r);
-    test_nf4(c, g, r);
-    test_determinism(g, r);
+    // Each section's wall time goes to the log (the simulator's budget in CTest).
+    auto timed = [](const char* name, auto&& fn) {
+      const auto t0 = std::chrono::steady_clock::now();
+      fn();
+      std::printf("  (%s: %.2f s)\n", name,
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    };
+    timed("memory", [&] { test_memory(g, r); });
+    timed("elementwise", [&] { test_elementwise(c, g, r); });
+    timed("dropout", [&] { test_dropout(c, g, r); });
+    timed("embedding", [&] { test_embedding(c, g, r); });
+    timed("rmsnorm", [&] { test_rmsnorm(c, g, r); });
+    timed("rope", [&] { test_rope(c, g, r); });
+    timed("attention", [&] { test_attention(c, g, r); });
+    timed("cross_entropy", [&] { test_cross_entropy(c, g, r); });
+    timed("optimizer", [&] { test_optimizer(c, g, r); });
+    timed("gemm", [&] { test_gemm(c, g, r); });
+    timed("lora", [&] { test_lora(c, g, r); });
+    timed("nf4", [&] { test_nf4(c, g, r); });
+    timed("determinism", [&] { test_determinism(g, r); });
     g.synchronize();
     const char* timing = std::getenv("PS_CUDA_PARITY_TIMING");
-    if (timing && std::string(timing) == "1") {
+    if (timing && std::string(timing) == "1" && kSim) {
+      std::printf("timing skipped: the CPU simulator says nothing about GPU speed\n");
+    } else if (timing && std::string(timing) == "1") {
       try {  // informational: a failure here does not fail the parity test
         time_ops(g, r);
       } catch (const ps::Error& e) {

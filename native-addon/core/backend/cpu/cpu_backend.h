@@ -18,7 +18,7 @@ struct CpuFeatures {
 };
 CpuFeatures detect_cpu_features();
 
-class CpuBackend final : public Backend {
+class CpuBackend : public Backend {  // not final: tests/bf16_reference_backend.h derives from it
  public:
   // threads <= 0: one per hardware thread. force_portable: skip AVX2 kernels
   // (tests use it to compare both paths).
@@ -99,6 +99,22 @@ class CpuBackend final : public Backend {
                    float* Y, int ldy) override;
   void nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& W, float alpha, float beta,
                    float* dX, int lddx) override;
+
+  // 16-bit frozen weights (half_gemm.cpp)
+  void half_gemm_nt(int M, const float* X, int ldx, const HalfWeight& W, float alpha, float beta,
+                    float* Y, int ldy) override;
+  void half_gemm_nn(int M, const float* dY, int lddy, const HalfWeight& W, float alpha, float beta,
+                    float* dX, int lddx) override;
+
+  // Few host round trips per step: batched_reductions.cpp,
+  // cross_entropy_rows.cpp, tanh.cpp, embedding_half.cpp
+  void sum_squares_many(const float* const* xs, const size_t* ns, int count, double* out) override;
+  void cross_entropy_rows(const float* logits, const int32_t* targets, int rows, int V, float grad_scale,
+                          float* dlogits, double* loss) override;
+  void tanh_forward(float* x, size_t n) override;
+  void tanh_backward(const float* y, float* dx, size_t n) override;
+  void embedding_forward_half(const int32_t* ids, int rows, const uint16_t* table, bool bf16, int table_rows,
+                              int D, float* out) override;
 
  private:
   std::unique_ptr<ThreadPool> pool_;

@@ -236,7 +236,7 @@ void CudaBackend::attention_forward(const AttnShape& s, const float* q, const fl
   const Geometry g = check_args("attention_forward", s, q, k, v, seg, scale);
   if (!out || !lse) throw Error("attention_forward: out and lse are required");
   const long long warps = static_cast<long long>(g.B) * g.Hq * g.T;
-  attention_forward_kernel<<<warp_blocks(warps), 32 * kWarps>>>(g, q, k, v, seg, out, lse);
+  PS_LAUNCH(attention_forward_kernel, warp_blocks(warps), 32 * kWarps, 0, 0)(g, q, k, v, seg, out, lse);
   cuda::check_launch("attention_forward");
 }
 
@@ -248,11 +248,13 @@ void CudaBackend::attention_backward(const AttnShape& s, const float* q, const f
   if (!dq && !dk && !dv) return;
   const long long q_warps = static_cast<long long>(g.B) * g.Hq * g.T;
   float* delta = static_cast<float*>(scratch(Scratch::Attention, static_cast<size_t>(q_warps) * sizeof(float)));
-  attention_backward_dq_kernel<<<warp_blocks(q_warps), 32 * kWarps>>>(g, q, k, v, seg, out, lse, dout, delta, dq);
+  PS_LAUNCH(attention_backward_dq_kernel, warp_blocks(q_warps), 32 * kWarps, 0, 0)
+      (g, q, k, v, seg, out, lse, dout, delta, dq);
   cuda::check_launch("attention_backward (dq)");
   if (!dk && !dv) return;
   const long long k_warps = static_cast<long long>(g.B) * g.S * g.Hkv;
-  attention_backward_dkv_kernel<<<warp_blocks(k_warps), 32 * kWarps>>>(g, q, k, v, seg, lse, dout, delta, dk, dv);
+  PS_LAUNCH(attention_backward_dkv_kernel, warp_blocks(k_warps), 32 * kWarps, 0, 0)
+      (g, q, k, v, seg, lse, dout, delta, dk, dv);
   cuda::check_launch("attention_backward (dk, dv)");
 }
 

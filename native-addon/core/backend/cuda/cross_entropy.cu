@@ -1,12 +1,20 @@
 // Token-level cross-entropy on the CUDA backend, chunked over the vocabulary
 // as the CPU backend does (backend/cpu/cross_entropy_kernels.h): one block
 // per row walks the row in chunks of 1024 logits, each exponentiated against
-// its own max; the chunk sums are combined in double against the running max.
-// Only the chunk maxima are kept ([rows, ceil(V/1024)] floats of scratch),
-// never a softmax row beyond the chunk in registers. With dlogits the first
-// pass writes exp(x - chunk max) (dlogits may alias logits: x_target is read
-// first) and a second pass scales it to grad_scale * (softmax - onehot).
-// Per-row losses (double) are summed on the host in row order, as the CPU.
+// its own max; the chunk sums are combined in double against the running
+// max. Only the chunk maxima are kept ([rows, ceil(V/1024)] floats of
+// scratch), never a softmax row beyond the chunk in registers. With dlogits
+// the first pass writes exp(x - chunk max) (dlogits may alias logits:
+// x_target is read first) and a second pass scales it to
+// grad_scale * (softmax - onehot).
+//
+// cross_entropy_rows writes each row's loss (double) to device memory, so a
+// loss chunk costs no round trip (the loss head downloads all rows once per
+// pass); its targets are not downloaded for checking: a target outside
+// [0, V) other than -100 zeroes its row and goes to the status word, which
+// the next synchronising call turns into an error. cross_entropy (the sum,
+// for op-level callers) checks the targets on the host with the CPU's
+// messages, runs the same kernel and sums the rows in order, as the CPU.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -24,8 +32,8 @@ constexpr int kPerThread = kCeChunk / kCeThreads;
 constexpr int32_t kIgnoreIndex = -100;
 
 __global__ void __launch_bounds__(kCeThreads)
-    cross_entropy_kernel(const float* logits, const int32_t* targets, int V, float grad_scale, float* dlogits,
-                         float* chunk_max, double* loss) {
+    cross_entropy_rows_kernel(const float* logits, const int32_t* targets, int V, float grad_scale, float* dlogits,
+                              float* chunk_max, double* loss, int* status) {
   __shared__ float red[32];
   const size_t row = blockIdx.x;
   const int chunks = (V + kCeChunk - 1) / kCeChunk;
@@ -33,7 +41,9 @@ __global__ void __launch_bounds__(kCeThreads)
   float* d = dlogits ? dlogits + row * V : nullptr;
   float* cm = chunk_max + row * chunks;
   const int32_t target = targets[row];
-  if (target == kIgnoreIndex) {
+  if (target == kIgnoreIndex || target < 0 || target >= V) {
+    if (target != kIgnoreIndex && threadIdx.x == 0)
+      cuda::report_bad_index(status, cuda::kStatusCrossEntropyTarget, static_cast<int>(row), target);
     if (d)
       for (int j = threadIdx.x; j < V; j += blockDim.x) d[j] = 0.0f;
     if (threadIdx.x == 0) loss[row] = 0.0;
@@ -97,13 +107,22 @@ __global__ void __launch_bounds__(kCeThreads)
 
 }  // namespace
 
+void CudaBackend::cross_entropy_rows(const float* logits, const int32_t* targets, int rows, int V, float grad_scale,
+                                     float* dlogits, double* loss) {
+  if (rows <= 0) return;
+  if (V <= 0) throw Error("cross_entropy: vocabulary size must be positive, got " + std::to_string(V));
+  const size_t chunks = (static_cast<size_t>(V) + kCeChunk - 1) / kCeChunk;
+  float* chunk_max = static_cast<float*>(scratch(Scratch::Loss, static_cast<size_t>(rows) * chunks * sizeof(float)));
+  PS_LAUNCH(cross_entropy_rows_kernel, rows, kCeThreads, 0, 0)(logits, targets, V, grad_scale, dlogits, chunk_max,
+                                                               loss, status_);
+  cuda::check_launch("cross_entropy_rows");
+}
+
 double CudaBackend::cross_entropy(const float* logits, const int32_t* targets, int rows, int V, float grad_scale,
                                   float* dlogits, int* count) {
   if (count) *count = 0;
   if (rows <= 0) return 0.0;
   if (V <= 0) throw Error("cross_entropy: vocabulary size must be positive, got " + std::to_string(V));
-  // The targets are checked on the host (rows is a loss chunk: small), with
-  // the CPU backend's messages; the call synchronises anyway for the loss.
   std::vector<int32_t> t(static_cast<size_t>(rows));
   download(t.data(), targets, t.size() * sizeof(int32_t));
   int counted = 0;
@@ -114,15 +133,11 @@ double CudaBackend::cross_entropy(const float* logits, const int32_t* targets, i
                   " is outside the vocabulary [0, " + std::to_string(V) + ") (labels must be token ids or -100)");
     ++counted;
   }
-  const size_t chunks = (static_cast<size_t>(V) + kCeChunk - 1) / kCeChunk;
-  const size_t loss_bytes = static_cast<size_t>(rows) * sizeof(double);
-  char* buf = static_cast<char*>(scratch(Scratch::Loss, loss_bytes + static_cast<size_t>(rows) * chunks * sizeof(float)));
-  double* loss = reinterpret_cast<double*>(buf);
-  float* chunk_max = reinterpret_cast<float*>(buf + loss_bytes);
-  cross_entropy_kernel<<<rows, kCeThreads>>>(logits, targets, V, grad_scale, dlogits, chunk_max, loss);
-  cuda::check_launch("cross_entropy");
+  // The Loss slot holds cross_entropy_rows' chunk maxima: the rows' losses go to Reduce.
+  double* loss = static_cast<double*>(scratch(Scratch::Reduce, static_cast<size_t>(rows) * sizeof(double)));
+  cross_entropy_rows(logits, targets, rows, V, grad_scale, dlogits, loss);
   std::vector<double> host(static_cast<size_t>(rows));
-  download(host.data(), loss, loss_bytes);
+  download(host.data(), loss, host.size() * sizeof(double));
   double sum = 0.0;
   for (double l : host) sum += l;
   if (count) *count = counted;

@@ -79,6 +79,15 @@ CudaBackend::CudaBackend(int device) {
   cuda::check(cudaMalloc(reinterpret_cast<void**>(&status_), 4 * sizeof(int)), "cudaMalloc (status word)");
   cuda::check(cudaMemset(status_, 0, 4 * sizeof(int)), "cudaMemset (status word)");
   cuda::nf4_upload_code_table();
+  // The GEMM choice (cuBLASLt or the own kernels) is settled here, once: a
+  // forced but missing cuBLASLt fails now, not at the first product, and
+  // describe() (which may run on another thread during a step) only reads it.
+  try {
+    lt_gemm();
+  } catch (...) {
+    cudaFree(status_);
+    throw;
+  }
 }
 
 CudaBackend::~CudaBackend() {
@@ -88,8 +97,15 @@ CudaBackend::~CudaBackend() {
 }
 
 std::string CudaBackend::describe() const {
+#ifdef PS_CUDA_SIM
+  return "cuda (simulated on the CPU: " + info_.name + ", " + mib(info_.total_bytes) +
+         " device memory limit, no GPU; fp32 reference kernels; GEMM: " + gemm_description() + ", " +
+         precision_description() + ")";
+#else
   return "cuda (" + info_.name + ", compute capability " + std::to_string(info_.major) + "." +
-         std::to_string(info_.minor) + ", " + mib(info_.total_bytes) + ", fp32 reference kernels)";
+         std::to_string(info_.minor) + ", " + mib(info_.total_bytes) + ", fp32 reference kernels; GEMM: " +
+         gemm_description() + ", " + precision_description() + ")";
+#endif
 }
 
 CudaDeviceInfo CudaBackend::refreshed_info() const {
@@ -116,6 +132,11 @@ void CudaBackend::check_status() {
       throw Error("rope_forward: position " + value + " at row " + row + " is negative");
     case cuda::kStatusRopeBackwardPos:
       throw Error("rope_backward: position " + value + " at row " + row + " is negative");
+    case cuda::kStatusEmbeddingHalfId:
+      throw Error("embedding_forward_half: token id " + value + " at row " + row + " is outside the table");
+    case cuda::kStatusCrossEntropyTarget:
+      throw Error("cross_entropy_rows: target " + value + " at row " + row +
+                  " is outside the vocabulary (labels must be token ids or -100)");
     default:
       throw Error("CUDA backend: a kernel reported status " + std::to_string(st[0]));
   }
@@ -160,7 +181,7 @@ void CudaBackend::download(void* host, const void* src, size_t bytes) {
 
 void CudaBackend::fill(float* x, float value, size_t n) {
   if (n == 0) return;
-  fill_kernel<<<cuda::blocks_for(n), cuda::kThreads>>>(x, value, n);
+  PS_LAUNCH(fill_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)(x, value, n);
   cuda::check_launch("fill");
 }
 

@@ -1,5 +1,6 @@
-// The CUDA backend: every op of backend.h on one NVIDIA GPU, fp32 in and out
-// (bf16 storage and cuBLASLt come later, see README.md). Backend memory is
+// The CUDA backend: every op of backend.h on one NVIDIA GPU, fp32 in and out;
+// the dense products in fp32 or with bf16 operands (GemmPrecision), through
+// cuBLASLt when it loads or the own kernels (README.md). Backend memory is
 // device memory (cudaMalloc); upload/download are the only ways the host
 // reads or writes it. All work runs in order on the legacy default stream,
 // so an op's results are visible to the next op and to download().
@@ -20,11 +21,17 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "backend.h"
 
 namespace ps {
+
+namespace cublaslt {
+class Gemm;  // cublaslt/lt_gemm.h
+struct RowMajorGemm;
+}  // namespace cublaslt
 
 struct CudaDeviceInfo {
   int index = 0;
@@ -49,7 +56,12 @@ class CudaBackend final : public Backend {
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
 
+  // The CPU-side simulator (sim/, tests only) says so in name() and describe().
+#ifdef PS_CUDA_SIM
+  std::string name() const override { return "cuda (simulated on the CPU)"; }
+#else
   std::string name() const override { return "cuda"; }
+#endif
   std::string describe() const override;
   int threads() const override { return 1; }
   bool host_memory() const override { return false; }
@@ -59,6 +71,29 @@ class CudaBackend final : public Backend {
   // Waits for all queued work; throws on an asynchronous error or a bad
   // index recorded by a kernel (see the header comment).
   void synchronize();
+
+  // ---- how the dense products run -----------------------------------------
+  // Precision (gemm_precision.cu): fp32 (the default), or bf16 operands with
+  // fp32 accumulation on tensor cores. Bf16 throws ps::Error on a GPU
+  // without bf16 tensor cores (compute capability below 8.0).
+  enum class GemmPrecision { Fp32, Bf16 };
+  void set_gemm_precision(GemmPrecision p);
+  GemmPrecision gemm_precision() const { return precision_; }
+  // "fp32" or "bf16 operands, fp32 accumulation (<kernel>)", for describe().
+  std::string precision_description() const;
+  // Kernels (cublaslt/backend_gemm.cu): cuBLASLt, loaded at run time, when it
+  // loads; else the own kernels (gemm.cu, gemm_bf16.cu). Settled by the
+  // constructor: PEFT_STUDIO_GEMM=own|cublaslt forces one, and "cublaslt"
+  // without the library throws there, saying what was tried and what to do.
+  // "cuBLASLt 12.6.4 (/path/libcublasLt.so.12)", or "own tiled kernel (why)".
+  std::string gemm_description() const;
+  bool gemm_uses_cublaslt() const;
+  // C[M,N] fp32 = alpha * op(A) op(B) + beta * C with A, B bf16 (raw bits),
+  // fp32 accumulation, row-major like gemm_*: a_trans means A is stored
+  // [K,M], b_trans means B is stored [N,K]. Only through cuBLASLt: throws
+  // ps::Error when it is not in use (see gemm_description()).
+  void gemm_bf16_cublaslt(bool a_trans, bool b_trans, int M, int N, int K, float alpha, const uint16_t* A,
+                          int lda, const uint16_t* B, int ldb, float beta, float* C, int ldc);
 
   void* alloc(size_t bytes) override;
   void release(void* p) override;
@@ -131,17 +166,60 @@ class CudaBackend final : public Backend {
   void nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& W, float alpha, float beta,
                    float* dX, int lddx) override;
 
+  // 16-bit frozen weights (half_gemm.cu): W.data must be device
+  // memory of this backend; widened into the NF4 scratch slot per call.
+  void half_gemm_nt(int M, const float* X, int ldx, const HalfWeight& W, float alpha, float beta,
+                    float* Y, int ldy) override;
+  void half_gemm_nn(int M, const float* dY, int lddy, const HalfWeight& W, float alpha, float beta,
+                    float* dX, int lddx) override;
+
+  // Few host round trips per step: batched_reductions.cu (one
+  // download for all tensors), cross_entropy.cu (rows: no download), tanh.cu,
+  // embedding_half.cu. Bad targets / ids go to the status word (cuda_common.cuh StatusCode).
+  void sum_squares_many(const float* const* xs, const size_t* ns, int count, double* out) override;
+  void cross_entropy_rows(const float* logits, const int32_t* targets, int rows, int V, float grad_scale,
+                          float* dlogits, double* loss) override;
+  void tanh_forward(float* x, size_t n) override;
+  void tanh_backward(const float* y, float* dx, size_t n) override;
+  void embedding_forward_half(const int32_t* ids, int rows, const uint16_t* table, bool bf16, int table_rows,
+                              int D, float* out) override;
+
  private:
   // A device buffer of at least `bytes`, kept and reused across calls (one
   // per slot; a slot's contents live until its next use).
-  enum class Scratch { Nf4Weight, Attention, Loss, Reduce, kCount };
+  enum class Scratch { Nf4Weight, Attention, Loss, Reduce, Bf16OperandA, Bf16OperandB, kCount };
   void* scratch(Scratch slot, size_t bytes);
+  float* widened_half(const HalfWeight& W);  // W widened into the Nf4Weight slot (half_gemm.cu)
   void check_status();  // throws on a bad index recorded by a kernel
+
+  // bf16 products (gemm_precision.cu): gemm_nt/nn/tn come here in bf16 precision.
+  void gemm_bf16(const char* op, bool a_trans, bool b_trans, int M, int N, int K, float alpha, const float* A,
+                 int lda, const float* B, int ldb, float beta, float* C, int ldc);
+  // src [rows, cols] (row stride ld) rounded into a bf16 copy in `slot` (row stride dst_ld).
+  const uint16_t* rounded_to_bf16(Scratch slot, const float* src, int ld, int rows, int cols, int dst_ld);
+
+  // cuBLASLt (cublaslt/backend_gemm.cu).
+  struct LtState;
+  LtState& lt_state() const;
+  // The cuBLASLt handle, created by the constructor; nullptr when cuBLASLt is
+  // not in use or cannot start (then the own kernels from there on, unless forced).
+  cublaslt::Gemm* lt_gemm();
+  // Runs g through cuBLASLt: false when it is not in use or has no algorithm
+  // for g (the caller's own kernel then), unless forced (then it throws).
+  bool lt_run(const char* op, const cublaslt::RowMajorGemm& g);
+  // gemm.cu's hook (fp32) and gemm_bf16's (bf16 operands): true when cuBLASLt did the product.
+  bool gemm_via_cublaslt(const char* op, bool a_trans, bool b_trans, int M, int N, int K, float alpha,
+                         const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc);
+  bool try_gemm_bf16_cublaslt(const char* op, bool a_trans, bool b_trans, int M, int N, int K, float alpha,
+                              const uint16_t* A, int lda, const uint16_t* B, int ldb, float beta, float* C,
+                              int ldc);
 
   CudaDeviceInfo info_;
   int* status_ = nullptr;  // device: [code, row, value, 0]
   void* scratch_[static_cast<int>(Scratch::kCount)] = {};
   size_t scratch_bytes_[static_cast<int>(Scratch::kCount)] = {};
+  GemmPrecision precision_ = GemmPrecision::Fp32;
+  mutable std::shared_ptr<LtState> lt_;  // settled by the constructor
 };
 
 }  // namespace ps

@@ -6,6 +6,25 @@
 
 #include <cuda_runtime.h>
 
+// Every kernel launch is spelled PS_LAUNCH(kernel, grid, block, shared_bytes,
+// stream)(args...), never with <<<>>> directly, so that the same source also
+// builds as plain C++ for the CPU-side CUDA simulator (sim/, PS_CUDA_SIM).
+// A template kernel with several arguments goes through a pointer first:
+//   auto* k = &my_kernel<T, 64>; PS_LAUNCH(k, grid, block, 0, stream)(...);
+// Dynamic shared memory is declared with PS_DYNAMIC_SHARED(type, name).
+#ifndef PS_CUDA_SIM
+#define PS_LAUNCH(kernel, grid, block, shared_bytes, stream) \
+  kernel<<<(grid), (block), (shared_bytes), (stream)>>>
+#define PS_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#else
+// The simulator's <cuda_runtime.h> (sim/include) brought in sim/sim_launch.h:
+// PS_LAUNCH validates the configuration like the hardware, then runs the
+// grid on fibers; PS_DYNAMIC_SHARED points at the block's dynamic buffer.
+#if !defined(PS_LAUNCH) || !defined(PS_DYNAMIC_SHARED)
+#error "PS_CUDA_SIM build without the simulator's include directory (core/backend/cuda/sim/include)"
+#endif
+#endif
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -41,6 +60,8 @@ enum StatusCode : int {
   kStatusEmbeddingBackwardId = 2,
   kStatusRopeForwardPos = 3,
   kStatusRopeBackwardPos = 4,
+  kStatusEmbeddingHalfId = 5,     // embedding_forward_half: id outside [0, table_rows)
+  kStatusCrossEntropyTarget = 6,  // cross_entropy_rows: target outside [0, V), not -100
 };
 
 // Records the first bad index only: status = [code, row, value].

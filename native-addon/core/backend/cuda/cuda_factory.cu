@@ -4,18 +4,22 @@
 #include "backend/cuda/cuda_factory.h"
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/gemm_bf16.h"
 #include "error.h"
 
 namespace ps {
 
-std::unique_ptr<Backend> make_cuda_backend(int device) {
+std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& precision) {
   std::string reason;
   const int n = cuda_device_count(&reason);
   if (n == 0) throw Error("device cuda: no usable NVIDIA GPU (" + reason + "); use device cpu");
   if (device >= n)
     throw Error("device cuda:" + std::to_string(device) + " does not exist: this machine has " + std::to_string(n) +
                 " GPU" + (n == 1 ? "" : "s") + " (cuda:0 to cuda:" + std::to_string(n - 1) + ")");
-  return std::make_unique<CudaBackend>(device);
+  auto be = std::make_unique<CudaBackend>(device);
+  if (precision == "bf16" || (precision == "auto" && cuda::has_bf16_tensor_cores(be->device_info())))
+    be->set_gemm_precision(CudaBackend::GemmPrecision::Bf16);
+  return be;
 }
 
 std::vector<DeviceInfo> cuda_devices() {

@@ -2,14 +2,17 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backend_factory.h"
 
 namespace ps {
 
-// Throws ps::Error naming the device count when `device` does not exist.
-std::unique_ptr<Backend> make_cuda_backend(int device);
+// Throws ps::Error naming the device count when `device` does not exist, and
+// for precision "bf16" on a GPU without bf16 tensor cores ("auto": bf16 where
+// the GPU has them, else fp32).
+std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& precision);
 // Every usable device with its free memory now; empty when there is none.
 std::vector<DeviceInfo> cuda_devices();
 

@@ -37,8 +37,11 @@ void run(const float* in, float* out, size_t n, float p, uint64_t key, bool accu
   const DropoutKey k = dropout_key(key);
   const uint32_t threshold = dropout_threshold(p);
   const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;  // host fp32, as the CPU computes it
-  if (accumulate) dropout_kernel<true><<<cuda::blocks_for(n), cuda::kThreads>>>(in, out, n, k, threshold, scale);
-  else dropout_kernel<false><<<cuda::blocks_for(n), cuda::kThreads>>>(in, out, n, k, threshold, scale);
+  const unsigned blocks = cuda::blocks_for(n);
+  if (accumulate)
+    PS_LAUNCH(dropout_kernel<true>, blocks, cuda::kThreads, 0, 0)(in, out, n, k, threshold, scale);
+  else
+    PS_LAUNCH(dropout_kernel<false>, blocks, cuda::kThreads, 0, 0)(in, out, n, k, threshold, scale);
   cuda::check_launch(op);
 }
 

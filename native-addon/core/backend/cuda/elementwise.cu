@@ -39,26 +39,26 @@ __global__ void half_to_float_kernel(const uint16_t* src, bool bf16, float* dst,
 
 void CudaBackend::add(float* y, const float* x, size_t n) {
   if (n == 0) return;
-  add_kernel<<<cuda::blocks_for(n), cuda::kThreads>>>(y, x, n);
+  PS_LAUNCH(add_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)(y, x, n);
   cuda::check_launch("add");
 }
 
 void CudaBackend::add_bias(float* y, const float* b, int rows, int N) {
   if (rows <= 0 || N <= 0) return;
   const size_t n = static_cast<size_t>(rows) * N;
-  add_bias_kernel<<<cuda::blocks_for(n), cuda::kThreads>>>(y, b, n, N);
+  PS_LAUNCH(add_bias_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)(y, b, n, N);
   cuda::check_launch("add_bias");
 }
 
 void CudaBackend::bias_backward(const float* dy, int rows, int N, float* db) {
   if (rows <= 0 || N <= 0 || !db) return;
-  bias_backward_kernel<<<cuda::blocks_for(N), cuda::kThreads>>>(dy, rows, N, db);
+  PS_LAUNCH(bias_backward_kernel, cuda::blocks_for(N), cuda::kThreads, 0, 0)(dy, rows, N, db);
   cuda::check_launch("bias_backward");
 }
 
 void CudaBackend::half_to_float(const uint16_t* src, bool bf16, float* dst, size_t n) {
   if (n == 0) return;
-  half_to_float_kernel<<<cuda::blocks_for(n), cuda::kThreads>>>(src, bf16, dst, n);
+  PS_LAUNCH(half_to_float_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)(src, bf16, dst, n);
   cuda::check_launch("half_to_float");
 }
 

@@ -46,13 +46,15 @@ __global__ void embedding_backward_kernel(const int32_t* ids, int rows, const fl
 void CudaBackend::embedding_forward(const int32_t* ids, int rows, const float* table, int D, float* out) {
   if (rows <= 0 || D <= 0) return;
   const size_t n = static_cast<size_t>(rows) * D;
-  embedding_forward_kernel<<<cuda::blocks_for(n), cuda::kThreads>>>(ids, rows, table, D, out, status_);
+  PS_LAUNCH(embedding_forward_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)
+      (ids, rows, table, D, out, status_);
   cuda::check_launch("embedding_forward");
 }
 
 void CudaBackend::embedding_backward(const int32_t* ids, int rows, const float* dout, int D, float* dtable) {
   if (rows <= 0 || D <= 0 || !dtable) return;
-  embedding_backward_kernel<<<cuda::blocks_for(D), cuda::kThreads>>>(ids, rows, dout, D, dtable, status_);
+  PS_LAUNCH(embedding_backward_kernel, cuda::blocks_for(D), cuda::kThreads, 0, 0)
+      (ids, rows, dout, D, dtable, status_);
   cuda::check_launch("embedding_backward");
 }
 

@@ -99,7 +99,8 @@ void run(const char* op, int M, int N, int K, float alpha, const float* A, long 
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0.0f) {
     if (beta == 0.0f) {
-      zero_matrix_kernel<<<cuda::blocks_for(static_cast<size_t>(M) * N), cuda::kThreads>>>(M, N, C, ldc);
+      PS_LAUNCH(zero_matrix_kernel, cuda::blocks_for(static_cast<size_t>(M) * N), cuda::kThreads, 0, 0)
+          (M, N, C, ldc);
       cuda::check_launch(op);
     }
     return;
@@ -107,7 +108,8 @@ void run(const char* op, int M, int N, int K, float alpha, const float* A, long 
   if ((N + kBN - 1) / kBN > 65535)
     throw Error(std::string(op) + ": N=" + std::to_string(N) + " exceeds this kernel's grid (4,194,240 columns)");
   const dim3 grid((M + kBM - 1) / kBM, (N + kBN - 1) / kBN);
-  gemm_kernel<<<grid, kGemmThreads>>>(M, N, K, alpha, A, a_rs, a_cs, B, b_rs, b_cs, beta != 0.0f, C, ldc);
+  PS_LAUNCH(gemm_kernel, grid, kGemmThreads, 0, 0)
+      (M, N, K, alpha, A, a_rs, a_cs, B, b_rs, b_cs, beta != 0.0f, C, ldc);
   cuda::check_launch(op);
 }
 
@@ -116,18 +118,27 @@ void run(const char* op, int M, int N, int K, float alpha, const float* A, long 
 void CudaBackend::gemm_nt(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                           float beta, float* C, int ldc) {
   check_args("gemm_nt", M, N, K, lda, K, ldb, K, ldc, beta);
+  if (precision_ == GemmPrecision::Bf16)
+    return gemm_bf16("gemm_nt", false, true, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (gemm_via_cublaslt("gemm_nt", false, true, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
   run("gemm_nt", M, N, K, alpha, A, lda, 1, B, 1, ldb, beta, C, ldc);
 }
 
 void CudaBackend::gemm_nn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                           float beta, float* C, int ldc) {
   check_args("gemm_nn", M, N, K, lda, K, ldb, N, ldc, beta);
+  if (precision_ == GemmPrecision::Bf16)
+    return gemm_bf16("gemm_nn", false, false, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (gemm_via_cublaslt("gemm_nn", false, false, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
   run("gemm_nn", M, N, K, alpha, A, lda, 1, B, ldb, 1, beta, C, ldc);
 }
 
 void CudaBackend::gemm_tn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                           float beta, float* C, int ldc) {
   check_args("gemm_tn", M, N, K, lda, M, ldb, N, ldc, beta);
+  if (precision_ == GemmPrecision::Bf16)
+    return gemm_bf16("gemm_tn", true, false, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (gemm_via_cublaslt("gemm_tn", true, false, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
   run("gemm_tn", M, N, K, alpha, A, 1, lda, B, ldb, 1, beta, C, ldc);
 }
 

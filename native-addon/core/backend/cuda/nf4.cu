@@ -66,7 +66,7 @@ Nf4Args args_of(const Nf4Weight& W) {
 
 void dequantize_into(const Nf4Weight& W, float* w) {
   const size_t n = static_cast<size_t>(W.numel());
-  nf4_dequantize_kernel<<<cuda::blocks_for(n), cuda::kThreads>>>(args_of(W), n, w);
+  PS_LAUNCH(nf4_dequantize_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)(args_of(W), n, w);
   cuda::check_launch("nf4_dequantize");
 }
 

@@ -62,14 +62,14 @@ void CudaBackend::adamw_step(float* p, const float* g, float* m, float* v, size_
   const float w2 = static_cast<float>(1.0 - beta2);
   const float neg_step = static_cast<float>(-(static_cast<double>(lr) / bias1));
   const float bias2_sqrt = static_cast<float>(std::sqrt(bias2));
-  adamw_kernel<<<cuda::blocks_for(n), cuda::kThreads>>>(p, g, m, v, n, decay, w1, w2, beta2, w1 < 0.5f, neg_step,
-                                                       bias2_sqrt, eps, grad_scale);
+  PS_LAUNCH(adamw_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)
+      (p, g, m, v, n, decay, w1, w2, beta2, w1 < 0.5f, neg_step, bias2_sqrt, eps, grad_scale);
   cuda::check_launch("adamw_step");
 }
 
 void CudaBackend::sgd_step(float* p, const float* g, size_t n, float lr, float weight_decay, float grad_scale) {
   if (n == 0) return;
-  sgd_kernel<<<cuda::blocks_for(n), cuda::kThreads>>>(p, g, n, lr, weight_decay, grad_scale);
+  PS_LAUNCH(sgd_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)(p, g, n, lr, weight_decay, grad_scale);
   cuda::check_launch("sgd_step");
 }
 
@@ -78,7 +78,7 @@ double CudaBackend::sum_squares(const float* x, size_t n) {
   const size_t blocks = (n + kSumBlock - 1) / kSumBlock;
   if (blocks > 0x7fffffffu) throw Error("sum_squares: tensor of " + std::to_string(n) + " values is too large");
   double* part = static_cast<double*>(scratch(Scratch::Reduce, blocks * sizeof(double)));
-  sum_squares_kernel<<<static_cast<unsigned>(blocks), kSumThreads>>>(x, n, part);
+  PS_LAUNCH(sum_squares_kernel, static_cast<unsigned>(blocks), kSumThreads, 0, 0)(x, n, part);
   cuda::check_launch("sum_squares");
   std::vector<double> host(blocks);
   download(host.data(), part, blocks * sizeof(double));

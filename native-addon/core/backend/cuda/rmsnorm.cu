@@ -58,7 +58,7 @@ __global__ void rmsnorm_backward_dw_kernel(const float* dy, const float* x, cons
 void CudaBackend::rmsnorm_forward(const float* x, const float* w, float* y, float* rstd, int rows, int D,
                                   float eps) {
   if (rows <= 0 || D <= 0) return;
-  rmsnorm_forward_kernel<<<rows, kRowThreads>>>(x, w, y, rstd, D, eps);
+  PS_LAUNCH(rmsnorm_forward_kernel, rows, kRowThreads, 0, 0)(x, w, y, rstd, D, eps);
   cuda::check_launch("rmsnorm_forward");
 }
 
@@ -66,11 +66,11 @@ void CudaBackend::rmsnorm_backward(const float* dy, const float* x, const float*
                                    int D, float* dx, float* dw) {
   if (rows <= 0 || D <= 0) return;
   if (dx) {
-    rmsnorm_backward_dx_kernel<<<rows, kRowThreads>>>(dy, x, w, rstd, D, dx);
+    PS_LAUNCH(rmsnorm_backward_dx_kernel, rows, kRowThreads, 0, 0)(dy, x, w, rstd, D, dx);
     cuda::check_launch("rmsnorm_backward (dx)");
   }
   if (dw) {
-    rmsnorm_backward_dw_kernel<<<cuda::blocks_for(D), cuda::kThreads>>>(dy, x, rstd, rows, D, dw);
+    PS_LAUNCH(rmsnorm_backward_dw_kernel, cuda::blocks_for(D), cuda::kThreads, 0, 0)(dy, x, rstd, rows, D, dw);
     cuda::check_launch("rmsnorm_backward (dw)");
   }
 }

@@ -52,7 +52,7 @@ void CudaBackend::rope_forward(float* x, const int32_t* pos, int rows, int H, in
   if (rows <= 0 || H <= 0) return;
   check_rope("rope_forward", D);
   const size_t n = static_cast<size_t>(rows) * H * (D / 2);
-  rope_kernel<false><<<cuda::blocks_for(n), cuda::kThreads>>>(x, pos, rows, H, D, cos, sin, status_);
+  PS_LAUNCH(rope_kernel<false>, cuda::blocks_for(n), cuda::kThreads, 0, 0)(x, pos, rows, H, D, cos, sin, status_);
   cuda::check_launch("rope_forward");
 }
 
@@ -61,7 +61,7 @@ void CudaBackend::rope_backward(float* dx, const int32_t* pos, int rows, int H, 
   if (rows <= 0 || H <= 0) return;
   check_rope("rope_backward", D);
   const size_t n = static_cast<size_t>(rows) * H * (D / 2);
-  rope_kernel<true><<<cuda::blocks_for(n), cuda::kThreads>>>(dx, pos, rows, H, D, cos, sin, status_);
+  PS_LAUNCH(rope_kernel<true>, cuda::blocks_for(n), cuda::kThreads, 0, 0)(dx, pos, rows, H, D, cos, sin, status_);
   cuda::check_launch("rope_backward");
 }
 

@@ -30,14 +30,14 @@ __global__ void swiglu_backward_kernel(const float* gate, const float* up, const
 
 void CudaBackend::swiglu_forward(const float* gate, const float* up, float* out, size_t n) {
   if (n == 0) return;
-  swiglu_forward_kernel<<<cuda::blocks_for(n), cuda::kThreads>>>(gate, up, out, n);
+  PS_LAUNCH(swiglu_forward_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)(gate, up, out, n);
   cuda::check_launch("swiglu_forward");
 }
 
 void CudaBackend::swiglu_backward(const float* gate, const float* up, const float* dout, float* dgate,
                                   float* dup, size_t n) {
   if (n == 0 || (!dgate && !dup)) return;
-  swiglu_backward_kernel<<<cuda::blocks_for(n), cuda::kThreads>>>(gate, up, dout, dgate, dup, n);
+  PS_LAUNCH(swiglu_backward_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)(gate, up, dout, dgate, dup, n);
   cuda::check_launch("swiglu_backward");
 }
 

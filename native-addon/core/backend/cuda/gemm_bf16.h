@@ -1,0 +1,31 @@
+// bf16 tensor-core GEMMs of the CUDA backend, for the bf16 compute path:
+// C = alpha * op(A) op(B) + beta * C with fp32 A, B, C in memory, op(A) and
+// op(B) rounded to bfloat16 (nearest even) while they are staged into shared
+// memory, products exact, fp32 accumulation. The layouts and the argument
+// rules are the fp32 GEMMs' (backend.h): row-major; nt, nn, tn; beta 0 or 1.
+// No CUDA types here: plain C++ (tests) includes it.
+#pragma once
+
+namespace ps {
+
+struct CudaDeviceInfo;
+
+namespace cuda {
+
+enum class MmaPath {
+  kAuto,      // PTX mma.sync on sm_80 and up, the portable product below that
+  kPortable,  // the warp-shuffle product everywhere (the reference for the layout check)
+};
+
+// Whether the device runs bf16 mma.sync in hardware (Ampere and later).
+bool has_bf16_tensor_cores(const CudaDeviceInfo& info);
+
+void gemm_bf16_nt(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                  float beta, float* C, int ldc, MmaPath path = MmaPath::kAuto);
+void gemm_bf16_nn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                  float beta, float* C, int ldc, MmaPath path = MmaPath::kAuto);
+void gemm_bf16_tn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                  float beta, float* C, int ldc, MmaPath path = MmaPath::kAuto);
+
+}  // namespace cuda
+}  // namespace ps

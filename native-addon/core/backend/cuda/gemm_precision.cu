@@ -1,0 +1,82 @@
+// The GEMM precision of the CUDA backend (EngineOptions.precision): fp32, or
+// bf16 operands with fp32 accumulation on tensor cores. In bf16 every dense
+// product of the backend (gemm_nt/nn/tn, and so LoRA, the NF4 and 16-bit
+// weight GEMMs that call them) rounds both operands to bfloat16 (nearest
+// even) and accumulates in fp32, as torch.autocast(dtype=torch.bfloat16)
+// does; the other ops stay fp32.
+//
+// Route: cuBLASLt when it is in use (both operands rounded into bf16
+// scratch copies first, cuBLASLt's bf16 GEMM then reads them), else (or when
+// cuBLASLt has no algorithm for a shape) the own tensor-core kernel of
+// gemm_bf16.cu, which rounds while staging its tiles, no copy. Both give the
+// same bf16 operands; only the fp32 summation order differs.
+#include <string>
+
+#include "../../quant/bf16_round.h"
+#include "cuda_backend.h"
+#include "cuda_common.cuh"
+#include "gemm_bf16.h"
+
+namespace ps {
+
+namespace {
+
+// dst[r * dst_ld + c] = bf16(src[r * ld + c]): a row-major [rows, cols]
+// block of an fp32 matrix with row stride ld, into a bf16 copy with row
+// stride dst_ld (its padding columns are left unwritten: never read).
+__global__ void round_to_bf16_kernel(const float* __restrict__ src, long long ld, int rows, int cols,
+                                     uint16_t* __restrict__ dst, long long dst_ld) {
+  const size_t n = static_cast<size_t>(rows) * cols;
+  for (size_t e = blockIdx.x * size_t(blockDim.x) + threadIdx.x; e < n; e += size_t(gridDim.x) * blockDim.x) {
+    const size_t r = e / cols, c = e % cols;
+    dst[r * dst_ld + c] = bf16_bits_from_f32_bits(__float_as_uint(src[r * ld + c]));
+  }
+}
+
+}  // namespace
+
+void CudaBackend::set_gemm_precision(GemmPrecision p) {
+  if (p == GemmPrecision::Bf16 && !cuda::has_bf16_tensor_cores(info_))
+    throw Error("precision bf16: " + info_.name + " (compute capability " + std::to_string(info_.major) + "." +
+                std::to_string(info_.minor) +
+                ") has no bf16 tensor cores (they start with compute capability 8.0, Ampere): use precision fp32");
+  precision_ = p;
+}
+
+std::string CudaBackend::precision_description() const {
+  if (precision_ == GemmPrecision::Fp32) return "fp32";
+  return std::string("bf16 operands, fp32 accumulation (") +
+         (gemm_uses_cublaslt() ? "cuBLASLt" : "own tensor-core kernel") + ")";
+}
+
+const uint16_t* CudaBackend::rounded_to_bf16(Scratch slot, const float* src, int ld, int rows, int cols,
+                                             int dst_ld) {
+  auto* dst = static_cast<uint16_t*>(scratch(slot, static_cast<size_t>(rows) * dst_ld * sizeof(uint16_t)));
+  PS_LAUNCH(round_to_bf16_kernel, cuda::blocks_for(static_cast<size_t>(rows) * cols), cuda::kThreads, 0, 0)
+  (src, ld, rows, cols, dst, dst_ld);
+  cuda::check_launch("rounding a GEMM operand to bf16");
+  return dst;
+}
+
+void CudaBackend::gemm_bf16(const char* op, bool a_trans, bool b_trans, int M, int N, int K, float alpha,
+                            const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  if (M > 0 && N > 0 && K > 0 && alpha != 0.0f && gemm_uses_cublaslt()) {
+    // Stored shapes: A [K, M] when a_trans else [M, K]; B [N, K] when b_trans
+    // else [K, N]. The copies' rows start on 16-byte boundaries (a multiple
+    // of 8 bf16), the alignment cuBLASLt's fast bf16 kernels want, whatever
+    // the rank or vocabulary size.
+    const int a_rows = a_trans ? K : M, a_cols = a_trans ? M : K;
+    const int b_rows = b_trans ? N : K, b_cols = b_trans ? K : N;
+    const int a_ld = (a_cols + 7) / 8 * 8, b_ld = (b_cols + 7) / 8 * 8;
+    const uint16_t* a16 = rounded_to_bf16(Scratch::Bf16OperandA, A, lda, a_rows, a_cols, a_ld);
+    const uint16_t* b16 = rounded_to_bf16(Scratch::Bf16OperandB, B, ldb, b_rows, b_cols, b_ld);
+    if (try_gemm_bf16_cublaslt(op, a_trans, b_trans, M, N, K, alpha, a16, a_ld, b16, b_ld, beta, C, ldc)) return;
+  }
+  // The own tensor-core kernel (also when cuBLASLt has no algorithm for this shape).
+  if (!a_trans && b_trans) cuda::gemm_bf16_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else if (!a_trans && !b_trans) cuda::gemm_bf16_nn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else if (a_trans && !b_trans) cuda::gemm_bf16_tn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else throw Error(std::string(op) + ": no bf16 GEMM for both operands transposed");
+}
+
+}  // namespace ps

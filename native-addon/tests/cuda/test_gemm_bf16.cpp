@@ -1,0 +1,182 @@
+// The bf16 tensor-core GEMM (backend/cuda/gemm_bf16.h) against a float64
+// reference computed here from the bf16-rounded operands: each product of
+// two bf16 values is exact, so the only error allowed is fp32 accumulation
+// over K terms. Per element:
+//   |got - ref| <= 2 (K + 2) 2^-24 (|alpha| sum_p |a_ip b_pj| + |C0_ij|)
+// (a rounding of up to 2 ulp per addition in any order, which also covers
+// tensor cores that truncate instead of rounding). A second check proves the
+// operands really are rounded to bf16: 1 + 2^-10 times 1 gives 1, not
+// 1.0009765625. On a GPU with bf16 tensor cores both the PTX mma.sync and the
+// portable warp-shuffle product run, which checks the fragment layout of
+// mma_bf16.cuh against the hardware. Under the CPU simulator (PS_CUDA_SIM)
+// the portable product runs, on smaller shapes. Exits 77 (CTest: skipped)
+// without a device.
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/gemm_bf16.h"
+#include "check.h"
+#include "op_test_util.h"
+#include "quant/bf16_round.h"
+
+using ps::CudaBackend;
+using ps::cuda::MmaPath;
+using optest::Rand;
+
+namespace {
+
+enum class Layout { NT, NN, TN };
+const char* name(Layout l) { return l == Layout::NT ? "nt" : l == Layout::NN ? "nn" : "tn"; }
+
+struct Shape {
+  int M, N, K;
+};
+
+template <typename T>
+T* to_device(CudaBackend& be, const std::vector<T>& h) {
+  T* p = static_cast<T*>(be.alloc(h.size() * sizeof(T) + 4));
+  be.upload(p, h.data(), h.size() * sizeof(T));
+  return p;
+}
+
+void run_gemm(Layout l, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+              float beta, float* C, int ldc, MmaPath path) {
+  if (l == Layout::NT) ps::cuda::gemm_bf16_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, path);
+  if (l == Layout::NN) ps::cuda::gemm_bf16_nn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, path);
+  if (l == Layout::TN) ps::cuda::gemm_bf16_tn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, path);
+}
+
+// One product on random operands with leading dimensions wider than needed
+// (the padding holds NaN: reading it would show), compared with the reference.
+void check_product(CudaBackend& be, Rand& r, Layout l, Shape s, float alpha, float beta, MmaPath path,
+                   const char* path_name) {
+  const int M = s.M, N = s.N, K = s.K;
+  // Stored shapes: nt A[M,K] B[N,K]; nn A[M,K] B[K,N]; tn A[K,M] B[K,N].
+  const int a_rows = l == Layout::TN ? K : M, a_cols = l == Layout::TN ? M : K;
+  const int b_rows = l == Layout::NT ? N : K, b_cols = l == Layout::NT ? K : N;
+  const int lda = a_cols + 3, ldb = b_cols + 5, ldc = N + 2;
+  std::vector<float> A(static_cast<size_t>(a_rows) * lda, NAN), B(static_cast<size_t>(b_rows) * ldb, NAN);
+  for (int i = 0; i < a_rows; ++i)
+    for (int j = 0; j < a_cols; ++j) A[static_cast<size_t>(i) * lda + j] = r.uniform(-2.0f, 2.0f);
+  for (int i = 0; i < b_rows; ++i)
+    for (int j = 0; j < b_cols; ++j) B[static_cast<size_t>(i) * ldb + j] = r.uniform(-2.0f, 2.0f);
+  std::vector<float> C0(static_cast<size_t>(M) * ldc);
+  for (auto& v : C0) v = r.uniform(-1.0f, 1.0f);
+  auto opA = [&](int i, int p) { return l == Layout::TN ? A[static_cast<size_t>(p) * lda + i] : A[static_cast<size_t>(i) * lda + p]; };
+  auto opB = [&](int p, int j) { return l == Layout::NT ? B[static_cast<size_t>(j) * ldb + p] : B[static_cast<size_t>(p) * ldb + j]; };
+
+  float* dA = to_device(be, A);
+  float* dB = to_device(be, B);
+  float* dC = to_device(be, C0);
+  run_gemm(l, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc, path);
+  std::vector<float> C(C0.size());
+  be.download(C.data(), dC, C.size() * sizeof(float));
+  be.release(dA);
+  be.release(dB);
+  be.release(dC);
+
+  size_t bad = 0;
+  double worst = 0;
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      double sum = 0, mag = 0;
+      for (int p = 0; p < K; ++p) {
+        const double t = static_cast<double>(ps::round_to_bf16(opA(i, p))) * ps::round_to_bf16(opB(p, j));
+        sum += t;
+        mag += std::fabs(t);
+      }
+      const size_t at = static_cast<size_t>(i) * ldc + j;
+      const double c0 = beta != 0.0f ? C0[at] : 0.0;
+      const double want = alpha * sum + c0;
+      const double limit = 2.0 * (K + 2) * std::ldexp(1.0, -24) * (std::fabs(alpha) * mag + std::fabs(c0)) + 1e-30;
+      const double err = std::fabs(C[at] - want);
+      if (!(err <= limit)) ++bad;
+      if (err / limit > worst || std::isnan(err)) worst = std::isnan(err) ? INFINITY : err / limit;
+    }
+  // The padding columns of C are never written.
+  for (int i = 0; i < M; ++i)
+    for (int j = N; j < ldc; ++j)
+      if (C[static_cast<size_t>(i) * ldc + j] != C0[static_cast<size_t>(i) * ldc + j]) ++bad;
+  std::printf("  %s %-9s M=%-4d N=%-4d K=%-4d alpha=%-4g beta=%g  worst/limit %.3g  %s\n", name(l), path_name, M, N,
+              K, alpha, beta, worst, bad ? "FAIL" : "ok");
+  if (bad)
+    pstest::fail(__FILE__, __LINE__, std::string("gemm_bf16_") + name(l) + " " + path_name + ": " +
+                                         std::to_string(bad) + " elements beyond the fp32-accumulation bound");
+}
+
+// 1 + 2^-10 is not a bf16 value (7 fraction bits): it rounds to 1, so the
+// product with 1 summed over K = 8 is exactly 8 in bf16 and 8.0078125 in fp32.
+void check_rounds_to_bf16(CudaBackend& be, MmaPath path) {
+  const int K = 8;
+  std::vector<float> A(K, 1.0f + 1.0f / 1024.0f), B(K, 1.0f), C(1, -5.0f);
+  float* dA = to_device(be, A);
+  float* dB = to_device(be, B);
+  float* dC = to_device(be, C);
+  ps::cuda::gemm_bf16_nt(1, 1, K, 1.0f, dA, K, dB, K, 0.0f, dC, 1, path);
+  be.download(C.data(), dC, sizeof(float));
+  be.release(dA);
+  be.release(dB);
+  be.release(dC);
+  std::printf("  rounding: (1 + 2^-10) . 1 over K=8 gives %.10g (bf16: 8, fp32 would give 8.0078125)\n", C[0]);
+  CHECK(C[0] == 8.0f);
+}
+
+void check_errors(CudaBackend& be) {
+  float* d = static_cast<float*>(be.alloc(64));
+  auto throws = [](auto fn, const char* needle) {
+    try {
+      fn();
+    } catch (const ps::Error& e) {
+      return std::string(e.what()).find(needle) != std::string::npos;
+    }
+    return false;
+  };
+  CHECK(throws([&] { ps::cuda::gemm_bf16_nt(2, 2, 2, 1.0f, d, 2, d, 2, 0.5f, d, 2); }, "beta must be 0 or 1"));
+  CHECK(throws([&] { ps::cuda::gemm_bf16_nn(2, 3, 2, 1.0f, d, 2, d, 2, 0.0f, d, 3); }, "ldb 2 is below 3"));
+  CHECK(throws([&] { ps::cuda::gemm_bf16_tn(-1, 3, 2, 1.0f, d, 2, d, 2, 0.0f, d, 3); }, "negative dimension"));
+  be.release(d);
+}
+
+}  // namespace
+
+int main() {
+  std::string why;
+  if (ps::cuda_device_count(&why) == 0) {
+    std::printf("test_gemm_bf16: SKIPPED: no CUDA device (%s)\n", why.c_str());
+    return 77;
+  }
+  try {
+    CudaBackend be(0);
+    const ps::CudaDeviceInfo info = be.refreshed_info();
+    const bool hardware = ps::cuda::has_bf16_tensor_cores(info);
+    std::printf("device: %s (compute capability %d.%d): %s\n", info.name.c_str(), info.major, info.minor,
+                hardware ? "PTX mma.sync and the portable product" : "the portable product only");
+    Rand r(20261129);
+#ifdef PS_CUDA_SIM
+    // Every fiber switch costs a few hundred nanoseconds in the simulator:
+    // shapes that still cover one and several tiles, tails in M, N and K.
+    const std::vector<Shape> shapes = {{1, 1, 1}, {17, 33, 45}, {130, 9, 40}};
+#else
+    const std::vector<Shape> shapes = {{1, 1, 1}, {17, 33, 45}, {130, 129, 70}, {128, 128, 64},
+                                       {5, 300, 33},  {257, 31, 130}, {64, 64, 1000}};
+#endif
+    for (Layout l : {Layout::NT, Layout::NN, Layout::TN})
+      for (const Shape& s : shapes) {
+        check_product(be, r, l, s, 1.0f, 0.0f, MmaPath::kAuto, hardware ? "mma.sync" : "portable");
+        if (hardware) check_product(be, r, l, s, 1.0f, 0.0f, MmaPath::kPortable, "portable");
+      }
+    check_product(be, r, Layout::NT, {19, 21, 37}, 0.5f, 1.0f, MmaPath::kAuto, "accumulate");
+    check_product(be, r, Layout::NN, {19, 21, 0}, 0.5f, 1.0f, MmaPath::kAuto, "K=0");
+    check_product(be, r, Layout::TN, {19, 21, 0}, 2.0f, 0.0f, MmaPath::kAuto, "K=0 zero");
+    check_rounds_to_bf16(be, MmaPath::kAuto);
+    if (hardware) check_rounds_to_bf16(be, MmaPath::kPortable);
+    check_errors(be);
+    be.synchronize();
+  } catch (const std::exception& e) {
+    pstest::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
+  }
+  return pstest::finish("test_gemm_bf16");
+}

@@ -53,13 +53,15 @@ describe('inspect', () => {
     // AdamW keeps two fp32 moments per trainable parameter
     expect(report.memory.lora.optimizer_state).toBe(loraParams * 8);
     expect(report.memory.lora.gradients).toBe(loraParams * 4);
-    // A BF16 checkpoint's frozen block linears stay 16-bit (2 bytes a value) under LoRA / prompt /
-    // prefix tuning; the tied embedding (= lm_head), the norms and the adapter are fp32. Full
-    // fine-tuning trains fp32 master copies of everything.
+    // A BF16 checkpoint's frozen block linears and tied embedding (= lm_head, read by the 16-bit
+    // GEMMs as stored) stay 16-bit (2 bytes a value) under LoRA / prompt / prefix tuning; the
+    // norms and the adapter are fp32. Full fine-tuning trains fp32 master copies of everything.
     const linears = 2 * (64 * 64 + 2 * (32 * 64) + 64 * 64 + 3 * (64 * 128));
-    const fp32Base = report.parameters - linears;
-    expect(report.memory.lora.weights).toBe(linears * 2 + fp32Base * 4 + loraParams * 4);
-    expect(report.memory.prompt.weights).toBe(linears * 2 + fp32Base * 4 + 20 * 64 * 4);
+    const sixteen = linears + 320 * 64;
+    const fp32Base = report.parameters - sixteen;
+    expect(fp32Base).toBe(2 * 2 * 64 + 64);
+    expect(report.memory.lora.weights).toBe(sixteen * 2 + fp32Base * 4 + loraParams * 4);
+    expect(report.memory.prompt.weights).toBe(sixteen * 2 + fp32Base * 4 + 20 * 64 * 4);
     expect(report.memory.full.weights).toBe(report.parameters * 4);
   });
 

@@ -50,6 +50,8 @@
 // Usage: bench_gpu [--configs=1b-lora,1b-qlora,8b-lora,8b-qlora] [--steps=N]
 //   [--warmup=N] [--seq=N] [--batch=N] [--quick] [--gradient-checkpointing]
 //   [--peak-tflops=X] [--device=cuda|cuda:N|cpu] [--weights=file|memory]
+//   [--precision=auto|bf16|fp32]  (auto, the default: bf16 GEMM operands with
+//   fp32 accumulation on Ampere and later, as the PyTorch reference's bf16)
 //   [--tmpdir=DIR] [--threads=N] [--quantize-on-load]
 // --quick: 1b-lora,1b-qlora at seq 512, 1 warm-up + 2 steps (a smoke run).
 // --device=cpu with --configs=tiny-lora,tiny-qlora runs the same code on the
@@ -134,7 +136,7 @@ struct Options {
   int steps = 5, warmup = 2, seq = 2048, batch = 1, threads = 0;
   bool checkpointing = false, quick = false, memory_weights = false, quantize_on_load = false;
   double peak_tflops = 0;  // 0: from the table by device name
-  std::string device = "cuda", tmpdir, child, weights_file, out_file;
+  std::string device = "cuda", precision = "auto", tmpdir, child, weights_file, out_file;
 };
 
 // Dense bf16 tensor-core peak (FP32 accumulate), TFLOPS, from NVIDIA's data
@@ -291,6 +293,7 @@ Result run_config(const Config& c, const Options& o) {
   const auto t_load = Clock::now();
   ps::EngineOptions eo;
   eo.device = o.device;
+  eo.precision = o.precision;
   eo.threads = o.threads;
   eo.gradient_checkpointing = o.checkpointing;
   eo.seed = 1;
@@ -414,6 +417,7 @@ int usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--configs=1b-lora,1b-qlora,8b-lora,8b-qlora] [--steps=N] [--warmup=N] [--seq=N]\n"
                "  [--batch=N] [--quick] [--gradient-checkpointing] [--peak-tflops=X] [--device=cuda|cuda:N|cpu]\n"
+               "  [--precision=auto|bf16|fp32]\n"
                "  [--weights=file|memory] [--tmpdir=DIR] [--threads=N] [--quantize-on-load]\n",
                argv0);
   return 2;
@@ -450,6 +454,8 @@ int main(int argc, char** argv) {
       o.peak_tflops = std::atof(v);
     } else if (const char* v = val("--device=")) {
       o.device = v;
+    } else if (const char* v = val("--precision=")) {
+      o.precision = v;
     } else if (const char* v = val("--tmpdir=")) {
       o.tmpdir = v;
     } else if (const char* v = val("--weights=")) {
@@ -557,7 +563,8 @@ int main(int argc, char** argv) {
       }
       const std::string out = temp_path(o, c.name + ".json");
       std::string cmd = shell_quote(argv[0]) + " --child=" + c.name + " --out=" + shell_quote(out) +
-                        " --device=" + shell_quote(o.device) + " --steps=" + std::to_string(o.steps) +
+                        " --device=" + shell_quote(o.device) + " --precision=" + shell_quote(o.precision) +
+                        " --steps=" + std::to_string(o.steps) +
                         " --warmup=" + std::to_string(o.warmup) + " --seq=" + std::to_string(o.seq) +
                         " --batch=" + std::to_string(o.batch) + " --threads=" + std::to_string(o.threads) +
                         " --peak-tflops=" + std::to_string(o.peak_tflops) +

@@ -108,16 +108,6 @@ struct Engine::Impl {
     if (kv_block) be->release(kv_block);
   }
 
-  // The lm_head (the embedding when tied) is held 16-bit: the arena widens it chunk by chunk.
-  bool half_head() const { return weights->get(d.tied ? kEmbedName : kLmHeadName).half != nullptr; }
-
-  // The arenas' layout depends on half_head(): drop them when it changed.
-  void head_changed(bool was_half) {
-    if (was_half == half_head()) return;
-    arena.release();
-    release_cache();
-  }
-
   void lora_ranks(int out[kNumModules]) const {
     for (int m = 0; m < kNumModules; ++m) out[m] = lora ? lora->module_rank(m) : 0;
   }
@@ -153,7 +143,7 @@ struct Engine::Impl {
     PrefixPlan pp;
     if (prefix) pp = {prefix->tokens(), grow ? std::max(batch, have->batch) : batch, prefix->encoder_hidden()};
     PlanConfig config = make_plan_config(d, method, plan_train, capacity, options.gradient_checkpointing, ranks,
-                                         lora && lora->dropout(), half_head(), pp);
+                                         lora && lora->dropout(), pp);
     config.share_attention = options.quantization.enabled();  // QLoRA: memory first
     arena.reset(*be, config);
   }
@@ -228,17 +218,13 @@ std::string Engine::describe() const {
 void Engine::load_weights(const std::vector<WeightRef>& refs) {
   if (impl_->method == Method::Full)
     throw Error("loadWeights: full fine-tuning already owns copies of the weights; load them before setupFull");
-  const bool half = impl_->half_head();
   impl_->weights->load(refs);
   impl_->params_stale = true;
-  impl_->head_changed(half);
 }
 
 void Engine::set_weight(const std::string& name, const float* data, size_t n) {
-  const bool half = impl_->half_head();
   impl_->weights->set(name, data, n);
   impl_->params_stale = true;
-  impl_->head_changed(half);
 }
 
 void Engine::setup_lora(const LoraOptions& options) {
@@ -405,7 +391,6 @@ void Engine::reset_cache(int max_tokens) {
   config.dims = m.d;
   config.rows = std::min(capacity, kDecodeChunk);
   config.train = false;
-  config.half_head = m.half_head();
   m.lora_ranks(config.lora_rank);
   m.release_cache();
   m.decode_arena.reset(*m.be, config);

@@ -188,12 +188,12 @@ struct MemoryEstimateOptions {
   bool gradient_checkpointing = false;
   OptimizerStep::Kind optimizer = OptimizerStep::Kind::AdamW;
   QuantizationOptions quantization;  // nf4: the block linears at their 4-bit size (method must not be Full)
-  // The checkpoint's dtype. Under nf4 an F16/BF16 embedding and lm_head stay
-  // 16-bit (2 bytes a parameter, plus one widened vocabulary chunk in the
-  // arena), as transformers keeps them under load_in_4bit. Without
-  // quantization an F16/BF16 model's frozen block linears and untied
-  // embedding stay 16-bit (LoRA, prompt, prefix tuning; model/weights.h
-  // keeps_16bit); full fine-tuning makes every tensor fp32.
+  // The checkpoint's dtype. An F16/BF16 embedding and lm_head stay 16-bit (2
+  // bytes a parameter, read by the 16-bit GEMMs as stored: nothing widened in
+  // the arena), as transformers keeps them under load_in_4bit. Without
+  // quantization an F16/BF16 model's frozen block linears stay 16-bit too
+  // (LoRA, prompt, prefix tuning; model/weights.h keeps_16bit); full
+  // fine-tuning makes every tensor fp32.
   DType weight_dtype = DType::F32;
 };
 
@@ -234,8 +234,8 @@ class Engine {
   // Maps each file once and takes every tensor the spec needs: F32 in place
   // (read-only mapping, no copy) when 4-byte aligned, F16/BF16 converted to
   // fp32 (their pages handed back once converted) except the frozen block
-  // linears and untied embedding, used from the mapping as stored (copied
-  // when misaligned; full fine-tuning widens them). Names the spec does not
+  // linears, the embedding and the lm_head, used from the mapping as stored
+  // (copied when misaligned; full fine-tuning widens them). Names the spec does not
   // use are ignored (lm_head.weight of a tied model too). Throws naming a
   // missing tensor, a bad shape or a short file.
   // With quantization an F16/BF16 embedding and lm_head are used from the

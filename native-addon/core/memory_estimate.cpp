@@ -9,11 +9,10 @@
 namespace ps {
 
 PlanConfig make_plan_config(const ModelDims& d, Method method, bool train, int rows, bool checkpoint,
-                            const int lora_ranks[kNumModules], bool lora_dropout, bool half_head,
+                            const int lora_ranks[kNumModules], bool lora_dropout,
                             const PrefixPlan& prefix) {
   PlanConfig c;
   c.dims = d;
-  c.half_head = half_head;
   c.rows = rows;
   c.train = train && method != Method::Frozen;
   c.checkpoint = c.train && checkpoint;
@@ -41,15 +40,12 @@ MemoryEstimate estimate_memory(const ModelSpec& raw, const MemoryEstimateOptions
       throw Error("memory estimate: full fine-tuning cannot train a 4-bit base; use LoRA (QLoRA) or no quantization");
   }
   // A 16-bit checkpoint's frozen tensors stay 16-bit (WeightStore, keeps_16bit): under
-  // quantization the embedding / lm_head, else the block linears and an untied embedding.
+  // quantization the embedding / lm_head, else also the block linears. The
+  // 16-bit GEMMs read them as stored, so the arena holds nothing widened.
   // Full fine-tuning trains fp32 master copies of everything.
   const std::vector<ParameterInfo> weights = expected_weights(spec);
-  bool tied = true;
-  for (const auto& w : weights) tied = tied && w.name != kLmHeadName;
   const bool sixteen = (o.weight_dtype == DType::F16 || o.weight_dtype == DType::BF16) && o.method != Method::Full;
-  auto held_16bit = [&](const std::string& name) { return sixteen && keeps_16bit(name, q.enabled(), tied); };
-  // The lm_head held 16-bit: the arena widens it a vocabulary chunk at a time.
-  const bool half_head = held_16bit(tied ? kEmbedName : kLmHeadName);
+  auto held_16bit = [&](const std::string& name) { return sixteen && keeps_16bit(name, q.enabled()); };
   int64_t base = 0, quantized = 0;
   uint64_t base_bytes = 0, quantized_bytes = 0;
   for (const auto& w : weights) {
@@ -99,7 +95,7 @@ MemoryEstimate estimate_memory(const ModelSpec& raw, const MemoryEstimateOptions
   }
   const int rows = o.batch_size * (o.seq_len + virtual_rows);
   PlanConfig config = make_plan_config(d, o.method, true, rows, o.gradient_checkpointing, ranks,
-                                       o.lora.dropout > 0, half_head, prefix);
+                                       o.lora.dropout > 0, prefix);
   config.share_attention = q.enabled();
   const ActivationPlan plan(config);
   MemoryEstimate e;

@@ -12,9 +12,6 @@ namespace ps {
 // The activation plan of a method; lora_ranks[m] is the adapter rank of
 // module m (0: not adapted). train = false (or a frozen model) gives the
 // evaluation plan, which keeps nothing for backward.
-// half_head: the lm_head is held 16-bit (a quantized model from an F16/BF16
-// checkpoint; see keeps_16bit in model/weights.h), so the arena has room for
-// one widened vocabulary chunk.
 // Prefix tuning's part of a plan (Method::Prefix only): the prefix length,
 // the most batch rows a step may have (each row's keys get the prefix), and
 // prefix_projection's encoder_hidden_size (0: no projection).
@@ -24,7 +21,7 @@ struct PrefixPlan {
   int hidden = 0;
 };
 PlanConfig make_plan_config(const ModelDims& d, Method method, bool train, int rows, bool checkpoint,
-                            const int lora_ranks[kNumModules], bool lora_dropout, bool half_head,
+                            const int lora_ranks[kNumModules], bool lora_dropout,
                             const PrefixPlan& prefix = PrefixPlan());
 
 }  // namespace ps

@@ -181,11 +181,28 @@ void test_known_sizes() {
   ps::MemoryEstimateOptions q = o;
   q.quantization.type = ps::QuantizationOptions::Type::Nf4;
   CHECK(ps::estimate_memory(s, q).activation_bytes - ps::estimate_memory(fewer, q).activation_bytes == mlp_part);
+  // A BF16 checkpoint: LoRA keeps the frozen base 16-bit where it is a matrix
+  // (the 210 block linears, 106,168,320 values, and the tied embedding =
+  // lm_head, 49152 x 576 = 28,311,552) and the 61 norms of 576 (35,136) fp32;
+  // the adapter is fp32. The 16-bit head is read by the 16-bit GEMMs, so the
+  // arena is the F32 checkpoint's, with or without a 4-bit base.
+  ps::MemoryEstimateOptions h = o;
+  h.weight_dtype = ps::DType::BF16;
+  const uint64_t matrices = 106168320ull + 28311552ull, norms = 61 * 576;
+  CHECK(matrices + norms == 134515008ull);
+  const ps::MemoryEstimate eh = ps::estimate_memory(s, h);
+  CHECK(eh.weight_bytes == 2 * matrices + 4 * norms + 4 * 4884480ull);  // 288,638,208
+  CHECK(eh.activation_bytes == e.activation_bytes);
+  ps::MemoryEstimateOptions hq = q;
+  hq.weight_dtype = ps::DType::BF16;
+  CHECK(ps::estimate_memory(s, hq).activation_bytes == ps::estimate_memory(s, q).activation_bytes);
   o.gradient_checkpointing = true;
   CHECK(ps::estimate_memory(s, o).activation_bytes < e.activation_bytes);
   o.method = ps::Method::Full;
   o.gradient_checkpointing = false;
   CHECK(ps::estimate_memory(s, o).trainable_params == 134515008);
+  h.method = ps::Method::Full;  // fp32 master copies of everything, whatever the file stores
+  CHECK(ps::estimate_memory(s, h).weight_bytes == 4 * 134515008ull);
 }
 
 // Prompt and prefix tuning (PEFT's prompt learning): the soft prompt's extra

@@ -11,8 +11,9 @@
 //    tuning from a BF16 / F16 safetensors file gives the bits of the same run
 //    from the F32 file of the same values: losses, gradients, updated
 //    tensors, evaluation, generation logits; with a misaligned 16-bit tensor
-//    (an owned copy) among the mapped ones; and holds the block linears and
-//    the untied embedding at 2 bytes a value (the estimate agrees to the byte);
+//    (an owned copy) among the mapped ones; and holds the block linears, the
+//    embedding and the lm_head (untied: Llama; tied: Qwen2, where the
+//    embedding is the head) at 2 bytes a value (the estimate agrees to the byte);
 //  - full fine-tuning from a BF16 file trains fp32 master copies (the F32
 //    file's bits, loss going down, every weight at 4 bytes).
 #include <chrono>
@@ -376,16 +377,16 @@ ps::EngineOptions engine_options() {
   return o;
 }
 
-// numel * 2 for the tensors a plain store keeps 16-bit, numel * 4 for the rest.
+// numel * 2 for the tensors a plain store keeps 16-bit (the block linears,
+// the embedding and an untied lm_head), numel * 4 for the rest.
 uint64_t expected_weight_bytes(const ps::ModelSpec& s, bool sixteen) {
   uint64_t b = 0;
-  const bool tied = s.tie_word_embeddings;
-  for (const auto& info : ps::expected_weights(s)) {
+  for (const auto& info : ps::expected_weights(s)) {  // a tied model has no lm_head tensor
     uint64_t n = 1;
     for (auto d : info.shape) n *= static_cast<uint64_t>(d);
     const bool linear = info.name.rfind("model.layers.", 0) == 0 && info.name.find("_proj.weight") != std::string::npos;
-    const bool embed = info.name == "model.embed_tokens.weight" && !tied;
-    b += n * (sixteen && (linear || embed) ? 2 : 4);
+    const bool table = info.name == "model.embed_tokens.weight" || info.name == "lm_head.weight";
+    b += n * (sixteen && (linear || table) ? 2 : 4);
   }
   return b;
 }
@@ -403,9 +404,12 @@ void test_engine(Variant v, ps::DType dt, Method m, const fs::path& dir) {
   e32.load_weights(refs32);
 
   // Before training: the base tensors read back as the file's values; the
-  // frozen linears and untied embedding at 2 bytes a value.
+  // frozen linears, the embedding and the lm_head (the embedding when tied)
+  // at 2 bytes a value.
   CHECK(e16.get_tensor(kMisaligned) == w.at(kMisaligned));
   CHECK(e16.get_tensor("model.layers.0.self_attn.q_proj.weight") == w.at("model.layers.0.self_attn.q_proj.weight"));
+  CHECK(e16.get_tensor("model.embed_tokens.weight") == w.at("model.embed_tokens.weight"));
+  if (!s.tie_word_embeddings) CHECK(e16.get_tensor("lm_head.weight") == w.at("lm_head.weight"));
   CHECK(e16.memory().weight_bytes == expected_weight_bytes(s, true));
   CHECK(e32.memory().weight_bytes == expected_weight_bytes(s, false));
 
@@ -430,7 +434,7 @@ void test_engine(Variant v, ps::DType dt, Method m, const fs::path& dir) {
     const uint64_t adapter = u32.weight_bytes - expected_weight_bytes(s, false);
     CHECK(u16.weight_bytes == expected_weight_bytes(s, true) + adapter);
     CHECK(u16.weight_bytes < u32.weight_bytes);
-    CHECK(u16.activation_bytes == u32.activation_bytes);  // the head stays fp32: no widened chunk
+    CHECK(u16.activation_bytes == u32.activation_bytes);  // the 16-bit head's GEMMs widen nothing into the arena
   }
   // The estimate is the engine's allocation to the byte.
   ps::MemoryEstimateOptions o;

@@ -445,12 +445,12 @@ void test_files() {
 // Under quantization an F16/BF16 embedding and lm_head stay 16-bit, used from
 // the mapping as stored (transformers keeps non-quantized modules in the
 // 16-bit dtype under load_in_4bit). The model computes exactly what an fp32
-// model holding the widened values computes: the same loss bits (the vocabulary
-// is widened in chunks, 1024 rows each plus a merged tail, so a vocabulary of
-// 3078 takes three), the same decoding logits; the gradients equal up to the
-// order in which the vocabulary is summed. Memory: 2 bytes a parameter, and
-// the estimate (weight_dtype) is the engine's allocation to the byte. An F32
-// checkpoint's tables stay fp32.
+// model holding the widened values computes: the head goes through the 16-bit
+// GEMMs, which equal the fp32 GEMMs on the widened table bit for bit, so the
+// loss, every gradient and the decoding logits have the same bits. Memory: 2
+// bytes a parameter, nothing widened in the arena (the same activation bytes
+// as the fp32 model), and the estimate (weight_dtype) is the engine's
+// allocation to the byte. An F32 checkpoint's tables stay fp32.
 // fp32 -> IEEE half by truncation (|x| < 2 here; below the normal range: zero).
 uint16_t to_f16(float f) {
   uint32_t b;
@@ -462,7 +462,7 @@ uint16_t to_f16(float f) {
 
 void test_half_tables(Variant v) {
   ps::ModelSpec s = spec(v);
-  s.vocab_size = 3 * ps::kHeadVocabChunk + 6;  // chunks 1024, 1024, 1030 (the tail of 6 merged)
+  s.vocab_size = 3078;  // many GEMM column panels and a ragged tail
   const fs::path dir = fs::temp_directory_path() /
                        ("ps_qlora_half_" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
   fs::create_directories(dir);
@@ -502,24 +502,25 @@ void test_half_tables(Variant v) {
     randomize_lora_b(from_file, 0.2, 6);
     randomize_lora_b(*from_memory, 0.2, 6);
     CHECK(from_file.forward_backward(b, 0.05f).loss_sum == from_memory->forward_backward(b, 0.05f).loss_sum);
-    double worst = 0, scale = 0;
+    double scale = 0;
+    size_t differ = 0;
     for (const auto& p : from_file.parameters()) {
       if (!p.trainable) continue;
       const auto g1 = from_file.get_gradient(p.name), g2 = from_memory->get_gradient(p.name);
       for (size_t i = 0; i < g1.size(); ++i) {
-        worst = std::max(worst, std::fabs(double(g1[i]) - g2[i]));
+        differ += std::memcmp(&g1[i], &g2[i], sizeof(float)) != 0;
         scale = std::max(scale, std::fabs(double(g2[i])));
       }
     }
-    CHECK(scale > 1e-3);
-    CHECK(worst <= 1e-5 * scale);
+    CHECK(scale > 1e-3);  // the gradients are not all zero
+    CHECK(differ == 0);   // the head's input gradient is one GEMM over the vocabulary either way
 
     from_file.reset_cache(16);
     from_memory->reset_cache(16);
     const int32_t prompt[3] = {7, s.vocab_size - 1, 2048};
     CHECK(from_file.decode(prompt, 3) == from_memory->decode(prompt, 3));
 
-    // Memory: the tables at 2 bytes (fp32 for an F32 file), one widened chunk in the arena.
+    // Memory: the tables at 2 bytes (fp32 for an F32 file), nothing widened in the arena.
     ps::MemoryEstimateOptions o;
     o.method = ps::Method::Lora;
     o.batch_size = 2;
@@ -533,14 +534,12 @@ void test_half_tables(Variant v) {
     CHECK(u.weight_bytes == est.weight_bytes);
     CHECK(u.activation_bytes == est.activation_bytes);
     const uint64_t tables = static_cast<uint64_t>(s.tie_word_embeddings ? 1 : 2) * s.vocab_size * s.hidden_size;
-    const uint64_t widened = static_cast<uint64_t>(ps::kHeadVocabChunk + ps::kHeadVocabTail - 1) * s.hidden_size * 4;
     const ps::MemoryUsage um = from_memory->memory();
+    CHECK(u.activation_bytes == um.activation_bytes);
     if (dt == ps::DType::F32) {
       CHECK(u.weight_bytes == um.weight_bytes);
-      CHECK(u.activation_bytes == um.activation_bytes);
     } else {
       CHECK(um.weight_bytes - u.weight_bytes == 2 * tables);
-      CHECK(u.activation_bytes - um.activation_bytes == widened);
     }
   }
   fs::remove_all(dir);

@@ -124,12 +124,15 @@ void test_load(const fs::path& dir) {
     const ps::Batch b = random_batch(2, 6, s.vocab_size, 2);
     const double l1 = loaded.evaluate(b).loss_sum, l2 = given.evaluate(b).loss_sum;
     CHECK(std::memcmp(&l1, &l2, sizeof(double)) == 0);
-    // The frozen 16-bit tensors (block linears, an untied embedding) stay 16-bit: 2 bytes a value.
+    // The frozen 16-bit tensors (block linears, the embedding, the lm_head)
+    // stay 16-bit: 2 bytes a value. Norms and biases are fp32.
     uint64_t kept16 = 0;
-    for (const auto& r : refs)
-      if ((r.dtype == ps::DType::BF16 || r.dtype == ps::DType::F16) &&
-          ps::keeps_16bit(r.name, false, s.tie_word_embeddings) && w.count(r.name))
+    for (const auto& r : refs) {
+      const bool linear = r.name.rfind("model.layers.", 0) == 0 && r.name.find("_proj.weight") != std::string::npos;
+      const bool table = r.name == "model.embed_tokens.weight" || r.name == "lm_head.weight";
+      if ((r.dtype == ps::DType::BF16 || r.dtype == ps::DType::F16) && (linear || table) && w.count(r.name))
         kept16 += w.at(r.name).size();
+    }
     CHECK(kept16 > 0);
     CHECK(loaded.memory().weight_bytes == given.memory().weight_bytes - 2 * kept16);
     // Full fine-tuning copies the mapped tensors out and can train them.

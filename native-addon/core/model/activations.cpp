@@ -10,19 +10,6 @@ int loss_chunk_rows(int rows, int vocab) {
   return std::max(1, std::min(rows, c));
 }
 
-int head_chunk_rows(int vocab) { return std::min(vocab, kHeadVocabChunk + kHeadVocabTail - 1); }
-
-std::vector<std::pair<int, int>> head_vocab_chunks(int vocab) {
-  std::vector<std::pair<int, int>> out;
-  for (int v0 = 0; v0 < vocab;) {
-    int n = std::min(kHeadVocabChunk, vocab - v0);
-    if (vocab - v0 - n < kHeadVocabTail) n = vocab - v0;
-    out.emplace_back(v0, n);
-    v0 += n;
-  }
-  return out;
-}
-
 namespace {
 
 // Walks the layout once: with base == nullptr it only counts bytes.
@@ -119,10 +106,6 @@ void layout(const PlanConfig& c, char* base, Activations* out, size_t* bytes) {
   a.hf = cur.take<float>(R * d.D);
   a.hchunk = cur.take<float>(C * d.D);
   a.logits = cur.take<float>(C * d.V);
-  if (c.half_head) {
-    a.head_chunk = head_chunk_rows(d.V);
-    a.head_rows = cur.take<float>(static_cast<size_t>(a.head_chunk) * d.D);
-  }
 
   const size_t P = static_cast<size_t>(c.prefix_tokens);
   const size_t R_kv = R + static_cast<size_t>(c.batch) * P;  // key rows with every batch row's prefix

@@ -7,7 +7,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <utility>
 #include <vector>
 
 #include "model/dims.h"
@@ -22,7 +21,6 @@ struct PlanConfig {
   bool checkpoint = false;  // train: keep only layer inputs, one recompute workspace
   int lora_rank[kNumModules] = {};  // rank of module m's adapters in any layer (0: none)
   bool lora_dropout = false;        // dropout on the LoRA branch (training only)
-  bool half_head = false;           // lm_head held 16-bit: one vocabulary chunk widened at a time
   // train without checkpointing: one attention-block buffer set shared by all
   // layers, recomputed in backward (about 11% more compute for a third less
   // activation memory). On for a 4-bit base, where memory is the point (QLoRA).
@@ -75,8 +73,6 @@ struct Activations {
   float* hf = nullptr;              // final norm output [rows, D]
   float* hchunk = nullptr;          // gathered rows of hf [chunk, D]
   float* logits = nullptr;          // [chunk, V], overwritten by dlogits
-  float* head_rows = nullptr;       // half_head: [head_chunk, D] lm_head rows widened to fp32
-  int head_chunk = 0;               // half_head: vocabulary rows widened at once (see head_vocab_chunks)
   // training only
   float* dchunk = nullptr;  // [chunk, D]
   float* dh = nullptr;      // residual gradient [rows, D]
@@ -119,14 +115,5 @@ class ActivationPlan {
 
 // Rows of logits computed at once: bounded so [chunk, V] stays near 32 MiB.
 int loss_chunk_rows(int rows, int vocab);
-
-// A 16-bit lm_head's vocabulary in [first, first + count) runs: kHeadVocabChunk
-// rows each (a multiple of every GEMM column panel, so each logit is the
-// same sum as in one fp32 GEMM), the last one taking a remainder shorter than
-// kHeadVocabTail too (no one-column GEMM, which would take the GEMV path).
-constexpr int kHeadVocabChunk = 1024;
-constexpr int kHeadVocabTail = 16;
-int head_chunk_rows(int vocab);  // the largest run: the widened-rows buffer
-std::vector<std::pair<int, int>> head_vocab_chunks(int vocab);
 
 }  // namespace ps

@@ -35,8 +35,8 @@ struct HeadParams {
   float* dnorm = nullptr;
   const float* W = nullptr;  // lm_head [V, D] (the embedding when tied)
   float* dW = nullptr;
-  // Or the same table in 16 bits (W == nullptr, frozen): widened a
-  // vocabulary chunk at a time into the arena's head_rows.
+  // Or the same table in 16 bits (W == nullptr, frozen), through the 16-bit
+  // GEMMs (backend.h half_gemm_nt / half_gemm_nn): nothing held widened.
   const uint16_t* W16 = nullptr;
   bool W16_bf16 = false;
 };
@@ -97,11 +97,11 @@ using RowRuns = std::vector<std::pair<int, int>>;
 // the head's trainable gradients and OVERWRITES dh with the gradient wrt h.
 LossResult loss_head(const PassContext& c, const HeadParams& p, const float* h, const RowRuns& runs,
                      float grad_scale, bool backward, float* dh);
-// logits[n, V] = x[n, D] · lm_headᵀ (a 16-bit head widened chunk by chunk:
-// each logit is the same sum an fp32 GEMM on the widened table computes).
+// logits[n, V] = x[n, D] · lm_headᵀ (a 16-bit head through half_gemm_nt: the
+// same bits an fp32 GEMM on the widened table gives).
 void head_logits(const PassContext& c, const HeadParams& p, const float* x, int n, float* logits);
-// dx[n, D] = dlogits[n, V] · lm_head (overwritten; a 16-bit head sums the
-// vocabulary chunk by chunk, which rounds in a different order than one GEMM).
+// dx[n, D] = dlogits[n, V] · lm_head (overwritten; a 16-bit head through
+// half_gemm_nn: the same bits as the fp32 GEMM on the widened table).
 void head_input_grad(const PassContext& c, const HeadParams& p, const float* dlogits, int n, float* dx);
 // Logits [V] of one row of h (decoding), written to the arena's logits buffer.
 const float* head_logits_row(const PassContext& c, const HeadParams& p, const float* h, int row);

@@ -3,11 +3,16 @@
 // cost nothing), and they go through lm_head a chunk at a time so the
 // [rows, vocab] logits are never held: per chunk logits -> cross-entropy
 // (dlogits in place) -> dh rows = dlogits W, and dW += dlogits^T h if trainable.
+// A head held 16-bit (a BF16 / F16 checkpoint's frozen lm_head or tied
+// embedding) goes through the 16-bit GEMMs, which widen tiles as they pack
+// them: no fp32 copy of any part of the vocabulary table is held, and the
+// products equal the fp32 GEMMs on the widened table bit for bit.
 // The per-row losses stay in backend memory until the last chunk is done and
 // come back in one download (on a device: one wait per pass, not per chunk).
 #include <vector>
 
 #include "error.h"
+#include "half_weight.h"
 #include "model/blocks.h"
 
 namespace ps {
@@ -34,6 +39,16 @@ RowRuns take_rows(const RowRuns& runs, size_t& run, int& within, int limit) {
 
 }  // namespace
 
+// The 16-bit head (W == nullptr) as the 16-bit GEMMs take it: [V, D].
+HalfWeight head_half(const ModelDims& d, const HeadParams& p) {
+  HalfWeight w;
+  w.data = p.W16;
+  w.bf16 = p.W16_bf16;
+  w.rows = d.V;
+  w.cols = d.D;
+  return w;
+}
+
 void head_logits(const PassContext& c, const HeadParams& p, const float* x, int n, float* logits) {
   Backend& be = c.be;
   const ModelDims& d = c.d;
@@ -41,11 +56,7 @@ void head_logits(const PassContext& c, const HeadParams& p, const float* x, int 
     be.gemm_nt(n, d.V, d.D, 1.0f, x, d.D, p.W, d.D, 0.0f, logits, d.V);
     return;
   }
-  float* rows = c.arena->head_rows;
-  for (const auto& v : head_vocab_chunks(d.V)) {
-    be.half_to_float(p.W16 + static_cast<size_t>(v.first) * d.D, p.W16_bf16, rows, static_cast<size_t>(v.second) * d.D);
-    be.gemm_nt(n, v.second, d.D, 1.0f, x, d.D, rows, d.D, 0.0f, logits + v.first, d.V);
-  }
+  be.half_gemm_nt(n, x, d.D, head_half(d, p), 1.0f, 0.0f, logits, d.V);
 }
 
 void head_input_grad(const PassContext& c, const HeadParams& p, const float* dlogits, int n, float* dx) {
@@ -55,11 +66,7 @@ void head_input_grad(const PassContext& c, const HeadParams& p, const float* dlo
     be.gemm_nn(n, d.D, d.V, 1.0f, dlogits, d.V, p.W, d.D, 0.0f, dx, d.D);
     return;
   }
-  float* rows = c.arena->head_rows;
-  for (const auto& v : head_vocab_chunks(d.V)) {
-    be.half_to_float(p.W16 + static_cast<size_t>(v.first) * d.D, p.W16_bf16, rows, static_cast<size_t>(v.second) * d.D);
-    be.gemm_nn(n, d.D, v.second, 1.0f, dlogits + v.first, d.V, rows, d.D, v.first ? 1.0f : 0.0f, dx, d.D);
-  }
+  be.half_gemm_nn(n, dlogits, d.V, head_half(d, p), 1.0f, 0.0f, dx, d.D);
 }
 
 LossResult loss_head(const PassContext& c, const HeadParams& p, const float* h, const RowRuns& runs,

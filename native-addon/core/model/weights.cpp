@@ -71,9 +71,8 @@ bool is_quantized_linear(const std::string& name) {
 
 bool is_half_table(const std::string& name) { return name == kEmbedName || name == kLmHeadName; }
 
-bool keeps_16bit(const std::string& name, bool quantized, bool tied) {
-  if (quantized) return is_half_table(name);
-  return is_quantized_linear(name) || (!tied && name == kEmbedName);
+bool keeps_16bit(const std::string& name, bool quantized) {
+  return is_half_table(name) || (!quantized && is_quantized_linear(name));
 }
 
 uint64_t nf4_resident_bytes(int64_t n, int blocksize, bool double_quant) {
@@ -110,14 +109,12 @@ WeightStore::WeightStore(Backend& backend, ThreadPool* pool, std::vector<Paramet
                          const QuantizationOptions& quantization)
     : backend_(backend), pool_(pool), quant_(quantization), host_(backend.host_memory()) {
   if (quant_.enabled()) nf4_check_blocksize(quant_.blocksize);
-  bool tied = true;  // no lm_head of its own: the embedding is the head
-  for (const auto& p : expected) tied = tied && p.name != kLmHeadName;
   for (auto& p : expected) {
     WeightTensor t;
     t.name = p.name;
     t.shape = p.shape;
     t.quantizable = quant_.enabled() && is_quantized_linear(p.name);
-    t.keeps_half = keeps_16bit(p.name, quant_.enabled(), tied);
+    t.keeps_half = keeps_16bit(p.name, quant_.enabled());
     t.numel = 1;
     for (int64_t d : p.shape) t.numel *= static_cast<size_t>(d);
     index_[t.name] = tensors_.size();

@@ -6,13 +6,13 @@
 //
 // 16-bit checkpoints (F16 / BF16) stay 16-bit where the weights are frozen
 // (WeightTensor::half, data stays nullptr; see keeps_16bit): without
-// quantization the seven linears of each block and an untied embedding (LoRA,
-// prompt and prefix tuning never change them; the 16-bit GEMMs of backend.h
-// widen tiles exactly, giving the fp32 results bit for bit). The lm_head (and
-// a tied embedding, which is the lm_head) stays fp32 there: the loss head's
-// backward through a 16-bit head sums the vocabulary in chunks, which would
-// change the gradients' bits. Full fine-tuning makes every tensor an fp32
-// master copy (writable()). Other tensors (norms, biases) are fp32.
+// quantization the seven linears of each block, the embedding and the lm_head
+// (a tied embedding is the lm_head); LoRA, prompt and prefix tuning never
+// change them, and the 16-bit GEMMs of backend.h widen tiles exactly, giving
+// the fp32 results bit for bit (the loss head's too: model/loss_head.cpp).
+// The embedding lookup widens the rows it reads (embedding_forward_half).
+// Full fine-tuning makes every tensor an fp32 master copy (writable()).
+// Other tensors (norms, biases) are fp32.
 //
 // With NF4 quantization the seven linears of each decoder block are held in
 // 4 bits instead (WeightTensor::nf4, data stays nullptr): quantized from the
@@ -81,10 +81,10 @@ uint64_t nf4_resident_bytes(int64_t n, int blocksize, bool double_quant);
 // dtype when it is F16/BF16: the embedding and the (untied) lm_head.
 bool is_half_table(const std::string& name);
 // Whether a store keeps tensor `name` 16-bit when its file stores it F16/BF16:
-// quantizing, the tables (is_half_table); else the block linears and, when
-// the model has its own lm_head (untied), the embedding. tied: the model has
-// no lm_head tensor (the embedding is the head).
-bool keeps_16bit(const std::string& name, bool quantized, bool tied);
+// the tables (is_half_table: the embedding, which is also the head when tied,
+// and an untied lm_head) and, unless quantizing (then they are 4-bit), the
+// block linears.
+bool keeps_16bit(const std::string& name, bool quantized);
 
 class WeightStore {
  public:

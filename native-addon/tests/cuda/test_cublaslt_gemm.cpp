@@ -33,6 +33,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "check.h"
+#include "device_buffers.h"
 #include "error.h"
 #include "op_test_util.h"
 
@@ -123,31 +124,7 @@ void compare(const std::string& what, const Problem& pr, const std::vector<float
                      std::to_string(worst_at / pr.N) + ", " + std::to_string(worst_at % pr.N) + ")");
 }
 
-// Device buffers released at scope end.
-class Dev {
- public:
-  explicit Dev(CudaBackend& be) : be_(be) {}
-  ~Dev() {
-    for (void* p : ptrs_) be_.release(p);
-  }
-  template <typename T>
-  T* put(const std::vector<T>& h) {
-    T* p = static_cast<T*>(be_.alloc(h.size() * sizeof(T)));
-    ptrs_.push_back(p);
-    be_.upload(p, h.data(), h.size() * sizeof(T));
-    return p;
-  }
-  template <typename T>
-  std::vector<T> get(const T* p, size_t n) {
-    std::vector<T> h(n);
-    be_.download(h.data(), p, n * sizeof(T));
-    return h;
-  }
-
- private:
-  CudaBackend& be_;
-  std::vector<void*> ptrs_;
-};
+using Dev = cudatest::DeviceBuffers;
 
 void run_op(ps::Backend& be, const Problem& pr, float alpha, const float* A, const float* B, float beta, float* C) {
   const float* a = A + pr.offset;

@@ -13,7 +13,7 @@
 //     the CPU's vm_exp; rmsnorm: a tree sum vs the CPU's lanes; adamw: nvcc may fuse
 //     multiply-adds)
 //   GEMM-like (K-term dot products in another order): rtol 1e-5, atol 2e-5
-//     (gemm, lora, nf4 gemm, attention: atol 5e-5)
+//     (gemm, lora, nf4 gemm, half gemm, attention: atol 5e-5)
 //   cross-entropy: loss sum rtol 1e-6; dlogits atol 1e-7 * grad_scale-sized
 //   sum_squares (double): rtol 1e-12
 // Every comparison prints its worst error, so the log shows the margins.
@@ -35,6 +35,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "check.h"
+#include "device_buffers.h"
 #include "error.h"
 #include "op_test_util.h"
 #include "quant/nf4_quantize.h"
@@ -57,31 +58,7 @@ constexpr bool kSim = true;
 constexpr bool kSim = false;
 #endif
 
-// Device copies of host vectors, released at scope end.
-class Dev {
- public:
-  explicit Dev(CudaBackend& be) : be_(be) {}
-  ~Dev() {
-    for (void* p : ptrs_) be_.release(p);
-  }
-  template <typename T>
-  T* put(const std::vector<T>& h) {
-    T* p = static_cast<T*>(be_.alloc(h.size() * sizeof(T)));
-    ptrs_.push_back(p);
-    be_.upload(p, h.data(), h.size() * sizeof(T));
-    return p;
-  }
-  template <typename T>
-  std::vector<T> get(const T* p, size_t n) {
-    std::vector<T> h(n);
-    be_.download(h.data(), p, n * sizeof(T));
-    return h;
-  }
-
- private:
-  CudaBackend& be_;
-  std::vector<void*> ptrs_;
-};
+using Dev = cudatest::DeviceBuffers;
 
 // Checks every element and prints the worst one (pass or fail).
 void compare(const std::string& what, const std::vector<float>& got, const std::vector<float>& want, double rtol,
@@ -599,6 +576,87 @@ void test_nf4(CpuBackend& c, CudaBackend& g, Rand& r) {
   }
 }
 
+// Random finite 16-bit values of magnitude in [2^-5, 2^-1) with random
+// mantissas, built from their bits (bfloat16: 8 exponent bits, 7 mantissa
+// bits; IEEE half: 5 and 10), so every mantissa bit is exercised.
+std::vector<uint16_t> random_half(size_t n, bool bf16, Rand& r) {
+  std::vector<uint16_t> h(n);
+  for (auto& v : h) {
+    const uint16_t sign = static_cast<uint16_t>((r.next() & 1) << 15);
+    const int e = r.integer(-5, -2);  // unbiased exponent
+    const uint16_t mant = static_cast<uint16_t>(r.next() & (bf16 ? 0x7F : 0x3FF));
+    v = bf16 ? static_cast<uint16_t>(sign | ((e + 127) << 7) | mant)
+             : static_cast<uint16_t>(sign | ((e + 15) << 10) | mant);
+  }
+  return h;
+}
+
+// half_gemm_nt / half_gemm_nn widen W a chunk of rows at a time (half_gemm.cu;
+// 4 Mi values by default). A W past the default bound is too slow for the
+// simulator, so the bound is lowered through set_half_chunk_values (a setter
+// for tests: the same code path on the device and in the simulator, at a
+// size both run): 37 rows of 48 with 16 rows a chunk are chunks of 16, 16, 5.
+// Each shape also runs unchunked (the default bound: one chunk).
+void test_half_gemm(CpuBackend& c, CudaBackend& g, Rand& r) {
+  std::printf("half_gemm (16-bit weights, chunked over W's rows)\n");
+  const int N = 37, K = 48, rows_per_chunk = 16;
+  const size_t default_bound = g.half_chunk_values();
+  for (bool bf16 : {true, false}) {
+    Dev dev(g);
+    const std::vector<uint16_t> w = random_half(static_cast<size_t>(N) * K, bf16, r);
+    ps::HalfWeight host;
+    host.data = w.data();
+    host.bf16 = bf16;
+    host.rows = N;
+    host.cols = K;
+    ps::HalfWeight dw = host;
+    dw.data = dev.put(w);
+    for (size_t bound : {default_bound, static_cast<size_t>(rows_per_chunk) * K}) {
+      g.set_half_chunk_values(bound);
+      const std::string tag = std::string(bf16 ? " bf16" : " f16") +
+                              (bound == default_bound ? " [1 chunk]" : " [3 chunks]");
+      for (int M : {1, 40}) {
+        for (float beta : {0.0f, 1.0f}) {
+          const std::string name = " M" + std::to_string(M) + " beta" + std::to_string(static_cast<int>(beta)) + tag;
+          const std::vector<float> X = random_vec(static_cast<size_t>(M) * K, r);
+          const std::vector<float> Y0 = random_vec(static_cast<size_t>(M) * N, r);
+          std::vector<float> Y = Y0;
+          c.half_gemm_nt(M, X.data(), K, host, 0.9f, beta, Y.data(), N);
+          float* gX = dev.put(X);
+          float* gY = dev.put(Y0);
+          g.half_gemm_nt(M, gX, K, dw, 0.9f, beta, gY, N);
+          const std::vector<float> got = dev.get(gY, Y.size());
+          compare("half_gemm_nt" + name, got, Y, 1e-5, 2e-5);
+          if (kSim && bound != default_bound) {
+            // Chunking W's rows splits Y's columns, not any column's dot
+            // product: the own kernels give each column the same bits either
+            // way (on a device cuBLASLt may pick another algorithm per shape).
+            g.set_half_chunk_values(default_bound);
+            float* gY1 = dev.put(Y0);
+            g.half_gemm_nt(M, gX, K, dw, 0.9f, beta, gY1, N);
+            compare_bits("half_gemm_nt chunked == whole" + name, got, dev.get(gY1, Y.size()));
+            g.set_half_chunk_values(bound);
+          }
+          const std::vector<float> dY = random_vec(static_cast<size_t>(M) * N, r);
+          const std::vector<float> dX0 = random_vec(static_cast<size_t>(M) * K, r);
+          std::vector<float> dX = dX0;
+          c.half_gemm_nn(M, dY.data(), N, host, 1.0f, beta, dX.data(), K);
+          float* gdX = dev.put(dX0);
+          g.half_gemm_nn(M, dev.put(dY), N, dw, 1.0f, beta, gdX, K);
+          compare("half_gemm_nn" + name, dev.get(gdX, dX.size()), dX, 1e-5, 2e-5);
+        }
+      }
+    }
+    g.set_half_chunk_values(default_bound);
+    // The argument checks run before any chunk.
+    float* gY = dev.put(std::vector<float>(N));
+    float* gX = dev.put(std::vector<float>(K));
+    CHECK(throws_error([&] { g.half_gemm_nt(1, gX, K, dw, 1.0f, 0.5f, gY, N); }, "half_gemm_nt"));
+    CHECK(throws_error([&] { g.half_gemm_nn(1, gY, N - 1, dw, 1.0f, 0.0f, gX, K); }, "half_gemm_nn"));
+  }
+  CHECK(throws_error([&] { g.set_half_chunk_values(0); }, "set_half_chunk_values"));
+}
+
 
 // The contract promises deterministic results: the same call twice gives the
 // same bits (no float atomics, fixed reduction order). Under the simulator the
@@ -746,6 +804,7 @@ int main() {
     timed("gemm", [&] { test_gemm(c, g, r); });
     timed("lora", [&] { test_lora(c, g, r); });
     timed("nf4", [&] { test_nf4(c, g, r); });
+    timed("half_gemm", [&] { test_half_gemm(c, g, r); });
     timed("determinism", [&] { test_determinism(g, r); });
     g.synchronize();
     const char* timing = std::getenv("PS_CUDA_PARITY_TIMING");

@@ -21,6 +21,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "check.h"
+#include "device_buffers.h"
 #include "error.h"
 #include "op_test_util.h"
 
@@ -29,30 +30,7 @@ using optest::random_vec;
 
 namespace {
 
-class Dev {
- public:
-  explicit Dev(ps::CudaBackend& be) : be_(be) {}
-  ~Dev() {
-    for (void* p : ptrs_) be_.release(p);
-  }
-  template <typename T>
-  T* put(const std::vector<T>& h) {
-    T* p = static_cast<T*>(be_.alloc(h.size() * sizeof(T) + 1));
-    ptrs_.push_back(p);
-    be_.upload(p, h.data(), h.size() * sizeof(T));
-    return p;
-  }
-  template <typename T>
-  std::vector<T> get(const T* p, size_t n) {
-    std::vector<T> h(n);
-    be_.download(h.data(), p, n * sizeof(T));
-    return h;
-  }
-
- private:
-  ps::CudaBackend& be_;
-  std::vector<void*> ptrs_;
-};
+using Dev = cudatest::DeviceBuffers;
 
 template <typename T>
 bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {

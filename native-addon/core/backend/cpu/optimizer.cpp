@@ -10,6 +10,7 @@
 #include "cpu_backend.h"
 #include "error.h"
 #include "parallel_range.h"
+#include "sum_squares_block.h"
 
 namespace ps {
 
@@ -57,25 +58,15 @@ void CpuBackend::sgd_step(float* p, const float* g, size_t n, float lr, float we
   });
 }
 
-// Fixed blocks, each summed in double lanes, then the blocks in order: the
-// result does not depend on the thread count.
+// Fixed blocks (sum_squares_block.h), then the blocks in order: the result
+// does not depend on the thread count.
 double CpuBackend::sum_squares(const float* x, size_t n) {
-  constexpr size_t kBlock = 16384;
-  constexpr int kLanes = 8;
-  const size_t blocks = (n + kBlock - 1) / kBlock;
+  const size_t blocks = (n + kSumSquaresBlock - 1) / kSumSquaresBlock;
   std::vector<double> part(blocks, 0.0);
   parallel_range(*pool_, blocks, 1, [&](size_t b0, size_t b1) {
     for (size_t blk = b0; blk < b1; ++blk) {
-      const float* xb = x + blk * kBlock;
-      const size_t len = blk + 1 == blocks ? n - blk * kBlock : kBlock;
-      double s[kLanes] = {};
-      const size_t nv = len - len % kLanes;
-      for (size_t i = 0; i < nv; i += kLanes)
-        for (int l = 0; l < kLanes; ++l) s[l] += static_cast<double>(xb[i + l]) * xb[i + l];
-      double total = 0.0;
-      for (int l = 0; l < kLanes; ++l) total += s[l];
-      for (size_t i = nv; i < len; ++i) total += static_cast<double>(xb[i]) * xb[i];
-      part[blk] = total;
+      const size_t len = blk + 1 == blocks ? n - blk * kSumSquaresBlock : kSumSquaresBlock;
+      part[blk] = block_sum_squares(x + blk * kSumSquaresBlock, len);
     }
   });
   double sum = 0.0;

@@ -166,8 +166,13 @@ class CudaBackend final : public Backend {
   void nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& W, float alpha, float beta,
                    float* dX, int lddx) override;
 
-  // 16-bit frozen weights (half_gemm.cu): W.data must be device
-  // memory of this backend; widened into the NF4 scratch slot per call.
+  // 16-bit frozen weights (half_gemm.cu): W.data must be device memory of
+  // this backend; widened into the NF4 scratch slot a chunk of rows at a
+  // time, at most half_chunk_values() values (kHalfChunkValues unless a test
+  // lowers it to reach several chunks at small sizes).
+  static constexpr size_t kHalfChunkValues = size_t(4) << 20;  // 16 MiB fp32
+  size_t half_chunk_values() const { return half_chunk_values_; }
+  void set_half_chunk_values(size_t values);  // tests only (>= 1)
   void half_gemm_nt(int M, const float* X, int ldx, const HalfWeight& W, float alpha, float beta,
                     float* Y, int ldy) override;
   void half_gemm_nn(int M, const float* dY, int lddy, const HalfWeight& W, float alpha, float beta,
@@ -189,7 +194,10 @@ class CudaBackend final : public Backend {
   // per slot; a slot's contents live until its next use).
   enum class Scratch { Nf4Weight, Attention, Loss, Reduce, Bf16OperandA, Bf16OperandB, kCount };
   void* scratch(Scratch slot, size_t bytes);
-  float* widened_half(const HalfWeight& W);  // W widened into the Nf4Weight slot (half_gemm.cu)
+  // half_gemm.cu: rows of W a chunk holds, and W's rows [row0, row0 + rows)
+  // widened into the Nf4Weight slot.
+  int half_chunk_rows(const HalfWeight& W) const;
+  float* widened_half_rows(const HalfWeight& W, int row0, int rows);
   void check_status();  // throws on a bad index recorded by a kernel
 
   // bf16 products (gemm_precision.cu): gemm_nt/nn/tn come here in bf16 precision.
@@ -219,6 +227,7 @@ class CudaBackend final : public Backend {
   void* scratch_[static_cast<int>(Scratch::kCount)] = {};
   size_t scratch_bytes_[static_cast<int>(Scratch::kCount)] = {};
   GemmPrecision precision_ = GemmPrecision::Fp32;
+  size_t half_chunk_values_ = kHalfChunkValues;
   mutable std::shared_ptr<LtState> lt_;  // settled by the constructor
 };
 

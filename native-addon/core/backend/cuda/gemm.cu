@@ -15,6 +15,7 @@
 
 #include "cuda_backend.h"
 #include "cuda_common.cuh"
+#include "gemm_common.h"
 
 namespace ps {
 
@@ -79,8 +80,12 @@ __global__ void zero_matrix_kernel(int M, int N, float* C, long long ldc) {
     C[(e / N) * ldc + e % N] = 0.0f;
 }
 
-void check_args(const char* op, int M, int N, int K, int lda, int lda_min, int ldb, int ldb_min, int ldc,
-                float beta) {
+}  // namespace
+
+namespace cuda {
+
+void check_gemm_args(const char* op, int M, int N, int K, int lda, int lda_min, int ldb, int ldb_min, int ldc,
+                     float beta) {
   auto fail = [&](const std::string& what) {
     throw Error(std::string(op) + ": " + what + " (M=" + std::to_string(M) + ", N=" + std::to_string(N) +
                 ", K=" + std::to_string(K) + ")");
@@ -94,15 +99,21 @@ void check_args(const char* op, int M, int N, int K, int lda, int lda_min, int l
   if (M > 0 && N > 0 && ldc < std::max(1, N)) fail("ldc " + std::to_string(ldc) + " is below N");
 }
 
+void zero_matrix(const char* op, int M, int N, float* C, int ldc) {
+  if (M == 0 || N == 0) return;
+  PS_LAUNCH(zero_matrix_kernel, blocks_for(static_cast<size_t>(M) * N), kThreads, 0, 0)(M, N, C, ldc);
+  check_launch(op);
+}
+
+}  // namespace cuda
+
+namespace {
+
 void run(const char* op, int M, int N, int K, float alpha, const float* A, long long a_rs, long long a_cs,
          const float* B, long long b_rs, long long b_cs, float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0.0f) {
-    if (beta == 0.0f) {
-      PS_LAUNCH(zero_matrix_kernel, cuda::blocks_for(static_cast<size_t>(M) * N), cuda::kThreads, 0, 0)
-          (M, N, C, ldc);
-      cuda::check_launch(op);
-    }
+    if (beta == 0.0f) cuda::zero_matrix(op, M, N, C, ldc);
     return;
   }
   if ((N + kBN - 1) / kBN > 65535)
@@ -117,7 +128,7 @@ void run(const char* op, int M, int N, int K, float alpha, const float* A, long 
 
 void CudaBackend::gemm_nt(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                           float beta, float* C, int ldc) {
-  check_args("gemm_nt", M, N, K, lda, K, ldb, K, ldc, beta);
+  cuda::check_gemm_args("gemm_nt", M, N, K, lda, K, ldb, K, ldc, beta);
   if (precision_ == GemmPrecision::Bf16)
     return gemm_bf16("gemm_nt", false, true, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (gemm_via_cublaslt("gemm_nt", false, true, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
@@ -126,7 +137,7 @@ void CudaBackend::gemm_nt(int M, int N, int K, float alpha, const float* A, int 
 
 void CudaBackend::gemm_nn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                           float beta, float* C, int ldc) {
-  check_args("gemm_nn", M, N, K, lda, K, ldb, N, ldc, beta);
+  cuda::check_gemm_args("gemm_nn", M, N, K, lda, K, ldb, N, ldc, beta);
   if (precision_ == GemmPrecision::Bf16)
     return gemm_bf16("gemm_nn", false, false, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (gemm_via_cublaslt("gemm_nn", false, false, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
@@ -135,7 +146,7 @@ void CudaBackend::gemm_nn(int M, int N, int K, float alpha, const float* A, int 
 
 void CudaBackend::gemm_tn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                           float beta, float* C, int ldc) {
-  check_args("gemm_tn", M, N, K, lda, M, ldb, N, ldc, beta);
+  cuda::check_gemm_args("gemm_tn", M, N, K, lda, M, ldb, N, ldc, beta);
   if (precision_ == GemmPrecision::Bf16)
     return gemm_bf16("gemm_tn", true, false, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (gemm_via_cublaslt("gemm_tn", true, false, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;

@@ -18,6 +18,7 @@
 #include "cuda_backend.h"
 #include "cuda_common.cuh"
 #include "gemm_bf16.h"
+#include "gemm_common.h"
 #include "mma_bf16.cuh"
 
 namespace ps {
@@ -135,35 +136,11 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
       }
 }
 
-__global__ void zero_kernel(int M, int N, float* C, long long ldc) {
-  const size_t n = static_cast<size_t>(M) * N;
-  for (size_t e = blockIdx.x * size_t(blockDim.x) + threadIdx.x; e < n; e += size_t(gridDim.x) * blockDim.x)
-    C[(e / N) * ldc + e % N] = 0.0f;
-}
-
-void check_args(const char* op, int M, int N, int K, int lda, int lda_min, int ldb, int ldb_min, int ldc,
-                float beta) {
-  auto fail = [&](const std::string& what) {
-    throw Error(std::string(op) + ": " + what + " (M=" + std::to_string(M) + ", N=" + std::to_string(N) +
-                ", K=" + std::to_string(K) + ")");
-  };
-  if (M < 0 || N < 0 || K < 0) fail("negative dimension");
-  if (beta != 0.0f && beta != 1.0f) fail("beta must be 0 or 1, got " + std::to_string(beta));
-  if (M > 0 && N > 0 && K > 0) {
-    if (lda < (lda_min > 1 ? lda_min : 1)) fail("lda " + std::to_string(lda) + " is below " + std::to_string(lda_min));
-    if (ldb < (ldb_min > 1 ? ldb_min : 1)) fail("ldb " + std::to_string(ldb) + " is below " + std::to_string(ldb_min));
-  }
-  if (M > 0 && N > 0 && ldc < (N > 1 ? N : 1)) fail("ldc " + std::to_string(ldc) + " is below N");
-}
-
 void run(const char* op, int M, int N, int K, float alpha, const float* A, long long a_rs, long long a_cs,
          const float* B, long long b_rs, long long b_cs, float beta, float* C, int ldc, MmaPath path) {
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0.0f) {
-    if (beta == 0.0f) {
-      PS_LAUNCH(zero_kernel, blocks_for(static_cast<size_t>(M) * N), kThreads, 0, 0)(M, N, C, ldc);
-      check_launch(op);
-    }
+    if (beta == 0.0f) zero_matrix(op, M, N, C, ldc);
     return;
   }
   if ((N + kTileN - 1) / kTileN > 65535)
@@ -180,19 +157,19 @@ bool has_bf16_tensor_cores(const CudaDeviceInfo& info) { return info.major >= 8;
 
 void gemm_bf16_nt(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb, float beta,
                   float* C, int ldc, MmaPath path) {
-  check_args("gemm_bf16_nt", M, N, K, lda, K, ldb, K, ldc, beta);
+  check_gemm_args("gemm_bf16_nt", M, N, K, lda, K, ldb, K, ldc, beta);
   run("gemm_bf16_nt", M, N, K, alpha, A, lda, 1, B, 1, ldb, beta, C, ldc, path);
 }
 
 void gemm_bf16_nn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb, float beta,
                   float* C, int ldc, MmaPath path) {
-  check_args("gemm_bf16_nn", M, N, K, lda, K, ldb, N, ldc, beta);
+  check_gemm_args("gemm_bf16_nn", M, N, K, lda, K, ldb, N, ldc, beta);
   run("gemm_bf16_nn", M, N, K, alpha, A, lda, 1, B, ldb, 1, beta, C, ldc, path);
 }
 
 void gemm_bf16_tn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb, float beta,
                   float* C, int ldc, MmaPath path) {
-  check_args("gemm_bf16_tn", M, N, K, lda, M, ldb, N, ldc, beta);
+  check_gemm_args("gemm_bf16_tn", M, N, K, lda, M, ldb, N, ldc, beta);
   run("gemm_bf16_tn", M, N, K, alpha, A, 1, lda, B, ldb, 1, beta, C, ldc, path);
 }
 

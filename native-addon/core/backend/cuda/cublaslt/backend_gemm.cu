@@ -7,6 +7,7 @@
 
 #include "../cuda_backend.h"
 #include "../cuda_common.cuh"
+#include "../gemm_common.h"
 #include "error.h"
 #include "loader.h"
 #include "lt_gemm.h"
@@ -169,8 +170,7 @@ void CudaBackend::gemm_bf16_cublaslt(bool a_trans, bool b_trans, int M, int N, i
   if (M == 0 || N == 0) return;
   if (lda < (a_trans ? M : K) || ldb < (b_trans ? K : N) || ldc < N) fail("a leading dimension is too small");
   if (K == 0 || alpha == 0.0f) {
-    // C = beta * C: nothing to do for beta 1; beta 0 through the fp32 path's zeroing.
-    if (beta == 0.0f) gemm_nt(M, N, 0, 1.0f, nullptr, 1, nullptr, 1, 0.0f, C, ldc);
+    if (beta == 0.0f) cuda::zero_matrix(op, M, N, C, ldc);  // C = beta * C
     return;
   }
   if (!lt_state().use()) fail("needs cuBLASLt, which is not in use: " + lt_state().why_own);

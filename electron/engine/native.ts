@@ -216,7 +216,11 @@ export interface MemoryEstimateOptions {
   optimizer: 'adamw' | 'sgd';
   /** a 4-bit base (QLoRA: method 'lora'; 'full' is refused) */
   quantization?: QuantizationOptions | null;
-  /** the checkpoint's stored dtype of the embedding / lm_head: under quantization 16-bit tables stay 16-bit (default F32) */
+  /**
+   * the checkpoint's stored dtype (default F32): frozen 16-bit tensors stay
+   * 16-bit (the block linears, the embedding and the lm_head; under
+   * quantization the embedding and lm_head), full fine-tuning holds fp32
+   */
   weightDType?: 'F32' | 'F16' | 'BF16';
 }
 

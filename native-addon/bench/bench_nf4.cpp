@@ -18,7 +18,8 @@
 //             widened and quantized to NF4 with double quantization, the
 //             16-bit tables used from the mapping. Prints the load's ms and
 //             its ns per quantized weight (the quantization dominates), against
-//             the plain fp32 load of the same file (LoRA's) in the same run;
+//             LoRA's load of the same file in the same run (its frozen 16-bit
+//             weights stay in the mapping: what quantizing adds);
 //             with out.json, writes them there.
 //
 // Usage: bench_nf4 [out.json] [--threads=N] [--layers=N] [--quick] [--gemv-only] [--load=SHAPE]
@@ -121,8 +122,9 @@ int run_load(const std::string& shape, int threads, int rounds, const char* json
   std::printf("load (%s, %.1fM weights in NF4 block linears, BF16 checkpoint written in %.1f s), %d threads:\n",
               shape.c_str(), quantized / 1e6, write_s, threads);
   const auto refs = psbench::checkpoint_refs(s, path);
-  // The reference, same process and file: the plain load LoRA does (every
-  // tensor widened to fp32, nothing quantized), alternated with the QLoRA one.
+  // The reference, same process and file: the load LoRA does (the frozen
+  // 16-bit tensors used from the mapping, nothing quantized), alternated with
+  // the QLoRA one.
   auto best_load = [&](bool nf4) {
     ps::EngineOptions eo;
     eo.threads = threads;
@@ -135,10 +137,10 @@ int run_load(const std::string& shape, int threads, int rounds, const char* json
     const double t = best_load(true), plain = best_load(false);
     best = std::min(best, t);
     best_plain = std::min(best_plain, plain);
-    std::printf("  round %d: QLoRA %.0f ms (%.1f ns per quantized weight), LoRA (fp32) %.0f ms\n", r + 1, t * 1e3,
+    std::printf("  round %d: QLoRA %.0f ms (%.1f ns per quantized weight), LoRA %.0f ms\n", r + 1, t * 1e3,
                 t * 1e9 / quantized, plain * 1e3);
   }
-  std::printf("  best: QLoRA %.0f ms, %.1f ns per quantized weight; LoRA (fp32) %.0f ms; QLoRA / LoRA %.2f\n",
+  std::printf("  best: QLoRA %.0f ms, %.1f ns per quantized weight; LoRA %.0f ms; QLoRA / LoRA %.2f\n",
               best * 1e3, best * 1e9 / quantized, best_plain * 1e3, best / best_plain);
   std::remove(path.c_str());
   if (json_path) {

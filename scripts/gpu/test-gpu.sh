@@ -42,7 +42,9 @@ ARCH="${TEST_GPU_ARCH:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheade
 ARCH="${ARCH:-90}"
 TESTS=()
 for f in "$ROOT"/native-addon/tests/cuda/test_*.cpp; do
-  [ -e "$f" ] && TESTS+=("$(basename "$f" .cpp)")
+  name="$(basename "$f" .cpp)"
+  # test_cuda_sim is the CPU simulator's own test (CTest of every CPU build), not built with PS_CUDA.
+  [ -e "$f" ] && [ "$name" != test_cuda_sim ] && TESTS+=("$name")
 done
 if [ ${#TESTS[@]} -eq 0 ]; then
   echo "test:gpu: no tests in native-addon/tests/cuda/" >&2

@@ -41,7 +41,7 @@ export const inspectSpec: CommandSpec = {
     '{device, where, available_bytes}: the first GPU\'s free memory when the engine lists one, else the available RAM) (machine {cpu_model, cpu_threads,',
     'total_memory_bytes, available_memory_bytes, gpus: [{name, compute_capability, total_bytes, free_bytes}]}; gpus lists',
     'the CUDA devices the engine can use, [] in a build without the CUDA backend).',
-    'memory.qlora is LoRA on a 4-bit NF4 base (the decoder blocks\' linears; embeddings, norms, lm_head as fp32), with',
+    'memory.qlora is LoRA on a 4-bit NF4 base (the decoder blocks\' linears; embeddings and lm_head as the checkpoint stores them, 16-bit or fp32; norms fp32), with',
     'quantized_bytes (codes + scales) and bits_per_quantized_param (4.127 at blocksize 64 with double quantization);',
     'quantization is the folder\'s own when bitsandbytes saved it in 4 bits (then only qlora can train it), else null.',
     'memory.prompt is prompt tuning and memory.prefix prefix tuning with --virtual-tokens; memory.prefix_projection is prefix',
@@ -142,7 +142,7 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
   const available = budget.availableBytes;
   const requested: QuantizationOptions = { type: 'nf4', blocksize: settings.quant_blocksize ?? DEFAULT_NF4.blocksize, doubleQuant: settings.double_quant ?? DEFAULT_NF4.doubleQuant };
   const nf4 = effectiveQuantization(folder, requested)!;
-  // the base as it is held without --quant: fp32, or NF4 for a bitsandbytes 4-bit folder
+  // the base as it is held without --quant: as stored (16-bit or fp32), or NF4 for a bitsandbytes 4-bit folder
   const stored = folder.quantization ? nf4 : null;
   settings = { ...settings, quant_blocksize: nf4.blocksize, double_quant: nf4.doubleQuant };
   const nvt = settings.virtual_tokens ?? TRAIN_DEFAULTS.virtualTokens;

@@ -100,8 +100,9 @@ LossResult loss_head(const PassContext& c, const HeadParams& p, const float* h, 
 // logits[n, V] = x[n, D] · lm_headᵀ (a 16-bit head through half_gemm_nt: the
 // same bits an fp32 GEMM on the widened table gives).
 void head_logits(const PassContext& c, const HeadParams& p, const float* x, int n, float* logits);
-// dx[n, D] = dlogits[n, V] · lm_head (overwritten; a 16-bit head through
-// half_gemm_nn: the same bits as the fp32 GEMM on the widened table).
+// dx[n, D] = dlogits[n, V] · lm_head (overwritten), in slices of the
+// vocabulary (a 16-bit head through half_gemm_nn: the same bits as the fp32
+// GEMM on the widened table).
 void head_input_grad(const PassContext& c, const HeadParams& p, const float* dlogits, int n, float* dx);
 // Logits [V] of one row of h (decoding), written to the arena's logits buffer.
 const float* head_logits_row(const PassContext& c, const HeadParams& p, const float* h, int row);

@@ -37,36 +37,46 @@ RowRuns take_rows(const RowRuns& runs, size_t& run, int& within, int limit) {
   return out;
 }
 
-}  // namespace
+// Vocabulary rows of the head per input-gradient product: dh = dlogits W
+// sums over the vocabulary, and a GEMM packs its whole op(A) (here the
+// [rows, V] dlogits) up front, so one product over V = 49152 would hold a
+// 48 MiB packed copy. In slices of 2048 rows (accumulated in order) it holds
+// 2 MiB. The fp32 and the 16-bit head take the same slices, so a BF16 model
+// and its F32 copy still give the same bits.
+constexpr int kHeadGradRows = 2048;
 
-// The 16-bit head (W == nullptr) as the 16-bit GEMMs take it: [V, D].
-HalfWeight head_half(const ModelDims& d, const HeadParams& p) {
+// Rows [v0, v0 + rows) of the 16-bit head (W == nullptr) as the 16-bit GEMMs take it.
+HalfWeight head_half(const ModelDims& d, const HeadParams& p, int v0, int rows) {
   HalfWeight w;
-  w.data = p.W16;
+  w.data = p.W16 + static_cast<size_t>(v0) * d.D;
   w.bf16 = p.W16_bf16;
-  w.rows = d.V;
+  w.rows = rows;
   w.cols = d.D;
   return w;
 }
 
+}  // namespace
+
 void head_logits(const PassContext& c, const HeadParams& p, const float* x, int n, float* logits) {
   Backend& be = c.be;
   const ModelDims& d = c.d;
-  if (p.W) {
+  if (p.W)
     be.gemm_nt(n, d.V, d.D, 1.0f, x, d.D, p.W, d.D, 0.0f, logits, d.V);
-    return;
-  }
-  be.half_gemm_nt(n, x, d.D, head_half(d, p), 1.0f, 0.0f, logits, d.V);
+  else
+    be.half_gemm_nt(n, x, d.D, head_half(d, p, 0, d.V), 1.0f, 0.0f, logits, d.V);
 }
 
 void head_input_grad(const PassContext& c, const HeadParams& p, const float* dlogits, int n, float* dx) {
   Backend& be = c.be;
   const ModelDims& d = c.d;
-  if (p.W) {
-    be.gemm_nn(n, d.D, d.V, 1.0f, dlogits, d.V, p.W, d.D, 0.0f, dx, d.D);
-    return;
+  for (int v0 = 0; v0 < d.V; v0 += kHeadGradRows) {
+    const int rows = d.V - v0 < kHeadGradRows ? d.V - v0 : kHeadGradRows;
+    const float beta = v0 == 0 ? 0.0f : 1.0f;
+    if (p.W)
+      be.gemm_nn(n, d.D, rows, 1.0f, dlogits + v0, d.V, p.W + static_cast<size_t>(v0) * d.D, d.D, beta, dx, d.D);
+    else
+      be.half_gemm_nn(n, dlogits + v0, d.V, head_half(d, p, v0, rows), 1.0f, beta, dx, d.D);
   }
-  be.half_gemm_nn(n, dlogits, d.V, head_half(d, p), 1.0f, 0.0f, dx, d.D);
 }
 
 LossResult loss_head(const PassContext& c, const HeadParams& p, const float* h, const RowRuns& runs,

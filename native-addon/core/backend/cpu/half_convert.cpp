@@ -1,7 +1,8 @@
 // 16-bit to fp32 widening (bfloat16 or IEEE half), exact: every 16-bit value
-// is representable in fp32. Used for the tables QLoRA keeps in the
-// checkpoint's dtype (embedding rows as they are looked up, lm_head one
-// vocabulary chunk at a time), so no fp32 copy of them stays resident.
+// is representable in fp32. Used where a 16-bit tensor is needed whole in
+// fp32 (WeightStore::read, and writable() for full fine-tuning); the
+// embedding lookup (embedding_half.cpp) and the 16-bit GEMMs (block linears,
+// lm_head) widen only what they read.
 #include "cpu_backend.h"
 #include "model/half.h"
 #include "parallel_range.h"

@@ -553,26 +553,35 @@ void test_nf4(CpuBackend& c, CudaBackend& g, Rand& r) {
     float* got = dev.put(std::vector<float>(w.size()));
     g.nf4_dequantize(dw, got);
     compare_bits("nf4_dequantize" + tag, dev.get(got, w.size()), want);
-    for (int M : {1, 40}) {
-      for (float beta : {0.0f, 1.0f}) {
-        const std::vector<float> X = random_vec(static_cast<size_t>(M) * k.K, r);
-        const std::vector<float> Y0 = random_vec(static_cast<size_t>(M) * k.N, r);
-        std::vector<float> Y = Y0;
-        c.nf4_gemm_nt(M, X.data(), k.K, host, 0.9f, beta, Y.data(), k.N);
-        float* gY = dev.put(Y0);
-        g.nf4_gemm_nt(M, dev.put(X), k.K, dw, 0.9f, beta, gY, k.N);
-        compare("nf4_gemm_nt M" + std::to_string(M) + " beta" + std::to_string(static_cast<int>(beta)) + tag,
-                dev.get(gY, Y.size()), Y, 1e-5, 2e-5);
-        const std::vector<float> dY = random_vec(static_cast<size_t>(M) * k.N, r);
-        const std::vector<float> dX0 = random_vec(static_cast<size_t>(M) * k.K, r);
-        std::vector<float> dX = dX0;
-        c.nf4_gemm_nn(M, dY.data(), k.N, host, 1.0f, beta, dX.data(), k.K);
-        float* gdX = dev.put(dX0);
-        g.nf4_gemm_nn(M, dev.put(dY), k.N, dw, 1.0f, beta, gdX, k.K);
-        compare("nf4_gemm_nn M" + std::to_string(M) + " beta" + std::to_string(static_cast<int>(beta)) + tag,
-                dev.get(gdX, dX.size()), dX, 1e-5, 2e-5);
+    // The GEMMs dequantize a chunk of rows at a time: once in one chunk, once
+    // in chunks of 5 rows (chunks starting inside a quantization block, and,
+    // for 7 x 33, on an odd element: the low nibble of a byte).
+    const size_t default_bound = g.weight_chunk_values();
+    for (size_t bound : {default_bound, static_cast<size_t>(5) * k.K}) {
+      g.set_weight_chunk_values(bound);
+      const std::string ctag = tag + (bound == default_bound ? "" : " chunks of 5 rows");
+      for (int M : {1, 40}) {
+        for (float beta : {0.0f, 1.0f}) {
+          const std::vector<float> X = random_vec(static_cast<size_t>(M) * k.K, r);
+          const std::vector<float> Y0 = random_vec(static_cast<size_t>(M) * k.N, r);
+          std::vector<float> Y = Y0;
+          c.nf4_gemm_nt(M, X.data(), k.K, host, 0.9f, beta, Y.data(), k.N);
+          float* gY = dev.put(Y0);
+          g.nf4_gemm_nt(M, dev.put(X), k.K, dw, 0.9f, beta, gY, k.N);
+          compare("nf4_gemm_nt M" + std::to_string(M) + " beta" + std::to_string(static_cast<int>(beta)) + ctag,
+                  dev.get(gY, Y.size()), Y, 1e-5, 2e-5);
+          const std::vector<float> dY = random_vec(static_cast<size_t>(M) * k.N, r);
+          const std::vector<float> dX0 = random_vec(static_cast<size_t>(M) * k.K, r);
+          std::vector<float> dX = dX0;
+          c.nf4_gemm_nn(M, dY.data(), k.N, host, 1.0f, beta, dX.data(), k.K);
+          float* gdX = dev.put(dX0);
+          g.nf4_gemm_nn(M, dev.put(dY), k.N, dw, 1.0f, beta, gdX, k.K);
+          compare("nf4_gemm_nn M" + std::to_string(M) + " beta" + std::to_string(static_cast<int>(beta)) + ctag,
+                  dev.get(gdX, dX.size()), dX, 1e-5, 2e-5);
+        }
       }
     }
+    g.set_weight_chunk_values(default_bound);
   }
 }
 
@@ -593,14 +602,14 @@ std::vector<uint16_t> random_half(size_t n, bool bf16, Rand& r) {
 
 // half_gemm_nt / half_gemm_nn widen W a chunk of rows at a time (half_gemm.cu;
 // 4 Mi values by default). A W past the default bound is too slow for the
-// simulator, so the bound is lowered through set_half_chunk_values (a setter
+// simulator, so the bound is lowered through set_weight_chunk_values (a setter
 // for tests: the same code path on the device and in the simulator, at a
 // size both run): 37 rows of 48 with 16 rows a chunk are chunks of 16, 16, 5.
 // Each shape also runs unchunked (the default bound: one chunk).
 void test_half_gemm(CpuBackend& c, CudaBackend& g, Rand& r) {
   std::printf("half_gemm (16-bit weights, chunked over W's rows)\n");
   const int N = 37, K = 48, rows_per_chunk = 16;
-  const size_t default_bound = g.half_chunk_values();
+  const size_t default_bound = g.weight_chunk_values();
   for (bool bf16 : {true, false}) {
     Dev dev(g);
     const std::vector<uint16_t> w = random_half(static_cast<size_t>(N) * K, bf16, r);
@@ -612,7 +621,7 @@ void test_half_gemm(CpuBackend& c, CudaBackend& g, Rand& r) {
     ps::HalfWeight dw = host;
     dw.data = dev.put(w);
     for (size_t bound : {default_bound, static_cast<size_t>(rows_per_chunk) * K}) {
-      g.set_half_chunk_values(bound);
+      g.set_weight_chunk_values(bound);
       const std::string tag = std::string(bf16 ? " bf16" : " f16") +
                               (bound == default_bound ? " [1 chunk]" : " [3 chunks]");
       for (int M : {1, 40}) {
@@ -631,11 +640,11 @@ void test_half_gemm(CpuBackend& c, CudaBackend& g, Rand& r) {
             // Chunking W's rows splits Y's columns, not any column's dot
             // product: the own kernels give each column the same bits either
             // way (on a device cuBLASLt may pick another algorithm per shape).
-            g.set_half_chunk_values(default_bound);
+            g.set_weight_chunk_values(default_bound);
             float* gY1 = dev.put(Y0);
             g.half_gemm_nt(M, gX, K, dw, 0.9f, beta, gY1, N);
             compare_bits("half_gemm_nt chunked == whole" + name, got, dev.get(gY1, Y.size()));
-            g.set_half_chunk_values(bound);
+            g.set_weight_chunk_values(bound);
           }
           const std::vector<float> dY = random_vec(static_cast<size_t>(M) * N, r);
           const std::vector<float> dX0 = random_vec(static_cast<size_t>(M) * K, r);
@@ -647,14 +656,14 @@ void test_half_gemm(CpuBackend& c, CudaBackend& g, Rand& r) {
         }
       }
     }
-    g.set_half_chunk_values(default_bound);
+    g.set_weight_chunk_values(default_bound);
     // The argument checks run before any chunk.
     float* gY = dev.put(std::vector<float>(N));
     float* gX = dev.put(std::vector<float>(K));
     CHECK(throws_error([&] { g.half_gemm_nt(1, gX, K, dw, 1.0f, 0.5f, gY, N); }, "half_gemm_nt"));
     CHECK(throws_error([&] { g.half_gemm_nn(1, gY, N - 1, dw, 1.0f, 0.0f, gX, K); }, "half_gemm_nn"));
   }
-  CHECK(throws_error([&] { g.set_half_chunk_values(0); }, "set_half_chunk_values"));
+  CHECK(throws_error([&] { g.set_weight_chunk_values(0); }, "set_weight_chunk_values"));
 }
 
 

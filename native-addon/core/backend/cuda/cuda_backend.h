@@ -157,6 +157,14 @@ class CudaBackend final : public Backend {
                 float grad_scale) override;
   double sum_squares(const float* x, size_t n) override;
 
+  // The NF4 and 16-bit GEMMs widen their weight into the Nf4Weight scratch
+  // slot a chunk of rows at a time, at most weight_chunk_values() values
+  // (kWeightChunkValues unless a test lowers it to reach several chunks at
+  // small sizes): a 14336 x 4096 weight would be 224 MiB widened whole.
+  static constexpr size_t kWeightChunkValues = size_t(4) << 20;  // 16 MiB fp32
+  size_t weight_chunk_values() const { return weight_chunk_values_; }
+  void set_weight_chunk_values(size_t values);  // tests only (>= 1)
+
   // The Nf4Weight's pointers (codes, absmax or absmax_codes / absmax_map /
   // nested_absmax) must be device memory of this backend, like every other
   // op argument.
@@ -167,12 +175,7 @@ class CudaBackend final : public Backend {
                    float* dX, int lddx) override;
 
   // 16-bit frozen weights (half_gemm.cu): W.data must be device memory of
-  // this backend; widened into the NF4 scratch slot a chunk of rows at a
-  // time, at most half_chunk_values() values (kHalfChunkValues unless a test
-  // lowers it to reach several chunks at small sizes).
-  static constexpr size_t kHalfChunkValues = size_t(4) << 20;  // 16 MiB fp32
-  size_t half_chunk_values() const { return half_chunk_values_; }
-  void set_half_chunk_values(size_t values);  // tests only (>= 1)
+  // this backend.
   void half_gemm_nt(int M, const float* X, int ldx, const HalfWeight& W, float alpha, float beta,
                     float* Y, int ldy) override;
   void half_gemm_nn(int M, const float* dY, int lddy, const HalfWeight& W, float alpha, float beta,
@@ -196,7 +199,8 @@ class CudaBackend final : public Backend {
   void* scratch(Scratch slot, size_t bytes);
   // half_gemm.cu: rows of W a chunk holds, and W's rows [row0, row0 + rows)
   // widened into the Nf4Weight slot.
-  int half_chunk_rows(const HalfWeight& W) const;
+  // Rows of a [rows, cols] weight per widened chunk (at least 1).
+  int weight_chunk_rows(int rows, int cols) const;
   float* widened_half_rows(const HalfWeight& W, int row0, int rows);
   void check_status();  // throws on a bad index recorded by a kernel
 
@@ -227,7 +231,7 @@ class CudaBackend final : public Backend {
   void* scratch_[static_cast<int>(Scratch::kCount)] = {};
   size_t scratch_bytes_[static_cast<int>(Scratch::kCount)] = {};
   GemmPrecision precision_ = GemmPrecision::Fp32;
-  size_t half_chunk_values_ = kHalfChunkValues;
+  size_t weight_chunk_values_ = kWeightChunkValues;
   mutable std::shared_ptr<LtState> lt_;  // settled by the constructor
 };
 

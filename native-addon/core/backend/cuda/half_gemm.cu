@@ -4,7 +4,7 @@
 // of rows at a time, into a reused fp32 scratch buffer (half_to_float, the
 // conversion of model/half.h) and runs this backend's own fp32 GEMM on each
 // chunk. The scratch is the slot the NF4 GEMMs dequantize into, and a chunk
-// holds at most half_chunk_values() values (16 MiB fp32 by default): a
+// holds at most weight_chunk_values() values (16 MiB fp32 by default): a
 // 128256 x 2048 lm_head would be 1 GiB widened whole.
 //
 // Chunking over W's rows (the N of the forward product):
@@ -22,22 +22,11 @@
 
 namespace ps {
 
-int CudaBackend::half_chunk_rows(const HalfWeight& W) const {
-  const size_t rows = half_chunk_values_ / static_cast<size_t>(W.cols);  // cols > 0 here
-  if (rows < 1) return 1;  // one row wider than the bound: a chunk is one row
-  return rows < static_cast<size_t>(W.rows) ? static_cast<int>(rows) : W.rows;
-}
-
 float* CudaBackend::widened_half_rows(const HalfWeight& W, int row0, int rows) {
   const size_t n = static_cast<size_t>(rows) * W.cols;
   float* w = static_cast<float*>(scratch(Scratch::Nf4Weight, n * sizeof(float)));
   half_to_float(W.data + static_cast<size_t>(row0) * W.cols, W.bf16, w, n);
   return w;
-}
-
-void CudaBackend::set_half_chunk_values(size_t values) {
-  if (values < 1) throw Error("CudaBackend::set_half_chunk_values: the bound must be at least 1 value");
-  half_chunk_values_ = values;
 }
 
 void CudaBackend::half_gemm_nt(int M, const float* X, int ldx, const HalfWeight& W, float alpha, float beta, float* Y,
@@ -48,7 +37,7 @@ void CudaBackend::half_gemm_nt(int M, const float* X, int ldx, const HalfWeight&
     gemm_nt(M, W.rows, W.cols, alpha, X, ldx, nullptr, W.cols > 0 ? W.cols : 1, beta, Y, ldy);
     return;
   }
-  const int chunk = half_chunk_rows(W);
+  const int chunk = weight_chunk_rows(W.rows, W.cols);
   for (int n0 = 0; n0 < W.rows; n0 += chunk) {
     const int n = W.rows - n0 < chunk ? W.rows - n0 : chunk;
     gemm_nt(M, n, W.cols, alpha, X, ldx, widened_half_rows(W, n0, n), W.cols, beta, Y + n0, ldy);
@@ -63,7 +52,7 @@ void CudaBackend::half_gemm_nn(int M, const float* dY, int lddy, const HalfWeigh
     gemm_nn(M, W.cols, W.rows, alpha, dY, lddy, nullptr, W.cols, beta, dX, lddx);
     return;
   }
-  const int chunk = half_chunk_rows(W);
+  const int chunk = weight_chunk_rows(W.rows, W.cols);
   for (int n0 = 0; n0 < W.rows; n0 += chunk) {
     const int n = W.rows - n0 < chunk ? W.rows - n0 : chunk;
     gemm_nn(M, W.cols, n, alpha, dY + n0, lddy, widened_half_rows(W, n0, n), W.cols, n0 == 0 ? beta : 1.0f, dX,

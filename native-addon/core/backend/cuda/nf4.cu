@@ -7,9 +7,10 @@
 // fused multiply-add changes the bits). The dequantized values equal the
 // CPU's bit for bit.
 //
-// nf4_gemm_nt / nf4_gemm_nn: correctness first, the weight is dequantized
-// whole into a reused scratch buffer and multiplied by the fp32 GEMM. The
-// fused 4-bit GEMV for generation and a bf16 tile path come later.
+// nf4_gemm_nt / nf4_gemm_nn: correctness first, the weight is dequantized a
+// chunk of rows at a time (at most 16 MiB of fp32) into a reused scratch
+// buffer and multiplied by the backend's GEMM. The fused 4-bit GEMV for
+// generation and dequantizing tiles in shared memory come later.
 #include <string>
 
 #include "cuda_backend.h"
@@ -34,8 +35,10 @@ struct Nf4Args {
   bool double_quant;
 };
 
-__global__ void nf4_dequantize_kernel(Nf4Args W, size_t n, float* w) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+// w[j] = the dequantized value of element first + j of W, j < n.
+__global__ void nf4_dequantize_kernel(Nf4Args W, size_t first, size_t n, float* w) {
+  for (size_t j = blockIdx.x * size_t(blockDim.x) + threadIdx.x; j < n; j += size_t(gridDim.x) * blockDim.x) {
+    const size_t i = first + j;
     const uint8_t byte = W.codes[i >> 1];
     const int c = (i & 1) ? (byte & 0x0F) : (byte >> 4);
     const size_t b = i / static_cast<size_t>(W.blocksize);
@@ -46,7 +49,7 @@ __global__ void nf4_dequantize_kernel(Nf4Args W, size_t n, float* w) {
     } else {
       s = W.absmax[b];
     }
-    w[i] = __fmul_rn(kNf4Table[c], s);
+    w[j] = __fmul_rn(kNf4Table[c], s);
   }
 }
 
@@ -64,9 +67,11 @@ Nf4Args args_of(const Nf4Weight& W) {
   return a;
 }
 
-void dequantize_into(const Nf4Weight& W, float* w) {
-  const size_t n = static_cast<size_t>(W.numel());
-  PS_LAUNCH(nf4_dequantize_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)(args_of(W), n, w);
+// Rows [row0, row0 + rows) of W dequantized into w.
+void dequantize_rows(const Nf4Weight& W, int64_t row0, int64_t rows, float* w) {
+  const size_t n = static_cast<size_t>(rows * W.cols);
+  PS_LAUNCH(nf4_dequantize_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)
+  (args_of(W), static_cast<size_t>(row0 * W.cols), n, w);
   cuda::check_launch("nf4_dequantize");
 }
 
@@ -80,33 +85,57 @@ void nf4_upload_code_table() {
 
 void CudaBackend::nf4_dequantize(const Nf4Weight& W, float* w) {
   nf4_check_weight(W, "nf4_dequantize");
-  dequantize_into(W, w);
+  dequantize_rows(W, 0, W.rows, w);
 }
 
+// Like half_gemm.cu, a chunk of W's rows at a time (weight_chunk_rows):
+//   nt: Y[:, n0:n1] = alpha X W[n0:n1]^T + beta Y[:, n0:n1]
+//   nn: dX = alpha dY[:, n0:n1] W[n0:n1] + beta' dX (beta, then 1)
 void CudaBackend::nf4_gemm_nt(int M, const float* X, int ldx, const Nf4Weight& W, float alpha, float beta, float* Y,
                               int ldy) {
   nf4_check_gemm_args("nf4_gemm_nt", M, W, ldx, static_cast<int>(W.cols), ldy, static_cast<int>(W.rows), beta);
-  if (M == 0) return;
   const int N = static_cast<int>(W.rows), K = static_cast<int>(W.cols);
-  float* w = nullptr;
-  if (alpha != 0.0f) {
-    w = static_cast<float*>(scratch(Scratch::Nf4Weight, static_cast<size_t>(W.numel()) * sizeof(float)));
-    dequantize_into(W, w);
+  if (M == 0 || N == 0) return;
+  if (alpha == 0.0f || K == 0) {  // no product: gemm_nt only scales Y
+    gemm_nt(M, N, K, alpha, X, ldx, nullptr, K > 0 ? K : 1, beta, Y, ldy);
+    return;
   }
-  gemm_nt(M, N, K, alpha, X, ldx, w, K, beta, Y, ldy);  // alpha == 0: only zeroes Y (beta 0)
+  const int chunk = weight_chunk_rows(N, K);
+  float* w = static_cast<float*>(scratch(Scratch::Nf4Weight, static_cast<size_t>(chunk) * K * sizeof(float)));
+  for (int n0 = 0; n0 < N; n0 += chunk) {
+    const int n = N - n0 < chunk ? N - n0 : chunk;
+    dequantize_rows(W, n0, n, w);
+    gemm_nt(M, n, K, alpha, X, ldx, w, K, beta, Y + n0, ldy);
+  }
 }
 
 void CudaBackend::nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& W, float alpha, float beta,
                               float* dX, int lddx) {
   nf4_check_gemm_args("nf4_gemm_nn", M, W, lddy, static_cast<int>(W.rows), lddx, static_cast<int>(W.cols), beta);
-  if (M == 0) return;
   const int N = static_cast<int>(W.rows), K = static_cast<int>(W.cols);
-  float* w = nullptr;
-  if (alpha != 0.0f) {
-    w = static_cast<float*>(scratch(Scratch::Nf4Weight, static_cast<size_t>(W.numel()) * sizeof(float)));
-    dequantize_into(W, w);
+  if (M == 0 || K == 0) return;
+  if (alpha == 0.0f || N == 0) {  // no product: gemm_nn only scales dX
+    gemm_nn(M, K, N, alpha, dY, lddy, nullptr, K, beta, dX, lddx);
+    return;
   }
-  gemm_nn(M, K, N, alpha, dY, lddy, w, K, beta, dX, lddx);
+  const int chunk = weight_chunk_rows(N, K);
+  float* w = static_cast<float*>(scratch(Scratch::Nf4Weight, static_cast<size_t>(chunk) * K * sizeof(float)));
+  for (int n0 = 0; n0 < N; n0 += chunk) {
+    const int n = N - n0 < chunk ? N - n0 : chunk;
+    dequantize_rows(W, n0, n, w);
+    gemm_nn(M, K, n, alpha, dY + n0, lddy, w, K, n0 == 0 ? beta : 1.0f, dX, lddx);
+  }
+}
+
+int CudaBackend::weight_chunk_rows(int rows, int cols) const {
+  const size_t per_chunk = cols > 0 ? weight_chunk_values_ / static_cast<size_t>(cols) : static_cast<size_t>(rows);
+  if (per_chunk < 1) return 1;  // one row wider than the bound: a chunk is one row
+  return per_chunk < static_cast<size_t>(rows) ? static_cast<int>(per_chunk) : (rows > 0 ? rows : 1);
+}
+
+void CudaBackend::set_weight_chunk_values(size_t values) {
+  if (values < 1) throw Error("CudaBackend::set_weight_chunk_values: the bound must be at least 1 value");
+  weight_chunk_values_ = values;
 }
 
 }  // namespace ps

@@ -77,12 +77,12 @@ CudaBackend::CudaBackend(int device) {
   cuda::check(cudaSetDevice(device), "cudaSetDevice");
   info_ = cuda_device_info(device);  // free memory as seen from this device
   cuda::check(cudaMalloc(reinterpret_cast<void**>(&status_), 4 * sizeof(int)), "cudaMalloc (status word)");
-  cuda::check(cudaMemset(status_, 0, 4 * sizeof(int)), "cudaMemset (status word)");
-  cuda::nf4_upload_code_table();
-  // The GEMM choice (cuBLASLt or the own kernels) is settled here, once: a
-  // forced but missing cuBLASLt fails now, not at the first product, and
-  // describe() (which may run on another thread during a step) only reads it.
-  try {
+  try {  // a throwing constructor runs no destructor: free the status word here
+    cuda::check(cudaMemset(status_, 0, 4 * sizeof(int)), "cudaMemset (status word)");
+    cuda::nf4_upload_code_table();
+    // The GEMM choice (cuBLASLt or the own kernels) is settled here, once: a
+    // forced but missing cuBLASLt fails now, not at the first product, and
+    // describe() (which may run on another thread during a step) only reads it.
     lt_gemm();
   } catch (...) {
     cudaFree(status_);

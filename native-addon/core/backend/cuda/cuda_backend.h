@@ -197,9 +197,8 @@ class CudaBackend final : public Backend {
   // per slot; a slot's contents live until its next use).
   enum class Scratch { Nf4Weight, Attention, Loss, Reduce, Bf16OperandA, Bf16OperandB, kCount };
   void* scratch(Scratch slot, size_t bytes);
-  // half_gemm.cu: rows of W a chunk holds, and W's rows [row0, row0 + rows)
-  // widened into the Nf4Weight slot.
-  // Rows of a [rows, cols] weight per widened chunk (at least 1).
+  // Rows of a [rows, cols] weight per widened chunk (nf4.cu; at least 1), and
+  // (half_gemm.cu) W's rows [row0, row0 + rows) widened into the Nf4Weight slot.
   int weight_chunk_rows(int rows, int cols) const;
   float* widened_half_rows(const HalfWeight& W, int row0, int rows);
   void check_status();  // throws on a bad index recorded by a kernel

@@ -6,10 +6,11 @@
 // does; the other ops stay fp32.
 //
 // Route: cuBLASLt when it is in use (both operands rounded into bf16
-// scratch copies first, cuBLASLt's bf16 GEMM then reads them), else (or when
-// cuBLASLt has no algorithm for a shape) the own tensor-core kernel of
-// gemm_bf16.cu, which rounds while staging its tiles, no copy. Both give the
-// same bf16 operands; only the fp32 summation order differs.
+// scratch copies of at most 64 MiB each first, cuBLASLt's bf16 GEMM then
+// reads them), else (or when a copy would be larger, or cuBLASLt has no
+// algorithm for a shape) the own tensor-core kernel of gemm_bf16.cu, which
+// rounds while staging its tiles, no copy. Both give the same bf16
+// operands; only the fp32 summation order differs.
 #include <string>
 
 #include "../../quant/bf16_round.h"
@@ -20,6 +21,12 @@
 namespace ps {
 
 namespace {
+
+// The largest bf16 operand copy the cuBLASLt route makes (64 MiB): every
+// activation of a 2048-token step of Llama-3.1-8B (2048 x 14336) fits, and
+// 16-bit weights arrive in 4 Mi-value chunks (half_gemm.cu); an fp32 lm_head
+// or an 8B-sized fp32 linear does not, and goes through the own kernel.
+constexpr size_t kBf16CopyValues = size_t(32) << 20;
 
 // dst[r * dst_ld + c] = bf16(src[r * ld + c]): a row-major [rows, cols]
 // block of an fp32 matrix with row stride ld, into a bf16 copy with row
@@ -60,14 +67,18 @@ const uint16_t* CudaBackend::rounded_to_bf16(Scratch slot, const float* src, int
 
 void CudaBackend::gemm_bf16(const char* op, bool a_trans, bool b_trans, int M, int N, int K, float alpha,
                             const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc) {
-  if (M > 0 && N > 0 && K > 0 && alpha != 0.0f && gemm_uses_cublaslt()) {
-    // Stored shapes: A [K, M] when a_trans else [M, K]; B [N, K] when b_trans
-    // else [K, N]. The copies' rows start on 16-byte boundaries (a multiple
-    // of 8 bf16), the alignment cuBLASLt's fast bf16 kernels want, whatever
-    // the rank or vocabulary size.
-    const int a_rows = a_trans ? K : M, a_cols = a_trans ? M : K;
-    const int b_rows = b_trans ? N : K, b_cols = b_trans ? K : N;
-    const int a_ld = (a_cols + 7) / 8 * 8, b_ld = (b_cols + 7) / 8 * 8;
+  // Stored shapes: A [K, M] when a_trans else [M, K]; B [N, K] when b_trans
+  // else [K, N]. The copies' rows start on 16-byte boundaries (a multiple of
+  // 8 bf16), the alignment cuBLASLt's fast bf16 kernels want, whatever the
+  // rank or vocabulary size. A copy larger than kBf16CopyValues (an fp32
+  // lm_head: 1 GiB of bf16 for Llama-3-8B, kept as scratch) is not made: such
+  // a product takes the own kernel, which rounds on the fly.
+  const int a_rows = a_trans ? K : M, a_cols = a_trans ? M : K;
+  const int b_rows = b_trans ? N : K, b_cols = b_trans ? K : N;
+  const int a_ld = (a_cols + 7) / 8 * 8, b_ld = (b_cols + 7) / 8 * 8;
+  const bool copies_fit = static_cast<size_t>(a_rows) * a_ld <= kBf16CopyValues &&
+                          static_cast<size_t>(b_rows) * b_ld <= kBf16CopyValues;
+  if (M > 0 && N > 0 && K > 0 && alpha != 0.0f && copies_fit && gemm_uses_cublaslt()) {
     const uint16_t* a16 = rounded_to_bf16(Scratch::Bf16OperandA, A, lda, a_rows, a_cols, a_ld);
     const uint16_t* b16 = rounded_to_bf16(Scratch::Bf16OperandB, B, ldb, b_rows, b_cols, b_ld);
     if (try_gemm_bf16_cublaslt(op, a_trans, b_trans, M, N, K, alpha, a16, a_ld, b16, b_ld, beta, C, ldc)) return;

@@ -128,8 +128,11 @@ void CudaBackend::nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight&
 }
 
 int CudaBackend::weight_chunk_rows(int rows, int cols) const {
-  const size_t per_chunk = cols > 0 ? weight_chunk_values_ / static_cast<size_t>(cols) : static_cast<size_t>(rows);
+  size_t per_chunk = cols > 0 ? weight_chunk_values_ / static_cast<size_t>(cols) : static_cast<size_t>(rows);
   if (per_chunk < 1) return 1;  // one row wider than the bound: a chunk is one row
+  // A multiple of 64 rows, so every chunk's slice of the output (Y + n0) or
+  // input (dY + n0) stays 256-byte aligned, as the GEMM kernels like it.
+  if (per_chunk >= 64) per_chunk -= per_chunk % 64;
   return per_chunk < static_cast<size_t>(rows) ? static_cast<int>(per_chunk) : (rows > 0 ? rows : 1);
 }
 

@@ -3,23 +3,19 @@
 #include <string>
 
 #include "error.h"
+#include "weight_gemm_args.h"
 
 namespace ps {
 
 void half_check_gemm_args(const char* op, int M, const HalfWeight& W, int ld_in, int ld_in_min, int ld_out,
                           int ld_out_min, float beta) {
-  auto fail = [&](const std::string& what) {
-    throw Error(std::string(op) + ": " + what + " (M=" + std::to_string(M) + ", W=[" + std::to_string(W.rows) +
-                ", " + std::to_string(W.cols) + "])");
-  };
-  if (W.rows < 0 || W.cols < 0) fail("negative weight shape");
-  if (W.numel() > 0 && !W.data) fail("the 16-bit weight has no data");
-  if (M < 0) fail("negative M");
-  if (beta != 0.0f && beta != 1.0f) fail("beta must be 0 or 1, got " + std::to_string(beta));
-  if (M > 0 && ld_in < ld_in_min)
-    fail("input row stride " + std::to_string(ld_in) + " is below " + std::to_string(ld_in_min));
-  if (M > 0 && ld_out < ld_out_min)
-    fail("output row stride " + std::to_string(ld_out) + " is below " + std::to_string(ld_out_min));
+  const char* bad = W.rows < 0 || W.cols < 0            ? "negative weight shape"
+                    : W.numel() > 0 && W.data == nullptr ? "the 16-bit weight has no data"
+                                                         : nullptr;
+  if (bad)
+    throw Error(std::string(op) + ": " + bad + " (M=" + std::to_string(M) + ", W=[" + std::to_string(W.rows) + ", " +
+                std::to_string(W.cols) + "])");
+  check_weight_gemm_args(op, M, W.rows, W.cols, ld_in, ld_in_min, ld_out, ld_out_min, beta);
 }
 
 }  // namespace ps

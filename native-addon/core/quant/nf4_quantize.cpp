@@ -9,6 +9,7 @@
 #include <string>
 
 #include "error.h"
+#include "weight_gemm_args.h"
 #include "quant/nf4_tables.h"
 #include "threadpool.h"
 
@@ -256,16 +257,7 @@ void nf4_dequantize_reference(const Nf4Weight& W, float* w) {
 void nf4_check_gemm_args(const char* op, int M, const Nf4Weight& W, int ld_in, int ld_in_min, int ld_out,
                          int ld_out_min, float beta) {
   nf4_check_weight(W, op);
-  auto fail = [&](const std::string& what) {
-    throw Error(std::string(op) + ": " + what + " (M=" + std::to_string(M) + ", W=[" +
-                std::to_string(W.rows) + ", " + std::to_string(W.cols) + "])");
-  };
-  if (M < 0) fail("negative M");
-  if (beta != 0.0f && beta != 1.0f) fail("beta must be 0 or 1, got " + std::to_string(beta));
-  if (M > 0 && ld_in < ld_in_min)
-    fail("input row stride " + std::to_string(ld_in) + " is below " + std::to_string(ld_in_min));
-  if (M > 0 && ld_out < ld_out_min)
-    fail("output row stride " + std::to_string(ld_out) + " is below " + std::to_string(ld_out_min));
+  check_weight_gemm_args(op, M, W.rows, W.cols, ld_in, ld_in_min, ld_out, ld_out_min, beta);
 }
 
 }  // namespace ps

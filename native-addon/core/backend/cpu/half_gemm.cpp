@@ -14,8 +14,8 @@
 // Each micro-kernel call sums its k-block in a fixed order and applies alpha
 // and beta as the fp32 driver does, so every output element is produced by
 // the same operations whatever the blocking of the output or the threads.
-// (The layout of the work is nf4_gemm.cpp's fused GEMM: tasks own column
-// blocks, op(A) is packed once per block of at most kMbMax rows.)
+// (The driver is weight_gemm_driver.h, shared with the NF4 GEMM: tasks own
+// column blocks, op(A) is packed once per block of at most kMbMax rows.)
 //
 // The shapes the fp32 GEMM hands to its GEMV kernels take the same kernels:
 //   nt, M == 1 (generation): dot_rows on rows of W: the AVX2 and AVX-512
@@ -36,6 +36,7 @@
 #include "gemm_kernels.h"
 #include "half_kernels.h"
 #include "model/half.h"
+#include "weight_gemm_driver.h"
 #include "workspace.h"
 
 namespace ps {
@@ -62,132 +63,24 @@ bool f16c_supported() {
 namespace {
 
 using gemm::KernelSet;
+using weightgemm::ceil_div;
+using weightgemm::fused_gemm;
+using weightgemm::Layout;
+using weightgemm::zero_or_keep;
 
-constexpr int kMbMax = 528;  // rows per block, as the fp32 GEMM's blocks (gemm.cpp)
-constexpr int kNbMax = 512;  // output columns per task, as the fp32 GEMM's blocks
-// The fp32 driver's thresholds (gemm.cpp): below them one thread is faster.
-constexpr double kParallelMinFmas = 1 << 20;
+// The weight GEMM driver's converter (weight_gemm_driver.h): a run of W widened.
+auto widen_run(halfk::WidenFn widen, const HalfWeight& W) {
+  return [widen, &W](int64_t first, int len, float* dst) { widen(W.data + first, (size_t)len, dst); };
+}
+
+// The fp32 driver's GEMV threshold (gemm.cpp): below it one thread is faster.
 constexpr double kGemvParallelMinFmas = 1 << 19;
 constexpr int kGemvRows = 4;     // rows of W widened at once by the portable GEMV
 constexpr int kStripCols = 64;   // columns of W widened at once by the nn GEMV
 
 // Per-thread buffers, reused across calls (workspace.h).
-thread_local Workspace t_packed_b("the 16-bit GEMM workspace");  // one task's packed op(B) slice + the nt staging tile
-thread_local Workspace t_packed_a("the 16-bit GEMM workspace");  // the caller's packed op(A), shared by all tasks
 thread_local Workspace t_rows("the 16-bit GEMM workspace");      // GEMV: a few widened rows / one strip
 thread_local Workspace t_whole("the 16-bit GEMM workspace");     // degenerate shapes: the widened weight
-
-int ceil_div(int x, int m) { return (x + m - 1) / m; }
-int round_up(int x, int m) { return ceil_div(x, m) * m; }
-int k_block(int K, int kc_max) {  // gemm.cpp's: the summation order depends on K and the kernel set only
-  const int blocks = ceil_div(K, kc_max);
-  return round_up(ceil_div(K, blocks), 8);
-}
-
-void zero_or_keep(int M, int N, float beta, float* C, int ldc) {
-  if (beta != 0.0f) return;
-  for (int i = 0; i < M; ++i) std::fill(C + (size_t)i * ldc, C + (size_t)i * ldc + N, 0.0f);
-}
-
-enum class HalfLayout { NT, NN };
-
-// Packs op(B) rows [k0, k0+kc) x columns [n0, n0+cols) of W into ks.nr-wide
-// panels (panel[p * nr + j], zero columns past `cols`), as ks.pack_b would
-// pack the widened weight.
-void pack_b_half(const KernelSet& ks, halfk::WidenFn widen, HalfLayout layout, const HalfWeight& W, int k0, int kc,
-                 int n0, int cols, float* dst, float* stage) {
-  const int nr = ks.nr;
-  const size_t ldw = (size_t)W.cols;
-  for (int j0 = 0; j0 < cols; j0 += nr, dst += (size_t)nr * kc) {
-    const int w = std::min(nr, cols - j0);
-    if (layout == HalfLayout::NN) {
-      for (int p = 0; p < kc; ++p) {
-        float* d = dst + (size_t)p * nr;
-        widen(W.data + (size_t)(k0 + p) * ldw + n0 + j0, (size_t)w, d);
-        for (int j = w; j < nr; ++j) d[j] = 0.0f;
-      }
-    } else {
-      for (int j = 0; j < w; ++j) widen(W.data + (size_t)(n0 + j0 + j) * ldw + k0, (size_t)kc, stage + (size_t)j * kc);
-      ks.pack_b(stage, 1, kc, kc, w, dst);
-    }
-  }
-}
-
-// C[M, Nout] (beta) += alpha * A[M, Kred] . op(B); op(B) from W as `layout` says.
-void fused_block(const KernelSet& ks, ThreadPool& pool, halfk::WidenFn widen, HalfLayout layout, int M,
-                const float* A, int lda, const HalfWeight& W, float alpha, float beta, float* C, int ldc) {
-  const int Nout = layout == HalfLayout::NT ? W.rows : W.cols;
-  const int Kred = layout == HalfLayout::NT ? W.cols : W.rows;
-  const bool parallel = pool.size() > 1 && (double)M * Nout * Kred >= kParallelMinFmas;
-  const int threads = parallel ? pool.size() : 1;
-  const int kstep = k_block(Kred, ks.kc_max);
-  const int kblocks = ceil_div(Kred, kstep);
-  const int mpad = round_up(M, ks.mr);
-
-  // op(A) packed once: region u = k-block u, all rows.
-  const size_t a_region = ((size_t)mpad * kstep + gemm::kPackSlack + 15) / 16 * 16;
-  float* pa_all = t_packed_a.get(a_region * kblocks);
-  auto pack_a_unit = [&](size_t u) {
-    const int k0 = (int)u * kstep;
-    ks.pack_a(A + k0, lda, 1, M, std::min(kstep, Kred - k0), pa_all + a_region * u);
-  };
-
-  // Column blocks: nr panels dealt evenly, at most kNbMax wide, at least two
-  // per thread when there are enough panels.
-  const int panels = ceil_div(Nout, ks.nr);
-  int ntiles = ceil_div(panels, std::max(1, kNbMax / ks.nr));
-  if (threads > 1) ntiles = std::max(ntiles, std::min(panels, 2 * threads));
-  const int max_cols = ceil_div(panels, ntiles) * ks.nr;
-  const size_t b_floats = ((size_t)max_cols * kstep + gemm::kPackSlack + 15) / 16 * 16;
-  const size_t stage_floats = (size_t)ks.nr * kstep + gemm::kPackSlack;
-
-  auto task = [&](size_t t, int) {
-    const int n0 = (int)((long long)t * panels / ntiles) * ks.nr;
-    const int n1 = std::min(Nout, (int)((long long)(t + 1) * panels / ntiles) * ks.nr);
-    const int cols = n1 - n0;
-    float* pb = t_packed_b.get(b_floats + stage_floats);
-    float* stage = pb + b_floats;
-    for (int kb = 0; kb < kblocks; ++kb) {
-      const int k0 = kb * kstep, kc = std::min(kstep, Kred - k0);
-      pack_b_half(ks, widen, layout, W, k0, kc, n0, cols, pb, stage);
-      const float* pa = pa_all + a_region * kb;
-      const bool accumulate = kb > 0 || beta != 0.0f;
-      for (int j = 0; j < cols; j += ks.nr) {
-        const float* bp = pb + (size_t)j * kc;
-        const int w = std::min(ks.nr, cols - j);
-        float* cj = C + n0 + j;
-        if (ks.micro_narrow && 2 * w <= ks.nr) {
-          for (int i = 0; i < M; i += 2 * ks.mr)
-            ks.micro_narrow(kc, pa + (size_t)i * kc, bp, alpha, accumulate, cj + (size_t)i * ldc, ldc,
-                            std::min(2 * ks.mr, M - i), w);
-        } else {
-          for (int i = 0; i < M; i += ks.mr)
-            ks.micro(kc, pa + (size_t)i * kc, bp, alpha, accumulate, cj + (size_t)i * ldc, ldc,
-                     std::min(ks.mr, M - i), w);
-        }
-      }
-    }
-  };
-  if (parallel) {
-    pool.run_tasks((size_t)kblocks, [&](size_t u, int) { pack_a_unit(u); });
-    pool.run_tasks((size_t)ntiles, task);
-  } else {
-    for (int u = 0; u < kblocks; ++u) pack_a_unit(u);
-    for (int t = 0; t < ntiles; ++t) task(t, 0);
-  }
-}
-
-// fused_block over row blocks of at most kMbMax rows (whole micro-panels), so
-// the packed op(A) of a call stays bounded as in the fp32 GEMM (a 2048-token
-// batch against a 14336-wide weight would otherwise pack 117 MiB at once).
-// Each output row's operations do not depend on the block it falls in.
-void fused_gemm(const KernelSet& ks, ThreadPool& pool, halfk::WidenFn widen, HalfLayout layout, int M,
-                const float* A, int lda, const HalfWeight& W, float alpha, float beta, float* C, int ldc) {
-  const int rows = std::max(1, kMbMax / ks.mr) * ks.mr;
-  for (int m0 = 0; m0 < M; m0 += rows)
-    fused_block(ks, pool, widen, layout, std::min(rows, M - m0), A + (size_t)m0 * lda, lda, W, alpha, beta,
-                C + (size_t)m0 * ldc, ldc);
-}
 
 // fn(begin, end) over [0, n) split over the pool when the GEMV is large enough.
 template <typename Fn>
@@ -240,11 +133,11 @@ void gemv_nn(const KernelSet& ks, ThreadPool& pool, halfk::WidenFn widen, const 
 }
 
 // The whole weight widened, then the fp32 GEMM with the caller's arguments.
-void via_fp32(const KernelSet& ks, ThreadPool& pool, halfk::WidenFn widen, HalfLayout layout, int M,
+void via_fp32(const KernelSet& ks, ThreadPool& pool, halfk::WidenFn widen, Layout layout, int M,
               const float* A, int lda, const HalfWeight& W, float alpha, float beta, float* C, int ldc) {
   float* w = t_whole.get((size_t)W.numel() + 1);
   widen(W.data, (size_t)W.numel(), w);
-  if (layout == HalfLayout::NT)
+  if (layout == Layout::NT)
     gemm::gemm(ks, pool, gemm::Layout::NT, M, W.rows, W.cols, alpha, A, lda, w, W.cols, beta, C, ldc);
   else
     gemm::gemm(ks, pool, gemm::Layout::NN, M, W.cols, W.rows, alpha, A, lda, w, W.cols, beta, C, ldc);
@@ -301,9 +194,9 @@ void half_gemm_nt(const gemm::KernelSet& ks, ThreadPool& pool, Isa isa, int M, c
   if (M == 0 || W.rows == 0) return;
   if (W.cols == 0 || alpha == 0.0f) return zero_or_keep(M, W.rows, beta, Y, ldy);
   const WidenFn widen = widen_for(isa, W.bf16);
-  if (W.rows == 1 || W.cols == 1) return via_fp32(ks, pool, widen, HalfLayout::NT, M, X, ldx, W, alpha, beta, Y, ldy);
+  if (W.rows == 1 || W.cols == 1) return via_fp32(ks, pool, widen, Layout::NT, M, X, ldx, W, alpha, beta, Y, ldy);
   if (M == 1) return gemv_nt(ks, pool, isa, widen, X, W, alpha, beta != 0.0f, Y);
-  fused_gemm(ks, pool, widen, HalfLayout::NT, M, X, ldx, W, alpha, beta, Y, ldy);
+  fused_gemm(ks, pool, widen_run(widen, W), Layout::NT, W.rows, W.cols, M, X, ldx, alpha, beta, Y, ldy);
 }
 
 void half_gemm_nn(const gemm::KernelSet& ks, ThreadPool& pool, Isa isa, int M, const float* dY, int lddy,
@@ -312,9 +205,9 @@ void half_gemm_nn(const gemm::KernelSet& ks, ThreadPool& pool, Isa isa, int M, c
   if (M == 0 || W.cols == 0) return;
   if (W.rows == 0 || alpha == 0.0f) return zero_or_keep(M, W.cols, beta, dX, lddx);
   const WidenFn widen = widen_for(isa, W.bf16);
-  if (W.cols == 1) return via_fp32(ks, pool, widen, HalfLayout::NN, M, dY, lddy, W, alpha, beta, dX, lddx);
+  if (W.cols == 1) return via_fp32(ks, pool, widen, Layout::NN, M, dY, lddy, W, alpha, beta, dX, lddx);
   if (M == 1) return gemv_nn(ks, pool, widen, dY, W, alpha, beta != 0.0f, dX);
-  fused_gemm(ks, pool, widen, HalfLayout::NN, M, dY, lddy, W, alpha, beta, dX, lddx);
+  fused_gemm(ks, pool, widen_run(widen, W), Layout::NN, W.rows, W.cols, M, dY, lddy, alpha, beta, dX, lddx);
 }
 
 }  // namespace halfk

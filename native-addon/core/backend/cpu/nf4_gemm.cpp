@@ -11,7 +11,8 @@
 //       [nr x kc] tile (L1/L2) and transposed by the kernel set's pack_b.
 // Each task owns a block of output columns and, per k-block, packs its slice
 // of op(B) once and reuses it for every row of X (op(A) is packed once per
-// call, up front). The k-blocks depend on K and the kernel set only, so every
+// block of at most kMbMax rows): the driver is weight_gemm_driver.h, shared
+// with the 16-bit GEMM, this file gives it the dequantizer. The k-blocks depend on K and the kernel set only, so every
 // output element is summed in the same order whatever the thread count:
 // results are bit-identical across thread counts (and equal to
 // dequantize-then-gemm up to that summation order).
@@ -40,6 +41,7 @@
 #include "nf4_kernels.h"
 #include "quant/nf4_quantize.h"
 #include "quant/nf4_tables.h"
+#include "weight_gemm_driver.h"
 #include "workspace.h"
 
 namespace ps {
@@ -59,24 +61,17 @@ void dequant_run_portable(const Nf4Weight& W, int64_t i0, int64_t len, float* ou
 namespace {
 
 using gemm::KernelSet;
+using weightgemm::Layout;
+using weightgemm::ceil_div;
+using weightgemm::fused_gemm;
+using weightgemm::zero_or_keep;
 
-constexpr int kNbMax = 512;  // output columns per task, as the fp32 GEMM's blocks
-constexpr double kParallelMinFmas = 1 << 20;
 constexpr double kGemvParallelMinFmas = 1 << 18;
 
 // Per-thread buffers, reused across calls (workspace.h).
-thread_local Workspace t_packed_b("the NF4 GEMM workspace");  // one task's packed op(B) slice + the nt staging tile
-thread_local Workspace t_packed_a("the NF4 GEMM workspace");  // the caller's packed op(A), shared by all tasks
 thread_local Workspace t_row("the NF4 GEMM workspace");       // GEMV: one dequantized row
 thread_local Workspace t_xpair("the NF4 GEMM workspace");     // GEMV: the caller's paired inputs, read by all threads
 thread_local Workspace t_scales("the NF4 GEMM workspace");    // GEMV: one group's block scales
-
-int ceil_div(int x, int m) { return (x + m - 1) / m; }
-int round_up(int x, int m) { return ceil_div(x, m) * m; }
-int k_block(int K, int kc_max) {
-  const int blocks = ceil_div(K, kc_max);
-  return round_up(ceil_div(K, blocks), 8);
-}
 
 nf4k::DequantRunFn dequant_for(const CpuBackend& be) {
 #if defined(PS_HAVE_AVX2_KERNELS)
@@ -86,97 +81,10 @@ nf4k::DequantRunFn dequant_for(const CpuBackend& be) {
   return nf4k::dequant_run_portable;
 }
 
-void zero_or_keep(int M, int N, float beta, float* C, int ldc) {
-  if (beta != 0.0f) return;
-  for (int i = 0; i < M; ++i) std::fill(C + (size_t)i * ldc, C + (size_t)i * ldc + N, 0.0f);
-}
-
-enum class Nf4Layout { NT, NN };
-
-// Packs op(B) rows [k0, k0+kc) x columns [n0, n0+cols) of the 4-bit W into
-// ks.nr-wide panels (panel[p * nr + j], zero columns past `cols`).
-void pack_b_nf4(const KernelSet& ks, nf4k::DequantRunFn dq, Nf4Layout layout, const Nf4Weight& W,
-                int k0, int kc, int n0, int cols, float* dst, float* stage) {
-  const int nr = ks.nr;
-  const int64_t ldw = W.cols;
-  for (int j0 = 0; j0 < cols; j0 += nr, dst += (size_t)nr * kc) {
-    const int w = std::min(nr, cols - j0);
-    if (layout == Nf4Layout::NN) {
-      for (int p = 0; p < kc; ++p) {
-        float* d = dst + (size_t)p * nr;
-        dq(W, (int64_t)(k0 + p) * ldw + n0 + j0, w, d);
-        for (int j = w; j < nr; ++j) d[j] = 0.0f;
-      }
-    } else {
-      for (int j = 0; j < w; ++j) dq(W, (int64_t)(n0 + j0 + j) * ldw + k0, kc, stage + (size_t)j * kc);
-      ks.pack_b(stage, 1, kc, kc, w, dst);
-    }
-  }
-}
-
-// C[M, Nout] (beta) += alpha * A[M, Kred] . op(B); op(B) from W as `layout` says.
-void fused_gemm(const KernelSet& ks, ThreadPool& pool, nf4k::DequantRunFn dq, Nf4Layout layout,
-                int M, const float* A, int lda, const Nf4Weight& W, float alpha, float beta,
-                float* C, int ldc) {
-  const int Nout = (int)(layout == Nf4Layout::NT ? W.rows : W.cols);
-  const int Kred = (int)(layout == Nf4Layout::NT ? W.cols : W.rows);
-  const bool parallel = pool.size() > 1 && (double)M * Nout * Kred >= kParallelMinFmas;
-  const int threads = parallel ? pool.size() : 1;
-  const int kstep = k_block(Kred, ks.kc_max);
-  const int kblocks = ceil_div(Kred, kstep);
-  const int mpad = round_up(M, ks.mr);
-
-  // op(A) packed once: region u = k-block u, all rows.
-  const size_t a_region = ((size_t)mpad * kstep + gemm::kPackSlack + 15) / 16 * 16;
-  float* pa_all = t_packed_a.get(a_region * kblocks);
-  auto pack_a_unit = [&](size_t u) {
-    const int k0 = (int)u * kstep;
-    ks.pack_a(A + k0, lda, 1, M, std::min(kstep, Kred - k0), pa_all + a_region * u);
-  };
-
-  // Column blocks: nr panels dealt evenly, at most kNbMax wide, at least two
-  // per thread when there are enough panels.
-  const int panels = ceil_div(Nout, ks.nr);
-  int ntiles = ceil_div(panels, std::max(1, kNbMax / ks.nr));
-  if (threads > 1) ntiles = std::max(ntiles, std::min(panels, 2 * threads));
-  const int max_cols = ceil_div(panels, ntiles) * ks.nr;
-  const size_t b_floats = ((size_t)max_cols * kstep + gemm::kPackSlack + 15) / 16 * 16;
-  const size_t stage_floats = (size_t)ks.nr * kstep + gemm::kPackSlack;
-
-  auto task = [&](size_t t, int) {
-    const int n0 = (int)((long long)t * panels / ntiles) * ks.nr;
-    const int n1 = std::min(Nout, (int)((long long)(t + 1) * panels / ntiles) * ks.nr);
-    const int cols = n1 - n0;
-    float* pb = t_packed_b.get(b_floats + stage_floats);
-    float* stage = pb + b_floats;
-    for (int kb = 0; kb < kblocks; ++kb) {
-      const int k0 = kb * kstep, kc = std::min(kstep, Kred - k0);
-      pack_b_nf4(ks, dq, layout, W, k0, kc, n0, cols, pb, stage);
-      const float* pa = pa_all + a_region * kb;
-      const bool accumulate = kb > 0 || beta != 0.0f;
-      for (int j = 0; j < cols; j += ks.nr) {
-        const float* bp = pb + (size_t)j * kc;
-        const int w = std::min(ks.nr, cols - j);
-        float* cj = C + n0 + j;
-        if (ks.micro_narrow && 2 * w <= ks.nr) {
-          for (int i = 0; i < M; i += 2 * ks.mr)
-            ks.micro_narrow(kc, pa + (size_t)i * kc, bp, alpha, accumulate, cj + (size_t)i * ldc,
-                            ldc, std::min(2 * ks.mr, M - i), w);
-        } else {
-          for (int i = 0; i < M; i += ks.mr)
-            ks.micro(kc, pa + (size_t)i * kc, bp, alpha, accumulate, cj + (size_t)i * ldc, ldc,
-                     std::min(ks.mr, M - i), w);
-        }
-      }
-    }
-  };
-  if (parallel) {
-    pool.run_tasks((size_t)kblocks, [&](size_t u, int) { pack_a_unit(u); });
-    pool.run_tasks((size_t)ntiles, task);
-  } else {
-    for (int u = 0; u < kblocks; ++u) pack_a_unit(u);
-    for (int t = 0; t < ntiles; ++t) task(t, 0);
-  }
+// The weight GEMM driver's converter (weight_gemm_driver.h): a run of W dequantized.
+auto dequant_run(const CpuBackend& be, const Nf4Weight& W) {
+  const nf4k::DequantRunFn dq = dequant_for(be);
+  return [dq, &W](int64_t first, int len, float* dst) { dq(W, first, len, dst); };
 }
 
 // nt with few rows, per row of W: dequantize it into L1, then the kernel
@@ -336,7 +244,8 @@ void CpuBackend::nf4_gemm_nt(int M, const float* X, int ldx, const Nf4Weight& W,
   if (alpha == 0.0f) return zero_or_keep(M, (int)W.rows, beta, Y, ldy);
   if (M <= nf4k::kGemvMaxRows)
     return nf4k::gemv_nt(nf4k::gemv_isa_for(*this), pool(), M, X, ldx, W, alpha, beta, Y, ldy);
-  fused_gemm(gemm::kernels_for(*this), pool(), dequant_for(*this), Nf4Layout::NT, M, X, ldx, W, alpha, beta, Y, ldy);
+  fused_gemm(gemm::kernels_for(*this), pool(), dequant_run(*this, W), Layout::NT, W.rows, W.cols, M, X, ldx, alpha,
+             beta, Y, ldy);
 }
 
 void CpuBackend::nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& W, float alpha,
@@ -344,7 +253,7 @@ void CpuBackend::nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& 
   nf4_check_gemm_args("nf4_gemm_nn", M, W, lddy, (int)W.rows, lddx, (int)W.cols, beta);
   if (M == 0) return;
   if (alpha == 0.0f) return zero_or_keep(M, (int)W.cols, beta, dX, lddx);
-  fused_gemm(gemm::kernels_for(*this), pool(), dequant_for(*this), Nf4Layout::NN, M, dY, lddy, W,
+  fused_gemm(gemm::kernels_for(*this), pool(), dequant_run(*this, W), Layout::NN, W.rows, W.cols, M, dY, lddy,
              alpha, beta, dX, lddx);
 }
 

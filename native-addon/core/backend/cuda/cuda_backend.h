@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -197,10 +198,13 @@ class CudaBackend final : public Backend {
   // per slot; a slot's contents live until its next use).
   enum class Scratch { Nf4Weight, Attention, Loss, Reduce, Bf16OperandA, Bf16OperandB, kCount };
   void* scratch(Scratch slot, size_t bytes);
-  // Rows of a [rows, cols] weight per widened chunk (nf4.cu; at least 1), and
-  // (half_gemm.cu) W's rows [row0, row0 + rows) widened into the Nf4Weight slot.
-  int weight_chunk_rows(int rows, int cols) const;
-  float* widened_half_rows(const HalfWeight& W, int row0, int rows);
+  // GEMMs against a stored weight (weight_gemm.cu): W [rows, cols] widened
+  // by widen(row0, nrows, dst) a chunk of rows at a time into the Nf4Weight
+  // slot; nt: out = alpha in W^T + beta out, nn: out = alpha in W + beta out.
+  using WidenRows = std::function<void(int row0, int rows, float* dst)>;
+  void weight_gemm(bool nt, int M, const float* in, int ld_in, int rows, int cols, float alpha, float beta,
+                   float* out, int ld_out, const WidenRows& widen);
+  int weight_chunk_rows(int rows, int cols) const;  // at least 1
   void check_status();  // throws on a bad index recorded by a kernel
 
   // bf16 products (gemm_precision.cu): gemm_nt/nn/tn come here in bf16 precision.

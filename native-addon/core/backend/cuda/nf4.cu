@@ -88,57 +88,19 @@ void CudaBackend::nf4_dequantize(const Nf4Weight& W, float* w) {
   dequantize_rows(W, 0, W.rows, w);
 }
 
-// Like half_gemm.cu, a chunk of W's rows at a time (weight_chunk_rows):
-//   nt: Y[:, n0:n1] = alpha X W[n0:n1]^T + beta Y[:, n0:n1]
-//   nn: dX = alpha dY[:, n0:n1] W[n0:n1] + beta' dX (beta, then 1)
+// A chunk of W's rows at a time (weight_gemm.cu).
 void CudaBackend::nf4_gemm_nt(int M, const float* X, int ldx, const Nf4Weight& W, float alpha, float beta, float* Y,
                               int ldy) {
   nf4_check_gemm_args("nf4_gemm_nt", M, W, ldx, static_cast<int>(W.cols), ldy, static_cast<int>(W.rows), beta);
-  const int N = static_cast<int>(W.rows), K = static_cast<int>(W.cols);
-  if (M == 0 || N == 0) return;
-  if (alpha == 0.0f || K == 0) {  // no product: gemm_nt only scales Y
-    gemm_nt(M, N, K, alpha, X, ldx, nullptr, K > 0 ? K : 1, beta, Y, ldy);
-    return;
-  }
-  const int chunk = weight_chunk_rows(N, K);
-  float* w = static_cast<float*>(scratch(Scratch::Nf4Weight, static_cast<size_t>(chunk) * K * sizeof(float)));
-  for (int n0 = 0; n0 < N; n0 += chunk) {
-    const int n = N - n0 < chunk ? N - n0 : chunk;
-    dequantize_rows(W, n0, n, w);
-    gemm_nt(M, n, K, alpha, X, ldx, w, K, beta, Y + n0, ldy);
-  }
+  weight_gemm(true, M, X, ldx, static_cast<int>(W.rows), static_cast<int>(W.cols), alpha, beta, Y, ldy,
+              [&](int row0, int rows, float* w) { dequantize_rows(W, row0, rows, w); });
 }
 
 void CudaBackend::nf4_gemm_nn(int M, const float* dY, int lddy, const Nf4Weight& W, float alpha, float beta,
                               float* dX, int lddx) {
   nf4_check_gemm_args("nf4_gemm_nn", M, W, lddy, static_cast<int>(W.rows), lddx, static_cast<int>(W.cols), beta);
-  const int N = static_cast<int>(W.rows), K = static_cast<int>(W.cols);
-  if (M == 0 || K == 0) return;
-  if (alpha == 0.0f || N == 0) {  // no product: gemm_nn only scales dX
-    gemm_nn(M, K, N, alpha, dY, lddy, nullptr, K, beta, dX, lddx);
-    return;
-  }
-  const int chunk = weight_chunk_rows(N, K);
-  float* w = static_cast<float*>(scratch(Scratch::Nf4Weight, static_cast<size_t>(chunk) * K * sizeof(float)));
-  for (int n0 = 0; n0 < N; n0 += chunk) {
-    const int n = N - n0 < chunk ? N - n0 : chunk;
-    dequantize_rows(W, n0, n, w);
-    gemm_nn(M, K, n, alpha, dY + n0, lddy, w, K, n0 == 0 ? beta : 1.0f, dX, lddx);
-  }
-}
-
-int CudaBackend::weight_chunk_rows(int rows, int cols) const {
-  size_t per_chunk = cols > 0 ? weight_chunk_values_ / static_cast<size_t>(cols) : static_cast<size_t>(rows);
-  if (per_chunk < 1) return 1;  // one row wider than the bound: a chunk is one row
-  // A multiple of 64 rows, so every chunk's slice of the output (Y + n0) or
-  // input (dY + n0) stays 256-byte aligned, as the GEMM kernels like it.
-  if (per_chunk >= 64) per_chunk -= per_chunk % 64;
-  return per_chunk < static_cast<size_t>(rows) ? static_cast<int>(per_chunk) : (rows > 0 ? rows : 1);
-}
-
-void CudaBackend::set_weight_chunk_values(size_t values) {
-  if (values < 1) throw Error("CudaBackend::set_weight_chunk_values: the bound must be at least 1 value");
-  weight_chunk_values_ = values;
+  weight_gemm(false, M, dY, lddy, static_cast<int>(W.rows), static_cast<int>(W.cols), alpha, beta, dX, lddx,
+              [&](int row0, int rows, float* w) { dequantize_rows(W, row0, rows, w); });
 }
 
 }  // namespace ps

@@ -90,6 +90,9 @@ test('the wizard: demo model, LoRA, bundled data, a live run, PEFT export checke
   const expected = expectedLoraTensors(config, RANK, TARGETS);
   const trainable = [...expected.values()].reduce((n, shape) => n + shape[0] * shape[1], 0);
   await expect(page.getByTestId('trainable-params')).toHaveText(trainable.toLocaleString('en-US'));
+  // precision: the engine here lists no GPU, so the field reads fp32 (CPU) and the check says the run computes in fp32
+  await expect(page.getByTestId('precision-cpu-note')).toHaveText('fp32 (CPU)');
+  await expect(page.getByTestId('check-precision')).toHaveText('fp32: the CPU computes in fp32');
   await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
   await page.getByTestId('check-verdict').evaluate((el) => el.scrollIntoView({ block: 'center' }));
   await shots.take('04-hyperparameters', '04-hyperparameters.png');

@@ -5,6 +5,7 @@ import { adapterTrainingQuantization } from './adapters/base-quantization.js';
 import { readAnyAdapter, type AnyPeftAdapter } from './adapters/any-adapter.js';
 import { PREFIX_TENSOR } from './adapters/layout.js';
 import { resolveDevice, type DeviceRequest, type ResolvedDevice } from './engine/device.js';
+import { choosePrecision, type ResolvedPrecision } from './engine/precision.js';
 import { loadAddon } from './engine/load.js';
 import type { NativeAddon, NativeEngine, Precision, QuantizationOptions } from './engine/native.js';
 import { openModelFolder, type ModelFolder } from './models/folder.js';
@@ -18,6 +19,8 @@ export interface ModelSession {
   engine: NativeEngine;
   /** where the engine computes, and why there */
   device: ResolvedDevice;
+  /** the precision of its dense products, and why */
+  precision: ResolvedPrecision;
   /** the adapter attached with options.adapter, or null */
   adapter: AnyPeftAdapter | null;
   /** what the user should know about how the model was opened (the CLI prints them) */
@@ -83,10 +86,12 @@ export async function openModelWithTokenizer(dir: string): Promise<{ folder: Mod
 /** Creates an engine for an opened folder and loads its weights (frozen until a method is set up). */
 export function createEngine(addon: NativeAddon, folder: ModelFolder, options: SessionOptions): NativeEngine {
   // resolved here too, so that a GPU that is not there is refused with what to do, before any weight is read
-  const { device } = resolveDevice(addon, options.device ?? 'cpu');
+  const { device, gpu } = resolveDevice(addon, options.device ?? 'cpu');
+  // resolved here (not left to the engine's 'auto'), so callers can record what was used
+  const { precision } = choosePrecision(options.precision ?? 'auto', gpu);
   const engine = new addon.Engine(folder.spec, {
     device,
-    precision: options.precision ?? 'auto',
+    precision,
     threads: options.threads,
     gradientCheckpointing: options.gradientCheckpointing ?? false,
     seed: options.seed ?? 0,
@@ -148,8 +153,9 @@ export async function openSession(dir: string, options: SessionOptions & { adapt
     }
   }
   const device = resolveDevice(addon, options.device ?? 'cpu');
-  if (device.gpu) notices.push(`running on ${device.reason}`);
-  const engine = createEngine(addon, folder, { ...options, quantization, device: device.device });
+  const precision = choosePrecision(options.precision ?? 'auto', device.gpu);
+  if (device.gpu) notices.push(`running on ${device.reason}; precision ${precision.reason}`);
+  const engine = createEngine(addon, folder, { ...options, quantization, device: device.device, precision: precision.precision });
   let adapter: AnyPeftAdapter | null = null;
   if (options.adapter) {
     try {
@@ -166,6 +172,7 @@ export async function openSession(dir: string, options: SessionOptions & { adapt
     addon,
     engine,
     device,
+    precision,
     adapter,
     notices,
     dispose() {

@@ -7,6 +7,8 @@
 # /tmp/gpu-check-out when OUT is unset):
 #   env.txt        nvidia-smi, nvcc, cmake, CPU count, where Python's cuBLASLt is
 #   configure.log  build.log  parity.log  ctest.log
+#   timing.log     the fast kernels (flash attention, fused GEMV, fused LoRA, bf16 GEMM)
+#                  against their reference paths, each test run alone with timings
 #   cublaslt-loader.log  cublaslt.log   the cuBLASLt loader on this machine, and
 #                  test_cublaslt_gemm (cuBLASLt GEMMs vs the own kernel, the CPU
 #                  and float64; fp32 and bf16 inputs; timings)
@@ -35,7 +37,7 @@
 set -u
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-OUT="${OUT:-/tmp/gpu-check-out}"
+export OUT="${OUT:-/tmp/gpu-check-out}"
 mkdir -p "$OUT"
 BUILD="${GPU_CHECK_BUILD_DIR:-$ROOT/native-addon/build-gpu}"
 JOBS="${GPU_CHECK_JOBS:-$(nproc 2>/dev/null || echo 4)}"
@@ -205,6 +207,26 @@ fi
 run_stage ctest "$OUT/ctest.log" 120 \
   bash -c 'cd "$1" && ctest --output-on-failure -j 4 --timeout 100 -E "^(test_cuda_parity|test_cublaslt_gemm)$"' _ "$BUILD"
 
+# The CUDA context's share of device memory, measured by test_cuda_context_memory in CTest
+# (the estimate's 512 MiB allowance is checked against it there).
+[ -s "$OUT/cuda-context-memory.txt" ] && record cuda-ctx INFO 0 "$(tail -1 "$OUT/cuda-context-memory.txt" | sed 's/^ *//')"
+
+# ---- kernel timings: the fast kernels against their reference paths, one test at a time --------
+# (CTest above ran them in parallel and without timings; here each runs alone with
+# PS_CUDA_PARITY_TIMING=1 and prints its own "timing" lines, so the GPU is not shared.)
+: > "$OUT/timing.log"
+for name in test_flash_attention test_weight_gemv test_lora_fused test_gemm_bf16; do
+  [ -x "$BUILD/$name" ] || continue
+  if [ "$(left)" -lt 40 ]; then record "timing-$name" SKIP 0 "only $(left)s left"; continue; fi
+  echo "=== $name" >> "$OUT/timing.log"
+  t0=$(date +%s)
+  PS_CUDA_PARITY_TIMING=1 timeout --kill-after=5 60 "$BUILD/$name" >> "$OUT/timing.log" 2>&1
+  rc=$?
+  dt=$(( $(date +%s) - t0 ))
+  if [ $rc -eq 0 ]; then record "timing-$name" PASS "$dt" "see timing.log"
+  else record "timing-$name" FAIL "$dt" "exit $rc (see timing.log)"; fi
+done
+
 # ---- the quick benchmark, only with time left (ours first: it is what we measure) ---------
 # skip_unless_time NAME SECONDS: true when at least SECONDS remain; else records SKIP.
 skip_unless_time() {
@@ -259,5 +281,6 @@ echo "--- cuBLASLt GEMM: failures (first 20), timings"
 grep -E "FAIL|unexpected|not run" "$OUT/cublaslt.log" 2>/dev/null | head -20
 grep -E "GFLOP/s" "$OUT/cublaslt.log" 2>/dev/null
 echo "--- ctest (tail)"; tail -6 "$OUT/ctest.log" 2>/dev/null
+echo "--- kernel timings"; grep -iE "timing|ms|GB/s|TFLOP" "$OUT/timing.log" 2>/dev/null | head -40
 if [ -s "$OUT/gpu-quick.md" ]; then echo "--- quick benchmark"; grep '^|' "$OUT/gpu-quick.md"; fi
 exit $STATUS

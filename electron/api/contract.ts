@@ -209,6 +209,12 @@ export interface RunSettings {
     prefixProjection?: boolean;
     /** where to train: 'auto' (default: the first NVIDIA GPU when there is one), 'cpu', 'cuda', 'cuda:N' */
     device?: string;
+    /**
+     * precision of the dense products: 'auto' (default: bf16 on an NVIDIA GPU
+     * with bf16 tensor cores, else fp32), 'fp32', 'bf16' (refused on the CPU
+     * and on a GPU without bf16 tensor cores)
+     */
+    precision?: string;
   };
   /** start even when the estimate exceeds the available memory */
   ignoreMemoryCheck?: boolean;
@@ -231,12 +237,16 @@ export interface RunCheck {
     gradients: number;
     optimizerState: number;
     activations: number;
+    /** on a CUDA device: its context, the cuBLASLt workspace and the backend's scratch ("CUDA runtime and scratch"); 0 on the CPU */
+    deviceRuntime: number;
     totalBytes: number;
     availableBytes: number;
     fits: boolean;
     trainableParams: number;
     adapterBytes: number;
   } | null;
+  /** the precision the run would compute in, and why ("bf16: NVIDIA H200 (compute capability 9.0) has bf16 tensor cores (auto)"); null when refused */
+  precision: { precision: 'fp32' | 'bf16'; reason: string } | null;
   /** e.g. "needs 2.1 GiB, 1.3 GiB available: lower the batch size or use qlora" */
   verdict: string;
 }

@@ -4,6 +4,12 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
+import { loadAddon } from '../engine/load.js';
+import type { DeviceInfo, NativeAddon } from '../engine/native.js';
+import { choosePrecision } from '../engine/precision.js';
+import { openModelFolder } from '../models/folder.js';
+import { machineInfo } from '../system/machine.js';
+import { inspectModel, type InspectReport } from './commands/inspect.js';
 
 describe('inspect', () => {
   it('reports sizes, parameters, dtype and a memory table per method', async () => {
@@ -14,9 +20,11 @@ describe('inspect', () => {
     expect(Object.keys(report).sort()).toEqual(['architecture', 'fits_in', 'machine', 'memory', 'model', 'parameters', 'quantization', 'settings', 'sizes', 'stored_dtype', 'weight_file_bytes']);
     // fits is measured on the first GPU the engine lists, else against the available RAM
     const gpu = report.machine.gpus[0];
+    // and the precision a run there computes in (auto: bf16 on a GPU with bf16 tensor cores, else fp32)
+    const { precision, reason } = choosePrecision('auto', gpu ? { name: gpu.name, computeCapability: gpu.compute_capability } : null);
     expect(report.fits_in).toEqual(gpu
-      ? { device: 'cuda:0', where: `on ${gpu.name}`, available_bytes: gpu.free_bytes }
-      : { device: 'cpu', where: 'in RAM', available_bytes: report.machine.available_memory_bytes });
+      ? { device: 'cuda:0', where: `on ${gpu.name}`, available_bytes: gpu.free_bytes, precision, precision_reason: reason }
+      : { device: 'cpu', where: 'in RAM', available_bytes: report.machine.available_memory_bytes, precision, precision_reason: reason });
     expect(report.quantization).toBeNull();
     expect(report.machine.cpu_threads).toBeGreaterThan(0);
     expect(report.machine.available_memory_bytes).toBeGreaterThan(0);
@@ -63,6 +71,48 @@ describe('inspect', () => {
     expect(report.memory.lora.weights).toBe(sixteen * 2 + fp32Base * 4 + loraParams * 4);
     expect(report.memory.prompt.weights).toBe(sixteen * 2 + fp32Base * 4 + 20 * 64 * 4);
     expect(report.memory.full.weights).toBe(report.parameters * 4);
+  });
+
+  it('--device / --precision: the CPU in fp32, bf16 there refused; on a GPU each row counts the CUDA runtime and scratch', async () => {
+    const model = await tinyModel({ seed: 41, dtype: 'BF16', tie: true });
+    const cpu = await cli(['inspect', model.dir, '--device', 'cpu', '--precision', 'fp32']);
+    expect(cpu.code, cpu.stderr).toBe(0);
+    const report = JSON.parse(cpu.stdout) as InspectReport;
+    expect(report.fits_in).toMatchObject({ device: 'cpu', precision: 'fp32', precision_reason: 'fp32: asked for (exact)' });
+    for (const row of Object.values(report.memory)) expect(row.cuda_runtime_and_scratch).toBeUndefined();
+    const bf16 = await cli(['inspect', model.dir, '--device', 'cpu', '--precision', 'bf16']);
+    expect(bf16.code).not.toBe(0);
+    expect(bf16.stderr).toContain('--precision bf16: the CPU computes in fp32 only');
+    const bad = await cli(['inspect', model.dir, '--precision', 'fp16']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--precision: unknown precision 'fp16'; use auto");
+
+    // The report for a machine with an H200: the engine's own addon, its device list given as data
+    // (the estimate itself needs no GPU). auto -> cuda:0 in bf16.
+    const h200: DeviceInfo = { name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 150e9, freeBytes: 140e9 };
+    const real = loadAddon();
+    const withGpu: NativeAddon = { ...real, cudaBackend: true, devices: () => [h200], estimateMemory: real.estimateMemory.bind(real) };
+    const folder = await openModelFolder(model.dir);
+    const settings: InspectReport['settings'] = { batch_size: 2, seq_len: 64, rank: 4, targets: ['q_proj', 'v_proj'], optimizer: 'adamw', gradient_checkpointing: false };
+    const onGpu = inspectModel(withGpu, folder, settings, machineInfo());
+    const onCpu = inspectModel(withGpu, folder, settings, machineInfo(), { device: 'cpu', precision: 'auto' });
+    expect(onGpu.fits_in).toEqual({ device: 'cuda:0', where: 'on NVIDIA H200', available_bytes: 140e9, precision: 'bf16', precision_reason: 'bf16: NVIDIA H200 (compute capability 9.0) has bf16 tensor cores (auto)' });
+    // LoRA on the BF16 file, 2 x 64 tokens: 512 MiB context + 32 MiB cuBLASLt workspace; the 16-bit
+    // [320, 64] head widened whole (320 x 64 x 4 = 81,920 bytes); two bf16 copies of the largest
+    // operand, the [128 rows, 320] logits (2 x 40,960 x 2 = 163,840 bytes); the fused LoRA partials of
+    // q_proj [64 x 64] at rank 4 over 128 rows = 4 row tiles of 32, each its own row group: dH 128 x 4
+    // + dB 4 x 64 x 4 + dA 4 x 4 x 64 floats (v_proj [32 x 64] needs less) = 2,560 x 4 bytes
+    const loraPartials = (128 * 4 + 4 * 64 * 4 + 4 * 4 * 64) * 4;
+    expect(onGpu.memory.lora.cuda_runtime_and_scratch).toBe(536870912 + 33554432 + 81920 + 163840 + loraPartials);
+    for (const method of ['full', 'lora', 'qlora', 'prompt', 'prefix', 'prefix_projection'] as const) {
+      const g = onGpu.memory[method], c = onCpu.memory[method];
+      expect(g.cuda_runtime_and_scratch).toBeGreaterThanOrEqual(544 * 2 ** 20);
+      expect(g.total_bytes).toBe(c.total_bytes + g.cuda_runtime_and_scratch!);
+      expect({ ...g, cuda_runtime_and_scratch: undefined, total_bytes: c.total_bytes, fits: c.fits }).toEqual({ ...c, cuda_runtime_and_scratch: undefined });
+    }
+    // fp32 asked for: no operand copies
+    const fp32 = inspectModel(withGpu, folder, settings, machineInfo(), { device: 'auto', precision: 'fp32' });
+    expect(fp32.memory.lora.cuda_runtime_and_scratch).toBe(536870912 + 33554432 + 81920 + loraPartials);
   });
 
   it("the adapter size is exactly the size of the file training writes", async () => {

@@ -222,6 +222,10 @@ export interface MemoryEstimateOptions {
    * quantization the embedding and lm_head), full fine-tuning holds fp32
    */
   weightDType?: 'F32' | 'F16' | 'BF16';
+  /** where the run computes (default 'cpu'): a CUDA device adds its own memory (deviceBytes) */
+  device?: 'cpu' | 'cuda' | `cuda:${number}`;
+  /** the run's precision (default 'fp32'): on a CUDA device bf16 ('auto' counted as bf16) adds the operand copies */
+  precision?: Precision;
 }
 
 /** The one formula behind both `inspect` and the engine's own buffers. */
@@ -234,6 +238,15 @@ export interface MemoryEstimate {
   gradientBytes: number;
   optimizerBytes: number;
   activationBytes: number;
+  /**
+   * a CUDA device's own memory beyond the engine's tensors (0 on the CPU):
+   * the context allowance, the cuBLASLt workspace, the widened weight chunk,
+   * the bf16 operand copies, the fused LoRA kernels' partial sums
+   * (core/memory_estimate.h estimate_device_memory)
+   */
+  deviceBytes: number;
+  device?: { contextBytes: number; workspaceBytes: number; weightChunkBytes: number; bf16CopyBytes: number; loraPartialsBytes: number };
+  /** every part above, deviceBytes included */
   totalBytes: number;
   trainableParams: number;
   totalParams: number;

@@ -69,6 +69,9 @@ describe('an allocation failure in the engine', () => {
       `the run ran out of memory after step 2: the engine could not allocate memory (${engine}); the run was estimated to need 3.00 GiB and 4.00 GiB ` +
       `was available on NVIDIA H200 when it started. Close other programs (nvidia-smi lists what holds the GPU), continue on the CPU with peft-studio train --resume ${config.out} --device cpu, ` +
       'or start a new run with a shorter --seq-len, a lower --rank, --gradient-checkpointing.');
+    // a bf16 run continues on the CPU in fp32 (the CPU refuses bf16)
+    const bf16 = outOfMemoryMessage(engine, { estimateBytes: 3 * GiB, availableBytes: 4 * GiB, where: 'on NVIDIA H200', gpu: true }, { ...config, precision: 'bf16' }, 'after step 2');
+    expect(bf16).toContain(`continue on the CPU with peft-studio train --resume ${config.out} --device cpu --precision fp32, `);
   });
 
   it('fails the run with an out-of-memory message: the estimate, what was free, and what to change', async () => {

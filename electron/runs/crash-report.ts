@@ -60,8 +60,8 @@ export function outOfMemoryMessage(engineMessage: string, memory: { estimateByte
     : 'its memory estimate was not computed yet';
   const checked = config.ignoreMemoryCheck && memory && memory.estimateBytes > memory.availableBytes ? ' (--ignore-memory-check started it anyway)' : '';
   const checkpointing = config.gradientCheckpointing ? '' : ', --gradient-checkpointing';
-  // on a GPU: other processes may hold its memory (nvidia-smi lists them), and the CPU is a way out
-  const elsewhere = memory?.gpu ? ` (nvidia-smi lists what holds the GPU), continue on the CPU with peft-studio train --resume ${config.out} --device cpu` : '';
+  // on a GPU: other processes may hold its memory (nvidia-smi lists them), and the CPU is a way out (in fp32: it has no bf16)
+  const elsewhere = memory?.gpu ? ` (nvidia-smi lists what holds the GPU), continue on the CPU with peft-studio train --resume ${config.out} --device cpu${config.precision === 'bf16' ? ' --precision fp32' : ''}` : '';
   return (
     `the run ran out of memory ${at}: the engine could not allocate memory (${engineMessage.trim()}); ${figures}${checked}. ` +
     `Close other programs${elsewhere}, or start a new run with ${memoryAdvice(config)}${checkpointing}.`

@@ -7,6 +7,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { resolveDevice, type ResolvedDevice } from '../engine/device.js';
+import { choosePrecision, type ResolvedPrecision } from '../engine/precision.js';
 import { loadAddon } from '../engine/load.js';
 import type { NativeEngine } from '../engine/native.js';
 import { saveFullModel } from '../export/model-folder.js';
@@ -171,16 +172,19 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     const total = totalSteps(data.train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
     const addon = loadAddon();
     // Where it trains ('auto': the first GPU, else the CPU); a GPU that is not there is refused here, before anything is written.
+    // The precision too ('auto': bf16 on a GPU with bf16 tensor cores, else fp32; bf16 on the CPU is refused here).
     let device: ResolvedDevice;
+    let precision: ResolvedPrecision;
     try {
       device = resolveDevice(addon, config.device);
+      precision = choosePrecision(config.precision, device.gpu);
     } catch (e) {
       notOurs(e);
     }
     // --init-adapter decides the LoRA layout, so its rank is only known once
     // read; the run's own settings are the estimate before that. On a GPU the
     // estimate is held against its free memory, on the CPU against the RAM.
-    const estimate = estimateRun(addon, folder, config, config.lora);
+    const estimate = estimateRun(addon, folder, config, config.lora, { device: device.device, precision: precision.precision });
     const budget = memoryBudget(device);
     const available = budget.availableBytes;
     memory = { estimateBytes: estimate.totalBytes, availableBytes: available, where: budget.where, gpu: budget.gpu };
@@ -197,10 +201,10 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     await saveRecord(true);
     if (shortfall !== null) log(shortfall, 'warning');
 
-    engine = createEngine(addon, folder, { threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed, quantization, device: device.device });
+    engine = createEngine(addon, folder, { threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed, quantization, device: device.device, precision: precision.precision });
     const layout = await setUpMethod(engine, folder, config, tokenizer);
-    // the device actually used, as the quantization: a resumed run goes back to it
-    record.config = configWithLayout({ ...config, method, quantization, device: device.device }, layout);
+    // the device and precision actually used, as the quantization: a resumed run goes back to them
+    record.config = configWithLayout({ ...config, method, quantization, device: device.device, precision: precision.precision }, layout);
     record.total_steps = total;
     record.resolved = {
       total_steps: total,
@@ -214,6 +218,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       memory_estimate_bytes: estimate.totalBytes,
       engine: engine.describe(),
       device: device.reason,
+      precision: precision.reason,
       gpu: device.gpu,
       addon_version: addon.version,
       data: data.summary,

@@ -7,11 +7,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveDevice } from '../engine/device.js';
+import { choosePrecision } from '../engine/precision.js';
 import { loadAddon } from '../engine/load.js';
 import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 import { readRunRecord } from './run-record.js';
 
 const auto = resolveDevice(loadAddon(), 'auto');
+const autoPrecision = choosePrecision('auto', auto.gpu);
 
 describe('the device of a run', () => {
   it('auto trains where resolveDevice says and run.json records that device, with the reason', async () => {
@@ -24,6 +26,9 @@ describe('the device of a run', () => {
     const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
     expect(record.config.device).toBe(auto.device);
     expect(record.resolved.device).toBe(auto.reason);
+    // the precision too: what auto resolved to there, never 'auto'
+    expect(record.config.precision).toBe(autoPrecision.precision);
+    expect(record.resolved.precision).toBe(autoPrecision.reason);
     expect(record.resolved.gpu).toEqual(auto.gpu);
     // the engine says the same thing in its own words
     expect(record.resolved.engine.startsWith(auto.device === 'cpu' ? 'cpu' : 'cuda')).toBe(true);
@@ -56,10 +61,47 @@ describe('the device of a run', () => {
     expect(gen.stderr).toMatch(/--device cuda: no NVIDIA GPU can be used/);
   }, 60_000);
 
-  it('a run.json from before the device choice reads back as a CPU run', async () => {
+  it('a run.json from before the device choice reads back as a CPU run, in fp32', async () => {
     const dir = join(tempDir('run-device'), 'old');
     mkdirSync(dir);
     writeFileSync(join(dir, 'run.json'), JSON.stringify({ config: { model: '/m', data: '/d', out: dir, method: 'lora' }, status: 'finished' }));
     expect((await readRunRecord(dir))!.config.device).toBe('cpu');
+    expect((await readRunRecord(dir))!.config.precision).toBe('fp32');
   });
+
+  it('--precision: train records fp32 on the CPU, bf16 where there is none is refused before anything is written', async () => {
+    const model = await tinyModel({ seed: 74 });
+    const dir = tempDir('run-precision');
+    const data = writeJsonl(join(dir, 'd.jsonl'), cycleRows(2, 8));
+    const cpu = join(dir, 'cpu');
+    const r = await cli(['train', '--model', model.dir, '--data', data, '--out', cpu, '--steps', '1', '--threads', '2', '--device', 'cpu', '--precision', 'fp32']);
+    expect(r.code, r.stderr).toBe(0);
+    const record = JSON.parse(readFileSync(join(cpu, 'run.json'), 'utf8'));
+    expect(record.config.precision).toBe('fp32');
+    expect(record.resolved.precision).toBe('fp32: asked for (exact)');
+    const bf16 = join(dir, 'bf16');
+    const refused = await cli(['train', '--model', model.dir, '--data', data, '--out', bf16, '--steps', '1', '--device', 'cpu', '--precision', 'bf16']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('--precision bf16: the CPU computes in fp32 only; bf16 needs an NVIDIA GPU with bf16 tensor cores (compute capability 8.0 or later). Use --precision fp32 or auto');
+    expect(existsSync(bf16)).toBe(false);
+    const bad = await cli(['train', '--model', model.dir, '--data', data, '--out', bf16, '--precision', 'fp16']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--precision: unknown precision 'fp16'; use auto");
+  }, 60_000);
+
+  it('eval and generate take --precision too: a bad name is a usage error, bf16 on the CPU the same advice', async () => {
+    const model = await tinyModel({ seed: 75 });
+    const data = writeJsonl(join(tempDir('run-precision'), 'd.jsonl'), cycleRows(2, 8));
+    const bad = await cli(['eval', '--model', model.dir, '--data', data, '--precision', 'fp16']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--precision: unknown precision 'fp16'; use auto");
+    const fp32 = await cli(['eval', '--model', model.dir, '--data', data, '--device', 'cpu', '--precision', 'fp32', '--threads', '1']);
+    expect(fp32.code, fp32.stderr).toBe(0);
+    const auto32 = await cli(['eval', '--model', model.dir, '--data', data, '--device', 'cpu', '--threads', '1']);
+    // on the CPU auto is fp32: the same bits
+    expect(JSON.parse(auto32.stdout)).toEqual(JSON.parse(fp32.stdout));
+    const gen = await cli(['generate', '--model', model.dir, '--prompt', 'hi', '--max-new-tokens', '1', '--device', 'cpu', '--precision', 'bf16']);
+    expect(gen.code).not.toBe(0);
+    expect(gen.stderr).toContain('--precision bf16: the CPU computes in fp32 only');
+  }, 60_000);
 });

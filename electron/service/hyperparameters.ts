@@ -8,6 +8,7 @@ import { LORA_TARGETS, PEFT_DEFAULT_TARGETS } from '../adapters/peft-config.js';
 import type { DeviceInfo, ModelSpec } from '../engine/native.js';
 import { loadAddon } from '../engine/load.js';
 import { DEFAULT_NF4 } from '../session.js';
+import { PRECISIONS, PRECISION_TRADE_OFF } from '../engine/precision.js';
 import { TRAIN_DEFAULTS as D, trainsLora, trainsVirtualTokens } from '../training/config.js';
 import { SCHEDULER_KINDS } from '../training/schedule.js';
 import { defaultLr, defaultSeqLenFor, SETTING_LIMITS, type LimitedField, type SettingLimit } from '../training/settings.js';
@@ -82,6 +83,8 @@ export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec, gpus: 
     num('seed', 'Seed', 'Seeds initialization, shuffling, the eval split and dropout.', D.seed, 'advanced'),
     num('threads', 'CPU threads', 'Threads the engine uses.', availableParallelism(), 'advanced'),
     { key: 'device', label: 'Device', help: 'Where to train: auto picks the first NVIDIA GPU when there is one', kind: 'choice', default: D.device, choices: deviceChoices(gpus), group: 'advanced' },
+    // the form shows it only where it matters (a GPU chosen or found); on the CPU a note says fp32
+    { key: 'precision', label: 'Precision', help: `auto: bf16 on a GPU with bf16 tensor cores, else fp32. ${PRECISION_TRADE_OFF}`, kind: 'choice', default: D.precision, choices: [...PRECISIONS], group: 'advanced' },
   );
   return out;
 }

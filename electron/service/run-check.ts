@@ -12,6 +12,7 @@ import { fullModelFileBytes } from '../export/model-folder.js';
 import { openModelFolder, type ModelFolder } from '../models/folder.js';
 import { effectiveQuantization } from '../session.js';
 import { resolveDevice, type ResolvedDevice } from '../engine/device.js';
+import { choosePrecision, type ResolvedPrecision } from '../engine/precision.js';
 import { adapterFileBytes } from '../training/adapter-files.js';
 import { adapterLayoutOf, type TrainConfig } from '../training/config.js';
 import { estimateRun, memoryBudget, memoryRemedies, type MemoryRemedy } from '../training/memory-check.js';
@@ -29,7 +30,7 @@ export interface CheckedRun {
 }
 
 const refused = (errors: FieldError[], config: TrainConfig | null = null): CheckedRun => ({
-  check: { ok: false, errors, config: null, memory: null, verdict: `Cannot start: ${errors.map((e) => e.message).join('; ')}` },
+  check: { ok: false, errors, config: null, memory: null, precision: null, verdict: `Cannot start: ${errors.map((e) => e.message).join('; ')}` },
   config,
 });
 
@@ -104,14 +105,22 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   errors.push(...(await outFolderErrors(config)));
   const addon = loadAddon();
   let device: ResolvedDevice | null = null;
+  let precision: ResolvedPrecision | null = null;
   try {
     device = resolveDevice(addon, config.device);
   } catch (e) {
     errors.push({ field: 'hyper.device', message: (e as Error).message.replace(/--device/g, 'device') });
   }
-  if (errors.length > 0 || device === null) return refused(errors);
+  if (device !== null) {
+    try {
+      precision = choosePrecision(config.precision, device.gpu, 'precision');
+    } catch (e) {
+      errors.push({ field: 'hyper.precision', message: (e as Error).message });
+    }
+  }
+  if (errors.length > 0 || device === null || precision === null) return refused(errors);
 
-  const estimate = estimateRun(addon, folder, config, config.lora);
+  const estimate = estimateRun(addon, folder, config, config.lora, { device: device.device, precision: precision.precision });
   const budget = memoryBudget(device);
   const available = budget.availableBytes;
   const fits = estimate.totalBytes <= available;
@@ -121,6 +130,7 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
     gradients: estimate.gradientBytes,
     optimizerState: estimate.optimizerBytes,
     activations: estimate.activationBytes,
+    deviceRuntime: estimate.deviceBytes,
     totalBytes: estimate.totalBytes,
     availableBytes: available,
     fits,
@@ -131,5 +141,5 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   const verdict = fits
     ? `Fits ${budget.where}: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available.`
     : `Does not fit ${budget.where}: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available: ${advice(config, budget.gpu)}${config.ignoreMemoryCheck ? ' (starting anyway, as asked)' : ''}.`;
-  return { check: { ok: fits, errors: [], config, memory, verdict }, config };
+  return { check: { ok: fits, errors: [], config, memory, precision, verdict }, config };
 }

@@ -9,6 +9,7 @@ import type { FieldError, RunSettings } from '../api/contract.js';
 import { ApiError } from '../api/contract.js';
 import { LORA_TARGETS } from '../adapters/peft-config.js';
 import { DEVICE_REQUEST_HELP, isDeviceRequest } from '../engine/device.js';
+import { isPrecision, PRECISION_REQUEST_HELP } from '../engine/precision.js';
 import { DATA_FORMATS, TRAIN_METHODS } from '../training/config.js';
 import { SCHEDULER_KINDS } from '../training/schedule.js';
 import { SETTING_LIMITS, type LimitedField, type TrainSettings } from '../training/settings.js';
@@ -69,12 +70,18 @@ export function parseRunSettings(request: unknown, policy: PathPolicy): ParsedRu
     if (device !== undefined && !isDeviceRequest(device)) throw hyper.error('device', `hyper.device: unknown device '${device}'; use ${DEVICE_REQUEST_HELP}`);
     return device;
   });
+  // 'auto' | 'fp32' | 'bf16' (whether the device has bf16 is checkRun's question)
+  settings.precision = read(() => {
+    const precision = hyper.string('precision');
+    if (precision !== undefined && !isPrecision(precision)) throw hyper.error('precision', `hyper.precision: unknown precision '${precision}'; use ${PRECISION_REQUEST_HELP}`);
+    return precision;
+  });
   const text = read(() => hyper.nullableString('promptInitText'));
   if (text) settings.promptInitText = text;
   for (const key of Object.keys(settings)) if (settings[key] === undefined) delete settings[key];
   const known = new Set<string>(['model', 'data', 'out', 'method', 'dataFormat', 'completionOnly', 'pack', 'ignoreMemoryCheck', 'hyper']);
   for (const key of Object.keys(top.obj)) if (!known.has(key)) errors.push({ field: key, message: `${key} is not a run setting` });
-  const knownHyper = new Set<string>([...NUMERIC_HYPER, ...BOOLEAN_HYPER, 'steps', 'scheduler', 'optimizer', 'targets', 'promptInitText', 'device']);
+  const knownHyper = new Set<string>([...NUMERIC_HYPER, ...BOOLEAN_HYPER, 'steps', 'scheduler', 'optimizer', 'targets', 'promptInitText', 'device', 'precision']);
   for (const key of Object.keys(hyper.obj)) if (!knownHyper.has(key)) errors.push({ field: `hyper.${key}`, message: `hyper.${key} is not a run setting` });
   return { settings: settings as TrainSettings, out, errors };
 }

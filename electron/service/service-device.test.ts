@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiMethod, DemoPaths, HyperparameterSpec, MachineSummary, RunCheck } from '../api/contract.js';
 import { resolveDevice } from '../engine/device.js';
+import { choosePrecision } from '../engine/precision.js';
 import { loadAddon } from '../engine/load.js';
 import { tempDir } from '../testing/e2e-fixtures.js';
 import { deviceChoices } from './hyperparameters.js';
@@ -62,6 +63,42 @@ describe('device in the service', () => {
     expect(missing.errors.map((e) => e.field)).toEqual(['hyper.device']);
     expect(missing.errors[0].message).toMatch(/^device cuda:\d+: /);
     expect(missing.errors[0].message).not.toContain('--device');
+  });
+
+  it('the form offers precision auto, fp32, bf16 (auto by default) with the trade-off in one line', async () => {
+    const specs = await ok<HyperparameterSpec[]>('hyperparameters', { model: demo.model, method: 'lora' });
+    expect(specs.find((s) => s.key === 'precision')).toEqual({
+      key: 'precision', label: 'Precision', kind: 'choice', default: 'auto', choices: ['auto', 'fp32', 'bf16'], group: 'advanced',
+      help: 'auto: bf16 on a GPU with bf16 tensor cores, else fp32. bf16: tensor cores, about half the memory traffic; fp32: exact',
+    });
+  });
+
+  it('checkRun says which precision the run computes in, and counts a GPU\'s own memory', async () => {
+    const c = await ok<RunCheck>('checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { steps: 1 } });
+    expect(c.errors).toEqual([]);
+    expect(c.config!.precision).toBe('auto');
+    expect(c.precision).toEqual(choosePrecision('auto', auto.gpu));
+    // the CPU has no CUDA runtime to count; a GPU at least its context allowance (512 MiB) and cuBLASLt's workspace (32 MiB)
+    if (auto.gpu) expect(c.memory!.deviceRuntime).toBeGreaterThanOrEqual(544 * 2 ** 20);
+    else expect(c.memory!.deviceRuntime).toBe(0);
+    expect(c.memory!.totalBytes).toBe(c.memory!.weights + c.memory!.gradients + c.memory!.optimizerState + c.memory!.activations + c.memory!.deviceRuntime);
+    const fp32 = await ok<RunCheck>('checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { steps: 1, device: 'cpu', precision: 'fp32' } });
+    expect(fp32.errors).toEqual([]);
+    expect(fp32.config!.precision).toBe('fp32');
+    expect(fp32.precision).toEqual({ precision: 'fp32', reason: 'fp32: asked for (exact)' });
+  });
+
+  it('a precision that is not one, or bf16 on the CPU, is a field error on hyper.precision', async () => {
+    const bad = await ok<RunCheck>('checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { precision: 'fp16' } });
+    expect(bad.ok).toBe(false);
+    expect(bad.errors).toEqual([{ field: 'hyper.precision', message: expect.stringMatching(/^hyper\.precision: unknown precision 'fp16'; use auto \(bf16 on an NVIDIA GPU/) }]);
+    const notString = await ok<RunCheck>('checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { precision: 16 } });
+    expect(notString.errors.map((e) => e.field)).toEqual(['hyper.precision']);
+    const cpu = await ok<RunCheck>('checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { device: 'cpu', precision: 'bf16' } });
+    expect(cpu.ok).toBe(false);
+    expect(cpu.precision).toBeNull();
+    expect(cpu.errors).toEqual([{ field: 'hyper.precision', message: expect.stringMatching(/^precision bf16: the CPU computes in fp32 only; .* Use precision fp32 or auto/) }]);
+    expect(cpu.errors[0].message).not.toContain('--precision');
   });
 
   it('the machine summary says where runs go', async () => {

@@ -1,7 +1,7 @@
 // The resolved configuration of a training run: every setting with its
 // default filled in. It is written to run.json, so a run folder always says
 // exactly how it was made.
-import type { LoraTarget, ModelSpec, QuantizationOptions } from '../engine/native.js';
+import type { LoraTarget, ModelSpec, Precision, QuantizationOptions } from '../engine/native.js';
 import type { DeviceRequest } from '../engine/device.js';
 import { LORA_TARGETS, type AdapterLora } from '../adapters/peft-config.js';
 import type { AdapterPrefix, AdapterPrompt } from '../adapters/prompt-config.js';
@@ -85,6 +85,12 @@ export interface TrainConfig {
    * actually used ('cpu' or 'cuda:N'), so a resumed run goes back to it.
    */
   device: DeviceRequest;
+  /**
+   * precision of the dense products: 'auto' (bf16 on an NVIDIA GPU with bf16
+   * tensor cores, else fp32), 'fp32' or 'bf16'. run.json records the one the
+   * run actually used ('fp32' or 'bf16'), so a resumed run computes the same.
+   */
+  precision: Precision;
   /** start even when the estimate exceeds the machine's available memory */
   ignoreMemoryCheck: boolean;
   /** how data rows are read (electron/data's loadDataset decides 'auto') */
@@ -114,6 +120,12 @@ export const LATER_DEFAULTS = {
   prefix: null,
   /** runs from before the device choice all ran on the CPU */
   device: 'cpu' as DeviceRequest,
+  /**
+   * runs from before the precision choice computed in fp32: on the CPU (all
+   * of them: see device) fp32 is the only precision, and 'fp32' (not 'auto')
+   * keeps such a run in fp32 when it is resumed with --device cuda too
+   */
+  precision: 'fp32' as Precision,
 } as const;
 
 export const TRAIN_DEFAULTS = {
@@ -144,6 +156,7 @@ export const TRAIN_DEFAULTS = {
   ...LATER_DEFAULTS,
   /** a new run (unlike an old run.json without the field) */
   device: 'auto' as DeviceRequest,
+  precision: 'auto' as Precision,
 } as const;
 
 /**

@@ -37,6 +37,35 @@ describe('memory pre-flight', () => {
     expect(memoryShortfall(estimate, memoryBudget({ gpu: { ...h200, freeBytes: 7 * 2 ** 30 } }), config)).toBeNull();
   });
 
+  it('a CUDA device adds its runtime and scratch: a named part of the total and of the message', async () => {
+    const onGpu = { ...estimate, deviceBytes: 2 ** 29, totalBytes: 7.5 * 2 ** 30 };
+    const msg = memoryShortfall(onGpu, 6 * 2 ** 30, config)!;
+    expect(msg).toContain('needs about 7.50 GiB (weights 3.00 GiB, gradients 1.00 GiB, optimizer state 2.00 GiB, activations 1.00 GiB, CUDA runtime and scratch 0.50 GiB) but only');
+    expect(memoryShortfall({ ...estimate, deviceBytes: 0 }, 6 * 2 ** 30, config)).toContain('activations 1.00 GiB) but only');
+    // the engine's figure for a CUDA device, whatever this machine has (the estimate needs no GPU):
+    // 512 MiB context + 32 MiB cuBLASLt workspace for an fp32 file in fp32; the CPU adds nothing
+    const model = await tinyModel({ seed: 46 });
+    const folder = await openModelFolder(model.dir);
+    const run = { method: 'lora', batchSize: 1, seqLen: 16, gradientCheckpointing: false, optimizer: 'adamw' } as TrainConfig;
+    const lora = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: ['q_proj' as const], layers: null, init: 'default' as const };
+    const cpu = estimateRun(loadAddon(), folder, run, lora);
+    const cuda = estimateRun(loadAddon(), folder, run, lora, { device: 'cuda:0', precision: 'fp32' });
+    expect(cpu.deviceBytes).toBe(0);
+    // the fused LoRA kernels' partials for q_proj [64 x 64], rank 4, 16 rows: one row group and one
+    // column group, so dH 16 x 4 + dB 64 x 4 + dA 4 x 64 floats = 576 x 4 bytes (lora_fused_plan.h)
+    const loraPartialsBytes = (16 * 4 + 64 * 4 + 4 * 64) * 4;
+    expect(cuda.deviceBytes).toBe(544 * 2 ** 20 + loraPartialsBytes);
+    expect(cuda.device).toEqual({ contextBytes: 512 * 2 ** 20, workspaceBytes: 32 * 2 ** 20, weightChunkBytes: 0, bf16CopyBytes: 0, loraPartialsBytes });
+    expect(cuda.totalBytes).toBe(cpu.totalBytes + cuda.deviceBytes);
+    expect({ ...cuda, deviceBytes: 0, device: cpu.device, totalBytes: cpu.totalBytes }).toEqual(cpu);
+    // bf16: two copies of the largest operand, rows padded to 8 values: here the fp32 [vocab 320, hidden 64]
+    // head (the MLP's weights are 128 x 64, the widest activation 16 rows x 320 logits)
+    const bf16 = estimateRun(loadAddon(), folder, run, lora, { device: 'cuda:0', precision: 'bf16' });
+    const { vocabSize: V, hiddenSize: D, intermediateSize: F } = folder.spec;
+    expect([V, D, F]).toEqual([320, 64, 128]);
+    expect(bf16.device!.bf16CopyBytes).toBe(2 * V * (Math.ceil(D / 8) * 8) * 2);
+  });
+
   it('estimates with the run settings: the engine formula, LoRA far below full', async () => {
     const model = await tinyModel({ seed: 44 });
     const folder = await openModelFolder(model.dir);

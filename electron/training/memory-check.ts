@@ -5,7 +5,8 @@
 // through the first step.
 import type { LoraSettings, TrainConfig } from './config.js';
 import type { MemoryEstimate, NativeAddon } from '../engine/native.js';
-import type { ResolvedDevice } from '../engine/device.js';
+import type { EngineDevice, ResolvedDevice } from '../engine/device.js';
+import type { EnginePrecision } from '../engine/precision.js';
 import { availableMemoryBytes } from '../system/machine.js';
 import { embeddingDType, type ModelFolder } from '../models/folder.js';
 import { effectiveQuantization } from '../session.js';
@@ -14,8 +15,17 @@ import { encoderHiddenSizeOf } from '../adapters/prompt-config.js';
 const GiB = 2 ** 30;
 const gib = (bytes: number) => `${(bytes / GiB).toFixed(2)} GiB`;
 
-export function estimateRun(addon: NativeAddon, folder: ModelFolder, config: TrainConfig, lora: LoraSettings | null): MemoryEstimate {
-  return addon.estimateMemory(folder.spec, {
+/** Where a run computes, as the estimate needs it: a CUDA device adds its runtime and scratch (deviceBytes). */
+export interface EstimateTarget {
+  device: EngineDevice;
+  precision: EnginePrecision;
+}
+
+export function estimateRun(addon: NativeAddon, folder: ModelFolder, config: TrainConfig, lora: LoraSettings | null,
+  target: EstimateTarget = { device: 'cpu', precision: 'fp32' }): MemoryEstimate {
+  return withDeviceBytes(addon.estimateMemory(folder.spec, {
+    device: target.device,
+    precision: target.precision,
     method: config.method === 'full' ? 'full' : config.method === 'prompt' || config.method === 'prefix' ? config.method : 'lora',
     // a bitsandbytes 4-bit folder is NF4 whatever the method says
     quantization: effectiveQuantization(folder, config.quantization),
@@ -30,8 +40,16 @@ export function estimateRun(addon: NativeAddon, folder: ModelFolder, config: Tra
       : undefined,
     gradientCheckpointing: config.gradientCheckpointing,
     optimizer: config.optimizer,
-  });
+  }));
 }
+
+/** An addon built before the device term returns no deviceBytes: it counted none (0). */
+export function withDeviceBytes(estimate: MemoryEstimate): MemoryEstimate {
+  return estimate.deviceBytes === undefined ? { ...estimate, deviceBytes: 0 } : estimate;
+}
+
+/** The breakdown's name of deviceBytes (inspect, the app's fit check and the shortfall message say it the same way). */
+export const DEVICE_BYTES_LABEL = 'CUDA runtime and scratch';
 
 /** The memory a run's estimate is held against: the GPU's free memory on a GPU, the host's available RAM on the CPU. */
 export interface MemoryBudget {
@@ -82,7 +100,8 @@ export function memoryShortfall(estimate: MemoryEstimate, budget: MemoryBudget |
   if (gpu) advice.push('--device cpu');
   return (
     `this run needs about ${gib(estimate.totalBytes)} (weights ${gib(estimate.weightBytes)}, gradients ${gib(estimate.gradientBytes)}, ` +
-    `optimizer state ${gib(estimate.optimizerBytes)}, activations ${gib(estimate.activationBytes)}) but only ${gib(availableBytes)} is available ${where}. ` +
+    `optimizer state ${gib(estimate.optimizerBytes)}, activations ${gib(estimate.activationBytes)}` +
+    `${estimate.deviceBytes > 0 ? `, ${DEVICE_BYTES_LABEL} ${gib(estimate.deviceBytes)}` : ''}) but only ${gib(availableBytes)} is available ${where}. ` +
     `Try ${advice.join(', ')}; or pass --ignore-memory-check to start anyway.`
   );
 }

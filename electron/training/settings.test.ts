@@ -87,6 +87,25 @@ describe('trainConfigFromSettings', () => {
       "--device: unknown device 'tpu'; use auto (the first NVIDIA GPU when there is one, else the CPU), cpu, cuda (the first GPU) or cuda:N (the N-th, from 0)", 'train'));
   });
 
+  it('precision: auto by default, checked by name, and a resumed run keeps the recorded one unless --precision is given', () => {
+    expect(trainConfigFromSettings(base).precision).toBe('auto');
+    expect(trainConfigFromSettings({ ...base, precision: 'bf16' }).precision).toBe('bf16');
+    expect(refusal({ precision: 'fp16' })).toMatchObject({ field: 'precision', message: expect.stringMatching(/^precision: unknown precision 'fp16'; use auto \(bf16 on an NVIDIA GPU/) });
+    const args = (...argv: string[]) => parseArgs(trainSpec, ['--model', 'm', '--data', 'd.jsonl', '--out', 'o', ...argv]);
+    expect(trainConfigFromArgs(args('--precision', 'fp32')).precision).toBe('fp32');
+    expect(settingsFromArgs(args('--precision', 'bf16')).precision).toBe('bf16');
+    expect(settingsFromArgs(args()).precision).toBeUndefined();
+    expect(() => trainConfigFromArgs(args('--precision', 'half'))).toThrow(new UsageError(
+      "--precision: unknown precision 'half'; use auto (bf16 on an NVIDIA GPU with bf16 tensor cores, compute capability 8.0 or later; else fp32), fp32 or bf16", 'train'));
+    // run.json holds the precision the run used: a resumed run computes the same unless told otherwise
+    const stored = { ...trainConfigFromSettings(base), device: 'cuda:0' as const, precision: 'bf16' as const };
+    expect(resumeConfig(stored, '/r', parseArgs(trainSpec, ['--resume', '/r'])).precision).toBe('bf16');
+    expect(resumeConfig(stored, '/r', parseArgs(trainSpec, ['--resume', '/r', '--device', 'cpu'])).precision).toBe('bf16');
+    expect(resumeConfig(stored, '/r', parseArgs(trainSpec, ['--resume', '/r', '--device', 'cpu', '--precision', 'fp32']))).toEqual({ ...stored, out: '/r', device: 'cpu', precision: 'fp32' });
+    expect(() => resumeConfig(stored, '/r', parseArgs(trainSpec, ['--resume', '/r', '--precision', 'fp8']))).toThrow(/^--precision: unknown precision 'fp8'/);
+    expect(trainSpec.notes!.join(' ')).toContain('--device cpu --precision fp32');
+  });
+
   it('defaultSeqLenFor: the default, shrunk to the positions left after the virtual tokens', () => {
     expect(defaultSeqLenFor({ maxPositionEmbeddings: 4096 } as never)).toBe(512);
     expect(defaultSeqLenFor({ maxPositionEmbeddings: 256 } as never, 20)).toBe(236);

@@ -13,8 +13,9 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { PEFT_DEFAULT_TARGETS } from '../adapters/peft-config.js';
 import type { AdapterPrefix, AdapterPrompt, PromptInit } from '../adapters/prompt-config.js';
-import type { ModelSpec, QuantizationOptions } from '../engine/native.js';
+import type { ModelSpec, Precision, QuantizationOptions } from '../engine/native.js';
 import { DEVICE_REQUEST_HELP, isDeviceRequest, type DeviceRequest } from '../engine/device.js';
+import { isPrecision, PRECISION_REQUEST_HELP } from '../engine/precision.js';
 import { DEFAULT_NF4 } from '../session.js';
 import { resolveTargets, TRAIN_DEFAULTS as D, trainsLora, trainsVirtualTokens, type DataFormat, type TrainConfig, type TrainMethod } from './config.js';
 import type { SchedulerKind } from './schedule.js';
@@ -73,6 +74,8 @@ export interface TrainSettings {
   ignoreMemoryCheck?: boolean;
   /** 'auto' | 'cpu' | 'cuda' | 'cuda:N' (checked here; which GPUs exist is the run's check) */
   device?: string;
+  /** 'auto' | 'fp32' | 'bf16' (checked here; whether the device has bf16 is the run's check) */
+  precision?: string;
 }
 
 export type SettingField = keyof TrainSettings;
@@ -222,6 +225,7 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     return resolve(v);
   };
   const device = deviceOf(s, name);
+  const precision = precisionOf(s, name);
   const model = required('model');
   const data = required('data');
   const out = required('out');
@@ -268,6 +272,7 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     gradientCheckpointing: s.gradientCheckpointing === true,
     ignoreMemoryCheck: s.ignoreMemoryCheck === true,
     device,
+    precision,
     dataFormat: s.dataFormat ?? D.dataFormat,
     completionOnly: s.completionOnly !== false,
     pack: s.pack === true,
@@ -288,6 +293,12 @@ function deviceOf(s: Pick<TrainSettings, 'device'>, name: FieldNamer): DeviceReq
   if (s.device === undefined) return D.device;
   if (!isDeviceRequest(s.device)) throw new SettingsError('device', `${name('device')}: unknown device '${s.device}'; use ${DEVICE_REQUEST_HELP}`);
   return s.device;
+}
+
+function precisionOf(s: Pick<TrainSettings, 'precision'>, name: FieldNamer): Precision {
+  if (s.precision === undefined) return D.precision;
+  if (!isPrecision(s.precision)) throw new SettingsError('precision', `${name('precision')}: unknown precision '${s.precision}'; use ${PRECISION_REQUEST_HELP}`);
+  return s.precision;
 }
 
 function nf4Of(s: TrainSettings, name: FieldNamer): QuantizationOptions {
@@ -326,18 +337,20 @@ function prefixOf(s: TrainSettings, name: FieldNamer): AdapterPrefix {
 
 /**
  * What a resumed run may change: none of it alters what the run computes,
- * except lr (on purpose, e.g. after a NaN stop) and device (a run begun on the
+ * except lr (on purpose, e.g. after a NaN stop), device (a run begun on the
  * CPU may continue on a GPU, or the other way round; the arithmetic differs
- * only in rounding). Without device the run keeps the one run.json recorded.
+ * only in rounding) and precision (a bf16 run continuing on the CPU needs
+ * fp32). Without device / precision the run keeps the ones run.json recorded.
  */
-export type ResumeOverrides = Pick<TrainSettings, 'lr' | 'threads' | 'keepCheckpoints' | 'gradientCheckpointing' | 'ignoreMemoryCheck' | 'device'>;
-export const RESUME_OVERRIDES: readonly (keyof ResumeOverrides)[] = ['lr', 'threads', 'keepCheckpoints', 'gradientCheckpointing', 'ignoreMemoryCheck', 'device'];
+export type ResumeOverrides = Pick<TrainSettings, 'lr' | 'threads' | 'keepCheckpoints' | 'gradientCheckpointing' | 'ignoreMemoryCheck' | 'device' | 'precision'>;
+export const RESUME_OVERRIDES: readonly (keyof ResumeOverrides)[] = ['lr', 'threads', 'keepCheckpoints', 'gradientCheckpointing', 'ignoreMemoryCheck', 'device', 'precision'];
 
 /** The configuration of a resumed run: its run.json's, in `dir` (the folder may have moved), with the few overrides allowed. */
 export function resumedConfig(stored: TrainConfig, dir: string, overrides: ResumeOverrides = {}, name: FieldNamer = plainName): TrainConfig {
   return {
     ...stored,
     device: overrides.device === undefined ? stored.device : deviceOf(overrides, name),
+    precision: overrides.precision === undefined ? stored.precision : precisionOf(overrides, name),
     out: dir,
     lr: overrides.lr ?? stored.lr,
     threads: overrides.threads ?? stored.threads,

@@ -2,6 +2,7 @@
 #include "binding.h"
 #include "convert.h"
 #include "engine.h"
+#include "memory_estimate.h"
 
 namespace psb {
 
@@ -59,9 +60,18 @@ Napi::Value EstimateMemory(const Napi::CallbackInfo& info) {
       type_error(env, "prefix.encoderHiddenSize must be a number or null");
     }
   }
+  // device / precision: where the run computes ('cpu' when absent) and its
+  // precision ('fp32' when absent); a CUDA device adds its own memory.
+  Napi::Value dv = o.Get("device"), pv = o.Get("precision");
+  if (!dv.IsUndefined() && !dv.IsNull() && !dv.IsString()) type_error(env, "field 'device' must be 'cpu', 'cuda' or 'cuda:N'");
+  if (!pv.IsUndefined() && !pv.IsNull() && !pv.IsString()) type_error(env, "field 'precision' must be 'fp32', 'bf16' or 'auto'");
+  const std::string device = dv.IsString() ? dv.As<Napi::String>().Utf8Value() : "cpu";
+  const std::string precision = pv.IsString() ? pv.As<Napi::String>().Utf8Value() : "fp32";
   ps::MemoryEstimate m;
+  ps::DeviceMemoryEstimate dm;
   try {
     m = ps::estimate_memory(spec, opts);
+    dm = ps::estimate_device_memory(spec, opts, device, precision);
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
   }
@@ -72,7 +82,15 @@ Napi::Value EstimateMemory(const Napi::CallbackInfo& info) {
   r.Set("gradientBytes", static_cast<double>(m.gradient_bytes));
   r.Set("optimizerBytes", static_cast<double>(m.optimizer_bytes));
   r.Set("activationBytes", static_cast<double>(m.activation_bytes));
-  r.Set("totalBytes", static_cast<double>(m.total_bytes));
+  r.Set("deviceBytes", static_cast<double>(dm.total()));
+  Napi::Object parts = Napi::Object::New(env);
+  parts.Set("contextBytes", static_cast<double>(dm.context_bytes));
+  parts.Set("workspaceBytes", static_cast<double>(dm.workspace_bytes));
+  parts.Set("weightChunkBytes", static_cast<double>(dm.weight_chunk_bytes));
+  parts.Set("bf16CopyBytes", static_cast<double>(dm.bf16_copy_bytes));
+  parts.Set("loraPartialsBytes", static_cast<double>(dm.lora_partials_bytes));
+  r.Set("device", parts);
+  r.Set("totalBytes", static_cast<double>(m.total_bytes + dm.total()));
   r.Set("trainableParams", static_cast<double>(m.trainable_params));
   r.Set("totalParams", static_cast<double>(m.total_params));
   return r;

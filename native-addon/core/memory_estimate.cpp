@@ -1,5 +1,10 @@
 #include "memory_estimate.h"
 
+#include <algorithm>
+
+#include "backend/cuda/cublaslt/lt_gemm.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/lora_fused_plan.h"
 #include "error.h"
 #include "methods/lora.h"
 #include "methods/prefix_tuning.h"
@@ -7,6 +12,15 @@
 #include "model/weights.h"
 
 namespace ps {
+
+namespace {
+// Whether the store keeps this frozen tensor 16-bit (WeightStore, keeps_16bit):
+// a 16-bit checkpoint, not full fine-tuning (which trains fp32 master copies).
+bool holds_16bit(const MemoryEstimateOptions& o, const std::string& name) {
+  const bool sixteen = (o.weight_dtype == DType::F16 || o.weight_dtype == DType::BF16) && o.method != Method::Full;
+  return sixteen && keeps_16bit(name, o.quantization.enabled());
+}
+}  // namespace
 
 PlanConfig make_plan_config(const ModelDims& d, Method method, bool train, int rows, bool checkpoint,
                             const int lora_ranks[kNumModules], bool lora_dropout,
@@ -44,8 +58,7 @@ MemoryEstimate estimate_memory(const ModelSpec& raw, const MemoryEstimateOptions
   // 16-bit GEMMs read them as stored, so the arena holds nothing widened.
   // Full fine-tuning trains fp32 master copies of everything.
   const std::vector<ParameterInfo> weights = expected_weights(spec);
-  const bool sixteen = (o.weight_dtype == DType::F16 || o.weight_dtype == DType::BF16) && o.method != Method::Full;
-  auto held_16bit = [&](const std::string& name) { return sixteen && keeps_16bit(name, q.enabled()); };
+  auto held_16bit = [&](const std::string& name) { return holds_16bit(o, name); };
   int64_t base = 0, quantized = 0;
   uint64_t base_bytes = 0, quantized_bytes = 0;
   for (const auto& w : weights) {
@@ -110,6 +123,103 @@ MemoryEstimate estimate_memory(const ModelSpec& raw, const MemoryEstimateOptions
                           : 0;
   e.activation_bytes = plan.bytes();
   e.total_bytes = e.weight_bytes + e.gradient_bytes + e.optimizer_bytes + e.activation_bytes;
+  return e;
+}
+
+namespace {
+
+bool is_cuda_device(const std::string& device) {
+  if (device.empty() || device == "cpu") return false;
+  if (device == "cuda") return true;
+  if (device.rfind("cuda:", 0) == 0 && device.size() > 5 &&
+      std::all_of(device.begin() + 5, device.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return true;
+  throw Error("memory estimate: unknown device \"" + device + "\": use \"cpu\", \"cuda\" or \"cuda:N\"");
+}
+
+// Rows of the widened chunk weight_gemm.cu makes of a [rows, cols] weight
+// (CudaBackend::weight_chunk_rows with the default bound, kWeightChunkValues).
+int64_t weight_chunk_rows(int64_t rows, int64_t cols) {
+  int64_t per_chunk = cols > 0 ? static_cast<int64_t>(CudaBackend::kWeightChunkValues) / cols : rows;
+  if (per_chunk < 1) return 1;
+  if (per_chunk >= 64) per_chunk -= per_chunk % 64;
+  return per_chunk < rows ? per_chunk : (rows > 0 ? rows : 1);
+}
+
+// Values of gemm_precision.cu's bf16 copy of a stored [rows, cols] operand (rows padded to 8 values).
+uint64_t padded_values(int64_t rows, int64_t cols) {
+  return static_cast<uint64_t>(rows) * static_cast<uint64_t>((cols + 7) / 8 * 8);
+}
+
+}  // namespace
+
+DeviceMemoryEstimate estimate_device_memory(const ModelSpec& raw, const MemoryEstimateOptions& o,
+                                            const std::string& device, const std::string& precision) {
+  if (precision != "fp32" && precision != "bf16" && precision != "auto")
+    throw Error("memory estimate: unknown precision \"" + precision + "\": use fp32, bf16 or auto");
+  const bool cuda = is_cuda_device(device);
+  estimate_memory(raw, o);  // the same checks of the options (throws as it does)
+  DeviceMemoryEstimate e;
+  if (!cuda) return e;
+  const ModelSpec spec = resolve_spec(raw);
+  const ModelDims d(spec);
+  // The CUDA context: PyTorch measured its own context at 287,047,680 bytes
+  // (274 MiB) with lazy module loading and 666,632,192 eagerly
+  // (github.com/pytorch/pytorch/pull/86509, CUDA_MODULE_LOADING=LAZY);
+  // lazy loading is the default on Linux since CUDA 12.2 (CUDA C++
+  // Programming Guide, "Lazy Loading"), and our static cudart is newer. Our
+  // module code is far smaller than torch's, cuBLASLt's kernels load lazily
+  // too: 512 MiB stays above the lazy figure with the local-memory
+  // reservation of a large GPU to spare. tests/cuda/test_cuda_context_memory.cpp
+  // measures it on the GPU machine (scripts/gpu-check.sh).
+  e.context_bytes = kCudaContextBytes;
+  e.workspace_bytes = cublaslt::Gemm::kWorkspaceBytes;
+  const QuantizationOptions& q = o.quantization;
+  uint64_t largest_weight = 0;  // values of the largest stored [rows, cols] a product reads, padded
+  for (const auto& w : expected_weights(spec)) {
+    if (w.shape.size() != 2) continue;
+    const int64_t rows = w.shape[0], cols = w.shape[1];
+    if ((q.enabled() && is_quantized_linear(w.name)) || holds_16bit(o, w.name)) {
+      // A 4-bit or 16-bit weight reaches the GEMM as its widened chunk.
+      const int64_t chunk = weight_chunk_rows(rows, cols);
+      e.weight_chunk_bytes = std::max(e.weight_chunk_bytes, static_cast<uint64_t>(chunk * cols) * sizeof(float));
+      largest_weight = std::max(largest_weight, padded_values(chunk, cols));
+    } else {
+      largest_weight = std::max(largest_weight, padded_values(rows, cols));
+    }
+  }
+  if (o.method == Method::Lora) {
+    // The fused LoRA kernels' partial sums (lora_fused_plan.h) borrow the
+    // backend's reduction slot, which grows to the largest need: every
+    // targeted linear at the step's rows, backward with all three gradients
+    // wanted (the most scratch) or forward.
+    const LoraSelection sel(d, o.lora.targets, o.lora.layers);
+    const int64_t rows = static_cast<int64_t>(o.batch_size) * o.seq_len;
+    uint64_t floats = 0;
+    for (int m = 0; m < kNumModules; ++m) {
+      if (!sel.module[m]) continue;
+      const int N = module_out_features(d, m), K = module_in_features(d, m), r = o.lora.rank;
+      const int M = static_cast<int>(rows);
+      floats = std::max<uint64_t>(floats, cuda::lora_fused_forward_scratch_floats(M, N, K, r));
+      floats = std::max<uint64_t>(floats, cuda::lora_fused_backward_scratch_floats(M, N, K, r, true, true, true));
+    }
+    e.lora_partials_bytes = floats * sizeof(float);
+  }
+  if (precision != "fp32") {
+    // Activations and gradients are [rows, width] for every width a product has.
+    const int nvt = o.method == Method::Prompt ? o.prompt.num_virtual_tokens : 0;
+    const int64_t rows = static_cast<int64_t>(o.batch_size) * (o.seq_len + nvt);
+    const int64_t width = std::max({d.D, d.F, d.Dq, d.Dkv, d.V});
+    uint64_t largest = std::max(largest_weight, padded_values(rows, width));
+    if (o.method == Method::Prefix && o.prefix.encoder_hidden_size > 0) {
+      // The projection MLP: [nvt, Dkv] -> [nvt, enc] -> [nvt, 2 L Dkv], weights [enc, Dkv] and [2 L Dkv, enc].
+      const int64_t nvt_p = o.prefix.num_virtual_tokens, enc = o.prefix.encoder_hidden_size;
+      const int64_t table = 2 * static_cast<int64_t>(d.L) * d.Dkv;
+      largest = std::max({largest, padded_values(nvt_p, table), padded_values(nvt_p, enc), padded_values(table, enc),
+                          padded_values(enc, d.Dkv)});
+    }
+    e.bf16_copy_bytes = 2 * std::min(largest, kBf16CopyValuesBound) * sizeof(uint16_t);
+  }
   return e;
 }
 

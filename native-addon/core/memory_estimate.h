@@ -3,6 +3,8 @@
 // tensors, so an estimate is what a run will hold, to the byte.
 #pragma once
 
+#include <string>
+
 #include "engine.h"
 #include "model/activations.h"
 #include "model/dims.h"
@@ -23,5 +25,46 @@ struct PrefixPlan {
 PlanConfig make_plan_config(const ModelDims& d, Method method, bool train, int rows, bool checkpoint,
                             const int lora_ranks[kNumModules], bool lora_dropout,
                             const PrefixPlan& prefix = PrefixPlan());
+
+// The memory a CUDA device holds for a run beyond the engine's own tensors
+// (estimate_memory counts those to the byte): what the CUDA backend and the
+// runtime take for themselves. Zero on the CPU. Each part is an upper bound
+// of what backend/cuda allocates for the configuration of `o`:
+//   context_bytes      the CUDA context (runtime, module code, local memory
+//                      reservations): a documented conservative allowance,
+//                      kCudaContextBytes (tests/cuda/test_cuda_context_memory.cpp measures it on a GPU)
+//   workspace_bytes    cuBLASLt's workspace (cublaslt::Gemm::kWorkspaceBytes),
+//                      counted whether or not cuBLASLt loads (auto uses it when it does)
+//   weight_chunk_bytes the widened chunk of an NF4 / 16-bit weight
+//                      (weight_gemm.cu: CudaBackend::kWeightChunkValues, a
+//                      multiple of 64 rows), the largest such weight's chunk
+//   bf16_copy_bytes    under bf16 ("bf16", or "auto": counted as bf16, the
+//                      larger) the two rounded operand copies of cuBLASLt's
+//                      bf16 GEMM (gemm_precision.cu, at most kBf16CopyValues
+//                      each): 2 x the largest operand a product reads, rows
+//                      padded to 8 values, capped at that bound
+//   lora_partials_bytes under LoRA, the fused kernels' partial sums (the
+//                      reduction slot at its largest: lora_fused_plan.h)
+// Not counted (under 2 MiB at training sizes): the Attention / Loss scratch
+// slots and the reduction slot's other users.
+struct DeviceMemoryEstimate {
+  uint64_t context_bytes = 0;
+  uint64_t workspace_bytes = 0;
+  uint64_t weight_chunk_bytes = 0;
+  uint64_t bf16_copy_bytes = 0;
+  uint64_t lora_partials_bytes = 0;
+  uint64_t total() const {
+    return context_bytes + workspace_bytes + weight_chunk_bytes + bf16_copy_bytes + lora_partials_bytes;
+  }
+};
+
+// The CUDA context allowance and gemm_precision.cu's copy bound, in one place for the estimate.
+constexpr uint64_t kCudaContextBytes = uint64_t(512) << 20;
+constexpr uint64_t kBf16CopyValuesBound = uint64_t(32) << 20;  // == gemm_precision.cu kBf16CopyValues
+
+// device: "cpu" (or "": all zero), "cuda", "cuda:N"; precision: "fp32", "bf16", "auto".
+// Throws ps::Error for another device or precision, and for options estimate_memory refuses.
+DeviceMemoryEstimate estimate_device_memory(const ModelSpec& spec, const MemoryEstimateOptions& options,
+                                            const std::string& device, const std::string& precision);
 
 }  // namespace ps

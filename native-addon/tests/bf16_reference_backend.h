@@ -8,6 +8,9 @@
 // backend's run up to fp32 summation order: the same tolerance as fp32.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -77,7 +80,120 @@ class Bf16GemmCpuBackend : public ps::CpuBackend {
     gemm_nn(M, W.cols, W.rows, alpha, dY, lddy, w.data(), W.cols, beta, dX, lddx);
   }
 
+  // ---- attention (helper "flash"): with round_attention, the CUDA flash
+  // kernels' bf16 attention (CudaBackend::set_attention_bf16; the list of
+  // rounded values is in backend/cuda/attention_flash.cu), spelled as plain
+  // loops; without it (the default, as the CUDA backend's) the CPU's fp32
+  // attention. Rounded to
+  // bf16: q, k, v and dout where they enter a product; P before P.V (forward)
+  // and P^T.dO (backward); dS before dS.K and dS^T.Q. P is exp2(s log2e - M)
+  // with M the integer ceil of the row's max, so its rounding does not depend
+  // on the order keys are visited in; l sums the unrounded P; lse = ln2 (M +
+  // log2 l). Backward: P = exp(s - lse) from the given lse, delta =
+  // sum(bf16(dout) * out), dS = P (dP - delta). Everything else fp32, each sum
+  // in key (or dim) order; dK, dV summed over a group's query heads in order.
+  bool round_attention = false;
+  void attention_forward(const ps::AttnShape& s, const float* q, const float* k, const float* v, const int32_t* seg,
+                         float scale, float* out, float* lse) override {
+    if (!round_attention) return ps::CpuBackend::attention_forward(s, q, k, v, seg, scale, out, lse);
+    const int S = s.S(), D = s.D, rep = s.Hq / s.Hkv;
+    const float log2e = 1.4426950408889634f, ln2 = 0.6931471805599453f;
+    std::vector<float> x(static_cast<size_t>(S)), acc(static_cast<size_t>(D));
+    for (int b = 0; b < s.B; ++b)
+      for (int t = 0; t < s.T; ++t)
+        for (int h = 0; h < s.Hq; ++h) {
+          const size_t qo = ((static_cast<size_t>(b) * s.T + t) * s.Hq + h) * D;
+          float* o = out + qo;
+          float& row_lse = lse[(static_cast<size_t>(b) * s.Hq + h) * s.T + t];
+          if (seg[static_cast<size_t>(b) * s.T + t] < 0) {
+            for (int d = 0; d < D; ++d) o[d] = 0.0f;
+            row_lse = 0.0f;
+            continue;
+          }
+          float m = -INFINITY;
+          for (int js = 0; js < S; ++js) {
+            if (!attn_visible(s, seg, b, t, js)) continue;
+            const float* kr = k + ((static_cast<size_t>(b) * S + js) * s.Hkv + h / rep) * D;
+            float dot = 0.0f;
+            for (int d = 0; d < D; ++d) dot += ps::round_to_bf16(q[qo + d]) * ps::round_to_bf16(kr[d]);
+            x[js] = dot * scale * log2e;
+            m = std::max(m, x[js]);
+          }
+          m = std::ceil(m);
+          float l = 0.0f;
+          std::fill(acc.begin(), acc.end(), 0.0f);
+          for (int js = 0; js < S; ++js) {
+            if (!attn_visible(s, seg, b, t, js)) continue;
+            const float* vr = v + ((static_cast<size_t>(b) * S + js) * s.Hkv + h / rep) * D;
+            const float p = std::exp2(x[js] - m), pr = ps::round_to_bf16(p);
+            l += p;
+            for (int d = 0; d < D; ++d) acc[d] += pr * ps::round_to_bf16(vr[d]);
+          }
+          const float inv = 1.0f / l;
+          for (int d = 0; d < D; ++d) o[d] = acc[d] * inv;
+          row_lse = (m + std::log2(l)) * ln2;
+        }
+  }
+  void attention_backward(const ps::AttnShape& s, const float* q, const float* k, const float* v, const int32_t* seg,
+                          float scale, const float* out, const float* lse, const float* dout, float* dq, float* dk,
+                          float* dv) override {
+    if (!round_attention)
+      return ps::CpuBackend::attention_backward(s, q, k, v, seg, scale, out, lse, dout, dq, dk, dv);
+    const int S = s.S(), D = s.D, rep = s.Hq / s.Hkv;
+    const size_t nk = static_cast<size_t>(s.B) * S * s.Hkv * D;
+    std::vector<float> dk_acc(nk, 0.0f), dv_acc(nk, 0.0f), dq_acc(static_cast<size_t>(D));
+    auto rb = [](float f) { return ps::round_to_bf16(f); };
+    for (int b = 0; b < s.B; ++b)
+      for (int h = 0; h < s.Hq; ++h)
+        for (int t = 0; t < s.T; ++t) {
+          if (seg[static_cast<size_t>(b) * s.T + t] < 0) continue;
+          const size_t qo = ((static_cast<size_t>(b) * s.T + t) * s.Hq + h) * D;
+          const float row_lse = lse[(static_cast<size_t>(b) * s.Hq + h) * s.T + t];
+          float delta = 0.0f;
+          for (int d = 0; d < D; ++d) delta += rb(dout[qo + d]) * out[qo + d];
+          std::fill(dq_acc.begin(), dq_acc.end(), 0.0f);
+          for (int js = 0; js < S; ++js) {
+            if (!attn_visible(s, seg, b, t, js)) continue;
+            const size_t ko = ((static_cast<size_t>(b) * S + js) * s.Hkv + h / rep) * D;
+            float sp = 0.0f, dp = 0.0f;
+            for (int d = 0; d < D; ++d) {
+              sp += rb(q[qo + d]) * rb(k[ko + d]);
+              dp += rb(dout[qo + d]) * rb(v[ko + d]);
+            }
+            const float p = std::exp(sp * scale - row_lse);
+            const float ds = rb(p * (dp - delta)), pr = rb(p);
+            for (int d = 0; d < D; ++d) {
+              dq_acc[d] += ds * rb(k[ko + d]);
+              dk_acc[ko + d] += ds * rb(q[qo + d]);
+              dv_acc[ko + d] += pr * rb(dout[qo + d]);
+            }
+          }
+          if (dq)
+            for (int d = 0; d < D; ++d) dq[qo + d] += scale * dq_acc[d];
+        }
+    // Only keys some query sees get a gradient (the others' sums are 0 and are left alone).
+    for (int b = 0; b < s.B; ++b)
+      for (int js = 0; js < S; ++js) {
+        if (js >= s.P && seg[static_cast<size_t>(b) * s.T + (js - s.P)] < 0) continue;
+        for (int g = 0; g < s.Hkv; ++g) {
+          const size_t ko = ((static_cast<size_t>(b) * S + js) * s.Hkv + g) * D;
+          for (int d = 0; d < D; ++d) {
+            if (dk) dk[ko + d] += scale * dk_acc[ko + d];
+            if (dv) dv[ko + d] += dv_acc[ko + d];
+          }
+        }
+      }
+  }
+
  private:
+  // Attention visibility (backend.h AttnShape): prefix keys, causal within the segment, padding sees nothing.
+  static bool attn_visible(const ps::AttnShape& s, const int32_t* seg, int b, int t, int js) {
+    const int32_t st = seg[static_cast<size_t>(b) * s.T + t];
+    if (st < 0) return false;
+    if (js < s.P) return true;
+    const int j = js - s.P;
+    return j <= t && seg[static_cast<size_t>(b) * s.T + j] == st;
+  }
   // The rows x cols block of a row-major matrix with row stride ld, rounded
   // to bf16 (the padding between rows is copied as it is: never read).
   static std::vector<float> rounded(const float* p, int rows, int cols, int ld) {

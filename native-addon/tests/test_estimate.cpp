@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "error.h"
+#include "memory_estimate.h"
 #include "smollm2_135m.h"
 #include "tiny_model.h"
 
@@ -349,6 +350,97 @@ void test_prompt_learning_sizes() {
 
 }  // namespace
 
+// The CUDA device's own memory (estimate_device_memory), by hand for
+// SmolLM2-135M (V 49152, D 576, F 1536, tied embedding), LoRA r16 on all
+// seven linears: the 512 MiB context allowance and the 32 MiB cuBLASLt
+// workspace on any CUDA device; the widened chunk of a 4-bit / 16-bit weight
+// (4 Mi values, whole multiples of 64 rows); under bf16 two operand copies of
+// the largest operand (rows padded to 8 values, at most 32 Mi values each);
+// the fused LoRA kernels' partial sums (lora_fused_plan.h), at their largest
+// for gate/up [1536 x 576]: at 1 x 256 rows, 8 row tiles of 32 = 8 row
+// groups and 12 column groups of 128 (dH 12 x 256 x 16 + dB 8 x 1536 x 16
+// + dA 8 x 16 x 576 = 319,488 floats = 1,277,952 bytes; q/o need 167,936,
+// down 290,816); at 1 x 2048, 64 tiles in 32 groups of 2: 12 x 2048 x 16 +
+// 32 x 1536 x 16 + 32 x 16 x 576 = 1,474,560 floats = 5,898,240 bytes.
+// The CPU adds nothing, so its estimate is the one above, byte for byte.
+void test_device_memory() {
+  const ps::ModelSpec s = pstest::smollm2_135m();
+  ps::MemoryEstimateOptions o;
+  o.method = ps::Method::Lora;
+  o.lora.rank = 16;
+  o.lora.targets = ps::lora_target_names();
+  o.seq_len = 256;
+  const uint64_t MiB = 1 << 20;
+  for (const char* p : {"fp32", "bf16", "auto"}) {
+    const ps::DeviceMemoryEstimate cpu = ps::estimate_device_memory(s, o, "cpu", p);
+    CHECK(cpu.total() == 0 && cpu.context_bytes == 0 && cpu.bf16_copy_bytes == 0);
+    CHECK(ps::estimate_device_memory(s, o, "", p).total() == 0);
+  }
+  // fp32 weights, fp32 products: nothing widened, no copies.
+  ps::DeviceMemoryEstimate d = ps::estimate_device_memory(s, o, "cuda:1", "fp32");
+  CHECK(d.context_bytes == 512 * MiB);
+  CHECK(d.workspace_bytes == 32 * MiB);
+  CHECK(d.weight_chunk_bytes == 0 && d.bf16_copy_bytes == 0);
+  CHECK(d.lora_partials_bytes == 1277952ull);
+  CHECK(d.total() == 570425344ull + 1277952ull);
+  // bf16 ("auto" counts as bf16) at 1 x 256: the largest operand is the fp32
+  // tied embedding as lm_head, 49152 x 576 = 28,311,552 values (the logits
+  // slice is 256 x 49152 = 12,582,912): two bf16 copies of it.
+  d = ps::estimate_device_memory(s, o, "cuda", "auto");
+  CHECK(d.bf16_copy_bytes == 2ull * 28311552 * 2);
+  CHECK(d.total() == 683671552ull + 1277952ull);
+  CHECK(ps::estimate_device_memory(s, o, "cuda", "bf16").total() == d.total());
+  // A BF16 checkpoint at 1 x 2048: the 16-bit head is widened 7232 rows at a
+  // time (4 Mi / 576 = 7281 rows, down to a multiple of 64): 7232 x 576 x 4 =
+  // 16,662,528 bytes; the [2048, 49152] logits exceed the copy bound.
+  ps::MemoryEstimateOptions h = o;
+  h.weight_dtype = ps::DType::BF16;
+  h.seq_len = 2048;
+  d = ps::estimate_device_memory(s, h, "cuda", "bf16");
+  CHECK(d.weight_chunk_bytes == 16662528ull);
+  CHECK(d.bf16_copy_bytes == 2ull * (32ull << 20) * 2);
+  CHECK(d.lora_partials_bytes == 5898240ull);
+  CHECK(d.total() == 721305600ull + 5898240ull);
+  CHECK(ps::estimate_device_memory(s, h, "cuda", "fp32").total() == 570425344ull + 16662528ull + 5898240ull);
+  // QLoRA on the F32 file: the largest 4-bit linear is 1536 x 576 (gate/up; down
+  // is 576 x 1536), widened whole: 3,538,944 bytes; the fp32 embedding is read as is.
+  ps::MemoryEstimateOptions q = o;
+  q.quantization.type = ps::QuantizationOptions::Type::Nf4;
+  CHECK(ps::estimate_device_memory(s, q, "cuda:0", "fp32").weight_chunk_bytes == 1536ull * 576 * 4);
+  CHECK(ps::estimate_device_memory(s, q, "cuda:0", "fp32").total() == 573964288ull + 1277952ull);
+  // Prompt tuning has no LoRA partials.
+  ps::MemoryEstimateOptions pt = o;
+  pt.method = ps::Method::Prompt;
+  pt.prompt.num_virtual_tokens = 20;
+  CHECK(ps::estimate_device_memory(s, pt, "cuda", "fp32").lora_partials_bytes == 0);
+  // The CPU estimate is the engine's formula alone (the device term is separate).
+  CHECK(ps::estimate_memory(s, o).total_bytes == ps::estimate_memory(s, o).weight_bytes +
+                                                     ps::estimate_memory(s, o).gradient_bytes +
+                                                     ps::estimate_memory(s, o).optimizer_bytes +
+                                                     ps::estimate_memory(s, o).activation_bytes);
+  bool threw = false;
+  try {
+    ps::estimate_device_memory(s, o, "gpu", "fp32");
+  } catch (const ps::Error& e) {
+    threw = std::string(e.what()).find("unknown device \"gpu\"") != std::string::npos;
+  }
+  CHECK(threw);
+  threw = false;
+  try {
+    ps::estimate_device_memory(s, o, "cuda", "fp16");
+  } catch (const ps::Error& e) {
+    threw = std::string(e.what()).find("unknown precision \"fp16\"") != std::string::npos;
+  }
+  CHECK(threw);
+  threw = false;
+  try {
+    ps::estimate_device_memory(s, o, "cuda:x", "fp32");
+  } catch (const ps::Error&) {
+    threw = true;
+  }
+  CHECK(threw);
+}
+
 int main() {
   try {
     test_configs();
@@ -357,6 +449,7 @@ int main() {
     test_known_sizes();
     test_prompt_learning_configs();
     test_prompt_learning_sizes();
+    test_device_memory();
   } catch (const std::exception& e) {
     pstest::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
   }

@@ -6,6 +6,7 @@ import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
 import { DEVICE_FLAG, deviceFromArgs } from '../device-flag.js';
+import { PRECISION_FLAG, precisionFromArgs } from '../precision-flag.js';
 import { evaluateExamples } from '../../inference/eval.js';
 import { openSession, virtualTokensOf } from '../../session.js';
 import { checkSeqLenFits, TRAIN_DEFAULTS } from '../../training/config.js';
@@ -25,6 +26,7 @@ export const evalSpec: CommandSpec = {
     { name: 'batch-size', kind: 'int', min: 1, help: 'examples per forward pass', defaultText: String(TRAIN_DEFAULTS.batchSize) },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
     DEVICE_FLAG,
+    PRECISION_FLAG,
     ...QUANT_FLAGS,
   ],
   notes: ['Prints {"loss": mean cross-entropy per label token (nats), "perplexity": exp(loss), "tokens": label tokens scored}.'],
@@ -35,7 +37,7 @@ export const evalCommand: Command = {
   async run(args, io) {
     const model = args.requireString('model');
     const data = args.requireString('data');
-    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args) });
+    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args), precision: precisionFromArgs(args) });
     for (const notice of session.notices) io.stderr(`note: ${notice}\n`);
     try {
       const virtual = virtualTokensOf(session.adapter);

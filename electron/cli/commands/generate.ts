@@ -5,6 +5,7 @@ import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
 import { DEVICE_FLAG, deviceFromArgs } from '../device-flag.js';
+import { PRECISION_FLAG, precisionFromArgs } from '../precision-flag.js';
 import { generate } from '../../inference/generate.js';
 import { readGenerationConfig } from '../../models/generation-config.js';
 import { openSession, stopTokenIds, virtualTokensOf } from '../../session.js';
@@ -23,6 +24,7 @@ export const generateSpec: CommandSpec = {
     { name: 'seed', kind: 'int', min: 0, help: 'sampling seed', defaultText: '42' },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
     DEVICE_FLAG,
+    PRECISION_FLAG,
     ...QUANT_FLAGS,
   ],
   notes: ['Generation stops at an end-of-sequence token (generation_config.json / config.json) or after --max-new-tokens.'],
@@ -35,7 +37,7 @@ export const generateCommand: Command = {
   async run(args, io) {
     const model = args.requireString('model');
     const prompt = args.requireString('prompt');
-    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args) });
+    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args), precision: precisionFromArgs(args) });
     for (const notice of session.notices) io.stderr(`note: ${notice}\n`);
     try {
       const defaults = (await readGenerationConfig(session.folder.dir)) ?? { temperature: 0, topP: 1 };

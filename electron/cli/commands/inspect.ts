@@ -13,8 +13,12 @@ import { adapterFileBytes } from '../../training/adapter-files.js';
 import { resolveTargets, TRAIN_DEFAULTS } from '../../training/config.js';
 import { prefixTokenDim } from '../../adapters/prompt-config.js';
 import { machineInfo, type MachineInfo } from '../../system/machine.js';
-import { resolveDevice, type EngineDevice } from '../../engine/device.js';
-import { memoryBudget } from '../../training/memory-check.js';
+import { resolveDevice, type DeviceRequest, type EngineDevice } from '../../engine/device.js';
+import { choosePrecision, type EnginePrecision } from '../../engine/precision.js';
+import type { Precision } from '../../engine/native.js';
+import { memoryBudget, withDeviceBytes } from '../../training/memory-check.js';
+import { DEVICE_FLAG, deviceFromArgs } from '../device-flag.js';
+import { PRECISION_FLAG, precisionFromArgs } from '../precision-flag.js';
 
 export const inspectSpec: CommandSpec = {
   name: 'inspect',
@@ -31,14 +35,20 @@ export const inspectSpec: CommandSpec = {
     { name: 'gradient-checkpointing', kind: 'boolean', help: 'estimate activations with gradient checkpointing' },
     { name: 'quant-blocksize', kind: 'int', min: 32, max: 4096, help: 'NF4 block size of the qlora row (a power of two)', defaultText: String(DEFAULT_NF4.blocksize) },
     { name: 'no-double-quant', kind: 'boolean', help: 'qlora row without double quantization of the absmax values' },
+    { ...DEVICE_FLAG, help: `the device to estimate for, as train would choose it (${DEVICE_FLAG.help})` },
+    { ...PRECISION_FLAG, help: `the precision to estimate for, as train would choose it (${PRECISION_FLAG.help})` },
   ],
   notes: [
     'Output fields: model, architecture, sizes {hidden, layers, heads, kv_heads, head_dim, intermediate, vocab,',
     'max_positions, tie_word_embeddings}, parameters, stored_dtype, weight_file_bytes, settings, and memory.<method>',
     '{weights, gradients, optimizer_state, activations, total_bytes, trainable_params, adapter_bytes} (bytes),',
     'where adapter_bytes is the size of what training saves (lora: adapter_model.safetensors; full: model.safetensors, F32),',
-    'and fits: whether total_bytes is within the free memory of the device a run would use by default (fits_in:',
-    '{device, where, available_bytes}: the first GPU\'s free memory when the engine lists one, else the available RAM) (machine {cpu_model, cpu_threads,',
+    'and fits: whether total_bytes is within the free memory of the device a run would use (--device; fits_in:',
+    '{device, where, available_bytes, precision, precision_reason}: with auto the first GPU\'s free memory when the engine lists one, else the',
+    'available RAM; precision: fp32 or bf16, as --precision resolves there). On a CUDA device each row also has',
+    'cuda_runtime_and_scratch (bytes, part of total_bytes: the CUDA context allowance, the cuBLASLt workspace, the widened',
+    '4-bit / 16-bit weight chunk, under bf16 the operand copies, under LoRA the fused kernels\' partial sums)',
+    '(machine {cpu_model, cpu_threads,',
     'total_memory_bytes, available_memory_bytes, gpus: [{name, compute_capability, total_bytes, free_bytes}]}; gpus lists',
     'the CUDA devices the engine can use, [] in a build without the CUDA backend).',
     'memory.qlora is LoRA on a 4-bit NF4 base (the decoder blocks\' linears; embeddings and lm_head as the checkpoint stores them, 16-bit or fp32; norms fp32), with',
@@ -63,6 +73,8 @@ export interface MemoryRow {
   quantized_bytes?: number;
   /** qlora: quantized_bytes * 8 / parameters held in 4 bits */
   bits_per_quantized_param?: number;
+  /** on a CUDA device: its context, cuBLASLt workspace and scratch (part of total_bytes) */
+  cuda_runtime_and_scratch?: number;
 }
 
 export interface InspectReport {
@@ -103,13 +115,15 @@ export interface InspectReport {
   quantization: ModelFolder['quantization'];
   memory: Record<'full' | 'lora' | 'qlora' | 'prompt' | 'prefix' | 'prefix_projection', MemoryRow>;
   /** what `fits` is measured against: the device a run gets by default (--device auto) and its free memory */
-  fits_in: { device: EngineDevice; where: string; available_bytes: number };
+  fits_in: { device: EngineDevice; where: string; available_bytes: number; precision: EnginePrecision; precision_reason: string };
 }
 
 function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number): MemoryRow {
   const quantized = e.quantizedParams > 0 ? { quantized_bytes: e.quantizedBytes, bits_per_quantized_param: (e.quantizedBytes * 8) / e.quantizedParams } : {};
+  const device = e.deviceBytes > 0 ? { cuda_runtime_and_scratch: e.deviceBytes } : {};
   return {
     ...quantized,
+    ...device,
     weights: e.weightBytes,
     gradients: e.gradientBytes,
     optimizer_state: e.optimizerBytes,
@@ -134,10 +148,18 @@ export function inspectGpus(addon: NativeAddon): InspectGpu[] {
   return addon.devices().map((d) => ({ name: d.name, compute_capability: d.computeCapability, total_bytes: d.totalBytes, free_bytes: d.freeBytes }));
 }
 
-export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: InspectReport['settings'], machine: MachineInfo = machineInfo()): InspectReport {
+/** What inspect estimates for: the device and precision as train would resolve them (both 'auto' by default). */
+export interface InspectTarget {
+  device: DeviceRequest;
+  precision: Precision;
+}
+
+export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: InspectReport['settings'], machine: MachineInfo = machineInfo(),
+  target: InspectTarget = { device: 'auto', precision: 'auto' }): InspectReport {
   const { spec } = folder;
-  // the device `train` picks by default: the first GPU's free memory when there is one, else the RAM
-  const device = resolveDevice(addon, 'auto');
+  // the device `train` picks (by default the first GPU's free memory when there is one, else the RAM), and its precision there
+  const device = resolveDevice(addon, target.device);
+  const precision = choosePrecision(target.precision, device.gpu);
   const budget = memoryBudget(device, machine.available_memory_bytes);
   const available = budget.availableBytes;
   const requested: QuantizationOptions = { type: 'nf4', blocksize: settings.quant_blocksize ?? DEFAULT_NF4.blocksize, doubleQuant: settings.double_quant ?? DEFAULT_NF4.doubleQuant };
@@ -149,7 +171,9 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
   const encoderHiddenSize = settings.encoder_hidden_size ?? prefixTokenDim(spec);
   settings = { ...settings, virtual_tokens: nvt, encoder_hidden_size: encoderHiddenSize };
   const estimate = (method: Method, quantization: QuantizationOptions | null = null, projection = false) =>
-    addon.estimateMemory(spec, {
+    withDeviceBytes(addon.estimateMemory(spec, {
+      device: device.device,
+      precision: precision.precision,
       method,
       prompt: method === 'prompt' ? { numVirtualTokens: nvt } : undefined,
       prefix: method === 'prefix' ? { numVirtualTokens: nvt, encoderHiddenSize: projection ? encoderHiddenSize : null } : undefined,
@@ -160,7 +184,7 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
       optimizer: settings.optimizer,
       quantization,
       weightDType: embeddingDType(folder),
-    });
+    }));
   const lora = { rank: settings.rank, targets: settings.targets, layers: null };
   return {
     model: folder.dir,
@@ -192,7 +216,7 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
       // the saved file is the folded table whatever the MLP's size
       prefix_projection: row(estimate('prefix', stored, true), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } }), available),
     },
-    fits_in: { device: device.device, where: budget.where, available_bytes: available },
+    fits_in: { device: device.device, where: budget.where, available_bytes: available, precision: precision.precision, precision_reason: precision.reason },
   };
 }
 
@@ -222,6 +246,7 @@ export const inspectCommand: Command = {
     };
     const bs = settings.quant_blocksize!;
     if ((bs & (bs - 1)) !== 0) throw new UsageError(`--quant-blocksize must be a power of two between 32 and 4096 (got ${bs})`, 'inspect');
-    io.stdout(JSON.stringify(inspectModel(loadAddon(), folder, settings), null, 2) + '\n');
+    const target: InspectTarget = { device: deviceFromArgs(args), precision: precisionFromArgs(args) };
+    io.stdout(JSON.stringify(inspectModel(loadAddon(), folder, settings, machineInfo(), target), null, 2) + '\n');
   },
 };

@@ -9,6 +9,7 @@ import { LORA_TARGETS, PEFT_DEFAULT_TARGETS } from '../../adapters/peft-config.j
 import { DATA_FORMATS, TRAIN_DEFAULTS as D, TRAIN_METHODS, trainsAdapter, type TrainConfig } from '../../training/config.js';
 import { QUANT_FLAGS } from '../quant-flags.js';
 import { DEVICE_FLAG } from '../device-flag.js';
+import { PRECISION_FLAG } from '../precision-flag.js';
 import { SCHEDULER_KINDS } from '../../training/schedule.js';
 import type { RunSummary } from '../../training/run.js';
 import { TrainingRun } from '../../runs/manager.js';
@@ -60,6 +61,7 @@ export const trainSpec: CommandSpec = {
     { name: 'seed', kind: 'int', ...limitsOf('seed'), help: 'seed for initialization, shuffling, split and dropout', defaultText: String(D.seed) },
     { name: 'threads', kind: 'int', ...limitsOf('threads'), help: 'CPU threads', defaultText: 'all cores' },
     DEVICE_FLAG,
+    PRECISION_FLAG,
     { name: 'eval-split', kind: 'number', ...limitsOf('evalSplit'), help: 'fraction of the data held out for evaluation', defaultText: String(D.evalSplit) },
     { name: 'eval-every', kind: 'int', ...limitsOf('evalEvery'), help: 'evaluate every N steps (0 = at the end only)', defaultText: String(D.evalEvery) },
     { name: 'save-every', kind: 'int', ...limitsOf('saveEvery'), help: 'save a checkpoint every N steps (0 = never)', defaultText: String(D.saveEvery) },
@@ -74,8 +76,9 @@ export const trainSpec: CommandSpec = {
     'full: a complete model folder), metrics.jsonl (one row per step), run.json (settings and status),',
     'checkpoints/step-N/ (with --save-every). Training runs in a child process; Ctrl-C stops at the next',
     'step with a checkpoint (press it again to stop at once). With --resume RUN_DIR only --lr, --threads,',
-    '--keep-checkpoints, --gradient-checkpointing, --ignore-memory-check and --device may be given (without --device',
-    'the run continues on the device run.json recorded).',
+    '--keep-checkpoints, --gradient-checkpointing, --ignore-memory-check, --device and --precision may be given (without',
+    'them the run continues on the device and in the precision run.json recorded; a bf16 run continues on the CPU with',
+    '--device cpu --precision fp32).',
   ],
 };
 
@@ -89,7 +92,7 @@ const FLAG_OF: Record<SettingField, string> = {
   lr: 'lr', optimizer: 'optimizer', weightDecay: 'weight-decay', scheduler: 'scheduler', warmupSteps: 'warmup-steps', steps: 'steps',
   epochs: 'epochs', batchSize: 'batch-size', gradAccum: 'grad-accum', seqLen: 'seq-len', clip: 'clip', seed: 'seed', threads: 'threads',
   evalSplit: 'eval-split', evalEvery: 'eval-every', saveEvery: 'save-every', keepCheckpoints: 'keep-checkpoints',
-  gradientCheckpointing: 'gradient-checkpointing', ignoreMemoryCheck: 'ignore-memory-check', device: 'device',
+  gradientCheckpointing: 'gradient-checkpointing', ignoreMemoryCheck: 'ignore-memory-check', device: 'device', precision: 'precision',
 };
 const OFF_SWITCHES = ['all-tokens', 'no-double-quant'];
 const flagName = (field: SettingField) => `--${FLAG_OF[field]}`;

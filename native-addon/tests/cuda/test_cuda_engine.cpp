@@ -58,6 +58,20 @@ constexpr Tolerance kFp32 = {"fp32", 1e-4, 2e-3};
 // fp32 engine's distance from it. A GPU that did not round (fp32), or
 // rounded elsewhere, is as far from the reference as fp32 is and fails.
 constexpr Tolerance kBf16 = {"bf16 GEMMs", 1e-4, 2e-3};
+// bf16 precision as it runs by default: bf16 GEMMs and bf16 attention (the
+// flash kernels round q, k, v, dO, P and dS: attention_flash.cu), against the
+// CPU engine with the same roundings (round_attention). Same bound, except
+// for full fine-tuning with SGD: there every weight moves, q/k included, and
+// on this head-dim-4 model a bf16 rounding flip of P (one in 2^8 relative,
+// over four or five keys) does not average out: a relative nudge of 4.8e-7
+// of the GEMM outputs moves the evaluate loss by 0.030, as much as the whole
+// bf16 effect (0.029; with fp32 attention by under 1e-6). Its final logits
+// and evaluate loss may then sit as far from the reference as the whole bf16
+// effect (share 1); every gradient and weight of its two steps still meets
+// the 0.25 share (measured: worst 0.08). The kernels themselves are held to
+// a strict bound in test_flash_attention.
+constexpr Tolerance kBf16Attention = {"bf16 GEMMs + bf16 attention", 1e-4, 2e-3};
+constexpr double kChaoticShare = 1.0;
 constexpr double kBf16Share = 0.25;
 
 void check_ratio(const std::string& what, double worst, double limit) {
@@ -69,7 +83,8 @@ void check_ratio(const std::string& what, double worst, double limit) {
 #ifdef PS_CUDA_SIM
 std::unique_ptr<ps::Backend> gpu_backend(const Tolerance& tol) {
   auto be = std::make_unique<ps::CudaBackend>(0);
-  if (&tol == &kBf16) be->set_gemm_precision(ps::CudaBackend::GemmPrecision::Bf16);
+  if (&tol != &kFp32) be->set_gemm_precision(ps::CudaBackend::GemmPrecision::Bf16);
+  be->set_attention_bf16(&tol == &kBf16Attention);
   return be;
 }
 #endif
@@ -77,13 +92,16 @@ std::unique_ptr<ps::Backend> gpu_backend(const Tolerance& tol) {
 // gpu against ref within tol; fp32 (bf16 runs only): the fp32 CPU engine's
 // outcome, whose distance from ref scales the bound (kBf16Share).
 void compare(const std::string& name, const Outcome& ref, const Outcome& gpu, const Tolerance& tol,
-             const Outcome* fp32 = nullptr) {
+             const Outcome* fp32 = nullptr, double share = kBf16Share) {
   std::printf("%s (%s)\n", name.c_str(), tol.what);
   CHECK(ref.numbers.size() == gpu.numbers.size());
   CHECK(ref.arrays.size() == gpu.arrays.size());
   for (size_t i = 0; i < ref.numbers.size() && i < gpu.numbers.size(); ++i) {
     double limit = tol.number_rel * std::max(std::fabs(ref.numbers[i]), 1e-12);
-    if (fp32) limit = std::max(limit, kBf16Share * std::fabs(fp32->numbers[i] - ref.numbers[i]));
+    // The last two numbers (engine_scenarios.h run()) come after training: the evaluate loss and the step.
+    const bool after_training = i + 2 >= ref.numbers.size();
+    if (fp32)
+      limit = std::max(limit, (after_training ? share : kBf16Share) * std::fabs(fp32->numbers[i] - ref.numbers[i]));
     check_ratio("number " + std::to_string(i), std::fabs(gpu.numbers[i] - ref.numbers[i]), limit);
   }
   for (const auto& kv : ref.arrays) {
@@ -101,7 +119,9 @@ void compare(const std::string& name, const Outcome& ref, const Outcome& gpu, co
     if (fp32)
       for (size_t i = 0; i < kv.second.size(); ++i)
         effect = std::max(effect, std::fabs(static_cast<double>(fp32->arrays.at(kv.first)[i]) - kv.second[i]));
-    check_ratio(kv.first, worst, std::max(tol.array_rel * std::max(scale, 1e-12), kBf16Share * effect));
+    const bool after_training = kv.first.rfind("logits", 0) == 0;
+    check_ratio(kv.first, worst,
+                std::max(tol.array_rel * std::max(scale, 1e-12), (after_training ? share : kBf16Share) * effect));
   }
 }
 
@@ -111,7 +131,9 @@ Outcome on_gpu(const Scenario& sc, const Tolerance& tol) {
 #else
   Scenario g = sc;
   g.options.device = "cuda";
-  g.options.precision = &tol == &kBf16 ? "bf16" : "fp32";
+  g.options.precision = &tol == &kFp32 ? "fp32" : "bf16";
+  // The backend's constructor reads the attention precision from the environment.
+  setenv("PEFT_STUDIO_ATTENTION_BF16", &tol == &kBf16Attention ? "1" : "0", 1);
   return run(g, nullptr);
 #endif
 }
@@ -137,6 +159,12 @@ int main() {
       if (!bf16) continue;
       const Outcome ref = run(sc, std::make_unique<bf16ref::Bf16GemmCpuBackend>(sc.options.threads));
       compare(sc.name, ref, on_gpu(sc, kBf16), kBf16, &fp32);
+      auto rounding = std::make_unique<bf16ref::Bf16GemmCpuBackend>(sc.options.threads);
+      rounding->round_attention = true;
+      const Outcome ref_attn = run(sc, std::move(rounding));
+      const bool chaotic = sc.name == "full fine-tuning (sgd)";
+      compare(sc.name, ref_attn, on_gpu(sc, kBf16Attention), kBf16Attention, &fp32,
+              chaotic ? kChaoticShare : kBf16Share);
     }
   } catch (const std::exception& e) {
     pstest::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());

@@ -8,11 +8,15 @@
 // operands really are rounded to bf16: 1 + 2^-10 times 1 gives 1, not
 // 1.0009765625. On a GPU with bf16 tensor cores both the PTX mma.sync and the
 // portable warp-shuffle product run, which checks the fragment layout of
-// mma_bf16.cuh against the hardware. Under the CPU simulator (PS_CUDA_SIM)
+// mma_bf16.cuh against the hardware. The overloads taking B as raw bf16 bits
+// (stored-weight GEMMs, weight_gemm.cu) give the same bits as the fp32 ones on
+// the B that rounds to those bits. Under the CPU simulator (PS_CUDA_SIM)
 // the portable product runs, on smaller shapes. Exits 77 (CTest: skipped)
 // without a device.
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -124,6 +128,50 @@ void check_rounds_to_bf16(CudaBackend& be, MmaPath path) {
   CHECK(C[0] == 8.0f);
 }
 
+// B given as raw bf16 bits (a BF16 weight as stored, or a weight converted
+// into bf16 scratch): the same bits in C as the fp32 overload on any fp32 B
+// whose rounding gives those bits (here: B itself, rounded on the host).
+// Different padded strides for the two B's; beta 0 and 1.
+void check_raw_bf16_b(CudaBackend& be, Rand& r, Layout l, Shape s, float beta, MmaPath path, const char* path_name) {
+  const int M = s.M, N = s.N, K = s.K;
+  const int b_rows = l == Layout::NT ? N : K, b_cols = l == Layout::NT ? K : N;
+  const int lda = K + 1, ldb = b_cols + 5, ldb16 = b_cols + 3, ldc = N + 2;
+  std::vector<float> A(static_cast<size_t>(M) * lda), B(static_cast<size_t>(b_rows) * ldb, NAN);
+  std::vector<uint16_t> B16(static_cast<size_t>(b_rows) * ldb16, 0xFFFF);
+  for (auto& v : A) v = r.uniform(-2.0f, 2.0f);
+  for (int i = 0; i < b_rows; ++i)
+    for (int j = 0; j < b_cols; ++j) {
+      const float v = r.uniform(-2.0f, 2.0f);
+      B[static_cast<size_t>(i) * ldb + j] = v;
+      B16[static_cast<size_t>(i) * ldb16 + j] = ps::f32_to_bf16(v);
+    }
+  std::vector<float> C0(static_cast<size_t>(M) * ldc);
+  for (auto& v : C0) v = r.uniform(-1.0f, 1.0f);
+  float* dA = to_device(be, A);
+  float* dB = to_device(be, B);
+  uint16_t* dB16 = to_device(be, B16);
+  float* dC = to_device(be, C0);
+  float* dC16 = to_device(be, C0);
+  if (l == Layout::NT) {
+    ps::cuda::gemm_bf16_nt(M, N, K, 0.75f, dA, lda, dB, ldb, beta, dC, ldc, path);
+    ps::cuda::gemm_bf16_nt(M, N, K, 0.75f, dA, lda, dB16, ldb16, beta, dC16, ldc, path);
+  } else {
+    ps::cuda::gemm_bf16_nn(M, N, K, 0.75f, dA, lda, dB, ldb, beta, dC, ldc, path);
+    ps::cuda::gemm_bf16_nn(M, N, K, 0.75f, dA, lda, dB16, ldb16, beta, dC16, ldc, path);
+  }
+  std::vector<float> C(C0.size()), C16(C0.size());
+  be.download(C.data(), dC, C.size() * sizeof(float));
+  be.download(C16.data(), dC16, C16.size() * sizeof(float));
+  for (void* p : {static_cast<void*>(dA), static_cast<void*>(dB), static_cast<void*>(dB16), static_cast<void*>(dC),
+                  static_cast<void*>(dC16)})
+    be.release(p);
+  const bool same = std::memcmp(C.data(), C16.data(), C.size() * sizeof(float)) == 0;
+  std::printf("  %s %-9s M=%-4d N=%-4d K=%-4d beta=%g  raw bf16 B == rounded fp32 B: %s\n", name(l), path_name, M, N,
+              K, beta, same ? "bit-identical" : "DIFFERENT (FAIL)");
+  if (!same)
+    pstest::fail(__FILE__, __LINE__, std::string("gemm_bf16_") + name(l) + " with a raw bf16 B differs in bits");
+}
+
 void check_errors(CudaBackend& be) {
   float* d = static_cast<float*>(be.alloc(64));
   auto throws = [](auto fn, const char* needle) {
@@ -171,6 +219,12 @@ int main() {
     check_product(be, r, Layout::NT, {19, 21, 37}, 0.5f, 1.0f, MmaPath::kAuto, "accumulate");
     check_product(be, r, Layout::NN, {19, 21, 0}, 0.5f, 1.0f, MmaPath::kAuto, "K=0");
     check_product(be, r, Layout::TN, {19, 21, 0}, 2.0f, 0.0f, MmaPath::kAuto, "K=0 zero");
+    for (Layout l : {Layout::NT, Layout::NN})
+      for (const Shape& s : shapes)
+        for (float beta : {0.0f, 1.0f}) {
+          check_raw_bf16_b(be, r, l, s, beta, MmaPath::kAuto, hardware ? "mma.sync" : "portable");
+          if (hardware) check_raw_bf16_b(be, r, l, s, beta, MmaPath::kPortable, "portable");
+        }
     check_rounds_to_bf16(be, MmaPath::kAuto);
     if (hardware) check_rounds_to_bf16(be, MmaPath::kPortable);
     check_errors(be);

@@ -5,6 +5,7 @@ import { flushSync, mount, unmount } from 'svelte';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import type { ModelOverview } from '../../../electron/api/contract.js';
+import { choosePrecision } from '../../../electron/engine/precision.js';
 import ResourceTable from './ResourceTable.svelte';
 import captured from './testdata/demo-overview.json';
 
@@ -33,7 +34,9 @@ function onMachine(available: number, gpus: ModelOverview['machine']['gpus'] = [
   o.machine.availableMemoryBytes = available;
   o.machine.gpus = gpus;
   // device auto: the first GPU when there is one (as inspect decides)
-  o.report.fits_in = gpus.length > 0 ? { device: 'cuda:0', where: `on ${gpus[0].name}`, available_bytes: gpus[0].freeBytes } : { device: 'cpu', where: 'in RAM', available_bytes: available };
+  const { precision, reason } = choosePrecision('auto', gpus[0] ?? null);
+  const placed = gpus.length > 0 ? { device: 'cuda:0' as const, where: `on ${gpus[0].name}`, available_bytes: gpus[0].freeBytes } : { device: 'cpu' as const, where: 'in RAM', available_bytes: available };
+  o.report.fits_in = { ...placed, precision, precision_reason: reason };
   for (const row of Object.values(o.report.memory)) row.fits = row.total_bytes <= available;
   return o;
 }

@@ -125,3 +125,16 @@ export function keepKnown(hyper: Hyper, specs: readonly HyperparameterSpec[]): H
 export function serverErrorsFor(errors: readonly { field: string; message: string }[] | undefined, key: HyperKey): string[] {
   return (errors ?? []).filter((e) => e.field === `hyper.${key}` || e.field === key).map((e) => e.message);
 }
+
+/**
+ * Whether the precision choice matters: the device field offers an NVIDIA GPU
+ * and the device chosen (`deviceInput`, else the default) is not the CPU.
+ * Elsewhere the engine computes in fp32 whatever is asked, and the form says
+ * so instead of offering a choice.
+ */
+export function precisionMatters(specs: readonly HyperparameterSpec[], deviceInput: FieldInput | undefined): boolean {
+  const device = specs.find((s) => s.key === 'device');
+  if (!device || !(device.choices ?? []).some((c) => c.startsWith('cuda'))) return false;
+  const chosen = typeof deviceInput === 'string' ? deviceInput : device.default;
+  return chosen !== 'cpu';
+}

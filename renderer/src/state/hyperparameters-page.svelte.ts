@@ -7,6 +7,7 @@ import {
   inputFor,
   keepKnown,
   parseField,
+  precisionMatters,
   serverErrorsFor,
   withValue,
   type FieldInput,
@@ -97,7 +98,19 @@ export class HyperparametersPage {
     }
     delete this.fieldErrors[key];
     this.studio.hyper = withValue(this.studio.hyper, spec, parsed.value);
+    // a precision chosen for a GPU does not carry over to the CPU (where bf16 is refused): back to its default
+    const precision = this.specs.find((s) => s.key === 'precision');
+    if (key === 'device' && precision && !this.precisionMatters && 'precision' in this.studio.hyper) {
+      this.studio.hyper = withValue(this.studio.hyper, precision, precision.default);
+      this.inputs.precision = inputFor(precision, precision.default);
+      delete this.fieldErrors.precision;
+    }
     this.scheduleCheck(this.debounceMs);
+  }
+
+  /** The precision field offers its choice only where it matters (a GPU chosen or found); else it reads "fp32 (CPU)". */
+  get precisionMatters(): boolean {
+    return precisionMatters(this.specs, this.inputs.device);
   }
 
   /** Back to the method's default. */

@@ -99,13 +99,18 @@ CudaBackend::~CudaBackend() {
 std::string CudaBackend::describe() const {
 #ifdef PS_CUDA_SIM
   return "cuda (simulated on the CPU: " + info_.name + ", " + mib(info_.total_bytes) +
-         " device memory limit, no GPU; fp32 reference kernels; GEMM: " + gemm_description() + ", " +
-         precision_description() + ")";
+         " device memory limit, no GPU; GEMM: " + gemm_description() + ", " + precision_description() +
+         "; attention: " + attention_description() + ")";
 #else
   return "cuda (" + info_.name + ", compute capability " + std::to_string(info_.major) + "." +
-         std::to_string(info_.minor) + ", " + mib(info_.total_bytes) + ", fp32 reference kernels; GEMM: " +
-         gemm_description() + ", " + precision_description() + ")";
+         std::to_string(info_.minor) + ", " + mib(info_.total_bytes) + "; GEMM: " + gemm_description() + ", " +
+         precision_description() + "; attention: " + attention_description() + ")";
 #endif
+}
+
+std::string CudaBackend::attention_description() const {
+  if (attention_kernels_ == AttentionKernels::Reference) return "reference kernels (fp32)";
+  return attention_rounds_bf16() ? "flash, bf16 on tensor cores" : "flash, fp32";
 }
 
 CudaDeviceInfo CudaBackend::refreshed_info() const {

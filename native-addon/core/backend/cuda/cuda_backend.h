@@ -82,6 +82,8 @@ class CudaBackend final : public Backend {
   GemmPrecision gemm_precision() const { return precision_; }
   // "fp32" or "bf16 operands, fp32 accumulation (<kernel>)", for describe().
   std::string precision_description() const;
+  // "flash, bf16 on tensor cores" / "flash, fp32" / "reference kernels (fp32)": for describe().
+  std::string attention_description() const;
   // Kernels (cublaslt/backend_gemm.cu): cuBLASLt, loaded at run time, when it
   // loads; else the own kernels (gemm.cu, gemm_bf16.cu). Settled by the
   // constructor: PEFT_STUDIO_GEMM=own|cublaslt forces one, and "cublaslt"
@@ -236,6 +238,72 @@ class CudaBackend final : public Backend {
   GemmPrecision precision_ = GemmPrecision::Fp32;
   size_t weight_chunk_values_ = kWeightChunkValues;
   mutable std::shared_ptr<LtState> lt_;  // settled by the constructor
+
+  // ---- attention kernels (helper "flash": attention.cu, attention_flash.cu,
+  // attention_reference.cu) -------------------------------------------------
+ public:
+  // Which kernels attention_forward/backward run: Flash (tiled, the default)
+  // or Reference (a warp per query / key: the readable version tests compare
+  // with). The constructor takes PEFT_STUDIO_ATTENTION=flash|reference from
+  // the environment (unset: flash; anything else throws ps::Error).
+  enum class AttentionKernels { Flash, Reference };
+  void set_attention_kernels(AttentionKernels k) { attention_kernels_ = k; }
+  AttentionKernels attention_kernels() const { return attention_kernels_; }
+  // bf16 attention (attention_flash.cu, attention_flash_bf16*.cu): in bf16
+  // precision, q, k, v, dout, P and dS rounded to bf16 and the products on
+  // tensor cores (D <= 128), as PyTorch's bf16 flash attention (what
+  // torch.autocast(bfloat16) + SDPA does). On by default in bf16 precision;
+  // set_attention_bf16(false) or PEFT_STUDIO_ATTENTION_BF16=0 (read by the
+  // constructor) keeps attention fp32 there.
+  void set_attention_bf16(bool on) { attention_bf16_ = on; }
+  bool attention_bf16() const { return attention_bf16_; }
+
+ private:
+  static AttentionKernels attention_kernels_from_env();
+  // Called after attention.cu's argument checks (D <= 256, pointers given).
+  void attention_forward_flash(const AttnShape& s, const float* q, const float* k, const float* v,
+                               const int32_t* seg, float scale, float* out, float* lse);
+  void attention_backward_flash(const AttnShape& s, const float* q, const float* k, const float* v,
+                                const int32_t* seg, float scale, const float* out, const float* lse,
+                                const float* dout, float* dq, float* dk, float* dv);
+  void attention_forward_reference(const AttnShape& s, const float* q, const float* k, const float* v,
+                                   const int32_t* seg, float scale, float* out, float* lse);
+  void attention_backward_reference(const AttnShape& s, const float* q, const float* k, const float* v,
+                                    const int32_t* seg, float scale, const float* out, const float* lse,
+                                    const float* dout, float* dq, float* dk, float* dv);
+  static bool attention_bf16_from_env();
+  // The flash kernels' precision: bf16 iff set_attention_bf16 and GemmPrecision::Bf16.
+  bool attention_rounds_bf16() const { return attention_bf16_ && precision_ == GemmPrecision::Bf16; }
+  AttentionKernels attention_kernels_ = attention_kernels_from_env();
+  bool attention_bf16_ = attention_bf16_from_env();
+
+  // ---- weight GEMMs without widening (helper "gemv": weight_gemv.cu,
+  // weight_gemm.cu, nf4.cu, half_gemm.cu, gemm_precision.cu) ---------------
+ public:
+  // Tests and timings only: false runs the weight GEMMs as before these
+  // paths existed. gemv: nf4/half_gemm_nt with 1..8 rows through the fused
+  // GEMV (weight_gemv.h); bf16_direct: under bf16 precision a BF16 weight is
+  // the bf16 GEMM's operand where it lies and F16/NF4 chunks are converted
+  // into bf16 scratch, instead of widened to fp32 chunks that the GEMM rounds.
+  void set_weight_gemm_paths(bool gemv, bool bf16_direct) {
+    gemv_enabled_ = gemv;
+    bf16_direct_ = bf16_direct;
+  }
+
+ private:
+  // weight_gemm under bf16 precision with a bf16 weight: `direct` (a BF16
+  // weight, read in place) or, when null, to_bf16(row0, nrows, dst, ld)
+  // filling the Nf4Weight slot a chunk of rows at a time (the chunks of
+  // weight_gemm, so nn sums in the same order). Bit-identical to weight_gemm
+  // on the widened weight with the own kernels.
+  using WidenRowsBf16 = std::function<void(int row0, int rows, uint16_t* dst, int ld)>;
+  void weight_gemm_bf16(bool nt, int M, const float* in, int ld_in, int rows, int cols, float alpha, float beta,
+                        float* out, int ld_out, const uint16_t* direct, const WidenRowsBf16& to_bf16);
+  // src [rows, cols] rounded into a bf16 copy in `slot` for cuBLASLt (row
+  // stride dst_ld, 16-byte rows); nullptr when cuBLASLt is not in use or the
+  // copy would pass the copy bound (then the own kernel rounds on the fly).
+  const uint16_t* bf16_copy_for_cublaslt(Scratch slot, const float* src, int ld, int rows, int cols, int& dst_ld);
+  bool gemv_enabled_ = true, bf16_direct_ = true;
 };
 
 }  // namespace ps

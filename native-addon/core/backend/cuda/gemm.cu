@@ -16,6 +16,7 @@
 #include "cuda_backend.h"
 #include "cuda_common.cuh"
 #include "gemm_common.h"
+#include "weight_gemv.h"
 
 namespace ps {
 
@@ -129,6 +130,12 @@ void run(const char* op, int M, int N, int K, float alpha, const float* A, long 
 void CudaBackend::gemm_nt(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                           float beta, float* C, int ldc) {
   cuda::check_gemm_args("gemm_nt", M, N, K, lda, K, ldb, K, ldc, beta);
+  // Decode (a few rows): the fused GEMV reads B once (weight_gemv.cu). In fp32
+  // with cuBLASLt, cuBLASLt's own GEMV reads B directly too, so it keeps those;
+  // under bf16 the GEMV avoids the rounded copy of the whole of B.
+  if (gemv_enabled_ && cuda::gemv_applies(M, N, K, alpha) &&
+      (precision_ == GemmPrecision::Bf16 || !gemm_uses_cublaslt()))
+    return cuda::gemv_f32_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, precision_ == GemmPrecision::Bf16);
   if (precision_ == GemmPrecision::Bf16)
     return gemm_bf16("gemm_nt", false, true, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (gemm_via_cublaslt("gemm_nt", false, true, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;

@@ -9,6 +9,10 @@
 // whichever index is contiguous in memory (coalesced in every layout), and
 // the fp32 -> bf16 rounding (quant/bf16_round.h, nearest even) happens on
 // that load, so no bf16 copy of an operand is ever written to global memory.
+// B may also be given as raw bf16 bits (a BF16 weight, or a weight converted
+// into bf16 scratch): the kernel is the same template with B's loader
+// (stage_bf16) taking the bits as they are, so a raw operand equal to the
+// rounded fp32 one gives the same bits in C.
 //
 // Simple on purpose: no cp.async pipeline, no ldmatrix. It is the bf16 path
 // that needs nothing but the driver; cuBLASLt, when present, is faster.
@@ -34,6 +38,11 @@ static __device__ __forceinline__ uint16_t to_bf16(float v) {
   return bf16_bits_from_f32_bits(__float_as_uint(v));
 }
 
+// An operand value as the bf16 bits staged into shared memory: fp32 rounded
+// to nearest even, bf16 bits as they are.
+static __device__ __forceinline__ uint16_t stage_bf16(float v) { return to_bf16(v); }
+static __device__ __forceinline__ uint16_t stage_bf16(uint16_t v) { return v; }
+
 // Two adjacent bf16 of a shared row as one fragment register.
 static __device__ __forceinline__ uint32_t pair(const uint16_t* p) {
 #ifdef PS_CUDA_SIM
@@ -46,10 +55,10 @@ static __device__ __forceinline__ uint32_t pair(const uint16_t* p) {
 // Two blocks per SM (16 warps to hide the unpipelined loads): at most 128
 // registers a thread; ptxas spills ~100 bytes of the 64 accumulators' address
 // arithmetic for that (sm_90, nvcc 13), cheaper than halving the warps.
-template <bool kPortable>
+template <bool kPortable, typename TB>
 __global__ void __launch_bounds__(kBlockThreads, 2)
     gemm_bf16_kernel(int M, int N, int K, float alpha, const float* __restrict__ A, long long a_rs,
-                     long long a_cs, const float* __restrict__ B, long long b_rs, long long b_cs,
+                     long long a_cs, const TB* __restrict__ B, long long b_rs, long long b_cs,
                      bool accumulate, float* C, long long ldc) {
   __shared__ __align__(16) uint16_t As[kTileM * kRowStride];  // As[i][p] = op(A)[i0 + i, k0 + p]
   __shared__ __align__(16) uint16_t Bs[kTileN * kRowStride];  // Bs[j][p] = op(B)[k0 + p, j0 + j]
@@ -86,7 +95,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
       if (b_cs == 1) { j = e % kTileN; p = e / kTileN; } else { p = e % kTileK; j = e / kTileK; }
       const long long gj = j0 + j;
       const int gp = k0 + p;
-      Bs[j * kRowStride + p] = gj < N && gp < K ? to_bf16(B[gp * b_rs + gj * b_cs]) : uint16_t(0);
+      Bs[j * kRowStride + p] = gj < N && gp < K ? stage_bf16(B[gp * b_rs + gj * b_cs]) : uint16_t(0);
     }
     __syncthreads();
 #pragma unroll
@@ -136,8 +145,9 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
       }
 }
 
+template <typename TB>
 void run(const char* op, int M, int N, int K, float alpha, const float* A, long long a_rs, long long a_cs,
-         const float* B, long long b_rs, long long b_cs, float beta, float* C, int ldc, MmaPath path) {
+         const TB* B, long long b_rs, long long b_cs, float beta, float* C, int ldc, MmaPath path) {
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0.0f) {
     if (beta == 0.0f) zero_matrix(op, M, N, C, ldc);
@@ -146,7 +156,7 @@ void run(const char* op, int M, int N, int K, float alpha, const float* A, long 
   if ((N + kTileN - 1) / kTileN > 65535)
     throw Error(std::string(op) + ": N=" + std::to_string(N) + " exceeds this kernel's grid (8,388,480 columns)");
   const dim3 grid((M + kTileM - 1) / kTileM, (N + kTileN - 1) / kTileN);
-  auto* kernel = path == MmaPath::kPortable ? &gemm_bf16_kernel<true> : &gemm_bf16_kernel<false>;
+  auto* kernel = path == MmaPath::kPortable ? &gemm_bf16_kernel<true, TB> : &gemm_bf16_kernel<false, TB>;
   PS_LAUNCH(kernel, grid, kBlockThreads, 0, 0)(M, N, K, alpha, A, a_rs, a_cs, B, b_rs, b_cs, beta != 0.0f, C, ldc);
   check_launch(op);
 }
@@ -171,6 +181,18 @@ void gemm_bf16_tn(int M, int N, int K, float alpha, const float* A, int lda, con
                   float* C, int ldc, MmaPath path) {
   check_gemm_args("gemm_bf16_tn", M, N, K, lda, M, ldb, N, ldc, beta);
   run("gemm_bf16_tn", M, N, K, alpha, A, 1, lda, B, ldb, 1, beta, C, ldc, path);
+}
+
+void gemm_bf16_nt(int M, int N, int K, float alpha, const float* A, int lda, const uint16_t* B, int ldb, float beta,
+                  float* C, int ldc, MmaPath path) {
+  check_gemm_args("gemm_bf16_nt", M, N, K, lda, K, ldb, K, ldc, beta);
+  run("gemm_bf16_nt", M, N, K, alpha, A, lda, 1, B, 1, ldb, beta, C, ldc, path);
+}
+
+void gemm_bf16_nn(int M, int N, int K, float alpha, const float* A, int lda, const uint16_t* B, int ldb, float beta,
+                  float* C, int ldc, MmaPath path) {
+  check_gemm_args("gemm_bf16_nn", M, N, K, lda, K, ldb, N, ldc, beta);
+  run("gemm_bf16_nn", M, N, K, alpha, A, lda, 1, B, ldb, 1, beta, C, ldc, path);
 }
 
 }  // namespace cuda

@@ -1,10 +1,12 @@
 // bf16 tensor-core GEMMs of the CUDA backend, for the bf16 compute path:
 // C = alpha * op(A) op(B) + beta * C with fp32 A, B, C in memory, op(A) and
 // op(B) rounded to bfloat16 (nearest even) while they are staged into shared
-// memory, products exact, fp32 accumulation. The layouts and the argument
+// memory (or B given as bf16 bits), products exact, fp32 accumulation. The layouts and the argument
 // rules are the fp32 GEMMs' (backend.h): row-major; nt, nn, tn; beta 0 or 1.
 // No CUDA types here: plain C++ (tests) includes it.
 #pragma once
+
+#include <cstdint>
 
 namespace ps {
 
@@ -25,6 +27,14 @@ void gemm_bf16_nt(int M, int N, int K, float alpha, const float* A, int lda, con
 void gemm_bf16_nn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                   float beta, float* C, int ldc, MmaPath path = MmaPath::kAuto);
 void gemm_bf16_tn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                  float beta, float* C, int ldc, MmaPath path = MmaPath::kAuto);
+
+// The same products with B given as raw bf16 bits (a BF16 weight as stored,
+// or a weight dequantized / converted into bf16): bit-identical to the fp32
+// overloads on a B whose values are those bf16 values widened.
+void gemm_bf16_nt(int M, int N, int K, float alpha, const float* A, int lda, const uint16_t* B, int ldb,
+                  float beta, float* C, int ldc, MmaPath path = MmaPath::kAuto);
+void gemm_bf16_nn(int M, int N, int K, float alpha, const float* A, int lda, const uint16_t* B, int ldb,
                   float beta, float* C, int ldc, MmaPath path = MmaPath::kAuto);
 
 }  // namespace cuda

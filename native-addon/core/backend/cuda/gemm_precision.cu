@@ -10,7 +10,8 @@
 // reads them), else (or when a copy would be larger, or cuBLASLt has no
 // algorithm for a shape) the own tensor-core kernel of gemm_bf16.cu, which
 // rounds while staging its tiles, no copy. Both give the same bf16
-// operands; only the fp32 summation order differs.
+// operands; only the fp32 summation order differs. The stored-weight GEMMs
+// (weight_gemm.cu) hand a bf16 weight to either directly: no rounded copy.
 #include <string>
 
 #include "../../quant/bf16_round.h"
@@ -23,8 +24,8 @@ namespace ps {
 namespace {
 
 // The largest bf16 operand copy the cuBLASLt route makes (64 MiB): every
-// activation of a 2048-token step of Llama-3.1-8B (2048 x 14336) fits, and
-// 16-bit weights arrive in 4 Mi-value chunks (half_gemm.cu); an fp32 lm_head
+// activation of a 2048-token step of Llama-3.1-8B (2048 x 14336) fits
+// (stored 16-bit / NF4 weights need no copy: weight_gemm_bf16); an fp32 lm_head
 // or an 8B-sized fp32 linear does not, and goes through the own kernel.
 constexpr size_t kBf16CopyValues = size_t(32) << 20;
 
@@ -63,6 +64,14 @@ const uint16_t* CudaBackend::rounded_to_bf16(Scratch slot, const float* src, int
   (src, ld, rows, cols, dst, dst_ld);
   cuda::check_launch("rounding a GEMM operand to bf16");
   return dst;
+}
+
+const uint16_t* CudaBackend::bf16_copy_for_cublaslt(Scratch slot, const float* src, int ld, int rows, int cols,
+                                                    int& dst_ld) {
+  dst_ld = (cols + 7) / 8 * 8;
+  if (rows <= 0 || cols <= 0 || static_cast<size_t>(rows) * dst_ld > kBf16CopyValues || !gemm_uses_cublaslt())
+    return nullptr;
+  return rounded_to_bf16(slot, src, ld, rows, cols, dst_ld);
 }
 
 void CudaBackend::gemm_bf16(const char* op, bool a_trans, bool b_trans, int M, int N, int K, float alpha,

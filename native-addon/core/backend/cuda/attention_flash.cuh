@@ -1,0 +1,109 @@
+// Shared pieces of the flash attention kernels (attention_flash.cu: fp32 and
+// bf16 semantics on CUDA cores; attention_flash_bf16.cu and
+// attention_flash_bf16_backward.cu: bf16 on tensor cores): the geometry, the
+// key codes and visibility rule, bf16 rounding, fragment loads. Device helpers
+// are inline: every .cu file compiles alone.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "../../quant/bf16_round.h"
+#include "backend.h"
+#include "cuda_common.cuh"
+#include "error.h"
+
+namespace ps {
+namespace flash {
+
+struct FlashGeometry {
+  int B, T, P, Hq, Hkv, D, S, rep;
+  float scale;
+};
+
+inline FlashGeometry geometry(const AttnShape& s, float scale) {
+  return FlashGeometry{s.B, s.T, s.P, s.Hq, s.Hkv, s.D, s.P + s.T, s.Hq / s.Hkv, scale};
+}
+
+inline unsigned grid_of(long long blocks, const char* op) {
+  if (blocks > 0x7fffffffLL) throw Error(std::string(op) + ": problem too large for one launch");
+  return static_cast<unsigned>(blocks);
+}
+
+// A key's code in a shared segment tile: its segment id (>= 0), or:
+constexpr int32_t kKeyPrefix = -2;   // a prefix key: every real query sees it
+constexpr int32_t kKeyPadding = -1;  // padding: no query sees it
+constexpr int32_t kKeyNone = -3;     // past the sequence
+
+__device__ inline int32_t key_code(const FlashGeometry& g, const int32_t* seg_row, int js) {
+  if (js < g.P) return kKeyPrefix;
+  if (js >= g.S) return kKeyNone;
+  const int32_t id = seg_row[js - g.P];
+  return id >= 0 ? id : kKeyPadding;
+}
+
+// Query t (segment seg_t) sees key js (code c)? seg_t < 0: never.
+__device__ inline bool sees(int32_t seg_t, int t, int32_t code, int js, int P) {
+  if (seg_t < 0) return false;
+  return code == kKeyPrefix || (code == seg_t && js - P <= t);
+}
+
+// bf16 bits of x, nearest even (quant/bf16_round.h: the CPU's rounding).
+__device__ inline uint16_t bf16_bits(float x) { return bf16_bits_from_f32_bits(__float_as_uint(x)); }
+
+// x rounded to bfloat16, as a float; identity unless BF16.
+template <bool BF16>
+__device__ inline float op(float x) {
+  if (!BF16) return x;
+  return __uint_as_float(static_cast<uint32_t>(bf16_bits(x)) << 16);
+}
+
+constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
+
+// ---- tensor-core tiles (attention_flash_bf16*.cu) ----------------------------
+// A block of kTcWarps warps owns 16 rows per warp; staged tiles of kTcKeys
+// rows hold bf16 with rows padded by 16 bytes against bank conflicts.
+constexpr int kTcWarps = 4;
+constexpr int kTcRows = 16 * kTcWarps;
+constexpr int kTcKeys = 64;
+
+template <int DMAX>
+struct TcConfig {
+  static constexpr int kStride = DMAX + 8;  // bf16 values per shared row
+  static constexpr int kKSteps = DMAX / 16;
+  static constexpr int kDimTiles = DMAX / 8;
+};
+
+__device__ inline uint32_t pack_bf16(float lo, float hi) {
+  return static_cast<uint32_t>(bf16_bits(lo)) | (static_cast<uint32_t>(bf16_bits(hi)) << 16);
+}
+
+// Two neighbouring bf16 of a shared row as one 32-bit fragment register
+// (B fragments whose k index runs along the row).
+__device__ inline uint32_t load_pair(const uint16_t* p) {
+  uint32_t w;
+  memcpy(&w, p, sizeof(w));
+  return w;
+}
+
+// p[0] and the value one row (stride) below it: B fragments whose k index
+// runs down a column.
+__device__ inline uint32_t load_column_pair(const uint16_t* p, int stride) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[stride]) << 16);
+}
+
+// attention_flash_bf16.cu: the bf16 forward on tensor cores (mma.sync
+// m16n8k16, the portable emulation where there is no PTX) for D <= 128, with
+// the bf16 semantics of attention_flash.cu's BF16 kernels.
+void forward_bf16_tensor_cores(const FlashGeometry& g, const float* q, const float* k, const float* v,
+                               const int32_t* seg, float* out, float* lse);
+// attention_flash_bf16_backward.cu: the bf16 backward (dQ pass, dK/dV pass)
+// on tensor cores for D <= 128; delta = sum bf16(dout) * out is given.
+void backward_bf16_tensor_cores(const FlashGeometry& g, const float* q, const float* k, const float* v,
+                                const int32_t* seg, const float* lse, const float* dout, const float* delta,
+                                float* dq, float* dk, float* dv);
+constexpr int kTensorCoreMaxHeadDim = 128;
+
+}  // namespace flash
+}  // namespace ps

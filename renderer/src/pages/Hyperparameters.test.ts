@@ -1,0 +1,137 @@
+// The Hyperparameters step rendered in jsdom against the real studio service
+// (electron/service, in this process, behind the preload bridge the desktop
+// app has), on the bundled demo model: the precision field. Where a GPU is
+// chosen or found it is a select (auto, fp32, bf16) with the trade-off in one
+// line; on the CPU it reads "fp32 (CPU)", and switching the device to the CPU
+// drops a bf16 chosen for the GPU. This machine has no GPU, so the GPU case
+// takes the form the service's own hyperparameterSpecs builds for a machine
+// with an NVIDIA H200; every other call is the service's answer.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { flushSync, mount, unmount, type Component } from 'svelte';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import type { ApiResult, DemoPaths, HyperparametersRequest, PreloadBridge } from '../../../electron/api/contract.js';
+import { loadAddon } from '../../../electron/engine/load.js';
+import type { DeviceInfo } from '../../../electron/engine/native.js';
+import { openModelFolder } from '../../../electron/models/folder.js';
+import { hyperparameterSpecs } from '../../../electron/service/hyperparameters.js';
+import { createStudioService, type StudioService } from '../../../electron/service/service.js';
+import { Studio } from '../state/studio.svelte.js';
+
+const home = mkdtempSync(join(tmpdir(), 'peft-studio-hyper-page-'));
+process.env.PEFT_STUDIO_HOME = home;
+
+const H200: DeviceInfo = { name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 150_000_000_000, freeBytes: 140_000_000_000 };
+/** the GPUs the form is built for (the service's own answer when empty: this machine's) */
+let gpus: DeviceInfo[] = [];
+let service: StudioService;
+let demo: DemoPaths;
+let Hyperparameters: Component<{ studio: Studio }>;
+let component: ReturnType<typeof mount> | null = null;
+
+const wire = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+beforeAll(async () => {
+  service = createStudioService({ mode: 'browser', allowedRoots: null });
+  const bridge: PreloadBridge = {
+    async call(method, request) {
+      if (method === 'hyperparameters' && gpus.length > 0) {
+        const { model, method: trainMethod } = request as HyperparametersRequest;
+        const value = hyperparameterSpecs(trainMethod, (await openModelFolder(model)).spec, gpus);
+        return wire({ ok: true, value } as ApiResult<typeof method>);
+      }
+      return wire(await service.call(method, wire(request)));
+    },
+    onEvent: (listener) => service.onEvent((e) => listener(wire(e))),
+  };
+  // the app's api module picks the preload bridge when there is one: set it before the page is loaded
+  window.peftStudio = bridge;
+  Hyperparameters = (await import('./Hyperparameters.svelte')).default as unknown as Component<{ studio: Studio }>;
+  const paths = await service.call('demoPaths', {});
+  if (!paths.ok) throw new Error(JSON.stringify(paths.error));
+  demo = paths.value as DemoPaths;
+});
+afterEach(() => {
+  if (component) void unmount(component);
+  component = null;
+  document.body.innerHTML = '';
+});
+afterAll(async () => {
+  await service.close();
+  rmSync(home, { recursive: true, force: true });
+});
+
+async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const start = Date.now();
+  for (;;) {
+    flushSync();
+    if (cond()) return;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function render(): Promise<{ root: HTMLElement; studio: Studio }> {
+  const studio = new Studio();
+  studio.model = demo.model;
+  studio.method = 'lora';
+  studio.data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+  const root = document.createElement('div');
+  document.body.append(root);
+  component = mount(Hyperparameters, { target: root, props: { studio } });
+  await until('the form', () => root.querySelector('[data-testid="field-precision"]') !== null);
+  await until('the first check', () => studio.check !== null);
+  return { root, studio };
+}
+
+const byId = (root: HTMLElement, id: string) => root.querySelector<HTMLElement>(`[data-testid="${id}"]`);
+
+function choose(root: HTMLElement, key: string, value: string): void {
+  const select = byId(root, `input-${key}`) as HTMLSelectElement;
+  select.value = value;
+  select.dispatchEvent(new Event('change', { bubbles: true }));
+  flushSync();
+}
+
+describe('the precision field', () => {
+  it('is a choice where a GPU is found, with the trade-off in one line; on the CPU it reads fp32 (CPU)', async () => {
+    gpus = [H200];
+    const { root, studio } = await render();
+    const select = byId(root, 'input-precision');
+    expect(select?.tagName).toBe('SELECT');
+    expect([...(select as HTMLSelectElement).options].map((o) => o.value)).toEqual(['auto', 'fp32', 'bf16']);
+    expect((select as HTMLSelectElement).value).toBe('auto');
+    expect(byId(root, 'precision-cpu-note')).toBeNull();
+    expect(byId(root, 'field-precision')!.textContent).toContain('bf16: tensor cores, about half the memory traffic; fp32: exact');
+    expect([...(byId(root, 'input-device') as HTMLSelectElement).options].map((o) => o.value)).toEqual(['auto', 'cpu', 'cuda:0']);
+
+    // bf16 for the GPU, then the CPU: the choice gives way to the note and bf16 is dropped (the CPU refuses it)
+    choose(root, 'precision', 'bf16');
+    expect(studio.hyper.precision).toBe('bf16');
+    choose(root, 'device', 'cpu');
+    expect(byId(root, 'input-precision')).toBeNull();
+    expect(byId(root, 'precision-cpu-note')!.textContent).toBe('fp32 (CPU)');
+    expect(studio.hyper).toEqual({ device: 'cpu' });
+    // the check the page asks for then runs on the CPU in fp32, and says so
+    await until('the CPU check', () => studio.check?.config?.device === 'cpu');
+    expect(studio.check!.errors).toEqual([]);
+    expect(studio.check!.precision).toEqual({ precision: 'fp32', reason: 'fp32: the CPU computes in fp32' });
+    await until('the verdict', () => byId(root, 'check-precision')?.textContent === 'fp32: the CPU computes in fp32');
+    // back to the GPU: the choice again, at its default
+    choose(root, 'device', 'cuda:0');
+    expect((byId(root, 'input-precision') as HTMLSelectElement).value).toBe('auto');
+  }, 60_000);
+
+  it('on a machine without a GPU (this one, as the service answers) it is the fp32 (CPU) note', async () => {
+    if (loadAddon().devices().length > 0) return; // a GPU machine: the first case is its own
+    gpus = [];
+    const { root, studio } = await render();
+    expect(byId(root, 'input-precision')).toBeNull();
+    expect(byId(root, 'precision-cpu-note')!.textContent).toBe('fp32 (CPU)');
+    expect(byId(root, 'field-precision')!.textContent).toContain('bf16: tensor cores, about half the memory traffic; fp32: exact');
+    expect(studio.check!.precision).toEqual({ precision: 'fp32', reason: 'fp32: the CPU computes in fp32' });
+    expect(byId(root, 'memory-breakdown')!.textContent).not.toContain('CUDA runtime');
+  }, 60_000);
+});

@@ -140,6 +140,8 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
 
   // for an out-of-memory message: known once estimated
   let memory: { estimateBytes: number; availableBytes: number; where: string; gpu: boolean } | null = null;
+  // The precision 'auto' resolved to: the out-of-memory advice must name the one the run really used.
+  let usedPrecision: TrainConfig['precision'] | null = null;
 
   try {
     // The folder is checked before the model and data are read, so a bad
@@ -179,8 +181,13 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       device = resolveDevice(addon, config.device);
       precision = choosePrecision(config.precision, device.gpu);
     } catch (e) {
+      // A resumed bf16 run (run.json says so, not a flag given now) needs both flags to move to the CPU.
+      if (options.resume && config.precision === 'bf16') {
+        notOurs(`${e instanceof Error ? e.message : String(e)}. This run computed in bf16 (its run.json says so); to continue it on the CPU, resume with --device cpu --precision fp32`);
+      }
       notOurs(e);
     }
+    usedPrecision = precision.precision;
     // --init-adapter decides the LoRA layout, so its rank is only known once
     // read; the run's own settings are the estimate before that. On a GPU the
     // estimate is held against its free memory, on the CPU against the RAM.
@@ -188,7 +195,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     const budget = memoryBudget(device);
     const available = budget.availableBytes;
     memory = { estimateBytes: estimate.totalBytes, availableBytes: available, where: budget.where, gpu: budget.gpu };
-    const shortfall = memoryShortfall(estimate, budget, config);
+    const shortfall = memoryShortfall(estimate, budget, { ...config, precision: precision.precision });
     if (shortfall !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(shortfall);
 
     // A finished run is kept unless --overwrite (checked again under the lock).
@@ -413,7 +420,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     }
     if (!(error instanceof NotOurRunError) && isOutOfMemoryError(message)) {
       const at = record === null ? 'before the run started' : stepsDone === 0 ? 'before its first step' : `after step ${stepsDone}`;
-      const text = outOfMemoryMessage(message, memory, config, at);
+      const text = outOfMemoryMessage(message, memory, { ...config, precision: usedPrecision ?? config.precision }, at);
       if (record === null) {
         const event: RunEndEvent = { type: 'failed', kind: 'error', message: text, step: null, resumable: false, checkpoint: null };
         emit(event);

@@ -89,6 +89,35 @@ describe('the device of a run', () => {
     expect(bad.stderr).toContain("--precision: unknown precision 'fp16'; use auto");
   }, 60_000);
 
+  it('a bf16 run resumed on the CPU: one error that names both flags, then it continues in fp32', async () => {
+    const model = await tinyModel({ seed: 75 });
+    const dir = tempDir('run-precision');
+    const data = writeJsonl(join(dir, 'd.jsonl'), cycleRows(2, 8));
+    const out = join(dir, 'run');
+    const first = await cli(['train', '--model', model.dir, '--data', data, '--out', out, '--steps', '2', '--save-every', '1', '--threads', '2', '--device', 'cpu']);
+    expect(first.code, first.stderr).toBe(0);
+    // as a GPU run in bf16 would have recorded it, stopped after its first step
+    const path = join(out, 'run.json');
+    const record = JSON.parse(readFileSync(path, 'utf8'));
+    record.config.precision = 'bf16';
+    record.status = 'interrupted';
+    writeFileSync(path, JSON.stringify(record));
+    const refused = await cli(['train', '--resume', out, '--device', 'cpu']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('This run computed in bf16 (its run.json says so); to continue it on the CPU, resume with --device cpu --precision fp32');
+    const resumed = await cli(['train', '--resume', out, '--device', 'cpu', '--precision', 'fp32', '--threads', '2']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(path, 'utf8')).config.precision).toBe('fp32');
+    // a precision run.json cannot have written is an error naming the file, not 'auto'
+    const damaged = JSON.parse(readFileSync(path, 'utf8'));
+    damaged.config.precision = 'fp16';
+    damaged.status = 'interrupted';
+    writeFileSync(path, JSON.stringify(damaged));
+    const bad = await cli(['train', '--resume', out, '--device', 'cpu']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain(`${out}/run.json: config.precision 'fp16' is not a precision`);
+  }, 90_000);
+
   it('eval and generate take --precision too: a bad name is a usage error, bf16 on the CPU the same advice', async () => {
     const model = await tinyModel({ seed: 75 });
     const data = writeJsonl(join(tempDir('run-precision'), 'd.jsonl'), cycleRows(2, 8));

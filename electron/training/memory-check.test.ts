@@ -31,6 +31,9 @@ describe('memory pre-flight', () => {
     const onGpu = memoryShortfall(estimate, memoryBudget({ gpu: h200 }), config)!;
     expect(onGpu).toContain('but only 6.00 GiB is available on NVIDIA H200.');
     expect(onGpu).toContain('--device cpu');
+    expect(onGpu).not.toContain('--precision fp32');
+    // a bf16 run moves to the CPU only in fp32
+    expect(memoryShortfall(estimate, memoryBudget({ gpu: h200 }), { ...config, precision: 'bf16' })).toContain('--device cpu --precision fp32');
     const inRam = memoryShortfall(estimate, memoryBudget({ gpu: null }, 6 * 2 ** 30), config)!;
     expect(inRam).toContain('but only 6.00 GiB is available in RAM.');
     expect(inRam).not.toContain('--device cpu');

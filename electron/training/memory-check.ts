@@ -96,8 +96,8 @@ export function memoryShortfall(estimate: MemoryEstimate, budget: MemoryBudget |
   const { availableBytes, where, gpu } = typeof budget === 'number' ? { availableBytes: budget, where: 'in RAM', gpu: false } : budget;
   if (estimate.totalBytes <= availableBytes) return null;
   const advice = memoryRemedies(config).map((r) => CLI_REMEDY[r]);
-  // on a GPU the CPU is one more way out (slower, but host RAM is usually larger)
-  if (gpu) advice.push('--device cpu');
+  // on a GPU the CPU is one more way out (slower, but host RAM is usually larger; it computes in fp32 only)
+  if (gpu) advice.push(config.precision === 'bf16' ? '--device cpu --precision fp32' : '--device cpu');
   return (
     `this run needs about ${gib(estimate.totalBytes)} (weights ${gib(estimate.weightBytes)}, gradients ${gib(estimate.gradientBytes)}, ` +
     `optimizer state ${gib(estimate.optimizerBytes)}, activations ${gib(estimate.activationBytes)}` +

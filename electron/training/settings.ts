@@ -347,6 +347,10 @@ export const RESUME_OVERRIDES: readonly (keyof ResumeOverrides)[] = ['lr', 'thre
 
 /** The configuration of a resumed run: its run.json's, in `dir` (the folder may have moved), with the few overrides allowed. */
 export function resumedConfig(stored: TrainConfig, dir: string, overrides: ResumeOverrides = {}, name: FieldNamer = plainName): TrainConfig {
+  // A precision run.json cannot have written (edited by hand, or damaged) is not taken as 'auto'.
+  if (!isPrecision(stored.precision)) {
+    throw new SettingsError('precision', `${dir}/run.json: config.precision '${String(stored.precision)}' is not a precision (${PRECISION_REQUEST_HELP}); fix the file or resume with ${name('precision')} fp32 or bf16`);
+  }
   return {
     ...stored,
     device: overrides.device === undefined ? stored.device : deviceOf(overrides, name),

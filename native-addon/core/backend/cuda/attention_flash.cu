@@ -30,7 +30,8 @@
 // seg[b, j] == seg[b, t]; seg < 0 is padding (output 0, lse 0, no gradient).
 //
 // Shared tiles are zero-filled past D and past the sequence, so the inner
-// loops need no bounds checks (and never multiply a masked 0 by garbage).
+// loops need no bounds checks (a padding key inside a tile is masked by
+// visibility; its K/V values are the caller's, as on the CPU).
 //
 // Precision: fp32 (BF16 = false) everywhere by default. bf16 attention
 // (CudaBackend::set_attention_bf16 in bf16 GemmPrecision; BF16 = true here
@@ -42,8 +43,9 @@
 //   q, k, v, dout          where they enter a product (staging / registers);
 //   P before P.V           forward: P = exp2(s log2e - M), M the running row
 //                          max rounded UP to an integer, so each rescale by
-//                          exp2(M_old - M_new) is exact and P's rounding does
-//                          not depend on the tiling; l sums the unrounded P;
+//                          exp2(M_old - M_new) is exact and P's rounding
+//                          depends on the tiling only through the fp32
+//                          rounding of s - M; l sums the unrounded P;
 //                          lse = ln2 (M + log2 l);
 //   P before P^T.dO        backward (P = exp(s - lse));
 //   dS before dS.K, dS^T.Q backward (dS = P (dP - delta), delta = sum
@@ -160,7 +162,7 @@ __global__ void __launch_bounds__(256)
   }
   if (t >= g.T) return;
   float* o = out + qoff;
-  const float inv = seg_t >= 0 ? 1.0f / l : 0.0f;  // l >= 1: a real query sees itself
+  const float inv = seg_t >= 0 ? 1.0f / l : 0.0f;  // l > 0: a real query sees itself (l >= 1 in fp32, >= 0.5 in bf16)
 #pragma unroll
   for (int i = 0; i < C::kPer; ++i) {
     const int d = c + TPQ * i;

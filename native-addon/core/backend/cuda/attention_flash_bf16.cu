@@ -1,7 +1,7 @@
 // The bf16 attention forward on tensor cores (head dim <= 128): the same
 // semantics as attention_flash.cu's BF16 forward (q, k, v rounded to bf16;
 // S = Q K^T with fp32 accumulation; P = exp2(s log2e - M) with M the running
-// row max rounded up to an integer, so every rescale is a power of two;
+// row max rounded up to an integer, so every rescale is an exact power of two;
 // P rounded to bf16 for P V; l sums the unrounded P; lse = ln2 (M + log2 l)),
 // with both products on mma.sync m16n8k16 (mma_bf16.cuh; its warp-shuffle
 // emulation in the simulator and below sm_80). Only the fp32 summation order
@@ -31,6 +31,12 @@ __global__ void __launch_bounds__(128)
     flash_forward_tc_kernel(FlashGeometry g, const float* __restrict__ q, const float* __restrict__ k,
                             const float* __restrict__ v, const int32_t* __restrict__ seg, float* __restrict__ out,
                             float* __restrict__ lse) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  // bf16 precision is refused below compute capability 8.0 (gemm_precision.cu),
+  // so this never runs there; an empty body spares sm_75 builds minutes of
+  // compiling the unrolled portable product (review, session 5: 500 s).
+  __trap();
+#else
   using C = TcConfig<DMAX>;
   __shared__ __align__(16) uint16_t ks[kTcKeys][C::kStride];
   __shared__ __align__(16) uint16_t vs[kTcKeys][C::kStride];
@@ -158,7 +164,7 @@ __global__ void __launch_bounds__(128)
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
     if (row[r] >= g.T) continue;
     const bool real = seg_r[r] >= 0;
-    const float inv = real ? 1.0f / l[r] : 0.0f;  // l >= 1 for a real query: it sees itself
+    const float inv = real ? 1.0f / l[r] : 0.0f;  // l >= 0.5 for a real query: it sees itself
     float* orow = out + ((static_cast<size_t>(b) * g.T + row[r]) * g.Hq + h) * g.D;
 #pragma unroll
     for (int n = 0; n < C::kDimTiles; ++n)
@@ -169,6 +175,7 @@ __global__ void __launch_bounds__(128)
       }
     if (tc == 0) lse[(static_cast<size_t>(b) * g.Hq + h) * g.T + row[r]] = real ? (m[r] + log2f(l[r])) * kLn2 : 0.0f;
   }
+#endif
 }
 
 template <int DMAX>

@@ -26,6 +26,12 @@ __global__ void __launch_bounds__(128)
     flash_dq_tc_kernel(FlashGeometry g, const float* __restrict__ q, const float* __restrict__ k,
                        const float* __restrict__ v, const int32_t* __restrict__ seg, const float* __restrict__ lse,
                        const float* __restrict__ dout, const float* __restrict__ delta, float* __restrict__ dq) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  // bf16 precision is refused below compute capability 8.0 (gemm_precision.cu),
+  // so this never runs there; an empty body spares sm_75 builds minutes of
+  // compiling the unrolled portable product (review, session 5: 500 s).
+  __trap();
+#else
   using C = TcConfig<DMAX>;
   __shared__ __align__(16) uint16_t ks[kTcKeys][C::kStride];
   __shared__ __align__(16) uint16_t vs[kTcKeys][C::kStride];
@@ -136,6 +142,7 @@ __global__ void __launch_bounds__(128)
         if (d < g.D) dqr[d] += g.scale * acc[n][2 * r + j];
       }
   }
+#endif
 }
 
 template <int DMAX>
@@ -144,6 +151,12 @@ __global__ void __launch_bounds__(128)
                         const float* __restrict__ v, const int32_t* __restrict__ seg, const float* __restrict__ lse,
                         const float* __restrict__ dout, const float* __restrict__ delta, float* __restrict__ dk,
                         float* __restrict__ dv) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  // bf16 precision is refused below compute capability 8.0 (gemm_precision.cu),
+  // so this never runs there; an empty body spares sm_75 builds minutes of
+  // compiling the unrolled portable product (review, session 5: 500 s).
+  __trap();
+#else
   using C = TcConfig<DMAX>;
   // Query rows staged per step: fewer for D 128, where the K, V fragments and
   // the dK, dV accumulators already take many registers.
@@ -275,6 +288,7 @@ __global__ void __launch_bounds__(128)
         if (dv) dv[off + d] += dv_acc[n][2 * r + j];
       }
   }
+#endif
 }
 
 template <int DMAX>

@@ -5,11 +5,14 @@
 // barrier or collective completes when its last participant arrives, which
 // makes the others runnable again. A pass over all warps that finds nothing
 // runnable while threads remain is a deadlock.
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "fiber.h"
@@ -177,7 +180,48 @@ std::string where(const Thread& t) {
          idx(blockIdx) + ", thread " + idx(t.tid) + ": ";
 }
 
-void run_block() {
+// Static shared memory is one section for all kernels' arrays (1.5 MB once
+// every kernel is linked), and refilling all of it before every block came
+// to most of the simulator's time. A kernel only ever touches its own
+// arrays, so the first block of each launch refills the whole section and,
+// when it ends, the bytes it changed give (widen) the kernel's footprint;
+// every other block refills only that footprint. A byte of the kernel's
+// arrays that no first block ever wrote is left as the last fill left it:
+// by no block of this kernel, so still the fill unless the kernel wrote
+// it in a later block (a read of it there would then see that value instead
+// of NaN: the one case this gives up, for kernels whose first blocks skip
+// an array the later ones write, or whose writes there equal the fill at
+// the footprint's edges).
+struct Footprint {
+  size_t lo = SIZE_MAX, hi = 0;  // byte offsets into the section, [lo, hi)
+};
+std::unordered_map<const void*, Footprint> g_footprints;
+
+char* static_shared_begin() { return __start_ps_sim_shared; }
+size_t static_shared_size() { return static_cast<size_t>(__stop_ps_sim_shared - __start_ps_sim_shared); }
+
+void fill_static_shared(bool whole) {
+  const size_t size = static_shared_size();
+  if (!size) return;
+  if (whole) return void(std::memset(static_shared_begin(), 0xFF, size));
+  const Footprint& f = g_footprints[g.cfg->fn];
+  if (f.lo < f.hi) std::memset(static_shared_begin() + f.lo, 0xFF, f.hi - f.lo);
+}
+
+// After a launch's first block: widen the kernel's footprint by what it changed.
+void record_footprint() {
+  const size_t size = static_shared_size();
+  const char* base = static_shared_begin();
+  size_t lo = 0, hi = size;
+  while (lo < size && static_cast<unsigned char>(base[lo]) == 0xFF) ++lo;
+  while (hi > lo && static_cast<unsigned char>(base[hi - 1]) == 0xFF) --hi;
+  if (lo >= hi) return;
+  Footprint& f = g_footprints[g.cfg->fn];
+  f.lo = std::min(f.lo, lo / 64 * 64);
+  f.hi = std::max(f.hi, std::min(size, (hi + 63) / 64 * 64));
+}
+
+void run_block(bool first_of_launch) {
   for (int i = 0; i < g.n; ++i) {
     Thread& t = g.threads[i];
     t.state = State::Runnable;
@@ -191,10 +235,9 @@ void run_block() {
   g.barrier_site = nullptr;
   // Shared memory starts uninitialised in every block: NaN / -1, not zeros
   // or what the previous block left (the static part is the section of
-  // sim_kernel.h's __shared__, all kernels' arrays together).
+  // sim_kernel.h's __shared__, all kernels' arrays together: see Footprint).
   if (g.dyn_shared) std::memset(g.dyn_shared, 0xFF, g.cfg->shared_bytes);
-  const size_t static_shared = static_cast<size_t>(__stop_ps_sim_shared - __start_ps_sim_shared);
-  if (static_shared) std::memset(__start_ps_sim_shared, 0xFF, static_shared);
+  fill_static_shared(first_of_launch);
   // Warps run ahead of each other, as on the hardware: each warp in turn
   // goes as far as it can (its lanes in order, collectives among them
   // completing) before the next warp moves, so a warp reaches the next
@@ -428,7 +471,8 @@ bool run_kernel(const LaunchConfig& cfg, void (*thunk)(void*), void* ctx) {
     const unsigned long long b = g_reverse ? blocks - 1 - k : k;
     blockIdx = uint3{static_cast<unsigned>(b % cfg.grid.x), static_cast<unsigned>((b / cfg.grid.x) % cfg.grid.y),
                      static_cast<unsigned>(b / (static_cast<unsigned long long>(cfg.grid.x) * cfg.grid.y))};
-    run_block();
+    run_block(k == 0);
+    if (k == 0) record_footprint();
   }
   const std::string overrun = check_padding();
   if (!overrun.empty())

@@ -100,13 +100,10 @@ __global__ void __launch_bounds__(256)
   __shared__ float ks[C::kTile][DMAX];
   __shared__ float vs[C::kTile][DMAX];
   __shared__ int32_t kcode[C::kTile];
-  const int q_tiles = (g.T + C::kRows - 1) / C::kRows;
-  // The last query tiles see the most keys: they go first.
-  const int tile = q_tiles - 1 - static_cast<int>(blockIdx.x % q_tiles);
-  const int h = static_cast<int>((blockIdx.x / q_tiles) % g.Hq), b = static_cast<int>(blockIdx.x / q_tiles / g.Hq);
-  const int kv = h / g.rep;
-  const int c = threadIdx.x % TPQ, t0 = tile * C::kRows, t = t0 + threadIdx.x / TPQ;
-  const int32_t* seg_row = seg + static_cast<size_t>(b) * g.T;
+  const QueryTile qt = query_tile(g, seg, C::kRows);
+  const int h = qt.h, b = qt.b, kv = qt.kv;
+  const int c = threadIdx.x % TPQ, t0 = qt.t0, t = t0 + threadIdx.x / TPQ;
+  const int32_t* seg_row = qt.seg_row;
   const int32_t seg_t = t < g.T ? seg_row[t] : -1;
   const size_t qoff = ((static_cast<size_t>(b) * g.T + t) * g.Hq + h) * g.D;
   float qr[C::kPer], acc[C::kPer];
@@ -199,12 +196,10 @@ __global__ void __launch_bounds__(256)
   __shared__ float ks[C::kTile][DMAX];
   __shared__ float vs[C::kTile][DMAX];
   __shared__ int32_t kcode[C::kTile];
-  const int q_tiles = (g.T + C::kRows - 1) / C::kRows;
-  const int tile = q_tiles - 1 - static_cast<int>(blockIdx.x % q_tiles);
-  const int h = static_cast<int>((blockIdx.x / q_tiles) % g.Hq), b = static_cast<int>(blockIdx.x / q_tiles / g.Hq);
-  const int kv = h / g.rep;
-  const int c = threadIdx.x % TPQ, t0 = tile * C::kRows, t = t0 + threadIdx.x / TPQ;
-  const int32_t* seg_row = seg + static_cast<size_t>(b) * g.T;
+  const QueryTile qt = query_tile(g, seg, C::kRows);
+  const int h = qt.h, b = qt.b, kv = qt.kv;
+  const int c = threadIdx.x % TPQ, t0 = qt.t0, t = t0 + threadIdx.x / TPQ;
+  const int32_t* seg_row = qt.seg_row;
   const int32_t seg_t = t < g.T ? seg_row[t] : -1;
   const size_t qoff = ((static_cast<size_t>(b) * g.T + t) * g.Hq + h) * g.D;
   const size_t stat = (static_cast<size_t>(b) * g.Hq + h) * g.T + t;

@@ -26,6 +26,37 @@ inline FlashGeometry geometry(const AttnShape& s, float scale) {
   return FlashGeometry{s.B, s.T, s.P, s.Hq, s.Hkv, s.D, s.P + s.T, s.Hq / s.Hkv, scale};
 }
 
+// The query tile a block of a query-tiled kernel (forward, dQ) owns: blocks
+// enumerate (tile, head, batch row), tile fastest, the last tiles (which see
+// the most keys) first.
+struct QueryTile {
+  int tile, h, b, kv, t0;
+  const int32_t* seg_row;  // the batch row's segment ids
+};
+
+__device__ inline QueryTile query_tile(const FlashGeometry& g, const int32_t* seg, int rows) {
+  const int q_tiles = (g.T + rows - 1) / rows;
+  QueryTile qt;
+  qt.tile = q_tiles - 1 - static_cast<int>(blockIdx.x % q_tiles);
+  qt.h = static_cast<int>((blockIdx.x / q_tiles) % g.Hq);
+  qt.b = static_cast<int>(blockIdx.x / q_tiles / g.Hq);
+  qt.kv = qt.h / g.rep;
+  qt.t0 = qt.tile * rows;
+  qt.seg_row = seg + static_cast<size_t>(qt.b) * g.T;
+  return qt;
+}
+
+// bf16 precision is refused below compute capability 8.0
+// (gemm_precision.cu), so the tensor-core kernels never run there: their
+// bodies are left out of those architectures (a __trap() instead), which
+// spares sm_75 builds minutes of compiling the unrolled portable product
+// (500 s for attention_flash_bf16_backward.cu, review of session 5).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#define PS_FLASH_TC_BODY 0
+#else
+#define PS_FLASH_TC_BODY 1
+#endif
+
 inline unsigned grid_of(long long blocks, const char* op) {
   if (blocks > 0x7fffffffLL) throw Error(std::string(op) + ": problem too large for one launch");
   return static_cast<unsigned>(blocks);

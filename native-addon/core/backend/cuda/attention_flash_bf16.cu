@@ -31,23 +31,18 @@ __global__ void __launch_bounds__(128)
     flash_forward_tc_kernel(FlashGeometry g, const float* __restrict__ q, const float* __restrict__ k,
                             const float* __restrict__ v, const int32_t* __restrict__ seg, float* __restrict__ out,
                             float* __restrict__ lse) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
-  // bf16 precision is refused below compute capability 8.0 (gemm_precision.cu),
-  // so this never runs there; an empty body spares sm_75 builds minutes of
-  // compiling the unrolled portable product (review, session 5: 500 s).
-  __trap();
+#if !PS_FLASH_TC_BODY
+  __trap();  // never launched below sm_80 (attention_flash.cuh)
 #else
   using C = TcConfig<DMAX>;
   __shared__ __align__(16) uint16_t ks[kTcKeys][C::kStride];
   __shared__ __align__(16) uint16_t vs[kTcKeys][C::kStride];
   __shared__ int32_t kcode[kTcKeys];
-  const int q_tiles = (g.T + kTcRows - 1) / kTcRows;
-  const int tile = q_tiles - 1 - static_cast<int>(blockIdx.x % q_tiles);  // costliest first
-  const int h = static_cast<int>((blockIdx.x / q_tiles) % g.Hq), b = static_cast<int>(blockIdx.x / q_tiles / g.Hq);
-  const int kv = h / g.rep;
+  const QueryTile qt = query_tile(g, seg, kTcRows);
+  const int h = qt.h, b = qt.b, kv = qt.kv;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tc = lane & 3;
-  const int t0 = tile * kTcRows;
-  const int32_t* seg_row = seg + static_cast<size_t>(b) * g.T;
+  const int t0 = qt.t0;
+  const int32_t* seg_row = qt.seg_row;
   // The lane's two rows: fragment rows gr and gr + 8 of the warp's 16.
   int row[2];
   int32_t seg_r[2];

@@ -26,23 +26,18 @@ __global__ void __launch_bounds__(128)
     flash_dq_tc_kernel(FlashGeometry g, const float* __restrict__ q, const float* __restrict__ k,
                        const float* __restrict__ v, const int32_t* __restrict__ seg, const float* __restrict__ lse,
                        const float* __restrict__ dout, const float* __restrict__ delta, float* __restrict__ dq) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
-  // bf16 precision is refused below compute capability 8.0 (gemm_precision.cu),
-  // so this never runs there; an empty body spares sm_75 builds minutes of
-  // compiling the unrolled portable product (review, session 5: 500 s).
-  __trap();
+#if !PS_FLASH_TC_BODY
+  __trap();  // never launched below sm_80 (attention_flash.cuh)
 #else
   using C = TcConfig<DMAX>;
   __shared__ __align__(16) uint16_t ks[kTcKeys][C::kStride];
   __shared__ __align__(16) uint16_t vs[kTcKeys][C::kStride];
   __shared__ int32_t kcode[kTcKeys];
-  const int q_tiles = (g.T + kTcRows - 1) / kTcRows;
-  const int tile = q_tiles - 1 - static_cast<int>(blockIdx.x % q_tiles);  // costliest first
-  const int h = static_cast<int>((blockIdx.x / q_tiles) % g.Hq), b = static_cast<int>(blockIdx.x / q_tiles / g.Hq);
-  const int kv = h / g.rep;
+  const QueryTile qt = query_tile(g, seg, kTcRows);
+  const int h = qt.h, b = qt.b, kv = qt.kv;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, tc = lane & 3;
-  const int t0 = tile * kTcRows;
-  const int32_t* seg_row = seg + static_cast<size_t>(b) * g.T;
+  const int t0 = qt.t0;
+  const int32_t* seg_row = qt.seg_row;
   int row[2];
   int32_t seg_r[2];
   float lse_r[2], delta_r[2];
@@ -151,11 +146,8 @@ __global__ void __launch_bounds__(128)
                         const float* __restrict__ v, const int32_t* __restrict__ seg, const float* __restrict__ lse,
                         const float* __restrict__ dout, const float* __restrict__ delta, float* __restrict__ dk,
                         float* __restrict__ dv) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
-  // bf16 precision is refused below compute capability 8.0 (gemm_precision.cu),
-  // so this never runs there; an empty body spares sm_75 builds minutes of
-  // compiling the unrolled portable product (review, session 5: 500 s).
-  __trap();
+#if !PS_FLASH_TC_BODY
+  __trap();  // never launched below sm_80 (attention_flash.cuh)
 #else
   using C = TcConfig<DMAX>;
   // Query rows staged per step: fewer for D 128, where the K, V fragments and

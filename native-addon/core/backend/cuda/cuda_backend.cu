@@ -6,6 +6,9 @@
 #include <string>
 
 #include "cuda_common.cuh"
+#ifndef PS_CUDA_SIM
+#include "nvml/nvml_memory.h"
+#endif
 #include "error.h"
 
 namespace ps {
@@ -57,6 +60,18 @@ CudaDeviceInfo cuda_device_info(int device) {
   info.minor = prop.minor;
   info.multiprocessors = prop.multiProcessorCount;
   info.total_bytes = prop.totalGlobalMem;
+#ifndef PS_CUDA_SIM
+  // Free memory from NVML first: it needs no CUDA context and sees every
+  // device (nvml/nvml_memory.h says why that matters for the estimate).
+  const nvml::Memory m = nvml::memory_by_pci(prop.pciDomainID, prop.pciBusID, prop.pciDeviceID);
+  if (m.ok) {
+    info.free_bytes = m.free_bytes;
+    info.total_bytes = m.total_bytes;
+    return info;
+  }
+#endif
+  // Without NVML: the runtime's figure, for the current device only (this
+  // creates the process's context there; other devices report 0 free).
   int current = 0;
   cuda::check(cudaGetDevice(&current), "cudaGetDevice");
   if (current == device) {

@@ -68,6 +68,18 @@ static __device__ __forceinline__ uint4 load_words4(const void* p) { return __ld
 static __device__ __forceinline__ float4 load_floats4(const float* p) { return *reinterpret_cast<const float4*>(p); }
 #endif
 
+// The 16 bytes at p into words[0..3] when `load` (a whole aligned group),
+// else zeros (the row's tail is then read value by value in decode).
+static __device__ __forceinline__ void load_group(uint32_t (&words)[4], const void* p, bool load) {
+  words[0] = words[1] = words[2] = words[3] = 0;
+  if (!load) return;
+  const Words4 q = load_words4(p);
+  words[0] = q.x;
+  words[1] = q.y;
+  words[2] = q.z;
+  words[3] = q.w;
+}
+
 static __device__ __forceinline__ bool aligned16(const void* p) {
   return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
 }
@@ -106,10 +118,10 @@ struct Nf4Rows {
   }
   __device__ Raw load(long long n, int K, int k, bool vec) const {
     Raw raw;
-    raw.words[0] = raw.words[1] = raw.words[2] = raw.words[3] = 0;
     raw.s0 = raw.s1 = 0.0f;
     raw.split = kGroup;
     const int valid = K - k;
+    load_group(raw.words, nullptr, false);
     if (valid <= 0) return raw;
     const long long e0 = n * K + k;
     // A group of 32 lies in at most two blocks (blocksize >= 32).
@@ -117,13 +129,7 @@ struct Nf4Rows {
     raw.split = static_cast<int>(((b0 + 1) << block_shift) - e0);
     raw.s0 = nf4_block_scale(a, b0);
     raw.s1 = raw.split < kGroup && raw.split < valid ? nf4_block_scale(a, b0 + 1) : raw.s0;
-    if (vec && valid >= kGroup) {
-      const Words4 q = load_words4(a.codes + (e0 >> 1));
-      raw.words[0] = q.x;
-      raw.words[1] = q.y;
-      raw.words[2] = q.z;
-      raw.words[3] = q.w;
-    }
+    load_group(raw.words, a.codes + (e0 >> 1), vec && valid >= kGroup);
     return raw;
   }
   __device__ void decode(const Raw& raw, long long n, int K, int k, int part, bool vec, const float* lut,
@@ -165,14 +171,7 @@ struct HalfRows {
   }
   __device__ Raw load(long long n, int K, int k, bool vec) const {
     Raw raw;
-    raw.words[0] = raw.words[1] = raw.words[2] = raw.words[3] = 0;
-    if (vec && K - k >= kGroup) {
-      const Words4 q = load_words4(data + n * cols + k);
-      raw.words[0] = q.x;
-      raw.words[1] = q.y;
-      raw.words[2] = q.z;
-      raw.words[3] = q.w;
-    }
+    load_group(raw.words, data + n * cols + k, vec && K - k >= kGroup);
     return raw;
   }
   __device__ void decode(const Raw& raw, long long n, int K, int k, int, bool vec, const float*,
@@ -201,14 +200,7 @@ struct F32Rows {
   __device__ bool vector_row(long long n, int) const { return aligned16(data + n * ld); }
   __device__ Raw load(long long n, int K, int k, bool vec) const {
     Raw raw;
-    raw.words[0] = raw.words[1] = raw.words[2] = raw.words[3] = 0;
-    if (vec && K - k >= kGroup) {
-      const Words4 q = load_words4(data + n * ld + k);
-      raw.words[0] = q.x;
-      raw.words[1] = q.y;
-      raw.words[2] = q.z;
-      raw.words[3] = q.w;
-    }
+    load_group(raw.words, data + n * ld + k, vec && K - k >= kGroup);
     return raw;
   }
   __device__ void decode(const Raw& raw, long long n, int K, int k, int, bool vec, const float*,

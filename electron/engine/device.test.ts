@@ -41,6 +41,28 @@ describe('chooseDevice', () => {
   });
 });
 
+describe('GPUs the CUDA backend does not run on (compute capability below 7.5)', () => {
+  const p100: DeviceInfo = { name: 'Tesla P100', computeCapability: '6.0', totalBytes: 16 * GiB, freeBytes: 15 * GiB };
+  const v100: DeviceInfo = { name: 'Tesla V100', computeCapability: '7.0', totalBytes: 32 * GiB, freeBytes: 31 * GiB };
+  const t4: DeviceInfo = { name: 'Tesla T4', computeCapability: '7.5', totalBytes: 16 * GiB, freeBytes: 15 * GiB };
+
+  it('auto passes them over, says so, and falls back to the CPU when none is left', () => {
+    const r = chooseDevice([v100, rtx], 'auto', true);
+    expect(r).toMatchObject({ device: 'cuda:1', gpu: rtx });
+    expect(r.reason).toBe('NVIDIA GeForce RTX 4090 (cuda:1, 22.0 of 24.0 GiB free): the first NVIDIA GPU found; passed over: Tesla V100 (cuda:0) has compute capability 7.0; the CUDA backend needs 7.5 (Turing) or later');
+    expect(chooseDevice([t4], 'auto', true)).toMatchObject({ device: 'cuda:0', gpu: t4 });
+    expect(chooseDevice([p100, v100], 'auto', true)).toEqual({
+      device: 'cpu', gpu: null,
+      reason: 'CPU: Tesla P100 (cuda:0) has compute capability 6.0; the CUDA backend needs 7.5 (Turing) or later; Tesla V100 (cuda:1) has compute capability 7.0; the CUDA backend needs 7.5 (Turing) or later',
+    });
+  });
+
+  it('asked for by name, one is refused before anything runs, pointing to what works', () => {
+    expect(() => chooseDevice([v100, rtx], 'cuda:0', true)).toThrow('--device cuda:0: Tesla V100 (cuda:0) has compute capability 7.0; the CUDA backend needs 7.5 (Turing) or later. Use --device cpu, or --device auto (a newer GPU of this machine)');
+    expect(() => chooseDevice([p100], 'cuda', true)).toThrow('--device cuda: Tesla P100 (cuda:0) has compute capability 6.0; the CUDA backend needs 7.5 (Turing) or later. Use --device cpu');
+  });
+});
+
 describe('device requests', () => {
   it('accepts auto, cpu, cuda and cuda:N only', () => {
     for (const ok of ['auto', 'cpu', 'cuda', 'cuda:0', 'cuda:12']) expect(isDeviceRequest(ok)).toBe(true);

@@ -55,16 +55,34 @@ function noGpuRemedy(haveCudaBuild: boolean): string {
     : 'use --device cpu, or rebuild the engine with PEFT_STUDIO_CUDA=1 (needs the CUDA toolkit) and install the NVIDIA driver';
 }
 
+/**
+ * Whether the engine's CUDA backend runs on this GPU: compute capability 7.5
+ * (Turing) or later, the CudaBackend constructor's rule (its kernels are
+ * built for sm_75 and up).
+ */
+export function isSupportedGpu(gpu: Pick<DeviceInfo, 'computeCapability'>): boolean {
+  const [major, minor] = gpu.computeCapability.split('.').map((x) => Number.parseInt(x, 10));
+  return Number.isFinite(major) && (major > 7 || (major === 7 && Number.isFinite(minor) && minor >= 5));
+}
+
+function tooOld(gpu: DeviceInfo, index: number): string {
+  return `${gpu.name} (cuda:${index}) has compute capability ${gpu.computeCapability}; the CUDA backend needs 7.5 (Turing) or later`;
+}
+
 /** The decision, on plain data: `devices` as addon.devices() lists them (index i is cuda:i). */
 export function chooseDevice(devices: readonly DeviceInfo[], requested: DeviceRequest, haveCudaBuild: boolean): ResolvedDevice {
   if (requested === 'cpu') return { device: 'cpu', reason: 'CPU: device cpu was asked for', gpu: null };
   if (requested === 'auto') {
-    const first = devices[0];
-    if (!first) return { device: 'cpu', reason: `CPU: no NVIDIA GPU found (${noGpuWhy(haveCudaBuild)})`, gpu: null };
-    const others = devices.length > 1 ? `; ${devices.length - 1} more with --device cuda:1 .. cuda:${devices.length - 1}` : '';
+    if (devices.length === 0) return { device: 'cpu', reason: `CPU: no NVIDIA GPU found (${noGpuWhy(haveCudaBuild)})`, gpu: null };
+    // the first GPU the backend runs on (an older card is passed over, and said so)
+    const index = devices.findIndex(isSupportedGpu);
+    if (index < 0) return { device: 'cpu', reason: `CPU: ${devices.map(tooOld).join('; ')}`, gpu: null };
+    const first = devices[index];
+    const skipped = index > 0 ? `; passed over: ${devices.slice(0, index).map(tooOld).join('; ')}` : '';
+    const others = devices.length > index + 1 ? `; ${devices.length - index - 1} more with --device cuda:${index + 1} .. cuda:${devices.length - 1}` : '';
     return {
-      device: 'cuda:0',
-      reason: `${first.name} (cuda:0, ${(first.freeBytes / GiB).toFixed(1)} of ${(first.totalBytes / GiB).toFixed(1)} GiB free): the first NVIDIA GPU found${others}`,
+      device: `cuda:${index}`,
+      reason: `${first.name} (cuda:${index}, ${(first.freeBytes / GiB).toFixed(1)} of ${(first.totalBytes / GiB).toFixed(1)} GiB free): the first NVIDIA GPU found${others}${skipped}`,
       gpu: first,
     };
   }
@@ -77,6 +95,7 @@ export function chooseDevice(devices: readonly DeviceInfo[], requested: DeviceRe
     const listed = devices.map((d, i) => `cuda:${i} ${d.name}`).join(', ');
     throw new Error(`--device ${requested}: there is no GPU ${index}; this machine has ${devices.length} (${listed}). Use one of those, or --device auto`);
   }
+  if (!isSupportedGpu(gpu)) throw new Error(`--device ${requested}: ${tooOld(gpu, index)}. Use --device cpu${devices.some(isSupportedGpu) ? ', or --device auto (a newer GPU of this machine)' : ''}`);
   return { device: `cuda:${index}`, reason: `${gpu.name} (cuda:${index}): device ${requested} was asked for`, gpu };
 }
 

@@ -86,4 +86,19 @@ describe('the resource table', () => {
     expect(cell(root, 'resource-gpu-qlora')).toBe('fits');
     expect(cell(root, 'resource-gpu-lora')).toBe("doesn't fit 3.2 MiB short");
   });
+
+  it('names the CUDA runtime and scratch in a row that has it, and only there', () => {
+    const o = structuredClone(demo);
+    const row = o.report.memory.lora;
+    // 512 MiB context + 32 MiB cuBLASLt workspace, added to the total as inspect does
+    row.cuda_runtime_and_scratch = 544 * 2 ** 20;
+    row.total_bytes += row.cuda_runtime_and_scratch;
+    const root = render(o);
+    const bar = (m: string) => root.querySelector(`[data-testid="resource-row-${m}"] [data-testid="memory-bar"]`)!;
+    expect(bar('lora').getAttribute('title')).toContain('CUDA runtime and scratch 544.0 MiB');
+    expect(bar('lora').querySelector('.seg.device')).not.toBeNull();
+    expect(root.querySelector('[data-testid="resource-row-lora"] .total')!.getAttribute('title')).toContain('CUDA runtime and scratch 544.0 MiB');
+    expect(bar('qlora').getAttribute('title')).not.toContain('CUDA');
+    expect(bar('qlora').querySelector('.seg.device')).toBeNull();
+  });
 });

@@ -1,4 +1,5 @@
-// Device copies of host vectors for the CUDA tests, released at scope end.
+// Device copies of host vectors for the CUDA tests, released at scope end;
+// whether a test runs on the simulator.
 #pragma once
 
 #include <vector>
@@ -6,6 +7,13 @@
 #include "backend/cuda/cuda_backend.h"
 
 namespace cudatest {
+
+// Whether this test runs on the CUDA simulator (smaller sizes, the reversed-order checks, no timings).
+#ifdef PS_CUDA_SIM
+constexpr bool kSim = true;
+#else
+constexpr bool kSim = false;
+#endif
 
 class DeviceBuffers {
  public:

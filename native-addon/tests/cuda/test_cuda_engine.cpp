@@ -162,9 +162,8 @@ int main() {
       auto rounding = std::make_unique<bf16ref::Bf16GemmCpuBackend>(sc.options.threads);
       rounding->round_attention = true;
       const Outcome ref_attn = run(sc, std::move(rounding));
-      const bool chaotic = sc.name == "full fine-tuning (sgd)";
       compare(sc.name, ref_attn, on_gpu(sc, kBf16Attention), kBf16Attention, &fp32,
-              chaotic ? kChaoticShare : kBf16Share);
+              sc.chaotic_under_bf16_attention ? kChaoticShare : kBf16Share);
     }
   } catch (const std::exception& e) {
     pstest::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());

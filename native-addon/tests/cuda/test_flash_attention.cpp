@@ -61,11 +61,7 @@ using optest::random_vec;
 
 namespace {
 
-#ifdef PS_CUDA_SIM
-constexpr bool kSim = true;
-#else
-constexpr bool kSim = false;
-#endif
+using cudatest::kSim;
 
 using Dev = cudatest::DeviceBuffers;
 

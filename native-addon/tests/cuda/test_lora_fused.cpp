@@ -56,11 +56,7 @@ using Dev = cudatest::DeviceBuffers;
 
 namespace {
 
-#ifdef PS_CUDA_SIM
-constexpr bool kSim = true;
-#else
-constexpr bool kSim = false;
-#endif
+using cudatest::kSim;
 
 constexpr double kU = 1.0 / (1 << 24);
 double g(double n) { return 2.0 * (n + 2.0) * kU; }

@@ -54,11 +54,7 @@ using Precision = ps::CudaBackend::GemmPrecision;
 
 namespace {
 
-#ifdef PS_CUDA_SIM
-constexpr bool kSim = true;
-#else
-constexpr bool kSim = false;
-#endif
+using cudatest::kSim;
 
 enum class Kind { Nf4, Nf4Dq, Bf16, F16, F32 };
 const char* kind_name(Kind k) {

@@ -124,6 +124,54 @@ __device__ inline uint32_t load_column_pair(const uint16_t* p, int stride) {
   return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[stride]) << 16);
 }
 
+// One key tile of the query-tiled tensor-core kernels (forward, dQ): the
+// tile's key codes; whether any of the lane's two rows (row, seg_r) sees a
+// key of it, block-uniform through __syncthreads_or (kcode is rewritten
+// only after that barrier); if so, K and V staged as bf16, zeros past D and
+// S, and true. Every thread of the block calls it.
+template <int DMAX, int STRIDE>
+__device__ inline bool stage_visible_key_tile(const FlashGeometry& g, const int32_t* seg_row, int j0,
+                                              const int (&row)[2], const int32_t (&seg_r)[2], int b, int kv,
+                                              const float* k, const float* v, uint16_t (*ks)[STRIDE],
+                                              uint16_t (*vs)[STRIDE], int32_t* kcode) {
+  if (threadIdx.x < kTcKeys) kcode[threadIdx.x] = key_code(g, seg_row, j0 + threadIdx.x);
+  __syncthreads();
+  bool any = false;
+  for (int x = 0; x < kTcKeys; ++x)
+    any = any || sees(seg_r[0], row[0], kcode[x], j0 + x, g.P) || sees(seg_r[1], row[1], kcode[x], j0 + x, g.P);
+  if (!__syncthreads_or(any)) return false;
+  for (int e = threadIdx.x; e < kTcKeys * DMAX; e += blockDim.x) {
+    const int r = e / DMAX, d = e % DMAX, js = j0 + r;
+    const bool in = d < g.D && js < g.S;
+    const size_t off = ((static_cast<size_t>(b) * g.S + js) * g.Hkv + kv) * g.D + d;
+    ks[r][d] = in ? bf16_bits(k[off]) : 0;
+    vs[r][d] = in ? bf16_bits(v[off]) : 0;
+  }
+  __syncthreads();
+  return true;
+}
+
+// The fragments of mma.sync m16n8k16 the tensor-core kernels build:
+// an A fragment (16 rows x 16 k, rounded to bf16) from two accumulator
+// n-tiles holding k 0..7 (lo) and 8..15 (hi): the accumulator layout is the
+// A layout's halves, so P and dS become A operands without shared memory;
+__device__ inline void a_from_accumulators(const float (&lo)[4], const float (&hi)[4], uint32_t (&a)[4]) {
+  a[0] = pack_bf16(lo[0], lo[1]);
+  a[1] = pack_bf16(lo[2], lo[3]);
+  a[2] = pack_bf16(hi[0], hi[1]);
+  a[3] = pack_bf16(hi[2], hi[3]);
+}
+// a B fragment whose k runs along a shared row (p = &tile[row][16 s + 2 tc]);
+__device__ inline void b_along_row(const uint16_t* p, uint32_t (&b)[2]) {
+  b[0] = load_pair(p);
+  b[1] = load_pair(p + 8);
+}
+// a B fragment whose k runs down a column (p = &tile[k][d], rows `stride` apart).
+__device__ inline void b_down_column(const uint16_t* p, int stride, uint32_t (&b)[2]) {
+  b[0] = load_column_pair(p, stride);
+  b[1] = load_column_pair(p + 8 * stride, stride);
+}
+
 // attention_flash_bf16.cu: the bf16 forward on tensor cores (mma.sync
 // m16n8k16, the portable emulation where there is no PTX) for D <= 128, with
 // the bf16 semantics of attention_flash.cu's BF16 kernels.

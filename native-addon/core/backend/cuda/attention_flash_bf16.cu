@@ -71,20 +71,7 @@ __global__ void __launch_bounds__(128)
 
   const int js_end = g.P + min(g.T, t0 + kTcRows);  // causal: later keys are invisible to the block
   for (int j0 = 0; j0 < js_end; j0 += kTcKeys) {
-    if (threadIdx.x < kTcKeys) kcode[threadIdx.x] = key_code(g, seg_row, j0 + threadIdx.x);
-    __syncthreads();
-    bool any = false;
-    for (int x = 0; x < kTcKeys; ++x)
-      any = any || sees(seg_r[0], row[0], kcode[x], j0 + x, g.P) || sees(seg_r[1], row[1], kcode[x], j0 + x, g.P);
-    if (!__syncthreads_or(any)) continue;  // block-uniform; kcode is rewritten only after this barrier
-    for (int e = threadIdx.x; e < kTcKeys * DMAX; e += blockDim.x) {
-      const int r = e / DMAX, d = e % DMAX, js = j0 + r;
-      const bool in = d < g.D && js < g.S;
-      const size_t off = ((static_cast<size_t>(b) * g.S + js) * g.Hkv + kv) * g.D + d;
-      ks[r][d] = in ? bf16_bits(k[off]) : 0;
-      vs[r][d] = in ? bf16_bits(v[off]) : 0;
-    }
-    __syncthreads();
+    if (!stage_visible_key_tile<DMAX>(g, seg_row, j0, row, seg_r, b, kv, k, v, ks, vs, kcode)) continue;
 
     // S = Q K^T: n-tile n holds keys 8n .. 8n + 7; B[kk][nn] = K[key nn][dim kk].
     float sc[8][4];
@@ -93,8 +80,8 @@ __global__ void __launch_bounds__(128)
       sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
 #pragma unroll
       for (int s = 0; s < C::kKSteps; ++s) {
-        const uint32_t bf[2] = {load_pair(&ks[8 * n + gr][16 * s + 2 * tc]),
-                                load_pair(&ks[8 * n + gr][16 * s + 2 * tc + 8])};
+        uint32_t bf[2];
+        b_along_row(&ks[8 * n + gr][16 * s + 2 * tc], bf);
         cuda::mma_bf16_16816(sc[n], qa[s], bf);
       }
     }
@@ -138,15 +125,14 @@ __global__ void __launch_bounds__(128)
     // O += P V: 16-key chunk c is S n-tiles 2c, 2c + 1; B[kk][nn] = V[key kk][dim nn].
 #pragma unroll
     for (int c = 0; c < kTcKeys / 16; ++c) {
-      const uint32_t pa[4] = {pack_bf16(sc[2 * c][0], sc[2 * c][1]), pack_bf16(sc[2 * c][2], sc[2 * c][3]),
-                              pack_bf16(sc[2 * c + 1][0], sc[2 * c + 1][1]),
-                              pack_bf16(sc[2 * c + 1][2], sc[2 * c + 1][3])};
+      uint32_t pa[4];
+      a_from_accumulators(sc[2 * c], sc[2 * c + 1], pa);
       const int key = 16 * c + 2 * tc;
 #pragma unroll
       for (int n = 0; n < C::kDimTiles; ++n) {
         const int d = 8 * n + gr;
-        const uint32_t bf[2] = {load_column_pair(&vs[key][d], C::kStride),
-                                load_column_pair(&vs[key + 8][d], C::kStride)};
+        uint32_t bf[2];
+        b_down_column(&vs[key][d], C::kStride, bf);
         cuda::mma_bf16_16816(o[n], pa, bf);
       }
     }

@@ -68,20 +68,7 @@ __global__ void __launch_bounds__(128)
 
   const int js_end = g.P + min(g.T, t0 + kTcRows);
   for (int j0 = 0; j0 < js_end; j0 += kTcKeys) {
-    if (threadIdx.x < kTcKeys) kcode[threadIdx.x] = key_code(g, seg_row, j0 + threadIdx.x);
-    __syncthreads();
-    bool any = false;
-    for (int x = 0; x < kTcKeys; ++x)
-      any = any || sees(seg_r[0], row[0], kcode[x], j0 + x, g.P) || sees(seg_r[1], row[1], kcode[x], j0 + x, g.P);
-    if (!__syncthreads_or(any)) continue;
-    for (int e = threadIdx.x; e < kTcKeys * DMAX; e += blockDim.x) {
-      const int r = e / DMAX, d = e % DMAX, js = j0 + r;
-      const bool in = d < g.D && js < g.S;
-      const size_t off = ((static_cast<size_t>(b) * g.S + js) * g.Hkv + kv) * g.D + d;
-      ks[r][d] = in ? bf16_bits(k[off]) : 0;
-      vs[r][d] = in ? bf16_bits(v[off]) : 0;
-    }
-    __syncthreads();
+    if (!stage_visible_key_tile<DMAX>(g, seg_row, j0, row, seg_r, b, kv, k, v, ks, vs, kcode)) continue;
     // S = Q K^T and dP = dO V^T: n-tile n holds keys 8n .. 8n + 7.
     float sc[8][4], dp[8][4];
 #pragma unroll
@@ -90,11 +77,11 @@ __global__ void __launch_bounds__(128)
       for (int i = 0; i < 4; ++i) sc[n][i] = dp[n][i] = 0.0f;
 #pragma unroll
       for (int s = 0; s < C::kKSteps; ++s) {
-        const uint32_t bk[2] = {load_pair(&ks[8 * n + gr][16 * s + 2 * tc]),
-                                load_pair(&ks[8 * n + gr][16 * s + 2 * tc + 8])};
+        uint32_t bk[2];
+        b_along_row(&ks[8 * n + gr][16 * s + 2 * tc], bk);
         cuda::mma_bf16_16816(sc[n], qa[s], bk);
-        const uint32_t bv[2] = {load_pair(&vs[8 * n + gr][16 * s + 2 * tc]),
-                                load_pair(&vs[8 * n + gr][16 * s + 2 * tc + 8])};
+        uint32_t bv[2];
+        b_along_row(&vs[8 * n + gr][16 * s + 2 * tc], bv);
         cuda::mma_bf16_16816(dp[n], da[s], bv);
       }
     }
@@ -111,15 +98,14 @@ __global__ void __launch_bounds__(128)
     // dQ += dS K: B[kk][nn] = K[key kk][dim nn].
 #pragma unroll
     for (int c = 0; c < kTcKeys / 16; ++c) {
-      const uint32_t a[4] = {pack_bf16(sc[2 * c][0], sc[2 * c][1]), pack_bf16(sc[2 * c][2], sc[2 * c][3]),
-                             pack_bf16(sc[2 * c + 1][0], sc[2 * c + 1][1]),
-                             pack_bf16(sc[2 * c + 1][2], sc[2 * c + 1][3])};
+      uint32_t a[4];
+      a_from_accumulators(sc[2 * c], sc[2 * c + 1], a);
       const int key = 16 * c + 2 * tc;
 #pragma unroll
       for (int n = 0; n < C::kDimTiles; ++n) {
         const int d = 8 * n + gr;
-        const uint32_t bf[2] = {load_column_pair(&ks[key][d], C::kStride),
-                                load_column_pair(&ks[key + 8][d], C::kStride)};
+        uint32_t bf[2];
+        b_down_column(&ks[key][d], C::kStride, bf);
         cuda::mma_bf16_16816(acc[n], a, bf);
       }
     }
@@ -223,11 +209,11 @@ __global__ void __launch_bounds__(128)
         for (int i = 0; i < 4; ++i) st[n][i] = dpt[n][i] = 0.0f;
 #pragma unroll
         for (int s = 0; s < C::kKSteps; ++s) {
-          const uint32_t bq[2] = {load_pair(&qs[8 * n + gr][16 * s + 2 * tc]),
-                                  load_pair(&qs[8 * n + gr][16 * s + 2 * tc + 8])};
+          uint32_t bq[2];
+          b_along_row(&qs[8 * n + gr][16 * s + 2 * tc], bq);
           cuda::mma_bf16_16816(st[n], ka[s], bq);
-          const uint32_t bo[2] = {load_pair(&dos[8 * n + gr][16 * s + 2 * tc]),
-                                  load_pair(&dos[8 * n + gr][16 * s + 2 * tc + 8])};
+          uint32_t bo[2];
+          b_along_row(&dos[8 * n + gr][16 * s + 2 * tc], bo);
           cuda::mma_bf16_16816(dpt[n], va[s], bo);
         }
       }
@@ -245,21 +231,19 @@ __global__ void __launch_bounds__(128)
       // dV += P^T dO, dK += dS^T Q: B[kk][nn] = dO / Q[query kk][dim nn].
 #pragma unroll
       for (int c = 0; c < kQ / 16; ++c) {
-        const uint32_t pa[4] = {pack_bf16(st[2 * c][0], st[2 * c][1]), pack_bf16(st[2 * c][2], st[2 * c][3]),
-                                pack_bf16(st[2 * c + 1][0], st[2 * c + 1][1]),
-                                pack_bf16(st[2 * c + 1][2], st[2 * c + 1][3])};
-        const uint32_t sa[4] = {pack_bf16(dpt[2 * c][0], dpt[2 * c][1]), pack_bf16(dpt[2 * c][2], dpt[2 * c][3]),
-                                pack_bf16(dpt[2 * c + 1][0], dpt[2 * c + 1][1]),
-                                pack_bf16(dpt[2 * c + 1][2], dpt[2 * c + 1][3])};
+        uint32_t pa[4];
+        a_from_accumulators(st[2 * c], st[2 * c + 1], pa);
+        uint32_t sa[4];
+        a_from_accumulators(dpt[2 * c], dpt[2 * c + 1], sa);
         const int qr = 16 * c + 2 * tc;
 #pragma unroll
         for (int n = 0; n < C::kDimTiles; ++n) {
           const int d = 8 * n + gr;
-          const uint32_t bo[2] = {load_column_pair(&dos[qr][d], C::kStride),
-                                  load_column_pair(&dos[qr + 8][d], C::kStride)};
+          uint32_t bo[2];
+          b_down_column(&dos[qr][d], C::kStride, bo);
           cuda::mma_bf16_16816(dv_acc[n], pa, bo);
-          const uint32_t bq[2] = {load_column_pair(&qs[qr][d], C::kStride),
-                                  load_column_pair(&qs[qr + 8][d], C::kStride)};
+          uint32_t bq[2];
+          b_down_column(&qs[qr][d], C::kStride, bq);
           cuda::mma_bf16_16816(dk_acc[n], sa, bq);
         }
       }

@@ -67,6 +67,8 @@ Napi::Value EstimateMemory(const Napi::CallbackInfo& info) {
   if (!pv.IsUndefined() && !pv.IsNull() && !pv.IsString()) type_error(env, "field 'precision' must be 'fp32', 'bf16' or 'auto'");
   const std::string device = dv.IsString() ? dv.As<Napi::String>().Utf8Value() : "cpu";
   const std::string precision = pv.IsString() ? pv.As<Napi::String>().Utf8Value() : "fp32";
+  // bf16 on a GPU keeps activations in bf16 (an invalid device is refused below)
+  opts.bf16_activations = precision == "bf16" && device.rfind("cuda", 0) == 0;
   ps::MemoryEstimate m;
   ps::DeviceMemoryEstimate dm;
   try {

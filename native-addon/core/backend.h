@@ -140,6 +140,18 @@ class Backend {
   // (one embedding row): small calls run on the calling thread.
   virtual void half_to_float(const uint16_t* src, bool bf16, float* dst, size_t n) = 0;
 
+  // ---- bf16 activations ------------------------------------------------------
+  // True when the backend computes in bf16 (the CUDA backend's bf16
+  // precision): the model then rounds the products it keeps for backward
+  // (q, k, v, the attention output, gate, up) to bf16 where they are made,
+  // as torch.autocast's bf16 matmuls return them, and keeps them in 16 bits
+  // (activations.h). False (the default): fp32 throughout.
+  virtual bool bf16_activations() const { return false; }
+  // x[i] = bf16(x[i]) in place, rounded to nearest even (quant/bf16_round.h);
+  // bits[i] = its 16-bit pattern when bits is not nullptr, so half_to_float
+  // (bf16) gives back exactly x[i].
+  virtual void bf16_round(float* x, uint16_t* bits, size_t n) = 0;
+
   // ---- cross-entropy ------------------------------------------------------
   // logits [rows, V], targets [rows] (-100 = ignored). Returns the SUM of the
   // per-row losses (double) over non-ignored rows and sets *count. If dlogits

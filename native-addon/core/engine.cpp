@@ -145,6 +145,7 @@ struct Engine::Impl {
     PlanConfig config = make_plan_config(d, method, plan_train, capacity, options.gradient_checkpointing, ranks,
                                          lora && lora->dropout(), pp);
     config.share_attention = options.quantization.enabled();  // QLoRA: memory first
+    config.bf16_activations = be->bf16_activations();
     arena.reset(*be, config);
   }
 

@@ -195,6 +195,10 @@ struct MemoryEstimateOptions {
   // (LoRA, prompt, prefix tuning; model/weights.h keeps_16bit); full
   // fine-tuning makes every tensor fp32.
   DType weight_dtype = DType::F32;
+  // The backend keeps activations in bf16 (Backend::bf16_activations: a CUDA
+  // device in bf16 precision), which halves most of what a layer keeps
+  // (activations.h Bf16Kept). "auto" precision is counted as fp32, the larger.
+  bool bf16_activations = false;
 };
 
 // The one formula behind `inspect` and the engine's own buffers: the engine

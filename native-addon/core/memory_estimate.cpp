@@ -110,6 +110,7 @@ MemoryEstimate estimate_memory(const ModelSpec& raw, const MemoryEstimateOptions
   PlanConfig config = make_plan_config(d, o.method, true, rows, o.gradient_checkpointing, ranks,
                                        o.lora.dropout > 0, prefix);
   config.share_attention = q.enabled();
+  config.bf16_activations = o.bf16_activations;
   const ActivationPlan plan(config);
   MemoryEstimate e;
   e.total_params = base + adapter;

@@ -4,7 +4,8 @@
 // (backend/cuda/gemm_precision.cu). LoRA, the NF4 and the 16-bit weight
 // GEMMs are spelled as the CUDA backend spells them (lora.cu, nf4.cu,
 // half_gemm.cu: dequantize or widen, then the GEMMs), so each of their
-// products is rounded the same way. A CUDA run in bf16 must then equal this
+// products is rounded the same way; the activations the model keeps are
+// rounded to bf16 as on the GPU (bf16_activations). A CUDA run in bf16 must then equal this
 // backend's run up to fp32 summation order: the same tolerance as fp32.
 #pragma once
 
@@ -22,6 +23,9 @@ class Bf16GemmCpuBackend : public ps::CpuBackend {
  public:
   explicit Bf16GemmCpuBackend(int threads) : ps::CpuBackend(threads) {}
   std::string name() const override { return "cpu (bf16 GEMM operands)"; }
+  // bf16 precision keeps the products backward reads in bf16 (backend.h): the
+  // model rounds them through bf16_round, the CPU's op, on both sides.
+  bool bf16_activations() const override { return true; }
 
   void gemm_nt(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb, float beta,
                float* C, int ldc) override {

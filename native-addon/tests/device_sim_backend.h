@@ -271,6 +271,13 @@ class DeviceSimBackend final : public ps::Backend {
     Open o(this);
     cpu_.half_to_float(src, bf16, dst, n);
   }
+  bool bf16_activations() const override { return cpu_.bf16_activations(); }
+  void bf16_round(float* x, uint16_t* bits, size_t n) override {
+    require(x, "bf16_round");
+    optional("bf16_round", bits);
+    Open o(this);
+    cpu_.bf16_round(x, bits, n);
+  }
   double cross_entropy(const float* logits, const int32_t* targets, int rows, int V, float grad_scale,
                        float* dlogits, int* count) override {
     all("cross_entropy", {logits, targets});

@@ -52,26 +52,56 @@ void layout(const PlanConfig& c, char* base, Activations* out, size_t* bytes) {
   // The norms' outputs are cheap to recompute from the kept inputs and rstd,
   // so every layer writes them to one shared buffer (backward recomputes).
   float* norm_out = cur.take<float>(R * d.D);
+  const int n_sets = c.train && !c.checkpoint ? d.L : 1;
+  a.shared_attention = c.train && !c.checkpoint && c.share_attention;
+  // bf16 activations with one set per layer: each layer keeps the 16 bits of
+  // its products (Bf16Kept), and one fp32 working set, taken here, serves
+  // every layer (backward widens a layer's bits back into it).
+  const bool kept16 = c.bf16_activations && n_sets > 1;
+  LayerActs work;
+  if (kept16) {
+    if (!a.shared_attention) {
+      if (d.qk_norm) {
+        work.q_pre = cur.take<float>(R * d.Dq);
+        work.k_pre = cur.take<float>(R * d.Dkv);
+      }
+      work.q = cur.take<float>(R * d.Dq);
+      work.k = cur.take<float>(R * d.Dkv);
+      work.v = cur.take<float>(R * d.Dkv);
+      work.attn = cur.take<float>(R * d.Dq);
+    }
+    work.gate = cur.take<float>(R * d.F);
+    work.up = cur.take<float>(R * d.F);
+  }
+  // A product of `n` values: the layer's own fp32 buffer, or (kept16) the
+  // shared working buffer plus the layer's own 16-bit copy. The last layer
+  // needs no copy: its values are still in the working set when backward
+  // starts (the loss head uses buffers of its own).
+  auto product = [&](bool in16, bool last, float* shared, uint16_t*& bits, size_t n) -> float* {
+    if (!in16) return cur.take<float>(n);
+    if (!last) bits = cur.take<uint16_t>(n);
+    return shared;
+  };
   // The attention block's buffers (rstd1 ... h_mid, the LoRA H of q/k/v/o):
   // one set per layer, or with share_attention one set every layer shares,
   // which backward refills by recomputing the block from the layer's kept
   // input (the same ops on the same inputs, so the same bits). That costs the
   // block's forward again and saves about a third of what a layer keeps. The
   // MLP's gate/up (its two largest products) are always kept per layer.
-  auto take_attention = [&]() {
+  auto take_attention = [&](bool in16, bool last) {
     LayerActs s;
     s.rstd1 = cur.take<float>(R);
     s.a = norm_out;
     if (d.qk_norm) {
-      s.q_pre = cur.take<float>(R * d.Dq);
+      s.q_pre = product(in16, last, work.q_pre, s.kept.q_pre, R * d.Dq);
       s.rstd_q = cur.take<float>(R * d.Hq);
-      s.k_pre = cur.take<float>(R * d.Dkv);
+      s.k_pre = product(in16, last, work.k_pre, s.kept.k_pre, R * d.Dkv);
       s.rstd_k = cur.take<float>(R * d.Hkv);
     }
-    s.q = cur.take<float>(R * d.Dq);
-    s.k = cur.take<float>(R * d.Dkv);
-    s.v = cur.take<float>(R * d.Dkv);
-    s.attn = cur.take<float>(R * d.Dq);
+    s.q = product(in16, last, work.q, s.kept.q, R * d.Dq);
+    s.k = product(in16, last, work.k, s.kept.k, R * d.Dkv);
+    s.v = product(in16, last, work.v, s.kept.v, R * d.Dkv);
+    s.attn = product(in16, last, work.attn, s.kept.attn, R * d.Dq);
     s.lse = cur.take<float>(R * d.Hq);
     if (c.train) {
       s.h_mid = cur.take<float>(R * d.D);
@@ -79,16 +109,15 @@ void layout(const PlanConfig& c, char* base, Activations* out, size_t* bytes) {
     }
     return s;
   };
-  const int n_sets = c.train && !c.checkpoint ? d.L : 1;
-  a.shared_attention = c.train && !c.checkpoint && c.share_attention;
   LayerActs shared_set;
-  if (a.shared_attention || n_sets == 1) shared_set = take_attention();
+  if (a.shared_attention || n_sets == 1) shared_set = take_attention(false, false);
   for (int i = 0; i < n_sets; ++i) {
-    LayerActs l = a.shared_attention || n_sets == 1 ? shared_set : take_attention();
+    const bool last = i == n_sets - 1;
+    LayerActs l = a.shared_attention || n_sets == 1 ? shared_set : take_attention(kept16, last);
     l.rstd2 = cur.take<float>(R);
     l.m = norm_out;
-    l.gate = cur.take<float>(R * d.F);
-    l.up = cur.take<float>(R * d.F);
+    l.gate = product(kept16, last, work.gate, l.kept.gate, R * d.F);
+    l.up = product(kept16, last, work.up, l.kept.up, R * d.F);
     if (c.train)
       for (int m : {kGate, kUp, kDown}) l.lora_h[m] = cur.take<float>(R * c.lora_rank[m]);
     a.layers.push_back(l);

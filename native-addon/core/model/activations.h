@@ -31,6 +31,27 @@ struct PlanConfig {
   int prefix_tokens = 0;
   int batch = 0;
   int prefix_hidden = 0;  // prefix_projection's encoder_hidden_size: the MLP's table is computed into the arena
+  // The backend computes in bf16 (Backend::bf16_activations): a training plan
+  // keeps each layer's q_pre/k_pre, q, k, v, attention output, gate and up in
+  // 16 bits (Bf16Kept) and gives them one fp32 working set all layers share.
+  bool bf16_activations = false;
+};
+
+// bf16 activations: the bits of what a layer's backward reads, [rows, width]
+// each as in LayerActs. The model rounds each product to bf16 where it is
+// made (Backend::bf16_round), so forward computes on the very values backward
+// widens back (exactly) into the shared fp32 buffers. nullptr: not kept in 16
+// bits (an fp32 plan, an evaluation plan, a part backward recomputes, or the
+// last layer, whose values are still in the working set when backward starts).
+struct Bf16Kept {
+  uint16_t* q_pre = nullptr;
+  uint16_t* k_pre = nullptr;
+  uint16_t* q = nullptr;
+  uint16_t* k = nullptr;
+  uint16_t* v = nullptr;
+  uint16_t* attn = nullptr;
+  uint16_t* gate = nullptr;
+  uint16_t* up = nullptr;
 };
 
 // What one decoder layer's forward writes and backward reads ([rows, ...]
@@ -56,6 +77,7 @@ struct LayerActs {
   float* gate = nullptr;   // [rows, F]
   float* up = nullptr;     // [rows, F]
   float* lora_h[kNumModules] = {};  // [rows, rank] per adapted module
+  Bf16Kept kept;  // bf16 activations: the 16-bit copies (the fp32 pointers above are then shared)
 };
 
 struct Activations {

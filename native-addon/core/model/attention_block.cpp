@@ -63,12 +63,20 @@ void attention_block_forward(const PassContext& c, int layer, const LayerParams&
   linear_forward(be, lin[kQ], R, s.a, q_out, false, linear_scratch(c, s, lin[kQ], layer, kQ));
   linear_forward(be, lin[kK], R, s.a, k_out, false, linear_scratch(c, s, lin[kK], layer, kK));
   linear_forward(be, lin[kV], R, s.a, v_new, false, linear_scratch(c, s, lin[kV], layer, kV));
+  const size_t nq = static_cast<size_t>(R) * d.Dq, nkv = static_cast<size_t>(R) * d.Dkv;
   if (d.qk_norm) {
+    keep_product(c, s.q_pre, s.kept.q_pre, nq);
+    keep_product(c, s.k_pre, s.kept.k_pre, nkv);
     be.rmsnorm_forward(s.q_pre, p.q_norm, s.q, s.rstd_q, R * d.Hq, d.hd, c.eps);
     be.rmsnorm_forward(s.k_pre, p.k_norm, k_new, s.rstd_k, R * d.Hkv, d.hd, c.eps);
   }
   be.rope_forward(s.q, c.pos, R, d.Hq, d.hd, c.rope_cos, c.rope_sin);
   be.rope_forward(k_new, c.pos, R, d.Hkv, d.hd, c.rope_cos, c.rope_sin);
+  // What attention reads, as it will read it again in backward (a decoding
+  // pass's keys/values go to the cache in bf16 values too, kept nowhere else).
+  keep_product(c, s.q, s.kept.q, nq);
+  keep_product(c, k_new, kv ? nullptr : s.kept.k, nkv);
+  keep_product(c, v_new, kv ? nullptr : s.kept.v, nkv);
 
   if (c.prefix && !kv) {
     // Prefix tuning: the layer's prefix in front of every batch row's keys/values.
@@ -81,6 +89,8 @@ void attention_block_forward(const PassContext& c, int layer, const LayerParams&
                          s.lse);
   }
 
+  keep_product(c, s.attn, s.kept.attn, nq);
+
   if (h_out != x) be.copy(h_out, x, static_cast<size_t>(R) * d.D);
   linear_forward(be, lin[kO], R, s.attn, h_out, true, linear_scratch(c, s, lin[kO], layer, kO));
 }
@@ -92,13 +102,20 @@ void attention_block_backward(const PassContext& c, int layer, const LayerParams
   Activations& g = *c.arena;
   const int R = c.rows;
   const Linear* lin = p.lin;
+  const size_t nq = static_cast<size_t>(R) * d.Dq, nkv = static_cast<size_t>(R) * d.Dkv;
+  restore_product(c, s.kept.attn, s.attn, nq);
+  restore_product(c, s.kept.q, s.q, nq);
+  restore_product(c, s.kept.k, s.k, nkv);
+  restore_product(c, s.kept.v, s.v, nkv);
+  restore_product(c, s.kept.q_pre, s.q_pre, nq);
+  restore_product(c, s.kept.k_pre, s.k_pre, nkv);
 
   // o_proj: dh is the gradient of its output (the residual passes it through unchanged).
   linear_backward(be, lin[kO], R, s.attn, dh, g.dattn, true, linear_scratch(c, s, lin[kO], layer, kO));
 
-  be.fill(g.dq, 0.0f, static_cast<size_t>(R) * d.Dq);
-  be.fill(g.dk, 0.0f, static_cast<size_t>(R) * d.Dkv);
-  be.fill(g.dv, 0.0f, static_cast<size_t>(R) * d.Dkv);
+  be.fill(g.dq, 0.0f, nq);
+  be.fill(g.dk, 0.0f, nkv);
+  be.fill(g.dv, 0.0f, nkv);
   if (c.prefix) {
     // The concatenation is rebuilt (the buffers are shared by every layer);
     // the prefix rows' gradient is summed over the batch rows into the table.
@@ -128,14 +145,14 @@ void attention_block_backward(const PassContext& c, int layer, const LayerParams
   const float* dq_proj = g.dq;
   if (d.qk_norm) {
     // dattn is free again: it takes the gradient wrt q before its norm.
-    be.fill(g.dattn, 0.0f, static_cast<size_t>(R) * d.Dq);
+    be.fill(g.dattn, 0.0f, nq);
     be.rmsnorm_backward(g.dq, s.q_pre, p.q_norm, s.rstd_q, R * d.Hq, d.hd, g.dattn, p.dq_norm);
     dq_proj = g.dattn;
   }
   linear_backward(be, lin[kQ], R, s.a, dq_proj, da, true, linear_scratch(c, s, lin[kQ], layer, kQ));
   const float* dk_proj = g.dk;
   if (d.qk_norm) {
-    be.fill(g.dattn, 0.0f, static_cast<size_t>(R) * d.Dkv);
+    be.fill(g.dattn, 0.0f, nkv);
     be.rmsnorm_backward(g.dk, s.k_pre, p.k_norm, s.rstd_k, R * d.Hkv, d.hd, g.dattn, p.dk_norm);
     dk_proj = g.dattn;
   }

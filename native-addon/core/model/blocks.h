@@ -52,6 +52,9 @@ struct PassContext {
   const float* rope_cos = nullptr;
   const float* rope_sin = nullptr;
   bool train = false;        // dropout active (activations are kept either way)
+  // The backend computes in bf16 (Backend::bf16_activations): products are
+  // rounded to bf16 where they are made (keep_product).
+  bool bf16_activations = false;
   uint64_t step_key = 0;     // dropout key of this pass: (seed, counter)
   Activations* arena = nullptr;  // shared scratch (gradients, dropout buffers)
   // Prefix tuning (training / evaluation; a decoding pass has the prefix in
@@ -70,6 +73,13 @@ struct KvView {
   float* v = nullptr;
   int past = 0;
 };
+
+// bf16 activations (bf16_products.cpp): x[0, n) rounds to bf16 in place and
+// its bits go to `kept` (nullptr: the plan does not keep them); nothing in fp32.
+void keep_product(const PassContext& c, float* x, uint16_t* kept, size_t n);
+// Before a layer's backward: its kept bits widened back into the working
+// buffer x (nothing when kept is nullptr: x holds the layer's own values).
+void restore_product(const PassContext& c, const uint16_t* kept, float* x, size_t n);
 
 LinearScratch linear_scratch(const PassContext& c, const LayerActs& s, const Linear& lin, int layer,
                              int module);

@@ -111,6 +111,7 @@ PassContext LlamaModel::context(Activations& a, int B, int T) const {
   c.rope_cos = rope_cos_;
   c.rope_sin = rope_sin_;
   c.arena = &a;
+  c.bf16_activations = be_.bf16_activations();
   return c;
 }
 

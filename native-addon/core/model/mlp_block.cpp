@@ -14,6 +14,8 @@ void mlp_block_forward(const PassContext& c, int layer, const LayerParams& p, co
   be.rmsnorm_forward(h, p.ln2, s.m, s.rstd2, R, d.D, c.eps);
   linear_forward(be, lin[kGate], R, s.m, s.gate, false, linear_scratch(c, s, lin[kGate], layer, kGate));
   linear_forward(be, lin[kUp], R, s.m, s.up, false, linear_scratch(c, s, lin[kUp], layer, kUp));
+  keep_product(c, s.gate, s.kept.gate, static_cast<size_t>(R) * d.F);
+  keep_product(c, s.up, s.kept.up, static_cast<size_t>(R) * d.F);
   float* act = c.arena->act;
   if (!h_out) {
     // A checkpointing recompute: backward recomputes the product itself, but
@@ -40,6 +42,8 @@ void mlp_block_backward(const PassContext& c, int layer, const LayerParams& p, c
   const int R = c.rows;
   const size_t n = static_cast<size_t>(R) * d.F;
   const Linear* lin = p.lin;
+  restore_product(c, s.kept.gate, s.gate, n);
+  restore_product(c, s.kept.up, s.up, n);
 
   // down_proj's input is recomputed (cheap) rather than kept per layer.
   be.swiglu_forward(s.gate, s.up, g.act, n);

@@ -60,19 +60,55 @@ constexpr Tolerance kFp32 = {"fp32", 1e-4, 2e-3};
 constexpr Tolerance kBf16 = {"bf16 GEMMs", 1e-4, 2e-3};
 // bf16 precision as it runs by default: bf16 GEMMs and bf16 attention (the
 // flash kernels round q, k, v, dO, P and dS: attention_flash.cu), against the
-// CPU engine with the same roundings (round_attention). Same bound, except
-// for full fine-tuning with SGD: there every weight moves, q/k included, and
-// on this head-dim-4 model a bf16 rounding flip of P (one in 2^8 relative,
-// over four or five keys) does not average out: a relative nudge of 4.8e-7
-// of the GEMM outputs moves the evaluate loss by 0.030, as much as the whole
-// bf16 effect (0.029; with fp32 attention by under 1e-6). Its final logits
-// and evaluate loss may then sit as far from the reference as the whole bf16
-// effect (share 1); every gradient and weight of its two steps still meets
-// the 0.25 share (measured: worst 0.08). The kernels themselves are held to
-// a strict bound in test_flash_attention.
+// CPU engine with the same roundings (round_attention).
 constexpr Tolerance kBf16Attention = {"bf16 GEMMs + bf16 attention", 1e-4, 2e-3};
-constexpr double kChaoticShare = 1.0;
 constexpr double kBf16Share = 0.25;
+// How chaotic each scenario is under bf16, measured rather than assumed: the
+// control is the bf16 reference itself with every product's output nudged by
+// one fp32 ulp (half the elements, either way: the size of a GPU's other
+// summation order). With bf16 activations (q, k, v, gate, up rounded where
+// they are made) a nudge flips more roundings, and on these tiny models some
+// runs diverge after an optimizer step: full fine-tuning with SGD moves the
+// evaluate loss by 3x, and LoRA's final logits by 2x, the 0.25 share of the
+// whole bf16 effect, the control as much as the GPU (their ratios agreed to
+// 6 digits). The bound is also kControlFactor x the control's distance: a GPU
+// may be as far from the reference as an ulp of noise takes the reference
+// itself. Where the control stays close (most scenarios, every first step)
+// that leaves the 0.25 share as the bound, and a GPU that did not round, or
+// rounded elsewhere, is as far as fp32 and fails. The kernels themselves are
+// held to strict bounds in test_flash_attention, test_lora_fused, test_cuda_parity.
+constexpr double kControlFactor = 2.0;
+
+class NudgedReference : public bf16ref::Bf16GemmCpuBackend {
+ public:
+  using Bf16GemmCpuBackend::Bf16GemmCpuBackend;
+  void gemm_nt(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb, float beta,
+               float* C, int ldc) override {
+    Bf16GemmCpuBackend::gemm_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    nudge(C, M, N, ldc);
+  }
+  void gemm_nn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb, float beta,
+               float* C, int ldc) override {
+    Bf16GemmCpuBackend::gemm_nn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    nudge(C, M, N, ldc);
+  }
+  void gemm_tn(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb, float beta,
+               float* C, int ldc) override {
+    Bf16GemmCpuBackend::gemm_tn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    nudge(C, M, N, ldc);
+  }
+
+ private:
+  uint64_t counter_ = 0;
+  void nudge(float* C, int M, int N, int ldc) {
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) {
+        const uint64_t h = ps::mix_key({++counter_, 0x6E75646765ull});
+        float& x = C[static_cast<size_t>(i) * ldc + j];
+        if (h & 1) x = std::nextafter(x, (h & 2) ? INFINITY : -INFINITY);
+      }
+  }
+};
 
 void check_ratio(const std::string& what, double worst, double limit) {
   const double ratio = limit > 0 ? worst / limit : (worst == 0 ? 0 : INFINITY);
@@ -89,19 +125,18 @@ std::unique_ptr<ps::Backend> gpu_backend(const Tolerance& tol) {
 }
 #endif
 
-// gpu against ref within tol; fp32 (bf16 runs only): the fp32 CPU engine's
-// outcome, whose distance from ref scales the bound (kBf16Share).
+// gpu against ref within tol; bf16 runs also give fp32 (the fp32 CPU
+// engine's outcome, whose distance from ref scales the bound: kBf16Share) and
+// control (the nudged reference's: kControlFactor).
 void compare(const std::string& name, const Outcome& ref, const Outcome& gpu, const Tolerance& tol,
-             const Outcome* fp32 = nullptr, double share = kBf16Share) {
+             const Outcome* fp32 = nullptr, const Outcome* control = nullptr) {
   std::printf("%s (%s)\n", name.c_str(), tol.what);
   CHECK(ref.numbers.size() == gpu.numbers.size());
   CHECK(ref.arrays.size() == gpu.arrays.size());
   for (size_t i = 0; i < ref.numbers.size() && i < gpu.numbers.size(); ++i) {
     double limit = tol.number_rel * std::max(std::fabs(ref.numbers[i]), 1e-12);
-    // The last two numbers (engine_scenarios.h run()) come after training: the evaluate loss and the step.
-    const bool after_training = i + 2 >= ref.numbers.size();
-    if (fp32)
-      limit = std::max(limit, (after_training ? share : kBf16Share) * std::fabs(fp32->numbers[i] - ref.numbers[i]));
+    if (fp32) limit = std::max(limit, kBf16Share * std::fabs(fp32->numbers[i] - ref.numbers[i]));
+    if (control) limit = std::max(limit, kControlFactor * std::fabs(control->numbers[i] - ref.numbers[i]));
     check_ratio("number " + std::to_string(i), std::fabs(gpu.numbers[i] - ref.numbers[i]), limit);
   }
   for (const auto& kv : ref.arrays) {
@@ -110,18 +145,23 @@ void compare(const std::string& name, const Outcome& ref, const Outcome& gpu, co
       pstest::fail(__FILE__, __LINE__, name + ": \"" + kv.first + "\" missing or of another size on the GPU");
       continue;
     }
-    double scale = 0, worst = 0, effect = 0;
+    double scale = 0, worst = 0;
     for (size_t i = 0; i < kv.second.size(); ++i) {
       scale = std::max(scale, std::fabs(static_cast<double>(kv.second[i])));
       const double d = std::fabs(static_cast<double>(it->second[i]) - kv.second[i]);
       worst = std::isnan(d) ? INFINITY : std::max(worst, d);
     }
-    if (fp32)
-      for (size_t i = 0; i < kv.second.size(); ++i)
-        effect = std::max(effect, std::fabs(static_cast<double>(fp32->arrays.at(kv.first)[i]) - kv.second[i]));
-    const bool after_training = kv.first.rfind("logits", 0) == 0;
+    // The largest distance of `other`'s array from ref's.
+    auto distance = [&](const Outcome* other) {
+      double most = 0;
+      if (!other) return most;
+      const std::vector<float>& o = other->arrays.at(kv.first);
+      for (size_t i = 0; i < kv.second.size(); ++i) most = std::max(most, std::fabs(static_cast<double>(o[i]) - kv.second[i]));
+      return most;
+    };
     check_ratio(kv.first, worst,
-                std::max(tol.array_rel * std::max(scale, 1e-12), (after_training ? share : kBf16Share) * effect));
+                std::max({tol.array_rel * std::max(scale, 1e-12), kBf16Share * distance(fp32),
+                          kControlFactor * distance(control)}));
   }
 }
 
@@ -157,13 +197,14 @@ int main() {
       const Outcome fp32 = run(sc, nullptr);
       compare(sc.name, fp32, on_gpu(sc, kFp32), kFp32);
       if (!bf16) continue;
-      const Outcome ref = run(sc, std::make_unique<bf16ref::Bf16GemmCpuBackend>(sc.options.threads));
-      compare(sc.name, ref, on_gpu(sc, kBf16), kBf16, &fp32);
-      auto rounding = std::make_unique<bf16ref::Bf16GemmCpuBackend>(sc.options.threads);
-      rounding->round_attention = true;
-      const Outcome ref_attn = run(sc, std::move(rounding));
-      compare(sc.name, ref_attn, on_gpu(sc, kBf16Attention), kBf16Attention, &fp32,
-              sc.chaotic_under_bf16_attention ? kChaoticShare : kBf16Share);
+      for (const Tolerance* tol : {&kBf16, &kBf16Attention}) {
+        auto reference = std::make_unique<bf16ref::Bf16GemmCpuBackend>(sc.options.threads);
+        auto nudged = std::make_unique<NudgedReference>(sc.options.threads);
+        reference->round_attention = nudged->round_attention = tol == &kBf16Attention;
+        const Outcome ref = run(sc, std::move(reference));
+        const Outcome control = run(sc, std::move(nudged));
+        compare(sc.name, ref, on_gpu(sc, *tol), *tol, &fp32, &control);
+      }
     }
   } catch (const std::exception& e) {
     pstest::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());

@@ -5,7 +5,7 @@
 //
 // Tolerances (fp32, inputs mostly uniform in [-1, 1]); |got - want| <= atol + rtol |want|:
 //   bit-exact (compared as bits): dropout forward (the mask is a pure function
-//     of (key, index)), half_to_float (all 65536 inputs), nf4_dequantize
+//     of (key, index)), half_to_float (all 65536 inputs), bf16_round, nf4_dequantize
 //     (bitsandbytes' roundings), fill, copy, embedding_forward
 //   elementwise with the same expression: rtol 1e-6 (add, add_bias,
 //     bias_backward, embedding_backward, rope, dropout_backward, sgd)
@@ -189,6 +189,31 @@ void test_elementwise(CpuBackend& c, CudaBackend& g, Rand& r) {
       compare_bits(bf16 ? "half_to_float bf16 (all 65536)" : "half_to_float f16 (all 65536)",
                    dev.get(dst, all.size()), want);
     }
+  }
+  {
+    // bf16_round: every fp32 exponent with random mantissas, exact ties both
+    // ways, NaN and inf; values and bits as the CPU's (tests/test_bf16_activations
+    // checks the CPU against an independent rounding).
+    std::vector<float> x;
+    for (uint32_t e = 0; e < 256; ++e)
+      for (uint32_t m : {0x000000u, 0x008000u, 0x018000u, 0x7FFFFFu, 0x00FFFFu, 0x3A5A5Au}) {
+        uint32_t bits = (e << 23) | m | (e % 2 ? 0x80000000u : 0u);
+        float f;
+        std::memcpy(&f, &bits, 4);
+        x.push_back(f);
+      }
+    for (size_t i = 0; i < 5000; ++i) x.push_back(r.uniform(-1e4f, 1e4f));
+    std::vector<float> want = x;
+    std::vector<uint16_t> want_bits(x.size());
+    c.bf16_round(want.data(), want_bits.data(), want.size());
+    float* dx = dev.put(x);
+    uint16_t* db = dev.put(std::vector<uint16_t>(x.size()));
+    g.bf16_round(dx, db, x.size());
+    compare_bits("bf16_round values", dev.get(dx, x.size()), want);
+    compare_bits("bf16_round bits", dev.get(db, x.size()), want_bits);
+    float* dy = dev.put(x);
+    g.bf16_round(dy, nullptr, x.size());
+    compare_bits("bf16_round without bits", dev.get(dy, x.size()), want);
   }
 }
 

@@ -84,6 +84,7 @@ class CpuBackend : public Backend {  // not final: tests/bf16_reference_backend.
                        float* dup, size_t n) override;
 
   void half_to_float(const uint16_t* src, bool bf16, float* dst, size_t n) override;
+  void bf16_round(float* x, uint16_t* bits, size_t n) override;
 
   double cross_entropy(const float* logits, const int32_t* targets, int rows, int V,
                        float grad_scale, float* dlogits, int* count) override;

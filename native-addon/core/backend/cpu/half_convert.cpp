@@ -6,6 +6,7 @@
 #include "cpu_backend.h"
 #include "model/half.h"
 #include "parallel_range.h"
+#include "quant/bf16_round.h"
 
 namespace ps {
 
@@ -15,6 +16,16 @@ void CpuBackend::half_to_float(const uint16_t* src, bool bf16, float* dst, size_
       for (size_t i = b; i < e; ++i) dst[i] = bf16_to_f32(src[i]);  // a shift: vectorises
     } else {
       for (size_t i = b; i < e; ++i) dst[i] = f16_to_f32(src[i]);
+    }
+  });
+}
+
+void CpuBackend::bf16_round(float* x, uint16_t* bits, size_t n) {
+  parallel_range(*pool_, n, kElementChunk, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) {
+      const uint16_t h = f32_to_bf16(x[i]);
+      x[i] = bf16_to_f32(h);
+      if (bits) bits[i] = h;
     }
   });
 }

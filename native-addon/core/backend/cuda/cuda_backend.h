@@ -150,6 +150,9 @@ class CudaBackend final : public Backend {
                        float* dup, size_t n) override;
 
   void half_to_float(const uint16_t* src, bool bf16, float* dst, size_t n) override;
+  // bf16 precision keeps activations in bf16 too (backend.h).
+  bool bf16_activations() const override { return precision_ == GemmPrecision::Bf16; }
+  void bf16_round(float* x, uint16_t* bits, size_t n) override;
 
   double cross_entropy(const float* logits, const int32_t* targets, int rows, int V,
                        float grad_scale, float* dlogits, int* count) override;

@@ -1,7 +1,8 @@
 // Elementwise ops of the CUDA backend: residual add, bias add and its
-// gradient, 16-bit to fp32 widening. (fill/copy are in cuda_backend.cu,
+// gradient, 16-bit to fp32 widening, fp32 to bf16 rounding. (fill/copy are in cuda_backend.cu,
 // dropout and SwiGLU in their own files.)
 #include "../../model/half.h"
+#include "../../quant/bf16_round.h"
 #include "cuda_backend.h"
 #include "cuda_common.cuh"
 
@@ -35,6 +36,16 @@ __global__ void half_to_float_kernel(const uint16_t* src, bool bf16, float* dst,
     dst[i] = bf16 ? __uint_as_float(static_cast<uint32_t>(src[i]) << 16) : __uint_as_float(f16_to_f32_bits(src[i]));
 }
 
+// The rounding of quant/bf16_round.h (the CPU's bits), not __float2bfloat16_rn:
+// one definition on both backends, NaN handling included.
+__global__ void bf16_round_kernel(float* x, uint16_t* bits, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    const uint16_t h = bf16_bits_from_f32_bits(__float_as_uint(x[i]));
+    x[i] = __uint_as_float(static_cast<uint32_t>(h) << 16);
+    if (bits) bits[i] = h;
+  }
+}
+
 }  // namespace
 
 void CudaBackend::add(float* y, const float* x, size_t n) {
@@ -60,6 +71,12 @@ void CudaBackend::half_to_float(const uint16_t* src, bool bf16, float* dst, size
   if (n == 0) return;
   PS_LAUNCH(half_to_float_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)(src, bf16, dst, n);
   cuda::check_launch("half_to_float");
+}
+
+void CudaBackend::bf16_round(float* x, uint16_t* bits, size_t n) {
+  if (n == 0) return;
+  PS_LAUNCH(bf16_round_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)(x, bits, n);
+  cuda::check_launch("bf16_round");
 }
 
 }  // namespace ps

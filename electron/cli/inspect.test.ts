@@ -18,12 +18,13 @@ describe('inspect', () => {
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
     expect(Object.keys(report).sort()).toEqual(['architecture', 'fits_in', 'machine', 'memory', 'model', 'parameters', 'quantization', 'settings', 'sizes', 'stored_dtype', 'weight_file_bytes']);
-    // fits is measured on the first GPU the engine lists, else against the available RAM
-    const gpu = report.machine.gpus[0];
+    // fits is measured on the first GPU the engine can use (by its own index), else against the available RAM
+    for (const [i, g] of report.machine.gpus.entries()) expect(g.index).toBe(i);
+    const gpu = report.machine.gpus.find((g: { unusable: string | null }) => g.unusable === null);
     // and the precision a run there computes in (auto: bf16 on a GPU with bf16 tensor cores, else fp32)
     const { precision, reason } = choosePrecision('auto', gpu ? { name: gpu.name, computeCapability: gpu.compute_capability } : null);
     expect(report.fits_in).toEqual(gpu
-      ? { device: 'cuda:0', where: `on ${gpu.name}`, available_bytes: gpu.free_bytes, precision, precision_reason: reason }
+      ? { device: `cuda:${gpu.index}`, where: `on ${gpu.name}`, available_bytes: gpu.free_bytes, precision, precision_reason: reason }
       : { device: 'cpu', where: 'in RAM', available_bytes: report.machine.available_memory_bytes, precision, precision_reason: reason });
     expect(report.quantization).toBeNull();
     expect(report.machine.cpu_threads).toBeGreaterThan(0);
@@ -89,7 +90,7 @@ describe('inspect', () => {
 
     // The report for a machine with an H200: the engine's own addon, its device list given as data
     // (the estimate itself needs no GPU). auto -> cuda:0 in bf16.
-    const h200: DeviceInfo = { name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 150e9, freeBytes: 140e9 };
+    const h200: DeviceInfo = { index: 0, name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 150e9, freeBytes: 140e9, error: '' };
     const real = loadAddon();
     const withGpu: NativeAddon = { ...real, cudaBackend: true, devices: () => [h200], estimateMemory: real.estimateMemory.bind(real) };
     const folder = await openModelFolder(model.dir);
@@ -104,15 +105,40 @@ describe('inspect', () => {
     // + dB 4 x 64 x 4 + dA 4 x 4 x 64 floats (v_proj [32 x 64] needs less) = 2,560 x 4 bytes
     const loraPartials = (128 * 4 + 4 * 64 * 4 + 4 * 4 * 64) * 4;
     expect(onGpu.memory.lora.cuda_runtime_and_scratch).toBe(536870912 + 33554432 + 81920 + 163840 + loraPartials);
+    // bf16 keeps activations in bf16: each layer but the last holds q, k, v, the attention output, gate
+    // and up in 2 bytes instead of 4, beside one fp32 working set (activations.h Bf16Kept); QLoRA
+    // recomputes its attention part, so there only gate and up. 2 x 64 rows; every buffer is a
+    // multiple of 64 bytes here, so no padding: (L - 1) x 2 bytes x rows x widths.
+    const { numLayers: L, numHeads: Hq, numKvHeads: Hkv, headDim: hd, intermediateSize: F } = folder.spec;
+    const rows = 2 * 64, Dq = Hq * hd, Dkv = Hkv * hd;
+    const saved = (widths: number) => (L - 1) * 2 * rows * widths;
+    expect(onCpu.memory.lora.activations - onGpu.memory.lora.activations).toBe(saved(2 * F + 2 * Dq + 2 * Dkv));
+    expect(onCpu.memory.full.activations - onGpu.memory.full.activations).toBe(saved(2 * F + 2 * Dq + 2 * Dkv));
+    expect(onCpu.memory.qlora.activations - onGpu.memory.qlora.activations).toBe(saved(2 * F));
     for (const method of ['full', 'lora', 'qlora', 'prompt', 'prefix', 'prefix_projection'] as const) {
       const g = onGpu.memory[method], c = onCpu.memory[method];
       expect(g.cuda_runtime_and_scratch).toBeGreaterThanOrEqual(544 * 2 ** 20);
-      expect(g.total_bytes).toBe(c.total_bytes + g.cuda_runtime_and_scratch!);
-      expect({ ...g, cuda_runtime_and_scratch: undefined, total_bytes: c.total_bytes, fits: c.fits }).toEqual({ ...c, cuda_runtime_and_scratch: undefined });
+      expect(g.activations).toBeLessThan(c.activations);
+      expect(g.total_bytes).toBe(c.total_bytes - c.activations + g.activations + g.cuda_runtime_and_scratch!);
+      expect({ ...g, cuda_runtime_and_scratch: undefined, activations: c.activations, total_bytes: c.total_bytes, fits: c.fits }).toEqual({ ...c, cuda_runtime_and_scratch: undefined });
     }
-    // fp32 asked for: no operand copies
+    // fp32 asked for: no operand copies, and the CPU's activations
     const fp32 = inspectModel(withGpu, folder, settings, machineInfo(), { device: 'auto', precision: 'fp32' });
     expect(fp32.memory.lora.cuda_runtime_and_scratch).toBe(536870912 + 33554432 + 81920 + loraPartials);
+    for (const method of ['full', 'lora', 'qlora', 'prompt', 'prefix', 'prefix_projection'] as const)
+      expect(fp32.memory[method].activations).toBe(onCpu.memory[method].activations);
+
+    // Three GPUs, GPU 1 unable to report itself: the report lists all three at their own index, GPU 1
+    // with why, and --device cuda:2 measures against GPU 2's free memory (not the entry after GPU 0's).
+    const broken: DeviceInfo = { index: 1, name: '', computeCapability: '0.0', totalBytes: 0, freeBytes: 0, error: 'CUDA error: unknown error' };
+    const l4: DeviceInfo = { index: 2, name: 'NVIDIA L4', computeCapability: '8.9', totalBytes: 24e9, freeBytes: 23e9, error: '' };
+    const three: NativeAddon = { ...withGpu, devices: () => [h200, broken, l4] };
+    const onThird = inspectModel(three, folder, settings, machineInfo(), { device: 'cuda:2', precision: 'fp32' });
+    expect(onThird.fits_in).toMatchObject({ device: 'cuda:2', where: 'on NVIDIA L4', available_bytes: 23e9 });
+    expect(onThird.machine.gpus.map((g) => [g.index, g.name, g.unusable])).toEqual([
+      [0, 'NVIDIA H200', null], [1, '', 'GPU 1 (cuda:1) cannot be used: CUDA error: unknown error'], [2, 'NVIDIA L4', null]]);
+    expect(() => inspectModel(three, folder, settings, machineInfo(), { device: 'cuda:1', precision: 'auto' })).toThrow(
+      /^--device cuda:1: GPU 1 \(cuda:1\) cannot be used: CUDA error: unknown error\. .*use --device cuda:0 or cuda:2 \(or auto\), or --device cpu$/);
   });
 
   it("the adapter size is exactly the size of the file training writes", async () => {

@@ -17,7 +17,7 @@ export const DEVICE_REQUEST_HELP = "auto (the first NVIDIA GPU when there is one
 
 export interface ResolvedDevice {
   device: EngineDevice;
-  /** why this device, in one sentence: "NVIDIA H200 (cuda:0): the first NVIDIA GPU found", "CPU: no NVIDIA GPU found (...)" */
+  /** why this device, in one sentence: "NVIDIA H200 (cuda:0, ...): the first NVIDIA GPU found", "CPU: no NVIDIA GPU found (...)" */
   reason: string;
   /** the GPU's name and memory (null on the CPU) */
   gpu: DeviceInfo | null;
@@ -65,24 +65,50 @@ export function isSupportedGpu(gpu: Pick<DeviceInfo, 'computeCapability'>): bool
   return Number.isFinite(major) && (major > 7 || (major === 7 && Number.isFinite(minor) && minor >= 5));
 }
 
-function tooOld(gpu: DeviceInfo, index: number): string {
-  return `${gpu.name} (cuda:${index}) has compute capability ${gpu.computeCapability}; the CUDA backend needs 7.5 (Turing) or later`;
+/** "NVIDIA H200 (cuda:0)"; "GPU 1 (cuda:1)" for one that could not say its name. */
+export function gpuLabel(gpu: Pick<DeviceInfo, 'index' | 'name'>): string {
+  return `${gpu.name || `GPU ${gpu.index}`} (cuda:${gpu.index})`;
 }
 
-/** The decision, on plain data: `devices` as addon.devices() lists them (index i is cuda:i). */
+function tooOld(gpu: DeviceInfo): string {
+  return `${gpuLabel(gpu)} has compute capability ${gpu.computeCapability}; the CUDA backend needs 7.5 (Turing) or later`;
+}
+
+/**
+ * Why the engine cannot train on this GPU, in one sentence naming it (it
+ * could not report itself: the runtime's message; or it is older than 7.5),
+ * or null when it can.
+ */
+export function whyUnusable(gpu: DeviceInfo): string | null {
+  if (gpu.error) return `${gpuLabel(gpu)} cannot be used: ${gpu.error}`;
+  return isSupportedGpu(gpu) ? null : tooOld(gpu);
+}
+
+/** "cuda:0", "cuda:0 or cuda:2", "cuda:0, cuda:2 or cuda:3" */
+function orList(gpus: readonly DeviceInfo[]): string {
+  const names = gpus.map((d) => `cuda:${d.index}`);
+  return names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}` : names.join('');
+}
+
+/**
+ * The decision, on plain data: `devices` as addon.devices() lists them, every
+ * GPU the runtime counts with its own `index` (the N of cuda:N; an unusable
+ * one with its `error`).
+ */
 export function chooseDevice(devices: readonly DeviceInfo[], requested: DeviceRequest, haveCudaBuild: boolean): ResolvedDevice {
   if (requested === 'cpu') return { device: 'cpu', reason: 'CPU: device cpu was asked for', gpu: null };
+  const usable = devices.filter((d) => whyUnusable(d) === null);
   if (requested === 'auto') {
     if (devices.length === 0) return { device: 'cpu', reason: `CPU: no NVIDIA GPU found (${noGpuWhy(haveCudaBuild)})`, gpu: null };
-    // the first GPU the backend runs on (an older card is passed over, and said so)
-    const index = devices.findIndex(isSupportedGpu);
-    if (index < 0) return { device: 'cpu', reason: `CPU: ${devices.map(tooOld).join('; ')}`, gpu: null };
-    const first = devices[index];
-    const skipped = index > 0 ? `; passed over: ${devices.slice(0, index).map(tooOld).join('; ')}` : '';
-    const others = devices.length > index + 1 ? `; ${devices.length - index - 1} more with --device cuda:${index + 1} .. cuda:${devices.length - 1}` : '';
+    // the first GPU the backend runs on (one that cannot report itself, or an older card, is passed over, and said so)
+    const unusable = devices.map(whyUnusable).filter((why): why is string => why !== null);
+    if (usable.length === 0) return { device: 'cpu', reason: `CPU: ${unusable.join('; ')}`, gpu: null };
+    const [first, ...rest] = usable;
+    const others = rest.length > 0 ? `; ${rest.length} more with --device ${orList(rest)}` : '';
+    const skipped = unusable.length > 0 ? `; passed over: ${unusable.join('; ')}` : '';
     return {
-      device: `cuda:${index}`,
-      reason: `${first.name} (cuda:${index}, ${(first.freeBytes / GiB).toFixed(1)} of ${(first.totalBytes / GiB).toFixed(1)} GiB free): the first NVIDIA GPU found${others}${skipped}`,
+      device: `cuda:${first.index}`,
+      reason: `${first.name} (cuda:${first.index}, ${(first.freeBytes / GiB).toFixed(1)} of ${(first.totalBytes / GiB).toFixed(1)} GiB free): the first NVIDIA GPU found${others}${skipped}`,
       gpu: first,
     };
   }
@@ -90,13 +116,18 @@ export function chooseDevice(devices: readonly DeviceInfo[], requested: DeviceRe
   if (devices.length === 0) {
     throw new Error(`--device ${requested}: no NVIDIA GPU can be used: ${noGpuWhy(haveCudaBuild)}. To train anyway, ${noGpuRemedy(haveCudaBuild)}`);
   }
-  const gpu = devices[index];
+  const gpu = devices.find((d) => d.index === index);
   if (!gpu) {
-    const listed = devices.map((d, i) => `cuda:${i} ${d.name}`).join(', ');
+    const listed = devices.map((d) => `cuda:${d.index} ${d.error ? `${d.name || `GPU ${d.index}`} (cannot be used)` : d.name}`).join(', ');
     throw new Error(`--device ${requested}: there is no GPU ${index}; this machine has ${devices.length} (${listed}). Use one of those, or --device auto`);
   }
-  if (!isSupportedGpu(gpu)) throw new Error(`--device ${requested}: ${tooOld(gpu, index)}. Use --device cpu${devices.some(isSupportedGpu) ? ', or --device auto (a newer GPU of this machine)' : ''}`);
-  return { device: `cuda:${index}`, reason: `${gpu.name} (cuda:${index}): device ${requested} was asked for`, gpu };
+  const others = usable.filter((d) => d !== gpu);
+  if (gpu.error) {
+    const instead = others.length > 0 ? `use --device ${orList(others)} (or auto), or --device cpu` : 'use --device cpu';
+    throw new Error(`--device ${requested}: ${whyUnusable(gpu)}. Check the GPU with nvidia-smi (a driver reload or a reboot may bring it back); meanwhile ${instead}`);
+  }
+  if (!isSupportedGpu(gpu)) throw new Error(`--device ${requested}: ${tooOld(gpu)}. Use --device cpu${others.length > 0 ? ', or --device auto (a newer GPU of this machine)' : ''}`);
+  return { device: `cuda:${gpu.index}`, reason: `${gpuLabel(gpu)}: device ${requested} was asked for`, gpu };
 }
 
 /** The smallest model the engine accepts: enough to ask it for a backend. */

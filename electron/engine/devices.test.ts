@@ -17,10 +17,14 @@ const spec: ModelSpec = {
 const base: EngineOptions = { threads: 1, gradientCheckpointing: false, seed: 0 };
 
 describe('devices', () => {
-  it('lists each GPU with its name, compute capability and memory (none in a CPU-only build)', () => {
+  it('lists each GPU at its own index with its name, compute capability and memory, or why it cannot be used (none in a CPU-only build)', () => {
     const devices = addon.devices();
     expect(Array.isArray(devices)).toBe(true);
-    for (const d of devices) {
+    if (!addon.cudaBackend) expect(devices).toEqual([]);
+    for (const [i, d] of devices.entries()) {
+      expect(d.index).toBe(i);
+      expect(typeof d.error).toBe('string');
+      if (d.error !== '') continue;  // a GPU that could not report itself: only its index and why
       expect(d.name.length).toBeGreaterThan(0);
       expect(d.computeCapability).toMatch(/^\d+\.\d+$/);
       expect(d.totalBytes).toBeGreaterThan(0);

@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import type { HyperparameterSpec, TrainMethod } from '../api/contract.js';
 import { LORA_TARGETS, PEFT_DEFAULT_TARGETS } from '../adapters/peft-config.js';
 import type { DeviceInfo, ModelSpec } from '../engine/native.js';
+import { whyUnusable } from '../engine/device.js';
 import { loadAddon } from '../engine/load.js';
 import { DEFAULT_NF4 } from '../session.js';
 import { PRECISIONS, PRECISION_TRADE_OFF } from '../engine/precision.js';
@@ -28,9 +29,15 @@ function num(key: Key & LimitedField, label: string, help: string, value: number
   return { key, label, help, kind, default: value, ...bounds(key), group, ...extra };
 }
 
-/** The device choices: auto, cpu, then one 'cuda:N' per GPU the engine can use. */
+/** The device choices: auto, cpu, then 'cuda:N' (its own index) for each GPU the engine can use; deviceHelp says why another is not offered. */
 export function deviceChoices(gpus: readonly DeviceInfo[]): string[] {
-  return ['auto', 'cpu', ...gpus.map((_, i) => `cuda:${i}`)];
+  return ['auto', 'cpu', ...gpus.filter((g) => whyUnusable(g) === null).map((g) => `cuda:${g.index}`)];
+}
+
+/** The device field's help: what auto does, then each GPU of this machine that is not offered, and why. */
+export function deviceHelp(gpus: readonly DeviceInfo[]): string {
+  const unusable = gpus.map(whyUnusable).filter((why): why is string => why !== null);
+  return ['Where to train: auto picks the first NVIDIA GPU when there is one', ...unusable.map((why) => `Not offered: ${why}`)].join('. ');
 }
 
 /** gpus: what addon.devices() lists (asked now when not given). */
@@ -82,7 +89,7 @@ export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec, gpus: 
     { key: 'gradientCheckpointing', label: 'Gradient checkpointing', help: 'Recompute activations in the backward pass: less memory, about a third slower.', kind: 'boolean', default: false, group: 'advanced' },
     num('seed', 'Seed', 'Seeds initialization, shuffling, the eval split and dropout.', D.seed, 'advanced'),
     num('threads', 'CPU threads', 'Threads the engine uses.', availableParallelism(), 'advanced'),
-    { key: 'device', label: 'Device', help: 'Where to train: auto picks the first NVIDIA GPU when there is one', kind: 'choice', default: D.device, choices: deviceChoices(gpus), group: 'advanced' },
+    { key: 'device', label: 'Device', help: deviceHelp(gpus), kind: 'choice', default: D.device, choices: deviceChoices(gpus), group: 'advanced' },
     // the form shows it only where it matters (a GPU chosen or found); on the CPU a note says fp32
     { key: 'precision', label: 'Precision', help: `auto: bf16 on a GPU with bf16 tensor cores, else fp32. ${PRECISION_TRADE_OFF}`, kind: 'choice', default: D.precision, choices: [...PRECISIONS], group: 'advanced' },
   );

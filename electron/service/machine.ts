@@ -1,6 +1,7 @@
-// What this machine offers, for the UI: CPU, memory, the GPUs the engine can
-// use (addon.devices(): empty unless the addon was built with the CUDA
-// backend and a GPU is present) and the engine's kernels.
+// What this machine offers, for the UI: CPU, memory, the GPUs
+// (addon.devices(): every one the CUDA runtime counts, at its own index, one
+// that cannot report itself with its `error`; empty unless the addon was
+// built with the CUDA backend and a GPU is present) and the engine's kernels.
 import { resolveDevice } from '../engine/device.js';
 import { loadAddon } from '../engine/load.js';
 import { machineInfo } from '../system/machine.js';

@@ -1,5 +1,5 @@
 // The device in the app's service: the form's device setting (auto, cpu, one
-// cuda:N per GPU), checkRun's verdict naming where the run would fit (the
+// cuda:N per usable GPU, the help naming any other and why), checkRun's verdict naming where the run would fit (the
 // GPU's free memory, or the RAM), a GPU asked for where there is none as a
 // field error, and the machine summary's engine text.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,7 @@ import { resolveDevice } from '../engine/device.js';
 import { choosePrecision } from '../engine/precision.js';
 import { loadAddon } from '../engine/load.js';
 import { tempDir } from '../testing/e2e-fixtures.js';
-import { deviceChoices } from './hyperparameters.js';
+import { deviceChoices, deviceHelp } from './hyperparameters.js';
 import { createStudioService, type StudioService } from './service.js';
 
 process.env.PEFT_STUDIO_HOME = tempDir('service-device-home');
@@ -34,12 +34,19 @@ afterAll(() => service.close());
 describe('device in the service', () => {
   it('the form offers auto, cpu and one cuda:N per GPU, auto by default', async () => {
     expect(deviceChoices([])).toEqual(['auto', 'cpu']);
-    const gpu = { name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 1, freeBytes: 1 };
-    expect(deviceChoices([gpu, gpu])).toEqual(['auto', 'cpu', 'cuda:0', 'cuda:1']);
+    const gpu = { index: 0, name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 1, freeBytes: 1, error: '' };
+    expect(deviceChoices([gpu, { ...gpu, index: 1 }])).toEqual(['auto', 'cpu', 'cuda:0', 'cuda:1']);
+    expect(deviceHelp([gpu])).toBe('Where to train: auto picks the first NVIDIA GPU when there is one');
+    // a GPU that cannot report itself (or is too old) is not offered, and the help says why; the others keep their own index
+    const broken = { index: 1, name: '', computeCapability: '0.0', totalBytes: 0, freeBytes: 0, error: 'CUDA error: unknown error' };
+    const gpus = [gpu, broken, { ...gpu, index: 2 }, { ...gpu, index: 3, name: 'Tesla V100', computeCapability: '7.0' }];
+    expect(deviceChoices(gpus)).toEqual(['auto', 'cpu', 'cuda:0', 'cuda:2']);
+    expect(deviceHelp(gpus)).toBe('Where to train: auto picks the first NVIDIA GPU when there is one. Not offered: GPU 1 (cuda:1) cannot be used: CUDA error: unknown error. '
+      + 'Not offered: Tesla V100 (cuda:3) has compute capability 7.0; the CUDA backend needs 7.5 (Turing) or later');
     const specs = await ok<HyperparameterSpec[]>('hyperparameters', { model: demo.model, method: 'lora' });
     expect(specs.find((s) => s.key === 'device')).toEqual({
       key: 'device', label: 'Device', kind: 'choice', default: 'auto', choices: deviceChoices(addon.devices()), group: 'advanced',
-      help: 'Where to train: auto picks the first NVIDIA GPU when there is one',
+      help: deviceHelp(addon.devices()),
     });
   });
 
@@ -97,7 +104,8 @@ describe('device in the service', () => {
     const cpu = await ok<RunCheck>('checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { device: 'cpu', precision: 'bf16' } });
     expect(cpu.ok).toBe(false);
     expect(cpu.precision).toBeNull();
-    expect(cpu.errors).toEqual([{ field: 'hyper.precision', message: expect.stringMatching(/^precision bf16: the CPU computes in fp32 only; .* Use precision fp32 or auto/) }]);
+    // the engine's advice in the form's words (service/app-wording.ts)
+    expect(cpu.errors).toEqual([{ field: 'hyper.precision', message: expect.stringMatching(/^precision bf16: the CPU computes in fp32 only; .* Choose fp32 or auto as the Precision on the Hyperparameters page/) }]);
     expect(cpu.errors[0].message).not.toContain('--precision');
   });
 

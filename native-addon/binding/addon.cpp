@@ -19,7 +19,8 @@ Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// The GPUs this build can train on: [] without the CUDA backend or a GPU.
+// Every GPU the CUDA runtime counts, in index order, each with its own index
+// and `error` ('' when usable, else why not): [] without the CUDA backend or a GPU.
 Napi::Value Devices(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::vector<ps::DeviceInfo> devices = ps::list_devices();
@@ -27,10 +28,12 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < devices.size(); ++i) {
     const ps::DeviceInfo& d = devices[i];
     Napi::Object o = Napi::Object::New(env);
+    o.Set("index", d.index);
     o.Set("name", d.name);
     o.Set("computeCapability", std::to_string(d.major) + "." + std::to_string(d.minor));
     o.Set("totalBytes", static_cast<double>(d.total_bytes));
     o.Set("freeBytes", static_cast<double>(d.free_bytes));
+    o.Set("error", d.error);
     out.Set(static_cast<uint32_t>(i), o);
   }
   return out;

@@ -1,6 +1,8 @@
 #include "backend_factory.h"
 
 #include <cstdlib>
+#include <exception>
+#include <utility>
 
 #include "backend/cpu/cpu_backend.h"
 #include "error.h"
@@ -46,6 +48,25 @@ std::unique_ptr<Backend> make_backend(const std::string& device, int threads, co
 #else
   throw Error("this build has no CUDA backend: rebuild with PEFT_STUDIO_CUDA=1 (needs the CUDA toolkit) or use device cpu");
 #endif
+}
+
+std::vector<DeviceInfo> device_list(int count, const std::function<DeviceInfo(int)>& query) {
+  std::vector<DeviceInfo> out;
+  for (int i = 0; i < count; ++i) {
+    DeviceInfo d;
+    try {
+      d = query(i);
+    } catch (const std::exception& e) {
+      d.error = e.what();
+      // an empty message would read as "usable"
+      if (d.error.empty()) d.error = "the GPU could not report its properties (no message)";
+    } catch (...) {
+      d.error = "the GPU could not report its properties (unknown error)";
+    }
+    d.index = i;  // the position is the runtime's index, whatever the query said
+    out.push_back(std::move(d));
+  }
+  return out;
 }
 
 std::vector<DeviceInfo> list_devices() {

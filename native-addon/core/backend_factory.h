@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,13 +15,16 @@
 
 namespace ps {
 
-// One accelerator the engine could run on.
+// One accelerator the runtime counts. A GPU that cannot report itself is
+// listed too (with only its index and `error`), so the list stays in index
+// order and "cuda:N" always means the runtime's device N.
 struct DeviceInfo {
-  int index = 0;          // "cuda:<index>"
-  std::string name;       // e.g. "NVIDIA GeForce RTX 4090"
+  int index = 0;          // "cuda:<index>": the CUDA runtime's device number
+  std::string name;       // e.g. "NVIDIA GeForce RTX 4090"; empty when `error` is set
   int major = 0, minor = 0;  // compute capability
   uint64_t total_bytes = 0;
   uint64_t free_bytes = 0;
+  std::string error;      // why this GPU cannot be used (its query's message); empty when it can
 };
 
 // device: "cpu", "cuda" (the first GPU) or "cuda:N". threads: the CPU
@@ -34,9 +38,18 @@ struct DeviceInfo {
 std::unique_ptr<Backend> make_backend(const std::string& device, int threads,
                                       const std::string& precision = "fp32");
 
-// The accelerators this build can use: empty without the CUDA backend, or
-// when no driver / GPU is present. Never throws.
+// Every accelerator the runtime counts, in index order (entry N is
+// "cuda:N"); one that cannot report itself has its `error` set. Empty
+// without the CUDA backend, or when no driver / GPU is present. Never throws.
 std::vector<DeviceInfo> list_devices();
+
+// The list list_devices() builds, on plain data: one entry per index
+// 0..count-1, in order, each with that index; `query(i)` describes GPU i, and
+// when it throws the entry keeps only the index and the exception's message
+// as `error` (a GPU left out would shift every later position off its
+// index). Plain C++ so a CPU test can check it; never throws on a query's
+// exception.
+std::vector<DeviceInfo> device_list(int count, const std::function<DeviceInfo(int)>& query);
 
 // True when this build contains the CUDA backend.
 bool have_cuda_backend();

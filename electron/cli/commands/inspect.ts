@@ -13,7 +13,7 @@ import { adapterFileBytes } from '../../training/adapter-files.js';
 import { resolveTargets, TRAIN_DEFAULTS } from '../../training/config.js';
 import { prefixTokenDim } from '../../adapters/prompt-config.js';
 import { machineInfo, type MachineInfo } from '../../system/machine.js';
-import { resolveDevice, type DeviceRequest, type EngineDevice } from '../../engine/device.js';
+import { resolveDevice, whyUnusable, type DeviceRequest, type EngineDevice } from '../../engine/device.js';
 import { choosePrecision, type EnginePrecision } from '../../engine/precision.js';
 import type { Precision } from '../../engine/native.js';
 import { memoryBudget, withDeviceBytes } from '../../training/memory-check.js';
@@ -49,8 +49,9 @@ export const inspectSpec: CommandSpec = {
     'cuda_runtime_and_scratch (bytes, part of total_bytes: the CUDA context allowance, the cuBLASLt workspace, the widened',
     '4-bit / 16-bit weight chunk, under bf16 the operand copies, under LoRA the fused kernels\' partial sums)',
     '(machine {cpu_model, cpu_threads,',
-    'total_memory_bytes, available_memory_bytes, gpus: [{name, compute_capability, total_bytes, free_bytes}]}; gpus lists',
-    'the CUDA devices the engine can use, [] in a build without the CUDA backend).',
+    'total_memory_bytes, available_memory_bytes, gpus: [{index, name, compute_capability, total_bytes, free_bytes, unusable}]}; gpus lists',
+    'every CUDA device the runtime counts, [] in a build without the CUDA backend; index is the N of cuda:N, and unusable says why',
+    'the engine cannot train on that one (it could not report itself, or is older than compute capability 7.5), null when it can).',
     'memory.qlora is LoRA on a 4-bit NF4 base (the decoder blocks\' linears; embeddings and lm_head as the checkpoint stores them, 16-bit or fp32; norms fp32), with',
     'quantized_bytes (codes + scales) and bits_per_quantized_param (4.127 at blocksize 64 with double quantization);',
     'quantization is the folder\'s own when bitsandbytes saved it in 4 bits (then only qlora can train it), else null.',
@@ -94,7 +95,7 @@ export interface InspectReport {
   parameters: number;
   stored_dtype: string;
   weight_file_bytes: number;
-  /** gpus: the CUDA devices the engine can use ([] without the CUDA backend or a GPU) */
+  /** gpus: every CUDA device the runtime counts, each with why it is unusable or null ([] without the CUDA backend or a GPU) */
   machine: MachineInfo & { gpus: InspectGpu[] };
   settings: {
     batch_size: number;
@@ -136,16 +137,22 @@ function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number): M
 }
 
 export interface InspectGpu {
+  /** the N of cuda:N */
+  index: number;
   name: string;
   compute_capability: string;
   total_bytes: number;
   free_bytes: number;
+  /** why the engine cannot train on it (it could not report itself, or is older than compute capability 7.5); null when it can */
+  unusable: string | null;
 }
 
 /** addon.devices() in the report's snake_case ([] from an addon built before devices() existed). */
 export function inspectGpus(addon: NativeAddon): InspectGpu[] {
   if (typeof addon.devices !== 'function') return [];
-  return addon.devices().map((d) => ({ name: d.name, compute_capability: d.computeCapability, total_bytes: d.totalBytes, free_bytes: d.freeBytes }));
+  return addon.devices().map((d) => ({
+    index: d.index, name: d.name, compute_capability: d.computeCapability, total_bytes: d.totalBytes, free_bytes: d.freeBytes, unusable: whyUnusable(d),
+  }));
 }
 
 /** What inspect estimates for: the device and precision as train would resolve them (both 'auto' by default). */

@@ -33,9 +33,10 @@ function onMachine(available: number, gpus: ModelOverview['machine']['gpus'] = [
   const o = structuredClone(demo);
   o.machine.availableMemoryBytes = available;
   o.machine.gpus = gpus;
-  // device auto: the first GPU when there is one (as inspect decides)
-  const { precision, reason } = choosePrecision('auto', gpus[0] ?? null);
-  const placed = gpus.length > 0 ? { device: 'cuda:0' as const, where: `on ${gpus[0].name}`, available_bytes: gpus[0].freeBytes } : { device: 'cpu' as const, where: 'in RAM', available_bytes: available };
+  // device auto: the first usable GPU when there is one, by its own index (as inspect decides)
+  const first = gpus.find((g) => g.error === '') ?? null;
+  const { precision, reason } = choosePrecision('auto', first);
+  const placed = first ? { device: `cuda:${first.index}` as const, where: `on ${first.name}`, available_bytes: first.freeBytes } : { device: 'cpu' as const, where: 'in RAM', available_bytes: available };
   o.report.fits_in = { ...placed, precision, precision_reason: reason };
   for (const row of Object.values(o.report.memory)) row.fits = row.total_bytes <= available;
   return o;
@@ -77,14 +78,30 @@ describe('the resource table', () => {
   it('adds a GPU verdict against the free memory of the GPU a run would use (the first)', () => {
     const MiB = 2 ** 20;
     const gpus = [
-      { name: 'roomy', computeCapability: '9.0', totalBytes: 64 * MiB, freeBytes: 16 * MiB },
-      { name: 'small', computeCapability: '8.6', totalBytes: 8 * MiB, freeBytes: 8 * MiB },
+      { index: 0, name: 'roomy', computeCapability: '9.0', totalBytes: 64 * MiB, freeBytes: 16 * MiB, error: '' },
+      { index: 1, name: 'small', computeCapability: '8.6', totalBytes: 8 * MiB, freeBytes: 8 * MiB, error: '' },
     ];
     const root = render(onMachine(demo.machine.availableMemoryBytes, gpus));
     expect(root.textContent).toContain('16.0 MiB free on roomy');
     // QLoRA 11.8 MiB fits in 16 MiB; LoRA 19.2 MiB is 3.2 MiB short (20,120,832 - 16,777,216 = 3,343,616 B)
     expect(cell(root, 'resource-gpu-qlora')).toBe('fits');
     expect(cell(root, 'resource-gpu-lora')).toBe("doesn't fit 3.2 MiB short");
+  });
+
+  it('takes the GPU of the device inspect chose by its index, past one that cannot report itself', () => {
+    const MiB = 2 ** 20;
+    // GPU 0 failed (listed, with its error), so auto is cuda:1: its 12 MiB, not the first entry's
+    const gpus = [
+      { index: 0, name: '', computeCapability: '0.0', totalBytes: 0, freeBytes: 0, error: 'CUDA error: unknown error' },
+      { index: 1, name: 'small', computeCapability: '8.6', totalBytes: 16 * MiB, freeBytes: 12 * MiB, error: '' },
+    ];
+    const overview = onMachine(demo.machine.availableMemoryBytes, gpus);
+    expect(overview.report.fits_in.device).toBe('cuda:1');
+    const root = render(overview);
+    expect(root.textContent).toContain('12.0 MiB free on small');
+    // QLoRA 11.8 MiB fits in 12 MiB (12,407,568 <= 12,582,912); LoRA is 7.2 MiB short (20,120,832 - 12,582,912 = 7,537,920 B)
+    expect(cell(root, 'resource-gpu-qlora')).toBe('fits');
+    expect(cell(root, 'resource-gpu-lora')).toBe("doesn't fit 7.2 MiB short");
   });
 
   it('names the CUDA runtime and scratch in a row that has it, and only there', () => {

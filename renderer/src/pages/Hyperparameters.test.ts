@@ -23,7 +23,7 @@ import { Studio } from '../state/studio.svelte.js';
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-hyper-page-'));
 process.env.PEFT_STUDIO_HOME = home;
 
-const H200: DeviceInfo = { name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 150_000_000_000, freeBytes: 140_000_000_000 };
+const H200: DeviceInfo = { index: 0, name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 150_000_000_000, freeBytes: 140_000_000_000, error: '' };
 /** the GPUs the form is built for (the service's own answer when empty: this machine's) */
 let gpus: DeviceInfo[] = [];
 let service: StudioService;

@@ -23,24 +23,19 @@ std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& precis
 }
 
 std::vector<DeviceInfo> cuda_devices() {
-  std::vector<DeviceInfo> out;
-  const int n = cuda_device_count();
-  for (int i = 0; i < n; ++i) {
-    try {
-      const CudaDeviceInfo c = cuda_device_info(i);
-      DeviceInfo d;
-      d.index = c.index;
-      d.name = c.name;
-      d.major = c.major;
-      d.minor = c.minor;
-      d.total_bytes = c.total_bytes;
-      d.free_bytes = c.free_bytes;
-      out.push_back(d);
-    } catch (const std::exception&) {
-      // A device that cannot report itself is left out; list_devices never throws.
-    }
-  }
-  return out;
+  // Every device the runtime counts, a failing one with its error
+  // (device_list): leaving it out would make entry N another GPU than cuda:N.
+  return device_list(cuda_device_count(), [](int i) {
+    const CudaDeviceInfo c = cuda_device_info(i);
+    DeviceInfo d;
+    d.index = c.index;
+    d.name = c.name;
+    d.major = c.major;
+    d.minor = c.minor;
+    d.total_bytes = c.total_bytes;
+    d.free_bytes = c.free_bytes;
+    return d;
+  });
 }
 
 }  // namespace ps

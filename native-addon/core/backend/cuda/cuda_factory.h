@@ -13,7 +13,9 @@ namespace ps {
 // for precision "bf16" on a GPU without bf16 tensor cores ("auto": bf16 where
 // the GPU has them, else fp32).
 std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& precision);
-// Every usable device with its free memory now; empty when there is none.
+// Every device the runtime counts, in index order, with its free memory now;
+// one that cannot report itself carries the reason in `error` (device_list).
+// Empty when there is none.
 std::vector<DeviceInfo> cuda_devices();
 
 }  // namespace ps

@@ -55,7 +55,7 @@ describe('npm run package -- --dir', () => {
 
   it.runIf(process.platform === 'linux')('puts the app in app.asar, as built', () => {
     expect(existsSync(asarPath)).toBe(true);
-    for (const file of ['dist/electron/app/main.js', 'dist/electron/app/preload.cjs', 'dist/electron/runs/worker.js', 'dist/renderer/index.html']) {
+    for (const file of ['dist/electron/app/main.js', 'dist/electron/app/preload.cjs', 'dist/electron/runs/worker.js', 'dist/electron/inference/generate-worker.js', 'dist/renderer/index.html']) {
       expect(asarFiles, file).toContain(`/${file}`);
       expect(sha256(join(root, file)), file).toBe(createHash('sha256').update(extractFile(asarPath, file)).digest('hex'));
     }

@@ -41,6 +41,7 @@ const PREREQUISITES = [
   ['dist/electron/app/main.js', 'npm run build:ts'],
   ['dist/electron/app/preload.cjs', 'npm run build:ts'],
   ['dist/electron/runs/worker.js', 'npm run build:ts'],
+  ['dist/electron/inference/generate-worker.js', 'npm run build:ts'],
   ['dist/renderer/index.html', 'npm run build:renderer'],
   ['native-addon/build/Release/peft_studio.node', 'npm run build:native'],
   ['resources/demo/model/config.json', 'node scripts/demo/build-demo-model.mjs'],

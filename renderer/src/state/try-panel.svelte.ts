@@ -39,6 +39,11 @@ export function generationStats(r: Pick<GenerateResponse, 'tokens' | 'seconds' |
   return `${tokens} in ${formatGenerationTime(r.seconds)}${rate}, stopped by ${r.stoppedBy === 'eos' ? 'end of sequence' : 'the length limit'}`;
 }
 
+/** Where the answer was computed: "generated on NVIDIA H200 (bf16)", "generated on CPU (fp32)". */
+export function computedOnText(r: Pick<GenerateResponse, 'computedOn'>): string {
+  return `generated on ${r.computedOn.name} (${r.computedOn.precision})`;
+}
+
 function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }

@@ -1,6 +1,6 @@
 // The try panel's settings are checked before anything is sent.
 import { describe, expect, it } from 'vitest';
-import { formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, trySettingsErrors } from './try-panel.svelte.js';
+import { computedOnText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, trySettingsErrors } from './try-panel.svelte.js';
 
 const good = { prompt: 'Hello', maxNewTokens: 64, temperature: 0, seed: 0 };
 
@@ -35,5 +35,12 @@ describe('generationStats', () => {
     expect(formatGenerationTime(0.1)).toBe('0.10 s');
     expect(formatGenerationTime(12.345)).toBe('12.35 s');
     expect(formatGenerationTime(Number.NaN)).toBe('—');
+  });
+});
+
+describe('computedOnText', () => {
+  it('names the GPU or the CPU and the precision the child computed in', () => {
+    expect(computedOnText({ computedOn: { device: 'cuda:0', name: 'NVIDIA H200', precision: 'bf16' } })).toBe('generated on NVIDIA H200 (bf16)');
+    expect(computedOnText({ computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' } })).toBe('generated on CPU (fp32)');
   });
 });

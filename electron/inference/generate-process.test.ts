@@ -1,0 +1,247 @@
+// The try page's generation in its own child process (real child, real
+// addon, the bundled demo model): it answers exactly what generate() answers
+// in this process, keeps two models open between calls, survives the child's
+// death with a clear error, and ends the child on release and close.
+import { spawnSync } from 'node:child_process';
+import { utimesSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GenerateRequest, GenerateResponse } from '../api/contract.js';
+import { loraTensorShapes } from '../adapters/peft.js';
+import { bundledDemoFiles } from '../demo/paths.js';
+import { resolveDevice } from '../engine/device.js';
+import { loadAddon, packageRoot } from '../engine/load.js';
+import { choosePrecision } from '../engine/precision.js';
+import { readGenerationConfig } from '../models/generation-config.js';
+import { Prng } from '../random/prng.js';
+import { Generator } from '../service/generate.js';
+import { openSession, stopTokenIds } from '../session.js';
+import { tempDir } from '../testing/e2e-fixtures.js';
+import { saveAdapterFolder } from '../training/adapter-files.js';
+import { generate } from './generate.js';
+import { explainGenerationDeath } from './generate-process.js';
+import { parseFromWorker, parseToWorker } from './generate-protocol.js';
+
+const THREADS = 2;
+const model = bundledDemoFiles().model;
+const prompt = 'Question: What color is the fox?\nAnswer:';
+const request = (over: Partial<GenerateRequest> = {}): GenerateRequest => ({ model, adapter: null, prompt, maxNewTokens: 12, temperature: 0, seed: 1, ...over });
+
+/** Whether a process with this id still exists (signal 0 only checks). */
+function exists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** generate() in this process, on the device and precision the child picks for 'auto'; the answer as the service words it. */
+async function inProcess(adapter: string | null, req: GenerateRequest): Promise<Pick<GenerateResponse, 'text' | 'tokens' | 'stoppedBy'>> {
+  const session = await openSession(model, { threads: THREADS, adapter, device: 'auto', precision: 'auto' });
+  try {
+    const ids = session.tokenizer.encode(req.prompt);
+    const topP = req.temperature === 0 ? 1 : ((await readGenerationConfig(model))?.topP ?? 1);
+    const r = await generate(session.engine, ids, {
+      maxNewTokens: req.maxNewTokens,
+      temperature: req.temperature,
+      topP,
+      seed: req.seed,
+      stopTokenIds: await stopTokenIds(session.folder, session.tokenizer),
+      maxPositions: session.folder.spec.maxPositionEmbeddings,
+    });
+    return { text: session.tokenizer.decode(r.tokens, { skipSpecialTokens: true }), tokens: r.tokens.length, stoppedBy: r.stoppedBy };
+  } finally {
+    session.dispose();
+  }
+}
+
+let adapterDir: string;
+const generators: Generator[] = [];
+const generator = (options: ConstructorParameters<typeof Generator>[0] = {}) => {
+  const g = new Generator({ threads: THREADS, ...options });
+  generators.push(g);
+  return g;
+};
+
+beforeAll(async () => {
+  // a LoRA with non-zero B, so that the adapter changes the answer
+  adapterDir = join(tempDir('gen-child'), 'adapter');
+  const session = await openSession(model, { threads: THREADS });
+  try {
+    const lora = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: ['q_proj', 'v_proj', 'down_proj'], layers: null, init: 'default' as const };
+    session.engine.setupLora({ ...lora, seed: 3 });
+    const rng = new Prng(11);
+    for (const { name, shape } of loraTensorShapes(session.folder.spec, lora)) {
+      if (name.includes('lora_B')) session.engine.setTensor(name, Float32Array.from({ length: shape[0] * shape[1] }, () => (rng.nextFloat() - 0.5) * 0.5));
+    }
+    await saveAdapterFolder(adapterDir, { engine: session.engine, spec: session.folder.spec, lora, baseModel: model });
+  } finally {
+    session.dispose();
+  }
+});
+
+afterAll(async () => {
+  await Promise.all(generators.map((g) => g.close()));
+});
+
+describe('the generation child', () => {
+  it('answers token for token what generate() answers in this process (greedy and sampled, base and adapter), and says where it computed', async () => {
+    const g = generator();
+    const base = await g.generate(request());
+    const tuned = await g.generate(request({ adapter: adapterDir }));
+    const sampled = await g.generate(request({ adapter: adapterDir, temperature: 0.9, seed: 7 }));
+    expect(base).toMatchObject(await inProcess(null, request()));
+    expect(tuned).toMatchObject(await inProcess(adapterDir, request()));
+    expect(sampled).toMatchObject(await inProcess(adapterDir, request({ temperature: 0.9, seed: 7 })));
+    expect(base.tokens).toBeGreaterThan(0);
+    expect(tuned.text).not.toBe(base.text); // the adapter reached the child
+    // the device and precision 'auto' resolves to on this machine, asked of the addon here
+    const device = resolveDevice(loadAddon(), 'auto');
+    const computedOn = { device: device.device, name: device.gpu?.name ?? 'CPU', precision: choosePrecision('auto', device.gpu).precision };
+    for (const r of [base, tuned, sampled]) expect(r.computedOn).toEqual(computedOn);
+  });
+
+  it('keeps the last two models open: a repeat call opens nothing, a third model evicts the least recently used', async () => {
+    const g = generator();
+    await g.generate(request());
+    expect([g.openSessions, g.modelsOpened]).toEqual([1, 1]);
+    await g.generate(request({ adapter: adapterDir }));
+    expect([g.openSessions, g.modelsOpened]).toEqual([2, 2]);
+    const pid = g.workerPid;
+    await g.generate(request({ prompt: 'Question: Where does the fox live?\nAnswer:' }));
+    await g.generate(request({ adapter: adapterDir, maxNewTokens: 3 }));
+    expect([g.openSessions, g.modelsOpened]).toEqual([2, 2]);
+    expect(g.workerPid).toBe(pid); // one long-lived child
+    // new adapter files (a later checkpoint) are another model: the base is the oldest and goes
+    const later = new Date(Date.now() + 5_000);
+    utimesSync(join(adapterDir, 'adapter_model.safetensors'), later, later);
+    await g.generate(request({ adapter: adapterDir }));
+    expect([g.openSessions, g.modelsOpened]).toEqual([2, 3]);
+    await g.generate(request({ adapter: adapterDir }));
+    expect(g.modelsOpened).toBe(3);
+    await g.generate(request());
+    expect([g.openSessions, g.modelsOpened]).toEqual([2, 4]);
+  });
+
+  it('a child killed in the middle of a call gives a clear error, and the next call starts a fresh child that answers the same', async () => {
+    const g = generator();
+    const before = await g.generate(request());
+    const first = g.workerPid!;
+    const call = g.generate(request({ maxNewTokens: 200 }));
+    process.kill(first, 'SIGKILL');
+    await expect(call).rejects.toThrow(/^the generation process was killed \(SIGKILL\), most likely .*memory.*press Generate again/);
+    expect(g.openSessions).toBe(0);
+    const after = await g.generate(request());
+    expect(after).toMatchObject({ text: before.text, tokens: before.tokens });
+    const second = g.workerPid!;
+    expect(second).not.toBe(first);
+    expect(g.modelsOpened).toBe(1);
+    // a native crash reads as one
+    const crashing = g.generate(request({ maxNewTokens: 200 }));
+    process.kill(second, 'SIGSEGV');
+    await expect(crashing).rejects.toThrow(/^the generation process crashed \(SIGSEGV\), a fault in the engine.*press Generate again/);
+    expect((await g.generate(request())).text).toBe(before.text);
+  });
+
+  it('an error in the child comes back as the user should read it (field included), and the child lives on', async () => {
+    const g = generator();
+    await expect(g.generate(request({ maxNewTokens: 1000 }))).rejects.toMatchObject({ body: { code: 'invalid', field: 'maxNewTokens', message: expect.stringMatching(/exceed the model's 256 positions/) } });
+    const pid = g.workerPid;
+    const missing = join(tempDir('gen-missing'), 'nothing-here');
+    await expect(g.generate(request({ adapter: missing }))).rejects.toMatchObject({ body: { code: 'failed', message: expect.stringContaining(`${missing}: holds no adapter_config.json`) } });
+    expect((await g.generate(request())).tokens).toBeGreaterThan(0);
+    expect(g.workerPid).toBe(pid);
+  });
+
+  it('release ends the child (its models are freed); the next call starts a new one', async () => {
+    const g = generator();
+    await g.generate(request());
+    const pid = g.workerPid!;
+    expect(exists(pid)).toBe(true);
+    await g.release();
+    expect([g.openSessions, g.workerPid, exists(pid)]).toEqual([0, null, false]);
+    await g.generate(request());
+    expect(g.workerPid).not.toBe(pid);
+    expect(g.openSessions).toBe(1);
+  });
+
+  it('an idle child is ended after the idle time', async () => {
+    const g = generator({ idleMs: 100 });
+    await g.generate(request());
+    const pid = g.workerPid!;
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect([g.openSessions, g.workerPid, exists(pid)]).toEqual([0, null, false]);
+  });
+
+  it.runIf(process.platform === 'linux')('the calling process never loads the engine: only the child maps the addon', async () => {
+    // a fresh Node process as the app: the built Generator, one generation, then both processes' memory maps
+    const script = `
+      import { readFileSync } from 'node:fs';
+      const { Generator } = await import(${JSON.stringify(pathToFileURL(join(packageRoot(), 'dist', 'electron', 'service', 'generate.js')).href)});
+      const g = new Generator({ threads: ${THREADS} });
+      const r = await g.generate(${JSON.stringify(request({ maxNewTokens: 3 }))});
+      const maps = (pid) => readFileSync('/proc/' + pid + '/maps', 'utf8').includes('peft_studio.node');
+      console.log(JSON.stringify({ tokens: r.tokens, parent: maps('self'), child: maps(g.workerPid) }));
+      await g.close();`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ tokens: 3, parent: false, child: true });
+  });
+
+  it('close ends the child and refuses later calls', async () => {
+    const g = generator();
+    await g.generate(request());
+    const pid = g.workerPid!;
+    await g.close();
+    expect([g.workerPid, exists(pid)]).toEqual([null, false]);
+    await expect(g.generate(request())).rejects.toThrow(/shutting down/);
+  });
+});
+
+describe('the generation protocol', () => {
+  const state = { openSessions: 1, opened: 1 };
+  const response = { text: 'brown', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cuda:0', name: 'NVIDIA H200', precision: 'bf16' } };
+
+  it('takes well-formed messages from the child as they are', () => {
+    expect(parseFromWorker({ type: 'ready', pid: 42 })).toEqual({ type: 'ready', pid: 42 });
+    expect(parseFromWorker({ type: 'generated', id: 3, response, state })).toEqual({ type: 'generated', id: 3, response, state });
+    const error = { code: 'invalid', field: 'prompt', message: 'the prompt is empty' };
+    expect(parseFromWorker({ type: 'failed', id: 3, error, state })).toEqual({ type: 'failed', id: 3, error, state });
+  });
+
+  it('refuses a malformed message from the child, naming what is wrong', () => {
+    const bad: [unknown, RegExp][] = [
+      [null, /message is not an object/],
+      [{ type: 'hello' }, /message\.type is not one of ready, generated, failed/],
+      [{ type: 'generated', id: -1, response, state }, /message\.id is not a whole number/],
+      [{ type: 'generated', id: 1, response: { ...response, tokens: 1.5 }, state }, /response\.tokens is not a whole number/],
+      [{ type: 'generated', id: 1, response: { ...response, stoppedBy: 'stop' }, state }, /response\.stoppedBy is not one of eos, length/],
+      [{ type: 'generated', id: 1, response: { ...response, seconds: Number.NaN }, state }, /response\.seconds is not a number/],
+      [{ type: 'generated', id: 1, response: { ...response, notices: [1] }, state }, /response\.notices is not a list of strings/],
+      [{ type: 'generated', id: 1, response: { ...response, computedOn: { ...response.computedOn, device: 'gpu' } }, state }, /computedOn\.device 'gpu' is not cpu or cuda:N/],
+      [{ type: 'generated', id: 1, response: { ...response, computedOn: { ...response.computedOn, precision: 'fp16' } }, state }, /computedOn\.precision is not one of fp32, bf16/],
+      [{ type: 'generated', id: 1, response }, /state is not an object/],
+      [{ type: 'failed', id: 1, error: { code: 'boom', message: 'x' }, state }, /error\.code is not one of/],
+      [{ type: 'failed', id: 1, error: { code: 'failed', message: 'x', field: 3 }, state }, /error\.field is not a string/],
+    ];
+    for (const [message, why] of bad) expect(() => parseFromWorker(message), JSON.stringify(message)).toThrow(why);
+  });
+
+  it('checks the parent\'s requests too', () => {
+    const job = { ...request(), device: 'auto', precision: 'auto', threads: 2 };
+    expect(parseToWorker({ type: 'generate', id: 1, job })).toEqual({ type: 'generate', id: 1, job });
+    expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, device: 'tpu' } })).toThrow(/job\.device/);
+    expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, threads: 0 } })).toThrow(/job\.threads is below 1/);
+    expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, prompt: 5 } })).toThrow(/job\.prompt is not a string/);
+  });
+
+  it('explains each way a child can die, with its last output', () => {
+    expect(explainGenerationDeath(null, 'SIGKILL', [])).toMatch(/^the generation process was killed \(SIGKILL\), most likely by the system because memory ran out/);
+    expect(explainGenerationDeath(null, 'SIGABRT', ['terminate called', 'Aborted'])).toMatch(/crashed \(SIGABRT\).*Last output: terminate called \| Aborted$/);
+    expect(explainGenerationDeath(null, 'SIGTERM', [])).toMatch(/was ended from outside \(SIGTERM\)/);
+    expect(explainGenerationDeath(3, null, [])).toMatch(/exited unexpectedly \(exit code 3\)/);
+  });
+});

@@ -1,0 +1,149 @@
+// The messages between the app (or `peft-studio serve`) and its generation
+// child (generate-worker.ts). Requests flow down with an id; the child
+// answers each id exactly once, with the response or with the error the
+// user should see. Everything is plain JSON over the IPC channel, and every
+// message the child sends is checked here before the parent uses it: a
+// child is a separate program that may be half-dead or of another version.
+import type { ApiErrorBody, GenerateRequest, GenerateResponse } from '../api/contract.js';
+import { isDeviceRequest, type DeviceRequest } from '../engine/device.js';
+import { isPrecision } from '../engine/precision.js';
+import type { Precision } from '../engine/native.js';
+
+/** One generation as the child runs it: the API request and where to compute it. */
+export interface GenerateJob extends GenerateRequest {
+  device: DeviceRequest;
+  precision: Precision;
+  threads: number;
+}
+
+/** parent -> child */
+export interface GenerateMessage {
+  type: 'generate';
+  id: number;
+  job: GenerateJob;
+}
+export type ToWorkerMessage = GenerateMessage;
+
+/** What the child holds after an answer (the parent mirrors it for openSessions and tests). */
+export interface WorkerState {
+  /** models open now (at most two) */
+  openSessions: number;
+  /** models this child has opened since it started (a cache hit does not count) */
+  opened: number;
+}
+
+/** child -> parent */
+export type FromWorkerMessage =
+  /** the child listens: requests may be sent */
+  | { type: 'ready'; pid: number }
+  | { type: 'generated'; id: number; response: GenerateResponse; state: WorkerState }
+  | { type: 'failed'; id: number; error: ApiErrorBody; state: WorkerState };
+
+/** A message that is not what the protocol says; the parent ends such a child. */
+export class ProtocolError extends Error {
+  constructor(what: string) {
+    super(`the generation process sent a malformed message (${what})`);
+    this.name = 'ProtocolError';
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+function object(value: unknown, what: string): Obj {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ProtocolError(`${what} is not an object`);
+  return value as Obj;
+}
+
+function string(o: Obj, key: string, what: string): string {
+  if (typeof o[key] !== 'string') throw new ProtocolError(`${what}.${key} is not a string`);
+  return o[key];
+}
+
+function count(o: Obj, key: string, what: string): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ProtocolError(`${what}.${key} is not a whole number >= 0`);
+  return v;
+}
+
+function finite(o: Obj, key: string, what: string, min: number): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new ProtocolError(`${what}.${key} is not a number >= ${min}`);
+  return v;
+}
+
+function oneOf<T extends string>(o: Obj, key: string, values: readonly T[], what: string): T {
+  const v = o[key];
+  if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) throw new ProtocolError(`${what}.${key} is not one of ${values.join(', ')}`);
+  return v as T;
+}
+
+function state(value: unknown): WorkerState {
+  const o = object(value, 'state');
+  return { openSessions: count(o, 'openSessions', 'state'), opened: count(o, 'opened', 'state') };
+}
+
+function response(value: unknown): GenerateResponse {
+  const o = object(value, 'response');
+  const notices = o.notices;
+  if (!Array.isArray(notices) || !notices.every((n) => typeof n === 'string')) throw new ProtocolError('response.notices is not a list of strings');
+  const on = object(o.computedOn, 'response.computedOn');
+  const device = string(on, 'device', 'response.computedOn');
+  if (!/^(cpu|cuda:\d+)$/.test(device)) throw new ProtocolError(`response.computedOn.device '${device}' is not cpu or cuda:N`);
+  return {
+    text: string(o, 'text', 'response'),
+    tokens: count(o, 'tokens', 'response'),
+    stoppedBy: oneOf(o, 'stoppedBy', ['eos', 'length'] as const, 'response'),
+    seconds: finite(o, 'seconds', 'response', 0),
+    notices: notices as string[],
+    computedOn: { device, name: string(on, 'name', 'response.computedOn'), precision: oneOf(on, 'precision', ['fp32', 'bf16'] as const, 'response.computedOn') },
+  };
+}
+
+function errorBody(value: unknown): ApiErrorBody {
+  const o = object(value, 'error');
+  const body: ApiErrorBody = { code: oneOf(o, 'code', ['invalid', 'failed', 'forbidden'] as const, 'error'), message: string(o, 'message', 'error') };
+  if (o.field !== undefined) body.field = string(o, 'field', 'error');
+  return body;
+}
+
+/** A message from the child, checked field by field (a ProtocolError names the first bad one). */
+export function parseFromWorker(value: unknown): FromWorkerMessage {
+  const o = object(value, 'message');
+  const type = oneOf(o, 'type', ['ready', 'generated', 'failed'] as const, 'message');
+  switch (type) {
+    case 'ready':
+      return { type, pid: count(o, 'pid', 'message') };
+    case 'generated':
+      return { type, id: count(o, 'id', 'message'), response: response(o.response), state: state(o.state) };
+    case 'failed':
+      return { type, id: count(o, 'id', 'message'), error: errorBody(o.error), state: state(o.state) };
+  }
+}
+
+/** A message from the parent, checked the same way (the child answers a bad one with a 'failed'). */
+export function parseToWorker(value: unknown): ToWorkerMessage {
+  const o = object(value, 'message');
+  oneOf(o, 'type', ['generate'] as const, 'message');
+  const id = count(o, 'id', 'message');
+  const j = object(o.job, 'job');
+  const adapter = j.adapter === null ? null : string(j, 'adapter', 'job');
+  if (!isDeviceRequest(j.device)) throw new ProtocolError('job.device is not auto, cpu, cuda or cuda:N');
+  if (!isPrecision(j.precision)) throw new ProtocolError('job.precision is not auto, fp32 or bf16');
+  const threads = count(j, 'threads', 'job');
+  if (threads < 1) throw new ProtocolError('job.threads is below 1');
+  return {
+    type: 'generate',
+    id,
+    job: {
+      model: string(j, 'model', 'job'),
+      adapter,
+      prompt: string(j, 'prompt', 'job'),
+      maxNewTokens: count(j, 'maxNewTokens', 'job'),
+      temperature: finite(j, 'temperature', 'job', 0),
+      seed: count(j, 'seed', 'job'),
+      device: j.device,
+      precision: j.precision,
+      threads,
+    },
+  };
+}

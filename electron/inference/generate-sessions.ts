@@ -1,0 +1,117 @@
+// The try page's generation, as the generation child runs it: continue a
+// prompt with the base model, or with an adapter (an adapter folder, or a run
+// folder: its final adapter, else its newest checkpoint). Opened models are
+// kept for the next call (the last two, keyed by model, adapter, the
+// adapter's files' times and where they compute, so the "base" and "adapter"
+// panes of the try page both stay warm). Each open model holds its own copy
+// of the base weights; the parent frees them all by ending the child.
+import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ApiError, type GenerateResponse } from '../api/contract.js';
+import type { QuantizationOptions } from '../engine/native.js';
+import { readGenerationConfig } from '../models/generation-config.js';
+import { entryFromRecord } from '../runs/run-index.js';
+import { readRunRecord } from '../runs/run-record.js';
+import { openSession, stopTokenIds, virtualTokensOf, type ModelSession } from '../session.js';
+import { generate } from './generate.js';
+import type { GenerateJob, WorkerState } from './generate-protocol.js';
+
+const CACHED_SESSIONS = 2;
+
+const failed = (message: string) => new ApiError({ code: 'failed', message });
+const invalid = (field: string, message: string) => new ApiError({ code: 'invalid', field, message });
+
+interface AdapterChoice {
+  dir: string | null;
+  quantization: QuantizationOptions | null;
+  notices: string[];
+}
+
+/** The adapter folder to attach for `adapter` (a run folder resolves to its adapter or newest checkpoint). */
+export async function resolveAdapter(adapter: string | null): Promise<AdapterChoice> {
+  if (adapter === null) return { dir: null, quantization: null, notices: [] };
+  if (existsSync(join(adapter, 'adapter_config.json'))) return { dir: adapter, quantization: null, notices: [] };
+  const record = await readRunRecord(adapter);
+  if (!record) throw failed(`${adapter}: holds no adapter_config.json and no run.json; choose an adapter folder or a run folder`);
+  const entry = entryFromRecord(adapter, record);
+  if (record.config.method === 'full') throw failed(`${adapter}: is a full fine-tuning run; its folder is a whole model: choose it as the model, with no adapter`);
+  if (entry.adapter === null) throw failed(`${adapter}: the run has no adapter yet (no finished run and no checkpoint); wait for a checkpoint or the end of the run`);
+  return {
+    dir: entry.adapter,
+    // a checkpoint folder has no run.json to say the run's base was 4-bit: take it from the run
+    quantization: record.config.quantization,
+    notices: [`the run has not finished: using its newest checkpoint ${entry.adapter}`],
+  };
+}
+
+async function filesTime(dir: string | null): Promise<string> {
+  if (dir === null) return '';
+  const times = await Promise.all(['adapter_config.json', 'adapter_model.safetensors'].map((f) => stat(join(dir, f)).then((s) => s.mtimeMs, () => 0)));
+  return times.join(',');
+}
+
+/** The open models of one child. Calls must not overlap (the worker runs them one at a time). */
+export class GenerateSessions {
+  private readonly sessions: { key: string; session: ModelSession }[] = [];
+  private openedCount = 0;
+
+  get state(): WorkerState {
+    return { openSessions: this.sessions.length, opened: this.openedCount };
+  }
+
+  /** Frees every open model. */
+  disposeAll(): void {
+    for (const { session } of this.sessions.splice(0)) session.dispose();
+  }
+
+  private async session(job: GenerateJob, choice: AdapterChoice): Promise<ModelSession> {
+    const key = JSON.stringify([job.model, choice.dir, await filesTime(choice.dir), job.device, job.precision, job.threads]);
+    const at = this.sessions.findIndex((s) => s.key === key);
+    if (at >= 0) {
+      const [hit] = this.sessions.splice(at, 1);
+      this.sessions.unshift(hit);
+      return hit.session;
+    }
+    // free the least recently used one first: the new model must not need room for three
+    for (const old of this.sessions.splice(CACHED_SESSIONS - 1)) old.session.dispose();
+    const session = await openSession(job.model, { threads: job.threads, adapter: choice.dir, quantization: choice.quantization, device: job.device, precision: job.precision });
+    this.openedCount += 1;
+    this.sessions.unshift({ key, session });
+    return session;
+  }
+
+  async generate(job: GenerateJob): Promise<GenerateResponse> {
+    const choice = await resolveAdapter(job.adapter);
+    const session = await this.session(job, choice);
+    const started = performance.now();
+    const promptIds = session.tokenizer.encode(job.prompt);
+    if (promptIds.length === 0) throw invalid('prompt', 'the prompt is empty after tokenization; type some text');
+    // virtual tokens (prompt / prefix tuning) take the first positions of the cache
+    const positions = session.folder.spec.maxPositionEmbeddings - virtualTokensOf(session.adapter);
+    if (promptIds.length + job.maxNewTokens > positions) {
+      throw invalid('maxNewTokens', `the prompt (${promptIds.length} tokens) and ${job.maxNewTokens} new tokens exceed the model's ${positions} positions; shorten the prompt or ask for at most ${Math.max(0, positions - promptIds.length)} tokens`);
+    }
+    const defaults = (await readGenerationConfig(session.folder.dir)) ?? { temperature: 0, topP: 1 };
+    const result = await generate(session.engine, promptIds, {
+      maxNewTokens: job.maxNewTokens,
+      temperature: job.temperature,
+      topP: job.temperature === 0 ? 1 : defaults.topP,
+      seed: job.seed,
+      stopTokenIds: await stopTokenIds(session.folder, session.tokenizer),
+      maxPositions: positions,
+    });
+    return {
+      text: session.tokenizer.decode(result.tokens, { skipSpecialTokens: true }),
+      tokens: result.tokens.length,
+      stoppedBy: result.stoppedBy,
+      seconds: (performance.now() - started) / 1000,
+      notices: [...choice.notices, ...session.notices],
+      computedOn: {
+        device: session.device.device,
+        name: session.device.gpu?.name ?? 'CPU',
+        precision: session.precision.precision,
+      },
+    };
+  }
+}

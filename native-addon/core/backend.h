@@ -142,10 +142,12 @@ class Backend {
 
   // ---- bf16 activations ------------------------------------------------------
   // True when the backend computes in bf16 (the CUDA backend's bf16
-  // precision): the model then rounds the products it keeps for backward
-  // (q, k, v, the attention output, gate, up) to bf16 where they are made,
-  // as torch.autocast's bf16 matmuls return them, and keeps them in 16 bits
-  // (activations.h). False (the default): fp32 throughout.
+  // precision): the model then rounds the products it keeps for backward to
+  // bf16 once, where they are made (gate, up, v and the attention output as
+  // they come out; q and k after RoPE, and Qwen3's also before their norm;
+  // a LoRA-adapted product after its branch is added), near what
+  // torch.autocast's bf16 matmuls hand on, and keeps them in 16 bits where a
+  // plan keeps them per layer (activations.h). False (the default): fp32.
   virtual bool bf16_activations() const { return false; }
   // x[i] = bf16(x[i]) in place, rounded to nearest even (quant/bf16_round.h);
   // bits[i] = its 16-bit pattern when bits is not nullptr, so half_to_float

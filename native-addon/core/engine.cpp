@@ -133,7 +133,10 @@ struct Engine::Impl {
   void ensure_arena(int rows, bool train, int batch) {
     const PlanConfig* have = arena.plan ? &arena.plan->config() : nullptr;
     const bool have_train = have && have->train;
-    const bool room = have && have->rows >= rows && (!prefix || have->batch >= batch);
+    // A plan for the other activation precision (the backend's precision was
+    // changed after the arena was made) would restore stale 16-bit copies.
+    const bool room = have && have->rows >= rows && (!prefix || have->batch >= batch) &&
+                      have->bf16_activations == be->bf16_activations();
     if (room && (!train || have_train || method == Method::Frozen)) return;
     const bool plan_train = (train || have_train) && method != Method::Frozen;
     const bool grow = have && have_train == plan_train;

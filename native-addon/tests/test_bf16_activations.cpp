@@ -110,11 +110,20 @@ void test_round_op() {
 
 size_t aligned(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
+// Four layers: two keep copies of their own besides the first (the tiny
+// models have two, where only layer 0 keeps any, so a copy shared by the
+// layers, or a restore from the wrong one, could not show).
+ps::ModelSpec deep(Variant v) {
+  ps::ModelSpec s = spec(v);
+  s.num_layers = 4;
+  return s;
+}
+
 // The plan's bytes from the rule in activations.cpp: each kept product is
 // 16 bits per layer instead of 32, plus one 32-bit working copy.
 void test_plan() {
   for (Variant v : {Variant::Llama, Variant::Qwen3}) {
-    const ps::ModelDims d(spec(v));
+    const ps::ModelDims d(deep(v));
     for (bool shared : {false, true}) {
       ps::PlanConfig c;
       c.dims = d;
@@ -232,7 +241,7 @@ bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
 
 void test_engine_keep_equals_recompute() {
   for (Variant v : {Variant::Llama, Variant::Qwen2, Variant::Qwen3}) {
-    const ps::ModelSpec s = spec(v);
+    const ps::ModelSpec s = deep(v);
     const Weights w = random_weights(s, 21);
     for (Method m : {Method::Lora, Method::Qlora, Method::Full, Method::Prompt, Method::Prefix}) {
       // prompt tuning prepends its tokens to each row: no packed rows
@@ -292,11 +301,45 @@ void test_engine_keep_equals_recompute() {
   }
 }
 
+// A backend whose precision changes after the arena was made: the engine
+// lays the arena out again (a bf16 plan's stale 16-bit copies would
+// otherwise be widened back into an fp32 pass).
+class SwitchedBackend : public bf16ref::Bf16GemmCpuBackend {
+ public:
+  using Bf16GemmCpuBackend::Bf16GemmCpuBackend;
+  bool on = true;
+  bool bf16_activations() const override { return on; }
+};
+
+void test_precision_switch_relays_the_arena() {
+  const ps::ModelSpec s = deep(Variant::Llama);
+  const Weights w = random_weights(s, 31);
+  const ps::Batch b = ragged_batch(9, s.vocab_size, 3);
+  auto owned = std::make_unique<SwitchedBackend>(2);
+  SwitchedBackend* be = owned.get();
+  auto switched = engine(s, w, Method::Full, false, std::move(owned));
+  auto fp32 = engine(s, w, Method::Full, false, std::make_unique<Fp32ActivationsBackend>(2));
+  switched->forward_backward(b, 0.05f);
+  const uint64_t bf16_bytes = switched->memory().activation_bytes;
+  be->on = false;
+  switched->zero_gradients();
+  const double l1 = switched->forward_backward(b, 0.05f).loss_sum;
+  const double l2 = fp32->forward_backward(b, 0.05f).loss_sum;
+  CHECK(std::memcmp(&l1, &l2, sizeof(double)) == 0);
+  size_t differing = 0;
+  for (const auto& n : trainable_names(*fp32))
+    if (!same_bytes(switched->get_gradient(n), fp32->get_gradient(n))) ++differing;
+  CHECK(differing == 0);
+  CHECK(switched->memory().activation_bytes == fp32->memory().activation_bytes);
+  CHECK(bf16_bytes < fp32->memory().activation_bytes);
+}
+
 }  // namespace
 
 int main() {
   test_round_op();
   test_plan();
   test_engine_keep_equals_recompute();
+  test_precision_switch_relays_the_arena();
   return pstest::finish("test_bf16_activations");
 }

@@ -41,7 +41,11 @@ test('cancel stops at a checkpoint; Runs → Resume finishes the run with every 
   await shots.take('01-cancelled');
 
   // cancelling saves a checkpoint at the step it stopped on
-  const cancelled = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as { status: string; last_checkpoint: number | null };
+  const cancelled = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as {
+    status: string;
+    last_checkpoint: number | null;
+    config: { device: string; precision: string };
+  };
   expect(cancelled.status).toBe('cancelled');
   expect(cancelled.last_checkpoint).toBe(cancelledAt);
 
@@ -52,6 +56,13 @@ test('cancel stops at a checkpoint; Runs → Resume finishes the run with every 
   await row.getByTestId('run-select').click();
   await expect(page.getByTestId('run-detail')).toBeVisible();
   await expect(page.getByTestId('run-detail-message')).toHaveText(cancelledText);
+  // where Resume continues it: the device and precision run.json recorded, this machine's choices preselected on them
+  const recorded = cancelled.config;
+  await expect(page.getByTestId('resume-recorded')).toContainText(`device ${recorded.device}, precision ${recorded.precision}`);
+  await expect(page.getByTestId('resume-device')).toHaveValue(recorded.device);
+  await expect(page.getByTestId('resume-note')).toHaveCount(0);
+  if (recorded.device === 'cpu') await expect(page.getByTestId('resume-precision-cpu-note')).toHaveText('fp32 (CPU)');
+  else await expect(page.getByTestId('resume-precision')).toHaveValue(recorded.precision);
   await shots.take('02-runs-cancelled');
   // record every status the Train page shows from here on, and whether it offers to resume again
   await page.evaluate(() => {
@@ -79,12 +90,15 @@ test('cancel stops at a checkpoint; Runs → Resume finishes the run with every 
   await shots.take('03-resumed-finished');
 
   const finished = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as {
+    config: { device: string; precision: string };
     status: string;
     steps_done: number;
     total_steps: number;
     resumes: { from_step: number }[];
   };
   expect(finished.status).toBe('finished');
+  // nothing was changed in the Resume options: it continued where it was
+  expect(finished.config).toMatchObject(recorded);
   expect(finished.steps_done).toBe(STEPS);
   expect(finished.total_steps).toBe(STEPS);
   expect(finished.resumes).toHaveLength(1);

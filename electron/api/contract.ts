@@ -18,11 +18,17 @@ export type { DatasetReport, RowPreview, ExportFormat, ExportResult, InspectRepo
 
 // ---------------------------------------------------------------- machine
 
+/** A GPU as addon.devices() lists it (electron/engine/native.ts DeviceInfo). */
 export interface GpuInfo {
+  /** the N of 'cuda:N' */
+  index: number;
+  /** '' when `error` is set */
   name: string;
   computeCapability: string;
   totalBytes: number;
   freeBytes: number;
+  /** why this GPU cannot be used (it could not report itself); '' when it can */
+  error: string;
 }
 
 export interface MachineSummary {
@@ -30,7 +36,7 @@ export interface MachineSummary {
   cpuThreads: number;
   totalMemoryBytes: number;
   availableMemoryBytes: number;
-  /** the CUDA devices the engine can use (empty: CPU only, or the CUDA backend is not built) */
+  /** every CUDA device the runtime counts, an unusable one with its `error` (empty: CPU only, or the CUDA backend is not built) */
   gpus: GpuInfo[];
   /** backend and kernels the engine uses, in words */
   engine: string;
@@ -256,6 +262,20 @@ export interface StartedRun {
   runDir: string;
 }
 
+/**
+ * Continue a run from its newest checkpoint, optionally somewhere else: the
+ * same choices as `train --resume DIR --device .. --precision ..`. Absent:
+ * what the run's run.json recorded. run.json then records where it really
+ * continued (config.device / config.precision, resolved.device / .precision).
+ */
+export interface ResumeRequest {
+  runDir: string;
+  /** 'auto' | 'cpu' | 'cuda' | 'cuda:N' */
+  device?: string;
+  /** 'auto' | 'fp32' | 'bf16' (the CPU computes in fp32: a bf16 run moving to the CPU needs 'fp32' or 'auto') */
+  precision?: string;
+}
+
 export interface RunIdRequest {
   runId: string;
 }
@@ -297,6 +317,8 @@ export interface GenerateResponse {
   seconds: number;
   /** e.g. "evaluated on the 4-bit base it was trained on" */
   notices: string[];
+  /** where it was computed: engine device ('cpu', 'cuda:0'), its name ('CPU', 'NVIDIA H200') and the precision of the dense products */
+  computedOn: { device: string; name: string; precision: 'fp32' | 'bf16' };
 }
 
 // ---------------------------------------------------------------- the method table
@@ -315,7 +337,7 @@ export interface ApiMethods {
   checkRun: { request: RunSettings; response: RunCheck };
   startRun: { request: RunSettings; response: StartedRun };
   /** continue an interrupted, cancelled or failed run from its newest checkpoint */
-  resumeRun: { request: { runDir: string }; response: StartedRun };
+  resumeRun: { request: ResumeRequest; response: StartedRun };
   pauseRun: { request: RunIdRequest; response: Record<string, never> };
   continueRun: { request: RunIdRequest; response: Record<string, never> };
   cancelRun: { request: RunIdRequest; response: Record<string, never> };

@@ -224,7 +224,10 @@ export interface MemoryEstimateOptions {
   weightDType?: 'F32' | 'F16' | 'BF16';
   /** where the run computes (default 'cpu'): a CUDA device adds its own memory (deviceBytes) */
   device?: 'cpu' | 'cuda' | `cuda:${number}`;
-  /** the run's precision (default 'fp32'): on a CUDA device bf16 ('auto' counted as bf16) adds the operand copies */
+  /**
+   * the run's precision (default 'fp32'): on a CUDA device bf16 adds the operand copies ('auto' counted as bf16,
+   * the larger) and keeps activations in bf16 ('auto' counted as fp32, the larger); pass the resolved precision
+   */
   precision?: Precision;
 }
 
@@ -307,14 +310,23 @@ export interface CpuInfo {
   kernel: string;
 }
 
-/** A GPU the engine can train on (addon.devices()). */
+/**
+ * A GPU the CUDA runtime counts (addon.devices()). Every one is listed, in
+ * index order, even one that cannot report itself: that one has only its
+ * index and `error` (name '', computeCapability '0.0', bytes 0).
+ */
 export interface DeviceInfo {
+  /** the CUDA runtime's device number: the N of 'cuda:N' */
+  index: number;
+  /** e.g. "NVIDIA GeForce RTX 4090"; '' when `error` is set */
   name: string;
   /** e.g. "8.9" */
   computeCapability: string;
   totalBytes: number;
   /** free when devices() was called */
   freeBytes: number;
+  /** why this GPU cannot be used (the driver's or runtime's message); '' when it can */
+  error: string;
 }
 
 export type GemmLayout = 'nt' | 'nn' | 'tn';
@@ -373,7 +385,7 @@ export interface NativeOps {
 export interface NativeAddon {
   version: string;
   cpuInfo(): CpuInfo;
-  /** the CUDA devices this build can use: [] without the CUDA backend (the default build) or without a GPU */
+  /** every CUDA device the runtime counts (an unusable one with its `error`): [] without the CUDA backend (the default build) or without a GPU */
   devices(): DeviceInfo[];
   /** whether this build has the CUDA backend (PEFT_STUDIO_CUDA=1), GPU or not */
   cudaBackend: boolean;

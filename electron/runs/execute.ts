@@ -37,6 +37,9 @@ import { newRunRecord, readRunRecord, writeRunRecord, type RunRecord } from './r
 import { processStartTicks } from './process-alive.js';
 import { hostname } from 'node:os';
 
+/** Added to a resumed bf16 run's device / precision error: the move to the CPU needs both flags (service/resume-target.ts says it too). */
+export const BF16_RESUME_NOTE = '. This run computed in bf16 (its run.json says so); to continue it on the CPU, resume with --device cpu --precision fp32';
+
 export interface ExecuteOptions {
   /** continue the run in config.out from its newest valid checkpoint */
   resume: boolean;
@@ -183,7 +186,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     } catch (e) {
       // A resumed bf16 run (run.json says so, not a flag given now) needs both flags to move to the CPU.
       if (options.resume && config.precision === 'bf16') {
-        notOurs(`${e instanceof Error ? e.message : String(e)}. This run computed in bf16 (its run.json says so); to continue it on the CPU, resume with --device cpu --precision fp32`);
+        notOurs(`${e instanceof Error ? e.message : String(e)}${BF16_RESUME_NOTE}`);
       }
       notOurs(e);
     }

@@ -23,6 +23,7 @@ import { defaultSeqLenFor, SettingsError, trainConfigFromSettings } from '../tra
 import { runSettingsField } from './errors.js';
 import { bytesInWords, unavailableReason } from './recommend.js';
 import type { ParsedRunSettings } from './run-settings.js';
+import { inAppWords } from './app-wording.js';
 
 export interface CheckedRun {
   check: RunCheck;
@@ -109,13 +110,13 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   try {
     device = resolveDevice(addon, config.device);
   } catch (e) {
-    errors.push({ field: 'hyper.device', message: (e as Error).message.replace(/--device/g, 'device') });
+    errors.push({ field: 'hyper.device', message: inAppWords((e as Error).message, 'start') });
   }
   if (device !== null) {
     try {
       precision = choosePrecision(config.precision, device.gpu, 'precision');
     } catch (e) {
-      errors.push({ field: 'hyper.precision', message: (e as Error).message });
+      errors.push({ field: 'hyper.precision', message: inAppWords((e as Error).message, 'start') });
     }
   }
   if (errors.length > 0 || device === null || precision === null) return refused(errors);

@@ -5,6 +5,9 @@
 //
 // As on the command line, a switch sent as false counts as not given; steps
 // (when not null) takes the place of epochs, as the form explains.
+//
+// resumeRun's request is read here too: its device and precision are checked
+// by the same field readers as the form's hyper.device / hyper.precision.
 import type { FieldError, RunSettings } from '../api/contract.js';
 import { ApiError } from '../api/contract.js';
 import { LORA_TARGETS } from '../adapters/peft-config.js';
@@ -12,7 +15,7 @@ import { DEVICE_REQUEST_HELP, isDeviceRequest } from '../engine/device.js';
 import { isPrecision, PRECISION_REQUEST_HELP } from '../engine/precision.js';
 import { DATA_FORMATS, TRAIN_METHODS } from '../training/config.js';
 import { SCHEDULER_KINDS } from '../training/schedule.js';
-import { SETTING_LIMITS, type LimitedField, type TrainSettings } from '../training/settings.js';
+import { SETTING_LIMITS, type LimitedField, type ResumeOverrides, type TrainSettings } from '../training/settings.js';
 import type { PathPolicy } from './paths.js';
 import { asObject, Fields } from './validate.js';
 
@@ -64,18 +67,9 @@ export function parseRunSettings(request: unknown, policy: PathPolicy): ParsedRu
   settings.scheduler = read(() => hyper.choice('scheduler', SCHEDULER_KINDS));
   settings.optimizer = read(() => hyper.choice('optimizer', ['adamw', 'sgd'] as const));
   settings.targets = read(() => hyper.stringList('targets', [...LORA_TARGETS, 'all-linear']));
-  // 'auto' | 'cpu' | 'cuda' | 'cuda:N' (which GPUs exist is checkRun's question)
-  settings.device = read(() => {
-    const device = hyper.string('device');
-    if (device !== undefined && !isDeviceRequest(device)) throw hyper.error('device', `hyper.device: unknown device '${device}'; use ${DEVICE_REQUEST_HELP}`);
-    return device;
-  });
-  // 'auto' | 'fp32' | 'bf16' (whether the device has bf16 is checkRun's question)
-  settings.precision = read(() => {
-    const precision = hyper.string('precision');
-    if (precision !== undefined && !isPrecision(precision)) throw hyper.error('precision', `hyper.precision: unknown precision '${precision}'; use ${PRECISION_REQUEST_HELP}`);
-    return precision;
-  });
+  // which GPUs exist, and whether the device has bf16, are checkRun's questions
+  settings.device = read(() => deviceField(hyper));
+  settings.precision = read(() => precisionField(hyper));
   const text = read(() => hyper.nullableString('promptInitText'));
   if (text) settings.promptInitText = text;
   for (const key of Object.keys(settings)) if (settings[key] === undefined) delete settings[key];
@@ -84,4 +78,41 @@ export function parseRunSettings(request: unknown, policy: PathPolicy): ParsedRu
   const knownHyper = new Set<string>([...NUMERIC_HYPER, ...BOOLEAN_HYPER, 'steps', 'scheduler', 'optimizer', 'targets', 'promptInitText', 'device', 'precision']);
   for (const key of Object.keys(hyper.obj)) if (!knownHyper.has(key)) errors.push({ field: `hyper.${key}`, message: `hyper.${key} is not a run setting` });
   return { settings: settings as TrainSettings, out, errors };
+}
+
+/** 'auto' | 'cpu' | 'cuda' | 'cuda:N' in `fields.device` (undefined when absent); anything else is invalid, naming the field. */
+function deviceField(fields: Fields): string | undefined {
+  const device = fields.string('device');
+  if (device !== undefined && !isDeviceRequest(device)) throw fields.error('device', `${fields.name('device')}: unknown device '${device}'; use ${DEVICE_REQUEST_HELP}`);
+  return device;
+}
+
+/** 'auto' | 'fp32' | 'bf16' in `fields.precision` (undefined when absent); anything else is invalid, naming the field. */
+function precisionField(fields: Fields): string | undefined {
+  const precision = fields.string('precision');
+  if (precision !== undefined && !isPrecision(precision)) throw fields.error('precision', `${fields.name('precision')}: unknown precision '${precision}'; use ${PRECISION_REQUEST_HELP}`);
+  return precision;
+}
+
+export interface ParsedResume {
+  /** the run folder, checked for writing */
+  runDir: string;
+  /** where the resumed run computes; a field left out keeps what run.json recorded (as `train --resume` without the flag) */
+  overrides: Pick<ResumeOverrides, 'device' | 'precision'>;
+}
+
+/** resumeRun's request (ResumeRequest): the run folder, and the device and precision to continue on, each checked like the form's. */
+export function parseResumeRequest(request: unknown, policy: PathPolicy): ParsedResume {
+  const f = Fields.of(request);
+  const known = new Set(['runDir', 'device', 'precision']);
+  const other = Object.keys(f.obj).find((key) => !known.has(key));
+  // the app changes only where a run continues; the rest are the run's own settings (run.json)
+  if (other !== undefined) throw f.error(other, `${other} is not a resume setting: a run resumes with the settings in its run.json, and only device and precision may change`);
+  const runDir = policy.check(f.string('runDir', true), 'runDir', 'write');
+  const overrides: ParsedResume['overrides'] = {};
+  const device = deviceField(f);
+  if (device !== undefined) overrides.device = device;
+  const precision = precisionField(f);
+  if (precision !== undefined) overrides.precision = precision;
+  return { runDir, overrides };
 }

@@ -4,7 +4,10 @@
 // {type: 'run', runId, runDir, event}. close() cancels the live runs (each
 // stops at its next step with a checkpoint, resumable) and waits for them;
 // from the moment it begins, no run starts (a start already inside its
-// checks is refused when it reaches launch).
+// checks is refused when it reaches launch). A resume may move a run to
+// another device or precision (ResumeRequest), as `train --resume` can; the
+// run's messages reach the UIs with that advice in the app's words
+// (app-wording.ts).
 import { randomUUID } from 'node:crypto';
 import { rmdir } from 'node:fs/promises';
 import type { ApiEvent, RunCheck, StartedRun } from '../api/contract.js';
@@ -12,12 +15,14 @@ import { isEndEvent } from '../runs/events.js';
 import { TrainingRun, type ForkSettings } from '../runs/manager.js';
 import { readRunRecord } from '../runs/run-record.js';
 import type { TrainConfig } from '../training/config.js';
-import { resumedConfig } from '../training/settings.js';
+import { resumedConfig, SettingsError } from '../training/settings.js';
+import { inAppEvent } from './app-wording.js';
 import { failed, invalid } from './errors.js';
 import type { PathPolicy } from './paths.js';
 import { checkRunSettings } from './run-check.js';
 import { plannedRunFolder, reserveRunFolder } from './run-folder.js';
-import { parseRunSettings } from './run-settings.js';
+import { checkResumeTarget } from './resume-target.js';
+import { parseResumeRequest, parseRunSettings } from './run-settings.js';
 
 /** How long close() waits for a cancelled run's checkpoint before killing it. */
 const CLOSE_GRACE_MS = 30_000;
@@ -64,19 +69,34 @@ export class RunService {
     return this.launch(final, false, parsed.out === null);
   }
 
-  async resume(runDir: string): Promise<StartedRun> {
+  /**
+   * Continues a run (ResumeRequest): run.json's settings, with the device and
+   * precision the request chose, through the same resolver as
+   * `train --resume --device --precision` (resumedConfig); the worker then
+   * records where it really continued in run.json, as it does for the CLI.
+   */
+  async resume(request: unknown): Promise<StartedRun> {
     if (this.closing) throw failed(SHUTTING_DOWN);
+    const { runDir, overrides } = parseResumeRequest(request, this.policy);
     const record = await readRunRecord(runDir);
     if (!record) throw failed(`${runDir}: has no run.json, so it is not a run folder; choose the folder of a run`);
     if (record.status === 'finished') {
       throw failed(`${runDir}: the run already finished (${record.steps_done} of ${record.total_steps ?? record.steps_done} steps); there is nothing to resume`);
     }
     if (this.liveIn(runDir)) throw failed(`${runDir}: the run is already training`);
-    const config = resumedConfig(record.config, runDir);
+    let config: TrainConfig;
+    try {
+      config = resumedConfig(record.config, runDir, overrides);
+    } catch (e) {
+      // named as the resume request names them ('precision'), not as the run form does ('hyper.precision')
+      if (e instanceof SettingsError) throw invalid(e.field, e.message);
+      throw e;
+    }
     // run.json may come from `peft-studio train` with paths anywhere: every path the worker reads is checked again
     this.policy.check(config.model, 'model');
     this.policy.check(config.data, 'data');
     this.policy.checkOptional(config.initAdapter, 'initAdapter');
+    checkResumeTarget(config, overrides.precision !== undefined);
     await this.freeMemory();
     return this.launch(config, true, false);
   }
@@ -134,7 +154,8 @@ export class RunService {
     run.onEvent((event) => {
       // ended runs leave the table before the UIs hear of the end, so a control sent after it is refused
       if (isEndEvent(event)) this.live.delete(runId);
-      this.emit({ type: 'run', runId, runDir, event });
+      // the run's advice names CLI flags; the app's user gets the choice on a page instead
+      this.emit({ type: 'run', runId, runDir, event: inAppEvent(event, resume ? 'resume' : 'start') });
     });
     void run.wait().then(async (end) => {
       // a new folder the run never wrote to (it failed before starting) is not left behind (rmdir: only when empty)

@@ -15,6 +15,7 @@ import { TRAIN_METHODS } from '../training/config.js';
 import { SETTING_LIMITS } from '../training/settings.js';
 import { inspectData, previewDataRow } from './data.js';
 import { demoPaths } from './demo.js';
+import { inAppEntry } from './app-wording.js';
 import { errorBody, invalid } from './errors.js';
 import { exportWithLog } from './export.js';
 import { Generator } from './generate.js';
@@ -63,9 +64,11 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
     }
   };
   const policy = new PathPolicy(options.allowedRoots);
-  const generator = options.generator ?? new Generator();
+  const fork = options.fork ?? (options.mode === 'electron' ? electronForkSettings() : undefined);
+  // the generation child starts like a run's (its own worker file, not the run worker's)
+  const generator = options.generator ?? new Generator({ fork: fork && { ...fork, workerPath: undefined } });
   // a run needs the memory the try page's open models hold: free them first
-  const runs = new RunService(emit, policy, options.fork ?? (options.mode === 'electron' ? electronForkSettings() : undefined), () => generator.release());
+  const runs = new RunService(emit, policy, fork, () => generator.release());
   const path = (f: Fields, key: string, access: Access = 'read') => policy.check(f.string(key, true), f.name(key), access);
   const optionalInt = (f: Fields, key: keyof typeof SETTING_LIMITS) => f.number(key, SETTING_LIMITS[key]);
 
@@ -126,14 +129,15 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
     },
     checkRun: async (request) => runs.check(request),
     startRun: async (request) => runs.start(request),
-    resumeRun: async (request) => runs.resume(path(Fields.of(request), 'runDir', 'write')),
+    resumeRun: async (request) => runs.resume(request),
     pauseRun: async (request) => (runs.pause(Fields.of(request).string('runId', true)), {}),
     continueRun: async (request) => (runs.continue(Fields.of(request).string('runId', true)), {}),
     cancelRun: async (request) => (runs.cancel(Fields.of(request).string('runId', true)), {}),
-    listRuns: async () => (await listRuns()).filter((r) => policy.permits(r.dir)),
+    listRuns: async () => (await listRuns()).filter((r) => policy.permits(r.dir)).map(inAppEntry),
     runHistory: async (request) => {
       const dir = path(Fields.of(request), 'runDir');
-      return runHistory(dir, runs.runIdOf(dir));
+      const history = await runHistory(dir, runs.runIdOf(dir));
+      return { ...history, entry: inAppEntry(history.entry) };
     },
     exportAdapter: async (request) => {
       const f = Fields.of(request);

@@ -1,7 +1,8 @@
 // The Runs page: every run the studio knows (newest first), one selected
 // with its history (charts, settings), and the ways on from a run: resume
-// an interrupted one, export a finished one.
+// an interrupted one (where its Resume options say), export a finished one.
 import type { ApiTransport, RunHistory, RunIndexEntry } from '../../../electron/api/contract.js';
+import { ResumeOptions } from './resume-options.svelte.js';
 import { RunMonitor } from './run-monitor.svelte.js';
 import type { Studio } from './studio.svelte.js';
 
@@ -24,6 +25,8 @@ export class RunsPage {
   monitor = $state.raw<RunMonitor | null>(null);
   historyError = $state<string | null>(null);
   resuming = $state(false);
+  /** where Resume continues the selected run (set when it can be resumed) */
+  resumeOptions = $state.raw<ResumeOptions | null>(null);
 
   constructor(
     private readonly studio: Studio,
@@ -51,6 +54,7 @@ export class RunsPage {
     this.history = null;
     this.monitor = null;
     this.historyError = null;
+    this.resumeOptions = null;
     try {
       const history = await this.api.call('runHistory', { runDir: dir });
       if (this.selected !== dir) return;
@@ -58,6 +62,11 @@ export class RunsPage {
       monitor.loadHistory(history);
       this.history = history;
       this.monitor = monitor;
+      if (history.entry.resumable && history.runId === null && !monitor.live) {
+        const options = new ResumeOptions(this.api, dir);
+        this.resumeOptions = options;
+        void options.load(history.config);
+      }
     } catch (e) {
       if (this.selected === dir) this.historyError = messageOf(e);
     }
@@ -70,15 +79,18 @@ export class RunsPage {
     this.studio.page = 'train';
   }
 
+  /** Continue the run, where its Resume options say (as recorded while they load); opens the Train page. */
   async resume(entry: RunIndexEntry): Promise<void> {
     this.resuming = true;
+    const options = this.resumeOptions?.runDir === entry.dir ? this.resumeOptions : null;
     try {
-      const started = await this.api.call('resumeRun', { runDir: entry.dir });
+      const started = await this.api.call('resumeRun', { runDir: entry.dir, ...(options?.request ?? {}) });
       this.studio.runId = started.runId;
       this.studio.runDir = started.runDir;
       this.studio.page = 'train';
     } catch (e) {
-      this.studio.showError(e);
+      // a device or precision refused shows on the options; anything else in the banner
+      if (!options?.takeError(e)) this.studio.showError(e);
     } finally {
       this.resuming = false;
     }

@@ -4,6 +4,7 @@
 // sends pause / continue / cancel / resume. Live events are queued and handed
 // over in bursts (see FLUSH_INTERVAL_MS) so a fast run cannot flood the page.
 import type { ApiEvent, ApiTransport, RunEvent } from '../../../electron/api/contract.js';
+import { ResumeOptions } from './resume-options.svelte.js';
 import { RunMonitor } from './run-monitor.svelte.js';
 import type { Studio } from './studio.svelte.js';
 
@@ -26,6 +27,8 @@ export class TrainPage {
   /** the control request in flight (its button shows busy, the others wait) */
   sending = $state<Control | null>(null);
   historyError = $state<string | null>(null);
+  /** where Resume continues the run (its recorded device and precision, or others): set up once it can be resumed */
+  resumeOptions = $state.raw<ResumeOptions | null>(null);
 
   /** the run whose events the monitor takes */
   private following: { runId: string | null; runDir: string } | null = null;
@@ -91,6 +94,7 @@ export class TrainPage {
     this.following = { runId, runDir };
     this.queue = []; // another run's events
     this.monitor = new RunMonitor();
+    this.resumeOptions = null;
     this.historyError = null;
     const monitor = this.monitor;
     try {
@@ -123,12 +127,13 @@ export class TrainPage {
     await this.follow(null, f.runDir);
   }
 
-  private async send(what: Control, act: () => Promise<unknown>): Promise<void> {
+  /** Runs a control; a failure goes to the error banner unless `handled` takes it. */
+  private async send(what: Control, act: () => Promise<unknown>, handled: (e: unknown) => boolean = () => false): Promise<void> {
     this.sending = what;
     try {
       await act();
     } catch (e) {
-      this.studio.showError(e);
+      if (!handled(e)) this.studio.showError(e);
     } finally {
       this.sending = null;
     }
@@ -147,14 +152,29 @@ export class TrainPage {
     return runId ? this.send('cancel', () => this.api.call('cancelRun', { runId })) : Promise.resolve();
   }
 
-  /** Continue an ended run from its newest checkpoint: a new live run in the same folder. */
+  /**
+   * The Resume options of the run this page follows, from its run.json as it
+   * is now (the device and precision the run really used): read when the
+   * run can be resumed, once per ending.
+   */
+  prepareResume(): Promise<void> {
+    const runDir = this.following?.runDir;
+    if (!runDir || this.resumeOptions?.runDir === runDir) return Promise.resolve();
+    this.resumeOptions = new ResumeOptions(this.api, runDir);
+    return this.resumeOptions.load();
+  }
+
+  /** Continue an ended run from its newest checkpoint, where the Resume options say: a new live run in the same folder. */
   resume(): Promise<void> {
     const runDir = this.studio.runDir;
     if (!runDir) return Promise.resolve();
+    const options = this.resumeOptions?.runDir === runDir ? this.resumeOptions : null;
     return this.send('resume', async () => {
-      const started = await this.api.call('resumeRun', { runDir });
+      const started = await this.api.call('resumeRun', { runDir, ...(options?.request ?? {}) });
+      // the next ending gets its own options, from the record this session writes
+      this.resumeOptions = null;
       this.studio.runId = started.runId;
       this.studio.runDir = started.runDir;
-    });
+    }, (e) => options?.takeError(e) ?? false);
   }
 }

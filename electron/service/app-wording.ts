@@ -1,0 +1,74 @@
+// The run's own messages in the app's words where they tell the user to
+// type a flag. The worker and the device / precision checks word their
+// advice for the command line ("resume with --device cpu --precision fp32");
+// the CLI prints that as it is (its tests hold it), while the app's user
+// cannot type a flag: there the same advice is a choice on a page (the
+// Resume options, or the Hyperparameters page for a run not yet started).
+//
+// Only the device and precision advice is reworded (the Resume options are
+// where the app changes them); each rule is tested against the text its
+// producer really makes (app-wording.test.ts), so a reworded source shows.
+
+/** Where the message is read: after Resume (its options can change device and precision) or after Start (the form can). */
+export type AppContext = 'resume' | 'start';
+
+const CHOOSE_CPU: Record<AppContext, string> = {
+  resume: 'choose cpu as the device in the Resume options',
+  start: 'choose cpu as the Device on the Hyperparameters page (advanced settings)',
+};
+const CHOOSE_PRECISION: Record<AppContext, string> = {
+  resume: 'choose fp32 or auto as the precision in the Resume options',
+  start: 'choose fp32 or auto as the Precision on the Hyperparameters page (advanced settings)',
+};
+const CHOOSE_DEVICE: Record<AppContext, string> = {
+  resume: 'as the device in the Resume options',
+  start: 'as the Device on the Hyperparameters page',
+};
+
+const capitalized = (text: string) => text[0].toUpperCase() + text.slice(1);
+
+/** A pattern and its app wording (`groups[1]` is the pattern's first group). */
+type Rule = [RegExp, (context: AppContext, groups: string[]) => string];
+
+/** In order: the whole phrases first, then what is left of a flag as the field's name. */
+const RULES: Rule[] = [
+  // a resumed bf16 run refused on its recorded device (runs/execute.ts): the move to the CPU is a Resume option either way
+  [/resume with --device cpu --precision fp32/g, () => `${CHOOSE_CPU.resume} (it computes in fp32)`],
+  // out of memory on a GPU (runs/crash-report.ts): "continue on the CPU with peft-studio train --resume DIR --device cpu [--precision fp32]"
+  [/ with peft-studio train --resume \S+ --device cpu(?: --precision fp32)?/g, () => ': Resume with cpu chosen as the device in the Resume options'],
+  // a GPU that is missing or too old (engine/device.ts): "use --device cpu", "Use --device cpu"
+  [/\buse --device cpu\b/g, (c) => CHOOSE_CPU[c]],
+  [/\bUse --device cpu\b/g, (c) => capitalized(CHOOSE_CPU[c])],
+  [/\bUse one of those, or --device auto\b/g, (c) => `Choose one of those ${CHOOSE_DEVICE[c]}, or auto`],
+  [/, or --device auto\b/g, () => ', or auto'],
+  // a GPU that cannot report itself, with others that can: "meanwhile use --device cuda:1 or cuda:2 (or auto), or --device cpu"
+  [/\buse --device (cuda:\d+(?:(?:, | or )cuda:\d+)*) \(or auto\), or --device cpu\b/g, (c, g) => `choose cpu ${CHOOSE_DEVICE[c]} (or another GPU: ${g[1]}, or auto)`],
+  // the pre-flight memory check on a GPU (training/memory-check.ts): one item of its "Try …;" list
+  [/--device cpu(?: --precision fp32)?(?=;)/g, (c) => `the CPU (${CHOOSE_CPU[c]})`],
+  // bf16 where it cannot be had (engine/precision.ts, named --precision or precision)
+  [/\bUse (?:--)?precision fp32 or auto\b/g, (c) => capitalized(CHOOSE_PRECISION[c])],
+  // anything left: the flag as the field's name ("--device cuda:1: there is no GPU 1" -> "device cuda:1: …")
+  [/--device\b/g, () => 'device'],
+  [/--precision\b/g, () => 'precision'],
+];
+
+/** `message` with its device and precision advice in the app's words. */
+export function inAppWords(message: string, context: AppContext): string {
+  let text = message;
+  for (const [pattern, replacement] of RULES) text = text.replace(pattern, (...groups: string[]) => replacement(context, groups));
+  return text;
+}
+
+/** A run event as the app shows it: the message of a failure or a log line in the app's words; other events as they are. */
+export function inAppEvent<E extends { type: string; message?: string }>(event: E, context: AppContext): E {
+  if ((event.type !== 'failed' && event.type !== 'log') || typeof event.message !== 'string') return event;
+  const message = inAppWords(event.message, context);
+  return message === event.message ? event : { ...event, message };
+}
+
+/** A run folder's record as the Runs page shows it: its ending's message in the app's words (the way on from it is Resume). */
+export function inAppEntry<E extends { message: string | null }>(entry: E): E {
+  if (entry.message === null) return entry;
+  const message = inAppWords(entry.message, 'resume');
+  return message === entry.message ? entry : { ...entry, message };
+}

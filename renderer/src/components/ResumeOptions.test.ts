@@ -1,0 +1,286 @@
+// The Resume options, rendered in jsdom against the real studio service
+// (electron/service, in this process, behind the preload bridge the desktop
+// app has) on a real run of the bundled demo model, cancelled after its
+// first steps. The Runs page shows the device and precision run.json
+// recorded, the choices this machine lists, and "fp32 (CPU)" on the CPU;
+// a GPU run (cuda:0, bf16, as a GPU machine records it) opened here gets the
+// CPU preselected with the reason, and Resume continues it there: run.json
+// then records cpu / fp32. The GPU machine cases take the choices the
+// service's own hyperparameterSpecs builds for an NVIDIA H200 (this machine
+// has none); every other answer, the refusals included, is the service's.
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { flushSync, mount, unmount, type Component } from 'svelte';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import { ApiError, type ApiEvent, type ApiResult, type ApiTransport, type DemoPaths, type HyperparametersRequest, type PreloadBridge } from '../../../electron/api/contract.js';
+import { loadAddon } from '../../../electron/engine/load.js';
+import { whyUnusable } from '../../../electron/engine/device.js';
+import type { DeviceInfo } from '../../../electron/engine/native.js';
+import { openModelFolder } from '../../../electron/models/folder.js';
+import { recordInIndex } from '../../../electron/runs/run-index.js';
+import { hyperparameterSpecs } from '../../../electron/service/hyperparameters.js';
+import { createStudioService, type StudioService } from '../../../electron/service/service.js';
+import { ResumeOptions as Options } from '../state/resume-options.svelte.js';
+import { Studio } from '../state/studio.svelte.js';
+import { TrainPage } from '../state/train-page.svelte.js';
+
+const home = mkdtempSync(join(tmpdir(), 'peft-studio-resume-options-'));
+process.env.PEFT_STUDIO_HOME = home;
+
+const H200: DeviceInfo = { index: 0, name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 150_000_000_000, freeBytes: 140_000_000_000, error: '' };
+const noGpuHere = loadAddon().devices().every((d) => whyUnusable(d) !== null);
+/** the GPUs the choices are built for (empty: the service's own answer, this machine's) */
+let gpus: DeviceInfo[] = [];
+let service: StudioService;
+let api: ApiTransport;
+let demo: DemoPaths;
+let Runs: Component<{ studio: Studio }>;
+let OptionsPanel: Component<{ options: Options; idPrefix: string }>;
+let component: ReturnType<typeof mount> | null = null;
+/** a run cancelled after its first steps, with a checkpoint (each test resumes a copy) */
+let cancelledRun: string;
+
+const wire = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+const events: ApiEvent[] = [];
+
+async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const start = Date.now();
+  for (;;) {
+    flushSync();
+    if (cond()) return;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+beforeAll(async () => {
+  service = createStudioService({ mode: 'browser', allowedRoots: null });
+  service.onEvent((e) => events.push(e));
+  const bridge: PreloadBridge = {
+    async call(method, request) {
+      if (method === 'hyperparameters' && gpus.length > 0) {
+        const { model, method: trainMethod } = request as HyperparametersRequest;
+        const value = hyperparameterSpecs(trainMethod, (await openModelFolder(model)).spec, gpus);
+        return wire({ ok: true, value } as ApiResult<typeof method>);
+      }
+      return wire(await service.call(method, wire(request)));
+    },
+    onEvent: (listener) => service.onEvent((e) => listener(wire(e))),
+  };
+  // the app's api module picks the preload bridge when there is one: set it before the pages load
+  window.peftStudio = bridge;
+  api = (await import('../api/index.js')).api;
+  Runs = (await import('../pages/Runs.svelte')).default as unknown as Component<{ studio: Studio }>;
+  OptionsPanel = (await import('./ResumeOptions.svelte')).default as unknown as Component<{ options: Options; idPrefix: string }>;
+  demo = await api.call('demoPaths', {});
+
+  cancelledRun = join(home, 'cancelled');
+  const started = await api.call('startRun', {
+    model: demo.model, data: demo.datasets.find((d) => d.name === 'task-train')!.path, method: 'lora', out: cancelledRun,
+    hyper: { steps: 10, threads: 2, batchSize: 2 },
+  });
+  const off = service.onEvent((e) => {
+    if (e.type === 'run' && e.runId === started.runId && e.event.type === 'step') {
+      off();
+      void service.call('cancelRun', { runId: started.runId });
+    }
+  });
+  await until('the cancel', () => events.some((e) => e.type === 'run' && e.runId === started.runId && e.event.type === 'cancelled'));
+}, 120_000);
+afterEach(() => {
+  if (component) void unmount(component);
+  component = null;
+  document.body.innerHTML = '';
+  gpus = [];
+});
+afterAll(async () => {
+  await service.close();
+  rmSync(home, { recursive: true, force: true });
+});
+
+const readRecord = (dir: string) => JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+
+/** A copy of the cancelled run, its run.json recording `device` / `precision`, listed in the studio's index. */
+async function copyOfRun(name: string, patch: { device?: string; precision?: string; model?: string } = {}): Promise<string> {
+  const dir = join(home, name);
+  cpSync(cancelledRun, dir, { recursive: true });
+  const record = readRecord(dir);
+  Object.assign(record.config, patch, { out: dir });
+  writeFileSync(join(dir, 'run.json'), JSON.stringify(record, null, 2));
+  await recordInIndex(dir, record);
+  return dir;
+}
+
+const byId = (root: HTMLElement, id: string) => root.querySelector<HTMLElement>(`[data-testid="${id}"]`);
+
+function choose(root: HTMLElement, id: string, value: string): void {
+  const select = byId(root, id) as HTMLSelectElement;
+  select.value = value;
+  select.dispatchEvent(new Event('change', { bubbles: true }));
+  flushSync();
+}
+const optionsOf = (root: HTMLElement, id: string) => [...(byId(root, id) as HTMLSelectElement).options].map((o) => o.value);
+
+/** The Runs page with `dir` selected, once its Resume options are ready (or failed to load). */
+async function runsPage(dir: string): Promise<{ root: HTMLElement; studio: Studio }> {
+  const studio = new Studio();
+  studio.runDir = dir;
+  studio.page = 'runs';
+  const root = document.createElement('div');
+  document.body.append(root);
+  component = mount(Runs, { target: root, props: { studio } });
+  await until('the Resume options', () => byId(root, 'resume-device') !== null || byId(root, 'resume-options-error') !== null);
+  return { root, studio };
+}
+
+/** The options panel alone, for `dir`'s record. */
+async function panel(dir: string): Promise<{ root: HTMLElement; options: Options }> {
+  const options = new Options(api, dir);
+  await options.load();
+  const root = document.createElement('div');
+  document.body.append(root);
+  component = mount(OptionsPanel, { target: root, props: { options, idPrefix: 'test' } });
+  flushSync();
+  return { root, options };
+}
+
+describe.skipIf(!noGpuHere)('the Runs page on this machine (no GPU)', () => {
+  it('a run trained here: cpu and "fp32 (CPU)", as recorded; nothing to change is sent', async () => {
+    const dir = await copyOfRun('as-recorded');
+    expect(readRecord(dir).config).toMatchObject({ device: 'cpu', precision: 'fp32' });
+    const { root } = await runsPage(dir);
+    expect(byId(root, 'resume-recorded')!.textContent!.replace(/\s+/g, ' ').trim()).toBe('Recorded in run.json: device cpu, precision fp32.');
+    expect(optionsOf(root, 'resume-device')).toEqual(['auto', 'cpu']);
+    expect((byId(root, 'resume-device') as HTMLSelectElement).value).toBe('cpu');
+    expect(byId(root, 'resume-precision')).toBeNull();
+    expect(byId(root, 'resume-precision-cpu-note')!.textContent).toBe('fp32 (CPU)');
+    expect(byId(root, 'resume-note')).toBeNull();
+    // the form's help beside each (the service's specs)
+    expect(byId(root, 'resume-options')!.textContent).toContain('Where to train: auto picks the first NVIDIA GPU when there is one');
+    expect(byId(root, 'resume-options')!.textContent).toContain('bf16: tensor cores, about half the memory traffic; fp32: exact');
+  }, 60_000);
+
+  it('a GPU run (cuda:0, bf16): the CPU preselected and why in one line; Resume continues it there in fp32', async () => {
+    const dir = await copyOfRun('gpu-run', { device: 'cuda:0', precision: 'bf16' });
+    const { root, studio } = await runsPage(dir);
+    expect(byId(root, 'resume-recorded')!.textContent!.replace(/\s+/g, ' ').trim()).toBe('Recorded in run.json: device cuda:0, precision bf16.');
+    expect(byId(root, 'resume-note')!.textContent).toBe('This run trained on cuda:0 in bf16, but this machine has no NVIDIA GPU the engine can use: it continues on the CPU, in fp32.');
+    expect((byId(root, 'resume-device') as HTMLSelectElement).value).toBe('cpu');
+    expect(byId(root, 'resume-precision-cpu-note')!.textContent).toBe('fp32 (CPU)');
+
+    byId(root, 'run-resume')!.click();
+    await until('the Train page', () => studio.page === 'train');
+    expect(studio.error).toBeNull();
+    const runId = studio.runId!;
+    await until('the resumed run to finish', () => events.some((e) => e.type === 'run' && e.runId === runId && (e.event.type === 'finished' || e.event.type === 'failed')));
+    const record = readRecord(dir);
+    expect(record.status).toBe('finished');
+    expect(record.config).toMatchObject({ device: 'cpu', precision: 'fp32' });
+    expect(record.resolved).toMatchObject({ device: 'CPU: device cpu was asked for', precision: 'fp32: asked for (exact)' });
+    expect(record.resumes).toHaveLength(1);
+  }, 90_000);
+
+  it('a GPU this machine does not have, kept by choice: the service\'s refusal shows on the options, not in the banner', async () => {
+    gpus = [H200]; // the choices a GPU machine offers; the service behind them has none
+    const dir = await copyOfRun('refused', { device: 'cuda:0', precision: 'bf16' });
+    const { root, studio } = await runsPage(dir);
+    expect((byId(root, 'resume-device') as HTMLSelectElement).value).toBe('cuda:0');
+    expect((byId(root, 'resume-precision') as HTMLSelectElement).value).toBe('bf16');
+    byId(root, 'run-resume')!.click();
+    await until('the refusal', () => byId(root, 'resume-refusal') !== null);
+    const refusal = byId(root, 'resume-refusal')!.textContent!;
+    expect(refusal).toMatch(/^device cuda:0: no NVIDIA GPU can be used: /);
+    expect(refusal).toContain('choose cpu as the device in the Resume options');
+    expect(refusal).not.toMatch(/--device|--precision/);
+    expect(studio.error).toBeNull();
+    expect(studio.page).toBe('runs');
+    expect(readRecord(dir).status).toBe('cancelled');
+    // choosing the CPU clears it
+    choose(root, 'resume-device', 'cpu');
+    expect(byId(root, 'resume-refusal')).toBeNull();
+    expect(byId(root, 'resume-precision-cpu-note')!.textContent).toBe('fp32 (CPU)');
+  }, 60_000);
+});
+
+describe('the options on a GPU machine (an NVIDIA H200, as the service builds its choices)', () => {
+  it('the recorded GPU is kept with its precision; the CPU shows fp32 (CPU) and sends it; back to the GPU, as recorded again', async () => {
+    gpus = [H200];
+    const dir = await copyOfRun('h200', { device: 'cuda:0', precision: 'bf16' });
+    const { root, options } = await panel(dir);
+    expect(optionsOf(root, 'resume-device')).toEqual(['auto', 'cpu', 'cuda:0']);
+    expect((byId(root, 'resume-device') as HTMLSelectElement).value).toBe('cuda:0');
+    expect(optionsOf(root, 'resume-precision')).toEqual(['auto', 'fp32', 'bf16']);
+    expect((byId(root, 'resume-precision') as HTMLSelectElement).value).toBe('bf16');
+    expect(byId(root, 'resume-note')).toBeNull();
+    expect(options.request).toEqual({});
+
+    choose(root, 'resume-device', 'cpu');
+    expect(byId(root, 'resume-precision')).toBeNull();
+    expect(byId(root, 'resume-precision-cpu-note')!.textContent).toBe('fp32 (CPU)');
+    expect(options.request).toEqual({ device: 'cpu', precision: 'fp32' });
+
+    choose(root, 'resume-device', 'cuda:0');
+    expect((byId(root, 'resume-precision') as HTMLSelectElement).value).toBe('bf16');
+    expect(options.request).toEqual({});
+    choose(root, 'resume-precision', 'fp32');
+    expect(options.request).toEqual({ precision: 'fp32' });
+    choose(root, 'resume-device', 'auto');
+    expect(options.request).toEqual({ device: 'auto', precision: 'fp32' });
+  }, 60_000);
+
+  it('a GPU it does not list (cuda:1): auto preselected, bf16 where that GPU has it (auto), and why', async () => {
+    gpus = [H200];
+    const dir = await copyOfRun('h200-cuda1', { device: 'cuda:1', precision: 'bf16' });
+    const { root, options } = await panel(dir);
+    expect((byId(root, 'resume-device') as HTMLSelectElement).value).toBe('auto');
+    expect((byId(root, 'resume-precision') as HTMLSelectElement).value).toBe('auto');
+    expect(byId(root, 'resume-note')!.textContent).toBe('This run trained on cuda:1, which this machine does not list (it has cuda:0): it continues on auto, the first usable GPU, in bf16 where that GPU has it, else fp32.');
+    expect(options.request).toEqual({ device: 'auto', precision: 'auto' });
+  }, 60_000);
+
+  it('a model folder that is gone: the options say so, and Resume sends the record as it is', async () => {
+    const dir = await copyOfRun('no-model', { model: join(home, 'no-such-model') });
+    const { root, options } = await panel(dir);
+    expect(byId(root, 'resume-options-error')!.textContent).toContain('no-such-model');
+    expect(byId(root, 'resume-device')).toBeNull();
+    expect(options.request).toEqual({});
+  }, 60_000);
+
+  it('a device or precision refusal is the options\' own; any other error is not', () => {
+    const options = new Options(api, '/x');
+    expect(options.takeError(new ApiError({ code: 'invalid', field: 'precision', message: 'precision bf16: …' }))).toBe(true);
+    expect(options.refusal).toEqual({ field: 'precision', message: 'precision bf16: …' });
+    expect(options.takeError(new ApiError({ code: 'invalid', field: 'runDir', message: 'runDir is required' }))).toBe(false);
+    expect(options.takeError(new ApiError({ code: 'failed', message: 'already training' }))).toBe(false);
+    expect(options.takeError(new Error('x'))).toBe(false);
+  });
+});
+
+describe('the Train page\'s Resume', () => {
+  it('reads the options from the run\'s record once it can be resumed, and resumes where they say', async () => {
+    const dir = await copyOfRun('train-page', { device: 'cuda:0', precision: 'bf16' });
+    const studio = new Studio();
+    const page = new TrainPage(studio, api, (flush) => void setTimeout(flush, 0));
+    const off = page.subscribe();
+    try {
+      studio.runDir = dir;
+      await page.follow(null, dir);
+      expect(page.monitor.canResumeRun).toBe(true);
+      await page.prepareResume();
+      const options = page.resumeOptions!;
+      expect(options.recorded).toEqual({ model: demo.model, method: 'lora', device: 'cuda:0', precision: 'bf16' });
+      if (!noGpuHere) return; // the rest is this machine's: no GPU
+      expect(options.request).toEqual({ device: 'cpu', precision: 'fp32' });
+      await page.resume();
+      expect(studio.error).toBeNull();
+      expect(page.resumeOptions).toBeNull();
+      const runId = studio.runId!;
+      await until('the resumed run to finish', () => events.some((e) => e.type === 'run' && e.runId === runId && e.event.type === 'finished'));
+      expect(readRecord(dir).config).toMatchObject({ device: 'cpu', precision: 'fp32' });
+    } finally {
+      off();
+    }
+  }, 90_000);
+});

@@ -5,11 +5,8 @@
 // while generating costs one answer, never the app. A handle serves one
 // child; after the child is gone, the owner starts a new handle.
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ApiError, type GenerateResponse } from '../api/contract.js';
-import { packageRoot } from '../engine/load.js';
+import { compiledWorker } from '../runs/compiled-worker.js';
 import type { ForkSettings } from '../runs/manager.js';
 import { parseFromWorker, type FromWorkerMessage, type GenerateJob, type ToWorkerMessage, type WorkerState } from './generate-protocol.js';
 
@@ -23,20 +20,9 @@ const NATIVE_CRASH_SIGNALS = ['SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE', 'SIGABRT'
 const AGAIN = 'press Generate again: it starts a fresh generation process';
 const ENDED = 'the generation process was ended (its models were freed); generate again to start a new one';
 
-/**
- * The compiled worker: beside this file when it runs from dist/, else
- * dist/electron/inference/generate-worker.js of the package (tests run the
- * TypeScript sources, but a child process needs JavaScript).
- */
+/** The compiled generation worker (runs/compiled-worker.ts). */
 export function generateWorkerPath(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const beside = join(here, WORKER_FILE);
-  if (import.meta.url.endsWith('.js') && existsSync(beside)) return beside;
-  const built = join(packageRoot(), 'dist', 'electron', 'inference', WORKER_FILE);
-  if (!existsSync(built)) {
-    throw new Error(`peft-studio: the compiled generation worker ${built} is missing; run \`npm run build:ts\` (tsc) first`);
-  }
-  return built;
+  return compiledWorker(import.meta.url, 'inference', WORKER_FILE, 'generation worker');
 }
 
 /** What the user reads when the child died during a call: how it died, what to do, its last words. */

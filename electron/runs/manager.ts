@@ -10,11 +10,8 @@
 //   run.pause(); run.resume(); run.cancel();
 //   const end = await run.wait();
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { packageRoot } from '../engine/load.js';
 import type { TrainConfig } from '../training/config.js';
+import { compiledWorker } from './compiled-worker.js';
 import { explainChildDeath } from './crash-report.js';
 import { isEndEvent, type ControlMessage, type RunEndEvent, type RunEvent, type StartedEvent, type WorkerMessage } from './events.js';
 import { recordInIndex } from './run-index.js';
@@ -47,20 +44,9 @@ export function electronForkSettings(): ForkSettings {
   return { execPath: process.execPath, env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } };
 }
 
-/**
- * The compiled worker: beside this file when it runs from dist/, else
- * dist/electron/runs/worker.js of the package (tests run the TypeScript
- * sources, but a child process needs JavaScript).
- */
+/** The compiled training worker (compiled-worker.ts). */
 export function workerPath(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const beside = join(here, WORKER_FILE);
-  if (import.meta.url.endsWith('.js') && existsSync(beside)) return beside;
-  const built = join(packageRoot(), 'dist', 'electron', 'runs', WORKER_FILE);
-  if (!existsSync(built)) {
-    throw new Error(`peft-studio: the compiled training worker ${built} is missing; run \`npm run build:ts\` (tsc) first`);
-  }
-  return built;
+  return compiledWorker(import.meta.url, 'runs', WORKER_FILE, 'training worker');
 }
 
 export type RunState = 'idle' | 'running' | 'paused' | 'ended';

@@ -190,6 +190,38 @@ void check_errors(CudaBackend& be) {
 
 }  // namespace
 
+// cuBLASLt's bf16 operand copies (round_rows_to_bf16): every element as the
+// host rounds it, row strides wider than the rows on both sides, the copy's
+// padding columns untouched; one column of 70,000 rows takes the grid's row
+// stride (65,535 rows of blocks at most), 1,000 columns several column blocks.
+void check_operand_copy(CudaBackend& be, Rand& r) {
+  struct Case { int rows, cols, ld, dst_ld; };
+  for (const Case& k : {Case{1, 1, 1, 8}, Case{37, 5, 9, 8}, Case{3, 1000, 1003, 1008}, Case{70000, 1, 2, 8}}) {
+    std::vector<float> src(static_cast<size_t>(k.rows) * k.ld);
+    for (auto& x : src) x = r.uniform(-3.0f, 3.0f);
+    src[0] = 1.0f + 1.0f / 256.0f;  // a tie: to even (1)
+    const uint16_t kUntouched = 0xBEEF;
+    std::vector<uint16_t> dst(static_cast<size_t>(k.rows) * k.dst_ld, kUntouched);
+    float* dsrc = to_device(be, src);
+    auto* ddst = static_cast<uint16_t*>(be.alloc(dst.size() * sizeof(uint16_t)));
+    be.upload(ddst, dst.data(), dst.size() * sizeof(uint16_t));
+    ps::cuda::round_rows_to_bf16(dsrc, k.ld, k.rows, k.cols, ddst, k.dst_ld);
+    be.download(dst.data(), ddst, dst.size() * sizeof(uint16_t));
+    be.release(dsrc);
+    be.release(ddst);
+    size_t wrong = 0;
+    for (int i = 0; i < k.rows; ++i)
+      for (int j = 0; j < k.dst_ld; ++j) {
+        const uint16_t got = dst[static_cast<size_t>(i) * k.dst_ld + j];
+        const uint16_t want = j < k.cols ? ps::f32_to_bf16(src[static_cast<size_t>(i) * k.ld + j]) : kUntouched;
+        wrong += got != want;
+      }
+    std::printf("  operand copy %d x %d (ld %d -> %d): %zu wrong\n", k.rows, k.cols, k.ld, k.dst_ld, wrong);
+    CHECK(wrong == 0);
+    CHECK(dst[0] == 0x3F80);
+  }
+}
+
 int main() {
   std::string why;
   if (ps::cuda_device_count(&why) == 0) {
@@ -227,6 +259,7 @@ int main() {
         }
     check_rounds_to_bf16(be, MmaPath::kAuto);
     if (hardware) check_rounds_to_bf16(be, MmaPath::kPortable);
+    check_operand_copy(be, r);
     check_errors(be);
     be.synchronize();
   } catch (const std::exception& e) {

@@ -53,6 +53,22 @@ inline unsigned blocks_for(size_t n, int threads = kThreads) {
   return static_cast<unsigned>(b < 1 ? 1 : b);
 }
 
+// A pass over a [rows, cols] matrix with no division per element (a 64-bit
+// divide is tens of instructions, more than the memory time of an
+// elementwise pass): the grid's x covers the columns, one thread each
+// (adjacent threads, adjacent columns), its y strides over the rows:
+//   const int c = blockIdx.x * blockDim.x + threadIdx.x;  if (c >= cols) return;
+//   for (int r = blockIdx.y; r < rows; r += gridDim.y) ...
+// At most 2^20 blocks in all, as blocks_for, and 65535 in y (the limit of y).
+inline dim3 row_col_grid(int rows, int cols, int threads = kThreads) {
+  const unsigned x = cols > 0 ? (static_cast<unsigned>(cols) + threads - 1) / threads : 1u;
+  unsigned y = rows > 0 ? static_cast<unsigned>(rows) : 1u;
+  const unsigned cap = (1u << 20) / x > 0 ? (1u << 20) / x : 1u;
+  if (y > cap) y = cap;
+  if (y > 65535u) y = 65535u;
+  return dim3(x, y);
+}
+
 // ---- the bad-index status word (CudaBackend::check_status reads it) -------
 enum StatusCode : int {
   kStatusOk = 0,

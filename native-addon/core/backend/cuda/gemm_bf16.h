@@ -37,5 +37,10 @@ void gemm_bf16_nt(int M, int N, int K, float alpha, const float* A, int lda, con
 void gemm_bf16_nn(int M, int N, int K, float alpha, const float* A, int lda, const uint16_t* B, int ldb,
                   float beta, float* C, int ldc, MmaPath path = MmaPath::kAuto);
 
+// dst[r * dst_ld + c] = bf16(src[r * ld + c]) (nearest even) for a [rows,
+// cols] block of an fp32 matrix: the operand copies cuBLASLt's bf16 GEMM
+// reads (gemm_precision.cu). Columns of dst past cols are left as they are.
+void round_rows_to_bf16(const float* src, long long ld, int rows, int cols, uint16_t* dst, long long dst_ld);
+
 }  // namespace cuda
 }  // namespace ps

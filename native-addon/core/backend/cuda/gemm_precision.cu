@@ -34,14 +34,21 @@ constexpr size_t kBf16CopyValues = size_t(32) << 20;
 // stride dst_ld (its padding columns are left unwritten: never read).
 __global__ void round_to_bf16_kernel(const float* __restrict__ src, long long ld, int rows, int cols,
                                      uint16_t* __restrict__ dst, long long dst_ld) {
-  const size_t n = static_cast<size_t>(rows) * cols;
-  for (size_t e = blockIdx.x * size_t(blockDim.x) + threadIdx.x; e < n; e += size_t(gridDim.x) * blockDim.x) {
-    const size_t r = e / cols, c = e % cols;
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;  // cuda::row_col_grid
+  if (c >= cols) return;
+  for (int r = blockIdx.y; r < rows; r += gridDim.y)
     dst[r * dst_ld + c] = bf16_bits_from_f32_bits(__float_as_uint(src[r * ld + c]));
-  }
 }
 
 }  // namespace
+
+namespace cuda {
+void round_rows_to_bf16(const float* src, long long ld, int rows, int cols, uint16_t* dst, long long dst_ld) {
+  if (rows <= 0 || cols <= 0) return;
+  PS_LAUNCH(round_to_bf16_kernel, row_col_grid(rows, cols), kThreads, 0, 0)(src, ld, rows, cols, dst, dst_ld);
+  check_launch("rounding a GEMM operand to bf16");
+}
+}  // namespace cuda
 
 void CudaBackend::set_gemm_precision(GemmPrecision p) {
   if (p == GemmPrecision::Bf16 && !cuda::has_bf16_tensor_cores(info_))
@@ -60,9 +67,7 @@ std::string CudaBackend::precision_description() const {
 const uint16_t* CudaBackend::rounded_to_bf16(Scratch slot, const float* src, int ld, int rows, int cols,
                                              int dst_ld) {
   auto* dst = static_cast<uint16_t*>(scratch(slot, static_cast<size_t>(rows) * dst_ld * sizeof(uint16_t)));
-  PS_LAUNCH(round_to_bf16_kernel, cuda::blocks_for(static_cast<size_t>(rows) * cols), cuda::kThreads, 0, 0)
-  (src, ld, rows, cols, dst, dst_ld);
-  cuda::check_launch("rounding a GEMM operand to bf16");
+  cuda::round_rows_to_bf16(src, ld, rows, cols, dst, dst_ld);
   return dst;
 }
 

@@ -23,9 +23,10 @@ namespace {
 
 // dst[r * ld + c] = bf16(IEEE half src[r * cols + c]), rows x cols.
 __global__ void f16_to_bf16_rows_kernel(const uint16_t* src, int rows, int cols, uint16_t* dst, long long ld) {
-  const size_t n = static_cast<size_t>(rows) * cols;
-  for (size_t j = blockIdx.x * size_t(blockDim.x) + threadIdx.x; j < n; j += size_t(gridDim.x) * blockDim.x)
-    dst[(j / cols) * ld + j % cols] = bf16_bits_from_f32_bits(f16_to_f32_bits(src[j]));
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;  // cuda::row_col_grid
+  if (c >= cols) return;
+  for (int r = blockIdx.y; r < rows; r += gridDim.y)
+    dst[r * ld + c] = bf16_bits_from_f32_bits(f16_to_f32_bits(src[static_cast<size_t>(r) * cols + c]));
 }
 
 // W's rows [row0, row0 + rows) widened exactly into w.
@@ -38,8 +39,7 @@ auto widen_rows(CudaBackend& be, const HalfWeight& W) {
 // An F16 weight's rows [row0, row0 + rows) as bf16 into w (row stride ld).
 auto f16_rows_to_bf16(const HalfWeight& W) {
   return [&W](int row0, int rows, uint16_t* w, int ld) {
-    const size_t n = static_cast<size_t>(rows) * W.cols;
-    PS_LAUNCH(f16_to_bf16_rows_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)
+    PS_LAUNCH(f16_to_bf16_rows_kernel, cuda::row_col_grid(rows, W.cols), cuda::kThreads, 0, 0)
     (W.data + static_cast<size_t>(row0) * W.cols, rows, W.cols, w, ld);
     cuda::check_launch("half_gemm (F16 to bf16)");
   };

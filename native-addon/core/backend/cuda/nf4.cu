@@ -31,7 +31,7 @@ __constant__ float kNf4Table[16];
 __global__ void nf4_dequantize_kernel(cuda::Nf4Args W, size_t first, size_t n, float* w) {
   for (size_t j = blockIdx.x * size_t(blockDim.x) + threadIdx.x; j < n; j += size_t(gridDim.x) * blockDim.x) {
     const long long i = static_cast<long long>(first + j);
-    w[j] = cuda::nf4_value(kNf4Table, cuda::nf4_code(W, i), cuda::nf4_block_scale(W, i / W.blocksize));
+    w[j] = cuda::nf4_value(kNf4Table, cuda::nf4_code(W, i), cuda::nf4_block_scale(W, i >> W.block_shift));
   }
 }
 
@@ -39,11 +39,12 @@ __global__ void nf4_dequantize_kernel(cuda::Nf4Args W, size_t first, size_t n, f
 // rows x cols elements starting at element `first` (whole rows of W).
 __global__ void nf4_dequantize_bf16_kernel(cuda::Nf4Args W, size_t first, int rows, int cols, uint16_t* w,
                                            long long ld) {
-  const size_t n = static_cast<size_t>(rows) * cols;
-  for (size_t j = blockIdx.x * size_t(blockDim.x) + threadIdx.x; j < n; j += size_t(gridDim.x) * blockDim.x) {
-    const long long i = static_cast<long long>(first + j);
-    const float v = cuda::nf4_value(kNf4Table, cuda::nf4_code(W, i), cuda::nf4_block_scale(W, i / W.blocksize));
-    w[(j / cols) * ld + j % cols] = bf16_bits_from_f32_bits(__float_as_uint(v));
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;  // cuda::row_col_grid
+  if (c >= cols) return;
+  for (int r = blockIdx.y; r < rows; r += gridDim.y) {
+    const long long i = static_cast<long long>(first) + static_cast<long long>(r) * cols + c;
+    const float v = cuda::nf4_value(kNf4Table, cuda::nf4_code(W, i), cuda::nf4_block_scale(W, i >> W.block_shift));
+    w[r * ld + c] = bf16_bits_from_f32_bits(__float_as_uint(v));
   }
 }
 
@@ -57,8 +58,7 @@ void dequantize_rows(const Nf4Weight& W, int64_t row0, int64_t rows, float* w) {
 
 // Rows [row0, row0 + rows) of W dequantized and rounded to bf16 into w (row stride ld).
 void dequantize_rows_bf16(const Nf4Weight& W, int64_t row0, int rows, uint16_t* w, int ld) {
-  const size_t n = static_cast<size_t>(rows) * W.cols;
-  PS_LAUNCH(nf4_dequantize_bf16_kernel, cuda::blocks_for(n), cuda::kThreads, 0, 0)
+  PS_LAUNCH(nf4_dequantize_bf16_kernel, cuda::row_col_grid(rows, static_cast<int>(W.cols)), cuda::kThreads, 0, 0)
   (cuda::nf4_args_of(W), static_cast<size_t>(row0 * W.cols), rows, static_cast<int>(W.cols), w, ld);
   cuda::check_launch("nf4_dequantize (bf16)");
 }

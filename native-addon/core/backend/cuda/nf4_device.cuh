@@ -23,9 +23,19 @@ struct Nf4Args {
   const float* absmax_map;
   const float* nested_absmax;
   long long blocksize, nested_blocksize;
+  int block_shift, nested_shift;  // log2 of each (bitsandbytes' sizes are powers of two): no divide per value
   float nested_offset;
   bool double_quant;
 };
+
+// log2 of a power of two; anything else is a weight the loaders never make.
+inline int log2_exact(long long n, const char* what) {
+  int shift = 0;
+  while (shift < 62 && (1LL << shift) < n) ++shift;
+  if (n <= 0 || (1LL << shift) != n)
+    throw Error(std::string("NF4 ") + what + " " + std::to_string(n) + " is not a power of two (bitsandbytes' sizes are)");
+  return shift;
+}
 
 inline Nf4Args nf4_args_of(const Nf4Weight& W) {
   Nf4Args a;
@@ -38,13 +48,15 @@ inline Nf4Args nf4_args_of(const Nf4Weight& W) {
   a.nested_blocksize = W.nested_blocksize;
   a.nested_offset = W.nested_offset;
   a.double_quant = W.double_quantized();
+  a.block_shift = log2_exact(W.blocksize, "blocksize");
+  a.nested_shift = a.double_quant ? log2_exact(W.nested_blocksize, "nested blocksize") : 0;
   return a;
 }
 
 // The fp32 absmax of block b.
 static __device__ __forceinline__ float nf4_block_scale(const Nf4Args& W, long long b) {
   if (W.double_quant) {
-    const float scaled = __fmul_rn(W.absmax_map[W.absmax_codes[b]], W.nested_absmax[b / W.nested_blocksize]);
+    const float scaled = __fmul_rn(W.absmax_map[W.absmax_codes[b]], W.nested_absmax[b >> W.nested_shift]);
     return __fadd_rn(scaled, W.nested_offset);
   }
   return W.absmax[b];

@@ -274,6 +274,10 @@ export interface ResumeRequest {
   device?: string;
   /** 'auto' | 'fp32' | 'bf16' (the CPU computes in fp32: a bf16 run moving to the CPU needs 'fp32' or 'auto') */
   precision?: string;
+  /** true: recompute activations in backward from here on (less memory; a run that has it keeps it) */
+  gradientCheckpointing?: boolean;
+  /** true: resume even if the memory check says the run does not fit */
+  ignoreMemoryCheck?: boolean;
 }
 
 export interface RunIdRequest {

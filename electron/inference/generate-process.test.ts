@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GenerateRequest, GenerateResponse } from '../api/contract.js';
 import { loraTensorShapes } from '../adapters/peft.js';
 import { bundledDemoFiles } from '../demo/paths.js';
@@ -15,7 +15,7 @@ import { loadAddon, packageRoot } from '../engine/load.js';
 import { choosePrecision } from '../engine/precision.js';
 import { readGenerationConfig } from '../models/generation-config.js';
 import { Prng } from '../random/prng.js';
-import { Generator } from '../service/generate.js';
+import { GPU_TAKEN, Generator } from '../service/generate.js';
 import { openSession, stopTokenIds } from '../session.js';
 import { tempDir } from '../testing/e2e-fixtures.js';
 import { saveAdapterFolder } from '../training/adapter-files.js';
@@ -126,7 +126,7 @@ describe('the generation child', () => {
     expect([g.openSessions, g.modelsOpened]).toEqual([2, 4]);
   });
 
-  it('a child killed in the middle of a call gives a clear error, and the next call starts a fresh child that answers the same', async () => {
+  it('a child killed while a call waits on it gives a clear error, and the next call starts a fresh child that answers the same', async () => {
     const g = generator();
     const before = await g.generate(request());
     const first = g.workerPid!;
@@ -168,12 +168,34 @@ describe('the generation child', () => {
     expect(g.openSessions).toBe(1);
   });
 
+  it('release during a call ends the child at once: the call fails saying so, the next one answers', async () => {
+    const g = generator();
+    const before = await g.generate(request());
+    const pid = g.workerPid!;
+    const call = g.generate(request({ maxNewTokens: 200 }));
+    await new Promise((resolve) => setImmediate(resolve));  // the call is with the child now
+    await g.release();
+    await expect(call).rejects.toThrow(/^the generation process was ended \(its models were freed\)/);
+    expect([g.workerPid, exists(pid)]).toEqual([null, false]);
+    expect((await g.generate(request())).text).toBe(before.text);
+  });
+
+  it('while a run may hold the GPU, calls generate on the CPU and say so', async () => {
+    let busy = true;
+    const g = generator({ gpuBusy: () => busy });
+    const r = await g.generate(request());
+    expect(r.computedOn).toMatchObject({ device: 'cpu', precision: 'fp32' });
+    expect(r.notices).toContain(GPU_TAKEN);
+    busy = false;
+    expect((await g.generate(request())).notices).not.toContain(GPU_TAKEN);
+  });
+
   it('an idle child is ended after the idle time', async () => {
     const g = generator({ idleMs: 100 });
     await g.generate(request());
     const pid = g.workerPid!;
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    expect([g.openSessions, g.workerPid, exists(pid)]).toEqual([0, null, false]);
+    // ended, and reaped (a zombie still answers kill 0): up to 10 s on a busy machine
+    await vi.waitFor(() => expect([g.openSessions, g.workerPid, exists(pid)]).toEqual([0, null, false]), { timeout: 10_000, interval: 50 });
   });
 
   it.runIf(process.platform === 'linux')('the calling process never loads the engine: only the child maps the addon', async () => {

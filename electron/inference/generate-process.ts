@@ -12,6 +12,8 @@ import { parseFromWorker, type FromWorkerMessage, type GenerateJob, type ToWorke
 
 const WORKER_FILE = 'generate-worker.js';
 const STDERR_TAIL_LINES = 20;
+/** A line of the child's output kept for an error message is cut here. */
+const MAX_LINE = 500;
 /** How long a disconnected child may take to exit before it is killed. */
 const STOP_GRACE_MS = 10_000;
 /** How long a failed send waits for the child's exit to explain it. */
@@ -84,7 +86,8 @@ export class GenerationProcess {
       stream?.setEncoding('utf8');
       stream?.on('data', (chunk: string) => {
         const lines = (partial + chunk).split('\n');
-        partial = lines.pop()!;
+        // output without newlines is kept to a line's worth (what output() keeps of it)
+        partial = lines.pop()!.slice(0, MAX_LINE + 1);
         for (const line of lines) this.output(line);
       });
       stream?.on('end', () => partial && this.output(partial));
@@ -147,12 +150,16 @@ export class GenerationProcess {
     }
   }
 
-  /** Ends the child (it frees its models as it goes) and waits for it; killed if it does not exit in time. */
+  /**
+   * Ends the child (it frees its models as it goes) and waits for it; killed
+   * if it does not exit in time, and at once while a call is in progress
+   * (that call then fails with ENDED: whoever stops it needs the memory now).
+   */
   async stop(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null && this.child.pid !== undefined) {
       this.stopping = true;
       this.hold(true);
-      if (this.child.connected) this.child.disconnect();
+      if (this.child.connected && this.pending.size === 0) this.child.disconnect();
       else this.child.kill('SIGKILL');
       const timer = setTimeout(() => this.child.kill('SIGKILL'), STOP_GRACE_MS);
       await this.exited;
@@ -207,7 +214,7 @@ export class GenerationProcess {
   }
 
   private output(line: string): void {
-    this.stderrTail.push(line);
+    this.stderrTail.push(line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}…` : line);
     if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
   }
 

@@ -39,10 +39,10 @@ export type FromWorkerMessage =
   | { type: 'generated'; id: number; response: GenerateResponse; state: WorkerState }
   | { type: 'failed'; id: number; error: ApiErrorBody; state: WorkerState };
 
-/** A message that is not what the protocol says; the parent ends such a child. */
+/** A message that is not what the protocol says; the parent ends such a child, the child answers such a request with 'failed'. */
 export class ProtocolError extends Error {
   constructor(what: string) {
-    super(`the generation process sent a malformed message (${what})`);
+    super(`a malformed message between PEFT Studio and its generation process (${what}): are both from the same install?`);
     this.name = 'ProtocolError';
   }
 }

@@ -65,14 +65,19 @@ describe('inAppWords: the device and precision advice as a choice in the app', (
       const cli = memoryShortfall(estimate, memoryBudget({ gpu: h200 }), { ...config, precision })!;
       expect(cli).toContain(precision === 'bf16' ? ', --device cpu --precision fp32; or pass' : ', --device cpu; or pass');
       const app = inAppWords(cli, 'resume');
-      expect(app).toContain(', the CPU (choose cpu as the device in the Resume options); or pass --ignore-memory-check to start anyway.');
+      expect(app).toContain(', the CPU (choose cpu as the device in the Resume options); or tick "Resume even if the memory check says it does not fit" in the Resume options.');
+      expect(app).toContain('gradient checkpointing (tick it in the Resume options)');
       expect(app).not.toMatch(NO_FLAG);
+      expect(app).not.toMatch(/--gradient-checkpointing|--ignore-memory-check/);
       // everything else as it was
-      expect(app.slice(0, app.indexOf(', the CPU'))).toBe(cli.slice(0, cli.indexOf(', --device cpu')));
+      expect(app.slice(0, app.indexOf(', the CPU'))).toBe(
+        cli.slice(0, cli.indexOf(', --device cpu')).replace('--gradient-checkpointing', 'gradient checkpointing (tick it in the Resume options)'));
     }
-    // in RAM there is no device advice: nothing changes
+    // in RAM there is no device advice: only checkpointing and "start anyway" become Resume options
     const inRam = memoryShortfall(estimate, memoryBudget({ gpu: null }, 2 ** 30), config)!;
-    expect(inAppWords(inRam, 'resume')).toBe(inRam);
+    expect(inAppWords(inRam, 'resume')).toBe(inRam
+      .replace('--gradient-checkpointing', 'gradient checkpointing (tick it in the Resume options)')
+      .replace('pass --ignore-memory-check to start anyway', 'tick "Resume even if the memory check says it does not fit" in the Resume options'));
   });
 
   it('out of memory on a GPU mid-run (runs/crash-report.ts): continue on the CPU is Resume with cpu chosen', () => {
@@ -89,6 +94,17 @@ describe('inAppWords: the device and precision advice as a choice in the app', (
   it('a resumed bf16 run refused where it was (runs/execute.ts\'s addition): choose cpu, fp32 follows', () => {
     const text = `${thrown(() => chooseDevice([], 'cuda:0', false))}. This run computed in bf16 (its run.json says so); to continue it on the CPU, resume with --device cpu --precision fp32`;
     expect(inAppWords(text, 'resume')).toMatch(/; to continue it on the CPU, choose cpu as the device in the Resume options \(it computes in fp32\)$/);
+  });
+
+  it('paths that hold the flags\' names, or spaces, are left whole', () => {
+    const memory = { estimateBytes: 5 * 2 ** 30, availableBytes: 6 * 2 ** 30, where: 'on NVIDIA H200', gpu: true };
+    const cli = outOfMemoryMessage('cudaMalloc failed', memory, { ...config, out: '/home/u/My Runs/exp--device-sweep', precision: 'bf16' }, 'at step 3');
+    const app = inAppWords(cli, 'resume');
+    expect(app).toContain('continue on the CPU: Resume with cpu chosen as the device in the Resume options, or start a new run');
+    expect(app).not.toContain('My Runs');  // the command (and its folder) is gone, not half of it
+    const text = 'cannot read /m/llama--precision-study/config.json or /runs/exp--device-sweep/run.json';
+    expect(inAppWords(text, 'resume')).toBe(text);
+    expect(inAppWords('--device cuda:3: there is no GPU 3', 'resume')).toBe('device cuda:3: there is no GPU 3');
   });
 
   it('a message without device or precision advice is left as it is', () => {

@@ -5,9 +5,10 @@
 // cannot type a flag: there the same advice is a choice on a page (the
 // Resume options, or the Hyperparameters page for a run not yet started).
 //
-// Only the device and precision advice is reworded (the Resume options are
-// where the app changes them); each rule is tested against the text its
-// producer really makes (app-wording.test.ts), so a reworded source shows.
+// The device and precision advice is reworded, and the memory check's
+// gradient checkpointing and "start anyway" (the Resume options offer all
+// four); each rule is tested against the text its producer really makes
+// (app-wording.test.ts), so a reworded source shows.
 
 /** Where the message is read: after Resume (its options can change device and precision) or after Start (the form can). */
 export type AppContext = 'resume' | 'start';
@@ -25,6 +26,15 @@ const CHOOSE_DEVICE: Record<AppContext, string> = {
   start: 'as the Device on the Hyperparameters page',
 };
 
+const CHECKPOINTING: Record<AppContext, string> = {
+  resume: 'tick it in the Resume options',
+  start: 'Gradient checkpointing on the Hyperparameters page',
+};
+const IGNORE_MEMORY: Record<AppContext, string> = {
+  resume: 'tick "Resume even if the memory check says it does not fit" in the Resume options',
+  start: 'start it anyway from the Hyperparameters page',
+};
+
 const capitalized = (text: string) => text[0].toUpperCase() + text.slice(1);
 
 /** A pattern and its app wording (`groups[1]` is the pattern's first group). */
@@ -35,7 +45,8 @@ const RULES: Rule[] = [
   // a resumed bf16 run refused on its recorded device (runs/execute.ts): the move to the CPU is a Resume option either way
   [/resume with --device cpu --precision fp32/g, () => `${CHOOSE_CPU.resume} (it computes in fp32)`],
   // out of memory on a GPU (runs/crash-report.ts): "continue on the CPU with peft-studio train --resume DIR --device cpu [--precision fp32]"
-  [/ with peft-studio train --resume \S+ --device cpu(?: --precision fp32)?/g, () => ': Resume with cpu chosen as the device in the Resume options'],
+  // (the folder may hold spaces: up to the first " --device cpu")
+  [/ with peft-studio train --resume .+? --device cpu(?: --precision fp32)?/g, () => ': Resume with cpu chosen as the device in the Resume options'],
   // a GPU that is missing or too old (engine/device.ts): "use --device cpu", "Use --device cpu"
   [/\buse --device cpu\b/g, (c) => CHOOSE_CPU[c]],
   [/\bUse --device cpu\b/g, (c) => capitalized(CHOOSE_CPU[c])],
@@ -45,11 +56,15 @@ const RULES: Rule[] = [
   [/\buse --device (cuda:\d+(?:(?:, | or )cuda:\d+)*) \(or auto\), or --device cpu\b/g, (c, g) => `choose cpu ${CHOOSE_DEVICE[c]} (or another GPU: ${g[1]}, or auto)`],
   // the pre-flight memory check on a GPU (training/memory-check.ts): one item of its "Try …;" list
   [/--device cpu(?: --precision fp32)?(?=;)/g, (c) => `the CPU (${CHOOSE_CPU[c]})`],
+  // the memory check's other ways out that the Resume options (or the form) offer
+  [/(?<=Try (?:[^;]*, )?)--gradient-checkpointing(?=[,;])/g, (c) => `gradient checkpointing (${CHECKPOINTING[c]})`],
+  [/; or pass --ignore-memory-check to start anyway\./g, (c) => `; or ${IGNORE_MEMORY[c]}.`],
   // bf16 where it cannot be had (engine/precision.ts, named --precision or precision)
   [/\bUse (?:--)?precision fp32 or auto\b/g, (c) => capitalized(CHOOSE_PRECISION[c])],
-  // anything left: the flag as the field's name ("--device cuda:1: there is no GPU 1" -> "device cuda:1: …")
-  [/--device\b/g, () => 'device'],
-  [/--precision\b/g, () => 'precision'],
+  // anything left: the flag as the field's name ("--device cuda:1: there is no GPU 1" -> "device cuda:1: …"),
+  // only where it stands as a flag (not inside a path such as /runs/exp--device-sweep)
+  [/(?<=^|[\s('"`])--device(?=[\s:=]|$)/g, () => 'device'],
+  [/(?<=^|[\s('"`])--precision(?=[\s:=]|$)/g, () => 'precision'],
 ];
 
 /** `message` with its device and precision advice in the app's words. */

@@ -19,6 +19,9 @@ import { failed } from './errors.js';
 
 export { resolveAdapter } from '../inference/generate-sessions.js';
 
+/** The notice of an answer computed on the CPU because a run holds the GPU. */
+export const GPU_TAKEN = 'a training run is using the GPU, so this answer was computed on the CPU (slower); it moves back to the GPU when the run ends';
+
 /** Open models nobody has used for this long are freed. */
 export const IDLE_RELEASE_MS = 5 * 60_000;
 
@@ -33,6 +36,8 @@ export interface GeneratorOptions {
   precision?: Precision;
   /** CPU threads of the engine (default: all the machine has) */
   threads?: number;
+  /** whether a training run may hold the GPU now: then calls generate on the CPU (default: never) */
+  gpuBusy?: () => boolean;
 }
 
 export class Generator {
@@ -48,7 +53,10 @@ export class Generator {
   private readonly precision: Precision;
   private readonly threads: number;
 
+  private readonly gpuBusy: () => boolean;
+
   constructor(options: GeneratorOptions = {}) {
+    this.gpuBusy = options.gpuBusy ?? (() => false);
     this.idleMs = options.idleMs ?? IDLE_RELEASE_MS;
     this.fork = options.fork ?? (process.versions.electron ? electronForkSettings() : {});
     this.device = options.device ?? 'auto';
@@ -83,19 +91,19 @@ export class Generator {
     return next;
   }
 
-  /** Ends the child (freeing its models) once the calls queued before it are done; a later generate starts a new one. */
+  /**
+   * Ends the child now, freeing its models (a run is about to start and needs
+   * the memory, or the app quits): a call in progress fails with "the
+   * generation process was ended", and a later generate starts a new child.
+   */
   release(): Promise<void> {
     this.stopIdleTimer();
-    const next = this.queue.then(async () => {
-      const child = this.child;
-      this.child = null;
-      await child?.stop();
-    });
-    this.queue = next.catch(() => {});
-    return next;
+    const child = this.child;
+    this.child = null;
+    return child ? child.stop() : Promise.resolve();
   }
 
-  /** Refuses new calls, then ends the child once the call in progress (if any) is done. */
+  /** Refuses new calls and ends the child (a call in progress fails). */
   async close(): Promise<void> {
     this.closing = true;
     await this.release();
@@ -125,7 +133,11 @@ export class Generator {
     return child;
   }
 
-  private run(req: GenerateRequest): Promise<GenerateResponse> {
-    return this.worker().generate({ ...req, device: this.device, precision: this.precision, threads: this.threads });
+  private async run(req: GenerateRequest): Promise<GenerateResponse> {
+    // A run that may hold a GPU keeps it: generate on the CPU meanwhile (and say so).
+    const gpuTaken = this.device !== 'cpu' && this.gpuBusy();
+    const device: DeviceRequest = gpuTaken ? 'cpu' : this.device;
+    const response = await this.worker().generate({ ...req, device, precision: gpuTaken ? 'auto' : this.precision, threads: this.threads });
+    return gpuTaken ? { ...response, notices: [...response.notices, GPU_TAKEN] } : response;
   }
 }

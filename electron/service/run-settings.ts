@@ -98,21 +98,26 @@ export interface ParsedResume {
   /** the run folder, checked for writing */
   runDir: string;
   /** where the resumed run computes; a field left out keeps what run.json recorded (as `train --resume` without the flag) */
-  overrides: Pick<ResumeOverrides, 'device' | 'precision'>;
+  overrides: Pick<ResumeOverrides, 'device' | 'precision' | 'gradientCheckpointing' | 'ignoreMemoryCheck'>;
 }
 
 /** resumeRun's request (ResumeRequest): the run folder, and the device and precision to continue on, each checked like the form's. */
 export function parseResumeRequest(request: unknown, policy: PathPolicy): ParsedResume {
   const f = Fields.of(request);
-  const known = new Set(['runDir', 'device', 'precision']);
+  const known = new Set(['runDir', 'device', 'precision', 'gradientCheckpointing', 'ignoreMemoryCheck']);
   const other = Object.keys(f.obj).find((key) => !known.has(key));
-  // the app changes only where a run continues; the rest are the run's own settings (run.json)
-  if (other !== undefined) throw f.error(other, `${other} is not a resume setting: a run resumes with the settings in its run.json, and only device and precision may change`);
+  // the app changes only where a run continues and how it fits; the rest are the run's own settings (run.json)
+  if (other !== undefined) {
+    throw f.error(other, `${other} is not a resume setting: a run resumes with the settings in its run.json; only device, precision, gradientCheckpointing and ignoreMemoryCheck may change`);
+  }
   const runDir = policy.check(f.string('runDir', true), 'runDir', 'write');
   const overrides: ParsedResume['overrides'] = {};
   const device = deviceField(f);
   if (device !== undefined) overrides.device = device;
   const precision = precisionField(f);
   if (precision !== undefined) overrides.precision = precision;
+  // only turning on counts (resumedConfig keeps what run.json has on)
+  if (f.boolean('gradientCheckpointing')) overrides.gradientCheckpointing = true;
+  if (f.boolean('ignoreMemoryCheck')) overrides.ignoreMemoryCheck = true;
   return { runDir, overrides };
 }

@@ -32,6 +32,8 @@ const SHUTTING_DOWN = 'PEFT Studio is shutting down, so no run can start now; st
 interface LiveRun {
   runId: string;
   run: TrainingRun;
+  /** the device the run was asked for ('cpu', 'auto', 'cuda:N') */
+  device: string;
 }
 
 export class RunService {
@@ -138,6 +140,15 @@ export class RunService {
     return live;
   }
 
+  /**
+   * Whether a live run may hold a GPU: one not asked to run on the CPU ('auto'
+   * takes a GPU when there is one). The try page then generates on the CPU,
+   * so it does not take the memory the run's fit check counted on.
+   */
+  mayHoldGpu(): boolean {
+    return [...this.live.values()].some((r) => r.device !== 'cpu');
+  }
+
   private liveIn(dir: string): LiveRun | undefined {
     return [...this.live.values()].find((l) => l.run.runDir === dir);
   }
@@ -147,10 +158,12 @@ export class RunService {
       if (reserved) void rmdir(config.out).catch(() => {});
       throw failed(SHUTTING_DOWN);
     }
+    // checked again after the awaits between the caller's check and here (two Resume presses)
+    if (this.liveIn(config.out)) throw failed(`${config.out}: a run is already training in this folder`);
     const runId = randomUUID();
     const run = new TrainingRun({ config, resume, fork: this.fork });
     const runDir = config.out;
-    this.live.set(runId, { runId, run });
+    this.live.set(runId, { runId, run, device: config.device });
     run.onEvent((event) => {
       // ended runs leave the table before the UIs hear of the end, so a control sent after it is refused
       if (isEndEvent(event)) this.live.delete(runId);

@@ -117,6 +117,8 @@ describe('resumeRun: device and precision are checked like the form\'s, naming t
     expect(await refused('resumeRun', { runDir, device: 0 })).toEqual({ code: 'invalid', field: 'device', message: 'device must be a string, got number' });
     expect(await refused('resumeRun', { runDir, precision: true })).toEqual({ code: 'invalid', field: 'precision', message: 'precision must be a string, got boolean' });
     expect(await refused('resumeRun', { runDir, lr: 0.1 })).toMatchObject({ code: 'invalid', field: 'lr', message: expect.stringContaining('lr is not a resume setting') });
+    expect(await refused('resumeRun', { runDir, ignoreMemoryCheck: 'yes' })).toEqual({ code: 'invalid', field: 'ignoreMemoryCheck', message: 'ignoreMemoryCheck must be true or false, got "yes"' });
+    expect(await refused('resumeRun', { runDir, gradientCheckpointing: 1 })).toMatchObject({ code: 'invalid', field: 'gradientCheckpointing' });
     expect(await refused('resumeRun', { device: 'cpu' })).toEqual({ code: 'invalid', field: 'runDir', message: 'runDir is required' });
     const record = readRecord(runDir);
     expect(record.status).toBe('cancelled');
@@ -165,7 +167,8 @@ describe.skipIf(!noGpu)('resumeRun where the recorded GPU is not there (a machin
 
 describe('resumeRun on the CPU in fp32: what the CLI does for the same run', () => {
   it('finishes from the checkpoint; run.json records cpu / fp32 with the reasons, as `train --resume --device cpu --precision fp32` does', async () => {
-    const resumed = await ok<StartedRun>('resumeRun', { runDir, device: 'cpu', precision: 'fp32' });
+    // with gradient checkpointing and the memory check waived, as the Resume options can ask (the CLI's flags on the twin)
+    const resumed = await ok<StartedRun>('resumeRun', { runDir, device: 'cpu', precision: 'fp32', gradientCheckpointing: true, ignoreMemoryCheck: true });
     expect(resumed.runDir).toBe(runDir);
     const end = await ended(resumed.runId);
     expect(end.type, JSON.stringify(end)).toBe('finished');
@@ -174,12 +177,12 @@ describe('resumeRun on the CPU in fp32: what the CLI does for the same run', () 
     const record = readRecord(runDir);
     expect(record.status).toBe('finished');
     expect(record.steps_done).toBe(STEPS);
-    expect(record.config).toMatchObject({ device: 'cpu', precision: 'fp32' });
+    expect(record.config).toMatchObject({ device: 'cpu', precision: 'fp32', gradientCheckpointing: true, ignoreMemoryCheck: true });
     expect(record.resolved).toMatchObject({ device: 'CPU: device cpu was asked for', precision: 'fp32: asked for (exact)', gpu: null });
     expect(record.resumes).toEqual([{ at: expect.any(String), from_step: stoppedAt }]);
 
     // the CLI on the twin
-    const r = await cli(['train', '--resume', twin, '--device', 'cpu', '--precision', 'fp32']);
+    const r = await cli(['train', '--resume', twin, '--device', 'cpu', '--precision', 'fp32', '--gradient-checkpointing', '--ignore-memory-check']);
     expect(r.code, r.stderr).toBe(0);
     const cliRecord = readRecord(twin);
     expect({ ...record.config, out: null }).toEqual({ ...cliRecord.config, out: null });
@@ -188,7 +191,7 @@ describe('resumeRun on the CPU in fp32: what the CLI does for the same run', () 
     expect(resolved).toEqual(cliResolved);
     expect(record.resumes.map((x: { from_step: number }) => x.from_step)).toEqual(cliRecord.resumes.map((x: { from_step: number }) => x.from_step));
     expect([record.status, record.steps_done, record.total_steps]).toEqual([cliRecord.status, cliRecord.steps_done, cliRecord.total_steps]);
-    // the same checkpoint, the same threads: the same steps, bit for bit
+    // the same checkpoint, the same threads: the same steps, bit for bit (checkpointing recomputes the same values)
     const losses = (dir: string) => readJsonLines(join(dir, 'metrics.jsonl')).filter((row) => 'loss' in row).map((row) => [row.step, row.loss, row.grad_norm]);
     expect(losses(runDir).map(([step]) => step)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
     expect(losses(runDir)).toEqual(losses(twin));

@@ -7,6 +7,8 @@
 import type { ApiEvent, ApiMethod, ApiMethods, ApiResult, PickPathRequest } from '../api/contract.js';
 import { isApiMethod } from '../api/contract.js';
 import { DATASET_FORMATS } from '../data/index.js';
+import { whyUnusable } from '../engine/device.js';
+import { loadAddon } from '../engine/load.js';
 import { EXPORT_FORMATS } from '../export/export.js';
 import { openModelFolder } from '../models/folder.js';
 import { electronForkSettings, type ForkSettings } from '../runs/manager.js';
@@ -66,9 +68,11 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
   const policy = new PathPolicy(options.allowedRoots);
   const fork = options.fork ?? (options.mode === 'electron' ? electronForkSettings() : undefined);
   // the generation child starts like a run's (its own worker file, not the run worker's)
-  const generator = options.generator ?? new Generator({ fork: fork && { ...fork, workerPath: undefined } });
-  // a run needs the memory the try page's open models hold: free them first
-  const runs = new RunService(emit, policy, fork, () => generator.release());
+  // a run needs the memory the try page's open models hold: free them first; while it may hold
+  // the GPU, the try page generates on the CPU
+  const runs: RunService = new RunService(emit, policy, fork, () => generator.release());
+  const gpuHere = () => loadAddon().devices().some((d) => whyUnusable(d) === null);
+  const generator = options.generator ?? new Generator({ fork: fork && { ...fork, workerPath: undefined }, gpuBusy: () => runs.mayHoldGpu() && gpuHere() });
   const path = (f: Fields, key: string, access: Access = 'read') => policy.check(f.string(key, true), f.name(key), access);
   const optionalInt = (f: Fields, key: keyof typeof SETTING_LIMITS) => f.number(key, SETTING_LIMITS[key]);
 

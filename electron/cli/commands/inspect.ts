@@ -147,7 +147,7 @@ export interface InspectGpu {
   unusable: string | null;
 }
 
-/** addon.devices() in the report's snake_case ([] from an addon built before devices() existed). */
+/** addon.devices() in the report's snake_case ([] from an addon built before devices() existed; the addon and this code are built together). */
 export function inspectGpus(addon: NativeAddon): InspectGpu[] {
   if (typeof addon.devices !== 'function') return [];
   return addon.devices().map((d) => ({

@@ -162,6 +162,31 @@ describe.skipIf(!noGpuHere)('the Runs page on this machine (no GPU)', () => {
     expect(byId(root, 'resume-options')!.textContent).toContain('bf16: tensor cores, about half the memory traffic; fp32: exact');
   }, 60_000);
 
+  it('gradient checkpointing and "resume even if it does not fit": offered while off, sent only when ticked', async () => {
+    const dir = await copyOfRun('memory-options');
+    const { root, options } = await panel(dir);
+    expect(options.request).toEqual({});
+    for (const id of ['resume-checkpointing', 'resume-ignore-memory']) {
+      const box = byId(root, id) as HTMLInputElement;
+      expect(box.checked).toBe(false);
+      box.click();
+      flushSync();
+    }
+    expect(options.request).toEqual({ gradientCheckpointing: true, ignoreMemoryCheck: true });
+    // a run that already has them on: nothing to offer
+    const on = await copyOfRun('memory-options-on');
+    const record = readRecord(on);
+    record.config.gradientCheckpointing = true;
+    record.config.ignoreMemoryCheck = true;
+    writeFileSync(join(on, 'run.json'), JSON.stringify(record));
+    unmount(component!);
+    component = null;
+    const second = await panel(on);
+    expect(byId(second.root, 'resume-checkpointing')).toBeNull();
+    expect(byId(second.root, 'resume-ignore-memory')).toBeNull();
+    expect(second.options.request).toEqual({});
+  }, 60_000);
+
   it('a GPU run (cuda:0, bf16): the CPU preselected and why in one line; Resume continues it there in fp32', async () => {
     const dir = await copyOfRun('gpu-run', { device: 'cuda:0', precision: 'bf16' });
     const { root, studio } = await runsPage(dir);
@@ -255,6 +280,10 @@ describe('the options on a GPU machine (an NVIDIA H200, as the service builds it
     expect(options.takeError(new ApiError({ code: 'invalid', field: 'runDir', message: 'runDir is required' }))).toBe(false);
     expect(options.takeError(new ApiError({ code: 'failed', message: 'already training' }))).toBe(false);
     expect(options.takeError(new Error('x'))).toBe(false);
+    // the next Resume press clears it: a failure for another reason must not show the old refusal beside it
+    expect(options.refusal).not.toBeNull();
+    options.attempt();
+    expect(options.refusal).toBeNull();
   });
 });
 
@@ -270,7 +299,7 @@ describe('the Train page\'s Resume', () => {
       expect(page.monitor.canResumeRun).toBe(true);
       await page.prepareResume();
       const options = page.resumeOptions!;
-      expect(options.recorded).toEqual({ model: demo.model, method: 'lora', device: 'cuda:0', precision: 'bf16' });
+      expect(options.recorded).toEqual({ model: demo.model, method: 'lora', device: 'cuda:0', precision: 'bf16', gradientCheckpointing: false, ignoreMemoryCheck: false });
       if (!noGpuHere) return; // the rest is this machine's: no GPU
       expect(options.request).toEqual({ device: 'cpu', precision: 'fp32' });
       await page.resume();

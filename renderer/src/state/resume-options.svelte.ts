@@ -4,7 +4,8 @@
 // service's `hyperparameters` specs for the run's model and method, and the
 // form's rule for when precision is a choice at all: precisionMatters).
 // A recorded device this machine does not list is replaced by one that
-// works, and `note` says why in one line. `request` is what resumeRun gets:
+// works, and `note` says why in one line. A run that no longer fits can
+// turn gradient checkpointing on, or resume past the memory check. `request` is what resumeRun gets:
 // only what differs from the record (nothing: the run continues as recorded,
 // exactly as before these options existed).
 //
@@ -14,9 +15,10 @@
 import { ApiError, type ApiTransport, type HyperparameterSpec, type ResumeRequest, type TrainConfig } from '../../../electron/api/contract.js';
 import { precisionMatters } from './hyperparameter-fields.js';
 
-export type ResumeChoice = Pick<ResumeRequest, 'device' | 'precision'>;
+export type ResumeChoice = Pick<ResumeRequest, 'device' | 'precision' | 'gradientCheckpointing' | 'ignoreMemoryCheck'>;
 /** What run.json recorded of the run, as far as these options need it. */
-export type RecordedRun = Pick<TrainConfig, 'model' | 'method' | 'device' | 'precision'>;
+export type RecordedRun = Pick<TrainConfig, 'model' | 'method' | 'device' | 'precision'> &
+  Partial<Pick<TrainConfig, 'gradientCheckpointing' | 'ignoreMemoryCheck'>>;
 
 /** What the engine computes in on the CPU, whatever is asked (bf16 is refused there). */
 const CPU_PRECISION = 'fp32';
@@ -46,6 +48,10 @@ export class ResumeOptions {
 
   /** what run.json recorded (null until loaded) */
   recorded = $state.raw<RecordedRun | null>(null);
+  /** turn gradient checkpointing on from here (less memory; offered when the run has it off) */
+  checkpointing = $state(false);
+  /** resume even if the memory check says it does not fit */
+  ignoreMemory = $state(false);
 
   constructor(
     private readonly api: ApiTransport,
@@ -90,7 +96,10 @@ export class ResumeOptions {
     this.loadError = null;
     try {
       const record = recorded ?? (await this.api.call('runHistory', { runDir: this.runDir })).config;
-      this.recorded = { model: record.model, method: record.method, device: record.device, precision: record.precision };
+      this.recorded = {
+        model: record.model, method: record.method, device: record.device, precision: record.precision,
+        gradientCheckpointing: record.gradientCheckpointing === true, ignoreMemoryCheck: record.ignoreMemoryCheck === true,
+      };
       this.device = asChoice(record.device);
       this.precision = record.precision;
       const specs = await this.api.call('hyperparameters', { model: record.model, method: record.method });
@@ -146,7 +155,15 @@ export class ResumeOptions {
     const out: ResumeChoice = {};
     if (this.device !== asChoice(recorded.device)) out.device = this.device;
     if (this.effectivePrecision !== recorded.precision) out.precision = this.effectivePrecision;
+    if (this.checkpointing && !recorded.gradientCheckpointing) out.gradientCheckpointing = true;
+    if (this.ignoreMemory && !recorded.ignoreMemoryCheck) out.ignoreMemoryCheck = true;
     return out;
+  }
+
+  /** A new Resume press: the last refusal no longer stands; its request. */
+  attempt(): ResumeChoice {
+    this.refusal = null;
+    return this.request;
   }
 
   /** A refusal of resumeRun about the device or precision becomes this panel's (true); any other error is the caller's. */

@@ -84,7 +84,7 @@ export class RunsPage {
     this.resuming = true;
     const options = this.resumeOptions?.runDir === entry.dir ? this.resumeOptions : null;
     try {
-      const started = await this.api.call('resumeRun', { runDir: entry.dir, ...(options?.request ?? {}) });
+      const started = await this.api.call('resumeRun', { runDir: entry.dir, ...(options?.attempt() ?? {}) });
       this.studio.runId = started.runId;
       this.studio.runDir = started.runDir;
       this.studio.page = 'train';

@@ -170,7 +170,7 @@ export class TrainPage {
     if (!runDir) return Promise.resolve();
     const options = this.resumeOptions?.runDir === runDir ? this.resumeOptions : null;
     return this.send('resume', async () => {
-      const started = await this.api.call('resumeRun', { runDir, ...(options?.request ?? {}) });
+      const started = await this.api.call('resumeRun', { runDir, ...(options?.attempt() ?? {}) });
       // the next ending gets its own options, from the record this session writes
       this.resumeOptions = null;
       this.studio.runId = started.runId;

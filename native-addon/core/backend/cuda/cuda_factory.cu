@@ -26,7 +26,15 @@ std::vector<DeviceInfo> cuda_devices() {
   // Every device the runtime counts, a failing one with its error
   // (device_list): leaving it out would make entry N another GPU than cuda:N.
   return device_list(cuda_device_count(), [](int i) {
-    const CudaDeviceInfo c = cuda_device_info(i);
+    CudaDeviceInfo c;
+    try {
+      c = cuda_device_info(i);
+    } catch (...) {
+      // The runtime keeps the failed query's error for the next check:
+      // clear it, or the first launch on a healthy GPU would report it.
+      cudaGetLastError();
+      throw;
+    }
     DeviceInfo d;
     d.index = c.index;
     d.name = c.name;

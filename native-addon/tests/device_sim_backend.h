@@ -70,7 +70,10 @@ inline void on_segv(int sig, siginfo_t* info, void*) {
 
 class DeviceSimBackend final : public ps::Backend {
  public:
-  explicit DeviceSimBackend(int threads, size_t reserve_bytes = size_t(1) << 31) : cpu_(threads) {
+  // bf16_activations: report the CUDA backend's bf16 storage (Backend::bf16_activations), so the
+  // engine keeps its 16-bit activation copies here too (the GEMMs stay the CPU's fp32 ones).
+  explicit DeviceSimBackend(int threads, size_t reserve_bytes = size_t(1) << 31, bool bf16_activations = false)
+      : cpu_(threads), bf16_activations_(bf16_activations) {
     Region& r = region();
     if (r.base) throw std::logic_error("DeviceSimBackend: one instance at a time");
     void* p = mmap(nullptr, reserve_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -271,7 +274,7 @@ class DeviceSimBackend final : public ps::Backend {
     Open o(this);
     cpu_.half_to_float(src, bf16, dst, n);
   }
-  bool bf16_activations() const override { return cpu_.bf16_activations(); }
+  bool bf16_activations() const override { return bf16_activations_; }
   void bf16_round(float* x, uint16_t* bits, size_t n) override {
     require(x, "bf16_round");
     optional("bf16_round", bits);
@@ -421,6 +424,7 @@ class DeviceSimBackend final : public ps::Backend {
   }
 
   ps::CpuBackend cpu_;
+  bool bf16_activations_ = false;
   struct sigaction old_segv_;
   RoundTrips trips_;
 };

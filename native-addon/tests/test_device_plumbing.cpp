@@ -15,6 +15,9 @@
 // 16-bit in device memory: backend.h half_gemm_nt / half_gemm_nn);
 // each with two optimizer steps, evaluation, getTensor of every base tensor
 // (4-bit and 16-bit ones too), the optimizer state and generation.
+// Every scenario runs twice: as is, and with the bf16 activation storage of
+// the CUDA backend's bf16 precision on both sides (its 16-bit copies and
+// working set in device memory, reached only by backend ops).
 // Also: the backend factory's errors and list_devices() without CUDA.
 #include <chrono>
 #include <cstring>
@@ -39,9 +42,19 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-void compare(const Scenario& sc) {
-  const Outcome cpu = run(sc, nullptr);
-  auto sim = std::make_unique<devsim::DeviceSimBackend>(kThreads);
+// The CPU backend with the bf16 activation storage of the CUDA backend's bf16
+// precision (its GEMMs stay fp32): the reference of a simulated device that keeps it too.
+class CpuWithBf16Activations final : public ps::CpuBackend {
+ public:
+  using CpuBackend::CpuBackend;
+  bool bf16_activations() const override { return true; }
+};
+
+// bf16_activations: both sides keep bf16 activations (the 16-bit copies and
+// their working set must live in device memory and reach only backend ops).
+void compare(const Scenario& sc, bool bf16_activations) {
+  const Outcome cpu = run(sc, bf16_activations ? std::make_unique<CpuWithBf16Activations>(kThreads) : nullptr);
+  auto sim = std::make_unique<devsim::DeviceSimBackend>(kThreads, size_t(1) << 31, bf16_activations);
   CHECK(!sim->host_memory());
   const size_t half_calls = devsim::half_gemm_calls();
   const Outcome dev = run(sc, std::move(sim));
@@ -62,9 +75,11 @@ void compare(const Scenario& sc) {
   }
   // The run must have done something: a loss, gradients, a changed tensor.
   CHECK(cpu.numbers.size() > 4 && cpu.numbers[0] > 0 && cpu.numbers[1] > 0);
+  // and with bf16 activations, rounded them (the first loss moves)
+  if (bf16_activations) CHECK(run(sc, nullptr).numbers[0] != cpu.numbers[0]);
   CHECK(cpu.arrays.size() > 4);
-  std::printf("%s: %zu numbers and %zu arrays bit-identical on the simulated device\n", sc.name.c_str(),
-              cpu.numbers.size(), cpu.arrays.size());
+  std::printf("%s%s: %zu numbers and %zu arrays bit-identical on the simulated device\n", sc.name.c_str(),
+              bf16_activations ? " (bf16 activations)" : "", cpu.numbers.size(), cpu.arrays.size());
 }
 
 void expect_error(const std::function<void()>& f, const std::string& want) {
@@ -96,7 +111,8 @@ void test_factory() {
                  "device cpu");
   } else {
     // A CUDA build: every listed device reports a name and memory; a missing one is a clear error.
-    for (const auto& d : ps::list_devices()) CHECK(!d.name.empty() && d.total_bytes > 0 && d.major >= 1);
+    // (one that cannot report itself is listed in its place with the reason instead)
+    for (const auto& d : ps::list_devices()) CHECK(!d.error.empty() || (!d.name.empty() && d.total_bytes > 0 && d.major >= 1));
     o.device = "cuda:" + std::to_string(ps::list_devices().size() + 7);
     expect_error([&] { ps::Engine e(s, o); }, "cuda");
   }
@@ -111,7 +127,8 @@ int main() {
   fs::create_directories(dir);
   try {
     test_factory();
-    for (const scenarios::Scenario& sc : scenarios::all(dir)) compare(sc);
+    for (const scenarios::Scenario& sc : scenarios::all(dir))
+      for (bool bf16_activations : {false, true}) compare(sc, bf16_activations);
   } catch (const std::exception& e) {
     pstest::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());
   }

@@ -13,9 +13,11 @@
 // the B that rounds to those bits. Under the CPU simulator (PS_CUDA_SIM)
 // the portable product runs, on smaller shapes. Exits 77 (CTest: skipped)
 // without a device.
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -190,6 +192,110 @@ void check_errors(CudaBackend& be) {
 
 }  // namespace
 
+// The prefetching kernel (GemmBf16Kernel::kPrefetch) against the simple one:
+// the same bits in C, for every layout, fp32 and raw-bf16 B, with row strides
+// that allow 16-byte loads (multiples of 4) and strides that do not, tails in
+// M, N and K (the vector chunks at the edges fall back to single loads).
+void check_prefetch_same_bits(CudaBackend& be, Rand& r, MmaPath path) {
+  using ps::cuda::GemmBf16Kernel;
+  struct Case { int M, N, K, pad; };
+#ifdef PS_CUDA_SIM
+  const Case cases[] = {{130, 9, 40, 0}, {17, 33, 45, 3}, {64, 136, 64, 4}};
+#else
+  const Case cases[] = {{130, 9, 40, 0}, {17, 33, 45, 3}, {64, 136, 64, 4}, {257, 300, 130, 0}, {512, 512, 512, 1}};
+#endif
+  size_t compared = 0, differing = 0;
+  for (Layout l : {Layout::NT, Layout::NN, Layout::TN})
+    for (const Case& c : cases)
+      for (bool raw_b : {false, true}) {
+        if (raw_b && l == Layout::TN) continue;  // raw-bf16 B: nt and nn only
+        const int a_rows = l == Layout::TN ? c.K : c.M, a_cols = l == Layout::TN ? c.M : c.K;
+        const int b_rows = l == Layout::NT ? c.N : c.K, b_cols = l == Layout::NT ? c.K : c.N;
+        const int lda = a_cols + c.pad, ldb = b_cols + c.pad, ldc = c.N;
+        std::vector<float> A(static_cast<size_t>(a_rows) * lda), B(static_cast<size_t>(b_rows) * ldb);
+        for (auto& v : A) v = r.uniform(-2.0f, 2.0f);
+        for (auto& v : B) v = r.uniform(-2.0f, 2.0f);
+        std::vector<uint16_t> B16(B.size());
+        for (size_t i = 0; i < B.size(); ++i) B16[i] = ps::f32_to_bf16(B[i]);
+        float* dA = to_device(be, A);
+        float* dB = to_device(be, B);
+        uint16_t* dB16 = to_device(be, B16);
+        std::vector<float> out[2];
+        for (GemmBf16Kernel k : {GemmBf16Kernel::kSimple, GemmBf16Kernel::kPrefetch}) {
+          ps::cuda::set_gemm_bf16_kernel(k);
+          std::vector<float> C(static_cast<size_t>(c.M) * ldc, 0.5f);
+          float* dC = to_device(be, C);
+          if (!raw_b) run_gemm(l, c.M, c.N, c.K, 0.75f, dA, lda, dB, ldb, 1.0f, dC, ldc, path);
+          else if (l == Layout::NT) ps::cuda::gemm_bf16_nt(c.M, c.N, c.K, 0.75f, dA, lda, dB16, ldb, 1.0f, dC, ldc, path);
+          else ps::cuda::gemm_bf16_nn(c.M, c.N, c.K, 0.75f, dA, lda, dB16, ldb, 1.0f, dC, ldc, path);
+          be.download(C.data(), dC, C.size() * sizeof(float));
+          be.release(dC);
+          out[k == GemmBf16Kernel::kPrefetch] = C;
+        }
+        ps::cuda::set_gemm_bf16_kernel(GemmBf16Kernel::kSimple);
+        be.release(dA);
+        be.release(dB);
+        be.release(dB16);
+        ++compared;
+        if (std::memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(float)) != 0) {
+          ++differing;
+          std::printf("  prefetch != simple: %s M=%d N=%d K=%d pad %d%s\n", name(l), c.M, c.N, c.K, c.pad,
+                      raw_b ? " (raw bf16 B)" : "");
+        }
+      }
+  std::printf("  prefetching kernel: %zu products, %zu not bit-identical to the simple kernel\n", compared, differing);
+  CHECK(compared > 0 && differing == 0);
+}
+
+// PS_CUDA_PARITY_TIMING=1 on a GPU: the two kernels' speed on training
+// shapes (Llama-3.1-8B's MLP at 2048 tokens: forward nt, input gradient nn,
+// weight gradient tn; fp32 and raw-bf16 weights), which decides the default.
+void time_kernels(CudaBackend& be, Rand& r) {
+  using ps::cuda::GemmBf16Kernel;
+  std::printf("timing: simple vs prefetching bf16 GEMM kernel\n");
+  struct Case { Layout l; int M, N, K; bool raw_b; const char* what; };
+  const Case cases[] = {{Layout::NT, 2048, 14336, 4096, false, "forward, fp32 W"},
+                        {Layout::NT, 2048, 14336, 4096, true, "forward, bf16 W"},
+                        {Layout::NN, 2048, 4096, 14336, true, "input grad, bf16 W"},
+                        {Layout::TN, 4096, 14336, 2048, false, "weight grad"},
+                        {Layout::NT, 4096, 4096, 4096, false, "square"}};
+  for (const Case& c : cases) {
+    const int a_rows = c.l == Layout::TN ? c.K : c.M, a_cols = c.l == Layout::TN ? c.M : c.K;
+    const int b_rows = c.l == Layout::NT ? c.N : c.K, b_cols = c.l == Layout::NT ? c.K : c.N;
+    std::vector<float> A(static_cast<size_t>(a_rows) * a_cols), B(static_cast<size_t>(b_rows) * b_cols);
+    for (auto& v : A) v = r.uniform(-1.0f, 1.0f);
+    for (auto& v : B) v = r.uniform(-1.0f, 1.0f);
+    std::vector<uint16_t> B16(B.size());
+    for (size_t i = 0; i < B.size(); ++i) B16[i] = ps::f32_to_bf16(B[i]);
+    float* dA = to_device(be, A);
+    float* dB = to_device(be, B);
+    uint16_t* dB16 = to_device(be, B16);
+    float* dC = to_device(be, std::vector<float>(static_cast<size_t>(c.M) * c.N));
+    double ms[2];
+    for (GemmBf16Kernel k : {GemmBf16Kernel::kSimple, GemmBf16Kernel::kPrefetch}) {
+      ps::cuda::set_gemm_bf16_kernel(k);
+      auto once = [&] {
+        if (!c.raw_b) run_gemm(c.l, c.M, c.N, c.K, 1.0f, dA, a_cols, dB, b_cols, 0.0f, dC, c.N, MmaPath::kAuto);
+        else if (c.l == Layout::NT) ps::cuda::gemm_bf16_nt(c.M, c.N, c.K, 1.0f, dA, a_cols, dB16, b_cols, 0.0f, dC, c.N);
+        else ps::cuda::gemm_bf16_nn(c.M, c.N, c.K, 1.0f, dA, a_cols, dB16, b_cols, 0.0f, dC, c.N);
+      };
+      once();
+      be.synchronize();
+      const int reps = 5;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < reps; ++i) once();
+      be.synchronize();
+      ms[k == GemmBf16Kernel::kPrefetch] =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
+    }
+    ps::cuda::set_gemm_bf16_kernel(GemmBf16Kernel::kSimple);
+    const double flops = 2.0 * c.M * c.N * c.K;
+    std::printf("  %s %5dx%5dx%5d %-18s simple %7.2f ms (%5.0f TFLOP/s)  prefetch %7.2f ms (%5.0f TFLOP/s)  x%.2f\n",
+                name(c.l), c.M, c.N, c.K, c.what, ms[0], flops / ms[0] / 1e9, ms[1], flops / ms[1] / 1e9, ms[0] / ms[1]);
+    for (void* p : {static_cast<void*>(dA), static_cast<void*>(dB), static_cast<void*>(dB16), static_cast<void*>(dC)}) be.release(p);
+  }
+}
+
 // cuBLASLt's bf16 operand copies (round_rows_to_bf16): every element as the
 // host rounds it, row strides wider than the rows on both sides, the copy's
 // padding columns untouched; one column of 70,000 rows takes the grid's row
@@ -260,7 +366,17 @@ int main() {
     check_rounds_to_bf16(be, MmaPath::kAuto);
     if (hardware) check_rounds_to_bf16(be, MmaPath::kPortable);
     check_operand_copy(be, r);
+    check_prefetch_same_bits(be, r, MmaPath::kAuto);
+    if (hardware) check_prefetch_same_bits(be, r, MmaPath::kPortable);
+    // the whole product check once more through the prefetching kernel
+    ps::cuda::set_gemm_bf16_kernel(ps::cuda::GemmBf16Kernel::kPrefetch);
+    for (Layout l : {Layout::NT, Layout::NN, Layout::TN})
+      check_product(be, r, l, shapes.back(), 1.0f, 1.0f, MmaPath::kAuto, "prefetch");
+    ps::cuda::set_gemm_bf16_kernel(ps::cuda::GemmBf16Kernel::kSimple);
     check_errors(be);
+#ifndef PS_CUDA_SIM
+    if (hardware && std::getenv("PS_CUDA_PARITY_TIMING")) time_kernels(be, r);
+#endif
     be.synchronize();
   } catch (const std::exception& e) {
     pstest::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());

@@ -19,6 +19,14 @@ enum class MmaPath {
   kPortable,  // the warp-shuffle product everywhere (the reference for the layout check)
 };
 
+// The kernel of the own bf16 GEMM: the simple one (operands staged by the
+// block between products), or the one that prefetches the next k-tile into
+// registers with 16-byte loads (the same bits). Process-wide; the default
+// comes from PEFT_STUDIO_GEMM_BF16 (prefetch, else simple).
+enum class GemmBf16Kernel { kSimple, kPrefetch };
+GemmBf16Kernel gemm_bf16_kernel_choice();
+void set_gemm_bf16_kernel(GemmBf16Kernel kernel);
+
 // Whether the device runs bf16 mma.sync in hardware (Ampere and later).
 bool has_bf16_tensor_cores(const CudaDeviceInfo& info);
 

@@ -61,7 +61,11 @@ void CudaBackend::set_gemm_precision(GemmPrecision p) {
 std::string CudaBackend::precision_description() const {
   if (precision_ == GemmPrecision::Fp32) return "fp32";
   return std::string("bf16 operands, fp32 accumulation (") +
-         (gemm_uses_cublaslt() ? "cuBLASLt" : "own tensor-core kernel") + "), activations kept in bf16";
+         (gemm_uses_cublaslt() ? std::string("cuBLASLt")
+                               : std::string("own tensor-core kernel, ") +
+                                     (cuda::gemm_bf16_kernel_choice() == cuda::GemmBf16Kernel::kPrefetch ? "prefetching"
+                                                                                                         : "simple")) +
+         "), activations kept in bf16";
 }
 
 const uint16_t* CudaBackend::rounded_to_bf16(Scratch slot, const float* src, int ld, int rows, int cols,

@@ -25,6 +25,8 @@ export interface ModelSession {
   adapter: AnyPeftAdapter | null;
   /** what the user should know about how the model was opened (the CLI prints them) */
   notices: string[];
+  /** on a GPU, where and in what precision it computes and why, for the CLI (the app says it with computedOn); else null */
+  placement: string | null;
   dispose(): void;
 }
 
@@ -154,7 +156,7 @@ export async function openSession(dir: string, options: SessionOptions & { adapt
   }
   const device = resolveDevice(addon, options.device ?? 'cpu');
   const precision = choosePrecision(options.precision ?? 'auto', device.gpu);
-  if (device.gpu) notices.push(`running on ${device.reason}; precision ${precision.reason}`);
+  const placement = device.gpu ? `running on ${device.reason}; precision ${precision.reason}` : null;
   const engine = createEngine(addon, folder, { ...options, quantization, device: device.device, precision: precision.precision });
   let adapter: AnyPeftAdapter | null = null;
   if (options.adapter) {
@@ -175,6 +177,7 @@ export async function openSession(dir: string, options: SessionOptions & { adapt
     precision,
     adapter,
     notices,
+    placement,
     dispose() {
       if (!disposed) engine.dispose();
       disposed = true;

@@ -39,6 +39,7 @@ export const evalCommand: Command = {
     const data = args.requireString('data');
     const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args), precision: precisionFromArgs(args) });
     for (const notice of session.notices) io.stderr(`note: ${notice}\n`);
+    if (session.placement) io.stderr(`note: ${session.placement}\n`);
     try {
       const virtual = virtualTokensOf(session.adapter);
       // An explicit --seq-len that does not fit is an error; the default shrinks to fit the virtual tokens.

@@ -39,6 +39,7 @@ export const generateCommand: Command = {
     const prompt = args.requireString('prompt');
     const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args), precision: precisionFromArgs(args) });
     for (const notice of session.notices) io.stderr(`note: ${notice}\n`);
+    if (session.placement) io.stderr(`note: ${session.placement}\n`);
     try {
       const defaults = (await readGenerationConfig(session.folder.dir)) ?? { temperature: 0, topP: 1 };
       const promptIds = session.tokenizer.encode(prompt);

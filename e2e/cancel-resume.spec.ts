@@ -63,6 +63,9 @@ test('cancel stops at a checkpoint; Runs → Resume finishes the run with every 
   await expect(page.getByTestId('resume-note')).toHaveCount(0);
   if (recorded.device === 'cpu') await expect(page.getByTestId('resume-precision-cpu-note')).toHaveText('fp32 (CPU)');
   else await expect(page.getByTestId('resume-precision')).toHaveValue(recorded.precision);
+  // from here on with gradient checkpointing (less memory; the same steps)
+  await expect(page.getByTestId('resume-checkpointing')).not.toBeChecked();
+  await page.getByTestId('resume-checkpointing').check();
   await shots.take('02-runs-cancelled');
   // record every status the Train page shows from here on, and whether it offers to resume again
   await page.evaluate(() => {
@@ -90,15 +93,15 @@ test('cancel stops at a checkpoint; Runs → Resume finishes the run with every 
   await shots.take('03-resumed-finished');
 
   const finished = JSON.parse(readFileSync(join(runDir, 'run.json'), 'utf8')) as {
-    config: { device: string; precision: string };
+    config: { device: string; precision: string; gradientCheckpointing: boolean };
     status: string;
     steps_done: number;
     total_steps: number;
     resumes: { from_step: number }[];
   };
   expect(finished.status).toBe('finished');
-  // nothing was changed in the Resume options: it continued where it was
-  expect(finished.config).toMatchObject(recorded);
+  // it continued where it was, now with gradient checkpointing (ticked in the Resume options)
+  expect(finished.config).toMatchObject({ ...recorded, gradientCheckpointing: true });
   expect(finished.steps_done).toBe(STEPS);
   expect(finished.total_steps).toBe(STEPS);
   expect(finished.resumes).toHaveLength(1);

@@ -4,10 +4,9 @@
 // the call that was running, so that a native crash or an out-of-memory kill
 // while generating costs one answer, never the app. A handle serves one
 // child; after the child is gone, the owner starts a new handle.
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { ApiError, type GenerateResponse } from '../api/contract.js';
-import { compiledWorker } from '../runs/compiled-worker.js';
-import type { ForkSettings } from '../runs/manager.js';
+import { compiledWorker, forkWorker, type ForkSettings } from '../runs/compiled-worker.js';
 import { parseFromWorker, type FromWorkerMessage, type GenerateJob, type ToWorkerMessage, type WorkerState } from './generate-protocol.js';
 
 const WORKER_FILE = 'generate-worker.js';
@@ -72,13 +71,7 @@ export class GenerationProcess {
       this.failReady = reject;
     });
     this.ready.catch(() => {}); // the calls waiting on it see the error
-    const child = fork(settings.workerPath ?? generateWorkerPath(), [], {
-      execPath: settings.execPath,
-      execArgv: settings.execArgv ?? [],
-      env: settings.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      serialization: 'json',
-    });
+    const child = forkWorker(settings, generateWorkerPath);
     this.child = child;
     child.on('message', (m: unknown) => this.receive(m));
     for (const stream of [child.stdout, child.stderr]) {

@@ -9,26 +9,17 @@
 //   run.onEvent((e) => ...);            // or: for await (const e of run.events())
 //   run.pause(); run.resume(); run.cancel();
 //   const end = await run.wait();
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import type { TrainConfig } from '../training/config.js';
-import { compiledWorker } from './compiled-worker.js';
+import { compiledWorker, forkWorker, type ForkSettings } from './compiled-worker.js';
+
+export { electronForkSettings, type ForkSettings } from './compiled-worker.js';
 import { explainChildDeath } from './crash-report.js';
 import { isEndEvent, type ControlMessage, type RunEndEvent, type RunEvent, type StartedEvent, type WorkerMessage } from './events.js';
 import { recordInIndex } from './run-index.js';
 import { readRunRecord, writeRunRecord } from './run-record.js';
 
 const WORKER_FILE = 'worker.js';
-
-/** How the child is started. Under Electron: the app's binary as Node (electronForkSettings). */
-export interface ForkSettings {
-  /** the runtime that runs the worker (default: this process's) */
-  execPath?: string;
-  /** runtime flags for the child (default: none; the parent's, e.g. a test runner's loaders, are not inherited) */
-  execArgv?: string[];
-  env?: NodeJS.ProcessEnv;
-  /** the compiled worker module (default: workerPath()) */
-  workerPath?: string;
-}
 
 export interface StartRunOptions {
   config: TrainConfig;
@@ -39,10 +30,6 @@ export interface StartRunOptions {
   fork?: ForkSettings;
 }
 
-/** Fork settings for Electron's main process: its binary runs the worker as plain Node. */
-export function electronForkSettings(): ForkSettings {
-  return { execPath: process.execPath, env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } };
-}
 
 /** The compiled training worker (compiled-worker.ts). */
 export function workerPath(): string {
@@ -86,14 +73,7 @@ export class TrainingRun {
   /** Forks the worker and sends it the run. Throws when the worker cannot be found. */
   start(): this {
     if (this.child) throw new Error('this run was already started');
-    const f = this.options.fork ?? {};
-    const child = fork(f.workerPath ?? workerPath(), [], {
-      execPath: f.execPath,
-      execArgv: f.execArgv ?? [],
-      env: f.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      serialization: 'json',
-    });
+    const child = forkWorker(this.options.fork ?? {}, workerPath);
     this.child = child;
     this.runState = 'running';
     child.on('message', (m: WorkerMessage) => {

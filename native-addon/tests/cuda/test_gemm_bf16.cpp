@@ -194,8 +194,11 @@ void check_errors(CudaBackend& be) {
 
 // The prefetching kernel (GemmBf16Kernel::kPrefetch) against the simple one:
 // the same bits in C, for every layout, fp32 and raw-bf16 B, with row strides
-// that allow 16-byte loads (multiples of 4) and strides that do not, tails in
-// M, N and K (the vector chunks at the edges fall back to single loads).
+// that allow 16-byte loads (multiples of 4) and strides that do not, operands
+// that start off a 16-byte (8-byte for bf16) boundary, tails in M, N and K
+// (the vector chunks at the edges fall back to single loads). In the
+// simulator the kernel checks the alignment of every vector access itself
+// (the GPU faults on a misaligned one; the simulator would not).
 void check_prefetch_same_bits(CudaBackend& be, Rand& r, MmaPath path) {
   using ps::cuda::GemmBf16Kernel;
   struct Case { int M, N, K, pad; };
@@ -204,22 +207,29 @@ void check_prefetch_same_bits(CudaBackend& be, Rand& r, MmaPath path) {
 #else
   const Case cases[] = {{130, 9, 40, 0}, {17, 33, 45, 3}, {64, 136, 64, 4}, {257, 300, 130, 0}, {512, 512, 512, 1}};
 #endif
+  // where each operand starts, in elements past an aligned allocation: A (fp32), B (fp32 or bf16)
+  struct Offsets { int a, b; };
+  const Offsets offsets[] = {{0, 0}, {1, 1}, {4, 2}, {0, 4}};
   size_t compared = 0, differing = 0;
   for (Layout l : {Layout::NT, Layout::NN, Layout::TN})
     for (const Case& c : cases)
-      for (bool raw_b : {false, true}) {
+      for (bool raw_b : {false, true})
+        for (const Offsets& off : offsets) {
         if (raw_b && l == Layout::TN) continue;  // raw-bf16 B: nt and nn only
         const int a_rows = l == Layout::TN ? c.K : c.M, a_cols = l == Layout::TN ? c.M : c.K;
         const int b_rows = l == Layout::NT ? c.N : c.K, b_cols = l == Layout::NT ? c.K : c.N;
         const int lda = a_cols + c.pad, ldb = b_cols + c.pad, ldc = c.N;
-        std::vector<float> A(static_cast<size_t>(a_rows) * lda), B(static_cast<size_t>(b_rows) * ldb);
+        std::vector<float> A(off.a + static_cast<size_t>(a_rows) * lda), B(off.b + static_cast<size_t>(b_rows) * ldb);
         for (auto& v : A) v = r.uniform(-2.0f, 2.0f);
         for (auto& v : B) v = r.uniform(-2.0f, 2.0f);
         std::vector<uint16_t> B16(B.size());
         for (size_t i = 0; i < B.size(); ++i) B16[i] = ps::f32_to_bf16(B[i]);
-        float* dA = to_device(be, A);
-        float* dB = to_device(be, B);
-        uint16_t* dB16 = to_device(be, B16);
+        float* dA0 = to_device(be, A);
+        float* dB0 = to_device(be, B);
+        uint16_t* dB160 = to_device(be, B16);
+        const float* dA = dA0 + off.a;
+        const float* dB = dB0 + off.b;
+        const uint16_t* dB16 = dB160 + off.b;
         std::vector<float> out[2];
         for (GemmBf16Kernel k : {GemmBf16Kernel::kSimple, GemmBf16Kernel::kPrefetch}) {
           ps::cuda::set_gemm_bf16_kernel(k);
@@ -233,14 +243,14 @@ void check_prefetch_same_bits(CudaBackend& be, Rand& r, MmaPath path) {
           out[k == GemmBf16Kernel::kPrefetch] = C;
         }
         ps::cuda::set_gemm_bf16_kernel(GemmBf16Kernel::kSimple);
-        be.release(dA);
-        be.release(dB);
-        be.release(dB16);
+        be.release(dA0);
+        be.release(dB0);
+        be.release(dB160);
         ++compared;
         if (std::memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(float)) != 0) {
           ++differing;
-          std::printf("  prefetch != simple: %s M=%d N=%d K=%d pad %d%s\n", name(l), c.M, c.N, c.K, c.pad,
-                      raw_b ? " (raw bf16 B)" : "");
+          std::printf("  prefetch != simple: %s M=%d N=%d K=%d pad %d offsets %d/%d%s\n", name(l), c.M, c.N, c.K,
+                      c.pad, off.a, off.b, raw_b ? " (raw bf16 B)" : "");
         }
       }
   std::printf("  prefetching kernel: %zu products, %zu not bit-identical to the simple kernel\n", compared, differing);

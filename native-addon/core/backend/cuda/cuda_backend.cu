@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cuda_common.cuh"
+#include "gemm_bf16.h"
 #ifndef PS_CUDA_SIM
 #include "nvml/nvml_memory.h"
 #endif
@@ -99,6 +100,7 @@ CudaBackend::CudaBackend(int device) {
     // forced but missing cuBLASLt fails now, not at the first product, and
     // describe() (which may run on another thread during a step) only reads it.
     lt_gemm();
+    cuda::gemm_bf16_kernel_choice();  // PEFT_STUDIO_GEMM_BF16 checked now, not at the first product
   } catch (...) {
     cudaFree(status_);
     throw;

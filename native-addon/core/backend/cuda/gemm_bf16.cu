@@ -17,12 +17,14 @@
 // Simple on purpose: no cp.async pipeline, no ldmatrix. It is the bf16 path
 // that needs nothing but the driver; cuBLASLt, when present, is faster. A
 // second kernel (gemm_bf16_prefetch_kernel, PEFT_STUDIO_GEMM_BF16=prefetch)
-// loads the next k-tile into registers, 16 bytes at a time, while the
-// products of this one run; same tiles, same products in the same order, so
+// loads the next k-tile into registers (16 bytes at a time along k where the
+// alignment allows) while the products of this one run; same tiles, same products in the same order, so
 // the same bits (test_gemm_bf16). Which is faster is for the GPU timing to
 // say (test_gemm_bf16 with PS_CUDA_PARITY_TIMING=1); until then the simple
 // one is the default.
 #include <atomic>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -182,7 +184,13 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
 
 // One operand's side of a tile: `rows` (128: M's or N's) by kTileK, element
 // (r, p) at base[(r0 + r) * r_stride + (k0 + p) * k_stride]; one of the two
-// strides is 1. A chunk is 4 values along the contiguous index.
+// strides is 1. Where k is the contiguous index (A of nt / nn, B of nt) a
+// thread loads 4 chunks of 4 values along k (16 bytes of fp32, 8 of bf16,
+// where the alignment allows), which go to shared memory as one 8-byte
+// store each. Where the rows are contiguous (A of tn, B of nn / tn) it loads
+// 16 single values, adjacent threads on adjacent rows (coalesced, as the
+// simple kernel): chunks of 4 rows would put a warp's 32 shared stores of
+// one column in 2 banks (rows are 80 bytes apart), 16-way conflicts.
 template <typename T>
 struct TileOperand {
   const T* base;
@@ -193,22 +201,31 @@ struct TileOperand {
 };
 
 template <typename T>
-struct Chunks {
-  T v[4][4];  // 4 chunks of 4 values a thread
+struct Staged {
+  T v[16];  // the thread's values of one k-tile (4 chunks of 4, or 16 single values)
 };
 
+#ifdef PS_CUDA_SIM
+// The GPU's vector accesses need their natural alignment; the simulator
+// reads and writes element by element, so it checks the alignment itself.
+static inline void require_aligned(const void* p, size_t bytes, const char* what) {
+  if (reinterpret_cast<uintptr_t>(p) % bytes != 0) {
+    std::fprintf(stderr, "gemm_bf16_prefetch_kernel: misaligned %zu-byte %s at %p\n", bytes, what, p);
+    std::abort();
+  }
+}
+#endif
+
+// Chunk c (0..1023) of a k-contiguous operand: 128 rows x 8 chunks of 4 k.
 template <typename T>
-static __device__ __forceinline__ void load_chunk(const TileOperand<T>& o, int K, int k0, int c, T (&out)[4]) {
-  const bool k_contiguous = o.k_stride == 1;
-  // k-contiguous: 128 rows x 8 chunks; else 32 k-rows x 32 chunks of rows
-  const int r = k_contiguous ? c >> 3 : (c & 31) * 4;
-  const int p = k_contiguous ? (c & 7) * 4 : c >> 5;
+static __device__ __forceinline__ void load_chunk(const TileOperand<T>& o, int K, int k0, int c, T* out) {
+  const int r = c >> 3, p = (c & 7) * 4;
   const long long gr = o.r0 + r;
   const int gp = k0 + p;
-  const bool whole = k_contiguous ? gr < o.rows_total && gp + 3 < K : gr + 3 < o.rows_total && gp < K;
-  const T* at = o.base + gr * o.r_stride + static_cast<long long>(gp) * o.k_stride;
-  if (whole && o.vec) {
+  const T* at = o.base + gr * o.r_stride + gp;
+  if (o.vec && gr < o.rows_total && gp + 3 < K) {
 #ifdef PS_CUDA_SIM
+    require_aligned(at, 4 * sizeof(T), "global load");
     for (int e = 0; e < 4; ++e) out[e] = at[e];
 #else
     if constexpr (sizeof(T) == 4) {
@@ -222,44 +239,51 @@ static __device__ __forceinline__ void load_chunk(const TileOperand<T>& o, int K
 #endif
     return;
   }
-  for (int e = 0; e < 4; ++e) {
-    const bool in = k_contiguous ? gr < o.rows_total && gp + e < K : gr + e < o.rows_total && gp < K;
-    out[e] = in ? at[static_cast<long long>(e) * (k_contiguous ? 1 : o.r_stride)] : T(0);
+  for (int e = 0; e < 4; ++e) out[e] = gr < o.rows_total && gp + e < K ? at[e] : T(0);
+}
+
+template <typename T>
+static __device__ __forceinline__ void load_tile(const TileOperand<T>& o, int K, int k0, Staged<T>& regs) {
+  if (o.k_stride == 1) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) load_chunk(o, K, k0, static_cast<int>(threadIdx.x) + q * kBlockThreads, regs.v + 4 * q);
+    return;
+  }
+#pragma unroll
+  for (int q = 0; q < 16; ++q) {
+    const int e = static_cast<int>(threadIdx.x) + q * kBlockThreads;
+    const int r = e & (kTileM - 1), p = e >> 7;  // 128 rows x 32 k
+    const long long gr = o.r0 + r;
+    const int gp = k0 + p;
+    regs.v[q] = gr < o.rows_total && gp < K ? o.base[gr + static_cast<long long>(gp) * o.k_stride] : T(0);
   }
 }
 
+// The staged values into shared memory as bf16 (S[r][p], k-contiguous rows).
 template <typename T>
-static __device__ __forceinline__ void load_tile(const TileOperand<T>& o, int K, int k0, Chunks<T>& regs) {
+static __device__ __forceinline__ void stage_tile(const TileOperand<T>& o, const Staged<T>& regs, uint16_t* S) {
+  if (o.k_stride == 1) {
 #pragma unroll
-  for (int q = 0; q < 4; ++q) load_chunk(o, K, k0, static_cast<int>(threadIdx.x) + q * kBlockThreads, regs.v[q]);
-}
-
-// The chunks into shared memory as bf16 (S[r][p], k-contiguous rows).
-template <typename T>
-static __device__ __forceinline__ void stage_tile(const TileOperand<T>& o, const Chunks<T>& regs, uint16_t* S) {
-  const bool k_contiguous = o.k_stride == 1;
-#pragma unroll
-  for (int q = 0; q < 4; ++q) {
-    const int c = static_cast<int>(threadIdx.x) + q * kBlockThreads;
-    const int r = k_contiguous ? c >> 3 : (c & 31) * 4;
-    const int p = k_contiguous ? (c & 7) * 4 : c >> 5;
-    const uint16_t h0 = stage_bf16(regs.v[q][0]), h1 = stage_bf16(regs.v[q][1]), h2 = stage_bf16(regs.v[q][2]),
-                   h3 = stage_bf16(regs.v[q][3]);
-    if (k_contiguous) {
-#ifdef PS_CUDA_SIM
+    for (int q = 0; q < 4; ++q) {
+      const int c = static_cast<int>(threadIdx.x) + q * kBlockThreads;
+      const int r = c >> 3, p = (c & 7) * 4;
+      const uint16_t h0 = stage_bf16(regs.v[4 * q]), h1 = stage_bf16(regs.v[4 * q + 1]),
+                     h2 = stage_bf16(regs.v[4 * q + 2]), h3 = stage_bf16(regs.v[4 * q + 3]);
       uint16_t* s = S + r * kRowStride + p;
+#ifdef PS_CUDA_SIM
+      require_aligned(s, 8, "shared store");
       s[0] = h0, s[1] = h1, s[2] = h2, s[3] = h3;
 #else
       // 8 bytes at an 8-byte boundary: rows are 80 bytes, p a multiple of 4
-      *reinterpret_cast<uint2*>(S + r * kRowStride + p) =
-          make_uint2(h0 | (static_cast<uint32_t>(h1) << 16), h2 | (static_cast<uint32_t>(h3) << 16));
+      *reinterpret_cast<uint2*>(s) = make_uint2(h0 | (static_cast<uint32_t>(h1) << 16), h2 | (static_cast<uint32_t>(h3) << 16));
 #endif
-    } else {
-      S[r * kRowStride + p] = h0;
-      S[(r + 1) * kRowStride + p] = h1;
-      S[(r + 2) * kRowStride + p] = h2;
-      S[(r + 3) * kRowStride + p] = h3;
     }
+    return;
+  }
+#pragma unroll
+  for (int q = 0; q < 16; ++q) {
+    const int e = static_cast<int>(threadIdx.x) + q * kBlockThreads;
+    S[(e & (kTileM - 1)) * kRowStride + (e >> 7)] = stage_bf16(regs.v[q]);
   }
 }
 
@@ -288,8 +312,8 @@ __global__ void __launch_bounds__(kBlockThreads, 1)
   int m_live, n_live;
   live_tiles(M, N, i0, j0, wm, wn, m_live, n_live);
 
-  Chunks<float> ra;
-  Chunks<TB> rb;
+  Staged<float> ra;
+  Staged<TB> rb;
   load_tile(a, K, 0, ra);
   load_tile(b, K, 0, rb);
   for (int k0 = 0; k0 < K; k0 += kTileK) {
@@ -335,10 +359,16 @@ void run(const char* op, int M, int N, int K, float alpha, const float* A, long 
 }
 
 std::atomic<GemmBf16Kernel>& kernel_setting() {
-  // PEFT_STUDIO_GEMM_BF16=prefetch picks the prefetching kernel (read once; set_gemm_bf16_kernel overrides)
+  // PEFT_STUDIO_GEMM_BF16 (read once; set_gemm_bf16_kernel overrides). A
+  // value that is neither is an error, as PEFT_STUDIO_GEMM's (the backend's
+  // constructor asks first, so it shows before any work).
   static std::atomic<GemmBf16Kernel> setting{[] {
     const char* v = std::getenv("PEFT_STUDIO_GEMM_BF16");
-    return v && std::string(v) == "prefetch" ? GemmBf16Kernel::kPrefetch : GemmBf16Kernel::kSimple;
+    const std::string choice = v ? v : "";
+    if (choice.empty() || choice == "simple") return GemmBf16Kernel::kSimple;
+    if (choice == "prefetch") return GemmBf16Kernel::kPrefetch;
+    throw Error("PEFT_STUDIO_GEMM_BF16=" + choice +
+                " is not a bf16 GEMM kernel: use simple (the default) or prefetch, or leave it unset");
   }()};
   return setting;
 }

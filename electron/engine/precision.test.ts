@@ -14,7 +14,7 @@ describe('precision', () => {
     expect(PRECISIONS).toEqual(['auto', 'fp32', 'bf16']);
     for (const p of PRECISIONS) expect(isPrecision(p)).toBe(true);
     for (const p of ['fp16', 'BF16', 'float32', '', 'auto ', null, 16]) expect(isPrecision(p)).toBe(false);
-    expect(PRECISION_TRADE_OFF).toBe('bf16: tensor cores, about half the memory traffic; fp32: exact');
+    expect(PRECISION_TRADE_OFF).toBe('bf16: tensor cores, about half the memory traffic, activations kept in 16 bits; fp32: exact');
   });
 
   it('bf16 tensor cores start with compute capability 8.0', () => {

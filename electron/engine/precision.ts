@@ -17,7 +17,7 @@ export const PRECISIONS: readonly Precision[] = ['auto', 'fp32', 'bf16'];
 export const PRECISION_REQUEST_HELP = 'auto (bf16 on an NVIDIA GPU with bf16 tensor cores, compute capability 8.0 or later; else fp32), fp32 or bf16';
 
 /** Why one or the other, in one line (the app shows it beside the choice; `--precision`'s help says it too). */
-export const PRECISION_TRADE_OFF = 'bf16: tensor cores, about half the memory traffic; fp32: exact';
+export const PRECISION_TRADE_OFF = 'bf16: tensor cores, about half the memory traffic, activations kept in 16 bits; fp32: exact';
 
 export interface ResolvedPrecision {
   precision: EnginePrecision;

@@ -76,7 +76,7 @@ describe('device in the service', () => {
     const specs = await ok<HyperparameterSpec[]>('hyperparameters', { model: demo.model, method: 'lora' });
     expect(specs.find((s) => s.key === 'precision')).toEqual({
       key: 'precision', label: 'Precision', kind: 'choice', default: 'auto', choices: ['auto', 'fp32', 'bf16'], group: 'advanced',
-      help: 'auto: bf16 on a GPU with bf16 tensor cores, else fp32. bf16: tensor cores, about half the memory traffic; fp32: exact',
+      help: 'auto: bf16 on a GPU with bf16 tensor cores, else fp32. bf16: tensor cores, about half the memory traffic, activations kept in 16 bits; fp32: exact',
     });
   });
 

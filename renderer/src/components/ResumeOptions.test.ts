@@ -159,7 +159,7 @@ describe.skipIf(!noGpuHere)('the Runs page on this machine (no GPU)', () => {
     expect(byId(root, 'resume-note')).toBeNull();
     // the form's help beside each (the service's specs)
     expect(byId(root, 'resume-options')!.textContent).toContain('Where to train: auto picks the first NVIDIA GPU when there is one');
-    expect(byId(root, 'resume-options')!.textContent).toContain('bf16: tensor cores, about half the memory traffic; fp32: exact');
+    expect(byId(root, 'resume-options')!.textContent).toContain('bf16: tensor cores, about half the memory traffic, activations kept in 16 bits; fp32: exact');
   }, 60_000);
 
   it('gradient checkpointing and "resume even if it does not fit": offered while off, sent only when ticked', async () => {

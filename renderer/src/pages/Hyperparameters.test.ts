@@ -105,7 +105,7 @@ describe('the precision field', () => {
     expect([...(select as HTMLSelectElement).options].map((o) => o.value)).toEqual(['auto', 'fp32', 'bf16']);
     expect((select as HTMLSelectElement).value).toBe('auto');
     expect(byId(root, 'precision-cpu-note')).toBeNull();
-    expect(byId(root, 'field-precision')!.textContent).toContain('bf16: tensor cores, about half the memory traffic; fp32: exact');
+    expect(byId(root, 'field-precision')!.textContent).toContain('bf16: tensor cores, about half the memory traffic, activations kept in 16 bits; fp32: exact');
     expect([...(byId(root, 'input-device') as HTMLSelectElement).options].map((o) => o.value)).toEqual(['auto', 'cpu', 'cuda:0']);
 
     // bf16 for the GPU, then the CPU: the choice gives way to the note and bf16 is dropped (the CPU refuses it)
@@ -131,7 +131,7 @@ describe('the precision field', () => {
     const { root, studio } = await render();
     expect(byId(root, 'input-precision')).toBeNull();
     expect(byId(root, 'precision-cpu-note')!.textContent).toBe('fp32 (CPU)');
-    expect(byId(root, 'field-precision')!.textContent).toContain('bf16: tensor cores, about half the memory traffic; fp32: exact');
+    expect(byId(root, 'field-precision')!.textContent).toContain('bf16: tensor cores, about half the memory traffic, activations kept in 16 bits; fp32: exact');
     expect(studio.check!.precision).toEqual({ precision: 'fp32', reason: 'fp32: the CPU computes in fp32' });
     expect(byId(root, 'memory-breakdown')!.textContent).not.toContain('CUDA runtime');
   }, 60_000);

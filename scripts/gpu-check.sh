@@ -7,8 +7,9 @@
 # /tmp/gpu-check-out when OUT is unset):
 #   env.txt        nvidia-smi, nvcc, cmake, CPU count, where Python's cuBLASLt is
 #   configure.log  build.log  parity.log  ctest.log
-#   timing.log     the fast kernels (flash attention, fused GEMV, fused LoRA, bf16 GEMM)
-#                  against their reference paths, each test run alone with timings
+#   timing.log     the fast kernels (flash attention, fused GEMV, fused LoRA, bf16 GEMM:
+#                  the simple and the prefetching kernel) against their reference paths,
+#                  each test run alone with timings
 #   cublaslt-loader.log  cublaslt.log   the cuBLASLt loader on this machine, and
 #                  test_cublaslt_gemm (cuBLASLt GEMMs vs the own kernel, the CPU
 #                  and float64; fp32 and bf16 inputs; timings)
@@ -281,6 +282,8 @@ echo "--- cuBLASLt GEMM: failures (first 20), timings"
 grep -E "FAIL|unexpected|not run" "$OUT/cublaslt.log" 2>/dev/null | head -20
 grep -E "GFLOP/s" "$OUT/cublaslt.log" 2>/dev/null
 echo "--- ctest (tail)"; tail -6 "$OUT/ctest.log" 2>/dev/null
-echo "--- kernel timings"; grep -iE "timing|ms|GB/s|TFLOP" "$OUT/timing.log" 2>/dev/null | head -40
+echo "--- bf16 GEMM: simple vs prefetching kernel (the default is the faster; test_gemm_bf16)"
+grep -E "simple .* prefetch " "$OUT/timing.log" 2>/dev/null
+echo "--- kernel timings"; grep -iE "timing|ms|GB/s|TFLOP" "$OUT/timing.log" 2>/dev/null | grep -vE "simple .* prefetch " | head -40
 if [ -s "$OUT/gpu-quick.md" ]; then echo "--- quick benchmark"; grep '^|' "$OUT/gpu-quick.md"; fi
 exit $STATUS

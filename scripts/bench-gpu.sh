@@ -25,6 +25,9 @@
 #   BENCH_GPU_TIMEOUT    seconds for each side's run (default 150 quick, 270 full: one call fits the
 #                        device tool's 10-minute limit; raise it on your own machine for all four configs)
 #   BENCH_GPU_PYTHON     the Python with torch (default python3)
+#   The engine's own switches reach its runs unchanged, e.g. PEFT_STUDIO_GEMM=own (the own
+#   GEMM kernels even when cuBLASLt loads: what a machine with only the driver gets) and
+#   PEFT_STUDIO_GEMM_BF16=prefetch (the prefetching bf16 kernel instead of the simple one).
 # Exit: 0 when both sides ran every config (a QLoRA row without bitsandbytes on
 # the PyTorch side counts as run), 77 when there is no GPU / CUDA build, 1 otherwise.
 set -u

@@ -10,10 +10,11 @@ import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiErrorBody, ApiEvent, ApiMethod, DemoPaths, RunEvent, StartedRun } from '../api/contract.js';
+import type { ApiEvent, ApiMethod, DemoPaths, RunEvent, StartedRun } from '../api/contract.js';
 import { loadAddon } from '../engine/load.js';
 import { whyUnusable } from '../engine/device.js';
 import { cli, readJsonLines, tempDir } from '../testing/e2e-fixtures.js';
+import { callOk, callRefused, runEnd, runEventsOf } from '../testing/service-calls.js';
 import { inAppWords } from './app-wording.js';
 import { createStudioService, type StudioService } from './service.js';
 
@@ -26,33 +27,11 @@ let service: StudioService;
 let demo: DemoPaths;
 const events: ApiEvent[] = [];
 
-async function ok<T>(method: ApiMethod, request: unknown): Promise<T> {
-  const result = await service.call(method, request);
-  if (!result.ok) throw new Error(`${method} failed: ${JSON.stringify(result.error)}`);
-  return result.value as T;
-}
-async function refused(method: ApiMethod, request: unknown): Promise<ApiErrorBody> {
-  const result = await service.call(method, request);
-  if (result.ok) throw new Error(`${method} was expected to fail, got ${JSON.stringify(result.value)}`);
-  return result.error;
-}
-
-function runEvents(runId: string): RunEvent[] {
-  return events.filter((e): e is Extract<ApiEvent, { type: 'run' }> => e.type === 'run' && e.runId === runId).map((e) => e.event);
-}
-function ended(runId: string): Promise<RunEvent> {
-  return new Promise((resolve) => {
-    const check = () => {
-      const end = runEvents(runId).find((e) => e.type === 'finished' || e.type === 'cancelled' || e.type === 'failed');
-      if (end) {
-        off();
-        resolve(end);
-      }
-    };
-    const off = service.onEvent(check);
-    check();
-  });
-}
+const ok = <T>(method: ApiMethod, request: unknown) => callOk<T>(service, method, request);
+const refused = (method: ApiMethod, request: unknown) => callRefused(service, method, request);
+/** The run's events, up to its end event. */
+const runEvents = (runId: string) => runEventsOf(events, runId);
+const ended = (runId: string) => runEnd(service, events, runId);
 
 const readRecord = (dir: string) => JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
 

@@ -11,6 +11,7 @@ import type { ApiEvent, ApiMethod, DemoPaths, ExportResult, GenerateResponse, Ru
 import { generate } from '../inference/generate.js';
 import { openSession, stopTokenIds } from '../session.js';
 import { tempDir } from '../testing/e2e-fixtures.js';
+import { callOk, runEnd, runEventsOf } from '../testing/service-calls.js';
 import { createStudioService, type StudioService } from './service.js';
 
 const home = tempDir('service-runs-home');
@@ -21,29 +22,10 @@ let demo: DemoPaths;
 const events: ApiEvent[] = [];
 let finishedRun: string;
 
-async function ok<T>(method: ApiMethod, request: unknown): Promise<T> {
-  const result = await service.call(method, request);
-  if (!result.ok) throw new Error(`${method} failed: ${JSON.stringify(result.error)}`);
-  return result.value as T;
-}
-
+const ok = <T>(method: ApiMethod, request: unknown) => callOk<T>(service, method, request);
 /** The run's events, up to its end event. */
-function runEvents(runId: string): RunEvent[] {
-  return events.filter((e): e is Extract<ApiEvent, { type: 'run' }> => e.type === 'run' && e.runId === runId).map((e) => e.event);
-}
-function ended(runId: string): Promise<RunEvent> {
-  return new Promise((resolve) => {
-    const check = () => {
-      const end = runEvents(runId).find((e) => e.type === 'finished' || e.type === 'cancelled' || e.type === 'failed');
-      if (end) {
-        off();
-        resolve(end);
-      }
-    };
-    const off = service.onEvent(check);
-    check();
-  });
-}
+const runEvents = (runId: string) => runEventsOf(events, runId);
+const ended = (runId: string) => runEnd(service, events, runId);
 
 const settings = (hyper: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
   model: demo.model,

@@ -26,6 +26,7 @@
 #include "memory_estimate.h"
 #include "model/activations.h"
 #include "model/dims.h"
+#include "op_test_util.h"
 #include "rng.h"
 #include "tiny_model.h"
 
@@ -228,17 +229,6 @@ std::unique_ptr<ps::Engine> engine(const ps::ModelSpec& s, const Weights& w, Met
   return e;
 }
 
-std::vector<std::string> trainable_names(ps::Engine& e) {
-  std::vector<std::string> n;
-  for (const auto& p : e.parameters())
-    if (p.trainable) n.push_back(p.name);
-  return n;
-}
-
-bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
 void test_engine_keep_equals_recompute() {
   for (Variant v : {Variant::Llama, Variant::Qwen2, Variant::Qwen3}) {
     const ps::ModelSpec s = deep(v);
@@ -256,7 +246,7 @@ void test_engine_keep_equals_recompute() {
       size_t differing = 0, names = 0;
       for (const auto& n : trainable_names(*kept)) {
         ++names;
-        if (!same_bytes(kept->get_gradient(n), recomputed->get_gradient(n))) ++differing;
+        if (!optest::same_bits(kept->get_gradient(n), recomputed->get_gradient(n))) ++differing;
       }
       CHECK(same_loss);
       CHECK(differing == 0);
@@ -328,7 +318,7 @@ void test_precision_switch_relays_the_arena() {
   CHECK(std::memcmp(&l1, &l2, sizeof(double)) == 0);
   size_t differing = 0;
   for (const auto& n : trainable_names(*fp32))
-    if (!same_bytes(switched->get_gradient(n), fp32->get_gradient(n))) ++differing;
+    if (!optest::same_bits(switched->get_gradient(n), fp32->get_gradient(n))) ++differing;
   CHECK(differing == 0);
   CHECK(switched->memory().activation_bytes == fp32->memory().activation_bytes);
   CHECK(bf16_bytes < fp32->memory().activation_bytes);

@@ -31,13 +31,6 @@ std::unique_ptr<ps::Engine> engine(const ps::ModelSpec& s, const Weights& w, int
   return e;
 }
 
-std::vector<std::string> trainable_names(ps::Engine& e) {
-  std::vector<std::string> n;
-  for (const auto& p : e.parameters())
-    if (p.trainable) n.push_back(p.name);
-  return n;
-}
-
 bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }

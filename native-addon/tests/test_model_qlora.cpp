@@ -170,13 +170,6 @@ void check_gradients(ps::Engine& e, const ps::Batch& b, const std::vector<std::s
     }
 }
 
-std::vector<std::string> trainable_names(ps::Engine& e) {
-  std::vector<std::string> n;
-  for (const auto& p : e.parameters())
-    if (p.trainable) n.push_back(p.name);
-  return n;
-}
-
 void test_gradients(Variant v) {
   const ps::ModelSpec s = spec(v);
   const Weights w = random_weights(s, 21);

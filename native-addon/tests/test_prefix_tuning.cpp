@@ -89,13 +89,6 @@ void test_forward_matches_reference(Variant v, int enc, bool nf4) {
   CHECK(std::fabs(plain.evaluate(b).loss_sum - want) > 1e-3);
 }
 
-std::vector<std::string> trainable_names(ps::Engine& e) {
-  std::vector<std::string> out;
-  for (const auto& p : e.parameters())
-    if (p.trainable) out.push_back(p.name);
-  return out;
-}
-
 void check_gradients(ps::Engine& e, const ps::Batch& b, const std::string& label) {
   const std::vector<std::string> names = trainable_names(e);
   const auto g = fd::gradients(e, b, 0, names, counted_tokens(b));

@@ -167,6 +167,14 @@ inline void randomize_lora_b(ps::Engine& e, double sd, uint64_t seed) {
   }
 }
 
+// The names of the engine's trainable tensors, in its order.
+inline std::vector<std::string> trainable_names(ps::Engine& e) {
+  std::vector<std::string> names;
+  for (const auto& p : e.parameters())
+    if (p.trainable) names.push_back(p.name);
+  return names;
+}
+
 inline int64_t counted_tokens(const ps::Batch& b) {
   int64_t n = 0;
   for (int r = 0; r < b.batch_size; ++r)

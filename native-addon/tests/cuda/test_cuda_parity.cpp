@@ -35,6 +35,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "check.h"
+#include "bit_compare.h"
 #include "device_buffers.h"
 #include "error.h"
 #include "op_test_util.h"
@@ -52,6 +53,7 @@ using optest::random_vec;
 
 namespace {
 
+using cudatest::compare_bits;
 using cudatest::kSim;
 
 using Dev = cudatest::DeviceBuffers;
@@ -79,21 +81,6 @@ void compare(const std::string& what, const std::vector<float>& got, const std::
     pstest::fail(__FILE__, __LINE__,
                  what + ": " + std::to_string(bad) + " elements off; worst [" + std::to_string(worst) + "] got " +
                      std::to_string(got[worst]) + " want " + std::to_string(want[worst]));
-}
-
-template <typename T>
-void compare_bits(const std::string& what, const std::vector<T>& got, const std::vector<T>& want) {
-  size_t bad = 0, first = 0;
-  for (size_t i = 0; i < got.size() && i < want.size(); ++i)
-    if (std::memcmp(&got[i], &want[i], sizeof(T)) != 0) {
-      if (!bad) first = i;
-      ++bad;
-    }
-  if (got.size() != want.size()) bad = got.size() + want.size();
-  std::printf("  %-44s n=%-8zu bit-exact  %s\n", what.c_str(), got.size(), bad ? "FAIL" : "ok");
-  if (bad)
-    pstest::fail(__FILE__, __LINE__, what + ": " + std::to_string(bad) + " elements differ in bits, first at " +
-                                         std::to_string(first));
 }
 
 template <typename Fn>
@@ -686,7 +673,6 @@ void test_half_gemm(CpuBackend& c, CudaBackend& g, Rand& r) {
   }
   CHECK(throws_error([&] { g.set_weight_chunk_values(0); }, "set_weight_chunk_values"));
 }
-
 
 // The contract promises deterministic results: the same call twice gives the
 // same bits (no float atomics, fixed reduction order). Under the simulator the

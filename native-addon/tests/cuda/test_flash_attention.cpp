@@ -44,6 +44,7 @@
 #include "backend/cuda/gemm_bf16.h"
 #include "bf16_reference_backend.h"
 #include "check.h"
+#include "bit_compare.h"
 #include "device_buffers.h"
 #include "error.h"
 #include "op_test_util.h"
@@ -61,6 +62,7 @@ using optest::random_vec;
 
 namespace {
 
+using cudatest::compare_bits;
 using cudatest::kSim;
 
 using Dev = cudatest::DeviceBuffers;
@@ -93,20 +95,6 @@ void compare(const std::string& what, const std::vector<A>& got, const std::vect
                  what + ": " + std::to_string(bad) + " elements off; worst [" + std::to_string(worst) + "] got " +
                      std::to_string(static_cast<double>(got[worst])) + " want " +
                      std::to_string(static_cast<double>(want[worst])));
-}
-
-void compare_bits(const std::string& what, const std::vector<float>& got, const std::vector<float>& want) {
-  size_t bad = 0, first = 0;
-  for (size_t i = 0; i < got.size() && i < want.size(); ++i)
-    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0) {
-      if (!bad) first = i;
-      ++bad;
-    }
-  if (got.size() != want.size()) bad = got.size() + want.size();
-  std::printf("  %-58s n=%-7zu bit-exact  %s\n", what.c_str(), got.size(), bad ? "FAIL" : "ok");
-  if (bad)
-    pstest::fail(__FILE__, __LINE__,
-                 what + ": " + std::to_string(bad) + " elements differ in bits, first at " + std::to_string(first));
 }
 
 // ---- float64 reference, straight from the contract ----------------------------

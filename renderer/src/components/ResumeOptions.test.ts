@@ -14,16 +14,15 @@ import { join } from 'node:path';
 import { flushSync, mount, unmount, type Component } from 'svelte';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { ApiError, type ApiEvent, type ApiResult, type ApiTransport, type DemoPaths, type HyperparametersRequest, type PreloadBridge } from '../../../electron/api/contract.js';
+import { ApiError, type ApiEvent, type ApiTransport, type DemoPaths } from '../../../electron/api/contract.js';
 import { loadAddon } from '../../../electron/engine/load.js';
 import { whyUnusable } from '../../../electron/engine/device.js';
 import type { DeviceInfo } from '../../../electron/engine/native.js';
-import { openModelFolder } from '../../../electron/models/folder.js';
 import { recordInIndex } from '../../../electron/runs/run-index.js';
-import { hyperparameterSpecs } from '../../../electron/service/hyperparameters.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { ResumeOptions as Options } from '../state/resume-options.svelte.js';
 import { Studio } from '../state/studio.svelte.js';
+import { serviceBridge } from '../testing/service-bridge.js';
 import { TrainPage } from '../state/train-page.svelte.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-resume-options-'));
@@ -42,7 +41,6 @@ let component: ReturnType<typeof mount> | null = null;
 /** a run cancelled after its first steps, with a checkpoint (each test resumes a copy) */
 let cancelledRun: string;
 
-const wire = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 const events: ApiEvent[] = [];
 
 async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
@@ -58,17 +56,7 @@ async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Pro
 beforeAll(async () => {
   service = createStudioService({ mode: 'browser', allowedRoots: null });
   service.onEvent((e) => events.push(e));
-  const bridge: PreloadBridge = {
-    async call(method, request) {
-      if (method === 'hyperparameters' && gpus.length > 0) {
-        const { model, method: trainMethod } = request as HyperparametersRequest;
-        const value = hyperparameterSpecs(trainMethod, (await openModelFolder(model)).spec, gpus);
-        return wire({ ok: true, value } as ApiResult<typeof method>);
-      }
-      return wire(await service.call(method, wire(request)));
-    },
-    onEvent: (listener) => service.onEvent((e) => listener(wire(e))),
-  };
+  const bridge = serviceBridge(service, () => gpus);
   // the app's api module picks the preload bridge when there is one: set it before the pages load
   window.peftStudio = bridge;
   api = (await import('../api/index.js')).api;

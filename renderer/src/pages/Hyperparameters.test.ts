@@ -12,14 +12,13 @@ import { join } from 'node:path';
 import { flushSync, mount, unmount, type Component } from 'svelte';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import type { ApiResult, DemoPaths, HyperparametersRequest, PreloadBridge } from '../../../electron/api/contract.js';
+import type { DemoPaths } from '../../../electron/api/contract.js';
 import { loadAddon } from '../../../electron/engine/load.js';
 import { whyUnusable } from '../../../electron/engine/device.js';
 import type { DeviceInfo } from '../../../electron/engine/native.js';
-import { openModelFolder } from '../../../electron/models/folder.js';
-import { hyperparameterSpecs } from '../../../electron/service/hyperparameters.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { Studio } from '../state/studio.svelte.js';
+import { serviceBridge } from '../testing/service-bridge.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-hyper-page-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -32,21 +31,10 @@ let demo: DemoPaths;
 let Hyperparameters: Component<{ studio: Studio }>;
 let component: ReturnType<typeof mount> | null = null;
 
-const wire = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
 beforeAll(async () => {
   service = createStudioService({ mode: 'browser', allowedRoots: null });
-  const bridge: PreloadBridge = {
-    async call(method, request) {
-      if (method === 'hyperparameters' && gpus.length > 0) {
-        const { model, method: trainMethod } = request as HyperparametersRequest;
-        const value = hyperparameterSpecs(trainMethod, (await openModelFolder(model)).spec, gpus);
-        return wire({ ok: true, value } as ApiResult<typeof method>);
-      }
-      return wire(await service.call(method, wire(request)));
-    },
-    onEvent: (listener) => service.onEvent((e) => listener(wire(e))),
-  };
+  const bridge = serviceBridge(service, () => gpus);
   // the app's api module picks the preload bridge when there is one: set it before the page is loaded
   window.peftStudio = bridge;
   Hyperparameters = (await import('./Hyperparameters.svelte')).default as unknown as Component<{ studio: Studio }>;

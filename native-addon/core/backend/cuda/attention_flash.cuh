@@ -13,6 +13,7 @@
 #include "backend.h"
 #include "cuda_common.cuh"
 #include "error.h"
+#include "mma_bf16.cuh"
 
 namespace ps {
 namespace flash {
@@ -170,6 +171,45 @@ __device__ inline void b_along_row(const uint16_t* p, uint32_t (&b)[2]) {
 __device__ inline void b_down_column(const uint16_t* p, int stride, uint32_t (&b)[2]) {
   b[0] = load_column_pair(p, stride);
   b[1] = load_column_pair(p + 8 * stride, stride);
+}
+
+// The two products the tensor-core kernels are made of, for the calling
+// warp (g = lane / 4, t = lane % 4 as in mma_bf16.cuh):
+// out[n] = A tile^T: n-tile n takes the tile's rows 8n .. 8n + 7 as its
+// columns, k along the rows (S = Q K^T, dP = dO V^T and their transposes);
+template <int kN, int kKSteps, int kStride>
+__device__ inline void mma_rows_by_tile(const uint32_t (&a)[kKSteps][4], const uint16_t (*tile)[kStride],
+                                        float (&out)[kN][4]) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int n = 0; n < kN; ++n) {
+    out[n][0] = out[n][1] = out[n][2] = out[n][3] = 0.0f;
+#pragma unroll
+    for (int s = 0; s < kKSteps; ++s) {
+      uint32_t b[2];
+      b_along_row(&tile[8 * n + g][16 * s + 2 * t], b);
+      cuda::mma_bf16_16816(out[n], a[s], b);
+    }
+  }
+}
+// acc[n] += P tile: P is accumulator n-tiles (2c, 2c + 1 the k chunk c,
+// rounded as they become A fragments), k down the tile's rows, n-tile n its
+// columns 8n .. 8n + 7 (O += P V, dQ += dS K, dV += P^T dO, dK += dS^T Q).
+template <int kPTiles, int kDimTiles, int kStride>
+__device__ inline void mma_acc_by_tile(const float (&p)[kPTiles][4], const uint16_t (*tile)[kStride],
+                                       float (&acc)[kDimTiles][4]) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int c = 0; c < kPTiles / 2; ++c) {
+    uint32_t a[4];
+    a_from_accumulators(p[2 * c], p[2 * c + 1], a);
+#pragma unroll
+    for (int n = 0; n < kDimTiles; ++n) {
+      uint32_t b[2];
+      b_down_column(&tile[16 * c + 2 * t][8 * n + g], kStride, b);
+      cuda::mma_bf16_16816(acc[n], a, b);
+    }
+  }
 }
 
 // attention_flash_bf16.cu: the bf16 forward on tensor cores (mma.sync

@@ -75,16 +75,7 @@ __global__ void __launch_bounds__(128)
 
     // S = Q K^T: n-tile n holds keys 8n .. 8n + 7; B[kk][nn] = K[key nn][dim kk].
     float sc[8][4];
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-      sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
-#pragma unroll
-      for (int s = 0; s < C::kKSteps; ++s) {
-        uint32_t bf[2];
-        b_along_row(&ks[8 * n + gr][16 * s + 2 * tc], bf);
-        cuda::mma_bf16_16816(sc[n], qa[s], bf);
-      }
-    }
+    mma_rows_by_tile(qa, ks, sc);
     // Scores in base 2, masked; the row max over the quad (exact: same bits everywhere).
     float mt[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -123,19 +114,7 @@ __global__ void __launch_bounds__(128)
         sc[n][i] = p;
       }
     // O += P V: 16-key chunk c is S n-tiles 2c, 2c + 1; B[kk][nn] = V[key kk][dim nn].
-#pragma unroll
-    for (int c = 0; c < kTcKeys / 16; ++c) {
-      uint32_t pa[4];
-      a_from_accumulators(sc[2 * c], sc[2 * c + 1], pa);
-      const int key = 16 * c + 2 * tc;
-#pragma unroll
-      for (int n = 0; n < C::kDimTiles; ++n) {
-        const int d = 8 * n + gr;
-        uint32_t bf[2];
-        b_down_column(&vs[key][d], C::kStride, bf);
-        cuda::mma_bf16_16816(o[n], pa, bf);
-      }
-    }
+    mma_acc_by_tile(sc, vs, o);
     __syncthreads();  // ks, vs, kcode are overwritten next
   }
 

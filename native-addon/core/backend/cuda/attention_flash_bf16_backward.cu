@@ -71,20 +71,8 @@ __global__ void __launch_bounds__(128)
     if (!stage_visible_key_tile<DMAX>(g, seg_row, j0, row, seg_r, b, kv, k, v, ks, vs, kcode)) continue;
     // S = Q K^T and dP = dO V^T: n-tile n holds keys 8n .. 8n + 7.
     float sc[8][4], dp[8][4];
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) sc[n][i] = dp[n][i] = 0.0f;
-#pragma unroll
-      for (int s = 0; s < C::kKSteps; ++s) {
-        uint32_t bk[2];
-        b_along_row(&ks[8 * n + gr][16 * s + 2 * tc], bk);
-        cuda::mma_bf16_16816(sc[n], qa[s], bk);
-        uint32_t bv[2];
-        b_along_row(&vs[8 * n + gr][16 * s + 2 * tc], bv);
-        cuda::mma_bf16_16816(dp[n], da[s], bv);
-      }
-    }
+    mma_rows_by_tile(qa, ks, sc);
+    mma_rows_by_tile(da, vs, dp);
     // dS = P (dP - delta), rounded (kept in sc).
 #pragma unroll
     for (int n = 0; n < 8; ++n)
@@ -96,19 +84,7 @@ __global__ void __launch_bounds__(128)
         sc[n][i] = op<true>(p * (dp[n][i] - delta_r[r]));
       }
     // dQ += dS K: B[kk][nn] = K[key kk][dim nn].
-#pragma unroll
-    for (int c = 0; c < kTcKeys / 16; ++c) {
-      uint32_t a[4];
-      a_from_accumulators(sc[2 * c], sc[2 * c + 1], a);
-      const int key = 16 * c + 2 * tc;
-#pragma unroll
-      for (int n = 0; n < C::kDimTiles; ++n) {
-        const int d = 8 * n + gr;
-        uint32_t bf[2];
-        b_down_column(&ks[key][d], C::kStride, bf);
-        cuda::mma_bf16_16816(acc[n], a, bf);
-      }
-    }
+    mma_acc_by_tile(sc, ks, acc);
     __syncthreads();  // ks, vs, kcode are overwritten next
   }
 #pragma unroll
@@ -203,20 +179,8 @@ __global__ void __launch_bounds__(128)
       __syncthreads();
       // S^T = K Q^T, dP^T = V dO^T: n-tile n holds queries tq + 8n .. + 7.
       float st[kQ / 8][4], dpt[kQ / 8][4];
-#pragma unroll
-      for (int n = 0; n < kQ / 8; ++n) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) st[n][i] = dpt[n][i] = 0.0f;
-#pragma unroll
-        for (int s = 0; s < C::kKSteps; ++s) {
-          uint32_t bq[2];
-          b_along_row(&qs[8 * n + gr][16 * s + 2 * tc], bq);
-          cuda::mma_bf16_16816(st[n], ka[s], bq);
-          uint32_t bo[2];
-          b_along_row(&dos[8 * n + gr][16 * s + 2 * tc], bo);
-          cuda::mma_bf16_16816(dpt[n], va[s], bo);
-        }
-      }
+      mma_rows_by_tile(ka, qs, st);
+      mma_rows_by_tile(va, dos, dpt);
       // P^T (kept in st, rounded when packed) and dS^T rounded (kept in dpt).
 #pragma unroll
       for (int n = 0; n < kQ / 8; ++n)
@@ -228,25 +192,9 @@ __global__ void __launch_bounds__(128)
           st[n][i] = p;
           dpt[n][i] = op<true>(p * (dpt[n][i] - delta_s[x]));
         }
-      // dV += P^T dO, dK += dS^T Q: B[kk][nn] = dO / Q[query kk][dim nn].
-#pragma unroll
-      for (int c = 0; c < kQ / 16; ++c) {
-        uint32_t pa[4];
-        a_from_accumulators(st[2 * c], st[2 * c + 1], pa);
-        uint32_t sa[4];
-        a_from_accumulators(dpt[2 * c], dpt[2 * c + 1], sa);
-        const int qr = 16 * c + 2 * tc;
-#pragma unroll
-        for (int n = 0; n < C::kDimTiles; ++n) {
-          const int d = 8 * n + gr;
-          uint32_t bo[2];
-          b_down_column(&dos[qr][d], C::kStride, bo);
-          cuda::mma_bf16_16816(dv_acc[n], pa, bo);
-          uint32_t bq[2];
-          b_down_column(&qs[qr][d], C::kStride, bq);
-          cuda::mma_bf16_16816(dk_acc[n], sa, bq);
-        }
-      }
+      // dV += P^T dO, dK += dS^T Q.
+      mma_acc_by_tile(st, dos, dv_acc);
+      mma_acc_by_tile(dpt, qs, dk_acc);
       __syncthreads();  // qs, dos, lse_s, delta_s, qseg are overwritten next
     }
   }

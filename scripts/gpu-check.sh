@@ -25,7 +25,8 @@
 #
 # Usage (from the repository root): scripts/gpu-check.sh
 #   GPU_CHECK_ARCH=90        override the architecture (default: nvidia-smi's compute_cap)
-#   GPU_CHECK_ALL_ARCHS=1    build for 75;80;86;89;90 (slower; checks every arch compiles)
+#   GPU_CHECK_ALL_ARCHS=1    build for every architecture of the default build (75 .. 120, those
+#                            this nvcc knows; slower; checks every arch compiles)
 #   GPU_CHECK_BUILD_DIR=...  build directory (default native-addon/build-gpu)
 #   GPU_CHECK_JOBS=N         parallel build jobs (default: all CPUs)
 #   GPU_CHECK_SANITIZER=1    also run the parity test under compute-sanitizer memcheck (slow)
@@ -120,14 +121,16 @@ ARCH="${GPU_CHECK_ARCH:-}"
 if [ -z "$ARCH" ]; then
   ARCH="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')"
 fi
-if [ "${GPU_CHECK_ALL_ARCHS:-0}" = 1 ]; then ARCH="75;80;86;89;90"; fi
 if [ -z "$ARCH" ]; then ARCH=90; fi
+ARCH_FLAG=("-DCMAKE_CUDA_ARCHITECTURES=$ARCH")
+# every architecture: the build's own default list (CMakeLists.txt)
+if [ "${GPU_CHECK_ALL_ARCHS:-0}" = 1 ]; then ARCH="the default list"; ARCH_FLAG=(-UCMAKE_CUDA_ARCHITECTURES); fi
 echo "CUDA architectures: $ARCH" | tee -a "$OUT/env.txt"
 
 # ---- configure and build ---------------------------------------------------------
 run_stage configure "$OUT/configure.log" 60 \
   cmake -S "$ROOT/native-addon" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPS_CUDA=ON \
-  "-DCMAKE_CUDA_ARCHITECTURES=$ARCH" || { echo "configure failed"; tail -30 "$OUT/configure.log"; exit 1; }
+  "${ARCH_FLAG[@]}" || { echo "configure failed"; tail -30 "$OUT/configure.log"; exit 1; }
 
 # Every CTest executable (tests/test_*.cpp) and the CUDA tests (tests/cuda/test_*.cpp); no benchmarks.
 TARGETS=(ps_core ps_cuda)

@@ -39,6 +39,11 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Why the CUDA runtime counts no GPU ('' when it counts one, or in a build without the CUDA backend).
+Napi::Value GpuRuntimeProblem(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), ps::gpu_runtime_problem());
+}
+
 }  // namespace
 
 }  // namespace psb
@@ -48,6 +53,7 @@ static Napi::Object InitPeftStudio(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));
   exports.Set("devices", Napi::Function::New(env, Devices, "devices"));
+  exports.Set("gpuRuntimeProblem", Napi::Function::New(env, GpuRuntimeProblem, "gpuRuntimeProblem"));
   // whether this build has the CUDA backend (with or without a GPU present)
   exports.Set("cudaBackend", Napi::Boolean::New(env, ps::have_cuda_backend()));
   exports.Set("ops", InitOps(env));

@@ -193,6 +193,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod("getTensor", &EngineWrap::GetTensor),
                            InstanceMethod("setTensor", &EngineWrap::SetTensor),
                            InstanceMethod("getGradient", &EngineWrap::GetGradient),
+                           InstanceMethod("nonFiniteTensors", &EngineWrap::NonFiniteTensors),
                            InstanceMethod("forwardBackward", &EngineWrap::ForwardBackward),
                            InstanceMethod("evaluate", &EngineWrap::Evaluate),
                            InstanceMethod("optimizerStep", &EngineWrap::OptimizerStep),
@@ -379,6 +380,25 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     ps::Engine& e = engine(env);
     std::string name = name_arg(info);
     return floats_to_js(env, guarded(env, [&] { return e.get_gradient(name); }));
+  }
+
+  // Off the main thread: it reads every weight (seconds on a large model).
+  Napi::Value NonFiniteTensors(const Napi::CallbackInfo& info) {
+    ps::Engine& e = engine(info.Env());
+    return queue<std::vector<ps::NonFiniteTensor>>(
+        info, [&e] { return e.non_finite_tensors(); },
+        [](Napi::Env env, const std::vector<ps::NonFiniteTensor>& found) -> Napi::Value {
+          Napi::Array out = Napi::Array::New(env, found.size());
+          for (size_t i = 0; i < found.size(); ++i) {
+            Napi::Object o = Napi::Object::New(env);
+            o.Set("name", found[i].name);
+            o.Set("trainable", found[i].trainable);
+            o.Set("nan", static_cast<double>(found[i].nan));
+            o.Set("inf", static_cast<double>(found[i].inf));
+            out.Set(static_cast<uint32_t>(i), o);
+          }
+          return out;
+        });
   }
 
   Napi::Value SetTensor(const Napi::CallbackInfo& info) {

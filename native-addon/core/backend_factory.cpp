@@ -77,4 +77,12 @@ std::vector<DeviceInfo> list_devices() {
 #endif
 }
 
+std::string gpu_runtime_problem() {
+#ifdef PS_HAVE_CUDA
+  return cuda_runtime_problem();
+#else
+  return "";
+#endif
+}
+
 }  // namespace ps

@@ -54,4 +54,11 @@ std::vector<DeviceInfo> device_list(int count, const std::function<DeviceInfo(in
 // True when this build contains the CUDA backend.
 bool have_cuda_backend();
 
+// In a build with the CUDA backend, when list_devices() is empty: why the
+// CUDA runtime counts no GPU, and what to do (no driver; a driver older than
+// the runtime this engine is built with: which CUDA version to update to;
+// none visible). "" when it counts a GPU, or without the CUDA backend.
+// Never throws.
+std::string gpu_runtime_problem();
+
 }  // namespace ps

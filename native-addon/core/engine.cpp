@@ -280,6 +280,41 @@ std::vector<ParameterInfo> Engine::parameters() const {
   return out;
 }
 
+std::vector<NonFiniteTensor> Engine::non_finite_tensors() const {
+  const Impl& m = *impl_;
+  std::vector<NonFiniteTensor> out;
+  const bool host = m.be->host_memory();
+  std::vector<float> buf;
+  const bool full = m.method == Method::Full;  // its trainables are the base weights
+  for (const WeightTensor& w : m.weights->tensors()) {
+    if (!w.loaded()) continue;
+    NonFiniteCount c;
+    if (host && w.data && !w.nf4) {
+      c = count_non_finite(w.data, w.numel);
+    } else if (host && w.half && !w.nf4) {
+      c = count_non_finite_half(w.half, w.numel, w.half_bf16);
+    } else {  // 4-bit (dequantized: a NaN absmax spreads to its block) or device memory
+      buf.resize(w.numel);
+      m.weights->read(w.name, buf.data());
+      c = count_non_finite(buf.data(), buf.size());
+    }
+    if (c.any()) out.push_back({w.name, full, c.nan, c.inf});
+  }
+  if (!full)
+    for (const TrainableTensor& t : m.trainables) {
+      NonFiniteCount c;
+      if (host) {
+        c = count_non_finite(t.value, t.numel);
+      } else {
+        buf.resize(t.numel);
+        m.be->download(buf.data(), t.value, t.numel * sizeof(float));
+        c = count_non_finite(buf.data(), buf.size());
+      }
+      if (c.any()) out.push_back({t.name, true, c.nan, c.inf});
+    }
+  return out;
+}
+
 std::vector<float> Engine::get_tensor(const std::string& name) const {
   const Impl& m = *impl_;
   if (const TrainableTensor* t = m.trainable(name)) {

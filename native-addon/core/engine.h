@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "methods/prompt_learning_options.h"
+#include "model/non_finite.h"
 #include "model/spec.h"
 
 namespace ps {
@@ -277,6 +278,12 @@ class Engine {
   std::vector<float> get_tensor(const std::string& name) const;
   void set_tensor(const std::string& name, const float* data, size_t n);
   std::vector<float> get_gradient(const std::string& name) const;  // trainable only
+  // Every tensor holding NaN or Inf values, in parameters() order: base
+  // weights as stored (fp32, 16-bit by their bits, a 4-bit one dequantized,
+  // so a NaN absmax shows) and the trainable / adapter tensors, each with its
+  // counts. Reads every value: call it once something came out non-finite,
+  // not on every load.
+  std::vector<NonFiniteTensor> non_finite_tensors() const;
   void zero_gradients();
 
   // Allocates the activation arena for batches up to batch_size x seq_len now,

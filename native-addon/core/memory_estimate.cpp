@@ -8,6 +8,7 @@
 #include "error.h"
 #include "methods/lora.h"
 #include "methods/prefix_tuning.h"
+#include "model/batch_inputs.h"
 #include "model/tensor_names.h"
 #include "model/weights.h"
 
@@ -106,7 +107,16 @@ MemoryEstimate estimate_memory(const ModelSpec& raw, const MemoryEstimateOptions
     adapter = trainable = prefix_tuning_params(d, nvt, enc);
     prefix = {nvt, o.batch_size, enc};
   }
-  const int rows = o.batch_size * (o.seq_len + virtual_rows);
+  // Checked before the product is taken as an int (a batch of 1e9 from a form
+  // would otherwise wrap into a nonsense estimate).
+  const int64_t tokens = static_cast<int64_t>(o.batch_size) * (static_cast<int64_t>(o.seq_len) + virtual_rows);
+  if (tokens > kMaxTokensPerStep)
+    throw Error("memory estimate: batch size " + std::to_string(o.batch_size) + " x sequence length " +
+                std::to_string(o.seq_len) +
+                (virtual_rows ? " (+ " + std::to_string(virtual_rows) + " virtual tokens)" : std::string()) + " = " +
+                std::to_string(tokens) + " tokens per step, more than one step can hold (" +
+                std::to_string(kMaxTokensPerStep) + "): lower the batch size or the sequence length");
+  const int rows = static_cast<int>(tokens);
   PlanConfig config = make_plan_config(d, o.method, true, rows, o.gradient_checkpointing, ranks,
                                        o.lora.dropout > 0, prefix);
   config.share_attention = q.enabled();

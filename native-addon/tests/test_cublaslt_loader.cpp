@@ -251,7 +251,30 @@ void test_real_search() {
 
 }  // namespace
 
+// Blackwell needs a cuBLAS that knows it (12.8+); older GPUs take any.
+void test_arch_support() {
+  ps::cublaslt::Library lib;
+  lib.path = "/x/libcublasLt.so.12";
+  lib.version = 120604;  // 12.6.4
+  lib.major = 12;
+  CHECK(ps::cublaslt::arch_support_problem(lib, 9).empty());
+  const std::string why = ps::cublaslt::arch_support_problem(lib, 12);
+  CHECK(why == "cuBLASLt 12.6.4 (/x/libcublasLt.so.12) predates Blackwell GPUs (compute capability 12.x need cuBLAS "
+               "12.8 or later)");
+  CHECK(!ps::cublaslt::arch_support_problem(lib, 10).empty());
+  lib.version = 120800;  // 12.8.0
+  CHECK(ps::cublaslt::arch_support_problem(lib, 10).empty());
+  lib.version = 130001;
+  lib.major = 13;
+  CHECK(ps::cublaslt::arch_support_problem(lib, 12).empty());
+  lib.version = 11080;  // 11.8.0, the old encoding
+  lib.major = 11;
+  CHECK(!ps::cublaslt::arch_support_problem(lib, 10).empty());
+  CHECK(ps::cublaslt::arch_support_problem(lib, 8).empty());
+}
+
 int main() {
+  test_arch_support();
   char tmpl[] = "/tmp/ps_cublaslt_loader_XXXXXX";
   if (!mkdtemp(tmpl)) {
     std::perror("mkdtemp");

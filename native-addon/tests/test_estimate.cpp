@@ -441,8 +441,46 @@ void test_device_memory() {
   CHECK(threw);
 }
 
+// A batch from a form (1e9) is refused by name, not multiplied into an int
+// that wraps (it once came out as 16,777,149.7 TiB); the limit itself is
+// accepted, and prompt tuning's virtual tokens count toward it.
+void test_tokens_per_step_limit() {
+  const ps::ModelSpec s = pstest::smollm2_135m();
+  ps::MemoryEstimateOptions o;
+  o.method = ps::Method::Lora;
+  o.lora.rank = 16;
+  o.lora.targets = ps::lora_target_names();
+  auto refusal = [&]() -> std::string {
+    try {
+      ps::estimate_memory(s, o);
+    } catch (const ps::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  o.batch_size = 1000000000;
+  o.seq_len = 256;
+  const std::string big = refusal();
+  CHECK(big.find("batch size 1000000000 x sequence length 256 = 256000000000 tokens per step") != std::string::npos);
+  CHECK(big.find("lower the batch size or the sequence length") != std::string::npos);
+  o.batch_size = 65536;  // x 256 = 2^24: the largest step
+  CHECK(refusal().empty());
+  const uint64_t at_limit = ps::estimate_memory(s, o).activation_bytes;
+  o.batch_size = 1;
+  const double one = static_cast<double>(ps::estimate_memory(s, o).activation_bytes);
+  o.batch_size = 2;
+  const double per_row = static_cast<double>(ps::estimate_memory(s, o).activation_bytes) - one;
+  // per-row storage all the way up (within 1%), not a wrapped count
+  CHECK_CLOSE(static_cast<double>(at_limit), one + 65535 * per_row, 0.01, 0.0);
+  o.batch_size = 65536;
+  o.method = ps::Method::Prompt;
+  o.prompt.num_virtual_tokens = 20;
+  CHECK(refusal().find("(+ 20 virtual tokens) = 18087936 tokens per step") != std::string::npos);
+}
+
 int main() {
   try {
+    test_tokens_per_step_limit();
     test_configs();
     test_reserve();
     test_eval_then_train();

@@ -17,7 +17,7 @@ PreparedBatch prepare_batch(const Batch& b, const ModelDims& d) {
   if (b.batch_size < 1 || b.seq_len < 1)
     throw Error("batch.batchSize and batch.seqLen must be at least 1 (got " + std::to_string(b.batch_size) +
                 " x " + std::to_string(b.seq_len) + ")");
-  if (static_cast<int64_t>(b.batch_size) * b.seq_len > (int64_t(1) << 24))
+  if (static_cast<int64_t>(b.batch_size) * b.seq_len > kMaxTokensPerStep)
     throw Error("batch of " + std::to_string(b.batch_size) + " x " + std::to_string(b.seq_len) +
                 " tokens is too large for one step: lower the batch size or the sequence length");
   const size_t n = static_cast<size_t>(b.batch_size) * b.seq_len;

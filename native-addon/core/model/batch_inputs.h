@@ -25,4 +25,9 @@ PreparedBatch prepare_batch(const Batch& batch, const ModelDims& d);
 // 512 MiB at this limit for head_dim 128).
 constexpr int kMaxPosition = 1 << 20;
 
+// Tokens one step may hold (batch x sequence, virtual tokens included): far
+// beyond any workstation's memory, and low enough that every row count and
+// offset the passes compute stays inside an int.
+constexpr int64_t kMaxTokensPerStep = int64_t(1) << 24;
+
 }  // namespace ps

@@ -202,8 +202,15 @@ void WeightStore::quantize_into(WeightTensor& t, const float* values) {
   // Across the pool: a load quantizes every block linear of the model, ~60 ns
   // a weight on one thread (minutes for a 7B model); the bytes do not depend
   // on the thread count (nf4_quantize.h).
-  auto q = std::make_shared<Nf4Quantized>(
-      nf4_quantize(values, t.shape[0], t.shape[1], quant_.blocksize, quant_.double_quant, pool_));
+  std::shared_ptr<Nf4Quantized> q;
+  try {
+    q = std::make_shared<Nf4Quantized>(
+        nf4_quantize(values, t.shape[0], t.shape[1], quant_.blocksize, quant_.double_quant, pool_));
+  } catch (const OutOfMemory&) {
+    throw;
+  } catch (const Error& e) {  // e.g. a NaN in the file: say which tensor
+    throw Error(t.name + ": " + e.what());
+  }
   drop(t);
   t.nf4 = std::move(q);
   place_nf4(t);

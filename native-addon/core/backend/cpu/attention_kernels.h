@@ -160,7 +160,12 @@ static void attn_forward_unit(const AttnProblem& a, const AttnUnit& u, float* sc
       for (int i = 0; i < rows; ++i) {
         float* row = sc + static_cast<size_t>(i) * kAttnBk;
         const float bm = vm_max(row, wp);
-        if (bm == -INFINITY) {  // nothing visible in this block for this query
+        if (bm == -INFINITY) {  // every score masked or NaN (vm_max skips NaNs)
+          // A NaN score (NaN or inf in q or k) makes the row's softmax NaN, as
+          // in PyTorch: l = NaN carries it to out and lse. The sum is -inf
+          // when all are masked, NaN when one is NaN; only this rare branch pays.
+          const float masked_sum = vm_sum(row, w);
+          if (masked_sum != masked_sum) l[i] = masked_sum;
           for (int jj = 0; jj < w; ++jj) row[jj] = 0.0f;
           continue;
         }
@@ -180,11 +185,11 @@ static void attn_forward_unit(const AttnProblem& a, const AttnUnit& u, float* sc
     const int t = u.t0 + i;
     float* oi = a.out + (static_cast<size_t>(u.b) * s.T + t) * q_stride + static_cast<size_t>(u.h) * D;
     float* lse = a.lse + (static_cast<size_t>(u.b) * s.Hq + u.h) * s.T + t;
-    if (l[i] > 0.0f) {
+    if (!(l[i] == 0.0f)) {  // l > 0, or NaN (a NaN score): out and lse NaN
       const float inv = 1.0f / l[i];
       for (int d = 0; d < D; ++d) oi[d] = O[i * D + d] * inv;
       *lse = m[i] + logf(l[i]);
-    } else {  // padding query: output 0, lse 0 (a finite placeholder)
+    } else {  // no visible key (padding query): output 0, lse 0 (a finite placeholder)
       for (int d = 0; d < D; ++d) oi[d] = 0.0f;
       *lse = 0.0f;
     }
@@ -232,6 +237,10 @@ static void attn_backward_unit(const AttnProblem& a, const AttnUnit& u, float* d
     attn_block_scores(a, u, Q, KT, rows, kb, pm, wp);
     for (int i = 0; i < rows; ++i) {  // masked scores are -inf and give exactly 0
       float* pi = pm + static_cast<size_t>(i) * kAttnBk;
+      if (lse[i] != lse[i]) {  // a NaN row (forward): NaN where visible, masked keys still 0
+        for (int jj = 0; jj < wp; ++jj) pi[jj] = pi[jj] == -INFINITY ? 0.0f : lse[i];
+        continue;
+      }
       vm_exp_shifted(pi, lse[i], pi, wp);
     }
     if (dv) {

@@ -48,7 +48,7 @@ CpuBackend::~CpuBackend() = default;
 std::string CpuBackend::describe() const {
   // The GEMM may go further than the other ops (AVX-512 where the CPU has it).
   return std::string("cpu (") + (use_avx2_ ? "avx2+fma" : "portable") + " kernels, gemm " +
-         gemm::kernels_for(*this).name + ", " + std::to_string(threads()) + " threads)";
+         gemm::kernels_for(*this).name + ", " + std::to_string(threads()) + (threads() == 1 ? " thread)" : " threads)");
 }
 
 void* CpuBackend::alloc(size_t bytes) {

@@ -154,6 +154,10 @@ __global__ void __launch_bounds__(256)
       }
       l = l * corr + psum;
       m = m_new;
+    } else {  // every score masked or NaN (fmaxf skips NaNs): a NaN makes the row NaN, as on the CPU
+#pragma unroll
+      for (int x = 0; x < C::kTile; ++x)
+        if (s[x] != s[x]) l = s[x];  // l = NaN: carried to out (acc / l) and lse
     }
     __syncthreads();  // ks, vs, kcode are overwritten next
   }

@@ -215,6 +215,12 @@ __device__ inline void mma_acc_by_tile(const float (&p)[kPTiles][4], const uint1
 // attention_flash_bf16.cu: the bf16 forward on tensor cores (mma.sync
 // m16n8k16, the portable emulation where there is no PTX) for D <= 128, with
 // the bf16 semantics of attention_flash.cu's BF16 kernels.
+// The PTX architecture of the tensor-core kernels' code on the current
+// device (80 and up: built in; below: a build without architecture 80+ whose
+// older code the driver runs, where those kernels are left out and trap);
+// 0 when it cannot be asked.
+int tensor_core_code_arch();
+
 void forward_bf16_tensor_cores(const FlashGeometry& g, const float* q, const float* k, const float* v,
                                const int32_t* seg, float* out, float* lse);
 // attention_flash_bf16_backward.cu: the bf16 backward (dQ pass, dK/dV pass)

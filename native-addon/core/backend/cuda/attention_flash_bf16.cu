@@ -149,6 +149,17 @@ void launch(const FlashGeometry& g, const float* q, const float* k, const float*
 
 }  // namespace
 
+int tensor_core_code_arch() {
+  // The kernel's code as loaded on this device: the PTX architecture it was
+  // compiled from (the driver's JIT keeps it when no machine code matches).
+  cudaFuncAttributes a{};
+  if (cudaFuncGetAttributes(&a, &flash_forward_tc_kernel<64>) != cudaSuccess) {
+    cudaGetLastError();  // not sticky: clear it
+    return 0;
+  }
+  return a.ptxVersion;
+}
+
 void forward_bf16_tensor_cores(const FlashGeometry& g, const float* q, const float* k, const float* v,
                                const int32_t* seg, float* out, float* lse) {
   if (g.D <= 64)

@@ -33,12 +33,37 @@ __global__ void fill_kernel(float* x, float value, size_t n) {
 
 }  // namespace
 
+namespace {
+// "13.0" from the runtime's 13000.
+std::string cuda_version(int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); }
+
+// Why the runtime counts no device, and what to do.
+std::string why_no_device(cudaError_t err) {
+  const std::string code = std::string(" (") + cudaGetErrorName(err) + ")";
+  if (err == cudaErrorInsufficientDriver) {
+    // Both ask nothing of a device: they answer without a usable driver.
+    int driver = 0, runtime = 0;
+    cudaDriverGetVersion(&driver);  // 0 when no driver is installed
+    cudaRuntimeGetVersion(&runtime);
+    cudaGetLastError();
+    if (driver == 0)
+      return "no NVIDIA driver is installed" + code + ": install the NVIDIA driver for this GPU (nvidia-smi must list it)";
+    return "the NVIDIA driver supports CUDA " + cuda_version(driver) + ", older than the CUDA " + cuda_version(runtime) +
+           " runtime this engine is built with" + code + ": update the NVIDIA driver to one that supports CUDA " +
+           cuda_version(runtime) + " or later (nvidia-smi shows the CUDA version a driver supports)";
+  }
+  if (err == cudaErrorNoDevice)
+    return "the NVIDIA driver sees no GPU" + code + ": check that nvidia-smi lists it, and that CUDA_VISIBLE_DEVICES (if set) names it";
+  return std::string(cudaGetErrorString(err)) + code;
+}
+}  // namespace
+
 int cuda_device_count(std::string* reason) {
   int n = 0;
   const cudaError_t err = cudaGetDeviceCount(&n);
   if (err != cudaSuccess) {
     cudaGetLastError();  // not sticky: clear it
-    if (reason) *reason = std::string(cudaGetErrorString(err)) + " (" + cudaGetErrorName(err) + ")";
+    if (reason) *reason = why_no_device(err);
     return 0;
   }
   if (n == 0 && reason) *reason = "the CUDA runtime found no device";

@@ -44,7 +44,8 @@ struct CudaDeviceInfo {
 };
 
 // Number of usable CUDA devices; 0 when there is no driver, no device or the
-// runtime cannot start (never throws). reason (optional) says why it is 0.
+// runtime cannot start (never throws). reason (optional) says why it is 0,
+// and what to do (an old driver: which CUDA version to update it to).
 int cuda_device_count(std::string* reason = nullptr);
 // Throws ps::Error when the device does not exist.
 CudaDeviceInfo cuda_device_info(int device);

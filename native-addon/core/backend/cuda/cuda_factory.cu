@@ -17,7 +17,7 @@ std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& precis
     throw Error("device cuda:" + std::to_string(device) + " does not exist: this machine has " + std::to_string(n) +
                 " GPU" + (n == 1 ? "" : "s") + " (cuda:0 to cuda:" + std::to_string(n - 1) + ")");
   auto be = std::make_unique<CudaBackend>(device);
-  if (precision == "bf16" || (precision == "auto" && cuda::has_bf16_tensor_cores(be->device_info())))
+  if (precision == "bf16" || (precision == "auto" && cuda::bf16_unavailable_reason(be->device_info()).empty()))
     be->set_gemm_precision(CudaBackend::GemmPrecision::Bf16);
   return be;
 }
@@ -44,6 +44,11 @@ std::vector<DeviceInfo> cuda_devices() {
     d.free_bytes = c.free_bytes;
     return d;
   });
+}
+
+std::string cuda_runtime_problem() {
+  std::string why;
+  return cuda_device_count(&why) > 0 ? std::string() : why;
 }
 
 }  // namespace ps

@@ -17,5 +17,8 @@ std::unique_ptr<Backend> make_cuda_backend(int device, const std::string& precis
 // one that cannot report itself carries the reason in `error` (device_list).
 // Empty when there is none.
 std::vector<DeviceInfo> cuda_devices();
+// Why the runtime counts no GPU (no driver, a driver too old for the
+// runtime, none visible), with what to do; "" when it counts one or more.
+std::string cuda_runtime_problem();
 
 }  // namespace ps

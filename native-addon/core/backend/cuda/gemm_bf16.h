@@ -6,6 +6,8 @@
 // No CUDA types here: plain C++ (tests) includes it.
 #pragma once
 
+#include <string>
+
 #include <cstdint>
 
 namespace ps {
@@ -29,6 +31,12 @@ void set_gemm_bf16_kernel(GemmBf16Kernel kernel);
 
 // Whether the device runs bf16 mma.sync in hardware (Ampere and later).
 bool has_bf16_tensor_cores(const CudaDeviceInfo& info);
+// Why precision bf16 cannot run on this device (the current one) with this
+// build, in a sentence that says what to do; "" when it can: the GPU needs
+// bf16 tensor cores, and the build code for architecture 80 or later (a
+// build for 75 alone runs on a newer GPU through compute_75 code, without
+// the tensor-core kernels).
+std::string bf16_unavailable_reason(const CudaDeviceInfo& info);
 
 void gemm_bf16_nt(int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
                   float beta, float* C, int ldc, MmaPath path = MmaPath::kAuto);

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "../../quant/bf16_round.h"
+#include "attention_flash.cuh"
 #include "cuda_backend.h"
 #include "cuda_common.cuh"
 #include "gemm_bf16.h"
@@ -50,11 +51,28 @@ void round_rows_to_bf16(const float* src, long long ld, int rows, int cols, uint
 }
 }  // namespace cuda
 
+namespace cuda {
+std::string bf16_unavailable_reason(const CudaDeviceInfo& info) {
+  const std::string gpu = info.name + " (compute capability " + std::to_string(info.major) + "." +
+                          std::to_string(info.minor) + ")";
+  if (!has_bf16_tensor_cores(info))
+    return gpu + " has no bf16 tensor cores (they start with compute capability 8.0, Ampere): use precision fp32";
+  const int arch = flash::tensor_core_code_arch();
+  if (arch < 80)
+    return "this engine runs on " + gpu + " as compute_" + std::to_string(arch) +
+           " code: it was built without CUDA architecture 80 or later, so its bf16 tensor-core kernels are left "
+           "out; rebuild it with the default CMAKE_CUDA_ARCHITECTURES (or one that includes this GPU's), or use "
+           "precision fp32";
+  return "";
+}
+}  // namespace cuda
+
 void CudaBackend::set_gemm_precision(GemmPrecision p) {
-  if (p == GemmPrecision::Bf16 && !cuda::has_bf16_tensor_cores(info_))
-    throw Error("precision bf16: " + info_.name + " (compute capability " + std::to_string(info_.major) + "." +
-                std::to_string(info_.minor) +
-                ") has no bf16 tensor cores (they start with compute capability 8.0, Ampere): use precision fp32");
+  if (p == GemmPrecision::Bf16) {
+    cuda::check(cudaSetDevice(info_.index), "cudaSetDevice");  // the code is asked for on this device
+    const std::string why = cuda::bf16_unavailable_reason(info_);
+    if (!why.empty()) throw Error("precision bf16: " + why);
+  }
   precision_ = p;
 }
 

@@ -60,8 +60,13 @@ CudaBackend::LtState& CudaBackend::lt_state() const {
 #endif
   if (s->mode != LtState::Mode::Own) {
     const cublaslt::LoadResult& r = cublaslt::load_once(kRuntimeMajor);
-    if (r.ok()) {
+    const std::string too_old = r.ok() ? cublaslt::arch_support_problem(*r.library, info_.major) : "";
+    if (r.ok() && too_old.empty()) {
       s->library = r.library;
+    } else if (r.ok()) {
+      if (s->mode == LtState::Mode::Forced) throw Error("PEFT_STUDIO_GEMM=cublaslt, but " + too_old);
+      s->mode = LtState::Mode::Own;
+      s->why_own = too_old;
     } else if (s->mode == LtState::Mode::Forced) {
       throw Error("PEFT_STUDIO_GEMM=cublaslt, but " + r.message);
     } else {

@@ -23,6 +23,15 @@ namespace cublaslt {
 
 // ---- portable parts ------------------------------------------------------------
 
+std::string arch_support_problem(const Library& lib, int compute_major) {
+  if (compute_major < 10) return "";
+  // cublasLtGetVersion(): major * 10000 + minor * 100 + patch (major * 1000 + ... before 11.x's last releases)
+  const int minor = static_cast<int>(lib.version >= 100000 ? lib.version / 100 % 100 : lib.version / 100 % 10);
+  if (lib.major > 12 || (lib.major == 12 && minor >= 8)) return "";
+  return "cuBLASLt " + lib.version_string() + " (" + lib.path + ") predates Blackwell GPUs (compute capability " +
+         std::to_string(compute_major) + ".x need cuBLAS 12.8 or later)";
+}
+
 std::string Library::version_string() const {
   if (version >= 100000)
     return std::to_string(version / 10000) + "." + std::to_string(version / 100 % 100) + "." +

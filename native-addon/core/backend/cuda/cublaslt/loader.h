@@ -106,5 +106,11 @@ const LoadResult& load_once(int runtime_major);
 // "CUBLAS_STATUS_INVALID_VALUE (7)": for error messages.
 std::string describe_status(Status status);
 
+// Why `lib` should not run the GEMMs of a GPU with this compute capability
+// major ("" when it may): cuBLAS ships machine code for Blackwell (compute
+// capability 10.x and 12.x) from 12.8 on; an older library would leave such
+// a GPU to PTX compiled at run time, or to no kernel at all.
+std::string arch_support_problem(const Library& lib, int compute_major);
+
 }  // namespace cublaslt
 }  // namespace ps

@@ -2,6 +2,7 @@
 // operations, the real runtime's error codes and strings.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -21,6 +22,28 @@ namespace ps {
 namespace cudasim {
 
 namespace {
+constexpr int kRuntimeVersion = 13000;  // CUDA 13.0, as cudaRuntimeGetVersion reports it
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+// The presented machine (sim_control.h); the environment sets where a process starts.
+struct Machine {
+  int major = 9, minor = 0;
+  int driver = env_int("PS_CUDA_SIM_DRIVER_VERSION", kRuntimeVersion);
+  int code_arch = 90;
+  Machine() {
+    const char* cc = std::getenv("PS_CUDA_SIM_COMPUTE_CAPABILITY");
+    if (cc && std::sscanf(cc, "%d.%d", &major, &minor) != 2) major = 9, minor = 0;
+  }
+};
+Machine& machine() {
+  static Machine m;
+  return m;
+}
+bool driver_ok() { return machine().driver >= kRuntimeVersion; }
+
 thread_local cudaError_t g_last = cudaSuccess;
 thread_local int g_device = 0;
 std::mutex g_handles_mutex;
@@ -49,6 +72,11 @@ cudaError_t set_last_error(cudaError_t err) {
   return err;
 }
 
+void set_compute_capability(int major, int minor) { machine().major = major, machine().minor = minor; }
+void set_driver_version(int version) { machine().driver = version; }
+void set_code_arch(int arch) { machine().code_arch = arch; }
+int code_arch() { return machine().code_arch; }
+
 }  // namespace cudasim
 }  // namespace ps
 
@@ -56,11 +84,14 @@ using ps::cudasim::set_last_error;
 
 cudaError_t cudaGetDeviceCount(int* count) {
   if (!count) return set_last_error(cudaErrorInvalidValue);
+  *count = 0;
+  if (!ps::cudasim::driver_ok()) return set_last_error(cudaErrorInsufficientDriver);
   *count = 1;
   return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int device) {
+  if (!ps::cudasim::driver_ok()) return set_last_error(cudaErrorInsufficientDriver);
   if (device != 0) return set_last_error(cudaErrorInvalidDevice);
   ps::cudasim::g_device = device;
   return cudaSuccess;
@@ -74,6 +105,7 @@ cudaError_t cudaGetDevice(int* device) {
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   if (!prop) return set_last_error(cudaErrorInvalidValue);
+  if (!ps::cudasim::driver_ok()) return set_last_error(cudaErrorInsufficientDriver);
   if (device != 0) return set_last_error(cudaErrorInvalidDevice);
   std::memset(prop, 0, sizeof *prop);
   std::snprintf(prop->name, sizeof prop->name, "PEFT Studio CUDA simulator (CPU)");
@@ -85,8 +117,8 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   prop->maxThreadsPerBlock = 1024;
   prop->maxThreadsDim[0] = 1024, prop->maxThreadsDim[1] = 1024, prop->maxThreadsDim[2] = 64;
   prop->maxGridSize[0] = 0x7fffffff, prop->maxGridSize[1] = 65535, prop->maxGridSize[2] = 65535;
-  prop->major = 9;  // the limits above are sm_90's
-  prop->minor = 0;
+  prop->major = ps::cudasim::machine().major;  // the limits above are sm_90's whatever it says
+  prop->minor = ps::cudasim::machine().minor;
   prop->multiProcessorCount = 1;
   prop->l2CacheSize = 0;
   prop->totalConstMem = 64 * 1024;
@@ -101,8 +133,8 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
     case cudaDevAttrMaxSharedMemoryPerBlock: *value = 48 * 1024; break;
     case cudaDevAttrWarpSize: *value = 32; break;
     case cudaDevAttrMultiProcessorCount: *value = 1; break;
-    case cudaDevAttrComputeCapabilityMajor: *value = 9; break;
-    case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
+    case cudaDevAttrComputeCapabilityMajor: *value = ps::cudasim::machine().major; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = ps::cudasim::machine().minor; break;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = 227 * 1024; break;
     default: return set_last_error(cudaErrorInvalidValue);
   }
@@ -112,8 +144,12 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
 // Kernels run to completion inside their launch, errors are reported there.
 cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 cudaError_t cudaDeviceReset() { return cudaSuccess; }
-cudaError_t cudaDriverGetVersion(int* v) { return v ? (*v = 13000, cudaSuccess) : set_last_error(cudaErrorInvalidValue); }
-cudaError_t cudaRuntimeGetVersion(int* v) { return v ? (*v = 13000, cudaSuccess) : set_last_error(cudaErrorInvalidValue); }
+cudaError_t cudaDriverGetVersion(int* v) {
+  return v ? (*v = ps::cudasim::machine().driver, cudaSuccess) : set_last_error(cudaErrorInvalidValue);
+}
+cudaError_t cudaRuntimeGetVersion(int* v) {
+  return v ? (*v = ps::cudasim::kRuntimeVersion, cudaSuccess) : set_last_error(cudaErrorInvalidValue);
+}
 
 cudaError_t cudaGetLastError() {
   const cudaError_t e = ps::cudasim::g_last;
@@ -132,6 +168,7 @@ const char* cudaGetErrorName(cudaError_t err) {
     case cudaErrorInvalidSymbol: return "cudaErrorInvalidSymbol";
     case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
     case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
@@ -155,6 +192,7 @@ const char* cudaGetErrorString(cudaError_t err) {
     case cudaErrorInvalidSymbol: return "invalid device symbol";
     case cudaErrorInvalidDevicePointer: return "invalid device pointer";
     case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+    case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";

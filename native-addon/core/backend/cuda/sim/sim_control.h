@@ -14,5 +14,21 @@ namespace cudasim {
 void set_reverse_thread_order(bool reverse);
 bool reverse_thread_order();
 
+// The machine the simulator presents, so tests can take the paths other GPUs
+// and drivers take:
+// - the compute capability (default 9.0; PS_CUDA_SIM_COMPUTE_CAPABILITY=7.5
+//   starts a process as a Turing card);
+// - the driver: the CUDA version it supports as cudaDriverGetVersion says it
+//   (default 13000, the runtime's own), 0 for no driver installed; below the
+//   runtime's, cudaGetDeviceCount fails with cudaErrorInsufficientDriver as
+//   the real runtime does (PS_CUDA_SIM_DRIVER_VERSION);
+// - the architecture the kernels' code was built for, as cudaFuncGetAttributes
+//   reports it (default 90: a build with sm_90; 75 is a build without
+//   architecture 80+ whose compute_75 code a newer GPU runs).
+void set_compute_capability(int major, int minor);
+void set_driver_version(int version);
+void set_code_arch(int arch);
+int code_arch();
+
 }  // namespace cudasim
 }  // namespace ps

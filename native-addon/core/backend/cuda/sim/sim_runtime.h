@@ -12,6 +12,8 @@
 //  - everything is synchronous: streams and events exist but never wait.
 #pragma once
 
+#include "sim_control.h"
+
 #include <cstddef>
 
 #include "sim_types.h"
@@ -105,6 +107,14 @@ template <typename T>
 cudaError_t cudaMemcpyFromSymbol(void* dst, const T& symbol, size_t bytes, size_t offset, cudaMemcpyKind kind) {
   if (offset + bytes > sizeof(T) || kind == cudaMemcpyHostToDevice) return ps::cudasim::set_last_error(cudaErrorInvalidValue);
   __builtin_memcpy(dst, reinterpret_cast<const char*>(&symbol) + offset, bytes);
+  return cudaSuccess;
+}
+
+// The code a kernel runs: every kernel of a simulated build has the same (sim_control.h's code arch).
+template <typename F>
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, F* fn) {
+  if (!attr || !fn) return ps::cudasim::set_last_error(cudaErrorInvalidValue);
+  attr->ptxVersion = attr->binaryVersion = ps::cudasim::code_arch();
   return cudaSuccess;
 }
 

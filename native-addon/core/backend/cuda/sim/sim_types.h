@@ -25,6 +25,7 @@ enum cudaError {
   cudaErrorInvalidSymbol = 13,
   cudaErrorInvalidDevicePointer = 17,
   cudaErrorInvalidMemcpyDirection = 21,
+  cudaErrorInsufficientDriver = 35,
   cudaErrorNoDevice = 100,
   cudaErrorInvalidDevice = 101,
   cudaErrorInvalidResourceHandle = 400,
@@ -71,6 +72,14 @@ typedef CUevent_st* cudaEvent_t;
 #define cudaEventDefault 0x00
 #define cudaEventDisableTiming 0x02
 #define cudaHostAllocDefault 0x00
+
+// What cudaFuncGetAttributes reports that the engine reads: the PTX
+// architecture the function's code was built for (75 for compute_75) and the
+// machine code's (90 for sm_90).
+struct cudaFuncAttributes {
+  int ptxVersion;
+  int binaryVersion;
+};
 
 struct cudaDeviceProp {
   char name[256];

@@ -4,7 +4,7 @@
 import { adapterTrainingQuantization } from './adapters/base-quantization.js';
 import { readAnyAdapter, type AnyPeftAdapter } from './adapters/any-adapter.js';
 import { PREFIX_TENSOR } from './adapters/layout.js';
-import { resolveDevice, type DeviceRequest, type ResolvedDevice } from './engine/device.js';
+import { resolveDevice, type DevicePurpose, type DeviceRequest, type ResolvedDevice } from './engine/device.js';
 import { choosePrecision, type ResolvedPrecision } from './engine/precision.js';
 import { loadAddon } from './engine/load.js';
 import type { NativeAddon, NativeEngine, Precision, QuantizationOptions } from './engine/native.js';
@@ -46,6 +46,8 @@ export interface SessionOptions {
    * that let the user choose pass the choice; the commands default to 'auto').
    */
   device?: DeviceRequest;
+  /** what the device is for, so a refusal says "To evaluate anyway" (default 'train') */
+  purpose?: DevicePurpose;
   /**
    * Precision of the dense products: 'auto' (the default: bf16 operands with
    * fp32 accumulation on a GPU with bf16 tensor cores, else fp32), 'fp32' or
@@ -88,7 +90,7 @@ export async function openModelWithTokenizer(dir: string): Promise<{ folder: Mod
 /** Creates an engine for an opened folder and loads its weights (frozen until a method is set up). */
 export function createEngine(addon: NativeAddon, folder: ModelFolder, options: SessionOptions): NativeEngine {
   // resolved here too, so that a GPU that is not there is refused with what to do, before any weight is read
-  const { device, gpu } = resolveDevice(addon, options.device ?? 'cpu');
+  const { device, gpu } = resolveDevice(addon, options.device ?? 'cpu', options.purpose ?? 'train');
   // resolved here (not left to the engine's 'auto'), so callers can record what was used
   const { precision } = choosePrecision(options.precision ?? 'auto', gpu);
   const engine = new addon.Engine(folder.spec, {
@@ -143,7 +145,8 @@ export function virtualTokensOf(adapter: AnyPeftAdapter | null): number {
 export async function openSession(dir: string, options: SessionOptions & { adapter?: string | null }): Promise<ModelSession> {
   const { folder, tokenizer } = await openModelWithTokenizer(dir);
   const addon = loadAddon();
-  const notices: string[] = [];
+  // what the folder itself noted (tensors the config does not use, a broken generation_config.json)
+  const notices: string[] = [...folder.notices];
   // An adapter trained on a 4-bit base (its run.json says so) is used on that
   // base unless the caller asked for a quantization itself.
   let quantization = options.quantization ?? null;
@@ -154,7 +157,7 @@ export async function openSession(dir: string, options: SessionOptions & { adapt
         `${quantization.doubleQuant ? 'double quantization' : 'no double quantization'}); the model is quantized the same way`);
     }
   }
-  const device = resolveDevice(addon, options.device ?? 'cpu');
+  const device = resolveDevice(addon, options.device ?? 'cpu', options.purpose ?? 'train');
   const precision = choosePrecision(options.precision ?? 'auto', device.gpu);
   const placement = device.gpu ? `running on ${device.reason}; precision ${precision.reason}` : null;
   const engine = createEngine(addon, folder, { ...options, quantization, device: device.device, precision: precision.precision });

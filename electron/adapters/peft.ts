@@ -9,13 +9,17 @@
 // (older or hand-made files may keep the adapter name: ...lora_A.default.weight).
 // lora_A is [r, in_features], lora_B is [out_features, r].
 
-import { mkdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LoraTarget, ModelSpec } from '../engine/native.js';
 import { readSafetensorsHeader } from '../safetensors/read.js';
 import { readTensorAsFloat32 } from '../safetensors/convert.js';
+import { checkAdapterTensorFinite } from './finite-check.js';
 import { writeSafetensors, type TensorsToWrite } from '../safetensors/write.js';
 import { writeFileAtomic, writeFolderAtomic } from '../files/atomic.js';
+import { makeFolder } from '../files/make-folder.js';
+import { fullRunAsAdapterMessage } from '../runs/full-run.js';
 import { pathExists } from '../files/exists.js';
 import {
   AdapterConfigError,
@@ -171,7 +175,7 @@ export async function writeAdapterFiles(
     await writeFileAtomic(join(dir, ADAPTER_README_FILE), readme);
   };
   if (target.keepOtherFiles) {
-    await mkdir(target.dir, { recursive: true });
+    await makeFolder(target.dir);
     await writeFiles(target.dir);
   } else {
     await writeFolderAtomic(target.dir, writeFiles, { overwrite: target.overwrite });
@@ -203,6 +207,12 @@ export async function readAdapterConfigJson(dir: string): Promise<{ json: unknow
     text = await readFile(configPath, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      if (!existsSync(dir)) throw new AdapterError(`${dir}: no such folder. Give the folder of a PEFT adapter (adapter_config.json + adapter_model.safetensors), e.g. a run's --out`);
+      // a full fine-tuning run is a whole model, not an adapter: say how to use it
+      const full = await fullRunAsAdapterMessage(dir);
+      if (full) throw new AdapterError(full);
+    }
     throw new AdapterError(code === 'ENOENT'
       ? `${dir}: has no ${ADAPTER_CONFIG_FILE}; this is not a PEFT adapter folder. Pick the folder that holds adapter_config.json and adapter_model.safetensors.`
       : `${configPath}: cannot be read (${code ?? String(err)}). Check its permissions.`);
@@ -263,6 +273,7 @@ export async function readPeftAdapter(dir: string, spec: ModelSpec): Promise<Pef
       throw new AdapterError(`${weightsPath}: tensor "${key}" has shape [${info.shape.join(', ')}] but this model and r = ${parsed.lora.rank} need [${shape.join(', ')}]. The adapter was trained for another model or its config does not match its weights.`);
     }
     const { data } = await readTensorAsFloat32(header, key);
+    checkAdapterTensorFinite(weightsPath, key, data);
     tensors.push({ name, shape: [...shape], data });
     byEngineName.delete(name);
   }

@@ -9,6 +9,7 @@
 import type { ModelSpec } from '../engine/native.js';
 import { readTensorAsFloat32 } from '../safetensors/convert.js';
 import { readSafetensorsHeader } from '../safetensors/read.js';
+import { checkAdapterTensorFinite } from './finite-check.js';
 import { ADAPTER_CONFIG_FILE, AdapterError, adapterModelCard, adapterWeightsPath, readAdapterConfigJson, writeAdapterFiles } from './peft.js';
 import {
   buildPrefixTuningConfig,
@@ -92,6 +93,7 @@ export async function readPromptAdapter(dir: string, spec: ModelSpec): Promise<P
     throw new AdapterError(`${weightsPath}: tensor "${PROMPT_EMBEDDINGS_KEY}" has shape [${info.shape.join(', ')}] but ${ADAPTER_CONFIG_FILE} and this model need ${what}. The adapter was trained for another model or its config does not match its weights.`);
   }
   const { data } = await readTensorAsFloat32(header, PROMPT_EMBEDDINGS_KEY);
+  checkAdapterTensorFinite(weightsPath, PROMPT_EMBEDDINGS_KEY, data);
   return { ...layout, dir, config: parsed.raw, table: data, shape };
 }
 

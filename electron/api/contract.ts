@@ -253,7 +253,7 @@ export interface RunCheck {
   } | null;
   /** the precision the run would compute in, and why ("bf16: NVIDIA H200 (compute capability 9.0) has bf16 tensor cores (auto)"); null when refused */
   precision: { precision: 'fp32' | 'bf16'; reason: string } | null;
-  /** e.g. "needs 2.1 GiB, 1.3 GiB available: lower the batch size or use qlora" */
+  /** e.g. "needs 2.1 GiB, 1.3 GiB available: lower the batch size, …, choose QLoRA (a 4-bit base) on the Method page" */
   verdict: string;
 }
 

@@ -3,11 +3,10 @@
 // the window (ipc.ts), the native dialogs (dialogs.ts) and the menu, and
 // closes it (checkpointing live runs) before the app quits.
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, BrowserWindow, dialog, Menu, session, shell } from 'electron';
-import { studioHome } from '../runs/run-index.js';
+import { ensureStudioHome } from '../runs/run-index.js';
 import { createStudioService, type StudioService } from '../service/service.js';
 import { nativePicker } from './dialogs.js';
 import { connectIpc, sendToWindow } from './ipc.js';
@@ -44,8 +43,7 @@ function openWindow(studio: StudioService): void {
 }
 
 async function openRunsFolder(): Promise<void> {
-  const home = studioHome();
-  await mkdir(home, { recursive: true });
+  const home = await ensureStudioHome();
   const runs = join(home, 'runs');
   const error = await shell.openPath(existsSync(runs) ? runs : home);
   if (error) dialog.showErrorBox('PEFT Studio', `Could not open the runs folder: ${error}`);

@@ -55,7 +55,7 @@ describe('argument parser', () => {
     expect(() => parseArgs(spec, ['--model', '--rank', '3'])).toThrow('--model needs a value (DIR)');
     expect(() => parseArgs(spec, ['--rank', '3', '--rank', '4'])).toThrow('--rank is given more than once');
     expect(() => parseArgs(spec, ['--rslora=true'])).toThrow(/is a switch and takes no value/);
-    expect(() => parseArgs(spec, ['stray'])).toThrow(/takes 0 positional argument\(s\); unexpected: stray/);
+    expect(() => parseArgs(spec, ['stray'])).toThrow(/takes 0 positional arguments; unexpected: stray/);
   });
 
   it('positionals are required and counted', () => {

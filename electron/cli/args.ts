@@ -1,6 +1,7 @@
 // A small, strict command-line parser. Strict because a mistyped flag that is
 // silently ignored wastes a training run: an unknown flag, a missing value, a
 // flag given twice or a number out of range is an error that names the flag.
+import { countOf } from '../text/plural.js';
 
 export type FlagKind = 'string' | 'int' | 'number' | 'boolean' | 'list';
 
@@ -199,7 +200,7 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
   }
   if (positionals.length > spec.positionals.length) {
     const extra = positionals.slice(spec.positionals.length).join(' ');
-    throw new UsageError(`'${spec.name}' takes ${spec.positionals.length} positional argument(s); unexpected: ${extra}`, spec.name);
+    throw new UsageError(`'${spec.name}' takes ${countOf(spec.positionals.length, 'positional argument')}; unexpected: ${extra}`, spec.name);
   }
   if (positionals.length < spec.positionals.length) {
     const missing = spec.positionals.slice(positionals.length).map((p) => `<${p.name}>`).join(' ');

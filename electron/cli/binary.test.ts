@@ -36,7 +36,7 @@ describe('peft-studio binary', () => {
     writeJsonl(data, [{ text: 3 }, { text: ['typo'] }]);
     const r = runBinary(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'out')]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`peft-studio: ${data}: none of its 2 row(s) can be used (format: text). First problems: ${data}:1: "text" must be a string, got 3; ${data}:2: "text" must be a string, got ["typo"]\n`);
+    expect(r.stderr).toBe(`peft-studio: ${data}: none of its 2 rows can be used (format: text). First problems: ${data}:1: "text" must be a string, got 3; ${data}:2: "text" must be a string, got ["typo"]\n`);
   });
 
   it('train, eval and generate work end to end', async () => {

@@ -63,13 +63,13 @@ describe('peft-studio dispatch', () => {
     const data = writeJsonl(join(dir, 'bad.jsonl'), [...cycleRows(2, 8), { input_ids: [1, 2, 3], labels: [1, 2] }]);
     const r = await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'out'), '--steps', '1', '--threads', '2']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain(`note: 1 of 3 row(s) skipped; first: ${data}:3: "labels" has 2 entries but "input_ids" has 3; they must match\n`);
+    expect(r.stderr).toContain(`note: 1 of 3 rows skipped; first: ${data}:3: "labels" has 2 entries but "input_ids" has 3; they must match\n`);
 
     const allBad = writeJsonl(join(dir, 'all-bad.jsonl'), [{ input_ids: [1, 2, 3], labels: [1, 2] }, { input_ids: [1, 'x'] }]);
     const none = await cli(['train', '--model', model.dir, '--data', allBad, '--out', join(dir, 'out2')]);
     expect(none.code).toBe(1);
     expect(none.stderr.split('\n')).toHaveLength(2); // one line
-    expect(none.stderr).toContain(`peft-studio: ${allBad}: none of its 2 row(s) can be used`);
+    expect(none.stderr).toContain(`peft-studio: ${allBad}: none of its 2 rows can be used`);
     expect(none.stderr).toContain(`${allBad}:1: "labels" has 2 entries but "input_ids" has 3`);
     expect(none.stderr).toContain(`${allBad}:2: "input_ids"[1] is "x", not an integer token id`);
   });

@@ -1,6 +1,6 @@
 // `inspect` on a tiny model: the documented fields, sizes that match the
 // model, and adapter sizes that match files training actually writes.
-import { statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
@@ -17,7 +17,9 @@ describe('inspect', () => {
     const r = await cli(['inspect', model.dir, '--batch-size', '2', '--seq-len', '64', '--rank', '4', '--targets', 'q_proj,v_proj,down_proj']);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
-    expect(Object.keys(report).sort()).toEqual(['architecture', 'fits_in', 'machine', 'memory', 'model', 'parameters', 'quantization', 'settings', 'sizes', 'stored_dtype', 'weight_file_bytes']);
+    expect(Object.keys(report).sort()).toEqual(['architecture', 'fits_in', 'machine', 'memory', 'model', 'notices', 'parameters', 'quantization', 'settings', 'sizes', 'stored_dtype', 'weight_file_bytes']);
+    expect(report.notices).toEqual([]);
+    expect(r.stderr).toBe('');
     // fits is measured on the first GPU the engine can use (by its own index), else against the available RAM
     for (const [i, g] of report.machine.gpus.entries()) expect(g.index).toBe(i);
     const gpu = report.machine.gpus.find((g: { unusable: string | null }) => g.unusable === null);
@@ -150,5 +152,23 @@ describe('inspect', () => {
     expect(statSync(join(dir, 'out', 'adapter_model.safetensors')).size).toBe(inspect.memory.lora.adapter_bytes);
     expect((await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'full'), '--method', 'full', '--steps', '1', '--threads', '2'])).code).toBe(0);
     expect(statSync(join(dir, 'full', 'model.safetensors')).size).toBe(inspect.memory.full.adapter_bytes);
+  });
+});
+
+describe('inspect notices', () => {
+  it('says which tensors config.json does not use, and warns about a --seq-len beyond the positions', async () => {
+    const model = await tinyModel({ seed: 43, layers: 3 });
+    const config = JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8'));
+    writeFileSync(join(model.dir, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: 2 }));
+    const r = await cli(['inspect', model.dir, '--seq-len', '100000']);
+    expect(r.code, r.stderr).toBe(0);
+    const unused = 'config.json has 2 layers (num_hidden_layers) but the weights have 3: model.layers.2.* (9 tensors) are not used. ' +
+      'If config.json was edited by mistake, restore its num_hidden_layers; the model runs with the first 2 layers only';
+    const seqLen = "--seq-len 100000 is beyond the model's max_position_embeddings (512): train refuses it, so these estimates are for a length no run can use; use --seq-len 512 or less";
+    expect(r.stderr).toBe(`note: ${unused}\nwarning: ${seqLen}\n`);
+    // the app reads the same report (service/model.ts modelOverview)
+    expect(JSON.parse(r.stdout).notices).toEqual([unused, seqLen]);
+    // at the limit: nothing to say about the length
+    expect((await cli(['inspect', model.dir, '--seq-len', '512'])).stderr).toBe(`note: ${unused}\n`);
   });
 });

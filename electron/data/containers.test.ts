@@ -68,7 +68,7 @@ describe('CSV / TSV (RFC 4180)', () => {
     const read = readDelimited(text, 'f.csv', 'csv');
     expect(lines(read)).toEqual([3]);
     expect(read.problems.map((p) => [p.line, p.kind])).toEqual([[2, 'malformed'], [4, 'malformed'], [5, 'malformed'], [6, 'malformed']]);
-    expect(read.problems[0].reason).toMatch(/has 1 field\(s\) but the header has 2 \(prompt, completion\)/);
+    expect(read.problems[0].reason).toMatch(/has 1 field but the header has 2 \(prompt, completion\)/);
     expect(read.problems[1].reason).toMatch(/quote inside an unquoted field/);
     expect(read.problems[2].reason).toMatch(/after a closing quote/);
     expect(read.problems[3].reason).toMatch(/opened on line 6 is never closed/);

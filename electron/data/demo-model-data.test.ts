@@ -43,7 +43,7 @@ describe('system prompts the chat template drops', () => {
     expect(report.rows.used).toBe(4);
     const notices = systemNotices(report.notices);
     expect(notices).toHaveLength(1);
-    expect(notices[0]).toContain('the system prompt of 2 of 4 used row(s) is not in the training text');
+    expect(notices[0]).toContain('the system prompt of 2 of 4 used rows is not in the training text');
     // and indeed the rendered text has no trace of it
     const preview = await previewRow(file, 1, demo, opts());
     expect(preview.text).toBeDefined();
@@ -59,7 +59,7 @@ describe('system prompts the chat template drops', () => {
     ]);
     const { report } = await loadDataset(file, demo, opts());
     expect(report.format).toBe('chat');
-    expect(systemNotices(report.notices)).toEqual([expect.stringContaining('the system prompt of 2 of 3 used row(s)')]);
+    expect(systemNotices(report.notices)).toEqual([expect.stringContaining('the system prompt of 2 of 3 used rows')]);
   });
 
   it('no notice when the template writes the system message (Llama 3), or when no row has one', async () => {

@@ -15,6 +15,7 @@ import type { Fields } from './formats/row.js';
 import { isTextRow } from './formats/text.js';
 import { isTokenizedRow } from './formats/tokenized.js';
 import type { DatasetFormat } from './options.js';
+import { countOf } from '../text/plural.js';
 
 const RULES: readonly [DatasetFormat, (row: Fields) => boolean][] = [
   ['tokenized', isTokenizedRow],
@@ -62,5 +63,5 @@ const FIRST_PROBLEMS = 5;
 function noParseableRows(read: ContainerRead, file: string): string {
   if (read.problems.length === 0) return `${file}: no rows (the file is empty or only blank lines)`;
   const first = read.problems.slice(0, FIRST_PROBLEMS).map(formatProblem).join('; ');
-  return `${file}: none of its ${read.problems.length} row(s) can be parsed, so its format cannot be told. First problems: ${first}`;
+  return `${file}: none of its ${countOf(read.problems.length, 'row')} can be parsed, so its format cannot be told. First problems: ${first}`;
 }

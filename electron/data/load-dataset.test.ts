@@ -224,7 +224,7 @@ describe('bad rows, truncation, packing and the report', () => {
     writeFileSync(f, '{"prompt": "a"}\nnot json\n');
     const err = await loadDataset(f, tok, opts({ format: 'completion' })).catch((e) => e);
     expect(err).toBeInstanceOf(DataError);
-    expect(err.message).toMatch(new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: none of its 2 row\\(s\\) can be used`));
+    expect(err.message).toMatch(new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: none of its 2 rows can be used`));
     expect(err.message).toContain(`${f}:1: missing "completion"`);
     expect(err.message).toContain(`${f}:2: not valid JSON`);
     const empty = join(dir, 'empty.jsonl');
@@ -237,7 +237,7 @@ describe('bad rows, truncation, packing and the report', () => {
     writeFileSync(f, '{"prompt": "a", "completion": oops}\n\n{"prompt": "b",\nnot json\n');
     const err = await loadDataset(f, tok, opts()).catch((e) => e);
     expect(err).toBeInstanceOf(DataError);
-    expect(err.message).toMatch(new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: none of its 3 row\\(s\\) can be parsed`));
+    expect(err.message).toMatch(new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: none of its 3 rows can be parsed`));
     // the same "file:line: not valid JSON (...)" as a broken line among good rows, blank line 2 not counted
     for (const line of [1, 3, 4]) expect(err.message).toContain(`${f}:${line}: not valid JSON (`);
     expect(err.message).not.toContain(`${f}:2:`);
@@ -271,7 +271,7 @@ describe('mask preview', () => {
 
     const bad = await previewRow(file, 2, tok, opts());
     expect(bad).toMatchObject({ status: 'skipped', kind: 'missing-field', reason: 'missing "completion" (fields found: prompt)', tokens: [] });
-    await expect(previewRow(file, 3, tok, opts())).rejects.toThrow(/has 2 row\(s\); row 3 does not exist/);
+    await expect(previewRow(file, 3, tok, opts())).rejects.toThrow(/has 2 rows; row 3 does not exist/);
   });
 });
 
@@ -282,7 +282,9 @@ describe('peft-studio data inspect', () => {
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
     expect(report).toMatchObject({ format: 'alpaca', seqLen: 256, completionOnly: true, rows: { total: 2, used: 1, skipped: 1 } });
-    expect(r.stderr).toContain(`warning: 1 of 2 row(s) skipped:\n  ${file}:2: missing "output" (fields found: instruction)\n`);
+    expect(r.stderr).toContain(`warning: 1 of 2 rows skipped:\n  ${file}:2: missing "output" (fields found: instruction)\n`);
+    // the skipped-rows notice is printed once, as the warning above, not again as a note
+    expect(r.stderr).not.toContain('note: 1 of 2 rows skipped');
 
     const withRow = await cli(['data', 'inspect', file, '--model', modelDir, '--row', '1', '--all-tokens', '--pack', '--format', 'alpaca']);
     expect(withRow.code, withRow.stderr).toBe(0);
@@ -301,5 +303,27 @@ describe('peft-studio data inspect', () => {
     expect(u.stderr).toMatch(/unknown data action 'check'/);
     const noModel = await cli(['data', 'inspect', missing, '--model', join(dir, 'no-model')]);
     expect(noModel.stderr).toMatch(/model folder .*no-model does not exist/);
+  });
+});
+
+describe('missing and null fields', () => {
+  it('a null field is called null, and a chat row without either list names both', async () => {
+    const nulls = writeJsonl(join(dir, 'nulls.jsonl'), [
+      { prompt: null, completion: 'b' },
+      { prompt: 'a', completion: 'b' },
+    ]);
+    const { report } = await loadDataset(nulls, tok, opts({ format: 'completion' }));
+    expect(report.skipped.map((p) => [p.line, p.kind, p.reason])).toEqual([[1, 'missing-field', '"prompt" is null; it must be a string']]);
+
+    const chat = writeJsonl(join(dir, 'chat-missing.jsonl'), [
+      { turns: [{ role: 'user', content: 'hi' }] },
+      { messages: null },
+      { messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }] },
+    ]);
+    const read = await loadDataset(chat, tok, opts({ format: 'chat' }));
+    expect(read.report.skipped.map((p) => p.reason)).toEqual([
+      'missing "messages" (OpenAI style: [{"role", "content"}]) or "conversations" (ShareGPT: [{"from", "value"}]) (fields found: turns)',
+      '"messages" is null; it must be an array',
+    ]);
   });
 });

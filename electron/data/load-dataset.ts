@@ -14,6 +14,7 @@ import { packExamples } from './pack.js';
 import { prepareRow, type PreparedRow } from './prepare-row.js';
 import { formatProblem, RowError, type RowProblem } from './problems.js';
 import { countByKind, lengthSummary, type DatasetReport } from './report.js';
+import { countOf } from '../text/plural.js';
 
 export interface LoadedDataset {
   examples: Example[];
@@ -78,7 +79,7 @@ export async function loadDataset(file: string, tokenizer: ModelTokenizer, optio
   const total = read.records.length + read.problems.length;
   if (used.length === 0) {
     const first = problems.slice(0, FIRST_REASONS).map(formatProblem).join('; ');
-    throw new DataError(total === 0 ? `${file}: no rows (the file is empty or only blank lines)` : `${file}: none of its ${total} row(s) can be used (format: ${format}). First problems: ${first}`);
+    throw new DataError(total === 0 ? `${file}: no rows (the file is empty or only blank lines)` : `${file}: none of its ${countOf(total, 'row')} can be used (format: ${format}). First problems: ${first}`);
   }
   const examples = options.pack ? packExamples(used, options.seqLen) : used;
   const notices: string[] = [];
@@ -86,9 +87,9 @@ export async function loadDataset(file: string, tokenizer: ModelTokenizer, optio
     notices.push('the model has no chat_template in tokenizer_config.json: conversations are laid out with the fallback template ("### User:" / "### Assistant:", EOS after each answer); prompt the fine-tuned model the same way');
   }
   if (systemDroppedRows > 0) {
-    notices.push(`the model's chat template drops system messages: the system prompt of ${systemDroppedRows} of ${used.length} used row(s) is not in the training text (neither trained nor seen as context); put it in the user turn, or use a model whose chat template writes system messages`);
+    notices.push(`the model's chat template drops system messages: the system prompt of ${systemDroppedRows} of ${countOf(used.length, 'used row')} is not in the training text (neither trained nor seen as context); put it in the user turn, or use a model whose chat template writes system messages`);
   }
-  if (problems.length > 0) notices.push(`${problems.length} of ${total} row(s) skipped; first: ${formatProblem(problems[0])}`);
+  if (problems.length > 0) notices.push(`${problems.length} of ${countOf(total, 'row')} skipped; first: ${formatProblem(problems[0])}`);
   const report: DatasetReport = {
     file,
     container: read.kind,

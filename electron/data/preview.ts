@@ -10,6 +10,7 @@ import type { DatasetFormat, DatasetOptions } from './options.js';
 import { prepareRow } from './prepare-row.js';
 import { RowError, type ProblemKind } from './problems.js';
 import { DataError } from '../training/data.js';
+import { countOf } from '../text/plural.js';
 
 export interface PreviewToken {
   id: number;
@@ -49,7 +50,7 @@ export async function previewRow(file: string, row: number, tokenizer: ModelToke
   checkDatasetOptions(options);
   const read = readContainer(file);
   const total = rowCount(read);
-  if (!Number.isInteger(row) || row < 1 || row > total) throw new DataError(`${file}: has ${total} row(s); row ${row} does not exist (rows are numbered from 1)`);
+  if (!Number.isInteger(row) || row < 1 || row > total) throw new DataError(`${file}: has ${countOf(total, 'row')}; row ${row} does not exist (rows are numbered from 1)`);
   const format = resolveFormat(read, file, options.format);
   // Rows and unparseable rows, merged in file order.
   const entries = [...read.records.map((r) => ({ line: r.line, record: r, problem: null })), ...read.problems.map((p) => ({ line: p.line, record: null, problem: p }))]

@@ -9,7 +9,8 @@
 //   <out>/replay-train.jsonl {"text"} rows of fresh corpus documents, mixed into the
 //                           fine-tuning rows (rehearsal: keeps the base distribution)
 //   <out>/build-info.json   how it was made, and the pretraining figures
-import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { makeFolder } from '../files/make-folder.js';
 import { join } from 'node:path';
 import { parameterCount } from '../models/folder.js';
 import { runTraining, type RunIO } from '../training/run.js';
@@ -53,7 +54,7 @@ function jsonl(rows: readonly unknown[]): string {
 export async function buildDemo(options: BuildOptions): Promise<Record<string, unknown>> {
   const log = (line: string) => options.io.stderr(line + '\n');
   const world = makeWorld(options.seed);
-  await mkdir(options.work, { recursive: true });
+  await makeFolder(options.work);
 
   // Corpus: pretraining documents, and a held-out sample from another stream.
   const docs = documents(corpusParagraphs(world, PRETRAIN.documents * PRETRAIN.paragraphsPerDocument, options.seed), PRETRAIN.paragraphsPerDocument);

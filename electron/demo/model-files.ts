@@ -2,7 +2,8 @@
 // initialization (transformers' LlamaPreTrainedModel._init_weights: every
 // Linear and Embedding weight ~ normal(0, initializer_range), RMSNorm weights
 // 1), and the step that stores trained F32 weights in 16-bit for shipping.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
+import { makeFolder } from '../files/make-folder.js';
 import { join } from 'node:path';
 import type { ModelSpec } from '../engine/native.js';
 import { expectedTensors } from '../models/folder.js';
@@ -90,7 +91,7 @@ function normals(rng: Prng, count: number, std: number): Float32Array {
 
 /** Seeded initial weights in transformers' parameter order, as F32 model.safetensors. */
 export async function writeInitialWeights(dir: string, spec: ModelSpec, seed: number): Promise<void> {
-  await mkdir(dir, { recursive: true });
+  await makeFolder(dir);
   const rng = new Prng(seed, 0x1a17);
   const tensors: [string, TensorToWrite][] = expectedTensors(spec).map(({ name, shape }) => {
     const count = shape.reduce((a, d) => a * d, 1);
@@ -108,7 +109,7 @@ export async function storeWeightsAs(fromDir: string, toDir: string, spec: Model
     const { data } = await readTensorAsFloat32(header, name);
     tensors.push([name, { dtype, shape, data: encodeFloatTensor(data, dtype) }]);
   }
-  await mkdir(toDir, { recursive: true });
+  await makeFolder(toDir);
   await writeSafetensors(join(toDir, 'model.safetensors'), tensors, { format: 'pt' });
 }
 

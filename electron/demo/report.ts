@@ -2,6 +2,7 @@
 // where the result is.
 import type { DemoReport } from './run-demo.js';
 import type { Sample } from './measure.js';
+import { countOf } from '../text/plural.js';
 
 function pct(x: number): string {
   return `${(100 * x).toFixed(1)}%`;
@@ -32,7 +33,7 @@ export function formatReport(r: DemoReport): string {
   const w1 = Math.max('before'.length, ...rows.map((x) => x[1].length));
   const what = r.method === 'lora' ? 'LoRA adapter' : 'fully fine-tuned model';
   const lines = [
-    `PEFT Studio demo: ${r.method === 'lora' ? 'LoRA' : 'full fine-tuning'} of the bundled model on ${r.training.train_questions} questions + ${r.training.replay_documents} replay documents, ${r.training.steps} steps, ${r.threads} thread(s)`,
+    `PEFT Studio demo: ${r.method === 'lora' ? 'LoRA' : 'full fine-tuning'} of the bundled model on ${r.training.train_questions} questions + ${r.training.replay_documents} replay documents, ${r.training.steps} steps, ${countOf(r.threads, 'thread')}`,
     '',
     `${''.padEnd(w0)}  ${'before'.padEnd(w1)}  after`,
     ...rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}`),

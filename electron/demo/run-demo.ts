@@ -8,6 +8,7 @@ import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadAddon } from '../engine/load.js';
 import { pathExists } from '../files/exists.js';
+import { makeFolder } from '../files/make-folder.js';
 import type { MemoryEstimate } from '../engine/native.js';
 import { loadJsonl } from '../training/data.js';
 import { estimateRun } from '../training/memory-check.js';
@@ -69,7 +70,7 @@ function timestamp(d: Date): string {
 async function createOutFolder(out: string | null): Promise<string> {
   const dir = resolve(out ?? `peft-studio-demo-${timestamp(new Date())}`);
   if (await pathExists(dir)) throw new Error(`${dir}: already exists; the demo writes into a new folder: give another --out (or remove that one)`);
-  await mkdir(dir, { recursive: true });
+  await makeFolder(dir, '--out'); // refuses /proc, /sys, /dev with one line (Node's recursive mkdir spins forever under /proc)
   return dir;
 }
 
@@ -94,7 +95,7 @@ export async function runDemo(options: DemoOptions, io: RunIO): Promise<DemoRepo
     sampleIndices: [0, Math.floor(evalRows.length / 2), evalRows.length - 1],
   };
   const trainFile = join(out, 'data', 'task-train.tokens.jsonl');
-  await mkdir(join(out, 'data'), { recursive: true });
+  await mkdir(join(out, 'data'));
   // Rehearsal: documents like the pretraining ones, trained on whole, keep the
   // adapter from shifting what the model predicts on ordinary text.
   const replay = options.replay === false ? [] : loadJsonl(files.replay, tokenizer, { seqLen: folder.spec.maxPositionEmbeddings, vocabSize: folder.spec.vocabSize });

@@ -41,18 +41,27 @@ export function deviceName(resolved: Pick<ResolvedDevice, 'gpu'>): string {
 
 const GiB = 2 ** 30;
 
-/** Why a CPU-only answer, from what the addon knows. */
-function noGpuWhy(haveCudaBuild: boolean): string {
-  return haveCudaBuild
-    ? 'the CUDA backend is built but found no usable NVIDIA GPU (is the NVIDIA driver installed and the GPU visible?)'
-    : 'this build has no CUDA backend';
+/**
+ * What the addon knows when it lists no GPU: whether the build has the CUDA
+ * backend, and the CUDA runtime's reason for counting none (addon.gpuRuntimeProblem(): '' when unknown).
+ */
+export interface GpuAbsence {
+  haveCudaBuild: boolean;
+  runtimeProblem?: string;
 }
 
-/** What to do when a GPU was asked for and none can be used. */
-function noGpuRemedy(haveCudaBuild: boolean): string {
-  return haveCudaBuild
-    ? 'install or update the NVIDIA driver (nvidia-smi must list the GPU), or use --device cpu'
-    : 'use --device cpu, or rebuild the engine with PEFT_STUDIO_CUDA=1 (needs the CUDA toolkit) and install the NVIDIA driver';
+/** Why a CPU-only answer, from what the addon knows. */
+function noGpuWhy({ haveCudaBuild, runtimeProblem }: GpuAbsence): string {
+  if (!haveCudaBuild) return 'this build has no CUDA backend';
+  return runtimeProblem
+    ? `the CUDA backend is built but the CUDA runtime can use no GPU: ${runtimeProblem}`
+    : 'the CUDA backend is built but found no usable NVIDIA GPU (is the NVIDIA driver installed and the GPU visible?)';
+}
+
+/** What to do when a GPU was asked for and none can be used (the runtime's reason says what to fix; this, the way round it). */
+function noGpuRemedy({ haveCudaBuild, runtimeProblem }: GpuAbsence): string {
+  if (!haveCudaBuild) return 'use --device cpu, or rebuild the engine with PEFT_STUDIO_CUDA=1 (needs the CUDA toolkit) and install the NVIDIA driver';
+  return runtimeProblem ? 'use --device cpu' : 'install or update the NVIDIA driver (nvidia-smi must list the GPU), or use --device cpu';
 }
 
 /**
@@ -91,15 +100,21 @@ function orList(gpus: readonly DeviceInfo[]): string {
 }
 
 /**
+ * What the device is wanted for, as a verb for the advice ("To evaluate
+ * anyway, use --device cpu"): each command says what it does.
+ */
+export type DevicePurpose = 'train' | 'evaluate' | 'generate' | 'estimate' | 'merge' | 'export';
+
+/**
  * The decision, on plain data: `devices` as addon.devices() lists them, every
  * GPU the runtime counts with its own `index` (the N of cuda:N; an unusable
  * one with its `error`).
  */
-export function chooseDevice(devices: readonly DeviceInfo[], requested: DeviceRequest, haveCudaBuild: boolean): ResolvedDevice {
+export function chooseDevice(devices: readonly DeviceInfo[], requested: DeviceRequest, absence: GpuAbsence, purpose: DevicePurpose = 'train'): ResolvedDevice {
   if (requested === 'cpu') return { device: 'cpu', reason: 'CPU: device cpu was asked for', gpu: null };
   const usable = devices.filter((d) => whyUnusable(d) === null);
   if (requested === 'auto') {
-    if (devices.length === 0) return { device: 'cpu', reason: `CPU: no NVIDIA GPU found (${noGpuWhy(haveCudaBuild)})`, gpu: null };
+    if (devices.length === 0) return { device: 'cpu', reason: `CPU: no NVIDIA GPU found (${noGpuWhy(absence)})`, gpu: null };
     // the first GPU the backend runs on (one that cannot report itself, or an older card, is passed over, and said so)
     const unusable = devices.map(whyUnusable).filter((why): why is string => why !== null);
     if (usable.length === 0) return { device: 'cpu', reason: `CPU: ${unusable.join('; ')}`, gpu: null };
@@ -114,7 +129,7 @@ export function chooseDevice(devices: readonly DeviceInfo[], requested: DeviceRe
   }
   const index = requested === 'cuda' ? 0 : Number(requested.slice('cuda:'.length));
   if (devices.length === 0) {
-    throw new Error(`--device ${requested}: no NVIDIA GPU can be used: ${noGpuWhy(haveCudaBuild)}. To train anyway, ${noGpuRemedy(haveCudaBuild)}`);
+    throw new Error(`--device ${requested}: no NVIDIA GPU can be used: ${noGpuWhy(absence)}. To ${purpose} anyway, ${noGpuRemedy(absence)}`);
   }
   const gpu = devices.find((d) => d.index === index);
   if (!gpu) {
@@ -137,7 +152,10 @@ export function hasCudaBackend(addon: NativeAddon): boolean {
 }
 
 /** The device to run on for this request, asking the addon which GPUs it can use (free memory as of now). */
-export function resolveDevice(addon: NativeAddon, requested: DeviceRequest): ResolvedDevice {
-  if (requested === 'cpu') return chooseDevice([], 'cpu', false);
-  return chooseDevice(addon.devices(), requested, hasCudaBackend(addon));
+export function resolveDevice(addon: NativeAddon, requested: DeviceRequest, purpose: DevicePurpose = 'train'): ResolvedDevice {
+  if (requested === 'cpu') return chooseDevice([], 'cpu', { haveCudaBuild: false }, purpose);
+  const devices = addon.devices();
+  // the runtime's reason is asked only when it lists nothing (it is the same question again)
+  const runtimeProblem = devices.length === 0 && hasCudaBackend(addon) ? addon.gpuRuntimeProblem() : '';
+  return chooseDevice(devices, requested, { haveCudaBuild: hasCudaBackend(addon), runtimeProblem }, purpose);
 }

@@ -255,6 +255,15 @@ export interface MemoryEstimate {
   totalParams: number;
 }
 
+/** A tensor holding non-finite values (NativeEngine.nonFiniteTensors). */
+export interface NonFiniteTensor {
+  name: string;
+  /** an adapter / trainable tensor; false: a base weight */
+  trainable: boolean;
+  nan: number;
+  inf: number;
+}
+
 export interface NativeEngine {
   /**
    * Memory-maps the files and takes every tensor the spec needs (throws naming any missing one).
@@ -275,6 +284,12 @@ export interface NativeEngine {
   setTensor(name: string, data: Float32Array): void;
   /** accumulated gradient of a trainable tensor (tests) */
   getGradient(name: string): Float32Array;
+  /**
+   * Every tensor holding NaN / Inf values, in parameters() order: base weights as stored (fp32, 16-bit,
+   * a 4-bit one dequantized) and the trainable / adapter tensors. Reads every value (seconds on a large
+   * model): call it once a loss, gradient norm or logits came out non-finite, not on every load.
+   */
+  nonFiniteTensors(): Promise<NonFiniteTensor[]>;
   /**
    * Accumulates gradients of gradScale * lossSum into the trainable tensors. Prompt tuning: the last virtual
    * token predicts labels[0] (PEFT prepends nvt x -100 to the labels), so a row whose labels[0] != -100 counts
@@ -387,6 +402,12 @@ export interface NativeAddon {
   cpuInfo(): CpuInfo;
   /** every CUDA device the runtime counts (an unusable one with its `error`): [] without the CUDA backend (the default build) or without a GPU */
   devices(): DeviceInfo[];
+  /**
+   * Why the CUDA runtime counts no GPU, with what to do ("the NVIDIA driver
+   * supports CUDA 12.4, older than the CUDA 13.0 runtime …: update the NVIDIA
+   * driver …"); '' when it counts one, or without the CUDA backend.
+   */
+  gpuRuntimeProblem(): string;
   /** whether this build has the CUDA backend (PEFT_STUDIO_CUDA=1), GPU or not */
   cudaBackend: boolean;
   estimateMemory(spec: ModelSpec, options: MemoryEstimateOptions): MemoryEstimate;

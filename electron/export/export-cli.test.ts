@@ -32,7 +32,7 @@ describe('peft-studio export', () => {
     expect(summary.check.rowsFrom).toBe('run data'); // no --eval-split: the first rows of the run's data
     expect(summary.check.evalRows).toBe(false);
     expect(summary.check.checks.map((c: { format: string; passed: boolean }) => [c.format, c.passed])).toEqual([['peft', true], ['merged', true], ['gguf', true]]);
-    expect(r.stderr).toMatch(/source adapter: loss \d+\.\d{6} on 8 row\(s\)/);
+    expect(r.stderr).toMatch(/source adapter: loss \d+\.\d{6} on 8 rows, \d+ tokens of /);
     expect(r.stderr).toMatch(/check merged: loss \d+\.\d{6} vs source \d+\.\d{6} \(relative difference .*, tolerance 0\.0001\) ok/);
     expect(r.stderr).toContain(`exported gguf to ${join(out, 'gguf')}`);
 

@@ -287,7 +287,9 @@ describe('export', () => {
     expect(result.check.checks[0]).toMatchObject({ format: 'merged', tolerance: 5e-3, passed: true });
     expect((await openModelFolder(join(dir, 'merged'))).storedDType).toBe('BF16');
     expect(readdirSync(dir).filter((n) => n.startsWith('.'))).toEqual([]); // merge's own temp folder inside ours is gone too
-    expect(result.outputs[0].files).toEqual(['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']);
+    // every file of the merged folder, the index and the side files too
+    expect(result.outputs[0].files.slice(0, 3)).toEqual(['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']);
+    expect([...result.outputs[0].files].sort()).toEqual(readdirSync(join(dir, 'merged')).sort());
   });
 
   it("scores the run's rows as training reads them (alpaca rows, completion-only masking)", async () => {
@@ -329,7 +331,7 @@ describe('export', () => {
     const prompt = join(dir, 'prompt');
     mkdirSync(prompt);
     writeFileSync(join(prompt, 'adapter_config.json'), JSON.stringify({ peft_type: 'PROMPT_TUNING', task_type: 'CAUSAL_LM', num_virtual_tokens: 4, token_dim: 64, base_model_name_or_path: model.dir }));
-    expect(await run({ source: prompt, formats: ['gguf'], out: join(dir, 'c') }).catch((e: Error) => e.message)).toMatch(/prompt: is a PROMPT_TUNING adapter; a GGUF adapter holds LoRA factors only/);
+    expect(await run({ source: prompt, formats: ['gguf'], out: join(dir, 'c') }).catch((e: Error) => e.message)).toMatch(/prompt: is a prompt tuning adapter \(peft_type PROMPT_TUNING\); it adds virtual tokens, not weight updates\. A GGUF adapter holds LoRA factors only/);
     expect(await run({ source: prompt, formats: ['merged'], out: join(dir, 'c') }).catch((e: Error) => e.message)).toMatch(/nothing to merge/);
     expect(existsSync(join(dir, 'c'))).toBe(false);
   });

@@ -5,12 +5,18 @@
 // the source adapter; only when every check passes is the folder moved into
 // place, so a failure leaves nothing behind and an existing target is only
 // replaced with `overwrite`.
-import { mkdir, readdir } from 'node:fs/promises';
+import { access, constants, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { readPeftAdapter, writePeftAdapter, type PeftLoraAdapter } from '../adapters/peft.js';
 import { loadAddon } from '../engine/load.js';
 import type { NativeAddon } from '../engine/native.js';
 import { FileWriteError, FolderExistsError, writeFileAtomic, writeFolderAtomic } from '../files/atomic.js';
+import { makeFolder, refuseKernelPath } from '../files/make-folder.js';
+import { refuseOutputOverInputs, type NamedInput } from '../files/output-overlap.js';
+import { adapterTrainingQuantization } from '../adapters/base-quantization.js';
+import type { QuantizationOptions } from '../engine/native.js';
+import { runFolderOf } from '../runs/full-run.js';
+import { effectiveQuantization } from '../session.js';
 import { openModelFolder } from '../models/folder.js';
 import { checkRowsFor, type CheckRowsFrom } from './check-rows.js';
 import { readGgufLoraAdapter, writeGgufLoraAdapter, type GgufTensorType } from './gguf-lora.js';
@@ -25,6 +31,7 @@ import {
   lossWithLora,
   type LossCheck,
 } from './verify.js';
+import { countOf } from '../text/plural.js';
 
 export const EXPORT_FORMATS = ['peft', 'merged', 'gguf'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -76,6 +83,12 @@ export interface ExportCheckSummary {
   rows: number;
   tokens: number;
   sourceLoss: number;
+  /**
+   * The 4-bit base the source adapter was scored on (a QLoRA adapter: the
+   * model it was trained as), else null (the base as stored). Every check
+   * compares with that score; see verify.ts LOSS_TOLERANCE.
+   */
+  quantization: QuantizationOptions | null;
   checks: LossCheck[];
 }
 
@@ -106,13 +119,37 @@ export function parseExportFormats(value: string): ExportFormat[] {
   return out;
 }
 
+/** What an adapter of this PEFT type is, in words: virtual tokens, scaling vectors, other low-rank forms. */
+export function describePeftType(peftType: string): { name: string; virtualTokens: boolean; what: string } {
+  switch (peftType) {
+    case 'PROMPT_TUNING':
+    case 'P_TUNING':
+    case 'MULTITASK_PROMPT_TUNING':
+    case 'PREFIX_TUNING':
+      return { name: peftType === 'PREFIX_TUNING' ? 'prefix tuning' : peftType === 'P_TUNING' ? 'P-tuning' : 'prompt tuning', virtualTokens: true, what: 'it adds virtual tokens, not weight updates' };
+    case 'IA3':
+      return { name: '(IA)³', virtualTokens: false, what: 'it holds learned scaling vectors that multiply activations, not LoRA factors' };
+    case 'ADALORA':
+      return { name: 'AdaLoRA', virtualTokens: false, what: 'its low-rank update is an SVD-style triplet (lora_E), not plain LoRA factors' };
+    case 'LOHA':
+    case 'LOKR':
+      return { name: peftType === 'LOHA' ? 'LoHa' : 'LoKr', virtualTokens: false, what: `its update is a ${peftType === 'LOHA' ? 'Hadamard' : 'Kronecker'} product of factors, not plain LoRA factors` };
+    default:
+      return { name: peftType, virtualTokens: false, what: 'it is not a LoRA adapter' };
+  }
+}
+
 /** Why an adapter that is not LoRA cannot be exported to the first of these formats. */
 function notLoraMessage(source: ExportSource, formats: readonly ExportFormat[]): string {
-  const what = `${source.adapterDir}: is a ${source.peftType} adapter`;
+  const type = describePeftType(source.peftType);
+  const article = /^[aeiou(]/i.test(type.name) ? 'an' : 'a';
+  const what = `${source.adapterDir}: is ${article} ${type.name} adapter (peft_type ${source.peftType}); ${type.what}`;
   if (formats.includes('gguf')) {
-    return `${what}; a GGUF adapter holds LoRA factors only (adapter.type "lora"), and llama.cpp and Ollama cannot load virtual-token (prompt or prefix tuning) adapters. Use it with PEFT as it is`;
+    return `${what}. A GGUF adapter holds LoRA factors only (adapter.type "lora"), so export cannot write it for llama.cpp or Ollama. Use it with PEFT as it is`;
   }
-  if (formats.includes('merged')) return `${what}; it adds virtual tokens instead of weight updates, so there is nothing to merge into the base weights`;
+  if (formats.includes('merged')) {
+    return type.virtualTokens ? `${what}, so there is nothing to merge into the base weights` : `${what}, and export merges LoRA adapters only. Merge it with PEFT (merge_and_unload)`;
+  }
   return `${what}; export handles LoRA adapters only, and this folder already is in the PEFT format: copy it as it is`;
 }
 
@@ -146,6 +183,46 @@ function targetProblem(code: string, out: string): string {
 }
 
 /**
+ * The --out folder checked before any work (the source's loss takes a while):
+ * not on a kernel file system, not a file, not the source or the base model
+ * (nor inside or around them: writing replaces the whole folder), empty
+ * unless overwrite, and its nearest existing folder writable.
+ */
+async function checkExportDestination(out: string, inputs: readonly NamedInput[], options: Pick<ExportOptions, 'overwrite' | 'howToOverwrite'>): Promise<void> {
+  await refuseKernelPath(out, '--out');
+  await refuseOutputOverInputs(out, inputs, 'the export');
+  let head = out;
+  for (;;) {
+    let info;
+    try {
+      info = await stat(head);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new ExportError(`${out}: cannot write the export folder: ${targetProblem(code ?? 'EIO', out)}.`);
+      const parent = dirname(head);
+      if (parent === head) break;
+      head = parent;
+      continue;
+    }
+    if (!info.isDirectory()) {
+      throw new ExportError(head === out
+        ? `--out ${out}: is a file, not a folder; choose a folder path for the export`
+        : `--out ${out}: ${head} is a file, so no folder can be made below it; choose another --out folder`);
+    }
+    break;
+  }
+  if (head === out && !options.overwrite && (await isNonEmptyFolder(out))) throw new FolderExistsError(out, options.howToOverwrite);
+  // The export is made beside --out and moved into place: that folder (or its nearest existing ancestor) must be writable.
+  const writable = head === out ? dirname(out) : head;
+  try {
+    await access(writable, constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EACCES';
+    throw new ExportError(`${out}: cannot write the export folder: ${targetProblem(code, out)}.`);
+  }
+}
+
+/**
  * An error writing the export's folder, reworded to name the --out folder:
  * the raw error names a temp folder beside it (.NAME.PID.HEX.tmp) the user
  * never chose. Errors about other paths (reading the base model) pass as
@@ -163,6 +240,12 @@ function targetFolderError(err: unknown, out: string): ExportError | null {
     code = e.code;
   }
   if (path === undefined || code === undefined) return null;
+  if (resolve(path) === out && e?.dest !== undefined && (code === 'EPERM' || code === 'EACCES')) {
+    // Moving the old --out aside failed although its parent took the new folder: the folder itself is protected.
+    return new ExportError(`${out}: cannot replace the existing folder (${code}): the folder itself cannot be moved or removed. ` +
+      `It is marked immutable (chattr +i; lsattr -d shows it), or it belongs to another user inside a shared folder such as /tmp. ` +
+      `Remove the flag (chattr -i ${out}), or choose another --out folder.`);
+  }
   const scratch = join(dirname(out), `.${basename(out)}.`);
   const ours = (p: string) => p === out || p.startsWith(scratch) || out.startsWith(p.endsWith(sep) ? p : p + sep);
   if (!ours(resolve(path)) && !(e?.dest !== undefined && ours(resolve(e.dest)))) return null;
@@ -177,22 +260,34 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
   const source = await resolveExportSource(options.source, options.model ?? null);
   if (source.peftType !== 'LORA') throw new ExportError(notLoraMessage(source, formats));
   const out = resolve(options.out);
-  if (out === source.dir || out === source.modelDir) throw new ExportError(`${out}: is the export's own source; choose another --out folder`);
-  // Refuse before any work; writeFolderAtomic checks again when it moves the result in.
-  if (!options.overwrite && (await isNonEmptyFolder(out))) throw new FolderExistsError(out, options.howToOverwrite);
+  // Refuse before any work (the source's loss takes a while); writeFolderAtomic checks again when it moves the result in.
+  const run = await runFolderOf(source.adapterDir);
+  const inputs: NamedInput[] = [
+    { what: source.kind === 'run' ? 'the run folder' : 'the adapter folder', path: source.dir },
+    { what: 'the base model folder', path: source.modelDir },
+    ...(run !== null && run !== source.dir ? [{ what: "the adapter's run folder", path: run }] : []),
+    // the rows the check reads: an --out holding them would delete them with --overwrite
+    ...(options.checkData ? [{ what: 'the --check-data file', path: options.checkData }] : source.runData ? [{ what: "the run's data file", path: source.runData }] : []),
+  ];
+  await checkExportDestination(out, inputs, options);
 
   const folder = await openModelFolder(source.modelDir);
   const adapter: PeftLoraAdapter = await readPeftAdapter(source.adapterDir, folder.spec);
   const addon = options.addon ?? loadAddon();
   const threads = options.threads;
+  // A QLoRA adapter is scored on the 4-bit base it was trained on (the run's
+  // run.json, also for a checkpoint of it; a bitsandbytes folder as saved): that is
+  // the model the user trained, and what the merged export must reproduce (verify.ts).
+  const quantization = effectiveQuantization(folder, await adapterTrainingQuantization(run ?? source.adapterDir));
 
   const rows = await checkRowsFor(options, source, folder);
   if (rows.note) log(`reload check: ${rows.note}; scoring the built-in sample instead`);
   const examples = rows.examples;
-  const scored = await lossWithLora(addon, folder, adapter.lora, adapter.tensors, examples, threads);
+  const scored = await lossWithLora(addon, folder, adapter.lora, adapter.tensors, examples, threads, quantization);
   const sourceLoss = scored.loss;
   const what = rows.file === null ? 'the built-in sample' : `${rows.evalRows ? "the run's eval rows" : 'the first rows'} of ${rows.file}`;
-  log(`source adapter: loss ${sourceLoss.toFixed(6)} on ${examples.length} row(s), ${scored.tokens} token(s) of ${what}`);
+  const on = quantization ? ` on its 4-bit NF4 base (blocksize ${quantization.blocksize}${quantization.doubleQuant ? ', double quantization' : ''}), as trained` : '';
+  log(`source adapter${on}: loss ${sourceLoss.toFixed(6)} on ${countOf(examples.length, 'row')}, ${countOf(scored.tokens, 'token')} of ${what}`);
 
   const outputs: ExportOutput[] = [];
   const checks: LossCheck[] = [];
@@ -221,16 +316,17 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
         log(`wrote the PEFT adapter`);
         // Read back with the same reader any import uses: config, names, shapes.
         const reread = await readPeftAdapter(dir, folder.spec);
-        check('peft', (await lossWithLora(addon, folder, reread.lora, reread.tensors, examples, threads)).loss, LOSS_TOLERANCE.peft);
+        check('peft', (await lossWithLora(addon, folder, reread.lora, reread.tensors, examples, threads, quantization)).loss, LOSS_TOLERANCE.peft);
       } else if (format === 'merged') {
-        const summary = await mergeAdapter(folder.dir, source.adapterDir, dir, { addon, threads });
+        // The same base the source was scored on: a QLoRA adapter goes into the dequantized 4-bit weights.
+        const summary = await mergeAdapter(folder.dir, source.adapterDir, dir, { addon, threads, quantization });
         outputs.push({ format, dir: finalDir, files: summary.files });
-        log(`merged ${summary.mergedTensors} weight(s) (scaling ${summary.scaling})`);
+        log(`merged ${countOf(summary.mergedTensors, 'weight')} (scaling ${summary.scaling})`);
         const merged = await openModelFolder(dir);
         const tolerance = LOSS_TOLERANCE.merged[merged.storedDType] ?? LOSS_TOLERANCE.merged.BF16;
         check('merged', (await lossOfModel(addon, merged, examples, threads)).loss, tolerance);
       } else {
-        await mkdir(dir, { recursive: true });
+        await makeFolder(dir);
         const file = join(dir, GGUF_ADAPTER_FILE);
         const content = await writeGgufLoraAdapter(file, {
           spec: folder.spec,
@@ -245,7 +341,7 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
         const rsNote = adapter.lora.rslora ? ` (rsLoRA: alpha ${adapter.lora.alpha} × sqrt(${adapter.lora.rank}), so llama.cpp's alpha / r equals alpha / sqrt(r))` : '';
         log(`wrote the GGUF adapter (${content.architecture}, ${ggufType}, adapter.lora.alpha ${content.alpha}${rsNote}) and an Ollama Modelfile`);
         const reread = await readGgufLoraAdapter(file, folder.spec);
-        check('gguf', (await lossWithLora(addon, folder, reread.lora, reread.tensors, examples, threads)).loss, LOSS_TOLERANCE.gguf[ggufType]);
+        check('gguf', (await lossWithLora(addon, folder, reread.lora, reread.tensors, examples, threads, quantization)).loss, LOSS_TOLERANCE.gguf[ggufType]);
       }
     }
   }, { overwrite: options.overwrite, howToOverwrite: options.howToOverwrite }).catch((err: unknown) => {
@@ -260,6 +356,7 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
     rows: examples.length,
     tokens: scored.tokens,
     sourceLoss,
+    quantization,
     checks,
   };
   return { out, source, outputs, check: summary, ...(ggufAlpha === undefined ? {} : { ggufAlpha }) };

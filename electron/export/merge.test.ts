@@ -56,7 +56,7 @@ describe('merge', () => {
     const out = join(dir, 'merged');
     const r = await cli(['merge', '--model', model.dir, '--adapter', join(dir, 'adapter'), '--out', out, '--threads', '2']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain('merged 4 weight(s) (scaling 3)');
+    expect(r.stderr).toContain('merged 4 weights (scaling 3)');
 
     const header = await readSafetensorsHeader(join(out, 'model.safetensors'));
     const baseHeader = await readSafetensorsHeader(join(model.dir, 'model.safetensors'));
@@ -131,15 +131,18 @@ describe('merge', () => {
     const model = await tinyModel({ seed: 33 });
     const dir = tempDir('merge');
     await randomAdapter(join(dir, 'adapter'), model.spec, model.dir);
-    const r = await cli(['merge', '--model', model.dir, '--adapter', join(dir, 'adapter'), '--out', model.dir]);
+    // the model folder itself is an input: refused as such (export-guards.test.ts has every overlap)
+    const r = await cli(['merge', '--model', model.dir, '--adapter', join(dir, 'adapter'), '--out', model.dir, '--overwrite']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('the folder already exists and is not empty');
-    expect(r.stderr).toContain('pass --overwrite');
+    expect(r.stderr).toContain(`--out ${model.dir}: is the model folder ${model.dir}`);
     // with --overwrite an earlier merge is replaced, and the result is the same bytes
     const out = join(dir, 'merged');
     expect((await cli(['merge', '--model', model.dir, '--adapter', join(dir, 'adapter'), '--out', out])).code).toBe(0);
     const first = readFileSync(join(out, 'model.safetensors'));
-    expect((await cli(['merge', '--model', model.dir, '--adapter', join(dir, 'adapter'), '--out', out])).code).toBe(1);
+    const again = await cli(['merge', '--model', model.dir, '--adapter', join(dir, 'adapter'), '--out', out]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('the folder already exists and is not empty');
+    expect(again.stderr).toContain('pass --overwrite');
     expect((await cli(['merge', '--model', model.dir, '--adapter', join(dir, 'adapter'), '--out', out, '--overwrite'])).code).toBe(0);
     expect(readFileSync(join(out, 'model.safetensors')).equals(first)).toBe(true);
     const r2 = await cli(['merge', '--model', model.dir, '--adapter', model.dir, '--out', join(dir, 'x')]);

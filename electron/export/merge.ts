@@ -11,11 +11,14 @@
 // config.json loses quantization_config). Merging back into 4 bits would
 // re-quantize W + B·A and lose most of the update, so it is not offered.
 import { copyFile, readFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { readPeftAdapter } from '../adapters/peft.js';
 import { adapterTrainingQuantization } from '../adapters/base-quantization.js';
 import { peftTypeOf } from '../adapters/any-adapter.js';
 import { writeFileAtomic, writeFolderAtomic } from '../files/atomic.js';
+import { refuseKernelPath } from '../files/make-folder.js';
+import { refuseOutputOverInputs, type NamedInput } from '../files/output-overlap.js';
+import { fullRunAsAdapterMessage, runFolderOf } from '../runs/full-run.js';
 import type { NativeAddon, NativeEngine, QuantizationOptions } from '../engine/native.js';
 import { BNB_QUANT_STATE_SUFFIX, isBlockLinearWeight } from '../models/bnb.js';
 import { dtypeFromTorchName } from '../models/config.js';
@@ -44,6 +47,7 @@ export interface MergeOptions {
 export interface MergeSummary {
   out: string;
   mergedTensors: number;
+  /** every file written into the folder (weights, index, config, tokenizer...) */
   files: string[];
   scaling: number;
   /** the 4-bit base the adapter was merged against (QLoRA), else null */
@@ -103,7 +107,27 @@ export function addLowRankProduct(addon: NativeAddon, W: Float32Array, out: numb
   addon.ops.gemm('nn', out, inF, pair.rank, scaling, pair.B, pair.A, 1, W, threads);
 }
 
+/**
+ * The folders a merge reads, which its --out must neither be, hold nor lie
+ * in: the base model, the adapter and, when the adapter is a run's (its top
+ * level or a checkpoints/step-N folder), the whole run.
+ */
+export async function mergeInputs(modelDir: string, adapterDir: string): Promise<NamedInput[]> {
+  const inputs: NamedInput[] = [
+    { what: 'the model folder', path: modelDir },
+    { what: 'the adapter folder', path: adapterDir },
+  ];
+  const run = await runFolderOf(adapterDir);
+  if (run !== null && resolve(run) !== resolve(adapterDir)) inputs.push({ what: "the adapter's run folder", path: run });
+  return inputs;
+}
+
 export async function mergeAdapter(modelDir: string, adapterDir: string, outDir: string, options: MergeOptions): Promise<MergeSummary> {
+  // The destination first: a merge must never replace its own inputs, and a path under /proc would hang Node's mkdir.
+  await refuseKernelPath(outDir, '--out');
+  await refuseOutputOverInputs(outDir, await mergeInputs(modelDir, adapterDir), 'merge');
+  const fullRun = await fullRunAsAdapterMessage(adapterDir, '--adapter', 'it holds no adapter to merge, it already is a whole model');
+  if (fullRun !== null) throw new Error(fullRun);
   const base = await openModelFolder(modelDir);
   const peftType = await peftTypeOf(adapterDir);
   if (peftType !== 'LORA') {
@@ -111,7 +135,8 @@ export async function mergeAdapter(modelDir: string, adapterDir: string, outDir:
   }
   const adapter = await readPeftAdapter(adapterDir, base.spec);
   const pairs = pairsByBaseWeight(adapter.tensors);
-  const requested = options.quantization !== undefined ? options.quantization : await adapterTrainingQuantization(adapterDir);
+  // run.json lies beside a run's final adapter, two levels up from a checkpoint's
+  const requested = options.quantization !== undefined ? options.quantization : await adapterTrainingQuantization((await runFolderOf(adapterDir)) ?? adapterDir);
   const quantization = effectiveQuantization(base, requested);
   const notices: string[] = [];
   // The 4-bit base the adapter was trained on: dequantized weights come from an engine holding it.
@@ -172,9 +197,14 @@ export async function mergeAdapter(modelDir: string, adapterDir: string, outDir:
       if (base.files.length > 1) {
         if (base.quantization) await writeIndex(join(base.dir, WEIGHTS_INDEX_FILE), join(temp, WEIGHTS_INDEX_FILE), written, temp);
         else await copyFile(join(base.dir, WEIGHTS_INDEX_FILE), join(temp, WEIGHTS_INDEX_FILE));
+        files.push(WEIGHTS_INDEX_FILE);
       }
-      await copySideFiles(base.dir, temp, base.quantization ? ['config.json'] : []);
-      if (base.quantization) await writeDequantizedConfig(base, temp);
+      // Every file of the folder is listed (summaries print them): config, tokenizer and the rest too.
+      files.push(...(await copySideFiles(base.dir, temp, base.quantization ? ['config.json'] : [])));
+      if (base.quantization) {
+        await writeDequantizedConfig(base, temp);
+        files.push('config.json');
+      }
     }, { overwrite: options.overwrite, howToOverwrite: options.howToOverwrite });
   } finally {
     engine?.dispose();

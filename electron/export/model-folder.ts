@@ -1,7 +1,8 @@
 // Writing Hugging Face model folders: the files beside the weights (config,
 // generation config, tokenizer) copied from the base, and a full checkpoint
 // of the engine's weights (what full fine-tuning produces).
-import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { copyFile, readFile, stat } from 'node:fs/promises';
+import { makeFolder } from '../files/make-folder.js';
 import { join } from 'node:path';
 import type { ModelSpec, NativeEngine } from '../engine/native.js';
 import { writeFileAtomic } from '../files/atomic.js';
@@ -33,7 +34,7 @@ async function exists(path: string): Promise<boolean> {
 
 /** Copies the side files the base folder has (all but those in `skip`). */
 export async function copySideFiles(fromDir: string, toDir: string, skip: readonly string[] = []): Promise<string[]> {
-  await mkdir(toDir, { recursive: true });
+  await makeFolder(toDir);
   const copied: string[] = [];
   for (const name of SIDE_FILES) {
     if (skip.includes(name)) continue;
@@ -60,7 +61,7 @@ export async function configWithDType(fromDir: string, torchDType: string): Prom
  * its resolution (a 1e-5 learning rate moves weights by less than a BF16 ulp).
  */
 export async function saveFullModel(engine: NativeEngine, base: ModelFolder, outDir: string): Promise<void> {
-  await mkdir(outDir, { recursive: true });
+  await makeFolder(outDir);
   const tensors: [string, TensorToWrite][] = expectedTensors(base.spec).map(({ name, shape }) => [
     name,
     { dtype: 'F32', shape, data: engine.getTensor(name) },

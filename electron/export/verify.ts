@@ -3,7 +3,7 @@
 // source adapter's within a tolerance set by what the format can change.
 import type { LoraTensor } from '../adapters/peft.js';
 import type { AdapterLora } from '../adapters/peft-config.js';
-import type { NativeAddon } from '../engine/native.js';
+import type { NativeAddon, QuantizationOptions } from '../engine/native.js';
 import { evaluateExamples, type EvalResult } from '../inference/eval.js';
 import type { ModelFolder } from '../models/folder.js';
 import { createEngine } from '../session.js';
@@ -25,6 +25,18 @@ import { splitTrainEval } from '../training/split.js';
  *     where base + adapter computes W·x + s·B·(A·x): the rounding differs per
  *     weight by about an ulp of the stored dtype. F32: 1e-4. F16 (2^-11):
  *     1e-3. BF16 (2^-8): 5e-3, the storage rounding of every adapted weight.
+ *
+ * The reference of a QLoRA adapter (trained on a base held in 4-bit NF4) is
+ * the model it was trained as: the adapter on that same 4-bit base
+ * (lossWithLora with the run's quantization), never on the 16-bit base. Its
+ * merged export is dequant(W4) + s·B·A formed in float32 and stored in the
+ * original dtype (merge.ts), so against that reference it differs only by
+ * the storage rounding above: the same tolerances apply. Against the 16-bit
+ * base it would differ by the whole NF4 quantization error (~0.6% of the
+ * loss on the demo model), which is the price of QLoRA, not an export fault.
+ * The PEFT and GGUF files hold the same factors, so they too are scored on
+ * the 4-bit base (a user loading them must quantize the base the same way
+ * to get the trained model; the summary says so).
  */
 export const LOSS_TOLERANCE = {
   peft: 1e-6,
@@ -64,9 +76,13 @@ export async function loadCheckRows(file: string, tokenizer: ModelTokenizer, opt
   return scorable;
 }
 
-/** Loss of the base model with a LoRA adapter set into a fresh engine. */
-export async function lossWithLora(addon: NativeAddon, folder: ModelFolder, lora: AdapterLora, tensors: readonly LoraTensor[], examples: readonly Example[], threads: number): Promise<EvalResult> {
-  const engine = createEngine(addon, folder, { threads });
+/**
+ * Loss of the base model with a LoRA adapter set into a fresh engine; with
+ * `quantization`, the base's block linears held in 4-bit NF4 as in QLoRA
+ * training (a bitsandbytes 4-bit folder is always held as saved).
+ */
+export async function lossWithLora(addon: NativeAddon, folder: ModelFolder, lora: AdapterLora, tensors: readonly LoraTensor[], examples: readonly Example[], threads: number, quantization: QuantizationOptions | null = null): Promise<EvalResult> {
+  const engine = createEngine(addon, folder, { threads, quantization });
   try {
     engine.setupLora({ ...lora, dropout: 0, seed: 0 });
     for (const t of tensors) engine.setTensor(t.name, t.data);

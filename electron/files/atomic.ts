@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { makeFolder, refuseKernelPath } from './make-folder.js';
 
 /** A file could not be written; the message names the file, the cause and what to do. */
 export class FileWriteError extends Error {
@@ -68,11 +69,12 @@ export async function writeFolderAtomic(
 ): Promise<void> {
   const dir = resolve(target);
   const parent = dirname(dir);
+  await refuseKernelPath(dir); // before any mkdir: Node's would spin forever under /proc
   const existing = await folderState(dir);
   if (existing === 'file') throw new Error(`${dir}: is a file; choose a folder path for the export.`);
   if (existing === 'non-empty' && !options.overwrite) throw new FolderExistsError(dir, options.howToOverwrite);
 
-  await mkdir(parent, { recursive: true });
+  await makeFolder(parent);
   const tag = uniqueTag();
   const temp = join(parent, `.${basename(dir)}.${tag}.tmp`);
   await mkdir(temp);

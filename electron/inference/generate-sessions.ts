@@ -15,6 +15,7 @@ import { entryFromRecord } from '../runs/run-index.js';
 import { readRunRecord } from '../runs/run-record.js';
 import { openSession, stopTokenIds, virtualTokensOf, type ModelSession } from '../session.js';
 import { generate } from './generate.js';
+import { explainNonFiniteOutput, NonFiniteOutputError } from './non-finite-output.js';
 import type { GenerateJob, WorkerState } from './generate-protocol.js';
 
 const CACHED_SESSIONS = 2;
@@ -75,7 +76,7 @@ export class GenerateSessions {
     }
     // free the least recently used one first: the new model must not need room for three
     for (const old of this.sessions.splice(CACHED_SESSIONS - 1)) old.session.dispose();
-    const session = await openSession(job.model, { threads: job.threads, adapter: choice.dir, quantization: choice.quantization, device: job.device, precision: job.precision });
+    const session = await openSession(job.model, { threads: job.threads, adapter: choice.dir, quantization: choice.quantization, device: job.device, precision: job.precision, purpose: 'generate' });
     this.openedCount += 1;
     this.sessions.unshift({ key, session });
     return session;
@@ -94,12 +95,16 @@ export class GenerateSessions {
     }
     const defaults = (await readGenerationConfig(session.folder.dir)) ?? { temperature: 0, topP: 1 };
     const result = await generate(session.engine, promptIds, {
+      vocabSize: session.folder.spec.vocabSize,
       maxNewTokens: job.maxNewTokens,
       temperature: job.temperature,
       topP: job.temperature === 0 ? 1 : defaults.topP,
       seed: job.seed,
       stopTokenIds: await stopTokenIds(session.folder, session.tokenizer),
       maxPositions: positions,
+    }).catch(async (e: unknown) => {
+      if (!(e instanceof NonFiniteOutputError)) throw e;
+      throw failed(await explainNonFiniteOutput(session.engine, e.what, { model: session.folder.dir, adapter: choice.dir ?? null }));
     });
     return {
       text: session.tokenizer.decode(result.tokens, { skipSpecialTokens: true }),

@@ -3,6 +3,7 @@
 // new-token budget.
 import type { NativeEngine } from '../engine/native.js';
 import { Prng } from '../random/prng.js';
+import { hasNonFinite, NonFiniteOutputError } from './non-finite-output.js';
 import { sampleToken, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -12,6 +13,8 @@ export interface GenerateOptions extends SamplingOptions {
   stopTokenIds: readonly number[];
   /** positions the model supports (max_position_embeddings) */
   maxPositions: number;
+  /** the model's vocabulary size: prompt ids outside [0, vocabSize) are refused before the engine sees them */
+  vocabSize?: number;
 }
 
 export interface GenerateResult {
@@ -30,12 +33,20 @@ export async function generate(
   if (!Number.isInteger(options.maxNewTokens) || options.maxNewTokens < 1) {
     throw new Error(`max new tokens must be a positive integer, got ${options.maxNewTokens}`);
   }
+  if (options.vocabSize !== undefined) {
+    // as train's data check says it (data/prepare-row.ts), not the engine's "decode: token N is not a token id"
+    const outside = promptIds.find((id) => !Number.isInteger(id) || id < 0 || id >= options.vocabSize!);
+    if (outside !== undefined) {
+      throw new Error(`the prompt: the tokenizer gave id ${outside}, outside the model's vocabulary [0, ${options.vocabSize}); the tokenizer does not belong to this model (compare its tokenizer.json with config.json's vocab_size)`);
+    }
+  }
   const needed = promptIds.length + options.maxNewTokens;
   if (needed > options.maxPositions) {
-    throw new Error(
-      `prompt (${promptIds.length} tokens) + --max-new-tokens ${options.maxNewTokens} exceeds the model's ` +
-        `${options.maxPositions} positions; shorten the prompt or lower --max-new-tokens`,
-    );
+    const room = options.maxPositions - promptIds.length;
+    const fix = room >= 1
+      ? `use --max-new-tokens ${room} or less (the most this prompt leaves room for), or shorten the prompt`
+      : 'the prompt alone fills them: shorten the prompt';
+    throw new Error(`prompt (${promptIds.length} tokens) + --max-new-tokens ${options.maxNewTokens} exceeds the model's ${options.maxPositions} positions; ${fix}`);
   }
   const rng = new Prng(options.seed);
   const stop = new Set(options.stopTokenIds);
@@ -43,6 +54,8 @@ export async function generate(
   let logits = await engine.decode(Int32Array.from(promptIds));
   const tokens: number[] = [];
   for (;;) {
+    // NaN logits would sample an arbitrary token (or none): refuse them (the caller explains why).
+    if (hasNonFinite(logits)) throw new NonFiniteOutputError(`the model's output (logits) for generated token ${tokens.length + 1}`);
     const next = sampleToken(logits, options, rng);
     if (stop.has(next)) return { tokens, stoppedBy: 'eos' };
     tokens.push(next);

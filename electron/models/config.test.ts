@@ -280,6 +280,10 @@ describe('parseModelConfig errors', () => {
     expect(errorOf({ ...minimal, hidden_act: 'gelu' })).toMatch(/field "hidden_act": is "gelu"; only "silu"/);
     expect(errorOf({ ...minimal, quantization_config: { quant_method: 'gptq' } })).toMatch(/pre-quantized \(gptq\).*Use the original \(unquantized\)/);
     expect(errorOf({ ...minimal, architectures: ['Qwen2ForCausalLM'], use_sliding_window: true })).toMatch(/field "use_sliding_window": is true/);
+    // the engine's loss head needs an MLP of width 2 or more: refused at load, not as an internal error mid-run
+    expect(errorOf({ ...minimal, intermediate_size: 1 })).toBe(
+      `${FILE}: field "intermediate_size": is 1; the engine needs at least 2 (a real model's MLP is far wider). config.json is damaged or not the model's own: download config.json again.`);
+    expect(parseModelConfig({ ...minimal, intermediate_size: 2 }, FILE).spec.intermediateSize).toBe(2);
   });
 });
 

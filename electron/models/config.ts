@@ -114,6 +114,9 @@ function bnb4Of(value: unknown, file: string): BnbNf4Config | null {
   return { quantType: 'nf4', doubleQuant: dq, computeDType: typeof compute === 'string' ? compute : null };
 }
 
+/** The smallest MLP width the engine runs (model/loss_head.cpp keeps its per-row losses, doubles, in the MLP buffer). */
+export const MIN_INTERMEDIATE_SIZE = 2;
+
 /** A problem with config.json: names the file and the field. */
 export class ModelConfigError extends Error {
   constructor(readonly file: string, readonly field: string | null, problem: string, advice: string) {
@@ -160,6 +163,12 @@ export function parseModelConfig(json: unknown, file: string): ParsedModelConfig
   const vocabSize = fields.positiveInt('vocab_size');
   const hiddenSize = fields.positiveInt('hidden_size');
   const intermediateSize = fields.positiveInt('intermediate_size');
+  if (intermediateSize < MIN_INTERMEDIATE_SIZE) {
+    // The engine's loss head keeps its per-row losses in the MLP's buffer; a
+    // real model's MLP is hundreds of times wider than this anyway.
+    throw new ModelConfigError(file, 'intermediate_size', `is ${intermediateSize}; the engine needs at least ${MIN_INTERMEDIATE_SIZE} (a real model's MLP is far wider)`,
+      'config.json is damaged or not the model\'s own: download config.json again.');
+  }
   const numLayers = fields.positiveInt('num_hidden_layers');
   const numHeads = fields.positiveInt('num_attention_heads');
   const numKvHeads = fields.optionalPositiveInt('num_key_value_heads') ?? numHeads;

@@ -229,3 +229,105 @@ describe('openModelFolder', () => {
     expect(err.message).toMatch(/tensor "model\.norm\.weight" is stored as F8_E4M3; only F32, F16 and BF16 weights can be loaded/);
   });
 });
+
+describe('folder notices', () => {
+  it('says when the weights have layers config.json does not use, and names other unused tensors', async () => {
+    const tiny = await writeTinyModel(fresh(), { layers: 4 });
+    const config = JSON.parse(await readFile(join(tiny.dir, 'config.json'), 'utf8'));
+    await writeFile(join(tiny.dir, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: 3 }));
+    const folder = await openModelFolder(tiny.dir);
+    // 9 tensors per layer: q, k, v, o, gate, up, down, 2 norms
+    expect(folder.unusedTensors.filter((t) => t.startsWith('model.layers.3.'))).toHaveLength(9);
+    expect(folder.notices).toEqual([
+      'config.json has 3 layers (num_hidden_layers) but the weights have 4: model.layers.3.* (9 tensors) are not used. ' +
+      'If config.json was edited by mistake, restore its num_hidden_layers; the model runs with the first 3 layers only',
+    ]);
+
+    const plain = await writeTinyModel(fresh(), { layers: 1 });
+    const tensors: [string, TensorToWrite][] = [...plain.tensors].map(([name, t]) => [name, { dtype: 'F32', shape: t.shape, data: t.data }]);
+    tensors.push(['model.layers.0.self_attn.rotary_emb.inv_freq', { dtype: 'F32', shape: [8], data: new Float32Array(8) }]);
+    for (const name of ['vision.a', 'vision.b', 'vision.c', 'vision.d']) tensors.push([name, { dtype: 'F32', shape: [2], data: new Float32Array(2) }]);
+    await writeSafetensors(join(plain.dir, 'model.safetensors'), tensors);
+    // inv_freq is a buffer transformers ignores silently: not counted
+    // (so is a saved lm_head.weight under tie_word_embeddings, below)
+    expect((await openModelFolder(plain.dir)).notices).toEqual([
+      '4 tensors in the weight files are not used by a LlamaForCausalLM with this config.json: vision.a, vision.b, vision.c and 1 more. ' +
+      'They are ignored; if the model should use them, config.json does not describe these weights',
+    ]);
+  });
+
+  it('counts one layer and one tensor in the singular', async () => {
+    const tiny = await writeTinyModel(fresh(), { layers: 2 });
+    const config = JSON.parse(await readFile(join(tiny.dir, 'config.json'), 'utf8'));
+    await writeFile(join(tiny.dir, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: 1 }));
+    const tensors: [string, TensorToWrite][] = [...tiny.tensors].map(([name, t]) => [name, { dtype: 'F32', shape: t.shape, data: t.data }]);
+    tensors.push(['vision.a', { dtype: 'F32', shape: [2], data: new Float32Array(2) }]);
+    await writeSafetensors(join(tiny.dir, 'model.safetensors'), tensors);
+    expect((await openModelFolder(tiny.dir)).notices).toEqual([
+      'config.json has 1 layer (num_hidden_layers) but the weights have 2: model.layers.1.* (9 tensors) are not used. ' +
+      'If config.json was edited by mistake, restore its num_hidden_layers; the model runs with the first 1 layer only',
+      '1 tensor in the weight files is not used by a LlamaForCausalLM with this config.json: vision.a. ' +
+      'It is ignored; if the model should use it, config.json does not describe this weight',
+    ]);
+  });
+
+  it('a saved lm_head.weight of a model with tied embeddings is not worth a notice', async () => {
+    const tied = await writeTinyModel(fresh(), { layers: 1, tie: true });
+    const tensors: [string, TensorToWrite][] = [...tied.tensors].map(([name, t]) => [name, { dtype: 'F32', shape: t.shape, data: t.data }]);
+    const embed = tied.tensors.get('model.embed_tokens.weight')!;
+    tensors.push(['lm_head.weight', { dtype: 'F32', shape: embed.shape, data: embed.data }]);
+    await writeSafetensors(join(tied.dir, 'model.safetensors'), tensors);
+    const folder = await openModelFolder(tied.dir);
+    expect(folder.unusedTensors).toEqual(['lm_head.weight']);
+    expect(folder.notices).toEqual([]);
+  });
+
+  it('names a generation_config.json that is not valid JSON, with the parser error', async () => {
+    const tiny = await writeTinyModel(fresh());
+    expect((await openModelFolder(tiny.dir)).notices).toEqual([]);
+    await writeFile(join(tiny.dir, 'generation_config.json'), '{"eos_token_id": 2,}');
+    const [notice] = (await openModelFolder(tiny.dir)).notices;
+    expect(notice).toMatch(new RegExp(`^${join(tiny.dir, 'generation_config.json').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not valid JSON \\(.+\\), so it is ignored: .* Fix the file \\(or delete it\\)$`));
+    await writeFile(join(tiny.dir, 'generation_config.json'), '[1]');
+    expect((await openModelFolder(tiny.dir)).notices[0]).toMatch(/generation_config\.json: is not a JSON object \(found an array\)/);
+  });
+});
+
+describe('a folder passed as a model that is not one', () => {
+  it('an adapter or run folder: pass it as --adapter, with the base model it names as --model', async () => {
+    const adapter = fresh();
+    await mkdir(adapter);
+    await writeFile(join(adapter, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', base_model_name_or_path: '/models/base' }));
+    await expect(openModelFolder(adapter)).rejects.toThrow(
+      `${adapter}: is an adapter folder (adapter_config.json), not a model. Pass it as --adapter ${adapter} (train: --init-adapter) and its base model as --model /models/base (from adapter_config.json)`);
+    // run.json names the folder the run really used
+    await writeFile(join(adapter, 'run.json'), JSON.stringify({ config: { model: '/runs/base-as-trained' } }));
+    await expect(openModelFolder(adapter)).rejects.toThrow(
+      `${adapter}: is a training run folder (run.json), not a model. Pass it as --adapter ${adapter} (train: --init-adapter) and its base model as --model /runs/base-as-trained (from run.json)`);
+    const unnamed = fresh();
+    await mkdir(unnamed);
+    await writeFile(join(unnamed, 'adapter_config.json'), '{}');
+    await expect(openModelFolder(unnamed)).rejects.toThrow(/not a model\. Pass it as --adapter .* and its base model folder as --model$/);
+  });
+
+  it('a Hugging Face cache folder: points at snapshots/<hash>, listing them', async () => {
+    const cache = join(fresh(), 'models--meta-llama--Llama-3.2-1B');
+    await mkdir(join(cache, 'snapshots', 'a1b2c3'), { recursive: true });
+    await mkdir(join(cache, 'blobs'));
+    await expect(openModelFolder(cache)).rejects.toThrow(
+      `${cache}: is a Hugging Face cache folder, not a model folder; the model files are in ${join(cache, 'snapshots', 'a1b2c3')}: pick that folder`);
+    await mkdir(join(cache, 'snapshots', 'ffee99'));
+    await expect(openModelFolder(cache)).rejects.toThrow(
+      `the model files are in one of its snapshots (a1b2c3, ffee99): pick ${join(cache, 'snapshots', '<hash>')}, e.g. ${join(cache, 'snapshots', 'a1b2c3')}`);
+    await expect(openModelFolder(join(cache, 'snapshots'))).rejects.toThrow(/is the snapshots folder of a Hugging Face cache, not a model folder; the model files are in one of its snapshots \(a1b2c3, ffee99\)/);
+    const empty = join(fresh(), 'models--org--name');
+    await mkdir(join(empty, 'snapshots'), { recursive: true });
+    await expect(openModelFolder(empty)).rejects.toThrow(/snapshots folder is empty: the download did not finish; download the model again/);
+  });
+
+  it('any other folder without config.json: the config.json message as before', async () => {
+    const plain = fresh();
+    await mkdir(plain);
+    await expect(openModelFolder(plain)).rejects.toThrow(/config\.json: the file does not exist\. A Hugging Face model folder must contain config\.json/);
+  });
+});

@@ -9,6 +9,9 @@ import type { DType, ModelSpec, WeightRef } from '../engine/native.js';
 import { readModelConfig, type ParsedModelConfig } from './config.js';
 import { bnbWeightRefs, isBlockLinearWeight, type BnbFolderQuantization } from './bnb.js';
 import { readSafetensorsHeader } from '../safetensors/read.js';
+import { unusedTensorNotices } from './unused-tensors.js';
+import { notAModelFolder } from './not-a-model.js';
+import { generationConfigProblem } from './generation-config.js';
 import type { SafetensorsHeader, SafetensorsTensorInfo } from '../safetensors/format.js';
 
 export const CONFIG_FILE = 'config.json';
@@ -40,6 +43,8 @@ export interface ModelFolder {
   weightBytes: number;
   /** tensors in the files the model does not use (e.g. rotary_emb.inv_freq) */
   unusedTensors: string[];
+  /** what the user should know about the folder (unused tensors, a broken generation_config.json); callers print or show them */
+  notices: string[];
   hasTokenizer: boolean;
   /** saved in 4-bit NF4 by bitsandbytes (config.json's quantization_config): open it with this quantization */
   quantization: BnbFolderQuantization | null;
@@ -89,6 +94,11 @@ const LOADABLE_DTYPES: readonly string[] = ['F32', 'F16', 'BF16'];
 export async function openModelFolder(folder: string): Promise<ModelFolder> {
   const dir = resolve(folder);
   await requireFolder(dir);
+  if (!(await isFile(join(dir, CONFIG_FILE)))) {
+    // a run, adapter or Hugging Face cache folder passed by mistake: say what to pass instead
+    const instead = await notAModelFolder(dir);
+    if (instead) throw new ModelFolderError(instead);
+  }
   const config = await readModelConfig(join(dir, CONFIG_FILE));
   const spec = config.spec;
 
@@ -169,6 +179,7 @@ export async function openModelFolder(folder: string): Promise<ModelFolder> {
     storedDType,
     weightBytes,
     unusedTensors,
+    notices: [...unusedTensorNotices(unusedTensors, spec), ...[await generationConfigProblem(dir)].filter((n) => n !== null)],
     hasTokenizer: await isFile(join(dir, 'tokenizer.json')),
     quantization,
   };

@@ -5,11 +5,12 @@
 // folder only when its marker matches its files.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, stat } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NativeEngine } from '../engine/native.js';
 import { saveFullModel } from '../export/model-folder.js';
 import { writeFileAtomic, writeFolderAtomic } from '../files/atomic.js';
+import { makeFolder } from '../files/make-folder.js';
 import type { ModelFolder } from '../models/folder.js';
 import { saveAdapterFolder } from '../training/adapter-files.js';
 import type { AdapterLayout } from '../adapters/layout.js';
@@ -70,7 +71,7 @@ export async function writeCheckpoint(runDir: string, source: CheckpointSource):
   const started = performance.now();
   const { engine, folder, layout, state } = source;
   const paths = runPaths(runDir);
-  await mkdir(paths.checkpoints, { recursive: true });
+  await makeFolder(paths.checkpoints);
   const target = paths.checkpoint(state.step);
   let files: CompleteMarker['files'] = {};
   await writeFolderAtomic(

@@ -1,8 +1,11 @@
 // Pause and cancel requests, as the training loop sees them: it looks at them
 // between optimizer steps only, so a step is never cut in half.
+import type { StopCause } from './events.js';
+
 export class RunControl {
   private paused = false;
   private cancelled = false;
+  private cause: StopCause | null = null;
   private wake: (() => void) | null = null;
 
   get pauseRequested(): boolean {
@@ -22,8 +25,14 @@ export class RunControl {
     this.wakeUp();
   }
 
-  /** Stops at the next step boundary (a paused run stops at once). */
-  cancel(): void {
+  /** Who asked first to stop ('user' when nobody has). */
+  get stopCause(): StopCause {
+    return this.cause ?? 'user';
+  }
+
+  /** Stops at the next step boundary (a paused run stops at once); the first cause given is the one kept. */
+  cancel(cause: StopCause = 'user'): void {
+    this.cause ??= cause;
     this.cancelled = true;
     this.wakeUp();
   }

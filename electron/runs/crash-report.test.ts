@@ -52,6 +52,19 @@ describe('SIGKILL message', () => {
   });
 });
 
+describe('a kill the user asked for (second Ctrl-C)', () => {
+  it('says the user stopped it, not memory, even when memory was tight', async () => {
+    const config = await configFor(['--steps', '1']);
+    for (const d of [death(config, 1, 16, 1.5), death(config, 13, 16, 14)]) {
+      const m = explainChildDeath({ ...d, stoppedByUser: true }).message;
+      expect(m).toContain("stopped at once at the user's request");
+      expect(m).toContain('after step 3');
+      expect(m).not.toMatch(/memory|--seq-len|SIGKILL \(by the user, or by the system/);
+      expect(m).toContain(`train --resume ${config.out}`);
+    }
+  });
+});
+
 describe('an allocation failure in the engine', () => {
   it('is recognized from the texts the binding passes on (std::bad_alloc, ps::OutOfMemory), and only those', () => {
     expect(isOutOfMemoryError('std::bad_alloc')).toBe(true);

@@ -24,6 +24,11 @@ export interface ChildDeath {
   peakRssBytes: number | null;
   /** last lines the child printed */
   stderrTail: string[];
+  /**
+   * The parent killed the child itself, on the user's request (a second
+   * Ctrl-C, the app's stop): then the signal says nothing about memory.
+   */
+  stoppedByUser?: boolean;
 }
 
 export function memoryAdvice(config: TrainConfig): string {
@@ -75,7 +80,12 @@ export function explainChildDeath(d: ChildDeath): FailedEvent {
   const output = d.stderrTail.length ? ` Last output: ${d.stderrTail.slice(-5).join(' | ')}` : '';
   let kind: FailedEvent['kind'];
   let message: string;
-  if (d.signal === 'SIGKILL') {
+  if (d.stoppedByUser && d.signal !== null) {
+    kind = 'killed';
+    message =
+      `the training was stopped at once at the user's request (a second Ctrl-C, or Stop) ${at}: the process was ended with ${d.signal}, without a checkpoint of the steps since the last one. ` +
+      `The run is resumable ${from}: ${resume}.`;
+  } else if (d.signal === 'SIGKILL') {
     kind = 'killed';
     const estimate = d.started ? `the run was estimated to need ${gib(d.started.memoryEstimateBytes)} and ${gib(d.started.availableMemoryBytes)} was available when it started` : 'it was killed before it reported its memory estimate';
     const peak = d.peakRssBytes ? `; its peak use was ${gib(d.peakRssBytes)}` : '';

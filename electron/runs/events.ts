@@ -44,6 +44,9 @@ export interface StepEvent {
   /** label tokens of this step */
   tokens: number;
   tokensPerSecond: number;
+  /** every token the model read this step (prompts included, padding not) */
+  inputTokens: number;
+  inputTokensPerSecond: number;
   elapsedSeconds: number;
   /** NaN until known */
   etaSeconds: number;
@@ -87,12 +90,17 @@ export interface FinishedEvent {
   summary: RunSummary;
 }
 
+/** Who stopped a run: the user (Cancel, Ctrl-C), or the app or server shutting down (its close, a vanished parent, SIGTERM). */
+export type StopCause = 'user' | 'shutdown';
+
 export interface CancelledEvent {
   type: 'cancelled';
   step: number;
   /** the checkpoint written at the stop (or the last one), null when no step was done */
   checkpoint: string | null;
   message: string;
+  /** absent in events of older workers: the user */
+  reason?: StopCause;
 }
 
 /**
@@ -127,7 +135,7 @@ export type ControlMessage =
   | { type: 'start'; config: TrainConfig; resume: boolean; overwrite?: boolean }
   | { type: 'pause' }
   | { type: 'resume' }
-  | { type: 'cancel' };
+  | { type: 'cancel'; reason?: StopCause };
 
 /** Child -> parent: every message is one event. */
 export type WorkerMessage = { type: 'event'; event: RunEvent };

@@ -10,6 +10,7 @@ import { resolveDevice, type ResolvedDevice } from '../engine/device.js';
 import { choosePrecision, type ResolvedPrecision } from '../engine/precision.js';
 import { loadAddon } from '../engine/load.js';
 import type { NativeEngine } from '../engine/native.js';
+import { describeNonFiniteTensors, formatLearningRate } from '../engine/non-finite.js';
 import { saveFullModel } from '../export/model-folder.js';
 import { createEngine, effectiveQuantization, openModelWithTokenizer } from '../session.js';
 import { adapterFileBytes, saveAdapterFolder } from '../training/adapter-files.js';
@@ -19,6 +20,8 @@ import { cutMetricsAfter, MetricsWriter } from '../training/metrics.js';
 import { estimateRemaining } from '../training/progress.js';
 import { checkAgainstModel, configWithLayout, loadRunData, setUpMethod, type RunSummary } from '../training/run.js';
 import { learningRate } from '../training/schedule.js';
+import { modelFingerprint } from '../training/model-fingerprint.js';
+import { resumeSourcesProblem } from '../training/resume-sources.js';
 import { NonFiniteError, START_POSITION, stepsPerEpoch, totalSteps, train, type TrainerPosition } from '../training/trainer.js';
 import { CHECKPOINT_VERSION, TRAINER_STATE_FORMAT, type TrainerState } from './checkpoint-format.js';
 import { pruneCheckpoints, removeWriteLeftovers } from './checkpoint-prune.js';
@@ -28,6 +31,7 @@ import type { RunControl } from './control.js';
 import type { RunEndEvent, RunEvent } from './events.js';
 import { crashPoint } from './fault-injection.js';
 import { isOutOfMemoryError, outOfMemoryMessage } from './crash-report.js';
+import { describeWriteError, dropKeptState, keepState, newestKeptCheckpoint, writeErrorRemedy } from './kept-state.js';
 import { checkOutFolder, createOutFolder } from './out-folder.js';
 import { LOCK_FILE, runPaths } from './layout.js';
 import { acquireRunLock } from './lock.js';
@@ -55,6 +59,14 @@ const RECORD_INTERVAL_S = 5;
 
 /** A failure before the run folder is ours: reported, but run.json is not touched. */
 class NotOurRunError extends Error {}
+
+/** A checkpoint or the final adapter / model could not be written; `kept`: where the state was kept instead (null: nowhere). */
+class RunWriteError extends Error {
+  constructor(readonly failure: unknown, readonly what: 'checkpoint' | 'final', readonly step: number, readonly total: number, readonly kept: string | null) {
+    super(describeWriteError(failure));
+    this.name = 'RunWriteError';
+  }
+}
 
 /** Rethrows a folder error as one that leaves the folder's run.json alone. */
 function notOurs(error: unknown): never {
@@ -86,6 +98,30 @@ async function claimRecord(config: TrainConfig, resume: boolean, overwrite: bool
     await rm(runPaths(config.out).checkpoints, { recursive: true, force: true });
   }
   return newRunRecord(config);
+}
+
+/**
+ * A failed checkpoint or final save: what failed, what was kept and where, what
+ * to fix, and the command that finishes the run without training again.
+ */
+function runWriteMessage(e: RunWriteError, out: string, lastCheckpoint: number | null, what: 'adapter' | 'model'): string {
+  const failed = e.what === 'final'
+    ? `${describeWriteError(e.failure)}. Training finished (step ${e.step} of ${e.total}), but the final ${what} could not be written.`
+    : `${describeWriteError(e.failure)}. The checkpoint of step ${e.step} of ${e.total} could not be written, so the run stopped.`;
+  const resume = `peft-studio train --resume ${out}`;
+  const fix = writeErrorRemedy(e.failure, out);
+  if (e.kept !== null) {
+    const then = e.what === 'final' ? 'writes the final ' + what + ' without training again' : `continues from step ${e.step}`;
+    return `${failed} The trained weights of step ${e.step} are kept as a checkpoint in ${e.kept}. ${capitalize(fix)}, then run ${resume}: it ${then}.`;
+  }
+  const older = lastCheckpoint !== null
+    ? `The checkpoint of step ${lastCheckpoint} in ${runPaths(out).checkpoint(lastCheckpoint)} is kept; ${resume} continues from it`
+    : `No checkpoint was kept (none was saved before, and the studio home could not take one either), so ${resume} starts over from step 0`;
+  return `${failed} The weights of step ${e.step} could not be kept anywhere. ${older} once you ${fix}.`;
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 function finishedRunError(out: string, existing: RunRecord): NotOurRunError {
@@ -120,6 +156,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
   let engine: NativeEngine | null = null;
   let stepsDone = 0;
   let lastCheckpoint: number | null = null;
+  let fullModel = false; // full fine-tuning: the base weights are the trainable ones
 
   // run.json writes are queued so that they land in order.
   let saving: Promise<void> = Promise.resolve();
@@ -161,6 +198,11 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
 
     // Model, data and memory are checked before anything is written: a run
     // that cannot start leaves no folder (and an old run's files untouched).
+    if (options.resume) {
+      // a moved model or data file: where to put it back, or how to point the run at it
+      const gone = resumeSourcesProblem(config);
+      if (gone) throw new NotOurRunError(gone);
+    }
     const { folder, tokenizer } = await openModelWithTokenizer(config.model);
     checkAgainstModel(config, folder, config.lora);
     // What the engine will really hold: a bitsandbytes 4-bit folder is NF4 whatever
@@ -214,7 +256,8 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     engine = createEngine(addon, folder, { threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed, quantization, device: device.device, precision: precision.precision });
     const layout = await setUpMethod(engine, folder, config, tokenizer);
     // the device and precision actually used, as the quantization: a resumed run goes back to them
-    record.config = configWithLayout({ ...config, method, quantization, device: device.device, precision: precision.precision }, layout);
+    // the model's fingerprint lets a resume find it at a new path (--model with --resume); a resume keeps the one it was checked against
+    record.config = configWithLayout({ ...config, method, quantization, device: device.device, precision: precision.precision, modelFingerprint: config.modelFingerprint ?? modelFingerprint(folder) }, layout);
     record.total_steps = total;
     record.resolved = {
       total_steps: total,
@@ -236,9 +279,12 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
 
     let from: TrainerPosition = START_POSITION;
     let metrics: MetricsWriter;
+    fullModel = layout === null;
     if (options.resume) {
       await removeWriteLeftovers(config.out);
-      const point = await newestValidCheckpoint(config.out);
+      // A state kept in the studio home after a failed write (kept-state.ts) is newer than the run folder's.
+      const { point, kept } = await newestKeptCheckpoint(config.out, await newestValidCheckpoint(config.out));
+      if (kept && point.checkpoint) log(`continuing from the state kept in ${point.checkpoint.dir} (step ${point.checkpoint.step}) when a write to ${config.out} failed`);
       for (const bad of point.rejected) {
         log(`checkpoint step-${bad.step} is not usable (${bad.reason}); falling back to ${point.checkpoint ? `step-${point.checkpoint.step}` : 'the start'} and removing it`, 'warning');
         await rm(bad.dir, { recursive: true, force: true });
@@ -248,7 +294,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
         for (const w of warnings) log(w, 'warning');
         await restoreEngine(engine, folder, layout, point.checkpoint.dir, point.checkpoint.state);
         from = positionFromState(point.checkpoint.state);
-        lastCheckpoint = from.step;
+        lastCheckpoint = kept ? null : from.step; // a kept state is not in the run folder: the final save writes one there if it fails again
       } else {
         log('no complete checkpoint to continue from; the run starts over from step 0', 'warning');
       }
@@ -256,6 +302,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       metrics = new MetricsWriter(paths.metrics, { append: true });
       record.resumes.push({ at: new Date().toISOString(), from_step: from.step });
     } else {
+      await dropKeptState(config.out); // an older run's kept state in this folder's name
       metrics = new MetricsWriter(paths.metrics);
     }
     stepsDone = from.step;
@@ -301,8 +348,16 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       elapsed_s: pos.elapsedSeconds,
       threads: config.threads,
     });
+    const writeCheckpointIn = async (runDir: string, pos: TrainerPosition): Promise<string> =>
+      (await writeCheckpoint(runDir, { engine: eng, folder, layout, baseModel: folder.dir, state: stateAt(pos) })).dir;
     const checkpoint = async (pos: TrainerPosition): Promise<string> => {
-      const written = await writeCheckpoint(config.out, { engine: eng, folder, layout, baseModel: folder.dir, state: stateAt(pos) });
+      let written: Awaited<ReturnType<typeof writeCheckpoint>>;
+      try {
+        written = await writeCheckpoint(config.out, { engine: eng, folder, layout, baseModel: folder.dir, state: stateAt(pos) });
+      } catch (e) {
+        // The weights of this step are kept elsewhere (the studio home) so that resume loses nothing.
+        throw new RunWriteError(e, 'checkpoint', pos.step, total, await keepState(config.out, (dir) => writeCheckpointIn(dir, pos), true));
+      }
       lastCheckpoint = pos.step;
       await pruneCheckpoints(config.out, config.keepCheckpoints);
       Object.assign(record!, { last_checkpoint: pos.step, steps_done: pos.step });
@@ -349,6 +404,8 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
             gradNorm: row.grad_norm,
             tokens: row.tokens,
             tokensPerSecond: row.tokens_per_s,
+            inputTokens: row.input_tokens ?? 0,
+            inputTokensPerSecond: row.input_tokens_per_s ?? 0,
             elapsedSeconds: row.elapsed_s,
             // from this session's pace: an earlier session may have run on other settings
             etaSeconds: estimateRemaining(row.step - from.step, totalSteps - from.step, sessionSeconds),
@@ -392,13 +449,33 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     if (summary.stopped) {
       const pos = summary.position;
       const dir = pos.step === 0 ? null : lastCheckpoint === pos.step ? paths.checkpoint(pos.step) : await checkpoint(pos);
-      const message = `cancelled after step ${pos.step} of ${total}; continue with peft-studio train --resume ${config.out}`;
-      return await finish({ type: 'cancelled', step: pos.step, checkpoint: dir, message }, { status: 'cancelled', message, steps_done: pos.step });
+      const reason = control?.stopCause ?? 'user';
+      const what = reason === 'shutdown' ? 'stopped because PEFT Studio shut down' : 'cancelled';
+      const message = `${what} after step ${pos.step} of ${total}; continue with peft-studio train --resume ${config.out}`;
+      return await finish({ type: 'cancelled', step: pos.step, checkpoint: dir, message, reason }, { status: 'cancelled', message, steps_done: pos.step, stopped_by: reason });
     }
 
-    if (layout) await saveAdapterFolder(config.out, { engine: eng, spec: folder.spec, layout, baseModel: folder.dir, keepOtherFiles: true });
-    else await saveFullModel(eng, folder, config.out);
+    try {
+      if (layout) await saveAdapterFolder(config.out, { engine: eng, spec: folder.spec, layout, baseModel: folder.dir, keepOtherFiles: true });
+      else await saveFullModel(eng, folder, config.out);
+    } catch (e) {
+      // The trained weights stay: the final state as a checkpoint (in the run folder when it
+      // still takes one, else in the studio home), finished by train --resume.
+      const pos = summary.position;
+      const kept = lastCheckpoint === pos.step
+        ? paths.checkpoint(pos.step)
+        : await keepState(config.out, async (dir) => {
+            const written = await writeCheckpointIn(dir, pos);
+            if (dir === config.out) {
+              lastCheckpoint = pos.step;
+              record!.last_checkpoint = pos.step;
+            }
+            return written;
+          }, false);
+      throw new RunWriteError(e, 'final', pos.step, total, kept);
+    }
     crashPoint('final-adapter', total);
+    await dropKeptState(config.out);
     const result: RunSummary = {
       out: config.out,
       method: config.method,
@@ -415,11 +492,28 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     const checkpointDir = lastCheckpoint === null ? null : paths.checkpoint(lastCheckpoint);
     if (error instanceof NonFiniteError) {
       const kept = lastCheckpoint !== null ? `the last good checkpoint, step-${lastCheckpoint}, is kept` : 'no checkpoint was saved before it (use --save-every)';
+      // NaN / Inf in the base weights (a damaged model file): no learning rate helps. Trainable
+      // tensors (adapters are checked for NaN when read) that hold them were blown up by training.
+      const eng = engine;
+      const found = eng === null ? [] : await Promise.resolve().then(() => eng.nonFiniteTensors()).catch(() => []);
+      const fileDamaged = fullModel ? error.step === 1 : true; // full fine-tuning: its weights are the base; only before any step is it the file
+      const damaged = describeNonFiniteTensors(found.filter((t) => fileDamaged && (fullModel || !t.trainable)), { model: config.model, fullModel });
+      const blownUp = describeNonFiniteTensors(found.filter((t) => (fullModel ? !fileDamaged : t.trainable)), { model: config.model, adapter: null });
+      if (damaged !== null) {
+        const text = `${message}: ${damaged}. The run stopped without applying the step; ${kept}. A lower learning rate will not help: fix the file, then start the run again.`;
+        return finish({ type: 'failed', kind: 'non-finite', message: text, step: error.step - 1, resumable: false, checkpoint: checkpointDir }, { status: 'failed', message: text });
+      }
       const older = lastCheckpoint !== null
         ? ` If it diverges again at once, the weights of step-${lastCheckpoint} had already grown too large: delete checkpoints/step-${lastCheckpoint} to continue from the checkpoint before it.`
         : '';
-      const text = `${message}. The run stopped without applying the step; ${kept}. Continue with a lower learning rate: peft-studio train --resume ${config.out} --lr ${config.lr / 10}.${older}`;
+      const weights = blownUp !== null ? `${blownUp.replace(/ \(the trainable tensors hold non-finite values\)$/, '')}: training blew the weights up` : "the model's weights are all finite";
+      const text = `${message}; ${weights}. The run stopped without applying the step; ${kept}. Continue with a lower learning rate: peft-studio train --resume ${config.out} --lr ${formatLearningRate(config.lr / 10)}.${older}`;
       return finish({ type: 'failed', kind: 'non-finite', message: text, step: error.step - 1, resumable: true, checkpoint: checkpointDir }, { status: 'failed', message: text });
+    }
+    if (error instanceof RunWriteError) {
+      const text = runWriteMessage(error, config.out, lastCheckpoint, trainsAdapter(config.method) ? 'adapter' : 'model');
+      const kept = error.kept ?? checkpointDir;
+      return finish({ type: 'failed', kind: 'error', message: text, step: error.step, resumable: true, checkpoint: kept }, { status: 'failed', message: text, steps_done: error.step });
     }
     if (!(error instanceof NotOurRunError) && isOutOfMemoryError(message)) {
       const at = record === null ? 'before the run started' : stepsDone === 0 ? 'before its first step' : `after step ${stepsDone}`;

@@ -21,6 +21,33 @@ export async function readLock(dir: string): Promise<ProcessIdentity | null> {
   }
 }
 
+export class RunFolderWriteError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunFolderWriteError';
+  }
+}
+
+/**
+ * The lock is the first file a run writes: failing to create it means the
+ * run folder cannot be written at all. Say so, naming the folder (not only
+ * run.lock) and what to do.
+ */
+function lockWriteError(dir: string, file: string, error: unknown): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  const why: Record<string, string> = {
+    EPERM: 'the folder is not writable: it is marked immutable (chattr +i), or its permissions or owner forbid it',
+    EACCES: 'permission denied: the folder is not writable by you (its permissions or owner)',
+    EROFS: 'it is on a read-only file system',
+    ENOSPC: 'the disk is full',
+    EDQUOT: 'your disk quota is used up',
+    ENOENT: 'the folder does not exist (removed meanwhile?)',
+    ENOTDIR: 'it is not a folder',
+  };
+  if (code === undefined || why[code] === undefined) return error instanceof Error ? error : new Error(String(error));
+  return new RunFolderWriteError(`${dir}: cannot write the run folder (creating ${file} failed with ${code}: ${why[code]}). Choose another --out folder${code === 'ENOSPC' || code === 'EDQUOT' ? ', or free some space' : ', or fix the folder (its permissions or flags)'}`);
+}
+
 /** Takes the lock of a run folder (which must exist); returns the release function. */
 export async function acquireRunLock(dir: string): Promise<() => Promise<void>> {
   const file = runPaths(dir).lock;
@@ -39,7 +66,7 @@ export async function acquireRunLock(dir: string): Promise<() => Promise<void>> 
         if (owner?.pid === me.pid) await unlink(file).catch(() => {});
       };
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw lockWriteError(dir, file, e);
       const owner = await readLock(dir);
       if (owner && owner.pid !== me.pid && processState(owner) !== 'dead') throw new RunLockedError(dir, owner);
       await unlink(file).catch(() => {}); // stale: its owner is gone

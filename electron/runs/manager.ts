@@ -15,7 +15,7 @@ import { compiledWorker, forkWorker, type ForkSettings } from './compiled-worker
 
 export { electronForkSettings, type ForkSettings } from './compiled-worker.js';
 import { explainChildDeath } from './crash-report.js';
-import { isEndEvent, type ControlMessage, type RunEndEvent, type RunEvent, type StartedEvent, type WorkerMessage } from './events.js';
+import { isEndEvent, type ControlMessage, type RunEndEvent, type RunEvent, type StartedEvent, type StopCause, type WorkerMessage } from './events.js';
 import { recordInIndex } from './run-index.js';
 import { readRunRecord, writeRunRecord } from './run-record.js';
 
@@ -53,6 +53,8 @@ export class TrainingRun {
   private lastCheckpoint: string | null = null;
   private peakRss: number | null = null;
   private readonly stderrTail: string[] = [];
+  /** stopNow() was called: the child's death is the user's stop, not a crash or the memory killer */
+  private stopRequested = false;
 
   constructor(readonly options: StartRunOptions) {
     this.ended = new Promise((resolve) => (this.settle = resolve));
@@ -107,14 +109,20 @@ export class TrainingRun {
     this.send({ type: 'resume' });
   }
 
-  /** Stops at the next step boundary with a checkpoint; the run stays resumable. */
-  cancel(): void {
-    this.send({ type: 'cancel' });
+  /** Stops at the next step boundary with a checkpoint; the run stays resumable. `reason`: who stops it (the record and the app say so). */
+  cancel(reason: StopCause = 'user'): void {
+    this.send({ type: 'cancel', reason });
   }
 
   /** Ends the child at once (no checkpoint); the run is reported failed and marked interrupted. */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     this.child?.kill(signal);
+  }
+
+  /** The user's stop at once (a second Ctrl-C): kill() without a checkpoint, reported as their request, not as a crash or the memory killer. */
+  stopNow(): void {
+    this.stopRequested = true;
+    this.kill('SIGKILL');
   }
 
   /** Calls `listener` for every later event; returns the unsubscribe function. */
@@ -205,6 +213,7 @@ export class TrainingRun {
         lastCheckpoint: this.lastCheckpoint,
         peakRssBytes: this.peakRss,
         stderrTail: this.stderrTail,
+        stoppedByUser: this.stopRequested,
       });
     await this.markInterrupted(failed.message).catch(() => {});
     this.receive(failed);

@@ -2,12 +2,10 @@
 // never write into (or around) its base model, into a folder that holds
 // other files, or over a finished run unless asked to; and the folder must be
 // creatable, with one line that says what to do when it is not.
-import { mkdir, readdir, realpath, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import { isWithin as within, kernelFileSystemOf, KernelFolderError, makeFolder, realPathOfMaybeMissing } from '../files/make-folder.js';
 import { LOCK_FILE, RUN_FILE } from './layout.js';
-
-/** Kernel file systems: Node's recursive mkdir under them can spin forever, and nothing may be written there anyway. */
-const KERNEL_PREFIXES = ['/proc', '/sys'];
+import { countOf } from '../text/plural.js';
 
 export class OutFolderError extends Error {
   constructor(message: string) {
@@ -16,40 +14,19 @@ export class OutFolderError extends Error {
   }
 }
 
-/** true when `inner` is `outer` or lies under it. */
-function within(inner: string, outer: string): boolean {
-  const r = relative(outer, inner);
-  return r === '' || (r !== '..' && !r.startsWith(`..${sep}`) && !isAbsolute(r));
-}
-
-/** The real path of a path that may not exist yet: its nearest existing ancestor resolved, the rest appended. */
-async function realPathOfMaybeMissing(path: string): Promise<string> {
-  let head = resolve(path);
-  const tail: string[] = [];
-  for (;;) {
-    try {
-      return join(await realpath(head), ...tail);
-    } catch {
-      const parent = dirname(head);
-      if (parent === head) return resolve(path);
-      tail.unshift(head.slice(parent.length).replace(/^[\\/]/, ''));
-      head = parent;
-    }
-  }
+function kernelOutError(out: string, prefix: string): OutFolderError {
+  return new OutFolderError(`--out ${out}: is under ${prefix}, a kernel file system where no run folder can be made; choose a folder on a disk, e.g. ./runs/my-run`);
 }
 
 /**
  * Refuses an --out that would overwrite the base model or unrelated files:
  * the model folder itself, a folder inside it or around it, a folder under
- * /proc or /sys, a file, or a folder that is not empty and holds no run.json.
+ * /proc, /sys or /dev, a file, or a folder that is not empty and holds no run.json.
  */
 export async function checkOutFolder(out: string, model: string): Promise<void> {
+  const kernel = await kernelFileSystemOf(out);
+  if (kernel !== null) throw kernelOutError(out, kernel);
   const outReal = await realPathOfMaybeMissing(out);
-  for (const prefix of KERNEL_PREFIXES) {
-    if (within(resolve(out), prefix) || within(outReal, prefix)) {
-      throw new OutFolderError(`--out ${out}: is under ${prefix}, a kernel file system where no run folder can be made; choose a folder on a disk, e.g. ./runs/my-run`);
-    }
-  }
   const modelReal = await realPathOfMaybeMissing(model);
   if (within(outReal, modelReal) || within(modelReal, outReal)) {
     const how = outReal === modelReal ? 'is the model folder' : within(outReal, modelReal) ? `is inside the model folder ${model}` : `contains the model folder ${model}`;
@@ -70,7 +47,7 @@ export async function checkOutFolder(out: string, model: string): Promise<void> 
   const others = entries.filter((name) => name !== LOCK_FILE);
   if (others.length > 0 && !entries.includes(RUN_FILE)) {
     throw new OutFolderError(
-      `--out ${out}: the folder is not empty (${others.length} item(s), e.g. ${others.slice(0, 3).join(', ')}) and holds no run.json, so it is not a run folder; ` +
+      `--out ${out}: the folder is not empty (${countOf(others.length, 'item')}, e.g. ${others.slice(0, 3).join(', ')}) and holds no run.json, so it is not a run folder; ` +
         `the run would mix its files with these. Choose a new or empty folder for --out`,
     );
   }
@@ -102,12 +79,10 @@ export function outFolderFsError(out: string, error: unknown): OutFolderError {
 
 /** Creates the run folder (and its parents), turning file-system errors into one line. */
 export async function createOutFolder(out: string): Promise<void> {
-  for (const prefix of KERNEL_PREFIXES) {
-    if (within(resolve(out), prefix)) throw new OutFolderError(`--out ${out}: is under ${prefix}, a kernel file system where no run folder can be made; choose a folder on a disk, e.g. ./runs/my-run`);
-  }
   try {
-    await mkdir(out, { recursive: true });
+    await makeFolder(out); // walks the path: no endless retry under /proc
   } catch (e) {
+    if (e instanceof KernelFolderError) throw kernelOutError(out, e.prefix);
     throw outFolderFsError(out, e);
   }
 }

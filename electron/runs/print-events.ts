@@ -4,6 +4,7 @@
 import { trainsAdapter } from '../training/config.js';
 import { ProgressReporter } from '../training/progress.js';
 import type { RunEvent } from './events.js';
+import { countOf } from '../text/plural.js';
 
 function formatBytes(bytes: number): string {
   if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
@@ -17,7 +18,7 @@ export function eventPrinter(stream: { write(text: string): unknown; isTTY?: boo
     switch (e.type) {
       case 'started':
         if (e.resumedFrom !== null) progress.message(`resuming ${e.runDir} from step ${e.resumedFrom} of ${e.totalSteps}`);
-        progress.message(`training ${e.method} on ${e.trainExamples} example(s) for ${e.totalSteps} step(s); ${e.engine}`);
+        progress.message(`training ${e.method} on ${countOf(e.trainExamples, 'example')} for ${countOf(e.totalSteps, 'step')}; ${e.engine}`);
         break;
       case 'step':
         progress.update({ step: e.step, totalSteps: e.totalSteps, loss: e.loss, lr: e.lr, tokensPerSecond: e.tokensPerSecond, elapsedSeconds: e.elapsedSeconds });

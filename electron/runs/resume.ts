@@ -16,18 +16,19 @@ import type { TrainConfig } from '../training/config.js';
 import type { TrainerPosition } from '../training/trainer.js';
 import { OPTIMIZER_FILE, type TrainerState } from './checkpoint-format.js';
 import { readOptimizerFile } from './optimizer-file.js';
+import { countOf } from '../text/plural.js';
 
 /** The checkpoint must belong to this run as it is configured now; returns warnings that do not stop it. */
 export function checkStateFitsRun(state: TrainerState, config: TrainConfig, totals: { totalSteps: number; trainExamples: number; evalExamples: number }): string[] {
   const where = `checkpoint step-${state.step}`;
   if (state.method !== config.method) throw new Error(`${where} was trained with --method ${state.method}, the run is configured for ${config.method}`);
   if (state.data.train_examples !== totals.trainExamples || state.data.eval_examples !== totals.evalExamples) {
-    throw new Error(`${where} was trained on ${state.data.train_examples} training and ${state.data.eval_examples} eval example(s); the data now gives ${totals.trainExamples} and ${totals.evalExamples}. Restore the run's data file, or start a new run.`);
+    throw new Error(`${where} was trained on ${countOf(state.data.train_examples, 'training example')} and ${countOf(state.data.eval_examples, 'eval example')}; the data now gives ${totals.trainExamples} and ${totals.evalExamples}. Restore the run's data file, or start a new run.`);
   }
   if (state.total_steps !== totals.totalSteps) throw new Error(`${where} belongs to a run of ${state.total_steps} steps; this one has ${totals.totalSteps}`);
   const warnings: string[] = [];
   if (state.threads !== config.threads) {
-    warnings.push(`the run trained with ${state.threads} thread(s) and continues with ${config.threads}: results stay bit-exact only with the same --threads`);
+    warnings.push(`the run trained with ${countOf(state.threads, 'thread')} and continues with ${config.threads}: results stay bit-exact only with the same --threads`);
   }
   if (state.scheduler.base_lr !== config.lr) warnings.push(`the learning rate changes from ${state.scheduler.base_lr} to ${config.lr} from step ${state.step + 1} on`);
   return warnings;

@@ -64,7 +64,7 @@ describe('--out that would overwrite the model', () => {
     mkdirSync(other);
     writeFileSync(join(other, 'cat.jpg'), 'meow');
     const m = await failure(configFor(other));
-    expect(m).toBe(`--out ${other}: the folder is not empty (1 item(s), e.g. cat.jpg) and holds no run.json, so it is not a run folder; the run would mix its files with these. Choose a new or empty folder for --out`);
+    expect(m).toBe(`--out ${other}: the folder is not empty (1 item, e.g. cat.jpg) and holds no run.json, so it is not a run folder; the run would mix its files with these. Choose a new or empty folder for --out`);
     expect(readdirSync(other)).toEqual(['cat.jpg']);
   });
 });

@@ -5,11 +5,12 @@
 // 'running' or 'paused' while its process is gone is shown as interrupted,
 // resumable.
 import type { TrainMethod } from '../training/config.js';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../files/atomic.js';
-import type { RunStatus } from './events.js';
+import { KernelFolderError, makeFolder } from '../files/make-folder.js';
+import type { RunStatus, StopCause } from './events.js';
 import { processState } from './process-alive.js';
 import { readRunRecord, type RunRecord } from './run-record.js';
 
@@ -30,6 +31,8 @@ export interface RunIndexEntry {
   adapter: string | null;
   resumable: boolean;
   message: string | null;
+  /** a cancelled run: the user, or the app shutting down (null otherwise; absent in older index files) */
+  stopped_by?: StopCause | null;
 }
 
 export function studioHome(): string {
@@ -55,8 +58,39 @@ async function readIndex(): Promise<RunIndexEntry[]> {
   }
 }
 
+export class StudioHomeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StudioHomeError';
+  }
+}
+
+/**
+ * Creates the studio home (where runs.json lives) or says in one line why it
+ * cannot be: which folder, who chose it (PEFT_STUDIO_HOME or the default
+ * under the home folder), and what to do. Callers check it before starting
+ * a run so a bad PEFT_STUDIO_HOME fails at once, not at the run's first
+ * status change.
+ */
+export async function ensureStudioHome(): Promise<string> {
+  const home = studioHome();
+  const fromEnv = Boolean(process.env.PEFT_STUDIO_HOME);
+  const named = fromEnv ? `PEFT_STUDIO_HOME=${process.env.PEFT_STUDIO_HOME} (${home})` : `the studio home ${home} (the default; PEFT_STUDIO_HOME chooses another)`;
+  const todo = fromEnv ? 'set PEFT_STUDIO_HOME to a folder on a disk you can write to (e.g. ~/.peft-studio), or unset it' : 'set PEFT_STUDIO_HOME to a folder on a disk you can write to';
+  try {
+    await makeFolder(home);
+  } catch (e) {
+    if (e instanceof KernelFolderError) {
+      throw new StudioHomeError(`${named}: is under ${e.prefix}, a kernel file system where the run index (${INDEX_FILE}) cannot be kept; ${todo}`);
+    }
+    const err = e as NodeJS.ErrnoException;
+    throw new StudioHomeError(`${named}: cannot be created (${err.code ?? err.message}${err.path && err.path !== home ? ` on ${err.path}` : ''}); ${todo}`);
+  }
+  return home;
+}
+
 async function writeIndex(runs: RunIndexEntry[]): Promise<void> {
-  await mkdir(studioHome(), { recursive: true });
+  await ensureStudioHome();
   await writeFileAtomic(indexFile(), JSON.stringify({ version: 1, runs }, null, 2) + '\n');
 }
 
@@ -84,6 +118,7 @@ export function entryFromRecord(dir: string, record: RunRecord): RunIndexEntry {
     adapter: status === 'finished' ? dir : checkpoint,
     resumable: status !== 'finished',
     message: status === 'interrupted' && record.status !== 'interrupted' ? `the process (pid ${record.pid}) is gone; continue with peft-studio train --resume ${dir}` : record.message,
+    stopped_by: status === 'cancelled' ? (record.stopped_by ?? 'user') : null,
   };
 }
 

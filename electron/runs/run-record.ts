@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { writeFileAtomic } from '../files/atomic.js';
 import { LATER_DEFAULTS, type TrainConfig } from '../training/config.js';
 import type { RunSummary } from '../training/run.js';
-import type { RunStatus } from './events.js';
+import type { RunStatus, StopCause } from './events.js';
 import { runPaths } from './layout.js';
 import { processStartTicks } from './process-alive.js';
 
@@ -32,6 +32,8 @@ export interface RunRecord {
   last_checkpoint: number | null;
   /** why it stopped (failed, cancelled, interrupted) */
   message: string | null;
+  /** a cancelled run: who stopped it (absent in records of older versions: the user) */
+  stopped_by?: StopCause | null;
   /** sha256 of the data file when the run started: a resume must see the same data */
   data_sha256: string | null;
   /** one entry per `train --resume` */

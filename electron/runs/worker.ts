@@ -37,13 +37,14 @@ process.on('message', (message: ControlMessage) => {
       control.resume();
       return;
     case 'cancel':
-      control.cancel();
+      control.cancel(message.reason ?? 'user');
       return;
   }
 });
-process.on('disconnect', () => control.cancel());
-process.on('SIGINT', () => control.cancel());
-process.on('SIGTERM', () => control.cancel());
+// the parent gone, or the system stopping the process: a shutdown; Ctrl-C in the terminal: the user
+process.on('disconnect', () => control.cancel('shutdown'));
+process.on('SIGINT', () => control.cancel('user'));
+process.on('SIGTERM', () => control.cancel('shutdown'));
 
 async function run(config: Extract<ControlMessage, { type: 'start' }>['config'], resume: boolean, overwrite: boolean): Promise<void> {
   let pending: Promise<void> = Promise.resolve();

@@ -11,7 +11,9 @@ import { outOfMemoryMessage } from '../runs/crash-report.js';
 import type { RunEvent } from '../runs/events.js';
 import type { TrainConfig } from '../training/config.js';
 import { memoryBudget, memoryShortfall } from '../training/memory-check.js';
-import { inAppEntry, inAppEvent, inAppWords } from './app-wording.js';
+import { refuseOutputOverInputs } from '../files/output-overlap.js';
+import { refuseKernelPath } from '../files/make-folder.js';
+import { exportInAppWords, inAppEntry, inAppEvent, inAppWords } from './app-wording.js';
 
 const h200: DeviceInfo = { index: 0, name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 140 * 2 ** 30, freeBytes: 6 * 2 ** 30, error: '' };
 const v100: DeviceInfo = { index: 0, name: 'Tesla V100', computeCapability: '7.0', totalBytes: 16 * 2 ** 30, freeBytes: 16 * 2 ** 30, error: '' };
@@ -34,19 +36,19 @@ const NO_FLAG = /--device|--precision|peft-studio train/;
 
 describe('inAppWords: the device and precision advice as a choice in the app', () => {
   it('a GPU that is not there (engine/device.ts): choose cpu, or another GPU, in the Resume options', () => {
-    const noBuild = thrown(() => chooseDevice([], 'cuda:0', false));
+    const noBuild = thrown(() => chooseDevice([], 'cuda:0', { haveCudaBuild: false }));
     expect(noBuild).toContain('To train anyway, use --device cpu, or rebuild');
     expect(inAppWords(noBuild, 'resume')).toBe(
       'device cuda:0: no NVIDIA GPU can be used: this build has no CUDA backend. To train anyway, choose cpu as the device in the Resume options, or rebuild the engine with PEFT_STUDIO_CUDA=1 (needs the CUDA toolkit) and install the NVIDIA driver');
-    const noDriver = inAppWords(thrown(() => chooseDevice([], 'cuda', true)), 'resume');
+    const noDriver = inAppWords(thrown(() => chooseDevice([], 'cuda', { haveCudaBuild: true })), 'resume');
     expect(noDriver).toMatch(/^device cuda: no NVIDIA GPU can be used: .*\(nvidia-smi must list the GPU\), or choose cpu as the device in the Resume options$/);
-    expect(inAppWords(thrown(() => chooseDevice([h200], 'cuda:1', true)), 'resume')).toBe(
+    expect(inAppWords(thrown(() => chooseDevice([h200], 'cuda:1', { haveCudaBuild: true })), 'resume')).toBe(
       'device cuda:1: there is no GPU 1; this machine has 1 (cuda:0 NVIDIA H200). Choose one of those as the device in the Resume options, or auto');
-    expect(inAppWords(thrown(() => chooseDevice([v100, t4], 'cuda:0', true)), 'resume')).toBe(
+    expect(inAppWords(thrown(() => chooseDevice([v100, t4], 'cuda:0', { haveCudaBuild: true })), 'resume')).toBe(
       'device cuda:0: Tesla V100 (cuda:0) has compute capability 7.0; the CUDA backend needs 7.5 (Turing) or later. Choose cpu as the device in the Resume options, or auto (a newer GPU of this machine)');
-    const unreported = inAppWords(thrown(() => chooseDevice([lost, { ...t4, index: 1 }, { ...h200, index: 2 }], 'cuda:0', true)), 'resume');
+    const unreported = inAppWords(thrown(() => chooseDevice([lost, { ...t4, index: 1 }, { ...h200, index: 2 }], 'cuda:0', { haveCudaBuild: true })), 'resume');
     expect(unreported).toMatch(/^device cuda:0: GPU 0 \(cuda:0\) cannot be used: cudaErrorDevicesUnavailable\. .*; meanwhile choose cpu as the device in the Resume options \(or another GPU: cuda:1 or cuda:2, or auto\)$/);
-    expect(inAppWords(thrown(() => chooseDevice([lost], 'cuda:0', true)), 'resume')).toMatch(/; meanwhile choose cpu as the device in the Resume options$/);
+    expect(inAppWords(thrown(() => chooseDevice([lost], 'cuda:0', { haveCudaBuild: true })), 'resume')).toMatch(/; meanwhile choose cpu as the device in the Resume options$/);
     // before a run starts, the same choice is the form's
     expect(inAppWords(noBuild, 'start')).toContain('To train anyway, choose cpu as the Device on the Hyperparameters page (advanced settings), or rebuild');
   });
@@ -92,7 +94,7 @@ describe('inAppWords: the device and precision advice as a choice in the app', (
   });
 
   it('a resumed bf16 run refused where it was (runs/execute.ts\'s addition): choose cpu, fp32 follows', () => {
-    const text = `${thrown(() => chooseDevice([], 'cuda:0', false))}. This run computed in bf16 (its run.json says so); to continue it on the CPU, resume with --device cpu --precision fp32`;
+    const text = `${thrown(() => chooseDevice([], 'cuda:0', { haveCudaBuild: false }))}. This run computed in bf16 (its run.json says so); to continue it on the CPU, resume with --device cpu --precision fp32`;
     expect(inAppWords(text, 'resume')).toMatch(/; to continue it on the CPU, choose cpu as the device in the Resume options \(it computes in fp32\)$/);
   });
 
@@ -132,5 +134,30 @@ describe('inAppEvent / inAppEntry', () => {
     expect(inAppEntry({ dir: '/runs/r1', message }).message).toBe(inAppWords(message, 'resume'));
     const none = { dir: '/runs/r2', message: null };
     expect(inAppEntry(none)).toBe(none);
+  });
+});
+
+describe('exportInAppWords', () => {
+  async function refusal(p: Promise<void>): Promise<string> {
+    try {
+      await p;
+    } catch (e) {
+      return (e as Error).message;
+    }
+    throw new Error('expected a refusal');
+  }
+
+  it('names the export folder where the exporter names its flag (the producers\' real texts)', async () => {
+    const inside = await refusal(refuseOutputOverInputs('/runs/r1/export', [{ path: '/runs/r1', what: 'the run folder' }], 'the export'));
+    expect(inside).toMatch(/^--out \/runs\/r1\/export: lies inside the run folder/);
+    const worded = exportInAppWords(inside);
+    expect(worded).not.toContain('--out');
+    expect(worded).toBe('The export folder /runs/r1/export: lies inside the run folder /runs/r1; the export replaces the whole export folder, so it would delete its own input. ' +
+      'Choose a separate export folder that neither holds nor lies inside /runs/r1');
+    const kernel = exportInAppWords(await refusal(refuseKernelPath('/proc/x/y', '--out')));
+    expect(kernel).not.toContain('--out');
+    expect(kernel).toMatch(/^The export folder \/proc\/x\/y: is under \/proc/);
+    // a path that holds the flag's letters stays whole
+    expect(exportInAppWords('/data/exp--out-1: is a file')).toBe('/data/exp--out-1: is a file');
   });
 });

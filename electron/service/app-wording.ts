@@ -87,3 +87,15 @@ export function inAppEntry<E extends { message: string | null }>(entry: E): E {
   const message = inAppWords(entry.message, 'resume');
   return message === entry.message ? entry : { ...entry, message };
 }
+
+/**
+ * An export's refusal in the app's words: the exporter names its folder by
+ * the CLI's flag ("--out X: lies inside the run folder …; choose a separate
+ * --out folder"); the Export page calls it the export folder.
+ */
+export function exportInAppWords(message: string): string {
+  return message
+    .replace(/^--out (?=\S)/, 'The export folder ')
+    .replace(/(?<=^|[\s('"`])--out folder\b/g, 'export folder')
+    .replace(/(?<=^|[\s('"`])--out(?=[\s:]|$)/g, 'the export folder');
+}

@@ -12,7 +12,7 @@ import { DEFAULT_NF4 } from '../session.js';
 import { PRECISIONS, PRECISION_TRADE_OFF } from '../engine/precision.js';
 import { TRAIN_DEFAULTS as D, trainsLora, trainsVirtualTokens } from '../training/config.js';
 import { SCHEDULER_KINDS } from '../training/schedule.js';
-import { defaultLr, defaultSeqLenFor, SETTING_LIMITS, type LimitedField, type SettingLimit } from '../training/settings.js';
+import { APP_STEPS_LIMIT, defaultLr, defaultSeqLenFor, SETTING_LIMITS, type LimitedField, type SettingLimit } from '../training/settings.js';
 
 type Key = HyperparameterSpec['key'];
 
@@ -47,7 +47,7 @@ export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec, gpus: 
   const out: HyperparameterSpec[] = [
     num('lr', 'Learning rate', 'Peak step size; the schedule warms up to it and then decays.', defaultLr(method), 'basic'),
     num('epochs', 'Epochs', 'Passes over the training rows (ignored when steps is set).', D.epochs, 'basic'),
-    num('steps', 'Steps', 'Optimizer steps to run instead of whole epochs; empty: use epochs.', null, 'basic'),
+    num('steps', 'Steps', 'Optimizer steps to run instead of whole epochs; empty: use epochs.', null, 'basic', { min: APP_STEPS_LIMIT.min }),
     num('batchSize', 'Batch size', 'Examples per micro-batch; memory grows with it.', D.batchSize, 'basic'),
     num('seqLen', 'Sequence length', 'Longer examples are truncated to this many tokens; memory grows with it.', seqLen, 'basic', { max: spec.maxPositionEmbeddings - virtual }),
   ];

@@ -2,11 +2,11 @@
 // remembered in <studio home>/recent.json (written atomically). Recorded
 // when a model or dataset was inspected successfully, so only paths that
 // worked are offered again.
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RecentItems } from '../api/contract.js';
 import { writeFileAtomic } from '../files/atomic.js';
-import { studioHome } from '../runs/run-index.js';
+import { ensureStudioHome, studioHome } from '../runs/run-index.js';
 
 export const RECENT_FILE = 'recent.json';
 export const MAX_RECENT = 10;
@@ -33,7 +33,7 @@ export function rememberRecent(kind: keyof RecentItems, path: string): Promise<v
   const next = queue.then(async () => {
     const items = await readRecent();
     items[kind] = [path, ...items[kind].filter((p) => p !== path)].slice(0, MAX_RECENT);
-    await mkdir(studioHome(), { recursive: true });
+    await ensureStudioHome();
     await writeFileAtomic(recentFile(), JSON.stringify(items, null, 2) + '\n');
   });
   queue = next.catch(() => {});

@@ -49,7 +49,7 @@ describe('recommendMethod', () => {
     expect(r.recommended).toBe('qlora');
     expect(r.recommendation).toContain('stored in 4 bits');
     const unavailable = Object.fromEntries(r.methods.map((m) => [m.method, m.unavailable]));
-    expect(unavailable.lora).toMatch(/choose qlora/);
+    expect(unavailable.lora).toMatch(/choose QLoRA/);
     expect(unavailable.full).toMatch(/cannot be trained directly/);
     expect([unavailable.qlora, unavailable.prompt, unavailable.prefix]).toEqual([null, null, null]);
   });

@@ -50,8 +50,8 @@ export const METHOD_ORDER: readonly TrainMethod[] = ['lora', 'qlora', 'prompt', 
 /** Why a method cannot train this model (null: it can). */
 export function unavailableReason(method: TrainMethod, report: Pick<InspectReport, 'quantization'>): string | null {
   if (!report.quantization) return null;
-  if (method === 'full') return 'this folder holds 4-bit weights (bitsandbytes NF4), which cannot be trained directly; use qlora, prompt or prefix tuning';
-  if (method === 'lora') return 'this folder holds 4-bit weights (bitsandbytes NF4): LoRA on it is QLoRA; choose qlora';
+  if (method === 'full') return 'this folder holds 4-bit weights (bitsandbytes NF4), which cannot be trained directly; choose QLoRA, prompt tuning or prefix tuning';
+  if (method === 'lora') return 'this folder holds 4-bit weights (bitsandbytes NF4): LoRA on it is QLoRA; choose QLoRA';
   return null;
 }
 

@@ -46,13 +46,13 @@ const FORM_REMEDY: Record<MemoryRemedy, string> = {
   'smaller-batch': 'lower the batch size (raise gradient accumulation to keep the effective batch)',
   'shorter-sequence': 'shorten the sequence length',
   'gradient-checkpointing': 'turn on gradient checkpointing',
-  lora: 'use lora',
-  qlora: 'use qlora',
+  lora: 'choose LoRA on the Method page',
+  qlora: 'choose QLoRA (a 4-bit base) on the Method page',
 };
 
 function advice(config: TrainConfig, onGpu: boolean): string {
   const remedies = memoryRemedies(config).map((r) => FORM_REMEDY[r]);
-  if (onGpu) remedies.push('train on the CPU (device cpu)');
+  if (onGpu) remedies.push('choose the CPU as the Device (advanced settings)');
   return remedies.join(', ');
 }
 

@@ -2,10 +2,11 @@
 // studio home, <studio home>/runs/<YYYYMMDD-HHMMSS>-<method>, made unique
 // with a -2, -3... suffix. reserveRunFolder creates it (empty), so two runs
 // started in the same second never share one.
-import { mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { studioHome } from '../runs/run-index.js';
+import { makeFolder } from '../files/make-folder.js';
+import { ensureStudioHome, studioHome } from '../runs/run-index.js';
 import type { TrainMethod } from '../training/config.js';
 
 export function runsRoot(): string {
@@ -29,7 +30,8 @@ export function plannedRunFolder(method: TrainMethod, at = new Date()): string {
 
 /** Creates a new, empty run folder and returns it. */
 export async function reserveRunFolder(method: TrainMethod, at = new Date()): Promise<string> {
-  await mkdir(runsRoot(), { recursive: true });
+  await ensureStudioHome();
+  await makeFolder(runsRoot());
   const base = join(runsRoot(), runFolderName(method, at));
   for (let i = 1; ; i++) {
     const dir = i === 1 ? base : `${base}-${i}`;

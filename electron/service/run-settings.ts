@@ -15,7 +15,7 @@ import { DEVICE_REQUEST_HELP, isDeviceRequest } from '../engine/device.js';
 import { isPrecision, PRECISION_REQUEST_HELP } from '../engine/precision.js';
 import { DATA_FORMATS, TRAIN_METHODS } from '../training/config.js';
 import { SCHEDULER_KINDS } from '../training/schedule.js';
-import { SETTING_LIMITS, type LimitedField, type ResumeOverrides, type TrainSettings } from '../training/settings.js';
+import { APP_STEPS_LIMIT, SETTING_LIMITS, type LimitedField, type ResumeOverrides, type TrainSettings } from '../training/settings.js';
 import type { PathPolicy } from './paths.js';
 import { asObject, Fields } from './validate.js';
 
@@ -59,7 +59,7 @@ export function parseRunSettings(request: unknown, policy: PathPolicy): ParsedRu
   const hyper = read(() => top.object('hyper')) ?? new Fields({}, 'hyper.');
   for (const key of NUMERIC_HYPER) settings[key] = read(() => hyper.number(key, SETTING_LIMITS[key]));
   for (const key of BOOLEAN_HYPER) settings[key] = read(() => hyper.boolean(key));
-  const steps = read(() => hyper.number('steps', SETTING_LIMITS.steps));
+  const steps = read(() => hyper.number('steps', APP_STEPS_LIMIT));
   if (steps !== undefined) {
     settings.steps = steps;
     settings.epochs = undefined; // steps replaces epochs

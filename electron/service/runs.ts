@@ -124,7 +124,7 @@ export class RunService {
     // set before the snapshot below: launch() refuses from now on, so no run escapes it
     this.closing = true;
     await Promise.all([...this.live.values()].map(async ({ run }) => {
-      run.cancel();
+      run.cancel('shutdown');
       const timer = setTimeout(() => run.kill('SIGKILL'), CLOSE_GRACE_MS);
       try {
         await run.wait();

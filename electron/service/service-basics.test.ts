@@ -108,7 +108,7 @@ describe('inspectData and previewRow', () => {
     writeFileSync(file, '{"prompt": "Q:", "completion": 5}\n{"prompt": "Q:", "compl\n{"prompt": "Q:", "completion": ""}\n');
     const e = await err(desktop, 'inspectData', { model: demo.model, data: file });
     expect(e.code).toBe('failed');
-    expect(e.message).toContain(`${file}: none of its 3 row(s) can be used`);
+    expect(e.message).toContain(`${file}: none of its 3 rows can be used`);
     expect(e.message).toMatch(new RegExp(`${file}:2: .*JSON`));
     expect(e.message).toContain(`${file}:3:`);
   });
@@ -165,6 +165,20 @@ describe('checkRun', () => {
     expect(c.ok).toBe(false);
     expect(c.config).toBeNull();
     expect(c.errors.map((e) => e.field).sort()).toEqual(['hyper.batchSize', 'hyper.lr']);
+  });
+
+  it('0 steps (the CLI writes an untrained adapter with it) and a batch no step can hold are refused, naming their fields', async () => {
+    const zero = await ok<RunCheck>(desktop, 'checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { steps: 0 } });
+    expect(zero.errors).toEqual([{ field: 'hyper.steps', message: expect.stringContaining('>= 1') }]);
+    const huge = await ok<RunCheck>(desktop, 'checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { batchSize: 1e9 } });
+    expect(huge.errors).toEqual([{ field: 'hyper.batchSize', message: expect.stringContaining('batchSize 1000000000 x seqLen 512 = 512000000000 tokens per step, more than one step can hold (16777216)') }]);
+    // the limit is the engine's: the largest step the form lets through is estimated, one token more is refused there too
+    const largest = await ok<RunCheck>(desktop, 'checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { batchSize: 65536, seqLen: 256 } });
+    expect(largest.errors).toEqual([]);
+    expect(largest.memory!.activations).toBeGreaterThan(65536 * 1000);
+    expect((await err(desktop, 'inspectModel', { model: demo.model, batchSize: 65537, seqLen: 256 })).message).toContain('= 16777472 tokens per step');
+    const estimate = await err(desktop, 'inspectModel', { model: demo.model, batchSize: 1e9 });
+    expect(estimate.message).toContain('lower the batch size or the sequence length');
   });
 
   it('a setting of another method, and a seqLen the model cannot hold, name their fields', async () => {

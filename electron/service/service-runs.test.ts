@@ -91,7 +91,15 @@ describe('a run end to end', () => {
     const end = await ended(started.runId);
     off();
     expect(end.type, JSON.stringify(end)).toBe('cancelled');
+    expect(end).toMatchObject({ reason: 'user', message: expect.stringMatching(/^cancelled after step/) });
     const types = runEvents(started.runId).map((e) => e.type);
+    // the speed of the whole pass: prompts are read but not trained (answers only), so more tokens are read than trained
+    const stepEvents = runEvents(started.runId).filter((e) => e.type === 'step') as Extract<RunEvent, { type: 'step' }>[];
+    expect(stepEvents.length).toBeGreaterThan(0);
+    for (const e of stepEvents) {
+      expect(e.inputTokens).toBeGreaterThan(e.tokens);
+      expect(e.inputTokensPerSecond / e.tokensPerSecond).toBeCloseTo(e.inputTokens / e.tokens, 6);
+    }
     expect(types).toContain('paused');
     expect(types).toContain('resumed');
     const stoppedAt = (end as { step: number }).step;
@@ -122,7 +130,7 @@ describe('a run end to end', () => {
   });
 
   it('a run that does not fit is refused before anything starts', async () => {
-    const huge = settings({ steps: 1, batchSize: 100_000 });
+    const huge = settings({ steps: 1, batchSize: 30_000 }); // 30,000 x 512 tokens: within one step's limit, far over any RAM
     const check = await ok<RunCheck>('checkRun', huge);
     expect(check.ok).toBe(false);
     expect(check.memory!.fits).toBe(false);
@@ -154,8 +162,11 @@ describe('close', () => {
     const end = seen.at(-1)!;
     expect(end.type).toBe('cancelled');
     expect((end as { checkpoint: string | null }).checkpoint).not.toBeNull();
-    const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { status: string };
+    // the app stopped it, not the user: the event, the record and the index say so
+    expect(end).toMatchObject({ reason: 'shutdown', message: expect.stringMatching(/^stopped because PEFT Studio shut down after step \d+ of 500; continue with peft-studio train --resume /) });
+    const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { status: string; stopped_by: string };
     expect(record.status).toBe('cancelled');
+    expect(record.stopped_by).toBe('shutdown');
   });
 });
 

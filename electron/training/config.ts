@@ -101,6 +101,12 @@ export interface TrainConfig {
   pack: boolean;
   /** complete checkpoints kept in checkpoints/ (the newest K; 0 = keep all) */
   keepCheckpoints: number;
+  /**
+   * the model's fingerprint (model-fingerprint.ts) as run.json recorded it when
+   * the run started: a resumed run checks its model against it, so the model
+   * may be given at a new path (--model with --resume). Absent: not recorded.
+   */
+  modelFingerprint?: string;
 }
 
 export const DATA_FORMATS = ['auto', 'alpaca', 'chat', 'completion', 'text', 'tokenized'] as const;
@@ -159,12 +165,23 @@ export const TRAIN_DEFAULTS = {
   precision: 'auto' as Precision,
 } as const;
 
+/** Positions a row of text needs at least: one token to see and one to predict. */
+export const MIN_TEXT_POSITIONS = 2;
+
 /**
  * --seq-len must fit the model's positions (train and eval share the check).
  * Virtual tokens (prompt and prefix tuning) take the first positions, so the
- * real tokens have that many fewer.
+ * real tokens have that many fewer, and at least MIN_TEXT_POSITIONS must be
+ * left (`virtualTokensSource` names where the count came from).
  */
-export function checkSeqLenFits(seqLen: number, spec: ModelSpec, virtualTokens = 0): void {
+export function checkSeqLenFits(seqLen: number, spec: ModelSpec, virtualTokens = 0, virtualTokensSource = '--virtual-tokens'): void {
+  // Too many virtual tokens leave no room for any text: say that, rather than
+  // advise a --seq-len of zero or less.
+  const mostVirtual = spec.maxPositionEmbeddings - MIN_TEXT_POSITIONS;
+  if (virtualTokens > mostVirtual) {
+    throw new Error(`${virtualTokensSource} must be at most ${Math.max(0, mostVirtual)} for this model (max_position_embeddings ${spec.maxPositionEmbeddings}, ` +
+      `and at least ${MIN_TEXT_POSITIONS} positions for the text); got ${virtualTokens}`);
+  }
   const max = spec.maxPositionEmbeddings - virtualTokens;
   if (seqLen > max) {
     const why = virtualTokens > 0 ? ` minus the ${virtualTokens} virtual tokens` : '';

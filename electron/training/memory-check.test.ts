@@ -83,11 +83,12 @@ describe('memory pre-flight', () => {
   });
 
   it('train refuses a run that cannot fit, before writing anything', async () => {
-    const model = await tinyModel({ seed: 45 });
+    // wide enough that the activations of a step the engine can hold (at most 2^24 tokens) exceed any test machine
+    const model = await tinyModel({ seed: 45, hidden: 256, intermediate: 2048 });
     const dir = tempDir('memcheck');
     const data = writeJsonl(join(dir, 'd.jsonl'), cycleRows(2, 8));
-    // 2^20 rows x 512 tokens of activations: far beyond any test machine
-    const r = await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'out'), '--batch-size', String(2 ** 20), '--seq-len', '512', '--steps', '1']);
+    // 2^14 rows x 512 tokens of activations (hundreds of GiB)
+    const r = await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'out'), '--batch-size', String(2 ** 14), '--seq-len', '512', '--steps', '1']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/this run needs about [\d.]+ GiB .* but only [\d.]+ GiB is available (in RAM|on .+)\./);
     expect(existsSync(join(dir, 'out'))).toBe(false);

@@ -17,6 +17,10 @@ export interface StepMetrics {
   tokens: number;
   /** those tokens per second of this step's wall time */
   tokens_per_s: number;
+  /** every token the model read this step (prompts included, padding not; absent in older metrics files) */
+  input_tokens?: number;
+  /** those tokens per second of this step's wall time */
+  input_tokens_per_s?: number;
   /** seconds since training started */
   elapsed_s: number;
 }

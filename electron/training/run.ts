@@ -2,6 +2,7 @@
 // (electron/runs/layout.ts describes the folder). The CLI and the app run it
 // in a child process through electron/runs/manager.ts; runTraining here runs
 // it in the calling process (scripts, the demo) with the same files and events.
+import { existsSync } from 'node:fs';
 import type { NativeEngine } from '../engine/native.js';
 import type { ModelFolder } from '../models/folder.js';
 import type { ModelTokenizer } from '../models/tokenizer.js';
@@ -14,9 +15,13 @@ import { checkSeqLenFits, trainsLora, type LoraSettings, type TrainConfig, type 
 import { countTrainedTokens, type Example } from './data.js';
 import { loadDataset, packExamples } from '../data/index.js';
 import { splitTrainEval } from './split.js';
+import { totalSteps } from './trainer.js';
+import { runWarnings } from './warnings.js';
+import { modelFingerprint } from './model-fingerprint.js';
 import { executeRun } from '../runs/execute.js';
 import { eventPrinter } from '../runs/print-events.js';
 import { summarizeDataset, type RunDataSummary } from '../runs/data-summary.js';
+import { countOf } from '../text/plural.js';
 
 /** Where progress and notices go (the CLI passes stderr). */
 export interface RunIO {
@@ -57,7 +62,16 @@ export function checkMethodSettings(config: TrainConfig): void {
 /** Checks that need the model: sizes that must fit it. */
 export function checkAgainstModel(config: TrainConfig, folder: ModelFolder, lora: LoraSettings | null): void {
   checkMethodSettings(config);
+  // A resumed run whose run.json recorded the model's fingerprint: the folder
+  // (at its old path, or a new one given with --model) must hold that model.
+  if (config.modelFingerprint && modelFingerprint(folder) !== config.modelFingerprint) {
+    throw new Error(`${folder.dir}: is not the model this run started with (its config.json, its tensors' names, dtypes or shapes, or its tokenizer files differ from what run.json recorded). ` +
+      'Resume with --model set to the folder of the model the run started with');
+  }
   checkSeqLenFits(config.seqLen, folder.spec, runVirtualTokens(config));
+  if (config.initAdapter !== null && !existsSync(config.initAdapter)) {
+    throw new Error(`--init-adapter ${config.initAdapter}: no such folder. Give the folder of a PEFT adapter (adapter_config.json and adapter_model.safetensors), such as a finished run's --out`);
+  }
   const badLayer = lora?.layers?.find((l) => l >= folder.spec.numLayers);
   if (badLayer !== undefined) {
     throw new Error(`--layers: layer ${badLayer} does not exist; the model has layers 0..${folder.spec.numLayers - 1}`);
@@ -133,7 +147,7 @@ export function configWithLayout(config: TrainConfig, layout: AdapterLayout | nu
 export interface RunData {
   train: Example[];
   eval: Example[];
-  /** notices for the log (rows skipped, settings not applied) */
+  /** notices for the log (rows skipped, settings not applied; "warning: " lines for settings that look like a slip) */
   notes: string[];
   /** the dataset report, compact: run.json and the started event carry it */
   summary: RunDataSummary;
@@ -146,7 +160,8 @@ export interface RunData {
  * way in every run) -> rows with something to learn.
  */
 export async function loadRunData(config: TrainConfig, tokenizer: ModelTokenizer, folder: ModelFolder): Promise<RunData> {
-  const notes: string[] = [];
+  // the model folder's notices first (tensors config.json does not use...): the run's log is where a run's user reads them
+  const notes: string[] = folder.notices.map((n) => `note: ${n}`);
   const { examples, report } = await loadDataset(config.data, tokenizer, {
     format: config.dataFormat,
     seqLen: config.seqLen,
@@ -155,14 +170,16 @@ export async function loadRunData(config: TrainConfig, tokenizer: ModelTokenizer
     vocabSize: folder.spec.vocabSize,
   });
   for (const notice of report.notices) notes.push(`note: ${notice}`);
-  if (report.truncation.rows > 0) notes.push(`note: ${report.truncation.rows} row(s) truncated to --seq-len ${config.seqLen} (${report.truncation.tokensDropped} token(s) dropped)`);
+  if (report.truncation.rows > 0) notes.push(`note: ${countOf(report.truncation.rows, 'row')} truncated to --seq-len ${config.seqLen} (${countOf(report.truncation.tokensDropped, 'token')} dropped)`);
   const split = splitTrainEval(examples, config.evalSplit, config.seed);
   const pack = (rows: Example[]) => (config.pack ? packExamples(rows, config.seqLen) : rows);
   const trainRows = pack(split.train);
   // A row with no label token after the shift adds nothing to any gradient.
   const train = trainRows.filter((e) => countTrainedTokens(e.labels, e.segments) > 0);
   if (train.length === 0) throw new Error(`${config.data}: no training example has a token to learn (rows of one token, or every label masked); give rows of two or more tokens, or train on every token with --all-tokens`);
-  if (train.length < trainRows.length) notes.push(`note: skipping ${trainRows.length - train.length} training row(s) with no label token to learn`);
+  if (train.length < trainRows.length) notes.push(`note: skipping ${countOf(trainRows.length - train.length, 'training row')} with no label token to learn`);
+  const steps = totalSteps(train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
+  for (const warning of runWarnings(config, folder.spec, steps)) notes.push(`warning: ${warning}`);
   return { train, eval: pack(split.eval), notes, summary: summarizeDataset(report) };
 }
 

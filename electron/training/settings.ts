@@ -17,7 +17,7 @@ import type { ModelSpec, Precision, QuantizationOptions } from '../engine/native
 import { DEVICE_REQUEST_HELP, isDeviceRequest, type DeviceRequest } from '../engine/device.js';
 import { isPrecision, PRECISION_REQUEST_HELP } from '../engine/precision.js';
 import { DEFAULT_NF4 } from '../session.js';
-import { resolveTargets, TRAIN_DEFAULTS as D, trainsLora, trainsVirtualTokens, type DataFormat, type TrainConfig, type TrainMethod } from './config.js';
+import { MIN_TEXT_POSITIONS, resolveTargets, TRAIN_DEFAULTS as D, trainsLora, trainsVirtualTokens, type DataFormat, type TrainConfig, type TrainMethod } from './config.js';
 import type { SchedulerKind } from './schedule.js';
 
 export const PROMPT_INIT_CHOICES = ['random', 'text', 'sample-vocab'] as const;
@@ -123,6 +123,16 @@ export const SETTING_LIMITS = {
 
 export type LimitedField = keyof typeof SETTING_LIMITS;
 
+/** Tokens one step may hold, virtual tokens included: the engine's kMaxTokensPerStep (model/batch_inputs.h). */
+export const MAX_TOKENS_PER_STEP = 2 ** 24;
+
+/**
+ * Steps in the app: at least 1. The CLI's `--steps 0` writes the freshly
+ * initialised adapter (a tested use); a run of 0 steps started from the form
+ * is a slip that would "finish" untrained.
+ */
+export const APP_STEPS_LIMIT: SettingLimit = { ...SETTING_LIMITS.steps, min: 1 };
+
 /** The bounds of a limited setting, to spread into a flag spec. */
 export function limitsOf(field: LimitedField): Omit<SettingLimit, 'kind'> {
   const { kind: _kind, ...bounds } = SETTING_LIMITS[field] as SettingLimit;
@@ -213,6 +223,13 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     if (clash) fail(clash, `${name(clash)} cannot be combined with ${name('initAdapter')}: the adapter's adapter_config.json decides it`);
   }
   if (given('steps') && given('epochs')) fail('steps', `give either ${name('steps')} or ${name('epochs')}, not both`);
+  // (a seqLen left to its default is counted at the largest default; the model may shrink it later)
+  const batch = s.batchSize ?? D.batchSize, seq = s.seqLen ?? D.seqLen, nvt = method === 'prompt' ? s.virtualTokens ?? D.virtualTokens : 0;
+  const stepTokens = batch * (seq + nvt);
+  if (stepTokens > MAX_TOKENS_PER_STEP) {
+    fail(given('batchSize') ? 'batchSize' : 'seqLen', `${name('batchSize')} ${batch} x ${name('seqLen')} ${seq}${nvt ? ` (+ ${nvt} virtual tokens)` : ''} = ${stepTokens} tokens per step, ` +
+      `more than one step can hold (${MAX_TOKENS_PER_STEP}): lower ${name('batchSize')} (raise ${name('gradAccum')} to keep the effective batch) or ${name('seqLen')}`);
+  }
   let targets;
   try {
     targets = resolveTargets(s.targets ?? [...PEFT_DEFAULT_TARGETS]);
@@ -286,7 +303,7 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
  * checked against the model instead, by checkSeqLenFits).
  */
 export function defaultSeqLenFor(spec: ModelSpec, virtualTokens = 0): number {
-  return Math.max(2, Math.min(D.seqLen, spec.maxPositionEmbeddings - virtualTokens));
+  return Math.max(MIN_TEXT_POSITIONS, Math.min(D.seqLen, spec.maxPositionEmbeddings - virtualTokens));
 }
 
 function deviceOf(s: Pick<TrainSettings, 'device'>, name: FieldNamer): DeviceRequest {
@@ -341,9 +358,12 @@ function prefixOf(s: TrainSettings, name: FieldNamer): AdapterPrefix {
  * CPU may continue on a GPU, or the other way round; the arithmetic differs
  * only in rounding) and precision (a bf16 run continuing on the CPU needs
  * fp32). Without device / precision the run keeps the ones run.json recorded.
+ * model and data may point at a new place for the same files: the run checks
+ * them (the data file's sha256 against run.json's data_sha256, the model's
+ * fingerprint against config.modelFingerprint) before it trains.
  */
-export type ResumeOverrides = Pick<TrainSettings, 'lr' | 'threads' | 'keepCheckpoints' | 'gradientCheckpointing' | 'ignoreMemoryCheck' | 'device' | 'precision'>;
-export const RESUME_OVERRIDES: readonly (keyof ResumeOverrides)[] = ['lr', 'threads', 'keepCheckpoints', 'gradientCheckpointing', 'ignoreMemoryCheck', 'device', 'precision'];
+export type ResumeOverrides = Pick<TrainSettings, 'lr' | 'threads' | 'keepCheckpoints' | 'gradientCheckpointing' | 'ignoreMemoryCheck' | 'device' | 'precision' | 'model' | 'data'>;
+export const RESUME_OVERRIDES: readonly (keyof ResumeOverrides)[] = ['lr', 'threads', 'keepCheckpoints', 'gradientCheckpointing', 'ignoreMemoryCheck', 'device', 'precision', 'model', 'data'];
 
 /** The configuration of a resumed run: its run.json's, in `dir` (the folder may have moved), with the few overrides allowed. */
 export function resumedConfig(stored: TrainConfig, dir: string, overrides: ResumeOverrides = {}, name: FieldNamer = plainName): TrainConfig {
@@ -351,8 +371,17 @@ export function resumedConfig(stored: TrainConfig, dir: string, overrides: Resum
   if (!isPrecision(stored.precision)) {
     throw new SettingsError('precision', `${dir}/run.json: config.precision '${String(stored.precision)}' is not a precision (${PRECISION_REQUEST_HELP}); fix the file or resume with ${name('precision')} fp32 or bf16`);
   }
+  const model = overrides.model === undefined || overrides.model === '' ? stored.model : resolve(overrides.model);
+  if (model !== stored.model && !stored.modelFingerprint) {
+    // nothing to check the new folder against: it could be any model of the same shapes
+    throw new SettingsError('model', `${name('model')} ${model}: this run's run.json records no fingerprint of the model it started with, so another folder cannot be checked to hold the same model. ` +
+      `Put the model back at ${stored.model} and resume without ${name('model')}`);
+  }
+  const data = overrides.data === undefined || overrides.data === '' ? stored.data : resolve(overrides.data);
   return {
     ...stored,
+    model,
+    data,
     device: overrides.device === undefined ? stored.device : deviceOf(overrides, name),
     precision: overrides.precision === undefined ? stored.precision : precisionOf(overrides, name),
     out: dir,

@@ -2,6 +2,7 @@
 // has ceil(fraction * n) examples; both parts keep the file order so that
 // messages and metrics stay easy to relate to the data.
 import { Prng, shuffledIndices } from '../random/prng.js';
+import { countOf } from '../text/plural.js';
 
 /** The PRNG stream used for the split (kept apart from the per-epoch shuffles). */
 const SPLIT_STREAM = 0x5b117;
@@ -17,7 +18,7 @@ export function splitTrainEval<T>(items: readonly T[], fraction: number, seed: n
   const evalCount = Math.ceil(fraction * items.length);
   if (evalCount >= items.length) {
     throw new Error(
-      `--eval-split ${fraction} of ${items.length} example(s) leaves nothing to train on; ` +
+      `--eval-split ${fraction} of ${countOf(items.length, 'example')} leaves nothing to train on; ` +
         'use a smaller fraction or more data',
     );
   }

@@ -51,7 +51,7 @@ describe('train (LoRA) end to end', () => {
 
     const rows = readJsonLines(join(out, 'metrics.jsonl'));
     expect(rows).toHaveLength(40);
-    expect(Object.keys(rows[0]).sort()).toEqual(['elapsed_s', 'grad_norm', 'loss', 'lr', 'step', 'tokens', 'tokens_per_s']);
+    expect(Object.keys(rows[0]).sort()).toEqual(['elapsed_s', 'grad_norm', 'input_tokens', 'input_tokens_per_s', 'loss', 'lr', 'step', 'tokens', 'tokens_per_s']);
     expect(rows.map((m) => m.step)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
     expect(rows.every((m) => m.lr === 1e-2)).toBe(true);
     // A random N(0, 0.02) model is near-uniform: the first loss is about ln(vocab).

@@ -162,6 +162,8 @@ export async function train(
     if (group.done) throw new Error('internal: the step generator ended');
     const batches = group.value.map((rows) => makeBatch(rows));
     const stepTokens = batches.reduce((n, b) => n + countBatchTokens(b), 0);
+    // every token the model reads this step (prompts included, padding not): the speed of the whole pass
+    const inputTokens = group.value.reduce((n, rows) => n + rows.reduce((m, r) => m + r.inputIds.length, 0), 0);
     if (stepTokens === 0) throw new Error(`optimizer step ${step} has no label tokens (every label is -100)`);
     let lossSum = 0;
     for (const batch of batches) {
@@ -199,6 +201,8 @@ export async function train(
         grad_norm: gradNorm,
         tokens: stepTokens,
         tokens_per_s: stepSeconds > 0 ? stepTokens / stepSeconds : 0,
+        input_tokens: inputTokens,
+        input_tokens_per_s: stepSeconds > 0 ? inputTokens / stepSeconds : 0,
         elapsed_s: (now - started) / 1000,
       },
       total,

@@ -17,6 +17,7 @@ import type { ModelSpec } from '../../engine/native.js';
 import { readModelConfig } from '../../models/config.js';
 import { ModelTokenizer } from '../../models/tokenizer.js';
 import { checkSeqLenFits, TRAIN_DEFAULTS } from '../../training/config.js';
+import { countOf } from '../../text/plural.js';
 
 /** Skipped rows listed on stderr. */
 const WARN_ROWS = 5;
@@ -78,9 +79,9 @@ export const dataCommand: Command = {
       vocabSize: spec?.vocabSize ?? tokenizer.vocabSize,
     };
     const { report } = await loadDataset(file, tokenizer, options);
-    for (const notice of report.notices.filter((n) => !/row\(s\) skipped/.test(n))) io.stderr(`note: ${notice}\n`);
+    for (const notice of report.notices.filter((n) => !/ of \d+ rows? skipped; first: /.test(n))) io.stderr(`note: ${notice}\n`);
     if (report.skipped.length > 0) {
-      io.stderr(`warning: ${report.rows.skipped} of ${report.rows.total} row(s) skipped:\n`);
+      io.stderr(`warning: ${report.rows.skipped} of ${countOf(report.rows.total, 'row')} skipped:\n`);
       for (const p of report.skipped.slice(0, WARN_ROWS)) io.stderr(`  ${formatProblem(p)}\n`);
       if (report.skipped.length > WARN_ROWS) io.stderr(`  ... and ${report.skipped.length - WARN_ROWS} more (see "skipped" in the report)\n`);
     }

@@ -8,6 +8,7 @@ import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
 import { DEVICE_FLAG, deviceFromArgs } from '../device-flag.js';
 import { PRECISION_FLAG, precisionFromArgs } from '../precision-flag.js';
 import { evaluateExamples } from '../../inference/eval.js';
+import { explainNonFiniteOutput } from '../../inference/non-finite-output.js';
 import { openSession, virtualTokensOf } from '../../session.js';
 import { checkSeqLenFits, TRAIN_DEFAULTS } from '../../training/config.js';
 import { DATASET_FORMATS, loadDataset, type DatasetFormatOption } from '../../data/index.js';
@@ -37,14 +38,14 @@ export const evalCommand: Command = {
   async run(args, io) {
     const model = args.requireString('model');
     const data = args.requireString('data');
-    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args), precision: precisionFromArgs(args) });
+    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args), precision: precisionFromArgs(args), purpose: 'evaluate' });
     for (const notice of session.notices) io.stderr(`note: ${notice}\n`);
     if (session.placement) io.stderr(`note: ${session.placement}\n`);
     try {
       const virtual = virtualTokensOf(session.adapter);
       // An explicit --seq-len that does not fit is an error; the default shrinks to fit the virtual tokens.
       const seqLen = args.number('seq-len') ?? Math.min(TRAIN_DEFAULTS.seqLen, session.folder.spec.maxPositionEmbeddings - virtual);
-      checkSeqLenFits(seqLen, session.folder.spec, virtual);
+      checkSeqLenFits(seqLen, session.folder.spec, virtual, `${args.string('adapter')}'s num_virtual_tokens`);
       const { examples, report } = await loadDataset(data, session.tokenizer, {
         format: (args.string('format') ?? 'auto') as DatasetFormatOption,
         seqLen,
@@ -54,6 +55,10 @@ export const evalCommand: Command = {
       });
       for (const notice of report.notices) io.stderr(`note: ${notice}\n`);
       const result = await evaluateExamples(session.engine, examples, args.number('batch-size') ?? TRAIN_DEFAULTS.batchSize);
+      // A NaN loss is an error with its reason (the damaged tensors), not {"loss": null} and exit 0.
+      if (!Number.isFinite(result.loss)) {
+        throw new Error(await explainNonFiniteOutput(session.engine, `the evaluation loss on ${data}`, { model, adapter: args.string('adapter') ?? null }));
+      }
       io.stdout(JSON.stringify(result) + '\n');
     } finally {
       session.dispose();

@@ -14,7 +14,7 @@ export const exportSpec: CommandSpec = {
   positionals: [{ name: 'RUN_OR_ADAPTER', help: 'training run folder (train --out) or PEFT adapter folder' }],
   flags: [
     { name: 'format', kind: 'list', valueName: 'FORMATS', choices: EXPORT_FORMATS, help: 'peft, merged, gguf, or a comma list (then --out gets one subfolder per format)' },
-    { name: 'out', kind: 'string', valueName: 'DIR', help: 'export folder (must not exist or be empty, unless --overwrite)' },
+    { name: 'out', kind: 'string', valueName: 'DIR', help: 'export folder (must not exist or be empty, unless --overwrite); never the run, adapter or base model folder, nor inside or around one' },
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'base model folder', defaultText: "the run's model, or the adapter's base_model_name_or_path if it is a folder" },
     { name: 'gguf-type', kind: 'string', choices: ['f32', 'f16'], help: 'tensor type of the GGUF adapter', defaultText: 'f32' },
     { name: 'check-data', kind: 'string', valueName: 'FILE', help: 'rows for the reload check: any dataset train reads (.jsonl, .ndjson, .json, .csv, .tsv, .txt, .md; text, chat, alpaca, completion or tokenized rows)', defaultText: "the run's eval rows with --eval-split, else its first rows; a built-in English sample when there is no run data" },

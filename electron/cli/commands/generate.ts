@@ -7,6 +7,7 @@ import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
 import { DEVICE_FLAG, deviceFromArgs } from '../device-flag.js';
 import { PRECISION_FLAG, precisionFromArgs } from '../precision-flag.js';
 import { generate } from '../../inference/generate.js';
+import { explainNonFiniteOutput, NonFiniteOutputError } from '../../inference/non-finite-output.js';
 import { readGenerationConfig } from '../../models/generation-config.js';
 import { openSession, stopTokenIds, virtualTokensOf } from '../../session.js';
 
@@ -37,7 +38,7 @@ export const generateCommand: Command = {
   async run(args, io) {
     const model = args.requireString('model');
     const prompt = args.requireString('prompt');
-    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args), precision: precisionFromArgs(args) });
+    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args), precision: precisionFromArgs(args), purpose: 'generate' });
     for (const notice of session.notices) io.stderr(`note: ${notice}\n`);
     if (session.placement) io.stderr(`note: ${session.placement}\n`);
     try {
@@ -47,6 +48,7 @@ export const generateCommand: Command = {
       const positions = session.folder.spec.maxPositionEmbeddings - virtualTokensOf(session.adapter);
       const room = positions - promptIds.length;
       const result = await generate(session.engine, promptIds, {
+        vocabSize: session.folder.spec.vocabSize,
         // An explicit --max-new-tokens that does not fit is an error; the default shrinks to fit.
         maxNewTokens: args.number('max-new-tokens') ?? Math.max(1, Math.min(DEFAULT_MAX_NEW_TOKENS, room)),
         temperature: args.number('temperature') ?? defaults.temperature,
@@ -54,6 +56,9 @@ export const generateCommand: Command = {
         seed: args.number('seed') ?? 42,
         stopTokenIds: await stopTokenIds(session.folder, session.tokenizer),
         maxPositions: positions,
+      }).catch(async (e: unknown) => {
+        if (!(e instanceof NonFiniteOutputError)) throw e;
+        throw new Error(await explainNonFiniteOutput(session.engine, e.what, { model, adapter: args.string('adapter') ?? null }));
       });
       io.stdout(session.tokenizer.decode(result.tokens, { skipSpecialTokens: true }) + '\n');
     } finally {

@@ -57,6 +57,8 @@ export const inspectSpec: CommandSpec = {
     'quantization is the folder\'s own when bitsandbytes saved it in 4 bits (then only qlora can train it), else null.',
     'memory.prompt is prompt tuning and memory.prefix prefix tuning with --virtual-tokens; memory.prefix_projection is prefix',
     'tuning trained through its MLP (--encoder-hidden-size); all three save one prompt_embeddings tensor (adapter_bytes).',
+    'notices: what to know about the folder (tensors config.json does not use, a broken generation_config.json) and settings',
+    'no run could use (--seq-len beyond the model\'s positions), also printed to stderr as "note: ..." / "warning: ..." lines.',
   ],
 };
 
@@ -115,6 +117,8 @@ export interface InspectReport {
   /** a bitsandbytes 4-bit folder: {type, blocksize, doubleQuant, source, originalDType}; else null */
   quantization: ModelFolder['quantization'];
   memory: Record<'full' | 'lora' | 'qlora' | 'prompt' | 'prefix' | 'prefix_projection', MemoryRow>;
+  /** what the user should know about the folder (tensors config.json does not use, a broken generation_config.json) */
+  notices: string[];
   /** what `fits` is measured against: the device a run gets by default (--device auto) and its free memory */
   fits_in: { device: EngineDevice; where: string; available_bytes: number; precision: EnginePrecision; precision_reason: string };
 }
@@ -165,7 +169,7 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
   target: InspectTarget = { device: 'auto', precision: 'auto' }): InspectReport {
   const { spec } = folder;
   // the device `train` picks (by default the first GPU's free memory when there is one, else the RAM), and its precision there
-  const device = resolveDevice(addon, target.device);
+  const device = resolveDevice(addon, target.device, 'estimate');
   const precision = choosePrecision(target.precision, device.gpu);
   const budget = memoryBudget(device, machine.available_memory_bytes);
   const available = budget.availableBytes;
@@ -224,7 +228,16 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
       prefix_projection: row(estimate('prefix', stored, true), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } }), available),
     },
     fits_in: { device: device.device, where: budget.where, available_bytes: available, precision: precision.precision, precision_reason: precision.reason },
+    notices: [...folder.notices, ...inspectWarnings(settings, spec)],
   };
+}
+
+/** Settings inspect accepts but no run could use (it estimates them anyway). */
+export function inspectWarnings(settings: InspectReport['settings'], spec: { maxPositionEmbeddings: number }): string[] {
+  const max = spec.maxPositionEmbeddings;
+  return settings.seq_len > max
+    ? [`--seq-len ${settings.seq_len} is beyond the model's max_position_embeddings (${max}): train refuses it, so these estimates are for a length no run can use; use --seq-len ${max} or less`]
+    : [];
 }
 
 function targetsOrUsageError(list: string[] | undefined): LoraTarget[] {
@@ -254,6 +267,9 @@ export const inspectCommand: Command = {
     const bs = settings.quant_blocksize!;
     if ((bs & (bs - 1)) !== 0) throw new UsageError(`--quant-blocksize must be a power of two between 32 and 4096 (got ${bs})`, 'inspect');
     const target: InspectTarget = { device: deviceFromArgs(args), precision: precisionFromArgs(args) };
-    io.stdout(JSON.stringify(inspectModel(loadAddon(), folder, settings, machineInfo(), target), null, 2) + '\n');
+    const report = inspectModel(loadAddon(), folder, settings, machineInfo(), target);
+    for (const notice of folder.notices) io.stderr(`note: ${notice}\n`);
+    for (const warning of inspectWarnings(settings, folder.spec)) io.stderr(`warning: ${warning}\n`);
+    io.stdout(JSON.stringify(report, null, 2) + '\n');
   },
 };

@@ -7,6 +7,7 @@ import type { Command } from '../command.js';
 import { loadAddon } from '../../engine/load.js';
 import { mergeAdapter } from '../../export/merge.js';
 import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
+import { countOf } from '../../text/plural.js';
 
 export const mergeSpec: CommandSpec = {
   name: 'merge',
@@ -15,7 +16,7 @@ export const mergeSpec: CommandSpec = {
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'base model folder' },
     { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT LoRA adapter folder' },
-    { name: 'out', kind: 'string', valueName: 'DIR', help: 'new model folder (must not exist or be empty, unless --overwrite)' },
+    { name: 'out', kind: 'string', valueName: 'DIR', help: 'new model folder (must not exist or be empty, unless --overwrite); never the model, adapter or run folder, nor inside or around one' },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
     { name: 'overwrite', kind: 'boolean', help: 'replace --out if it is not empty (the old folder stays until the new one is complete)' },
     ...QUANT_FLAGS.map((f) => (f.name === 'quant' ? { ...f, help: 'the adapter was trained on a 4-bit NF4 base (QLoRA): merge into the dequantized base', defaultText: "from run.json beside the adapter, or the base's quantization_config" } : f)),
@@ -39,6 +40,6 @@ export const mergeCommand: Command = {
       ...(quant !== null ? { quantization: quant } : {}),
     });
     for (const notice of summary.notices) io.stderr(`note: ${notice}\n`);
-    io.stderr(`merged ${summary.mergedTensors} weight(s) (scaling ${summary.scaling}) into ${summary.out}\n`);
+    io.stderr(`merged ${countOf(summary.mergedTensors, 'weight')} (scaling ${summary.scaling}) into ${summary.out}\n`);
   },
 };

@@ -4,6 +4,7 @@
 import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { indexFile, listRuns, type RunIndexEntry } from '../../runs/run-index.js';
+import { countOf } from '../../text/plural.js';
 
 export const runsSpec: CommandSpec = {
   name: 'runs',
@@ -43,6 +44,6 @@ export const runsCommand: Command = {
     }
     io.stdout(table(runs));
     const resumable = runs.filter((r) => r.status === 'interrupted' || r.status === 'cancelled' || r.status === 'failed');
-    if (resumable.length) io.stderr(`${resumable.length} run(s) can be continued with: peft-studio train --resume RUN\n`);
+    if (resumable.length) io.stderr(`${countOf(resumable.length, 'run')} can be continued with: peft-studio train --resume RUN\n`);
   },
 };

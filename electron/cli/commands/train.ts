@@ -2,6 +2,7 @@
 // or full fine-tuning) on a dataset, in a child process; or continue a run.
 import { openModelFolder } from '../../models/folder.js';
 import { runVirtualTokens } from '../../training/run.js';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UsageError, type CommandSpec, type ParsedArgs } from '../args.js';
 import type { Command } from '../command.js';
@@ -15,6 +16,7 @@ import type { RunSummary } from '../../training/run.js';
 import { TrainingRun } from '../../runs/manager.js';
 import { eventPrinter } from '../../runs/print-events.js';
 import { readRunRecord } from '../../runs/run-record.js';
+import { ensureStudioHome } from '../../runs/run-index.js';
 import type { CliIO } from '../command.js';
 import {
   defaultSeqLenFor, limitsOf, PROMPT_INIT_CHOICES, RESUME_OVERRIDES, resumedConfig, SettingsError, trainConfigFromSettings,
@@ -66,7 +68,7 @@ export const trainSpec: CommandSpec = {
     { name: 'eval-every', kind: 'int', ...limitsOf('evalEvery'), help: 'evaluate every N steps (0 = at the end only)', defaultText: String(D.evalEvery) },
     { name: 'save-every', kind: 'int', ...limitsOf('saveEvery'), help: 'save a checkpoint every N steps (0 = never)', defaultText: String(D.saveEvery) },
     { name: 'keep-checkpoints', kind: 'int', ...limitsOf('keepCheckpoints'), help: 'keep the newest N checkpoints (0 = all)', defaultText: String(D.keepCheckpoints) },
-    { name: 'overwrite', kind: 'boolean', help: 'replace the finished run in --out (its adapter, metrics and run.json); without it such a folder is refused' },
+    { name: 'overwrite', kind: 'boolean', help: 'delete the finished run in --out as soon as the new run starts (its adapter, metrics, checkpoints and run.json are gone even if the new run then fails or is stopped); without it such a folder is refused' },
     { name: 'resume', kind: 'string', valueName: 'RUN_DIR', help: 'continue the run in RUN_DIR from its newest complete checkpoint (its run.json gives the settings)' },
     { name: 'gradient-checkpointing', kind: 'boolean', help: 'recompute activations in backward to save memory' },
     { name: 'ignore-memory-check', kind: 'boolean', help: 'start even when the memory estimate exceeds the available memory' },
@@ -78,7 +80,8 @@ export const trainSpec: CommandSpec = {
     'step with a checkpoint (press it again to stop at once). With --resume RUN_DIR only --lr, --threads,',
     '--keep-checkpoints, --gradient-checkpointing, --ignore-memory-check, --device and --precision may be given (without',
     'them the run continues on the device and in the precision run.json recorded; a bf16 run continues on the CPU with',
-    '--device cpu --precision fp32).',
+    '--device cpu --precision fp32), and --model / --data when the model folder or the data file moved (checked to be',
+    'the same files the run started with).',
   ],
 };
 
@@ -155,7 +158,8 @@ async function trainInChild(config: TrainConfig, resume: boolean, io: CliIO, ove
       io.stderr(`\n${signal}: stopping after the current step with a checkpoint (again to stop at once)\n`);
       run.cancel();
     } else {
-      run.kill('SIGKILL');
+      io.stderr(`\n${signal} again: stopping at once, without a checkpoint\n`);
+      run.stopNow(); // reported as the user's stop (crash-report.ts stoppedByUser), not as memory
     }
   };
   process.on('SIGINT', onSignal);
@@ -174,6 +178,8 @@ async function trainInChild(config: TrainConfig, resume: boolean, io: CliIO, ove
 export const trainCommand: Command = {
   spec: trainSpec,
   async run(args, io) {
+    // The run index lives there: a bad PEFT_STUDIO_HOME fails now, not inside the training process.
+    await ensureStudioHome();
     const resumeDir = args.string('resume');
     if (resumeDir === undefined) {
       const config = trainConfigFromArgs(args);
@@ -185,7 +191,10 @@ export const trainCommand: Command = {
     }
     const dir = resolve(resumeDir);
     const record = await readRunRecord(dir);
-    if (!record) throw new Error(`${dir}: has no run.json, so it is not a run folder (give the --out of a run)`);
+    if (!record) {
+      if (!existsSync(dir)) throw new Error(`${dir}: no such folder (give the --out of a run; peft-studio runs lists them)`);
+      throw new Error(`${dir}: has no run.json, so it is not a run folder (give the --out of a run)`);
+    }
     const config = resumeConfig(record.config, dir, args);
     if (record.status === 'finished') {
       // Nothing to do is not an error: scripts may resume unconditionally.

@@ -8,6 +8,7 @@
 import { DataError } from '../../training/data.js';
 import { malformed, type ContainerRead, type SourceRecord } from './records.js';
 import type { RowProblem } from '../problems.js';
+import { countOf } from '../../text/plural.js';
 
 interface RawCsvRecord {
   line: number;
@@ -100,7 +101,7 @@ export function readDelimited(text: string, file: string, kind: 'csv' | 'tsv'): 
     if (r.error) {
       problems.push(malformed(file, r.line, r.error));
     } else if (r.fields.length !== columns.length) {
-      problems.push(malformed(file, r.line, `has ${r.fields.length} field(s) but the header has ${columns.length} (${columns.join(', ')}); quote fields that contain "${delimiter === ',' ? ',' : '\\t'}"`));
+      problems.push(malformed(file, r.line, `has ${countOf(r.fields.length, 'field')} but the header has ${columns.length} (${columns.join(', ')}); quote fields that contain "${delimiter === ',' ? ',' : '\\t'}"`));
     } else {
       const value: Record<string, string> = {};
       columns.forEach((c, k) => (value[c] = r.fields[k]));

@@ -11,18 +11,21 @@ import { DataError } from '../../training/data.js';
 import { readDelimited } from './csv.js';
 import { readJsonArray } from './json-array.js';
 import { readJsonl } from './jsonl.js';
-import { stripBom, type ContainerRead } from './records.js';
+import { decodeDataBytes, EncodingError } from './decode-text.js';
+import type { ContainerRead } from './records.js';
 import { readPlainText } from './text.js';
 
-/** The file's text, or a DataError that names it and says what is wrong. */
+/** The file's text (UTF-8 only, see decode-text.ts), or a DataError that names it and says what is wrong. */
 export function readDataText(file: string): string {
+  let bytes: Buffer;
   try {
-    return stripBom(readFileSync(file, 'utf8'));
+    bytes = readFileSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder, not a file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
     throw new DataError(`cannot read data file ${file}: ${why}`);
   }
+  return decodeDataBytes(bytes, file);
 }
 
 /**
@@ -76,6 +79,18 @@ export function parseContainer(text: string, file: string): ContainerRead {
   }
 }
 
+const KNOWN_EXTENSIONS = ['.jsonl', '.ndjson', '.json', '.csv', '.tsv', '.tab', '.txt', '.text', '.md'];
+
 export function readContainer(file: string): ContainerRead {
-  return parseContainer(readDataText(file), file);
+  let text: string;
+  try {
+    text = readDataText(file);
+  } catch (e) {
+    // A file of another type (.parquet, .arrow, ...) is binary: its type is the news, not its encoding.
+    if (e instanceof EncodingError && !KNOWN_EXTENSIONS.includes(extname(file).toLowerCase())) {
+      return parseContainer('', file);
+    }
+    throw e;
+  }
+  return parseContainer(text, file);
 }

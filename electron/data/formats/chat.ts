@@ -49,6 +49,9 @@ function messageContent(value: unknown, where: string): string {
 export function parseConversation(value: unknown): ChatMessage[] {
   const row = asObject(value);
   const openAi = 'messages' in row;
+  if (!openAi && !('conversations' in row)) {
+    throw new RowError('missing-field', `missing "messages" (OpenAI style: [{"role", "content"}]) or "conversations" (ShareGPT: [{"from", "value"}]) (fields found: ${Object.keys(row).join(', ') || 'none'})`);
+  }
   const field = openAi ? 'messages' : 'conversations';
   const list = requireArray(row, field);
   if (list.length === 0) throw new RowError('empty', `"${field}" is empty`);

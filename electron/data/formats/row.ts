@@ -41,7 +41,8 @@ export function asObject(value: unknown): Fields {
 }
 
 export function requireString(row: Fields, field: string, allowEmpty = false): string {
-  if (!(field in row) || row[field] === null || row[field] === undefined) {
+  if (row[field] === null) throw new RowError('missing-field', `"${field}" is null; it must be a string`);
+  if (!(field in row) || row[field] === undefined) {
     throw new RowError('missing-field', `missing "${field}" (fields found: ${Object.keys(row).join(', ') || 'none'})`);
   }
   const v = row[field];
@@ -63,7 +64,8 @@ export function optionalString(row: Fields, field: string): string {
  */
 export function requireArray(row: Fields, field: string): unknown[] {
   let v = row[field];
-  if (v === undefined || v === null) throw new RowError('missing-field', `missing "${field}"`);
+  if (v === null) throw new RowError('missing-field', `"${field}" is null; it must be an array`);
+  if (v === undefined) throw new RowError('missing-field', `missing "${field}" (fields found: ${Object.keys(row).join(', ') || 'none'})`);
   if (typeof v === 'string' && v.trimStart().startsWith('[')) {
     try {
       v = JSON.parse(v);

@@ -1,0 +1,111 @@
+// Turns a data file's bytes into text, refusing what is not UTF-8.
+//
+// Node's "utf8" decoding replaces every invalid byte with U+FFFD without a
+// word, so a Latin-1 "é" (0xE9) became a replacement token in training, and a
+// UTF-16 file reached the JSON parser as NUL-riddled text. A data file must be
+// UTF-8 (a leading UTF-8 byte order mark is fine); anything else is refused
+// with the line and byte, and the encoding when it can be recognised.
+import { extname } from 'node:path';
+import { DataError } from '../../training/data.js';
+
+/** A data file that is not UTF-8 text (a DataError: callers that report data errors report it as one). */
+export class EncodingError extends DataError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EncodingError';
+  }
+}
+
+/** The first invalid byte of a UTF-8 byte sequence, or -1 when it is all valid. */
+export function firstInvalidUtf8(bytes: Uint8Array): number {
+  let i = 0;
+  const n = bytes.length;
+  while (i < n) {
+    const b = bytes[i];
+    if (b < 0x80) {
+      i += 1;
+      continue;
+    }
+    // Lead byte: its length, and the allowed range of the second byte
+    // (excludes overlong forms, surrogates and code points above U+10FFFF).
+    let length: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) length = 2;
+    else if (b >= 0xe0 && b <= 0xef) {
+      length = 3;
+      if (b === 0xe0) lo = 0xa0;
+      if (b === 0xed) hi = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      length = 4;
+      if (b === 0xf0) lo = 0x90;
+      if (b === 0xf4) hi = 0x8f;
+    } else return i;
+    if (i + length > n) return i;
+    const second = bytes[i + 1];
+    if (second < lo || second > hi) return i;
+    for (let k = 2; k < length; k++) {
+      const c = bytes[i + k];
+      if (c < 0x80 || c > 0xbf) return i;
+    }
+    i += length;
+  }
+  return -1;
+}
+
+/** What to do, with the command that converts the file (iconv is on every Linux and macOS). */
+function saveAsUtf8(file: string, from: string): string {
+  return `save the file as UTF-8 ("Save as" with encoding UTF-8 in an editor, or: iconv -f ${from} -t UTF-8 '${file}' > converted${extname(file)})`;
+}
+
+/** "UTF-16 little-endian" etc. (and iconv's name for it) when the bytes are recognisably UTF-16/32, else null. */
+export function wideEncoding(bytes: Uint8Array): { name: string; how: string; iconv: string } | null {
+  const b = bytes;
+  if (b.length >= 4 && b[0] === 0xff && b[1] === 0xfe && b[2] === 0 && b[3] === 0) return { name: 'UTF-32 little-endian', how: 'its byte order mark FF FE 00 00', iconv: 'UTF-32' };
+  if (b.length >= 4 && b[0] === 0 && b[1] === 0 && b[2] === 0xfe && b[3] === 0xff) return { name: 'UTF-32 big-endian', how: 'its byte order mark 00 00 FE FF', iconv: 'UTF-32' };
+  if (b.length >= 2 && b[0] === 0xff && b[1] === 0xfe) return { name: 'UTF-16 little-endian', how: 'its byte order mark FF FE', iconv: 'UTF-16' };
+  if (b.length >= 2 && b[0] === 0xfe && b[1] === 0xff) return { name: 'UTF-16 big-endian', how: 'its byte order mark FE FF', iconv: 'UTF-16' };
+  // No byte order mark: text of mostly ASCII characters in UTF-16 has a NUL
+  // in every other byte. Look at the first 4 KiB.
+  const n = Math.min(b.length, 4096) & ~1;
+  if (n < 4) return null;
+  let evenNul = 0;
+  let oddNul = 0;
+  for (let i = 0; i < n; i += 2) {
+    if (b[i] === 0) evenNul++;
+    if (b[i + 1] === 0) oddNul++;
+  }
+  const pairs = n / 2;
+  if (oddNul >= pairs * 0.4 && evenNul <= pairs * 0.05) return { name: 'UTF-16 little-endian', how: 'a NUL byte after most characters', iconv: 'UTF-16LE' };
+  if (evenNul >= pairs * 0.4 && oddNul <= pairs * 0.05) return { name: 'UTF-16 big-endian', how: 'a NUL byte before most characters', iconv: 'UTF-16BE' };
+  return null;
+}
+
+/**
+ * The file's text (without a UTF-8 byte order mark), or a DataError naming
+ * the file, the line and the byte that is not UTF-8, and what to do.
+ */
+export function decodeDataBytes(bytes: Uint8Array, file: string): string {
+  const wide = wideEncoding(bytes);
+  if (wide) {
+    throw new EncodingError(`${file}: the file is ${wide.name} (recognised by ${wide.how}), not UTF-8; ${saveAsUtf8(file, wide.iconv)}`);
+  }
+  const start = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  const body = bytes.subarray(start);
+  const bad = firstInvalidUtf8(body);
+  if (bad >= 0) {
+    let line = 1;
+    let lineStart = 0;
+    for (let i = 0; i < bad; i++) {
+      if (body[i] === 0x0a) {
+        line++;
+        lineStart = i + 1;
+      }
+    }
+    const hex = body[bad].toString(16).toUpperCase().padStart(2, '0');
+    const column = bad - lineStart + 1;
+    // (only bytes >= 0x80 can be invalid: a lone one is what Latin-1 / Windows-1252 text, the usual culprit, looks like)
+    throw new EncodingError(`${file}:${line}: not valid UTF-8 (byte 0x${hex} at byte ${column} of the line; Latin-1 / Windows-1252 text looks like this): ${saveAsUtf8(file, 'WINDOWS-1252')}`);
+  }
+  return new TextDecoder('utf-8').decode(body);
+}

@@ -1,0 +1,42 @@
+// A cheap fingerprint of a model folder: what a run depends on, from the
+// headers only. A resumed run may find its model at a new path (--model with
+// --resume) when the fingerprint matches the one recorded when it started:
+// the same config.json (as parsed), the same tensors by name, dtype and
+// shape, and the same tokenizer files (the data is tokenized again on
+// resume). The weight values are not read (that would cost a full read of
+// every shard); two different fine-tunes of one architecture have the same
+// headers, so this guards against a wrong folder, not against a swapped file.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ModelFolder } from '../models/folder.js';
+
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json'];
+
+/** JSON with object keys sorted, so the same value always gives the same text. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+}
+
+function fileHash(file: string): string | null {
+  try {
+    return createHash('sha256').update(readFileSync(file)).digest('hex');
+  } catch {
+    return null; // absent: recorded as absent
+  }
+}
+
+/** "sha256:<hex>" of the model's spec, its tensors' names, dtypes and shapes, and its tokenizer files. */
+export function modelFingerprint(folder: Pick<ModelFolder, 'dir' | 'spec' | 'weights' | 'quantization'>): string {
+  const hash = createHash('sha256');
+  hash.update(canonical({
+    spec: folder.spec,
+    quantization: folder.quantization,
+    tensors: folder.weights.map((w) => [w.name, w.dtype, w.shape]),
+    tokenizer: Object.fromEntries(TOKENIZER_FILES.map((f) => [f, fileHash(join(folder.dir, f))])),
+  }));
+  return `sha256:${hash.digest('hex')}`;
+}

@@ -1,7 +1,7 @@
 // @vitest-environment node
 import { describe, expect, it } from 'vitest';
 
-import { formatBytes, formatCount, formatCountShort, formatDuration, formatPercent } from './format.js';
+import { countOf, formatBytes, formatCount, formatCountShort, formatDuration, formatPercent } from './format.js';
 
 const KiB = 1024;
 const MiB = 1024 ** 2;
@@ -87,5 +87,14 @@ describe('formatDuration', () => {
   it('marks what is not a duration', () => {
     expect(formatDuration(-1)).toBe('—');
     expect(formatDuration(Number.POSITIVE_INFINITY)).toBe('—');
+  });
+});
+
+describe('countOf', () => {
+  it('says "1 row" and "2 rows", never "row(s)"', () => {
+    expect(countOf(1, 'row')).toBe('1 row');
+    expect(countOf(0, 'row')).toBe('0 rows');
+    expect(countOf(2, 'step')).toBe('2 steps');
+    expect(countOf(12674, 'token')).toBe('12,674 tokens');
   });
 });

@@ -64,3 +64,8 @@ export function formatDuration(seconds: number): string {
   const h = Math.round(m / 60);
   return `${Math.floor(h / 24)} d ${pad(h % 24)} h`;
 }
+
+/** A count with its noun: countOf(1, 'row') -> "1 row", countOf(1200, 'row') -> "1,200 rows" (regular plurals only). */
+export function countOf(n: number, noun: string): string {
+  return `${formatCount(n)} ${n === 1 ? noun : `${noun}s`}`;
+}

@@ -3,7 +3,7 @@
 // `peft-studio serve` over a WebSocket on the page's own host.
 import { WS_PATH, type ApiTransport, type PreloadBridge } from '../../../electron/api/contract.js';
 import { createIpcTransport } from './ipc.js';
-import { socketUrl, takeToken } from './token.js';
+import { probeServer, socketUrl, takeToken } from './token.js';
 import { createWebSocketTransport, type ConnectionState, type SocketLike } from './websocket.js';
 
 declare global {
@@ -26,7 +26,8 @@ function pick(): { api: ApiTransport; connection: Connection } {
     url: socketUrl(window.location.href, WS_PATH, token),
     // the DOM typings name the handlers' events precisely; SocketLike needs only code/reason/data
     createSocket: (url) => new WebSocket(url) as unknown as SocketLike,
-    hint: token ? undefined : 'This page was opened without its access token: open the full URL that `peft-studio serve` printed (it ends in ?token=…).',
+    hint: token ? undefined : 'This page was opened without its access token: open the full address PEFT Studio printed when it started (it ends in ?token=…).',
+    probe: () => probeServer(window.location.href, token),
   });
   return { api: ws, connection: ws };
 }

@@ -3,6 +3,7 @@
 // in sessionStorage and removed from the address bar, so it does not end up
 // in bookmarks, screenshots or the history list.
 import { TOKEN_PARAM } from '../../../electron/api/contract.js';
+import type { ProbeResult } from './websocket.js';
 
 const STORAGE_KEY = 'peft-studio-token';
 
@@ -34,4 +35,19 @@ export function socketUrl(pageHref: string, wsPath: string, token: string): stri
   url.hash = '';
   if (token) url.searchParams.set(TOKEN_PARAM, token);
   return url.toString();
+}
+
+/**
+ * Whether the server answers this page's token: 401/403 mean it runs but
+ * refuses it (restarted: a new token); no answer at all, that it is down.
+ */
+export async function probeServer(pageHref: string, token: string, fetcher: typeof fetch = fetch): Promise<ProbeResult> {
+  const url = new URL('/', pageHref);
+  if (token) url.searchParams.set(TOKEN_PARAM, token);
+  try {
+    const res = await fetcher(url, { cache: 'no-store', credentials: 'same-origin' });
+    return res.status === 401 || res.status === 403 ? 'refused' : 'accepted';
+  } catch {
+    return 'unreachable';
+  }
 }

@@ -5,6 +5,11 @@
 // an error that says so (the server may have stopped, or the operation may
 // still be running there); nothing hangs. The transport then reconnects
 // with a growing delay, and calls made meanwhile wait for the next socket.
+// A socket that cannot even open is checked with the `probe`: when the server
+// answers but refuses this page's token (it was restarted, with a new token),
+// reconnecting can never work, and the state says 'refused' instead.
+//
+// Errors are for the app's user: no API method names, no close codes.
 import type { ApiEvent, ApiMethod, ApiResult, ApiTransport, ClientFrame, ServerFrame } from '../../../electron/api/contract.js';
 import { transportError, unwrap } from './unwrap.js';
 
@@ -20,7 +25,15 @@ export interface SocketLike {
 }
 export type SocketFactory = (url: string) => SocketLike;
 
-export type ConnectionState = 'connecting' | 'open' | 'closed';
+/** 'refused': the server runs but no longer accepts this page (restarted with a new token); no reconnecting */
+export type ConnectionState = 'connecting' | 'open' | 'closed' | 'refused';
+
+/** What the page's server says to this page's token: it answers and accepts, refuses it, or cannot be reached. */
+export type ProbeResult = 'accepted' | 'refused' | 'unreachable';
+
+/** Said to the user when the server was restarted and this page's token no longer opens it. */
+export const REFUSED_MESSAGE =
+  'PEFT Studio was restarted and no longer accepts this page. Open the address it printed when it started (the one ending in ?token=…); your runs and files are kept.';
 
 export interface WebSocketTransportOptions {
   url: string;
@@ -30,6 +43,8 @@ export interface WebSocketTransportOptions {
   maxDelayMs?: number;
   /** why calls cannot succeed at all (e.g. no token), added to close errors */
   hint?: string;
+  /** asked when a socket closes without ever opening: does the server refuse this page? */
+  probe?: () => Promise<ProbeResult>;
 }
 
 export interface WebSocketTransport extends ApiTransport {
@@ -61,6 +76,8 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
   let delay = initialDelay;
   let timer: ReturnType<typeof setTimeout> | null = null;
   let disposed = false;
+  /** the server refuses this page's token: no more sockets (a reload with the printed address is the way on) */
+  let refused = false;
 
   function setState(s: ConnectionState): void {
     if (s === state) return;
@@ -69,19 +86,21 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
   }
 
   function connect(): void {
-    if (disposed || socket) return;
+    if (disposed || refused || socket) return;
     timer = null;
     setState('connecting');
     let ws: SocketLike;
     try {
       ws = options.createSocket(options.url);
     } catch (e) {
-      failAll(`cannot open ${redact(options.url)}: ${(e as Error).message}`);
+      failAll(`cannot connect to it (${(e as Error).message})`);
       scheduleReconnect();
       return;
     }
     socket = ws;
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       delay = initialDelay;
       setState('open');
       for (const frame of queue.splice(0)) ws.send(JSON.stringify(frame));
@@ -94,9 +113,19 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
       if (socket !== ws) return;
       socket = null;
       setState('closed');
-      const why = ev.reason ? `: ${ev.reason}` : ev.code && ev.code !== 1000 && ev.code !== 1005 ? ` (code ${ev.code})` : '';
-      failAll(`the connection to the PEFT Studio server closed${why}`);
-      scheduleReconnect();
+      // the server's own reason is in words ("PEFT Studio is shutting down"); a bare code means nothing to the user
+      failAll(`the connection to it was lost${ev.reason ? ` (${ev.reason})` : ''}`);
+      if (opened || !options.probe) return scheduleReconnect();
+      void options.probe().then(
+        (verdict) => {
+          if (disposed || socket) return;
+          if (verdict !== 'refused') return scheduleReconnect();
+          refused = true;
+          setState('refused');
+          failAll(REFUSED_MESSAGE);
+        },
+        () => scheduleReconnect(),
+      );
     };
   }
 
@@ -108,9 +137,12 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
 
   function failAll(what: string): void {
     const hint = options.hint ? ` ${options.hint}` : '';
+    const message = what === REFUSED_MESSAGE
+      ? what
+      : `No answer from PEFT Studio: ${what}. If this was meant to change something (start, pause, cancel, export), check whether it did before trying again.${hint}`;
     for (const [id, p] of pending) {
       pending.delete(id);
-      p.reject(transportError(`"${p.method}" got no answer: ${what}. If it changes something, check its result before trying again.${hint}`));
+      p.reject(transportError(message));
     }
     queue.length = 0;
   }
@@ -137,7 +169,8 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
       return state;
     },
     async call(method, request) {
-      if (disposed) throw transportError(`"${method}" cannot be sent: the connection was closed`);
+      if (disposed) throw transportError('Cannot reach PEFT Studio: this page closed its connection. Reload the page.');
+      if (refused) throw transportError(REFUSED_MESSAGE);
       const id = nextId++;
       const frame: ClientFrame = { id, method, request };
       const result = await new Promise<ApiResult<ApiMethod>>((resolve, reject) => {
@@ -166,7 +199,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
       timer = null;
       const ws = socket;
       socket = null;
-      failAll('the connection was closed');
+      failAll('this page closed its connection');
       setState('closed');
       ws?.close(1000, 'closed by the page');
     },
@@ -174,9 +207,4 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
   // No socket until the first call or event listener: importing the API
   // (a test, a page not yet shown) opens no connection.
   return transport;
-}
-
-/** The URL without its token, for messages. */
-function redact(url: string): string {
-  return url.replace(/([?&]token=)[^&]*/, '$1…');
 }

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import type { ModelOverview } from '../../../electron/api/contract.js';
 import { choosePrecision } from '../../../electron/engine/precision.js';
+import { recommendMethod } from '../../../electron/service/recommend.js';
 import ResourceTable from './ResourceTable.svelte';
 import captured from './testdata/demo-overview.json';
 
@@ -73,6 +74,18 @@ describe('the resource table', () => {
     expect(root.querySelector('[data-testid="resource-row-full"]')?.getAttribute('data-fits')).toBe('false');
     // the available memory falls inside the bars' scale, so its marker is drawn
     expect(root.querySelectorAll('[data-testid="memory-bar"] .limit')).toHaveLength(5);
+  });
+
+  it('marks no method "recommended" when none fits this machine', () => {
+    // 1 MiB available: every estimate (11.8 MiB and up) is over it; the service
+    // still names prompt tuning (the smallest footprint) as its pick
+    const small = onMachine(2 ** 20);
+    const pick = recommendMethod(small.report, small.machine.availableMemoryBytes);
+    expect(pick.recommended).toBe('prompt');
+    const root = render({ ...small, methods: pick.methods, recommended: pick.recommended, recommendation: pick.recommendation });
+    for (const m of ['full', 'lora', 'qlora', 'prompt', 'prefix']) expect(cell(root, `resource-fits-${m}`)).toMatch(/^doesn't fit /);
+    expect(root.querySelector('tr.recommended')).toBeNull();
+    expect(root.querySelector('[data-testid="resource-row-prompt"]')!.textContent).not.toContain('recommended');
   });
 
   it('adds a GPU verdict against the free memory of the GPU a run would use (the first)', () => {

@@ -41,3 +41,10 @@ export function sortEntries(entries: readonly DirEntry[]): DirEntry[] {
     a.kind !== b.kind ? (a.kind === 'folder' ? -1 : 1) : a.name.localeCompare(b.name, undefined, { numeric: true, sensitivity: 'base' }),
   );
 }
+
+/** Whether `path` is `folder` or inside it (either separator; "/a/bc" is not inside "/a/b"). */
+export function isAtOrBelow(path: string, folder: string): boolean {
+  const f = folder.replace(/[\\/]+$/, '');
+  if (path === folder || path.replace(/[\\/]+$/, '') === f) return true;
+  return f === '' ? path.startsWith('/') : path.startsWith(f + '/') || path.startsWith(f + '\\');
+}

@@ -124,3 +124,48 @@ describe('the precision field', () => {
     expect(byId(root, 'memory-breakdown')!.textContent).not.toContain('CUDA runtime');
   }, 60_000);
 });
+
+function type(root: HTMLElement, key: string, value: string): void {
+  const input = byId(root, `input-${key}`) as HTMLInputElement;
+  input.value = value;
+  input.dispatchEvent(new Event('input', { bubbles: true }));
+  flushSync();
+}
+
+describe('the page', () => {
+  it('names the method by its display name', async () => {
+    gpus = [];
+    const { root } = await render();
+    expect(root.querySelector('section > p.muted')!.textContent).toContain('Defaults for LoRA on this model.');
+  }, 60_000);
+
+  it('shows no memory estimate while a field is invalid: the last one was for other values', async () => {
+    gpus = [];
+    const { root, studio } = await render();
+    await until('the verdict', () => byId(root, 'check-verdict') !== null && byId(root, 'check-pending') === null);
+    expect(byId(root, 'memory-total')).not.toBeNull();
+    // the estimate as it reads for a machine it does not fit (the service's verdict, with less memory):
+    // the page offers to start anyway
+    studio.check = { ...studio.check!, ok: false, memory: { ...studio.check!.memory!, availableBytes: 1024, fits: false } };
+    flushSync();
+    expect(byId(root, 'ignore-memory')).not.toBeNull();
+    const before = studio.check;
+
+    type(root, 'batchSize', '0');
+    expect(byId(root, 'error-batchSize')!.hidden).toBe(false);
+    // the old verdict is still what studio.check holds, but the page does not show it as current
+    expect(studio.check).toBe(before);
+    expect(byId(root, 'check-verdict')).toBeNull();
+    expect(byId(root, 'memory-total')).toBeNull();
+    expect(byId(root, 'ignore-memory')).toBeNull();
+    expect(byId(root, 'check-waiting')!.textContent).toContain('No memory check while a field is invalid');
+    expect((byId(root, 'start-training') as HTMLButtonElement).disabled).toBe(true);
+
+    // fixed: a new check for the value on screen, and its verdict
+    type(root, 'batchSize', '3');
+    expect(byId(root, 'check-waiting')).toBeNull();
+    await until('the new check', () => studio.check !== before && studio.check?.config?.batchSize === 3 && byId(root, 'check-pending') === null);
+    expect(byId(root, 'check-verdict')!.textContent).toBe(studio.check!.verdict);
+    expect(byId(root, 'memory-total')).not.toBeNull();
+  }, 60_000);
+});

@@ -1,9 +1,19 @@
 // The Data page's own state: bundled and recent datasets, the report
 // request in flight, and the mask preview of one row.
-import type { DataRequest, DemoPaths, RecentItems, RowPreview } from '../../../electron/api/contract.js';
+import { ApiError, type DataRequest, type DemoPaths, type RecentItems, type RowPreview } from '../../../electron/api/contract.js';
 import { api } from '../api/index.js';
 import { loadStartingPoints } from './starting-points.js';
 import { toErrorBody, type Studio } from './studio.svelte.js';
+
+/** The row a typed preview row number names, or why it names none ("1".."total", whole numbers only). */
+export function parseRowNumber(text: string, total: number): { ok: true; row: number } | { ok: false; error: string } {
+  const range = total === 1 ? 'Row 1 is the only row' : `Rows are numbered from 1 to ${total}`;
+  const t = text.trim();
+  if (t === '') return { ok: false, error: `Enter a row number. ${range}.` };
+  const row = Number(t);
+  if (!/^[+]?\d+$/.test(t) || !Number.isSafeInteger(row) || row < 1 || row > total) return { ok: false, error: `There is no row ${t}. ${range}.` };
+  return { ok: true, row };
+}
 
 export class DataPage {
   demo = $state<DemoPaths | null>(null);
@@ -14,6 +24,9 @@ export class DataPage {
 
   /** 1-based row of the mask preview */
   row = $state(1);
+  /** what the Row field holds (the user's text, even when it names no row) and why it names none */
+  rowText = $state('1');
+  rowError = $state<string | null>(null);
   preview = $state<RowPreview | null>(null);
   previewLoading = $state(false);
   previewError = $state<string | null>(null);
@@ -27,31 +40,40 @@ export class DataPage {
     ({ demo: this.demo, recent: this.recent } = await loadStartingPoints(this.studio));
   }
 
-  request(): DataRequest | null {
-    const { model, data } = this.studio;
+  request(data: string | null = this.studio.data): DataRequest | null {
+    const { model } = this.studio;
     if (!model || !data) return null;
     const r: DataRequest = { model, data, format: this.studio.dataFormat, completionOnly: this.studio.completionOnly, pack: this.studio.pack };
     if (this.studio.hyper.seqLen) r.seqLen = this.studio.hyper.seqLen;
     return r;
   }
 
+  /** Another file: it becomes the dataset once it reads; until then (and if it fails) the one before stays. */
   async choose(path: string): Promise<void> {
-    this.studio.data = path;
-    this.row = 1;
-    await this.inspect();
+    await this.inspect(path);
   }
 
-  /** Reads the dataset with the current settings; the report unlocks the next steps. */
-  async inspect(): Promise<void> {
-    const request = this.request();
+  /**
+   * Reads a dataset with the current settings (`path`: a newly chosen file;
+   * default: the chosen one again, after a change of settings). The report
+   * unlocks the next steps. A new file that fails leaves the previous
+   * dataset chosen, and the message says so; the same file failing under
+   * new settings has no report for those settings, so it has none.
+   */
+  async inspect(path: string | null = this.studio.data): Promise<void> {
+    const request = this.request(path);
     if (!request) return;
     const generation = ++this.#generation;
+    const previous = this.studio.dataReport ? this.studio.data : null;
+    const newFile = path !== this.studio.data;
     this.loading = true;
     this.error = null;
     this.studio.clearError();
     try {
       const report = await api.call('inspectData', request);
       if (generation !== this.#generation) return;
+      if (newFile) this.row = 1;
+      this.studio.data = path;
       this.studio.dataReport = report;
       if (this.row > report.rows.total) this.row = 1;
       void this.showRow(this.row);
@@ -61,19 +83,45 @@ export class DataPage {
       );
     } catch (e) {
       if (generation !== this.#generation) return;
-      this.studio.dataReport = null;
-      this.preview = null;
-      this.studio.showError(e);
-      this.error = toErrorBody(e).message;
+      const body = { ...toErrorBody(e) };
+      if (newFile && previous !== null) {
+        body.message = `${body.message}\n\nStill using the previous dataset: ${previous}`;
+      } else {
+        this.studio.data = path;
+        this.studio.dataReport = null;
+        this.preview = null;
+      }
+      // the banner announces it (role=alert); the page repeats it where it happened, as plain text
+      this.studio.showError(new ApiError(body));
+      this.error = body.message;
     } finally {
       if (generation === this.#generation) this.loading = false;
     }
+  }
+
+  /** The user typed in the Row field: a row number shows that row, anything else says why it cannot. */
+  editRow(text: string): void {
+    this.rowText = text;
+    this.rowError = null;
+  }
+
+  /** Shows the row the Row field names, or says why it names none. */
+  async showTypedRow(): Promise<void> {
+    const total = this.studio.dataReport?.rows.total ?? 0;
+    const parsed = parseRowNumber(this.rowText, total);
+    if (!parsed.ok) {
+      this.rowError = parsed.error;
+      return;
+    }
+    await this.showRow(parsed.row);
   }
 
   async showRow(row: number): Promise<void> {
     const request = this.request();
     if (!request || !Number.isInteger(row) || row < 1) return;
     this.row = row;
+    this.rowText = String(row);
+    this.rowError = null;
     this.previewLoading = true;
     this.previewError = null;
     try {

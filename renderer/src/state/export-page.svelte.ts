@@ -1,6 +1,7 @@
 // The Export step: which formats, where to, the export's progress lines and
 // result (files per format, the reload check).
-import type { ApiEvent, ApiTransport, ExportFormat, ExportResult, TrainMethod } from '../../../electron/api/contract.js';
+import type { ApiEvent, ApiTransport, DirEntry, ExportFormat, ExportResult, RunStatus, TrainMethod } from '../../../electron/api/contract.js';
+import { parentOf } from '../components/paths.js';
 import type { Studio } from './studio.svelte.js';
 
 export const FORMAT_INFO: { format: ExportFormat; label: string; help: string }[] = [
@@ -9,10 +10,31 @@ export const FORMAT_INFO: { format: ExportFormat; label: string; help: string }[
   { format: 'gguf', label: 'GGUF LoRA', help: 'adapter.gguf + an Ollama Modelfile: for llama.cpp and Ollama (LoRA and QLoRA runs).' },
 ];
 
-/** The export folder offered first: beside the run's own files. */
-export function defaultExportFolder(runDir: string): string {
-  const sep = runDir.includes('\\') && !runDir.includes('/') ? '\\' : '/';
-  return `${runDir.replace(/[\\/]+$/, '')}${sep}export`;
+/**
+ * The n-th export folder offered: beside the run folder, named after it
+ * (`runs/20261128-lora` -> `runs/20261128-lora-export`, then `-export-2`, ...).
+ * Not inside it: an export replaces its whole folder, so the service refuses
+ * a folder inside its own source.
+ */
+export function defaultExportFolder(runDir: string, n = 1): string {
+  return `${runDir.replace(/[\\/]+$/, '')}-export${n <= 1 ? '' : `-${n}`}`;
+}
+
+/** Why a run cannot be exported yet, in the app's words (null: it can). */
+export function notExportableYet(status: RunStatus | 'missing' | null): string | null {
+  switch (status) {
+    case null:
+    case 'finished':
+      return null;
+    case 'running':
+      return 'The run is still training: export it once it has finished. Try it below meanwhile (it uses the newest checkpoint).';
+    case 'paused':
+      return 'The run is paused: continue it on the Train page and export it once it has finished.';
+    case 'missing':
+      return 'The run folder is gone, so there is nothing to export.';
+    default:
+      return `The run ${status === 'failed' ? 'failed' : status === 'cancelled' ? 'was cancelled' : 'was interrupted'} before its last step: resume it from Runs, and export it once it has finished.`;
+  }
 }
 
 function messageOf(e: unknown): string {
@@ -22,7 +44,10 @@ function messageOf(e: unknown): string {
 export class ExportPage {
   /** PEFT on by default: the adapter as Hugging Face PEFT loads it */
   formats = $state<Record<ExportFormat, boolean>>({ peft: true, merged: false, gguf: false });
+  /** the export folder: what the folder field shows (typed or chosen); Export uses exactly this */
   out = $state('');
+  /** the folder out was last defaulted to (a later default moves on when the user kept it) */
+  private defaultOut: string | null = null;
   exporting = $state(false);
   log = $state.raw<string[]>([]);
   result = $state.raw<ExportResult | null>(null);
@@ -31,6 +56,8 @@ export class ExportPage {
   /** the run's method and base model, from its history (null until read) */
   runMethod = $state<TrainMethod | null>(null);
   runModel = $state<string | null>(null);
+  /** the run's status (null: not known, or a folder that is no run) */
+  runStatus = $state<RunStatus | 'missing' | null>(null);
 
   /** the folder out was last defaulted for (a new run gets a new default) */
   private defaultedFor: string | null = null;
@@ -52,8 +79,13 @@ export class ExportPage {
     return this.runMethod === null || this.runMethod === 'lora' || this.runMethod === 'qlora';
   }
 
+  /** Why Export is off for this run now (it has not finished), or null. */
+  get notReady(): string | null {
+    return notExportableYet(this.runStatus);
+  }
+
   get canExport(): boolean {
-    return this.exportable && !this.exporting && this.studio.runDir !== null && this.out.trim() !== '' && this.chosen.length > 0;
+    return this.exportable && this.notReady === null && !this.exporting && this.studio.runDir !== null && this.out.trim() !== '' && this.chosen.length > 0;
   }
 
   /** The base model to generate with: the run's own, else the wizard's. */
@@ -61,23 +93,61 @@ export class ExportPage {
     return this.runModel ?? this.studio.model;
   }
 
-  /** Offers `<runDir>/export` when the run changed (a folder the user typed for this run stays), and reads the run's method and model. */
+  /**
+   * Offers `<runDir>-export` (or -export-2, ... when that one already holds
+   * files) when the run changed (a folder the user typed for this run stays),
+   * and reads the run's method, model and status.
+   */
   async followRun(runDir: string | null): Promise<void> {
     if (!runDir || runDir === this.defaultedFor) return;
     this.defaultedFor = runDir;
-    this.out = defaultExportFolder(runDir);
+    this.out = this.defaultOut = defaultExportFolder(runDir);
     this.result = null;
     this.log = [];
     this.error = null;
     this.runMethod = null;
     this.runModel = null;
+    this.runStatus = null;
+    await Promise.all([this.readRun(runDir), this.offerFreshDefault(runDir)]);
+  }
+
+  /** Reads the run's method, model and status again (its status changes while it trains). */
+  async readRun(runDir: string): Promise<void> {
     try {
       const history = await this.api.call('runHistory', { runDir });
       if (this.defaultedFor !== runDir) return;
       this.runMethod = history.entry.method;
       this.runModel = history.entry.model;
+      this.runStatus = history.entry.status;
     } catch {
       // an adapter folder that is no run: export names the problem itself, if there is one
+    }
+  }
+
+  /**
+   * Moves the default on to the first of <run>-export, <run>-export-2, ...
+   * that is new or empty, so a second export does not fail on the first
+   * one's folder. Only while the field still shows the previous default.
+   */
+  private async offerFreshDefault(runDir: string): Promise<void> {
+    const parent = parentOf(runDir.replace(/[\\/]+$/, ''));
+    const siblings = parent === null ? null : await this.entriesOf(parent);
+    if (siblings === null) return;
+    for (let n = 1; n < 1000; n++) {
+      const candidate = defaultExportFolder(runDir, n);
+      const entry = siblings.find((e) => e.path === candidate);
+      if (entry && (entry.kind !== 'folder' || ((await this.entriesOf(candidate)) ?? [null]).length > 0)) continue;
+      if (this.defaultedFor === runDir && this.out === this.defaultOut) this.out = this.defaultOut = candidate;
+      return;
+    }
+  }
+
+  /** A folder's entries, or null when it cannot be listed. */
+  private async entriesOf(dir: string): Promise<DirEntry[] | null> {
+    try {
+      return (await this.api.call('listDir', { path: dir })).entries;
+    } catch {
+      return null;
     }
   }
 
@@ -85,13 +155,17 @@ export class ExportPage {
     this.formats[format] = on;
   }
 
-  /** exportLog lines for the export in progress. */
+  /** exportLog lines for the export in progress; the run's status again when the followed run changes state. */
   subscribe(): () => void {
     return this.api.onEvent((e: ApiEvent) => {
       if (e.type === 'exportLog' && this.exporting) this.log = [...this.log, e.line];
+      if (e.type === 'run' && e.runDir === this.defaultedFor && e.event.type !== 'step' && e.event.type !== 'eval' && e.event.type !== 'log') {
+        void this.readRun(e.runDir);
+      }
     });
   }
 
+  /** Exports to the folder the field shows; afterwards offers a fresh default for the next one. */
   async run(): Promise<void> {
     const source = this.studio.runDir;
     if (!source || !this.canExport) return;
@@ -106,5 +180,6 @@ export class ExportPage {
     } finally {
       this.exporting = false;
     }
+    if (this.result && this.defaultedFor === source) await this.offerFreshDefault(source);
   }
 }

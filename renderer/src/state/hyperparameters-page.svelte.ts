@@ -2,7 +2,7 @@
 // user's edits (validated as they type; only values that differ from the
 // default go into studio.hyper), a debounced checkRun after every valid edit
 // so the memory verdict follows the form, and starting the run.
-import type { ApiTransport, HyperparameterSpec, RunSettings } from '../../../electron/api/contract.js';
+import type { ApiTransport, HyperparameterSpec, RunCheck, RunSettings } from '../../../electron/api/contract.js';
 import {
   inputFor,
   keepKnown,
@@ -143,14 +143,23 @@ export class HyperparametersPage {
     return Object.keys(this.fieldErrors).length > 0;
   }
 
+  /**
+   * The verdict that holds for the form as it reads now: none while a field
+   * is invalid (the last check was for values no longer on screen, so its
+   * estimate must not read as current); the next check comes with the fix.
+   */
+  get currentCheck(): RunCheck | null {
+    return this.hasFieldErrors ? null : this.studio.check;
+  }
+
   /** The only thing wrong is the memory estimate: the user may start anyway. */
   get memoryIsTheOnlyProblem(): boolean {
-    const c = this.studio.check;
+    const c = this.currentCheck;
     return c !== null && !c.ok && c.errors.length === 0 && c.config !== null && c.memory !== null && !c.memory.fits;
   }
 
   get canStart(): boolean {
-    const c = this.studio.check;
+    const c = this.currentCheck;
     if (!c || this.checkPending || this.starting || this.hasFieldErrors || !this.studio.runSettings) return false;
     return c.ok || (this.memoryIsTheOnlyProblem && this.ignoreMemory);
   }

@@ -22,8 +22,13 @@ export class ModelPage {
   /** the last failure of this page, shown inline as well as in the banner */
   error = $state<string | null>(null);
   estimate = $state<EstimateSettings>({ batchSize: null, seqLen: null, rank: null, virtualTokens: null, gradientCheckpointing: false });
+  /** the model field's text: the chosen folder, or what was typed since */
+  draft = $state('');
+  /** the inspect in progress */
+  private reading: Promise<void> | null = null;
 
   constructor(private readonly studio: Studio) {
+    this.draft = studio.model ?? '';
     const s = studio.overview?.report.settings;
     if (s) this.estimate = { batchSize: s.batch_size, seqLen: s.seq_len, rank: s.rank, virtualTokens: s.virtual_tokens ?? null, gradientCheckpointing: s.gradient_checkpointing };
   }
@@ -32,8 +37,37 @@ export class ModelPage {
     ({ demo: this.demo, recent: this.recent } = await loadStartingPoints(this.studio));
   }
 
+  /**
+   * Next: goes on with the folder the field shows. A typed folder not read
+   * yet is read first (or the read in progress awaited); on its error the
+   * page stays, with the error shown. Returns whether it went on.
+   */
+  async next(): Promise<boolean> {
+    const shown = this.draft.trim();
+    if (shown === '') {
+      this.error = 'The model folder field is empty: type a model folder, or choose one with Browse… or the demo.';
+      this.studio.showError(new Error(this.error)); // the banner announces it, as a failed read
+      return false;
+    }
+    if (this.reading && this.loading === shown) await this.reading;
+    else if (shown !== this.studio.model) await this.inspect(shown);
+    else this.error = null; // the folder in use (a typed one that failed before was put back)
+    if (this.error !== null || this.studio.model !== shown || !this.studio.overview) return false;
+    this.studio.page = 'method';
+    return true;
+  }
+
   /** Reads a model folder. A new folder starts the wizard over; the same one only gets a new estimate. */
-  async inspect(dir: string, withEstimate = false): Promise<void> {
+  inspect(dir: string, withEstimate = false): Promise<void> {
+    const reading = this.read(dir, withEstimate);
+    this.reading = reading;
+    return reading.finally(() => {
+      if (this.reading === reading) this.reading = null;
+    });
+  }
+
+  private async read(dir: string, withEstimate: boolean): Promise<void> {
+    this.draft = dir;
     this.loading = dir;
     this.error = null;
     this.studio.clearError();

@@ -4,7 +4,12 @@
 // cancel. No API calls here: the page feeds it, tests replay real events.
 import type { RunEvent, RunHistory, RunIndexEntry, RunStatus } from '../../../electron/api/contract.js';
 
-type StepEvent = Extract<RunEvent, { type: 'step' }>;
+/**
+ * A step event. `inputTokensPerSecond` (every token the model read this step,
+ * prompts included) may be missing in events recorded by older versions:
+ * then only the trained tokens' speed is known.
+ */
+type StepEvent = Omit<Extract<RunEvent, { type: 'step' }>, 'inputTokens' | 'inputTokensPerSecond'> & { inputTokens?: number; inputTokensPerSecond?: number };
 type FailedEvent = Extract<RunEvent, { type: 'failed' }>;
 export type MemoryUsage = StepEvent['memory'];
 export type RunSummary = Extract<RunEvent, { type: 'finished' }>['summary'];
@@ -25,6 +30,32 @@ export interface LogLine {
   level: 'info' | 'warning' | 'error';
   message: string;
 }
+
+/**
+ * A run's status in the app's words, the same on the Train and the Runs
+ * page ('missing': the Runs table's run whose folder is gone).
+ */
+export const STATUS_WORDS: Record<MonitorStatus | 'missing', string> = {
+  waiting: 'starting…',
+  running: 'training',
+  paused: 'paused',
+  finished: 'finished',
+  cancelled: 'cancelled',
+  failed: 'failed',
+  interrupted: 'interrupted',
+  missing: 'folder missing',
+};
+
+/** The status badge's colour class. */
+export function statusBadge(status: MonitorStatus | 'missing'): 'ok' | 'bad' | 'accent' | 'warn' {
+  if (status === 'finished') return 'ok';
+  if (status === 'failed' || status === 'interrupted' || status === 'missing') return 'bad';
+  if (status === 'running') return 'accent';
+  return 'warn';
+}
+
+/** The first line of a log rebuilt from a run's record (the service keeps no log lines). */
+export const EARLIER_LOG_NOTE = 'Messages logged before this page opened are not kept; the run\'s record shows its steps (charted) and evaluations:';
 
 /** The log keeps this many lines (a long run logs little, but a loop of warnings must not eat memory). */
 export const LOG_LIMIT = 2000;
@@ -57,12 +88,22 @@ export function checkpointStep(dir: string | null): number | null {
 }
 
 /**
+ * Who stopped a cancelled run: the user (Cancel), or PEFT Studio shutting
+ * down (closed, or its server stopped), which cancels its runs with a
+ * checkpoint. (The Node side does not tell them apart yet; see the UI fix
+ * report: CancelledEvent.reason / RunIndexEntry.stopped_by.)
+ */
+export type StopCause = 'user' | 'shutdown';
+
+/**
  * A cancelled run, in the app's words: where it stopped, whether a checkpoint
  * was kept, and that Resume is the way on (the run's own message is the
  * CLI's, with a `train --resume` command line).
  */
-export function cancelledMessage(step: number, totalSteps: number | null, checkpoint: number | null): string {
-  const where = step === 0 ? 'Cancelled before the first step finished' : `Cancelled after step ${step}${totalSteps ? ` of ${totalSteps}` : ''}`;
+export function cancelledMessage(step: number, totalSteps: number | null, checkpoint: number | null, cause: StopCause = 'user'): string {
+  const verb = cause === 'shutdown' ? 'Stopped' : 'Cancelled';
+  const because = cause === 'shutdown' ? ' because PEFT Studio shut down (it was closed, or its server stopped)' : '';
+  const where = step === 0 ? `${verb} before the first step finished${because}` : `${verb} after step ${step}${totalSteps ? ` of ${totalSteps}` : ''}${because}`;
   if (checkpoint !== null) return `${where}; a checkpoint at step ${checkpoint} was saved — Resume continues from it.`;
   return step === 0 ? `${where}; nothing was saved.` : `${where}; no checkpoint was saved, so a resume starts over from step 0.`;
 }
@@ -70,7 +111,7 @@ export function cancelledMessage(step: number, totalSteps: number | null, checkp
 /** What a run folder's record says of its ending, in the app's words where they differ from the CLI's. */
 export function entryMessage(entry: RunIndexEntry): string | null {
   // a cancelled run's checkpoint is its `adapter` (the newest checkpoint until it finishes)
-  if (entry.status === 'cancelled') return cancelledMessage(entry.steps_done, entry.total_steps, checkpointStep(entry.adapter));
+  if (entry.status === 'cancelled') return cancelledMessage(entry.steps_done, entry.total_steps, checkpointStep(entry.adapter), entry.stopped_by ?? 'user');
   // the record's own text tells a CLI user what to type; here the way on is the Resume button
   if (entry.status === 'interrupted') {
     const from = checkpointStep(entry.adapter);
@@ -98,7 +139,10 @@ export class RunMonitor {
   evals = $state.raw<EvalPoint[]>([]);
   bestEvalLoss = $state<number | null>(null);
 
+  /** trained tokens (those the loss counts) per second */
   tokensPerSecond = $state<number | null>(null);
+  /** every token the model read per second (prompts too), when the run reports it */
+  inputTokensPerSecond = $state<number | null>(null);
   etaSeconds = $state<number | null>(null);
   elapsedSeconds = $state<number | null>(null);
   memory = $state.raw<MemoryUsage | null>(null);
@@ -117,6 +161,8 @@ export class RunMonitor {
   private heardLive = false;
 
   get progress(): number | null {
+    // a finished run is done, whatever its step count (0 steps included)
+    if (this.status === 'finished') return 1;
     if (!this.totalSteps) return null;
     return Math.min(1, Math.max(0, this.step / this.totalSteps));
   }
@@ -191,6 +237,7 @@ export class RunMonitor {
 
   private takeStepStats(e: StepEvent): void {
     this.tokensPerSecond = known(e.tokensPerSecond);
+    this.inputTokensPerSecond = known(e.inputTokensPerSecond);
     this.etaSeconds = known(e.etaSeconds);
     this.elapsedSeconds = known(e.elapsedSeconds);
     this.memory = e.memory;
@@ -250,7 +297,7 @@ export class RunMonitor {
         this.status = 'finished';
         this.summary = e.summary;
         this.step = e.summary.steps;
-        this.etaSeconds = 0;
+        this.etaSeconds = null; // nothing is left: the page says finished, not "0 s left"
         this.elapsedSeconds = known(e.summary.elapsed_s) ?? this.elapsedSeconds;
         this.resumable = false;
         this.message = null;
@@ -261,7 +308,7 @@ export class RunMonitor {
         this.status = 'cancelled';
         this.step = Math.max(this.step, e.step);
         this.etaSeconds = null;
-        this.message = cancelledMessage(e.step, this.totalSteps, e.checkpoint === null ? null : (checkpointStep(e.checkpoint) ?? e.step));
+        this.message = cancelledMessage(e.step, this.totalSteps, e.checkpoint === null ? null : (checkpointStep(e.checkpoint) ?? e.step), e.reason ?? 'user');
         this.resumable = e.checkpoint !== null;
         this.say('info', this.message);
         return;
@@ -278,6 +325,25 @@ export class RunMonitor {
   }
 
   /**
+   * What the log can show of the time before this page opened: the service
+   * keeps no log lines, but the record has the evaluations (with the best
+   * so far, as the live line says it). Goes before any line heard live.
+   */
+  private logFromHistory(h: RunHistory, firstLiveEval: number): void {
+    if (h.steps.length === 0 && h.evals.length === 0) return;
+    if (this.log.some((l) => l.message === EARLIER_LOG_NOTE)) return;
+    let best = Infinity;
+    const earlier: LogLine[] = [{ level: 'info', message: EARLIER_LOG_NOTE }];
+    for (const e of h.evals) {
+      if (e.step >= firstLiveEval) break;
+      best = Math.min(best, e.evalLoss);
+      earlier.push({ level: 'info', message: `eval at step ${e.step}: loss ${e.evalLoss.toFixed(4)} (best ${best.toFixed(4)})` });
+    }
+    const all = [...earlier, ...this.log];
+    this.log = all.length > LOG_LIMIT ? all.slice(all.length - LOG_LIMIT) : all;
+  }
+
+  /**
    * A run folder's history: the charts of a past run, or what a live run
    * did before this page subscribed. Points already heard live win.
    */
@@ -290,6 +356,10 @@ export class RunMonitor {
     const losses = this.evals.map((e) => e.evalLoss);
     this.bestEvalLoss = losses.length > 0 ? Math.min(...losses) : known(h.entry.best_eval_loss);
     this.method ??= h.entry.method;
+    this.logFromHistory(h, firstLiveEval);
+    // the speed of its last recorded step, unless a live step said it since
+    const last = h.steps[h.steps.length - 1];
+    if (last) this.tokensPerSecond ??= known(last.tokensPerSecond);
     if (this.heardLive) return;
     // nothing live yet: the folder's record is the truth
     this.status = h.entry.status === 'missing' ? 'interrupted' : h.entry.status;
@@ -297,11 +367,7 @@ export class RunMonitor {
     this.step = Math.max(h.entry.steps_done, before.length > 0 ? before[before.length - 1].step : 0);
     this.resumable = h.entry.resumable;
     this.message = entryMessage(h.entry);
-    const last = h.steps[h.steps.length - 1];
-    if (last) {
-      this.tokensPerSecond = known(last.tokensPerSecond);
-    }
-    this.etaSeconds = this.status === 'finished' ? 0 : null;
+    this.etaSeconds = null;
     // a session runs in this folder but its worker has not written the
     // record yet: the ending on file is the previous session's
     if (h.runId !== null && !this.live) this.awaitSession();

@@ -2,7 +2,7 @@
 // the demo model; see testdata/README.md) and must show what happened.
 import { describe, expect, it } from 'vitest';
 import type { RunEvent, RunHistory } from '../../../electron/api/contract.js';
-import { cancelledMessage, checkpointStep, entryMessage, RunMonitor } from './run-monitor.svelte.js';
+import { cancelledMessage, checkpointStep, EARLIER_LOG_NOTE, entryMessage, RunMonitor, STATUS_WORDS, statusBadge } from './run-monitor.svelte.js';
 import pausedResumed from './testdata/run-events-paused-resumed.json';
 import cancelled from './testdata/run-events-cancelled.json';
 import failed from './testdata/run-events-failed.json';
@@ -54,7 +54,7 @@ describe('RunMonitor on a run paused at step 3, resumed, finished', () => {
     expect(m.canPause || m.canResume || m.canCancel || m.canResumeRun).toBe(false);
     expect(m.step).toBe(6);
     expect(m.progress).toBe(1);
-    expect(m.etaSeconds).toBe(0);
+    expect(m.etaSeconds).toBeNull(); // nothing left: the page says finished, not "0 s"
     expect(m.elapsedSeconds).toBe(0.23108034900000002);
     expect(m.summary?.final_loss).toBe(13.44318492917176);
   });
@@ -146,6 +146,16 @@ describe('RunMonitor on a failed run', () => {
 });
 
 describe('RunMonitor details', () => {
+  it('takes the speed of every token read when the step reports it', () => {
+    const m = new RunMonitor();
+    const step = steps(PAUSED)[0];
+    m.apply(step);
+    expect(m.tokensPerSecond).toBe(step.tokensPerSecond);
+    expect(m.inputTokensPerSecond).toBeNull(); // today's events: trained tokens only
+    m.apply({ ...step, step: 2, inputTokensPerSecond: 5012.5 } as RunEvent);
+    expect(m.inputTokensPerSecond).toBe(5012.5);
+  });
+
   it('reads NaN (null on the wire) as an unknown ETA', () => {
     const m = new RunMonitor();
     const [s1] = steps(PAUSED);
@@ -179,6 +189,49 @@ describe('RunMonitor details', () => {
     expect(m.tokensPerSecond).toBe(s[3].tokensPerSecond);
     expect(m.canResumeRun).toBe(true);
     expect(m.message).toBe('Cancelled after step 4 of 20; a checkpoint at step 4 was saved — Resume continues from it.');
+  });
+
+  it('rebuilds the log it can from the history: a note, then each evaluation with the best so far', () => {
+    const m = new RunMonitor();
+    m.loadHistory({ ...cancelledHistory(null), evals: [{ step: 2, evalLoss: 12.5 }, { step: 4, evalLoss: 12.75 }] });
+    expect(m.log.map((l) => l.message)).toEqual([
+      EARLIER_LOG_NOTE,
+      'eval at step 2: loss 12.5000 (best 12.5000)',
+      'eval at step 4: loss 12.7500 (best 12.5000)',
+    ]);
+    // loaded again (a resync): not doubled
+    m.loadHistory(cancelledHistory(null));
+    expect(m.log.filter((l) => l.message === EARLIER_LOG_NOTE)).toHaveLength(1);
+    // nothing done yet: nothing to say
+    const fresh = new RunMonitor();
+    fresh.loadHistory({ ...cancelledHistory(null), steps: [], evals: [] });
+    expect(fresh.log).toEqual([]);
+  });
+
+  it('puts the record\'s lines before those heard live', () => {
+    const m = new RunMonitor();
+    m.apply({ type: 'log', level: 'warning', message: 'heard live' });
+    m.loadHistory({ ...cancelledHistory('live'), evals: [{ step: 2, evalLoss: 12.5 }] });
+    expect(m.log.map((l) => l.message)).toEqual([EARLIER_LOG_NOTE, 'eval at step 2: loss 12.5000 (best 12.5000)', 'heard live']);
+  });
+
+  it('a finished run\'s progress is complete even with no step counted (never an indeterminate bar)', () => {
+    const m = new RunMonitor();
+    m.loadHistory({ ...cancelledHistory(null), steps: [], entry: { ...cancelledHistory(null).entry, status: 'finished', steps_done: 0, total_steps: 0, resumable: false } });
+    expect(m.status).toBe('finished');
+    expect(m.progress).toBe(1);
+    expect(m.etaSeconds).toBeNull();
+    const live = new RunMonitor();
+    live.apply({ type: 'finished', summary: { ...(PAUSED.find((e) => e.type === 'finished') as Extract<RunEvent, { type: 'finished' }>).summary, steps: 0 } });
+    expect(live.progress).toBe(1);
+  });
+
+  it('words every status as the Train and Runs pages show it', () => {
+    expect(STATUS_WORDS.running).toBe('training');
+    expect(STATUS_WORDS.waiting).toBe('starting…');
+    expect(statusBadge('running')).toBe('accent');
+    expect(statusBadge('missing')).toBe('bad');
+    expect(statusBadge('paused')).toBe('warn');
   });
 
   it('keeps live points and status when the history arrives late', () => {
@@ -277,6 +330,13 @@ describe('RunMonitor.applyAll (a burst of queued events)', () => {
 });
 
 describe('cancelledMessage and checkpointStep', () => {
+  it('says when PEFT Studio stopped the run, not the user', () => {
+    expect(cancelledMessage(365, 20000, 365, 'shutdown')).toBe(
+      'Stopped after step 365 of 20000 because PEFT Studio shut down (it was closed, or its server stopped); a checkpoint at step 365 was saved — Resume continues from it.',
+    );
+    expect(cancelledMessage(365, 20000, 365)).toMatch(/^Cancelled after step 365 of 20000;/);
+  });
+
   it('says where it stopped, what was kept, and the way on', () => {
     expect(cancelledMessage(7, 200, 7)).toBe('Cancelled after step 7 of 200; a checkpoint at step 7 was saved — Resume continues from it.');
     expect(cancelledMessage(7, null, 5)).toBe('Cancelled after step 7; a checkpoint at step 5 was saved — Resume continues from it.');

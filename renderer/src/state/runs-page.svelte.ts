@@ -1,7 +1,9 @@
 // The Runs page: every run the studio knows (newest first), one selected
 // with its history (charts, settings), and the ways on from a run: resume
 // an interrupted one (where its Resume options say), export a finished one.
-import type { ApiTransport, RunHistory, RunIndexEntry } from '../../../electron/api/contract.js';
+// The table and the selected run's charts follow the runs' live events (in
+// bursts, as the Train page takes them), so they never lag behind it.
+import type { ApiEvent, ApiTransport, RunEvent, RunHistory, RunIndexEntry } from '../../../electron/api/contract.js';
 import { ResumeOptions } from './resume-options.svelte.js';
 import { RunMonitor } from './run-monitor.svelte.js';
 import type { Studio } from './studio.svelte.js';
@@ -13,6 +15,33 @@ function messageOf(e: unknown): string {
 /** Newest activity first. */
 export function sortRuns(entries: readonly RunIndexEntry[]): RunIndexEntry[] {
   return [...entries].sort((a, b) => (a.updated < b.updated ? 1 : a.updated > b.updated ? -1 : 0));
+}
+
+/** How often the table takes the queued events: a fast run sends ~70 a second. */
+export const RUNS_FLUSH_INTERVAL_MS = 250;
+
+/** A table row after one live event of its run (the same row when nothing shown changes). */
+export function entryAfter(entry: RunIndexEntry, e: RunEvent, now: string): RunIndexEntry {
+  switch (e.type) {
+    case 'started':
+      return { ...entry, status: 'running', steps_done: e.startStep, total_steps: e.totalSteps, resumable: false, message: null, updated: now };
+    case 'step':
+      return { ...entry, status: 'running', steps_done: e.step, total_steps: e.totalSteps, updated: now };
+    case 'eval':
+      return { ...entry, best_eval_loss: entry.best_eval_loss === null ? e.evalLoss : Math.min(entry.best_eval_loss, e.evalLoss), updated: now };
+    case 'paused':
+      return { ...entry, status: 'paused', steps_done: Math.max(entry.steps_done, e.step), updated: now };
+    case 'resumed':
+      return { ...entry, status: 'running', updated: now };
+    case 'finished':
+      return { ...entry, status: 'finished', steps_done: e.summary.steps, resumable: false, updated: now };
+    case 'cancelled':
+      return { ...entry, status: 'cancelled', steps_done: Math.max(entry.steps_done, e.step), resumable: e.checkpoint !== null, updated: now };
+    case 'failed':
+      return { ...entry, status: 'failed', steps_done: Math.max(entry.steps_done, e.step ?? 0), resumable: e.resumable, message: e.message, updated: now };
+    default:
+      return entry;
+  }
 }
 
 export class RunsPage {
@@ -28,10 +57,59 @@ export class RunsPage {
   /** where Resume continues the selected run (set when it can be resumed) */
   resumeOptions = $state.raw<ResumeOptions | null>(null);
 
+  /** live events heard since the last flush, in order */
+  private queue: { runDir: string; event: RunEvent }[] = [];
+  private flushScheduled = false;
+
   constructor(
     private readonly studio: Studio,
     private readonly api: ApiTransport,
+    private readonly schedule: (flush: () => void) => void = (flush) => void setTimeout(flush, RUNS_FLUSH_INTERVAL_MS),
   ) {}
+
+  /** Follow the runs' live events; returns the unsubscribe. */
+  subscribe(): () => void {
+    return this.api.onEvent((e: ApiEvent) => {
+      if (e.type !== 'run') return;
+      this.queue.push({ runDir: e.runDir, event: e.event });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      this.schedule(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    });
+  }
+
+  /** The queued events into the table (and the selected run's charts) at once. */
+  flush(): void {
+    if (this.queue.length === 0) return;
+    const events = this.queue;
+    this.queue = [];
+    const now = new Date().toISOString();
+    let entries = this.entries;
+    let unknownRun = false;
+    let ended = false;
+    for (const { runDir, event } of events) {
+      const i = entries.findIndex((x) => x.dir === runDir);
+      if (i < 0) {
+        unknownRun = true;
+        continue;
+      }
+      const next = entryAfter(entries[i], event, now);
+      if (next !== entries[i]) {
+        if (entries === this.entries) entries = entries.slice();
+        entries[i] = next;
+      }
+      if (event.type === 'finished' || event.type === 'cancelled' || event.type === 'failed') ended = true;
+    }
+    this.entries = sortRuns(entries);
+    const selected = this.selected;
+    const mine = events.filter((x) => x.runDir === selected).map((x) => x.event);
+    if (this.monitor && mine.length > 0) this.monitor.applyAll(mine);
+    // a run this list has not seen (started elsewhere), or an ending (its record has the adapter and the words): read the list again
+    if (unknownRun || ended) void this.refresh();
+  }
 
   get selectedEntry(): RunIndexEntry | null {
     return this.entries.find((e) => e.dir === this.selected) ?? null;
@@ -41,7 +119,10 @@ export class RunsPage {
     this.loading = true;
     this.error = null;
     try {
-      this.entries = sortRuns(await this.api.call('listRuns', {}));
+      const listed = sortRuns(await this.api.call('listRuns', {}));
+      // events heard while the list was read are newer than it
+      this.entries = listed;
+      this.flush();
     } catch (e) {
       this.error = messageOf(e);
     } finally {

@@ -2,11 +2,50 @@
 // One instance for the whole app (created in App.svelte and handed to every
 // page as the `studio` prop). Each page keeps its own transient state in its
 // own class; only what later steps need lives here.
-import { ApiError, type ApiErrorBody, type DatasetReport, type ModelOverview, type RunCheck, type RunSettings, type TrainMethod } from '../../../electron/api/contract.js';
+import { ApiError, type ApiErrorBody, type ApiEvent, type DatasetReport, type ModelOverview, type RunCheck, type RunSettings, type TrainMethod } from '../../../electron/api/contract.js';
 
 export const STEPS = ['model', 'method', 'data', 'hyperparameters', 'train', 'export'] as const;
+
+type HyperKey = keyof RunSettings['hyper'];
+
+/**
+ * The settings only some methods have, and which (the field definitions in
+ * electron/service/hyperparameters.ts; studio.test.ts checks this table
+ * against them). Every other setting (learning rate, steps, epochs, batch,
+ * sequence length, eval split, seed, ...) means the same for every method and
+ * survives a change of method.
+ */
+export const METHOD_SPECIFIC: Partial<Record<HyperKey, readonly TrainMethod[]>> = {
+  rank: ['lora', 'qlora'],
+  alpha: ['lora', 'qlora'],
+  dropout: ['lora', 'qlora'],
+  targets: ['lora', 'qlora'],
+  rslora: ['lora', 'qlora'],
+  quantBlocksize: ['qlora'],
+  doubleQuant: ['qlora'],
+  virtualTokens: ['prompt', 'prefix'],
+  promptInitText: ['prompt'],
+  prefixProjection: ['prefix'],
+};
+
+/** The changed settings that still apply under `method`: those of other methods go. */
+export function settingsFor(method: TrainMethod, hyper: RunSettings['hyper']): RunSettings['hyper'] {
+  const kept: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(hyper)) {
+    const only = METHOD_SPECIFIC[key as HyperKey];
+    if (!only || only.includes(method)) kept[key] = value;
+  }
+  return kept as RunSettings['hyper'];
+}
 export type Step = (typeof STEPS)[number];
 export type Page = Step | 'runs';
+
+/** A run training now in the service this page talks to. */
+export interface LiveRun {
+  runId: string;
+  runDir: string;
+  method: TrainMethod | null;
+}
 
 export class Studio {
   /** the page on screen */
@@ -34,6 +73,13 @@ export class Studio {
   /** step 5: the run being trained or last trained (set by the Train page, or by Runs → resume) */
   runId = $state<string | null>(null);
   runDir = $state<string | null>(null);
+
+  /**
+   * The runs training now (from the service's run list on load, then its run
+   * events): the Train page offers to switch between them, and starting
+   * another warns that they share the machine.
+   */
+  liveRuns = $state.raw<LiveRun[]>([]);
 
   /** the desktop app's File menu asked to open a picker (a new nonce per request) */
   menuPick = $state<{ target: 'model' | 'data'; nonce: number } | null>(null);
@@ -84,15 +130,43 @@ export class Studio {
     this.check = null;
   }
 
-  /** Another method has other defaults: the settings changed for the old one go. */
+  /**
+   * Another method: the settings only the old one had go (LoRA rank, virtual
+   * tokens...); the rest the user changed (learning rate, steps, eval split...) stay.
+   */
   chooseMethod(method: TrainMethod): void {
     if (method === this.method) return;
     this.method = method;
-    this.hyper = {};
+    this.hyper = settingsFor(method, $state.snapshot(this.hyper) as RunSettings['hyper']);
     this.check = null;
   }
 
-  /** Shows an error in the banner: an ApiError's body as it is, anything else as a failure. */
+  /** Keeps liveRuns current from one service event (any other event is ignored). */
+  noteRunEvent(e: ApiEvent): void {
+    if (e.type !== 'run') return;
+    const { type } = e.event;
+    const known = this.liveRuns.find((r) => r.runDir === e.runDir);
+    if (type === 'finished' || type === 'cancelled' || type === 'failed') {
+      if (known) this.liveRuns = this.liveRuns.filter((r) => r !== known);
+      return;
+    }
+    const method = e.event.type === 'started' ? e.event.method : (known?.method ?? null);
+    if (known && known.runId === e.runId && known.method === method) return;
+    const run = { runId: e.runId, runDir: e.runDir, method };
+    this.liveRuns = known ? this.liveRuns.map((r) => (r === known ? run : r)) : [...this.liveRuns, run];
+  }
+
+  /**
+   * Said before a run starts while others train: they share this machine's
+   * CPU (or GPU) and memory, so each goes slower. null when none trains.
+   */
+  get sharingWarning(): string | null {
+    const others = this.liveRuns.length;
+    if (others === 0) return null;
+    const which = others === 1 ? 'Another run is' : `${others} other runs are`;
+    return `${which} training on this machine. A new run shares the processor and memory with ${others === 1 ? 'it' : 'them'}, so each runs slower.`;
+  }
+
   /** File → Open model folder… / Open dataset…: go to that step and open its picker. */
   openFromMenu(target: 'model' | 'data'): void {
     const step = target === 'data' && this.reachable('data') ? 'data' : 'model';
@@ -100,6 +174,7 @@ export class Studio {
     this.menuPick = { target: step, nonce: (this.menuPick?.nonce ?? 0) + 1 };
   }
 
+  /** Shows an error in the banner: an ApiError's body as it is, anything else as a failure. */
   showError(e: unknown): void {
     this.error = toErrorBody(e);
   }

@@ -1,8 +1,11 @@
 // @vitest-environment node
 import { describe, expect, it } from 'vitest';
 
-import { ApiError, type DatasetReport, type ModelOverview } from '../../../electron/api/contract.js';
-import { STEPS, Studio, toErrorBody } from './studio.svelte.js';
+import { ApiError, type DatasetReport, type ModelOverview, type TrainMethod } from '../../../electron/api/contract.js';
+import { openModelFolder } from '../../../electron/models/folder.js';
+import { demoPaths } from '../../../electron/service/demo.js';
+import { hyperparameterSpecs } from '../../../electron/service/hyperparameters.js';
+import { METHOD_SPECIFIC, STEPS, Studio, toErrorBody } from './studio.svelte.js';
 
 // Only the fields the wizard state reads; the rest are irrelevant to these rules.
 const overview = { recommended: 'lora' } as unknown as ModelOverview;
@@ -60,6 +63,35 @@ describe('Studio.reachable', () => {
     expect(s.hyper).toEqual({});
   });
 
+  it('keeps the settings every method has when the method changes; drops only the old method\'s own', () => {
+    const s = new Studio();
+    s.chooseModel('/m', overview);
+    const shared = { lr: 1e-3, steps: 40, epochs: 2, evalSplit: 0.2, batchSize: 2, seqLen: 96, seed: 7, gradAccum: 2, warmupSteps: 3 };
+    s.hyper = { ...shared, rank: 16, alpha: 32, targets: ['q_proj'] };
+    s.chooseMethod('qlora'); // LoRA's settings are QLoRA's too
+    expect(s.hyper).toEqual({ ...shared, rank: 16, alpha: 32, targets: ['q_proj'] });
+    s.hyper = { ...s.hyper, doubleQuant: false };
+    s.chooseMethod('prefix');
+    expect(s.hyper).toEqual(shared);
+    s.hyper = { ...s.hyper, virtualTokens: 8, prefixProjection: true };
+    s.chooseMethod('prompt');
+    expect(s.hyper).toEqual({ ...shared, virtualTokens: 8 });
+    s.chooseMethod('full');
+    expect(s.hyper).toEqual(shared);
+  });
+
+  it('knows which settings are method-specific exactly as the form\'s field definitions do', async () => {
+    const { spec } = await openModelFolder(demoPaths().model);
+    const methods: TrainMethod[] = ['lora', 'qlora', 'full', 'prompt', 'prefix'];
+    const keysOf = new Map(methods.map((m) => [m, new Set(hyperparameterSpecs(m, spec, []).map((f) => f.key))]));
+    const all = new Set(methods.flatMap((m) => [...keysOf.get(m)!]));
+    for (const key of all) {
+      const have = methods.filter((m) => keysOf.get(m)!.has(key));
+      if (have.length === methods.length) expect(METHOD_SPECIFIC[key], key).toBeUndefined();
+      else expect(METHOD_SPECIFIC[key], key).toEqual(have);
+    }
+  });
+
   it('builds the run settings from the choices', () => {
     const s = new Studio();
     s.chooseModel('/m', overview);
@@ -67,6 +99,29 @@ describe('Studio.reachable', () => {
     s.pack = true;
     s.hyper = { epochs: 2 };
     expect(s.runSettings).toEqual({ model: '/m', data: '/d.jsonl', method: 'lora', dataFormat: 'auto', completionOnly: true, pack: true, hyper: { epochs: 2 } });
+  });
+});
+
+describe('the runs training now', () => {
+  it('follows the service\'s run events, and warns before another run shares the machine', () => {
+    const s = new Studio();
+    expect(s.sharingWarning).toBeNull();
+    const ev = (runDir: string, event: object) => ({ type: 'run', runId: `id-${runDir}`, runDir, event }) as never;
+    s.noteRunEvent(ev('/runs/a', { type: 'started', method: 'qlora' }));
+    s.noteRunEvent(ev('/runs/a', { type: 'step', step: 1 }));
+    s.noteRunEvent(ev('/runs/b', { type: 'step', step: 9 })); // started before this page: method unknown
+    s.noteRunEvent({ type: 'exportLog', out: '/o', line: 'x' });
+    expect(s.liveRuns).toEqual([
+      { runId: 'id-/runs/a', runDir: '/runs/a', method: 'qlora' },
+      { runId: 'id-/runs/b', runDir: '/runs/b', method: null },
+    ]);
+    expect(s.sharingWarning).toBe('2 other runs are training on this machine. A new run shares the processor and memory with them, so each runs slower.');
+    s.noteRunEvent(ev('/runs/b', { type: 'cancelled', step: 9, checkpoint: null, message: '' }));
+    expect(s.liveRuns.map((r) => r.runDir)).toEqual(['/runs/a']);
+    expect(s.sharingWarning).toBe('Another run is training on this machine. A new run shares the processor and memory with it, so each runs slower.');
+    s.noteRunEvent(ev('/runs/a', { type: 'finished', summary: {} }));
+    expect(s.liveRuns).toEqual([]);
+    expect(s.sharingWarning).toBeNull();
   });
 });
 

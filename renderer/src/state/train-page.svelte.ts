@@ -4,9 +4,11 @@
 // sends pause / continue / cancel / resume. Live events are queued and handed
 // over in bursts (see FLUSH_INTERVAL_MS) so a fast run cannot flood the page.
 import type { ApiEvent, ApiTransport, RunEvent } from '../../../electron/api/contract.js';
+import { REFUSED_MESSAGE, type ConnectionState } from '../api/websocket.js';
 import { ResumeOptions } from './resume-options.svelte.js';
-import { RunMonitor } from './run-monitor.svelte.js';
+import { RunMonitor, STATUS_WORDS } from './run-monitor.svelte.js';
 import type { Studio } from './studio.svelte.js';
+import { findLiveRuns } from './wizard-session.svelte.js';
 
 type Control = 'pause' | 'continue' | 'cancel' | 'resume';
 
@@ -30,11 +32,18 @@ export class TrainPage {
   /** where Resume continues the run (its recorded device and precision, or others): set up once it can be resumed */
   resumeOptions = $state.raw<ResumeOptions | null>(null);
 
+  /** the connection to PEFT Studio (browser mode; the desktop app's is always open) */
+  connection = $state<ConnectionState>('open');
+  /** the connection closed and has not opened since: the view may be behind the run */
+  lost = $state(false);
+
   /** the run whose events the monitor takes */
   private following: { runId: string | null; runDir: string } | null = null;
   /** live events heard since the last flush, in order */
   private queue: RunEvent[] = [];
   private flushScheduled = false;
+  /** the connection state last given (null: none yet) */
+  private lastState: ConnectionState | null = null;
 
   constructor(
     private readonly studio: Studio,
@@ -61,12 +70,73 @@ export class TrainPage {
   }
 
   /**
+   * The connection changed: a socket that closed (after being open, or after
+   * a try) is a lost connection until it opens again; then the view is
+   * rebuilt from the run's record. The first state given (at mount) is only
+   * taken as it is: a page not yet connected has lost nothing.
+   */
+  setConnection(state: ConnectionState): void {
+    const before = this.lastState;
+    this.lastState = state;
+    this.connection = state;
+    if (state === 'refused' || (state === 'closed' && before !== null)) this.lost = true;
+    else if (state === 'open') {
+      const wasLost = this.lost;
+      this.lost = false;
+      if (wasLost) void this.resync();
+    }
+  }
+
+  get connected(): boolean {
+    return this.connection === 'open';
+  }
+
+  /** What the page says while it cannot reach PEFT Studio (null while connected, or still connecting at the start). */
+  get connectionNotice(): string | null {
+    if (this.connection === 'refused') return REFUSED_MESSAGE;
+    if (!this.lost) return null;
+    return 'Not connected to PEFT Studio. If it is still running, so is the run: what this page shows is from when it last heard. Trying to connect again…';
+  }
+
+  /** Why Pause / Resume / Cancel cannot be used now (null: they follow the run's state). */
+  get controlsOffBecause(): string | null {
+    if (this.connection === 'refused') return 'Pause and Cancel need PEFT Studio: open the address it printed to control the run again.';
+    if (this.connection !== 'open') return 'Pause and Cancel work again once this page is connected to PEFT Studio.';
+    return null;
+  }
+
+  /**
+   * What a screen reader hears: the run's status when it changes, and each
+   * quarter of the way while it trains; not every step.
+   */
+  get announcement(): string {
+    const m = this.monitor;
+    if (this.lost) return 'Not connected to PEFT Studio.';
+    const words = STATUS_WORDS[m.status];
+    const progress = m.progress;
+    if (m.status === 'running' && progress !== null && progress >= 0.25) return `Run ${words}, ${Math.floor(progress * 4) * 25}% done.`;
+    return `Run ${words}.`;
+  }
+
+  /** Asks the service which runs train now (the Train page offers to switch between them). */
+  async loadLiveRuns(): Promise<void> {
+    try {
+      const live = await findLiveRuns(this.api);
+      const heard = this.studio.liveRuns.filter((r) => !live.some((l) => l.runDir === r.runDir));
+      this.studio.liveRuns = [...live, ...heard];
+    } catch {
+      // not connected: the run events fill the list later
+    }
+  }
+
+  /**
    * Listen for run events; returns the unsubscribe. Events of this run
    * folder count whatever session sent them (a resume starts a new session,
    * with a new id, in the same folder); other runs' events are ignored.
    */
   subscribe(): () => void {
     return this.api.onEvent((e: ApiEvent) => {
+      this.studio.noteRunEvent(e);
       const f = this.following;
       if (e.type !== 'run' || !f || (e.runId !== f.runId && e.runDir !== f.runDir)) return;
       if (e.event.type === 'started' && e.runId !== f.runId) {

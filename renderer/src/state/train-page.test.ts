@@ -13,6 +13,7 @@ import { describe, expect, it, vi } from 'vitest';
 
 import type { ApiEvent, ApiTransport, RunEvent } from '../../../electron/api/contract.js';
 import LineChart from '../components/charts/LineChart.svelte';
+import { REFUSED_MESSAGE } from '../api/websocket.js';
 import { Studio } from './studio.svelte.js';
 import cancelled from './testdata/run-events-cancelled.json';
 import { TrainPage } from './train-page.svelte.js';
@@ -133,5 +134,56 @@ describe('TrainPage after the connection comes back', () => {
     expect(page.monitor.status).toBe('finished');
     expect(page.monitor.step).toBe(4);
     expect(page.monitor.points.map((p) => p.step)).toEqual([1, 2, 3, 4]);
+  });
+});
+
+describe('TrainPage while the connection is lost', () => {
+  it('says so, turns the controls off with the reason, and rebuilds the view when it is back', async () => {
+    let reads = 0;
+    const api: ApiTransport = {
+      call: (async (method: string) => {
+        if (method !== 'runHistory') throw new Error(`unexpected ${method}`);
+        reads++;
+        return {
+          dir: RUN_DIR, runId: RUN_ID, config: {} as never, steps: [], evals: [],
+          entry: { dir: RUN_DIR, model: '/m', method: 'lora', status: 'running', created: '', updated: '', steps_done: 0, total_steps: 8, best_eval_loss: null, adapter: null, resumable: true, message: null },
+        };
+      }) as ApiTransport['call'],
+      onEvent: () => () => {},
+    };
+    const page = new TrainPage(new Studio(), api, () => {});
+    await page.follow(RUN_ID, RUN_DIR);
+    page.monitor.apply({ ...template, step: 4, totalSteps: 8 });
+    // at mount, not yet connected (browser mode before the first socket): nothing was lost
+    page.setConnection('closed');
+    expect(page.connectionNotice).toBeNull();
+    page.setConnection('connecting');
+    expect(page.connectionNotice).toBeNull();
+    page.setConnection('open');
+    expect(reads).toBe(1);
+    expect(page.connected).toBe(true);
+    expect(page.connectionNotice).toBeNull();
+    expect(page.controlsOffBecause).toBeNull();
+    expect(page.announcement).toBe('Run training, 50% done.');
+
+    page.setConnection('closed');
+    expect(page.connected).toBe(false);
+    expect(page.connectionNotice).toMatch(/^Not connected to PEFT Studio\. If it is still running, so is the run/);
+    expect(page.controlsOffBecause).toBe('Pause and Cancel work again once this page is connected to PEFT Studio.');
+    expect(page.announcement).toBe('Not connected to PEFT Studio.');
+    page.setConnection('connecting'); // trying again: still lost
+    expect(page.connectionNotice).not.toBeNull();
+    expect(page.controlsOffBecause).not.toBeNull();
+
+    page.setConnection('open');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(reads).toBe(2); // the record read again: events sent meanwhile were lost
+    expect(page.controlsOffBecause).toBeNull();
+
+    // restarted with a new token: the way on, not "reconnecting"
+    page.setConnection('refused');
+    expect(page.connectionNotice).toBe(REFUSED_MESSAGE);
+    expect(page.controlsOffBecause).toMatch(/open the address it printed/);
+    for (const text of [page.connectionNotice, page.controlsOffBecause]) expect(text).not.toMatch(/pauseRun|cancelRun|code \d+|1006/);
   });
 });

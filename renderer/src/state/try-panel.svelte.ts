@@ -1,9 +1,12 @@
 // The Try panel: one prompt, generated twice with the same settings and
-// seed, by the base model alone and with the trained adapter, so the two
-// answers differ only by the adapter.
-import type { ApiTransport, GenerateResponse } from '../../../electron/api/contract.js';
+// seed, by the base model alone and by the trained one (the base with the
+// run's adapter, or a full fine-tune's own model folder), so the two answers
+// differ only by the training.
+import type { ApiTransport, GenerateResponse, RunIndexEntry } from '../../../electron/api/contract.js';
 
 export const MAX_NEW_TOKENS_LIMIT = 2048;
+/** The service takes any seed that is a safe integer >= 0 (electron/service/service.ts, generate's seed). */
+export const MAX_SEED = Number.MAX_SAFE_INTEGER;
 
 export interface TrySettings {
   prompt: string;
@@ -20,7 +23,7 @@ export function trySettingsErrors(s: TrySettings): Partial<Record<keyof TrySetti
     errors.maxNewTokens = `A whole number from 1 to ${MAX_NEW_TOKENS_LIMIT}.`;
   }
   if (!Number.isFinite(s.temperature) || s.temperature < 0) errors.temperature = 'A number from 0 (greedy) up.';
-  if (!Number.isInteger(s.seed) || s.seed < 0) errors.seed = 'A whole number, 0 or more.';
+  if (!Number.isSafeInteger(s.seed) || s.seed < 0) errors.seed = `A whole number from 0 to ${MAX_SEED}.`;
   return errors;
 }
 
@@ -48,6 +51,44 @@ function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** What the right-hand answer is generated with. */
+export interface TrainedModel {
+  /** the model folder: the run's base, or a full fine-tune's own folder (its run folder or a checkpoint) */
+  model: string;
+  /** the adapter (run folder or adapter folder); null for a full fine-tune */
+  adapter: string | null;
+  /** the checkpoint used because the run has not finished (null: the finished run) */
+  checkpoint: string | null;
+}
+
+/** The step of a checkpoint folder (`.../checkpoints/step-400` -> 400), or null. */
+export function checkpointStep(dir: string): number | null {
+  const m = /[\\/]step-(\d+)[\\/]*$/.exec(dir);
+  return m ? Number(m[1]) : null;
+}
+
+/** "the newest checkpoint, step 400 (the run has not finished)" */
+export function checkpointText(dir: string): string {
+  const step = checkpointStep(dir);
+  return `the newest checkpoint${step === null ? '' : `, step ${step}`} (the run has not finished)`;
+}
+
+/**
+ * What a run is tried with: a full fine-tune is a whole model (its run folder
+ * once finished, else its newest checkpoint) and has no adapter; any other
+ * run is its base model with the run folder as the adapter, which the service
+ * resolves to the newest checkpoint while the run is not finished.
+ * Throws (in the app's words) when the run has saved nothing to try yet.
+ */
+export function trainedModelOf(runDir: string, entry: RunIndexEntry): TrainedModel {
+  const checkpoint = entry.status === 'finished' ? null : entry.adapter;
+  if (entry.adapter === null) {
+    throw new Error(`The run has saved no ${entry.method === 'full' ? 'model' : 'adapter'} yet: try it once it has written its first checkpoint, or when it finishes.`);
+  }
+  if (entry.method === 'full') return { model: entry.adapter, adapter: null, checkpoint };
+  return { model: entry.model, adapter: runDir, checkpoint };
+}
+
 export class TryPanel {
   prompt = $state('');
   maxNewTokens = $state(64);
@@ -57,6 +98,8 @@ export class TryPanel {
   generating = $state<'base' | 'adapter' | null>(null);
   base = $state.raw<GenerateResponse | null>(null);
   adapter = $state.raw<GenerateResponse | null>(null);
+  /** what the last right-hand answer was generated with */
+  trained = $state.raw<TrainedModel | null>(null);
   error = $state<string | null>(null);
 
   constructor(private readonly api: ApiTransport) {}
@@ -65,26 +108,47 @@ export class TryPanel {
     return trySettingsErrors({ prompt: this.prompt, maxNewTokens: this.maxNewTokens, temperature: this.temperature, seed: this.seed });
   }
 
-  canGenerate(model: string | null, adapterDir: string | null): boolean {
-    return model !== null && adapterDir !== null && this.generating === null && Object.keys(this.errors).length === 0;
+  canGenerate(model: string | null, runDir: string | null): boolean {
+    return model !== null && runDir !== null && this.generating === null && Object.keys(this.errors).length === 0;
   }
 
-  /** Base first, then with the adapter (one after the other: they share the CPU). */
-  async generate(model: string | null, adapterDir: string | null): Promise<void> {
-    if (!model || !adapterDir || !this.canGenerate(model, adapterDir)) return;
-    const common = { model, prompt: this.prompt, maxNewTokens: this.maxNewTokens, temperature: this.temperature, seed: this.seed };
+  /**
+   * The base model first, then the trained one (one after the other: they
+   * share the CPU). The run is read again just before the second answer, so
+   * a checkpoint written meanwhile, or the end of the run, is what is used
+   * and named. `model`: the run's base model (the wizard's for a folder that
+   * is no run: then `runDir` is taken as an adapter folder).
+   */
+  async generate(model: string | null, runDir: string | null): Promise<void> {
+    if (!model || !runDir || !this.canGenerate(model, runDir)) return;
+    const settings = { prompt: this.prompt, maxNewTokens: this.maxNewTokens, temperature: this.temperature, seed: this.seed };
     this.error = null;
     this.base = null;
     this.adapter = null;
+    this.trained = null;
     try {
       this.generating = 'base';
-      this.base = await this.api.call('generate', { ...common, adapter: null });
+      const entry = await this.runEntry(runDir);
+      const base = entry?.model ?? model;
+      this.base = await this.api.call('generate', { ...settings, model: base, adapter: null });
       this.generating = 'adapter';
-      this.adapter = await this.api.call('generate', { ...common, adapter: adapterDir });
+      const now = await this.runEntry(runDir);
+      const trained = now ? trainedModelOf(runDir, now) : { model: base, adapter: runDir, checkpoint: null };
+      this.trained = trained;
+      this.adapter = await this.api.call('generate', { ...settings, model: trained.model, adapter: trained.adapter });
     } catch (e) {
       this.error = messageOf(e);
     } finally {
       this.generating = null;
+    }
+  }
+
+  /** The run's index entry; null for a folder that is no run (an adapter folder). */
+  private async runEntry(runDir: string): Promise<RunIndexEntry | null> {
+    try {
+      return (await this.api.call('runHistory', { runDir })).entry;
+    } catch {
+      return null;
     }
   }
 }

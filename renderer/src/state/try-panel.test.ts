@@ -1,6 +1,7 @@
 // The try panel's settings are checked before anything is sent.
 import { describe, expect, it } from 'vitest';
-import { computedOnText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, trySettingsErrors } from './try-panel.svelte.js';
+import type { RunIndexEntry } from '../../../electron/api/contract.js';
+import { checkpointStep, checkpointText, computedOnText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, trainedModelOf, trySettingsErrors } from './try-panel.svelte.js';
 
 const good = { prompt: 'Hello', maxNewTokens: 64, temperature: 0, seed: 0 };
 
@@ -14,8 +15,11 @@ describe('trySettingsErrors', () => {
       prompt: 'Write a prompt.',
       maxNewTokens: 'A whole number from 1 to 2048.',
       temperature: 'A number from 0 (greedy) up.',
-      seed: 'A whole number, 0 or more.',
+      seed: 'A whole number from 0 to 9007199254740991.',
     });
+    // the service refuses a seed that is no safe integer (Export.test.ts checks the two agree)
+    expect(trySettingsErrors({ ...good, seed: 1e30 })).toEqual({ seed: 'A whole number from 0 to 9007199254740991.' });
+    expect(trySettingsErrors({ ...good, seed: 2 ** 53 - 1 })).toEqual({});
     // an emptied number box binds to null
     expect(trySettingsErrors({ ...good, maxNewTokens: null as unknown as number })).toEqual({ maxNewTokens: 'A whole number from 1 to 2048.' });
     expect(trySettingsErrors({ ...good, maxNewTokens: 2049 })).toEqual({ maxNewTokens: 'A whole number from 1 to 2048.' });
@@ -42,5 +46,36 @@ describe('computedOnText', () => {
   it('names the GPU or the CPU and the precision the child computed in', () => {
     expect(computedOnText({ computedOn: { device: 'cuda:0', name: 'NVIDIA H200', precision: 'bf16' } })).toBe('generated on NVIDIA H200 (bf16)');
     expect(computedOnText({ computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' } })).toBe('generated on CPU (fp32)');
+  });
+});
+
+describe('trainedModelOf', () => {
+  const entry = (over: Partial<RunIndexEntry>): RunIndexEntry => ({
+    dir: '/runs/r', model: '/models/base', method: 'lora', status: 'finished', created: '', updated: '', steps_done: 4, total_steps: 4,
+    best_eval_loss: null, adapter: '/runs/r', resumable: false, message: null, ...over,
+  });
+  it('tries a full fine-tune as its own model (run folder, else newest checkpoint), with no adapter', () => {
+    expect(trainedModelOf('/runs/r', entry({ method: 'full' }))).toEqual({ model: '/runs/r', adapter: null, checkpoint: null });
+    expect(trainedModelOf('/runs/r', entry({ method: 'full', status: 'running', adapter: '/runs/r/checkpoints/step-8' }))).toEqual({
+      model: '/runs/r/checkpoints/step-8', adapter: null, checkpoint: '/runs/r/checkpoints/step-8',
+    });
+  });
+  it('tries any other run as its base model with the run folder as the adapter', () => {
+    expect(trainedModelOf('/runs/r', entry({}))).toEqual({ model: '/models/base', adapter: '/runs/r', checkpoint: null });
+    expect(trainedModelOf('/runs/r', entry({ status: 'paused', adapter: '/runs/r/checkpoints/step-2' }))).toEqual({
+      model: '/models/base', adapter: '/runs/r', checkpoint: '/runs/r/checkpoints/step-2',
+    });
+  });
+  it('says so when the run has saved nothing yet', () => {
+    expect(() => trainedModelOf('/runs/r', entry({ method: 'full', status: 'running', adapter: null }))).toThrow(
+      'The run has saved no model yet: try it once it has written its first checkpoint, or when it finishes.',
+    );
+    expect(() => trainedModelOf('/runs/r', entry({ status: 'running', adapter: null }))).toThrow('The run has saved no adapter yet');
+  });
+  it('names a checkpoint by its step', () => {
+    expect(checkpointStep('/runs/r/checkpoints/step-400')).toBe(400);
+    expect(checkpointStep('C:\\runs\\r\\checkpoints\\step-12\\')).toBe(12);
+    expect(checkpointStep('/runs/r')).toBeNull();
+    expect(checkpointText('/runs/r/checkpoints/step-400')).toBe('the newest checkpoint, step 400 (the run has not finished)');
   });
 });

@@ -130,7 +130,7 @@ describe('the wizard from hyperparameters to try', () => {
     expect(m.points.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(m.evals.map((e) => e.step)).toEqual([3, 6]);
     expect(m.progress).toBe(1);
-    expect(m.etaSeconds).toBe(0);
+    expect(m.etaSeconds).toBeNull(); // nothing left: the page says finished, not "0 s"
     expect(m.points.every((p) => Number.isFinite(p.loss) && p.lr > 0)).toBe(true);
     expect(m.log[m.log.length - 1].message).toMatch(/^finished: 6 steps, final loss \d+\.\d{4}, final eval loss \d+\.\d{4}$/);
   });
@@ -147,7 +147,7 @@ describe('the wizard from hyperparameters to try', () => {
     expect(page.history!.config.seqLen).toBe(128);
     const facts = runConfigFacts(page.history!.config);
     expect(facts.find((f) => f.label === 'Length')!.value).toBe('6 steps');
-    expect(facts.find((f) => f.label === 'Evaluation')!.value).toBe('10% held out, every 3 step(s)');
+    expect(facts.find((f) => f.label === 'Evaluation')!.value).toBe('10% held out, every 3 steps');
     expect(facts.find((f) => f.label === 'LoRA')!.value).toBe('rank 8, alpha 16, dropout 0, on q_proj, v_proj');
     studio.model = null;
     page.openInExport(entry);
@@ -160,7 +160,7 @@ describe('the wizard from hyperparameters to try', () => {
     const page = new ExportPage(studio, api);
     const off = page.subscribe();
     await page.followRun(runDir);
-    expect(page.out).toBe(`${runDir}/export`);
+    expect(page.out).toBe(`${runDir}-export`);
     expect(page.runMethod).toBe('lora');
     expect(page.chosen).toEqual(['peft']);
     await page.run();
@@ -172,7 +172,9 @@ describe('the wizard from hyperparameters to try', () => {
     expect(page.result!.check.checks.every((c) => c.passed)).toBe(true);
     expect(page.log.length).toBeGreaterThan(0);
 
-    // a second export into the same, now full, folder is refused with the service's message
+    // the next export is offered a fresh folder; the first one, now full, is refused with the service's message
+    expect(page.out).toBe(`${runDir}-export-2`);
+    page.out = `${runDir}-export`;
     await page.run();
     expect(page.error).toMatch(/export/);
 
@@ -193,7 +195,7 @@ describe('a run the estimate says will not fit', () => {
     const studio = demoStudio();
     const page = new HyperparametersPage(studio, api, 0);
     await page.load();
-    page.edit('batchSize', '100000');
+    page.edit('batchSize', '30000'); // within one step's token limit (16,777,216), far over any RAM
     await until('the memory verdict', () => !page.checkPending && studio.check?.memory?.fits === false);
     expect(studio.check!.ok).toBe(false);
     expect(studio.check!.errors).toEqual([]);

@@ -56,4 +56,44 @@ describe('LineChart', () => {
     expect(Chart.getChart(canvas)).toBeUndefined();
     target.remove();
   });
+
+  it('with settle, a long run\'s first steps do not flatten the rest; a button shows them again', () => {
+    const target = document.createElement('div');
+    document.body.append(target);
+    // a loss that starts at 12, drops to ~2 within 10 steps and then drifts from 2.0 to 1.5 over 190 steps
+    const points = Array.from({ length: 200 }, (_, i) => ({ x: i + 1, y: i < 10 ? 12 - i : 2 - (0.5 * (i - 10)) / 189 }));
+    const props = $state<{ series: ChartSeries[]; title: string; yLabel: string; testid: string; settle: boolean }>({
+      series: [{ label: 'training loss', color: '#000', points }],
+      title: 'Loss',
+      yLabel: 'loss',
+      testid: 'loss-chart',
+      settle: true,
+    });
+    const component = mount(LineChart, { target, props });
+    flushSync();
+    const chart = Chart.getChart(target.querySelector('canvas')!)!;
+    // after the first 20 points (a tenth), the loss spans 1.5 .. 2: that, with a 5% margin, is the axis
+    const lo = 1.5;
+    const hi = 2 - (0.5 * 10) / 189;
+    expect(chart.options.scales!.y!.min).toBeCloseTo(lo - 0.05 * (hi - lo), 10);
+    expect(chart.options.scales!.y!.max).toBeCloseTo(hi + 0.05 * (hi - lo), 10);
+    expect(chart.data.datasets[0].data).toHaveLength(200); // every point is still drawn
+    const toggle = target.querySelector<HTMLButtonElement>('[data-testid="loss-chart-range"]')!;
+    expect(toggle.textContent!.trim()).toBe('Show the first steps');
+
+    toggle.click();
+    flushSync();
+    expect(chart.options.scales!.y!.min).toBeUndefined();
+    expect(chart.options.scales!.y!.max).toBeUndefined();
+    expect(toggle.getAttribute('aria-pressed')).toBe('true');
+
+    // a short run, or one whose start does not squeeze the rest: the whole range, no button
+    props.series = [{ label: 'training loss', color: '#000', points: points.slice(0, 15) }];
+    flushSync();
+    expect(target.querySelector('[data-testid="loss-chart-range"]')).toBeNull();
+    expect(chart.options.scales!.y!.max).toBeUndefined();
+    unmount(component);
+    target.remove();
+  });
 });
+

@@ -40,3 +40,38 @@ export function formatValue(value: number): string {
 export function pointCount(series: readonly ChartSeries[]): number {
   return series.reduce((n, s) => n + s.points.length, 0);
 }
+
+/** The steps a settled view leaves out: this share of the first series' points (the start of a run). */
+export const SETTLED_SKIP_SHARE = 0.1;
+/** at least this many points before a view leaves any out */
+export const SETTLED_MIN_POINTS = 20;
+
+/**
+ * The y range that shows how a long run goes on: its loss starts far above
+ * where it settles, and an axis scaled to that start flattens everything
+ * after it. The range of every point after the first tenth of the first
+ * series (a small margin around it), or null when the start does not
+ * squeeze the rest (the whole range is less than twice the rest's).
+ */
+export function settledRange(series: readonly ChartSeries[]): { min: number; max: number } | null {
+  const main = series[0]?.points ?? [];
+  if (main.length < SETTLED_MIN_POINTS) return null;
+  const fromX = main[Math.floor(main.length * SETTLED_SKIP_SHARE)].x;
+  let lo = Infinity;
+  let hi = -Infinity;
+  let allLo = Infinity;
+  let allHi = -Infinity;
+  for (const s of series) {
+    for (const p of s.points) {
+      if (!Number.isFinite(p.y)) continue;
+      allLo = Math.min(allLo, p.y);
+      allHi = Math.max(allHi, p.y);
+      if (p.x < fromX) continue;
+      lo = Math.min(lo, p.y);
+      hi = Math.max(hi, p.y);
+    }
+  }
+  if (!Number.isFinite(lo) || allHi - allLo < 2 * (hi - lo) || allHi - allLo === 0) return null;
+  const pad = (hi - lo) * 0.05 || Math.abs(hi) * 0.05 || 1;
+  return { min: lo - pad, max: hi + pad };
+}

@@ -1,0 +1,156 @@
+// The in-page file browser (browser mode) rendered in jsdom against the real
+// studio service in browser mode, allowed one work folder (plus, as
+// `peft-studio serve` has them, the studio home and the bundled demo to read):
+// it opens at a typed path's folder (or the nearest one above it that
+// exists), shows the path's folders outside what may be browsed as text,
+// not buttons, offers the tops it may browse as shortcuts, draws files and
+// folders as icons (not squares), and puts Cancel before the main action.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { flushSync, mount, unmount, type Component } from 'svelte';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import type { DemoPaths } from '../../../electron/api/contract.js';
+import { createStudioService, type StudioService } from '../../../electron/service/service.js';
+import { serviceBridge } from '../testing/service-bridge.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'peft-studio-file-browser-'));
+const home = join(scratch, 'home');
+const work = join(scratch, 'work');
+mkdirSync(join(work, 'a', 'b'), { recursive: true });
+writeFileSync(join(work, 'a', 'b', 'data.jsonl'), '{"text":"hi"}\n');
+mkdirSync(home, { recursive: true });
+process.env.PEFT_STUDIO_HOME = home;
+
+interface BrowserProps {
+  kind: 'folder' | 'file';
+  title: string;
+  start?: string | null;
+  onchoose: (path: string) => void;
+  oncancel: () => void;
+}
+interface PickerProps {
+  kind: 'folder' | 'file';
+  title: string;
+  label: string;
+  testid: string;
+  onpick: (path: string) => void;
+  onerror: (e: unknown) => void;
+}
+
+let service: StudioService;
+let demo: DemoPaths;
+let FileBrowser: Component<BrowserProps>;
+let PathPicker: Component<PickerProps>;
+let component: ReturnType<typeof mount> | null = null;
+
+beforeAll(async () => {
+  // jsdom has no modal dialogs
+  HTMLDialogElement.prototype.showModal ??= function (this: HTMLDialogElement) {
+    this.open = true;
+  };
+  service = createStudioService({ mode: 'browser', allowedRoots: [work] });
+  // the app's api module picks the preload bridge when there is one: set it before the component is loaded
+  window.peftStudio = serviceBridge(service, () => []);
+  FileBrowser = (await import('./FileBrowser.svelte')).default as unknown as Component<BrowserProps>;
+  PathPicker = (await import('./PathPicker.svelte')).default as unknown as Component<PickerProps>;
+  const paths = await service.call('demoPaths', {});
+  if (!paths.ok) throw new Error(JSON.stringify(paths.error));
+  demo = paths.value as DemoPaths;
+});
+afterEach(() => {
+  if (component) void unmount(component);
+  component = null;
+  document.body.innerHTML = '';
+});
+afterAll(async () => {
+  await service.close();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const start = Date.now();
+  for (;;) {
+    flushSync();
+    if (cond()) return;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const all = (root: ParentNode, id: string) => [...root.querySelectorAll<HTMLElement>(`[data-testid="${id}"]`)];
+/** the folder the browser shows: its last crumb's full path is not shown, so it is read from the entries' parent */
+const shownFolder = (root: ParentNode) => all(root, 'file-browser-path')[0]?.textContent?.replace(/\s+/g, '') ?? '';
+const crumbPath = (path: string) => ['/', ...path.split('/').filter(Boolean)].join('›');
+
+function render(start: string | null, kind: 'folder' | 'file' = 'folder'): HTMLElement {
+  const root = document.createElement('div');
+  document.body.append(root);
+  component = mount(FileBrowser, { target: root, props: { kind, title: 'Choose', start, onchoose: () => {}, oncancel: () => {} } });
+  return root;
+}
+
+describe('the file browser', () => {
+  it('opened at the demo model: folders above the demo are text, not buttons; the work folder is a shortcut that opens', async () => {
+    const root = render(demo.model);
+    await until('the listing', () => shownFolder(root) === crumbPath(demo.model));
+    const demoDir = dirname(demo.model);
+    // the demo folder is a top: learned by listing upwards
+    await until('the tops', () => all(root, 'file-browser-place').length >= 2);
+    const places = all(root, 'file-browser-place').map((b) => b.dataset.path);
+    expect(places).toEqual(expect.arrayContaining([work, demoDir]));
+    // only the demo folder and the model folder can be opened from the path
+    await until('the crumbs', () => all(root, 'file-browser-crumb').length === 2);
+    expect(all(root, 'file-browser-crumb').map((c) => c.textContent)).toEqual(['demo', 'model']);
+    expect(all(root, 'file-browser-crumb-off').map((c) => c.textContent)).toEqual(crumbPath(dirname(demoDir)).split('›'));
+    expect(all(root, 'file-browser-crumb-off').every((c) => c.tagName !== 'BUTTON')).toBe(true);
+
+    all(root, 'file-browser-place').find((b) => b.dataset.path === work)!.click();
+    await until('the work folder', () => shownFolder(root) === crumbPath(work));
+    expect(all(root, 'file-browser-error')).toEqual([]);
+    expect(all(root, 'file-browser-entry').map((e) => e.dataset.path)).toEqual([join(work, 'a')]);
+  }, 30_000);
+
+  it('opens at a typed folder that does not exist yet at the nearest folder above it', async () => {
+    const root = render(join(work, 'a', 'b', 'new', 'deeper'));
+    await until('the listing', () => shownFolder(root) === crumbPath(join(work, 'a', 'b')));
+    expect(all(root, 'file-browser-entry').map((e) => e.dataset.path)).toEqual([join(work, 'a', 'b', 'data.jsonl')]);
+  }, 30_000);
+
+  it('opens at the work folder for a path outside what may be browsed', async () => {
+    const root = render('/etc/ssl');
+    await until('the listing', () => shownFolder(root).endsWith(crumbPath(work).split('›').pop()!));
+    expect(shownFolder(root)).toBe(crumbPath(work));
+  });
+
+  it('draws files and folders as icons, and puts Cancel before the main action at the end of the footer', async () => {
+    const root = render(join(work, 'a', 'b'), 'folder');
+    await until('the listing', () => all(root, 'file-browser-entry').length === 1);
+    const entry = all(root, 'file-browser-entry')[0];
+    expect(entry.querySelector('svg.icon path.file')).not.toBeNull();
+    const buttons = [...root.querySelectorAll('footer button')].map((b) => (b as HTMLElement).dataset.testid);
+    expect(buttons).toEqual(['file-browser-cancel', 'file-browser-choose']);
+    // the two buttons share a row of their own: the hint is a line above it, so it cannot wrap them apart
+    const row = all(root, 'file-browser-cancel')[0].parentElement!;
+    expect(all(root, 'file-browser-choose')[0].parentElement).toBe(row);
+    expect(row.tagName).not.toBe('FOOTER');
+    expect(row.querySelector('.hint')).toBeNull();
+    expect(root.querySelector('footer .hint')?.textContent).toContain('Model folders');
+  });
+});
+
+describe('Browse… of a path field', () => {
+  it('opens at the folder typed into the field', async () => {
+    const root = document.createElement('div');
+    document.body.append(root);
+    component = mount(PathPicker, { target: root, props: { kind: 'file', title: 'Choose a dataset', label: 'Dataset', testid: 'p', onpick: () => {}, onerror: (e) => { throw e; } } });
+    flushSync();
+    const input = root.querySelector<HTMLInputElement>('[data-testid="p-input"]')!;
+    input.value = join(work, 'a', 'b', 'other.jsonl');
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+    flushSync();
+    root.querySelector<HTMLButtonElement>('[data-testid="p-browse"]')!.click();
+    await until('the browser', () => shownFolder(root) === crumbPath(join(work, 'a', 'b')));
+  }, 30_000);
+});

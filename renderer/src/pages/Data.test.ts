@@ -1,0 +1,183 @@
+// The Data step rendered in jsdom against the real studio service (in this
+// process, behind the preload bridge), on the bundled demo model and
+// dataset and on files written here: the report in the app's words, a
+// failed file that leaves the previous dataset chosen (and says so, once as
+// an alert), and the mask preview's Row field checked against the rows.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { flushSync, mount, unmount, type Component } from 'svelte';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import type { DemoPaths } from '../../../electron/api/contract.js';
+import { createStudioService, type StudioService } from '../../../electron/service/service.js';
+import { Studio } from '../state/studio.svelte.js';
+import { serviceBridge } from '../testing/service-bridge.js';
+
+const home = mkdtempSync(join(tmpdir(), 'peft-studio-data-page-'));
+process.env.PEFT_STUDIO_HOME = home;
+const files = mkdtempSync(join(tmpdir(), 'peft-studio-data-files-'));
+
+let service: StudioService;
+let demo: DemoPaths;
+let taskTrain: string;
+let Data: Component<{ studio: Studio }>;
+let component: ReturnType<typeof mount> | null = null;
+
+beforeAll(async () => {
+  service = createStudioService({ mode: 'browser', allowedRoots: null });
+  window.peftStudio = serviceBridge(service, () => []);
+  Data = (await import('./Data.svelte')).default as unknown as Component<{ studio: Studio }>;
+  const paths = await service.call('demoPaths', {});
+  if (!paths.ok) throw new Error(JSON.stringify(paths.error));
+  demo = paths.value as DemoPaths;
+  taskTrain = demo.datasets.find((d) => d.name === 'task-train')!.path;
+});
+afterEach(() => {
+  if (component) void unmount(component);
+  component = null;
+  document.body.innerHTML = '';
+});
+afterAll(async () => {
+  await service.close();
+  rmSync(home, { recursive: true, force: true });
+  rmSync(files, { recursive: true, force: true });
+});
+
+async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const start = Date.now();
+  for (;;) {
+    flushSync();
+    if (cond()) return;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const byId = (root: HTMLElement, id: string) => root.querySelector<HTMLElement>(`[data-testid="${id}"]`);
+const text = (root: HTMLElement, id: string) => byId(root, id)?.textContent?.replace(/\s+/g, ' ').trim();
+
+function render(): { root: HTMLElement; studio: Studio } {
+  const studio = new Studio();
+  studio.model = demo.model;
+  studio.method = 'lora';
+  const root = document.createElement('div');
+  document.body.append(root);
+  component = mount(Data, { target: root, props: { studio } });
+  flushSync();
+  return { root, studio };
+}
+
+/** Types a path into the dataset field and presses "Use this path". */
+function usePath(root: HTMLElement, path: string): void {
+  const input = byId(root, 'data-picker-input') as HTMLInputElement;
+  input.value = path;
+  input.dispatchEvent(new Event('input', { bubbles: true }));
+  flushSync();
+  (byId(root, 'data-picker-use') as HTMLButtonElement).click();
+  flushSync();
+}
+
+async function useBundled(root: HTMLElement, studio: Studio): Promise<void> {
+  await until('the bundled datasets', () => root.querySelector('[data-testid="data-demo-item"][data-name="task-train"]') !== null);
+  root.querySelector<HTMLButtonElement>('[data-testid="data-demo-item"][data-name="task-train"]')!.click();
+  await until('the report', () => studio.dataReport !== null && byId(root, 'data-loading') === null);
+}
+
+function typeRow(root: HTMLElement, value: string): void {
+  const input = byId(root, 'preview-row') as HTMLInputElement;
+  input.value = value;
+  input.dispatchEvent(new Event('input', { bubbles: true }));
+  flushSync();
+  (byId(root, 'preview-go') as HTMLButtonElement).click();
+  flushSync();
+}
+
+describe('the Data page', () => {
+  it('words the report in the app\'s terms: the format by name, "answers only" where there are answers', async () => {
+    const { root, studio } = await Promise.resolve(render());
+    await useBundled(root, studio);
+    expect(text(root, 'data-detected-format')).toMatch(/^Prompt and completion \(detected\) · /);
+    expect(text(root, 'data-tokens-trained')).toMatch(/, answers only$/);
+    expect(byId(root, 'data-completion-only-note')).toBeNull();
+    const rows = studio.dataReport!.examples;
+    expect(text(root, 'data-examples')).toBe(`${rows.toLocaleString('en-US')} rows of up to ${studio.dataReport!.seqLen} tokens`);
+    // the Chat option names both field names the loader reads
+    const chat = [...(byId(root, 'data-format') as HTMLSelectElement).options].find((o) => o.value === 'chat')!;
+    expect(chat.textContent).toContain('messages or conversations');
+  }, 60_000);
+
+  it('plain text: one row, every token trained, no "answers only"', async () => {
+    const file = join(files, 'one-paragraph.txt');
+    writeFileSync(file, 'The fox lives in the forest and eats berries.\n');
+    const { root, studio } = render();
+    usePath(root, file);
+    await until('the report', () => studio.dataReport !== null && byId(root, 'data-loading') === null);
+    expect(text(root, 'data-detected-format')).toMatch(/^Plain text \(detected\) · /);
+    // every token but the first (BOS, which nothing before it predicts)
+    expect(studio.dataReport!.tokens.trained).toBe(studio.dataReport!.tokens.total - 1);
+    expect(text(root, 'data-tokens-trained')).not.toContain('answers only');
+    expect(text(root, 'data-completion-only-note')).toBe('(plain text has no answers: every token is trained)');
+    expect(text(root, 'data-examples')).toBe(`1 row of up to ${studio.dataReport!.seqLen} tokens`);
+  }, 60_000);
+
+  it('a file that fails to read leaves the previous dataset chosen, and says so once as an alert', async () => {
+    const broken = join(files, 'no-usable-rows.jsonl');
+    writeFileSync(broken, '{"prompt":"Q?","completion":""}\n{"prompt": oops}\n');
+    const { root, studio } = render();
+    await useBundled(root, studio);
+    const good = studio.dataReport;
+
+    usePath(root, broken);
+    await until('the error', () => byId(root, 'data-error') !== null);
+    // still the bundled dataset: its report, its path, the next step open
+    expect(studio.data).toBe(taskTrain);
+    expect(studio.dataReport).toBe(good);
+    expect(byId(root, 'data-report')).not.toBeNull();
+    expect(studio.reachable('hyperparameters')).toBe(true);
+    const message = text(root, 'data-error')!;
+    expect(message).toContain(`${broken}:2`);
+    expect(message).toContain(`Still using the previous dataset: ${taskTrain}`);
+    // the banner (studio.error, role=alert in ErrorBanner) announces it; the page's copy is plain text
+    expect(studio.error?.message.replace(/\s+/g, ' ').trim()).toBe(message);
+    expect(byId(root, 'data-error')!.getAttribute('role')).toBeNull();
+    expect(root.querySelectorAll('[role="alert"]')).toHaveLength(0);
+  }, 60_000);
+
+  it('a failed first file leaves no dataset', async () => {
+    const broken = join(files, 'only-broken.jsonl');
+    writeFileSync(broken, '{"prompt": oops}\n');
+    const { root, studio } = render();
+    usePath(root, broken);
+    await until('the error', () => byId(root, 'data-error') !== null);
+    expect(studio.dataReport).toBeNull();
+    expect(text(root, 'data-error')).not.toContain('Still using');
+  }, 60_000);
+
+  it('checks the mask preview\'s Row against the rows there are, with a message', async () => {
+    const { root, studio } = render();
+    await useBundled(root, studio);
+    const total = studio.dataReport!.rows.total;
+    await until('the preview of row 1', () => byId(root, 'preview-status') !== null);
+    const input = byId(root, 'preview-row') as HTMLInputElement;
+    expect(byId(root, 'preview-row-error')!.hidden).toBe(true);
+
+    for (const [typed, message] of [
+      ['0', `There is no row 0. Rows are numbered from 1 to ${total}.`],
+      [String(total + 1), `There is no row ${total + 1}. Rows are numbered from 1 to ${total}.`],
+      ['1.5', `There is no row 1.5. Rows are numbered from 1 to ${total}.`],
+      ['', `Enter a row number. Rows are numbered from 1 to ${total}.`],
+    ]) {
+      typeRow(root, typed);
+      expect(text(root, 'preview-row-error'), typed).toBe(message);
+      expect(byId(root, 'preview-row-error')!.hidden).toBe(false);
+      expect(input.getAttribute('aria-invalid')).toBe('true');
+      expect(input.value).toBe(typed); // the user's text stays to be corrected
+    }
+
+    typeRow(root, '2');
+    await until('the preview of row 2', () => byId(root, 'preview-status')?.textContent?.includes(':2') === true && !byId(root, 'preview-go')!.hasAttribute('disabled'));
+    expect(byId(root, 'preview-row-error')!.hidden).toBe(true);
+    expect(input.getAttribute('aria-invalid')).toBe('false');
+  }, 60_000);
+});

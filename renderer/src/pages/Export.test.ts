@@ -1,0 +1,239 @@
+// The Export & try step rendered in jsdom against the real studio service
+// (electron/service, in this process, behind the preload bridge the desktop
+// app has), on runs of the bundled demo model trained here:
+// - a full fine-tune is tried as its own model (its run folder, no adapter),
+//   its answer titled "Fine-tuned model";
+// - a run that has not finished cannot be exported (the reason says why, and
+//   follows the run's status), and Try names the checkpoint it used;
+// - a merged export lists every file the folder holds (read here with fs);
+// - a second export goes to a fresh default folder (<run>-export-2), and a typed
+//   folder is used as shown, without "Use this path";
+// - the seed field refuses exactly what the service refuses.
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { flushSync, mount, unmount, type Component } from 'svelte';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import type { ApiEvent, ApiTransport, DemoPaths, GenerateRequest } from '../../../electron/api/contract.js';
+import { createStudioService, type StudioService } from '../../../electron/service/service.js';
+import { Studio } from '../state/studio.svelte.js';
+import { MAX_SEED, trySettingsErrors } from '../state/try-panel.svelte.js';
+import { serviceBridge } from '../testing/service-bridge.js';
+
+const home = mkdtempSync(join(tmpdir(), 'peft-studio-export-page-'));
+process.env.PEFT_STUDIO_HOME = home;
+
+let service: StudioService;
+let api: ApiTransport;
+let demo: DemoPaths;
+let Export: Component<{ studio: Studio }>;
+let component: ReturnType<typeof mount> | null = null;
+const events: ApiEvent[] = [];
+
+const PROMPT = 'Question: What color is the fox?\nAnswer:';
+
+async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const start = Date.now();
+  for (;;) {
+    flushSync();
+    if (cond()) return;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Trains the demo model for a few steps and waits for the end. */
+async function train(method: 'lora' | 'full', out: string): Promise<string> {
+  const started = await api.call('startRun', {
+    model: demo.model, data: demo.datasets.find((d) => d.name === 'task-train')!.path, method, out,
+    hyper: { steps: 4, threads: 2, batchSize: 2 },
+  });
+  await until(`the ${method} run`, () => events.some((e) => e.type === 'run' && e.runId === started.runId && e.event.type === 'finished'), 120_000);
+  return started.runDir;
+}
+
+beforeAll(async () => {
+  service = createStudioService({ mode: 'browser', allowedRoots: null });
+  service.onEvent((e) => events.push(e));
+  // the app's api module picks the preload bridge when there is one: set it before the page is loaded
+  window.peftStudio = serviceBridge(service, () => []);
+  api = (await import('../api/index.js')).api;
+  Export = (await import('./Export.svelte')).default as unknown as Component<{ studio: Studio }>;
+  demo = await api.call('demoPaths', {});
+}, 60_000);
+afterEach(() => {
+  if (component) void unmount(component);
+  component = null;
+  document.body.innerHTML = '';
+});
+afterAll(async () => {
+  await service.close();
+  rmSync(home, { recursive: true, force: true });
+});
+
+const byId = (root: HTMLElement, id: string) => root.querySelector<HTMLElement>(`[data-testid="${id}"]`);
+const text = (root: HTMLElement, id: string) => byId(root, id)?.textContent?.replace(/\s+/g, ' ').trim() ?? '';
+
+function type(root: HTMLElement, id: string, value: string): void {
+  const input = byId(root, id) as HTMLInputElement | HTMLTextAreaElement;
+  input.value = value;
+  input.dispatchEvent(new Event('input', { bubbles: true }));
+  flushSync();
+}
+
+async function render(runDir: string): Promise<{ root: HTMLElement; studio: Studio }> {
+  const studio = new Studio();
+  studio.model = demo.model;
+  studio.runDir = runDir;
+  const root = document.createElement('div');
+  document.body.append(root);
+  component = mount(Export, { target: root, props: { studio } });
+  // the run's method badge: its history is read
+  await until('the run read', () => root.querySelector('.badge.method') !== null);
+  return { root, studio };
+}
+
+async function generateBoth(root: HTMLElement): Promise<void> {
+  type(root, 'try-prompt', PROMPT);
+  type(root, 'try-max-tokens', '6');
+  (byId(root, 'generate-button') as HTMLButtonElement).click();
+  await until('both answers (or an error)', () => byId(root, 'try-error') !== null || text(root, 'adapter-stats') !== '', 120_000);
+}
+
+const settings = { prompt: PROMPT, maxNewTokens: 6, temperature: 0, seed: 0 };
+
+describe('Try on a full fine-tuning run', () => {
+  it('generates with the run folder as the model and no adapter, titled as the fine-tuned model', async () => {
+    const runDir = await train('full', join(home, 'full-run'));
+    const { root } = await render(runDir);
+    expect(text(root, 'export-run-method')).toBe('Full fine-tuning');
+    expect(text(root, 'try-trained-title')).toBe('Fine-tuned model');
+    await generateBoth(root);
+    expect(byId(root, 'try-error')).toBeNull();
+    // the same request made directly: the run folder is the model
+    const direct = await api.call('generate', { ...settings, model: runDir, adapter: null } satisfies GenerateRequest);
+    expect(byId(root, 'adapter-output')?.textContent).toBe(direct.text);
+    const base = await api.call('generate', { ...settings, model: demo.model, adapter: null });
+    expect(byId(root, 'base-output')?.textContent).toBe(base.text);
+    expect(byId(root, 'try-checkpoint')).toBeNull();
+  }, 240_000);
+});
+
+describe('a run that has not finished', () => {
+  it('a full fine-tune is tried as its newest checkpoint, which is a whole model', async () => {
+    const started = await api.call('startRun', {
+      model: demo.model, data: demo.datasets.find((d) => d.name === 'task-train')!.path, method: 'full', out: join(home, 'paused-full-run'),
+      hyper: { steps: 100_000, threads: 2, batchSize: 2, saveEvery: 2 },
+    });
+    await until('a checkpoint', () => events.some((e) => e.type === 'run' && e.runId === started.runId && e.event.type === 'checkpoint'), 120_000);
+    await api.call('pauseRun', { runId: started.runId });
+    await until('the pause', () => events.some((e) => e.type === 'run' && e.runId === started.runId && e.event.type === 'paused'), 60_000);
+    try {
+      const { root } = await render(started.runDir);
+      await generateBoth(root);
+      expect(text(root, 'try-error')).toBe('');
+      const checkpoint = (await api.call('runHistory', { runDir: started.runDir })).entry.adapter!;
+      expect(text(root, 'try-checkpoint')).toBe(`The fine-tuned model answer used the newest checkpoint, step ${/step-(\d+)$/.exec(checkpoint)![1]} (the run has not finished): ${checkpoint}`);
+      const direct = await api.call('generate', { ...settings, model: checkpoint, adapter: null });
+      expect(byId(root, 'adapter-output')?.textContent).toBe(direct.text);
+    } finally {
+      await api.call('cancelRun', { runId: started.runId });
+    }
+  }, 300_000);
+
+
+  it('cannot be exported (the reason follows its status), and Try names the checkpoint it used', async () => {
+    const started = await api.call('startRun', {
+      model: demo.model, data: demo.datasets.find((d) => d.name === 'task-train')!.path, method: 'lora', out: join(home, 'paused-run'),
+      hyper: { steps: 100_000, threads: 2, batchSize: 2, saveEvery: 2 },
+    });
+    const isCheckpoint = (e: ApiEvent) => e.type === 'run' && e.runId === started.runId && e.event.type === 'checkpoint';
+    await until('a checkpoint', () => events.some(isCheckpoint), 120_000);
+    await api.call('pauseRun', { runId: started.runId });
+    await until('the pause', () => events.some((e) => e.type === 'run' && e.runId === started.runId && e.event.type === 'paused'), 60_000);
+
+    const { root } = await render(started.runDir);
+    await until('the status', () => byId(root, 'export-not-ready') !== null);
+    expect(text(root, 'export-not-ready')).toBe('The run is paused: continue it on the Train page and export it once it has finished.');
+    expect((byId(root, 'export-button') as HTMLButtonElement).disabled).toBe(true);
+
+    await generateBoth(root);
+    expect(byId(root, 'try-error')).toBeNull();
+    const entry = (await api.call('runHistory', { runDir: started.runDir })).entry;
+    expect(entry.adapter).toMatch(/[\\/]checkpoints[\\/]step-\d+$/);
+    const step = Number(/step-(\d+)$/.exec(entry.adapter!)![1]);
+    expect(text(root, 'try-checkpoint')).toBe(`The adapter answer used the newest checkpoint, step ${step} (the run has not finished): ${entry.adapter}`);
+    // the service's notice says the same: it is not repeated below the answers
+    expect(byId(root, 'try-notices')?.textContent ?? '').not.toContain(entry.adapter);
+
+    // the run ends (cancelled): the page reads the new status from the run's events
+    await api.call('cancelRun', { runId: started.runId });
+    await until('the new reason', () => text(root, 'export-not-ready').includes('was cancelled'), 60_000);
+    expect(text(root, 'export-not-ready')).toBe('The run was cancelled before its last step: resume it from Runs, and export it once it has finished.');
+  }, 300_000);
+});
+
+describe('export of a finished LoRA run', () => {
+  let runDir: string;
+  beforeAll(async () => {
+    runDir = await train('lora', join(home, 'lora-run'));
+  }, 180_000);
+
+  it('lists every file of a merged export, and offers <run>-export-2 once <run>-export holds one', async () => {
+    const { root } = await render(runDir);
+    await until('the default folder', () => text(root, 'export-out') !== '');
+    expect(text(root, 'export-out')).toBe(`${runDir}-export`);
+    (byId(root, 'format-peft') as HTMLInputElement).click();
+    (byId(root, 'format-merged') as HTMLInputElement).click();
+    flushSync();
+    (byId(root, 'export-button') as HTMLButtonElement).click();
+    await until('the export', () => byId(root, 'export-result') !== null || byId(root, 'export-error') !== null, 120_000);
+    expect(text(root, 'export-error')).toBe('');
+    const listed = [...root.querySelectorAll('[data-testid="export-files-merged"] li code')].map((c) => c.textContent);
+    // what is on disk, read without the app's code: the weights and every side file (config, tokenizer, ...)
+    const onDisk = readdirSync(`${runDir}-export`).sort();
+    expect(onDisk).toEqual(expect.arrayContaining(['config.json', 'model.safetensors', 'tokenizer.json']));
+    expect([...listed].sort()).toEqual(onDisk);
+    // the reload check names the format as the format list does, not by its id
+    expect(byId(root, 'export-check-merged')?.querySelector('td')?.textContent).toBe('Merged model');
+    // the next export would fail on <run>-export (not empty): a fresh default is offered
+    await until('a fresh default', () => text(root, 'export-out') === `${runDir}-export-2`);
+    expect((byId(root, 'export-out-input') as HTMLInputElement).value).toBe(`${runDir}-export-2`);
+  }, 180_000);
+
+  it('offers the first free default when the page opens again, and exports there', async () => {
+    const { root } = await render(runDir);
+    await until('the default folder', () => text(root, 'export-out') === `${runDir}-export-2`, 10_000);
+    (byId(root, 'export-button') as HTMLButtonElement).click();
+    await until('the export', () => byId(root, 'export-result') !== null || byId(root, 'export-error') !== null, 120_000);
+    expect(byId(root, 'export-error')).toBeNull();
+    expect(readdirSync(`${runDir}-export-2`)).toContain('adapter_model.safetensors');
+  }, 180_000);
+
+  it('exports to a typed folder without "Use this path"', async () => {
+    const { root } = await render(runDir);
+    await until('the default folder', () => text(root, 'export-out') !== '');
+    const typed = join(home, 'typed', 'adapter');
+    type(root, 'export-out-input', typed);
+    expect(text(root, 'export-out')).toBe(typed);
+    (byId(root, 'export-button') as HTMLButtonElement).click();
+    await until('the export', () => byId(root, 'export-result') !== null || byId(root, 'export-error') !== null, 120_000);
+    expect(byId(root, 'export-error')).toBeNull();
+    expect(readdirSync(typed)).toContain('adapter_config.json');
+    expect(existsSync(`${runDir}-export-3`)).toBe(false);
+  }, 180_000);
+
+  it('the seed field refuses exactly the seeds the service refuses', async () => {
+    // a copy of the demo model, so the answers come from a model this test owns
+    const model = join(home, 'seed-model');
+    cpSync(demo.model, model, { recursive: true });
+    for (const seed of [0, 7, MAX_SEED, MAX_SEED + 1, 1e30, -1, 1.5, Number.NaN]) {
+      const pageSays = trySettingsErrors({ ...settings, seed }).seed ?? null;
+      const request = { ...settings, maxNewTokens: 1, model, adapter: null, seed: Number.isNaN(seed) ? null : seed };
+      const served = await service.call('generate', JSON.parse(JSON.stringify(request)));
+      expect(pageSays === null, `seed ${seed}: the page ${pageSays ?? 'accepts it'}, the service ${served.ok ? 'accepts it' : served.error.message}`).toBe(served.ok);
+      if (pageSays) expect(pageSays).toBe(`A whole number from 0 to ${MAX_SEED}.`);
+    }
+  }, 120_000);
+});

@@ -1,0 +1,144 @@
+// A reload in the middle of a run, against the real studio service on the
+// bundled demo model: the new page restores the wizard from this tab's
+// storage, finds the running run by asking the service, opens the Train page
+// on it, and its monitor shows the steps the run already did.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { flushSync } from 'svelte';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { ApiError, type ApiEvent, type ApiTransport, type DatasetReport, type DemoPaths, type ModelOverview } from '../../../electron/api/contract.js';
+import { createStudioService, type StudioService } from '../../../electron/service/service.js';
+import { Studio } from './studio.svelte.js';
+import { TrainPage } from './train-page.svelte.js';
+import { keepSession, readSnapshot, SESSION_KEY } from './wizard-session.svelte.js';
+
+const home = mkdtempSync(join(tmpdir(), 'peft-studio-wizard-session-'));
+process.env.PEFT_STUDIO_HOME = home;
+
+let service: StudioService;
+let api: ApiTransport;
+let demo: DemoPaths;
+const wire = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const start = Date.now();
+  for (;;) {
+    flushSync();
+    if (cond()) return;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** sessionStorage as a tab has it */
+function tabStorage(): Pick<Storage, 'getItem' | 'setItem'> & { items: Map<string, string> } {
+  const items = new Map<string, string>();
+  return { items, getItem: (k) => items.get(k) ?? null, setItem: (k, v) => void items.set(k, v) };
+}
+
+beforeAll(async () => {
+  service = createStudioService({ mode: 'browser', allowedRoots: null });
+  api = {
+    async call(method, request) {
+      const result = wire(await service.call(method, wire(request)));
+      if (!result.ok) throw new ApiError(result.error);
+      return result.value as never;
+    },
+    onEvent: (listener: (e: ApiEvent) => void) => service.onEvent((e) => listener(wire(e))),
+  };
+  demo = await api.call('demoPaths', {});
+});
+afterAll(async () => {
+  await service.close();
+  rmSync(home, { recursive: true, force: true });
+});
+
+describe('a reload while a run trains', () => {
+  it('restores the wizard, finds the live run and follows it on the Train page', async () => {
+    const storage = tabStorage();
+    // the first page: the wizard filled in, a run started
+    const before = new Studio();
+    const stopBefore = keepSession(before, api, storage);
+    const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+    const overview = await api.call('inspectModel', { model: demo.model });
+    before.chooseModel(demo.model, overview);
+    before.data = data;
+    before.dataReport = await api.call('inspectData', { model: demo.model, data, format: 'auto', completionOnly: true, pack: false });
+    before.hyper = { steps: 100_000, threads: 1, lr: 1e-3 };
+    const started = await api.call('startRun', before.runSettings!);
+    before.runDir = started.runDir;
+    before.runId = started.runId;
+    before.page = 'train';
+    flushSync();
+    await until('the first steps', () => before.liveRuns.length === 1);
+    expect(before.liveRuns[0]).toEqual({ runId: started.runId, runDir: started.runDir, method: 'lora' });
+    expect(readSnapshot(storage)?.hyper).toEqual({ steps: 100_000, threads: 1, lr: 1e-3 });
+    stopBefore();
+
+    // the reload: a new Studio, the same tab storage, the same service
+    const after = new Studio();
+    const stop = keepSession(after, api, storage);
+    expect(after.model).toBe(demo.model);
+    expect(after.method).toBe('lora');
+    expect(after.data).toBe(data);
+    expect(after.hyper).toEqual({ steps: 100_000, threads: 1, lr: 1e-3 });
+    expect(after.reachable('hyperparameters')).toBe(true);
+    await until('the live run found', () => after.runId !== null);
+    expect(after.page).toBe('train');
+    expect(after.runDir).toBe(started.runDir);
+    expect(after.runId).toBe(started.runId);
+
+    // the Train page follows it: the steps done before the reload, then live ones
+    const train = new TrainPage(after, api, (flush) => void setTimeout(flush, 0));
+    const off = train.subscribe();
+    await train.follow(after.runId, after.runDir!);
+    expect(train.monitor.status).toBe('running');
+    const seen = train.monitor.points.length;
+    expect(seen).toBeGreaterThan(0);
+    await until('live steps after the history', () => train.monitor.points.length > seen + 3);
+    expect(train.monitor.log.some((l) => /before this page opened/.test(l.message))).toBe(true);
+
+    await train.cancel();
+    await until('cancelled', () => train.monitor.status === 'cancelled');
+    await until('the run list forgets it', () => after.liveRuns.length === 0);
+    off();
+    stop();
+  }, 60_000);
+
+  it('in a new tab (no saved wizard) still opens the Train page on the running run', async () => {
+    const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+    let stepped = false;
+    const offSteps = api.onEvent((e) => void (e.type === 'run' && e.event.type === 'step' && (stepped = true)));
+    const started = await api.call('startRun', { model: demo.model, data, method: 'lora', hyper: { steps: 100_000, threads: 1 } });
+    await until('its first step', () => stepped);
+    offSteps();
+    const studio = new Studio();
+    const storage = tabStorage();
+    const stop = keepSession(studio, api, storage);
+    expect(studio.model).toBeNull();
+    await until('the live run found', () => studio.runId !== null);
+    expect(studio.page).toBe('train');
+    expect(studio.runDir).toBe(started.runDir);
+    expect(studio.reachable('train')).toBe(true);
+    await api.call('cancelRun', { runId: started.runId });
+    await until('the run ended', () => studio.liveRuns.length === 0);
+    stop();
+    expect(JSON.parse(storage.items.get(SESSION_KEY)!).runDir).toBe(started.runDir);
+  }, 60_000);
+
+  it('ignores a snapshot it cannot read, and a page whose step is not open', () => {
+    const storage = tabStorage();
+    storage.setItem(SESSION_KEY, '{not json');
+    const studio = new Studio();
+    const quiet: ApiTransport = { call: () => new Promise(() => {}), onEvent: () => () => {} };
+    keepSession(studio, quiet, storage)();
+    expect(studio.page).toBe('model');
+    storage.setItem(SESSION_KEY, JSON.stringify({ version: 1, page: 'export', model: '/m', overview: { recommended: 'lora' } as unknown as ModelOverview, method: 'lora', data: null, dataFormat: 'auto', completionOnly: true, pack: false, dataReport: null as DatasetReport | null, hyper: {}, runDir: null }));
+    const again = new Studio();
+    keepSession(again, quiet, storage)();
+    expect(again.model).toBe('/m');
+    expect(again.page).toBe('model'); // Export needs a run
+  });
+});

@@ -65,6 +65,16 @@ describe('a kill the user asked for (second Ctrl-C)', () => {
   });
 });
 
+describe('a kill the app made while shutting down (its step outlasted the grace)', () => {
+  it('says the app shut down, not memory and not the user', async () => {
+    const config = await configFor(['--steps', '1']);
+    const m = explainChildDeath({ ...death(config, 13, 16, 14), stoppedByShutdown: true }).message;
+    expect(m).toContain('stopped at once because PEFT Studio shut down after step 3');
+    expect(m).not.toMatch(/memory|user's request/);
+    expect(m).toContain(`train --resume ${config.out}`);
+  });
+});
+
 describe('an allocation failure in the engine', () => {
   it('is recognized from the texts the binding passes on (std::bad_alloc, ps::OutOfMemory), and only those', () => {
     expect(isOutOfMemoryError('std::bad_alloc')).toBe(true);

@@ -29,6 +29,8 @@ export interface ChildDeath {
    * Ctrl-C, the app's stop): then the signal says nothing about memory.
    */
   stoppedByUser?: boolean;
+  /** the app ended it at once while shutting down (its step outlasted the grace the app waits for a checkpoint) */
+  stoppedByShutdown?: boolean;
 }
 
 export function memoryAdvice(config: TrainConfig): string {
@@ -80,7 +82,12 @@ export function explainChildDeath(d: ChildDeath): FailedEvent {
   const output = d.stderrTail.length ? ` Last output: ${d.stderrTail.slice(-5).join(' | ')}` : '';
   let kind: FailedEvent['kind'];
   let message: string;
-  if (d.stoppedByUser && d.signal !== null) {
+  if (d.stoppedByShutdown && d.signal !== null) {
+    kind = 'killed';
+    message =
+      `the training was stopped at once because PEFT Studio shut down ${at}: its step did not end within the time the app waits for a checkpoint, so the process was ended with ${d.signal}, ` +
+      `without a checkpoint of the steps since the last one. The run is resumable ${from}: ${resume}.`;
+  } else if (d.stoppedByUser && d.signal !== null) {
     kind = 'killed';
     message =
       `the training was stopped at once at the user's request (a second Ctrl-C, or Stop) ${at}: the process was ended with ${d.signal}, without a checkpoint of the steps since the last one. ` +

@@ -44,7 +44,7 @@ export interface StepEvent {
   /** label tokens of this step */
   tokens: number;
   tokensPerSecond: number;
-  /** every token the model read this step (prompts included, padding not) */
+  /** the data's tokens the model read this step (prompts included; padding and prompt tuning's virtual tokens not) */
   inputTokens: number;
   inputTokensPerSecond: number;
   elapsedSeconds: number;

@@ -5,7 +5,7 @@
 // run.json and the run index saying the same. Errors never escape: they
 // become a 'failed' event with a message that says what to do.
 import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { resolveDevice, type ResolvedDevice } from '../engine/device.js';
 import { choosePrecision, type ResolvedPrecision } from '../engine/precision.js';
 import { loadAddon } from '../engine/load.js';
@@ -20,7 +20,7 @@ import { cutMetricsAfter, MetricsWriter } from '../training/metrics.js';
 import { estimateRemaining } from '../training/progress.js';
 import { checkAgainstModel, configWithLayout, loadRunData, setUpMethod, type RunSummary } from '../training/run.js';
 import { learningRate } from '../training/schedule.js';
-import { modelFingerprint } from '../training/model-fingerprint.js';
+import { comparableFingerprint, modelFingerprint } from '../training/model-fingerprint.js';
 import { resumeSourcesProblem } from '../training/resume-sources.js';
 import { NonFiniteError, START_POSITION, stepsPerEpoch, totalSteps, train, type TrainerPosition } from '../training/trainer.js';
 import { CHECKPOINT_VERSION, TRAINER_STATE_FORMAT, type TrainerState } from './checkpoint-format.js';
@@ -186,7 +186,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
   try {
     // The folder is checked before the model and data are read, so a bad
     // --out fails fast, and again under the lock (claimRecord).
-    if (!options.resume) await checkOutFolder(config.out, config.model).catch(notOurs);
+    if (!options.resume) await checkOutFolder(config.out, config.model, { data: config.data, initAdapter: config.initAdapter }).catch(notOurs);
     const existing = await readRunRecord(config.out);
     if (options.resume && existing?.status === 'finished') {
       const what = trainsAdapter(existing.config.method) ? 'adapter' : 'model';
@@ -213,6 +213,11 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     const data = await loadRunData(config, tokenizer, folder);
     for (const note of data.notes) log(note);
     const dataSha = await fileSha256(config.data);
+    if (options.resume && existing && !existing.data_sha256 && resolve(config.data) !== resolve(existing.config.data)) {
+      // a run from before data_sha256 was recorded: nothing to check a moved data file against
+      throw new NotOurRunError(`--data ${config.data}: this run's run.json records no sha256 of its data file, so another file cannot be checked to be the same. ` +
+        `Put the data back at ${existing.config.data} and resume without --data`);
+    }
     if (options.resume && existing?.data_sha256 && existing.data_sha256 !== dataSha) {
       throw new NotOurRunError(`${config.data}: the data file changed since the run started (its sha256 differs); a resumed run must see the same data. Restore the file, or start a new run with another --out.`);
     }
@@ -257,7 +262,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     const layout = await setUpMethod(engine, folder, config, tokenizer);
     // the device and precision actually used, as the quantization: a resumed run goes back to them
     // the model's fingerprint lets a resume find it at a new path (--model with --resume); a resume keeps the one it was checked against
-    record.config = configWithLayout({ ...config, method, quantization, device: device.device, precision: precision.precision, modelFingerprint: config.modelFingerprint ?? modelFingerprint(folder) }, layout);
+    record.config = configWithLayout({ ...config, method, quantization, device: device.device, precision: precision.precision, modelFingerprint: config.modelFingerprint && comparableFingerprint(config.modelFingerprint) ? config.modelFingerprint : modelFingerprint(folder) }, layout);
     record.total_steps = total;
     record.resolved = {
       total_steps: total,
@@ -283,7 +288,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     if (options.resume) {
       await removeWriteLeftovers(config.out);
       // A state kept in the studio home after a failed write (kept-state.ts) is newer than the run folder's.
-      const { point, kept } = await newestKeptCheckpoint(config.out, await newestValidCheckpoint(config.out));
+      const { point, kept } = await newestKeptCheckpoint(record.created_at, await newestValidCheckpoint(config.out));
       if (kept && point.checkpoint) log(`continuing from the state kept in ${point.checkpoint.dir} (step ${point.checkpoint.step}) when a write to ${config.out} failed`);
       for (const bad of point.rejected) {
         log(`checkpoint step-${bad.step} is not usable (${bad.reason}); falling back to ${point.checkpoint ? `step-${point.checkpoint.step}` : 'the start'} and removing it`, 'warning');
@@ -302,7 +307,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       metrics = new MetricsWriter(paths.metrics, { append: true });
       record.resumes.push({ at: new Date().toISOString(), from_step: from.step });
     } else {
-      await dropKeptState(config.out); // an older run's kept state in this folder's name
+      if (existing) await dropKeptState(existing.created_at); // the replaced run's kept state, if it had one
       metrics = new MetricsWriter(paths.metrics);
     }
     stepsDone = from.step;
@@ -356,7 +361,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
         written = await writeCheckpoint(config.out, { engine: eng, folder, layout, baseModel: folder.dir, state: stateAt(pos) });
       } catch (e) {
         // The weights of this step are kept elsewhere (the studio home) so that resume loses nothing.
-        throw new RunWriteError(e, 'checkpoint', pos.step, total, await keepState(config.out, (dir) => writeCheckpointIn(dir, pos), true));
+        throw new RunWriteError(e, 'checkpoint', pos.step, total, await keepState(config.out, record!.created_at, (dir) => writeCheckpointIn(dir, pos), true));
       }
       lastCheckpoint = pos.step;
       await pruneCheckpoints(config.out, config.keepCheckpoints);
@@ -464,7 +469,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       const pos = summary.position;
       const kept = lastCheckpoint === pos.step
         ? paths.checkpoint(pos.step)
-        : await keepState(config.out, async (dir) => {
+        : await keepState(config.out, record.created_at, async (dir) => {
             const written = await writeCheckpointIn(dir, pos);
             if (dir === config.out) {
               lastCheckpoint = pos.step;
@@ -475,7 +480,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       throw new RunWriteError(e, 'final', pos.step, total, kept);
     }
     crashPoint('final-adapter', total);
-    await dropKeptState(config.out);
+    await dropKeptState(record.created_at);
     const result: RunSummary = {
       out: config.out,
       method: config.method,

@@ -6,7 +6,7 @@
 // uninterrupted run writes, bit for bit. The failures are real ones of the
 // file system: a folder in the way of adapter_model.safetensors (rename
 // fails with EISDIR), a file in the way of checkpoints/ or of a checkpoint.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseArgs } from '../cli/args.js';
@@ -48,6 +48,9 @@ async function run(config: TrainConfig, resume: boolean, onEvent: (e: RunEvent) 
 const adapterOf = (dir: string) => readFileSync(join(dir, 'adapter_model.safetensors'));
 const messageOf = (end: RunEndEvent) => (end as { message: string }).message;
 
+/** The run's key for its kept state: run.json's created_at. */
+const runKeyOf = (dir: string): string => (JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { created_at: string }).created_at;
+
 describe('a failed final save', () => {
   let reference: Buffer;
   beforeAll(async () => {
@@ -85,7 +88,7 @@ describe('a failed final save', () => {
       mkdirSync(join(blocker, 'in-the-way'), { recursive: true });
       writeFileSync(join(out, 'checkpoints'), 'a file where the checkpoints folder goes');
     });
-    const kept = join(keptStateDir(out), 'checkpoints', 'step-3');
+    const kept = join(keptStateDir(runKeyOf(out)), 'checkpoints', 'step-3');
     expect(kept.startsWith(join(work, 'home', 'kept'))).toBe(true);
     expect(end).toMatchObject({ type: 'failed', resumable: true, step: 3, checkpoint: kept });
     expect(messageOf(end)).toContain(`The trained weights of step 3 are kept as a checkpoint in ${kept}. Fix the cause above, then run peft-studio train --resume ${out}`);
@@ -96,7 +99,7 @@ describe('a failed final save', () => {
     expect(again.end.type).toBe('finished');
     expect(again.steps).toEqual([]);
     expect(adapterOf(out).equals(reference)).toBe(true);
-    expect(existsSync(keptStateDir(out))).toBe(false); // dropped once the adapter is written
+    expect(existsSync(keptStateDir(runKeyOf(out)))).toBe(false); // dropped once the adapter is written
   });
 
   it('a failed checkpoint keeps that step in the studio home; --resume continues from it to the same adapter', async () => {
@@ -106,17 +109,20 @@ describe('a failed final save', () => {
       if (e.type === 'checkpoint' && e.step === 1) writeFileSync(blocker, 'a file where step-2 goes');
     });
     expect(steps).toEqual([1, 2]);
-    const kept = join(keptStateDir(out), 'checkpoints', 'step-2');
+    const kept = join(keptStateDir(runKeyOf(out)), 'checkpoints', 'step-2');
     expect(end).toMatchObject({ type: 'failed', resumable: true, step: 2, checkpoint: kept });
     const m = messageOf(end);
     expect(m).toContain('The checkpoint of step 2 of 3 could not be written, so the run stopped.');
     expect(m).toContain(`kept as a checkpoint in ${kept}. Fix the cause above, then run peft-studio train --resume ${out}: it continues from step 2.`);
 
     rmSync(blocker);
-    const again = await run(configFor(out, ['--save-every', '1']), true);
+    // the run folder moved (to a disk with room, say) before the resume: its kept state is the run's, not the path's
+    const moved = join(work, 'checkpoint-fails-moved');
+    renameSync(out, moved);
+    const again = await run(configFor(moved, ['--save-every', '1']), true);
     expect(again.end.type).toBe('finished');
     expect(again.steps).toEqual([3]);
-    expect(adapterOf(out).equals(reference)).toBe(true);
+    expect(adapterOf(moved).equals(reference)).toBe(true);
   });
 });
 

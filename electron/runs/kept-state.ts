@@ -8,18 +8,22 @@
 // all done, only writes the final adapter or model.
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { FileWriteError } from '../files/atomic.js';
 import { makeFolder } from '../files/make-folder.js';
 import { newestValidCheckpoint, type ResumePoint } from './checkpoint-read.js';
 import { runPaths } from './layout.js';
 import { studioHome } from './run-index.js';
 
-/** The studio-home folder (laid out like a run folder: checkpoints/step-N) that keeps a run's state when its own folder cannot. */
-export function keptStateDir(runDir: string): string {
-  const abs = resolve(runDir);
-  const tag = createHash('sha256').update(abs).digest('hex').slice(0, 12);
-  return join(studioHome(), 'kept', `${basename(abs)}-${tag}`);
+/**
+ * The studio-home folder (laid out like a run folder: checkpoints/step-N)
+ * that keeps a run's state when its own folder cannot. Named by the run, not
+ * by its path (`runKey`: run.json's created_at): the run folder may be moved
+ * to a disk with room before the resume, and another run later put at the
+ * same path must not take this one's state.
+ */
+export function keptStateDir(runKey: string): string {
+  return join(studioHome(), 'kept', `run-${createHash('sha256').update(runKey).digest('hex').slice(0, 16)}`);
 }
 
 /** Writes the checkpoint into `runDir` (a run folder or keptStateDir); resolves with its folder. */
@@ -30,7 +34,7 @@ export type CheckpointWriter = (runDir: string) => Promise<string>;
  * `runFolderFailed`: the failure was a checkpoint there), else in the studio
  * home. Resolves with the checkpoint folder, or null when neither took it.
  */
-export async function keepState(runDir: string, write: CheckpointWriter, runFolderFailed: boolean): Promise<string | null> {
+export async function keepState(runDir: string, runKey: string, write: CheckpointWriter, runFolderFailed: boolean): Promise<string | null> {
   if (!runFolderFailed) {
     try {
       return await write(runDir);
@@ -39,7 +43,7 @@ export async function keepState(runDir: string, write: CheckpointWriter, runFold
     }
   }
   try {
-    const home = keptStateDir(runDir);
+    const home = keptStateDir(runKey);
     await makeFolder(runPaths(home).checkpoints);
     return await write(home);
   } catch {
@@ -51,16 +55,16 @@ export async function keepState(runDir: string, write: CheckpointWriter, runFold
  * The newest checkpoint of the run: the run folder's, or a newer one kept in
  * the studio home. `kept`: it is the studio home's.
  */
-export async function newestKeptCheckpoint(runDir: string, inRun: ResumePoint): Promise<{ point: ResumePoint; kept: boolean }> {
-  const home = await newestValidCheckpoint(keptStateDir(runDir)).catch(() => null);
+export async function newestKeptCheckpoint(runKey: string, inRun: ResumePoint): Promise<{ point: ResumePoint; kept: boolean }> {
+  const home = await newestValidCheckpoint(keptStateDir(runKey)).catch(() => null);
   const own = inRun.checkpoint?.step ?? -1;
   if (home?.checkpoint && home.checkpoint.step > own) return { point: { checkpoint: home.checkpoint, rejected: inRun.rejected }, kept: true };
   return { point: inRun, kept: false };
 }
 
 /** Removes the studio-home copy once the run has its final adapter or model (or starts over). */
-export async function dropKeptState(runDir: string): Promise<void> {
-  await rm(keptStateDir(runDir), { recursive: true, force: true }).catch(() => {});
+export async function dropKeptState(runKey: string): Promise<void> {
+  await rm(keptStateDir(runKey), { recursive: true, force: true }).catch(() => {});
 }
 
 /** The failed write in words, without the generic "try again" (the caller says what to do). */

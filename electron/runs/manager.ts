@@ -53,8 +53,8 @@ export class TrainingRun {
   private lastCheckpoint: string | null = null;
   private peakRss: number | null = null;
   private readonly stderrTail: string[] = [];
-  /** stopNow() was called: the child's death is the user's stop, not a crash or the memory killer */
-  private stopRequested = false;
+  /** stopNow() was called, and by whom: the child's death is that stop, not a crash or the memory killer */
+  private stopRequested: StopCause | null = null;
 
   constructor(readonly options: StartRunOptions) {
     this.ended = new Promise((resolve) => (this.settle = resolve));
@@ -119,9 +119,13 @@ export class TrainingRun {
     this.child?.kill(signal);
   }
 
-  /** The user's stop at once (a second Ctrl-C): kill() without a checkpoint, reported as their request, not as a crash or the memory killer. */
-  stopNow(): void {
-    this.stopRequested = true;
+  /**
+   * The stop at once, without a checkpoint: the user's (a second Ctrl-C), or
+   * the app's shutdown after its grace; reported as that, not as a crash or
+   * the memory killer.
+   */
+  stopNow(cause: StopCause = 'user'): void {
+    this.stopRequested ??= cause;
     this.kill('SIGKILL');
   }
 
@@ -213,7 +217,8 @@ export class TrainingRun {
         lastCheckpoint: this.lastCheckpoint,
         peakRssBytes: this.peakRss,
         stderrTail: this.stderrTail,
-        stoppedByUser: this.stopRequested,
+        stoppedByUser: this.stopRequested === 'user',
+        stoppedByShutdown: this.stopRequested === 'shutdown',
       });
     await this.markInterrupted(failed.message).catch(() => {});
     this.receive(failed);

@@ -23,7 +23,7 @@ function kernelOutError(out: string, prefix: string): OutFolderError {
  * the model folder itself, a folder inside it or around it, a folder under
  * /proc, /sys or /dev, a file, or a folder that is not empty and holds no run.json.
  */
-export async function checkOutFolder(out: string, model: string): Promise<void> {
+export async function checkOutFolder(out: string, model: string, inputs: { data?: string; initAdapter?: string | null } = {}): Promise<void> {
   const kernel = await kernelFileSystemOf(out);
   if (kernel !== null) throw kernelOutError(out, kernel);
   const outReal = await realPathOfMaybeMissing(out);
@@ -31,6 +31,16 @@ export async function checkOutFolder(out: string, model: string): Promise<void> 
   if (within(outReal, modelReal) || within(modelReal, outReal)) {
     const how = outReal === modelReal ? 'is the model folder' : within(outReal, modelReal) ? `is inside the model folder ${model}` : `contains the model folder ${model}`;
     throw new OutFolderError(`--out ${out}: ${how}; the run would overwrite the base model's files. Choose a separate folder for the run, e.g. --out ./runs/my-run`);
+  }
+  // A run replaces what its folder held (--overwrite of a finished run, a fresh start of an
+  // unfinished one): an input read from inside it would be deleted before it is read, or after.
+  for (const [path, what, flag] of [[inputs.initAdapter, 'the adapter it starts from', '--init-adapter'], [inputs.data, 'its data file', '--data']] as const) {
+    if (!path) continue;
+    const inputReal = await realPathOfMaybeMissing(path);
+    if (within(inputReal, outReal)) {
+      throw new OutFolderError(`--out ${out}: holds ${what} (${flag} ${path}); the run replaces the files of its --out folder, so it would delete it. ` +
+        `Copy it elsewhere first, or choose another --out folder`);
+    }
   }
   let entries: string[];
   try {

@@ -97,6 +97,19 @@ describe('--out that holds a finished run', () => {
     expect(names.filter((n) => n.startsWith('model') || n === 'config.json' || n === 'checkpoints')).toEqual([]);
   });
 
+  it('--overwrite never deletes its own inputs: an --init-adapter or a data file inside --out is refused, the run untouched', async () => {
+    const out = join(work, 'self-init');
+    await runTraining(configFor(out), { stderr: () => {}, stderrIsTTY: false });
+    const inside = writeJsonl(join(out, 'more.jsonl'), cycleRows(6, 12));
+    const before = snapshot(out);
+    const fromItself = await failure(configFor(out, ['--init-adapter', out]), true);
+    expect(fromItself).toBe(`--out ${out}: holds the adapter it starts from (--init-adapter ${out}); the run replaces the files of its --out folder, so it would delete it. ` +
+      'Copy it elsewhere first, or choose another --out folder');
+    const dataInside = trainConfigFromArgs(parseArgs(trainSpec, ['--model', modelDir, '--data', inside, '--out', out, '--steps', '1', '--threads', '2']));
+    expect(await failure(dataInside, true)).toContain(`--out ${out}: holds its data file (--data ${inside})`);
+    expect(snapshot(out)).toEqual(before);
+  });
+
   it('the CLI refuses it too and takes --overwrite', async () => {
     const out = join(work, 'cli-finished');
     const argv = ['train', '--model', modelDir, '--data', data, '--out', out, '--steps', '1', '--threads', '2', '--eval-split', '0'];

@@ -59,7 +59,7 @@ function advice(config: TrainConfig, onGpu: boolean): string {
 /** The run folder: not the model's, not a folder of other files, not a finished run (the run itself refuses them too, but only once started). */
 async function outFolderErrors(config: TrainConfig): Promise<FieldError[]> {
   try {
-    await checkOutFolder(config.out, config.model);
+    await checkOutFolder(config.out, config.model, { data: config.data, initAdapter: config.initAdapter });
     const record = await readRunRecord(config.out);
     if (record?.status === 'finished') return [{ field: 'out', message: `${config.out}: holds a finished run; choose a new folder for this run` }];
     if (record) return [{ field: 'out', message: `${config.out}: holds an unfinished run; resume it from the Runs page, or choose a new folder` }];

@@ -125,7 +125,7 @@ export class RunService {
     this.closing = true;
     await Promise.all([...this.live.values()].map(async ({ run }) => {
       run.cancel('shutdown');
-      const timer = setTimeout(() => run.kill('SIGKILL'), CLOSE_GRACE_MS);
+      const timer = setTimeout(() => run.stopNow('shutdown'), CLOSE_GRACE_MS);
       try {
         await run.wait();
       } finally {

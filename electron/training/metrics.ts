@@ -17,7 +17,7 @@ export interface StepMetrics {
   tokens: number;
   /** those tokens per second of this step's wall time */
   tokens_per_s: number;
-  /** every token the model read this step (prompts included, padding not; absent in older metrics files) */
+  /** the data's tokens the model read this step (prompts included; padding and prompt tuning's virtual tokens not; absent in older metrics files) */
   input_tokens?: number;
   /** those tokens per second of this step's wall time */
   input_tokens_per_s?: number;

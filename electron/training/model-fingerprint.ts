@@ -29,14 +29,33 @@ function fileHash(file: string): string | null {
   }
 }
 
-/** "sha256:<hex>" of the model's spec, its tensors' names, dtypes and shapes, and its tokenizer files. */
-export function modelFingerprint(folder: Pick<ModelFolder, 'dir' | 'spec' | 'weights' | 'quantization'>): string {
+/**
+ * The format of a fingerprint: "v1:" and then the hash. Only the files
+ * themselves go in (config.json as parsed, the safetensors headers' names,
+ * dtypes and shapes, the tokenizer files), never this app's own reading of
+ * them (a ModelSpec grows fields with new versions: a fingerprint of it would
+ * refuse every resume after an update).
+ */
+export const FINGERPRINT_VERSION = 'v1';
+
+/** "v1:sha256:<hex>" of the model's config.json, its tensors' names, dtypes and shapes, and its tokenizer files. */
+export function modelFingerprint(folder: Pick<ModelFolder, 'dir' | 'weights'>): string {
+  let config: unknown = null;
+  try {
+    config = JSON.parse(readFileSync(join(folder.dir, 'config.json'), 'utf8'));
+  } catch {
+    config = null; // an opened folder has a readable one; recorded as absent otherwise
+  }
   const hash = createHash('sha256');
   hash.update(canonical({
-    spec: folder.spec,
-    quantization: folder.quantization,
+    config,
     tensors: folder.weights.map((w) => [w.name, w.dtype, w.shape]),
     tokenizer: Object.fromEntries(TOKENIZER_FILES.map((f) => [f, fileHash(join(folder.dir, f))])),
   }));
-  return `sha256:${hash.digest('hex')}`;
+  return `${FINGERPRINT_VERSION}:sha256:${hash.digest('hex')}`;
+}
+
+/** Whether a recorded fingerprint was made the way this version makes them (an older one cannot be compared: it is not checked). */
+export function comparableFingerprint(recorded: string): boolean {
+  return recorded.startsWith(`${FINGERPRINT_VERSION}:`);
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 import { openModelFolder } from '../models/folder.js';
-import { modelFingerprint } from './model-fingerprint.js';
+import { comparableFingerprint, modelFingerprint } from './model-fingerprint.js';
 import { resumeSourcesProblem } from './resume-sources.js';
 import { checkAgainstModel } from './run.js';
 import { resumedConfig, trainConfigFromSettings } from './settings.js';
@@ -17,7 +17,7 @@ describe('modelFingerprint', () => {
     const copy = join(tempDir('fp'), 'copy');
     cpSync(a.dir, copy, { recursive: true });
     const fp = modelFingerprint(await openModelFolder(a.dir));
-    expect(fp).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(fp).toMatch(/^v1:sha256:[0-9a-f]{64}$/);
     expect(modelFingerprint(await openModelFolder(copy))).toBe(fp);
     // same weights, another rope_theta: another model as far as training goes
     const config = JSON.parse(readFileSync(join(copy, 'config.json'), 'utf8'));
@@ -32,6 +32,19 @@ describe('modelFingerprint', () => {
     const tok = JSON.parse(readFileSync(join(copy, 'tokenizer.json'), 'utf8'));
     writeFileSync(join(copy, 'tokenizer.json'), JSON.stringify({ ...tok, truncation: { max_length: 3 } }));
     expect(modelFingerprint(await openModelFolder(copy))).not.toBe(fp);
+  });
+});
+
+describe('a fingerprint of another format (an older version)', () => {
+  it('is not compared (a resume at the same path goes on) and cannot vouch for a moved model', async () => {
+    const a = await tinyModel({ seed: 72 });
+    const folder = await openModelFolder(a.dir);
+    const old = 'sha256:' + '0'.repeat(64);
+    expect(comparableFingerprint(old)).toBe(false);
+    expect(comparableFingerprint(modelFingerprint(folder))).toBe(true);
+    const config = { ...trainConfigFromSettings({ model: a.dir, data: '/d.jsonl', out: '/r', threads: 1 }), modelFingerprint: old };
+    expect(() => checkAgainstModel(config, folder, config.lora)).not.toThrow();
+    expect(() => resumedConfig(config, '/r', { model: '/elsewhere' })).toThrow(/records no fingerprint of the model it started with/);
   });
 });
 

@@ -17,7 +17,7 @@ import { loadDataset, packExamples } from '../data/index.js';
 import { splitTrainEval } from './split.js';
 import { totalSteps } from './trainer.js';
 import { runWarnings } from './warnings.js';
-import { modelFingerprint } from './model-fingerprint.js';
+import { comparableFingerprint, modelFingerprint } from './model-fingerprint.js';
 import { executeRun } from '../runs/execute.js';
 import { eventPrinter } from '../runs/print-events.js';
 import { summarizeDataset, type RunDataSummary } from '../runs/data-summary.js';
@@ -64,7 +64,7 @@ export function checkAgainstModel(config: TrainConfig, folder: ModelFolder, lora
   checkMethodSettings(config);
   // A resumed run whose run.json recorded the model's fingerprint: the folder
   // (at its old path, or a new one given with --model) must hold that model.
-  if (config.modelFingerprint && modelFingerprint(folder) !== config.modelFingerprint) {
+  if (config.modelFingerprint && comparableFingerprint(config.modelFingerprint) && modelFingerprint(folder) !== config.modelFingerprint) {
     throw new Error(`${folder.dir}: is not the model this run started with (its config.json, its tensors' names, dtypes or shapes, or its tokenizer files differ from what run.json recorded). ` +
       'Resume with --model set to the folder of the model the run started with');
   }

@@ -17,6 +17,7 @@ import type { ModelSpec, Precision, QuantizationOptions } from '../engine/native
 import { DEVICE_REQUEST_HELP, isDeviceRequest, type DeviceRequest } from '../engine/device.js';
 import { isPrecision, PRECISION_REQUEST_HELP } from '../engine/precision.js';
 import { DEFAULT_NF4 } from '../session.js';
+import { comparableFingerprint } from './model-fingerprint.js';
 import { MIN_TEXT_POSITIONS, resolveTargets, TRAIN_DEFAULTS as D, trainsLora, trainsVirtualTokens, type DataFormat, type TrainConfig, type TrainMethod } from './config.js';
 import type { SchedulerKind } from './schedule.js';
 
@@ -372,7 +373,7 @@ export function resumedConfig(stored: TrainConfig, dir: string, overrides: Resum
     throw new SettingsError('precision', `${dir}/run.json: config.precision '${String(stored.precision)}' is not a precision (${PRECISION_REQUEST_HELP}); fix the file or resume with ${name('precision')} fp32 or bf16`);
   }
   const model = overrides.model === undefined || overrides.model === '' ? stored.model : resolve(overrides.model);
-  if (model !== stored.model && !stored.modelFingerprint) {
+  if (model !== stored.model && !(stored.modelFingerprint && comparableFingerprint(stored.modelFingerprint))) {
     // nothing to check the new folder against: it could be any model of the same shapes
     throw new SettingsError('model', `${name('model')} ${model}: this run's run.json records no fingerprint of the model it started with, so another folder cannot be checked to hold the same model. ` +
       `Put the model back at ${stored.model} and resume without ${name('model')}`);

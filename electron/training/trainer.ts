@@ -162,7 +162,7 @@ export async function train(
     if (group.done) throw new Error('internal: the step generator ended');
     const batches = group.value.map((rows) => makeBatch(rows));
     const stepTokens = batches.reduce((n, b) => n + countBatchTokens(b), 0);
-    // every token the model reads this step (prompts included, padding not): the speed of the whole pass
+    // the data's tokens the model reads this step (prompts included; padding and virtual tokens not): the speed of the whole pass
     const inputTokens = group.value.reduce((n, rows) => n + rows.reduce((m, r) => m + r.inputIds.length, 0), 0);
     if (stepTokens === 0) throw new Error(`optimizer step ${step} has no label tokens (every label is -100)`);
     let lossSum = 0;

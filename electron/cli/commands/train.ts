@@ -156,10 +156,11 @@ async function trainInChild(config: TrainConfig, resume: boolean, io: CliIO, ove
     signals++;
     if (signals === 1) {
       io.stderr(`\n${signal}: stopping after the current step with a checkpoint (again to stop at once)\n`);
-      run.cancel();
+      // Ctrl-C is the user's; SIGTERM is the system (a shutdown, a service manager) stopping it
+      run.cancel(signal === 'SIGTERM' ? 'shutdown' : 'user');
     } else {
       io.stderr(`\n${signal} again: stopping at once, without a checkpoint\n`);
-      run.stopNow(); // reported as the user's stop (crash-report.ts stoppedByUser), not as memory
+      run.stopNow(signal === 'SIGTERM' ? 'shutdown' : 'user'); // reported as that stop (crash-report.ts), not as memory
     }
   };
   process.on('SIGINT', onSignal);

@@ -5,6 +5,7 @@
 // UTF-16 file reached the JSON parser as NUL-riddled text. A data file must be
 // UTF-8 (a leading UTF-8 byte order mark is fine); anything else is refused
 // with the line and byte, and the encoding when it can be recognised.
+import { constants, isUtf8 } from 'node:buffer';
 import { extname } from 'node:path';
 import { DataError } from '../../training/data.js';
 
@@ -92,7 +93,11 @@ export function decodeDataBytes(bytes: Uint8Array, file: string): string {
   }
   const start = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
   const body = bytes.subarray(start);
-  const bad = firstInvalidUtf8(body);
+  if (body.length > constants.MAX_STRING_LENGTH) {
+    throw new EncodingError(`${file}: ${Math.round(body.length / 2 ** 20)} MiB of text is more than one string can hold here (${Math.floor(constants.MAX_STRING_LENGTH / 2 ** 20)} MiB): split the file into smaller ones`);
+  }
+  // Node's own check first (native, ~10x faster); the byte-by-byte walk only to find where a bad file goes wrong
+  const bad = isUtf8(body) ? -1 : firstInvalidUtf8(body);
   if (bad >= 0) {
     let line = 1;
     let lineStart = 0;
@@ -107,5 +112,6 @@ export function decodeDataBytes(bytes: Uint8Array, file: string): string {
     // (only bytes >= 0x80 can be invalid: a lone one is what Latin-1 / Windows-1252 text, the usual culprit, looks like)
     throw new EncodingError(`${file}:${line}: not valid UTF-8 (byte 0x${hex} at byte ${column} of the line; Latin-1 / Windows-1252 text looks like this): ${saveAsUtf8(file, 'WINDOWS-1252')}`);
   }
-  return new TextDecoder('utf-8').decode(body);
+  // ignoreBOM: the file's BOM is already skipped; a second one is text and stays
+  return new TextDecoder('utf-8', { ignoreBOM: true }).decode(body);
 }

@@ -150,6 +150,27 @@ describe('the WebSocket transport', () => {
     expect(states).toContain('connecting');
   });
 
+  it('keeps the access token out of the message when the socket cannot even be created', async () => {
+    const url = 'ws://127.0.0.1:1/api?token=s3cr3t-t0k';
+    const t = createWebSocketTransport({
+      url,
+      initialDelayMs: 60_000,
+      // Chrome: "Failed to construct 'WebSocket': The URL '<url>' is invalid." (the whole address, token included)
+      createSocket: (u) => {
+        throw new SyntaxError(`Failed to construct 'WebSocket': The URL '${u}' is invalid.`);
+      },
+    });
+    transports.push(t);
+    const error = await t.call('listDir', { path: '/' }).then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    expect(error).not.toBeNull();
+    expect(error!.message).toMatch(/^No answer from PEFT Studio: cannot connect to it \(Failed to construct 'WebSocket'/);
+    expect(error!.message).toContain('?token=…');
+    expect(error!.message).not.toContain('s3cr3t-t0k');
+  });
+
   it('opens no socket until the first call or event listener', async () => {
     const { url, seen } = await serve(() => undefined);
     const t = connect(url);

@@ -56,6 +56,23 @@ export interface WebSocketTransport extends ApiTransport {
 
 const OPEN = 1;
 
+/**
+ * The text with the access token left out: a browser's error for a socket
+ * it cannot even create quotes the whole address, ?token=… included, and
+ * the message may be shown, copied or logged.
+ */
+export function redactToken(text: string, url: string): string {
+  let out = text.replace(/([?&#]token=)[^&#\s'"`)\]]+/gi, '$1…');
+  let token: string | null = null;
+  try {
+    token = new URL(url).searchParams.get('token');
+  } catch {
+    // not an address: the pattern above is all there is to go by
+  }
+  if (token) out = out.split(token).join('…');
+  return out;
+}
+
 interface Pending {
   method: ApiMethod;
   resolve: (result: ApiResult<ApiMethod>) => void;
@@ -93,7 +110,7 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
     try {
       ws = options.createSocket(options.url);
     } catch (e) {
-      failAll(`cannot connect to it (${(e as Error).message})`);
+      failAll(`cannot connect to it (${redactToken(e instanceof Error ? e.message : String(e), options.url)})`);
       scheduleReconnect();
       return;
     }
@@ -137,9 +154,10 @@ export function createWebSocketTransport(options: WebSocketTransportOptions): We
 
   function failAll(what: string): void {
     const hint = options.hint ? ` ${options.hint}` : '';
+    // the token stays out of every message (a close reason or an error may quote the address)
     const message = what === REFUSED_MESSAGE
       ? what
-      : `No answer from PEFT Studio: ${what}. If this was meant to change something (start, pause, cancel, export), check whether it did before trying again.${hint}`;
+      : redactToken(`No answer from PEFT Studio: ${what}. If this was meant to change something (start, pause, cancel, export), check whether it did before trying again.`, options.url) + hint;
     for (const [id, p] of pending) {
       pending.delete(id);
       p.reject(transportError(message));

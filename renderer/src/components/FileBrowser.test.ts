@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoPaths } from '../../../electron/api/contract.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { serviceBridge } from '../testing/service-bridge.js';
+import { until } from '../testing/dom-waits.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'peft-studio-file-browser-'));
 const home = join(scratch, 'home');
@@ -69,15 +70,6 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    flushSync();
-    if (cond()) return;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const all = (root: ParentNode, id: string) => [...root.querySelectorAll<HTMLElement>(`[data-testid="${id}"]`)];
 /** the folder the browser shows: its last crumb's full path is not shown, so it is read from the entries' parent */

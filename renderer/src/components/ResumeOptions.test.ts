@@ -8,7 +8,7 @@
 // then records cpu / fp32. The GPU machine cases take the choices the
 // service's own hyperparameterSpecs builds for an NVIDIA H200 (this machine
 // has none); every other answer, the refusals included, is the service's.
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flushSync, mount, unmount, type Component } from 'svelte';
@@ -24,6 +24,7 @@ import { ResumeOptions as Options } from '../state/resume-options.svelte.js';
 import { Studio } from '../state/studio.svelte.js';
 import { serviceBridge } from '../testing/service-bridge.js';
 import { TrainPage } from '../state/train-page.svelte.js';
+import { byId, until } from '../testing/dom-waits.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-resume-options-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -43,15 +44,6 @@ let cancelledRun: string;
 
 const events: ApiEvent[] = [];
 
-async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    flushSync();
-    if (cond()) return;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 beforeAll(async () => {
   service = createStudioService({ mode: 'browser', allowedRoots: null });
@@ -76,6 +68,8 @@ beforeAll(async () => {
     }
   });
   await until('the cancel', () => events.some((e) => e.type === 'run' && e.runId === started.runId && e.event.type === 'cancelled'));
+  // the worker lets go of the run folder just after its last event: copies must not race its lock file away
+  await until('the run folder released', () => !existsSync(join(cancelledRun, 'run.lock')));
 }, 120_000);
 afterEach(() => {
   if (component) void unmount(component);
@@ -101,7 +95,6 @@ async function copyOfRun(name: string, patch: { device?: string; precision?: str
   return dir;
 }
 
-const byId = (root: HTMLElement, id: string) => root.querySelector<HTMLElement>(`[data-testid="${id}"]`);
 
 function choose(root: HTMLElement, id: string, value: string): void {
   const select = byId(root, id) as HTMLSelectElement;

@@ -13,6 +13,7 @@ import type { DemoPaths } from '../../../electron/api/contract.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { Studio } from '../state/studio.svelte.js';
 import { serviceBridge } from '../testing/service-bridge.js';
+import { byId, until } from '../testing/dom-waits.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-data-page-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -44,17 +45,7 @@ afterAll(async () => {
   rmSync(files, { recursive: true, force: true });
 });
 
-async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    flushSync();
-    if (cond()) return;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
-const byId = (root: HTMLElement, id: string) => root.querySelector<HTMLElement>(`[data-testid="${id}"]`);
 const text = (root: HTMLElement, id: string) => byId(root, id)?.textContent?.replace(/\s+/g, ' ').trim();
 
 function render(): { root: HTMLElement; studio: Studio } {
@@ -142,6 +133,36 @@ describe('the Data page', () => {
     expect(studio.error?.message.replace(/\s+/g, ' ').trim()).toBe(message);
     expect(byId(root, 'data-error')!.getAttribute('role')).toBeNull();
     expect(root.querySelectorAll('[role="alert"]')).toHaveLength(0);
+  }, 60_000);
+
+  it('Next with a typed file not used yet reads it first: stays with its error when it fails, goes on with it when it reads', async () => {
+    const broken = join(files, 'next-broken.jsonl');
+    writeFileSync(broken, '{"prompt": oops}\n');
+    const good = join(files, 'next-good.txt');
+    writeFileSync(good, 'The fox lives in the forest and eats berries.\n');
+    const { root, studio } = render();
+    await useBundled(root, studio);
+    studio.page = 'data';
+
+    // typed, then Next (Tab past "Use this path", Enter on Next): not the bundled file in use
+    const input = byId(root, 'data-picker-input') as HTMLInputElement;
+    input.value = broken;
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+    flushSync();
+    (byId(root, 'data-next') as HTMLButtonElement).click();
+    await until('the error or the next step', () => byId(root, 'data-error') !== null || studio.page !== 'data');
+    expect(studio.page).toBe('data');
+    expect(text(root, 'data-error')).toContain(broken);
+    expect(studio.data).toBe(taskTrain);
+
+    input.value = good;
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+    flushSync();
+    (byId(root, 'data-next') as HTMLButtonElement).click();
+    await until('the next step', () => studio.page !== 'data' || (byId(root, 'data-error') !== null && byId(root, 'data-loading') === null && studio.data !== taskTrain));
+    expect(studio.page).toBe('hyperparameters');
+    expect(studio.data).toBe(good);
+    expect(studio.dataReport?.rows.total).toBe(1);
   }, 60_000);
 
   it('a failed first file leaves no dataset', async () => {

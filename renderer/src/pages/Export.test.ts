@@ -20,6 +20,7 @@ import { createStudioService, type StudioService } from '../../../electron/servi
 import { Studio } from '../state/studio.svelte.js';
 import { MAX_SEED, trySettingsErrors } from '../state/try-panel.svelte.js';
 import { serviceBridge } from '../testing/service-bridge.js';
+import { byId, until } from '../testing/dom-waits.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-export-page-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -33,15 +34,6 @@ const events: ApiEvent[] = [];
 
 const PROMPT = 'Question: What color is the fox?\nAnswer:';
 
-async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    flushSync();
-    if (cond()) return;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Trains the demo model for a few steps and waits for the end. */
 async function train(method: 'lora' | 'full', out: string): Promise<string> {
@@ -72,7 +64,6 @@ afterAll(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-const byId = (root: HTMLElement, id: string) => root.querySelector<HTMLElement>(`[data-testid="${id}"]`);
 const text = (root: HTMLElement, id: string) => byId(root, id)?.textContent?.replace(/\s+/g, ' ').trim() ?? '';
 
 function type(root: HTMLElement, id: string, value: string): void {

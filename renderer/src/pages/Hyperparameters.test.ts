@@ -19,6 +19,7 @@ import type { DeviceInfo } from '../../../electron/engine/native.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { Studio } from '../state/studio.svelte.js';
 import { serviceBridge } from '../testing/service-bridge.js';
+import { byId, until } from '../testing/dom-waits.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-hyper-page-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -52,15 +53,6 @@ afterAll(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    flushSync();
-    if (cond()) return;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function render(): Promise<{ root: HTMLElement; studio: Studio }> {
   const studio = new Studio();
@@ -75,7 +67,6 @@ async function render(): Promise<{ root: HTMLElement; studio: Studio }> {
   return { root, studio };
 }
 
-const byId = (root: HTMLElement, id: string) => root.querySelector<HTMLElement>(`[data-testid="${id}"]`);
 
 function choose(root: HTMLElement, key: string, value: string): void {
   const select = byId(root, `input-${key}`) as HTMLSelectElement;

@@ -90,6 +90,21 @@ describe('the method cards as a radio group', () => {
     expect(studio.method).toBe('lora');
   });
 
+  it('arrowing through the methods and back keeps the settings of the method returned to', () => {
+    const { root, studio } = render(demo, 'lora');
+    studio.hyper = { lr: 1e-3, rank: 64 };
+    const lora = root.querySelector<HTMLElement>('[data-testid="method-choose-lora"]')!;
+    lora.focus();
+    press(lora, 'ArrowDown'); // QLoRA
+    press(document.activeElement as HTMLElement, 'ArrowDown'); // Prompt tuning
+    expect(studio.method).toBe('prompt');
+    expect(studio.hyper).toEqual({ lr: 1e-3 });
+    press(document.activeElement as HTMLElement, 'ArrowUp');
+    press(document.activeElement as HTMLElement, 'ArrowUp');
+    expect(studio.method).toBe('lora');
+    expect(studio.hyper).toEqual({ lr: 1e-3, rank: 64 });
+  });
+
   it('skips a method that cannot train this model', () => {
     // a 4-bit folder: full fine-tuning and LoRA are not available, so they have no radio
     const fourBit = structuredClone(demo);

@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import { flushSync, mount, unmount, type Component } from 'svelte';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import type { DemoPaths } from '../../../electron/api/contract.js';
+import type { DemoPaths, PreloadBridge } from '../../../electron/api/contract.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { Studio } from '../state/studio.svelte.js';
 import { serviceBridge } from '../testing/service-bridge.js';
+import { byId, until } from '../testing/dom-waits.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-model-page-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -21,11 +22,31 @@ let service: StudioService;
 let demo: DemoPaths;
 let Model: Component<{ studio: Studio }>;
 let component: ReturnType<typeof mount> | null = null;
+/** model folders whose reads wait (see `gate`) */
+const gates = new Map<string, Promise<void>>();
+
+/** Holds the reads of `dir` until the returned function is called. */
+function gate(dir: string): () => void {
+  let open!: () => void;
+  gates.set(dir, new Promise<void>((resolve) => (open = resolve)));
+  return () => {
+    gates.delete(dir);
+    open();
+  };
+}
 
 beforeAll(async () => {
   service = createStudioService({ mode: 'browser', allowedRoots: null });
   // the app's api module picks the preload bridge when there is one: set it before the page is loaded
-  window.peftStudio = serviceBridge(service, () => []);
+  const bridge = serviceBridge(service, () => []);
+  window.peftStudio = {
+    ...bridge,
+    // a folder with a gate is read once the test opens it (reads that finish out of order)
+    call: (async (method, request) => {
+      if (method === 'inspectModel') await gates.get((request as { model: string }).model);
+      return bridge.call(method, request);
+    }) as PreloadBridge['call'],
+  };
   Model = (await import('./Model.svelte')).default as unknown as Component<{ studio: Studio }>;
   const paths = await service.call('demoPaths', {});
   if (!paths.ok) throw new Error(JSON.stringify(paths.error));
@@ -41,17 +62,7 @@ afterAll(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    flushSync();
-    if (cond()) return;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
-const byId = (root: HTMLElement, id: string) => root.querySelector<HTMLElement>(`[data-testid="${id}"]`);
 
 function type(root: HTMLElement, value: string): HTMLInputElement {
   const input = byId(root, 'model-picker-input') as HTMLInputElement;
@@ -123,5 +134,76 @@ describe('the model field and Next', () => {
     await until('the typed model', () => studio.model === copy, 10_000);
     expect(byId(root, 'model-picker-pending')).toBeNull();
     expect(studio.page).toBe('model');
+  }, 30_000);
+
+  it('reads finishing out of order: only the newest applies, and an older one does not end "Reading…"', async () => {
+    const { root, studio } = await renderWithDemo();
+    const a = modelCopy('copy-order-a');
+    const b = modelCopy('copy-order-b');
+    const openA = gate(a);
+    const openB = gate(b);
+    type(root, a);
+    byId(root, 'model-picker-use')!.click(); // Enter on A
+    await until('A is read', () => byId(root, 'model-loading')?.textContent?.includes(a) === true);
+    type(root, b);
+    byId(root, 'model-next')!.click(); // then Next with B
+    await until('B is read', () => byId(root, 'model-loading')?.textContent?.includes(b) === true);
+
+    openA(); // the older read answers first
+    await new Promise((r) => setTimeout(r, 200));
+    flushSync();
+    expect(studio.model).toBe(demo.model);
+    expect(byId(root, 'model-loading')?.textContent).toContain(b);
+
+    openB();
+    await until('the next step', () => studio.page !== 'model', 10_000);
+    expect(studio.model).toBe(b);
+    expect(studio.overview?.report.model).toBe(b);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(studio.model).toBe(b);
+  }, 30_000);
+
+  it('after a typed folder failed, pressing on the demo does not read it again, and the demo is used', async () => {
+    const studio = new Studio();
+    const root = document.createElement('div');
+    document.body.append(root);
+    component = mount(Model, { target: root, props: { studio } });
+    await until('the demo button', () => !(byId(root, 'model-demo') as HTMLButtonElement | null)?.disabled);
+    const notAModel = join(home, 'not-a-model-d5');
+    mkdirSync(notAModel, { recursive: true });
+    const input = type(root, notAModel);
+    byId(root, 'model-picker-use')!.click();
+    await until('the error', () => byId(root, 'model-error') !== null);
+
+    // a mouse press on the demo button moves the focus there: the field is left
+    const demoButton = byId(root, 'model-demo') as HTMLButtonElement;
+    input.dispatchEvent(new FocusEvent('blur', { relatedTarget: demoButton }));
+    flushSync();
+    expect(byId(root, 'model-loading')).toBeNull(); // the failed folder is not read again
+    expect(demoButton.disabled).toBe(false); // so the click lands
+    demoButton.click();
+    await until('the demo model', () => studio.model === demo.model, 10_000);
+    expect(byId(root, 'model-error')).toBeNull();
+  }, 30_000);
+
+  it('the field refers only to notes that are on the page', async () => {
+    const studio = new Studio();
+    const root = document.createElement('div');
+    document.body.append(root);
+    component = mount(Model, { target: root, props: { studio } });
+    await until('the demo button', () => !(byId(root, 'model-demo') as HTMLButtonElement | null)?.disabled);
+    // nothing chosen yet: a typed folder has no "in use now" note to point at
+    const input = type(root, join(home, 'typed-first'));
+    expect(byId(root, 'model-picker-pending')).toBeNull();
+    expect(input.getAttribute('aria-describedby')).toBeNull();
+    // with a folder in use, the note is there and the field points at it
+    component && void unmount(component);
+    document.body.innerHTML = '';
+    component = null;
+    const shown = await renderWithDemo();
+    const typed = type(shown.root, join(home, 'typed-second'));
+    const ref = typed.getAttribute('aria-describedby');
+    expect(ref).not.toBeNull();
+    expect(document.getElementById(ref!)?.dataset.testid).toBe('model-picker-pending');
   }, 30_000);
 });

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { flushSync, mount, unmount, type Component } from 'svelte';
+import { mount, unmount, type Component } from 'svelte';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { ApiEvent, DemoPaths, StartedRun } from '../../../electron/api/contract.js';
@@ -13,6 +13,7 @@ import { createStudioService, type StudioService } from '../../../electron/servi
 import { STATUS_WORDS } from '../state/run-monitor.svelte.js';
 import { Studio } from '../state/studio.svelte.js';
 import { serviceBridge } from '../testing/service-bridge.js';
+import { until } from '../testing/dom-waits.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-runs-page-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -34,15 +35,6 @@ afterAll(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    flushSync();
-    if (cond()) return;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('the Runs table while a run trains', () => {
   it('updates the row from live events, and words its status as the Train page does', async () => {

@@ -7,13 +7,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { flushSync, mount, unmount, type Component } from 'svelte';
+import { mount, unmount, type Component } from 'svelte';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import type { ApiEvent, DemoPaths, StartedRun } from '../../../electron/api/contract.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { Studio } from '../state/studio.svelte.js';
 import { serviceBridge } from '../testing/service-bridge.js';
+import { byId, until } from '../testing/dom-waits.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-train-page-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -41,15 +42,6 @@ afterAll(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    flushSync();
-    if (cond()) return;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function call<T>(method: string, request: unknown): Promise<T> {
   const r = await service.call(method as never, request as never);
@@ -79,7 +71,6 @@ function render(studio: Studio): HTMLElement {
   component = mount(Train, { target: root, props: { studio } });
   return root;
 }
-const byId = (root: HTMLElement, id: string) => root.querySelector<HTMLElement>(`[data-testid="${id}"]`);
 
 describe('the Train page on a finished run', () => {
   it('shows it finished: full bar, no time left, no live controls; milestones only in the live regions', async () => {

@@ -19,6 +19,8 @@ export class DataPage {
   demo = $state<DemoPaths | null>(null);
   recent = $state<RecentItems | null>(null);
   loading = $state(false);
+  /** the dataset field's text: the chosen file, or what was typed since */
+  draft = $state('');
   /** the last inspect failure, shown inline as well as in the banner */
   error = $state<string | null>(null);
 
@@ -34,7 +36,9 @@ export class DataPage {
   /** answers to older requests are dropped (the user may change settings quickly) */
   #generation = 0;
 
-  constructor(private readonly studio: Studio) {}
+  constructor(private readonly studio: Studio) {
+    this.draft = studio.data ?? '';
+  }
 
   async load(): Promise<void> {
     ({ demo: this.demo, recent: this.recent } = await loadStartingPoints(this.studio));
@@ -46,6 +50,21 @@ export class DataPage {
     const r: DataRequest = { model, data, format: this.studio.dataFormat, completionOnly: this.studio.completionOnly, pack: this.studio.pack };
     if (this.studio.hyper.seqLen) r.seqLen = this.studio.hyper.seqLen;
     return r;
+  }
+
+  /**
+   * Next: goes on with the file the field shows. A typed file not read yet
+   * is read first; if it does not become the dataset (it fails), the page
+   * stays, with its error shown. An empty field goes on with the dataset in
+   * use. Returns whether it went on.
+   */
+  async next(): Promise<boolean> {
+    const shown = this.draft.trim();
+    if (shown !== '' && shown !== this.studio.data) await this.choose(shown);
+    else if (this.studio.dataReport) this.error = null; // the file in use (a typed one that failed before was put back)
+    if (this.error !== null || (shown !== '' && this.studio.data !== shown) || !this.studio.dataReport) return false;
+    this.studio.page = 'hyperparameters';
+    return true;
   }
 
   /** Another file: it becomes the dataset once it reads; until then (and if it fails) the one before stays. */

@@ -56,8 +56,10 @@ export class ExportPage {
   /** the run's method and base model, from its history (null until read) */
   runMethod = $state<TrainMethod | null>(null);
   runModel = $state<string | null>(null);
-  /** the run's status (null: not known, or a folder that is no run) */
+  /** the run's status (null: not known yet, or its record could not be read) */
   runStatus = $state<RunStatus | 'missing' | null>(null);
+  /** why the run's record could not be read (null: read, or being read) */
+  runReadError = $state<string | null>(null);
 
   /** the folder out was last defaulted for (a new run gets a new default) */
   private defaultedFor: string | null = null;
@@ -79,9 +81,15 @@ export class ExportPage {
     return this.runMethod === null || this.runMethod === 'lora' || this.runMethod === 'qlora';
   }
 
-  /** Why Export is off for this run now (it has not finished), or null. */
+  /**
+   * Why Export is off for this run now (it has not finished, or that is not
+   * known yet), or null. Off until the run's status is known: an export the
+   * service refuses says so in words meant for the command line.
+   */
   get notReady(): string | null {
-    return notExportableYet(this.runStatus);
+    if (this.runStatus !== null) return notExportableYet(this.runStatus);
+    if (this.runReadError !== null) return `Export waits until it is known whether the run has finished, and its record could not be read: ${this.runReadError}`;
+    return 'Reading the run\'s status…';
   }
 
   get canExport(): boolean {
@@ -108,6 +116,7 @@ export class ExportPage {
     this.runMethod = null;
     this.runModel = null;
     this.runStatus = null;
+    this.runReadError = null;
     await Promise.all([this.readRun(runDir), this.offerFreshDefault(runDir)]);
   }
 
@@ -119,8 +128,10 @@ export class ExportPage {
       this.runMethod = history.entry.method;
       this.runModel = history.entry.model;
       this.runStatus = history.entry.status;
-    } catch {
-      // an adapter folder that is no run: export names the problem itself, if there is one
+      this.runReadError = null;
+    } catch (e) {
+      // a re-read that fails keeps the status read before; with none, Export stays off and says why
+      if (this.defaultedFor === runDir && this.runStatus === null) this.runReadError = messageOf(e);
     }
   }
 

@@ -26,6 +26,8 @@ export class ModelPage {
   draft = $state('');
   /** the inspect in progress */
   private reading: Promise<void> | null = null;
+  /** answers to older reads are dropped: a newer choice (Enter on one folder, then Next with another) wins */
+  #generation = 0;
 
   constructor(private readonly studio: Studio) {
     this.draft = studio.model ?? '';
@@ -67,6 +69,7 @@ export class ModelPage {
   }
 
   private async read(dir: string, withEstimate: boolean): Promise<void> {
+    const generation = ++this.#generation;
     this.draft = dir;
     this.loading = dir;
     this.error = null;
@@ -82,6 +85,7 @@ export class ModelPage {
     }
     try {
       const overview = await api.call('inspectModel', request);
+      if (generation !== this.#generation) return;
       if (this.studio.model === dir && this.studio.overview) {
         this.studio.overview = overview;
       } else {
@@ -94,10 +98,11 @@ export class ModelPage {
         () => {}, // the list is a convenience; the model itself loaded
       );
     } catch (e) {
+      if (generation !== this.#generation) return;
       this.studio.showError(e);
       this.error = (e as Error).message;
     } finally {
-      this.loading = null;
+      if (generation === this.#generation) this.loading = null;
     }
   }
 }

@@ -69,6 +69,12 @@ export class Studio {
   hyper = $state<RunSettings['hyper']>({});
   /** the last checkRun verdict for these settings */
   check = $state<RunCheck | null>(null);
+  /**
+   * Method-specific settings put aside by a change of method (the LoRA rank
+   * while prompt tuning is chosen), restored when a method
+   * that has them is chosen again: arrowing through the methods loses nothing.
+   */
+  private setAside: RunSettings['hyper'] = {};
 
   /** step 5: the run being trained or last trained (set by the Train page, or by Runs → resume) */
   runId = $state<string | null>(null);
@@ -127,17 +133,27 @@ export class Studio {
     this.method = overview.recommended;
     this.dataReport = null;
     this.hyper = {};
+    this.setAside = {};
     this.check = null;
   }
 
   /**
-   * Another method: the settings only the old one had go (LoRA rank, virtual
-   * tokens...); the rest the user changed (learning rate, steps, eval split...) stay.
+   * Another method: the settings only the old one had are put aside (LoRA
+   * rank, virtual tokens...), and those of the new one put aside before come
+   * back; the rest the user changed (learning rate, steps, eval split...) stay.
    */
   chooseMethod(method: TrainMethod): void {
     if (method === this.method) return;
     this.method = method;
-    this.hyper = settingsFor(method, $state.snapshot(this.hyper) as RunSettings['hyper']);
+    const before = $state.snapshot(this.hyper) as RunSettings['hyper'];
+    const kept = settingsFor(method, before) as Record<string, unknown>;
+    const aside = this.setAside as Record<string, unknown>;
+    for (const [key, value] of Object.entries(before)) if (!(key in kept)) aside[key] = value;
+    for (const [key, value] of Object.entries(settingsFor(method, this.setAside))) {
+      if (METHOD_SPECIFIC[key as HyperKey] && !(key in kept)) kept[key] = value;
+      delete aside[key];
+    }
+    this.hyper = kept as RunSettings['hyper'];
     this.check = null;
   }
 

@@ -80,6 +80,32 @@ describe('Studio.reachable', () => {
     expect(s.hyper).toEqual(shared);
   });
 
+  it('arrowing through the methods loses no method\'s own settings: they come back with the method', () => {
+    const s = new Studio();
+    s.chooseModel('/m', overview);
+    s.chooseMethod('lora');
+    s.hyper = { lr: 1e-3, rank: 64, alpha: 128 };
+    s.chooseMethod('qlora');
+    s.hyper = { ...s.hyper, doubleQuant: false };
+    s.chooseMethod('prompt');
+    expect(s.hyper).toEqual({ lr: 1e-3 }); // sent and checked for prompt tuning: only its own
+    s.hyper = { ...s.hyper, virtualTokens: 12 };
+    s.chooseMethod('lora'); // back: LoRA's rank is 64 again
+    expect(s.hyper).toEqual({ lr: 1e-3, rank: 64, alpha: 128 });
+    s.chooseMethod('qlora');
+    expect(s.hyper).toEqual({ lr: 1e-3, rank: 64, alpha: 128, doubleQuant: false });
+    s.hyper = { ...s.hyper, rank: 32 }; // changed under QLoRA: the newest value is the one kept
+    s.chooseMethod('prefix');
+    expect(s.hyper).toEqual({ lr: 1e-3, virtualTokens: 12 });
+    s.chooseMethod('lora');
+    expect(s.hyper).toEqual({ lr: 1e-3, rank: 32, alpha: 128 });
+    // another model starts over: nothing comes back
+    s.chooseModel('/m2', overview);
+    s.chooseMethod('prompt');
+    s.chooseMethod('lora');
+    expect(s.hyper).toEqual({});
+  });
+
   it('knows which settings are method-specific exactly as the form\'s field definitions do', async () => {
     const { spec } = await openModelFolder(demoPaths().model);
     const methods: TrainMethod[] = ['lora', 'qlora', 'full', 'prompt', 'prefix'];

@@ -44,6 +44,12 @@ export class TrainPage {
   private flushScheduled = false;
   /** the connection state last given (null: none yet) */
   private lastState: ConnectionState | null = null;
+  /**
+   * The run's record could not be read (e.g. the page opened before it was
+   * connected): the view may be missing all of it, so the next 'open' reads
+   * it again, as after a lost connection.
+   */
+  private needsResync = false;
 
   constructor(
     private readonly studio: Studio,
@@ -73,7 +79,8 @@ export class TrainPage {
    * The connection changed: a socket that closed (after being open, or after
    * a try) is a lost connection until it opens again; then the view is
    * rebuilt from the run's record. The first state given (at mount) is only
-   * taken as it is: a page not yet connected has lost nothing.
+   * taken as it is: a page not yet connected has lost nothing, but a record
+   * it failed to read meanwhile is read again once it is connected.
    */
   setConnection(state: ConnectionState): void {
     const before = this.lastState;
@@ -81,7 +88,7 @@ export class TrainPage {
     this.connection = state;
     if (state === 'refused' || (state === 'closed' && before !== null)) this.lost = true;
     else if (state === 'open') {
-      const wasLost = this.lost;
+      const wasLost = this.lost || this.needsResync;
       this.lost = false;
       if (wasLost) void this.resync();
     }
@@ -107,11 +114,13 @@ export class TrainPage {
 
   /**
    * What a screen reader hears: the run's status when it changes, and each
-   * quarter of the way while it trains; not every step.
+   * quarter of the way while it trains; not every step. Not the connection
+   * (its notice is an alert of its own, and the run's status stays as last
+   * heard), and not a failure (its message is an alert): one voice each.
    */
   get announcement(): string {
     const m = this.monitor;
-    if (this.lost) return 'Not connected to PEFT Studio.';
+    if (m.status === 'failed' && m.message) return '';
     const words = STATUS_WORDS[m.status];
     const progress = m.progress;
     if (m.status === 'running' && progress !== null && progress >= 0.25) return `Run ${words}, ${Math.floor(progress * 4) * 25}% done.`;
@@ -166,6 +175,7 @@ export class TrainPage {
     this.monitor = new RunMonitor();
     this.resumeOptions = null;
     this.historyError = null;
+    this.needsResync = false;
     const monitor = this.monitor;
     try {
       const history = await this.api.call('runHistory', { runDir });
@@ -179,6 +189,8 @@ export class TrainPage {
       }
     } catch (e) {
       if (monitor !== this.monitor) return;
+      // read it again once connected (it may have failed for want of a connection)
+      this.needsResync = true;
       // a run started a moment ago may not have written its metrics yet; live events still come
       if (runId === null) this.historyError = e instanceof Error ? e.message : String(e);
     }

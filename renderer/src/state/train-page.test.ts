@@ -170,7 +170,8 @@ describe('TrainPage while the connection is lost', () => {
     expect(page.connected).toBe(false);
     expect(page.connectionNotice).toMatch(/^Not connected to PEFT Studio\. If it is still running, so is the run/);
     expect(page.controlsOffBecause).toBe('Pause and Cancel work again once this page is connected to PEFT Studio.');
-    expect(page.announcement).toBe('Not connected to PEFT Studio.');
+    // the notice (role=alert) says it; the status announcement stays on the run, so only one speaks
+    expect(page.announcement).toBe('Run training, 50% done.');
     page.setConnection('connecting'); // trying again: still lost
     expect(page.connectionNotice).not.toBeNull();
     expect(page.controlsOffBecause).not.toBeNull();
@@ -185,5 +186,50 @@ describe('TrainPage while the connection is lost', () => {
     expect(page.connectionNotice).toBe(REFUSED_MESSAGE);
     expect(page.controlsOffBecause).toMatch(/open the address it printed/);
     for (const text of [page.connectionNotice, page.controlsOffBecause]) expect(text).not.toMatch(/pauseRun|cancelRun|code \d+|1006/);
+  });
+});
+
+describe('TrainPage opened before it is connected', () => {
+  it('reads the run record again once connected when the first read failed (not "starting…" for ever)', async () => {
+    let connected = false;
+    let reads = 0;
+    const s = CANCELLED.filter((e): e is StepEvent => e.type === 'step');
+    const api: ApiTransport = {
+      call: (async (method: string) => {
+        if (method !== 'runHistory') throw new Error(`unexpected ${method}`);
+        reads++;
+        if (!connected) throw new Error('No answer from PEFT Studio: the connection to it was lost.');
+        return {
+          dir: RUN_DIR, runId: RUN_ID, config: {} as never, evals: [],
+          steps: s.slice(0, 3).map((e) => ({ step: e.step, loss: e.loss, lr: e.lr, gradNorm: e.gradNorm, tokensPerSecond: e.tokensPerSecond })),
+          entry: { dir: RUN_DIR, model: '/m', method: 'lora', status: 'running', created: '', updated: '', steps_done: 3, total_steps: 8, best_eval_loss: null, adapter: null, resumable: true, message: null },
+        };
+      }) as ApiTransport['call'],
+      onEvent: () => () => {},
+    };
+    const page = new TrainPage(new Studio(), api, () => {});
+    page.setConnection('closed'); // at mount: not connected yet, nothing lost
+    await page.follow(RUN_ID, RUN_DIR); // the read fails for want of a connection
+    expect(reads).toBe(1);
+    expect(page.monitor.status).toBe('waiting'); // "starting…"
+    connected = true;
+    page.setConnection('connecting');
+    page.setConnection('open');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(reads).toBe(2);
+    expect(page.monitor.status).toBe('running');
+    expect(page.monitor.step).toBe(3);
+  });
+});
+
+describe('TrainPage announcements', () => {
+  it('a failure is said once: by its alert, not by the status announcement too', () => {
+    const page = new TrainPage(new Studio(), scriptedTransport().api, () => {});
+    page.monitor.apply({ ...template, step: 2, totalSteps: 8 });
+    expect(page.announcement).toBe('Run training, 25% done.');
+    page.monitor.apply({ type: 'failed', kind: 'error', step: 2, message: 'The run stopped: out of memory.', resumable: false, checkpoint: null });
+    expect(page.monitor.status).toBe('failed');
+    expect(page.monitor.message).toBe('The run stopped: out of memory.');
+    expect(page.announcement).toBe('');
   });
 });

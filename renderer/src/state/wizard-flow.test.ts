@@ -20,6 +20,7 @@ import { RunsPage } from './runs-page.svelte.js';
 import { Studio } from './studio.svelte.js';
 import { TrainPage } from './train-page.svelte.js';
 import { TryPanel } from './try-panel.svelte.js';
+import { until } from '../testing/dom-waits.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-renderer-flow-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -30,13 +31,6 @@ let demo: DemoPaths;
 
 const wire = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
-async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 function demoStudio(): Studio {
   const studio = new Studio();

@@ -3,83 +3,105 @@
 // and the run training in the service, found again by asking the service
 // (its run list, then the run's history for its live id). The Train page
 // then follows that run as if the page had never gone away.
-import type { ApiEvent, ApiTransport, DatasetReport, ModelOverview, RunSettings, TrainMethod } from '../../../electron/api/contract.js';
+import type { ApiEvent, ApiTransport, RunSettings, TrainMethod } from '../../../electron/api/contract.js';
 import { STEPS, type LiveRun, type Page, type Studio } from './studio.svelte.js';
 
 export const SESSION_KEY = 'peft-studio-wizard';
 
-/** The part of the Studio a reload must not lose. */
+/**
+ * The part of the Studio a reload must not lose: the user's choices only.
+ * What the service said of them (the model overview, the data report) is
+ * asked again on restore, so a snapshot never holds an answer of another
+ * app version, and a model folder or data file that is gone is said so.
+ */
 export interface WizardSnapshot {
-  version: 1;
+  version: 2;
   page: Page;
   model: string | null;
-  overview: ModelOverview | null;
   method: TrainMethod | null;
   data: string | null;
   dataFormat: RunSettings['dataFormat'];
   completionOnly: boolean;
   pack: boolean;
-  dataReport: DatasetReport | null;
   hyper: RunSettings['hyper'];
   runDir: string | null;
 }
 
 export function snapshotOf(studio: Studio): WizardSnapshot {
   return $state.snapshot({
-    version: 1 as const,
+    version: 2 as const,
     page: studio.page,
-    model: studio.model,
-    overview: studio.overview,
+    model: studio.overview ? studio.model : null,
     method: studio.method,
-    data: studio.data,
+    data: studio.dataReport ? studio.data : null,
     dataFormat: studio.dataFormat,
     completionOnly: studio.completionOnly,
     pack: studio.pack,
-    dataReport: studio.dataReport,
     hyper: studio.hyper,
     runDir: studio.runDir,
   }) as WizardSnapshot;
 }
 
 const PAGES: readonly string[] = [...STEPS, 'runs'];
+const METHODS: readonly string[] = ['lora', 'qlora', 'full', 'prompt', 'prefix'];
+const FORMATS: readonly string[] = ['auto', 'alpaca', 'chat', 'completion', 'text', 'tokenized'];
 
-/** Puts a snapshot back; the page only if its step is open with these choices. */
-export function applySnapshot(studio: Studio, snap: WizardSnapshot): void {
-  studio.model = snap.model;
-  studio.overview = snap.overview;
-  studio.method = snap.method;
-  studio.data = snap.data;
-  studio.dataFormat = snap.dataFormat;
-  studio.completionOnly = snap.completionOnly;
-  studio.pack = snap.pack;
-  studio.dataReport = snap.dataReport;
-  studio.hyper = snap.hyper ?? {};
-  // the run's live id belongs to the service's session: the Train page asks for it again
-  studio.runDir = snap.runDir;
-  studio.runId = null;
-  if (PAGES.includes(snap.page) && studio.reachable(snap.page)) studio.page = snap.page;
-}
+const stringOrNull = (v: unknown): v is string | null => v === null || typeof v === 'string';
 
-/** The snapshot this tab saved, or null (none, or not one this version wrote). */
+/** The snapshot this tab saved, or null (none, one of another version, or one whose fields are not what this version writes). */
 export function readSnapshot(storage: Pick<Storage, 'getItem'>): WizardSnapshot | null {
+  let json: Record<string, unknown> | null;
   try {
-    const json = JSON.parse(storage.getItem(SESSION_KEY) ?? 'null') as Partial<WizardSnapshot> | null;
-    return json && json.version === 1 ? (json as WizardSnapshot) : null;
+    json = JSON.parse(storage.getItem(SESSION_KEY) ?? 'null') as Record<string, unknown> | null;
   } catch {
     return null;
   }
+  if (!json || typeof json !== 'object' || json.version !== 2) return null;
+  const ok = typeof json.page === 'string' && PAGES.includes(json.page) && stringOrNull(json.model) && stringOrNull(json.data) && stringOrNull(json.runDir) &&
+    (json.method === null || (typeof json.method === 'string' && METHODS.includes(json.method))) &&
+    typeof json.dataFormat === 'string' && FORMATS.includes(json.dataFormat) && typeof json.completionOnly === 'boolean' && typeof json.pack === 'boolean' &&
+    typeof json.hyper === 'object' && json.hyper !== null && !Array.isArray(json.hyper);
+  return ok ? (json as unknown as WizardSnapshot) : null;
+}
+
+/**
+ * Puts a snapshot back: the run folder and the page at once when the page
+ * needs only the run (Train, Export, Runs), then the model and the dataset
+ * as the service reads them again (a folder or file that is gone is shown
+ * as the error it is, and the wizard stops there). The page the user was on
+ * is restored only if they have not moved meanwhile and its step is open.
+ */
+export async function restoreSnapshot(studio: Studio, api: ApiTransport, snap: WizardSnapshot): Promise<void> {
+  const untouched = () => studio.page === 'model' || studio.page === snap.page;
+  studio.runDir = snap.runDir;
+  studio.runId = null; // the run's live id belongs to the service's session: the Train page asks for it again
+  studio.dataFormat = snap.dataFormat;
+  studio.completionOnly = snap.completionOnly;
+  studio.pack = snap.pack;
+  if (studio.page === 'model' && studio.reachable(snap.page)) studio.page = snap.page;
+  if (snap.model === null) return;
+  try {
+    const overview = await api.call('inspectModel', { model: snap.model });
+    studio.model = snap.model;
+    studio.overview = overview;
+    studio.method = snap.method;
+    studio.hyper = snap.hyper;
+    if (snap.data !== null && snap.method !== null) {
+      const seqLen = typeof snap.hyper.seqLen === 'number' ? { seqLen: snap.hyper.seqLen } : {};
+      studio.dataReport = await api.call('inspectData', { model: snap.model, data: snap.data, format: snap.dataFormat, completionOnly: snap.completionOnly, pack: snap.pack, ...seqLen });
+      studio.data = snap.data;
+    }
+  } catch (e) {
+    studio.showError(e);
+  }
+  if (untouched() && studio.reachable(snap.page)) studio.page = snap.page;
 }
 
 export function saveSnapshot(storage: Pick<Storage, 'setItem'>, snap: WizardSnapshot): void {
   try {
     storage.setItem(SESSION_KEY, JSON.stringify(snap));
   } catch {
-    // storage full (a huge data report): keep the choices, the Data step reads the file again
-    try {
-      storage.setItem(SESSION_KEY, JSON.stringify({ ...snap, dataReport: null, page: snap.page === 'hyperparameters' ? 'data' : snap.page }));
-    } catch {
-      // no storage at all: a reload starts over, as before
-    }
+    // no storage (full, or switched off): a reload starts over, as before
   }
 }
 
@@ -101,38 +123,56 @@ export async function findLiveRuns(api: ApiTransport): Promise<LiveRun[]> {
 }
 
 /**
- * After a reload: learn which runs train, and open the Train page on one
- * (the run this tab followed, else the newest) so a running run is never
- * hidden behind an empty wizard.
+ * After a reload: learn which runs train (the Train page offers to follow
+ * them). The run this tab followed is found again (its live id); with no
+ * run of its own, a new tab opens the Train page on the newest live run, so
+ * a running run is never hidden behind an empty wizard. Nothing is changed
+ * if the user moved on while the service answered.
  */
-export async function reattachLiveRun(studio: Studio, api: ApiTransport): Promise<void> {
+export async function reattachLiveRun(studio: Studio, api: ApiTransport, restored: WizardSnapshot | null): Promise<void> {
+  const page = studio.page;
+  const runDir = studio.runDir;
   const live = await findLiveRuns(api);
   // events heard meanwhile are newer than the list: keep runs they added
   const heard = studio.liveRuns.filter((r) => !live.some((l) => l.runDir === r.runDir));
   studio.liveRuns = [...live, ...heard];
-  if (live.length === 0) return;
-  const run = live.find((r) => r.runDir === studio.runDir) ?? live[0];
-  studio.runDir = run.runDir;
-  studio.runId = run.runId;
+  if (studio.page !== page || studio.runDir !== runDir) return;
+  const own = runDir === null ? undefined : live.find((r) => r.runDir === runDir);
+  if (own) {
+    studio.runId = own.runId;
+    if (restored === null) studio.page = 'train';
+    return;
+  }
+  // this tab's own run (finished, or gone) stays its run: another tab's live one is only offered
+  if (runDir !== null || restored !== null || live.length === 0) return;
+  studio.runDir = live[0].runDir;
+  studio.runId = live[0].runId;
   studio.page = 'train';
 }
 
 /**
- * Restores this tab's wizard (now), keeps saving it as it changes, tracks
- * the live runs from the service's events, and re-attaches to a running
- * run. Call once, right after the Studio is created; returns the stop.
+ * Restores this tab's wizard, keeps saving it as it changes (from the moment
+ * it is restored: a reload during the restore keeps the old snapshot),
+ * tracks the live runs from the service's events, and re-attaches to a
+ * running run. Call once, right after the Studio is created; returns the stop.
  */
 export function keepSession(studio: Studio, api: ApiTransport, storage: Pick<Storage, 'getItem' | 'setItem'>): () => void {
   const saved = readSnapshot(storage);
-  if (saved) applySnapshot(studio, saved);
-  const stopSaving = $effect.root(() => {
-    $effect(() => saveSnapshot(storage, snapshotOf(studio)));
-  });
+  let stopped = false;
+  let stopSaving = () => {};
   const offEvents = api.onEvent((e: ApiEvent) => studio.noteRunEvent(e));
-  void reattachLiveRun(studio, api).catch(() => {
-    // no answer (the server is gone): the connection state says so; the wizard is restored anyway
+  void (async () => {
+    if (saved) await restoreSnapshot(studio, api, saved);
+    if (stopped) return;
+    stopSaving = $effect.root(() => {
+      $effect(() => saveSnapshot(storage, snapshotOf(studio)));
+    });
+    await reattachLiveRun(studio, api, saved);
+  })().catch(() => {
+    // no answer (the server is gone): the connection state says so
   });
   return () => {
+    stopped = true;
     stopSaving();
     offEvents();
   };

@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import { flushSync } from 'svelte';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ApiError, type ApiEvent, type ApiTransport, type DatasetReport, type DemoPaths, type ModelOverview } from '../../../electron/api/contract.js';
+import { ApiError, type ApiEvent, type ApiTransport, type DemoPaths } from '../../../electron/api/contract.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { Studio } from './studio.svelte.js';
 import { TrainPage } from './train-page.svelte.js';
 import { keepSession, readSnapshot, SESSION_KEY } from './wizard-session.svelte.js';
+import { until } from '../testing/dom-waits.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-wizard-session-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -22,15 +23,6 @@ let api: ApiTransport;
 let demo: DemoPaths;
 const wire = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
-async function until(what: string, cond: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    flushSync();
-    if (cond()) return;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** sessionStorage as a tab has it */
 function tabStorage(): Pick<Storage, 'getItem' | 'setItem'> & { items: Map<string, string> } {
@@ -80,6 +72,10 @@ describe('a reload while a run trains', () => {
     // the reload: a new Studio, the same tab storage, the same service
     const after = new Studio();
     const stop = keepSession(after, api, storage);
+    // the run's page at once; the model and the dataset as the service reads them again
+    expect(after.page).toBe('train');
+    expect(after.runDir).toBe(started.runDir);
+    await until('the wizard read again', () => after.dataReport !== null);
     expect(after.model).toBe(demo.model);
     expect(after.method).toBe('lora');
     expect(after.data).toBe(data);
@@ -128,17 +124,51 @@ describe('a reload while a run trains', () => {
     expect(JSON.parse(storage.items.get(SESSION_KEY)!).runDir).toBe(started.runDir);
   }, 60_000);
 
-  it('ignores a snapshot it cannot read, and a page whose step is not open', () => {
+  it('ignores a snapshot it cannot read, of another version, or with fields it does not write; a page whose step is not open', () => {
     const storage = tabStorage();
-    storage.setItem(SESSION_KEY, '{not json');
-    const studio = new Studio();
     const quiet: ApiTransport = { call: () => new Promise(() => {}), onEvent: () => () => {} };
-    keepSession(studio, quiet, storage)();
-    expect(studio.page).toBe('model');
-    storage.setItem(SESSION_KEY, JSON.stringify({ version: 1, page: 'export', model: '/m', overview: { recommended: 'lora' } as unknown as ModelOverview, method: 'lora', data: null, dataFormat: 'auto', completionOnly: true, pack: false, dataReport: null as DatasetReport | null, hyper: {}, runDir: null }));
+    const good = { version: 2, page: 'export', model: '/m', method: 'lora', data: null, dataFormat: 'auto', completionOnly: true, pack: false, hyper: {}, runDir: null };
+    for (const bad of ['{not json', JSON.stringify({ ...good, version: 1 }), JSON.stringify({ ...good, method: 'dora' }), JSON.stringify({ ...good, hyper: [] }), JSON.stringify({ ...good, page: 'nowhere' })]) {
+      storage.setItem(SESSION_KEY, bad);
+      expect(readSnapshot(storage), bad).toBeNull();
+    }
+    storage.setItem(SESSION_KEY, JSON.stringify(good));
+    expect(readSnapshot(storage)).toEqual(good);
     const again = new Studio();
     keepSession(again, quiet, storage)();
-    expect(again.model).toBe('/m');
-    expect(again.page).toBe('model'); // Export needs a run
+    expect(again.page).toBe('model'); // Export needs a run; the model is only taken once the service has read it again
+    expect(again.model).toBeNull();
   });
+
+  it('a model folder that is gone since: its error is shown, the wizard stays on the Model page', async () => {
+    const storage = tabStorage();
+    storage.setItem(SESSION_KEY, JSON.stringify({ version: 2, page: 'data', model: join(home, 'no-such-model'), method: 'lora', data: null, dataFormat: 'auto', completionOnly: true, pack: false, hyper: {}, runDir: null }));
+    const studio = new Studio();
+    const stop = keepSession(studio, api, storage);
+    await until('the error', () => studio.error !== null);
+    expect(studio.error!.message).toContain('no-such-model');
+    expect(studio.model).toBeNull();
+    expect(studio.page).toBe('model');
+    stop();
+  });
+
+  it('a reload does not take another tab\'s live run over this tab\'s own finished one', async () => {
+    const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+    let stepped = false;
+    const offSteps = api.onEvent((e) => void (e.type === 'run' && e.event.type === 'step' && (stepped = true)));
+    const other = await api.call('startRun', { model: demo.model, data, method: 'lora', hyper: { steps: 100_000, threads: 1 } });
+    await until('its first step', () => stepped);
+    offSteps();
+    const storage = tabStorage();
+    const mine = join(home, 'runs', 'mine-finished');
+    storage.setItem(SESSION_KEY, JSON.stringify({ version: 2, page: 'export', model: null, method: null, data: null, dataFormat: 'auto', completionOnly: true, pack: false, hyper: {}, runDir: mine }));
+    const studio = new Studio();
+    const stop = keepSession(studio, api, storage);
+    await until('the live runs known', () => studio.liveRuns.some((r) => r.runId === other.runId));
+    expect(studio.runDir).toBe(mine);
+    expect(studio.page).toBe('export');
+    await api.call('cancelRun', { runId: other.runId });
+    await until('the run ended', () => studio.liveRuns.length === 0);
+    stop();
+  }, 60_000);
 });

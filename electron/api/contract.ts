@@ -120,6 +120,9 @@ export interface MethodAdvice {
   unavailable: string | null;
 }
 
+/** A run of the index as the app lists it: with its live id while this service trains it. */
+export type RunListEntry = RunIndexEntry & { runId: string | null };
+
 export interface ModelOverview {
   report: InspectReport;
   machine: MachineSummary;
@@ -345,7 +348,8 @@ export interface ApiMethods {
   pauseRun: { request: RunIdRequest; response: Record<string, never> };
   continueRun: { request: RunIdRequest; response: Record<string, never> };
   cancelRun: { request: RunIdRequest; response: Record<string, never> };
-  listRuns: { request: Record<string, never>; response: RunIndexEntry[] };
+  /** every run of the index; `runId` is the live id of one this service trains now (null otherwise) */
+  listRuns: { request: Record<string, never>; response: RunListEntry[] };
   runHistory: { request: { runDir: string }; response: RunHistory };
   exportAdapter: { request: ExportRequest; response: ExportResult };
   generate: { request: GenerateRequest; response: GenerateResponse };

@@ -33,7 +33,7 @@ describe('a run folder passed as the model', () => {
     const data = writeJsonl(join(dir, 'd.jsonl'), cycleRows(2, 8));
     const run = join(dir, 'run');
     expect((await cli(['train', '--model', model.dir, '--data', data, '--out', run, '--steps', '1', '--threads', '1'])).code).toBe(0);
-    const advice = `${run}: is a training run folder (run.json), not a model. Pass it as --adapter ${run} (train: --init-adapter) and its base model as --model ${model.dir} (from run.json)`;
+    const advice = `${run}: is a training run folder (run.json), not a model. Pass it as --adapter ${run} (eval, generate, merge; train: --init-adapter) and its base model as --model ${model.dir} (from run.json)`;
     for (const argv of [['inspect', run], ['eval', '--model', run, '--data', data]]) {
       const r = await cli(argv);
       expect(r.code, argv[0]).not.toBe(0);

@@ -35,7 +35,9 @@ export async function refuseOutputOverInputs(out: string, inputs: readonly Named
     else if (isWithin(outReal, inReal)) relation = `lies inside ${input.what} ${inAbs}`;
     else if (isWithin(inReal, outReal)) relation = `contains ${input.what} ${inAbs}`;
     if (relation === null) continue;
-    const via = outReal !== outAbs || inReal !== inAbs ? ` (through a symbolic link: ${outReal} and ${inReal})` : '';
+    const via = outReal === inReal && (outReal !== outAbs || inReal !== inAbs)
+      ? ` (through a symbolic link: both are ${inReal})`
+      : outReal !== outAbs || inReal !== inAbs ? ` (through a symbolic link: ${outReal} and ${inReal})` : '';
     throw new OutputOverlapError(
       `${flag} ${outAbs}: ${relation}${via}; ${command} replaces the whole ${flag} folder, so it would delete its own input. ` +
         `Choose a separate ${flag} folder that neither holds nor lies inside ${inAbs}`,

@@ -299,11 +299,11 @@ describe('a folder passed as a model that is not one', () => {
     await mkdir(adapter);
     await writeFile(join(adapter, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', base_model_name_or_path: '/models/base' }));
     await expect(openModelFolder(adapter)).rejects.toThrow(
-      `${adapter}: is an adapter folder (adapter_config.json), not a model. Pass it as --adapter ${adapter} (train: --init-adapter) and its base model as --model /models/base (from adapter_config.json)`);
+      `${adapter}: is an adapter folder (adapter_config.json), not a model. Pass it as --adapter ${adapter} (eval, generate, merge; train: --init-adapter) and its base model as --model /models/base (from adapter_config.json)`);
     // run.json names the folder the run really used
     await writeFile(join(adapter, 'run.json'), JSON.stringify({ config: { model: '/runs/base-as-trained' } }));
     await expect(openModelFolder(adapter)).rejects.toThrow(
-      `${adapter}: is a training run folder (run.json), not a model. Pass it as --adapter ${adapter} (train: --init-adapter) and its base model as --model /runs/base-as-trained (from run.json)`);
+      `${adapter}: is a training run folder (run.json), not a model. Pass it as --adapter ${adapter} (eval, generate, merge; train: --init-adapter) and its base model as --model /runs/base-as-trained (from run.json)`);
     const unnamed = fresh();
     await mkdir(unnamed);
     await writeFile(join(unnamed, 'adapter_config.json'), '{}');

@@ -65,7 +65,7 @@ export async function notAModelFolder(dir: string): Promise<string | null> {
     const baseAdvice = base
       ? `and its base model as --model ${base} (from ${from})`
       : 'and its base model folder as --model';
-    return `${dir}: is ${what}, not a model. Pass it as --adapter ${dir} (train: --init-adapter) ${baseAdvice}`;
+    return `${dir}: is ${what}, not a model. Pass it as --adapter ${dir} (eval, generate, merge; train: --init-adapter) ${baseAdvice}`;
   }
   const name = basename(dir);
   if (/^models--.+--.+$/.test(name) || (await exists(join(dir, 'snapshots')) && (await exists(join(dir, 'refs')) || (await exists(join(dir, 'blobs')))))) {

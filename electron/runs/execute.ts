@@ -219,7 +219,10 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
         `Put the data back at ${existing.config.data} and resume without --data`);
     }
     if (options.resume && existing?.data_sha256 && existing.data_sha256 !== dataSha) {
-      throw new NotOurRunError(`${config.data}: the data file changed since the run started (its sha256 differs); a resumed run must see the same data. Restore the file, or start a new run with another --out.`);
+      const moved = resolve(config.data) !== resolve(existing.config.data);
+      throw new NotOurRunError(moved
+        ? `--data ${config.data}: is not the data file this run started with (${existing.config.data}; the sha256 differs); a resumed run must see the same data. Give the file it started with, or start a new run with another --out.`
+        : `${config.data}: the data file changed since the run started (its sha256 differs); a resumed run must see the same data. Restore the file, or start a new run with another --out.`);
     }
     const total = totalSteps(data.train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
     const addon = loadAddon();
@@ -455,7 +458,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       const pos = summary.position;
       const dir = pos.step === 0 ? null : lastCheckpoint === pos.step ? paths.checkpoint(pos.step) : await checkpoint(pos);
       const reason = control?.stopCause ?? 'user';
-      const what = reason === 'shutdown' ? 'stopped because PEFT Studio shut down' : 'cancelled';
+      const what = reason === 'shutdown' ? 'stopped by a shutdown (PEFT Studio closing, or SIGTERM)' : 'cancelled';
       const message = `${what} after step ${pos.step} of ${total}; continue with peft-studio train --resume ${config.out}`;
       return await finish({ type: 'cancelled', step: pos.step, checkpoint: dir, message, reason }, { status: 'cancelled', message, steps_done: pos.step, stopped_by: reason });
     }

@@ -228,7 +228,8 @@ export class TrainingRun {
   private async markInterrupted(message: string): Promise<void> {
     const record = await readRunRecord(this.runDir);
     if (!record || record.pid === null || record.pid !== this.child?.pid) return;
-    Object.assign(record, { status: 'interrupted', pid: null, pid_start: null, message });
+    // a stop at once that someone asked for (a second Ctrl-C, the app's shutdown) is recorded as theirs
+    Object.assign(record, { status: 'interrupted', pid: null, pid_start: null, message, stopped_by: this.stopRequested });
     await writeRunRecord(this.runDir, record);
     await recordInIndex(this.runDir, record);
   }

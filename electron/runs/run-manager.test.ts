@@ -301,6 +301,7 @@ describe('crash-proof runs', () => {
     const message = (end as { message: string }).message;
     expect(message).toMatch(/stopped at once at the user's request/);
     expect(message).not.toMatch(/memory/);
+    expect((await readRunRecord(out))!).toMatchObject({ status: 'interrupted', stopped_by: 'user' });
   });
 
   it('a native crash of the child is reported to a parent that lives on, and the run shows as interrupted', async () => {

@@ -32,7 +32,9 @@ export function inspectSettings(req: Omit<InspectModelRequest, 'model'>, spec: M
 export async function modelOverview(req: InspectModelRequest, machine: MachineSummary): Promise<ModelOverview> {
   const folder = await openModelFolder(req.model);
   const info = machineInfo();
-  const report = inspectModel(loadAddon(), folder, inspectSettings(req, folder.spec), info);
+  const inspected = inspectModel(loadAddon(), folder, inspectSettings(req, folder.spec), info);
+  // the notices in the Model page's words: its estimate's fields, not inspect's flags
+  const report = { ...inspected, notices: inspected.notices.map((n) => n.replace(/(?<=^|[\s(])--seq-len(?=[\s:]|$)/g, 'sequence length')) };
   // measured where a run would go by default: the first GPU when there is one, else the RAM
   const advice = recommendMethod(report, report.fits_in.available_bytes);
   return { report, machine: { ...machine, availableMemoryBytes: info.available_memory_bytes }, ...advice };

@@ -37,8 +37,12 @@ const refused = (errors: FieldError[], config: TrainConfig | null = null): Check
 
 /** A model check's message in the form's words, and the field it is about. */
 function modelCheckError(message: string): FieldError {
-  const field = /--seq-len/.test(message) ? 'hyper.seqLen' : /--layers/.test(message) ? 'hyper.layers' : /--pack/.test(message) ? 'pack' : 'method';
-  return { field, message: message.replace(/--seq-len/g, 'seqLen').replace(/--pack/g, 'pack').replace(/--method/g, 'method') };
+  const field = /^--batch-size/.test(message) ? 'hyper.batchSize' : /--seq-len/.test(message) ? 'hyper.seqLen' : /--layers/.test(message) ? 'hyper.layers' : /--pack/.test(message) ? 'pack' : 'method';
+  return {
+    field,
+    message: message.replace(/--batch-size/g, 'batchSize').replace(/--grad-accum/g, 'gradAccum').replace(/--seq-len/g, 'seqLen')
+      .replace(/--pack/g, 'pack').replace(/--method/g, 'method'),
+  };
 }
 
 /** What the form can change to make a run fit, in its own words. */

@@ -163,7 +163,7 @@ describe('close', () => {
     expect(end.type).toBe('cancelled');
     expect((end as { checkpoint: string | null }).checkpoint).not.toBeNull();
     // the app stopped it, not the user: the event, the record and the index say so
-    expect(end).toMatchObject({ reason: 'shutdown', message: expect.stringMatching(/^stopped because PEFT Studio shut down after step \d+ of 500; continue with peft-studio train --resume /) });
+    expect(end).toMatchObject({ reason: 'shutdown', message: expect.stringMatching(/^stopped by a shutdown \(PEFT Studio closing, or SIGTERM\) after step \d+ of 500; continue with peft-studio train --resume /) });
     const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { status: string; stopped_by: string };
     expect(record.status).toBe('cancelled');
     expect(record.stopped_by).toBe('shutdown');

@@ -137,7 +137,7 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
     pauseRun: async (request) => (runs.pause(Fields.of(request).string('runId', true)), {}),
     continueRun: async (request) => (runs.continue(Fields.of(request).string('runId', true)), {}),
     cancelRun: async (request) => (runs.cancel(Fields.of(request).string('runId', true)), {}),
-    listRuns: async () => (await listRuns()).filter((r) => policy.permits(r.dir)).map(inAppEntry),
+    listRuns: async () => (await listRuns()).filter((r) => policy.permits(r.dir)).map((r) => ({ ...inAppEntry(r), runId: runs.runIdOf(r.dir) })),
     runHistory: async (request) => {
       const dir = path(Fields.of(request), 'runDir');
       const history = await runHistory(dir, runs.runIdOf(dir));

@@ -174,6 +174,21 @@ export const MIN_TEXT_POSITIONS = 2;
  * real tokens have that many fewer, and at least MIN_TEXT_POSITIONS must be
  * left (`virtualTokensSource` names where the count came from).
  */
+/** Tokens one step may hold, virtual tokens included: the engine's kMaxTokensPerStep (model/batch_inputs.h). */
+export const MAX_TOKENS_PER_STEP = 2 ** 24;
+
+/**
+ * A batch no step can hold (a batch size of 1e9 typed in a form): refused by
+ * name, with the sequence length the run really has (its default is known
+ * only once the model is), before the engine would.
+ */
+export function checkStepTokens(config: Pick<TrainConfig, 'batchSize' | 'seqLen'>, virtualTokens = 0): void {
+  const tokens = config.batchSize * (config.seqLen + virtualTokens);
+  if (tokens <= MAX_TOKENS_PER_STEP) return;
+  throw new Error(`--batch-size ${config.batchSize} x --seq-len ${config.seqLen}${virtualTokens ? ` (+ ${virtualTokens} virtual tokens)` : ''} = ${tokens} tokens per step, ` +
+    `more than one step can hold (${MAX_TOKENS_PER_STEP}): lower --batch-size (raise --grad-accum to keep the effective batch) or --seq-len`);
+}
+
 export function checkSeqLenFits(seqLen: number, spec: ModelSpec, virtualTokens = 0, virtualTokensSource = '--virtual-tokens'): void {
   // Too many virtual tokens leave no room for any text: say that, rather than
   // advise a --seq-len of zero or less.

@@ -11,7 +11,7 @@ import { peftTypeOf } from '../adapters/any-adapter.js';
 import type { AdapterLayout } from '../adapters/layout.js';
 import { encoderHiddenSizeOf } from '../adapters/prompt-config.js';
 import { embeddingRowsFromWeights, promptInitTable } from '../adapters/prompt-init.js';
-import { checkSeqLenFits, trainsLora, type LoraSettings, type TrainConfig, type TrainMethod } from './config.js';
+import { checkSeqLenFits, checkStepTokens, trainsLora, type LoraSettings, type TrainConfig, type TrainMethod } from './config.js';
 import { countTrainedTokens, type Example } from './data.js';
 import { loadDataset, packExamples } from '../data/index.js';
 import { splitTrainEval } from './split.js';
@@ -69,6 +69,7 @@ export function checkAgainstModel(config: TrainConfig, folder: ModelFolder, lora
       'Resume with --model set to the folder of the model the run started with');
   }
   checkSeqLenFits(config.seqLen, folder.spec, runVirtualTokens(config));
+  checkStepTokens(config, runVirtualTokens(config));
   if (config.initAdapter !== null && !existsSync(config.initAdapter)) {
     throw new Error(`--init-adapter ${config.initAdapter}: no such folder. Give the folder of a PEFT adapter (adapter_config.json and adapter_model.safetensors), such as a finished run's --out`);
   }

@@ -124,9 +124,6 @@ export const SETTING_LIMITS = {
 
 export type LimitedField = keyof typeof SETTING_LIMITS;
 
-/** Tokens one step may hold, virtual tokens included: the engine's kMaxTokensPerStep (model/batch_inputs.h). */
-export const MAX_TOKENS_PER_STEP = 2 ** 24;
-
 /**
  * Steps in the app: at least 1. The CLI's `--steps 0` writes the freshly
  * initialised adapter (a tested use); a run of 0 steps started from the form
@@ -224,13 +221,6 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     if (clash) fail(clash, `${name(clash)} cannot be combined with ${name('initAdapter')}: the adapter's adapter_config.json decides it`);
   }
   if (given('steps') && given('epochs')) fail('steps', `give either ${name('steps')} or ${name('epochs')}, not both`);
-  // (a seqLen left to its default is counted at the largest default; the model may shrink it later)
-  const batch = s.batchSize ?? D.batchSize, seq = s.seqLen ?? D.seqLen, nvt = method === 'prompt' ? s.virtualTokens ?? D.virtualTokens : 0;
-  const stepTokens = batch * (seq + nvt);
-  if (stepTokens > MAX_TOKENS_PER_STEP) {
-    fail(given('batchSize') ? 'batchSize' : 'seqLen', `${name('batchSize')} ${batch} x ${name('seqLen')} ${seq}${nvt ? ` (+ ${nvt} virtual tokens)` : ''} = ${stepTokens} tokens per step, ` +
-      `more than one step can hold (${MAX_TOKENS_PER_STEP}): lower ${name('batchSize')} (raise ${name('gradAccum')} to keep the effective batch) or ${name('seqLen')}`);
-  }
   let targets;
   try {
     targets = resolveTargets(s.targets ?? [...PEFT_DEFAULT_TARGETS]);

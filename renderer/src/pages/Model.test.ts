@@ -3,7 +3,7 @@
 // is what Next goes on with. A typed folder is marked "not used yet"; Next
 // reads it first and stays on the page with its error when it is no model;
 // leaving the field reads it too.
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flushSync, mount, unmount, type Component } from 'svelte';
@@ -90,6 +90,29 @@ function modelCopy(name: string): string {
   return dir;
 }
 
+describe('what to know about the folder', () => {
+  it('tensors config.json does not use, and an estimate beyond the positions, are listed in the page\'s words', async () => {
+    const { root, studio } = await renderWithDemo();
+    expect(byId(root, 'model-notices')).toBeNull(); // the demo model: nothing to say
+    const fewer = modelCopy('copy-fewer-layers');
+    const config = JSON.parse(readFileSync(join(fewer, 'config.json'), 'utf8')) as { num_hidden_layers: number };
+    writeFileSync(join(fewer, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: config.num_hidden_layers - 1 }));
+    type(root, fewer);
+    byId(root, 'model-picker-use')!.click();
+    await until('the copy read', () => studio.model === fewer && byId(root, 'model-notices') !== null);
+    const last = config.num_hidden_layers - 1;
+    expect(byId(root, 'model-notices')!.textContent).toContain(`but the weights have ${config.num_hidden_layers}: model.layers.${last}.*`);
+    const seq = byId(root, 'estimate-seq') as HTMLInputElement;
+    seq.value = '4096';
+    seq.dispatchEvent(new Event('input', { bubbles: true }));
+    byId(root, 'estimate-apply')!.click();
+    await until('the estimate', () => (byId(root, 'model-notices')?.textContent ?? '').includes('4096'));
+    const text = byId(root, 'model-notices')!.textContent!;
+    expect(text).toContain('sequence length 4096 is beyond the model\'s max_position_embeddings');
+    expect(text).not.toContain('--seq-len');
+  }, 30_000);
+});
+
 describe('the model field and Next', () => {
   it('Next with a typed folder that is no model stays on the page with its error; with a model it goes on with that one', async () => {
     const { root, studio } = await renderWithDemo();
@@ -105,8 +128,9 @@ describe('the model field and Next', () => {
     expect(studio.page).toBe('model');
     expect(byId(root, 'model-error')!.textContent).toContain(notAModel);
     expect(studio.model).toBe(demo.model);
-    // the field still shows what was typed, so it can be corrected
+    // the field still shows what was typed, so it can be corrected; the focus is taken back to it (the error sits far above Next)
     expect((byId(root, 'model-picker-input') as HTMLInputElement).value).toBe(notAModel);
+    await until('the focus on the field', () => document.activeElement === byId(root, 'model-picker-input'));
 
     // put back the folder in use: Next goes on with it
     type(root, demo.model);

@@ -46,6 +46,11 @@ export const STATUS_WORDS: Record<MonitorStatus | 'missing', string> = {
   missing: 'folder missing',
 };
 
+/** The status in words; a cancelled run that the app's shutdown stopped (not the user) reads "stopped". */
+export function statusWords(status: MonitorStatus | 'missing', stoppedBy: StopCause | null | undefined = null): string {
+  return status === 'cancelled' && stoppedBy === 'shutdown' ? 'stopped' : STATUS_WORDS[status];
+}
+
 /** The status badge's colour class. */
 export function statusBadge(status: MonitorStatus | 'missing'): 'ok' | 'bad' | 'accent' | 'warn' {
   if (status === 'finished') return 'ok';
@@ -152,6 +157,8 @@ export class RunMonitor {
 
   /** how it ended, in words (cancelled / failed / interrupted) */
   message = $state<string | null>(null);
+  /** a cancelled run: who stopped it (the user, or the app shutting down); null otherwise */
+  stoppedBy = $state<StopCause | null>(null);
   failureKind = $state<FailedEvent['kind'] | null>(null);
   /** whether resumeRun can continue it */
   resumable = $state(false);
@@ -199,6 +206,7 @@ export class RunMonitor {
   awaitSession(): void {
     this.status = 'waiting';
     this.message = null;
+    this.stoppedBy = null;
     this.failureKind = null;
     this.resumable = false;
     this.etaSeconds = null;
@@ -259,6 +267,7 @@ export class RunMonitor {
         this.memoryEstimateBytes = e.memoryEstimateBytes;
         this.availableMemoryBytes = e.availableMemoryBytes;
         this.message = null;
+        this.stoppedBy = null;
         this.failureKind = null;
         this.resumable = false;
         this.say('info', e.resumedFrom === null
@@ -301,6 +310,7 @@ export class RunMonitor {
         this.elapsedSeconds = known(e.summary.elapsed_s) ?? this.elapsedSeconds;
         this.resumable = false;
         this.message = null;
+        this.stoppedBy = null;
         this.say('info', `finished: ${e.summary.steps} steps, final loss ${e.summary.final_loss?.toFixed(4) ?? '–'}` +
           (e.summary.final_eval_loss === null ? '' : `, final eval loss ${e.summary.final_eval_loss.toFixed(4)}`));
         return;
@@ -309,6 +319,7 @@ export class RunMonitor {
         this.step = Math.max(this.step, e.step);
         this.etaSeconds = null;
         this.message = cancelledMessage(e.step, this.totalSteps, e.checkpoint === null ? null : (checkpointStep(e.checkpoint) ?? e.step), e.reason ?? 'user');
+        this.stoppedBy = e.reason ?? 'user';
         this.resumable = e.checkpoint !== null;
         this.say('info', this.message);
         return;
@@ -367,6 +378,7 @@ export class RunMonitor {
     this.step = Math.max(h.entry.steps_done, before.length > 0 ? before[before.length - 1].step : 0);
     this.resumable = h.entry.resumable;
     this.message = entryMessage(h.entry);
+    this.stoppedBy = h.entry.status === 'cancelled' ? (h.entry.stopped_by ?? 'user') : null;
     this.etaSeconds = null;
     // a session runs in this folder but its worker has not written the
     // record yet: the ending on file is the previous session's

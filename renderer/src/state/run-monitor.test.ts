@@ -2,7 +2,7 @@
 // the demo model; see testdata/README.md) and must show what happened.
 import { describe, expect, it } from 'vitest';
 import type { RunEvent, RunHistory } from '../../../electron/api/contract.js';
-import { cancelledMessage, checkpointStep, EARLIER_LOG_NOTE, entryMessage, RunMonitor, STATUS_WORDS, statusBadge } from './run-monitor.svelte.js';
+import { cancelledMessage, checkpointStep, EARLIER_LOG_NOTE, entryMessage, RunMonitor, STATUS_WORDS, statusBadge, statusWords } from './run-monitor.svelte.js';
 import pausedResumed from './testdata/run-events-paused-resumed.json';
 import cancelled from './testdata/run-events-cancelled.json';
 import failed from './testdata/run-events-failed.json';
@@ -228,6 +228,14 @@ describe('RunMonitor details', () => {
 
   it('words every status as the Train and Runs pages show it', () => {
     expect(STATUS_WORDS.running).toBe('training');
+    // a run the app's shutdown stopped is not called cancelled: the user did not cancel it
+    expect(statusWords('cancelled', 'shutdown')).toBe('stopped');
+    expect(statusWords('cancelled', 'user')).toBe('cancelled');
+    expect(statusWords('cancelled')).toBe('cancelled');
+    const m = new RunMonitor();
+    m.apply({ type: 'cancelled', step: 4, checkpoint: null, message: 'stopped because PEFT Studio shut down after step 4 of 9', reason: 'shutdown' });
+    expect(m.stoppedBy).toBe('shutdown');
+    expect(m.message).toMatch(/^Stopped after step 4 .*because PEFT Studio shut down/);
     expect(STATUS_WORDS.waiting).toBe('starting…');
     expect(statusBadge('running')).toBe('accent');
     expect(statusBadge('missing')).toBe('bad');

@@ -6,7 +6,7 @@
 import type { ApiEvent, ApiTransport, RunEvent } from '../../../electron/api/contract.js';
 import { REFUSED_MESSAGE, type ConnectionState } from '../api/websocket.js';
 import { ResumeOptions } from './resume-options.svelte.js';
-import { RunMonitor, STATUS_WORDS } from './run-monitor.svelte.js';
+import { RunMonitor, statusWords } from './run-monitor.svelte.js';
 import type { Studio } from './studio.svelte.js';
 import { findLiveRuns } from './wizard-session.svelte.js';
 
@@ -121,7 +121,7 @@ export class TrainPage {
   get announcement(): string {
     const m = this.monitor;
     if (m.status === 'failed' && m.message) return '';
-    const words = STATUS_WORDS[m.status];
+    const words = statusWords(m.status, m.stoppedBy);
     const progress = m.progress;
     if (m.status === 'running' && progress !== null && progress >= 0.25) return `Run ${words}, ${Math.floor(progress * 4) * 25}% done.`;
     return `Run ${words}.`;

@@ -107,19 +107,14 @@ export function saveSnapshot(storage: Pick<Storage, 'setItem'>, snap: WizardSnap
 
 /**
  * The runs training in the service now, newest first: the run list's
- * running and paused runs, each confirmed by its history's live id (a
- * record says "running" also when its process died unseen).
+ * entries with a live id (the service's own runs; a record that says
+ * "running" after its process died unseen has none).
  */
 export async function findLiveRuns(api: ApiTransport): Promise<LiveRun[]> {
-  const entries = (await api.call('listRuns', {}))
-    .filter((e) => e.status === 'running' || e.status === 'paused')
-    .sort((a, b) => (a.updated < b.updated ? 1 : a.updated > b.updated ? -1 : 0));
-  const live: LiveRun[] = [];
-  for (const e of entries) {
-    const history = await api.call('runHistory', { runDir: e.dir }).catch(() => null);
-    if (history?.runId) live.push({ runId: history.runId, runDir: e.dir, method: e.method });
-  }
-  return live;
+  return (await api.call('listRuns', {}))
+    .filter((e) => e.runId !== null)
+    .sort((a, b) => (a.updated < b.updated ? 1 : a.updated > b.updated ? -1 : 0))
+    .map((e) => ({ runId: e.runId!, runDir: e.dir, method: e.method }));
 }
 
 /**

@@ -11,6 +11,7 @@ import { Prng } from '../random/prng.js';
 import { cli, tempDir, tinyModel } from '../testing/e2e-fixtures.js';
 import type { TinyModel } from '../testing/tiny-model.js';
 import { exportAdapter } from './export.js';
+import { canMakeImmutable } from '../testing/immutable-folder.js';
 
 const LORA: AdapterLora = { rank: 2, alpha: 4, dropout: 0, rslora: false, targets: ['q_proj', 'v_proj'], layers: null, init: 'default' };
 
@@ -45,17 +46,7 @@ function snapshot(dir: string): Record<string, string> {
   return out;
 }
 
-const canChattr = (() => {
-  if (process.getuid?.() !== 0) return false;
-  try {
-    const probe = tempDir('chattr');
-    execFileSync('chattr', ['+i', probe], { stdio: 'ignore' });
-    execFileSync('chattr', ['-i', probe], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const canChattr = canMakeImmutable;
 
 describe('merge never replaces its inputs', () => {
   it('refuses --out equal to, inside or around the adapter, the run or the model (also through a symlink), with --overwrite', async () => {

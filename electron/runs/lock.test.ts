@@ -10,18 +10,9 @@ import { parseArgs } from '../cli/args.js';
 import { trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
 import { runTraining } from '../training/run.js';
 import { acquireRunLock, RunFolderWriteError } from './lock.js';
+import { canMakeImmutable } from '../testing/immutable-folder.js';
 
-const canChattr = (() => {
-  if (process.getuid?.() !== 0) return false;
-  try {
-    const probe = tempDir('chattr');
-    execFileSync('chattr', ['+i', probe], { stdio: 'ignore' });
-    execFileSync('chattr', ['-i', probe], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const canChattr = canMakeImmutable;
 
 describe('acquireRunLock on a folder that cannot be written', () => {
   it.runIf(canChattr)('an immutable empty --out folder: names the folder and says it cannot be written', async () => {

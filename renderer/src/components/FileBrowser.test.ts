@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import type { DemoPaths } from '../../../electron/api/contract.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
-import { serviceBridge } from '../testing/service-bridge.js';
+import { demoPathsOf, serviceBridge } from '../testing/service-bridge.js';
 import { until } from '../testing/dom-waits.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'peft-studio-file-browser-'));
@@ -56,9 +56,7 @@ beforeAll(async () => {
   window.peftStudio = serviceBridge(service, () => []);
   FileBrowser = (await import('./FileBrowser.svelte')).default as unknown as Component<BrowserProps>;
   PathPicker = (await import('./PathPicker.svelte')).default as unknown as Component<PickerProps>;
-  const paths = await service.call('demoPaths', {});
-  if (!paths.ok) throw new Error(JSON.stringify(paths.error));
-  demo = paths.value as DemoPaths;
+  demo = await demoPathsOf(service);
 });
 afterEach(() => {
   if (component) void unmount(component);

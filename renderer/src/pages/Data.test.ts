@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoPaths } from '../../../electron/api/contract.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { Studio } from '../state/studio.svelte.js';
-import { serviceBridge } from '../testing/service-bridge.js';
+import { demoPathsOf, serviceBridge } from '../testing/service-bridge.js';
 import { byId, until } from '../testing/dom-waits.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-data-page-'));
@@ -29,9 +29,7 @@ beforeAll(async () => {
   service = createStudioService({ mode: 'browser', allowedRoots: null });
   window.peftStudio = serviceBridge(service, () => []);
   Data = (await import('./Data.svelte')).default as unknown as Component<{ studio: Studio }>;
-  const paths = await service.call('demoPaths', {});
-  if (!paths.ok) throw new Error(JSON.stringify(paths.error));
-  demo = paths.value as DemoPaths;
+  demo = await demoPathsOf(service);
   taskTrain = demo.datasets.find((d) => d.name === 'task-train')!.path;
 });
 afterEach(() => {

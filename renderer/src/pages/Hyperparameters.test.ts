@@ -18,7 +18,7 @@ import { whyUnusable } from '../../../electron/engine/device.js';
 import type { DeviceInfo } from '../../../electron/engine/native.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { Studio } from '../state/studio.svelte.js';
-import { serviceBridge } from '../testing/service-bridge.js';
+import { demoPathsOf, serviceBridge } from '../testing/service-bridge.js';
 import { byId, until } from '../testing/dom-waits.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-hyper-page-'));
@@ -39,9 +39,7 @@ beforeAll(async () => {
   // the app's api module picks the preload bridge when there is one: set it before the page is loaded
   window.peftStudio = bridge;
   Hyperparameters = (await import('./Hyperparameters.svelte')).default as unknown as Component<{ studio: Studio }>;
-  const paths = await service.call('demoPaths', {});
-  if (!paths.ok) throw new Error(JSON.stringify(paths.error));
-  demo = paths.value as DemoPaths;
+  demo = await demoPathsOf(service);
 });
 afterEach(() => {
   if (component) void unmount(component);

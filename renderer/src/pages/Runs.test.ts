@@ -12,7 +12,7 @@ import type { ApiEvent, DemoPaths, StartedRun } from '../../../electron/api/cont
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { STATUS_WORDS } from '../state/run-monitor.svelte.js';
 import { Studio } from '../state/studio.svelte.js';
-import { serviceBridge } from '../testing/service-bridge.js';
+import { demoPathsOf, serviceBridge } from '../testing/service-bridge.js';
 import { until } from '../testing/dom-waits.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-runs-page-'));
@@ -26,9 +26,7 @@ beforeAll(async () => {
   service = createStudioService({ mode: 'browser', allowedRoots: null });
   window.peftStudio = serviceBridge(service, () => []);
   Runs = (await import('./Runs.svelte')).default as unknown as Component<{ studio: Studio }>;
-  const paths = await service.call('demoPaths', {});
-  if (!paths.ok) throw new Error(JSON.stringify(paths.error));
-  demo = paths.value as DemoPaths;
+  demo = await demoPathsOf(service);
 });
 afterAll(async () => {
   await service.close();

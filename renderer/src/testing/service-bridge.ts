@@ -2,7 +2,7 @@
 // real StudioService through JSON (as over IPC), except that the form's
 // specs can be those of a GPU machine (`gpus()`, when it lists any), so the
 // GPU choices are tested on a machine without one.
-import type { ApiResult, HyperparametersRequest, PreloadBridge } from '../../../electron/api/contract.js';
+import type { ApiResult, DemoPaths, HyperparametersRequest, PreloadBridge } from '../../../electron/api/contract.js';
 import type { DeviceInfo } from '../../../electron/engine/native.js';
 import { openModelFolder } from '../../../electron/models/folder.js';
 import { hyperparameterSpecs } from '../../../electron/service/hyperparameters.js';
@@ -23,4 +23,11 @@ export function serviceBridge(service: StudioService, gpus: () => DeviceInfo[]):
     },
     onEvent: (listener) => service.onEvent((e) => listener(wire(e))),
   };
+}
+
+/** The bundled demo's model and datasets, as the service gives them (a test cannot go on without them). */
+export async function demoPathsOf(service: StudioService): Promise<DemoPaths> {
+  const paths = await service.call('demoPaths', {});
+  if (!paths.ok) throw new Error(JSON.stringify(paths.error));
+  return paths.value as DemoPaths;
 }

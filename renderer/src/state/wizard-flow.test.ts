@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ApiError, type ApiEvent, type ApiTransport, type DemoPaths } from '../../../electron/api/contract.js';
+import type { ApiTransport, DemoPaths } from '../../../electron/api/contract.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { ExportPage } from './export-page.svelte.js';
 import { HyperparametersPage } from './hyperparameters-page.svelte.js';
@@ -21,6 +21,8 @@ import { Studio } from './studio.svelte.js';
 import { TrainPage } from './train-page.svelte.js';
 import { TryPanel } from './try-panel.svelte.js';
 import { until } from '../testing/dom-waits.js';
+import { createIpcTransport } from '../api/ipc.js';
+import { serviceBridge } from '../testing/service-bridge.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-renderer-flow-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -29,7 +31,6 @@ let service: StudioService;
 let api: ApiTransport;
 let demo: DemoPaths;
 
-const wire = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
 
 function demoStudio(): Studio {
@@ -42,14 +43,8 @@ function demoStudio(): Studio {
 
 beforeAll(async () => {
   service = createStudioService({ mode: 'browser', allowedRoots: null });
-  api = {
-    async call(method, request) {
-      const result = wire(await service.call(method, wire(request)));
-      if (!result.ok) throw new ApiError(result.error);
-      return result.value as never;
-    },
-    onEvent: (listener: (e: ApiEvent) => void) => service.onEvent((e) => listener(wire(e))),
-  };
+  // the app's Electron transport over the test bridge: calls and events through JSON, failures as ApiErrors
+  api = createIpcTransport(serviceBridge(service, () => []));
   demo = await api.call('demoPaths', {});
 });
 afterAll(async () => {

@@ -8,12 +8,14 @@ import { join } from 'node:path';
 import { flushSync } from 'svelte';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ApiError, type ApiEvent, type ApiTransport, type DemoPaths } from '../../../electron/api/contract.js';
+import type { ApiTransport, DemoPaths } from '../../../electron/api/contract.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { Studio } from './studio.svelte.js';
 import { TrainPage } from './train-page.svelte.js';
 import { keepSession, readSnapshot, SESSION_KEY } from './wizard-session.svelte.js';
 import { until } from '../testing/dom-waits.js';
+import { createIpcTransport } from '../api/ipc.js';
+import { serviceBridge } from '../testing/service-bridge.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-wizard-session-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -21,7 +23,6 @@ process.env.PEFT_STUDIO_HOME = home;
 let service: StudioService;
 let api: ApiTransport;
 let demo: DemoPaths;
-const wire = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
 
 /** sessionStorage as a tab has it */
@@ -32,14 +33,8 @@ function tabStorage(): Pick<Storage, 'getItem' | 'setItem'> & { items: Map<strin
 
 beforeAll(async () => {
   service = createStudioService({ mode: 'browser', allowedRoots: null });
-  api = {
-    async call(method, request) {
-      const result = wire(await service.call(method, wire(request)));
-      if (!result.ok) throw new ApiError(result.error);
-      return result.value as never;
-    },
-    onEvent: (listener: (e: ApiEvent) => void) => service.onEvent((e) => listener(wire(e))),
-  };
+  // the app's Electron transport over the test bridge: calls and events through JSON, failures as ApiErrors
+  api = createIpcTransport(serviceBridge(service, () => []));
   demo = await api.call('demoPaths', {});
 });
 afterAll(async () => {

@@ -16,6 +16,7 @@
 #include "methods/prompt_tuning.h"
 #include "model/batch_inputs.h"
 #include "model/llama.h"
+#include "model/non_finite_scan.h"
 #include "model/tensor_names.h"
 #include "model/weights.h"
 #include "optimizer.h"
@@ -283,33 +284,19 @@ std::vector<ParameterInfo> Engine::parameters() const {
 std::vector<NonFiniteTensor> Engine::non_finite_tensors() const {
   const Impl& m = *impl_;
   std::vector<NonFiniteTensor> out;
-  const bool host = m.be->host_memory();
-  std::vector<float> buf;
+  // Host fp32 / 16-bit tensors are counted in place; 4-bit ones and device
+  // memory through one bounded scratch buffer (model/non_finite_scan.h), so
+  // the scan needs at most 16 MiB more whatever the model's size.
+  NonFiniteScan scan(*m.be);
   const bool full = m.method == Method::Full;  // its trainables are the base weights
   for (const WeightTensor& w : m.weights->tensors()) {
     if (!w.loaded()) continue;
-    NonFiniteCount c;
-    if (host && w.data && !w.nf4) {
-      c = count_non_finite(w.data, w.numel);
-    } else if (host && w.half && !w.nf4) {
-      c = count_non_finite_half(w.half, w.numel, w.half_bf16);
-    } else {  // 4-bit (dequantized: a NaN absmax spreads to its block) or device memory
-      buf.resize(w.numel);
-      m.weights->read(w.name, buf.data());
-      c = count_non_finite(buf.data(), buf.size());
-    }
+    const NonFiniteCount c = scan.weight(*m.weights, w);
     if (c.any()) out.push_back({w.name, full, c.nan, c.inf});
   }
   if (!full)
     for (const TrainableTensor& t : m.trainables) {
-      NonFiniteCount c;
-      if (host) {
-        c = count_non_finite(t.value, t.numel);
-      } else {
-        buf.resize(t.numel);
-        m.be->download(buf.data(), t.value, t.numel * sizeof(float));
-        c = count_non_finite(buf.data(), buf.size());
-      }
+      const NonFiniteCount c = scan.backend_floats(t.value, t.numel);
       if (c.any()) out.push_back({t.name, true, c.nan, c.inf});
     }
   return out;

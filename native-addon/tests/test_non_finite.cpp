@@ -8,8 +8,17 @@
 //  - Engine::non_finite_tensors names exactly the damaged tensors in
 //    parameters() order with their counts: the 16-bit q_proj (1 NaN), an F32
 //    norm with 2 Inf, a LoRA tensor set with a NaN (trainable), and nothing on
-//    a clean model;
-//  - a 4-bit (QLoRA) load refuses the NaN naming the tensor and its position.
+//    a clean model; the same on the device simulator (DeviceSimBackend: every
+//    tensor in device memory, fetched by byte range);
+//  - a 4-bit (QLoRA) load refuses the NaN naming the tensor and its position;
+//  - nf4_dequantize_range gives the whole-tensor reference dequantization's
+//    bits for every range tried (starts on odd values, inside and at the ends
+//    of blocks and of double quantization groups; blocksizes 32, 64, 128;
+//    shapes whose last block is partial), and refuses a range past the end;
+//  - the chunked scan (model/non_finite_scan.h) on the CPU backend and on the
+//    device simulator: tests/non_finite_cases.h (NaN / Inf at chunk
+//    boundaries, in the last chunk, NaN / Inf absmax and nested scales of
+//    4-bit weights, hand-worked counts and the old whole-tensor path's).
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -18,29 +27,24 @@
 
 #include <unistd.h>
 
+#include "backend/cpu/cpu_backend.h"
 #include "check.h"
+#include "device_sim_backend.h"
 #include "engine.h"
 #include "error.h"
-#include "model/half.h"
 #include "model/non_finite.h"
 #include "model/tensor_names.h"
+#include "non_finite_cases.h"
+#include "quant/nf4_dequantize_range.h"
+#include "quant/nf4_quantize.h"
 #include "tiny_model.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kQ = "model.layers.0.self_attn.q_proj.weight";
-constexpr const char* kNorm = "model.layers.1.post_attention_layernorm.weight";
-
-uint16_t f16_of(float f) {  // exact for the values used here (|x| < 2, normal)
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  const uint32_t sign = (b >> 16) & 0x8000u;
-  const int exp = static_cast<int>((b >> 23) & 0xFFu) - 127 + 15;
-  if (exp < 1) return static_cast<uint16_t>(sign);
-  return static_cast<uint16_t>(sign | (static_cast<uint32_t>(exp) << 10) | ((b & 0x7FFFFFu) >> 13));
-}
+using nfcases::kQ;
+constexpr const char* kNorm = nfcases::kEngineNorm;
 
 void test_counts() {
   const float inf = std::numeric_limits<float>::infinity(), qnan = std::numeric_limits<float>::quiet_NaN();
@@ -59,39 +63,6 @@ void test_counts() {
   const ps::NonFiniteCount cb = ps::count_non_finite_half(b.data(), b.size(), true);
   CHECK(cb.nan == 2);
   CHECK(cb.inf == 2);
-}
-
-// Writes every weight of w to one raw file: the block linears F16 (as a
-// 16-bit checkpoint stores them; the engine keeps them 16-bit), the rest F32.
-std::vector<ps::WeightRef> write_model(const ps::ModelSpec& s, const tiny::Weights& w, const fs::path& file,
-                                       bool nan_in_q) {
-  std::vector<uint8_t> bytes;
-  std::vector<ps::WeightRef> refs;
-  for (const auto& info : ps::expected_weights(s)) {
-    const std::vector<float>& v = w.at(info.name);
-    while (bytes.size() % 8) bytes.push_back(0);
-    ps::WeightRef r;
-    r.name = info.name;
-    r.file = file.string();
-    r.shape = info.shape;
-    r.offset = bytes.size();
-    if (info.name.find("_proj.weight") != std::string::npos) {
-      r.dtype = ps::DType::F16;
-      std::vector<uint16_t> h(v.size());
-      for (size_t i = 0; i < v.size(); ++i) h[i] = f16_of(v[i]);
-      if (nan_in_q && info.name == kQ) h[5] = 0x7e00;  // one F16 NaN
-      const auto* p = reinterpret_cast<const uint8_t*>(h.data());
-      bytes.insert(bytes.end(), p, p + h.size() * 2);
-    } else {
-      r.dtype = ps::DType::F32;
-      const auto* p = reinterpret_cast<const uint8_t*>(v.data());
-      bytes.insert(bytes.end(), p, p + v.size() * 4);
-    }
-    refs.push_back(r);
-  }
-  std::ofstream(file, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                               static_cast<std::streamsize>(bytes.size()));
-  return refs;
 }
 
 ps::EngineOptions options() {
@@ -115,14 +86,14 @@ void test_engine() {
 
   // Clean: a finite loss, nothing found.
   ps::Engine clean(s, options());
-  clean.load_weights(write_model(s, w, dir / "clean.bin", false));
+  clean.load_weights(nfcases::write_model(s, w, dir / "clean.bin", false));
   clean.setup_lora(tiny::all_targets_lora(2, 4.0f, 0.0f, 5));
   CHECK(std::isfinite(eval_loss(clean, batch)));
   CHECK(clean.non_finite_tensors().empty());
 
   // One F16 NaN in layers.0 q_proj: the loss and the logits are NaN.
   ps::Engine e(s, options());
-  e.load_weights(write_model(s, w, dir / "nan.bin", true));
+  e.load_weights(nfcases::write_model(s, w, dir / "nan.bin", true));
   e.setup_lora(tiny::all_targets_lora(2, 4.0f, 0.0f, 5));
   const double loss = eval_loss(e, batch);
   std::printf("loss with a NaN in %s: %g (clean %g)\n", kQ, loss, eval_loss(clean, batch));
@@ -159,7 +130,7 @@ void test_engine() {
     ps::Engine q4(s, o);
     std::string what;
     try {
-      q4.load_weights(write_model(s, w, dir / "nan4.bin", true));
+      q4.load_weights(nfcases::write_model(s, w, dir / "nan4.bin", true));
     } catch (const ps::Error& e) {
       what = e.what();
     }
@@ -170,12 +141,84 @@ void test_engine() {
   fs::remove_all(dir);
 }
 
+// nf4_dequantize_range against the whole-tensor reference, bit for bit.
+void test_nf4_range() {
+  struct Shape {
+    int64_t rows, cols;
+  };
+  const Shape shapes[] = {{1, 1}, {1, 3}, {3, 5}, {7, 64}, {5, 100}, {33, 250}, {130, 130}, {3, 11111}};
+  size_t ranges = 0;
+  for (const Shape& sh : shapes)
+    for (int blocksize : {32, 64, 128})
+      for (bool dq : {false, true}) {
+        const int64_t n = sh.rows * sh.cols;
+        const std::vector<float> v = nfcases::random_values(static_cast<size_t>(n), static_cast<uint64_t>(n + blocksize));
+        const ps::Nf4Quantized q = ps::nf4_quantize(v.data(), sh.rows, sh.cols, blocksize, dq);
+        std::vector<float> ref(static_cast<size_t>(n));
+        ps::nf4_dequantize_reference(q.view(), ref.data());
+        const int64_t group = int64_t(blocksize) * ps::kNf4NestedBlocksize;  // values per nested group
+        std::vector<int64_t> firsts = {0, 1, 31, 32, 33, 63, 64, 65, 127, 128, 129, n / 2, n - 2, n - 1,
+                                       group - 1, group, group + 1};
+        for (int64_t first : firsts) {
+          if (first < 0 || first >= n) continue;
+          for (int64_t len : {int64_t(0), int64_t(1), int64_t(2), int64_t(63), int64_t(64), int64_t(65), int64_t(97),
+                              n - first}) {
+            if (len > n - first) continue;
+            std::vector<float> got(static_cast<size_t>(len) + 1, 12345.0f);
+            ps::nf4_dequantize_range(q.view(), first, len, got.data());
+            ++ranges;
+            if (std::memcmp(got.data(), ref.data() + first, static_cast<size_t>(len) * sizeof(float)) != 0 ||
+                got[static_cast<size_t>(len)] != 12345.0f)
+              pstest::fail(__FILE__, __LINE__,
+                           "nf4_dequantize_range [" + std::to_string(sh.rows) + ", " + std::to_string(sh.cols) +
+                               "] blocksize " + std::to_string(blocksize) + (dq ? " dq" : "") + ": values [" +
+                               std::to_string(first) + ", " + std::to_string(first + len) +
+                               ") differ from the reference (or were written past the range)");
+          }
+        }
+        bool threw = false;
+        try {
+          float sink[2];
+          ps::nf4_dequantize_range(q.view(), n - 1, 2, sink);
+        } catch (const ps::Error&) {
+          threw = true;
+        }
+        CHECK(threw);
+      }
+  std::printf("nf4_dequantize_range: %zu ranges equal to the reference\n", ranges);
+}
+
+fs::path temp_dir(const char* what) {
+  const fs::path dir = fs::temp_directory_path() / ("ps_non_finite_" + std::string(what) + "_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+// The chunked scan on the CPU backend (host fp32 / 16-bit counted in place,
+// 4-bit in chunks) and on the device simulator (everything in chunks).
+void test_scan() {
+  const fs::path dir = temp_dir("scan");
+  {
+    ps::CpuBackend cpu(2);
+    nfcases::store_cases(cpu, dir);
+  }
+  {
+    devsim::DeviceSimBackend sim(2);
+    nfcases::store_cases(sim, dir);
+  }
+  nfcases::check_engine_found("cpu", nfcases::engine_found(dir, nullptr));
+  nfcases::check_engine_found("devsim", nfcases::engine_found(dir, std::make_unique<devsim::DeviceSimBackend>(2)));
+  fs::remove_all(dir);
+}
+
 }  // namespace
 
 int main() {
   try {
     test_counts();
     test_engine();
+    test_nf4_range();
+    test_scan();
   } catch (const ps::Error& e) {
     pstest::fail(__FILE__, __LINE__, std::string("unexpected ps::Error: ") + e.what());
   }

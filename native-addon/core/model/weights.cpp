@@ -8,6 +8,7 @@
 #include "model/bnb_weight.h"
 #include "model/half.h"
 #include "model/tensor_names.h"
+#include "quant/nf4_dequantize_range.h"
 #include "threadpool.h"
 
 namespace ps {
@@ -365,6 +366,39 @@ void WeightStore::read(const std::string& name, float* out) const {
     return;
   }
   backend_.download(out, t.data, t.numel * sizeof(float));
+}
+
+void WeightStore::read_range(const std::string& name, size_t first, size_t n, float* out) const {
+  const WeightTensor& t = get(name);
+  if (!t.loaded()) throw Error("tensor \"" + name + "\" is not loaded yet");
+  if (first > t.numel || n > t.numel - first)
+    throw Error("tensor \"" + name + "\" has " + std::to_string(t.numel) + " values; cannot read [" +
+                std::to_string(first) + ", " + std::to_string(first + n) + ")");
+  if (n == 0) return;
+  if (t.nf4) {
+    nf4_dequantize_range(t.nf4_view(), static_cast<int64_t>(first), static_cast<int64_t>(n), out);
+    return;
+  }
+  if (t.half && host_) {
+    backend_.half_to_float(t.half + first, t.half_bf16, out, n);
+    return;
+  }
+  if (t.half) {
+    // Device memory: the 16-bit values are fetched into the upper half of
+    // out's bytes and widened forward in place (half.h, the ops' exact
+    // conversion), so no second buffer is needed. Value i is read (bytes
+    // 2n + 2i) before fp32 value i is written (bytes 4i to 4i + 4), and the
+    // writes never reach a value not yet read: 4i + 4 <= 2n + 2(i + 1) for i < n.
+    uint8_t* bytes = reinterpret_cast<uint8_t*>(out);
+    backend_.download(bytes + 2 * n, t.half + first, n * sizeof(uint16_t));
+    for (size_t i = 0; i < n; ++i) {
+      uint16_t h;
+      std::memcpy(&h, bytes + 2 * n + 2 * i, sizeof h);
+      out[i] = t.half_bf16 ? bf16_to_f32(h) : f16_to_f32(h);
+    }
+    return;
+  }
+  backend_.download(out, t.data + first, n * sizeof(float));
 }
 
 float* WeightStore::writable(const std::string& name) {

@@ -99,6 +99,12 @@ class WeightStore {
   void set(const std::string& name, const float* data, size_t n);  // copies (4-bit: quantizes)
   // fp32 values of a tensor (a 4-bit one dequantized) into out[numel].
   void read(const std::string& name, float* out) const;
+  // fp32 values [first, first + n) of a tensor's flattened values into out[n],
+  // each exactly as read() gives it (a 4-bit one dequantized from its host
+  // codes; a device one through a download of that byte range only), so a
+  // tensor of any size can be walked through a bounded buffer. Throws naming
+  // the tensor when the range runs past its end.
+  void read_range(const std::string& name, size_t first, size_t n, float* out) const;
   bool quantized() const { return quant_.enabled(); }
   const QuantizationOptions& quantization() const { return quant_; }
   // Makes the tensor an owned, writable buffer (copying it out of a mapping).

@@ -235,10 +235,20 @@ export interface FieldError {
   message: string;
 }
 
+/** A setting the run accepts but that is almost surely a slip (electron/training/warnings.ts): said before Start, never blocking it. */
+export interface RunWarning {
+  /** the form's fields it is about (keys of RunSettings.hyper), first the one it starts with */
+  fields: (keyof RunSettings['hyper'])[];
+  /** in the form's words (the run's log says the same with the command line's flags) */
+  message: string;
+}
+
 /** The verdict before anything starts. */
 export interface RunCheck {
   ok: boolean;
   errors: FieldError[];
+  /** settings that look like a slip, for the form as sent (empty while the settings or the model are refused before they can be judged) */
+  warnings: RunWarning[];
   /** the complete configuration the run would use (null when a setting is invalid) */
   config: TrainConfig | null;
   memory: {

@@ -4,9 +4,10 @@
 // fit it (checkAgainstModel: sequence length, layers), the 4-bit base, and
 // the device (a GPU asked for must be there), and the memory estimate (the
 // engine's own formula) against what is free now: on the GPU the run would
-// use, else in RAM.
+// use, else in RAM. With the verdict come the warnings the run would log
+// (settings it accepts but that look like a slip), in the form's words.
 import { stat } from 'node:fs/promises';
-import type { FieldError, RunCheck } from '../api/contract.js';
+import type { FieldError, RunCheck, RunWarning } from '../api/contract.js';
 import { loadAddon } from '../engine/load.js';
 import { fullModelFileBytes } from '../export/model-folder.js';
 import { openModelFolder, type ModelFolder } from '../models/folder.js';
@@ -20,20 +21,33 @@ import { checkOutFolder } from '../runs/out-folder.js';
 import { readRunRecord } from '../runs/run-record.js';
 import { checkAgainstModel, runVirtualTokens } from '../training/run.js';
 import { defaultSeqLenFor, SettingsError, trainConfigFromSettings } from '../training/settings.js';
+import { settingWarnings } from '../training/warnings.js';
 import { runSettingsField } from './errors.js';
 import { bytesInWords, unavailableReason } from './recommend.js';
 import type { ParsedRunSettings } from './run-settings.js';
 import { inAppWords } from './app-wording.js';
+import { plannedSteps } from './planned-steps.js';
 
 export interface CheckedRun {
   check: RunCheck;
   config: TrainConfig | null;
 }
 
-const refused = (errors: FieldError[], config: TrainConfig | null = null): CheckedRun => ({
-  check: { ok: false, errors, config: null, memory: null, precision: null, verdict: `Cannot start: ${errors.map((e) => e.message).join('; ')}` },
-  config,
+const refused = (errors: FieldError[], warnings: RunWarning[] = []): CheckedRun => ({
+  check: { ok: false, errors, warnings, config: null, memory: null, precision: null, verdict: `Cannot start: ${errors.map((e) => e.message).join('; ')}` },
+  config: null,
 });
+
+/**
+ * The run's warnings for these settings on this model, in the form's words:
+ * the same producer as the "warning:" lines of the run's log, with the
+ * run's step count as the run would have it.
+ */
+async function formWarnings(config: TrainConfig, folder: ModelFolder): Promise<RunWarning[]> {
+  // only the warmup warning needs the step count; counting epochs reads the data, so it is asked for only then
+  const steps = config.warmupSteps > 0 ? await plannedSteps(config, folder) : null;
+  return settingWarnings(config, folder.spec, steps).map((w) => ({ fields: w.fields, message: w.app }));
+}
 
 /** A model check's message in the form's words, and the field it is about. */
 function modelCheckError(message: string): FieldError {
@@ -107,6 +121,8 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   } catch (e) {
     errors.push(modelCheckError((e as Error).message));
   }
+  // judged once the settings fit the model and the data is there (out, device and precision do not change them)
+  const warnings = errors.length === 0 ? await formWarnings(config, folder) : [];
   errors.push(...(await outFolderErrors(config)));
   const addon = loadAddon();
   let device: ResolvedDevice | null = null;
@@ -123,7 +139,7 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
       errors.push({ field: 'hyper.precision', message: inAppWords((e as Error).message, 'start') });
     }
   }
-  if (errors.length > 0 || device === null || precision === null) return refused(errors);
+  if (errors.length > 0 || device === null || precision === null) return refused(errors, warnings);
 
   const estimate = estimateRun(addon, folder, config, config.lora, { device: device.device, precision: precision.precision });
   const budget = memoryBudget(device);
@@ -146,5 +162,5 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   const verdict = fits
     ? `Fits ${budget.where}: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available.`
     : `Does not fit ${budget.where}: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available: ${advice(config, budget.gpu)}${config.ignoreMemoryCheck ? ' (starting anyway, as asked)' : ''}.`;
-  return { check: { ok: fits, errors: [], config, memory, precision, verdict }, config };
+  return { check: { ok: fits, errors: [], warnings, config, memory, precision, verdict }, config };
 }

@@ -1,11 +1,12 @@
 // Settings a run accepts but that look like a slip: one warning line each in
-// the run's log, and none for ordinary settings.
+// the run's log, and none for ordinary settings; the same warnings
+// structured for the app (the fields they are about, the form's words).
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 import { trainConfigFromSettings } from './settings.js';
-import { runWarnings, targetShape } from './warnings.js';
+import { runWarnings, settingWarnings, targetShape } from './warnings.js';
 import type { ModelSpec } from '../engine/native.js';
 
 // hidden 64, 4 heads of 16, 2 kv heads (kv dim 32), intermediate 128
@@ -38,6 +39,51 @@ describe('runWarnings', () => {
   it('knows each target weight as PyTorch stores it, [out, in]', () => {
     expect(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'].map((t) => targetShape(spec, t as never)))
       .toEqual([[64, 64], [32, 64], [32, 64], [64, 64], [128, 64], [128, 64], [64, 128]]);
+  });
+});
+
+describe('settingWarnings: the same warnings for the app', () => {
+  it('says nothing about ordinary settings, nor about warmup when the run\'s length is not known', () => {
+    expect(settingWarnings(config({ rank: 32, warmupSteps: 9, evalSplit: 0.1, evalEvery: 5 }), spec, 10, 2)).toEqual([]);
+    expect(settingWarnings(config({ warmupSteps: 500 }), spec, null, 2)).toEqual([]);
+  });
+
+  it('names the fields each is about and words it with the form\'s labels; its CLI words are the log line', () => {
+    expect(settingWarnings(config({ evalEvery: 10 }), spec, 100, 2)).toEqual([{
+      fields: ['evalEvery', 'evalSplit'],
+      cli: '--eval-every 10 has no effect without --eval-split: no rows are held out to evaluate on; add --eval-split (e.g. 0.1), or drop --eval-every',
+      app: 'Evaluate every 10 has no effect while Eval split is 0: no rows are held out to evaluate on; set Eval split (e.g. 0.1), or set Evaluate every back to 0',
+    }]);
+    // a length in epochs (steps not set): Epochs is the other field to change
+    expect(settingWarnings(config({ warmupSteps: 100, lr: 0.001 }), spec, 2, 2)).toEqual([{
+      fields: ['warmupSteps', 'epochs'],
+      cli: "--warmup-steps 100 is not below the run's 2 steps: the learning rate rises for the whole run and never reaches --lr 0.001; use fewer warmup steps",
+      app: "Warmup steps 100 is not below the run's 2 steps: the learning rate rises for the whole run and never reaches the Learning rate (0.001); use fewer warmup steps",
+    }]);
+    // a length set in steps: Steps is, and the advice says so; exactly as many warmup steps as steps is a warning too
+    expect(settingWarnings(config({ warmupSteps: 1, steps: 1 }), spec, 1, 2)).toEqual([{
+      fields: ['warmupSteps', 'steps'],
+      cli: "--warmup-steps 1 is not below the run's 1 step: the learning rate rises for the whole run and never reaches --lr 0.0002; use fewer warmup steps",
+      app: "Warmup steps 1 is not below the run's 1 step: the learning rate rises for the whole run and never reaches the Learning rate (0.0002); use fewer warmup steps, or more Steps",
+    }]);
+    expect(settingWarnings(config({ rank: 33 }), spec, 10, 2)).toEqual([{
+      fields: ['rank', 'targets'],
+      cli: '--rank 33 is larger than the smallest dimension of the adapted layers (v_proj is 32 x 64): an update there cannot have a rank above 32, ' +
+        'so the extra rank only costs memory and time; use --rank 32 or less',
+      app: 'LoRA rank 33 is larger than the smallest dimension of the adapted layers (v_proj is 32 x 64): an update there cannot have a rank above 32, ' +
+        'so the extra rank only costs memory and time; use a LoRA rank of 32 or less',
+    }]);
+    expect(settingWarnings(config({ threads: 3 }), spec, 10, 1)).toEqual([{
+      fields: ['threads'],
+      cli: "--threads 3 is more than this machine's 1 hardware thread: the extra threads wait on each other and make every step slower; use --threads 1 or fewer",
+      app: "CPU threads 3 is more than this machine's 1 hardware thread: the extra threads wait on each other and make every step slower; use 1 or fewer",
+    }]);
+  });
+
+  it('gives all four in order when all four apply, and runWarnings is their CLI words', () => {
+    const all = config({ evalEvery: 1, warmupSteps: 100, rank: 40, threads: 9 });
+    expect(settingWarnings(all, spec, 5, 2).map((w) => w.fields[0])).toEqual(['evalEvery', 'warmupSteps', 'rank', 'threads']);
+    expect(runWarnings(all, spec, 5, 2)).toEqual(settingWarnings(all, spec, 5, 2).map((w) => w.cli));
   });
 });
 

@@ -1,10 +1,43 @@
-// Settings a run accepts but that are almost surely a slip: each becomes one
-// warning line in the run's log (the CLI prints it, the app shows the log).
-// None of them is wrong enough to refuse: the run does what was asked.
+// Settings a run accepts but that are almost surely a slip. None of them is
+// wrong enough to refuse: the run does what was asked. Each warning names
+// the settings it is about (the keys of the app's run form) and is worded
+// twice, once per place it is read: for the command line (the "warning:"
+// lines of the run's log, naming flags) and for the app's form (shown by the
+// fields before Start, naming them by their labels). The two wordings are
+// written out rather than derived from each other, so each reads as its own
+// sentence; FORM_LABEL holds the form's labels they use.
 import { availableParallelism } from 'node:os';
 import type { LoraTarget, ModelSpec } from '../engine/native.js';
 import type { TrainConfig } from './config.js';
 import { countOf } from '../text/plural.js';
+
+/** The run-form settings a warning can be about (keys of the app's RunSettings.hyper). */
+export type WarnedSetting = 'evalEvery' | 'evalSplit' | 'warmupSteps' | 'steps' | 'epochs' | 'rank' | 'targets' | 'threads';
+
+/**
+ * The app's labels for those settings, as its form shows them
+ * (electron/service/hyperparameters.ts; electron/service/service-warnings.test.ts holds the two together).
+ */
+export const FORM_LABEL: Record<WarnedSetting | 'lr', string> = {
+  evalEvery: 'Evaluate every',
+  evalSplit: 'Eval split',
+  warmupSteps: 'Warmup steps',
+  steps: 'Steps',
+  epochs: 'Epochs',
+  rank: 'LoRA rank',
+  targets: 'Target modules',
+  threads: 'CPU threads',
+  lr: 'Learning rate',
+};
+
+export interface SettingWarning {
+  /** the settings it is about, first the one it starts with (the others are what else could fix it) */
+  fields: WarnedSetting[];
+  /** the command line's words (the run's log line after "warning: ") */
+  cli: string;
+  /** the app form's words */
+  app: string;
+}
 
 /** [out, in] of a LoRA target's weight. */
 export function targetShape(spec: ModelSpec, target: LoraTarget): [number, number] {
@@ -24,28 +57,55 @@ export function targetShape(spec: ModelSpec, target: LoraTarget): [number, numbe
 }
 
 /**
- * The warnings for a run of `totalSteps` optimizer steps on this model.
+ * The warnings for a run of `totalSteps` optimizer steps on this model
+ * (null: not known, so nothing is said about warmup against it).
  * `hardwareThreads` is the machine's (a parameter so tests can pin it).
  */
-export function runWarnings(config: TrainConfig, spec: ModelSpec, totalSteps: number, hardwareThreads = availableParallelism()): string[] {
-  const warnings: string[] = [];
+export function settingWarnings(config: TrainConfig, spec: ModelSpec, totalSteps: number | null, hardwareThreads = availableParallelism()): SettingWarning[] {
+  const L = FORM_LABEL;
+  const warnings: SettingWarning[] = [];
   if (config.evalEvery > 0 && config.evalSplit === 0) {
-    warnings.push(`--eval-every ${config.evalEvery} has no effect without --eval-split: no rows are held out to evaluate on; add --eval-split (e.g. 0.1), or drop --eval-every`);
+    warnings.push({
+      fields: ['evalEvery', 'evalSplit'],
+      cli: `--eval-every ${config.evalEvery} has no effect without --eval-split: no rows are held out to evaluate on; add --eval-split (e.g. 0.1), or drop --eval-every`,
+      app: `${L.evalEvery} ${config.evalEvery} has no effect while ${L.evalSplit} is 0: no rows are held out to evaluate on; set ${L.evalSplit} (e.g. 0.1), or set ${L.evalEvery} back to 0`,
+    });
   }
-  if (config.warmupSteps > 0 && totalSteps > 0 && config.warmupSteps >= totalSteps) {
-    warnings.push(`--warmup-steps ${config.warmupSteps} is not below the run's ${countOf(totalSteps, 'step')}: the learning rate rises for the whole run and never reaches --lr ${config.lr}; use fewer warmup steps`);
+  if (config.warmupSteps > 0 && totalSteps !== null && totalSteps > 0 && config.warmupSteps >= totalSteps) {
+    // the run's length comes from Steps when set, else from Epochs (and the data)
+    const length: WarnedSetting = config.steps !== null ? 'steps' : 'epochs';
+    warnings.push({
+      fields: ['warmupSteps', length],
+      cli: `--warmup-steps ${config.warmupSteps} is not below the run's ${countOf(totalSteps, 'step')}: the learning rate rises for the whole run and never reaches --lr ${config.lr}; use fewer warmup steps`,
+      app: `${L.warmupSteps} ${config.warmupSteps} is not below the run's ${countOf(totalSteps, 'step')}: the learning rate rises for the whole run and never reaches the ${L.lr} (${config.lr}); ` +
+        `use fewer warmup steps${length === 'steps' ? `, or more ${L.steps}` : ''}`,
+    });
   }
   if (config.lora) {
     const dims = config.lora.targets.map((t) => ({ t, shape: targetShape(spec, t) }));
     const smallest = dims.reduce((a, b) => (Math.min(...b.shape) < Math.min(...a.shape) ? b : a), dims[0]);
     const limit = smallest ? Math.min(...smallest.shape) : Infinity;
     if (config.lora.rank > limit) {
-      warnings.push(`--rank ${config.lora.rank} is larger than the smallest dimension of the adapted layers (${smallest.t} is ${smallest.shape[0]} x ${smallest.shape[1]}): ` +
-        `an update there cannot have a rank above ${limit}, so the extra rank only costs memory and time; use --rank ${limit} or less`);
+      const why = `(${smallest.t} is ${smallest.shape[0]} x ${smallest.shape[1]}): an update there cannot have a rank above ${limit}, so the extra rank only costs memory and time`;
+      warnings.push({
+        fields: ['rank', 'targets'],
+        cli: `--rank ${config.lora.rank} is larger than the smallest dimension of the adapted layers ${why}; use --rank ${limit} or less`,
+        app: `${L.rank} ${config.lora.rank} is larger than the smallest dimension of the adapted layers ${why}; use a ${L.rank} of ${limit} or less`,
+      });
     }
   }
   if (config.threads > hardwareThreads) {
-    warnings.push(`--threads ${config.threads} is more than this machine's ${countOf(hardwareThreads, 'hardware thread')}: the extra threads wait on each other and make every step slower; use --threads ${hardwareThreads} or fewer`);
+    const why = `is more than this machine's ${countOf(hardwareThreads, 'hardware thread')}: the extra threads wait on each other and make every step slower`;
+    warnings.push({
+      fields: ['threads'],
+      cli: `--threads ${config.threads} ${why}; use --threads ${hardwareThreads} or fewer`,
+      app: `${L.threads} ${config.threads} ${why}; use ${hardwareThreads} or fewer`,
+    });
   }
   return warnings;
+}
+
+/** The warnings for the run's log, in the command line's words. */
+export function runWarnings(config: TrainConfig, spec: ModelSpec, totalSteps: number, hardwareThreads = availableParallelism()): string[] {
+  return settingWarnings(config, spec, totalSteps, hardwareThreads).map((w) => w.cli);
 }

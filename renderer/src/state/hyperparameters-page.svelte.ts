@@ -1,8 +1,9 @@
 // The Hyperparameters step: the form the method's specs describe, the
 // user's edits (validated as they type; only values that differ from the
 // default go into studio.hyper), a debounced checkRun after every valid edit
-// so the memory verdict follows the form, and starting the run.
-import type { ApiTransport, HyperparameterSpec, RunCheck, RunSettings } from '../../../electron/api/contract.js';
+// so the memory verdict follows the form (and with it the settings that look
+// like a slip, shown by their fields), and starting the run.
+import type { ApiTransport, HyperparameterSpec, RunCheck, RunSettings, RunWarning } from '../../../electron/api/contract.js';
 import {
   inputFor,
   keepKnown,
@@ -137,6 +138,20 @@ export class HyperparametersPage {
     return (this.studio.check?.errors ?? [])
       .filter((e) => !(keys.has(e.field) || (e.field.startsWith('hyper.') && keys.has(e.field.slice(6)))))
       .map((e) => (e.field ? `${e.field}: ${e.message}` : e.message));
+  }
+
+  /**
+   * The settings on screen that look like a slip (the run would log them as
+   * warnings), from the current verdict: none while a field is invalid.
+   * They never block Start.
+   */
+  get warnings(): RunWarning[] {
+    return this.currentCheck?.warnings ?? [];
+  }
+
+  /** The warnings about one field, in the form's words. */
+  warningsFor(key: HyperKey): string[] {
+    return this.warnings.filter((w) => w.fields.includes(key)).map((w) => w.message);
   }
 
   get hasFieldErrors(): boolean {

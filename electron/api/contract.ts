@@ -13,8 +13,9 @@ import type { ExportFormat, ExportResult } from '../export/export.js';
 import type { RunEvent, RunStatus } from '../runs/events.js';
 import type { RunIndexEntry } from '../runs/run-index.js';
 import type { DataFormat, TrainConfig, TrainMethod } from '../training/config.js';
+import type { SettingWarning } from '../training/warnings.js';
 
-export type { DatasetReport, RowPreview, ExportFormat, ExportResult, InspectReport, MemoryRow, RunEvent, RunIndexEntry, RunStatus, TrainConfig, TrainMethod, DataFormat };
+export type { DatasetReport, RowPreview, ExportFormat, ExportResult, InspectReport, MemoryRow, RunEvent, RunIndexEntry, RunStatus, TrainConfig, TrainMethod, DataFormat, SettingWarning };
 
 // ---------------------------------------------------------------- machine
 
@@ -304,6 +305,12 @@ export interface RunHistory {
   config: TrainConfig;
   steps: { step: number; loss: number; lr: number; gradNorm: number; tokensPerSecond: number }[];
   evals: { step: number; evalLoss: number }[];
+  /**
+   * the settings its newest session judged to look like a slip (run.json,
+   * resolved.warnings; the started event says the same live): `app` in the
+   * app's words, `cli` the log's; empty for a run recorded before they were kept
+   */
+  warnings: SettingWarning[];
   /** the live run's id when it is running in this process */
   runId: string | null;
 }

@@ -6,6 +6,7 @@ import type { TrainMethod } from '../training/config.js';
 import type { MemoryUsage } from '../engine/native.js';
 import type { TrainConfig } from '../training/config.js';
 import type { RunSummary } from '../training/run.js';
+import type { SettingWarning } from '../training/warnings.js';
 import type { RunDataSummary } from './data-summary.js';
 
 export type RunStatus = 'running' | 'paused' | 'cancelled' | 'failed' | 'interrupted' | 'finished';
@@ -32,6 +33,13 @@ export interface StartedEvent {
   availableMemoryBytes: number;
   /** what the data loader did with the rows (also in run.json, resolved.data) */
   data: RunDataSummary;
+  /**
+   * this session's settings that look like a slip (electron/training/warnings.ts),
+   * each with the fields it is about and in both wordings: the log's
+   * "warning: " lines say the `cli` words; the app shows the `app` words
+   * (also in run.json, resolved.warnings, for a page that opens later)
+   */
+  warnings: SettingWarning[];
 }
 
 export interface StepEvent {

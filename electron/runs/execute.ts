@@ -283,6 +283,8 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       gpu: device.gpu,
       addon_version: addon.version,
       data: data.summary,
+      // judged on this session's settings and step count (a resume judges its own): a page that opens later reads them here
+      warnings: data.warnings,
     };
 
     let from: TrainerPosition = START_POSITION;
@@ -331,6 +333,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       memoryEstimateBytes: estimate.totalBytes,
       availableMemoryBytes: available,
       data: data.summary,
+      warnings: data.warnings,
     });
 
     const eng = engine;

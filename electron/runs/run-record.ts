@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { writeFileAtomic } from '../files/atomic.js';
 import { LATER_DEFAULTS, type TrainConfig } from '../training/config.js';
 import type { RunSummary } from '../training/run.js';
+import { FORM_LABEL, type SettingWarning, type WarnedSetting } from '../training/warnings.js';
 import type { RunStatus, StopCause } from './events.js';
 import { runPaths } from './layout.js';
 import { processStartTicks } from './process-alive.js';
@@ -101,4 +102,25 @@ export async function readRunRecord(dir: string): Promise<RunRecord | null> {
 export async function writeRunRecord(dir: string, record: RunRecord): Promise<void> {
   record.updated_at = new Date().toISOString();
   await writeFileAtomic(runPaths(dir).runFile, JSON.stringify(record, null, 2) + '\n');
+}
+
+const WARNED_SETTINGS = Object.keys(FORM_LABEL).filter((k) => k !== 'lr') as WarnedSetting[];
+
+/**
+ * The warnings the run's newest session judged its settings by
+ * (resolved.warnings, written when it started): none in a record of an older
+ * version or one not started yet. A damaged entry is left out, not fatal: it
+ * only ever adds a notice.
+ */
+export function recordedWarnings(record: RunRecord): SettingWarning[] {
+  const list = record.resolved?.warnings;
+  if (!Array.isArray(list)) return [];
+  const warnings: SettingWarning[] = [];
+  for (const w of list as unknown[]) {
+    if (typeof w !== 'object' || w === null) continue;
+    const { fields, cli, app } = w as Record<string, unknown>;
+    if (typeof cli !== 'string' || typeof app !== 'string' || !Array.isArray(fields)) continue;
+    warnings.push({ fields: fields.filter((f): f is WarnedSetting => WARNED_SETTINGS.includes(f as WarnedSetting)), cli, app });
+  }
+  return warnings;
 }

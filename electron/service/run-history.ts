@@ -1,11 +1,11 @@
 // A run folder's history for the Runs page and a past run's charts: its
-// run.json (settings, status) and metrics.jsonl (one row per step, plus eval
+// run.json (settings, status, the settings that look like a slip) and metrics.jsonl (one row per step, plus eval
 // rows). A torn last line (a run killed mid-append) is skipped.
 import { readFile } from 'node:fs/promises';
 import type { RunHistory } from '../api/contract.js';
 import { runPaths } from '../runs/layout.js';
 import { entryFromRecord } from '../runs/run-index.js';
-import { readRunRecord } from '../runs/run-record.js';
+import { readRunRecord, recordedWarnings } from '../runs/run-record.js';
 import { failed } from './errors.js';
 
 function metricRows(text: string): Record<string, unknown>[] {
@@ -36,5 +36,5 @@ export async function runHistory(dir: string, runId: string | null): Promise<Run
       steps.push({ step: row.step, loss: row.loss, lr: Number(row.lr), gradNorm: Number(row.grad_norm), tokensPerSecond: Number(row.tokens_per_s) });
     }
   }
-  return { dir, entry: entryFromRecord(dir, record), config: record.config, steps, evals, runId };
+  return { dir, entry: entryFromRecord(dir, record), config: record.config, steps, evals, warnings: recordedWarnings(record), runId };
 }

@@ -16,7 +16,7 @@ import { countTrainedTokens, type Example } from './data.js';
 import { loadDataset, packExamples } from '../data/index.js';
 import { splitTrainEval } from './split.js';
 import { totalSteps } from './trainer.js';
-import { runWarnings } from './warnings.js';
+import { settingWarnings, type SettingWarning } from './warnings.js';
 import { comparableFingerprint, modelFingerprint } from './model-fingerprint.js';
 import { executeRun } from '../runs/execute.js';
 import { eventPrinter } from '../runs/print-events.js';
@@ -150,6 +150,12 @@ export interface RunData {
   eval: Example[];
   /** notices for the log (rows skipped, settings not applied; "warning: " lines for settings that look like a slip) */
   notes: string[];
+  /**
+   * the settings that look like a slip, structured (the fields, the CLI's and
+   * the app's words): the "warning: " lines of `notes` are their CLI words;
+   * the started event and run.json carry them for the app
+   */
+  warnings: SettingWarning[];
   /** the dataset report, compact: run.json and the started event carry it */
   summary: RunDataSummary;
 }
@@ -180,8 +186,9 @@ export async function loadRunData(config: TrainConfig, tokenizer: ModelTokenizer
   if (train.length === 0) throw new Error(`${config.data}: no training example has a token to learn (rows of one token, or every label masked); give rows of two or more tokens, or train on every token with --all-tokens`);
   if (train.length < trainRows.length) notes.push(`note: skipping ${countOf(trainRows.length - train.length, 'training row')} with no label token to learn`);
   const steps = totalSteps(train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
-  for (const warning of runWarnings(config, folder.spec, steps)) notes.push(`warning: ${warning}`);
-  return { train, eval: pack(split.eval), notes, summary: summarizeDataset(report) };
+  const warnings = settingWarnings(config, folder.spec, steps);
+  for (const warning of warnings) notes.push(`warning: ${warning.cli}`);
+  return { train, eval: pack(split.eval), notes, warnings, summary: summarizeDataset(report) };
 }
 
 /**

@@ -105,7 +105,3 @@ export function settingWarnings(config: TrainConfig, spec: ModelSpec, totalSteps
   return warnings;
 }
 
-/** The warnings for the run's log, in the command line's words. */
-export function runWarnings(config: TrainConfig, spec: ModelSpec, totalSteps: number, hardwareThreads = availableParallelism()): string[] {
-  return settingWarnings(config, spec, totalSteps, hardwareThreads).map((w) => w.cli);
-}

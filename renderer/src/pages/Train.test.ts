@@ -3,11 +3,13 @@
 // model: a finished run reads as finished (full bar, no time left, no live
 // controls beside "Resume from the last checkpoint"), the live regions
 // announce milestones rather than every step, the speed says what it counts,
-// and with two runs training the page says which it follows and switches.
+// with two runs training the page says which it follows and switches, and a
+// run's settings that look like a slip show above the charts in the app's
+// words (live, and again after a reload), its log keeping the CLI's line.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { mount, unmount, type Component } from 'svelte';
+import { flushSync, mount, unmount, type Component } from 'svelte';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import type { ApiEvent, DemoPaths, StartedRun } from '../../../electron/api/contract.js';
@@ -142,5 +144,67 @@ describe('the Train page with two runs training', () => {
       await call('cancelRun', { runId: first.runId });
       await call('cancelRun', { runId: second.runId });
     }
+  });
+});
+
+describe('the Train page on a run whose warmup is as long as the run', () => {
+  // written out here: the same warning as the run's log line (the command line's words) and as the app says it
+  const CLI = "--warmup-steps 100000 is not below the run's 100000 steps: the learning rate rises for the whole run and never reaches --lr 0.0002; use fewer warmup steps";
+  const APP = "Warmup steps 100000 is not below the run's 100000 steps: the learning rate rises for the whole run and never reaches the Learning rate (0.0002); use fewer warmup steps, or more Steps";
+
+  function checkNotice(root: HTMLElement): void {
+    const notice = byId(root, 'run-warnings')!;
+    // a region named by its heading, above the charts
+    const heading = notice.querySelector('h3')!;
+    expect(notice.getAttribute('aria-labelledby')).toBe(heading.id);
+    expect(document.getElementById(heading.id)).toBe(heading);
+    expect(heading.textContent!.trim()).toBe('A setting of this run looks like a slip');
+    expect([...notice.querySelectorAll('li')].map((li) => li.textContent!.trim())).toEqual([`${APP}.`]);
+    expect(notice.textContent).not.toContain('--warmup-steps');
+    expect(notice.compareDocumentPosition(byId(root, 'loss-chart')!) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
+    // not a live region: the run's status is the page's one voice
+    expect(notice.hasAttribute('aria-live') || notice.hasAttribute('role')).toBe(false);
+  }
+
+  it('shows the app\'s words above the charts while it trains, the log the command line\'s; after a reload, from its record', async () => {
+    const out = join(home, 'warmup-as-long-as-the-run');
+    const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+    // the page follows the folder before the run starts there, so it hears the run's first events
+    const studio = new Studio();
+    studio.runDir = out;
+    let root = render(studio);
+    flushSync();
+    const run = await call<StartedRun>('startRun', { model: demo.model, data, method: 'lora', out, hyper: { threads: 1, steps: 100_000, warmupSteps: 100_000 } });
+    try {
+      await until('the warnings', () => byId(root, 'run-warnings') !== null);
+      checkNotice(root);
+      await until('the log line', () => byId(root, 'run-log')!.textContent!.includes(CLI));
+      const lines = [...byId(root, 'run-log')!.querySelectorAll('li')].map((li) => li.textContent);
+      expect(lines.filter((l) => l!.startsWith('warning: '))).toEqual([`warning: ${CLI}`]);
+    } finally {
+      await call('cancelRun', { runId: run.runId });
+    }
+    await until('cancelled', () => byId(root, 'run-status')?.dataset.status === 'cancelled');
+
+    // a reload: a new page that knows only the folder reads the warning from the run's record
+    void unmount(component!);
+    component = null;
+    document.body.innerHTML = '';
+    const reloaded = new Studio();
+    reloaded.runDir = out;
+    root = render(reloaded);
+    await until('the record read', () => byId(root, 'run-status')?.dataset.status === 'cancelled');
+    await until('the warnings', () => byId(root, 'run-warnings') !== null);
+    checkNotice(root);
+    expect(byId(root, 'run-log')!.textContent).not.toContain(CLI); // the service keeps no log lines: the notice is where it is said
+  });
+
+  it('shows none for a run with nothing that looks like a slip', async () => {
+    const run = await startRun({ steps: 2 }, 2);
+    const studio = new Studio();
+    studio.runDir = run.runDir;
+    const root = render(studio);
+    await until('the finished record', () => byId(root, 'run-status')?.dataset.status === 'finished');
+    expect(byId(root, 'run-warnings')).toBeNull();
   });
 });

@@ -2,7 +2,7 @@
 // from its run folder's history (a past run): the chart points, progress,
 // speed, ETA, memory, the log, and the state that enables pause / resume /
 // cancel. No API calls here: the page feeds it, tests replay real events.
-import type { RunEvent, RunHistory, RunIndexEntry, RunStatus } from '../../../electron/api/contract.js';
+import type { RunEvent, RunHistory, RunIndexEntry, RunStatus, SettingWarning } from '../../../electron/api/contract.js';
 
 /**
  * A step event. `inputTokensPerSecond` (every token the model read this step,
@@ -11,6 +11,8 @@ import type { RunEvent, RunHistory, RunIndexEntry, RunStatus } from '../../../el
  */
 type StepEvent = Omit<Extract<RunEvent, { type: 'step' }>, 'inputTokens' | 'inputTokensPerSecond'> & { inputTokens?: number; inputTokensPerSecond?: number };
 type FailedEvent = Extract<RunEvent, { type: 'failed' }>;
+/** A started event; `warnings` may be missing in events recorded by older versions (then none is known). */
+type StartedEvent = Omit<Extract<RunEvent, { type: 'started' }>, 'warnings'> & { warnings?: SettingWarning[] };
 export type MemoryUsage = StepEvent['memory'];
 export type RunSummary = Extract<RunEvent, { type: 'finished' }>['summary'];
 
@@ -152,6 +154,13 @@ export class RunMonitor {
   elapsedSeconds = $state<number | null>(null);
   memory = $state.raw<MemoryUsage | null>(null);
 
+  /**
+   * The settings of this run (its newest session) that look like a slip, in
+   * the app's words: from the started event, else from the run's record;
+   * null until either said (the log has them too, in the command line's words).
+   */
+  warnings = $state.raw<SettingWarning[] | null>(null);
+
   log = $state.raw<LogLine[]>([]);
   lastCheckpoint = $state.raw<{ step: number; dir: string; bytes: number } | null>(null);
 
@@ -251,12 +260,13 @@ export class RunMonitor {
     this.memory = e.memory;
   }
 
-  /** One live event. */
-  apply(e: RunEvent): void {
+  /** One live event (a started event of an older version may lack its warnings). */
+  apply(e: Exclude<RunEvent, { type: 'started' }> | StartedEvent): void {
     this.heardLive = true;
     switch (e.type) {
       case 'started':
         this.status = 'running';
+        this.warnings = e.warnings ?? [];
         this.method = e.method;
         this.engine = e.engine;
         this.totalSteps = e.totalSteps;
@@ -367,6 +377,8 @@ export class RunMonitor {
     const losses = this.evals.map((e) => e.evalLoss);
     this.bestEvalLoss = losses.length > 0 ? Math.min(...losses) : known(h.entry.best_eval_loss);
     this.method ??= h.entry.method;
+    // a started event heard live is this session's word; the record's are the newest session's too
+    this.warnings ??= h.warnings ?? [];
     this.logFromHistory(h, firstLiveEval);
     // the speed of its last recorded step, unless a live step said it since
     const last = h.steps[h.steps.length - 1];

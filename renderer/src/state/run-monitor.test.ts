@@ -177,6 +177,7 @@ describe('RunMonitor details', () => {
       config: {} as RunHistory['config'],
       steps: s.map((e) => ({ step: e.step, loss: e.loss, lr: e.lr, gradNorm: e.gradNorm, tokensPerSecond: e.tokensPerSecond })),
       evals: [{ step: 2, evalLoss: 12.974549816758278 }, { step: 4, evalLoss: 12.945465707596705 }],
+      warnings: [],
       runId: null,
     };
     const m = new RunMonitor();
@@ -252,6 +253,7 @@ describe('RunMonitor details', () => {
       entry: { dir: '/r', model: '/m', method: 'lora', status: 'interrupted', created: '', updated: '', steps_done: 3, total_steps: 6, best_eval_loss: null, adapter: null, resumable: true, message: null },
       steps: s.slice(0, 4).map((e) => ({ step: e.step, loss: 99, lr: e.lr, gradNorm: 0, tokensPerSecond: 0 })),
       evals: [],
+      warnings: [],
     });
     expect(m.points.map((p) => [p.step, p.loss])).toEqual([[1, 99], [2, 99], [3, 99], [4, s[3].loss], [5, s[4].loss]]);
     expect(m.status).toBe('running');
@@ -272,6 +274,7 @@ function cancelledHistory(runId: string | null): RunHistory {
     config: {} as RunHistory['config'],
     steps: s.map((e) => ({ step: e.step, loss: e.loss, lr: e.lr, gradNorm: e.gradNorm, tokensPerSecond: e.tokensPerSecond })),
     evals: [],
+    warnings: [],
     runId,
   };
 }
@@ -373,5 +376,38 @@ describe('an interrupted run, in the app', () => {
     expect(m.status).toBe('interrupted');
     expect(m.message).toBe('Interrupted after step 4: the training process is gone (a crash, a kill, or the app closed). Resume continues from the checkpoint at step 4.');
     expect(m.canResumeRun).toBe(true);
+  });
+});
+
+describe('RunMonitor: the settings that look like a slip', () => {
+  // as the worker sends it for a demo run of --steps 20 --warmup-steps 20 (electron/service/service-run-warnings.test.ts runs one)
+  const warmup = {
+    fields: ['warmupSteps' as const, 'steps' as const],
+    cli: "--warmup-steps 20 is not below the run's 20 steps: the learning rate rises for the whole run and never reaches --lr 0.0002; use fewer warmup steps",
+    app: "Warmup steps 20 is not below the run's 20 steps: the learning rate rises for the whole run and never reaches the Learning rate (0.0002); use fewer warmup steps, or more Steps",
+  };
+  const started = CANCELLED[0] as Extract<RunEvent, { type: 'started' }>;
+
+  it('takes them from the started event; a started event recorded before they were sent has none', () => {
+    const old = new RunMonitor();
+    expect(old.warnings).toBeNull(); // not said yet
+    old.apply(started);
+    expect('warnings' in started).toBe(false);
+    expect(old.warnings).toEqual([]);
+    const m = new RunMonitor();
+    m.apply({ ...started, warnings: [warmup] });
+    expect(m.warnings).toEqual([warmup]);
+    // a record read after the live start does not overrule it
+    m.loadHistory({ ...cancelledHistory('live'), warnings: [] });
+    expect(m.warnings).toEqual([warmup]);
+  });
+
+  it('a page opened later (a reload) takes them from the record; the next session\'s start says its own', () => {
+    const m = new RunMonitor();
+    m.loadHistory({ ...cancelledHistory(null), warnings: [warmup] });
+    expect(m.warnings).toEqual([warmup]);
+    m.awaitSession();
+    m.apply({ ...started, startStep: 4, resumedFrom: 4, warnings: [] });
+    expect(m.warnings).toEqual([]);
   });
 });

@@ -73,8 +73,10 @@ export class Studio {
    * Method-specific settings put aside by a change of method (the LoRA rank
    * while prompt tuning is chosen), restored when a method
    * that has them is chosen again: arrowing through the methods loses nothing.
+   * Never a setting of the method chosen now (those are in `hyper`). Part of
+   * the tab's snapshot (wizard-session.svelte.ts), so a reload loses nothing either.
    */
-  private setAside: RunSettings['hyper'] = {};
+  setAside = $state<RunSettings['hyper']>({});
 
   /** step 5: the run being trained or last trained (set by the Train page, or by Runs → resume) */
   runId = $state<string | null>(null);
@@ -147,13 +149,14 @@ export class Studio {
     this.method = method;
     const before = $state.snapshot(this.hyper) as RunSettings['hyper'];
     const kept = settingsFor(method, before) as Record<string, unknown>;
-    const aside = this.setAside as Record<string, unknown>;
+    const aside = $state.snapshot(this.setAside) as Record<string, unknown>;
     for (const [key, value] of Object.entries(before)) if (!(key in kept)) aside[key] = value;
-    for (const [key, value] of Object.entries(settingsFor(method, this.setAside))) {
+    for (const [key, value] of Object.entries(settingsFor(method, aside as RunSettings['hyper']))) {
       if (METHOD_SPECIFIC[key as HyperKey] && !(key in kept)) kept[key] = value;
       delete aside[key];
     }
     this.hyper = kept as RunSettings['hyper'];
+    this.setAside = aside as RunSettings['hyper'];
     this.check = null;
   }
 

@@ -4,7 +4,7 @@
 // (its run list, then the run's history for its live id). The Train page
 // then follows that run as if the page had never gone away.
 import type { ApiEvent, ApiTransport, RunSettings, TrainMethod } from '../../../electron/api/contract.js';
-import { STEPS, type LiveRun, type Page, type Studio } from './studio.svelte.js';
+import { METHOD_SPECIFIC, STEPS, type LiveRun, type Page, type Studio } from './studio.svelte.js';
 
 export const SESSION_KEY = 'peft-studio-wizard';
 
@@ -24,6 +24,12 @@ export interface WizardSnapshot {
   completionOnly: boolean;
   pack: boolean;
   hyper: RunSettings['hyper'];
+  /**
+   * the other methods' own settings, put aside while this method is chosen
+   * (Studio.setAside); absent from snapshots written before it was kept
+   * (the version stays 2: those still restore, with nothing set aside)
+   */
+  setAside?: RunSettings['hyper'];
   runDir: string | null;
 }
 
@@ -38,6 +44,7 @@ export function snapshotOf(studio: Studio): WizardSnapshot {
     completionOnly: studio.completionOnly,
     pack: studio.pack,
     hyper: studio.hyper,
+    setAside: studio.setAside,
     runDir: studio.runDir,
   }) as WizardSnapshot;
 }
@@ -47,6 +54,46 @@ const METHODS: readonly string[] = ['lora', 'qlora', 'full', 'prompt', 'prefix']
 const FORMATS: readonly string[] = ['auto', 'alpaca', 'chat', 'completion', 'text', 'tokenized'];
 
 const stringOrNull = (v: unknown): v is string | null => v === null || typeof v === 'string';
+const isNumber = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+const isBoolean = (v: unknown) => typeof v === 'boolean';
+
+/**
+ * The value each method-specific setting may have in a set-aside stash (the
+ * keys of METHOD_SPECIFIC; wizard-session.test.ts holds the two together). Its
+ * limits are not checked here: the Hyperparameters page and the run check
+ * judge a restored value as they judge a typed one.
+ */
+export const SET_ASIDE_VALUE: Record<string, (v: unknown) => boolean> = {
+  rank: isNumber,
+  alpha: isNumber,
+  dropout: isNumber,
+  targets: (v) => Array.isArray(v) && v.every((t) => typeof t === 'string'),
+  rslora: isBoolean,
+  quantBlocksize: isNumber,
+  doubleQuant: isBoolean,
+  virtualTokens: isNumber,
+  promptInitText: stringOrNull,
+  prefixProjection: isBoolean,
+};
+
+/**
+ * A snapshot's set-aside settings as they can be put back: only settings some
+ * other method than `method` has (a stash never holds the chosen method's
+ * own: those are in hyper), each with a value of its kind. Anything else (a
+ * stash tampered with, or of an older app) is dropped, not the snapshot:
+ * the worst it costs is a setting back at its default.
+ */
+function setAsideOf(stash: unknown, method: TrainMethod | null): RunSettings['hyper'] {
+  if (method === null || typeof stash !== 'object' || stash === null || Array.isArray(stash)) return {};
+  const kept: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(stash)) {
+    // own keys only: a "constructor" or "__proto__" in the stash names no setting
+    if (!Object.hasOwn(METHOD_SPECIFIC, key) || !Object.hasOwn(SET_ASIDE_VALUE, key)) continue;
+    const only = METHOD_SPECIFIC[key as keyof RunSettings['hyper']]!;
+    if (!only.includes(method) && SET_ASIDE_VALUE[key](value)) kept[key] = value;
+  }
+  return kept as RunSettings['hyper'];
+}
 
 /** The snapshot this tab saved, or null (none, one of another version, or one whose fields are not what this version writes). */
 export function readSnapshot(storage: Pick<Storage, 'getItem'>): WizardSnapshot | null {
@@ -61,7 +108,9 @@ export function readSnapshot(storage: Pick<Storage, 'getItem'>): WizardSnapshot 
     (json.method === null || (typeof json.method === 'string' && METHODS.includes(json.method))) &&
     typeof json.dataFormat === 'string' && FORMATS.includes(json.dataFormat) && typeof json.completionOnly === 'boolean' && typeof json.pack === 'boolean' &&
     typeof json.hyper === 'object' && json.hyper !== null && !Array.isArray(json.hyper);
-  return ok ? (json as unknown as WizardSnapshot) : null;
+  if (!ok) return null;
+  const snap = json as unknown as WizardSnapshot;
+  return 'setAside' in json ? { ...snap, setAside: setAsideOf(json.setAside, snap.method) } : snap;
 }
 
 /**
@@ -86,6 +135,7 @@ export async function restoreSnapshot(studio: Studio, api: ApiTransport, snap: W
     studio.overview = overview;
     studio.method = snap.method;
     studio.hyper = snap.hyper;
+    studio.setAside = snap.setAside ?? {};
     if (snap.data !== null && snap.method !== null) {
       const seqLen = typeof snap.hyper.seqLen === 'number' ? { seqLen: snap.hyper.seqLen } : {};
       studio.dataReport = await api.call('inspectData', { model: snap.model, data: snap.data, format: snap.dataFormat, completionOnly: snap.completionOnly, pack: snap.pack, ...seqLen });

@@ -1,7 +1,9 @@
 // A reload in the middle of a run, against the real studio service on the
 // bundled demo model: the new page restores the wizard from this tab's
 // storage, finds the running run by asking the service, opens the Train page
-// on it, and its monitor shows the steps the run already did.
+// on it, and its monitor shows the steps the run already did. The settings a
+// change of method put aside (the LoRA rank while prompt tuning is chosen)
+// survive the reload too; a stash tampered with costs only itself.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,9 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { ApiTransport, DemoPaths } from '../../../electron/api/contract.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
-import { Studio } from './studio.svelte.js';
+import { METHOD_SPECIFIC, Studio } from './studio.svelte.js';
 import { TrainPage } from './train-page.svelte.js';
-import { keepSession, readSnapshot, SESSION_KEY } from './wizard-session.svelte.js';
+import { HyperparametersPage } from './hyperparameters-page.svelte.js';
+import { keepSession, readSnapshot, SESSION_KEY, SET_ASIDE_VALUE } from './wizard-session.svelte.js';
 import { until } from '../testing/dom-waits.js';
 import { createIpcTransport } from '../api/ipc.js';
 import { serviceBridge } from '../testing/service-bridge.js';
@@ -166,4 +169,83 @@ describe('a reload while a run trains', () => {
     await until('the run ended', () => studio.liveRuns.length === 0);
     stop();
   }, 60_000);
+});
+
+describe('a reload keeps the settings a change of method put aside', () => {
+  it('LoRA rank 24 typed, prompt tuning chosen, a reload, LoRA again: rank 24', async () => {
+    const storage = tabStorage();
+    const before = new Studio();
+    const stopBefore = keepSession(before, api, storage);
+    before.chooseModel(demo.model, await api.call('inspectModel', { model: demo.model }));
+    before.chooseMethod('lora');
+    before.page = 'method';
+    // typed on the Hyperparameters page, as the user types it
+    const form = new HyperparametersPage(before, api, 0);
+    await form.load();
+    form.edit('rank', '24');
+    expect(form.fieldErrors).toEqual({});
+    form.dispose();
+    expect(before.hyper).toEqual({ rank: 24 });
+    before.chooseMethod('prompt');
+    expect(before.hyper).toEqual({});
+    flushSync();
+    expect(readSnapshot(storage)).toMatchObject({ method: 'prompt', hyper: {}, setAside: { rank: 24 } });
+    stopBefore();
+
+    // the reload: a new Studio from the same tab storage
+    const after = new Studio();
+    const stop = keepSession(after, api, storage);
+    await until('the model read again', () => after.overview !== null);
+    expect(after.method).toBe('prompt');
+    expect(after.hyper).toEqual({});
+    after.chooseMethod('lora');
+    expect(after.hyper).toEqual({ rank: 24 });
+    // and the form shows it
+    const again = new HyperparametersPage(after, api, 0);
+    await again.load();
+    expect(again.inputs.rank).toBe('24');
+    again.dispose();
+    stop();
+  }, 60_000);
+
+  it('an old v2 snapshot (nothing set aside) restores; a stash tampered with or stale loses only its bad part', async () => {
+    const base = { version: 2, page: 'method', model: demo.model, method: 'prompt', data: null, dataFormat: 'auto', completionOnly: true, pack: false, hyper: { virtualTokens: 8 }, runDir: null };
+    const restored = async (snapshot: Record<string, unknown>): Promise<Studio> => {
+      const storage = tabStorage();
+      storage.setItem(SESSION_KEY, JSON.stringify(snapshot));
+      const studio = new Studio();
+      const stop = keepSession(studio, api, storage);
+      await until('the model read again', () => studio.overview !== null);
+      stop();
+      expect(studio.method).toBe('prompt');
+      expect(studio.hyper).toEqual({ virtualTokens: 8 });
+      expect(studio.page).toBe('method');
+      return studio;
+    };
+    // written before the stash was kept
+    const old = await restored(base);
+    expect(old.setAside).toEqual({});
+    old.chooseMethod('lora');
+    expect(old.hyper).toEqual({});
+
+    // names that are no setting but every object has
+    expect((await restored(JSON.parse(JSON.stringify(base).replace(/}$/, ',"setAside":{"constructor":1,"__proto__":{"rank":3},"toString":true,"rank":16}}')))).setAside).toEqual({ rank: 16 });
+    // not an object at all: nothing set aside, the rest of the snapshot as it was
+    for (const junk of [[1, 2], 'rank', null, 7]) expect((await restored({ ...base, setAside: junk })).setAside, JSON.stringify(junk)).toEqual({});
+    // entry by entry: a value of the wrong kind, a setting every method has (never set aside), one of prompt tuning
+    // itself (it is in hyper while prompt tuning is chosen), one this version does not know: dropped; the good ones kept
+    const mixed = await restored({
+      ...base,
+      setAside: { rank: '24', alpha: 48, targets: ['q_proj', 3], dropout: 0.1, lr: 0.5, promptInitText: 'stale', virtualTokens: 99, loraPlus: 2, prefixProjection: true },
+    });
+    expect(mixed.setAside).toEqual({ alpha: 48, dropout: 0.1, prefixProjection: true });
+    mixed.chooseMethod('lora');
+    expect(mixed.hyper).toEqual({ alpha: 48, dropout: 0.1 });
+    mixed.chooseMethod('prefix');
+    expect(mixed.hyper).toEqual({ virtualTokens: 8, prefixProjection: true });
+  }, 60_000);
+
+  it('checks a value for every setting some methods only have, and for no other', () => {
+    expect(Object.keys(SET_ASIDE_VALUE).sort()).toEqual(Object.keys(METHOD_SPECIFIC).sort());
+  });
 });

@@ -2,7 +2,7 @@
 // every format from its run folder, each export scored again through other
 // commands (eval of the PEFT folder and of the merged model).
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { builtCli, cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 
@@ -53,6 +53,40 @@ describe('peft-studio export', () => {
     expect(f16.code, f16.stderr).toBe(0);
     expect(existsSync(join(out, 'merged'))).toBe(false);
     expect(existsSync(join(out, 'adapter.gguf'))).toBe(true);
+  });
+
+  it('gguf-model: the demo trained with LoRA, then with full fine-tuning, each exported as one GGUF that passes its check', { timeout: 300_000 }, async () => {
+    const demo = resolve('resources/demo/model');
+    const dir = tempDir('export-cli-gguf-model');
+    const data = writeJsonl(join(dir, 'train.jsonl'), cycleRows(12, 20, [300, 301, 302, 303, 304, 305]));
+    builtCli(); // train runs its worker from dist/
+    const lora = join(dir, 'lora');
+    const trained = await cli(['train', '--model', demo, '--data', data, '--out', lora, '--steps', '4', '--rank', '4', '--targets', 'all-linear', '--lr', '0.01', '--seq-len', '32', '--threads', '2']);
+    expect(trained.code, trained.stderr).toBe(0);
+    const out = join(dir, 'lora-gguf');
+    const r = await cli(['export', lora, '--format', 'gguf-model', '--gguf-type', 'q8_0', '--out', out, '--threads', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.gguf_model).toMatchObject({ type: 'q8_0', architecture: 'llama', pre: 'gpt-2' });
+    expect(summary.check.checks.map((c: { format: string; passed: boolean }) => [c.format, c.passed])).toEqual([['gguf-model', true]]);
+    expect(r.stderr).toMatch(/check gguf-model: loss \d+\.\d{6} vs source \d+\.\d{6} \(relative difference .*, tolerance 0\.003\) ok/);
+    expect(readFileSync(join(out, 'Modelfile'), 'utf8')).toMatch(/^FROM \.\/model\.gguf$/m);
+
+    // the adapter format keeps f32 / f16
+    const badType = await cli(['export', lora, '--format', 'gguf', '--gguf-type', 'q8_0', '--out', join(dir, 'bad'), '--threads', '2']);
+    expect(badType.code).toBe(1);
+    expect(badType.stderr).toContain('--gguf-type q8_0: the GGUF adapter (format gguf) is written as f32 or f16 only');
+
+    const full = join(dir, 'full');
+    const fullTrained = await cli(['train', '--model', demo, '--data', data, '--out', full, '--method', 'full', '--steps', '2', '--lr', '0.001', '--seq-len', '32', '--threads', '2']);
+    expect(fullTrained.code, fullTrained.stderr).toBe(0);
+    const f = await cli(['export', full, '--format', 'gguf-model', '--gguf-type', 'f32', '--out', join(dir, 'full-gguf'), '--threads', '2']);
+    expect(f.code, f.stderr).toBe(0);
+    const fullSummary = JSON.parse(f.stdout);
+    expect(fullSummary.gguf_model.type).toBe('f32');
+    expect(fullSummary.check.checks[0]).toMatchObject({ format: 'gguf-model', passed: true });
+    expect(fullSummary.check.checks[0].relativeDifference).toBeLessThanOrEqual(1e-6);
+    expect(f.stderr).toMatch(/source model \(full fine-tuning run\): loss/);
   });
 
   it('usage errors exit 2; a folder that is no adapter exits 1 with a clear line', async () => {

@@ -1,4 +1,4 @@
-// `export --format merged` of a real QLoRA run. The reference is the model
+// `export --format merged` (and gguf-model, the merged model as one GGUF) of a real QLoRA run. The reference is the model
 // the user trained: the adapter on the 4-bit NF4 base (verify.ts). The merged
 // model, dequant(W4) + s·B·A stored in the original dtype, must score as
 // that reference within the merge tolerance of its dtype, while the same
@@ -19,7 +19,7 @@ async function evalLoss(args: string[]): Promise<number> {
 }
 
 describe('export of a QLoRA run', () => {
-  it('merged and peft pass their checks against the adapter on the 4-bit base, as trained', { timeout: 300_000 }, async () => {
+  it('merged, peft and gguf-model pass their checks against the adapter on the 4-bit base, as trained', { timeout: 300_000 }, async () => {
     const model = await tinyModel({ seed: 5, hidden: 256, intermediate: 512 });
     const dir = tempDir('export-qlora');
     const data = writeJsonl(join(dir, 'cycle.jsonl'), cycleRows(16, 24));
@@ -30,11 +30,11 @@ describe('export of a QLoRA run', () => {
 
     const rows = writeJsonl(join(dir, 'rows.jsonl'), cycleRows(8, 24).slice(0, 8));
     const out = join(dir, 'exports');
-    const r = await cli(['export', run, '--format', 'merged,peft', '--out', out, '--check-data', rows, ...THREADS]);
+    const r = await cli(['export', run, '--format', 'merged,peft,gguf-model', '--out', out, '--check-data', rows, ...THREADS]);
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary.check.quantization).toEqual({ type: 'nf4', blocksize: 64, doubleQuant: true });
-    expect(summary.check.checks.map((c: { format: string; passed: boolean }) => [c.format, c.passed])).toEqual([['merged', true], ['peft', true]]);
+    expect(summary.check.checks.map((c: { format: string; passed: boolean }) => [c.format, c.passed])).toEqual([['merged', true], ['peft', true], ['gguf-model', true]]);
     expect(r.stderr).toContain('source adapter on its 4-bit NF4 base (blocksize 64, double quantization), as trained: loss');
 
     // The reference, computed independently through `eval` (which rebuilds the run's 4-bit base from run.json) ...
@@ -42,6 +42,9 @@ describe('export of a QLoRA run', () => {
     expect(Math.abs(summary.check.sourceLoss - on4bit) / on4bit).toBeLessThan(1e-6);
     const merged = await evalLoss(['--model', join(out, 'merged'), '--data', rows]);
     expect(Math.abs(merged - on4bit) / on4bit).toBeLessThan(LOSS_TOLERANCE.merged.F32);
+    // the GGUF of the merged model (f16, the converter's default for an F32 model) against the same reference
+    expect(summary.gguf_model.type).toBe('f16');
+    expect(Math.abs(summary.check.checks[2].loss - on4bit) / on4bit).toBeLessThan(LOSS_TOLERANCE['gguf-model'].f16);
     // The same adapter on the fp32 base (copied without its run.json): off by the NF4 quantization
     // error, far beyond the F32 merge tolerance: the reference the check used before, which failed every QLoRA export.
     const bare = join(dir, 'bare');

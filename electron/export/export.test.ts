@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { gguf as hfGguf, GGUFValueType } from '@huggingface/gguf';
 import { describe, expect, it } from 'vitest';
-import { loraTensorShapes, writePeftAdapter, type LoraTensor } from '../adapters/peft.js';
+import { loraTensorShapes, writePeftAdapter } from '../adapters/peft.js';
 import type { AdapterLora } from '../adapters/peft-config.js';
 import { loadAddon } from '../engine/load.js';
-import type { ModelSpec } from '../engine/native.js';
 import { openModelFolder } from '../models/folder.js';
 import { ModelTokenizer } from '../models/tokenizer.js';
 import { Prng } from '../random/prng.js';
+import { writeRandomAdapter } from '../testing/random-adapter.js';
 import { writeTinyModel, type TinyModelOptions } from '../testing/tiny-model.js';
 import { exportAdapter, type ExportOptions } from './export.js';
 import { readGgufLoraAdapter } from './gguf-lora.js';
@@ -29,18 +29,7 @@ async function tinyModel(options: TinyModelOptions) {
   return writeTinyModel(join(tempDir('model'), 'model'), options);
 }
 
-/** An adapter with random A and non-zero random B, written as a PEFT folder. */
-async function randomAdapter(dir: string, spec: ModelSpec, baseDir: string, lora: AdapterLora, seed = 5, edit?: (t: LoraTensor) => void): Promise<Map<string, LoraTensor>> {
-  const rng = new Prng(seed);
-  const tensors = loraTensorShapes(spec, lora).map(({ name, shape }) => ({
-    name,
-    shape,
-    data: Float32Array.from({ length: shape[0] * shape[1] }, () => (rng.nextFloat() - 0.5) * 0.4),
-  }));
-  tensors.forEach((t) => edit?.(t));
-  await writePeftAdapter({ dir, spec, lora, baseModelNameOrPath: baseDir, tensors });
-  return new Map(tensors.map((t) => [t.name, t]));
-}
+const randomAdapter = writeRandomAdapter;
 
 /** Rows of token ids the tiny models score: a cycle, from different starts. */
 function writeRows(file: string, count = 6, length = 24): string {

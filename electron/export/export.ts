@@ -1,11 +1,13 @@
 // `export`: a LoRA adapter (from a training run or an adapter folder) written
-// as a PEFT folder, a merged Hugging Face model and/or a GGUF adapter for
-// llama.cpp and Ollama. Every format is written into one temp folder beside
+// as a PEFT folder, a merged Hugging Face model, a GGUF adapter for llama.cpp
+// and Ollama and/or the merged model as one GGUF file (gguf-model; also from
+// a full fine-tuning run, whose weights are converted as they are). Every
+// format is written into one temp folder beside
 // the target, read back with the project's own loaders and scored against
 // the source adapter; only when every check passes is the folder moved into
 // place, so a failure leaves nothing behind and an existing target is only
 // replaced with `overwrite`.
-import { access, constants, readdir, stat } from 'node:fs/promises';
+import { access, constants, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { readPeftAdapter, writePeftAdapter, type PeftLoraAdapter } from '../adapters/peft.js';
 import { loadAddon } from '../engine/load.js';
@@ -17,12 +19,14 @@ import { adapterTrainingQuantization } from '../adapters/base-quantization.js';
 import type { QuantizationOptions } from '../engine/native.js';
 import { runFolderOf } from '../runs/full-run.js';
 import { effectiveQuantization } from '../session.js';
-import { openModelFolder } from '../models/folder.js';
+import { openModelFolder, type ModelFolder } from '../models/folder.js';
+import type { Example } from '../training/data.js';
 import { checkRowsFor, type CheckRowsFrom } from './check-rows.js';
 import { readGgufLoraAdapter, writeGgufLoraAdapter, type GgufTensorType } from './gguf-lora.js';
+import { ggufModelToFolder, writeGgufModel, type GgufModelSummary, type GgufModelType } from './gguf-model.js';
 import { mergeAdapter } from './merge.js';
-import { ollamaModelfile } from './modelfile.js';
-import { resolveExportSource, type ExportSource } from './source.js';
+import { ollamaModelfile, ollamaModelfileForModel } from './modelfile.js';
+import { ExportSourceError, resolveExportSource, RUN_FILE, type ExportSource } from './source.js';
 import {
   compareLoss,
   ExportCheckError,
@@ -33,10 +37,13 @@ import {
 } from './verify.js';
 import { countOf } from '../text/plural.js';
 
-export const EXPORT_FORMATS = ['peft', 'merged', 'gguf'] as const;
+export const EXPORT_FORMATS = ['peft', 'merged', 'gguf', 'gguf-model'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export const GGUF_ADAPTER_FILE = 'adapter.gguf';
+export const GGUF_MODEL_FILE = 'model.gguf';
+/** Tensor types of the GGUF adapter (llama.cpp applies adapters in F32/F16). */
+export const GGUF_ADAPTER_TYPES: readonly GgufTensorType[] = ['f32', 'f16'];
 export const MODELFILE = 'Modelfile';
 
 export interface ExportOptions {
@@ -51,8 +58,12 @@ export interface ExportOptions {
   overwrite?: boolean;
   /** how the caller lets a user allow overwriting, for the error message (e.g. "pass --overwrite") */
   howToOverwrite?: string;
-  /** GGUF tensor type (default f32) */
-  ggufType?: GgufTensorType;
+  /**
+   * GGUF tensor type. The adapter (gguf): f32 or f16, default f32. The model
+   * (gguf-model): f32, f16, bf16 or q8_0, default the model's own 16-bit type
+   * (gguf-model.ts defaultGgufModelType).
+   */
+  ggufType?: GgufModelType;
   /** rows for the reload check, any dataset file train reads; default: the run's eval rows (or first rows), else a built-in sample */
   checkData?: string | null;
   /** rows scored by the check (default 8) */
@@ -99,6 +110,8 @@ export interface ExportResult {
   check: ExportCheckSummary;
   /** GGUF only: the adapter.lora.alpha written (alpha * sqrt(r) for rsLoRA) */
   ggufAlpha?: number;
+  /** gguf-model only: the tensor type written and llama.cpp's pre-tokenizer name */
+  ggufModel?: { type: GgufModelType; architecture: string; pre: string; fileBytes: number };
 }
 
 export class ExportError extends Error {
@@ -147,7 +160,7 @@ function notLoraMessage(source: ExportSource, formats: readonly ExportFormat[]):
   if (formats.includes('gguf')) {
     return `${what}. A GGUF adapter holds LoRA factors only (adapter.type "lora"), so export cannot write it for llama.cpp or Ollama. Use it with PEFT as it is`;
   }
-  if (formats.includes('merged')) {
+  if (formats.includes('merged') || formats.includes('gguf-model')) {
     return type.virtualTokens ? `${what}, so there is nothing to merge into the base weights` : `${what}, and export merges LoRA adapters only. Merge it with PEFT (merge_and_unload)`;
   }
   return `${what}; export handles LoRA adapters only, and this folder already is in the PEFT format: copy it as it is`;
@@ -252,46 +265,136 @@ function targetFolderError(err: unknown, out: string): ExportError | null {
   return new ExportError(`${out}: cannot write the export folder: ${targetProblem(code, out)}.`);
 }
 
+/**
+ * A full fine-tuning run (run.json config.method "full") as an export source:
+ * its folder is the fine-tuned model itself, which only gguf-model converts
+ * (the other formats hold or merge an adapter, which it has none of). Null
+ * when `path` is not a full run.
+ */
+async function fullRunSource(path: string, formats: readonly ExportFormat[]): Promise<ExportSource | null> {
+  const dir = resolve(path);
+  let run: unknown;
+  try {
+    run = JSON.parse(await readFile(join(dir, RUN_FILE), 'utf8'));
+  } catch {
+    return null; // not a run, or a damaged run.json that resolveExportSource reports
+  }
+  const config = (typeof run === 'object' && run !== null ? (run as { config?: unknown }).config : null) as Record<string, unknown> | null;
+  if (config?.method !== 'full') return null;
+  const others = formats.filter((f) => f !== 'gguf-model');
+  if (others.length > 0) {
+    throw new ExportSourceError(`${dir}: is a full fine-tuning run; it has no adapter to export as ${others.join(', ')}. Its folder already is a Hugging Face model (config.json + model.safetensors): use it as it is, or export it with --format gguf-model for llama.cpp and Ollama`);
+  }
+  const int = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) ? v : null);
+  const evalSplit = typeof config.evalSplit === 'number' && config.evalSplit > 0 && config.evalSplit < 1 ? config.evalSplit : 0;
+  return {
+    kind: 'run',
+    dir,
+    adapterDir: dir,
+    modelDir: dir,
+    peftType: 'FULL',
+    runData: typeof config.data === 'string' ? resolve(dir, config.data) : null,
+    runSeqLen: (int(config.seqLen) ?? 0) > 1 ? int(config.seqLen) : null,
+    runDataFormat: typeof config.dataFormat === 'string' ? config.dataFormat : null,
+    runCompletionOnly: typeof config.completionOnly === 'boolean' ? config.completionOnly : null,
+    runEvalSplit: evalSplit,
+    runSeed: int(config.seed),
+  };
+}
+
+/**
+ * gguf-model into `dir`: the adapter merged into its base (in `scratch`, as
+ * the merged format does it) or a full run's model as it is, converted to
+ * model.gguf + a Modelfile, then read back through our GGUF reader into
+ * `scratch` and scored (check). `scratch` is removed in any case.
+ */
+async function exportGgufModel(o: {
+  dir: string;
+  scratch: string;
+  folder: ModelFolder;
+  source: ExportSource;
+  adapter: PeftLoraAdapter | null;
+  quantization: QuantizationOptions | null;
+  type: GgufModelType | undefined;
+  examples: readonly Example[];
+  addon: NativeAddon;
+  threads: number;
+  log: (line: string) => void;
+  check: (format: string, loss: number, tolerance: number) => void;
+}): Promise<GgufModelSummary> {
+  try {
+    let modelDir = o.folder.dir;
+    let tolerance = 0;
+    if (o.adapter) {
+      modelDir = join(o.scratch, 'merged');
+      const merged = await mergeAdapter(o.folder.dir, o.source.adapterDir, modelDir, { addon: o.addon, threads: o.threads, quantization: o.quantization });
+      o.log(`merged ${countOf(merged.mergedTensors, 'weight')} (scaling ${merged.scaling}) for the GGUF model`);
+      // the merged weights carry their own storage rounding (see the merged format's check)
+      tolerance = LOSS_TOLERANCE.merged[(await openModelFolder(modelDir)).storedDType] ?? LOSS_TOLERANCE.merged.BF16;
+    }
+    await makeFolder(o.dir);
+    const file = join(o.dir, GGUF_MODEL_FILE);
+    const written = await writeGgufModel({ modelDir, outFile: file, ...(o.type ? { type: o.type } : {}), name: basename(o.source.dir) });
+    await writeFileAtomic(join(o.dir, MODELFILE), ollamaModelfileForModel({ modelFile: GGUF_MODEL_FILE, chatTemplate: written.chatTemplate }));
+    o.log(`wrote the GGUF model (${written.architecture}, ${written.type}, ${countOf(written.tensors.length, 'tensor')}, ${countOf(written.tokens, 'token')}, pre-tokenizer ${written.pre}, ${(written.fileBytes / 2 ** 20).toFixed(1)} MiB) and an Ollama Modelfile`);
+    const reloaded = join(o.scratch, 'reloaded');
+    await ggufModelToFolder(file, o.folder.spec, modelDir, reloaded);
+    const loss = (await lossOfModel(o.addon, await openModelFolder(reloaded), o.examples, o.threads)).loss;
+    o.check('gguf-model', loss, Math.max(tolerance, LOSS_TOLERANCE['gguf-model'][written.type]));
+    return written;
+  } finally {
+    await rm(o.scratch, { recursive: true, force: true });
+  }
+}
+
 export async function exportAdapter(options: ExportOptions): Promise<ExportResult> {
   const log = options.log ?? (() => {});
   const formats = [...new Set(options.formats)];
   if (formats.length === 0) throw new ExportError(`no export format given; use ${EXPORT_FORMATS.join(', ')}`);
-  const ggufType = options.ggufType ?? 'f32';
-  const source = await resolveExportSource(options.source, options.model ?? null);
-  if (source.peftType !== 'LORA') throw new ExportError(notLoraMessage(source, formats));
+  if (options.ggufType !== undefined && formats.includes('gguf') && !GGUF_ADAPTER_TYPES.includes(options.ggufType as GgufTensorType)) {
+    throw new ExportError(`--gguf-type ${options.ggufType}: the GGUF adapter (format gguf) is written as f32 or f16 only, the types llama.cpp applies adapters in; ${options.ggufType} is for the whole model (format gguf-model)`);
+  }
+  const ggufType = (options.ggufType ?? 'f32') as GgufTensorType;
+  const fullRun = await fullRunSource(options.source, formats);
+  const source = fullRun ?? (await resolveExportSource(options.source, options.model ?? null));
+  if (!fullRun && source.peftType !== 'LORA') throw new ExportError(notLoraMessage(source, formats));
   const out = resolve(options.out);
   // Refuse before any work (the source's loss takes a while); writeFolderAtomic checks again when it moves the result in.
   const run = await runFolderOf(source.adapterDir);
   const inputs: NamedInput[] = [
     { what: source.kind === 'run' ? 'the run folder' : 'the adapter folder', path: source.dir },
-    { what: 'the base model folder', path: source.modelDir },
+    ...(fullRun ? [] : [{ what: 'the base model folder', path: source.modelDir }]),
     ...(run !== null && run !== source.dir ? [{ what: "the adapter's run folder", path: run }] : []),
     // the rows the check reads: an --out holding them would delete them with --overwrite
     ...(options.checkData ? [{ what: 'the --check-data file', path: options.checkData }] : source.runData ? [{ what: "the run's data file", path: source.runData }] : []),
   ];
   await checkExportDestination(out, inputs, options);
 
+  // A full run's folder is the model; an adapter's base is the model it was trained on.
   const folder = await openModelFolder(source.modelDir);
-  const adapter: PeftLoraAdapter = await readPeftAdapter(source.adapterDir, folder.spec);
+  const adapter: PeftLoraAdapter | null = fullRun ? null : await readPeftAdapter(source.adapterDir, folder.spec);
   const addon = options.addon ?? loadAddon();
   const threads = options.threads;
   // A QLoRA adapter is scored on the 4-bit base it was trained on (the run's
   // run.json, also for a checkpoint of it; a bitsandbytes folder as saved): that is
   // the model the user trained, and what the merged export must reproduce (verify.ts).
-  const quantization = effectiveQuantization(folder, await adapterTrainingQuantization(run ?? source.adapterDir));
+  const quantization = fullRun ? null : effectiveQuantization(folder, await adapterTrainingQuantization(run ?? source.adapterDir));
 
   const rows = await checkRowsFor(options, source, folder);
   if (rows.note) log(`reload check: ${rows.note}; scoring the built-in sample instead`);
   const examples = rows.examples;
-  const scored = await lossWithLora(addon, folder, adapter.lora, adapter.tensors, examples, threads, quantization);
+  const scored = adapter
+    ? await lossWithLora(addon, folder, adapter.lora, adapter.tensors, examples, threads, quantization)
+    : await lossOfModel(addon, folder, examples, threads);
   const sourceLoss = scored.loss;
   const what = rows.file === null ? 'the built-in sample' : `${rows.evalRows ? "the run's eval rows" : 'the first rows'} of ${rows.file}`;
   const on = quantization ? ` on its 4-bit NF4 base (blocksize ${quantization.blocksize}${quantization.doubleQuant ? ', double quantization' : ''}), as trained` : '';
-  log(`source adapter${on}: loss ${sourceLoss.toFixed(6)} on ${countOf(examples.length, 'row')}, ${countOf(scored.tokens, 'token')} of ${what}`);
+  log(`source ${adapter ? 'adapter' : 'model (full fine-tuning run)'}${on}: loss ${sourceLoss.toFixed(6)} on ${countOf(examples.length, 'row')}, ${countOf(scored.tokens, 'token')} of ${what}`);
 
   const outputs: ExportOutput[] = [];
   const checks: LossCheck[] = [];
   let ggufAlpha: number | undefined;
+  let ggufModel: ExportResult['ggufModel'];
   const check = (format: string, loss: number, tolerance: number) => {
     const c = compareLoss(format, loss, sourceLoss, tolerance);
     log(`check ${format}: loss ${loss.toFixed(6)} vs source ${sourceLoss.toFixed(6)} (relative difference ${c.relativeDifference.toExponential(2)}, tolerance ${tolerance}) ${c.passed ? 'ok' : 'FAILED'}`);
@@ -304,6 +407,13 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
     for (const format of formats) {
       const dir = formats.length === 1 ? temp : join(temp, format);
       const finalDir = formats.length === 1 ? out : join(out, format);
+      if (format === 'gguf-model') {
+        const written = await exportGgufModel({ dir, scratch: join(temp, '.gguf-model-work'), folder, source, adapter, quantization, type: options.ggufType, examples, addon, threads, log, check });
+        outputs.push({ format, dir: finalDir, files: [GGUF_MODEL_FILE, MODELFILE] });
+        ggufModel = { type: written.type, architecture: written.architecture, pre: written.pre, fileBytes: written.fileBytes };
+        continue;
+      }
+      if (!adapter) throw new Error(`internal: format ${format} needs an adapter`);
       if (format === 'peft') {
         await writePeftAdapter({
           dir,
@@ -359,5 +469,5 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
     quantization,
     checks,
   };
-  return { out, source, outputs, check: summary, ...(ggufAlpha === undefined ? {} : { ggufAlpha }) };
+  return { out, source, outputs, check: summary, ...(ggufAlpha === undefined ? {} : { ggufAlpha }), ...(ggufModel === undefined ? {} : { ggufModel }) };
 }

@@ -1,4 +1,5 @@
-// The Ollama Modelfile written beside a GGUF adapter. FROM names the base
+// The Ollama Modelfiles written beside a GGUF adapter and a GGUF model.
+// For the adapter: FROM names the base
 // model folder by absolute path (Ollama imports a Hugging Face safetensors
 // folder of a Llama-family model, or takes a GGUF file there); ADAPTER names
 // the adapter relative to the Modelfile, so the export folder can be moved
@@ -21,5 +22,23 @@ export function ollamaModelfile(options: { baseModelDir: string; adapterFile: st
     lines.push(`# llama.cpp architecture: ${options.architecture}. If your Ollama cannot import this architecture from safetensors, point FROM at a GGUF of the base.`);
   }
   lines.push(`FROM ${modelfileArgument(options.baseModelDir)}`, `ADAPTER ${modelfileArgument(`./${options.adapterFile}`)}`, '');
+  return lines.join('\n');
+}
+
+/**
+ * The Ollama Modelfile beside a whole-model GGUF: FROM the file, relative to
+ * the Modelfile so the folder can be moved as one. No TEMPLATE: Ollama takes
+ * the chat template from the file's tokenizer.chat_template.
+ */
+export function ollamaModelfileForModel(options: { modelFile: string; chatTemplate: boolean }): string {
+  const lines = [
+    '# Ollama model: the whole fine-tuned model in one GGUF file.',
+    '#   ollama create NAME -f Modelfile        llama-cli -m model.gguf',
+    options.chatTemplate
+      ? '# The chat template travels inside the GGUF (tokenizer.chat_template); Ollama reads it from there.'
+      : '# The model has no chat template: add a TEMPLATE line here to chat with it in Ollama.',
+    `FROM ${modelfileArgument(`./${options.modelFile}`)}`,
+    '',
+  ];
   return lines.join('\n');
 }

@@ -3,14 +3,16 @@
 // loader must make (magic, version, bounds, alignment, types) fails with a
 // message that names the file and what is wrong.
 import { open } from 'node:fs/promises';
-import { f16ToF32 } from '../../safetensors/convert.js';
+import { bf16ToF32, f16BitsToF32, f16ToF32 } from '../../safetensors/convert.js';
 import {
   alignUp,
-  GGML_TYPE_BYTES,
+  dequantizeQ8_0,
+  ggmlTensorBytes,
   GGUF_DEFAULT_ALIGNMENT,
   GGUF_MAGIC,
   GgmlType,
   GgufValueType,
+  isGgmlType,
   type GgufScalarType,
 } from './format.js';
 
@@ -52,13 +54,16 @@ export class GgufFormatError extends Error {
   }
 }
 
+/** The bytes parsed end before the header does (the file, or the prefix readGgufHeader read so far). */
+class GgufTruncatedError extends GgufFormatError {}
+
 /** Sequential little-endian reader over the whole file's bytes. */
 class Cursor {
   pos = 0;
   constructor(private readonly buf: Buffer, private readonly file: string) {}
 
   private need(n: number, what: string): void {
-    if (this.pos + n > this.buf.length) throw new GgufFormatError(this.file, `ends inside ${what} (offset ${this.pos}); the file is truncated`);
+    if (this.pos + n > this.buf.length) throw new GgufTruncatedError(this.file, `ends inside ${what} (offset ${this.pos}); the file is truncated`);
   }
   u8(what: string): number { this.need(1, what); return this.buf.readUInt8(this.pos++); }
   i8(what: string): number { this.need(1, what); return this.buf.readInt8(this.pos++); }
@@ -120,8 +125,11 @@ function readValue(c: Cursor, type: GgufValueType, key: string, file: string): G
   return { type, itemType, value: items };
 }
 
-/** Parses a whole GGUF file held in memory. */
-export function parseGguf(bytes: Buffer, file: string): GgufFile {
+/**
+ * Parses a GGUF file held in memory; `bytes` may be only its beginning (up to
+ * the end of the tensor table) when `fileBytes` gives the whole file's size.
+ */
+export function parseGguf(bytes: Buffer, file: string, fileBytes = bytes.length): GgufFile {
   const c = new Cursor(bytes, file);
   if (bytes.length < 4 || bytes.toString('latin1', 0, 4) !== GGUF_MAGIC) {
     throw new GgufFormatError(file, 'is not a GGUF file (it does not start with "GGUF")');
@@ -161,16 +169,18 @@ export function parseGguf(bytes: Buffer, file: string): GgufFile {
     for (let d = 0; d < nDims; d++) dims.push(c.size(`dimension ${d} of "${name}"`));
     const type = c.u32(`the type of "${name}"`);
     const offset = c.size(`the offset of "${name}"`);
-    if (type !== GgmlType.F32 && type !== GgmlType.F16) {
-      throw new GgufFormatError(file, `tensor "${name}" has ggml type ${type}; only F32 (0) and F16 (1) adapters can be read (export the adapter again with --outtype f32 or f16)`);
+    if (!isGgmlType(type)) {
+      throw new GgufFormatError(file, `tensor "${name}" has ggml type ${type}; only F32 (0), F16 (1), Q8_0 (8) and BF16 (30) tensors can be read (convert the file again with --outtype f32, f16, bf16 or q8_0)`);
     }
     if (offset % alignment !== 0) throw new GgufFormatError(file, `tensor "${name}" starts at data offset ${offset}, not a multiple of the alignment ${alignment}`);
-    tensors.push({ name, dims, type, offset, bytes: dims.reduce((a, d) => a * d, 1) * GGML_TYPE_BYTES[type as GgmlType] });
+    const bytes = ggmlTensorBytes(type, dims);
+    if (bytes === null) throw new GgufFormatError(file, `tensor "${name}" has ne[0] = ${dims[0]}, not a whole number of ${GgmlType[type]} blocks`);
+    tensors.push({ name, dims, type, offset, bytes });
   }
   const dataOffset = alignUp(c.pos, alignment);
   for (const t of tensors) {
-    if (dataOffset + t.offset + t.bytes > bytes.length) {
-      throw new GgufFormatError(file, `tensor "${t.name}" (${t.bytes} bytes at data offset ${t.offset}) runs past the end of the file (${bytes.length} bytes); the file is truncated`);
+    if (dataOffset + t.offset + t.bytes > fileBytes) {
+      throw new GgufFormatError(file, `tensor "${t.name}" (${t.bytes} bytes at data offset ${t.offset}) runs past the end of the file (${fileBytes} bytes); the file is truncated`);
     }
   }
   const sorted = [...tensors].sort((a, b) => a.offset - b.offset);
@@ -179,7 +189,7 @@ export function parseGguf(bytes: Buffer, file: string): GgufFile {
       throw new GgufFormatError(file, `tensors "${sorted[i - 1].name}" and "${sorted[i].name}" overlap`);
     }
   }
-  return { file, version, metadata, tensors, alignment, dataOffset, fileBytes: bytes.length };
+  return { file, version, metadata, tensors, alignment, dataOffset, fileBytes };
 }
 
 /** Reads and parses a GGUF file, keeping its bytes for tensorAsFloat32. */
@@ -196,14 +206,68 @@ export async function readGguf(file: string): Promise<GgufFile & { bytes: Buffer
   return { ...parseGguf(bytes, file), bytes };
 }
 
-/** A tensor's values as float32 (F16 widened exactly). */
+/**
+ * The header and tensor table of a GGUF file of any size (readGguf holds the
+ * whole file, which Node refuses beyond 2 GiB); tensors are then read one at
+ * a time with readGgufTensor.
+ */
+export async function readGgufHeader(file: string): Promise<GgufFile> {
+  const handle = await open(file, 'r').catch((err: NodeJS.ErrnoException) => {
+    throw new GgufFormatError(file, err.code === 'ENOENT' ? 'no such file' : `cannot be read (${err.code ?? String(err)})`);
+  });
+  try {
+    const size = (await handle.stat()).size;
+    // a tokenizer's metadata runs to several MB (Llama 3: 128k tokens, 280k merges): grow the prefix until the table fits
+    for (let prefix = Math.min(size, 1 << 22); ; prefix = Math.min(size, prefix * 4)) {
+      const bytes = Buffer.alloc(prefix);
+      await readAt(handle, bytes, 0, file);
+      try {
+        return parseGguf(bytes, file, size);
+      } catch (err) {
+        if (!(err instanceof GgufTruncatedError) || prefix === size) throw err;
+      }
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Fills `into` from the file at `position`, in pieces (one read takes at most 2 GiB). */
+async function readAt(handle: Awaited<ReturnType<typeof open>>, into: Uint8Array, position: number, file: string): Promise<void> {
+  for (let done = 0; done < into.length;) {
+    const { bytesRead } = await handle.read(into, done, Math.min(1 << 26, into.length - done), position + done);
+    if (bytesRead === 0) throw new GgufFormatError(file, `ends at byte ${position + done}; the file is truncated`);
+    done += bytesRead;
+  }
+}
+
+/** One tensor of a file read with readGgufHeader, as float32 (see tensorAsFloat32). */
+export async function readGgufTensor(gguf: GgufFile, info: GgufTensorInfo): Promise<Float32Array> {
+  const raw = new Uint8Array(info.bytes);
+  const handle = await open(gguf.file, 'r');
+  try {
+    await readAt(handle, raw, gguf.dataOffset + info.offset, gguf.file);
+  } finally {
+    await handle.close();
+  }
+  return decodeTensor(raw, info);
+}
+
+/** A tensor's values as float32 (F16 and BF16 widened exactly, Q8_0 dequantized as ggml does). */
 export function tensorAsFloat32(gguf: GgufFile & { bytes: Buffer }, info: GgufTensorInfo): Float32Array {
   const start = gguf.dataOffset + info.offset;
-  const raw = gguf.bytes.subarray(start, start + info.bytes);
   // Copy: the slice may not be 4-byte aligned inside the Buffer's pool.
-  const copy = new Uint8Array(raw);
-  if (info.type === GgmlType.F32) return new Float32Array(copy.buffer);
-  return f16ToF32(new Uint16Array(copy.buffer));
+  return decodeTensor(new Uint8Array(gguf.bytes.subarray(start, start + info.bytes)), info);
+}
+
+/** Data bytes (an aligned copy the result may share) decoded to float32. */
+function decodeTensor(copy: Uint8Array, info: GgufTensorInfo): Float32Array {
+  switch (info.type) {
+    case GgmlType.F32: return new Float32Array(copy.buffer);
+    case GgmlType.F16: return f16ToF32(new Uint16Array(copy.buffer));
+    case GgmlType.BF16: return bf16ToF32(new Uint16Array(copy.buffer));
+    case GgmlType.Q8_0: return dequantizeQ8_0(copy, f16BitsToF32);
+  }
 }
 
 /** A metadata value of an expected type, or a clear error. */

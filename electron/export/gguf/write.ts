@@ -1,11 +1,13 @@
 // Writing GGUF v3 files (layout in format.ts): the header and tensor table
-// are built in memory, the tensor data is streamed after them, and the file
-// appears atomically (temp file, fsync, rename).
+// are built in memory, the tensor data is streamed after them (a tensor may
+// be produced only when the writer reaches it, so a whole model never needs
+// to be in memory), and the file appears atomically (temp file, fsync, rename).
 import type { FileHandle } from 'node:fs/promises';
 import { writeFileAtomic } from '../../files/atomic.js';
 import {
   alignUp,
-  GGML_TYPE_BYTES,
+  ggmlTensorBytes,
+  GgmlType,
   GGUF_DEFAULT_ALIGNMENT,
   GGUF_MAGIC,
   GGUF_VERSION,
@@ -14,6 +16,8 @@ import {
   type GgufScalarType,
   type GgufTensorToWrite,
 } from './format.js';
+
+const WRITE_CHUNK = 64 * 1024 * 1024;
 
 /** Little-endian byte sink that grows as needed. */
 class ByteWriter {
@@ -75,6 +79,19 @@ function writeScalar(w: ByteWriter, type: GgufScalarType, value: number | bigint
   }
 }
 
+/** Bytes a tensor's data must have, from its type and dims. */
+function tensorBytes(t: GgufTensorToWrite): number {
+  const bytes = ggmlTensorBytes(t.type, t.dims);
+  if (bytes === null) throw new Error(`GGUF tensor "${t.name}": dims [${t.dims.join(', ')}] do not fit type ${GgmlType[t.type]}: ne[0] must be a multiple of its block size`);
+  return bytes;
+}
+
+function checkDataBytes(t: GgufTensorToWrite, data: Uint8Array, bytes: number): void {
+  if (data.length !== bytes) {
+    throw new Error(`GGUF tensor "${t.name}": ${data.length} bytes of data for dims [${t.dims.join(', ')}] of type ${GgmlType[t.type]} (${bytes} expected)`);
+  }
+}
+
 export interface GgufLayout {
   /** the header, KV pairs and tensor table, padded to the alignment */
   header: Buffer;
@@ -97,13 +114,11 @@ export function layoutGguf(kvs: readonly GgufKv[], tensors: readonly GgufTensorT
   for (const t of tensors) {
     if (names.has(t.name)) throw new Error(`GGUF tensor "${t.name}" is given twice`);
     names.add(t.name);
-    const elements = t.dims.reduce((a, d) => a * d, 1);
-    if (t.data.length !== elements * GGML_TYPE_BYTES[t.type]) {
-      throw new Error(`GGUF tensor "${t.name}": ${t.data.length} bytes of data for dims [${t.dims.join(', ')}] of type ${t.type}`);
-    }
+    const bytes = tensorBytes(t);
+    if (typeof t.data !== 'function') checkDataBytes(t, t.data, bytes);
     dataBytes = alignUp(dataBytes, alignment);
     offsets.push(dataBytes);
-    dataBytes += t.data.length;
+    dataBytes += bytes;
   }
 
   const w = new ByteWriter();
@@ -143,16 +158,23 @@ export async function writeGguf(file: string, kvs: readonly GgufKv[], tensors: r
   const layout = layoutGguf(kvs, tensors, alignment);
   await writeFileAtomic(file, async (handle: FileHandle) => {
     let position = 0;
+    // In pieces: one write call takes at most 2 GiB, and an 8B model's embedding is more.
     const put = async (bytes: Uint8Array) => {
-      await handle.write(bytes, 0, bytes.length, position);
-      position += bytes.length;
+      for (let done = 0; done < bytes.length;) {
+        const { bytesWritten } = await handle.write(bytes, done, Math.min(WRITE_CHUNK, bytes.length - done), position);
+        done += bytesWritten;
+        position += bytesWritten;
+      }
     };
     await put(layout.header);
     let dataPos = 0;
     for (let i = 0; i < tensors.length; i++) {
       if (layout.offsets[i] > dataPos) await put(new Uint8Array(layout.offsets[i] - dataPos));
-      await put(tensors[i].data);
-      dataPos = layout.offsets[i] + tensors[i].data.length;
+      const t = tensors[i];
+      const data = typeof t.data === 'function' ? await t.data() : t.data;
+      checkDataBytes(t, data, tensorBytes(t));
+      await put(data);
+      dataPos = layout.offsets[i] + data.length;
     }
     const tail = layout.fileBytes - position;
     if (tail > 0) await put(new Uint8Array(tail));

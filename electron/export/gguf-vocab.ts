@@ -1,0 +1,326 @@
+// A Hugging Face byte-level BPE tokenizer (tokenizer.json, tokenizer_config.json,
+// config.json) as the GGUF tokenizer metadata llama.cpp reads, laid out the
+// way its converter writes it (convert_hf_to_gguf.py _set_vocab_gpt2 with
+// get_vocab_base, and gguf-py's SpecialVocab):
+//   tokenizer.ggml.model        "gpt2" (byte-level BPE)
+//   tokenizer.ggml.pre          which pre-tokenizer regex llama.cpp applies (see PRE_TOKENIZERS)
+//   tokenizer.ggml.tokens       every id below config.json's vocab_size, in id order: the
+//                               BPE vocab and the added tokens; ids no token has are
+//                               "[PAD{id}]" of type unused
+//   tokenizer.ggml.token_type   1 normal, 3 control (special added tokens, or ones that look
+//                               special), 4 user-defined (other added tokens), 5 unused
+//   tokenizer.ggml.merges       "a b" strings in rank order
+//   tokenizer.ggml.{bos,eos,unknown,seperator,padding}_token_id, add_bos_token / add_eos_token
+//   tokenizer.chat_template
+// SentencePiece-style tokenizers (Metaspace, byte fallback: Llama 2, Mistral) and
+// byte-level tokenizers whose split regex llama.cpp has no name for are refused:
+// llama.cpp would tokenize their text differently from the model's training.
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GPT2_PRETOKENIZE } from '../models/byte-level-bpe.js';
+import { GgufValueType, type GgufKv } from './gguf/format.js';
+
+/** gguf-py TokenType. */
+export enum GgufTokenType {
+  NORMAL = 1,
+  UNKNOWN = 2,
+  CONTROL = 3,
+  USER_DEFINED = 4,
+  UNUSED = 5,
+  BYTE = 6,
+}
+
+export class GgufVocabError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GgufVocabError';
+  }
+}
+
+const SUPPORTED = 'GGUF model export supports byte-level BPE tokenizers (tokenizer.json with model.type "BPE" and a ByteLevel pre-tokenizer) whose split regex llama.cpp knows: GPT-2 ("gpt-2"), Llama 3 ("llama-bpe") and Qwen2/Qwen3 ("qwen2")';
+
+/**
+ * The pre-tokenizer names llama.cpp knows for byte-level BPE that this export
+ * writes, with the regex llama.cpp runs for each (src/llama-vocab.cpp,
+ * llama_vocab::impl::load / the regex_exprs of its pre type) and the regex a
+ * Hugging Face tokenizer.json of that family holds. llama.cpp's regex engine
+ * has no (?i:...) groups, so it spells the contractions out as (?:'[sS]|...);
+ * the two regexes split every text alike.
+ */
+export const PRE_TOKENIZERS: readonly { pre: string; llamaCppRegex: string; hfRegex: string }[] = [
+  {
+    pre: 'gpt-2',
+    // llama.cpp's GPT-2 splitter is hand-written (unicode.cpp) and also covers the
+    // final \s+ alternative of the tokenizers library's built-in GPT-2 pattern.
+    llamaCppRegex: "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)",
+    hfRegex: GPT2_PRETOKENIZE.source,
+  },
+  {
+    pre: 'llama-bpe',
+    llamaCppRegex: "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    hfRegex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+  },
+  {
+    pre: 'qwen2',
+    llamaCppRegex: "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    hfRegex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+  },
+];
+
+/** llama.cpp's spelling of the case-insensitive contraction group. */
+export function spellOutContractions(regex: string): string {
+  return regex.replace("(?i:'s|'t|'re|'ve|'m|'ll|'d)", "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])");
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The pre name for a split regex, or null when llama.cpp has none for it. */
+function preForRegex(regex: string): string | null {
+  const spelled = spellOutContractions(regex);
+  return PRE_TOKENIZERS.find((p) => regex === p.hfRegex || regex === p.llamaCppRegex || spelled === p.llamaCppRegex)?.pre ?? null;
+}
+
+/** tokenizer.ggml.pre for a tokenizer.json's pre_tokenizer, or a GgufVocabError naming the field. */
+export function ggufPreTokenizer(tokenizer: Json, file: string): string {
+  const refuse = (field: string, problem: string) => new GgufVocabError(`${file}: ${field} ${problem}. ${SUPPORTED}`);
+  const pt = tokenizer.pre_tokenizer;
+  if (!isObject(pt)) throw refuse('"pre_tokenizer"', 'is missing');
+  if (pt.type === 'ByteLevel') {
+    if (pt.use_regex === false) throw refuse('"pre_tokenizer.use_regex"', 'is false (a ByteLevel pre-tokenizer that does not split the text)');
+    if (pt.add_prefix_space === true) throw refuse('"pre_tokenizer.add_prefix_space"', 'is true; llama.cpp does not add a space before the text');
+    return 'gpt-2';
+  }
+  if (pt.type !== 'Sequence') throw refuse('"pre_tokenizer.type"', `is ${JSON.stringify(pt.type)} (${pt.type === 'Metaspace' ? 'a SentencePiece-style tokenizer' : 'not a byte-level pre-tokenizer'})`);
+  const steps = Array.isArray(pt.pretokenizers) ? pt.pretokenizers : [];
+  const [split, byteLevel] = steps as unknown[];
+  if (steps.length !== 2 || !isObject(split) || split.type !== 'Split' || !isObject(byteLevel) || byteLevel.type !== 'ByteLevel') {
+    throw refuse('"pre_tokenizer.pretokenizers"', `is [${steps.map((s) => (isObject(s) ? String(s.type) : typeof s)).join(', ')}], not [Split, ByteLevel]`);
+  }
+  const pattern = isObject(split.pattern) ? split.pattern.Regex : undefined;
+  if (typeof pattern !== 'string') throw refuse('"pre_tokenizer.pretokenizers[0].pattern"', 'holds no "Regex"');
+  if (split.behavior !== 'Isolated' || split.invert === true) {
+    throw refuse('"pre_tokenizer.pretokenizers[0]"', `splits with behavior ${JSON.stringify(split.behavior)}${split.invert === true ? ' inverted' : ''}; llama.cpp isolates each regex match`);
+  }
+  if (byteLevel.use_regex !== false) throw refuse('"pre_tokenizer.pretokenizers[1].use_regex"', 'is true: the text would be split twice');
+  if (byteLevel.add_prefix_space === true) throw refuse('"pre_tokenizer.pretokenizers[1].add_prefix_space"', 'is true; llama.cpp does not add a space before the text');
+  const pre = preForRegex(pattern);
+  if (pre === null) throw refuse('"pre_tokenizer.pretokenizers[0].pattern.Regex"', `is ${JSON.stringify(pattern)}, a split regex llama.cpp has no pre-tokenizer name for`);
+  return pre;
+}
+
+/** gguf-py's TextModel.does_token_look_special. */
+function looksSpecial(token: string): boolean {
+  return ['<pad>', '<mask>', '<2mass>', '[@BOS@]'].includes(token)
+    || (token.startsWith('<|') && token.endsWith('|>'))
+    || (token.startsWith('<｜') && token.endsWith('｜>'))
+    || (token.startsWith('<unused') && token.endsWith('>'));
+}
+
+async function readJson(file: string, required: boolean): Promise<Json | null> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if (!required && (err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new GgufVocabError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})${required ? '; GGUF model export needs the model\'s tokenizer.json' : ''}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new GgufVocabError(`${file}: is not valid JSON (${(err as Error).message}); download it again`);
+  }
+  if (!isObject(value)) throw new GgufVocabError(`${file}: is not a JSON object; download it again`);
+  return value;
+}
+
+async function readText(file: string): Promise<string | null> {
+  try {
+    if (!(await stat(file)).isFile()) return null;
+    return await readFile(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** One merge as the "a b" string llama.cpp reads (pairs with spaces: the space written as U+0120, like gguf-py). */
+function mergeString(m: unknown, i: number, file: string): string {
+  if (typeof m === 'string') return m;
+  if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') {
+    return m.map((part: string) => part.replace(/ /g, '\u0120')).join(' ');
+  }
+  throw new GgufVocabError(`${file}: "model.merges"[${i}] is neither a "a b" string nor a pair of strings; download the tokenizer again`);
+}
+
+function tokenContent(entry: unknown): string | null {
+  if (typeof entry === 'string') return entry;
+  if (isObject(entry) && typeof entry.content === 'string') return entry.content;
+  return null;
+}
+
+export interface GgufVocab {
+  kvs: GgufKv[];
+  pre: string;
+  tokens: string[];
+  tokenTypes: GgufTokenType[];
+  merges: string[];
+  /** tokenizer.ggml.*_token_id written, by kind */
+  specialIds: Partial<Record<'bos' | 'eos' | 'unk' | 'sep' | 'pad', number>>;
+  addBos: boolean;
+  addEos: boolean;
+  chatTemplate: string | null;
+  /** tokenizer_config.json's add_prefix_space (the converter writes it for the llama architecture only) */
+  addSpacePrefix: boolean | null;
+}
+
+/** GGUF key of each special-token kind (gguf-py Keys.Tokenizer; "seperator" is its spelling). */
+const SPECIAL_KEYS = { bos: 'bos_token_id', eos: 'eos_token_id', unk: 'unknown_token_id', sep: 'seperator_token_id', pad: 'padding_token_id' } as const;
+type SpecialKind = keyof typeof SPECIAL_KEYS;
+
+/**
+ * The tokenizer metadata of a model folder for a GGUF with `vocabSize` token
+ * rows (config.json's vocab_size: the embedding's rows, which may exceed the
+ * tokenizer's ids).
+ */
+export async function ggufVocab(modelDir: string, vocabSize: number): Promise<GgufVocab> {
+  const file = join(modelDir, 'tokenizer.json');
+  const tokenizer = (await readJson(file, true))!;
+  const config = (await readJson(join(modelDir, 'tokenizer_config.json'), false)) ?? null;
+  const modelConfig = (await readJson(join(modelDir, 'config.json'), false)) ?? {};
+
+  const model = tokenizer.model;
+  if (!isObject(model)) throw new GgufVocabError(`${file}: has no "model" object. ${SUPPORTED}`);
+  if (model.type !== 'BPE') {
+    throw new GgufVocabError(`${file}: "model.type" is ${JSON.stringify(model.type)}${model.type === 'Unigram' ? ' (a SentencePiece Unigram tokenizer)' : ''}, not "BPE". ${SUPPORTED}`);
+  }
+  if (model.byte_fallback === true) {
+    throw new GgufVocabError(`${file}: "model.byte_fallback" is true (a SentencePiece-style BPE such as Llama 2's or Mistral's, which GGUF stores as tokenizer model "llama" from tokenizer.model). ${SUPPORTED}`);
+  }
+  const pre = ggufPreTokenizer(tokenizer, file);
+
+  // tokens by id: the BPE vocab, then the added tokens (which may reuse or extend its ids)
+  const byId = new Map<number, string>();
+  if (!isObject(model.vocab)) throw new GgufVocabError(`${file}: "model.vocab" is not an object of token -> id; download the tokenizer again`);
+  for (const [token, id] of Object.entries(model.vocab)) {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) throw new GgufVocabError(`${file}: "model.vocab" gives token ${JSON.stringify(token)} the id ${JSON.stringify(id)}; ids must be non-negative integers`);
+    byId.set(id, token);
+  }
+  const added = new Map<number, { content: string; special: boolean }>();
+  const addedTokens = Array.isArray(tokenizer.added_tokens) ? tokenizer.added_tokens : [];
+  addedTokens.forEach((t, i) => {
+    if (!isObject(t) || typeof t.id !== 'number' || typeof t.content !== 'string') throw new GgufVocabError(`${file}: "added_tokens"[${i}] needs a numeric "id" and a string "content"`);
+    added.set(t.id, { content: t.content, special: t.special === true });
+    byId.set(t.id, t.content);
+  });
+  let maxId = -1;
+  for (const id of byId.keys()) maxId = Math.max(maxId, id);
+  if (maxId >= vocabSize) {
+    throw new GgufVocabError(`${file}: has token id ${maxId}, but config.json's vocab_size is ${vocabSize}: the tokenizer and the model do not belong together`);
+  }
+
+  const tokens: string[] = [];
+  const tokenTypes: GgufTokenType[] = [];
+  for (let id = 0; id < vocabSize; id++) {
+    const token = byId.get(id);
+    const extra = added.get(id);
+    if (token === undefined) {
+      tokens.push(`[PAD${id}]`);
+      tokenTypes.push(GgufTokenType.UNUSED);
+    } else if (extra) {
+      if (extra.special || looksSpecial(extra.content)) {
+        tokens.push(extra.content);
+        tokenTypes.push(GgufTokenType.CONTROL);
+      } else {
+        // llama.cpp expects user-defined tokens pre-normalized: SentencePiece's ▁ as a space
+        tokens.push(extra.content.replace(/\u2581/g, ' '));
+        tokenTypes.push(GgufTokenType.USER_DEFINED);
+      }
+    } else {
+      tokens.push(token);
+      tokenTypes.push(GgufTokenType.NORMAL);
+    }
+  }
+
+  const rawMerges = model.merges;
+  if (!Array.isArray(rawMerges) || rawMerges.length === 0) throw new GgufVocabError(`${file}: "model.merges" is missing or empty; a BPE tokenizer needs its merges`);
+  const merges = rawMerges.map((m, i) => mergeString(m, i, file));
+
+  // Special ids: tokenizer_config.json's *_token matched to an added token, else config.json's *_token_id.
+  const specialIds: GgufVocab['specialIds'] = {};
+  const set = (kind: SpecialKind, id: unknown) => {
+    if (specialIds[kind] !== undefined || typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= vocabSize) return;
+    specialIds[kind] = id;
+  };
+  const contentOf = (kind: SpecialKind) => tokenContent(config?.[`${kind}_token`]);
+  for (const kind of Object.keys(SPECIAL_KEYS) as SpecialKind[]) {
+    const content = contentOf(kind);
+    if (content !== null) set(kind, addedTokens.find((t) => isObject(t) && t.content === content)?.id);
+  }
+  for (const kind of Object.keys(SPECIAL_KEYS) as SpecialKind[]) set(kind, modelConfig[`${kind}_token_id`]);
+
+  // add_bos / add_eos: what the tokenizer does, the post-processor's template (first / last special
+  // token), then tokenizer_config.json's flags, as the converter reads them. Unlike the converter, an
+  // unsaid flag is written as false, since that is what the Hugging Face tokenizer does then: llama.cpp's
+  // own default differs by pre-tokenizer ("llama-bpe" adds BOS), and would tokenize differently.
+  let addBos = false;
+  let addEos = false;
+  const post = tokenizer.post_processor;
+  const processors = isObject(post) ? (Array.isArray(post.processors) ? post.processors : [post]) : [];
+  for (const p of processors) {
+    if (!isObject(p) || p.type !== 'TemplateProcessing' || !Array.isArray(p.single) || p.single.length < 2) continue;
+    const specialAt = (i: number) => {
+      const item = (p.single as unknown[])[i];
+      return isObject(item) && isObject(item.SpecialToken) && typeof item.SpecialToken.id === 'string' ? item.SpecialToken.id : null;
+    };
+    const first = specialAt(0);
+    const last = specialAt(p.single.length - 1);
+    if (first !== null) addBos = first === (config ? contentOf('bos') : first);
+    if (last !== null) addEos = last === (config ? contentOf('eos') : last);
+  }
+  if (typeof config?.add_bos_token === 'boolean') addBos = config.add_bos_token;
+  if (typeof config?.add_eos_token === 'boolean') addEos = config.add_eos_token;
+
+  // The chat template: tokenizer_config.json's, else chat_template.jinja, else chat_template.json's.
+  let template: unknown = config?.chat_template;
+  if (template === undefined || template === null) {
+    const jinja = await readText(join(modelDir, 'chat_template.jinja'));
+    if (jinja !== null) template = jinja;
+    else template = (await readJson(join(modelDir, 'chat_template.json'), false))?.chat_template ?? null;
+  }
+  const namedTemplates: { name: string; template: string }[] = [];
+  let chatTemplate: string | null = null;
+  if (typeof template === 'string') {
+    chatTemplate = template;
+  } else if (Array.isArray(template)) {
+    // a list of named templates (transformers' multi-template form): "default" is the chat template
+    for (const t of template) {
+      if (!isObject(t) || typeof t.name !== 'string' || typeof t.template !== 'string') continue;
+      const name = t.name.replace(/[^A-Za-z0-9]/g, '_');
+      if (name === 'default') chatTemplate = t.template;
+      else if (name !== '') namedTemplates.push({ name, template: t.template });
+    }
+  }
+
+  const kvs: GgufKv[] = [
+    { key: 'tokenizer.ggml.model', type: GgufValueType.STRING, value: 'gpt2' },
+    { key: 'tokenizer.ggml.pre', type: GgufValueType.STRING, value: pre },
+    { key: 'tokenizer.ggml.tokens', type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value: tokens },
+    { key: 'tokenizer.ggml.token_type', type: GgufValueType.ARRAY, itemType: GgufValueType.INT32, value: tokenTypes },
+    { key: 'tokenizer.ggml.merges', type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value: merges },
+  ];
+  for (const kind of Object.keys(SPECIAL_KEYS) as SpecialKind[]) {
+    const id = specialIds[kind];
+    if (id !== undefined) kvs.push({ key: `tokenizer.ggml.${SPECIAL_KEYS[kind]}`, type: GgufValueType.UINT32, value: id });
+  }
+  kvs.push({ key: 'tokenizer.ggml.add_bos_token', type: GgufValueType.BOOL, value: addBos });
+  kvs.push({ key: 'tokenizer.ggml.add_eos_token', type: GgufValueType.BOOL, value: addEos });
+  for (const t of namedTemplates) kvs.push({ key: `tokenizer.chat_template.${t.name}`, type: GgufValueType.STRING, value: t.template });
+  if (namedTemplates.length > 0) kvs.push({ key: 'tokenizer.chat_templates', type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value: namedTemplates.map((t) => t.name) });
+  if (chatTemplate !== null) kvs.push({ key: 'tokenizer.chat_template', type: GgufValueType.STRING, value: chatTemplate });
+  const addSpacePrefix = typeof config?.add_prefix_space === 'boolean' ? config.add_prefix_space : null;
+  return { kvs, pre, tokens, tokenTypes, merges, specialIds, addBos, addEos, chatTemplate, addSpacePrefix };
+}

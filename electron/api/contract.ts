@@ -10,12 +10,13 @@
 import type { InspectReport, MemoryRow } from '../cli/commands/inspect.js';
 import type { DatasetReport, RowPreview } from '../data/index.js';
 import type { ExportFormat, ExportResult } from '../export/export.js';
+import type { GgufModelType } from '../export/gguf-model.js';
 import type { RunEvent, RunStatus } from '../runs/events.js';
 import type { RunIndexEntry } from '../runs/run-index.js';
 import type { DataFormat, TrainConfig, TrainMethod } from '../training/config.js';
 import type { SettingWarning } from '../training/warnings.js';
 
-export type { DatasetReport, RowPreview, ExportFormat, ExportResult, InspectReport, MemoryRow, RunEvent, RunIndexEntry, RunStatus, TrainConfig, TrainMethod, DataFormat, SettingWarning };
+export type { DatasetReport, RowPreview, ExportFormat, ExportResult, GgufModelType, InspectReport, MemoryRow, RunEvent, RunIndexEntry, RunStatus, TrainConfig, TrainMethod, DataFormat, SettingWarning };
 
 // ---------------------------------------------------------------- machine
 
@@ -318,10 +319,18 @@ export interface RunHistory {
 // ---------------------------------------------------------------- export and try
 
 export interface ExportRequest {
-  /** run folder or adapter folder */
+  /** run folder (LoRA, QLoRA or full fine-tuning; a full run exports as gguf-model only) or adapter folder */
   source: string;
   formats: ExportFormat[];
   out: string;
+  /**
+   * GGUF tensor type: the adapter (gguf) f32 or f16, the model (gguf-model)
+   * also bf16 or q8_0. Absent: the command line's defaults (gguf f32,
+   * gguf-model the model's own 16-bit type; an F32 model f16).
+   */
+  ggufType?: GgufModelType;
+  /** gguf: also write the base model as base.gguf, with the Modelfile FROM it (export --gguf-base) */
+  ggufBase?: boolean;
 }
 
 export interface GenerateRequest {

@@ -1,8 +1,11 @@
 // `peft-studio export` end to end: a LoRA trained with the CLI, exported to
 // every format from its run folder, each export scored again through other
-// commands (eval of the PEFT folder and of the merged model).
-import { existsSync, readFileSync } from 'node:fs';
+// commands (eval of the PEFT folder and of the merged model); --gguf-base (the
+// base as base.gguf beside the adapter, read independently); a full run and a
+// checkpoint of it as GGUF models.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { gguf as hfGguf } from '@huggingface/gguf';
 import { describe, expect, it } from 'vitest';
 import { builtCli, cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 
@@ -49,10 +52,29 @@ describe('peft-studio export', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^peft-studio: .*exports: the folder already exists and is not empty\. Choose another folder, or pass --overwrite to replace it\./);
     expect(existsSync(join(out, 'merged', 'model.safetensors'))).toBe(true);
-    const f16 = await cli(['export', runDir, '--format', 'gguf', '--gguf-type', 'f16', '--out', out, '--overwrite', '--threads', '2']);
+    // --gguf-base: the base beside the adapter, in the chosen type; the Modelfile FROM it
+    const f16 = await cli(['export', runDir, '--format', 'gguf', '--gguf-type', 'f16', '--gguf-base', '--out', out, '--overwrite', '--threads', '2']);
     expect(f16.code, f16.stderr).toBe(0);
     expect(existsSync(join(out, 'merged'))).toBe(false);
-    expect(existsSync(join(out, 'adapter.gguf'))).toBe(true);
+    expect(readdirSync(out).sort()).toEqual(['Modelfile', 'adapter.gguf', 'base.gguf']);
+    const withBase = JSON.parse(f16.stdout);
+    expect(withBase.outputs[0].files).toEqual(['adapter.gguf', 'base.gguf', 'Modelfile']);
+    expect(withBase.gguf_base).toMatchObject({ type: 'f16', qloraNote: null });
+    // base.gguf + adapter.gguf against the source adapter on its base: f16 for both, tolerance 1e-3
+    expect(withBase.check.checks.map((c: { format: string; passed: boolean; tolerance: number }) => [c.format, c.passed, c.tolerance])).toEqual([['gguf', true, 1e-3], ['gguf-base', true, 1e-3]]);
+    expect(withBase.check.checks[1].sourceLoss).toBe(withBase.check.sourceLoss);
+    expect(readFileSync(join(out, 'Modelfile'), 'utf8')).toMatch(/^FROM \.\/base\.gguf\nADAPTER \.\/adapter\.gguf\n$/m);
+    // read by an independent GGUF reader: a whole model (general.type model, file type MOSTLY_F16) of the base's tensors
+    const base = await hfGguf(join(out, 'base.gguf'), { allowLocalFile: true });
+    expect(base.metadata['general.file_type']).toBe(1);
+    expect(base.metadata['general.architecture']).toBe('llama');
+    const attnQ = base.tensorInfos.find((t) => t.name === 'blk.0.attn_q.weight');
+    expect(attnQ?.shape.map(Number)).toEqual([model.spec.hiddenSize, model.spec.numHeads * model.spec.headDim]);
+    expect(attnQ?.dtype).toBe(1); // GGML F16
+    expect(withBase.gguf_base.fileBytes).toBe(readFileSync(join(out, 'base.gguf')).length);
+    const noGguf = await cli(['export', runDir, '--format', 'peft', '--gguf-base', '--out', join(dir, 'no-gguf')]);
+    expect(noGguf.code).toBe(1);
+    expect(noGguf.stderr).toContain('--gguf-base writes base.gguf beside the GGUF adapter: it needs --format gguf');
   });
 
   it('gguf-model: the demo trained with LoRA, then with full fine-tuning, each exported as one GGUF that passes its check', { timeout: 300_000 }, async () => {
@@ -78,7 +100,7 @@ describe('peft-studio export', () => {
     expect(badType.stderr).toContain('--gguf-type q8_0: the GGUF adapter (format gguf) is written as f32 or f16 only');
 
     const full = join(dir, 'full');
-    const fullTrained = await cli(['train', '--model', demo, '--data', data, '--out', full, '--method', 'full', '--steps', '2', '--lr', '0.001', '--seq-len', '32', '--threads', '2']);
+    const fullTrained = await cli(['train', '--model', demo, '--data', data, '--out', full, '--method', 'full', '--steps', '2', '--save-every', '1', '--lr', '0.001', '--seq-len', '32', '--threads', '2']);
     expect(fullTrained.code, fullTrained.stderr).toBe(0);
     const f = await cli(['export', full, '--format', 'gguf-model', '--gguf-type', 'f32', '--out', join(dir, 'full-gguf'), '--threads', '2']);
     expect(f.code, f.stderr).toBe(0);
@@ -87,6 +109,17 @@ describe('peft-studio export', () => {
     expect(fullSummary.check.checks[0]).toMatchObject({ format: 'gguf-model', passed: true });
     expect(fullSummary.check.checks[0].relativeDifference).toBeLessThanOrEqual(1e-6);
     expect(f.stderr).toMatch(/source model \(full fine-tuning run\): loss/);
+
+    // a checkpoint of the run: its own weights (step 1 scores otherwise than the final model), the run's rows
+    const c = await cli(['export', join(full, 'checkpoints', 'step-1'), '--format', 'gguf-model', '--gguf-type', 'f32', '--out', join(dir, 'ckpt-gguf'), '--threads', '2']);
+    expect(c.code, c.stderr).toBe(0);
+    const ckpt = JSON.parse(c.stdout);
+    expect(ckpt.check.rowsFrom).toBe('run data');
+    expect(ckpt.check.data).toBe(data);
+    expect(ckpt.check.checks[0]).toMatchObject({ format: 'gguf-model', passed: true });
+    expect(ckpt.check.checks[0].relativeDifference).toBeLessThanOrEqual(1e-6);
+    expect(ckpt.check.sourceLoss).not.toBe(fullSummary.check.sourceLoss);
+    expect(c.stderr).toMatch(/source model \(full fine-tuning run, checkpoint step 1\): loss/);
   });
 
   it('usage errors exit 2; a folder that is no adapter exits 1 with a clear line', async () => {

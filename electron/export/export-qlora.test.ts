@@ -3,8 +3,10 @@
 // model, dequant(W4) + s·B·A stored in the original dtype, must score as
 // that reference within the merge tolerance of its dtype, while the same
 // adapter on the 16-bit base is a different model (the NF4 quantization
-// error), which the check must not be compared with.
-import { copyFileSync, mkdirSync } from 'node:fs';
+// error), which the check must not be compared with. --gguf-base is the one
+// export of a QLoRA adapter onto the 16-bit base (GGUF has no NF4): its check
+// compares base.gguf + adapter.gguf with exactly that, and says so.
+import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
@@ -59,5 +61,27 @@ describe('export of a QLoRA run', () => {
     expect(fromCheckpoint.stderr).toContain('note: QLoRA adapter (NF4, blocksize 64, double quantization)');
     // the PEFT copy scored on the 4-bit base is the same computation
     expect(summary.check.checks[1].loss).toBe(summary.check.sourceLoss);
+
+    // --gguf-base: base.gguf is the 16-bit base; the pair is checked against the adapter on it (onFp32, from eval), the 4-bit gap reported
+    const withBase = join(dir, 'gguf-base');
+    const g = await cli(['export', run, '--format', 'gguf', '--gguf-base', '--out', withBase, '--check-data', rows, ...THREADS]);
+    expect(g.code, g.stderr).toBe(0);
+    expect(readdirSync(withBase).sort()).toEqual(['Modelfile', 'adapter.gguf', 'base.gguf']);
+    const gs = JSON.parse(g.stdout);
+    expect(gs.check.checks.map((c: { format: string; passed: boolean }) => [c.format, c.passed])).toEqual([['gguf', true], ['gguf-base', true]]);
+    const [adapterCheck, baseCheck] = gs.check.checks;
+    expect(adapterCheck.sourceLoss).toBe(gs.check.sourceLoss);
+    expect(Math.abs(adapterCheck.sourceLoss - on4bit) / on4bit).toBeLessThan(1e-6);
+    expect(Math.abs(baseCheck.sourceLoss - onFp32) / onFp32).toBeLessThan(1e-6);
+    expect(gs.gguf_base.type).toBe('f16'); // gguf-model's auto for an F32 model
+    expect(baseCheck.tolerance).toBe(LOSS_TOLERANCE['gguf-model'].f16);
+    expect(Math.abs(baseCheck.loss - onFp32) / onFp32).toBeLessThan(LOSS_TOLERANCE['gguf-model'].f16);
+    const gap = (Math.abs(onFp32 - on4bit) / on4bit).toExponential(2);
+    expect(gs.gguf_base.qloraNote).toContain(`QLoRA: the adapter was trained on the 4-bit NF4 base; base.gguf holds the 16-bit base (GGUF has no NF4)`);
+    expect(gs.gguf_base.qloraNote).toContain(`(relative difference ${gap})`);
+    expect(g.stderr).toContain(gs.gguf_base.qloraNote);
+    expect(g.stderr).toMatch(/check gguf-base: loss \d+\.\d{6} vs reference \d+\.\d{6} .* ok/);
+    expect(readFileSync(join(withBase, 'Modelfile'), 'utf8')).toMatch(/^FROM \.\/base\.gguf$/m);
+    if (process.env.PS_PRINT_FIGURES) console.log({ qloraGgufBase: { on4bit, onFp32, baseGguf: baseCheck.loss, relativeToFp32: baseCheck.relativeDifference, gap } });
   });
 });

@@ -1,13 +1,14 @@
 // `export`: a LoRA adapter (from a training run or an adapter folder) written
 // as a PEFT folder, a merged Hugging Face model, a GGUF adapter for llama.cpp
-// and Ollama and/or the merged model as one GGUF file (gguf-model; also from
-// a full fine-tuning run, whose weights are converted as they are). Every
-// format is written into one temp folder beside
-// the target, read back with the project's own loaders and scored against
-// the source adapter; only when every check passes is the folder moved into
-// place, so a failure leaves nothing behind and an existing target is only
-// replaced with `overwrite`.
-import { access, constants, readdir, readFile, rm, stat } from 'node:fs/promises';
+// and Ollama (with ggufBase also its base as base.gguf, so the folder needs
+// nothing else) and/or the merged model as one GGUF file (gguf-model; also
+// from a full fine-tuning run or a checkpoint of one, whose weights are
+// converted as they are; source.ts says what a source is). Every format is
+// written into one temp folder beside the target, read back with the
+// project's own loaders and scored against the source; only when every check
+// passes is the folder moved into place, so a failure leaves nothing behind
+// and an existing target is only replaced with `overwrite`.
+import { access, constants, readdir, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { readPeftAdapter, writePeftAdapter, type PeftLoraAdapter } from '../adapters/peft.js';
 import { loadAddon } from '../engine/load.js';
@@ -26,7 +27,7 @@ import { readGgufLoraAdapter, writeGgufLoraAdapter, type GgufTensorType } from '
 import { ggufModelToFolder, writeGgufModel, type GgufModelSummary, type GgufModelType } from './gguf-model.js';
 import { mergeAdapter } from './merge.js';
 import { ollamaModelfile, ollamaModelfileForModel } from './modelfile.js';
-import { ExportSourceError, resolveExportSource, RUN_FILE, type ExportSource } from './source.js';
+import { exportSourceName, resolveExportSource, type AdapterExportSource, type ExportSource } from './source.js';
 import {
   compareLoss,
   ExportCheckError,
@@ -42,6 +43,8 @@ export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export const GGUF_ADAPTER_FILE = 'adapter.gguf';
 export const GGUF_MODEL_FILE = 'model.gguf';
+/** --gguf-base: the base model beside adapter.gguf, so llama.cpp needs no Python converter */
+export const GGUF_BASE_FILE = 'base.gguf';
 /** Tensor types of the GGUF adapter (llama.cpp applies adapters in F32/F16). */
 export const GGUF_ADAPTER_TYPES: readonly GgufTensorType[] = ['f32', 'f16'];
 export const MODELFILE = 'Modelfile';
@@ -64,6 +67,12 @@ export interface ExportOptions {
    * (gguf-model.ts defaultGgufModelType).
    */
   ggufType?: GgufModelType;
+  /**
+   * gguf: also write the base model as base.gguf (in ggufType, default
+   * gguf-model's auto type) with the Modelfile FROM it: a folder llama.cpp
+   * (llama-cli -m base.gguf --lora adapter.gguf) and Ollama use as it is
+   */
+  ggufBase?: boolean;
   /** rows for the reload check, any dataset file train reads; default: the run's eval rows (or first rows), else a built-in sample */
   checkData?: string | null;
   /** rows scored by the check (default 8) */
@@ -112,6 +121,8 @@ export interface ExportResult {
   ggufAlpha?: number;
   /** gguf-model only: the tensor type written and llama.cpp's pre-tokenizer name */
   ggufModel?: { type: GgufModelType; architecture: string; pre: string; fileBytes: number };
+  /** gguf with ggufBase only: base.gguf's type and size, and for QLoRA what its 16-bit base changes */
+  ggufBase?: GgufBaseSummary;
 }
 
 export class ExportError extends Error {
@@ -153,7 +164,7 @@ export function describePeftType(peftType: string): { name: string; virtualToken
 }
 
 /** Why an adapter that is not LoRA cannot be exported to the first of these formats. */
-function notLoraMessage(source: ExportSource, formats: readonly ExportFormat[]): string {
+function notLoraMessage(source: AdapterExportSource, formats: readonly ExportFormat[]): string {
   const type = describePeftType(source.peftType);
   const article = /^[aeiou(]/i.test(type.name) ? 'an' : 'a';
   const what = `${source.adapterDir}: is ${article} ${type.name} adapter (peft_type ${source.peftType}); ${type.what}`;
@@ -266,43 +277,6 @@ function targetFolderError(err: unknown, out: string): ExportError | null {
 }
 
 /**
- * A full fine-tuning run (run.json config.method "full") as an export source:
- * its folder is the fine-tuned model itself, which only gguf-model converts
- * (the other formats hold or merge an adapter, which it has none of). Null
- * when `path` is not a full run.
- */
-async function fullRunSource(path: string, formats: readonly ExportFormat[]): Promise<ExportSource | null> {
-  const dir = resolve(path);
-  let run: unknown;
-  try {
-    run = JSON.parse(await readFile(join(dir, RUN_FILE), 'utf8'));
-  } catch {
-    return null; // not a run, or a damaged run.json that resolveExportSource reports
-  }
-  const config = (typeof run === 'object' && run !== null ? (run as { config?: unknown }).config : null) as Record<string, unknown> | null;
-  if (config?.method !== 'full') return null;
-  const others = formats.filter((f) => f !== 'gguf-model');
-  if (others.length > 0) {
-    throw new ExportSourceError(`${dir}: is a full fine-tuning run; it has no adapter to export as ${others.join(', ')}. Its folder already is a Hugging Face model (config.json + model.safetensors): use it as it is, or export it with --format gguf-model for llama.cpp and Ollama`);
-  }
-  const int = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) ? v : null);
-  const evalSplit = typeof config.evalSplit === 'number' && config.evalSplit > 0 && config.evalSplit < 1 ? config.evalSplit : 0;
-  return {
-    kind: 'run',
-    dir,
-    adapterDir: dir,
-    modelDir: dir,
-    peftType: 'FULL',
-    runData: typeof config.data === 'string' ? resolve(dir, config.data) : null,
-    runSeqLen: (int(config.seqLen) ?? 0) > 1 ? int(config.seqLen) : null,
-    runDataFormat: typeof config.dataFormat === 'string' ? config.dataFormat : null,
-    runCompletionOnly: typeof config.completionOnly === 'boolean' ? config.completionOnly : null,
-    runEvalSplit: evalSplit,
-    runSeed: int(config.seed),
-  };
-}
-
-/**
  * gguf-model into `dir`: the adapter merged into its base (in `scratch`, as
  * the merged format does it) or a full run's model as it is, converted to
  * model.gguf + a Modelfile, then read back through our GGUF reader into
@@ -313,7 +287,8 @@ async function exportGgufModel(o: {
   scratch: string;
   folder: ModelFolder;
   source: ExportSource;
-  adapter: PeftLoraAdapter | null;
+  /** the LoRA adapter folder merged in first, or null (a full run's model, converted as it is) */
+  adapterDir: string | null;
   quantization: QuantizationOptions | null;
   type: GgufModelType | undefined;
   examples: readonly Example[];
@@ -325,23 +300,128 @@ async function exportGgufModel(o: {
   try {
     let modelDir = o.folder.dir;
     let tolerance = 0;
-    if (o.adapter) {
+    if (o.adapterDir !== null) {
       modelDir = join(o.scratch, 'merged');
-      const merged = await mergeAdapter(o.folder.dir, o.source.adapterDir, modelDir, { addon: o.addon, threads: o.threads, quantization: o.quantization });
+      const merged = await mergeAdapter(o.folder.dir, o.adapterDir, modelDir, { addon: o.addon, threads: o.threads, quantization: o.quantization });
       o.log(`merged ${countOf(merged.mergedTensors, 'weight')} (scaling ${merged.scaling}) for the GGUF model`);
       // the merged weights carry their own storage rounding (see the merged format's check)
       tolerance = LOSS_TOLERANCE.merged[(await openModelFolder(modelDir)).storedDType] ?? LOSS_TOLERANCE.merged.BF16;
     }
     await makeFolder(o.dir);
     const file = join(o.dir, GGUF_MODEL_FILE);
-    const written = await writeGgufModel({ modelDir, outFile: file, ...(o.type ? { type: o.type } : {}), name: basename(o.source.dir) });
+    // A full run's own default is f32: its weights are what was trained, and a short run's updates are often
+    // below a 16-bit type's step (the converter's "auto" would round them away; the check would then refuse).
+    const type = o.type ?? (o.source.kind === 'full-run' ? 'f32' : undefined);
+    const written = await writeGgufModel({ modelDir, outFile: file, ...(type ? { type } : {}), name: exportSourceName(o.source) });
     await writeFileAtomic(join(o.dir, MODELFILE), ollamaModelfileForModel({ modelFile: GGUF_MODEL_FILE, chatTemplate: written.chatTemplate }));
     o.log(`wrote the GGUF model (${written.architecture}, ${written.type}, ${countOf(written.tensors.length, 'tensor')}, ${countOf(written.tokens, 'token')}, pre-tokenizer ${written.pre}, ${(written.fileBytes / 2 ** 20).toFixed(1)} MiB) and an Ollama Modelfile`);
     const reloaded = join(o.scratch, 'reloaded');
     await ggufModelToFolder(file, o.folder.spec, modelDir, reloaded);
     const loss = (await lossOfModel(o.addon, await openModelFolder(reloaded), o.examples, o.threads)).loss;
-    o.check('gguf-model', loss, Math.max(tolerance, LOSS_TOLERANCE['gguf-model'][written.type]));
+    try {
+      o.check('gguf-model', loss, Math.max(tolerance, LOSS_TOLERANCE['gguf-model'][written.type]));
+    } catch (err) {
+      // A full run's F32 weights rounded to 16 or 8 bits: small updates (a few steps at a low learning rate on a
+      // 16-bit base) fall below the type's step, and the file loses part of what was trained. Not a fault: say so.
+      if (!(err instanceof ExportCheckError) || o.source.kind !== 'full-run' || written.type === 'f32') throw err;
+      throw new ExportCheckError(err.check, 'model', `${written.type} rounds every weight of the fine-tuned model (${ROUNDING[written.type]}), and that changes its loss more than the check allows: the run's updates to the weights are partly smaller than that rounding, so a ${written.type} file would lose part of what was trained. Export it with the GGUF type f32 (--gguf-type f32), which keeps the weights as they are`);
+    }
     return written;
+  } finally {
+    await rm(o.scratch, { recursive: true, force: true });
+  }
+}
+
+/** How each GGUF model type rounds a weight, for messages. */
+const ROUNDING: Record<GgufModelType, string> = {
+  f32: 'not at all',
+  f16: 'to 11 significant bits',
+  bf16: 'to 8 significant bits',
+  q8_0: 'to 8-bit steps of each 32-value block',
+};
+
+/** What --gguf-base wrote and what its check measured. */
+export interface GgufBaseSummary {
+  type: GgufModelType;
+  fileBytes: number;
+  /** QLoRA only: the adapter was trained on the 4-bit base; what the 16-bit base.gguf changes (null otherwise) */
+  qloraNote: string | null;
+}
+
+/**
+ * gguf into `dir`: adapter.gguf, with `withBase` also base.gguf (the base
+ * model converted as gguf-model converts it) and the Modelfile FROM it, so
+ * the folder needs no Hugging Face folder and no Python converter. Both are
+ * read back through our GGUF readers and scored: the adapter on the source's
+ * base (as the source was scored), and base.gguf + adapter.gguf as llama.cpp
+ * loads them. A QLoRA adapter's base.gguf is the 16-bit base: llama.cpp
+ * applies the adapter to whatever base it loads, and there is no 4-bit NF4
+ * type in GGUF. That pair is compared with the adapter on the same 16-bit
+ * base (the conversion is what is checked), and the log says how far that is
+ * from the 4-bit model it was trained as.
+ */
+async function exportGgufAdapter(o: {
+  dir: string;
+  scratch: string;
+  folder: ModelFolder;
+  source: AdapterExportSource;
+  adapter: PeftLoraAdapter;
+  type: GgufTensorType;
+  /** write base.gguf, in this type (undefined: gguf-model's auto), or not at all (null) */
+  base: { type: GgufModelType | undefined } | null;
+  quantization: QuantizationOptions | null;
+  examples: readonly Example[];
+  /** the source adapter's loss as trained (QLoRA: on its 4-bit base) */
+  sourceLoss: number;
+  addon: NativeAddon;
+  threads: number;
+  log: (line: string) => void;
+  check: (format: string, loss: number, tolerance: number, reference?: number) => void;
+}): Promise<{ alpha: number; files: string[]; base: GgufBaseSummary | null }> {
+  try {
+    await makeFolder(o.dir);
+    const file = join(o.dir, GGUF_ADAPTER_FILE);
+    const content = await writeGgufLoraAdapter(file, {
+      spec: o.folder.spec,
+      lora: o.adapter.lora,
+      tensors: o.adapter.tensors,
+      type: o.type,
+      name: exportSourceName(o.source),
+    });
+    let written: GgufModelSummary | null = null;
+    if (o.base) {
+      written = await writeGgufModel({ modelDir: o.folder.dir, outFile: join(o.dir, GGUF_BASE_FILE), ...(o.base.type ? { type: o.base.type } : {}), name: basename(o.folder.dir) });
+      o.log(`wrote the base model as ${GGUF_BASE_FILE} (${written.architecture}, ${written.type}, ${countOf(written.tensors.length, 'tensor')}, pre-tokenizer ${written.pre}, ${(written.fileBytes / 2 ** 20).toFixed(1)} MiB)`);
+    }
+    await writeFileAtomic(join(o.dir, MODELFILE), ollamaModelfile({
+      base: written ? { ggufFile: GGUF_BASE_FILE } : { dir: o.folder.dir },
+      adapterFile: GGUF_ADAPTER_FILE,
+      architecture: content.architecture,
+    }));
+    const rsNote = o.adapter.lora.rslora ? ` (rsLoRA: alpha ${o.adapter.lora.alpha} × sqrt(${o.adapter.lora.rank}), so llama.cpp's alpha / r equals alpha / sqrt(r))` : '';
+    o.log(`wrote the GGUF adapter (${content.architecture}, ${o.type}, adapter.lora.alpha ${content.alpha}${rsNote}) and an Ollama Modelfile${written ? ` FROM ./${GGUF_BASE_FILE}` : ''}`);
+    const reread = await readGgufLoraAdapter(file, o.folder.spec);
+    o.check('gguf', (await lossWithLora(o.addon, o.folder, reread.lora, reread.tensors, o.examples, o.threads, o.quantization)).loss, LOSS_TOLERANCE.gguf[o.type]);
+    if (!written) return { alpha: content.alpha, files: [GGUF_ADAPTER_FILE, MODELFILE], base: null };
+
+    const reloaded = join(o.scratch, 'base');
+    await ggufModelToFolder(join(o.dir, GGUF_BASE_FILE), o.folder.spec, o.folder.dir, reloaded);
+    const loss = (await lossWithLora(o.addon, await openModelFolder(reloaded), reread.lora, reread.tensors, o.examples, o.threads, null)).loss;
+    const tolerance = Math.max(LOSS_TOLERANCE.gguf[o.type], LOSS_TOLERANCE['gguf-model'][written.type]);
+    let qloraNote: string | null = null;
+    if (o.quantization) {
+      // the reference of this pair: the adapter on the same base in 16 bits, as stored
+      const reference = (await lossWithLora(o.addon, o.folder, o.adapter.lora, o.adapter.tensors, o.examples, o.threads, null)).loss;
+      const trained = o.sourceLoss;
+      qloraNote = `QLoRA: the adapter was trained on the 4-bit NF4 base; ${GGUF_BASE_FILE} holds the 16-bit base (GGUF has no NF4), so llama.cpp runs the adapter on weights slightly different from the trained ones: ` +
+        `loss ${reference.toFixed(6)} on the 16-bit base vs ${trained.toFixed(6)} on the 4-bit base as trained (relative difference ${(Math.abs(reference - trained) / Math.max(Math.abs(trained), 1e-12)).toExponential(2)}). ` +
+        `The gguf-base check compares ${GGUF_BASE_FILE} + ${GGUF_ADAPTER_FILE} with the adapter on the 16-bit base`;
+      o.log(qloraNote);
+      o.check('gguf-base', loss, tolerance, reference);
+    } else {
+      o.check('gguf-base', loss, tolerance);
+    }
+    return { alpha: content.alpha, files: [GGUF_ADAPTER_FILE, GGUF_BASE_FILE, MODELFILE], base: { type: written.type, fileBytes: written.fileBytes, qloraNote } };
   } finally {
     await rm(o.scratch, { recursive: true, force: true });
   }
@@ -355,16 +435,19 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
     throw new ExportError(`--gguf-type ${options.ggufType}: the GGUF adapter (format gguf) is written as f32 or f16 only, the types llama.cpp applies adapters in; ${options.ggufType} is for the whole model (format gguf-model)`);
   }
   const ggufType = (options.ggufType ?? 'f32') as GgufTensorType;
-  const fullRun = await fullRunSource(options.source, formats);
-  const source = fullRun ?? (await resolveExportSource(options.source, options.model ?? null));
-  if (!fullRun && source.peftType !== 'LORA') throw new ExportError(notLoraMessage(source, formats));
+  if (options.ggufBase && !formats.includes('gguf')) {
+    throw new ExportError(`--gguf-base writes base.gguf beside the GGUF adapter: it needs --format gguf (the gguf-model format already is one whole model)`);
+  }
+  const source = await resolveExportSource(options.source, options.model ?? null, formats);
+  if (source.kind !== 'full-run' && source.peftType !== 'LORA') throw new ExportError(notLoraMessage(source, formats));
+  const adapterSource = source.kind === 'full-run' ? null : source;
   const out = resolve(options.out);
   // Refuse before any work (the source's loss takes a while); writeFolderAtomic checks again when it moves the result in.
-  const run = await runFolderOf(source.adapterDir);
+  const run = source.kind === 'full-run' ? source.runDir : await runFolderOf(source.adapterDir);
   const inputs: NamedInput[] = [
-    { what: source.kind === 'run' ? 'the run folder' : 'the adapter folder', path: source.dir },
-    ...(fullRun ? [] : [{ what: 'the base model folder', path: source.modelDir }]),
-    ...(run !== null && run !== source.dir ? [{ what: "the adapter's run folder", path: run }] : []),
+    { what: source.kind === 'adapter' ? 'the adapter folder' : source.kind === 'full-run' && source.checkpointStep !== null ? 'the checkpoint folder' : 'the run folder', path: source.dir },
+    ...(adapterSource ? [{ what: 'the base model folder', path: adapterSource.modelDir }] : []),
+    ...(run !== null && run !== source.dir ? [{ what: source.kind === 'full-run' ? "the checkpoint's run folder" : "the adapter's run folder", path: run }] : []),
     // the rows the check reads: an --out holding them would delete them with --overwrite
     ...(options.checkData ? [{ what: 'the --check-data file', path: options.checkData }] : source.runData ? [{ what: "the run's data file", path: source.runData }] : []),
   ];
@@ -372,13 +455,13 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
 
   // A full run's folder is the model; an adapter's base is the model it was trained on.
   const folder = await openModelFolder(source.modelDir);
-  const adapter: PeftLoraAdapter | null = fullRun ? null : await readPeftAdapter(source.adapterDir, folder.spec);
+  const adapter: PeftLoraAdapter | null = adapterSource ? await readPeftAdapter(adapterSource.adapterDir, folder.spec) : null;
   const addon = options.addon ?? loadAddon();
   const threads = options.threads;
   // A QLoRA adapter is scored on the 4-bit base it was trained on (the run's
   // run.json, also for a checkpoint of it; a bitsandbytes folder as saved): that is
   // the model the user trained, and what the merged export must reproduce (verify.ts).
-  const quantization = fullRun ? null : effectiveQuantization(folder, await adapterTrainingQuantization(run ?? source.adapterDir));
+  const quantization = adapterSource ? effectiveQuantization(folder, await adapterTrainingQuantization(run ?? adapterSource.adapterDir)) : null;
 
   const rows = await checkRowsFor(options, source, folder);
   if (rows.note) log(`reload check: ${rows.note}; scoring the built-in sample instead`);
@@ -389,17 +472,20 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
   const sourceLoss = scored.loss;
   const what = rows.file === null ? 'the built-in sample' : `${rows.evalRows ? "the run's eval rows" : 'the first rows'} of ${rows.file}`;
   const on = quantization ? ` on its 4-bit NF4 base (blocksize ${quantization.blocksize}${quantization.doubleQuant ? ', double quantization' : ''}), as trained` : '';
-  log(`source ${adapter ? 'adapter' : 'model (full fine-tuning run)'}${on}: loss ${sourceLoss.toFixed(6)} on ${countOf(examples.length, 'row')}, ${countOf(scored.tokens, 'token')} of ${what}`);
+  const fullWhat = source.kind === 'full-run' && source.checkpointStep !== null ? `model (full fine-tuning run, checkpoint step ${source.checkpointStep})` : 'model (full fine-tuning run)';
+  log(`source ${adapter ? 'adapter' : fullWhat}${on}: loss ${sourceLoss.toFixed(6)} on ${countOf(examples.length, 'row')}, ${countOf(scored.tokens, 'token')} of ${what}`);
 
   const outputs: ExportOutput[] = [];
   const checks: LossCheck[] = [];
   let ggufAlpha: number | undefined;
   let ggufModel: ExportResult['ggufModel'];
-  const check = (format: string, loss: number, tolerance: number) => {
-    const c = compareLoss(format, loss, sourceLoss, tolerance);
-    log(`check ${format}: loss ${loss.toFixed(6)} vs source ${sourceLoss.toFixed(6)} (relative difference ${c.relativeDifference.toExponential(2)}, tolerance ${tolerance}) ${c.passed ? 'ok' : 'FAILED'}`);
+  let ggufBase: GgufBaseSummary | null = null;
+  /** `reference`: what this export must reproduce when it is not the source as scored (a QLoRA adapter's 16-bit base.gguf) */
+  const check = (format: string, loss: number, tolerance: number, reference = sourceLoss) => {
+    const c = compareLoss(format, loss, reference, tolerance);
+    log(`check ${format}: loss ${loss.toFixed(6)} vs ${reference === sourceLoss ? 'source' : 'reference'} ${reference.toFixed(6)} (relative difference ${c.relativeDifference.toExponential(2)}, tolerance ${tolerance}) ${c.passed ? 'ok' : 'FAILED'}`);
     checks.push(c);
-    if (!c.passed) throw new ExportCheckError(c);
+    if (!c.passed) throw new ExportCheckError(c, adapter ? 'adapter' : 'model');
   };
 
   // A file-system error here names the temp folder beside `out`: reword it to name `out`.
@@ -408,12 +494,12 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
       const dir = formats.length === 1 ? temp : join(temp, format);
       const finalDir = formats.length === 1 ? out : join(out, format);
       if (format === 'gguf-model') {
-        const written = await exportGgufModel({ dir, scratch: join(temp, '.gguf-model-work'), folder, source, adapter, quantization, type: options.ggufType, examples, addon, threads, log, check });
+        const written = await exportGgufModel({ dir, scratch: join(temp, '.gguf-model-work'), folder, source, adapterDir: adapterSource?.adapterDir ?? null, quantization, type: options.ggufType, examples, addon, threads, log, check });
         outputs.push({ format, dir: finalDir, files: [GGUF_MODEL_FILE, MODELFILE] });
         ggufModel = { type: written.type, architecture: written.architecture, pre: written.pre, fileBytes: written.fileBytes };
         continue;
       }
-      if (!adapter) throw new Error(`internal: format ${format} needs an adapter`);
+      if (!adapter || !adapterSource) throw new Error(`internal: format ${format} needs an adapter`);
       if (format === 'peft') {
         await writePeftAdapter({
           dir,
@@ -429,29 +515,21 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
         check('peft', (await lossWithLora(addon, folder, reread.lora, reread.tensors, examples, threads, quantization)).loss, LOSS_TOLERANCE.peft);
       } else if (format === 'merged') {
         // The same base the source was scored on: a QLoRA adapter goes into the dequantized 4-bit weights.
-        const summary = await mergeAdapter(folder.dir, source.adapterDir, dir, { addon, threads, quantization });
+        const summary = await mergeAdapter(folder.dir, adapterSource.adapterDir, dir, { addon, threads, quantization });
         outputs.push({ format, dir: finalDir, files: summary.files });
         log(`merged ${countOf(summary.mergedTensors, 'weight')} (scaling ${summary.scaling})`);
         const merged = await openModelFolder(dir);
         const tolerance = LOSS_TOLERANCE.merged[merged.storedDType] ?? LOSS_TOLERANCE.merged.BF16;
         check('merged', (await lossOfModel(addon, merged, examples, threads)).loss, tolerance);
       } else {
-        await makeFolder(dir);
-        const file = join(dir, GGUF_ADAPTER_FILE);
-        const content = await writeGgufLoraAdapter(file, {
-          spec: folder.spec,
-          lora: adapter.lora,
-          tensors: adapter.tensors,
-          type: ggufType,
-          name: basename(source.dir),
+        const written = await exportGgufAdapter({
+          dir, scratch: join(temp, '.gguf-base-work'), folder, source: adapterSource, adapter, type: ggufType,
+          base: options.ggufBase ? { type: options.ggufType } : null,
+          quantization, examples, sourceLoss, addon, threads, log, check,
         });
-        ggufAlpha = content.alpha;
-        await writeFileAtomic(join(dir, MODELFILE), ollamaModelfile({ baseModelDir: folder.dir, adapterFile: GGUF_ADAPTER_FILE, architecture: content.architecture }));
-        outputs.push({ format, dir: finalDir, files: [GGUF_ADAPTER_FILE, MODELFILE] });
-        const rsNote = adapter.lora.rslora ? ` (rsLoRA: alpha ${adapter.lora.alpha} × sqrt(${adapter.lora.rank}), so llama.cpp's alpha / r equals alpha / sqrt(r))` : '';
-        log(`wrote the GGUF adapter (${content.architecture}, ${ggufType}, adapter.lora.alpha ${content.alpha}${rsNote}) and an Ollama Modelfile`);
-        const reread = await readGgufLoraAdapter(file, folder.spec);
-        check('gguf', (await lossWithLora(addon, folder, reread.lora, reread.tensors, examples, threads, quantization)).loss, LOSS_TOLERANCE.gguf[ggufType]);
+        ggufAlpha = written.alpha;
+        ggufBase = written.base;
+        outputs.push({ format, dir: finalDir, files: written.files });
       }
     }
   }, { overwrite: options.overwrite, howToOverwrite: options.howToOverwrite }).catch((err: unknown) => {
@@ -469,5 +547,10 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
     quantization,
     checks,
   };
-  return { out, source, outputs, check: summary, ...(ggufAlpha === undefined ? {} : { ggufAlpha }), ...(ggufModel === undefined ? {} : { ggufModel }) };
+  return {
+    out, source, outputs, check: summary,
+    ...(ggufAlpha === undefined ? {} : { ggufAlpha }),
+    ...(ggufModel === undefined ? {} : { ggufModel }),
+    ...(ggufBase === null ? {} : { ggufBase }),
+  };
 }

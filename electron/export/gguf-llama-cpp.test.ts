@@ -3,7 +3,8 @@
 // the Hugging Face folders they came from — every position's logits, for
 // each architecture we map (Llama, Mistral, Qwen2, Qwen3), tied embeddings,
 // grouped-query attention, llama3 RoPE scaling, biases, q/k norms; base
-// models, LoRA adapters applied by llama.cpp, and merged exports. The same
+// models, LoRA adapters applied by llama.cpp, merged exports, and the
+// self-contained adapter folder of --gguf-base (base.gguf + adapter.gguf). The same
 // files tokenize as our tokenizer does, llama.cpp warns about nothing while
 // loading them, and our Q8_0 blocks are ggml's own, byte for byte.
 import { copyFileSync, mkdtempSync } from 'node:fs';
@@ -212,6 +213,32 @@ describe.skipIf(!availability.available)('GGUF files in llama.cpp', () => {
     expect(withLora.warnings).toEqual([]);
     const b = agreement(await ourLogits(model.dir, tokens, adapterDir), withLora.value.logits, withLora.value.vocab);
     expect(b.maxAbsDiff).toBeLessThanOrEqual(FP32_RELATIVE * b.maxAbs);
+  });
+
+  it('export --format gguf --gguf-base: llama.cpp loads the folder as it is (base.gguf with adapter.gguf) and computes our engine\'s logits of the adapter on the base', async () => {
+    const dir = tempDir('gguf-base');
+    const model = await writeTinyModel(join(dir, 'model'), { arch: 'LlamaForCausalLM', layers: 2, heads: 4, kvHeads: 2, maxPosition: 256, seed: 51 });
+    const adapterDir = join(dir, 'adapter');
+    const lora: AdapterLora = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: ALL_TARGETS, layers: null, init: 'default' };
+    await writeRandomAdapter(adapterDir, model.spec, model.dir, lora, 52);
+    const out = join(dir, 'out');
+    // f32 for both files: llama.cpp then computes in fp32 as our engine does
+    const result = await exportAdapter({ source: adapterDir, model: model.dir, formats: ['gguf'], ggufBase: true, out, threads: 2, ggufType: 'f32' });
+    expect(result.outputs[0].files).toEqual(['adapter.gguf', 'base.gguf', 'Modelfile']);
+    const tokens = tokenSequence(model.spec.vocabSize, 40, 53);
+    const ours = await ourLogits(model.dir, tokens, adapterDir);
+    const withLora = await llamaCpp.logits(join(out, 'base.gguf'), tokens, { file: join(out, 'adapter.gguf'), scale: 1 });
+    expect(withLora.warnings).toEqual([]);
+    const a = agreement(ours, withLora.value.logits, withLora.value.vocab);
+    console.log(`--gguf-base in llama.cpp: max |logit difference| ${a.maxAbsDiff.toExponential(2)} of max |logit| ${a.maxAbs.toFixed(2)}, same next token at ${a.sameArgmax} / ${a.positions}`);
+    expect(a.maxAbsDiff).toBeLessThanOrEqual(FP32_RELATIVE * a.maxAbs);
+    expect(a.sameArgmax).toBe(a.positions);
+    // base.gguf alone is the base: the adapter is what moves llama.cpp's logits to ours
+    const alone = await llamaCpp.logits(join(out, 'base.gguf'), tokens);
+    const b = agreement(await ourLogits(model.dir, tokens), alone.value.logits, alone.value.vocab);
+    expect(b.maxAbsDiff).toBeLessThanOrEqual(FP32_RELATIVE * b.maxAbs);
+    const c = agreement(ours, alone.value.logits, alone.value.vocab);
+    expect(c.maxAbsDiff).toBeGreaterThan(100 * FP32_RELATIVE * c.maxAbs);
   });
 
   it('the real Llama 3 tokenizer: llama.cpp reads our vocabulary (pre-tokenizer llama-bpe, special tokens, chat template text) and tokenizes as we do', async () => {

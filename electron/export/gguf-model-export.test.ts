@@ -1,8 +1,10 @@
 // Export format gguf-model with the real addon on the demo model: a LoRA
-// adapter merged and converted in every type, a full fine-tuning run converted
-// as it is, each reloaded through our GGUF reader and scored against the
-// source; the Modelfile; refusals (prompt tuning, other formats of a full run,
-// a bf16/q8_0 adapter, an unsupported tokenizer), with nothing left behind.
+// adapter merged and converted in every type, a full fine-tuning run (and a
+// checkpoint of one) converted as it is, each reloaded through our GGUF reader
+// and scored against the source; the Modelfile; refusals (prompt tuning, other
+// formats of a full run, a full run still training or an incomplete checkpoint,
+// --model with a full run, a bf16/q8_0 adapter, --gguf-base without gguf, an
+// unsupported tokenizer), with nothing left behind.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -13,6 +15,7 @@ import type { AdapterLora } from '../adapters/peft-config.js';
 import { openModelFolder } from '../models/folder.js';
 import { Prng } from '../random/prng.js';
 import { exportAdapter, type ExportOptions } from './export.js';
+import { resolveExportSource } from './source.js';
 import type { GgufModelType } from './gguf-model.js';
 import { LOSS_TOLERANCE } from './verify.js';
 
@@ -88,11 +91,48 @@ describe('export gguf-model', () => {
     const result = await run({ source: dir, formats: ['gguf-model'], out, ggufType: 'f32' });
     expect(result.check.checks[0]).toMatchObject({ format: 'gguf-model', passed: true, relativeDifference: 0 });
     expect(existsSync(join(out, 'model.gguf'))).toBe(true);
-    // without --gguf-type: the converter's auto, the demo's F16
+    // without --gguf-type: a full run's default, f32 (its weights as trained)
     const out2 = join(tempDir('gm-export'), 'out');
-    expect((await run({ source: dir, formats: ['gguf-model'], out: out2 })).ggufModel?.type).toBe('f16');
+    expect((await run({ source: dir, formats: ['gguf-model'], out: out2 })).ggufModel?.type).toBe('f32');
     await expect(run({ source: dir, formats: ['gguf-model', 'merged'], out: join(tempDir('gm-export'), 'o') }))
       .rejects.toThrow(/is a full fine-tuning run; it has no adapter to export as merged\. .* export it with --format gguf-model/);
+  });
+
+  it('a checkpoint of a full run is a source of its own kind, with the run\'s data; unfinished and incomplete ones are refused', { timeout: 120_000 }, async () => {
+    const dir = fullRun();
+    const step = join(dir, 'checkpoints', 'step-2');
+    mkdirSync(step, { recursive: true });
+    for (const f of readdirSync(DEMO)) copyFileSync(join(DEMO, f), join(step, f));
+    writeFileSync(join(dir, 'run.json'), JSON.stringify({ config: { method: 'full', model: DEMO, seqLen: 48, data: 'train.jsonl', evalSplit: 0.25, seed: 9 } }));
+    // incomplete: no COMPLETE marker (the run stopped while writing it)
+    await expect(resolveExportSource(step)).rejects.toThrow(/step-2: the checkpoint is incomplete \(no COMPLETE marker or no config\.json\)/);
+    writeFileSync(join(step, 'COMPLETE'), '{}');
+    const source = await resolveExportSource(step);
+    expect(source).toEqual({
+      kind: 'full-run', dir: step, modelDir: step, runDir: dir, checkpointStep: 2,
+      runData: join(dir, 'train.jsonl'), runSeqLen: 48, runDataFormat: null, runCompletionOnly: null, runEvalSplit: 0.25, runSeed: 9,
+    });
+    // the run's data is gone: the check says so and scores the built-in sample
+    const out = join(tempDir('gm-export'), 'out');
+    const lines: string[] = [];
+    const result = await run({ source: step, formats: ['gguf-model'], out, ggufType: 'f32', log: (l) => lines.push(l) });
+    expect(result.check.checks[0]).toMatchObject({ format: 'gguf-model', passed: true, relativeDifference: 0 });
+    expect(result.check.rowsFrom).toBe('built-in sample');
+    expect(lines[0]).toMatch(/^reload check: the run's data could not be used/);
+    expect(lines.some((l) => l.startsWith('source model (full fine-tuning run, checkpoint step 2): loss'))).toBe(true);
+    const parsed = await hfGguf(join(out, 'model.gguf'), { allowLocalFile: true });
+    expect(parsed.metadata['general.name']).toBe('run-step-2');
+
+    await expect(run({ source: step, formats: ['gguf'], out: join(tempDir('gm-export'), 'o') }))
+      .rejects.toThrow(/step-2: is a checkpoint of the full fine-tuning run .*run; it has no adapter to export as gguf\./);
+    await expect(run({ source: dir, model: DEMO, formats: ['gguf-model'], out: join(tempDir('gm-export'), 'o') }))
+      .rejects.toThrow(/run: is a full fine-tuning run: its folder is the fine-tuned model itself, so there is no base model to choose; leave out --model/);
+    // still training: run.json but no final model at the top level
+    const training = join(tempDir('gm-training'), 'run');
+    mkdirSync(training);
+    writeFileSync(join(training, 'run.json'), JSON.stringify({ config: { method: 'full', model: DEMO } }));
+    await expect(run({ source: training, formats: ['gguf-model'], out: join(tempDir('gm-export'), 'o') }))
+      .rejects.toThrow(/run: the full fine-tuning run has no final model \(no config\.json at its top level\): it is still training or was interrupted\. Finish it with 'train --resume /);
   });
 
   it('refusals: prompt tuning, a bf16 adapter, an unsupported tokenizer; nothing written', { timeout: 120_000 }, async () => {
@@ -103,6 +143,8 @@ describe('export gguf-model', () => {
     await expect(run({ source: prompt, formats: ['gguf-model'], out })).rejects.toThrow(/is a prompt tuning adapter \(peft_type PROMPT_TUNING\); it adds virtual tokens, not weight updates, so there is nothing to merge into the base weights/);
     await expect(run({ source: await demoAdapter(), formats: ['gguf', 'gguf-model'], out, ggufType: 'bf16' }))
       .rejects.toThrow(/--gguf-type bf16: the GGUF adapter \(format gguf\) is written as f32 or f16 only/);
+    await expect(run({ source: await demoAdapter(), formats: ['gguf-model'], out, ggufBase: true }))
+      .rejects.toThrow(/--gguf-base writes base\.gguf beside the GGUF adapter: it needs --format gguf/);
 
     // the demo with a SentencePiece-style pre-tokenizer: refused naming tokenizer.json, and no folder left
     const model = join(tempDir('gm-sp'), 'model');

@@ -1,24 +1,25 @@
-// What `export` exports: a training run folder (train --out: run.json names
-// the base model and the data; the final adapter lies at the folder's top
-// level) or a PEFT adapter folder (the base from --model, or from the
-// adapter's base_model_name_or_path when that is a folder on this machine).
+// What `export` exports, resolved once for the CLI and the app:
+//   a LoRA run folder      (train --out: run.json names the base model and the data; the
+//                           final adapter lies at the folder's top level)
+//   a PEFT adapter folder  (a LoRA run's checkpoints/step-N too: the base from --model, or
+//                           from the adapter's base_model_name_or_path when that is a folder here)
+//   a full fine-tuning run (run.json config.method "full": its folder is the fine-tuned model
+//                           itself) or one of its checkpoints/step-N folders (also a whole
+//                           model), with the run's data for the reload check.
+// A full run has no adapter and no separate base: its source kind carries
+// neither, so code that needs an adapter must first narrow the kind.
 import { readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../adapters/peft.js';
+import { CONFIG_FILE } from '../models/folder.js';
+import { COMPLETE_MARKER } from '../runs/checkpoint-format.js';
+import { CHECKPOINTS_DIR, checkpointStep } from '../runs/layout.js';
 
 export const RUN_FILE = 'run.json';
 
-export interface ExportSource {
-  kind: 'run' | 'adapter';
-  /** the folder the user named (absolute) */
-  dir: string;
-  /** the folder holding adapter_config.json (absolute) */
-  adapterDir: string;
-  /** the base model folder (absolute) */
-  modelDir: string;
-  /** adapter_config.json's peft_type ("LORA", "PROMPT_TUNING", ...) */
-  peftType: string;
-  /** the run's training data, for the reload check (null for an adapter folder) */
+/** What run.json says about the run's data, for the reload check (all null / 0 without a run). */
+export interface RunDataFacts {
+  /** the run's training data (null for an adapter folder) */
   runData: string | null;
   /** the run's sequence length (null for an adapter folder) */
   runSeqLen: number | null;
@@ -29,6 +30,34 @@ export interface ExportSource {
   runEvalSplit: number;
   runSeed: number | null;
 }
+
+/** A LoRA (or other PEFT) adapter: a run's final adapter or an adapter folder. */
+export interface AdapterExportSource extends RunDataFacts {
+  kind: 'run' | 'adapter';
+  /** the folder the user named (absolute) */
+  dir: string;
+  /** the folder holding adapter_config.json (absolute) */
+  adapterDir: string;
+  /** the base model folder (absolute) */
+  modelDir: string;
+  /** adapter_config.json's peft_type ("LORA", "PROMPT_TUNING", ...) */
+  peftType: string;
+}
+
+/** A full fine-tuning run's model: the run folder's final model, or a checkpoint of it. */
+export interface FullRunExportSource extends RunDataFacts {
+  kind: 'full-run';
+  /** the folder the user named (absolute): the run folder or checkpoints/step-N */
+  dir: string;
+  /** the model folder to convert: `dir` itself */
+  modelDir: string;
+  /** the run folder (holding run.json) */
+  runDir: string;
+  /** the checkpoint's step, or null for the run's final model */
+  checkpointStep: number | null;
+}
+
+export type ExportSource = AdapterExportSource | FullRunExportSource;
 
 export class ExportSourceError extends Error {
   constructor(message: string) {
@@ -56,8 +85,67 @@ async function readJsonObject(file: string, what: string): Promise<Record<string
   return value as Record<string, unknown>;
 }
 
-/** Resolves RUN_OR_ADAPTER (and an optional --model) to the adapter and its base. */
-export async function resolveExportSource(path: string, modelOverride: string | null = null): Promise<ExportSource> {
+/** run.json's config object ({} when it has none). */
+async function runConfig(runDir: string): Promise<Record<string, unknown>> {
+  const run = await readJsonObject(join(runDir, RUN_FILE), 'run folder');
+  const config = run.config;
+  return typeof config === 'object' && config !== null && !Array.isArray(config) ? (config as Record<string, unknown>) : {};
+}
+
+function runDataFacts(runDir: string, config: Record<string, unknown>): RunDataFacts {
+  const seqLen = config.seqLen;
+  return {
+    runData: typeof config.data === 'string' ? resolve(runDir, config.data) : null,
+    runSeqLen: typeof seqLen === 'number' && Number.isInteger(seqLen) && seqLen > 1 ? seqLen : null,
+    runDataFormat: typeof config.dataFormat === 'string' ? config.dataFormat : null,
+    runCompletionOnly: typeof config.completionOnly === 'boolean' ? config.completionOnly : null,
+    runEvalSplit: typeof config.evalSplit === 'number' && config.evalSplit > 0 && config.evalSplit < 1 ? config.evalSplit : 0,
+    runSeed: typeof config.seed === 'number' && Number.isInteger(config.seed) ? config.seed : null,
+  };
+}
+
+const NO_RUN_DATA: RunDataFacts = { runData: null, runSeqLen: null, runDataFormat: null, runCompletionOnly: null, runEvalSplit: 0, runSeed: null };
+
+/** The run a checkpoints/step-N folder belongs to (it holds run.json), or null. */
+async function runOfCheckpoint(dir: string): Promise<{ runDir: string; step: number } | null> {
+  const step = checkpointStep(basename(dir));
+  if (step === null || basename(dirname(dir)) !== CHECKPOINTS_DIR) return null;
+  const runDir = dirname(dirname(dir));
+  return (await kindOf(join(runDir, RUN_FILE))) === 'file' ? { runDir, step } : null;
+}
+
+/** The one export format a full run's model has: it holds no adapter to copy, merge or convert. */
+export const FULL_RUN_FORMAT = 'gguf-model';
+
+/**
+ * A full run's final model or checkpoint as a source, refused with the reason
+ * when the formats asked for need an adapter, or it holds no complete model.
+ */
+async function fullRunSource(dir: string, runDir: string, step: number | null, config: Record<string, unknown>, modelOverride: string | null, formats: readonly string[] | null): Promise<FullRunExportSource> {
+  const what = step === null ? 'is a full fine-tuning run' : `is a checkpoint of the full fine-tuning run ${runDir}`;
+  const others = (formats ?? []).filter((f) => f !== FULL_RUN_FORMAT);
+  if (others.length > 0) {
+    throw new ExportSourceError(`${dir}: ${what}; it has no adapter to export as ${others.join(', ')}. Its folder already is a Hugging Face model (config.json + model.safetensors): use it as it is, or export it with --format ${FULL_RUN_FORMAT} for llama.cpp and Ollama`);
+  }
+  if (modelOverride !== null) {
+    throw new ExportSourceError(`${dir}: ${what}: its folder is the fine-tuned model itself, so there is no base model to choose; leave out --model`);
+  }
+  if (step === null) {
+    if ((await kindOf(join(dir, CONFIG_FILE))) !== 'file') {
+      throw new ExportSourceError(`${dir}: the full fine-tuning run has no final model (no ${CONFIG_FILE} at its top level): it is still training or was interrupted. Finish it with 'train --resume ${dir}', or export a checkpoint folder (${join(dir, CHECKPOINTS_DIR, 'step-N')})`);
+    }
+  } else if ((await kindOf(join(dir, COMPLETE_MARKER))) !== 'file' || (await kindOf(join(dir, CONFIG_FILE))) !== 'file') {
+    throw new ExportSourceError(`${dir}: the checkpoint is incomplete (no ${COMPLETE_MARKER} marker or no ${CONFIG_FILE}): the run stopped while writing it. Export the run's final model or another checkpoint of ${join(runDir, CHECKPOINTS_DIR)}`);
+  }
+  return { kind: 'full-run', dir, modelDir: dir, runDir, checkpointStep: step, ...runDataFacts(runDir, config) };
+}
+
+/**
+ * Resolves RUN_OR_ADAPTER (and an optional --model) to what is exported: an
+ * adapter and its base, or a full run's model. With `formats`, a full run
+ * asked for a format that needs an adapter is refused first, saying so.
+ */
+export async function resolveExportSource(path: string, modelOverride: string | null = null, formats: readonly string[] | null = null): Promise<ExportSource> {
   const dir = resolve(path);
   const kind = await kindOf(dir);
   if (kind === null) throw new ExportSourceError(`${dir}: no such folder; give a training run folder (train --out) or a PEFT adapter folder`);
@@ -65,34 +153,29 @@ export async function resolveExportSource(path: string, modelOverride: string | 
   const hasConfig = (await kindOf(join(dir, ADAPTER_CONFIG_FILE))) === 'file';
 
   let modelDir: string | null = modelOverride === null ? null : resolve(modelOverride);
-  let runData: string | null = null;
-  let runSeqLen: number | null = null;
-  let runDataFormat: string | null = null;
-  let runCompletionOnly: boolean | null = null;
-  let runEvalSplit = 0;
-  let runSeed: number | null = null;
+  let facts = NO_RUN_DATA;
   const isRun = (await kindOf(join(dir, RUN_FILE))) === 'file';
   if (isRun) {
-    const run = await readJsonObject(join(dir, RUN_FILE), 'run folder');
-    const config = (run.config ?? {}) as Record<string, unknown>;
-    if (config.method === 'full') {
-      throw new ExportSourceError(`${dir}: is a full fine-tuning run; it has no adapter to export. Its folder already is a Hugging Face model (config.json + model.safetensors): use it as it is`);
-    }
+    const config = await runConfig(dir);
+    if (config.method === 'full') return fullRunSource(dir, dir, null, config, modelOverride, formats);
     if (!hasConfig) {
-      throw new ExportSourceError(`${dir}: the run has no final adapter (no ${ADAPTER_CONFIG_FILE} at its top level): it is still training or was interrupted. Finish it with 'train --resume ${dir}', or export a checkpoint folder (${join(dir, 'checkpoints', 'step-N')})`);
+      throw new ExportSourceError(`${dir}: the run has no final adapter (no ${ADAPTER_CONFIG_FILE} at its top level): it is still training or was interrupted. Finish it with 'train --resume ${dir}', or export a checkpoint folder (${join(dir, CHECKPOINTS_DIR, 'step-N')})`);
     }
     if (modelDir === null) {
       if (typeof config.model !== 'string') throw new ExportSourceError(`${join(dir, RUN_FILE)}: has no config.model naming the base model; pass --model DIR`);
       modelDir = resolve(dir, config.model);
     }
-    if (typeof config.data === 'string') runData = resolve(dir, config.data);
-    if (typeof config.seqLen === 'number' && Number.isInteger(config.seqLen) && config.seqLen > 1) runSeqLen = config.seqLen;
-    if (typeof config.dataFormat === 'string') runDataFormat = config.dataFormat;
-    if (typeof config.completionOnly === 'boolean') runCompletionOnly = config.completionOnly;
-    if (typeof config.evalSplit === 'number' && config.evalSplit > 0 && config.evalSplit < 1) runEvalSplit = config.evalSplit;
-    if (typeof config.seed === 'number' && Number.isInteger(config.seed)) runSeed = config.seed;
-  } else if (!hasConfig) {
-    throw new ExportSourceError(`${dir}: is neither a training run folder (no ${RUN_FILE}) nor a PEFT adapter folder (no ${ADAPTER_CONFIG_FILE}). Pick the folder train --out wrote, or the folder holding ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`);
+    facts = runDataFacts(dir, config);
+  } else {
+    const checkpoint = await runOfCheckpoint(dir);
+    if (checkpoint !== null) {
+      // a damaged run.json of a LoRA run does not stop its checkpoint's adapter from being exported
+      const config = await runConfig(checkpoint.runDir).catch(() => ({}) as Record<string, unknown>);
+      if (config.method === 'full') return fullRunSource(dir, checkpoint.runDir, checkpoint.step, config, modelOverride, formats);
+    }
+    if (!hasConfig) {
+      throw new ExportSourceError(`${dir}: is neither a training run folder (no ${RUN_FILE}) nor a PEFT adapter folder (no ${ADAPTER_CONFIG_FILE}). Pick the folder train --out wrote, or the folder holding ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`);
+    }
   }
 
   const adapterConfig = await readJsonObject(join(dir, ADAPTER_CONFIG_FILE), 'adapter');
@@ -106,5 +189,11 @@ export async function resolveExportSource(path: string, modelOverride: string | 
       throw new ExportSourceError(`${dir}: ${named}; pass --model DIR with the base model folder the adapter was trained on`);
     }
   }
-  return { kind: isRun ? 'run' : 'adapter', dir, adapterDir: dir, modelDir, peftType, runData, runSeqLen, runDataFormat, runCompletionOnly, runEvalSplit, runSeed };
+  return { kind: isRun ? 'run' : 'adapter', dir, adapterDir: dir, modelDir, peftType, ...facts };
+}
+
+/** A short name for the exported model (GGUF general.name): the run, or the run and step of a checkpoint. */
+export function exportSourceName(source: ExportSource): string {
+  if (source.kind === 'full-run' && source.checkpointStep !== null) return `${basename(source.runDir)}-step-${source.checkpointStep}`;
+  return basename(source.dir);
 }

@@ -134,8 +134,12 @@ export function compareLoss(format: string, loss: number, sourceLoss: number, to
 }
 
 export class ExportCheckError extends Error {
-  constructor(readonly check: LossCheck) {
-    super(`the ${check.format} export failed its reload check: it scores loss ${check.loss} where the source adapter scores ${check.sourceLoss} (relative difference ${check.relativeDifference.toExponential(2)} > tolerance ${check.tolerance}); nothing was written. This is a bug in the exporter: please report it with the adapter`);
+  /**
+   * `source`: what was exported (a full run's model, else an adapter); `cause`: why it failed and what to
+   * do, when that is known (a type too coarse for the weights); without it, a bug here
+   */
+  constructor(readonly check: LossCheck, source: 'adapter' | 'model' = 'adapter', cause?: string) {
+    super(`the ${check.format} export failed its reload check: it scores loss ${check.loss} where the source ${source} scores ${check.sourceLoss} (relative difference ${check.relativeDifference.toExponential(2)} > tolerance ${check.tolerance}); nothing was written. ${cause ?? 'This is a bug in the exporter: please report it with the ${source}'}`);
     this.name = 'ExportCheckError';
   }
 }

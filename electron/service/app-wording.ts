@@ -97,5 +97,7 @@ export function exportInAppWords(message: string): string {
   return message
     .replace(/^--out (?=\S)/, 'The export folder ')
     .replace(/(?<=^|[\s('"`])--out folder\b/g, 'export folder')
-    .replace(/(?<=^|[\s('"`])--out(?=[\s:]|$)/g, 'the export folder');
+    .replace(/(?<=^|[\s('"`])--out(?=[\s:]|$)/g, 'the export folder')
+    // "the GGUF type f32 (--gguf-type f32)": the app's type menu needs no flag
+    .replace(/ \(--gguf-type [a-z0-9_]+\)/g, '');
 }

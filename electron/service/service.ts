@@ -10,6 +10,7 @@ import { DATASET_FORMATS } from '../data/index.js';
 import { whyUnusable } from '../engine/device.js';
 import { loadAddon } from '../engine/load.js';
 import { EXPORT_FORMATS } from '../export/export.js';
+import { GGUF_MODEL_TYPES } from '../export/gguf-model.js';
 import { openModelFolder } from '../models/folder.js';
 import { electronForkSettings, type ForkSettings } from '../runs/manager.js';
 import { listRuns } from '../runs/run-index.js';
@@ -147,7 +148,9 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
       const f = Fields.of(request);
       const formats = f.stringList('formats', EXPORT_FORMATS) as (typeof EXPORT_FORMATS)[number][] | undefined;
       if (!formats || formats.length === 0) throw invalid('formats', `formats must list at least one of ${EXPORT_FORMATS.join(', ')}`);
-      return exportWithLog({ source: path(f, 'source'), formats, out: path(f, 'out', 'write') }, policy, emit);
+      const ggufType = f.choice('ggufType', GGUF_MODEL_TYPES);
+      const ggufBase = f.boolean('ggufBase');
+      return exportWithLog({ source: path(f, 'source'), formats, out: path(f, 'out', 'write'), ...(ggufType ? { ggufType } : {}), ...(ggufBase ? { ggufBase } : {}) }, policy, emit);
     },
     generate: async (request) => {
       const f = Fields.of(request);

@@ -8,16 +8,22 @@
 // - a merged export lists every file the folder holds (read here with fs);
 // - a second export goes to a fresh default folder (<run>-export-2), and a typed
 //   folder is used as shown, without "Use this path";
-// - the seed field refuses exactly what the service refuses.
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+// - the seed field refuses exactly what the service refuses;
+// - a full fine-tune is offered the GGUF model only (saying why), in the GGUF
+//   type chosen, and exported through the service (the file read here);
+// - a GGUF LoRA takes f32 / f16 only, and writes base.gguf beside the adapter
+//   when asked (the file read here), its check named in the table.
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gguf as hfGguf } from '@huggingface/gguf';
 import { flushSync, mount, unmount, type Component } from 'svelte';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import type { ApiEvent, ApiTransport, DemoPaths, GenerateRequest } from '../../../electron/api/contract.js';
 import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { Studio } from '../state/studio.svelte.js';
+import { FULL_RUN_NOTE, GGUF_TYPE_INFO } from '../state/export-page.svelte.js';
 import { MAX_SEED, trySettingsErrors } from '../state/try-panel.svelte.js';
 import { serviceBridge } from '../testing/service-bridge.js';
 import { byId, until } from '../testing/dom-waits.js';
@@ -73,6 +79,38 @@ function type(root: HTMLElement, id: string, value: string): void {
   flushSync();
 }
 
+/**
+ * A GGUF file read by @huggingface/gguf, an independent reader. Under jsdom it
+ * takes the browser path (no local files), so it is handed the file through
+ * its fetch hook, answering its Range requests from disk.
+ */
+async function readGguf(file: string): Promise<{ metadata: Record<string, unknown>; tensorInfos: { name: string; dtype: number }[] }> {
+  const bytes = readFileSync(file);
+  const fetchRange = async (_url: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const range = /bytes=(\d+)-(\d+)/.exec(new Headers(init?.headers).get('Range') ?? '');
+    const [from, to] = range ? [Number(range[1]), Math.min(Number(range[2]), bytes.length - 1)] : [0, bytes.length - 1];
+    return new Response(bytes.subarray(from, to + 1), { status: 206, headers: { 'content-range': `bytes ${from}-${to}/${bytes.length}` } });
+  };
+  const parsed = await hfGguf(`https://local.invalid/${file}`, { fetch: fetchRange });
+  return { metadata: parsed.metadata as unknown as Record<string, unknown>, tensorInfos: parsed.tensorInfos.map((t) => ({ name: t.name, dtype: Number(t.dtype) })) };
+}
+
+/** Chooses an option of a <select> as a user does (bind:value listens to change). */
+function choose(root: HTMLElement, id: string, value: string): void {
+  const select = byId(root, id) as HTMLSelectElement;
+  select.value = value;
+  select.dispatchEvent(new Event('change', { bubbles: true }));
+  flushSync();
+}
+
+const optionsOf = (root: HTMLElement, id: string) => [...(byId(root, id) as HTMLSelectElement).options].map((o) => o.value);
+
+async function exportAndWait(root: HTMLElement): Promise<void> {
+  (byId(root, 'export-button') as HTMLButtonElement).click();
+  await until('the export', () => byId(root, 'export-result') !== null || byId(root, 'export-error') !== null, 120_000);
+  expect(text(root, 'export-error')).toBe('');
+}
+
 async function render(runDir: string): Promise<{ root: HTMLElement; studio: Studio }> {
   const studio = new Studio();
   studio.model = demo.model;
@@ -108,6 +146,36 @@ describe('Try on a full fine-tuning run', () => {
     const base = await api.call('generate', { ...settings, model: demo.model, adapter: null });
     expect(byId(root, 'base-output')?.textContent).toBe(base.text);
     expect(byId(root, 'try-checkpoint')).toBeNull();
+  }, 240_000);
+});
+
+describe('export of a full fine-tuning run', () => {
+  it('offers the GGUF model only, saying why; exports it in the chosen type through the service', async () => {
+    const runDir = await train('full', join(home, 'full-export-run'));
+    const { root } = await render(runDir);
+    await until('the method', () => byId(root, 'format-gguf-model') !== null);
+    expect(byId(root, 'export-not-lora')).toBeNull();
+    expect(text(root, 'export-full-note')).toBe(FULL_RUN_NOTE);
+    for (const f of ['peft', 'merged', 'gguf']) expect(byId(root, `format-${f}`), f).toBeNull();
+    expect((byId(root, 'format-gguf-model') as HTMLInputElement).checked).toBe(true);
+    expect(byId(root, 'gguf-base')).toBeNull();
+    expect(optionsOf(root, 'gguf-type')).toEqual(['default', 'f32', 'f16', 'bf16', 'q8_0']);
+    expect(text(root, 'gguf-type-help')).toBe('Default: f32 for the GGUF model (the fine-tuned weights as trained)');
+    // f32: a few steps at the default learning rate are below f16's step (the check would refuse f16, saying so)
+    choose(root, 'gguf-type', 'f32');
+    expect(text(root, 'gguf-type-help')).toBe(GGUF_TYPE_INFO[0].help);
+    await until('the default folder', () => text(root, 'export-out') !== '');
+    await exportAndWait(root);
+    const out = `${runDir}-export`;
+    expect(readdirSync(out).sort()).toEqual(['Modelfile', 'model.gguf']);
+    const listed = [...root.querySelectorAll('[data-testid="export-files-gguf-model"] li code')].map((c) => c.textContent);
+    expect(listed).toEqual(['model.gguf', 'Modelfile']);
+    expect(byId(root, 'export-check-gguf-model')?.querySelector('td')?.textContent).toBe('GGUF model');
+    expect(text(root, 'export-result')).toContain('the fine-tuned model scores');
+    // read without the app's code: an all-f32 file (general.file_type 0) named after the run
+    const parsed = await readGguf(join(out, 'model.gguf'));
+    expect(parsed.metadata['general.file_type']).toBe(0);
+    expect(readFileSync(join(out, 'Modelfile'), 'utf8')).toMatch(/^FROM \.\/model\.gguf$/m);
   }, 240_000);
 });
 
@@ -213,6 +281,37 @@ describe('export of a finished LoRA run', () => {
     expect(byId(root, 'export-error')).toBeNull();
     expect(readdirSync(typed)).toContain('adapter_config.json');
     expect(existsSync(`${runDir}-export-3`)).toBe(false);
+  }, 180_000);
+
+  it('a GGUF LoRA takes f32 or f16; base.gguf beside it on request, checked and listed', async () => {
+    const { root } = await render(runDir);
+    await until('the default folder', () => text(root, 'export-out') !== '');
+    expect(byId(root, 'gguf-type')).toBeNull(); // PEFT alone: no GGUF type
+    expect(byId(root, 'export-full-note')).toBeNull();
+    (byId(root, 'format-peft') as HTMLInputElement).click();
+    (byId(root, 'format-gguf') as HTMLInputElement).click();
+    flushSync();
+    expect(optionsOf(root, 'gguf-type')).toEqual(['default', 'f32', 'f16']);
+    expect(text(root, 'gguf-type-help')).toBe('Default: f32 for the adapter');
+    choose(root, 'gguf-type', 'f16');
+    expect(text(root, 'gguf-type-help')).toBe(GGUF_TYPE_INFO[1].help);
+    (byId(root, 'gguf-base') as HTMLInputElement).click();
+    flushSync();
+    const typed = join(home, 'typed', 'gguf-base');
+    type(root, 'export-out-input', typed);
+    await exportAndWait(root);
+    expect(readdirSync(typed).sort()).toEqual(['Modelfile', 'adapter.gguf', 'base.gguf']);
+    const listed = [...root.querySelectorAll('[data-testid="export-files-gguf"] li code')].map((c) => c.textContent);
+    expect(listed).toEqual(['adapter.gguf', 'base.gguf', 'Modelfile']);
+    expect(byId(root, 'export-check-gguf')?.querySelector('td')?.textContent).toBe('GGUF LoRA');
+    expect(byId(root, 'export-check-gguf-base')?.querySelector('td')?.textContent).toBe('GGUF LoRA on base.gguf');
+    expect(byId(root, 'export-qlora-note')).toBeNull(); // LoRA: the base is the one trained on
+    // the types chosen, read without the app's code: F16 adapter factors, an F16 base (MOSTLY_F16)
+    const base = await readGguf(join(typed, 'base.gguf'));
+    expect(base.metadata['general.file_type']).toBe(1);
+    const adapter = await readGguf(join(typed, 'adapter.gguf'));
+    expect(adapter.tensorInfos.every((t) => t.dtype === 1)).toBe(true);
+    expect(readFileSync(join(typed, 'Modelfile'), 'utf8')).toMatch(/^FROM \.\/base\.gguf\nADAPTER \.\/adapter\.gguf$/m);
   }, 180_000);
 
   it('the seed field refuses exactly the seeds the service refuses', async () => {

@@ -1,6 +1,7 @@
-// The Export step: which formats, where to, the export's progress lines and
-// result (files per format, the reload check).
-import type { ApiEvent, ApiTransport, DirEntry, ExportFormat, ExportResult, RunStatus, TrainMethod } from '../../../electron/api/contract.js';
+// The Export step: which formats (a full fine-tuning run: the GGUF model
+// only), the GGUF tensor type and base.gguf, where to, the export's progress
+// lines and result (files per format, the reload check).
+import type { ApiEvent, ApiTransport, DirEntry, ExportFormat, ExportRequest, ExportResult, GgufModelType, RunStatus, TrainMethod } from '../../../electron/api/contract.js';
 import { parentOf } from '../components/paths.js';
 import type { Studio } from './studio.svelte.js';
 
@@ -10,6 +11,39 @@ export const FORMAT_INFO: { format: ExportFormat; label: string; help: string }[
   { format: 'gguf', label: 'GGUF LoRA', help: 'adapter.gguf + an Ollama Modelfile: for llama.cpp and Ollama (LoRA and QLoRA runs).' },
   { format: 'gguf-model', label: 'GGUF model', help: 'one model.gguf (adapter merged in, tokenizer inside) + a Modelfile: run it with llama-cli -m or ollama create.' },
 ];
+
+/** The formats a full fine-tuning run is offered: it has no adapter, only its model to convert. */
+export const FULL_RUN_FORMATS: readonly ExportFormat[] = ['gguf-model'];
+
+/** Why a full run is offered the GGUF model only, in the app's words. */
+export const FULL_RUN_NOTE =
+  'A full fine-tuning run is a whole model, so it exports as one GGUF model only. PEFT adapter, merged model and GGUF LoRA hold or merge an adapter, which a full run has none of; its run folder already is a Hugging Face model (config.json + model.safetensors) to use as it is.';
+
+/**
+ * The GGUF tensor types, each with its size and what it does to the loss. Sizes
+ * per weight of a matrix (norms stay f32); the loss figures are the reload
+ * check's limits (electron/export/verify.ts LOSS_TOLERANCE) and what it
+ * measured on the demo model with a LoRA merged in.
+ */
+export const GGUF_TYPE_INFO: { type: GgufModelType; help: string }[] = [
+  { type: 'f32', help: 'f32: 4 bytes a weight, twice f16; the weights exactly as they are (the loss within 0.0001%). The one type that keeps every small update of a full run.' },
+  { type: 'f16', help: 'f16: 2 bytes a weight; within 0.1% of the f32 loss (measured on the demo: 0.001%).' },
+  { type: 'bf16', help: 'bf16: 2 bytes a weight, coarser than f16 (8 significant bits); within 0.2% of the f32 loss (demo: 0.005%).' },
+  { type: 'q8_0', help: 'q8_0: about 1.06 bytes a weight, about half of f16; within 0.3% of the f32 loss (demo: 0.05%).' },
+];
+
+/** The types a GGUF adapter is written in (llama.cpp applies adapters in F32 / F16). */
+export const GGUF_ADAPTER_TYPES: readonly GgufModelType[] = ['f32', 'f16'];
+
+/** What the command line writes when no type is chosen: the "default" option's words. */
+export function defaultGgufTypeText(formats: readonly ExportFormat[], withBase: boolean, fullRun = false): string {
+  const parts: string[] = [];
+  if (formats.includes('gguf')) parts.push('f32 for the adapter');
+  const own = "the model's own 16-bit type (an F32 model: f16)";
+  if (formats.includes('gguf') && withBase) parts.push(`${own} for base.gguf`);
+  if (formats.includes('gguf-model')) parts.push(fullRun ? 'f32 for the GGUF model (the fine-tuned weights as trained)' : `${own} for the GGUF model`);
+  return `Default: ${parts.join('; ')}`;
+}
 
 /**
  * The n-th export folder offered: beside the run folder, named after it
@@ -43,8 +77,12 @@ function messageOf(e: unknown): string {
 }
 
 export class ExportPage {
-  /** PEFT on by default: the adapter as Hugging Face PEFT loads it */
+  /** PEFT on by default: the adapter as Hugging Face PEFT loads it (a full run: the GGUF model, its one format) */
   formats = $state<Record<ExportFormat, boolean>>({ peft: true, merged: false, gguf: false, 'gguf-model': false });
+  /** the GGUF tensor type; 'default': none sent, the command line's defaults */
+  ggufType = $state<GgufModelType | 'default'>('default');
+  /** GGUF LoRA: also write the base model as base.gguf */
+  ggufBase = $state(false);
   /** the export folder: what the folder field shows (typed or chosen); Export uses exactly this */
   out = $state('');
   /** the folder out was last defaulted to (a later default moves on when the user kept it) */
@@ -70,18 +108,56 @@ export class ExportPage {
     private readonly api: ApiTransport,
   ) {}
 
+  /** a full fine-tuning run: its model is exported, not an adapter */
+  get fullRun(): boolean {
+    return this.runMethod === 'full';
+  }
+
+  /** The formats offered for this run: all of them, a full run the GGUF model only. */
+  get offered(): typeof FORMAT_INFO {
+    return this.fullRun ? FORMAT_INFO.filter((f) => FULL_RUN_FORMATS.includes(f.format)) : FORMAT_INFO;
+  }
+
   get chosen(): ExportFormat[] {
-    return FORMAT_INFO.map((f) => f.format).filter((f) => this.formats[f]);
+    return this.offered.map((f) => f.format).filter((f) => this.formats[f]);
+  }
+
+  /** The GGUF types the chosen formats take (a GGUF LoRA: f32 / f16 only); empty: no GGUF format chosen. */
+  get ggufTypes(): GgufModelType[] {
+    const chosen = this.chosen;
+    if (chosen.includes('gguf')) return [...GGUF_ADAPTER_TYPES];
+    return chosen.includes('gguf-model') ? GGUF_TYPE_INFO.map((t) => t.type) : [];
+  }
+
+  /** The type sent: the one chosen while the chosen formats take it, else none (the defaults). */
+  get requestGgufType(): GgufModelType | undefined {
+    return this.ggufType !== 'default' && this.ggufTypes.includes(this.ggufType) ? this.ggufType : undefined;
+  }
+
+  /** base.gguf is offered with a GGUF LoRA (and sent only then). */
+  get ggufBaseOffered(): boolean {
+    return this.chosen.includes('gguf');
+  }
+
+  /** What Export sends for this run and folder. */
+  request(source: string): ExportRequest {
+    const ggufType = this.requestGgufType;
+    return {
+      source,
+      formats: this.chosen,
+      out: this.out.trim(),
+      ...(ggufType === undefined ? {} : { ggufType }),
+      ...(this.ggufBase && this.ggufBaseOffered ? { ggufBase: true } : {}),
+    };
   }
 
   /**
-   * Export turns LoRA adapters into other files; a prompt or prefix tuning
-   * adapter already is a PEFT folder, and a full fine-tune is a model folder
-   * (the command line converts it to GGUF with --format gguf-model; the app's
-   * export service does not take full runs yet).
+   * Export turns LoRA adapters into other files, and a full fine-tune's model
+   * into one GGUF file; a prompt or prefix tuning adapter already is a PEFT
+   * folder (there is nothing to convert it to).
    */
   get exportable(): boolean {
-    return this.runMethod === null || this.runMethod === 'lora' || this.runMethod === 'qlora';
+    return this.runMethod === null || this.runMethod === 'lora' || this.runMethod === 'qlora' || this.runMethod === 'full';
   }
 
   /**
@@ -128,6 +204,8 @@ export class ExportPage {
     try {
       const history = await this.api.call('runHistory', { runDir });
       if (this.defaultedFor !== runDir) return;
+      // a full run's one format is on as soon as it is known to be one
+      if (history.entry.method === 'full' && this.runMethod !== 'full') this.formats['gguf-model'] = true;
       this.runMethod = history.entry.method;
       this.runModel = history.entry.model;
       this.runStatus = history.entry.status;
@@ -188,7 +266,7 @@ export class ExportPage {
     this.result = null;
     this.log = [];
     try {
-      this.result = await this.api.call('exportAdapter', { source, formats: this.chosen, out: this.out.trim() });
+      this.result = await this.api.call('exportAdapter', this.request(source));
     } catch (e) {
       this.error = messageOf(e);
     } finally {

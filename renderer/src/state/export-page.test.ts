@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 
 import type { ApiTransport, RunHistory } from '../../../electron/api/contract.js';
-import { ExportPage, FORMAT_INFO, defaultExportFolder, notExportableYet } from './export-page.svelte.js';
+import { ExportPage, FORMAT_INFO, FULL_RUN_NOTE, GGUF_TYPE_INFO, defaultExportFolder, defaultGgufTypeText, notExportableYet } from './export-page.svelte.js';
 import { Studio } from './studio.svelte.js';
 
 describe('defaultExportFolder', () => {
@@ -89,5 +89,71 @@ describe('formats', () => {
     expect(gguf.help).not.toMatch(/\n/);
     expect(FORMAT_INFO.map((f) => f.format)).toEqual(['peft', 'merged', 'gguf', 'gguf-model']);
     expect(new ExportPage(new Studio(), {} as ApiTransport).formats['gguf-model']).toBe(false); // off by default: PEFT is
+  });
+});
+
+describe('GGUF type and base.gguf', () => {
+  /** A page whose runHistory says the run used `method` and finished (listing folders fails: no fresh default needed). */
+  async function pageFor(method: string): Promise<ExportPage> {
+    const api: ApiTransport = {
+      call: (async (name: string) => {
+        if (name === 'runHistory') return { entry: { dir: '/runs/r', model: '/m', method, status: 'finished' } };
+        throw new Error('no listing here');
+      }) as ApiTransport['call'],
+      onEvent: () => () => {},
+    };
+    const studio = new Studio();
+    studio.runDir = '/runs/r';
+    const page = new ExportPage(studio, api);
+    await page.followRun('/runs/r');
+    return page;
+  }
+
+  it('offers a full run the GGUF model only, on, with the reason; its types are the model\'s four', async () => {
+    const page = await pageFor('full');
+    expect(page.exportable).toBe(true);
+    expect(page.offered.map((f) => f.format)).toEqual(['gguf-model']);
+    expect(page.chosen).toEqual(['gguf-model']); // PEFT, on by default for adapters, is not offered
+    expect(FULL_RUN_NOTE).toMatch(/exports as one GGUF model only\. PEFT adapter, merged model and GGUF LoRA hold or merge an adapter, which a full run has none of/);
+    expect(page.ggufTypes).toEqual(['f32', 'f16', 'bf16', 'q8_0']);
+    expect(page.ggufBaseOffered).toBe(false);
+    page.out = '/runs/r-export';
+    expect(page.request('/runs/r')).toEqual({ source: '/runs/r', formats: ['gguf-model'], out: '/runs/r-export' });
+    page.ggufType = 'q8_0';
+    page.ggufBase = true; // not offered: not sent
+    expect(page.request('/runs/r')).toEqual({ source: '/runs/r', formats: ['gguf-model'], out: '/runs/r-export', ggufType: 'q8_0' });
+    expect(page.canExport).toBe(true);
+  });
+
+  it('a GGUF LoRA takes f32 / f16 only (also beside the GGUF model); a type the formats do not take is not sent', async () => {
+    const page = await pageFor('lora');
+    expect(page.offered.map((f) => f.format)).toEqual(['peft', 'merged', 'gguf', 'gguf-model']);
+    expect(page.ggufTypes).toEqual([]); // PEFT alone: no GGUF type to choose
+    page.out = '/o';
+    page.ggufType = 'q8_0';
+    page.toggle('gguf-model', true);
+    expect(page.ggufTypes).toEqual(['f32', 'f16', 'bf16', 'q8_0']);
+    expect(page.request('/runs/r').ggufType).toBe('q8_0');
+    page.toggle('gguf', true);
+    expect(page.ggufTypes).toEqual(['f32', 'f16']);
+    expect(page.requestGgufType).toBeUndefined(); // q8_0 is not an adapter type: the defaults apply
+    page.ggufType = 'f16';
+    page.ggufBase = true;
+    expect(page.request('/runs/r')).toEqual({ source: '/runs/r', formats: ['peft', 'gguf', 'gguf-model'], out: '/o', ggufType: 'f16', ggufBase: true });
+    page.toggle('gguf', false);
+    expect(page.request('/runs/r')).toEqual({ source: '/runs/r', formats: ['peft', 'gguf-model'], out: '/o', ggufType: 'f16' });
+  });
+
+  it('says what the default writes, and each type\'s size and loss in one line', () => {
+    expect(defaultGgufTypeText(['gguf'], false)).toBe('Default: f32 for the adapter');
+    expect(defaultGgufTypeText(['gguf'], true)).toBe("Default: f32 for the adapter; the model's own 16-bit type (an F32 model: f16) for base.gguf");
+    expect(defaultGgufTypeText(['gguf-model'], false)).toBe("Default: the model's own 16-bit type (an F32 model: f16) for the GGUF model");
+    expect(defaultGgufTypeText(['gguf-model'], false, true)).toBe('Default: f32 for the GGUF model (the fine-tuned weights as trained)');
+    expect(GGUF_TYPE_INFO.map((t) => t.type)).toEqual(['f32', 'f16', 'bf16', 'q8_0']);
+    for (const t of GGUF_TYPE_INFO) {
+      expect(t.help).toMatch(new RegExp(`^${t.type}: .*bytes a weight.*%`));
+      expect(t.help).not.toMatch(/\n/);
+    }
+    expect(GGUF_TYPE_INFO.find((t) => t.type === 'q8_0')!.help).toMatch(/about half of f16; within 0\.3% of the f32 loss/);
   });
 });

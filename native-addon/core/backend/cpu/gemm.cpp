@@ -146,10 +146,8 @@ constexpr int kNbMax = 512;
 constexpr size_t kL1Bytes = 32 * 1024;
 // Below this many multiply-adds a GEMM runs on the calling thread: waking the
 // pool's sleeping workers costs 10-50 us (measured on a 2-vCPU VM), more than
-// the work saved. A GEMV is memory-bound: a second thread pays off once the
-// matrix outgrows one core's L2 (2 MiB), when each core can stream its half.
+// the work saved. (A GEMV's threshold is kGemvParallelMinFmas, gemm_kernels.h.)
 constexpr double kParallelMinFmas = 1 << 20;
-constexpr double kGemvParallelMinFmas = 1 << 19;
 
 struct Operand {
   const float* p;

@@ -22,6 +22,22 @@ class ThreadPool;
 
 namespace gemm {
 
+// From this many multiply-adds a matrix-vector product (generation's every
+// linear, M or N == 1) is split over the pool; below, the calling thread does
+// it alone. A GEMV is memory-bound, and in generation the weights come from
+// DRAM, not from a warm L2: each token walks the whole model. The pool's
+// workers are spinning between the back-to-back ops of a token, so a hand-off
+// costs about a microsecond, and splitting pays from ~32k multiply-adds (128
+// KiB of fp32 weights, ~10 us on one core). Measured on a SmolLM2-135M-shaped
+// model, 2 threads, old and new builds interleaved three times (best of each):
+// 1 << 19, which left the attention projections on one thread, gave 27.6 /
+// 34.5 / 67.8 tokens/s (fp32 / f16 / NF4 weights); 1 << 15 gives 31.1 / 38.0
+// / 66.7 (NF4's GEMV is bound by its dequantization, not by the hand-off; a
+// first sweep put 1 << 13 and 1 << 17 below 1 << 15). The split is by output
+// rows (or columns), each computed in a fixed order: the same bits on any
+// number of threads.
+constexpr double kGemvParallelMinFmas = 1 << 15;
+
 struct KernelSet {
   const char* name;
   int mr;      // micro-tile rows

@@ -73,8 +73,6 @@ auto widen_run(halfk::WidenFn widen, const HalfWeight& W) {
   return [widen, &W](int64_t first, int len, float* dst) { widen(W.data + first, (size_t)len, dst); };
 }
 
-// The fp32 driver's GEMV threshold (gemm.cpp): below it one thread is faster.
-constexpr double kGemvParallelMinFmas = 1 << 19;
 constexpr int kGemvRows = 4;     // rows of W widened at once by the portable GEMV
 constexpr int kStripCols = 64;   // columns of W widened at once by the nn GEMV
 
@@ -85,7 +83,7 @@ thread_local Workspace t_whole("the 16-bit GEMM workspace");     // degenerate s
 // fn(begin, end) over [0, n) split over the pool when the GEMV is large enough.
 template <typename Fn>
 void gemv_split(ThreadPool& pool, double fmas, size_t n, Fn&& fn) {
-  if (pool.size() > 1 && fmas >= kGemvParallelMinFmas)
+  if (pool.size() > 1 && fmas >= gemm::kGemvParallelMinFmas)
     pool.parallel_for(n, [&](size_t b, size_t e, int) { fn(b, e); });
   else
     fn(size_t{0}, n);

@@ -66,7 +66,6 @@ using weightgemm::ceil_div;
 using weightgemm::fused_gemm;
 using weightgemm::zero_or_keep;
 
-constexpr double kGemvParallelMinFmas = 1 << 18;
 
 // Per-thread buffers, reused across calls (workspace.h).
 thread_local Workspace t_row("the NF4 GEMM workspace");       // GEMV: one dequantized row
@@ -204,7 +203,7 @@ void gemv_nt(GemvIsa isa, ThreadPool& pool, int M, const float* X, int ldx, cons
     throw Error("nf4 gemv: M must be 1.." + std::to_string(kGemvMaxRows) + ", got " + std::to_string(M));
   nf4_check_weight(W, "nf4 gemv");
   const bool accumulate = beta != 0.0f;
-  const bool parallel = pool.size() > 1 && (double)M * W.rows * W.cols >= kGemvParallelMinFmas;
+  const bool parallel = pool.size() > 1 && (double)M * W.rows * W.cols >= gemm::kGemvParallelMinFmas;
 #if defined(PS_HAVE_AVX2_KERNELS)
   if (isa != GemvIsa::Portable && gemv_rows_aligned(W)) {
     if (isa == GemvIsa::Avx512)

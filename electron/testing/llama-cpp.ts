@@ -44,6 +44,12 @@ export interface LlamaCpp {
   tokenize(model: string, text: string, addSpecial: boolean): Promise<LlamaCppOutput<number[]>>;
   /** ggml's own Q8_0 blocks for rows of `perRow` values. */
   quantizeQ8_0(values: Float32Array, perRow: number): Promise<Uint8Array>;
+  /**
+   * Generation speed with llama.cpp's default context (F16 KV cache, flash
+   * attention auto): `prompt` as one batch, then `gen` one token at a time;
+   * the better of two passes.
+   */
+  speed(model: string, prompt: readonly number[], gen: readonly number[], threads: number): Promise<{ prefillMs: number; decodeMs: number }>;
 }
 
 export type LlamaCppAvailability = { available: true; llamaCpp: LlamaCpp } | { available: false; reason: string };
@@ -103,6 +109,14 @@ const llamaCpp: LlamaCpp = {
       await writeFile(join(dir, 'in.f32'), bytesOf(values));
       await probe(['quantize', 'q8_0', join(dir, 'in.f32'), String(perRow), join(dir, 'out.bin')]);
       return new Uint8Array(await readFile(join(dir, 'out.bin')));
+    }),
+  speed: (model, prompt, gen, threads) =>
+    withScratch(async (dir) => {
+      await writeFile(join(dir, 'prompt.i32'), bytesOf(Int32Array.from(prompt)));
+      await writeFile(join(dir, 'gen.i32'), bytesOf(Int32Array.from(gen)));
+      const { stdout } = await probe(['speed', model, join(dir, 'prompt.i32'), join(dir, 'gen.i32'), String(threads)]);
+      const r = JSON.parse(stdout) as { prefill_ms: number; decode_ms: number };
+      return { prefillMs: r.prefill_ms, decodeMs: r.decode_ms };
     }),
 };
 

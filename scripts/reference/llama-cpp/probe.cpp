@@ -10,6 +10,11 @@
 //       llama.cpp's tokenization of the UTF-8 file TEXT; prints the count
 //   llama-cpp-probe quantize q8_0 IN.f32 N_PER_ROW OUT.bin
 //       ggml's own Q8_0 quantization of IN's rows; prints the byte count
+//   llama-cpp-probe speed    MODEL.gguf PROMPT.i32 GEN.i32 THREADS
+//       generation speed with llama.cpp's default context (F16 KV cache,
+//       flash attention auto), as llama-cli runs: the prompt as one batch,
+//       then GEN's tokens one at a time; the better of two passes, as JSON
+//       {"prefill_ms", "decode_ms"}
 //
 // llama.cpp's warnings and errors go to stderr prefixed "llama.cpp warn:" /
 // "llama.cpp error:", so a test can require that loading our file raised
@@ -21,10 +26,12 @@
 // parameter structs are handled as opaque blobs of which only the leading
 // fields are touched (see ContextParams), checked against their documented
 // defaults before use, so a layout change fails loudly instead of silently.
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -114,6 +121,14 @@ void write_file(const std::string &path, const void *data, size_t bytes) {
     if (!out) fail("cannot write " + path);
 }
 
+std::vector<int32_t> read_tokens(const std::string &path) {
+    std::vector<char> raw = read_file(path);
+    if (raw.empty() || raw.size() % 4 != 0) fail(path + ": expected int32 token ids");
+    std::vector<int32_t> tokens(raw.size() / 4);
+    std::memcpy(tokens.data(), raw.data(), raw.size());
+    return tokens;
+}
+
 // The leading fields of llama_context_params, up to the KV cache types: the
 // only ones set here (the rest keep their defaults in the blob).
 struct ContextParams {
@@ -130,7 +145,7 @@ struct ContextParams {
 constexpr int32_t kFlashAttnAuto = -1, kFlashAttnDisabled = 0;
 constexpr int32_t kGgmlTypeF32 = 0, kGgmlTypeF16 = 1;
 
-ParamsBlob context_params(uint32_t n_tokens) {
+ParamsBlob context_params(uint32_t n_tokens, bool exact = true, int32_t threads = 2) {
     ParamsBlob blob = llama_context_default_params();
     ContextParams head;
     std::memcpy(&head, blob.bytes, sizeof head);
@@ -143,11 +158,13 @@ ParamsBlob context_params(uint32_t n_tokens) {
     head.n_batch = head.n_ubatch = n_tokens;
     head.n_outputs_max = 0;
     head.n_outputs_max_per_seq = 0;
-    head.n_threads = head.n_threads_batch = 2;
-    // K and V kept in fp32 and attention unfused: the comparison then measures
-    // the file's weights, not llama.cpp's 16-bit cache
-    head.flash_attn_type = kFlashAttnDisabled;
-    head.type_k = head.type_v = kGgmlTypeF32;
+    head.n_threads = head.n_threads_batch = threads;
+    if (exact) {
+        // K and V kept in fp32 and attention unfused: the comparison then measures
+        // the file's weights, not llama.cpp's 16-bit cache
+        head.flash_attn_type = kFlashAttnDisabled;
+        head.type_k = head.type_v = kGgmlTypeF32;
+    }
     std::memcpy(blob.bytes, &head, sizeof head);
     return blob;
 }
@@ -160,11 +177,8 @@ llama_model *load_model(const std::string &path) {
 
 int logits(int argc, char **argv) {
     if (argc != 5 && argc != 7) fail("usage: logits MODEL.gguf TOKENS.i32 OUT.f32 [LORA.gguf SCALE]");
-    std::vector<char> raw = read_file(argv[3]);
-    if (raw.empty() || raw.size() % 4 != 0) fail(std::string(argv[3]) + ": expected int32 token ids");
-    const int32_t n = static_cast<int32_t>(raw.size() / 4);
-    std::vector<int32_t> tokens(n);
-    std::memcpy(tokens.data(), raw.data(), raw.size());
+    const std::vector<int32_t> tokens = read_tokens(argv[3]);
+    const int32_t n = static_cast<int32_t>(tokens.size());
 
     llama_model *model = load_model(argv[2]);
     llama_context *ctx = llama_init_from_model(model, context_params(static_cast<uint32_t>(n)));
@@ -204,6 +218,47 @@ int logits(int argc, char **argv) {
     llama_batch_free(batch);
     llama_free(ctx);
     llama_model_free(model);  // frees the adapter too
+    return 0;
+}
+
+// Decodes `tokens` from position `start` as one batch, logits for the last one only.
+void decode_batch(llama_context *ctx, const std::vector<int32_t> &tokens, size_t first, size_t count, int32_t start) {
+    llama_batch batch = llama_batch_init(static_cast<int32_t>(count), 0, 1);
+    batch.n_tokens = static_cast<int32_t>(count);
+    for (size_t i = 0; i < count; ++i) {
+        batch.token[i] = tokens[first + i];
+        batch.pos[i] = start + static_cast<int32_t>(i);
+        batch.n_seq_id[i] = 1;
+        batch.seq_id[i][0] = 0;
+        batch.logits[i] = i + 1 == count;
+    }
+    if (int32_t rc = llama_decode(ctx, batch); rc != 0) fail("llama_decode returned " + std::to_string(rc));
+    if (!llama_get_logits_ith(ctx, static_cast<int32_t>(count) - 1)) fail("no logits");
+    llama_batch_free(batch);
+}
+
+int speed(int argc, char **argv) {
+    if (argc != 6) fail("usage: speed MODEL.gguf PROMPT.i32 GEN.i32 THREADS");
+    const std::vector<int32_t> prompt = read_tokens(argv[3]), gen = read_tokens(argv[4]);
+    const int32_t threads = static_cast<int32_t>(std::strtol(argv[5], nullptr, 10));
+    llama_model *model = load_model(argv[2]);
+    using clock = std::chrono::steady_clock;
+    const auto ms = [](clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    double best_prefill = 1e300, best_decode = 1e300;
+    for (int pass = 0; pass < 2; ++pass) {
+        llama_context *ctx = llama_init_from_model(model, context_params(static_cast<uint32_t>(prompt.size() + gen.size()), false, threads));
+        if (!ctx) fail("llama.cpp could not create a context");
+        const auto t0 = clock::now();
+        decode_batch(ctx, prompt, 0, prompt.size(), 0);
+        const auto t1 = clock::now();
+        for (size_t i = 0; i < gen.size(); ++i) decode_batch(ctx, gen, i, 1, static_cast<int32_t>(prompt.size() + i));
+        const auto t2 = clock::now();
+        best_prefill = std::min(best_prefill, ms(t1 - t0));
+        best_decode = std::min(best_decode, ms(t2 - t1));
+        llama_free(ctx);
+    }
+    std::printf("{\"prefill_ms\": %.3f, \"decode_ms\": %.3f}\n", best_prefill, best_decode);
+    llama_model_free(model);
     return 0;
 }
 
@@ -255,6 +310,7 @@ int main(int argc, char **argv) {
     int rc = command == "logits" ? logits(argc, argv)
            : command == "tokenize" ? tokenize(argc, argv)
            : command == "quantize" ? quantize(argc, argv)
+           : command == "speed" ? speed(argc, argv)
            : (fail("unknown command " + command), 1);
     llama_backend_free();
     return rc;

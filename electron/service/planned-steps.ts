@@ -20,9 +20,18 @@ let last: { key: string; trainRows: number } | null = null;
 
 /** Everything loadRunData's row count depends on: the files (by size and time) and the settings that read them. */
 async function rowsKey(config: TrainConfig, folder: ModelFolder): Promise<string> {
-  const [data, tokenizer] = await Promise.all([stat(config.data), stat(join(folder.dir, TOKENIZER_FILE))]);
+  // tokenizer_config.json holds the chat template (how chat rows tokenize) and config.json the model's own limits
+  const files = [config.data, join(folder.dir, TOKENIZER_FILE), join(folder.dir, 'tokenizer_config.json'), join(folder.dir, 'config.json')];
+  const stamps = await Promise.all(files.map(async (file) => {
+    try {
+      const s = await stat(file);
+      return [s.size, s.mtimeMs];
+    } catch {
+      return null; // an absent optional file is part of the key too
+    }
+  }));
   const { dataFormat, seqLen, completionOnly, pack, evalSplit, seed } = config;
-  return JSON.stringify([folder.dir, tokenizer.size, tokenizer.mtimeMs, config.data, data.size, data.mtimeMs, dataFormat, seqLen, completionOnly, pack, evalSplit, seed]);
+  return JSON.stringify([folder.dir, files, stamps, dataFormat, seqLen, completionOnly, pack, evalSplit, seed]);
 }
 
 /** The training rows a run of `config` would have (after the split, packing and rows with nothing to learn). */

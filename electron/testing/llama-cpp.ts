@@ -7,7 +7,7 @@
 // Where the package is not installed (another OS, or a checkout that skipped
 // it) `openLlamaCpp` returns the reason instead, and the tests skip saying so.
 import { execFile } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -28,7 +28,19 @@ function findReferenceDir(): string {
 const referenceDir = findReferenceDir();
 const libDir = join(referenceDir, 'node_modules', '@node-llama-cpp', 'linux-x64', 'bins', 'linux-x64');
 const probeSource = join(referenceDir, 'probe.cpp');
-const probeBinary = join(referenceDir, 'build', 'llama-cpp-probe');
+/** The library files of the pinned release (package.json here pins the package that holds them). */
+const LIBLLAMA = 'libllama.v0.5.0.so';
+const LIBGGML = 'libggml.v0.5.0.so';
+
+/** The installed package's version: a probe is built per version, so a new pin rebuilds it. */
+function installedVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(libDir, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'none';
+  }
+}
+const probeBinary = join(referenceDir, 'build', `llama-cpp-probe-${installedVersion()}`);
 
 /** What llama.cpp printed as warnings or errors while doing what was asked. */
 export interface LlamaCppOutput<T> {
@@ -59,7 +71,7 @@ async function buildProbe(): Promise<void> {
   await mkdir(join(referenceDir, 'build'), { recursive: true });
   // built beside the target and renamed: another test process never runs half a binary
   const partial = `${probeBinary}.${process.pid}.tmp`;
-  await run('g++', ['-std=c++17', '-O1', '-o', partial, probeSource, `-L${libDir}`, '-l:libllama.v0.5.0.so', '-l:libggml.v0.5.0.so', '-l:libggml-base.so', `-Wl,-rpath,${libDir}`]);
+  await run('g++', ['-std=c++17', '-O1', '-o', partial, probeSource, `-L${libDir}`, `-l:${LIBLLAMA}`, `-l:${LIBGGML}`, '-l:libggml-base.so', `-Wl,-rpath,${libDir}`]);
   await rename(partial, probeBinary);
 }
 
@@ -122,7 +134,7 @@ const llamaCpp: LlamaCpp = {
 
 function whyUnavailable(): string | null {
   if (process.platform !== 'linux' || process.arch !== 'x64') return `the llama.cpp reference build is linux-x64 only (this is ${process.platform}-${process.arch})`;
-  if (!existsSync(join(libDir, 'libllama.v0.5.0.so'))) return 'llama.cpp is not installed for the tests: run `npm run reference:llama-cpp` (npm test does)';
+  if (!existsSync(join(libDir, LIBLLAMA))) return 'llama.cpp is not installed for the tests: run `npm run reference:llama-cpp` (npm test does)';
   return null;
 }
 

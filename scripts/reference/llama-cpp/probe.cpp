@@ -54,6 +54,10 @@ struct llama_batch {
     int8_t *logits;
 };
 
+// The probe is written for the pinned release's 56-byte batch (7 fields);
+// it is passed by value, so a changed layout must stop the build, not the stack.
+static_assert(sizeof(llama_batch) == 56, "llama_batch is not the pinned release's layout");
+
 // Large enough for either parameter struct of the pinned release (llama_model_params
 // is 80 bytes, llama_context_params under 256). Passed by value as the last
 // argument and returned through a hidden pointer (x86-64 SysV, MEMORY class), so
@@ -149,9 +153,13 @@ ParamsBlob context_params(uint32_t n_tokens, bool exact = true, int32_t threads 
     ParamsBlob blob = llama_context_default_params();
     ContextParams head;
     std::memcpy(&head, blob.bytes, sizeof head);
-    if (head.n_ctx != 512 || head.n_batch != 2048 || head.n_ubatch != 512 || head.n_seq_max != 1 ||
-        head.flash_attn_type != kFlashAttnAuto || head.type_k != kGgmlTypeF16 || head.type_v != kGgmlTypeF16 || head.cb_eval) {
-        fail("llama_context_params does not start as this probe was written for (n_ctx 512, n_batch 2048, n_ubatch 512, n_seq_max 1, flash attention auto, F16 KV cache): rebuild the probe against the pinned package");
+    // every field up to type_v at its documented default: the offsets are the ones this probe writes
+    if (head.n_ctx != 512 || head.n_batch != 2048 || head.n_ubatch != 512 || head.n_seq_max != 1 || head.n_rs_seq != 0 ||
+        head.n_outputs_max != 0 || head.n_outputs_max_per_seq != 1 || head.n_threads != 4 || head.n_threads_batch != 4 ||
+        head.rope_scaling_type != -1 || head.pooling_type != -1 || head.attention_type != -1 ||
+        head.flash_attn_type != kFlashAttnAuto || head.rope_freq_base != 0.0f || head.yarn_ext_factor != -1.0f ||
+        head.type_k != kGgmlTypeF16 || head.type_v != kGgmlTypeF16 || head.cb_eval || head.cb_eval_user_data) {
+        fail("llama_context_params does not hold the pinned release's defaults where this probe expects them (n_ctx 512, n_batch 2048, n_ubatch 512, 4 threads, flash attention auto, F16 KV cache, ...): the library is not the pinned one; reinstall it with npm run reference:llama-cpp");
     }
     // one context holding the whole sequence, decoded as one batch, every position an output
     head.n_ctx = (n_tokens + 255) / 256 * 256;
@@ -196,6 +204,7 @@ int logits(int argc, char **argv) {
     }
 
     llama_batch batch = llama_batch_init(n, 0, 1);
+    if (!batch.token || !batch.pos || !batch.n_seq_id || !batch.seq_id || !batch.logits || batch.embd) fail("llama_batch_init did not return the batch this probe expects");
     batch.n_tokens = n;
     for (int32_t i = 0; i < n; ++i) {
         batch.token[i] = tokens[i];
@@ -224,6 +233,7 @@ int logits(int argc, char **argv) {
 // Decodes `tokens` from position `start` as one batch, logits for the last one only.
 void decode_batch(llama_context *ctx, const std::vector<int32_t> &tokens, size_t first, size_t count, int32_t start) {
     llama_batch batch = llama_batch_init(static_cast<int32_t>(count), 0, 1);
+    if (!batch.token || !batch.pos || !batch.n_seq_id || !batch.seq_id || !batch.logits || batch.embd) fail("llama_batch_init did not return the batch this probe expects");
     batch.n_tokens = static_cast<int32_t>(count);
     for (size_t i = 0; i < count; ++i) {
         batch.token[i] = tokens[first + i];

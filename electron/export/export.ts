@@ -24,7 +24,9 @@ import { openModelFolder, type ModelFolder } from '../models/folder.js';
 import type { Example } from '../training/data.js';
 import { checkRowsFor, type CheckRowsFrom } from './check-rows.js';
 import { readGgufLoraAdapter, writeGgufLoraAdapter, type GgufTensorType } from './gguf-lora.js';
-import { ggufModelToFolder, writeGgufModel, type GgufModelSummary, type GgufModelType } from './gguf-model.js';
+import { ggufModelArchitecture, writeGgufModel, type GgufModelSummary, type GgufModelType } from './gguf-model.js';
+import { ggufModelToFolder } from './gguf-model-read.js';
+import { ggufVocab } from './gguf-vocab.js';
 import { mergeAdapter } from './merge.js';
 import { ollamaModelfile, ollamaModelfileForModel } from './modelfile.js';
 import { exportSourceName, resolveExportSource, type AdapterExportSource, type ExportSource } from './source.js';
@@ -277,6 +279,31 @@ function targetFolderError(err: unknown, out: string): ExportError | null {
 }
 
 /**
+ * The GGUF model refusals that read no weights (the architecture, the RoPE
+ * scaling, the tokenizer; for --gguf-base a bitsandbytes 4-bit base), made
+ * before the source is scored and the other formats are written, so a folder
+ * llama.cpp cannot get right fails in a second, not after minutes of work.
+ * writeGgufModel makes the same checks again when it writes. gguf-model
+ * converts the merged model, so a 4-bit base is refused for --gguf-base only
+ * (the merge dequantizes it). The merged folder keeps the base's tokenizer.
+ */
+async function refuseGgufModelEarly(folder: ModelFolder, ggufBase: boolean, log: (line: string) => void): Promise<void> {
+  if (ggufBase && (folder.quantization !== null || folder.config.bnb4 !== null)) {
+    throw new ExportError(`${folder.dir}: is saved in 4-bit by bitsandbytes; --gguf-base converts the base from 16- or 32-bit weights (GGUF has no NF4 type). Pass the original (unquantized) model folder with --model, or export without --gguf-base`);
+  }
+  // (gguf-model merges first, and the merge dequantizes a 4-bit base)
+  try {
+    ggufModelArchitecture(folder.spec, folder.dir);
+  } catch (err) {
+    throw new ExportError((err as Error).message);
+  }
+  const vocab = await ggufVocab(folder.dir, folder.spec.vocabSize);
+  if (vocab.normalizer === 'NFC') {
+    log(`tokenizer.json normalizes text to Unicode NFC, which llama.cpp does not do (GGUF export accepts it, as the Hugging Face converter does): text already in NFC, nearly all text, tokenizes the same there; decomposed accents may not`);
+  }
+}
+
+/**
  * gguf-model into `dir`: the adapter merged into its base (in `scratch`, as
  * the merged format does it) or a full run's model as it is, converted to
  * model.gguf + a Modelfile, then read back through our GGUF reader into
@@ -455,6 +482,7 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
 
   // A full run's folder is the model; an adapter's base is the model it was trained on.
   const folder = await openModelFolder(source.modelDir);
+  if (formats.includes('gguf-model') || options.ggufBase) await refuseGgufModelEarly(folder, options.ggufBase === true, log);
   const adapter: PeftLoraAdapter | null = adapterSource ? await readPeftAdapter(adapterSource.adapterDir, folder.spec) : null;
   const addon = options.addon ?? loadAddon();
   const threads = options.threads;

@@ -2,12 +2,13 @@
 // what llama.cpp computes from them must be what our engine computes from
 // the Hugging Face folders they came from — every position's logits, for
 // each architecture we map (Llama, Mistral, Qwen2, Qwen3), tied embeddings,
-// grouped-query attention, llama3 RoPE scaling, biases, q/k norms; base
+// grouped-query attention, llama3 and linear RoPE scaling, biases, q/k norms; base
 // models, LoRA adapters applied by llama.cpp, merged exports, and the
 // self-contained adapter folder of --gguf-base (base.gguf + adapter.gguf). The same
-// files tokenize as our tokenizer does, llama.cpp warns about nothing while
-// loading them, and our Q8_0 blocks are ggml's own, byte for byte.
-import { copyFileSync, mkdtempSync } from 'node:fs';
+// files tokenize as our tokenizer does (GPT-2, Llama 3 and Qwen2 pre-tokenizers,
+// user-defined added tokens, vocab_size padding rows), llama.cpp warns about
+// nothing while loading them, and our Q8_0 blocks are ggml's own, byte for byte.
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -22,6 +23,7 @@ import { writeTinyModel, type TinyModelOptions } from '../testing/tiny-model.js'
 import { exportAdapter } from './export.js';
 import { writeGgufLoraAdapter } from './gguf-lora.js';
 import { writeGgufModel } from './gguf-model.js';
+import { PRE_TOKENIZERS } from './gguf-vocab.js';
 import { readPeftAdapter } from '../adapters/peft.js';
 import { quantizeQ8_0 } from './gguf/format.js';
 import { f32ToF16Bits } from '../safetensors/convert.js';
@@ -96,7 +98,31 @@ const ARCHITECTURES: { name: string; options: TinyModelOptions }[] = [
   { name: 'Qwen2, biases, tied embeddings', options: { arch: 'Qwen2ForCausalLM', heads: 4, kvHeads: 2, tie: true, seed: 13 } },
   { name: 'Qwen3, q/k norms, head_dim beyond hidden / heads', options: { arch: 'Qwen3ForCausalLM', hidden: 48, heads: 4, kvHeads: 2, headDim: 16, seed: 14 } },
   { name: 'Llama stored in BF16', options: { arch: 'LlamaForCausalLM', dtype: 'BF16', seed: 15 } },
+  // rope.scaling.type "linear": positions divided by the factor (llama.cpp's freq_scale = 1 / factor)
+  { name: 'Llama, linear RoPE scaling', options: { arch: 'LlamaForCausalLM', heads: 4, kvHeads: 2, ropeScaling: { type: 'linear', factor: 4 }, seed: 16 } },
 ];
+
+/** A copy of the demo model folder with its tokenizer.json edited. */
+function demoWithTokenizer(tag: string, edit: (tokenizer: Record<string, any>) => void): string {
+  const dir = join(tempDir(tag), 'model');
+  cpSync(demoModel, dir, { recursive: true });
+  const file = join(dir, 'tokenizer.json');
+  const tokenizer = JSON.parse(readFileSync(file, 'utf8')) as Record<string, any>;
+  edit(tokenizer);
+  writeFileSync(file, JSON.stringify(tokenizer));
+  return dir;
+}
+
+/** A tiny model of `vocab` rows whose tokenizer is the demo's (799 ids), its tokenizer.json edited. */
+async function tinyWithDemoTokenizer(tag: string, vocab: number, seed: number, edit?: (tokenizer: Record<string, any>) => void) {
+  const dir = tempDir(tag);
+  const model = await writeTinyModel(join(dir, 'model'), { vocab, hidden: 32, heads: 2, kvHeads: 1, intermediate: 64, layers: 1, maxPosition: 256, seed });
+  const tokenizer = JSON.parse(readFileSync(join(demoModel, 'tokenizer.json'), 'utf8')) as Record<string, any>;
+  edit?.(tokenizer);
+  writeFileSync(join(model.dir, 'tokenizer.json'), JSON.stringify(tokenizer));
+  copyFileSync(join(demoModel, 'tokenizer_config.json'), join(model.dir, 'tokenizer_config.json'));
+  return { dir, model };
+}
 
 describe.skipIf(!availability.available)('GGUF files in llama.cpp', () => {
   it('the demo model: llama.cpp computes our logits from model.gguf and tokenizes as we do, with no warning', async () => {
@@ -260,6 +286,80 @@ describe.skipIf(!availability.available)('GGUF files in llama.cpp', () => {
       expect(theirs.warnings).toEqual([]);
       expect(theirs.value, JSON.stringify(text)).toEqual(tokenizer.encode(text));
     }
+  });
+
+  it("the qwen2 pre-tokenizer (Qwen2/Qwen3's split regex and NFC normalizer): llama.cpp tokenizes digits, Unicode, punctuation and whitespace as we do", async () => {
+    // The demo's merges join letters only, where the three regexes split alike: merges that join
+    // digits, a bracket and a letter, and an upper-case contraction make a wrong pre-tokenizer show.
+    const qwen2 = PRE_TOKENIZERS.find((p) => p.pre === 'qwen2')!;
+    const addMerges = (t: Record<string, any>) => {
+      [['1', '2'], ['3', '4'], ['(', 'a'], ["'", 'S']].forEach(([a, b], i) => {
+        t.model.vocab[a + b] = 799 + i;
+        t.model.merges.push([a, b]);
+      });
+    };
+    const { dir, model } = await tinyWithDemoTokenizer('qwen2', 832, 73, (t) => {
+      addMerges(t);
+      t.normalizer = { type: 'NFC' };
+      t.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+        { type: 'Split', pattern: { Regex: qwen2.hfRegex }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+      ] };
+    });
+    const file = join(dir, 'model.gguf');
+    expect((await writeGgufModel({ modelDir: model.dir, outFile: file, type: 'f32' })).pre).toBe('qwen2');
+    const tokenizer = await ModelTokenizer.load(model.dir);
+    const texts = [
+      "numbers 1234567 and 3.14159, (a) don't STOP! IT'S here, we'LL see",
+      'Ünïcödé — “quotes” and emoji 🦊🦊, 日本語のテキスト, Ελληνικά, русский',
+      '  leading\tspaces\n\n\nand   runs of    blanks  \r\n trailing   ',
+      'x=12+34;\n\ty = [5, 67, 1234]\n(a(a)',
+    ];
+    for (const text of texts) {
+      const theirs = await llamaCpp.tokenize(file, text, true);
+      expect(theirs.warnings).toEqual([]);
+      expect(theirs.value, JSON.stringify(text)).toEqual(tokenizer.encode(text));
+    }
+    // the same vocabulary and merges split as GPT-2 does tokenize these texts differently
+    const gpt2 = await ModelTokenizer.load((await tinyWithDemoTokenizer('qwen2-gpt2', 832, 73, addMerges)).model.dir);
+    for (const text of ['1234', '(a)', "IT'S"]) expect(tokenizer.encode(text), text).not.toEqual(gpt2.encode(text));
+  });
+
+  it('a user-defined (non-special) added token in text: llama.cpp matches it as one token, as we do', async () => {
+    const { dir, model } = await tinyWithDemoTokenizer('user-defined', 832, 71, (t) => {
+      t.added_tokens.push(
+        { id: 799, content: '<think>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: false },
+        { id: 800, content: '</think>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: false },
+      );
+    });
+    const file = join(dir, 'model.gguf');
+    await writeGgufModel({ modelDir: model.dir, outFile: file, type: 'f32' });
+    const tokenizer = await ModelTokenizer.load(model.dir);
+    const texts = ['a<think>b', 'hello <think> world </think>!', '<think>\n\nthe fox</think>\n\nThe answer is 42.', '<think<think>>'];
+    for (const text of texts) {
+      const ours = tokenizer.encode(text);
+      expect(ours, JSON.stringify(text)).toContain(799);
+      const theirs = await llamaCpp.tokenize(file, text, true);
+      expect(theirs.warnings).toEqual([]);
+      expect(theirs.value, JSON.stringify(text)).toEqual(ours);
+    }
+  });
+
+  it('config vocab_size beyond the tokenizer (rows 799..831 padding): llama.cpp tokenizes as we do and gives our logits over every row', async () => {
+    const { dir, model } = await tinyWithDemoTokenizer('padded', 832, 72);
+    const file = join(dir, 'model.gguf');
+    await writeGgufModel({ modelDir: model.dir, outFile: file, type: 'f32' });
+    const tokenizer = await ModelTokenizer.load(model.dir);
+    const text = 'The fox jumped over the lazy dog. The cat sat on the mat.';
+    const theirIds = await llamaCpp.tokenize(file, text, true);
+    expect(theirIds.warnings).toEqual([]);
+    const tokens = tokenizer.encode(text);
+    expect(theirIds.value).toEqual(tokens);
+    const theirs = await llamaCpp.logits(file, tokens);
+    expect(theirs.warnings).toEqual([]);
+    expect(theirs.value.vocab).toBe(832);
+    const a = agreement(await ourLogits(model.dir, tokens), theirs.value.logits, theirs.value.vocab);
+    expect(a.maxAbsDiff).toBeLessThanOrEqual(FP32_RELATIVE * a.maxAbs);
   });
 
   it("our Q8_0 blocks are ggml's own (ggml_quantize_chunk), byte for byte: random rows, ties, zero blocks, subnormal and huge scales", async () => {

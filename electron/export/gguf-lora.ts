@@ -109,7 +109,7 @@ function encode(values: Float32Array, type: GgufTensorType, name: string): { typ
   const back = f16ToF32(half);
   for (let i = 0; i < back.length; i++) {
     if (!Number.isFinite(back[i])) {
-      throw new Error(`tensor ${name}[${i}] = ${values[i]} does not fit float16 (largest 65504); export with --gguf-type f32`);
+      throw new Error(`tensor ${name}[${i}] = ${values[i]} does not fit float16 (largest 65504); export with the GGUF type f32 (--gguf-type f32)`);
     }
   }
   return { type: GgmlType.F16, data: new Uint8Array(half.buffer, half.byteOffset, half.byteLength) };

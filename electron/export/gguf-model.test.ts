@@ -2,7 +2,7 @@
 // (@huggingface/gguf): keys, tensor names, shapes and types; data against
 // float64 references (q/k permutation, Llama 3 rope factors, Q8_0 rule);
 // and our own reader's round trip (ggufModelToFolder) for every type.
-import { copyFileSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, openSync, closeSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gguf as hfGguf } from '@huggingface/gguf';
@@ -14,8 +14,10 @@ import { writeBnbFolder } from '../testing/bnb-writer.js';
 import { writeTinyModel, type TinyModelOptions } from '../testing/tiny-model.js';
 import { dequantizeQ8_0, GgmlType, quantizeQ8_0 } from './gguf/format.js';
 import { f16BitsToF32, f32ToF16Bits } from '../safetensors/convert.js';
-import { ggufModelToFolder, ggufTensorType, writeGgufModel, type GgufModelType } from './gguf-model.js';
+import { ggufTensorType, writeGgufModel, type GgufModelType } from './gguf-model.js';
+import { ggufModelToFolder } from './gguf-model-read.js';
 import { halfToNumber, referencePermute } from './test-reference.js';
+import { exportInAppWords } from '../service/app-wording.js';
 
 const tempDir = (tag: string) => mkdtempSync(join(tmpdir(), `ps-${tag}-`));
 
@@ -252,6 +254,20 @@ describe('writeGgufModel', () => {
     const folder = await openModelFolder(model.dir);
     await ggufModelToFolder(file, folder.spec, model.dir, join(dir, 'back'));
     expect((await openModelFolder(join(dir, 'back'))).weights).toHaveLength(model.tensors.size);
+  });
+
+  it('refuses f16 for a weight beyond float16\'s range, naming the types that hold it in the CLI\'s and the app\'s words', async () => {
+    const model = await tiny({ dtype: 'F32' });
+    const ref = (await openModelFolder(model.dir)).weights.find((w) => w.name === 'model.layers.1.mlp.up_proj.weight')!;
+    // the stored float32 at index 3 of that tensor becomes 70000 (float16's largest finite value is 65504)
+    const fd = openSync(ref.file, 'r+');
+    writeSync(fd, new Uint8Array(Float32Array.of(70000).buffer), 0, 4, ref.offset + 3 * 4);
+    closeSync(fd);
+    const message = await writeGgufModel({ modelDir: model.dir, outFile: join(tempDir('gm'), 'model.gguf'), type: 'f16' }).then(() => '', (err: Error) => err.message);
+    expect(message).toBe('tensor blk.1.ffn_up.weight[3] = 70000 does not fit float16 (largest 65504); export with the GGUF type bf16 (--gguf-type bf16) or f32 (--gguf-type f32), which hold it');
+    expect(exportInAppWords(message)).toBe('tensor blk.1.ffn_up.weight[3] = 70000 does not fit float16 (largest 65504); export with the GGUF type bf16 or f32, which hold it');
+    // bf16 holds it
+    await writeGgufModel({ modelDir: model.dir, outFile: join(tempDir('gm'), 'model.gguf'), type: 'bf16' });
   });
 
   it('refuses a bitsandbytes 4-bit folder, saying to use the original model', async () => {

@@ -13,20 +13,17 @@
 //   llama      q/k rows permuted for llama.cpp's interleaved RoPE (rope-permute.ts)
 // Tensors are read, converted and written one at a time, so converting a model
 // needs memory for its largest tensor, not for the model.
-import { open, readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { DType, ModelSpec, WeightRef } from '../engine/native.js';
-import { writeFileAtomic } from '../files/atomic.js';
-import { makeFolder } from '../files/make-folder.js';
 import { expectedTensors, openModelFolder, type ModelFolder } from '../models/folder.js';
 import { decodeFloatTensor, encodeFloatTensor, f16ToF32, f32ToF16, f32ToF16Bits } from '../safetensors/convert.js';
-import { writeSafetensors } from '../safetensors/write.js';
 import { GgmlType, GgufValueType, quantizeQ8_0, Q8_0_BLOCK, type GgufKv, type GgufTensorToWrite } from './gguf/format.js';
-import { GgufFormatError, metadataValue, readGgufHeader, readGgufTensor } from './gguf/read.js';
 import { writeGguf } from './gguf/write.js';
 import { llamaCppArchitecture, permutesQueryKey } from './gguf-lora.js';
 import { ggufVocab, type GgufVocab } from './gguf-vocab.js';
-import { gatherRows, ropeRowOrder, scatterRows } from './rope-permute.js';
+import { gatherRows, ropeRowOrder } from './rope-permute.js';
+
 
 export const GGUF_MODEL_TYPES = ['f32', 'f16', 'bf16', 'q8_0'] as const;
 export type GgufModelType = (typeof GGUF_MODEL_TYPES)[number];
@@ -75,8 +72,8 @@ export function ggufModelTensorName(hfName: string): string {
   return `blk.${m[1]}.${inLayer[m[3]]}.${m[4]}`;
 }
 
-/** The q/k row order llama.cpp needs for this tensor, or null. */
-function rowOrderOf(spec: ModelSpec, arch: string, hfName: string): Int32Array | null {
+/** The q/k row order llama.cpp needs for this tensor (of a model of llama.cpp architecture `arch`), or null. */
+export function ggufRowOrder(spec: ModelSpec, arch: string, hfName: string): Int32Array | null {
   if (!permutesQueryKey(arch)) return null;
   if (/\.q_proj\.(weight|bias)$/.test(hfName)) return ropeRowOrder(spec.numHeads, spec.headDim);
   if (/\.k_proj\.(weight|bias)$/.test(hfName)) return ropeRowOrder(spec.numKvHeads, spec.headDim);
@@ -135,7 +132,7 @@ function encodeAs(values: Float32Array, type: GgmlType, name: string): Uint8Arra
       const back = f16ToF32(half);
       for (let i = 0; i < back.length; i++) {
         if (!Number.isFinite(back[i]) && Number.isFinite(values[i])) {
-          throw new GgufModelError(`tensor ${name}[${i}] = ${values[i]} does not fit float16 (largest 65504); export with --gguf-type bf16 or f32`);
+          throw new GgufModelError(`tensor ${name}[${i}] = ${values[i]} does not fit float16 (largest 65504); export with the GGUF type bf16 (--gguf-type bf16) or f32 (--gguf-type f32), which hold it`);
         }
       }
       return new Uint8Array(half.buffer, half.byteOffset, half.byteLength);
@@ -178,6 +175,13 @@ export interface GgufModelContent {
   vocab: GgufVocab;
 }
 
+/** The tokenizer.* metadata of a model of llama.cpp architecture `arch` (the reload check expects exactly these). */
+export function ggufTokenizerKvs(arch: string, vocab: GgufVocab): GgufKv[] {
+  // LlamaModel.set_vocab writes tokenizer_config.json's add_prefix_space before the vocabulary
+  const prefix: GgufKv[] = arch === 'llama' && vocab.addSpacePrefix !== null ? [{ key: 'tokenizer.ggml.add_space_prefix', type: GgufValueType.BOOL, value: vocab.addSpacePrefix }] : [];
+  return [...prefix, ...vocab.kvs];
+}
+
 function f32kv(key: string, value: number): GgufKv {
   return { key, type: GgufValueType.FLOAT32, value };
 }
@@ -186,20 +190,31 @@ function u32kv(key: string, value: number): GgufKv {
 }
 
 /** The metadata and (lazily read) tensors of a model folder's GGUF. */
-export async function ggufModelContent(folder: ModelFolder, options: { type?: GgufModelType; name?: string }): Promise<GgufModelContent> {
-  const { spec } = folder;
-  if (folder.quantization !== null || folder.config.bnb4 !== null) {
-    throw new GgufModelError(`${folder.dir}: is saved in 4-bit by bitsandbytes; a GGUF model is converted from 16- or 32-bit weights. Use the original (unquantized) model folder`);
-  }
+/**
+ * The llama.cpp architecture of the model in `dir`, or a GgufModelError
+ * saying why llama.cpp cannot run it as converted: an architecture it does not
+ * map, llama3 RoPE scaling outside `llama`. (The tokenizer's checks are
+ * ggufVocab's.) Cheap: export asks it before any work.
+ */
+export function ggufModelArchitecture(spec: ModelSpec, dir: string): 'llama' | 'qwen2' | 'qwen3' {
   let architecture: 'llama' | 'qwen2' | 'qwen3';
   try {
     architecture = llamaCppArchitecture(spec);
   } catch (err) {
-    throw new GgufModelError(`${folder.dir}: ${(err as Error).message.replace('a GGUF adapter', 'a GGUF model')}`);
+    throw new GgufModelError(`${dir}: ${(err as Error).message.replace('a GGUF adapter', 'a GGUF model')}`);
   }
   if (spec.ropeScaling.type === 'llama3' && architecture !== 'llama') {
-    throw new GgufModelError(`${join(folder.dir, 'config.json')}: llama3 RoPE scaling on ${spec.architecture}: llama.cpp applies it (rope_freqs) only to the llama architecture`);
+    throw new GgufModelError(`${join(dir, 'config.json')}: llama3 RoPE scaling on ${spec.architecture}: llama.cpp applies it (rope_freqs) only to the llama architecture`);
   }
+  return architecture;
+}
+
+export async function ggufModelContent(folder: ModelFolder, options: { type?: GgufModelType; name?: string }): Promise<GgufModelContent> {
+  const { spec } = folder;
+  if (folder.quantization !== null || folder.config.bnb4 !== null) {
+    throw new GgufModelError(`${folder.dir}: is saved in 4-bit by bitsandbytes; a GGUF model is converted from 16- or 32-bit weights (GGUF has no NF4 type). Use the original (unquantized) model folder`);
+  }
+  const architecture = ggufModelArchitecture(spec, folder.dir);
   const type = options.type ?? defaultGgufModelType(folder.storedDType);
   const a = architecture;
   const raw = folder.config.raw;
@@ -229,9 +244,7 @@ export async function ggufModelContent(folder: ModelFolder, options: { type?: Gg
   kvs.push(u32kv('general.quantization_version', GGML_QUANT_VERSION));
 
   const vocab = await ggufVocab(folder.dir, spec.vocabSize);
-  // LlamaModel.set_vocab writes tokenizer_config.json's add_prefix_space before the vocabulary
-  if (a === 'llama' && vocab.addSpacePrefix !== null) kvs.push({ key: 'tokenizer.ggml.add_space_prefix', type: GgufValueType.BOOL, value: vocab.addSpacePrefix });
-  kvs.push(...vocab.kvs);
+  kvs.push(...ggufTokenizerKvs(a, vocab));
 
   const tensors: GgufTensorToWrite[] = [];
   if (spec.ropeScaling.type === 'llama3') {
@@ -244,7 +257,7 @@ export async function ggufModelContent(folder: ModelFolder, options: { type?: Gg
     const name = ggufModelTensorName(hfName);
     const dims = [...shape].reverse();
     const ggmlType = ggufTensorType(name, dims, type);
-    const order = rowOrderOf(spec, architecture, hfName);
+    const order = ggufRowOrder(spec, architecture, hfName);
     tensors.push({
       name,
       dims,
@@ -292,42 +305,4 @@ export async function writeGgufModel(options: { modelDir: string; outFile: strin
     merges: content.vocab.merges.length,
     chatTemplate: content.vocab.chatTemplate !== null,
   };
-}
-
-/**
- * Reads a GGUF model back into a Hugging Face folder the engine opens (for the
- * export's reload check): every tensor through our GGUF reader, dequantized,
- * the q/k permutation undone, stored in a safetensors dtype that holds its
- * values exactly (F32 for Q8_0, whose d·q products need more than 16 bits),
- * with `configDir`'s config.json. One safetensors shard per tensor (and the
- * index naming them), so only one tensor is in memory at a time. Checks the
- * architecture and every shape.
- */
-export async function ggufModelToFolder(file: string, spec: ModelSpec, configDir: string, outDir: string): Promise<void> {
-  const gguf = await readGgufHeader(file);
-  const fail = (problem: string) => new GgufFormatError(file, problem);
-  const arch = String(metadataValue(gguf, 'general.architecture', GgufValueType.STRING));
-  const expected = llamaCppArchitecture(spec);
-  if (arch !== expected) throw fail(`general.architecture is "${arch}"; the model is "${expected}"`);
-  const byName = new Map(gguf.tensors.map((t) => [t.name, t]));
-  await makeFolder(outDir);
-  const weightMap: Record<string, string> = {};
-  let totalSize = 0;
-  let shard = 0;
-  for (const { name: hfName, shape } of expectedTensors(spec)) {
-    const info = byName.get(ggufModelTensorName(hfName));
-    if (!info) throw fail(`has no tensor "${ggufModelTensorName(hfName)}" (${hfName})`);
-    if (info.dims.join() !== [...shape].reverse().join()) throw fail(`tensor "${info.name}" has ne [${info.dims.join(', ')}]; expected [${[...shape].reverse().join(', ')}]`);
-    let values = await readGgufTensor(gguf, info);
-    const order = rowOrderOf(spec, arch, hfName);
-    if (order) values = scatterRows(values, shape.length === 1 ? 1 : shape[1], order);
-    const dtype = info.type === GgmlType.F16 ? 'F16' : info.type === GgmlType.BF16 ? 'BF16' : 'F32';
-    const data = dtype === 'F32' ? values : encodeFloatTensor(values, dtype);
-    const shardName = `tensor-${String(++shard).padStart(5, '0')}.safetensors`;
-    await writeSafetensors(join(outDir, shardName), [[hfName, { dtype, shape, data }]], { format: 'pt' });
-    weightMap[hfName] = shardName;
-    totalSize += data.byteLength;
-  }
-  await writeFileAtomic(join(outDir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 1));
-  await writeFileAtomic(join(outDir, 'config.json'), await readFile(join(configDir, 'config.json'), 'utf8'));
 }

@@ -1,10 +1,15 @@
 // The GGUF tokenizer metadata of the demo model's byte-level BPE and of the real
 // Llama 3 tokenizer, checked against values read straight from their JSON files;
 // pre-tokenizer detection for the three families; refusals that name the field.
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { AdapterLora } from '../adapters/peft-config.js';
+import { writeBnbFolder } from '../testing/bnb-writer.js';
+import { writeRandomAdapter } from '../testing/random-adapter.js';
+import { writeTinyModel, type TinyModelOptions } from '../testing/tiny-model.js';
+import { exportAdapter, type ExportOptions } from './export.js';
 import { ggufVocab, GgufTokenType, GgufVocabError, PRE_TOKENIZERS, spellOutContractions } from './gguf-vocab.js';
 
 const DEMO = resolve('resources/demo/model');
@@ -143,5 +148,110 @@ describe('ggufVocab', () => {
     const fallback = demoWith((t) => { t.model.byte_fallback = true; });
     await expect(ggufVocab(fallback, 799)).rejects.toThrow(/"model\.byte_fallback" is true/);
     await expect(ggufVocab(tempDir(), 799)).rejects.toThrow(/tokenizer\.json: cannot be read \(ENOENT\)/);
+  });
+
+  // What llama.cpp cannot be told through a GGUF: it would tokenize differently from the tokenizer, with no
+  // error (reproduced with libllama: a vocabulary word split by the merges, lowercased text, an lstrip token).
+  const llama3Split = (t: Record<string, any>) => {
+    const llama = PRE_TOKENIZERS.find((p) => p.pre === 'llama-bpe')!;
+    t.pre_tokenizer = { type: 'Sequence', pretokenizers: [
+      { type: 'Split', pattern: { Regex: llama.hfRegex }, behavior: 'Isolated', invert: false },
+      { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+    ] };
+  };
+
+  it('model.ignore_merges must be what llama.cpp assumes for the pre-tokenizer: true for llama-bpe only', async () => {
+    const llamaKeeps = demoWith((t) => { llama3Split(t); t.model.ignore_merges = false; });
+    await expect(ggufVocab(llamaKeeps, 799)).rejects.toThrow(/tokenizer\.json: "model\.ignore_merges" is false with the llama-bpe pre-tokenizer, but llama\.cpp always ignores merges for llama-bpe.*byte-level BPE tokenizers as llama\.cpp reads them/);
+    const llamaUnsaid = demoWith((t) => { llama3Split(t); delete t.model.ignore_merges; });
+    await expect(ggufVocab(llamaUnsaid, 799)).rejects.toThrow(/"model\.ignore_merges" is null with the llama-bpe pre-tokenizer/);
+    const gpt2Ignores = demoWith((t) => { t.model.ignore_merges = true; });
+    await expect(ggufVocab(gpt2Ignores, 799)).rejects.toThrow(/"model\.ignore_merges" is true with the gpt-2 pre-tokenizer, but llama\.cpp never ignores merges for gpt-2/);
+    // the accepted pairings: llama-bpe with true, gpt-2 (the demo as it is) with false
+    expect((await ggufVocab(demoWith((t) => { llama3Split(t); t.model.ignore_merges = true; }), 799)).pre).toBe('llama-bpe');
+    expect((await ggufVocab(DEMO, 799)).pre).toBe('gpt-2');
+  });
+
+  it('normalizer: none or NFC (kept and reported), anything else refused naming "normalizer"', async () => {
+    expect((await ggufVocab(DEMO, 799)).normalizer).toBeNull();
+    expect((await ggufVocab(demoWith((t) => { t.normalizer = { type: 'NFC' }; }), 799)).normalizer).toBe('NFC');
+    const lower = demoWith((t) => { t.normalizer = { type: 'Lowercase' }; });
+    await expect(ggufVocab(lower, 799)).rejects.toThrow(/tokenizer\.json: "normalizer" is of type "Lowercase"; llama\.cpp applies no normalizer.*byte-level BPE tokenizers as llama\.cpp reads them/);
+    const nfkc = demoWith((t) => { t.normalizer = { type: 'Sequence', normalizers: [{ type: 'NFKC' }] }; });
+    await expect(ggufVocab(nfkc, 799)).rejects.toThrow(/"normalizer" is of type "Sequence"/);
+  });
+
+  it('added tokens with lstrip, rstrip or single_word are refused, naming the token and the flag', async () => {
+    for (const flag of ['lstrip', 'rstrip', 'single_word']) {
+      const dir = demoWith((t) => {
+        const vocab = t.model.vocab as Record<string, number>;
+        delete vocab[Object.keys(vocab).find((k) => vocab[k] === 500)!];
+        t.added_tokens.push({ id: 500, content: '<think>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: false, [flag]: true });
+      });
+      await expect(ggufVocab(dir, 799)).rejects.toThrow(new RegExp(`tokenizer\\.json: "added_tokens" entry "<think>" \\(id 500\\) sets "${flag}": true; a GGUF has no place for that flag`));
+    }
+    // the same token with every flag false is written, as a user-defined token
+    const plain = demoWith((t) => {
+      const vocab = t.model.vocab as Record<string, number>;
+      delete vocab[Object.keys(vocab).find((k) => vocab[k] === 500)!];
+      t.added_tokens.push({ id: 500, content: '<think>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: false });
+    });
+    const v = await ggufVocab(plain, 799);
+    expect(v.tokens[500]).toBe('<think>');
+    expect(v.tokenTypes[500]).toBe(GgufTokenType.USER_DEFINED);
+  });
+});
+
+// export refuses what GGUF model export cannot write before it scores the source, merges or writes
+// any other format: the log stays empty (no "source ... loss" line) and no --out folder appears.
+describe('exportAdapter: GGUF model refusals up front', () => {
+  const LORA: AdapterLora = { rank: 2, alpha: 4, dropout: 0, rslora: false, targets: ['q_proj', 'v_proj'], layers: null, init: 'default' };
+
+  /** A tiny model (its tokenizer.json edited) and a random LoRA adapter on it. */
+  async function modelAndAdapter(options: TinyModelOptions, edit?: (t: Record<string, any>) => void) {
+    const dir = tempDir();
+    const model = await writeTinyModel(join(dir, 'model'), { layers: 1, hidden: 16, heads: 2, kvHeads: 1, intermediate: 32, ...options });
+    if (edit) {
+      const t = readJson(join(model.dir, 'tokenizer.json'));
+      edit(t);
+      writeFileSync(join(model.dir, 'tokenizer.json'), JSON.stringify(t));
+    }
+    await writeRandomAdapter(join(dir, 'adapter'), model.spec, model.dir, LORA, 3);
+    return { dir, model, adapter: join(dir, 'adapter') };
+  }
+
+  async function refusedUpFront(options: Omit<ExportOptions, 'threads' | 'log'>, message: RegExp): Promise<void> {
+    const log: string[] = [];
+    await expect(exportAdapter({ ...options, threads: 1, log: (line) => log.push(line) })).rejects.toThrow(message);
+    expect(log).toEqual([]);
+    expect(existsSync(options.out)).toBe(false);
+  }
+
+  it('a tokenizer llama.cpp would read differently, with gguf-model among other formats', async () => {
+    const { dir, model, adapter } = await modelAndAdapter({ seed: 61 }, (t) => { t.normalizer = { type: 'Lowercase' }; });
+    await refusedUpFront({ source: adapter, model: model.dir, formats: ['peft', 'merged', 'gguf-model'], out: join(dir, 'out') }, /tokenizer\.json: "normalizer" is of type "Lowercase"/);
+    // --gguf-base writes the same tokenizer into base.gguf
+    await refusedUpFront({ source: adapter, model: model.dir, formats: ['gguf'], ggufBase: true, out: join(dir, 'out') }, /tokenizer\.json: "normalizer" is of type "Lowercase"/);
+  });
+
+  it('llama3 RoPE scaling on Qwen2 (llama.cpp applies it to llama only)', async () => {
+    const { dir, model, adapter } = await modelAndAdapter({ arch: 'Qwen2ForCausalLM', ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPosition: 16 }, seed: 62 });
+    await refusedUpFront({ source: adapter, model: model.dir, formats: ['peft', 'gguf-model'], out: join(dir, 'out') }, /config\.json: llama3 RoPE scaling on Qwen2ForCausalLM/);
+  });
+
+  it('--gguf-base on a bitsandbytes 4-bit base', async () => {
+    const { dir, model, adapter } = await modelAndAdapter({ seed: 63 });
+    const bnb = join(dir, 'bnb');
+    await writeBnbFolder(model, bnb);
+    await refusedUpFront({ source: adapter, model: bnb, formats: ['gguf'], ggufBase: true, out: join(dir, 'out') }, /bnb: is saved in 4-bit by bitsandbytes; --gguf-base converts the base from 16- or 32-bit weights/);
+  });
+
+  it('an NFC normalizer is accepted, and the log says llama.cpp does not apply it', async () => {
+    const { dir, model, adapter } = await modelAndAdapter({ seed: 64 }, (t) => { t.normalizer = { type: 'NFC' }; });
+    const log: string[] = [];
+    const result = await exportAdapter({ source: adapter, model: model.dir, formats: ['gguf-model'], out: join(dir, 'out'), threads: 1, log: (line) => log.push(line) });
+    expect(result.ggufModel?.pre).toBe('gpt-2');
+    expect(log[0]).toMatch(/tokenizer\.json normalizes text to Unicode NFC, which llama\.cpp does not do/);
+    expect(existsSync(join(dir, 'out', 'model.gguf'))).toBe(true);
   });
 });

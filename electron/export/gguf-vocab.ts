@@ -12,9 +12,11 @@
 //   tokenizer.ggml.merges       "a b" strings in rank order
 //   tokenizer.ggml.{bos,eos,unknown,seperator,padding}_token_id, add_bos_token / add_eos_token
 //   tokenizer.chat_template
-// SentencePiece-style tokenizers (Metaspace, byte fallback: Llama 2, Mistral) and
-// byte-level tokenizers whose split regex llama.cpp has no name for are refused:
-// llama.cpp would tokenize their text differently from the model's training.
+// SentencePiece-style tokenizers (Metaspace, byte fallback: Llama 2, Mistral),
+// byte-level tokenizers whose split regex llama.cpp has no name for, and
+// settings llama.cpp does not read from a GGUF (see checkLlamaCppReads) are
+// refused: llama.cpp would tokenize their text differently from the model's
+// training, without a warning.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GPT2_PRETOKENIZE } from '../models/byte-level-bpe.js';
@@ -37,7 +39,7 @@ export class GgufVocabError extends Error {
   }
 }
 
-const SUPPORTED = 'GGUF model export supports byte-level BPE tokenizers (tokenizer.json with model.type "BPE" and a ByteLevel pre-tokenizer) whose split regex llama.cpp knows: GPT-2 ("gpt-2"), Llama 3 ("llama-bpe") and Qwen2/Qwen3 ("qwen2")';
+const SUPPORTED = 'GGUF model export supports byte-level BPE tokenizers as llama.cpp reads them (tokenizer.json with model.type "BPE" and a ByteLevel pre-tokenizer) whose split regex llama.cpp knows: GPT-2 ("gpt-2"), Llama 3 ("llama-bpe") and Qwen2/Qwen3 ("qwen2"), with no normalizer (or NFC), and added tokens without lstrip / rstrip / single_word';
 
 /**
  * The pre-tokenizer names llama.cpp knows for byte-level BPE that this export
@@ -112,6 +114,44 @@ export function ggufPreTokenizer(tokenizer: Json, file: string): string {
   return pre;
 }
 
+/** The added-token flags of tokenizer.json that llama.cpp cannot be told about. */
+const ADDED_TOKEN_FLAGS = ['lstrip', 'rstrip', 'single_word'] as const;
+
+/**
+ * Refuses what a GGUF cannot carry to llama.cpp, which would then tokenize
+ * the text differently from the Hugging Face tokenizer, silently. Returns the
+ * normalizer kept: null, or "NFC", which the converter also accepts (llama.cpp
+ * does not normalize; text already in NFC, which is nearly all text, splits alike).
+ */
+export function checkLlamaCppReads(tokenizer: Json, pre: string, file: string): 'NFC' | null {
+  const refuse = (field: string, problem: string) => new GgufVocabError(`${file}: ${field} ${problem}. ${SUPPORTED}`);
+  const model = tokenizer.model as Json;
+  // llama.cpp sets ignore_merges (a word in the vocabulary is one token, whatever the merges say)
+  // from the pre-tokenizer name alone: for "llama-bpe" and never for gpt-2 / qwen2 (llama-vocab.cpp).
+  const ignoreMerges = model.ignore_merges === true;
+  if ((pre === 'llama-bpe') !== ignoreMerges) {
+    throw refuse('"model.ignore_merges"', `is ${JSON.stringify(model.ignore_merges ?? null)} with the ${pre} pre-tokenizer, but llama.cpp ${pre === 'llama-bpe' ? 'always ignores merges' : 'never ignores merges'} for ${pre}: words in the vocabulary would split differently there`);
+  }
+  const normalizer = tokenizer.normalizer ?? null;
+  let kept: 'NFC' | null = null;
+  if (normalizer !== null) {
+    if (!isObject(normalizer) || normalizer.type !== 'NFC') {
+      const what = isObject(normalizer) ? `of type ${JSON.stringify(normalizer.type)}` : JSON.stringify(normalizer);
+      throw refuse('"normalizer"', `is ${what}; llama.cpp applies no normalizer to byte-level BPE text, so it would tokenize text differently from the model's own tokenizer`);
+    }
+    kept = 'NFC';
+  }
+  const added = Array.isArray(tokenizer.added_tokens) ? tokenizer.added_tokens : [];
+  for (const t of added) {
+    if (!isObject(t)) continue;
+    const flag = ADDED_TOKEN_FLAGS.find((f) => t[f] === true);
+    if (flag !== undefined) {
+      throw refuse(`"added_tokens" entry ${JSON.stringify(t.content)} (id ${JSON.stringify(t.id)})`, `sets "${flag}": true; a GGUF has no place for that flag and llama.cpp would not ${flag === 'single_word' ? 'match it as a single word only' : `strip the whitespace ${flag === 'lstrip' ? 'before' : 'after'} the token`}`);
+    }
+  }
+  return kept;
+}
+
 /** gguf-py's TextModel.does_token_look_special. */
 function looksSpecial(token: string): boolean {
   return ['<pad>', '<mask>', '<2mass>', '[@BOS@]'].includes(token)
@@ -175,6 +215,8 @@ export interface GgufVocab {
   chatTemplate: string | null;
   /** tokenizer_config.json's add_prefix_space (the converter writes it for the llama architecture only) */
   addSpacePrefix: boolean | null;
+  /** tokenizer.json's normalizer: none, or NFC, which llama.cpp does not apply (text not in NFC may tokenize differently there) */
+  normalizer: 'NFC' | null;
 }
 
 /** GGUF key of each special-token kind (gguf-py Keys.Tokenizer; "seperator" is its spelling). */
@@ -201,6 +243,7 @@ export async function ggufVocab(modelDir: string, vocabSize: number): Promise<Gg
     throw new GgufVocabError(`${file}: "model.byte_fallback" is true (a SentencePiece-style BPE such as Llama 2's or Mistral's, which GGUF stores as tokenizer model "llama" from tokenizer.model). ${SUPPORTED}`);
   }
   const pre = ggufPreTokenizer(tokenizer, file);
+  const normalizer = checkLlamaCppReads(tokenizer, pre, file);
 
   // tokens by id: the BPE vocab, then the added tokens (which may reuse or extend its ids)
   const byId = new Map<number, string>();
@@ -322,5 +365,5 @@ export async function ggufVocab(modelDir: string, vocabSize: number): Promise<Gg
   if (namedTemplates.length > 0) kvs.push({ key: 'tokenizer.chat_templates', type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value: namedTemplates.map((t) => t.name) });
   if (chatTemplate !== null) kvs.push({ key: 'tokenizer.chat_template', type: GgufValueType.STRING, value: chatTemplate });
   const addSpacePrefix = typeof config?.add_prefix_space === 'boolean' ? config.add_prefix_space : null;
-  return { kvs, pre, tokens, tokenTypes, merges, specialIds, addBos, addEos, chatTemplate, addSpacePrefix };
+  return { kvs, pre, tokens, tokenTypes, merges, specialIds, addBos, addEos, chatTemplate, addSpacePrefix, normalizer };
 }

@@ -139,7 +139,7 @@ export class ExportCheckError extends Error {
    * do, when that is known (a type too coarse for the weights); without it, a bug here
    */
   constructor(readonly check: LossCheck, source: 'adapter' | 'model' = 'adapter', cause?: string) {
-    super(`the ${check.format} export failed its reload check: it scores loss ${check.loss} where the source ${source} scores ${check.sourceLoss} (relative difference ${check.relativeDifference.toExponential(2)} > tolerance ${check.tolerance}); nothing was written. ${cause ?? 'This is a bug in the exporter: please report it with the ${source}'}`);
+    super(`the ${check.format} export failed its reload check: it scores loss ${check.loss} where the source ${source} scores ${check.sourceLoss} (relative difference ${check.relativeDifference.toExponential(2)} > tolerance ${check.tolerance}); nothing was written. ${cause ?? `This is a bug in the exporter: please report it with the ${source}`}`);
     this.name = 'ExportCheckError';
   }
 }

@@ -1,7 +1,9 @@
 // The Runs step rendered in jsdom against the real studio service (behind
 // the preload bridge) on the bundled demo model: while a run trains, its row
 // follows the run's live events (steps, then its ending) without Refresh,
-// in the Train page's words ("training", not "running").
+// in the Train page's words ("training", not "running"); a past run's view
+// shows its settings that look like a slip in the app's words, as the Train
+// page does (from its record), and nothing for a run without any.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +15,7 @@ import { createStudioService, type StudioService } from '../../../electron/servi
 import { STATUS_WORDS } from '../state/run-monitor.svelte.js';
 import { Studio } from '../state/studio.svelte.js';
 import { demoPathsOf, serviceBridge } from '../testing/service-bridge.js';
-import { until } from '../testing/dom-waits.js';
+import { byId, until } from '../testing/dom-waits.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-runs-page-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -65,5 +67,65 @@ describe('the Runs table while a run trains', () => {
     expect(row()!.textContent).toContain('resumable');
     off();
     unmount(component);
+  });
+});
+
+/** runs the demo to its end and resolves with the run's folder */
+async function finishedRun(hyper: Record<string, unknown>): Promise<string> {
+  const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+  let dir = '';
+  let finished = false;
+  const off = service.onEvent((e: ApiEvent) => void (e.type === 'run' && e.runDir === dir && e.event.type === 'finished' && (finished = true)));
+  const r = await service.call('startRun', { model: demo.model, data, method: 'lora', hyper: { threads: 1, ...hyper } });
+  if (!r.ok) throw new Error(JSON.stringify(r.error));
+  dir = (r.value as StartedRun).runDir;
+  await until(`${dir} to finish`, () => finished);
+  off();
+  return dir;
+}
+
+describe("the Runs page's view of a past run", () => {
+  // written out here, as the app words it for --steps 3 --warmup-steps 3 at the default learning rate (not derived from the code that words it)
+  const APP = "Warmup steps 3 is not below the run's 3 steps: the learning rate rises for the whole run and never reaches the Learning rate (0.0002); use fewer warmup steps, or more Steps";
+
+  it('shows the settings that look like a slip in the app\'s words above the charts; a run without any shows none', async () => {
+    const slipped = await finishedRun({ steps: 3, warmupSteps: 3 });
+    const plain = await finishedRun({ steps: 2 });
+
+    const root = document.createElement('div');
+    document.body.append(root);
+    const component = mount(Runs, { target: root, props: { studio: new Studio() } });
+    try {
+      const view = async (dir: string) => {
+        const row = () => root.querySelector<HTMLElement>(`[data-testid="run-row"][data-dir="${dir}"]`);
+        await until(`the row of ${dir}`, () => row() !== null);
+        row()!.querySelector<HTMLButtonElement>('[data-testid="run-select"]')!.click();
+        // its history read: the settings are shown
+        await until(`the view of ${dir}`, () => byId(root, 'run-detail')?.querySelector('.mono')?.getAttribute('title') === dir && byId(root, 'run-settings') !== null);
+      };
+
+      await view(slipped);
+      const notice = byId(root, 'run-warnings');
+      expect(notice).not.toBeNull();
+      expect(byId(root, 'run-detail')!.contains(notice)).toBe(true);
+      // a region named by its heading (an id unique on the page, a level under the run's own title), not a live one
+      const heading = notice!.querySelector('h4')!;
+      expect(notice!.getAttribute('aria-labelledby')).toBe(heading.id);
+      expect(document.querySelectorAll(`[id="${heading.id}"]`)).toHaveLength(1);
+      expect(heading.textContent!.trim()).toBe('A setting of this run looks like a slip');
+      expect([...notice!.querySelectorAll('li')].map((li) => li.textContent!.trim())).toEqual([`${APP}.`]);
+      expect(notice!.textContent).not.toContain('--warmup-steps'); // the app's words, not the command line's
+      expect(notice!.hasAttribute('aria-live') || notice!.hasAttribute('role')).toBe(false);
+      expect(notice!.compareDocumentPosition(byId(root, 'run-loss-chart')!) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
+
+      await view(plain);
+      expect(byId(root, 'run-warnings')).toBeNull();
+      // and back: the notice follows the selected run
+      await view(slipped);
+      expect(byId(root, 'run-warnings')).not.toBeNull();
+    } finally {
+      unmount(component);
+      root.remove();
+    }
   });
 });

@@ -2,45 +2,23 @@
 // process, behind the preload bridge): after a change of step the focus is
 // on the new page's heading and the window title names the step; a step
 // that cannot be opened yet stays reachable by keyboard and says why.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { flushSync, mount, unmount, type Component } from 'svelte';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { flushSync } from 'svelte';
+import { describe, expect, it } from 'vitest';
 
 import type { ModelOverview } from '../../electron/api/contract.js';
-import { createStudioService, type StudioService } from '../../electron/service/service.js';
 import captured from './components/testdata/demo-overview.json';
 import { Studio } from './state/studio.svelte.js';
-import { serviceBridge } from './testing/service-bridge.js';
+import { pageHarness } from './testing/page-harness.js';
 
-const home = mkdtempSync(join(tmpdir(), 'peft-studio-app-'));
-process.env.PEFT_STUDIO_HOME = home;
-
-let service: StudioService;
-let App: Component<{ studio?: Studio }>;
-let component: ReturnType<typeof mount> | null = null;
-
-beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
-  window.peftStudio = serviceBridge(service, () => []);
-  App = (await import('./App.svelte')).default as unknown as Component<{ studio?: Studio }>;
-});
-afterEach(() => {
-  if (component) void unmount(component);
-  component = null;
-  document.body.innerHTML = '';
-});
-afterAll(async () => {
-  await service.close();
-  rmSync(home, { recursive: true, force: true });
+const harness = pageHarness<{ studio?: Studio }>({
+  homePrefix: 'peft-studio-app-',
+  allowedRoots: null,
+  load: () => import('./App.svelte'),
 });
 
 function render(): { root: HTMLElement; studio: Studio } {
   const studio = new Studio();
-  const root = document.createElement('div');
-  document.body.append(root);
-  component = mount(App, { target: root, props: { studio } });
+  const root = harness.mount({ studio });
   flushSync();
   return { root, studio };
 }

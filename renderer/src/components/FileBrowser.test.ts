@@ -8,21 +8,17 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { flushSync, mount, unmount, type Component } from 'svelte';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { flushSync, type Component } from 'svelte';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { DemoPaths } from '../../../electron/api/contract.js';
-import { createStudioService, type StudioService } from '../../../electron/service/service.js';
-import { demoPathsOf, serviceBridge } from '../testing/service-bridge.js';
 import { until } from '../testing/dom-waits.js';
+import { pageHarness } from '../testing/page-harness.js';
 
-const scratch = mkdtempSync(join(tmpdir(), 'peft-studio-file-browser-'));
-const home = join(scratch, 'home');
-const work = join(scratch, 'work');
+/** the one folder the service may browse, beside the studio home and the demo */
+const work = mkdtempSync(join(tmpdir(), 'peft-studio-file-browser-work-'));
 mkdirSync(join(work, 'a', 'b'), { recursive: true });
 writeFileSync(join(work, 'a', 'b', 'data.jsonl'), '{"text":"hi"}\n');
-mkdirSync(home, { recursive: true });
-process.env.PEFT_STUDIO_HOME = home;
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 interface BrowserProps {
   kind: 'folder' | 'file';
@@ -40,32 +36,20 @@ interface PickerProps {
   onerror: (e: unknown) => void;
 }
 
-let service: StudioService;
-let demo: DemoPaths;
-let FileBrowser: Component<BrowserProps>;
-let PathPicker: Component<PickerProps>;
-let component: ReturnType<typeof mount> | null = null;
-
-beforeAll(async () => {
-  // jsdom has no modal dialogs
+// jsdom has no modal dialogs
+beforeAll(() => {
   HTMLDialogElement.prototype.showModal ??= function (this: HTMLDialogElement) {
     this.open = true;
   };
-  service = createStudioService({ mode: 'browser', allowedRoots: [work] });
-  // the app's api module picks the preload bridge when there is one: set it before the component is loaded
-  window.peftStudio = serviceBridge(service, () => []);
-  FileBrowser = (await import('./FileBrowser.svelte')).default as unknown as Component<BrowserProps>;
+});
+const harness = pageHarness<BrowserProps>({
+  homePrefix: 'peft-studio-file-browser-home-',
+  allowedRoots: [work],
+  load: () => import('./FileBrowser.svelte'),
+});
+let PathPicker: Component<PickerProps>;
+beforeAll(async () => {
   PathPicker = (await import('./PathPicker.svelte')).default as unknown as Component<PickerProps>;
-  demo = await demoPathsOf(service);
-});
-afterEach(() => {
-  if (component) void unmount(component);
-  component = null;
-  document.body.innerHTML = '';
-});
-afterAll(async () => {
-  await service.close();
-  rmSync(scratch, { recursive: true, force: true });
 });
 
 
@@ -75,17 +59,14 @@ const shownFolder = (root: ParentNode) => all(root, 'file-browser-path')[0]?.tex
 const crumbPath = (path: string) => ['/', ...path.split('/').filter(Boolean)].join('›');
 
 function render(start: string | null, kind: 'folder' | 'file' = 'folder'): HTMLElement {
-  const root = document.createElement('div');
-  document.body.append(root);
-  component = mount(FileBrowser, { target: root, props: { kind, title: 'Choose', start, onchoose: () => {}, oncancel: () => {} } });
-  return root;
+  return harness.mount({ kind, title: 'Choose', start, onchoose: () => {}, oncancel: () => {} });
 }
 
 describe('the file browser', () => {
   it('opened at the demo model: folders above the demo are text, not buttons; the work folder is a shortcut that opens', async () => {
-    const root = render(demo.model);
-    await until('the listing', () => shownFolder(root) === crumbPath(demo.model));
-    const demoDir = dirname(demo.model);
+    const root = render(harness.demo.model);
+    await until('the listing', () => shownFolder(root) === crumbPath(harness.demo.model));
+    const demoDir = dirname(harness.demo.model);
     // the demo folder is a top: learned by listing upwards
     await until('the tops', () => all(root, 'file-browser-place').length >= 2);
     const places = all(root, 'file-browser-place').map((b) => b.dataset.path);
@@ -132,9 +113,7 @@ describe('the file browser', () => {
 
 describe('Browse… of a path field', () => {
   it('opens at the folder typed into the field', async () => {
-    const root = document.createElement('div');
-    document.body.append(root);
-    component = mount(PathPicker, { target: root, props: { kind: 'file', title: 'Choose a dataset', label: 'Dataset', testid: 'p', onpick: () => {}, onerror: (e) => { throw e; } } });
+    const root = harness.mountComponent(PathPicker, { kind: 'file', title: 'Choose a dataset', label: 'Dataset', testid: 'p', onpick: () => {}, onerror: (e) => { throw e; } });
     flushSync();
     const input = root.querySelector<HTMLInputElement>('[data-testid="p-input"]')!;
     input.value = join(work, 'a', 'b', 'other.jsonl');

@@ -6,53 +6,31 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { flushSync, mount, unmount, type Component } from 'svelte';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { flushSync } from 'svelte';
+import { afterAll, describe, expect, it } from 'vitest';
 
-import type { DemoPaths } from '../../../electron/api/contract.js';
-import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { Studio } from '../state/studio.svelte.js';
-import { demoPathsOf, serviceBridge } from '../testing/service-bridge.js';
 import { byId, until } from '../testing/dom-waits.js';
+import { pageHarness } from '../testing/page-harness.js';
 
-const home = mkdtempSync(join(tmpdir(), 'peft-studio-data-page-'));
-process.env.PEFT_STUDIO_HOME = home;
+const harness = pageHarness<{ studio: Studio }>({
+  homePrefix: 'peft-studio-data-page-',
+  allowedRoots: null,
+  load: () => import('./Data.svelte'),
+});
+/** the files the tests write */
 const files = mkdtempSync(join(tmpdir(), 'peft-studio-data-files-'));
-
-let service: StudioService;
-let demo: DemoPaths;
-let taskTrain: string;
-let Data: Component<{ studio: Studio }>;
-let component: ReturnType<typeof mount> | null = null;
-
-beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
-  window.peftStudio = serviceBridge(service, () => []);
-  Data = (await import('./Data.svelte')).default as unknown as Component<{ studio: Studio }>;
-  demo = await demoPathsOf(service);
-  taskTrain = demo.datasets.find((d) => d.name === 'task-train')!.path;
-});
-afterEach(() => {
-  if (component) void unmount(component);
-  component = null;
-  document.body.innerHTML = '';
-});
-afterAll(async () => {
-  await service.close();
-  rmSync(home, { recursive: true, force: true });
-  rmSync(files, { recursive: true, force: true });
-});
+afterAll(() => rmSync(files, { recursive: true, force: true }));
+const taskTrain = () => harness.demo.datasets.find((d) => d.name === 'task-train')!.path;
 
 
 const text = (root: HTMLElement, id: string) => byId(root, id)?.textContent?.replace(/\s+/g, ' ').trim();
 
 function render(): { root: HTMLElement; studio: Studio } {
   const studio = new Studio();
-  studio.model = demo.model;
+  studio.model = harness.demo.model;
   studio.method = 'lora';
-  const root = document.createElement('div');
-  document.body.append(root);
-  component = mount(Data, { target: root, props: { studio } });
+  const root = harness.mount({ studio });
   flushSync();
   return { root, studio };
 }
@@ -120,13 +98,13 @@ describe('the Data page', () => {
     usePath(root, broken);
     await until('the error', () => byId(root, 'data-error') !== null);
     // still the bundled dataset: its report, its path, the next step open
-    expect(studio.data).toBe(taskTrain);
+    expect(studio.data).toBe(taskTrain());
     expect(studio.dataReport).toBe(good);
     expect(byId(root, 'data-report')).not.toBeNull();
     expect(studio.reachable('hyperparameters')).toBe(true);
     const message = text(root, 'data-error')!;
     expect(message).toContain(`${broken}:2`);
-    expect(message).toContain(`Still using the previous dataset: ${taskTrain}`);
+    expect(message).toContain(`Still using the previous dataset: ${taskTrain()}`);
     // the banner (studio.error, role=alert in ErrorBanner) announces it; the page's copy is plain text
     expect(studio.error?.message.replace(/\s+/g, ' ').trim()).toBe(message);
     expect(byId(root, 'data-error')!.getAttribute('role')).toBeNull();
@@ -151,13 +129,13 @@ describe('the Data page', () => {
     await until('the error or the next step', () => byId(root, 'data-error') !== null || studio.page !== 'data');
     expect(studio.page).toBe('data');
     expect(text(root, 'data-error')).toContain(broken);
-    expect(studio.data).toBe(taskTrain);
+    expect(studio.data).toBe(taskTrain());
 
     input.value = good;
     input.dispatchEvent(new Event('input', { bubbles: true }));
     flushSync();
     (byId(root, 'data-next') as HTMLButtonElement).click();
-    await until('the next step', () => studio.page !== 'data' || (byId(root, 'data-error') !== null && byId(root, 'data-loading') === null && studio.data !== taskTrain));
+    await until('the next step', () => studio.page !== 'data' || (byId(root, 'data-error') !== null && byId(root, 'data-loading') === null && studio.data !== taskTrain()));
     expect(studio.page).toBe('hyperparameters');
     expect(studio.data).toBe(good);
     expect(studio.dataReport?.rows.total).toBe(1);

@@ -13,30 +13,31 @@
 //   type chosen, and exported through the service (the file read here);
 // - a GGUF LoRA takes f32 / f16 only, and writes base.gguf beside the adapter
 //   when asked (the file read here), its check named in the table.
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gguf as hfGguf } from '@huggingface/gguf';
-import { flushSync, mount, unmount, type Component } from 'svelte';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { flushSync } from 'svelte';
+import { beforeAll, describe, expect, it } from 'vitest';
 
-import type { ApiEvent, ApiTransport, DemoPaths, GenerateRequest } from '../../../electron/api/contract.js';
-import { createStudioService, type StudioService } from '../../../electron/service/service.js';
+import type { ApiEvent, ApiTransport, GenerateRequest } from '../../../electron/api/contract.js';
 import { Studio } from '../state/studio.svelte.js';
 import { FULL_RUN_NOTE, GGUF_TYPE_INFO } from '../state/export-page.svelte.js';
 import { MAX_SEED, trySettingsErrors } from '../state/try-panel.svelte.js';
-import { serviceBridge } from '../testing/service-bridge.js';
 import { byId, until } from '../testing/dom-waits.js';
+import { pageHarness } from '../testing/page-harness.js';
 
-const home = mkdtempSync(join(tmpdir(), 'peft-studio-export-page-'));
-process.env.PEFT_STUDIO_HOME = home;
-
-let service: StudioService;
+const harness = pageHarness<{ studio: Studio }>({
+  homePrefix: 'peft-studio-export-page-',
+  allowedRoots: null,
+  load: () => import('./Export.svelte'),
+});
 let api: ApiTransport;
-let demo: DemoPaths;
-let Export: Component<{ studio: Studio }>;
-let component: ReturnType<typeof mount> | null = null;
 const events: ApiEvent[] = [];
+beforeAll(async () => {
+  harness.service.onEvent((e) => events.push(e));
+  // the app's api module, on the bridge the harness has set
+  api = (await import('../api/index.js')).api;
+});
 
 const PROMPT = 'Question: What color is the fox?\nAnswer:';
 
@@ -44,31 +45,12 @@ const PROMPT = 'Question: What color is the fox?\nAnswer:';
 /** Trains the demo model for a few steps and waits for the end. */
 async function train(method: 'lora' | 'full', out: string): Promise<string> {
   const started = await api.call('startRun', {
-    model: demo.model, data: demo.datasets.find((d) => d.name === 'task-train')!.path, method, out,
+    model: harness.demo.model, data: harness.demo.datasets.find((d) => d.name === 'task-train')!.path, method, out,
     hyper: { steps: 4, threads: 2, batchSize: 2 },
   });
   await until(`the ${method} run`, () => events.some((e) => e.type === 'run' && e.runId === started.runId && e.event.type === 'finished'), 120_000);
   return started.runDir;
 }
-
-beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
-  service.onEvent((e) => events.push(e));
-  // the app's api module picks the preload bridge when there is one: set it before the page is loaded
-  window.peftStudio = serviceBridge(service, () => []);
-  api = (await import('../api/index.js')).api;
-  Export = (await import('./Export.svelte')).default as unknown as Component<{ studio: Studio }>;
-  demo = await api.call('demoPaths', {});
-}, 60_000);
-afterEach(() => {
-  if (component) void unmount(component);
-  component = null;
-  document.body.innerHTML = '';
-});
-afterAll(async () => {
-  await service.close();
-  rmSync(home, { recursive: true, force: true });
-});
 
 const text = (root: HTMLElement, id: string) => byId(root, id)?.textContent?.replace(/\s+/g, ' ').trim() ?? '';
 
@@ -113,11 +95,9 @@ async function exportAndWait(root: HTMLElement): Promise<void> {
 
 async function render(runDir: string): Promise<{ root: HTMLElement; studio: Studio }> {
   const studio = new Studio();
-  studio.model = demo.model;
+  studio.model = harness.demo.model;
   studio.runDir = runDir;
-  const root = document.createElement('div');
-  document.body.append(root);
-  component = mount(Export, { target: root, props: { studio } });
+  const root = harness.mount({ studio });
   // the run's method badge: its history is read
   await until('the run read', () => root.querySelector('.badge.method') !== null);
   return { root, studio };
@@ -134,7 +114,7 @@ const settings = { prompt: PROMPT, maxNewTokens: 6, temperature: 0, seed: 0 };
 
 describe('Try on a full fine-tuning run', () => {
   it('generates with the run folder as the model and no adapter, titled as the fine-tuned model', async () => {
-    const runDir = await train('full', join(home, 'full-run'));
+    const runDir = await train('full', join(harness.home, 'full-run'));
     const { root } = await render(runDir);
     expect(text(root, 'export-run-method')).toBe('Full fine-tuning');
     expect(text(root, 'try-trained-title')).toBe('Fine-tuned model');
@@ -143,7 +123,7 @@ describe('Try on a full fine-tuning run', () => {
     // the same request made directly: the run folder is the model
     const direct = await api.call('generate', { ...settings, model: runDir, adapter: null } satisfies GenerateRequest);
     expect(byId(root, 'adapter-output')?.textContent).toBe(direct.text);
-    const base = await api.call('generate', { ...settings, model: demo.model, adapter: null });
+    const base = await api.call('generate', { ...settings, model: harness.demo.model, adapter: null });
     expect(byId(root, 'base-output')?.textContent).toBe(base.text);
     expect(byId(root, 'try-checkpoint')).toBeNull();
   }, 240_000);
@@ -151,7 +131,7 @@ describe('Try on a full fine-tuning run', () => {
 
 describe('export of a full fine-tuning run', () => {
   it('offers the GGUF model only, saying why; exports it in the chosen type through the service', async () => {
-    const runDir = await train('full', join(home, 'full-export-run'));
+    const runDir = await train('full', join(harness.home, 'full-export-run'));
     const { root } = await render(runDir);
     await until('the method', () => byId(root, 'format-gguf-model') !== null);
     expect(byId(root, 'export-not-lora')).toBeNull();
@@ -182,7 +162,7 @@ describe('export of a full fine-tuning run', () => {
 describe('a run that has not finished', () => {
   it('a full fine-tune is tried as its newest checkpoint, which is a whole model', async () => {
     const started = await api.call('startRun', {
-      model: demo.model, data: demo.datasets.find((d) => d.name === 'task-train')!.path, method: 'full', out: join(home, 'paused-full-run'),
+      model: harness.demo.model, data: harness.demo.datasets.find((d) => d.name === 'task-train')!.path, method: 'full', out: join(harness.home, 'paused-full-run'),
       hyper: { steps: 100_000, threads: 2, batchSize: 2, saveEvery: 2 },
     });
     await until('a checkpoint', () => events.some((e) => e.type === 'run' && e.runId === started.runId && e.event.type === 'checkpoint'), 120_000);
@@ -204,7 +184,7 @@ describe('a run that has not finished', () => {
 
   it('cannot be exported (the reason follows its status), and Try names the checkpoint it used', async () => {
     const started = await api.call('startRun', {
-      model: demo.model, data: demo.datasets.find((d) => d.name === 'task-train')!.path, method: 'lora', out: join(home, 'paused-run'),
+      model: harness.demo.model, data: harness.demo.datasets.find((d) => d.name === 'task-train')!.path, method: 'lora', out: join(harness.home, 'paused-run'),
       hyper: { steps: 100_000, threads: 2, batchSize: 2, saveEvery: 2 },
     });
     const isCheckpoint = (e: ApiEvent) => e.type === 'run' && e.runId === started.runId && e.event.type === 'checkpoint';
@@ -236,7 +216,7 @@ describe('a run that has not finished', () => {
 describe('export of a finished LoRA run', () => {
   let runDir: string;
   beforeAll(async () => {
-    runDir = await train('lora', join(home, 'lora-run'));
+    runDir = await train('lora', join(harness.home, 'lora-run'));
   }, 180_000);
 
   it('lists every file of a merged export, and offers <run>-export-2 once <run>-export holds one', async () => {
@@ -273,7 +253,7 @@ describe('export of a finished LoRA run', () => {
   it('exports to a typed folder without "Use this path"', async () => {
     const { root } = await render(runDir);
     await until('the default folder', () => text(root, 'export-out') !== '');
-    const typed = join(home, 'typed', 'adapter');
+    const typed = join(harness.home, 'typed', 'adapter');
     type(root, 'export-out-input', typed);
     expect(text(root, 'export-out')).toBe(typed);
     (byId(root, 'export-button') as HTMLButtonElement).click();
@@ -297,7 +277,7 @@ describe('export of a finished LoRA run', () => {
     expect(text(root, 'gguf-type-help')).toBe(GGUF_TYPE_INFO[1].help);
     (byId(root, 'gguf-base') as HTMLInputElement).click();
     flushSync();
-    const typed = join(home, 'typed', 'gguf-base');
+    const typed = join(harness.home, 'typed', 'gguf-base');
     type(root, 'export-out-input', typed);
     await exportAndWait(root);
     expect(readdirSync(typed).sort()).toEqual(['Modelfile', 'adapter.gguf', 'base.gguf']);
@@ -316,12 +296,12 @@ describe('export of a finished LoRA run', () => {
 
   it('the seed field refuses exactly the seeds the service refuses', async () => {
     // a copy of the demo model, so the answers come from a model this test owns
-    const model = join(home, 'seed-model');
-    cpSync(demo.model, model, { recursive: true });
+    const model = join(harness.home, 'seed-model');
+    cpSync(harness.demo.model, model, { recursive: true });
     for (const seed of [0, 7, MAX_SEED, MAX_SEED + 1, 1e30, -1, 1.5, Number.NaN]) {
       const pageSays = trySettingsErrors({ ...settings, seed }).seed ?? null;
       const request = { ...settings, maxNewTokens: 1, model, adapter: null, seed: Number.isNaN(seed) ? null : seed };
-      const served = await service.call('generate', JSON.parse(JSON.stringify(request)));
+      const served = await harness.service.call('generate', JSON.parse(JSON.stringify(request)));
       expect(pageSays === null, `seed ${seed}: the page ${pageSays ?? 'accepts it'}, the service ${served.ok ? 'accepts it' : served.error.message}`).toBe(served.ok);
       if (pageSays) expect(pageSays).toBe(`A whole number from 0 to ${MAX_SEED}.`);
     }

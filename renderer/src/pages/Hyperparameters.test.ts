@@ -6,60 +6,30 @@
 // drops a bf16 chosen for the GPU. This machine has no GPU, so the GPU case
 // takes the form the service's own hyperparameterSpecs builds for a machine
 // with an NVIDIA H200; every other call is the service's answer.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { flushSync, mount, unmount, type Component } from 'svelte';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { flushSync } from 'svelte';
+import { describe, expect, it } from 'vitest';
 
-import type { DemoPaths } from '../../../electron/api/contract.js';
 import { loadAddon } from '../../../electron/engine/load.js';
 import { whyUnusable } from '../../../electron/engine/device.js';
 import type { DeviceInfo } from '../../../electron/engine/native.js';
-import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { Studio } from '../state/studio.svelte.js';
-import { demoPathsOf, serviceBridge } from '../testing/service-bridge.js';
 import { byId, until } from '../testing/dom-waits.js';
-
-const home = mkdtempSync(join(tmpdir(), 'peft-studio-hyper-page-'));
-process.env.PEFT_STUDIO_HOME = home;
+import { demoLoraStudio, pageHarness } from '../testing/page-harness.js';
 
 const H200: DeviceInfo = { index: 0, name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 150_000_000_000, freeBytes: 140_000_000_000, error: '' };
 /** the GPUs the form is built for (the service's own answer when empty: this machine's) */
 let gpus: DeviceInfo[] = [];
-let service: StudioService;
-let demo: DemoPaths;
-let Hyperparameters: Component<{ studio: Studio }>;
-let component: ReturnType<typeof mount> | null = null;
 
-
-beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
-  const bridge = serviceBridge(service, () => gpus);
-  // the app's api module picks the preload bridge when there is one: set it before the page is loaded
-  window.peftStudio = bridge;
-  Hyperparameters = (await import('./Hyperparameters.svelte')).default as unknown as Component<{ studio: Studio }>;
-  demo = await demoPathsOf(service);
+const harness = pageHarness<{ studio: Studio }>({
+  homePrefix: 'peft-studio-hyper-page-',
+  allowedRoots: null,
+  gpus: () => gpus,
+  load: () => import('./Hyperparameters.svelte'),
 });
-afterEach(() => {
-  if (component) void unmount(component);
-  component = null;
-  document.body.innerHTML = '';
-});
-afterAll(async () => {
-  await service.close();
-  rmSync(home, { recursive: true, force: true });
-});
-
 
 async function render(): Promise<{ root: HTMLElement; studio: Studio }> {
-  const studio = new Studio();
-  studio.model = demo.model;
-  studio.method = 'lora';
-  studio.data = demo.datasets.find((d) => d.name === 'task-train')!.path;
-  const root = document.createElement('div');
-  document.body.append(root);
-  component = mount(Hyperparameters, { target: root, props: { studio } });
+  const studio = demoLoraStudio(harness.demo);
+  const root = harness.mount({ studio });
   await until('the form', () => root.querySelector('[data-testid="field-precision"]') !== null);
   await until('the first check', () => studio.check !== null);
   return { root, studio };

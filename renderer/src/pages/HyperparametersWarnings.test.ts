@@ -5,51 +5,22 @@
 // like a slip shows by its field and in a summary near Start, in the form's
 // words, as soon as the check for the value on screen answers; fixed, it
 // goes away. Start stays enabled throughout.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { flushSync, mount, unmount, type Component } from 'svelte';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { flushSync } from 'svelte';
+import { describe, expect, it } from 'vitest';
 
-import type { DemoPaths } from '../../../electron/api/contract.js';
-import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { Studio } from '../state/studio.svelte.js';
-import { demoPathsOf, serviceBridge } from '../testing/service-bridge.js';
 import { byId, until } from '../testing/dom-waits.js';
+import { demoLoraStudio, pageHarness } from '../testing/page-harness.js';
 
-const home = mkdtempSync(join(tmpdir(), 'peft-studio-hyper-warnings-'));
-process.env.PEFT_STUDIO_HOME = home;
-
-let service: StudioService;
-let demo: DemoPaths;
-let Hyperparameters: Component<{ studio: Studio }>;
-let component: ReturnType<typeof mount> | null = null;
-
-beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
-  // the app's api module picks the preload bridge when there is one: set it before the page is loaded
-  window.peftStudio = serviceBridge(service, () => []);
-  Hyperparameters = (await import('./Hyperparameters.svelte')).default as unknown as Component<{ studio: Studio }>;
-  demo = await demoPathsOf(service);
-});
-afterEach(() => {
-  if (component) void unmount(component);
-  component = null;
-  document.body.innerHTML = '';
-});
-afterAll(async () => {
-  await service.close();
-  rmSync(home, { recursive: true, force: true });
+const harness = pageHarness<{ studio: Studio }>({
+  homePrefix: 'peft-studio-hyper-warnings-',
+  allowedRoots: null,
+  load: () => import('./Hyperparameters.svelte'),
 });
 
 async function render(): Promise<{ root: HTMLElement; studio: Studio }> {
-  const studio = new Studio();
-  studio.model = demo.model;
-  studio.method = 'lora';
-  studio.data = demo.datasets.find((d) => d.name === 'task-train')!.path;
-  const root = document.createElement('div');
-  document.body.append(root);
-  component = mount(Hyperparameters, { target: root, props: { studio } });
+  const studio = demoLoraStudio(harness.demo);
+  const root = harness.mount({ studio });
   await until('the form', () => byId(root, 'input-warmupSteps') !== null);
   await until('the first check', () => studio.check !== null && byId(root, 'check-pending') === null);
   return { root, studio };

@@ -3,25 +3,16 @@
 // is what Next goes on with. A typed folder is marked "not used yet"; Next
 // reads it first and stays on the page with its error when it is no model;
 // leaving the field reads it too.
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { flushSync, mount, unmount, type Component } from 'svelte';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { flushSync } from 'svelte';
+import { describe, expect, it } from 'vitest';
 
-import type { DemoPaths, PreloadBridge } from '../../../electron/api/contract.js';
-import { createStudioService, type StudioService } from '../../../electron/service/service.js';
+import type { PreloadBridge } from '../../../electron/api/contract.js';
 import { Studio } from '../state/studio.svelte.js';
-import { demoPathsOf, serviceBridge } from '../testing/service-bridge.js';
 import { byId, until } from '../testing/dom-waits.js';
+import { pageHarness } from '../testing/page-harness.js';
 
-const home = mkdtempSync(join(tmpdir(), 'peft-studio-model-page-'));
-process.env.PEFT_STUDIO_HOME = home;
-
-let service: StudioService;
-let demo: DemoPaths;
-let Model: Component<{ studio: Studio }>;
-let component: ReturnType<typeof mount> | null = null;
 /** model folders whose reads wait (see `gate`) */
 const gates = new Map<string, Promise<void>>();
 
@@ -35,29 +26,18 @@ function gate(dir: string): () => void {
   };
 }
 
-beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
-  // the app's api module picks the preload bridge when there is one: set it before the page is loaded
-  const bridge = serviceBridge(service, () => []);
-  window.peftStudio = {
+const harness = pageHarness<{ studio: Studio }>({
+  homePrefix: 'peft-studio-model-page-',
+  allowedRoots: null,
+  bridge: (bridge) => ({
     ...bridge,
     // a folder with a gate is read once the test opens it (reads that finish out of order)
     call: (async (method, request) => {
       if (method === 'inspectModel') await gates.get((request as { model: string }).model);
       return bridge.call(method, request);
     }) as PreloadBridge['call'],
-  };
-  Model = (await import('./Model.svelte')).default as unknown as Component<{ studio: Studio }>;
-  demo = await demoPathsOf(service);
-});
-afterEach(() => {
-  if (component) void unmount(component);
-  component = null;
-  document.body.innerHTML = '';
-});
-afterAll(async () => {
-  await service.close();
-  rmSync(home, { recursive: true, force: true });
+  }),
+  load: () => import('./Model.svelte'),
 });
 
 
@@ -73,18 +53,16 @@ function type(root: HTMLElement, value: string): HTMLInputElement {
 /** The page with the demo model loaded. */
 async function renderWithDemo(): Promise<{ root: HTMLElement; studio: Studio }> {
   const studio = new Studio();
-  const root = document.createElement('div');
-  document.body.append(root);
-  component = mount(Model, { target: root, props: { studio } });
+  const root = harness.mount({ studio });
   await until('the demo button', () => !(byId(root, 'model-demo') as HTMLButtonElement | null)?.disabled);
   byId(root, 'model-demo')!.click();
-  await until('the demo model', () => byId(root, 'model-next') !== null && studio.model === demo.model);
+  await until('the demo model', () => byId(root, 'model-next') !== null && studio.model === harness.demo.model);
   return { root, studio };
 }
 
 function modelCopy(name: string): string {
-  const dir = join(home, name);
-  cpSync(demo.model, dir, { recursive: true });
+  const dir = join(harness.home, name);
+  cpSync(harness.demo.model, dir, { recursive: true });
   return dir;
 }
 
@@ -114,27 +92,27 @@ describe('what to know about the folder', () => {
 describe('the model field and Next', () => {
   it('Next with a typed folder that is no model stays on the page with its error; with a model it goes on with that one', async () => {
     const { root, studio } = await renderWithDemo();
-    const notAModel = join(home, 'not-a-model');
+    const notAModel = join(harness.home, 'not-a-model');
     mkdirSync(notAModel, { recursive: true });
     type(root, notAModel);
     // typed, not used yet: the field says so
     expect(byId(root, 'model-picker-pending')?.textContent).toContain('Not used yet');
-    expect(byId(root, 'model-picker-pending')?.textContent).toContain(demo.model);
+    expect(byId(root, 'model-picker-pending')?.textContent).toContain(harness.demo.model);
 
     byId(root, 'model-next')!.click();
     await until('the error or the next step', () => byId(root, 'model-error') !== null || studio.page !== 'model');
     expect(studio.page).toBe('model');
     expect(byId(root, 'model-error')!.textContent).toContain(notAModel);
-    expect(studio.model).toBe(demo.model);
+    expect(studio.model).toBe(harness.demo.model);
     // the field still shows what was typed, so it can be corrected; the focus is taken back to it (the error sits far above Next)
     expect((byId(root, 'model-picker-input') as HTMLInputElement).value).toBe(notAModel);
     await until('the focus on the field', () => document.activeElement === byId(root, 'model-picker-input'));
 
     // put back the folder in use: Next goes on with it
-    type(root, demo.model);
+    type(root, harness.demo.model);
     byId(root, 'model-next')!.click();
     await until('the next step', () => studio.page !== 'model');
-    expect(studio.model).toBe(demo.model);
+    expect(studio.model).toBe(harness.demo.model);
     studio.page = 'model';
     flushSync();
 
@@ -174,7 +152,7 @@ describe('the model field and Next', () => {
     openA(); // the older read answers first
     await new Promise((r) => setTimeout(r, 200));
     flushSync();
-    expect(studio.model).toBe(demo.model);
+    expect(studio.model).toBe(harness.demo.model);
     expect(byId(root, 'model-loading')?.textContent).toContain(b);
 
     openB();
@@ -187,11 +165,9 @@ describe('the model field and Next', () => {
 
   it('after a typed folder failed, pressing on the demo does not read it again, and the demo is used', async () => {
     const studio = new Studio();
-    const root = document.createElement('div');
-    document.body.append(root);
-    component = mount(Model, { target: root, props: { studio } });
+    const root = harness.mount({ studio });
     await until('the demo button', () => !(byId(root, 'model-demo') as HTMLButtonElement | null)?.disabled);
-    const notAModel = join(home, 'not-a-model-d5');
+    const notAModel = join(harness.home, 'not-a-model-d5');
     mkdirSync(notAModel, { recursive: true });
     const input = type(root, notAModel);
     byId(root, 'model-picker-use')!.click();
@@ -204,26 +180,22 @@ describe('the model field and Next', () => {
     expect(byId(root, 'model-loading')).toBeNull(); // the failed folder is not read again
     expect(demoButton.disabled).toBe(false); // so the click lands
     demoButton.click();
-    await until('the demo model', () => studio.model === demo.model, 10_000);
+    await until('the demo model', () => studio.model === harness.demo.model, 10_000);
     expect(byId(root, 'model-error')).toBeNull();
   }, 30_000);
 
   it('the field refers only to notes that are on the page', async () => {
     const studio = new Studio();
-    const root = document.createElement('div');
-    document.body.append(root);
-    component = mount(Model, { target: root, props: { studio } });
+    const root = harness.mount({ studio });
     await until('the demo button', () => !(byId(root, 'model-demo') as HTMLButtonElement | null)?.disabled);
     // nothing chosen yet: a typed folder has no "in use now" note to point at
-    const input = type(root, join(home, 'typed-first'));
+    const input = type(root, join(harness.home, 'typed-first'));
     expect(byId(root, 'model-picker-pending')).toBeNull();
     expect(input.getAttribute('aria-describedby')).toBeNull();
     // with a folder in use, the note is there and the field points at it
-    component && void unmount(component);
-    document.body.innerHTML = '';
-    component = null;
+    harness.unmount();
     const shown = await renderWithDemo();
-    const typed = type(shown.root, join(home, 'typed-second'));
+    const typed = type(shown.root, join(harness.home, 'typed-second'));
     const ref = typed.getAttribute('aria-describedby');
     expect(ref).not.toBeNull();
     expect(document.getElementById(ref!)?.dataset.testid).toBe('model-picker-pending');

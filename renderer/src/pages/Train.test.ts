@@ -6,59 +6,37 @@
 // with two runs training the page says which it follows and switches, and a
 // run's settings that look like a slip show above the charts in the app's
 // words (live, and again after a reload), its log keeping the CLI's line.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { flushSync, mount, unmount, type Component } from 'svelte';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { flushSync } from 'svelte';
+import { describe, expect, it } from 'vitest';
 
-import type { ApiEvent, DemoPaths, StartedRun } from '../../../electron/api/contract.js';
-import { createStudioService, type StudioService } from '../../../electron/service/service.js';
+import type { ApiEvent, StartedRun } from '../../../electron/api/contract.js';
 import { Studio } from '../state/studio.svelte.js';
-import { demoPathsOf, serviceBridge } from '../testing/service-bridge.js';
 import { byId, until } from '../testing/dom-waits.js';
+import { pageHarness } from '../testing/page-harness.js';
 
-const home = mkdtempSync(join(tmpdir(), 'peft-studio-train-page-'));
-process.env.PEFT_STUDIO_HOME = home;
-
-let service: StudioService;
-let demo: DemoPaths;
-let Train: Component<{ studio: Studio }>;
-let component: ReturnType<typeof mount> | null = null;
-
-beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
-  window.peftStudio = serviceBridge(service, () => []);
-  Train = (await import('./Train.svelte')).default as unknown as Component<{ studio: Studio }>;
-  demo = await demoPathsOf(service);
+const harness = pageHarness<{ studio: Studio }>({
+  homePrefix: 'peft-studio-train-page-',
+  allowedRoots: null,
+  load: () => import('./Train.svelte'),
 });
-afterEach(() => {
-  if (component) void unmount(component);
-  component = null;
-  document.body.innerHTML = '';
-});
-afterAll(async () => {
-  await service.close();
-  rmSync(home, { recursive: true, force: true });
-});
-
 
 async function call<T>(method: string, request: unknown): Promise<T> {
-  const r = await service.call(method as never, request as never);
+  const r = await harness.service.call(method as never, request as never);
   if (!r.ok) throw new Error(JSON.stringify(r.error));
   return r.value as T;
 }
 
 /** starts a run on the demo and resolves once it has taken `steps` steps (or ended) */
 async function startRun(hyper: Record<string, unknown>, steps = 1): Promise<StartedRun> {
-  const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+  const data = harness.demo.datasets.find((d) => d.name === 'task-train')!.path;
   let dir = '';
   let done = false;
-  const off = service.onEvent((e: ApiEvent) => {
+  const off = harness.service.onEvent((e: ApiEvent) => {
     if (e.type !== 'run' || e.runDir !== dir) return;
     if ((e.event.type === 'step' && e.event.step >= steps) || e.event.type === 'finished') done = true;
   });
-  const started = await call<StartedRun>('startRun', { model: demo.model, data, method: 'lora', hyper: { threads: 1, ...hyper } });
+  const started = await call<StartedRun>('startRun', { model: harness.demo.model, data, method: 'lora', hyper: { threads: 1, ...hyper } });
   dir = started.runDir;
   await until(`${steps} steps of ${dir}`, () => done);
   off();
@@ -66,10 +44,7 @@ async function startRun(hyper: Record<string, unknown>, steps = 1): Promise<Star
 }
 
 function render(studio: Studio): HTMLElement {
-  const root = document.createElement('div');
-  document.body.append(root);
-  component = mount(Train, { target: root, props: { studio } });
-  return root;
+  return harness.mount({ studio });
 }
 
 describe('the Train page on a finished run', () => {
@@ -167,14 +142,14 @@ describe('the Train page on a run whose warmup is as long as the run', () => {
   }
 
   it('shows the app\'s words above the charts while it trains, the log the command line\'s; after a reload, from its record', async () => {
-    const out = join(home, 'warmup-as-long-as-the-run');
-    const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+    const out = join(harness.home, 'warmup-as-long-as-the-run');
+    const data = harness.demo.datasets.find((d) => d.name === 'task-train')!.path;
     // the page follows the folder before the run starts there, so it hears the run's first events
     const studio = new Studio();
     studio.runDir = out;
     let root = render(studio);
     flushSync();
-    const run = await call<StartedRun>('startRun', { model: demo.model, data, method: 'lora', out, hyper: { threads: 1, steps: 100_000, warmupSteps: 100_000 } });
+    const run = await call<StartedRun>('startRun', { model: harness.demo.model, data, method: 'lora', out, hyper: { threads: 1, steps: 100_000, warmupSteps: 100_000 } });
     try {
       await until('the warnings', () => byId(root, 'run-warnings') !== null);
       checkNotice(root);
@@ -187,9 +162,7 @@ describe('the Train page on a run whose warmup is as long as the run', () => {
     await until('cancelled', () => byId(root, 'run-status')?.dataset.status === 'cancelled');
 
     // a reload: a new page that knows only the folder reads the warning from the run's record
-    void unmount(component!);
-    component = null;
-    document.body.innerHTML = '';
+    harness.unmount();
     const reloaded = new Studio();
     reloaded.runDir = out;
     root = render(reloaded);

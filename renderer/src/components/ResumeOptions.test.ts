@@ -24,7 +24,7 @@ import { ResumeOptions as Options } from '../state/resume-options.svelte.js';
 import { Studio } from '../state/studio.svelte.js';
 import { serviceBridge } from '../testing/service-bridge.js';
 import { TrainPage } from '../state/train-page.svelte.js';
-import { byId, until } from '../testing/dom-waits.js';
+import { byId, choose, optionsOf, until } from '../testing/dom-waits.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-resume-options-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -96,13 +96,6 @@ async function copyOfRun(name: string, patch: { device?: string; precision?: str
 }
 
 
-function choose(root: HTMLElement, id: string, value: string): void {
-  const select = byId(root, id) as HTMLSelectElement;
-  select.value = value;
-  select.dispatchEvent(new Event('change', { bubbles: true }));
-  flushSync();
-}
-const optionsOf = (root: HTMLElement, id: string) => [...(byId(root, id) as HTMLSelectElement).options].map((o) => o.value);
 
 /** The Runs page with `dir` selected, once its Resume options are ready (or failed to load). */
 async function runsPage(dir: string): Promise<{ root: HTMLElement; studio: Studio }> {

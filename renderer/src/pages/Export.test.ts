@@ -23,7 +23,7 @@ import type { ApiEvent, ApiTransport, GenerateRequest } from '../../../electron/
 import { Studio } from '../state/studio.svelte.js';
 import { FULL_RUN_NOTE, GGUF_TYPE_INFO } from '../state/export-page.svelte.js';
 import { MAX_SEED, trySettingsErrors } from '../state/try-panel.svelte.js';
-import { byId, until } from '../testing/dom-waits.js';
+import { byId, choose, optionsOf, type, until } from '../testing/dom-waits.js';
 import { pageHarness } from '../testing/page-harness.js';
 
 const harness = pageHarness<{ studio: Studio }>({
@@ -54,13 +54,6 @@ async function train(method: 'lora' | 'full', out: string): Promise<string> {
 
 const text = (root: HTMLElement, id: string) => byId(root, id)?.textContent?.replace(/\s+/g, ' ').trim() ?? '';
 
-function type(root: HTMLElement, id: string, value: string): void {
-  const input = byId(root, id) as HTMLInputElement | HTMLTextAreaElement;
-  input.value = value;
-  input.dispatchEvent(new Event('input', { bubbles: true }));
-  flushSync();
-}
-
 /**
  * A GGUF file read by @huggingface/gguf, an independent reader. Under jsdom it
  * takes the browser path (no local files), so it is handed the file through
@@ -76,16 +69,6 @@ async function readGguf(file: string): Promise<{ metadata: Record<string, unknow
   const parsed = await hfGguf(`https://local.invalid/${file}`, { fetch: fetchRange });
   return { metadata: parsed.metadata as unknown as Record<string, unknown>, tensorInfos: parsed.tensorInfos.map((t) => ({ name: t.name, dtype: Number(t.dtype) })) };
 }
-
-/** Chooses an option of a <select> as a user does (bind:value listens to change). */
-function choose(root: HTMLElement, id: string, value: string): void {
-  const select = byId(root, id) as HTMLSelectElement;
-  select.value = value;
-  select.dispatchEvent(new Event('change', { bubbles: true }));
-  flushSync();
-}
-
-const optionsOf = (root: HTMLElement, id: string) => [...(byId(root, id) as HTMLSelectElement).options].map((o) => o.value);
 
 async function exportAndWait(root: HTMLElement): Promise<void> {
   (byId(root, 'export-button') as HTMLButtonElement).click();

@@ -13,7 +13,7 @@ import { loadAddon } from '../../../electron/engine/load.js';
 import { whyUnusable } from '../../../electron/engine/device.js';
 import type { DeviceInfo } from '../../../electron/engine/native.js';
 import { Studio } from '../state/studio.svelte.js';
-import { byId, until } from '../testing/dom-waits.js';
+import { byId, choose as chooseOption, type as typeInto, until } from '../testing/dom-waits.js';
 import { demoLoraStudio, pageHarness } from '../testing/page-harness.js';
 
 const H200: DeviceInfo = { index: 0, name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 150_000_000_000, freeBytes: 140_000_000_000, error: '' };
@@ -36,12 +36,8 @@ async function render(): Promise<{ root: HTMLElement; studio: Studio }> {
 }
 
 
-function choose(root: HTMLElement, key: string, value: string): void {
-  const select = byId(root, `input-${key}`) as HTMLSelectElement;
-  select.value = value;
-  select.dispatchEvent(new Event('change', { bubbles: true }));
-  flushSync();
-}
+/** The form's fields have test ids input-<key>. */
+const choose = (root: HTMLElement, key: string, value: string) => chooseOption(root, `input-${key}`, value);
 
 describe('the precision field', () => {
   it('is a choice where a GPU is found, with the trade-off in one line; on the CPU it reads fp32 (CPU)', async () => {
@@ -84,12 +80,7 @@ describe('the precision field', () => {
   }, 60_000);
 });
 
-function type(root: HTMLElement, key: string, value: string): void {
-  const input = byId(root, `input-${key}`) as HTMLInputElement;
-  input.value = value;
-  input.dispatchEvent(new Event('input', { bubbles: true }));
-  flushSync();
-}
+const type = (root: HTMLElement, key: string, value: string) => typeInto(root, `input-${key}`, value);
 
 describe('the page', () => {
   it('names the method by its display name', async () => {

@@ -5,11 +5,10 @@
 // like a slip shows by its field and in a summary near Start, in the form's
 // words, as soon as the check for the value on screen answers; fixed, it
 // goes away. Start stays enabled throughout.
-import { flushSync } from 'svelte';
 import { describe, expect, it } from 'vitest';
 
 import { Studio } from '../state/studio.svelte.js';
-import { byId, until } from '../testing/dom-waits.js';
+import { byId, type as typeInto, until } from '../testing/dom-waits.js';
 import { demoLoraStudio, pageHarness } from '../testing/page-harness.js';
 
 const harness = pageHarness<{ studio: Studio }>({
@@ -26,12 +25,8 @@ async function render(): Promise<{ root: HTMLElement; studio: Studio }> {
   return { root, studio };
 }
 
-function type(root: HTMLElement, key: string, value: string): void {
-  const input = byId(root, `input-${key}`) as HTMLInputElement;
-  input.value = value;
-  input.dispatchEvent(new Event('input', { bubbles: true }));
-  flushSync();
-}
+/** The form's fields have test ids input-<key>. */
+const type = (root: HTMLElement, key: string, value: string) => typeInto(root, `input-${key}`, value);
 
 /** The check for what the form holds now has answered. */
 async function checked(root: HTMLElement, studio: Studio, what: string, cond: () => boolean): Promise<void> {

@@ -189,7 +189,6 @@ function u32kv(key: string, value: number): GgufKv {
   return { key, type: GgufValueType.UINT32, value };
 }
 
-/** The metadata and (lazily read) tensors of a model folder's GGUF. */
 /**
  * The llama.cpp architecture of the model in `dir`, or a GgufModelError
  * saying why llama.cpp cannot run it as converted: an architecture it does not
@@ -209,7 +208,12 @@ export function ggufModelArchitecture(spec: ModelSpec, dir: string): 'llama' | '
   return architecture;
 }
 
-export async function ggufModelContent(folder: ModelFolder, options: { type?: GgufModelType; name?: string }): Promise<GgufModelContent> {
+/**
+ * The metadata and (lazily read) tensors of a model folder's GGUF. `vocab`:
+ * its tokenizer as ggufVocab builds it, when the caller already has that
+ * (export builds it to refuse early); else it is built here.
+ */
+export async function ggufModelContent(folder: ModelFolder, options: { type?: GgufModelType; name?: string; vocab?: GgufVocab }): Promise<GgufModelContent> {
   const { spec } = folder;
   if (folder.quantization !== null || folder.config.bnb4 !== null) {
     throw new GgufModelError(`${folder.dir}: is saved in 4-bit by bitsandbytes; a GGUF model is converted from 16- or 32-bit weights (GGUF has no NF4 type). Use the original (unquantized) model folder`);
@@ -243,7 +247,7 @@ export async function ggufModelContent(folder: ModelFolder, options: { type?: Gg
   if (a === 'llama') kvs.push(u32kv(`${a}.vocab_size`, spec.vocabSize), u32kv(`${a}.rope.dimension_count`, spec.headDim));
   kvs.push(u32kv('general.quantization_version', GGML_QUANT_VERSION));
 
-  const vocab = await ggufVocab(folder.dir, spec.vocabSize);
+  const vocab = options.vocab ?? (await ggufVocab(folder.dir, spec.vocabSize));
   kvs.push(...ggufTokenizerKvs(a, vocab));
 
   const tensors: GgufTensorToWrite[] = [];
@@ -288,9 +292,10 @@ export interface GgufModelSummary {
 
 /**
  * Converts a Hugging Face model folder to one GGUF file (atomically).
- * `type` defaults to the converter's "auto" (defaultGgufModelType).
+ * `type` defaults to the converter's "auto" (defaultGgufModelType); `vocab`,
+ * the folder's tokenizer already built by ggufVocab, saves building it again.
  */
-export async function writeGgufModel(options: { modelDir: string; outFile: string; type?: GgufModelType; name?: string }): Promise<GgufModelSummary> {
+export async function writeGgufModel(options: { modelDir: string; outFile: string; type?: GgufModelType; name?: string; vocab?: GgufVocab }): Promise<GgufModelSummary> {
   const folder = await openModelFolder(options.modelDir);
   const content = await ggufModelContent(folder, options);
   const layout = await writeGguf(options.outFile, content.kvs, content.tensors);

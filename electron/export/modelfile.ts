@@ -5,6 +5,9 @@
 // adapter; ADAPTER names the adapter relative to the Modelfile, so the export
 // folder can be moved (as one, with base.gguf inside it).
 
+/** The Modelfile's name in an export folder (Ollama: ollama create NAME -f Modelfile). */
+export const MODELFILE = 'Modelfile';
+
 /** Quotes a Modelfile argument when it holds spaces or quotes. */
 function modelfileArgument(value: string): string {
   if (!/[\s"]/.test(value)) return value;

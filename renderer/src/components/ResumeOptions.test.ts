@@ -8,57 +8,51 @@
 // then records cpu / fp32. The GPU machine cases take the choices the
 // service's own hyperparameterSpecs builds for an NVIDIA H200 (this machine
 // has none); every other answer, the refusals included, is the service's.
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { flushSync, mount, unmount, type Component } from 'svelte';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { flushSync, type Component } from 'svelte';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { ApiError, type ApiEvent, type ApiTransport, type DemoPaths } from '../../../electron/api/contract.js';
+import { ApiError, type ApiEvent, type ApiTransport } from '../../../electron/api/contract.js';
 import { loadAddon } from '../../../electron/engine/load.js';
 import { whyUnusable } from '../../../electron/engine/device.js';
 import type { DeviceInfo } from '../../../electron/engine/native.js';
 import { recordInIndex } from '../../../electron/runs/run-index.js';
-import { createStudioService, type StudioService } from '../../../electron/service/service.js';
 import { ResumeOptions as Options } from '../state/resume-options.svelte.js';
 import { Studio } from '../state/studio.svelte.js';
-import { serviceBridge } from '../testing/service-bridge.js';
 import { TrainPage } from '../state/train-page.svelte.js';
 import { byId, choose, optionsOf, until } from '../testing/dom-waits.js';
-
-const home = mkdtempSync(join(tmpdir(), 'peft-studio-resume-options-'));
-process.env.PEFT_STUDIO_HOME = home;
+import { pageHarness } from '../testing/page-harness.js';
 
 const H200: DeviceInfo = { index: 0, name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 150_000_000_000, freeBytes: 140_000_000_000, error: '' };
 const noGpuHere = loadAddon().devices().every((d) => whyUnusable(d) !== null);
 /** the GPUs the choices are built for (empty: the service's own answer, this machine's) */
 let gpus: DeviceInfo[] = [];
-let service: StudioService;
+
+// the page: the Runs page, where the Resume options show (some tests mount the options panel alone instead)
+const harness = pageHarness<{ studio: Studio }>({
+  homePrefix: 'peft-studio-resume-options-',
+  allowedRoots: null,
+  gpus: () => gpus,
+  load: () => import('../pages/Runs.svelte'),
+});
 let api: ApiTransport;
-let demo: DemoPaths;
-let Runs: Component<{ studio: Studio }>;
 let OptionsPanel: Component<{ options: Options; idPrefix: string }>;
-let component: ReturnType<typeof mount> | null = null;
 /** a run cancelled after its first steps, with a checkpoint (each test resumes a copy) */
 let cancelledRun: string;
 
 const events: ApiEvent[] = [];
 
-
+// after the harness's own beforeAll: the bridge is set, so the app's api module loads with it
 beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
+  const service = harness.service;
   service.onEvent((e) => events.push(e));
-  const bridge = serviceBridge(service, () => gpus);
-  // the app's api module picks the preload bridge when there is one: set it before the pages load
-  window.peftStudio = bridge;
   api = (await import('../api/index.js')).api;
-  Runs = (await import('../pages/Runs.svelte')).default as unknown as Component<{ studio: Studio }>;
   OptionsPanel = (await import('./ResumeOptions.svelte')).default as unknown as Component<{ options: Options; idPrefix: string }>;
-  demo = await api.call('demoPaths', {});
 
-  cancelledRun = join(home, 'cancelled');
+  cancelledRun = join(harness.home, 'cancelled');
   const started = await api.call('startRun', {
-    model: demo.model, data: demo.datasets.find((d) => d.name === 'task-train')!.path, method: 'lora', out: cancelledRun,
+    model: harness.demo.model, data: harness.demo.datasets.find((d) => d.name === 'task-train')!.path, method: 'lora', out: cancelledRun,
     hyper: { steps: 10, threads: 2, batchSize: 2 },
   });
   const off = service.onEvent((e) => {
@@ -72,21 +66,14 @@ beforeAll(async () => {
   await until('the run folder released', () => !existsSync(join(cancelledRun, 'run.lock')));
 }, 120_000);
 afterEach(() => {
-  if (component) void unmount(component);
-  component = null;
-  document.body.innerHTML = '';
   gpus = [];
-});
-afterAll(async () => {
-  await service.close();
-  rmSync(home, { recursive: true, force: true });
 });
 
 const readRecord = (dir: string) => JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
 
 /** A copy of the cancelled run, its run.json recording `device` / `precision`, listed in the studio's index. */
 async function copyOfRun(name: string, patch: { device?: string; precision?: string; model?: string } = {}): Promise<string> {
-  const dir = join(home, name);
+  const dir = join(harness.home, name);
   cpSync(cancelledRun, dir, { recursive: true });
   const record = readRecord(dir);
   Object.assign(record.config, patch, { out: dir });
@@ -102,9 +89,7 @@ async function runsPage(dir: string): Promise<{ root: HTMLElement; studio: Studi
   const studio = new Studio();
   studio.runDir = dir;
   studio.page = 'runs';
-  const root = document.createElement('div');
-  document.body.append(root);
-  component = mount(Runs, { target: root, props: { studio } });
+  const root = harness.mount({ studio });
   await until('the Resume options', () => byId(root, 'resume-device') !== null || byId(root, 'resume-options-error') !== null);
   return { root, studio };
 }
@@ -113,9 +98,7 @@ async function runsPage(dir: string): Promise<{ root: HTMLElement; studio: Studi
 async function panel(dir: string): Promise<{ root: HTMLElement; options: Options }> {
   const options = new Options(api, dir);
   await options.load();
-  const root = document.createElement('div');
-  document.body.append(root);
-  component = mount(OptionsPanel, { target: root, props: { options, idPrefix: 'test' } });
+  const root = harness.mountComponent(OptionsPanel, { options, idPrefix: 'test' });
   flushSync();
   return { root, options };
 }
@@ -153,8 +136,7 @@ describe.skipIf(!noGpuHere)('the Runs page on this machine (no GPU)', () => {
     record.config.gradientCheckpointing = true;
     record.config.ignoreMemoryCheck = true;
     writeFileSync(join(on, 'run.json'), JSON.stringify(record));
-    unmount(component!);
-    component = null;
+    harness.unmount();
     const second = await panel(on);
     expect(byId(second.root, 'resume-checkpointing')).toBeNull();
     expect(byId(second.root, 'resume-ignore-memory')).toBeNull();
@@ -240,7 +222,7 @@ describe('the options on a GPU machine (an NVIDIA H200, as the service builds it
   }, 60_000);
 
   it('a model folder that is gone: the options say so, and Resume sends the record as it is', async () => {
-    const dir = await copyOfRun('no-model', { model: join(home, 'no-such-model') });
+    const dir = await copyOfRun('no-model', { model: join(harness.home, 'no-such-model') });
     const { root, options } = await panel(dir);
     expect(byId(root, 'resume-options-error')!.textContent).toContain('no-such-model');
     expect(byId(root, 'resume-device')).toBeNull();
@@ -273,7 +255,7 @@ describe('the Train page\'s Resume', () => {
       expect(page.monitor.canResumeRun).toBe(true);
       await page.prepareResume();
       const options = page.resumeOptions!;
-      expect(options.recorded).toEqual({ model: demo.model, method: 'lora', device: 'cuda:0', precision: 'bf16', gradientCheckpointing: false, ignoreMemoryCheck: false });
+      expect(options.recorded).toEqual({ model: harness.demo.model, method: 'lora', device: 'cuda:0', precision: 'bf16', gradientCheckpointing: false, ignoreMemoryCheck: false });
       if (!noGpuHere) return; // the rest is this machine's: no GPU
       expect(options.request).toEqual({ device: 'cpu', precision: 'fp32' });
       await page.resume();

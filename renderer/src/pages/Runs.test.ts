@@ -4,51 +4,31 @@
 // in the Train page's words ("training", not "running"); a past run's view
 // shows its settings that look like a slip in the app's words, as the Train
 // page does (from its record), and nothing for a run without any.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { mount, unmount, type Component } from 'svelte';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import type { ApiEvent, DemoPaths, StartedRun } from '../../../electron/api/contract.js';
-import { createStudioService, type StudioService } from '../../../electron/service/service.js';
+import type { ApiEvent, StartedRun } from '../../../electron/api/contract.js';
 import { STATUS_WORDS } from '../state/run-monitor.svelte.js';
 import { Studio } from '../state/studio.svelte.js';
-import { demoPathsOf, serviceBridge } from '../testing/service-bridge.js';
 import { byId, until } from '../testing/dom-waits.js';
+import { pageHarness } from '../testing/page-harness.js';
 
-const home = mkdtempSync(join(tmpdir(), 'peft-studio-runs-page-'));
-process.env.PEFT_STUDIO_HOME = home;
-
-let service: StudioService;
-let demo: DemoPaths;
-let Runs: Component<{ studio: Studio }>;
-
-beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
-  window.peftStudio = serviceBridge(service, () => []);
-  Runs = (await import('./Runs.svelte')).default as unknown as Component<{ studio: Studio }>;
-  demo = await demoPathsOf(service);
+const harness = pageHarness<{ studio: Studio }>({
+  homePrefix: 'peft-studio-runs-page-',
+  allowedRoots: null,
+  load: () => import('./Runs.svelte'),
 });
-afterAll(async () => {
-  await service.close();
-  rmSync(home, { recursive: true, force: true });
-});
-
 
 describe('the Runs table while a run trains', () => {
   it('updates the row from live events, and words its status as the Train page does', async () => {
-    const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+    const data = harness.demo.datasets.find((d) => d.name === 'task-train')!.path;
     let stepped = 0;
-    const off = service.onEvent((e: ApiEvent) => void (e.type === 'run' && e.event.type === 'step' && (stepped = e.event.step)));
-    const r = await service.call('startRun', { model: demo.model, data, method: 'lora', hyper: { steps: 100_000, threads: 1, saveEvery: 5 } });
+    const off = harness.service.onEvent((e: ApiEvent) => void (e.type === 'run' && e.event.type === 'step' && (stepped = e.event.step)));
+    const r = await harness.service.call('startRun', { model: harness.demo.model, data, method: 'lora', hyper: { steps: 100_000, threads: 1, saveEvery: 5 } });
     if (!r.ok) throw new Error(JSON.stringify(r.error));
     const run = r.value as StartedRun;
     await until('a first step', () => stepped > 0);
 
-    const root = document.createElement('div');
-    document.body.append(root);
-    const component = mount(Runs, { target: root, props: { studio: new Studio() } });
+    const root = harness.mount({ studio: new Studio() });
     const row = () => root.querySelector<HTMLElement>(`[data-testid="run-row"][data-dir="${run.runDir}"]`);
     const steps = () => Number(row()!.querySelector('[data-testid="run-row-steps"]')!.textContent!.split(' / ')[0]);
     await until('the row', () => row() !== null);
@@ -60,23 +40,22 @@ describe('the Runs table while a run trains', () => {
     await until('the row to move on', () => steps() > first + 20);
     expect(row()!.querySelector('[data-testid="run-row-steps"]')!.textContent).toMatch(/ \/ 100000$/);
 
-    const c = await service.call('cancelRun', { runId: run.runId });
+    const c = await harness.service.call('cancelRun', { runId: run.runId });
     if (!c.ok) throw new Error(JSON.stringify(c.error));
     await until('the row says cancelled', () => row()!.dataset.status === 'cancelled');
     expect(row()!.querySelector('[data-testid="run-row-status"]')!.textContent).toBe('cancelled');
     expect(row()!.textContent).toContain('resumable');
     off();
-    unmount(component);
   });
 });
 
 /** runs the demo to its end and resolves with the run's folder */
 async function finishedRun(hyper: Record<string, unknown>): Promise<string> {
-  const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+  const data = harness.demo.datasets.find((d) => d.name === 'task-train')!.path;
   let dir = '';
   let finished = false;
-  const off = service.onEvent((e: ApiEvent) => void (e.type === 'run' && e.runDir === dir && e.event.type === 'finished' && (finished = true)));
-  const r = await service.call('startRun', { model: demo.model, data, method: 'lora', hyper: { threads: 1, ...hyper } });
+  const off = harness.service.onEvent((e: ApiEvent) => void (e.type === 'run' && e.runDir === dir && e.event.type === 'finished' && (finished = true)));
+  const r = await harness.service.call('startRun', { model: harness.demo.model, data, method: 'lora', hyper: { threads: 1, ...hyper } });
   if (!r.ok) throw new Error(JSON.stringify(r.error));
   dir = (r.value as StartedRun).runDir;
   await until(`${dir} to finish`, () => finished);
@@ -92,40 +71,33 @@ describe("the Runs page's view of a past run", () => {
     const slipped = await finishedRun({ steps: 3, warmupSteps: 3 });
     const plain = await finishedRun({ steps: 2 });
 
-    const root = document.createElement('div');
-    document.body.append(root);
-    const component = mount(Runs, { target: root, props: { studio: new Studio() } });
-    try {
-      const view = async (dir: string) => {
-        const row = () => root.querySelector<HTMLElement>(`[data-testid="run-row"][data-dir="${dir}"]`);
-        await until(`the row of ${dir}`, () => row() !== null);
-        row()!.querySelector<HTMLButtonElement>('[data-testid="run-select"]')!.click();
-        // its history read: the settings are shown
-        await until(`the view of ${dir}`, () => byId(root, 'run-detail')?.querySelector('.mono')?.getAttribute('title') === dir && byId(root, 'run-settings') !== null);
-      };
+    const root = harness.mount({ studio: new Studio() });
+    const view = async (dir: string) => {
+      const row = () => root.querySelector<HTMLElement>(`[data-testid="run-row"][data-dir="${dir}"]`);
+      await until(`the row of ${dir}`, () => row() !== null);
+      row()!.querySelector<HTMLButtonElement>('[data-testid="run-select"]')!.click();
+      // its history read: the settings are shown
+      await until(`the view of ${dir}`, () => byId(root, 'run-detail')?.querySelector('.mono')?.getAttribute('title') === dir && byId(root, 'run-settings') !== null);
+    };
 
-      await view(slipped);
-      const notice = byId(root, 'run-warnings');
-      expect(notice).not.toBeNull();
-      expect(byId(root, 'run-detail')!.contains(notice)).toBe(true);
-      // a region named by its heading (an id unique on the page, a level under the run's own title), not a live one
-      const heading = notice!.querySelector('h4')!;
-      expect(notice!.getAttribute('aria-labelledby')).toBe(heading.id);
-      expect(document.querySelectorAll(`[id="${heading.id}"]`)).toHaveLength(1);
-      expect(heading.textContent!.trim()).toBe('A setting of this run looks like a slip');
-      expect([...notice!.querySelectorAll('li')].map((li) => li.textContent!.trim())).toEqual([`${APP}.`]);
-      expect(notice!.textContent).not.toContain('--warmup-steps'); // the app's words, not the command line's
-      expect(notice!.hasAttribute('aria-live') || notice!.hasAttribute('role')).toBe(false);
-      expect(notice!.compareDocumentPosition(byId(root, 'run-loss-chart')!) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
+    await view(slipped);
+    const notice = byId(root, 'run-warnings');
+    expect(notice).not.toBeNull();
+    expect(byId(root, 'run-detail')!.contains(notice)).toBe(true);
+    // a region named by its heading (an id unique on the page, a level under the run's own title), not a live one
+    const heading = notice!.querySelector('h4')!;
+    expect(notice!.getAttribute('aria-labelledby')).toBe(heading.id);
+    expect(document.querySelectorAll(`[id="${heading.id}"]`)).toHaveLength(1);
+    expect(heading.textContent!.trim()).toBe('A setting of this run looks like a slip');
+    expect([...notice!.querySelectorAll('li')].map((li) => li.textContent!.trim())).toEqual([`${APP}.`]);
+    expect(notice!.textContent).not.toContain('--warmup-steps'); // the app's words, not the command line's
+    expect(notice!.hasAttribute('aria-live') || notice!.hasAttribute('role')).toBe(false);
+    expect(notice!.compareDocumentPosition(byId(root, 'run-loss-chart')!) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
 
-      await view(plain);
-      expect(byId(root, 'run-warnings')).toBeNull();
-      // and back: the notice follows the selected run
-      await view(slipped);
-      expect(byId(root, 'run-warnings')).not.toBeNull();
-    } finally {
-      unmount(component);
-      root.remove();
-    }
+    await view(plain);
+    expect(byId(root, 'run-warnings')).toBeNull();
+    // and back: the notice follows the selected run
+    await view(slipped);
+    expect(byId(root, 'run-warnings')).not.toBeNull();
   });
 });

@@ -15,7 +15,9 @@ import type { RunEvent, RunStatus } from '../runs/events.js';
 import type { RunIndexEntry } from '../runs/run-index.js';
 import type { DataFormat, TrainConfig, TrainMethod } from '../training/config.js';
 import type { SettingWarning } from '../training/warnings.js';
+import type { PromptFormat } from '../inference/prompt-format.js';
 
+export type { PromptFormat };
 export type { DatasetReport, RowPreview, ExportFormat, ExportResult, GgufModelType, InspectReport, MemoryRow, RunEvent, RunIndexEntry, RunStatus, TrainConfig, TrainMethod, DataFormat, SettingWarning };
 
 // ---------------------------------------------------------------- machine
@@ -312,6 +314,8 @@ export interface RunHistory {
    * app's words, `cli` the log's; empty for a run recorded before they were kept
    */
   warnings: SettingWarning[];
+  /** how its training rows were laid out, as a prompt (chat rows: 'chat'); null when not known yet (format auto, not started) */
+  trainedPromptFormat: PromptFormat | null;
   /** the live run's id when it is running in this process */
   runId: string | null;
 }
@@ -338,6 +342,10 @@ export interface GenerateRequest {
   /** adapter folder or run folder; null: the base model alone */
   adapter: string | null;
   prompt: string;
+  /** how the prompt is laid out (electron/inference/prompt-format.ts); absent: 'plain' */
+  promptFormat?: PromptFormat;
+  /** a system message (chat and alpaca layouts) */
+  system?: string;
   maxNewTokens: number;
   /** 0: greedy */
   temperature: number;
@@ -352,6 +360,8 @@ export interface GenerateResponse {
   notices: string[];
   /** where it was computed: engine device ('cpu', 'cuda:0'), its name ('CPU', 'NVIDIA H200') and the precision of the dense products */
   computedOn: { device: string; name: string; precision: 'fp32' | 'bf16' };
+  /** what the model was given: the laid-out prompt, its token count, the layout in words */
+  prompt: { text: string; tokens: number; layout: string };
 }
 
 // ---------------------------------------------------------------- the method table

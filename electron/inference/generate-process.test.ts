@@ -14,6 +14,7 @@ import { resolveDevice } from '../engine/device.js';
 import { loadAddon, packageRoot } from '../engine/load.js';
 import { choosePrecision } from '../engine/precision.js';
 import { readGenerationConfig } from '../models/generation-config.js';
+import { ModelTokenizer } from '../models/tokenizer.js';
 import { Prng } from '../random/prng.js';
 import { GPU_TAKEN, Generator } from '../service/generate.js';
 import { openSession, stopTokenIds } from '../session.js';
@@ -102,6 +103,18 @@ describe('the generation child', () => {
     const device = resolveDevice(loadAddon(), 'auto');
     const computedOn = { device: device.device, name: device.gpu?.name ?? 'CPU', precision: choosePrecision('auto', device.gpu).precision };
     for (const r of [base, tuned, sampled]) expect(r.computedOn).toEqual(computedOn);
+  });
+
+  it("lays the prompt out as asked, says what the model was given, and refuses a system message in the plain layout by field", async () => {
+    const g = generator();
+    const plain = await g.generate(request());
+    // the demo's chat template writes a user turn as "Question: …\nAnswer:", the plain prompt above
+    const chat = await g.generate(request({ prompt: 'What color is the fox?', promptFormat: 'chat' }));
+    expect(chat).toMatchObject({ text: plain.text, tokens: plain.tokens, stoppedBy: plain.stoppedBy });
+    const tokenizer = await ModelTokenizer.load(model);
+    expect(plain.prompt).toEqual({ text: prompt, tokens: tokenizer.encode(prompt).length, layout: 'the text as written' });
+    expect(chat.prompt).toEqual({ text: `<s>${prompt}`, tokens: plain.prompt.tokens, layout: "the model's chat template" });
+    await expect(g.generate(request({ system: 'Be brief.' }))).rejects.toMatchObject({ body: { code: 'invalid', field: 'system' } });
   });
 
   it('keeps the last two models open: a repeat call opens nothing, a third model evicts the least recently used', async () => {
@@ -225,7 +238,7 @@ describe('the generation child', () => {
 
 describe('the generation protocol', () => {
   const state = { openSessions: 1, opened: 1 };
-  const response = { text: 'brown', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cuda:0', name: 'NVIDIA H200', precision: 'bf16' } };
+  const response = { text: 'brown', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cuda:0', name: 'NVIDIA H200', precision: 'bf16' }, prompt: { text: 'Q', tokens: 2, layout: 'the text as written' } };
 
   it('takes well-formed messages from the child as they are', () => {
     expect(parseFromWorker({ type: 'ready', pid: 42 })).toEqual({ type: 'ready', pid: 42 });
@@ -245,6 +258,8 @@ describe('the generation protocol', () => {
       [{ type: 'generated', id: 1, response: { ...response, notices: [1] }, state }, /response\.notices is not a list of strings/],
       [{ type: 'generated', id: 1, response: { ...response, computedOn: { ...response.computedOn, device: 'gpu' } }, state }, /computedOn\.device 'gpu' is not cpu or cuda:N/],
       [{ type: 'generated', id: 1, response: { ...response, computedOn: { ...response.computedOn, precision: 'fp16' } }, state }, /computedOn\.precision is not one of fp32, bf16/],
+      [{ type: 'generated', id: 1, response: { ...response, prompt: { ...response.prompt, tokens: -1 } }, state }, /response\.prompt\.tokens is not a whole number/],
+      [{ type: 'generated', id: 1, response: { ...response, prompt: undefined }, state }, /response\.prompt is not an object/],
       [{ type: 'generated', id: 1, response }, /state is not an object/],
       [{ type: 'failed', id: 1, error: { code: 'boom', message: 'x' }, state }, /error\.code is not one of/],
       [{ type: 'failed', id: 1, error: { code: 'failed', message: 'x', field: 3 }, state }, /error\.field is not a string/],
@@ -253,11 +268,13 @@ describe('the generation protocol', () => {
   });
 
   it('checks the parent\'s requests too', () => {
-    const job = { ...request(), device: 'auto', precision: 'auto', threads: 2 };
+    const job = { ...request(), promptFormat: 'plain', system: '', device: 'auto', precision: 'auto', threads: 2 };
     expect(parseToWorker({ type: 'generate', id: 1, job })).toEqual({ type: 'generate', id: 1, job });
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, device: 'tpu' } })).toThrow(/job\.device/);
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, threads: 0 } })).toThrow(/job\.threads is below 1/);
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, prompt: 5 } })).toThrow(/job\.prompt is not a string/);
+    expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, promptFormat: 'markdown' } })).toThrow(/job\.promptFormat is not one of plain, chat, alpaca/);
+    expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, system: null } })).toThrow(/job\.system is not a string/);
   });
 
   it('explains each way a child can die, with its last output', () => {

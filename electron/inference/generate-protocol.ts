@@ -8,9 +8,12 @@ import type { ApiErrorBody, GenerateRequest, GenerateResponse } from '../api/con
 import { isDeviceRequest, type DeviceRequest } from '../engine/device.js';
 import { isPrecision } from '../engine/precision.js';
 import type { Precision } from '../engine/native.js';
+import { PROMPT_FORMATS, type PromptFormat } from './prompt-format.js';
 
 /** One generation as the child runs it: the API request and where to compute it. */
 export interface GenerateJob extends GenerateRequest {
+  promptFormat: PromptFormat;
+  system: string;
   device: DeviceRequest;
   precision: Precision;
   threads: number;
@@ -96,7 +99,13 @@ function response(value: unknown): GenerateResponse {
     seconds: finite(o, 'seconds', 'response', 0),
     notices: notices as string[],
     computedOn: { device, name: string(on, 'name', 'response.computedOn'), precision: oneOf(on, 'precision', ['fp32', 'bf16'] as const, 'response.computedOn') },
+    prompt: promptOf(o.prompt),
   };
+}
+
+function promptOf(value: unknown): GenerateResponse['prompt'] {
+  const o = object(value, 'response.prompt');
+  return { text: string(o, 'text', 'response.prompt'), tokens: count(o, 'tokens', 'response.prompt'), layout: string(o, 'layout', 'response.prompt') };
 }
 
 function errorBody(value: unknown): ApiErrorBody {
@@ -138,6 +147,8 @@ export function parseToWorker(value: unknown): ToWorkerMessage {
       model: string(j, 'model', 'job'),
       adapter,
       prompt: string(j, 'prompt', 'job'),
+      promptFormat: oneOf(j, 'promptFormat', PROMPT_FORMATS, 'job'),
+      system: string(j, 'system', 'job'),
       maxNewTokens: count(j, 'maxNewTokens', 'job'),
       temperature: finite(j, 'temperature', 'job', 0),
       seed: count(j, 'seed', 'job'),

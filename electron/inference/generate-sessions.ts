@@ -15,6 +15,7 @@ import { entryFromRecord } from '../runs/run-index.js';
 import { readRunRecord } from '../runs/run-record.js';
 import { openSession, stopTokenIds, virtualTokensOf, type ModelSession } from '../session.js';
 import { generate } from './generate.js';
+import { layOutPrompt, PromptFormatError, type LaidOutPrompt } from './prompt-format.js';
 import { explainNonFiniteOutput, NonFiniteOutputError } from './non-finite-output.js';
 import type { GenerateJob, WorkerState } from './generate-protocol.js';
 
@@ -86,7 +87,14 @@ export class GenerateSessions {
     const choice = await resolveAdapter(job.adapter);
     const session = await this.session(job, choice);
     const started = performance.now();
-    const promptIds = session.tokenizer.encode(job.prompt);
+    let prompt: LaidOutPrompt;
+    try {
+      prompt = layOutPrompt(session.tokenizer, job.promptFormat, job.prompt, job.system);
+    } catch (e) {
+      if (e instanceof PromptFormatError) throw invalid(job.system.trim() !== '' && job.promptFormat === 'plain' ? 'system' : 'promptFormat', e.message);
+      throw e;
+    }
+    const promptIds = prompt.ids;
     if (promptIds.length === 0) throw invalid('prompt', 'the prompt is empty after tokenization; type some text');
     // virtual tokens (prompt / prefix tuning) take the first positions of the cache
     const positions = session.folder.spec.maxPositionEmbeddings - virtualTokensOf(session.adapter);
@@ -100,7 +108,7 @@ export class GenerateSessions {
       temperature: job.temperature,
       topP: job.temperature === 0 ? 1 : defaults.topP,
       seed: job.seed,
-      stopTokenIds: await stopTokenIds(session.folder, session.tokenizer),
+      stopTokenIds: [...(await stopTokenIds(session.folder, session.tokenizer)), ...prompt.stopTokenIds],
       maxPositions: positions,
     }).catch(async (e: unknown) => {
       if (!(e instanceof NonFiniteOutputError)) throw e;
@@ -117,6 +125,7 @@ export class GenerateSessions {
         name: session.device.gpu?.name ?? 'CPU',
         precision: session.precision.precision,
       },
+      prompt: { text: prompt.text, tokens: promptIds.length, layout: prompt.layout },
     };
   }
 }

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { writeFileAtomic } from '../files/atomic.js';
+import { DATASET_FORMATS, type DatasetFormat } from '../data/options.js';
 import { LATER_DEFAULTS, type TrainConfig } from '../training/config.js';
 import type { RunSummary } from '../training/run.js';
 import { FORM_LABEL, type SettingWarning, type WarnedSetting } from '../training/warnings.js';
@@ -123,4 +124,17 @@ export function recordedWarnings(record: RunRecord): SettingWarning[] {
     warnings.push({ fields: fields.filter((f): f is WarnedSetting => WARNED_SETTINGS.includes(f as WarnedSetting)), cli, app });
   }
   return warnings;
+}
+
+/**
+ * The format the run's rows were read in: what `auto` resolved to
+ * (resolved.data.format, written when it started), else the configured one;
+ * null for a run not started yet with format `auto`, or a damaged entry.
+ */
+export function recordedDataFormat(record: RunRecord): DatasetFormat | null {
+  const data = record.resolved?.data;
+  const resolved = typeof data === 'object' && data !== null ? (data as Record<string, unknown>).format : undefined;
+  const known = (f: unknown): f is DatasetFormat => typeof f === 'string' && f !== 'auto' && (DATASET_FORMATS as readonly string[]).includes(f);
+  if (known(resolved)) return resolved;
+  return known(record.config.dataFormat) ? record.config.dataFormat : null;
 }

@@ -137,7 +137,7 @@ export class Generator {
     // A run that may hold a GPU keeps it: generate on the CPU meanwhile (and say so).
     const gpuTaken = this.device !== 'cpu' && this.gpuBusy();
     const device: DeviceRequest = gpuTaken ? 'cpu' : this.device;
-    const response = await this.worker().generate({ ...req, device, precision: gpuTaken ? 'auto' : this.precision, threads: this.threads });
+    const response = await this.worker().generate({ ...req, promptFormat: req.promptFormat ?? 'plain', system: req.system ?? '', device, precision: gpuTaken ? 'auto' : this.precision, threads: this.threads });
     return gpuTaken ? { ...response, notices: [...response.notices, GPU_TAKEN] } : response;
   }
 }

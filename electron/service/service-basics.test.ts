@@ -226,6 +226,8 @@ describe('validation', () => {
     expect(await err(desktop, 'startRun', { model: demo.model, data: taskTrain(), method: 'dora', hyper: {} })).toMatchObject({ code: 'invalid', field: 'method' });
     expect(await err(desktop, 'inspectModel', { model: 'relative/model' })).toMatchObject({ code: 'invalid', field: 'model' });
     expect(await err(desktop, 'generate', { model: demo.model, adapter: null, prompt: 'x', maxNewTokens: 0, temperature: 0, seed: 1 })).toMatchObject({ code: 'invalid', field: 'maxNewTokens' });
+    expect(await err(desktop, 'generate', { model: demo.model, adapter: null, prompt: 'x', promptFormat: 'markdown', maxNewTokens: 1, temperature: 0, seed: 1 })).toMatchObject({ code: 'invalid', field: 'promptFormat' });
+    expect(await err(desktop, 'generate', { model: demo.model, adapter: null, prompt: 'x', system: 3, maxNewTokens: 1, temperature: 0, seed: 1 })).toMatchObject({ code: 'invalid', field: 'system' });
     expect(await err(desktop, 'inspectModel', 'not an object')).toMatchObject({ code: 'invalid' });
   });
 

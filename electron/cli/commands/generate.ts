@@ -10,15 +10,20 @@ import { generate } from '../../inference/generate.js';
 import { explainNonFiniteOutput, NonFiniteOutputError } from '../../inference/non-finite-output.js';
 import { readGenerationConfig } from '../../models/generation-config.js';
 import { openSession, stopTokenIds, virtualTokensOf } from '../../session.js';
+import { layOutPrompt, PROMPT_FORMATS, PromptFormatError, type PromptFormat } from '../../inference/prompt-format.js';
+import { trainedPromptFormat } from '../../inference/trained-prompt-format.js';
 
 export const generateSpec: CommandSpec = {
   name: 'generate',
-  summary: 'Generate a continuation of a prompt (temperature 0 = greedy).',
+  summary: 'Generate an answer to a prompt, laid out as the adapter was trained (temperature 0 = greedy).',
   positionals: [],
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder' },
     { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT adapter folder to apply (LoRA, prompt tuning or prefix tuning, by its peft_type)' },
-    { name: 'prompt', kind: 'string', valueName: 'TEXT', help: 'the text to continue (special tokens added as the tokenizer does)' },
+    { name: 'prompt', kind: 'string', valueName: 'TEXT', help: 'the prompt (laid out as --prompt-format says)' },
+    { name: 'prompt-format', kind: 'string', valueName: 'LAYOUT', choices: ['auto', ...PROMPT_FORMATS], help: "how the prompt is laid out: plain (the text as written, after BOS), chat (a user turn in the model's chat template, answered as the assistant), alpaca (the Stanford Alpaca prompt, or the chat template when the model has one); auto: as the run of --adapter (or of a fine-tuned --model) laid out its training rows, else plain (chat with --system)", defaultText: 'auto' },
+    { name: 'system', kind: 'string', valueName: 'TEXT', help: 'a system message (chat and alpaca layouts)' },
+    { name: 'show-prompt', kind: 'boolean', help: 'print the prompt as the model is given it (layout, token count, text) to stderr first' },
     { name: 'max-new-tokens', kind: 'int', min: 1, help: 'most tokens to generate', defaultText: '128 (fewer if the model has no room)' },
     { name: 'temperature', kind: 'number', min: 0, help: 'sampling temperature; 0 = greedy', defaultText: "generation_config.json's, else 0" },
     { name: 'top-p', kind: 'number', above: 0, max: 1, help: 'nucleus sampling threshold', defaultText: "generation_config.json's, else 1" },
@@ -28,7 +33,10 @@ export const generateSpec: CommandSpec = {
     PRECISION_FLAG,
     ...QUANT_FLAGS,
   ],
-  notes: ['Generation stops at an end-of-sequence token (generation_config.json / config.json) or after --max-new-tokens.'],
+  notes: [
+    "Generation stops at an end-of-sequence token (generation_config.json / config.json), at the token the chat template ends an assistant turn with (chat layouts), or after --max-new-tokens.",
+    'An adapter answers best when prompted as its training rows were laid out: auto reads that from its run (chat rows: chat; alpaca rows: alpaca; completion and text rows: plain) and says which it used.',
+  ],
 };
 
 const DEFAULT_MAX_NEW_TOKENS = 128;
@@ -38,12 +46,25 @@ export const generateCommand: Command = {
   async run(args, io) {
     const model = args.requireString('model');
     const prompt = args.requireString('prompt');
+    const system = args.string('system') ?? '';
+    const asked = (args.string('prompt-format') ?? 'auto') as PromptFormat | 'auto';
+    const trained = asked === 'auto' ? await trainedPromptFormat(args.string('adapter') ?? model) : null;
+    const format: PromptFormat = asked === 'auto' ? trained?.format ?? (system.trim() !== '' ? 'chat' : 'plain') : asked;
     const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args), precision: precisionFromArgs(args), purpose: 'generate' });
     for (const notice of session.notices) io.stderr(`note: ${notice}\n`);
     if (session.placement) io.stderr(`note: ${session.placement}\n`);
     try {
       const defaults = (await readGenerationConfig(session.folder.dir)) ?? { temperature: 0, topP: 1 };
-      const promptIds = session.tokenizer.encode(prompt);
+      let laidOut;
+      try {
+        laidOut = layOutPrompt(session.tokenizer, format, prompt, system);
+      } catch (e) {
+        if (e instanceof PromptFormatError) throw new Error(`--prompt-format ${format}: ${e.message}`);
+        throw e;
+      }
+      if (trained && format !== 'plain') io.stderr(`note: the prompt is laid out as the run's ${trained.dataFormat} rows were: ${laidOut.layout} (--prompt-format plain for the text as written)\n`);
+      const promptIds = laidOut.ids;
+      if (args.boolean('show-prompt')) io.stderr(`prompt (${laidOut.layout}, ${promptIds.length} tokens):\n${laidOut.text}\n`);
       // Virtual tokens (prompt / prefix tuning) take the first positions of the cache.
       const positions = session.folder.spec.maxPositionEmbeddings - virtualTokensOf(session.adapter);
       const room = positions - promptIds.length;
@@ -54,7 +75,7 @@ export const generateCommand: Command = {
         temperature: args.number('temperature') ?? defaults.temperature,
         topP: args.number('top-p') ?? defaults.topP,
         seed: args.number('seed') ?? 42,
-        stopTokenIds: await stopTokenIds(session.folder, session.tokenizer),
+        stopTokenIds: [...(await stopTokenIds(session.folder, session.tokenizer)), ...laidOut.stopTokenIds],
         maxPositions: positions,
       }).catch(async (e: unknown) => {
         if (!(e instanceof NonFiniteOutputError)) throw e;

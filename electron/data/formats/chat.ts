@@ -151,3 +151,26 @@ function closeTurn(text: string, end: number, closers: readonly string[]): numbe
   for (const c of closers) if (text.startsWith(c, j)) return j + c.length;
   return end;
 }
+
+/**
+ * The special token the chat template writes right after an assistant
+ * turn's content (<|eot_id|>, <|im_end|>, EOS, ...): training counts it as
+ * part of the turn (see closeTurn), so a model trained on chat rows learns to
+ * end its answer with it, and generation must stop there. Found by rendering
+ * a probe conversation; null when the template writes no special token there
+ * (or refuses the probe).
+ */
+export function assistantTurnEnd(tokenizer: ModelTokenizer): string | null {
+  const answer = 'PEFT-STUDIO-PROBE-ANSWER';
+  let text: string;
+  try {
+    text = chatTemplateOf(tokenizer).render([{ role: 'user', content: 'question' }, { role: 'assistant', content: answer }], false);
+  } catch {
+    return null;
+  }
+  const at = text.indexOf(answer);
+  if (at < 0) return null;
+  const contentEnd = at + answer.length;
+  const end = closeTurn(text, contentEnd, turnClosers(tokenizer));
+  return end > contentEnd ? text.slice(contentEnd, end).trimStart() : null;
+}

@@ -9,11 +9,14 @@
 // - a second export goes to a fresh default folder (<run>-export-2), and a typed
 //   folder is used as shown, without "Use this path";
 // - the seed field refuses exactly what the service refuses;
+// - Try lays the prompt out as the run's rows were (a run on chat rows: the
+//   chat template, on both sides), shows what the model was given, and takes
+//   another layout when chosen; a system message needs chat or alpaca;
 // - a full fine-tune is offered the GGUF model only (saying why), in the GGUF
 //   type chosen, and exported through the service (the file read here);
 // - a GGUF LoRA takes f32 / f16 only, and writes base.gguf beside the adapter
 //   when asked (the file read here), its check named in the table.
-import { cpSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gguf as hfGguf } from '@huggingface/gguf';
 import { flushSync } from 'svelte';
@@ -42,10 +45,10 @@ beforeAll(async () => {
 const PROMPT = 'Question: What color is the fox?\nAnswer:';
 
 
-/** Trains the demo model for a few steps and waits for the end. */
-async function train(method: 'lora' | 'full', out: string): Promise<string> {
+/** Trains the demo model for a few steps (on its task rows, or `data`) and waits for the end. */
+async function train(method: 'lora' | 'full', out: string, data = harness.demo.datasets.find((d) => d.name === 'task-train')!.path): Promise<string> {
   const started = await api.call('startRun', {
-    model: harness.demo.model, data: harness.demo.datasets.find((d) => d.name === 'task-train')!.path, method, out,
+    model: harness.demo.model, data, method, out,
     hyper: { steps: 4, threads: 2, batchSize: 2 },
   });
   await until(`the ${method} run`, () => events.some((e) => e.type === 'run' && e.runId === started.runId && e.event.type === 'finished'), 120_000);
@@ -109,6 +112,44 @@ describe('Try on a full fine-tuning run', () => {
     const base = await api.call('generate', { ...settings, model: harness.demo.model, adapter: null });
     expect(byId(root, 'base-output')?.textContent).toBe(base.text);
     expect(byId(root, 'try-checkpoint')).toBeNull();
+  }, 240_000);
+});
+
+describe('Try lays the prompt out as the run was trained', () => {
+  it('a run on chat rows: both sides get the chat template and show it; plain text when chosen; a system message needs chat or alpaca', async () => {
+    const data = join(harness.home, 'chat-rows.jsonl');
+    const rows = readFileSync(harness.demo.datasets.find((d) => d.name === 'task-train')!.path, 'utf8').trim().split('\n').slice(0, 40).map((l) => JSON.parse(l) as { prompt: string; completion: string });
+    // the demo's chat template writes a user turn as "Question: …\nAnswer:" and the assistant's after a space
+    writeFileSync(data, rows.map((r) => JSON.stringify({ messages: [{ role: 'user', content: r.prompt.replace(/^Question: /, '').replace(/\nAnswer:$/, '') }, { role: 'assistant', content: r.completion.trim() }] })).join('\n') + '\n');
+    const runDir = await train('lora', join(harness.home, 'chat-run'), data);
+    const { root } = await render(runDir);
+    expect((byId(root, 'try-layout') as HTMLSelectElement).value).toBe('trained');
+    const question = 'What color is the fox?';
+    type(root, 'try-prompt', question);
+    type(root, 'try-max-tokens', '6');
+    (byId(root, 'generate-button') as HTMLButtonElement).click();
+    await until('both answers', () => byId(root, 'try-error') !== null || text(root, 'adapter-stats') !== '', 120_000);
+    expect(byId(root, 'try-error')).toBeNull();
+    const given = (side: string) => byId(root, `${side}-prompt`)?.querySelector('pre')?.textContent;
+    for (const side of ['base', 'adapter']) {
+      expect(text(root, `${side}-prompt`)).toMatch(/^What the model was given: the model's chat template, \d+ tokens/);
+      expect(given(side)).toBe(`<s>${PROMPT}`);
+    }
+    const request = { prompt: question, promptFormat: 'chat', maxNewTokens: 6, temperature: 0, seed: 0 } as const;
+    expect(byId(root, 'adapter-output')?.textContent).toBe((await api.call('generate', { ...request, model: harness.demo.model, adapter: runDir })).text);
+    expect(byId(root, 'base-output')?.textContent).toBe((await api.call('generate', { ...request, model: harness.demo.model, adapter: null })).text);
+
+    choose(root, 'try-layout', 'plain');
+    (byId(root, 'generate-button') as HTMLButtonElement).click();
+    await until('the plain answers', () => text(root, 'adapter-prompt').includes('the text as written'), 120_000);
+    expect(given('adapter')).toBe(question);
+
+    choose(root, 'try-layout', 'chat');
+    type(root, 'try-system', 'Answer in one word.');
+    expect(byId(root, 'try-system-error')).toBeNull();
+    choose(root, 'try-layout', 'plain');
+    expect(text(root, 'try-system-error')).toBe('A system message needs the chat or alpaca layout; plain text is continued as written.');
+    expect((byId(root, 'generate-button') as HTMLButtonElement).disabled).toBe(true);
   }, 240_000);
 });
 
@@ -282,7 +323,7 @@ describe('export of a finished LoRA run', () => {
     const model = join(harness.home, 'seed-model');
     cpSync(harness.demo.model, model, { recursive: true });
     for (const seed of [0, 7, MAX_SEED, MAX_SEED + 1, 1e30, -1, 1.5, Number.NaN]) {
-      const pageSays = trySettingsErrors({ ...settings, seed }).seed ?? null;
+      const pageSays = trySettingsErrors({ ...settings, layout: 'plain', system: '', seed }).seed ?? null;
       const request = { ...settings, maxNewTokens: 1, model, adapter: null, seed: Number.isNaN(seed) ? null : seed };
       const served = await harness.service.call('generate', JSON.parse(JSON.stringify(request)));
       expect(pageSays === null, `seed ${seed}: the page ${pageSays ?? 'accepts it'}, the service ${served.ok ? 'accepts it' : served.error.message}`).toBe(served.ok);

@@ -178,6 +178,7 @@ describe('RunMonitor details', () => {
       steps: s.map((e) => ({ step: e.step, loss: e.loss, lr: e.lr, gradNorm: e.gradNorm, tokensPerSecond: e.tokensPerSecond })),
       evals: [{ step: 2, evalLoss: 12.974549816758278 }, { step: 4, evalLoss: 12.945465707596705 }],
       warnings: [],
+      trainedPromptFormat: null,
       runId: null,
     };
     const m = new RunMonitor();
@@ -254,6 +255,7 @@ describe('RunMonitor details', () => {
       steps: s.slice(0, 4).map((e) => ({ step: e.step, loss: 99, lr: e.lr, gradNorm: 0, tokensPerSecond: 0 })),
       evals: [],
       warnings: [],
+      trainedPromptFormat: null,
     });
     expect(m.points.map((p) => [p.step, p.loss])).toEqual([[1, 99], [2, 99], [3, 99], [4, s[3].loss], [5, s[4].loss]]);
     expect(m.status).toBe('running');
@@ -275,6 +277,7 @@ function cancelledHistory(runId: string | null): RunHistory {
     steps: s.map((e) => ({ step: e.step, loss: e.loss, lr: e.lr, gradNorm: e.gradNorm, tokensPerSecond: e.tokensPerSecond })),
     evals: [],
     warnings: [],
+    trainedPromptFormat: null,
     runId,
   };
 }

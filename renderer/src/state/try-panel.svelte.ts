@@ -2,14 +2,31 @@
 // seed, by the base model alone and by the trained one (the base with the
 // run's adapter, or a full fine-tune's own model folder), so the two answers
 // differ only by the training.
-import type { ApiTransport, GenerateResponse, RunIndexEntry } from '../../../electron/api/contract.js';
+import type { ApiTransport, GenerateResponse, PromptFormat, RunHistory, RunIndexEntry } from '../../../electron/api/contract.js';
 
 export const MAX_NEW_TOKENS_LIMIT = 2048;
 /** The service takes any seed that is a safe integer >= 0 (electron/service/service.ts, generate's seed). */
 export const MAX_SEED = Number.MAX_SAFE_INTEGER;
 
+/** How the prompt is laid out: 'trained' follows the run's training rows (chat rows: chat; completion and text rows: plain). */
+export type PromptLayoutChoice = 'trained' | PromptFormat;
+
+export const PROMPT_LAYOUTS: readonly { value: PromptLayoutChoice; label: string }[] = [
+  { value: 'trained', label: 'As the run was trained' },
+  { value: 'plain', label: 'Plain text: the model continues it' },
+  { value: 'chat', label: "Chat: a user message in the model's chat template" },
+  { value: 'alpaca', label: 'Alpaca: an instruction' },
+];
+
+/** What 'trained' resolves to for a run: its rows' layout, plain when not known (an adapter folder from elsewhere). */
+export function resolvedLayout(choice: PromptLayoutChoice, trained: PromptFormat | null): PromptFormat {
+  return choice === 'trained' ? (trained ?? 'plain') : choice;
+}
+
 export interface TrySettings {
   prompt: string;
+  layout: PromptLayoutChoice;
+  system: string;
   maxNewTokens: number;
   temperature: number;
   seed: number;
@@ -19,6 +36,7 @@ export interface TrySettings {
 export function trySettingsErrors(s: TrySettings): Partial<Record<keyof TrySettings, string>> {
   const errors: Partial<Record<keyof TrySettings, string>> = {};
   if (s.prompt.trim() === '') errors.prompt = 'Write a prompt.';
+  if (s.layout === 'plain' && s.system.trim() !== '') errors.system = 'A system message needs the chat or alpaca layout; plain text is continued as written.';
   if (!Number.isInteger(s.maxNewTokens) || s.maxNewTokens < 1 || s.maxNewTokens > MAX_NEW_TOKENS_LIMIT) {
     errors.maxNewTokens = `A whole number from 1 to ${MAX_NEW_TOKENS_LIMIT}.`;
   }
@@ -91,6 +109,8 @@ export function trainedModelOf(runDir: string, entry: RunIndexEntry): TrainedMod
 
 export class TryPanel {
   prompt = $state('');
+  layout = $state<PromptLayoutChoice>('trained');
+  system = $state('');
   maxNewTokens = $state(64);
   temperature = $state(0);
   seed = $state(0);
@@ -105,7 +125,7 @@ export class TryPanel {
   constructor(private readonly api: ApiTransport) {}
 
   get errors(): Partial<Record<keyof TrySettings, string>> {
-    return trySettingsErrors({ prompt: this.prompt, maxNewTokens: this.maxNewTokens, temperature: this.temperature, seed: this.seed });
+    return trySettingsErrors({ prompt: this.prompt, layout: this.layout, system: this.system, maxNewTokens: this.maxNewTokens, temperature: this.temperature, seed: this.seed });
   }
 
   canGenerate(model: string | null, runDir: string | null): boolean {
@@ -121,18 +141,24 @@ export class TryPanel {
    */
   async generate(model: string | null, runDir: string | null): Promise<void> {
     if (!model || !runDir || !this.canGenerate(model, runDir)) return;
-    const settings = { prompt: this.prompt, maxNewTokens: this.maxNewTokens, temperature: this.temperature, seed: this.seed };
+    const { prompt, system, maxNewTokens, temperature, seed } = this;
     this.error = null;
     this.base = null;
     this.adapter = null;
     this.trained = null;
     try {
       this.generating = 'base';
-      const entry = await this.runEntry(runDir);
-      const base = entry?.model ?? model;
+      const history = await this.runHistory(runDir);
+      const base = history?.entry.model ?? model;
+      // both sides get the same layout: the one the run's rows were trained in, unless another is chosen
+      const promptFormat = resolvedLayout(this.layout, history?.trainedPromptFormat ?? null);
+      if (promptFormat === 'plain' && system.trim() !== '') {
+        throw new Error("This run was trained on plain text, so its prompt is continued as written and a system message has no place: clear it, or choose the chat or alpaca layout.");
+      }
+      const settings = { prompt, promptFormat, ...(system.trim() !== '' ? { system } : {}), maxNewTokens, temperature, seed };
       this.base = await this.api.call('generate', { ...settings, model: base, adapter: null });
       this.generating = 'adapter';
-      const now = await this.runEntry(runDir);
+      const now = (await this.runHistory(runDir))?.entry;
       const trained = now ? trainedModelOf(runDir, now) : { model: base, adapter: runDir, checkpoint: null };
       this.trained = trained;
       this.adapter = await this.api.call('generate', { ...settings, model: trained.model, adapter: trained.adapter });
@@ -143,10 +169,10 @@ export class TryPanel {
     }
   }
 
-  /** The run's index entry; null for a folder that is no run (an adapter folder). */
-  private async runEntry(runDir: string): Promise<RunIndexEntry | null> {
+  /** The run's history (its index entry, its rows' layout); null for a folder that is no run (an adapter folder). */
+  private async runHistory(runDir: string): Promise<RunHistory | null> {
     try {
-      return (await this.api.call('runHistory', { runDir })).entry;
+      return await this.api.call('runHistory', { runDir });
     } catch {
       return null;
     }

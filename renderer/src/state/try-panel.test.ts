@@ -1,9 +1,9 @@
 // The try panel's settings are checked before anything is sent.
 import { describe, expect, it } from 'vitest';
 import type { RunIndexEntry } from '../../../electron/api/contract.js';
-import { checkpointStep, checkpointText, computedOnText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, trainedModelOf, trySettingsErrors } from './try-panel.svelte.js';
+import { checkpointStep, checkpointText, computedOnText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, resolvedLayout, trainedModelOf, trySettingsErrors } from './try-panel.svelte.js';
 
-const good = { prompt: 'Hello', maxNewTokens: 64, temperature: 0, seed: 0 };
+const good = { prompt: 'Hello', layout: 'trained' as const, system: '', maxNewTokens: 64, temperature: 0, seed: 0 };
 
 describe('trySettingsErrors', () => {
   it('accepts sensible settings', () => {
@@ -11,8 +11,9 @@ describe('trySettingsErrors', () => {
     expect(trySettingsErrors({ ...good, maxNewTokens: MAX_NEW_TOKENS_LIMIT, temperature: 1.3, seed: 7 })).toEqual({});
   });
   it('names each field that is wrong', () => {
-    expect(trySettingsErrors({ prompt: '  ', maxNewTokens: 0, temperature: -0.5, seed: 1.5 })).toEqual({
+    expect(trySettingsErrors({ prompt: '  ', layout: 'plain', system: 'Be brief.', maxNewTokens: 0, temperature: -0.5, seed: 1.5 })).toEqual({
       prompt: 'Write a prompt.',
+      system: 'A system message needs the chat or alpaca layout; plain text is continued as written.',
       maxNewTokens: 'A whole number from 1 to 2048.',
       temperature: 'A number from 0 (greedy) up.',
       seed: 'A whole number from 0 to 9007199254740991.',
@@ -23,6 +24,18 @@ describe('trySettingsErrors', () => {
     // an emptied number box binds to null
     expect(trySettingsErrors({ ...good, maxNewTokens: null as unknown as number })).toEqual({ maxNewTokens: 'A whole number from 1 to 2048.' });
     expect(trySettingsErrors({ ...good, maxNewTokens: 2049 })).toEqual({ maxNewTokens: 'A whole number from 1 to 2048.' });
+  });
+});
+
+describe('resolvedLayout', () => {
+  it("follows the run's rows for 'trained' (plain when the run is not known), else the choice", () => {
+    expect(resolvedLayout('trained', 'chat')).toBe('chat');
+    expect(resolvedLayout('trained', null)).toBe('plain');
+    expect(resolvedLayout('alpaca', 'chat')).toBe('alpaca');
+    expect(resolvedLayout('plain', 'chat')).toBe('plain');
+  });
+  it('a system message is fine with the chat, alpaca and trained layouts (the run decides the last)', () => {
+    for (const layout of ['chat', 'alpaca', 'trained'] as const) expect(trySettingsErrors({ ...good, layout, system: 'Be brief.' })).toEqual({});
   });
 });
 

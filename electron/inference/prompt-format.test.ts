@@ -1,0 +1,103 @@
+// Prompt layouts for generation: each gives exactly the tokens training put
+// before the trained part of a row of that format (so an adapter is prompted
+// as it learned), checked against prepareRow on the real Llama 3 tokenizer
+// (chat template, and without one: the Alpaca prompt) and the demo's; the
+// chat layout's text and stop token against the Llama 3 chat format as
+// written out by hand, its ids against tokenizer.json's vocabulary.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { bundledDemoFiles } from '../demo/paths.js';
+import { ModelTokenizer } from '../models/tokenizer.js';
+import { IGNORE_INDEX } from '../training/data.js';
+import { prepareRow } from '../data/prepare-row.js';
+import { LLAMA3_VOCAB, llama3Ids, loadLlama3 } from '../data/testing/llama3.js';
+import type { DatasetFormat } from '../data/options.js';
+import { layOutPrompt, PromptFormatError, promptFormatOfData, type PromptFormat } from './prompt-format.js';
+
+/** The ids training puts before the first trained token of a row. */
+function untrainedPrefix(value: unknown, format: DatasetFormat, tok: ModelTokenizer, vocab: number): number[] {
+  const row = prepareRow(value, format, tok, true, vocab);
+  const first = row.labels.findIndex((l) => l !== IGNORE_INDEX);
+  expect(first).toBeGreaterThan(0);
+  return row.inputIds.slice(0, first);
+}
+
+let llama3: ModelTokenizer;
+let llama3Base: ModelTokenizer;
+let id: (piece: string) => number;
+beforeAll(async () => {
+  llama3 = await loadLlama3();
+  llama3Base = await loadLlama3((c) => delete c.chat_template);
+  id = llama3Ids();
+});
+
+describe('layOutPrompt', () => {
+  it('chat: one user turn in the Llama 3 format, ended by the assistant header, stopping at <|eot_id|>', () => {
+    const p = layOutPrompt(llama3, 'chat', 'Tell me a joke', 'Be brief.');
+    expect(p.text).toBe(
+      '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>' +
+        '<|start_header_id|>user<|end_header_id|>\n\nTell me a joke<|eot_id|>' +
+        '<|start_header_id|>assistant<|end_header_id|>\n\n',
+    );
+    const header = (role: string) => [id('<|start_header_id|>'), id(role), id('<|end_header_id|>'), id('ĊĊ')];
+    expect(p.ids).toEqual([
+      id('<|begin_of_text|>'), ...header('system'), id('Be'), id('Ġbrief'), id('.'), id('<|eot_id|>'),
+      ...header('user'), id('Tell'), id('Ġme'), id('Ġa'), id('Ġjoke'), id('<|eot_id|>'),
+      ...header('assistant'),
+    ]);
+    expect(p.stopTokenIds).toEqual([id('<|eot_id|>')]);
+    expect(p.layout).toBe("the model's chat template");
+  });
+
+  it('alpaca without a chat template: the Stanford Alpaca prompt, no extra stop token', () => {
+    const p = layOutPrompt(llama3Base, 'alpaca', 'Name a colour.');
+    expect(p.text).toBe('Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nName a colour.\n\n### Response:\n');
+    // (this copy of the Llama 3 tokenizer.json has no post-processor: no BOS is added)
+    expect(p.ids).toEqual(llama3Base.encode(p.text, { addSpecialTokens: false }));
+    expect(p.ids.slice(-3)).toEqual([id('###'), id('ĠResponse'), id(':Ċ')]);
+    expect(p.stopTokenIds).toEqual([]);
+  });
+
+  it('plain: the text as written after the BOS the tokenizer adds; a system message is refused by name', async () => {
+    expect(layOutPrompt(llama3, 'plain', 'Once upon').ids).toEqual([id('Once'), id('Ġupon')]);
+    const demo = await ModelTokenizer.load(bundledDemoFiles().model);
+    expect(demo.bosId).not.toBeNull();
+    const ids = layOutPrompt(demo, 'plain', 'Question: x').ids;
+    expect(ids[0]).toBe(demo.bosId);
+    expect(ids.slice(1)).toEqual(demo.encode('Question: x', { addSpecialTokens: false }));
+    expect(() => layOutPrompt(llama3, 'plain', 'x', 'Be brief.')).toThrow(PromptFormatError);
+    expect(() => layOutPrompt(llama3, 'plain', 'x', 'Be brief.')).toThrow(/system message needs the chat or alpaca layout/);
+  });
+});
+
+describe('a prompt laid out as the rows were is exactly what training put before the answer', () => {
+  const cases: { name: string; tok: () => ModelTokenizer; vocab: () => number; format: DatasetFormat; row: unknown; prompt: string; system?: string }[] = [
+    { name: 'chat rows, Llama 3 template', tok: () => llama3, vocab: () => LLAMA3_VOCAB, format: 'chat', prompt: 'What is 12 + 34?', system: 'You add numbers.',
+      row: { messages: [{ role: 'system', content: 'You add numbers.' }, { role: 'user', content: 'What is 12 + 34?' }, { role: 'assistant', content: '46' }] } },
+    { name: 'chat rows, the fallback template (no chat_template)', tok: () => llama3Base, vocab: () => LLAMA3_VOCAB, format: 'chat', prompt: 'Hi there',
+      row: { messages: [{ role: 'user', content: 'Hi there' }, { role: 'assistant', content: 'Hello!' }] } },
+    { name: 'alpaca rows, Llama 3 (its chat template)', tok: () => llama3, vocab: () => LLAMA3_VOCAB, format: 'alpaca', prompt: 'Name a colour.',
+      row: { instruction: 'Name a colour.', output: 'Blue.' } },
+    { name: 'alpaca rows, no chat template (the Alpaca prompt)', tok: () => llama3Base, vocab: () => LLAMA3_VOCAB, format: 'alpaca', prompt: 'Name a colour.', system: 'You answer in one word.',
+      row: { instruction: 'Name a colour.', output: 'Blue.', system: 'You answer in one word.' } },
+    { name: 'completion rows, Llama 3', tok: () => llama3, vocab: () => LLAMA3_VOCAB, format: 'completion', prompt: 'The capital of France is',
+      row: { prompt: 'The capital of France is', completion: ' Paris' } },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const format: PromptFormat = promptFormatOfData(c.format);
+      expect(layOutPrompt(c.tok(), format, c.prompt, c.system).ids).toEqual(untrainedPrefix(c.row, c.format, c.tok(), c.vocab()));
+    });
+  }
+
+  it("the demo model: its template's user turn, and its completion rows, give the same prompt", async () => {
+    const demo = await ModelTokenizer.load(bundledDemoFiles().model);
+    const vocab = demo.vocabSize;
+    const prompt = 'Question: What color is the fox?\nAnswer:';
+    const fromCompletion = untrainedPrefix({ prompt, completion: ' white' }, 'completion', demo, vocab);
+    expect(layOutPrompt(demo, 'plain', prompt).ids).toEqual(fromCompletion);
+    // the demo's chat template writes "Question: …\nAnswer:" around a user turn
+    expect(layOutPrompt(demo, 'chat', 'What color is the fox?').ids).toEqual(fromCompletion);
+    // its assistant turn ends with EOS, which already stops generation
+    expect(layOutPrompt(demo, 'chat', 'x').stopTokenIds).toEqual([demo.eosId]);
+  });
+});

@@ -1,0 +1,29 @@
+// The prompt layout an adapter (or a full fine-tune) was trained with, read
+// from its run: a run folder, or one of its checkpoints
+// (RUN/checkpoints/step-N). An adapter from elsewhere says nothing of its
+// data: null then, and the caller keeps the plain layout.
+import { basename, dirname } from 'node:path';
+import type { DatasetFormat } from '../data/options.js';
+import { CHECKPOINTS_DIR, checkpointStep } from '../runs/layout.js';
+import { readRunRecord, recordedDataFormat } from '../runs/run-record.js';
+import { promptFormatOfData, type PromptFormat } from './prompt-format.js';
+
+export interface TrainedPromptFormat {
+  format: PromptFormat;
+  /** the format of the run's rows */
+  dataFormat: DatasetFormat;
+}
+
+async function recordOf(dir: string) {
+  const own = await readRunRecord(dir).catch(() => null);
+  if (own) return own;
+  const parent = dirname(dir);
+  if (checkpointStep(basename(dir)) === null || basename(parent) !== CHECKPOINTS_DIR) return null;
+  return readRunRecord(dirname(parent)).catch(() => null);
+}
+
+export async function trainedPromptFormat(dir: string): Promise<TrainedPromptFormat | null> {
+  const record = await recordOf(dir.replace(/[\\/]+$/, ''));
+  const dataFormat = record ? recordedDataFormat(record) : null;
+  return dataFormat === null ? null : { format: promptFormatOfData(dataFormat), dataFormat };
+}

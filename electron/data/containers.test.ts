@@ -109,12 +109,12 @@ describe('choosing the container', () => {
     expect(() => parseContainer('hello', 'x.bin')).toThrow(/x\.bin: unknown data file type "\.bin"; use \.jsonl/);
   });
 
-  it('names the file that cannot be read, and strips a byte order mark', () => {
+  it('names the file that cannot be read, and strips a byte order mark', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ps-containers-'));
-    expect(() => readContainer(join(dir, 'missing.jsonl'))).toThrow(`cannot read data file ${join(dir, 'missing.jsonl')}: no such file`);
+    await expect(readContainer(join(dir, 'missing.jsonl'))).rejects.toThrow(`cannot read data file ${join(dir, 'missing.jsonl')}: no such file`);
     mkdirSync(join(dir, 'folder.jsonl'));
-    expect(() => readContainer(join(dir, 'folder.jsonl'))).toThrow(/it is a folder, not a file/);
+    await expect(readContainer(join(dir, 'folder.jsonl'))).rejects.toThrow(/it is a folder, not a file/);
     writeFileSync(join(dir, 'bom.csv'), '\ufeffprompt,completion\na,b\n');
-    expect(readContainer(join(dir, 'bom.csv')).records[0].value).toEqual({ prompt: 'a', completion: 'b' });
+    expect((await readContainer(join(dir, 'bom.csv'))).records[0].value).toEqual({ prompt: 'a', completion: 'b' });
   });
 });

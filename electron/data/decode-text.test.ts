@@ -72,19 +72,19 @@ describe('decodeDataBytes', () => {
     expect(decodeDataBytes(Buffer.from('\ufffd'), 'a.jsonl')).toBe('\ufffd');
   });
 
-  it('reaches the data loader: the file is refused, not trained on with replacement characters', () => {
+  it('reaches the data loader: the file is refused, not trained on with replacement characters', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ps-decode-'));
     const file = join(dir, 'latin1.csv');
     writeFileSync(file, Buffer.concat([Buffer.from('prompt,completion\nwho,Ren'), Buffer.from([0xe9]), Buffer.from('\n')]));
-    expect(() => readContainer(file)).toThrow(`${file}:2: not valid UTF-8 (byte 0xE9 at byte 8 of the line; `);
+    await expect(readContainer(file)).rejects.toThrow(`${file}:2: not valid UTF-8 (byte 0xE9 at byte 8 of the line; `);
   });
 });
 
 describe('a binary file of another type', () => {
-  it('is named by its type, not by its encoding', () => {
+  it('is named by its type, not by its encoding', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ps-decode-'));
-    const file = join(dir, 'data.parquet');
-    writeFileSync(file, Buffer.from([0x50, 0x41, 0x52, 0x31, 0x15, 0x04, 0x15, 0xd0, 0x0f, 0x15, 0xff, 0x00, 0x4c, 0x15, 0x96]));
-    expect(() => readContainer(file)).toThrow(`${file}: unknown data file type ".parquet"; use .jsonl`);
+    const file = join(dir, 'data.arrow');
+    writeFileSync(file, Buffer.from([0x41, 0x52, 0x52, 0x4f, 0x57, 0x31, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xd0, 0x0f, 0x96]));
+    await expect(readContainer(file)).rejects.toThrow(`${file}: unknown data file type ".arrow"; use .jsonl, .json, .csv, .tsv, .txt or .parquet`);
   });
 });

@@ -48,7 +48,7 @@ export function fitToLength(row: PreparedRow, seqLen: number): { inputIds: numbe
 
 export async function loadDataset(file: string, tokenizer: ModelTokenizer, options: DatasetOptions): Promise<LoadedDataset> {
   checkDatasetOptions(options);
-  const read = readContainer(file);
+  const read = await readContainer(file);
   const format = resolveFormat(read, file, options.format);
   const problems: RowProblem[] = [...read.problems];
   const used: Example[] = [];

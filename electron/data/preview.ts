@@ -48,7 +48,7 @@ export function rowCount(read: ContainerRead): number {
 
 export async function previewRow(file: string, row: number, tokenizer: ModelTokenizer, options: DatasetOptions): Promise<RowPreview> {
   checkDatasetOptions(options);
-  const read = readContainer(file);
+  const read = await readContainer(file);
   const total = rowCount(read);
   if (!Number.isInteger(row) || row < 1 || row > total) throw new DataError(`${file}: has ${countOf(total, 'row')}; row ${row} does not exist (rows are numbered from 1)`);
   const format = resolveFormat(read, file, options.format);

@@ -4,6 +4,7 @@
 //                         starts with "{" (many ".json" datasets are JSONL)
 //   .csv / .tsv           header row + rows (RFC 4180 quoting)
 //   .txt .text .md        plain text, one document per paragraph
+//   .parquet              Parquet (parquet.ts), also sniffed by its magic number
 // Any other extension is sniffed: "[" -> JSON array, "{" -> JSON Lines.
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
@@ -14,18 +15,17 @@ import { readJsonl } from './jsonl.js';
 import { decodeDataBytes, EncodingError } from './decode-text.js';
 import type { ContainerRead } from './records.js';
 import { readPlainText } from './text.js';
+import { looksLikeParquet, readParquet } from './parquet.js';
 
-/** The file's text (UTF-8 only, see decode-text.ts), or a DataError that names it and says what is wrong. */
-export function readDataText(file: string): string {
-  let bytes: Buffer;
+/** The file's bytes, or a DataError that names it and says what is wrong. */
+function readDataBytes(file: string): Buffer {
   try {
-    bytes = readFileSync(file);
+    return readFileSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder, not a file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
     throw new DataError(`cannot read data file ${file}: ${why}`);
   }
-  return decodeDataBytes(bytes, file);
 }
 
 /**
@@ -75,18 +75,20 @@ export function parseContainer(text: string, file: string): ContainerRead {
     default:
       if (first === '[') return readJsonArray(text, file);
       if (first === '{') return readJsonLines(text, file);
-      throw new DataError(`${file}: unknown data file type "${ext || '(no extension)'}"; use .jsonl, .json, .csv, .tsv or .txt`);
+      throw new DataError(`${file}: unknown data file type "${ext || '(no extension)'}"; use .jsonl, .json, .csv, .tsv, .txt or .parquet`);
   }
 }
 
 const KNOWN_EXTENSIONS = ['.jsonl', '.ndjson', '.json', '.csv', '.tsv', '.tab', '.txt', '.text', '.md'];
 
-export function readContainer(file: string): ContainerRead {
+export async function readContainer(file: string): Promise<ContainerRead> {
+  const bytes = readDataBytes(file);
+  if (extname(file).toLowerCase() === '.parquet' || looksLikeParquet(bytes)) return readParquet(bytes, file);
   let text: string;
   try {
-    text = readDataText(file);
+    text = decodeDataBytes(bytes, file);
   } catch (e) {
-    // A file of another type (.parquet, .arrow, ...) is binary: its type is the news, not its encoding.
+    // A file of another type (.arrow, .xlsx, ...) is binary: its type is the news, not its encoding.
     if (e instanceof EncodingError && !KNOWN_EXTENSIONS.includes(extname(file).toLowerCase())) {
       return parseContainer('', file);
     }

@@ -1,12 +1,12 @@
-// What every container reader (JSONL, JSON array, CSV/TSV, plain text)
+// What every container reader (JSONL, JSON array, CSV/TSV, plain text, Parquet)
 // produces: the rows as parsed values, each with the physical line it starts
 // on, and the rows that could not be parsed, also by line.
 import type { RowProblem } from '../problems.js';
 
-export type ContainerKind = 'jsonl' | 'json-array' | 'csv' | 'tsv' | 'text';
+export type ContainerKind = 'jsonl' | 'json-array' | 'csv' | 'tsv' | 'text' | 'parquet';
 
 export interface SourceRecord {
-  /** 1-based line the row starts on */
+  /** 1-based line the row starts on (Parquet: the row number) */
   line: number;
   /** the parsed row: a JSON value, or an object of strings (CSV/TSV, text) */
   value: unknown;

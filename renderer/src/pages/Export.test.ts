@@ -55,6 +55,8 @@ async function train(method: 'lora' | 'full', out: string, data = harness.demo.d
   return started.runDir;
 }
 
+const optionsText = (root: HTMLElement) => [...(byId(root, 'try-layout') as HTMLSelectElement).options].map((o) => o.textContent?.trim());
+
 const text = (root: HTMLElement, id: string) => byId(root, id)?.textContent?.replace(/\s+/g, ' ').trim() ?? '';
 
 /**
@@ -104,6 +106,8 @@ describe('Try on a full fine-tuning run', () => {
     const { root } = await render(runDir);
     expect(text(root, 'export-run-method')).toBe('Full fine-tuning');
     expect(text(root, 'try-trained-title')).toBe('Fine-tuned model');
+    await until('the run\'s layout read', () => optionsText(root)[0] === 'As the run was trained (plain text)');
+    expect(byId(root, 'try-system')).toBeNull();
     await generateBoth(root);
     expect(byId(root, 'try-error')).toBeNull();
     // the same request made directly: the run folder is the model
@@ -124,6 +128,8 @@ describe('Try lays the prompt out as the run was trained', () => {
     const runDir = await train('lora', join(harness.home, 'chat-run'), data);
     const { root } = await render(runDir);
     expect((byId(root, 'try-layout') as HTMLSelectElement).value).toBe('trained');
+    await until('the run\'s layout read', () => optionsText(root)[0] === 'As the run was trained (chat template)');
+    expect(byId(root, 'try-system')).not.toBeNull(); // a chat layout takes a system message
     const question = 'What color is the fox?';
     type(root, 'try-prompt', question);
     type(root, 'try-max-tokens', '6');
@@ -140,6 +146,7 @@ describe('Try lays the prompt out as the run was trained', () => {
     expect(byId(root, 'base-output')?.textContent).toBe((await api.call('generate', { ...request, model: harness.demo.model, adapter: null })).text);
 
     choose(root, 'try-layout', 'plain');
+    expect(byId(root, 'try-system')).toBeNull(); // plain text takes none
     (byId(root, 'generate-button') as HTMLButtonElement).click();
     await until('the plain answers', () => text(root, 'adapter-prompt').includes('the text as written'), 120_000);
     expect(given('adapter')).toBe(question);

@@ -18,6 +18,9 @@ export const PROMPT_LAYOUTS: readonly { value: PromptLayoutChoice; label: string
   { value: 'alpaca', label: 'Alpaca: an instruction' },
 ];
 
+/** A layout in a few words (the 'trained' option names the one it stands for). */
+export const LAYOUT_WORDS: Record<PromptFormat, string> = { plain: 'plain text', chat: 'chat template', alpaca: 'Alpaca instruction' };
+
 /** What 'trained' resolves to for a run: its rows' layout, plain when not known (an adapter folder from elsewhere). */
 export function resolvedLayout(choice: PromptLayoutChoice, trained: PromptFormat | null): PromptFormat {
   return choice === 'trained' ? (trained ?? 'plain') : choice;
@@ -25,7 +28,8 @@ export function resolvedLayout(choice: PromptLayoutChoice, trained: PromptFormat
 
 export interface TrySettings {
   prompt: string;
-  layout: PromptLayoutChoice;
+  /** the layout in effect ('trained' resolved) */
+  layout: PromptFormat;
   system: string;
   maxNewTokens: number;
   temperature: number;
@@ -111,6 +115,8 @@ export class TryPanel {
   prompt = $state('');
   layout = $state<PromptLayoutChoice>('trained');
   system = $state('');
+  /** the layout the run's rows were trained in, once read (followRun); null: not known */
+  trainedFormat = $state<PromptFormat | null>(null);
   maxNewTokens = $state(64);
   temperature = $state(0);
   seed = $state(0);
@@ -125,7 +131,18 @@ export class TryPanel {
   constructor(private readonly api: ApiTransport) {}
 
   get errors(): Partial<Record<keyof TrySettings, string>> {
-    return trySettingsErrors({ prompt: this.prompt, layout: this.layout, system: this.system, maxNewTokens: this.maxNewTokens, temperature: this.temperature, seed: this.seed });
+    return trySettingsErrors({ prompt: this.prompt, layout: this.effectiveLayout, system: this.system, maxNewTokens: this.maxNewTokens, temperature: this.temperature, seed: this.seed });
+  }
+
+  /** The layout the next answers get: the chosen one, or the run's for 'trained'. */
+  get effectiveLayout(): PromptFormat {
+    return resolvedLayout(this.layout, this.trainedFormat);
+  }
+
+  /** Reads the layout of the run's rows (the page calls it when the run changes); generate reads it again. */
+  async followRun(runDir: string | null): Promise<void> {
+    const format = runDir === null ? null : ((await this.runHistory(runDir))?.trainedPromptFormat ?? null);
+    this.trainedFormat = format;
   }
 
   canGenerate(model: string | null, runDir: string | null): boolean {
@@ -151,7 +168,8 @@ export class TryPanel {
       const history = await this.runHistory(runDir);
       const base = history?.entry.model ?? model;
       // both sides get the same layout: the one the run's rows were trained in, unless another is chosen
-      const promptFormat = resolvedLayout(this.layout, history?.trainedPromptFormat ?? null);
+      this.trainedFormat = history?.trainedPromptFormat ?? null;
+      const promptFormat = this.effectiveLayout;
       if (promptFormat === 'plain' && system.trim() !== '') {
         throw new Error("This run was trained on plain text, so its prompt is continued as written and a system message has no place: clear it, or choose the chat or alpaca layout.");
       }

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { RunIndexEntry } from '../../../electron/api/contract.js';
 import { checkpointStep, checkpointText, computedOnText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, resolvedLayout, trainedModelOf, trySettingsErrors } from './try-panel.svelte.js';
 
-const good = { prompt: 'Hello', layout: 'trained' as const, system: '', maxNewTokens: 64, temperature: 0, seed: 0 };
+const good = { prompt: 'Hello', layout: 'plain' as const, system: '', maxNewTokens: 64, temperature: 0, seed: 0 };
 
 describe('trySettingsErrors', () => {
   it('accepts sensible settings', () => {
@@ -34,8 +34,8 @@ describe('resolvedLayout', () => {
     expect(resolvedLayout('alpaca', 'chat')).toBe('alpaca');
     expect(resolvedLayout('plain', 'chat')).toBe('plain');
   });
-  it('a system message is fine with the chat, alpaca and trained layouts (the run decides the last)', () => {
-    for (const layout of ['chat', 'alpaca', 'trained'] as const) expect(trySettingsErrors({ ...good, layout, system: 'Be brief.' })).toEqual({});
+  it('a system message is fine with the chat and alpaca layouts', () => {
+    for (const layout of ['chat', 'alpaca'] as const) expect(trySettingsErrors({ ...good, layout, system: 'Be brief.' })).toEqual({});
   });
 });
 

@@ -27,7 +27,7 @@ export const dataSpec: CommandSpec = {
   summary: 'Inspect a dataset: `data inspect FILE --model DIR` prints its report (and a row\'s mask preview).',
   positionals: [
     { name: 'action', help: 'inspect' },
-    { name: 'file', help: 'dataset file: .jsonl, .json, .csv, .tsv, .txt or .parquet' },
+    { name: 'file', help: 'dataset file: .jsonl, .json, .csv, .tsv, .txt or .parquet (also .gz or .zst compressed)' },
   ],
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'model folder whose tokenizer (and chat template) to use' },

@@ -5,6 +5,7 @@
 //   .csv / .tsv           header row + rows (RFC 4180 quoting)
 //   .txt .text .md        plain text, one document per paragraph
 //   .parquet              Parquet (parquet.ts), also sniffed by its magic number
+// Any of them may be compressed: NAME.jsonl.gz, NAME.csv.zst (decompress.ts).
 // Any other extension is sniffed: "[" -> JSON array, "{" -> JSON Lines.
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
@@ -16,6 +17,7 @@ import { decodeDataBytes, EncodingError } from './decode-text.js';
 import type { ContainerRead } from './records.js';
 import { readPlainText } from './text.js';
 import { looksLikeParquet, readParquet } from './parquet.js';
+import { decompressed, innerName } from './decompress.js';
 
 /** The file's bytes, or a DataError that names it and says what is wrong. */
 function readDataBytes(file: string): Buffer {
@@ -53,9 +55,9 @@ function readJsonLines(text: string, file: string): ContainerRead {
   return read;
 }
 
-/** Parses dataset text by the file's extension (see above). */
-export function parseContainer(text: string, file: string): ContainerRead {
-  const ext = extname(file).toLowerCase();
+/** Parses dataset text by the file's extension (see above); `named`: the name that picks it (the file's, without .gz / .zst). */
+export function parseContainer(text: string, file: string, named = file): ContainerRead {
+  const ext = extname(named).toLowerCase();
   const first = text.trimStart()[0];
   switch (ext) {
     case '.jsonl':
@@ -82,17 +84,18 @@ export function parseContainer(text: string, file: string): ContainerRead {
 const KNOWN_EXTENSIONS = ['.jsonl', '.ndjson', '.json', '.csv', '.tsv', '.tab', '.txt', '.text', '.md'];
 
 export async function readContainer(file: string): Promise<ContainerRead> {
-  const bytes = readDataBytes(file);
-  if (extname(file).toLowerCase() === '.parquet' || looksLikeParquet(bytes)) return readParquet(bytes, file);
+  const named = innerName(file);
+  const bytes = decompressed(readDataBytes(file), file);
+  if (extname(named).toLowerCase() === '.parquet' || looksLikeParquet(bytes)) return readParquet(bytes, file);
   let text: string;
   try {
     text = decodeDataBytes(bytes, file);
   } catch (e) {
     // A file of another type (.arrow, .xlsx, ...) is binary: its type is the news, not its encoding.
-    if (e instanceof EncodingError && !KNOWN_EXTENSIONS.includes(extname(file).toLowerCase())) {
-      return parseContainer('', file);
+    if (e instanceof EncodingError && !KNOWN_EXTENSIONS.includes(extname(named).toLowerCase())) {
+      return parseContainer('', file, named);
     }
     throw e;
   }
-  return parseContainer(text, file);
+  return parseContainer(text, file, named);
 }

@@ -89,13 +89,17 @@ describe('generate --prompt-format', () => {
     expect(alpaca.code, alpaca.stderr).toBe(0);
     expect(alpaca.stdout).toBe(await expected(chatRun, 'alpaca', 'the cat'));
     const alpacaText = 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nthe cat\n\n### Response:\n';
-    expect(alpaca.stderr).toContain(`prompt (the Stanford Alpaca prompt, ${1 + bosLength(alpacaText)} tokens):\n${alpacaText}\n`);
+    expect(alpaca.stderr).toContain(`prompt (the Stanford Alpaca prompt, ${1 + bosLength(alpacaText)} tokens):\n<s>${alpacaText}\n`);
   }, 60_000);
 
-  it('refuses a system message in the plain layout, and an unknown layout, naming the flag', async () => {
+  it('refuses a system message in the plain layout (before loading the model), and an unknown layout, naming the flag', async () => {
     const r = await cli(['generate', '--model', model.dir, '--prompt', 'the cat', '--prompt-format', 'plain', '--system', 'Be brief.', ...GEN]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('--prompt-format plain: a system message needs the chat or alpaca layout');
+    // auto on a completion run: the run is named, not a flag the user did not type; a model that cannot load is not reached
+    const a = await cli(['generate', '--model', join(dir, 'no-such-model'), '--adapter', completionRun, '--prompt', 'the cat', '--system', 'Be brief.', ...GEN]);
+    expect(a.code).not.toBe(0);
+    expect(a.stderr).toContain('--system: the run of --adapter was trained on completion rows, prompted as plain text, where a system message has no place; leave --system out, or pass --prompt-format chat or alpaca');
     const u = await cli(['generate', '--model', model.dir, '--prompt', 'the cat', '--prompt-format', 'markdown', ...GEN]);
     expect(u.code).not.toBe(0);
     expect(u.stderr).toContain("--prompt-format must be one of auto, plain, chat, alpaca; got 'markdown'");

@@ -33,6 +33,8 @@ export const FALLBACK_CHAT_TEMPLATE =
 export interface ChatTemplate {
   /** 'model': the model's chat_template; 'fallback': FALLBACK_CHAT_TEMPLATE */
   source: 'model' | 'fallback';
+  /** the layout in words, as reports and generation name it */
+  layout: string;
   render(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string;
 }
 
@@ -56,6 +58,7 @@ export function chatTemplateOf(tokenizer: ModelTokenizer): ChatTemplate {
   };
   const chat: ChatTemplate = {
     source,
+    layout: source === 'model' ? "the model's chat template" : 'the fallback chat template (### User / ### Assistant)',
     render(messages, addGenerationPrompt) {
       try {
         return template.render({ ...variables, messages: messages.map((m) => ({ ...m })), add_generation_prompt: addGenerationPrompt });

@@ -112,7 +112,7 @@ describe('the generation child', () => {
     const chat = await g.generate(request({ prompt: 'What color is the fox?', promptFormat: 'chat' }));
     expect(chat).toMatchObject({ text: plain.text, tokens: plain.tokens, stoppedBy: plain.stoppedBy });
     const tokenizer = await ModelTokenizer.load(model);
-    expect(plain.prompt).toEqual({ text: prompt, tokens: tokenizer.encode(prompt).length, layout: 'the text as written' });
+    expect(plain.prompt).toEqual({ text: `<s>${prompt}`, tokens: tokenizer.encode(prompt).length, layout: 'the text as written' });
     expect(chat.prompt).toEqual({ text: `<s>${prompt}`, tokens: plain.prompt.tokens, layout: "the model's chat template" });
     await expect(g.generate(request({ system: 'Be brief.' }))).rejects.toMatchObject({ body: { code: 'invalid', field: 'system' } });
   });

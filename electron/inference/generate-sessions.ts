@@ -91,7 +91,7 @@ export class GenerateSessions {
     try {
       prompt = layOutPrompt(session.tokenizer, job.promptFormat, job.prompt, job.system);
     } catch (e) {
-      if (e instanceof PromptFormatError) throw invalid(job.system.trim() !== '' && job.promptFormat === 'plain' ? 'system' : 'promptFormat', e.message);
+      if (e instanceof PromptFormatError) throw invalid(e.field, e.message);
       throw e;
     }
     const promptIds = prompt.ids;

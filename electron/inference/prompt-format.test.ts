@@ -23,10 +23,18 @@ function untrainedPrefix(value: unknown, format: DatasetFormat, tok: ModelTokeni
 
 let llama3: ModelTokenizer;
 let llama3Base: ModelTokenizer;
+let llama3NoGen: ModelTokenizer;
+let llama3Spaced: ModelTokenizer;
+let llama3NoSystem: ModelTokenizer;
 let id: (piece: string) => number;
 beforeAll(async () => {
   llama3 = await loadLlama3();
   llama3Base = await loadLlama3((c) => delete c.chat_template);
+  // a ChatML-like template written without add_generation_prompt (many community templates are)
+  llama3NoGen = await loadLlama3((c) => (c.chat_template = "{{ bos_token }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' + m['content'] + '<|eot_id|>' }}{% endfor %}"));
+  llama3Spaced = await loadLlama3((c) => (c.chat_template = "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}Question: {{ m['content'] }}\\nAnswer:{% elif m['role'] == 'assistant' %} {{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"));
+  // Mistral-style: roles must alternate user/assistant, no system role
+  llama3NoSystem = await loadLlama3((c) => (c.chat_template = "{{ bos_token }}{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + ' [/INST]' }}{% else %}{{ m['content'] + eos_token }}{% endif %}{% endfor %}"));
   id = llama3Ids();
 });
 
@@ -57,13 +65,22 @@ describe('layOutPrompt', () => {
     expect(p.stopTokenIds).toEqual([]);
   });
 
+  it('a template that refuses system messages: the system message is named as the thing to leave out', () => {
+    expect(() => layOutPrompt(llama3NoSystem, 'chat', 'Hi', 'Be brief.')).toThrow(expect.objectContaining({
+      field: 'system',
+      message: "the model's chat template takes no system message (the chat template refused this conversation: Conversation roles must alternate user/assistant/user/assistant/...): leave the system message out",
+    }));
+    expect(layOutPrompt(llama3NoSystem, 'chat', 'Hi').text).toBe('<|begin_of_text|>[INST] Hi [/INST]');
+  });
+
   it('plain: the text as written after the BOS the tokenizer adds; a system message is refused by name', async () => {
     expect(layOutPrompt(llama3, 'plain', 'Once upon').ids).toEqual([id('Once'), id('Ġupon')]);
     const demo = await ModelTokenizer.load(bundledDemoFiles().model);
     expect(demo.bosId).not.toBeNull();
-    const ids = layOutPrompt(demo, 'plain', 'Question: x').ids;
-    expect(ids[0]).toBe(demo.bosId);
-    expect(ids.slice(1)).toEqual(demo.encode('Question: x', { addSpecialTokens: false }));
+    const p = layOutPrompt(demo, 'plain', 'Question: x');
+    expect(p.ids[0]).toBe(demo.bosId);
+    expect(p.ids.slice(1)).toEqual(demo.encode('Question: x', { addSpecialTokens: false }));
+    expect(p.text).toBe('<s>Question: x'); // the BOS it is given, spelled out
     expect(() => layOutPrompt(llama3, 'plain', 'x', 'Be brief.')).toThrow(PromptFormatError);
     expect(() => layOutPrompt(llama3, 'plain', 'x', 'Be brief.')).toThrow(/system message needs the chat or alpaca layout/);
   });
@@ -79,6 +96,10 @@ describe('a prompt laid out as the rows were is exactly what training put before
       row: { instruction: 'Name a colour.', output: 'Blue.' } },
     { name: 'alpaca rows, no chat template (the Alpaca prompt)', tok: () => llama3Base, vocab: () => LLAMA3_VOCAB, format: 'alpaca', prompt: 'Name a colour.', system: 'You answer in one word.',
       row: { instruction: 'Name a colour.', output: 'Blue.', system: 'You answer in one word.' } },
+    { name: 'chat rows, a template that ignores add_generation_prompt (the header comes from a probe answer)', tok: () => llama3NoGen, vocab: () => LLAMA3_VOCAB, format: 'chat', prompt: 'Hi', system: 'Be brief.',
+      row: { messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }] } },
+    { name: 'chat rows, the demo-like template with a space before the answer (the space goes with the answer)', tok: () => llama3Spaced, vocab: () => LLAMA3_VOCAB, format: 'chat', prompt: 'What color is the fox?',
+      row: { messages: [{ role: 'user', content: 'What color is the fox?' }, { role: 'assistant', content: 'white' }] } },
     { name: 'completion rows, Llama 3', tok: () => llama3, vocab: () => LLAMA3_VOCAB, format: 'completion', prompt: 'The capital of France is',
       row: { prompt: 'The capital of France is', completion: ' Paris' } },
   ];

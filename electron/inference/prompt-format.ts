@@ -11,14 +11,18 @@
 //           (the model has no chat template), else the chat layout, as
 //           alpaca rows are rendered.
 //
-// The tokens are those training saw before the trained part: the
+// The tokens are those training saw before the trained part of a row: the
 // post-processor's leading tokens (BOS) and the text encoded without special
 // tokens, for layouts we write; the template's own text (it writes BOS
-// itself) for chat. Generation also stops at the token the template closes an
-// assistant turn with (<|im_end|>, <|eot_id|>): the model was trained to end
-// its answer with it.
+// itself) for chat. A template that ignores add_generation_prompt writes no
+// assistant header for an unfinished conversation, although a trained row
+// has one before its answer: the header is taken from a probe conversation
+// that has an answer, as training's mask leaves it untrained (spaces right
+// before the answer excepted: they go with the answer's first token). Chat
+// generation also stops at the token the template closes an assistant turn
+// with (<|im_end|>, <|eot_id|>): the model was trained to end with it.
 import type { ModelTokenizer } from '../models/tokenizer.js';
-import { chatTemplateOf, type ChatMessage } from '../data/chat-template.js';
+import { chatTemplateOf, type ChatMessage, type ChatTemplate } from '../data/chat-template.js';
 import { alpacaPrompt } from '../data/formats/alpaca.js';
 import { assistantTurnEnd } from '../data/formats/chat.js';
 import type { DatasetFormat } from '../data/options.js';
@@ -35,8 +39,11 @@ export function promptFormatOfData(format: DatasetFormat): PromptFormat {
   return format === 'chat' ? 'chat' : format === 'alpaca' ? 'alpaca' : 'plain';
 }
 
+/** Why a system message cannot go with the plain layout (the CLI and the service say it so). */
+export const PLAIN_TAKES_NO_SYSTEM = 'a system message needs the chat or alpaca layout; the plain layout continues the text as written';
+
 export interface LaidOutPrompt {
-  /** the text the model is given (for chat, the template's rendering) */
+  /** what the model is given, special tokens spelled out (BOS included) */
   text: string;
   ids: number[];
   /** the layout, in words ("the model's chat template") */
@@ -45,44 +52,64 @@ export interface LaidOutPrompt {
   stopTokenIds: number[];
 }
 
+/** A layout that cannot take this prompt; `field` is the setting to change. */
 export class PromptFormatError extends Error {
-  constructor(message: string) {
+  constructor(message: string, readonly field: 'system' | 'promptFormat') {
     super(message);
     this.name = 'PromptFormatError';
   }
 }
 
+const PROBE_ANSWER = 'PEFT-STUDIO-PROBE-ANSWER';
+
+/** The conversation up to the assistant's answer, as a trained row has it before the answer. */
+function conversationPrompt(template: ChatTemplate, messages: readonly ChatMessage[]): string {
+  const text = template.render(messages, true);
+  let probe: string;
+  try {
+    probe = template.render([...messages, { role: 'assistant', content: PROBE_ANSWER }], false);
+  } catch {
+    return text;
+  }
+  const at = probe.indexOf(PROBE_ANSWER, text.length);
+  return at >= 0 && probe.startsWith(text) ? text + probe.slice(text.length, at).replace(/ +$/, '') : text;
+}
+
 function chatLayout(tokenizer: ModelTokenizer, prompt: string, system: string): LaidOutPrompt {
   const template = chatTemplateOf(tokenizer);
-  const messages: ChatMessage[] = [];
-  if (system.trim() !== '') messages.push({ role: 'system', content: system });
-  messages.push({ role: 'user', content: prompt });
+  const user: ChatMessage = { role: 'user', content: prompt };
   let text: string;
   try {
-    text = template.render(messages, true);
+    text = conversationPrompt(template, system.trim() !== '' ? [{ role: 'system', content: system }, user] : [user]);
   } catch (e) {
-    throw new PromptFormatError(`${(e as Error).message}; try the plain layout`);
+    if (system.trim() !== '') {
+      // a template that refuses system messages (Mistral's, Gemma's) says so in its own words: name the message
+      try {
+        template.render([user], true);
+      } catch {
+        throw new PromptFormatError(`${(e as Error).message}; try the plain layout`, 'promptFormat');
+      }
+      throw new PromptFormatError(`${template.layout} takes no system message (${(e as Error).message}): leave the system message out`, 'system');
+    }
+    throw new PromptFormatError(`${(e as Error).message}; try the plain layout`, 'promptFormat');
   }
   const end = assistantTurnEnd(tokenizer);
   const endId = end === null ? null : tokenizer.tokenToId(end);
-  return {
-    text,
-    ids: tokenizer.encode(text, { addSpecialTokens: false }),
-    layout: template.source === 'model' ? "the model's chat template" : 'the fallback chat template (### User / ### Assistant)',
-    stopTokenIds: endId === null ? [] : [endId],
-  };
+  return { text, ids: tokenizer.encode(text, { addSpecialTokens: false }), layout: template.layout, stopTokenIds: endId === null ? [] : [endId] };
 }
 
-/** Our own layout of `text`: BOS (as the tokenizer's post-processor puts it first) + the text. */
+/** Our own layout of `text`: the tokens the tokenizer's post-processor puts first (BOS) + the text. */
 function written(tokenizer: ModelTokenizer, text: string, layout: string): LaidOutPrompt {
-  return { text, ids: [...tokenizer.specialTokensAround().prefix, ...tokenizer.encode(text, { addSpecialTokens: false })], layout, stopTokenIds: [] };
+  const prefix = tokenizer.specialTokensAround().prefix;
+  const shown = prefix.length > 0 ? tokenizer.decode(prefix, { skipSpecialTokens: false }) : '';
+  return { text: shown + text, ids: [...prefix, ...tokenizer.encode(text, { addSpecialTokens: false })], layout, stopTokenIds: [] };
 }
 
 /** The prompt as `format` lays it out, with its tokens. `system`: a system message (chat and alpaca only). */
 export function layOutPrompt(tokenizer: ModelTokenizer, format: PromptFormat, prompt: string, system = ''): LaidOutPrompt {
   switch (format) {
     case 'plain':
-      if (system.trim() !== '') throw new PromptFormatError('a system message needs the chat or alpaca layout; the plain layout continues the text as written');
+      if (system.trim() !== '') throw new PromptFormatError(PLAIN_TAKES_NO_SYSTEM, 'system');
       return written(tokenizer, prompt, 'the text as written');
     case 'chat':
       return chatLayout(tokenizer, prompt, system);

@@ -2,10 +2,10 @@
 // from its run: a run folder, or one of its checkpoints
 // (RUN/checkpoints/step-N). An adapter from elsewhere says nothing of its
 // data: null then, and the caller keeps the plain layout.
-import { basename, dirname } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import type { DatasetFormat } from '../data/options.js';
 import { CHECKPOINTS_DIR, checkpointStep } from '../runs/layout.js';
-import { readRunRecord, recordedDataFormat } from '../runs/run-record.js';
+import { readRunRecord, recordedDataFormat, type RunRecord } from '../runs/run-record.js';
 import { promptFormatOfData, type PromptFormat } from './prompt-format.js';
 
 export interface TrainedPromptFormat {
@@ -22,8 +22,13 @@ async function recordOf(dir: string) {
   return readRunRecord(dirname(parent)).catch(() => null);
 }
 
-export async function trainedPromptFormat(dir: string): Promise<TrainedPromptFormat | null> {
-  const record = await recordOf(dir.replace(/[\\/]+$/, ''));
-  const dataFormat = record ? recordedDataFormat(record) : null;
+/** The layout of a run's rows, from its run.json; null when not known yet. */
+export function trainedPromptFormatOf(record: RunRecord): TrainedPromptFormat | null {
+  const dataFormat = recordedDataFormat(record);
   return dataFormat === null ? null : { format: promptFormatOfData(dataFormat), dataFormat };
+}
+
+export async function trainedPromptFormat(dir: string): Promise<TrainedPromptFormat | null> {
+  const record = await recordOf(resolve(dir));
+  return record ? trainedPromptFormatOf(record) : null;
 }

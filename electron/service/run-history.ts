@@ -5,8 +5,8 @@ import { readFile } from 'node:fs/promises';
 import type { RunHistory } from '../api/contract.js';
 import { runPaths } from '../runs/layout.js';
 import { entryFromRecord } from '../runs/run-index.js';
-import { readRunRecord, recordedDataFormat, recordedWarnings, type RunRecord } from '../runs/run-record.js';
-import { promptFormatOfData } from '../inference/prompt-format.js';
+import { readRunRecord, recordedWarnings } from '../runs/run-record.js';
+import { trainedPromptFormatOf } from '../inference/trained-prompt-format.js';
 import { failed } from './errors.js';
 
 function metricRows(text: string): Record<string, unknown>[] {
@@ -23,11 +23,6 @@ function metricRows(text: string): Record<string, unknown>[] {
   return rows;
 }
 
-function trainedFormatOf(record: RunRecord): RunHistory['trainedPromptFormat'] {
-  const format = recordedDataFormat(record);
-  return format === null ? null : promptFormatOfData(format);
-}
-
 const isNum = (v: unknown): v is number => typeof v === 'number';
 
 export async function runHistory(dir: string, runId: string | null): Promise<RunHistory> {
@@ -42,5 +37,5 @@ export async function runHistory(dir: string, runId: string | null): Promise<Run
       steps.push({ step: row.step, loss: row.loss, lr: Number(row.lr), gradNorm: Number(row.grad_norm), tokensPerSecond: Number(row.tokens_per_s) });
     }
   }
-  return { dir, entry: entryFromRecord(dir, record), config: record.config, steps, evals, warnings: recordedWarnings(record), trainedPromptFormat: trainedFormatOf(record), runId };
+  return { dir, entry: entryFromRecord(dir, record), config: record.config, steps, evals, warnings: recordedWarnings(record), trainedPromptFormat: trainedPromptFormatOf(record)?.format ?? null, runId };
 }

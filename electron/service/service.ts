@@ -22,7 +22,7 @@ import { inAppEntry } from './app-wording.js';
 import { errorBody, invalid } from './errors.js';
 import { exportWithLog } from './export.js';
 import { Generator } from './generate.js';
-import { PROMPT_FORMATS } from '../inference/prompt-format.js';
+import { PLAIN_TAKES_NO_SYSTEM, PROMPT_FORMATS } from '../inference/prompt-format.js';
 import { hyperparameterSpecs } from './hyperparameters.js';
 import { listDir } from './list-dir.js';
 import { machineSummary } from './machine.js';
@@ -159,12 +159,16 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
       const adapter = policy.checkOptional(f.nullableString('adapter'), 'adapter');
       if (typeof f.obj.prompt !== 'string') throw invalid('prompt', 'prompt must be a string');
       if (f.obj.system !== undefined && typeof f.obj.system !== 'string') throw invalid('system', 'system must be a string');
+      const promptFormat = f.choice('promptFormat', PROMPT_FORMATS) ?? 'plain';
+      const system = (f.obj.system as string | undefined) ?? '';
+      // before any model is loaded
+      if (promptFormat === 'plain' && system.trim() !== '') throw invalid('system', PLAIN_TAKES_NO_SYSTEM);
       return generator.generate({
         model,
         adapter,
         prompt: f.obj.prompt,
-        promptFormat: f.choice('promptFormat', PROMPT_FORMATS) ?? 'plain',
-        system: (f.obj.system as string | undefined) ?? '',
+        promptFormat,
+        system,
         maxNewTokens: f.number('maxNewTokens', { kind: 'int', min: 1 }, true),
         temperature: f.number('temperature', { kind: 'number', min: 0 }, true),
         seed: f.number('seed', ANY_INT, true),

@@ -10,7 +10,7 @@ import { generate } from '../../inference/generate.js';
 import { explainNonFiniteOutput, NonFiniteOutputError } from '../../inference/non-finite-output.js';
 import { readGenerationConfig } from '../../models/generation-config.js';
 import { openSession, stopTokenIds, virtualTokensOf } from '../../session.js';
-import { layOutPrompt, PROMPT_FORMATS, PromptFormatError, type PromptFormat } from '../../inference/prompt-format.js';
+import { layOutPrompt, PLAIN_TAKES_NO_SYSTEM, PROMPT_FORMATS, PromptFormatError, type PromptFormat } from '../../inference/prompt-format.js';
 import { trainedPromptFormat } from '../../inference/trained-prompt-format.js';
 
 export const generateSpec: CommandSpec = {
@@ -50,6 +50,12 @@ export const generateCommand: Command = {
     const asked = (args.string('prompt-format') ?? 'auto') as PromptFormat | 'auto';
     const trained = asked === 'auto' ? await trainedPromptFormat(args.string('adapter') ?? model) : null;
     const format: PromptFormat = asked === 'auto' ? trained?.format ?? (system.trim() !== '' ? 'chat' : 'plain') : asked;
+    // before the model is loaded: a conflict of flags costs no loading time
+    if (format === 'plain' && system.trim() !== '') {
+      throw new Error(trained
+        ? `--system: the run of ${args.string('adapter') ? '--adapter' : '--model'} was trained on ${trained.dataFormat} rows, prompted as plain text, where a system message has no place; leave --system out, or pass --prompt-format chat or alpaca`
+        : `--prompt-format plain: ${PLAIN_TAKES_NO_SYSTEM}`);
+    }
     const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args), precision: precisionFromArgs(args), purpose: 'generate' });
     for (const notice of session.notices) io.stderr(`note: ${notice}\n`);
     if (session.placement) io.stderr(`note: ${session.placement}\n`);
@@ -59,7 +65,7 @@ export const generateCommand: Command = {
       try {
         laidOut = layOutPrompt(session.tokenizer, format, prompt, system);
       } catch (e) {
-        if (e instanceof PromptFormatError) throw new Error(`--prompt-format ${format}: ${e.message}`);
+        if (e instanceof PromptFormatError) throw new Error(`${e.field === 'system' ? '--system' : `--prompt-format ${format}`}: ${e.message}`);
         throw e;
       }
       if (trained && format !== 'plain') io.stderr(`note: the prompt is laid out as the run's ${trained.dataFormat} rows were: ${laidOut.layout} (--prompt-format plain for the text as written)\n`);

@@ -97,8 +97,7 @@ export function renderConversation(messages: readonly ChatMessage[], tokenizer: 
     }
     spans.push([s, closeTurn(text, e, closers)]);
   }
-  const layout = template.source === 'model' ? "the model's chat template" : 'the fallback chat template (### User / ### Assistant)';
-  return { kind: 'rendered', text, trainSpans: spans, addSpecialTokens: false, appendEos: false, layout, ...(dropsSystem(messages, text, template.render.bind(template)) ? { systemDropped: true } : {}) };
+  return { kind: 'rendered', text, trainSpans: spans, addSpecialTokens: false, appendEos: false, layout: template.layout, ...(dropsSystem(messages, text, template.render.bind(template)) ? { systemDropped: true } : {}) };
 }
 
 /**

@@ -149,7 +149,7 @@ describe('Try lays the prompt out as the run was trained', () => {
     expect(byId(root, 'try-system')).toBeNull(); // plain text takes none
     (byId(root, 'generate-button') as HTMLButtonElement).click();
     await until('the plain answers', () => text(root, 'adapter-prompt').includes('the text as written'), 120_000);
-    expect(given('adapter')).toBe(question);
+    expect(given('adapter')).toBe(`<s>${question}`); // the BOS the model is given, spelled out
 
     choose(root, 'try-layout', 'chat');
     type(root, 'try-system', 'Answer in one word.');

@@ -18,6 +18,9 @@ export const PROMPT_LAYOUTS: readonly { value: PromptLayoutChoice; label: string
   { value: 'alpaca', label: 'Alpaca: an instruction' },
 ];
 
+/** Why a plain-text prompt takes no system message (the field's error and the answer's). */
+export const NO_SYSTEM_IN_PLAIN = 'A system message needs the chat or alpaca layout; plain text is continued as written.';
+
 /** A layout in a few words (the 'trained' option names the one it stands for). */
 export const LAYOUT_WORDS: Record<PromptFormat, string> = { plain: 'plain text', chat: 'chat template', alpaca: 'Alpaca instruction' };
 
@@ -40,7 +43,7 @@ export interface TrySettings {
 export function trySettingsErrors(s: TrySettings): Partial<Record<keyof TrySettings, string>> {
   const errors: Partial<Record<keyof TrySettings, string>> = {};
   if (s.prompt.trim() === '') errors.prompt = 'Write a prompt.';
-  if (s.layout === 'plain' && s.system.trim() !== '') errors.system = 'A system message needs the chat or alpaca layout; plain text is continued as written.';
+  if (s.layout === 'plain' && s.system.trim() !== '') errors.system = NO_SYSTEM_IN_PLAIN;
   if (!Number.isInteger(s.maxNewTokens) || s.maxNewTokens < 1 || s.maxNewTokens > MAX_NEW_TOKENS_LIMIT) {
     errors.maxNewTokens = `A whole number from 1 to ${MAX_NEW_TOKENS_LIMIT}.`;
   }
@@ -117,6 +120,10 @@ export class TryPanel {
   system = $state('');
   /** the layout the run's rows were trained in, once read (followRun); null: not known */
   trainedFormat = $state<PromptFormat | null>(null);
+  /** whether the run's layout has been read (a run of an older version records none: plain text then) */
+  trainedFormatRead = $state(false);
+  /** the run followRun reads for: an answer for another run (chosen meanwhile) is dropped */
+  private following: string | null = null;
   maxNewTokens = $state(64);
   temperature = $state(0);
   seed = $state(0);
@@ -141,8 +148,21 @@ export class TryPanel {
 
   /** Reads the layout of the run's rows (the page calls it when the run changes); generate reads it again. */
   async followRun(runDir: string | null): Promise<void> {
-    const format = runDir === null ? null : ((await this.runHistory(runDir))?.trainedPromptFormat ?? null);
+    this.following = runDir;
+    this.trainedFormat = null;
+    this.trainedFormatRead = false;
+    if (runDir === null) return;
+    const format = (await this.runHistory(runDir))?.trainedPromptFormat ?? null;
+    if (this.following !== runDir) return;
     this.trainedFormat = format;
+    this.trainedFormatRead = true;
+  }
+
+  /** The 'trained' option's words: the layout it stands for once known. */
+  get trainedLabel(): string {
+    const label = PROMPT_LAYOUTS[0].label;
+    if (this.trainedFormat) return `${label} (${LAYOUT_WORDS[this.trainedFormat]})`;
+    return this.trainedFormatRead ? `${label} (not recorded: plain text)` : label;
   }
 
   canGenerate(model: string | null, runDir: string | null): boolean {
@@ -171,7 +191,7 @@ export class TryPanel {
       this.trainedFormat = history?.trainedPromptFormat ?? null;
       const promptFormat = this.effectiveLayout;
       if (promptFormat === 'plain' && system.trim() !== '') {
-        throw new Error("This run was trained on plain text, so its prompt is continued as written and a system message has no place: clear it, or choose the chat or alpaca layout.");
+        throw new Error(NO_SYSTEM_IN_PLAIN);
       }
       const settings = { prompt, promptFormat, ...(system.trim() !== '' ? { system } : {}), maxNewTokens, temperature, seed };
       this.base = await this.api.call('generate', { ...settings, model: base, adapter: null });

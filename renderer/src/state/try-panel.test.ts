@@ -1,7 +1,7 @@
 // The try panel's settings are checked before anything is sent.
 import { describe, expect, it } from 'vitest';
-import type { RunIndexEntry } from '../../../electron/api/contract.js';
-import { checkpointStep, checkpointText, computedOnText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, resolvedLayout, trainedModelOf, trySettingsErrors } from './try-panel.svelte.js';
+import type { ApiTransport, RunHistory, RunIndexEntry } from '../../../electron/api/contract.js';
+import { checkpointStep, checkpointText, computedOnText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, resolvedLayout, trainedModelOf, TryPanel, trySettingsErrors } from './try-panel.svelte.js';
 
 const good = { prompt: 'Hello', layout: 'plain' as const, system: '', maxNewTokens: 64, temperature: 0, seed: 0 };
 
@@ -36,6 +36,42 @@ describe('resolvedLayout', () => {
   });
   it('a system message is fine with the chat and alpaca layouts', () => {
     for (const layout of ['chat', 'alpaca'] as const) expect(trySettingsErrors({ ...good, layout, system: 'Be brief.' })).toEqual({});
+  });
+});
+
+describe('TryPanel.followRun', () => {
+  /** A transport whose runHistory answers for each run after its own delay (the other calls are not made here). */
+  function transport(answers: Record<string, { format: RunHistory['trainedPromptFormat']; ms: number } | 'no run'>): ApiTransport {
+    return {
+      call: (async (method: string, request: { runDir: string }) => {
+        expect(method).toBe('runHistory');
+        const a = answers[request.runDir];
+        if (a === 'no run') throw new Error(`${request.runDir}: has no run.json`);
+        await new Promise((r) => setTimeout(r, a.ms));
+        return { trainedPromptFormat: a.format } as RunHistory;
+      }) as ApiTransport['call'],
+      onEvent: () => () => {},
+    };
+  }
+
+  it("keeps the layout of the run chosen last, not of a slower answer for the one before", async () => {
+    const panel = new TryPanel(transport({ '/runs/chat': { format: 'chat', ms: 60 }, '/runs/completion': { format: 'plain', ms: 5 } }));
+    const first = panel.followRun('/runs/chat');
+    const second = panel.followRun('/runs/completion');
+    await Promise.all([first, second]);
+    expect(panel.trainedFormat).toBe('plain');
+    expect(panel.trainedLabel).toBe('As the run was trained (plain text)');
+    expect(panel.effectiveLayout).toBe('plain');
+  });
+
+  it('says when the layout is not recorded (plain text then), and names the run\'s when it is', async () => {
+    const panel = new TryPanel(transport({ '/adapters/x': 'no run', '/runs/chat': { format: 'chat', ms: 1 } }));
+    expect(panel.trainedLabel).toBe('As the run was trained');
+    await panel.followRun('/adapters/x');
+    expect(panel.trainedLabel).toBe('As the run was trained (not recorded: plain text)');
+    await panel.followRun('/runs/chat');
+    expect(panel.trainedLabel).toBe('As the run was trained (chat template)');
+    expect(panel.effectiveLayout).toBe('chat');
   });
 });
 

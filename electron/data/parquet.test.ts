@@ -14,6 +14,7 @@ import { DataError } from '../training/data.js';
 import { readContainer } from './containers/read-file.js';
 import { loadDataset } from './load-dataset.js';
 import type { DatasetOptions } from './options.js';
+import * as arrow from 'apache-arrow';
 import { int64List, messageList, PARQUET_CODECS, utf8, writeParquet } from './testing/parquet-writer.js';
 
 let dir: string;
@@ -62,6 +63,16 @@ describe('Parquet containers', () => {
       expect(read.records.map((r) => (r.value as { text: string }).text)).toEqual(text);
       expect(read.records.at(-1)?.line).toBe(n);
     }
+  });
+
+  it('reads only the columns a format reads: an embedding column is skipped', async () => {
+    const file = writeParquet(join(dir, 'with-embedding.parquet'), {
+      ...alpacaColumns(),
+      id: { values: ['a1', 'a2', 'a3'], type: utf8() },
+      embedding: { values: alpaca.map((_, i) => Array.from({ length: 8 }, (_, k) => i + k / 8)), type: new arrow.List(new arrow.Field('item', new arrow.Float32(), true)) },
+    });
+    const read = await readContainer(file);
+    expect(read.records.map((r) => r.value)).toEqual(alpaca);
   });
 
   it('a file with another extension is recognised by its magic number', async () => {
@@ -113,6 +124,28 @@ describe('bad Parquet input is named by file, row and field', () => {
     expect(read.records[1].value).toEqual({ input_ids: [1, String(2n ** 60n)] });
     const { report } = await loadDataset(file, tokenizer, options());
     expect(report.skipped.map((s) => s.source)).toEqual([`${file}:2`]);
+  });
+
+  it('a file with no column a format reads, and a file with no rows, are refused saying so', async () => {
+    const other = writeParquet(join(dir, 'other-columns.parquet'), { question: { values: ['q'], type: utf8() }, answer: { values: ['a'], type: utf8() } });
+    await expect(readContainer(other)).rejects.toThrow(`${other}: none of its columns (question, answer) is one a dataset format reads. Expected alpaca`);
+    const empty = writeParquet(join(dir, 'empty.parquet'), { text: { values: [], type: utf8() } });
+    await expect(readContainer(empty)).rejects.toThrow(`${empty}: the Parquet file holds no rows`);
+  });
+
+  it('a timestamp where text belongs is named as a timestamp', async () => {
+    const file = writeParquet(join(dir, 'timestamp.parquet'), {
+      prompt: { values: ['When?'], type: utf8() },
+      completion: { values: [new Date(Date.UTC(2024, 0, 1))], type: new arrow.TimestampMillisecond() },
+    });
+    const { report } = await loadDataset(file, tokenizer, options({ format: 'completion' })).catch((e: Error) => ({ report: { skipped: [{ reason: e.message }] } }));
+    expect(JSON.stringify(report.skipped)).toContain('\\"completion\\" must be a string, got a timestamp (2024-01-01T00:00:00.000Z)');
+  });
+
+  it('a Git LFS pointer in place of the file is named as one', async () => {
+    const file = join(dir, 'lfs.parquet');
+    writeFileSync(file, 'version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n');
+    await expect(readContainer(file)).rejects.toThrow(`${file}: is a Git LFS pointer, not the data (the repository was cloned without Git LFS); run \`git lfs pull\` in it, or download the file itself`);
   });
 
   it('a truncated download and a damaged footer are refused naming the file', async () => {

@@ -5,6 +5,7 @@
 // (its tokens and which are trained). Skipped rows are also summarised on
 // stderr. Only the tokenizer (and config.json's vocab_size) is read, not the
 // weights.
+import { DATA_FILE_TYPES } from '../../data/containers/file-types.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError, type CommandSpec } from '../args.js';
@@ -27,7 +28,7 @@ export const dataSpec: CommandSpec = {
   summary: 'Inspect a dataset: `data inspect FILE --model DIR` prints its report (and a row\'s mask preview).',
   positionals: [
     { name: 'action', help: 'inspect' },
-    { name: 'file', help: 'dataset file: .jsonl, .json, .csv, .tsv, .txt or .parquet (also .gz or .zst compressed)' },
+    { name: 'file', help: `dataset file: ${DATA_FILE_TYPES}` },
   ],
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'model folder whose tokenizer (and chat template) to use' },

@@ -1,6 +1,7 @@
 // `peft-studio eval`: mean cross-entropy and perplexity of a model (with an
 // optional PEFT adapter: LoRA, prompt or prefix tuning) over a dataset in any
 // format train reads (the same loader and masking), as one JSON object on stdout.
+import { DATA_FILE_TYPES } from '../../data/containers/file-types.js';
 import { availableParallelism } from 'node:os';
 import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
@@ -20,7 +21,7 @@ export const evalSpec: CommandSpec = {
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder' },
     { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT adapter folder to apply (LoRA, prompt tuning or prefix tuning, by its peft_type)' },
-    { name: 'data', kind: 'string', valueName: 'FILE', help: 'dataset, as for train (.jsonl, .json, .csv, .tsv, .txt, .parquet)' },
+    { name: 'data', kind: 'string', valueName: 'FILE', help: `dataset, as for train: ${DATA_FILE_TYPES}` },
     { name: 'format', kind: 'string', choices: DATASET_FORMATS, help: 'row format', defaultText: 'auto (from the fields)' },
     { name: 'all-tokens', kind: 'boolean', help: 'score every token, not only completions / assistant turns' },
     { name: 'seq-len', kind: 'int', min: 2, help: 'truncate examples to this many tokens', defaultText: `${TRAIN_DEFAULTS.seqLen} (less with an adapter's virtual tokens on a model with few positions)` },

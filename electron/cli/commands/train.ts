@@ -1,5 +1,6 @@
 // `peft-studio train`: fine-tune a model (LoRA, QLoRA, prompt or prefix tuning,
 // or full fine-tuning) on a dataset, in a child process; or continue a run.
+import { DATA_FILE_TYPES } from '../../data/containers/file-types.js';
 import { openModelFolder } from '../../models/folder.js';
 import { runVirtualTokens } from '../../training/run.js';
 import { existsSync } from 'node:fs';
@@ -29,7 +30,7 @@ export const trainSpec: CommandSpec = {
   positionals: [],
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder (config.json, *.safetensors, tokenizer.json)' },
-    { name: 'data', kind: 'string', valueName: 'FILE', help: 'dataset: .jsonl, .json, .csv, .tsv, .txt or .parquet (also gzip or zstd compressed: .jsonl.gz, .csv.zst) with alpaca, chat, completion, text or pre-tokenized rows (see data inspect)' },
+    { name: 'data', kind: 'string', valueName: 'FILE', help: `dataset: ${DATA_FILE_TYPES}, with alpaca, chat, completion, text or pre-tokenized rows (see data inspect)` },
     { name: 'format', kind: 'string', choices: DATA_FORMATS, help: 'how to read the data rows', defaultText: D.dataFormat },
     { name: 'all-tokens', kind: 'boolean', help: 'train on every token (default: completion tokens only; prompt, system and user tokens masked)' },
     { name: 'pack', kind: 'boolean', help: 'pack rows into --seq-len sequences (documents do not attend to each other)' },

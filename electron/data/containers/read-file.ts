@@ -18,6 +18,7 @@ import type { ContainerRead } from './records.js';
 import { readPlainText } from './text.js';
 import { looksLikeParquet, readParquet } from './parquet.js';
 import { decompressed, innerName } from './decompress.js';
+import { DATA_FILE_TYPES, TEXT_DATA_EXTENSIONS } from './file-types.js';
 
 /** The file's bytes, or a DataError that names it and says what is wrong. */
 function readDataBytes(file: string): Buffer {
@@ -77,22 +78,28 @@ export function parseContainer(text: string, file: string, named = file): Contai
     default:
       if (first === '[') return readJsonArray(text, file);
       if (first === '{') return readJsonLines(text, file);
-      throw new DataError(`${file}: unknown data file type "${ext || '(no extension)'}"; use .jsonl, .json, .csv, .tsv, .txt or .parquet`);
+      throw new DataError(`${file}: unknown data file type "${ext || '(no extension)'}"; use ${DATA_FILE_TYPES}`);
   }
 }
 
-const KNOWN_EXTENSIONS = ['.jsonl', '.ndjson', '.json', '.csv', '.tsv', '.tab', '.txt', '.text', '.md'];
+
+/** A Git LFS pointer: what a clone without `git lfs` leaves in place of a large file. */
+const LFS_POINTER = 'version https://git-lfs.github.com/spec/v1';
 
 export async function readContainer(file: string): Promise<ContainerRead> {
   const named = innerName(file);
-  const bytes = decompressed(readDataBytes(file), file);
+  const raw = readDataBytes(file);
+  if (raw.length < 1024 && raw.subarray(0, LFS_POINTER.length).toString('latin1') === LFS_POINTER) {
+    throw new DataError(`${file}: is a Git LFS pointer, not the data (the repository was cloned without Git LFS); run \`git lfs pull\` in it, or download the file itself`);
+  }
+  const bytes = decompressed(raw, file);
   if (extname(named).toLowerCase() === '.parquet' || looksLikeParquet(bytes)) return readParquet(bytes, file);
   let text: string;
   try {
     text = decodeDataBytes(bytes, file);
   } catch (e) {
     // A file of another type (.arrow, .xlsx, ...) is binary: its type is the news, not its encoding.
-    if (e instanceof EncodingError && !KNOWN_EXTENSIONS.includes(extname(named).toLowerCase())) {
+    if (e instanceof EncodingError && !TEXT_DATA_EXTENSIONS.includes(extname(named).toLowerCase())) {
       return parseContainer('', file, named);
     }
     throw e;

@@ -33,6 +33,19 @@ export type FormattedRow = RenderedRow | TokenRow;
 
 export type Fields = Record<string, unknown>;
 
+/**
+ * Every field some format reads (chat, alpaca, completion, text,
+ * pre-tokenized): a columnar file's other columns (embeddings, ids, scores)
+ * need not be read at all.
+ */
+export const ROW_FIELDS: readonly string[] = ['messages', 'conversations', 'system', 'instruction', 'input', 'output', 'prompt', 'completion', 'text', 'input_ids', 'labels'];
+
+/** A value as a field's error shows it: a timestamp is named, not printed as if it were text. */
+export function shownValue(v: unknown): string {
+  if (v instanceof Date) return `a timestamp (${Number.isNaN(v.getTime()) ? 'invalid' : v.toISOString()})`;
+  return JSON.stringify(v)?.slice(0, 60) ?? String(v);
+}
+
 export function asObject(value: unknown): Fields {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new RowError('wrong-type', `expected an object with named fields, got ${Array.isArray(value) ? 'an array' : JSON.stringify(value)?.slice(0, 60)}`);
@@ -46,7 +59,7 @@ export function requireString(row: Fields, field: string, allowEmpty = false): s
     throw new RowError('missing-field', `missing "${field}" (fields found: ${Object.keys(row).join(', ') || 'none'})`);
   }
   const v = row[field];
-  if (typeof v !== 'string') throw new RowError('wrong-type', `"${field}" must be a string, got ${JSON.stringify(v)?.slice(0, 60)}`);
+  if (typeof v !== 'string') throw new RowError('wrong-type', `"${field}" must be a string, got ${shownValue(v)}`);
   if (!allowEmpty && v.trim() === '') throw new RowError('empty', `"${field}" is empty`);
   return v;
 }
@@ -54,7 +67,7 @@ export function requireString(row: Fields, field: string, allowEmpty = false): s
 export function optionalString(row: Fields, field: string): string {
   const v = row[field];
   if (v === undefined || v === null) return '';
-  if (typeof v !== 'string') throw new RowError('wrong-type', `"${field}" must be a string, got ${JSON.stringify(v)?.slice(0, 60)}`);
+  if (typeof v !== 'string') throw new RowError('wrong-type', `"${field}" must be a string, got ${shownValue(v)}`);
   return v;
 }
 

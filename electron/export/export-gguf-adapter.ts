@@ -65,7 +65,7 @@ export async function exportGgufAdapter(o: FormatStep & {
     let written: GgufModelSummary | null = null;
     if (o.base) {
       written = await writeGgufModel({ modelDir: o.folder.dir, outFile: join(o.dir, GGUF_BASE_FILE), ...(o.base.type ? { type: o.base.type } : {}), name: basename(o.folder.dir), vocab: o.base.vocab });
-      o.log(`wrote the base model as ${GGUF_BASE_FILE} (${written.architecture}, ${written.type}, ${countOf(written.tensors.length, 'tensor')}, pre-tokenizer ${written.pre}, ${(written.fileBytes / 2 ** 20).toFixed(1)} MiB)`);
+      o.log(`wrote the base model as ${GGUF_BASE_FILE} (${written.architecture}, ${written.type}, ${countOf(written.tensors.length, 'tensor')}, ${written.tokenizer}, ${(written.fileBytes / 2 ** 20).toFixed(1)} MiB)`);
     }
     await writeFileAtomic(join(o.dir, MODELFILE), ollamaModelfile({
       base: written ? { ggufFile: GGUF_BASE_FILE } : { dir: o.folder.dir },

@@ -57,7 +57,7 @@ export async function exportGgufModel(o: FormatStep & {
     // The merged folder holds the base's tokenizer files as they are, so the base's vocabulary is its own.
     const written = await writeGgufModel({ modelDir, outFile: file, ...(type ? { type } : {}), name: exportSourceName(o.source), vocab: o.vocab });
     await writeFileAtomic(join(o.dir, MODELFILE), ollamaModelfileForModel({ modelFile: GGUF_MODEL_FILE, chatTemplate: written.chatTemplate }));
-    o.log(`wrote the GGUF model (${written.architecture}, ${written.type}, ${countOf(written.tensors.length, 'tensor')}, ${countOf(written.tokens, 'token')}, pre-tokenizer ${written.pre}, ${(written.fileBytes / 2 ** 20).toFixed(1)} MiB) and an Ollama Modelfile`);
+    o.log(`wrote the GGUF model (${written.architecture}, ${written.type}, ${countOf(written.tensors.length, 'tensor')}, ${countOf(written.tokens, 'token')}, ${written.tokenizer}, ${(written.fileBytes / 2 ** 20).toFixed(1)} MiB) and an Ollama Modelfile`);
     const reloaded = join(o.scratch, 'reloaded');
     // (the reader checks the file's tokenizer against a vocabulary it builds afresh from modelDir: an independent check)
     await ggufModelToFolder(file, o.folder.spec, modelDir, reloaded);

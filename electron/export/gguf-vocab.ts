@@ -1,7 +1,7 @@
-// A Hugging Face byte-level BPE tokenizer (tokenizer.json, tokenizer_config.json,
-// config.json) as the GGUF tokenizer metadata llama.cpp reads, laid out the
-// way its converter writes it (convert_hf_to_gguf.py _set_vocab_gpt2 with
-// get_vocab_base, and gguf-py's SpecialVocab):
+// A Hugging Face BPE tokenizer (tokenizer.json, tokenizer_config.json,
+// config.json) as the GGUF tokenizer metadata llama.cpp reads. Byte-level BPE
+// is laid out the way its converter writes it (convert_hf_to_gguf.py
+// _set_vocab_gpt2 with get_vocab_base, and gguf-py's SpecialVocab):
 //   tokenizer.ggml.model        "gpt2" (byte-level BPE)
 //   tokenizer.ggml.pre          which pre-tokenizer regex llama.cpp applies (see PRE_TOKENIZERS)
 //   tokenizer.ggml.tokens       every id below config.json's vocab_size, in id order: the
@@ -12,8 +12,15 @@
 //   tokenizer.ggml.merges       "a b" strings in rank order
 //   tokenizer.ggml.{bos,eos,unknown,seperator,padding}_token_id, add_bos_token / add_eos_token
 //   tokenizer.chat_template
-// SentencePiece-style tokenizers (Metaspace, byte fallback: Llama 2, Mistral),
-// byte-level tokenizers whose split regex llama.cpp has no name for, and
+// SentencePiece-style BPE ("byte_fallback": true, "▁" for spaces: Llama 2,
+// TinyLlama, Mistral 7B) is tokenizer model "llama" (llama.cpp's SPM
+// tokenizer), with the same tokens, special ids, flags and template, and
+// instead of merges (gguf-vocab-spm.ts):
+//   tokenizer.ggml.scores       a score per token, derived from the merges
+//   tokenizer.ggml.token_type   as above, and 2 unknown (model.unk_token), 6 byte (<0x00>..<0xFF>)
+//   tokenizer.ggml.add_space_prefix  from the normalizer (written by ggufTokenizerKvs)
+// Byte-level tokenizers whose split regex llama.cpp has no name for, the
+// SentencePiece layouts llama.cpp cannot follow (gguf-vocab-spm.ts), and
 // settings llama.cpp does not read from a GGUF (see checkLlamaCppReads) are
 // refused: llama.cpp would tokenize their text differently from the model's
 // training, without a warning.
@@ -21,6 +28,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GPT2_PRETOKENIZE } from '../models/byte-level-bpe.js';
 import { GgufValueType, type GgufKv } from './gguf/format.js';
+import { GgufVocabError } from './gguf-vocab-error.js';
+import { isBytePiece, refuseNormalizedAddedTokens, spmScores, spmSpacePrefix } from './gguf-vocab-spm.js';
 
 /** gguf-py TokenType. */
 export enum GgufTokenType {
@@ -32,14 +41,9 @@ export enum GgufTokenType {
   BYTE = 6,
 }
 
-export class GgufVocabError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'GgufVocabError';
-  }
-}
+export { GgufVocabError };
 
-const SUPPORTED = 'GGUF model export supports byte-level BPE tokenizers as llama.cpp reads them (tokenizer.json with model.type "BPE" and a ByteLevel pre-tokenizer) whose split regex llama.cpp knows: GPT-2 ("gpt-2"), Llama 3 ("llama-bpe") and Qwen2/Qwen3 ("qwen2"), with no normalizer (or NFC), and added tokens without lstrip / rstrip / single_word';
+const SUPPORTED = 'GGUF model export supports byte-level BPE tokenizers as llama.cpp reads them (tokenizer.json with model.type "BPE" and a ByteLevel pre-tokenizer) whose split regex llama.cpp knows: GPT-2 ("gpt-2"), Llama 3 ("llama-bpe") and Qwen2/Qwen3 ("qwen2"), with no normalizer (or NFC), and added tokens without lstrip / rstrip / single_word; and SentencePiece-style BPE tokenizers ("byte_fallback": true, "▁" for spaces: Llama 2, TinyLlama, Mistral 7B)';
 
 /**
  * The pre-tokenizer names llama.cpp knows for byte-level BPE that this export
@@ -96,7 +100,7 @@ export function ggufPreTokenizer(tokenizer: Json, file: string): string {
     if (pt.add_prefix_space === true) throw refuse('"pre_tokenizer.add_prefix_space"', 'is true; llama.cpp does not add a space before the text');
     return 'gpt-2';
   }
-  if (pt.type !== 'Sequence') throw refuse('"pre_tokenizer.type"', `is ${JSON.stringify(pt.type)} (${pt.type === 'Metaspace' ? 'a SentencePiece-style tokenizer' : 'not a byte-level pre-tokenizer'})`);
+  if (pt.type !== 'Sequence') throw refuse('"pre_tokenizer.type"', `is ${JSON.stringify(pt.type)} (${pt.type === 'Metaspace' ? 'a SentencePiece-style tokenizer without "byte_fallback": true in "model", which llama.cpp needs for characters outside the vocabulary' : 'not a byte-level pre-tokenizer'})`);
   const steps = Array.isArray(pt.pretokenizers) ? pt.pretokenizers : [];
   const [split, byteLevel] = steps as unknown[];
   if (steps.length !== 2 || !isObject(split) || split.type !== 'Split' || !isObject(byteLevel) || byteLevel.type !== 'ByteLevel') {
@@ -141,15 +145,20 @@ export function checkLlamaCppReads(tokenizer: Json, pre: string, file: string): 
     }
     kept = 'NFC';
   }
+  refuseAddedTokenFlags(tokenizer, file, SUPPORTED);
+  return kept;
+}
+
+/** Refuses added tokens with a flag a GGUF cannot carry (llama.cpp would match them differently). */
+function refuseAddedTokenFlags(tokenizer: Json, file: string, supported: string): void {
   const added = Array.isArray(tokenizer.added_tokens) ? tokenizer.added_tokens : [];
   for (const t of added) {
     if (!isObject(t)) continue;
     const flag = ADDED_TOKEN_FLAGS.find((f) => t[f] === true);
     if (flag !== undefined) {
-      throw refuse(`"added_tokens" entry ${JSON.stringify(t.content)} (id ${JSON.stringify(t.id)})`, `sets "${flag}": true; a GGUF has no place for that flag and llama.cpp would not ${flag === 'single_word' ? 'match it as a single word only' : `strip the whitespace ${flag === 'lstrip' ? 'before' : 'after'} the token`}`);
+      throw new GgufVocabError(`${file}: "added_tokens" entry ${JSON.stringify(t.content)} (id ${JSON.stringify(t.id)}) sets "${flag}": true; a GGUF has no place for that flag and llama.cpp would not ${flag === 'single_word' ? 'match it as a single word only' : `strip the whitespace ${flag === 'lstrip' ? 'before' : 'after'} the token`}. ${supported}`);
     }
   }
-  return kept;
 }
 
 /** gguf-py's TextModel.does_token_look_special. */
@@ -204,16 +213,26 @@ function tokenContent(entry: unknown): string | null {
 
 export interface GgufVocab {
   kvs: GgufKv[];
+  /** tokenizer.ggml.model: byte-level BPE, or SentencePiece-style BPE (llama.cpp's SPM tokenizer) */
+  model: 'gpt2' | 'llama';
+  /** tokenizer.ggml.pre ("default" for SentencePiece-style, which llama.cpp does not split) */
   pre: string;
   tokens: string[];
   tokenTypes: GgufTokenType[];
+  /** tokenizer.ggml.merges (byte-level BPE; none for SentencePiece-style) */
   merges: string[];
+  /** tokenizer.ggml.scores (SentencePiece-style only) */
+  scores: number[] | null;
   /** tokenizer.ggml.*_token_id written, by kind */
   specialIds: Partial<Record<'bos' | 'eos' | 'unk' | 'sep' | 'pad', number>>;
   addBos: boolean;
   addEos: boolean;
   chatTemplate: string | null;
-  /** tokenizer_config.json's add_prefix_space (the converter writes it for the llama architecture only) */
+  /**
+   * tokenizer.ggml.add_space_prefix: for SentencePiece-style, what tokenizer.json's normalizer
+   * does; for byte-level BPE tokenizer_config.json's add_prefix_space (the converter writes it
+   * for the llama architecture only)
+   */
   addSpacePrefix: boolean | null;
   /** tokenizer.json's normalizer: none, or NFC, which llama.cpp does not apply (text not in NFC may tokenize differently there) */
   normalizer: 'NFC' | null;
@@ -239,11 +258,19 @@ export async function ggufVocab(modelDir: string, vocabSize: number): Promise<Gg
   if (model.type !== 'BPE') {
     throw new GgufVocabError(`${file}: "model.type" is ${JSON.stringify(model.type)}${model.type === 'Unigram' ? ' (a SentencePiece Unigram tokenizer)' : ''}, not "BPE". ${SUPPORTED}`);
   }
-  if (model.byte_fallback === true) {
-    throw new GgufVocabError(`${file}: "model.byte_fallback" is true (a SentencePiece-style BPE such as Llama 2's or Mistral's, which GGUF stores as tokenizer model "llama" from tokenizer.model). ${SUPPORTED}`);
+  // byte fallback: SentencePiece-style BPE, "▁" for spaces
+  const spm = model.byte_fallback === true;
+  let pre = 'default';
+  let normalizer: 'NFC' | null = null;
+  let spmSpace: boolean | null = null;
+  if (spm) {
+    spmSpace = spmSpacePrefix(tokenizer, file);
+    refuseAddedTokenFlags(tokenizer, file, 'llama.cpp matches added tokens as they are');
+    refuseNormalizedAddedTokens(tokenizer, file);
+  } else {
+    pre = ggufPreTokenizer(tokenizer, file);
+    normalizer = checkLlamaCppReads(tokenizer, pre, file);
   }
-  const pre = ggufPreTokenizer(tokenizer, file);
-  const normalizer = checkLlamaCppReads(tokenizer, pre, file);
 
   // tokens by id: the BPE vocab, then the added tokens (which may reuse or extend its ids)
   const byId = new Map<number, string>();
@@ -259,6 +286,15 @@ export async function ggufVocab(modelDir: string, vocabSize: number): Promise<Gg
     added.set(t.id, { content: t.content, special: t.special === true });
     byId.set(t.id, t.content);
   });
+  // SentencePiece's unknown piece (type unknown, as its tokenizer.model says)
+  const unkId = spm && typeof model.unk_token === 'string' ? (model.vocab as Record<string, number>)[model.unk_token] : undefined;
+  // llama.cpp writes a character no piece holds as its UTF-8 bytes' pieces, which must all be there
+  if (spm) {
+    for (let b = 0; b < 256; b++) {
+      const piece = `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
+      if (!Object.hasOwn(model.vocab, piece)) throw new GgufVocabError(`${file}: "model.vocab" has no byte piece ${JSON.stringify(piece)}; llama.cpp writes characters outside the vocabulary as byte pieces <0x00>..<0xFF>, and needs all 256`);
+    }
+  }
   let maxId = -1;
   for (const id of byId.keys()) maxId = Math.max(maxId, id);
   if (maxId >= vocabSize) {
@@ -273,6 +309,9 @@ export async function ggufVocab(modelDir: string, vocabSize: number): Promise<Gg
     if (token === undefined) {
       tokens.push(`[PAD${id}]`);
       tokenTypes.push(GgufTokenType.UNUSED);
+    } else if (spm && id === unkId) {
+      tokens.push(token);
+      tokenTypes.push(GgufTokenType.UNKNOWN);
     } else if (extra) {
       if (extra.special || looksSpecial(extra.content)) {
         tokens.push(extra.content);
@@ -284,13 +323,25 @@ export async function ggufVocab(modelDir: string, vocabSize: number): Promise<Gg
       }
     } else {
       tokens.push(token);
-      tokenTypes.push(GgufTokenType.NORMAL);
+      tokenTypes.push(spm && isBytePiece(token) ? GgufTokenType.BYTE : GgufTokenType.NORMAL);
     }
   }
 
   const rawMerges = model.merges;
   if (!Array.isArray(rawMerges) || rawMerges.length === 0) throw new GgufVocabError(`${file}: "model.merges" is missing or empty; a BPE tokenizer needs its merges`);
-  const merges = rawMerges.map((m, i) => mergeString(m, i, file));
+  let merges: string[] = [];
+  let scores: number[] | null = null;
+  if (spm) {
+    // a piece's score by its id (the merges name model.vocab's pieces); 0 for every token no merge forms
+    const byPiece = spmScores(new Map(Object.entries(model.vocab as Record<string, number>)), rawMerges, file);
+    scores = new Array<number>(vocabSize).fill(0);
+    for (const [piece, score] of byPiece) {
+      const id = (model.vocab as Record<string, number>)[piece];
+      if (!added.has(id)) scores[id] = score;
+    }
+  } else {
+    merges = rawMerges.map((m, i) => mergeString(m, i, file));
+  }
 
   // Special ids: tokenizer_config.json's *_token matched to an added token, else config.json's *_token_id.
   const specialIds: GgufVocab['specialIds'] = {};
@@ -304,6 +355,7 @@ export async function ggufVocab(modelDir: string, vocabSize: number): Promise<Gg
     if (content !== null) set(kind, addedTokens.find((t) => isObject(t) && t.content === content)?.id);
   }
   for (const kind of Object.keys(SPECIAL_KEYS) as SpecialKind[]) set(kind, modelConfig[`${kind}_token_id`]);
+  set('unk', unkId);
 
   // add_bos / add_eos: what the tokenizer does, the post-processor's template (first / last special
   // token), then tokenizer_config.json's flags, as the converter reads them. Unlike the converter, an
@@ -349,12 +401,13 @@ export async function ggufVocab(modelDir: string, vocabSize: number): Promise<Gg
   }
 
   const kvs: GgufKv[] = [
-    { key: 'tokenizer.ggml.model', type: GgufValueType.STRING, value: 'gpt2' },
+    { key: 'tokenizer.ggml.model', type: GgufValueType.STRING, value: spm ? 'llama' : 'gpt2' },
     { key: 'tokenizer.ggml.pre', type: GgufValueType.STRING, value: pre },
     { key: 'tokenizer.ggml.tokens', type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value: tokens },
-    { key: 'tokenizer.ggml.token_type', type: GgufValueType.ARRAY, itemType: GgufValueType.INT32, value: tokenTypes },
-    { key: 'tokenizer.ggml.merges', type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value: merges },
   ];
+  if (scores) kvs.push({ key: 'tokenizer.ggml.scores', type: GgufValueType.ARRAY, itemType: GgufValueType.FLOAT32, value: scores });
+  kvs.push({ key: 'tokenizer.ggml.token_type', type: GgufValueType.ARRAY, itemType: GgufValueType.INT32, value: tokenTypes });
+  if (!spm) kvs.push({ key: 'tokenizer.ggml.merges', type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value: merges });
   for (const kind of Object.keys(SPECIAL_KEYS) as SpecialKind[]) {
     const id = specialIds[kind];
     if (id !== undefined) kvs.push({ key: `tokenizer.ggml.${SPECIAL_KEYS[kind]}`, type: GgufValueType.UINT32, value: id });
@@ -364,6 +417,7 @@ export async function ggufVocab(modelDir: string, vocabSize: number): Promise<Gg
   for (const t of namedTemplates) kvs.push({ key: `tokenizer.chat_template.${t.name}`, type: GgufValueType.STRING, value: t.template });
   if (namedTemplates.length > 0) kvs.push({ key: 'tokenizer.chat_templates', type: GgufValueType.ARRAY, itemType: GgufValueType.STRING, value: namedTemplates.map((t) => t.name) });
   if (chatTemplate !== null) kvs.push({ key: 'tokenizer.chat_template', type: GgufValueType.STRING, value: chatTemplate });
-  const addSpacePrefix = typeof config?.add_prefix_space === 'boolean' ? config.add_prefix_space : null;
-  return { kvs, pre, tokens, tokenTypes, merges, specialIds, addBos, addEos, chatTemplate, addSpacePrefix, normalizer };
+  // SentencePiece-style: what tokenizer.json does (our tokenizer reads it, not tokenizer_config.json's flag)
+  const addSpacePrefix = spm ? spmSpace : typeof config?.add_prefix_space === 'boolean' ? config.add_prefix_space : null;
+  return { kvs, model: spm ? 'llama' : 'gpt2', pre, tokens, tokenTypes, merges, scores, specialIds, addBos, addEos, chatTemplate, addSpacePrefix, normalizer };
 }

@@ -187,31 +187,55 @@ export class ModelTokenizer {
    * encode(text, { addSpecialTokens: false }). The offsets come from spelling
    * every token out as bytes (byte-level BPE: the GPT-2 byte table;
    * SentencePiece-style: "▁" = space and <0xNN> byte tokens; added tokens:
-   * their content) and checking that the spelling is exactly the text. Null
-   * when the scheme is unknown or the spelling differs (normalizers that
-   * rewrite the text), so callers can fall back to another method.
+   * their content) and checking that the spelling is exactly the text, but
+   * for the one "▁" a SentencePiece-style tokenizer puts before each piece of
+   * text between added tokens (its normalizer's Prepend, Metaspace's
+   * prepend_scheme), which is no character of the text. Null when the scheme
+   * is unknown or the spelling differs (normalizers that rewrite the text),
+   * so callers can fall back to another method.
    */
   tokenByteStarts(text: string, ids: readonly number[]): Int32Array | null {
     if (this.pieceScheme === 'unknown') return null;
     const target = utf8.encode(text);
-    const starts = new Int32Array(ids.length + 1);
+    const added = this.addedTokens();
+    // The spelling of every token, and where each text segment (between added tokens) starts in it.
     const spelled: number[] = [];
+    const tokenAt = new Int32Array(ids.length + 1);
+    const segmentStarts = new Set<number>();
+    let afterAdded = true;
     for (let i = 0; i < ids.length; i++) {
-      starts[i] = spelled.length;
+      tokenAt[i] = spelled.length;
+      const isAdded = added.has(ids[i]);
+      if (!isAdded && afterAdded) segmentStarts.add(spelled.length);
+      afterAdded = isAdded;
       let bytes = this.spelledTokens.get(ids[i]);
       if (bytes === undefined) {
-        bytes = this.tokenBytes(ids[i], this.addedTokens().get(ids[i])?.content);
+        bytes = this.tokenBytes(ids[i], added.get(ids[i])?.content);
         this.spelledTokens.set(ids[i], bytes);
       }
       if (bytes === null) return null;
       for (let k = 0; k < bytes.length; k++) spelled.push(bytes[k]);
     }
-    starts[ids.length] = spelled.length;
-    // SentencePiece tokenizers may prepend one "▁" to the text: that space is no character of it.
-    const shift = spelled.length === target.length + 1 && spelled[0] === 0x20 && this.pieceScheme === 'metaspace' ? 1 : 0;
-    if (spelled.length - shift !== target.length) return null;
-    for (let k = 0; k < target.length; k++) if (spelled[k + shift] !== target[k]) return null;
-    if (shift) for (let i = 0; i < starts.length; i++) starts[i] = Math.max(0, starts[i] - 1);
+    tokenAt[ids.length] = spelled.length;
+    // Walk the spelling against the text. SentencePiece-style tokenizers put a
+    // "▁" before each text segment (the legacy normalizer's Prepend after
+    // every added token; Metaspace's prepend_scheme at the start): that space
+    // is no character of the text. At a segment start, one space more in the
+    // spelling than in the text is that one, and is skipped.
+    const textAt = new Int32Array(spelled.length + 1); // text offset of each spelled byte
+    let j = 0;
+    for (let k = 0; k < spelled.length; k++) {
+      if (this.pieceScheme === 'metaspace' && segmentStarts.has(k) && spelled[k] === 0x20 && spacesAt(spelled, k) === spacesAt(target, j) + 1) {
+        textAt[k] = j; // the prepended space: no text byte
+        continue;
+      }
+      if (j >= target.length || spelled[k] !== target[j]) return null;
+      textAt[k] = j++;
+    }
+    if (j !== target.length) return null;
+    textAt[spelled.length] = j;
+    const starts = new Int32Array(ids.length + 1);
+    for (let i = 0; i <= ids.length; i++) starts[i] = textAt[tokenAt[i]];
     return starts;
   }
 
@@ -234,6 +258,13 @@ export class ModelTokenizer {
     if (byte) return [parseInt(byte[1], 16)];
     return utf8.encode(piece.replaceAll('\u2581', ' '));
   }
+}
+
+/** How many spaces (0x20) start at `at`. */
+function spacesAt(bytes: ArrayLike<number>, at: number): number {
+  let n = 0;
+  while (at + n < bytes.length && bytes[at + n] === 0x20) n++;
+  return n;
 }
 
 /** How a tokenizer's token strings map to text. */

@@ -15,7 +15,7 @@ import type { GgufVocab } from './gguf-vocab.js';
 import { mergeAdapter } from './merge.js';
 import { MODELFILE, ollamaModelfileForModel } from './modelfile.js';
 import { exportSourceName, type ExportSource } from './source.js';
-import { ExportCheckError, LOSS_TOLERANCE, lossOfModel } from './verify.js';
+import { ExportCheckError, LOSS_TOLERANCE, lossOfModel, mergedTolerance } from './verify.js';
 
 export const GGUF_MODEL_FILE = 'model.gguf';
 
@@ -47,7 +47,7 @@ export async function exportGgufModel(o: FormatStep & {
       const merged = await mergeAdapter(o.folder.dir, o.adapterDir, modelDir, { addon: o.addon, threads: o.threads, quantization: o.quantization });
       o.log(`merged ${countOf(merged.mergedTensors, 'weight')} (scaling ${merged.scaling}) for the GGUF model`);
       // the merged weights carry their own storage rounding (see the merged format's check)
-      tolerance = LOSS_TOLERANCE.merged[(await openModelFolder(modelDir)).storedDType] ?? LOSS_TOLERANCE.merged.BF16;
+      tolerance = mergedTolerance((await openModelFolder(modelDir)).storedDType);
     }
     await makeFolder(o.dir);
     const file = join(o.dir, GGUF_MODEL_FILE);

@@ -6,7 +6,7 @@ import { openModelFolder } from '../models/folder.js';
 import { countOf } from '../text/plural.js';
 import type { FormatStep } from './format-step.js';
 import { mergeAdapter } from './merge.js';
-import { LOSS_TOLERANCE, lossOfModel } from './verify.js';
+import { lossOfModel, mergedTolerance } from './verify.js';
 
 /** Writes and checks the merged folder of the LoRA adapter in `adapterDir`. Returns its files. */
 export async function exportMerged(step: FormatStep, adapterDir: string): Promise<string[]> {
@@ -14,7 +14,7 @@ export async function exportMerged(step: FormatStep, adapterDir: string): Promis
   step.log(`merged ${countOf(summary.mergedTensors, 'weight')} (scaling ${summary.scaling})`);
   const merged = await openModelFolder(step.dir);
   // the merged weights are stored in the base's dtype, which rounds them: the tolerance is that dtype's
-  const tolerance = LOSS_TOLERANCE.merged[merged.storedDType] ?? LOSS_TOLERANCE.merged.BF16;
+  const tolerance = mergedTolerance(merged.storedDType);
   step.check('merged', (await lossOfModel(step.addon, merged, step.examples, step.threads)).loss, tolerance);
   return summary.files;
 }

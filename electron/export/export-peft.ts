@@ -5,7 +5,7 @@ import { readPeftAdapter, writePeftAdapter, type PeftLoraAdapter } from '../adap
 import type { FormatStep } from './format-step.js';
 import { LOSS_TOLERANCE, lossWithLora } from './verify.js';
 
-export const PEFT_FILES = ['adapter_config.json', 'adapter_model.safetensors', 'README.md'];
+export const PEFT_FILES: readonly string[] = ['adapter_config.json', 'adapter_model.safetensors', 'README.md'];
 
 /** Writes and checks the PEFT folder; `baseModelNameOrPath` goes into its adapter_config.json. Returns its files. */
 export async function exportPeft(step: FormatStep, adapter: PeftLoraAdapter, baseModelNameOrPath: string): Promise<string[]> {
@@ -14,5 +14,5 @@ export async function exportPeft(step: FormatStep, adapter: PeftLoraAdapter, bas
   step.log(`wrote the PEFT adapter`);
   const reread = await readPeftAdapter(dir, folder.spec);
   step.check('peft', (await lossWithLora(step.addon, folder, reread.lora, reread.tensors, step.examples, step.threads, step.quantization)).loss, LOSS_TOLERANCE.peft);
-  return PEFT_FILES;
+  return [...PEFT_FILES];
 }

@@ -61,6 +61,11 @@ export const LOSS_TOLERANCE = {
   'gguf-model': { f32: 1e-6, f16: 1e-3, bf16: 2e-3, q8_0: 3e-3 },
 } as const;
 
+/** The merged model's tolerance for the dtype it is stored in (an unknown one: BF16's, the loosest). */
+export function mergedTolerance(storedDType: string): number {
+  return LOSS_TOLERANCE.merged[storedDType] ?? LOSS_TOLERANCE.merged.BF16;
+}
+
 export const DEFAULT_CHECK_ROWS = 8;
 export const CHECK_BATCH_SIZE = 4;
 

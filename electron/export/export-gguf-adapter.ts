@@ -20,7 +20,9 @@ import { readGgufLoraAdapter, writeGgufLoraAdapter, type GgufTensorType } from '
 import { writeGgufModel, type GgufModelSummary, type GgufModelType } from './gguf-model.js';
 import { ggufModelToFolder } from './gguf-model-read.js';
 import type { GgufVocab } from './gguf-vocab.js';
-import { MODELFILE, ollamaModelfile } from './modelfile.js';
+import { MODELFILE, ollamaModelfile, ollamaTemplateLines } from './modelfile.js';
+import { trainedPromptFormat } from '../inference/trained-prompt-format.js';
+import { hasChatTemplate } from '../models/chat-template-file.js';
 import { exportSourceName, type AdapterExportSource } from './source.js';
 import { LOSS_TOLERANCE, lossWithLora } from './verify.js';
 
@@ -71,6 +73,7 @@ export async function exportGgufAdapter(o: FormatStep & {
       base: written ? { ggufFile: GGUF_BASE_FILE } : { dir: o.folder.dir },
       adapterFile: GGUF_ADAPTER_FILE,
       architecture: content.architecture,
+      template: ollamaTemplateLines((await trainedPromptFormat(o.source.dir))?.format ?? null, written?.chatTemplate ?? (await hasChatTemplate(o.folder.dir))),
     }));
     const rsNote = o.adapter.lora.rslora ? ` (rsLoRA: alpha ${o.adapter.lora.alpha} × sqrt(${o.adapter.lora.rank}), so llama.cpp's alpha / r equals alpha / sqrt(r))` : '';
     o.log(`wrote the GGUF adapter (${content.architecture}, ${o.type}, adapter.lora.alpha ${content.alpha}${rsNote}) and an Ollama Modelfile${written ? ` FROM ./${GGUF_BASE_FILE}` : ''}`);

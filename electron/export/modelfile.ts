@@ -4,9 +4,38 @@
 // a GGUF file there), or with --gguf-base the base.gguf written beside the
 // adapter; ADAPTER names the adapter relative to the Modelfile, so the export
 // folder can be moved (as one, with base.gguf inside it).
+import { ALPACA_PREAMBLE } from '../data/formats/alpaca.js';
+import type { PromptFormat } from '../inference/prompt-format.js';
 
 /** The Modelfile's name in an export folder (Ollama: ollama create NAME -f Modelfile). */
 export const MODELFILE = 'Modelfile';
+
+/** The Go templates of ollamaTemplateLines, by layout (\n: a line break inside the TEMPLATE). */
+export const OLLAMA_TEMPLATES = {
+  chat: '{{ if .System }}{{ .System }}\n\n{{ end }}### User:\n{{ .Prompt }}\n\n### Assistant:\n',
+  alpaca: `{{ if .System }}{{ .System }}{{ else }}${ALPACA_PREAMBLE}{{ end }}\n\n### Instruction:\n{{ .Prompt }}\n\n### Response:\n`,
+} as const;
+
+/**
+ * Ollama's TEMPLATE (a Go template: .System, .Prompt) for a model with no
+ * chat template, laid out as the run's rows were (inference/prompt-format.ts):
+ * chat rows in the fallback chat template, alpaca rows in the Stanford
+ * Alpaca prompt (a system message replacing its preamble). Ollama puts BOS
+ * first itself (the GGUF's add_bos_token), as the layouts have it. None for
+ * plain text (Ollama's default passes the prompt as it is), for a model with
+ * a chat template (Ollama reads it from the GGUF), or an unknown layout.
+ */
+export function ollamaTemplateLines(layout: PromptFormat | null, hasChatTemplate: boolean): string[] {
+  if (hasChatTemplate || layout === null || layout === 'plain') return [];
+  const quotes = '"""';
+  return [
+    layout === 'chat'
+      ? "# The prompt as the run's chat rows were laid out (the fallback chat template: the model has none)."
+      : "# The prompt as the run's alpaca rows were laid out (the Stanford Alpaca prompt: the model has no chat template).",
+    `TEMPLATE ${quotes}${OLLAMA_TEMPLATES[layout]}${quotes}`,
+    `PARAMETER stop "${layout === 'chat' ? '### User:' : '### Instruction:'}"`,
+  ];
+}
 
 /** Quotes a Modelfile argument when it holds spaces or quotes. */
 function modelfileArgument(value: string): string {
@@ -14,7 +43,7 @@ function modelfileArgument(value: string): string {
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
-export function ollamaModelfile(options: { base: { dir: string } | { ggufFile: string }; adapterFile: string; architecture: string }): string {
+export function ollamaModelfile(options: { base: { dir: string } | { ggufFile: string }; adapterFile: string; architecture: string; template?: string[] }): string {
   const lines = ['# Ollama model: the base model below with this LoRA adapter applied.', '#   ollama create NAME -f Modelfile'];
   if ('ggufFile' in options.base) {
     lines.push(
@@ -32,7 +61,7 @@ export function ollamaModelfile(options: { base: { dir: string } | { ggufFile: s
     }
     lines.push(`FROM ${modelfileArgument(options.base.dir)}`);
   }
-  lines.push(`ADAPTER ${modelfileArgument(`./${options.adapterFile}`)}`, '');
+  lines.push(`ADAPTER ${modelfileArgument(`./${options.adapterFile}`)}`, ...(options.template ?? []), '');
   return lines.join('\n');
 }
 
@@ -41,14 +70,16 @@ export function ollamaModelfile(options: { base: { dir: string } | { ggufFile: s
  * the Modelfile so the folder can be moved as one. No TEMPLATE: Ollama takes
  * the chat template from the file's tokenizer.chat_template.
  */
-export function ollamaModelfileForModel(options: { modelFile: string; chatTemplate: boolean }): string {
+export function ollamaModelfileForModel(options: { modelFile: string; chatTemplate: boolean; template?: string[] }): string {
+  const template = options.template ?? [];
   const lines = [
     '# Ollama model: the whole fine-tuned model in one GGUF file.',
     '#   ollama create NAME -f Modelfile        llama-cli -m model.gguf',
     options.chatTemplate
       ? '# The chat template travels inside the GGUF (tokenizer.chat_template); Ollama reads it from there.'
-      : '# The model has no chat template: add a TEMPLATE line here to chat with it in Ollama.',
+      : template.length > 0 ? '# The model has no chat template of its own.' : '# The model has no chat template: add a TEMPLATE line here to chat with it in Ollama.',
     `FROM ${modelfileArgument(`./${options.modelFile}`)}`,
+    ...template,
     '',
   ];
   return lines.join('\n');

@@ -1,0 +1,68 @@
+// The Modelfile's TEMPLATE for a model with no chat template: it lays a
+// prompt out exactly as generation (and so training) does for the run's rows
+// (rendered here by a reading of Go's template semantics for the two forms
+// it uses: {{ if .System }}…{{ else }}…{{ end }} and {{ .Field }}), and an
+// export of a run trained on chat rows writes it into both Modelfiles, while
+// a run on pre-tokenized rows gets none.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { layOutPrompt } from '../inference/prompt-format.js';
+import { ModelTokenizer } from '../models/tokenizer.js';
+import { builtCli, cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
+import { OLLAMA_TEMPLATES, ollamaTemplateLines } from './modelfile.js';
+
+/** Go's text/template for {{ if .System }}A{{ else }}B{{ end }} / {{ if .System }}A{{ end }} and {{ .System }} / {{ .Prompt }}. */
+function renderGo(template: string, system: string, prompt: string): string {
+  const branched = template.replace(/\{\{ if \.System \}\}(.*?)(?:\{\{ else \}\}(.*?))?\{\{ end \}\}/gs, (_, then: string, otherwise?: string) => (system !== '' ? then : (otherwise ?? '')));
+  return branched.replaceAll('{{ .System }}', system).replaceAll('{{ .Prompt }}', prompt);
+}
+
+describe('ollamaTemplateLines', () => {
+  it("lays a prompt out as generation does for the run's rows (with and without a system message)", async () => {
+    const model = await tinyModel({ seed: 3 });
+    const tokenizer = await ModelTokenizer.load(model.dir);
+    expect(tokenizer.chatTemplate).toBeNull();
+    const bos = tokenizer.decode(tokenizer.specialTokensAround().prefix, { skipSpecialTokens: false });
+    for (const layout of ['chat', 'alpaca'] as const) {
+      for (const system of ['', 'Answer in one word.']) {
+        const generation = layOutPrompt(tokenizer, layout, 'Name a colour.', system).text;
+        // Ollama puts BOS first itself
+        expect(bos + renderGo(OLLAMA_TEMPLATES[layout], system, 'Name a colour.'), `${layout} / ${JSON.stringify(system)}`).toBe(generation);
+      }
+    }
+  });
+
+  it('writes none for plain text, an unknown layout, or a model with a chat template', () => {
+    expect(ollamaTemplateLines('plain', false)).toEqual([]);
+    expect(ollamaTemplateLines(null, false)).toEqual([]);
+    expect(ollamaTemplateLines('chat', true)).toEqual([]);
+    expect(ollamaTemplateLines('chat', false)[1]).toBe(`TEMPLATE """${OLLAMA_TEMPLATES.chat}"""`);
+  });
+});
+
+describe('export of a run trained on chat rows, for a model with no chat template', () => {
+  it('writes the TEMPLATE and a stop into the adapter and the model Modelfiles; a pre-tokenized run gets none', { timeout: 300_000 }, async () => {
+    const model = await tinyModel({ seed: 52 });
+    const dir = tempDir('modelfile-template');
+    builtCli();
+    const chat = writeJsonl(join(dir, 'chat.jsonl'), Array.from({ length: 8 }, (_, i) => ({ messages: [{ role: 'user', content: `the cat ${i}` }, { role: 'assistant', content: 'the dog' }] })));
+    const tokens = writeJsonl(join(dir, 'tokens.jsonl'), cycleRows(8, 20));
+    for (const [data, name] of [[chat, 'chat'], [tokens, 'tokens']] as const) {
+      const run = join(dir, `${name}-run`);
+      const trained = await cli(['train', '--model', model.dir, '--data', data, '--out', run, '--steps', '2', '--rank', '4', '--seq-len', '64', '--threads', '2']);
+      expect(trained.code, trained.stderr).toBe(0);
+      const out = join(dir, `${name}-export`);
+      const r = await cli(['export', run, '--format', 'gguf,gguf-model', '--gguf-type', 'f32', '--out', out, '--threads', '2']);
+      expect(r.code, r.stderr).toBe(0);
+      for (const format of ['gguf', 'gguf-model']) {
+        const modelfile = readFileSync(join(out, format, 'Modelfile'), 'utf8');
+        if (name === 'chat') {
+          expect(modelfile, format).toContain(`\nTEMPLATE """${OLLAMA_TEMPLATES.chat}"""\nPARAMETER stop "### User:"\n`);
+        } else {
+          expect(modelfile, format).not.toMatch(/^TEMPLATE/m);
+        }
+      }
+    }
+  });
+});

@@ -1,7 +1,10 @@
 // Timings of the CPU backend's non-GEMM ops at training shapes.
-//   bench_ops [threads] [portable]   (default: all hardware threads, AVX2 when present)
+//   bench_ops [threads] [portable|avx2] [attention]
+// (default: all hardware threads, the widest kernels the CPU has; avx2: no
+// AVX-512 attention kernels; attention: the attention rows only)
 // Attention is reported with its useful flops (causal: half the T x S square;
-// forward 4 T S D Hq / 2, backward 2.5x that), the rest in ms.
+// forward 4 T S D Hq / 2, backward 2.5x that), generation's single-query
+// attention against a KV cache and the rest in time.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -56,6 +59,22 @@ void bench_attention(ps::CpuBackend& be, int T, int Hq, int Hkv, int D, int reps
               T, Hq, Hkv, D, fwd, flops / fwd / 1e6, bwd, 2.5 * flops / bwd / 1e6);
 }
 
+// Generation: one query per row against a KV cache of `past` positions.
+void bench_attention_decode(ps::CpuBackend& be, int past, int Hq, int Hkv, int D, int reps) {
+  ps::AttnShape s;
+  s.B = 1, s.T = 1, s.P = past, s.Hq = Hq, s.Hkv = Hkv, s.D = D;
+  const size_t nq = static_cast<size_t>(Hq) * D, nkv = static_cast<size_t>(past + 1) * Hkv * D;
+  auto q = filled(nq, 1.0f), k = filled(nkv, 1.0f), v = filled(nkv, 1.0f);
+  std::vector<float> out(nq), lse(Hq);
+  std::vector<int32_t> seg(1, 0);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const double fwd = time_ms([&] {
+    be.attention_forward(s, q.data(), k.data(), v.data(), seg.data(), scale, out.data(), lse.data());
+  }, reps);
+  std::printf("attention decode T=1 S=%d Hq=%d Hkv=%d D=%d: forward %.1f us\n", past + 1, Hq, Hkv, D,
+              fwd * 1e3);
+}
+
 void bench_cross_entropy(ps::CpuBackend& be, int rows, int V, int reps) {
   auto logits = filled(static_cast<size_t>(rows) * V, 4.0f);
   std::vector<float> d(logits.size());
@@ -104,11 +123,18 @@ void bench_elementwise(ps::CpuBackend& be, int rows, int D, int I, int reps) {
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 0;
   const bool portable = argc > 2 && std::string(argv[2]) == "portable";
+  const bool no_avx512 = argc > 2 && std::string(argv[2]) == "avx2";
+  const bool attention_only = argc > 3 && std::string(argv[3]) == "attention";
   ps::CpuBackend be(threads, portable);
-  std::printf("%s\n", be.describe().c_str());
+  if (no_avx512) be.set_avx512_attention(false);
+  std::printf("%s, attention %s\n", be.describe().c_str(),
+              be.use_avx512_attention() ? "avx512" : be.use_avx2() ? "avx2" : "portable");
   bench_attention(be, 256, 9, 3, 64, 10);
   bench_attention(be, 1024, 9, 3, 64, 3);
   bench_attention(be, 2048, 32, 8, 128, 1);
+  bench_attention_decode(be, 511, 9, 3, 64, 200);
+  bench_attention_decode(be, 2047, 32, 8, 128, 50);
+  if (attention_only) return 0;
   bench_cross_entropy(be, 256, 49152, 5);
   bench_cross_entropy(be, 64, 152064, 3);
   bench_elementwise(be, 256, 576, 1536, 10);

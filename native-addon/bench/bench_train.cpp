@@ -5,8 +5,9 @@
 // fp32 rows widen it to fp32, the qlora rows quantize the block linears and
 // keep the embedding / tied lm_head 16-bit as stored, as transformers does
 // under load_in_4bit), one step = forward_backward + optimizer_step (AdamW),
-// at sequence length 256:
+// at sequence length 256 (one row at 1024):
 //   lora_all_b1   LoRA r=16 on all seven linears, batch 1 x 256
+//   lora_all_s1024  the same at batch 1 x 1024 (attention ~20% of the FLOPs)
 //   lora_all_b4   the same, batch 4 x 256
 //   lora_qv_b1    LoRA r=16 on q_proj and v_proj only, batch 1 x 256
 //   lora_all_b1_ckpt   lora_all_b1 with gradient checkpointing
@@ -95,6 +96,7 @@ struct Config {
 
 const Config kConfigs[] = {
     {"lora_all_b1", ps::Method::Lora, 1, 256, false, false},
+    {"lora_all_s1024", ps::Method::Lora, 1, 1024, false, false},
     {"lora_all_b4", ps::Method::Lora, 4, 256, false, false},
     {"lora_qv_b1", ps::Method::Lora, 1, 256, true, false},
     {"lora_all_b1_ckpt", ps::Method::Lora, 1, 256, false, true},
@@ -378,7 +380,7 @@ int main(int argc, char** argv) {
               blas_core.c_str(), blas_gemm[0]);
   std::printf("gemm_nt %dx1536x576: engine %.1f GFLOP/s, OpenBLAS (%s) %.1f GFLOP/s\n", shapes[1], ours_gemm[1],
               blas_core.c_str(), blas_gemm[1]);
-  std::printf("threads %d, %d timed steps per config, seq 256, LoRA r=%d\n\n", threads, steps, kRank);
+  std::printf("threads %d, %d timed steps per config, seq 256 (unless named), LoRA r=%d\n\n", threads, steps, kRank);
   std::printf("%-17s %7s %9s %9s %9s %8s %8s %11s %11s %10s\n", "config", "tok/s", "step ms", "GFLOP/s", "best GF/s",
               "vs BLAS", "loss", "estimate", "peak RSS", "trainable");
 

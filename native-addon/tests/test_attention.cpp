@@ -6,10 +6,17 @@
 // are not a multiple of the register tile (17, 20), rows that are padding
 // (seg -1) at the start and the end, two packed segments in one row, P > 0
 // prefix positions (also P > one key block), and T spanning several query and
-// key blocks. Both kernel sets (portable, AVX2 when present) and 1 and 2
-// threads are run; backward must be bit-identical across repeated runs for a
-// thread count, pre-filled gradients must be added to, and nullptr gradients
-// must leave the others unchanged bit for bit.
+// key blocks. Every kernel set (portable; AVX2 and AVX-512 when the CPU has
+// them) and 1 and 2 threads are run; backward must be bit-identical across
+// repeated runs for a thread count, pre-filled gradients must be added to, and
+// nullptr gradients must leave the others unchanged bit for bit.
+//
+// Special paths the kernels take, each covered by a case: key blocks every
+// query of a unit fully sees skip the mask ("interior": one long segment, a
+// prefix of exactly one key block, and a second row of two segments whose
+// blocks are mixed); T = 1 reads K/V unpacked and splits a kv head's query
+// heads into runs ("decode", "decode-gqa": a padding row, keys across two
+// blocks, more threads than kv heads).
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -173,17 +180,21 @@ void check_case(const Case& c) {
   const std::vector<float> pre_k = optest::random_vec(in.k.size(), r);
   const std::vector<float> pre_v = optest::random_vec(in.v.size(), r);
 
+  enum Isa { kPortable, kAvx2, kAvx512 };
   struct Config {
     int threads;
-    bool portable;
+    Isa isa;
   };
-  std::vector<Config> configs = {{1, true}, {2, true}, {1, false}, {2, false}};
-  Result first_fwd[2];  // per kernel set
+  std::vector<Config> configs = {{1, kPortable}, {2, kPortable}, {1, kAvx2},
+                                 {2, kAvx2},     {1, kAvx512},   {2, kAvx512}};
+  const char* isa_name[] = {"portable", "avx2", "avx512"};
+  Result first_fwd[3];  // per kernel set
   for (const Config& cfg : configs) {
-    CpuBackend be(cfg.threads, cfg.portable);
-    if (!cfg.portable && !be.use_avx2()) continue;
-    const std::string tag = c.name + " [" + std::to_string(cfg.threads) + "t " +
-                            (cfg.portable ? "portable" : "avx2") + "] ";
+    CpuBackend be(cfg.threads, cfg.isa == kPortable);
+    if (cfg.isa == kAvx2) be.set_avx512_attention(false);
+    if (cfg.isa == kAvx2 && !be.use_avx2()) continue;
+    if (cfg.isa == kAvx512 && !be.use_avx512_attention()) continue;
+    const std::string tag = c.name + " [" + std::to_string(cfg.threads) + "t " + isa_name[cfg.isa] + "] ";
     Result f;
     run_forward(be, c, in, f);
     optest::expect_close(tag + "out", f.out, ref.out, 2e-5, 2e-6);
@@ -198,7 +209,7 @@ void check_case(const Case& c) {
         }
       }
     // The forward owns its output rows: same bits for any thread count.
-    Result& first = first_fwd[cfg.portable ? 1 : 0];
+    Result& first = first_fwd[cfg.isa];
     if (first.out.empty()) {
       first = f;
     } else {
@@ -344,6 +355,37 @@ int main() {
     c.name = "decode";
     c.s.B = 2, c.s.T = 1, c.s.P = 9, c.s.Hq = 4, c.s.Hkv = 1, c.s.D = 16;
     c.seg = segments({{0, 1}, {0, 1}});
+    c.fd = true;
+    cases.push_back(c);
+  }
+  {
+    // Long single segments: most key blocks are fully visible to their units
+    // (no mask), the prefix is exactly one key block; row 1 has two segments,
+    // so its blocks around the boundary are mixed and masked.
+    Case c;
+    c.name = "interior";
+    c.s.B = 2, c.s.T = 200, c.s.P = 64, c.s.Hq = 6, c.s.Hkv = 2, c.s.D = 64;
+    c.seg = segments({{0, 200}});
+    auto row1 = segments({{5, 90}, {6, 110}});
+    c.seg.insert(c.seg.end(), row1.begin(), row1.end());
+    cases.push_back(c);
+  }
+  {
+    // Generation with GQA 3:1: a padding row, 100 cached keys (two key
+    // blocks); with 2 threads each kv head's three query heads are split.
+    Case c;
+    c.name = "decode-gqa";
+    c.s.B = 3, c.s.T = 1, c.s.P = 100, c.s.Hq = 6, c.s.Hkv = 2, c.s.D = 24;
+    c.seg = {0, -1, 4};
+    cases.push_back(c);
+  }
+  {
+    // One kv head, more query heads than runs can split evenly (6 heads,
+    // runs of 3 with 1 thread; runs of 2 with 2 threads, a fourth run empty).
+    Case c;
+    c.name = "decode-one-kv";
+    c.s.B = 1, c.s.T = 1, c.s.P = 37, c.s.Hq = 6, c.s.Hkv = 1, c.s.D = 32;
+    c.seg = {2};
     c.fd = true;
     cases.push_back(c);
   }

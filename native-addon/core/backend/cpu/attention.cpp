@@ -6,11 +6,14 @@
 //    attention_kernels.h);
 //  - forward: hands out (b, head, query block) units dynamically, costliest
 //    first (each unit owns its rows of out and lse, so any order gives the
-//    same bits);
+//    same bits); a single query (T = 1, generation) skips the repacking and
+//    hands out (row, kv head, run of its query heads) to the direct kernel;
 //  - backward: assigns the units to threads by a fixed greedy schedule;
 //    dQ is owned per unit, dK/dV go into per-thread buffers that are added
 //    to the caller's gradients afterwards in thread order. Deterministic for
 //    a given thread count.
+// The kernels run in the widest instruction set the CPU has: AVX-512F, AVX2,
+// or the portable build.
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -20,6 +23,7 @@
 #include "attention_kernels.h"
 #include "cpu_backend.h"
 #include "error.h"
+#include "workspace.h"
 
 namespace ps {
 
@@ -30,8 +34,30 @@ void attention_backward_unit_portable(const AttnProblem& a, const AttnUnit& u, f
                                       float* dv, float* scratch) {
   attn_backward_unit(a, u, dk, dv, scratch);
 }
+void attention_forward_single_portable(const AttnProblem& a, int b, int h0, int h1, float* scratch) {
+  attn_forward_single(a, b, h0, h1, scratch);
+}
 
 namespace {
+
+// One instruction set's kernels.
+struct AttnKernels {
+  void (*forward)(const AttnProblem&, const AttnUnit&, float*);
+  void (*backward)(const AttnProblem&, const AttnUnit&, float*, float*, float*);
+  void (*forward_single)(const AttnProblem&, int, int, int, float*);
+};
+
+AttnKernels attn_kernels(const CpuBackend& be) {
+#if defined(PS_HAVE_AVX2_KERNELS)
+  if (be.use_avx512_attention())
+    return {attention_forward_unit_avx512, attention_backward_unit_avx512, attention_forward_single_avx512};
+  if (be.use_avx2())
+    return {attention_forward_unit_avx2, attention_backward_unit_avx2, attention_forward_single_avx2};
+#endif
+  (void)be;
+  return {attention_forward_unit_portable, attention_backward_unit_portable,
+          attention_forward_single_portable};
+}
 
 void check_attention_args(const char* op, const AttnShape& s, const void* q, const void* k,
                           const void* v, const void* seg) {
@@ -77,7 +103,25 @@ std::vector<int32_t> key_segments(const AttnShape& s, const int32_t* seg, int n_
   return ks;
 }
 
-std::vector<AttnUnit> make_units(const AttnShape& s, const std::vector<int32_t>& first) {
+// Per (b, key block): see AttnProblem::blk_seg.
+std::vector<int32_t> block_segments(const AttnShape& s, const std::vector<int32_t>& k_seg, int n_blocks) {
+  std::vector<int32_t> bs(static_cast<size_t>(s.B) * n_blocks);
+  for (size_t blk = 0; blk < bs.size(); ++blk) {
+    const int32_t* ks = k_seg.data() + blk * kAttnBk;
+    int32_t common = kAttnKeyPrefix;
+    for (int jj = 0; jj < kAttnBk && common != kAttnBlockMixed; ++jj) {
+      if (ks[jj] == kAttnKeyPrefix) continue;
+      if (ks[jj] < 0 || (common != kAttnKeyPrefix && ks[jj] != common))
+        common = kAttnBlockMixed;  // padding, past S, or a second segment
+      else
+        common = ks[jj];
+    }
+    bs[blk] = common;
+  }
+  return bs;
+}
+
+std::vector<AttnUnit> make_units(const AttnShape& s, const int32_t* seg, const std::vector<int32_t>& first) {
   std::vector<AttnUnit> units;
   for (int b = 0; b < s.B; ++b)
     for (int h = 0; h < s.Hq; ++h)
@@ -87,10 +131,14 @@ std::vector<AttnUnit> make_units(const AttnShape& s, const std::vector<int32_t>&
         u.h = h;
         u.t0 = t0;
         u.t1 = std::min(t0 + kAttnBq, s.T);
+        const int32_t* seg_row = seg + static_cast<size_t>(b) * s.T;
+        u.seg = seg_row[t0];
         for (int t = t0; t < u.t1; ++t) {
           const int32_t f = first[static_cast<size_t>(b) * s.T + t];
           if (f >= 0 && (u.key_lo < 0 || f < u.key_lo)) u.key_lo = f;
+          if (seg_row[t] != u.seg) u.seg = -1;
         }
+        if (u.seg < 0) u.seg = -1;
         units.push_back(u);
       }
   return units;
@@ -113,21 +161,35 @@ std::vector<size_t> by_cost(const AttnShape& s, const std::vector<AttnUnit>& uni
   return order;
 }
 
-// x [B,S,Hkv,D] repacked per (b, kv head) and key block, zero past S:
+// The calling thread's buffers, reused across calls (workspace.h): packed
+// K/V, the units' scratch and the backward's per-thread dK/dV partials ran
+// to megabytes that page-faulted on every call when allocated per call.
+struct AttnBuffers {
+  Workspace kt{"the attention K blocks"};
+  Workspace v{"the attention V blocks"};
+  Workspace kr{"the attention K rows"};
+  Workspace scratch{"the attention scratch"};
+  Workspace partials{"the attention dK/dV partials"};
+};
+thread_local AttnBuffers t_attn;
+
+// x [B,S,Hkv,D] repacked per (b, kv head) and key block into `packed`, zero
+// past S:
 // transposed  -> [B,Hkv,n_blocks,D,Bk]   (rows of a block's keys per dim)
 // !transposed -> [B,Hkv,n_blocks*Bk,D]   (the head's key rows, contiguous)
-std::vector<float> pack_kv(ThreadPool& pool, const AttnShape& s, const float* x, int n_blocks,
-                           bool transposed) {
+const float* pack_kv(ThreadPool& pool, const AttnShape& s, const float* x, int n_blocks,
+                     bool transposed, Workspace& ws) {
   const int S = s.P + s.T, D = s.D, H = s.Hkv;
   const size_t block_floats = static_cast<size_t>(kAttnBk) * D;
-  std::vector<float> packed(static_cast<size_t>(s.B) * H * n_blocks * block_floats, 0.0f);
+  float* packed = ws.get(static_cast<size_t>(s.B) * H * n_blocks * block_floats);
   pool.parallel_for(static_cast<size_t>(s.B) * H * n_blocks, [&](size_t begin, size_t end, int) {
     for (size_t w = begin; w < end; ++w) {
       const int kb = static_cast<int>(w % n_blocks);
       const size_t bh = w / n_blocks;
       const int g = static_cast<int>(bh % H), b = static_cast<int>(bh / H);
-      float* dst = packed.data() + w * block_floats;
+      float* dst = packed + w * block_floats;
       const int j0 = kb * kAttnBk, j1 = std::min(S, j0 + kAttnBk);
+      if (j1 - j0 < kAttnBk) std::memset(dst, 0, sizeof(float) * block_floats);
       for (int j = j0; j < j1; ++j) {
         const float* src = x + ((static_cast<size_t>(b) * S + j) * H + g) * D;
         if (transposed)
@@ -147,7 +209,35 @@ void CpuBackend::attention_forward(const AttnShape& s, const float* q, const flo
                                    float* lse) {
   check_attention_args("attention_forward", s, q, k, v, seg);
   if (!out || !lse) throw Error("attention_forward: out and lse are required");
-  const std::vector<AttnUnit> units = make_units(s, segment_starts(s, seg));
+  const AttnKernels kern = attn_kernels(*this);
+  if (s.T == 1) {
+    // One query per row (generation): K and V are read where they are. A
+    // unit is (row, kv head, a run of its query heads), so each key row is
+    // read once per run; a group is split into runs only as far as needed to
+    // give every thread about two units.
+    AttnProblem a;
+    a.s = s;
+    a.scale = scale;
+    a.q = q;
+    a.q_seg = seg;
+    a.k = k;
+    a.v = v;
+    a.out = out;
+    a.lse = lse;
+    const int group = s.Hq / s.Hkv, kv_units = s.B * s.Hkv;
+    const int runs = std::min(group, std::max(1, (2 * threads() + kv_units - 1) / kv_units));
+    const int run_len = (group + runs - 1) / runs;
+    const size_t per_thread = static_cast<size_t>(run_len) * (s.S() + 2 * s.D + 1);
+    float* scratch = t_attn.scratch.get(per_thread * threads());
+    pool_->run_tasks(static_cast<size_t>(kv_units) * runs, [&](size_t i, int thread) {
+      const int b = static_cast<int>(i / (static_cast<size_t>(s.Hkv) * runs));
+      const int g = static_cast<int>(i / runs % s.Hkv), r = static_cast<int>(i % runs);
+      const int h0 = g * group + r * run_len, h1 = std::min(h0 + run_len, (g + 1) * group);
+      if (h0 < h1) kern.forward_single(a, b, h0, h1, scratch + per_thread * thread);
+    });
+    return;
+  }
+  const std::vector<AttnUnit> units = make_units(s, seg, segment_starts(s, seg));
   const std::vector<size_t> order = by_cost(s, units);
 
   AttnProblem a;
@@ -155,24 +245,23 @@ void CpuBackend::attention_forward(const AttnShape& s, const float* q, const flo
   a.scale = scale;
   a.n_blocks = (s.S() + kAttnBk - 1) / kAttnBk;
   const std::vector<int32_t> k_seg = key_segments(s, seg, a.n_blocks);
-  const std::vector<float> kt = pack_kv(*pool_, s, k, a.n_blocks, true);
-  const std::vector<float> vr = pack_kv(*pool_, s, v, a.n_blocks, false);
+  const std::vector<int32_t> blk_seg = block_segments(s, k_seg, a.n_blocks);
+  const float* kt = pack_kv(*pool_, s, k, a.n_blocks, true, t_attn.kt);
+  const float* vr = pack_kv(*pool_, s, v, a.n_blocks, false, t_attn.v);
   a.q = q;
   a.q_seg = seg;
   a.k_seg = k_seg.data();
-  a.kt = kt.data();
-  a.vr = vr.data();
+  a.blk_seg = blk_seg.data();
+  a.kt = kt;
+  a.vr = vr;
   a.out = out;
   a.lse = lse;
 
-  auto unit_fn = attention_forward_unit_portable;
-#if defined(PS_HAVE_AVX2_KERNELS)
-  if (use_avx2_) unit_fn = attention_forward_unit_avx2;
-#endif
+  const auto unit_fn = kern.forward;
   const size_t per_thread = attn_scratch_floats(s.D);
-  std::vector<float> scratch(per_thread * threads());
+  float* scratch = t_attn.scratch.get(per_thread * threads());
   pool_->run_tasks(units.size(), [&](size_t i, int thread) {
-    unit_fn(a, units[order[i]], scratch.data() + per_thread * thread);
+    unit_fn(a, units[order[i]], scratch + per_thread * thread);
   });
 }
 
@@ -183,7 +272,7 @@ void CpuBackend::attention_backward(const AttnShape& s, const float* q, const fl
   check_attention_args("attention_backward", s, q, k, v, seg);
   if (!out || !lse || !dout) throw Error("attention_backward: out, lse and dout are required");
   if (!dq && !dk && !dv) return;
-  const std::vector<AttnUnit> units = make_units(s, segment_starts(s, seg));
+  const std::vector<AttnUnit> units = make_units(s, seg, segment_starts(s, seg));
   const std::vector<size_t> order = by_cost(s, units);
 
   AttnProblem a;
@@ -192,15 +281,17 @@ void CpuBackend::attention_backward(const AttnShape& s, const float* q, const fl
   a.n_blocks = (s.S() + kAttnBk - 1) / kAttnBk;
   const bool need_ds = dq || dk;
   const std::vector<int32_t> k_seg = key_segments(s, seg, a.n_blocks);
-  const std::vector<float> kt = pack_kv(*pool_, s, k, a.n_blocks, true);
-  const std::vector<float> vt = need_ds ? pack_kv(*pool_, s, v, a.n_blocks, true) : std::vector<float>();
-  const std::vector<float> kr = dq ? pack_kv(*pool_, s, k, a.n_blocks, false) : std::vector<float>();
+  const std::vector<int32_t> blk_seg = block_segments(s, k_seg, a.n_blocks);
+  const float* kt = pack_kv(*pool_, s, k, a.n_blocks, true, t_attn.kt);
+  const float* vt = need_ds ? pack_kv(*pool_, s, v, a.n_blocks, true, t_attn.v) : nullptr;
+  const float* kr = dq ? pack_kv(*pool_, s, k, a.n_blocks, false, t_attn.kr) : nullptr;
   a.q = q;
   a.q_seg = seg;
   a.k_seg = k_seg.data();
-  a.kt = kt.data();
-  a.vt = vt.data();
-  a.kr = kr.data();
+  a.blk_seg = blk_seg.data();
+  a.kt = kt;
+  a.vt = vt;
+  a.kr = kr;
   a.o = out;
   a.lse_in = lse;
   a.dout = dout;
@@ -222,24 +313,26 @@ void CpuBackend::attention_backward(const AttnShape& s, const float* q, const fl
   // Each thread accumulates dK/dV in its own packed buffers; they are added
   // into the caller's gradients afterwards, thread by thread in order.
   const size_t packed_n = static_cast<size_t>(s.B) * s.Hkv * a.n_blocks * kAttnBk * s.D;
-  std::vector<std::vector<float>> dk_part(nt), dv_part(nt);
+  // Thread th's dK partial at partials + 2 th packed_n, its dV partial
+  // packed_n after it; nullptr where not wanted or the thread has no unit.
+  float* partials = t_attn.partials.get(2 * nt * packed_n);
+  std::vector<float*> dk_part(nt, nullptr), dv_part(nt, nullptr);
   for (int th = 0; th < nt; ++th) {
     if (assigned[th].empty()) continue;
-    if (dk) dk_part[th].assign(packed_n, 0.0f);
-    if (dv) dv_part[th].assign(packed_n, 0.0f);
+    if (dk) dk_part[th] = partials + 2 * th * packed_n;
+    if (dv) dv_part[th] = partials + (2 * th + 1) * packed_n;
   }
 
-  auto unit_fn = attention_backward_unit_portable;
-#if defined(PS_HAVE_AVX2_KERNELS)
-  if (use_avx2_) unit_fn = attention_backward_unit_avx2;
-#endif
+  const auto unit_fn = attn_kernels(*this).backward;
   const size_t per_thread = attn_scratch_floats(s.D);
-  std::vector<float> scratch(per_thread * nt);
+  float* scratch = t_attn.scratch.get(per_thread * nt);
   pool_->parallel_for(nt, [&](size_t begin, size_t end, int) {
     for (size_t th = begin; th < end; ++th) {
-      float* dk_th = dk_part[th].empty() ? nullptr : dk_part[th].data();
-      float* dv_th = dv_part[th].empty() ? nullptr : dv_part[th].data();
-      for (size_t i : assigned[th]) unit_fn(a, units[i], dk_th, dv_th, scratch.data() + per_thread * th);
+      float* dk_th = dk_part[th];
+      float* dv_th = dv_part[th];
+      if (dk_th) std::memset(dk_th, 0, sizeof(float) * packed_n);  // each thread zeroes its own
+      if (dv_th) std::memset(dv_th, 0, sizeof(float) * packed_n);
+      for (size_t i : assigned[th]) unit_fn(a, units[i], dk_th, dv_th, scratch + per_thread * th);
     }
   });
 
@@ -253,12 +346,12 @@ void CpuBackend::attention_backward(const AttnShape& s, const float* q, const fl
         const size_t src = ((b * s.Hkv + g) * head_rows + js) * D;
         const size_t dst = (row * s.Hkv + g) * D;
         for (int th = 0; th < nt; ++th) {
-          if (!dk_part[th].empty()) {
-            const float* p = dk_part[th].data() + src;
+          if (dk_part[th]) {
+            const float* p = dk_part[th] + src;
             for (int d = 0; d < D; ++d) dk[dst + d] += p[d];
           }
-          if (!dv_part[th].empty()) {
-            const float* p = dv_part[th].data() + src;
+          if (dv_part[th]) {
+            const float* p = dv_part[th] + src;
             for (int d = 0; d < D; ++d) dv[dst + d] += p[d];
           }
         }

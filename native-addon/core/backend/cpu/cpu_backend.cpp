@@ -41,6 +41,15 @@ CpuBackend::CpuBackend(int threads, bool force_portable) : pool_(new ThreadPool(
 #else
   (void)force_portable;
 #endif
+  set_avx512_attention(true);
+}
+
+void CpuBackend::set_avx512_attention(bool on) {
+#if defined(PS_HAVE_AVX2_KERNELS)
+  use_avx512_attention_ = on && use_avx2_ && gemm::avx512_supported();
+#else
+  (void)on;
+#endif
 }
 
 CpuBackend::~CpuBackend() = default;

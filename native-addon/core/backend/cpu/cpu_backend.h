@@ -31,6 +31,10 @@ class CpuBackend : public Backend {  // not final: tests/bf16_reference_backend.
   bool host_memory() const override { return true; }
   ThreadPool& pool() { return *pool_; }
   bool use_avx2() const { return use_avx2_; }
+  // Attention block kernels: the AVX-512 set where the CPU has it (on by
+  // default; tests turn it off to run the AVX2 set on the same machine).
+  bool use_avx512_attention() const { return use_avx512_attention_; }
+  void set_avx512_attention(bool on);
 
   void* alloc(size_t bytes) override;
   void release(void* p) override;
@@ -120,6 +124,7 @@ class CpuBackend : public Backend {  // not final: tests/bf16_reference_backend.
  private:
   std::unique_ptr<ThreadPool> pool_;
   bool use_avx2_ = false;
+  bool use_avx512_attention_ = false;
 };
 
 }  // namespace ps

@@ -11,5 +11,8 @@ void attention_backward_unit_avx2(const AttnProblem& a, const AttnUnit& u, float
                                   float* scratch) {
   attn_backward_unit(a, u, dk, dv, scratch);
 }
+void attention_forward_single_avx2(const AttnProblem& a, int b, int h0, int h1, float* scratch) {
+  attn_forward_single(a, b, h0, h1, scratch);
+}
 
 }  // namespace ps

@@ -4,9 +4,13 @@
 //   nt  forward        Y[T,out]  = X[T,in] · W[out,in]^T
 //   nn  input grad     dX[T,in]  = dY[T,out] · W[out,in]
 //   tn  weight grad    dW[out,in] = dY[T,out]^T · X[T,in]
-// plus the M = 1 GEMV of generation (compared with cblas_sgemv).
+// plus the M = 1 GEMV of generation (compared with cblas_sgemv): per shape,
+// where a loop re-reads one weight that the caches may hold, and as one
+// decoded token walks them ("generation walk": every projection of the 30
+// layers, then the tied lm_head, 538 MB of fp32 weights in a row, so they
+// stream from DRAM as in real generation).
 //
-// Usage: bench_gemm [out.json] [--threads=N] [--kernels=portable|avx2|avx512] [--quick]
+// Usage: bench_gemm [out.json] [--threads=N] [--kernels=portable|avx2|avx512] [--quick] [--walk-only]
 // Both libraries run with the same thread count (default 2). Each case is
 // timed in alternating rounds (ours, then OpenBLAS, a few runs each after a
 // warm-up) and the median of all runs is reported, so slow drifts of the
@@ -107,6 +111,76 @@ double geomean(const std::vector<double>& v) {
   return std::exp(s / v.size());
 }
 
+// One decoded token's GEMVs in order: 30 layers of q, k, v, o, gate, up, down
+// (SmolLM2-135M shape), then the tied lm_head. Ours (gemm_nt with M = 1, the
+// path generation's linears take) against cblas_sgemv on the same weights,
+// one walk each per round, alternating; best and median walk in ms.
+struct Walk {
+  double bytes = 0;
+  double ours_best = 0, ours_median = 0, blas_best = 0, blas_median = 0;  // ms; blas 0: not linked
+};
+
+Walk generation_walk(const ps::gemm::KernelSet& ks, ps::ThreadPool& pool, int rounds,
+                     const std::function<void()>& pause) {
+  struct Gemv {
+    int out, in;
+    std::vector<float> w;
+  };
+  std::vector<Gemv> walk;
+  auto add = [&](int out, int in) {
+    Gemv g{out, in, std::vector<float>((size_t)out * in)};
+    uint32_t h = (uint32_t)walk.size() * 2654435761u + 1;
+    for (float& v : g.w) {  // cheap values in [-0.5, 0.5): 135M of them
+      h = h * 1664525u + 1013904223u;
+      v = (float)(h >> 8) * (1.0f / 16777216.0f) - 0.5f;
+    }
+    walk.push_back(std::move(g));
+  };
+  for (int l = 0; l < 30; ++l) {
+    add(576, 576), add(192, 576), add(192, 576), add(576, 576);
+    add(1536, 576), add(1536, 576), add(576, 1536);
+  }
+  add(49152, 576);
+  Walk r;
+  for (const Gemv& g : walk) r.bytes += 4.0 * g.w.size();
+  std::vector<float> x(1536, 0.25f), y(49152);
+  std::function<void()> ours = [&] {
+    for (const Gemv& g : walk)
+      ps::gemm::gemm(ks, pool, ps::gemm::Layout::NT, 1, g.out, g.in, 1.0f, x.data(), g.in, g.w.data(),
+                     g.in, 0.0f, y.data(), g.out);
+  };
+  std::vector<double> t_ours, t_blas;
+  auto timed = [](const std::function<void()>& fn, std::vector<double>& t) {
+    const auto t0 = Clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count() * 1e3);
+  };
+#if defined(PS_HAVE_OPENBLAS)
+  std::function<void()> blas = [&] {
+    for (const Gemv& g : walk)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, g.out, g.in, 1.0f, g.w.data(), g.in, x.data(), 1, 0.0f,
+                  y.data(), 1);
+  };
+#endif
+  for (int i = 0; i <= rounds; ++i) {  // round 0 warms up (page faults, pool start)
+    timed(ours, t_ours);
+#if defined(PS_HAVE_OPENBLAS)
+    timed(blas, t_blas);
+    pause();
+#endif
+  }
+  auto best_median = [](std::vector<double> t, double* best, double* median) {
+    if (t.size() < 2) return;
+    t.erase(t.begin());
+    std::sort(t.begin(), t.end());
+    *best = t.front();
+    *median = t[t.size() / 2];
+  };
+  best_median(t_ours, &r.ours_best, &r.ours_median);
+  best_median(t_blas, &r.blas_best, &r.blas_median);
+  return r;
+}
+
 #if defined(PS_HAVE_OPENBLAS)
 bool openblas_core_is_pre_avx2(const std::string& core) {
   static const char* old[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom",
@@ -123,7 +197,7 @@ int main(int argc, char** argv) {
   const char* json_path = nullptr;
   const char* kernels = nullptr;
   int threads = 2;
-  bool quick = false;
+  bool quick = false, walk_only = false;  // walk_only: the generation walk alone, no JSON
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) {
       threads = std::atoi(argv[i] + 10);
@@ -131,9 +205,12 @@ int main(int argc, char** argv) {
       kernels = argv[i] + 10;
     } else if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
+    } else if (std::strcmp(argv[i], "--walk-only") == 0) {
+      walk_only = true;
     } else if (argv[i][0] == '-') {
       std::fprintf(stderr,
-                   "usage: %s [out.json] [--threads=N] [--kernels=portable|avx2|avx512] [--quick]\n",
+                   "usage: %s [out.json] [--threads=N] [--kernels=portable|avx2|avx512] [--quick] "
+                   "[--walk-only]\n",
                    argv[0]);
       return 2;
     } else {
@@ -192,7 +269,9 @@ int main(int argc, char** argv) {
                           {"down_proj", 576, 1536},
                           {"lm_head", 49152, 576}};
   std::vector<Case> cases;
+  if (walk_only) json_path = nullptr;
   for (int T : {256, 512}) {
+    if (walk_only) break;
     if (quick && T == 512) continue;
     for (const Layer& l : layers) {
       cases.push_back({l.name, T, "nt", T, l.out, l.in});
@@ -200,13 +279,15 @@ int main(int argc, char** argv) {
       cases.push_back({l.name, T, "tn", l.out, l.in, T});
     }
   }
-  for (const Layer& l : layers) cases.push_back({l.name, 1, "gemv", 1, l.out, l.in});
+  if (!walk_only)
+    for (const Layer& l : layers) cases.push_back({l.name, 1, "gemv", 1, l.out, l.in});
 
   const int rounds = quick ? 2 : 5;
   const double min_seconds = quick ? 0.1 : 0.5;
   std::mt19937 rng(42);
-  std::printf("%-13s %5s %-4s %6s %6s %6s %10s %10s %7s\n", "layer", "tok", "op", "M", "N", "K",
-              "ours GF/s", "BLAS GF/s", "ratio");
+  if (!walk_only)
+    std::printf("%-13s %5s %-4s %6s %6s %6s %10s %10s %7s\n", "layer", "tok", "op", "M", "N", "K",
+                "ours GF/s", "BLAS GF/s", "ratio");
   for (Case& c : cases) {
     const int M = c.M, N = c.N, K = c.K;
     // Operand shapes per layout (all dense, ld = row length).
@@ -259,6 +340,20 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
 
+  std::function<void()> walk_pause = [] {};
+#if defined(PS_HAVE_OPENBLAS)
+  if (threads > 1) walk_pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(250)); };
+#endif
+  const Walk walk = generation_walk(*ks, be.pool(), quick ? 3 : 10, walk_pause);
+  std::printf("\ngeneration walk, 30 layers x 7 projections + lm_head (%.0f MB fp32), ms per token:\n",
+              walk.bytes / 1e6);
+  std::printf("  ours %.2f best (%.1f GB/s), %.2f median", walk.ours_best, walk.bytes / walk.ours_best / 1e6,
+              walk.ours_median);
+  if (walk.blas_best > 0)
+    std::printf("; OpenBLAS %.2f best (%.1f GB/s), %.2f median; ratio (best) %.2f", walk.blas_best,
+                walk.bytes / walk.blas_best / 1e6, walk.blas_median, walk.blas_best / walk.ours_best);
+  std::printf("\n");
+
   const char* layouts[] = {"nt", "nn", "tn", "gemv"};
   std::vector<double> summary;
   for (const char* l : layouts) {
@@ -267,7 +362,7 @@ int main(int argc, char** argv) {
       if (c.layout == l && c.blas > 0) r.push_back(c.ours / c.blas);
     summary.push_back(geomean(r));
   }
-  if (summary[0] > 0) {
+  if (summary[0] > 0 && !walk_only) {
     std::printf("\ngeometric-mean ratio ours/OpenBLAS:");
     for (size_t i = 0; i < summary.size(); ++i) std::printf("  %s %.2f", layouts[i], summary[i]);
     std::printf("\n");
@@ -296,7 +391,12 @@ int main(int argc, char** argv) {
         std::fprintf(f, "\"openblas_gflops\": null, \"ratio\": null}");
       std::fprintf(f, "%s\n", i + 1 < cases.size() ? "," : "");
     }
-    std::fprintf(f, "  ],\n  \"geomean_ratio\": {");
+    std::fprintf(f, "  ],\n  \"generation_walk\": {\"bytes\": %.0f, \"ours_ms_best\": %.3f, \"ours_ms_median\": %.3f",
+                 walk.bytes, walk.ours_best, walk.ours_median);
+    if (walk.blas_best > 0)
+      std::fprintf(f, ", \"openblas_ms_best\": %.3f, \"openblas_ms_median\": %.3f", walk.blas_best,
+                   walk.blas_median);
+    std::fprintf(f, "},\n  \"geomean_ratio\": {");
     for (size_t i = 0; i < summary.size(); ++i) {
       if (summary[i] > 0)
         std::fprintf(f, "%s\"%s\": %.3f", i ? ", " : "", layouts[i], summary[i]);

@@ -386,6 +386,11 @@ bool cpu_has_avx512() {
   return yes;
 }
 }  // namespace
+
+bool dot_rows_in_avx2_order(const KernelSet& ks) {
+  return ks.dot_rows == avx2_kernels().dot_rows ||
+         (cpu_has_avx512() && ks.dot_rows == avx512_kernels().dot_rows);
+}
 #endif
 
 const KernelSet& kernels_for(const CpuBackend& backend) {

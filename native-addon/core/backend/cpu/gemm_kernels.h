@@ -72,7 +72,8 @@ struct KernelSet {
   // GEMV with contiguous rows: for j < n,
   //   y[j * incy] = (accumulate ? y : 0) + alpha * dot(x[0..k), w[j*ldw + 0..k)).
   // Each dot product has a fixed summation order, so results do not depend on
-  // how the rows are split between threads.
+  // how the rows are split between threads. The AVX2 and AVX-512 sets sum in
+  // the same order (bit-identical; dot_rows_in_avx2_order).
   void (*dot_rows)(int n, int k, float alpha, const float* x, const float* w, ptrdiff_t ldw,
                    bool accumulate, float* y, ptrdiff_t incy);
 
@@ -93,6 +94,9 @@ const KernelSet& avx2_kernels();
 // AVX-512F: only after avx512_supported() (which needs no AVX2 check first).
 bool avx512_supported();
 const KernelSet& avx512_kernels();
+// Whether ks.dot_rows sums in the AVX2 set's order (the AVX2 and AVX-512
+// sets), the order the 16-bit fused GEMVs reproduce. After use_avx2() only.
+bool dot_rows_in_avx2_order(const KernelSet& ks);
 #endif
 
 // The set CpuBackend's GEMMs use: portable when the backend was made with

@@ -94,8 +94,8 @@ void gemv_nt(const KernelSet& ks, ThreadPool& pool, halfk::Isa isa, halfk::Widen
              const HalfWeight& W, float alpha, bool accumulate, float* y) {
   const int N = W.rows, K = W.cols;
 #if defined(PS_HAVE_AVX2_KERNELS)
-  // The AVX2 and AVX-512 sets share gemm_avx2.cpp's dot_rows, which the fused forms reproduce.
-  if (isa != halfk::Isa::Portable && ks.dot_rows == gemm::avx2_kernels().dot_rows &&
+  // The AVX2 and AVX-512 sets' dot_rows sum in one order, which the fused forms reproduce.
+  if (isa != halfk::Isa::Portable && gemm::dot_rows_in_avx2_order(ks) &&
       (W.bf16 || halfk::f16c_supported())) {
     const auto dot = isa == halfk::Isa::Avx512 ? halfk::dot_rows_avx512 : halfk::dot_rows_avx2;
     gemv_split(pool, (double)N * K, (size_t)N, [&](size_t b, size_t e) {

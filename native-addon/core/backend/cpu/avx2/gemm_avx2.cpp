@@ -152,17 +152,18 @@ void micro_narrow(int kc, const float* a, const float* b, float alpha, bool accu
 
 // ---- GEMV -----------------------------------------------------------------
 
-inline float hsum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
-
 // Dot products with a fixed summation order per row, whichever group of
 // rows it is computed in: 16-float steps into two partial sums (even and odd
 // 8-float halves), a last 8-float step into the first, a scalar tail, then
 // hsum(s0 + s1) + tail. Four rows at a time share the loads of x.
-template <int R>
+//
+// With kPrefetchNext, each 16-float step also prefetches the same columns of
+// the next group's rows (R * ldw floats ahead; dot_rows passes it only when
+// that group exists). In generation the weights stream from DRAM and the
+// hardware prefetcher alone leaves a core short of requests in flight
+// (it restarts at every 4 KiB page); asking for the next group's lines a
+// group ahead keeps the stream going. Prefetches change no value.
+template <int R, bool kPrefetchNext = false>
 inline void dot_group(int k, float alpha, const float* x, const float* w, ptrdiff_t ldw,
                       bool accumulate, float* y, ptrdiff_t incy) {
   __m256 s0[R], s1[R];
@@ -171,6 +172,7 @@ inline void dot_group(int k, float alpha, const float* x, const float* w, ptrdif
   for (; p + 16 <= k; p += 16) {
     const __m256 x0 = _mm256_loadu_ps(x + p), x1 = _mm256_loadu_ps(x + p + 8);
     for (int r = 0; r < R; ++r) {
+      if (kPrefetchNext) prefetch_line(w + (r + R) * ldw + p);
       s0[r] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(w + r * ldw + p), s0[r]);
       s1[r] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(w + r * ldw + p + 8), s1[r]);
     }
@@ -194,6 +196,8 @@ inline void dot_group(int k, float alpha, const float* x, const float* w, ptrdif
 void dot_rows(int n, int k, float alpha, const float* x, const float* w, ptrdiff_t ldw,
               bool accumulate, float* y, ptrdiff_t incy) {
   int j = 0;
+  for (; j + 8 <= n; j += 4)
+    dot_group<4, true>(k, alpha, x, w + j * ldw, ldw, accumulate, y + j * incy, incy);
   for (; j + 4 <= n; j += 4)
     dot_group<4>(k, alpha, x, w + j * ldw, ldw, accumulate, y + j * incy, incy);
   for (; j < n; ++j) dot_group<1>(k, alpha, x, w + j * ldw, ldw, accumulate, y + j * incy, incy);

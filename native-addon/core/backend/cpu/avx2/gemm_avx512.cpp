@@ -1,8 +1,9 @@
 // AVX-512F kernels of the CPU GEMM, for the CPUs that have it (Intel server
 // parts since Skylake-SP, Ice/Tiger Lake, AMD Zen 4+): the same blocked
 // driver with a 12x32 micro-kernel, 24 zmm accumulators — twice the work per
-// instruction of the AVX2 6x16 kernel. GEMV stays on the AVX2 kernels (it is
-// memory-bound).
+// instruction of the AVX2 6x16 kernel — and the row-dot GEMV of generation in
+// zmm registers with the AVX2 form's exact summation order (the other GEMV
+// shape stays on the AVX2 kernel).
 //
 // This file sits with the AVX2 sources (built with -mavx2 -mfma) and enables
 // AVX-512F per function with a target attribute, so it needs no build flag of
@@ -179,6 +180,61 @@ PS_TARGET_AVX512 void micro_narrow(int kc, const float* a, const float* b, float
     micro_narrow_impl<false>(kc, a, b, alpha, accumulate, c, ldc, rows, cols);
 }
 
+// ---- GEMV ---------------------------------------------------------------------
+
+// gemm_avx2.cpp's dot_group<R> with one zmm per row: lanes 0..7 are its s0
+// and lanes 8..15 its s1, so each 16-float step is the AVX2 form's two FMAs
+// in one instruction, one load of a whole cache line of the row; the 8-float
+// step updates lanes 0..7 only (masked), and the end adds the two halves and
+// reduces exactly as the AVX2 form does. Every lane sees the same operations
+// in the same order: the same bits as the AVX2 kernel set's dot_rows, with
+// one load per 64-byte line of W instead of two. kPrefetchNext: as in the
+// AVX2 form, the next group's lines a group ahead.
+template <int R, bool kPrefetchNext>
+PS_TARGET_AVX512 inline void dot_group_512(int k, float alpha, const float* x, const float* w,
+                                           ptrdiff_t ldw, bool accumulate, float* y,
+                                           ptrdiff_t incy) {
+  __m512 s[R];
+  for (int r = 0; r < R; ++r) s[r] = _mm512_setzero_ps();
+  int p = 0;
+  for (; p + 16 <= k; p += 16) {
+    const __m512 xv = _mm512_loadu_ps(x + p);
+    for (int r = 0; r < R; ++r) {
+      if (kPrefetchNext) prefetch_line(w + (r + R) * ldw + p);
+      s[r] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w + r * ldw + p), s[r]);
+    }
+  }
+  if (p + 8 <= k) {
+    const __m512 xv = _mm512_maskz_loadu_ps(0x00FF, x + p);
+    for (int r = 0; r < R; ++r)
+      s[r] = _mm512_mask3_fmadd_ps(xv, _mm512_maskz_loadu_ps(0x00FF, w + r * ldw + p), s[r], 0x00FF);
+    p += 8;
+  }
+  for (int r = 0; r < R; ++r) {
+    const float* wr = w + r * ldw;
+    float tail = 0.0f;
+    for (int q = p; q < k; ++q) tail = fmadd1(x[q], wr[q], tail);
+    // Through memory: GCC 12 warns falsely about the undefined upper half
+    // the 512-to-256 casts and extracts pass through.
+    alignas(64) float halves[16];  // lanes 0..7 = s0, 8..15 = s1
+    _mm512_store_ps(halves, s[r]);
+    const float dot = hsum(_mm256_add_ps(_mm256_load_ps(halves), _mm256_load_ps(halves + 8))) + tail;
+    float& out = y[r * incy];
+    out = accumulate ? fmadd1(alpha, dot, out) : alpha * dot;
+  }
+}
+
+PS_TARGET_AVX512 void dot_rows(int n, int k, float alpha, const float* x, const float* w,
+                               ptrdiff_t ldw, bool accumulate, float* y, ptrdiff_t incy) {
+  int j = 0;
+  for (; j + 8 <= n; j += 4)
+    dot_group_512<4, true>(k, alpha, x, w + j * ldw, ldw, accumulate, y + j * incy, incy);
+  for (; j + 4 <= n; j += 4)
+    dot_group_512<4, false>(k, alpha, x, w + j * ldw, ldw, accumulate, y + j * incy, incy);
+  for (; j < n; ++j)
+    dot_group_512<1, false>(k, alpha, x, w + j * ldw, ldw, accumulate, y + j * incy, incy);
+}
+
 }  // namespace
 
 bool avx512_supported() {
@@ -190,7 +246,7 @@ bool avx512_supported() {
 
 const KernelSet& avx512_kernels() {
   static const KernelSet set = [] {
-    KernelSet s = avx2_kernels();  // GEMV shapes: memory-bound, AVX2 is enough
+    KernelSet s = avx2_kernels();  // axpy_rows (the other GEMV shape) stays AVX2
     s.name = "avx512";
     s.mr = MR;
     s.nr = NR;
@@ -199,6 +255,7 @@ const KernelSet& avx512_kernels() {
     s.pack_b = pack_b_panels<NR>;
     s.micro = micro_12x32;
     s.micro_narrow = micro_narrow;
+    s.dot_rows = dot_rows;
     return s;
   }();
   return set;

@@ -19,6 +19,13 @@ static inline float fmadd1(float a, float b, float c) {
   return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
 }
 
+// The sum of the eight lanes in a fixed order (the GEMVs' final reduction).
+static inline float hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+}
+
 // In-register transpose of an 8x8 block: on return r[q] holds column q.
 static inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4,
                               __m256& r5, __m256& r6, __m256& r7) {
@@ -60,6 +67,11 @@ static inline void transpose8_store(__m256 x0, __m256 x1, __m256 x2, __m256 x3, 
 }
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
+
+// Asks for the cache line holding p in every level (the GEMVs' stream ahead).
+static inline void prefetch_line(const void* p) {
+  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+}
 
 // Prefetch the C rows of a tile, for the update after the k loop.
 static inline void prefetch_c_tile(const float* c, ptrdiff_t ldc, int rows, int nr) {

@@ -302,6 +302,39 @@ void test_bad_shapes() {
 
 }  // namespace
 
+// A padding query whose q holds inf and NaN (whatever the layer wrote into
+// a row the mask hides) must not reach any gradient: its row of scaled
+// queries is 0, not 0 * inf = NaN, which dK += dS^T Qs would carry to every
+// key (a reviewer's find). Every kernel set, 1 and 2 threads.
+void test_padding_query_not_finite() {
+  Case c;
+  c.name = "padding q inf/NaN";
+  c.s.B = 1, c.s.T = 8, c.s.P = 0, c.s.Hq = 2, c.s.Hkv = 1, c.s.D = 16;
+  c.seg = {0, 0, 0, 0, 0, 0, -1, -1};
+  Inputs in = make_inputs(c.s, 4242);
+  for (int h = 0; h < c.s.Hq; ++h)
+    for (int d = 0; d < c.s.D; ++d) {
+      in.q[(6 * c.s.Hq + h) * c.s.D + d] = INFINITY;
+      in.q[(7 * c.s.Hq + h) * c.s.D + d] = NAN;
+    }
+  for (int isa = 0; isa < 3; ++isa)
+    for (int threads = 1; threads <= 2; ++threads) {
+      CpuBackend be(threads, isa == 0);
+      if (isa == 1) be.set_avx512_attention(false);
+      if (isa == 1 && !be.use_avx2()) continue;
+      if (isa == 2 && !be.use_avx512_attention()) continue;
+      Result f;
+      run_forward(be, c, in, f);
+      std::vector<float> dq(in.q.size(), 0.0f), dk(in.k.size(), 0.0f), dv(in.v.size(), 0.0f);
+      be.attention_backward(c.s, in.q.data(), in.k.data(), in.v.data(), c.seg.data(), in.scale, f.out.data(),
+                            f.lse.data(), in.dout.data(), dq.data(), dk.data(), dv.data());
+      for (float x : dk) CHECK(std::isfinite(x));
+      for (float x : dv) CHECK(std::isfinite(x));
+      for (int t = 0; t < 6; ++t)
+        for (int i = 0; i < c.s.Hq * c.s.D; ++i) CHECK(std::isfinite(dq[t * c.s.Hq * c.s.D + i]));
+    }
+}
+
 int main() {
   std::vector<Case> cases;
   {
@@ -391,5 +424,6 @@ int main() {
   }
   for (const Case& c : cases) check_case(c);
   test_bad_shapes();
+  test_padding_query_not_finite();
   return pstest::finish("test_attention");
 }

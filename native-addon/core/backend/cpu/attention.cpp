@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "attention_buffers.h"
 #include "attention_kernels.h"
 #include "cpu_backend.h"
 #include "error.h"
@@ -161,17 +162,6 @@ std::vector<size_t> by_cost(const AttnShape& s, const std::vector<AttnUnit>& uni
   return order;
 }
 
-// The calling thread's buffers, reused across calls (workspace.h): packed
-// K/V, the units' scratch and the backward's per-thread dK/dV partials ran
-// to megabytes that page-faulted on every call when allocated per call.
-struct AttnBuffers {
-  Workspace kt{"the attention K blocks"};
-  Workspace v{"the attention V blocks"};
-  Workspace kr{"the attention K rows"};
-  Workspace scratch{"the attention scratch"};
-  Workspace partials{"the attention dK/dV partials"};
-};
-thread_local AttnBuffers t_attn;
 
 // x [B,S,Hkv,D] repacked per (b, kv head) and key block into `packed`, zero
 // past S:
@@ -228,7 +218,7 @@ void CpuBackend::attention_forward(const AttnShape& s, const float* q, const flo
     const int runs = std::min(group, std::max(1, (2 * threads() + kv_units - 1) / kv_units));
     const int run_len = (group + runs - 1) / runs;
     const size_t per_thread = static_cast<size_t>(run_len) * (s.S() + 2 * s.D + 1);
-    float* scratch = t_attn.scratch.get(per_thread * threads());
+    float* scratch = attn_buffers().scratch.get(per_thread * threads());
     pool_->run_tasks(static_cast<size_t>(kv_units) * runs, [&](size_t i, int thread) {
       const int b = static_cast<int>(i / (static_cast<size_t>(s.Hkv) * runs));
       const int g = static_cast<int>(i / runs % s.Hkv), r = static_cast<int>(i % runs);
@@ -246,8 +236,8 @@ void CpuBackend::attention_forward(const AttnShape& s, const float* q, const flo
   a.n_blocks = (s.S() + kAttnBk - 1) / kAttnBk;
   const std::vector<int32_t> k_seg = key_segments(s, seg, a.n_blocks);
   const std::vector<int32_t> blk_seg = block_segments(s, k_seg, a.n_blocks);
-  const float* kt = pack_kv(*pool_, s, k, a.n_blocks, true, t_attn.kt);
-  const float* vr = pack_kv(*pool_, s, v, a.n_blocks, false, t_attn.v);
+  const float* kt = pack_kv(*pool_, s, k, a.n_blocks, true, attn_buffers().kt);
+  const float* vr = pack_kv(*pool_, s, v, a.n_blocks, false, attn_buffers().v);
   a.q = q;
   a.q_seg = seg;
   a.k_seg = k_seg.data();
@@ -259,7 +249,7 @@ void CpuBackend::attention_forward(const AttnShape& s, const float* q, const flo
 
   const auto unit_fn = kern.forward;
   const size_t per_thread = attn_scratch_floats(s.D);
-  float* scratch = t_attn.scratch.get(per_thread * threads());
+  float* scratch = attn_buffers().scratch.get(per_thread * threads());
   pool_->run_tasks(units.size(), [&](size_t i, int thread) {
     unit_fn(a, units[order[i]], scratch + per_thread * thread);
   });
@@ -282,9 +272,9 @@ void CpuBackend::attention_backward(const AttnShape& s, const float* q, const fl
   const bool need_ds = dq || dk;
   const std::vector<int32_t> k_seg = key_segments(s, seg, a.n_blocks);
   const std::vector<int32_t> blk_seg = block_segments(s, k_seg, a.n_blocks);
-  const float* kt = pack_kv(*pool_, s, k, a.n_blocks, true, t_attn.kt);
-  const float* vt = need_ds ? pack_kv(*pool_, s, v, a.n_blocks, true, t_attn.v) : nullptr;
-  const float* kr = dq ? pack_kv(*pool_, s, k, a.n_blocks, false, t_attn.kr) : nullptr;
+  const float* kt = pack_kv(*pool_, s, k, a.n_blocks, true, attn_buffers().kt);
+  const float* vt = need_ds ? pack_kv(*pool_, s, v, a.n_blocks, true, attn_buffers().v) : nullptr;
+  const float* kr = dq ? pack_kv(*pool_, s, k, a.n_blocks, false, attn_buffers().kr) : nullptr;
   a.q = q;
   a.q_seg = seg;
   a.k_seg = k_seg.data();
@@ -313,19 +303,23 @@ void CpuBackend::attention_backward(const AttnShape& s, const float* q, const fl
   // Each thread accumulates dK/dV in its own packed buffers; they are added
   // into the caller's gradients afterwards, thread by thread in order.
   const size_t packed_n = static_cast<size_t>(s.B) * s.Hkv * a.n_blocks * kAttnBk * s.D;
-  // Thread th's dK partial at partials + 2 th packed_n, its dV partial
-  // packed_n after it; nullptr where not wanted or the thread has no unit.
-  float* partials = t_attn.partials.get(2 * nt * packed_n);
+  // Thread th's partials at partials + wanted th packed_n: its dK partial,
+  // then its dV partial (each only when wanted); nullptr where not wanted or
+  // the thread has no unit.
+  const size_t wanted = (dk ? 1 : 0) + (dv ? 1 : 0);
+  Workspace& partials_ws = attn_buffers().partials;
+  float* partials = partials_ws.get(wanted * nt * packed_n);
   std::vector<float*> dk_part(nt, nullptr), dv_part(nt, nullptr);
   for (int th = 0; th < nt; ++th) {
     if (assigned[th].empty()) continue;
-    if (dk) dk_part[th] = partials + 2 * th * packed_n;
-    if (dv) dv_part[th] = partials + (2 * th + 1) * packed_n;
+    float* own = partials + wanted * th * packed_n;
+    if (dk) dk_part[th] = own;
+    if (dv) dv_part[th] = own + (dk ? packed_n : 0);
   }
 
   const auto unit_fn = attn_kernels(*this).backward;
   const size_t per_thread = attn_scratch_floats(s.D);
-  float* scratch = t_attn.scratch.get(per_thread * nt);
+  float* scratch = attn_buffers().scratch.get(per_thread * nt);
   pool_->parallel_for(nt, [&](size_t begin, size_t end, int) {
     for (size_t th = begin; th < end; ++th) {
       float* dk_th = dk_part[th];
@@ -358,6 +352,12 @@ void CpuBackend::attention_backward(const AttnShape& s, const float* q, const fl
       }
     }
   });
+  if (wanted * nt * packed_n * sizeof(float) > kAttnKeptPartialsBytes) partials_ws.release();
+}
+
+AttnBuffers& CpuBackend::attn_buffers() {
+  if (!attn_buffers_) attn_buffers_ = std::make_unique<AttnBuffers>();
+  return *attn_buffers_;
 }
 
 }  // namespace ps

@@ -248,8 +248,12 @@ static inline void attn_load_scaled_q(const AttnProblem& a, const AttnUnit& u, f
   for (int i = 0; i < u.t1 - u.t0; ++i) {
     const int t = u.t0 + i;
     const float* qi = a.q + (static_cast<size_t>(u.b) * a.s.T + t) * q_stride + static_cast<size_t>(u.h) * D;
-    const float f = q_seg[t] >= 0 ? scale : 0.0f;
-    for (int d = 0; d < D; ++d) Q[i * D + d] = f * qi[d];
+    // A padding query's row is 0, not 0 * q: an inf or NaN q there would make
+    // it NaN, and the backward's dK += dS^T Qs would carry that to every key.
+    if (q_seg[t] >= 0)
+      for (int d = 0; d < D; ++d) Q[i * D + d] = scale * qi[d];
+    else
+      for (int d = 0; d < D; ++d) Q[i * D + d] = 0.0f;
   }
 }
 

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "error.h"
+#include "backend/cpu/attention_buffers.h"
 #include "backend/cpu/gemm_kernels.h"
 
 #if defined(_MSC_VER)

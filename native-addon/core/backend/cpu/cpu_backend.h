@@ -11,6 +11,8 @@
 
 namespace ps {
 
+struct AttnBuffers;  // attention_buffers.h
+
 struct CpuFeatures {
   bool avx2 = false;
   bool fma = false;
@@ -122,7 +124,10 @@ class CpuBackend : public Backend {  // not final: tests/bf16_reference_backend.
                               int D, float* out) override;
 
  private:
+  // The attention's buffers (attention_buffers.h), made on first use.
+  AttnBuffers& attn_buffers();
   std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<AttnBuffers> attn_buffers_;
   bool use_avx2_ = false;
   bool use_avx512_attention_ = false;
 };

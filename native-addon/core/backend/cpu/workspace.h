@@ -38,7 +38,7 @@ class Workspace {
     return data_;
   }
 
- private:
+  // Gives the memory back (the next get allocates again).
   void release() {
 #if defined(_MSC_VER)
     _aligned_free(data_);
@@ -48,6 +48,7 @@ class Workspace {
     data_ = nullptr;
     cap_ = 0;
   }
+ private:
   const char* what_;
   float* data_ = nullptr;
   size_t cap_ = 0;

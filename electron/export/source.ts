@@ -9,11 +9,11 @@
 // A full run has no adapter and no separate base: its source kind carries
 // neither, so code that needs an adapter must first narrow the kind.
 import { readFile, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../adapters/peft.js';
 import { CONFIG_FILE } from '../models/folder.js';
 import { COMPLETE_MARKER } from '../runs/checkpoint-format.js';
-import { CHECKPOINTS_DIR, checkpointStep } from '../runs/layout.js';
+import { CHECKPOINTS_DIR, runDirOfCheckpoint } from '../runs/layout.js';
 
 export const RUN_FILE = 'run.json';
 
@@ -108,10 +108,8 @@ const NO_RUN_DATA: RunDataFacts = { runData: null, runSeqLen: null, runDataForma
 
 /** The run a checkpoints/step-N folder belongs to (it holds run.json), or null. */
 async function runOfCheckpoint(dir: string): Promise<{ runDir: string; step: number } | null> {
-  const step = checkpointStep(basename(dir));
-  if (step === null || basename(dirname(dir)) !== CHECKPOINTS_DIR) return null;
-  const runDir = dirname(dirname(dir));
-  return (await kindOf(join(runDir, RUN_FILE))) === 'file' ? { runDir, step } : null;
+  const checkpoint = runDirOfCheckpoint(dir);
+  return checkpoint && (await kindOf(join(checkpoint.runDir, RUN_FILE))) === 'file' ? checkpoint : null;
 }
 
 /** The one export format a full run's model has: it holds no adapter to copy, merge or convert. */

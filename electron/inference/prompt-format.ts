@@ -22,9 +22,9 @@
 // generation also stops at the token the template closes an assistant turn
 // with (<|im_end|>, <|eot_id|>): the model was trained to end with it.
 import type { ModelTokenizer } from '../models/tokenizer.js';
-import { chatTemplateOf, type ChatMessage, type ChatTemplate } from '../data/chat-template.js';
+import { chatTemplateOf, type ChatMessage } from '../data/chat-template.js';
 import { alpacaPrompt } from '../data/formats/alpaca.js';
-import { assistantTurnEnd } from '../data/formats/chat.js';
+import { probeAnswer } from '../data/formats/chat.js';
 import type { DatasetFormat } from '../data/options.js';
 
 export const PROMPT_FORMATS = ['plain', 'chat', 'alpaca'] as const;
@@ -60,27 +60,13 @@ export class PromptFormatError extends Error {
   }
 }
 
-const PROBE_ANSWER = 'PEFT-STUDIO-PROBE-ANSWER';
-
-/** The conversation up to the assistant's answer, as a trained row has it before the answer. */
-function conversationPrompt(template: ChatTemplate, messages: readonly ChatMessage[]): string {
-  const text = template.render(messages, true);
-  let probe: string;
-  try {
-    probe = template.render([...messages, { role: 'assistant', content: PROBE_ANSWER }], false);
-  } catch {
-    return text;
-  }
-  const at = probe.indexOf(PROBE_ANSWER, text.length);
-  return at >= 0 && probe.startsWith(text) ? text + probe.slice(text.length, at).replace(/ +$/, '') : text;
-}
-
 function chatLayout(tokenizer: ModelTokenizer, prompt: string, system: string): LaidOutPrompt {
   const template = chatTemplateOf(tokenizer);
   const user: ChatMessage = { role: 'user', content: prompt };
+  const messages: ChatMessage[] = system.trim() !== '' ? [{ role: 'system', content: system }, user] : [user];
   let text: string;
   try {
-    text = conversationPrompt(template, system.trim() !== '' ? [{ role: 'system', content: system }, user] : [user]);
+    text = template.render(messages, true);
   } catch (e) {
     if (system.trim() !== '') {
       // a template that refuses system messages (Mistral's, Gemma's) says so in its own words: name the message
@@ -93,8 +79,11 @@ function chatLayout(tokenizer: ModelTokenizer, prompt: string, system: string): 
     }
     throw new PromptFormatError(`${(e as Error).message}; try the plain layout`, 'promptFormat');
   }
-  const end = assistantTurnEnd(tokenizer);
-  const endId = end === null ? null : tokenizer.tokenToId(end);
+  // The conversation as a trained row has it before the answer: the header a template that ignores
+  // add_generation_prompt leaves out comes from the probe (spaces right before the answer go with it).
+  const probe = probeAnswer(tokenizer, messages);
+  if (probe && probe.answerAt >= text.length && probe.text.startsWith(text)) text += probe.text.slice(text.length, probe.answerAt).replace(/ +$/, '');
+  const endId = probe?.closer ? tokenizer.tokenToId(probe.closer) : null;
   return { text, ids: tokenizer.encode(text, { addSpecialTokens: false }), layout: template.layout, stopTokenIds: endId === null ? [] : [endId] };
 }
 

@@ -2,9 +2,9 @@
 // from its run: a run folder, or one of its checkpoints
 // (RUN/checkpoints/step-N). An adapter from elsewhere says nothing of its
 // data: null then, and the caller keeps the plain layout.
-import { basename, dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { DatasetFormat } from '../data/options.js';
-import { CHECKPOINTS_DIR, checkpointStep } from '../runs/layout.js';
+import { runDirOfCheckpoint } from '../runs/layout.js';
 import { readRunRecord, recordedDataFormat, type RunRecord } from '../runs/run-record.js';
 import { promptFormatOfData, type PromptFormat } from './prompt-format.js';
 
@@ -17,9 +17,8 @@ export interface TrainedPromptFormat {
 async function recordOf(dir: string) {
   const own = await readRunRecord(dir).catch(() => null);
   if (own) return own;
-  const parent = dirname(dir);
-  if (checkpointStep(basename(dir)) === null || basename(parent) !== CHECKPOINTS_DIR) return null;
-  return readRunRecord(dirname(parent)).catch(() => null);
+  const checkpoint = runDirOfCheckpoint(dir);
+  return checkpoint ? readRunRecord(checkpoint.runDir).catch(() => null) : null;
 }
 
 /** The layout of a run's rows, from its run.json; null when not known yet. */

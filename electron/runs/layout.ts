@@ -7,7 +7,7 @@
 //   DIR/run.lock               held by the process that trains in DIR
 //   DIR/adapter_config.json, adapter_model.safetensors   the final adapter
 //                              (full fine-tuning: a complete model folder)
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 export const RUN_FILE = 'run.json';
 export const METRICS_FILE = 'metrics.jsonl';
@@ -24,6 +24,13 @@ export function checkpointName(step: number): string {
 export function checkpointStep(name: string): number | null {
   const m = CHECKPOINT_NAME.exec(name);
   return m ? Number(m[1]) : null;
+}
+
+/** The run folder a checkpoints/step-N folder would belong to (by its path alone), or null for any other path. */
+export function runDirOfCheckpoint(dir: string): { runDir: string; step: number } | null {
+  const step = checkpointStep(basename(dir));
+  if (step === null || basename(dirname(dir)) !== CHECKPOINTS_DIR) return null;
+  return { runDir: dirname(dirname(dir)), step };
 }
 
 export interface RunPaths {

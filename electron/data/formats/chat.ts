@@ -151,25 +151,38 @@ function closeTurn(text: string, end: number, closers: readonly string[]): numbe
   return end;
 }
 
+/** What the assistant's answer of probeAnswer says. */
+export interface AnswerProbe {
+  /** the conversation rendered with the probe answer */
+  text: string;
+  /** where the answer starts in `text` */
+  answerAt: number;
+  /**
+   * the special token the template writes right after the answer (<|eot_id|>,
+   * <|im_end|>, EOS, ...): training counts it as part of the turn (see
+   * closeTurn), so a model trained on chat rows learns to end its answer with
+   * it; null when there is none
+   */
+  closer: string | null;
+}
+
+const PROBE_ANSWER = 'PEFT-STUDIO-PROBE-ANSWER';
+
 /**
- * The special token the chat template writes right after an assistant
- * turn's content (<|eot_id|>, <|im_end|>, EOS, ...): training counts it as
- * part of the turn (see closeTurn), so a model trained on chat rows learns to
- * end its answer with it, and generation must stop there. Found by rendering
- * a probe conversation; null when the template writes no special token there
- * (or refuses the probe).
+ * `messages` rendered with an assistant answer after them, as a trained row
+ * has one: where the answer starts and the token that closes its turn. Null
+ * when the template refuses the conversation or does not show the answer.
  */
-export function assistantTurnEnd(tokenizer: ModelTokenizer): string | null {
-  const answer = 'PEFT-STUDIO-PROBE-ANSWER';
+export function probeAnswer(tokenizer: ModelTokenizer, messages: readonly ChatMessage[]): AnswerProbe | null {
   let text: string;
   try {
-    text = chatTemplateOf(tokenizer).render([{ role: 'user', content: 'question' }, { role: 'assistant', content: answer }], false);
+    text = chatTemplateOf(tokenizer).render([...messages, { role: 'assistant', content: PROBE_ANSWER }], false);
   } catch {
     return null;
   }
-  const at = text.indexOf(answer);
-  if (at < 0) return null;
-  const contentEnd = at + answer.length;
+  const answerAt = text.indexOf(PROBE_ANSWER);
+  if (answerAt < 0) return null;
+  const contentEnd = answerAt + PROBE_ANSWER.length;
   const end = closeTurn(text, contentEnd, turnClosers(tokenizer));
-  return end > contentEnd ? text.slice(contentEnd, end).trimStart() : null;
+  return { text, answerAt, closer: end > contentEnd ? text.slice(contentEnd, end).trimStart() : null };
 }

@@ -16,8 +16,10 @@ import type { RunIndexEntry } from '../runs/run-index.js';
 import type { DataFormat, TrainConfig, TrainMethod } from '../training/config.js';
 import type { SettingWarning } from '../training/warnings.js';
 import type { PromptFormat } from '../inference/prompt-format.js';
+import type { CachedModel } from '../models/hf-cache-list.js';
 
 export type { PromptFormat };
+export type { CachedModel };
 export type { DatasetReport, RowPreview, ExportFormat, ExportResult, GgufModelType, InspectReport, MemoryRow, RunEvent, RunIndexEntry, RunStatus, TrainConfig, TrainMethod, DataFormat, SettingWarning };
 
 // ---------------------------------------------------------------- machine
@@ -58,6 +60,16 @@ export interface DemoPaths {
 export interface RecentItems {
   models: string[];
   datasets: string[];
+}
+
+/** The models already in the Hugging Face hub cache, one per snapshot on disk (electron/models/hf-cache-list.ts). */
+export interface CachedModels {
+  /** the cache folder looked in (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub); null when outside what this server may use */
+  cacheDir: string | null;
+  /** usable ones and those that cannot be opened (each with its reason) */
+  models: CachedModel[];
+  /** cached models left out because they are outside the folders this server may use (browser mode) */
+  hidden: number;
 }
 
 // ---------------------------------------------------------------- files
@@ -182,6 +194,11 @@ export interface HyperparametersRequest {
 export interface RunSettings {
   model: string;
   data: string;
+  /**
+   * a separate evaluation file (`train --eval-data`), read as `data` is;
+   * absent or null: none. Not together with hyper.evalSplit above 0.
+   */
+  evalData?: string | null;
   method: TrainMethod;
   /** the run folder; null: a new folder under the studio's runs folder */
   out?: string | null;
@@ -350,11 +367,18 @@ export interface GenerateRequest {
   /** 0: greedy */
   temperature: number;
   seed: number;
+  /**
+   * the caller's name for this answer (letters, digits, - and _; up to 64):
+   * the answer's text then comes as it is generated ('generateProgress'
+   * events), and stopGenerate can end it early
+   */
+  requestId?: string;
 }
 export interface GenerateResponse {
   text: string;
   tokens: number;
-  stoppedBy: 'eos' | 'length';
+  /** 'stopped': stopGenerate ended it (the text is what came until then) */
+  stoppedBy: 'eos' | 'length' | 'stopped';
   seconds: number;
   /** e.g. "evaluated on the 4-bit base it was trained on" */
   notices: string[];
@@ -371,6 +395,8 @@ export interface ApiMethods {
   machine: { request: Record<string, never>; response: MachineSummary };
   demoPaths: { request: Record<string, never>; response: DemoPaths };
   recent: { request: Record<string, never>; response: RecentItems };
+  /** the models in the Hugging Face cache (never downloads) */
+  cachedModels: { request: Record<string, never>; response: CachedModels };
   pickPath: { request: PickPathRequest; response: PickPathResponse };
   listDir: { request: ListDirRequest; response: ListDirResponse };
   inspectModel: { request: InspectModelRequest; response: ModelOverview };
@@ -389,6 +415,8 @@ export interface ApiMethods {
   runHistory: { request: { runDir: string }; response: RunHistory };
   exportAdapter: { request: ExportRequest; response: ExportResult };
   generate: { request: GenerateRequest; response: GenerateResponse };
+  /** ends a generate call early (its answer so far is its response); stopped: false when it had already ended */
+  stopGenerate: { request: { requestId: string }; response: { stopped: boolean } };
 }
 
 export type ApiMethod = keyof ApiMethods;
@@ -397,9 +425,9 @@ export type ApiResponse<M extends ApiMethod> = ApiMethods[M]['response'];
 
 /** The wire names, for validating what arrives (a transport refuses any other). */
 export const API_METHODS: readonly ApiMethod[] = [
-  'machine', 'demoPaths', 'recent', 'pickPath', 'listDir', 'inspectModel', 'inspectData', 'previewRow',
+  'machine', 'demoPaths', 'recent', 'cachedModels', 'pickPath', 'listDir', 'inspectModel', 'inspectData', 'previewRow',
   'hyperparameters', 'checkRun', 'startRun', 'resumeRun', 'pauseRun', 'continueRun', 'cancelRun',
-  'listRuns', 'runHistory', 'exportAdapter', 'generate',
+  'listRuns', 'runHistory', 'exportAdapter', 'generate', 'stopGenerate',
 ] as const;
 
 export function isApiMethod(name: unknown): name is ApiMethod {
@@ -413,6 +441,8 @@ export type ApiEvent =
   | { type: 'run'; runId: string; runDir: string; event: RunEvent }
   /** export progress lines */
   | { type: 'exportLog'; out: string; line: string }
+  /** a generate call's answer as it comes (requests with a requestId): the new text, and the tokens so far */
+  | { type: 'generateProgress'; requestId: string; text: string; tokens: number }
   /** Electron only: an app-menu command for the window (never broadcast by the service) */
   | { type: 'menu'; action: 'openModel' | 'openDataset' };
 

@@ -27,6 +27,8 @@ export interface FlagSpec {
 export interface PositionalSpec {
   name: string;
   help: string;
+  /** may be left out (only the last positionals; the command then takes the value from a flag) */
+  optional?: boolean;
 }
 
 export interface CommandSpec {
@@ -82,6 +84,17 @@ export class ParsedArgs {
 
   list(name: string): string[] | undefined {
     return this.typed(name, 'list') as string[] | undefined;
+  }
+
+  /** A copy with one string flag's value replaced (a --model found in the Hugging Face cache becomes its folder). */
+  withString(name: string, value: string): ParsedArgs {
+    this.typed(name, 'string');
+    return new ParsedArgs(this.command, this.positionals, new Map(this.values).set(name, value), this.help);
+  }
+
+  /** A copy with one positional replaced. */
+  withPositional(index: number, value: string): ParsedArgs {
+    return new ParsedArgs(this.command, this.positionals.map((p, i) => (i === index ? value : p)), this.values, this.help);
   }
 
   private typed(name: string, kind: 'string' | 'list'): FlagValue | undefined {
@@ -202,8 +215,9 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
     const extra = positionals.slice(spec.positionals.length).join(' ');
     throw new UsageError(`'${spec.name}' takes ${countOf(spec.positionals.length, 'positional argument')}; unexpected: ${extra}`, spec.name);
   }
-  if (positionals.length < spec.positionals.length) {
-    const missing = spec.positionals.slice(positionals.length).map((p) => `<${p.name}>`).join(' ');
+  const required = spec.positionals.filter((p) => !p.optional).length;
+  if (positionals.length < required) {
+    const missing = spec.positionals.slice(positionals.length, required).map((p) => `<${p.name}>`).join(' ');
     throw new UsageError(`'${spec.name}' needs ${missing}`, spec.name);
   }
   return new ParsedArgs(spec.name, positionals, values, false);
@@ -211,7 +225,7 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
 
 /** The --help text of one command. */
 export function formatHelp(spec: CommandSpec, program = 'peft-studio'): string {
-  const pos = spec.positionals.map((p) => ` <${p.name}>`).join('');
+  const pos = spec.positionals.map((p) => (p.optional ? ` [<${p.name}>]` : ` <${p.name}>`)).join('');
   const lines = [`Usage: ${program} ${spec.name}${pos} [options]`, '', spec.summary, ''];
   for (const p of spec.positionals) lines.push(`  <${p.name}>  ${p.help}`);
   if (spec.positionals.length) lines.push('');

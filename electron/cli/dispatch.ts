@@ -3,6 +3,8 @@
 // 2 the command line was wrong.
 import { formatHelp, parseArgs, UsageError } from './args.js';
 import type { CliIO, Command } from './command.js';
+import { resolveModelArgs } from './model-arg.js';
+import { resolveDataArgs } from './data-arg.js';
 import { dataCommand } from './commands/data.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
@@ -10,13 +12,14 @@ import { exportCommand } from './commands/export.js';
 import { generateCommand } from './commands/generate.js';
 import { inspectCommand } from './commands/inspect.js';
 import { mergeCommand } from './commands/merge.js';
+import { modelsCommand } from './commands/models.js';
 import { runsCommand } from './commands/runs.js';
 import { serveCommand } from './commands/serve.js';
 import { trainCommand } from './commands/train.js';
 
 export const PROGRAM = 'peft-studio';
 
-export const COMMANDS: readonly Command[] = [inspectCommand, trainCommand, evalCommand, generateCommand, mergeCommand, exportCommand, demoCommand, runsCommand, dataCommand, serveCommand];
+export const COMMANDS: readonly Command[] = [inspectCommand, trainCommand, evalCommand, generateCommand, mergeCommand, exportCommand, demoCommand, runsCommand, dataCommand, serveCommand, modelsCommand];
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -33,6 +36,8 @@ export function globalHelp(): string {
     ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(width)}  ${c.spec.summary}`),
     '',
     `Run '${PROGRAM} <command> --help' for the options of a command.`,
+    'A model (--model, inspect\'s <modelDir>) may be one in the Hugging Face cache: org/name, or its models--org--name folder;',
+    'the revision refs/main names is used. Nothing is downloaded.',
     'Set PEFT_STUDIO_DEBUG=1 to print stack traces of errors.',
   ];
   return lines.join('\n') + '\n';
@@ -62,7 +67,9 @@ export async function runCli(argv: readonly string[], io: CliIO, debug = process
       io.stdout(formatHelp(command.spec, PROGRAM));
       return EXIT_OK;
     }
-    await command.run(args, io);
+    // a model in the Hugging Face cache (org/name, models--org--name) becomes its snapshot folder here, for every
+    // command; a dataset there (org/name) too
+    await command.run(resolveDataArgs(command.spec, await resolveModelArgs(command.spec, args, io), io), io);
     return EXIT_OK;
   } catch (error) {
     io.stderr(errorLine(error));

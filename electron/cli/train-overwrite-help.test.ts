@@ -20,8 +20,8 @@ describe('train --resume of a folder', () => {
     expect(r.stderr).toContain('/tmp/peft-studio-no-such-run-folder-7f3a: no such folder (give the --out of a run; peft-studio runs lists them)');
   });
 
-  it('the help names --model and --data among what --resume may change', async () => {
+  it('the help names --model, --data and --eval-data among what --resume may change', async () => {
     const text = (await cli(['train', '--help'])).stdout.replace(/\s+/g, ' ');
-    expect(text).toContain('and --model / --data when the model folder or the data file moved (checked to be the same files the run started with)');
+    expect(text).toContain('and --model / --data / --eval-data when the model folder, the data file or the evaluation file moved (checked to be the same files the run started with)');
   });
 });

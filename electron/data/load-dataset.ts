@@ -6,6 +6,7 @@
 import type { ModelTokenizer } from '../models/tokenizer.js';
 import { countTrainedTokens, DataError, type Example } from '../training/data.js';
 import { readContainer } from './containers/read-file.js';
+import { datasetFiles, describeDatasetFiles } from './containers/dataset-folder.js';
 import type { ContainerRead } from './containers/records.js';
 import { detectFormat } from './detect-format.js';
 import { chatTemplateOf } from './chat-template.js';
@@ -34,6 +35,20 @@ export function resolveFormat(read: ContainerRead, file: string, format: Dataset
   return format === 'auto' ? detectFormat(read, file) : format;
 }
 
+/**
+ * The format of one file of a dataset; the files after the first must hold
+ * rows of the first one's format (a dataset of chat shards and alpaca shards
+ * is more likely a wrong folder than a wish).
+ */
+function sameFormat(read: ContainerRead, file: string, option: DatasetOptions['format'], first: { format: DatasetFormat; file: string } | null): DatasetFormat {
+  if (option !== 'auto') return option;
+  const format = resolveFormat(read, file, option);
+  if (first && format !== first.format) {
+    throw new DataError(`${file}: its rows are ${format} rows, but ${first.file}'s are ${first.format} rows; the files of one dataset must hold one format (give the files you mean, or choose the format: --format, or the Data page's Format)`);
+  }
+  return format;
+}
+
 /** Truncates a prepared row to seqLen; the RowError says why a row has nothing left to learn. */
 export function fitToLength(row: PreparedRow, seqLen: number): { inputIds: number[]; labels: number[]; dropped: number } {
   const before = countTrainedTokens(row.labels);
@@ -46,43 +61,62 @@ export function fitToLength(row: PreparedRow, seqLen: number): { inputIds: numbe
   return { inputIds: row.inputIds.slice(0, seqLen), labels, dropped: row.inputIds.length - seqLen };
 }
 
-export async function loadDataset(file: string, tokenizer: ModelTokenizer, options: DatasetOptions): Promise<LoadedDataset> {
+export async function loadDataset(path: string, tokenizer: ModelTokenizer, options: DatasetOptions): Promise<LoadedDataset> {
   checkDatasetOptions(options);
-  const read = await readContainer(file);
-  const format = resolveFormat(read, file, options.format);
-  const problems: RowProblem[] = [...read.problems];
+  const source = datasetFiles(path, options.role ?? 'train');
+  const problems: RowProblem[] = [];
   const used: Example[] = [];
   const lengths: number[] = [];
   const layouts = new Set<string>();
+  const files: DatasetReport['files'] = [];
   let truncatedRows = 0;
   let tokensDropped = 0;
   let systemDroppedRows = 0;
-  for (const record of read.records) {
-    const source = `${file}:${record.line}`;
-    try {
-      const row = prepareRow(record.value, format, tokenizer, options.completionOnly, options.vocabSize);
-      const fitted = fitToLength(row, options.seqLen);
-      lengths.push(row.inputIds.length);
-      layouts.add(row.layout);
-      if (row.systemDropped) systemDroppedRows++;
-      if (fitted.dropped > 0) {
-        truncatedRows++;
-        tokensDropped += fitted.dropped;
+  let format: DatasetFormat | null = null;
+  let formatFile: string | null = null;
+  let container: ContainerRead['kind'] | null = null;
+  // File by file, so that only one file's parsed rows are held at a time.
+  for (const file of source.files) {
+    const read = await readContainer(file);
+    container ??= read.kind;
+    // An empty shard of a folder says nothing about the format (its problems are still reported).
+    if (read.records.length > 0 || source.files.length === 1) format = sameFormat(read, file, options.format, format && formatFile ? { format, file: formatFile } : null);
+    formatFile ??= format ? file : null;
+    const fileProblems: RowProblem[] = [...read.problems];
+    for (const record of read.records) {
+      const rowSource = `${file}:${record.line}`;
+      try {
+        const row = prepareRow(record.value, format!, tokenizer, options.completionOnly, options.vocabSize);
+        const fitted = fitToLength(row, options.seqLen);
+        lengths.push(row.inputIds.length);
+        layouts.add(row.layout);
+        if (row.systemDropped) systemDroppedRows++;
+        if (fitted.dropped > 0) {
+          truncatedRows++;
+          tokensDropped += fitted.dropped;
+        }
+        used.push({ inputIds: fitted.inputIds, labels: fitted.labels, source: rowSource });
+      } catch (e) {
+        if (!(e instanceof RowError)) throw e;
+        fileProblems.push({ source: rowSource, line: record.line, kind: e.kind, reason: e.message });
       }
-      used.push({ inputIds: fitted.inputIds, labels: fitted.labels, source });
-    } catch (e) {
-      if (!(e instanceof RowError)) throw e;
-      problems.push({ source, line: record.line, kind: e.kind, reason: e.message });
     }
+    fileProblems.sort((a, b) => a.line - b.line);
+    problems.push(...fileProblems);
+    files.push({ path: file, rows: read.records.length + read.problems.length });
   }
-  problems.sort((a, b) => a.line - b.line);
-  const total = read.records.length + read.problems.length;
+  const file = path;
+  const total = files.reduce((n, f) => n + f.rows, 0);
   if (used.length === 0) {
     const first = problems.slice(0, FIRST_REASONS).map(formatProblem).join('; ');
-    throw new DataError(total === 0 ? `${file}: no rows (the file is empty or only blank lines)` : `${file}: none of its ${countOf(total, 'row')} can be used (format: ${format}). First problems: ${first}`);
+    const empty = source.files.length > 1 ? 'its files are empty or only blank lines' : 'the file is empty or only blank lines';
+    throw new DataError(total === 0 ? `${file}: no rows (${empty})` : `${file}: none of its ${countOf(total, 'row')} can be used (format: ${format}). First problems: ${first}`);
   }
+  // a row was used, so some file had rows: its format and container are known
+  const [rowFormat, rowContainer] = [format!, container!];
   const examples = options.pack ? packExamples(used, options.seqLen) : used;
-  const notices: string[] = [];
+  const read = describeDatasetFiles(source);
+  const notices: string[] = [...(read ? [`read ${read}`] : []), ...source.notes];
   if ((format === 'chat' || format === 'alpaca') && chatTemplateOf(tokenizer).source === 'fallback' && [...layouts].some((l) => l.includes('fallback'))) {
     notices.push('the model has no chat_template in tokenizer_config.json: conversations are laid out with the fallback template ("### User:" / "### Assistant:", EOS after each answer); prompt the fine-tuned model the same way');
   }
@@ -92,8 +126,10 @@ export async function loadDataset(file: string, tokenizer: ModelTokenizer, optio
   if (problems.length > 0) notices.push(`${problems.length} of ${countOf(total, 'row')} skipped; first: ${formatProblem(problems[0])}`);
   const report: DatasetReport = {
     file,
-    container: read.kind,
-    format,
+    files,
+    split: source.split,
+    container: rowContainer,
+    format: rowFormat,
     formatDetected: options.format === 'auto',
     layouts: [...layouts],
     notices,

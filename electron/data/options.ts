@@ -1,4 +1,5 @@
 // What the caller chooses about a dataset (the run manager, the CLI).
+import type { DatasetRole } from './containers/dataset-folder.js';
 
 export const DATASET_FORMATS = ['auto', 'alpaca', 'chat', 'completion', 'text', 'tokenized'] as const;
 export type DatasetFormatOption = (typeof DATASET_FORMATS)[number];
@@ -16,6 +17,8 @@ export interface DatasetOptions {
   pack: boolean;
   /** the model's vocabulary size; ids at or above it are rejected */
   vocabSize: number;
+  /** a folder split by name (containers/dataset-folder.ts): read its train split (the default) or its validation / test split */
+  role?: DatasetRole;
 }
 
 export const DEFAULT_DATASET_OPTIONS: Omit<DatasetOptions, 'seqLen' | 'vocabSize'> = {

@@ -4,6 +4,7 @@
 import type { ModelTokenizer } from '../models/tokenizer.js';
 import { countTrainedTokens, IGNORE_INDEX } from '../training/data.js';
 import { readContainer } from './containers/read-file.js';
+import { datasetFiles } from './containers/dataset-folder.js';
 import type { ContainerRead } from './containers/records.js';
 import { checkDatasetOptions, fitToLength, resolveFormat } from './load-dataset.js';
 import type { DatasetFormat, DatasetOptions } from './options.js';
@@ -21,7 +22,7 @@ export interface PreviewToken {
 }
 
 export interface RowPreview {
-  /** 1-based row number in the file (rows counted in file order, unparseable ones included) */
+  /** 1-based row number in the file (rows counted in file order, unparseable ones included; a folder's on through its files) */
   row: number;
   source: string;
   format: DatasetFormat;
@@ -46,16 +47,30 @@ export function rowCount(read: ContainerRead): number {
   return read.records.length + read.problems.length;
 }
 
-export async function previewRow(file: string, row: number, tokenizer: ModelTokenizer, options: DatasetOptions): Promise<RowPreview> {
+export async function previewRow(path: string, row: number, tokenizer: ModelTokenizer, options: DatasetOptions): Promise<RowPreview> {
   checkDatasetOptions(options);
-  const read = await readContainer(file);
-  const total = rowCount(read);
-  if (!Number.isInteger(row) || row < 1 || row > total) throw new DataError(`${file}: has ${countOf(total, 'row')}; row ${row} does not exist (rows are numbered from 1)`);
-  const format = resolveFormat(read, file, options.format);
+  // A folder's rows are numbered on through its files, in the order training reads them.
+  const { files } = datasetFiles(path, options.role ?? 'train');
+  let before = 0;
+  let found: { file: string; read: ContainerRead } | null = null;
+  let firstRead: { file: string; read: ContainerRead } | null = null;
+  for (const file of files) {
+    const read = await readContainer(file);
+    if (!firstRead && read.records.length > 0) firstRead = { file, read };
+    if (Number.isInteger(row) && row > before && row <= before + rowCount(read)) {
+      found = { file, read };
+      break;
+    }
+    before += rowCount(read);
+  }
+  if (!found) throw new DataError(`${path}: has ${countOf(before, 'row')}; row ${row} does not exist (rows are numbered from 1)`);
+  const { file, read } = found;
+  // the format as loadDataset settles it: from the first file with rows
+  const format = resolveFormat(firstRead && options.format === 'auto' ? firstRead.read : read, firstRead?.file ?? file, options.format);
   // Rows and unparseable rows, merged in file order.
   const entries = [...read.records.map((r) => ({ line: r.line, record: r, problem: null })), ...read.problems.map((p) => ({ line: p.line, record: null, problem: p }))]
     .sort((a, b) => a.line - b.line);
-  const entry = entries[row - 1];
+  const entry = entries[row - before - 1];
   const source = `${file}:${entry.line}`;
   const base = { row, source, format, tokens: [], length: 0, truncated: 0, trainedTokens: 0 };
   if (entry.problem) return { ...base, status: 'skipped', kind: entry.problem.kind, reason: entry.problem.reason };

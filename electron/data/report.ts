@@ -1,6 +1,7 @@
 // The dataset report: what the loader did with every row, for the CLI
 // (`data inspect`), the run manager and the UI. Plain data (JSON-friendly).
 import type { ContainerKind } from './containers/records.js';
+import type { SplitName } from './containers/dataset-folder.js';
 import type { DatasetFormat } from './options.js';
 import type { ProblemKind, RowProblem } from './problems.js';
 
@@ -15,7 +16,12 @@ export interface LengthBin {
 }
 
 export interface DatasetReport {
+  /** the path as given: a file, or a folder of files (containers/dataset-folder.ts) */
   file: string;
+  /** the files read, in order, and the rows of each (one entry for a single file) */
+  files: { path: string; rows: number }[];
+  /** the split of a folder that was read (null: a single file, or a folder that names no split) */
+  split: SplitName | null;
   container: ContainerKind;
   format: DatasetFormat;
   /** true when the format was detected from the fields ('auto') */

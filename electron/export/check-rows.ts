@@ -1,9 +1,10 @@
 // Which rows an export's reload check scores. Every export is checked, so
 // there always are rows:
 //   --check-data FILE  the user's rows (any dataset train reads);
-//   run data           a run's eval rows when it trained with --eval-split
-//                      (training's own split: the rows its eval loss was
-//                      taken on), otherwise the first rows of its data;
+//   run data           a run's eval rows: the first rows of its --eval-data
+//                      file, or when it trained with --eval-split those of
+//                      training's own split (the rows its eval loss was
+//                      taken on); otherwise the first rows of its data;
 //   built-in sample    a few plain-English sentences shipped here, when no
 //                      data is named (an adapter folder) or the run's data
 //                      cannot be read any more (moved, deleted, changed).
@@ -23,7 +24,7 @@ export interface CheckRows {
   from: CheckRowsFrom;
   /** the data file scored (null for the built-in sample) */
   file: string | null;
-  /** run data only: the rows are the eval part of the run's --eval-split */
+  /** run data only: the rows are the run's eval rows (its --eval-data file, or the eval part of its --eval-split) */
   evalRows: boolean;
   /** why the run's data was not used, when it was named but unusable */
   note?: string;
@@ -95,13 +96,14 @@ export async function checkRowsFor(options: { checkData?: string | null; checkRo
     } else {
       try {
         const format = (DATASET_FORMATS as readonly string[]).includes(source.runDataFormat ?? '') ? (source.runDataFormat as DatasetFormatOption) : 'auto';
+        const read = { seqLen, vocabSize, rows, format, completionOnly: source.runCompletionOnly ?? true };
+        // the evaluation file is read as training read it: whole, in file order (no split)
+        if (source.runEvalData !== null) {
+          return { examples: await loadCheckRows(source.runEvalData, tokenizer, read), from: 'run data', file: source.runEvalData, evalRows: true };
+        }
         const evalRows = source.runEvalSplit > 0;
         const examples = await loadCheckRows(source.runData, tokenizer, {
-          seqLen,
-          vocabSize,
-          rows,
-          format,
-          completionOnly: source.runCompletionOnly ?? true,
+          ...read,
           ...(evalRows ? { evalSplit: { fraction: source.runEvalSplit, seed: source.runSeed ?? TRAIN_DEFAULTS.seed } } : {}),
         });
         return { examples, from: 'run data', file: source.runData, evalRows };

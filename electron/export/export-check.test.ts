@@ -1,9 +1,10 @@
 // The reload check always runs and scores the right rows: the built-in sample
 // when no data is named or the run's data is gone, a run's eval rows (as
-// training split them) when it trained with --eval-split; --check-data takes
+// training split them) when it trained with --eval-split, the first rows of
+// its evaluation file when it had one (--eval-data); --check-data takes
 // any dataset file train reads; errors writing the target name --out, not the
 // temp folder beside it.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -127,6 +128,32 @@ describe('export reload check rows', () => {
     const plain = await run({ source: runDir, formats: ['peft'], out: join(dir, 'out2'), checkRows: 3 });
     expect(plain.check).toMatchObject({ rowsFrom: 'run data', evalRows: false });
     expect(plain.check.sourceLoss).toBe(onFirst.loss);
+  });
+
+  it('a run with --eval-data is checked on the first rows of its evaluation file, read as training read it', async () => {
+    const model = await tinyModel({ seed: 64 });
+    const dir = tempDir('export-check');
+    const data = writeTextRows(join(dir, 'train.jsonl'), 12);
+    // other rows than the training file's first ones: rows 15..20 of the same generator (its rows repeat every 10)
+    const evalFile = join(dir, 'valid.jsonl');
+    const evalRows = readFileSync(writeTextRows(join(dir, 'all.jsonl'), 21), 'utf8').trim().split('\n').slice(15);
+    writeFileSync(evalFile, evalRows.join('\n') + '\n');
+    const runDir = join(dir, 'run');
+    await randomAdapter(runDir, model.spec, model.dir);
+    const settings = { data, evalData: evalFile, seqLen: 48, evalSplit: 0, seed: 7 };
+    writeFileSync(join(runDir, 'run.json'), JSON.stringify({ config: { model: model.dir, method: 'lora', ...settings } }));
+    const result = await run({ source: runDir, formats: ['peft'], out: join(dir, 'out'), checkRows: 3 });
+    expect(result.check).toMatchObject({ rowsFrom: 'run data', data: evalFile, evalRows: true, rows: 3 });
+
+    // training's own loader gives the eval rows (all 6 of the file); the check scored the first 3
+    const config = { ...TRAIN_DEFAULTS, model: model.dir, out: runDir, method: 'lora', ...settings } as unknown as TrainConfig;
+    const loaded = await loadRunData(config, await ModelTokenizer.load(model.dir), await openModelFolder(model.dir));
+    expect(loaded.eval.map((e) => e.source)).toEqual(evalRows.map((_, i) => `${evalFile}:${i + 1}`));
+    const onEval = await adapterLoss(model.dir, runDir, loaded.eval.slice(0, 3));
+    const onData = await adapterLoss(model.dir, runDir, loaded.train.slice(0, 3));
+    expect(result.check.sourceLoss).toBe(onEval.loss);
+    expect(result.check.tokens).toBe(onEval.tokens);
+    expect(Math.abs(onData.loss - onEval.loss)).toBeGreaterThan(1e-6);
   });
 
   it('--check-data: the help names every dataset container train reads, and a CSV of text rows is used', async () => {

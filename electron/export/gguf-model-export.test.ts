@@ -110,7 +110,7 @@ describe('export gguf-model', () => {
     const source = await resolveExportSource(step);
     expect(source).toEqual({
       kind: 'full-run', dir: step, modelDir: step, runDir: dir, checkpointStep: 2,
-      runData: join(dir, 'train.jsonl'), runSeqLen: 48, runDataFormat: null, runCompletionOnly: null, runEvalSplit: 0.25, runSeed: 9,
+      runData: join(dir, 'train.jsonl'), runSeqLen: 48, runDataFormat: null, runCompletionOnly: null, runEvalSplit: 0.25, runEvalData: null, runSeed: 9,
     });
     // the run's data is gone: the check says so and scores the built-in sample
     const out = join(tempDir('gm-export'), 'out');

@@ -28,6 +28,8 @@ export interface RunDataFacts {
   runCompletionOnly: boolean | null;
   /** the run's --eval-split fraction and seed (run.json; 0 and null when it has none) */
   runEvalSplit: number;
+  /** the run's evaluation file (--eval-data; null when it has none): its rows are the run's eval rows */
+  runEvalData: string | null;
   runSeed: number | null;
 }
 
@@ -100,11 +102,12 @@ function runDataFacts(runDir: string, config: Record<string, unknown>): RunDataF
     runDataFormat: typeof config.dataFormat === 'string' ? config.dataFormat : null,
     runCompletionOnly: typeof config.completionOnly === 'boolean' ? config.completionOnly : null,
     runEvalSplit: typeof config.evalSplit === 'number' && config.evalSplit > 0 && config.evalSplit < 1 ? config.evalSplit : 0,
+    runEvalData: typeof config.evalData === 'string' && config.evalData !== '' ? resolve(runDir, config.evalData) : null,
     runSeed: typeof config.seed === 'number' && Number.isInteger(config.seed) ? config.seed : null,
   };
 }
 
-const NO_RUN_DATA: RunDataFacts = { runData: null, runSeqLen: null, runDataFormat: null, runCompletionOnly: null, runEvalSplit: 0, runSeed: null };
+const NO_RUN_DATA: RunDataFacts = { runData: null, runSeqLen: null, runDataFormat: null, runCompletionOnly: null, runEvalSplit: 0, runEvalData: null, runSeed: null };
 
 /** The run a checkpoints/step-N folder belongs to (it holds run.json), or null. */
 async function runOfCheckpoint(dir: string): Promise<{ runDir: string; step: number } | null> {

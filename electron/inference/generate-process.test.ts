@@ -16,7 +16,7 @@ import { choosePrecision } from '../engine/precision.js';
 import { readGenerationConfig } from '../models/generation-config.js';
 import { ModelTokenizer } from '../models/tokenizer.js';
 import { Prng } from '../random/prng.js';
-import { GPU_TAKEN, Generator } from '../service/generate.js';
+import { GPU_TAKEN, Generator, STOPPED_BEFORE_START } from '../service/generate.js';
 import { openSession, stopTokenIds } from '../session.js';
 import { tempDir } from '../testing/e2e-fixtures.js';
 import { saveAdapterFolder } from '../training/adapter-files.js';
@@ -236,12 +236,72 @@ describe('the generation child', () => {
   });
 });
 
+describe('streaming and stopping an answer', () => {
+  // sampled, so that the demo model talks for a while instead of ending at once
+  const long = (over: Partial<GenerateRequest> = {}) => request({ maxNewTokens: 200, temperature: 1, seed: 5, ...over });
+
+  it('a streamed answer is the same answer; its pieces come as it is generated and are its text (up to a held-back end)', async () => {
+    const g = generator();
+    const plain = await g.generate(long());
+    const pieces: { text: string; tokens: number }[] = [];
+    const streamed = await g.generate(long({ requestId: 'streamed-1' }), (text, tokens) => pieces.push({ text, tokens }));
+    expect(streamed).toMatchObject({ text: plain.text, tokens: plain.tokens, stoppedBy: plain.stoppedBy });
+    expect(plain.tokens).toBeGreaterThan(10);
+    expect(pieces.length).toBeGreaterThan(3);
+    const joined = pieces.map((p) => p.text).join('');
+    expect(plain.text.startsWith(joined)).toBe(true);
+    expect(plain.text.length - joined.length).toBeLessThanOrEqual(4);
+    // token counts rise with the pieces, up to the answer's
+    for (let i = 1; i < pieces.length; i++) expect(pieces[i].tokens).toBeGreaterThan(pieces[i - 1].tokens);
+    expect(pieces[pieces.length - 1].tokens).toBeLessThanOrEqual(plain.tokens);
+  });
+
+  it('stop ends a running answer at its next token: the answer so far, the start of the unstopped one', async () => {
+    const g = generator();
+    const whole = await g.generate(long());
+    let stopped = false;
+    const answer = await g.generate(long({ requestId: 'stop-me' }), () => {
+      if (!stopped) stopped = g.stop('stop-me');
+    });
+    expect(stopped).toBe(true);
+    // a stop's round trip takes far less than the rest of a long answer
+    expect(whole.tokens).toBeGreaterThan(40);
+    expect(answer.stoppedBy).toBe('stopped');
+    expect(answer.tokens).toBeGreaterThan(0);
+    expect(answer.tokens).toBeLessThan(whole.tokens / 2);
+    expect(whole.text.startsWith(answer.text)).toBe(true);
+    // once it has ended, there is nothing to stop
+    expect(g.stop('stop-me')).toBe(false);
+    expect(g.stop('never-was')).toBe(false);
+  });
+
+  it('a call stopped while it waits for the one before it fails as stopped before it started; the first answers in full', async () => {
+    const g = generator();
+    const first = g.generate(long({ requestId: 'first' }), () => {});
+    const second = g.generate(long({ requestId: 'second' }), () => {});
+    expect(g.stop('second')).toBe(true);
+    await expect(second).rejects.toThrow(STOPPED_BEFORE_START);
+    expect((await first).stoppedBy).not.toBe('stopped');
+  });
+
+  it('a requestId in use by an answer still being generated is refused', async () => {
+    const g = generator();
+    const first = g.generate(long({ requestId: 'same' }));
+    await expect(g.generate(long({ requestId: 'same' }))).rejects.toThrow(/requestId same is in use/);
+    await first;
+    // free again once answered
+    await expect(g.generate(request({ requestId: 'same' }))).resolves.toMatchObject({ stoppedBy: expect.any(String) });
+  });
+});
+
 describe('the generation protocol', () => {
   const state = { openSessions: 1, opened: 1 };
   const response = { text: 'brown', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cuda:0', name: 'NVIDIA H200', precision: 'bf16' }, prompt: { text: 'Q', tokens: 2, layout: 'the text as written' } };
 
   it('takes well-formed messages from the child as they are', () => {
     expect(parseFromWorker({ type: 'ready', pid: 42 })).toEqual({ type: 'ready', pid: 42 });
+    expect(parseFromWorker({ type: 'progress', id: 3, text: ' brown', tokens: 2 })).toEqual({ type: 'progress', id: 3, text: ' brown', tokens: 2 });
+    expect(parseFromWorker({ type: 'generated', id: 3, response: { ...response, stoppedBy: 'stopped' }, state }).type).toBe('generated');
     expect(parseFromWorker({ type: 'generated', id: 3, response, state })).toEqual({ type: 'generated', id: 3, response, state });
     const error = { code: 'invalid', field: 'prompt', message: 'the prompt is empty' };
     expect(parseFromWorker({ type: 'failed', id: 3, error, state })).toEqual({ type: 'failed', id: 3, error, state });
@@ -250,10 +310,12 @@ describe('the generation protocol', () => {
   it('refuses a malformed message from the child, naming what is wrong', () => {
     const bad: [unknown, RegExp][] = [
       [null, /message is not an object/],
-      [{ type: 'hello' }, /message\.type is not one of ready, generated, failed/],
+      [{ type: 'hello' }, /message\.type is not one of ready, progress, generated, failed/],
+      [{ type: 'progress', id: 1, text: 5, tokens: 1 }, /message\.text is not a string/],
+      [{ type: 'progress', id: 1, text: 'a', tokens: -1 }, /message\.tokens is not a whole number/],
       [{ type: 'generated', id: -1, response, state }, /message\.id is not a whole number/],
       [{ type: 'generated', id: 1, response: { ...response, tokens: 1.5 }, state }, /response\.tokens is not a whole number/],
-      [{ type: 'generated', id: 1, response: { ...response, stoppedBy: 'stop' }, state }, /response\.stoppedBy is not one of eos, length/],
+      [{ type: 'generated', id: 1, response: { ...response, stoppedBy: 'stop' }, state }, /response\.stoppedBy is not one of eos, length, stopped/],
       [{ type: 'generated', id: 1, response: { ...response, seconds: Number.NaN }, state }, /response\.seconds is not a number/],
       [{ type: 'generated', id: 1, response: { ...response, notices: [1] }, state }, /response\.notices is not a list of strings/],
       [{ type: 'generated', id: 1, response: { ...response, computedOn: { ...response.computedOn, device: 'gpu' } }, state }, /computedOn\.device 'gpu' is not cpu or cuda:N/],
@@ -268,8 +330,12 @@ describe('the generation protocol', () => {
   });
 
   it('checks the parent\'s requests too', () => {
-    const job = { ...request(), promptFormat: 'plain', system: '', device: 'auto', precision: 'auto', threads: 2 };
+    const job = { ...request(), promptFormat: 'plain', system: '', device: 'auto', precision: 'auto', threads: 2, stream: false };
     expect(parseToWorker({ type: 'generate', id: 1, job })).toEqual({ type: 'generate', id: 1, job });
+    expect(parseToWorker({ type: 'generate', id: 1, job: { ...job, stream: true } })).toEqual({ type: 'generate', id: 1, job: { ...job, stream: true } });
+    expect(parseToWorker({ type: 'stop', id: 4 })).toEqual({ type: 'stop', id: 4 });
+    expect(() => parseToWorker({ type: 'stop', id: 'x' })).toThrow(/message\.id is not a whole number/);
+    expect(() => parseToWorker({ type: 'pause', id: 1 })).toThrow(/message\.type is not one of generate, stop/);
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, device: 'tpu' } })).toThrow(/job\.device/);
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, threads: 0 } })).toThrow(/job\.threads is below 1/);
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, prompt: 5 } })).toThrow(/job\.prompt is not a string/);

@@ -45,6 +45,15 @@ export function explainGenerationDeath(code: number | null, signal: NodeJS.Signa
 interface Pending {
   resolve: (r: GenerateResponse) => void;
   reject: (e: Error) => void;
+  onProgress?: (text: string, tokens: number) => void;
+}
+
+/** How a caller follows one generation: its text as it comes, and a signal that stops it early. */
+export interface GenerationCallOptions {
+  /** the text the newest tokens settled, and the tokens so far (the job streams when this is given) */
+  onProgress?: (text: string, tokens: number) => void;
+  /** aborting it ends the answer at its next token; the call still resolves, with the answer so far (stoppedBy 'stopped') */
+  signal?: AbortSignal;
 }
 
 export class GenerationProcess {
@@ -128,16 +137,24 @@ export class GenerationProcess {
   }
 
   /** Runs one generation in the child; rejects with an ApiError (the child's error, or how it died). */
-  async generate(job: GenerateJob): Promise<GenerateResponse> {
+  async generate(job: Omit<GenerateJob, 'stream'>, options: GenerationCallOptions = {}): Promise<GenerateResponse> {
     if (this.gone) throw this.gone;
     const id = this.nextId++;
-    const answer = new Promise<GenerateResponse>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const { onProgress, signal } = options;
+    const answer = new Promise<GenerateResponse>((resolve, reject) => this.pending.set(id, { resolve, reject, onProgress }));
     this.hold(true);
+    const stop = () => {
+      if (this.pending.has(id) && !this.gone) this.send({ type: 'stop', id });
+    };
     try {
       await this.ready;
-      this.send({ type: 'generate', id, job });
+      this.send({ type: 'generate', id, job: { ...job, stream: onProgress !== undefined } });
+      // the child reads a stop at once, between the engine's steps
+      if (signal?.aborted) stop();
+      else signal?.addEventListener('abort', stop, { once: true });
       return await answer;
     } finally {
+      signal?.removeEventListener('abort', stop);
       this.pending.delete(id);
       if (this.pending.size === 0) this.hold(false);
     }
@@ -184,6 +201,7 @@ export class GenerationProcess {
     if (message.type === 'ready') return this.markReady();
     const waiting = this.pending.get(message.id);
     if (!waiting) return this.abort(`the generation process answered request ${message.id}, which is not waiting; ${AGAIN}`);
+    if (message.type === 'progress') return waiting.onProgress?.(message.text, message.tokens);
     this.pending.delete(message.id);
     this.lastState = message.state;
     if (message.type === 'generated') waiting.resolve(message.response);

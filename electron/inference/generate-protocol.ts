@@ -11,12 +11,14 @@ import type { Precision } from '../engine/native.js';
 import { PROMPT_FORMATS, type PromptFormat } from './prompt-format.js';
 
 /** One generation as the child runs it: the API request and where to compute it. */
-export interface GenerateJob extends GenerateRequest {
+export interface GenerateJob extends Omit<GenerateRequest, 'requestId'> {
   promptFormat: PromptFormat;
   system: string;
   device: DeviceRequest;
   precision: Precision;
   threads: number;
+  /** send the answer's text as it comes ('progress' messages) */
+  stream: boolean;
 }
 
 /** parent -> child */
@@ -25,7 +27,12 @@ export interface GenerateMessage {
   id: number;
   job: GenerateJob;
 }
-export type ToWorkerMessage = GenerateMessage;
+/** parent -> child: end request `id` at the next token (its answer so far is its answer); an id already answered is ignored */
+export interface StopMessage {
+  type: 'stop';
+  id: number;
+}
+export type ToWorkerMessage = GenerateMessage | StopMessage;
 
 /** What the child holds after an answer (the parent mirrors it for openSessions and tests). */
 export interface WorkerState {
@@ -39,6 +46,8 @@ export interface WorkerState {
 export type FromWorkerMessage =
   /** the child listens: requests may be sent */
   | { type: 'ready'; pid: number }
+  /** the answer of request `id` so far: the text the last tokens settled (text-stream.ts), and the tokens generated */
+  | { type: 'progress'; id: number; text: string; tokens: number }
   | { type: 'generated'; id: number; response: GenerateResponse; state: WorkerState }
   | { type: 'failed'; id: number; error: ApiErrorBody; state: WorkerState };
 
@@ -95,7 +104,7 @@ function response(value: unknown): GenerateResponse {
   return {
     text: string(o, 'text', 'response'),
     tokens: count(o, 'tokens', 'response'),
-    stoppedBy: oneOf(o, 'stoppedBy', ['eos', 'length'] as const, 'response'),
+    stoppedBy: oneOf(o, 'stoppedBy', ['eos', 'length', 'stopped'] as const, 'response'),
     seconds: finite(o, 'seconds', 'response', 0),
     notices: notices as string[],
     computedOn: { device, name: string(on, 'name', 'response.computedOn'), precision: oneOf(on, 'precision', ['fp32', 'bf16'] as const, 'response.computedOn') },
@@ -118,10 +127,12 @@ function errorBody(value: unknown): ApiErrorBody {
 /** A message from the child, checked field by field (a ProtocolError names the first bad one). */
 export function parseFromWorker(value: unknown): FromWorkerMessage {
   const o = object(value, 'message');
-  const type = oneOf(o, 'type', ['ready', 'generated', 'failed'] as const, 'message');
+  const type = oneOf(o, 'type', ['ready', 'progress', 'generated', 'failed'] as const, 'message');
   switch (type) {
     case 'ready':
       return { type, pid: count(o, 'pid', 'message') };
+    case 'progress':
+      return { type, id: count(o, 'id', 'message'), text: string(o, 'text', 'message'), tokens: count(o, 'tokens', 'message') };
     case 'generated':
       return { type, id: count(o, 'id', 'message'), response: response(o.response), state: state(o.state) };
     case 'failed':
@@ -132,8 +143,9 @@ export function parseFromWorker(value: unknown): FromWorkerMessage {
 /** A message from the parent, checked the same way (the child answers a bad one with a 'failed'). */
 export function parseToWorker(value: unknown): ToWorkerMessage {
   const o = object(value, 'message');
-  oneOf(o, 'type', ['generate'] as const, 'message');
+  const type = oneOf(o, 'type', ['generate', 'stop'] as const, 'message');
   const id = count(o, 'id', 'message');
+  if (type === 'stop') return { type, id };
   const j = object(o.job, 'job');
   const adapter = j.adapter === null ? null : string(j, 'adapter', 'job');
   if (!isDeviceRequest(j.device)) throw new ProtocolError('job.device is not auto, cpu, cuda or cuda:N');
@@ -155,6 +167,7 @@ export function parseToWorker(value: unknown): ToWorkerMessage {
       device: j.device,
       precision: j.precision,
       threads,
+      stream: j.stream === true,
     },
   };
 }

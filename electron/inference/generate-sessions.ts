@@ -18,6 +18,15 @@ import { generate } from './generate.js';
 import { layOutPrompt, PromptFormatError, type LaidOutPrompt } from './prompt-format.js';
 import { explainNonFiniteOutput, NonFiniteOutputError } from './non-finite-output.js';
 import type { GenerateJob, WorkerState } from './generate-protocol.js';
+import { answerDecoder, TextStream } from './text-stream.js';
+
+/** What a generation reports as it goes, and asks between tokens. */
+export interface GenerationHooks {
+  /** the text the newest tokens settled, and the tokens generated so far */
+  onText?: (text: string, tokens: number) => void;
+  /** true: end the answer at the next token */
+  shouldStop?: () => boolean;
+}
 
 const CACHED_SESSIONS = 2;
 
@@ -83,7 +92,7 @@ export class GenerateSessions {
     return session;
   }
 
-  async generate(job: GenerateJob): Promise<GenerateResponse> {
+  async generate(job: GenerateJob, hooks: GenerationHooks = {}): Promise<GenerateResponse> {
     const choice = await resolveAdapter(job.adapter);
     const session = await this.session(job, choice);
     const started = performance.now();
@@ -102,6 +111,8 @@ export class GenerateSessions {
       throw invalid('maxNewTokens', `the prompt (${promptIds.length} tokens) and ${job.maxNewTokens} new tokens exceed the model's ${positions} positions; shorten the prompt or ask for at most ${Math.max(0, positions - promptIds.length)} tokens`);
     }
     const defaults = (await readGenerationConfig(session.folder.dir)) ?? { temperature: 0, topP: 1 };
+    const { onText } = hooks;
+    const stream = new TextStream(answerDecoder(session.tokenizer));
     const result = await generate(session.engine, promptIds, {
       vocabSize: session.folder.spec.vocabSize,
       maxNewTokens: job.maxNewTokens,
@@ -110,7 +121,11 @@ export class GenerateSessions {
       seed: job.seed,
       stopTokenIds: [...(await stopTokenIds(session.folder, session.tokenizer)), ...prompt.stopTokenIds],
       maxPositions: positions,
-    }).catch(async (e: unknown) => {
+      shouldStop: hooks.shouldStop,
+    }, onText && ((id) => {
+      const text = stream.push(id);
+      if (text !== '') onText(text, stream.tokens);
+    })).catch(async (e: unknown) => {
       if (!(e instanceof NonFiniteOutputError)) throw e;
       throw failed(await explainNonFiniteOutput(session.engine, e.what, { model: session.folder.dir, adapter: choice.dir ?? null }));
     });

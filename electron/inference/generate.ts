@@ -1,6 +1,6 @@
 // Autoregressive generation with the engine's KV cache: the prompt is fed
-// once, then one token at a time, until an end-of-sequence token or the
-// new-token budget.
+// once, then one token at a time, until an end-of-sequence token, the
+// new-token budget, or a stop asked for between tokens.
 import type { NativeEngine } from '../engine/native.js';
 import { Prng } from '../random/prng.js';
 import { hasNonFinite, NonFiniteOutputError } from './non-finite-output.js';
@@ -15,12 +15,15 @@ export interface GenerateOptions extends SamplingOptions {
   maxPositions: number;
   /** the model's vocabulary size: prompt ids outside [0, vocabSize) are refused before the engine sees them */
   vocabSize?: number;
+  /** asked between tokens: true ends the answer where it is (the user pressed Stop) */
+  shouldStop?: () => boolean;
 }
 
 export interface GenerateResult {
   /** generated ids, without the prompt and without the stop token */
   tokens: number[];
-  stoppedBy: 'eos' | 'length';
+  /** an end-of-sequence token, the new-token budget, or shouldStop */
+  stoppedBy: 'eos' | 'length' | 'stopped';
 }
 
 export async function generate(
@@ -50,6 +53,7 @@ export async function generate(
   }
   const rng = new Prng(options.seed);
   const stop = new Set(options.stopTokenIds);
+  if (options.shouldStop?.()) return { tokens: [], stoppedBy: 'stopped' };
   engine.resetCache(needed);
   let logits = await engine.decode(Int32Array.from(promptIds));
   const tokens: number[] = [];
@@ -61,6 +65,7 @@ export async function generate(
     tokens.push(next);
     onToken?.(next);
     if (tokens.length >= options.maxNewTokens) return { tokens, stoppedBy: 'length' };
+    if (options.shouldStop?.()) return { tokens, stoppedBy: 'stopped' };
     logits = await engine.decode(Int32Array.of(next));
   }
 }

@@ -4,7 +4,8 @@
 // (models--org--name, whose files live in snapshots/<hash>). "config.json does
 // not exist: download the whole model folder" would send them the wrong way.
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { chooseSnapshot } from './hf-cache.js';
 
 async function readJsonObject(file: string): Promise<Record<string, unknown> | null> {
   try {
@@ -51,6 +52,16 @@ function snapshotAdvice(snapshots: string, hashes: string[]): string {
     : `the model files are in one of its snapshots (${hashes.join(', ')}): pick ${join(snapshots, '<hash>')}, e.g. ${first}`;
 }
 
+/** The snapshot refs/main names, when it is there (the app's folder field does not resolve cache folders; the CLI does). */
+async function mainSnapshot(repoDir: string): Promise<string | null> {
+  try {
+    const choice = await chooseSnapshot(repoDir);
+    return choice.how === 'refs/main' ? choice.snapshot : null;
+  } catch {
+    return null; // ambiguous or broken: the listing below says what is there
+  }
+}
+
 /**
  * Why `dir` (which has no config.json) is not a model folder and what to pass
  * instead, or null when it is none of the known look-alikes.
@@ -70,9 +81,13 @@ export async function notAModelFolder(dir: string): Promise<string | null> {
   const name = basename(dir);
   if (/^models--.+--.+$/.test(name) || (await exists(join(dir, 'snapshots')) && (await exists(join(dir, 'refs')) || (await exists(join(dir, 'blobs')))))) {
     const snapshots = join(dir, 'snapshots');
+    const main = await mainSnapshot(dir);
+    if (main) return `${dir}: is a Hugging Face cache folder, not a model folder; its refs/main names ${main}: pick that folder`;
     return `${dir}: is a Hugging Face cache folder, not a model folder; ${snapshotAdvice(snapshots, await subfolders(snapshots))}`;
   }
   if (name === 'snapshots' && /^models--.+--.+$/.test(basename(join(dir, '..')))) {
+    const main = await mainSnapshot(dirname(dir));
+    if (main) return `${dir}: is the snapshots folder of a Hugging Face cache, not a model folder; refs/main names ${main}: pick that folder`;
     return `${dir}: is the snapshots folder of a Hugging Face cache, not a model folder; ${snapshotAdvice(dir, await subfolders(dir))}`;
   }
   return null;

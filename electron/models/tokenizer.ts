@@ -52,7 +52,8 @@ export class ModelTokenizer {
 
   private constructor(
     private readonly tokenizer: Tokenizer,
-    private readonly cleanUpSpaces: boolean,
+    /** decode applies transformers' clean_up_tokenization (tokenizer_config.json clean_up_tokenization_spaces) */
+    readonly cleanUpSpaces: boolean,
     special: { bos: string | null; eos: string | null; pad: string | null },
     fallbackEosId: number | null,
     chatTemplate: string | null,

@@ -14,7 +14,7 @@ import {
   type CompleteMarker,
   type TrainerState,
 } from './checkpoint-format.js';
-import { fileSha256 } from './checkpoint-write.js';
+import { fileSha256 } from '../files/sha256.js';
 import { checkpointStep, runPaths } from './layout.js';
 
 export interface CheckpointRef {

@@ -3,8 +3,6 @@
 // target and is fsynced, the folder is renamed into place, and the COMPLETE
 // marker (sizes and hashes of every file) is written last. Resume trusts a
 // folder only when its marker matches its files.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NativeEngine } from '../engine/native.js';
@@ -19,6 +17,7 @@ import { CHECKPOINT_VERSION, COMPLETE_MARKER, MARKER_FORMAT, OPTIMIZER_FILE, TRA
 import { crashPoint } from './fault-injection.js';
 import { runPaths } from './layout.js';
 import { writeOptimizerFile } from './optimizer-file.js';
+import { fileSha256 } from '../files/sha256.js';
 
 export interface CheckpointSource {
   engine: NativeEngine;
@@ -37,12 +36,6 @@ export interface WrittenCheckpoint {
   seconds: number;
 }
 
-/** sha256 of a file, streamed (checkpoints of full fine-tuning hold whole models). */
-export async function fileSha256(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 /** Size and hash of every file of a (flat) folder. */
 export async function describeFiles(dir: string): Promise<CompleteMarker['files']> {

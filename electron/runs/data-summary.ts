@@ -8,7 +8,11 @@ import type { RowProblem } from '../data/problems.js';
 export const SKIPPED_ROWS_LISTED = 20;
 
 export interface RunDataSummary {
+  /** the path as given: a file, or a folder of files */
   file: string;
+  /** a folder's: how many files were read, and the split (absent in runs of earlier versions, and for a single file) */
+  files?: number;
+  split?: DatasetReport['split'];
   format: DatasetReport['format'];
   formatDetected: boolean;
   rows: DatasetReport['rows'];
@@ -22,6 +26,7 @@ export interface RunDataSummary {
 export function summarizeDataset(report: DatasetReport): RunDataSummary {
   return {
     file: report.file,
+    ...(report.files.length > 1 || report.split ? { files: report.files.length, split: report.split } : {}),
     format: report.format,
     formatDetected: report.formatDetected,
     rows: { ...report.rows },

@@ -33,6 +33,8 @@ export interface StartedEvent {
   availableMemoryBytes: number;
   /** what the data loader did with the rows (also in run.json, resolved.data) */
   data: RunDataSummary;
+  /** the same of the evaluation file (--eval-data; also in run.json, resolved.eval_data); null or absent: none */
+  evalData?: RunDataSummary | null;
   /**
    * this session's settings that look like a slip (electron/training/warnings.ts),
    * each with the fields it is about and in both wordings: the log's

@@ -26,7 +26,8 @@ import { NonFiniteError, START_POSITION, stepsPerEpoch, totalSteps, train, type 
 import { CHECKPOINT_VERSION, TRAINER_STATE_FORMAT, type TrainerState } from './checkpoint-format.js';
 import { pruneCheckpoints, removeWriteLeftovers } from './checkpoint-prune.js';
 import { listCheckpoints, newestValidCheckpoint } from './checkpoint-read.js';
-import { fileSha256, writeCheckpoint } from './checkpoint-write.js';
+import { writeCheckpoint } from './checkpoint-write.js';
+import { datasetSha256 } from '../data/dataset-fingerprint.js';
 import type { RunControl } from './control.js';
 import type { RunEndEvent, RunEvent } from './events.js';
 import { crashPoint } from './fault-injection.js';
@@ -36,6 +37,7 @@ import { checkOutFolder, createOutFolder } from './out-folder.js';
 import { LOCK_FILE, runPaths } from './layout.js';
 import { acquireRunLock } from './lock.js';
 import { checkStateFitsRun, positionFromState, restoreEngine } from './resume.js';
+import { resumedEvalFileProblem } from './resume-eval-file.js';
 import { recordInIndex } from './run-index.js';
 import { newRunRecord, readRunRecord, writeRunRecord, type RunRecord } from './run-record.js';
 import { processStartTicks } from './process-alive.js';
@@ -186,7 +188,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
   try {
     // The folder is checked before the model and data are read, so a bad
     // --out fails fast, and again under the lock (claimRecord).
-    if (!options.resume) await checkOutFolder(config.out, config.model, { data: config.data, initAdapter: config.initAdapter }).catch(notOurs);
+    if (!options.resume) await checkOutFolder(config.out, config.model, { data: config.data, evalData: config.evalData, initAdapter: config.initAdapter }).catch(notOurs);
     const existing = await readRunRecord(config.out);
     if (options.resume && existing?.status === 'finished') {
       const what = trainsAdapter(existing.config.method) ? 'adapter' : 'model';
@@ -212,7 +214,8 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     const method = config.method === 'lora' && quantization !== null ? 'qlora' : config.method;
     const data = await loadRunData(config, tokenizer, folder);
     for (const note of data.notes) log(note);
-    const dataSha = await fileSha256(config.data);
+    // a file's sha256, or a folder's over its files (data/dataset-fingerprint.ts)
+    const dataSha = await datasetSha256(config.data);
     if (options.resume && existing && !existing.data_sha256 && resolve(config.data) !== resolve(existing.config.data)) {
       // a run from before data_sha256 was recorded: nothing to check a moved data file against
       throw new NotOurRunError(`--data ${config.data}: this run's run.json records no sha256 of its data file, so another file cannot be checked to be the same. ` +
@@ -224,6 +227,9 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
         ? `--data ${config.data}: is not the data file this run started with (${existing.config.data}; the sha256 differs); a resumed run must see the same data. Give the file it started with, or start a new run with another --out.`
         : `${config.data}: the data file changed since the run started (its sha256 differs); a resumed run must see the same data. Restore the file, or start a new run with another --out.`);
     }
+    const evalSha = config.evalData ? await datasetSha256(config.evalData, 'eval') : null;
+    const evalFileProblem = options.resume && existing ? resumedEvalFileProblem(config, existing, evalSha) : null;
+    if (evalFileProblem) throw new NotOurRunError(evalFileProblem);
     const total = totalSteps(data.train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
     const addon = loadAddon();
     // Where it trains ('auto': the first GPU, else the CPU); a GPU that is not there is refused here, before anything is written.
@@ -258,6 +264,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     // read again under the lock: another process may have changed it meanwhile
     record = await claimRecord(config, options.resume, options.overwrite ?? false, await readRunRecord(config.out));
     record.data_sha256 = dataSha;
+    record.eval_data_sha256 = evalSha;
     await saveRecord(true);
     if (shortfall !== null) log(shortfall, 'warning');
 
@@ -283,6 +290,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       gpu: device.gpu,
       addon_version: addon.version,
       data: data.summary,
+      eval_data: data.evalSummary,
       // judged on this session's settings and step count (a resume judges its own): a page that opens later reads them here
       warnings: data.warnings,
     };
@@ -333,6 +341,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       memoryEstimateBytes: estimate.totalBytes,
       availableMemoryBytes: available,
       data: data.summary,
+      evalData: data.evalSummary,
       warnings: data.warnings,
     });
 

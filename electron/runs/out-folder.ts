@@ -23,7 +23,7 @@ function kernelOutError(out: string, prefix: string): OutFolderError {
  * the model folder itself, a folder inside it or around it, a folder under
  * /proc, /sys or /dev, a file, or a folder that is not empty and holds no run.json.
  */
-export async function checkOutFolder(out: string, model: string, inputs: { data?: string; initAdapter?: string | null } = {}): Promise<void> {
+export async function checkOutFolder(out: string, model: string, inputs: { data?: string; evalData?: string | null; initAdapter?: string | null } = {}): Promise<void> {
   const kernel = await kernelFileSystemOf(out);
   if (kernel !== null) throw kernelOutError(out, kernel);
   const outReal = await realPathOfMaybeMissing(out);
@@ -34,7 +34,7 @@ export async function checkOutFolder(out: string, model: string, inputs: { data?
   }
   // A run replaces what its folder held (--overwrite of a finished run, a fresh start of an
   // unfinished one): an input read from inside it would be deleted before it is read, or after.
-  for (const [path, what, flag] of [[inputs.initAdapter, 'the adapter it starts from', '--init-adapter'], [inputs.data, 'its data file', '--data']] as const) {
+  for (const [path, what, flag] of [[inputs.initAdapter, 'the adapter it starts from', '--init-adapter'], [inputs.data, 'its data file', '--data'], [inputs.evalData, 'its evaluation file', '--eval-data']] as const) {
     if (!path) continue;
     const inputReal = await realPathOfMaybeMissing(path);
     if (within(inputReal, outReal)) {

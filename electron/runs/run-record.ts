@@ -38,6 +38,8 @@ export interface RunRecord {
   stopped_by?: StopCause | null;
   /** sha256 of the data file when the run started: a resume must see the same data */
   data_sha256: string | null;
+  /** sha256 of the evaluation file (config.evalData) when the run started; null: none (absent in records of older versions) */
+  eval_data_sha256?: string | null;
   /** one entry per `train --resume` */
   resumes: { at: string; from_step: number }[];
   summary: RunSummary | null;
@@ -69,6 +71,7 @@ export function newRunRecord(config: TrainConfig): RunRecord {
     last_checkpoint: null,
     message: null,
     data_sha256: null,
+    eval_data_sha256: null,
     resumes: [],
     summary: null,
   };

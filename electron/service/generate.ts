@@ -9,18 +9,27 @@
 // sequence at once. Each open model holds its own copy of the base weights,
 // so the child is ended (its models freed) before a run starts (the run
 // service asks), after IDLE_RELEASE_MS without a call, and on close.
+// A call with a requestId streams its text (onProgress) and can be stopped
+// (stop): running, it ends at its next token with the answer so far;
+// still queued, it fails with STOPPED_BEFORE_START.
 import { availableParallelism } from 'node:os';
 import type { GenerateRequest, GenerateResponse } from '../api/contract.js';
 import type { DeviceRequest } from '../engine/device.js';
 import type { Precision } from '../engine/native.js';
-import { GenerationProcess } from '../inference/generate-process.js';
+import { GenerationProcess, type GenerationCallOptions } from '../inference/generate-process.js';
 import { electronForkSettings, type ForkSettings } from '../runs/manager.js';
-import { failed } from './errors.js';
+import { failed, invalid } from './errors.js';
 
 export { resolveAdapter } from '../inference/generate-sessions.js';
 
 /** The notice of an answer computed on the CPU because a run holds the GPU. */
 export const GPU_TAKEN = 'a training run is using the GPU, so this answer was computed on the CPU (slower); it moves back to the GPU when the run ends';
+
+/** A call stopped while it waited for the one before it. */
+export const STOPPED_BEFORE_START = 'stopped before it started (another answer was being generated)';
+
+/** What a caller's requestId may be: it travels in events and in stopGenerate. */
+export const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Open models nobody has used for this long are freed. */
 export const IDLE_RELEASE_MS = 5 * 60_000;
@@ -54,6 +63,8 @@ export class Generator {
   private readonly threads: number;
 
   private readonly gpuBusy: () => boolean;
+  /** the calls with a requestId, queued or running, and what stops each */
+  private readonly stoppable = new Map<string, AbortController>();
 
   constructor(options: GeneratorOptions = {}) {
     this.gpuBusy = options.gpuBusy ?? (() => false);
@@ -79,16 +90,37 @@ export class Generator {
     return this.child?.alive ? (this.child.pid ?? null) : null;
   }
 
-  generate(req: GenerateRequest): Promise<GenerateResponse> {
+  /** Queues one generation; onProgress gets its text as it comes (the text the newest tokens settled, and the tokens so far). */
+  generate(req: GenerateRequest, onProgress?: (text: string, tokens: number) => void): Promise<GenerateResponse> {
     if (this.closing) return Promise.reject(failed('PEFT Studio is shutting down, so it cannot generate now; try again once PEFT Studio is running'));
+    const { requestId } = req;
+    if (requestId !== undefined && this.stoppable.has(requestId)) {
+      return Promise.reject(invalid('requestId', `requestId ${requestId} is in use by an answer still being generated; give each call its own`));
+    }
+    const controller = new AbortController();
+    if (requestId !== undefined) this.stoppable.set(requestId, controller);
     this.stopIdleTimer();
     this.pending += 1;
-    const next = this.queue.then(() => this.run(req)).finally(() => {
-      this.pending -= 1;
-      if (this.pending === 0) this.startIdleTimer();
-    });
+    const next = this.queue
+      .then(() => {
+        if (controller.signal.aborted) throw failed(STOPPED_BEFORE_START);
+        return this.run(req, { onProgress, signal: controller.signal });
+      })
+      .finally(() => {
+        if (requestId !== undefined) this.stoppable.delete(requestId);
+        this.pending -= 1;
+        if (this.pending === 0) this.startIdleTimer();
+      });
     this.queue = next.catch(() => {});
     return next;
+  }
+
+  /** Stops the call with this requestId; false when there is none (it has ended, or never was). */
+  stop(requestId: string): boolean {
+    const controller = this.stoppable.get(requestId);
+    if (!controller || controller.signal.aborted) return false;
+    controller.abort();
+    return true;
   }
 
   /**
@@ -133,11 +165,13 @@ export class Generator {
     return child;
   }
 
-  private async run(req: GenerateRequest): Promise<GenerateResponse> {
+  private async run(req: GenerateRequest, options: GenerationCallOptions): Promise<GenerateResponse> {
     // A run that may hold a GPU keeps it: generate on the CPU meanwhile (and say so).
     const gpuTaken = this.device !== 'cpu' && this.gpuBusy();
     const device: DeviceRequest = gpuTaken ? 'cpu' : this.device;
-    const response = await this.worker().generate({ ...req, promptFormat: req.promptFormat ?? 'plain', system: req.system ?? '', device, precision: gpuTaken ? 'auto' : this.precision, threads: this.threads });
+    const { requestId: _, ...request } = req;
+    const job = { ...request, promptFormat: req.promptFormat ?? 'plain', system: req.system ?? '', device, precision: gpuTaken ? 'auto' as const : this.precision, threads: this.threads };
+    const response = await this.worker().generate(job, options);
     return gpuTaken ? { ...response, notices: [...response.notices, GPU_TAKEN] } : response;
   }
 }

@@ -77,7 +77,7 @@ function advice(config: TrainConfig, onGpu: boolean): string {
 /** The run folder: not the model's, not a folder of other files, not a finished run (the run itself refuses them too, but only once started). */
 async function outFolderErrors(config: TrainConfig): Promise<FieldError[]> {
   try {
-    await checkOutFolder(config.out, config.model, { data: config.data, initAdapter: config.initAdapter });
+    await checkOutFolder(config.out, config.model, { data: config.data, evalData: config.evalData, initAdapter: config.initAdapter });
     const record = await readRunRecord(config.out);
     if (record?.status === 'finished') return [{ field: 'out', message: `${config.out}: holds a finished run; choose a new folder for this run` }];
     if (record) return [{ field: 'out', message: `${config.out}: holds an unfinished run; resume it from the Runs page, or choose a new folder` }];
@@ -104,8 +104,12 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
     errors.push({ field: 'model', message: (e as Error).message });
   }
   const data = await stat(config.data).catch(() => null);
+  // a folder is a dataset too (its files, as the Hugging Face hub lays them out: data/containers/dataset-folder.ts)
   if (!data) errors.push({ field: 'data', message: `${config.data}: the dataset file does not exist` });
-  else if (!data.isFile()) errors.push({ field: 'data', message: `${config.data}: is a folder; choose a dataset file` });
+  if (config.evalData !== null) {
+    const evalFile = await stat(config.evalData).catch(() => null);
+    if (!evalFile) errors.push({ field: 'evalData', message: `${config.evalData}: the evaluation file does not exist` });
+  }
   if (!folder) return refused(errors);
 
   if (parsed.settings.seqLen === undefined) config.seqLen = defaultSeqLenFor(folder.spec, runVirtualTokens(config));

@@ -51,6 +51,7 @@ export function parseRunSettings(request: unknown, policy: PathPolicy): ParsedRu
   const path = (key: 'model' | 'data') => read(() => policy.check(top.string(key, true), key));
   settings.model = path('model');
   settings.data = path('data');
+  settings.evalData = read(() => policy.checkOptional(top.nullableString('evalData'), 'evalData')) ?? undefined;
   // the run writes its folder: the bundled demo is read-only
   const out = read(() => policy.checkOptional(top.nullableString('out'), 'out', 'write')) ?? null;
   settings.method = read(() => top.choice('method', TRAIN_METHODS, true));
@@ -73,7 +74,7 @@ export function parseRunSettings(request: unknown, policy: PathPolicy): ParsedRu
   const text = read(() => hyper.nullableString('promptInitText'));
   if (text) settings.promptInitText = text;
   for (const key of Object.keys(settings)) if (settings[key] === undefined) delete settings[key];
-  const known = new Set<string>(['model', 'data', 'out', 'method', 'dataFormat', 'completionOnly', 'pack', 'ignoreMemoryCheck', 'hyper']);
+  const known = new Set<string>(['model', 'data', 'evalData', 'out', 'method', 'dataFormat', 'completionOnly', 'pack', 'ignoreMemoryCheck', 'hyper']);
   for (const key of Object.keys(top.obj)) if (!known.has(key)) errors.push({ field: key, message: `${key} is not a run setting` });
   const knownHyper = new Set<string>([...NUMERIC_HYPER, ...BOOLEAN_HYPER, 'steps', 'scheduler', 'optimizer', 'targets', 'promptInitText', 'device', 'precision']);
   for (const key of Object.keys(hyper.obj)) if (!knownHyper.has(key)) errors.push({ field: `hyper.${key}`, message: `hyper.${key} is not a run setting` });

@@ -97,6 +97,7 @@ export class RunService {
     // run.json may come from `peft-studio train` with paths anywhere: every path the worker reads is checked again
     this.policy.check(config.model, 'model');
     this.policy.check(config.data, 'data');
+    this.policy.checkOptional(config.evalData, 'evalData');
     this.policy.checkOptional(config.initAdapter, 'initAdapter');
     checkResumeTarget(config, overrides.precision !== undefined);
     await this.freeMemory();

@@ -228,6 +228,10 @@ describe('validation', () => {
     expect(await err(desktop, 'generate', { model: demo.model, adapter: null, prompt: 'x', maxNewTokens: 0, temperature: 0, seed: 1 })).toMatchObject({ code: 'invalid', field: 'maxNewTokens' });
     expect(await err(desktop, 'generate', { model: demo.model, adapter: null, prompt: 'x', promptFormat: 'markdown', maxNewTokens: 1, temperature: 0, seed: 1 })).toMatchObject({ code: 'invalid', field: 'promptFormat' });
     expect(await err(desktop, 'generate', { model: demo.model, adapter: null, prompt: 'x', system: 3, maxNewTokens: 1, temperature: 0, seed: 1 })).toMatchObject({ code: 'invalid', field: 'system' });
+    for (const requestId of ['', 'has space', 'x'.repeat(65), 7]) {
+      expect(await err(desktop, 'generate', { model: demo.model, adapter: null, prompt: 'x', maxNewTokens: 1, temperature: 0, seed: 1, requestId })).toMatchObject({ code: 'invalid', field: 'requestId' });
+    }
+    expect(await err(desktop, 'stopGenerate', {})).toMatchObject({ code: 'invalid', field: 'requestId' });
     expect(await err(desktop, 'inspectModel', 'not an object')).toMatchObject({ code: 'invalid' });
   });
 

@@ -46,6 +46,41 @@ beforeAll(async () => {
   await s.close();
 });
 
+describe('a streamed answer through the API', () => {
+  it('comes as generateProgress events for its requestId, which stopGenerate ends; its text is the start of the whole answer', async () => {
+    const service = createStudioService({ mode: 'browser', allowedRoots: null });
+    try {
+      const long = { ...request(), maxNewTokens: 200, temperature: 1, seed: 5 };
+      const whole = await ok<GenerateResponse>(service, 'generate', long);
+      const events: Extract<ApiEvent, { type: 'generateProgress' }>[] = [];
+      let stop: Promise<{ stopped: boolean }> | null = null;
+      const off = service.onEvent((e) => {
+        if (e.type !== 'generateProgress') return;
+        events.push(e);
+        stop ??= ok<{ stopped: boolean }>(service, 'stopGenerate', { requestId: 'try-1' });
+      });
+      const answer = await ok<GenerateResponse>(service, 'generate', { ...long, requestId: 'try-1' });
+      off();
+      expect(await stop).toEqual({ stopped: true });
+      expect(answer.stoppedBy).toBe('stopped');
+      expect(answer.tokens).toBeLessThan(whole.tokens / 2);
+      expect(whole.text.startsWith(answer.text)).toBe(true);
+      expect(events.length).toBeGreaterThan(0);
+      expect(events.every((e) => e.requestId === 'try-1')).toBe(true);
+      expect(answer.text.startsWith(events.map((e) => e.text).join(''))).toBe(true);
+      // a call without a requestId sends no events; a stop of an ended answer stops nothing
+      events.length = 0;
+      const again = service.onEvent((e) => e.type === 'generateProgress' && events.push(e));
+      await ok<GenerateResponse>(service, 'generate', request());
+      again();
+      expect(events).toEqual([]);
+      expect(await ok(service, 'stopGenerate', { requestId: 'try-1' })).toEqual({ stopped: false });
+    } finally {
+      await service.close();
+    }
+  });
+});
+
 describe('the generate cache (M2)', () => {
   const generator = new Generator();
   afterAll(() => generator.close());

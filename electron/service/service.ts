@@ -18,10 +18,11 @@ import { TRAIN_METHODS } from '../training/config.js';
 import { SETTING_LIMITS } from '../training/settings.js';
 import { inspectData, previewDataRow } from './data.js';
 import { demoPaths } from './demo.js';
+import { cachedModels } from './cached-models.js';
 import { inAppEntry } from './app-wording.js';
 import { errorBody, invalid } from './errors.js';
 import { exportWithLog } from './export.js';
-import { Generator } from './generate.js';
+import { Generator, REQUEST_ID } from './generate.js';
 import { PLAIN_TAKES_NO_SYSTEM, PROMPT_FORMATS } from '../inference/prompt-format.js';
 import { hyperparameterSpecs } from './hyperparameters.js';
 import { listDir } from './list-dir.js';
@@ -85,6 +86,10 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
       // browser mode: only what may still be opened
       const items = await readRecent();
       return { models: items.models.filter((p) => policy.permits(p)), datasets: items.datasets.filter((p) => policy.permits(p)) };
+    },
+    cachedModels: async (request) => {
+      Fields.of(request); // takes nothing; anything but an object is refused
+      return cachedModels(policy);
     },
     pickPath: async (request) => {
       const f = Fields.of(request);
@@ -163,6 +168,7 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
       const system = (f.obj.system as string | undefined) ?? '';
       // before any model is loaded
       if (promptFormat === 'plain' && system.trim() !== '') throw invalid('system', PLAIN_TAKES_NO_SYSTEM);
+      const requestId = requestIdOf(f, false);
       return generator.generate({
         model,
         adapter,
@@ -172,9 +178,19 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
         maxNewTokens: f.number('maxNewTokens', { kind: 'int', min: 1 }, true),
         temperature: f.number('temperature', { kind: 'number', min: 0 }, true),
         seed: f.number('seed', ANY_INT, true),
-      });
+        ...(requestId !== undefined ? { requestId } : {}),
+      }, requestId === undefined ? undefined : (text, tokens) => emit({ type: 'generateProgress', requestId, text, tokens }));
     },
+    stopGenerate: async (request) => ({ stopped: generator.stop(requestIdOf(Fields.of(request), true)!) }),
   };
+
+  /** A generate call's requestId (generate.ts REQUEST_ID), checked. */
+  function requestIdOf(f: Fields, required: boolean): string | undefined {
+    const id = f.obj.requestId;
+    if (id === undefined && !required) return undefined;
+    if (typeof id !== 'string' || !REQUEST_ID.test(id)) throw invalid('requestId', 'requestId must be 1 to 64 letters, digits, - or _');
+    return id;
+  }
 
   function dataRequest(f: Fields) {
     return {

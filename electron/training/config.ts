@@ -45,6 +45,11 @@ export function adapterLayoutOf(config: Pick<TrainConfig, 'method' | 'lora' | 'p
 export interface TrainConfig {
   model: string;
   data: string;
+  /**
+   * a separate evaluation file (--eval-data), read as `data` is; null: the
+   * eval rows are the --eval-split share of `data` (or none)
+   */
+  evalData: string | null;
   out: string;
   method: TrainMethod;
   /** LoRA and QLoRA only (null otherwise) */
@@ -117,6 +122,8 @@ export type DataFormat = (typeof DATA_FORMATS)[number];
  * lacks them, and reading it fills these in.
  */
 export const LATER_DEFAULTS = {
+  /** runs from before --eval-data evaluated on their --eval-split only */
+  evalData: null as string | null,
   dataFormat: 'auto' as DataFormat,
   completionOnly: true,
   pack: false,

@@ -1,4 +1,5 @@
-// A resumed run reads its model and data from where run.json says they were.
+// A resumed run reads its model and data (and its evaluation file, if it has
+// one) from where run.json says they were.
 // When one of them has moved, "no such folder. Pick the folder..." does not
 // tell a user that the run can continue: say where to put it back, or how to
 // point the run at the new place (checked: see settings.ts resumedConfig).
@@ -6,10 +7,11 @@ import { existsSync } from 'node:fs';
 import type { TrainConfig } from './config.js';
 import type { FieldNamer } from './settings.js';
 
-const flagNames: FieldNamer = (field) => `--${field}`;
+/** evalData -> --eval-data: the flags are the fields in kebab case */
+const flagNames: FieldNamer = (field) => `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 /** Why a resumed run cannot find its model or data, and what to do; null when both are there. */
-export function resumeSourcesProblem(config: Pick<TrainConfig, 'model' | 'data' | 'modelFingerprint'>, name: FieldNamer = flagNames): string | null {
+export function resumeSourcesProblem(config: Pick<TrainConfig, 'model' | 'data' | 'modelFingerprint'> & Partial<Pick<TrainConfig, 'evalData'>>, name: FieldNamer = flagNames): string | null {
   const problems: string[] = [];
   if (!existsSync(config.model)) {
     const relocate = config.modelFingerprint
@@ -19,6 +21,10 @@ export function resumeSourcesProblem(config: Pick<TrainConfig, 'model' | 'data' 
   }
   if (!existsSync(config.data)) {
     problems.push(`${config.data}: the run's data file is not there (no such file). Put it back at ${config.data}, or resume with ${name('data')} <its new path> ` +
+      '(checked: the same sha256 as when the run started)');
+  }
+  if (config.evalData && !existsSync(config.evalData)) {
+    problems.push(`${config.evalData}: the run's evaluation file is not there (no such file). Put it back at ${config.evalData}, or resume with ${name('evalData')} <its new path> ` +
       '(checked: the same sha256 as when the run started)');
   }
   return problems.length > 0 ? problems.join('; ') : null;

@@ -15,6 +15,7 @@ import { checkSeqLenFits, checkStepTokens, trainsLora, type LoraSettings, type T
 import { countTrainedTokens, type Example } from './data.js';
 import { loadDataset, packExamples } from '../data/index.js';
 import { splitTrainEval } from './split.js';
+import { loadEvalFile } from './eval-file.js';
 import { totalSteps } from './trainer.js';
 import { settingWarnings, type SettingWarning } from './warnings.js';
 import { comparableFingerprint, modelFingerprint } from './model-fingerprint.js';
@@ -158,13 +159,17 @@ export interface RunData {
   warnings: SettingWarning[];
   /** the dataset report, compact: run.json and the started event carry it */
   summary: RunDataSummary;
+  /** the evaluation file's report, compact (null: no --eval-data) */
+  evalSummary: RunDataSummary | null;
 }
 
 /**
  * THE place a run reads its data: file -> rows in their format (electron/data)
  * -> examples (masked, truncated) -> seeded train/eval split -> packing of
  * each part (after the split, so evaluation scores whole documents the same
- * way in every run) -> rows with something to learn.
+ * way in every run) -> rows with something to learn. With --eval-data the
+ * eval rows are that file's, read the same way (eval-file.ts), and all of
+ * --data is trained on (the settings refuse an eval split beside it).
  */
 export async function loadRunData(config: TrainConfig, tokenizer: ModelTokenizer, folder: ModelFolder): Promise<RunData> {
   // the model folder's notices first (tensors config.json does not use...): the run's log is where a run's user reads them
@@ -179,6 +184,8 @@ export async function loadRunData(config: TrainConfig, tokenizer: ModelTokenizer
   for (const notice of report.notices) notes.push(`note: ${notice}`);
   if (report.truncation.rows > 0) notes.push(`note: ${countOf(report.truncation.rows, 'row')} truncated to --seq-len ${config.seqLen} (${countOf(report.truncation.tokensDropped, 'token')} dropped)`);
   const split = splitTrainEval(examples, config.evalSplit, config.seed);
+  const evalFile = config.evalData ? await loadEvalFile(config.evalData, config, tokenizer, folder) : null;
+  if (evalFile) notes.push(...evalFile.notes);
   const pack = (rows: Example[]) => (config.pack ? packExamples(rows, config.seqLen) : rows);
   const trainRows = pack(split.train);
   // A row with no label token after the shift adds nothing to any gradient.
@@ -188,7 +195,7 @@ export async function loadRunData(config: TrainConfig, tokenizer: ModelTokenizer
   const steps = totalSteps(train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
   const warnings = settingWarnings(config, folder.spec, steps);
   for (const warning of warnings) notes.push(`warning: ${warning.cli}`);
-  return { train, eval: pack(split.eval), notes, warnings, summary: summarizeDataset(report) };
+  return { train, eval: pack(evalFile ? evalFile.examples : split.eval), notes, warnings, summary: summarizeDataset(report), evalSummary: evalFile?.summary ?? null };
 }
 
 /**

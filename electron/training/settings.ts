@@ -28,6 +28,8 @@ const PROMPT_INIT_OF: Record<PromptInitChoice, PromptInit> = { random: 'RANDOM',
 export interface TrainSettings {
   model?: string;
   data?: string;
+  /** a separate evaluation file (`--eval-data`), instead of an eval split of `data` */
+  evalData?: string;
   out?: string;
   method?: TrainMethod;
   dataFormat?: DataFormat;
@@ -221,6 +223,11 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     if (clash) fail(clash, `${name(clash)} cannot be combined with ${name('initAdapter')}: the adapter's adapter_config.json decides it`);
   }
   if (given('steps') && given('epochs')) fail('steps', `give either ${name('steps')} or ${name('epochs')}, not both`);
+  const evalData = s.evalData === undefined || s.evalData === '' ? null : resolve(s.evalData);
+  if (evalData !== null && (s.evalSplit ?? 0) > 0) {
+    // two sources of eval rows: which one the eval loss was taken on would be a guess
+    fail('evalSplit', `${name('evalSplit')} cannot be combined with ${name('evalData')}: the eval rows come from the evaluation file, and all of ${name('data')} is trained on. Drop ${name('evalSplit')}, or drop ${name('evalData')} to hold out a share of ${name('data')}`);
+  }
   let targets;
   try {
     targets = resolveTargets(s.targets ?? [...PEFT_DEFAULT_TARGETS]);
@@ -241,6 +248,7 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
   return {
     model,
     data,
+    evalData,
     out,
     method,
     quantization,
@@ -349,12 +357,13 @@ function prefixOf(s: TrainSettings, name: FieldNamer): AdapterPrefix {
  * CPU may continue on a GPU, or the other way round; the arithmetic differs
  * only in rounding) and precision (a bf16 run continuing on the CPU needs
  * fp32). Without device / precision the run keeps the ones run.json recorded.
- * model and data may point at a new place for the same files: the run checks
- * them (the data file's sha256 against run.json's data_sha256, the model's
- * fingerprint against config.modelFingerprint) before it trains.
+ * model, data and evalData may point at a new place for the same files: the
+ * run checks them (the data files' sha256 against run.json's data_sha256 /
+ * eval_data_sha256, the model's fingerprint against config.modelFingerprint)
+ * before it trains.
  */
-export type ResumeOverrides = Pick<TrainSettings, 'lr' | 'threads' | 'keepCheckpoints' | 'gradientCheckpointing' | 'ignoreMemoryCheck' | 'device' | 'precision' | 'model' | 'data'>;
-export const RESUME_OVERRIDES: readonly (keyof ResumeOverrides)[] = ['lr', 'threads', 'keepCheckpoints', 'gradientCheckpointing', 'ignoreMemoryCheck', 'device', 'precision', 'model', 'data'];
+export type ResumeOverrides = Pick<TrainSettings, 'lr' | 'threads' | 'keepCheckpoints' | 'gradientCheckpointing' | 'ignoreMemoryCheck' | 'device' | 'precision' | 'model' | 'data' | 'evalData'>;
+export const RESUME_OVERRIDES: readonly (keyof ResumeOverrides)[] = ['lr', 'threads', 'keepCheckpoints', 'gradientCheckpointing', 'ignoreMemoryCheck', 'device', 'precision', 'model', 'data', 'evalData'];
 
 /** The configuration of a resumed run: its run.json's, in `dir` (the folder may have moved), with the few overrides allowed. */
 export function resumedConfig(stored: TrainConfig, dir: string, overrides: ResumeOverrides = {}, name: FieldNamer = plainName): TrainConfig {
@@ -369,10 +378,18 @@ export function resumedConfig(stored: TrainConfig, dir: string, overrides: Resum
       `Put the model back at ${stored.model} and resume without ${name('model')}`);
   }
   const data = overrides.data === undefined || overrides.data === '' ? stored.data : resolve(overrides.data);
+  const storedEval = stored.evalData ?? null;
+  const evalData = overrides.evalData === undefined || overrides.evalData === '' ? storedEval : resolve(overrides.evalData);
+  if (storedEval === null && evalData !== null) {
+    // a resumed run evaluates on what it started with: a new eval file would change its eval losses midway
+    throw new SettingsError('evalData', `${name('evalData')} ${evalData}: this run started without an evaluation file, so it cannot be given one on resume; ` +
+      `resume without ${name('evalData')}, or start a new run with it`);
+  }
   return {
     ...stored,
     model,
     data,
+    evalData,
     device: overrides.device === undefined ? stored.device : deviceOf(overrides, name),
     precision: overrides.precision === undefined ? stored.precision : precisionOf(overrides, name),
     out: dir,

@@ -64,7 +64,8 @@ export function targetShape(spec: ModelSpec, target: LoraTarget): [number, numbe
 export function settingWarnings(config: TrainConfig, spec: ModelSpec, totalSteps: number | null, hardwareThreads = availableParallelism()): SettingWarning[] {
   const L = FORM_LABEL;
   const warnings: SettingWarning[] = [];
-  if (config.evalEvery > 0 && config.evalSplit === 0) {
+  // an evaluation file (--eval-data) is rows to evaluate on without a split
+  if (config.evalEvery > 0 && config.evalSplit === 0 && !config.evalData) {
     warnings.push({
       fields: ['evalEvery', 'evalSplit'],
       cli: `--eval-every ${config.evalEvery} has no effect without --eval-split: no rows are held out to evaluate on; add --eval-split (e.g. 0.1), or drop --eval-every`,

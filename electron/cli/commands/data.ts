@@ -5,7 +5,7 @@
 // (its tokens and which are trained). Skipped rows are also summarised on
 // stderr. Only the tokenizer (and config.json's vocab_size) is read, not the
 // weights.
-import { DATA_FILE_TYPES } from '../../data/containers/file-types.js';
+import { DATASET_PATH_KINDS } from '../../data/containers/file-types.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError, type CommandSpec } from '../args.js';
@@ -28,10 +28,10 @@ export const dataSpec: CommandSpec = {
   summary: 'Inspect a dataset: `data inspect FILE --model DIR` prints its report (and a row\'s mask preview).',
   positionals: [
     { name: 'action', help: 'inspect' },
-    { name: 'file', help: `dataset file: ${DATA_FILE_TYPES}` },
+    { name: 'file', help: `dataset: ${DATASET_PATH_KINDS}; or org/name of a dataset in the Hugging Face cache` },
   ],
   flags: [
-    { name: 'model', kind: 'string', valueName: 'DIR', help: 'model folder whose tokenizer (and chat template) to use' },
+    { name: 'model', kind: 'string', valueName: 'DIR', help: 'model folder whose tokenizer (and chat template) to use, or org/name of a model in the Hugging Face cache' },
     { name: 'format', kind: 'string', valueName: 'FORMAT', choices: DATASET_FORMATS, help: 'row format', defaultText: 'auto (from the fields)' },
     { name: 'seq-len', kind: 'int', min: 2, help: 'truncate (or pack) to this many tokens', defaultText: `${TRAIN_DEFAULTS.seqLen}, or what the model's positions allow` },
     { name: 'pack', kind: 'boolean', help: 'pack several examples into each sequence' },

@@ -1,7 +1,7 @@
 // `peft-studio eval`: mean cross-entropy and perplexity of a model (with an
 // optional PEFT adapter: LoRA, prompt or prefix tuning) over a dataset in any
 // format train reads (the same loader and masking), as one JSON object on stdout.
-import { DATA_FILE_TYPES } from '../../data/containers/file-types.js';
+import { DATASET_PATH_KINDS } from '../../data/containers/file-types.js';
 import { availableParallelism } from 'node:os';
 import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
@@ -19,9 +19,9 @@ export const evalSpec: CommandSpec = {
   summary: 'Score a model (optionally with an adapter) on a dataset: loss, perplexity, tokens.',
   positionals: [],
   flags: [
-    { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder' },
+    { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder, or org/name of a model in the Hugging Face cache' },
     { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT adapter folder to apply (LoRA, prompt tuning or prefix tuning, by its peft_type)' },
-    { name: 'data', kind: 'string', valueName: 'FILE', help: `dataset, as for train: ${DATA_FILE_TYPES}` },
+    { name: 'data', kind: 'string', valueName: 'FILE', help: `dataset, as for train: ${DATASET_PATH_KINDS}; or org/name of a dataset in the Hugging Face cache` },
     { name: 'format', kind: 'string', choices: DATASET_FORMATS, help: 'row format', defaultText: 'auto (from the fields)' },
     { name: 'all-tokens', kind: 'boolean', help: 'score every token, not only completions / assistant turns' },
     { name: 'seq-len', kind: 'int', min: 2, help: 'truncate examples to this many tokens', defaultText: `${TRAIN_DEFAULTS.seqLen} (less with an adapter's virtual tokens on a model with few positions)` },

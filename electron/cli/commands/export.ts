@@ -3,7 +3,7 @@
 // --gguf-base also the base as base.gguf) and/or the merged model as one GGUF
 // file (also a full fine-tuning run's model or checkpoint), each checked by
 // reloading it and comparing eval loss with the source.
-import { DATA_FILE_TYPES } from '../../data/containers/file-types.js';
+import { DATASET_PATH_KINDS } from '../../data/containers/file-types.js';
 import { availableParallelism } from 'node:os';
 import type { CommandSpec } from '../args.js';
 import { UsageError } from '../args.js';
@@ -19,10 +19,10 @@ export const exportSpec: CommandSpec = {
   flags: [
     { name: 'format', kind: 'list', valueName: 'FORMATS', choices: EXPORT_FORMATS, help: 'peft, merged, gguf (adapter), gguf-model (one GGUF with the adapter merged in), or a comma list (then --out gets one subfolder per format)' },
     { name: 'out', kind: 'string', valueName: 'DIR', help: 'export folder (must not exist or be empty, unless --overwrite); never the run, adapter or base model folder, nor inside or around one' },
-    { name: 'model', kind: 'string', valueName: 'DIR', help: 'base model folder', defaultText: "the run's model, or the adapter's base_model_name_or_path if it is a folder" },
+    { name: 'model', kind: 'string', valueName: 'DIR', help: 'base model folder, or org/name of a model in the Hugging Face cache', defaultText: "the run's model, or the adapter's base_model_name_or_path if it is a folder" },
     { name: 'gguf-type', kind: 'string', choices: GGUF_MODEL_TYPES, help: 'GGUF tensor type: the adapter (gguf) takes f32 or f16; the model (gguf-model) also bf16 or q8_0 (8-bit, about half the size of f16)', defaultText: "gguf: f32; gguf-model: the model's own 16-bit type (F32 models: f16), a full fine-tuning run f32 (its weights as trained)" },
     { name: 'gguf-base', kind: 'boolean', help: 'gguf: also write the base model as base.gguf (in --gguf-type, default as gguf-model picks it) with the Modelfile FROM ./base.gguf, so llama.cpp and Ollama need nothing else (no Python converter). QLoRA: the 16-bit base (GGUF has no NF4)' },
-    { name: 'check-data', kind: 'string', valueName: 'FILE', help: `rows for the reload check: any dataset train reads (${DATA_FILE_TYPES}; text, chat, alpaca, completion or tokenized rows)`, defaultText: "the run's eval rows with --eval-split, else its first rows; a built-in English sample when there is no run data" },
+    { name: 'check-data', kind: 'string', valueName: 'FILE', help: `rows for the reload check: any dataset train reads (${DATASET_PATH_KINDS}; text, chat, alpaca, completion or tokenized rows)`, defaultText: "the run's eval rows with --eval-split, else its first rows; a built-in English sample when there is no run data" },
     { name: 'check-rows', kind: 'int', min: 1, help: 'rows scored by the reload check', defaultText: String(DEFAULT_CHECK_ROWS) },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
     { name: 'overwrite', kind: 'boolean', help: 'replace --out if it is not empty (the old folder stays until the new one is complete and checked)' },

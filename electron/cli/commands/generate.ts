@@ -1,5 +1,6 @@
 // `peft-studio generate`: continue a prompt with the model (optionally with a
-// PEFT adapter: LoRA, prompt or prefix tuning), using the KV cache. Prints only the generated text.
+// PEFT adapter: LoRA, prompt or prefix tuning), using the KV cache. Prints only the generated text,
+// as it is generated.
 import { availableParallelism } from 'node:os';
 import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
@@ -7,6 +8,7 @@ import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
 import { DEVICE_FLAG, deviceFromArgs } from '../device-flag.js';
 import { PRECISION_FLAG, precisionFromArgs } from '../precision-flag.js';
 import { generate } from '../../inference/generate.js';
+import { answerDecoder, TextStream } from '../../inference/text-stream.js';
 import { explainNonFiniteOutput, NonFiniteOutputError } from '../../inference/non-finite-output.js';
 import { readGenerationConfig } from '../../models/generation-config.js';
 import { openSession, stopTokenIds, virtualTokensOf } from '../../session.js';
@@ -18,7 +20,7 @@ export const generateSpec: CommandSpec = {
   summary: 'Generate an answer to a prompt, laid out as the adapter was trained (temperature 0 = greedy).',
   positionals: [],
   flags: [
-    { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder' },
+    { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder, or org/name of a model in the Hugging Face cache' },
     { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT adapter folder to apply (LoRA, prompt tuning or prefix tuning, by its peft_type)' },
     { name: 'prompt', kind: 'string', valueName: 'TEXT', help: 'the prompt (laid out as --prompt-format says)' },
     { name: 'prompt-format', kind: 'string', valueName: 'LAYOUT', choices: ['auto', ...PROMPT_FORMATS], help: "how the prompt is laid out: plain (the text as written, after BOS), chat (a user turn in the model's chat template, answered as the assistant), alpaca (the Stanford Alpaca prompt, or the chat template when the model has one); auto: as the run of --adapter (or of a fine-tuned --model) laid out its training rows, else plain (chat with --system)", defaultText: 'auto' },
@@ -36,6 +38,7 @@ export const generateSpec: CommandSpec = {
   notes: [
     "Generation stops at an end-of-sequence token (generation_config.json / config.json), at the token the chat template ends an assistant turn with (chat layouts), or after --max-new-tokens.",
     'An adapter answers best when prompted as its training rows were laid out: auto reads that from its run (chat rows: chat; alpaca rows: alpaca; completion and text rows: plain) and says which it used.',
+    'The answer is printed as it is generated; Ctrl-C ends it where it is (a second Ctrl-C quits at once).',
   ],
 };
 
@@ -74,6 +77,14 @@ export const generateCommand: Command = {
       // Virtual tokens (prompt / prefix tuning) take the first positions of the cache.
       const positions = session.folder.spec.maxPositionEmbeddings - virtualTokensOf(session.adapter);
       const room = positions - promptIds.length;
+      // The answer is printed as it comes; Ctrl-C ends it at the next token (a second one, at once).
+      const stream = new TextStream(answerDecoder(session.tokenizer));
+      let stopAsked = false;
+      const onSignal = () => {
+        if (stopAsked) process.exit(130);
+        stopAsked = true;
+      };
+      process.on('SIGINT', onSignal);
       const result = await generate(session.engine, promptIds, {
         vocabSize: session.folder.spec.vocabSize,
         // An explicit --max-new-tokens that does not fit is an error; the default shrinks to fit.
@@ -83,11 +94,13 @@ export const generateCommand: Command = {
         seed: args.number('seed') ?? 42,
         stopTokenIds: [...(await stopTokenIds(session.folder, session.tokenizer)), ...laidOut.stopTokenIds],
         maxPositions: positions,
-      }).catch(async (e: unknown) => {
+        shouldStop: () => stopAsked,
+      }, (id) => io.stdout(stream.push(id))).catch(async (e: unknown) => {
         if (!(e instanceof NonFiniteOutputError)) throw e;
         throw new Error(await explainNonFiniteOutput(session.engine, e.what, { model, adapter: args.string('adapter') ?? null }));
-      });
-      io.stdout(session.tokenizer.decode(result.tokens, { skipSpecialTokens: true }) + '\n');
+      }).finally(() => process.off('SIGINT', onSignal));
+      io.stdout(stream.finish() + '\n');
+      if (result.stoppedBy === 'stopped') io.stderr(`note: stopped (Ctrl-C) after ${result.tokens.length} ${result.tokens.length === 1 ? 'token' : 'tokens'}\n`);
     } finally {
       session.dispose();
     }

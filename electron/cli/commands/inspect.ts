@@ -23,8 +23,9 @@ import { PRECISION_FLAG, precisionFromArgs } from '../precision-flag.js';
 export const inspectSpec: CommandSpec = {
   name: 'inspect',
   summary: 'Describe a model and estimate the memory of training it (JSON).',
-  positionals: [{ name: 'modelDir', help: 'Hugging Face model folder' }],
+  positionals: [{ name: 'modelDir', help: 'Hugging Face model folder, or a model in the Hugging Face cache (org/name); or pass it as --model', optional: true }],
   flags: [
+    { name: 'model', kind: 'string', valueName: 'DIR', help: 'the model, as the other commands take it (instead of <modelDir>)' },
     { name: 'batch-size', kind: 'int', min: 1, help: 'micro-batch size for the activation estimate', defaultText: String(TRAIN_DEFAULTS.batchSize) },
     { name: 'seq-len', kind: 'int', min: 1, help: 'sequence length for the activation estimate', defaultText: String(TRAIN_DEFAULTS.seqLen) },
     { name: 'rank', kind: 'int', min: 1, help: 'LoRA rank', defaultText: String(TRAIN_DEFAULTS.rank) },
@@ -251,7 +252,11 @@ function targetsOrUsageError(list: string[] | undefined): LoraTarget[] {
 export const inspectCommand: Command = {
   spec: inspectSpec,
   async run(args, io) {
-    const folder = await openModelFolder(args.positionals[0]);
+    const given = args.positionals[0];
+    if (given !== undefined && args.has('model')) throw new UsageError('inspect takes the model once: as <modelDir> or as --model, not both', 'inspect');
+    const modelDir = given ?? args.string('model');
+    if (modelDir === undefined) throw new UsageError("'inspect' needs <modelDir> (or --model DIR)", 'inspect');
+    const folder = await openModelFolder(modelDir);
     const settings: InspectReport['settings'] = {
       batch_size: args.number('batch-size') ?? TRAIN_DEFAULTS.batchSize,
       seq_len: args.number('seq-len') ?? TRAIN_DEFAULTS.seqLen,

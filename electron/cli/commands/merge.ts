@@ -14,7 +14,7 @@ export const mergeSpec: CommandSpec = {
   summary: 'Merge a LoRA adapter into the base weights (W + scaling·B·A) as a new model folder.',
   positionals: [],
   flags: [
-    { name: 'model', kind: 'string', valueName: 'DIR', help: 'base model folder' },
+    { name: 'model', kind: 'string', valueName: 'DIR', help: 'base model folder, or org/name of a model in the Hugging Face cache' },
     { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT LoRA adapter folder' },
     { name: 'out', kind: 'string', valueName: 'DIR', help: 'new model folder (must not exist or be empty, unless --overwrite); never the model, adapter or run folder, nor inside or around one' },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },

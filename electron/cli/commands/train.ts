@@ -1,6 +1,6 @@
 // `peft-studio train`: fine-tune a model (LoRA, QLoRA, prompt or prefix tuning,
 // or full fine-tuning) on a dataset, in a child process; or continue a run.
-import { DATA_FILE_TYPES } from '../../data/containers/file-types.js';
+import { DATASET_PATH_KINDS } from '../../data/containers/file-types.js';
 import { openModelFolder } from '../../models/folder.js';
 import { runVirtualTokens } from '../../training/run.js';
 import { existsSync } from 'node:fs';
@@ -30,7 +30,7 @@ export const trainSpec: CommandSpec = {
   positionals: [],
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder (config.json, *.safetensors, tokenizer.json)' },
-    { name: 'data', kind: 'string', valueName: 'FILE', help: `dataset: ${DATA_FILE_TYPES}, with alpaca, chat, completion, text or pre-tokenized rows (see data inspect)` },
+    { name: 'data', kind: 'string', valueName: 'FILE', help: `dataset: ${DATASET_PATH_KINDS}; or org/name of a dataset in the Hugging Face cache; with alpaca, chat, completion, text or pre-tokenized rows (see data inspect)` },
     { name: 'format', kind: 'string', choices: DATA_FORMATS, help: 'how to read the data rows', defaultText: D.dataFormat },
     { name: 'all-tokens', kind: 'boolean', help: 'train on every token (default: completion tokens only; prompt, system and user tokens masked)' },
     { name: 'pack', kind: 'boolean', help: 'pack rows into --seq-len sequences (documents do not attend to each other)' },
@@ -66,6 +66,7 @@ export const trainSpec: CommandSpec = {
     DEVICE_FLAG,
     PRECISION_FLAG,
     { name: 'eval-split', kind: 'number', ...limitsOf('evalSplit'), help: 'fraction of the data held out for evaluation', defaultText: String(D.evalSplit) },
+    { name: 'eval-data', kind: 'string', valueName: 'FILE', help: 'evaluate on this file instead of an --eval-split (a validation set; read as --data is: same formats, --format, masking, --seq-len, --pack); a folder: its validation split, else its test split' },
     { name: 'eval-every', kind: 'int', ...limitsOf('evalEvery'), help: 'evaluate every N steps (0 = at the end only)', defaultText: String(D.evalEvery) },
     { name: 'save-every', kind: 'int', ...limitsOf('saveEvery'), help: 'save a checkpoint every N steps (0 = never)', defaultText: String(D.saveEvery) },
     { name: 'keep-checkpoints', kind: 'int', ...limitsOf('keepCheckpoints'), help: 'keep the newest N checkpoints (0 = all)', defaultText: String(D.keepCheckpoints) },
@@ -81,14 +82,14 @@ export const trainSpec: CommandSpec = {
     'step with a checkpoint (press it again to stop at once). With --resume RUN_DIR only --lr, --threads,',
     '--keep-checkpoints, --gradient-checkpointing, --ignore-memory-check, --device and --precision may be given (without',
     'them the run continues on the device and in the precision run.json recorded; a bf16 run continues on the CPU with',
-    '--device cpu --precision fp32), and --model / --data when the model folder or the data file moved (checked to be',
-    'the same files the run started with).',
+    '--device cpu --precision fp32), and --model / --data / --eval-data when the model folder, the data file or the',
+    'evaluation file moved (checked to be the same files the run started with).',
   ],
 };
 
 /** The TrainSettings field each flag sets (the switches --all-tokens and --no-double-quant set theirs to false). */
 const FLAG_OF: Record<SettingField, string> = {
-  model: 'model', data: 'data', out: 'out', method: 'method', dataFormat: 'format', completionOnly: 'all-tokens', pack: 'pack',
+  model: 'model', data: 'data', evalData: 'eval-data', out: 'out', method: 'method', dataFormat: 'format', completionOnly: 'all-tokens', pack: 'pack',
   quant: 'quant', quantBlocksize: 'quant-blocksize', doubleQuant: 'no-double-quant',
   rank: 'rank', alpha: 'alpha', dropout: 'dropout', targets: 'targets', rslora: 'rslora', loraInit: 'lora-init', layers: 'layers',
   initAdapter: 'init-adapter', virtualTokens: 'virtual-tokens', promptInit: 'prompt-init', promptInitText: 'prompt-init-text',

@@ -10,3 +10,6 @@ export const DATA_FILE_TYPES = '.jsonl, .json, .csv, .tsv, .txt or .parquet (als
 
 /** The file picker's filter (without dots): the common types and the compressed ones. */
 export const DATA_PICKER_EXTENSIONS: readonly string[] = ['jsonl', 'json', 'csv', 'tsv', 'txt', 'parquet', 'gz', 'zst'];
+
+/** What a dataset path may be, in words (the help of --data and the like): a file, or a folder of them (dataset-folder.ts). */
+export const DATASET_PATH_KINDS = `${DATA_FILE_TYPES}; or a folder of such files, as a Hugging Face dataset is laid out (its shards in order; its train split, or for evaluation its validation / test split, when the files are named after splits)`;

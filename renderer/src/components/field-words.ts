@@ -3,6 +3,7 @@
 const WORDS: Record<string, string> = {
   model: 'the model folder',
   data: 'the dataset file',
+  evalData: 'the evaluation file',
   out: 'the output folder',
   path: 'the path',
   method: 'the method',

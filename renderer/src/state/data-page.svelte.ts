@@ -1,5 +1,6 @@
 // The Data page's own state: bundled and recent datasets, the report
-// request in flight, and the mask preview of one row.
+// request in flight, the mask preview of one row, and the optional
+// evaluation file (read with the same settings, by the same call).
 import { ApiError, type DataRequest, type DemoPaths, type RecentItems, type RowPreview } from '../../../electron/api/contract.js';
 import { api } from '../api/index.js';
 import { loadStartingPoints } from './starting-points.js';
@@ -33,11 +34,18 @@ export class DataPage {
   previewLoading = $state(false);
   previewError = $state<string | null>(null);
 
+  /** the evaluation file's field text, its read in flight and why the last one failed */
+  evalDraft = $state('');
+  evalLoading = $state(false);
+  evalError = $state<string | null>(null);
+
   /** answers to older requests are dropped (the user may change settings quickly) */
   #generation = 0;
+  #evalGeneration = 0;
 
   constructor(private readonly studio: Studio) {
     this.draft = studio.data ?? '';
+    this.evalDraft = studio.evalData ?? '';
   }
 
   async load(): Promise<void> {
@@ -63,6 +71,11 @@ export class DataPage {
     if (shown !== '' && shown !== this.studio.data) await this.choose(shown);
     else if (this.studio.dataReport) this.error = null; // the file in use (a typed one that failed before was put back)
     if (this.error !== null || (shown !== '' && this.studio.data !== shown) || !this.studio.dataReport) return false;
+    // the evaluation field as shown: a typed file is read first, an emptied field means none
+    const evalShown = this.evalDraft.trim();
+    if (evalShown === '') this.clearEval();
+    else if (evalShown !== this.studio.evalData) await this.chooseEval(evalShown);
+    if (evalShown !== '' && (this.studio.evalData !== evalShown || !this.studio.evalReport)) return false;
     this.studio.page = 'hyperparameters';
     return true;
   }
@@ -116,6 +129,54 @@ export class DataPage {
     } finally {
       if (generation === this.#generation) this.loading = false;
     }
+  }
+
+  /** Another evaluation file: it is used once it reads with the dataset's settings. */
+  async chooseEval(path: string): Promise<void> {
+    await this.inspectEval(path);
+  }
+
+  /**
+   * Reads the evaluation file as the dataset is read (format, answers only,
+   * packing, sequence length): the run reads it so. A new file that fails
+   * leaves the one before in use, and the message says so; the file in use
+   * failing under new settings is no longer used (the run would refuse it).
+   */
+  async inspectEval(path: string | null = this.studio.evalData): Promise<void> {
+    const request = this.request(path);
+    if (!request) return;
+    const generation = ++this.#evalGeneration;
+    const previous = this.studio.evalReport ? this.studio.evalData : null;
+    this.evalLoading = true;
+    this.evalError = null;
+    try {
+      const report = await api.call('inspectData', request);
+      if (generation !== this.#evalGeneration) return;
+      this.studio.evalData = path;
+      this.studio.evalReport = report;
+    } catch (e) {
+      if (generation !== this.#evalGeneration) return;
+      const message = toErrorBody(e).message;
+      if (previous !== null && path !== previous) {
+        this.evalError = `${message}\n\nStill using the previous evaluation file: ${previous}`;
+      } else {
+        this.studio.evalData = null;
+        this.studio.evalReport = null;
+        this.evalError = `${message}\n\nNo evaluation file is used.`;
+      }
+    } finally {
+      if (generation === this.#evalGeneration) this.evalLoading = false;
+    }
+  }
+
+  /** No evaluation file: the run evaluates on its eval split again (if it has one). */
+  clearEval(): void {
+    this.#evalGeneration++;
+    this.studio.evalData = null;
+    this.studio.evalReport = null;
+    this.evalDraft = '';
+    this.evalError = null;
+    this.evalLoading = false;
   }
 
   /** The user typed in the Row field: a row number shows that row, anything else says why it cannot. */

@@ -1,6 +1,7 @@
-// The Model page's own state: the demo and recent paths it offers, the
-// folder being read, and the settings the resource table is estimated for.
-import type { DemoPaths, InspectModelRequest, RecentItems } from '../../../electron/api/contract.js';
+// The Model page's own state: the demo, recent and Hugging Face cache models
+// it offers, the folder being read, and the settings the resource table is
+// estimated for.
+import type { CachedModels, DemoPaths, InspectModelRequest, RecentItems } from '../../../electron/api/contract.js';
 import { api } from '../api/index.js';
 import { loadStartingPoints } from './starting-points.js';
 import type { Studio } from './studio.svelte.js';
@@ -14,9 +15,21 @@ export interface EstimateSettings {
   gradientCheckpointing: boolean;
 }
 
+/** A snapshot folder of the Hugging Face cache (…/models--org--name/snapshots/<commit>), as the repo id it holds. */
+const CACHE_SNAPSHOT = /(?:^|[\\/])models--([^\\/]+)[\\/]snapshots[\\/]([^\\/]+)[\\/]*$/;
+
+/** How a model folder is named on a button: a cache snapshot by its repo id and revision, any other folder by its name. */
+export function modelLabel(dir: string): string {
+  const cached = CACHE_SNAPSHOT.exec(dir);
+  if (cached) return `${cached[1].split('--').join('/')} @ ${cached[2].slice(0, 7)}`;
+  return dir.split(/[\\/]/).filter(Boolean).pop() ?? dir;
+}
+
 export class ModelPage {
   demo = $state<DemoPaths | null>(null);
   recent = $state<RecentItems | null>(null);
+  /** the models already in the Hugging Face cache (those that cannot be opened too, with the reason) */
+  cached = $state<CachedModels | null>(null);
   /** the folder being inspected right now */
   loading = $state<string | null>(null);
   /** the last failure of this page, shown inline as well as in the banner */
@@ -36,7 +49,12 @@ export class ModelPage {
   }
 
   async load(): Promise<void> {
+    const cached = api.call('cachedModels', {}).then(
+      (c) => void (this.cached = c),
+      (e: unknown) => this.studio.showError(e),
+    );
     ({ demo: this.demo, recent: this.recent } = await loadStartingPoints(this.studio));
+    await cached;
   }
 
   /**

@@ -33,6 +33,9 @@ export function runConfigFacts(c: TrainConfig): Fact[] {
   }
   if (c.prompt) facts.push({ label: 'Prompt tuning', value: `${c.prompt.numVirtualTokens} virtual tokens, init ${c.prompt.init}` });
   if (c.prefix) facts.push({ label: 'Prefix tuning', value: `${c.prefix.numVirtualTokens} virtual tokens${c.prefix.projection ? ', with projection' : ''}` });
-  if (c.evalSplit > 0) facts.push({ label: 'Evaluation', value: `${Math.round(c.evalSplit * 1000) / 10}% held out, ${c.evalEvery === 0 ? 'at the end' : `every ${countOf(c.evalEvery, 'step')}`}` });
+  const when = c.evalEvery === 0 ? 'at the end' : `every ${countOf(c.evalEvery, 'step')}`;
+  // evalData is absent from the run.json of an older version: no evaluation file
+  if (c.evalData) facts.push({ label: 'Evaluation', value: `on the file ${c.evalData}, ${when}` });
+  else if (c.evalSplit > 0) facts.push({ label: 'Evaluation', value: `${Math.round(c.evalSplit * 1000) / 10}% held out, ${when}` });
   return facts;
 }

@@ -281,7 +281,7 @@ export class RunMonitor {
         this.failureKind = null;
         this.resumable = false;
         this.say('info', e.resumedFrom === null
-          ? `started: ${e.totalSteps} steps, ${e.trainExamples} training and ${e.evalExamples} eval examples; ${e.engine}`
+          ? `started: ${e.totalSteps} steps, ${e.trainExamples} training and ${e.evalExamples} eval examples${e.evalData ? ` (from ${e.evalData.file})` : ''}; ${e.engine}`
           : `resumed from the checkpoint at step ${e.resumedFrom} of ${e.totalSteps}; ${e.engine}`);
         return;
       case 'step':

@@ -64,6 +64,12 @@ export class Studio {
   completionOnly = $state(true);
   pack = $state(false);
   dataReport = $state<DatasetReport | null>(null);
+  /**
+   * optional: a separate evaluation file (a validation set) and its report;
+   * while it is chosen the run evaluates on it, not on an eval split
+   */
+  evalData = $state<string | null>(null);
+  evalReport = $state<DatasetReport | null>(null);
 
   /** step 4: the settings the user changed (the rest are the method's defaults) */
   hyper = $state<RunSettings['hyper']>({});
@@ -98,14 +104,18 @@ export class Studio {
   /** The settings a run starts with. */
   get runSettings(): RunSettings | null {
     if (!this.model || !this.data || !this.method) return null;
+    const hyper = $state.snapshot(this.hyper) as RunSettings['hyper'];
+    // the evaluation file replaces the eval split (the Hyperparameters page shows it off meanwhile; it comes back with no file)
+    if (this.evalData !== null) delete hyper.evalSplit;
     return {
       model: this.model,
       data: this.data,
+      ...(this.evalData !== null ? { evalData: this.evalData } : {}),
       method: this.method,
       dataFormat: this.dataFormat,
       completionOnly: this.completionOnly,
       pack: this.pack,
-      hyper: $state.snapshot(this.hyper) as RunSettings['hyper'],
+      hyper,
     };
   }
 
@@ -134,6 +144,7 @@ export class Studio {
     this.overview = overview;
     this.method = overview.recommended;
     this.dataReport = null;
+    this.evalReport = null;
     this.hyper = {};
     this.setAside = {};
     this.check = null;

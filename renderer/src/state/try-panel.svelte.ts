@@ -1,8 +1,10 @@
 // The Try panel: one prompt, generated twice with the same settings and
 // seed, by the base model alone and by the trained one (the base with the
 // run's adapter, or a full fine-tune's own model folder), so the two answers
-// differ only by the training.
-import type { ApiTransport, GenerateResponse, PromptFormat, RunHistory, RunIndexEntry } from '../../../electron/api/contract.js';
+// differ only by the training. Each answer shows as it is generated
+// (generateProgress events for its requestId); Stop ends the one being
+// generated where it is and does not start the other.
+import type { ApiTransport, GenerateRequest, GenerateResponse, PromptFormat, RunHistory, RunIndexEntry } from '../../../electron/api/contract.js';
 
 export const MAX_NEW_TOKENS_LIMIT = 2048;
 /** The service takes any seed that is a safe integer >= 0 (electron/service/service.ts, generate's seed). */
@@ -64,7 +66,23 @@ export function formatGenerationTime(seconds: number): string {
 export function generationStats(r: Pick<GenerateResponse, 'tokens' | 'seconds' | 'stoppedBy'>): string {
   const rate = r.seconds > 0 ? ` (${(r.tokens / r.seconds).toFixed(1)} tokens/s)` : '';
   const tokens = `${r.tokens} ${r.tokens === 1 ? 'token' : 'tokens'}`;
-  return `${tokens} in ${formatGenerationTime(r.seconds)}${rate}, stopped by ${r.stoppedBy === 'eos' ? 'end of sequence' : 'the length limit'}`;
+  return `${tokens} in ${formatGenerationTime(r.seconds)}${rate}, ${STOPPED_BY[r.stoppedBy]}`;
+}
+
+const STOPPED_BY: Record<GenerateResponse['stoppedBy'], string> = {
+  eos: 'stopped by end of sequence',
+  length: 'stopped by the length limit',
+  stopped: 'stopped (Stop pressed)',
+};
+
+/** What the right-hand side says when Stop ended the comparison before it. */
+export const NOT_GENERATED_AFTER_STOP = 'Not generated: Stop was pressed.';
+
+/** A requestId no other window or tab will pick: the service sends the answer's text to every connected UI under it. */
+function newRequestId(side: 'base' | 'adapter'): string {
+  const bytes = new Uint8Array(8);
+  globalThis.crypto.getRandomValues(bytes);
+  return `try-${side}-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
 
 /** Where the answer was computed: "generated on NVIDIA H200 (bf16)", "generated on CPU (fp32)". */
@@ -129,6 +147,12 @@ export class TryPanel {
   seed = $state(0);
   /** which side is being generated now */
   generating = $state<'base' | 'adapter' | null>(null);
+  /** the text of the side being generated, as it comes (its answer replaces it once done) */
+  streamed = $state('');
+  /** Stop was pressed for this comparison: the side being generated ends where it is, the other is not started */
+  stopPressed = $state(false);
+  /** the requestId of the answer being generated */
+  private requestId: string | null = null;
   base = $state.raw<GenerateResponse | null>(null);
   adapter = $state.raw<GenerateResponse | null>(null);
   /** what the last right-hand answer was generated with */
@@ -183,6 +207,16 @@ export class TryPanel {
     this.base = null;
     this.adapter = null;
     this.trained = null;
+    this.stopPressed = false;
+    const off = this.api.onEvent((e) => {
+      if (e.type === 'generateProgress' && e.requestId === this.requestId) this.streamed += e.text;
+    });
+    const answer = (side: 'base' | 'adapter', request: Omit<GenerateRequest, 'requestId'>) => {
+      this.generating = side;
+      this.streamed = '';
+      this.requestId = newRequestId(side);
+      return this.api.call('generate', { ...request, requestId: this.requestId });
+    };
     try {
       this.generating = 'base';
       const history = await this.runHistory(runDir);
@@ -194,16 +228,34 @@ export class TryPanel {
         throw new Error(NO_SYSTEM_IN_PLAIN);
       }
       const settings = { prompt, promptFormat, ...(system.trim() !== '' ? { system } : {}), maxNewTokens, temperature, seed };
-      this.base = await this.api.call('generate', { ...settings, model: base, adapter: null });
+      this.base = await answer('base', { ...settings, model: base, adapter: null });
+      if (this.stopPressed) return;
       this.generating = 'adapter';
       const now = (await this.runHistory(runDir))?.entry;
       const trained = now ? trainedModelOf(runDir, now) : { model: base, adapter: runDir, checkpoint: null };
       this.trained = trained;
-      this.adapter = await this.api.call('generate', { ...settings, model: trained.model, adapter: trained.adapter });
+      if (this.stopPressed) return;
+      this.adapter = await answer('adapter', { ...settings, model: trained.model, adapter: trained.adapter });
     } catch (e) {
       this.error = messageOf(e);
     } finally {
+      off();
       this.generating = null;
+      this.requestId = null;
+      this.streamed = '';
+    }
+  }
+
+  /** Ends the answer being generated where it is (it is kept and shown as stopped); the other side is not started. */
+  async stop(): Promise<void> {
+    if (this.generating === null || this.stopPressed) return;
+    this.stopPressed = true;
+    const requestId = this.requestId;
+    if (requestId === null) return;
+    try {
+      await this.api.call('stopGenerate', { requestId });
+    } catch (e) {
+      this.error = messageOf(e);
     }
   }
 

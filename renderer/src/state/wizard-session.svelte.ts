@@ -30,6 +30,8 @@ export interface WizardSnapshot {
    * (the version stays 2: those still restore, with nothing set aside)
    */
   setAside?: RunSettings['hyper'];
+  /** the evaluation file (Studio.evalData); absent from snapshots written before it was kept: none */
+  evalData?: string | null;
   runDir: string | null;
 }
 
@@ -45,6 +47,7 @@ export function snapshotOf(studio: Studio): WizardSnapshot {
     pack: studio.pack,
     hyper: studio.hyper,
     setAside: studio.setAside,
+    evalData: studio.evalReport ? studio.evalData : null,
     runDir: studio.runDir,
   }) as WizardSnapshot;
 }
@@ -107,7 +110,7 @@ export function readSnapshot(storage: Pick<Storage, 'getItem'>): WizardSnapshot 
   const ok = typeof json.page === 'string' && PAGES.includes(json.page) && stringOrNull(json.model) && stringOrNull(json.data) && stringOrNull(json.runDir) &&
     (json.method === null || (typeof json.method === 'string' && METHODS.includes(json.method))) &&
     typeof json.dataFormat === 'string' && FORMATS.includes(json.dataFormat) && typeof json.completionOnly === 'boolean' && typeof json.pack === 'boolean' &&
-    typeof json.hyper === 'object' && json.hyper !== null && !Array.isArray(json.hyper);
+    typeof json.hyper === 'object' && json.hyper !== null && !Array.isArray(json.hyper) && (!('evalData' in json) || stringOrNull(json.evalData));
   if (!ok) return null;
   const snap = json as unknown as WizardSnapshot;
   return 'setAside' in json ? { ...snap, setAside: setAsideOf(json.setAside, snap.method) } : snap;
@@ -138,8 +141,13 @@ export async function restoreSnapshot(studio: Studio, api: ApiTransport, snap: W
     studio.setAside = snap.setAside ?? {};
     if (snap.data !== null && snap.method !== null) {
       const seqLen = typeof snap.hyper.seqLen === 'number' ? { seqLen: snap.hyper.seqLen } : {};
-      studio.dataReport = await api.call('inspectData', { model: snap.model, data: snap.data, format: snap.dataFormat, completionOnly: snap.completionOnly, pack: snap.pack, ...seqLen });
+      const read = { model: snap.model, format: snap.dataFormat, completionOnly: snap.completionOnly, pack: snap.pack, ...seqLen };
+      studio.dataReport = await api.call('inspectData', { ...read, data: snap.data });
       studio.data = snap.data;
+      if (snap.evalData) {
+        studio.evalReport = await api.call('inspectData', { ...read, data: snap.evalData });
+        studio.evalData = snap.evalData;
+      }
     }
   } catch (e) {
     studio.showError(e);

@@ -245,6 +245,33 @@ describe('a reload keeps the settings a change of method put aside', () => {
     expect(mixed.hyper).toEqual({ virtualTokens: 8, prefixProjection: true });
   }, 60_000);
 
+  it('keeps the evaluation file over a reload (read again by the service); a snapshot whose evalData is not a path is not read', async () => {
+    const storage = tabStorage();
+    const before = new Studio();
+    const stopBefore = keepSession(before, api, storage);
+    const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+    const evalFile = demo.datasets.find((d) => d.name === 'task-eval')!.path;
+    before.chooseModel(demo.model, await api.call('inspectModel', { model: demo.model }));
+    before.data = data;
+    before.dataReport = await api.call('inspectData', { model: demo.model, data, format: 'auto', completionOnly: true, pack: false });
+    before.evalData = evalFile;
+    before.evalReport = await api.call('inspectData', { model: demo.model, data: evalFile, format: 'auto', completionOnly: true, pack: false });
+    before.page = 'hyperparameters';
+    await until('the snapshot with the file', () => readSnapshot(storage)?.evalData === evalFile);
+    stopBefore();
+
+    const after = new Studio();
+    const stop = keepSession(after, api, storage);
+    await until('the evaluation file read again', () => after.evalReport !== null);
+    stop();
+    expect(after.evalData).toBe(evalFile);
+    expect(after.evalReport).toEqual(before.evalReport);
+    expect(after.runSettings!.evalData).toBe(evalFile);
+
+    storage.setItem(SESSION_KEY, JSON.stringify({ ...readSnapshot(storage), evalData: 7 }));
+    expect(readSnapshot(storage)).toBeNull();
+  }, 60_000);
+
   it('checks a value for every setting some methods only have, and for no other', () => {
     expect(Object.keys(SET_ASIDE_VALUE).sort()).toEqual(Object.keys(METHOD_SPECIFIC).sort());
   });

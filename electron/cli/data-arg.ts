@@ -1,0 +1,39 @@
+// The one place every command's dataset values pass before the command runs
+// (train's --data and --eval-data, eval's --data, export's --check-data,
+// `data inspect FILE`): a dataset in the Hugging Face hub cache named by its
+// repo id ("org/name", not a path here) becomes its snapshot folder, with one
+// note saying so, so that what a run records is that folder. A cache repo
+// folder given as a path is read as its snapshot by the data layer itself
+// (containers/dataset-folder.ts), for the app's paths too.
+import { existsSync } from 'node:fs';
+import type { CommandSpec, ParsedArgs } from './args.js';
+import type { CliIO } from './command.js';
+import { cachedDatasetNote, resolveCachedDataset } from '../data/containers/hf-cache-dataset.js';
+
+/** The flags, and the positional, that name a dataset. */
+export const DATA_FLAGS = ['data', 'eval-data', 'check-data'];
+export const DATA_POSITIONAL = 'file';
+
+export function resolveDataArgs(spec: CommandSpec, args: ParsedArgs, io: CliIO, env: NodeJS.ProcessEnv = process.env): ParsedArgs {
+  if (args.help) return args;
+  const resolveOne = (value: string): string | null => {
+    if (existsSync(value)) return null; // a path: read as it is
+    const cached = resolveCachedDataset(value, env);
+    if (cached === null) return null;
+    io.stderr(`note: ${cachedDatasetNote(cached)}\n`);
+    return cached.snapshot;
+  };
+  for (const name of DATA_FLAGS) {
+    if (!spec.flags.some((f) => f.name === name && f.kind === 'string')) continue;
+    const value = args.string(name);
+    const snapshot = value === undefined ? null : resolveOne(value);
+    if (snapshot !== null) args = args.withString(name, snapshot);
+  }
+  const index = spec.positionals.findIndex((p) => p.name === DATA_POSITIONAL);
+  const positional = index >= 0 ? args.positionals[index] : undefined;
+  if (positional !== undefined) {
+    const snapshot = resolveOne(positional);
+    if (snapshot !== null) args = args.withPositional(index, snapshot);
+  }
+  return args;
+}

@@ -1,10 +1,19 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
+
+// The tests see an empty Hugging Face cache of their own, never the
+// developer's (a model cached there would change what a repo id resolves to);
+// a test that needs a cache sets HF_HUB_CACHE itself.
+const emptyHubCache = mkdtempSync(join(tmpdir(), 'ps-test-hub-'));
 
 export default defineConfig({
   test: {
     include: ['electron/**/*.test.ts'],
     // compiles dist/ when a source is newer (worker and CLI tests run the built JS)
     globalSetup: ['electron/testing/global-setup.ts'],
+    env: { HF_HUB_CACHE: emptyHubCache, HF_HOME: join(emptyHubCache, 'home') },
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // Native engine tests are CPU-heavy; running files in parallel on a

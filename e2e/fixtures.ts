@@ -54,7 +54,8 @@ async function startServer(home: string, workDir: string): Promise<{ child: Chil
   if (!existsSync(RENDERER_INDEX)) throw new Error(`${RENDERER_INDEX} is missing: run \`npm run build:renderer\` before the e2e suite`);
   const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--root', workDir], {
     cwd: workDir,
-    env: { ...process.env, PEFT_STUDIO_HOME: home },
+    // an empty Hugging Face cache: the Model page lists what is cached, and a developer's cache must not show in tests or screenshots
+    env: { ...process.env, PEFT_STUDIO_HOME: home, HF_HUB_CACHE: join(home, 'hf-hub-cache') },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

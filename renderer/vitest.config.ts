@@ -1,6 +1,9 @@
 // Renderer tests: Svelte components and runes compiled as in the app,
 // jsdom as the page (files needing Node, like the WebSocket transport test
 // against a real `ws` server, say `// @vitest-environment node`).
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { svelte } from '@sveltejs/vite-plugin-svelte';
@@ -14,6 +17,8 @@ export default defineConfig({
   test: {
     include: ['renderer/**/*.test.ts'],
     environment: 'jsdom',
+    // an empty Hugging Face cache of their own, never the developer's (the Model page lists what is cached)
+    env: { HF_HUB_CACHE: mkdtempSync(join(tmpdir(), 'ps-test-hub-')) },
     setupFiles: ['vitest-canvas-mock', 'renderer/src/testing/no-layout-resize-observer.ts'],
   },
 });

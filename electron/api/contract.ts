@@ -157,6 +157,8 @@ export interface DataRequest {
   seqLen?: number;
   completionOnly?: boolean;
   pack?: boolean;
+  /** what the data is read for ('train' when absent): a folder split by name gives its train split, or for 'eval' its validation split (else test) */
+  role?: 'train' | 'eval';
 }
 export interface PreviewRowRequest extends DataRequest {
   /** 1-based row number in the file */
@@ -222,6 +224,10 @@ export interface RunSettings {
     evalEvery?: number;
     saveEvery?: number;
     keepCheckpoints?: number;
+    /** `train --keep-best`, `--early-stop N`, `--early-stop-delta X`: need an eval set and evalEvery above 0 */
+    keepBest?: boolean;
+    earlyStop?: number | null;
+    earlyStopDelta?: number;
     gradientCheckpointing?: boolean;
     optimizer?: 'adamw' | 'sgd';
     // LoRA / QLoRA

@@ -16,9 +16,14 @@ export const DATA_POSITIONAL = 'file';
 
 export function resolveDataArgs(spec: CommandSpec, args: ParsedArgs, io: CliIO, env: NodeJS.ProcessEnv = process.env): ParsedArgs {
   if (args.help) return args;
-  const resolveOne = (value: string): string | null => {
+  const resolveOne = (value: string, named: string): string | null => {
     if (existsSync(value)) return null; // a path: read as it is
-    const cached = resolveCachedDataset(value, env);
+    let cached;
+    try {
+      cached = resolveCachedDataset(value, env);
+    } catch (e) {
+      throw new Error(`${named} ${(e as Error).message}`, { cause: e });
+    }
     if (cached === null) return null;
     io.stderr(`note: ${cachedDatasetNote(cached)}\n`);
     return cached.snapshot;
@@ -26,13 +31,13 @@ export function resolveDataArgs(spec: CommandSpec, args: ParsedArgs, io: CliIO, 
   for (const name of DATA_FLAGS) {
     if (!spec.flags.some((f) => f.name === name && f.kind === 'string')) continue;
     const value = args.string(name);
-    const snapshot = value === undefined ? null : resolveOne(value);
+    const snapshot = value === undefined ? null : resolveOne(value, `--${name}`);
     if (snapshot !== null) args = args.withString(name, snapshot);
   }
   const index = spec.positionals.findIndex((p) => p.name === DATA_POSITIONAL);
   const positional = index >= 0 ? args.positionals[index] : undefined;
   if (positional !== undefined) {
-    const snapshot = resolveOne(positional);
+    const snapshot = resolveOne(positional, 'FILE');
     if (snapshot !== null) args = args.withPositional(index, snapshot);
   }
   return args;

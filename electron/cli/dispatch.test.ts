@@ -31,7 +31,7 @@ describe('peft-studio dispatch', () => {
     const flag = await cli(['eval', '--model', 'm', '--data', 'd', '--sequence-length', '5']);
     expect(flag.code).toBe(2);
     expect(flag.stderr.split('\n')[0]).toBe(
-      "peft-studio: unknown flag --sequence-length for 'eval'. Valid flags: --model, --adapter, --data, --format, --all-tokens, --seq-len, --batch-size, --threads, --device, --precision, --quant, --quant-blocksize, --no-double-quant, --help",
+      "peft-studio: unknown flag --sequence-length for 'eval'. Valid flags: --model, --adapter, --data, --role, --format, --all-tokens, --seq-len, --batch-size, --threads, --device, --precision, --quant, --quant-blocksize, --no-double-quant, --help",
     );
     expect(flag.stderr).toContain("Run 'peft-studio eval --help' for usage.");
     expect(flag.stderr).not.toMatch(/\n\s+at /); // no stack trace

@@ -5,6 +5,7 @@
 // files' contents and names, not where the folder lies.
 import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ModelTokenizer } from '../models/tokenizer.js';
@@ -72,7 +73,7 @@ describe('which files a folder stands for', () => {
     expect(d.split).toBe('train');
     expect(d.files.map((f) => f.slice(root.length + 1))).toEqual(Array.from({ length: 11 }, (_, k) => `data/train-${String(k).padStart(5, '0')}-of-00011.jsonl`));
     expect(Object.keys(d.splits).sort()).toEqual(['test', 'train', 'validation']);
-    expect(d.notes).toEqual([`${root}: its validation split (1 file) and test split (1 file) are not trained on; to evaluate on the validation split, give this folder as the evaluation data too`]);
+    expect(d.notes).toEqual(['its validation split (1 file) and test split (1 file) are not trained on; to evaluate on the validation split, give this folder as the evaluation data too']);
   });
 
   it('evaluation reads the validation split, else the test split (said)', () => {
@@ -127,6 +128,71 @@ describe('which files a folder stands for', () => {
   });
 });
 
+describe('what would mix different data is refused or passed over (review)', () => {
+  it("push_to_hub's shard names give the split exactly: names of the dataset's own are listed, with the pattern that picks one", () => {
+    const root = tempDir('ultrachat');
+    mkdirSync(join(root, 'data'));
+    for (const split of ['train_sft', 'train_gen', 'test_sft']) writeJsonl(join(root, 'data', `${split}-00000-of-00001.jsonl`), alpacaRows(split, 1));
+    expect(() => datasetFiles(root, 'train')).toThrow(
+      `${root}: the folder's files are split into test_sft (1 file), train_gen (1 file), train_sft (1 file), but there is no train split; give the files of the split you mean as a pattern, e.g. --data '${root}/data/test_sft-*'`,
+    );
+    const picked = datasetFiles(join(root, 'data', 'train_sft-*'));
+    expect(picked.files).toEqual([join(root, 'data', 'train_sft-00000-of-00001.jsonl')]);
+    expect(picked.split).toBeNull();
+    // and with a plain "train" among them, that is the train split, not train_sft or train_gen
+    writeJsonl(join(root, 'data', 'train-00000-of-00001.jsonl'), alpacaRows('t', 1));
+    expect(datasetFiles(root, 'train').files).toEqual([join(root, 'data', 'train-00000-of-00001.jsonl')]);
+  });
+
+  it('a split spread over several subsets (main/, socratic/) is refused, naming them', () => {
+    const root = tempDir('subsets');
+    for (const subset of ['main', 'socratic']) {
+      mkdirSync(join(root, subset));
+      writeJsonl(join(root, subset, 'train-00000-of-00001.jsonl'), alpacaRows(subset, 1));
+    }
+    expect(() => datasetFiles(root)).toThrow(`${root}: holds several subsets (main, socratic), each with its own train split; reading them together would mix different datasets. Give the folder of the subset you mean, e.g. ${join(root, 'main')}`);
+    expect(datasetFiles(join(root, 'main')).files).toHaveLength(1);
+    // one subset in the parquet-converted layout (default/train/0000.parquet) is fine
+    const converted = tempDir('converted');
+    mkdirSync(join(converted, 'default', 'train'), { recursive: true });
+    writeJsonl(join(converted, 'default', 'train', '0000.jsonl'), alpacaRows('c', 1));
+    expect(datasetFiles(converted).split).toBe('train');
+  });
+
+  it('the same rows in two file types are read once: the most common type, the others said', () => {
+    const root = tempDir('twotypes');
+    const file = writeJsonl(join(root, 'train.jsonl'), alpacaRows('a', 2));
+    writeFileSync(join(root, 'train.jsonl.gz'), gzipSync(readFileSync(file)));
+    const d = datasetFiles(root);
+    expect(d.files).toEqual([file]);
+    expect(d.notes).toEqual(['1 file of another type passed over (train.jsonl.gz): one type is read, the most common, so the same rows in two formats are not read twice']);
+  });
+
+  it('a run folder inside a dataset folder is not data; a dangling link to no data file is no error; a link loop is named', () => {
+    const root = tempDir('with-run');
+    writeJsonl(join(root, 'rows.jsonl'), alpacaRows('r', 1));
+    mkdirSync(join(root, 'run', 'checkpoints', 'step-2'), { recursive: true });
+    writeFileSync(join(root, 'run', 'run.json'), '{}');
+    writeFileSync(join(root, 'run', 'metrics.jsonl'), '{"step": 1}\n');
+    symlinkSync('gone.md', join(root, 'NOTES.md'));
+    const d = datasetFiles(root);
+    expect(d.files).toEqual([join(root, 'rows.jsonl')]);
+    expect(d.notes).toEqual(['1 run or adapter folder inside it passed over (run): not data']);
+    symlinkSync('..', join(root, 'up'));
+    expect(() => datasetFiles(root)).toThrow(`${join(root, 'up')}: links back to a folder already read`);
+  });
+
+  it('a pattern stands for the files it matches (* within a name, ** for any folders), in natural order', () => {
+    const root = tempDir('pattern');
+    mkdirSync(join(root, 'a', 'b'), { recursive: true });
+    for (const f of ['x-10.jsonl', 'x-2.jsonl', 'y-1.jsonl']) writeJsonl(join(root, f), alpacaRows(f, 1));
+    writeJsonl(join(root, 'a', 'b', 'x-3.jsonl'), alpacaRows('deep', 1));
+    expect(datasetFiles(join(root, 'x-*.jsonl')).files).toEqual(['x-2.jsonl', 'x-10.jsonl'].map((f) => join(root, f)));
+    expect(datasetFiles(join(root, '**', 'x-?.jsonl')).files).toEqual(['a/b/x-3.jsonl', 'x-2.jsonl'].map((f) => join(root, f)));
+    expect(() => datasetFiles(join(root, 'z-*.jsonl'))).toThrow(`${join(root, 'z-*.jsonl')}: matches no data file`);
+  });
+});
+
 describe('loading a folder', () => {
   it('its rows are its split\'s files read one by one, in order, each row named by its own file', async () => {
     const root = hubFolder('load', { train: [3, 2, 4], validation: [2] });
@@ -140,7 +206,7 @@ describe('loading a folder', () => {
     expect(report.split).toBe('train');
     expect(report.rows).toEqual({ total: 9, used: 9, skipped: 0 });
     expect(report.notices.slice(0, 2)).toEqual([
-      `read ${root}: its train split, 3 files (data/train-00000-of-00003.jsonl ... data/train-00002-of-00003.jsonl)`,
+      `${root}: read its train split, 3 files (data/train-00000-of-00003.jsonl ... data/train-00002-of-00003.jsonl)`,
       `${root}: its validation split (1 file) is not trained on; to evaluate on the validation split, give this folder as the evaluation data too`,
     ]);
     const evalSet = await loadDataset(root, tok, opts({ role: 'eval' }));
@@ -181,6 +247,13 @@ describe('loading a folder', () => {
     const file = await loadDataset(asJsonl, tok, opts());
     expect(folder.examples.map((e) => [e.inputIds, e.labels])).toEqual(file.examples.map((e) => [e.inputIds, e.labels]));
     expect(folder.report.container).toBe('parquet');
+  });
+
+  it('a folder none of whose rows parses says so (no format to name)', async () => {
+    const root = tempDir('unparseable');
+    writeFileSync(join(root, 'a.jsonl'), '{broken\n');
+    writeFileSync(join(root, 'b.jsonl'), 'not json\n');
+    await expect(loadDataset(root, tok, opts())).rejects.toThrow(`${root}: not one of its 2 rows could be read as a row. First problems: ${join(root, 'a.jsonl')}:1: `);
   });
 
   it('a folder whose files hold no row says so', async () => {

@@ -63,7 +63,7 @@ export function fitToLength(row: PreparedRow, seqLen: number): { inputIds: numbe
 
 export async function loadDataset(path: string, tokenizer: ModelTokenizer, options: DatasetOptions): Promise<LoadedDataset> {
   checkDatasetOptions(options);
-  const source = datasetFiles(path, options.role ?? 'train');
+  const source = datasetFiles(path, options.role ?? 'train', options.suggestEvalSplit ?? true);
   const problems: RowProblem[] = [];
   const used: Example[] = [];
   const lengths: number[] = [];
@@ -110,13 +110,17 @@ export async function loadDataset(path: string, tokenizer: ModelTokenizer, optio
   if (used.length === 0) {
     const first = problems.slice(0, FIRST_REASONS).map(formatProblem).join('; ');
     const empty = source.files.length > 1 ? 'its files are empty or only blank lines' : 'the file is empty or only blank lines';
-    throw new DataError(total === 0 ? `${file}: no rows (${empty})` : `${file}: none of its ${countOf(total, 'row')} can be used (format: ${format}). First problems: ${first}`);
+    if (total === 0) throw new DataError(`${file}: no rows (${empty})`);
+    // not one row parsed, in any of a folder's files: no format to name
+    if (format === null) throw new DataError(`${file}: not one of its ${countOf(total, 'row')} could be read as a row. First problems: ${first}`);
+    throw new DataError(`${file}: none of its ${countOf(total, 'row')} can be used (format: ${format}). First problems: ${first}`);
   }
   // a row was used, so some file had rows: its format and container are known
   const [rowFormat, rowContainer] = [format!, container!];
   const examples = options.pack ? packExamples(used, options.seqLen) : used;
+  // each notice about the files read names the path given
   const read = describeDatasetFiles(source);
-  const notices: string[] = [...(read ? [`read ${read}`] : []), ...source.notes];
+  const notices: string[] = [...(read ? [`read ${read}`] : []), ...source.notes].map((n) => `${path}: ${n}`);
   if ((format === 'chat' || format === 'alpaca') && chatTemplateOf(tokenizer).source === 'fallback' && [...layouts].some((l) => l.includes('fallback'))) {
     notices.push('the model has no chat_template in tokenizer_config.json: conversations are laid out with the fallback template ("### User:" / "### Assistant:", EOS after each answer); prompt the fine-tuned model the same way');
   }

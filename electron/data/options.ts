@@ -2,6 +2,8 @@
 import type { DatasetRole } from './containers/dataset-folder.js';
 
 export const DATASET_FORMATS = ['auto', 'alpaca', 'chat', 'completion', 'text', 'tokenized'] as const;
+/** What a dataset is read for (containers/dataset-folder.ts: a folder's train split, or its validation / test split). */
+export const DATASET_ROLES: readonly DatasetRole[] = ['train', 'eval'];
 export type DatasetFormatOption = (typeof DATASET_FORMATS)[number];
 /** A concrete format (what 'auto' resolves to). */
 export type DatasetFormat = Exclude<DatasetFormatOption, 'auto'>;
@@ -19,6 +21,8 @@ export interface DatasetOptions {
   vocabSize: number;
   /** a folder split by name (containers/dataset-folder.ts): read its train split (the default) or its validation / test split */
   role?: DatasetRole;
+  /** false: the caller evaluates on a folder's other split already; the notice does not suggest it (default true) */
+  suggestEvalSplit?: boolean;
 }
 
 export const DEFAULT_DATASET_OPTIONS: Omit<DatasetOptions, 'seqLen' | 'vocabSize'> = {

@@ -99,7 +99,7 @@ export async function checkRowsFor(options: { checkData?: string | null; checkRo
         const read = { seqLen, vocabSize, rows, format, completionOnly: source.runCompletionOnly ?? true };
         // the evaluation file is read as training read it: whole, in file order (no split)
         if (source.runEvalData !== null) {
-          return { examples: await loadCheckRows(source.runEvalData, tokenizer, read), from: 'run data', file: source.runEvalData, evalRows: true };
+          return { examples: await loadCheckRows(source.runEvalData, tokenizer, { ...read, role: 'eval' }), from: 'run data', file: source.runEvalData, evalRows: true };
         }
         const evalRows = source.runEvalSplit > 0;
         const examples = await loadCheckRows(source.runData, tokenizer, {

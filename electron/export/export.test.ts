@@ -315,7 +315,7 @@ describe('export', () => {
     expect(await readGgufLoraAdapter(join(dir, 'g', 'adapter.gguf'), qwen.spec).catch((e: Error) => e.message)).toMatch(/adapter\.gguf: is an adapter for llama\.cpp architecture "llama", but the model \(Qwen2ForCausalLM\) is "qwen2"/);
 
     await randomAdapter(join(dir, 'hub'), model.spec, 'meta-llama/Llama-3.2-1B', lora);
-    expect(await run({ source: join(dir, 'hub'), formats: ['peft'], out: join(dir, 'b') }).catch((e: Error) => e.message)).toMatch(/its base_model_name_or_path "meta-llama\/Llama-3\.2-1B" is not a folder on this machine; pass --model DIR/);
+    expect(await run({ source: join(dir, 'hub'), formats: ['peft'], out: join(dir, 'b') }).catch((e: Error) => e.message)).toMatch(/its base_model_name_or_path "meta-llama\/Llama-3\.2-1B" is not a folder on this machine, nor a model in the Hugging Face cache; pass --model DIR/);
 
     const prompt = join(dir, 'prompt');
     mkdirSync(prompt);

@@ -5,15 +5,20 @@
 //                           from the adapter's base_model_name_or_path when that is a folder here)
 //   a full fine-tuning run (run.json config.method "full": its folder is the fine-tuned model
 //                           itself) or one of its checkpoints/step-N folders (also a whole
-//                           model), with the run's data for the reload check.
+//                           model), with the run's data for the reload check;
+//   a run's best/           (train --keep-best: the adapter, or a full run's model, of its lowest
+//                           eval loss; best.json names the step): as a checkpoint of the run, with
+//                           the run's base model and data.
 // A full run has no adapter and no separate base: its source kind carries
 // neither, so code that needs an adapter must first narrow the kind.
 import { readFile, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../adapters/peft.js';
 import { CONFIG_FILE } from '../models/folder.js';
 import { COMPLETE_MARKER } from '../runs/checkpoint-format.js';
 import { CHECKPOINTS_DIR, runDirOfCheckpoint } from '../runs/layout.js';
+import { BEST_DIR, readBestAdapter } from '../runs/best-adapter.js';
+import { resolveCachedModel } from '../models/hf-cache.js';
 
 export const RUN_FILE = 'run.json';
 
@@ -57,6 +62,8 @@ export interface FullRunExportSource extends RunDataFacts {
   runDir: string;
   /** the checkpoint's step, or null for the run's final model */
   checkpointStep: number | null;
+  /** the run's best/ (train --keep-best) rather than a checkpoints/step-N folder */
+  best?: boolean;
 }
 
 export type ExportSource = AdapterExportSource | FullRunExportSource;
@@ -109,10 +116,14 @@ function runDataFacts(runDir: string, config: Record<string, unknown>): RunDataF
 
 const NO_RUN_DATA: RunDataFacts = { runData: null, runSeqLen: null, runDataFormat: null, runCompletionOnly: null, runEvalSplit: 0, runEvalData: null, runSeed: null };
 
-/** The run a checkpoints/step-N folder belongs to (it holds run.json), or null. */
-async function runOfCheckpoint(dir: string): Promise<{ runDir: string; step: number } | null> {
+/** The run a checkpoints/step-N folder or a best/ folder (with its best.json) belongs to (it holds run.json), or null. */
+async function runOfCheckpoint(dir: string): Promise<{ runDir: string; step: number; best: boolean } | null> {
+  if (basename(dir) === BEST_DIR && (await kindOf(join(dirname(dir), RUN_FILE))) === 'file') {
+    const best = await readBestAdapter(dirname(dir));
+    if (best !== null) return { runDir: dirname(dir), step: best.step, best: true };
+  }
   const checkpoint = runDirOfCheckpoint(dir);
-  return checkpoint && (await kindOf(join(checkpoint.runDir, RUN_FILE))) === 'file' ? checkpoint : null;
+  return checkpoint && (await kindOf(join(checkpoint.runDir, RUN_FILE))) === 'file' ? { ...checkpoint, best: false } : null;
 }
 
 /** The one export format a full run's model has: it holds no adapter to copy, merge or convert. */
@@ -122,8 +133,8 @@ export const FULL_RUN_FORMAT = 'gguf-model';
  * A full run's final model or checkpoint as a source, refused with the reason
  * when the formats asked for need an adapter, or it holds no complete model.
  */
-async function fullRunSource(dir: string, runDir: string, step: number | null, config: Record<string, unknown>, modelOverride: string | null, formats: readonly string[] | null): Promise<FullRunExportSource> {
-  const what = step === null ? 'is a full fine-tuning run' : `is a checkpoint of the full fine-tuning run ${runDir}`;
+async function fullRunSource(dir: string, runDir: string, step: number | null, config: Record<string, unknown>, modelOverride: string | null, formats: readonly string[] | null, best = false): Promise<FullRunExportSource> {
+  const what = step === null ? 'is a full fine-tuning run' : best ? `is the best model (step ${step}) of the full fine-tuning run ${runDir}` : `is a checkpoint of the full fine-tuning run ${runDir}`;
   const others = (formats ?? []).filter((f) => f !== FULL_RUN_FORMAT);
   if (others.length > 0) {
     throw new ExportSourceError(`${dir}: ${what}; it has no adapter to export as ${others.join(', ')}. Its folder already is a Hugging Face model (config.json + model.safetensors): use it as it is, or export it with --format ${FULL_RUN_FORMAT} for llama.cpp and Ollama`);
@@ -135,10 +146,13 @@ async function fullRunSource(dir: string, runDir: string, step: number | null, c
     if ((await kindOf(join(dir, CONFIG_FILE))) !== 'file') {
       throw new ExportSourceError(`${dir}: the full fine-tuning run has no final model (no ${CONFIG_FILE} at its top level): it is still training or was interrupted. Finish it with 'train --resume ${dir}', or export a checkpoint folder (${join(dir, CHECKPOINTS_DIR, 'step-N')})`);
     }
+  } else if (best) {
+    // best/ is replaced as a whole (writeFolderAtomic): with best.json read, its model is complete
+    if ((await kindOf(join(dir, CONFIG_FILE))) !== 'file') throw new ExportSourceError(`${dir}: holds no ${CONFIG_FILE}; the run's best model folder is damaged. Export the run's final model or a checkpoint instead`);
   } else if ((await kindOf(join(dir, COMPLETE_MARKER))) !== 'file' || (await kindOf(join(dir, CONFIG_FILE))) !== 'file') {
     throw new ExportSourceError(`${dir}: the checkpoint is incomplete (no ${COMPLETE_MARKER} marker or no ${CONFIG_FILE}): the run stopped while writing it. Export the run's final model or another checkpoint of ${join(runDir, CHECKPOINTS_DIR)}`);
   }
-  return { kind: 'full-run', dir, modelDir: dir, runDir, checkpointStep: step, ...runDataFacts(runDir, config) };
+  return { kind: 'full-run', dir, modelDir: dir, runDir, checkpointStep: step, ...(best ? { best: true } : {}), ...runDataFacts(runDir, config) };
 }
 
 /**
@@ -172,7 +186,12 @@ export async function resolveExportSource(path: string, modelOverride: string | 
     if (checkpoint !== null) {
       // a damaged run.json of a LoRA run does not stop its checkpoint's adapter from being exported
       const config = await runConfig(checkpoint.runDir).catch(() => ({}) as Record<string, unknown>);
-      if (config.method === 'full') return fullRunSource(dir, checkpoint.runDir, checkpoint.step, config, modelOverride, formats);
+      if (config.method === 'full') return fullRunSource(dir, checkpoint.runDir, checkpoint.step, config, modelOverride, formats, checkpoint.best);
+      if (checkpoint.best && hasConfig) {
+        // the run's best adapter: the run's base model (unless --model) and its data for the reload check
+        if (modelDir === null && typeof config.model === 'string') modelDir = resolve(checkpoint.runDir, config.model);
+        facts = runDataFacts(checkpoint.runDir, config);
+      }
     }
     if (!hasConfig) {
       throw new ExportSourceError(`${dir}: is neither a training run folder (no ${RUN_FILE}) nor a PEFT adapter folder (no ${ADAPTER_CONFIG_FILE}). Pick the folder train --out wrote, or the folder holding ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`);
@@ -183,10 +202,14 @@ export async function resolveExportSource(path: string, modelOverride: string | 
   const peftType = typeof adapterConfig.peft_type === 'string' ? adapterConfig.peft_type : '(missing)';
   if (modelDir === null) {
     const base = adapterConfig.base_model_name_or_path;
+    // a folder here, or (as PEFT writes it) a repo id of a model in the Hugging Face cache
+    const cached = typeof base === 'string' && base !== '' ? await resolveCachedModel(base).catch(() => null) : null;
     if (typeof base === 'string' && base !== '' && (await kindOf(resolve(base))) === 'dir') {
       modelDir = resolve(base);
+    } else if (cached) {
+      modelDir = cached.snapshot;
     } else {
-      const named = typeof base === 'string' && base !== '' ? `its base_model_name_or_path "${base}" is not a folder on this machine` : 'it names no base model';
+      const named = typeof base === 'string' && base !== '' ? `its base_model_name_or_path "${base}" is not a folder on this machine, nor a model in the Hugging Face cache` : 'it names no base model';
       throw new ExportSourceError(`${dir}: ${named}; pass --model DIR with the base model folder the adapter was trained on`);
     }
   }
@@ -195,6 +218,7 @@ export async function resolveExportSource(path: string, modelOverride: string | 
 
 /** A short name for the exported model (GGUF general.name): the run, or the run and step of a checkpoint. */
 export function exportSourceName(source: ExportSource): string {
-  if (source.kind === 'full-run' && source.checkpointStep !== null) return `${basename(source.runDir)}-step-${source.checkpointStep}`;
+  if (source.kind === 'full-run' && source.checkpointStep !== null) return `${basename(source.runDir)}-${source.best ? 'best' : 'step'}-${source.checkpointStep}`;
+  if (source.kind === 'adapter' && basename(source.dir) === BEST_DIR && source.runData !== null) return `${basename(dirname(source.dir))}-best`;
   return basename(source.dir);
 }

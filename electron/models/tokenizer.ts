@@ -26,6 +26,8 @@ export interface EncodeOptions {
 export interface DecodeOptions {
   /** drop special tokens (BOS, EOS, pad, ...) from the text; default false */
   skipSpecialTokens?: boolean;
+  /** apply transformers' clean_up_tokenization; default: as tokenizer_config.json says (cleanUpSpaces) */
+  cleanUpSpaces?: boolean;
 }
 
 export class ModelTokenizer {
@@ -130,7 +132,7 @@ export class ModelTokenizer {
     if (ids.length === 0) return '';
     return this.tokenizer.decode(Array.from(ids), {
       skip_special_tokens: options.skipSpecialTokens ?? false,
-      clean_up_tokenization_spaces: this.cleanUpSpaces,
+      clean_up_tokenization_spaces: options.cleanUpSpaces ?? this.cleanUpSpaces,
     });
   }
 

@@ -44,7 +44,15 @@ export interface TrainerState {
     train_examples: number;
     eval_examples: number;
   };
-  eval: { last_eval_step: number; final_eval_loss: number | null; best_eval_loss: number | null };
+  eval: {
+    last_eval_step: number;
+    final_eval_loss: number | null;
+    best_eval_loss: number | null;
+    /** the step of best_eval_loss (-1: none); absent in checkpoints of older versions */
+    best_eval_step?: number;
+    /** early stopping's patience count (training/early-stop.ts); absent in checkpoints of older versions: 0 */
+    evals_without_improvement?: number;
+  };
   final_loss: number | null;
   elapsed_s: number;
   /** the results are bit-exact for a given thread count only */

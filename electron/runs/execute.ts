@@ -21,12 +21,15 @@ import { estimateRemaining } from '../training/progress.js';
 import { checkAgainstModel, configWithLayout, loadRunData, setUpMethod, type RunSummary } from '../training/run.js';
 import { learningRate } from '../training/schedule.js';
 import { comparableFingerprint, modelFingerprint } from '../training/model-fingerprint.js';
+import { baseModelName, cacheSnapshotIdentity } from '../models/cache-snapshot-identity.js';
 import { resumeSourcesProblem } from '../training/resume-sources.js';
 import { NonFiniteError, START_POSITION, stepsPerEpoch, totalSteps, train, type TrainerPosition } from '../training/trainer.js';
 import { CHECKPOINT_VERSION, TRAINER_STATE_FORMAT, type TrainerState } from './checkpoint-format.js';
 import { pruneCheckpoints, removeWriteLeftovers } from './checkpoint-prune.js';
 import { listCheckpoints, newestValidCheckpoint } from './checkpoint-read.js';
 import { writeCheckpoint } from './checkpoint-write.js';
+import { bestDir, readBestAdapter, writeBestAdapter } from './best-adapter.js';
+import { earlyStopReason } from '../training/early-stop.js';
 import { datasetSha256 } from '../data/dataset-fingerprint.js';
 import type { RunControl } from './control.js';
 import type { RunEndEvent, RunEvent } from './events.js';
@@ -272,7 +275,9 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     const layout = await setUpMethod(engine, folder, config, tokenizer);
     // the device and precision actually used, as the quantization: a resumed run goes back to them
     // the model's fingerprint lets a resume find it at a new path (--model with --resume); a resume keeps the one it was checked against
-    record.config = configWithLayout({ ...config, method, quantization, device: device.device, precision: precision.precision, modelFingerprint: config.modelFingerprint && comparableFingerprint(config.modelFingerprint) ? config.modelFingerprint : modelFingerprint(folder) }, layout);
+    record.config = configWithLayout({ ...config, method, quantization, device: device.device, precision: precision.precision, modelFingerprint: config.modelFingerprint && comparableFingerprint(config.modelFingerprint) ? config.modelFingerprint : modelFingerprint(folder),
+      // a model from the Hugging Face cache: its revision and weight blobs (a resume keeps the ones it was checked against)
+      modelSnapshot: config.modelSnapshot ?? cacheSnapshotIdentity(folder.dir) }, layout);
     record.total_steps = total;
     record.resolved = {
       total_steps: total,
@@ -324,7 +329,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       metrics = new MetricsWriter(paths.metrics);
     }
     stepsDone = from.step;
-    Object.assign(record, { steps_done: from.step, last_checkpoint: lastCheckpoint, best_eval_loss: from.bestEvalLoss, last_eval_loss: from.finalEvalLoss });
+    Object.assign(record, { steps_done: from.step, last_checkpoint: lastCheckpoint, best_eval_loss: from.bestEvalLoss, best_eval_step: from.bestEvalStep < 0 ? null : from.bestEvalStep, last_eval_loss: from.finalEvalLoss, stop_reason: null });
     await saveRecord(true);
 
     emit({
@@ -363,17 +368,23 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
         train_examples: data.train.length,
         eval_examples: data.eval.length,
       },
-      eval: { last_eval_step: pos.lastEvalStep, final_eval_loss: pos.finalEvalLoss, best_eval_loss: pos.bestEvalLoss },
+      eval: {
+        last_eval_step: pos.lastEvalStep,
+        final_eval_loss: pos.finalEvalLoss,
+        best_eval_loss: pos.bestEvalLoss,
+        best_eval_step: pos.bestEvalStep,
+        evals_without_improvement: pos.evalsWithoutImprovement,
+      },
       final_loss: pos.finalLoss,
       elapsed_s: pos.elapsedSeconds,
       threads: config.threads,
     });
     const writeCheckpointIn = async (runDir: string, pos: TrainerPosition): Promise<string> =>
-      (await writeCheckpoint(runDir, { engine: eng, folder, layout, baseModel: folder.dir, state: stateAt(pos) })).dir;
+      (await writeCheckpoint(runDir, { engine: eng, folder, layout, baseModel: baseModelName(folder.dir), state: stateAt(pos) })).dir;
     const checkpoint = async (pos: TrainerPosition): Promise<string> => {
       let written: Awaited<ReturnType<typeof writeCheckpoint>>;
       try {
-        written = await writeCheckpoint(config.out, { engine: eng, folder, layout, baseModel: folder.dir, state: stateAt(pos) });
+        written = await writeCheckpoint(config.out, { engine: eng, folder, layout, baseModel: baseModelName(folder.dir), state: stateAt(pos) });
       } catch (e) {
         // The weights of this step are kept elsewhere (the studio home) so that resume loses nothing.
         throw new RunWriteError(e, 'checkpoint', pos.step, total, await keepState(config.out, record!.created_at, (dir) => writeCheckpointIn(dir, pos), true));
@@ -409,6 +420,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
         seed: config.seed,
         evalEvery: config.evalEvery,
         saveEvery: config.saveEvery,
+        earlyStop: config.earlyStop > 0 ? { patience: config.earlyStop, delta: config.earlyStopDelta } : undefined,
       },
       {
         onStep(row, totalSteps) {
@@ -439,13 +451,26 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
         },
         onEval(row) {
           metrics.write(row);
-          const best = record!.best_eval_loss === null ? row.eval_loss : Math.min(record!.best_eval_loss, row.eval_loss);
-          Object.assign(record!, { best_eval_loss: best, last_eval_loss: row.eval_loss });
+          const newBest = record!.best_eval_loss === null || row.eval_loss < record!.best_eval_loss;
+          const best = newBest ? row.eval_loss : record!.best_eval_loss!;
+          Object.assign(record!, { best_eval_loss: best, last_eval_loss: row.eval_loss }, newBest ? { best_eval_step: row.step } : {});
           emit({ type: 'eval', step: row.step, evalLoss: row.eval_loss, bestEvalLoss: best });
         },
         async saveCheckpoint(pos) {
           await checkpoint(pos);
         },
+        // --keep-best: every new lowest eval loss replaces DIR/best/ (best-adapter.ts)
+        onNewBest: config.keepBest
+          ? async (pos) => {
+              try {
+                await writeBestAdapter(config.out, { engine: eng, folder, layout, step: pos.step, evalLoss: pos.bestEvalLoss! });
+              } catch (e) {
+                throw new Error(`${bestDir(config.out)}: the best ${layout ? 'adapter' : 'model'} (step ${pos.step}) could not be written (${describeWriteError(e)}); ` +
+                  `free disk space or fix the folder's permissions, then continue with peft-studio train --resume ${config.out}`);
+              }
+              log(`new best eval loss ${pos.bestEvalLoss!.toFixed(4)} at step ${pos.step}: kept in ${bestDir(config.out)}`);
+            }
+          : undefined,
         async beforeStep(nextStep) {
           crashPoint('step-start', nextStep);
           if (!control) return true;
@@ -476,7 +501,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     }
 
     try {
-      if (layout) await saveAdapterFolder(config.out, { engine: eng, spec: folder.spec, layout, baseModel: folder.dir, keepOtherFiles: true });
+      if (layout) await saveAdapterFolder(config.out, { engine: eng, spec: folder.spec, layout, baseModel: baseModelName(folder.dir), keepOtherFiles: true });
       else await saveFullModel(eng, folder, config.out);
     } catch (e) {
       // The trained weights stay: the final state as a checkpoint (in the run folder when it
@@ -496,6 +521,17 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     }
     crashPoint('final-adapter', total);
     await dropKeptState(record.created_at);
+    const stoppedEarly = summary.earlyStop ? earlyStopReason(summary.earlyStop, config.earlyStopDelta) : null;
+    let best = null;
+    if (config.keepBest) {
+      best = await readBestAdapter(config.out);
+      // best/ written past the checkpoint a resumed run restarted from, and not written again
+      // by the replay (a resume with another --lr): it is not this run's best, so it is not named
+      if (best && best.step !== summary.position.bestEvalStep) {
+        log(`${best.dir} holds the adapter of step ${best.step} (eval loss ${best.eval_loss}), not of this run's best evaluation (step ${summary.position.bestEvalStep}); it is not offered as the run's best`, 'warning');
+        best = null;
+      }
+    }
     const result: RunSummary = {
       out: config.out,
       method: config.method,
@@ -505,8 +541,10 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       final_loss: summary.finalLoss,
       final_eval_loss: summary.finalEvalLoss,
       elapsed_s: summary.elapsedSeconds,
+      best,
+      stopped_early: stoppedEarly,
     };
-    return await finish({ type: 'finished', summary: result }, { status: 'finished', finished_at: new Date().toISOString(), summary: result, steps_done: summary.steps });
+    return await finish({ type: 'finished', summary: result }, { status: 'finished', finished_at: new Date().toISOString(), summary: result, steps_done: summary.steps, stop_reason: stoppedEarly });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     const checkpointDir = lastCheckpoint === null ? null : paths.checkpoint(lastCheckpoint);

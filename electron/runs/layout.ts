@@ -7,6 +7,8 @@
 //   DIR/run.lock               held by the process that trains in DIR
 //   DIR/adapter_config.json, adapter_model.safetensors   the final adapter
 //                              (full fine-tuning: a complete model folder)
+//   DIR/best/                  --keep-best: the adapter (model) of the lowest
+//                              eval loss, with best.json (best-adapter.ts)
 import { basename, dirname, join } from 'node:path';
 
 export const RUN_FILE = 'run.json';

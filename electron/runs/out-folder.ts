@@ -41,6 +41,10 @@ export async function checkOutFolder(out: string, model: string, inputs: { data?
       throw new OutFolderError(`--out ${out}: holds ${what} (${flag} ${path}); the run replaces the files of its --out folder, so it would delete it. ` +
         `Copy it elsewhere first, or choose another --out folder`);
     }
+    // a dataset folder is read whole: a run folder inside it would sit among its data files
+    if (flag !== '--init-adapter' && outReal !== inputReal && within(outReal, inputReal) && (await stat(inputReal).catch(() => null))?.isDirectory()) {
+      throw new OutFolderError(`--out ${out}: is inside the dataset folder ${flag} ${path}; the run's files would sit among the data. Choose a folder outside it, e.g. --out ./runs/my-run`);
+    }
   }
   let entries: string[];
   try {

@@ -1,6 +1,7 @@
 // How a run's events read on a terminal or in a log: the progress line
 // (rewritten in place on a TTY, throttled otherwise) and one line per notice.
 // The CLI prints a child's events with it, and an in-process run its own.
+import { describeBest } from './best-adapter.js';
 import { trainsAdapter } from '../training/config.js';
 import { ProgressReporter } from '../training/progress.js';
 import type { RunEvent } from './events.js';
@@ -39,7 +40,9 @@ export function eventPrinter(stream: { write(text: string): unknown; isTTY?: boo
         progress.message(`resumed after step ${e.step}`);
         break;
       case 'finished':
+        if (e.summary.stopped_early) progress.message(e.summary.stopped_early);
         progress.message(`saved ${trainsAdapter(e.summary.method) ? 'adapter' : 'model'} to ${e.summary.out}`);
+        if (e.summary.best) progress.message(describeBest(e.summary.best));
         break;
       case 'cancelled':
       case 'failed':

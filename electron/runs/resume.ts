@@ -79,5 +79,8 @@ export function positionFromState(state: TrainerState): TrainerPosition {
     finalLoss: state.final_loss,
     finalEvalLoss: state.eval.final_eval_loss,
     bestEvalLoss: state.eval.best_eval_loss,
+    // a checkpoint of an older version: the best loss is known, its step and the patience count are not
+    bestEvalStep: state.eval.best_eval_step ?? -1,
+    evalsWithoutImprovement: state.eval.evals_without_improvement ?? 0,
   };
 }

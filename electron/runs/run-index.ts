@@ -33,6 +33,10 @@ export interface RunIndexEntry {
   message: string | null;
   /** a cancelled run: the user, or the app shutting down (null otherwise; absent in older index files) */
   stopped_by?: StopCause | null;
+  /** a finished run with --keep-best: the adapter of its lowest eval loss (null or absent: none) */
+  best?: { dir: string; step: number; eval_loss: number } | null;
+  /** a finished run that --early-stop ended: why (null or absent otherwise) */
+  stop_reason?: string | null;
 }
 
 export function studioHome(): string {
@@ -119,6 +123,8 @@ export function entryFromRecord(dir: string, record: RunRecord): RunIndexEntry {
     resumable: status !== 'finished',
     message: status === 'interrupted' && record.status !== 'interrupted' ? `the process (pid ${record.pid}) is gone; continue with peft-studio train --resume ${dir}` : record.message,
     stopped_by: status === 'cancelled' ? (record.stopped_by ?? 'user') : null,
+    best: status === 'finished' ? (record.summary?.best ?? null) : null,
+    stop_reason: status === 'finished' ? (record.stop_reason ?? null) : null,
   };
 }
 

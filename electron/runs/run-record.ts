@@ -29,6 +29,8 @@ export interface RunRecord {
   steps_done: number;
   total_steps: number | null;
   best_eval_loss: number | null;
+  /** the step of best_eval_loss (absent in records of older versions) */
+  best_eval_step?: number | null;
   last_eval_loss: number | null;
   /** step of the newest complete checkpoint */
   last_checkpoint: number | null;
@@ -36,6 +38,8 @@ export interface RunRecord {
   message: string | null;
   /** a cancelled run: who stopped it (absent in records of older versions: the user) */
   stopped_by?: StopCause | null;
+  /** a finished run that --early-stop ended: why (absent otherwise, and in records of older versions) */
+  stop_reason?: string | null;
   /** sha256 of the data file when the run started: a resume must see the same data */
   data_sha256: string | null;
   /** sha256 of the evaluation file (config.evalData) when the run started; null: none (absent in records of older versions) */

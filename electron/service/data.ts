@@ -40,6 +40,7 @@ async function prepare(req: DataRequest): Promise<{ tokenizer: ModelTokenizer; o
       completionOnly: req.completionOnly ?? true,
       pack: req.pack ?? false,
       vocabSize: spec?.vocabSize ?? tokenizer.vocabSize,
+      role: req.role ?? 'train',
     },
   };
 }

@@ -26,7 +26,7 @@ export { resolveAdapter } from '../inference/generate-sessions.js';
 export const GPU_TAKEN = 'a training run is using the GPU, so this answer was computed on the CPU (slower); it moves back to the GPU when the run ends';
 
 /** A call stopped while it waited for the one before it. */
-export const STOPPED_BEFORE_START = 'stopped before it started (another answer was being generated)';
+export const STOPPED_BEFORE_START = 'stopped before it started';
 
 /** What a caller's requestId may be: it travels in events and in stopGenerate. */
 export const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;

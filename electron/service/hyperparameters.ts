@@ -84,6 +84,11 @@ export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec, gpus: 
     num('clip', 'Gradient clipping', 'Largest global gradient norm; 0 turns clipping off.', D.clip, 'advanced'),
     num('evalSplit', 'Eval split', 'Share of the rows held out to measure eval loss.', D.evalSplit, 'advanced'),
     num('evalEvery', 'Evaluate every', 'Steps between evaluations; 0: at the end only.', D.evalEvery, 'advanced'),
+    // judged on the evaluations during the run: the form shows them off (with the reason) until the run evaluates
+    { key: 'keepBest', label: 'Keep the best adapter', help: 'Also save the adapter of the lowest eval loss in the run folder\'s best/ (the run\'s own adapter stays the last step\'s).' +
+      (method === 'full' ? ' Full fine-tuning keeps a whole model there: twice the disk.' : ''), kind: 'boolean', default: false, group: 'advanced' },
+    num('earlyStop', 'Early stopping patience', 'Stop after this many evaluations in a row without improvement; empty: train to the end.', null, 'advanced'),
+    num('earlyStopDelta', 'Early stopping threshold', 'An evaluation counts as an improvement only when lower than the best by more than this.', D.earlyStopDelta, 'advanced'),
     num('saveEvery', 'Checkpoint every', 'Steps between checkpoints (a run can resume from them); 0: only when stopped.', D.saveEvery, 'advanced'),
     num('keepCheckpoints', 'Checkpoints kept', 'Newest checkpoints kept on disk; 0: all.', D.keepCheckpoints, 'advanced'),
     { key: 'gradientCheckpointing', label: 'Gradient checkpointing', help: 'Recompute activations in the backward pass: less memory, about a third slower.', kind: 'boolean', default: false, group: 'advanced' },

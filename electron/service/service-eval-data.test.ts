@@ -3,10 +3,10 @@
 // as `train --eval-data` does, refuses it beside an eval split (naming both)
 // and a file that is not there; a started run evaluates on it and reports its
 // rows in the started event and run.json.
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiEvent, ApiMethod, DemoPaths, RunCheck, StartedRun } from '../api/contract.js';
+import type { ApiEvent, ApiMethod, DatasetReport, DemoPaths, RunCheck, StartedRun } from '../api/contract.js';
 import { tempDir } from '../testing/e2e-fixtures.js';
 import { callOk, runEnd, runEventsOf } from '../testing/service-calls.js';
 import { createStudioService, type StudioService } from './service.js';
@@ -76,5 +76,25 @@ describe('startRun with an evaluation file', () => {
     const record = JSON.parse(readFileSync(join(started.runDir, 'run.json'), 'utf8'));
     expect(record.config.evalData).toBe(evalFile);
     expect(record.resolved.eval_data.file).toBe(evalFile);
+  });
+});
+
+describe('a dataset folder through the service', () => {
+  it('inspectData reads a split folder as it is meant: its train split, or with role eval its validation split; checkRun takes folders', async () => {
+    const root = tempDir('service-split-folder');
+    mkdirSync(join(root, 'data'));
+    copyFileSync(dataset('task-train'), join(root, 'data', 'train-00000-of-00001.jsonl'));
+    copyFileSync(dataset('task-eval'), join(root, 'data', 'validation-00000-of-00001.jsonl'));
+    const read = { model: demo.model, data: root };
+    const train = await ok<DatasetReport>('inspectData', read);
+    expect(train.split).toBe('train');
+    expect(train.rows.total).toBe(lines(dataset('task-train')));
+    const held = await ok<DatasetReport>('inspectData', { ...read, role: 'eval' });
+    expect(held.split).toBe('validation');
+    expect(held.rows.total).toBe(lines(dataset('task-eval')));
+    const bad = await service.call('inspectData', { ...read, role: 'test' });
+    expect(bad.ok ? null : bad.error).toMatchObject({ code: 'invalid', field: 'role' });
+    const c = await ok<RunCheck>('checkRun', settings({ steps: 1 }, { data: root, evalData: root }));
+    expect(c.errors).toEqual([]);
   });
 });

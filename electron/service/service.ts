@@ -6,7 +6,7 @@
 // call() never throws: every failure becomes {ok: false, error}.
 import type { ApiEvent, ApiMethod, ApiMethods, ApiResult, PickPathRequest } from '../api/contract.js';
 import { isApiMethod } from '../api/contract.js';
-import { DATASET_FORMATS } from '../data/index.js';
+import { DATASET_FORMATS, DATASET_ROLES } from '../data/index.js';
 import { whyUnusable } from '../engine/device.js';
 import { loadAddon } from '../engine/load.js';
 import { EXPORT_FORMATS } from '../export/export.js';
@@ -200,6 +200,7 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
       seqLen: f.number('seqLen', SETTING_LIMITS.seqLen),
       completionOnly: f.boolean('completionOnly'),
       pack: f.boolean('pack'),
+      role: f.choice('role', DATASET_ROLES),
     };
   }
 

@@ -7,6 +7,7 @@ import { LORA_TARGETS, type AdapterLora } from '../adapters/peft-config.js';
 import type { AdapterPrefix, AdapterPrompt } from '../adapters/prompt-config.js';
 import type { AdapterLayout } from '../adapters/layout.js';
 import type { SchedulerKind } from './schedule.js';
+import type { CacheSnapshotIdentity } from '../models/cache-snapshot-identity.js';
 
 /** rank, alpha, dropout, targets, rslora, init ("default" | "gaussian"), layers (null = all) */
 export type LoraSettings = AdapterLora;
@@ -83,6 +84,12 @@ export interface TrainConfig {
   evalSplit: number;
   evalEvery: number;
   saveEvery: number;
+  /** write the adapter (full: the model) of every new best eval loss to DIR/best/ (early-stop.ts, runs/best-adapter.ts) */
+  keepBest: boolean;
+  /** stop after this many evaluations in a row without improvement; 0 = never stop early */
+  earlyStop: number;
+  /** an evaluation improves only when lower than the best by more than this */
+  earlyStopDelta: number;
   gradientCheckpointing: boolean;
   /**
    * where to train: 'auto' (the first NVIDIA GPU when there is one, else the
@@ -112,6 +119,12 @@ export interface TrainConfig {
    * may be given at a new path (--model with --resume). Absent: not recorded.
    */
   modelFingerprint?: string;
+  /**
+   * the model's repo, revision and weight blobs when it came from the Hugging
+   * Face cache (models/cache-snapshot-identity.ts): a resume refuses a
+   * snapshot whose weights differ. Absent or null: not from the cache.
+   */
+  modelSnapshot?: CacheSnapshotIdentity | null;
 }
 
 export const DATA_FORMATS = ['auto', 'alpaca', 'chat', 'completion', 'text', 'tokenized'] as const;
@@ -139,6 +152,10 @@ export const LATER_DEFAULTS = {
    * keeps such a run in fp32 when it is resumed with --device cuda too
    */
   precision: 'fp32' as Precision,
+  /** runs from before --keep-best and --early-stop trained to the end and kept the last adapter only */
+  keepBest: false,
+  earlyStop: 0,
+  earlyStopDelta: 0,
 } as const;
 
 export const TRAIN_DEFAULTS = {

@@ -40,7 +40,8 @@ export async function loadEvalFile(file: string, config: Pick<TrainConfig, 'data
   }
   const { examples, report } = loaded;
   const notes = [`note: evaluating on ${countOf(examples.length, 'row')} of ${file} (--eval-data)`];
-  for (const notice of report.notices) notes.push(`note: ${file}: ${notice}`);
+  // the reader's notices about a folder already name it
+  for (const notice of report.notices) notes.push(`note: ${notice.startsWith(`${file}: `) ? notice : `${file}: ${notice}`}`);
   if (report.truncation.rows > 0) {
     notes.push(`note: ${file}: ${countOf(report.truncation.rows, 'row')} truncated to --seq-len ${config.seqLen} (${countOf(report.truncation.tokensDropped, 'token')} dropped)`);
   }

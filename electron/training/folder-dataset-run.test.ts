@@ -38,7 +38,9 @@ describe('train on a dataset folder', () => {
     const r = await cli(['train', '--model', MODEL, '--data', folder, '--eval-data', folder, '--out', out, '--steps', '4', '--batch-size', '4',
       '--save-every', '2', '--lr', '5e-3', ...THREADS]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain(`note: read ${folder}: its train split, 2 files (data/train-00000-of-00002.jsonl ... data/train-00001-of-00002.jsonl)`);
+    expect(r.stderr).toContain(`note: ${folder}: read its train split, 2 files (data/train-00000-of-00002.jsonl ... data/train-00001-of-00002.jsonl)`);
+    // the folder is the evaluation data too: no advice to make it so
+    expect(r.stderr).toContain(`note: ${folder}: its validation split (1 file) is not trained on\n`);
     const summary = JSON.parse(r.stdout);
     expect(summary.train_examples).toBe(lines(train[0]).length + lines(train[1]).length);
     expect(summary.eval_examples).toBe(lines(validation).length);
@@ -49,6 +51,14 @@ describe('train on a dataset folder', () => {
     expect(scored.code, scored.stderr).toBe(0);
     const reference = (JSON.parse(scored.stdout) as { loss: number }).loss;
     expect(Math.abs(evals[evals.length - 1].eval_loss - reference)).toBeLessThan(1e-5 * reference);
+    // `eval --data FOLDER` scores its validation split: the same number
+    const viaFolder = await cli(['eval', '--model', MODEL, '--adapter', out, '--data', folder, '--batch-size', '4', ...THREADS]);
+    expect(viaFolder.code, viaFolder.stderr).toBe(0);
+    expect((JSON.parse(viaFolder.stdout) as { loss: number }).loss).toBe(reference);
+    // a run folder inside the dataset folder is refused (its files would sit among the data)
+    const inside = await cli(['train', '--model', MODEL, '--data', folder, '--out', join(folder, 'runs', 'r'), '--steps', '1', ...THREADS]);
+    expect(inside.code).not.toBe(0);
+    expect(inside.stderr).toContain(`--out ${join(folder, 'runs', 'r')}: is inside the dataset folder --data ${folder}`);
 
     const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
     expect(record.config.data).toBe(folder);
@@ -111,6 +121,11 @@ describe('train on a dataset folder', () => {
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toContain(`no dataset acme/other in the Hugging Face cache (looked for ${join(cache, 'datasets--acme--other')}`);
     expect(missing.stderr).toContain('Nothing is downloaded');
+    expect(missing.stderr).toContain('FILE acme/other: no such file or folder');
+    // a mistyped file path is not taken for a repo id
+    const typo = await cli(['data', 'inspect', join('electron', 'no-such.jsonl'), '--model', MODEL]);
+    expect(typo.code).not.toBe(0);
+    expect(typo.stderr).not.toContain('Hugging Face cache');
     } finally {
       if (before === undefined) delete process.env.HF_HUB_CACHE;
       else process.env.HF_HUB_CACHE = before;

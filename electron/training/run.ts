@@ -19,6 +19,7 @@ import { loadEvalFile } from './eval-file.js';
 import { totalSteps } from './trainer.js';
 import { settingWarnings, type SettingWarning } from './warnings.js';
 import { comparableFingerprint, modelFingerprint } from './model-fingerprint.js';
+import { cacheSnapshotIdentity, cacheWeightsProblem } from '../models/cache-snapshot-identity.js';
 import { executeRun } from '../runs/execute.js';
 import { eventPrinter } from '../runs/print-events.js';
 import { summarizeDataset, type RunDataSummary } from '../runs/data-summary.js';
@@ -40,6 +41,10 @@ export interface RunSummary {
   final_loss: number | null;
   final_eval_loss: number | null;
   elapsed_s: number;
+  /** --keep-best: the adapter of the lowest eval loss (DIR/best); null or absent: none kept */
+  best?: { dir: string; step: number; eval_loss: number } | null;
+  /** --early-stop ended the run: why ("stopped early at step 420: ..."); null or absent: it ran to the end */
+  stopped_early?: string | null;
 }
 
 /** The virtual tokens a run's method puts before the real tokens (prompt and prefix tuning). */
@@ -69,6 +74,9 @@ export function checkAgainstModel(config: TrainConfig, folder: ModelFolder, lora
     throw new Error(`${folder.dir}: is not the model this run started with (its config.json, its tensors' names, dtypes or shapes, or its tokenizer files differ from what run.json recorded). ` +
       'Resume with --model set to the folder of the model the run started with');
   }
+  // ... and when it came from the Hugging Face cache, the same weights (another revision's blobs differ)
+  const otherWeights = config.modelSnapshot ? cacheWeightsProblem(config.modelSnapshot, cacheSnapshotIdentity(folder.dir), folder.dir) : null;
+  if (otherWeights) throw new Error(otherWeights);
   checkSeqLenFits(config.seqLen, folder.spec, runVirtualTokens(config));
   checkStepTokens(config, runVirtualTokens(config));
   if (config.initAdapter !== null && !existsSync(config.initAdapter)) {
@@ -180,6 +188,7 @@ export async function loadRunData(config: TrainConfig, tokenizer: ModelTokenizer
     completionOnly: config.completionOnly,
     pack: false,
     vocabSize: folder.spec.vocabSize,
+    suggestEvalSplit: config.evalData === null,
   });
   for (const notice of report.notices) notes.push(`note: ${notice}`);
   if (report.truncation.rows > 0) notes.push(`note: ${countOf(report.truncation.rows, 'row')} truncated to --seq-len ${config.seqLen} (${countOf(report.truncation.tokensDropped, 'token')} dropped)`);

@@ -72,6 +72,12 @@ export interface TrainSettings {
   evalSplit?: number;
   evalEvery?: number;
   saveEvery?: number;
+  /** keep the adapter of the best evaluation in DIR/best/ */
+  keepBest?: boolean;
+  /** early-stopping patience in evaluations (absent: off) */
+  earlyStop?: number;
+  /** the improvement an evaluation must beat the best by (needs earlyStop) */
+  earlyStopDelta?: number;
   keepCheckpoints?: number;
   gradientCheckpointing?: boolean;
   ignoreMemoryCheck?: boolean;
@@ -121,6 +127,8 @@ export const SETTING_LIMITS = {
   evalSplit: { kind: 'number', min: 0, below: 1 },
   evalEvery: { kind: 'int', min: 0 },
   saveEvery: { kind: 'int', min: 0 },
+  earlyStop: { kind: 'int', min: 1 },
+  earlyStopDelta: { kind: 'number', min: 0 },
   keepCheckpoints: { kind: 'int', min: 0 },
 } as const satisfies Partial<Record<SettingField, SettingLimit>>;
 
@@ -228,6 +236,7 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     // two sources of eval rows: which one the eval loss was taken on would be a guess
     fail('evalSplit', `${name('evalSplit')} cannot be combined with ${name('evalData')}: the eval rows come from the evaluation file, and all of ${name('data')} is trained on. Drop ${name('evalSplit')}, or drop ${name('evalData')} to hold out a share of ${name('data')}`);
   }
+  checkBestAndEarlyStop(s, evalData !== null, name);
   let targets;
   try {
     targets = resolveTargets(s.targets ?? [...PEFT_DEFAULT_TARGETS]);
@@ -285,6 +294,9 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     evalSplit: s.evalSplit ?? D.evalSplit,
     evalEvery: s.evalEvery ?? D.evalEvery,
     saveEvery: s.saveEvery ?? D.saveEvery,
+    keepBest: s.keepBest === true,
+    earlyStop: s.earlyStop ?? D.earlyStop,
+    earlyStopDelta: s.earlyStopDelta ?? D.earlyStopDelta,
     gradientCheckpointing: s.gradientCheckpointing === true,
     ignoreMemoryCheck: s.ignoreMemoryCheck === true,
     device,
@@ -294,6 +306,27 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     pack: s.pack === true,
     keepCheckpoints: s.keepCheckpoints ?? D.keepCheckpoints,
   };
+}
+
+/**
+ * keepBest and earlyStop judge evaluations during the run: they need eval rows
+ * (evalData, or an evalSplit above 0) and evalEvery above 0 (with evaluation
+ * at the end only, the best is the last adapter and there is nothing to stop).
+ */
+function checkBestAndEarlyStop(s: TrainSettings, hasEvalFile: boolean, name: FieldNamer): void {
+  if (s.earlyStopDelta !== undefined && s.earlyStop === undefined) {
+    throw new SettingsError('earlyStopDelta', `${name('earlyStopDelta')} needs ${name('earlyStop')} N (the evaluations without improvement that stop the run)`);
+  }
+  const asked = (['earlyStop', 'keepBest'] as const).filter((f) => isGiven(s, f));
+  for (const field of asked) {
+    const what = field === 'earlyStop' ? 'stops when the eval loss stops improving' : 'keeps the adapter of the lowest eval loss';
+    if (!hasEvalFile && !((s.evalSplit ?? D.evalSplit) > 0)) {
+      throw new SettingsError(field, `${name(field)} ${what}, so it needs an eval set: give ${name('evalData')} FILE, or ${name('evalSplit')} above 0`);
+    }
+    if ((s.evalEvery ?? D.evalEvery) === 0) {
+      throw new SettingsError(field, `${name(field)} ${what} during the run, so it needs ${name('evalEvery')} N above 0 (with evaluation at the end only there is one eval loss)`);
+    }
+  }
 }
 
 /**

@@ -8,6 +8,7 @@ import { evaluateExamples } from '../inference/eval.js';
 import { chunkIntoMicroBatches, countBatchTokens, epochOrder, makeBatch } from './batches.js';
 import type { Example } from './data.js';
 import type { EvalMetrics, StepMetrics } from './metrics.js';
+import { judgeEvaluation, shouldStopEarly, type EarlyStopEnd, type EarlyStopOptions } from './early-stop.js';
 import { learningRate, type SchedulerKind } from './schedule.js';
 
 export interface TrainerOptions {
@@ -32,6 +33,8 @@ export interface TrainerOptions {
   evalEvery: number;
   /** save a checkpoint every N optimizer steps (0 = never) */
   saveEvery: number;
+  /** early stopping (early-stop.ts); absent: train to the end */
+  earlyStop?: EarlyStopOptions;
 }
 
 /**
@@ -52,6 +55,10 @@ export interface TrainerPosition {
   finalLoss: number | null;
   finalEvalLoss: number | null;
   bestEvalLoss: number | null;
+  /** step of the best (lowest) eval loss, -1 = none or not known (a checkpoint of an older version) */
+  bestEvalStep: number;
+  /** evaluations in a row that did not improve on the best by more than the early-stop delta */
+  evalsWithoutImprovement: number;
 }
 
 export const START_POSITION: TrainerPosition = {
@@ -63,11 +70,15 @@ export const START_POSITION: TrainerPosition = {
   finalLoss: null,
   finalEvalLoss: null,
   bestEvalLoss: null,
+  bestEvalStep: -1,
+  evalsWithoutImprovement: 0,
 };
 
 export interface TrainerHooks {
   onStep?(row: StepMetrics, totalSteps: number): void;
   onEval?(row: EvalMetrics): void;
+  /** Awaited after an evaluation that is a new best (strictly lower than every earlier one): keep-best writes the adapter here. */
+  onNewBest?(position: TrainerPosition): Promise<void>;
   saveCheckpoint?(position: TrainerPosition): Promise<void>;
   /** Awaited before every optimizer step (pause waits here); false stops the loop before `nextStep`. */
   beforeStep?(nextStep: number): Promise<boolean>;
@@ -80,6 +91,8 @@ export interface TrainSummary {
   elapsedSeconds: number;
   /** true when beforeStep stopped the loop early */
   stopped: boolean;
+  /** set when early stopping ended the run (it ends as finished, not stopped) */
+  earlyStop: EarlyStopEnd | null;
   /** where the loop ended (a cancelled run checkpoints this) */
   position: TrainerPosition;
 }
@@ -143,8 +156,10 @@ export async function train(
     const r = await evaluateExamples(engine, evalSet, options.batchSize);
     pos.finalEvalLoss = r.loss;
     pos.lastEvalStep = step;
-    if (pos.bestEvalLoss === null || r.loss < pos.bestEvalLoss) pos.bestEvalLoss = r.loss;
+    const judged = judgeEvaluation(pos, r.loss, step, options.earlyStop?.delta ?? 0);
+    Object.assign(pos, judged.position);
     hooks.onEval?.({ step, eval_loss: r.loss });
+    if (judged.newBest && hooks.onNewBest) await hooks.onNewBest(at(step));
   };
 
   // The data order is a function of the seed and the epoch alone, so a
@@ -152,7 +167,14 @@ export async function train(
   const groups = optimizerStepGroups(trainSet, options.batchSize, options.gradAccum, options.seed);
   for (let k = 0; k < from.step; k++) groups.next();
   let stopped = false;
-  for (let step = from.step + 1; step <= total; step++) {
+  let earlyStop: EarlyStopEnd | null = null;
+  const stopsEarly = (step: number): EarlyStopEnd | null =>
+    options.earlyStop && pos.lastEvalStep === step && shouldStopEarly(pos, options.earlyStop)
+      ? { step, evaluations: pos.evalsWithoutImprovement, bestEvalStep: pos.bestEvalStep, bestEvalLoss: pos.bestEvalLoss! }
+      : null;
+  // a checkpoint of the very step that stopped the run (a crash before the final save): it stays stopped
+  if (from.step > 0) earlyStop = stopsEarly(from.step);
+  for (let step = from.step + 1; step <= total && earlyStop === null; step++) {
     if (hooks.beforeStep && !(await hooks.beforeStep(step))) {
       stopped = true;
       break;
@@ -210,9 +232,11 @@ export async function train(
     pos.step = step;
     if (evalSet.length > 0 && options.evalEvery > 0 && step % options.evalEvery === 0) await runEval(step);
     if (options.saveEvery > 0 && step % options.saveEvery === 0 && hooks.saveCheckpoint) await hooks.saveCheckpoint(at(step));
+    earlyStop = stopsEarly(step);
   }
   // A final score on the held-out data, unless the last step was just scored.
-  if (!stopped && evalSet.length > 0 && pos.lastEvalStep !== total) await runEval(total);
+  // (an early stop has just scored its last step)
+  if (!stopped && evalSet.length > 0 && pos.lastEvalStep !== pos.step) await runEval(pos.step);
   const position = at(pos.step);
-  return { steps: pos.step, finalLoss: pos.finalLoss, finalEvalLoss: pos.finalEvalLoss, elapsedSeconds: position.elapsedSeconds, stopped, position };
+  return { steps: pos.step, finalLoss: pos.finalLoss, finalEvalLoss: pos.finalEvalLoss, elapsedSeconds: position.elapsedSeconds, stopped, earlyStop, position };
 }

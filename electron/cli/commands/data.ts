@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { UsageError, type CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { loadDataset } from '../../data/load-dataset.js';
-import { DATASET_FORMATS, type DatasetFormatOption } from '../../data/options.js';
+import { DATASET_FORMATS, DATASET_ROLES, type DatasetFormatOption, type DatasetOptions } from '../../data/options.js';
 import { previewRow } from '../../data/preview.js';
 import { formatProblem } from '../../data/problems.js';
 import type { ModelSpec } from '../../engine/native.js';
@@ -37,6 +37,7 @@ export const dataSpec: CommandSpec = {
     { name: 'pack', kind: 'boolean', help: 'pack several examples into each sequence' },
     { name: 'all-tokens', kind: 'boolean', help: 'train on every token, not only completions / assistant turns' },
     { name: 'row', kind: 'int', min: 1, help: 'also print the mask preview of row N (1-based, in file order)' },
+    { name: 'role', kind: 'string', valueName: 'ROLE', choices: DATASET_ROLES, help: 'for a folder split by name (a Hugging Face dataset): train reads its train split, eval its validation split (else its test split)', defaultText: 'train' },
   ],
   notes: [
     'Prints the report as JSON; with --row N prints {"report": ..., "preview": ...}.',
@@ -72,12 +73,13 @@ export const dataCommand: Command = {
     if (!existsSync(model)) throw new Error(`model folder ${model} does not exist`);
     const tokenizer = await ModelTokenizer.load(model);
     const spec = await modelSpecOf(model);
-    const options = {
+    const options: DatasetOptions = {
       format: (args.string('format') ?? 'auto') as DatasetFormatOption,
       seqLen: seqLenFor(args.number('seq-len'), spec),
       completionOnly: !args.boolean('all-tokens'),
       pack: args.boolean('pack'),
       vocabSize: spec?.vocabSize ?? tokenizer.vocabSize,
+      role: (args.string('role') ?? 'train') as DatasetOptions['role'],
     };
     const { report } = await loadDataset(file, tokenizer, options);
     for (const notice of report.notices.filter((n) => !/ of \d+ rows? skipped; first: /.test(n))) io.stderr(`note: ${notice}\n`);

@@ -12,7 +12,7 @@ import { evaluateExamples } from '../../inference/eval.js';
 import { explainNonFiniteOutput } from '../../inference/non-finite-output.js';
 import { openSession, virtualTokensOf } from '../../session.js';
 import { checkSeqLenFits, TRAIN_DEFAULTS } from '../../training/config.js';
-import { DATASET_FORMATS, loadDataset, type DatasetFormatOption } from '../../data/index.js';
+import { DATASET_FORMATS, DATASET_ROLES, loadDataset, type DatasetFormatOption, type DatasetRole } from '../../data/index.js';
 
 export const evalSpec: CommandSpec = {
   name: 'eval',
@@ -22,6 +22,7 @@ export const evalSpec: CommandSpec = {
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder, or org/name of a model in the Hugging Face cache' },
     { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT adapter folder to apply (LoRA, prompt tuning or prefix tuning, by its peft_type)' },
     { name: 'data', kind: 'string', valueName: 'FILE', help: `dataset, as for train: ${DATASET_PATH_KINDS}; or org/name of a dataset in the Hugging Face cache` },
+    { name: 'role', kind: 'string', valueName: 'ROLE', choices: DATASET_ROLES, help: 'for a folder split by name (a Hugging Face dataset): train reads its train split, eval its validation split (else its test split)', defaultText: 'eval' },
     { name: 'format', kind: 'string', choices: DATASET_FORMATS, help: 'row format', defaultText: 'auto (from the fields)' },
     { name: 'all-tokens', kind: 'boolean', help: 'score every token, not only completions / assistant turns' },
     { name: 'seq-len', kind: 'int', min: 2, help: 'truncate examples to this many tokens', defaultText: `${TRAIN_DEFAULTS.seqLen} (less with an adapter's virtual tokens on a model with few positions)` },
@@ -53,6 +54,7 @@ export const evalCommand: Command = {
         completionOnly: !args.boolean('all-tokens'),
         pack: false,
         vocabSize: session.folder.spec.vocabSize,
+        role: (args.string('role') ?? 'eval') as DatasetRole,
       });
       for (const notice of report.notices) io.stderr(`note: ${notice}\n`);
       const result = await evaluateExamples(session.engine, examples, args.number('batch-size') ?? TRAIN_DEFAULTS.batchSize);

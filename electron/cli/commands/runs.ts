@@ -5,6 +5,7 @@ import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { indexFile, listRuns, type RunIndexEntry } from '../../runs/run-index.js';
 import { countOf } from '../../text/plural.js';
+import { describeBest } from '../../runs/best-adapter.js';
 
 export const runsSpec: CommandSpec = {
   name: 'runs',
@@ -43,6 +44,10 @@ export const runsCommand: Command = {
       return;
     }
     io.stdout(table(runs));
+    for (const r of runs) {
+      if (r.stop_reason) io.stdout(`${r.dir}: ${r.stop_reason}\n`);
+      if (r.best) io.stdout(`${r.dir}: ${describeBest(r.best)}\n`);
+    }
     const resumable = runs.filter((r) => r.status === 'interrupted' || r.status === 'cancelled' || r.status === 'failed');
     if (resumable.length) io.stderr(`${countOf(resumable.length, 'run')} can be continued with: peft-studio train --resume RUN\n`);
   },

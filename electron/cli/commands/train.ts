@@ -68,6 +68,9 @@ export const trainSpec: CommandSpec = {
     { name: 'eval-split', kind: 'number', ...limitsOf('evalSplit'), help: 'fraction of the data held out for evaluation', defaultText: String(D.evalSplit) },
     { name: 'eval-data', kind: 'string', valueName: 'FILE', help: 'evaluate on this file instead of an --eval-split (a validation set; read as --data is: same formats, --format, masking, --seq-len, --pack); a folder: its validation split, else its test split' },
     { name: 'eval-every', kind: 'int', ...limitsOf('evalEvery'), help: 'evaluate every N steps (0 = at the end only)', defaultText: String(D.evalEvery) },
+    { name: 'keep-best', kind: 'boolean', help: 'write the adapter of every new lowest eval loss to --out/best/ (with best.json: step, eval_loss); --out keeps the last step\'s. Needs an eval set and --eval-every; with --method full it is a whole model folder (twice the disk)' },
+    { name: 'early-stop', kind: 'int', ...limitsOf('earlyStop'), valueName: 'N', help: 'stop (as finished) after N evaluations in a row without improvement; needs an eval set and --eval-every', defaultText: 'off' },
+    { name: 'early-stop-delta', kind: 'number', ...limitsOf('earlyStopDelta'), help: 'an evaluation improves only when lower than the best by more than this (with --early-stop)', defaultText: String(D.earlyStopDelta) },
     { name: 'save-every', kind: 'int', ...limitsOf('saveEvery'), help: 'save a checkpoint every N steps (0 = never)', defaultText: String(D.saveEvery) },
     { name: 'keep-checkpoints', kind: 'int', ...limitsOf('keepCheckpoints'), help: 'keep the newest N checkpoints (0 = all)', defaultText: String(D.keepCheckpoints) },
     { name: 'overwrite', kind: 'boolean', help: 'delete the finished run in --out as soon as the new run starts (its adapter, metrics, checkpoints and run.json are gone even if the new run then fails or is stopped); without it such a folder is refused' },
@@ -78,7 +81,7 @@ export const trainSpec: CommandSpec = {
   notes: [
     'Writes to --out: the adapter (lora, qlora, prompt, prefix: adapter_config.json + adapter_model.safetensors;',
     'full: a complete model folder), metrics.jsonl (one row per step), run.json (settings and status),',
-    'checkpoints/step-N/ (with --save-every). Training runs in a child process; Ctrl-C stops at the next',
+    'checkpoints/step-N/ (with --save-every), best/ (with --keep-best). Training runs in a child process; Ctrl-C stops at the next',
     'step with a checkpoint (press it again to stop at once). With --resume RUN_DIR only --lr, --threads,',
     '--keep-checkpoints, --gradient-checkpointing, --ignore-memory-check, --device and --precision may be given (without',
     'them the run continues on the device and in the precision run.json recorded; a bf16 run continues on the CPU with',
@@ -96,7 +99,7 @@ const FLAG_OF: Record<SettingField, string> = {
   prefixProjection: 'prefix-projection', encoderHiddenSize: 'encoder-hidden-size',
   lr: 'lr', optimizer: 'optimizer', weightDecay: 'weight-decay', scheduler: 'scheduler', warmupSteps: 'warmup-steps', steps: 'steps',
   epochs: 'epochs', batchSize: 'batch-size', gradAccum: 'grad-accum', seqLen: 'seq-len', clip: 'clip', seed: 'seed', threads: 'threads',
-  evalSplit: 'eval-split', evalEvery: 'eval-every', saveEvery: 'save-every', keepCheckpoints: 'keep-checkpoints',
+  evalSplit: 'eval-split', evalEvery: 'eval-every', saveEvery: 'save-every', keepBest: 'keep-best', earlyStop: 'early-stop', earlyStopDelta: 'early-stop-delta', keepCheckpoints: 'keep-checkpoints',
   gradientCheckpointing: 'gradient-checkpointing', ignoreMemoryCheck: 'ignore-memory-check', device: 'device', precision: 'precision',
 };
 const OFF_SWITCHES = ['all-tokens', 'no-double-quant'];

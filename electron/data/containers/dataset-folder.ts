@@ -1,53 +1,71 @@
 // A dataset given as a folder, as the Hugging Face hub lays datasets out
-// (docs: hub/datasets-file-names-and-splits): the data files under it, in
-// shards (train-00000-of-00004.parquet, ...) and split by name. A file's
-// split is a keyword delimited by non-word characters (_ - . space or a
-// digit) in a folder name under the dataset's folder (checked first) or in
-// its file name:
-//   train       train, training
-//   validation  validation, valid, val, dev
-//   test        test, testing, eval, evaluation
+// (docs: hub/datasets-file-names-and-splits), or as a pattern of files:
+//
+// - Files written by the datasets library's push_to_hub,
+//   data/{split}-00000-of-00004.parquet, are split by exactly that name
+//   (train, validation, test, or a name of the dataset's own, like
+//   train_sft).
+// - Otherwise a file's split is a keyword delimited by non-word characters
+//   (_ - . space or a digit) in a folder name under the dataset's folder
+//   (outermost first) or in its file name:
+//     train       train, training
+//     validation  validation, valid, val, dev
+//     test        test, testing, eval, evaluation
+// - A folder whose files name no split is one dataset, read whole.
+//
 // Training reads the train split; evaluation the validation split, else the
-// test split. A folder whose files name no split is one dataset, read whole.
-// Files are read in natural order (shard 2 before shard 10).
-import { readdirSync, statSync, type Dirent } from 'node:fs';
-import { basename, join, relative, sep } from 'node:path';
+// test split. Files are read in natural order (shard 2 before shard 10).
+// What would silently mix different data is refused, naming what to give
+// instead: a split spread over several subsets (main/train-*,
+// socratic/train-*), split names of the dataset's own. Within a split, one
+// file type is read (the most common, as the datasets library does): the
+// same rows as .jsonl and .parquet are not read twice. A pattern
+// (data/train_sft-*.parquet: * and ? within a name, ** for any folders)
+// stands for the files it matches, whatever their names.
+import { readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { DataError } from '../../training/data.js';
 import { countOf } from '../../text/plural.js';
 import { innerName } from './decompress.js';
 import { cachedDatasetNote, cachedDatasetOfFolder } from './hf-cache-dataset.js';
 import { DATA_FILE_TYPES } from './file-types.js';
 
-export type SplitName = 'train' | 'validation' | 'test';
+/** A split's name: one of the keyword splits, or (push_to_hub files) a name of the dataset's own. */
+export type SplitName = string;
 /** What a dataset path is read for: a run's training rows, or its evaluation rows. */
 export type DatasetRole = 'train' | 'eval';
 
-const SPLIT_KEYWORDS: Readonly<Record<SplitName, readonly string[]>> = {
+type KeywordSplit = 'train' | 'validation' | 'test';
+const SPLIT_KEYWORDS: Readonly<Record<KeywordSplit, readonly string[]>> = {
   train: ['train', 'training'],
   validation: ['validation', 'valid', 'val', 'dev'],
   test: ['test', 'testing', 'eval', 'evaluation'],
 };
-const SPLITS = Object.keys(SPLIT_KEYWORDS) as SplitName[];
+const KEYWORD_SPLITS = Object.keys(SPLIT_KEYWORDS) as KeywordSplit[];
 
 /** Extensions a folder's data files have (the containers read-file.ts reads; .md is left out: in a folder it is the dataset card or docs). */
-const FOLDER_DATA_EXTENSIONS = ['.jsonl', '.ndjson', '.json', '.csv', '.tsv', '.tab', '.txt', '.text', '.parquet'];
+const FOLDER_DATA_EXTENSIONS = ['.parquet', '.jsonl', '.ndjson', '.json', '.csv', '.tsv', '.tab', '.txt', '.text'];
 /** Metadata files datasets and the hub write next to data: JSON, but not rows. */
 const METADATA_FILES = new Set(['dataset_info.json', 'dataset_infos.json', 'state.json', 'dataset_dict.json']);
+/** Files that make a folder a run (or an adapter) of ours, not data: a run folder inside a dataset folder is passed over. */
+const RUN_MARKERS = ['run.json', 'adapter_config.json'];
 /** How deep a folder is searched, and how many files it may hold: a home folder given by mistake is refused, not walked. */
 const MAX_DEPTH = 6;
 const MAX_FILES = 10_000;
+/** push_to_hub's shard names: data/{split}-00000-of-00004.{ext} */
+const PUSH_TO_HUB_SHARD = /(?:^|\/)data\/(.+?)-\d{5}-of-\d{5}(?:-[^/]*)?\.[^/]+$/;
 
 export interface DatasetFiles {
   /** the path as given */
   path: string;
-  /** the folder the files are named under: the path itself, or the snapshot a Hugging Face cache folder stands for */
+  /** the folder the files are named under: the path itself, the snapshot a Hugging Face cache folder stands for, or a pattern's fixed folder */
   root: string;
   /** the files to read, in order (one: the path itself, when it is a file) */
   files: string[];
-  /** the split read (null: a single file, or a folder that names no split) */
+  /** the split read (null: a single file, a pattern, or a folder that names no split) */
   split: SplitName | null;
-  /** the folder's splits and their files (empty for a file or an unsplit folder) */
-  splits: Partial<Record<SplitName, string[]>>;
+  /** the folder's splits and their files (empty for a file, a pattern or an unsplit folder) */
+  splits: Record<SplitName, string[]>;
   /** things to say about the choice (the other splits, files passed over) */
   notes: string[];
 }
@@ -56,13 +74,13 @@ function hasDelimitedKeyword(name: string, keyword: string): boolean {
   return new RegExp(`(^|[-._ 0-9])${keyword}($|[-._ 0-9])`).test(name.toLowerCase());
 }
 
-function splitOfName(name: string): SplitName | null {
-  for (const split of SPLITS) if (SPLIT_KEYWORDS[split].some((k) => hasDelimitedKeyword(name, k))) return split;
+function splitOfName(name: string): KeywordSplit | null {
+  for (const split of KEYWORD_SPLITS) if (SPLIT_KEYWORDS[split].some((k) => hasDelimitedKeyword(name, k))) return split;
   return null;
 }
 
-/** The split a file belongs to by its path under the dataset folder: a folder name first (outermost first), then the file name. */
-export function splitOfPath(relativePath: string): SplitName | null {
+/** The keyword split a file belongs to by its path under the dataset folder: a folder name first (outermost first), then the file name. */
+export function splitOfPath(relativePath: string): KeywordSplit | null {
   const parts = relativePath.split(/[\\/]/);
   const file = parts.pop()!;
   for (const dir of parts) {
@@ -72,25 +90,42 @@ export function splitOfPath(relativePath: string): SplitName | null {
   return splitOfName(stripDataExtensions(file));
 }
 
+/** The split a push_to_hub shard names (data/{split}-00000-of-00004.parquet), or null. */
+export function pushToHubSplit(relativePath: string): string | null {
+  return PUSH_TO_HUB_SHARD.exec(relativePath.split(sep).join('/'))?.[1] ?? null;
+}
+
 function stripDataExtensions(file: string): string {
   const inner = innerName(file);
   const dot = inner.lastIndexOf('.');
   return dot > 0 ? inner.slice(0, dot) : inner;
 }
 
+/** A data file's type: its data extension with the compression's (".jsonl", ".jsonl.gz"); null for other files. */
+function dataType(name: string): string | null {
+  const lower = name.toLowerCase();
+  const inner = innerName(lower);
+  const ext = FOLDER_DATA_EXTENSIONS.find((e) => inner.endsWith(e));
+  return ext ? ext + lower.slice(inner.length) : null;
+}
+
 function isDataFile(name: string): boolean {
-  if (name.startsWith('.') || METADATA_FILES.has(name.toLowerCase())) return false;
-  const inner = innerName(name).toLowerCase();
-  return FOLDER_DATA_EXTENSIONS.some((ext) => inner.endsWith(ext));
+  return !name.startsWith('.') && !METADATA_FILES.has(name.toLowerCase()) && dataType(name) !== null;
 }
 
 /** "shard-2" before "shard-10"; the same order on every machine. */
 const naturalOrder = new Intl.Collator('en', { numeric: true, sensitivity: 'variant' }).compare;
+const slash = (path: string) => path.split(sep).join('/');
 
 interface Walk {
   data: string[];
   arrow: number;
-  skipped: string[];
+  /** run (or adapter) folders passed over */
+  runs: string[];
+  /** real paths of the folders walked, and of the dataset folder (a link back up is a loop) */
+  seen: Set<string>;
+  rootReal: string;
+  count: number;
 }
 
 function walk(root: string, dir: string, depth: number, found: Walk): void {
@@ -99,7 +134,12 @@ function walk(root: string, dir: string, depth: number, found: Walk): void {
     entries = readdirSync(dir, { withFileTypes: true });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new DataError(`cannot read the dataset folder ${dir}: ${code === 'EACCES' ? 'permission denied' : (e as Error).message}`);
+    const why = code === 'EACCES' ? 'permission denied; give this user read access to it, or give the data files themselves' : (e as Error).message;
+    throw new DataError(`cannot read the dataset folder ${dir}: ${why}`);
+  }
+  if (dir !== root && entries.some((e) => RUN_MARKERS.includes(e.name))) {
+    found.runs.push(relative(root, dir));
+    return;
   }
   for (const entry of entries) {
     if (entry.name.startsWith('.')) continue; // .git, .cache, .huggingface: not the dataset
@@ -113,29 +153,127 @@ function walk(root: string, dir: string, depth: number, found: Walk): void {
         isDir = target.isDirectory();
         isFile = target.isFile();
       } catch {
-        throw new DataError(`${full}: is a link to a file that is not there (an unfinished download?); download the dataset again, or remove the link`);
+        // a dangling link matters only where data was meant to be
+        if (isDataFile(entry.name)) throw new DataError(`${full}: is a link to a file that is not there (an unfinished download?); download the dataset again, or remove the link`);
+        continue;
       }
     }
     if (isDir) {
+      const real = realpathSync(full);
+      // a link to a folder already read, or to one the dataset folder is in: reading on would never end
+      if (found.seen.has(real) || found.rootReal.startsWith(real + sep)) throw new DataError(`${full}: links back to a folder already read (${real}), a loop; give the dataset's own folder, or remove the link`);
+      found.seen.add(real);
       if (depth >= MAX_DEPTH) throw new DataError(`${root}: has folders more than ${MAX_DEPTH} levels deep (${relative(root, full)}); give the dataset's own folder, or one data file`);
       walk(root, full, depth + 1, found);
     } else if (isFile) {
       if (isDataFile(entry.name)) found.data.push(full);
       else if (entry.name.toLowerCase().endsWith('.arrow')) found.arrow++;
-      else found.skipped.push(relative(root, full));
-      if (found.data.length + found.skipped.length > MAX_FILES) {
-        throw new DataError(`${root}: holds more than ${MAX_FILES} files; give the dataset's own folder, or one data file`);
-      }
+      if (++found.count > MAX_FILES) throw new DataError(`${root}: holds more than ${MAX_FILES} files; give the dataset's own folder, or one data file`);
     }
   }
 }
 
-function roleSplits(role: DatasetRole): SplitName[] {
+function walkFolder(root: string): Walk {
+  const rootReal = realpathSync(root);
+  const found: Walk = { data: [], arrow: 0, runs: [], seen: new Set([rootReal]), rootReal, count: 0 };
+  walk(root, root, 1, found);
+  found.data.sort((a, b) => naturalOrder(relative(root, a), relative(root, b)));
+  return found;
+}
+
+/** Whether a dataset value is a pattern of files (data/train_sft-*.parquet) rather than a path. */
+export function isFilePattern(path: string): boolean {
+  return /[*?]/.test(basename(path)) || /[*?]/.test(dirname(path));
+}
+
+function patternRegExp(pattern: string): RegExp {
+  let re = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '*' && pattern[i + 1] === '*') {
+      re += '.*';
+      i++;
+      if (pattern[i + 1] === '/') i++;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** The files a pattern matches, under its fixed leading folder. */
+function patternFiles(pattern: string): DatasetFiles {
+  const parts = pattern.split(/[\\/]/);
+  const fixed = parts.findIndex((p) => /[*?]/.test(p));
+  const root = parts.slice(0, fixed).join(sep) || '.';
+  const rest = parts.slice(fixed).join('/');
+  let found: Walk;
+  try {
+    found = walkFolder(root);
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    throw new DataError(`${pattern}: its folder ${root} cannot be read (${(e as Error).message}); check the path`);
+  }
+  const re = patternRegExp(rest);
+  const files = found.data.filter((f) => re.test(slash(relative(root, f))));
+  if (files.length === 0) throw new DataError(`${pattern}: matches no data file (${DATA_FILE_TYPES}) under ${root}; check the pattern (* and ? within a name, ** for any folders)`);
+  return { path: pattern, root, files, split: null, splits: {}, notes: [] };
+}
+
+function roleSplits(role: DatasetRole): KeywordSplit[] {
   return role === 'train' ? ['train'] : ['validation', 'test'];
 }
 
+/** Which subset a file of a split belongs to: its first folder, unless that folder is a split's own (train/, data/). */
+function subsetOf(relativePath: string): string {
+  const parts = relativePath.split(/[\\/]/);
+  if (parts.length === 1) return '';
+  const first = parts[0];
+  return first === 'data' || splitOfName(first) ? '' : first;
+}
+
+/** The files of one split, keeping the most common file type (ties: the earlier in FOLDER_DATA_EXTENSIONS). */
+function oneFileType(files: string[]): { kept: string[]; passed: string[] } {
+  const byType = new Map<string, string[]>();
+  for (const f of files) {
+    const t = dataType(basename(f))!;
+    byType.set(t, [...(byType.get(t) ?? []), f]);
+  }
+  if (byType.size <= 1) return { kept: files, passed: [] };
+  const rank = (t: string) => FOLDER_DATA_EXTENSIONS.findIndex((e) => t.startsWith(e)) * 2 + (t.endsWith('.gz') || t.endsWith('.zst') ? 1 : 0);
+  const [type] = [...byType.keys()].sort((a, b) => byType.get(b)!.length - byType.get(a)!.length || rank(a) - rank(b));
+  return { kept: byType.get(type)!, passed: files.filter((f) => dataType(basename(f)) !== type) };
+}
+
+/** The splits of a folder's files: push_to_hub's exact names when it wrote them, else the keywords. */
+function splitFiles(root: string, files: string[]): { splits: Record<SplitName, string[]>; unsplit: string[]; exact: boolean } {
+  const splits: Record<SplitName, string[]> = {};
+  const unsplit: string[] = [];
+  const exact = files.some((f) => pushToHubSplit(relative(root, f)) !== null);
+  for (const file of files) {
+    const rel = relative(root, file);
+    const split = exact ? pushToHubSplit(rel) : splitOfPath(rel);
+    if (split) (splits[split] ??= []).push(file);
+    else unsplit.push(file);
+  }
+  return { splits, unsplit, exact };
+}
+
+/** A folder's split names in a fixed order: train, validation, test, then the dataset's own names alphabetically. */
+function splitNames(splits: Record<SplitName, string[]>): SplitName[] {
+  const rank = (s: string) => {
+    const k = KEYWORD_SPLITS.indexOf(s as KeywordSplit);
+    return k < 0 ? KEYWORD_SPLITS.length : k;
+  };
+  return Object.keys(splits).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+const describeSplits = (splits: Record<SplitName, string[]>) =>
+  splitNames(splits).map((s) => `${s} (${countOf(splits[s].length, 'file')})`).join(', ');
+
 /** The data files a dataset path stands for, read as `role`; a file stands for itself. */
-export function datasetFiles(path: string, role: DatasetRole = 'train'): DatasetFiles {
+export function datasetFiles(path: string, role: DatasetRole = 'train', suggestEvalSplit = true): DatasetFiles {
+  if (isFilePattern(path)) return patternFiles(path);
   let isDir: boolean;
   try {
     isDir = statSync(path).isDirectory();
@@ -149,48 +287,59 @@ export function datasetFiles(path: string, role: DatasetRole = 'train'): Dataset
   const cached = cachedDatasetOfFolder(path);
   if (cached) notes.push(cachedDatasetNote(cached));
   const root = cached?.snapshot ?? path;
-  const found: Walk = { data: [], arrow: 0, skipped: [] };
-  walk(root, root, 1, found);
+  const found = walkFolder(root);
+  if (found.runs.length > 0) notes.push(`${countOf(found.runs.length, 'run or adapter folder')} inside it passed over (${found.runs.slice(0, 3).join(', ')}): not data`);
   if (found.data.length === 0) {
     const arrow = found.arrow > 0
       ? ` It holds ${countOf(found.arrow, 'Arrow file')} (written by the datasets library's save_to_disk): write the rows out with to_json or to_parquet, or give the folder of the dataset's files as the hub serves them.`
       : '';
     throw new DataError(`${root}: the folder holds no data file (${DATA_FILE_TYPES}).${arrow}`);
   }
-  const files = found.data.sort((a, b) => naturalOrder(relative(root, a), relative(root, b)));
-  const splits: Partial<Record<SplitName, string[]>> = {};
-  const unsplit: string[] = [];
-  for (const file of files) {
-    const split = splitOfPath(relative(root, file));
-    if (split) (splits[split] ??= []).push(file);
-    else unsplit.push(file);
+  const { splits, unsplit, exact } = splitFiles(root, found.data);
+  const named = splitNames(splits);
+  let chosen: string[];
+  let split: SplitName | null = null;
+  if (named.length === 0) {
+    chosen = found.data;
+  } else {
+    const wanted = roleSplits(role);
+    split = wanted.find((s) => splits[s]) ?? null;
+    if (split === null) {
+      const want = role === 'train' ? 'train split' : 'validation or test split';
+      const how = exact
+        ? `give the files of the split you mean as a pattern, e.g. --data '${slash(join(path, 'data', `${named[0]}-*`))}'`
+        : `(file or folder names with ${wanted.map((s) => SPLIT_KEYWORDS[s].map((k) => `"${k}"`).join(' / ')).join(', or ')}); give the data file itself, or rename the files`;
+      throw new DataError(`${path}: the folder's files are split into ${describeSplits(splits)}, but there is no ${want}; ${how}`);
+    }
+    chosen = splits[split];
+    const subsets = [...new Set(chosen.map((f) => subsetOf(relative(root, f))))];
+    if (subsets.length > 1) {
+      throw new DataError(`${path}: holds several subsets (${subsets.map((s) => s || '(top level)').join(', ')}), each with its own ${split} split; reading them together would mix different datasets. Give the folder of the subset you mean, e.g. ${join(root, subsets.find((s) => s) ?? '')}`);
+    }
+    const others = named.filter((s) => s !== split && !(role === 'eval' && s === 'train'));
+    if (role === 'train' && others.length > 0) {
+      const evalSplit = others.includes('validation') ? 'validation' : others.includes('test') ? 'test' : null;
+      notes.push(`its ${others.map((s) => `${s} split (${countOf(splits[s].length, 'file')})`).join(' and ')} ${others.length > 1 ? 'are' : 'is'} not trained on` +
+        (evalSplit && suggestEvalSplit ? `; to evaluate on the ${evalSplit} split, give this folder as the evaluation data too` : ''));
+    }
+    if (role === 'eval' && split === 'test') notes.push('no validation split; evaluating on the test split');
+    if (unsplit.length > 0) {
+      notes.push(`${countOf(unsplit.length, 'file')} named after no split passed over (${unsplit.slice(0, 3).map((f) => slash(relative(root, f))).join(', ')}${unsplit.length > 3 ? ', ...' : ''})`);
+    }
   }
-  const named = SPLITS.filter((s) => splits[s]);
-  if (named.length === 0) return { path, root, files, split: null, splits: {}, notes };
-  const wanted = roleSplits(role);
-  const split = wanted.find((s) => splits[s]);
-  const described = named.map((s) => `${s} (${countOf(splits[s]!.length, 'file')})`).join(', ');
-  if (!split) {
-    const want = role === 'train' ? 'train split' : 'validation or test split';
-    throw new DataError(`${path}: the folder's files are split into ${described}, but there is no ${want} (file or folder names with ${wanted.map((s) => SPLIT_KEYWORDS[s].map((k) => `"${k}"`).join(' / ')).join(', or ')}); give the data file itself, or rename the files`);
+  const { kept, passed } = oneFileType(chosen);
+  if (passed.length > 0) {
+    notes.push(`${countOf(passed.length, 'file')} of another type passed over (${passed.slice(0, 3).map((f) => slash(relative(root, f))).join(', ')}${passed.length > 3 ? ', ...' : ''}): one type is read, the most common, so the same rows in two formats are not read twice`);
   }
-  const others = named.filter((s) => s !== split && !(role === 'eval' && s === 'train'));
-  if (role === 'train' && others.length > 0) {
-    notes.push(`${path}: its ${others.map((s) => `${s} split (${countOf(splits[s]!.length, 'file')})`).join(' and ')} ${others.length > 1 ? 'are' : 'is'} not trained on; to evaluate on ${others.includes('validation') ? 'the validation split' : 'the test split'}, give this folder as the evaluation data too`);
-  }
-  if (role === 'eval' && split === 'test') notes.push(`${path}: no validation split; evaluating on the test split`);
-  if (unsplit.length > 0) {
-    notes.push(`${path}: ${countOf(unsplit.length, 'file')} named after no split passed over (${unsplit.slice(0, 3).map((f) => relative(root, f)).join(', ')}${unsplit.length > 3 ? ', ...' : ''})`);
-  }
-  return { path, root, files: splits[split]!, split, splits, notes };
+  return { path, root, files: kept, split, splits, notes };
 }
 
-/** "train split, 4 files: data/train-00000-of-00004.parquet ... " for messages; null for a single file. */
+/** "its train split, 4 files (data/train-00000-of-00004.parquet ... )" for messages; null for a single file. */
 export function describeDatasetFiles(d: DatasetFiles): string | null {
   if (d.files.length === 1 && d.files[0] === d.path) return null;
   const first = relative(d.root, d.files[0]) || basename(d.files[0]);
   const last = relative(d.root, d.files[d.files.length - 1]);
   const which = d.split ? `its ${d.split} split, ` : '';
   const range = d.files.length === 1 ? first : `${first} ... ${last}`;
-  return `${d.path}: ${which}${countOf(d.files.length, 'file')} (${range.split(sep).join('/')})`;
+  return `${which}${countOf(d.files.length, 'file')} (${slash(range)})`;
 }

@@ -12,6 +12,8 @@ import { hubCacheDir, looksLikeRepoId } from '../../models/hf-cache.js';
 import { DataError } from '../../training/data.js';
 
 const PREFIX = 'datasets--';
+/** A value that names a data file ("org/rows.jsonl"): a path, never a repo id. */
+const DATA_NAME = /\.(jsonl|ndjson|json|csv|tsv|tab|txt|text|md|parquet|gz|zst)$/i;
 
 export interface CachedDataset {
   repoId: string;
@@ -71,7 +73,8 @@ export function cachedDatasetOfFolder(dir: string): CachedDataset | null {
 export function resolveCachedDataset(value: string, env: NodeJS.ProcessEnv = process.env): CachedDataset | null {
   const path = resolve(value);
   if (existsSync(path)) return isDir(path) ? cachedDatasetOfFolder(path) : null;
-  if (!value.includes('/') || !looksLikeRepoId(value)) return null;
+  // a mistyped path, not a repo id: a data file's name, a relative path, or a folder that is there
+  if (!value.includes('/') || !looksLikeRepoId(value) || value.startsWith('.') || DATA_NAME.test(value) || existsSync(dirname(path))) return null;
   const repoDir = join(hubCacheDir(env), PREFIX + value.split('/').join('--'));
   if (!isDir(repoDir)) {
     throw new DataError(`${value}: no such file or folder (${path}), and no dataset ${value} in the Hugging Face cache (looked for ${repoDir}; the cache folder comes from HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub). Nothing is downloaded: fetch it first with ${advice(value)}, or give the data file or folder`);

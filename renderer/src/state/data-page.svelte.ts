@@ -150,7 +150,8 @@ export class DataPage {
     this.evalLoading = true;
     this.evalError = null;
     try {
-      const report = await api.call('inspectData', request);
+      // a folder: its validation split (else test), as the run will read it
+      const report = await api.call('inspectData', { ...request, role: 'eval' });
       if (generation !== this.#evalGeneration) return;
       this.studio.evalData = path;
       this.studio.evalReport = report;

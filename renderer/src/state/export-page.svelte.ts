@@ -99,6 +99,10 @@ export class ExportPage {
   runStatus = $state<RunStatus | 'missing' | null>(null);
   /** why the run's record could not be read (null: read, or being read) */
   runReadError = $state<string | null>(null);
+  /** the run's best/ (train --keep-best), when it finished with one */
+  runBest = $state.raw<{ dir: string; step: number; eval_loss: number } | null>(null);
+  /** export the best checkpoint instead of the run's final adapter (only while the run has one) */
+  useBest = $state(false);
 
   /** the folder out was last defaulted for (a new run gets a new default) */
   private defaultedFor: string | null = null;
@@ -137,6 +141,33 @@ export class ExportPage {
   /** base.gguf is offered with a GGUF LoRA (and sent only then). */
   get ggufBaseOffered(): boolean {
     return this.chosen.includes('gguf');
+  }
+
+  /** The sources offered when the run kept a best adapter: its final adapter (model), or the best one. */
+  get sourceChoices(): { best: boolean; label: string }[] {
+    const b = this.runBest;
+    if (b === null) return [];
+    const what = this.fullRun ? 'model' : 'adapter';
+    return [
+      { best: false, label: `the final ${what} (the last step)` },
+      { best: true, label: `the best checkpoint (step ${b.step}, eval loss ${b.eval_loss.toFixed(4)})` },
+    ];
+  }
+
+  /** The folder exported: the run folder, or its best/ when chosen. */
+  get source(): string | null {
+    if (this.useBest && this.runBest !== null) return this.runBest.dir;
+    return this.studio.runDir;
+  }
+
+  /** Chooses the source; a default export folder follows it (<run>-best-export for the best). */
+  chooseSource(best: boolean): void {
+    this.useBest = best && this.runBest !== null;
+    const runDir = this.studio.runDir;
+    if (runDir !== null && this.out === this.defaultOut) {
+      this.out = this.defaultOut = defaultExportFolder(this.useBest ? `${runDir.replace(/[\\/]+$/, '')}-best` : runDir);
+    }
+    this.result = null;
   }
 
   /** What Export sends for this run and folder. */
@@ -196,6 +227,8 @@ export class ExportPage {
     this.runModel = null;
     this.runStatus = null;
     this.runReadError = null;
+    this.runBest = null;
+    this.useBest = false;
     await Promise.all([this.readRun(runDir), this.offerFreshDefault(runDir)]);
   }
 
@@ -209,6 +242,8 @@ export class ExportPage {
       this.runMethod = history.entry.method;
       this.runModel = history.entry.model;
       this.runStatus = history.entry.status;
+      this.runBest = history.entry.best ?? null;
+      if (this.runBest === null) this.useBest = false;
       this.runReadError = null;
     } catch (e) {
       // a re-read that fails keeps the status read before; with none, Export stays off and says why
@@ -259,7 +294,7 @@ export class ExportPage {
 
   /** Exports to the folder the field shows; afterwards offers a fresh default for the next one. */
   async run(): Promise<void> {
-    const source = this.studio.runDir;
+    const source = this.source;
     if (!source || !this.canExport) return;
     this.exporting = true;
     this.error = null;
@@ -272,6 +307,7 @@ export class ExportPage {
     } finally {
       this.exporting = false;
     }
-    if (this.result && this.defaultedFor === source) await this.offerFreshDefault(source);
+    const runDir = this.studio.runDir;
+    if (this.result && runDir !== null && this.defaultedFor === runDir && !this.useBest) await this.offerFreshDefault(runDir);
   }
 }

@@ -138,3 +138,22 @@ export function precisionMatters(specs: readonly HyperparameterSpec[], deviceInp
   const chosen = typeof deviceInput === 'string' ? deviceInput : device.default;
   return chosen !== 'cpu';
 }
+
+/** The settings that judge the evaluations during the run (train --keep-best, --early-stop, --early-stop-delta). */
+export const EVAL_JUDGED: readonly HyperKey[] = ['keepBest', 'earlyStop', 'earlyStopDelta'];
+
+/**
+ * Why a setting of EVAL_JUDGED does not apply to the run the form describes
+ * (null: it does): the run must evaluate during training, on an evaluation
+ * file (`evalData`) or a split above 0, every evalEvery > 0 steps; the
+ * threshold needs a patience. An absent evalSplit / evalEvery is its default, 0.
+ * The form shows the field off with this reason, and the settings sent leave
+ * it out (the run would refuse it), as the eval split with an evaluation file.
+ */
+export function evalJudgedOff(key: HyperKey, hyper: Hyper, evalData: string | null): string | null {
+  if (!EVAL_JUDGED.includes(key)) return null;
+  if (evalData === null && !((hyper.evalSplit ?? 0) > 0)) return 'needs evaluation: choose an evaluation file on the Data page, or set Eval split above 0';
+  if (!((hyper.evalEvery ?? 0) > 0)) return 'needs Evaluate every above 0 (evaluating at the end only gives a single eval loss)';
+  if (key === 'earlyStopDelta' && (hyper.earlyStop ?? null) === null) return 'applies with an Early stopping patience';
+  return null;
+}

@@ -8,6 +8,7 @@ import {
   inputFor,
   keepKnown,
   parseField,
+  evalJudgedOff,
   precisionMatters,
   serverErrorsFor,
   withValue,
@@ -112,6 +113,11 @@ export class HyperparametersPage {
   /** The precision field offers its choice only where it matters (a GPU chosen or found); else it reads "fp32 (CPU)". */
   get precisionMatters(): boolean {
     return precisionMatters(this.specs, this.inputs.device);
+  }
+
+  /** Why keep-best / early stopping are off for the run on screen (null: they apply, or `key` is another field). */
+  evalJudgedOff(key: HyperKey): string | null {
+    return evalJudgedOff(key, this.studio.hyper, this.studio.evalData);
   }
 
   /** Back to the method's default. */

@@ -172,6 +172,10 @@ export class RunMonitor {
   /** whether resumeRun can continue it */
   resumable = $state(false);
   summary = $state.raw<RunSummary | null>(null);
+  /** a finished run that early stopping ended: why ("stopped early at step 420: ..."); null otherwise */
+  stoppedEarly = $state<string | null>(null);
+  /** a finished run with keep-best: the adapter of its lowest eval loss (the run folder's best/) */
+  best = $state.raw<{ dir: string; step: number; eval_loss: number } | null>(null);
 
   /** whether live events have arrived (a history loaded later must not overrule them) */
   private heardLive = false;
@@ -321,8 +325,12 @@ export class RunMonitor {
         this.resumable = false;
         this.message = null;
         this.stoppedBy = null;
+        this.stoppedEarly = e.summary.stopped_early ?? null;
+        this.best = e.summary.best ?? null;
+        if (this.stoppedEarly) this.say('info', this.stoppedEarly);
         this.say('info', `finished: ${e.summary.steps} steps, final loss ${e.summary.final_loss?.toFixed(4) ?? '–'}` +
           (e.summary.final_eval_loss === null ? '' : `, final eval loss ${e.summary.final_eval_loss.toFixed(4)}`));
+        if (this.best) this.say('info', `best eval loss ${this.best.eval_loss.toFixed(4)} at step ${this.best.step}: ${this.best.dir}`);
         return;
       case 'cancelled':
         this.status = 'cancelled';
@@ -391,6 +399,8 @@ export class RunMonitor {
     this.resumable = h.entry.resumable;
     this.message = entryMessage(h.entry);
     this.stoppedBy = h.entry.status === 'cancelled' ? (h.entry.stopped_by ?? 'user') : null;
+    this.stoppedEarly = h.entry.stop_reason ?? null;
+    this.best = h.entry.best ?? null;
     this.etaSeconds = null;
     // a session runs in this folder but its worker has not written the
     // record yet: the ending on file is the previous session's

@@ -414,3 +414,25 @@ describe('RunMonitor: the settings that look like a slip', () => {
     expect(m.warnings).toEqual([]);
   });
 });
+
+describe('RunMonitor on a run that early stopping ended, with a kept best adapter', () => {
+  it('keeps the reason and the best adapter of the finished event, and says them in the log', () => {
+    const m = new RunMonitor();
+    m.apply(PAUSED[0]);
+    const base = (PAUSED.find((e) => e.type === 'finished') as Extract<RunEvent, { type: 'finished' }>).summary;
+    const reason = 'stopped early at step 26: the eval loss did not improve for 3 evaluations; best 2.3755 at step 20';
+    m.apply({ type: 'finished', summary: { ...base, steps: 26, stopped_early: reason, best: { dir: '/runs/a/best', step: 20, eval_loss: 2.375526921048937 } } });
+    expect(m.status).toBe('finished');
+    expect(m.stoppedEarly).toBe(reason);
+    expect(m.best).toEqual({ dir: '/runs/a/best', step: 20, eval_loss: 2.375526921048937 });
+    const said = m.log.map((l) => l.message);
+    expect(said).toContain(reason);
+    expect(said).toContain('best eval loss 2.3755 at step 20: /runs/a/best');
+    // a run that went to the end says neither
+    const plain = new RunMonitor();
+    plain.apply(PAUSED[0]);
+    plain.apply({ type: 'finished', summary: base });
+    expect(plain.stoppedEarly).toBeNull();
+    expect(plain.best).toBeNull();
+  });
+});

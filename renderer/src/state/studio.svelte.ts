@@ -3,6 +3,7 @@
 // page as the `studio` prop). Each page keeps its own transient state in its
 // own class; only what later steps need lives here.
 import { ApiError, type ApiErrorBody, type ApiEvent, type DatasetReport, type ModelOverview, type RunCheck, type RunSettings, type TrainMethod } from '../../../electron/api/contract.js';
+import { EVAL_JUDGED, evalJudgedOff } from './hyperparameter-fields.js';
 
 export const STEPS = ['model', 'method', 'data', 'hyperparameters', 'train', 'export'] as const;
 
@@ -107,6 +108,8 @@ export class Studio {
     const hyper = $state.snapshot(this.hyper) as RunSettings['hyper'];
     // the evaluation file replaces the eval split (the Hyperparameters page shows it off meanwhile; it comes back with no file)
     if (this.evalData !== null) delete hyper.evalSplit;
+    // keep-best and early stopping judge evaluations during the run: without them they are shown off, and not sent
+    for (const key of EVAL_JUDGED) if (evalJudgedOff(key, hyper, this.evalData) !== null) delete hyper[key];
     return {
       model: this.model,
       data: this.data,

@@ -101,6 +101,14 @@ describe('the try panel streams and stops', () => {
     expect(calls.filter((m) => m === 'generate')).toHaveLength(1);
     expect(calls).toContain('stopGenerate');
     expect(NOT_GENERATED_AFTER_STOP).toBe('Not generated: Stop was pressed.');
+    // Stop pressed at once, while the run is still being read: nothing is generated (review)
+    calls = [];
+    const early = panel.generate(demo.model, adapter);
+    await panel.stop();
+    await early;
+    expect(calls.filter((m) => m === 'generate')).toHaveLength(0);
+    expect(panel.base).toBeNull();
+    expect(panel.error).toBeNull();
     // the next Generate starts afresh
     await panel.generate(demo.model, adapter);
     expect(panel.stopPressed).toBe(false);

@@ -228,6 +228,8 @@ export class TryPanel {
         throw new Error(NO_SYSTEM_IN_PLAIN);
       }
       const settings = { prompt, promptFormat, ...(system.trim() !== '' ? { system } : {}), maxNewTokens, temperature, seed };
+      // Stop pressed while the run was read: nothing is generated
+      if (this.stopPressed) return;
       this.base = await answer('base', { ...settings, model: base, adapter: null });
       if (this.stopPressed) return;
       this.generating = 'adapter';

@@ -145,7 +145,7 @@ export async function restoreSnapshot(studio: Studio, api: ApiTransport, snap: W
       studio.dataReport = await api.call('inspectData', { ...read, data: snap.data });
       studio.data = snap.data;
       if (snap.evalData) {
-        studio.evalReport = await api.call('inspectData', { ...read, data: snap.evalData });
+        studio.evalReport = await api.call('inspectData', { ...read, data: snap.evalData, role: 'eval' });
         studio.evalData = snap.evalData;
       }
     }

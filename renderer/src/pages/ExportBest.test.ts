@@ -81,4 +81,24 @@ describe('a run that stopped early, with its best adapter', () => {
     // not the final adapter (the last step's differs)
     expect(readFileSync(join(out, 'adapter_model.safetensors'))).not.toEqual(readFileSync(join(runDir, 'adapter_model.safetensors')));
   }, 120_000);
+
+  it('the try panel answers with the best adapter when asked, the same as the best adapter folder itself gives', async () => {
+    const studio = new Studio();
+    studio.runDir = runDir;
+    studio.model = harness.demo.model;
+    const root = harness.mount({ studio });
+    await until('the best option', () => byId(root, 'try-use-best') !== null);
+    const prompt = byId(root, 'try-prompt') as HTMLTextAreaElement;
+    prompt.value = 'Question: What color is the bear?\nAnswer:';
+    prompt.dispatchEvent(new Event('input', { bubbles: true }));
+    (byId(root, 'try-use-best') as HTMLInputElement).click();
+    await until('generate enabled', () => !(byId(root, 'generate-button') as HTMLButtonElement).disabled);
+    (byId(root, 'generate-button') as HTMLButtonElement).click();
+    await until('both answers', () => (byId(root, 'adapter-stats')?.textContent ?? '') !== '', 120_000);
+    expect(text(root, 'try-trained-title')).toBe(`With the best adapter (step ${record.best_eval_step})`);
+    // the same request straight to the service with best/ as the adapter: the same answer
+    const maxNewTokens = Number((byId(root, 'try-max-tokens') as HTMLInputElement).value);
+    const direct = await api.call('generate', { model: harness.demo.model, adapter: join(runDir, 'best'), prompt: prompt.value, promptFormat: 'plain', maxNewTokens, temperature: 0, seed: 0 });
+    expect(text(root, 'adapter-output')).toBe(direct.text.replace(/\s+/g, ' ').trim());
+  }, 180_000);
 });

@@ -102,6 +102,19 @@ export interface TrainedModel {
   adapter: string | null;
   /** the checkpoint used because the run has not finished (null: the finished run) */
   checkpoint: string | null;
+  /** the run's best/ was tried (train --keep-best): its step; absent or null: the final adapter or model */
+  bestStep?: number | null;
+}
+
+/** A run's best/ (train --keep-best): its folder and step. */
+export interface BestAdapter {
+  dir: string;
+  step: number;
+}
+
+/** What the trained side is when the run's best/ is chosen: a full fine-tune's best/ is a whole model, any other run's an adapter on the base. */
+export function bestModelOf(best: BestAdapter, base: string, full: boolean): TrainedModel {
+  return full ? { model: best.dir, adapter: null, checkpoint: null, bestStep: best.step } : { model: base, adapter: best.dir, checkpoint: null, bestStep: best.step };
 }
 
 /** The step of a checkpoint folder (`.../checkpoints/step-400` -> 400), or null. */
@@ -147,6 +160,8 @@ export class TryPanel {
   seed = $state(0);
   /** which side is being generated now */
   generating = $state<'base' | 'adapter' | null>(null);
+  /** try the run's best/ (train --keep-best) instead of its final adapter, when it has one */
+  useBest = $state(false);
   /** the text of the side being generated, as it comes (its answer replaces it once done) */
   streamed = $state('');
   /** Stop was pressed for this comparison: the side being generated ends where it is, the other is not started */
@@ -200,7 +215,7 @@ export class TryPanel {
    * and named. `model`: the run's base model (the wizard's for a folder that
    * is no run: then `runDir` is taken as an adapter folder).
    */
-  async generate(model: string | null, runDir: string | null): Promise<void> {
+  async generate(model: string | null, runDir: string | null, best: BestAdapter | null = null): Promise<void> {
     if (!model || !runDir || !this.canGenerate(model, runDir)) return;
     const { prompt, system, maxNewTokens, temperature, seed } = this;
     this.error = null;
@@ -234,7 +249,9 @@ export class TryPanel {
       if (this.stopPressed) return;
       this.generating = 'adapter';
       const now = (await this.runHistory(runDir))?.entry;
-      const trained = now ? trainedModelOf(runDir, now) : { model: base, adapter: runDir, checkpoint: null };
+      const trained = this.useBest && best !== null
+        ? bestModelOf(best, base, now?.method === 'full')
+        : now ? trainedModelOf(runDir, now) : { model: base, adapter: runDir, checkpoint: null };
       this.trained = trained;
       if (this.stopPressed) return;
       this.adapter = await answer('adapter', { ...settings, model: trained.model, adapter: trained.adapter });

@@ -1,7 +1,7 @@
 // The try panel's settings are checked before anything is sent.
 import { describe, expect, it } from 'vitest';
 import type { ApiTransport, RunHistory, RunIndexEntry } from '../../../electron/api/contract.js';
-import { checkpointStep, checkpointText, computedOnText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, resolvedLayout, trainedModelOf, TryPanel, trySettingsErrors } from './try-panel.svelte.js';
+import { bestModelOf, checkpointStep, checkpointText, computedOnText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, resolvedLayout, trainedModelOf, TryPanel, trySettingsErrors } from './try-panel.svelte.js';
 
 const good = { prompt: 'Hello', layout: 'plain' as const, system: '', maxNewTokens: 64, temperature: 0, seed: 0 };
 
@@ -126,5 +126,40 @@ describe('trainedModelOf', () => {
     expect(checkpointStep('C:\\runs\\r\\checkpoints\\step-12\\')).toBe(12);
     expect(checkpointStep('/runs/r')).toBeNull();
     expect(checkpointText('/runs/r/checkpoints/step-400')).toBe('the newest checkpoint, step 400 (the run has not finished)');
+  });
+});
+
+describe('trying the best adapter (keep-best)', () => {
+  it('a full fine-tune\'s best/ is its own model; any other run\'s is an adapter on the base', () => {
+    expect(bestModelOf({ dir: '/runs/r/best', step: 20 }, '/models/base', true)).toEqual({ model: '/runs/r/best', adapter: null, checkpoint: null, bestStep: 20 });
+    expect(bestModelOf({ dir: '/runs/r/best', step: 20 }, '/models/base', false)).toEqual({ model: '/models/base', adapter: '/runs/r/best', checkpoint: null, bestStep: 20 });
+  });
+
+  it('with useBest the trained answer is asked of best/, without it of the run', async () => {
+    const asked: { model: string; adapter: string | null }[] = [];
+    const entry = { dir: '/runs/r', model: '/models/base', method: 'lora', status: 'finished', created: '', updated: '', steps_done: 40, total_steps: 40, best_eval_loss: 1, adapter: '/runs/r', resumable: false, message: null } as RunIndexEntry;
+    const transport: ApiTransport = {
+      call: (async (method: string, request: { model: string; adapter: string | null }) => {
+        if (method === 'runHistory') return { entry, trainedPromptFormat: 'plain' } as RunHistory;
+        if (method === 'generate') {
+          asked.push({ model: request.model, adapter: request.adapter });
+          return { text: 'x', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' }, prompt: { text: 'p', tokens: 1, layout: 'plain text' } };
+        }
+        throw new Error(`unexpected ${method}`);
+      }) as ApiTransport['call'],
+      onEvent: () => () => {},
+    };
+    const panel = new TryPanel(transport);
+    panel.prompt = 'Hello';
+    const best = { dir: '/runs/r/best', step: 20 };
+    await panel.generate('/models/base', '/runs/r', best);
+    expect(asked[1]).toEqual({ model: '/models/base', adapter: '/runs/r' });
+    panel.useBest = true;
+    await panel.generate('/models/base', '/runs/r', best);
+    expect(asked[3]).toEqual({ model: '/models/base', adapter: '/runs/r/best' });
+    expect(panel.trained?.bestStep).toBe(20);
+    // a run without best/ tries its final adapter whatever useBest says
+    await panel.generate('/models/base', '/runs/r', null);
+    expect(asked[5]).toEqual({ model: '/models/base', adapter: '/runs/r' });
   });
 });

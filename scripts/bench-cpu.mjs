@@ -8,6 +8,8 @@
 //   (d) the fused 4-bit NF4 GEMM/GEMV against the fp32 GEMM (bench_nf4 -> nf4.json)
 //   (f) loading a QLoRA engine (quantizing at load) against LoRA's load of
 //       the same checkpoint (bench_nf4 --load -> nf4-load.json)
+//   (g) the time estimate's tokens/s against the measured steps of (b)
+//       (scripts/bench-time-estimate.mjs -> time-estimate.json / .md)
 // Results: bench/results/cpu.json and bench/results/cpu.md.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -126,3 +128,8 @@ const md = [
 ];
 writeFileSync(join(results, 'cpu.md'), md.join('\n'));
 console.log(`bench:cpu: wrote ${join('bench', 'results', 'cpu.json')} and cpu.md`);
+
+// (g) the time estimate said before a run (electron/training/time-estimate.ts) against the steps just measured:
+// bench/results/time-estimate.md. It runs the compiled estimator, so dist/ must be built.
+if (existsSync(join(root, 'dist', 'electron', 'training', 'time-estimate.js'))) run('node', [join('scripts', 'bench-time-estimate.mjs')]);
+else console.error('bench:cpu: dist/ is not built, so the time estimate was not compared; run `npx tsc -p tsconfig.json && node scripts/bench-time-estimate.mjs`');

@@ -103,6 +103,8 @@ export interface WritePeftAdapterOptions {
   lora: AdapterLora;
   /** recorded as base_model_name_or_path (a Hub id or the local folder the base was loaded from) */
   baseModelNameOrPath: string;
+  /** recorded as revision: the base's commit when baseModelNameOrPath is a Hub id (default null) */
+  revision?: string | null;
   /** the LoRA tensors under engine names; exactly the set loraTensorShapes() lists */
   tensors: Iterable<LoraTensor>;
   /** replace an existing non-empty folder (default: refuse) */
@@ -143,7 +145,7 @@ export async function writePeftAdapter(options: WritePeftAdapterOptions): Promis
     throw new AdapterError(`cannot export the adapter: tensor "${[...given.keys()][0]}" is not part of a rank-${lora.rank} LoRA on ${lora.targets.join(', ')}.`);
   }
 
-  const config = buildLoraAdapterConfig(lora, options.baseModelNameOrPath);
+  const config = buildLoraAdapterConfig(lora, options.baseModelNameOrPath, options.revision ?? null);
   const parameters = expected.reduce((a, t) => a + t.shape[0] * t.shape[1], 0);
   await writeAdapterFiles(options, weights, config, modelCard(options, parameters));
 }

@@ -36,6 +36,8 @@ export interface WritePromptAdapterOptions {
   layout: PromptLearningLayout;
   /** recorded as base_model_name_or_path (and tokenizer_name_or_path for a TEXT init) */
   baseModelNameOrPath: string;
+  /** recorded as revision: the base's commit when baseModelNameOrPath is a Hub id (default null) */
+  revision?: string | null;
   /** prompt_embeddings, row-major, promptEmbeddingsShape() values */
   table: Float32Array;
   overwrite?: boolean;
@@ -54,8 +56,8 @@ export async function writePromptAdapter(options: WritePromptAdapterOptions): Pr
     throw new AdapterError(`cannot export the adapter: prompt_embeddings has ${options.table.length} values; ${layout.kind} tuning with ${nvt} virtual tokens on this model needs [${shape.join(', ')}] = ${shape[0] * shape[1]}.`);
   }
   const config = layout.kind === 'prompt'
-    ? buildPromptTuningConfig(layout.prompt, spec, options.baseModelNameOrPath)
-    : buildPrefixTuningConfig(layout.prefix, spec, options.baseModelNameOrPath);
+    ? buildPromptTuningConfig(layout.prompt, spec, options.baseModelNameOrPath, options.revision ?? null)
+    : buildPrefixTuningConfig(layout.prefix, spec, options.baseModelNameOrPath, options.revision ?? null);
   await writeAdapterFiles(options, [[PROMPT_EMBEDDINGS_KEY, { dtype: 'F32', shape, data: options.table }]], config, modelCard(options, shape));
 }
 

@@ -134,6 +134,8 @@ export interface MethodAdvice {
   whenToPick: string;
   /** a blocking reason (e.g. a 4-bit folder trains with qlora only); null when it can be chosen */
   unavailable: string | null;
+  /** estimated training tokens/s at the overview's batch and sequence length on this CPU (inspect's time.tokens_per_second); null on a GPU */
+  tokensPerSecond: number | null;
 }
 
 /** A run of the index as the app lists it: with its live id while this service trains it. */
@@ -293,6 +295,13 @@ export interface RunCheck {
   } | null;
   /** the precision the run would compute in, and why ("bf16: NVIDIA H200 (compute capability 9.0) has bf16 tensor cores (auto)"); null when refused */
   precision: { precision: 'fp32' | 'bf16'; reason: string } | null;
+  /**
+   * how long the run would take, said before it starts (electron/training/time-estimate.ts): its steps, the real
+   * tokens they go through, the seconds (null on a GPU: known once the first steps run) and the sentence the
+   * page shows ("about 41 min on this CPU (measured 190 GFLOP/s x 0.68 for LoRA; an estimate, ±30%)");
+   * null when refused or when the data cannot be read
+   */
+  time: { steps: number; tokens: number; seconds: number | null; text: string } | null;
   /** e.g. "needs 2.1 GiB, 1.3 GiB available: lower the batch size, …, choose QLoRA (a 4-bit base) on the Method page" */
   verdict: string;
 }

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 import { loadAddon } from '../engine/load.js';
-import type { DeviceInfo, NativeAddon } from '../engine/native.js';
+import type { DeviceInfo, LoraTarget, NativeAddon } from '../engine/native.js';
+import { microBatchFlops, uniformMicroBatch } from '../training/step-flops.js';
+import { METHOD_EFFICIENCY } from '../training/time-estimate.js';
 import { choosePrecision } from '../engine/precision.js';
 import { openModelFolder } from '../models/folder.js';
 import { machineInfo } from '../system/machine.js';
@@ -17,8 +19,23 @@ describe('inspect', () => {
     const r = await cli(['inspect', model.dir, '--batch-size', '2', '--seq-len', '64', '--rank', '4', '--targets', 'q_proj,v_proj,down_proj']);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
-    expect(Object.keys(report).sort()).toEqual(['architecture', 'fits_in', 'machine', 'memory', 'model', 'notices', 'parameters', 'quantization', 'settings', 'sizes', 'stored_dtype', 'weight_file_bytes']);
+    expect(Object.keys(report).sort()).toEqual(['architecture', 'fits_in', 'machine', 'memory', 'model', 'notices', 'parameters', 'quantization', 'settings', 'sizes', 'stored_dtype', 'time', 'weight_file_bytes']);
     expect(report.notices).toEqual([]);
+    // tokens/s per method: on the CPU batch x seq over FLOPs / (the measured GEMM speed x the method's efficiency), on a GPU none
+    const t = report.time;
+    expect(Object.keys(t.tokens_per_second).sort()).toEqual(['full', 'lora', 'prefix', 'prefix_projection', 'prompt', 'qlora']);
+    if (report.fits_in.device === 'cpu') {
+      const spec = (await openModelFolder(model.dir)).spec;
+      const lora = { method: 'lora' as const, lora: { rank: 4, targets: ['q_proj', 'v_proj', 'down_proj'] as LoraTarget[], layers: null }, virtualTokens: 0, prefixEncoderHidden: null, gradientCheckpointing: false };
+      const flops = microBatchFlops(spec, lora, uniformMicroBatch(2, 64, 'lora')).total;
+      expect(t.gemm_gflops).toBeGreaterThan(0);
+      expect(t.tokens_per_second.lora).toBeCloseTo(128 / (flops / (t.gemm_gflops * 1e9 * METHOD_EFFICIENCY.lora)), 6);
+      // full fine-tuning does more work per token than LoRA, at a lower efficiency
+      expect(t.tokens_per_second.full).toBeLessThan(t.tokens_per_second.lora);
+    } else {
+      expect(Object.values(t.tokens_per_second).every((v) => v === null)).toBe(true);
+      expect(t.gemm_gflops).toBeNull();
+    }
     expect(r.stderr).toBe('');
     // fits is measured on the first GPU the engine can use (by its own index), else against the available RAM
     for (const [i, g] of report.machine.gpus.entries()) expect(g.index).toBe(i);
@@ -129,6 +146,11 @@ describe('inspect', () => {
     expect(fp32.memory.lora.cuda_runtime_and_scratch).toBe(536870912 + 33554432 + 81920 + loraPartials);
     for (const method of ['full', 'lora', 'qlora', 'prompt', 'prefix', 'prefix_projection'] as const)
       expect(fp32.memory[method].activations).toBe(onCpu.memory[method].activations);
+
+    // on a GPU no speed has been measured: no tokens/s is said, on the CPU one per method
+    expect(Object.values(onGpu.time.tokens_per_second).every((v) => v === null)).toBe(true);
+    expect(onGpu.time.gemm_gflops).toBeNull();
+    expect(Object.values(onCpu.time.tokens_per_second).every((v) => typeof v === 'number' && v > 0)).toBe(true);
 
     // Three GPUs, GPU 1 unable to report itself: the report lists all three at their own index, GPU 1
     // with why, and --device cuda:2 measures against GPU 2's free memory (not the entry after GPU 0's).

@@ -134,8 +134,11 @@ describe('what would mix different data is refused or passed over (review)', () 
     mkdirSync(join(root, 'data'));
     for (const split of ['train_sft', 'train_gen', 'test_sft']) writeJsonl(join(root, 'data', `${split}-00000-of-00001.jsonl`), alpacaRows(split, 1));
     expect(() => datasetFiles(root, 'train')).toThrow(
-      `${root}: the folder's files are split into test_sft (1 file), train_gen (1 file), train_sft (1 file), but there is no train split; give the files of the split you mean as a pattern, e.g. --data '${root}/data/test_sft-*'`,
+      `${root}: the folder's files are split into test_sft (1 file), train_gen (1 file), train_sft (1 file), but there is no train split; give the files of the split you mean as a pattern, e.g. --data '${root}/data/train_gen-*'`,
     );
+    // the data/ folder given itself: the same exact names (review: its shards were taken by keyword, train_sft + train_gen)
+    expect(() => datasetFiles(join(root, 'data'), 'train')).toThrow(`there is no train split; give the files of the split you mean as a pattern, e.g. --data '${root}/data/train_gen-*'`);
+    expect(() => datasetFiles(join(root, 'data'), 'eval')).toThrow(`there is no validation or test split; give the files of the split you mean as a pattern, e.g. --data '${root}/data/test_sft-*'`);
     const picked = datasetFiles(join(root, 'data', 'train_sft-*'));
     expect(picked.files).toEqual([join(root, 'data', 'train_sft-00000-of-00001.jsonl')]);
     expect(picked.split).toBeNull();
@@ -180,6 +183,10 @@ describe('what would mix different data is refused or passed over (review)', () 
     expect(d.notes).toEqual(['1 run or adapter folder inside it passed over (run): not data']);
     symlinkSync('..', join(root, 'up'));
     expect(() => datasetFiles(root)).toThrow(`${join(root, 'up')}: links back to a folder already read`);
+    const rootLink = tempDir('root-link');
+    writeJsonl(join(rootLink, 'rows.jsonl'), alpacaRows('r', 1));
+    symlinkSync('/', join(rootLink, 'slash'));
+    expect(() => datasetFiles(rootLink)).toThrow(`${join(rootLink, 'slash')}: links back to a folder already read (/)`);
   });
 
   it('a pattern stands for the files it matches (* within a name, ** for any folders), in natural order', () => {
@@ -190,6 +197,11 @@ describe('what would mix different data is refused or passed over (review)', () 
     expect(datasetFiles(join(root, 'x-*.jsonl')).files).toEqual(['x-2.jsonl', 'x-10.jsonl'].map((f) => join(root, f)));
     expect(datasetFiles(join(root, '**', 'x-?.jsonl')).files).toEqual(['a/b/x-3.jsonl', 'x-2.jsonl'].map((f) => join(root, f)));
     expect(() => datasetFiles(join(root, 'z-*.jsonl'))).toThrow(`${join(root, 'z-*.jsonl')}: matches no data file`);
+    // a pattern without ** reads its own folder only: a deep or huge folder beside it does not matter (review)
+    let deep = join(root, 'deep');
+    for (let i = 0; i < 10; i++) mkdirSync((deep = join(deep, `d${i}`)), { recursive: true });
+    expect(datasetFiles(join(root, 'x-*.jsonl')).files).toHaveLength(2);
+    expect(() => datasetFiles(join(root, '**', 'x-*.jsonl'))).toThrow('** reaches folders more than 6 levels deep');
   });
 });
 

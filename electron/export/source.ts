@@ -207,7 +207,14 @@ export async function resolveExportSource(path: string, modelOverride: string | 
     if (typeof base === 'string' && base !== '' && (await kindOf(resolve(base))) === 'dir') {
       modelDir = resolve(base);
     } else if (cached) {
-      modelDir = cached.snapshot;
+      // the revision the adapter was trained on (PEFT's revision), not whatever refs/main names now
+      const revision = typeof adapterConfig.revision === 'string' && adapterConfig.revision !== '' ? adapterConfig.revision : null;
+      const trainedOn = revision === null || revision === cached.revision ? cached.snapshot : join(cached.repoDir, 'snapshots', revision);
+      if (!(await kindOf(trainedOn) === 'dir')) {
+        throw new ExportSourceError(`${dir}: was trained on revision ${revision} of ${cached.repoId}, which is not in the Hugging Face cache (refs/main is ${cached.revision.slice(0, 12)}); ` +
+          `fetch it with \`hf download ${cached.repoId} --revision ${revision}\` (nothing is downloaded here), or pass --model DIR with that base model folder`);
+      }
+      modelDir = trainedOn;
     } else {
       const named = typeof base === 'string' && base !== '' ? `its base_model_name_or_path "${base}" is not a folder on this machine, nor a model in the Hugging Face cache` : 'it names no base model';
       throw new ExportSourceError(`${dir}: ${named}; pass --model DIR with the base model folder the adapter was trained on`);

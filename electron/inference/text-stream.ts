@@ -13,7 +13,8 @@
 //   cut moves back to before such a space until no pattern can straddle it,
 //   so every pattern lies whole on one side and cleaning the settled part
 //   gives the start of the cleaned whole;
-// - clean-up is applied to all the settled text, and what is new is handed out.
+// - clean-up is applied to each newly settled piece (between two such cuts),
+//   and the piece handed out.
 // The pieces handed out, joined with finish(), are the decode of all the
 // tokens (text-stream.test.ts checks it on real tokenizers and token soup).
 
@@ -62,10 +63,8 @@ export class TextStream {
   private anchor = 0;
   /** the start of the window's raw decode that is settled (and counted in `settled`) */
   private windowSettled = '';
-  /** all the settled raw text, from the answer's first token */
-  private settled = '';
-  /** the text handed out (clean-up applied) */
-  private shown = '';
+  /** the settled raw text not handed out yet (it starts at a cut no clean-up pattern can straddle) */
+  private fresh = '';
 
   constructor(private readonly decoder: Decoder) {}
 
@@ -112,15 +111,18 @@ export class TextStream {
   /** Counts the window's settled text (a decode whose start changed, which no decoder we know does, waits for the end). */
   private take(windowSettled: string): void {
     if (!windowSettled.startsWith(this.windowSettled)) return;
-    this.settled += windowSettled.slice(this.windowSettled.length);
+    this.fresh += windowSettled.slice(this.windowSettled.length);
     this.windowSettled = windowSettled;
   }
 
+  /**
+   * The newly settled text, cleaned on its own: both its ends are cuts no
+   * clean-up pattern straddles, so cleaning it alone is cleaning it within the
+   * whole text (and the work per token stays bounded, not the answer's length).
+   */
   private handOut(): string {
-    const text = this.decoder.cleansUpSpaces ? cleanUpTokenization(this.settled) : this.settled;
-    if (!text.startsWith(this.shown)) return '';
-    const piece = text.slice(this.shown.length);
-    this.shown = text;
+    const piece = this.decoder.cleansUpSpaces ? cleanUpTokenization(this.fresh) : this.fresh;
+    this.fresh = '';
     return piece;
   }
 

@@ -43,9 +43,15 @@ export function cacheSnapshotIdentity(dir: string): CacheSnapshotIdentity | null
   return { repoId, revision: basename(dir), weights };
 }
 
-/** What an adapter names as its base (base_model_name_or_path): the repo id for a cache snapshot, as PEFT writes it; else the folder. */
-export function baseModelName(dir: string): string {
-  return cacheSnapshotIdentity(dir)?.repoId ?? dir;
+/**
+ * What an adapter names as its base: for a cache snapshot the repo id
+ * (base_model_name_or_path) and the commit (revision), as PEFT writes them,
+ * so it loads anywhere and on the very weights it was trained on; else the
+ * folder, and no revision.
+ */
+export function adapterBase(dir: string): { baseModel: string; baseRevision: string | null } {
+  const id = cacheSnapshotIdentity(dir);
+  return id ? { baseModel: id.repoId, baseRevision: id.revision } : { baseModel: dir, baseRevision: null };
 }
 
 /**

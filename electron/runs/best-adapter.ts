@@ -14,7 +14,7 @@ import { saveFullModel } from '../export/model-folder.js';
 import { writeFolderAtomic } from '../files/atomic.js';
 import type { ModelFolder } from '../models/folder.js';
 import { saveAdapterFolder } from '../training/adapter-files.js';
-import { baseModelName } from '../models/cache-snapshot-identity.js';
+import { adapterBase } from '../models/cache-snapshot-identity.js';
 
 export const BEST_DIR = 'best';
 export const BEST_FILE = 'best.json';
@@ -38,7 +38,7 @@ export async function writeBestAdapter(
 ): Promise<BestAdapter> {
   const dir = bestDir(runDir);
   await writeFolderAtomic(dir, async (temp) => {
-    if (what.layout) await saveAdapterFolder(temp, { engine: what.engine, spec: what.folder.spec, layout: what.layout, baseModel: baseModelName(what.folder.dir), keepOtherFiles: true });
+    if (what.layout) await saveAdapterFolder(temp, { engine: what.engine, spec: what.folder.spec, layout: what.layout, ...adapterBase(what.folder.dir), keepOtherFiles: true });
     else await saveFullModel(what.engine, what.folder, temp);
     await writeFile(join(temp, BEST_FILE), JSON.stringify({ format: BEST_FORMAT, step: what.step, eval_loss: what.evalLoss }, null, 2) + '\n');
   }, { overwrite: true });

@@ -24,8 +24,9 @@ export interface CheckpointSource {
   folder: ModelFolder;
   /** the adapter trained (LoRA, prompt or prefix tuning); null for full fine-tuning */
   layout: AdapterLayout | null;
-  /** recorded in adapter_config.json */
+  /** recorded in adapter_config.json (base_model_name_or_path, and revision: a cache snapshot's commit) */
   baseModel: string;
+  baseRevision?: string | null;
   state: TrainerState;
 }
 
@@ -70,7 +71,7 @@ export async function writeCheckpoint(runDir: string, source: CheckpointSource):
   await writeFolderAtomic(
     target,
     async (temp) => {
-      if (layout) await saveAdapterFolder(temp, { engine, spec: folder.spec, layout, baseModel: source.baseModel, keepOtherFiles: true });
+      if (layout) await saveAdapterFolder(temp, { engine, spec: folder.spec, layout, baseModel: source.baseModel, baseRevision: source.baseRevision ?? null, keepOtherFiles: true });
       else await saveFullModel(engine, folder, temp);
       // The adapter of prefix tuning with projection is the folded table; resume needs the embedding and MLP.
       if (layout?.kind === 'prefix' && layout.prefix.projection) await writePrefixEncoderFile(join(temp, PREFIX_ENCODER_FILE), engine);

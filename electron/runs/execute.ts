@@ -18,10 +18,11 @@ import { trainsAdapter, type TrainConfig } from '../training/config.js';
 import { estimateRun, memoryBudget, memoryShortfall } from '../training/memory-check.js';
 import { cutMetricsAfter, MetricsWriter } from '../training/metrics.js';
 import { estimateRemaining } from '../training/progress.js';
+import { estimateRunTime, safeRunTimeEstimate } from '../training/time-estimate.js';
 import { checkAgainstModel, configWithLayout, loadRunData, setUpMethod, type RunSummary } from '../training/run.js';
 import { learningRate } from '../training/schedule.js';
 import { comparableFingerprint, modelFingerprint } from '../training/model-fingerprint.js';
-import { baseModelName, cacheSnapshotIdentity } from '../models/cache-snapshot-identity.js';
+import { adapterBase, cacheSnapshotIdentity } from '../models/cache-snapshot-identity.js';
 import { resumeSourcesProblem } from '../training/resume-sources.js';
 import { NonFiniteError, START_POSITION, stepsPerEpoch, totalSteps, train, type TrainerPosition } from '../training/trainer.js';
 import { CHECKPOINT_VERSION, TRAINER_STATE_FORMAT, type TrainerState } from './checkpoint-format.js';
@@ -44,7 +45,7 @@ import { resumedEvalFileProblem } from './resume-eval-file.js';
 import { recordInIndex } from './run-index.js';
 import { newRunRecord, readRunRecord, writeRunRecord, type RunRecord } from './run-record.js';
 import { processStartTicks } from './process-alive.js';
-import { hostname } from 'node:os';
+import { cpus, hostname } from 'node:os';
 
 /** Added to a resumed bf16 run's device / precision error: the move to the CPU needs both flags (service/resume-target.ts says it too). */
 export const BF16_RESUME_NOTE = '. This run computed in bf16 (its run.json says so); to continue it on the CPU, resume with --device cpu --precision fp32';
@@ -259,6 +260,8 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     memory = { estimateBytes: estimate.totalBytes, availableBytes: available, where: budget.where, gpu: budget.gpu };
     const shortfall = memoryShortfall(estimate, budget, { ...config, precision: precision.precision });
     if (shortfall !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(shortfall);
+    /** what is said once the started event is out */
+    const afterStart: string[] = [];
 
     // A finished run is kept unless --overwrite (checked again under the lock).
     if (!options.resume && existing?.status === 'finished' && !options.overwrite) throw finishedRunError(config.out, existing);
@@ -322,12 +325,26 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
         log('no complete checkpoint to continue from; the run starts over from step 0', 'warning');
       }
       await cutMetricsAfter(paths.metrics, from.step);
+      // best/ written after the step the run resumes from belongs to steps that are trained again: it goes as
+      // those metrics do (the replay writes it again when it comes to it; a resume with another --lr may not)
+      const staleBest = await readBestAdapter(config.out);
+      if (staleBest && staleBest.step > from.step) {
+        await rm(staleBest.dir, { recursive: true, force: true });
+        afterStart.push(`${staleBest.dir} (step ${staleBest.step}) was written after step ${from.step}, where the run resumes: removed; ` +
+          `it is written again when an evaluation from here beats the best so far${from.bestEvalLoss === null ? '' : ` (eval loss ${from.bestEvalLoss.toFixed(4)}, whose adapter is not kept)`}`);
+      }
       metrics = new MetricsWriter(paths.metrics, { append: true });
       record.resumes.push({ at: new Date().toISOString(), from_step: from.step });
     } else {
       if (existing) await dropKeptState(existing.created_at); // the replaced run's kept state, if it had one
       metrics = new MetricsWriter(paths.metrics);
     }
+    // How long, said before the first step (a GPU: once the first steps run); never a reason to stop. After
+    // run.json is written (measuring this machine's speed takes a moment the run's record need not wait for).
+    const timeEstimate = safeRunTimeEstimate(() => estimateRunTime(addon.ops, { gpu: device.gpu !== null, cpuModel: cpus()[0]?.model.trim() ?? 'unknown', threads: config.threads },
+      folder.spec, { ...config, method }, data.train, total));
+    // seconds the estimate said (null: on a GPU, or not estimable), to hold the real time against
+    Object.assign(record.resolved!, { time_estimate_s: timeEstimate?.time.seconds ?? null, time_estimate_flops: timeEstimate?.work.flops.total ?? null });
     stepsDone = from.step;
     Object.assign(record, { steps_done: from.step, last_checkpoint: lastCheckpoint, best_eval_loss: from.bestEvalLoss, best_eval_step: from.bestEvalStep < 0 ? null : from.bestEvalStep, last_eval_loss: from.finalEvalLoss, stop_reason: null });
     await saveRecord(true);
@@ -349,6 +366,9 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       evalData: data.evalSummary,
       warnings: data.warnings,
     });
+    // said once the run is under way (the started event is a run's first)
+    if (timeEstimate) log(timeEstimate.line);
+    for (const note of afterStart) log(note);
 
     const eng = engine;
     const schedule = { kind: config.scheduler, baseLr: config.lr, warmupSteps: config.warmupSteps, totalSteps: total };
@@ -380,11 +400,11 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       threads: config.threads,
     });
     const writeCheckpointIn = async (runDir: string, pos: TrainerPosition): Promise<string> =>
-      (await writeCheckpoint(runDir, { engine: eng, folder, layout, baseModel: baseModelName(folder.dir), state: stateAt(pos) })).dir;
+      (await writeCheckpoint(runDir, { engine: eng, folder, layout, ...adapterBase(folder.dir), state: stateAt(pos) })).dir;
     const checkpoint = async (pos: TrainerPosition): Promise<string> => {
       let written: Awaited<ReturnType<typeof writeCheckpoint>>;
       try {
-        written = await writeCheckpoint(config.out, { engine: eng, folder, layout, baseModel: baseModelName(folder.dir), state: stateAt(pos) });
+        written = await writeCheckpoint(config.out, { engine: eng, folder, layout, ...adapterBase(folder.dir), state: stateAt(pos) });
       } catch (e) {
         // The weights of this step are kept elsewhere (the studio home) so that resume loses nothing.
         throw new RunWriteError(e, 'checkpoint', pos.step, total, await keepState(config.out, record!.created_at, (dir) => writeCheckpointIn(dir, pos), true));
@@ -501,7 +521,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     }
 
     try {
-      if (layout) await saveAdapterFolder(config.out, { engine: eng, spec: folder.spec, layout, baseModel: baseModelName(folder.dir), keepOtherFiles: true });
+      if (layout) await saveAdapterFolder(config.out, { engine: eng, spec: folder.spec, layout, ...adapterBase(folder.dir), keepOtherFiles: true });
       else await saveFullModel(eng, folder, config.out);
     } catch (e) {
       // The trained weights stay: the final state as a checkpoint (in the run folder when it

@@ -15,6 +15,15 @@ function report(lora: number, qlora: number, prompt: number, quantization: Inspe
 }
 
 describe('recommendMethod', () => {
+  it('puts inspect\'s tokens/s beside each method\'s memory, none without an estimate', () => {
+    const time: InspectReport['time'] = { tokens_per_second: { full: 90, lora: 200, qlora: 160, prompt: 210, prefix: 190, prefix_projection: 195 }, gemm_gflops: 180, spread: 0.3 };
+    const r = recommendMethod({ ...report(6.9, 3, 2), time }, 10 * GiB);
+    expect(Object.fromEntries(r.methods.map((m) => [m.method, m.tokensPerSecond]))).toEqual({ lora: 200, qlora: 160, prompt: 210, prefix: 190, full: 90 });
+    const gpu = recommendMethod({ ...report(6.9, 3, 2), time: { ...time, tokens_per_second: { full: null, lora: null, qlora: null, prompt: null, prefix: null, prefix_projection: null }, gemm_gflops: null } }, 10 * GiB);
+    expect(gpu.methods.every((m) => m.tokensPerSecond === null)).toBe(true);
+    expect(recommendMethod(report(6.9, 3, 2), 10 * GiB).methods.every((m) => m.tokensPerSecond === null)).toBe(true);
+  });
+
   it('LoRA when it fits comfortably', () => {
     const r = recommendMethod(report(6.9, 3, 2), 10 * GiB);
     expect(r.recommended).toBe('lora');

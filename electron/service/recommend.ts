@@ -61,7 +61,7 @@ export interface Recommendation {
   recommendation: string;
 }
 
-export function recommendMethod(report: Pick<InspectReport, 'memory' | 'quantization'>, availableBytes: number): Recommendation {
+export function recommendMethod(report: Pick<InspectReport, 'memory' | 'quantization'> & Partial<Pick<InspectReport, 'time'>>, availableBytes: number): Recommendation {
   const row = (m: TrainMethod): MemoryRow => report.memory[m];
   const fits = (m: TrainMethod) => row(m).total_bytes <= availableBytes;
   const methods: MethodAdvice[] = METHOD_ORDER.map((method) => ({
@@ -70,6 +70,8 @@ export function recommendMethod(report: Pick<InspectReport, 'memory' | 'quantiza
     fits: fits(method),
     ...TEXT[method],
     unavailable: unavailableReason(method, report),
+    // the time beside the memory: inspect's estimate at the same batch and length (null on a GPU)
+    tokensPerSecond: report.time?.tokens_per_second[method] ?? null,
   }));
   const usable = (m: TrainMethod) => unavailableReason(m, report) === null;
   const need = (m: TrainMethod) => `${m === 'qlora' ? 'QLoRA' : m === 'lora' ? 'LoRA' : m} needs about ${bytesInWords(row(m).total_bytes)} of the ${bytesInWords(availableBytes)} available`;

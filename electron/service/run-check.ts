@@ -27,6 +27,7 @@ import { bytesInWords, unavailableReason } from './recommend.js';
 import type { ParsedRunSettings } from './run-settings.js';
 import { inAppWords } from './app-wording.js';
 import { plannedSteps } from './planned-steps.js';
+import { runTimeCheck } from './run-time.js';
 
 export interface CheckedRun {
   check: RunCheck;
@@ -34,7 +35,7 @@ export interface CheckedRun {
 }
 
 const refused = (errors: FieldError[], warnings: RunWarning[] = []): CheckedRun => ({
-  check: { ok: false, errors, warnings, config: null, memory: null, precision: null, verdict: `Cannot start: ${errors.map((e) => e.message).join('; ')}` },
+  check: { ok: false, errors, warnings, config: null, memory: null, precision: null, time: null, verdict: `Cannot start: ${errors.map((e) => e.message).join('; ')}` },
   config: null,
 });
 
@@ -166,5 +167,8 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   const verdict = fits
     ? `Fits ${budget.where}: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available.`
     : `Does not fit ${budget.where}: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available: ${advice(config, budget.gpu)}${config.ignoreMemoryCheck ? ' (starting anyway, as asked)' : ''}.`;
-  return { check: { ok: fits, errors: [], warnings, config, memory, precision, verdict }, config };
+  // how long, beside how much: LoRA on a 4-bit base is QLoRA, as the run records it
+  const method = config.method === 'lora' && effectiveQuantization(folder, config.quantization) !== null ? 'qlora' : config.method;
+  const time = await runTimeCheck(addon, { ...config, method }, folder, device.gpu !== null);
+  return { check: { ok: fits, errors: [], warnings, config, memory, precision, time, verdict }, config };
 }

@@ -16,6 +16,8 @@ export type SaveAdapterOptions = {
   spec: ModelSpec;
   /** recorded as base_model_name_or_path */
   baseModel: string;
+  /** recorded as revision (the base's commit, for a model from the Hugging Face cache); default null */
+  baseRevision?: string | null;
   modelCardNotes?: string;
   /**
    * Write the adapter files into `dir` next to what is already there (a run
@@ -32,7 +34,7 @@ function layoutOf(options: SaveAdapterOptions): AdapterLayout {
 /** Writes the engine's adapter (LoRA, prompt or prefix tuning) as a PEFT adapter into `dir`. */
 export async function saveAdapterFolder(dir: string, options: SaveAdapterOptions): Promise<void> {
   const layout = layoutOf(options);
-  const common = { dir, spec: options.spec, baseModelNameOrPath: options.baseModel, overwrite: true, keepOtherFiles: options.keepOtherFiles, modelCardNotes: options.modelCardNotes };
+  const common = { dir, spec: options.spec, baseModelNameOrPath: options.baseModel, revision: options.baseRevision ?? null, overwrite: true, keepOtherFiles: options.keepOtherFiles, modelCardNotes: options.modelCardNotes };
   if (layout.kind === 'lora') {
     const tensors = loraTensorShapes(options.spec, layout.lora).map(({ name, shape }) => ({ name, shape, data: options.engine.getTensor(name) }));
     await writePeftAdapter({ ...common, lora: layout.lora, tensors });

@@ -55,6 +55,7 @@ describe('a run on a model from the Hugging Face cache', () => {
     expect(record.config.modelSnapshot).toEqual({ repoId: REPO, revision: v1, weights: { 'model.safetensors': first.blobs['model.safetensors'].split('/').pop() } });
     const checkpoint = JSON.parse(readFileSync(join(out, 'checkpoints', 'step-2', 'adapter_config.json'), 'utf8'));
     expect(checkpoint.base_model_name_or_path).toBe(REPO);
+    expect(checkpoint.revision).toBe(v1);
 
     // a new revision with other weights becomes refs/main, and the old snapshot is gone
     const v2 = commitOf('v2');
@@ -72,12 +73,20 @@ describe('a run on a model from the Hugging Face cache', () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')).base_model_name_or_path).toBe(REPO);
 
-    // the adapter alone, elsewhere: export finds its base in the cache by the repo id (refs/main: v2 here, same shapes)
+    // the adapter alone, elsewhere: export finds its base in the cache by the repo id, at the revision it was
+    // trained on (v1), not at refs/main (v2, other weights of the same shapes)
     const adapterOnly = join(dir, 'adapter-only');
     mkdirSync(adapterOnly);
     for (const f of ['adapter_config.json', 'adapter_model.safetensors']) cpSync(join(out, f), join(adapterOnly, f));
-    const exported = await cli(['export', adapterOnly, '--format', 'peft', '--out', join(dir, 'exported')]);
+    const exported = await cli(['export', adapterOnly, '--format', 'merged', '--out', join(dir, 'exported')]);
     expect(exported.code, exported.stderr).toBe(0);
+    expect(JSON.parse(exported.stdout).base_model).toBe(first.snapshot);
+    // that revision gone from the cache: refused, not merged onto refs/main's weights
+    renameSync(first.snapshot, parked);
+    const refusedExport = await cli(['export', adapterOnly, '--format', 'merged', '--out', join(dir, 'exported-2')]);
+    expect(refusedExport.code).not.toBe(0);
+    expect(refusedExport.stderr).toContain(`${adapterOnly}: was trained on revision ${v1} of ${REPO}, which is not in the Hugging Face cache (refs/main is ${v2.slice(0, 12)})`);
+    renameSync(parked, first.snapshot);
     writeFileSync(join(dir, 'done'), '');
   });
 });

@@ -3,7 +3,7 @@
 // from the `eval` command on the kept adapters (an independent path to the
 // same eval loss); the learning rate 3e-2 overshoots on this task, so the eval
 // loss turns up after some 20 steps, as overfitting a small set does.
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli, readJsonLines, tempDir } from '../testing/e2e-fixtures.js';
@@ -65,6 +65,20 @@ describe('train --keep-best --early-stop on the demo model', () => {
     expect(listed).toMatchObject({ best: { dir: join(out, 'best'), step: best.step }, stop_reason: reason });
   });
 
+  it('a run whose patience runs out at its last step ran to the end: it did not stop early (review)', async () => {
+    const out = join(tempDir('early-stop-last'), 'run');
+    const args = RUN.map((v, i) => (RUN[i - 1] === '--steps' ? '20' : v));
+    const r = await cli(['train', ...args, '--scheduler', 'constant', '--out', out, '--early-stop', '3']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(lastStep(out)).toBe(20);
+    // the patience did run out at step 20 (3 evaluations after the best), which is the run's end anyway
+    const evals = evalsOf(out);
+    const best = evals.reduce((a, b) => (b.eval_loss < a.eval_loss ? b : a));
+    expect(evals.indexOf(best)).toBe(evals.length - 4);
+    expect(record(out).stop_reason ?? null).toBeNull();
+    expect(r.stderr).not.toContain('stopped early');
+  });
+
   it('with a large --early-stop-delta, stops while the eval loss still goes down slightly', async () => {
     const out = join(tempDir('early-stop-delta'), 'run');
     const r = await cli(['train', ...RUN, '--out', out, '--keep-best', '--early-stop', '2', '--early-stop-delta', '1']);
@@ -112,6 +126,23 @@ describe('train --keep-best --early-stop on the demo model', () => {
       expect(evalsOf(out)).toEqual(evalsOf(plain));
       expect(filesOf(join(out, 'best'))).toEqual(filesOf(join(plain, 'best')));
     }
+
+    // resumed with another learning rate: best/ from past the checkpoint is not this run's; it is removed and
+    // kept again by the resumed run (review: it stayed, and export / eval took it as the run's best)
+    const other = join(dir, 'other-lr');
+    process.env.PEFT_STUDIO_CRASH_AT = `step-start@${bestStep + 1}`;
+    try {
+      expect((await cli(['train', ...RUN, '--out', other, ...flags])).code).not.toBe(0);
+    } finally {
+      delete process.env.PEFT_STUDIO_CRASH_AT;
+    }
+    const resumed = await cli(['train', '--resume', other, '--lr', '3e-1']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toContain(`${join(other, 'best')} (step ${bestStep}) was written after step ${Math.floor(bestStep / 3) * 3}, where the run resumes: removed`);
+    // best/ now holds an evaluation of the resumed run, or nothing: never step ${bestStep} of the first attempt
+    const kept = existsSync(join(other, 'best', 'best.json')) ? JSON.parse(readFileSync(join(other, 'best', 'best.json'), 'utf8')) : null;
+    if (kept !== null) expect(kept.step).toBeGreaterThan(Math.floor(bestStep / 3) * 3);
+    expect(record(other).best ?? null).toEqual(kept === null ? null : expect.objectContaining({ step: kept.step }));
   });
 });
 

@@ -168,8 +168,9 @@ export async function train(
   for (let k = 0; k < from.step; k++) groups.next();
   let stopped = false;
   let earlyStop: EarlyStopEnd | null = null;
+  // the last step ends the run anyway: an early stop is one before it
   const stopsEarly = (step: number): EarlyStopEnd | null =>
-    options.earlyStop && pos.lastEvalStep === step && shouldStopEarly(pos, options.earlyStop)
+    options.earlyStop && step < total && pos.lastEvalStep === step && shouldStopEarly(pos, options.earlyStop)
       ? { step, evaluations: pos.evalsWithoutImprovement, bestEvalStep: pos.bestEvalStep, bestEvalLoss: pos.bestEvalLoss! }
       : null;
   // a checkpoint of the very step that stopped the run (a crash before the final save): it stays stopped

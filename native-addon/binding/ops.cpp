@@ -26,6 +26,11 @@ ps::CpuBackend& backend_for(int threads) {
   return *backends.back();
 }
 
+// backend_for with its errors as JS errors (a thread count the system cannot start is one).
+ps::CpuBackend& backend_checked(Napi::Env env, int threads) {
+  return guarded(env, [&]() -> ps::CpuBackend& { return backend_for(threads); });
+}
+
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 9 || !info[0].IsString()) type_error(env, "gemm(layout, M, N, K, alpha, A, B, beta, C[, threads])");
@@ -46,7 +51,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   const size_t m = M, n = N, k = K;
   if (A.ElementLength() < m * k || B.ElementLength() < n * k || C.ElementLength() < m * n)
     type_error(env, "gemm: an array is smaller than its shape");
-  ps::CpuBackend& be = backend_for(threads);
+  ps::CpuBackend& be = backend_checked(info.Env(), threads);
   if (layout == "nt")
     be.gemm_nt(M, N, K, alpha, A.Data(), K, B.Data(), K, beta, C.Data(), N);
   else if (layout == "nn")
@@ -220,7 +225,7 @@ Napi::Value Nf4Dequantize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const ps::Nf4Weight W = nf4_from(env, info.Length() > 0 ? info[0] : env.Undefined(), "q");
   auto out = Napi::Float32Array::New(env, (size_t)W.numel());
-  ps::CpuBackend& be = backend_for(threads_arg(info, 1));
+  ps::CpuBackend& be = backend_checked(info.Env(), threads_arg(info, 1));
   guarded(env, [&] { be.nf4_dequantize(W, out.Data()); });
   return out;
 }
@@ -253,7 +258,7 @@ Napi::Value Nf4Matmul(const Napi::CallbackInfo& info) {
     type_error(env, "nf4Matmul: Y has " + std::to_string(Y.ElementLength()) + " values, want M * rows = " +
                         std::to_string(M * W.rows));
   }
-  ps::CpuBackend& be = backend_for(threads);
+  ps::CpuBackend& be = backend_checked(info.Env(), threads);
   guarded(env, [&] { be.nf4_gemm_nt((int)M, X.Data(), (int)W.cols, W, alpha, beta, Y.Data(), (int)W.rows); });
   return Y;
 }
@@ -271,7 +276,7 @@ Napi::Value LoraMatmul(const Napi::CallbackInfo& info) {
   const int64_t r = int_arg(info, 5, "r");
   if (!info[6].IsNumber()) type_error(env, "scale must be a number");
   const float scale = info[6].As<Napi::Number>().FloatValue();
-  ps::CpuBackend& be = backend_for(threads_arg(info, 7));
+  ps::CpuBackend& be = backend_checked(info.Env(), threads_arg(info, 7));
   if (!info[2].IsObject()) type_error(env, "base must be an NF4 tensor or {weight, rows, cols}");
   Napi::Object bo = info[2].As<Napi::Object>();
   const bool fp32 = bo.Has("weight");

@@ -1,5 +1,10 @@
 #include "threadpool.h"
 
+#include <string>
+#include <system_error>
+
+#include "error.h"
+
 #include <chrono>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
@@ -43,17 +48,30 @@ int hardware_threads() {
 }
 
 ThreadPool::ThreadPool(int threads) : n_threads_(threads > 0 ? threads : hardware_threads()) {
-  // Thread 0 is the caller; the pool starts n-1 workers.
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+  // Thread 0 is the caller; the pool starts n-1 workers. A system that will not
+  // start that many (a thread limit, memory for their stacks) is an error that
+  // says so, with the workers started so far stopped: never std::terminate.
+  try {
+    for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+  } catch (const std::system_error& e) {
+    const size_t started = workers_.size();
+    stop_workers();
+    throw Error("cannot start " + std::to_string(n_threads_) + " threads: the system refused thread " +
+                std::to_string(started + 2) + " (" + e.what() + "); use fewer threads (this machine has " +
+                std::to_string(hardware_threads()) + ")");
+  }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stop_workers(); }
+
+void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_.store(true, std::memory_order_release);
   }
   cv_start_.notify_all();
   for (auto& t : workers_) t.join();
+  workers_.clear();
 }
 
 void ThreadPool::worker(int index) {

@@ -41,6 +41,8 @@ class ThreadPool {
 
  private:
   void worker(int index);
+  // Stops and joins the workers started so far (the destructor; a constructor that could not start them all).
+  void stop_workers();
   void run_all(const std::function<void(int)>& job);
   int n_threads_;
   std::vector<std::thread> workers_;

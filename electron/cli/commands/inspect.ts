@@ -5,7 +5,9 @@ import { UsageError, type CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { LORA_TARGETS, PEFT_DEFAULT_TARGETS } from '../../adapters/peft-config.js';
 import { loadAddon } from '../../engine/load.js';
-import type { LoraTarget, MemoryEstimate, Method, NativeAddon, QuantizationOptions } from '../../engine/native.js';
+import type { LoraTarget, MemoryEstimate, Method, ModelSpec, NativeAddon, QuantizationOptions } from '../../engine/native.js';
+import type { FlopSettings } from '../../training/step-flops.js';
+import { ESTIMATE_SPREAD, safeRunTimeEstimate, speedFor, tokensPerSecond } from '../../training/time-estimate.js';
 import { DEFAULT_NF4, effectiveQuantization } from '../../session.js';
 import { embeddingDType, openModelFolder, type ModelFolder } from '../../models/folder.js';
 import { fullModelFileBytes } from '../../export/model-folder.js';
@@ -60,6 +62,8 @@ export const inspectSpec: CommandSpec = {
     'tuning trained through its MLP (--encoder-hidden-size); all three save one prompt_embeddings tensor (adapter_bytes).',
     'notices: what to know about the folder (tensors config.json does not use, a broken generation_config.json) and settings',
     'no run could use (--seq-len beyond the model\'s positions), also printed to stderr as "note: ..." / "warning: ..." lines.',
+    'time: {tokens_per_second: {<method>: estimated training tokens/s at --batch-size x --seq-len on this CPU, null on a GPU},',
+    'gemm_gflops (this CPU\'s GEMM speed, measured once and kept in the studio home), spread (the estimate\'s measured accuracy, ±)}.',
   ],
 };
 
@@ -120,8 +124,46 @@ export interface InspectReport {
   memory: Record<'full' | 'lora' | 'qlora' | 'prompt' | 'prefix' | 'prefix_projection', MemoryRow>;
   /** what the user should know about the folder (tensors config.json does not use, a broken generation_config.json) */
   notices: string[];
+  /** how fast each method trains here, estimated before any run (electron/training/time-estimate.ts) */
+  time: InspectTime;
   /** what `fits` is measured against: the device a run gets by default (--device auto) and its free memory */
   fits_in: { device: EngineDevice; where: string; available_bytes: number; precision: EnginePrecision; precision_reason: string };
+}
+
+export type InspectMethod = keyof InspectReport['memory'];
+
+export interface InspectTime {
+  /**
+   * estimated training tokens/s per method at batch_size x seq_len full rows
+   * on this machine's CPU with all its threads; null on a GPU (no GPU speed has been measured to estimate from)
+   */
+  tokens_per_second: Record<InspectMethod, number | null>;
+  /** the GEMM speed measured on this CPU (kept in the studio home's calibration.json); null on a GPU */
+  gemm_gflops: number | null;
+  /** how far off the estimate may be, as a share (bench/results/time-estimate.md) */
+  spread: number;
+}
+
+/** inspect's tokens/s per method; every figure null when the device is a GPU or the estimate cannot be made. */
+export function inspectTime(addon: NativeAddon, spec: ModelSpec, settings: InspectReport['settings'], gpu: boolean, threads: number, cpuModel: string): InspectTime {
+  const nvt = settings.virtual_tokens ?? TRAIN_DEFAULTS.virtualTokens;
+  const lora = { rank: settings.rank, targets: settings.targets, layers: null };
+  const base = { lora: null, virtualTokens: 0, prefixEncoderHidden: null, gradientCheckpointing: settings.gradient_checkpointing };
+  const methods: Record<InspectMethod, FlopSettings> = {
+    full: { ...base, method: 'full' },
+    lora: { ...base, method: 'lora', lora },
+    qlora: { ...base, method: 'qlora', lora },
+    prompt: { ...base, method: 'prompt', virtualTokens: nvt },
+    prefix: { ...base, method: 'prefix', virtualTokens: nvt },
+    prefix_projection: { ...base, method: 'prefix', virtualTokens: nvt, prefixEncoderHidden: settings.encoder_hidden_size ?? prefixTokenDim(spec) },
+  };
+  const speed = safeRunTimeEstimate(() => speedFor(addon.ops, { gpu, cpuModel, threads }, spec, settings.batch_size * settings.seq_len));
+  const tokens = (m: InspectMethod) => (speed ? tokensPerSecond(spec, methods[m], settings.batch_size, settings.seq_len, speed) : null);
+  return {
+    tokens_per_second: { full: tokens('full'), lora: tokens('lora'), qlora: tokens('qlora'), prompt: tokens('prompt'), prefix: tokens('prefix'), prefix_projection: tokens('prefix_projection') },
+    gemm_gflops: speed?.where === 'cpu' ? speed.gflops : null,
+    spread: ESTIMATE_SPREAD,
+  };
 }
 
 function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number): MemoryRow {
@@ -228,6 +270,7 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
       // the saved file is the folded table whatever the MLP's size
       prefix_projection: row(estimate('prefix', stored, true), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } }), available),
     },
+    time: inspectTime(addon, spec, settings, device.gpu !== null, machine.cpu_threads, machine.cpu_model),
     fits_in: { device: device.device, where: budget.where, available_bytes: available, precision: precision.precision, precision_reason: precision.reason },
     notices: [...folder.notices, ...inspectWarnings(settings, spec)],
   };

@@ -150,6 +150,19 @@ export function resumeConfig(stored: TrainConfig, dir: string, args: ParsedArgs)
 }
 
 /**
+ * What a stop signal does: the first cancels at the next step (with a
+ * checkpoint), a second one kills at once; a second one within
+ * SAME_SIGNAL_MS of the first is the same signal delivered twice, not a
+ * second press (GNU timeout sends its signal to the command and then to the
+ * whole process group, which the command is in), so it is ignored.
+ */
+export const SAME_SIGNAL_MS = 500;
+export function stopSignalAction(count: number, msSinceFirst: number): 'cancel' | 'kill' | 'ignore' {
+  if (count === 1) return 'cancel';
+  return msSinceFirst < SAME_SIGNAL_MS ? 'ignore' : 'kill';
+}
+
+/**
  * Trains in a child process, printing its events; SIGINT/SIGTERM cancel it
  * (a checkpoint at the next step), a second one kills it at once.
  */
@@ -157,9 +170,13 @@ async function trainInChild(config: TrainConfig, resume: boolean, io: CliIO, ove
   const run = new TrainingRun({ config, resume, overwrite });
   run.onEvent(eventPrinter({ write: (text: string) => io.stderr(text), isTTY: io.stderrIsTTY }));
   let signals = 0;
+  let firstAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
+    const action = stopSignalAction(signals + 1, Date.now() - firstAt);
+    if (action === 'ignore') return;
     signals++;
-    if (signals === 1) {
+    if (action === 'cancel') {
+      firstAt = Date.now();
       io.stderr(`\n${signal}: stopping after the current step with a checkpoint (again to stop at once)\n`);
       // Ctrl-C is the user's; SIGTERM is the system (a shutdown, a service manager) stopping it
       run.cancel(signal === 'SIGTERM' ? 'shutdown' : 'user');

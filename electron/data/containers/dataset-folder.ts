@@ -52,8 +52,8 @@ const RUN_MARKERS = ['run.json', 'adapter_config.json'];
 /** How deep a folder is searched, and how many files it may hold: a home folder given by mistake is refused, not walked. */
 const MAX_DEPTH = 6;
 const MAX_FILES = 10_000;
-/** push_to_hub's shard names: data/{split}-00000-of-00004.{ext} */
-const PUSH_TO_HUB_SHARD = /(?:^|\/)data\/(.+?)-\d{5}-of-\d{5}(?:-[^/]*)?\.[^/]+$/;
+/** push_to_hub's shard names: data/{split}-00000-of-00004.{ext}, in data/ or in the folder given (which may be that data/) */
+const PUSH_TO_HUB_SHARD = /^(?:data\/)?([^/]+?)-\d{5}-of-\d{5}(?:-[^/]*)?\.[^/]+$/;
 
 export interface DatasetFiles {
   /** the path as given */
@@ -90,7 +90,7 @@ export function splitOfPath(relativePath: string): KeywordSplit | null {
   return splitOfName(stripDataExtensions(file));
 }
 
-/** The split a push_to_hub shard names (data/{split}-00000-of-00004.parquet), or null. */
+/** The split a push_to_hub shard names (data/{split}-00000-of-00004.parquet, or such a shard in the folder given), or null. */
 export function pushToHubSplit(relativePath: string): string | null {
   return PUSH_TO_HUB_SHARD.exec(relativePath.split(sep).join('/'))?.[1] ?? null;
 }
@@ -161,7 +161,7 @@ function walk(root: string, dir: string, depth: number, found: Walk): void {
     if (isDir) {
       const real = realpathSync(full);
       // a link to a folder already read, or to one the dataset folder is in: reading on would never end
-      if (found.seen.has(real) || found.rootReal.startsWith(real + sep)) throw new DataError(`${full}: links back to a folder already read (${real}), a loop; give the dataset's own folder, or remove the link`);
+      if (found.seen.has(real) || isAncestor(real, found.rootReal)) throw new DataError(`${full}: links back to a folder already read (${real}), a loop; give the dataset's own folder, or remove the link`);
       found.seen.add(real);
       if (depth >= MAX_DEPTH) throw new DataError(`${root}: has folders more than ${MAX_DEPTH} levels deep (${relative(root, full)}); give the dataset's own folder, or one data file`);
       walk(root, full, depth + 1, found);
@@ -171,6 +171,11 @@ function walk(root: string, dir: string, depth: number, found: Walk): void {
       if (++found.count > MAX_FILES) throw new DataError(`${root}: holds more than ${MAX_FILES} files; give the dataset's own folder, or one data file`);
     }
   }
+}
+
+/** Whether `dir` is `path` or a folder above it (the file system's root included). */
+function isAncestor(dir: string, path: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
 }
 
 function walkFolder(root: string): Walk {
@@ -186,36 +191,70 @@ export function isFilePattern(path: string): boolean {
   return /[*?]/.test(basename(path)) || /[*?]/.test(dirname(path));
 }
 
-function patternRegExp(pattern: string): RegExp {
+/** One segment of a pattern (no "/"): * any characters, ? one. */
+function segmentRegExp(segment: string): RegExp {
   let re = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === '*' && pattern[i + 1] === '*') {
-      re += '.*';
-      i++;
-      if (pattern[i + 1] === '/') i++;
-    } else if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
+  for (const c of segment) re += c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
   return new RegExp(`^${re}$`);
 }
 
-/** The files a pattern matches, under its fixed leading folder. */
+/**
+ * The files a pattern matches, under its fixed leading folder: each segment
+ * read from its folder alone, folders walked only where a ** says (within
+ * the walk's depth and file limits, links followed, loops refused).
+ */
 function patternFiles(pattern: string): DatasetFiles {
   const parts = pattern.split(/[\\/]/);
   const fixed = parts.findIndex((p) => /[*?]/.test(p));
-  const root = parts.slice(0, fixed).join(sep) || '.';
-  const rest = parts.slice(fixed).join('/');
-  let found: Walk;
-  try {
-    found = walkFolder(root);
-  } catch (e) {
-    if (e instanceof DataError) throw e;
-    throw new DataError(`${pattern}: its folder ${root} cannot be read (${(e as Error).message}); check the path`);
-  }
-  const re = patternRegExp(rest);
-  const files = found.data.filter((f) => re.test(slash(relative(root, f))));
+  const root = parts.slice(0, fixed).join(sep) || (fixed === 1 && parts[0] === '' ? sep : '.');
+  const segments = parts.slice(fixed).filter((p, i, all) => p !== '**' || all[i - 1] !== '**');
+  const matched = new Set<string>();
+  const seen = new Set<string>();
+  let count = 0;
+  const entriesOf = (dir: string): { name: string; full: string; isDir: boolean; isFile: boolean }[] => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (dir === root) throw new DataError(`${pattern}: its folder ${root} cannot be read (${code === 'ENOENT' ? 'no such folder' : code === 'EACCES' ? 'permission denied' : (e as Error).message}); check the path`);
+      return []; // a folder below the pattern's own that cannot be read holds no match
+    }
+    return names.filter((n) => !n.startsWith('.')).map((name) => {
+      const full = join(dir, name);
+      try {
+        const st = statSync(full);
+        return { name, full, isDir: st.isDirectory(), isFile: st.isFile() };
+      } catch {
+        return { name, full, isDir: false, isFile: false }; // a dangling link
+      }
+    });
+  };
+  const visit = (dir: string, i: number, depth: number): void => {
+    const segment = segments[i];
+    if (segment === '**') {
+      const real = realpathSync(dir);
+      if (seen.has(real)) return; // a link back to a folder already walked
+      seen.add(real);
+      visit(dir, i + 1, depth); // no folder
+      if (depth >= MAX_DEPTH) throw new DataError(`${pattern}: ** reaches folders more than ${MAX_DEPTH} levels deep under ${root}; give a narrower pattern`);
+      for (const e of entriesOf(dir)) if (e.isDir) visit(e.full, i, depth + 1);
+      return;
+    }
+    const last = i === segments.length - 1;
+    const re = segmentRegExp(segment);
+    for (const e of entriesOf(dir)) {
+      if (!re.test(e.name)) continue;
+      if (last && e.isFile && isDataFile(e.name)) {
+        matched.add(e.full);
+        if (++count > MAX_FILES) throw new DataError(`${pattern}: matches more than ${MAX_FILES} files; give a narrower pattern`);
+      } else if (!last && e.isDir) {
+        visit(e.full, i + 1, depth + 1);
+      }
+    }
+  };
+  visit(root, 0, 0);
+  const files = [...matched].sort((a, b) => naturalOrder(relative(root, a), relative(root, b)));
   if (files.length === 0) throw new DataError(`${pattern}: matches no data file (${DATA_FILE_TYPES}) under ${root}; check the pattern (* and ? within a name, ** for any folders)`);
   return { path: pattern, root, files, split: null, splits: {}, notes: [] };
 }
@@ -257,6 +296,17 @@ function splitFiles(root: string, files: string[]): { splits: Record<SplitName, 
     else unsplit.push(file);
   }
   return { splits, unsplit, exact };
+}
+
+/** The split name a refusal suggests for a role: one with "train" in it for training, else "valid", "dev" or "test" for evaluation. */
+function suggested(names: SplitName[], role: DatasetRole): SplitName {
+  const words = role === 'train' ? ['train'] : ['valid', 'dev', 'test', 'eval'];
+  return names.find((n) => words.some((w) => n.toLowerCase().includes(w))) ?? names[0];
+}
+
+/** The folder (under root) a split's shards are in: data/, or the folder given itself. */
+function shardFolder(root: string, splits: Record<SplitName, string[]>, split: SplitName): string {
+  return relative(root, dirname(splits[split][0]));
 }
 
 /** A folder's split names in a fixed order: train, validation, test, then the dataset's own names alphabetically. */
@@ -307,7 +357,7 @@ export function datasetFiles(path: string, role: DatasetRole = 'train', suggestE
     if (split === null) {
       const want = role === 'train' ? 'train split' : 'validation or test split';
       const how = exact
-        ? `give the files of the split you mean as a pattern, e.g. --data '${slash(join(path, 'data', `${named[0]}-*`))}'`
+        ? `give the files of the split you mean as a pattern, e.g. --data '${slash(join(root, shardFolder(root, splits, suggested(named, role)), `${suggested(named, role)}-*`))}'`
         : `(file or folder names with ${wanted.map((s) => SPLIT_KEYWORDS[s].map((k) => `"${k}"`).join(' / ')).join(', or ')}); give the data file itself, or rename the files`;
       throw new DataError(`${path}: the folder's files are split into ${describeSplits(splits)}, but there is no ${want}; ${how}`);
     }

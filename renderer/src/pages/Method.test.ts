@@ -135,3 +135,21 @@ describe('the recommendation', () => {
     for (const card of root.querySelectorAll('[data-testid^="method-card-"]')) expect(card.textContent).not.toContain('recommended');
   });
 });
+
+describe('the speed beside the memory', () => {
+  it('says the estimated tokens/s per method on the CPU, and nothing made up where none is measured', () => {
+    const speeds: Record<TrainMethod, number | null> = { lora: 1234.4, qlora: 987, prompt: 1500, prefix: 1400, full: 640 };
+    const overview: ModelOverview = { ...demo, methods: demo.methods.map((m) => ({ ...m, tokensPerSecond: speeds[m.method] })) };
+    const { root } = render(overview, 'lora');
+    const speed = (m: TrainMethod) => root.querySelector(`[data-testid="method-speed-${m}"]`)!.textContent!.replace(/\s+/g, ' ').trim();
+    expect(speed('lora')).toBe('about 1,234 tokens/s on this CPU');
+    expect(speed('full')).toBe('about 640 tokens/s on this CPU');
+    unmount(component!);
+    component = null;
+    document.body.innerHTML = '';
+    const onGpu: ModelOverview = { ...demo, methods: demo.methods.map((m) => ({ ...m, tokensPerSecond: null })) };
+    const again = render(onGpu, 'lora').root;
+    for (const m of ['lora', 'qlora', 'prompt', 'prefix', 'full'] as const)
+      expect(again.querySelector(`[data-testid="method-speed-${m}"]`)!.textContent!.trim()).toBe('known once the first steps run');
+  });
+});

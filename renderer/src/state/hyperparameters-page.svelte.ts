@@ -232,6 +232,9 @@ export class HyperparametersPage {
     this.startError = null;
     try {
       const started = await this.api.call('startRun', request);
+      // the estimate said before the start, held against the time left on the Train page
+      const time = this.studio.check?.time;
+      this.studio.startEstimate = time ? { runDir: started.runDir, text: time.text } : null;
       this.studio.runId = started.runId;
       this.studio.runDir = started.runDir;
       this.studio.page = 'train';

@@ -76,6 +76,8 @@ export class Studio {
   hyper = $state<RunSettings['hyper']>({});
   /** the last checkRun verdict for these settings */
   check = $state<RunCheck | null>(null);
+  /** what the check before the start said the run started from it would take (RunCheck.time's words), by its folder */
+  startEstimate = $state<{ runDir: string; text: string } | null>(null);
   /**
    * Method-specific settings put aside by a change of method (the LoRA rank
    * while prompt tuning is chosen), restored when a method

@@ -113,6 +113,17 @@ export class TrainPage {
   }
 
   /**
+   * What the check before the start said the run would take (RunCheck.time:
+   * "about 41 min on this CPU (…)"), to hold the time left against: recorded
+   * when this session started the run (hyperparameters-page start), so only
+   * for that run. Null for another run.
+   */
+  get estimateBeforeStart(): string | null {
+    const recorded = this.studio.startEstimate;
+    return recorded !== null && recorded.runDir === this.studio.runDir ? recorded.text : null;
+  }
+
+  /**
    * What a screen reader hears: the run's status when it changes, and each
    * quarter of the way while it trains; not every step. Not the connection
    * (its notice is an alert of its own, and the run's status stays as last

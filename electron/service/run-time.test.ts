@@ -1,0 +1,54 @@
+// checkRun carries the time estimate: the steps and tokens of the rows the
+// run would really have, the seconds from this CPU's measured GEMM speed, and
+// on a GPU no number at all.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DemoPaths, RunCheck } from '../api/contract.js';
+import { loadAddon } from '../engine/load.js';
+import { openModelFolder } from '../models/folder.js';
+import { tempDir } from '../testing/e2e-fixtures.js';
+import { runTimeCheck } from './run-time.js';
+import { createStudioService, type StudioService } from './service.js';
+
+process.env.PEFT_STUDIO_HOME = tempDir('service-time-home');
+
+let service: StudioService;
+let demo: DemoPaths;
+
+async function ok<T>(method: 'checkRun' | 'demoPaths', request: unknown): Promise<T> {
+  const result = await service.call(method, request);
+  if (!result.ok) throw new Error(`${method} failed: ${JSON.stringify(result.error)}`);
+  return result.value as T;
+}
+
+beforeAll(async () => {
+  service = createStudioService({ mode: 'browser', allowedRoots: null });
+  demo = await ok<DemoPaths>('demoPaths', {});
+});
+afterAll(() => service.close());
+
+describe('checkRun: how long', () => {
+  it('says the steps, tokens and time on the CPU before the start', async () => {
+    const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+    const c = await ok<RunCheck>('checkRun', { model: demo.model, data, method: 'lora', hyper: { steps: 3, batchSize: 2, device: 'cpu' } });
+    expect(c.errors).toEqual([]);
+    expect(c.time).not.toBeNull();
+    expect(c.time!.steps).toBe(3);
+    // 3 steps x 2 rows of the task's short questions: some tokens, at most 6 full rows
+    expect(c.time!.tokens).toBeGreaterThan(6);
+    expect(c.time!.tokens).toBeLessThanOrEqual(6 * c.config!.seqLen);
+    expect(c.time!.seconds).toBeGreaterThan(0);
+    expect(c.time!.text).toMatch(/^(about \d+ (h \d+ )?min|under a minute) on this CPU \(measured \d+ GFLOP\/s x 0\.\d\d for LoRA; an estimate, ±30%\)$/);
+    // twice the steps: more rows gone through, more time
+    const longer = await ok<RunCheck>('checkRun', { model: demo.model, data, method: 'lora', hyper: { steps: 6, batchSize: 2, device: 'cpu' } });
+    expect(longer.time!.steps).toBe(6);
+    expect(longer.time!.seconds).toBeGreaterThan(c.time!.seconds!);
+  });
+
+  it('on a GPU says no number', async () => {
+    const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+    const c = await ok<RunCheck>('checkRun', { model: demo.model, data, method: 'lora', hyper: { steps: 3, device: 'cpu' } });
+    const folder = await openModelFolder(demo.model);
+    const onGpu = await runTimeCheck(loadAddon(), c.config!, folder, true);
+    expect(onGpu).toEqual({ steps: 3, tokens: expect.any(Number), seconds: null, text: 'time estimated once the first steps run (no GPU speed has been measured to estimate from)' });
+  });
+});

@@ -1,0 +1,50 @@
+// checkRun's time estimate: the same estimate `train` prints before it starts
+// (electron/training/time-estimate.ts), on the training rows the run would
+// really have (loadRunData, THE place a run reads its data). Reading the data
+// means tokenizing it, so the last rows read are kept while the files and the
+// settings that read them are unchanged (the form re-checks after every
+// edit; most edits, lr or rank, leave the rows as they were).
+import { stat } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import type { RunCheck } from '../api/contract.js';
+import type { NativeAddon } from '../engine/native.js';
+import type { ModelFolder } from '../models/folder.js';
+import { ModelTokenizer, TOKENIZER_FILE } from '../models/tokenizer.js';
+import type { TrainConfig } from '../training/config.js';
+import type { Example } from '../training/data.js';
+import { loadRunData } from '../training/run.js';
+import { describeTime, estimateRunTime, safeRunTimeEstimate } from '../training/time-estimate.js';
+import { totalSteps } from '../training/trainer.js';
+
+let last: { key: string; train: Example[] } | null = null;
+
+async function rowsKey(config: TrainConfig, folder: ModelFolder): Promise<string> {
+  const files = [config.data, join(folder.dir, TOKENIZER_FILE), join(folder.dir, 'tokenizer_config.json'), join(folder.dir, 'config.json')];
+  const stamps = await Promise.all(files.map((f) => stat(f).then((s) => [s.size, s.mtimeMs], () => null)));
+  const { dataFormat, seqLen, completionOnly, pack, evalSplit, seed, evalData } = config;
+  return JSON.stringify([folder.dir, files, stamps, dataFormat, seqLen, completionOnly, pack, evalSplit, seed, evalData]);
+}
+
+async function trainRows(config: TrainConfig, folder: ModelFolder): Promise<Example[]> {
+  const key = await rowsKey(config, folder);
+  if (last?.key === key) return last.train;
+  const { train } = await loadRunData(config, await ModelTokenizer.load(folder.dir), folder);
+  last = { key, train };
+  return train;
+}
+
+/** The run's time as RunCheck carries it; null when the data cannot be read (the run would refuse it; the Data page says why). */
+export async function runTimeCheck(addon: NativeAddon, config: TrainConfig, folder: ModelFolder, gpu: boolean): Promise<RunCheck['time']> {
+  let train: Example[];
+  try {
+    train = await trainRows(config, folder);
+  } catch {
+    return null;
+  }
+  const steps = totalSteps(train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
+  const estimate = safeRunTimeEstimate(() => estimateRunTime(addon.ops, { gpu, cpuModel: cpus()[0]?.model.trim() ?? 'unknown', threads: config.threads },
+    folder.spec, config, train, steps));
+  if (!estimate) return null;
+  return { steps, tokens: estimate.work.tokens, seconds: estimate.time.seconds, text: describeTime(estimate.time, config) };
+}

@@ -64,7 +64,7 @@ export interface RecentItems {
 
 /** The models already in the Hugging Face hub cache, one per snapshot on disk (electron/models/hf-cache-list.ts). */
 export interface CachedModels {
-  /** the cache folder looked in (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub); null when outside what this server may use */
+  /** the cache folder looked in (models/hf-cache.ts HUB_CACHE_RULE); null when outside what this server may use */
   cacheDir: string | null;
   /** usable ones and those that cannot be opened (each with its reason) */
   models: CachedModel[];

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { builtCli, tempDir } from '../testing/e2e-fixtures.js';
-import { SAME_SIGNAL_MS, stopSignalAction } from './commands/train.js';
+import { SAME_SIGNAL_MS, stopSignalAction } from './stop-signal.js';
 
 describe('stop signals', () => {
   it('first: cancel; again soon after: the same signal twice, ignored; again later: kill', () => {

@@ -196,6 +196,11 @@ describe('what would mix different data is refused or passed over (review)', () 
     writeJsonl(join(root, 'a', 'b', 'x-3.jsonl'), alpacaRows('deep', 1));
     expect(datasetFiles(join(root, 'x-*.jsonl')).files).toEqual(['x-2.jsonl', 'x-10.jsonl'].map((f) => join(root, f)));
     expect(datasetFiles(join(root, '**', 'x-?.jsonl')).files).toEqual(['a/b/x-3.jsonl', 'x-2.jsonl'].map((f) => join(root, f)));
+    // a run folder under the pattern's folder is not data, as in a folder walk (closing read)
+    mkdirSync(join(root, 'run'));
+    writeFileSync(join(root, 'run', 'run.json'), '{}');
+    writeJsonl(join(root, 'run', 'x-4.jsonl'), alpacaRows('run', 1));
+    expect(datasetFiles(join(root, '**', 'x-?.jsonl')).files).toEqual(['a/b/x-3.jsonl', 'x-2.jsonl'].map((f) => join(root, f)));
     expect(() => datasetFiles(join(root, 'z-*.jsonl'))).toThrow(`${join(root, 'z-*.jsonl')}: matches no data file`);
     // a pattern without ** reads its own folder only: a deep or huge folder beside it does not matter (review)
     let deep = join(root, 'deep');

@@ -1,8 +1,9 @@
-// The top-level dataset loader: file -> container rows -> format -> tokens
-// and labels (exact mask) -> truncation -> optional packing, with a report of
-// everything that happened. Bad rows are skipped and reported by line; a
-// file without one usable row is an error naming the file and the first
-// reasons.
+// The top-level dataset loader: a file, a folder of files or a pattern
+// (containers/dataset-folder.ts: the files read, in order) -> container rows
+// -> format -> tokens and labels (exact mask) -> truncation -> optional
+// packing, with a report of everything that happened. Bad rows are skipped
+// and reported by file and line; a dataset without one usable row is an
+// error naming it and the first reasons.
 import type { ModelTokenizer } from '../models/tokenizer.js';
 import { countTrainedTokens, DataError, type Example } from '../training/data.js';
 import { readContainer } from './containers/read-file.js';
@@ -105,15 +106,14 @@ export async function loadDataset(path: string, tokenizer: ModelTokenizer, optio
     problems.push(...fileProblems);
     files.push({ path: file, rows: read.records.length + read.problems.length });
   }
-  const file = path;
   const total = files.reduce((n, f) => n + f.rows, 0);
   if (used.length === 0) {
     const first = problems.slice(0, FIRST_REASONS).map(formatProblem).join('; ');
     const empty = source.files.length > 1 ? 'its files are empty or only blank lines' : 'the file is empty or only blank lines';
-    if (total === 0) throw new DataError(`${file}: no rows (${empty})`);
+    if (total === 0) throw new DataError(`${path}: no rows (${empty})`);
     // not one row parsed, in any of a folder's files: no format to name
-    if (format === null) throw new DataError(`${file}: not one of its ${countOf(total, 'row')} could be read as a row. First problems: ${first}`);
-    throw new DataError(`${file}: none of its ${countOf(total, 'row')} can be used (format: ${format}). First problems: ${first}`);
+    if (format === null) throw new DataError(`${path}: not one of its ${countOf(total, 'row')} could be read as a row. First problems: ${first}`);
+    throw new DataError(`${path}: none of its ${countOf(total, 'row')} can be used (format: ${format}). First problems: ${first}`);
   }
   // a row was used, so some file had rows: its format and container are known
   const [rowFormat, rowContainer] = [format!, container!];
@@ -129,7 +129,7 @@ export async function loadDataset(path: string, tokenizer: ModelTokenizer, optio
   }
   if (problems.length > 0) notices.push(`${problems.length} of ${countOf(total, 'row')} skipped; first: ${formatProblem(problems[0])}`);
   const report: DatasetReport = {
-    file,
+    file: path,
     files,
     split: source.split,
     container: rowContainer,

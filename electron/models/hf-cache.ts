@@ -35,6 +35,9 @@ export class HfCacheError extends Error {
  * older name $HUGGINGFACE_HUB_CACHE), else $HF_HOME/hub, else
  * $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
  */
+/** Where hubCacheDir looks, in words (every message and help that names it says it this way). */
+export const HUB_CACHE_RULE = 'HF_HUB_CACHE (or HUGGINGFACE_HUB_CACHE), else HF_HOME/hub, else XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub';
+
 export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const set = (v: string | undefined) => (v !== undefined && v !== '' ? expandHome(expandVars(v, env)) : null);
   const hub = set(env.HF_HUB_CACHE) ?? set(env.HUGGINGFACE_HUB_CACHE);
@@ -298,7 +301,7 @@ export async function resolveCachedModel(value: string, env: NodeJS.ProcessEnv =
     } else if (await isDir(join(cache, `datasets--${value.split('/').join('--')}`))) {
       throw new HfCacheError(`${value}: is a dataset in the Hugging Face cache, not a model; give it as the data (--data ${value}), and a model as --model`);
     } else if (value.includes('/')) {
-      throw new HfCacheError(`${value}: no such folder (${path}), and no model ${value} in the Hugging Face cache (looked for ${candidate}; the cache folder comes from HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub). Nothing is downloaded: fetch it first with ${downloadAdvice(value)}, or pass the model's folder.`);
+      throw new HfCacheError(`${value}: no such folder (${path}), and no model ${value} in the Hugging Face cache (looked for ${candidate}; the cache folder comes from ${HUB_CACHE_RULE}). Nothing is downloaded: fetch it first with ${downloadAdvice(value)}, or pass the model's folder.`);
     } else {
       return null; // a single word: most likely a mistyped folder, which the caller reports
     }

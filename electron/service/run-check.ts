@@ -28,6 +28,7 @@ import type { ParsedRunSettings } from './run-settings.js';
 import { inAppWords } from './app-wording.js';
 import { plannedSteps } from './planned-steps.js';
 import { runTimeCheck } from './run-time.js';
+import { datasetPathExists } from '../data/containers/dataset-folder.js';
 
 export interface CheckedRun {
   check: RunCheck;
@@ -104,12 +105,10 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   } catch (e) {
     errors.push({ field: 'model', message: (e as Error).message });
   }
-  const data = await stat(config.data).catch(() => null);
-  // a folder is a dataset too (its files, as the Hugging Face hub lays them out: data/containers/dataset-folder.ts)
-  if (!data) errors.push({ field: 'data', message: `${config.data}: the dataset file does not exist` });
-  if (config.evalData !== null) {
-    const evalFile = await stat(config.evalData).catch(() => null);
-    if (!evalFile) errors.push({ field: 'evalData', message: `${config.evalData}: the evaluation file does not exist` });
+  // a folder (or a pattern of files) is a dataset too: data/containers/dataset-folder.ts
+  if (!datasetPathExists(config.data)) errors.push({ field: 'data', message: `${config.data}: the dataset file does not exist` });
+  if (config.evalData !== null && !datasetPathExists(config.evalData)) {
+    errors.push({ field: 'evalData', message: `${config.evalData}: the evaluation file does not exist` });
   }
   if (!folder) return refused(errors);
 

@@ -85,6 +85,25 @@ describe('train on a dataset folder', () => {
     expect(resumed.code, resumed.stderr).toBe(0);
   });
 
+  it('a run on a pattern of files resumes on the same files (closing read: the pattern was "not there")', async () => {
+    const dir = tempDir('pattern-run');
+    const { train } = hubDataset(join(dir, 'dataset'));
+    const pattern = join(dir, 'dataset', 'data', 'train-*');
+    const out = join(dir, 'run');
+    process.env.PEFT_STUDIO_CRASH_AT = 'step-start@3';
+    try {
+      expect((await cli(['train', '--model', MODEL, '--data', pattern, '--out', out, '--steps', '4', '--batch-size', '4', '--save-every', '2', ...THREADS])).code).not.toBe(0);
+    } finally {
+      delete process.env.PEFT_STUDIO_CRASH_AT;
+    }
+    const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    expect(record.config.data).toBe(pattern);
+    expect(record.resolved.data).toMatchObject({ files: 2 });
+    const resumed = await cli(['train', '--resume', out, ...THREADS]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(train).toHaveLength(2);
+  });
+
   it('a dataset in the Hugging Face cache, named org/name, is read from the snapshot refs/main names', async () => {
     const cache = tempDir('hub-cache');
     const repo = join(cache, 'datasets--acme--demo-task');

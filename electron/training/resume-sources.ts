@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import type { TrainConfig } from './config.js';
 import type { FieldNamer } from './settings.js';
+import { datasetPathExists } from '../data/containers/dataset-folder.js';
 
 /** evalData -> --eval-data: the flags are the fields in kebab case */
 const flagNames: FieldNamer = (field) => `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
@@ -19,11 +20,11 @@ export function resumeSourcesProblem(config: Pick<TrainConfig, 'model' | 'data' 
       : ' (this run recorded no fingerprint of its model, so it cannot be pointed at another folder)';
     problems.push(`${config.model}: the run's model folder is not there (no such folder). Put it back at ${config.model}${relocate}`);
   }
-  if (!existsSync(config.data)) {
+  if (!datasetPathExists(config.data)) {
     problems.push(`${config.data}: the run's data file is not there (no such file). Put it back at ${config.data}, or resume with ${name('data')} <its new path> ` +
       '(checked: the same sha256 as when the run started)');
   }
-  if (config.evalData && !existsSync(config.evalData)) {
+  if (config.evalData && !datasetPathExists(config.evalData)) {
     problems.push(`${config.evalData}: the run's evaluation file is not there (no such file). Put it back at ${config.evalData}, or resume with ${name('evalData')} <its new path> ` +
       '(checked: the same sha256 as when the run started)');
   }

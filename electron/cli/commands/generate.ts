@@ -9,6 +9,7 @@ import { DEVICE_FLAG, deviceFromArgs } from '../device-flag.js';
 import { PRECISION_FLAG, precisionFromArgs } from '../precision-flag.js';
 import { generate } from '../../inference/generate.js';
 import { answerDecoder, TextStream } from '../../inference/text-stream.js';
+import { stopSignalAction } from '../stop-signal.js';
 import { explainNonFiniteOutput, NonFiniteOutputError } from '../../inference/non-finite-output.js';
 import { readGenerationConfig } from '../../models/generation-config.js';
 import { openSession, stopTokenIds, virtualTokensOf } from '../../session.js';
@@ -80,9 +81,14 @@ export const generateCommand: Command = {
       // The answer is printed as it comes; Ctrl-C ends it at the next token (a second one, at once).
       const stream = new TextStream(answerDecoder(session.tokenizer));
       let stopAsked = false;
+      let firstAt = 0;
       const onSignal = () => {
-        if (stopAsked) process.exit(130);
-        stopAsked = true;
+        const action = stopSignalAction(stopAsked ? 2 : 1, Date.now() - firstAt);
+        if (action === 'kill') process.exit(130);
+        if (action === 'cancel') {
+          stopAsked = true;
+          firstAt = Date.now();
+        }
       };
       process.on('SIGINT', onSignal);
       const result = await generate(session.engine, promptIds, {

@@ -5,13 +5,14 @@ import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { listCachedModels, type CachedModel } from '../../models/hf-cache-list.js';
 import { bytesInWords } from '../../service/recommend.js';
+import { HUB_CACHE_RULE } from '../../models/hf-cache.js';
 
 export const modelsSpec: CommandSpec = {
   name: 'models',
   summary: 'List the models in the Hugging Face cache (what --model org/name can use), with size and whether each opens.',
   positionals: [],
   flags: [{ name: 'json', kind: 'boolean', help: 'print the list as JSON ({cacheDir, exists, models: [{repoId, snapshot, revision, refs, bytes, usable, reason, ...}]})' }],
-  notes: ['The cache is $HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub. Nothing is downloaded.'],
+  notes: [`The cache is ${HUB_CACHE_RULE}. Nothing is downloaded.`],
 };
 
 function table(models: CachedModel[]): string {

@@ -19,6 +19,7 @@ import { eventPrinter } from '../../runs/print-events.js';
 import { readRunRecord } from '../../runs/run-record.js';
 import { ensureStudioHome } from '../../runs/run-index.js';
 import type { CliIO } from '../command.js';
+import { stopSignalAction } from '../stop-signal.js';
 import {
   defaultSeqLenFor, limitsOf, PROMPT_INIT_CHOICES, RESUME_OVERRIDES, resumedConfig, SettingsError, trainConfigFromSettings,
   type SettingField, type TrainSettings,
@@ -29,7 +30,7 @@ export const trainSpec: CommandSpec = {
   summary: 'Fine-tune a model on a dataset (LoRA, QLoRA, prompt or prefix tuning, or full fine-tuning), or continue a run (--resume).',
   positionals: [],
   flags: [
-    { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder (config.json, *.safetensors, tokenizer.json)' },
+    { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder (config.json, *.safetensors, tokenizer.json), or org/name of a model in the Hugging Face cache' },
     { name: 'data', kind: 'string', valueName: 'FILE', help: `dataset: ${DATASET_PATH_KINDS}; or org/name of a dataset in the Hugging Face cache; with alpaca, chat, completion, text or pre-tokenized rows (see data inspect)` },
     { name: 'format', kind: 'string', choices: DATA_FORMATS, help: 'how to read the data rows', defaultText: D.dataFormat },
     { name: 'all-tokens', kind: 'boolean', help: 'train on every token (default: completion tokens only; prompt, system and user tokens masked)' },
@@ -66,7 +67,7 @@ export const trainSpec: CommandSpec = {
     DEVICE_FLAG,
     PRECISION_FLAG,
     { name: 'eval-split', kind: 'number', ...limitsOf('evalSplit'), help: 'fraction of the data held out for evaluation', defaultText: String(D.evalSplit) },
-    { name: 'eval-data', kind: 'string', valueName: 'FILE', help: 'evaluate on this file instead of an --eval-split (a validation set; read as --data is: same formats, --format, masking, --seq-len, --pack); a folder: its validation split, else its test split' },
+    { name: 'eval-data', kind: 'string', valueName: 'FILE', help: `evaluate on this data instead of an --eval-split (a validation set, read as --data is: same formats, --format, masking, --seq-len, --pack): ${DATASET_PATH_KINDS}; or org/name of a dataset in the Hugging Face cache` },
     { name: 'eval-every', kind: 'int', ...limitsOf('evalEvery'), help: 'evaluate every N steps (0 = at the end only)', defaultText: String(D.evalEvery) },
     { name: 'keep-best', kind: 'boolean', help: 'write the adapter of every new lowest eval loss to --out/best/ (with best.json: step, eval_loss); --out keeps the last step\'s. Needs an eval set and --eval-every; with --method full it is a whole model folder (twice the disk)' },
     { name: 'early-stop', kind: 'int', ...limitsOf('earlyStop'), valueName: 'N', help: 'stop (as finished) after N evaluations in a row without improvement; needs an eval set and --eval-every', defaultText: 'off' },
@@ -147,19 +148,6 @@ export function resumeConfig(stored: TrainConfig, dir: string, args: ParsedArgs)
   } catch (e) {
     throw asUsageError(e);
   }
-}
-
-/**
- * What a stop signal does: the first cancels at the next step (with a
- * checkpoint), a second one kills at once; a second one within
- * SAME_SIGNAL_MS of the first is the same signal delivered twice, not a
- * second press (GNU timeout sends its signal to the command and then to the
- * whole process group, which the command is in), so it is ignored.
- */
-export const SAME_SIGNAL_MS = 500;
-export function stopSignalAction(count: number, msSinceFirst: number): 'cancel' | 'kill' | 'ignore' {
-  if (count === 1) return 'cancel';
-  return msSinceFirst < SAME_SIGNAL_MS ? 'ignore' : 'kill';
 }
 
 /**

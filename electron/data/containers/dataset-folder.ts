@@ -17,12 +17,13 @@
 // test split. Files are read in natural order (shard 2 before shard 10).
 // What would silently mix different data is refused, naming what to give
 // instead: a split spread over several subsets (main/train-*,
-// socratic/train-*), split names of the dataset's own. Within a split, one
+// socratic/train-*); split names of the dataset's own (train_sft) are
+// never taken for train, and listed when no split is. Within a split, one
 // file type is read (the most common, as the datasets library does): the
 // same rows as .jsonl and .parquet are not read twice. A pattern
 // (data/train_sft-*.parquet: * and ? within a name, ** for any folders)
 // stands for the files it matches, whatever their names.
-import { readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { DataError } from '../../training/data.js';
 import { countOf } from '../../text/plural.js';
@@ -186,6 +187,14 @@ function walkFolder(root: string): Walk {
   return found;
 }
 
+/** Whether a dataset value is there: a file or folder, or a pattern whose fixed folder is (its files are checked when read). */
+export function datasetPathExists(path: string): boolean {
+  if (!isFilePattern(path)) return existsSync(path);
+  const parts = path.split(/[\\/]/);
+  const fixed = parts.findIndex((p) => /[*?]/.test(p));
+  return existsSync(parts.slice(0, fixed).join(sep) || (fixed === 1 && parts[0] === '' ? sep : '.'));
+}
+
 /** Whether a dataset value is a pattern of files (data/train_sft-*.parquet) rather than a path. */
 export function isFilePattern(path: string): boolean {
   return /[*?]/.test(basename(path)) || /[*?]/.test(dirname(path));
@@ -235,6 +244,7 @@ function patternFiles(pattern: string): DatasetFiles {
     if (segment === '**') {
       const real = realpathSync(dir);
       if (seen.has(real)) return; // a link back to a folder already walked
+      if (dir !== root && RUN_MARKERS.some((m) => existsSync(join(dir, m)))) return; // a run (or adapter) folder: not data, as in a folder walk
       seen.add(real);
       visit(dir, i + 1, depth); // no folder
       if (depth >= MAX_DEPTH) throw new DataError(`${pattern}: ** reaches folders more than ${MAX_DEPTH} levels deep under ${root}; give a narrower pattern`);
@@ -248,7 +258,7 @@ function patternFiles(pattern: string): DatasetFiles {
       if (last && e.isFile && isDataFile(e.name)) {
         matched.add(e.full);
         if (++count > MAX_FILES) throw new DataError(`${pattern}: matches more than ${MAX_FILES} files; give a narrower pattern`);
-      } else if (!last && e.isDir) {
+      } else if (!last && e.isDir && !RUN_MARKERS.some((m) => existsSync(join(e.full, m)))) {
         visit(e.full, i + 1, depth + 1);
       }
     }

@@ -8,7 +8,7 @@
 // cache. Nothing is ever downloaded.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { hubCacheDir, looksLikeRepoId } from '../../models/hf-cache.js';
+import { HUB_CACHE_RULE, hubCacheDir, looksLikeRepoId } from '../../models/hf-cache.js';
 import { DataError } from '../../training/data.js';
 
 const PREFIX = 'datasets--';
@@ -77,7 +77,7 @@ export function resolveCachedDataset(value: string, env: NodeJS.ProcessEnv = pro
   if (!value.includes('/') || !looksLikeRepoId(value) || value.startsWith('.') || DATA_NAME.test(value) || existsSync(dirname(path))) return null;
   const repoDir = join(hubCacheDir(env), PREFIX + value.split('/').join('--'));
   if (!isDir(repoDir)) {
-    throw new DataError(`${value}: no such file or folder (${path}), and no dataset ${value} in the Hugging Face cache (looked for ${repoDir}; the cache folder comes from HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub). Nothing is downloaded: fetch it first with ${advice(value)}, or give the data file or folder`);
+    throw new DataError(`${value}: no such file or folder (${path}), and no dataset ${value} in the Hugging Face cache (looked for ${repoDir}; the cache folder comes from ${HUB_CACHE_RULE}). Nothing is downloaded: fetch it first with ${advice(value)}, or give the data file or folder`);
   }
   return chooseSnapshot(repoDir, value);
 }

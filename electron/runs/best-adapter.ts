@@ -15,17 +15,13 @@ import { writeFolderAtomic } from '../files/atomic.js';
 import type { ModelFolder } from '../models/folder.js';
 import { saveAdapterFolder } from '../training/adapter-files.js';
 import { adapterBase } from '../models/cache-snapshot-identity.js';
+import type { BestAdapter } from './best-words.js';
 
 export const BEST_DIR = 'best';
 export const BEST_FILE = 'best.json';
 const BEST_FORMAT = 'peft-studio-best';
 
-export interface BestAdapter {
-  /** DIR/best */
-  dir: string;
-  step: number;
-  eval_loss: number;
-}
+export { describeBest, type BestAdapter } from './best-words.js';
 
 export function bestDir(runDir: string): string {
   return join(runDir, BEST_DIR);
@@ -59,7 +55,3 @@ export async function readBestAdapter(runDir: string): Promise<BestAdapter | nul
   return { dir, step: step as number, eval_loss };
 }
 
-/** "best eval loss 1.2340 at step 300: DIR/best" */
-export function describeBest(best: BestAdapter): string {
-  return `best eval loss ${best.eval_loss.toFixed(4)} at step ${best.step}: ${best.dir}`;
-}

@@ -41,7 +41,7 @@ import { checkOutFolder, createOutFolder } from './out-folder.js';
 import { LOCK_FILE, runPaths } from './layout.js';
 import { acquireRunLock } from './lock.js';
 import { checkStateFitsRun, positionFromState, restoreEngine } from './resume.js';
-import { resumedEvalFileProblem } from './resume-eval-file.js';
+import { DATA_WORDS, EVAL_DATA_WORDS, resumedDatasetProblem } from './resume-dataset.js';
 import { recordInIndex } from './run-index.js';
 import { newRunRecord, readRunRecord, writeRunRecord, type RunRecord } from './run-record.js';
 import { processStartTicks } from './process-alive.js';
@@ -220,20 +220,15 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     for (const note of data.notes) log(note);
     // a file's sha256, or a folder's over its files (data/dataset-fingerprint.ts)
     const dataSha = await datasetSha256(config.data);
-    if (options.resume && existing && !existing.data_sha256 && resolve(config.data) !== resolve(existing.config.data)) {
-      // a run from before data_sha256 was recorded: nothing to check a moved data file against
-      throw new NotOurRunError(`--data ${config.data}: this run's run.json records no sha256 of its data file, so another file cannot be checked to be the same. ` +
-        `Put the data back at ${existing.config.data} and resume without --data`);
-    }
-    if (options.resume && existing?.data_sha256 && existing.data_sha256 !== dataSha) {
-      const moved = resolve(config.data) !== resolve(existing.config.data);
-      throw new NotOurRunError(moved
-        ? `--data ${config.data}: is not the data file this run started with (${existing.config.data}; the sha256 differs); a resumed run must see the same data. Give the file it started with, or start a new run with another --out.`
-        : `${config.data}: the data file changed since the run started (its sha256 differs); a resumed run must see the same data. Restore the file, or start a new run with another --out.`);
-    }
     const evalSha = config.evalData ? await datasetSha256(config.evalData, 'eval') : null;
-    const evalFileProblem = options.resume && existing ? resumedEvalFileProblem(config, existing, evalSha) : null;
-    if (evalFileProblem) throw new NotOurRunError(evalFileProblem);
+    if (options.resume && existing) {
+      const dataProblem = resumedDatasetProblem(config.data, existing.config.data, existing.data_sha256 ?? null, dataSha, DATA_WORDS);
+      if (dataProblem) throw new NotOurRunError(dataProblem);
+      const evalProblem = config.evalData && evalSha !== null
+        ? resumedDatasetProblem(config.evalData, existing.config.evalData ?? null, existing.eval_data_sha256 ?? null, evalSha, EVAL_DATA_WORDS)
+        : null;
+      if (evalProblem) throw new NotOurRunError(evalProblem);
+    }
     const total = totalSteps(data.train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
     const addon = loadAddon();
     // Where it trains ('auto': the first GPU, else the CPU); a GPU that is not there is refused here, before anything is written.

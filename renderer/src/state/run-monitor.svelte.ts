@@ -3,6 +3,7 @@
 // speed, ETA, memory, the log, and the state that enables pause / resume /
 // cancel. No API calls here: the page feeds it, tests replay real events.
 import type { RunEvent, RunHistory, RunIndexEntry, RunStatus, SettingWarning } from '../../../electron/api/contract.js';
+import { describeBest } from '../../../electron/runs/best-words.js';
 
 /**
  * A step event. `inputTokensPerSecond` (every token the model read this step,
@@ -330,7 +331,7 @@ export class RunMonitor {
         if (this.stoppedEarly) this.say('info', this.stoppedEarly);
         this.say('info', `finished: ${e.summary.steps} steps, final loss ${e.summary.final_loss?.toFixed(4) ?? '–'}` +
           (e.summary.final_eval_loss === null ? '' : `, final eval loss ${e.summary.final_eval_loss.toFixed(4)}`));
-        if (this.best) this.say('info', `best eval loss ${this.best.eval_loss.toFixed(4)} at step ${this.best.step}: ${this.best.dir}`);
+        if (this.best) this.say('info', describeBest(this.best));
         return;
       case 'cancelled':
         this.status = 'cancelled';

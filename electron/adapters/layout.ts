@@ -22,7 +22,7 @@ export type AdapterLayout = { kind: 'lora'; lora: AdapterLora } | PromptLearning
 export function describeLayout(layout: AdapterLayout): string {
   switch (layout.kind) {
     case 'lora':
-      return `LoRA rank ${layout.lora.rank} on ${layout.lora.targets.join(',')}`;
+      return `${layout.lora.dora === true ? 'DoRA' : 'LoRA'} rank ${layout.lora.rank} on ${layout.lora.targets.join(',')}`;
     case 'prompt':
       return `prompt tuning with ${layout.prompt.numVirtualTokens} virtual tokens`;
     case 'prefix':

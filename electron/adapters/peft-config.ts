@@ -43,7 +43,7 @@ export function adapterConfigFields(json: unknown, file: string, defaultAdvice: 
   return { c: json as Record<string, unknown>, fail };
 }
 
-/** The LoRA settings the adapter format records (LoraOptions without the seed). */
+/** The LoRA settings the adapter format records (LoraOptions without the seed; dora absent: plain LoRA). */
 export type AdapterLora = Omit<LoraOptions, 'seed'>;
 
 /**
@@ -89,7 +89,7 @@ export function buildLoraAdapterConfig(lora: AdapterLora, baseModelNameOrPath: s
     task_type: 'CAUSAL_LM',
     trainable_token_indices: null,
     use_bdlora: null,
-    use_dora: false,
+    use_dora: lora.dora === true,
     use_qalora: false,
     use_rslora: lora.rslora,
     velora_config: null,
@@ -149,7 +149,7 @@ export function modelModules(spec: ModelSpec): ModelModule[] {
 
 /**
  * Reads adapter_config.json content. Accepts what PEFT can save for a plain
- * LoRA on the supported models, and refuses (with the reason) the options
+ * LoRA or a DoRA (use_dora) on the supported models, and refuses (with the reason) the options
  * whose tensors or math this app does not reproduce.
  */
 export function parseLoraAdapterConfig(json: unknown, file: string, spec: ModelSpec): ParsedAdapterConfig {
@@ -167,9 +167,11 @@ export function parseLoraAdapterConfig(json: unknown, file: string, spec: ModelS
   if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) fail('lora_dropout', `must be a number in [0, 1) (found ${JSON.stringify(c.lora_dropout)})`, 'Fix adapter_config.json.');
   const rslora = c.use_rslora ?? false;
   if (typeof rslora !== 'boolean') fail('use_rslora', 'must be true or false', 'Fix adapter_config.json.');
+  // DoRA (PEFT use_dora): the adapter also holds a magnitude per output row of every adapted module (peft.ts checks them)
+  const dora = c.use_dora ?? false;
+  if (typeof dora !== 'boolean') fail('use_dora', 'must be true or false', 'Fix adapter_config.json.');
 
   // Options that change tensors or math in ways this app does not implement.
-  if (c.use_dora === true) fail('use_dora', 'is true: DoRA adapters are not supported');
   if (c.bias !== undefined && c.bias !== 'none') fail('bias', `is ${JSON.stringify(c.bias)}: adapters that train biases are not supported`);
   if (c.lora_bias === true) fail('lora_bias', 'is true: LoRA B biases are not supported');
   if (c.use_qalora === true) fail('use_qalora', 'is true: QA-LoRA adapters are not supported');
@@ -212,6 +214,7 @@ export function parseLoraAdapterConfig(json: unknown, file: string, spec: ModelS
       alpha: alpha as number,
       dropout: dropout as number,
       rslora: rslora as boolean,
+      dora: dora as boolean,
       targets,
       layers: layerSet.length === spec.numLayers ? null : layerSet,
       init: init === 'gaussian' ? 'gaussian' : 'default',

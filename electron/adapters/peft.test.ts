@@ -38,7 +38,7 @@ afterAll(async () => {
 
 function randomTensors(lora: AdapterLora, seed = 5): LoraTensor[] {
   const rng = new FixtureRng(seed);
-  return loraTensorShapes(spec, lora).map(({ name, shape }) => ({ name, shape, data: rng.normalArray(shape[0] * shape[1], 0.1) }));
+  return loraTensorShapes(spec, lora).map(({ name, shape }) => ({ name, shape, data: rng.normalArray(shape.reduce((a, d) => a * d, 1), 0.1) }));
 }
 
 /** Writes an adapter folder the way PEFT would, from PEFT keys and a config object. */
@@ -50,7 +50,7 @@ async function writeRawAdapter(dir: string, config: Record<string, unknown>, ten
 
 const f32 = (t: LoraTensor): [string, TensorToWrite] => [engineNameToPeftKey(t.name), { dtype: 'F32', shape: t.shape, data: t.data }];
 
-const lora: AdapterLora = { rank: 4, alpha: 8, dropout: 0.05, rslora: false, targets: ['v_proj', 'q_proj', 'down_proj'], layers: null, init: 'default' };
+const lora: AdapterLora = { rank: 4, alpha: 8, dropout: 0.05, rslora: false, dora: false, targets: ['v_proj', 'q_proj', 'down_proj'], layers: null, init: 'default' };
 
 describe('key mapping', () => {
   it('maps PEFT keys to engine names and back', () => {
@@ -242,7 +242,7 @@ describe('readPeftAdapter on folders PEFT wrote', () => {
   });
 
   it('accepts a regex target_modules, "all-linear", layers_to_transform and ".default" keys', async () => {
-    const regexLora: AdapterLora = { rank: 4, alpha: 16, dropout: 0.1, rslora: false, targets: ['q_proj', 'v_proj'], layers: null, init: 'default' };
+    const regexLora: AdapterLora = { rank: 4, alpha: 16, dropout: 0.1, rslora: false, dora: false, targets: ['q_proj', 'v_proj'], layers: null, init: 'default' };
     const dir = fresh();
     const tensors = randomTensors(regexLora);
     await writeRawAdapter(dir, peftConfig({ target_modules: '.*\\.(q_proj|v_proj)$' }),
@@ -262,7 +262,7 @@ describe('readPeftAdapter on folders PEFT wrote', () => {
 
   it('applies exclude_modules and a suffix target like "self_attn.q_proj"', async () => {
     const dir = fresh();
-    const expected: AdapterLora = { rank: 4, alpha: 16, dropout: 0.1, rslora: false, targets: ['q_proj'], layers: null, init: 'default' };
+    const expected: AdapterLora = { rank: 4, alpha: 16, dropout: 0.1, rslora: false, dora: false, targets: ['q_proj'], layers: null, init: 'default' };
     await writeRawAdapter(dir, peftConfig({ target_modules: ['self_attn.q_proj', 'up_proj'], exclude_modules: ['up_proj'] }), randomTensors(expected).map(f32));
     expect((await readPeftAdapter(dir, spec)).lora).toEqual(expected);
   });
@@ -286,7 +286,7 @@ describe('readPeftAdapter on folders PEFT wrote', () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ rank_pattern: { 'model.layers.0.self_attn.q_proj': 8 } }, /field "rank_pattern": is .*per-module ranks are not supported/],
       [{ alpha_pattern: { q_proj: 32 } }, /field "alpha_pattern": .*per-module alphas are not supported/],
-      [{ use_dora: true }, /field "use_dora": is true: DoRA adapters are not supported/],
+      [{ use_dora: 'yes' }, /field "use_dora": must be true or false/],
       [{ peft_type: 'PROMPT_TUNING' }, /field "peft_type": is "PROMPT_TUNING", not "LORA"/],
       [{ target_modules: '(?i).*q_proj' }, /field "target_modules": the regular expression "\(\?i\)\.\*q_proj" uses syntax that cannot be evaluated here/],
       [{ target_modules: ['q_proj', 'lm_head'] }, /selects the output layer lm_head; LoRA is supported on q_proj, k_proj/],
@@ -318,7 +318,10 @@ describe('readPeftAdapter on folders PEFT wrote', () => {
     await expect(readPeftAdapter(wrongRank, spec)).rejects.toThrow(/tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" has shape \[4, 16\] but this model and r = 8 need \[8, 16\]/);
     const dora = fresh();
     await writeRawAdapter(dora, peftConfig({}), [...tensors, ['base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector', { dtype: 'F32', shape: [16], data: new Float32Array(16) }]]);
-    await expect(readPeftAdapter(dora, spec)).rejects.toThrow(/holds tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_magnitude_vector", which adapter_config\.json does not account for/);
+    await expect(readPeftAdapter(dora, spec)).rejects.toThrow(/holds the DoRA magnitude "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_magnitude_vector", but .*adapter_config\.json does not set "use_dora": true/);
+    const bias = fresh();
+    await writeRawAdapter(bias, peftConfig({}), [...tensors, ['base_model.model.model.layers.0.self_attn.q_proj.lora_B.bias', { dtype: 'F32', shape: [16], data: new Float32Array(16) }]]);
+    await expect(readPeftAdapter(bias, spec)).rejects.toThrow(/holds tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_B\.bias", which adapter_config\.json does not account for/);
   });
 
   it('explains a folder without adapter files', async () => {

@@ -7,7 +7,11 @@
 // and PEFT saves it as
 //   base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight
 // (older or hand-made files may keep the adapter name: ...lora_A.default.weight).
-// lora_A is [r, in_features], lora_B is [out_features, r].
+// lora_A is [r, in_features], lora_B is [out_features, r]. A DoRA adapter
+// (use_dora) also holds each adapted module's magnitude, engine name
+//   model.layers.0.self_attn.q_proj.lora_magnitude_vector
+// saved as base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector
+// (no ".weight": PEFT strips it when saving), shape [out_features].
 
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -51,10 +55,24 @@ export class AdapterError extends Error {
   }
 }
 
-/** PEFT key -> engine name ("base_model.model." removed, adapter name "default" dropped). */
+/** The last part of a DoRA magnitude's name, engine and PEFT key alike. */
+export const DORA_MAGNITUDE = 'lora_magnitude_vector';
+
+/** Whether an engine name (or PEFT key) is a DoRA magnitude. */
+export function isDoraMagnitude(name: string): boolean {
+  return name.endsWith(`.${DORA_MAGNITUDE}`);
+}
+
+/**
+ * PEFT key -> engine name ("base_model.model." removed, adapter name "default"
+ * dropped; a magnitude as a model's state_dict names it, "...lora_magnitude_vector.default.weight",
+ * read as PEFT's loader reads it).
+ */
 export function peftKeyToEngineName(key: string): string {
   const withoutPrefix = key.startsWith(PEFT_PREFIX) ? key.slice(PEFT_PREFIX.length) : key;
-  return withoutPrefix.replace(/\.(lora_[AB])\.default\.weight$/, '.$1.weight');
+  return withoutPrefix
+    .replace(/\.(lora_[AB])\.default\.weight$/, '.$1.weight')
+    .replace(new RegExp(`\\.${DORA_MAGNITUDE}(?:\\.default)?(?:\\.weight)?$`), `.${DORA_MAGNITUDE}`);
 }
 
 /** Engine name -> the key PEFT saves. */
@@ -80,9 +98,10 @@ export function projectionSize(spec: ModelSpec, target: LoraTarget): [number, nu
 
 /**
  * Engine names and shapes of every LoRA tensor for these options, ordered by
- * layer, then target (LORA_TARGETS order), then A before B.
+ * layer, then target (LORA_TARGETS order), then A before B; with DoRA each
+ * module's magnitude [out] follows its B (the engine lists its parameters so).
  */
-export function loraTensorShapes(spec: ModelSpec, lora: Pick<AdapterLora, 'rank' | 'targets' | 'layers'>): { name: string; shape: number[] }[] {
+export function loraTensorShapes(spec: ModelSpec, lora: Pick<AdapterLora, 'rank' | 'targets' | 'layers' | 'dora'>): { name: string; shape: number[] }[] {
   const layers = lora.layers === null ? [...Array(spec.numLayers).keys()] : [...new Set(lora.layers)].sort((a, b) => a - b);
   const targets = LORA_TARGETS.filter((t) => lora.targets.includes(t));
   const out: { name: string; shape: number[] }[] = [];
@@ -92,6 +111,7 @@ export function loraTensorShapes(spec: ModelSpec, lora: Pick<AdapterLora, 'rank'
       const module = `model.layers.${i}.${t === 'gate_proj' || t === 'up_proj' || t === 'down_proj' ? 'mlp' : 'self_attn'}.${t}`;
       out.push({ name: `${module}.lora_A.weight`, shape: [lora.rank, inF] });
       out.push({ name: `${module}.lora_B.weight`, shape: [outF, lora.rank] });
+      if (lora.dora === true) out.push({ name: `${module}.${DORA_MAGNITUDE}`, shape: [outF] });
     }
   }
   return out;
@@ -105,7 +125,7 @@ export interface WritePeftAdapterOptions {
   baseModelNameOrPath: string;
   /** recorded as revision: the base's commit when baseModelNameOrPath is a Hub id (default null) */
   revision?: string | null;
-  /** the LoRA tensors under engine names; exactly the set loraTensorShapes() lists */
+  /** the LoRA tensors (with DoRA also the magnitudes) under engine names; exactly the set loraTensorShapes() lists */
   tensors: Iterable<LoraTensor>;
   /** replace an existing non-empty folder (default: refuse) */
   overwrite?: boolean;
@@ -120,7 +140,7 @@ export interface WritePeftAdapterOptions {
   modelCardNotes?: string;
 }
 
-/** Writes a PEFT LoRA adapter folder atomically (or its files, with keepOtherFiles). */
+/** Writes a PEFT LoRA (or DoRA) adapter folder atomically (or its files, with keepOtherFiles). */
 export async function writePeftAdapter(options: WritePeftAdapterOptions): Promise<void> {
   const { spec, lora } = options;
   validateLora(lora, spec);
@@ -134,19 +154,22 @@ export async function writePeftAdapter(options: WritePeftAdapterOptions): Promis
   for (const { name, shape } of expected) {
     const t = given.get(name);
     if (!t) throw new AdapterError(`cannot export the adapter: LoRA tensor "${name}" is missing.`);
-    const elements = shape[0] * shape[1];
-    if (t.shape.length !== 2 || t.shape[0] !== shape[0] || t.shape[1] !== shape[1] || t.data.length !== elements) {
+    const elements = elementCount(shape);
+    if (!sameShape(t.shape, shape) || t.data.length !== elements) {
       throw new AdapterError(`cannot export the adapter: LoRA tensor "${name}" has shape [${t.shape.join(', ')}] with ${t.data.length} values; expected [${shape.join(', ')}].`);
     }
     weights.push([engineNameToPeftKey(name), { dtype: 'F32', shape, data: t.data }]);
     given.delete(name);
   }
   if (given.size > 0) {
-    throw new AdapterError(`cannot export the adapter: tensor "${[...given.keys()][0]}" is not part of a rank-${lora.rank} LoRA on ${lora.targets.join(', ')}.`);
+    const extra = [...given.keys()][0];
+    throw new AdapterError(isDoraMagnitude(extra)
+      ? `cannot export the adapter: tensor "${extra}" is a DoRA magnitude, but the adapter's settings are a plain LoRA (dora is not set).`
+      : `cannot export the adapter: tensor "${extra}" is not part of a rank-${lora.rank} ${lora.dora === true ? 'DoRA' : 'LoRA'} on ${lora.targets.join(', ')}.`);
   }
 
   const config = buildLoraAdapterConfig(lora, options.baseModelNameOrPath, options.revision ?? null);
-  const parameters = expected.reduce((a, t) => a + t.shape[0] * t.shape[1], 0);
+  const parameters = expected.reduce((a, t) => a + elementCount(t.shape), 0);
   await writeAdapterFiles(options, weights, config, modelCard(options, parameters));
 }
 
@@ -264,15 +287,20 @@ export async function readPeftAdapter(dir: string, spec: ModelSpec): Promise<Pef
   const tensors: LoraTensor[] = [];
   for (const { name, shape } of loraTensorShapes(spec, parsed.lora)) {
     const key = byEngineName.get(name);
+    const magnitude = isDoraMagnitude(name);
     if (key === undefined) {
-      throw new AdapterError(`${weightsPath}: has no tensor "${engineNameToPeftKey(name)}", which ${ADAPTER_CONFIG_FILE} implies (rank ${parsed.lora.rank} on ${parsed.lora.targets.join(', ')}). The adapter is incomplete or was trained for another model.`);
+      throw new AdapterError(magnitude
+        ? `${weightsPath}: has no tensor "${engineNameToPeftKey(name)}", the DoRA magnitude that ${ADAPTER_CONFIG_FILE}'s "use_dora": true implies for every adapted module. The adapter is incomplete: export it again (PEFT saves the magnitudes with use_dora=True).`
+        : `${weightsPath}: has no tensor "${engineNameToPeftKey(name)}", which ${ADAPTER_CONFIG_FILE} implies (rank ${parsed.lora.rank} on ${parsed.lora.targets.join(', ')}). The adapter is incomplete or was trained for another model.`);
     }
     const info = header.byName.get(key)!;
     if (!['F32', 'F16', 'BF16'].includes(info.dtype)) {
       throw new AdapterError(`${weightsPath}: tensor "${key}" is stored as ${info.dtype}; adapters must be F32, F16 or BF16.`);
     }
-    if (info.shape.length !== 2 || info.shape[0] !== shape[0] || info.shape[1] !== shape[1]) {
-      throw new AdapterError(`${weightsPath}: tensor "${key}" has shape [${info.shape.join(', ')}] but this model and r = ${parsed.lora.rank} need [${shape.join(', ')}]. The adapter was trained for another model or its config does not match its weights.`);
+    if (!sameShape(info.shape, shape)) {
+      throw new AdapterError(magnitude
+        ? `${weightsPath}: tensor "${key}" has shape [${info.shape.join(', ')}] but a DoRA magnitude of this module needs [${shape.join(', ')}] (one value per output row). The adapter was trained for another model or its weights are damaged.`
+        : `${weightsPath}: tensor "${key}" has shape [${info.shape.join(', ')}] but this model and r = ${parsed.lora.rank} need [${shape.join(', ')}]. The adapter was trained for another model or its config does not match its weights.`);
     }
     const { data } = await readTensorAsFloat32(header, key);
     checkAdapterTensorFinite(weightsPath, key, data);
@@ -280,8 +308,13 @@ export async function readPeftAdapter(dir: string, spec: ModelSpec): Promise<Pef
     byEngineName.delete(name);
   }
   if (byEngineName.size > 0) {
-    const extra = [...byEngineName.values()][0];
-    throw new AdapterError(`${weightsPath}: holds tensor "${extra}", which ${ADAPTER_CONFIG_FILE} does not account for (DoRA magnitudes, biases, embeddings and per-layer target sets are not supported). Export the adapter again, or use a plain LoRA adapter.`);
+    const [extraName, extra] = [...byEngineName.entries()][0];
+    if (isDoraMagnitude(extraName) && parsed.lora.dora !== true) {
+      // the magnitudes change the model's output: loading the factors alone would be another model
+      throw new AdapterError(`${weightsPath}: holds the DoRA magnitude "${extra}", but ${configPath} does not set "use_dora": true, so it is read as a plain LoRA that has no place for it. ` +
+        `If the adapter was trained with DoRA, set "use_dora": true in ${ADAPTER_CONFIG_FILE}; otherwise export it again.`);
+    }
+    throw new AdapterError(`${weightsPath}: holds tensor "${extra}", which ${ADAPTER_CONFIG_FILE} does not account for (biases, embeddings and per-layer target sets are not supported). Export the adapter again, or use a plain LoRA adapter.`);
   }
 
   return {
@@ -294,6 +327,14 @@ export async function readPeftAdapter(dir: string, spec: ModelSpec): Promise<Pef
     config: parsed.raw,
     tensors,
   };
+}
+
+function elementCount(shape: readonly number[]): number {
+  return shape.reduce((a, d) => a * d, 1);
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 function validateLora(lora: AdapterLora, spec: ModelSpec): void {
@@ -315,11 +356,12 @@ function validateLora(lora: AdapterLora, spec: ModelSpec): void {
 function modelCard(options: WritePeftAdapterOptions, parameters: number): string {
   const { lora } = options;
   const layers = lora.layers === null ? 'all' : [...new Set(lora.layers)].sort((a, b) => a - b).join(', ');
+  const dora = lora.dora === true;
   return adapterModelCard({
     base: options.baseModelNameOrPath,
     tag: 'lora',
-    title: 'LoRA',
-    name: 'LoRA',
+    title: dora ? 'DoRA' : 'LoRA',
+    name: dora ? 'DoRA (weight-decomposed LoRA)' : 'LoRA',
     settingsHeading: true,
     settings: [
       ['rank (r)', String(lora.rank)],
@@ -328,6 +370,7 @@ function modelCard(options: WritePeftAdapterOptions, parameters: number): string
       ['target modules', [...new Set(lora.targets)].sort().join(', ')],
       ['layers', layers],
       ['dropout', String(lora.dropout)],
+      ...(dora ? [['use_dora', 'true: a trained magnitude per output row of every adapted module'] as [string, string]] : []),
       ['trainable parameters', parameters.toLocaleString('en-US')],
     ],
     notes: options.modelCardNotes,

@@ -238,6 +238,11 @@ export interface RunSettings {
     dropout?: number;
     targets?: string[];
     rslora?: boolean;
+    /**
+     * DoRA (PEFT use_dora, `train --dora`): a trained magnitude per output of
+     * every adapted linear; LoRA and QLoRA only (another method: invalid, field 'hyper.dora')
+     */
+    dora?: boolean;
     // QLoRA (and prompt / prefix on a 4-bit base)
     quantBlocksize?: number;
     doubleQuant?: boolean;

@@ -95,6 +95,12 @@ export interface LoraOptions {
   /** PEFT init_lora_weights: true ("default", kaiming-uniform A, B = 0) or "gaussian" */
   init: 'default' | 'gaussian';
   seed: number;
+  /**
+   * DoRA (PEFT use_dora): a trainable magnitude per output row of each adapted
+   * linear, "...lora_magnitude_vector" [out], y = (m / ||W + s B A||_row) (W + s B A) x + b
+   * (the norm detached); absent or false: plain LoRA
+   */
+  dora?: boolean;
 }
 
 /** The precision of an engine's dense products (EngineOptions.precision). */
@@ -209,7 +215,7 @@ export interface MemoryEstimateOptions {
   method: Method;
   batchSize: number;
   seqLen: number;
-  lora?: Pick<LoraOptions, 'rank' | 'targets' | 'layers'> & { dropout?: number };
+  lora?: Pick<LoraOptions, 'rank' | 'targets' | 'layers' | 'dora'> & { dropout?: number };
   prompt?: { numVirtualTokens: number };
   prefix?: { numVirtualTokens: number; encoderHiddenSize: number | null };
   gradientCheckpointing: boolean;

@@ -36,7 +36,7 @@ import type { GgufModelType } from './gguf-model.js';
 import { refuseGgufModelEarly } from './gguf-model-preflight.js';
 import type { GgufVocab } from './gguf-vocab.js';
 import { MODELFILE } from './modelfile.js';
-import { notLoraMessage } from './not-lora.js';
+import { doraGgufMessage, notLoraMessage } from './not-lora.js';
 import { resolveExportSource, type ExportSource } from './source.js';
 import { compareLoss, ExportCheckError, lossOfModel, lossWithLora, type LossCheck } from './verify.js';
 
@@ -138,6 +138,7 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
   const source = await resolveExportSource(options.source, options.model ?? null, formats);
   if (source.kind !== 'full-run' && source.peftType !== 'LORA') throw new ExportError(notLoraMessage(source, formats));
   const adapterSource = source.kind === 'full-run' ? null : source;
+  if (adapterSource?.dora && formats.includes('gguf')) throw new ExportError(doraGgufMessage(adapterSource));
   const out = resolve(options.out);
   // Refuse before any work (the source's loss takes a while); writeFolderAtomic checks again when it moves the result in.
   const run = source.kind === 'full-run' ? source.runDir : await runFolderOf(source.adapterDir);

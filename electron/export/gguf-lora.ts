@@ -125,6 +125,8 @@ export interface GgufLoraContent {
 /** The metadata and tensors of a GGUF LoRA adapter for these engine-named tensors. */
 export function ggufLoraContent(options: { spec: ModelSpec; lora: AdapterLora; tensors: readonly LoraTensor[]; type: GgufTensorType; name: string }): GgufLoraContent {
   const { spec, lora, type } = options;
+  // export.ts refuses DoRA before any work (doraGgufMessage); this keeps a magnitude from being dropped silently
+  if (lora.dora === true) throw new Error('a DoRA adapter cannot be written as a GGUF adapter: llama.cpp applies LoRA factors only (export it as gguf-model or merged)');
   const architecture = llamaCppArchitecture(spec);
   const alpha = llamaCppAlpha(lora);
   const kvs: GgufKv[] = [

@@ -10,6 +10,10 @@
 // base's ORIGINAL dtype (a bitsandbytes folder: its quant_state "dtype";
 // config.json loses quantization_config). Merging back into 4 bits would
 // re-quantize W + B·A and lose most of the update, so it is not offered.
+//
+// A DoRA adapter (use_dora) is merged as PEFT merges one: every adapted row
+// is rescaled to its trained magnitude, W' = (m / ||W + s·B·A||_row) ⊙_row
+// (W + s·B·A), the row norms summed in float64 (dora-merge.ts); the bias is unchanged.
 import { copyFile, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { readPeftAdapter } from '../adapters/peft.js';
@@ -28,6 +32,7 @@ import { decodeFloatTensor, encodeFloatTensor } from '../safetensors/convert.js'
 import { readSafetensorsHeader, readTensorBytes } from '../safetensors/read.js';
 import { writeSafetensors, type TensorToWrite } from '../safetensors/write.js';
 import { copySideFiles } from './model-folder.js';
+import { rescaleRowsToMagnitude, type LoraPair } from './dora-merge.js';
 
 export interface MergeOptions {
   addon: NativeAddon;
@@ -75,22 +80,17 @@ function isBnbCompanion(name: string): boolean {
   return suffix !== undefined && isBlockLinearWeight(name.slice(0, -suffix.length));
 }
 
-/** The low-rank factors that update one base weight. */
-interface LoraPair {
-  A: Float32Array; // [r, in]
-  B: Float32Array; // [out, r]
-  rank: number;
-}
-
-/** Pairs an adapter's lora_A/lora_B tensors under the base weight they update. */
+/** Pairs an adapter's lora_A/lora_B tensors (and DoRA magnitudes) under the base weight they update. */
 function pairsByBaseWeight(tensors: { name: string; shape: number[]; data: Float32Array }[]): Map<string, LoraPair> {
   const pairs = new Map<string, Partial<LoraPair>>();
   for (const t of tensors) {
-    const m = /^(.*)\.lora_([AB])\.weight$/.exec(t.name);
+    const m = /^(.*)\.(?:lora_([AB])\.weight|(lora_magnitude_vector))$/.exec(t.name);
     if (!m) throw new Error(`internal: unexpected adapter tensor ${t.name}`);
     const key = `${m[1]}.weight`;
     const pair = pairs.get(key) ?? {};
-    if (m[2] === 'A') {
+    if (m[3] !== undefined) {
+      pair.magnitude = t.data;
+    } else if (m[2] === 'A') {
       pair.A = t.data;
       pair.rank = t.shape[0];
     } else {
@@ -147,6 +147,9 @@ export async function mergeAdapter(modelDir: string, adapterDir: string, outDir:
       `every block linear is the dequantized 4-bit weight plus scaling·B·A, saved in the original dtype. ` +
       `A merge back into 4 bits would be lossy (re-quantizing W + B·A rounds away most of the update), so it is not written.`);
   }
+  if (adapter.lora.dora === true) {
+    notices.push(`DoRA adapter: every adapted weight is (m / ||W + scaling·B·A||_row) · (W + scaling·B·A), each row's norm summed in float64 (as PEFT merges use_dora); biases are unchanged.`);
+  }
   let merged = 0;
   const files: string[] = [];
   const written = new Map<string, string>(); // tensor -> file, for a sharded index
@@ -184,6 +187,7 @@ export async function mergeAdapter(modelDir: string, adapterDir: string, outDir:
           if (pair) {
             const [out, inF] = shape;
             addLowRankProduct(options.addon, W, out, inF, pair, adapter.scaling, options.threads);
+            if (pair.magnitude) rescaleRowsToMagnitude(W, out, inF, pair.magnitude, info.name);
             pairs.delete(info.name);
             merged++;
           }

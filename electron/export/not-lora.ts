@@ -1,6 +1,8 @@
 // Why export refuses an adapter that is not LoRA (prompt tuning, (IA)³,
 // AdaLoRA, LoHa, LoKr...): every format it writes holds LoRA factors or a
-// merge of them. The message says what the adapter is and what to do instead.
+// merge of them; and why a DoRA adapter has no GGUF adapter form (its
+// magnitudes are not LoRA factors, but they merge). The message says what
+// the adapter is and what to do instead.
 import type { ExportFormat } from './export.js';
 import type { AdapterExportSource } from './source.js';
 
@@ -36,4 +38,10 @@ export function notLoraMessage(source: AdapterExportSource, formats: readonly Ex
     return type.virtualTokens ? `${what}, so there is nothing to merge into the base weights` : `${what}, and export merges LoRA adapters only. Merge it with PEFT (merge_and_unload)`;
   }
   return `${what}; export handles LoRA adapters only, and this folder already is in the PEFT format: copy it as it is`;
+}
+
+/** Why a DoRA adapter cannot be written as a GGUF adapter (format gguf), and the formats that hold it. */
+export function doraGgufMessage(source: Pick<AdapterExportSource, 'adapterDir'>): string {
+  return `${source.adapterDir}: is a DoRA adapter (adapter_config.json "use_dora": true). A GGUF adapter holds LoRA factors only, and llama.cpp cannot apply DoRA's magnitudes, ` +
+    `so --format gguf cannot write it. Export it with --format gguf-model (one GGUF file with the adapter merged in, for llama.cpp and Ollama) or --format merged (a Hugging Face model folder); --format peft keeps it as it is`;
 }

@@ -49,6 +49,8 @@ export interface AdapterExportSource extends RunDataFacts {
   modelDir: string;
   /** adapter_config.json's peft_type ("LORA", "PROMPT_TUNING", ...) */
   peftType: string;
+  /** adapter_config.json's use_dora is true (a DoRA adapter: no GGUF adapter can hold it) */
+  dora: boolean;
 }
 
 /** A full fine-tuning run's model: the run folder's final model, or a checkpoint of it. */
@@ -220,7 +222,7 @@ export async function resolveExportSource(path: string, modelOverride: string | 
       throw new ExportSourceError(`${dir}: ${named}; pass --model DIR with the base model folder the adapter was trained on`);
     }
   }
-  return { kind: isRun ? 'run' : 'adapter', dir, adapterDir: dir, modelDir, peftType, ...facts };
+  return { kind: isRun ? 'run' : 'adapter', dir, adapterDir: dir, modelDir, peftType, dora: adapterConfig.use_dora === true, ...facts };
 }
 
 /** A short name for the exported model (GGUF general.name): the run, or the run and step of a checkpoint. */

@@ -44,8 +44,9 @@ export async function restoreEngine(engine: NativeEngine, folder: ModelFolder, l
   if (layout?.kind === 'lora') {
     const lora = layout.lora;
     const adapter = await readPeftAdapter(dir, folder.spec);
-    const same = adapter.lora.rank === lora.rank && adapter.lora.targets.join() === lora.targets.join() && JSON.stringify(adapter.lora.layers) === JSON.stringify(lora.layers);
-    if (!same) throw new Error(`${dir}: the checkpoint's adapter (rank ${adapter.lora.rank} on ${adapter.lora.targets.join(',')}) does not match the run's LoRA settings (rank ${lora.rank} on ${lora.targets.join(',')})`);
+    const same = adapter.lora.rank === lora.rank && adapter.lora.targets.join() === lora.targets.join() && JSON.stringify(adapter.lora.layers) === JSON.stringify(lora.layers) &&
+      (adapter.lora.dora === true) === (lora.dora === true);
+    if (!same) throw new Error(`${dir}: the checkpoint's adapter (${describeLayout({ kind: 'lora', lora: adapter.lora })}) does not match the run's LoRA settings (${describeLayout(layout)})`);
     for (const t of adapter.tensors) engine.setTensor(t.name, t.data);
   } else if (layout) {
     const adapter = await readPromptAdapter(dir, folder.spec);

@@ -16,6 +16,10 @@ import { APP_STEPS_LIMIT, defaultLr, defaultSeqLenFor, SETTING_LIMITS, type Limi
 
 type Key = HyperparameterSpec['key'];
 
+/** What DoRA does and costs, in a user's words (PEFT use_dora; the Export page says why no GGUF LoRA). */
+const DORA_HELP = 'DoRA (weight-decomposed LoRA): also learns a magnitude for each output of every adapted layer. ' +
+  'Often closer to full fine-tuning at low rank; each step is slower (one more product per layer).';
+
 /** min / max for the form (an exclusive bound is shown as the bound; the check says the rest). */
 function bounds(key: LimitedField): Pick<HyperparameterSpec, 'min' | 'max'> {
   const l = SETTING_LIMITS[key] as SettingLimit;
@@ -58,6 +62,7 @@ export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec, gpus: 
       num('dropout', 'LoRA dropout', 'Dropout on the LoRA branch input, against overfitting small data.', D.dropout, 'advanced'),
       { key: 'targets', label: 'Target modules', help: 'Which linear layers get a LoRA update.', kind: 'list', default: [...PEFT_DEFAULT_TARGETS], choices: [...LORA_TARGETS], group: 'advanced' },
       { key: 'rslora', label: 'Rank-stabilized LoRA', help: 'Scale by alpha / sqrt(rank), which keeps high ranks stable.', kind: 'boolean', default: false, group: 'advanced' },
+      { key: 'dora', label: 'DoRA', help: DORA_HELP, kind: 'boolean', default: false, group: 'advanced' },
     );
   }
   if (method === 'qlora') {

@@ -23,7 +23,7 @@ const NUMERIC_HYPER: readonly (LimitedField & keyof RunSettings['hyper'])[] = [
   'lr', 'epochs', 'batchSize', 'gradAccum', 'seqLen', 'warmupSteps', 'weightDecay', 'clip', 'seed', 'threads', 'evalSplit', 'evalEvery',
   'saveEvery', 'keepCheckpoints', 'rank', 'alpha', 'dropout', 'quantBlocksize', 'virtualTokens', 'earlyStop', 'earlyStopDelta',
 ];
-const BOOLEAN_HYPER = ['gradientCheckpointing', 'rslora', 'doubleQuant', 'prefixProjection', 'keepBest'] as const;
+const BOOLEAN_HYPER = ['gradientCheckpointing', 'rslora', 'dora', 'doubleQuant', 'prefixProjection', 'keepBest'] as const;
 
 export interface ParsedRunSettings {
   settings: TrainSettings;

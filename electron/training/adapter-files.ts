@@ -1,6 +1,6 @@
 // Saving the engine's adapter tensors as PEFT adapter files
 // (electron/adapters/ does the file formats), and the size an adapter file
-// will have on disk. LoRA tensors are saved as they are; prompt tuning saves
+// will have on disk. LoRA tensors (with DoRA the magnitudes too) are saved as they are; prompt tuning saves
 // the engine's prompt_embeddings; prefix tuning saves the engine's prefix
 // table (with a projection: the MLP's output, as PEFT saves it).
 import type { ModelSpec, NativeEngine } from '../engine/native.js';
@@ -45,7 +45,7 @@ export async function saveAdapterFolder(dir: string, options: SaveAdapterOptions
 }
 
 /** Bytes of adapter_model.safetensors for an adapter layout: its exact header plus F32 data. */
-export function adapterFileBytes(spec: ModelSpec, layout: { kind: 'lora'; lora: Pick<AdapterLora, 'rank' | 'targets' | 'layers'> } | PromptLearningLayout): number {
+export function adapterFileBytes(spec: ModelSpec, layout: { kind: 'lora'; lora: Pick<AdapterLora, 'rank' | 'targets' | 'layers' | 'dora'> } | PromptLearningLayout): number {
   if (layout.kind !== 'lora') {
     const shape = promptEmbeddingsShape(layout.kind, numVirtualTokensOf(layout), spec);
     return safetensorsFileSize([{ name: PROMPT_EMBEDDINGS_KEY, dtype: 'F32', shape }], { format: 'pt' });

@@ -9,7 +9,11 @@ import type { AdapterLayout } from '../adapters/layout.js';
 import type { SchedulerKind } from './schedule.js';
 import type { CacheSnapshotIdentity } from '../models/cache-snapshot-identity.js';
 
-/** rank, alpha, dropout, targets, rslora, init ("default" | "gaussian"), layers (null = all) */
+/**
+ * rank, alpha, dropout, targets, rslora, dora, init ("default" | "gaussian"),
+ * layers (null = all). run.json records dora as config.lora.dora; a run.json
+ * from before DoRA lacks it, which reads as plain LoRA (absent = false).
+ */
 export type LoraSettings = AdapterLora;
 
 /**

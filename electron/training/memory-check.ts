@@ -33,7 +33,7 @@ export function estimateRun(addon: NativeAddon, folder: ModelFolder, config: Tra
     batchSize: config.batchSize,
     // batches are padded to their longest row, at most --seq-len
     seqLen: config.seqLen,
-    lora: lora && (config.method === 'lora' || config.method === 'qlora') ? { rank: lora.rank, targets: lora.targets, layers: lora.layers, dropout: lora.dropout } : undefined,
+    lora: lora && (config.method === 'lora' || config.method === 'qlora') ? { rank: lora.rank, targets: lora.targets, layers: lora.layers, dropout: lora.dropout, dora: lora.dora === true } : undefined,
     prompt: config.method === 'prompt' && config.prompt ? { numVirtualTokens: config.prompt.numVirtualTokens } : undefined,
     prefix: config.method === 'prefix' && config.prefix
       ? { numVirtualTokens: config.prefix.numVirtualTokens, encoderHiddenSize: config.prefix.projection ? encoderHiddenSizeOf(config.prefix, folder.spec) : null }

@@ -47,6 +47,8 @@ export interface TrainSettings {
   /** module names, or ['all-linear'] */
   targets?: readonly string[];
   rslora?: boolean;
+  /** DoRA (PEFT use_dora): a trained magnitude per output row of every adapted linear */
+  dora?: boolean;
   loraInit?: 'default' | 'gaussian';
   /** layer indices (strings as typed are checked too) */
   layers?: readonly (number | string)[];
@@ -169,11 +171,11 @@ export function limitProblem(value: number, limit: SettingLimit): string | null 
 export type FieldNamer = (field: SettingField) => string;
 const plainName: FieldNamer = (field) => field;
 
-const LORA_ONLY: SettingField[] = ['rank', 'alpha', 'dropout', 'targets', 'rslora', 'loraInit', 'layers'];
+const LORA_ONLY: SettingField[] = ['rank', 'alpha', 'dropout', 'targets', 'rslora', 'dora', 'loraInit', 'layers'];
 const PROMPT_ONLY: SettingField[] = ['promptInit', 'promptInitText'];
 const PREFIX_ONLY: SettingField[] = ['prefixProjection', 'encoderHiddenSize'];
 /** Settings an initAdapter brings with it (its adapter_config.json decides them). */
-const FROM_ADAPTER: SettingField[] = ['rank', 'alpha', 'targets', 'rslora', 'layers', 'loraInit', 'virtualTokens', ...PROMPT_ONLY, ...PREFIX_ONLY];
+const FROM_ADAPTER: SettingField[] = ['rank', 'alpha', 'targets', 'rslora', 'dora', 'layers', 'loraInit', 'virtualTokens', ...PROMPT_ONLY, ...PREFIX_ONLY];
 
 /** Whether a setting was given (switches: only the value their flag sets). */
 export function isGiven(s: TrainSettings, field: SettingField): boolean {
@@ -268,6 +270,7 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
         dropout: s.dropout ?? D.dropout,
         targets: targets!,
         rslora: s.rslora === true,
+        dora: s.dora === true,
         init: s.loraInit ?? 'default',
         layers: layersOf(s.layers, name),
       }

@@ -4,7 +4,7 @@
 // with its segment ids. Tiny specs, every method.
 import { describe, expect, it } from 'vitest';
 import type { LoraTarget, ModelSpec } from '../engine/native.js';
-import { attentionPairs, microBatchFlops, microBatchShapeOf, rowShapeOf, uniformMicroBatch, type FlopSettings } from './step-flops.js';
+import { attentionPairs, microBatchFlops, microBatchShapeOf, rowShapeOf, stepOverheadFlops, uniformMicroBatch, type FlopSettings } from './step-flops.js';
 import type { TrainMethod } from './config.js';
 
 const spec: ModelSpec = {
@@ -55,6 +55,15 @@ function enumerate(s: ModelSpec, set: FlopSettings, rows: Row[]): { useful: numb
         fwd += h + y;
         // dB = dYᵀ H, dH = dY B, dA = dHᵀ X, dX += dH A
         useful += h + y + gemm(fout, r, M) + gemm(M, r, fout) + gemm(r, fin, M) + (layer === 0 && name.match(/^[qkv]_/) ? 0 : gemm(M, fin, r));
+        if (set.lora!.dora) {
+          // core/methods/dora.cpp, call by call. Backward: T = W·xd (base GEMM) + s·H·Bᵀ again, for dm
+          useful += gemm(M, fout, fin) + gemm(M, fout, r);
+          if ((set.lora!.dropout ?? 0) > 0) {
+            const wxd = gemm(M, fout, fin); // forward: W·xd beside W·x
+            fwd += wxd;
+            useful += wxd + (noDx ? 0 : gemm(M, fin, fout)); // backward: (f - 1)·g through W to xd
+          }
+        }
       }
     }
   }
@@ -95,6 +104,10 @@ describe('microBatchFlops', () => {
     ['lora all', settings('lora', { lora: { rank: 4, targets: ALL, layers: null } })],
     ['qlora q,v layers 1,2', settings('qlora', { lora: { rank: 3, targets: ['q_proj', 'v_proj'], layers: [1, 2] } })],
     ['lora q,down layer 0', settings('lora', { lora: { rank: 2, targets: ['q_proj', 'down_proj'], layers: [0] } })],
+    ['dora all, no dropout', settings('lora', { lora: { rank: 4, targets: ALL, layers: null, dora: true, dropout: 0 } })],
+    ['dora q,v,up layers 0,2 with dropout', settings('lora', { lora: { rank: 3, targets: ['q_proj', 'v_proj', 'up_proj'], layers: [0, 2], dora: true, dropout: 0.1 } })],
+    ['qlora dora k,o layer 1 with dropout', settings('qlora', { lora: { rank: 2, targets: ['k_proj', 'o_proj'], layers: [1], dora: true, dropout: 0.05 } })],
+    ['lora with dropout, no dora (dropout alone adds nothing)', settings('lora', { lora: { rank: 4, targets: ALL, layers: null, dora: false, dropout: 0.1 } })],
     ['full', settings('full')],
     ['prompt', settings('prompt', { virtualTokens: 5 })],
     ['prefix', settings('prefix', { virtualTokens: 6 })],
@@ -137,6 +150,35 @@ describe('microBatchFlops', () => {
     const pairsFull = 6 * 2 * spec.headDim * spec.numHeads * spec.numLayers * (55 - 10);
     expect(extra).toBe(perRow - pairsFull);
     expect(extra).toBeGreaterThan(0);
+  });
+});
+
+describe('stepOverheadFlops', () => {
+  it('DoRA: the norms once per step, A·Wᵀ + A·Aᵀ + B·(A·Aᵀ) per adapted linear; nothing for plain LoRA or other methods', () => {
+    const set = settings('qlora', { lora: { rank: 3, targets: ['v_proj', 'down_proj'], layers: [2, 0, 2], dora: true } });
+    const gemm = (m: number, n: number, k: number) => 2 * m * n * k;
+    let perLayer = 0;
+    for (const [name, fin, fout] of projections(spec)) {
+      if (name === 'v_proj' || name === 'down_proj') perLayer += gemm(3, fout, fin) + gemm(3, 3, fin) + gemm(fout, 3, 3);
+    }
+    const want = 2 * perLayer; // layers 0 and 2 (the repeated 2 counts once)
+    expect(stepOverheadFlops(spec, set)).toEqual({ useful: want, recompute: 0, total: want });
+    // all layers: three of them
+    const all = stepOverheadFlops(spec, settings('lora', { lora: { rank: 3, targets: ['v_proj', 'down_proj'], layers: null, dora: true } }));
+    expect(all.useful).toBe(3 * perLayer);
+    expect(stepOverheadFlops(spec, settings('lora', { lora: { rank: 3, targets: ALL, layers: null, dora: false } }))).toEqual({ useful: 0, recompute: 0, total: 0 });
+    expect(stepOverheadFlops(spec, settings('full'))).toEqual({ useful: 0, recompute: 0, total: 0 });
+  });
+
+  it('DoRA without dropout costs one base GEMM and one s·H·Bᵀ per adapted linear more than LoRA, in backward only', () => {
+    const lora = { rank: 4, targets: ALL, layers: null, dropout: 0 };
+    const batch = uniformMicroBatch(2, 10, 'lora');
+    const plain = microBatchFlops(spec, settings('lora', { lora, gradientCheckpointing: true }), batch);
+    const dora = microBatchFlops(spec, settings('lora', { lora: { ...lora, dora: true }, gradientCheckpointing: true }), batch);
+    const R = 20;
+    const extra = projections(spec).reduce((n, [, fin, fout]) => n + 2 * R * fin * fout + 2 * R * 4 * fout, 0) * spec.numLayers;
+    expect(dora.useful - plain.useful).toBe(extra);
+    expect(dora.recompute).toBe(plain.recompute); // the forward is LoRA's
   });
 });
 

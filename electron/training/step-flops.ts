@@ -12,6 +12,15 @@
 //              only counted rows go through it (core/model/loss_head.cpp)
 //   LoRA       per adapted linear 2·R·r·(in+out) forward + 4·R·r·(in+out)
 //              backward (layer 0's q/k/v have no dX: 2·R·r·in less)
+//   DoRA       on top of LoRA, per adapted linear (core/methods/dora.cpp):
+//              backward recomputes the frozen product for the magnitude's
+//              gradient, 2·R·in·out, plus s·H·Bᵀ, 2·R·r·out; with dropout
+//              the forward adds W·xd, 2·R·in·out, and backward the input
+//              gradient of the (m/n - 1)·W·xd term, 2·R·in·out (none for
+//              layer 0's q/k/v, which have no dX). Once per optimizer step
+//              (not per micro-batch: the norms are refreshed after each
+//              update) the norms ||W + s·B·A||_row: A·Wᵀ 2·r·in·out, A·Aᵀ
+//              2·r²·in, B·(A·Aᵀ) 2·out·r² (stepOverheadFlops)
 //   attention  4·hd·Hq per query-key pair forward, 8·hd·Hq backward; the
 //              pairs are the causal ones inside each segment (padding
 //              queries and earlier packed documents are skipped by the
@@ -31,8 +40,8 @@ const PROJECTIONS: readonly LoraTarget[] = ['q_proj', 'k_proj', 'v_proj', 'o_pro
 /** What of a run's settings decides its FLOPs. */
 export interface FlopSettings {
   method: TrainMethod;
-  /** lora / qlora: rank, targets and layers (null: all) */
-  lora: { rank: number; targets: readonly LoraTarget[]; layers: readonly number[] | null } | null;
+  /** lora / qlora: rank, targets and layers (null: all); DoRA and the dropout (absent: plain LoRA, no dropout) */
+  lora: { rank: number; targets: readonly LoraTarget[]; layers: readonly number[] | null; dora?: boolean; dropout?: number } | null;
   /** prompt / prefix: virtual tokens (0 otherwise) */
   virtualTokens: number;
   /** prefix tuning through its MLP: the encoder hidden size (null: no projection) */
@@ -110,12 +119,21 @@ export function microBatchFlops(spec: ModelSpec, s: FlopSettings, batch: MicroBa
   if ((s.method === 'lora' || s.method === 'qlora') && s.lora) {
     const r = s.lora.rank;
     const layers = s.lora.layers ?? Array.from({ length: L }, (_, i) => i);
+    const dora = s.lora.dora === true, dropout = (s.lora.dropout ?? 0) > 0;
     PROJECTIONS.forEach((name, m) => {
       if (!s.lora!.targets.includes(name)) return;
       const { in: fin, out: fout } = shapes[m];
+      const noInputGrad = m <= 2 && layers.includes(0); // no dX below layer 0
       loraForward += 2 * R * r * (fin + fout) * layers.length;
       backward += 4 * R * r * (fin + fout) * layers.length;
-      if (m <= 2 && layers.includes(0)) backward -= 2 * R * r * fin; // no dX below layer 0
+      if (noInputGrad) backward -= 2 * R * r * fin;
+      if (!dora) return;
+      // the magnitude's gradient needs W·xd + s·H·Bᵀ again (not kept from forward)
+      backward += (2 * R * fin * fout + 2 * R * r * fout) * layers.length;
+      if (dropout) {
+        loraForward += 2 * R * fin * fout * layers.length; // W·xd beside W·x
+        backward += 2 * R * fin * fout * (layers.length - (noInputGrad ? 1 : 0)); // (m/n - 1)·g back through W to xd
+      }
     });
   }
 
@@ -134,6 +152,25 @@ export function microBatchFlops(spec: ModelSpec, s: FlopSettings, batch: MicroBa
   // checkpointing keeps each layer's input and runs its forward again in backward (not the lm_head, which is chunked anyway)
   const recompute = s.gradientCheckpointing ? linearForward + loraForward + attentionForward : 0;
   return { useful, recompute, total: useful + recompute };
+}
+
+/**
+ * Work done once per optimizer step rather than per micro-batch: DoRA's
+ * weight norms, refreshed after each update (0 for every other method).
+ * Not recomputed under gradient checkpointing (the norms are kept).
+ */
+export function stepOverheadFlops(spec: ModelSpec, s: FlopSettings): StepFlops {
+  if (!((s.method === 'lora' || s.method === 'qlora') && s.lora?.dora === true)) return NO_FLOPS;
+  const r = s.lora.rank;
+  const layers = s.lora.layers === null ? spec.numLayers : new Set(s.lora.layers).size;
+  const shapes = projectionShapes(spec);
+  let flops = 0;
+  PROJECTIONS.forEach((name, m) => {
+    if (!s.lora!.targets.includes(name)) return;
+    const { in: fin, out: fout } = shapes[m];
+    flops += (2 * r * fin * fout + 2 * r * r * fin + 2 * fout * r * r) * layers;
+  });
+  return { useful: flops, recompute: 0, total: flops };
 }
 
 /** Sums step counts. */

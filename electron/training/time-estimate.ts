@@ -12,7 +12,7 @@ import type { ModelSpec } from '../engine/native.js';
 import type { Example } from './data.js';
 import type { TrainConfig, TrainMethod } from './config.js';
 import { optimizerStepGroups } from './trainer.js';
-import { addFlops, microBatchFlops, microBatchShapeOf, NO_FLOPS, uniformMicroBatch, type FlopSettings, type StepFlops } from './step-flops.js';
+import { addFlops, microBatchFlops, microBatchShapeOf, NO_FLOPS, stepOverheadFlops, uniformMicroBatch, type FlopSettings, type StepFlops } from './step-flops.js';
 import { calibrate, calibrationShape } from './calibration.js';
 import type { NativeOps } from '../engine/native.js';
 
@@ -84,7 +84,9 @@ export function runWork(spec: ModelSpec, s: FlopSettings, train: readonly Exampl
   if (o.totalSteps <= 0 || train.length === 0) return { steps: Math.max(0, o.totalSteps), tokens: 0, flops: NO_FLOPS };
   let flops = NO_FLOPS, tokens = 0, counted = 0;
   const groups = optimizerStepGroups(train, o.batchSize, o.gradAccum, o.seed);
+  const perStep = stepOverheadFlops(spec, s);
   while (counted < Math.min(o.totalSteps, COUNTED_STEPS)) {
+    flops = addFlops(flops, perStep);
     for (const rows of groups.next().value as Example[][]) {
       flops = addFlops(flops, microBatchFlops(spec, s, microBatchShapeOf(rows, s.method)));
       tokens += rows.reduce((n, r) => n + r.inputIds.length, 0);
@@ -111,9 +113,12 @@ export function estimateSeconds(flops: number, s: FlopSettings, speed: Speed): T
   return { seconds: flops / (speed.gflops * 1e9 * efficiency), gflops: speed.gflops, efficiency };
 }
 
-/** Tokens per second of `batch` full rows of `seqLen` (inspect's and the Method page's figure); null on a GPU. */
+/**
+ * Tokens per second of `batch` full rows of `seqLen`, one micro-batch per
+ * optimizer step (inspect's and the Method page's figure); null on a GPU.
+ */
 export function tokensPerSecond(spec: ModelSpec, s: FlopSettings, batch: number, seqLen: number, speed: Speed): number | null {
-  const work = microBatchFlops(spec, s, uniformMicroBatch(batch, seqLen, s.method));
+  const work = addFlops(microBatchFlops(spec, s, uniformMicroBatch(batch, seqLen, s.method)), stepOverheadFlops(spec, s));
   const t = estimateSeconds(work.total, s, speed);
   return t.seconds === null ? null : (batch * seqLen) / t.seconds;
 }
@@ -136,15 +141,20 @@ export function compactCount(n: number): string {
   return String(Math.round(n));
 }
 
+/** What a time line needs of the settings: the method, DoRA (a LoRA setting) and checkpointing. */
+type TimeWords = Pick<FlopSettings, 'method' | 'gradientCheckpointing'> & { lora?: { dora?: boolean } | null };
+
 /** The time part alone: "about 41 min on this CPU (…)" or, on a GPU, when it will be known. */
-export function describeTime(t: TimeEstimate, s: Pick<FlopSettings, 'method' | 'gradientCheckpointing'>): string {
+export function describeTime(t: TimeEstimate, s: TimeWords): string {
   if (t.seconds === null) return 'time estimated once the first steps run (no GPU speed has been measured to estimate from)';
-  const how = `${METHOD_WORDS[s.method]}${s.gradientCheckpointing ? ' with gradient checkpointing' : ''}`;
+  // DoRA is counted as its extra products at LoRA's measured efficiency (no DoRA bench row yet)
+  const dora = (s.method === 'lora' || s.method === 'qlora') && s.lora?.dora === true ? ' (DoRA)' : '';
+  const how = `${METHOD_WORDS[s.method]}${dora}${s.gradientCheckpointing ? ' with gradient checkpointing' : ''}`;
   return `${roughDuration(t.seconds)} on this CPU (measured ${t.gflops!.toFixed(0)} GFLOP/s x ${t.efficiency!.toFixed(2)} for ${how}; an estimate, ±${Math.round(ESTIMATE_SPREAD * 100)}%)`;
 }
 
 /** The CLI line before training starts. */
-export function describeRunTime(work: RunWork, t: TimeEstimate, s: Pick<FlopSettings, 'method' | 'gradientCheckpointing'>): string {
+export function describeRunTime(work: RunWork, t: TimeEstimate, s: TimeWords): string {
   const steps = `${work.steps.toLocaleString('en-US')} step${work.steps === 1 ? '' : 's'}`;
   return `this run: ${steps}, ${compactCount(work.tokens)} tokens; ${describeTime(t, s)}`;
 }

@@ -67,7 +67,7 @@ describe('train (LoRA) end to end', () => {
     expect(tuned.perplexity).toBeCloseTo(Math.exp(tuned.loss), 10);
 
     const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
-    expect(run.config.lora).toEqual({ rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], rslora: false, init: 'default', layers: null });
+    expect(run.config.lora).toEqual({ rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], rslora: false, dora: false, init: 'default', layers: null });
     expect(run.resolved.total_steps).toBe(40);
     const adapterConfig = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
     expect(adapterConfig).toMatchObject({ peft_type: 'LORA', r: 8, lora_alpha: 16, task_type: 'CAUSAL_LM' });

@@ -18,12 +18,19 @@
 //   qlora_all_b4  the same, batch 4 x 256
 //   qlora_all_b1_ckpt  qlora_all_b1 with gradient checkpointing (QLoRA's
 //                 recipe: peft's prepare_model_for_kbit_training turns it on)
+//   dora_all_b1   DoRA (PEFT use_dora): lora_all_b1 plus a trained magnitude
+//                 per output row of every adapted linear (methods/dora.h)
+//   qdora_all_b1  the same on qlora_all_b1's 4-bit base
+//   lora_all_b1_drop  lora_all_b1 with LoRA dropout 0.1 (the other rows use 0)
+//   dora_all_b1_drop  dora_all_b1 with LoRA dropout 0.1: DoRA then runs the
+//                 frozen product on the dropped input too, as PEFT does
 //   prompt20_b1   PEFT prompt tuning, 20 virtual tokens, batch 1 x 256 real tokens
 //   prompt100_b1  the same with 100 virtual tokens
 //   prefix20_b1   PEFT prefix tuning, 20 virtual tokens (the plain table)
 //   prefix20_proj_b1  prefix tuning with prefix_projection (encoder_hidden_size 512)
 // The qlora rows are compared with their lora_all rows (same batch, sequence,
-// rank, targets, checkpointing), the prompt/prefix rows with lora_all_b1:
+// rank, targets, checkpointing), the prompt/prefix rows with lora_all_b1, the
+// DoRA rows with their LoRA rows (dora/lora, qdora/qlora, the _drop pair):
 // tokens/s (real tokens) and peak RSS ratios are printed.
 // Each configuration runs in its own child process, so its peak RSS is its own.
 //
@@ -35,7 +42,17 @@
 //              weight-grad the same again for full fine-tuning only
 //   lm_head    2·C·V·D forward + 2·C·V·D input-grad (+ 2·C·V·D weight-grad, full)
 //   LoRA       per adapted linear 2·R·r·(in+out) forward + 4·R·r·(in+out)
-//              backward (dB, dH, dA, dX; layer 0 q/k/v have no dX)
+//              backward (dB, dH, dA, dX; layer 0 q/k/v have no dX); dropout
+//              adds no products (the mask is elementwise)
+//   DoRA       on top of LoRA, per adapted linear (core/methods/dora.cpp):
+//              backward recomputes W·xd for the magnitude's gradient,
+//              2·R·in·out, plus s·H·Bᵀ, 2·R·r·out; with dropout the forward
+//              adds W·xd beside W·x, 2·R·in·out, and backward the input
+//              gradient of the (m/n - 1)·W·xd term, 2·R·in·out (not for
+//              layer 0's q/k/v, which have no dX); once per optimizer step
+//              the row norms ||W + s·B·A||: A·Wᵀ 2·r·in·out, A·Aᵀ 2·r²·in,
+//              B·(A·Aᵀ) 2·out·r² (electron/training/step-flops.ts counts the
+//              same: microBatchFlops + stepOverheadFlops)
 //   attention  causal, per layer and sequence P = T(T+1)/2 query-key pairs:
 //              QKᵀ and PV forward 4·hd·Hq·P, backward (dV, dP, dQ, dK) 8·hd·Hq·P
 //   prompt     R counts the nvt virtual rows too (T + nvt per row), C the
@@ -92,6 +109,8 @@ struct Config {
   bool qlora = false;  // the base linears in 4-bit NF4
   int nvt = 0;         // prompt / prefix tuning: virtual tokens
   int enc = 0;         // prefix tuning: prefix_projection's encoder_hidden_size (0: none)
+  bool dora = false;   // LoRA rows: DoRA (PEFT use_dora)
+  float dropout = 0;   // LoRA rows: lora_dropout
 };
 
 const Config kConfigs[] = {
@@ -104,6 +123,10 @@ const Config kConfigs[] = {
     {"qlora_all_b1", ps::Method::Lora, 1, 256, false, false, true},
     {"qlora_all_b4", ps::Method::Lora, 4, 256, false, false, true},
     {"qlora_all_b1_ckpt", ps::Method::Lora, 1, 256, false, true, true},
+    {"dora_all_b1", ps::Method::Lora, 1, 256, false, false, false, 0, 0, true},
+    {"qdora_all_b1", ps::Method::Lora, 1, 256, false, false, true, 0, 0, true},
+    {"lora_all_b1_drop", ps::Method::Lora, 1, 256, false, false, false, 0, 0, false, 0.1f},
+    {"dora_all_b1_drop", ps::Method::Lora, 1, 256, false, false, false, 0, 0, true, 0.1f},
     {"prompt20_b1", ps::Method::Prompt, 1, 256, false, false, false, 20},
     {"prompt100_b1", ps::Method::Prompt, 1, 256, false, false, false, 100},
     {"prefix20_b1", ps::Method::Prefix, 1, 256, false, false, false, 20},
@@ -137,6 +160,14 @@ double step_flops(const ps::ModelSpec& s, const Config& c) {
       if (std::find(t.begin(), t.end(), names[m]) == t.end()) continue;
       f += 6 * R * kRank * (in[m] + out[m]) * L;
       if (m <= 2) f -= 2 * R * kRank * in[m];  // no dX in layer 0
+      if (!c.dora) continue;
+      f += (2 * R * in[m] * out[m] + 2 * R * kRank * out[m]) * L;  // backward: W·xd + s·H·Bᵀ for dm
+      if (c.dropout > 0) {
+        f += 2 * R * in[m] * out[m] * L;                    // forward: W·xd beside W·x
+        f += 2 * R * in[m] * out[m] * (m <= 2 ? L - 1 : L);  // backward: (m/n - 1)·g through W to xd
+      }
+      // once per optimizer step (one micro-batch per step here): the norms
+      f += (2.0 * kRank * in[m] * out[m] + 2.0 * kRank * kRank * in[m] + 2.0 * out[m] * kRank * kRank) * L;
     }
   }
   const double pairs = c.batch * (rows_per_seq * (rows_per_seq + 1.0) / 2 + (prefix ? c.seq * c.nvt : 0.0));
@@ -186,6 +217,8 @@ Result run_config(const Config& c, int threads, int steps, const std::string& we
   mo.gradient_checkpointing = c.checkpoint;
   mo.lora.rank = kRank;
   mo.lora.targets = targets_of(c);
+  mo.lora.dropout = c.dropout;
+  mo.lora.dora = c.dora;
   mo.quantization = eo.quantization;
   mo.weight_dtype = ps::DType::BF16;
   mo.prompt.num_virtual_tokens = c.nvt;
@@ -212,6 +245,8 @@ Result run_config(const Config& c, int threads, int steps, const std::string& we
     lo.alpha = 32.0f;
     lo.targets = targets_of(c);
     lo.seed = 3;
+    lo.dropout = c.dropout;
+    lo.dora = c.dora;
     e.setup_lora(lo);
   } else {
     e.setup_full();
@@ -438,6 +473,16 @@ int main(int argc, char** argv) {
     std::printf("qlora_all_%s vs lora_all_%s: tokens/s x%.2f, peak RSS x%.3f (%.0f MiB vs %.0f MiB)\n", b, b,
                 q->second.first / l->second.first, q->second.second / l->second.second, mib(q->second.second),
                 mib(l->second.second));
+  }
+  // DoRA against LoRA, same base, batch, sequence and dropout.
+  for (const auto& [d, l] : {std::pair<const char*, const char*>{"dora_all_b1", "lora_all_b1"},
+                             {"qdora_all_b1", "qlora_all_b1"},
+                             {"dora_all_b1_drop", "lora_all_b1_drop"}}) {
+    const auto q = by_name.find(d), p = by_name.find(l);
+    if (q == by_name.end() || p == by_name.end() || p->second.first <= 0 || p->second.second <= 0) continue;
+    std::printf("%s vs %s: tokens/s x%.2f (fastest steps x%.2f), peak RSS x%.3f (%.0f MiB vs %.0f MiB)\n", d, l,
+                q->second.first / p->second.first, best_tps[d] / best_tps[l], q->second.second / p->second.second,
+                mib(q->second.second), mib(p->second.second));
   }
   // Prompt / prefix tuning against LoRA r=16 on all linears (batch 1 x 256 real tokens each).
   const auto lora = by_name.find("lora_all_b1");

@@ -38,6 +38,14 @@ inline bool bool_field(Napi::Object o, const char* key) {
   return v.As<Napi::Boolean>().Value();
 }
 
+// Absent (undefined) reads as false; anything else but a boolean is a type error.
+inline bool optional_bool_field(Napi::Env env, Napi::Object o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return false;
+  if (!v.IsBoolean()) type_error(env, std::string("field '") + key + "' must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
 inline std::string string_field(Napi::Object o, const char* key) {
   Napi::Value v = o.Get(key);
   if (!v.IsString()) type_error(o.Env(), std::string("field '") + key + "' must be a string");

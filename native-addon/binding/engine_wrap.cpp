@@ -297,6 +297,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     else if (init == "gaussian") l.init = ps::LoraInit::Gaussian;
     else type_error(env, "init must be 'default' or 'gaussian'");
     l.seed = static_cast<uint64_t>(number_field(o, "seed"));
+    l.dora = optional_bool_field(env, o, "dora");
     guarded(env, [&] { e.setup_lora(l); });
     return env.Undefined();
   }

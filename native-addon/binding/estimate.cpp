@@ -37,6 +37,7 @@ Napi::Value EstimateMemory(const Napi::CallbackInfo& info) {
     opts.lora.layers = layer_list(env, l.Get("layers"));
     Napi::Value d = l.Get("dropout");
     if (d.IsNumber()) opts.lora.dropout = d.As<Napi::Number>().FloatValue();
+    opts.lora.dora = optional_bool_field(env, l, "dora");
   } else if (opts.method == ps::Method::Lora) {
     type_error(env, "options.lora is required for method 'lora'");
   }

@@ -81,6 +81,21 @@ class Backend {
                              const float* dY, float* dH, float* dA, float* dB,
                              float* dX) = 0;
 
+  // ---- DoRA (weight-decomposed LoRA, methods/dora.h) -----------------------
+  // y[r, j] = beta * y[r, j] + x[r, j] * (f[j] + offset): a per-column factor
+  // over [rows, N]; beta in {0, 1}; y may alias x.
+  virtual void scale_columns(const float* x, const float* f, float offset, int rows, int N, float beta,
+                             float* y) = 0;
+  // out[j] += scale[j] * sum_r a[r, j] * b[r, j], each column summed over r
+  // in order in double (the magnitude's gradient).
+  virtual void column_dot(const float* a, const float* b, const float* scale, int rows, int N, float* out) = 0;
+  // DoRA's weight norm from its parts, per row j of W + s B A (N rows, rank r):
+  //   n_j^2 = w_sq[j] + 2 s sum_k B[j,k] PT[k,j] + s^2 sum_k B[j,k] BC[j,k]
+  // with PT = A W^T [r, N] and BC = B (A A^T) [N, r], summed in double;
+  // inv_norm[j] = 1 / n_j and factor[j] = m[j] / n_j.
+  virtual void dora_norm(int N, int r, float s, const float* w_sq, const float* PT, const float* B,
+                         const float* BC, const float* m, float* inv_norm, float* factor) = 0;
+
   // ---- elementwise --------------------------------------------------------
   virtual void add(float* y, const float* x, size_t n) = 0;              // y += x
   virtual void add_bias(float* y, const float* b, int rows, int N) = 0;  // y[r,:] += b

@@ -113,7 +113,14 @@ struct Engine::Impl {
     for (int m = 0; m < kNumModules; ++m) out[m] = lora ? lora->module_rank(m) : 0;
   }
 
+  // The bound parameters, DoRA's norms made from the current adapters.
   const ModelParams& bound() {
+    bind();
+    if (lora && lora->dora()) lora->prepare_dora(linear_of(), bound_generation);
+    return params;
+  }
+
+  void bind() {
     if (params_stale || bound_generation != weights->generation()) {
       weights->require_complete();
       params = bind_params(d, *weights, lora.get(), [this](const std::string& name) -> float* {
@@ -124,7 +131,11 @@ struct Engine::Impl {
       bound_generation = weights->generation();
       params_stale = false;
     }
-    return params;
+  }
+
+  // The bound linear of (layer, module), for DoRA's norms.
+  LoraAdapters::LinearOf linear_of() {
+    return [this](int l, int module) -> const Linear& { return params.layers[l].lin[module]; };
   }
 
   // One arena serves every pass. Evaluation runs in any arena with room; an
@@ -150,6 +161,7 @@ struct Engine::Impl {
                                          lora && lora->dropout(), pp);
     config.share_attention = options.quantization.enabled();  // QLoRA: memory first
     config.bf16_activations = be->bf16_activations();
+    config.dora = lora && lora->dora();
     arena.reset(*be, config);
   }
 
@@ -235,9 +247,22 @@ void Engine::set_weight(const std::string& name, const float* data, size_t n) {
 void Engine::setup_lora(const LoraOptions& options) {
   Impl& m = *impl_;
   m.require_untrained("setupLora");
-  m.lora = std::make_unique<LoraAdapters>(*m.be, m.d, options);
+  if (options.dora) {
+    // The magnitudes start at the base's row norms: the weights must be in place.
+    try {
+      m.weights->require_complete();
+    } catch (const Error& e) {
+      throw Error(std::string("setupLora with DoRA: ") + e.what());
+    }
+  }
+  auto lora = std::make_unique<LoraAdapters>(*m.be, m.d, options);
+  m.lora = std::move(lora);
   m.method = Method::Lora;
   m.set_trainables(m.lora->trainables());
+  if (options.dora) {
+    m.bind();  // the adapters' linears (set_trainables marked the binding stale)
+    m.lora->init_magnitudes(m.linear_of(), m.bound_generation);
+  }
 }
 
 void Engine::setup_full() {
@@ -328,6 +353,7 @@ void Engine::set_tensor(const std::string& name, const float* data, size_t n) {
                   " (was the adapter saved for this model and this number of virtual tokens / rank?)");
     }
     m.be->upload(t->value, data, n * sizeof(float));
+    if (m.lora) m.lora->changed();
     return;
   }
   if (!m.weights->has(name)) throw Error("setTensor: no tensor named \"" + name + "\"");
@@ -387,7 +413,9 @@ LossResult Engine::evaluate(const Batch& batch) {
 }
 
 double Engine::optimizer_step(const OptimizerStep& step) {
-  return impl_->optimizer->step(impl_->trainables, step);
+  const double norm = impl_->optimizer->step(impl_->trainables, step);
+  if (impl_->lora) impl_->lora->changed();  // DoRA's norms follow the new A, B, m
+  return norm;
 }
 
 OptimizerState Engine::get_optimizer_state() const { return impl_->optimizer->state(impl_->trainables); }
@@ -418,6 +446,7 @@ void Engine::reset_cache(int max_tokens) {
   config.rows = std::min(capacity, kDecodeChunk);
   config.train = false;
   m.lora_ranks(config.lora_rank);
+  config.dora = m.lora && m.lora->dora();
   m.release_cache();
   m.decode_arena.reset(*m.be, config);
   try {
@@ -468,7 +497,8 @@ MemoryUsage Engine::memory() const {
                          : m.prompt ? m.prompt->params()
                          : m.prefix ? m.prefix->params()
                                     : 0;
-  u.weight_bytes = m.weights->bytes() + static_cast<uint64_t>(adapter) * sizeof(float);
+  u.weight_bytes = m.weights->bytes() + static_cast<uint64_t>(adapter) * sizeof(float) +
+                   (m.lora ? m.lora->aux_bytes() : 0);
   u.quantized_bytes = m.weights->quantized_bytes();
   u.quantized_params = m.weights->quantized_params();
   uint64_t grads = 0;

@@ -96,6 +96,10 @@ struct LoraOptions {
   std::optional<std::vector<int>> layers; // nullopt: all layers (PEFT layers_to_transform)
   LoraInit init = LoraInit::Default;
   uint64_t seed = 0;                      // A's random init
+  // DoRA (PEFT use_dora, methods/dora.h): a trained magnitude per output row,
+  // "…lora_magnitude_vector" [out] after each module's lora_B, initialised to
+  // the base's row norms when set up (the weights must be in place).
+  bool dora = false;
 };
 
 // One micro-batch, row-major [batch_size, seq_len]. Labels are NOT shifted:
@@ -178,6 +182,7 @@ struct MemoryEstimateOptions {
     std::vector<std::string> targets;
     std::optional<std::vector<int>> layers;
     float dropout = 0.0f;  // > 0 needs two more scratch buffers
+    bool dora = false;     // DoRA: the magnitudes, their norms and two [rows, out] buffers
   } lora;
   struct Prompt {
     int num_virtual_tokens = 0;  // rows run seq_len + num_virtual_tokens positions

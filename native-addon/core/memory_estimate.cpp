@@ -79,12 +79,14 @@ MemoryEstimate estimate_memory(const ModelSpec& raw, const MemoryEstimateOptions
     }
   }
   int64_t adapter = 0, trainable = 0;
+  uint64_t dora_aux = 0;  // DoRA's norms and refresh scratch, held with the adapter
   int ranks[kNumModules] = {};
   if (o.method == Method::Lora) {
     if (o.lora.rank < 1) throw Error("memory estimate: LoRA rank must be at least 1");
     const LoraSelection sel(d, o.lora.targets, o.lora.layers);
-    adapter = sel.params(d, o.lora.rank);
+    adapter = sel.params(d, o.lora.rank) + (o.lora.dora ? sel.dora_params(d) : 0);
     trainable = adapter;
+    if (o.lora.dora) dora_aux = static_cast<uint64_t>(sel.dora_aux_floats(d, o.lora.rank)) * sizeof(float);
     bool any_layer = false;
     for (int l = 0; l < d.L; ++l) any_layer = any_layer || sel.layer[l];
     for (int m = 0; m < kNumModules; ++m) ranks[m] = sel.module[m] && any_layer ? o.lora.rank : 0;
@@ -121,11 +123,12 @@ MemoryEstimate estimate_memory(const ModelSpec& raw, const MemoryEstimateOptions
                                        o.lora.dropout > 0, prefix);
   config.share_attention = q.enabled();
   config.bf16_activations = o.bf16_activations;
+  config.dora = o.method == Method::Lora && o.lora.dora;
   const ActivationPlan plan(config);
   MemoryEstimate e;
   e.total_params = base + adapter;
   e.trainable_params = trainable;
-  e.weight_bytes = base_bytes + static_cast<uint64_t>(adapter) * sizeof(float);
+  e.weight_bytes = base_bytes + static_cast<uint64_t>(adapter) * sizeof(float) + dora_aux;
   e.quantized_bytes = quantized_bytes;
   e.quantized_params = quantized;
   e.gradient_bytes = static_cast<uint64_t>(trainable) * sizeof(float);

@@ -185,6 +185,23 @@ class DeviceSimBackend final : public ps::Backend {
     Open o(this);
     cpu_.lora_backward(M, N, K, r, s, X, A, B, H, dY, dH, dA, dB, dX);
   }
+  void scale_columns(const float* x, const float* f, float offset, int rows, int N, float beta,
+                     float* y) override {
+    all("scale_columns", {x, f, y});
+    Open o(this);
+    cpu_.scale_columns(x, f, offset, rows, N, beta, y);
+  }
+  void column_dot(const float* a, const float* b, const float* scale, int rows, int N, float* out) override {
+    all("column_dot", {a, b, scale, out});
+    Open o(this);
+    cpu_.column_dot(a, b, scale, rows, N, out);
+  }
+  void dora_norm(int N, int r, float s, const float* w_sq, const float* PT, const float* B, const float* BC,
+                 const float* m, float* inv_norm, float* factor) override {
+    all("dora_norm", {w_sq, PT, B, BC, m, inv_norm, factor});
+    Open o(this);
+    cpu_.dora_norm(N, r, s, w_sq, PT, B, BC, m, inv_norm, factor);
+  }
   void add(float* y, const float* x, size_t n) override {
     all("add", {y, x});
     Open o(this);

@@ -196,6 +196,36 @@ inline void add_qlora(std::vector<Scenario>& out, const fs::path& dir) {
   }
 }
 
+// DoRA with dropout on the mixed-dtype checkpoint (fp32, 16-bit bases), and
+// on a 4-bit base with checkpointing: the magnitudes, their norms refreshed
+// after each optimizer step, the extra products of the dropout path.
+inline void add_dora(std::vector<Scenario>& out, const fs::path& dir) {
+  for (bool four_bit : {false, true}) {
+    Scenario sc;
+    sc.name = four_bit ? "dora (4-bit base, checkpointing)" : "dora (dropout)";
+    sc.spec = spec(four_bit ? Variant::Llama : Variant::Qwen2);
+    sc.options.threads = kThreads;
+    sc.options.seed = 9;
+    if (four_bit) {
+      sc.options.gradient_checkpointing = true;
+      sc.options.quantization.type = ps::QuantizationOptions::Type::Nf4;
+    }
+    sc.refs = write_checkpoint(dir / (four_bit ? "dora_nf4.safetensors" : "dora.safetensors"), sc.spec, 13,
+                               [](const std::string&, int i) {
+                                 const ps::DType kinds[3] = {ps::DType::F32, ps::DType::BF16, ps::DType::F16};
+                                 return Layout{kinds[i % 3], false};
+                               });
+    sc.setup = [four_bit](ps::Engine& e) {
+      ps::LoraOptions o = all_targets_lora(4, 8.0f, four_bit ? 0.0f : 0.1f, 3);
+      o.dora = true;
+      e.setup_lora(o);
+      randomize_lora_b(e, 0.2, 4);
+    };
+    sc.step = adamw(0.5f);
+    out.push_back(sc);
+  }
+}
+
 inline void add_prefix(std::vector<Scenario>& out, const fs::path& dir) {
   Scenario sc;
   sc.name = "prefix tuning (projection, checkpointing)";
@@ -256,6 +286,7 @@ inline std::vector<Scenario> all(const fs::path& dir) {
   std::vector<Scenario> out;
   add_lora(out, dir);
   add_qlora(out, dir);
+  add_dora(out, dir);
   add_prefix(out, dir);
   add_prompt(out, dir);
   add_full(out, dir);

@@ -20,6 +20,9 @@ struct LoraBranch {
   std::vector<float> A, B;  // [r, in], [out, r]
   int r = 0;
   double scale = 0;
+  // DoRA (PEFT DoraLinearLayer) when not empty: [out]; the linear is then
+  // (m / ||W + scale B A||_row) (W + scale B A) x + bias, the matrix formed here.
+  std::vector<float> magnitude;
 };
 
 class Llama {
@@ -181,6 +184,7 @@ class Llama {
         y[r * out + o] = acc;
       }
     auto it = lora.find(module);
+    if (it != lora.end() && !it->second.magnitude.empty()) return dora_linear(x, module, it->second, rows, in, out, bias);
     if (it != lora.end()) {  // y += scale * B (A x)
       const LoraBranch& L = it->second;
       for (int r = 0; r < rows; ++r) {
@@ -194,6 +198,33 @@ class Llama {
         }
       }
     }
+    return y;
+  }
+
+  // DoRA: W' = W + scale B A formed in full, each row scaled to magnitude / ||W'_row||.
+  std::vector<double> dora_linear(const std::vector<double>& x, const std::string& module, const LoraBranch& L,
+                                  int rows, int in, int out, bool bias) const {
+    const auto& Wt = W(module + ".weight");
+    std::vector<double> merged(static_cast<size_t>(out) * in);
+    for (int o = 0; o < out; ++o) {
+      double sq = 0;
+      for (int i = 0; i < in; ++i) {
+        double ba = 0;
+        for (int j = 0; j < L.r; ++j) ba += L.B[static_cast<size_t>(o) * L.r + j] * L.A[static_cast<size_t>(j) * in + i];
+        const double w = Wt[static_cast<size_t>(o) * in + i] + L.scale * ba;
+        merged[static_cast<size_t>(o) * in + i] = w;
+        sq += w * w;
+      }
+      const double f = L.magnitude[o] / std::sqrt(sq);
+      for (int i = 0; i < in; ++i) merged[static_cast<size_t>(o) * in + i] *= f;
+    }
+    std::vector<double> y(static_cast<size_t>(rows) * out);
+    for (int r = 0; r < rows; ++r)
+      for (int o = 0; o < out; ++o) {
+        double acc = bias ? W(module + ".bias")[o] : 0.0;
+        for (int i = 0; i < in; ++i) acc += x[r * in + i] * merged[static_cast<size_t>(o) * in + i];
+        y[r * out + o] = acc;
+      }
     return y;
   }
 
@@ -220,5 +251,23 @@ class Llama {
   ps::ModelSpec s_;
   const tiny::Weights& w_;
 };
+
+// Copies an engine's adapters into a reference: every module with a LoRA A,
+// with its DoRA magnitude when the engine has one.
+inline void mirror_lora(ps::Engine& e, Llama& r, double scale) {
+  for (const auto& p : e.parameters()) {
+    const auto at = p.name.find(".lora_A.weight");
+    if (at == std::string::npos) continue;
+    const std::string module = p.name.substr(0, at);
+    LoraBranch br;
+    br.A = e.get_tensor(p.name);
+    br.B = e.get_tensor(module + ".lora_B.weight");
+    br.r = static_cast<int>(p.shape[0]);
+    br.scale = scale;
+    for (const auto& q : e.parameters())
+      if (q.name == module + ".lora_magnitude_vector") br.magnitude = e.get_tensor(q.name);
+    r.lora[module] = br;
+  }
+}
 
 }  // namespace ref

@@ -35,21 +35,6 @@ bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-// Copies the engine's adapters into the reference.
-void mirror_lora(ps::Engine& e, ref::Llama& r, double scale) {
-  for (const auto& p : e.parameters()) {
-    const auto at = p.name.find(".lora_A.weight");
-    if (at == std::string::npos) continue;
-    const std::string module = p.name.substr(0, at);
-    ref::LoraBranch br;
-    br.A = e.get_tensor(p.name);
-    br.B = e.get_tensor(module + ".lora_B.weight");
-    br.r = static_cast<int>(p.shape[0]);
-    br.scale = scale;
-    r.lora[module] = br;
-  }
-}
-
 void test_forward_matches_reference(Variant v) {
   const ps::ModelSpec s = spec(v);
   const Weights w = random_weights(s, 11);
@@ -71,7 +56,7 @@ void test_forward_matches_reference(Variant v) {
     el->setup_lora(all_targets_lora(2, 4.0f, 0.0f, 5));  // scale = alpha / r = 2
     randomize_lora_b(*el, 0.2, 6);
     ref::Llama rl(s, w);
-    mirror_lora(*el, rl, 2.0);
+    ref::mirror_lora(*el, rl, 2.0);
     const double want_l = rl.loss_sum(b);
     CHECK(std::fabs(want_l - want) > 1e-3);  // the branch changes the loss
     CHECK_CLOSE(el->evaluate(b).loss_sum, want_l, 1e-6, 0);
@@ -90,7 +75,7 @@ void test_rslora_scale() {
   e->setup_lora(o);
   randomize_lora_b(*e, 0.2, 6);
   ref::Llama r(s, w);
-  mirror_lora(*e, r, 1.5);
+  ref::mirror_lora(*e, r, 1.5);
   CHECK_CLOSE(e->evaluate(b).loss_sum, r.loss_sum(b), 1e-6, 0);
 }
 

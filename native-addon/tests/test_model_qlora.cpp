@@ -63,20 +63,6 @@ Weights dequantized(ps::Engine& e, const Weights& w) {
   return out;
 }
 
-void mirror_lora(ps::Engine& e, ref::Llama& r, double scale) {
-  for (const auto& p : e.parameters()) {
-    const auto at = p.name.find(".lora_A.weight");
-    if (at == std::string::npos) continue;
-    const std::string module = p.name.substr(0, at);
-    ref::LoraBranch br;
-    br.A = e.get_tensor(p.name);
-    br.B = e.get_tensor(module + ".lora_B.weight");
-    br.r = static_cast<int>(p.shape[0]);
-    br.scale = scale;
-    r.lora[module] = br;
-  }
-}
-
 void test_forward_matches_reference(Variant v, int blocksize, bool dq) {
   const ps::ModelSpec s = spec(v);
   const Weights w = random_weights(s, 11);
@@ -108,7 +94,7 @@ void test_forward_matches_reference(Variant v, int blocksize, bool dq) {
     el->setup_lora(all_targets_lora(2, 4.0f, 0.0f, 5));
     randomize_lora_b(*el, 0.2, 6);
     ref::Llama rl(s, wd);
-    mirror_lora(*el, rl, 2.0);
+    ref::mirror_lora(*el, rl, 2.0);
     const double want_l = rl.loss_sum(b);
     CHECK_CLOSE(el->evaluate(b).loss_sum, want_l, 1e-6, 0);
     CHECK_CLOSE(el->forward_backward(b, 0.0f).loss_sum, want_l, 1e-6, 0);

@@ -32,6 +32,7 @@ export const inspectSpec: CommandSpec = {
     { name: 'seq-len', kind: 'int', min: 1, help: 'sequence length for the activation estimate', defaultText: String(TRAIN_DEFAULTS.seqLen) },
     { name: 'rank', kind: 'int', min: 1, help: 'LoRA rank', defaultText: String(TRAIN_DEFAULTS.rank) },
     { name: 'targets', kind: 'list', choices: [...LORA_TARGETS, 'all-linear'], help: 'LoRA target modules', defaultText: PEFT_DEFAULT_TARGETS.join(',') },
+    { name: 'dora', kind: 'boolean', help: 'the lora and qlora rows as DoRA (train --dora: a trained magnitude per output row; slower per step)' },
     { name: 'virtual-tokens', kind: 'int', min: 1, help: 'virtual tokens of the prompt and prefix rows', defaultText: String(TRAIN_DEFAULTS.virtualTokens) },
     { name: 'encoder-hidden-size', kind: 'int', min: 1, help: 'MLP hidden size of the prefix_projection row', defaultText: 'head_dim * kv_heads' },
     { name: 'optimizer', kind: 'string', choices: ['adamw', 'sgd'], help: 'optimizer whose state is counted', defaultText: 'adamw' },
@@ -46,6 +47,7 @@ export const inspectSpec: CommandSpec = {
     'max_positions, tie_word_embeddings}, parameters, stored_dtype, weight_file_bytes, settings, and memory.<method>',
     '{weights, gradients, optimizer_state, activations, total_bytes, trainable_params, adapter_bytes} (bytes),',
     'where adapter_bytes is the size of what training saves (lora: adapter_model.safetensors; full: model.safetensors, F32),',
+    'With --dora the lora and qlora rows are DoRA: the magnitudes\' parameters, gradients and optimizer state, their scratch, the larger file and the slower step.',
     'and fits: whether total_bytes is within the free memory of the device a run would use (--device; fits_in:',
     '{device, where, available_bytes, precision, precision_reason}: with auto the first GPU\'s free memory when the engine lists one, else the',
     'available RAM; precision: fp32 or bf16, as --precision resolves there). On a CUDA device each row also has',
@@ -109,6 +111,8 @@ export interface InspectReport {
     seq_len: number;
     rank: number;
     targets: LoraTarget[];
+    /** the lora and qlora rows are DoRA (absent: plain LoRA) */
+    dora?: boolean;
     /** virtual tokens of the prompt / prefix rows */
     virtual_tokens?: number;
     /** MLP hidden size of the prefix_projection row (null: head_dim * kv_heads, PEFT's default) */
@@ -147,7 +151,7 @@ export interface InspectTime {
 /** inspect's tokens/s per method; every figure null when the device is a GPU or the estimate cannot be made. */
 export function inspectTime(addon: NativeAddon, spec: ModelSpec, settings: InspectReport['settings'], gpu: boolean, threads: number, cpuModel: string): InspectTime {
   const nvt = settings.virtual_tokens ?? TRAIN_DEFAULTS.virtualTokens;
-  const lora = { rank: settings.rank, targets: settings.targets, layers: null };
+  const lora = { rank: settings.rank, targets: settings.targets, layers: null, dora: settings.dora === true };
   const base = { lora: null, virtualTokens: 0, prefixEncoderHidden: null, gradientCheckpointing: settings.gradient_checkpointing };
   const methods: Record<InspectMethod, FlopSettings> = {
     full: { ...base, method: 'full' },
@@ -233,13 +237,13 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
       prefix: method === 'prefix' ? { numVirtualTokens: nvt, encoderHiddenSize: projection ? encoderHiddenSize : null } : undefined,
       batchSize: settings.batch_size,
       seqLen: settings.seq_len,
-      lora: method === 'lora' ? { rank: settings.rank, targets: settings.targets, layers: null } : undefined,
+      lora: method === 'lora' ? { rank: settings.rank, targets: settings.targets, layers: null, dora: settings.dora === true } : undefined,
       gradientCheckpointing: settings.gradient_checkpointing,
       optimizer: settings.optimizer,
       quantization,
       weightDType: embeddingDType(folder),
     }));
-  const lora = { rank: settings.rank, targets: settings.targets, layers: null };
+  const lora = { rank: settings.rank, targets: settings.targets, layers: null, dora: settings.dora === true };
   return {
     model: folder.dir,
     architecture: spec.architecture,
@@ -305,6 +309,7 @@ export const inspectCommand: Command = {
       seq_len: args.number('seq-len') ?? TRAIN_DEFAULTS.seqLen,
       rank: args.number('rank') ?? TRAIN_DEFAULTS.rank,
       targets: targetsOrUsageError(args.list('targets')),
+      ...(args.boolean('dora') ? { dora: true } : {}),
       virtual_tokens: args.number('virtual-tokens') ?? TRAIN_DEFAULTS.virtualTokens,
       encoder_hidden_size: args.number('encoder-hidden-size') ?? null,
       optimizer: (args.string('optimizer') ?? 'adamw') as 'adamw' | 'sgd',

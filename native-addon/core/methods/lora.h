@@ -3,6 +3,7 @@
 // A [r, in], B [out, r]; W stays frozen and B A is never formed.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -23,6 +24,10 @@ struct LoraSelection {
                 const std::optional<std::vector<int>>& layers);
   bool adapted(int l, int m) const { return layer[l] && module[m]; }
   int64_t params(const ModelDims& d, int rank) const;  // r * (in + out) summed
+  int64_t dora_params(const ModelDims& d) const;        // out summed: DoRA's magnitudes
+  // DoRA's buffers besides its trainables: w_sq, inv_norm and factor per
+  // adapted linear, plus one refresh scratch (methods/dora.h).
+  int64_t dora_aux_floats(const ModelDims& d, int rank) const;
 };
 
 // in / out features of a module's linear.
@@ -40,6 +45,19 @@ class LoraAdapters {
   // Rank of module m's adapters in any layer (0 when none): sizes the H buffers.
   int module_rank(int module) const { return selection_.module[module] && any_layer_ ? rank_ : 0; }
   bool dropout() const { return dropout_ > 0; }
+  bool dora() const { return dora_; }
+  // DoRA: before a pass, the weight norms from the current A, B and m (and
+  // the base's row norms again when the weights changed: `generation`).
+  // linear_of(l, m) is the bound linear of layer l, module m.
+  using LinearOf = std::function<const Linear&(int layer, int module)>;
+  void prepare_dora(const LinearOf& linear_of, uint64_t generation);
+  // DoRA: m = ||W||_row, as PEFT initialises it (B = 0). After the weights are in place.
+  void init_magnitudes(const LinearOf& linear_of, uint64_t generation);
+  // A, B or m were written (an optimizer step, setTensor): norms are stale.
+  void changed() { norms_fresh_ = false; }
+  uint64_t aux_bytes() const {
+    return dora_ ? static_cast<uint64_t>(selection_.dora_aux_floats(d_, rank_)) * sizeof(float) : 0;
+  }
   // A then B of each adapted module, layer by layer, module order q..down.
   const std::vector<TrainableTensor>& trainables() const { return trainables_; }
   int64_t params() const;
@@ -50,7 +68,15 @@ class LoraAdapters {
   LoraSelection selection_;
   int rank_;
   float dropout_;
+  bool dora_;
   bool any_layer_ = false;
+  bool norms_fresh_ = false;
+  uint64_t w_sq_generation_ = 0;
+  bool w_sq_ready_ = false;
+  std::vector<float*> w_sq_, inv_norm_, factor_;  // DoRA, per adapter (nullptr where not adapted)
+  float* refresh_scratch_ = nullptr;
+  void compute_w_sq(const LinearOf& linear_of, bool set_magnitudes);
+  void release_all();
   std::vector<LoraAdapter> adapters_;  // [L * kNumModules], rank 0 where not adapted
   std::vector<TrainableTensor> trainables_;
 };

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "methods/lora.h"
+
 namespace ps {
 
 int loss_chunk_rows(int rows, int vocab) {
@@ -147,6 +149,14 @@ void layout(const PlanConfig& c, char* base, Activations* out, size_t* bytes) {
   if (P && H) {
     a.prefix_table = cur.take<float>(P * prefix_width);
     a.prefix_hidden = cur.take<float>(P * H);
+  }
+
+  if (c.dora && max_rank > 0) {
+    int widest = 0;
+    for (int m = 0; m < kNumModules; ++m)
+      if (c.lora_rank[m]) widest = std::max(widest, module_out_features(d, m));
+    a.dora_t = cur.take<float>(R * widest);
+    if (c.train) a.dora_g = cur.take<float>(R * widest);
   }
 
   if (c.train) {

@@ -21,6 +21,7 @@ struct PlanConfig {
   bool checkpoint = false;  // train: keep only layer inputs, one recompute workspace
   int lora_rank[kNumModules] = {};  // rank of module m's adapters in any layer (0: none)
   bool lora_dropout = false;        // dropout on the LoRA branch (training only)
+  bool dora = false;                // DoRA adapters: [rows, widest adapted out] buffers (methods/dora.h)
   // train without checkpointing: one attention-block buffer set shared by all
   // layers, recomputed in backward (about 11% more compute for a third less
   // activation memory). On for a 4-bit base, where memory is the point (QLoRA).
@@ -109,6 +110,8 @@ struct Activations {
   float* dropped = nullptr;   // [rows, max in] dropout(x) of the LoRA branch
   float* d_dropped = nullptr; // [rows, max in]
   float* lora_tmp = nullptr;  // eval: [rows, max rank] H scratch
+  float* dora_t = nullptr;    // DoRA: [rows, widest adapted out] the pre-scale product (every pass)
+  float* dora_g = nullptr;    // DoRA, train: [rows, widest adapted out] the column-scaled gradient
   // prefix tuning: one layer's keys/values with the prefix in front,
   // [batch, prefix + T, Dkv], assembled from the table and the layer's k/v
   // before each attention call (forward and backward), so one set serves all layers

@@ -19,6 +19,8 @@ LinearScratch linear_scratch(const PassContext& c, const LayerActs& s, const Lin
   x.lora_dh = c.arena->lora_dh;
   x.dropped = c.arena->dropped;
   x.d_dropped = c.arena->d_dropped;
+  x.dora_t = c.arena->dora_t;
+  x.dora_g = c.arena->dora_g;
   x.dropout_active = c.train && lin.lora->dropout > 0.0f;
   // Each adapted module has its own mask, as each PEFT LoRA layer owns its nn.Dropout.
   x.dropout_key = mix_key({c.step_key, static_cast<uint64_t>(layer), static_cast<uint64_t>(module)});

@@ -25,6 +25,15 @@ struct LoraAdapter {
   float* B = nullptr;  // [out, rank]
   float* dA = nullptr;
   float* dB = nullptr;
+  // DoRA (methods/dora.h): the trained magnitude m [out] and its gradient;
+  // inv_norm = 1 / ||W + s B A||_row and factor = m * inv_norm [out], made
+  // from the current A, B, m before a pass (detached: no gradient flows
+  // through the norm). nullptr m: plain LoRA.
+  float* m = nullptr;
+  float* dm = nullptr;
+  const float* inv_norm = nullptr;
+  const float* factor = nullptr;
+  bool dora() const { return m != nullptr; }
 };
 
 struct Linear {
@@ -46,9 +55,17 @@ struct LinearScratch {
   float* dropped = nullptr;    // [rows, in]: dropout(x), recomputed in backward
   float* d_dropped = nullptr;  // [rows, in]: gradient wrt dropout(x)
   float* lora_dh = nullptr;    // [rows, rank]: backward scratch
+  float* dora_t = nullptr;     // DoRA: [rows, out] W x + s B A x (or with dropout its parts), not kept
+  float* dora_g = nullptr;     // DoRA, backward: [rows, out] the gradient scaled per column
   bool dropout_active = false; // training mode and p > 0
   uint64_t dropout_key = 0;    // keyed by (seed, step, layer, module)
 };
+
+// The frozen (or fully trained) product alone, whichever way W is held:
+// y = alpha x W^T + beta y, and dx = alpha dy W + beta dx (beta in {0, 1}).
+void base_forward(Backend& be, const Linear& lin, int rows, const float* x, float alpha, float beta, float* y);
+void base_backward_input(Backend& be, const Linear& lin, int rows, const float* dy, float alpha, float beta,
+                         float* dx);
 
 // y = x W^T + b (+ LoRA); accumulate: y += instead of y = (a residual add).
 void linear_forward(Backend& be, const Linear& lin, int rows, const float* x, float* y,

@@ -15,7 +15,9 @@
 // - a full fine-tune is offered the GGUF model only (saying why), in the GGUF
 //   type chosen, and exported through the service (the file read here);
 // - a GGUF LoRA takes f32 / f16 only, and writes base.gguf beside the adapter
-//   when asked (the file read here), its check named in the table.
+//   when asked (the file read here), its check named in the table;
+// - a DoRA run is offered no GGUF LoRA (saying why and what instead), and its
+//   GGUF model (the DoRA adapter merged in) exports and passes the reload check.
 import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gguf as hfGguf } from '@huggingface/gguf';
@@ -24,7 +26,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import type { ApiEvent, ApiTransport, GenerateRequest } from '../../../electron/api/contract.js';
 import { Studio } from '../state/studio.svelte.js';
-import { FULL_RUN_NOTE, GGUF_TYPE_INFO } from '../state/export-page.svelte.js';
+import { DORA_RUN_NOTE, FULL_RUN_NOTE, GGUF_TYPE_INFO } from '../state/export-page.svelte.js';
 import { MAX_SEED, trySettingsErrors } from '../state/try-panel.svelte.js';
 import { byId, choose, optionsOf, type, until } from '../testing/dom-waits.js';
 import { pageHarness } from '../testing/page-harness.js';
@@ -45,11 +47,11 @@ beforeAll(async () => {
 const PROMPT = 'Question: What color is the fox?\nAnswer:';
 
 
-/** Trains the demo model for a few steps (on its task rows, or `data`) and waits for the end. */
-async function train(method: 'lora' | 'full', out: string, data = harness.demo.datasets.find((d) => d.name === 'task-train')!.path): Promise<string> {
+/** Trains the demo model for a few steps (on its task rows, or `data`; `hyper`: further settings) and waits for the end. */
+async function train(method: 'lora' | 'full', out: string, data = harness.demo.datasets.find((d) => d.name === 'task-train')!.path, hyper: { dora?: boolean } = {}): Promise<string> {
   const started = await api.call('startRun', {
     model: harness.demo.model, data, method, out,
-    hyper: { steps: 4, threads: 2, batchSize: 2 },
+    hyper: { steps: 4, threads: 2, batchSize: 2, ...hyper },
   });
   await until(`the ${method} run`, () => events.some((e) => e.type === 'run' && e.runId === started.runId && e.event.type === 'finished'), 120_000);
   return started.runDir;
@@ -187,6 +189,34 @@ describe('export of a full fine-tuning run', () => {
     const parsed = await readGguf(join(out, 'model.gguf'));
     expect(parsed.metadata['general.file_type']).toBe(0);
     expect(readFileSync(join(out, 'Modelfile'), 'utf8')).toMatch(/^FROM \.\/model\.gguf$/m);
+  }, 240_000);
+});
+
+describe('export of a DoRA run', () => {
+  it('offers no GGUF LoRA, saying why and what instead; its GGUF model exports and passes the reload check', async () => {
+    const runDir = await train('lora', join(harness.home, 'dora-run'), undefined, { dora: true });
+    const { root } = await render(runDir);
+    await until('the DoRA note', () => byId(root, 'export-dora-note') !== null);
+    expect(text(root, 'export-dora-note')).toBe(DORA_RUN_NOTE);
+    expect(byId(root, 'export-full-note')).toBeNull();
+    expect(byId(root, 'format-gguf')).toBeNull();
+    for (const f of ['peft', 'merged', 'gguf-model']) expect(byId(root, `format-${f}`), f).not.toBeNull();
+    (byId(root, 'format-peft') as HTMLInputElement).click();
+    (byId(root, 'format-gguf-model') as HTMLInputElement).click();
+    flushSync();
+    expect(byId(root, 'gguf-base')).toBeNull();
+    expect(optionsOf(root, 'gguf-type')).toEqual(['default', 'f32', 'f16', 'bf16', 'q8_0']);
+    choose(root, 'gguf-type', 'f32');
+    await until('the default folder', () => text(root, 'export-out') !== '');
+    await exportAndWait(root);
+    const out = `${runDir}-export`;
+    expect(readdirSync(out).sort()).toEqual(['Modelfile', 'model.gguf']);
+    expect(byId(root, 'export-check-gguf-model')?.querySelector('td')?.textContent).toBe('GGUF model');
+    expect(byId(root, 'export-check-gguf-model')?.querySelector('.badge')?.textContent).toBe('passed');
+    // read without the app's code: one all-f32 model, no adapter tensor left in it
+    const parsed = await readGguf(join(out, 'model.gguf'));
+    expect(parsed.metadata['general.file_type']).toBe(0);
+    expect(parsed.tensorInfos.some((t) => /lora|magnitude/.test(t.name))).toBe(false);
   }, 240_000);
 });
 

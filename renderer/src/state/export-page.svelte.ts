@@ -1,6 +1,6 @@
 // The Export step: which formats (a full fine-tuning run: the GGUF model
-// only), the GGUF tensor type and base.gguf, where to, the export's progress
-// lines and result (files per format, the reload check).
+// only; a DoRA run: no GGUF LoRA), the GGUF tensor type and base.gguf, where
+// to, the export's progress lines and result (files per format, the reload check).
 import type { ApiEvent, ApiTransport, DirEntry, ExportFormat, ExportRequest, ExportResult, GgufModelType, RunStatus, TrainMethod } from '../../../electron/api/contract.js';
 import { parentOf } from '../components/paths.js';
 import type { Studio } from './studio.svelte.js';
@@ -18,6 +18,13 @@ export const FULL_RUN_FORMATS: readonly ExportFormat[] = ['gguf-model'];
 /** Why a full run is offered the GGUF model only, in the app's words. */
 export const FULL_RUN_NOTE =
   'A full fine-tuning run is a whole model, so it exports as one GGUF model only. PEFT adapter, merged model and GGUF LoRA hold or merge an adapter, which a full run has none of; its run folder already is a Hugging Face model (config.json + model.safetensors) to use as it is.';
+
+/** The format a DoRA run is not offered: a llama.cpp LoRA GGUF holds A and B only, no magnitude. */
+const DORA_RUN_WITHOUT: ExportFormat = 'gguf';
+
+/** Why a DoRA run is not offered the GGUF LoRA, and what to choose instead, in the app's words. */
+export const DORA_RUN_NOTE =
+  'A DoRA run has no GGUF LoRA: llama.cpp and Ollama adapters hold only the two low-rank matrices, not the magnitude DoRA learns for each output. For llama.cpp or Ollama choose GGUF model (one model.gguf with the adapter merged in); Merged model is the same for transformers, and the PEFT adapter loads in PEFT as it is.';
 
 /**
  * The GGUF tensor types, each with its size and what it does to the loss. Sizes
@@ -99,6 +106,8 @@ export class ExportPage {
   runStatus = $state<RunStatus | 'missing' | null>(null);
   /** why the run's record could not be read (null: read, or being read) */
   runReadError = $state<string | null>(null);
+  /** the run is a DoRA (its run.json: config.lora.dora), so the GGUF LoRA is not offered */
+  runDora = $state(false);
   /** the run's best/ (train --keep-best), when it finished with one */
   runBest = $state.raw<{ dir: string; step: number; eval_loss: number } | null>(null);
   /** export the best checkpoint instead of the run's final adapter (only while the run has one) */
@@ -117,9 +126,10 @@ export class ExportPage {
     return this.runMethod === 'full';
   }
 
-  /** The formats offered for this run: all of them, a full run the GGUF model only. */
+  /** The formats offered for this run: all of them, a full run the GGUF model only, a DoRA run all but the GGUF LoRA. */
   get offered(): typeof FORMAT_INFO {
-    return this.fullRun ? FORMAT_INFO.filter((f) => FULL_RUN_FORMATS.includes(f.format)) : FORMAT_INFO;
+    if (this.fullRun) return FORMAT_INFO.filter((f) => FULL_RUN_FORMATS.includes(f.format));
+    return this.runDora ? FORMAT_INFO.filter((f) => f.format !== DORA_RUN_WITHOUT) : FORMAT_INFO;
   }
 
   get chosen(): ExportFormat[] {
@@ -228,6 +238,7 @@ export class ExportPage {
     this.runStatus = null;
     this.runReadError = null;
     this.runBest = null;
+    this.runDora = false;
     this.useBest = false;
     await Promise.all([this.readRun(runDir), this.offerFreshDefault(runDir)]);
   }
@@ -241,6 +252,8 @@ export class ExportPage {
       if (history.entry.method === 'full' && this.runMethod !== 'full') this.formats['gguf-model'] = true;
       this.runMethod = history.entry.method;
       this.runModel = history.entry.model;
+      // a run.json from before DoRA has no dora: plain LoRA
+      this.runDora = history.config.lora?.dora === true;
       this.runStatus = history.entry.status;
       this.runBest = history.entry.best ?? null;
       if (this.runBest === null) this.useBest = false;

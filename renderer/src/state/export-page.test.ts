@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 
 import type { ApiTransport, RunHistory } from '../../../electron/api/contract.js';
-import { ExportPage, FORMAT_INFO, FULL_RUN_NOTE, GGUF_TYPE_INFO, defaultExportFolder, defaultGgufTypeText, notExportableYet } from './export-page.svelte.js';
+import { DORA_RUN_NOTE, ExportPage, FORMAT_INFO, FULL_RUN_NOTE, GGUF_TYPE_INFO, defaultExportFolder, defaultGgufTypeText, notExportableYet } from './export-page.svelte.js';
 import { Studio } from './studio.svelte.js';
 
 describe('defaultExportFolder', () => {
@@ -93,11 +93,15 @@ describe('formats', () => {
 });
 
 describe('GGUF type and base.gguf', () => {
-  /** A page whose runHistory says the run used `method` and finished (listing folders fails: no fresh default needed). */
-  async function pageFor(method: string): Promise<ExportPage> {
+  /**
+   * A page whose runHistory says the run used `method` and finished (listing folders fails: no fresh default needed);
+   * `lora`: the LoRA part of its run.json config beyond what a run of an older version records (`{ dora: true }`).
+   */
+  async function pageFor(method: string, lora: Record<string, unknown> = {}): Promise<ExportPage> {
+    const config = { method, lora: method === 'lora' || method === 'qlora' ? { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], rslora: false, init: 'default', layers: null, ...lora } : null };
     const api: ApiTransport = {
       call: (async (name: string) => {
-        if (name === 'runHistory') return { entry: { dir: '/runs/r', model: '/m', method, status: 'finished' } };
+        if (name === 'runHistory') return { entry: { dir: '/runs/r', model: '/m', method, status: 'finished' }, config };
         throw new Error('no listing here');
       }) as ApiTransport['call'],
       onEvent: () => () => {},
@@ -142,6 +146,37 @@ describe('GGUF type and base.gguf', () => {
     expect(page.request('/runs/r')).toEqual({ source: '/runs/r', formats: ['peft', 'gguf', 'gguf-model'], out: '/o', ggufType: 'f16', ggufBase: true });
     page.toggle('gguf', false);
     expect(page.request('/runs/r')).toEqual({ source: '/runs/r', formats: ['peft', 'gguf-model'], out: '/o', ggufType: 'f16' });
+  });
+
+  it('offers a DoRA run (LoRA or QLoRA) no GGUF LoRA, saying why and what to choose; a GGUF LoRA left on is not sent', async () => {
+    for (const method of ['lora', 'qlora']) {
+      const page = await pageFor(method, { dora: true });
+      expect(page.runDora, method).toBe(true);
+      expect(page.exportable).toBe(true);
+      expect(page.offered.map((f) => f.format), method).toEqual(['peft', 'merged', 'gguf-model']);
+      // chosen for another run before (the page's choices stay when the run changes): not offered, so not sent
+      page.toggle('gguf', true);
+      page.toggle('gguf-model', true);
+      page.ggufBase = true;
+      page.out = '/o';
+      expect(page.ggufBaseOffered).toBe(false);
+      expect(page.ggufTypes).toEqual(['f32', 'f16', 'bf16', 'q8_0']); // the GGUF model's, not an adapter's two
+      expect(page.request('/runs/r')).toEqual({ source: '/runs/r', formats: ['peft', 'gguf-model'], out: '/o' });
+    }
+    expect(DORA_RUN_NOTE).toMatch(/^A DoRA run has no GGUF LoRA: llama\.cpp and Ollama adapters hold only the two low-rank matrices, not the magnitude DoRA learns/);
+    expect(DORA_RUN_NOTE).toMatch(/choose GGUF model \(one model\.gguf with the adapter merged in\); Merged model/);
+    expect(DORA_RUN_NOTE).not.toMatch(/\n|--/);
+    // the labels the note names are the format list's own
+    expect(FORMAT_INFO.filter((f) => DORA_RUN_NOTE.includes(f.label)).map((f) => f.format)).toEqual(['peft', 'merged', 'gguf', 'gguf-model']);
+  });
+
+  it('a LoRA run without DoRA, and one whose run.json is from before DoRA, are offered the GGUF LoRA', async () => {
+    const off = await pageFor('lora', { dora: false });
+    expect(off.runDora).toBe(false);
+    expect(off.offered.map((f) => f.format)).toEqual(['peft', 'merged', 'gguf', 'gguf-model']);
+    const old = await pageFor('lora');
+    expect(old.runDora).toBe(false);
+    expect(old.offered.map((f) => f.format)).toEqual(['peft', 'merged', 'gguf', 'gguf-model']);
   });
 
   it('says what the default writes, and each type\'s size and loss in one line', () => {

@@ -1,5 +1,6 @@
-// The Runs page's evaluation fact: the file a run evaluated on, or its split;
-// a run.json of an older version (no evalData) reads as before.
+// The Runs page's facts: the file a run evaluated on, or its split; a DoRA
+// run said so on its LoRA line; a run.json of an older version (no evalData,
+// no dora) reads as before.
 import { describe, expect, it } from 'vitest';
 
 import { trainConfigFromSettings } from '../../../electron/training/settings.js';
@@ -15,5 +16,22 @@ describe('runConfigFacts: Evaluation', () => {
     expect(evaluation(trainConfigFromSettings(base))).toBeUndefined();
     const { evalData: _none, ...old } = trainConfigFromSettings({ ...base, evalSplit: 0.1 });
     expect(evaluation(old as ReturnType<typeof trainConfigFromSettings>)).toBe('10% held out, at the end');
+  });
+});
+
+describe('runConfigFacts: LoRA', () => {
+  const base = { model: '/m', data: '/d.jsonl', out: '/r', threads: 1, rank: 4, alpha: 8, dropout: 0.05 };
+  const lora = (c: ReturnType<typeof trainConfigFromSettings>) => runConfigFacts(c).find((f) => f.label === 'LoRA')?.value;
+
+  it('says DoRA when the run is one, before the rank', () => {
+    expect(lora(trainConfigFromSettings({ ...base, dora: true }))).toBe('DoRA (weight-decomposed), rank 4, alpha 8, dropout 0.05, on q_proj, v_proj');
+    expect(lora(trainConfigFromSettings({ ...base, method: 'qlora', dora: true, rslora: true }))).toBe('DoRA (weight-decomposed), rank 4, alpha 8 (rsLoRA), dropout 0.05, on q_proj, v_proj');
+  });
+
+  it('a plain LoRA run, and one recorded before DoRA (no dora in its run.json), read as LoRA', () => {
+    expect(lora(trainConfigFromSettings(base))).toBe('rank 4, alpha 8, dropout 0.05, on q_proj, v_proj');
+    const c = trainConfigFromSettings(base);
+    const { dora: _none, ...older } = c.lora!;
+    expect(lora({ ...c, lora: older })).toBe('rank 4, alpha 8, dropout 0.05, on q_proj, v_proj');
   });
 });

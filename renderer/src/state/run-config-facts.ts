@@ -26,9 +26,10 @@ export function runConfigFacts(c: TrainConfig): Fact[] {
     { label: 'Seed', value: String(c.seed) },
   ];
   if (c.lora) {
+    // dora is absent from the run.json of a version before DoRA: plain LoRA
     facts.push({
       label: 'LoRA',
-      value: `rank ${c.lora.rank}, alpha ${c.lora.alpha}${c.lora.rslora ? ' (rsLoRA)' : ''}, dropout ${c.lora.dropout}, on ${c.lora.targets.join(', ')}`,
+      value: `${c.lora.dora === true ? 'DoRA (weight-decomposed), ' : ''}rank ${c.lora.rank}, alpha ${c.lora.alpha}${c.lora.rslora ? ' (rsLoRA)' : ''}, dropout ${c.lora.dropout}, on ${c.lora.targets.join(', ')}`,
     });
   }
   if (c.prompt) facts.push({ label: 'Prompt tuning', value: `${c.prompt.numVirtualTokens} virtual tokens, init ${c.prompt.init}` });

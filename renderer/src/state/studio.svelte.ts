@@ -22,6 +22,7 @@ export const METHOD_SPECIFIC: Partial<Record<HyperKey, readonly TrainMethod[]>> 
   dropout: ['lora', 'qlora'],
   targets: ['lora', 'qlora'],
   rslora: ['lora', 'qlora'],
+  dora: ['lora', 'qlora'],
   quantBlocksize: ['qlora'],
   doubleQuant: ['qlora'],
   virtualTokens: ['prompt', 'prefix'],

@@ -72,6 +72,7 @@ export const SET_ASIDE_VALUE: Record<string, (v: unknown) => boolean> = {
   dropout: isNumber,
   targets: (v) => Array.isArray(v) && v.every((t) => typeof t === 'string'),
   rslora: isBoolean,
+  dora: isBoolean,
   quantBlocksize: isNumber,
   doubleQuant: isBoolean,
   virtualTokens: isNumber,

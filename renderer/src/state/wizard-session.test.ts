@@ -208,6 +208,54 @@ describe('a reload keeps the settings a change of method put aside', () => {
     stop();
   }, 60_000);
 
+  it('DoRA on survives a reload (the form shows it, the run settings carry it); set aside under prompt tuning, back with LoRA', async () => {
+    const storage = tabStorage();
+    const first = new Studio();
+    const stopFirst = keepSession(first, api, storage);
+    first.chooseModel(demo.model, await api.call('inspectModel', { model: demo.model }));
+    first.chooseMethod('lora');
+    first.page = 'method';
+    // switched on on the Hyperparameters page, as the user does
+    const form = new HyperparametersPage(first, api, 0);
+    await form.load();
+    form.edit('dora', true);
+    form.dispose();
+    expect(first.hyper).toEqual({ dora: true });
+    flushSync();
+    expect(readSnapshot(storage)).toMatchObject({ method: 'lora', hyper: { dora: true } });
+    stopFirst();
+
+    const second = new Studio();
+    const stopSecond = keepSession(second, api, storage);
+    await until('the model read again', () => second.overview !== null);
+    expect(second.method).toBe('lora');
+    expect(second.hyper).toEqual({ dora: true });
+    const shown = new HyperparametersPage(second, api, 0);
+    await shown.load();
+    expect(shown.inputs.dora).toBe(true);
+    shown.dispose();
+    second.data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+    expect(second.runSettings!.hyper).toEqual({ dora: true });
+    // prompt tuning has no DoRA: put aside, and kept in the snapshot
+    second.chooseMethod('prompt');
+    expect(second.hyper).toEqual({});
+    flushSync();
+    expect(readSnapshot(storage)).toMatchObject({ method: 'prompt', hyper: {}, setAside: { dora: true } });
+    stopSecond();
+
+    const third = new Studio();
+    const stopThird = keepSession(third, api, storage);
+    await until('the model read again', () => third.overview !== null);
+    expect(third.setAside).toEqual({ dora: true });
+    third.chooseMethod('qlora'); // QLoRA is LoRA on a 4-bit base: DoRA applies
+    expect(third.hyper).toEqual({ dora: true });
+    stopThird();
+
+    // a stash whose dora is not a switch loses only that entry
+    storage.setItem(SESSION_KEY, JSON.stringify({ ...readSnapshot(storage), method: 'prompt', hyper: {}, setAside: { dora: 'yes', rslora: true } }));
+    expect(readSnapshot(storage)!.setAside).toEqual({ rslora: true });
+  }, 60_000);
+
   it('an old v2 snapshot (nothing set aside) restores; a stash tampered with or stale loses only its bad part', async () => {
     const base = { version: 2, page: 'method', model: demo.model, method: 'prompt', data: null, dataFormat: 'auto', completionOnly: true, pack: false, hyper: { virtualTokens: 8 }, runDir: null };
     const restored = async (snapshot: Record<string, unknown>): Promise<Studio> => {

@@ -119,6 +119,11 @@ class CudaBackend final : public Backend {
                      const float* B, const float* H, const float* dY, float* dH, float* dA,
                      float* dB, float* dX) override;
 
+  void scale_columns(const float* x, const float* f, float offset, int rows, int N, float beta,
+                     float* y) override;
+  void column_dot(const float* a, const float* b, const float* scale, int rows, int N, float* out) override;
+  void dora_norm(int N, int r, float s, const float* w_sq, const float* PT, const float* B, const float* BC,
+                 const float* m, float* inv_norm, float* factor) override;
   void add(float* y, const float* x, size_t n) override;
   void add_bias(float* y, const float* b, int rows, int N) override;
   void bias_backward(const float* dy, int rows, int N, float* db) override;

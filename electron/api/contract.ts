@@ -343,8 +343,11 @@ export interface RunHistory {
   dir: string;
   entry: RunIndexEntry;
   config: TrainConfig;
-  steps: { step: number; loss: number; lr: number; gradNorm: number; tokensPerSecond: number }[];
+  /** elapsedSeconds: training time up to that step (metrics.jsonl elapsed_s; null in rows that lack it) */
+  steps: { step: number; loss: number; lr: number; gradNorm: number; tokensPerSecond: number; elapsedSeconds: number | null }[];
   evals: { step: number; evalLoss: number }[];
+  /** the trainable parameters its engine counted (run.json resolved.trainable_parameters); null before it started */
+  trainableParams: number | null;
   /**
    * the settings its newest session judged to look like a slip (run.json,
    * resolved.warnings; the started event says the same live): `app` in the

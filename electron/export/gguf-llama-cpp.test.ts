@@ -25,7 +25,8 @@ import { exportAdapter } from './export.js';
 import { writeGgufLoraAdapter } from './gguf-lora.js';
 import { writeGgufModel } from './gguf-model.js';
 import { PRE_TOKENIZERS } from './gguf-vocab.js';
-import { readPeftAdapter } from '../adapters/peft.js';
+import { readPeftAdapter, writePeftAdapter } from '../adapters/peft.js';
+import { writeRandomDoraAdapter } from '../testing/random-dora-adapter.js';
 import { quantizeQ8_0 } from './gguf/format.js';
 import { f32ToF16Bits } from '../safetensors/convert.js';
 import { Prng } from '../random/prng.js';
@@ -241,6 +242,27 @@ describe.skipIf(!availability.available)('GGUF files in llama.cpp', () => {
     expect(withLora.warnings).toEqual([]);
     const b = agreement(await ourLogits(model.dir, tokens, adapterDir), withLora.value.logits, withLora.value.vocab);
     expect(b.maxAbsDiff).toBeLessThanOrEqual(FP32_RELATIVE * b.maxAbs);
+  });
+
+  it('export --format gguf-model of a DoRA adapter (Qwen2: biases not rescaled): llama.cpp runs model.gguf as our engine runs the adapter on the base', async () => {
+    const dir = tempDir('export-dora');
+    const model = await writeTinyModel(join(dir, 'model'), { arch: 'Qwen2ForCausalLM', layers: 2, heads: 4, kvHeads: 2, maxPosition: 256, seed: 25 });
+    const adapterDir = join(dir, 'adapter');
+    const dora: AdapterLora = { rank: 4, alpha: 8, dropout: 0, rslora: false, dora: true, targets: ALL_TARGETS, layers: null, init: 'default' };
+    await writeRandomDoraAdapter(adapterDir, model.spec, model.dir, dora, (name) => model.tensors.get(name)!.data, 26);
+    const out = join(dir, 'out');
+    await exportAdapter({ source: adapterDir, model: model.dir, formats: ['gguf-model'], out, threads: 2, ggufType: 'f32' });
+    const tokens = tokenSequence(model.spec.vocabSize, 40, 27);
+    const merged = await llamaCpp.logits(join(out, 'model.gguf'), tokens);  // one format: written into out itself
+    expect(merged.warnings).toEqual([]);
+    const a = agreement(await ourLogits(model.dir, tokens, adapterDir), merged.value.logits, merged.value.vocab);
+    expect(a.maxAbsDiff).toBeLessThanOrEqual(FP32_RELATIVE * a.maxAbs);
+    // the magnitudes matter: the same A and B as plain LoRA give other logits
+    const plainDir = join(dir, 'plain');
+    const tensors = [...(await readPeftAdapter(adapterDir, model.spec)).tensors].filter((t) => !t.name.endsWith('lora_magnitude_vector'));
+    await writePeftAdapter({ dir: plainDir, spec: model.spec, lora: { ...dora, dora: false }, baseModelNameOrPath: model.dir, tensors });
+    const c = agreement(await ourLogits(model.dir, tokens, plainDir), merged.value.logits, merged.value.vocab);
+    expect(c.maxAbsDiff).toBeGreaterThan(100 * FP32_RELATIVE * c.maxAbs);
   });
 
   it('export --format gguf --gguf-base: llama.cpp loads the folder as it is (base.gguf with adapter.gguf) and computes our engine\'s logits of the adapter on the base', async () => {

@@ -25,9 +25,9 @@ import { splitTrainEval } from '../training/split.js';
  *     where base + adapter computes W·x + s·B·(A·x): the rounding differs per
  *     weight by about an ulp of the stored dtype. F32: 1e-4. F16 (2^-11):
  *     1e-3. BF16 (2^-8): 5e-3, the storage rounding of every adapted weight.
- *     A DoRA adapter's (m / ||W + s·B·A||_row)·(W + s·B·A) is formed in
- *     float64 and rounded once (dora-merge.ts), where the engine applies m / n
- *     to W·x + s·B·A·x: the same storage rounding, the same tolerances.
+ *     A DoRA adapter's rows are then rescaled once by m / ||row|| (the norm
+ *     summed in float64, dora-merge.ts), where the engine applies m / n to
+ *     W·x + s·B·A·x: one more float32 rounding, well inside the same tolerances.
  *
  *   gguf-model: the merged weights (merged above, in the base dtype) or a full
  *     run's weights converted to one GGUF, read back, dequantized and scored.

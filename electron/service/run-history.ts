@@ -34,8 +34,9 @@ export async function runHistory(dir: string, runId: string | null): Promise<Run
   for (const row of metricRows(text)) {
     if (isNum(row.step) && isNum(row.eval_loss)) evals.push({ step: row.step, evalLoss: row.eval_loss });
     else if (isNum(row.step) && isNum(row.loss)) {
-      steps.push({ step: row.step, loss: row.loss, lr: Number(row.lr), gradNorm: Number(row.grad_norm), tokensPerSecond: Number(row.tokens_per_s) });
+      steps.push({ step: row.step, loss: row.loss, lr: Number(row.lr), gradNorm: Number(row.grad_norm), tokensPerSecond: Number(row.tokens_per_s), elapsedSeconds: isNum(row.elapsed_s) ? row.elapsed_s : null });
     }
   }
-  return { dir, entry: entryFromRecord(dir, record), config: record.config, steps, evals, warnings: recordedWarnings(record), trainedPromptFormat: trainedPromptFormatOf(record)?.format ?? null, runId };
+  const trainable = record.resolved?.trainable_parameters;
+  return { dir, entry: entryFromRecord(dir, record), config: record.config, steps, evals, trainableParams: isNum(trainable) ? trainable : null, warnings: recordedWarnings(record), trainedPromptFormat: trainedPromptFormatOf(record)?.format ?? null, runId };
 }

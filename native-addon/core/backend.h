@@ -86,8 +86,9 @@ class Backend {
   // over [rows, N]; beta in {0, 1}; y may alias x.
   virtual void scale_columns(const float* x, const float* f, float offset, int rows, int N, float beta,
                              float* y) = 0;
-  // out[j] += scale[j] * sum_r a[r, j] * b[r, j], each column summed over r
-  // in order in double (the magnitude's gradient).
+  // out[j] += scale[j] * sum_r a[r, j] * b[r, j] (the magnitude's gradient),
+  // in double, in the order column_dot_plan.h fixes (chunks of rows).
+  // A device backend takes its chunk sums from its reduction scratch.
   virtual void column_dot(const float* a, const float* b, const float* scale, int rows, int N, float* out) = 0;
   // DoRA's weight norm from its parts, per row j of W + s B A (N rows, rank r):
   //   n_j^2 = w_sq[j] + 2 s sum_k B[j,k] PT[k,j] + s^2 sum_k B[j,k] BC[j,k]

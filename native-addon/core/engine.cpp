@@ -242,6 +242,8 @@ void Engine::load_weights(const std::vector<WeightRef>& refs) {
 void Engine::set_weight(const std::string& name, const float* data, size_t n) {
   impl_->weights->set(name, data, n);
   impl_->params_stale = true;
+  // The store may write in place (its generation unchanged): DoRA's ||W||^2 is redone.
+  if (impl_->lora) impl_->lora->weights_changed();
 }
 
 void Engine::setup_lora(const LoraOptions& options) {
@@ -359,6 +361,7 @@ void Engine::set_tensor(const std::string& name, const float* data, size_t n) {
   if (!m.weights->has(name)) throw Error("setTensor: no tensor named \"" + name + "\"");
   m.weights->set(name, data, n);
   m.params_stale = true;
+  if (m.lora) m.lora->weights_changed();
 }
 
 std::vector<float> Engine::get_gradient(const std::string& name) const {

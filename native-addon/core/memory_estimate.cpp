@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "backend/column_dot_plan.h"
 #include "backend/cuda/cublaslt/lt_gemm.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/lora_fused_plan.h"
@@ -218,6 +219,12 @@ DeviceMemoryEstimate estimate_device_memory(const ModelSpec& raw, const MemoryEs
       floats = std::max<uint64_t>(floats, cuda::lora_fused_backward_scratch_floats(M, N, K, r, true, true, true));
     }
     e.lora_partials_bytes = floats * sizeof(float);
+    // DoRA's magnitude gradient takes its chunk sums from the same slot.
+    if (o.lora.dora)
+      for (int m = 0; m < kNumModules; ++m)
+        if (sel.module[m])
+          e.lora_partials_bytes = std::max<uint64_t>(
+              e.lora_partials_bytes, column_dot_scratch_bytes(static_cast<int>(rows), module_out_features(d, m)));
   }
   if (precision != "fp32") {
     // Activations and gradients are [rows, width] for every width a product has.

@@ -365,6 +365,29 @@ void test_decode_matches_reference() {
   }
 }
 
+// A base weight written after setup (in place in the store): the norms follow it.
+void test_base_weight_rewritten() {
+  const ps::ModelSpec s = spec(Variant::Llama);
+  Weights w = random_weights(s, 61);
+  const ps::Batch b = random_batch(2, 7, s.vocab_size, 3);
+  auto e = engine(s, w);
+  e->setup_lora(dora_options(2, 4.0f, 0.0f));
+  randomize_lora_b(*e, 0.2, 6);
+  perturb_magnitudes(*e, 0.3, 8);
+  e->evaluate(b);
+  for (int round = 0; round < 2; ++round) {  // twice: the second write lands in memory the store owns
+    auto& W = w.at("model.layers.0.self_attn.q_proj.weight");
+    for (auto& x : W) x *= 3.0f;
+    if (round == 0)
+      e->set_weight("model.layers.0.self_attn.q_proj.weight", W.data(), W.size());
+    else
+      e->set_tensor("model.layers.0.self_attn.q_proj.weight", W.data(), W.size());
+    ref::Llama r(s, w);
+    ref::mirror_lora(*e, r, 2.0);
+    CHECK_CLOSE(e->evaluate(b).loss_sum, r.loss_sum(b), 1e-6, 0);
+  }
+}
+
 void test_setup_before_weights_is_refused() {
   const ps::ModelSpec s = spec(Variant::Llama);
   ps::Engine e(s, ps::EngineOptions());
@@ -395,6 +418,7 @@ int main() {
   test_checkpointing_identical();
   test_memory_equals_estimate();
   test_decode_matches_reference();
+  test_base_weight_rewritten();
   test_setup_before_weights_is_refused();
   return pstest::finish("test_dora");
 }

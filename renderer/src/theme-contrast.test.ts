@@ -8,6 +8,8 @@ import { readFileSync } from 'node:fs';
 
 import { describe, expect, it } from 'vitest';
 
+import { RUN_COLORS } from './components/charts/series.js';
+
 const css = readFileSync(new URL('./app.css', import.meta.url), 'utf8');
 
 /** The custom properties of the first `:root { ... }` block after `from`. */
@@ -63,4 +65,16 @@ describe('theme contrast', () => {
       expect(ratio, `${vars.get(text)} on ${vars.get(background)}`).toBeGreaterThanOrEqual(4.5);
     });
   }
+});
+
+// The compared runs' lines are graphics, not text: WCAG 1.4.11 asks 3:1 against what they are drawn on (a card).
+describe('run colours on the charts', () => {
+  for (const [scheme, vars] of [['light', light], ['dark', dark]] as const) {
+    it.each([...RUN_COLORS])(`${scheme}: %s on --surface is at least 3:1`, (color) => {
+      expect(contrast(color, vars.get('surface')!)).toBeGreaterThanOrEqual(3);
+    });
+  }
+  it('are distinct', () => {
+    expect(new Set(RUN_COLORS.map((c) => c.toLowerCase())).size).toBe(RUN_COLORS.length);
+  });
 });

@@ -55,6 +55,11 @@ class LoraAdapters {
   void init_magnitudes(const LinearOf& linear_of, uint64_t generation);
   // A, B or m were written (an optimizer step, setTensor): norms are stale.
   void changed() { norms_fresh_ = false; }
+  // A base weight was written (setWeight / setTensor): its row norms again too.
+  void weights_changed() {
+    w_sq_ready_ = false;
+    norms_fresh_ = false;
+  }
   uint64_t aux_bytes() const {
     return dora_ ? static_cast<uint64_t>(selection_.dora_aux_floats(d_, rank_)) * sizeof(float) : 0;
   }

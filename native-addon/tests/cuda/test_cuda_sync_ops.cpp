@@ -12,6 +12,7 @@
 //   tanh_backward from the same y: the CPU's bits (explicit roundings).
 //   embedding_forward_half: the CPU's bits; bad ids and targets are errors
 //     at the next synchronising call.
+//   DoRA's scale_columns, column_dot, dora_norm: the CPU's bits.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -181,6 +182,55 @@ void test_embedding_half(ps::CpuBackend& c, ps::CudaBackend& g, Rand& r) {
          error_at_sync(g, "embedding_forward_half: token id 1024 at row 5 is outside the table"));
 }
 
+// DoRA's ops (backend.h): the CPU's bits. column_dot over more rows than one
+// chunk (column_dot_plan.h), not a multiple of it, so chunk sums and the
+// finish both count; scale_columns overwriting, adding and in place.
+void test_dora_ops(ps::CpuBackend& c, ps::CudaBackend& g, Rand& r) {
+  Dev dev(g);
+  const int rows = 3 * 256 + 17, N = 300, rank = 5;
+  const std::vector<float> a = random_vec(static_cast<size_t>(rows) * N, r), b = random_vec(a.size(), r);
+  const std::vector<float> f = random_vec(N, r, 0.5f, 1.5f), y0 = random_vec(a.size(), r);
+  float* da = dev.put(a);
+  float* df = dev.put(f);
+  for (float beta : {0.0f, 1.0f}) {
+    float* dy = dev.put(y0);
+    g.scale_columns(da, df, -1.0f, rows, N, beta, dy);
+    std::vector<float> want = y0;
+    c.scale_columns(a.data(), f.data(), -1.0f, rows, N, beta, want.data());
+    report(beta == 0.0f ? "scale_columns == cpu (bits)" : "scale_columns adding == cpu (bits)",
+           same_bits(dev.get(dy, want.size()), want));
+  }
+  float* dself = dev.put(a);
+  g.scale_columns(dself, df, 0.0f, rows, N, 0.0f, dself);
+  std::vector<float> self = a;
+  c.scale_columns(self.data(), f.data(), 0.0f, rows, N, 0.0f, self.data());
+  report("scale_columns in place == cpu (bits)", same_bits(dev.get(dself, self.size()), self));
+
+  const std::vector<float> scale = random_vec(N, r), out0 = random_vec(N, r);
+  float* dout = dev.put(out0);
+  g.column_dot(da, dev.put(b), dev.put(scale), rows, N, dout);
+  std::vector<float> want = out0;
+  c.column_dot(a.data(), b.data(), scale.data(), rows, N, want.data());
+  bool close = true;
+  for (int j = 0; j < N; ++j) {
+    double s = 0;
+    for (int i = 0; i < rows; ++i) s += static_cast<double>(a[static_cast<size_t>(i) * N + j]) * b[static_cast<size_t>(i) * N + j];
+    close = close && pstest::close(want[j], out0[j] + scale[j] * s, 1e-6, 1e-6);
+  }
+  report("column_dot == cpu (bits), cpu within 1e-6 of a plain double sum",
+         same_bits(dev.get(dout, want.size()), want) && close);
+
+  const std::vector<float> w_sq = random_vec(N, r, 1.0f, 2.0f), PT = random_vec(static_cast<size_t>(rank) * N, r),
+                           B = random_vec(static_cast<size_t>(N) * rank, r, -0.1f, 0.1f),
+                           BC = random_vec(static_cast<size_t>(N) * rank, r, -0.1f, 0.1f), m = random_vec(N, r, 1.0f, 2.0f);
+  float* dinv = dev.put(std::vector<float>(N));
+  float* dfac = dev.put(std::vector<float>(N));
+  g.dora_norm(N, rank, 2.0f, dev.put(w_sq), dev.put(PT), dev.put(B), dev.put(BC), dev.put(m), dinv, dfac);
+  std::vector<float> inv(N), fac(N);
+  c.dora_norm(N, rank, 2.0f, w_sq.data(), PT.data(), B.data(), BC.data(), m.data(), inv.data(), fac.data());
+  report("dora_norm == cpu (bits)", same_bits(dev.get(dinv, N), inv) && same_bits(dev.get(dfac, N), fac));
+}
+
 }  // namespace
 
 int main() {
@@ -197,6 +247,7 @@ int main() {
     test_cross_entropy_rows(c, g, r);
     test_tanh(c, g, r);
     test_embedding_half(c, g, r);
+    test_dora_ops(c, g, r);
     g.synchronize();
   } catch (const std::exception& e) {
     pstest::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { ApiEvent, StartedRun } from '../../../electron/api/contract.js';
 import { STATUS_WORDS } from '../state/run-monitor.svelte.js';
 import { Studio } from '../state/studio.svelte.js';
+import { finishedDemoRun } from '../testing/demo-runs.js';
 import { byId, until } from '../testing/dom-waits.js';
 import { pageHarness } from '../testing/page-harness.js';
 
@@ -50,18 +51,7 @@ describe('the Runs table while a run trains', () => {
 });
 
 /** runs the demo to its end and resolves with the run's folder */
-async function finishedRun(hyper: Record<string, unknown>): Promise<string> {
-  const data = harness.demo.datasets.find((d) => d.name === 'task-train')!.path;
-  let dir = '';
-  let finished = false;
-  const off = harness.service.onEvent((e: ApiEvent) => void (e.type === 'run' && e.runDir === dir && e.event.type === 'finished' && (finished = true)));
-  const r = await harness.service.call('startRun', { model: harness.demo.model, data, method: 'lora', hyper: { threads: 1, ...hyper } });
-  if (!r.ok) throw new Error(JSON.stringify(r.error));
-  dir = (r.value as StartedRun).runDir;
-  await until(`${dir} to finish`, () => finished);
-  off();
-  return dir;
-}
+const finishedRun = (hyper: Record<string, unknown>) => finishedDemoRun(harness.service, harness.demo, hyper);
 
 describe("the Runs page's view of a past run", () => {
   // written out here, as the app words it for --steps 3 --warmup-steps 3 at the default learning rate (not derived from the code that words it)

@@ -1,10 +1,12 @@
 // The Runs page: every run the studio knows (newest first), one selected
-// with its history (charts, settings), and the ways on from a run: resume
-// an interrupted one (where its Resume options say), export a finished one.
-// The table and the selected run's charts follow the runs' live events (in
-// bursts, as the Train page takes them), so they never lag behind it.
+// with its history (charts, settings), the runs picked to compare
+// (run-compare.svelte.ts), and the ways on from a run: resume an interrupted
+// one (where its Resume options say), export a finished one. The table, the
+// selected run's charts and the compared runs' follow the runs' live events
+// (in bursts, as the Train page takes them), so they never lag behind it.
 import type { ApiEvent, ApiTransport, RunEvent, RunHistory, RunIndexEntry } from '../../../electron/api/contract.js';
 import { ResumeOptions } from './resume-options.svelte.js';
+import { RunCompare } from './run-compare.svelte.js';
 import { RunMonitor } from './run-monitor.svelte.js';
 import type { Studio } from './studio.svelte.js';
 
@@ -57,6 +59,9 @@ export class RunsPage {
   /** where Resume continues the selected run (set when it can be resumed) */
   resumeOptions = $state.raw<ResumeOptions | null>(null);
 
+  /** the runs picked to compare (they outlive a Refresh) */
+  readonly compare: RunCompare;
+
   /** live events heard since the last flush, in order */
   private queue: { runDir: string; event: RunEvent }[] = [];
   private flushScheduled = false;
@@ -65,7 +70,9 @@ export class RunsPage {
     private readonly studio: Studio,
     private readonly api: ApiTransport,
     private readonly schedule: (flush: () => void) => void = (flush) => void setTimeout(flush, RUNS_FLUSH_INTERVAL_MS),
-  ) {}
+  ) {
+    this.compare = new RunCompare(api);
+  }
 
   /** Follow the runs' live events; returns the unsubscribe. */
   subscribe(): () => void {
@@ -107,6 +114,7 @@ export class RunsPage {
     const selected = this.selected;
     const mine = events.filter((x) => x.runDir === selected).map((x) => x.event);
     if (this.monitor && mine.length > 0) this.monitor.applyAll(mine);
+    this.compare.applyAll(events);
     // a run this list has not seen (started elsewhere), or an ending (its record has the adapter and the words): read the list again
     if (unknownRun || ended) void this.refresh();
   }
@@ -123,6 +131,7 @@ export class RunsPage {
       // events heard while the list was read are newer than it
       this.entries = listed;
       this.flush();
+      this.compare.sync(this.entries);
     } catch (e) {
       this.error = messageOf(e);
     } finally {

@@ -1,12 +1,13 @@
 // DoRA's three small ops on the CPU (backend.h): the per-column factor that
 // turns W x + s B A x into (m / n) (W x + s B A x), the magnitude's gradient
-// (a column dot product over the rows), and the weight norm from its parts.
-// Column sums run over the rows in order in double, a thread owning a slice
-// of columns, so they do not depend on the thread count.
+// (a column dot product over the rows, in column_dot_plan.h's order, a
+// thread owning a slice of columns: no dependence on the thread count), and
+// the weight norm from its parts.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "../column_dot_plan.h"
 #include "cpu_backend.h"
 #include "parallel_range.h"
 
@@ -30,16 +31,21 @@ void CpuBackend::scale_columns(const float* x, const float* f, float offset, int
 
 void CpuBackend::column_dot(const float* a, const float* b, const float* scale, int rows, int N, float* out) {
   if (rows <= 0 || N <= 0) return;
-  std::vector<double> acc(static_cast<size_t>(N), 0.0);
   const size_t min_cols = kElementChunk / static_cast<size_t>(rows) + 1;
   parallel_range(*pool_, static_cast<size_t>(N), min_cols, [&](size_t c0, size_t c1) {
-    double* s = acc.data();
-    for (int r = 0; r < rows; ++r) {
-      const float* ar = a + static_cast<size_t>(r) * N;
-      const float* br = b + static_cast<size_t>(r) * N;
-      for (size_t c = c0; c < c1; ++c) s[c] += static_cast<double>(ar[c]) * br[c];
+    const size_t width = c1 - c0;
+    std::vector<double> total(width, 0.0), chunk(width);
+    for (int r0 = 0; r0 < rows; r0 += kColumnDotRows) {
+      const int r1 = std::min(rows, r0 + kColumnDotRows);
+      std::fill(chunk.begin(), chunk.end(), 0.0);
+      for (int r = r0; r < r1; ++r) {
+        const float* ar = a + static_cast<size_t>(r) * N + c0;
+        const float* br = b + static_cast<size_t>(r) * N + c0;
+        for (size_t c = 0; c < width; ++c) chunk[c] += static_cast<double>(ar[c]) * br[c];
+      }
+      for (size_t c = 0; c < width; ++c) total[c] += chunk[c];
     }
-    for (size_t c = c0; c < c1; ++c) out[c] += static_cast<float>(scale[c] * s[c]);
+    for (size_t c = 0; c < width; ++c) out[c0 + c] += static_cast<float>(scale[c0 + c] * total[c]);
   });
 }
 

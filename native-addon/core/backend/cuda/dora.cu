@@ -1,8 +1,10 @@
 // DoRA's three small ops on the device (backend.h), written with explicit
 // roundings (_rn: no FMA contraction) in the CPU backend's order, so they
-// give the CPU's bits: the per-column factor, the magnitude's gradient (one
-// thread per column, a double sum over the rows in order, coalesced reads),
-// and the weight norm from its parts (one thread per row).
+// give the CPU's bits: the per-column factor, the magnitude's gradient
+// (column_dot_plan.h's chunks: one thread per column and chunk, reads
+// coalesced across columns, then the chunk sums in order), and the weight
+// norm from its parts (one thread per row).
+#include "../column_dot_plan.h"
 #include "cuda_backend.h"
 #include "cuda_common.cuh"
 
@@ -18,15 +20,29 @@ __global__ void scale_columns_kernel(const float* x, const float* f, float offse
   }
 }
 
-__global__ void column_dot_kernel(const float* a, const float* b, const float* scale, int rows, int N, float* out) {
+// Chunk sums: thread (column c, chunk k) sums its chunk's rows in order.
+__global__ void column_dot_chunks_kernel(const float* a, const float* b, int rows, int N, double* part) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= N) return;
-  double acc = 0.0;
-  for (int r = 0; r < rows; ++r) {
-    const size_t i = static_cast<size_t>(r) * N + c;
-    acc = __dadd_rn(acc, __dmul_rn(static_cast<double>(a[i]), static_cast<double>(b[i])));
+  const int chunks = (rows + kColumnDotRows - 1) / kColumnDotRows;
+  for (int k = blockIdx.y; k < chunks; k += gridDim.y) {  // y holds at most 65535 blocks
+    const int r0 = k * kColumnDotRows, r1 = min(rows, r0 + kColumnDotRows);
+    double acc = 0.0;
+    for (int r = r0; r < r1; ++r) {
+      const size_t i = static_cast<size_t>(r) * N + c;
+      acc = __dadd_rn(acc, __dmul_rn(static_cast<double>(a[i]), static_cast<double>(b[i])));
+    }
+    part[static_cast<size_t>(k) * N + c] = acc;
   }
-  out[c] = __fadd_rn(out[c], static_cast<float>(__dmul_rn(static_cast<double>(scale[c]), acc)));
+}
+
+// One thread per column adds its chunk sums in chunk order (from 0.0, as the CPU).
+__global__ void column_dot_finish_kernel(const double* part, int chunks, const float* scale, int N, float* out) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= N) return;
+  double total = 0.0;
+  for (int k = 0; k < chunks; ++k) total = __dadd_rn(total, part[static_cast<size_t>(k) * N + c]);
+  out[c] = __fadd_rn(out[c], static_cast<float>(__dmul_rn(static_cast<double>(scale[c]), total)));
 }
 
 __global__ void dora_norm_kernel(int N, int r, float s, const float* w_sq, const float* PT, const float* B,
@@ -60,8 +76,14 @@ void CudaBackend::scale_columns(const float* x, const float* f, float offset, in
 
 void CudaBackend::column_dot(const float* a, const float* b, const float* scale, int rows, int N, float* out) {
   if (rows <= 0 || N <= 0) return;
-  PS_LAUNCH(column_dot_kernel, cuda::blocks_for(N), cuda::kThreads, 0, 0)(a, b, scale, rows, N, out);
+  const int chunks = column_dot_chunks(rows);
+  // The Reduce slot: like every user of it, its contents do not outlive this op.
+  double* part = static_cast<double*>(scratch(Scratch::Reduce, column_dot_scratch_bytes(rows, N)));
+  const dim3 grid(cuda::blocks_for(N), chunks < 65535 ? chunks : 65535);
+  PS_LAUNCH(column_dot_chunks_kernel, grid, cuda::kThreads, 0, 0)(a, b, rows, N, part);
   cuda::check_launch("column_dot");
+  PS_LAUNCH(column_dot_finish_kernel, cuda::blocks_for(N), cuda::kThreads, 0, 0)(part, chunks, scale, N, out);
+  cuda::check_launch("column_dot (finish)");
 }
 
 void CudaBackend::dora_norm(int N, int r, float s, const float* w_sq, const float* PT, const float* B,

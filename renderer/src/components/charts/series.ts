@@ -25,6 +25,14 @@ export const SERIES_COLORS = {
 } as const;
 
 /**
+ * One colour per run where several runs share a chart (the Runs page's
+ * comparison), in the order runs are picked. Each stands at least 3:1 against
+ * the card's surface in the light and the dark theme (WCAG's contrast for
+ * graphics; theme-contrast.test.ts checks it).
+ */
+export const RUN_COLORS = ['#2f6fb3', '#d35400', '#2e8b57', '#9b59b6', '#e0457b', '#00897b', '#b8860b', '#8a6d3b'] as const;
+
+/**
  * A value in a tooltip or the chart's text summary: small values (learning
  * rates) in scientific notation, the rest with up to four significant digits.
  */

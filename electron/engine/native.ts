@@ -125,6 +125,11 @@ export interface EngineOptions {
   gradientCheckpointing: boolean;
   /** seed of the counter-based RNG used by dropout */
   seed: number;
+  /**
+   * NEFTune (transformers' neftune_noise_alpha): while training, noise uniform within
+   * alpha / sqrt(seq_len * hidden) added to the input embeddings; absent or 0: off
+   */
+  neftuneAlpha?: number;
   /** 4-bit base (QLoRA); absent / null: the weights as stored, computed in fp32 */
   quantization?: QuantizationOptions | null;
 }

@@ -229,6 +229,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     opts.threads = int_field(o, "threads");
     opts.gradient_checkpointing = bool_field(o, "gradientCheckpointing");
     opts.seed = static_cast<uint64_t>(number_field(o, "seed"));
+    Napi::Value neft = o.Get("neftuneAlpha");
+    if (!neft.IsUndefined()) {
+      if (!neft.IsNumber()) type_error(env, "field 'neftuneAlpha' must be a number");
+      opts.neftune_alpha = neft.As<Napi::Number>().FloatValue();
+    }
     opts.quantization = quantization_from(env, o.Get("quantization"));
     try {
       engine_ = std::make_unique<ps::Engine>(spec, opts);

@@ -106,6 +106,11 @@ class Backend {
   // and does not depend on the thread count. y = keep ? x / (1-p) : 0.
   virtual void dropout_forward(const float* x, float* y, size_t n, float p, uint64_t key) = 0;
   virtual void dropout_backward(const float* dy, float* dx, size_t n, float p, uint64_t key) = 0;  // dx += mask(dy)
+  // NEFTune's noise (methods/neftune.h): x[i] += magnitude * v(key, i), with
+  // v = (2 u24 + 1 - 2^24) / 2^24 from dropout's counter-based u24(key, i)
+  // (dropout_mask.h): uniform on (-1, 1), symmetric, exact in fp32; a pure
+  // function of (key, i), so any backend and thread count add the same bits.
+  virtual void add_uniform_noise(float* x, size_t n, float magnitude, uint64_t key) = 0;
 
   // ---- embedding ----------------------------------------------------------
   virtual void embedding_forward(const int32_t* ids, int rows, const float* table, int D,

@@ -12,6 +12,7 @@
 #include "memory_estimate.h"
 #include "methods/full.h"
 #include "methods/lora.h"
+#include "methods/neftune.h"
 #include "methods/prefix_tuning.h"
 #include "methods/prompt_tuning.h"
 #include "model/batch_inputs.h"
@@ -93,6 +94,7 @@ struct Engine::Impl {
 
   Impl(const ModelSpec& s, const EngineOptions& o, std::unique_ptr<Backend> backend)
       : spec(resolve_spec(s)), d(spec), options(o) {
+    neftune_check_alpha(o.neftune_alpha);
     be = backend ? std::move(backend) : make_backend(o.device, o.threads, o.precision);
     ThreadPool* pool = nullptr;
     if (auto* cpu = dynamic_cast<CpuBackend*>(be.get())) {
@@ -401,6 +403,8 @@ LossResult Engine::forward_backward(const Batch& batch, float grad_scale) {
   pass.checkpoint = m.options.gradient_checkpointing;
   pass.dropout = m.lora && m.lora->dropout();
   pass.step_key = mix_key({m.options.seed, m.dropout_counter});
+  // L: the caller's rows (a soft prompt's virtual tokens are not embeddings of the batch's tokens).
+  pass.neftune_magnitude = neftune_magnitude(m.options.neftune_alpha, batch.seq_len, m.d.D);
   ++m.dropout_counter;
   return m.model->forward_backward(p, m.arena.acts, run, pb, pass);
 }

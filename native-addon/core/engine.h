@@ -79,6 +79,9 @@ struct EngineOptions {
   bool gradient_checkpointing = false;
   uint64_t seed = 0;  // key of the counter-based dropout RNG
   QuantizationOptions quantization;
+  // NEFTune (methods/neftune.h): noise on the input embeddings while
+  // training, uniform within alpha / sqrt(seq_len * hidden); 0: off.
+  float neftune_alpha = 0.0f;
 };
 
 enum class LoraInit { Default, Gaussian };  // PEFT init_lora_weights: true / "gaussian"

@@ -202,6 +202,11 @@ class DeviceSimBackend final : public ps::Backend {
     Open o(this);
     cpu_.dora_norm(N, r, s, w_sq, PT, B, BC, m, inv_norm, factor);
   }
+  void add_uniform_noise(float* x, size_t n, float magnitude, uint64_t key) override {
+    all("add_uniform_noise", {x});
+    Open o(this);
+    cpu_.add_uniform_noise(x, n, magnitude, key);
+  }
   void add(float* y, const float* x, size_t n) override {
     all("add", {y, x});
     Open o(this);

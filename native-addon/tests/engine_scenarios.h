@@ -196,16 +196,18 @@ inline void add_qlora(std::vector<Scenario>& out, const fs::path& dir) {
   }
 }
 
-// DoRA with dropout on the mixed-dtype checkpoint (fp32, 16-bit bases), and
-// on a 4-bit base with checkpointing: the magnitudes, their norms refreshed
-// after each optimizer step, the extra products of the dropout path.
+// DoRA with dropout and NEFTune on the mixed-dtype checkpoint (fp32, 16-bit
+// bases), and on a 4-bit base with checkpointing: the magnitudes, their norms
+// refreshed after each optimizer step, the extra products of the dropout
+// path, the noise on the embeddings.
 inline void add_dora(std::vector<Scenario>& out, const fs::path& dir) {
   for (bool four_bit : {false, true}) {
     Scenario sc;
-    sc.name = four_bit ? "dora (4-bit base, checkpointing)" : "dora (dropout)";
+    sc.name = four_bit ? "dora (4-bit base, checkpointing)" : "dora (dropout, NEFTune)";
     sc.spec = spec(four_bit ? Variant::Llama : Variant::Qwen2);
     sc.options.threads = kThreads;
     sc.options.seed = 9;
+    if (!four_bit) sc.options.neftune_alpha = 5.0f;  // the noise on the embeddings, on every backend
     if (four_bit) {
       sc.options.gradient_checkpointing = true;
       sc.options.quantization.type = ps::QuantizationOptions::Type::Nf4;

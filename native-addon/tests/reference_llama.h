@@ -33,6 +33,8 @@ class Llama {
 
   // Keyed by the module path, e.g. "model.layers.0.self_attn.q_proj".
   std::map<std::string, LoraBranch> lora;
+  // NEFTune: added to the input embeddings [rows, D] when not empty.
+  std::vector<double> embed_noise;
 
   // HF rotary inv_freq, then the rope_scaling rule of _compute_llama3_parameters.
   std::vector<double> inv_freq() const {
@@ -70,6 +72,8 @@ class Llama {
     const auto& E = W("model.embed_tokens.weight");
     for (int r = 0; r < R; ++r)
       for (int i = 0; i < D; ++i) h[r * D + i] = E[static_cast<size_t>(b.input_ids[r]) * D + i];
+    if (!embed_noise.empty())
+      for (size_t i = 0; i < h.size(); ++i) h[i] += embed_noise[i];
     const std::vector<double> freq = inv_freq();
 
     for (int l = 0; l < s_.num_layers; ++l) {

@@ -5,6 +5,7 @@
 #include "error.h"
 #include "methods/lora.h"
 #include "methods/prefix_tuning.h"
+#include "methods/neftune.h"
 #include "methods/prompt_tuning.h"
 #include "model/batch_inputs.h"
 #include "model/tensor_names.h"
@@ -153,6 +154,10 @@ LossResult LlamaModel::forward_backward(const ModelParams& p, Activations& a, co
   auto acts = [&](int l) -> LayerActs& { return a.layers[pass.checkpoint ? 0 : l]; };
 
   embed_rows(be_, p, a.ids, pb.rows, d_.V, d_.D, a.resid[0]);
+  // NEFTune's noise on the token embeddings; a soft prompt then replaces its rows as it is.
+  if (pass.neftune_magnitude > 0.0f)
+    be_.add_uniform_noise(a.resid[0], static_cast<size_t>(pb.rows) * d_.D, pass.neftune_magnitude,
+                          neftune_key(pass.step_key));
   if (p.prompt) insert_prompt(be_, p.prompt->embeddings(), p.prompt->tokens(), pb.B, pb.T, d_.D, a.resid[0]);
   bind_prefix(p, a, c, true);
   for (int l = 0; l < L; ++l) {

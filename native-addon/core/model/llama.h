@@ -69,6 +69,7 @@ class LlamaModel {
     bool checkpoint = false;
     bool dropout = false;   // training mode: LoRA dropout masks keyed by step_key
     uint64_t step_key = 0;
+    float neftune_magnitude = 0.0f;  // NEFTune: noise within +-this on the input embeddings (0: none)
   };
   // pb = prepare_batch(batch); the arena must come from a training plan for
   // at least pb.rows rows (evaluate: any plan).

@@ -12,7 +12,7 @@
 //   tanh_backward from the same y: the CPU's bits (explicit roundings).
 //   embedding_forward_half: the CPU's bits; bad ids and targets are errors
 //     at the next synchronising call.
-//   DoRA's scale_columns, column_dot, dora_norm: the CPU's bits.
+//   DoRA's scale_columns, column_dot, dora_norm, NEFTune's add_uniform_noise: the CPU's bits.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -229,6 +229,14 @@ void test_dora_ops(ps::CpuBackend& c, ps::CudaBackend& g, Rand& r) {
   std::vector<float> inv(N), fac(N);
   c.dora_norm(N, rank, 2.0f, w_sq.data(), PT.data(), B.data(), BC.data(), m.data(), inv.data(), fac.data());
   report("dora_norm == cpu (bits)", same_bits(dev.get(dinv, N), inv) && same_bits(dev.get(dfac, N), fac));
+
+  // NEFTune's noise: added onto values, over more than one grid's worth of elements
+  const std::vector<float> x = random_vec(3000001, r);
+  float* dx = dev.put(x);
+  g.add_uniform_noise(dx, x.size(), 0.37f, 0x1234567890ull);
+  std::vector<float> noisy = x;
+  c.add_uniform_noise(noisy.data(), noisy.size(), 0.37f, 0x1234567890ull);
+  report("add_uniform_noise == cpu (bits)", same_bits(dev.get(dx, x.size()), noisy) && !same_bits(noisy, x));
 }
 
 }  // namespace

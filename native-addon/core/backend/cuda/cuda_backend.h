@@ -124,6 +124,7 @@ class CudaBackend final : public Backend {
   void column_dot(const float* a, const float* b, const float* scale, int rows, int N, float* out) override;
   void dora_norm(int N, int r, float s, const float* w_sq, const float* PT, const float* B, const float* BC,
                  const float* m, float* inv_norm, float* factor) override;
+  void add_uniform_noise(float* x, size_t n, float magnitude, uint64_t key) override;
   void add(float* y, const float* x, size_t n) override;
   void add_bias(float* y, const float* b, int rows, int N) override;
   void bias_backward(const float* dy, int rows, int N, float* db) override;

@@ -58,6 +58,8 @@ test('a LoRA run and a DoRA run of the demo task, compared on the Runs page', as
     await expect(row).toHaveAttribute('data-status', 'finished');
     await row.getByTestId('run-compare-pick').check();
   }
+  await expect(page.locator(`[data-testid="run-row"][data-dir="${doraDir}"]`)).toContainText('LoRA + DoRA');
+  await expect(page.locator(`[data-testid="run-row"][data-dir="${loraDir}"]`)).not.toContainText('DoRA');
   const compare = page.getByTestId('run-compare');
   await expect(compare).toBeVisible();
   await expect(compare.getByTestId('run-compare-column')).toHaveCount(2);

@@ -37,6 +37,8 @@ export interface RunIndexEntry {
   best?: { dir: string; step: number; eval_loss: number } | null;
   /** a finished run that --early-stop ended: why (null or absent otherwise) */
   stop_reason?: string | null;
+  /** LoRA / QLoRA with DoRA (absent: not DoRA) */
+  dora?: true;
 }
 
 export function studioHome(): string {
@@ -125,6 +127,7 @@ export function entryFromRecord(dir: string, record: RunRecord): RunIndexEntry {
     stopped_by: status === 'cancelled' ? (record.stopped_by ?? 'user') : null,
     best: status === 'finished' ? (record.summary?.best ?? null) : null,
     stop_reason: status === 'finished' ? (record.stop_reason ?? null) : null,
+    ...(record.config.lora?.dora === true ? { dora: true as const } : {}),
   };
 }
 

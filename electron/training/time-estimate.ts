@@ -147,7 +147,8 @@ type TimeWords = Pick<FlopSettings, 'method' | 'gradientCheckpointing'> & { lora
 /** The time part alone: "about 41 min on this CPU (…)" or, on a GPU, when it will be known. */
 export function describeTime(t: TimeEstimate, s: TimeWords): string {
   if (t.seconds === null) return 'time estimated once the first steps run (no GPU speed has been measured to estimate from)';
-  // DoRA is counted as its extra products at LoRA's measured efficiency (no DoRA bench row yet)
+  // DoRA is counted as its extra products at LoRA's measured efficiency: bench/results/dora.md measured
+  // DoRA's GFLOP/s at 1.02x LoRA's (QDoRA 1.04x QLoRA's), so its slowdown is all extra work
   const dora = (s.method === 'lora' || s.method === 'qlora') && s.lora?.dora === true ? ' (DoRA)' : '';
   const how = `${METHOD_WORDS[s.method]}${dora}${s.gradientCheckpointing ? ' with gradient checkpointing' : ''}`;
   return `${roughDuration(t.seconds)} on this CPU (measured ${t.gflops!.toFixed(0)} GFLOP/s x ${t.efficiency!.toFixed(2)} for ${how}; an estimate, ±${Math.round(ESTIMATE_SPREAD * 100)}%)`;

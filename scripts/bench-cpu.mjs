@@ -23,7 +23,12 @@ const results = join(root, 'bench', 'results');
 mkdirSync(results, { recursive: true });
 
 const threads = Number(process.env.BENCH_THREADS ?? cpus().length);
-const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+// An OPENBLAS_CORETYPE inherited from the environment is not passed on: the
+// reference is OpenBLAS with the kernels it picks for this CPU (a forced older
+// core, e.g. Haswell on an AVX-512 CPU, halves sgemm and flatters every ratio).
+const { OPENBLAS_CORETYPE: inheritedCore, ...env } = process.env;
+if (inheritedCore) console.log(`bench:cpu: not passing OPENBLAS_CORETYPE=${inheritedCore} on: OpenBLAS picks its kernels for this CPU`);
+const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
 
 run('cmake', ['-S', 'native-addon', '-B', buildDir, '-DCMAKE_BUILD_TYPE=Release']);
 run('cmake', ['--build', buildDir, '-j', String(Math.max(1, cpus().length)), '--target', 'bench_gemm', 'bench_train', 'bench_nf4']);
@@ -84,6 +89,7 @@ const md = [
   `# bench:cpu — ${cpu.date}`,
   '',
   `CPU: ${cpu.cpu}; ${threads} threads; engine: ${train.engine}; OpenBLAS kernels: ${gemm.openblas_core}.`,
+  ...(inheritedCore ? [`The environment set OPENBLAS_CORETYPE=${inheritedCore}; it was not passed on, so OpenBLAS used the kernels it picks for this CPU.`] : []),
   '',
   '## (a) GEMM vs OpenBLAS sgemm, same process',
   '',

@@ -35,6 +35,8 @@ export interface SessionOptions {
   gradientCheckpointing?: boolean;
   /** seeds dropout inside the engine */
   seed?: number;
+  /** NEFTune's alpha for a training run's engine (absent or 0: no noise; evaluation and generation never add any) */
+  neftuneAlpha?: number;
   /**
    * Hold the block linears in 4-bit NF4 (QLoRA's base). A folder bitsandbytes
    * saved in 4 bits is always opened with its own settings, with or without this.
@@ -99,6 +101,7 @@ export function createEngine(addon: NativeAddon, folder: ModelFolder, options: S
     threads: options.threads,
     gradientCheckpointing: options.gradientCheckpointing ?? false,
     seed: options.seed ?? 0,
+    neftuneAlpha: options.neftuneAlpha ?? 0,
     quantization: effectiveQuantization(folder, options.quantization),
   });
   try {

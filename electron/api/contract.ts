@@ -232,6 +232,12 @@ export interface RunSettings {
     earlyStopDelta?: number;
     gradientCheckpointing?: boolean;
     optimizer?: 'adamw' | 'sgd';
+    /**
+     * NEFTune (`train --neftune-alpha`, Hugging Face neftune_noise_alpha): noise on
+     * the input embeddings while training, every method; 0 (default): off.
+     * Negative or not finite: invalid, field 'hyper.neftuneAlpha'
+     */
+    neftuneAlpha?: number;
     // LoRA / QLoRA
     rank?: number;
     alpha?: number;

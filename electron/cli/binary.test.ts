@@ -16,7 +16,7 @@ describe('peft-studio binary', () => {
   it('an unknown flag exits 2 naming the flag', () => {
     const r = runBinary(['inspect', 'x', '--rnak', '4']);
     expect(r.code).toBe(2);
-    expect(r.stderr.split('\n')[0]).toBe("peft-studio: unknown flag --rnak for 'inspect'. Valid flags: --model, --batch-size, --seq-len, --rank, --targets, --virtual-tokens, --encoder-hidden-size, --optimizer, --gradient-checkpointing, --quant-blocksize, --no-double-quant, --device, --precision, --help");
+    expect(r.stderr.split('\n')[0]).toBe("peft-studio: unknown flag --rnak for 'inspect'. Valid flags: --model, --batch-size, --seq-len, --rank, --targets, --dora, --virtual-tokens, --encoder-hidden-size, --optimizer, --gradient-checkpointing, --quant-blocksize, --no-double-quant, --device, --precision, --help");
   });
 
   it('a missing model folder exits 1 with one line, a stack only with PEFT_STUDIO_DEBUG=1', () => {

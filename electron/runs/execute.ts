@@ -269,7 +269,11 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     await saveRecord(true);
     if (shortfall !== null) log(shortfall, 'warning');
 
-    engine = createEngine(addon, folder, { threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed, quantization, device: device.device, precision: precision.precision });
+    engine = createEngine(addon, folder, {
+      threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed, quantization, device: device.device, precision: precision.precision,
+      // noise in training passes only: the engine adds none when it evaluates (the run's evals) or generates
+      neftuneAlpha: config.neftuneAlpha,
+    });
     const layout = await setUpMethod(engine, folder, config, tokenizer);
     // the device and precision actually used, as the quantization: a resumed run goes back to them
     // the model's fingerprint lets a resume find it at a new path (--model with --resume); a resume keeps the one it was checked against

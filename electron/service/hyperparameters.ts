@@ -20,6 +20,10 @@ type Key = HyperparameterSpec['key'];
 const DORA_HELP = 'DoRA (weight-decomposed LoRA): also learns a magnitude for each output of every adapted layer. ' +
   'Often closer to full fine-tuning at low rank; each step is slower (one more product per layer).';
 
+/** What NEFTune does, in a user's words (Hugging Face neftune_noise_alpha; every method: the noise is on the embeddings). */
+const NEFTUNE_HELP = 'Adds small random noise to the input embeddings while training (NEFTune). Often improves instruction-following answers; ' +
+  '5 is a common value, 0 turns it off. Nothing changes at evaluation or when the model answers.';
+
 /** min / max for the form (an exclusive bound is shown as the bound; the check says the rest). */
 function bounds(key: LimitedField): Pick<HyperparameterSpec, 'min' | 'max'> {
   const l = SETTING_LIMITS[key] as SettingLimit;
@@ -87,6 +91,7 @@ export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec, gpus: 
     { key: 'optimizer', label: 'Optimizer', help: 'AdamW (betas 0.9, 0.999) or plain SGD (no optimizer state).', kind: 'choice', default: 'adamw', choices: ['adamw', 'sgd'], group: 'advanced' },
     num('weightDecay', 'Weight decay', 'Decoupled weight decay of the trained parameters.', D.weightDecay, 'advanced'),
     num('clip', 'Gradient clipping', 'Largest global gradient norm; 0 turns clipping off.', D.clip, 'advanced'),
+    num('neftuneAlpha', 'NEFTune noise (alpha)', NEFTUNE_HELP, D.neftuneAlpha, 'advanced'),
     num('evalSplit', 'Eval split', 'Share of the rows held out to measure eval loss.', D.evalSplit, 'advanced'),
     num('evalEvery', 'Evaluate every', 'Steps between evaluations; 0: at the end only.', D.evalEvery, 'advanced'),
     // judged on the evaluations during the run: the form shows them off (with the reason) until the run evaluates

@@ -22,6 +22,7 @@ import { asObject, Fields } from './validate.js';
 const NUMERIC_HYPER: readonly (LimitedField & keyof RunSettings['hyper'])[] = [
   'lr', 'epochs', 'batchSize', 'gradAccum', 'seqLen', 'warmupSteps', 'weightDecay', 'clip', 'seed', 'threads', 'evalSplit', 'evalEvery',
   'saveEvery', 'keepCheckpoints', 'rank', 'alpha', 'dropout', 'quantBlocksize', 'virtualTokens', 'earlyStop', 'earlyStopDelta',
+  'neftuneAlpha',
 ];
 const BOOLEAN_HYPER = ['gradientCheckpointing', 'rslora', 'dora', 'doubleQuant', 'prefixProjection', 'keepBest'] as const;
 

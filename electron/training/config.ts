@@ -83,6 +83,12 @@ export interface TrainConfig {
   seqLen: number;
   /** max global gradient norm; 0 = no clipping */
   clip: number;
+  /**
+   * NEFTune (Jain et al. 2023; Hugging Face TrainingArguments.neftune_noise_alpha):
+   * while training, the input embeddings get noise uniform within
+   * alpha / sqrt(seq_len * hidden); evaluation and generation add none. 0 = off.
+   */
+  neftuneAlpha: number;
   seed: number;
   threads: number;
   evalSplit: number;
@@ -160,6 +166,8 @@ export const LATER_DEFAULTS = {
   keepBest: false,
   earlyStop: 0,
   earlyStopDelta: 0,
+  /** runs from before NEFTune trained without noise */
+  neftuneAlpha: 0,
 } as const;
 
 export const TRAIN_DEFAULTS = {

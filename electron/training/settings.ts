@@ -69,6 +69,8 @@ export interface TrainSettings {
   gradAccum?: number;
   seqLen?: number;
   clip?: number;
+  /** NEFTune (Hugging Face neftune_noise_alpha): noise on the input embeddings while training; 0: off */
+  neftuneAlpha?: number;
   seed?: number;
   threads?: number;
   evalSplit?: number;
@@ -124,6 +126,7 @@ export const SETTING_LIMITS = {
   gradAccum: { kind: 'int', min: 1 },
   seqLen: { kind: 'int', min: 2 },
   clip: { kind: 'number', min: 0 },
+  neftuneAlpha: { kind: 'number', min: 0 },
   seed: { kind: 'int', min: 0 },
   threads: { kind: 'int', min: 1 },
   evalSplit: { kind: 'number', min: 0, below: 1 },
@@ -292,6 +295,7 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     gradAccum: s.gradAccum ?? D.gradAccum,
     seqLen: s.seqLen ?? D.seqLen,
     clip: s.clip ?? D.clip,
+    neftuneAlpha: s.neftuneAlpha ?? D.neftuneAlpha,
     seed: s.seed ?? D.seed,
     threads: s.threads ?? availableParallelism(),
     evalSplit: s.evalSplit ?? D.evalSplit,

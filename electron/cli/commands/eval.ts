@@ -21,7 +21,7 @@ export const evalSpec: CommandSpec = {
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'Hugging Face model folder, or org/name of a model in the Hugging Face cache' },
     { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT adapter folder to apply (LoRA, prompt tuning or prefix tuning, by its peft_type)' },
-    { name: 'data', kind: 'string', valueName: 'FILE', help: `dataset, as for train: ${DATASET_PATH_KINDS}; or org/name of a dataset in the Hugging Face cache` },
+    { name: 'data', kind: 'string', valueName: 'DATASET', help: `dataset, as for train: ${DATASET_PATH_KINDS}; or org/name of a dataset in the Hugging Face cache` },
     { name: 'role', kind: 'string', valueName: 'ROLE', choices: DATASET_ROLES, help: 'for a folder split by name (a Hugging Face dataset): train reads its train split, eval its validation split (else its test split)', defaultText: 'eval' },
     { name: 'format', kind: 'string', choices: DATASET_FORMATS, help: 'row format', defaultText: 'auto (from the fields)' },
     { name: 'all-tokens', kind: 'boolean', help: 'score every token, not only completions / assistant turns' },

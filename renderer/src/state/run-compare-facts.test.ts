@@ -86,6 +86,17 @@ describe('compareRunSettings', () => {
   });
 });
 
+describe('compareRunSettings: NEFTune', () => {
+  it('a run with noise against one without: that row differs; runs without it share "off"', () => {
+    const runs = [config({ lr: 0.001 }), config({ lr: 0.001, neftuneAlpha: 5 })];
+    expect(differ(runs)).toEqual({ 'NEFTune noise': ['off', 'alpha 5, while training'] });
+    expect(differ([config({ neftuneAlpha: 5 }), config({ neftuneAlpha: 15 })])).toEqual({ 'NEFTune noise': ['alpha 5, while training', 'alpha 15, while training'] });
+    expect(same([config({ lr: 0.002 }), config({ lr: 0.0005 })])['NEFTune noise']).toBe('off');
+    // noise on the embeddings is no method's own: a prompt-tuning column has it too
+    expect(differ([config({ method: 'prompt', neftuneAlpha: 5 }), config({ method: 'prompt' })])).toEqual({ 'NEFTune noise': ['alpha 5, while training', 'off'] });
+  });
+});
+
 describe('an older run.json beside a new run', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ps-compare-facts-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -93,11 +104,12 @@ describe('an older run.json beside a new run', () => {
   it('a run.json from before DoRA, the eval file, quantization, device and precision reads as the plain LoRA it was', async () => {
     // the config as that version wrote it: none of the later fields
     const now = config({ lr: 0.001, device: 'cpu', precision: 'fp32' });
-    const { evalData: _e, quantization: _q, prompt: _p, prefix: _x, device: _d, precision: _r, dataFormat: _f, completionOnly: _c, pack: _k, keepCheckpoints: _kc, keepBest: _kb, earlyStop: _es, earlyStopDelta: _ed, ...older } = now;
+    const { evalData: _e, quantization: _q, prompt: _p, prefix: _x, device: _d, precision: _r, dataFormat: _f, completionOnly: _c, pack: _k, keepCheckpoints: _kc, keepBest: _kb, earlyStop: _es, earlyStopDelta: _ed, neftuneAlpha: _n, ...older } = now;
     const { dora: _dora, ...olderLora } = now.lora!;
     writeFileSync(join(dir, 'run.json'), JSON.stringify({ config: { ...older, lora: olderLora }, status: 'finished', steps_done: 200, total_steps: 200 }));
     const record = await readRunRecord(dir);
     expect(record!.config.lora!.dora).toBeUndefined();
+    expect(same([record!.config, now])['NEFTune noise']).toBe('off');
     expect(compareRunSettings([record!.config, now]).differ).toEqual([]);
     expect(differ([record!.config, config({ lr: 0.001, dora: true, device: 'cpu', precision: 'fp32' })])).toEqual({ Method: ['LoRA', 'LoRA with DoRA'] });
   });

@@ -6,7 +6,7 @@
 import type { TrainConfig } from '../../../electron/api/contract.js';
 import { METHOD_LABELS } from '../components/methods.js';
 import { formatCount, formatDuration } from '../format.js';
-import { batchWords, evaluationWords, isDora, lengthWords, optimizerWords, schedulerWords } from './run-config-facts.js';
+import { batchWords, evaluationWords, isDora, lengthWords, neftuneWords, optimizerWords, schedulerWords } from './run-config-facts.js';
 
 /** The name a run goes by on the page: its folder's last part ("20261129-165704-lora"). */
 export function runName(dir: string): string {
@@ -63,6 +63,7 @@ export function compareSettings(c: TrainConfig): CompareSetting[] {
     { label: 'Prefix projection', value: c.prefix ? (c.prefix.projection ? (c.prefix.encoderHiddenSize === null ? 'on' : `on, hidden size ${c.prefix.encoderHiddenSize}`) : 'off') : null },
     { label: 'Starts from', value: c.initAdapter ?? 'a fresh adapter' },
     { label: 'Optimizer', value: optimizerWords(c) },
+    { label: 'NEFTune noise', value: neftuneWords(c) },
     { label: 'Loss on', value: c.completionOnly ? 'completion tokens only' : 'every token' },
     { label: 'Packing', value: c.pack ? 'rows packed into sequences' : 'one row per sequence' },
     { label: 'Early stopping', value: c.earlyStop > 0 ? `after ${c.earlyStop} evaluations without improvement` : 'off' },

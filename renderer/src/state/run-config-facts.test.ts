@@ -1,6 +1,6 @@
 // The Runs page's facts: the file a run evaluated on, or its split; a DoRA
 // run said so on its LoRA line; a run.json of an older version (no evalData,
-// no dora) reads as before.
+// no dora) reads as before; NEFTune's noise said when a run had it.
 import { describe, expect, it } from 'vitest';
 
 import { trainConfigFromSettings } from '../../../electron/training/settings.js';
@@ -33,5 +33,22 @@ describe('runConfigFacts: LoRA', () => {
     const c = trainConfigFromSettings(base);
     const { dora: _none, ...older } = c.lora!;
     expect(lora({ ...c, lora: older })).toBe('rank 4, alpha 8, dropout 0.05, on q_proj, v_proj');
+  });
+});
+
+describe('runConfigFacts: NEFTune', () => {
+  const base = { model: '/m', data: '/d.jsonl', out: '/r', threads: 1 };
+  const noise = (c: ReturnType<typeof trainConfigFromSettings>) => runConfigFacts(c).find((f) => f.label === 'NEFTune noise')?.value;
+
+  it('says the alpha of a run trained with noise, whatever its method', () => {
+    expect(noise(trainConfigFromSettings({ ...base, neftuneAlpha: 5 }))).toBe('alpha 5, while training');
+    expect(noise(trainConfigFromSettings({ ...base, method: 'full', neftuneAlpha: 0.5 }))).toBe('alpha 0.5, while training');
+  });
+
+  it('says nothing of a run without it, nor of one recorded before NEFTune (no neftuneAlpha in its run.json)', () => {
+    const c = trainConfigFromSettings(base);
+    expect(noise(c)).toBeUndefined();
+    const { neftuneAlpha: _none, ...older } = c;
+    expect(noise(older as ReturnType<typeof trainConfigFromSettings>)).toBeUndefined();
   });
 });

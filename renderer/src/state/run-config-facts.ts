@@ -42,6 +42,17 @@ export function isDora(c: TrainConfig): boolean {
   return c.lora?.dora === true;
 }
 
+/** NEFTune's alpha; absent from the run.json of a version before NEFTune: 0, no noise */
+export function neftuneAlpha(c: TrainConfig): number {
+  return c.neftuneAlpha ?? 0;
+}
+
+/** "alpha 5, while training"; "off" for a run without noise */
+export function neftuneWords(c: TrainConfig): string {
+  const alpha = neftuneAlpha(c);
+  return alpha > 0 ? `alpha ${alpha}, while training` : 'off';
+}
+
 export function runConfigFacts(c: TrainConfig): Fact[] {
   const facts: Fact[] = [
     { label: 'Model', value: c.model },
@@ -63,6 +74,8 @@ export function runConfigFacts(c: TrainConfig): Fact[] {
   }
   if (c.prompt) facts.push({ label: 'Prompt tuning', value: `${c.prompt.numVirtualTokens} virtual tokens, init ${c.prompt.init}` });
   if (c.prefix) facts.push({ label: 'Prefix tuning', value: `${c.prefix.numVirtualTokens} virtual tokens${c.prefix.projection ? ', with projection' : ''}` });
+  // said only when on: most runs train without it
+  if (neftuneAlpha(c) > 0) facts.push({ label: 'NEFTune noise', value: neftuneWords(c) });
   const evaluation = evaluationWords(c);
   if (evaluation !== null) facts.push({ label: 'Evaluation', value: evaluation });
   return facts;

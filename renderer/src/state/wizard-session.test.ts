@@ -256,6 +256,42 @@ describe('a reload keeps the settings a change of method put aside', () => {
     expect(readSnapshot(storage)!.setAside).toEqual({ rslora: true });
   }, 60_000);
 
+  it('NEFTune\'s alpha survives a reload, and a change of method keeps it (every method has it)', async () => {
+    const storage = tabStorage();
+    const first = new Studio();
+    const stopFirst = keepSession(first, api, storage);
+    first.chooseModel(demo.model, await api.call('inspectModel', { model: demo.model }));
+    first.chooseMethod('lora');
+    first.page = 'method';
+    const form = new HyperparametersPage(first, api, 0);
+    await form.load();
+    form.edit('neftuneAlpha', '5');
+    form.dispose();
+    expect(first.hyper).toEqual({ neftuneAlpha: 5 });
+    flushSync();
+    expect(readSnapshot(storage)).toMatchObject({ method: 'lora', hyper: { neftuneAlpha: 5 } });
+    // no method's own setting: prompt tuning keeps it in hyper, nothing set aside
+    first.chooseMethod('prompt');
+    expect(first.hyper).toEqual({ neftuneAlpha: 5 });
+    flushSync();
+    expect(readSnapshot(storage)).toMatchObject({ method: 'prompt', hyper: { neftuneAlpha: 5 } });
+    expect(readSnapshot(storage)!.setAside).toEqual({});
+    stopFirst();
+
+    const second = new Studio();
+    const stopSecond = keepSession(second, api, storage);
+    await until('the model read again', () => second.overview !== null);
+    expect(second.method).toBe('prompt');
+    expect(second.hyper).toEqual({ neftuneAlpha: 5 });
+    const shown = new HyperparametersPage(second, api, 0);
+    await shown.load();
+    expect(shown.inputs.neftuneAlpha).toBe('5');
+    shown.dispose();
+    second.data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+    expect(second.runSettings!.hyper).toEqual({ neftuneAlpha: 5 });
+    stopSecond();
+  }, 60_000);
+
   it('an old v2 snapshot (nothing set aside) restores; a stash tampered with or stale loses only its bad part', async () => {
     const base = { version: 2, page: 'method', model: demo.model, method: 'prompt', data: null, dataFormat: 'auto', completionOnly: true, pack: false, hyper: { virtualTokens: 8 }, runDir: null };
     const restored = async (snapshot: Record<string, unknown>): Promise<Studio> => {

@@ -6,12 +6,12 @@
 import { flushSync } from 'svelte';
 import { describe, expect, it } from 'vitest';
 
-import type { PreloadBridge, RunSettings } from '../../../electron/api/contract.js';
+import type { RunSettings } from '../../../electron/api/contract.js';
 import { formatCount } from '../format.js';
 import { Studio } from '../state/studio.svelte.js';
 import { byId, until } from '../testing/dom-waits.js';
 import { demoLoraStudio, pageHarness } from '../testing/page-harness.js';
-import { wire } from '../testing/service-bridge.js';
+import { recordingBridge } from '../testing/service-bridge.js';
 
 /** every call the page made, with its request as it went over the bridge */
 const sent: { method: string; request: unknown }[] = [];
@@ -20,13 +20,7 @@ const requestsOf = (method: string) => sent.filter((c) => c.method === method).m
 const harness = pageHarness<{ studio: Studio }>({
   homePrefix: 'peft-studio-hyper-dora-',
   allowedRoots: null,
-  bridge: (bridge) => ({
-    ...bridge,
-    call: (async (method, request) => {
-      sent.push({ method, request: wire(request) });
-      return bridge.call(method, request);
-    }) as PreloadBridge['call'],
-  }),
+  bridge: recordingBridge(sent),
   load: () => import('./Hyperparameters.svelte'),
 });
 

@@ -31,3 +31,17 @@ export async function demoPathsOf(service: StudioService): Promise<DemoPaths> {
   if (!paths.ok) throw new Error(JSON.stringify(paths.error));
   return paths.value as DemoPaths;
 }
+
+/**
+ * A bridge that passes every call on and records it, its request as it went
+ * over the bridge, into `sent` (page tests asserting what a page asked for).
+ */
+export function recordingBridge(sent: { method: string; request: unknown }[]): (bridge: PreloadBridge) => PreloadBridge {
+  return (bridge) => ({
+    ...bridge,
+    call: (async (method, request) => {
+      sent.push({ method, request: wire(request) });
+      return bridge.call(method, request);
+    }) as PreloadBridge['call'],
+  });
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// npm run bench:demo — runs `peft-studio demo` four times, each in its own
+// npm run bench:demo — runs `peft-studio demo` five times, each in its own
 // process (so peak memory is that run's alone): LoRA and --method full, each
 // with the replay documents (the demo's default) and with --no-replay (the
-// questions alone, which shows the forgetting that rehearsal prevents).
+// questions alone, which shows the forgetting that rehearsal prevents), and
+// --method dora (LoRA's settings with DoRA) with the replay documents.
 // Writes bench/results/demo.json and demo.md: accuracy, eval loss and
 // base-corpus perplexity before/after, wall time, peak memory and the bytes
 // each method leaves on disk. Build first: npx tsc -p tsconfig.json
@@ -32,6 +33,7 @@ function runDemo(method, replay) {
 }
 
 const lora = runDemo('lora', true);
+const dora = runDemo('dora', true);
 const full = runDemo('full', true);
 const loraNoReplay = runDemo('lora', false);
 const fullNoReplay = runDemo('full', false);
@@ -66,6 +68,7 @@ const data = {
   threads,
   model: { shape: build.shape, parameters: build.parameters, stored_dtype: build.stored_dtype, pretraining: { steps: build.pretraining.steps, final_loss: build.pretraining.final_loss, seconds: build.pretraining.elapsed_s } },
   lora: summarize(lora),
+  dora: summarize(dora),
   full: summarize(full),
   lora_no_replay: summarize(loraNoReplay),
   full_no_replay: summarize(fullNoReplay),
@@ -81,7 +84,7 @@ const row = (s) =>
   `${s.training_seconds.toFixed(1)} s | ${s.demo_wall_seconds.toFixed(1)} s | ${s.training_memory.trainableParams.toLocaleString('en')} | ` +
   `${kib(s.training_memory.gradientBytes + s.training_memory.optimizerBytes)} | ${mib(s.peak_rss_bytes)} | ${kib(s.result_bytes)} |`;
 const md = [
-  '# Bundled demo: LoRA against full fine-tuning',
+  '# Bundled demo: LoRA, DoRA and full fine-tuning',
   '',
   `${data.date}, ${data.cpu}, ${threads} threads. Base model: Llama, ${build.parameters.toLocaleString('en')} parameters ` +
     `(hidden ${build.shape.hidden}, ${build.shape.layers} layers, vocab ${build.shape.vocabSize}), ${mib(lora.base_model_bytes)} in ${build.stored_dtype}, ` +
@@ -93,13 +96,14 @@ const md = [
   '| method | held-out accuracy | task eval loss | base-corpus perplexity | training | whole demo | trained parameters | gradients + optimizer state | peak RSS (process) | saved result |',
   '|---|---|---|---|---|---|---|---|---|---|',
   row(data.lora),
+  row(data.dora),
   row(data.full),
   row(data.lora_no_replay),
   row(data.full_no_replay),
   '',
   `Fine-tuning rows: ${lora.training.train_questions} questions (prompt masked) + ${lora.training.replay_documents} replay documents like the pretraining ones (the default), ` +
     'or the questions alone (no replay). ' +
-    `LoRA: ${JSON.stringify(lora.training.flags)}; full: ${JSON.stringify(full.training.flags)}.`,
+    `LoRA: ${JSON.stringify(lora.training.flags)}; DoRA: the same with "dora": true; full: ${JSON.stringify(full.training.flags)}.`,
   '',
   'Gradients + optimizer state: the engine\'s own estimate (the formula that sizes its buffers). Peak RSS is the whole demo process ' +
     '(Node, the tokenizer, data, the engine); at this model size the runtime dominates it.',

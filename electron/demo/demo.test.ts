@@ -17,6 +17,7 @@ import { corpusParagraphs } from './corpus.js';
 import { DEMO_TOKENIZER, documents, PRETRAIN, TASK_EVAL_FRACTION } from './build-model.js';
 import { demoSpec, writeInitialWeights } from './model-files.js';
 import { bundledDemoFiles } from './paths.js';
+import { DEMO_TRAINING } from './run-demo.js';
 import { readTaskRows } from './task-data.js';
 import { extractAnswer, isCorrect, splitFacts, taskRow } from './task.js';
 import { byteSymbols, tokenizerJson, trainByteLevelBpe } from './tokenizer-train.js';
@@ -220,5 +221,21 @@ describe('peft-studio demo', () => {
     expect((await openModelFolder(join(out, 'run'))).storedDType).toBe('F32');
     const rows = (await readFile(join(out, 'data', 'task-train.tokens.jsonl'), 'utf8')).trim().split('\n');
     expect(rows).toHaveLength((await readTaskRows(files.taskTrain)).length);
+  });
+
+  it('--method dora trains LoRA\'s settings with DoRA: a PEFT DoRA adapter with a magnitude per adapted output', async () => {
+    const out = join(scratch, 'demo-dora');
+    const io = { stdout: () => undefined, stderr: () => undefined, stderrIsTTY: false };
+    expect(await runCli(['demo', '--out', out, '--method', 'dora', '--steps', '2', '--threads', '2'], io)).toBe(0);
+    const report = JSON.parse(await readFile(join(out, 'demo.json'), 'utf8'));
+    expect(report.method).toBe('dora');
+    expect(report.training.flags).toEqual({ ...DEMO_TRAINING.lora, dora: true, steps: 2 });
+    const config = JSON.parse(await readFile(join(out, 'run', 'adapter_config.json'), 'utf8'));
+    expect(config.use_dora).toBe(true);
+    // LoRA's trainable count plus one magnitude per output of each adapted linear (all seven, every layer)
+    const spec = (await openModelFolder(files.model)).spec;
+    const outs = spec.numLayers * (spec.numHeads * spec.headDim + 2 * spec.numKvHeads * spec.headDim + spec.hiddenSize + 2 * spec.intermediateSize + spec.hiddenSize);
+    const ins = spec.numLayers * (3 * spec.hiddenSize + spec.numHeads * spec.headDim + 2 * spec.hiddenSize + spec.intermediateSize);
+    expect(report.training_memory.trainableParams).toBe(8 * (ins + outs) + outs);
   });
 });

@@ -31,9 +31,9 @@ export function formatReport(r: DemoReport): string {
   ];
   const w0 = Math.max(...rows.map((x) => x[0].length));
   const w1 = Math.max('before'.length, ...rows.map((x) => x[1].length));
-  const what = r.method === 'lora' ? 'LoRA adapter' : 'fully fine-tuned model';
+  const what = r.method === 'full' ? 'fully fine-tuned model' : r.method === 'dora' ? 'DoRA adapter' : 'LoRA adapter';
   const lines = [
-    `PEFT Studio demo: ${r.method === 'lora' ? 'LoRA' : 'full fine-tuning'} of the bundled model on ${r.training.train_questions} questions + ${r.training.replay_documents} replay documents, ${r.training.steps} steps, ${countOf(r.threads, 'thread')}`,
+    `PEFT Studio demo: ${r.method === 'full' ? 'full fine-tuning' : r.method === 'dora' ? 'LoRA with DoRA' : 'LoRA'} of the bundled model on ${r.training.train_questions} questions + ${r.training.replay_documents} replay documents, ${r.training.steps} steps, ${countOf(r.threads, 'thread')}`,
     '',
     `${''.padEnd(w0)}  ${'before'.padEnd(w1)}  after`,
     ...rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}`),

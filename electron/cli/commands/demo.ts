@@ -14,7 +14,7 @@ export const demoSpec: CommandSpec = {
   positionals: [],
   flags: [
     { name: 'out', kind: 'string', valueName: 'DIR', help: 'new folder for the run, adapter and demo.json (must not exist)', defaultText: './peft-studio-demo-<time>' },
-    { name: 'method', kind: 'string', choices: ['lora', 'full'], help: 'what to train', defaultText: 'lora' },
+    { name: 'method', kind: 'string', choices: ['lora', 'dora', 'full'], help: 'what to train (dora: LoRA\'s settings with DoRA)', defaultText: 'lora' },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
     { name: 'steps', kind: 'int', min: 1, help: 'optimizer steps', defaultText: String(DEMO_TRAINING.lora.steps) },
     { name: 'no-replay', kind: 'boolean', help: 'train on the questions alone, without the replay documents (shows the forgetting they prevent)' },

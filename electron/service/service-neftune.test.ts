@@ -40,7 +40,7 @@ describe('the NEFTune field of the run form', () => {
       const keys = specs.map((s) => s.key);
       expect(keys.indexOf('neftuneAlpha'), method).toBe(keys.indexOf('clip') + 1);
       expect(specs.find((s) => s.key === 'neftuneAlpha'), method).toEqual({
-        key: 'neftuneAlpha', label: 'NEFTune noise (alpha)', help: HELP, kind: 'number', default: 0, min: 0, group: 'advanced',
+        key: 'neftuneAlpha', label: 'NEFTune noise (alpha)', help: HELP, kind: 'number', default: 0, min: 0, max: 10000, group: 'advanced',
       });
     }
   });
@@ -58,17 +58,17 @@ describe('hyper.neftuneAlpha in a request', () => {
 
   it('negative, not finite or not a number: invalid, naming hyper.neftuneAlpha', () => {
     const errorsOf = (v: unknown) => parseRunSettings(request({ neftuneAlpha: v }), policy).errors;
-    expect(errorsOf(-1)).toEqual([{ field: 'hyper.neftuneAlpha', message: 'hyper.neftuneAlpha must be a number >= 0, got -1' }]);
+    expect(errorsOf(-1)).toEqual([{ field: 'hyper.neftuneAlpha', message: 'hyper.neftuneAlpha must be a number >= 0 and <= 10000, got -1' }]);
     // NaN and Infinity come over the Electron bridge (structured clone), not over JSON
-    expect(errorsOf(Number.NaN)).toEqual([{ field: 'hyper.neftuneAlpha', message: 'hyper.neftuneAlpha must be a number >= 0, got NaN' }]);
-    expect(errorsOf(Number.POSITIVE_INFINITY)).toEqual([{ field: 'hyper.neftuneAlpha', message: 'hyper.neftuneAlpha must be a number >= 0, got Infinity' }]);
-    expect(errorsOf('5')).toEqual([{ field: 'hyper.neftuneAlpha', message: 'hyper.neftuneAlpha must be a number >= 0, got "5"' }]);
+    expect(errorsOf(Number.NaN)).toEqual([{ field: 'hyper.neftuneAlpha', message: 'hyper.neftuneAlpha must be a number >= 0 and <= 10000, got NaN' }]);
+    expect(errorsOf(Number.POSITIVE_INFINITY)).toEqual([{ field: 'hyper.neftuneAlpha', message: 'hyper.neftuneAlpha must be a number >= 0 and <= 10000, got Infinity' }]);
+    expect(errorsOf('5')).toEqual([{ field: 'hyper.neftuneAlpha', message: 'hyper.neftuneAlpha must be a number >= 0 and <= 10000, got "5"' }]);
   });
 
   it('checkRun refuses a negative one by its field, startRun too; a valid one is in the checked config', async () => {
     const bad = await ok<RunCheck>('checkRun', settings('lora', { neftuneAlpha: -0.5 }));
     expect(bad.ok).toBe(false);
-    expect(bad.errors).toEqual([{ field: 'hyper.neftuneAlpha', message: 'hyper.neftuneAlpha must be a number >= 0, got -0.5' }]);
+    expect(bad.errors).toEqual([{ field: 'hyper.neftuneAlpha', message: 'hyper.neftuneAlpha must be a number >= 0 and <= 10000, got -0.5' }]);
     expect(await callRefused(service, 'startRun', settings('lora', { neftuneAlpha: -0.5 }))).toMatchObject({ code: 'invalid', field: 'hyper.neftuneAlpha' });
     for (const method of ['lora', 'full', 'prefix']) {
       const good = await ok<RunCheck>('checkRun', settings(method, { neftuneAlpha: 5 }));

@@ -76,6 +76,37 @@ describe('a run end to end', () => {
     expect(runs.find((r) => r.dir === finishedRun)?.status).toBe('finished');
   });
 
+  it('time spent paused is not training time: elapsed_s and the summary leave the pause out', async () => {
+    const PAUSE_MS = 2500;
+    const started = await ok<StartedRun>('startRun', settings({ steps: 4 }));
+    let paused = false;
+    let pausedAt = 0;
+    let pausedFor = 0;
+    const off = service.onEvent((e) => {
+      if (e.type !== 'run' || e.runId !== started.runId) return;
+      if (e.event.type === 'step' && e.event.step === 1 && !paused) {
+        paused = true;
+        void service.call('pauseRun', { runId: started.runId });
+      } else if (e.event.type === 'paused') {
+        pausedAt = performance.now();
+        setTimeout(() => void service.call('continueRun', { runId: started.runId }), PAUSE_MS);
+      } else if (e.event.type === 'resumed') {
+        pausedFor = (performance.now() - pausedAt) / 1000;
+      }
+    });
+    const end = await ended(started.runId);
+    off();
+    expect(end.type, JSON.stringify(end)).toBe('finished');
+    expect(pausedFor).toBeGreaterThanOrEqual(PAUSE_MS / 1000 - 0.05);
+    const rows = readFileSync(join(started.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>).filter((r) => 'loss' in r);
+    // the steps after the pause carry on from the steps before it, not from a clock that ran on while paused
+    const before = rows[0].elapsed_s, after = rows[rows.length - 1].elapsed_s;
+    const wall = (end as Extract<RunEvent, { type: 'finished' }>).summary.elapsed_s;
+    expect(after - before).toBeLessThan(pausedFor);
+    expect(wall).toBeLessThan(pausedFor);
+    expect(wall).toBeCloseTo(after, 1);
+  });
+
   it('pause, continue and cancel by run id; resumeRun continues the cancelled run to its end', async () => {
     const out = join(tempDir('service-run'), 'run');
     const started = await ok<StartedRun>('startRun', settings({ steps: 30 }, { out }));

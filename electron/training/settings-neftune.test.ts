@@ -41,22 +41,24 @@ describe('the neftuneAlpha setting', () => {
     for (const bad of [-1, -1e-9, Number.NaN, Number.POSITIVE_INFINITY]) {
       const e = thrown(() => trainConfigFromSettings({ ...base, neftuneAlpha: bad }));
       expect(e, String(bad)).toBeInstanceOf(SettingsError);
-      expect(e).toMatchObject({ field: 'neftuneAlpha', message: `neftuneAlpha expects a number >= 0, got ${bad}` });
+      expect(e).toMatchObject({ field: 'neftuneAlpha', message: `neftuneAlpha expects a number >= 0 and <= 10000, got ${bad}` });
       // the resolver's message names the flag when the CLI asks
       const named = thrown(() => trainConfigFromSettings({ ...base, neftuneAlpha: bad }, (f) => `--${f === 'neftuneAlpha' ? 'neftune-alpha' : f}`));
-      expect((named as Error).message).toBe(`--neftune-alpha expects a number >= 0, got ${bad}`);
+      expect((named as Error).message).toBe(`--neftune-alpha expects a number >= 0 and <= 10000, got ${bad}`);
     }
     // the flag's own parse refuses what the resolver would
-    expect(() => args('--neftune-alpha', 'nan')).toThrow(new UsageError("--neftune-alpha expects a number >= 0, got 'nan'", 'train'));
-    expect(() => args('--neftune-alpha', '1e999')).toThrow(new UsageError("--neftune-alpha expects a number >= 0, got '1e999'", 'train'));
-    expect(() => args('--neftune-alpha=-5')).toThrow(new UsageError('--neftune-alpha expects a number >= 0, got -5', 'train'));
+    expect(() => args('--neftune-alpha', 'nan')).toThrow(new UsageError("--neftune-alpha expects a number >= 0 and <= 10000, got 'nan'", 'train'));
+    expect(() => args('--neftune-alpha', '1e999')).toThrow(new UsageError("--neftune-alpha expects a number >= 0 and <= 10000, got '1e999'", 'train'));
+    expect(() => args('--neftune-alpha=-5')).toThrow(new UsageError('--neftune-alpha expects a number >= 0 and <= 10000, got -5', 'train'));
+    // finite as a double, past fp32 as the engine holds it
+    expect(() => args('--neftune-alpha', '1e39')).toThrow(new UsageError('--neftune-alpha expects a number >= 0 and <= 10000, got 1e39', 'train'));
   });
 
   it('peft-studio train --neftune-alpha -5 exits with the usage error naming the flag, before anything runs', async () => {
     const dir = tempDir('neftune-cli');
     const r = await cli(['train', '--model', dir, '--data', `${dir}/d.jsonl`, '--out', `${dir}/run`, '--neftune-alpha=-5']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('--neftune-alpha expects a number >= 0, got -5');
+    expect(r.stderr).toContain('--neftune-alpha expects a number >= 0 and <= 10000, got -5');
     expect(r.stdout).toBe('');
   });
 

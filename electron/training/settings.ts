@@ -126,7 +126,9 @@ export const SETTING_LIMITS = {
   gradAccum: { kind: 'int', min: 1 },
   seqLen: { kind: 'int', min: 2 },
   clip: { kind: 'number', min: 0 },
-  neftuneAlpha: { kind: 'number', min: 0 },
+  // the paper tried 5 to 15; far above, the noise drowns the embeddings (and past
+  // fp32's range the engine could not hold the value): a bound that catches slips
+  neftuneAlpha: { kind: 'number', min: 0, max: 10000 },
   seed: { kind: 'int', min: 0 },
   threads: { kind: 'int', min: 1 },
   evalSplit: { kind: 'number', min: 0, below: 1 },

@@ -141,8 +141,9 @@ export async function train(
   const total = totalSteps(trainSet.length, options);
   if (from.step > total) throw new Error(`cannot continue from step ${from.step}: the run has ${total} steps`);
   const schedule = { kind: options.scheduler, baseLr: options.lr, warmupSteps: options.warmupSteps, totalSteps: total };
-  // Time spent in earlier sessions of a resumed run counts too.
-  const started = performance.now() - from.elapsedSeconds * 1000;
+  // Time spent in earlier sessions of a resumed run counts too; time spent
+  // paused (waiting in beforeStep) does not: it is not training.
+  let started = performance.now() - from.elapsedSeconds * 1000;
   const pos: TrainerPosition = { ...from };
   const elapsed = () => (performance.now() - started) / 1000;
   const at = (step: number): TrainerPosition => ({
@@ -176,9 +177,14 @@ export async function train(
   // a checkpoint of the very step that stopped the run (a crash before the final save): it stays stopped
   if (from.step > 0) earlyStop = stopsEarly(from.step);
   for (let step = from.step + 1; step <= total && earlyStop === null; step++) {
-    if (hooks.beforeStep && !(await hooks.beforeStep(step))) {
-      stopped = true;
-      break;
+    if (hooks.beforeStep) {
+      const waitStart = performance.now();
+      const go = await hooks.beforeStep(step);
+      started += performance.now() - waitStart;
+      if (!go) {
+        stopped = true;
+        break;
+      }
     }
     const stepStart = performance.now();
     const group = groups.next();

@@ -43,7 +43,7 @@ describe('the NEFTune field', () => {
     expect(byId(root, 'hyper-advanced')!.contains(input)).toBe(true);
     const help = document.getElementById(`${input.id}-help`)!.textContent!.replace(/\s+/g, ' ').trim();
     expect(help.startsWith(HELP)).toBe(true);
-    expect(help).toContain('Default: 0; at least 0.');
+    expect(help).toContain('Default: 0; 0 to 10000.');
 
     // a negative alpha is the form's own error, never sent
     type(root, 'input-neftuneAlpha', '-1');

@@ -40,11 +40,26 @@ describe('compareRunSettings', () => {
       Method: ['LoRA', 'LoRA with DoRA', 'QLoRA'],
       Rank: ['8', '8', '16'],
       Alpha: ['16', '16', '32'],
+      // QLoRA's own row: how its base is held
+      '4-bit base': ['—', '—', 'NF4, blocks of 64, double quantization on'],
     });
     expect(differ([config({ method: 'qlora', dora: true, rslora: true }), config({ method: 'qlora' })])).toEqual({
       Method: ['QLoRA with DoRA', 'QLoRA'],
       Alpha: ['16 (rsLoRA)', '16'],
     });
+  });
+
+  it('what else tells runs apart gets a row: the 4-bit blocks, LoRA init, data format, early-stop delta, keep best, threads', () => {
+    expect(differ([config({ method: 'qlora' }), config({ method: 'qlora', quantBlocksize: 32, doubleQuant: false })])).toEqual({
+      '4-bit base': ['NF4, blocks of 64, double quantization on', 'NF4, blocks of 32, double quantization off'],
+    });
+    expect(differ([config({}), config({ loraInit: 'gaussian' })])).toEqual({ 'LoRA init': ['default', 'gaussian'] });
+    expect(differ([config({}), config({ dataFormat: 'completion' })])).toEqual({ 'Data format': ['auto', 'completion'] });
+    expect(differ([config({ earlyStop: 3 }), config({ earlyStop: 3, earlyStopDelta: 0.01 })])).toEqual({
+      'Early stopping': ['after 3 evaluations without improvement', 'after 3 evaluations without improvement (by more than 0.01)'],
+    });
+    expect(differ([config({}), config({ keepBest: true })])).toEqual({ 'Keep best': ['off', 'on'] });
+    expect(differ([config({}), config({ threads: 2 })])).toEqual({ Threads: ['1', '2'] });
   });
 
   it('LoRA against prompt and prefix tuning: settings of another method read "—" in its column', () => {
@@ -60,6 +75,8 @@ describe('compareRunSettings', () => {
       'LoRA dropout': ['0.05', '—', '—'],
       'Target modules': ['q_proj, k_proj, v_proj', '—', '—'],
       'Adapted layers': ['all', '—', '—'],
+      'LoRA init': ['default', '—', '—'],
+      '4-bit base': ['—', '—', 'NF4, blocks of 64, double quantization on'],
       'Virtual tokens': ['—', '12', '30'],
       'Prompt init': ['—', 'RANDOM', '—'],
       'Prefix projection': ['—', '—', 'on, hidden size 64'],

@@ -55,6 +55,8 @@ export function compareSettings(c: TrainConfig): CompareSetting[] {
     { label: 'Alpha', value: lora ? `${lora.alpha}${lora.rslora ? ' (rsLoRA)' : ''}` : null },
     { label: 'LoRA dropout', value: lora ? String(lora.dropout) : null },
     { label: 'Target modules', value: lora ? lora.targets.join(', ') : null },
+    // init is absent from an older run.json: PEFT's default
+    { label: 'LoRA init', value: lora ? (lora.init ?? 'default') : null },
     // null (or absent in an older run.json): every layer, PEFT's default
     { label: 'Adapted layers', value: lora ? (lora.layers == null ? 'all' : lora.layers.join(', ')) : null },
     { label: 'Virtual tokens', value: virtualTokens === null ? null : String(virtualTokens) },
@@ -62,14 +64,19 @@ export function compareSettings(c: TrainConfig): CompareSetting[] {
     // encoderHiddenSize null: PEFT's default, the model's hidden size
     { label: 'Prefix projection', value: c.prefix ? (c.prefix.projection ? (c.prefix.encoderHiddenSize === null ? 'on' : `on, hidden size ${c.prefix.encoderHiddenSize}`) : 'off') : null },
     { label: 'Starts from', value: c.initAdapter ?? 'a fresh adapter' },
+    // an older run.json may lack quantization (read as null)
+    { label: '4-bit base', value: c.quantization != null ? `NF4, blocks of ${c.quantization.blocksize}, double quantization ${c.quantization.doubleQuant ? 'on' : 'off'}` : null },
     { label: 'Optimizer', value: optimizerWords(c) },
     { label: 'NEFTune noise', value: neftuneWords(c) },
     { label: 'Loss on', value: c.completionOnly ? 'completion tokens only' : 'every token' },
     { label: 'Packing', value: c.pack ? 'rows packed into sequences' : 'one row per sequence' },
-    { label: 'Early stopping', value: c.earlyStop > 0 ? `after ${c.earlyStop} evaluations without improvement` : 'off' },
+    { label: 'Data format', value: c.dataFormat },
+    { label: 'Early stopping', value: c.earlyStop > 0 ? `after ${c.earlyStop} evaluations without improvement${c.earlyStopDelta > 0 ? ` (by more than ${c.earlyStopDelta})` : ''}` : 'off' },
+    { label: 'Keep best', value: c.keepBest ? 'on' : 'off' },
     { label: 'Device', value: `${c.device}, ${c.precision}` },
     { label: 'Gradient checkpointing', value: c.gradientCheckpointing ? 'on' : 'off' },
     { label: 'Seed', value: String(c.seed) },
+    { label: 'Threads', value: String(c.threads) },
   ];
 }
 

@@ -67,19 +67,23 @@ export class RunCompare {
     void this.read(dir);
   }
 
-  private update(dir: string, change: Partial<Pick<ComparedRun, 'history' | 'error'>>): void {
+  private update(dir: string, change: Partial<Pick<ComparedRun, 'history' | 'error' | 'monitor'>>): void {
     this.runs = this.runs.map((r) => (r.dir === dir ? { ...r, ...change } : r));
   }
 
-  private async read(dir: string): Promise<void> {
+  /** fresh: the run moved on since its history was read; its points start over from the new read. */
+  private async read(dir: string, fresh = false): Promise<void> {
     const token = Symbol(dir);
     this.reads.set(dir, token);
     this.update(dir, { error: null });
     try {
       const history = await this.api.call('runHistory', { runDir: dir });
       if (this.reads.get(dir) !== token) return;
-      this.runs.find((r) => r.dir === dir)?.monitor.loadHistory(history);
-      this.update(dir, { history });
+      const run = this.runs.find((r) => r.dir === dir);
+      if (!run) return;
+      const monitor = fresh ? new RunMonitor() : run.monitor;
+      monitor.loadHistory(history);
+      this.update(dir, { history, monitor });
     } catch (e) {
       if (this.reads.get(dir) === token) this.update(dir, { error: messageOf(e) });
     }
@@ -88,7 +92,9 @@ export class RunCompare {
   /**
    * The table was read again: a picked run no longer listed, or whose folder
    * is gone, leaves the comparison (with a note); one whose history could not
-   * be read is tried again.
+   * be read is tried again, and one that moved on since its history was read
+   * (a CLI run or resume this app heard nothing of: its listed entry is newer)
+   * is read again, so its charts and results do not lag its steps and status.
    */
   sync(entries: readonly RunIndexEntry[]): void {
     const byDir = new Map(entries.map((e) => [e.dir, e]));
@@ -102,7 +108,13 @@ export class RunCompare {
       for (const dir of goneDirs) this.reads.delete(dir);
       this.runs = this.runs.filter((r) => !goneDirs.has(r.dir));
     }
-    for (const r of this.runs) if (r.error !== null) void this.read(r.dir);
+    for (const r of this.runs) {
+      const listed = byDir.get(r.dir);
+      const read = r.history?.entry;
+      const movedOn = read !== undefined && listed !== undefined &&
+        (listed.updated !== read.updated || listed.steps_done !== read.steps_done || listed.status !== read.status);
+      if (r.error !== null || movedOn) void this.read(r.dir, movedOn);
+    }
   }
 
   /** Live events (a burst, in order) into the picked runs' charts. */

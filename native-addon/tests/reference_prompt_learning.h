@@ -26,6 +26,8 @@ struct PromptAdapter {
   int nvt = 0;
   std::vector<float> prompt;        // prompt tuning: [nvt, D] (empty otherwise)
   std::vector<float> prefix_table;  // prefix tuning: [nvt, L * 2 * Dkv] (empty otherwise)
+  // NEFTune: added to the real tokens' embeddings [n, D] (not the prompt's) when not empty
+  std::vector<double> embed_noise;
 };
 
 class PromptLlama {
@@ -48,7 +50,9 @@ class PromptLlama {
     const auto& E = base_.W("model.embed_tokens.weight");
     for (int t = 0; t < N; ++t)
       for (int i = 0; i < D; ++i)
-        h[t * D + i] = t < lead ? ad.prompt[t * D + i] : E[static_cast<size_t>(ids[t - lead]) * D + i];
+        h[t * D + i] = t < lead ? ad.prompt[t * D + i]
+                                : E[static_cast<size_t>(ids[t - lead]) * D + i] +
+                                      (ad.embed_noise.empty() ? 0.0 : ad.embed_noise[static_cast<size_t>(t - lead) * D + i]);
     std::vector<int> pos(N);
     for (int t = 0; t < N; ++t) pos[t] = P + t;
     const std::vector<double> freq = base_.inv_freq();

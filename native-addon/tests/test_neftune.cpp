@@ -4,7 +4,8 @@
 //    key another noise;
 //  - a training pass's loss equals the float64 reference's with the noise
 //    alpha / sqrt(T * D) (computed here) times the op's values added to the
-//    input embeddings, for LoRA and full fine-tuning; evaluation adds none;
+//    input embeddings, for LoRA and full fine-tuning, and for prompt tuning
+//    on the real tokens only (L their count); evaluation adds none;
 //    alpha 0 is the plain pass bit for bit;
 //  - gradients against finite differences with the noise in place (fixed by
 //    the step, as dropout's masks are);
@@ -19,6 +20,7 @@
 #include "fd_check.h"
 #include "methods/neftune.h"
 #include "reference_llama.h"
+#include "reference_prompt_learning.h"
 #include "rng.h"
 #include "tiny_model.h"
 
@@ -162,6 +164,46 @@ void test_checkpointing_identical() {
   CHECK(same_bits(grads[0], grads[1]));
 }
 
+// Prompt tuning: the soft prompt is not noised (PEFT adds it after the
+// embedding layer the hook sits on) and L is the real tokens' count.
+void test_prompt_tuning_noise() {
+  const ps::ModelSpec s = spec(Variant::Llama);
+  const Weights w = random_weights(s, 13);
+  const int nvt = 3, T = 9, D = s.hidden_size;
+  const float alpha = 15.0f;
+  auto e = engine(s, w, alpha);
+  ps::PromptTuningOptions o;
+  o.num_virtual_tokens = nvt;
+  ps::Rng rng(5);
+  o.init.resize(static_cast<size_t>(nvt) * D);
+  for (auto& x : o.init) x = static_cast<float>(0.7 * rng.normal());
+  e->setup_prompt_tuning(o);
+  const ps::Batch b = random_batch(1, T, s.vocab_size, 3);
+  const ref::PromptLlama r(s, w);
+  ref::PromptAdapter ad;
+  ad.nvt = nvt;
+  ad.prompt = e->get_tensor("prompt_embeddings");
+  int64_t tokens = 0;
+  const double clean = ref::loss_sum(r, ad, b, &tokens);
+  // the op's values over the model's rows (prompt rows first), the real rows' part, at alpha / sqrt(T * D)
+  auto noise_at = [&](int L) {
+    std::vector<float> z(static_cast<size_t>(nvt + T) * D, 0.0f);
+    ps::CpuBackend be(1);
+    be.add_uniform_noise(z.data(), z.size(), static_cast<float>(alpha / std::sqrt(static_cast<double>(L) * D)),
+                         ps::neftune_key(ps::mix_key({7, 3})));
+    return std::vector<double>(z.begin() + static_cast<size_t>(nvt) * D, z.end());
+  };
+  ad.embed_noise = noise_at(T);
+  const double want = ref::loss_sum(r, ad, b, &tokens);
+  ad.embed_noise = noise_at(T + nvt);  // what counting the virtual tokens in L would give
+  const double counted_virtual = ref::loss_sum(r, ad, b, &tokens);
+  CHECK(std::fabs(want - clean) > 1e-4 * std::fabs(clean));
+  CHECK(std::fabs(want - counted_virtual) > 1e-5 * std::fabs(want));  // the check below can tell them apart
+  e->set_dropout_counter(3);
+  CHECK_CLOSE(e->forward_backward(b, 0.0f).loss_sum, want, 2e-6, 0);
+  CHECK_CLOSE(e->evaluate(b).loss_sum, clean, 2e-6, 0);
+}
+
 void test_bad_alpha_refused() {
   const ps::ModelSpec s = spec(Variant::Llama);
   for (float bad : {-1.0f, std::nanf(""), INFINITY}) {
@@ -188,6 +230,7 @@ int main() {
     }
     test_gradients();
     test_checkpointing_identical();
+    test_prompt_tuning_noise();
     test_bad_alpha_refused();
   } catch (const std::exception& e) {
     pstest::fail(__FILE__, __LINE__, std::string("unexpected exception: ") + e.what());

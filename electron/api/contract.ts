@@ -308,13 +308,34 @@ export interface RunCheck {
   precision: { precision: 'fp32' | 'bf16'; reason: string } | null;
   /**
    * how long the run would take, said before it starts (electron/training/time-estimate.ts): its steps, the real
-   * tokens they go through, the seconds (null on a GPU: known once the first steps run) and the sentence the
+   * tokens they go through, the seconds, its evaluations included (null on a GPU: known once the first steps run) and the sentence the
    * page shows ("about 41 min on this CPU (measured 190 GFLOP/s x 0.68 for LoRA; an estimate, ±30%)");
    * null when refused or when the data cannot be read
    */
   time: { steps: number; tokens: number; seconds: number | null; text: string } | null;
-  /** e.g. "needs 2.1 GiB, 1.3 GiB available: lower the batch size, …, choose QLoRA (a 4-bit base) on the Method page" */
+  /**
+   * when the run does not fit: the settings that would (electron/training/fit-alternatives.ts), each with
+   * its estimate, in the order worth trying (a smaller batch, a shorter sequence, gradient checkpointing,
+   * a lighter method; a combination only when no single change fits). The page offers each as a button
+   * that sets those fields. Empty when it fits, when nothing tried fits, and when the settings are refused.
+   */
+  alternatives: RunFitAlternative[];
+  /** e.g. "Does not fit in RAM: needs about 2.1 GiB, 1.3 GiB available. These fit: batch size 2, gradient accumulation 4 (1.2 GiB); …" */
   verdict: string;
+}
+
+/** One setting that would make a run fit (RunCheck.alternatives). */
+export interface RunFitAlternative {
+  /** in the form's words: "batch size 2, gradient accumulation 4", "gradient checkpointing with QLoRA on a 4-bit base" */
+  label: string;
+  /** what else it changes, said beside its size: "an effective batch of 30716 instead of 30000" (null: nothing) */
+  detail: string | null;
+  /** the method it switches to (QLoRA for LoRA, LoRA for full fine-tuning); absent: the method stays */
+  method?: TrainMethod;
+  /** the fields it sets, by their RunSettings.hyper keys */
+  hyper: Pick<RunSettings['hyper'], 'batchSize' | 'gradAccum' | 'seqLen' | 'gradientCheckpointing'>;
+  /** its memory estimate (what the engine would allocate) */
+  totalBytes: number;
 }
 
 export interface StartedRun {

@@ -16,9 +16,10 @@ import { createEngine, effectiveQuantization, openModelWithTokenizer } from '../
 import { adapterFileBytes, saveAdapterFolder } from '../training/adapter-files.js';
 import { trainsAdapter, type TrainConfig } from '../training/config.js';
 import { estimateRun, memoryBudget, memoryShortfall } from '../training/memory-check.js';
+import { fittingAlternatives } from '../training/fit-alternatives.js';
 import { cutMetricsAfter, MetricsWriter } from '../training/metrics.js';
 import { estimateRemaining } from '../training/progress.js';
-import { estimateRunTime, safeRunTimeEstimate } from '../training/time-estimate.js';
+import { estimateRunTime, evaluatingSeconds, safeRunTimeEstimate } from '../training/time-estimate.js';
 import { checkAgainstModel, configWithLayout, loadRunData, setUpMethod, type RunSummary } from '../training/run.js';
 import { learningRate } from '../training/schedule.js';
 import { comparableFingerprint, modelFingerprint } from '../training/model-fingerprint.js';
@@ -253,7 +254,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     const budget = memoryBudget(device);
     const available = budget.availableBytes;
     memory = { estimateBytes: estimate.totalBytes, availableBytes: available, where: budget.where, gpu: budget.gpu };
-    const shortfall = memoryShortfall(estimate, budget, { ...config, precision: precision.precision });
+    const shortfall = memoryShortfall(estimate, budget, { ...config, precision: precision.precision }, fittingAlternatives(addon, folder, config, config.lora, { device: device.device, precision: precision.precision }, budget, { resumed: options.resume === true, rowLengths: data.train.map((e) => e.inputIds.length) }));
     if (shortfall !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(shortfall);
     /** what is said once the started event is out */
     const afterStart: string[] = [];
@@ -341,9 +342,15 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     // How long, said before the first step (a GPU: once the first steps run); never a reason to stop. After
     // run.json is written (measuring this machine's speed takes a moment the run's record need not wait for).
     const timeEstimate = safeRunTimeEstimate(() => estimateRunTime(addon.ops, { gpu: device.gpu !== null, cpuModel: cpus()[0]?.model.trim() ?? 'unknown', threads: config.threads },
-      folder.spec, { ...config, method }, data.train, total));
-    // seconds the estimate said (null: on a GPU, or not estimable), to hold the real time against
-    Object.assign(record.resolved!, { time_estimate_s: timeEstimate?.time.seconds ?? null, time_estimate_flops: timeEstimate?.work.flops.total ?? null });
+      folder.spec, { ...config, method }, data.train, total, data.eval));
+    // seconds the estimate said (null: on a GPU, or not estimable), to hold the real time against: training and
+    // evaluations together (elapsed time includes the evaluations too); the evaluations' part alone beside it
+    Object.assign(record.resolved!, {
+      time_estimate_s: timeEstimate?.time.seconds ?? null,
+      time_estimate_eval_s: timeEstimate ? evaluatingSeconds(timeEstimate.time) : null,
+      time_estimate_flops: timeEstimate ? timeEstimate.work.flops.total + timeEstimate.evalWork.flops : null,
+      time_estimate_eval_flops: timeEstimate?.evalWork.flops ?? null,
+    });
     stepsDone = from.step;
     Object.assign(record, { steps_done: from.step, last_checkpoint: lastCheckpoint, best_eval_loss: from.bestEvalLoss, best_eval_step: from.bestEvalStep < 0 ? null : from.bestEvalStep, last_eval_loss: from.finalEvalLoss, stop_reason: null });
     await saveRecord(true);

@@ -10,6 +10,7 @@ import { choosePrecision } from '../engine/precision.js';
 import { outOfMemoryMessage } from '../runs/crash-report.js';
 import type { RunEvent } from '../runs/events.js';
 import type { TrainConfig } from '../training/config.js';
+import type { FitAlternatives } from '../training/fit-alternatives.js';
 import { memoryBudget, memoryShortfall } from '../training/memory-check.js';
 import { refuseOutputOverInputs } from '../files/output-overlap.js';
 import { refuseKernelPath } from '../files/make-folder.js';
@@ -80,6 +81,18 @@ describe('inAppWords: the device and precision advice as a choice in the app', (
     expect(inAppWords(inRam, 'resume')).toBe(inRam
       .replace('--gradient-checkpointing', 'gradient checkpointing (tick it in the Resume options)')
       .replace('pass --ignore-memory-check to start anyway', 'tick "Resume even if the memory check says it does not fit" in the Resume options'));
+  });
+
+  it('a resumed run that fits with gradient checkpointing (training/fit-alternatives.ts): the setting as a Resume option, with its estimate', () => {
+    const fit: FitAlternatives = {
+      alternatives: [{ changes: ['gradient-checkpointing'], flags: '--gradient-checkpointing', form: { gradientCheckpointing: true }, effectiveBatch: null, totalBytes: 5 * 2 ** 30, longerRows: null }],
+      tried: ['gradient-checkpointing'], leanest: null, resumed: true,
+    };
+    const cli = memoryShortfall(estimate, memoryBudget({ gpu: null }, 6 * 2 ** 30), config, fit)!;
+    expect(cli).toContain('This fits: --gradient-checkpointing (5.00 GiB); or pass --ignore-memory-check to start anyway.');
+    const app = inAppWords(cli, 'resume');
+    expect(app).toContain('This fits: gradient checkpointing, tick it in the Resume options (5.00 GiB); or tick "Resume even if the memory check says it does not fit" in the Resume options.');
+    expect(app).not.toMatch(/--gradient-checkpointing|--ignore-memory-check/);
   });
 
   it('out of memory on a GPU mid-run (runs/crash-report.ts): continue on the CPU is Resume with cpu chosen', () => {

@@ -4,10 +4,12 @@
 // fit it (checkAgainstModel: sequence length, layers), the 4-bit base, and
 // the device (a GPU asked for must be there), and the memory estimate (the
 // engine's own formula) against what is free now: on the GPU the run would
-// use, else in RAM. With the verdict come the warnings the run would log
-// (settings it accepts but that look like a slip), in the form's words.
+// use, else in RAM; a run that does not fit comes with the settings that
+// would (training/fit-alternatives.ts), for the page to offer as buttons.
+// With the verdict come the warnings the run would log (settings it accepts
+// but that look like a slip), in the form's words.
 import { stat } from 'node:fs/promises';
-import type { FieldError, RunCheck, RunWarning } from '../api/contract.js';
+import type { FieldError, RunCheck, RunFitAlternative, RunWarning } from '../api/contract.js';
 import { loadAddon } from '../engine/load.js';
 import { fullModelFileBytes } from '../export/model-folder.js';
 import { openModelFolder, type ModelFolder } from '../models/folder.js';
@@ -16,7 +18,8 @@ import { resolveDevice, type ResolvedDevice } from '../engine/device.js';
 import { choosePrecision, type ResolvedPrecision } from '../engine/precision.js';
 import { adapterFileBytes } from '../training/adapter-files.js';
 import { adapterLayoutOf, type TrainConfig } from '../training/config.js';
-import { estimateRun, memoryBudget, memoryRemedies, type MemoryRemedy } from '../training/memory-check.js';
+import { estimateRun, memoryBudget, type MemoryBudget, type MemoryRemedy } from '../training/memory-check.js';
+import { fittingAlternatives, type FitAlternative, type FitAlternatives } from '../training/fit-alternatives.js';
 import { checkOutFolder } from '../runs/out-folder.js';
 import { readRunRecord } from '../runs/run-record.js';
 import { checkAgainstModel, runVirtualTokens } from '../training/run.js';
@@ -27,7 +30,7 @@ import { bytesInWords, unavailableReason } from './recommend.js';
 import type { ParsedRunSettings } from './run-settings.js';
 import { inAppWords } from './app-wording.js';
 import { plannedSteps } from './planned-steps.js';
-import { runTimeCheck } from './run-time.js';
+import { runRowLengths, runTimeCheck } from './run-time.js';
 import { datasetPathExists } from '../data/containers/dataset-folder.js';
 
 export interface CheckedRun {
@@ -36,7 +39,7 @@ export interface CheckedRun {
 }
 
 const refused = (errors: FieldError[], warnings: RunWarning[] = []): CheckedRun => ({
-  check: { ok: false, errors, warnings, config: null, memory: null, precision: null, time: null, verdict: `Cannot start: ${errors.map((e) => e.message).join('; ')}` },
+  check: { ok: false, errors, warnings, config: null, memory: null, precision: null, time: null, alternatives: [], verdict: `Cannot start: ${errors.map((e) => e.message).join('; ')}` },
   config: null,
 });
 
@@ -61,19 +64,72 @@ function modelCheckError(message: string): FieldError {
   };
 }
 
-/** What the form can change to make a run fit, in its own words. */
+/** The changes the fit search tries, in the form's words (the verdict names them when none helps). */
 const FORM_REMEDY: Record<MemoryRemedy, string> = {
-  'smaller-batch': 'lower the batch size (raise gradient accumulation to keep the effective batch)',
-  'shorter-sequence': 'shorten the sequence length',
-  'gradient-checkpointing': 'turn on gradient checkpointing',
-  lora: 'choose LoRA on the Method page',
-  qlora: 'choose QLoRA (a 4-bit base) on the Method page',
+  'smaller-batch': 'a smaller batch size',
+  'shorter-sequence': 'a shorter sequence length',
+  'gradient-checkpointing': 'gradient checkpointing',
+  lora: 'LoRA',
+  qlora: 'QLoRA on a 4-bit base',
 };
 
-function advice(config: TrainConfig, onGpu: boolean): string {
-  const remedies = memoryRemedies(config).map((r) => FORM_REMEDY[r]);
-  if (onGpu) remedies.push('choose the CPU as the Device (advanced settings)');
-  return remedies.join(', ');
+/**
+ * An alternative in the form's words: "batch size 2, gradient accumulation 4";
+ * a combination: "gradient checkpointing with batch size 2, gradient accumulation 4",
+ * "batch size 1, gradient accumulation 16 with gradient checkpointing and QLoRA on a 4-bit base".
+ */
+export function formLabel(a: FitAlternative): string {
+  const [first, ...rest] = a.changes.map((change) => {
+    if (change === 'smaller-batch') return `batch size ${a.form.batchSize}, gradient accumulation ${a.form.gradAccum}`;
+    if (change === 'shorter-sequence') return `sequence length ${a.form.seqLen}`;
+    return FORM_REMEDY[change];
+  });
+  return rest.length === 0 ? first : `${first} with ${rest.join(' and ')}`;
+}
+
+/** What else an alternative changes: the effective batch, when the smaller batch does not divide it (null: nothing). */
+function formDetail(a: FitAlternative): string | null {
+  const batch = a.effectiveBatch;
+  const rows = a.longerRows;
+  const parts = [
+    ...(batch && batch.after !== batch.before ? [`an effective batch of ${batch.after} instead of ${batch.before}`] : []),
+    ...(rows && rows.longer > 0 ? [`${rows.longer} of ${rows.of} rows are longer and would be cut`] : []),
+  ];
+  return parts.length > 0 ? parts.join('; ') : null;
+}
+
+/** An alternative as RunCheck carries it: the form's values, for the page's buttons. */
+export function formAlternative(a: FitAlternative): RunFitAlternative {
+  const { method, batchSize, gradAccum, seqLen, gradientCheckpointing } = a.form;
+  return {
+    label: formLabel(a),
+    detail: formDetail(a),
+    ...(method ? { method } : {}),
+    hyper: {
+      ...(batchSize !== undefined ? { batchSize, gradAccum } : {}),
+      ...(seqLen !== undefined ? { seqLen } : {}),
+      ...(gradientCheckpointing ? { gradientCheckpointing } : {}),
+    },
+    totalBytes: a.totalBytes,
+  };
+}
+
+/** What the verdict of a run that does not fit says to change: the settings that fit, or that nothing tried does. */
+export function fitAdvice(fit: FitAlternatives, budget: Pick<MemoryBudget, 'gpu'>): string {
+  const { alternatives, leanest } = fit;
+  if (alternatives.length > 0) {
+    const lead = alternatives[0].changes.length > 1 ? 'No single change fits; together these do' : alternatives.length === 1 ? 'This fits' : 'These fit';
+    const words = (a: FitAlternative) => {
+      const detail = formDetail(a);
+      return `${formLabel(a)} (${bytesInWords(a.totalBytes)}${detail ? `; ${detail}` : ''})`;
+    };
+    return `${lead}: ${alternatives.map(words).join('; ')}.`;
+  }
+  const tried = fit.tried.map((r) => FORM_REMEDY[r]);
+  const none = leanest === null
+    ? `Nothing the form can change makes it fit${tried.length > 0 ? ` (tried: ${tried.join(', ')})` : ''}`
+    : `Nothing the form can change makes it fit (tried: ${tried.join(', ')}${tried.length > 1 ? ', alone and together' : ''}): even ${formLabel(leanest)} needs about ${bytesInWords(leanest.totalBytes)}`;
+  return `${none}${budget.gpu ? '; choose the CPU as the Device (advanced settings)' : ''}.`;
 }
 
 /** The run folder: not the model's, not a folder of other files, not a finished run (the run itself refuses them too, but only once started). */
@@ -149,6 +205,11 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   const budget = memoryBudget(device);
   const available = budget.availableBytes;
   const fits = estimate.totalBytes <= available;
+  // what would fit, by the same estimate (nothing to search for a run that fits)
+  // (with the data's row lengths, so a shorter sequence says how many rows it would cut)
+  const rowLengths = fits ? null : await runRowLengths(config, folder);
+  const fit = fits ? null : fittingAlternatives(addon, folder, config, config.lora, { device: device.device, precision: precision.precision }, budget,
+    rowLengths ? { rowLengths } : {});
   const layout = adapterLayoutOf(config);
   const memory = {
     weights: estimate.weightBytes,
@@ -165,9 +226,9 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   // "Fits on NVIDIA H200: ..." / "Fits in RAM: ..."
   const verdict = fits
     ? `Fits ${budget.where}: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available.`
-    : `Does not fit ${budget.where}: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available: ${advice(config, budget.gpu)}${config.ignoreMemoryCheck ? ' (starting anyway, as asked)' : ''}.`;
+    : `Does not fit ${budget.where}: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available${config.ignoreMemoryCheck ? ' (starting anyway, as asked)' : ''}. ${fitAdvice(fit!, budget)}`;
   // how long, beside how much: LoRA on a 4-bit base is QLoRA, as the run records it
   const method = config.method === 'lora' && effectiveQuantization(folder, config.quantization) !== null ? 'qlora' : config.method;
   const time = await runTimeCheck(addon, { ...config, method }, folder, device.gpu !== null);
-  return { check: { ok: fits, errors: [], warnings, config, memory, precision, time, verdict }, config };
+  return { check: { ok: fits, errors: [], warnings, config, memory, precision, time, alternatives: (fit?.alternatives ?? []).map(formAlternative), verdict }, config };
 }

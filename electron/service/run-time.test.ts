@@ -1,6 +1,6 @@
 // checkRun carries the time estimate: the steps and tokens of the rows the
-// run would really have, the seconds from this CPU's measured GEMM speed, and
-// on a GPU no number at all.
+// run would really have, the seconds from this CPU's measured GEMM speed
+// (its evaluations included), and on a GPU no number at all.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoPaths, RunCheck } from '../api/contract.js';
 import { loadAddon } from '../engine/load.js';
@@ -42,6 +42,21 @@ describe('checkRun: how long', () => {
     const longer = await ok<RunCheck>('checkRun', { model: demo.model, data, method: 'lora', hyper: { steps: 6, batchSize: 2, device: 'cpu' } });
     expect(longer.time!.steps).toBe(6);
     expect(longer.time!.seconds).toBeGreaterThan(c.time!.seconds!);
+  });
+
+  it('counts the evaluations: each one more adds the same time, and the sentence says their part', async () => {
+    const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+    const check = async (evalEvery: number) =>
+      (await ok<RunCheck>('checkRun', { model: demo.model, data, method: 'lora', hyper: { steps: 6, batchSize: 4, evalSplit: 0.5, evalEvery, device: 'cpu' } })).time!;
+    // 6 steps: at the end only (1 evaluation), every 2 (3), every step (6); the same split rows each time
+    const [one, three, six] = [await check(0), await check(2), await check(1)];
+    expect(three.steps).toBe(6);
+    expect(three.tokens).toBe(one.tokens);
+    expect((six.seconds! - one.seconds!) / (three.seconds! - one.seconds!)).toBeCloseTo(5 / 2, 9);
+    // half the task's rows 6 times against 6 steps of 4 rows: most of the run
+    expect(six.text).toMatch(/^(about \d+ (h \d+ )?min|under a minute) on this CPU, of which (about \d+ (h \d+ )?min|\d+%) evaluating \d+ rows 6 times \(measured /);
+    const none = await ok<RunCheck>('checkRun', { model: demo.model, data, method: 'lora', hyper: { steps: 6, batchSize: 4, device: 'cpu' } });
+    expect(none.time!.text).not.toContain('evaluating');
   });
 
   it('on a GPU says no number', async () => {

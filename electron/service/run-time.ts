@@ -1,6 +1,6 @@
 // checkRun's time estimate: the same estimate `train` prints before it starts
-// (electron/training/time-estimate.ts), on the training rows the run would
-// really have (loadRunData, THE place a run reads its data). Reading the data
+// (electron/training/time-estimate.ts), on the training and eval rows the run
+// would really have (loadRunData, THE place a run reads its data). Reading the data
 // means tokenizing it, so the last rows read are kept while the files and the
 // settings that read them are unchanged (the form re-checks after every
 // edit; most edits, lr or rank, leave the rows as they were).
@@ -17,34 +17,50 @@ import { loadRunData } from '../training/run.js';
 import { describeTime, estimateRunTime, safeRunTimeEstimate } from '../training/time-estimate.js';
 import { totalSteps } from '../training/trainer.js';
 
-let last: { key: string; train: Example[] } | null = null;
+interface RunRows {
+  train: Example[];
+  eval: Example[];
+}
+
+let last: { key: string; rows: RunRows } | null = null;
 
 async function rowsKey(config: TrainConfig, folder: ModelFolder): Promise<string> {
-  const files = [config.data, join(folder.dir, TOKENIZER_FILE), join(folder.dir, 'tokenizer_config.json'), join(folder.dir, 'config.json')];
+  const files = [config.data, join(folder.dir, TOKENIZER_FILE), join(folder.dir, 'tokenizer_config.json'), join(folder.dir, 'config.json'),
+    ...(config.evalData ? [config.evalData] : [])];
   const stamps = await Promise.all(files.map((f) => stat(f).then((s) => [s.size, s.mtimeMs], () => null)));
   const { dataFormat, seqLen, completionOnly, pack, evalSplit, seed, evalData } = config;
   return JSON.stringify([folder.dir, files, stamps, dataFormat, seqLen, completionOnly, pack, evalSplit, seed, evalData]);
 }
 
-async function trainRows(config: TrainConfig, folder: ModelFolder): Promise<Example[]> {
+async function runRows(config: TrainConfig, folder: ModelFolder): Promise<RunRows> {
   const key = await rowsKey(config, folder);
-  if (last?.key === key) return last.train;
-  const { train } = await loadRunData(config, await ModelTokenizer.load(folder.dir), folder);
-  last = { key, train };
-  return train;
+  if (last?.key === key) return last.rows;
+  const { train, eval: evalRows } = await loadRunData(config, await ModelTokenizer.load(folder.dir), folder);
+  last = { key, rows: { train, eval: evalRows } };
+  return last.rows;
+}
+
+/** Each training row's token count as the run would read it; null when the data cannot be read. */
+export async function runRowLengths(config: TrainConfig, folder: ModelFolder): Promise<number[] | null> {
+  try {
+    return (await runRows(config, folder)).train.map((e) => e.inputIds.length);
+  } catch {
+    return null;
+  }
 }
 
 /** The run's time as RunCheck carries it; null when the data cannot be read (the run would refuse it; the Data page says why). */
 export async function runTimeCheck(addon: NativeAddon, config: TrainConfig, folder: ModelFolder, gpu: boolean): Promise<RunCheck['time']> {
-  let train: Example[];
+  let rows: RunRows;
   try {
-    train = await trainRows(config, folder);
+    rows = await runRows(config, folder);
   } catch {
     return null;
   }
+  const { train } = rows;
   const steps = totalSteps(train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
   const estimate = safeRunTimeEstimate(() => estimateRunTime(addon.ops, { gpu, cpuModel: cpus()[0]?.model.trim() ?? 'unknown', threads: config.threads },
-    folder.spec, config, train, steps));
+    folder.spec, config, train, steps, rows.eval));
   if (!estimate) return null;
   return { steps, tokens: estimate.work.tokens, seconds: estimate.time.seconds, text: describeTime(estimate.time, config) };
 }

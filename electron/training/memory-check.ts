@@ -11,6 +11,7 @@ import { availableMemoryBytes } from '../system/machine.js';
 import { embeddingDType, type ModelFolder } from '../models/folder.js';
 import { effectiveQuantization } from '../session.js';
 import { encoderHiddenSizeOf } from '../adapters/prompt-config.js';
+import type { FitAlternative, FitAlternatives } from './fit-alternatives.js';
 
 const GiB = 2 ** 30;
 const gib = (bytes: number) => `${(bytes / GiB).toFixed(2)} GiB`;
@@ -88,20 +89,67 @@ const CLI_REMEDY: Record<MemoryRemedy, string> = {
   qlora: '--method qlora (a 4-bit base)',
 };
 
+/** The remedies a search tried, as a message names them when none helped. */
+const TRIED_REMEDY: Record<MemoryRemedy, string> = {
+  'smaller-batch': 'a smaller --batch-size',
+  'shorter-sequence': 'a shorter --seq-len',
+  'gradient-checkpointing': '--gradient-checkpointing',
+  lora: '--method lora',
+  qlora: '--method qlora',
+};
+
+/** An alternative as the shortfall message lists it: "--batch-size 2 --grad-accum 4 (7.12 GiB)". */
+function alternativeInWords(a: FitAlternative): string {
+  const batch = a.effectiveBatch;
+  const about = batch && batch.after !== batch.before ? `; an effective batch of ${batch.after} instead of ${batch.before}` : '';
+  const rows = a.longerRows;
+  const cut = rows && rows.longer > 0 ? `; ${rows.longer} of ${rows.of} rows are longer and would be cut` : '';
+  return `${a.flags} (${gib(a.totalBytes)}${about}${cut})`;
+}
+
+/**
+ * What to change, when `fit` (fit-alternatives.ts) was searched: the settings
+ * that fit, or that nothing tried does (and by how much the leanest misses).
+ * Its ways out end as memoryShortfall's list always has ("; --device cpu; or
+ * pass --ignore-memory-check …"): the app rewords those (service/app-wording.ts).
+ */
+function fitAdvice(fit: FitAlternatives, gpu: boolean, precision: TrainConfig['precision']): string {
+  const { alternatives, leanest } = fit;
+  const ignore = 'or pass --ignore-memory-check to start anyway.';
+  if (alternatives.length > 0) {
+    const lead = alternatives[0].changes.length > 1 ? 'No single change fits; together these do' : alternatives.length === 1 ? 'This fits' : 'These fit';
+    return `${lead}: ${alternatives.map(alternativeInWords).join('; ')}; ${ignore}`;
+  }
+  const tried = fit.tried.map((r) => TRIED_REMEDY[r]);
+  const kept = fit.resumed ? ' (a resumed run keeps its batch size, sequence length and method)' : '';
+  const none = tried.length === 0
+    ? `Nothing this check may change makes it fit on this device${kept}`
+    : leanest === null
+      ? `Nothing tried fits on this device (${tried.join(', ')})${kept}`
+      : tried.length === 1
+        ? `Nothing tried fits on this device: with ${leanest.flags} it still needs about ${gib(leanest.totalBytes)}${kept}`
+        : `Nothing tried fits on this device (${tried.join(', ')}, alone or together): even ${leanest.flags} needs about ${gib(leanest.totalBytes)}${kept}`;
+  // on a GPU the CPU is the way out (slower, but host RAM is usually larger; it computes in fp32 only)
+  const cpu = gpu ? `; train on the CPU instead: ${precision === 'bf16' ? '--device cpu --precision fp32' : '--device cpu'}` : '';
+  return `${none}${cpu}; ${ignore}`;
+}
+
 /**
  * null when the run fits, else a message that says by how much, where, and
- * what to change. A plain number is a budget in RAM.
+ * what to change: with `fit` (fittingAlternatives for this run and budget)
+ * the settings that would fit, each with its estimate; without it the kinds
+ * of change that could help. A plain number is a budget in RAM.
  */
-export function memoryShortfall(estimate: MemoryEstimate, budget: MemoryBudget | number, config: TrainConfig): string | null {
+export function memoryShortfall(estimate: MemoryEstimate, budget: MemoryBudget | number, config: TrainConfig, fit?: FitAlternatives): string | null {
   const { availableBytes, where, gpu } = typeof budget === 'number' ? { availableBytes: budget, where: 'in RAM', gpu: false } : budget;
   if (estimate.totalBytes <= availableBytes) return null;
+  const needs =
+    `this run needs about ${gib(estimate.totalBytes)} (weights ${gib(estimate.weightBytes)}, gradients ${gib(estimate.gradientBytes)}, ` +
+    `optimizer state ${gib(estimate.optimizerBytes)}, activations ${gib(estimate.activationBytes)}` +
+    `${estimate.deviceBytes > 0 ? `, ${DEVICE_BYTES_LABEL} ${gib(estimate.deviceBytes)}` : ''}) but only ${gib(availableBytes)} is available ${where}.`;
+  if (fit) return `${needs} ${fitAdvice(fit, gpu, config.precision)}`;
   const advice = memoryRemedies(config).map((r) => CLI_REMEDY[r]);
   // on a GPU the CPU is one more way out (slower, but host RAM is usually larger; it computes in fp32 only)
   if (gpu) advice.push(config.precision === 'bf16' ? '--device cpu --precision fp32' : '--device cpu');
-  return (
-    `this run needs about ${gib(estimate.totalBytes)} (weights ${gib(estimate.weightBytes)}, gradients ${gib(estimate.gradientBytes)}, ` +
-    `optimizer state ${gib(estimate.optimizerBytes)}, activations ${gib(estimate.activationBytes)}` +
-    `${estimate.deviceBytes > 0 ? `, ${DEVICE_BYTES_LABEL} ${gib(estimate.deviceBytes)}` : ''}) but only ${gib(availableBytes)} is available ${where}. ` +
-    `Try ${advice.join(', ')}; or pass --ignore-memory-check to start anyway.`
-  );
+  return `${needs} Try ${advice.join(', ')}; or pass --ignore-memory-check to start anyway.`;
 }

@@ -30,6 +30,14 @@
 //   prefix     projection MLP 6·nvt·(token_dim·enc + enc·L·2·token_dim)
 // Gradient checkpointing recomputes each layer's forward during backward:
 // that is counted separately (`recompute`) — real time, not useful work.
+//
+// An evaluation batch (engine.evaluate, core/model/llama.cpp evaluate) runs
+// the forward alone, by the same rules: the linears' forward, LoRA's forward
+// (DoRA without dropout: evaluation never drops, and the norms it may
+// refresh are the optimizer step's, counted there), attention's 4·hd·Hq per
+// pair, the lm_head's 2·C·V·D with the loss, prefix tuning's projection MLP
+// forward 2·nvt·(token_dim·enc + enc·L·2·token_dim) (evaluate projects the
+// table for every batch). No backward, no optimizer, no recompute.
 import type { LoraTarget, ModelSpec } from '../engine/native.js';
 import { IGNORE_INDEX, type Example } from './data.js';
 import type { TrainMethod } from './config.js';
@@ -152,6 +160,33 @@ export function microBatchFlops(spec: ModelSpec, s: FlopSettings, batch: MicroBa
   // checkpointing keeps each layer's input and runs its forward again in backward (not the lm_head, which is chunked anyway)
   const recompute = s.gradientCheckpointing ? linearForward + loraForward + attentionForward : 0;
   return { useful, recompute, total: useful + recompute };
+}
+
+/** The FLOPs of engine.evaluate on one batch: the forward alone (see the header). */
+export function evalBatchFlops(spec: ModelSpec, s: FlopSettings, batch: MicroBatchShape): number {
+  const prompt = s.method === 'prompt', prefix = s.method === 'prefix';
+  const nvt = prompt || prefix ? s.virtualTokens : 0;
+  const L = spec.numLayers, D = spec.hiddenSize, V = spec.vocabSize;
+  const R = batch.rows.length * (batch.seqLen + (prompt ? nvt : 0));
+  const C = batch.rows.reduce((n, r) => n + r.lossTokens, 0);
+  const shapes = projectionShapes(spec);
+  const linears = 2 * R * shapes.reduce((n, p) => n + p.in * p.out, 0) * L;
+  let lora = 0;
+  if ((s.method === 'lora' || s.method === 'qlora') && s.lora) {
+    const layers = (s.lora.layers ?? Array.from({ length: L }, (_, i) => i)).length;
+    PROJECTIONS.forEach((name, m) => {
+      if (s.lora!.targets.includes(name)) lora += 2 * R * s.lora!.rank * (shapes[m].in + shapes[m].out) * layers;
+    });
+  }
+  const pairs = batch.rows.reduce((n, row) => n + attentionPairs(row, s.method, nvt), 0);
+  const attention = 4 * spec.headDim * spec.numHeads * pairs * L;
+  const head = 2 * C * V * D;
+  let projection = 0;
+  if (prefix && s.prefixEncoderHidden !== null) {
+    const tokenDim = spec.numKvHeads * spec.headDim, enc = s.prefixEncoderHidden;
+    projection = 2 * nvt * (tokenDim * enc + enc * L * 2 * tokenDim);
+  }
+  return linears + lora + attention + head + projection;
 }
 
 /**

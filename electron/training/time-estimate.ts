@@ -7,13 +7,16 @@
 // GFLOP/s per configuration with the same FLOP counting. The estimate's own
 // accuracy against measured steps is in bench/results/time-estimate.md
 // (scripts/bench-time-estimate.mjs). On a GPU there is no measurement yet,
-// so no number is said there.
+// so no number is said there. A run's evaluations (eval-work.ts: how many,
+// and each one's forward over the eval rows) are part of its time: counted
+// by the same rules, said when they are a noticeable share of it.
 import type { ModelSpec } from '../engine/native.js';
 import type { Example } from './data.js';
 import type { TrainConfig, TrainMethod } from './config.js';
 import { optimizerStepGroups } from './trainer.js';
 import { addFlops, microBatchFlops, microBatchShapeOf, NO_FLOPS, stepOverheadFlops, uniformMicroBatch, type FlopSettings, type StepFlops } from './step-flops.js';
 import { calibrate, calibrationShape } from './calibration.js';
+import { evalWork, type EvalWork } from './eval-work.js';
 import type { NativeOps } from '../engine/native.js';
 
 /**
@@ -114,6 +117,58 @@ export function estimateSeconds(flops: number, s: FlopSettings, speed: Speed): T
 }
 
 /**
+ * An evaluation's forward runs faster per FLOP than a training step (no
+ * backward products in the slower layouts, no optimizer, no weight-gradient
+ * passes): its efficiency is the method's (without checkpointing's factor:
+ * an evaluation recomputes nothing) times this measured ratio. Measured
+ * 2026-11-29 with a one-off script on an AMD EPYC, 2 threads, SmolLM2-135M
+ * shape (random weights), 1 x 256 rows, LoRA and QLoRA r=16 on all linears,
+ * 20 virtual tokens: engine.evaluate against forwardBackward + optimizerStep
+ * on the same batch, interleaved, the fastest of 8 each, both counted by
+ * step-flops.ts. lora 1.12, 1.11, 1.09 (at 4 x 256: 1.15); full 1.37, 1.36,
+ * 1.36; qlora 1.24, 1.22 (and 2.10 in a run whose training steps another
+ * process slowed: left out); prompt 1.16, 1.07, 1.07; prefix 1.09, 1.06.
+ * A ratio, not the absolute figure, so that bench:cpu's per-method
+ * efficiencies (another CPU) carry over; the forward itself reached
+ * 0.79-0.90 of the GEMM yardstick for every method there.
+ */
+export const EVAL_OVER_TRAIN_EFFICIENCY: Readonly<Record<TrainMethod, number>> = {
+  lora: 1.11,
+  qlora: 1.23,
+  full: 1.36,
+  prompt: 1.07,
+  prefix: 1.07,
+};
+
+/** The share of the GEMM speed an evaluation's forward reaches (see EVAL_OVER_TRAIN_EFFICIENCY). */
+export function evalEfficiency(s: Pick<FlopSettings, 'method' | 'prefixEncoderHidden'>): number {
+  return methodEfficiency({ ...s, gradientCheckpointing: false }) * EVAL_OVER_TRAIN_EFFICIENCY[s.method];
+}
+
+/** A run's time: its training steps and its evaluations together. */
+export interface RunTime extends TimeEstimate {
+  /** the evaluations' part of `seconds` (null where `seconds` is); null: the run does not evaluate */
+  evaluating: { seconds: number | null; evaluations: number; rows: number } | null;
+}
+
+/** The evaluations' seconds: 0 for a run that does not evaluate, null where no number is said (a GPU). */
+export function evaluatingSeconds(t: RunTime): number | null {
+  return t.seconds === null ? null : t.evaluating?.seconds ?? 0;
+}
+
+/** Training seconds + evaluating seconds, each at its own efficiency. */
+export function estimateRunSeconds(work: RunWork, evaluation: EvalWork, s: FlopSettings, speed: Speed): RunTime {
+  const training = estimateSeconds(work.flops.total, s, speed);
+  if (evaluation.evaluations === 0) return { ...training, evaluating: null };
+  const seconds = speed.where === 'gpu' ? null : evaluation.flops / (speed.gflops * 1e9 * evalEfficiency(s));
+  return {
+    ...training,
+    seconds: training.seconds === null || seconds === null ? null : training.seconds + seconds,
+    evaluating: { seconds, evaluations: evaluation.evaluations, rows: evaluation.rows },
+  };
+}
+
+/**
  * Tokens per second of `batch` full rows of `seqLen`, one micro-batch per
  * optimizer step (inspect's and the Method page's figure); null on a GPU.
  */
@@ -144,18 +199,31 @@ export function compactCount(n: number): string {
 /** What a time line needs of the settings: the method, DoRA (a LoRA setting) and checkpointing. */
 type TimeWords = Pick<FlopSettings, 'method' | 'gradientCheckpointing'> & { lora?: { dora?: boolean } | null };
 
+/** the evaluations are named in the line when they take more than this share of the run */
+export const EVAL_SHARE_SAID = 0.05;
+
+/** ", of which about 6 min evaluating 500 rows 12 times" when that is more than EVAL_SHARE_SAID of the run, else "" */
+function evaluatingWords(t: TimeEstimate | RunTime): string {
+  const e = 'evaluating' in t ? t.evaluating : null;
+  if (!e || e.seconds === null || t.seconds === null || e.seconds <= EVAL_SHARE_SAID * t.seconds) return '';
+  const times = e.evaluations === 1 ? 'once' : e.evaluations === 2 ? 'twice' : `${e.evaluations.toLocaleString('en-US')} times`;
+  // "under a minute …, of which under a minute evaluating" says nothing: a short run's share as a percentage
+  const part = t.seconds < 60 ? `${Math.round((100 * e.seconds) / t.seconds)}%` : roughDuration(e.seconds);
+  return `, of which ${part} evaluating ${e.rows.toLocaleString('en-US')} row${e.rows === 1 ? '' : 's'} ${times}`;
+}
+
 /** The time part alone: "about 41 min on this CPU (…)" or, on a GPU, when it will be known. */
-export function describeTime(t: TimeEstimate, s: TimeWords): string {
+export function describeTime(t: TimeEstimate | RunTime, s: TimeWords): string {
   if (t.seconds === null) return 'time estimated once the first steps run (no GPU speed has been measured to estimate from)';
   // DoRA is counted as its extra products at LoRA's measured efficiency: bench/results/dora.md measured
   // DoRA's GFLOP/s at 1.02x LoRA's (QDoRA 1.04x QLoRA's), so its slowdown is all extra work
   const dora = (s.method === 'lora' || s.method === 'qlora') && s.lora?.dora === true ? ' (DoRA)' : '';
   const how = `${METHOD_WORDS[s.method]}${dora}${s.gradientCheckpointing ? ' with gradient checkpointing' : ''}`;
-  return `${roughDuration(t.seconds)} on this CPU (measured ${t.gflops!.toFixed(0)} GFLOP/s x ${t.efficiency!.toFixed(2)} for ${how}; an estimate, ±${Math.round(ESTIMATE_SPREAD * 100)}%)`;
+  return `${roughDuration(t.seconds)} on this CPU${evaluatingWords(t)} (measured ${t.gflops!.toFixed(0)} GFLOP/s x ${t.efficiency!.toFixed(2)} for ${how}; an estimate, ±${Math.round(ESTIMATE_SPREAD * 100)}%)`;
 }
 
 /** The CLI line before training starts. */
-export function describeRunTime(work: RunWork, t: TimeEstimate, s: TimeWords): string {
+export function describeRunTime(work: RunWork, t: TimeEstimate | RunTime, s: TimeWords): string {
   const steps = `${work.steps.toLocaleString('en-US')} step${work.steps === 1 ? '' : 's'}`;
   return `this run: ${steps}, ${compactCount(work.tokens)} tokens; ${describeTime(t, s)}`;
 }
@@ -180,15 +248,17 @@ export function speedFor(ops: Pick<NativeOps, 'gemm'>, where: { gpu: boolean; cp
   return { where: 'cpu', gflops: calibrate(ops, where.cpuModel, where.threads, shape).gflops };
 }
 
-/** Everything the CLI line and run.json say about a run's time. */
+/** Everything the CLI line and run.json say about a run's time: its training steps over `train`, its evaluations over `evalRows`. */
 export function estimateRunTime(ops: Pick<NativeOps, 'gemm'>, where: { gpu: boolean; cpuModel: string; threads: number }, spec: ModelSpec,
-  config: Pick<TrainConfig, 'method' | 'lora' | 'prompt' | 'prefix' | 'gradientCheckpointing' | 'batchSize' | 'gradAccum' | 'seed' | 'seqLen'>,
-  train: readonly Example[], totalSteps: number): { work: RunWork; time: TimeEstimate; line: string } {
+  config: Pick<TrainConfig, 'method' | 'lora' | 'prompt' | 'prefix' | 'gradientCheckpointing' | 'batchSize' | 'gradAccum' | 'seed' | 'seqLen' | 'evalEvery'>,
+  train: readonly Example[], totalSteps: number, evalRows: readonly Example[]): { work: RunWork; evalWork: EvalWork; time: RunTime; line: string } {
   const s = flopSettingsOf(config, spec);
   const work = runWork(spec, s, train, { totalSteps, batchSize: config.batchSize, gradAccum: config.gradAccum, seed: config.seed });
+  const evaluation = evalWork(spec, s, evalRows, { totalSteps, evalEvery: config.evalEvery, batchSize: config.batchSize });
   const meanRow = train.length ? train.reduce((n, e) => n + e.inputIds.length, 0) / train.length : config.seqLen;
-  const time = estimateSeconds(work.flops.total, s, speedFor(ops, where, spec, Math.min(train.length || 1, config.batchSize) * meanRow));
-  return { work, time, line: describeRunTime(work, time, s) };
+  // one yardstick for both parts: the eval batches are as wide as the training micro-batches (same --batch-size)
+  const time = estimateRunSeconds(work, evaluation, s, speedFor(ops, where, spec, Math.min(train.length || 1, config.batchSize) * meanRow));
+  return { work, evalWork: evaluation, time, line: describeRunTime(work, time, s) };
 }
 
 /** The estimate, or null when it cannot be made (an unreadable home, an addon without ops): it must never stop a run. */

@@ -2,8 +2,9 @@
 // user's edits (validated as they type; only values that differ from the
 // default go into studio.hyper), a debounced checkRun after every valid edit
 // so the memory verdict follows the form (and with it the settings that look
-// like a slip, shown by their fields), and starting the run.
-import type { ApiTransport, HyperparameterSpec, RunCheck, RunSettings, RunWarning } from '../../../electron/api/contract.js';
+// like a slip, shown by their fields, and when the run does not fit the
+// settings that would, set with one click), and starting the run.
+import type { ApiTransport, HyperparameterSpec, RunCheck, RunFitAlternative, RunSettings, RunWarning } from '../../../electron/api/contract.js';
 import {
   inputFor,
   keepKnown,
@@ -14,6 +15,7 @@ import {
   withValue,
   type FieldInput,
   type HyperKey,
+  type HyperValue,
 } from './hyperparameter-fields.js';
 import type { Studio } from './studio.svelte.js';
 
@@ -118,6 +120,41 @@ export class HyperparametersPage {
   /** Why keep-best / early stopping are off for the run on screen (null: they apply, or `key` is another field). */
   evalJudgedOff(key: HyperKey): string | null {
     return evalJudgedOff(key, this.studio.hyper, this.studio.evalData);
+  }
+
+  /**
+   * The settings that would fit (the current verdict's, none while a field is
+   * invalid): what the service found with the engine's estimate.
+   */
+  get alternatives(): RunFitAlternative[] {
+    return this.currentCheck?.alternatives ?? [];
+  }
+
+  /**
+   * Sets a fitting alternative's fields as typing them would (a value equal to
+   * the default drops out of the settings); one that changes the method
+   * switches it as the Method page does (the method's own settings put aside
+   * or brought back) and loads that method's form. Either way the check runs
+   * again at once: the verdict is the new settings'.
+   */
+  async applyAlternative(alternative: RunFitAlternative): Promise<void> {
+    const fields = Object.entries(alternative.hyper) as [HyperKey, HyperValue][];
+    if (alternative.method !== undefined && alternative.method !== this.studio.method) {
+      // batch, sequence and checkpointing mean the same under every method: set here, they carry over
+      for (const [key, value] of fields) {
+        const spec = this.specs.find((s) => s.key === key);
+        if (spec) this.studio.hyper = withValue(this.studio.hyper, spec, value);
+      }
+      this.studio.chooseMethod(alternative.method);
+      // the new method's specs, and a check of the settings they read
+      await this.load();
+      return;
+    }
+    for (const [key, value] of fields) {
+      const spec = this.specs.find((s) => s.key === key);
+      if (spec) this.edit(key, inputFor(spec, value));
+    }
+    this.scheduleCheck(0);
   }
 
   /** Back to the method's default. */

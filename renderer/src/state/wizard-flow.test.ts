@@ -188,7 +188,9 @@ describe('a run the estimate says will not fit', () => {
     await until('the memory verdict', () => !page.checkPending && studio.check?.memory?.fits === false);
     expect(studio.check!.ok).toBe(false);
     expect(studio.check!.errors).toEqual([]);
-    expect(studio.check!.verdict).toMatch(/^Does not fit (in RAM|on .+): needs about .*lower the batch size/);
+    // with the settings that would fit: the largest batch first
+    expect(studio.check!.verdict).toMatch(/^Does not fit (in RAM|on .+): needs about .* available\. These fit: batch size \d+, gradient accumulation \d+ /);
+    expect(studio.check!.alternatives[0].hyper.batchSize).toBeLessThan(30000);
     expect(page.memoryIsTheOnlyProblem).toBe(true);
     expect(page.canStart).toBe(false);
     page.ignoreMemory = true;

@@ -1,0 +1,114 @@
+// checkRun for a run that does not fit: the settings that would, in the
+// form's words and values, each held against the engine's estimate (asked
+// here directly, for the check's own config) and the budget the check used;
+// none for a run that fits or is refused; and the verdict's words when only a
+// combination fits or nothing does (budgets given as numbers).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DemoPaths, RunCheck } from '../api/contract.js';
+import { loadAddon } from '../engine/load.js';
+import type { MemoryEstimateOptions } from '../engine/native.js';
+import { openModelFolder, type ModelFolder } from '../models/folder.js';
+import { tempDir } from '../testing/e2e-fixtures.js';
+import type { LoraSettings, TrainConfig } from '../training/config.js';
+import { fittingAlternatives } from '../training/fit-alternatives.js';
+import { fitAdvice, formAlternative } from './run-check.js';
+import { createStudioService, type StudioService } from './service.js';
+
+process.env.PEFT_STUDIO_HOME = tempDir('service-fit-home');
+
+let service: StudioService;
+let demo: DemoPaths;
+
+async function ok<T>(method: 'checkRun' | 'demoPaths', request: unknown): Promise<T> {
+  const result = await service.call(method, request);
+  if (!result.ok) throw new Error(`${method} failed: ${JSON.stringify(result.error)}`);
+  return result.value as T;
+}
+
+beforeAll(async () => {
+  service = createStudioService({ mode: 'browser', allowedRoots: null });
+  demo = await ok<DemoPaths>('demoPaths', {});
+});
+afterAll(() => service.close());
+
+const taskTrain = () => demo.datasets.find((d) => d.name === 'task-train')!.path;
+
+/** The engine's estimate for the demo model, asked directly: LoRA rank 8 on q/v at 256 tokens unless `over` says otherwise. */
+function engineBytes(folder: ModelFolder, over: Partial<MemoryEstimateOptions>): number {
+  return loadAddon().estimateMemory(folder.spec, {
+    device: 'cpu', precision: 'fp32', method: 'lora', quantization: null, weightDType: 'F16',
+    batchSize: 1, seqLen: 256, lora: { rank: 8, targets: ['q_proj', 'v_proj'], layers: null, dropout: 0, dora: false },
+    gradientCheckpointing: false, optimizer: 'adamw', ...over,
+  }).totalBytes;
+}
+
+describe('checkRun: what would fit', () => {
+  it('a run over any RAM: the largest batch and the longest sequence that fit, as form values and in the verdict', async () => {
+    const folder = await openModelFolder(demo.model);
+    // 30000 rows of 256 tokens: within one step's limit, far over any test machine's RAM
+    const c = await ok<RunCheck>('checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { batchSize: 30000, gradAccum: 2, steps: 1, device: 'cpu' } });
+    expect(c.errors).toEqual([]);
+    expect(c.ok).toBe(false);
+    expect(c.memory!.fits).toBe(false);
+    const available = c.memory!.availableBytes;
+    // checkpointing halves the activations at most, QLoRA shrinks the (tiny) weights: neither fits on its own
+    expect(c.alternatives.map((a) => Object.keys(a.hyper))).toEqual([['batchSize', 'gradAccum'], ['seqLen']]);
+    const [batch, seq] = c.alternatives;
+    const b = batch.hyper.batchSize!;
+    expect(engineBytes(folder, { batchSize: b })).toBe(batch.totalBytes);
+    expect(batch.totalBytes).toBeLessThanOrEqual(available);
+    expect(engineBytes(folder, { batchSize: b + 1 })).toBeGreaterThan(available);
+    // 2 x 30000 rows per step kept (rounded up when b does not divide them)
+    const accum = Math.ceil(60000 / b);
+    expect(batch.hyper.gradAccum).toBe(accum);
+    expect(batch.label).toBe(`batch size ${b}, gradient accumulation ${accum}`);
+    expect(batch.detail).toBe(60000 % b === 0 ? null : `an effective batch of ${b * accum} instead of 60000`);
+    expect(batch.method).toBeUndefined();
+    const s = seq.hyper.seqLen!;
+    expect(seq.totalBytes).toBe(engineBytes(folder, { batchSize: 30000, seqLen: s }));
+    expect(seq.totalBytes).toBeLessThanOrEqual(available);
+    expect(engineBytes(folder, { batchSize: 30000, seqLen: s < 64 ? s + 1 : s + 64 })).toBeGreaterThan(available);
+    expect(seq.label).toBe(`sequence length ${s}`);
+    expect(c.verdict).toMatch(/^Does not fit in RAM: needs about [\d.]+ GiB, [\d.]+ GiB available\. These fit: batch size \d+, gradient accumulation \d+ \([\d.]+ GiB(; an effective batch of \d+ instead of 60000)?\); sequence length \d+ \([\d.]+ [KMG]iB(; \d+ of 111 rows are longer and would be cut)?\)\.$/);
+    // the data's rows (111 in the file) are counted against the shorter sequence
+    expect(seq.detail === null || /^\d+ of 111 rows are longer and would be cut$/.test(seq.detail)).toBe(true);
+  });
+
+  it('a run that fits, and a refused one, have none', async () => {
+    const fits = await ok<RunCheck>('checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { steps: 1, device: 'cpu' } });
+    expect(fits.ok).toBe(true);
+    expect(fits.alternatives).toEqual([]);
+    const refused = await ok<RunCheck>('checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { batchSize: 0 } });
+    expect(refused.config).toBeNull();
+    expect(refused.alternatives).toEqual([]);
+  });
+});
+
+describe('the verdict in the form\'s words', () => {
+  const lora: LoraSettings = { rank: 8, alpha: 16, dropout: 0, rslora: false, dora: false, targets: ['q_proj', 'v_proj'], layers: null, init: 'default' };
+  const run = (over: Partial<TrainConfig> = {}): TrainConfig =>
+    ({ method: 'lora', lora, quantization: null, batchSize: 16, gradAccum: 1, seqLen: 256, gradientCheckpointing: false, optimizer: 'adamw', precision: 'fp32', ...over }) as TrainConfig;
+  const CPU = { device: 'cpu' as const, precision: 'fp32' as const };
+
+  it('checkpointing and QLoRA as buttons: their fields and the method, with the changed run\'s estimate', async () => {
+    const folder = await openModelFolder(demo.model);
+    const fit = fittingAlternatives(loadAddon(), folder, run({ batchSize: 4 }), lora, CPU, engineBytes(folder, { batchSize: 4 }) - 1);
+    const [, , checkpointing, qlora] = fit.alternatives.map(formAlternative);
+    expect(checkpointing).toEqual({ label: 'gradient checkpointing', detail: null, hyper: { gradientCheckpointing: true }, totalBytes: engineBytes(folder, { batchSize: 4, gradientCheckpointing: true }) });
+    expect(qlora).toEqual({
+      label: 'QLoRA on a 4-bit base', detail: null, method: 'qlora', hyper: {},
+      totalBytes: engineBytes(folder, { batchSize: 4, quantization: { type: 'nf4', blocksize: 64, doubleQuant: true } }),
+    });
+    expect(fitAdvice(fit, { gpu: false })).toMatch(/^These fit: batch size 3, gradient accumulation 2 \([\d.]+ MiB; an effective batch of 6 instead of 4\); sequence length 192 \([\d.]+ MiB\); gradient checkpointing \([\d.]+ MiB\); QLoRA on a 4-bit base \([\d.]+ MiB\)\.$/);
+  });
+
+  it('nothing fits: says what was tried and what even the leanest needs; on a GPU, the CPU', async () => {
+    const folder = await openModelFolder(demo.model);
+    const fit = fittingAlternatives(loadAddon(), folder, run(), lora, CPU, 1024);
+    const leanest = engineBytes(folder, { batchSize: 1, gradientCheckpointing: true, quantization: { type: 'nf4', blocksize: 64, doubleQuant: true } });
+    const words = `Nothing the form can change makes it fit (tried: a smaller batch size, a shorter sequence length, gradient checkpointing, QLoRA on a 4-bit base, alone and together): ` +
+      `even batch size 1, gradient accumulation 16 with gradient checkpointing and QLoRA on a 4-bit base needs about ${(leanest / 2 ** 20).toFixed(1)} MiB`;
+    expect(fitAdvice(fit, { gpu: false })).toBe(`${words}.`);
+    expect(fitAdvice(fit, { gpu: true })).toBe(`${words}; choose the CPU as the Device (advanced settings).`);
+  });
+});

@@ -3,35 +3,18 @@
 // here directly, for the check's own config) and the budget the check used;
 // none for a run that fits or is refused; and the verdict's words when only a
 // combination fits or nothing does (budgets given as numbers).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DemoPaths, RunCheck } from '../api/contract.js';
+import { describe, expect, it } from 'vitest';
+import type { RunCheck } from '../api/contract.js';
 import { loadAddon } from '../engine/load.js';
 import type { MemoryEstimateOptions } from '../engine/native.js';
 import { openModelFolder, type ModelFolder } from '../models/folder.js';
-import { tempDir } from '../testing/e2e-fixtures.js';
+import { serviceForTests } from '../testing/service-fixture.js';
 import type { LoraSettings, TrainConfig } from '../training/config.js';
 import { fittingAlternatives } from '../training/fit-alternatives.js';
 import { fitAdvice, formAlternative } from './run-check.js';
-import { createStudioService, type StudioService } from './service.js';
 
-process.env.PEFT_STUDIO_HOME = tempDir('service-fit-home');
-
-let service: StudioService;
-let demo: DemoPaths;
-
-async function ok<T>(method: 'checkRun' | 'demoPaths', request: unknown): Promise<T> {
-  const result = await service.call(method, request);
-  if (!result.ok) throw new Error(`${method} failed: ${JSON.stringify(result.error)}`);
-  return result.value as T;
-}
-
-beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
-  demo = await ok<DemoPaths>('demoPaths', {});
-});
-afterAll(() => service.close());
-
-const taskTrain = () => demo.datasets.find((d) => d.name === 'task-train')!.path;
+const studio = serviceForTests('service-fit-home');
+const { ok, taskTrain } = studio;
 
 /** The engine's estimate for the demo model, asked directly: LoRA rank 8 on q/v at 256 tokens unless `over` says otherwise. */
 function engineBytes(folder: ModelFolder, over: Partial<MemoryEstimateOptions>): number {
@@ -44,9 +27,9 @@ function engineBytes(folder: ModelFolder, over: Partial<MemoryEstimateOptions>):
 
 describe('checkRun: what would fit', () => {
   it('a run over any RAM: the largest batch and the longest sequence that fit, as form values and in the verdict', async () => {
-    const folder = await openModelFolder(demo.model);
+    const folder = await openModelFolder(studio.demo.model);
     // 30000 rows of 256 tokens: within one step's limit, far over any test machine's RAM
-    const c = await ok<RunCheck>('checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { batchSize: 30000, gradAccum: 2, steps: 1, device: 'cpu' } });
+    const c = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: taskTrain(), method: 'lora', hyper: { batchSize: 30000, gradAccum: 2, steps: 1, device: 'cpu' } });
     expect(c.errors).toEqual([]);
     expect(c.ok).toBe(false);
     expect(c.memory!.fits).toBe(false);
@@ -75,10 +58,10 @@ describe('checkRun: what would fit', () => {
   });
 
   it('a run that fits, and a refused one, have none', async () => {
-    const fits = await ok<RunCheck>('checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { steps: 1, device: 'cpu' } });
+    const fits = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: taskTrain(), method: 'lora', hyper: { steps: 1, device: 'cpu' } });
     expect(fits.ok).toBe(true);
     expect(fits.alternatives).toEqual([]);
-    const refused = await ok<RunCheck>('checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { batchSize: 0 } });
+    const refused = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: taskTrain(), method: 'lora', hyper: { batchSize: 0 } });
     expect(refused.config).toBeNull();
     expect(refused.alternatives).toEqual([]);
   });
@@ -91,7 +74,7 @@ describe('the verdict in the form\'s words', () => {
   const CPU = { device: 'cpu' as const, precision: 'fp32' as const };
 
   it('checkpointing and QLoRA as buttons: their fields and the method, with the changed run\'s estimate', async () => {
-    const folder = await openModelFolder(demo.model);
+    const folder = await openModelFolder(studio.demo.model);
     const fit = fittingAlternatives(loadAddon(), folder, run({ batchSize: 4 }), lora, CPU, engineBytes(folder, { batchSize: 4 }) - 1);
     const [, , checkpointing, qlora] = fit.alternatives.map(formAlternative);
     expect(checkpointing).toEqual({ label: 'gradient checkpointing', detail: null, hyper: { gradientCheckpointing: true }, totalBytes: engineBytes(folder, { batchSize: 4, gradientCheckpointing: true }) });
@@ -103,7 +86,7 @@ describe('the verdict in the form\'s words', () => {
   });
 
   it('nothing fits: says what was tried and what even the leanest needs; on a GPU, the CPU', async () => {
-    const folder = await openModelFolder(demo.model);
+    const folder = await openModelFolder(studio.demo.model);
     const fit = fittingAlternatives(loadAddon(), folder, run(), lora, CPU, 1024);
     const leanest = engineBytes(folder, { batchSize: 1, gradientCheckpointing: true, quantization: { type: 'nf4', blocksize: 64, doubleQuant: true } });
     const words = `Nothing the form can change makes it fit (tried: a smaller batch size, a shorter sequence length, gradient checkpointing, QLoRA on a 4-bit base, alone and together): ` +

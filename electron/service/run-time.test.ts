@@ -1,35 +1,20 @@
 // checkRun carries the time estimate: the steps and tokens of the rows the
 // run would really have, the seconds from this CPU's measured GEMM speed
 // (its evaluations included), and on a GPU no number at all.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DemoPaths, RunCheck } from '../api/contract.js';
+import { describe, expect, it } from 'vitest';
+import type { RunCheck } from '../api/contract.js';
 import { loadAddon } from '../engine/load.js';
 import { openModelFolder } from '../models/folder.js';
-import { tempDir } from '../testing/e2e-fixtures.js';
+import { serviceForTests } from '../testing/service-fixture.js';
 import { runTimeCheck } from './run-time.js';
-import { createStudioService, type StudioService } from './service.js';
 
-process.env.PEFT_STUDIO_HOME = tempDir('service-time-home');
-
-let service: StudioService;
-let demo: DemoPaths;
-
-async function ok<T>(method: 'checkRun' | 'demoPaths', request: unknown): Promise<T> {
-  const result = await service.call(method, request);
-  if (!result.ok) throw new Error(`${method} failed: ${JSON.stringify(result.error)}`);
-  return result.value as T;
-}
-
-beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
-  demo = await ok<DemoPaths>('demoPaths', {});
-});
-afterAll(() => service.close());
+const studio = serviceForTests('service-time-home');
+const { ok } = studio;
 
 describe('checkRun: how long', () => {
   it('says the steps, tokens and time on the CPU before the start', async () => {
-    const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
-    const c = await ok<RunCheck>('checkRun', { model: demo.model, data, method: 'lora', hyper: { steps: 3, batchSize: 2, device: 'cpu' } });
+    const data = studio.taskTrain();
+    const c = await ok<RunCheck>('checkRun', { model: studio.demo.model, data, method: 'lora', hyper: { steps: 3, batchSize: 2, device: 'cpu' } });
     expect(c.errors).toEqual([]);
     expect(c.time).not.toBeNull();
     expect(c.time!.steps).toBe(3);
@@ -39,15 +24,15 @@ describe('checkRun: how long', () => {
     expect(c.time!.seconds).toBeGreaterThan(0);
     expect(c.time!.text).toMatch(/^(about \d+ (h \d+ )?min|under a minute) on this CPU \(measured \d+ GFLOP\/s x 0\.\d\d for LoRA; an estimate, ±30%\)$/);
     // twice the steps: more rows gone through, more time
-    const longer = await ok<RunCheck>('checkRun', { model: demo.model, data, method: 'lora', hyper: { steps: 6, batchSize: 2, device: 'cpu' } });
+    const longer = await ok<RunCheck>('checkRun', { model: studio.demo.model, data, method: 'lora', hyper: { steps: 6, batchSize: 2, device: 'cpu' } });
     expect(longer.time!.steps).toBe(6);
     expect(longer.time!.seconds).toBeGreaterThan(c.time!.seconds!);
   });
 
   it('counts the evaluations: each one more adds the same time, and the sentence says their part', async () => {
-    const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
+    const data = studio.taskTrain();
     const check = async (evalEvery: number) =>
-      (await ok<RunCheck>('checkRun', { model: demo.model, data, method: 'lora', hyper: { steps: 6, batchSize: 4, evalSplit: 0.5, evalEvery, device: 'cpu' } })).time!;
+      (await ok<RunCheck>('checkRun', { model: studio.demo.model, data, method: 'lora', hyper: { steps: 6, batchSize: 4, evalSplit: 0.5, evalEvery, device: 'cpu' } })).time!;
     // 6 steps: at the end only (1 evaluation), every 2 (3), every step (6); the same split rows each time
     const [one, three, six] = [await check(0), await check(2), await check(1)];
     expect(three.steps).toBe(6);
@@ -55,14 +40,14 @@ describe('checkRun: how long', () => {
     expect((six.seconds! - one.seconds!) / (three.seconds! - one.seconds!)).toBeCloseTo(5 / 2, 9);
     // half the task's rows 6 times against 6 steps of 4 rows: most of the run
     expect(six.text).toMatch(/^(about \d+ (h \d+ )?min|under a minute) on this CPU, of which (about \d+ (h \d+ )?min|\d+%) evaluating \d+ rows 6 times \(measured /);
-    const none = await ok<RunCheck>('checkRun', { model: demo.model, data, method: 'lora', hyper: { steps: 6, batchSize: 4, device: 'cpu' } });
+    const none = await ok<RunCheck>('checkRun', { model: studio.demo.model, data, method: 'lora', hyper: { steps: 6, batchSize: 4, device: 'cpu' } });
     expect(none.time!.text).not.toContain('evaluating');
   });
 
   it('on a GPU says no number', async () => {
-    const data = demo.datasets.find((d) => d.name === 'task-train')!.path;
-    const c = await ok<RunCheck>('checkRun', { model: demo.model, data, method: 'lora', hyper: { steps: 3, device: 'cpu' } });
-    const folder = await openModelFolder(demo.model);
+    const data = studio.taskTrain();
+    const c = await ok<RunCheck>('checkRun', { model: studio.demo.model, data, method: 'lora', hyper: { steps: 3, device: 'cpu' } });
+    const folder = await openModelFolder(studio.demo.model);
     const onGpu = await runTimeCheck(loadAddon(), c.config!, folder, true);
     expect(onGpu).toEqual({ steps: 3, tokens: expect.any(Number), seconds: null, text: 'time estimated once the first steps run (no GPU speed has been measured to estimate from)' });
   });

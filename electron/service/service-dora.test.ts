@@ -3,34 +3,23 @@
 // training settings, refused with another method naming its field, and the
 // checked run's config and memory estimate (one trained magnitude per output
 // of every adapted linear, counted here from the model's own shape).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiMethod, DemoPaths, HyperparameterSpec, RunCheck } from '../api/contract.js';
+import { describe, expect, it } from 'vitest';
+import type { HyperparameterSpec, RunCheck } from '../api/contract.js';
 import { PEFT_DEFAULT_TARGETS } from '../adapters/peft-config.js';
 import { openModelFolder } from '../models/folder.js';
-import { tempDir } from '../testing/e2e-fixtures.js';
-import { callOk, callRefused } from '../testing/service-calls.js';
+import { serviceForTests } from '../testing/service-fixture.js';
+import { callRefused } from '../testing/service-calls.js';
 import { PathPolicy } from './paths.js';
 import { parseRunSettings } from './run-settings.js';
-import { createStudioService, type StudioService } from './service.js';
 
-process.env.PEFT_STUDIO_HOME = tempDir('service-dora-home');
-
-let service: StudioService;
-let demo: DemoPaths;
-const ok = <T>(method: ApiMethod, request: unknown) => callOk<T>(service, method, request);
-const taskTrain = () => demo.datasets.find((d) => d.name === 'task-train')!.path;
-const settings = (method: string, hyper: Record<string, unknown>) => ({ model: demo.model, data: taskTrain(), method, hyper: { threads: 1, steps: 2, ...hyper } });
-
-beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
-  demo = await ok<DemoPaths>('demoPaths', {});
-});
-afterAll(() => service.close());
+const studio = serviceForTests('service-dora-home');
+const { ok, taskTrain } = studio;
+const settings = (method: string, hyper: Record<string, unknown>) => ({ model: studio.demo.model, data: taskTrain(), method, hyper: { threads: 1, steps: 2, ...hyper } });
 
 describe('the DoRA toggle of the run form', () => {
   it('is a LoRA / QLoRA setting, off by default, beside rank-stabilized LoRA, with what it does and costs', async () => {
     for (const method of ['lora', 'qlora']) {
-      const specs = await ok<HyperparameterSpec[]>('hyperparameters', { model: demo.model, method });
+      const specs = await ok<HyperparameterSpec[]>('hyperparameters', { model: studio.demo.model, method });
       const keys = specs.map((s) => s.key);
       expect(keys.indexOf('dora'), method).toBe(keys.indexOf('rslora') + 1);
       expect(specs.find((s) => s.key === 'dora')).toEqual({
@@ -43,7 +32,7 @@ describe('the DoRA toggle of the run form', () => {
       });
     }
     for (const method of ['full', 'prompt', 'prefix']) {
-      const specs = await ok<HyperparameterSpec[]>('hyperparameters', { model: demo.model, method });
+      const specs = await ok<HyperparameterSpec[]>('hyperparameters', { model: studio.demo.model, method });
       expect(specs.some((s) => s.key === 'dora'), method).toBe(false);
     }
   });
@@ -71,7 +60,7 @@ describe('hyper.dora in a request', () => {
       expect(c.ok, method).toBe(false);
       expect(c.errors, method).toEqual([{ field: 'hyper.dora', message: 'dora applies to method lora and qlora only' }]);
     }
-    expect(await callRefused(service, 'startRun', settings('prompt', { dora: true }))).toMatchObject({ code: 'invalid', field: 'hyper.dora' });
+    expect(await callRefused(studio.service, 'startRun', settings('prompt', { dora: true }))).toMatchObject({ code: 'invalid', field: 'hyper.dora' });
     // off is no choice at all: every method takes it
     expect((await ok<RunCheck>('checkRun', settings('prompt', { dora: false }))).errors).toEqual([]);
   });
@@ -79,7 +68,7 @@ describe('hyper.dora in a request', () => {
 
 describe('a DoRA run checked before it starts', () => {
   it('its config says DoRA, and the estimate counts one trained magnitude per output of each adapted linear', async () => {
-    const { spec } = await openModelFolder(demo.model);
+    const { spec } = await openModelFolder(studio.demo.model);
     // the demo's adapted linears with the default targets: q_proj (heads x head size outputs) and v_proj (kv heads x head size)
     expect([...PEFT_DEFAULT_TARGETS]).toEqual(['q_proj', 'v_proj']);
     const magnitudes = spec.numLayers * (spec.numHeads * spec.headDim + spec.numKvHeads * spec.headDim);

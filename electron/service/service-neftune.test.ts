@@ -5,38 +5,25 @@
 // may not change it.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiEvent, ApiMethod, DemoPaths, HyperparameterSpec, RunCheck, StartedRun } from '../api/contract.js';
+import { describe, expect, it } from 'vitest';
+import type { HyperparameterSpec, RunCheck, StartedRun } from '../api/contract.js';
 import { TRAIN_METHODS } from '../training/config.js';
-import { tempDir } from '../testing/e2e-fixtures.js';
-import { callOk, callRefused, runEnd } from '../testing/service-calls.js';
+import { serviceForTests } from '../testing/service-fixture.js';
+import { callRefused, runEnd } from '../testing/service-calls.js';
 import { PathPolicy } from './paths.js';
 import { parseResumeRequest, parseRunSettings } from './run-settings.js';
-import { createStudioService, type StudioService } from './service.js';
 
-process.env.PEFT_STUDIO_HOME = tempDir('service-neftune-home');
-
-let service: StudioService;
-let demo: DemoPaths;
-const events: ApiEvent[] = [];
-const ok = <T>(method: ApiMethod, request: unknown) => callOk<T>(service, method, request);
-const taskTrain = () => demo.datasets.find((d) => d.name === 'task-train')!.path;
-const settings = (method: string, hyper: Record<string, unknown>) => ({ model: demo.model, data: taskTrain(), method, hyper: { threads: 1, steps: 2, batchSize: 4, ...hyper } });
+const studio = serviceForTests('service-neftune-home');
+const { ok, taskTrain, events } = studio;
+const settings = (method: string, hyper: Record<string, unknown>) => ({ model: studio.demo.model, data: taskTrain(), method, hyper: { threads: 1, steps: 2, batchSize: 4, ...hyper } });
 
 const HELP = 'Adds small random noise to the input embeddings while training (NEFTune). Often improves instruction-following answers; ' +
   '5 is a common value, 0 turns it off. Nothing changes at evaluation or when the model answers.';
 
-beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
-  service.onEvent((e) => events.push(e));
-  demo = await ok<DemoPaths>('demoPaths', {});
-});
-afterAll(() => service.close());
-
 describe('the NEFTune field of the run form', () => {
   it('every method has it: advanced, a number from 0, off by default, after gradient clipping', async () => {
     for (const method of TRAIN_METHODS) {
-      const specs = await ok<HyperparameterSpec[]>('hyperparameters', { model: demo.model, method });
+      const specs = await ok<HyperparameterSpec[]>('hyperparameters', { model: studio.demo.model, method });
       const keys = specs.map((s) => s.key);
       expect(keys.indexOf('neftuneAlpha'), method).toBe(keys.indexOf('clip') + 1);
       expect(specs.find((s) => s.key === 'neftuneAlpha'), method).toEqual({
@@ -69,7 +56,7 @@ describe('hyper.neftuneAlpha in a request', () => {
     const bad = await ok<RunCheck>('checkRun', settings('lora', { neftuneAlpha: -0.5 }));
     expect(bad.ok).toBe(false);
     expect(bad.errors).toEqual([{ field: 'hyper.neftuneAlpha', message: 'hyper.neftuneAlpha must be a number >= 0 and <= 10000, got -0.5' }]);
-    expect(await callRefused(service, 'startRun', settings('lora', { neftuneAlpha: -0.5 }))).toMatchObject({ code: 'invalid', field: 'hyper.neftuneAlpha' });
+    expect(await callRefused(studio.service, 'startRun', settings('lora', { neftuneAlpha: -0.5 }))).toMatchObject({ code: 'invalid', field: 'hyper.neftuneAlpha' });
     for (const method of ['lora', 'full', 'prefix']) {
       const good = await ok<RunCheck>('checkRun', settings(method, { neftuneAlpha: 5 }));
       expect(good.errors, method).toEqual([]);
@@ -86,7 +73,7 @@ describe('hyper.neftuneAlpha in a request', () => {
 describe('a run started with NEFTune', () => {
   it('trains with it and its run.json records it', { timeout: 120_000 }, async () => {
     const started = await ok<StartedRun>('startRun', settings('lora', { neftuneAlpha: 5 }));
-    const end = await runEnd(service, events, started.runId);
+    const end = await runEnd(studio.service, events, started.runId);
     expect(end.type, JSON.stringify(end)).toBe('finished');
     const record = JSON.parse(readFileSync(join(started.runDir, 'run.json'), 'utf8'));
     expect(record.config.neftuneAlpha).toBe(5);

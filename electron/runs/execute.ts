@@ -254,7 +254,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     const budget = memoryBudget(device);
     const available = budget.availableBytes;
     memory = { estimateBytes: estimate.totalBytes, availableBytes: available, where: budget.where, gpu: budget.gpu };
-    const shortfall = memoryShortfall(estimate, budget, { ...config, precision: precision.precision }, fittingAlternatives(addon, folder, config, config.lora, { device: device.device, precision: precision.precision }, budget, { resumed: options.resume === true, rowLengths: data.train.map((e) => e.inputIds.length) }));
+    const shortfall = memoryShortfall(estimate, budget, { ...config, precision: precision.precision }, fittingAlternatives(addon, folder, config, config.lora, { device: device.device, precision: precision.precision }, budget, { resumed: options.resume === true, rowLengths: config.pack ? undefined : data.train.map((e) => e.inputIds.length) }));
     if (shortfall !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(shortfall);
     /** what is said once the started event is out */
     const afterStart: string[] = [];

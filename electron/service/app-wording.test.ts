@@ -91,8 +91,20 @@ describe('inAppWords: the device and precision advice as a choice in the app', (
     const cli = memoryShortfall(estimate, memoryBudget({ gpu: null }, 6 * 2 ** 30), config, fit)!;
     expect(cli).toContain('This fits: --gradient-checkpointing (5.00 GiB); or pass --ignore-memory-check to start anyway.');
     const app = inAppWords(cli, 'resume');
-    expect(app).toContain('This fits: gradient checkpointing, tick it in the Resume options (5.00 GiB); or tick "Resume even if the memory check says it does not fit" in the Resume options.');
+    expect(app).toContain('This fits: gradient checkpointing (tick it in the Resume options; 5.00 GiB); or tick "Resume even if the memory check says it does not fit" in the Resume options.');
     expect(app).not.toMatch(/--gradient-checkpointing|--ignore-memory-check/);
+    // nothing fits, on a GPU: checkpointing would still need more; the CPU is the other way
+    const none: FitAlternatives = {
+      alternatives: [], tried: ['gradient-checkpointing'], resumed: true,
+      leanest: { changes: ['gradient-checkpointing'], flags: '--gradient-checkpointing', form: { gradientCheckpointing: true }, effectiveBatch: null, totalBytes: 6.5 * 2 ** 30, longerRows: null },
+    };
+    const onGpu = memoryShortfall(estimate, memoryBudget({ gpu: h200 }), config, none)!;
+    expect(onGpu).toContain('Nothing tried fits on this device: with --gradient-checkpointing it still needs about 6.50 GiB (a resumed run keeps its batch size, sequence length and method); another device: --device cpu --precision fp32; or pass');
+    const onGpuApp = inAppWords(onGpu, 'resume');
+    expect(onGpuApp).toContain('with gradient checkpointing (tick it in the Resume options) it still needs about 6.50 GiB');
+    expect(onGpuApp).toContain('; another device: the CPU (choose cpu as the device in the Resume options); or tick "Resume even if');
+    expect(onGpuApp).not.toMatch(NO_FLAG);
+    expect(onGpuApp).not.toMatch(/--gradient-checkpointing|--ignore-memory-check/);
   });
 
   it('out of memory on a GPU mid-run (runs/crash-report.ts): continue on the CPU is Resume with cpu chosen', () => {

@@ -59,7 +59,9 @@ const RULES: Rule[] = [
   // the memory check's other ways out that the Resume options (or the form) offer
   [/(?<=Try (?:[^;]*, )?)--gradient-checkpointing(?=[,;])/g, (c) => `gradient checkpointing (${CHECKPOINTING[c]})`],
   // the settings that would fit (training/fit-alternatives.ts), listed with their estimate: "This fits: --gradient-checkpointing (5.20 GiB)"
-  [/(?<=fits?: (?:[^;]*; )?)--gradient-checkpointing \(/g, (c) => `gradient checkpointing, ${CHECKPOINTING[c]} (`],
+  [/(?<=fits?: (?:[^;]*; )?)--gradient-checkpointing \(/g, (c) => `gradient checkpointing (${CHECKPOINTING[c]}; `],
+  // and when nothing does: "with --gradient-checkpointing it still needs about …"
+  [/(?<=with )--gradient-checkpointing(?= it still needs)/g, (c) => `gradient checkpointing (${CHECKPOINTING[c]})`],
   [/; or pass --ignore-memory-check to start anyway\./g, (c) => `; or ${IGNORE_MEMORY[c]}.`],
   // bf16 where it cannot be had (engine/precision.ts, named --precision or precision)
   [/\bUse (?:--)?precision fp32 or auto\b/g, (c) => capitalized(CHOOSE_PRECISION[c])],

@@ -38,12 +38,13 @@ describe('checkRun: what would fit', () => {
     expect(c.alternatives.map((a) => Object.keys(a.hyper))).toEqual([['batchSize', 'gradAccum'], ['seqLen']]);
     const [batch, seq] = c.alternatives;
     const b = batch.hyper.batchSize!;
+    const accum = batch.hyper.gradAccum!;
     expect(engineBytes(folder, { batchSize: b })).toBe(batch.totalBytes);
     expect(batch.totalBytes).toBeLessThanOrEqual(available);
-    expect(engineBytes(folder, { batchSize: b + 1 })).toBeGreaterThan(available);
-    // 2 x 30000 rows per step kept (rounded up when b does not divide them)
-    const accum = Math.ceil(60000 / b);
-    expect(batch.hyper.gradAccum).toBe(accum);
+    // 2 x 30000 rows per step kept: the fewest accumulation steps whose batch fits (one fewer needs a batch that does not), the batch as even as it can be
+    expect(engineBytes(folder, { batchSize: Math.ceil(60000 / (accum - 1)) })).toBeGreaterThan(available);
+    expect(b).toBe(Math.ceil(60000 / accum));
+    expect(b * accum - 60000).toBeLessThan(accum);
     expect(batch.label).toBe(`batch size ${b}, gradient accumulation ${accum}`);
     expect(batch.detail).toBe(60000 % b === 0 ? null : `an effective batch of ${b * accum} instead of 60000`);
     expect(batch.method).toBeUndefined();
@@ -55,6 +56,14 @@ describe('checkRun: what would fit', () => {
     expect(c.verdict).toMatch(/^Does not fit in RAM: needs about [\d.]+ GiB, [\d.]+ GiB available\. These fit: batch size \d+, gradient accumulation \d+ \([\d.]+ GiB(; an effective batch of \d+ instead of 60000)?\); sequence length \d+ \([\d.]+ [KMG]iB(; \d+ of 111 rows are longer and would be cut)?\)\.$/);
     // the data's rows (111 in the file) are counted against the shorter sequence
     expect(seq.detail === null || /^\d+ of 111 rows are longer and would be cut$/.test(seq.detail)).toBe(true);
+  });
+
+  it('packed rows: a shorter sequence packs the documents again, so it says no count of rows it would cut', async () => {
+    const c = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: taskTrain(), method: 'lora', pack: true, hyper: { batchSize: 30000, steps: 1, device: 'cpu' } });
+    const seq = c.alternatives.find((a) => a.hyper.seqLen !== undefined)!;
+    expect(seq).toBeDefined();
+    expect(seq.detail).toBeNull();
+    expect(c.verdict).not.toContain('would be cut');
   });
 
   it('a run that fits, and a refused one, have none', async () => {
@@ -82,7 +91,7 @@ describe('the verdict in the form\'s words', () => {
       label: 'QLoRA on a 4-bit base', detail: null, method: 'qlora', hyper: {},
       totalBytes: engineBytes(folder, { batchSize: 4, quantization: { type: 'nf4', blocksize: 64, doubleQuant: true } }),
     });
-    expect(fitAdvice(fit, { gpu: false })).toMatch(/^These fit: batch size 3, gradient accumulation 2 \([\d.]+ MiB; an effective batch of 6 instead of 4\); sequence length 192 \([\d.]+ MiB\); gradient checkpointing \([\d.]+ MiB\); QLoRA on a 4-bit base \([\d.]+ MiB\)\.$/);
+    expect(fitAdvice(fit, { gpu: false })).toMatch(/^These fit: batch size 2, gradient accumulation 2 \([\d.]+ MiB\); sequence length 192 \([\d.]+ MiB\); gradient checkpointing \([\d.]+ MiB\); QLoRA on a 4-bit base \([\d.]+ MiB\)\.$/);
   });
 
   it('nothing fits: says what was tried and what even the leanest needs; on a GPU, the CPU', async () => {

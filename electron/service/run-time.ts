@@ -40,8 +40,14 @@ async function runRows(config: TrainConfig, folder: ModelFolder): Promise<RunRow
   return last.rows;
 }
 
-/** Each training row's token count as the run would read it; null when the data cannot be read. */
+/**
+ * Each training row's token count as the run would read it; null when the
+ * data cannot be read, or is packed (a shorter sequence packs the documents
+ * again: it cuts only a document longer than it, which a packed row's length
+ * does not tell).
+ */
 export async function runRowLengths(config: TrainConfig, folder: ModelFolder): Promise<number[] | null> {
+  if (config.pack) return null;
   try {
     return (await runRows(config, folder)).train.map((e) => e.inputIds.length);
   } catch {

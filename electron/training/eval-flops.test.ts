@@ -124,6 +124,11 @@ describe('evalBatchFlops against the enumeration of engine.evaluate on the built
       .toBeGreaterThan(evalWork(spec, lora, pair, { totalSteps: 1, evalEvery: 0, batchSize: 1 }).flops);
   });
 
+  it('rows are counted as the data has them: a packed row holds several documents', () => {
+    const packed = { ...example(9), documents: ['eval.jsonl:1', 'eval.jsonl:2', 'eval.jsonl:3'] };
+    expect(evalWork(spec, cases[0][1], [packed, example(4)], { totalSteps: 1, evalEvery: 0, batchSize: 2 }).rows).toBe(4);
+  });
+
   it('no eval rows: no evaluations, no work', () => {
     expect(evalWork(spec, cases[0][1], [], { totalSteps: 10, evalEvery: 2, batchSize: 2 })).toEqual({ evaluations: 0, rows: 0, tokens: 0, flops: 0 });
   });

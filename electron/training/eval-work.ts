@@ -46,5 +46,7 @@ export function evalWork(spec: ModelSpec, s: FlopSettings, evalRows: readonly Ex
     flops += evalBatchFlops(spec, s, microBatchShapeOf(rows, s.method));
     tokens += rows.reduce((n, r) => n + r.inputIds.length, 0);
   }
-  return { evaluations, rows: evalRows.length, tokens: tokens * evaluations, flops: flops * evaluations };
+  // rows as the data has them: a packed row holds several documents
+  const rows = evalRows.reduce((n, r) => n + (r.documents?.length ?? 1), 0);
+  return { evaluations, rows, tokens: tokens * evaluations, flops: flops * evaluations };
 }

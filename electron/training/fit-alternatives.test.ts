@@ -41,22 +41,26 @@ describe('fittingAlternatives on the demo model', () => {
     expect(folder.storedDType).toBe('F16');
     const at = (b: number) => engineBytes(folder, { batchSize: b });
     expect(at(14)).toBeGreaterThan(at(13));
-    // between 13 and 14 rows: 13 fits; 48 / 13 does not divide, so 4 steps of accumulation, 52 rows
+    // between 13 and 14 rows: 13 fits; 48 rows in 4 steps of accumulation need only 12 a step, so 12 x 4 = 48, not 13 x 4 = 52
     const budget = Math.floor((at(13) + at(14)) / 2);
     const fit = fittingAlternatives(loadAddon(), folder, run({ gradAccum: 3 }), lora, CPU, budget);
     const batch = fit.alternatives.find((a) => a.changes[0] === 'smaller-batch')!;
-    expect(batch.form).toEqual({ batchSize: 13, gradAccum: 4 });
-    expect(at(batch.form.batchSize!)).toBeLessThanOrEqual(budget);
-    expect(at(batch.form.batchSize! + 1)).toBeGreaterThan(budget);
-    expect(batch.totalBytes).toBe(at(13));
-    expect(batch.flags).toBe('--batch-size 13 --grad-accum 4');
-    expect(batch.effectiveBatch).toEqual({ before: 48, after: 52 });
+    expect(batch.form).toEqual({ batchSize: 12, gradAccum: 4 });
+    expect(at(13)).toBeLessThanOrEqual(budget);
+    expect(at(14)).toBeGreaterThan(budget);
+    expect(batch.totalBytes).toBe(at(12));
+    expect(batch.flags).toBe('--batch-size 12 --grad-accum 4');
+    expect(batch.effectiveBatch).toEqual({ before: 48, after: 48 });
+    // 10 fits at most: 48 rows take 5 steps, of 10 rows (50: the nearest above, 2 over, fewer than the 5 steps)
+    const ten = fittingAlternatives(loadAddon(), folder, run({ gradAccum: 3 }), lora, CPU, Math.floor((at(10) + at(11)) / 2)).alternatives[0];
+    expect(ten.form).toEqual({ batchSize: 10, gradAccum: 5 });
+    expect(ten.effectiveBatch).toEqual({ before: 48, after: 50 });
     // 8 divides 16: the effective batch is kept exactly
     const even = fittingAlternatives(loadAddon(), folder, run(), lora, CPU, at(8)).alternatives[0];
     expect(even.form).toEqual({ batchSize: 8, gradAccum: 2 });
     expect(even.effectiveBatch).toEqual({ before: 16, after: 16 });
     expect(memoryShortfall({ ...zeroEstimate, totalBytes: at(16) }, budget, run({ gradAccum: 3 }), fit))
-      .toContain(`These fit: --batch-size 13 --grad-accum 4 (${gib(at(13))}; an effective batch of 52 instead of 48); --seq-len `);
+      .toContain(`These fit: --batch-size 12 --grad-accum 4 (${gib(at(12))}); --seq-len `);
   });
 
   it('the shorter sequence is the longest multiple of 64 that fits, or below 64 the longest', async () => {
@@ -83,7 +87,8 @@ describe('fittingAlternatives on the demo model', () => {
     // one byte short: every single change that saves anything fits
     const fit = fittingAlternatives(loadAddon(), folder, run({ batchSize: 4 }), lora, CPU, current - 1);
     expect(fit.alternatives.map((a) => a.changes)).toEqual([['smaller-batch'], ['shorter-sequence'], ['gradient-checkpointing'], ['qlora']]);
-    expect(fit.alternatives.map((a) => a.flags)).toEqual(['--batch-size 3 --grad-accum 2', '--seq-len 192', '--gradient-checkpointing', '--method qlora']);
+    // 3 rows fit at most: the 4 rows take 2 steps either way, of 2 rows (4, as before) rather than 3 (6)
+    expect(fit.alternatives.map((a) => a.flags)).toEqual(['--batch-size 2 --grad-accum 2', '--seq-len 192', '--gradient-checkpointing', '--method qlora']);
     const [, , checkpointing, qlora] = fit.alternatives;
     expect(checkpointing.totalBytes).toBe(engineBytes(folder, { batchSize: 4, gradientCheckpointing: true }));
     expect(qlora.totalBytes).toBe(engineBytes(folder, { batchSize: 4, quantization: NF4 }));
@@ -124,11 +129,15 @@ describe('fittingAlternatives on the demo model', () => {
     expect(fit.alternatives).toHaveLength(1);
     const [both] = fit.alternatives;
     expect(both.changes).toEqual(['gradient-checkpointing', 'smaller-batch']);
-    const b = both.form.batchSize!;
+    // the largest batch that fits with checkpointing, found here by walking up from 1
+    let most = 1;
+    while (at(most + 1, true) <= budget) most++;
+    const accum = Math.ceil(4096 / most);
+    const b = Math.ceil(4096 / accum);
+    expect(both.form).toEqual({ gradientCheckpointing: true, batchSize: b, gradAccum: accum });
     expect(at(b, true)).toBeLessThanOrEqual(budget);
-    expect(at(b + 1, true)).toBeGreaterThan(budget);
-    expect(both.form).toEqual({ gradientCheckpointing: true, batchSize: b, gradAccum: Math.ceil(4096 / b) });
-    expect(both.flags).toBe(`--gradient-checkpointing --batch-size ${b} --grad-accum ${Math.ceil(4096 / b)}`);
+    expect(b * accum - 4096).toBeLessThan(accum);
+    expect(both.flags).toBe(`--gradient-checkpointing --batch-size ${b} --grad-accum ${accum}`);
     expect(memoryShortfall({ ...zeroEstimate, totalBytes: at(4096, false) }, budget, run(base), fit)).toContain('No single change fits; together these do: --gradient-checkpointing --batch-size');
   });
 
@@ -148,9 +157,9 @@ describe('fittingAlternatives on the demo model', () => {
     // on a GPU: the CPU is the way out, in fp32
     const h200 = { index: 0, name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 140 * 2 ** 30, freeBytes: 1024, error: '' };
     const onGpu = memoryShortfall(estimate, memoryBudget({ gpu: h200 }), { ...run(), precision: 'bf16' }, fit)!;
-    expect(onGpu).toContain(`needs about ${gib(leanestBytes)}; train on the CPU instead: --device cpu --precision fp32; or pass --ignore-memory-check to start anyway.`);
+    expect(onGpu).toContain(`needs about ${gib(leanestBytes)}; another device: --device cpu --precision fp32; or pass --ignore-memory-check to start anyway.`);
     // the ways out end as the list without a search did, so the app still words them as its Resume options (service/app-wording.ts)
-    expect(inAppWords(onGpu, 'resume')).toContain('train on the CPU instead: the CPU (choose cpu as the device in the Resume options); ' +
+    expect(inAppWords(onGpu, 'resume')).toContain('another device: the CPU (choose cpu as the device in the Resume options); ' +
       'or tick "Resume even if the memory check says it does not fit" in the Resume options.');
   });
 
@@ -168,7 +177,8 @@ describe('fittingAlternatives on the demo model', () => {
     const config = run({ batchSize: 4000, seqLen: 256 });
     const at = (b: number) => engineBytes(folder, { batchSize: b });
     const fit = fittingAlternatives(counted, folder, config, lora, CPU, Math.floor((at(1234) + at(1235)) / 2));
-    expect(fit.alternatives[0].form.batchSize).toBe(1234);
+    // 1234 fits at most: 4000 rows in ceil(4000 / 1234) = 4 steps of 1000
+    expect(fit.alternatives[0].form).toEqual({ batchSize: 1000, gradAccum: 4 });
     // base 1; batch 1 + 12; sequence 1 + 2 (multiples of 64) and maybe 1 + 6 (below 64); checkpointing 1; method 1
     expect(calls).toBeLessThanOrEqual(1 + 13 + 3 + 7 + 2);
   });
@@ -200,15 +210,17 @@ describe('train prints what would fit', () => {
       expect(Number(longer)).toBeGreaterThan(0);
       expect(Number(longer)).toBeLessThanOrEqual(rows);
     }
-    const b = Number(batch);
-    expect(Number(accum)).toBe(Math.ceil(30000 / b));
+    const b = Number(batch), a = Number(accum);
+    // the fewest accumulation steps whose batch fits, that batch as even as it can be
+    expect(b).toBe(Math.ceil(30000 / a));
+    expect(b * a - 30000).toBeLessThan(a);
     expect(batchGiB).toBe(gib(engineBytes(folder, { batchSize: b, seqLen: 256 })).replace(' GiB', ''));
     expect(seqGiB).toBe(gib(engineBytes(folder, { batchSize: 30000, seqLen: Number(seqLen) })).replace(' GiB', ''));
     // from 64 up a multiple of 64
     expect(Number(seqLen) < 64 || Number(seqLen) % 64 === 0).toBe(true);
-    // the largest that fitted what was free then (printed to 0.01 GiB: one row more needs more than it, give or take that rounding)
+    // it fitted what was free then, and one accumulation step fewer would not have (printed to 0.01 GiB: give or take that rounding)
     expect(engineBytes(folder, { batchSize: b, seqLen: 256 })).toBeLessThanOrEqual((Number(available) + 0.005) * 2 ** 30);
-    expect(engineBytes(folder, { batchSize: b + 1, seqLen: 256 })).toBeGreaterThan((Number(available) - 0.005) * 2 ** 30);
+    expect(engineBytes(folder, { batchSize: Math.ceil(30000 / (a - 1)), seqLen: 256 })).toBeGreaterThan((Number(available) - 0.005) * 2 ** 30);
     expect(r.stderr).toContain('); or pass --ignore-memory-check to start anyway.');
     expect(existsSync(join(dir, 'out'))).toBe(false);
   });

@@ -102,7 +102,10 @@ function changedRun(config: TrainConfig, lora: LoraSettings | null, change: FitS
 
 /**
  * The largest n in [lo, hi] with fits(n), for a fits that holds up to some
- * point and not beyond (memory only grows with the batch and the sequence);
+ * point and not beyond (memory grows with the batch and the sequence; on a
+ * CUDA device the LoRA kernels' partial sums step down by a few hundred KiB
+ * where the rows cross a multiple of 1024, so at sequences of a few tokens
+ * a slightly larger batch may also fit: the answer still fits);
  * null when not even lo fits. 1 + ceil(log2(hi - lo + 1)) calls at most.
  */
 export function largestFitting(lo: number, hi: number, fits: (n: number) => boolean): number | null {
@@ -183,10 +186,18 @@ export function fittingAlternatives(addon: NativeAddon, folder: ModelFolder, con
   });
   const methodChange: FitSettings = lighterMethod ? { method: lighterMethod } : {};
   const checkpointingOn: FitSettings = checkpointing ? { gradientCheckpointing: true } : {};
-  /** the largest smaller batch that fits with `others` (null: none does) */
+  /**
+   * The smaller batch that fits with `others` (null: none does), as even as
+   * the effective batch allows: with the largest batch that fits, bmax, the
+   * accumulation a = ceil(E / bmax) keeps the effective batch E, and the
+   * batch ceil(E / a) <= bmax then overshoots E by less than a (bmax itself
+   * could overshoot by up to bmax - 1: 1499 x 3 for 3000).
+   */
   const largestBatch = (others: FitSettings): FitSettings | null => {
-    const b = largestFitting(1, config.batchSize - 1, (n) => fits({ ...others, ...withBatch(n) }));
-    return b === null ? null : { ...others, ...withBatch(b) };
+    const most = largestFitting(1, config.batchSize - 1, (n) => fits({ ...others, ...withBatch(n) }));
+    if (most === null) return null;
+    const accum = Math.ceil(effectiveBefore / most);
+    return { ...others, batchSize: Math.ceil(effectiveBefore / accum), gradAccum: accum };
   };
 
   const singles: FitAlternative[] = [];

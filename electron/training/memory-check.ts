@@ -130,7 +130,8 @@ function fitAdvice(fit: FitAlternatives, gpu: boolean, precision: TrainConfig['p
         ? `Nothing tried fits on this device: with ${leanest.flags} it still needs about ${gib(leanest.totalBytes)}${kept}`
         : `Nothing tried fits on this device (${tried.join(', ')}, alone or together): even ${leanest.flags} needs about ${gib(leanest.totalBytes)}${kept}`;
   // on a GPU the CPU is the way out (slower, but host RAM is usually larger; it computes in fp32 only)
-  const cpu = gpu ? `; train on the CPU instead: ${precision === 'bf16' ? '--device cpu --precision fp32' : '--device cpu'}` : '';
+  // (not "the CPU: --device cpu": the app words the flag as "the CPU (choose cpu …)")
+  const cpu = gpu ? `; another device: ${precision === 'bf16' ? '--device cpu --precision fp32' : '--device cpu'}` : '';
   return `${none}${cpu}; ${ignore}`;
 }
 

@@ -528,6 +528,13 @@ export interface ApiTransport {
   onEvent(listener: (event: ApiEvent) => void): () => void;
 }
 
+/**
+ * The failure message of a generate call stopped before any of its text came:
+ * still queued, or while its model loads (the load goes on; the next call
+ * finds the model open). The try panel shows no error for it: Stop was asked.
+ */
+export const STOPPED_BEFORE_START = 'stopped before it started';
+
 /** What the preload exposes on `window.peftStudio` (Electron only). */
 export interface PreloadBridge {
   call(method: ApiMethod, request: unknown): Promise<ApiResult<ApiMethod>>;

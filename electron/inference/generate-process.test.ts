@@ -3,7 +3,8 @@
 // in this process, keeps two models open between calls, survives the child's
 // death with a clear error, and ends the child on release and close.
 import { spawnSync } from 'node:child_process';
-import { utimesSync } from 'node:fs';
+import { mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -21,7 +22,7 @@ import { openSession, stopTokenIds } from '../session.js';
 import { tempDir } from '../testing/e2e-fixtures.js';
 import { saveAdapterFolder } from '../training/adapter-files.js';
 import { generate } from './generate.js';
-import { explainGenerationDeath } from './generate-process.js';
+import { explainGenerationDeath, GenerationProcess } from './generate-process.js';
 import { parseFromWorker, parseToWorker } from './generate-protocol.js';
 
 const THREADS = 2;
@@ -291,6 +292,46 @@ describe('streaming and stopping an answer', () => {
     await first;
     // free again once answered
     await expect(g.generate(request({ requestId: 'same' }))).resolves.toMatchObject({ stoppedBy: expect.any(String) });
+  });
+});
+
+describe('a stop before any text came', () => {
+  // A stand-in child speaking the protocol: a request whose prompt is "slow load" answers only
+  // 300 ms after its stop (a model still loading); any other answers at once.
+  const state = { openSessions: 1, opened: 1 };
+  const response = { text: '', tokens: 0, stoppedBy: 'stopped', seconds: 0.3, notices: [], computedOn: { device: 'cpu', name: 'cpu', precision: 'fp32' }, prompt: { text: 'Q', tokens: 2, layout: 'the text as written' } };
+  const worker = join(mkdtempSync(join(tmpdir(), 'ps-stand-in-worker-')), 'worker.mjs');
+  writeFileSync(worker, `
+    const response = ${JSON.stringify(response)};
+    const state = ${JSON.stringify(state)};
+    const slow = new Set();
+    process.on('message', (m) => {
+      if (m.type === 'generate' && m.job.prompt === 'slow load') slow.add(m.id);
+      else if (m.type === 'generate') process.send({ type: 'generated', id: m.id, response: { ...response, text: 'quick', tokens: 1, stoppedBy: 'eos' }, state });
+      else if (m.type === 'stop' && slow.has(m.id)) setTimeout(() => process.send({ type: 'generated', id: m.id, response, state }), 300);
+    });
+    process.send({ type: 'ready', pid: process.pid });
+  `);
+  const job = { ...request(), promptFormat: 'plain' as const, system: '', device: 'cpu' as const, precision: 'fp32' as const, threads: 1 };
+
+  it('fails at once as stopped before it started; the child stays, its late answer passed over, the next call answered', async () => {
+    const child = new GenerationProcess({ workerPath: worker });
+    try {
+      const controller = new AbortController();
+      const pieces: string[] = [];
+      const slow = child.generate({ ...job, prompt: 'slow load' }, { onProgress: (t) => pieces.push(t), signal: controller.signal });
+      await new Promise((r) => setTimeout(r, 50)); // the request is with the child, loading
+      const stoppedAt = performance.now();
+      controller.abort();
+      await expect(slow).rejects.toThrow(STOPPED_BEFORE_START);
+      expect(performance.now() - stoppedAt).toBeLessThan(250); // not the child's 300 ms
+      expect(pieces).toEqual([]);
+      await new Promise((r) => setTimeout(r, 400)); // the late answer arrives, and is passed over
+      expect(child.alive).toBe(true);
+      await expect(child.generate({ ...job, prompt: 'next' })).resolves.toMatchObject({ text: 'quick' });
+    } finally {
+      await child.stop();
+    }
   });
 });
 

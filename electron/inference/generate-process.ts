@@ -5,7 +5,7 @@
 // while generating costs one answer, never the app. A handle serves one
 // child; after the child is gone, the owner starts a new handle.
 import type { ChildProcess } from 'node:child_process';
-import { ApiError, type GenerateResponse } from '../api/contract.js';
+import { ApiError, STOPPED_BEFORE_START, type GenerateResponse } from '../api/contract.js';
 import { compiledWorker, forkWorker, type ForkSettings } from '../runs/compiled-worker.js';
 import { parseFromWorker, type FromWorkerMessage, type GenerateJob, type ToWorkerMessage, type WorkerState } from './generate-protocol.js';
 
@@ -52,12 +52,17 @@ interface Pending {
 export interface GenerationCallOptions {
   /** the text the newest tokens settled, and the tokens so far (the job streams when this is given) */
   onProgress?: (text: string, tokens: number) => void;
-  /** aborting it ends the answer at its next token; the call still resolves, with the answer so far (stoppedBy 'stopped') */
+  /**
+   * aborting it ends the answer at its next token; the call still resolves, with the answer so far (stoppedBy
+   * 'stopped'); aborted before any text came (its model still loading), it fails at once with STOPPED_BEFORE_START
+   */
   signal?: AbortSignal;
 }
 
 export class GenerationProcess {
   private readonly child: ChildProcess;
+  /** calls answered as stopped before the child answered them: their late answers are passed over */
+  private readonly abandoned = new Set<number>();
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private readonly ready: Promise<void>;
@@ -141,10 +146,23 @@ export class GenerationProcess {
     if (this.gone) throw this.gone;
     const id = this.nextId++;
     const { onProgress, signal } = options;
-    const answer = new Promise<GenerateResponse>((resolve, reject) => this.pending.set(id, { resolve, reject, onProgress }));
+    let progressed = false;
+    const progress = onProgress && ((text: string, tokens: number) => {
+      progressed = true;
+      onProgress(text, tokens);
+    });
+    const answer = new Promise<GenerateResponse>((resolve, reject) => this.pending.set(id, { resolve, reject, onProgress: progress }));
     this.hold(true);
     const stop = () => {
-      if (this.pending.has(id) && !this.gone) this.send({ type: 'stop', id });
+      const waiting = this.pending.get(id);
+      if (!waiting || this.gone) return;
+      this.send({ type: 'stop', id });
+      if (progressed || !onProgress) return;
+      // Nothing generated yet (the model may take long to load): the caller is answered now; the child
+      // stops at its first token and its late answer is passed over (abandoned).
+      this.pending.delete(id);
+      this.abandoned.add(id);
+      waiting.reject(new ApiError({ code: 'failed', message: STOPPED_BEFORE_START }));
     };
     try {
       await this.ready;
@@ -200,6 +218,14 @@ export class GenerationProcess {
     }
     if (message.type === 'ready') return this.markReady();
     const waiting = this.pending.get(message.id);
+    if (!waiting && this.abandoned.has(message.id)) {
+      // a call answered when it was stopped before its text came: its late answer ends it here
+      if (message.type !== 'progress') {
+        this.abandoned.delete(message.id);
+        this.lastState = message.state;
+      }
+      return;
+    }
     if (!waiting) return this.abort(`the generation process answered request ${message.id}, which is not waiting; ${AGAIN}`);
     if (message.type === 'progress') return waiting.onProgress?.(message.text, message.tokens);
     this.pending.delete(message.id);

@@ -11,7 +11,8 @@
 // service asks), after IDLE_RELEASE_MS without a call, and on close.
 // A call with a requestId streams its text (onProgress) and can be stopped
 // (stop): running, it ends at its next token with the answer so far;
-// still queued, it fails with STOPPED_BEFORE_START.
+// still queued, or before any of its text came (its model still loading), it
+// fails with STOPPED_BEFORE_START at once.
 import { availableParallelism } from 'node:os';
 import type { GenerateRequest, GenerateResponse } from '../api/contract.js';
 import type { DeviceRequest } from '../engine/device.js';
@@ -25,8 +26,8 @@ export { resolveAdapter } from '../inference/generate-sessions.js';
 /** The notice of an answer computed on the CPU because a run holds the GPU. */
 export const GPU_TAKEN = 'a training run is using the GPU, so this answer was computed on the CPU (slower); it moves back to the GPU when the run ends';
 
-/** A call stopped while it waited for the one before it. */
-export const STOPPED_BEFORE_START = 'stopped before it started';
+export { STOPPED_BEFORE_START } from '../api/contract.js';
+import { STOPPED_BEFORE_START } from '../api/contract.js';
 
 /** What a caller's requestId may be: it travels in events and in stopGenerate. */
 export const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;

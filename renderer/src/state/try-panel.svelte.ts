@@ -4,7 +4,7 @@
 // differ only by the training. Each answer shows as it is generated
 // (generateProgress events for its requestId); Stop ends the one being
 // generated where it is and does not start the other.
-import type { ApiTransport, GenerateRequest, GenerateResponse, PromptFormat, RunHistory, RunIndexEntry } from '../../../electron/api/contract.js';
+import { STOPPED_BEFORE_START, type ApiTransport, type GenerateRequest, type GenerateResponse, type PromptFormat, type RunHistory, type RunIndexEntry } from '../../../electron/api/contract.js';
 
 export const MAX_NEW_TOKENS_LIMIT = 2048;
 /** The service takes any seed that is a safe integer >= 0 (electron/service/service.ts, generate's seed). */
@@ -256,7 +256,8 @@ export class TryPanel {
       if (this.stopPressed) return;
       this.adapter = await answer('adapter', { ...settings, model: trained.model, adapter: trained.adapter });
     } catch (e) {
-      this.error = messageOf(e);
+      // Stop pressed before any text came (the model still loading): nothing to show, no error
+      if (!(this.stopPressed && messageOf(e) === STOPPED_BEFORE_START)) this.error = messageOf(e);
     } finally {
       off();
       this.generating = null;

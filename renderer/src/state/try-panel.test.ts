@@ -1,6 +1,6 @@
 // The try panel's settings are checked before anything is sent.
 import { describe, expect, it } from 'vitest';
-import type { ApiTransport, RunHistory, RunIndexEntry } from '../../../electron/api/contract.js';
+import { ApiError, STOPPED_BEFORE_START, type ApiTransport, type RunHistory, type RunIndexEntry } from '../../../electron/api/contract.js';
 import { bestModelOf, checkpointStep, checkpointText, computedOnText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, resolvedLayout, trainedModelOf, TryPanel, trySettingsErrors } from './try-panel.svelte.js';
 
 const good = { prompt: 'Hello', layout: 'plain' as const, system: '', maxNewTokens: 64, temperature: 0, seed: 0 };
@@ -161,5 +161,39 @@ describe('trying the best adapter (keep-best)', () => {
     // a run without best/ tries its final adapter whatever useBest says
     await panel.generate('/models/base', '/runs/r', null);
     expect(asked[5]).toEqual({ model: '/models/base', adapter: '/runs/r' });
+  });
+});
+
+describe('Stop before any text came', () => {
+  it('the call that failed as stopped before it started leaves no error; another failure still shows', async () => {
+    const entry = { dir: '/runs/r', model: '/models/base', method: 'lora', status: 'finished', created: '', updated: '', steps_done: 4, total_steps: 4, best_eval_loss: null, adapter: '/runs/r', resumable: false, message: null } as RunIndexEntry;
+    let fail: (e: Error) => void = () => {};
+    const transport: ApiTransport = {
+      call: (async (method: string) => {
+        if (method === 'runHistory') return { entry, trainedPromptFormat: 'plain' } as RunHistory;
+        if (method === 'generate') return new Promise((_, reject) => (fail = reject));
+        if (method === 'stopGenerate') {
+          fail(new ApiError({ code: 'failed', message: STOPPED_BEFORE_START }));
+          return {};
+        }
+        throw new Error(`unexpected ${method}`);
+      }) as ApiTransport['call'],
+      onEvent: () => () => {},
+    };
+    const panel = new TryPanel(transport);
+    panel.prompt = 'Hello';
+    const running = panel.generate('/models/base', '/runs/r');
+    await expect.poll(() => panel.generating).toBe('base');
+    await panel.stop();
+    await running;
+    expect(panel.error).toBeNull();
+    expect(panel.base).toBeNull();
+    expect(panel.adapter).toBeNull(); // the other side was not started
+    // without Stop pressed, the same message is an error to show
+    const again = panel.generate('/models/base', '/runs/r');
+    await expect.poll(() => panel.generating).toBe('base');
+    fail(new ApiError({ code: 'failed', message: STOPPED_BEFORE_START }));
+    await again;
+    expect(panel.error).toBe(STOPPED_BEFORE_START);
   });
 });

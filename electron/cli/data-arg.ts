@@ -2,10 +2,10 @@
 // (train's --data and --eval-data, eval's --data, export's --check-data,
 // `data inspect FILE`): a dataset in the Hugging Face hub cache named by its
 // repo id ("org/name", not a path here) becomes its snapshot folder, with one
-// note saying so, so that what a run records is that folder. A cache repo
-// folder given as a path is read as its snapshot by the data layer itself
-// (containers/dataset-folder.ts), for the app's paths too.
-import { existsSync } from 'node:fs';
+// note saying so, so that what a run records is that folder; a cache repo
+// folder given as a path becomes its snapshot too (the data layer would read
+// it as that snapshot anyway), so a run records the revision it read, and a
+// resume after refs/main moved on reads the same rows.
 import type { CommandSpec, ParsedArgs } from './args.js';
 import type { CliIO } from './command.js';
 import { cachedDatasetNote, resolveCachedDataset } from '../data/containers/hf-cache-dataset.js';
@@ -17,7 +17,6 @@ export const DATA_POSITIONAL = 'file';
 export function resolveDataArgs(spec: CommandSpec, args: ParsedArgs, io: CliIO, env: NodeJS.ProcessEnv = process.env): ParsedArgs {
   if (args.help) return args;
   const resolveOne = (value: string, named: string): string | null => {
-    if (existsSync(value)) return null; // a path: read as it is
     let cached;
     try {
       cached = resolveCachedDataset(value, env);

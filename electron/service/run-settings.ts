@@ -10,6 +10,7 @@
 // by the same field readers as the form's hyper.device / hyper.precision.
 import type { FieldError, RunSettings } from '../api/contract.js';
 import { ApiError } from '../api/contract.js';
+import { isCacheRepoFolder, resolveCachedDataset } from '../data/containers/hf-cache-dataset.js';
 import { LORA_TARGETS } from '../adapters/peft-config.js';
 import { DEVICE_REQUEST_HELP, isDeviceRequest } from '../engine/device.js';
 import { isPrecision, PRECISION_REQUEST_HELP } from '../engine/precision.js';
@@ -17,6 +18,7 @@ import { DATA_FORMATS, TRAIN_METHODS } from '../training/config.js';
 import { SCHEDULER_KINDS } from '../training/schedule.js';
 import { APP_STEPS_LIMIT, SETTING_LIMITS, type LimitedField, type ResumeOverrides, type TrainSettings } from '../training/settings.js';
 import type { PathPolicy } from './paths.js';
+import { invalid } from './errors.js';
 import { asObject, Fields } from './validate.js';
 
 const NUMERIC_HYPER: readonly (LimitedField & keyof RunSettings['hyper'])[] = [
@@ -51,8 +53,16 @@ export function parseRunSettings(request: unknown, policy: PathPolicy): ParsedRu
   };
   const path = (key: 'model' | 'data') => read(() => policy.check(top.string(key, true), key));
   settings.model = path('model');
-  settings.data = path('data');
-  settings.evalData = read(() => policy.checkOptional(top.nullableString('evalData'), 'evalData')) ?? undefined;
+  // a Hugging Face cache repo folder is recorded as the snapshot refs/main names now (as the CLI does: cli/data-arg.ts)
+  const snapshotOf = (key: 'data' | 'evalData', p: string | undefined) => p === undefined ? undefined : read(() => {
+    try {
+      return isCacheRepoFolder(p) ? resolveCachedDataset(p)?.snapshot ?? p : p;
+    } catch (e) {
+      throw invalid(key, (e as Error).message);
+    }
+  });
+  settings.data = snapshotOf('data', path('data'));
+  settings.evalData = snapshotOf('evalData', read(() => policy.checkOptional(top.nullableString('evalData'), 'evalData')) ?? undefined);
   // the run writes its folder: the bundled demo is read-only
   const out = read(() => policy.checkOptional(top.nullableString('out'), 'out', 'write')) ?? null;
   settings.method = read(() => top.choice('method', TRAIN_METHODS, true));

@@ -145,6 +145,28 @@ describe('train on a dataset folder', () => {
     const typo = await cli(['data', 'inspect', join('electron', 'no-such.jsonl'), '--model', MODEL]);
     expect(typo.code).not.toBe(0);
     expect(typo.stderr).not.toContain('Hugging Face cache');
+
+    // a run on the repo folder records the snapshot it read; once refs/main names a newer revision
+    // (other rows), a resume still reads the recorded one, so it goes on instead of finding the data changed
+    const out = join(tempDir('hub-run'), 'run');
+    process.env.PEFT_STUDIO_CRASH_AT = 'step-start@3';
+    let r;
+    try {
+      r = await cli(['train', '--model', MODEL, '--data', repo, '--out', out, '--steps', '4', '--batch-size', '4', '--save-every', '2', '--lr', '5e-3', ...THREADS]);
+    } finally {
+      delete process.env.PEFT_STUDIO_CRASH_AT;
+    }
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`note: using the dataset acme/demo-task at revision ${revision.slice(0, 12)} (refs/main): ${snapshot}`);
+    const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    expect(record.config.data).toBe(snapshot);
+    const newer = 'b'.repeat(40);
+    mkdirSync(join(repo, 'snapshots', newer, 'data'), { recursive: true });
+    writeFileSync(join(repo, 'snapshots', newer, 'data', 'train-00000-of-00001.jsonl'), lines(train[0]).slice(0, 5).join('\n') + '\n');
+    writeFileSync(join(repo, 'refs', 'main'), newer);
+    const resumed = await cli(['train', '--resume', out, ...THREADS]);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')).status).toBe('finished');
     } finally {
       if (before === undefined) delete process.env.HF_HUB_CACHE;
       else process.env.HF_HUB_CACHE = before;

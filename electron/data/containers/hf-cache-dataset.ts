@@ -56,6 +56,14 @@ function chooseSnapshot(repoDir: string, repoId: string): CachedDataset {
   throw new DataError(`${repoDir}: has ${there.length} snapshots and no refs/main to say which is current; give the one you mean as the data: ${there.map((n) => join(snapshots, n)).join(', ')}`);
 }
 
+/** Whether `path` is a folder a cached dataset stands for (cachedDatasetOfFolder would resolve it). */
+export function isCacheRepoFolder(path: string): boolean {
+  const dir = resolve(path);
+  if (!isDir(dir)) return false;
+  const name = basename(dir);
+  return (repoIdOf(name) !== null && isDir(join(dir, 'snapshots'))) || (name === 'snapshots' && repoIdOf(basename(dirname(dir))) !== null);
+}
+
 /** The cached dataset a folder stands for (its repo folder, or that folder's snapshots/), or null for any other path. */
 export function cachedDatasetOfFolder(dir: string): CachedDataset | null {
   const name = basename(dir);

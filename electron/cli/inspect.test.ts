@@ -193,4 +193,12 @@ describe('inspect notices', () => {
     // at the limit: nothing to say about the length
     expect((await cli(['inspect', model.dir, '--seq-len', '512'])).stderr).toBe(`note: ${unused}\n`);
   });
+
+  it('without --seq-len: the length train would take (512, or the model\'s positions when fewer), not a warning about a default', async () => {
+    const model = await tinyModel({ seed: 44, maxPosition: 128 });
+    const r = await cli(['inspect', model.dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout).settings.seq_len).toBe(128);
+  });
 });

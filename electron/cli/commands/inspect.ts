@@ -13,6 +13,7 @@ import { embeddingDType, openModelFolder, type ModelFolder } from '../../models/
 import { fullModelFileBytes } from '../../export/model-folder.js';
 import { adapterFileBytes } from '../../training/adapter-files.js';
 import { resolveTargets, TRAIN_DEFAULTS } from '../../training/config.js';
+import { defaultSeqLenFor } from '../../training/settings.js';
 import { prefixTokenDim } from '../../adapters/prompt-config.js';
 import { machineInfo, type MachineInfo } from '../../system/machine.js';
 import { resolveDevice, whyUnusable, type DeviceRequest, type EngineDevice } from '../../engine/device.js';
@@ -29,7 +30,7 @@ export const inspectSpec: CommandSpec = {
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'the model, as the other commands take it (instead of <modelDir>)' },
     { name: 'batch-size', kind: 'int', min: 1, help: 'micro-batch size for the activation estimate', defaultText: String(TRAIN_DEFAULTS.batchSize) },
-    { name: 'seq-len', kind: 'int', min: 1, help: 'sequence length for the activation estimate', defaultText: String(TRAIN_DEFAULTS.seqLen) },
+    { name: 'seq-len', kind: 'int', min: 1, help: 'sequence length for the activation estimate', defaultText: `${TRAIN_DEFAULTS.seqLen}, or what the model's positions allow (as train)` },
     { name: 'rank', kind: 'int', min: 1, help: 'LoRA rank', defaultText: String(TRAIN_DEFAULTS.rank) },
     { name: 'targets', kind: 'list', choices: [...LORA_TARGETS, 'all-linear'], help: 'LoRA target modules', defaultText: PEFT_DEFAULT_TARGETS.join(',') },
     { name: 'dora', kind: 'boolean', help: 'the lora and qlora rows as DoRA (train --dora: a trained magnitude per output row; slower per step)' },
@@ -306,7 +307,8 @@ export const inspectCommand: Command = {
     const folder = await openModelFolder(modelDir);
     const settings: InspectReport['settings'] = {
       batch_size: args.number('batch-size') ?? TRAIN_DEFAULTS.batchSize,
-      seq_len: args.number('seq-len') ?? TRAIN_DEFAULTS.seqLen,
+      // as train defaults it: a model with fewer positions gets its own length, not a warning about a default
+      seq_len: args.number('seq-len') ?? defaultSeqLenFor(folder.spec),
       rank: args.number('rank') ?? TRAIN_DEFAULTS.rank,
       targets: targetsOrUsageError(args.list('targets')),
       ...(args.boolean('dora') ? { dora: true } : {}),

@@ -144,7 +144,7 @@ export async function mergeAdapter(modelDir: string, adapterDir: string, outDir:
   if (quantization) {
     engine = createEngine(options.addon, base, { threads: options.threads, quantization });
     notices.push(`QLoRA adapter (NF4, blocksize ${quantization.blocksize}${quantization.doubleQuant ? ', double quantization' : ''}): ` +
-      `every block linear is the dequantized 4-bit weight plus scaling·B·A, saved in the original dtype. ` +
+      `every block linear is merged into the dequantized 4-bit weight${adapter.lora.dora === true ? ' (as the DoRA note below says)' : ' plus scaling·B·A'}, saved in the original dtype. ` +
       `A merge back into 4 bits would be lossy (re-quantizing W + B·A rounds away most of the update), so it is not written.`);
   }
   if (adapter.lora.dora === true) {

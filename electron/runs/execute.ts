@@ -15,7 +15,7 @@ import { saveFullModel } from '../export/model-folder.js';
 import { createEngine, effectiveQuantization, openModelWithTokenizer } from '../session.js';
 import { adapterFileBytes, saveAdapterFolder } from '../training/adapter-files.js';
 import { trainsAdapter, type TrainConfig } from '../training/config.js';
-import { estimateRun, memoryBudget, memoryShortfall } from '../training/memory-check.js';
+import { boundByData, dataShape, estimateRun, memoryBudget, memoryShortfall } from '../training/memory-check.js';
 import { fittingAlternatives } from '../training/fit-alternatives.js';
 import { cutMetricsAfter, MetricsWriter } from '../training/metrics.js';
 import { estimateRemaining } from '../training/progress.js';
@@ -250,11 +250,13 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     // --init-adapter decides the LoRA layout, so its rank is only known once
     // read; the run's own settings are the estimate before that. On a GPU the
     // estimate is held against its free memory, on the CPU against the RAM.
-    const estimate = estimateRun(addon, folder, config, config.lora, { device: device.device, precision: precision.precision });
+    // sized as the data lets the batches grow: no more rows than it has, padded to its longest row
+    const sized = boundByData(config, dataShape(data.train, data.eval));
+    const estimate = estimateRun(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision });
     const budget = memoryBudget(device);
     const available = budget.availableBytes;
     memory = { estimateBytes: estimate.totalBytes, availableBytes: available, where: budget.where, gpu: budget.gpu };
-    const shortfall = memoryShortfall(estimate, budget, { ...config, precision: precision.precision }, fittingAlternatives(addon, folder, config, config.lora, { device: device.device, precision: precision.precision }, budget, { resumed: options.resume === true, rowLengths: config.pack ? undefined : data.train.map((e) => e.inputIds.length) }));
+    const shortfall = memoryShortfall(estimate, budget, { ...sized, precision: precision.precision }, fittingAlternatives(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision }, budget, { resumed: options.resume === true, rowLengths: config.pack ? undefined : data.train.map((e) => e.inputIds.length) }));
     if (shortfall !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(shortfall);
     /** what is said once the started event is out */
     const afterStart: string[] = [];
@@ -374,6 +376,9 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     });
     // said once the run is under way (the started event is a run's first)
     if (timeEstimate) log(timeEstimate.line);
+    // what the started line's method does not say
+    if (config.lora?.dora === true) log('DoRA: each adapted linear also trains a magnitude per output row (PEFT use_dora)');
+    if (config.neftuneAlpha > 0) log(`NEFTune: noise within ${config.neftuneAlpha} / sqrt(sequence length x hidden size) on the input embeddings while training (none at evaluation)`);
     for (const note of afterStart) log(note);
 
     const eng = engine;

@@ -3,11 +3,14 @@
 // here directly, for the check's own config) and the budget the check used;
 // none for a run that fits or is refused; and the verdict's words when only a
 // combination fits or nothing does (budgets given as numbers).
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { RunCheck } from '../api/contract.js';
 import { loadAddon } from '../engine/load.js';
 import type { MemoryEstimateOptions } from '../engine/native.js';
+import { ModelTokenizer } from '../models/tokenizer.js';
 import { openModelFolder, type ModelFolder } from '../models/folder.js';
+import { manyRowsFile } from '../testing/many-rows.js';
 import { serviceForTests } from '../testing/service-fixture.js';
 import type { LoraSettings, TrainConfig } from '../training/config.js';
 import { fittingAlternatives } from '../training/fit-alternatives.js';
@@ -28,8 +31,8 @@ function engineBytes(folder: ModelFolder, over: Partial<MemoryEstimateOptions>):
 describe('checkRun: what would fit', () => {
   it('a run over any RAM: the largest batch and the longest sequence that fit, as form values and in the verdict', async () => {
     const folder = await openModelFolder(studio.demo.model);
-    // 30000 rows of 256 tokens: within one step's limit, far over any test machine's RAM
-    const c = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: taskTrain(), method: 'lora', hyper: { batchSize: 30000, gradAccum: 2, steps: 1, device: 'cpu' } });
+    // 30000 rows of 256 tokens (a batch holds no more rows than the data has): within one step's limit, far over any test machine's RAM
+    const c = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: await manyRowsFile(799), method: 'lora', hyper: { batchSize: 30000, gradAccum: 2, steps: 1, device: 'cpu' } });
     expect(c.errors).toEqual([]);
     expect(c.ok).toBe(false);
     expect(c.memory!.fits).toBe(false);
@@ -53,17 +56,32 @@ describe('checkRun: what would fit', () => {
     expect(seq.totalBytes).toBeLessThanOrEqual(available);
     expect(engineBytes(folder, { batchSize: 30000, seqLen: s < 64 ? s + 1 : s + 64 })).toBeGreaterThan(available);
     expect(seq.label).toBe(`sequence length ${s}`);
-    expect(c.verdict).toMatch(/^Does not fit in RAM: needs about [\d.]+ GiB, [\d.]+ GiB available\. These fit: batch size \d+, gradient accumulation \d+ \([\d.]+ GiB(; an effective batch of \d+ instead of 60000)?\); sequence length \d+ \([\d.]+ [KMG]iB(; \d+ of 111 rows are longer and would be cut)?\)\.$/);
-    // the data's rows (111 in the file) are counted against the shorter sequence
-    expect(seq.detail === null || /^\d+ of 111 rows are longer and would be cut$/.test(seq.detail)).toBe(true);
+    expect(c.verdict).toMatch(/^Does not fit in RAM: needs about [\d.]+ GiB, [\d.]+ GiB available\. These fit: batch size \d+, gradient accumulation \d+ \([\d.]+ GiB(; an effective batch of \d+ instead of 60000)?\); sequence length \d+ \([\d.]+ [KMG]iB; 30000 of 30000 rows are longer and would be cut\)\.$/);
+    // the data's rows (30000 of 256 ids) are counted against the shorter sequence
+    expect(seq.detail).toBe('30000 of 30000 rows are longer and would be cut');
   });
 
   it('packed rows: a shorter sequence packs the documents again, so it says no count of rows it would cut', async () => {
-    const c = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: taskTrain(), method: 'lora', pack: true, hyper: { batchSize: 30000, steps: 1, device: 'cpu' } });
+    const c = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: await manyRowsFile(799), method: 'lora', pack: true, hyper: { batchSize: 30000, steps: 1, device: 'cpu' } });
     const seq = c.alternatives.find((a) => a.hyper.seqLen !== undefined)!;
     expect(seq).toBeDefined();
     expect(seq.detail).toBeNull();
     expect(c.verdict).not.toContain('would be cut');
+  });
+
+  it('sized by the data: 111 short rows at batch 30000 need what 111 of them need, and fit', async () => {
+    const c = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: taskTrain(), method: 'lora', hyper: { batchSize: 30000, steps: 1, device: 'cpu' } });
+    expect(c.memory!.fits).toBe(true);
+    expect(c.alternatives).toEqual([]);
+    // a batch of all 111 rows (the file's lines), padded to the longest: some length of a short question and answer
+    const rows = readFileSync(taskTrain(), 'utf8').trim().split('\n').length;
+    const tokenizer = await ModelTokenizer.load(studio.demo.model);
+    const texts = readFileSync(taskTrain(), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { prompt: string; completion: string });
+    const around = Math.max(...texts.map((r) => tokenizer.encodeForTraining(r.prompt + r.completion).length));
+    const folder = await openModelFolder(studio.demo.model);
+    const lengths = [-2, -1, 0, 1, 2].map((d) => around + d).filter((L) => engineBytes(folder, { batchSize: rows, seqLen: L }) === c.memory!.totalBytes);
+    expect(lengths).toHaveLength(1);
+    expect(c.memory!.totalBytes * 100).toBeLessThan(engineBytes(folder, { batchSize: 30000, seqLen: 256 }));
   });
 
   it('a run that fits, and a refused one, have none', async () => {

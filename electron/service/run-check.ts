@@ -18,7 +18,7 @@ import { resolveDevice, type ResolvedDevice } from '../engine/device.js';
 import { choosePrecision, type ResolvedPrecision } from '../engine/precision.js';
 import { adapterFileBytes } from '../training/adapter-files.js';
 import { adapterLayoutOf, type TrainConfig } from '../training/config.js';
-import { estimateRun, memoryBudget, type MemoryBudget, type MemoryRemedy } from '../training/memory-check.js';
+import { boundByData, estimateRun, memoryBudget, type MemoryBudget, type MemoryRemedy } from '../training/memory-check.js';
 import { fittingAlternatives, type FitAlternative, type FitAlternatives } from '../training/fit-alternatives.js';
 import { checkOutFolder } from '../runs/out-folder.js';
 import { readRunRecord } from '../runs/run-record.js';
@@ -30,7 +30,7 @@ import { bytesInWords, unavailableReason } from './recommend.js';
 import type { ParsedRunSettings } from './run-settings.js';
 import { inAppWords } from './app-wording.js';
 import { plannedSteps } from './planned-steps.js';
-import { runRowLengths, runTimeCheck } from './run-time.js';
+import { runDataShape, runRowLengths, runTimeCheck } from './run-time.js';
 import { datasetPathExists } from '../data/containers/dataset-folder.js';
 
 export interface CheckedRun {
@@ -201,14 +201,16 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   }
   if (errors.length > 0 || device === null || precision === null) return refused(errors, warnings);
 
-  const estimate = estimateRun(addon, folder, config, config.lora, { device: device.device, precision: precision.precision });
+  // sized as the data lets the batches grow (no more rows than it has, padded to its longest row); the settings as they are when it cannot be read
+  const sized = boundByData(config, await runDataShape(config, folder));
+  const estimate = estimateRun(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision });
   const budget = memoryBudget(device);
   const available = budget.availableBytes;
   const fits = estimate.totalBytes <= available;
   // what would fit, by the same estimate (nothing to search for a run that fits)
   // (with the data's row lengths, so a shorter sequence says how many rows it would cut)
   const rowLengths = fits ? null : await runRowLengths(config, folder);
-  const fit = fits ? null : fittingAlternatives(addon, folder, config, config.lora, { device: device.device, precision: precision.precision }, budget,
+  const fit = fits ? null : fittingAlternatives(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision }, budget,
     rowLengths ? { rowLengths } : {});
   const layout = adapterLayoutOf(config);
   const memory = {

@@ -14,6 +14,7 @@ import { ModelTokenizer, TOKENIZER_FILE } from '../models/tokenizer.js';
 import type { TrainConfig } from '../training/config.js';
 import type { Example } from '../training/data.js';
 import { loadRunData } from '../training/run.js';
+import { dataShape, type DataShape } from '../training/memory-check.js';
 import { describeTime, estimateRunTime, safeRunTimeEstimate } from '../training/time-estimate.js';
 import { totalSteps } from '../training/trainer.js';
 
@@ -38,6 +39,16 @@ async function runRows(config: TrainConfig, folder: ModelFolder): Promise<RunRow
   const { train, eval: evalRows } = await loadRunData(config, await ModelTokenizer.load(folder.dir), folder);
   last = { key, rows: { train, eval: evalRows } };
   return last.rows;
+}
+
+/** The shape of the run's rows (memory-check.ts dataShape); null when the data cannot be read. */
+export async function runDataShape(config: TrainConfig, folder: ModelFolder): Promise<DataShape | null> {
+  try {
+    const rows = await runRows(config, folder);
+    return dataShape(rows.train, rows.eval);
+  } catch {
+    return null;
+  }
 }
 
 /**

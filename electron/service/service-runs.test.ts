@@ -11,6 +11,7 @@ import type { ApiEvent, ApiMethod, DemoPaths, ExportResult, GenerateResponse, Ru
 import { generate } from '../inference/generate.js';
 import { openSession, stopTokenIds } from '../session.js';
 import { tempDir } from '../testing/e2e-fixtures.js';
+import { manyRowsFile } from '../testing/many-rows.js';
 import { callOk, runEnd, runEventsOf } from '../testing/service-calls.js';
 import { createStudioService, type StudioService } from './service.js';
 
@@ -165,7 +166,8 @@ describe('a run end to end', () => {
   });
 
   it('a run that does not fit is refused before anything starts', async () => {
-    const huge = settings({ steps: 1, batchSize: 30_000 }); // 30,000 x 512 tokens: within one step's limit, far over any RAM
+    // 30,000 rows of 256 tokens (a batch holds no more rows than the data has): within one step's limit, far over any RAM
+    const huge = { ...settings({ steps: 1, batchSize: 30_000 }), data: await manyRowsFile(799) };
     const check = await ok<RunCheck>('checkRun', huge);
     expect(check.ok).toBe(false);
     expect(check.memory!.fits).toBe(false);

@@ -5,13 +5,14 @@
 // the longest multiple of 64 (or below 64, the longest), checkpointing's and
 // the method's bytes are the changed run's estimate; a run that fits gets
 // none; a combination only when no single change fits; nothing fits: said.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { MemoryEstimateOptions, NativeAddon } from '../engine/native.js';
 import { loadAddon } from '../engine/load.js';
 import { openModelFolder, type ModelFolder } from '../models/folder.js';
 import { inAppWords } from '../service/app-wording.js';
+import { MANY_ROWS, manyRowsFile } from '../testing/many-rows.js';
 import { cli, tempDir, tinyModel } from '../testing/e2e-fixtures.js';
 import type { LoraSettings, TrainConfig } from './config.js';
 import { fittingAlternatives, largestFitting } from './fit-alternatives.js';
@@ -197,19 +198,16 @@ describe('train prints what would fit', () => {
   it('a run over any RAM: the batch and sequence that fit, with their estimates, before anything is written', async () => {
     const folder = await openModelFolder(MODEL);
     const dir = tempDir('fit-alternatives');
-    // 30000 rows of 256 tokens: within one step's limit (2^24 tokens), far over any test machine's RAM
-    const r = await cli(['train', '--model', MODEL, '--data', join(DEMO, 'task-train.jsonl'), '--out', join(dir, 'out'), '--batch-size', '30000', '--steps', '1', '--device', 'cpu']);
+    // 30000 rows of 256 tokens (a batch holds no more rows than the data has): within one step's limit (2^24 tokens), far over any test machine's RAM
+    const data = await manyRowsFile(folder.spec.vocabSize);
+    const r = await cli(['train', '--model', MODEL, '--data', data, '--out', join(dir, 'out'), '--batch-size', '30000', '--steps', '1', '--device', 'cpu']);
     expect(r.code).not.toBe(0);
     const m = /but only ([\d.]+) GiB is available in RAM\. These fit: --batch-size (\d+) --grad-accum (\d+) \(([\d.]+) GiB(?:; an effective batch of (\d+) instead of 30000)?\); --seq-len (\d+) \(([\d.]+) GiB(?:; (\d+) of (\d+) rows are longer and would be cut)?\)/.exec(r.stderr);
     expect(m, r.stderr).not.toBeNull();
     const [, available, batch, accum, batchGiB, , seqLen, seqGiB, longer, of] = m!;
-    // the data's view of the shorter sequence: its rows (the file's lines) counted, those longer than it said
-    const rows = readFileSync(join(DEMO, 'task-train.jsonl'), 'utf8').trim().split('\n').length;
-    if (longer !== undefined) {
-      expect(Number(of)).toBe(rows);
-      expect(Number(longer)).toBeGreaterThan(0);
-      expect(Number(longer)).toBeLessThanOrEqual(rows);
-    }
+    // the data's view of the shorter sequence: its rows counted, all of them 256 ids, so all longer than it
+    expect(Number(of)).toBe(MANY_ROWS);
+    expect(Number(longer)).toBe(MANY_ROWS);
     const b = Number(batch), a = Number(accum);
     // the fewest accumulation steps whose batch fits, that batch as even as it can be
     expect(b).toBe(Math.ceil(30000 / a));

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadAddon } from '../engine/load.js';
 import { openModelFolder } from '../models/folder.js';
-import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
+import { cli, tempDir, tinyModel } from '../testing/e2e-fixtures.js';
+import { manyRowsFile } from '../testing/many-rows.js';
 import type { TrainConfig } from './config.js';
 import { estimateRun, memoryBudget, memoryShortfall } from './memory-check.js';
 
@@ -86,11 +87,20 @@ describe('memory pre-flight', () => {
     // wide enough that the activations of a step the engine can hold (at most 2^24 tokens) exceed any test machine
     const model = await tinyModel({ seed: 45, hidden: 256, intermediate: 2048 });
     const dir = tempDir('memcheck');
-    const data = writeJsonl(join(dir, 'd.jsonl'), cycleRows(2, 8));
-    // 2^14 rows x 512 tokens of activations (hundreds of GiB)
+    // 2^14 rows x 256 tokens of activations (hundreds of GiB): the data has that many rows, that long (a batch never holds more than there are)
+    const data = await manyRowsFile(model.spec.vocabSize);
     const r = await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'out'), '--batch-size', String(2 ** 14), '--seq-len', '512', '--steps', '1']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/this run needs about [\d.]+ GiB .* but only [\d.]+ GiB is available (in RAM|on .+)\./);
     expect(existsSync(join(dir, 'out'))).toBe(false);
+  });
+
+  it('a run started anyway (--ignore-memory-check) says so, not to pass the flag it was given', () => {
+    const estimate = { weightBytes: 0, gradientBytes: 0, optimizerBytes: 0, activationBytes: 2 ** 31, deviceBytes: 0, totalBytes: 2 ** 31, quantizedBytes: 0, quantizedParams: 0, trainableParams: 1, totalParams: 1 };
+    const config = { method: 'lora', batchSize: 4, gradientCheckpointing: false, quantization: null, precision: 'fp32' } as unknown as TrainConfig;
+    expect(memoryShortfall(estimate, 2 ** 30, config)).toMatch(/; or pass --ignore-memory-check to start anyway\.$/);
+    const anyway = memoryShortfall(estimate, 2 ** 30, { ...config, ignoreMemoryCheck: true })!;
+    expect(anyway).toMatch(/; starting anyway, as --ignore-memory-check asks\.$/);
+    expect(anyway).not.toContain('or pass');
   });
 });

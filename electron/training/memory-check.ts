@@ -22,6 +22,29 @@ export interface EstimateTarget {
   precision: EnginePrecision;
 }
 
+/** What a run's data lets its batches reach: the most rows a batch can hold (all of a split), and the longest row. */
+export interface DataShape {
+  rows: number;
+  longest: number;
+}
+
+/** The shape of a run's rows (its training and evaluation rows: evaluation batches run in the same buffers). */
+export function dataShape(train: readonly { inputIds: readonly number[] }[], evalRows: readonly { inputIds: readonly number[] }[]): DataShape {
+  const longest = (rows: readonly { inputIds: readonly number[] }[]) => rows.reduce((n, r) => Math.max(n, r.inputIds.length), 0);
+  return { rows: Math.max(train.length, evalRows.length), longest: Math.max(longest(train), longest(evalRows)) };
+}
+
+/**
+ * The run as its buffers will really be sized: a batch never holds more rows
+ * than the data has, and is padded to its longest row, not to --seq-len. A
+ * run of 111 short rows at --batch-size 30000 needs what 111 of them need.
+ * Null (data not read): the settings as they are.
+ */
+export function boundByData(config: TrainConfig, shape: DataShape | null): TrainConfig {
+  if (shape === null || shape.rows === 0 || shape.longest === 0) return config;
+  return { ...config, batchSize: Math.min(config.batchSize, shape.rows), seqLen: Math.max(2, Math.min(config.seqLen, shape.longest)) };
+}
+
 export function estimateRun(addon: NativeAddon, folder: ModelFolder, config: TrainConfig, lora: LoraSettings | null,
   target: EstimateTarget = { device: 'cpu', precision: 'fp32' }): MemoryEstimate {
   return withDeviceBytes(addon.estimateMemory(folder.spec, {
@@ -113,9 +136,10 @@ function alternativeInWords(a: FitAlternative): string {
  * Its ways out end as memoryShortfall's list always has ("; --device cpu; or
  * pass --ignore-memory-check …"): the app rewords those (service/app-wording.ts).
  */
-function fitAdvice(fit: FitAlternatives, gpu: boolean, precision: TrainConfig['precision']): string {
+function fitAdvice(fit: FitAlternatives, gpu: boolean, precision: TrainConfig['precision'], ignoring: boolean): string {
   const { alternatives, leanest } = fit;
-  const ignore = 'or pass --ignore-memory-check to start anyway.';
+  // a run started anyway says so instead of offering what was already asked
+  const ignore = ignoring ? 'starting anyway, as --ignore-memory-check asks.' : 'or pass --ignore-memory-check to start anyway.';
   if (alternatives.length > 0) {
     const lead = alternatives[0].changes.length > 1 ? 'No single change fits; together these do' : alternatives.length === 1 ? 'This fits' : 'These fit';
     return `${lead}: ${alternatives.map(alternativeInWords).join('; ')}; ${ignore}`;
@@ -148,9 +172,10 @@ export function memoryShortfall(estimate: MemoryEstimate, budget: MemoryBudget |
     `this run needs about ${gib(estimate.totalBytes)} (weights ${gib(estimate.weightBytes)}, gradients ${gib(estimate.gradientBytes)}, ` +
     `optimizer state ${gib(estimate.optimizerBytes)}, activations ${gib(estimate.activationBytes)}` +
     `${estimate.deviceBytes > 0 ? `, ${DEVICE_BYTES_LABEL} ${gib(estimate.deviceBytes)}` : ''}) but only ${gib(availableBytes)} is available ${where}.`;
-  if (fit) return `${needs} ${fitAdvice(fit, gpu, config.precision)}`;
+  const ignoring = config.ignoreMemoryCheck === true;
+  if (fit) return `${needs} ${fitAdvice(fit, gpu, config.precision, ignoring)}`;
   const advice = memoryRemedies(config).map((r) => CLI_REMEDY[r]);
   // on a GPU the CPU is one more way out (slower, but host RAM is usually larger; it computes in fp32 only)
   if (gpu) advice.push(config.precision === 'bf16' ? '--device cpu --precision fp32' : '--device cpu');
-  return `${needs} Try ${advice.join(', ')}; or pass --ignore-memory-check to start anyway.`;
+  return `${needs} Try ${advice.join(', ')}; ${ignoring ? 'starting anyway, as --ignore-memory-check asks.' : 'or pass --ignore-memory-check to start anyway.'}`;
 }

@@ -67,8 +67,8 @@ describe('the neftuneAlpha setting', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('--neftune-alpha X');
     const text = r.stdout.slice(r.stdout.indexOf('--neftune-alpha')).replace(/\s+/g, ' ');
-    expect(text).toContain("NEFTune: noise on the input embeddings while training, uniform within X / sqrt(sequence length x hidden size) (Hugging Face's neftune_noise_alpha; 5 is usual; 0: off)");
-    expect(text).toContain("0: off) (default: 0)");
+    expect(text).toContain("NEFTune: noise on the input embeddings while training, uniform within X / sqrt(sequence length x hidden size) (Hugging Face's neftune_noise_alpha; 5 is usual; 0: off; at most 10000)");
+    expect(text).toContain("0: off; at most 10000) (default: 0)");
   });
 
   it('is kept by a resumed run and cannot be changed by one', () => {

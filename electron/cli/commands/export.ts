@@ -17,7 +17,7 @@ export const exportSpec: CommandSpec = {
   summary: 'Export a run\'s or a folder\'s LoRA adapter as PEFT, a merged model, or GGUF (adapter or whole model) for llama.cpp/Ollama; a full fine-tuning run\'s model as GGUF.',
   positionals: [{ name: 'RUN_OR_ADAPTER', help: 'training run folder (train --out; a full fine-tuning run or one of its checkpoints/step-N for gguf-model) or PEFT adapter folder' }],
   flags: [
-    { name: 'format', kind: 'list', valueName: 'FORMATS', choices: EXPORT_FORMATS, help: 'peft, merged, gguf (adapter), gguf-model (one GGUF with the adapter merged in), or a comma list (then --out gets one subfolder per format)' },
+    { name: 'format', kind: 'list', valueName: 'FORMATS', choices: EXPORT_FORMATS, help: 'peft, merged, gguf (adapter; not for DoRA, which llama.cpp adapters cannot hold), gguf-model (one GGUF with the adapter merged in), or a comma list (then --out gets one subfolder per format)' },
     { name: 'out', kind: 'string', valueName: 'DIR', help: 'export folder (must not exist or be empty, unless --overwrite); never the run, adapter or base model folder, nor inside or around one' },
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'base model folder, or org/name of a model in the Hugging Face cache', defaultText: "the run's model, or the adapter's base_model_name_or_path if it is a folder" },
     { name: 'gguf-type', kind: 'string', choices: GGUF_MODEL_TYPES, help: 'GGUF tensor type: the adapter (gguf) takes f32 or f16; the model (gguf-model) also bf16 or q8_0 (8-bit, about half the size of f16)', defaultText: "gguf: f32; gguf-model: the model's own 16-bit type (F32 models: f16), a full fine-tuning run f32 (its weights as trained)" },

@@ -1,4 +1,4 @@
-// `peft-studio merge`: fold a LoRA adapter into its base model and write a
+// `peft-studio merge`: fold a LoRA (or DoRA) adapter into its base model and write a
 // standalone Hugging Face model folder.
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
@@ -11,11 +11,11 @@ import { countOf } from '../../text/plural.js';
 
 export const mergeSpec: CommandSpec = {
   name: 'merge',
-  summary: 'Merge a LoRA adapter into the base weights (W + scaling·B·A) as a new model folder.',
+  summary: 'Merge a LoRA adapter into the base weights (W + scaling·B·A; a DoRA adapter\'s rows then rescaled to their magnitudes) as a new model folder.',
   positionals: [],
   flags: [
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'base model folder, or org/name of a model in the Hugging Face cache' },
-    { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT LoRA adapter folder' },
+    { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT LoRA (or DoRA) adapter folder' },
     { name: 'out', kind: 'string', valueName: 'DIR', help: 'new model folder (must not exist or be empty, unless --overwrite); never the model, adapter or run folder, nor inside or around one' },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
     { name: 'overwrite', kind: 'boolean', help: 'replace --out if it is not empty (the old folder stays until the new one is complete)' },

@@ -20,7 +20,7 @@ function table(runs: RunIndexEntry[]): string {
     r.status,
     `${r.steps_done}/${r.total_steps ?? '?'}`,
     r.best_eval_loss === null ? '-' : r.best_eval_loss.toFixed(4),
-    r.method,
+    r.dora ? `${r.method}+dora` : r.method,
     r.created ? r.created.slice(0, 19).replace('T', ' ') : '-',
     r.dir,
     r.adapter ?? '-',

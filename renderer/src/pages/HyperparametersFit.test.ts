@@ -13,6 +13,7 @@ import { formatBytes } from '../format.js';
 import { Studio } from '../state/studio.svelte.js';
 import { byId, until } from '../testing/dom-waits.js';
 import { demoLoraStudio, pageHarness } from '../testing/page-harness.js';
+import { manyRowsFile } from '../../../electron/testing/many-rows.js';
 import { recordingBridge } from '../testing/service-bridge.js';
 
 /** every call the page made, with its request as it went over the bridge */
@@ -31,7 +32,8 @@ const inputValue = (root: HTMLElement, key: string) => (byId(root, `input-${key}
 describe('the settings that would fit', () => {
   it('a button per alternative; one click sets its fields and the check runs again on them', async () => {
     const studio = demoLoraStudio(harness.demo);
-    // 30000 rows of 256 tokens: far over any test machine's RAM (the CPU, so the budget is the RAM on any machine)
+    // 30000 rows of 256 tokens (a batch holds no more rows than the data has): far over any test machine's RAM (the CPU, so the budget is the RAM on any machine)
+    studio.data = await manyRowsFile(799);
     studio.hyper = { steps: 1, batchSize: 30000, device: 'cpu' };
     const root = harness.mount({ studio });
     await until('the first verdict', () => studio.check !== null && byId(root, 'check-pending') === null);

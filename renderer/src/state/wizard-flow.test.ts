@@ -23,6 +23,7 @@ import { TryPanel } from './try-panel.svelte.js';
 import { until } from '../testing/dom-waits.js';
 import { createIpcTransport } from '../api/ipc.js';
 import { serviceBridge } from '../testing/service-bridge.js';
+import { manyRowsFile } from '../../../electron/testing/many-rows.js';
 
 const home = mkdtempSync(join(tmpdir(), 'peft-studio-renderer-flow-'));
 process.env.PEFT_STUDIO_HOME = home;
@@ -182,6 +183,7 @@ describe('the wizard from hyperparameters to try', () => {
 describe('a run the estimate says will not fit', () => {
   it('blocks start until the user accepts the risk, and only for memory', async () => {
     const studio = demoStudio();
+    studio.data = await manyRowsFile(799); // 30000 rows of 256 tokens: a batch holds no more rows than the data has
     const page = new HyperparametersPage(studio, api, 0);
     await page.load();
     page.edit('batchSize', '30000'); // within one step's token limit (16,777,216), far over any RAM

@@ -3,8 +3,9 @@
 // chart points in a RunMonitor that also takes the runs' live events (the
 // page hands them over in the bursts it already takes: one filter per burst,
 // so following a running run costs next to nothing), and a colour that stays
-// with it while it is picked. The picks outlive a Refresh of the table; a run
-// that left the list, or whose folder is gone, drops out with a note.
+// with it while it is picked. The picks outlive a Refresh of the table and a
+// visit to other pages (kept in the studio); a run that left the list, or
+// whose folder is gone, drops out with a note.
 import type { ApiTransport, RunEvent, RunHistory, RunIndexEntry } from '../../../electron/api/contract.js';
 import { RUN_COLORS } from '../components/charts/series.js';
 import { compareRunSettings, evalLossCaveat, resultRows, runName, type ResultRow, type RunOutcome, type SettingsComparison } from './run-compare-facts.js';
@@ -41,7 +42,18 @@ export class RunCompare {
   /** the newest read of each run's history: an older one that answers late is dropped */
   private readonly reads = new Map<string, symbol>();
 
-  constructor(private readonly api: ApiTransport) {}
+  /**
+   * kept: where the picks outlive this comparison (the studio's comparedRuns: the
+   * Runs page makes a new one each time it opens); its runs are picked again at once.
+   */
+  constructor(private readonly api: ApiTransport, private readonly kept: { comparedRuns: string[] } | null = null) {
+    for (const dir of kept?.comparedRuns ?? []) this.toggle(dir);
+  }
+
+  /** The picks, where they outlive this comparison. */
+  private remember(): void {
+    if (this.kept) this.kept.comparedRuns = this.runs.map((r) => r.dir);
+  }
 
   isPicked(dir: string): boolean {
     return this.runs.some((r) => r.dir === dir);
@@ -57,6 +69,7 @@ export class RunCompare {
     if (this.isPicked(dir)) {
       this.runs = this.runs.filter((r) => r.dir !== dir);
       this.reads.delete(dir);
+      this.remember();
       return;
     }
     const taken = new Set(this.runs.map((r) => r.slot));
@@ -64,6 +77,7 @@ export class RunCompare {
     while (taken.has(slot)) slot++;
     const run: ComparedRun = { dir, name: runName(dir), slot, history: null, error: null, monitor: new RunMonitor() };
     this.runs = [...this.runs, run];
+    this.remember();
     void this.read(dir);
   }
 
@@ -107,6 +121,7 @@ export class RunCompare {
       const goneDirs = new Set(gone.map((r) => r.dir));
       for (const dir of goneDirs) this.reads.delete(dir);
       this.runs = this.runs.filter((r) => !goneDirs.has(r.dir));
+      this.remember();
     }
     for (const r of this.runs) {
       const listed = byDir.get(r.dir);

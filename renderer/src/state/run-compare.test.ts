@@ -59,3 +59,29 @@ describe('RunCompare at Refresh', () => {
     expect(bestOfB()).toContain('at step 6');
   });
 });
+
+describe('RunCompare across visits to other pages', () => {
+  it('the picks are kept where they outlive the page; a new comparison picks and reads them again', async () => {
+    const served = new Map<string, RunHistory>([
+      ['/runs/a', history('/runs/a', 6, 'finished', 't1')],
+      ['/runs/b', history('/runs/b', 6, 'finished', 't1')],
+    ]);
+    const api = {
+      call: async (_method: string, request: { runDir: string }) => served.get(request.runDir)!,
+      onEvent: () => () => undefined,
+    } as unknown as ApiTransport;
+    const kept = { comparedRuns: [] as string[] };
+    const first = new RunCompare(api, kept);
+    first.toggle('/runs/b');
+    first.toggle('/runs/a');
+    expect(kept.comparedRuns).toEqual(['/runs/b', '/runs/a']);
+    // the Runs page opened again: a new comparison of the same runs, in the same order
+    const again = new RunCompare(api, kept);
+    await expect.poll(() => again.loaded.map((r) => r.dir)).toEqual(['/runs/b', '/runs/a']);
+    again.toggle('/runs/b');
+    expect(kept.comparedRuns).toEqual(['/runs/a']);
+    // a run gone from the list leaves the kept picks too
+    again.sync([]);
+    expect(kept.comparedRuns).toEqual([]);
+  });
+});

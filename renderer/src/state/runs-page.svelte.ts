@@ -71,7 +71,7 @@ export class RunsPage {
     private readonly api: ApiTransport,
     private readonly schedule: (flush: () => void) => void = (flush) => void setTimeout(flush, RUNS_FLUSH_INTERVAL_MS),
   ) {
-    this.compare = new RunCompare(api);
+    this.compare = new RunCompare(api, studio);
   }
 
   /** Follow the runs' live events; returns the unsubscribe. */

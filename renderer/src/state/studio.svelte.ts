@@ -52,6 +52,8 @@ export interface LiveRun {
 export class Studio {
   /** the page on screen */
   page = $state<Page>('model');
+  /** the runs picked on the Runs page to compare: they stay picked while the user visits other pages */
+  comparedRuns = $state.raw<string[]>([]);
 
   /** step 1: the model folder and what inspectModel said of it */
   model = $state<string | null>(null);

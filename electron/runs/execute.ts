@@ -5,7 +5,7 @@
 // run.json and the run index saying the same. Errors never escape: they
 // become a 'failed' event with a message that says what to do.
 import { readdir, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { resolveDevice, type ResolvedDevice } from '../engine/device.js';
 import { choosePrecision, type ResolvedPrecision } from '../engine/precision.js';
 import { loadAddon } from '../engine/load.js';
@@ -256,7 +256,12 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     const budget = memoryBudget(device);
     const available = budget.availableBytes;
     memory = { estimateBytes: estimate.totalBytes, availableBytes: available, where: budget.where, gpu: budget.gpu };
-    const shortfall = memoryShortfall(estimate, budget, { ...sized, precision: precision.precision }, fittingAlternatives(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision }, budget, { resumed: options.resume === true, rowLengths: config.pack ? undefined : data.train.map((e) => e.inputIds.length) }));
+    // what would fit is searched only for a run that does not
+    const fit = estimate.totalBytes > available
+      ? fittingAlternatives(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision }, budget,
+        { resumed: options.resume === true, rowLengths: config.pack ? undefined : data.train.map((e) => e.inputIds.length) })
+      : undefined;
+    const shortfall = memoryShortfall(estimate, budget, { ...sized, precision: precision.precision }, fit);
     if (shortfall !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(shortfall);
     /** what is said once the started event is out */
     const afterStart: string[] = [];

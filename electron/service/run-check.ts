@@ -8,7 +8,6 @@
 // would (training/fit-alternatives.ts), for the page to offer as buttons.
 // With the verdict come the warnings the run would log (settings it accepts
 // but that look like a slip), in the form's words.
-import { stat } from 'node:fs/promises';
 import type { FieldError, RunCheck, RunFitAlternative, RunWarning } from '../api/contract.js';
 import { loadAddon } from '../engine/load.js';
 import { fullModelFileBytes } from '../export/model-folder.js';

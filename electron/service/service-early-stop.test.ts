@@ -1,46 +1,36 @@
-// Keep-best and early stopping through the service, on the bundled demo model:
+// Keep-best and early stopping through the studio.service, on the bundled demo model:
 // the form's fields, checkRun naming them when the run does not evaluate, a
 // started run that stops early (its summary, the run list) and the export of
 // its best adapter (the reload check scores it: the best step's eval loss is
 // what `eval` gives, checked in training/early-stop-run.test.ts).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiEvent, ApiMethod, DemoPaths, ExportResult, HyperparameterSpec, RunCheck, RunListEntry, StartedRun } from '../api/contract.js';
+import { describe, expect, it } from 'vitest';
+import type { ExportResult, HyperparameterSpec, RunCheck, RunListEntry, StartedRun } from '../api/contract.js';
 import { readJsonLines, tempDir } from '../testing/e2e-fixtures.js';
-import { callOk, runEnd } from '../testing/service-calls.js';
-import { createStudioService, type StudioService } from './service.js';
+import { serviceForTests } from '../testing/service-fixture.js';
+import { runEnd } from '../testing/service-calls.js';
 
-process.env.PEFT_STUDIO_HOME = tempDir('service-early-stop-home');
 
-let service: StudioService;
-let demo: DemoPaths;
-const events: ApiEvent[] = [];
-const ok = <T>(method: ApiMethod, request: unknown) => callOk<T>(service, method, request);
-const dataset = (name: string) => demo.datasets.find((d) => d.name === name)!.path;
+const studio = serviceForTests('service-early-stop-home');
+const { ok, events } = studio;
+const dataset = (name: string) => studio.demo.datasets.find((d) => d.name === name)!.path;
 const settings = (hyper: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
-  model: demo.model,
+  model: studio.demo.model,
   data: dataset('task-train'),
   method: 'lora',
   hyper: { threads: 2, batchSize: 4, ...hyper },
   ...extra,
 });
 
-beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
-  service.onEvent((e) => events.push(e));
-  demo = await ok<DemoPaths>('demoPaths', {});
-});
-afterAll(() => service.close());
-
 describe('keep-best and early stopping in the run form', () => {
   it('the form has the three fields (patience empty: off)', async () => {
-    const specs = await ok<HyperparameterSpec[]>('hyperparameters', { model: demo.model, method: 'lora' });
+    const specs = await ok<HyperparameterSpec[]>('hyperparameters', { model: studio.demo.model, method: 'lora' });
     const byKey = (key: string) => specs.find((s) => s.key === key);
     expect(byKey('keepBest')).toMatchObject({ kind: 'boolean', default: false, group: 'advanced' });
     expect(byKey('earlyStop')).toMatchObject({ kind: 'int', default: null, min: 1 });
     expect(byKey('earlyStopDelta')).toMatchObject({ kind: 'number', default: 0, min: 0 });
-    const full = await ok<HyperparameterSpec[]>('hyperparameters', { model: demo.model, method: 'full' });
+    const full = await ok<HyperparameterSpec[]>('hyperparameters', { model: studio.demo.model, method: 'full' });
     expect(full.find((s) => s.key === 'keepBest')!.help).toContain('twice the disk');
   });
 
@@ -59,7 +49,7 @@ describe('keep-best and early stopping in the run form', () => {
 
   it('a run that stops early finishes with its reason and its best adapter, which exports', async () => {
     const started = await ok<StartedRun>('startRun', settings({ steps: 40, lr: 3e-2, evalEvery: 2, keepBest: true, earlyStop: 3 }, { evalData: dataset('task-eval') }));
-    const end = await runEnd(service, events, started.runId);
+    const end = await runEnd(studio.service, events, started.runId);
     expect(end.type, JSON.stringify(end)).toBe('finished');
     const evals = readJsonLines(join(started.runDir, 'metrics.jsonl')).filter((m) => 'eval_loss' in m);
     const best = evals.reduce((a, b) => (b.eval_loss < a.eval_loss ? b : a));
@@ -74,7 +64,7 @@ describe('keep-best and early stopping in the run form', () => {
     const out = join(tempDir('service-best-export'), 'x');
     const exported = await ok<ExportResult>('exportAdapter', { source: join(started.runDir, 'best'), formats: ['peft'], out });
     // the best adapter, with the run's base model and data for the reload check
-    expect(exported.source).toMatchObject({ kind: 'adapter', dir: join(started.runDir, 'best'), modelDir: demo.model, runData: dataset('task-train') });
+    expect(exported.source).toMatchObject({ kind: 'adapter', dir: join(started.runDir, 'best'), modelDir: studio.demo.model, runData: dataset('task-train') });
     expect(readFileSync(join(out, 'adapter_model.safetensors'))).toEqual(readFileSync(join(started.runDir, 'best', 'adapter_model.safetensors')));
   });
 });

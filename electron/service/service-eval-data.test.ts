@@ -1,38 +1,28 @@
-// The run form's evaluation file (RunSettings.evalData) through the service,
+// The run form's evaluation file (RunSettings.evalData) through the studio.service,
 // on the bundled demo model and its held-out task file: checkRun resolves it
 // as `train --eval-data` does, refuses it beside an eval split (naming both)
 // and a file that is not there; a started run evaluates on it and reports its
 // rows in the started event and run.json.
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiEvent, ApiMethod, DatasetReport, DemoPaths, RunCheck, StartedRun } from '../api/contract.js';
+import { describe, expect, it } from 'vitest';
+import type { DatasetReport, RunCheck, StartedRun } from '../api/contract.js';
 import { tempDir } from '../testing/e2e-fixtures.js';
-import { callOk, runEnd, runEventsOf } from '../testing/service-calls.js';
-import { createStudioService, type StudioService } from './service.js';
+import { serviceForTests } from '../testing/service-fixture.js';
+import { runEnd, runEventsOf } from '../testing/service-calls.js';
 
-process.env.PEFT_STUDIO_HOME = tempDir('service-eval-data-home');
 
-let service: StudioService;
-let demo: DemoPaths;
-const events: ApiEvent[] = [];
-const ok = <T>(method: ApiMethod, request: unknown) => callOk<T>(service, method, request);
-const dataset = (name: string) => demo.datasets.find((d) => d.name === name)!.path;
+const studio = serviceForTests('service-eval-data-home');
+const { ok, events } = studio;
+const dataset = (name: string) => studio.demo.datasets.find((d) => d.name === name)!.path;
 const settings = (hyper: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
-  model: demo.model,
+  model: studio.demo.model,
   data: dataset('task-train'),
   method: 'lora',
   hyper: { threads: 2, batchSize: 4, ...hyper },
   ...extra,
 });
 const lines = (file: string) => readFileSync(file, 'utf8').trim().split('\n').length;
-
-beforeAll(async () => {
-  service = createStudioService({ mode: 'browser', allowedRoots: null });
-  service.onEvent((e) => events.push(e));
-  demo = await ok<DemoPaths>('demoPaths', {});
-});
-afterAll(() => service.close());
 
 describe('checkRun with an evaluation file', () => {
   it('resolves it as train --eval-data does; Eval every is no slip with it', async () => {
@@ -63,7 +53,7 @@ describe('startRun with an evaluation file', () => {
   it("evaluates on the file's rows; the started event and run.json say how the file was read", async () => {
     const evalFile = dataset('task-eval');
     const started = await ok<StartedRun>('startRun', settings({ steps: 2, evalEvery: 1 }, { evalData: evalFile }));
-    const end = await runEnd(service, events, started.runId);
+    const end = await runEnd(studio.service, events, started.runId);
     expect(end.type, JSON.stringify(end)).toBe('finished');
     const seen = runEventsOf(events, started.runId);
     // the log lines of reading the data come first; they name the eval file and its rows
@@ -85,14 +75,14 @@ describe('a dataset folder through the service', () => {
     mkdirSync(join(root, 'data'));
     copyFileSync(dataset('task-train'), join(root, 'data', 'train-00000-of-00001.jsonl'));
     copyFileSync(dataset('task-eval'), join(root, 'data', 'validation-00000-of-00001.jsonl'));
-    const read = { model: demo.model, data: root };
+    const read = { model: studio.demo.model, data: root };
     const train = await ok<DatasetReport>('inspectData', read);
     expect(train.split).toBe('train');
     expect(train.rows.total).toBe(lines(dataset('task-train')));
     const held = await ok<DatasetReport>('inspectData', { ...read, role: 'eval' });
     expect(held.split).toBe('validation');
     expect(held.rows.total).toBe(lines(dataset('task-eval')));
-    const bad = await service.call('inspectData', { ...read, role: 'test' });
+    const bad = await studio.service.call('inspectData', { ...read, role: 'test' });
     expect(bad.ok ? null : bad.error).toMatchObject({ code: 'invalid', field: 'role' });
     const c = await ok<RunCheck>('checkRun', settings({ steps: 1 }, { data: root, evalData: root }));
     expect(c.errors).toEqual([]);

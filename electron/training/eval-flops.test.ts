@@ -4,6 +4,7 @@
 // really builds (padding, masked labels, packed segments). evalWork is one
 // evaluation times the trainer's number of evaluations.
 import { describe, expect, it } from 'vitest';
+import { TINY_FLOP_SPEC } from '../testing/flop-fixtures.js';
 import type { Batch, LoraTarget, ModelSpec } from '../engine/native.js';
 import { sequentialBatches } from './batches.js';
 import type { Example } from './data.js';
@@ -11,12 +12,7 @@ import { evalWork } from './eval-work.js';
 import { evalBatchFlops, microBatchFlops, microBatchShapeOf, type FlopSettings } from './step-flops.js';
 import type { TrainMethod } from './config.js';
 
-// hidden 16, q 16 (2 heads of 8), kv 8 (1 head), intermediate 24, 2 layers, vocabulary 64
-const tiny: ModelSpec = {
-  architecture: 'LlamaForCausalLM', vocabSize: 64, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 2, numKvHeads: 1,
-  headDim: 8, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: { type: 'none', factor: 1, lowFreqFactor: 1, highFreqFactor: 1, originalMaxPosition: 0 },
-  maxPositionEmbeddings: 64, tieWordEmbeddings: true, attentionBias: false, qkNorm: false,
-};
+const tiny = TINY_FLOP_SPEC;
 const settings = (method: TrainMethod, extra: Partial<FlopSettings> = {}): FlopSettings => ({
   method, lora: null, virtualTokens: 0, prefixEncoderHidden: null, gradientCheckpointing: false, ...extra,
 });

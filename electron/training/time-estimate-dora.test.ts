@@ -2,19 +2,13 @@
 // optimizer step (not per micro-batch), inspect's tokens/s counts one, the
 // run's settings carry dora and dropout into the count, and the line says DoRA.
 import { describe, expect, it } from 'vitest';
-import type { ModelSpec } from '../engine/native.js';
-import type { Example } from './data.js';
+import { rowOf, TINY_FLOP_SPEC } from '../testing/flop-fixtures.js';
 import { microBatchFlops, uniformMicroBatch, type FlopSettings } from './step-flops.js';
 import { describeRunTime, flopSettingsOf, METHOD_EFFICIENCY, runWork, tokensPerSecond } from './time-estimate.js';
 
-// hidden 16, q 16, kv 8 (1 kv head of 8), intermediate 24, 2 layers
-const spec: ModelSpec = {
-  architecture: 'LlamaForCausalLM', vocabSize: 64, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 2, numKvHeads: 1,
-  headDim: 8, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: { type: 'none', factor: 1, lowFreqFactor: 1, highFreqFactor: 1, originalMaxPosition: 0 },
-  maxPositionEmbeddings: 64, tieWordEmbeddings: true, attentionBias: false, qkNorm: false,
-};
+const spec = TINY_FLOP_SPEC;
 const dora: FlopSettings = { method: 'lora', lora: { rank: 4, targets: ['q_proj', 'v_proj'], layers: null, dora: true, dropout: 0 }, virtualTokens: 0, prefixEncoderHidden: null, gradientCheckpointing: false };
-const ex = (n: number): Example => ({ inputIds: Array(n).fill(3), labels: Array(n).fill(3), source: `x:${n}` });
+const ex = rowOf;
 
 /** The norm refresh of q_proj [16 -> 16] and v_proj [16 -> 8] at rank 4 in both layers, written out: A·Wᵀ, A·Aᵀ, B·(A·Aᵀ). */
 const NORMS = 2 * ((2 * 4 * 16 * 16 + 2 * 4 * 4 * 16 + 2 * 16 * 4 * 4) + (2 * 4 * 8 * 16 + 2 * 4 * 4 * 16 + 2 * 8 * 4 * 4));

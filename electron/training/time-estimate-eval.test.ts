@@ -3,22 +3,16 @@
 // the measured forward-over-training ratio, never checkpointing's factor),
 // and the line names the evaluating part only when it is more than 5% of the run.
 import { describe, expect, it } from 'vitest';
-import type { ModelSpec } from '../engine/native.js';
-import type { Example } from './data.js';
+import { rowOf, TINY_FLOP_SPEC } from '../testing/flop-fixtures.js';
 import { evalWork, NO_EVAL_WORK } from './eval-work.js';
 import type { FlopSettings } from './step-flops.js';
 import {
   CHECKPOINTING_FACTOR, describeRunTime, describeTime, estimateRunSeconds, EVAL_OVER_TRAIN_EFFICIENCY, evalEfficiency, evaluatingSeconds, METHOD_EFFICIENCY, runWork, type RunTime,
 } from './time-estimate.js';
 
-// hidden 16, q 16, kv 8, intermediate 24, 2 layers, vocabulary 64 (eval-flops.test.ts counts one batch of it by hand)
-const spec: ModelSpec = {
-  architecture: 'LlamaForCausalLM', vocabSize: 64, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 2, numKvHeads: 1,
-  headDim: 8, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: { type: 'none', factor: 1, lowFreqFactor: 1, highFreqFactor: 1, originalMaxPosition: 0 },
-  maxPositionEmbeddings: 64, tieWordEmbeddings: true, attentionBias: false, qkNorm: false,
-};
+const spec = TINY_FLOP_SPEC;
 const lora: FlopSettings = { method: 'lora', lora: { rank: 4, targets: ['q_proj', 'v_proj'], layers: null }, virtualTokens: 0, prefixEncoderHidden: null, gradientCheckpointing: false };
-const ex = (n: number): Example => ({ inputIds: Array(n).fill(3), labels: Array(n).fill(3), source: `x:${n}` });
+const ex = rowOf;
 const speed = { where: 'cpu' as const, gflops: 100 };
 
 describe('the estimate with evaluations', () => {

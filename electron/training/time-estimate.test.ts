@@ -3,21 +3,16 @@
 // its longest row), seconds = FLOPs / (GFLOP/s x efficiency), and a GPU run
 // says no number.
 import { describe, expect, it } from 'vitest';
-import type { ModelSpec } from '../engine/native.js';
-import type { Example } from './data.js';
+import { rowOf, TINY_FLOP_SPEC } from '../testing/flop-fixtures.js';
 import { epochOrder } from './batches.js';
 import { microBatchFlops, uniformMicroBatch, type FlopSettings } from './step-flops.js';
 import {
   CHECKPOINTING_FACTOR, describeRunTime, estimateSeconds, flopSettingsOf, METHOD_EFFICIENCY, methodEfficiency, roughDuration, runWork, tokensPerSecond,
 } from './time-estimate.js';
 
-const spec: ModelSpec = {
-  architecture: 'LlamaForCausalLM', vocabSize: 64, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 2, numKvHeads: 1,
-  headDim: 8, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: { type: 'none', factor: 1, lowFreqFactor: 1, highFreqFactor: 1, originalMaxPosition: 0 },
-  maxPositionEmbeddings: 64, tieWordEmbeddings: true, attentionBias: false, qkNorm: false,
-};
+const spec = TINY_FLOP_SPEC;
 const lora: FlopSettings = { method: 'lora', lora: { rank: 4, targets: ['q_proj', 'v_proj'], layers: null }, virtualTokens: 0, prefixEncoderHidden: null, gradientCheckpointing: false };
-const ex = (n: number): Example => ({ inputIds: Array(n).fill(3), labels: Array(n).fill(3), source: `x:${n}` });
+const ex = rowOf;
 
 describe('runWork', () => {
   const train = [3, 9, 4, 7, 12, 5, 6].map(ex);

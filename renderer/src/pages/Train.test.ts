@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { flushSync } from 'svelte';
 import { describe, expect, it } from 'vitest';
 
-import type { ApiEvent, StartedRun } from '../../../electron/api/contract.js';
+import type { ApiEvent, ApiMethod, StartedRun } from '../../../electron/api/contract.js';
 import { Studio } from '../state/studio.svelte.js';
 import { byId, until } from '../testing/dom-waits.js';
 import { pageHarness } from '../testing/page-harness.js';
+import { callOk } from '../../../electron/testing/service-calls.js';
 
 const harness = pageHarness<{ studio: Studio }>({
   homePrefix: 'peft-studio-train-page-',
@@ -21,11 +22,7 @@ const harness = pageHarness<{ studio: Studio }>({
   load: () => import('./Train.svelte'),
 });
 
-async function call<T>(method: string, request: unknown): Promise<T> {
-  const r = await harness.service.call(method as never, request as never);
-  if (!r.ok) throw new Error(JSON.stringify(r.error));
-  return r.value as T;
-}
+const call = <T>(method: ApiMethod, request: unknown) => callOk<T>(harness.service, method, request);
 
 /** starts a run on the demo and resolves once it has taken `steps` steps (or ended) */
 async function startRun(hyper: Record<string, unknown>, steps = 1): Promise<StartedRun> {

@@ -3,10 +3,11 @@
 // against the real studio service on the bundled demo model.
 import { describe, expect, it } from 'vitest';
 
-import type { ApiEvent, RunCheck, StartedRun } from '../../../electron/api/contract.js';
+import type { ApiEvent, ApiMethod, RunCheck, StartedRun } from '../../../electron/api/contract.js';
 import { Studio } from '../state/studio.svelte.js';
 import { byId, until } from '../testing/dom-waits.js';
 import { pageHarness } from '../testing/page-harness.js';
+import { callOk } from '../../../electron/testing/service-calls.js';
 
 const harness = pageHarness<{ studio: Studio }>({
   homePrefix: 'peft-studio-train-time-',
@@ -14,11 +15,7 @@ const harness = pageHarness<{ studio: Studio }>({
   load: () => import('./Train.svelte'),
 });
 
-async function call<T>(method: string, request: unknown): Promise<T> {
-  const r = await harness.service.call(method as never, request as never);
-  if (!r.ok) throw new Error(JSON.stringify(r.error));
-  return r.value as T;
-}
+const call = <T>(method: ApiMethod, request: unknown) => callOk<T>(harness.service, method, request);
 
 describe('the Train page and the estimate said before the start', () => {
   it('shows the estimate said when this run started, and none for another run', async () => {

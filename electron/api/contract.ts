@@ -296,8 +296,13 @@ export interface RunCheck {
     gradients: number;
     optimizerState: number;
     activations: number;
-    /** on a CUDA device: its context, the cuBLASLt workspace and the backend's scratch ("CUDA runtime and scratch"); 0 on the CPU */
-    deviceRuntime: number;
+    /**
+     * what the backend holds beyond the engine's tensors, named by backendLabel: on a CUDA
+     * device its context, the cuBLASLt workspace and scratch; on the CPU its threads' scratch
+     */
+    backendBytes: number;
+    /** "CUDA runtime and scratch" or "CPU threads' scratch" */
+    backendLabel: string;
     totalBytes: number;
     availableBytes: number;
     fits: boolean;

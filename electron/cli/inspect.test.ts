@@ -68,12 +68,14 @@ describe('inspect', () => {
     expect(report.memory.prefix_projection.adapter_bytes).toBe(report.memory.prefix.adapter_bytes);
     for (const method of ['full', 'lora']) {
       const m = report.memory[method];
-      expect(Object.keys(m).sort()).toEqual(['activations', 'adapter_bytes', 'fits', 'gradients', 'optimizer_state', 'total_bytes', 'trainable_params', 'weights']);
+      // on the CPU (this machine) one more part: what its threads hold while a step runs
+      expect(Object.keys(m).sort()).toEqual(['activations', 'adapter_bytes', 'cpu_threads_scratch', 'fits', 'gradients', 'optimizer_state', 'total_bytes', 'trainable_params', 'weights']);
       const { fits, ...bytes } = m;
       for (const v of Object.values(bytes)) expect(Number.isSafeInteger(v) && (v as number) >= 0).toBe(true);
       // a tiny model fits any machine that runs the tests
       expect(fits).toBe(true);
-      expect(m.total_bytes).toBeGreaterThanOrEqual(m.weights + m.gradients + m.optimizer_state + m.activations);
+      expect(m.cpu_threads_scratch).toBeGreaterThan(0);
+      expect(m.total_bytes).toBe(m.weights + m.gradients + m.optimizer_state + m.activations + m.cpu_threads_scratch!);
     }
     const loraParams = 2 * (4 * (64 + 64) + 4 * (64 + 32) + 4 * (128 + 64));
     expect(report.memory.lora.trainable_params).toBe(loraParams);
@@ -99,7 +101,10 @@ describe('inspect', () => {
     expect(cpu.code, cpu.stderr).toBe(0);
     const report = JSON.parse(cpu.stdout) as InspectReport;
     expect(report.fits_in).toMatchObject({ device: 'cpu', precision: 'fp32', precision_reason: 'fp32: asked for (exact)' });
-    for (const row of Object.values(report.memory)) expect(row.cuda_runtime_and_scratch).toBeUndefined();
+    for (const row of Object.values(report.memory)) {
+      expect(row.cuda_runtime_and_scratch).toBeUndefined();
+      expect(row.cpu_threads_scratch).toBeGreaterThan(0);
+    }
     const bf16 = await cli(['inspect', model.dir, '--device', 'cpu', '--precision', 'bf16']);
     expect(bf16.code).not.toBe(0);
     expect(bf16.stderr).toContain('--precision bf16: the CPU computes in fp32 only');
@@ -138,8 +143,11 @@ describe('inspect', () => {
       const g = onGpu.memory[method], c = onCpu.memory[method];
       expect(g.cuda_runtime_and_scratch).toBeGreaterThanOrEqual(544 * 2 ** 20);
       expect(g.activations).toBeLessThan(c.activations);
-      expect(g.total_bytes).toBe(c.total_bytes - c.activations + g.activations + g.cuda_runtime_and_scratch!);
-      expect({ ...g, cuda_runtime_and_scratch: undefined, activations: c.activations, total_bytes: c.total_bytes, fits: c.fits }).toEqual({ ...c, cuda_runtime_and_scratch: undefined });
+      // the GPU's runtime and scratch instead of the CPU threads' scratch
+      expect(g.cpu_threads_scratch).toBeUndefined();
+      expect(g.total_bytes).toBe(c.total_bytes - c.activations - c.cpu_threads_scratch! + g.activations + g.cuda_runtime_and_scratch!);
+      expect({ ...g, cuda_runtime_and_scratch: undefined, activations: c.activations, total_bytes: c.total_bytes, fits: c.fits })
+        .toEqual({ ...c, cpu_threads_scratch: undefined });
     }
     // fp32 asked for: no operand copies, and the CPU's activations
     const fp32 = inspectModel(withGpu, folder, settings, machineInfo(), { device: 'auto', precision: 'fp32' });

@@ -24,7 +24,7 @@ beforeAll(async () => {
   tokenizer = await ModelTokenizer.load(bundledDemoFiles().model);
 });
 
-const options = (over: Partial<DatasetOptions> = {}): DatasetOptions => ({ format: 'auto', seqLen: 128, completionOnly: true, vocabSize: tokenizer.vocabSize, ...over });
+const options = (over: Partial<DatasetOptions> = {}): DatasetOptions => ({ format: 'auto', seqLen: 128, completionOnly: true, pack: false, vocabSize: tokenizer.vocabSize, ...over });
 
 const alpaca = [
   { instruction: 'Name a colour.', input: '', output: 'Blue.' },

@@ -194,6 +194,10 @@ export interface MemoryUsage {
   kvCacheBytes: number;
   /** peak resident set size of the process so far */
   peakRssBytes: number;
+  /** the CPU backend's scratch held now, process-wide (the estimate's deviceBytes on the CPU bounds it) */
+  scratchBytes: number;
+  /** the most of it held at once so far */
+  scratchPeakBytes: number;
 }
 
 export type Method = 'lora' | 'full' | 'frozen' | 'prompt' | 'prefix';
@@ -233,8 +237,10 @@ export interface MemoryEstimateOptions {
    * quantization the embedding and lm_head), full fine-tuning holds fp32
    */
   weightDType?: 'F32' | 'F16' | 'BF16';
-  /** where the run computes (default 'cpu'): a CUDA device adds its own memory (deviceBytes) */
+  /** where the run computes (default 'cpu'): the backend's own memory (deviceBytes) depends on it */
   device?: 'cpu' | 'cuda' | `cuda:${number}`;
+  /** the engine's CPU threads (EngineOptions.threads; default: the hardware's): on the CPU each holds its own scratch */
+  threads?: number;
   /**
    * the run's precision (default 'fp32'): on a CUDA device bf16 adds the operand copies ('auto' counted as bf16,
    * the larger) and keeps activations in bf16 ('auto' counted as fp32, the larger); pass the resolved precision
@@ -253,13 +259,17 @@ export interface MemoryEstimate {
   optimizerBytes: number;
   activationBytes: number;
   /**
-   * a CUDA device's own memory beyond the engine's tensors (0 on the CPU):
-   * the context allowance, the cuBLASLt workspace, the widened weight chunk,
-   * the bf16 operand copies, the fused LoRA kernels' partial sums
-   * (core/memory_estimate.h estimate_device_memory)
+   * the backend's own memory beyond the engine's tensors (core/memory_estimate.h
+   * estimate_device_memory): on a CUDA device the context allowance, the
+   * cuBLASLt workspace, the widened weight chunk, the bf16 operand copies, the
+   * fused LoRA kernels' partial sums; on the CPU the threads' scratch (the
+   * attention's packed keys and per-thread partials, the GEMMs' packing buffers)
    */
   deviceBytes: number;
-  device?: { contextBytes: number; workspaceBytes: number; weightChunkBytes: number; bf16CopyBytes: number; loraPartialsBytes: number };
+  device?: {
+    contextBytes: number; workspaceBytes: number; weightChunkBytes: number; bf16CopyBytes: number; loraPartialsBytes: number;
+    cpuAttentionBytes?: number; cpuAttentionPartialsBytes?: number; cpuGemmBytes?: number; cpuWeightGemmBytes?: number;
+  };
   /** every part above, deviceBytes included */
   totalBytes: number;
   trainableParams: number;

@@ -16,9 +16,9 @@ import type { ModelSpec } from '../engine/native.js';
 import { openModelFolder } from '../models/folder.js';
 import { ModelTokenizer } from '../models/tokenizer.js';
 import { Prng } from '../random/prng.js';
-import { TRAIN_DEFAULTS, type TrainConfig } from '../training/config.js';
 import type { Example } from '../training/data.js';
 import { loadRunData } from '../training/run.js';
+import { trainConfigFromSettings } from '../training/settings.js';
 import { writeTinyModel, type TinyModelOptions } from '../testing/tiny-model.js';
 import { BUILT_IN_CHECK_TEXTS } from './check-rows.js';
 import { exportAdapter, type ExportOptions } from './export.js';
@@ -111,7 +111,7 @@ describe('export reload check rows', () => {
 
     // training's own loader gives the eval rows (5 of 12); the check scored the first 3 of them
     const folder = await openModelFolder(model.dir);
-    const config = { ...TRAIN_DEFAULTS, model: model.dir, out: runDir, method: 'lora', ...settings } as unknown as TrainConfig;
+    const config = trainConfigFromSettings({ model: model.dir, out: runDir, method: 'lora', ...settings });
     const split = await loadRunData(config, await ModelTokenizer.load(model.dir), folder);
     expect(split.eval.length).toBe(5);
     const evalRows = split.eval.slice(0, 3);
@@ -146,7 +146,7 @@ describe('export reload check rows', () => {
     expect(result.check).toMatchObject({ rowsFrom: 'run data', data: evalFile, evalRows: true, rows: 3 });
 
     // training's own loader gives the eval rows (all 6 of the file); the check scored the first 3
-    const config = { ...TRAIN_DEFAULTS, model: model.dir, out: runDir, method: 'lora', ...settings } as unknown as TrainConfig;
+    const config = trainConfigFromSettings({ model: model.dir, out: runDir, method: 'lora', ...settings });
     const loaded = await loadRunData(config, await ModelTokenizer.load(model.dir), await openModelFolder(model.dir));
     expect(loaded.eval.map((e) => e.source)).toEqual(evalRows.map((_, i) => `${evalFile}:${i + 1}`));
     const onEval = await adapterLoss(model.dir, runDir, loaded.eval.slice(0, 3));

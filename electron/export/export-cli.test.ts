@@ -65,9 +65,9 @@ describe('peft-studio export', () => {
     expect(withBase.check.checks[1].sourceLoss).toBe(withBase.check.sourceLoss);
     expect(readFileSync(join(out, 'Modelfile'), 'utf8')).toMatch(/^FROM \.\/base\.gguf\nADAPTER \.\/adapter\.gguf\n$/m);
     // read by an independent GGUF reader: a whole model (general.type model, file type MOSTLY_F16) of the base's tensors
-    const base = await hfGguf(join(out, 'base.gguf'), { allowLocalFile: true });
-    expect(base.metadata['general.file_type']).toBe(1);
-    expect(base.metadata['general.architecture']).toBe('llama');
+    const base = await hfGguf(join(out, 'base.gguf'), { allowLocalFile: true, typedMetadata: true });
+    expect(base.typedMetadata['general.file_type'].value).toBe(1);
+    expect(base.typedMetadata['general.architecture']?.value).toBe('llama');
     const attnQ = base.tensorInfos.find((t) => t.name === 'blk.0.attn_q.weight');
     expect(attnQ?.shape.map(Number)).toEqual([model.spec.hiddenSize, model.spec.numHeads * model.spec.headDim]);
     expect(attnQ?.dtype).toBe(1); // GGML F16

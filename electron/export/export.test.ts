@@ -171,7 +171,7 @@ describe('export', () => {
       const result = await run({ source: join(dir, 'adapter'), formats: ['gguf'], out: join(dir, 'out'), checkData: writeRows(join(dir, 'rows.jsonl')) });
       expect('checks' in result.check && result.check.checks[0].relativeDifference, arch).toBeLessThan(1e-6);
       const { md, data } = await parsedGguf(join(dir, 'out', 'adapter.gguf'));
-      expect(md['general.architecture'].value, arch).toBe(name);
+      expect(md['general.architecture']?.value, arch).toBe(name);
       expect(md['adapter.lora.alpha'].value).toBe(6);
       for (const [n, t] of adapter) expect(data(ggufName(n)), `${arch} ${n}`).toEqual(Array.from(t.data));
       expect(readFileSync(join(dir, 'out', 'Modelfile'), 'utf8')).toContain(`llama.cpp architecture: ${name}`);

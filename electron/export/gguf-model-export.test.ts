@@ -62,9 +62,9 @@ describe('export gguf-model', () => {
       measured[type] = c.relativeDifference;
       expect(readdirSync(out).sort()).toEqual(['Modelfile', 'model.gguf']);
       expect(result.ggufModel).toMatchObject({ type, architecture: 'llama', pre: 'gpt-2' });
-      const parsed = await hfGguf(join(out, 'model.gguf'), { allowLocalFile: true });
-      expect(parsed.metadata['general.file_type']).toBe({ f32: 0, f16: 1, bf16: 32, q8_0: 7 }[type]);
-      expect(parsed.metadata['tokenizer.ggml.pre']).toBe('gpt-2');
+      const parsed = await hfGguf(join(out, 'model.gguf'), { allowLocalFile: true, typedMetadata: true });
+      expect(parsed.typedMetadata['general.file_type'].value).toBe({ f32: 0, f16: 1, bf16: 32, q8_0: 7 }[type]);
+      expect(parsed.typedMetadata['tokenizer.ggml.pre'].value).toBe('gpt-2');
       expect(parsed.tensorInfos).toHaveLength(3 + 4 * 9);
       expect(lines.some((l) => /^check gguf-model: loss .* ok$/.test(l))).toBe(true);
     }
@@ -80,9 +80,9 @@ describe('export gguf-model', () => {
     const modelfile = readFileSync(join(out, 'Modelfile'), 'utf8');
     expect(modelfile).toMatch(/^FROM \.\/model\.gguf$/m);
     expect(modelfile).not.toMatch(/ADAPTER/);
-    const parsed = await hfGguf(join(out, 'model.gguf'), { allowLocalFile: true });
+    const parsed = await hfGguf(join(out, 'model.gguf'), { allowLocalFile: true, typedMetadata: true });
     const config = JSON.parse(readFileSync(join(DEMO, 'tokenizer_config.json'), 'utf8'));
-    expect(parsed.metadata['tokenizer.chat_template']).toBe(config.chat_template);
+    expect(parsed.typedMetadata['tokenizer.chat_template'].value).toBe(config.chat_template);
   });
 
   it('a full fine-tuning run is converted as it is (f32: the same weights, the same loss)', { timeout: 120_000 }, async () => {
@@ -120,8 +120,8 @@ describe('export gguf-model', () => {
     expect(result.check.rowsFrom).toBe('built-in sample');
     expect(lines[0]).toMatch(/^reload check: the run's data could not be used/);
     expect(lines.some((l) => l.startsWith('source model (full fine-tuning run, checkpoint step 2): loss'))).toBe(true);
-    const parsed = await hfGguf(join(out, 'model.gguf'), { allowLocalFile: true });
-    expect(parsed.metadata['general.name']).toBe('run-step-2');
+    const parsed = await hfGguf(join(out, 'model.gguf'), { allowLocalFile: true, typedMetadata: true });
+    expect(parsed.typedMetadata['general.name'].value).toBe('run-step-2');
 
     await expect(run({ source: step, formats: ['gguf'], out: join(tempDir('gm-export'), 'o') }))
       .rejects.toThrow(/step-2: is a checkpoint of the full fine-tuning run .*run; it has no adapter to export as gguf\./);

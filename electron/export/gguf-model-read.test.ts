@@ -34,9 +34,14 @@ async function written(options: TinyModelOptions, tokenizerDir?: string): Promis
   return { file, modelDir: model.dir, spec: (await openModelFolder(model.dir)).spec };
 }
 
+/** Omit applied to each member of a union (a plain Omit merges them: GgufKv's array kind would lose itemType). */
+type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** A metadata value without its key. */
+type GgufKvValue = OmitEach<GgufKv, 'key'>;
+
 interface Patch {
   /** metadata changes: a value to set (added if absent), or null to remove the key */
-  kvs?: Record<string, Omit<GgufKv, 'key'> | null>;
+  kvs?: Record<string, GgufKvValue | null>;
   /** one element of an array key replaced */
   item?: { key: string; index: number; value: number | string };
   /** a tensor's bytes changed, the tensor removed (null), or a tensor added */
@@ -58,18 +63,18 @@ async function patched(w: Written, patch: Patch): Promise<string> {
     if (key in changes) {
       const change = changes[key];
       delete changes[key];
-      if (change !== null) kvs.push({ key, ...change } as GgufKv);
+      if (change !== null) kvs.push({ key, ...change });
       continue;
     }
     kvs.push(e.type === GgufValueType.ARRAY
       ? { key, type: GgufValueType.ARRAY, itemType: e.itemType as GgufScalarType, value: value as (number | string)[] }
       : { key, type: e.type as GgufScalarType, value: value as number | string | boolean });
   }
-  for (const [key, change] of Object.entries(changes)) if (change !== null) kvs.push({ key, ...change } as GgufKv);
+  for (const [key, change] of Object.entries(changes)) if (change !== null) kvs.push({ key, ...change });
   const tensors: GgufTensorToWrite[] = [];
   for (const t of gguf.tensors) {
     const start = gguf.dataOffset + t.offset;
-    let data = new Uint8Array(gguf.bytes.subarray(start, start + t.bytes));
+    let data: Uint8Array = new Uint8Array(gguf.bytes.subarray(start, start + t.bytes));
     if (patch.tensor?.name === t.name) {
       if (patch.tensor.edit === null) continue;
       data = patch.tensor.edit(data);

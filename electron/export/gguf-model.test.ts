@@ -95,7 +95,7 @@ describe('Q8_0', () => {
 async function parse(file: string) {
   const parsed = await hfGguf(file, { allowLocalFile: true, typedMetadata: true });
   const bytes = readFileSync(file);
-  const md = parsed.typedMetadata as unknown as Record<string, { value: unknown; type: number }>;
+  const md = parsed.typedMetadata;
   const tensor = (name: string) => parsed.tensorInfos.find((t) => t.name === name);
   const raw = (name: string, nbytes: number) => {
     const t = tensor(name)!;
@@ -173,7 +173,7 @@ describe('writeGgufModel', () => {
     const s2 = await writeGgufModel({ modelDir: q2.dir, outFile: f2 });
     expect(s2.type).toBe('bf16'); // the converter's auto: the model's own 16-bit type
     const p2 = await parse(f2);
-    expect(p2.md['general.architecture'].value).toBe('qwen2');
+    expect(p2.md['general.architecture']?.value).toBe('qwen2');
     expect(p2.md['general.file_type'].value).toBe(32);
     expect(p2.md['qwen2.rope.scaling.type'].value).toBe('linear');
     expect(p2.md['qwen2.rope.scaling.factor'].value).toBe(2);
@@ -191,7 +191,7 @@ describe('writeGgufModel', () => {
     const f3 = join(tempDir('gm'), 'q3.gguf');
     expect((await writeGgufModel({ modelDir: q3.dir, outFile: f3, type: 'q8_0' })).type).toBe('q8_0');
     const p3 = await parse(f3);
-    expect(p3.md['general.architecture'].value).toBe('qwen3');
+    expect(p3.md['general.architecture']?.value).toBe('qwen3');
     expect(p3.md['general.file_type'].value).toBe(7);
     expect(p3.md['qwen3.attention.key_length'].value).toBe(32);
     expect(p3.md['qwen3.attention.value_length'].value).toBe(32);

@@ -82,7 +82,7 @@ describe.runIf(linux)('users of makeFolder fail fast under /proc', () => {
     process.env.PEFT_STUDIO_HOME = '/proc/xx';
     try {
       // what the trainer calls on every status change (it spun forever in Node's mkdir)
-      const record = { config: { model: 'm', method: 'lora' }, status: 'running', pid: null } as unknown as Parameters<typeof recordInIndex>[1];
+      const record = { config: { model: 'm', method: 'lora' }, status: 'running', pid: null } as Parameters<typeof recordInIndex>[1];
       const viaIndex = await rejection(() => recordInIndex(join(dir, 'run'), record));
       expect(viaIndex.error.message).toMatch(/^PEFT_STUDIO_HOME=\/proc\/xx \(\/proc\/xx\): is under \/proc, a kernel file system where the run index \(runs\.json\) cannot be kept; set PEFT_STUDIO_HOME to a folder/);
       const { error } = await rejection(() => ensureStudioHome());

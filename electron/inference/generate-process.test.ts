@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GenerateRequest, GenerateResponse } from '../api/contract.js';
+import type { AdapterLora } from '../adapters/peft-config.js';
 import { loraTensorShapes } from '../adapters/peft.js';
 import { bundledDemoFiles } from '../demo/paths.js';
 import { resolveDevice } from '../engine/device.js';
@@ -73,7 +74,7 @@ beforeAll(async () => {
   adapterDir = join(tempDir('gen-child'), 'adapter');
   const session = await openSession(model, { threads: THREADS });
   try {
-    const lora = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: ['q_proj', 'v_proj', 'down_proj'], layers: null, init: 'default' as const };
+    const lora: AdapterLora = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: ['q_proj', 'v_proj', 'down_proj'], layers: null, init: 'default' };
     session.engine.setupLora({ ...lora, seed: 3 });
     const rng = new Prng(11);
     for (const { name, shape } of loraTensorShapes(session.folder.spec, lora)) {

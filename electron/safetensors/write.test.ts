@@ -92,7 +92,8 @@ describe('safetensorsFileSize', () => {
       scalar: { dtype: 'I64' as const, shape: [], data: new BigInt64Array(1) },
     };
     const described = Object.entries(tensors).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape }));
-    for (const metadata of [null, { format: 'pt' }, { format: 'pt', note: 'x'.repeat(13) }]) {
+    const metadatas: (Record<string, string> | null)[] = [null, { format: 'pt' }, { format: 'pt', note: 'x'.repeat(13) }];
+    for (const metadata of metadatas) {
       expect(safetensorsFileSize(described, metadata)).toBe(serializeSafetensors(tensors, metadata).length);
     }
   });

@@ -53,7 +53,7 @@ describe('recommendMethod', () => {
   });
 
   it('a bitsandbytes 4-bit folder: LoRA and full fine-tuning unavailable, QLoRA recommended even when small', () => {
-    const bnb = { type: 'nf4', blocksize: 64, doubleQuant: true, source: 'bitsandbytes', originalDType: 'BF16' } as unknown as InspectReport['quantization'];
+    const bnb = { type: 'nf4', blocksize: 64, doubleQuant: true, source: 'bitsandbytes', originalDType: 'BF16' } as InspectReport['quantization'];
     const r = recommendMethod(report(1, 1, 0.5, bnb), 10 * GiB);
     expect(r.recommended).toBe('qlora');
     expect(r.recommendation).toContain('stored in 4 bits');

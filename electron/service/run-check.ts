@@ -17,7 +17,7 @@ import { resolveDevice, type ResolvedDevice } from '../engine/device.js';
 import { choosePrecision, type ResolvedPrecision } from '../engine/precision.js';
 import { adapterFileBytes } from '../training/adapter-files.js';
 import { adapterLayoutOf, type TrainConfig } from '../training/config.js';
-import { boundByData, estimateRun, memoryBudget, type MemoryBudget, type MemoryRemedy } from '../training/memory-check.js';
+import { boundByData, deviceBytesLabel, estimateRun, memoryBudget, type MemoryBudget, type MemoryRemedy } from '../training/memory-check.js';
 import { fittingAlternatives, type FitAlternative, type FitAlternatives } from '../training/fit-alternatives.js';
 import { checkOutFolder } from '../runs/out-folder.js';
 import { readRunRecord } from '../runs/run-record.js';
@@ -217,7 +217,8 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
     gradients: estimate.gradientBytes,
     optimizerState: estimate.optimizerBytes,
     activations: estimate.activationBytes,
-    deviceRuntime: estimate.deviceBytes,
+    backendBytes: estimate.deviceBytes,
+    backendLabel: deviceBytesLabel(device.gpu !== null),
     totalBytes: estimate.totalBytes,
     availableBytes: available,
     fits,

@@ -69,10 +69,11 @@ describe('device in the service', () => {
     expect(c.errors).toEqual([]);
     expect(c.config!.precision).toBe('auto');
     expect(c.precision).toEqual(choosePrecision('auto', auto.gpu));
-    // the CPU has no CUDA runtime to count; a GPU at least its context allowance (512 MiB) and cuBLASLt's workspace (32 MiB)
-    if (auto.gpu) expect(c.memory!.deviceRuntime).toBeGreaterThanOrEqual(544 * 2 ** 20);
-    else expect(c.memory!.deviceRuntime).toBe(0);
-    expect(c.memory!.totalBytes).toBe(c.memory!.weights + c.memory!.gradients + c.memory!.optimizerState + c.memory!.activations + c.memory!.deviceRuntime);
+    // the CPU counts its threads' scratch; a GPU at least its context allowance (512 MiB) and cuBLASLt's workspace (32 MiB)
+    if (auto.gpu) expect(c.memory!.backendBytes).toBeGreaterThanOrEqual(544 * 2 ** 20);
+    else expect(c.memory!.backendBytes).toBeGreaterThan(0);
+    expect(c.memory!.backendLabel).toBe(auto.gpu ? 'CUDA runtime and scratch' : "CPU threads' scratch");
+    expect(c.memory!.totalBytes).toBe(c.memory!.weights + c.memory!.gradients + c.memory!.optimizerState + c.memory!.activations + c.memory!.backendBytes);
     const fp32 = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: taskTrain(), method: 'lora', hyper: { steps: 1, device: 'cpu', precision: 'fp32' } });
     expect(fp32.errors).toEqual([]);
     expect(fp32.config!.precision).toBe('fp32');

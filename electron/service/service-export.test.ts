@@ -56,9 +56,9 @@ describe('exportAdapter of a full fine-tuning run', () => {
     expect(result.check.rowsFrom).toBe('run data');
     expect(readdirSync(out).sort()).toEqual(['Modelfile', 'model.gguf']);
     // read independently: MOSTLY_Q8_0, and the run's weights, not the demo's (the run trained them)
-    const parsed = await hfGguf(join(out, 'model.gguf'), { allowLocalFile: true });
-    expect(parsed.metadata['general.file_type']).toBe(7);
-    expect(parsed.metadata['general.name']).toBe(fullRun.split(/[\\/]/).pop());
+    const parsed = await hfGguf(join(out, 'model.gguf'), { allowLocalFile: true, typedMetadata: true });
+    expect(parsed.typedMetadata['general.file_type'].value).toBe(7);
+    expect(parsed.typedMetadata['general.name'].value).toBe(fullRun.split(/[\\/]/).pop());
     const lines = events.filter((e): e is Extract<ApiEvent, { type: 'exportLog' }> => e.type === 'exportLog' && e.out === out).map((e) => e.line);
     expect(lines.some((l) => l.startsWith('source model (full fine-tuning run): loss'))).toBe(true);
     expect(lines.some((l) => /^check gguf-model: .* ok$/.test(l))).toBe(true);
@@ -111,8 +111,8 @@ describe('exportAdapter of a LoRA run', () => {
     expect(result.ggufBase).toMatchObject({ type: 'f16', qloraNote: null });
     expect(result.check.checks.map((c) => [c.format, c.passed])).toEqual([['gguf', true], ['gguf-base', true]]);
     expect(readFileSync(join(out, 'Modelfile'), 'utf8')).toMatch(/^FROM \.\/base\.gguf$/m);
-    const parsed = await hfGguf(join(out, 'base.gguf'), { allowLocalFile: true });
-    expect(parsed.metadata['general.file_type']).toBe(1);
+    const parsed = await hfGguf(join(out, 'base.gguf'), { allowLocalFile: true, typedMetadata: true });
+    expect(parsed.typedMetadata['general.file_type'].value).toBe(1);
   }, 120_000);
 
   it('refuses a bad ggufType or ggufBase as an invalid field, before any work', async () => {

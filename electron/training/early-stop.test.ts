@@ -84,7 +84,7 @@ describe('a checkpoint of an older version (no best step, no patience count)', (
       step: 40, elapsed_s: 1, final_loss: 1.5,
       data: { epoch: 0, step_in_epoch: 40 },
       eval: { last_eval_step: 40, final_eval_loss: 2.5, best_eval_loss: 2.25 },
-    } as unknown as TrainerState;
+    } as TrainerState;
     expect(positionFromState(state)).toMatchObject({ bestEvalLoss: 2.25, bestEvalStep: -1, evalsWithoutImprovement: 0 });
     const now = { ...state, eval: { ...state.eval, best_eval_step: 30, evals_without_improvement: 1 } } as TrainerState;
     expect(positionFromState(now)).toMatchObject({ bestEvalLoss: 2.25, bestEvalStep: 30, evalsWithoutImprovement: 1 });

@@ -8,7 +8,7 @@ import { manyRowsFile } from '../testing/many-rows.js';
 import type { TrainConfig } from './config.js';
 import { estimateRun, memoryBudget, memoryShortfall } from './memory-check.js';
 
-const estimate = { weightBytes: 3 * 2 ** 30, gradientBytes: 2 ** 30, optimizerBytes: 2 ** 31, activationBytes: 2 ** 30, totalBytes: 7 * 2 ** 30, trainableParams: 1, totalParams: 1 };
+const estimate = { weightBytes: 3 * 2 ** 30, quantizedBytes: 0, quantizedParams: 0, gradientBytes: 2 ** 30, optimizerBytes: 2 ** 31, activationBytes: 2 ** 30, deviceBytes: 0, totalBytes: 7 * 2 ** 30, trainableParams: 1, totalParams: 1 };
 const config = { method: 'full', batchSize: 4, gradientCheckpointing: false } as TrainConfig;
 
 describe('memory pre-flight', () => {
@@ -26,7 +26,7 @@ describe('memory pre-flight', () => {
   });
 
   it('on a GPU the budget is its free memory, and the message names it', () => {
-    const h200 = { name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 140 * 2 ** 30, freeBytes: 6 * 2 ** 30 };
+    const h200 = { index: 0, name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 140 * 2 ** 30, freeBytes: 6 * 2 ** 30, error: '' };
     expect(memoryBudget({ gpu: h200 }, 100 * 2 ** 30)).toEqual({ availableBytes: 6 * 2 ** 30, where: 'on NVIDIA H200', gpu: true });
     expect(memoryBudget({ gpu: null }, 100 * 2 ** 30)).toEqual({ availableBytes: 100 * 2 ** 30, where: 'in RAM', gpu: false });
     const onGpu = memoryShortfall(estimate, memoryBudget({ gpu: h200 }), config)!;
@@ -43,25 +43,32 @@ describe('memory pre-flight', () => {
 
   it('a CUDA device adds its runtime and scratch: a named part of the total and of the message', async () => {
     const onGpu = { ...estimate, deviceBytes: 2 ** 29, totalBytes: 7.5 * 2 ** 30 };
-    const msg = memoryShortfall(onGpu, 6 * 2 ** 30, config)!;
-    expect(msg).toContain('needs about 7.50 GiB (weights 3.00 GiB, gradients 1.00 GiB, optimizer state 2.00 GiB, activations 1.00 GiB, CUDA runtime and scratch 0.50 GiB) but only');
+    const msg = memoryShortfall(onGpu, { availableBytes: 6 * 2 ** 30, where: 'on NVIDIA H200', gpu: true }, config)!;
+    expect(msg).toContain('needs about 7.50 GiB (weights 3.00 GiB, gradients 1.00 GiB, optimizer state 2.00 GiB, activations 1.00 GiB, CUDA runtime and scratch 0.50 GiB) but only 6.00 GiB is available on NVIDIA H200');
+    // in RAM the same part is the CPU threads' scratch
+    expect(memoryShortfall(onGpu, 6 * 2 ** 30, config)).toContain("activations 1.00 GiB, CPU threads' scratch 0.50 GiB) but only 6.00 GiB is available in RAM");
     expect(memoryShortfall({ ...estimate, deviceBytes: 0 }, 6 * 2 ** 30, config)).toContain('activations 1.00 GiB) but only');
     // the engine's figure for a CUDA device, whatever this machine has (the estimate needs no GPU):
-    // 512 MiB context + 32 MiB cuBLASLt workspace for an fp32 file in fp32; the CPU adds nothing
+    // 512 MiB context + 32 MiB cuBLASLt workspace for an fp32 file in fp32; the CPU its threads' scratch
+    // (native-addon/tests/test_cpu_scratch.cpp and electron/engine/cpu-scratch.test.ts hold it against a run)
     const model = await tinyModel({ seed: 46 });
     const folder = await openModelFolder(model.dir);
     const run = { method: 'lora', batchSize: 1, seqLen: 16, gradientCheckpointing: false, optimizer: 'adamw' } as TrainConfig;
     const lora = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: ['q_proj' as const], layers: null, init: 'default' as const };
     const cpu = estimateRun(loadAddon(), folder, run, lora);
     const cuda = estimateRun(loadAddon(), folder, run, lora, { device: 'cuda:0', precision: 'fp32' });
-    expect(cpu.deviceBytes).toBe(0);
+    const c = cpu.device!;
+    expect(cpu.deviceBytes).toBeGreaterThan(0);
+    expect(cpu.deviceBytes).toBe(c.cpuAttentionBytes! + c.cpuAttentionPartialsBytes! + c.cpuGemmBytes! + c.cpuWeightGemmBytes!);
+    expect([c.contextBytes, c.workspaceBytes, c.weightChunkBytes, c.bf16CopyBytes, c.loraPartialsBytes]).toEqual([0, 0, 0, 0, 0]);
     // the fused LoRA kernels' partials for q_proj [64 x 64], rank 4, 16 rows: one row group and one
     // column group, so dH 16 x 4 + dB 64 x 4 + dA 4 x 64 floats = 576 x 4 bytes (lora_fused_plan.h)
     const loraPartialsBytes = (16 * 4 + 64 * 4 + 4 * 64) * 4;
     expect(cuda.deviceBytes).toBe(544 * 2 ** 20 + loraPartialsBytes);
-    expect(cuda.device).toEqual({ contextBytes: 512 * 2 ** 20, workspaceBytes: 32 * 2 ** 20, weightChunkBytes: 0, bf16CopyBytes: 0, loraPartialsBytes });
-    expect(cuda.totalBytes).toBe(cpu.totalBytes + cuda.deviceBytes);
-    expect({ ...cuda, deviceBytes: 0, device: cpu.device, totalBytes: cpu.totalBytes }).toEqual(cpu);
+    const noCpu = { cpuAttentionBytes: 0, cpuAttentionPartialsBytes: 0, cpuGemmBytes: 0, cpuWeightGemmBytes: 0 };
+    expect(cuda.device).toEqual({ contextBytes: 512 * 2 ** 20, workspaceBytes: 32 * 2 ** 20, weightChunkBytes: 0, bf16CopyBytes: 0, loraPartialsBytes, ...noCpu });
+    expect(cuda.totalBytes).toBe(cpu.totalBytes - cpu.deviceBytes + cuda.deviceBytes);
+    expect({ ...cuda, deviceBytes: cpu.deviceBytes, device: cpu.device, totalBytes: cpu.totalBytes }).toEqual(cpu);
     // bf16: two copies of the largest operand, rows padded to 8 values: here the fp32 [vocab 320, hidden 64]
     // head (the MLP's weights are 128 x 64, the widest activation 16 rows x 320 logits)
     const bf16 = estimateRun(loadAddon(), folder, run, lora, { device: 'cuda:0', precision: 'bf16' });

@@ -16,7 +16,7 @@ import type { FitAlternative, FitAlternatives } from './fit-alternatives.js';
 const GiB = 2 ** 30;
 const gib = (bytes: number) => `${(bytes / GiB).toFixed(2)} GiB`;
 
-/** Where a run computes, as the estimate needs it: a CUDA device adds its runtime and scratch (deviceBytes). */
+/** Where a run computes, as the estimate needs it: the backend's own memory (deviceBytes) depends on it. */
 export interface EstimateTarget {
   device: EngineDevice;
   precision: EnginePrecision;
@@ -64,6 +64,8 @@ export function estimateRun(addon: NativeAddon, folder: ModelFolder, config: Tra
       : undefined,
     gradientCheckpointing: config.gradientCheckpointing,
     optimizer: config.optimizer,
+    // on the CPU every thread holds its own scratch
+    threads: config.threads,
   }));
 }
 
@@ -72,8 +74,14 @@ export function withDeviceBytes(estimate: MemoryEstimate): MemoryEstimate {
   return estimate.deviceBytes === undefined ? { ...estimate, deviceBytes: 0 } : estimate;
 }
 
-/** The breakdown's name of deviceBytes (inspect, the app's fit check and the shortfall message say it the same way). */
-export const DEVICE_BYTES_LABEL = 'CUDA runtime and scratch';
+/**
+ * The breakdown's name of deviceBytes (inspect, the app's fit check and the
+ * shortfall message say it the same way): what the backend holds beyond the
+ * engine's tensors, on a GPU or on the CPU.
+ */
+export function deviceBytesLabel(gpu: boolean): string {
+  return gpu ? 'CUDA runtime and scratch' : "CPU threads' scratch";
+}
 
 /** The memory a run's estimate is held against: the GPU's free memory on a GPU, the host's available RAM on the CPU. */
 export interface MemoryBudget {
@@ -171,7 +179,7 @@ export function memoryShortfall(estimate: MemoryEstimate, budget: MemoryBudget |
   const needs =
     `this run needs about ${gib(estimate.totalBytes)} (weights ${gib(estimate.weightBytes)}, gradients ${gib(estimate.gradientBytes)}, ` +
     `optimizer state ${gib(estimate.optimizerBytes)}, activations ${gib(estimate.activationBytes)}` +
-    `${estimate.deviceBytes > 0 ? `, ${DEVICE_BYTES_LABEL} ${gib(estimate.deviceBytes)}` : ''}) but only ${gib(availableBytes)} is available ${where}.`;
+    `${estimate.deviceBytes > 0 ? `, ${deviceBytesLabel(gpu)} ${gib(estimate.deviceBytes)}` : ''}) but only ${gib(availableBytes)} is available ${where}.`;
   const ignoring = config.ignoreMemoryCheck === true;
   if (fit) return `${needs} ${fitAdvice(fit, gpu, config.precision, ignoring)}`;
   const advice = memoryRemedies(config).map((r) => CLI_REMEDY[r]);

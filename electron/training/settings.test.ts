@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseArgs, UsageError } from '../cli/args.js';
 import { resumeConfig, settingsFromArgs, trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
+import { TINY_FLOP_SPEC } from '../testing/flop-fixtures.js';
 import { TRAIN_DEFAULTS } from './config.js';
 import { defaultSeqLenFor, resumedConfig, SETTING_LIMITS, SettingsError, trainConfigFromSettings, type TrainSettings } from './settings.js';
 
@@ -107,8 +108,8 @@ describe('trainConfigFromSettings', () => {
   });
 
   it('defaultSeqLenFor: the default, shrunk to the positions left after the virtual tokens', () => {
-    expect(defaultSeqLenFor({ maxPositionEmbeddings: 4096 } as never)).toBe(512);
-    expect(defaultSeqLenFor({ maxPositionEmbeddings: 256 } as never, 20)).toBe(236);
-    expect(defaultSeqLenFor({ maxPositionEmbeddings: 8 } as never, 20)).toBe(2);
+    expect(defaultSeqLenFor({ ...TINY_FLOP_SPEC, maxPositionEmbeddings: 4096 })).toBe(512);
+    expect(defaultSeqLenFor({ ...TINY_FLOP_SPEC, maxPositionEmbeddings: 256 }, 20)).toBe(236);
+    expect(defaultSeqLenFor({ ...TINY_FLOP_SPEC, maxPositionEmbeddings: 8 }, 20)).toBe(2);
   });
 });

@@ -40,7 +40,7 @@ describe('settingWarnings in the command line\'s words', () => {
   });
 
   it('knows each target weight as PyTorch stores it, [out, in]', () => {
-    expect(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'].map((t) => targetShape(spec, t as never)))
+    expect((['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const).map((t) => targetShape(spec, t)))
       .toEqual([[64, 64], [32, 64], [32, 64], [64, 64], [128, 64], [128, 64], [64, 128]]);
   });
 });

@@ -85,6 +85,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "engine.h"
+#include "memory_estimate.h"
 #include "rng.h"
 #include "bench_model.h"
 #include "../tests/smollm2_135m.h"
@@ -224,6 +225,7 @@ Result run_config(const Config& c, int threads, int steps, const std::string& we
   mo.prompt.num_virtual_tokens = c.nvt;
   mo.prefix.num_virtual_tokens = c.nvt;
   mo.prefix.encoder_hidden_size = c.enc;
+  mo.threads = threads;
   if (c.method == ps::Method::Prompt) {
     // PEFT's RANDOM init draws from the vocabulary's scale; any values serve a timing run.
     ps::PromptTuningOptions po;
@@ -290,7 +292,8 @@ Result run_config(const Config& c, int threads, int steps, const std::string& we
   r.gflops = step_flops(s, c) / r.step_s * 1e-9;
   r.best_gflops = step_flops(s, c) / r.best_step_s * 1e-9;
   const ps::MemoryUsage u = e.memory();
-  r.estimate_total = est.total_bytes;
+  // what inspect and the memory check say: the tensors and the CPU threads' scratch
+  r.estimate_total = est.total_bytes + ps::estimate_device_memory(s, mo, "cpu", "fp32").total();
   r.estimate_activations = est.activation_bytes;
   r.peak_rss = ps::peak_rss_bytes();
   r.weight_bytes = u.weight_bytes;
@@ -494,7 +497,7 @@ int main(int argc, char** argv) {
                 q->second.second / lora->second.second, mib(q->second.second), mib(lora->second.second));
   }
   std::printf("\ntok/s, step ms, GFLOP/s: median step; best GF/s: fastest step. vs BLAS: best whole-step GFLOP/s\n"
-              "over the best OpenBLAS sgemm GFLOP/s on the 1536x576 projection at the same tokens per step.\nestimate: estimate_memory total (weights, grads, optimizer, activations);\n"
+              "over the best OpenBLAS sgemm GFLOP/s on the 1536x576 projection at the same tokens per step.\nestimate: estimate_memory total (weights, grads, optimizer, activations) plus the CPU threads' scratch (estimate_device_memory);\n"
               "peak RSS adds the program, thread stacks, RoPE tables and the checkpoint pages mapped in use\n"
               "(the 16-bit embedding of the qlora rows is one: it is in their estimate too).\n");
   if (json_path) std::ofstream(json_path) << json;

@@ -7,6 +7,7 @@
 #include "binding.h"
 #include "convert.h"
 #include "engine.h"
+#include "engine_thread.h"
 #include "error.h"
 
 namespace psb {
@@ -139,23 +140,25 @@ Napi::Float32Array floats_to_js(Napi::Env env, const std::vector<float>& v) {
 
 class EngineWrap;
 
-// Runs fn on a worker thread, resolves with to_js(result) or rejects with the message.
+// Runs fn on the engine's thread (engine_thread.h) from a libuv worker, resolves
+// with to_js(result) or rejects with the message.
 template <typename Result>
 class EngineTask : public Napi::AsyncWorker {
  public:
   using Work = std::function<Result()>;
   using ToJs = std::function<Napi::Value(Napi::Env, const Result&)>;
-  EngineTask(Napi::Env env, Napi::Object self, bool* busy, Work work, ToJs to_js)
+  EngineTask(Napi::Env env, Napi::Object self, bool* busy, EngineThread* thread, Work work, ToJs to_js)
       : Napi::AsyncWorker(env, "peft-studio-engine"),
         deferred_(Napi::Promise::Deferred::New(env)),
         self_(Napi::Persistent(self)),
         busy_(busy),
+        thread_(thread),
         work_(std::move(work)),
         to_js_(std::move(to_js)) {}
   Napi::Promise promise() { return deferred_.Promise(); }
   void Execute() override {
     try {
-      result_ = work_();
+      thread_->run([this] { result_ = work_(); });
     } catch (const std::exception& e) {
       SetError(e.what());
     }
@@ -173,6 +176,7 @@ class EngineTask : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   Napi::ObjectReference self_;  // keeps the engine alive while the task runs
   bool* busy_;
+  EngineThread* thread_;  // the EngineWrap's, alive while self_ is
   Work work_;
   ToJs to_js_;
   Result result_{};
@@ -236,13 +240,23 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     opts.quantization = quantization_from(env, o.Get("quantization"));
     try {
-      engine_ = std::make_unique<ps::Engine>(spec, opts);
+      // made, used and destroyed on its own thread (a CUDA device's current context is per thread)
+      thread_ = std::make_unique<EngineThread>();
+      engine_ = thread_->call([&] { return std::make_unique<ps::Engine>(spec, opts); });
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
   }
 
+  ~EngineWrap() override { release(); }
+
  private:
+  // The engine is destroyed on its thread; then the thread ends, and with it the scratch it kept.
+  void release() {
+    if (thread_) thread_->run([this] { engine_.reset(); });
+    thread_.reset();
+  }
+
   ps::Engine& engine(Napi::Env env) {
     if (!engine_) throw Napi::Error::New(env, "peft-studio native: the engine was disposed");
     if (busy_) throw Napi::Error::New(env, "peft-studio native: the engine is busy with another call; await it first");
@@ -252,7 +266,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   template <typename Result>
   Napi::Value queue(const Napi::CallbackInfo& info, std::function<Result()> work,
                     std::function<Napi::Value(Napi::Env, const Result&)> to_js) {
-    auto* task = new EngineTask<Result>(info.Env(), info.This().As<Napi::Object>(), &busy_, std::move(work), std::move(to_js));
+    auto* task = new EngineTask<Result>(info.Env(), info.This().As<Napi::Object>(), &busy_, thread_.get(),
+                                       std::move(work), std::move(to_js));
     busy_ = true;
     Napi::Promise p = task->promise();
     task->Queue();
@@ -282,7 +297,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       else if (!nf4.IsUndefined() && !nf4.IsNull()) type_error(env, "loadWeights: nf4 of " + r.name + " must be an object");
       refs.push_back(std::move(r));
     }
-    guarded(env, [&] { e.load_weights(refs); });
+    guarded(env, [&] { thread_->call([&] { e.load_weights(refs); }); });
     return env.Undefined();
   }
 
@@ -303,14 +318,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     else type_error(env, "init must be 'default' or 'gaussian'");
     l.seed = static_cast<uint64_t>(number_field(o, "seed"));
     l.dora = optional_bool_field(env, o, "dora");
-    guarded(env, [&] { e.setup_lora(l); });
+    guarded(env, [&] { thread_->call([&] { e.setup_lora(l); }); });
     return env.Undefined();
   }
 
   Napi::Value SetupFull(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ps::Engine& e = engine(env);
-    guarded(env, [&] { e.setup_full(); });
+    guarded(env, [&] { thread_->call([&] { e.setup_full(); }); });
     return env.Undefined();
   }
 
@@ -323,7 +338,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     p.num_virtual_tokens = int_field(o, "numVirtualTokens");
     Napi::Float32Array init = float32_value(env, o.Get("init"), "options.init");
     p.init.assign(init.Data(), init.Data() + init.ElementLength());
-    guarded(env, [&] { e.setup_prompt_tuning(p); });
+    guarded(env, [&] { thread_->call([&] { e.setup_prompt_tuning(p); }); });
     return env.Undefined();
   }
 
@@ -344,14 +359,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const double seed = number_field(o, "seed");
     if (seed < 0) type_error(env, "options.seed must be a non-negative integer");
     p.seed = static_cast<uint64_t>(seed);
-    guarded(env, [&] { e.setup_prefix_tuning(p); });
+    guarded(env, [&] { thread_->call([&] { e.setup_prefix_tuning(p); }); });
     return env.Undefined();
   }
 
   Napi::Value PrefixTable(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ps::Engine& e = engine(env);
-    return floats_to_js(env, guarded(env, [&] { return e.prefix_table(); }));
+    return floats_to_js(env, guarded(env, [&] { return thread_->call([&] { return e.prefix_table(); }); }));
   }
 
   Napi::Value Parameters(const Napi::CallbackInfo& info) {
@@ -539,6 +554,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("activationBytes", static_cast<double>(m.activation_bytes));
     o.Set("kvCacheBytes", static_cast<double>(m.kv_cache_bytes));
     o.Set("peakRssBytes", static_cast<double>(m.peak_rss_bytes));
+    o.Set("scratchBytes", static_cast<double>(m.scratch_bytes));
+    o.Set("scratchPeakBytes", static_cast<double>(m.scratch_peak_bytes));
     return o;
   }
 
@@ -550,11 +567,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (busy_) throw Napi::Error::New(env, "peft-studio native: cannot dispose the engine while a call is running");
-    engine_.reset();
+    release();
     return env.Undefined();
   }
 
-  std::unique_ptr<ps::Engine> engine_;
+  // The engine's own thread (engine_thread.h): every call that computes runs on it.
+  std::unique_ptr<EngineThread> thread_;
+  std::unique_ptr<ps::Engine> engine_;  // after thread_: destroyed before it
   bool busy_ = false;
 };
 

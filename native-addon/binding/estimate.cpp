@@ -21,6 +21,12 @@ Napi::Value EstimateMemory(const Napi::CallbackInfo& info) {
   opts.batch_size = int_field(o, "batchSize");
   opts.seq_len = int_field(o, "seqLen");
   opts.gradient_checkpointing = bool_field(o, "gradientCheckpointing");
+  // threads: the engine's CPU threads (absent: the hardware's, as an engine takes them)
+  Napi::Value tv = o.Get("threads");
+  if (!tv.IsUndefined() && !tv.IsNull()) {
+    opts.threads = int_field(o, "threads");
+    if (opts.threads < 1) type_error(env, "threads must be at least 1");
+  }
   opts.optimizer = optimizer_kind(env, string_field(o, "optimizer"));
   opts.quantization = quantization_from(env, o.Get("quantization"));
   // Under quantization a 16-bit embedding / lm_head stays 16-bit: the estimate needs the stored dtype.
@@ -92,6 +98,11 @@ Napi::Value EstimateMemory(const Napi::CallbackInfo& info) {
   parts.Set("weightChunkBytes", static_cast<double>(dm.weight_chunk_bytes));
   parts.Set("bf16CopyBytes", static_cast<double>(dm.bf16_copy_bytes));
   parts.Set("loraPartialsBytes", static_cast<double>(dm.lora_partials_bytes));
+  // the CPU threads' scratch (0 on a GPU)
+  parts.Set("cpuAttentionBytes", static_cast<double>(dm.cpu.attention_bytes));
+  parts.Set("cpuAttentionPartialsBytes", static_cast<double>(dm.cpu.attention_partials_bytes));
+  parts.Set("cpuGemmBytes", static_cast<double>(dm.cpu.gemm_bytes));
+  parts.Set("cpuWeightGemmBytes", static_cast<double>(dm.cpu.weight_gemm_bytes));
   r.Set("device", parts);
   r.Set("totalBytes", static_cast<double>(m.total_bytes + dm.total()));
   r.Set("trainableParams", static_cast<double>(m.trainable_params));

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/workspace.h"
 #include "backend_factory.h"
 #include "error.h"
 #include "memory_estimate.h"
@@ -514,6 +515,8 @@ MemoryUsage Engine::memory() const {
   u.activation_bytes = m.arena.bytes();
   u.kv_cache_bytes = m.decode_arena.bytes() + m.kv_block_bytes;
   u.peak_rss_bytes = peak_rss_bytes();
+  u.scratch_bytes = workspace_bytes_live();
+  u.scratch_peak_bytes = workspace_bytes_peak();
   return u;
 }
 

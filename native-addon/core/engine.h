@@ -171,6 +171,11 @@ struct MemoryUsage {
   uint64_t activation_bytes = 0;
   uint64_t kv_cache_bytes = 0;
   uint64_t peak_rss_bytes = 0;  // peak resident set size of the process so far
+  // The CPU backend's scratch (backend/cpu/workspace.h), process-wide: what its
+  // Workspaces hold now, and the most they held at once so far (both bounded by
+  // the estimate's CPU scratch, estimate_device_memory).
+  uint64_t scratch_bytes = 0;
+  uint64_t scratch_peak_bytes = 0;
 };
 
 // Prompt / Prefix: PEFT's prompt tuning and prefix tuning (methods/prompt_learning_options.h).
@@ -208,6 +213,9 @@ struct MemoryEstimateOptions {
   // device in bf16 precision), which halves most of what a layer keeps
   // (activations.h Bf16Kept). "auto" precision is counted as fp32, the larger.
   bool bf16_activations = false;
+  // The engine's CPU threads (EngineOptions::threads; 0: the hardware's): on
+  // the CPU each keeps its own scratch (estimate_device_memory).
+  int threads = 0;
 };
 
 // The one formula behind `inspect` and the engine's own buffers: the engine

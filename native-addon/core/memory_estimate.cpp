@@ -12,6 +12,7 @@
 #include "model/batch_inputs.h"
 #include "model/tensor_names.h"
 #include "model/weights.h"
+#include "threadpool.h"
 
 namespace ps {
 
@@ -143,6 +144,32 @@ MemoryEstimate estimate_memory(const ModelSpec& raw, const MemoryEstimateOptions
 
 namespace {
 
+// The CPU scratch's view of a run (backend/cpu/scratch_bounds.h).
+CpuScratchPlan cpu_scratch_plan(const MemoryEstimateOptions& o, const ModelSpec& spec, const ModelDims& d) {
+  CpuScratchPlan p;
+  p.threads = o.threads > 0 ? o.threads : hardware_threads();
+  p.batch = o.batch_size;
+  p.positions = o.seq_len + (o.method == Method::Prompt ? o.prompt.num_virtual_tokens : 0);
+  if (o.method == Method::Prefix) {
+    p.prefix = o.prefix.num_virtual_tokens;
+    p.prefix_hidden = o.prefix.encoder_hidden_size;
+  }
+  if (o.method == Method::Lora) {
+    p.lora_rank = o.lora.rank;
+    p.dora = o.lora.dora;
+  }
+  p.full = o.method == Method::Full;
+  // What the weight GEMMs read as stored: 4-bit block linears, or 16-bit ones
+  // and a 16-bit head (the embedding table when tied) the store keeps so.
+  for (const auto& w : expected_weights(spec)) {
+    if (is_quantized_linear(w.name))
+      p.stored_linears = p.stored_linears || o.quantization.enabled() || holds_16bit(o, w.name);
+    else if (w.name == "lm_head.weight" || (d.tied && w.name == "model.embed_tokens.weight"))
+      p.stored_head = p.stored_head || holds_16bit(o, w.name);
+  }
+  return p;
+}
+
 bool is_cuda_device(const std::string& device) {
   if (device.empty() || device == "cpu") return false;
   if (device == "cuda") return true;
@@ -175,9 +202,12 @@ DeviceMemoryEstimate estimate_device_memory(const ModelSpec& raw, const MemoryEs
   const bool cuda = is_cuda_device(device);
   estimate_memory(raw, o);  // the same checks of the options (throws as it does)
   DeviceMemoryEstimate e;
-  if (!cuda) return e;
   const ModelSpec spec = resolve_spec(raw);
   const ModelDims d(spec);
+  if (!cuda) {
+    e.cpu = estimate_cpu_scratch(d, cpu_scratch_plan(o, spec, d));
+    return e;
+  }
   // The CUDA context: PyTorch measured its own context at 287,047,680 bytes
   // (274 MiB) with lazy module loading and 666,632,192 eagerly
   // (github.com/pytorch/pytorch/pull/86509, CUDA_MODULE_LOADING=LAZY);

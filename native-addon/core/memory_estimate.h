@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "backend/cpu/scratch_bounds.h"
 #include "engine.h"
 #include "model/activations.h"
 #include "model/dims.h"
@@ -26,10 +27,12 @@ PlanConfig make_plan_config(const ModelDims& d, Method method, bool train, int r
                             const int lora_ranks[kNumModules], bool lora_dropout,
                             const PrefixPlan& prefix = PrefixPlan());
 
-// The memory a CUDA device holds for a run beyond the engine's own tensors
-// (estimate_memory counts those to the byte): what the CUDA backend and the
-// runtime take for themselves. Zero on the CPU. Each part is an upper bound
-// of what backend/cuda allocates for the configuration of `o`:
+// The memory a run holds beyond the engine's own tensors (estimate_memory
+// counts those to the byte): what the backend takes for itself.
+// On the CPU, `cpu`: the threads' scratch (backend/cpu/scratch_bounds.h), an
+// upper bound of what the CPU backend's Workspaces hold; the CUDA parts are 0.
+// On a CUDA device the parts below, each an upper bound of what backend/cuda
+// allocates for the configuration of `o` (`cpu` is 0: host RAM is not the budget there):
 //   context_bytes      the CUDA context (runtime, module code, local memory
 //                      reservations): a documented conservative allowance,
 //                      kCudaContextBytes (tests/cuda/test_cuda_context_memory.cpp measures it on a GPU)
@@ -53,8 +56,9 @@ struct DeviceMemoryEstimate {
   uint64_t weight_chunk_bytes = 0;
   uint64_t bf16_copy_bytes = 0;
   uint64_t lora_partials_bytes = 0;
+  CpuScratchEstimate cpu;
   uint64_t total() const {
-    return context_bytes + workspace_bytes + weight_chunk_bytes + bf16_copy_bytes + lora_partials_bytes;
+    return context_bytes + workspace_bytes + weight_chunk_bytes + bf16_copy_bytes + lora_partials_bytes + cpu.total();
   }
 };
 

@@ -362,7 +362,12 @@ void test_prompt_learning_sizes() {
 // + dA 8 x 16 x 576 = 319,488 floats = 1,277,952 bytes; q/o need 167,936,
 // down 290,816); at 1 x 2048, 64 tiles in 32 groups of 2: 12 x 2048 x 16 +
 // 32 x 1536 x 16 + 32 x 16 x 576 = 1,474,560 floats = 5,898,240 bytes.
-// The CPU adds nothing, so its estimate is the one above, byte for byte.
+// The CPU adds only its threads' scratch (test_cpu_scratch.cpp holds it
+// against what the Workspaces hold); its attention part by hand at 1 x 256
+// tokens, 3 kv heads of 64, 4 threads: one packed K or V is 1 x 3 x 256 x 64
+// floats = 196,608 bytes; three of them and 4 threads' unit scratch of
+// 3 x 64 x 64 + 2 x 64 x 64 + 4 x 64 = 20,736 floats (82,944 bytes) = 921,600;
+// the partials 2 x 4 x 196,608 = 1,572,864.
 void test_device_memory() {
   const ps::ModelSpec s = pstest::smollm2_135m();
   ps::MemoryEstimateOptions o;
@@ -371,11 +376,18 @@ void test_device_memory() {
   o.lora.targets = ps::lora_target_names();
   o.seq_len = 256;
   const uint64_t MiB = 1 << 20;
+  o.threads = 4;
   for (const char* p : {"fp32", "bf16", "auto"}) {
     const ps::DeviceMemoryEstimate cpu = ps::estimate_device_memory(s, o, "cpu", p);
-    CHECK(cpu.total() == 0 && cpu.context_bytes == 0 && cpu.bf16_copy_bytes == 0);
-    CHECK(ps::estimate_device_memory(s, o, "", p).total() == 0);
+    CHECK(cpu.context_bytes == 0 && cpu.workspace_bytes == 0 && cpu.weight_chunk_bytes == 0 && cpu.bf16_copy_bytes == 0 &&
+          cpu.lora_partials_bytes == 0);
+    CHECK(cpu.cpu.attention_bytes == 921600ull);
+    CHECK(cpu.cpu.attention_partials_bytes == 1572864ull);
+    CHECK(cpu.cpu.gemm_bytes > 0 && cpu.cpu.weight_gemm_bytes == 0);  // fp32 weights: no 4-bit / 16-bit GEMM
+    CHECK(cpu.total() == cpu.cpu.total());
+    CHECK(ps::estimate_device_memory(s, o, "", p).total() == cpu.total());
   }
+  o.threads = 0;
   // fp32 weights, fp32 products: nothing widened, no copies.
   ps::DeviceMemoryEstimate d = ps::estimate_device_memory(s, o, "cuda:1", "fp32");
   CHECK(d.context_bytes == 512 * MiB);

@@ -86,6 +86,8 @@ export interface MemoryRow {
   bits_per_quantized_param?: number;
   /** on a CUDA device: its context, cuBLASLt workspace and scratch (part of total_bytes) */
   cuda_runtime_and_scratch?: number;
+  /** on the CPU: what its threads hold while a step runs (the attention's packed keys and partials, the GEMMs' packing; part of total_bytes) */
+  cpu_threads_scratch?: number;
 }
 
 export interface InspectReport {
@@ -171,9 +173,9 @@ export function inspectTime(addon: NativeAddon, spec: ModelSpec, settings: Inspe
   };
 }
 
-function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number): MemoryRow {
+function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number, gpu: boolean): MemoryRow {
   const quantized = e.quantizedParams > 0 ? { quantized_bytes: e.quantizedBytes, bits_per_quantized_param: (e.quantizedBytes * 8) / e.quantizedParams } : {};
-  const device = e.deviceBytes > 0 ? { cuda_runtime_and_scratch: e.deviceBytes } : {};
+  const device = e.deviceBytes === 0 ? {} : gpu ? { cuda_runtime_and_scratch: e.deviceBytes } : { cpu_threads_scratch: e.deviceBytes };
   return {
     ...quantized,
     ...device,
@@ -243,8 +245,11 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
       optimizer: settings.optimizer,
       quantization,
       weightDType: embeddingDType(folder),
+      // train's default: every thread of this machine (each holds its own scratch)
+      threads: machine.cpu_threads,
     }));
   const lora = { rank: settings.rank, targets: settings.targets, layers: null, dora: settings.dora === true };
+  const gpu = device.gpu !== null;
   return {
     model: folder.dir,
     architecture: spec.architecture,
@@ -266,14 +271,14 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
     settings,
     quantization: folder.quantization,
     memory: {
-      full: row(estimate('full'), fullModelFileBytes(spec), available),
+      full: row(estimate('full'), fullModelFileBytes(spec), available, gpu),
       // a bitsandbytes 4-bit folder trains on its 4-bit base whatever the method
-      lora: row(estimate('lora', stored), adapterFileBytes(spec, { kind: 'lora', lora }), available),
-      qlora: row(estimate('lora', nf4), adapterFileBytes(spec, { kind: 'lora', lora }), available),
-      prompt: row(estimate('prompt', stored), adapterFileBytes(spec, { kind: 'prompt', prompt: { numVirtualTokens: nvt, init: 'RANDOM', initText: null } }), available),
-      prefix: row(estimate('prefix', stored), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: false, encoderHiddenSize: null } }), available),
+      lora: row(estimate('lora', stored), adapterFileBytes(spec, { kind: 'lora', lora }), available, gpu),
+      qlora: row(estimate('lora', nf4), adapterFileBytes(spec, { kind: 'lora', lora }), available, gpu),
+      prompt: row(estimate('prompt', stored), adapterFileBytes(spec, { kind: 'prompt', prompt: { numVirtualTokens: nvt, init: 'RANDOM', initText: null } }), available, gpu),
+      prefix: row(estimate('prefix', stored), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: false, encoderHiddenSize: null } }), available, gpu),
       // the saved file is the folded table whatever the MLP's size
-      prefix_projection: row(estimate('prefix', stored, true), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } }), available),
+      prefix_projection: row(estimate('prefix', stored, true), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } }), available, gpu),
     },
     time: inspectTime(addon, spec, settings, device.gpu !== null, machine.cpu_threads, machine.cpu_model),
     fits_in: { device: device.device, where: budget.where, available_bytes: available, precision: precision.precision, precision_reason: precision.reason },

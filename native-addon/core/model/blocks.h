@@ -110,6 +110,15 @@ LossResult loss_head(const PassContext& c, const HeadParams& p, const float* h, 
 // logits[n, V] = x[n, D] · lm_headᵀ (a 16-bit head through half_gemm_nt: the
 // same bits an fp32 GEMM on the widened table gives).
 void head_logits(const PassContext& c, const HeadParams& p, const float* x, int n, float* logits);
+// Vocabulary rows of the head per input-gradient product: dh = dlogits W
+// sums over the vocabulary, and a GEMM packs its whole op(A) (here the
+// [rows, V] dlogits) up front, so one product over V = 49152 would hold a
+// 48 MiB packed copy. In slices of 2048 rows (accumulated in order) it holds
+// a few MiB. The fp32 and the 16-bit head take the same slices, so on the CPU
+// a BF16 model and its F32 copy give the same bits (a GPU's 16-bit GEMMs may
+// split a slice further: there the two agree to fp32 rounding).
+constexpr int kHeadGradRows = 2048;  // (the memory estimate sizes the CPU GEMMs' scratch by it)
+
 // dx[n, D] = dlogits[n, V] · lm_head (overwritten), in slices of the
 // vocabulary (a 16-bit head through half_gemm_nn: the same bits as the fp32
 // GEMM on the widened table).

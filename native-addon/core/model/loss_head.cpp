@@ -37,14 +37,6 @@ RowRuns take_rows(const RowRuns& runs, size_t& run, int& within, int limit) {
   return out;
 }
 
-// Vocabulary rows of the head per input-gradient product: dh = dlogits W
-// sums over the vocabulary, and a GEMM packs its whole op(A) (here the
-// [rows, V] dlogits) up front, so one product over V = 49152 would hold a
-// 48 MiB packed copy. In slices of 2048 rows (accumulated in order) it holds
-// a few MiB. The fp32 and the 16-bit head take the same slices, so on the CPU
-// a BF16 model and its F32 copy give the same bits (a GPU's 16-bit GEMMs may
-// split a slice further: there the two agree to fp32 rounding).
-constexpr int kHeadGradRows = 2048;
 
 // Rows [v0, v0 + rows) of the 16-bit head (W == nullptr) as the 16-bit GEMMs take it.
 HalfWeight head_half(const ModelDims& d, const HeadParams& p, int v0, int rows) {

@@ -131,4 +131,18 @@ describe('the resource table', () => {
     expect(bar('qlora').getAttribute('title')).not.toContain('CUDA');
     expect(bar('qlora').querySelector('.seg.device')).toBeNull();
   });
+  it("names the CPU threads' scratch of a CPU row, as its own part of the bar", () => {
+    const o = structuredClone(demo);
+    const row = o.report.memory.lora;
+    // what a CPU run's threads hold while a step runs, added to the total as inspect does
+    row.cpu_threads_scratch = 2 * 2 ** 20;
+    row.total_bytes += row.cpu_threads_scratch;
+    const root = render(o);
+    const bar = (m: string) => root.querySelector(`[data-testid="resource-row-${m}"] [data-testid="memory-bar"]`)!;
+    expect(bar('lora').getAttribute('title')).toContain("CPU threads' scratch 2.0 MiB");
+    expect(bar('lora').getAttribute('title')).not.toContain('CUDA');
+    expect(bar('lora').querySelector('.seg.device')).not.toBeNull();
+    expect(root.querySelector('[data-testid="resource-row-lora"] .total')!.getAttribute('title')).toContain("CPU threads' scratch 2.0 MiB");
+    expect(bar('qlora').querySelector('.seg.device')).toBeNull();
+  });
 });

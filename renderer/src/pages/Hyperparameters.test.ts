@@ -76,7 +76,9 @@ describe('the precision field', () => {
     expect(byId(root, 'precision-cpu-note')!.textContent).toBe('fp32 (CPU)');
     expect(byId(root, 'field-precision')!.textContent).toContain('bf16: tensor cores, about half the memory traffic, activations kept in 16 bits; fp32: exact');
     expect(studio.check!.precision).toEqual({ precision: 'fp32', reason: 'fp32: the CPU computes in fp32' });
+    // on the CPU the backend's own part is its threads' scratch
     expect(byId(root, 'memory-breakdown')!.textContent).not.toContain('CUDA runtime');
+    expect(byId(root, 'memory-breakdown')!.textContent).toMatch(/· CPU threads' scratch \d/);
   }, 60_000);
 });
 

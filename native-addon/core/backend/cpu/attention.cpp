@@ -171,7 +171,7 @@ const float* pack_kv(ThreadPool& pool, const AttnShape& s, const float* x, int n
                      bool transposed, Workspace& ws) {
   const int S = s.P + s.T, D = s.D, H = s.Hkv;
   const size_t block_floats = static_cast<size_t>(kAttnBk) * D;
-  float* packed = ws.get(static_cast<size_t>(s.B) * H * n_blocks * block_floats);
+  float* packed = ws.get(attn_packed_floats(s.B, H, S, D));
   pool.parallel_for(static_cast<size_t>(s.B) * H * n_blocks, [&](size_t begin, size_t end, int) {
     for (size_t w = begin; w < end; ++w) {
       const int kb = static_cast<int>(w % n_blocks);
@@ -302,7 +302,7 @@ void CpuBackend::attention_backward(const AttnShape& s, const float* q, const fl
 
   // Each thread accumulates dK/dV in its own packed buffers; they are added
   // into the caller's gradients afterwards, thread by thread in order.
-  const size_t packed_n = static_cast<size_t>(s.B) * s.Hkv * a.n_blocks * kAttnBk * s.D;
+  const size_t packed_n = attn_packed_floats(s.B, s.Hkv, s.S(), s.D);
   // Thread th's partials at partials + wanted th packed_n: its dK partial,
   // then its dV partial (each only when wanted); nullptr where not wanted or
   // the thread has no unit.

@@ -10,11 +10,19 @@
 
 #include <cstddef>
 
+#include "attention_kernels.h"
 #include "workspace.h"
 
 namespace ps {
 
 constexpr size_t kAttnKeptPartialsBytes = size_t{64} << 20;
+
+// Floats of one packed K or V (pack_kv), and of one thread's dK or dV
+// partial: B rows x Hkv heads x S keys in whole blocks of kAttnBk, D wide.
+inline size_t attn_packed_floats(int B, int Hkv, int S, int D) {
+  const size_t blocks = (static_cast<size_t>(S) + kAttnBk - 1) / kAttnBk;
+  return static_cast<size_t>(B) * Hkv * blocks * kAttnBk * D;
+}
 
 struct AttnBuffers {
   Workspace kt{"the attention K blocks"};

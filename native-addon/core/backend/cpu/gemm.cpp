@@ -213,6 +213,22 @@ Grid choose_grid(const KernelSet& ks, int M, int N, int threads) {
   return g;
 }
 
+// One thread's packing slot: a max_rows x kstep panel set of op(A) and a
+// kstep x max_cols one of op(B), each with the packers' slack, 64-byte aligned.
+size_t pack_slot_floats(int max_rows, int max_cols, int kstep) {
+  const size_t a_floats = (size_t)max_rows * kstep + kPackSlack;
+  const size_t b_floats = (size_t)max_cols * kstep + kPackSlack;
+  return (a_floats + b_floats + 15) / 16 * 16;
+}
+
+// The shared packed op(A): one region per (row block, k-block), 0 when the
+// product has one column block or the whole would pass kSharedAMaxFloats.
+size_t shared_a_floats(const Grid& g, int kstep, int K) {
+  const size_t a_region = ((size_t)g.max_rows * kstep + kPackSlack + 15) / 16 * 16;
+  const size_t a_units = (size_t)g.mtiles * ceil_div(K, kstep);
+  return g.ntiles > 1 && a_region * a_units <= kSharedAMaxFloats ? a_region * a_units : 0;
+}
+
 void scale_only(int M, int N, float beta, float* C, ptrdiff_t ldc) {
   if (beta != 0.0f) return;  // beta == 1: C unchanged
   for (int i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
@@ -264,8 +280,7 @@ void run(const KernelSet& ks, ThreadPool& pool, int M, int N, int K, float alpha
   const Grid g = choose_grid(ks, M, N, threads);
   const int kstep = k_block(K, ks.kc_max);
   const size_t a_floats = (size_t)g.max_rows * kstep + kPackSlack;
-  const size_t b_floats = (size_t)g.max_cols * kstep + kPackSlack;
-  const size_t slot = (a_floats + b_floats + 15) / 16 * 16;  // keep slots 64-byte aligned
+  const size_t slot = pack_slot_floats(g.max_rows, g.max_cols, kstep);
   float* ws = t_workspace.get(slot * threads);
 
   // With several column blocks per row block, every block would pack the
@@ -276,10 +291,11 @@ void run(const KernelSet& ks, ThreadPool& pool, int M, int N, int K, float alpha
   const int kblocks = ceil_div(K, kstep);
   const size_t a_region = (a_floats + 15) / 16 * 16;
   const size_t a_units = (size_t)g.mtiles * kblocks;
-  const bool share_a = g.ntiles > 1 && a_region * a_units <= kSharedAMaxFloats;
+  const size_t shared_floats = shared_a_floats(g, kstep, K);
+  const bool share_a = shared_floats > 0;
   float* shared_a = nullptr;
   if (share_a) {
-    shared_a = t_shared_a.get(a_region * a_units);
+    shared_a = t_shared_a.get(shared_floats);
     auto pack_unit = [&](size_t u) {
       int m0, m1;
       block_range((int)(u / kblocks), g.mtiles, g.m_panels, ks.mr, M, &m0, &m1);
@@ -398,6 +414,24 @@ const KernelSet& kernels_for(const CpuBackend& backend) {
   if (backend.use_avx2()) return cpu_has_avx512() ? avx512_kernels() : avx2_kernels();
 #endif
   (void)backend;
+  return portable_kernels();
+}
+
+GemmWorkspace gemm_workspace_floats(const KernelSet& ks, int M, int N, int K, int threads) {
+  // as run(): nothing for an empty product or a GEMV
+  if (M <= 1 || N <= 1 || K == 0) return {};
+  const bool parallel = threads > 1 && (double)M * N * K >= kParallelMinFmas;
+  const int used = parallel ? threads : 1;
+  const Grid g = choose_grid(ks, M, N, used);
+  const int kstep = k_block(K, ks.kc_max);
+  return {pack_slot_floats(g.max_rows, g.max_cols, kstep) * used, shared_a_floats(g, kstep, K)};
+}
+
+const KernelSet& default_kernels() {
+#if defined(PS_HAVE_AVX2_KERNELS)
+  const CpuFeatures f = detect_cpu_features();
+  if (f.avx2 && f.fma) return cpu_has_avx512() ? avx512_kernels() : avx2_kernels();
+#endif
   return portable_kernels();
 }
 

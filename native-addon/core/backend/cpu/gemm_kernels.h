@@ -103,9 +103,22 @@ bool dot_rows_in_avx2_order(const KernelSet& ks);
 // force_portable or the CPU lacks AVX2/FMA, else AVX-512 when the CPU has it,
 // else AVX2.
 const KernelSet& kernels_for(const CpuBackend& backend);
+// The set a CpuBackend made without force_portable takes on this CPU.
+const KernelSet& default_kernels();
 
 // Every set this CPU can run (portable first); tests run each of them.
 std::vector<const KernelSet*> usable_kernel_sets();
+
+// What the GEMM's Workspaces (workspace.h) hold, for the memory estimate
+// (scratch_bounds.h); run() sizes them with the same functions.
+// For one M x N x K product on a pool of `threads` threads: the packing slots
+// (pack) and the packed op(A) its column blocks share (shared; 0: each block
+// packs its own).
+struct GemmWorkspace {
+  size_t pack = 0;
+  size_t shared_a = 0;
+};
+GemmWorkspace gemm_workspace_floats(const KernelSet& ks, int M, int N, int K, int threads);
 
 // The blocked GEMM with an explicit kernel set (what CpuBackend::gemm_* call
 // after checking their arguments), C = alpha op(A) op(B) + beta C:

@@ -47,6 +47,42 @@ inline Workspace& packed_a_workspace() {  // the caller's packed op(A), shared b
   return w;
 }
 
+// The rows fused_gemm hands fused_block at once (whole micro-panels, at most kMbMax).
+inline int block_rows(const gemm::KernelSet& ks) { return std::max(1, kMbMax / ks.mr) * ks.mr; }
+
+// What fused_block's Workspaces hold, for the memory estimate (scratch_bounds.h);
+// fused_block sizes them with these. The caller's packed op(A) of M rows (at
+// most block_rows) and a reduction of Kred: one region per k-block.
+inline size_t packed_a_region_floats(const gemm::KernelSet& ks, int M, int kstep) {
+  return ((size_t)round_up(M, ks.mr) * kstep + gemm::kPackSlack + 15) / 16 * 16;
+}
+inline size_t packed_a_floats(const gemm::KernelSet& ks, int M, int Kred) {
+  const int kstep = k_block(Kred, ks.kc_max);
+  return packed_a_region_floats(ks, M, kstep) * ceil_div(Kred, kstep);
+}
+// One task's packed op(B) slice of max_cols columns and the nt staging tile.
+inline size_t packed_b_floats(const gemm::KernelSet& ks, int max_cols, int kstep) {
+  return ((size_t)max_cols * kstep + gemm::kPackSlack + 15) / 16 * 16 + (size_t)ks.nr * kstep + gemm::kPackSlack;
+}
+
+// How fused_block deals a block of M rows: on how many threads, and column
+// tasks of at most max_cols (nr panels dealt evenly, at most kNbMax wide, at
+// least two per thread when there are enough panels).
+struct BlockPlan {
+  int threads, kstep, ntiles, max_cols;
+};
+inline BlockPlan plan_block(const gemm::KernelSet& ks, int M, int Nout, int Kred, int pool_threads) {
+  BlockPlan p;
+  const bool parallel = pool_threads > 1 && (double)M * Nout * Kred >= kParallelMinFmas;
+  p.threads = parallel ? pool_threads : 1;
+  p.kstep = k_block(Kred, ks.kc_max);
+  const int panels = ceil_div(Nout, ks.nr);
+  p.ntiles = ceil_div(panels, std::max(1, kNbMax / ks.nr));
+  if (p.threads > 1) p.ntiles = std::max(p.ntiles, std::min(panels, 2 * p.threads));
+  p.max_cols = ceil_div(panels, p.ntiles) * ks.nr;
+  return p;
+}
+
 // Packs op(B) rows [k0, k0+kc) x columns [n0, n0+cols) of the weight (row
 // stride ldw) into ks.nr-wide panels (panel[p * nr + j], zero columns past
 // `cols`), as ks.pack_b would pack the converted weight.
@@ -75,34 +111,28 @@ void fused_block(const gemm::KernelSet& ks, ThreadPool& pool, const Run& run, La
                  int64_t w_cols, int M, const float* A, int lda, float alpha, float beta, float* C, int ldc) {
   const int Nout = (int)(layout == Layout::NT ? w_rows : w_cols);
   const int Kred = (int)(layout == Layout::NT ? w_cols : w_rows);
-  const bool parallel = pool.size() > 1 && (double)M * Nout * Kred >= kParallelMinFmas;
-  const int threads = parallel ? pool.size() : 1;
-  const int kstep = k_block(Kred, ks.kc_max);
+  const BlockPlan plan = plan_block(ks, M, Nout, Kred, pool.size());
+  const bool parallel = plan.threads > 1;
+  const int kstep = plan.kstep;
   const int kblocks = ceil_div(Kred, kstep);
-  const int mpad = round_up(M, ks.mr);
-
   // op(A) packed once: region u = k-block u, all rows.
-  const size_t a_region = ((size_t)mpad * kstep + gemm::kPackSlack + 15) / 16 * 16;
+  const size_t a_region = packed_a_region_floats(ks, M, kstep);
   float* pa_all = packed_a_workspace().get(a_region * kblocks);
   auto pack_a_unit = [&](size_t u) {
     const int k0 = (int)u * kstep;
     ks.pack_a(A + k0, lda, 1, M, std::min(kstep, Kred - k0), pa_all + a_region * u);
   };
 
-  // Column blocks: nr panels dealt evenly, at most kNbMax wide, at least two
-  // per thread when there are enough panels.
+  // Column blocks (plan_block).
   const int panels = ceil_div(Nout, ks.nr);
-  int ntiles = ceil_div(panels, std::max(1, kNbMax / ks.nr));
-  if (threads > 1) ntiles = std::max(ntiles, std::min(panels, 2 * threads));
-  const int max_cols = ceil_div(panels, ntiles) * ks.nr;
+  const int ntiles = plan.ntiles, max_cols = plan.max_cols;
   const size_t b_floats = ((size_t)max_cols * kstep + gemm::kPackSlack + 15) / 16 * 16;
-  const size_t stage_floats = (size_t)ks.nr * kstep + gemm::kPackSlack;
 
   auto task = [&](size_t t, int) {
     const int n0 = (int)((long long)t * panels / ntiles) * ks.nr;
     const int n1 = std::min(Nout, (int)((long long)(t + 1) * panels / ntiles) * ks.nr);
     const int cols = n1 - n0;
-    float* pb = packed_b_workspace().get(b_floats + stage_floats);
+    float* pb = packed_b_workspace().get(packed_b_floats(ks, max_cols, kstep));
     float* stage = pb + b_floats;
     for (int kb = 0; kb < kblocks; ++kb) {
       const int k0 = kb * kstep, kc = std::min(kstep, Kred - k0);
@@ -140,7 +170,7 @@ void fused_block(const gemm::KernelSet& ks, ThreadPool& pool, const Run& run, La
 template <typename Run>
 void fused_gemm(const gemm::KernelSet& ks, ThreadPool& pool, const Run& run, Layout layout, int64_t w_rows,
                 int64_t w_cols, int M, const float* A, int lda, float alpha, float beta, float* C, int ldc) {
-  const int rows = std::max(1, kMbMax / ks.mr) * ks.mr;
+  const int rows = block_rows(ks);
   for (int m0 = 0; m0 < M; m0 += rows)
     fused_block(ks, pool, run, layout, w_rows, w_cols, std::min(rows, M - m0), A + (size_t)m0 * lda, lda, alpha,
                 beta, C + (size_t)m0 * ldc, ldc);

@@ -17,7 +17,7 @@ import { resolveDevice, type ResolvedDevice } from '../engine/device.js';
 import { choosePrecision, type ResolvedPrecision } from '../engine/precision.js';
 import { adapterFileBytes } from '../training/adapter-files.js';
 import { adapterLayoutOf, type TrainConfig } from '../training/config.js';
-import { boundByData, deviceBytesLabel, estimateRun, memoryBudget, type MemoryBudget, type MemoryRemedy } from '../training/memory-check.js';
+import { boundByData, deviceBytesLabel, estimateRun, memoryBudget, rowsCutInWords, type MemoryBudget, type MemoryRemedy } from '../training/memory-check.js';
 import { fittingAlternatives, type FitAlternative, type FitAlternatives } from '../training/fit-alternatives.js';
 import { checkOutFolder } from '../runs/out-folder.js';
 import { readRunRecord } from '../runs/run-record.js';
@@ -29,7 +29,7 @@ import { bytesInWords, unavailableReason } from './recommend.js';
 import type { ParsedRunSettings } from './run-settings.js';
 import { inAppWords } from './app-wording.js';
 import { plannedSteps } from './planned-steps.js';
-import { runDataShape, runRowLengths, runTimeCheck } from './run-time.js';
+import { runDataShape, runRowShapes, runTimeCheck } from './run-time.js';
 import { datasetPathExists } from '../data/containers/dataset-folder.js';
 
 export interface CheckedRun {
@@ -89,10 +89,10 @@ export function formLabel(a: FitAlternative): string {
 /** What else an alternative changes: the effective batch, when the smaller batch does not divide it (null: nothing). */
 function formDetail(a: FitAlternative): string | null {
   const batch = a.effectiveBatch;
-  const rows = a.longerRows;
+  const cut = rowsCutInWords(a.longerRows, '');
   const parts = [
     ...(batch && batch.after !== batch.before ? [`an effective batch of ${batch.after} instead of ${batch.before}`] : []),
-    ...(rows && rows.longer > 0 ? [`${rows.longer} of ${rows.of} rows are longer and would be cut`] : []),
+    ...(cut ? [cut] : []),
   ];
   return parts.length > 0 ? parts.join('; ') : null;
 }
@@ -208,9 +208,9 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   const fits = estimate.totalBytes <= available;
   // what would fit, by the same estimate (nothing to search for a run that fits)
   // (with the data's row lengths, so a shorter sequence says how many rows it would cut)
-  const rowLengths = fits ? null : await runRowLengths(config, folder);
+  const rows = fits ? null : await runRowShapes(config, folder);
   const fit = fits ? null : fittingAlternatives(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision }, budget,
-    rowLengths ? { rowLengths } : {});
+    rows ? { rows } : {});
   const layout = adapterLayoutOf(config);
   const memory = {
     weights: estimate.weightBytes,

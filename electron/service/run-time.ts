@@ -12,6 +12,7 @@ import type { NativeAddon } from '../engine/native.js';
 import type { ModelFolder } from '../models/folder.js';
 import { ModelTokenizer, TOKENIZER_FILE } from '../models/tokenizer.js';
 import type { TrainConfig } from '../training/config.js';
+import { rowShapes, type RowShape } from '../training/fit-alternatives.js';
 import type { Example } from '../training/data.js';
 import { loadRunData } from '../training/run.js';
 import { dataShape, type DataShape } from '../training/memory-check.js';
@@ -52,15 +53,15 @@ export async function runDataShape(config: TrainConfig, folder: ModelFolder): Pr
 }
 
 /**
- * Each training row's token count as the run would read it; null when the
- * data cannot be read, or is packed (a shorter sequence packs the documents
- * again: it cuts only a document longer than it, which a packed row's length
- * does not tell).
+ * Each training row as the run would read it (its length, where its trained
+ * tokens start); null when the data cannot be read, or is packed (a shorter
+ * sequence packs the documents again: it cuts only a document longer than it,
+ * which a packed row's length does not tell).
  */
-export async function runRowLengths(config: TrainConfig, folder: ModelFolder): Promise<number[] | null> {
+export async function runRowShapes(config: TrainConfig, folder: ModelFolder): Promise<RowShape[] | null> {
   if (config.pack) return null;
   try {
-    return (await runRows(config, folder)).train.map((e) => e.inputIds.length);
+    return rowShapes((await runRows(config, folder)).train);
   } catch {
     return null;
   }

@@ -15,8 +15,9 @@ import { inAppWords } from '../service/app-wording.js';
 import { MANY_ROWS, manyRowsFile } from '../testing/many-rows.js';
 import { cli, tempDir, tinyModel } from '../testing/e2e-fixtures.js';
 import type { LoraSettings, TrainConfig } from './config.js';
-import { fittingAlternatives, largestFitting } from './fit-alternatives.js';
-import { memoryBudget, memoryShortfall } from './memory-check.js';
+import { fitToLength } from '../data/load-dataset.js';
+import { fittingAlternatives, largestFitting, rowShapes } from './fit-alternatives.js';
+import { memoryBudget, memoryShortfall, rowsCutInWords } from './memory-check.js';
 
 const DEMO = resolve('resources/demo');
 const MODEL = join(DEMO, 'model');
@@ -80,6 +81,41 @@ describe('fittingAlternatives on the demo model', () => {
     const short = fittingAlternatives(loadAddon(), folder, run(), lora, CPU, small).alternatives.find((a) => a.changes[0] === 'shorter-sequence')!;
     expect(short.form).toEqual({ seqLen: 40 });
     expect(short.totalBytes).toBe(at(40));
+  });
+
+  it('the shorter sequence says how many rows it cuts, and how many of those it cuts inside the prompt (they would be skipped)', async () => {
+    const folder = await openModelFolder(MODEL);
+    const at = (s: number) => engineBytes(folder, { batchSize: 16, seqLen: s });
+    const budget = Math.floor((at(128) + at(129)) / 2);
+    // rows as the loader gives them: labels -100 over the prompt, then the trained answer
+    const row = (prompt: number, answer: number) => ({ inputIds: new Array(prompt + answer).fill(5), labels: [...new Array(prompt).fill(-100), ...new Array(answer).fill(7)] });
+    const rows = rowShapes([
+      row(10, 50), //   60 tokens: not cut at 128
+      row(100, 100), // 200: cut at 128, the answer's start kept
+      row(127, 20), //  147: cut, one trained token left (label 127 is within the first 128)
+      row(128, 20), //  148: cut exactly at its prompt's end: nothing left, skipped
+      row(200, 40), //  240: cut inside the prompt: skipped
+    ]);
+    expect(rows.map((r) => r.trainedFrom)).toEqual([10, 100, 127, 128, 200]);
+    const seq = fittingAlternatives(loadAddon(), folder, run(), lora, CPU, budget, { rows }).alternatives.find((a) => a.changes[0] === 'shorter-sequence')!;
+    expect(seq.form).toEqual({ seqLen: 128 });
+    expect(seq.longerRows).toEqual({ longer: 4, of: 5, skipped: 2 });
+    // the loader agrees about each row: fitToLength keeps the first three and skips the two
+    for (const [i, r] of [row(10, 50), row(100, 100), row(127, 20), row(128, 20), row(200, 40)].entries()) {
+      const keeps = (() => { try { fitToLength(r, 128); return true; } catch { return false; } })();
+      expect(keeps).toBe(i < 3);
+    }
+    const fit = fittingAlternatives(loadAddon(), folder, run(), lora, CPU, budget, { rows });
+    const message = memoryShortfall(loadAddon().estimateMemory(folder.spec, {
+      device: 'cpu', precision: 'fp32', method: 'lora', quantization: null, weightDType: 'F16', batchSize: 16, seqLen: 256,
+      lora: { rank: 8, targets: ['q_proj', 'v_proj'], layers: null, dropout: 0, dora: false }, gradientCheckpointing: false, optimizer: 'adamw',
+    }), budget, run(), fit)!;
+    expect(message).toContain('--seq-len 128 (');
+    expect(message).toContain('; 4 of 5 rows are longer and would be cut, 2 of them inside the prompt (nothing left to learn: they would be skipped))');
+    expect(rowsCutInWords({ longer: 1, of: 9, skipped: 1 })).toBe('; 1 of 9 rows are longer and would be cut, inside its prompt (nothing left to learn: it would be skipped)');
+    expect(rowsCutInWords({ longer: 3, of: 9, skipped: 3 })).toBe('; 3 of 9 rows are longer and would be cut, all inside their prompt (nothing left to learn: they would be skipped)');
+    expect(rowsCutInWords({ longer: 3, of: 9, skipped: 0 }, '')).toBe('3 of 9 rows are longer and would be cut');
+    expect(rowsCutInWords({ longer: 0, of: 9, skipped: 0 })).toBe('');
   });
 
   it('checkpointing and the lighter method: the estimate of the changed run; all four singles in order', async () => {

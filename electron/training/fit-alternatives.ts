@@ -43,10 +43,35 @@ export interface FitAlternative {
   totalBytes: number;
   /**
    * a shorter sequence, when the run's rows were given: how many of them are
-   * longer than it (their ends would be cut; a row cut inside its prompt has
-   * nothing left to learn from) — the estimate alone cannot see the data
+   * longer than it (their ends would be cut), and how many of those would be
+   * cut inside their prompt, before their first trained token: nothing would
+   * be left to learn, and the run would skip them (data/load-dataset.ts
+   * fitToLength) — the estimate alone cannot see the data
    */
-  longerRows: { longer: number; of: number } | null;
+  longerRows: { longer: number; of: number; skipped: number } | null;
+}
+
+/** A training row as a shorter sequence would cut it: its token count, and where its trained tokens start. */
+export interface RowShape {
+  length: number;
+  /** the index of its first trained label (not -100): the prompt and anything masked come before it */
+  trainedFrom: number;
+}
+
+/** The shapes of a run's training rows (each has a trained token: the loader skipped the rest). */
+export function rowShapes(rows: readonly { inputIds: readonly number[]; labels: readonly number[] }[]): RowShape[] {
+  return rows.map((r) => ({ length: r.inputIds.length, trainedFrom: Math.max(0, r.labels.findIndex((l) => l !== -100)) }));
+}
+
+/** What a sequence of seqLen does to the rows: how many it cuts, and how many of those it leaves nothing to learn. */
+function cutBy(rows: readonly RowShape[], seqLen: number): { longer: number; of: number; skipped: number } {
+  let longer = 0, skipped = 0;
+  for (const r of rows) {
+    if (r.length <= seqLen) continue;
+    longer += 1;
+    if (r.trainedFrom >= seqLen) skipped += 1;
+  }
+  return { longer, of: rows.length, skipped };
 }
 
 export interface FitAlternatives {
@@ -67,8 +92,8 @@ export interface FitAlternatives {
 export interface FitSearchOptions {
   /** a resumed run keeps its batch, sequence and method (settings.ts resumedConfig): only checkpointing may change */
   resumed?: boolean;
-  /** the token count of each training row as the run reads it (a shorter sequence then says how many it would cut) */
-  rowLengths?: readonly number[];
+  /** each training row as the run reads it (rowShapes): a shorter sequence then says how many it would cut, and skip */
+  rows?: readonly RowShape[];
 }
 
 /** The sequence lengths offered from 64 up are multiples of it (what people type, and kernel-friendly). */
@@ -181,8 +206,7 @@ export function fittingAlternatives(addon: NativeAddon, folder: ModelFolder, con
     form,
     effectiveBatch: form.batchSize === undefined ? null : { before: effectiveBefore, after: form.batchSize * form.gradAccum! },
     totalBytes: bytesOf(form),
-    longerRows: form.seqLen === undefined || options.rowLengths === undefined ? null
-      : { longer: options.rowLengths.filter((n) => n > form.seqLen!).length, of: options.rowLengths.length },
+    longerRows: form.seqLen === undefined || options.rows === undefined ? null : cutBy(options.rows, form.seqLen),
   });
   const methodChange: FitSettings = lighterMethod ? { method: lighterMethod } : {};
   const checkpointingOn: FitSettings = checkpointing ? { gradientCheckpointing: true } : {};

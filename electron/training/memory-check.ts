@@ -129,13 +129,23 @@ const TRIED_REMEDY: Record<MemoryRemedy, string> = {
   qlora: '--method qlora',
 };
 
+/**
+ * What a shorter sequence does to the rows, as the CLI and the app say it
+ * ("; 31 of 2000 rows are longer and would be cut, 4 of them inside the prompt
+ * (nothing left to learn: they would be skipped)"); '' when it cuts none.
+ */
+export function rowsCutInWords(rows: FitAlternative['longerRows'], lead = '; '): string {
+  if (!rows || rows.longer === 0) return '';
+  const skipped = rows.skipped === 0 ? ''
+    : `, ${rows.skipped === rows.longer ? (rows.longer === 1 ? 'inside its prompt' : 'all inside their prompt') : `${rows.skipped} of them inside the prompt`} (nothing left to learn: ${rows.skipped === 1 ? 'it' : 'they'} would be skipped)`;
+  return `${lead}${rows.longer} of ${rows.of} rows are longer and would be cut${skipped}`;
+}
+
 /** An alternative as the shortfall message lists it: "--batch-size 2 --grad-accum 4 (7.12 GiB)". */
 function alternativeInWords(a: FitAlternative): string {
   const batch = a.effectiveBatch;
   const about = batch && batch.after !== batch.before ? `; an effective batch of ${batch.after} instead of ${batch.before}` : '';
-  const rows = a.longerRows;
-  const cut = rows && rows.longer > 0 ? `; ${rows.longer} of ${rows.of} rows are longer and would be cut` : '';
-  return `${a.flags} (${gib(a.totalBytes)}${about}${cut})`;
+  return `${a.flags} (${gib(a.totalBytes)}${about}${rowsCutInWords(a.longerRows)})`;
 }
 
 /**

@@ -88,7 +88,8 @@ describe('fittingAlternatives on the demo model', () => {
     const at = (s: number) => engineBytes(folder, { batchSize: 16, seqLen: s });
     const budget = Math.floor((at(128) + at(129)) / 2);
     // rows as the loader gives them: labels -100 over the prompt, then the trained answer
-    const row = (prompt: number, answer: number) => ({ inputIds: new Array(prompt + answer).fill(5), labels: [...new Array(prompt).fill(-100), ...new Array(answer).fill(7)] });
+    const row = (prompt: number, answer: number) =>
+      ({ inputIds: new Array<number>(prompt + answer).fill(5), labels: [...new Array<number>(prompt).fill(-100), ...new Array<number>(answer).fill(7)], layout: 'prompt-completion' });
     const rows = rowShapes([
       row(10, 50), //   60 tokens: not cut at 128
       row(100, 100), // 200: cut at 128, the answer's start kept

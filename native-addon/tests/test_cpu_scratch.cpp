@@ -44,6 +44,15 @@ ps::ModelSpec mid_spec() {
   return s;
 }
 
+// QLoRA's base: NF4, blocks of 64, double quantization.
+ps::QuantizationOptions nf4() {
+  ps::QuantizationOptions q;
+  q.type = ps::QuantizationOptions::Type::Nf4;
+  q.blocksize = 64;
+  q.double_quant = true;
+  return q;
+}
+
 struct Run {
   const char* name;
   ps::Method method;
@@ -61,11 +70,7 @@ uint64_t held_by(const Run& r, const ps::ModelSpec& s) {
     ps::EngineOptions eo;
     eo.threads = r.threads;
     eo.gradient_checkpointing = r.checkpoint;
-    if (r.nf4) {
-      eo.quantization.type = ps::QuantizationOptions::Type::Nf4;
-      eo.quantization.blocksize = 64;
-      eo.quantization.double_quant = true;
-    }
+    if (r.nf4) eo.quantization = nf4();
     ps::Engine e(s, eo);
     set_all(e, random_weights(s, 1));
     switch (r.method) {
@@ -113,11 +118,7 @@ ps::CpuScratchEstimate estimated(const Run& r, const ps::ModelSpec& s) {
   o.seq_len = r.seq;
   o.threads = r.threads;
   o.gradient_checkpointing = r.checkpoint;
-  if (r.nf4) {
-    o.quantization.type = ps::QuantizationOptions::Type::Nf4;
-    o.quantization.blocksize = 64;
-    o.quantization.double_quant = true;
-  }
+  if (r.nf4) o.quantization = nf4();
   o.lora.rank = 8;
   o.lora.targets = ps::lora_target_names();
   o.lora.dropout = 0.1f;

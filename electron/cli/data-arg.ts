@@ -9,6 +9,7 @@
 import type { CommandSpec, ParsedArgs } from './args.js';
 import type { CliIO } from './command.js';
 import { cachedDatasetNote, resolveCachedDataset } from '../data/containers/hf-cache-dataset.js';
+import { urlValueProblem } from '../files/url-path.js';
 
 /** The flags, and the positional, that name a dataset. */
 export const DATA_FLAGS = ['data', 'eval-data', 'check-data'];
@@ -17,6 +18,8 @@ export const DATA_POSITIONAL = 'file';
 export function resolveDataArgs(spec: CommandSpec, args: ParsedArgs, io: CliIO, env: NodeJS.ProcessEnv = process.env): ParsedArgs {
   if (args.help) return args;
   const resolveOne = (value: string, named: string): string | null => {
+    const url = urlValueProblem(value, named, 'dataset');
+    if (url !== null) throw new Error(url);
     let cached;
     try {
       cached = resolveCachedDataset(value, env);

@@ -40,7 +40,7 @@ describe('peft-studio dispatch', () => {
   it('bad numbers, missing flags and conflicting flags are usage errors', async () => {
     const out = ['--model', 'm', '--data', 'd', '--out', 'o'];
     expect((await cli(['train', ...out, '--rank', 'eight'])).stderr).toContain("peft-studio: --rank expects an integer >= 1, got 'eight'");
-    expect((await cli(['train', ...out, '--lr', '-0.1'])).stderr).toContain('peft-studio: --lr expects a number >= 0, got -0.1');
+    expect((await cli(['train', ...out, '--lr', '-0.1'])).stderr).toContain('peft-studio: --lr expects a number >= 0 and <= 3.4028234663852886e+38, got -0.1');
     expect((await cli(['train', '--data', 'd', '--out', 'o'])).stderr).toContain('peft-studio: train needs --model');
     expect((await cli(['train', ...out, '--steps', '3', '--epochs', '2'])).stderr).toContain('give either --steps or --epochs, not both');
     expect((await cli(['train', ...out, '--method', 'full', '--rank', '4'])).stderr).toContain('--rank applies to --method lora and qlora only');

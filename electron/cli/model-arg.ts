@@ -6,6 +6,7 @@
 import type { CommandSpec, ParsedArgs } from './args.js';
 import type { CliIO } from './command.js';
 import { resolveCachedModel, resolutionNote } from '../models/hf-cache.js';
+import { urlValueProblem } from '../files/url-path.js';
 
 /** The flag, and the positional, that name a model folder in any command. */
 export const MODEL_FLAG = 'model';
@@ -13,7 +14,9 @@ export const MODEL_POSITIONAL = 'modelDir';
 
 export async function resolveModelArgs(spec: CommandSpec, args: ParsedArgs, io: CliIO, env: NodeJS.ProcessEnv = process.env): Promise<ParsedArgs> {
   if (args.help) return args;
-  const resolveOne = async (value: string): Promise<string | null> => {
+  const resolveOne = async (value: string, named: string): Promise<string | null> => {
+    const url = urlValueProblem(value, named, 'model');
+    if (url !== null) throw new Error(url);
     const choice = await resolveCachedModel(value, env);
     if (choice === null) return null;
     io.stderr(`note: ${resolutionNote(choice)}\n`);
@@ -22,13 +25,13 @@ export async function resolveModelArgs(spec: CommandSpec, args: ParsedArgs, io: 
   const flag = spec.flags.find((f) => f.name === MODEL_FLAG && f.kind === 'string');
   const flagValue = flag ? args.string(MODEL_FLAG) : undefined;
   if (flagValue !== undefined) {
-    const snapshot = await resolveOne(flagValue);
+    const snapshot = await resolveOne(flagValue, `--${MODEL_FLAG}`);
     if (snapshot !== null) args = args.withString(MODEL_FLAG, snapshot);
   }
   const index = spec.positionals.findIndex((p) => p.name === MODEL_POSITIONAL);
   const positional = index >= 0 ? args.positionals[index] : undefined;
   if (positional !== undefined) {
-    const snapshot = await resolveOne(positional);
+    const snapshot = await resolveOne(positional, 'MODEL');
     if (snapshot !== null) args = args.withPositional(index, snapshot);
   }
   return args;

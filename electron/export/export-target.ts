@@ -7,6 +7,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { FileWriteError, FolderExistsError } from '../files/atomic.js';
 import { refuseKernelPath } from '../files/make-folder.js';
 import { refuseOutputOverInputs, type NamedInput } from '../files/output-overlap.js';
+import { clearWriteLeftovers, describeCleanup } from '../files/write-leftovers.js';
 import { ExportError } from './export-error.js';
 
 async function isNonEmptyFolder(dir: string): Promise<boolean> {
@@ -42,11 +43,16 @@ function targetProblem(code: string, out: string): string {
  * The --out folder checked before any work (the source's loss takes a while):
  * not on a kernel file system, not a file, not the source or the base model
  * (nor inside or around them: writing replaces the whole folder), empty
- * unless overwrite, and its nearest existing folder writable.
+ * unless overwrite, and its nearest existing folder writable. Resolves with
+ * what it cleaned of a killed export's leftovers, in a line (null: nothing).
  */
-export async function checkExportDestination(out: string, inputs: readonly NamedInput[], options: { overwrite?: boolean; howToOverwrite?: string }): Promise<void> {
+export async function checkExportDestination(out: string, inputs: readonly NamedInput[], options: { overwrite?: boolean; howToOverwrite?: string }): Promise<string | null> {
   await refuseKernelPath(out, '--out');
   await refuseOutputOverInputs(out, inputs, 'the export');
+  // A killed export into the same --out: its temp folders go, and the old --out it had moved aside comes back
+  // when --out is missing (files/write-leftovers.ts), so that it is judged below as the folder the user had.
+  const cleanup = await clearWriteLeftovers(dirname(out), basename(out));
+  const cleaned = describeCleanup(cleanup);
   let head = out;
   for (;;) {
     let info;
@@ -67,7 +73,11 @@ export async function checkExportDestination(out: string, inputs: readonly Named
     }
     break;
   }
-  if (head === out && !options.overwrite && (await isNonEmptyFolder(out))) throw new FolderExistsError(out, options.howToOverwrite);
+  if (head === out && !options.overwrite && (await isNonEmptyFolder(out))) {
+    const refusal = new FolderExistsError(out, options.howToOverwrite);
+    if (cleanup.restored.length > 0) refusal.message = `${cleaned}. ${refusal.message}`;
+    throw refusal;
+  }
   // The export is made beside --out and moved into place: that folder (or its nearest existing ancestor) must be writable.
   const writable = head === out ? dirname(out) : head;
   try {
@@ -76,6 +86,7 @@ export async function checkExportDestination(out: string, inputs: readonly Named
     const code = (err as NodeJS.ErrnoException).code ?? 'EACCES';
     throw new ExportError(`${out}: cannot write the export folder: ${targetProblem(code, out)}.`);
   }
+  return cleaned;
 }
 
 /**
@@ -90,7 +101,7 @@ export function targetFolderError(err: unknown, out: string): ExportError | null
   let code: string | undefined;
   if (err instanceof FileWriteError) {
     path = err.file;
-    code = /\(([A-Z][A-Z0-9_]+)\)/.exec(err.problem)?.[1] ?? 'EIO';
+    code = /\(([A-Z][A-Z0-9_]+)[):]/.exec(err.problem)?.[1] ?? 'EIO';
   } else if (e && typeof e.code === 'string') {
     path = e.path;
     code = e.code;

@@ -149,7 +149,9 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
     // the rows the check reads: an --out holding them would delete them with --overwrite
     ...(options.checkData ? [{ what: 'the --check-data file', path: options.checkData }] : source.runData ? [{ what: "the run's data file", path: source.runData }] : []),
   ];
-  await checkExportDestination(out, inputs, options);
+  // (it also tidies what a killed export left beside --out, and says what)
+  const tidied = await checkExportDestination(out, inputs, options);
+  if (tidied !== null) log(tidied);
 
   // A full run's folder is the model; an adapter's base is the model it was trained on.
   const folder = await openModelFolder(source.modelDir);

@@ -209,7 +209,7 @@ export async function mergeAdapter(modelDir: string, adapterDir: string, outDir:
         await writeDequantizedConfig(base, temp);
         files.push('config.json');
       }
-    }, { overwrite: options.overwrite, howToOverwrite: options.howToOverwrite });
+    }, { overwrite: options.overwrite, howToOverwrite: options.howToOverwrite, onCleanup: (note) => notices.push(note) });
   } finally {
     engine?.dispose();
   }

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { makeFolder, refuseKernelPath } from './make-folder.js';
+import { clearWriteLeftovers, describeCleanup, type LeftoverCleanup } from './write-leftovers.js';
 
 /** A file could not be written; the message names the file, the cause and what to do. */
 export class FileWriteError extends Error {
@@ -37,7 +38,7 @@ export async function writeFileAtomic(file: string, fill: string | Uint8Array | 
   try {
     handle = await open(temp, 'wx');
   } catch (err) {
-    throw new FileWriteError(file, `cannot create a file in ${dirname(file)} (${errorCode(err)})`,
+    throw new FileWriteError(file, `cannot create a file in ${dirname(file)} (${codeAndCause(err)})`,
       'Check that the folder exists and is writable, and that the disk is not full.');
   }
   try {
@@ -51,7 +52,7 @@ export async function writeFileAtomic(file: string, fill: string | Uint8Array | 
     if (handle) await handle.close().catch(() => {});
     await unlink(temp).catch(() => {});
     if (!isFileSystemError(err)) throw err;
-    throw new FileWriteError(file, `writing failed (${errorCode(err)})`, 'Check free disk space and permissions, then try again.');
+    throw new FileWriteError(file, `writing failed (${codeAndCause(err)})`, 'Check free disk space and permissions, then try again.');
   }
   await syncDirectory(dirname(file));
 }
@@ -65,13 +66,18 @@ export async function writeFileAtomic(file: string, fill: string | Uint8Array | 
 export async function writeFolderAtomic(
   target: string,
   fill: (tempDir: string) => Promise<void>,
-  options: { overwrite?: boolean; howToOverwrite?: string } = {},
-): Promise<void> {
+  options: { overwrite?: boolean; howToOverwrite?: string; onCleanup?: (note: string) => void } = {},
+): Promise<LeftoverCleanup> {
   const dir = resolve(target);
   const parent = dirname(dir);
   await refuseKernelPath(dir); // before any mkdir: Node's would spin forever under /proc
+  // An earlier write of this folder that was killed: its temp folders go, and an old folder it had moved
+  // aside comes back when the target is missing (a kill between the two renames below), before it is judged.
+  const cleanup = await clearWriteLeftovers(parent, basename(dir));
+  const note = describeCleanup(cleanup);
+  if (note !== null) options.onCleanup?.(note);
   const existing = await folderState(dir);
-  if (existing === 'file') throw new Error(`${dir}: is a file; choose a folder path for the export.`);
+  if (existing === 'file') throw new Error(`${dir}: is a file; choose a folder path.`);
   if (existing === 'non-empty' && !options.overwrite) throw new FolderExistsError(dir, options.howToOverwrite);
 
   await makeFolder(parent);
@@ -100,6 +106,7 @@ export async function writeFolderAtomic(
     await rm(temp, { recursive: true, force: true }).catch(() => {});
     throw err;
   }
+  return cleanup;
 }
 
 /** Makes a rename durable (best effort: not every platform can fsync a folder). */
@@ -139,4 +146,19 @@ function isFileSystemError(err: unknown): boolean {
 
 function errorCode(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? String(err);
+}
+
+/** The causes a user can act on, in words (the code alone, ENOSPC, says little to most). */
+const CAUSES: Record<string, string> = {
+  ENOSPC: 'the disk is full',
+  EDQUOT: 'the disk quota is used up',
+  EROFS: 'the file system is read-only',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted (permissions, or an immutable flag)',
+};
+
+/** "ENOSPC: the disk is full", or the code alone when it has no words here. */
+export function codeAndCause(err: unknown): string {
+  const code = errorCode(err);
+  return CAUSES[code] ? `${code}: ${CAUSES[code]}` : code;
 }

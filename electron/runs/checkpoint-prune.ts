@@ -1,6 +1,7 @@
 // Keeping the newest K complete checkpoints, and clearing what killed writes
 // leave behind (temp folders and files named ".<name>.<pid>.<random>.tmp|.old").
-import { readdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
+import { clearWriteLeftovers } from '../files/write-leftovers.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { COMPLETE_MARKER } from './checkpoint-format.js';
@@ -28,24 +29,13 @@ export async function pruneCheckpoints(runDir: string, keep: number): Promise<nu
   return removed;
 }
 
-const LEFTOVER = /^\..+\.\d+\.[0-9a-f]+\.(tmp|old)$/;
-
-/** Temp files and folders of writes a kill interrupted, in the run folder and checkpoints/. */
+/**
+ * Temp files and folders of writes a kill interrupted, in the run folder and checkpoints/ (files/write-leftovers.ts:
+ * only a dead writer's; an old folder a kill left moved aside goes back in place when its target is missing).
+ */
 export async function removeWriteLeftovers(runDir: string): Promise<string[]> {
   const paths = runPaths(runDir);
   const removed: string[] = [];
-  for (const dir of [paths.dir, paths.checkpoints]) {
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      continue;
-    }
-    for (const name of names) {
-      if (!LEFTOVER.test(name)) continue;
-      await rm(join(dir, name), { recursive: true, force: true });
-      removed.push(join(dir, name));
-    }
-  }
+  for (const dir of [paths.dir, paths.checkpoints]) removed.push(...(await clearWriteLeftovers(dir)).removed);
   return removed;
 }

@@ -126,3 +126,13 @@ describe('an allocation failure in the engine', () => {
     expect(record.config.device).toBe(resolveDevice(loadAddon(), 'auto').device);
   }, 120_000);
 });
+
+describe('SIGBUS message', () => {
+  it("names the model's weight file, which most likely changed or shrank under the memory mapping, and what to do", async () => {
+    const config = await configFor(['--steps', '1']);
+    const m = explainChildDeath({ ...death(config, 1, 16, null), signal: 'SIGBUS' });
+    expect(m.kind).toBe('crashed');
+    expect(m.message).toContain(`crashed (SIGBUS) after step 3: it read a memory-mapped file that was no longer there in full. Most likely the model's weight file (${join(config.model, 'model.safetensors')}) changed or shrank while the run used it`);
+    expect(m.message).toContain(`then resume: peft-studio train --resume ${config.out}`);
+  });
+});

@@ -4,6 +4,8 @@
 // may as well be the user: the message carries the run's memory estimate,
 // what was free, and what to change. An allocation failure inside the engine
 // gets the same figures (outOfMemoryMessage).
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { TrainConfig } from '../training/config.js';
 import type { FailedEvent, StartedEvent } from './events.js';
 
@@ -75,6 +77,17 @@ export function outOfMemoryMessage(engineMessage: string, memory: { estimateByte
   );
 }
 
+/** The model's .safetensors files by name, for a message; the folder when they cannot be listed. */
+function weightFilesOf(modelDir: string): string {
+  try {
+    const files = readdirSync(modelDir).filter((n) => n.endsWith('.safetensors')).sort();
+    if (files.length > 0) return files.length <= 3 ? files.map((n) => join(modelDir, n)).join(', ') : `${join(modelDir, files[0])} and the other ${files.length - 1} .safetensors files beside it`;
+  } catch {
+    // gone or unreadable: the folder is all that can be named
+  }
+  return `the .safetensors files in ${modelDir}`;
+}
+
 export function explainChildDeath(d: ChildDeath): FailedEvent {
   const at = d.lastStep === null ? 'before its first step' : `after step ${d.lastStep}`;
   const resume = `peft-studio train --resume ${d.config.out}`;
@@ -108,6 +121,12 @@ export function explainChildDeath(d: ChildDeath): FailedEvent {
         `the training process was killed by SIGKILL (by the user, or by the system when memory ran out) ${at}; ${estimate}${peak}. ` +
         `If memory did run out (other programs grew meanwhile), close them, or use ${memoryAdvice(d.config)}. ${resumable}`;
     }
+  } else if (d.signal === 'SIGBUS') {
+    // The model's weights are memory-mapped: a read past the end of a file that shrank (or was replaced) under the run is a SIGBUS.
+    kind = 'crashed';
+    message = `the training process crashed (SIGBUS) ${at}: it read a memory-mapped file that was no longer there in full. Most likely the model's weight file ` +
+      `(${weightFilesOf(d.config.model)}) changed or shrank while the run used it: overwritten by a download or copy, truncated, or on a disk that went away. ` +
+      `Check that the model folder is complete again (the same files the run started with: the resume checks them), then resume: ${resume}.${output}`;
   } else if (d.signal !== null) {
     kind = NATIVE_CRASH_SIGNALS.includes(d.signal) ? 'crashed' : 'killed';
     const why = kind === 'crashed' ? `crashed (${d.signal}, a fault in the native engine)` : `was stopped by ${d.signal}`;

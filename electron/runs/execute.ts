@@ -16,7 +16,7 @@ import { createEngine, effectiveQuantization, openModelWithTokenizer } from '../
 import { adapterFileBytes, saveAdapterFolder } from '../training/adapter-files.js';
 import { trainsAdapter, type TrainConfig } from '../training/config.js';
 import { boundByData, dataShape, estimateRun, memoryBudget, memoryShortfall } from '../training/memory-check.js';
-import { fittingAlternatives } from '../training/fit-alternatives.js';
+import { fittingAlternatives, rowShapes } from '../training/fit-alternatives.js';
 import { cutMetricsAfter, MetricsWriter } from '../training/metrics.js';
 import { estimateRemaining } from '../training/progress.js';
 import { estimateRunTime, evaluatingSeconds, safeRunTimeEstimate } from '../training/time-estimate.js';
@@ -67,9 +67,12 @@ const RECORD_INTERVAL_S = 5;
 /** A failure before the run folder is ours: reported, but run.json is not touched. */
 class NotOurRunError extends Error {}
 
-/** A checkpoint or the final adapter / model could not be written; `kept`: where the state was kept instead (null: nowhere). */
+/** What a failed write of the run was: a checkpoint, the final adapter / model, a metrics.jsonl row, or --keep-best's best/. */
+type RunWrite = 'checkpoint' | 'final' | 'metrics' | 'best';
+
+/** A write of the run failed (RunWrite); `kept`: where the trained state was kept instead (null: nowhere). */
 class RunWriteError extends Error {
-  constructor(readonly failure: unknown, readonly what: 'checkpoint' | 'final', readonly step: number, readonly total: number, readonly kept: string | null) {
+  constructor(readonly failure: unknown, readonly what: RunWrite, readonly step: number, readonly total: number, readonly kept: string | null) {
     super(describeWriteError(failure));
     this.name = 'RunWriteError';
   }
@@ -112,13 +115,18 @@ async function claimRecord(config: TrainConfig, resume: boolean, overwrite: bool
  * to fix, and the command that finishes the run without training again.
  */
 function runWriteMessage(e: RunWriteError, out: string, lastCheckpoint: number | null, what: 'adapter' | 'model'): string {
-  const failed = e.what === 'final'
-    ? `${describeWriteError(e.failure)}. Training finished (step ${e.step} of ${e.total}), but the final ${what} could not be written.`
-    : `${describeWriteError(e.failure)}. The checkpoint of step ${e.step} of ${e.total} could not be written, so the run stopped.`;
+  const failedWrite: Record<RunWrite, string> = {
+    final: `Training finished (step ${e.step} of ${e.total}), but the final ${what} could not be written.`,
+    checkpoint: `The checkpoint of step ${e.step} of ${e.total} could not be written, so the run stopped.`,
+    metrics: `The metrics of step ${e.step} of ${e.total} could not be appended to ${runPaths(out).metrics}, so the run stopped.`,
+    best: `The best ${what} (the new lowest eval loss, at step ${e.step} of ${e.total}) could not be written to ${bestDir(out)}, so the run stopped.`,
+  };
+  const failed = `${describeWriteError(e.failure)}. ${failedWrite[e.what]}`;
   const resume = `peft-studio train --resume ${out}`;
   const fix = writeErrorRemedy(e.failure, out);
   if (e.kept !== null) {
-    const then = e.what === 'final' ? 'writes the final ' + what + ' without training again' : `continues from step ${e.step}`;
+    const then = e.what === 'final' ? 'writes the final ' + what + ' without training again'
+      : e.what === 'best' ? `writes ${bestDir(out)} and continues from step ${e.step}` : `continues from step ${e.step}`;
     return `${failed} The trained weights of step ${e.step} are kept as a checkpoint in ${e.kept}. ${capitalize(fix)}, then run ${resume}: it ${then}.`;
   }
   const older = lastCheckpoint !== null
@@ -165,14 +173,19 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
   let lastCheckpoint: number | null = null;
   let fullModel = false; // full fine-tuning: the base weights are the trainable ones
 
-  // run.json writes are queued so that they land in order.
+  // run.json writes are queued so that they land in order. One that fails (a full disk) does not stop the
+  // later ones (the queue goes on past it), and the index still hears of the change: it lives in the studio
+  // home, usually on another disk, and is then the only record of how the run ended (run-index.ts listRuns).
   let saving: Promise<void> = Promise.resolve();
   const saveRecord = (index = false): Promise<void> => {
     const r = record;
     if (!r) return saving;
-    saving = saving.then(async () => {
-      await writeRunRecord(config.out, r);
-      if (index) await recordInIndex(config.out, r).catch(() => {}); // the index is a convenience; the folder is the truth
+    saving = saving.catch(() => {}).then(async () => {
+      try {
+        await writeRunRecord(config.out, r);
+      } finally {
+        if (index) await recordInIndex(config.out, r).catch(() => {}); // the index is a convenience; the folder is the truth
+      }
     });
     return saving;
   };
@@ -259,7 +272,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     // what would fit is searched only for a run that does not
     const fit = estimate.totalBytes > available
       ? fittingAlternatives(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision }, budget,
-        { resumed: options.resume === true, rowLengths: config.pack ? undefined : data.train.map((e) => e.inputIds.length) })
+        { resumed: options.resume === true, rows: config.pack ? undefined : rowShapes(data.train) })
       : undefined;
     const shortfall = memoryShortfall(estimate, budget, { ...sized, precision: precision.precision }, fit);
     if (shortfall !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(shortfall);
@@ -340,6 +353,16 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
         afterStart.push(`${staleBest.dir} (step ${staleBest.step}) was written after step ${from.step}, where the run resumes: removed; ` +
           `it is written again when an evaluation from here beats the best so far${from.bestEvalLoss === null ? '' : ` (eval loss ${from.bestEvalLoss.toFixed(4)}, whose adapter is not kept)`}`);
       }
+      // A run that stopped because best/ could not be written kept that step's state: the restored weights are the best
+      // adapter (model) of the step it resumes from, so best/ is written now, as the uninterrupted run wrote it.
+      if (config.keepBest && point.checkpoint && from.step > 0 && from.bestEvalStep === from.step && from.bestEvalLoss !== null && (await readBestAdapter(config.out))?.step !== from.step) {
+        try {
+          await writeBestAdapter(config.out, { engine, folder, layout, step: from.step, evalLoss: from.bestEvalLoss });
+        } catch (e) {
+          throw new RunWriteError(e, 'best', from.step, total, point.checkpoint.dir);
+        }
+        afterStart.push(`the best ${layout ? 'adapter' : 'model'} of step ${from.step} (eval loss ${from.bestEvalLoss.toFixed(4)}), which the run could not write before it stopped, is now in ${bestDir(config.out)}`);
+      }
       metrics = new MetricsWriter(paths.metrics, { append: true });
       record.resumes.push({ at: new Date().toISOString(), from_step: from.step });
     } else {
@@ -417,6 +440,31 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     });
     const writeCheckpointIn = async (runDir: string, pos: TrainerPosition): Promise<string> =>
       (await writeCheckpoint(runDir, { engine: eng, folder, layout, ...adapterBase(folder.dir), state: stateAt(pos) })).dir;
+    // The state of `pos` after a failed write other than a checkpoint: the run folder's checkpoint of that step when
+    // it has one, else one written now (in the run folder when it takes it, else in the studio home), so a resume loses no step.
+    const keepStateAt = async (pos: TrainerPosition): Promise<string | null> =>
+      lastCheckpoint === pos.step
+        ? paths.checkpoint(pos.step)
+        : keepState(config.out, record!.created_at, async (dir) => {
+            const written = await writeCheckpointIn(dir, pos);
+            if (dir === config.out) {
+              lastCheckpoint = pos.step;
+              record!.last_checkpoint = pos.step;
+            }
+            return written;
+          }, false);
+    // A metrics.jsonl row that could not be appended (a full disk, say): the trainer's step hooks cannot stop
+    // it with the step's position in hand, so the failure waits here, the loop stops before its next step
+    // (beforeStep), and the state of the step it stopped at is kept below.
+    let metricsFailure: unknown = null;
+    const writeMetrics = (row: Parameters<MetricsWriter['write']>[0]): void => {
+      if (metricsFailure !== null) return; // the run stops at the next step: the rest would fail the same way
+      try {
+        metrics.write(row);
+      } catch (e) {
+        metricsFailure = e;
+      }
+    };
     const checkpoint = async (pos: TrainerPosition): Promise<string> => {
       let written: Awaited<ReturnType<typeof writeCheckpoint>>;
       try {
@@ -460,7 +508,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       },
       {
         onStep(row, totalSteps) {
-          metrics.write(row);
+          writeMetrics(row);
           stepsDone = row.step;
           const sessionSeconds = (performance.now() - sessionStart) / 1000;
           emit({
@@ -486,7 +534,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
           }
         },
         onEval(row) {
-          metrics.write(row);
+          writeMetrics(row);
           const newBest = record!.best_eval_loss === null || row.eval_loss < record!.best_eval_loss;
           const best = newBest ? row.eval_loss : record!.best_eval_loss!;
           Object.assign(record!, { best_eval_loss: best, last_eval_loss: row.eval_loss }, newBest ? { best_eval_step: row.step } : {});
@@ -501,13 +549,14 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
               try {
                 await writeBestAdapter(config.out, { engine: eng, folder, layout, step: pos.step, evalLoss: pos.bestEvalLoss! });
               } catch (e) {
-                throw new Error(`${bestDir(config.out)}: the best ${layout ? 'adapter' : 'model'} (step ${pos.step}) could not be written (${describeWriteError(e)}); ` +
-                  `free disk space or fix the folder's permissions, then continue with peft-studio train --resume ${config.out}`);
+                // the weights of this step are the best: kept as a checkpoint, from which --resume writes best/ again
+                throw new RunWriteError(e, 'best', pos.step, total, await keepStateAt(pos));
               }
               log(`new best eval loss ${pos.bestEvalLoss!.toFixed(4)} at step ${pos.step}: kept in ${bestDir(config.out)}`);
             }
           : undefined,
         async beforeStep(nextStep) {
+          if (metricsFailure !== null) return false;
           crashPoint('step-start', nextStep);
           if (!control) return true;
           if (control.pauseRequested && !control.cancelRequested) {
@@ -527,6 +576,9 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       from,
     );
 
+    if (metricsFailure !== null) {
+      throw new RunWriteError(metricsFailure, 'metrics', summary.position.step, total, await keepStateAt(summary.position));
+    }
     if (summary.stopped) {
       const pos = summary.position;
       const dir = pos.step === 0 ? null : lastCheckpoint === pos.step ? paths.checkpoint(pos.step) : await checkpoint(pos);
@@ -542,18 +594,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     } catch (e) {
       // The trained weights stay: the final state as a checkpoint (in the run folder when it
       // still takes one, else in the studio home), finished by train --resume.
-      const pos = summary.position;
-      const kept = lastCheckpoint === pos.step
-        ? paths.checkpoint(pos.step)
-        : await keepState(config.out, record.created_at, async (dir) => {
-            const written = await writeCheckpointIn(dir, pos);
-            if (dir === config.out) {
-              lastCheckpoint = pos.step;
-              record!.last_checkpoint = pos.step;
-            }
-            return written;
-          }, false);
-      throw new RunWriteError(e, 'final', pos.step, total, kept);
+      throw new RunWriteError(e, 'final', summary.position.step, total, await keepStateAt(summary.position));
     }
     crashPoint('final-adapter', total);
     await dropKeptState(record.created_at);

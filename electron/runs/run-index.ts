@@ -140,6 +140,16 @@ export async function recordInIndex(dir: string, record: RunRecord): Promise<voi
   await writeIndex(runs);
 }
 
+/**
+ * The index heard of the run's end (failed, cancelled, finished) after the last run.json its folder holds, which
+ * still says running or paused: the end's run.json could not be written (a full disk), so the index's entry is
+ * the newer truth. (Written by the same process: the run's updated_at is set before each write is tried.)
+ */
+function endedWhereFolderCouldNotSay(entry: RunIndexEntry, record: RunRecord): boolean {
+  const ended = entry.status === 'failed' || entry.status === 'cancelled' || entry.status === 'finished';
+  return ended && (record.status === 'running' || record.status === 'paused') && record.created_at === entry.created && entry.updated > record.updated_at;
+}
+
 /** Every indexed run, refreshed from its folder, newest first. */
 export async function listRuns(): Promise<RunIndexEntry[]> {
   const out: RunIndexEntry[] = [];
@@ -150,7 +160,8 @@ export async function listRuns(): Promise<RunIndexEntry[]> {
     } catch {
       record = null;
     }
-    out.push(record ? entryFromRecord(entry.dir, record) : { ...entry, status: 'missing', resumable: false, message: 'the run folder is gone or damaged' });
+    if (record && endedWhereFolderCouldNotSay(entry, record)) out.push(entry);
+    else out.push(record ? entryFromRecord(entry.dir, record) : { ...entry, status: 'missing', resumable: false, message: 'the run folder is gone or damaged' });
   }
   return out.sort((a, b) => (b.created > a.created ? 1 : b.created < a.created ? -1 : 0));
 }

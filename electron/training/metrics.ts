@@ -2,7 +2,7 @@
 // crashed or stopped run still leaves every finished step on disk and the UI
 // can follow the file while it grows.
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { writeFileAtomic } from '../files/atomic.js';
+import { codeAndCause, FileWriteError, writeFileAtomic } from '../files/atomic.js';
 
 export interface StepMetrics {
   /** 1-based optimizer step */
@@ -42,8 +42,14 @@ export class MetricsWriter {
     if (!options.append) writeFileSync(file, '');
   }
 
+  /** Throws FileWriteError naming the file and the cause (a full disk, a read-only folder): Node's own error names neither. */
   write(row: MetricsRow): void {
-    appendFileSync(this.file, JSON.stringify(row) + '\n');
+    try {
+      appendFileSync(this.file, JSON.stringify(row) + '\n');
+    } catch (e) {
+      if (typeof (e as NodeJS.ErrnoException).code !== 'string') throw e;
+      throw new FileWriteError(this.file, `writing failed (${codeAndCause(e)})`, 'Check free disk space and permissions, then try again.');
+    }
   }
 }
 

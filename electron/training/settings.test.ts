@@ -36,7 +36,11 @@ describe('trainConfigFromSettings', () => {
   it('errors name their field, in plain words', () => {
     expect(refusal({ method: 'prompt', rank: 4 })).toMatchObject({ field: 'rank', message: 'rank applies to method lora and qlora only' });
     expect(refusal({ steps: 3, epochs: 2 })).toMatchObject({ field: 'steps', message: 'give either steps or epochs, not both' });
-    expect(refusal({ lr: -1 })).toMatchObject({ field: 'lr', message: 'lr expects a number >= 0, got -1' });
+    expect(refusal({ lr: -1 })).toMatchObject({ field: 'lr', message: 'lr expects a number >= 0 and <= 3.4028234663852886e+38, got -1' });
+    // past fp32, which the optimizer takes: refused here, naming the setting, not in the optimizer
+    expect(refusal({ lr: 1e39 })).toMatchObject({ field: 'lr', message: 'lr expects a number >= 0 and <= 3.4028234663852886e+38, got 1e+39' });
+    // far past any fine-tuning rate but representable: a warning (warnings.test.ts), not a refusal
+    expect(() => trainConfigFromSettings({ ...base, lr: 1e30 })).not.toThrow();
     expect(refusal({ dropout: 1 })).toMatchObject({ field: 'dropout', message: 'dropout expects a number >= 0 and < 1, got 1' });
     expect(refusal({ rank: 2.5 })).toMatchObject({ field: 'rank' });
     expect(refusal({ targets: ['q_proj', 'all-linear'] })).toMatchObject({ field: 'targets', message: 'targets all-linear cannot be combined with other module names' });

@@ -9,6 +9,7 @@
 // whose flags switch them off, only `false`). Errors are SettingsError naming
 // the field; their messages name fields through `name`, so the CLI can say
 // "--rank" where the app says "rank".
+import { urlValueProblem } from '../files/url-path.js';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { PEFT_DEFAULT_TARGETS } from '../adapters/peft-config.js';
@@ -18,6 +19,7 @@ import { DEVICE_REQUEST_HELP, isDeviceRequest, type DeviceRequest } from '../eng
 import { isPrecision, PRECISION_REQUEST_HELP } from '../engine/precision.js';
 import { DEFAULT_NF4 } from '../session.js';
 import { comparableFingerprint } from './model-fingerprint.js';
+import { missingConfigField } from './stored-config.js';
 import { MIN_TEXT_POSITIONS, resolveTargets, TRAIN_DEFAULTS as D, trainsLora, trainsVirtualTokens, type DataFormat, type TrainConfig, type TrainMethod } from './config.js';
 import type { SchedulerKind } from './schedule.js';
 
@@ -117,7 +119,10 @@ export const SETTING_LIMITS = {
   virtualTokens: { kind: 'int', min: 1 },
   encoderHiddenSize: { kind: 'int', min: 1 },
   quantBlocksize: { kind: 'int', min: 32, max: 4096 },
-  lr: { kind: 'number', min: 0 },
+  // the engine's optimizer takes a float32: past its largest value (1e39) the rate cannot be held at all. A rate
+  // far above any fine-tuning one (1e30) is a slip the run is told about (warnings.ts), not refused: it is how
+  // a divergence is provoked on purpose (the NaN-recovery tests do)
+  lr: { kind: 'number', min: 0, max: 3.4028234663852886e38 },
   weightDecay: { kind: 'number', min: 0 },
   warmupSteps: { kind: 'int', min: 0 },
   steps: { kind: 'int', min: 0 },
@@ -238,6 +243,8 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     if (clash) fail(clash, `${name(clash)} cannot be combined with ${name('initAdapter')}: the adapter's adapter_config.json decides it`);
   }
   if (given('steps') && given('epochs')) fail('steps', `give either ${name('steps')} or ${name('epochs')}, not both`);
+  const evalUrl = s.evalData === undefined ? null : urlValueProblem(s.evalData, name('evalData'), 'dataset');
+  if (evalUrl !== null) fail('evalData', evalUrl);
   const evalData = s.evalData === undefined || s.evalData === '' ? null : resolve(s.evalData);
   if (evalData !== null && (s.evalSplit ?? 0) > 0) {
     // two sources of eval rows: which one the eval loss was taken on would be a guess
@@ -253,6 +260,8 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
   const required = (field: 'model' | 'data' | 'out'): string => {
     const v = s[field];
     if (v === undefined || v === '') throw new SettingsError(field, `${name(field)} is required`, true);
+    const url = field === 'out' ? null : urlValueProblem(v, name(field), field === 'model' ? 'model' : 'dataset');
+    if (url !== null) fail(field, url);
     return resolve(v);
   };
   const device = deviceOf(s, name);
@@ -409,6 +418,11 @@ export const RESUME_OVERRIDES: readonly (keyof ResumeOverrides)[] = ['lr', 'thre
 
 /** The configuration of a resumed run: its run.json's, in `dir` (the folder may have moved), with the few overrides allowed. */
 export function resumedConfig(stored: TrainConfig, dir: string, overrides: ResumeOverrides = {}, name: FieldNamer = plainName): TrainConfig {
+  const missing = missingConfigField(stored as unknown as Record<string, unknown>);
+  if (missing !== null) {
+    throw new SettingsError(missing.field as SettingField, `${dir}/run.json: config.${missing.field} is ${missing.found} (expected ${missing.kind}); every run.json peft-studio writes has it, so the file was edited or damaged. ` +
+      `Put the run's value back (its first lines of output, or the settings it was started with, say it), or start a new run`);
+  }
   // A precision run.json cannot have written (edited by hand, or damaged) is not taken as 'auto'.
   if (!isPrecision(stored.precision)) {
     throw new SettingsError('precision', `${dir}/run.json: config.precision '${String(stored.precision)}' is not a precision (${PRECISION_REQUEST_HELP}); fix the file or resume with ${name('precision')} fp32 or bf16`);

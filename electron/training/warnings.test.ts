@@ -35,6 +35,12 @@ describe('settingWarnings in the command line\'s words', () => {
       'so the extra rank only costs memory and time; use --rank 32 or less']);
     expect(runWarnings(config({ rank: 64, targets: ['q_proj', 'o_proj', 'down_proj'] }), spec, 10, 2)).toEqual([]);
     expect(runWarnings(config({ rank: 65, targets: ['down_proj'] }), spec, 10, 2)[0]).toMatch(/^--rank 65 .*\(down_proj is 64 x 128\).* --rank 64 or less$/);
+    // a rate no fine-tuning uses (a slip for 1e-3): said, not refused; prompt tuning's 3e-2 and 1 itself are not
+    expect(runWarnings(config({ lr: 1e30 }), spec, 10, 2)).toEqual([
+      '--lr 1e+30 is far above any fine-tuning rate (1e-6 to 1e-1; full fine-tuning about 1e-5, LoRA 1e-4 to 1e-3, prompt tuning 3e-2): ' +
+      'the first steps throw the weights out of range, and the run diverges or ends with an adapter that only produces garbage; use --lr 1e-4 (the default for LoRA) or another rate in that range']);
+    expect(runWarnings(config({ lr: 1 }), spec, 10, 2)).toEqual([]);
+    expect(runWarnings(config({ method: 'prompt', lr: 0.03 }), spec, 10, 2)).toEqual([]);
     expect(runWarnings(config({ threads: 1000 }), spec, 10, 2)).toEqual([
       "--threads 1000 is more than this machine's 2 hardware threads: the extra threads wait on each other and make every step slower; use --threads 2 or fewer"]);
   });

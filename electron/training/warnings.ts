@@ -12,13 +12,13 @@ import type { TrainConfig } from './config.js';
 import { countOf } from '../text/plural.js';
 
 /** The run-form settings a warning can be about (keys of the app's RunSettings.hyper). */
-export type WarnedSetting = 'evalEvery' | 'evalSplit' | 'warmupSteps' | 'steps' | 'epochs' | 'rank' | 'targets' | 'threads';
+export type WarnedSetting = 'evalEvery' | 'evalSplit' | 'warmupSteps' | 'steps' | 'epochs' | 'rank' | 'targets' | 'threads' | 'lr';
 
 /**
  * The app's labels for those settings, as its form shows them
  * (electron/service/hyperparameters.ts; electron/service/service-warnings.test.ts holds the two together).
  */
-export const FORM_LABEL: Record<WarnedSetting | 'lr', string> = {
+export const FORM_LABEL: Record<WarnedSetting, string> = {
   evalEvery: 'Evaluate every',
   evalSplit: 'Eval split',
   warmupSteps: 'Warmup steps',
@@ -55,6 +55,9 @@ export function targetShape(spec: ModelSpec, target: LoraTarget): [number, numbe
     case 'down_proj': return [h, f];
   }
 }
+
+/** A learning rate above this is no fine-tuning rate: a slip (1e30 for 1e-3), said before the run starts. */
+const LR_FAR_ABOVE = 1;
 
 /**
  * The warnings for a run of `totalSteps` optimizer steps on this model
@@ -94,6 +97,14 @@ export function settingWarnings(config: TrainConfig, spec: ModelSpec, totalSteps
         app: `${L.rank} ${config.lora.rank} is larger than the smallest dimension of the adapted layers ${why}; use a ${L.rank} of ${limit} or less`,
       });
     }
+  }
+  if (config.lr > LR_FAR_ABOVE) {
+    const why = `is far above any fine-tuning rate (1e-6 to 1e-1; full fine-tuning about 1e-5, LoRA 1e-4 to 1e-3, prompt tuning 3e-2): the first steps throw the weights out of range, and the run diverges or ends with an adapter that only produces garbage`;
+    warnings.push({
+      fields: ['lr'],
+      cli: `--lr ${config.lr} ${why}; use --lr 1e-4 (the default for LoRA) or another rate in that range`,
+      app: `${L.lr} ${config.lr} ${why}; use 1e-4 (the default for LoRA) or another rate in that range`,
+    });
   }
   if (config.threads > hardwareThreads) {
     const why = `is more than this machine's ${countOf(hardwareThreads, 'hardware thread')}: the extra threads wait on each other and make every step slower`;

@@ -1,0 +1,89 @@
+// What killed writes leave beside their target: writeFileAtomic's and
+// writeFolderAtomic's temp files and folders (".NAME.PID.HEX.tmp"), and the
+// old folder writeFolderAtomic moves aside while it puts the new one in place
+// (".NAME.PID.HEX.old"). A kill between those two renames leaves NAME missing
+// and its old content in the ".old" folder. Only leftovers of a process that
+// is gone are touched: a live one's are writes in progress.
+import { readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** .NAME.PID.HEX.tmp|old; NAME may itself start with a dot (a temp of a temp). */
+const LEFTOVER = /^\.(.+)\.(\d+)\.([0-9a-f]+)\.(tmp|old)$/;
+
+export interface WriteLeftover {
+  /** the name the write was for (its target, in the same folder) */
+  target: string;
+  pid: number;
+  kind: 'tmp' | 'old';
+}
+
+export function parseLeftover(name: string): WriteLeftover | null {
+  const m = LEFTOVER.exec(name);
+  return m ? { target: m[1], pid: Number(m[2]), kind: m[4] as 'tmp' | 'old' } : null;
+}
+
+/** Is the writer gone? This process's own writes and a pid that cannot be checked count as alive. */
+function writerGone(pid: number): boolean {
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+export interface LeftoverCleanup {
+  /** ".old" folders put back as their target (it was missing) */
+  restored: { from: string; to: string }[];
+  /** temp files and folders removed */
+  removed: string[];
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+/**
+ * Clears the leftovers of dead writers in `dir` (only those for `target` when
+ * given). An ".old" folder whose target is missing is put back in its place
+ * (the newest one, when several are), every other leftover is removed.
+ */
+export async function clearWriteLeftovers(dir: string, target?: string): Promise<LeftoverCleanup> {
+  const cleanup: LeftoverCleanup = { restored: [], removed: [] };
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return cleanup;
+  }
+  const dead = names
+    .map((name) => ({ name, leftover: parseLeftover(name) }))
+    .filter((e): e is { name: string; leftover: WriteLeftover } => e.leftover !== null && (target === undefined || e.leftover.target === target) && writerGone(e.leftover.pid));
+  // ".old" first, newest first: one of them may have to take its target's place before the rest go
+  const olds = await Promise.all(dead.filter((e) => e.leftover.kind === 'old').map(async (e) => ({ ...e, mtime: (await stat(join(dir, e.name)).catch(() => null))?.mtimeMs ?? 0 })));
+  olds.sort((a, b) => b.mtime - a.mtime);
+  for (const { name, leftover } of olds) {
+    const to = join(dir, leftover.target);
+    if (!(await exists(to))) {
+      await rename(join(dir, name), to);
+      cleanup.restored.push({ from: join(dir, name), to });
+    }
+  }
+  for (const { name } of dead) {
+    const path = join(dir, name);
+    if (cleanup.restored.some((r) => r.from === path)) continue;
+    await rm(path, { recursive: true, force: true });
+    cleanup.removed.push(path);
+  }
+  return cleanup;
+}
+
+/** The cleanup in one line for the user (null: nothing was there). */
+export function describeCleanup(cleanup: LeftoverCleanup): string | null {
+  const parts = [
+    ...cleanup.restored.map((r) => `put ${r.to} back from ${r.from} (a write killed while replacing it had moved it aside)`),
+    ...(cleanup.removed.length > 0 ? [`removed what killed writes left: ${cleanup.removed.join(', ')}`] : []),
+  ];
+  return parts.length > 0 ? parts.join('; ') : null;
+}

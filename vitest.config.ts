@@ -7,13 +7,17 @@ import { defineConfig } from 'vitest/config';
 // developer's (a model cached there would change what a repo id resolves to);
 // a test that needs a cache sets HF_HUB_CACHE itself.
 const emptyHubCache = mkdtempSync(join(tmpdir(), 'ps-test-hub-'));
+// ... and a studio home of their own (the run index, kept states, the token
+// cache), never the developer's ~/.peft-studio; a test about the default
+// location unsets it itself.
+const studioHome = mkdtempSync(join(tmpdir(), 'ps-test-home-'));
 
 export default defineConfig({
   test: {
     include: ['electron/**/*.test.ts'],
     // compiles dist/ when a source is newer (worker and CLI tests run the built JS)
     globalSetup: ['electron/testing/global-setup.ts'],
-    env: { HF_HUB_CACHE: emptyHubCache, HF_HOME: join(emptyHubCache, 'home') },
+    env: { HF_HUB_CACHE: emptyHubCache, HF_HOME: join(emptyHubCache, 'home'), PEFT_STUDIO_HOME: studioHome },
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // Native engine tests are CPU-heavy; running files in parallel on a

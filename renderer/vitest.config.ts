@@ -17,8 +17,8 @@ export default defineConfig({
   test: {
     include: ['renderer/**/*.test.ts'],
     environment: 'jsdom',
-    // an empty Hugging Face cache of their own, never the developer's (the Model page lists what is cached)
-    env: { HF_HUB_CACHE: mkdtempSync(join(tmpdir(), 'ps-test-hub-')) },
+    // an empty Hugging Face cache and a studio home of their own, never the developer's (the Model page lists what is cached)
+    env: { HF_HUB_CACHE: mkdtempSync(join(tmpdir(), 'ps-test-hub-')), PEFT_STUDIO_HOME: mkdtempSync(join(tmpdir(), 'ps-test-home-')) },
     setupFiles: ['vitest-canvas-mock', 'renderer/src/testing/no-layout-resize-observer.ts'],
   },
 });

@@ -3,10 +3,13 @@
 // scored), and the file-system errors of writing it reworded to name it (the
 // export is written in a temp folder beside it and moved into place).
 import { access, constants, readdir, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { basename, dirname, resolve, sep } from 'node:path';
 import { FileWriteError, FolderExistsError } from '../files/atomic.js';
+import { bytesToFree, shortfallInWords, type DiskShortfall } from '../files/disk-space.js';
+import { bytesInWords } from '../text/bytes.js';
 import { refuseKernelPath } from '../files/make-folder.js';
 import { refuseOutputOverInputs, type NamedInput } from '../files/output-overlap.js';
+import { intendedPath } from '../files/temp-names.js';
 import { clearWriteLeftovers, describeCleanup } from '../files/write-leftovers.js';
 import { ExportError } from './export-error.js';
 
@@ -18,16 +21,20 @@ async function isNonEmptyFolder(dir: string): Promise<boolean> {
   }
 }
 
-/** What a file-system error code means for the export folder, and what to do about it. */
-function targetProblem(code: string, out: string): string {
+/** What a file-system error code means for the export folder, and what to do about it (a full disk: how much, when known). */
+function targetProblem(code: string, out: string, space: DiskShortfall | null = null): string {
   const parent = dirname(out);
   switch (code) {
     case 'EACCES':
     case 'EPERM':
       return `permission denied (${code}). The export is written beside it in ${parent} and then moved into place, so that folder must be writable by you: fix its permissions, or choose another --out folder`;
     case 'ENOSPC':
-    case 'EDQUOT':
-      return `the disk is full (${code}). Free some space, or choose an --out folder on another disk`;
+    case 'EDQUOT': {
+      const room = space === null ? null : shortfallInWords(space, 'the export');
+      const toFree = space === null ? null : bytesToFree(space);
+      return `${code === 'EDQUOT' ? 'the disk quota is used up' : 'the disk is full'} (${code})${room === null ? '' : `: ${room}`}. ` +
+        `Free ${toFree === null ? 'some space' : `at least ${bytesInWords(toFree)}`}, or choose an --out folder on another disk`;
+    }
     case 'EROFS':
       return `the file system is read-only (${code}). Choose an --out folder on a writable disk`;
     case 'ENAMETOOLONG':
@@ -91,17 +98,19 @@ export async function checkExportDestination(out: string, inputs: readonly Named
 
 /**
  * An error writing the export's folder, reworded to name the --out folder:
- * the raw error names a temp folder beside it (.NAME.PID.HEX.tmp) the user
- * never chose. Errors about other paths (reading the base model) pass as
- * they are (null).
+ * the raw error may name a temp folder beside it (.NAME.PID.HEX.tmp, or a
+ * temp of one) the user never chose, which intendedPath maps back. Errors
+ * about other paths (reading the base model) pass as they are (null).
  */
 export function targetFolderError(err: unknown, out: string): ExportError | null {
   const e = err as (NodeJS.ErrnoException & { dest?: string }) | null;
   let path: string | undefined;
   let code: string | undefined;
+  let space: DiskShortfall | null = null;
   if (err instanceof FileWriteError) {
     path = err.file;
-    code = /\(([A-Z][A-Z0-9_]+)[):]/.exec(err.problem)?.[1] ?? 'EIO';
+    code = err.code ?? 'EIO';
+    space = err.space;
   } else if (e && typeof e.code === 'string') {
     path = e.path;
     code = e.code;
@@ -113,8 +122,11 @@ export function targetFolderError(err: unknown, out: string): ExportError | null
       `It is marked immutable (chattr +i; lsattr -d shows it), or it belongs to another user inside a shared folder such as /tmp. ` +
       `Remove the flag (chattr -i ${out}), or choose another --out folder.`);
   }
-  const scratch = join(dirname(out), `.${basename(out)}.`);
-  const ours = (p: string) => p === out || p.startsWith(scratch) || out.startsWith(p.endsWith(sep) ? p : p + sep);
-  if (!ours(resolve(path)) && !(e?.dest !== undefined && ours(resolve(e.dest)))) return null;
-  return new ExportError(`${out}: cannot write the export folder: ${targetProblem(code, out)}.`);
+  // --out, a path inside it, or a folder above it (making --out's parents), once its temp names are mapped back
+  const ours = (p: string) => {
+    const q = resolve(intendedPath(p));
+    return q === out || q.startsWith(out + sep) || out.startsWith(q.endsWith(sep) ? q : q + sep);
+  };
+  if (!ours(path) && !(e?.dest !== undefined && ours(e.dest))) return null;
+  return new ExportError(`${out}: cannot write the export folder: ${targetProblem(code, out, space)}.`);
 }

@@ -6,21 +6,8 @@
 // is gone are touched: a live one's are writes in progress.
 import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-
-/** .NAME.PID.HEX.tmp|old; NAME may itself start with a dot (a temp of a temp). */
-const LEFTOVER = /^\.(.+)\.(\d+)\.([0-9a-f]+)\.(tmp|old)$/;
-
-export interface WriteLeftover {
-  /** the name the write was for (its target, in the same folder) */
-  target: string;
-  pid: number;
-  kind: 'tmp' | 'old';
-}
-
-export function parseLeftover(name: string): WriteLeftover | null {
-  const m = LEFTOVER.exec(name);
-  return m ? { target: m[1], pid: Number(m[2]), kind: m[4] as 'tmp' | 'old' } : null;
-}
+// (the names: temp-names.ts; NAME may itself be one, a temp of a temp)
+import { parseTempName, type TempName } from './temp-names.js';
 
 /** Is the writer gone? This process's own writes and a pid that cannot be checked count as alive. */
 function writerGone(pid: number): boolean {
@@ -58,8 +45,8 @@ export async function clearWriteLeftovers(dir: string, target?: string): Promise
     return cleanup;
   }
   const dead = names
-    .map((name) => ({ name, leftover: parseLeftover(name) }))
-    .filter((e): e is { name: string; leftover: WriteLeftover } => e.leftover !== null && (target === undefined || e.leftover.target === target) && writerGone(e.leftover.pid));
+    .map((name) => ({ name, leftover: parseTempName(name) }))
+    .filter((e): e is { name: string; leftover: TempName } => e.leftover !== null && (target === undefined || e.leftover.target === target) && writerGone(e.leftover.pid));
   // ".old" first, newest first: one of them may have to take its target's place before the rest go
   const olds = await Promise.all(dead.filter((e) => e.leftover.kind === 'old').map(async (e) => ({ ...e, mtime: (await stat(join(dir, e.name)).catch(() => null))?.mtimeMs ?? 0 })));
   olds.sort((a, b) => b.mtime - a.mtime);

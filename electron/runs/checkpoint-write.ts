@@ -5,19 +5,20 @@
 // folder only when its marker matches its files.
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { NativeEngine } from '../engine/native.js';
-import { saveFullModel } from '../export/model-folder.js';
+import type { NativeEngine, OptimizerState } from '../engine/native.js';
+import { fullModelFileBytes, saveFullModel, SIDE_FILES } from '../export/model-folder.js';
 import { writeFileAtomic, writeFolderAtomic } from '../files/atomic.js';
 import { makeFolder } from '../files/make-folder.js';
 import type { ModelFolder } from '../models/folder.js';
-import { saveAdapterFolder } from '../training/adapter-files.js';
-import type { AdapterLayout } from '../adapters/layout.js';
+import { adapterFileBytes, saveAdapterFolder } from '../training/adapter-files.js';
+import { PREFIX_ENCODER_TENSORS, type AdapterLayout } from '../adapters/layout.js';
 import { PREFIX_ENCODER_FILE, writePrefixEncoderFile } from './prefix-encoder-file.js';
 import { CHECKPOINT_VERSION, COMPLETE_MARKER, MARKER_FORMAT, OPTIMIZER_FILE, TRAINER_STATE_FILE, type CompleteMarker, type TrainerState } from './checkpoint-format.js';
 import { crashPoint } from './fault-injection.js';
 import { runPaths } from './layout.js';
 import { writeOptimizerFile } from './optimizer-file.js';
 import { fileSha256 } from '../files/sha256.js';
+import { safetensorsFileSize } from '../safetensors/write.js';
 
 export interface CheckpointSource {
   engine: NativeEngine;
@@ -61,6 +62,36 @@ async function syncFiles(dir: string): Promise<void> {
   }
 }
 
+/** Room for the files not counted exactly: adapter_config.json, README.md, trainer_state.json, COMPLETE (about 3.5 KiB in all). */
+const SMALL_FILES_BYTES = 4 * 1024;
+
+/**
+ * About the bytes of a checkpoint's files, for the message when its disk
+ * cannot take them: the adapter's file (or the full model's, with the side
+ * files it copies), the optimizer's and prefix tuning's encoder file exactly,
+ * the small files within SMALL_FILES_BYTES.
+ */
+async function checkpointBytes(source: CheckpointSource, optimizer: OptimizerState): Promise<number> {
+  const { engine, folder, layout } = source;
+  let weights: number;
+  if (layout) {
+    weights = adapterFileBytes(folder.spec, layout);
+  } else {
+    weights = fullModelFileBytes(folder.spec);
+    for (const name of SIDE_FILES) weights += (await stat(join(folder.dir, name)).catch(() => null))?.size ?? 0;
+  }
+  // (the tensor names and metadata as optimizer-file.ts and prefix-encoder-file.ts write them: only the headers' length depends on them)
+  const moments = safetensorsFileSize(optimizer.tensors.flatMap((t) => [
+    { name: `${t.name}.exp_avg`, dtype: 'F32' as const, shape: [t.m.length] },
+    { name: `${t.name}.exp_avg_sq`, dtype: 'F32' as const, shape: [t.v.length] },
+  ]), { format: 'peft-studio-optimizer', step: String(optimizer.step) });
+  const shapes = new Map(engine.parameters().map((p) => [p.name, p.shape]));
+  const encoder = layout?.kind === 'prefix' && layout.prefix.projection
+    ? safetensorsFileSize(PREFIX_ENCODER_TENSORS.map((name) => ({ name, dtype: 'F32' as const, shape: shapes.get(name) ?? [0] })), { format: 'peft-studio-prefix-encoder' })
+    : 0;
+  return weights + moments + encoder + SMALL_FILES_BYTES;
+}
+
 export async function writeCheckpoint(runDir: string, source: CheckpointSource): Promise<WrittenCheckpoint> {
   const started = performance.now();
   const { engine, folder, layout, state } = source;
@@ -68,6 +99,7 @@ export async function writeCheckpoint(runDir: string, source: CheckpointSource):
   await makeFolder(paths.checkpoints);
   const target = paths.checkpoint(state.step);
   let files: CompleteMarker['files'] = {};
+  const optimizer = engine.getOptimizerState();
   await writeFolderAtomic(
     target,
     async (temp) => {
@@ -75,14 +107,14 @@ export async function writeCheckpoint(runDir: string, source: CheckpointSource):
       else await saveFullModel(engine, folder, temp);
       // The adapter of prefix tuning with projection is the folded table; resume needs the embedding and MLP.
       if (layout?.kind === 'prefix' && layout.prefix.projection) await writePrefixEncoderFile(join(temp, PREFIX_ENCODER_FILE), engine);
-      await writeOptimizerFile(join(temp, OPTIMIZER_FILE), engine.getOptimizerState());
+      await writeOptimizerFile(join(temp, OPTIMIZER_FILE), optimizer);
       await writeFileAtomic(join(temp, TRAINER_STATE_FILE), JSON.stringify(state, null, 2) + '\n');
       await syncFiles(temp);
       files = await describeFiles(temp);
       crashPoint('checkpoint-files', state.step);
     },
-    // A leftover folder of this step (incomplete, from a killed session) is replaced.
-    { overwrite: true },
+    // A leftover folder of this step (incomplete, from a killed session) is replaced; `bytes` words a full disk.
+    { overwrite: true, bytes: await checkpointBytes(source, optimizer) },
   );
   crashPoint('checkpoint-renamed', state.step);
   const marker: CompleteMarker = { format: MARKER_FORMAT, version: CHECKPOINT_VERSION, step: state.step, written_at: new Date().toISOString(), files };

@@ -12,6 +12,9 @@ import { loadAddon } from '../engine/load.js';
 import type { NativeEngine } from '../engine/native.js';
 import { describeNonFiniteTensors, formatLearningRate } from '../engine/non-finite.js';
 import { saveFullModel } from '../export/model-folder.js';
+import { asFileWriteError, FileWriteError, withSpaceNeeded } from '../files/atomic.js';
+import { bytesToFree } from '../files/disk-space.js';
+import { bytesInWords } from '../text/bytes.js';
 import { createEngine, effectiveQuantization, openModelWithTokenizer } from '../session.js';
 import { adapterFileBytes, saveAdapterFolder } from '../training/adapter-files.js';
 import { trainsAdapter, type TrainConfig } from '../training/config.js';
@@ -123,7 +126,9 @@ function runWriteMessage(e: RunWriteError, out: string, lastCheckpoint: number |
   };
   const failed = `${describeWriteError(e.failure)}. ${failedWrite[e.what]}`;
   const resume = `peft-studio train --resume ${out}`;
-  const fix = writeErrorRemedy(e.failure, out);
+  // a full disk whose error says what the write needed and what is free: how much to free
+  const toFree = e.failure instanceof FileWriteError && e.failure.space !== null ? bytesToFree(e.failure.space) : null;
+  const fix = toFree !== null ? `free at least ${bytesInWords(toFree)} on the disk of ${out}` : writeErrorRemedy(e.failure, out);
   if (e.kept !== null) {
     const then = e.what === 'final' ? 'writes the final ' + what + ' without training again'
       : e.what === 'best' ? `writes ${bestDir(out)} and continues from step ${e.step}` : `continues from step ${e.step}`;
@@ -457,12 +462,14 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     // it with the step's position in hand, so the failure waits here, the loop stops before its next step
     // (beforeStep), and the state of the step it stopped at is kept below.
     let metricsFailure: unknown = null;
+    let metricsRowBytes = 0; // the row that failed: what a full disk could not take
     const writeMetrics = (row: Parameters<MetricsWriter['write']>[0]): void => {
       if (metricsFailure !== null) return; // the run stops at the next step: the rest would fail the same way
       try {
         metrics.write(row);
       } catch (e) {
         metricsFailure = e;
+        metricsRowBytes = Buffer.byteLength(JSON.stringify(row)) + 1; // one line of metrics.jsonl
       }
     };
     const checkpoint = async (pos: TrainerPosition): Promise<string> => {
@@ -577,7 +584,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     );
 
     if (metricsFailure !== null) {
-      throw new RunWriteError(metricsFailure, 'metrics', summary.position.step, total, await keepStateAt(summary.position));
+      throw new RunWriteError(await withSpaceNeeded(metricsFailure, metricsRowBytes), 'metrics', summary.position.step, total, await keepStateAt(summary.position));
     }
     if (summary.stopped) {
       const pos = summary.position;
@@ -593,8 +600,9 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       else await saveFullModel(eng, folder, config.out);
     } catch (e) {
       // The trained weights stay: the final state as a checkpoint (in the run folder when it
-      // still takes one, else in the studio home), finished by train --resume.
-      throw new RunWriteError(e, 'final', summary.position.step, total, await keepStateAt(summary.position));
+      // still takes one, else in the studio home), finished by train --resume. (A copy of the
+      // full model's side files fails with Node's raw error: worded as every other write.)
+      throw new RunWriteError(await asFileWriteError(e, config.out), 'final', summary.position.step, total, await keepStateAt(summary.position));
     }
     crashPoint('final-adapter', total);
     await dropKeptState(record.created_at);

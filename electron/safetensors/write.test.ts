@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTensorAsFloat32 } from './convert.js';
-import { SafetensorsError } from './format.js';
+import { FileWriteError } from '../files/atomic.js';
 import { readSafetensorsHeader, readTensorBytes } from './read.js';
 import { safetensorsFileSize, serializeSafetensors, writeSafetensors } from './write.js';
 
@@ -152,7 +152,7 @@ describe('writeSafetensors', () => {
   it('reports a folder that does not exist, naming the file', async () => {
     const path = join(dir, 'no-such-folder', 'x.safetensors');
     const err = await writeSafetensors(path, {}).catch((e) => e);
-    expect(err).toBeInstanceOf(SafetensorsError);
+    expect(err).toBeInstanceOf(FileWriteError);
     expect(err.message).toMatch(/no-such-folder\/x\.safetensors: cannot create a file in .*no-such-folder \(ENOENT\)\. Check that the folder exists/);
   });
 });

@@ -12,8 +12,8 @@
 
 import { endianness } from 'node:os';
 import type { FileHandle } from 'node:fs/promises';
-import { FileWriteError, writeFileAtomic } from '../files/atomic.js';
-import { DTYPE_BITS, dtypeRank, isSafetensorsDType, SafetensorsError, type SafetensorsDType } from './format.js';
+import { writeFileAtomic } from '../files/atomic.js';
+import { DTYPE_BITS, dtypeRank, isSafetensorsDType, type SafetensorsDType } from './format.js';
 
 /** One tensor to write; `data` is little-endian element data (any typed array view). */
 export interface TensorToWrite {
@@ -105,19 +105,17 @@ export function serializeSafetensors(tensors: TensorsToWrite, metadata: Record<s
 /**
  * Writes a safetensors file atomically (temp file beside the target, fsync,
  * rename). `metadata` is typically {format: "pt"}, as PyTorch writers use.
+ * A failed write is the FileWriteError of files/atomic.ts as it is (the
+ * folder writers above it word a full disk from its code and size), with the
+ * file's exact size for the message when the disk cannot take it.
  */
 export async function writeSafetensors(file: string, tensors: TensorsToWrite, metadata: Record<string, string> | null = null): Promise<void> {
   assertLittleEndianHost();
-  const { prefix, order } = planSafetensors(tensors, metadata);
-  try {
-    await writeFileAtomic(file, async (handle) => {
-      await writeAll(handle, prefix);
-      for (const p of order) await writeAll(handle, bytesOf(p.tensor.data));
-    });
-  } catch (err) {
-    if (err instanceof FileWriteError) throw new SafetensorsError(err.file, null, err.problem, err.advice);
-    throw err;
-  }
+  const { prefix, order, dataBytes } = planSafetensors(tensors, metadata);
+  await writeFileAtomic(file, async (handle) => {
+    await writeAll(handle, prefix);
+    for (const p of order) await writeAll(handle, bytesOf(p.tensor.data));
+  }, { bytes: prefix.length + dataBytes });
 }
 
 function checkTensor(name: string, t: TensorToWrite): void {

@@ -10,17 +10,9 @@ import type { MethodAdvice, TrainMethod } from '../api/contract.js';
 /** LoRA is "comfortable" below this share of the available memory (the estimate leaves out the OS and the app). */
 export const COMFORT = 0.7;
 
-/** Bytes in words, one decimal, in the largest unit that keeps the figure at 1 or more (the UI's format.ts rule). */
-export function bytesInWords(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
+import { bytesInWords } from '../text/bytes.js';
+
+export { bytesInWords };
 
 const TEXT: Record<TrainMethod, { summary: string; whenToPick: string }> = {
   lora: {

@@ -156,7 +156,10 @@ describe('checkRun', () => {
     expect(c.ok).toBe(true);
     expect(c.config).toMatchObject({ method: 'lora', steps: 3, seqLen: 256, lr: 2e-4, lora: { rank: 4, alpha: 16 } });
     expect(c.memory!.fits).toBe(true);
-    expect(c.memory!.totalBytes).toBe(c.memory!.weights + c.memory!.gradients + c.memory!.optimizerState + c.memory!.activations);
+    // on the CPU the backend's own part is its threads' scratch
+    expect(c.memory!.backendLabel).toBe("CPU threads' scratch");
+    expect(c.memory!.backendBytes).toBeGreaterThan(0);
+    expect(c.memory!.totalBytes).toBe(c.memory!.weights + c.memory!.gradients + c.memory!.optimizerState + c.memory!.activations + c.memory!.backendBytes);
     expect(c.verdict).toMatch(/^Fits/);
   });
 

@@ -178,6 +178,6 @@ export async function writeGguf(file: string, kvs: readonly GgufKv[], tensors: r
     }
     const tail = layout.fileBytes - position;
     if (tail > 0) await put(new Uint8Array(tail));
-  });
+  }, { bytes: layout.fileBytes }); // a full disk is told the file's size
   return layout;
 }

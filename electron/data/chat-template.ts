@@ -13,6 +13,7 @@
 // Each assistant turn ends with EOS so the model learns where to stop. The
 // report says when the fallback is used, because a model fine-tuned on it
 // must be prompted the same way.
+// A change to the tokens, labels or row errors this gives needs token-cache.ts CACHE_VERSION bumped.
 import { Template } from '@huggingface/jinja';
 import type { ModelTokenizer } from '../models/tokenizer.js';
 import { RowError } from './problems.js';

@@ -5,6 +5,7 @@
 // The format with most votes among the first rows wins (ties go to the
 // earlier one), so a few broken rows do not change the format; rows that do
 // not fit it are then skipped with the field they lack.
+// A change to the format this detects needs token-cache.ts CACHE_VERSION bumped.
 import { DataError } from '../training/data.js';
 import type { ContainerRead } from './containers/records.js';
 import { formatProblem } from './problems.js';

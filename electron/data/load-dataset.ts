@@ -3,24 +3,30 @@
 // -> format -> tokens and labels (exact mask) -> truncation -> optional
 // packing, with a report of everything that happened. Bad rows are skipped
 // and reported by file and line; a dataset without one usable row is an
-// error naming it and the first reasons.
+// error naming it and the first reasons. Each file's rows up to their tokens
+// (tokenized-file.ts) come from the token cache when it has them
+// (token-cache.ts); truncation, packing and the report run on every load.
 import type { ModelTokenizer } from '../models/tokenizer.js';
 import { countTrainedTokens, DataError, type Example } from '../training/data.js';
-import { readContainer } from './containers/read-file.js';
+import { containerOfBytes, readDataBytes } from './containers/read-file.js';
 import { datasetFiles, describeDatasetFiles } from './containers/dataset-folder.js';
-import type { ContainerRead } from './containers/records.js';
+import type { ContainerKind, ContainerRead } from './containers/records.js';
 import { detectFormat } from './detect-format.js';
 import { chatTemplateOf } from './chat-template.js';
 import type { DatasetFormat, DatasetOptions } from './options.js';
 import { packExamples } from './pack.js';
-import { prepareRow, type PreparedRow } from './prepare-row.js';
+import type { PreparedRow } from './prepare-row.js';
 import { formatProblem, RowError, type RowProblem } from './problems.js';
 import { countByKind, lengthSummary, type DatasetReport } from './report.js';
 import { countOf } from '../text/plural.js';
+import { defaultTokenCache, type TokenCache, type TokenCacheLoad } from './token-cache.js';
+import { problemsOf, problemsRebuildable, tokenizeFile, type TokenizedFile } from './tokenized-file.js';
 
 export interface LoadedDataset {
   examples: Example[];
   report: DatasetReport;
+  /** what this load tokenized itself (not part of the report, which is the same whether the token cache had the files or not) */
+  tokenized: TokenizeCount;
 }
 
 /** Problems shown in the error of a file with no usable row. */
@@ -39,19 +45,66 @@ export function resolveFormat(read: ContainerRead, file: string, format: Dataset
 /**
  * The format of one file of a dataset; the files after the first must hold
  * rows of the first one's format (a dataset of chat shards and alpaca shards
- * is more likely a wrong folder than a wish).
+ * is more likely a wrong folder than a wish). `detect`: the file's own format.
  */
-function sameFormat(read: ContainerRead, file: string, option: DatasetOptions['format'], first: { format: DatasetFormat; file: string } | null): DatasetFormat {
+function sameFormat(detect: () => DatasetFormat, file: string, option: DatasetOptions['format'], first: { format: DatasetFormat; file: string } | null): DatasetFormat {
   if (option !== 'auto') return option;
-  const format = resolveFormat(read, file, option);
+  const format = detect();
   if (first && format !== first.format) {
     throw new DataError(`${file}: its rows are ${format} rows, but ${first.file}'s are ${first.format} rows; the files of one dataset must hold one format (give the files you mean, or choose the format: --format, or the Data page's Format)`);
   }
   return format;
 }
 
+/** What a load tokenized itself and what the token cache gave it (token-cache.ts). */
+export interface TokenizeCount {
+  /** files parsed and tokenized by this load */
+  files: number;
+  /** their records: prepareRow ran once for each (0: nothing was tokenized) */
+  rows: number;
+  /** files whose tokens came from the token cache */
+  cachedFiles: number;
+}
+
+/** How the files of one load are read: their format so far, the cache, the counts. */
+interface FileReading {
+  tokenizer: ModelTokenizer;
+  options: DatasetOptions;
+  /** the dataset has one file (its format is resolved even when it has no rows) */
+  single: boolean;
+  cache: TokenCacheLoad | null;
+  count: TokenizeCount;
+}
+
+/**
+ * One file of the dataset tokenized (from the token cache when it has the
+ * file, else read and tokenized, and kept there), and the dataset's format
+ * after it (unchanged by a file without records, unless it is the only one).
+ */
+async function readTokenized(file: string, reading: FileReading, format: { format: DatasetFormat; file: string } | null): Promise<{ tokenized: TokenizedFile; format: DatasetFormat | null }> {
+  const { options, cache, count } = reading;
+  const formatOf = (records: number, detect: () => DatasetFormat) => (records > 0 || reading.single ? sameFormat(detect, file, options.format, format) : format?.format ?? null);
+  const cached = cache ? await cache.lookup(file) : null;
+  if (cached) {
+    const tokenized = cached;
+    count.cachedFiles++;
+    // the entry's format is the file's own (detected, or the option the key holds); an empty file's is detected as a read would be
+    const detect = () => tokenized.format ?? detectFormat({ kind: tokenized.kind, records: [], problems: problemsOf(tokenized, file) }, file);
+    return { tokenized, format: formatOf(tokenized.records.length, detect) };
+  }
+  const bytes = readDataBytes(file);
+  const read = await containerOfBytes(bytes, file);
+  const fileFormat = formatOf(read.records.length, () => resolveFormat(read, file, 'auto'));
+  const tokenized = tokenizeFile(read, read.records.length > 0 ? fileFormat : null, reading.tokenizer, options.completionOnly, options.vocabSize);
+  count.files++;
+  count.rows += read.records.length;
+  // the key is of the bytes parsed, so a file changed meanwhile is never kept under its new content
+  if (cache && problemsRebuildable(read, file)) await cache.store(cache.keyOfBytes(file, bytes), tokenized);
+  return { tokenized, format: fileFormat };
+}
+
 /** Truncates a prepared row to seqLen; the RowError says why a row has nothing left to learn. */
-export function fitToLength(row: PreparedRow, seqLen: number): { inputIds: number[]; labels: number[]; dropped: number } {
+export function fitToLength(row: Pick<PreparedRow, 'inputIds' | 'labels'>, seqLen: number): { inputIds: number[]; labels: number[]; dropped: number } {
   const before = countTrainedTokens(row.labels);
   if (before === 0) throw new RowError('nothing-to-learn', 'no token of this row is trained (every label is masked)');
   if (row.inputIds.length <= seqLen) return { inputIds: row.inputIds, labels: row.labels, dropped: 0 };
@@ -62,9 +115,22 @@ export function fitToLength(row: PreparedRow, seqLen: number): { inputIds: numbe
   return { inputIds: row.inputIds.slice(0, seqLen), labels, dropped: row.inputIds.length - seqLen };
 }
 
-export async function loadDataset(path: string, tokenizer: ModelTokenizer, options: DatasetOptions): Promise<LoadedDataset> {
+/**
+ * `cache`: where tokenized files are kept (default: the studio home's, as the
+ * environment bounds it; null: none). The result is the same with or without
+ * it; `tokenized` says what this load tokenized itself.
+ */
+export async function loadDataset(path: string, tokenizer: ModelTokenizer, options: DatasetOptions, cache?: TokenCache | null): Promise<LoadedDataset> {
   checkDatasetOptions(options);
   const source = datasetFiles(path, options.role ?? 'train', options.suggestEvalSplit ?? true);
+  const tokenCache = cache === undefined ? defaultTokenCache() : cache;
+  const reading: FileReading = {
+    tokenizer,
+    options,
+    single: source.files.length === 1,
+    cache: tokenCache ? await tokenCache.forLoad(tokenizer, options) : null,
+    count: { files: 0, rows: 0, cachedFiles: 0 },
+  };
   const problems: RowProblem[] = [];
   const used: Example[] = [];
   const lengths: number[] = [];
@@ -75,19 +141,20 @@ export async function loadDataset(path: string, tokenizer: ModelTokenizer, optio
   let systemDroppedRows = 0;
   let format: DatasetFormat | null = null;
   let formatFile: string | null = null;
-  let container: ContainerRead['kind'] | null = null;
+  let container: ContainerKind | null = null;
   // File by file, so that only one file's parsed rows are held at a time.
   for (const file of source.files) {
-    const read = await readContainer(file);
-    container ??= read.kind;
-    // An empty shard of a folder says nothing about the format (its problems are still reported).
-    if (read.records.length > 0 || source.files.length === 1) format = sameFormat(read, file, options.format, format && formatFile ? { format, file: formatFile } : null);
+    const next = await readTokenized(file, reading, format && formatFile ? { format, file: formatFile } : null);
+    const tokenized = next.tokenized;
+    format = next.format;
+    container ??= tokenized.kind;
     formatFile ??= format ? file : null;
-    const fileProblems: RowProblem[] = [...read.problems];
-    for (const record of read.records) {
+    const fileProblems: RowProblem[] = problemsOf(tokenized, file);
+    for (const record of tokenized.records) {
       const rowSource = `${file}:${record.line}`;
       try {
-        const row = prepareRow(record.value, format!, tokenizer, options.completionOnly, options.vocabSize);
+        if ('error' in record) throw new RowError(record.error.kind, record.error.message);
+        const row = record.row;
         const fitted = fitToLength(row, options.seqLen);
         lengths.push(row.inputIds.length);
         layouts.add(row.layout);
@@ -104,7 +171,7 @@ export async function loadDataset(path: string, tokenizer: ModelTokenizer, optio
     }
     fileProblems.sort((a, b) => a.line - b.line);
     problems.push(...fileProblems);
-    files.push({ path: file, rows: read.records.length + read.problems.length });
+    files.push({ path: file, rows: tokenized.records.length + tokenized.problems.length });
   }
   const total = files.reduce((n, f) => n + f.rows, 0);
   if (used.length === 0) {
@@ -127,6 +194,7 @@ export async function loadDataset(path: string, tokenizer: ModelTokenizer, optio
   if (systemDroppedRows > 0) {
     notices.push(`the model's chat template drops system messages: the system prompt of ${systemDroppedRows} of ${countOf(used.length, 'used row')} is not in the training text (neither trained nor seen as context); put it in the user turn, or use a model whose chat template writes system messages`);
   }
+  if (reading.cache?.notice) notices.push(reading.cache.notice);
   if (problems.length > 0) notices.push(`${problems.length} of ${countOf(total, 'row')} skipped; first: ${formatProblem(problems[0])}`);
   const report: DatasetReport = {
     file: path,
@@ -152,5 +220,5 @@ export async function loadDataset(path: string, tokenizer: ModelTokenizer, optio
       trained: examples.reduce((n, e) => n + countTrainedTokens(e.labels, e.segments), 0),
     },
   };
-  return { examples, report };
+  return { examples, report, tokenized: reading.count };
 }

@@ -14,6 +14,7 @@
 // boundaries instead, and that is only accepted when the pieces give exactly
 // the ids of the whole; otherwise the row is refused rather than masked
 // approximately.
+// A change to the tokens, labels or row errors this gives needs token-cache.ts CACHE_VERSION bumped.
 import type { ModelTokenizer } from '../models/tokenizer.js';
 import { IGNORE_INDEX } from '../training/data.js';
 import type { CharSpan, RenderedRow } from './formats/row.js';

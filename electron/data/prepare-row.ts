@@ -1,6 +1,7 @@
 // One row from parsed value to tokens and labels, in a given format. Shared
 // by the loader and the mask preview so that the preview shows exactly what
 // training gets. Throws RowError for a row that cannot be used.
+// A change to the tokens, labels or row errors this gives needs token-cache.ts CACHE_VERSION bumped.
 import type { ModelTokenizer } from '../models/tokenizer.js';
 import { parseAlpaca, renderAlpaca } from './formats/alpaca.js';
 import { parseConversation, renderConversation } from './formats/chat.js';

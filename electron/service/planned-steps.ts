@@ -4,45 +4,13 @@
 // eval split, packing and dropping rows with nothing to learn. checkRun needs
 // it to warn about warmup reaching past the end before the run starts.
 //
-// Counting epochs means tokenizing the dataset, so the last count is kept
-// and reused while nothing it depends on changed (the form re-checks after
-// every edit, and most edits, lr or rank, leave the data as it was).
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
+// Counting epochs means reading the dataset: the rows are the service's one
+// copy of the last rows read (run-time.ts runRows), which the time estimate
+// uses too, so a form edit reads the data once.
 import type { ModelFolder } from '../models/folder.js';
-import { ModelTokenizer, TOKENIZER_FILE } from '../models/tokenizer.js';
 import type { TrainConfig } from '../training/config.js';
-import { loadRunData } from '../training/run.js';
 import { totalSteps } from '../training/trainer.js';
-
-/** The last count of training rows, and what it was counted for. */
-let last: { key: string; trainRows: number } | null = null;
-
-/** Everything loadRunData's row count depends on: the files (by size and time) and the settings that read them. */
-async function rowsKey(config: TrainConfig, folder: ModelFolder): Promise<string> {
-  // tokenizer_config.json holds the chat template (how chat rows tokenize) and config.json the model's own limits
-  const files = [config.data, join(folder.dir, TOKENIZER_FILE), join(folder.dir, 'tokenizer_config.json'), join(folder.dir, 'config.json')];
-  const stamps = await Promise.all(files.map(async (file) => {
-    try {
-      const s = await stat(file);
-      return [s.size, s.mtimeMs];
-    } catch {
-      return null; // an absent optional file is part of the key too
-    }
-  }));
-  const { dataFormat, seqLen, completionOnly, pack, evalSplit, seed } = config;
-  return JSON.stringify([folder.dir, files, stamps, dataFormat, seqLen, completionOnly, pack, evalSplit, seed]);
-}
-
-/** The training rows a run of `config` would have (after the split, packing and rows with nothing to learn). */
-async function trainRowsOf(config: TrainConfig, folder: ModelFolder): Promise<number> {
-  const key = await rowsKey(config, folder);
-  if (last?.key === key) return last.trainRows;
-  const tokenizer = await ModelTokenizer.load(folder.dir);
-  const { train } = await loadRunData(config, tokenizer, folder);
-  last = { key, trainRows: train.length };
-  return train.length;
-}
+import { runRows } from './run-time.js';
 
 /**
  * The run's optimizer steps; null when they cannot be counted (the data
@@ -52,7 +20,7 @@ export async function plannedSteps(config: TrainConfig, folder: ModelFolder): Pr
   const counts = { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum };
   if (config.steps !== null) return totalSteps(0, counts);
   try {
-    return totalSteps(await trainRowsOf(config, folder), counts);
+    return totalSteps((await runRows(config, folder)).train.length, counts);
   } catch {
     // a file that cannot be read or tokenized: no count, so no warning that needs one
     return null;

@@ -1,12 +1,16 @@
 // checkRun carries the time estimate: the steps and tokens of the rows the
 // run would really have, the seconds from this CPU's measured GEMM speed
 // (its evaluations included), and on a GPU no number at all.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunCheck } from '../api/contract.js';
 import { loadAddon } from '../engine/load.js';
 import { openModelFolder } from '../models/folder.js';
+import { tempDir, writeJsonl } from '../testing/e2e-fixtures.js';
 import { serviceForTests } from '../testing/service-fixture.js';
-import { runTimeCheck } from './run-time.js';
+import { plannedSteps } from './planned-steps.js';
+import { runRows, runTimeCheck } from './run-time.js';
 
 const studio = serviceForTests('service-time-home');
 const { ok } = studio;
@@ -50,5 +54,32 @@ describe('checkRun: how long', () => {
     const folder = await openModelFolder(studio.demo.model);
     const onGpu = await runTimeCheck(loadAddon(), c.config!, folder, true);
     expect(onGpu).toEqual({ steps: 3, tokens: expect.any(Number), seconds: null, text: 'time estimated once the first steps run (no GPU speed has been measured to estimate from)' });
+  });
+});
+
+describe("the service's one copy of a run's rows", () => {
+  it('the time estimate and the planned steps share the last rows read; a setting or a file that changes them reads again', async () => {
+    const folderDir = join(tempDir('run-rows'), 'data');
+    mkdirSync(folderDir);
+    const rows = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ prompt: `Question ${from + i}?`, completion: ` Answer ${from + i}.` }));
+    writeJsonl(join(folderDir, 'part-1.jsonl'), rows(6));
+    writeJsonl(join(folderDir, 'part-2.jsonl'), rows(4, 6));
+    const c = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: folderDir, method: 'lora', hyper: { epochs: 1, batchSize: 2, warmupSteps: 1, device: 'cpu' } });
+    expect(c.errors).toEqual([]);
+    const config = c.config!;
+    const model = await openModelFolder(studio.demo.model);
+    const read = await runRows(config, model);
+    // checkRun read them (both the steps and the time ask): the same rows come back, not a new read
+    expect(await runRows(config, model)).toBe(read);
+    expect(await plannedSteps(config, model)).toBe(5);
+    expect(await runRows(config, model)).toBe(read);
+    expect(read.train).toHaveLength(10);
+    // another sequence length: another read
+    const shorter = await runRows({ ...config, seqLen: config.seqLen - 1 }, model);
+    expect(shorter).not.toBe(read);
+    // a shard grown in place (the folder's own time may not move): read again, two more rows, one more step
+    writeJsonl(join(folderDir, 'part-2.jsonl'), rows(6, 6));
+    expect((await runRows(config, model)).train).toHaveLength(12);
+    expect(await plannedSteps(config, model)).toBe(6);
   });
 });

@@ -1,16 +1,20 @@
 // checkRun's time estimate: the same estimate `train` prints before it starts
 // (electron/training/time-estimate.ts), on the training and eval rows the run
 // would really have (loadRunData, THE place a run reads its data). Reading the data
-// means tokenizing it, so the last rows read are kept while the files and the
-// settings that read them are unchanged (the form re-checks after every
-// edit; most edits, lr or rank, leave the rows as they were).
+// means reading every file (the token cache, data/token-cache.ts, spares
+// tokenizing them again, not reading and hashing them), so the last rows read
+// are kept while the files and the settings that read them are unchanged (the
+// form re-checks after every edit; most edits, lr or rank, leave the rows as
+// they were). Those rows are the service's one copy: the planned steps
+// (planned-steps.ts) count them too, so an edit reads the data once.
 import { stat } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { RunCheck } from '../api/contract.js';
+import { datasetFiles, type DatasetRole } from '../data/containers/dataset-folder.js';
 import type { NativeAddon } from '../engine/native.js';
 import type { ModelFolder } from '../models/folder.js';
-import { ModelTokenizer, TOKENIZER_FILE } from '../models/tokenizer.js';
+import { ModelTokenizer, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE } from '../models/tokenizer.js';
 import type { TrainConfig } from '../training/config.js';
 import { rowShapes, type RowShape } from '../training/fit-alternatives.js';
 import type { Example } from '../training/data.js';
@@ -19,22 +23,35 @@ import { dataShape, type DataShape } from '../training/memory-check.js';
 import { describeTime, estimateRunTime, safeRunTimeEstimate } from '../training/time-estimate.js';
 import { totalSteps } from '../training/trainer.js';
 
-interface RunRows {
+export interface RunRows {
   train: Example[];
   eval: Example[];
 }
 
 let last: { key: string; rows: RunRows } | null = null;
 
+/** The files a dataset path reads (a folder's, each by itself: a shard edited in place changes its time, not the folder's). */
+function dataFilesOf(path: string, role: DatasetRole): string[] {
+  try {
+    return [path, ...datasetFiles(path, role, false).files.filter((f) => f !== path)];
+  } catch {
+    return [path]; // the run will refuse it, and say why
+  }
+}
+
+/** Everything loadRunData's rows depend on: the files (by size and time) and the settings that read them. */
 async function rowsKey(config: TrainConfig, folder: ModelFolder): Promise<string> {
-  const files = [config.data, join(folder.dir, TOKENIZER_FILE), join(folder.dir, 'tokenizer_config.json'), join(folder.dir, 'config.json'),
-    ...(config.evalData ? [config.evalData] : [])];
+  // tokenizer_config.json holds the chat template (how chat rows tokenize) and config.json the model's own limits
+  const files = [...dataFilesOf(config.data, 'train'), join(folder.dir, TOKENIZER_FILE), join(folder.dir, TOKENIZER_CONFIG_FILE), join(folder.dir, 'config.json'),
+    ...(config.evalData ? dataFilesOf(config.evalData, 'eval') : [])];
+  // an absent optional file is part of the key too
   const stamps = await Promise.all(files.map((f) => stat(f).then((s) => [s.size, s.mtimeMs], () => null)));
   const { dataFormat, seqLen, completionOnly, pack, evalSplit, seed, evalData } = config;
   return JSON.stringify([folder.dir, files, stamps, dataFormat, seqLen, completionOnly, pack, evalSplit, seed, evalData]);
 }
 
-async function runRows(config: TrainConfig, folder: ModelFolder): Promise<RunRows> {
+/** The training and eval rows a run of `config` would have: the last ones read while nothing they depend on changed. */
+export async function runRows(config: TrainConfig, folder: ModelFolder): Promise<RunRows> {
   const key = await rowsKey(config, folder);
   if (last?.key === key) return last.rows;
   const { train, eval: evalRows } = await loadRunData(config, await ModelTokenizer.load(folder.dir), folder);

@@ -5,6 +5,7 @@
 // csv module and pandas write). Line breaks are LF or CRLF. A row's line is
 // the physical line it starts on, so rows with quoted line breaks still point
 // at the right place.
+// A change to the rows, lines or problems this reads needs ../token-cache.ts CACHE_VERSION bumped.
 import { DataError } from '../../training/data.js';
 import { malformed, type ContainerRead, type SourceRecord } from './records.js';
 import type { RowProblem } from '../problems.js';

@@ -5,6 +5,7 @@
 // UTF-16 file reached the JSON parser as NUL-riddled text. A data file must be
 // UTF-8 (a leading UTF-8 byte order mark is fine); anything else is refused
 // with the line and byte, and the encoding when it can be recognised.
+// A change to the rows, lines or problems this reads needs ../token-cache.ts CACHE_VERSION bumped.
 import { constants, isUtf8 } from 'node:buffer';
 import { extname } from 'node:path';
 import { DataError } from '../../training/data.js';

@@ -2,6 +2,7 @@
 // (gzip) and NAME.jsonl.zst (Zstandard). The bytes are decompressed in
 // memory and the inner name (NAME.jsonl) picks the container; errors still
 // name the file as given.
+// A change to the rows, lines or problems this reads needs ../token-cache.ts CACHE_VERSION bumped.
 import { gunzipSync } from 'node:zlib';
 import { decompress as zstdDecompress } from 'fzstd';
 import { DataError } from '../../training/data.js';

@@ -3,6 +3,7 @@
 // finds where each top-level element starts and ends (tracking strings and
 // nesting only), and every element is parsed on its own: a broken element is
 // one skipped row with its line, the rest still load.
+// A change to the rows, lines or problems this reads needs ../token-cache.ts CACHE_VERSION bumped.
 import { DataError } from '../../training/data.js';
 import { malformed, type ContainerRead, type SourceRecord } from './records.js';
 import type { RowProblem } from '../problems.js';

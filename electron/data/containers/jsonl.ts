@@ -1,4 +1,5 @@
 // JSON Lines: one JSON value per line; blank lines are skipped.
+// A change to the rows, lines or problems this reads needs ../token-cache.ts CACHE_VERSION bumped.
 import { malformed, type ContainerRead, type SourceRecord } from './records.js';
 import type { RowProblem } from '../problems.js';
 

@@ -13,6 +13,7 @@
 // Only the columns some format reads are read (formats/row.ts ROW_FIELDS): a
 // dataset with an embedding column would otherwise build millions of arrays
 // nobody looks at (20,000 rows of 768 floats: +590 MiB of heap, 7 s).
+// A change to the rows, lines or problems this reads needs ../token-cache.ts CACHE_VERSION bumped.
 import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { DataError } from '../../training/data.js';

@@ -7,6 +7,7 @@
 //   .parquet              Parquet (parquet.ts), also sniffed by its magic number
 // Any of them may be compressed: NAME.jsonl.gz, NAME.csv.zst (decompress.ts).
 // Any other extension is sniffed: "[" -> JSON array, "{" -> JSON Lines.
+// A change to the rows, lines or problems this reads needs ../token-cache.ts CACHE_VERSION bumped.
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { DataError } from '../../training/data.js';
@@ -21,7 +22,7 @@ import { decompressed, innerName } from './decompress.js';
 import { DATA_FILE_TYPES, TEXT_DATA_EXTENSIONS } from './file-types.js';
 
 /** The file's bytes, or a DataError that names it and says what is wrong. */
-function readDataBytes(file: string): Buffer {
+export function readDataBytes(file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (e) {
@@ -87,8 +88,12 @@ export function parseContainer(text: string, file: string, named = file): Contai
 const LFS_POINTER = 'version https://git-lfs.github.com/spec/v1';
 
 export async function readContainer(file: string): Promise<ContainerRead> {
+  return containerOfBytes(readDataBytes(file), file);
+}
+
+/** The rows of a data file whose bytes were read already (the token cache keys them by their hash: load-dataset.ts). */
+export async function containerOfBytes(raw: Buffer, file: string): Promise<ContainerRead> {
   const named = innerName(file);
-  const raw = readDataBytes(file);
   if (raw.length < 1024 && raw.subarray(0, LFS_POINTER.length).toString('latin1') === LFS_POINTER) {
     throw new DataError(`${file}: is a Git LFS pointer, not the data (the repository was cloned without Git LFS); run \`git lfs pull\` in it, or download the file itself`);
   }

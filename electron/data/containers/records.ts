@@ -1,6 +1,7 @@
 // What every container reader (JSONL, JSON array, CSV/TSV, plain text, Parquet)
 // produces: the rows as parsed values, each with the physical line it starts
 // on, and the rows that could not be parsed, also by line.
+// A change to the rows, lines or problems this reads needs ../token-cache.ts CACHE_VERSION bumped.
 import type { RowProblem } from '../problems.js';
 
 export type ContainerKind = 'jsonl' | 'json-array' | 'csv' | 'tsv' | 'text' | 'parquet';

@@ -5,6 +5,7 @@
 // whole file rarely fits one sequence; someone who wants long documents
 // writes them without blank lines or uses JSONL {"text": ...}. Every
 // paragraph is a row {"text": paragraph} starting at its first line.
+// A change to the rows, lines or problems this reads needs ../token-cache.ts CACHE_VERSION bumped.
 import type { ContainerRead, SourceRecord } from './records.js';
 
 export function readPlainText(text: string): ContainerRead {

@@ -12,6 +12,7 @@
 //
 // (without "input": "...describes a task. Write a response ..." and no Input
 // section). The output and EOS are trained.
+// A change to the tokens, labels or row errors this gives needs ../token-cache.ts CACHE_VERSION bumped.
 import type { ModelTokenizer } from '../../models/tokenizer.js';
 import type { ChatMessage } from '../chat-template.js';
 import { renderConversation } from './chat.js';

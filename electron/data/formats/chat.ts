@@ -16,6 +16,7 @@
 //
 // Tokenization happens once on the whole string (mask.ts), so the tokens are
 // exactly apply_chat_template(..., tokenize=True)'s.
+// A change to the tokens, labels or row errors this gives needs ../token-cache.ts CACHE_VERSION bumped.
 import type { ModelTokenizer } from '../../models/tokenizer.js';
 import { chatTemplateOf, type ChatMessage } from '../chat-template.js';
 import { RowError } from '../problems.js';

@@ -3,6 +3,7 @@
 // want at the end of the prompt or the start of the completion), with the
 // tokenizer's BOS before it and EOS after it. The completion and EOS are
 // trained. An empty prompt is allowed; an empty completion is not.
+// A change to the tokens, labels or row errors this gives needs ../token-cache.ts CACHE_VERSION bumped.
 import { asObject, requireString, type Fields, type RenderedRow } from './row.js';
 
 export function isCompletionRow(row: Fields): boolean {

@@ -1,5 +1,6 @@
 // What a format makes of one row, before tokenization, and the field checks
 // the formats share (each problem names the field and says what it should be).
+// A change to the tokens, labels or row errors this gives needs ../token-cache.ts CACHE_VERSION bumped.
 import { RowError } from '../problems.js';
 
 /** [start, end) character offsets into a rendered text. */

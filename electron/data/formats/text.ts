@@ -1,6 +1,7 @@
 // Text rows: {"text"} (and every paragraph of a .txt file). Every token is
 // trained: BOS as the tokenizer adds it, the text, then EOS once, the same
 // ids as encodeForTraining (what `train --data` has always done).
+// A change to the tokens, labels or row errors this gives needs ../token-cache.ts CACHE_VERSION bumped.
 import { asObject, requireString, type Fields, type RenderedRow } from './row.js';
 
 export function isTextRow(row: Fields): boolean {

@@ -2,6 +2,7 @@
 // optional (= input_ids) and -100 marking tokens that are not trained. The
 // labels decide what is trained, in either masking mode. The checks are the
 // ones `train --data` has always applied (training/data.ts).
+// A change to the tokens, labels or row errors this gives needs ../token-cache.ts CACHE_VERSION bumped.
 import { DataError, exampleFromRow } from '../../training/data.js';
 import { RowError } from '../problems.js';
 import { asObject, requireArray, type Fields, type TokenRow } from './row.js';

@@ -3,6 +3,7 @@
 // library). Special tokens follow the tokenizer's own rules: its
 // post-processor decides whether BOS/EOS are added, as in transformers'
 // fast tokenizers.
+// A change to the ids this gives for a text needs data/token-cache.ts CACHE_VERSION bumped.
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

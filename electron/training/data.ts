@@ -6,6 +6,7 @@
 //                                            (= input_ids), -100 = not trained
 // Every example is truncated to seqLen tokens. A malformed row is an error
 // that names file:line and what is wrong with it.
+// A change to exampleFromRow / checkIdArray (the ids and labels a row gives) needs data/token-cache.ts CACHE_VERSION bumped.
 import { readFileSync } from 'node:fs';
 
 export const IGNORE_INDEX = -100;

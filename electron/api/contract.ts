@@ -303,6 +303,8 @@ export interface RunCheck {
     backendBytes: number;
     /** "CUDA runtime and scratch" or "CPU threads' scratch" */
     backendLabel: string;
+    /** on the CPU: the training process's own memory (Node, the tokenizer, the data rows; training/process-memory.ts); 0 on a GPU */
+    processBytes: number;
     totalBytes: number;
     availableBytes: number;
     fits: boolean;

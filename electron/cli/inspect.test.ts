@@ -11,6 +11,7 @@ import { METHOD_EFFICIENCY } from '../training/time-estimate.js';
 import { choosePrecision } from '../engine/precision.js';
 import { openModelFolder } from '../models/folder.js';
 import { machineInfo } from '../system/machine.js';
+import { PROCESS_BASE_BYTES, TOKENIZER_BYTES_PER_FILE_BYTE } from '../training/process-memory.js';
 import { inspectModel, type InspectReport } from './commands/inspect.js';
 
 describe('inspect', () => {
@@ -69,13 +70,15 @@ describe('inspect', () => {
     for (const method of ['full', 'lora']) {
       const m = report.memory[method];
       // on the CPU (this machine) one more part: what its threads hold while a step runs
-      expect(Object.keys(m).sort()).toEqual(['activations', 'adapter_bytes', 'cpu_threads_scratch', 'fits', 'gradients', 'optimizer_state', 'total_bytes', 'trainable_params', 'weights']);
+      expect(Object.keys(m).sort()).toEqual(['activations', 'adapter_bytes', 'cpu_threads_scratch', 'fits', 'gradients', 'optimizer_state', 'total_bytes', 'trainable_params', 'training_process', 'weights']);
       const { fits, ...bytes } = m;
       for (const v of Object.values(bytes)) expect(Number.isSafeInteger(v) && (v as number) >= 0).toBe(true);
       // a tiny model fits any machine that runs the tests
       expect(fits).toBe(true);
       expect(m.cpu_threads_scratch).toBeGreaterThan(0);
-      expect(m.total_bytes).toBe(m.weights + m.gradients + m.optimizer_state + m.activations + m.cpu_threads_scratch!);
+      // and the training process itself: Node's base and the tokenizer (process-memory.ts), no rows (inspect reads no data)
+      expect(m.training_process).toBe(PROCESS_BASE_BYTES + statSync(join(model.dir, 'tokenizer.json')).size * TOKENIZER_BYTES_PER_FILE_BYTE);
+      expect(m.total_bytes).toBe(m.weights + m.gradients + m.optimizer_state + m.activations + m.cpu_threads_scratch! + m.training_process!);
     }
     const loraParams = 2 * (4 * (64 + 64) + 4 * (64 + 32) + 4 * (128 + 64));
     expect(report.memory.lora.trainable_params).toBe(loraParams);
@@ -143,11 +146,12 @@ describe('inspect', () => {
       const g = onGpu.memory[method], c = onCpu.memory[method];
       expect(g.cuda_runtime_and_scratch).toBeGreaterThanOrEqual(544 * 2 ** 20);
       expect(g.activations).toBeLessThan(c.activations);
-      // the GPU's runtime and scratch instead of the CPU threads' scratch
+      // the GPU's runtime and scratch instead of the CPU threads' scratch; the process is host RAM, not the GPU's
       expect(g.cpu_threads_scratch).toBeUndefined();
-      expect(g.total_bytes).toBe(c.total_bytes - c.activations - c.cpu_threads_scratch! + g.activations + g.cuda_runtime_and_scratch!);
+      expect(g.training_process).toBeUndefined();
+      expect(g.total_bytes).toBe(c.total_bytes - c.activations - c.cpu_threads_scratch! - c.training_process! + g.activations + g.cuda_runtime_and_scratch!);
       expect({ ...g, cuda_runtime_and_scratch: undefined, activations: c.activations, total_bytes: c.total_bytes, fits: c.fits })
-        .toEqual({ ...c, cpu_threads_scratch: undefined });
+        .toEqual({ ...c, cpu_threads_scratch: undefined, training_process: undefined });
     }
     // fp32 asked for: no operand copies, and the CPU's activations
     const fp32 = inspectModel(withGpu, folder, settings, machineInfo(), { device: 'auto', precision: 'fp32' });

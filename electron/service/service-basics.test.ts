@@ -11,7 +11,9 @@ import { loadAddon } from '../engine/load.js';
 import { openModelFolder } from '../models/folder.js';
 import { machineInfo } from '../system/machine.js';
 import { tempDir } from '../testing/e2e-fixtures.js';
+import { PROCESS_BASE_BYTES } from '../training/process-memory.js';
 import { createStudioService, type StudioService } from './service.js';
+
 
 process.env.PEFT_STUDIO_HOME = tempDir('service-home');
 
@@ -159,7 +161,9 @@ describe('checkRun', () => {
     // on the CPU the backend's own part is its threads' scratch
     expect(c.memory!.backendLabel).toBe("CPU threads' scratch");
     expect(c.memory!.backendBytes).toBeGreaterThan(0);
-    expect(c.memory!.totalBytes).toBe(c.memory!.weights + c.memory!.gradients + c.memory!.optimizerState + c.memory!.activations + c.memory!.backendBytes);
+    // and the training process's own (Node, the tokenizer, the rows)
+    expect(c.memory!.processBytes).toBeGreaterThan(PROCESS_BASE_BYTES);
+    expect(c.memory!.totalBytes).toBe(c.memory!.weights + c.memory!.gradients + c.memory!.optimizerState + c.memory!.activations + c.memory!.backendBytes + c.memory!.processBytes);
     expect(c.verdict).toMatch(/^Fits/);
   });
 

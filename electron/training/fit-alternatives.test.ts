@@ -17,7 +17,8 @@ import { cli, tempDir, tinyModel } from '../testing/e2e-fixtures.js';
 import type { LoraSettings, TrainConfig } from './config.js';
 import { fitToLength } from '../data/load-dataset.js';
 import { fittingAlternatives, largestFitting, rowShapes } from './fit-alternatives.js';
-import { memoryBudget, memoryShortfall, rowsCutInWords } from './memory-check.js';
+import { estimateRun, memoryBudget, memoryShortfall, rowsCutInWords } from './memory-check.js';
+import { trainingProcessBytes } from './process-memory.js';
 
 const DEMO = resolve('resources/demo');
 const MODEL = join(DEMO, 'model');
@@ -27,9 +28,12 @@ const lora: LoraSettings = { rank: 8, alpha: 16, dropout: 0, rslora: false, dora
 const run = (over: Partial<TrainConfig> = {}): TrainConfig =>
   ({ method: 'lora', lora, quantization: null, batchSize: 16, gradAccum: 1, seqLen: 256, gradientCheckpointing: false, optimizer: 'adamw', precision: 'fp32', ...over }) as TrainConfig;
 
-/** The engine's estimate for the demo model, asked directly: LoRA rank 8 on q/v unless `over` says otherwise. */
+/**
+ * The run's estimate for the demo model, the engine's asked directly (LoRA rank 8 on q/v unless `over` says
+ * otherwise) plus, on the CPU, the training process's own memory (no rows given: none counted).
+ */
 function engineBytes(folder: ModelFolder, over: Partial<MemoryEstimateOptions>): number {
-  return loadAddon().estimateMemory(folder.spec, {
+  return trainingProcessBytes(folder.dir) + loadAddon().estimateMemory(folder.spec, {
     device: 'cpu', precision: 'fp32', method: 'lora', quantization: null, weightDType: 'F16',
     batchSize: 16, seqLen: 256, lora: { rank: 8, targets: ['q_proj', 'v_proj'], layers: null, dropout: 0, dora: false },
     gradientCheckpointing: false, optimizer: 'adamw', ...over,
@@ -89,7 +93,7 @@ describe('fittingAlternatives on the demo model', () => {
     const budget = Math.floor((at(128) + at(129)) / 2);
     // rows as the loader gives them: labels -100 over the prompt, then the trained answer
     const row = (prompt: number, answer: number) =>
-      ({ inputIds: new Array<number>(prompt + answer).fill(5), labels: [...new Array<number>(prompt).fill(-100), ...new Array<number>(answer).fill(7)], layout: 'prompt-completion' });
+      ({ inputIds: new Int32Array(prompt + answer).fill(5), labels: Int32Array.from([...new Array<number>(prompt).fill(-100), ...new Array<number>(answer).fill(7)]), layout: 'prompt-completion' });
     const rows = rowShapes([
       row(10, 50), //   60 tokens: not cut at 128
       row(100, 100), // 200: cut at 128, the answer's start kept
@@ -107,10 +111,7 @@ describe('fittingAlternatives on the demo model', () => {
       expect(keeps).toBe(i < 3);
     }
     const fit = fittingAlternatives(loadAddon(), folder, run(), lora, CPU, budget, { rows });
-    const message = memoryShortfall(loadAddon().estimateMemory(folder.spec, {
-      device: 'cpu', precision: 'fp32', method: 'lora', quantization: null, weightDType: 'F16', batchSize: 16, seqLen: 256,
-      lora: { rank: 8, targets: ['q_proj', 'v_proj'], layers: null, dropout: 0, dora: false }, gradientCheckpointing: false, optimizer: 'adamw',
-    }), budget, run(), fit)!;
+    const message = memoryShortfall(estimateRun(loadAddon(), folder, run(), lora, CPU), budget, run(), fit)!;
     expect(message).toContain('--seq-len 128 (');
     expect(message).toContain('; 4 of 5 rows are longer and would be cut, 2 of them inside the prompt (nothing left to learn: they would be skipped))');
     expect(rowsCutInWords({ longer: 1, of: 9, skipped: 1 })).toBe('; 1 of 9 rows are longer and would be cut, inside its prompt (nothing left to learn: it would be skipped)');

@@ -7,6 +7,7 @@ import { cli, tempDir, tinyModel } from '../testing/e2e-fixtures.js';
 import { manyRowsFile } from '../testing/many-rows.js';
 import type { TrainConfig } from './config.js';
 import { estimateRun, memoryBudget, memoryShortfall } from './memory-check.js';
+import { trainingProcessBytes } from './process-memory.js';
 
 const estimate = { weightBytes: 3 * 2 ** 30, quantizedBytes: 0, quantizedParams: 0, gradientBytes: 2 ** 30, optimizerBytes: 2 ** 31, activationBytes: 2 ** 30, deviceBytes: 0, totalBytes: 7 * 2 ** 30, trainableParams: 1, totalParams: 1 };
 const config = { method: 'full', batchSize: 4, gradientCheckpointing: false } as TrainConfig;
@@ -67,8 +68,11 @@ describe('memory pre-flight', () => {
     expect(cuda.deviceBytes).toBe(544 * 2 ** 20 + loraPartialsBytes);
     const noCpu = { cpuAttentionBytes: 0, cpuAttentionPartialsBytes: 0, cpuGemmBytes: 0, cpuWeightGemmBytes: 0 };
     expect(cuda.device).toEqual({ contextBytes: 512 * 2 ** 20, workspaceBytes: 32 * 2 ** 20, weightChunkBytes: 0, bf16CopyBytes: 0, loraPartialsBytes, ...noCpu });
-    expect(cuda.totalBytes).toBe(cpu.totalBytes - cpu.deviceBytes + cuda.deviceBytes);
-    expect({ ...cuda, deviceBytes: cpu.deviceBytes, device: cpu.device, totalBytes: cpu.totalBytes }).toEqual(cpu);
+    // the training process is in the CPU's budget (host RAM), not in the GPU's
+    expect(cpu.processBytes).toBe(trainingProcessBytes(folder.dir));
+    expect(cuda.processBytes).toBe(0);
+    expect(cuda.totalBytes).toBe(cpu.totalBytes - cpu.deviceBytes - cpu.processBytes + cuda.deviceBytes);
+    expect({ ...cuda, deviceBytes: cpu.deviceBytes, device: cpu.device, totalBytes: cpu.totalBytes, processBytes: cpu.processBytes }).toEqual(cpu);
     // bf16: two copies of the largest operand, rows padded to 8 values: here the fp32 [vocab 320, hidden 64]
     // head (the MLP's weights are 128 x 64, the widest activation 16 rows x 320 logits)
     const bf16 = estimateRun(loadAddon(), folder, run, lora, { device: 'cuda:0', precision: 'bf16' });
@@ -84,7 +88,11 @@ describe('memory pre-flight', () => {
     const lora = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: ['q_proj' as const], layers: null, init: 'default' as const };
     const e = estimateRun(loadAddon(), folder, base, lora);
     const direct = loadAddon().estimateMemory(folder.spec, { method: 'lora', batchSize: 2, seqLen: 64, lora: { rank: 4, targets: ['q_proj'], layers: null, dropout: 0 }, gradientCheckpointing: false, optimizer: 'adamw' });
-    expect(e).toEqual(direct);
+    // the engine's formula, and on the CPU the training process's own memory besides (rows given: counted)
+    expect({ ...e, processBytes: undefined, totalBytes: direct.totalBytes }).toEqual({ ...direct, processBytes: undefined });
+    expect(e.totalBytes).toBe(direct.totalBytes + e.processBytes);
+    expect(e.processBytes).toBe(trainingProcessBytes(folder.dir));
+    expect(estimateRun(loadAddon(), folder, base, lora, undefined, 12345).processBytes).toBe(trainingProcessBytes(folder.dir) + 12345);
     const full = estimateRun(loadAddon(), folder, { ...base, method: 'full' } as TrainConfig, null);
     expect(full.gradientBytes).toBe(full.trainableParams * 4);
     expect(e.gradientBytes).toBeLessThan(full.gradientBytes / 10);

@@ -12,6 +12,7 @@ import { embeddingDType, type ModelFolder } from '../models/folder.js';
 import { effectiveQuantization } from '../session.js';
 import { encoderHiddenSizeOf } from '../adapters/prompt-config.js';
 import type { FitAlternative, FitAlternatives } from './fit-alternatives.js';
+import { trainingProcessBytes } from './process-memory.js';
 
 const GiB = 2 ** 30;
 const gib = (bytes: number) => `${(bytes / GiB).toFixed(2)} GiB`;
@@ -29,8 +30,8 @@ export interface DataShape {
 }
 
 /** The shape of a run's rows (its training and evaluation rows: evaluation batches run in the same buffers). */
-export function dataShape(train: readonly { inputIds: readonly number[] }[], evalRows: readonly { inputIds: readonly number[] }[]): DataShape {
-  const longest = (rows: readonly { inputIds: readonly number[] }[]) => rows.reduce((n, r) => Math.max(n, r.inputIds.length), 0);
+export function dataShape(train: readonly { inputIds: ArrayLike<number> }[], evalRows: readonly { inputIds: ArrayLike<number> }[]): DataShape {
+  const longest = (rows: readonly { inputIds: ArrayLike<number> }[]) => rows.reduce((n, r) => Math.max(n, r.inputIds.length), 0);
   return { rows: Math.max(train.length, evalRows.length), longest: Math.max(longest(train), longest(evalRows)) };
 }
 
@@ -45,8 +46,25 @@ export function boundByData(config: TrainConfig, shape: DataShape | null): Train
   return { ...config, batchSize: Math.min(config.batchSize, shape.rows), seqLen: Math.max(2, Math.min(config.seqLen, shape.longest)) };
 }
 
+/**
+ * A run's estimate: the engine's (the addon's formula, to the byte) and, on
+ * the CPU, the training process's own memory (process-memory.ts: Node, the
+ * tokenizer, the data rows), held in the same RAM; on a GPU that is host RAM,
+ * not the GPU's budget (0).
+ */
+export interface RunEstimate extends MemoryEstimate {
+  processBytes: number;
+}
+
+/** rowsBytes: what the run's loaded rows hold (0 when not known: the estimate then leaves them out). */
 export function estimateRun(addon: NativeAddon, folder: ModelFolder, config: TrainConfig, lora: LoraSettings | null,
-  target: EstimateTarget = { device: 'cpu', precision: 'fp32' }): MemoryEstimate {
+  target: EstimateTarget = { device: 'cpu', precision: 'fp32' }, rowsBytes = 0): RunEstimate {
+  const engine = engineEstimate(addon, folder, config, lora, target);
+  const processBytes = target.device === 'cpu' ? trainingProcessBytes(folder.dir, rowsBytes) : 0;
+  return { ...engine, processBytes, totalBytes: engine.totalBytes + processBytes };
+}
+
+function engineEstimate(addon: NativeAddon, folder: ModelFolder, config: TrainConfig, lora: LoraSettings | null, target: EstimateTarget): MemoryEstimate {
   return withDeviceBytes(addon.estimateMemory(folder.spec, {
     device: target.device,
     precision: target.precision,
@@ -73,6 +91,9 @@ export function estimateRun(addon: NativeAddon, folder: ModelFolder, config: Tra
 export function withDeviceBytes(estimate: MemoryEstimate): MemoryEstimate {
   return estimate.deviceBytes === undefined ? { ...estimate, deviceBytes: 0 } : estimate;
 }
+
+/** The breakdown's name of processBytes. */
+export const PROCESS_BYTES_LABEL = 'the training process (Node, tokenizer, data rows)';
 
 /**
  * The breakdown's name of deviceBytes (inspect, the app's fit check and the
@@ -183,13 +204,14 @@ function fitAdvice(fit: FitAlternatives, gpu: boolean, precision: TrainConfig['p
  * the settings that would fit, each with its estimate; without it the kinds
  * of change that could help. A plain number is a budget in RAM.
  */
-export function memoryShortfall(estimate: MemoryEstimate, budget: MemoryBudget | number, config: TrainConfig, fit?: FitAlternatives): string | null {
+export function memoryShortfall(estimate: MemoryEstimate & { processBytes?: number }, budget: MemoryBudget | number, config: TrainConfig, fit?: FitAlternatives): string | null {
   const { availableBytes, where, gpu } = typeof budget === 'number' ? { availableBytes: budget, where: 'in RAM', gpu: false } : budget;
   if (estimate.totalBytes <= availableBytes) return null;
   const needs =
     `this run needs about ${gib(estimate.totalBytes)} (weights ${gib(estimate.weightBytes)}, gradients ${gib(estimate.gradientBytes)}, ` +
     `optimizer state ${gib(estimate.optimizerBytes)}, activations ${gib(estimate.activationBytes)}` +
-    `${estimate.deviceBytes > 0 ? `, ${deviceBytesLabel(gpu)} ${gib(estimate.deviceBytes)}` : ''}) but only ${gib(availableBytes)} is available ${where}.`;
+    `${estimate.deviceBytes > 0 ? `, ${deviceBytesLabel(gpu)} ${gib(estimate.deviceBytes)}` : ''}` +
+    `${estimate.processBytes ? `, ${PROCESS_BYTES_LABEL} ${gib(estimate.processBytes)}` : ''}) but only ${gib(availableBytes)} is available ${where}.`;
   const ignoring = config.ignoreMemoryCheck === true;
   if (fit) return `${needs} ${fitAdvice(fit, gpu, config.precision, ignoring)}`;
   const advice = memoryRemedies(config).map((r) => CLI_REMEDY[r]);

@@ -8,6 +8,7 @@ import { loadAddon } from '../../engine/load.js';
 import type { LoraTarget, MemoryEstimate, Method, ModelSpec, NativeAddon, QuantizationOptions } from '../../engine/native.js';
 import type { FlopSettings } from '../../training/step-flops.js';
 import { ESTIMATE_SPREAD, safeRunTimeEstimate, speedFor, tokensPerSecond } from '../../training/time-estimate.js';
+import { trainingProcessBytes } from '../../training/process-memory.js';
 import { DEFAULT_NF4, effectiveQuantization } from '../../session.js';
 import { embeddingDType, openModelFolder, type ModelFolder } from '../../models/folder.js';
 import { fullModelFileBytes } from '../../export/model-folder.js';
@@ -88,6 +89,8 @@ export interface MemoryRow {
   cuda_runtime_and_scratch?: number;
   /** on the CPU: what its threads hold while a step runs (the attention's packed keys and partials, the GEMMs' packing; part of total_bytes) */
   cpu_threads_scratch?: number;
+  /** on the CPU: the training process's own memory (Node, the tokenizer; no data rows: inspect reads none), part of total_bytes (training/process-memory.ts) */
+  training_process?: number;
 }
 
 export interface InspectReport {
@@ -173,20 +176,24 @@ export function inspectTime(addon: NativeAddon, spec: ModelSpec, settings: Inspe
   };
 }
 
-function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number, gpu: boolean): MemoryRow {
+function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number, gpu: boolean, processBytes: number): MemoryRow {
   const quantized = e.quantizedParams > 0 ? { quantized_bytes: e.quantizedBytes, bits_per_quantized_param: (e.quantizedBytes * 8) / e.quantizedParams } : {};
   const device = e.deviceBytes === 0 ? {} : gpu ? { cuda_runtime_and_scratch: e.deviceBytes } : { cpu_threads_scratch: e.deviceBytes };
+  // on the CPU the training process's own memory is in the same RAM (without data: no rows counted)
+  const process = gpu ? {} : { training_process: processBytes };
+  const total = e.totalBytes + (gpu ? 0 : processBytes);
   return {
     ...quantized,
     ...device,
+    ...process,
     weights: e.weightBytes,
     gradients: e.gradientBytes,
     optimizer_state: e.optimizerBytes,
     activations: e.activationBytes,
-    total_bytes: e.totalBytes,
+    total_bytes: total,
     trainable_params: e.trainableParams,
     adapter_bytes: adapterBytes,
-    fits: e.totalBytes <= availableBytes,
+    fits: total <= availableBytes,
   };
 }
 
@@ -250,6 +257,7 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
     }));
   const lora = { rank: settings.rank, targets: settings.targets, layers: null, dora: settings.dora === true };
   const gpu = device.gpu !== null;
+  const processBytes = trainingProcessBytes(folder.dir);
   return {
     model: folder.dir,
     architecture: spec.architecture,
@@ -271,14 +279,14 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
     settings,
     quantization: folder.quantization,
     memory: {
-      full: row(estimate('full'), fullModelFileBytes(spec), available, gpu),
+      full: row(estimate('full'), fullModelFileBytes(spec), available, gpu, processBytes),
       // a bitsandbytes 4-bit folder trains on its 4-bit base whatever the method
-      lora: row(estimate('lora', stored), adapterFileBytes(spec, { kind: 'lora', lora }), available, gpu),
-      qlora: row(estimate('lora', nf4), adapterFileBytes(spec, { kind: 'lora', lora }), available, gpu),
-      prompt: row(estimate('prompt', stored), adapterFileBytes(spec, { kind: 'prompt', prompt: { numVirtualTokens: nvt, init: 'RANDOM', initText: null } }), available, gpu),
-      prefix: row(estimate('prefix', stored), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: false, encoderHiddenSize: null } }), available, gpu),
+      lora: row(estimate('lora', stored), adapterFileBytes(spec, { kind: 'lora', lora }), available, gpu, processBytes),
+      qlora: row(estimate('lora', nf4), adapterFileBytes(spec, { kind: 'lora', lora }), available, gpu, processBytes),
+      prompt: row(estimate('prompt', stored), adapterFileBytes(spec, { kind: 'prompt', prompt: { numVirtualTokens: nvt, init: 'RANDOM', initText: null } }), available, gpu, processBytes),
+      prefix: row(estimate('prefix', stored), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: false, encoderHiddenSize: null } }), available, gpu, processBytes),
       // the saved file is the folded table whatever the MLP's size
-      prefix_projection: row(estimate('prefix', stored, true), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } }), available, gpu),
+      prefix_projection: row(estimate('prefix', stored, true), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } }), available, gpu, processBytes),
     },
     time: inspectTime(addon, spec, settings, device.gpu !== null, machine.cpu_threads, machine.cpu_model),
     fits_in: { device: device.device, where: budget.where, available_bytes: available, precision: precision.precision, precision_reason: precision.reason },

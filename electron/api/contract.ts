@@ -11,6 +11,7 @@ import type { InspectReport, MemoryRow } from '../cli/commands/inspect.js';
 import type { DatasetReport, RowPreview } from '../data/index.js';
 import type { ExportFormat, ExportResult } from '../export/export.js';
 import type { GgufModelType } from '../export/gguf-model.js';
+import type { MemoryUsage } from '../engine/native.js';
 import type { RunEvent, RunStatus } from '../runs/events.js';
 import type { RunIndexEntry } from '../runs/run-index.js';
 import type { DataFormat, TrainConfig, TrainMethod } from '../training/config.js';
@@ -373,12 +374,33 @@ export interface RunIdRequest {
 }
 
 /** A run folder's history, for the Runs page and the charts of a past run. */
+/** What a run's live events said last (RunHistory.live). */
+export interface RunLiveFigures {
+  memory: MemoryUsage | null;
+  memoryEstimateBytes: number | null;
+  availableMemoryBytes: number | null;
+  elapsedSeconds: number | null;
+  /** the log line of the run's time estimate, said before its first step ("this run: 600 steps, …") */
+  timeLine: string | null;
+}
+
 export interface RunHistory {
   dir: string;
   entry: RunIndexEntry;
   config: TrainConfig;
-  /** elapsedSeconds: training time up to that step (metrics.jsonl elapsed_s; null in rows that lack it) */
-  steps: { step: number; loss: number; lr: number; gradNorm: number; tokensPerSecond: number; elapsedSeconds: number | null }[];
+  /**
+   * elapsedSeconds: training time up to that step (metrics.jsonl elapsed_s; null in rows that lack it);
+   * inputTokensPerSecond: every token the model read per second (input_tokens_per_s; null in rows that lack it)
+   */
+  steps: { step: number; loss: number; lr: number; gradNorm: number; tokensPerSecond: number; elapsedSeconds: number | null; inputTokensPerSecond?: number | null }[];
+  /**
+   * what the run's live events said last, as the Train page showed it (the
+   * service keeps it for the folders its runs trained in; the record has the
+   * estimate): the last step's memory, the started event's estimate and
+   * available memory, the elapsed time (the finished summary's, else the last
+   * step's). Absent or null: not known.
+   */
+  live?: RunLiveFigures;
   evals: { step: number; evalLoss: number }[];
   /** the trainable parameters its engine counted (run.json resolved.trainable_parameters); null before it started */
   trainableParams: number | null;

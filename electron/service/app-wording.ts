@@ -65,6 +65,8 @@ const RULES: Rule[] = [
   [/; or pass --ignore-memory-check to start anyway\./g, (c) => `; or ${IGNORE_MEMORY[c]}.`],
   // bf16 where it cannot be had (engine/precision.ts, named --precision or precision)
   [/\bUse (?:--)?precision fp32 or auto\b/g, (c) => capitalized(CHOOSE_PRECISION[c])],
+  // the run's evaluation file named by its flag (training/eval-file.ts): the Data page calls it the evaluation file
+  [/ \(--eval-data\)/g, () => ''],
   // anything left: the flag as the field's name ("--device cuda:1: there is no GPU 1" -> "device cuda:1: …"),
   // only where it stands as a flag (not inside a path such as /runs/exp--device-sweep)
   [/(?<=^|[\s('"`])--device(?=[\s:=]|$)/g, () => 'device'],

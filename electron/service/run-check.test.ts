@@ -14,14 +14,18 @@ import { manyRowsFile } from '../testing/many-rows.js';
 import { serviceForTests } from '../testing/service-fixture.js';
 import type { LoraSettings, TrainConfig } from '../training/config.js';
 import { fittingAlternatives } from '../training/fit-alternatives.js';
+import { trainingProcessBytes } from '../training/process-memory.js';
 import { fitAdvice, formAlternative } from './run-check.js';
 
 const studio = serviceForTests('service-fit-home');
 const { ok, taskTrain } = studio;
 
-/** The engine's estimate for the demo model, asked directly: LoRA rank 8 on q/v at 256 tokens unless `over` says otherwise. */
+/**
+ * The run's estimate for the demo model: the engine's, asked directly (LoRA rank 8 on q/v at 256 tokens unless
+ * `over` says otherwise), and on the CPU the training process's own memory (training/process-memory.ts).
+ */
 function engineBytes(folder: ModelFolder, over: Partial<MemoryEstimateOptions>): number {
-  return loadAddon().estimateMemory(folder.spec, {
+  return trainingProcessBytes(folder.dir) + loadAddon().estimateMemory(folder.spec, {
     device: 'cpu', precision: 'fp32', method: 'lora', quantization: null, weightDType: 'F16',
     batchSize: 1, seqLen: 256, lora: { rank: 8, targets: ['q_proj', 'v_proj'], layers: null, dropout: 0, dora: false },
     gradientCheckpointing: false, optimizer: 'adamw', ...over,

@@ -17,7 +17,7 @@ import { resolveDevice, type ResolvedDevice } from '../engine/device.js';
 import { choosePrecision, type ResolvedPrecision } from '../engine/precision.js';
 import { adapterFileBytes } from '../training/adapter-files.js';
 import { adapterLayoutOf, type TrainConfig } from '../training/config.js';
-import { boundByData, deviceBytesLabel, estimateRun, memoryBudget, rowsCutInWords, type MemoryBudget, type MemoryRemedy } from '../training/memory-check.js';
+import { boundByData, dataShape, deviceBytesLabel, estimateRun, memoryBudget, rowsCutInWords, type MemoryBudget, type MemoryRemedy } from '../training/memory-check.js';
 import { fittingAlternatives, type FitAlternative, type FitAlternatives } from '../training/fit-alternatives.js';
 import { checkOutFolder } from '../runs/out-folder.js';
 import { readRunRecord } from '../runs/run-record.js';
@@ -29,7 +29,8 @@ import { bytesInWords, unavailableReason } from './recommend.js';
 import type { ParsedRunSettings } from './run-settings.js';
 import { inAppWords } from './app-wording.js';
 import { plannedSteps } from './planned-steps.js';
-import { runDataShape, runRowShapes, runTimeCheck } from './run-time.js';
+import { runRowShapes, runTimeCheck } from './run-time.js';
+import { readRunData } from './run-data-check.js';
 import { datasetPathExists } from '../data/containers/dataset-folder.js';
 
 export interface CheckedRun {
@@ -180,6 +181,9 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   } catch (e) {
     errors.push(modelCheckError((e as Error).message));
   }
+  // the data as the run reads it (once the settings fit the model): a run that cannot use it is refused now, as `train` refuses it
+  const data = errors.length === 0 ? await readRunData(config, folder) : null;
+  if (data?.error) errors.push(data.error);
   // judged once the settings fit the model and the data is there (out, device and precision do not change them)
   const warnings = errors.length === 0 ? await formWarnings(config, folder) : [];
   errors.push(...(await outFolderErrors(config)));
@@ -200,17 +204,19 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   }
   if (errors.length > 0 || device === null || precision === null) return refused(errors, warnings);
 
-  // sized as the data lets the batches grow (no more rows than it has, padded to its longest row); the settings as they are when it cannot be read
-  const sized = boundByData(config, await runDataShape(config, folder));
+  // read above: no error is collected without it
+  const rows = data!.rows!;
+  // sized as the data lets the batches grow (no more rows than it has, padded to its longest row)
+  const sized = boundByData(config, dataShape(rows.train, rows.eval));
   const estimate = estimateRun(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision });
   const budget = memoryBudget(device);
   const available = budget.availableBytes;
   const fits = estimate.totalBytes <= available;
   // what would fit, by the same estimate (nothing to search for a run that fits)
   // (with the data's row lengths, so a shorter sequence says how many rows it would cut)
-  const rows = fits ? null : await runRowShapes(config, folder);
+  const shapes = fits ? null : runRowShapes(config, rows);
   const fit = fits ? null : fittingAlternatives(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision }, budget,
-    rows ? { rows } : {});
+    shapes ? { rows: shapes } : {});
   const layout = adapterLayoutOf(config);
   const memory = {
     weights: estimate.weightBytes,
@@ -218,6 +224,7 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
     optimizerState: estimate.optimizerBytes,
     activations: estimate.activationBytes,
     backendBytes: estimate.deviceBytes,
+    processBytes: estimate.processBytes,
     backendLabel: deviceBytesLabel(device.gpu !== null),
     totalBytes: estimate.totalBytes,
     availableBytes: available,
@@ -231,6 +238,6 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
     : `Does not fit ${budget.where}: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available${config.ignoreMemoryCheck ? ' (starting anyway, as asked)' : ''}. ${fitAdvice(fit!, budget)}`;
   // how long, beside how much: LoRA on a 4-bit base is QLoRA, as the run records it
   const method = config.method === 'lora' && effectiveQuantization(folder, config.quantization) !== null ? 'qlora' : config.method;
-  const time = await runTimeCheck(addon, { ...config, method }, folder, device.gpu !== null);
+  const time = runTimeCheck(addon, { ...config, method }, folder, device.gpu !== null, rows);
   return { check: { ok: fits, errors: [], warnings, config, memory, precision, time, alternatives: (fit?.alternatives ?? []).map(formAlternative), verdict }, config };
 }

@@ -7,7 +7,7 @@ import { runPaths } from '../runs/layout.js';
 import { entryFromRecord } from '../runs/run-index.js';
 import { readRunRecord, recordedWarnings } from '../runs/run-record.js';
 import { trainedPromptFormatOf } from '../inference/trained-prompt-format.js';
-import { failed } from './errors.js';
+import { failed, invalid } from './errors.js';
 
 function metricRows(text: string): Record<string, unknown>[] {
   const rows: Record<string, unknown>[] = [];
@@ -27,14 +27,20 @@ const isNum = (v: unknown): v is number => typeof v === 'number';
 
 export async function runHistory(dir: string, runId: string | null): Promise<RunHistory> {
   const record = await readRunRecord(dir);
-  if (!record) throw failed(`${dir}: has no run.json, so it is not a run folder; choose the folder of a run`);
+  if (!record) {
+    // a run that is starting writes its record once its data is read
+    if (runId !== null) throw failed(`${dir}: the run is starting; its record is written once it has read its data`);
+    // 'invalid' on runDir: the answer that no run is there, nor starting (the Train page tells it from a lost connection)
+    throw invalid('runDir', `${dir}: has no run.json, so it is not a run folder; choose the folder of a run`);
+  }
   const text = await readFile(runPaths(dir).metrics, 'utf8').catch(() => '');
   const steps: RunHistory['steps'] = [];
   const evals: RunHistory['evals'] = [];
   for (const row of metricRows(text)) {
     if (isNum(row.step) && isNum(row.eval_loss)) evals.push({ step: row.step, evalLoss: row.eval_loss });
     else if (isNum(row.step) && isNum(row.loss)) {
-      steps.push({ step: row.step, loss: row.loss, lr: Number(row.lr), gradNorm: Number(row.grad_norm), tokensPerSecond: Number(row.tokens_per_s), elapsedSeconds: isNum(row.elapsed_s) ? row.elapsed_s : null });
+      steps.push({ step: row.step, loss: row.loss, lr: Number(row.lr), gradNorm: Number(row.grad_norm), tokensPerSecond: Number(row.tokens_per_s), elapsedSeconds: isNum(row.elapsed_s) ? row.elapsed_s : null,
+        inputTokensPerSecond: isNum(row.input_tokens_per_s) ? row.input_tokens_per_s : null });
     }
   }
   const trainable = record.resolved?.trainable_parameters;

@@ -52,7 +52,7 @@ describe('checkRun: how long', () => {
     const data = studio.taskTrain();
     const c = await ok<RunCheck>('checkRun', { model: studio.demo.model, data, method: 'lora', hyper: { steps: 3, device: 'cpu' } });
     const folder = await openModelFolder(studio.demo.model);
-    const onGpu = await runTimeCheck(loadAddon(), c.config!, folder, true);
+    const onGpu = runTimeCheck(loadAddon(), c.config!, folder, true, await runRows(c.config!, folder));
     expect(onGpu).toEqual({ steps: 3, tokens: expect.any(Number), seconds: null, text: 'time estimated once the first steps run (no GPU speed has been measured to estimate from)' });
   });
 });

@@ -19,7 +19,6 @@ import type { TrainConfig } from '../training/config.js';
 import { rowShapes, type RowShape } from '../training/fit-alternatives.js';
 import type { Example } from '../training/data.js';
 import { loadRunData } from '../training/run.js';
-import { dataShape, type DataShape } from '../training/memory-check.js';
 import { describeTime, estimateRunTime, safeRunTimeEstimate } from '../training/time-estimate.js';
 import { totalSteps } from '../training/trainer.js';
 
@@ -28,7 +27,8 @@ export interface RunRows {
   eval: Example[];
 }
 
-let last: { key: string; rows: RunRows } | null = null;
+/** The last read: its rows, or the error the run would refuse them with (kept too: the form re-checks a refused run after every edit). */
+let last: { key: string; rows: RunRows; error: null } | { key: string; rows: null; error: Error } | null = null;
 
 /** The files a dataset path reads (a folder's, each by itself: a shard edited in place changes its time, not the folder's). */
 function dataFilesOf(path: string, role: DatasetRole): string[] {
@@ -50,48 +50,39 @@ async function rowsKey(config: TrainConfig, folder: ModelFolder): Promise<string
   return JSON.stringify([folder.dir, files, stamps, dataFormat, seqLen, completionOnly, pack, evalSplit, seed, evalData]);
 }
 
-/** The training and eval rows a run of `config` would have: the last ones read while nothing they depend on changed. */
+/**
+ * The training and eval rows a run of `config` would have: the last ones read
+ * while nothing they depend on changed. Throws what loadRunData throws (the
+ * same error object again while nothing changed).
+ */
 export async function runRows(config: TrainConfig, folder: ModelFolder): Promise<RunRows> {
   const key = await rowsKey(config, folder);
-  if (last?.key === key) return last.rows;
-  const { train, eval: evalRows } = await loadRunData(config, await ModelTokenizer.load(folder.dir), folder);
-  last = { key, rows: { train, eval: evalRows } };
-  return last.rows;
-}
-
-/** The shape of the run's rows (memory-check.ts dataShape); null when the data cannot be read. */
-export async function runDataShape(config: TrainConfig, folder: ModelFolder): Promise<DataShape | null> {
-  try {
-    const rows = await runRows(config, folder);
-    return dataShape(rows.train, rows.eval);
-  } catch {
-    return null;
+  if (last?.key !== key) {
+    try {
+      const { train, eval: evalRows } = await loadRunData(config, await ModelTokenizer.load(folder.dir), folder);
+      last = { key, rows: { train, eval: evalRows }, error: null };
+    } catch (e) {
+      // a bug is not the data's answer: not kept
+      if (!(e instanceof Error) || e instanceof TypeError || e instanceof ReferenceError) throw e;
+      last = { key, rows: null, error: e };
+    }
   }
+  if (last.error) throw last.error;
+  return last.rows;
 }
 
 /**
  * Each training row as the run would read it (its length, where its trained
- * tokens start); null when the data cannot be read, or is packed (a shorter
- * sequence packs the documents again: it cuts only a document longer than it,
- * which a packed row's length does not tell).
+ * tokens start); null when the rows are packed (a shorter sequence packs the
+ * documents again: it cuts only a document longer than it, which a packed
+ * row's length does not tell).
  */
-export async function runRowShapes(config: TrainConfig, folder: ModelFolder): Promise<RowShape[] | null> {
-  if (config.pack) return null;
-  try {
-    return rowShapes((await runRows(config, folder)).train);
-  } catch {
-    return null;
-  }
+export function runRowShapes(config: TrainConfig, rows: RunRows): RowShape[] | null {
+  return config.pack ? null : rowShapes(rows.train);
 }
 
-/** The run's time as RunCheck carries it; null when the data cannot be read (the run would refuse it; the Data page says why). */
-export async function runTimeCheck(addon: NativeAddon, config: TrainConfig, folder: ModelFolder, gpu: boolean): Promise<RunCheck['time']> {
-  let rows: RunRows;
-  try {
-    rows = await runRows(config, folder);
-  } catch {
-    return null;
-  }
+/** The run's time over its rows (runRows) as RunCheck carries it; null when the estimate cannot be made. */
+export function runTimeCheck(addon: NativeAddon, config: TrainConfig, folder: ModelFolder, gpu: boolean, rows: RunRows): RunCheck['time'] {
   const { train } = rows;
   const steps = totalSteps(train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
   const estimate = safeRunTimeEstimate(() => estimateRunTime(addon.ops, { gpu, cpuModel: cpus()[0]?.model.trim() ?? 'unknown', threads: config.threads },

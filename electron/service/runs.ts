@@ -8,9 +8,10 @@
 // another device or precision (ResumeRequest), as `train --resume` can; the
 // run's messages reach the UIs with that advice in the app's words
 // (app-wording.ts).
+import { RunFigures } from './run-figures.js';
 import { randomUUID } from 'node:crypto';
 import { rmdir } from 'node:fs/promises';
-import type { ApiEvent, RunCheck, StartedRun } from '../api/contract.js';
+import type { ApiEvent, RunCheck, RunLiveFigures, StartedRun } from '../api/contract.js';
 import { isEndEvent } from '../runs/events.js';
 import { TrainingRun, type ForkSettings } from '../runs/manager.js';
 import { readRunRecord } from '../runs/run-record.js';
@@ -38,6 +39,8 @@ interface LiveRun {
 
 export class RunService {
   private readonly live = new Map<string, LiveRun>();
+  /** what each folder's live events said last (runHistory's `live`) */
+  private readonly figures = new RunFigures();
   private closing = false;
 
   constructor(
@@ -116,6 +119,11 @@ export class RunService {
     this.get(runId).run.cancel();
   }
 
+  /** What the live events of the runs in `dir` said last (null: none trained there in this service). */
+  liveFigures(dir: string): RunLiveFigures | null {
+    return this.figures.of(dir);
+  }
+
   /** The id of the live run training in `dir`, if any. */
   runIdOf(dir: string): string | null {
     return this.liveIn(dir)?.runId ?? null;
@@ -166,6 +174,7 @@ export class RunService {
     const runDir = config.out;
     this.live.set(runId, { runId, run, device: config.device });
     run.onEvent((event) => {
+      this.figures.note(runDir, event);
       // ended runs leave the table before the UIs hear of the end, so a control sent after it is refused
       if (isEndEvent(event)) this.live.delete(runId);
       // the run's advice names CLI flags; the app's user gets the choice on a page instead

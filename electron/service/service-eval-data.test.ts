@@ -57,7 +57,7 @@ describe('startRun with an evaluation file', () => {
     expect(end.type, JSON.stringify(end)).toBe('finished');
     const seen = runEventsOf(events, started.runId);
     // the log lines of reading the data come first; they name the eval file and its rows
-    expect(seen).toContainEqual({ type: 'log', level: 'info', message: `note: evaluating on ${lines(evalFile)} rows of ${evalFile} (--eval-data)` });
+    expect(seen).toContainEqual({ type: 'log', level: 'info', message: `note: evaluating on ${lines(evalFile)} rows of ${evalFile}` }); // the app's words: no flag
     const first = seen.find((e) => e.type === 'started') as Extract<typeof seen[number], { type: 'started' }>;
     expect(first.evalExamples).toBe(lines(evalFile));
     expect(first.evalData).toMatchObject({ file: evalFile, rows: { total: lines(evalFile), used: lines(evalFile), skipped: 0 } });

@@ -61,7 +61,7 @@ describe('a run end to end', () => {
   it('runHistory: the step rows of metrics.jsonl; listRuns lists the run as finished', async () => {
     const h = await ok<RunHistory>('runHistory', { runDir: finishedRun });
     const rows = readFileSync(join(finishedRun, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>).filter((r) => 'loss' in r);
-    expect(h.steps).toEqual(rows.map((r) => ({ step: r.step, loss: r.loss, lr: r.lr, gradNorm: r.grad_norm, tokensPerSecond: r.tokens_per_s, elapsedSeconds: r.elapsed_s })));
+    expect(h.steps).toEqual(rows.map((r) => ({ step: r.step, loss: r.loss, lr: r.lr, gradNorm: r.grad_norm, tokensPerSecond: r.tokens_per_s, inputTokensPerSecond: r.input_tokens_per_s, elapsedSeconds: r.elapsed_s })));
     expect(h.steps).toHaveLength(3);
     expect(h.steps.every((s) => s.elapsedSeconds !== null && s.elapsedSeconds > 0)).toBe(true);
     const record = JSON.parse(readFileSync(join(finishedRun, 'run.json'), 'utf8'));

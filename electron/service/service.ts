@@ -148,7 +148,8 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
     runHistory: async (request) => {
       const dir = path(Fields.of(request), 'runDir');
       const history = await runHistory(dir, runs.runIdOf(dir));
-      return { ...history, entry: inAppEntry(history.entry) };
+      const live = runs.liveFigures(dir);
+      return { ...history, entry: inAppEntry(history.entry), ...(live ? { live } : {}) };
     },
     exportAdapter: async (request) => {
       const f = Fields.of(request);

@@ -122,4 +122,41 @@ describe('Browse… of a path field', () => {
     root.querySelector<HTMLButtonElement>('[data-testid="p-browse"]')!.click();
     await until('the browser', () => shownFolder(root) === crumbPath(join(work, 'a', 'b')));
   }, 30_000);
+
+  it('gives the focus back to Browse… when the browser closes: Escape, Cancel, or a file chosen', async () => {
+    const picked: string[] = [];
+    const root = harness.mountComponent(PathPicker, { kind: 'file', title: 'Choose a dataset', label: 'Dataset', testid: 'p', onpick: (p) => void picked.push(p), onerror: (e) => { throw e; } });
+    flushSync();
+    const browse = root.querySelector<HTMLButtonElement>('[data-testid="p-browse"]')!;
+    const input = root.querySelector<HTMLInputElement>('[data-testid="p-input"]')!;
+    input.value = join(work, 'a', 'b', 'data.jsonl');
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+    flushSync();
+    /** opens the browser from a focused Browse…; the focus then is inside it, as a modal dialog puts it */
+    const open = async () => {
+      browse.focus();
+      browse.click();
+      await until('the listing', () => all(root, 'file-browser-entry').length === 1);
+      all(root, 'file-browser-entry')[0].focus();
+      expect(document.activeElement).toBe(all(root, 'file-browser-entry')[0]);
+    };
+    const closed = () => until('the browser closed', () => all(root, 'file-browser').length === 0);
+
+    await open();
+    // Escape on a modal dialog is its cancel event
+    all(root, 'file-browser')[0].dispatchEvent(new Event('cancel', { cancelable: true }));
+    await closed();
+    await until('the focus back on Browse…', () => document.activeElement === browse, 5_000);
+
+    await open();
+    all(root, 'file-browser-cancel')[0].click();
+    await closed();
+    await until('the focus back on Browse…', () => document.activeElement === browse, 5_000);
+
+    await open();
+    all(root, 'file-browser-entry')[0].click();
+    await closed();
+    expect(picked).toEqual([join(work, 'a', 'b', 'data.jsonl')]);
+    await until('the focus back on Browse…', () => document.activeElement === browse, 5_000);
+  }, 30_000);
 });

@@ -178,3 +178,51 @@ describe('the Data page', () => {
     expect(input.getAttribute('aria-invalid')).toBe('false');
   }, 60_000);
 });
+
+describe('the Data page after the Hyperparameters page', () => {
+  /** Leaves the page and opens it again on the same studio, as the wizard does. */
+  function reopen(studio: Studio): HTMLElement {
+    harness.unmount();
+    const root = harness.mount({ studio });
+    flushSync();
+    return root;
+  }
+
+  it('reads the file again at the Sequence length set there; an unrelated setting reads nothing', async () => {
+    const { root, studio } = render();
+    await useBundled(root, studio);
+    const first = studio.dataReport!;
+    // at the default length no row is cut; one token under its longest row cuts some
+    expect(first.truncation.rows).toBe(0);
+    const cutAt = first.lengths.max - 1;
+
+    studio.hyper = { ...studio.hyper, lr: 0.001 };
+    let again = reopen(studio);
+    await until('the preview', () => byId(again, 'preview-status') !== null);
+    expect(studio.dataReport).toBe(first); // not read again
+
+    studio.hyper = { ...studio.hyper, seqLen: cutAt };
+    again = reopen(studio);
+    await until('the report at the new length', () => studio.dataReport !== first && byId(again, 'data-loading') === null);
+    expect(studio.dataReport!.seqLen).toBe(cutAt);
+    expect(studio.dataReport!.truncation.rows).toBeGreaterThan(0);
+    expect(text(again, 'data-examples')).toBe(`${studio.dataReport!.examples.toLocaleString('en-US')} rows of up to ${cutAt} tokens`);
+  }, 60_000);
+
+  it('a Sequence length no row can be read at: the error, and the way back to the default length', async () => {
+    const { root, studio } = render();
+    await useBundled(root, studio);
+    const defaultLen = studio.dataReport!.seqLen;
+    studio.hyper = { seqLen: 8 };
+    const again = reopen(studio);
+    await until('the failed read', () => byId(again, 'data-error') !== null);
+    expect(studio.dataReport).toBeNull();
+    expect(text(again, 'data-error')).toContain('none of its 111 rows can be used');
+    expect(text(again, 'data-seqlen-note')).toBe('Read at the Sequence length set on the Hyperparameters page (8). Use the model\'s default sequence length');
+    (byId(again, 'data-use-default-seqlen') as HTMLButtonElement).click();
+    await until('the report at the default length', () => studio.dataReport !== null && byId(again, 'data-loading') === null);
+    expect(studio.hyper.seqLen).toBeUndefined();
+    expect(studio.dataReport!.seqLen).toBe(defaultLen);
+    expect(byId(again, 'data-seqlen-note')).toBeNull();
+  }, 60_000);
+});

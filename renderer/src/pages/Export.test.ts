@@ -171,6 +171,11 @@ describe('export of a full fine-tuning run', () => {
     expect(text(root, 'export-full-note')).toBe(FULL_RUN_NOTE);
     for (const f of ['peft', 'merged', 'gguf']) expect(byId(root, `format-${f}`), f).toBeNull();
     expect((byId(root, 'format-gguf-model') as HTMLInputElement).checked).toBe(true);
+    // worded by what the run is: no adapter is merged in, and Try's layout note is about the fine-tuned model
+    expect((byId(root, 'format-gguf-model') as HTMLInputElement).labels![0].textContent).toBe(
+      'GGUF model one model.gguf (the fine-tuned weights, tokenizer inside) + a Modelfile: run it with llama-cli -m or ollama create.',
+    );
+    expect(text(root, 'try-layout-help')).toBe("A fine-tuned model answers best when prompted the way its training rows were laid out: chat rows in the model's chat template, completions as plain text.");
     expect(byId(root, 'gguf-base')).toBeNull();
     expect(optionsOf(root, 'gguf-type')).toEqual(['default', 'f32', 'f16', 'bf16', 'q8_0']);
     expect(text(root, 'gguf-type-help')).toBe('Default: f32 for the GGUF model (the fine-tuned weights as trained)');

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { flushSync } from 'svelte';
 import { describe, expect, it } from 'vitest';
 
-import type { ApiEvent, ApiMethod, StartedRun } from '../../../electron/api/contract.js';
+import type { ApiEvent, ApiMethod, RunEvent, StartedRun } from '../../../electron/api/contract.js';
+import { formatBytes } from '../format.js';
 import { Studio } from '../state/studio.svelte.js';
 import { byId, until } from '../testing/dom-waits.js';
 import { pageHarness } from '../testing/page-harness.js';
@@ -86,6 +87,28 @@ describe('the Train page on a finished run', () => {
     expect(byId(root, 'pause')).toBeNull();
     expect(byId(root, 'eta')!.textContent!.trim()).toBe('—');
   });
+});
+
+describe('the Train page on a failed run', () => {
+  it('shows its bar at the last step that finished, its failure message, and the steps it logged', async () => {
+    // lr 1e38 after 2 warmup steps: step 2's update overflows the LoRA weights and step 3's loss is NaN
+    const data = harness.demo.datasets.find((d) => d.name === 'task-train')!.path;
+    const started = await call<StartedRun>('startRun', {
+      model: harness.demo.model, data, method: 'lora',
+      hyper: { threads: 1, steps: 6, batchSize: 2, lr: 1e38, scheduler: 'constant', warmupSteps: 2 },
+    });
+    const studio = new Studio();
+    studio.runDir = started.runDir;
+    const root = render(studio);
+    await until('the failed record', () => byId(root, 'run-status')?.dataset.status === 'failed', 120_000);
+    const bar = byId(root, 'progress') as HTMLProgressElement;
+    expect(bar.hasAttribute('value')).toBe(true);
+    expect([bar.value, bar.max]).toEqual([2, 6]);
+    expect(byId(root, 'progress-text')!.textContent!.trim()).toBe('step 2 of 6 (33.3%)');
+    expect(byId(root, 'run-message')!.textContent).toMatch(/^step 3: the loss is NaN/);
+    expect(byId(root, 'loss-chart')!.dataset.points).toBe('2');
+    expect(byId(root, 'loss-chart-empty')).toBeNull();
+  }, 120_000);
 });
 
 describe('the Train page with two runs training', () => {
@@ -177,4 +200,71 @@ describe('the Train page on a run whose warmup is as long as the run', () => {
     await until('the finished record', () => byId(root, 'run-status')?.dataset.status === 'finished');
     expect(byId(root, 'run-warnings')).toBeNull();
   });
+});
+
+describe('the Train page\'s controls and the keyboard', () => {
+  // Enter on a focused button is its click: each control disables itself while its request is out,
+  // which would leave a keyboard user's focus on the page itself
+  it('hands the focus on: Pause to Resume, Resume to Pause, Cancel to "Resume from the last checkpoint"', async () => {
+    const run = await startRun({ steps: 100_000 });
+    try {
+      const studio = new Studio();
+      studio.runDir = run.runDir;
+      studio.runId = run.runId;
+      const root = render(studio);
+      const button = (id: string) => byId(root, id) as HTMLButtonElement;
+      await until('Pause', () => byId(root, 'pause') !== null && !button('pause').disabled);
+
+      button('pause').focus();
+      button('pause').click();
+      flushSync();
+      expect(button('pause').disabled).toBe(true); // its request is out
+      await until('paused', () => byId(root, 'run-status')!.dataset.status === 'paused' && !button('resume').disabled);
+      expect(document.activeElement).toBe(button('resume'));
+
+      button('resume').click();
+      await until('training again', () => byId(root, 'run-status')!.dataset.status === 'running' && !button('pause').disabled);
+      expect(document.activeElement).toBe(button('pause'));
+
+      button('cancel').focus();
+      button('cancel').click();
+      await until('cancelled', () => byId(root, 'run-status')!.dataset.status === 'cancelled' && byId(root, 'resume-run') !== null);
+      expect(document.activeElement).toBe(byId(root, 'resume-run'));
+    } finally {
+      await harness.service.call('cancelRun', { runId: run.runId });
+    }
+  }, 120_000);
+});
+
+describe('the Train page\'s memory line', () => {
+  it('names what the engine does not count, the process itself, so the parts add up to the peak', async () => {
+    const run = await startRun({ steps: 100_000 });
+    let lastStep: Extract<RunEvent, { type: 'step' }> | null = null;
+    const off = harness.service.onEvent((e: ApiEvent) => {
+      if (e.type === 'run' && e.runDir === run.runDir && e.event.type === 'step') lastStep = e.event;
+    });
+    try {
+      const studio = new Studio();
+      studio.runDir = run.runDir;
+      studio.runId = run.runId;
+      const root = render(studio);
+      // paused: no step comes, so the line is the last step's
+      await until('Pause', () => byId(root, 'pause') !== null && !(byId(root, 'pause') as HTMLButtonElement).disabled);
+      await call('pauseRun', { runId: run.runId });
+      await until('paused', () => byId(root, 'run-status')!.dataset.status === 'paused' && lastStep !== null);
+      const mem = lastStep!.memory;
+      expect(mem.scratchPeakBytes).toBeGreaterThan(0); // a CPU run: its threads' scratch is a part of its own
+      const counted = mem.weightBytes + mem.trainableBytes + mem.activationBytes + mem.scratchPeakBytes;
+      expect(mem.peakRssBytes).toBeGreaterThan(counted); // the demo's parts are a small share of a Node process
+      await until('the memory line', () => byId(root, 'memory')!.textContent!.includes(formatBytes(mem.peakRssBytes)));
+      expect(byId(root, 'memory')!.textContent!.replace(/\s+/g, ' ').trim()).toBe(
+        `peak ${formatBytes(mem.peakRssBytes)} — weights ${formatBytes(mem.weightBytes)}, gradients + optimizer ${formatBytes(mem.trainableBytes)}, ` +
+          `activations ${formatBytes(mem.activationBytes)}, CPU threads' scratch ${formatBytes(mem.scratchPeakBytes)}, ` +
+          `the process itself (Node, the engine's code, the data rows) ${formatBytes(mem.peakRssBytes - counted)}`,
+      );
+    } finally {
+      off();
+      await call('cancelRun', { runId: run.runId });
+    }
+  }, 120_000);
 });

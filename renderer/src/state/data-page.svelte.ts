@@ -4,7 +4,7 @@
 import { ApiError, type DataRequest, type DemoPaths, type RecentItems, type RowPreview } from '../../../electron/api/contract.js';
 import { api } from '../api/index.js';
 import { loadStartingPoints } from './starting-points.js';
-import { toErrorBody, type Studio } from './studio.svelte.js';
+import { readKeyOf, toErrorBody, type Studio } from './studio.svelte.js';
 
 /** The row a typed preview row number names, or why it names none ("1".."total", whole numbers only). */
 export function parseRowNumber(text: string, total: number): { ok: true; row: number } | { ok: false; error: string } {
@@ -46,6 +46,37 @@ export class DataPage {
   constructor(private readonly studio: Studio) {
     this.draft = studio.data ?? '';
     this.evalDraft = studio.evalData ?? '';
+  }
+
+  /**
+   * The page opened: the report we have is shown (its first row's preview)
+   * while it was read with the settings as they are; one read with others
+   * (the Sequence length changed on the Hyperparameters page, or the report
+   * went with a change of model) is read again. So is the evaluation file's.
+   */
+  opened(): void {
+    const now = this.studio.dataReadKey;
+    if (this.studio.data && this.studio.dataReport && this.studio.dataReadWith === now) void this.showRow(1);
+    else if (this.studio.data) void this.inspect();
+    if (this.studio.evalData && (!this.studio.evalReport || this.studio.evalReadWith !== now)) void this.inspectEval();
+  }
+
+  /**
+   * The Sequence length set on the Hyperparameters page, while the file cannot
+   * be read with it (the run would refuse it too): the page offers the default
+   * instead, since the field that changes it is on a step the failed read closes.
+   */
+  get failedAtSeqLen(): number | null {
+    return this.error !== null && this.studio.dataReport === null && this.studio.hyper.seqLen !== undefined ? this.studio.hyper.seqLen : null;
+  }
+
+  /** Reads the file again at the model's default sequence length (the Sequence length set on the Hyperparameters page is dropped). */
+  async useDefaultSeqLen(): Promise<void> {
+    const hyper = { ...this.studio.hyper };
+    delete hyper.seqLen;
+    this.studio.hyper = hyper;
+    await this.inspect();
+    if (this.studio.evalData) await this.inspectEval();
   }
 
   async load(): Promise<void> {
@@ -107,6 +138,7 @@ export class DataPage {
       if (newFile) this.row = 1;
       this.studio.data = path;
       this.studio.dataReport = report;
+      this.studio.dataReadWith = readKeyOf(request);
       if (this.row > report.rows.total) this.row = 1;
       void this.showRow(this.row);
       api.call('recent', {}).then(
@@ -155,6 +187,7 @@ export class DataPage {
       if (generation !== this.#evalGeneration) return;
       this.studio.evalData = path;
       this.studio.evalReport = report;
+      this.studio.evalReadWith = readKeyOf(request);
     } catch (e) {
       if (generation !== this.#evalGeneration) return;
       const message = toErrorBody(e).message;

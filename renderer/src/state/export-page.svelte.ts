@@ -15,6 +15,15 @@ export const FORMAT_INFO: { format: ExportFormat; label: string; help: string }[
 /** The formats a full fine-tuning run is offered: it has no adapter, only its model to convert. */
 export const FULL_RUN_FORMATS: readonly ExportFormat[] = ['gguf-model'];
 
+/** The GGUF model's help for a full fine-tuning run: its own weights are converted, there is no adapter to merge in. */
+export const FULL_RUN_GGUF_MODEL_HELP =
+  'one model.gguf (the fine-tuned weights, tokenizer inside) + a Modelfile: run it with llama-cli -m or ollama create.';
+
+/** What Try says of the prompt's layout, by what the run trained: an adapter, or (a full run) the model itself. */
+export function tryLayoutHelp(fullRun: boolean): string {
+  return `${fullRun ? 'A fine-tuned model' : 'An adapter'} answers best when prompted the way its training rows were laid out: chat rows in the model's chat template, completions as plain text.`;
+}
+
 /** Why a full run is offered the GGUF model only, in the app's words. */
 export const FULL_RUN_NOTE =
   'A full fine-tuning run is a whole model, so it exports as one GGUF model only. PEFT adapter, merged model and GGUF LoRA hold or merge an adapter, which a full run has none of; its run folder already is a Hugging Face model (config.json + model.safetensors) to use as it is.';
@@ -128,7 +137,9 @@ export class ExportPage {
 
   /** The formats offered for this run: all of them, a full run the GGUF model only, a DoRA run all but the GGUF LoRA. */
   get offered(): typeof FORMAT_INFO {
-    if (this.fullRun) return FORMAT_INFO.filter((f) => FULL_RUN_FORMATS.includes(f.format));
+    if (this.fullRun) {
+      return FORMAT_INFO.filter((f) => FULL_RUN_FORMATS.includes(f.format)).map((f) => (f.format === 'gguf-model' ? { ...f, help: FULL_RUN_GGUF_MODEL_HELP } : f));
+    }
     return this.runDora ? FORMAT_INFO.filter((f) => f.format !== DORA_RUN_WITHOUT) : FORMAT_INFO;
   }
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 
 import type { ApiTransport, RunHistory } from '../../../electron/api/contract.js';
-import { DORA_RUN_NOTE, ExportPage, FORMAT_INFO, FULL_RUN_NOTE, GGUF_TYPE_INFO, defaultExportFolder, defaultGgufTypeText, notExportableYet } from './export-page.svelte.js';
+import { DORA_RUN_NOTE, ExportPage, FORMAT_INFO, FULL_RUN_NOTE, GGUF_TYPE_INFO, defaultExportFolder, defaultGgufTypeText, notExportableYet, tryLayoutHelp } from './export-page.svelte.js';
 import { Studio } from './studio.svelte.js';
 
 describe('defaultExportFolder', () => {
@@ -121,6 +121,9 @@ describe('GGUF type and base.gguf', () => {
     expect(FULL_RUN_NOTE).toMatch(/exports as one GGUF model only\. PEFT adapter, merged model and GGUF LoRA hold or merge an adapter, which a full run has none of/);
     expect(page.ggufTypes).toEqual(['f32', 'f16', 'bf16', 'q8_0']);
     expect(page.ggufBaseOffered).toBe(false);
+    // worded by what the run is: its own weights, no adapter merged in
+    expect(page.offered[0].help).toBe('one model.gguf (the fine-tuned weights, tokenizer inside) + a Modelfile: run it with llama-cli -m or ollama create.');
+    expect(tryLayoutHelp(page.fullRun)).toBe("A fine-tuned model answers best when prompted the way its training rows were laid out: chat rows in the model's chat template, completions as plain text.");
     page.out = '/runs/r-export';
     expect(page.request('/runs/r')).toEqual({ source: '/runs/r', formats: ['gguf-model'], out: '/runs/r-export' });
     page.ggufType = 'q8_0';
@@ -132,6 +135,8 @@ describe('GGUF type and base.gguf', () => {
   it('a GGUF LoRA takes f32 / f16 only (also beside the GGUF model); a type the formats do not take is not sent', async () => {
     const page = await pageFor('lora');
     expect(page.offered.map((f) => f.format)).toEqual(['peft', 'merged', 'gguf', 'gguf-model']);
+    expect(page.offered[3].help).toBe('one model.gguf (adapter merged in, tokenizer inside) + a Modelfile: run it with llama-cli -m or ollama create.');
+    expect(tryLayoutHelp(page.fullRun)).toMatch(/^An adapter answers best when prompted the way its training rows were laid out/);
     expect(page.ggufTypes).toEqual([]); // PEFT alone: no GGUF type to choose
     page.out = '/o';
     page.ggufType = 'q8_0';

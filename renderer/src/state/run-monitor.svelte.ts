@@ -364,6 +364,9 @@ export class RunMonitor {
     if (this.log.some((l) => l.message === EARLIER_LOG_NOTE)) return;
     let best = Infinity;
     const earlier: LogLine[] = [{ level: 'info', message: EARLIER_LOG_NOTE }];
+    // the time estimate said before the first step, as the service kept it (unless heard live)
+    const timeLine = h.live?.timeLine ?? null;
+    if (timeLine !== null && !this.log.some((l) => l.message === timeLine)) earlier.push({ level: 'info', message: timeLine });
     for (const e of h.evals) {
       if (e.step >= firstLiveEval) break;
       best = Math.min(best, e.evalLoss);
@@ -389,9 +392,19 @@ export class RunMonitor {
     // a started event heard live is this session's word; the record's are the newest session's too
     this.warnings ??= h.warnings ?? [];
     this.logFromHistory(h, firstLiveEval);
-    // the speed of its last recorded step, unless a live step said it since
+    // the figures of its last recorded step, unless a live step said them since: the speed (trained and
+    // read tokens, as a live step says it), the elapsed time; the memory as the live events last said it
     const last = h.steps[h.steps.length - 1];
-    if (last) this.tokensPerSecond ??= known(last.tokensPerSecond);
+    if (!this.heardLive) {
+      if (last) {
+        this.tokensPerSecond = known(last.tokensPerSecond);
+        this.inputTokensPerSecond = known(last.inputTokensPerSecond ?? null);
+      }
+      this.elapsedSeconds = known(h.live?.elapsedSeconds ?? null) ?? known(last?.elapsedSeconds ?? null);
+      this.memory = h.live?.memory ?? null;
+      this.memoryEstimateBytes = h.live?.memoryEstimateBytes ?? null;
+      this.availableMemoryBytes = h.live?.availableMemoryBytes ?? null;
+    } else if (last) this.tokensPerSecond ??= known(last.tokensPerSecond);
     if (this.heardLive) return;
     // nothing live yet: the folder's record is the truth
     this.status = h.entry.status === 'missing' ? 'interrupted' : h.entry.status;

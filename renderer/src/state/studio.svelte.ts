@@ -2,7 +2,7 @@
 // One instance for the whole app (created in App.svelte and handed to every
 // page as the `studio` prop). Each page keeps its own transient state in its
 // own class; only what later steps need lives here.
-import { ApiError, type ApiErrorBody, type ApiEvent, type DatasetReport, type ModelOverview, type RunCheck, type RunSettings, type TrainMethod } from '../../../electron/api/contract.js';
+import { ApiError, type ApiErrorBody, type ApiEvent, type DataRequest, type DatasetReport, type ModelOverview, type RunCheck, type RunSettings, type TrainMethod } from '../../../electron/api/contract.js';
 import { EVAL_JUDGED, evalJudgedOff } from './hyperparameter-fields.js';
 
 export const STEPS = ['model', 'method', 'data', 'hyperparameters', 'train', 'export'] as const;
@@ -49,6 +49,11 @@ export interface LiveRun {
   method: TrainMethod | null;
 }
 
+/** The reading settings of a data request as a key: everything a report depends on but the file (and its role). */
+export function readKeyOf(r: Omit<DataRequest, 'data' | 'role'>): string {
+  return JSON.stringify([r.model, r.format ?? 'auto', r.completionOnly ?? true, r.pack ?? false, r.seqLen ?? null]);
+}
+
 export class Studio {
   /** the page on screen */
   page = $state<Page>('model');
@@ -74,6 +79,13 @@ export class Studio {
    */
   evalData = $state<string | null>(null);
   evalReport = $state<DatasetReport | null>(null);
+  /**
+   * The reading settings (dataReadKey) each report was read with: a report
+   * read with others no longer says what the run reads (the Sequence length
+   * is set on the Hyperparameters page), so the Data page reads it again.
+   */
+  dataReadWith = $state<string | null>(null);
+  evalReadWith = $state<string | null>(null);
 
   /** step 4: the settings the user changed (the rest are the method's defaults) */
   hyper = $state<RunSettings['hyper']>({});
@@ -93,6 +105,14 @@ export class Studio {
   /** step 5: the run being trained or last trained (set by the Train page, or by Runs → resume) */
   runId = $state<string | null>(null);
   runDir = $state<string | null>(null);
+  /**
+   * The run that failed before it trained and left no folder (the service
+   * removes a new folder the run never wrote to): what it said, for the Train
+   * page; runDir is dropped, so nothing offers the folder that is gone.
+   */
+  failedStart = $state<{ runDir: string; message: string } | null>(null);
+  /** the last failure heard of this tab's run (its 'failed' event), by folder: what failedStart says of it */
+  private heardFailure: { runDir: string; message: string } | null = null;
 
   /**
    * The runs training now (from the service's run list on load, then its run
@@ -106,6 +126,11 @@ export class Studio {
 
   /** the error the banner shows; any page reports a failed call with showError(e) */
   error = $state<ApiErrorBody | null>(null);
+
+  /** The settings the data files are read with now, as a key (readKeyOf): what the reports depend on besides the file. */
+  get dataReadKey(): string {
+    return readKeyOf({ model: this.model ?? '', format: this.dataFormat, completionOnly: this.completionOnly, pack: this.pack, seqLen: this.hyper.seqLen });
+  }
 
   /** The settings a run starts with. */
   get runSettings(): RunSettings | null {
@@ -179,10 +204,28 @@ export class Studio {
     this.check = null;
   }
 
+  /**
+   * The service says `runDir` holds no run, and this tab heard its run there
+   * fail: the run failed before it wrote anything, and its folder was removed.
+   * It stops being the run (Export offers nothing), and failedStart says what
+   * it said. Returns whether it was dropped (a folder followed before its run
+   * starts there holds no run either, and stays).
+   */
+  dropFailedRun(runDir: string): boolean {
+    const heard = this.heardFailure;
+    if (this.runDir !== runDir || heard?.runDir !== runDir) return false;
+    this.failedStart = { runDir, message: heard.message };
+    this.runDir = null;
+    this.runId = null;
+    this.liveRuns = this.liveRuns.filter((r) => r.runDir !== runDir);
+    return true;
+  }
+
   /** Keeps liveRuns current from one service event (any other event is ignored). */
   noteRunEvent(e: ApiEvent): void {
     if (e.type !== 'run') return;
     const { type } = e.event;
+    if (e.event.type === 'failed') this.heardFailure = { runDir: e.runDir, message: e.event.message };
     const known = this.liveRuns.find((r) => r.runDir === e.runDir);
     if (type === 'finished' || type === 'cancelled' || type === 'failed') {
       if (known) this.liveRuns = this.liveRuns.filter((r) => r !== known);

@@ -3,7 +3,7 @@
 // the page opened, or all of a past run), feeds both to a RunMonitor, and
 // sends pause / continue / cancel / resume. Live events are queued and handed
 // over in bursts (see FLUSH_INTERVAL_MS) so a fast run cannot flood the page.
-import type { ApiEvent, ApiTransport, RunEvent } from '../../../electron/api/contract.js';
+import { ApiError, type ApiEvent, type ApiTransport, type RunEvent } from '../../../electron/api/contract.js';
 import { REFUSED_MESSAGE, type ConnectionState } from '../api/websocket.js';
 import { ResumeOptions } from './resume-options.svelte.js';
 import { RunMonitor, statusWords } from './run-monitor.svelte.js';
@@ -166,7 +166,31 @@ export class TrainPage {
       this.enqueue(e.event);
       // a (re)start changes what the controls allow: not worth waiting for
       if (e.event.type === 'started') this.flush();
+      // a run that failed before it wrote its record leaves no folder: ask whether it left one
+      if (e.event.type === 'failed') void this.checkFolderLeft(e.runDir);
     });
+  }
+
+  /** Whether an error of runHistory is the service's answer that the folder holds no run (not a lost connection). */
+  private static noRunThere(e: unknown): e is ApiError {
+    return e instanceof ApiError && e.body.code === 'invalid' && e.body.field === 'runDir';
+  }
+
+  /** After a failure: a folder with no run left is dropped (studio.dropFailedRun), the failure kept to be shown. */
+  private async checkFolderLeft(runDir: string): Promise<void> {
+    try {
+      await this.api.call('runHistory', { runDir });
+    } catch (e) {
+      if (TrainPage.noRunThere(e)) this.studio.dropFailedRun(runDir);
+    }
+  }
+
+  /**
+   * The run this tab started failed before it trained, and its folder is gone
+   * (studio.failedStart): what it said. Only while no other run is followed.
+   */
+  get failedBeforeTraining(): { runDir: string; message: string } | null {
+    return this.studio.runDir === null ? this.studio.failedStart : null;
   }
 
   /** Show this run: a fresh monitor, then the folder's history merged under the live events. */
@@ -200,6 +224,8 @@ export class TrainPage {
       }
     } catch (e) {
       if (monitor !== this.monitor) return;
+      // the service answered that no run is there, nor starting, and the run was heard failing: it failed before it trained
+      if (TrainPage.noRunThere(e) && this.studio.dropFailedRun(runDir)) return;
       // read it again once connected (it may have failed for want of a connection)
       this.needsResync = true;
       // a run started a moment ago may not have written its metrics yet; live events still come

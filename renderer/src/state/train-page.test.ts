@@ -11,12 +11,13 @@ import { Chart } from 'chart.js';
 import { flushSync, mount, unmount } from 'svelte';
 import { describe, expect, it, vi } from 'vitest';
 
-import type { ApiEvent, ApiTransport, RunEvent } from '../../../electron/api/contract.js';
+import { ApiError, type ApiEvent, type ApiTransport, type RunEvent } from '../../../electron/api/contract.js';
 import LineChart from '../components/charts/LineChart.svelte';
 import { REFUSED_MESSAGE } from '../api/websocket.js';
 import { Studio } from './studio.svelte.js';
 import cancelled from './testdata/run-events-cancelled.json';
 import { TrainPage } from './train-page.svelte.js';
+import { readSnapshot, restoreSnapshot, saveSnapshot, snapshotOf } from './wizard-session.svelte.js';
 
 type StepEvent = Extract<RunEvent, { type: 'step' }>;
 const CANCELLED = cancelled as RunEvent[];
@@ -231,5 +232,94 @@ describe('TrainPage announcements', () => {
     expect(page.monitor.status).toBe('failed');
     expect(page.monitor.message).toBe('The run stopped: out of memory.');
     expect(page.announcement).toBe('');
+  });
+});
+
+describe('TrainPage after a run that failed before it trained (its folder removed)', () => {
+  const MESSAGE = '/data/task.jsonl: none of its 111 rows can be used (format: completion). First problems: …';
+  const failedEvent: RunEvent = { type: 'failed', kind: 'error', step: null, message: MESSAGE, resumable: false, checkpoint: null };
+  /** runHistory as the service answers it (electron/service/run-history.ts): starting while the run is live, then no run there */
+  function serviceAnswers(): { api: ApiTransport; send: (e: ApiEvent) => void; end: () => void } {
+    const listeners = new Set<(e: ApiEvent) => void>();
+    let live = true;
+    const api: ApiTransport = {
+      call: (async (method: string) => {
+        if (method !== 'runHistory') throw new Error(`unexpected ${method}`);
+        if (live) throw new ApiError({ code: 'failed', message: `${RUN_DIR}: the run is starting; its record is written once it has read its data` });
+        throw new ApiError({ code: 'invalid', field: 'runDir', message: `${RUN_DIR}: has no run.json, so it is not a run folder; choose the folder of a run` });
+      }) as ApiTransport['call'],
+      onEvent(listener) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+    };
+    return { api, send: (e) => listeners.forEach((l) => l(e)), end: () => (live = false) };
+  }
+  const settle = () => new Promise((r) => setTimeout(r, 0));
+
+  it('watched as it fails: the failure stays shown, the folder that is gone is no longer the run', async () => {
+    const { api, send, end } = serviceAnswers();
+    const studio = new Studio();
+    studio.runId = RUN_ID;
+    studio.runDir = RUN_DIR;
+    const page = new TrainPage(studio, api, () => {});
+    const off = page.subscribe();
+    await page.follow(RUN_ID, RUN_DIR);
+    expect(page.monitor.status).toBe('waiting'); // starting: its record is not written yet
+    expect(studio.runDir).toBe(RUN_DIR);
+    end();
+    send({ type: 'run', runId: RUN_ID, runDir: RUN_DIR, event: failedEvent });
+    await settle();
+    expect(studio.runDir).toBeNull();
+    expect(studio.runId).toBeNull();
+    expect(studio.reachable('export')).toBe(false);
+    expect(page.failedBeforeTraining).toEqual({ runDir: RUN_DIR, message: MESSAGE });
+    off();
+  });
+
+  it('left and opened again (or the tab reloaded): the failure, not "starting…" for ever', async () => {
+    const { api, end } = serviceAnswers();
+    end();
+    const studio = new Studio();
+    studio.runId = RUN_ID;
+    studio.runDir = RUN_DIR;
+    // heard by the session (keepSession) while the Train page was closed
+    studio.noteRunEvent({ type: 'run', runId: RUN_ID, runDir: RUN_DIR, event: failedEvent });
+    const page = new TrainPage(studio, api, () => {});
+    await page.follow(RUN_ID, RUN_DIR);
+    expect(studio.runDir).toBeNull();
+    expect(page.failedBeforeTraining).toEqual({ runDir: RUN_DIR, message: MESSAGE });
+    expect(page.historyError).toBeNull();
+
+    // a reload keeps it: the snapshot holds it, the folder is not offered again
+    const storage = new Map<string, string>();
+    saveSnapshot({ setItem: (k, v) => storage.set(k, v) }, snapshotOf(studio));
+    const restored = new Studio();
+    await restoreSnapshot(restored, api, readSnapshot({ getItem: (k) => storage.get(k) ?? null })!);
+    expect(restored.runDir).toBeNull();
+    expect(new TrainPage(restored, api, () => {}).failedBeforeTraining).toEqual({ runDir: RUN_DIR, message: MESSAGE });
+
+    // a folder followed before a run starts there holds no run either: with no failure heard, it stays the run
+    const before = new Studio();
+    before.runDir = RUN_DIR;
+    const waiting = new TrainPage(before, api, () => {});
+    await waiting.follow(null, RUN_DIR);
+    expect(before.runDir).toBe(RUN_DIR);
+    expect(waiting.failedBeforeTraining).toBeNull();
+  });
+
+  it('a lost connection is not a folder gone: the run stays, read again once connected', async () => {
+    const api: ApiTransport = {
+      call: (async () => {
+        throw new ApiError({ code: 'failed', message: 'No answer from PEFT Studio: the connection to it was lost.' });
+      }) as ApiTransport['call'],
+      onEvent: () => () => {},
+    };
+    const studio = new Studio();
+    studio.runDir = RUN_DIR;
+    const page = new TrainPage(studio, api, () => {});
+    await page.follow(null, RUN_DIR);
+    expect(studio.runDir).toBe(RUN_DIR);
+    expect(page.failedBeforeTraining).toBeNull();
   });
 });

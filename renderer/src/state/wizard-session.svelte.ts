@@ -4,7 +4,7 @@
 // (its run list, then the run's history for its live id). The Train page
 // then follows that run as if the page had never gone away.
 import type { ApiEvent, ApiTransport, RunSettings, TrainMethod } from '../../../electron/api/contract.js';
-import { METHOD_SPECIFIC, STEPS, type LiveRun, type Page, type Studio } from './studio.svelte.js';
+import { METHOD_SPECIFIC, readKeyOf, STEPS, type LiveRun, type Page, type Studio } from './studio.svelte.js';
 
 export const SESSION_KEY = 'peft-studio-wizard';
 
@@ -33,6 +33,10 @@ export interface WizardSnapshot {
   /** the evaluation file (Studio.evalData); absent from snapshots written before it was kept: none */
   evalData?: string | null;
   runDir: string | null;
+  /** the run that failed before it trained and left no folder (Studio.failedStart); absent from older snapshots: none */
+  failedStart?: { runDir: string; message: string } | null;
+  /** what the check before the start said the run would take (Studio.startEstimate); absent from older snapshots: none */
+  startEstimate?: { runDir: string; text: string } | null;
 }
 
 export function snapshotOf(studio: Studio): WizardSnapshot {
@@ -49,6 +53,8 @@ export function snapshotOf(studio: Studio): WizardSnapshot {
     setAside: studio.setAside,
     evalData: studio.evalReport ? studio.evalData : null,
     runDir: studio.runDir,
+    failedStart: studio.failedStart,
+    startEstimate: studio.startEstimate,
   }) as WizardSnapshot;
 }
 
@@ -99,6 +105,10 @@ function setAsideOf(stash: unknown, method: TrainMethod | null): RunSettings['hy
   return kept as RunSettings['hyper'];
 }
 
+/** { runDir, [text]: string }: failedStart's and startEstimate's shape */
+const isRunText = (v: unknown, text: string): boolean =>
+  typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>).runDir === 'string' && typeof (v as Record<string, unknown>)[text] === 'string';
+
 /** The snapshot this tab saved, or null (none, one of another version, or one whose fields are not what this version writes). */
 export function readSnapshot(storage: Pick<Storage, 'getItem'>): WizardSnapshot | null {
   let json: Record<string, unknown> | null;
@@ -111,7 +121,9 @@ export function readSnapshot(storage: Pick<Storage, 'getItem'>): WizardSnapshot 
   const ok = typeof json.page === 'string' && PAGES.includes(json.page) && stringOrNull(json.model) && stringOrNull(json.data) && stringOrNull(json.runDir) &&
     (json.method === null || (typeof json.method === 'string' && METHODS.includes(json.method))) &&
     typeof json.dataFormat === 'string' && FORMATS.includes(json.dataFormat) && typeof json.completionOnly === 'boolean' && typeof json.pack === 'boolean' &&
-    typeof json.hyper === 'object' && json.hyper !== null && !Array.isArray(json.hyper) && (!('evalData' in json) || stringOrNull(json.evalData));
+    typeof json.hyper === 'object' && json.hyper !== null && !Array.isArray(json.hyper) && (!('evalData' in json) || stringOrNull(json.evalData)) &&
+    (!('failedStart' in json) || json.failedStart === null || isRunText(json.failedStart, 'message')) &&
+    (!('startEstimate' in json) || json.startEstimate === null || isRunText(json.startEstimate, 'text'));
   if (!ok) return null;
   const snap = json as unknown as WizardSnapshot;
   return 'setAside' in json ? { ...snap, setAside: setAsideOf(json.setAside, snap.method) } : snap;
@@ -127,6 +139,8 @@ export function readSnapshot(storage: Pick<Storage, 'getItem'>): WizardSnapshot 
 export async function restoreSnapshot(studio: Studio, api: ApiTransport, snap: WizardSnapshot): Promise<void> {
   const untouched = () => studio.page === 'model' || studio.page === snap.page;
   studio.runDir = snap.runDir;
+  studio.failedStart = snap.failedStart ?? null;
+  studio.startEstimate = snap.startEstimate ?? null;
   studio.runId = null; // the run's live id belongs to the service's session: the Train page asks for it again
   studio.dataFormat = snap.dataFormat;
   studio.completionOnly = snap.completionOnly;
@@ -145,9 +159,11 @@ export async function restoreSnapshot(studio: Studio, api: ApiTransport, snap: W
       const read = { model: snap.model, format: snap.dataFormat, completionOnly: snap.completionOnly, pack: snap.pack, ...seqLen };
       studio.dataReport = await api.call('inspectData', { ...read, data: snap.data });
       studio.data = snap.data;
+      studio.dataReadWith = readKeyOf(read);
       if (snap.evalData) {
         studio.evalReport = await api.call('inspectData', { ...read, data: snap.evalData, role: 'eval' });
         studio.evalData = snap.evalData;
+        studio.evalReadWith = readKeyOf(read);
       }
     }
   } catch (e) {

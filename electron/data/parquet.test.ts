@@ -101,7 +101,7 @@ describe('Parquet datasets train exactly as the same rows in JSON Lines', () => 
     const file = writeParquet(join(dir, 'ids.parquet'), { input_ids: { values: ids.map((r) => r.map(BigInt)), type: int64List() } });
     const fromParquet = await loadDataset(file, tokenizer, options());
     expect(fromParquet.report.format).toBe('tokenized');
-    expect(fromParquet.examples.map((e) => e.inputIds)).toEqual(ids);
+    expect(fromParquet.examples.map((e) => Array.from(e.inputIds))).toEqual(ids);
     const fromJsonl = await loadDataset(jsonl('ids.jsonl', ids.map((input_ids) => ({ input_ids }))), tokenizer, options());
     expect(fromParquet.examples.map((e) => e.labels)).toEqual(fromJsonl.examples.map((e) => e.labels));
   });

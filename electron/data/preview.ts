@@ -77,9 +77,10 @@ export async function previewRow(path: string, row: number, tokenizer: ModelToke
   try {
     const prepared = prepareRow(entry.record!.value, format, tokenizer, options.completionOnly, options.vocabSize);
     const extra = { layout: prepared.layout, ...(prepared.text !== undefined ? { text: prepared.text } : {}), length: prepared.inputIds.length };
-    let fitted: { inputIds: number[]; labels: number[]; dropped: number };
+    let fitted: { inputIds: Int32Array; labels: Int32Array; dropped: number };
     try {
-      fitted = fitToLength(prepared, options.seqLen);
+      // as the loader has it (tokenized-file.ts); the ids passed prepareRow's vocabulary check, so each is an Int32
+      fitted = fitToLength({ inputIds: Int32Array.from(prepared.inputIds), labels: Int32Array.from(prepared.labels) }, options.seqLen);
     } catch (e) {
       if (!(e instanceof RowError)) throw e;
       // Still show the tokens: the UI explains why nothing is learned.
@@ -99,6 +100,7 @@ export async function previewRow(path: string, row: number, tokenizer: ModelToke
   }
 }
 
-function toPreviewTokens(ids: readonly number[], labels: readonly number[], tokenizer: ModelTokenizer): PreviewToken[] {
-  return ids.map((id, t) => ({ id, piece: tokenizer.decode([id]), trained: t > 0 && labels[t] !== IGNORE_INDEX }));
+/** Plain objects for the UI (JSON). Array.from, not map: an Int32Array's map would give an Int32Array. */
+function toPreviewTokens(ids: ArrayLike<number>, labels: ArrayLike<number>, tokenizer: ModelTokenizer): PreviewToken[] {
+  return Array.from(ids, (id, t) => ({ id, piece: tokenizer.decode([id]), trained: t > 0 && labels[t] !== IGNORE_INDEX }));
 }

@@ -70,8 +70,12 @@ export function* entryChunks(key: string, version: number, file: TokenizedFile):
     let at = 0;
     for (const r of file.records) {
       if ('error' in r) continue;
-      for (const v of r.row[part]) {
-        chunk[at++] = v;
+      const values = r.row[part];
+      for (let from = 0; from < values.length;) {
+        const n = Math.min(values.length - from, CHUNK_INTS - at);
+        chunk.set(values.subarray(from, from + n), at);
+        at += n;
+        from += n;
         if (at === CHUNK_INTS) {
           yield* out(asBytes(chunk));
           chunk = new Int32Array(CHUNK_INTS);
@@ -84,10 +88,10 @@ export function* entryChunks(key: string, version: number, file: TokenizedFile):
   yield hash.digest();
 }
 
-/** Whether every line, id and label is an Int32 (an entry holds them as such; anything else is not kept). */
+/** Whether every line is an Int32 and every row has a label per id (an entry holds them so; anything else is not kept). The ids and labels are Int32Arrays already. */
 export function fitsEntry(file: TokenizedFile): boolean {
   const int32 = (v: number) => Object.is(v | 0, v); // (not -0: it would read back as 0)
-  return file.records.every((r) => int32(r.line) && ('error' in r || (r.row.inputIds.every(int32) && r.row.labels.every(int32) && r.row.labels.length === r.row.inputIds.length)));
+  return file.records.every((r) => int32(r.line) && ('error' in r || r.row.labels.length === r.row.inputIds.length));
 }
 
 function asBytes(a: Int32Array): Uint8Array {
@@ -155,16 +159,10 @@ export function decodeEntry(bytes: Buffer, key: string, version: number): Tokeni
     }
     const layout = h.layouts[meta >> 1];
     if (meta < 0 || layout === undefined || length < 0 || token + length > h.tokens) return null;
-    records[i] = { line, row: { inputIds: numbers(ids, token, length), labels: numbers(labels, token, length), layout, systemDropped: (meta & 1) === 1 } };
+    // views over the bytes read, not copies: the loader's examples share the entry's one buffer
+    records[i] = { line, row: { inputIds: ids.subarray(token, token + length), labels: labels.subarray(token, token + length), layout, systemDropped: (meta & 1) === 1 } };
     token += length;
   }
   if (token !== h.tokens || error !== h.errors.length) return null;
   return { kind: h.kind, format: h.format, problems: h.problems, records };
-}
-
-/** A plain array of `length` ints from `at` (the loader's rows are number[]). */
-function numbers(from: Int32Array, at: number, length: number): number[] {
-  const out: number[] = new Array(length);
-  for (let k = 0; k < length; k++) out[k] = from[at + k];
-  return out;
 }

@@ -6,15 +6,21 @@
 // result from it (load-dataset.ts), cached or not.
 // A change to what this keeps of a file needs token-cache.ts CACHE_VERSION bumped.
 import type { ModelTokenizer } from '../models/tokenizer.js';
+import { Int32Arena } from '../training/token-arena.js';
 import type { ContainerKind, ContainerRead } from './containers/records.js';
 import type { DatasetFormat } from './options.js';
 import { prepareRow } from './prepare-row.js';
 import { RowError, type ProblemKind, type RowProblem } from './problems.js';
 
-/** A record's tokens: prepareRow's result without the rendered text (the loader does not use it). */
+/**
+ * A record's tokens: prepareRow's result without the rendered text (the
+ * loader does not use it), as views into the file's few buffers (a fresh
+ * read's arena, or the token cache entry read back), which the loader's
+ * examples go on sharing.
+ */
 export interface TokenizedRow {
-  inputIds: number[];
-  labels: number[];
+  inputIds: Int32Array;
+  labels: Int32Array;
   layout: string;
   systemDropped: boolean;
 }
@@ -43,10 +49,11 @@ export interface TokenizedFile {
 /** Tokenizes every record of `read` in `format` (null only when it has no records). */
 export function tokenizeFile(read: ContainerRead, format: DatasetFormat | null, tokenizer: ModelTokenizer, completionOnly: boolean, vocabSize: number): TokenizedFile {
   if (format === null && read.records.length > 0) throw new Error('internal: records to tokenize without a format');
+  const arena = new Int32Arena();
   const records = read.records.map((record): TokenizedRecord => {
     try {
       const row = prepareRow(record.value, format!, tokenizer, completionOnly, vocabSize);
-      return { line: record.line, row: { inputIds: row.inputIds, labels: row.labels, layout: row.layout, systemDropped: row.systemDropped === true } };
+      return { line: record.line, row: { inputIds: arena.copy(row.inputIds), labels: arena.copy(row.labels), layout: row.layout, systemDropped: row.systemDropped === true } };
     } catch (e) {
       if (!(e instanceof RowError)) throw e;
       return { line: record.line, error: { kind: e.kind, message: e.message } };

@@ -39,13 +39,14 @@ export function maskedExample(row: TaskRow, tokenizer: ModelTokenizer, source: s
   if (tokenizer.eosId === null) throw new Error(`${tokenizer.dir}: the tokenizer has no EOS token; the demo model needs one`);
   completionIds.push(tokenizer.eosId);
   return {
-    inputIds: [...promptIds, ...completionIds],
-    labels: [...promptIds.map(() => IGNORE_INDEX), ...completionIds],
+    inputIds: Int32Array.from([...promptIds, ...completionIds]),
+    labels: Int32Array.from([...promptIds.map(() => IGNORE_INDEX), ...completionIds]),
     source,
   };
 }
 
 /** Pre-tokenized JSON lines ({"input_ids", "labels"}), the form `train --data` reads. */
 export function tokenizedJsonl(examples: readonly Example[]): string {
-  return examples.map((e) => JSON.stringify({ input_ids: e.inputIds, labels: e.labels })).join('\n') + '\n';
+  // Array.from: JSON.stringify writes an Int32Array as an object of indices
+  return examples.map((e) => JSON.stringify({ input_ids: Array.from(e.inputIds), labels: Array.from(e.labels) })).join('\n') + '\n';
 }

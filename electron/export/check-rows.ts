@@ -73,7 +73,7 @@ export function builtInSample(tokenizer: ModelTokenizer | null, options: { seqLe
       ids = Array.from({ length: 12 }, (_, t) => (7 + 31 * r + 13 * t * (r + 1)) % options.vocabSize);
     }
     ids = ids.slice(0, options.seqLen);
-    return { inputIds: ids, labels: ids.slice(), source: `built-in sample:${r + 1}` };
+    return { inputIds: Int32Array.from(ids), labels: Int32Array.from(ids), source: `built-in sample:${r + 1}` };
   }).filter((e) => countTrainedTokens(e.labels) > 0);
 }
 

@@ -73,7 +73,7 @@ describe('export reload check rows', () => {
     expect(ids.every((r) => r.length > 8 && r[r.length - 1] === tokenizer.eosId)).toBe(true);
     expect(result.check.rows).toBe(8);
     expect(result.check.tokens).toBe(ids.reduce((n, r) => n + r.length - 1, 0));
-    const reference = await adapterLoss(model.dir, join(dir, 'adapter'), ids.map((r, i) => ({ inputIds: r, labels: r.slice(), source: `sample:${i}` })));
+    const reference = await adapterLoss(model.dir, join(dir, 'adapter'), ids.map((r, i) => ({ inputIds: Int32Array.from(r), labels: Int32Array.from(r), source: `sample:${i}` })));
     expect(result.check.sourceLoss).toBe(reference.loss);
 
     // a run whose data file is gone falls back to the sample, and says why

@@ -9,7 +9,7 @@ import type { ModelFolder } from '../models/folder.js';
 import { createEngine } from '../session.js';
 import { loadDataset, type DatasetFormatOption, type DatasetRole } from '../data/index.js';
 import type { ModelTokenizer } from '../models/tokenizer.js';
-import { countTrainedTokens, DataError, type Example } from '../training/data.js';
+import { countTrainedTokens, DataError, detachedRows, type Example } from '../training/data.js';
 import { splitTrainEval } from '../training/split.js';
 
 /**
@@ -100,7 +100,8 @@ export async function loadCheckRows(file: string, tokenizer: ModelTokenizer, opt
   const part = split && split.fraction > 0 ? splitTrainEval(examples, split.fraction, split.seed).eval : examples;
   const scorable = part.filter((e) => countTrainedTokens(e.labels) > 0).slice(0, options.rows);
   if (scorable.length === 0) throw new DataError(`${file}: no ${split && split.fraction > 0 ? 'eval ' : ''}row has a label token to score`);
-  return scorable;
+  // a few rows out of the whole file: copied, so that they do not keep all of its tokens alive
+  return detachedRows(scorable);
 }
 
 /**

@@ -11,4 +11,4 @@ export const TINY_FLOP_SPEC: ModelSpec = {
 };
 
 /** A row of n tokens, every one a label. */
-export const rowOf = (n: number): Example => ({ inputIds: Array(n).fill(3), labels: Array(n).fill(3), source: `x:${n}` });
+export const rowOf = (n: number): Example => ({ inputIds: new Int32Array(n).fill(3), labels: new Int32Array(n).fill(3), source: `x:${n}` });

@@ -5,13 +5,13 @@
 // (electron/data/pack.ts) brings its own segments and positions: one segment
 // per document, positions restarting at 0 in each.
 import type { Batch } from '../engine/native.js';
-import { IGNORE_INDEX, type Example } from './data.js';
+import { IGNORE_INDEX, type Example, type TokenRowView } from './data.js';
 import { Prng, shuffledIndices } from '../random/prng.js';
 
 export const PAD_SEGMENT = -1;
 
 /** Builds one [rows, seqLen] batch; seqLen = longest row unless padTo is given. */
-export function makeBatch(rows: readonly Pick<Example, 'inputIds' | 'labels' | 'segments' | 'positions'>[], padTo?: number): Batch {
+export function makeBatch(rows: readonly TokenRowView[], padTo?: number): Batch {
   if (rows.length === 0) throw new Error('makeBatch needs at least one example');
   const longest = Math.max(...rows.map((r) => r.inputIds.length));
   const seqLen = padTo ?? longest;
@@ -31,12 +31,12 @@ export function makeBatch(rows: readonly Pick<Example, 'inputIds' | 'labels' | '
     if (row.labels.length !== len) throw new Error(`row ${b}: ${row.labels.length} labels for ${len} tokens`);
     if (row.segments && row.segments.length !== len) throw new Error(`row ${b}: ${row.segments.length} segment ids for ${len} tokens`);
     if (row.positions && row.positions.length !== len) throw new Error(`row ${b}: ${row.positions.length} positions for ${len} tokens`);
-    for (let t = 0; t < len; t++) {
-      batch.inputIds[base + t] = row.inputIds[t];
-      batch.labels[base + t] = row.labels[t];
-      batch.segments[base + t] = row.segments ? row.segments[t] : 0;
-      batch.positions[base + t] = row.positions ? row.positions[t] : t;
-    }
+    batch.inputIds.set(row.inputIds, base);
+    batch.labels.set(row.labels, base);
+    if (row.segments) batch.segments.set(row.segments, base);
+    else batch.segments.fill(0, base, base + len);
+    if (row.positions) batch.positions.set(row.positions, base);
+    else for (let t = 0; t < len; t++) batch.positions[base + t] = t;
   });
   return batch;
 }

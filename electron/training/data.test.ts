@@ -16,7 +16,7 @@ const opts = { seqLen: 16, vocabSize: 40 };
 describe('JSONL data', () => {
   it('tokenizes text rows with the tokenizer', () => {
     const ex = parseJsonl('{"text": "ab"}\n\n{"text": "c", "id": 7}\n', 'd.jsonl', charTokenizer, opts);
-    expect(ex.map((e) => e.inputIds)).toEqual([
+    expect(ex.map((e) => Array.from(e.inputIds))).toEqual([
       [1, 3, 4, 2],
       [1, 5, 2],
     ]);
@@ -27,16 +27,16 @@ describe('JSONL data', () => {
   it('takes pre-tokenized rows, labels defaulting to input_ids', () => {
     const text = '{"input_ids": [5, 6, 7]}\n{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}';
     const ex = parseJsonl(text, 'f', charTokenizer, opts);
-    expect(ex[0].labels).toEqual([5, 6, 7]);
-    expect(ex[1].labels).toEqual([-100, 6, 7]);
+    expect(Array.from(ex[0].labels)).toEqual([5, 6, 7]);
+    expect(Array.from(ex[1].labels)).toEqual([-100, 6, 7]);
     expect(countTrainedTokens(ex[1].labels)).toBe(2);
     expect(countTrainedTokens([-100, -100, 7])).toBe(1);
   });
 
   it('truncates to seqLen', () => {
     const ex = parseJsonl('{"input_ids": [1,2,3,4,5], "labels": [1,2,-100,4,5]}', 'f', charTokenizer, { seqLen: 3, vocabSize: 40 });
-    expect(ex[0].inputIds).toEqual([1, 2, 3]);
-    expect(ex[0].labels).toEqual([1, 2, -100]);
+    expect(Array.from(ex[0].inputIds)).toEqual([1, 2, 3]);
+    expect(Array.from(ex[0].labels)).toEqual([1, 2, -100]);
   });
 
   const bad: [string, RegExp][] = [
@@ -68,10 +68,10 @@ describe('JSONL data', () => {
     const [ex] = parseJsonl(JSON.stringify({ text }), 'f', tokenizer, { seqLen: 64, vocabSize: 320 });
     const plain = tokenizer.encode(text, { addSpecialTokens: false });
     expect(plain.length).toBeGreaterThan(3);
-    expect(ex.inputIds).toEqual([TINY_BOS_ID, ...plain, TINY_EOS_ID]);
+    expect(Array.from(ex.inputIds)).toEqual([TINY_BOS_ID, ...plain, TINY_EOS_ID]);
     expect(tokenizer.decode(plain)).toBe(text);
     const [cut] = parseJsonl(JSON.stringify({ text }), 'f', tokenizer, { seqLen: 3, vocabSize: 320 });
-    expect(cut.inputIds).toEqual([TINY_BOS_ID, plain[0], plain[1]]);
+    expect(Array.from(cut.inputIds)).toEqual([TINY_BOS_ID, plain[0], plain[1]]);
     expect(() => parseJsonl(JSON.stringify({ text }), 'f', tokenizer, { seqLen: 64, vocabSize: 100 })).toThrow(/f:1: the tokenizer gave id \d+, outside the model's vocabulary \[0, 100\)/);
   });
 

@@ -8,6 +8,7 @@
 // that names file:line and what is wrong with it.
 // A change to exampleFromRow / checkIdArray (the ids and labels a row gives) needs data/token-cache.ts CACHE_VERSION bumped.
 import { readFileSync } from 'node:fs';
+import { Int32Arena } from './token-arena.js';
 
 export const IGNORE_INDEX = -100;
 
@@ -17,19 +18,49 @@ export interface TrainingEncoder {
   encodeForTraining(text: string): number[];
 }
 
+/**
+ * One training row. Its token arrays are Int32Array views, usually into a few
+ * large buffers shared by the rows of one load (token-arena.ts): read them,
+ * never write into them. Where a row leaves the process as JSON, convert
+ * explicitly (Array.from): JSON.stringify writes an Int32Array as an object.
+ */
 export interface Example {
-  inputIds: number[];
-  labels: number[];
+  inputIds: Int32Array;
+  labels: Int32Array;
   /** "file:line", for messages (a packed row: the first document's, and how many more) */
   source: string;
   /**
    * Packed rows only: the document each token belongs to (0, 1, ...) and its
    * position inside that document (restarting at 0). Absent: one document.
    */
-  segments?: number[];
-  positions?: number[];
+  segments?: Int32Array;
+  positions?: Int32Array;
   /** packed rows only: "file:line" of every document in the row */
   documents?: string[];
+}
+
+/**
+ * `rows` with their arrays copied into buffers of their own: for a few rows
+ * kept from a large load (the export check's), whose views would otherwise
+ * keep every buffer of that load alive.
+ */
+export function detachedRows(rows: readonly Example[]): Example[] {
+  const arena = new Int32Arena();
+  return rows.map((row) => ({
+    ...row,
+    inputIds: arena.copy(row.inputIds),
+    labels: arena.copy(row.labels),
+    ...(row.segments ? { segments: arena.copy(row.segments) } : {}),
+    ...(row.positions ? { positions: arena.copy(row.positions) } : {}),
+  }));
+}
+
+/** What reading a row's tokens needs: an Example's arrays, or plain arrays (a test's rows). */
+export interface TokenRowView {
+  inputIds: ArrayLike<number>;
+  labels: ArrayLike<number>;
+  segments?: ArrayLike<number>;
+  positions?: ArrayLike<number>;
 }
 
 export interface LoadOptions {
@@ -49,7 +80,7 @@ export class DataError extends Error {
  * shift inside) and, in a packed row, not the first token of a document (the
  * engine does not predict across the seam between two documents).
  */
-export function countTrainedTokens(labels: readonly number[], segments?: readonly number[]): number {
+export function countTrainedTokens(labels: ArrayLike<number>, segments?: ArrayLike<number>): number {
   let n = 0;
   for (let t = 1; t < labels.length; t++) {
     if (labels[t] !== IGNORE_INDEX && (!segments || segments[t] === segments[t - 1])) n++;
@@ -122,6 +153,7 @@ export function exampleFromRow(row: unknown, encoder: TrainingEncoder, options: 
 /** Parses JSONL text; `file` is only used in messages. Blank lines are skipped. */
 export function parseJsonl(text: string, file: string, encoder: TrainingEncoder, options: LoadOptions): Example[] {
   const examples: Example[] = [];
+  const arena = new Int32Arena();
   const lines = text.split('\n');
   lines.forEach((rawLine, index) => {
     const line = rawLine.replace(/\r$/, '');
@@ -134,7 +166,8 @@ export function parseJsonl(text: string, file: string, encoder: TrainingEncoder,
       throw new DataError(`${source}: not valid JSON (${(e as Error).message})`);
     }
     try {
-      examples.push({ ...exampleFromRow(row, encoder, options), source });
+      const { inputIds, labels } = exampleFromRow(row, encoder, options);
+      examples.push({ inputIds: arena.copy(inputIds), labels: arena.copy(labels), source });
     } catch (e) {
       if (e instanceof DataError) throw new DataError(`${source}: ${e.message}`);
       throw e;

@@ -17,9 +17,9 @@ const settings = (method: TrainMethod, extra: Partial<FlopSettings> = {}): FlopS
   method, lora: null, virtualTokens: 0, prefixEncoderHidden: null, gradientCheckpointing: false, ...extra,
 });
 const example = (n: number, masked = 0, segments?: number[]): Example => ({
-  inputIds: Array.from({ length: n }, (_, i) => i + 1),
-  labels: Array.from({ length: n }, (_, i) => (i < masked ? -100 : i + 1)),
-  segments,
+  inputIds: Int32Array.from({ length: n }, (_, i) => i + 1),
+  labels: Int32Array.from({ length: n }, (_, i) => (i < masked ? -100 : i + 1)),
+  segments: segments && Int32Array.from(segments),
   source: `rows.jsonl:${n}`,
 });
 

@@ -59,7 +59,7 @@ export interface RowShape {
 }
 
 /** The shapes of a run's training rows (each has a trained token: the loader skipped the rest). */
-export function rowShapes(rows: readonly { inputIds: readonly number[]; labels: readonly number[] }[]): RowShape[] {
+export function rowShapes(rows: readonly { inputIds: ArrayLike<number>; labels: Int32Array }[]): RowShape[] {
   return rows.map((r) => ({ length: r.inputIds.length, trainedFrom: Math.max(0, r.labels.findIndex((l) => l !== -100)) }));
 }
 

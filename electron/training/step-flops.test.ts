@@ -91,15 +91,16 @@ const settings = (method: TrainMethod, extra: Partial<FlopSettings> = {}): FlopS
   method, lora: null, virtualTokens: 0, prefixEncoderHidden: null, gradientCheckpointing: false, ...extra,
 });
 
+// rows as the loader gives them: Int32Array token arrays
 const example = (n: number, masked = 0, segments?: number[]) => ({
-  inputIds: Array.from({ length: n }, (_, i) => i + 1),
-  labels: Array.from({ length: n }, (_, i) => (i < masked ? -100 : i + 1)),
-  segments,
+  inputIds: Int32Array.from({ length: n }, (_, i) => i + 1),
+  labels: Int32Array.from({ length: n }, (_, i) => (i < masked ? -100 : i + 1)),
+  segments: segments && Int32Array.from(segments),
 });
 
 describe('microBatchFlops', () => {
   const rows = [example(7, 2), example(5), example(9, 3, [0, 0, 0, 0, 1, 1, 1, 1, 1])];
-  const asRows: Row[] = rows.map((e) => ({ tokens: e.inputIds.length, labels: e.labels, segments: e.segments }));
+  const asRows: Row[] = rows.map((e) => ({ tokens: e.inputIds.length, labels: Array.from(e.labels), segments: e.segments && Array.from(e.segments) }));
   const cases: [string, FlopSettings][] = [
     ['lora all', settings('lora', { lora: { rank: 4, targets: ALL, layers: null } })],
     ['qlora q,v layers 1,2', settings('qlora', { lora: { rank: 3, targets: ['q_proj', 'v_proj'], layers: [1, 2] } })],

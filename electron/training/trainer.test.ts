@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Example } from './data.js';
 import { optimizerStepGroups, stepsPerEpoch, totalSteps } from './trainer.js';
 
-const examples: Example[] = Array.from({ length: 10 }, (_, i) => ({ inputIds: [i, i], labels: [i, i], source: `f:${i + 1}` }));
+const examples: Example[] = Array.from({ length: 10 }, (_, i) => ({ inputIds: Int32Array.of(i, i), labels: Int32Array.of(i, i), source: `f:${i + 1}` }));
 
 describe('optimizer step plan', () => {
   it('counts steps as micro-batches grouped by grad-accum, the last group short', () => {

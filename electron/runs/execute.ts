@@ -20,6 +20,7 @@ import { adapterFileBytes, saveAdapterFolder } from '../training/adapter-files.j
 import { trainsAdapter, type TrainConfig } from '../training/config.js';
 import { boundByData, dataShape, estimateRun, memoryBudget, memoryShortfall } from '../training/memory-check.js';
 import { fittingAlternatives, rowShapes } from '../training/fit-alternatives.js';
+import { rowsBytes } from '../training/rows-bytes.js';
 import { cutMetricsAfter, MetricsWriter } from '../training/metrics.js';
 import { estimateRemaining } from '../training/progress.js';
 import { estimateRunTime, evaluatingSeconds, safeRunTimeEstimate } from '../training/time-estimate.js';
@@ -270,14 +271,16 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     // estimate is held against its free memory, on the CPU against the RAM.
     // sized as the data lets the batches grow: no more rows than it has, padded to its longest row
     const sized = boundByData(config, dataShape(data.train, data.eval));
-    const estimate = estimateRun(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision });
+    // the rows this process holds through the run, with the engine (training/rows-bytes.ts)
+    const held = rowsBytes([...data.train, ...data.eval]);
+    const estimate = estimateRun(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision }, held);
     const budget = memoryBudget(device);
     const available = budget.availableBytes;
     memory = { estimateBytes: estimate.totalBytes, availableBytes: available, where: budget.where, gpu: budget.gpu };
     // what would fit is searched only for a run that does not
     const fit = estimate.totalBytes > available
       ? fittingAlternatives(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision }, budget,
-        { resumed: options.resume === true, rows: config.pack ? undefined : rowShapes(data.train) })
+        { resumed: options.resume === true, rows: config.pack ? undefined : rowShapes(data.train), rowsBytes: held })
       : undefined;
     const shortfall = memoryShortfall(estimate, budget, { ...sized, precision: precision.precision }, fit);
     if (shortfall !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(shortfall);

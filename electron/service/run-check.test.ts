@@ -15,6 +15,8 @@ import { serviceForTests } from '../testing/service-fixture.js';
 import type { LoraSettings, TrainConfig } from '../training/config.js';
 import { fittingAlternatives } from '../training/fit-alternatives.js';
 import { trainingProcessBytes } from '../training/process-memory.js';
+import { rowsBytes } from '../training/rows-bytes.js';
+import { loadRunData } from '../training/run.js';
 import { fitAdvice, formAlternative } from './run-check.js';
 
 const studio = serviceForTests('service-fit-home');
@@ -24,8 +26,8 @@ const { ok, taskTrain } = studio;
  * The run's estimate for the demo model: the engine's, asked directly (LoRA rank 8 on q/v at 256 tokens unless
  * `over` says otherwise), and on the CPU the training process's own memory (training/process-memory.ts).
  */
-function engineBytes(folder: ModelFolder, over: Partial<MemoryEstimateOptions>): number {
-  return trainingProcessBytes(folder.dir) + loadAddon().estimateMemory(folder.spec, {
+function engineBytes(folder: ModelFolder, over: Partial<MemoryEstimateOptions>, rowsHeld = 0): number {
+  return trainingProcessBytes(folder.dir, rowsHeld) + loadAddon().estimateMemory(folder.spec, {
     device: 'cpu', precision: 'fp32', method: 'lora', quantization: null, weightDType: 'F16',
     batchSize: 1, seqLen: 256, lora: { rank: 8, targets: ['q_proj', 'v_proj'], layers: null, dropout: 0, dora: false },
     gradientCheckpointing: false, optimizer: 'adamw', ...over,
@@ -41,24 +43,32 @@ describe('checkRun: what would fit', () => {
     expect(c.ok).toBe(false);
     expect(c.memory!.fits).toBe(false);
     const available = c.memory!.availableBytes;
+    // the rows the training process would hold, as loaded here independently (30000 x 256 ids: ~61 MB of tokens)
+    const { train, eval: evalRows } = await loadRunData(c.config!, await ModelTokenizer.load(folder.dir), folder);
+    expect(rowsBytes([...train, ...evalRows])).toBeGreaterThan(30000 * 256 * 8);
+    // the check's own rows, for the exact figures below
+    const held = c.memory!.processBytes - trainingProcessBytes(folder.dir);
+    // what they hold, as a load here has them: the same within 2% (buffers may be laid out another way: a cold
+    // load's chunks, a warm one's cache entry)
+    expect(Math.abs(held - rowsBytes([...train, ...evalRows]))).toBeLessThan(held * 0.02);
     // checkpointing halves the activations at most, QLoRA shrinks the (tiny) weights: neither fits on its own
     expect(c.alternatives.map((a) => Object.keys(a.hyper))).toEqual([['batchSize', 'gradAccum'], ['seqLen']]);
     const [batch, seq] = c.alternatives;
     const b = batch.hyper.batchSize!;
     const accum = batch.hyper.gradAccum!;
-    expect(engineBytes(folder, { batchSize: b })).toBe(batch.totalBytes);
+    expect(engineBytes(folder, { batchSize: b }, held)).toBe(batch.totalBytes);
     expect(batch.totalBytes).toBeLessThanOrEqual(available);
     // 2 x 30000 rows per step kept: the fewest accumulation steps whose batch fits (one fewer needs a batch that does not), the batch as even as it can be
-    expect(engineBytes(folder, { batchSize: Math.ceil(60000 / (accum - 1)) })).toBeGreaterThan(available);
+    expect(engineBytes(folder, { batchSize: Math.ceil(60000 / (accum - 1)) }, held)).toBeGreaterThan(available);
     expect(b).toBe(Math.ceil(60000 / accum));
     expect(b * accum - 60000).toBeLessThan(accum);
     expect(batch.label).toBe(`batch size ${b}, gradient accumulation ${accum}`);
     expect(batch.detail).toBe(60000 % b === 0 ? null : `an effective batch of ${b * accum} instead of 60000`);
     expect(batch.method).toBeUndefined();
     const s = seq.hyper.seqLen!;
-    expect(seq.totalBytes).toBe(engineBytes(folder, { batchSize: 30000, seqLen: s }));
+    expect(seq.totalBytes).toBe(engineBytes(folder, { batchSize: 30000, seqLen: s }, held));
     expect(seq.totalBytes).toBeLessThanOrEqual(available);
-    expect(engineBytes(folder, { batchSize: 30000, seqLen: s < 64 ? s + 1 : s + 64 })).toBeGreaterThan(available);
+    expect(engineBytes(folder, { batchSize: 30000, seqLen: s < 64 ? s + 1 : s + 64 }, held)).toBeGreaterThan(available);
     expect(seq.label).toBe(`sequence length ${s}`);
     expect(c.verdict).toMatch(/^Does not fit in RAM: needs about [\d.]+ GiB, [\d.]+ GiB available\. These fit: batch size \d+, gradient accumulation \d+ \([\d.]+ GiB(; an effective batch of \d+ instead of 60000)?\); sequence length \d+ \([\d.]+ [KMG]iB; 30000 of 30000 rows are longer and would be cut\)\.$/);
     // the data's rows (30000 of 256 ids) are counted against the shorter sequence
@@ -83,7 +93,8 @@ describe('checkRun: what would fit', () => {
     const texts = readFileSync(taskTrain(), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { prompt: string; completion: string });
     const around = Math.max(...texts.map((r) => tokenizer.encodeForTraining(r.prompt + r.completion).length));
     const folder = await openModelFolder(studio.demo.model);
-    const lengths = [-2, -1, 0, 1, 2].map((d) => around + d).filter((L) => engineBytes(folder, { batchSize: rows, seqLen: L }) === c.memory!.totalBytes);
+    const held = c.memory!.processBytes - trainingProcessBytes(folder.dir); // the rows' bytes (the first test checks them)
+    const lengths = [-2, -1, 0, 1, 2].map((d) => around + d).filter((L) => engineBytes(folder, { batchSize: rows, seqLen: L }, held) === c.memory!.totalBytes);
     expect(lengths).toHaveLength(1);
     expect(c.memory!.totalBytes * 100).toBeLessThan(engineBytes(folder, { batchSize: 30000, seqLen: 256 }));
   });

@@ -94,6 +94,8 @@ export interface FitSearchOptions {
   resumed?: boolean;
   /** each training row as the run reads it (rowShapes): a shorter sequence then says how many it would cut, and skip */
   rows?: readonly RowShape[];
+  /** what the run's loaded rows hold (rowsBytes), counted in every estimate as the run's own is */
+  rowsBytes?: number;
 }
 
 /** The sequence lengths offered from 64 up are multiples of it (what people type, and kernel-friendly). */
@@ -174,7 +176,7 @@ export function fittingAlternatives(addon: NativeAddon, folder: ModelFolder, con
     let bytes = known.get(key);
     if (bytes === undefined) {
       const run = changedRun(config, lora, change);
-      bytes = estimateRun(addon, folder, run.config, run.lora, target).totalBytes;
+      bytes = estimateRun(addon, folder, run.config, run.lora, target, options.rowsBytes ?? 0).totalBytes;
       known.set(key, bytes);
     }
     return bytes;

@@ -103,7 +103,7 @@ const md = [
   '',
   `OpenBLAS sgemm on the 1536×576 projection in the same run: ${Object.entries(train.sgemm_gflops).map(([t, g]) => `${Number(g).toFixed(1)} GFLOP/s at ${t} tokens`).join(', ')}.`,
   'Ratios are engine GFLOP/s (FLOPs counted as documented in native-addon/bench/bench_train.cpp) over that sgemm figure;',
-  '"median" uses the median step, "best" the fastest. The estimate is what `inspect` reports: `estimate_memory` (the tensors) plus the CPU threads' scratch (`estimate_device_memory`).',
+  '"median" uses the median step, "best" the fastest. The estimate is what `inspect` reports: `estimate_memory` (the tensors) plus the CPU threads\' scratch (`estimate_device_memory`).',
   '',
   '| config | tokens/s | GFLOP/s | ratio (median) | ratio (best) | trainable params | estimate MiB | peak RSS MiB | estimate vs peak |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',

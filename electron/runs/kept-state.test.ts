@@ -8,36 +8,16 @@
 // fails with EISDIR), a file in the way of checkpoints/ or of a checkpoint.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseArgs } from '../cli/args.js';
-import { trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
-import { cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { TrainConfig } from '../training/config.js';
 import type { RunEndEvent, RunEvent } from './events.js';
+import { runFixture } from '../testing/run-fixture.js';
 import { executeRun } from './execute.js';
 import { FileWriteError } from '../files/atomic.js';
 import { describeWriteError, keptStateDir, writeErrorRemedy } from './kept-state.js';
 
-let modelDir: string;
-let data: string;
-let work: string;
-const savedHome = process.env.PEFT_STUDIO_HOME;
-
-beforeAll(async () => {
-  modelDir = (await tinyModel({ seed: 7 })).dir;
-  work = tempDir('kept');
-  data = writeJsonl(join(work, 'd.jsonl'), cycleRows(8, 12));
-  process.env.PEFT_STUDIO_HOME = join(work, 'home');
-});
-afterAll(() => {
-  if (savedHome === undefined) delete process.env.PEFT_STUDIO_HOME;
-  else process.env.PEFT_STUDIO_HOME = savedHome;
-});
-
-function configFor(out: string, flags: string[] = []): TrainConfig {
-  return trainConfigFromArgs(parseArgs(trainSpec, ['--model', modelDir, '--data', data, '--out', out, '--steps', '3', '--batch-size', '2',
-    '--threads', '2', '--eval-split', '0', '--lr', '1e-2', '--seed', '3', ...flags]));
-}
+const fx = runFixture('kept', { seed: 7, rows: 8, base: ['--steps', '3', '--batch-size', '2', '--threads', '2', '--eval-split', '0', '--lr', '1e-2', '--seed', '3'] });
+const configFor = fx.configFor;
 
 async function run(config: TrainConfig, resume: boolean, onEvent: (e: RunEvent) => void = () => {}): Promise<{ end: RunEndEvent; steps: number[] }> {
   const steps: number[] = [];
@@ -54,13 +34,13 @@ const runKeyOf = (dir: string): string => (JSON.parse(readFileSync(join(dir, 'ru
 describe('a failed final save', () => {
   let reference: Buffer;
   beforeAll(async () => {
-    const ref = join(work, 'reference');
+    const ref = join(fx.work(), 'reference');
     expect((await run(configFor(ref), false)).end.type).toBe('finished');
     reference = adapterOf(ref);
   });
 
   it('keeps the final state as a checkpoint in the run folder; --resume writes the adapter without training', async () => {
-    const out = join(work, 'final-in-run');
+    const out = join(fx.work(), 'final-in-run');
     const blocker = join(out, 'adapter_model.safetensors');
     const { end, steps } = await run(configFor(out), false, (e) => { if (e.type === 'started') mkdirSync(join(blocker, 'in-the-way'), { recursive: true }); });
     expect(steps).toEqual([1, 2, 3]);
@@ -81,7 +61,7 @@ describe('a failed final save', () => {
   });
 
   it('keeps it in the studio home when the run folder takes no checkpoint either; --resume finds it there', async () => {
-    const out = join(work, 'final-in-home');
+    const out = join(fx.work(), 'final-in-home');
     const blocker = join(out, 'adapter_model.safetensors');
     const { end } = await run(configFor(out), false, (e) => {
       if (e.type !== 'started') return;
@@ -89,7 +69,7 @@ describe('a failed final save', () => {
       writeFileSync(join(out, 'checkpoints'), 'a file where the checkpoints folder goes');
     });
     const kept = join(keptStateDir(runKeyOf(out)), 'checkpoints', 'step-3');
-    expect(kept.startsWith(join(work, 'home', 'kept'))).toBe(true);
+    expect(kept.startsWith(join(fx.work(), 'home', 'kept'))).toBe(true);
     expect(end).toMatchObject({ type: 'failed', resumable: true, step: 3, checkpoint: kept });
     expect(messageOf(end)).toContain(`The trained weights of step 3 are kept as a checkpoint in ${kept}. Fix the cause above, then run peft-studio train --resume ${out}`);
 
@@ -103,7 +83,7 @@ describe('a failed final save', () => {
   });
 
   it('a failed checkpoint keeps that step in the studio home; --resume continues from it to the same adapter', async () => {
-    const out = join(work, 'checkpoint-fails');
+    const out = join(fx.work(), 'checkpoint-fails');
     const blocker = join(out, 'checkpoints', 'step-2');
     const { end, steps } = await run(configFor(out, ['--save-every', '1']), false, (e) => {
       if (e.type === 'checkpoint' && e.step === 1) writeFileSync(blocker, 'a file where step-2 goes');
@@ -117,7 +97,7 @@ describe('a failed final save', () => {
 
     rmSync(blocker);
     // the run folder moved (to a disk with room, say) before the resume: its kept state is the run's, not the path's
-    const moved = join(work, 'checkpoint-fails-moved');
+    const moved = join(fx.work(), 'checkpoint-fails-moved');
     renameSync(out, moved);
     const again = await run(configFor(moved, ['--save-every', '1']), true);
     expect(again.end.type).toBe('finished');

@@ -7,36 +7,16 @@
 // run.json goes (EISDIR), a file where best/ or checkpoints/ goes.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseArgs } from '../cli/args.js';
-import { trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
-import { cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
+import { describe, expect, it } from 'vitest';
 import type { TrainConfig } from '../training/config.js';
 import type { RunEndEvent, RunEvent } from './events.js';
+import { runFixture } from '../testing/run-fixture.js';
 import { executeRun } from './execute.js';
 import { keptStateDir } from './kept-state.js';
 import { indexFile, listRuns } from './run-index.js';
 
-let modelDir: string;
-let data: string;
-let work: string;
-const savedHome = process.env.PEFT_STUDIO_HOME;
-
-beforeAll(async () => {
-  modelDir = (await tinyModel({ seed: 7 })).dir;
-  work = tempDir('write-failures');
-  data = writeJsonl(join(work, 'd.jsonl'), cycleRows(10, 12));
-  process.env.PEFT_STUDIO_HOME = join(work, 'home');
-});
-afterAll(() => {
-  if (savedHome === undefined) delete process.env.PEFT_STUDIO_HOME;
-  else process.env.PEFT_STUDIO_HOME = savedHome;
-});
-
-function configFor(out: string, flags: string[] = []): TrainConfig {
-  return trainConfigFromArgs(parseArgs(trainSpec, ['--model', modelDir, '--data', data, '--out', out, '--steps', '3', '--batch-size', '2',
-    '--threads', '2', '--lr', '1e-2', '--seed', '3', ...flags]));
-}
+const fx = runFixture('write-failures', { seed: 7, rows: 10, base: ['--steps', '3', '--batch-size', '2', '--threads', '2', '--lr', '1e-2', '--seed', '3'] });
+const configFor = fx.configFor;
 const NO_EVAL = ['--eval-split', '0'];
 const KEEP_BEST = ['--eval-split', '0.2', '--eval-every', '1', '--keep-best'];
 
@@ -54,10 +34,10 @@ const stepsIn = (file: string): number[] => readFileSync(file, 'utf8').trim().sp
 
 describe('a metrics.jsonl row that cannot be written', () => {
   it('stops the run with that step kept as a checkpoint; --resume continues from it to the same adapter', async () => {
-    const ref = join(work, 'metrics-reference');
+    const ref = join(fx.work(), 'metrics-reference');
     expect((await run(configFor(ref, NO_EVAL), false)).end.type).toBe('finished');
 
-    const out = join(work, 'metrics-fails');
+    const out = join(fx.work(), 'metrics-fails');
     const metrics = join(out, 'metrics.jsonl');
     // after step 1's row: a folder where the file is, so appending step 2's row fails
     const { end, steps } = await run(configFor(out, NO_EVAL), false, (e) => {
@@ -85,11 +65,11 @@ describe('a metrics.jsonl row that cannot be written', () => {
 
 describe('a best/ that cannot be written (--keep-best)', () => {
   it('keeps the step in the studio home when the run folder takes no checkpoint; --resume writes best/ and ends as an uninterrupted run', async () => {
-    const ref = join(work, 'best-reference');
+    const ref = join(fx.work(), 'best-reference');
     const refEnd = await run(configFor(ref, KEEP_BEST), false);
     expect(refEnd.end.type).toBe('finished');
 
-    const out = join(work, 'best-fails');
+    const out = join(fx.work(), 'best-fails');
     const best = join(out, 'best');
     // from the start: a file where best/ goes (step 1's evaluation is the first best) and where checkpoints/ goes
     const { end, steps } = await run(configFor(out, KEEP_BEST), false, (e) => {
@@ -121,7 +101,7 @@ describe('a best/ that cannot be written (--keep-best)', () => {
 
 describe('a run.json that cannot be written', () => {
   it('still lets the index hear how the run ended', async () => {
-    const out = join(work, 'record-fails');
+    const out = join(fx.work(), 'record-fails');
     const record = join(out, 'run.json');
     const { end } = await run(configFor(out, NO_EVAL), false, (e) => {
       if (e.type !== 'started') return;
@@ -134,7 +114,7 @@ describe('a run.json that cannot be written', () => {
   });
 
   it('the list shows the index\'s end over a run.json left at "running" (the end could not be written there)', async () => {
-    const out = join(work, 'record-stale');
+    const out = join(fx.work(), 'record-stale');
     expect((await run(configFor(out, NO_EVAL), false)).end.type).toBe('finished');
     const finished = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as Record<string, unknown>;
     // the run.json of the run's last progress write: running, by a process that is gone, older than the index's entry

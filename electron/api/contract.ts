@@ -179,8 +179,12 @@ export interface HyperparameterSpec {
   kind: 'int' | 'number' | 'boolean' | 'choice' | 'list' | 'text';
   /** the default for this method and model */
   default: number | boolean | string | string[] | null;
+  /** inclusive limits: the value may equal them */
   min?: number;
   max?: number;
+  /** exclusive limits: the value must be more than `above` / less than `below` (LoRA alpha > 0, dropout < 1) */
+  above?: number;
+  below?: number;
   choices?: string[];
   /** 'basic' shows by default, 'advanced' behind a disclosure */
   group: 'basic' | 'advanced';

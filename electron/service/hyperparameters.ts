@@ -12,6 +12,7 @@ import { DEFAULT_NF4 } from '../session.js';
 import { PRECISIONS, PRECISION_TRADE_OFF } from '../engine/precision.js';
 import { TRAIN_DEFAULTS as D, trainsLora, trainsVirtualTokens } from '../training/config.js';
 import { SCHEDULER_KINDS } from '../training/schedule.js';
+import { HYPER_LABELS } from './form-labels.js';
 import { APP_STEPS_LIMIT, defaultLr, defaultSeqLenFor, SETTING_LIMITS, type LimitedField, type SettingLimit } from '../training/settings.js';
 
 type Key = HyperparameterSpec['key'];
@@ -24,17 +25,15 @@ const DORA_HELP = 'DoRA (weight-decomposed LoRA): also learns a magnitude for ea
 const NEFTUNE_HELP = 'Adds small random noise to the input embeddings while training (NEFTune). Often improves instruction-following answers; ' +
   '5 is a common value, 0 turns it off. Nothing changes at evaluation or when the model answers.';
 
-/** min / max for the form (an exclusive bound is shown as the bound; the check says the rest). */
-function bounds(key: LimitedField): Pick<HyperparameterSpec, 'min' | 'max'> {
-  const l = SETTING_LIMITS[key] as SettingLimit;
-  const min = l.min ?? l.above;
-  const max = l.max ?? l.below;
-  return { ...(min === undefined ? {} : { min }), ...(max === undefined ? {} : { max }) };
+/** The limits for the form, as the resolver holds them: inclusive min / max, exclusive above / below (LoRA alpha > 0). */
+function bounds(key: LimitedField): Pick<HyperparameterSpec, 'min' | 'max' | 'above' | 'below'> {
+  const { kind: _kind, ...limits } = SETTING_LIMITS[key] as SettingLimit;
+  return limits;
 }
 
-function num(key: Key & LimitedField, label: string, help: string, value: number | null, group: HyperparameterSpec['group'], extra: Partial<HyperparameterSpec> = {}): HyperparameterSpec {
+function num(key: Key & LimitedField, help: string, value: number | null, group: HyperparameterSpec['group'], extra: Partial<HyperparameterSpec> = {}): HyperparameterSpec {
   const kind = SETTING_LIMITS[key].kind === 'int' ? 'int' : 'number';
-  return { key, label, help, kind, default: value, ...bounds(key), group, ...extra };
+  return { key, label: HYPER_LABELS[key], help, kind, default: value, ...bounds(key), group, ...extra };
 }
 
 /** The device choices: auto, cpu, then 'cuda:N' (its own index) for each GPU the engine can use; deviceHelp says why another is not offered. */
@@ -53,60 +52,60 @@ export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec, gpus: 
   const virtual = trainsVirtualTokens(method) ? D.virtualTokens : 0;
   const seqLen = defaultSeqLenFor(spec, virtual);
   const out: HyperparameterSpec[] = [
-    num('lr', 'Learning rate', 'Peak step size; the schedule warms up to it and then decays.', defaultLr(method), 'basic'),
-    num('epochs', 'Epochs', 'Passes over the training rows (ignored when steps is set).', D.epochs, 'basic'),
-    num('steps', 'Steps', 'Optimizer steps to run instead of whole epochs; empty: use epochs.', null, 'basic', { min: APP_STEPS_LIMIT.min }),
-    num('batchSize', 'Batch size', 'Examples per micro-batch; memory grows with it.', D.batchSize, 'basic'),
-    num('seqLen', 'Sequence length', 'Longer examples are truncated to this many tokens; memory grows with it.', seqLen, 'basic', { max: spec.maxPositionEmbeddings - virtual }),
+    num('lr', 'Peak step size; the schedule warms up to it and then decays.', defaultLr(method), 'basic'),
+    num('epochs', 'Passes over the training rows (ignored when steps is set).', D.epochs, 'basic'),
+    num('steps', 'Optimizer steps to run instead of whole epochs; empty: use epochs.', null, 'basic', { min: APP_STEPS_LIMIT.min }),
+    num('batchSize', 'Examples per micro-batch; memory grows with it.', D.batchSize, 'basic'),
+    num('seqLen', 'Longer examples are truncated to this many tokens; memory grows with it.', seqLen, 'basic', { max: spec.maxPositionEmbeddings - virtual }),
   ];
   if (trainsLora(method)) {
     out.push(
-      num('rank', 'LoRA rank', 'Size of the low-rank update: more capacity, a larger adapter.', D.rank, 'basic'),
-      num('alpha', 'LoRA alpha', 'Scales the update by alpha / rank.', D.alpha, 'basic'),
-      num('dropout', 'LoRA dropout', 'Dropout on the LoRA branch input, against overfitting small data.', D.dropout, 'advanced'),
-      { key: 'targets', label: 'Target modules', help: 'Which linear layers get a LoRA update.', kind: 'list', default: [...PEFT_DEFAULT_TARGETS], choices: [...LORA_TARGETS], group: 'advanced' },
-      { key: 'rslora', label: 'Rank-stabilized LoRA', help: 'Scale by alpha / sqrt(rank), which keeps high ranks stable.', kind: 'boolean', default: false, group: 'advanced' },
-      { key: 'dora', label: 'DoRA', help: DORA_HELP, kind: 'boolean', default: false, group: 'advanced' },
+      num('rank', 'Size of the low-rank update: more capacity, a larger adapter.', D.rank, 'basic'),
+      num('alpha', 'Scales the update by alpha / rank.', D.alpha, 'basic'),
+      num('dropout', 'Dropout on the LoRA branch input, against overfitting small data.', D.dropout, 'advanced'),
+      { key: 'targets', label: HYPER_LABELS.targets, help: 'Which linear layers get a LoRA update.', kind: 'list', default: [...PEFT_DEFAULT_TARGETS], choices: [...LORA_TARGETS], group: 'advanced' },
+      { key: 'rslora', label: HYPER_LABELS.rslora, help: 'Scale by alpha / sqrt(rank), which keeps high ranks stable.', kind: 'boolean', default: false, group: 'advanced' },
+      { key: 'dora', label: HYPER_LABELS.dora, help: DORA_HELP, kind: 'boolean', default: false, group: 'advanced' },
     );
   }
   if (method === 'qlora') {
     out.push(
-      num('quantBlocksize', 'NF4 block size', 'Weights per 4-bit scale (a power of two); smaller is more precise and larger.', DEFAULT_NF4.blocksize, 'advanced'),
-      { key: 'doubleQuant', label: 'Double quantization', help: 'Quantize the scales too (4.127 instead of 4.5 bits per weight).', kind: 'boolean', default: DEFAULT_NF4.doubleQuant, group: 'advanced' },
+      num('quantBlocksize', 'Weights per 4-bit scale (a power of two); smaller is more precise and larger.', DEFAULT_NF4.blocksize, 'advanced'),
+      { key: 'doubleQuant', label: HYPER_LABELS.doubleQuant, help: 'Quantize the scales too (4.127 instead of 4.5 bits per weight).', kind: 'boolean', default: DEFAULT_NF4.doubleQuant, group: 'advanced' },
     );
   }
   if (trainsVirtualTokens(method)) {
-    out.push(num('virtualTokens', 'Virtual tokens', 'Learned tokens before every input: more capacity, fewer positions left for text.', D.virtualTokens, 'basic'));
+    out.push(num('virtualTokens', 'Learned tokens before every input: more capacity, fewer positions left for text.', D.virtualTokens, 'basic'));
   }
   if (method === 'prompt') {
-    out.push({ key: 'promptInitText', label: 'Start from text', help: 'Initialize the virtual tokens from this text\'s token embeddings (repeated or cut to fit); empty: random vocabulary embeddings.', kind: 'text', default: null, group: 'advanced' });
+    out.push({ key: 'promptInitText', label: HYPER_LABELS.promptInitText, help: 'Initialize the virtual tokens from this text\'s token embeddings (repeated or cut to fit); empty: random vocabulary embeddings.', kind: 'text', default: null, group: 'advanced' });
   }
   if (method === 'prefix') {
-    out.push({ key: 'prefixProjection', label: 'Prefix projection', help: 'Train the prefix through a small MLP (often more stable); the saved adapter is the same size.', kind: 'boolean', default: false, group: 'advanced' });
+    out.push({ key: 'prefixProjection', label: HYPER_LABELS.prefixProjection, help: 'Train the prefix through a small MLP (often more stable); the saved adapter is the same size.', kind: 'boolean', default: false, group: 'advanced' });
   }
   out.push(
-    num('gradAccum', 'Gradient accumulation', 'Micro-batches per optimizer step: a larger effective batch without more memory.', D.gradAccum, 'advanced'),
-    num('warmupSteps', 'Warmup steps', 'Steps of linear warmup from 0 to the learning rate.', D.warmupSteps, 'advanced'),
-    { key: 'scheduler', label: 'Schedule', help: 'How the learning rate changes after warmup.', kind: 'choice', default: D.scheduler, choices: [...SCHEDULER_KINDS], group: 'advanced' },
-    { key: 'optimizer', label: 'Optimizer', help: 'AdamW (betas 0.9, 0.999) or plain SGD (no optimizer state).', kind: 'choice', default: 'adamw', choices: ['adamw', 'sgd'], group: 'advanced' },
-    num('weightDecay', 'Weight decay', 'Decoupled weight decay of the trained parameters.', D.weightDecay, 'advanced'),
-    num('clip', 'Gradient clipping', 'Largest global gradient norm; 0 turns clipping off.', D.clip, 'advanced'),
-    num('neftuneAlpha', 'NEFTune noise (alpha)', NEFTUNE_HELP, D.neftuneAlpha, 'advanced'),
-    num('evalSplit', 'Eval split', 'Share of the rows held out to measure eval loss.', D.evalSplit, 'advanced'),
-    num('evalEvery', 'Evaluate every', 'Steps between evaluations; 0: at the end only.', D.evalEvery, 'advanced'),
+    num('gradAccum', 'Micro-batches per optimizer step: a larger effective batch without more memory.', D.gradAccum, 'advanced'),
+    num('warmupSteps', 'Steps of linear warmup from 0 to the learning rate.', D.warmupSteps, 'advanced'),
+    { key: 'scheduler', label: HYPER_LABELS.scheduler, help: 'How the learning rate changes after warmup.', kind: 'choice', default: D.scheduler, choices: [...SCHEDULER_KINDS], group: 'advanced' },
+    { key: 'optimizer', label: HYPER_LABELS.optimizer, help: 'AdamW (betas 0.9, 0.999) or plain SGD (no optimizer state).', kind: 'choice', default: 'adamw', choices: ['adamw', 'sgd'], group: 'advanced' },
+    num('weightDecay', 'Decoupled weight decay of the trained parameters.', D.weightDecay, 'advanced'),
+    num('clip', 'Largest global gradient norm; 0 turns clipping off.', D.clip, 'advanced'),
+    num('neftuneAlpha', NEFTUNE_HELP, D.neftuneAlpha, 'advanced'),
+    num('evalSplit', 'Share of the rows held out to measure eval loss.', D.evalSplit, 'advanced'),
+    num('evalEvery', 'Steps between evaluations; 0: at the end only.', D.evalEvery, 'advanced'),
     // judged on the evaluations during the run: the form shows them off (with the reason) until the run evaluates
-    { key: 'keepBest', label: 'Keep the best adapter', help: 'Also save the adapter of the lowest eval loss in the run folder\'s best/ (the run\'s own adapter stays the last step\'s).' +
+    { key: 'keepBest', label: HYPER_LABELS.keepBest, help: 'Also save the adapter of the lowest eval loss in the run folder\'s best/ (the run\'s own adapter stays the last step\'s).' +
       (method === 'full' ? ' Full fine-tuning keeps a whole model there: twice the disk.' : ''), kind: 'boolean', default: false, group: 'advanced' },
-    num('earlyStop', 'Early stopping patience', 'Stop after this many evaluations in a row without improvement; empty: train to the end.', null, 'advanced'),
-    num('earlyStopDelta', 'Early stopping threshold', 'An evaluation counts as an improvement only when lower than the best by more than this.', D.earlyStopDelta, 'advanced'),
-    num('saveEvery', 'Checkpoint every', 'Steps between checkpoints (a run can resume from them); 0: only when stopped.', D.saveEvery, 'advanced'),
-    num('keepCheckpoints', 'Checkpoints kept', 'Newest checkpoints kept on disk; 0: all.', D.keepCheckpoints, 'advanced'),
-    { key: 'gradientCheckpointing', label: 'Gradient checkpointing', help: 'Recompute activations in the backward pass: less memory, about a third slower.', kind: 'boolean', default: false, group: 'advanced' },
-    num('seed', 'Seed', 'Seeds initialization, shuffling, the eval split and dropout.', D.seed, 'advanced'),
-    num('threads', 'CPU threads', 'Threads the engine uses.', availableParallelism(), 'advanced'),
-    { key: 'device', label: 'Device', help: deviceHelp(gpus), kind: 'choice', default: D.device, choices: deviceChoices(gpus), group: 'advanced' },
+    num('earlyStop', 'Stop after this many evaluations in a row without improvement; empty: train to the end.', null, 'advanced'),
+    num('earlyStopDelta', 'An evaluation counts as an improvement only when lower than the best by more than this.', D.earlyStopDelta, 'advanced'),
+    num('saveEvery', 'Steps between checkpoints (a run can resume from them); 0: only when stopped.', D.saveEvery, 'advanced'),
+    num('keepCheckpoints', 'Newest checkpoints kept on disk; 0: all.', D.keepCheckpoints, 'advanced'),
+    { key: 'gradientCheckpointing', label: HYPER_LABELS.gradientCheckpointing, help: 'Recompute activations in the backward pass: less memory, about a third slower.', kind: 'boolean', default: false, group: 'advanced' },
+    num('seed', 'Seeds initialization, shuffling, the eval split and dropout.', D.seed, 'advanced'),
+    num('threads', 'Threads the engine uses.', availableParallelism(), 'advanced'),
+    { key: 'device', label: HYPER_LABELS.device, help: deviceHelp(gpus), kind: 'choice', default: D.device, choices: deviceChoices(gpus), group: 'advanced' },
     // the form shows it only where it matters (a GPU chosen or found); on the CPU a note says fp32
-    { key: 'precision', label: 'Precision', help: `auto: bf16 on a GPU with bf16 tensor cores, else fp32. ${PRECISION_TRADE_OFF}`, kind: 'choice', default: D.precision, choices: [...PRECISIONS], group: 'advanced' },
+    { key: 'precision', label: HYPER_LABELS.precision, help: `auto: bf16 on a GPU with bf16 tensor cores, else fp32. ${PRECISION_TRADE_OFF}`, kind: 'choice', default: D.precision, choices: [...PRECISIONS], group: 'advanced' },
   );
   return out;
 }

@@ -18,6 +18,7 @@ import { choosePrecision, type ResolvedPrecision } from '../engine/precision.js'
 import { adapterFileBytes } from '../training/adapter-files.js';
 import { adapterLayoutOf, type TrainConfig } from '../training/config.js';
 import { boundByData, dataShape, deviceBytesLabel, estimateRun, memoryBudget, rowsCutInWords, type MemoryBudget, type MemoryRemedy } from '../training/memory-check.js';
+import { rowsBytes } from '../training/rows-bytes.js';
 import { fittingAlternatives, type FitAlternative, type FitAlternatives } from '../training/fit-alternatives.js';
 import { checkOutFolder } from '../runs/out-folder.js';
 import { readRunRecord } from '../runs/run-record.js';
@@ -27,7 +28,7 @@ import { settingWarnings } from '../training/warnings.js';
 import { runSettingsField } from './errors.js';
 import { bytesInWords, unavailableReason } from './recommend.js';
 import type { ParsedRunSettings } from './run-settings.js';
-import { inAppWords } from './app-wording.js';
+import { appSettingName, inAppWords, settingRefusalInAppWords } from './app-wording.js';
 import { plannedSteps } from './planned-steps.js';
 import { runRowShapes, runTimeCheck } from './run-time.js';
 import { readRunData } from './run-data-check.js';
@@ -38,10 +39,14 @@ export interface CheckedRun {
   config: TrainConfig | null;
 }
 
-const refused = (errors: FieldError[], warnings: RunWarning[] = []): CheckedRun => ({
-  check: { ok: false, errors, warnings, config: null, memory: null, precision: null, time: null, alternatives: [], verdict: `Cannot start: ${errors.map((e) => e.message).join('; ')}` },
-  config: null,
-});
+/** A run that cannot start: its refusals in the form's words (app-wording.ts), the verdict made of them. */
+const refused = (found: FieldError[], warnings: RunWarning[] = []): CheckedRun => {
+  const errors = found.map(settingRefusalInAppWords);
+  return {
+    check: { ok: false, errors, warnings, config: null, memory: null, precision: null, time: null, alternatives: [], verdict: `Cannot start: ${errors.map((e) => e.message).join('; ')}` },
+    config: null,
+  };
+};
 
 /**
  * The run's warnings for these settings on this model, in the form's words:
@@ -54,14 +59,10 @@ async function formWarnings(config: TrainConfig, folder: ModelFolder): Promise<R
   return settingWarnings(config, folder.spec, steps).map((w) => ({ fields: w.fields, message: w.app }));
 }
 
-/** A model check's message in the form's words, and the field it is about. */
+/** A model check's message and the field it is about; refused() words its flags as the form's labels ("lower Batch size"). */
 function modelCheckError(message: string): FieldError {
   const field = /^--batch-size/.test(message) ? 'hyper.batchSize' : /--seq-len/.test(message) ? 'hyper.seqLen' : /--layers/.test(message) ? 'hyper.layers' : /--pack/.test(message) ? 'pack' : 'method';
-  return {
-    field,
-    message: message.replace(/--batch-size/g, 'batchSize').replace(/--grad-accum/g, 'gradAccum').replace(/--seq-len/g, 'seqLen')
-      .replace(/--pack/g, 'pack').replace(/--method/g, 'method'),
-  };
+  return { field, message };
 }
 
 /** The changes the fit search tries, in the form's words (the verdict names them when none helps). */
@@ -149,7 +150,8 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   if (parsed.errors.length > 0) return refused(parsed.errors);
   let config: TrainConfig;
   try {
-    config = trainConfigFromSettings({ ...parsed.settings, out });
+    // its refusals name the settings by the form's labels
+    config = trainConfigFromSettings({ ...parsed.settings, out }, appSettingName);
   } catch (e) {
     if (e instanceof SettingsError) return refused([{ field: runSettingsField(e.field), message: e.message }]);
     throw e;
@@ -208,7 +210,9 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   const rows = data!.rows!;
   // sized as the data lets the batches grow (no more rows than it has, padded to its longest row)
   const sized = boundByData(config, dataShape(rows.train, rows.eval));
-  const estimate = estimateRun(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision });
+  // the rows the training process will hold, as the run counts them
+  const held = rowsBytes([...rows.train, ...rows.eval]);
+  const estimate = estimateRun(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision }, held);
   const budget = memoryBudget(device);
   const available = budget.availableBytes;
   const fits = estimate.totalBytes <= available;
@@ -216,7 +220,7 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   // (with the data's row lengths, so a shorter sequence says how many rows it would cut)
   const shapes = fits ? null : runRowShapes(config, rows);
   const fit = fits ? null : fittingAlternatives(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision }, budget,
-    shapes ? { rows: shapes } : {});
+    { ...(shapes ? { rows: shapes } : {}), rowsBytes: held });
   const layout = adapterLayoutOf(config);
   const memory = {
     weights: estimate.weightBytes,

@@ -66,7 +66,8 @@ export class RunService {
     const { check, config } = await checkRunSettings(parsed, out);
     if (check.errors.length > 0) {
       const [first] = check.errors;
-      throw invalid(first.field, check.errors.map((e) => `${e.field}: ${e.message}`).join('; '));
+      // each message names its setting by the form's label (run-check.ts): no request key in front
+      throw invalid(first.field, check.errors.map((e) => e.message).join('; '));
     }
     if (!check.memory!.fits && !config!.ignoreMemoryCheck) throw failed(`${check.verdict} Or start anyway (ignore the memory check).`);
     if (this.liveIn(out)) throw failed(`${out}: a run is already training in this folder`);

@@ -176,10 +176,10 @@ describe('checkRun', () => {
 
   it('0 steps (the CLI writes an untrained adapter with it) and a batch no step can hold are refused, naming their fields', async () => {
     const zero = await ok<RunCheck>(desktop, 'checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { steps: 0 } });
-    expect(zero.errors).toEqual([{ field: 'hyper.steps', message: expect.stringContaining('>= 1') }]);
+    expect(zero.errors).toEqual([{ field: 'hyper.steps', message: 'Steps must be a whole number of at least 1, got 0' }]);
     const huge = await ok<RunCheck>(desktop, 'checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { batchSize: 1e9 } });
     // with the sequence length the run really has (the demo model's default, 256), known once the model is
-    expect(huge.errors).toEqual([{ field: 'hyper.batchSize', message: expect.stringContaining('batchSize 1000000000 x seqLen 256 = 256000000000 tokens per step, more than one step can hold (16777216)') }]);
+    expect(huge.errors).toEqual([{ field: 'hyper.batchSize', message: expect.stringContaining('Batch size 1000000000 x Sequence length 256 = 256000000000 tokens per step, more than one step can hold (16777216)') }]);
     // the limit is the engine's: the largest step the form lets through is estimated, one token more is refused there too
     const largest = await ok<RunCheck>(desktop, 'checkRun', { model: demo.model, data: taskTrain(), method: 'lora', hyper: { batchSize: 65536, seqLen: 256 } });
     expect(largest.errors).toEqual([]);
@@ -191,7 +191,7 @@ describe('checkRun', () => {
 
   it('a setting of another method, and a seqLen the model cannot hold, name their fields', async () => {
     const wrong = await ok<RunCheck>(desktop, 'checkRun', { model: demo.model, data: taskTrain(), method: 'prompt', hyper: { rank: 4 } });
-    expect(wrong.errors).toEqual([{ field: 'hyper.rank', message: 'rank applies to method lora and qlora only' }]);
+    expect(wrong.errors).toEqual([{ field: 'hyper.rank', message: 'LoRA rank applies to the method lora and qlora only' }]);
     const long = await ok<RunCheck>(desktop, 'checkRun', { model: demo.model, data: taskTrain(), method: 'prompt', hyper: { seqLen: 250 } });
     expect(long.errors[0].field).toBe('hyper.seqLen');
     expect(long.errors[0].message).toContain('minus the 20 virtual tokens');

@@ -48,7 +48,7 @@ describe('device in the service', () => {
   it('a device that is not a device, or a GPU that is not there, is a field error on hyper.device', async () => {
     const bad = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: taskTrain(), method: 'lora', hyper: { device: 'tpu' } });
     expect(bad.ok).toBe(false);
-    expect(bad.errors).toEqual([{ field: 'hyper.device', message: expect.stringMatching(/^hyper\.device: unknown device 'tpu'; use auto/) }]);
+    expect(bad.errors).toEqual([{ field: 'hyper.device', message: expect.stringMatching(/^Device: unknown device 'tpu'; use auto/) }]);
     const missing = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: taskTrain(), method: 'lora', hyper: { device: `cuda:${addon.devices().length}` } });
     expect(missing.ok).toBe(false);
     expect(missing.errors.map((e) => e.field)).toEqual(['hyper.device']);
@@ -83,7 +83,7 @@ describe('device in the service', () => {
   it('a precision that is not one, or bf16 on the CPU, is a field error on hyper.precision', async () => {
     const bad = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: taskTrain(), method: 'lora', hyper: { precision: 'fp16' } });
     expect(bad.ok).toBe(false);
-    expect(bad.errors).toEqual([{ field: 'hyper.precision', message: expect.stringMatching(/^hyper\.precision: unknown precision 'fp16'; use auto \(bf16 on an NVIDIA GPU/) }]);
+    expect(bad.errors).toEqual([{ field: 'hyper.precision', message: expect.stringMatching(/^Precision: unknown precision 'fp16'; use auto \(bf16 on an NVIDIA GPU/) }]);
     const notString = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: taskTrain(), method: 'lora', hyper: { precision: 16 } });
     expect(notString.errors.map((e) => e.field)).toEqual(['hyper.precision']);
     const cpu = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: taskTrain(), method: 'lora', hyper: { device: 'cpu', precision: 'bf16' } });

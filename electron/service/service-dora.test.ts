@@ -58,7 +58,7 @@ describe('hyper.dora in a request', () => {
     for (const method of ['prompt', 'prefix', 'full']) {
       const c = await ok<RunCheck>('checkRun', settings(method, { dora: true }));
       expect(c.ok, method).toBe(false);
-      expect(c.errors, method).toEqual([{ field: 'hyper.dora', message: 'dora applies to method lora and qlora only' }]);
+      expect(c.errors, method).toEqual([{ field: 'hyper.dora', message: 'DoRA applies to the method lora and qlora only' }]);
     }
     expect(await callRefused(studio.service, 'startRun', settings('prompt', { dora: true }))).toMatchObject({ code: 'invalid', field: 'hyper.dora' });
     // off is no choice at all: every method takes it

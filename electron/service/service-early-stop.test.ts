@@ -37,9 +37,9 @@ describe('keep-best and early stopping in the run form', () => {
   it('checkRun names the field when the run does not evaluate during training', async () => {
     const noEval = await ok<RunCheck>('checkRun', settings({ steps: 4, earlyStop: 2, evalEvery: 2 }));
     expect(noEval.ok).toBe(false);
-    expect(noEval.errors).toEqual([{ field: 'hyper.earlyStop', message: expect.stringContaining('earlyStop stops when the eval loss stops improving, so it needs an eval set') }]);
+    expect(noEval.errors).toEqual([{ field: 'hyper.earlyStop', message: expect.stringContaining('Early stopping patience stops when the eval loss stops improving, so it needs an eval set') }]);
     const atEnd = await ok<RunCheck>('checkRun', settings({ steps: 4, keepBest: true }, { evalData: dataset('task-eval') }));
-    expect(atEnd.errors).toEqual([{ field: 'hyper.keepBest', message: expect.stringContaining('needs evalEvery N above 0') }]);
+    expect(atEnd.errors).toEqual([{ field: 'hyper.keepBest', message: expect.stringContaining('needs Evaluate every above 0') }]);
     const bad = await ok<RunCheck>('checkRun', settings({ steps: 4, earlyStop: 0, evalEvery: 2 }, { evalData: dataset('task-eval') }));
     expect(bad.errors.map((e) => e.field)).toEqual(['hyper.earlyStop']);
     const good = await ok<RunCheck>('checkRun', settings({ steps: 4, keepBest: true, earlyStop: 2, earlyStopDelta: 0.01, evalEvery: 2 }, { evalData: dataset('task-eval') }));

@@ -38,7 +38,7 @@ describe('checkRun with an evaluation file', () => {
   it('beside an eval split it is refused on the eval split field, naming both; a missing file on its own field', async () => {
     const both = await ok<RunCheck>('checkRun', settings({ steps: 2, evalSplit: 0.1 }, { evalData: dataset('task-eval') }));
     expect(both.ok).toBe(false);
-    expect(both.errors).toEqual([{ field: 'hyper.evalSplit', message: expect.stringMatching(/^evalSplit cannot be combined with evalData: the eval rows come from the evaluation file/) }]);
+    expect(both.errors).toEqual([{ field: 'hyper.evalSplit', message: expect.stringMatching(/^Eval split cannot be combined with the evaluation file \(Data page\): the eval rows come from the evaluation file/) }]);
     const missing = join(tempDir('no-eval'), 'valid.jsonl');
     const gone = await ok<RunCheck>('checkRun', settings({ steps: 2 }, { evalData: missing }));
     expect(gone.errors).toEqual([{ field: 'evalData', message: `${missing}: the evaluation file does not exist` }]);

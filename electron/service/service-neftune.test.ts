@@ -55,7 +55,8 @@ describe('hyper.neftuneAlpha in a request', () => {
   it('checkRun refuses a negative one by its field, startRun too; a valid one is in the checked config', async () => {
     const bad = await ok<RunCheck>('checkRun', settings('lora', { neftuneAlpha: -0.5 }));
     expect(bad.ok).toBe(false);
-    expect(bad.errors).toEqual([{ field: 'hyper.neftuneAlpha', message: 'hyper.neftuneAlpha must be a number >= 0 and <= 10000, got -0.5' }]);
+    // in the form's words (the request's reader says hyper.neftuneAlpha, above)
+    expect(bad.errors).toEqual([{ field: 'hyper.neftuneAlpha', message: 'NEFTune noise (alpha) must be from 0 to 10000, got -0.5' }]);
     expect(await callRefused(studio.service, 'startRun', settings('lora', { neftuneAlpha: -0.5 }))).toMatchObject({ code: 'invalid', field: 'hyper.neftuneAlpha' });
     for (const method of ['lora', 'full', 'prefix']) {
       const good = await ok<RunCheck>('checkRun', settings(method, { neftuneAlpha: 5 }));

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import type { ModelOverview, TrainMethod } from '../../../electron/api/contract.js';
 import { recommendMethod } from '../../../electron/service/recommend.js';
+import { SettingsError, trainConfigFromSettings } from '../../../electron/training/settings.js';
 import captured from '../components/testdata/demo-overview.json';
 import { Studio } from '../state/studio.svelte.js';
 import Method from './Method.svelte';
@@ -151,5 +152,34 @@ describe('the speed beside the memory', () => {
     const again = render(onGpu, 'lora').root;
     for (const m of ['lora', 'qlora', 'prompt', 'prefix', 'full'] as const)
       expect(again.querySelector(`[data-testid="method-speed-${m}"]`)!.textContent!.trim()).toBe('known once the first steps run');
+  });
+});
+
+describe('packing chosen on the Data page', () => {
+  /** Whether the run's own resolver refuses packing for the method (training/settings.ts), asked with the form's other defaults. */
+  function runRefusesPacking(method: TrainMethod): boolean {
+    try {
+      trainConfigFromSettings({ model: '/m', data: '/d.jsonl', out: '/o', method, pack: true });
+      return false;
+    } catch (e) {
+      if (e instanceof SettingsError && e.field === 'pack') return true;
+      throw e;
+    }
+  }
+
+  it('warns on the card of each method the run refuses it for, and says where to change it', () => {
+    const { root, studio } = render(demo);
+    expect(root.querySelectorAll('[data-testid^="method-pack-"]')).toHaveLength(0);
+    studio.pack = true;
+    flushSync();
+    const warned = demo.methods.map((m) => m.method).filter((m) => root.querySelector(`[data-testid="method-pack-${m}"]`) !== null);
+    expect(warned).toEqual(demo.methods.map((m) => m.method).filter(runRefusesPacking));
+    expect(warned).toEqual(['prompt']);
+    expect(root.querySelector('[data-testid="method-pack-prompt"]')!.textContent!.replace(/\s+/g, ' ').trim()).toBe(
+      'Cannot pack rows: it prepends its virtual tokens to each sequence, so every document needs its own row. "Pack short rows" is ticked on the Data page: untick it there to train with Prompt tuning.');
+    // unticked again on the Data page: no warning
+    studio.pack = false;
+    flushSync();
+    expect(root.querySelectorAll('[data-testid^="method-pack-"]')).toHaveLength(0);
   });
 });

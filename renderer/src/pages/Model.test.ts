@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { flushSync } from 'svelte';
 import { describe, expect, it } from 'vitest';
 
-import type { PreloadBridge } from '../../../electron/api/contract.js';
+import type { ModelOverview, PreloadBridge } from '../../../electron/api/contract.js';
+import { openModelFolder } from '../../../electron/models/folder.js';
+import { SETTING_LIMITS } from '../../../electron/training/settings.js';
 import { Studio } from '../state/studio.svelte.js';
 import { byId, until } from '../testing/dom-waits.js';
 import { pageHarness } from '../testing/page-harness.js';
@@ -78,14 +80,74 @@ describe('what to know about the folder', () => {
     await until('the copy read', () => studio.model === fewer && byId(root, 'model-notices') !== null);
     const last = config.num_hidden_layers - 1;
     expect(byId(root, 'model-notices')!.textContent).toContain(`but the weights have ${config.num_hidden_layers}: model.layers.${last}.*`);
-    const seq = byId(root, 'estimate-seq') as HTMLInputElement;
-    seq.value = '4096';
-    seq.dispatchEvent(new Event('input', { bubbles: true }));
-    byId(root, 'estimate-apply')!.click();
-    await until('the estimate', () => (byId(root, 'model-notices')?.textContent ?? '').includes('4096'));
+    // an estimate beyond the positions (the page's own fields no longer ask for one: below): the service's notice, in the page's words
+    studio.overview = await inspect(fewer, 4096);
+    flushSync();
     const text = byId(root, 'model-notices')!.textContent!;
     expect(text).toContain('sequence length 4096 is beyond the model\'s max_position_embeddings');
     expect(text).not.toContain('--seq-len');
+  }, 30_000);
+});
+
+/** The app's api, loaded after the harness set the bridge (the module picks its transport when it loads). */
+async function inspect(model: string, seqLen: number): Promise<ModelOverview> {
+  const { api } = await import('../api/index.js');
+  return api.call('inspectModel', { model, seqLen });
+}
+
+/** Types `value` into an estimate field, as the user does. */
+function typeEstimate(root: HTMLElement, id: string, value: string): HTMLInputElement {
+  const input = byId(root, id) as HTMLInputElement;
+  input.value = value;
+  input.dispatchEvent(new Event('input', { bubbles: true }));
+  flushSync();
+  return input;
+}
+
+describe('the estimate\'s fields take what training takes', () => {
+  it('any whole sequence length from the run\'s least to the model\'s positions; beyond them the page refuses it in the form\'s words', async () => {
+    const { root, studio } = await renderWithDemo();
+    const positions = (await openModelFolder(harness.demo.model)).spec.maxPositionEmbeddings;
+    await until('the limits', () => byId(root, 'estimate-seq-limit') !== null);
+    expect(byId(root, 'estimate-seq-limit')!.textContent).toBe(`Sequence length: ${SETTING_LIMITS.seqLen.min} to ${positions}, the positions this model has.`);
+    // lengths training accepts that are no multiple of 8: valid in the field, and estimated
+    for (const length of [100, 250, SETTING_LIMITS.seqLen.min, positions]) {
+      const seq = typeEstimate(root, 'estimate-seq', String(length));
+      expect(seq.validity.valid, String(length)).toBe(true);
+      byId(root, 'estimate-apply')!.click();
+      await until(`the estimate for ${length}`, () => studio.overview!.report.settings.seq_len === length && byId(root, 'estimate-apply')!.hasAttribute('disabled') === false);
+      expect(byId(root, 'estimate-error')).toBeNull();
+    }
+    // one more than the positions, or fewer than the run takes: the field's own error, nothing estimated
+    for (const [length, error] of [[positions + 1, `Must be at most ${positions}.`], [SETTING_LIMITS.seqLen.min - 1, `Must be at least ${SETTING_LIMITS.seqLen.min}.`]] as const) {
+      const seq = typeEstimate(root, 'estimate-seq', String(length));
+      expect(seq.validity.valid, String(length)).toBe(false);
+      byId(root, 'estimate-apply')!.click();
+      flushSync();
+      expect(byId(root, 'estimate-error')!.textContent).toBe(`Sequence length: ${error}`);
+      expect(seq.getAttribute('aria-invalid')).toBe('true');
+      expect(studio.overview!.report.settings.seq_len).toBe(positions);
+    }
+    // batch and rank: whole numbers of at least 1, as the run takes them
+    typeEstimate(root, 'estimate-seq', String(positions));
+    typeEstimate(root, 'estimate-batch', '0');
+    byId(root, 'estimate-apply')!.click();
+    flushSync();
+    expect(byId(root, 'estimate-error')!.textContent).toBe(`Batch: Must be at least ${SETTING_LIMITS.batchSize.min}.`);
+  }, 30_000);
+
+  it('an estimate for a length training refuses says so instead of recommending a method that "fits"', async () => {
+    const { root, studio } = await renderWithDemo();
+    const positions = (await openModelFolder(harness.demo.model)).spec.maxPositionEmbeddings;
+    expect(byId(root, 'estimate-refused')).toBeNull();
+    // the service estimates what it is asked: every method "fits" 1000 tokens of the tiny demo
+    const beyond = await inspect(harness.demo.model, 1000);
+    expect(beyond.methods.every((m) => m.fits)).toBe(true);
+    studio.overview = beyond;
+    flushSync();
+    expect(byId(root, 'estimate-refused')!.textContent).toBe(
+      `Training refuses sequence length 1000 on this model: it has ${positions} positions. No method fits a length no run can have; estimate for ${positions} or less.`);
+    expect(root.textContent).not.toContain('Recommended:');
   }, 30_000);
 });
 

@@ -37,13 +37,20 @@ export function describeDefault(spec: HyperparameterSpec): string {
   return String(d);
 }
 
-/** The limits in words: "1 to 256", "at least 0", "at most 1" (empty when none). */
+/**
+ * The limits in words, exactly what the run accepts: "1 to 256", "at least 0",
+ * "at most 1", "more than 0", "0 up to but not including 1" (empty when none).
+ * An exclusive bound (above / below) is never said as an inclusive one: 0 is
+ * not a LoRA alpha the run takes.
+ */
 export function describeRange(spec: HyperparameterSpec): string {
-  const { min, max } = spec;
-  if (min !== undefined && max !== undefined) return `${min} to ${max}`;
-  if (min !== undefined) return `at least ${min}`;
-  if (max !== undefined) return `at most ${max}`;
-  return '';
+  const { min, max, above, below } = spec;
+  const low = min !== undefined ? { at: min, included: true } : above !== undefined ? { at: above, included: false } : null;
+  const high = max !== undefined ? { at: max, included: true } : below !== undefined ? { at: below, included: false } : null;
+  const lowWords = low && `${low.included ? 'at least' : 'more than'} ${low.at}`;
+  const highWords = high && `${high.included ? 'at most' : 'less than'} ${high.at}`;
+  if (low && high && low.included) return `${low.at} ${high.included ? 'to' : 'up to but not including'} ${high.at}`;
+  return [lowWords, highWords].filter(Boolean).join(' and ');
 }
 
 // A plain decimal or scientific number; Number() alone would also accept
@@ -64,6 +71,8 @@ function parseNumber(spec: HyperparameterSpec, text: string): ParsedField {
   if (whole && !Number.isInteger(value)) return { ok: false, error: 'Enter a whole number.' };
   if (spec.min !== undefined && value < spec.min) return { ok: false, error: `Must be at least ${spec.min}.` };
   if (spec.max !== undefined && value > spec.max) return { ok: false, error: `Must be at most ${spec.max}.` };
+  if (spec.above !== undefined && value <= spec.above) return { ok: false, error: `Must be more than ${spec.above}.` };
+  if (spec.below !== undefined && value >= spec.below) return { ok: false, error: `Must be less than ${spec.below}.` };
   return { ok: true, value };
 }
 

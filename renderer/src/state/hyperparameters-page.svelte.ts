@@ -175,12 +175,16 @@ export class HyperparametersPage {
     return serverErrorsFor(this.studio.check?.errors, key);
   }
 
-  /** The server's messages that belong to no field of this form (model, data, ...). */
+  /**
+   * The server's messages that belong to no field of this form (model, data,
+   * packing, ...): as they are, since each names its setting in the pages'
+   * words (the service's app-wording), never by the request's key ("pack").
+   */
   get otherErrors(): string[] {
     const keys = new Set<string>(this.specs.map((s) => s.key));
     return (this.studio.check?.errors ?? [])
       .filter((e) => !(keys.has(e.field) || (e.field.startsWith('hyper.') && keys.has(e.field.slice(6)))))
-      .map((e) => (e.field ? `${e.field}: ${e.message}` : e.message));
+      .map((e) => e.message);
   }
 
   /**

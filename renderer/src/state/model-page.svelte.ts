@@ -1,8 +1,9 @@
 // The Model page's own state: the demo, recent and Hugging Face cache models
 // it offers, the folder being read, and the settings the resource table is
 // estimated for.
-import type { CachedModels, DemoPaths, InspectModelRequest, RecentItems } from '../../../electron/api/contract.js';
+import type { CachedModels, DemoPaths, HyperparameterSpec, InspectModelRequest, ModelOverview, RecentItems } from '../../../electron/api/contract.js';
 import { api } from '../api/index.js';
+import { parseField } from './hyperparameter-fields.js';
 import { loadStartingPoints } from './starting-points.js';
 import type { Studio } from './studio.svelte.js';
 
@@ -13,6 +14,26 @@ export interface EstimateSettings {
   rank: number | null;
   virtualTokens: number | null;
   gradientCheckpointing: boolean;
+}
+
+/** The estimate's fields that take a number, as the run form names them. */
+export const ESTIMATE_FIELDS = ['batchSize', 'seqLen', 'rank'] as const;
+export type EstimateField = (typeof ESTIMATE_FIELDS)[number];
+/** Each field's limits: the run form's own for LoRA on this model (SETTING_LIMITS, and the model's positions for seqLen). */
+export type EstimateLimits = Record<EstimateField, HyperparameterSpec>;
+const ESTIMATE_LABELS: Record<EstimateField, string> = { batchSize: 'Batch', seqLen: 'Sequence length', rank: 'LoRA rank' };
+
+/**
+ * Why the settings an overview was estimated for are no run's (null: they
+ * are): a sequence length beyond the model's positions, which `train`
+ * refuses. The memory figures are then for a run that cannot start, so the
+ * page says so instead of what fits.
+ */
+export function estimateRefused(overview: ModelOverview): string | null {
+  const { seq_len: seqLen } = overview.report.settings;
+  const positions = overview.report.sizes.max_positions;
+  if (seqLen <= positions) return null;
+  return `Training refuses sequence length ${seqLen} on this model: it has ${positions} positions. No method fits a length no run can have; estimate for ${positions} or less.`;
 }
 
 /** A snapshot folder of the Hugging Face cache (…/models--org--name/snapshots/<commit>), as the repo id it holds. */
@@ -35,6 +56,10 @@ export class ModelPage {
   /** the last failure of this page, shown inline as well as in the banner */
   error = $state<string | null>(null);
   estimate = $state<EstimateSettings>({ batchSize: null, seqLen: null, rank: null, virtualTokens: null, gradientCheckpointing: false });
+  /** the limits of the estimate's fields for the model in use (null until the service said them) */
+  estimateLimits = $state<EstimateLimits | null>(null);
+  /** what is wrong with the estimate's fields, by field, as the run form words it; nothing is asked while there is any */
+  estimateErrors = $state<Partial<Record<EstimateField, string>>>({});
   /** the model field's text: the chosen folder, or what was typed since */
   draft = $state('');
   /** the inspect in progress */
@@ -48,13 +73,46 @@ export class ModelPage {
     if (s) this.estimate = { batchSize: s.batch_size, seqLen: s.seq_len, rank: s.rank, virtualTokens: s.virtual_tokens ?? null, gradientCheckpointing: s.gradient_checkpointing };
   }
 
+  /**
+   * Checks the estimate's fields against the run's limits (parseField, as the
+   * Hyperparameters page does); returns whether they can be estimated.
+   * An empty field is the engine's default.
+   */
+  checkEstimate(): boolean {
+    const errors: Partial<Record<EstimateField, string>> = {};
+    for (const field of ESTIMATE_FIELDS) {
+      const value = this.estimate[field];
+      const spec = this.estimateLimits?.[field];
+      if (value === null || value === undefined || !spec) continue;
+      const parsed = parseField(spec, String(value));
+      if (!parsed.ok) errors[field] = `${ESTIMATE_LABELS[field]}: ${parsed.error}`;
+    }
+    this.estimateErrors = errors;
+    return Object.keys(errors).length === 0;
+  }
+
+  /** Reads the estimate fields' limits for `dir` (the run form's, for LoRA); without them the fields take what the engine does. */
+  private async readEstimateLimits(dir: string, generation: number): Promise<void> {
+    try {
+      const specs = await api.call('hyperparameters', { model: dir, method: 'lora' });
+      if (generation !== this.#generation) return;
+      const byKey = new Map(specs.map((s) => [s.key, s]));
+      this.estimateLimits = ESTIMATE_FIELDS.every((f) => byKey.has(f)) ? { batchSize: byKey.get('batchSize')!, seqLen: byKey.get('seqLen')!, rank: byKey.get('rank')! } : null;
+    } catch {
+      // the limits only help the estimate's form; the model itself loaded (the server refuses what it cannot estimate)
+      if (generation === this.#generation) this.estimateLimits = null;
+    }
+  }
+
   async load(): Promise<void> {
     const cached = api.call('cachedModels', {}).then(
       (c) => void (this.cached = c),
       (e: unknown) => this.studio.showError(e),
     );
+    // back on the page with a model chosen before: its estimate's limits
+    const limits = this.studio.model && this.studio.overview ? this.readEstimateLimits(this.studio.model, this.#generation) : null;
     ({ demo: this.demo, recent: this.recent } = await loadStartingPoints(this.studio));
-    await cached;
+    await Promise.all([cached, limits]);
   }
 
   /**
@@ -111,6 +169,9 @@ export class ModelPage {
       }
       const s = overview.report.settings;
       this.estimate = { batchSize: s.batch_size, seqLen: s.seq_len, rank: s.rank, virtualTokens: s.virtual_tokens ?? null, gradientCheckpointing: s.gradient_checkpointing };
+      this.estimateErrors = {};
+      // not awaited: the folder is read (and the page free) once its overview is here
+      if (!withEstimate) void this.readEstimateLimits(dir, generation);
       api.call('recent', {}).then(
         (r) => (this.recent = r),
         () => {}, // the list is a convenience; the model itself loaded

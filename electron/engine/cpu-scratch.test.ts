@@ -56,6 +56,12 @@ for (let round = 0; round < 2; ++round) {
   engine.dispose();
   console.log(JSON.stringify({ round, start }));
 }
+// a synchronous call that computes (resetCache runs a soft prompt through the model) also runs on the engine's thread
+const prompted = createEngine(addon, folder, { threads });
+prompted.setupPromptTuning({ numVirtualTokens: 8, init: new Float32Array(8 * 256).fill(0.01) });
+prompted.resetCache(64);
+prompted.dispose();
+console.log(JSON.stringify({ afterPrompt: createEngine(addon, folder, { threads }).memory().scratchBytes }));
 console.log(JSON.stringify({ dtype: embeddingDType(folder), estimate: estimate.deviceBytes, perThread: estimate.device.cpuWeightGemmBytes, held }));
 `;
 
@@ -67,7 +73,9 @@ describe("the CPU threads' scratch of a running engine", () => {
     // each engine starts from nothing: the one disposed before it left no scratch behind
     expect(lines[0]).toEqual({ round: 0, start: 0 });
     expect(lines[1]).toEqual({ round: 1, start: 0 });
-    const { dtype, estimate, perThread, held } = lines[2];
+    // nor does one whose soft prompt a synchronous call ran through the model
+    expect(lines[2]).toEqual({ afterPrompt: 0 });
+    const { dtype, estimate, perThread, held } = lines[3];
     expect(dtype).toBe('BF16');
     expect(perThread).toBeGreaterThan(0);
     // after the first step, after the twelfth, and the peak with the evaluation, in both rounds

@@ -3,13 +3,15 @@
 // "EPERM ... run.lock". Immutable folders need root and chattr (ext4, xfs...).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 import { parseArgs } from '../cli/args.js';
 import { trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
 import { runTraining } from '../training/run.js';
-import { acquireRunLock, RunFolderWriteError } from './lock.js';
+import { acquireRunLock, readLock, RunFolderWriteError } from './lock.js';
+import { currentProcessIdentity, processStartTicks } from './process-alive.js';
 import { canMakeImmutable } from '../testing/immutable-folder.js';
 
 const canChattr = canMakeImmutable;
@@ -56,5 +58,35 @@ describe('acquireRunLock on a folder that cannot be written', () => {
     const dir = tempDir('lock');
     const release = await acquireRunLock(dir);
     await release();
+  });
+});
+
+describe('acquireRunLock where hard links are not there, and across hosts', () => {
+  // FAT / exFAT drives and some network shares refuse link() (EPERM on Linux's vfat, EOPNOTSUPP on some shares):
+  // no such drive can be mounted here, so link() is given failing as theirs does (review: every run failed at the lock)
+  for (const code of ['EPERM', 'EOPNOTSUPP']) {
+    const noLinks = { link: async () => { throw Object.assign(new Error(`${code}: operation not permitted, link`), { code }); } };
+    it(`takes the lock with the file created in place (${code}), refuses a second taker, and releases it`, async () => {
+      const dir = join(tempDir('lock-nolink'), 'run');
+      mkdirSync(dir);
+      const release = await acquireRunLock(dir, noLinks);
+      expect(await readLock(dir)).toEqual(currentProcessIdentity());
+      // another process's live lock is held: a lock written by our parent (alive, not us)
+      const other = join(tempDir('lock-nolink'), 'other');
+      mkdirSync(other);
+      writeFileSync(join(other, 'run.lock'), JSON.stringify({ pid: process.ppid, host: hostname(), startTicks: processStartTicks(process.ppid) }) + '\n');
+      await expect(acquireRunLock(other, noLinks)).rejects.toThrow(`the run is being trained by process ${process.ppid}`);
+      await release();
+      expect(await readLock(dir)).toBeNull();
+    });
+  }
+
+  it('a lock of another host with our pid is held, not taken over, and not released by us', async () => {
+    const dir = join(tempDir('lock-host'), 'run');
+    mkdirSync(dir);
+    const foreign = { ...currentProcessIdentity(), host: `${hostname()}-elsewhere` };
+    writeFileSync(join(dir, 'run.lock'), JSON.stringify(foreign) + '\n');
+    await expect(acquireRunLock(dir)).rejects.toThrow(`the run is being trained by process ${process.pid}`);
+    expect(await readLock(dir)).toEqual(foreign);
   });
 });

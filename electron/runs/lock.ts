@@ -6,7 +6,12 @@
 // is then hard-linked to run.lock (link() fails with EEXIST when the lock is
 // there), so no process ever sees a lock without its owner. A stale lock is
 // taken over by renaming it away first, so that of two processes that both
-// judged it stale only one removes it, and only the file it judged.
+// judged it stale only one removes it, and only the file it judged. A file
+// system without hard links (FAT and exFAT drives, some network shares) gets
+// the lock created in place and then written: a lock found empty is held for
+// UNREADABLE_LOCK_GRACE_MS, which covers that gap. An owner is one process:
+// its pid, host and start time together (two containers on a shared volume
+// can both run as pid 1).
 import { randomBytes } from 'node:crypto';
 import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -79,6 +84,35 @@ function tempBeside(dir: string, what: string): string {
   return join(dir, `.${LOCK_FILE}.${what}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
+/** The same process: pid, host and start time (a pid alone repeats across hosts and containers). */
+function sameProcess(a: ProcessIdentity, b: ProcessIdentity): boolean {
+  return a.pid === b.pid && a.host === b.host && a.startTicks === b.startTicks;
+}
+
+/** link() errors of a file system that has no hard links. */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/** The file operations the lock uses (tests give a link() that fails as FAT's does: no such drive here). */
+export interface LockFs {
+  link: (existing: string, created: string) => Promise<void>;
+}
+
+/** Puts the written identity at `file`: a hard link (atomic), or where there are none, the file created in place and written. */
+async function placeLock(temp: string, file: string, me: ProcessIdentity, fs: LockFs): Promise<void> {
+  try {
+    await fs.link(temp, file);
+  } catch (e) {
+    if (!NO_HARD_LINKS.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
+    const h = await open(file, 'wx'); // EEXIST: held, as link's; EPERM of an immutable folder: as link's
+    try {
+      await h.writeFile(JSON.stringify(me) + '\n');
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  }
+}
+
 /** Why the lock in the way of `link` cannot be taken over: its owner is alive, or it may be being written. Null: stale. */
 async function heldBy(dir: string, file: string, me: ProcessIdentity): Promise<RunLockedError | null> {
   let text: string;
@@ -91,7 +125,7 @@ async function heldBy(dir: string, file: string, me: ProcessIdentity): Promise<R
   }
   const owner = ownerOf(text);
   if (owner === null) return ageMs < UNREADABLE_LOCK_GRACE_MS ? new RunLockedError(dir, null) : null;
-  if (owner.pid !== me.pid && processState(owner) !== 'dead') return new RunLockedError(dir, owner);
+  if (!sameProcess(owner, me) && processState(owner) !== 'dead') return new RunLockedError(dir, owner);
   return null;
 }
 
@@ -100,7 +134,7 @@ async function heldBy(dir: string, file: string, me: ProcessIdentity): Promise<R
  * the lock is renamed away (one process wins that), read again, and put back
  * when it is no longer the stale one.
  */
-async function removeStaleLock(dir: string, file: string, me: ProcessIdentity): Promise<void> {
+async function removeStaleLock(dir: string, file: string, me: ProcessIdentity, fs: LockFs): Promise<void> {
   const aside = tempBeside(dir, 'stale');
   try {
     await rename(file, aside);
@@ -109,13 +143,20 @@ async function removeStaleLock(dir: string, file: string, me: ProcessIdentity): 
   }
   if ((await heldBy(dir, aside, me)) !== null) {
     // A live owner took it over between the check and the rename: give it back.
-    await link(aside, file).catch(() => {});
+    try {
+      await fs.link(aside, file);
+    } catch (e) {
+      if (NO_HARD_LINKS.has((e as NodeJS.ErrnoException).code ?? '')) {
+        await rename(aside, file).catch(() => {});
+        return;
+      }
+    }
   }
   await unlink(aside).catch(() => {});
 }
 
 /** Takes the lock of a run folder (which must exist); returns the release function. */
-export async function acquireRunLock(dir: string): Promise<() => Promise<void>> {
+export async function acquireRunLock(dir: string, fs: LockFs = { link }): Promise<() => Promise<void>> {
   const file = runPaths(dir).lock;
   const me = currentProcessIdentity();
   const temp = tempBeside(dir, 'new');
@@ -134,17 +175,17 @@ export async function acquireRunLock(dir: string): Promise<() => Promise<void>> 
   try {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        await link(temp, file);
+        await placeLock(temp, file, me, fs);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw lockWriteError(dir, file, e);
         const held = await heldBy(dir, file, me);
         if (held) throw held;
-        await removeStaleLock(dir, file, me);
+        await removeStaleLock(dir, file, me, fs);
         continue;
       }
       return async () => {
         const owner = await readLock(dir);
-        if (owner?.pid === me.pid) await unlink(file).catch(() => {});
+        if (owner !== null && sameProcess(owner, me)) await unlink(file).catch(() => {});
       };
     }
   } finally {

@@ -58,7 +58,7 @@ describe('checkRun: the data the run would refuse', () => {
     expect(refused.memory).toBeNull();
     expect(refused.errors).toEqual([{
       field: 'hyper.seqLen',
-      message: `Sequence length ${some - 1} leaves no row of ${data} a token to learn: the first ${some - 1} tokens of every row are prompt. ` +
+      message: `Sequence length ${some - 1} leaves no row of ${data} a token to learn: in each of its 3 usable rows the first ${some - 1} tokens are prompt. ` +
         `Raise it to at least ${every}, where every row keeps part of its answer (${whole} keeps every answer whole).`,
     }]);
     expect(refused.verdict).toBe(`Cannot start: ${refused.errors[0].message}`);

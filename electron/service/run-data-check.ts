@@ -5,6 +5,7 @@
 // prompt (no row keeps a token to learn): it is told on Sequence length, with
 // the shortest length that keeps every row usable, counted from where each
 // row's trained tokens start in the rows read without that limit.
+import { countOf } from '../text/plural.js';
 import type { FieldError } from '../api/contract.js';
 import type { ModelFolder } from '../models/folder.js';
 import { ModelTokenizer } from '../models/tokenizer.js';
@@ -76,7 +77,8 @@ async function dataError(config: TrainConfig, folder: ModelFolder, error: Error)
   const whole = need.whole > need.usable ? ` (${need.whole} keeps every answer whole)` : '';
   return {
     field: 'hyper.seqLen',
-    message: `Sequence length ${config.seqLen} leaves no row of ${file} a token to learn: the first ${config.seqLen} tokens of every row are prompt. ` +
+    // (rows the data cannot give for other reasons, the Data page lists: only the usable ones are said here)
+    message: `Sequence length ${config.seqLen} leaves no row of ${file} a token to learn: in each of its ${countOf(rows!.length, 'usable row')} the first ${config.seqLen} tokens are prompt. ` +
       `Raise it to at least ${need.usable}, where every row keeps part of its answer${whole}.`,
   };
 }

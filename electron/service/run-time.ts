@@ -18,7 +18,7 @@ import { ModelTokenizer, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE } from '../models
 import type { TrainConfig } from '../training/config.js';
 import { rowShapes, type RowShape } from '../training/fit-alternatives.js';
 import type { Example } from '../training/data.js';
-import { loadRunData } from '../training/run.js';
+import { loadRunData, runVirtualTokens } from '../training/run.js';
 import { describeTime, estimateRunTime, safeRunTimeEstimate } from '../training/time-estimate.js';
 import { totalSteps } from '../training/trainer.js';
 
@@ -46,8 +46,9 @@ async function rowsKey(config: TrainConfig, folder: ModelFolder): Promise<string
     ...(config.evalData ? dataFilesOf(config.evalData, 'eval') : [])];
   // an absent optional file is part of the key too
   const stamps = await Promise.all(files.map((f) => stat(f).then((s) => [s.size, s.mtimeMs], () => null)));
-  const { dataFormat, seqLen, completionOnly, pack, evalSplit, seed, evalData } = config;
-  return JSON.stringify([folder.dir, files, stamps, dataFormat, seqLen, completionOnly, pack, evalSplit, seed, evalData]);
+  const { dataFormat, seqLen, completionOnly, pack, evalSplit, seed, evalData, method } = config;
+  // the method and its virtual tokens too: they take positions from the rows' sequence length (loadRunData)
+  return JSON.stringify([folder.dir, files, stamps, dataFormat, seqLen, completionOnly, pack, evalSplit, seed, evalData, method, runVirtualTokens(config)]);
 }
 
 /**

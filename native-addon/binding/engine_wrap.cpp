@@ -240,7 +240,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     opts.quantization = quantization_from(env, o.Get("quantization"));
     try {
-      // made, used and destroyed on its own thread (a CUDA device's current context is per thread)
+      // made, used and destroyed on its own thread (a CUDA device's current context is
+      // per thread): every call that reaches the engine's memory runs there, also the
+      // synchronous ones (reset_cache runs a soft prompt through the model; a tensor
+      // read or write is a device copy on a GPU)
       thread_ = std::make_unique<EngineThread>();
       engine_ = thread_->call([&] { return std::make_unique<ps::Engine>(spec, opts); });
     } catch (const std::exception& e) {
@@ -372,7 +375,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Parameters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ps::Engine& e = engine(env);
-    auto params = guarded(env, [&] { return e.parameters(); });
+    auto params = guarded(env, [&] { return thread_->call([&] { return e.parameters(); }); });
     Napi::Array out = Napi::Array::New(env, params.size());
     for (size_t i = 0; i < params.size(); ++i) {
       Napi::Object o = Napi::Object::New(env);
@@ -393,14 +396,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Env env = info.Env();
     ps::Engine& e = engine(env);
     std::string name = name_arg(info);
-    return floats_to_js(env, guarded(env, [&] { return e.get_tensor(name); }));
+    return floats_to_js(env, guarded(env, [&] { return thread_->call([&] { return e.get_tensor(name); }); }));
   }
 
   Napi::Value GetGradient(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ps::Engine& e = engine(env);
     std::string name = name_arg(info);
-    return floats_to_js(env, guarded(env, [&] { return e.get_gradient(name); }));
+    return floats_to_js(env, guarded(env, [&] { return thread_->call([&] { return e.get_gradient(name); }); }));
   }
 
   // Off the main thread: it reads every weight (seconds on a large model).
@@ -428,7 +431,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     std::string name = name_arg(info);
     if (info.Length() < 2) type_error(env, "setTensor(name, data)");
     Napi::Float32Array a = float32_value(env, info[1], "data");
-    guarded(env, [&] { e.set_tensor(name, a.Data(), a.ElementLength()); });
+    guarded(env, [&] { thread_->call([&] { e.set_tensor(name, a.Data(), a.ElementLength()); }); });
     return env.Undefined();
   }
 
@@ -470,7 +473,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ps::Engine& e = engine(env);
-    ps::OptimizerState st = guarded(env, [&] { return e.get_optimizer_state(); });
+    ps::OptimizerState st = guarded(env, [&] { return thread_->call([&] { return e.get_optimizer_state(); }); });
     Napi::Object o = Napi::Object::New(env);
     o.Set("step", static_cast<double>(st.step));
     Napi::Array tensors = Napi::Array::New(env, st.tensors.size());
@@ -506,7 +509,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       ts.v.assign(vv.Data(), vv.Data() + vv.ElementLength());
       st.tensors.push_back(std::move(ts));
     }
-    guarded(env, [&] { e.set_optimizer_state(st); });
+    guarded(env, [&] { thread_->call([&] { e.set_optimizer_state(st); }); });
     return env.Undefined();
   }
 
@@ -528,7 +531,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     ps::Engine& e = engine(env);
     if (info.Length() < 1 || !info[0].IsNumber()) type_error(env, "resetCache(maxTokens)");
     int n = info[0].As<Napi::Number>().Int32Value();
-    guarded(env, [&] { e.reset_cache(n); });
+    guarded(env, [&] { thread_->call([&] { e.reset_cache(n); }); });
     return env.Undefined();
   }
 

@@ -88,15 +88,22 @@ export function wideEncoding(bytes: Uint8Array): { name: string; how: string; ic
  * the file, the line and the byte that is not UTF-8, and what to do.
  */
 export function decodeDataBytes(bytes: Uint8Array, file: string): string {
+  const body = checkedUtf8(bytes, file);
+  if (body.length > constants.MAX_STRING_LENGTH) {
+    throw new EncodingError(`${file}: ${Math.round(body.length / 2 ** 20)} MiB of text is more than one string can hold here (${Math.floor(constants.MAX_STRING_LENGTH / 2 ** 20)} MiB): split the file into smaller ones, or write it as JSON Lines (.jsonl), which is read a line at a time`);
+  }
+  // ignoreBOM: the file's BOM is already skipped; a second one is text and stays
+  return new TextDecoder('utf-8', { ignoreBOM: true }).decode(body);
+}
+
+/** The bytes after a UTF-8 BOM, checked to be UTF-8 (else an EncodingError naming the line and what to do). */
+export function checkedUtf8(bytes: Uint8Array, file: string): Uint8Array {
   const wide = wideEncoding(bytes);
   if (wide) {
     throw new EncodingError(`${file}: the file is ${wide.name} (recognised by ${wide.how}), not UTF-8; ${saveAsUtf8(file, wide.iconv)}`);
   }
   const start = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
   const body = bytes.subarray(start);
-  if (body.length > constants.MAX_STRING_LENGTH) {
-    throw new EncodingError(`${file}: ${Math.round(body.length / 2 ** 20)} MiB of text is more than one string can hold here (${Math.floor(constants.MAX_STRING_LENGTH / 2 ** 20)} MiB): split the file into smaller ones`);
-  }
   // Node's own check first (native, ~10x faster); the byte-by-byte walk only to find where a bad file goes wrong
   const bad = isUtf8(body) ? -1 : firstInvalidUtf8(body);
   if (bad >= 0) {
@@ -113,6 +120,5 @@ export function decodeDataBytes(bytes: Uint8Array, file: string): string {
     // (only bytes >= 0x80 can be invalid: a lone one is what Latin-1 / Windows-1252 text, the usual culprit, looks like)
     throw new EncodingError(`${file}:${line}: not valid UTF-8 (byte 0x${hex} at byte ${column} of the line; Latin-1 / Windows-1252 text looks like this): ${saveAsUtf8(file, 'WINDOWS-1252')}`);
   }
-  // ignoreBOM: the file's BOM is already skipped; a second one is text and stays
-  return new TextDecoder('utf-8', { ignoreBOM: true }).decode(body);
+  return body;
 }

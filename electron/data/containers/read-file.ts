@@ -8,13 +8,14 @@
 // Any of them may be compressed: NAME.jsonl.gz, NAME.csv.zst (decompress.ts).
 // Any other extension is sniffed: "[" -> JSON array, "{" -> JSON Lines.
 // A change to the rows, lines or problems this reads needs ../token-cache.ts CACHE_VERSION bumped.
+import { constants } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { DataError } from '../../training/data.js';
 import { readDelimited } from './csv.js';
 import { readJsonArray } from './json-array.js';
-import { readJsonl } from './jsonl.js';
-import { decodeDataBytes, EncodingError } from './decode-text.js';
+import { readJsonl, readJsonlBytes } from './jsonl.js';
+import { checkedUtf8, decodeDataBytes, EncodingError } from './decode-text.js';
 import type { ContainerRead } from './records.js';
 import { readPlainText } from './text.js';
 import { looksLikeParquet, readParquet } from './parquet.js';
@@ -84,6 +85,18 @@ export function parseContainer(text: string, file: string, named = file): Contai
 }
 
 
+/** JSON Lines as parseContainer would take the file: .jsonl / .ndjson, or .json and unknown names whose text starts with '{'. */
+function isJsonLinesByName(named: string, bytes: Uint8Array): boolean {
+  const ext = extname(named).toLowerCase();
+  if (ext === '.jsonl' || ext === '.ndjson') return true;
+  if (ext !== '.json' && DATA_FILE_EXTENSIONS_KNOWN.has(ext)) return false;
+  // the first character after a BOM and whitespace
+  let i = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x09 || bytes[i] === 0x0a || bytes[i] === 0x0d)) i++;
+  return bytes[i] === 0x7b; // '{'
+}
+const DATA_FILE_EXTENSIONS_KNOWN = new Set(['.csv', '.tsv', '.tab', '.txt', '.text', '.md']);
+
 /** A Git LFS pointer: what a clone without `git lfs` leaves in place of a large file. */
 const LFS_POINTER = 'version https://git-lfs.github.com/spec/v1';
 
@@ -91,14 +104,20 @@ export async function readContainer(file: string): Promise<ContainerRead> {
   return containerOfBytes(readDataBytes(file), file);
 }
 
-/** The rows of a data file whose bytes were read already (the token cache keys them by their hash: load-dataset.ts). */
-export async function containerOfBytes(raw: Buffer, file: string): Promise<ContainerRead> {
+/**
+ * The rows of a data file whose bytes were read already (the token cache keys
+ * them by their hash: load-dataset.ts). JSON Lines of more text than one
+ * string can hold (`wholeText`: V8's limit, 512 MiB; tests lower it) are read
+ * a line at a time, with the same records and problems.
+ */
+export async function containerOfBytes(raw: Buffer, file: string, wholeText = constants.MAX_STRING_LENGTH): Promise<ContainerRead> {
   const named = innerName(file);
   if (raw.length < 1024 && raw.subarray(0, LFS_POINTER.length).toString('latin1') === LFS_POINTER) {
     throw new DataError(`${file}: is a Git LFS pointer, not the data (the repository was cloned without Git LFS); run \`git lfs pull\` in it, or download the file itself`);
   }
   const bytes = decompressed(raw, file);
   if (extname(named).toLowerCase() === '.parquet' || looksLikeParquet(bytes)) return readParquet(bytes, file);
+  if (bytes.length > wholeText && isJsonLinesByName(named, bytes)) return readJsonlBytes(checkedUtf8(bytes, file), file);
   let text: string;
   try {
     text = decodeDataBytes(bytes, file);

@@ -198,7 +198,8 @@ export async function loadDataset(path: string, tokenizer: ModelTokenizer, optio
     }
     for (const row of compactFileRows(fileUsed, tokenized, arena)) used.push(row);
     fileProblems.sort((a, b) => a.line - b.line);
-    problems.push(...fileProblems);
+    // one by one: a spread of a million skipped rows overflows the call stack (a 600 MB file whose prompts pass --seq-len)
+    for (const p of fileProblems) problems.push(p);
     files.push({ path: file, rows: tokenized.records.length + tokenized.problems.length });
   }
   const total = files.reduce((n, f) => n + f.rows, 0);

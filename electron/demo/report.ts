@@ -42,8 +42,9 @@ export function formatReport(r: DemoReport): string {
     ...sampleLines('answers after', r.after.samples),
     '',
     `training ${r.training.seconds.toFixed(1)} s; whole demo ${r.wall_seconds.toFixed(1)} s; peak memory of the process ${mib(r.peak_rss_bytes)}`,
-    `training memory (engine estimate): ${mib(r.training_memory.totalBytes)} = weights ${mib(r.training_memory.weightBytes)} + gradients ${mib(r.training_memory.gradientBytes)} ` +
-      `+ optimizer state ${mib(r.training_memory.optimizerBytes)} + activations ${mib(r.training_memory.activationBytes)}; ` +
+    `training memory (the check's estimate): ${mib(r.training_memory.totalBytes)} = weights ${mib(r.training_memory.weightBytes)} + gradients ${mib(r.training_memory.gradientBytes)} ` +
+      `+ optimizer state ${mib(r.training_memory.optimizerBytes)} + activations ${mib(r.training_memory.activationBytes)} ` +
+      `+ CPU threads' scratch ${mib(r.training_memory.deviceBytes)} + the training process (Node, tokenizer) ${mib(r.training_memory.processBytes)}; ` +
       `${r.training_memory.trainableParams.toLocaleString('en')} of ${r.training_memory.totalParams.toLocaleString('en')} parameters trained`,
     `${what}: ${r.result_dir} (${mib(r.result_bytes)}; the base model is ${mib(r.base_model_bytes)})`,
     `figures: ${r.out}/demo.json`,

@@ -9,9 +9,8 @@ import { join, resolve } from 'node:path';
 import { loadAddon } from '../engine/load.js';
 import { pathExists } from '../files/exists.js';
 import { makeFolder } from '../files/make-folder.js';
-import type { MemoryEstimate } from '../engine/native.js';
 import { loadJsonl } from '../training/data.js';
-import { estimateRun } from '../training/memory-check.js';
+import { estimateRun, type RunEstimate } from '../training/memory-check.js';
 import { runTraining, type RunIO } from '../training/run.js';
 import { openModelWithTokenizer, openSession } from '../session.js';
 import { measure, type DemoData, type Figures } from './measure.js';
@@ -62,7 +61,7 @@ export interface DemoReport {
   /** (after - before) / before of the base-corpus perplexity */
   perplexity_change: number;
   /** the engine's own estimate for the training run: weights, gradients, optimizer state, activations */
-  training_memory: MemoryEstimate;
+  training_memory: RunEstimate;
   /** peak resident memory of the whole process (Node, tokenizer, engine) */
   peak_rss_bytes: number;
   wall_seconds: number;

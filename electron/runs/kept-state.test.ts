@@ -9,40 +9,28 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { TrainConfig } from '../training/config.js';
-import type { RunEndEvent, RunEvent } from './events.js';
-import { runFixture } from '../testing/run-fixture.js';
-import { executeRun } from './execute.js';
+import { adapterOf, messageOf, runFixture, runKeyOf, runOnce } from '../testing/run-fixture.js';
 import { FileWriteError } from '../files/atomic.js';
 import { describeWriteError, keptStateDir, writeErrorRemedy } from './kept-state.js';
 
 const fx = runFixture('kept', { seed: 7, rows: 8, base: ['--steps', '3', '--batch-size', '2', '--threads', '2', '--eval-split', '0', '--lr', '1e-2', '--seed', '3'] });
 const configFor = fx.configFor;
 
-async function run(config: TrainConfig, resume: boolean, onEvent: (e: RunEvent) => void = () => {}): Promise<{ end: RunEndEvent; steps: number[] }> {
-  const steps: number[] = [];
-  const end = await executeRun(config, { resume, emit: (e) => { if (e.type === 'step') steps.push(e.step); onEvent(e); } });
-  return { end, steps };
-}
 
-const adapterOf = (dir: string) => readFileSync(join(dir, 'adapter_model.safetensors'));
-const messageOf = (end: RunEndEvent) => (end as { message: string }).message;
 
-/** The run's key for its kept state: run.json's created_at. */
-const runKeyOf = (dir: string): string => (JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { created_at: string }).created_at;
 
 describe('a failed final save', () => {
   let reference: Buffer;
   beforeAll(async () => {
     const ref = join(fx.work(), 'reference');
-    expect((await run(configFor(ref), false)).end.type).toBe('finished');
+    expect((await runOnce(configFor(ref), false)).end.type).toBe('finished');
     reference = adapterOf(ref);
   });
 
   it('keeps the final state as a checkpoint in the run folder; --resume writes the adapter without training', async () => {
     const out = join(fx.work(), 'final-in-run');
     const blocker = join(out, 'adapter_model.safetensors');
-    const { end, steps } = await run(configFor(out), false, (e) => { if (e.type === 'started') mkdirSync(join(blocker, 'in-the-way'), { recursive: true }); });
+    const { end, steps } = await runOnce(configFor(out), false, (e) => { if (e.type === 'started') mkdirSync(join(blocker, 'in-the-way'), { recursive: true }); });
     expect(steps).toEqual([1, 2, 3]);
     const kept = join(out, 'checkpoints', 'step-3');
     expect(end).toMatchObject({ type: 'failed', resumable: true, step: 3, checkpoint: kept });
@@ -54,7 +42,7 @@ describe('a failed final save', () => {
     expect(existsSync(join(kept, 'COMPLETE'))).toBe(true);
 
     rmSync(blocker, { recursive: true });
-    const again = await run(configFor(out), true);
+    const again = await runOnce(configFor(out), true);
     expect(again.end.type).toBe('finished');
     expect(again.steps).toEqual([]); // nothing trained again
     expect(adapterOf(out).equals(reference)).toBe(true);
@@ -63,7 +51,7 @@ describe('a failed final save', () => {
   it('keeps it in the studio home when the run folder takes no checkpoint either; --resume finds it there', async () => {
     const out = join(fx.work(), 'final-in-home');
     const blocker = join(out, 'adapter_model.safetensors');
-    const { end } = await run(configFor(out), false, (e) => {
+    const { end } = await runOnce(configFor(out), false, (e) => {
       if (e.type !== 'started') return;
       mkdirSync(join(blocker, 'in-the-way'), { recursive: true });
       writeFileSync(join(out, 'checkpoints'), 'a file where the checkpoints folder goes');
@@ -75,7 +63,7 @@ describe('a failed final save', () => {
 
     rmSync(blocker, { recursive: true });
     rmSync(join(out, 'checkpoints'));
-    const again = await run(configFor(out), true);
+    const again = await runOnce(configFor(out), true);
     expect(again.end.type).toBe('finished');
     expect(again.steps).toEqual([]);
     expect(adapterOf(out).equals(reference)).toBe(true);
@@ -85,7 +73,7 @@ describe('a failed final save', () => {
   it('a failed checkpoint keeps that step in the studio home; --resume continues from it to the same adapter', async () => {
     const out = join(fx.work(), 'checkpoint-fails');
     const blocker = join(out, 'checkpoints', 'step-2');
-    const { end, steps } = await run(configFor(out, ['--save-every', '1']), false, (e) => {
+    const { end, steps } = await runOnce(configFor(out, ['--save-every', '1']), false, (e) => {
       if (e.type === 'checkpoint' && e.step === 1) writeFileSync(blocker, 'a file where step-2 goes');
     });
     expect(steps).toEqual([1, 2]);
@@ -99,7 +87,7 @@ describe('a failed final save', () => {
     // the run folder moved (to a disk with room, say) before the resume: its kept state is the run's, not the path's
     const moved = join(fx.work(), 'checkpoint-fails-moved');
     renameSync(out, moved);
-    const again = await run(configFor(moved, ['--save-every', '1']), true);
+    const again = await runOnce(configFor(moved, ['--save-every', '1']), true);
     expect(again.end.type).toBe('finished');
     expect(again.steps).toEqual([3]);
     expect(adapterOf(moved).equals(reference)).toBe(true);

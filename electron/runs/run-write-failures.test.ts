@@ -8,10 +8,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { TrainConfig } from '../training/config.js';
-import type { RunEndEvent, RunEvent } from './events.js';
-import { runFixture } from '../testing/run-fixture.js';
-import { executeRun } from './execute.js';
+import { adapterOf, messageOf, runFixture, runKeyOf, runOnce } from '../testing/run-fixture.js';
 import { keptStateDir } from './kept-state.js';
 import { indexFile, listRuns } from './run-index.js';
 
@@ -20,27 +17,19 @@ const configFor = fx.configFor;
 const NO_EVAL = ['--eval-split', '0'];
 const KEEP_BEST = ['--eval-split', '0.2', '--eval-every', '1', '--keep-best'];
 
-async function run(config: TrainConfig, resume: boolean, onEvent: (e: RunEvent) => void = () => {}): Promise<{ end: RunEndEvent; steps: number[] }> {
-  const steps: number[] = [];
-  const end = await executeRun(config, { resume, emit: (e) => { if (e.type === 'step') steps.push(e.step); onEvent(e); } });
-  return { end, steps };
-}
 
-const adapterOf = (dir: string) => readFileSync(join(dir, 'adapter_model.safetensors'));
-const messageOf = (end: RunEndEvent) => (end as { message: string }).message;
-const runKeyOf = (dir: string): string => (JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { created_at: string }).created_at;
 const stepsIn = (file: string): number[] => readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number; loss?: number }))
   .filter((r) => r.loss !== undefined).map((r) => r.step);
 
 describe('a metrics.jsonl row that cannot be written', () => {
   it('stops the run with that step kept as a checkpoint; --resume continues from it to the same adapter', async () => {
     const ref = join(fx.work(), 'metrics-reference');
-    expect((await run(configFor(ref, NO_EVAL), false)).end.type).toBe('finished');
+    expect((await runOnce(configFor(ref, NO_EVAL), false)).end.type).toBe('finished');
 
     const out = join(fx.work(), 'metrics-fails');
     const metrics = join(out, 'metrics.jsonl');
     // after step 1's row: a folder where the file is, so appending step 2's row fails
-    const { end, steps } = await run(configFor(out, NO_EVAL), false, (e) => {
+    const { end, steps } = await runOnce(configFor(out, NO_EVAL), false, (e) => {
       if (e.type === 'step' && e.step === 1) {
         rmSync(metrics);
         mkdirSync(join(metrics, 'in-the-way'), { recursive: true });
@@ -55,7 +44,7 @@ describe('a metrics.jsonl row that cannot be written', () => {
     expect(existsSync(join(kept, 'COMPLETE'))).toBe(true);
 
     rmSync(metrics, { recursive: true });
-    const again = await run(configFor(out, NO_EVAL), true);
+    const again = await runOnce(configFor(out, NO_EVAL), true);
     expect(again.end.type).toBe('finished');
     expect(again.steps).toEqual([3]);
     expect(adapterOf(out).equals(adapterOf(ref))).toBe(true);
@@ -66,13 +55,13 @@ describe('a metrics.jsonl row that cannot be written', () => {
 describe('a best/ that cannot be written (--keep-best)', () => {
   it('keeps the step in the studio home when the run folder takes no checkpoint; --resume writes best/ and ends as an uninterrupted run', async () => {
     const ref = join(fx.work(), 'best-reference');
-    const refEnd = await run(configFor(ref, KEEP_BEST), false);
+    const refEnd = await runOnce(configFor(ref, KEEP_BEST), false);
     expect(refEnd.end.type).toBe('finished');
 
     const out = join(fx.work(), 'best-fails');
     const best = join(out, 'best');
     // from the start: a file where best/ goes (step 1's evaluation is the first best) and where checkpoints/ goes
-    const { end, steps } = await run(configFor(out, KEEP_BEST), false, (e) => {
+    const { end, steps } = await runOnce(configFor(out, KEEP_BEST), false, (e) => {
       if (e.type !== 'started') return;
       writeFileSync(best, 'a file where best/ goes');
       writeFileSync(join(out, 'checkpoints'), 'a file where the checkpoints folder goes');
@@ -88,7 +77,7 @@ describe('a best/ that cannot be written (--keep-best)', () => {
     rmSync(best);
     rmSync(join(out, 'checkpoints'));
     const logs: string[] = [];
-    const again = await run(configFor(out, KEEP_BEST), true, (e) => { if (e.type === 'log') logs.push(e.message); });
+    const again = await runOnce(configFor(out, KEEP_BEST), true, (e) => { if (e.type === 'log') logs.push(e.message); });
     expect(again.end.type).toBe('finished');
     expect(again.steps).toEqual([2, 3]);
     expect(logs.some((l) => l.includes('no complete checkpoint'))).toBe(false);
@@ -103,7 +92,7 @@ describe('a run.json that cannot be written', () => {
   it('still lets the index hear how the run ended', async () => {
     const out = join(fx.work(), 'record-fails');
     const record = join(out, 'run.json');
-    const { end } = await run(configFor(out, NO_EVAL), false, (e) => {
+    const { end } = await runOnce(configFor(out, NO_EVAL), false, (e) => {
       if (e.type !== 'started') return;
       rmSync(record);
       mkdirSync(join(record, 'in-the-way'), { recursive: true }); // every later run.json write fails (EISDIR)
@@ -115,7 +104,7 @@ describe('a run.json that cannot be written', () => {
 
   it('the list shows the index\'s end over a run.json left at "running" (the end could not be written there)', async () => {
     const out = join(fx.work(), 'record-stale');
-    expect((await run(configFor(out, NO_EVAL), false)).end.type).toBe('finished');
+    expect((await runOnce(configFor(out, NO_EVAL), false)).end.type).toBe('finished');
     const finished = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as Record<string, unknown>;
     // the run.json of the run's last progress write: running, by a process that is gone, older than the index's entry
     const stale = { ...finished, status: 'running', pid: 2 ** 22 + 1, pid_start: null, updated_at: '2000-01-01T00:00:00.000Z' };

@@ -2,10 +2,13 @@
 // `rows` cycling rows and a studio home of their own (kept states go there),
 // set up before the file's tests and the home given back after; `configFor`
 // builds a run's config from `train`'s flags, as the CLI would.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { parseArgs } from '../cli/args.js';
 import { trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
+import type { RunEndEvent, RunEvent } from '../runs/events.js';
+import { executeRun } from '../runs/execute.js';
 import type { TrainConfig } from '../training/config.js';
 import { cycleRows, tempDir, tinyModel, writeJsonl } from './e2e-fixtures.js';
 
@@ -39,3 +42,15 @@ export function runFixture(name: string, options: { seed: number; rows: number; 
     configFor: (out, flags = []) => trainConfigFromArgs(parseArgs(trainSpec, ['--model', modelDir, '--data', data, '--out', out, ...options.base, ...flags])),
   };
 }
+
+/** One run in this process (executeRun), with the steps it took; onEvent sees every event. */
+export async function runOnce(config: TrainConfig, resume: boolean, onEvent: (e: RunEvent) => void = () => {}): Promise<{ end: RunEndEvent; steps: number[] }> {
+  const steps: number[] = [];
+  const end = await executeRun(config, { resume, emit: (e) => { if (e.type === 'step') steps.push(e.step); onEvent(e); } });
+  return { end, steps };
+}
+
+export const adapterOf = (dir: string) => readFileSync(join(dir, 'adapter_model.safetensors'));
+export const messageOf = (end: RunEndEvent) => (end as { message: string }).message;
+/** The run's key for its kept state: run.json's created_at. */
+export const runKeyOf = (dir: string): string => (JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { created_at: string }).created_at;

@@ -15,6 +15,22 @@ function laidOut(target: HTMLElement): Chart {
 }
 
 /** the y axis's tick values, checked to be evenly spaced at a round step (1, 2 or 5 × 10^k) and each a multiple of it */
+/** A settled Loss chart of `points`, mounted in a new element: its element, its reactive props and the component. */
+function mountSettledLoss(points: { x: number; y: number }[]) {
+  const target = document.createElement('div');
+  document.body.append(target);
+  const props = $state<{ series: ChartSeries[]; title: string; yLabel: string; testid: string; settle: boolean }>({
+    series: [{ label: 'training loss', color: '#000', points }],
+    title: 'Loss',
+    yLabel: 'loss',
+    testid: 'loss-chart',
+    settle: true,
+  });
+  const component = mount(LineChart, { target, props });
+  flushSync();
+  return { target, props, component };
+}
+
 function roundTicks(chart: Chart): { ticks: number[]; step: number } {
   const ticks = chart.scales.y.ticks.map((t) => t.value);
   expect(ticks.length).toBeGreaterThanOrEqual(3);
@@ -82,19 +98,9 @@ describe('LineChart', () => {
   });
 
   it('with settle, a long run\'s first steps do not flatten the rest; a button shows them again', () => {
-    const target = document.createElement('div');
-    document.body.append(target);
     // a loss that starts at 12, drops to ~2 within 10 steps and then drifts from 2.0 to 1.5 over 190 steps
     const points = Array.from({ length: 200 }, (_, i) => ({ x: i + 1, y: i < 10 ? 12 - i : 2 - (0.5 * (i - 10)) / 189 }));
-    const props = $state<{ series: ChartSeries[]; title: string; yLabel: string; testid: string; settle: boolean }>({
-      series: [{ label: 'training loss', color: '#000', points }],
-      title: 'Loss',
-      yLabel: 'loss',
-      testid: 'loss-chart',
-      settle: true,
-    });
-    const component = mount(LineChart, { target, props });
-    flushSync();
+    const { target, props, component } = mountSettledLoss(points);
     const chart = laidOut(target);
     // after the first 20 points (a tenth), the loss spans 1.5 .. 2: that, with a 5% margin, rounded out to round ticks, is the axis
     const lo = 1.5;
@@ -125,19 +131,9 @@ describe('LineChart', () => {
   });
 
   it('a loss that nears 0: round ticks from 0, none below it, in the settled view and with every step', () => {
-    const target = document.createElement('div');
-    document.body.append(target);
     // the reviewer's run: 12 at the start, then 2.3 decaying towards 0 (the settled range's 5% margin reaches below 0)
     const points = Array.from({ length: 100 }, (_, i) => ({ x: i + 1, y: i < 10 ? 12 - i : 2.3 * Math.exp(-(i - 10) / 15) }));
-    const props = $state<{ series: ChartSeries[]; title: string; yLabel: string; testid: string; settle: boolean }>({
-      series: [{ label: 'training loss', color: '#000', points }],
-      title: 'Loss',
-      yLabel: 'loss',
-      testid: 'loss-chart',
-      settle: true,
-    });
-    const component = mount(LineChart, { target, props });
-    flushSync();
+    const { target, props, component } = mountSettledLoss(points);
     const chart = laidOut(target);
     let axis = roundTicks(chart);
     expect(axis.ticks[0]).toBe(0);

@@ -310,6 +310,11 @@ export interface RunCheck {
     backendLabel: string;
     /** on the CPU: the training process's own memory (Node, the tokenizer, the data rows; training/process-memory.ts); 0 on a GPU */
     processBytes: number;
+    /**
+     * on a GPU: the RAM the run needs beside the GPU's memory (the training process, the weights' load:
+     * training/memory-check.ts GpuRunHostNeed) against the RAM available; null on the CPU (totalBytes is RAM there)
+     */
+    hostRam: { needBytes: number; availableBytes: number; fits: boolean } | null;
     totalBytes: number;
     availableBytes: number;
     fits: boolean;

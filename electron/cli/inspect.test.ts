@@ -150,7 +150,13 @@ describe('inspect', () => {
       expect(g.cpu_threads_scratch).toBeUndefined();
       expect(g.training_process).toBeUndefined();
       expect(g.total_bytes).toBe(c.total_bytes - c.activations - c.cpu_threads_scratch! - c.training_process! + g.activations + g.cuda_runtime_and_scratch!);
-      expect({ ...g, cuda_runtime_and_scratch: undefined, activations: c.activations, total_bytes: c.total_bytes, fits: c.fits })
+      // the RAM beside the GPU: the process, and the load's host buffers: the [64] norms widened from BF16
+      // (256 bytes); QLoRA's largest quantized linear [F, D] = 8,192 values too: fp32 copy, codes and
+      // scales (4,096 + 128 + 8 bytes), the double quantization's fp32 absmax (128 x 4)
+      const n = F * folder.spec.hiddenSize;
+      const loading = 64 * 4 + (method === 'qlora' ? n * 4 + n / 2 + n / 64 + 8 + (n / 64) * 4 : 0);
+      expect(g.host_ram).toEqual({ training_process: c.training_process, loading_weights: loading, total_bytes: c.training_process! + loading, available_bytes: expect.any(Number) });
+      expect({ ...g, cuda_runtime_and_scratch: undefined, host_ram: undefined, activations: c.activations, total_bytes: c.total_bytes, fits: c.fits })
         .toEqual({ ...c, cpu_threads_scratch: undefined, training_process: undefined });
     }
     // fp32 asked for: no operand copies, and the CPU's activations

@@ -266,6 +266,12 @@ export interface MemoryEstimate {
    * attention's packed keys and per-thread partials, the GEMMs' packing buffers)
    */
   deviceBytes: number;
+  /**
+   * Host RAM, not in totalBytes: on a GPU, the most the weights' load holds in host memory at once
+   * (quantizing: the largest linear's fp32 copy and its 4-bit codes before upload); 0 on the CPU
+   * (absent from an addon built before it: 0)
+   */
+  hostLoadBytes?: number;
   device?: {
     contextBytes: number; workspaceBytes: number; weightChunkBytes: number; bf16CopyBytes: number; loraPartialsBytes: number;
     cpuAttentionBytes?: number; cpuAttentionPartialsBytes?: number; cpuGemmBytes?: number; cpuWeightGemmBytes?: number;

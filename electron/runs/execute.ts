@@ -18,7 +18,8 @@ import { bytesInWords } from '../text/bytes.js';
 import { createEngine, effectiveQuantization, openModelWithTokenizer } from '../session.js';
 import { adapterFileBytes, saveAdapterFolder } from '../training/adapter-files.js';
 import { trainsAdapter, type TrainConfig } from '../training/config.js';
-import { boundByData, dataShape, estimateRun, memoryBudget, memoryShortfall } from '../training/memory-check.js';
+import { boundByData, dataShape, estimateRun, hostShortfall, memoryBudget, memoryShortfall } from '../training/memory-check.js';
+import { availableMemoryBytes } from '../system/machine.js';
 import { fittingAlternatives, rowShapes } from '../training/fit-alternatives.js';
 import { rowsBytes } from '../training/rows-bytes.js';
 import { cutMetricsAfter, MetricsWriter } from '../training/metrics.js';
@@ -284,6 +285,9 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       : undefined;
     const shortfall = memoryShortfall(estimate, budget, { ...sized, precision: precision.precision }, fit);
     if (shortfall !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(shortfall);
+    // on a GPU, the RAM the run needs beside it (the training process, the weights' load)
+    const hostShort = hostShortfall(estimate, budget.gpu ? availableMemoryBytes() : Infinity, config.ignoreMemoryCheck === true);
+    if (hostShort !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(hostShort);
     /** what is said once the started event is out */
     const afterStart: string[] = [];
 
@@ -297,6 +301,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     record.eval_data_sha256 = evalSha;
     await saveRecord(true);
     if (shortfall !== null) log(shortfall, 'warning');
+    if (hostShort !== null) log(hostShort, 'warning');
 
     engine = createEngine(addon, folder, {
       threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed, quantization, device: device.device, precision: precision.precision,
@@ -515,6 +520,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
         evalEvery: config.evalEvery,
         saveEvery: config.saveEvery,
         earlyStop: config.earlyStop > 0 ? { patience: config.earlyStop, delta: config.earlyStopDelta } : undefined,
+        virtualTokens: config.method === 'prompt' ? config.prompt?.numVirtualTokens ?? 0 : 0,
       },
       {
         onStep(row, totalSteps) {

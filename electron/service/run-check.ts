@@ -18,6 +18,7 @@ import { choosePrecision, type ResolvedPrecision } from '../engine/precision.js'
 import { adapterFileBytes } from '../training/adapter-files.js';
 import { adapterLayoutOf, type TrainConfig } from '../training/config.js';
 import { boundByData, dataShape, deviceBytesLabel, estimateRun, memoryBudget, rowsCutInWords, type MemoryBudget, type MemoryRemedy } from '../training/memory-check.js';
+import { availableMemoryBytes } from '../system/machine.js';
 import { rowsBytes } from '../training/rows-bytes.js';
 import { fittingAlternatives, type FitAlternative, type FitAlternatives } from '../training/fit-alternatives.js';
 import { checkOutFolder } from '../runs/out-folder.js';
@@ -216,6 +217,11 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   const budget = memoryBudget(device);
   const available = budget.availableBytes;
   const fits = estimate.totalBytes <= available;
+  // on a GPU, the RAM the run needs beside it (the training process, the weights' load)
+  const hostRam = estimate.host === null ? null : (() => {
+    const availableBytes = availableMemoryBytes();
+    return { needBytes: estimate.host.totalBytes, availableBytes, fits: estimate.host.totalBytes <= availableBytes };
+  })();
   // what would fit, by the same estimate (nothing to search for a run that fits)
   // (with the data's row lengths, so a shorter sequence says how many rows it would cut)
   const shapes = fits ? null : runRowShapes(config, rows);
@@ -229,6 +235,7 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
     activations: estimate.activationBytes,
     backendBytes: estimate.deviceBytes,
     processBytes: estimate.processBytes,
+    hostRam,
     backendLabel: deviceBytesLabel(device.gpu !== null),
     totalBytes: estimate.totalBytes,
     availableBytes: available,
@@ -237,11 +244,15 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
     adapterBytes: layout === null ? fullModelFileBytes(folder.spec) : adapterFileBytes(folder.spec, layout),
   };
   // "Fits on NVIDIA H200: ..." / "Fits in RAM: ..."
-  const verdict = fits
+  const deviceVerdict = fits
     ? `Fits ${budget.where}: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available.`
     : `Does not fit ${budget.where}: needs about ${bytesInWords(estimate.totalBytes)}, ${bytesInWords(available)} available${config.ignoreMemoryCheck ? ' (starting anyway, as asked)' : ''}. ${fitAdvice(fit!, budget)}`;
+  // a GPU run's RAM: said only when it is short (the process and the load are small beside most machines' RAM)
+  const verdict = hostRam === null || hostRam.fits ? deviceVerdict
+    : `${deviceVerdict} But the RAM beside the GPU is short: the run needs about ${bytesInWords(hostRam.needBytes)} of RAM (the training process: Node, the tokenizer, the data rows; and loading the weights), ` +
+      `${bytesInWords(hostRam.availableBytes)} available${config.ignoreMemoryCheck ? ' (starting anyway, as asked)' : ''}. Free RAM (close programs that hold it) or use fewer data rows.`;
   // how long, beside how much: LoRA on a 4-bit base is QLoRA, as the run records it
   const method = config.method === 'lora' && effectiveQuantization(folder, config.quantization) !== null ? 'qlora' : config.method;
   const time = runTimeCheck(addon, { ...config, method }, folder, device.gpu !== null, rows);
-  return { check: { ok: fits, errors: [], warnings, config, memory, precision, time, alternatives: (fit?.alternatives ?? []).map(formAlternative), verdict }, config };
+  return { check: { ok: fits && (hostRam === null || hostRam.fits), errors: [], warnings, config, memory, precision, time, alternatives: (fit?.alternatives ?? []).map(formAlternative), verdict }, config };
 }

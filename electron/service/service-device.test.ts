@@ -73,6 +73,9 @@ describe('device in the service', () => {
     if (auto.gpu) expect(c.memory!.backendBytes).toBeGreaterThanOrEqual(544 * 2 ** 20);
     else expect(c.memory!.backendBytes).toBeGreaterThan(0);
     expect(c.memory!.backendLabel).toBe(auto.gpu ? 'CUDA runtime and scratch' : "CPU threads' scratch");
+    // a GPU run's RAM beside it (the training process, the weights' load) is checked against the RAM; on the CPU the RAM is the budget itself
+    if (auto.gpu) expect(c.memory!.hostRam).toEqual({ needBytes: expect.any(Number), availableBytes: expect.any(Number), fits: true });
+    else expect(c.memory!.hostRam).toBeNull();
     expect(c.memory!.totalBytes).toBe(c.memory!.weights + c.memory!.gradients + c.memory!.optimizerState + c.memory!.activations + c.memory!.backendBytes + c.memory!.processBytes);
     const fp32 = await ok<RunCheck>('checkRun', { model: studio.demo.model, data: taskTrain(), method: 'lora', hyper: { steps: 1, device: 'cpu', precision: 'fp32' } });
     expect(fp32.errors).toEqual([]);

@@ -6,7 +6,7 @@ import { openModelFolder } from '../models/folder.js';
 import { cli, tempDir, tinyModel } from '../testing/e2e-fixtures.js';
 import { manyRowsFile } from '../testing/many-rows.js';
 import type { TrainConfig } from './config.js';
-import { estimateRun, memoryBudget, memoryShortfall } from './memory-check.js';
+import { estimateRun, hostShortfall, memoryBudget, memoryShortfall } from './memory-check.js';
 import { trainingProcessBytes } from './process-memory.js';
 
 const estimate = { weightBytes: 3 * 2 ** 30, quantizedBytes: 0, quantizedParams: 0, gradientBytes: 2 ** 30, optimizerBytes: 2 ** 31, activationBytes: 2 ** 30, deviceBytes: 0, totalBytes: 7 * 2 ** 30, trainableParams: 1, totalParams: 1 };
@@ -72,13 +72,46 @@ describe('memory pre-flight', () => {
     expect(cpu.processBytes).toBe(trainingProcessBytes(folder.dir));
     expect(cuda.processBytes).toBe(0);
     expect(cuda.totalBytes).toBe(cpu.totalBytes - cpu.deviceBytes - cpu.processBytes + cuda.deviceBytes);
-    expect({ ...cuda, deviceBytes: cpu.deviceBytes, device: cpu.device, totalBytes: cpu.totalBytes, processBytes: cpu.processBytes }).toEqual(cpu);
+    expect({ ...cuda, deviceBytes: cpu.deviceBytes, device: cpu.device, totalBytes: cpu.totalBytes, processBytes: cpu.processBytes, host: null }).toEqual(cpu);
     // bf16: two copies of the largest operand, rows padded to 8 values: here the fp32 [vocab 320, hidden 64]
     // head (the MLP's weights are 128 x 64, the widest activation 16 rows x 320 logits)
     const bf16 = estimateRun(loadAddon(), folder, run, lora, { device: 'cuda:0', precision: 'bf16' });
     const { vocabSize: V, hiddenSize: D, intermediateSize: F } = folder.spec;
     expect([V, D, F]).toEqual([320, 64, 128]);
     expect(bf16.device!.bf16CopyBytes).toBe(2 * V * (Math.ceil(D / 8) * 8) * 2);
+  });
+
+  it("a GPU run's RAM beside the GPU: the training process and the weights' load, held against the RAM", async () => {
+    const gib = 2 ** 30;
+    for (const dtype of ['F32', 'BF16'] as const) {
+      const model = await tinyModel({ seed: 47, dtype });
+      const folder = await openModelFolder(model.dir);
+      const run = { method: 'qlora', batchSize: 1, seqLen: 16, gradientCheckpointing: false, optimizer: 'adamw', quantization: { type: 'nf4', blocksize: 64, doubleQuant: true } } as TrainConfig;
+      const lora = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: ['q_proj' as const], layers: null, init: 'default' as const };
+      const onGpu = estimateRun(loadAddon(), folder, run, lora, { device: 'cuda:0', precision: 'fp32' }, 1000);
+      // the largest linear it quantizes, gate/up/down [128, 64] = 8,192 values: its fp32 copy (32,768 bytes),
+      // its codes (4,096 bytes), 128 absmax codes, one nested scale and the offset (8 bytes), and the
+      // fp32 absmax the double quantization holds meanwhile (512 bytes); a BF16 file also widens its
+      // fp32-held norms ([64] values: 256 bytes) through the staging buffer
+      const load = 8192 * 4 + 4096 + 128 + 8 + 128 * 4 + (dtype === 'BF16' ? 64 * 4 : 0);
+      const processBytes = trainingProcessBytes(folder.dir, 1000);
+      expect(onGpu.host).toEqual({ processBytes, loadBytes: load, totalBytes: processBytes + load });
+      expect(onGpu.processBytes).toBe(0);  // not in the GPU's budget
+      expect(hostShortfall(onGpu, processBytes + load, false)).toBeNull();
+      const short = hostShortfall(onGpu, processBytes + load - 1, false)!;
+      expect(short).toContain(`this run needs about ${((processBytes + load) / gib).toFixed(2)} GiB of RAM beside the GPU's memory (the training process (Node, tokenizer, data rows) ${(processBytes / gib).toFixed(2)} GiB, loading the weights 0.00 GiB)`);
+      expect(short).toContain('is available in RAM. Free RAM');
+      expect(short).toMatch(/or pass --ignore-memory-check to start anyway\.$/);
+      expect(hostShortfall(onGpu, 0, true)).toMatch(/starting anyway, as --ignore-memory-check asks\.$/);
+      // on the CPU the RAM is the budget already (the process is in totalBytes): nothing more to check
+      const onCpu = estimateRun(loadAddon(), folder, run, lora, undefined, 1000);
+      expect(onCpu.host).toBeNull();
+      expect(onCpu.processBytes).toBe(processBytes);
+      expect(hostShortfall(onCpu, 0, false)).toBeNull();
+      // without quantization an F32 file is uploaded from its mapping: the process alone
+      const lo = estimateRun(loadAddon(), folder, { ...run, method: 'lora', quantization: null }, lora, { device: 'cuda:0', precision: 'fp32' });
+      expect(lo.host!.loadBytes).toBe(dtype === 'BF16' ? 64 * 4 : 0);
+    }
   });
 
   it('estimates with the run settings: the engine formula, LoRA far below full', async () => {
@@ -89,7 +122,7 @@ describe('memory pre-flight', () => {
     const e = estimateRun(loadAddon(), folder, base, lora);
     const direct = loadAddon().estimateMemory(folder.spec, { method: 'lora', batchSize: 2, seqLen: 64, lora: { rank: 4, targets: ['q_proj'], layers: null, dropout: 0 }, gradientCheckpointing: false, optimizer: 'adamw' });
     // the engine's formula, and on the CPU the training process's own memory besides (rows given: counted)
-    expect({ ...e, processBytes: undefined, totalBytes: direct.totalBytes }).toEqual({ ...direct, processBytes: undefined });
+    expect({ ...e, processBytes: undefined, host: undefined, totalBytes: direct.totalBytes }).toEqual({ ...direct, processBytes: undefined, host: undefined });
     expect(e.totalBytes).toBe(direct.totalBytes + e.processBytes);
     expect(e.processBytes).toBe(trainingProcessBytes(folder.dir));
     expect(estimateRun(loadAddon(), folder, base, lora, undefined, 12345).processBytes).toBe(trainingProcessBytes(folder.dir) + 12345);

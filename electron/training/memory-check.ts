@@ -50,18 +50,48 @@ export function boundByData(config: TrainConfig, shape: DataShape | null): Train
  * A run's estimate: the engine's (the addon's formula, to the byte) and, on
  * the CPU, the training process's own memory (process-memory.ts: Node, the
  * tokenizer, the data rows), held in the same RAM; on a GPU that is host RAM,
- * not the GPU's budget (0).
+ * not the GPU's budget (0), and is counted in `host` instead.
  */
 export interface RunEstimate extends MemoryEstimate {
   processBytes: number;
+  /** a GPU run's host RAM (hostShortfall); null on the CPU, where totalBytes is all host RAM */
+  host: GpuRunHostNeed | null;
+}
+
+/** What a run on a GPU holds in host RAM beside the GPU's memory. */
+export interface GpuRunHostNeed {
+  /** the training process: Node, the tokenizer, the data rows (process-memory.ts) */
+  processBytes: number;
+  /** the weights' load at its peak (the addon's hostLoadBytes: quantizing, the largest linear's fp32 copy and codes) */
+  loadBytes: number;
+  totalBytes: number;
 }
 
 /** rowsBytes: what the run's loaded rows hold (0 when not known: the estimate then leaves them out). */
 export function estimateRun(addon: NativeAddon, folder: ModelFolder, config: TrainConfig, lora: LoraSettings | null,
   target: EstimateTarget = { device: 'cpu', precision: 'fp32' }, rowsBytes = 0): RunEstimate {
   const engine = engineEstimate(addon, folder, config, lora, target);
-  const processBytes = target.device === 'cpu' ? trainingProcessBytes(folder.dir, rowsBytes) : 0;
-  return { ...engine, processBytes, totalBytes: engine.totalBytes + processBytes };
+  if (target.device !== 'cpu') {
+    const processBytes = trainingProcessBytes(folder.dir, rowsBytes), loadBytes = engine.hostLoadBytes ?? 0;
+    return { ...engine, processBytes: 0, host: { processBytes, loadBytes, totalBytes: processBytes + loadBytes } };
+  }
+  const processBytes = trainingProcessBytes(folder.dir, rowsBytes);
+  return { ...engine, processBytes, host: null, totalBytes: engine.totalBytes + processBytes };
+}
+
+/**
+ * null when a GPU run's host RAM (RunEstimate.host) fits in what the host has
+ * available (or the run is on the CPU: its budget is the RAM already), else a
+ * message that says by how much and what to do. The GPU's memory is checked
+ * by memoryShortfall; this is the RAM the run needs beside it.
+ */
+export function hostShortfall(estimate: Pick<RunEstimate, 'host'>, hostAvailable: number, ignoring: boolean): string | null {
+  const host = estimate.host;
+  if (host === null || host.totalBytes <= hostAvailable) return null;
+  const load = host.loadBytes > 0 ? `, loading the weights ${gib(host.loadBytes)}` : '';
+  return `this run needs about ${gib(host.totalBytes)} of RAM beside the GPU's memory (${PROCESS_BYTES_LABEL} ${gib(host.processBytes)}${load}) ` +
+    `but only ${gib(hostAvailable)} is available in RAM. Free RAM (close programs that hold it) or use fewer data rows; ` +
+    `${ignoring ? 'starting anyway, as --ignore-memory-check asks.' : 'or pass --ignore-memory-check to start anyway.'}`;
 }
 
 function engineEstimate(addon: NativeAddon, folder: ModelFolder, config: TrainConfig, lora: LoraSettings | null, target: EstimateTarget): MemoryEstimate {

@@ -104,6 +104,8 @@ Napi::Value EstimateMemory(const Napi::CallbackInfo& info) {
   parts.Set("cpuGemmBytes", static_cast<double>(dm.cpu.gemm_bytes));
   parts.Set("cpuWeightGemmBytes", static_cast<double>(dm.cpu.weight_gemm_bytes));
   r.Set("device", parts);
+  // host RAM on a GPU (not in totalBytes: the budget there is the GPU's)
+  r.Set("hostLoadBytes", static_cast<double>(dm.host_load_bytes));
   r.Set("totalBytes", static_cast<double>(m.total_bytes + dm.total()));
   r.Set("trainableParams", static_cast<double>(m.trainable_params));
   r.Set("totalParams", static_cast<double>(m.total_params));

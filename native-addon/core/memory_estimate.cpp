@@ -221,7 +221,17 @@ DeviceMemoryEstimate estimate_device_memory(const ModelSpec& raw, const MemoryEs
   e.workspace_bytes = cublaslt::Gemm::kWorkspaceBytes;
   const QuantizationOptions& q = o.quantization;
   uint64_t largest_weight = 0;  // values of the largest stored [rows, cols] a product reads, padded
+  // The load's host buffers (host_load_bytes): the largest weight it quantizes,
+  // and the largest 16-bit one it widens to fp32 through the stage (one not
+  // kept 16-bit: a norm, a bias; kept ones are uploaded as stored).
+  const bool file_16bit = o.weight_dtype == DType::F16 || o.weight_dtype == DType::BF16;
+  uint64_t largest_widened = 0, largest_quantized = 0;  // values
   for (const auto& w : expected_weights(spec)) {
+    uint64_t values = 1;
+    for (int64_t s : w.shape) values *= static_cast<uint64_t>(s);
+    const bool quantized = q.enabled() && is_quantized_linear(w.name);
+    if (quantized) largest_quantized = std::max(largest_quantized, values);
+    else if (file_16bit && !keeps_16bit(w.name, q.enabled())) largest_widened = std::max(largest_widened, values);
     if (w.shape.size() != 2) continue;
     const int64_t rows = w.shape[0], cols = w.shape[1];
     if ((q.enabled() && is_quantized_linear(w.name)) || holds_16bit(o, w.name)) {
@@ -233,6 +243,14 @@ DeviceMemoryEstimate estimate_device_memory(const ModelSpec& raw, const MemoryEs
       largest_weight = std::max(largest_weight, padded_values(rows, cols));
     }
   }
+  if (largest_quantized > 0) {
+    // its fp32 values, its codes and scales, and under double quantization the
+    // fp32 absmax nf4_quantize holds while it quantizes them
+    const int64_t n = static_cast<int64_t>(largest_quantized);
+    e.host_load_bytes += largest_quantized * sizeof(float) + nf4_resident_bytes(n, q.blocksize, q.double_quant) +
+                         (q.double_quant ? static_cast<uint64_t>((n + q.blocksize - 1) / q.blocksize) * sizeof(float) : 0);
+  }
+  e.host_load_bytes += std::min<uint64_t>(largest_widened, kWeightStageValues) * sizeof(float);
   if (o.method == Method::Lora) {
     // The fused LoRA kernels' partial sums (lora_fused_plan.h) borrow the
     // backend's reduction slot, which grows to the largest need: every

@@ -57,6 +57,16 @@ struct DeviceMemoryEstimate {
   uint64_t bf16_copy_bytes = 0;
   uint64_t lora_partials_bytes = 0;
   CpuScratchEstimate cpu;
+  // Host RAM, not part of total() (not the device's memory): on a CUDA
+  // device, the most the weights' load holds in host memory at once
+  // (model/weights.cpp WeightStore::load): quantizing, the fp32 copy of the
+  // largest block linear and its 4-bit codes before they are uploaded (with
+  // double quantization also its fp32 absmax while quantizing; a
+  // bitsandbytes checkpoint's one weight at a time is less); a 16-bit file,
+  // the stage its largest fp32-held tensor (a norm, a bias) is widened through
+  // (at most kWeightStageValues). 0 on the CPU (its load is within the run's
+  // peak, which the estimate counts).
+  uint64_t host_load_bytes = 0;
   uint64_t total() const {
     return context_bytes + workspace_bytes + weight_chunk_bytes + bf16_copy_bytes + lora_partials_bytes + cpu.total();
   }

@@ -13,7 +13,8 @@
 // the last value of a chunk, the tensor's last value, a block straddling a
 // chunk boundary whose absmax is NaN or Inf (the scale of a bitsandbytes
 // checkpoint is taken unchecked; here it is written into the store's 4-bit
-// weight directly), a double quantization group whose nested scale is NaN or
+// weight directly: its host codes, or its device copy through the backend, as
+// a device store keeps no host copy), a double quantization group whose nested scale is NaN or
 // Inf. Each count is checked against
 //  - a count worked out by hand from the planted values (for an Inf absmax:
 //    from the codes, an NF4 code of 0.0 making 0 * Inf = NaN), and
@@ -129,6 +130,24 @@ inline void add_inf_block(const ps::Nf4Quantized& q, int64_t b, bool absmax_nan,
   }
 }
 
+// Writes one fp32 scale of a store's 4-bit weight (its absmax, or its nested
+// absmax under double quantization): into the host codes on a host backend,
+// through the backend into the device copy otherwise (no host copy stays there).
+inline void set_scale(ps::Backend& be, const ps::WeightTensor& w, bool nested, size_t i, float value) {
+  if (w.nf4) {
+    (nested ? w.nf4->nested_absmax : w.nf4->absmax)[i] = value;
+    return;
+  }
+  const ps::Nf4Weight v = w.nf4_device->view();
+  be.upload(const_cast<float*>(nested ? v.nested_absmax : v.absmax) + i, &value, sizeof value);
+}
+
+// The codes of a store's 4-bit weight, wherever they are held.
+inline std::vector<uint8_t> codes_of(const ps::WeightTensor& w) {
+  if (w.nf4) return w.nf4->codes;
+  return w.nf4_device->download_span(0, static_cast<int64_t>(w.numel)).codes;
+}
+
 struct StoreCase {
   std::unique_ptr<ps::WeightStore> store;
   std::vector<std::pair<std::string, Want>> want;  // hand-worked counts, per tensor
@@ -159,8 +178,13 @@ inline StoreCase damaged_store(ps::Backend& be, const fs::path& dir, bool double
   s.set(kNorm, norm.data(), norm.size());
   sc.want.push_back({kNorm, {3, 2}});
 
-  s.set(kQ, random_values(130 * 130, 2).data(), 130 * 130);
-  s.set(kUp, random_values(33 * 250, 3).data(), 33 * 250);
+  const std::vector<float> qv = random_values(130 * 130, 2), uv = random_values(33 * 250, 3);
+  s.set(kQ, qv.data(), qv.size());
+  s.set(kUp, uv.data(), uv.size());
+  // The same quantization on the host (its bytes do not depend on where it runs), for the counts below.
+  const ps::Nf4Quantized wq = ps::nf4_quantize(qv.data(), 130, 130, 64, double_quant);
+  const ps::Nf4Quantized wu = ps::nf4_quantize(uv.data(), 33, 250, 64, double_quant);
+  CHECK(codes_of(s.get(kQ)) == wq.codes && codes_of(s.get(kUp)) == wu.codes);
 
   // 16-bit tables from a file, kept 16-bit as stored.
   std::vector<uint16_t> embed(333 * 7), head(101 * 9);
@@ -186,28 +210,29 @@ inline StoreCase damaged_store(ps::Backend& be, const fs::path& dir, bool double
   ps::WeightRef rh{kHead, file.string(), embed.size() * 2, ps::DType::BF16, {101, 9}, std::nullopt};
   s.load({re, rh});
 
-  // The 4-bit weights' scales (host copy: what the scan and read() dequantize).
-  ps::Nf4Quantized& wq = *s.get(kQ).nf4;
-  ps::Nf4Quantized& wu = *s.get(kUp).nf4;
+  // The 4-bit weights' scales (what the scan and read() dequantize).
+  const ps::WeightTensor& tq = s.get(kQ);
+  const ps::WeightTensor& tu = s.get(kUp);
   Want q_want{0, 0}, up_want{0, 0};
   if (!double_quant) {
-    wq.absmax[1] = nan;    // block [64, 128) straddles the chunk boundary 97: 64 NaN
-    wq.absmax[4] = inf;    // block [256, 320) straddles 291
-    wq.absmax[264] = nan;  // the last block: 4 values [16896, 16900)
+    set_scale(be, tq, false, 1, nan);    // block [64, 128) straddles the chunk boundary 97: 64 NaN
+    set_scale(be, tq, false, 4, inf);    // block [256, 320) straddles 291
+    set_scale(be, tq, false, 264, nan);  // the last block: 4 values [16896, 16900)
     q_want.nan += 64 + 4;
     add_inf_block(wq, 4, false, q_want);
-    wu.absmax[128] = -inf;  // up's last block, 58 values [8192, 8250), in the last chunk [8148, 8250)
+    set_scale(be, tu, false, 128, -inf);  // up's last block, 58 values [8192, 8250), in the last chunk [8148, 8250)
     add_inf_block(wu, 128, false, up_want);
   } else {
     // q: group 1 (blocks 256..264, values [16384, 16900)) NaN: 8 * 64 + 4 = 516 values; the
     // group starts inside chunk 168 [16296, 16393).
-    wq.nested_absmax[1] = nan;
+    set_scale(be, tq, true, 1, nan);
     q_want.nan += 516;
     // up: its only group's scale Inf: every block's absmax is code * Inf + offset, +-Inf, or
     // NaN where the dynamic map's value of the block's code is 0.
-    wu.nested_absmax[0] = inf;
-    const ps::Nf4Weight v = s.get(kUp).nf4_view();
-    for (int64_t b = 0; b < v.blocks(); ++b) add_inf_block(wu, b, v.absmax_map[wu.absmax_codes[static_cast<size_t>(b)]] == 0.0f, up_want);
+    set_scale(be, tu, true, 0, inf);
+    const float* map = tu.absmax_map();
+    for (int64_t b = 0; b < wu.view().blocks(); ++b)
+      add_inf_block(wu, b, map[wu.absmax_codes[static_cast<size_t>(b)]] == 0.0f, up_want);
   }
   sc.want.push_back({kQ, q_want});
   sc.want.push_back({kUp, up_want});
@@ -229,7 +254,7 @@ inline void store_cases(ps::Backend& be, const fs::path& dir) {
       std::printf("  %s %s: %llu NaN, %llu Inf\n", tag, tw.first.c_str(), static_cast<unsigned long long>(got.nan),
                   static_cast<unsigned long long>(got.inf));
       check_count(tag, tw.first + " (old whole-tensor path)", whole_tensor_count(s, tw.first), tw.second);
-      const bool chunked = w.nf4 || !be.host_memory();
+      const bool chunked = w.is_nf4() || !be.host_memory();
       if (chunked) {
         chunks += (w.numel + kChunk - 1) / kChunk;
         largest = std::max(largest, w.numel);

@@ -420,6 +420,21 @@ void test_device_memory() {
   q.quantization.type = ps::QuantizationOptions::Type::Nf4;
   CHECK(ps::estimate_device_memory(s, q, "cuda:0", "fp32").weight_chunk_bytes == 1536ull * 576 * 4);
   CHECK(ps::estimate_device_memory(s, q, "cuda:0", "fp32").total() == 573964288ull + 1277952ull);
+  // Host RAM of a GPU run's load (host_load_bytes, not in total()): none for an F32
+  // file without quantization (uploaded from the mapping); a 16-bit file widens
+  // its fp32-held tensors (the norms, 576 values: 2,304 bytes) through the stage,
+  // its linears and embedding are uploaded as stored; quantizing, the largest
+  // linear's fp32 copy (884,736 values: 3,538,944 bytes) and its 4-bit codes
+  // before upload (442,368 code bytes, 13,824 absmax codes, 54 nested scales and
+  // the offset: 456,412 bytes), with the fp32 absmax the double quantization
+  // holds meanwhile (13,824 x 4 = 55,296 bytes). The CPU: 0 (its run's peak holds the load's).
+  CHECK(ps::estimate_device_memory(s, o, "cuda", "fp32").host_load_bytes == 0);
+  CHECK(ps::estimate_device_memory(s, h, "cuda", "bf16").host_load_bytes == 2304ull);
+  CHECK(ps::estimate_device_memory(s, q, "cuda", "fp32").host_load_bytes == 3538944ull + 456412ull + 55296ull);
+  ps::MemoryEstimateOptions qh = q;
+  qh.weight_dtype = ps::DType::BF16;
+  CHECK(ps::estimate_device_memory(s, qh, "cuda", "fp32").host_load_bytes == 3538944ull + 456412ull + 55296ull + 2304ull);
+  CHECK(ps::estimate_device_memory(s, qh, "cpu", "fp32").host_load_bytes == 0);
   // Prompt tuning has no LoRA partials.
   ps::MemoryEstimateOptions pt = o;
   pt.method = ps::Method::Prompt;

@@ -53,7 +53,9 @@ export const inspectSpec: CommandSpec = {
     '{device, where, available_bytes, precision, precision_reason}: with auto the first GPU\'s free memory when the engine lists one, else the',
     'available RAM; precision: fp32 or bf16, as --precision resolves there). On a CUDA device each row also has',
     'cuda_runtime_and_scratch (bytes, part of total_bytes: the CUDA context allowance, the cuBLASLt workspace, the widened',
-    '4-bit / 16-bit weight chunk, under bf16 the operand copies, under LoRA the fused kernels\' partial sums)',
+    '4-bit / 16-bit weight chunk, under bf16 the operand copies, under LoRA the fused kernels\' partial sums) and host_ram',
+    '{training_process, loading_weights, total_bytes, available_bytes} (the RAM the run needs beside the GPU: the process and, quantizing,',
+    'the largest linear\'s fp32 copy and codes while it loads; fits counts it too)',
     '(machine {cpu_model, cpu_threads,',
     'total_memory_bytes, available_memory_bytes, gpus: [{index, name, compute_capability, total_bytes, free_bytes, unusable}]}; gpus lists',
     'every CUDA device the runtime counts, [] in a build without the CUDA backend; index is the N of cuda:N, and unusable says why',
@@ -91,6 +93,11 @@ export interface MemoryRow {
   cpu_threads_scratch?: number;
   /** on the CPU: the training process's own memory (Node, the tokenizer; no data rows: inspect reads none), part of total_bytes (training/process-memory.ts) */
   training_process?: number;
+  /**
+   * on a GPU: the RAM the run needs beside the GPU's memory (not in total_bytes): the training process
+   * (Node, the tokenizer) and the weights' load (quantizing: the largest linear's fp32 copy and codes); fits counts it too
+   */
+  host_ram?: { training_process: number; loading_weights: number; total_bytes: number; available_bytes: number };
 }
 
 export interface InspectReport {
@@ -176,16 +183,20 @@ export function inspectTime(addon: NativeAddon, spec: ModelSpec, settings: Inspe
   };
 }
 
-function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number, gpu: boolean, processBytes: number): MemoryRow {
+function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number, gpu: boolean, processBytes: number, hostAvailable: number): MemoryRow {
   const quantized = e.quantizedParams > 0 ? { quantized_bytes: e.quantizedBytes, bits_per_quantized_param: (e.quantizedBytes * 8) / e.quantizedParams } : {};
   const device = e.deviceBytes === 0 ? {} : gpu ? { cuda_runtime_and_scratch: e.deviceBytes } : { cpu_threads_scratch: e.deviceBytes };
   // on the CPU the training process's own memory is in the same RAM (without data: no rows counted)
   const process = gpu ? {} : { training_process: processBytes };
   const total = e.totalBytes + (gpu ? 0 : processBytes);
+  // on a GPU the RAM beside it: the process and the weights' load
+  const loading = e.hostLoadBytes ?? 0;
+  const host = gpu ? { training_process: processBytes, loading_weights: loading, total_bytes: processBytes + loading, available_bytes: hostAvailable } : null;
   return {
     ...quantized,
     ...device,
     ...process,
+    ...(host ? { host_ram: host } : {}),
     weights: e.weightBytes,
     gradients: e.gradientBytes,
     optimizer_state: e.optimizerBytes,
@@ -193,7 +204,7 @@ function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number, gp
     total_bytes: total,
     trainable_params: e.trainableParams,
     adapter_bytes: adapterBytes,
-    fits: total <= availableBytes,
+    fits: total <= availableBytes && (host === null || host.total_bytes <= hostAvailable),
   };
 }
 
@@ -279,14 +290,14 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
     settings,
     quantization: folder.quantization,
     memory: {
-      full: row(estimate('full'), fullModelFileBytes(spec), available, gpu, processBytes),
+      full: row(estimate('full'), fullModelFileBytes(spec), available, gpu, processBytes, machine.available_memory_bytes),
       // a bitsandbytes 4-bit folder trains on its 4-bit base whatever the method
-      lora: row(estimate('lora', stored), adapterFileBytes(spec, { kind: 'lora', lora }), available, gpu, processBytes),
-      qlora: row(estimate('lora', nf4), adapterFileBytes(spec, { kind: 'lora', lora }), available, gpu, processBytes),
-      prompt: row(estimate('prompt', stored), adapterFileBytes(spec, { kind: 'prompt', prompt: { numVirtualTokens: nvt, init: 'RANDOM', initText: null } }), available, gpu, processBytes),
-      prefix: row(estimate('prefix', stored), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: false, encoderHiddenSize: null } }), available, gpu, processBytes),
+      lora: row(estimate('lora', stored), adapterFileBytes(spec, { kind: 'lora', lora }), available, gpu, processBytes, machine.available_memory_bytes),
+      qlora: row(estimate('lora', nf4), adapterFileBytes(spec, { kind: 'lora', lora }), available, gpu, processBytes, machine.available_memory_bytes),
+      prompt: row(estimate('prompt', stored), adapterFileBytes(spec, { kind: 'prompt', prompt: { numVirtualTokens: nvt, init: 'RANDOM', initText: null } }), available, gpu, processBytes, machine.available_memory_bytes),
+      prefix: row(estimate('prefix', stored), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: false, encoderHiddenSize: null } }), available, gpu, processBytes, machine.available_memory_bytes),
       // the saved file is the folded table whatever the MLP's size
-      prefix_projection: row(estimate('prefix', stored, true), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } }), available, gpu, processBytes),
+      prefix_projection: row(estimate('prefix', stored, true), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } }), available, gpu, processBytes, machine.available_memory_bytes),
     },
     time: inspectTime(addon, spec, settings, device.gpu !== null, machine.cpu_threads, machine.cpu_model),
     fits_in: { device: device.device, where: budget.where, available_bytes: available, precision: precision.precision, precision_reason: precision.reason },

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <sstream>
+#include <type_traits>
 
 #include "error.h"
 #include "quant/nf4_tables.h"
@@ -51,11 +52,10 @@ std::vector<T> copy_of(const uint8_t* p, int64_t n) {
   return v;
 }
 
-}  // namespace
-
-BnbWeight take_bnb_weight(const WeightRef& ref, const std::vector<int64_t>& expected_shape,
+// Checks every tensor of the weight; with `copy`, copies its bytes out of the mapping too.
+BnbWeight read_bnb_weight(const WeightRef& ref, const std::vector<int64_t>& expected_shape,
                           const std::map<std::string, const WeightRef*>& refs,
-                          const std::function<std::shared_ptr<MappedFile>(const std::string&)>& file_of) {
+                          const std::function<std::shared_ptr<MappedFile>(const std::string&)>& file_of, bool copy) {
   const Nf4QuantState& st = *ref.nf4;
   if (st.shape != expected_shape || st.shape.size() != 2) {
     std::ostringstream o;
@@ -75,12 +75,17 @@ BnbWeight take_bnb_weight(const WeightRef& ref, const std::vector<int64_t>& expe
                   suffix + "\" tensor: the checkpoint is incomplete, save or download it again");
     return *it->second;
   };
+  // (checking only: the sizes are checked by tensor_bytes, nothing is copied)
+  auto copy_if = [copy](auto* type, const uint8_t* p, int64_t n) {
+    using T = std::remove_pointer_t<decltype(type)>;
+    return copy ? copy_of<T>(p, n) : std::vector<T>();
+  };
   BnbWeight out;
   auto q = std::make_shared<Nf4Quantized>();
   q->rows = st.shape[0];
   q->cols = st.shape[1];
   q->blocksize = st.blocksize;
-  q->codes = copy_of<uint8_t>(tensor_bytes(ref, DType::U8, (n + 1) / 2, ref.name, file_of), (n + 1) / 2);
+  q->codes = copy_if((uint8_t*)nullptr, tensor_bytes(ref, DType::U8, (n + 1) / 2, ref.name, file_of), (n + 1) / 2);
 
   // quant_map must be NF4's table: the kernels decode with it (an FP4 map would not be).
   const WeightRef& qm = companion(".quant_map");
@@ -96,20 +101,34 @@ BnbWeight take_bnb_weight(const WeightRef& ref, const std::vector<int64_t>& expe
   if (st.double_quant) {
     if (st.nested_blocksize < 1) throw Error("tensor \"" + ref.name + "\": quant_state nested_blocksize must be positive");
     const int64_t nested = (blocks + st.nested_blocksize - 1) / st.nested_blocksize;
-    q->absmax_codes = copy_of<uint8_t>(tensor_bytes(am, DType::U8, blocks, ref.name, file_of), blocks);
+    q->absmax_codes = copy_if((uint8_t*)nullptr, tensor_bytes(am, DType::U8, blocks, ref.name, file_of), blocks);
     const WeightRef& na = companion(".nested_absmax");
-    q->nested_absmax = copy_of<float>(tensor_bytes(na, DType::F32, nested, ref.name, file_of), nested);
+    q->nested_absmax = copy_if((float*)nullptr, tensor_bytes(na, DType::F32, nested, ref.name, file_of), nested);
     q->nested_offset = st.nested_offset;
     const WeightRef& nm = companion(".nested_quant_map");
-    out.absmax_map = copy_of<float>(tensor_bytes(nm, DType::F32, 256, ref.name, file_of), 256);
+    out.absmax_map = copy_if((float*)nullptr, tensor_bytes(nm, DType::F32, 256, ref.name, file_of), 256);
     if (st.nested_blocksize != kNf4NestedBlocksize)
       throw Error("tensor \"" + ref.name + "\": quant_state nested_blocksize is " + std::to_string(st.nested_blocksize) +
                   "; bitsandbytes always uses 256 (the checkpoint was not written by bitsandbytes)");
   } else {
-    q->absmax = copy_of<float>(tensor_bytes(am, DType::F32, blocks, ref.name, file_of), blocks);
+    q->absmax = copy_if((float*)nullptr, tensor_bytes(am, DType::F32, blocks, ref.name, file_of), blocks);
   }
   out.q = std::move(q);
   return out;
+}
+
+}  // namespace
+
+void check_bnb_weight(const WeightRef& ref, const std::vector<int64_t>& expected_shape,
+                      const std::map<std::string, const WeightRef*>& refs,
+                      const std::function<std::shared_ptr<MappedFile>(const std::string&)>& file_of) {
+  read_bnb_weight(ref, expected_shape, refs, file_of, false);
+}
+
+BnbWeight take_bnb_weight(const WeightRef& ref, const std::vector<int64_t>& expected_shape,
+                          const std::map<std::string, const WeightRef*>& refs,
+                          const std::function<std::shared_ptr<MappedFile>(const std::string&)>& file_of) {
+  return read_bnb_weight(ref, expected_shape, refs, file_of, true);
 }
 
 }  // namespace ps

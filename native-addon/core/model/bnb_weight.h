@@ -28,6 +28,12 @@ struct BnbWeight {
 // companions are looked up there); `file_of` maps a path to its mapping.
 // Throws naming the tensor and what is wrong (missing companion, wrong size,
 // a quant_map that is not NF4).
+// check_bnb_weight: the same checks, nothing copied (a load checks every
+// weight before changing anything, then takes them one at a time, so a device
+// backend never holds all of them in host memory at once).
+void check_bnb_weight(const WeightRef& ref, const std::vector<int64_t>& expected_shape,
+                      const std::map<std::string, const WeightRef*>& refs,
+                      const std::function<std::shared_ptr<MappedFile>(const std::string&)>& file_of);
 BnbWeight take_bnb_weight(const WeightRef& ref, const std::vector<int64_t>& expected_shape,
                           const std::map<std::string, const WeightRef*>& refs,
                           const std::function<std::shared_ptr<MappedFile>(const std::string&)>& file_of);

@@ -56,7 +56,7 @@ ModelParams bind_params(const ModelDims& d, const WeightStore& w, const LoraAdap
       lin.in = in[m];
       lin.out = out[m];
       const WeightTensor& wt = w.get(base + ".weight");
-      if (wt.nf4) {
+      if (wt.is_nf4()) {
         lin.W4 = wt.op_view();  // frozen: no gradient of a 4-bit weight
       } else if (wt.half) {
         lin.W16 = wt.half_view();  // frozen (a trainable weight is made fp32 by WeightStore::writable)

@@ -17,8 +17,8 @@ float* NonFiniteScan::scratch(size_t n) {
 
 NonFiniteCount NonFiniteScan::weight(const WeightStore& store, const WeightTensor& w) {
   const bool host = backend_.host_memory();
-  if (host && w.data && !w.nf4) return count_non_finite(w.data, w.numel);
-  if (host && w.half && !w.nf4) return count_non_finite_half(w.half, w.numel, w.half_bf16);
+  if (host && w.data && !w.is_nf4()) return count_non_finite(w.data, w.numel);
+  if (host && w.half && !w.is_nf4()) return count_non_finite_half(w.half, w.numel, w.half_bf16);
   // 4-bit (dequantized) or device memory: chunk by chunk.
   NonFiniteCount c;
   for (size_t first = 0; first < w.numel;) {

@@ -9,6 +9,7 @@
 #include "model/half.h"
 #include "model/tensor_names.h"
 #include "quant/nf4_dequantize_range.h"
+#include "quant/nf4_tables.h"
 #include "threadpool.h"
 
 namespace ps {
@@ -52,8 +53,7 @@ void widen(ThreadPool* pool, DType dt, const uint8_t* src, float* dst, size_t n)
   });
 }
 
-// Host staging for uploads to a device backend: 4 Mi values (16 MiB) at a time.
-constexpr size_t kStageValues = size_t(1) << 22;
+constexpr size_t kStageValues = kWeightStageValues;
 
 }  // namespace
 
@@ -86,8 +86,12 @@ uint64_t nf4_resident_bytes(int64_t n, int blocksize, bool double_quant) {
 
 Nf4Weight WeightTensor::nf4_view() const {
   Nf4Weight w = nf4->view();
-  if (w.double_quantized() && !nf4_absmax_map.empty()) w.absmax_map = nf4_absmax_map.data();
+  if (w.double_quantized()) w.absmax_map = absmax_map();
   return w;
+}
+
+const float* WeightTensor::absmax_map() const {
+  return nf4_absmax_map.empty() ? dynamic_map_signed() : nf4_absmax_map.data();
 }
 
 Nf4Weight WeightTensor::op_view() const { return nf4_device ? nf4_device->view() : nf4_view(); }
@@ -103,6 +107,7 @@ HalfWeight WeightTensor::half_view() const {
 
 uint64_t WeightTensor::resident_bytes() const {
   if (nf4) return static_cast<uint64_t>(nf4->resident_bytes());
+  if (nf4_device) return nf4_device->resident_bytes();
   return static_cast<uint64_t>(numel) * (half ? sizeof(uint16_t) : sizeof(float));
 }
 
@@ -180,6 +185,7 @@ void WeightStore::place_nf4(WeightTensor& t) {
   } catch (const OutOfMemory&) {
     throw OutOfMemory("4-bit model tensor \"" + t.name + "\"", static_cast<size_t>(t.resident_bytes()));
   }
+  t.nf4.reset();  // uploaded: reads download what they need (DeviceNf4::download_span)
 }
 
 WeightStore::~WeightStore() {
@@ -275,17 +281,17 @@ void WeightStore::load(const std::vector<WeightRef>& refs) {
                   std::to_string(bytes) + " bytes of " + dtype_name(r.dtype) + " at offset " + std::to_string(r.offset) +
                   ", file has " + std::to_string(f->size()) + "): the download may be incomplete");
   }
-  // Checkpoints quantized by bitsandbytes: read (and validate) before changing anything.
-  std::map<std::string, BnbWeight> prequantized;
+  // Checkpoints quantized by bitsandbytes: validated before changing anything,
+  // copied one at a time below (on a GPU each goes to device memory at once).
   for (const auto& kv : chosen)
-    if (kv.second->nf4) prequantized[kv.first] = take_bnb_weight(*kv.second, get(kv.first).shape, by_name, file_of);
+    if (kv.second->nf4) check_bnb_weight(*kv.second, get(kv.first).shape, by_name, file_of);
 
   std::vector<float> scratch;  // one fp32 copy of the weight being quantized
   for (const auto& kv : chosen) {
     const WeightRef& r = *kv.second;
     WeightTensor& t = mutable_get(r.name);
     if (r.nf4) {
-      BnbWeight& b = prequantized[r.name];
+      BnbWeight b = take_bnb_weight(r, get(r.name).shape, by_name, file_of);
       drop(t);
       t.nf4 = std::move(b.q);
       t.nf4_absmax_map = std::move(b.absmax_map);
@@ -355,6 +361,10 @@ void WeightStore::read(const std::string& name, float* out) const {
     nf4_dequantize_reference(t.nf4_view(), out);
     return;
   }
+  if (t.nf4_device) {
+    read_range(name, 0, t.numel, out);
+    return;
+  }
   if (t.half && host_) {
     backend_.half_to_float(t.half, t.half_bf16, out, t.numel);
     return;
@@ -377,6 +387,11 @@ void WeightStore::read_range(const std::string& name, size_t first, size_t n, fl
   if (n == 0) return;
   if (t.nf4) {
     nf4_dequantize_range(t.nf4_view(), static_cast<int64_t>(first), static_cast<int64_t>(n), out);
+    return;
+  }
+  if (t.nf4_device) {
+    const HostNf4Span span = t.nf4_device->download_span(static_cast<int64_t>(first), static_cast<int64_t>(n));
+    nf4_dequantize_range(span.view(t.absmax_map()), static_cast<int64_t>(first) - span.start, static_cast<int64_t>(n), out);
     return;
   }
   if (t.half && host_) {
@@ -403,7 +418,7 @@ void WeightStore::read_range(const std::string& name, size_t first, size_t n, fl
 
 float* WeightStore::writable(const std::string& name) {
   WeightTensor& t = mutable_get(name);
-  if (t.nf4)
+  if (t.is_nf4())
     throw Error("tensor \"" + name + "\" is held in 4 bits and cannot be trained: use LoRA on a 4-bit base (QLoRA), " +
                 "or load the model without quantization for full fine-tuning");
   if (!t.loaded()) throw Error("tensor \"" + name + "\" is not loaded yet: load the weights first");
@@ -446,7 +461,7 @@ void WeightStore::require_complete() const {
 uint64_t WeightStore::bytes() const {
   uint64_t b = 0;
   for (const auto& t : tensors_)
-    b += t.nf4 || t.half ? t.resident_bytes()
+    b += t.is_nf4() || t.half ? t.resident_bytes()
                : t.quantizable ? nf4_resident_bytes(static_cast<int64_t>(t.numel), quant_.blocksize, quant_.double_quant)
                                : static_cast<uint64_t>(t.numel) * sizeof(float);
   return b;
@@ -456,7 +471,7 @@ uint64_t WeightStore::quantized_bytes() const {
   uint64_t b = 0;
   for (const auto& t : tensors_)
     if (t.quantizable)
-      b += t.nf4 ? t.resident_bytes()
+      b += t.is_nf4() ? t.resident_bytes()
                  : nf4_resident_bytes(static_cast<int64_t>(t.numel), quant_.blocksize, quant_.double_quant);
   return b;
 }

@@ -27,9 +27,10 @@
 // host_memory()), nothing is used from the mapping: every fp32 tensor and
 // 16-bit one is uploaded into backend memory (16-bit files widened to fp32
 // through a bounded host staging buffer, so the model is never twice in host
-// RAM; kept 16-bit ones uploaded as they are), and every 4-bit weight gets a
-// device copy (model/device_nf4.h) beside its host one. data / half /
-// op_view() are then backend (device) pointers.
+// RAM; kept 16-bit ones uploaded as they are), and every 4-bit weight is
+// moved to a device copy (model/device_nf4.h; its host codes are freed once
+// uploaded, so a GPU run does not hold the 4-bit model in host RAM too).
+// data / half / op_view() are then backend (device) pointers.
 #pragma once
 
 #include <cstdint>
@@ -57,19 +58,24 @@ struct WeightTensor {
   bool owned = false;     // data was allocated by the store (else it is in a mapping)
   std::shared_ptr<MappedFile> file;  // keeps the mapping alive while data points into it
   bool quantizable = false;          // held in 4 bits when the store quantizes (a block linear)
-  std::shared_ptr<Nf4Quantized> nf4; // the 4-bit weight (quantizable tensors only)
+  std::shared_ptr<Nf4Quantized> nf4; // the 4-bit weight in host memory (host backends only)
   std::vector<float> nf4_absmax_map; // a checkpoint's own dynamic map (else the built-in one)
   bool keeps_half = false;           // held 16-bit when its file stores it so (keeps_16bit)
   const uint16_t* half = nullptr;    // the 16-bit values (data stays nullptr)
   bool half_bf16 = false;            // bfloat16, else IEEE half
   bool half_owned = false;           // copied out of a misaligned mapping
-  std::shared_ptr<DeviceNf4> nf4_device;  // nf4 in backend memory (device backends only)
+  std::shared_ptr<DeviceNf4> nf4_device;  // the 4-bit weight in backend memory (device backends only)
+  bool is_nf4() const { return nf4 != nullptr || nf4_device != nullptr; }  // held in 4 bits, on either side
   Nf4Weight nf4_view() const;        // nf4 in host memory (the reference dequantization reads it)
   Nf4Weight op_view() const;         // what the backend's NF4 ops get: the device copy when there is one
+  const float* absmax_map() const;   // the double quantization's map in host memory (the checkpoint's or built-in)
   HalfWeight half_view() const;      // a 16-bit 2-D tensor as the 16-bit GEMMs take it
-  bool loaded() const { return data != nullptr || nf4 != nullptr || half != nullptr; }
+  bool loaded() const { return data != nullptr || is_nf4() || half != nullptr; }
   uint64_t resident_bytes() const;   // 4-bit: codes + scales; 16-bit: numel * 2; else numel * 4
 };
+
+// Host staging for uploads to a device backend: 4 Mi values (16 MiB) at a time.
+constexpr size_t kWeightStageValues = size_t(1) << 22;
 
 // Names of the tensors the store holds in 4 bits under NF4: the seven
 // linears' weights of every decoder block.
@@ -101,7 +107,8 @@ class WeightStore {
   void read(const std::string& name, float* out) const;
   // fp32 values [first, first + n) of a tensor's flattened values into out[n],
   // each exactly as read() gives it (a 4-bit one dequantized from its host
-  // codes; a device one through a download of that byte range only), so a
+  // codes; a device one through a download of the codes and scales that
+  // cover the range, or of that byte range for fp32 / 16-bit ones), so a
   // tensor of any size can be walked through a bounded buffer. Throws naming
   // the tensor when the range runs past its end.
   void read_range(const std::string& name, size_t first, size_t n, float* out) const;
@@ -132,7 +139,7 @@ class WeightStore {
   float* alloc_tensor(const WeightTensor& t);  // OutOfMemory names the tensor
   uint16_t* alloc_half(const WeightTensor& t);
   void quantize_into(WeightTensor& t, const float* values);
-  void place_nf4(WeightTensor& t);  // device backends: the device copy of t.nf4
+  void place_nf4(WeightTensor& t);  // device backends: moves t.nf4 into backend memory
   // n values of a file's F32/F16/BF16 bytes at `offset` as fp32 into backend
   // memory dst (a device backend: through bounded host staging).
   void widen_into(const MappedFile& f, uint64_t offset, DType dt, float* dst, size_t n);

@@ -79,6 +79,9 @@ describe('the precision field', () => {
     // on the CPU the backend's own part is its threads' scratch
     expect(byId(root, 'memory-breakdown')!.textContent).not.toContain('CUDA runtime');
     expect(byId(root, 'memory-breakdown')!.textContent).toMatch(/· CPU threads' scratch \d/);
+    // the RAM is the budget itself: no line for the RAM beside a GPU
+    expect(studio.check!.memory!.hostRam).toBeNull();
+    expect(byId(root, 'memory-host')).toBeNull();
   }, 60_000);
 });
 

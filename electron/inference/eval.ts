@@ -1,6 +1,9 @@
 // Evaluation: token-weighted mean cross-entropy over every counted label
-// token of a data set (the same number the Hugging Face Trainer reports as
-// eval_loss when it sums per-token losses), and its perplexity.
+// token of a data set, and its perplexity. It does not depend on the batch
+// size, and it is the training loss's definition (a step's mean over its
+// tokens). The Hugging Face Trainer's eval_loss is a mean of per-batch means
+// (each batch's token mean, weighted by the eval batch size), which differs
+// where short and long rows score differently.
 import type { NativeEngine } from '../engine/native.js';
 import type { Example } from '../training/data.js';
 import { sequentialBatches } from '../training/batches.js';

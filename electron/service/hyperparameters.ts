@@ -78,7 +78,7 @@ export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec, gpus: 
     out.push(num('virtualTokens', 'Learned tokens before every input: more capacity, fewer positions left for text.', D.virtualTokens, 'basic'));
   }
   if (method === 'prompt') {
-    out.push({ key: 'promptInitText', label: HYPER_LABELS.promptInitText, help: 'Initialize the virtual tokens from this text\'s token embeddings (repeated or cut to fit); empty: random vocabulary embeddings.', kind: 'text', default: null, group: 'advanced' });
+    out.push({ key: 'promptInitText', label: HYPER_LABELS.promptInitText, help: 'Initialize the virtual tokens from this text\'s token embeddings (repeated or cut to fit); empty: random values, N(0, 1) (PEFT\'s RANDOM init).', kind: 'text', default: null, group: 'advanced' });
   }
   if (method === 'prefix') {
     out.push({ key: 'prefixProjection', label: HYPER_LABELS.prefixProjection, help: 'Train the prefix through a small MLP (often more stable); the saved adapter is the same size.', kind: 'boolean', default: false, group: 'advanced' });

@@ -41,12 +41,27 @@ export function makeBatch(rows: readonly TokenRowView[], padTo?: number): Batch 
   return batch;
 }
 
-/** Label tokens the engine's loss counts in this batch (shifted, not -100). */
-export function countBatchTokens(batch: Batch): number {
+/**
+ * Label tokens the engine's loss counts in this batch, by its own rule
+ * (native-addon/core/model/batch_inputs.cpp): position t predicts labels[t + 1]
+ * when that label is not -100 and both tokens belong to the same document
+ * (segment >= 0), so never across a packed row's seam (transformers' padding-free
+ * packing masks each document's first label for the same reason) nor from padding.
+ * Under prompt tuning (virtualTokens > 0) the last virtual token predicts the
+ * row's first label too (methods/prompt_tuning.cpp, as PEFT shifts its labels).
+ * A step's loss and gradient are divided by this count, so it must be the
+ * engine's: one token more than it sums (a seam, a row's first token) would make
+ * the training loss and gradient smaller than the evaluation's for the same rows.
+ */
+export function countBatchTokens(batch: Batch, virtualTokens = 0): number {
   let n = 0;
+  const { labels, segments } = batch;
   for (let b = 0; b < batch.batchSize; b++) {
     const base = b * batch.seqLen;
-    for (let t = 1; t < batch.seqLen; t++) if (batch.labels[base + t] !== IGNORE_INDEX) n++;
+    if (virtualTokens > 0 && labels[base] !== IGNORE_INDEX && segments[base] >= 0) n++;
+    for (let t = base + 1; t < base + batch.seqLen; t++) {
+      if (labels[t] !== IGNORE_INDEX && segments[t - 1] >= 0 && segments[t] === segments[t - 1]) n++;
+    }
   }
   return n;
 }

@@ -35,6 +35,8 @@ export interface TrainerOptions {
   saveEvery: number;
   /** early stopping (early-stop.ts); absent: train to the end */
   earlyStop?: EarlyStopOptions;
+  /** prompt tuning's soft prompt length (its last token predicts each row's first label: countBatchTokens); 0 otherwise */
+  virtualTokens?: number;
 }
 
 /**
@@ -190,7 +192,7 @@ export async function train(
     const group = groups.next();
     if (group.done) throw new Error('internal: the step generator ended');
     const batches = group.value.map((rows) => makeBatch(rows));
-    const stepTokens = batches.reduce((n, b) => n + countBatchTokens(b), 0);
+    const stepTokens = batches.reduce((n, b) => n + countBatchTokens(b, options.virtualTokens ?? 0), 0);
     // the data's tokens the model reads this step (prompts included; padding and virtual tokens not): the speed of the whole pass
     const inputTokens = group.value.reduce((n, rows) => n + rows.reduce((m, r) => m + r.inputIds.length, 0), 0);
     if (stepTokens === 0) throw new Error(`optimizer step ${step} has no label tokens (every label is -100)`);

@@ -152,7 +152,7 @@ export async function loadDataset(path: string, tokenizer: ModelTokenizer, optio
     tokenizer,
     options,
     single: source.files.length === 1,
-    cache: tokenCache ? await tokenCache.forLoad(tokenizer, options) : null,
+    cache: tokenCache ? tokenCache.forLoad(tokenizer, options) : null,
     count: { files: 0, rows: 0, cachedFiles: 0 },
   };
   const problems: RowProblem[] = [];

@@ -9,6 +9,7 @@
 // tokenized.rows: one per prepareRow call, the loader's only way to tokenize;
 // tokenized.cachedFiles: files the cache gave). A cold load's count is held to
 // the file's record count here, so the counter is known to count.
+import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -239,6 +240,21 @@ describe('what the key holds: a change to any of it tokenizes again', () => {
     const after = await loadDataset(file, edited, opts(demo), cache);
     expect(after.tokenized.rows).toBe(3);
     expect(after.examples[0].inputIds.length).toBeGreaterThan(before.examples[0].inputIds.length); // no merges: byte tokens
+    expectSameLoad(after, await uncached(file, edited, opts(demo)));
+  });
+
+  it('tokenizer.json changed after the tokenizer was loaded: entries name the bytes the tokenizer was built from', async () => {
+    const dir = demoTokenizerCopy();
+    const file = writeRows(join(freshDir('tok-later'), 'alpaca.jsonl'), ROWS.alpaca);
+    const cache = freshCache();
+    const loaded = await ModelTokenizer.load(dir);
+    expect(loaded.fileSha256.tokenizer).toBe(createHash('sha256').update(readFileSync(join(dir, 'tokenizer.json'))).digest('hex'));
+    // the file changes while the loaded tokenizer is still in use: its rows must not be filed under the new bytes
+    editJson(join(dir, 'tokenizer.json'), (json) => ((json.model as { merges: unknown[] }).merges = []));
+    await loadDataset(file, loaded, opts(demo), cache);
+    const edited = await ModelTokenizer.load(dir);
+    const after = await loadDataset(file, edited, opts(demo), cache);
+    expect(after.tokenized.rows).toBe(3);
     expectSameLoad(after, await uncached(file, edited, opts(demo)));
   });
 

@@ -17,13 +17,13 @@
 // kept under PEFT_STUDIO_TOKEN_CACHE_MAX_BYTES (default 4 GiB; 0 turns the
 // cache off), the least recently used removed first.
 import { createHash } from 'node:crypto';
-import { open, readFile, utimes } from 'node:fs/promises';
+import { open, utimes } from 'node:fs/promises';
 import { constants as bufferLimits } from 'node:buffer';
 import { basename, join, resolve } from 'node:path';
 import { codeAndCause, FileWriteError, writeFileAtomic } from '../files/atomic.js';
 import { makeFolder } from '../files/make-folder.js';
 import { fileSha256 } from '../files/sha256.js';
-import { TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, type ModelTokenizer } from '../models/tokenizer.js';
+import type { ModelTokenizer } from '../models/tokenizer.js';
 import { studioHome } from '../runs/run-index.js';
 import { DataError } from '../training/data.js';
 import type { DatasetOptions } from './options.js';
@@ -77,31 +77,20 @@ export class TokenCache {
     readonly version = CACHE_VERSION,
   ) {}
 
-  /** The cache for one load with this tokenizer and these options; null when the tokenizer's files cannot be read. */
-  async forLoad(tokenizer: ModelTokenizer, options: DatasetOptions): Promise<TokenCacheLoad | null> {
-    const identity = await tokenizerIdentity(tokenizer);
-    if (identity === null) return null;
-    return new TokenCacheLoad(this, [this.version, identity, options.format, options.completionOnly, options.vocabSize]);
+  /** The cache for one load with this tokenizer and these options. */
+  forLoad(tokenizer: ModelTokenizer, options: DatasetOptions): TokenCacheLoad {
+    return new TokenCacheLoad(this, [this.version, tokenizerIdentity(tokenizer), options.format, options.completionOnly, options.vocabSize]);
   }
 }
 
-/** sha256 of a file's bytes, or of null when it is absent; undefined when it cannot be read. */
-async function bytesSha256(file: string): Promise<string | null | undefined> {
-  try {
-    return createHash('sha256').update(await readFile(file)).digest('hex');
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? null : undefined;
-  }
-}
-
-/** What a tokenizer's output depends on, as a string; null when its files cannot be read. */
-async function tokenizerIdentity(tokenizer: ModelTokenizer): Promise<string | null> {
-  const json = await bytesSha256(join(tokenizer.dir, TOKENIZER_FILE));
-  const config = await bytesSha256(join(tokenizer.dir, TOKENIZER_CONFIG_FILE));
-  if (!json || config === undefined) return null;
-  // the ids as loaded (config.json's eos_token_id stands in for a missing eos_token) and the template in use
-  const { bosId, eosId, padId, chatTemplate } = tokenizer;
-  return JSON.stringify([json, config, resolve(tokenizer.dir), bosId, eosId, padId, chatTemplate]);
+/**
+ * What a tokenizer's output depends on, as a string: the files it was built from (their bytes as it read
+ * them: a file changed since cannot pair these tokens with its new bytes), its folder, the ids as loaded
+ * (config.json's eos_token_id stands in for a missing eos_token) and the template in use.
+ */
+function tokenizerIdentity(tokenizer: ModelTokenizer): string {
+  const { fileSha256, bosId, eosId, padId, chatTemplate } = tokenizer;
+  return JSON.stringify([fileSha256.tokenizer, fileSha256.config, resolve(tokenizer.dir), bosId, eosId, padId, chatTemplate]);
 }
 
 export class TokenCacheLoad {

@@ -5,6 +5,7 @@
 // fast tokenizers.
 // A change to the ids this gives for a text needs data/token-cache.ts CACHE_VERSION bumped.
 
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
@@ -61,6 +62,11 @@ export class ModelTokenizer {
     fallbackEosId: number | null,
     chatTemplate: string | null,
     readonly dir: string,
+    /**
+     * sha256 (hex) of the tokenizer.json and tokenizer_config.json bytes this tokenizer was built from (null: no
+     * tokenizer_config.json), so what is keyed by them (the token cache) names these very files, not a later copy
+     */
+    readonly fileSha256: { tokenizer: string; config: string | null },
     pieceScheme: PieceScheme = 'unknown',
   ) {
     this.pieceScheme = pieceScheme;
@@ -81,9 +87,11 @@ export class ModelTokenizer {
    * eos_token, the EOS id falls back to config.json's eos_token_id.
    */
   static async load(dir: string): Promise<ModelTokenizer> {
-    const tokenizerJson = await readJson(join(dir, TOKENIZER_FILE), true);
-    const config = (await readJson(join(dir, TOKENIZER_CONFIG_FILE), false)) ?? {};
-    const modelConfig = (await readJson(join(dir, 'config.json'), false)) ?? {};
+    const tokenizerFile = (await readJson(join(dir, TOKENIZER_FILE), true))!;
+    const configFile = await readJson(join(dir, TOKENIZER_CONFIG_FILE), false);
+    const tokenizerJson = tokenizerFile.json;
+    const config = configFile?.json ?? {};
+    const modelConfig = (await readJson(join(dir, 'config.json'), false))?.json ?? {};
     const special = {
       bos: tokenContent(config.bos_token, 'bos_token', dir),
       eos: tokenContent(config.eos_token, 'eos_token', dir),
@@ -111,7 +119,8 @@ export class ModelTokenizer {
     const chatTemplate = typeof config.chat_template === 'string' ? config.chat_template : null;
     // transformers' current default for clean_up_tokenization_spaces is false.
     const cleanUp = config.clean_up_tokenization_spaces === true;
-    return new ModelTokenizer(tokenizer, cleanUp, special, fallbackEos, chatTemplate, dir, pieceSchemeOf(tokenizerJson));
+    const fileSha256 = { tokenizer: tokenizerFile.sha256, config: configFile?.sha256 ?? null };
+    return new ModelTokenizer(tokenizer, cleanUp, special, fallbackEos, chatTemplate, dir, fileSha256, pieceSchemeOf(tokenizerJson));
   }
 
   /** Token ids of `text`, with the tokenizer's special tokens unless told not to. */
@@ -311,12 +320,18 @@ function tokenContent(value: unknown, field: string, dir: string): string | null
   throw new TokenizerError(`${join(dir, TOKENIZER_CONFIG_FILE)}: field "${field}" must be a string or an object with "content" (found ${JSON.stringify(value)}). Download tokenizer_config.json again.`);
 }
 
-/** Parsed JSON object (loosely typed: these files have many optional fields), or null when optional and absent. */
+/**
+ * Parsed JSON object (loosely typed: these files have many optional fields) and the sha256 of the bytes it was
+ * parsed from, or null when optional and absent.
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-async function readJson(path: string, required: boolean): Promise<any> {
+async function readJson(path: string, required: boolean): Promise<{ json: any; sha256: string } | null> {
   let text: string;
+  let sha256: string;
   try {
-    text = await readFile(path, 'utf8');
+    const bytes = await readFile(path);
+    sha256 = createHash('sha256').update(bytes).digest('hex');
+    text = bytes.toString('utf8');
   } catch (err) {
     if (!required && (err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new TokenizerError(`${path}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}). The model folder needs tokenizer.json (and tokenizer_config.json): download them with the model.`);
@@ -330,5 +345,5 @@ async function readJson(path: string, required: boolean): Promise<any> {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     throw new TokenizerError(`${path}: is not a JSON object. Download it again.`);
   }
-  return json;
+  return { json, sha256 };
 }

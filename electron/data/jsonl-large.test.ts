@@ -51,7 +51,7 @@ describe('JSON Lines read a line at a time', () => {
     expect(lines).toBe(whole);
   });
 
-  it('leaves other formats to the whole-text reader (a JSON array, CSV)', async () => {
+  it('leaves other formats to their own readers (a JSON array, CSV: the same records at any limit)', async () => {
     const array = Buffer.from('[{"text": "a"}, {"text": "b"}]');
     expect((await containerOfBytes(array, 'x.json', 10)).kind).toBe('json-array');
     const csv = Buffer.from('text\na\nb\n');

@@ -4,12 +4,22 @@
 // are data. TSV uses the same rules with a tab as the delimiter (what Python's
 // csv module and pandas write). Line breaks are LF or CRLF. A row's line is
 // the physical line it starts on, so rows with quoted line breaks still point
-// at the right place.
+// at the right place. A data file is read from its bytes by csv-bytes.ts,
+// with these same rules and messages (read-file.ts: faster, a fraction of the
+// memory, and past one string's size); this text reader reads text already
+// in memory (parseContainer), and the byte reader is tested against it.
 // A change to the rows, lines or problems this reads needs ../token-cache.ts CACHE_VERSION bumped.
 import { DataError } from '../../training/data.js';
 import { malformed, type ContainerRead, type SourceRecord } from './records.js';
 import type { RowProblem } from '../problems.js';
 import { countOf } from '../../text/plural.js';
+
+/** Why a record cannot be parsed: said once, for the text reader here and the byte reader (csv-bytes.ts). */
+export const CSV_ERRORS = {
+  unclosed: (openLine: number) => `a quoted field opened on line ${openLine} is never closed (a missing " ?)`,
+  afterClosingQuote: `unexpected text after a closing quote (a quote inside a quoted field must be written "")`,
+  quoteInUnquoted: 'a quote inside an unquoted field (quote the whole field and write the quote as "")',
+};
 
 interface RawCsvRecord {
   line: number;
@@ -51,20 +61,20 @@ export function parseDelimited(text: string, delimiter: ',' | '\t'): RawCsvRecor
           i++;
         }
         if (!closed) {
-          record.error ??= `a quoted field opened on line ${openLine} is never closed (a missing " ?)`;
+          record.error ??= CSV_ERRORS.unclosed(openLine);
           atRecordEnd = true;
           record.fields.push(field);
           break;
         }
         const next = text[i];
         if (i < n && next !== delimiter && next !== '\n' && next !== '\r') {
-          record.error ??= `unexpected text after a closing quote (a quote inside a quoted field must be written "")`;
+          record.error ??= CSV_ERRORS.afterClosingQuote;
           // resynchronise at the end of the field
           while (i < n && text[i] !== delimiter && text[i] !== '\n') i++;
         }
       } else {
         while (i < n && text[i] !== delimiter && text[i] !== '\n') {
-          if (text[i] === '"') record.error ??= 'a quote inside an unquoted field (quote the whole field and write the quote as "")';
+          if (text[i] === '"') record.error ??= CSV_ERRORS.quoteInUnquoted;
           field += text[i];
           i++;
         }
@@ -85,27 +95,50 @@ export function parseDelimited(text: string, delimiter: ',' | '\t'): RawCsvRecor
   return out;
 }
 
+/**
+ * A parsed record as the row logic below needs it: its fields are asked for
+ * only when the record parsed (the byte reader decodes them then, so a broken
+ * record running to the end of a large file is never made into a string).
+ */
+export interface DelimitedRecord {
+  line: number;
+  /** set when the record could not be parsed */
+  error?: string;
+  /** how many fields it has */
+  width: number;
+  fields(): string[];
+}
+
 export function readDelimited(text: string, file: string, kind: 'csv' | 'tsv'): ContainerRead {
+  const raw = parseDelimited(text, kind === 'csv' ? ',' : '\t');
+  return rowsOfRecords(raw.map((r) => ({ line: r.line, error: r.error, width: r.fields.length, fields: () => r.fields })), file, kind);
+}
+
+/** The header's columns, then every later record as a row keyed by them, or as a problem by its line. */
+export function rowsOfRecords(raw: Iterable<DelimitedRecord>, file: string, kind: 'csv' | 'tsv'): ContainerRead {
   const delimiter = kind === 'csv' ? ',' : '\t';
-  const raw = parseDelimited(text, delimiter);
-  if (raw.length === 0) throw new DataError(`${file}: the file is empty; a ${kind.toUpperCase()} data file starts with a header row naming the columns (e.g. instruction${delimiter === ',' ? ',' : '<tab>'}output)`);
-  const header = raw[0];
+  const iterator = raw[Symbol.iterator]();
+  const first = iterator.next();
+  if (first.done) throw new DataError(`${file}: the file is empty; a ${kind.toUpperCase()} data file starts with a header row naming the columns (e.g. instruction${delimiter === ',' ? ',' : '<tab>'}output)`);
+  const header = first.value;
   if (header.error) throw new DataError(`${file}:${header.line}: the header row cannot be parsed: ${header.error}`);
-  const columns = header.fields.map((f) => f.trim());
+  const columns = header.fields().map((f) => f.trim());
   const empty = columns.findIndex((c) => c === '');
   if (empty >= 0) throw new DataError(`${file}:${header.line}: column ${empty + 1} of the header row has no name; name every column`);
   const dup = columns.find((c, k) => columns.indexOf(c) !== k);
   if (dup !== undefined) throw new DataError(`${file}:${header.line}: the header names the column "${dup}" twice`);
   const records: SourceRecord[] = [];
   const problems: RowProblem[] = [];
-  for (const r of raw.slice(1)) {
+  for (let next = iterator.next(); !next.done; next = iterator.next()) {
+    const r = next.value;
     if (r.error) {
       problems.push(malformed(file, r.line, r.error));
-    } else if (r.fields.length !== columns.length) {
-      problems.push(malformed(file, r.line, `has ${countOf(r.fields.length, 'field')} but the header has ${columns.length} (${columns.join(', ')}); quote fields that contain "${delimiter === ',' ? ',' : '\\t'}"`));
+    } else if (r.width !== columns.length) {
+      problems.push(malformed(file, r.line, `has ${countOf(r.width, 'field')} but the header has ${columns.length} (${columns.join(', ')}); quote fields that contain "${delimiter === ',' ? ',' : '\\t'}"`));
     } else {
+      const fields = r.fields();
       const value: Record<string, string> = {};
-      columns.forEach((c, k) => (value[c] = r.fields[k]));
+      columns.forEach((c, k) => (value[c] = fields[k]));
       records.push({ line: r.line, value });
     }
   }

@@ -88,12 +88,37 @@ export function wideEncoding(bytes: Uint8Array): { name: string; how: string; ic
  * the file, the line and the byte that is not UTF-8, and what to do.
  */
 export function decodeDataBytes(bytes: Uint8Array, file: string): string {
-  const body = checkedUtf8(bytes, file);
+  return textOfBody(checkedUtf8(bytes, file), file);
+}
+
+/** The text of bytes checkedUtf8 passed, or a DataError when it is more than one string can hold. */
+export function textOfBody(body: Uint8Array, file: string): string {
   if (body.length > constants.MAX_STRING_LENGTH) {
-    throw new EncodingError(`${file}: ${Math.round(body.length / 2 ** 20)} MiB of text is more than one string can hold here (${Math.floor(constants.MAX_STRING_LENGTH / 2 ** 20)} MiB): split the file into smaller ones, or write it as JSON Lines (.jsonl), which is read a line at a time`);
+    throw new EncodingError(`${file}: ${Math.round(body.length / 2 ** 20)} MiB of text is more than one string can hold here (${Math.floor(constants.MAX_STRING_LENGTH / 2 ** 20)} MiB): split the file into smaller ones, or write it as JSON Lines (.jsonl), CSV or a JSON array, which are read a piece at a time`);
   }
   // ignoreBOM: the file's BOM is already skipped; a second one is text and stays
   return new TextDecoder('utf-8', { ignoreBOM: true }).decode(body);
+}
+
+/**
+ * The text of bytes [start, end) of a body checkedUtf8 passed, cut where no
+ * character is split (the large files' readers decode one field or element
+ * at a time); a DataError saying where (`place()`: "f.csv:12: field 2") when
+ * that one piece is more than one string can hold.
+ */
+export function textOfRange(body: Buffer, start: number, end: number, place: () => string): string {
+  try {
+    // Buffer's decoding keeps a U+FEFF inside the range, as TextDecoder with ignoreBOM does for the whole text
+    return body.toString('utf8', start, end);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ERR_STRING_TOO_LONG') throw e;
+    throw new DataError(`${place()} is ${Math.round((end - start) / 2 ** 20)} MiB of text, more than one string can hold here (${Math.floor(constants.MAX_STRING_LENGTH / 2 ** 20)} MiB); is a quote or bracket left open before it?`);
+  }
+}
+
+/** A Buffer over the same memory as `bytes` (checkedUtf8 hands back a Uint8Array view), for its fast search and decoding. */
+export function bufferOf(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** The bytes after a UTF-8 BOM, checked to be UTF-8 (else an EncodingError naming the line and what to do). */

@@ -21,12 +21,13 @@ export interface PreparedRow extends TokenizedRow {
   systemDropped?: boolean;
 }
 
-export function formatRow(value: unknown, format: DatasetFormat, tokenizer: ModelTokenizer, vocabSize: number): FormattedRow {
+/** completionOnly false: every token is trained, so a chat row's turns need not be located. */
+export function formatRow(value: unknown, format: DatasetFormat, tokenizer: ModelTokenizer, vocabSize: number, completionOnly = true): FormattedRow {
   switch (format) {
     case 'alpaca':
       return renderAlpaca(parseAlpaca(value), tokenizer);
     case 'chat':
-      return renderConversation(parseConversation(value), tokenizer);
+      return renderConversation(parseConversation(value), tokenizer, completionOnly);
     case 'completion':
       return renderCompletion(value);
     case 'text':
@@ -37,7 +38,7 @@ export function formatRow(value: unknown, format: DatasetFormat, tokenizer: Mode
 }
 
 export function prepareRow(value: unknown, format: DatasetFormat, tokenizer: ModelTokenizer, completionOnly: boolean, vocabSize: number): PreparedRow {
-  const formatted = formatRow(value, format, tokenizer, vocabSize);
+  const formatted = formatRow(value, format, tokenizer, vocabSize, completionOnly);
   if (formatted.kind === 'tokens') return { inputIds: formatted.inputIds, labels: formatted.labels, layout: formatted.layout };
   const tokens = tokenizeRendered(tokenizer, formatted, completionOnly);
   const outside = tokens.inputIds.find((id) => id < 0 || id >= vocabSize);

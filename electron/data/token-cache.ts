@@ -39,7 +39,7 @@ import type { TokenizedFile } from './tokenized-file.js';
  * (tokenized-file.ts, token-cache-entry.ts). Each of those files says so in a
  * line. Old entries are then never read, and are removed at the next write.
  */
-export const CACHE_VERSION = 1;
+export const CACHE_VERSION = 2;
 
 /** Room left for an entry's header and checksum below the largest buffer it is read into. */
 const MAX_HEADER_BYTES = 64 * 1024 ** 2;

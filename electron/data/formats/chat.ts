@@ -14,6 +14,15 @@
 //          closes the turn (<|eot_id|>, <|im_end|>, </s>, ...) when the
 //          template writes one right after it (spaces allowed in between).
 //
+// A template that leaves the system message out of a finished conversation
+// (Mistral v0.3 writes it into the last user turn only, so a conversation
+// ending with the assistant's answer has none) renders the conversation as it
+// would without it; the turns are then located on that conversation, whose
+// partial renderings are prefixes of the text (the report says the system
+// prompt was dropped). Training every token (--all-tokens) needs no turns
+// located, so a template whose partial renderings are not prefixes can still
+// train that way.
+//
 // Tokenization happens once on the whole string (mask.ts), so the tokens are
 // exactly apply_chat_template(..., tokenize=True)'s.
 // A change to the tokens, labels or row errors this gives needs ../token-cache.ts CACHE_VERSION bumped.
@@ -72,20 +81,32 @@ export function parseConversation(value: unknown): ChatMessage[] {
   return messages;
 }
 
-/** Renders a conversation and finds its assistant turns as character ranges. */
-export function renderConversation(messages: readonly ChatMessage[], tokenizer: ModelTokenizer): RenderedRow {
+/**
+ * Renders a conversation and finds its assistant turns as character ranges
+ * (locateTurns false: every token is trained, no ranges are needed).
+ */
+export function renderConversation(messages: readonly ChatMessage[], tokenizer: ModelTokenizer, locateTurns = true): RenderedRow {
   const template = chatTemplateOf(tokenizer);
   const assistantTurns = messages.flatMap((m, i) => (m.role === 'assistant' ? [i] : []));
   if (assistantTurns.length === 0) throw new RowError('nothing-to-learn', 'the conversation has no assistant turn to train on');
   for (const i of assistantTurns) {
     if (messages[i].content.trim() === '') throw new RowError('empty', `assistant turn ${i + 1} is empty`);
   }
-  const text = template.render(messages, false);
+  const render = template.render.bind(template);
+  const text = render(messages, false);
+  const systemDropped = dropsSystem(messages, text, render);
+  const rendered = { kind: 'rendered' as const, text, addSpecialTokens: false, appendEos: false, layout: template.layout, ...(systemDropped ? { systemDropped: true } : {}) };
+  if (!locateTurns) return { ...rendered, trainSpans: [] };
+  // the text is this conversation's rendering: without its system messages when the template drops them
+  const kept = messages.flatMap((m, k) => (systemDropped && m.role === 'system' ? [] : [k]));
+  const conversation = kept.map((k) => messages[k]);
   const closers = turnClosers(tokenizer);
   const spans: CharSpan[] = [];
-  for (const i of assistantTurns) {
-    const start = turnStart(messages, i, text, template.render.bind(template));
-    const content = messages[i].content;
+  conversation.forEach((message, i) => {
+    if (message.role !== 'assistant') return;
+    const turn = kept[i];  // its place in the row's conversation
+    const start = turnStart(conversation, i, turn, text, render);
+    const content = message.content;
     let s: number;
     let e: number;
     if (text.startsWith(content, start)) {
@@ -93,12 +114,12 @@ export function renderConversation(messages: readonly ChatMessage[], tokenizer: 
     } else {
       const core = content.trim();
       const k = text.indexOf(core, start);
-      if (k < 0) throw new RowError('template', `cannot find assistant turn ${i + 1} in the rendered conversation (the chat template changes its text), so its tokens cannot be masked exactly; use --all-tokens or another format`);
+      if (k < 0) throw new RowError('template', `cannot find assistant turn ${turn + 1} in the rendered conversation (the chat template changes its text), so its tokens cannot be masked exactly; use --all-tokens or another format`);
       [s, e] = [k, k + core.length];
     }
     spans.push([s, closeTurn(text, e, closers)]);
-  }
-  return { kind: 'rendered', text, trainSpans: spans, addSpecialTokens: false, appendEos: false, layout: template.layout, ...(dropsSystem(messages, text, template.render.bind(template)) ? { systemDropped: true } : {}) };
+  });
+  return { ...rendered, trainSpans: spans };
 }
 
 /**
@@ -128,8 +149,11 @@ function turnClosers(tokenizer: ModelTokenizer): string[] {
   return closers;
 }
 
-/** Where assistant turn i's content may start: the end of the rendering up to it with the generation prompt. */
-function turnStart(messages: readonly ChatMessage[], i: number, text: string, render: (m: readonly ChatMessage[], g: boolean) => string): number {
+/**
+ * Where assistant turn i's content may start: the end of the rendering up to it
+ * with the generation prompt (`turn`: its number in the row, for the message).
+ */
+function turnStart(messages: readonly ChatMessage[], i: number, turn: number, text: string, render: (m: readonly ChatMessage[], g: boolean) => string): number {
   let prefix: string;
   try {
     prefix = render(messages.slice(0, i), true);
@@ -139,7 +163,7 @@ function turnStart(messages: readonly ChatMessage[], i: number, text: string, re
     throw e;
   }
   if (!text.startsWith(prefix)) {
-    throw new RowError('template', `the chat template renders the conversation before assistant turn ${i + 1} differently from the whole conversation, so the turn's tokens cannot be located exactly; use --all-tokens or another format`);
+    throw new RowError('template', `the chat template renders the conversation before assistant turn ${turn + 1} differently from the whole conversation, so the turn's tokens cannot be located exactly; use --all-tokens or another format`);
   }
   return prefix.length;
 }

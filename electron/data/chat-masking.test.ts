@@ -11,6 +11,7 @@ import { renderAlpaca } from './formats/alpaca.js';
 import { renderCompletion } from './formats/completion.js';
 import { tokenizeRendered } from './mask.js';
 import { prepareRow } from './prepare-row.js';
+import { formatOfRow } from './detect-format.js';
 import { LLAMA3_VOCAB, llama3Ids, loadLlama3 } from './testing/llama3.js';
 
 let tok: ModelTokenizer;
@@ -91,6 +92,22 @@ describe('chat rows with the Llama 3 chat template', () => {
     expect(() => prepareRow({ messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: ' ' }] }, 'chat', tok, true, LLAMA3_VOCAB)).toThrow(/assistant turn 2 is empty/);
     expect(() => prepareRow({ messages: [{ role: 'tool', content: 'x' }] }, 'chat', tok, true, LLAMA3_VOCAB)).toThrow(/"messages"\[0\]\.role is "tool"/);
     expect(() => prepareRow({ messages: [{ role: 'user' }] }, 'chat', tok, true, LLAMA3_VOCAB)).toThrow(/has no "content"/);
+  });
+
+  it("reads TRL's conversational prompt/completion: one conversation, only the completion's answers trained (every row was refused)", () => {
+    const row = {
+      prompt: [{ role: 'user', content: 'Hi there' }, { role: 'assistant', content: 'Hello! How can I help?' }, { role: 'user', content: 'Tell me a joke' }],
+      completion: [{ role: 'assistant', content: 'No.' }],
+    };
+    expect(formatOfRow(row)).toBe('chat');
+    expect(formatOfRow({ prompt: 'Say:', completion: ' hi' })).toBe('completion');
+    const r = prepareRow(row, 'chat', tok, true, LLAMA3_VOCAB);
+    // the same text as the conversation in one list; the prompt's answer (a few-shot example) is not trained
+    expect(r.text).toBe(prepareRow({ messages: [...row.prompt, ...row.completion] }, 'chat', tok, true, LLAMA3_VOCAB).text);
+    expect(r.inputIds.filter((_, i) => r.labels[i] !== M)).toEqual([id('No'), id('.'), id('<|eot_id|>')]);
+    expect(prepareRow(row, 'chat', tok, false, LLAMA3_VOCAB).labels).toEqual(r.inputIds);
+    expect(() => prepareRow({ prompt: row.prompt, completion: [{ role: 'user', content: 'x' }] }, 'chat', tok, true, LLAMA3_VOCAB)).toThrow(/"completion" has no assistant message/);
+    expect(() => prepareRow({ prompt: row.prompt, completion: [{ role: 'assistant' }] }, 'chat', tok, true, LLAMA3_VOCAB)).toThrow(/"completion"\[0\] has no "content"/);
   });
 
   it('passes raise_exception to templates, and a refusal becomes a row problem', async () => {

@@ -1,7 +1,8 @@
 // Which format a file's rows are in, from their fields. Each row votes for
 // the first format whose fields it has, in this order (the most specific
-// first): tokenized (input_ids), chat (messages | conversations), alpaca
-// (instruction + output), completion (prompt + completion), text (text).
+// first): tokenized (input_ids), chat (messages | conversations, or prompt
+// and completion as lists of messages: TRL's conversational prompt/completion),
+// alpaca (instruction + output), completion (prompt + completion), text (text).
 // The format with most votes among the first rows wins (ties go to the
 // earlier one), so a few broken rows do not change the format; rows that do
 // not fit it are then skipped with the field they lack.
@@ -51,7 +52,7 @@ export function detectFormat(read: ContainerRead, file: string): DatasetFormat {
   const fields = new Set<string>();
   for (const r of sample.slice(0, 20)) if (r.value && typeof r.value === 'object' && !Array.isArray(r.value)) Object.keys(r.value).forEach((k) => fields.add(k));
   const found = `its rows have the fields ${[...fields].join(', ') || '(none: they are not objects)'}`;
-  throw new DataError(`${file}: cannot tell the dataset format: ${found}. Expected alpaca (instruction, input, output), chat (messages or conversations), completion (prompt, completion), text (text) or pre-tokenized (input_ids); rename the fields, or choose the format (the Data page's Format, or --format on the command line)`);
+  throw new DataError(`${file}: cannot tell the dataset format: ${found}. Expected alpaca (instruction, input, output), chat (messages or conversations; or prompt and completion as lists of messages), completion (prompt, completion), text (text) or pre-tokenized (input_ids); rename the fields, or choose the format (the Data page's Format, or --format on the command line)`);
 }
 
 /** Broken rows named in the error of a file where none parses (as load-dataset names unusable ones). */

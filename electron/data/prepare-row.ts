@@ -4,7 +4,7 @@
 // A change to the tokens, labels or row errors this gives needs token-cache.ts CACHE_VERSION bumped.
 import type { ModelTokenizer } from '../models/tokenizer.js';
 import { parseAlpaca, renderAlpaca } from './formats/alpaca.js';
-import { parseConversation, renderConversation } from './formats/chat.js';
+import { parseChatRow, renderConversation } from './formats/chat.js';
 import { renderCompletion } from './formats/completion.js';
 import type { FormattedRow } from './formats/row.js';
 import { renderText } from './formats/text.js';
@@ -26,8 +26,10 @@ export function formatRow(value: unknown, format: DatasetFormat, tokenizer: Mode
   switch (format) {
     case 'alpaca':
       return renderAlpaca(parseAlpaca(value), tokenizer);
-    case 'chat':
-      return renderConversation(parseConversation(value), tokenizer, completionOnly);
+    case 'chat': {
+      const { messages, trainFrom } = parseChatRow(value);
+      return renderConversation(messages, tokenizer, completionOnly, trainFrom);
+    }
     case 'completion':
       return renderCompletion(value);
     case 'text':

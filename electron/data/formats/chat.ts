@@ -1,6 +1,10 @@
 // Chat rows: OpenAI style {"messages": [{"role", "content"}]} or ShareGPT
 // {"conversations": [{"from": "human"|"gpt"|"system", "value"}]} (a top-level
-// "system" string, as some ShareGPT files have, becomes the first message).
+// "system" string, as some ShareGPT files have, becomes the first message),
+// or TRL's conversational prompt/completion {"prompt": [messages],
+// "completion": [messages]}: one conversation, of which only the completion's
+// assistant turns are trained (the prompt's, e.g. few-shot answers, are not;
+// TRL trains what follows the prompt's generation prompt).
 // The conversation is rendered with the model's chat template (or the
 // fallback, see chat-template.ts) in one piece; the trained ranges are the
 // assistant turns, found as character ranges of that one rendered string:
@@ -43,7 +47,18 @@ const ROLE_ALIASES: Record<string, ChatMessage['role']> = {
 
 /** Whether a row looks like a chat row (for format detection). */
 export function isChatRow(row: Fields): boolean {
-  return 'messages' in row || 'conversations' in row;
+  return 'messages' in row || 'conversations' in row || isConversationalCompletion(row);
+}
+
+/** TRL's conversational prompt/completion: both fields lists of messages. */
+function isConversationalCompletion(row: Fields): boolean {
+  return Array.isArray(row.prompt) && Array.isArray(row.completion);
+}
+
+/** A chat row's conversation, and the first message whose assistant turns are trained (0: every one). */
+export interface ChatRow {
+  messages: ChatMessage[];
+  trainFrom: number;
 }
 
 function messageContent(value: unknown, where: string): string {
@@ -57,15 +72,33 @@ function messageContent(value: unknown, where: string): string {
 
 /** The conversation of a chat row, roles normalised to system/user/assistant. */
 export function parseConversation(value: unknown): ChatMessage[] {
+  return parseChatRow(value).messages;
+}
+
+/** A chat row: its conversation, roles normalised to system/user/assistant, and which turns are trained. */
+export function parseChatRow(value: unknown): ChatRow {
   const row = asObject(value);
+  if (!('messages' in row) && !('conversations' in row) && isConversationalCompletion(row)) {
+    const prompt = messagesOf(row, 'prompt', true, true);
+    const completion = messagesOf(row, 'completion', true, false);
+    if (!completion.some((m) => m.role === 'assistant')) throw new RowError('nothing-to-learn', '"completion" has no assistant message to train on');
+    return { messages: [...prompt, ...completion], trainFrom: prompt.length };
+  }
   const openAi = 'messages' in row;
   if (!openAi && !('conversations' in row)) {
     throw new RowError('missing-field', `missing "messages" (OpenAI style: [{"role", "content"}]) or "conversations" (ShareGPT: [{"from", "value"}]) (fields found: ${Object.keys(row).join(', ') || 'none'})`);
   }
-  const field = openAi ? 'messages' : 'conversations';
+  const messages = messagesOf(row, openAi ? 'messages' : 'conversations', openAi, false);
+  const system = optionalString(row, 'system');
+  if (system && messages[0].role !== 'system') messages.unshift({ role: 'system', content: system });
+  return { messages, trainFrom: 0 };
+}
+
+/** The messages of a list field: OpenAI style ({role, content}) or ShareGPT ({from, value}). */
+function messagesOf(row: Fields, field: string, openAi: boolean, allowEmpty: boolean): ChatMessage[] {
   const list = requireArray(row, field);
-  if (list.length === 0) throw new RowError('empty', `"${field}" is empty`);
-  const messages = list.map((item, i): ChatMessage => {
+  if (list.length === 0 && !allowEmpty) throw new RowError('empty', `"${field}" is empty`);
+  return list.map((item, i): ChatMessage => {
     const where = `"${field}"[${i}]`;
     if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new RowError('wrong-type', `${where} must be an object`);
     const m = item as Fields;
@@ -76,18 +109,16 @@ export function parseConversation(value: unknown): ChatMessage[] {
     if (!role) throw new RowError('wrong-type', `${where}.${roleKey} is ${JSON.stringify(m[roleKey])}; use system, user or assistant (ShareGPT: system, human, gpt)`);
     return { role, content: messageContent(m[contentKey], `${where}.${contentKey}`) };
   });
-  const system = optionalString(row, 'system');
-  if (system && messages[0].role !== 'system') messages.unshift({ role: 'system', content: system });
-  return messages;
 }
 
 /**
- * Renders a conversation and finds its assistant turns as character ranges
- * (locateTurns false: every token is trained, no ranges are needed).
+ * Renders a conversation and finds its assistant turns from message trainFrom
+ * on as character ranges (locateTurns false: every token is trained, no
+ * ranges are needed).
  */
-export function renderConversation(messages: readonly ChatMessage[], tokenizer: ModelTokenizer, locateTurns = true): RenderedRow {
+export function renderConversation(messages: readonly ChatMessage[], tokenizer: ModelTokenizer, locateTurns = true, trainFrom = 0): RenderedRow {
   const template = chatTemplateOf(tokenizer);
-  const assistantTurns = messages.flatMap((m, i) => (m.role === 'assistant' ? [i] : []));
+  const assistantTurns = messages.flatMap((m, i) => (m.role === 'assistant' && i >= trainFrom ? [i] : []));
   if (assistantTurns.length === 0) throw new RowError('nothing-to-learn', 'the conversation has no assistant turn to train on');
   for (const i of assistantTurns) {
     if (messages[i].content.trim() === '') throw new RowError('empty', `assistant turn ${i + 1} is empty`);
@@ -103,8 +134,8 @@ export function renderConversation(messages: readonly ChatMessage[], tokenizer: 
   const closers = turnClosers(tokenizer);
   const spans: CharSpan[] = [];
   conversation.forEach((message, i) => {
-    if (message.role !== 'assistant') return;
     const turn = kept[i];  // its place in the row's conversation
+    if (message.role !== 'assistant' || turn < trainFrom) return;
     const start = turnStart(conversation, i, turn, text, render);
     const content = message.content;
     let s: number;

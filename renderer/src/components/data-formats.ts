@@ -16,12 +16,13 @@ export const FORMAT_NAMES: Record<Format, string> = {
 /**
  * The Format choices, with the fields each reads: the ones the loader
  * accepts (electron/data/formats), so an error naming a field matches the
- * option (chat reads "messages" or ShareGPT's "conversations").
+ * option (chat reads "messages", ShareGPT's "conversations", or TRL's
+ * conversational "prompt" and "completion" lists of messages).
  */
 export const FORMAT_OPTIONS: readonly { value: DataFormat; label: string }[] = [
   { value: 'auto', label: 'Detect from the fields' },
   { value: 'alpaca', label: 'Alpaca (instruction, input, output)' },
-  { value: 'chat', label: 'Chat (messages or conversations, with roles)' },
+  { value: 'chat', label: 'Chat (messages, conversations, or prompt / completion message lists)' },
   { value: 'completion', label: 'Prompt and completion (prompt, completion)' },
   { value: 'text', label: 'Plain text (text)' },
   { value: 'tokenized', label: 'Pre-tokenized (input_ids, labels)' },

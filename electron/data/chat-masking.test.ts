@@ -3,7 +3,6 @@
 // tokenizer.json's vocabulary by hand (the pieces the Llama 3 pre-tokenizer
 // splits these words into), not from the tokenizer library.
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ModelTokenizer } from '../models/tokenizer.js';
 import { IGNORE_INDEX } from '../training/data.js';
 import { chatTemplateOf } from './chat-template.js';
 import { parseConversation, renderConversation } from './formats/chat.js';
@@ -12,6 +11,8 @@ import { renderCompletion } from './formats/completion.js';
 import { tokenizeRendered } from './mask.js';
 import { prepareRow } from './prepare-row.js';
 import { formatOfRow } from './detect-format.js';
+import { ModelTokenizer } from '../models/tokenizer.js';
+import { demoModelDir } from '../models/hf-cache-fixture.js';
 import { LLAMA3_VOCAB, llama3Ids, loadLlama3 } from './testing/llama3.js';
 
 let tok: ModelTokenizer;
@@ -149,5 +150,28 @@ describe('alpaca and completion rows on Llama 3', () => {
     // " Japan" starts with the prompt's last space and is trained
     expect(tok.decode(trained)).toBe(' Japan 🙂<|end_of_text|>');
     expect(tok.decode(row.inputIds.filter((_, i) => row.labels[i] === M))).toBe('Übersetze: 日本 →');
+  });
+});
+
+describe('the post-processor\'s BOS (the demo tokenizer adds <s>)', () => {
+  it('text that already starts with it (a chat rendered to text) gets no second one (TRL trains two)', async () => {
+    const demo = await ModelTokenizer.load(demoModelDir());
+    const bos = demo.bosId!;
+    const vocab = demo.vocabSize;
+    const chat = chatTemplateOf(demo).render([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'No.' }], false);
+    expect(chat.startsWith('<s>')).toBe(true);
+    const count = (ids: number[]) => ids.filter((i) => i === bos).length;
+    const text = prepareRow({ text: chat }, 'text', demo, true, vocab);
+    expect(text.inputIds[0]).toBe(bos);
+    expect(count(text.inputIds)).toBe(1);
+    // the same ids as the chat row itself (which the template gives its one BOS)
+    expect(text.inputIds).toEqual([...prepareRow({ messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'No.' }] }, 'chat', demo, true, vocab).inputIds]);
+    const cut = chat.indexOf('No.');
+    const completion = prepareRow({ prompt: chat.slice(0, cut), completion: chat.slice(cut) }, 'completion', demo, true, vocab);
+    expect(count(completion.inputIds)).toBe(1);
+    // text without it gets the post-processor's BOS, as before
+    const plain = prepareRow({ text: 'Hi there' }, 'text', demo, true, vocab);
+    expect(plain.inputIds[0]).toBe(bos);
+    expect(count(plain.inputIds)).toBe(1);
   });
 });

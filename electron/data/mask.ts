@@ -88,6 +88,10 @@ function piecewiseFlags(tokenizer: ModelTokenizer, text: string, ids: readonly n
   return flags;
 }
 
+function startsWith(ids: readonly number[], prefix: readonly number[]): boolean {
+  return prefix.length > 0 && prefix.length <= ids.length && prefix.every((id, i) => ids[i] === id);
+}
+
 /**
  * ids and labels of a rendered row. completionOnly=false trains every token
  * (the labels are the ids); otherwise only tokens inside trainSpans, the
@@ -96,7 +100,11 @@ function piecewiseFlags(tokenizer: ModelTokenizer, text: string, ids: readonly n
 export function tokenizeRendered(tokenizer: ModelTokenizer, row: RenderedRow, completionOnly: boolean): TokenizedRow {
   const body = tokenizer.encode(row.text, { addSpecialTokens: false });
   const flags = completionOnly ? trainedTokenFlags(tokenizer, row.text, body, row.trainSpans) : body.map(() => true);
-  const around = row.addSpecialTokens ? tokenizer.specialTokensAround() : { prefix: [], suffix: [] };
+  const added = row.addSpecialTokens ? tokenizer.specialTokensAround() : { prefix: [], suffix: [] };
+  // Text that already starts with the post-processor's tokens (a chat rendered to text with
+  // apply_chat_template(tokenize=False) begins with the BOS text) does not get them twice: a
+  // doubled BOS is what TRL trains there (trl#1400), and never what the model is prompted with.
+  const around = { prefix: startsWith(body, added.prefix) ? [] : added.prefix, suffix: added.suffix };
   const inputIds = [...around.prefix, ...body, ...around.suffix];
   // The post-processor's tokens go with the text next to them (a text row
   // trained from its first token keeps BOS's label, as encodeForTraining did;

@@ -132,7 +132,9 @@ struct OptimizerStep {
   float beta1 = 0.9f;
   float beta2 = 0.999f;
   float eps = 1e-8f;
-  float weight_decay = 0.0f;  // not applied to 1-D tensors (norm weights, biases), as HF Trainer
+  // Not applied to biases and norm weights, as HF Trainer exempts them by name
+  // (get_decay_parameter_names); DoRA's magnitude is decayed, as there.
+  float weight_decay = 0.0f;
   float max_grad_norm = 0.0f; // global-norm clipping threshold; 0 disables clipping
 };
 

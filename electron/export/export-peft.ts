@@ -10,7 +10,8 @@ export const PEFT_FILES: readonly string[] = ['adapter_config.json', 'adapter_mo
 /** Writes and checks the PEFT folder; `baseModelNameOrPath` goes into its adapter_config.json. Returns its files. */
 export async function exportPeft(step: FormatStep, adapter: PeftLoraAdapter, baseModelNameOrPath: string): Promise<string[]> {
   const { dir, folder } = step;
-  await writePeftAdapter({ dir, spec: folder.spec, lora: adapter.lora, baseModelNameOrPath, tensors: adapter.tensors });
+  // the base's revision too: from_pretrained loads the base at it (null: the newest main)
+  await writePeftAdapter({ dir, spec: folder.spec, lora: adapter.lora, baseModelNameOrPath, revision: adapter.revision, tensors: adapter.tensors });
   step.log(`wrote the PEFT adapter`);
   const reread = await readPeftAdapter(dir, folder.spec);
   step.check('peft', (await lossWithLora(step.addon, folder, reread.lora, reread.tensors, step.examples, step.threads, step.quantization)).loss, LOSS_TOLERANCE.peft);

@@ -94,6 +94,21 @@ describe('export', () => {
     expect(compareLoss('base', base.loss, result.check.sourceLoss, 1e-3).passed).toBe(false);
   });
 
+  it("peft keeps the base's name and revision (from_pretrained loads the base at that commit; it was written null)", async () => {
+    const model = await tinyModel({ seed: 43 });
+    const dir = tempDir('export-revision');
+    await randomAdapter(join(dir, 'adapter'), model.spec, model.dir, { rank: 2, alpha: 4, dropout: 0, rslora: false, targets: ['q_proj'], layers: null, init: 'default' });
+    // as a run on a Hugging Face cache base records it: a repo id and the snapshot's commit
+    const configFile = join(dir, 'adapter', 'adapter_config.json');
+    const config = JSON.parse(readFileSync(configFile, 'utf8'));
+    Object.assign(config, { base_model_name_or_path: 'org/tiny-llama', revision: '0123456789abcdef0123456789abcdef01234567' });
+    writeFileSync(configFile, JSON.stringify(config, null, 2));
+    const out = join(dir, 'out');
+    await run({ source: join(dir, 'adapter'), model: model.dir, formats: ['peft'], out, checkData: writeRows(join(dir, 'rows.jsonl')) });
+    const written = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
+    expect([written.base_model_name_or_path, written.revision]).toEqual(['org/tiny-llama', '0123456789abcdef0123456789abcdef01234567']);
+  });
+
   it('GGUF for Llama: @huggingface/gguf reads the adapter KVs, llama.cpp names, shapes, F32, aligned offsets, and q/k lora_b permuted', async () => {
     const model = await tinyModel({ seed: 42, heads: 4, kvHeads: 2 });
     const dir = tempDir('export');

@@ -33,7 +33,7 @@ export const exportSpec: CommandSpec = {
     'gguf --gguf-base also writes DIR/base.gguf (Modelfile FROM ./base.gguf): llama-cli -m DIR/base.gguf --lora DIR/adapter.gguf;',
     '  its check scores base.gguf + adapter.gguf read back (QLoRA: against the adapter on the 16-bit base; the log gives the 4-bit difference).',
     'rsLoRA adapters get adapter.lora.alpha = alpha * sqrt(r): llama.cpp scales by alpha / r.',
-    'gguf-model writes model.gguf (weights, tokenizer and chat template; byte-level BPE tokenizers only) and a Modelfile with FROM ./model.gguf:',
+    'gguf-model writes model.gguf (weights, tokenizer and chat template; byte-level BPE and SentencePiece-style BPE tokenizers) and a Modelfile with FROM ./model.gguf:',
     '  ollama create NAME -f DIR/Modelfile      llama-cli -m DIR/model.gguf',
     'A full fine-tuning run (or its checkpoints/step-N) exports as gguf-model only. Its weights are F32: f16, bf16 and q8_0 round them,',
     '  and updates smaller than that rounding (few steps at a low learning rate) are lost; the check then refuses the file: use --gguf-type f32.',

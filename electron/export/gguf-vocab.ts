@@ -24,9 +24,11 @@
 // settings llama.cpp does not read from a GGUF (see checkLlamaCppReads) are
 // refused: llama.cpp would tokenize their text differently from the model's
 // training, without a warning.
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GPT2_PRETOKENIZE } from '../models/byte-level-bpe.js';
+import { ChatTemplateError, readChatTemplates } from '../models/chat-template-source.js';
+import { rebuiltPostProcessor, SpecialTokenFlagsError, templateProcessingJson } from '../models/special-token-flags.js';
 import { GgufValueType, type GgufKv } from './gguf/format.js';
 import { GgufVocabError } from './gguf-vocab-error.js';
 import { isBytePiece, refuseNormalizedAddedTokens, spmScores, spmSpacePrefix } from './gguf-vocab-spm.js';
@@ -185,15 +187,6 @@ async function readJson(file: string, required: boolean): Promise<Json | null> {
   }
   if (!isObject(value)) throw new GgufVocabError(`${file}: is not a JSON object; download it again`);
   return value;
-}
-
-async function readText(file: string): Promise<string | null> {
-  try {
-    if (!(await stat(file)).isFile()) return null;
-    return await readFile(file, 'utf8');
-  } catch {
-    return null;
-  }
 }
 
 /** One merge as the "a b" string llama.cpp reads (pairs with spaces: the space written as U+0120, like gguf-py). */
@@ -357,48 +350,65 @@ export async function ggufVocab(modelDir: string, vocabSize: number): Promise<Gg
   for (const kind of Object.keys(SPECIAL_KEYS) as SpecialKind[]) set(kind, modelConfig[`${kind}_token_id`]);
   set('unk', unkId);
 
-  // add_bos / add_eos: what the tokenizer does, the post-processor's template (first / last special
-  // token), then tokenizer_config.json's flags, as the converter reads them. Unlike the converter, an
-  // unsaid flag is written as false, since that is what the Hugging Face tokenizer does then: llama.cpp's
-  // own default differs by pre-tokenizer ("llama-bpe" adds BOS), and would tokenize differently.
+  // add_bos / add_eos: what the tokenizer does, as training's tokenizer decides it (models/special-token-flags.ts):
+  // the flags of a class that rebuilds the post-processor from them (LlamaTokenizerFast and kin, with their
+  // defaults), else the post-processor's template (first / last special token). Unlike the converter, an unsaid
+  // flag is written as what the Hugging Face tokenizer does, since llama.cpp's own default differs by pre-tokenizer
+  // ("llama-bpe" adds BOS), and would tokenize differently.
   let addBos = false;
   let addEos = false;
-  const post = tokenizer.post_processor;
-  const processors = isObject(post) ? (Array.isArray(post.processors) ? post.processors : [post]) : [];
-  for (const p of processors) {
-    if (!isObject(p) || p.type !== 'TemplateProcessing' || !Array.isArray(p.single) || p.single.length < 2) continue;
-    const specialAt = (i: number) => {
-      const item = (p.single as unknown[])[i];
-      return isObject(item) && isObject(item.SpecialToken) && typeof item.SpecialToken.id === 'string' ? item.SpecialToken.id : null;
+  let rebuilt;
+  try {
+    rebuilt = rebuiltPostProcessor(config, modelConfig, join(modelDir, 'tokenizer_config.json'));
+  } catch (err) {
+    if (err instanceof SpecialTokenFlagsError) throw new GgufVocabError(err.message);
+    throw err;
+  }
+  if (rebuilt) {
+    // the tokens it adds must be the tokenizer's (training refuses the tokenizer otherwise)
+    const vocab = model.vocab as Record<string, number>;
+    const idOf = (token: string): number | null => {
+      for (const [id, t] of added) if (t.content === token) return id;
+      return Object.hasOwn(vocab, token) ? vocab[token] : null;
     };
-    const first = specialAt(0);
-    const last = specialAt(p.single.length - 1);
-    if (first !== null) addBos = first === (config ? contentOf('bos') : first);
-    if (last !== null) addEos = last === (config ? contentOf('eos') : last);
-  }
-  if (typeof config?.add_bos_token === 'boolean') addBos = config.add_bos_token;
-  if (typeof config?.add_eos_token === 'boolean') addEos = config.add_eos_token;
-
-  // The chat template: tokenizer_config.json's, else chat_template.jinja, else chat_template.json's.
-  let template: unknown = config?.chat_template;
-  if (template === undefined || template === null) {
-    const jinja = await readText(join(modelDir, 'chat_template.jinja'));
-    if (jinja !== null) template = jinja;
-    else template = (await readJson(join(modelDir, 'chat_template.json'), false))?.chat_template ?? null;
-  }
-  const namedTemplates: { name: string; template: string }[] = [];
-  let chatTemplate: string | null = null;
-  if (typeof template === 'string') {
-    chatTemplate = template;
-  } else if (Array.isArray(template)) {
-    // a list of named templates (transformers' multi-template form): "default" is the chat template
-    for (const t of template) {
-      if (!isObject(t) || typeof t.name !== 'string' || typeof t.template !== 'string') continue;
-      const name = t.name.replace(/[^A-Za-z0-9]/g, '_');
-      if (name === 'default') chatTemplate = t.template;
-      else if (name !== '') namedTemplates.push({ name, template: t.template });
+    try {
+      templateProcessingJson(rebuilt, idOf, file);
+    } catch (err) {
+      if (err instanceof SpecialTokenFlagsError) throw new GgufVocabError(err.message);
+      throw err;
+    }
+    addBos = rebuilt.bos !== null;
+    addEos = rebuilt.eos !== null;
+  } else {
+    const post = tokenizer.post_processor;
+    const processors = isObject(post) ? (Array.isArray(post.processors) ? post.processors : [post]) : [];
+    for (const p of processors) {
+      if (!isObject(p) || p.type !== 'TemplateProcessing' || !Array.isArray(p.single) || p.single.length < 2) continue;
+      const specialAt = (i: number) => {
+        const item = (p.single as unknown[])[i];
+        return isObject(item) && isObject(item.SpecialToken) && typeof item.SpecialToken.id === 'string' ? item.SpecialToken.id : null;
+      };
+      const first = specialAt(0);
+      const last = specialAt(p.single.length - 1);
+      if (first !== null) addBos = first === (config ? contentOf('bos') : first);
+      if (last !== null) addEos = last === (config ? contentOf('eos') : last);
     }
   }
+
+  // The chat template training used (models/chat-template-source.ts: chat_template.jinja, else
+  // tokenizer_config.json's; a named set's "default"), and the other named ones beside it.
+  let templates;
+  try {
+    templates = await readChatTemplates(modelDir, config);
+  } catch (err) {
+    if (err instanceof ChatTemplateError) throw new GgufVocabError(err.message);
+    throw err;
+  }
+  const chatTemplate = templates.default;
+  // GGUF key names: tokenizer.chat_template.<name>, with what is not a letter or digit as "_" (as gguf-py writes them)
+  const namedTemplates = templates.named
+    .map((t) => ({ name: t.name.replace(/[^A-Za-z0-9]/g, '_'), template: t.template }))
+    .filter((t) => t.name !== '' && t.name !== 'default');
 
   const kvs: GgufKv[] = [
     { key: 'tokenizer.ggml.model', type: GgufValueType.STRING, value: spm ? 'llama' : 'gpt2' },

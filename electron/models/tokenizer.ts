@@ -1,14 +1,18 @@
 // The model's tokenizer, loaded from tokenizer.json + tokenizer_config.json
 // with @huggingface/tokenizers (a JavaScript port of the Rust `tokenizers`
-// library). Special tokens follow the tokenizer's own rules: its
-// post-processor decides whether BOS/EOS are added, as in transformers'
-// fast tokenizers.
+// library). Special tokens follow the tokenizer's own rules, as transformers'
+// AutoTokenizer builds it: tokenizer.json's post-processor decides whether
+// BOS/EOS are added, unless the tokenizer class rebuilds it from
+// add_bos_token / add_eos_token (special-token-flags.ts). The chat template
+// comes from where transformers reads it (chat-template-source.ts).
 // A change to the ids this gives for a text needs data/token-cache.ts CACHE_VERSION bumped.
 
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { ChatTemplateError, readChatTemplates } from './chat-template-source.js';
+import { rebuiltPostProcessor, SpecialTokenFlagsError, templateProcessingJson, type RebuiltPostProcessor } from './special-token-flags.js';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
@@ -42,15 +46,21 @@ export class ModelTokenizer {
   readonly padToken: string | null;
   /** number of distinct ids (largest id + 1), added tokens included */
   readonly vocabSize: number;
-  /** tokenizer_config.json's chat_template when it has a single one */
+  /** the model's chat template as transformers uses it (chat_template.jinja, else tokenizer_config.json's; the "default" of a named set) */
   readonly chatTemplate: string | null;
+  /** where chatTemplate was read (a file path, with " (chat_template)" when inline), for messages; null when there is none */
+  readonly chatTemplateSource: string | null;
+  /** BOS / EOS as a tokenizer class that rebuilds the post-processor adds them; null: tokenizer.json's post-processor as it is */
+  readonly rebuiltPostProcessor: RebuiltPostProcessor | null;
   /** how token pieces spell out text (for token -> text offsets) */
   readonly pieceScheme: PieceScheme;
+  /** tokenizer.json has a normalizer (added tokens marked "normalized" are then matched on the normalized text) */
+  private readonly hasNormalizer: boolean;
   private byteOfChar: Map<string, number> | null = null;
   private around: { prefix: number[]; suffix: number[] } | null = null;
   // Caches: the library rebuilds its added-token map on every call, and
   // spelling a token out is the same work for every occurrence.
-  private addedById: Map<number, { content: string; special: boolean }> | null = null;
+  private addedById: Map<number, AddedTokenInfo> | null = null;
   private specialTexts: string[] | null = null;
   private readonly spelledTokens = new Map<number, Uint8Array | number[] | null>();
 
@@ -60,16 +70,19 @@ export class ModelTokenizer {
     readonly cleanUpSpaces: boolean,
     special: { bos: string | null; eos: string | null; pad: string | null },
     fallbackEosId: number | null,
-    chatTemplate: string | null,
+    chat: { template: string | null; source: string | null },
     readonly dir: string,
     /**
-     * sha256 (hex) of the tokenizer.json and tokenizer_config.json bytes this tokenizer was built from (null: no
-     * tokenizer_config.json), so what is keyed by them (the token cache) names these very files, not a later copy
+     * sha256 (hex) of the tokenizer.json, tokenizer_config.json and chat_template.jinja bytes this tokenizer was
+     * built from (null: no tokenizer_config.json / the template was not read from chat_template.jinja), so what is
+     * keyed by them (the token cache) names these very files, not a later copy
      */
-    readonly fileSha256: { tokenizer: string; config: string | null },
-    pieceScheme: PieceScheme = 'unknown',
+    readonly fileSha256: { tokenizer: string; config: string | null; template: string | null },
+    shape: { pieceScheme: PieceScheme; hasNormalizer: boolean; rebuilt: RebuiltPostProcessor | null },
   ) {
-    this.pieceScheme = pieceScheme;
+    this.pieceScheme = shape.pieceScheme;
+    this.hasNormalizer = shape.hasNormalizer;
+    this.rebuiltPostProcessor = shape.rebuilt;
     this.bosToken = special.bos;
     this.eosToken = special.eos;
     this.padToken = special.pad;
@@ -79,7 +92,8 @@ export class ModelTokenizer {
     let maxId = -1;
     for (const id of tokenizer.get_vocab(true).values()) maxId = Math.max(maxId, id);
     this.vocabSize = maxId + 1;
-    this.chatTemplate = chatTemplate;
+    this.chatTemplate = chat.template;
+    this.chatTemplateSource = chat.source;
   }
 
   /**
@@ -107,6 +121,15 @@ export class ModelTokenizer {
         .map((t: unknown, i: number) => tokenContent(t, `additional_special_tokens[${i}]`, dir))
         .filter((t: string | null): t is string => t !== null);
     }
+    // LlamaTokenizerFast and its kin replace the post-processor by one built from add_bos_token / add_eos_token.
+    let rebuilt: RebuiltPostProcessor | null;
+    try {
+      rebuilt = rebuiltPostProcessor(configFile?.json ?? null, modelConfig, join(dir, TOKENIZER_CONFIG_FILE));
+      if (rebuilt) tokenizerJson.post_processor = templateProcessingJson(rebuilt, (token) => tokenIdInJson(tokenizerJson, token), join(dir, TOKENIZER_FILE));
+    } catch (err) {
+      if (err instanceof SpecialTokenFlagsError) throw new TokenizerError(err.message);
+      throw err;
+    }
     let tokenizer: Tokenizer;
     try {
       tokenizer = new Tokenizer(tokenizerJson, libraryConfig);
@@ -116,11 +139,18 @@ export class ModelTokenizer {
     const eosFromConfig = modelConfig.eos_token_id;
     const fallbackEos = Number.isInteger(eosFromConfig) ? eosFromConfig as number
       : Array.isArray(eosFromConfig) && Number.isInteger(eosFromConfig[0]) ? eosFromConfig[0] as number : null;
-    const chatTemplate = typeof config.chat_template === 'string' ? config.chat_template : null;
+    let templates;
+    try {
+      templates = await readChatTemplates(dir, configFile?.json ?? null);
+    } catch (err) {
+      if (err instanceof ChatTemplateError) throw new TokenizerError(err.message);
+      throw err;
+    }
     // transformers' current default for clean_up_tokenization_spaces is false.
     const cleanUp = config.clean_up_tokenization_spaces === true;
-    const fileSha256 = { tokenizer: tokenizerFile.sha256, config: configFile?.sha256 ?? null };
-    return new ModelTokenizer(tokenizer, cleanUp, special, fallbackEos, chatTemplate, dir, fileSha256, pieceSchemeOf(tokenizerJson));
+    const fileSha256 = { tokenizer: tokenizerFile.sha256, config: configFile?.sha256 ?? null, template: templates.fileSha256 };
+    const shape = { pieceScheme: pieceSchemeOf(tokenizerJson), hasNormalizer: tokenizerJson.normalizer !== null && tokenizerJson.normalizer !== undefined, rebuilt };
+    return new ModelTokenizer(tokenizer, cleanUp, special, fallbackEos, { template: templates.default, source: templates.source }, dir, fileSha256, shape);
   }
 
   /** Token ids of `text`, with the tokenizer's special tokens unless told not to. */
@@ -160,8 +190,12 @@ export class ModelTokenizer {
   }
 
   /** Added tokens by id (special or not), read once. */
-  private addedTokens(): Map<number, { content: string; special: boolean }> {
-    this.addedById ??= new Map([...this.tokenizer.get_added_tokens_decoder()].map(([id, t]) => [id, { content: t.content, special: t.special }]));
+  private addedTokens(): Map<number, AddedTokenInfo> {
+    this.addedById ??= new Map([...this.tokenizer.get_added_tokens_decoder()].map(([id, t]) => {
+      // The library strips on the raw text unless the token is matched on the normalized one (as the Rust library).
+      const onRawText = !(t.normalized && this.hasNormalizer);
+      return [id, { content: t.content, special: t.special, lstrip: t.lstrip && onRawText, rstrip: t.rstrip && onRawText }];
+    }));
     return this.addedById;
   }
 
@@ -203,9 +237,12 @@ export class ModelTokenizer {
    * their content) and checking that the spelling is exactly the text, but
    * for the one "▁" a SentencePiece-style tokenizer puts before each piece of
    * text between added tokens (its normalizer's Prepend, Metaspace's
-   * prepend_scheme), which is no character of the text. Null when the scheme
-   * is unknown or the spelling differs (normalizers that rewrite the text),
-   * so callers can fall back to another method.
+   * prepend_scheme), which is no character of the text, and for the
+   * whitespace an added token with rstrip / lstrip swallowed after / before
+   * itself (Phi-3's "<|end|>"), which is part of that token's text, as the
+   * tokenizers library's offsets count it. Null when the scheme is unknown or
+   * the spelling differs (normalizers that rewrite the text), so callers can
+   * fall back to another method.
    */
   tokenByteStarts(text: string, ids: readonly number[]): Int32Array | null {
     if (this.pieceScheme === 'unknown') return null;
@@ -213,7 +250,7 @@ export class ModelTokenizer {
     const added = this.addedTokens();
     // The spelling of every token, and where each text segment (between added tokens) starts in it.
     const spelled: number[] = [];
-    const tokenAt = new Int32Array(ids.length + 1);
+    const tokenAt = new Int32Array(ids.length + 1); // where each token's spelling starts in `spelled`
     const segmentStarts = new Set<number>();
     let afterAdded = true;
     for (let i = 0; i < ids.length; i++) {
@@ -230,25 +267,29 @@ export class ModelTokenizer {
       for (let k = 0; k < bytes.length; k++) spelled.push(bytes[k]);
     }
     tokenAt[ids.length] = spelled.length;
-    // Walk the spelling against the text. SentencePiece-style tokenizers put a
-    // "▁" before each text segment (the legacy normalizer's Prepend after
-    // every added token; Metaspace's prepend_scheme at the start): that space
-    // is no character of the text. At a segment start, one space more in the
-    // spelling than in the text is that one, and is skipped.
-    const textAt = new Int32Array(spelled.length + 1); // text offset of each spelled byte
+    // Walk the spelling against the text, token by token. SentencePiece-style
+    // tokenizers put a "▁" before each text segment (the legacy normalizer's
+    // Prepend after every added token; Metaspace's prepend_scheme at the
+    // start): that space is no character of the text. At a segment start, one
+    // space more in the spelling than in the text is that one, and is skipped.
+    // An added token with lstrip / rstrip took the whitespace before / after it
+    // out of the neighbouring text (the library trims that text), so it is the
+    // token's: its span starts before it / ends after it.
+    const starts = new Int32Array(ids.length + 1);
     let j = 0;
-    for (let k = 0; k < spelled.length; k++) {
-      if (this.pieceScheme === 'metaspace' && segmentStarts.has(k) && spelled[k] === 0x20 && spacesAt(spelled, k) === spacesAt(target, j) + 1) {
-        textAt[k] = j; // the prepended space: no text byte
-        continue;
+    for (let i = 0; i < ids.length; i++) {
+      const strip = added.get(ids[i]);
+      starts[i] = j;
+      if (strip?.lstrip) j += Math.max(0, whitespaceBytesAt(target, j) - whitespaceBytesAt(utf8.encode(strip.content), 0));
+      for (let k = tokenAt[i]; k < tokenAt[i + 1]; k++) {
+        if (this.pieceScheme === 'metaspace' && segmentStarts.has(k) && spelled[k] === 0x20 && spacesAt(spelled, k) === spacesAt(target, j) + 1) continue; // the prepended space: no text byte
+        if (j >= target.length || spelled[k] !== target[j]) return null;
+        j++;
       }
-      if (j >= target.length || spelled[k] !== target[j]) return null;
-      textAt[k] = j++;
+      if (strip?.rstrip) j += whitespaceBytesAt(target, j);
     }
     if (j !== target.length) return null;
-    textAt[spelled.length] = j;
-    const starts = new Int32Array(ids.length + 1);
-    for (let i = 0; i <= ids.length; i++) starts[i] = textAt[tokenAt[i]];
+    starts[ids.length] = j;
     return starts;
   }
 
@@ -273,6 +314,21 @@ export class ModelTokenizer {
   }
 }
 
+/**
+ * How many bytes of whitespace start at byte `at` of UTF-8 `bytes`: the characters JavaScript's \s matches,
+ * which are those String.trimStart / trimEnd remove, as the tokenizers library strips them for lstrip / rstrip.
+ */
+function whitespaceBytesAt(bytes: Uint8Array, at: number): number {
+  let n = 0;
+  while (at + n < bytes.length) {
+    const lead = bytes[at + n];
+    const length = lead < 0x80 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
+    if (!/^\s$/u.test(utf8Decoder.decode(bytes.subarray(at + n, at + n + length)))) break;
+    n += length;
+  }
+  return n;
+}
+
 /** How many spaces (0x20) start at `at`. */
 function spacesAt(bytes: ArrayLike<number>, at: number): number {
   let n = 0;
@@ -284,6 +340,15 @@ function spacesAt(bytes: ArrayLike<number>, at: number): number {
 export type PieceScheme = 'byte-level' | 'metaspace' | 'unknown';
 
 const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+/** An added token as tokenByteStarts needs it; lstrip / rstrip only where the library strips on the raw text. */
+interface AddedTokenInfo {
+  content: string;
+  special: boolean;
+  lstrip: boolean;
+  rstrip: boolean;
+}
 
 /** The GPT-2 byte -> printable character table that byte-level BPE pieces are written in. */
 function gpt2ByteChars(): string[] {
@@ -308,6 +373,21 @@ function pieceSchemeOf(tokenizerJson: any): PieceScheme {
   if (decoders.some((d) => d.type === 'ByteLevel')) return 'byte-level';
   const metaspace = decoders.some((d) => d.type === 'Metaspace' || (d.type === 'Replace' && d.pattern?.String === '\u2581' && d.content === ' '));
   return metaspace ? 'metaspace' : 'unknown';
+}
+
+/** The id tokenizer.json gives `token`: an added token's, else the model vocabulary's (null: none). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function tokenIdInJson(tokenizerJson: any, token: string): number | null {
+  const added = Array.isArray(tokenizerJson?.added_tokens) ? tokenizerJson.added_tokens.find((t: { content?: unknown }) => t?.content === token) : undefined;
+  if (added && Number.isInteger(added.id)) return added.id as number;
+  const vocab = tokenizerJson?.model?.vocab;
+  // BPE / WordPiece / WordLevel: token -> id; Unigram: [piece, score] pairs in id order
+  if (Array.isArray(vocab)) {
+    const at = vocab.findIndex((entry: unknown) => Array.isArray(entry) && entry[0] === token);
+    return at >= 0 ? at : null;
+  }
+  const id = vocab && typeof vocab === 'object' && Object.hasOwn(vocab, token) ? vocab[token] : undefined;
+  return Number.isInteger(id) ? id as number : null;
 }
 
 /** A special token as tokenizer_config.json writes it: a string or an AddedToken object. */

@@ -1,4 +1,5 @@
-// Chat templates: the model's own `chat_template` (tokenizer_config.json),
+// Chat templates: the model's own (chat_template.jinja or tokenizer_config.json's
+// `chat_template`, as transformers reads them: models/chat-template-source.ts),
 // rendered with @huggingface/jinja exactly as transformers'
 // apply_chat_template renders it (variables: messages, bos_token, eos_token,
 // pad_token, add_generation_prompt; raise_exception is a global that
@@ -50,7 +51,7 @@ export function chatTemplateOf(tokenizer: ModelTokenizer): ChatTemplate {
   try {
     template = new Template(tokenizer.chatTemplate ?? FALLBACK_CHAT_TEMPLATE);
   } catch (e) {
-    throw new Error(`${tokenizer.dir}: the chat_template in tokenizer_config.json cannot be parsed (${(e as Error).message}); fix or remove it`);
+    throw new Error(`${tokenizer.chatTemplateSource ?? tokenizer.dir}: the chat template cannot be parsed (${(e as Error).message}); fix or remove it`);
   }
   const variables = {
     bos_token: tokenizer.bosToken ?? '',

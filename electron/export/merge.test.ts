@@ -1,7 +1,7 @@
 // Merging a LoRA adapter into its base: exact arithmetic against a float64
 // reference, byte-identical untouched tensors, the base dtype and sharding
 // kept, and the merged model scoring as base + adapter does.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loraTensorShapes, writePeftAdapter, type LoraTensor } from '../adapters/peft.js';
@@ -51,6 +51,10 @@ async function evalJson(args: string[]): Promise<{ loss: number; tokens: number 
 describe('merge', () => {
   it('F32 base: merged weights match float64 W + s·B·A and the merged model scores as base + adapter', async () => {
     const model = await tinyModel({ seed: 31 });
+    // named chat templates beside the default one, as transformers saves them: carried along
+    mkdirSync(join(model.dir, 'additional_chat_templates'));
+    writeFileSync(join(model.dir, 'chat_template.jinja'), '{{ messages[0].content }}');
+    writeFileSync(join(model.dir, 'additional_chat_templates', 'tool_use.jinja'), '{{ tools }}');
     const dir = tempDir('merge');
     const adapter = await randomAdapter(join(dir, 'adapter'), model.spec, model.dir);
     const out = join(dir, 'merged');
@@ -81,6 +85,8 @@ describe('merge', () => {
     expect(Math.abs(withAdapter.loss - base.loss)).toBeGreaterThan(1e-3);
     expect(Math.abs(merged.loss - withAdapter.loss) / withAdapter.loss).toBeLessThan(1e-5);
     expect(readFileSync(join(out, 'tokenizer.json'), 'utf8')).toBe(readFileSync(join(model.dir, 'tokenizer.json'), 'utf8'));
+    expect(readFileSync(join(out, 'chat_template.jinja'), 'utf8')).toBe('{{ messages[0].content }}');
+    expect(readFileSync(join(out, 'additional_chat_templates', 'tool_use.jinja'), 'utf8')).toBe('{{ tools }}');
   });
 
   it('BF16 sharded base: stays BF16 and sharded, rounded to nearest even, and loads again', async () => {

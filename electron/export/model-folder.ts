@@ -1,7 +1,7 @@
 // Writing Hugging Face model folders: the files beside the weights (config,
 // generation config, tokenizer) copied from the base, and a full checkpoint
 // of the engine's weights (what full fine-tuning produces).
-import { copyFile, readFile, stat } from 'node:fs/promises';
+import { copyFile, readdir, readFile, stat } from 'node:fs/promises';
 import { makeFolder } from '../files/make-folder.js';
 import { join } from 'node:path';
 import type { ModelSpec, NativeEngine } from '../engine/native.js';
@@ -32,7 +32,10 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Copies the side files the base folder has (all but those in `skip`). */
+/** The folder of a model's named chat templates beside chat_template.jinja (transformers reads <name>.jinja there). */
+export const ADDITIONAL_CHAT_TEMPLATES = 'additional_chat_templates';
+
+/** Copies the side files the base folder has (all but those in `skip`), and its named chat templates. */
 export async function copySideFiles(fromDir: string, toDir: string, skip: readonly string[] = []): Promise<string[]> {
   await makeFolder(toDir);
   const copied: string[] = [];
@@ -42,6 +45,14 @@ export async function copySideFiles(fromDir: string, toDir: string, skip: readon
       await copyFile(join(fromDir, name), join(toDir, name));
       copied.push(name);
     }
+  }
+  const named = await readdir(join(fromDir, ADDITIONAL_CHAT_TEMPLATES)).catch(() => [] as string[]);
+  for (const file of named.filter((f) => f.endsWith('.jinja')).sort()) {
+    const from = join(fromDir, ADDITIONAL_CHAT_TEMPLATES, file);
+    if (!(await exists(from))) continue;
+    await makeFolder(join(toDir, ADDITIONAL_CHAT_TEMPLATES));
+    await copyFile(from, join(toDir, ADDITIONAL_CHAT_TEMPLATES, file));
+    copied.push(`${ADDITIONAL_CHAT_TEMPLATES}/${file}`);
   }
   return copied;
 }

@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelFolder } from '../models/folder.js';
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json'];
+// chat_template.jinja: transformers' (and our) chat template when it is there (models/chat-template-source.ts)
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja'];
 
 /** JSON with object keys sorted, so the same value always gives the same text. */
 function canonical(value: unknown): string {
@@ -30,15 +31,16 @@ function fileHash(file: string): string | null {
 }
 
 /**
- * The format of a fingerprint: "v1:" and then the hash. Only the files
+ * The format of a fingerprint: "v2:" and then the hash (v2 added
+ * chat_template.jinja; a v1 one is not compared). Only the files
  * themselves go in (config.json as parsed, the safetensors headers' names,
  * dtypes and shapes, the tokenizer files), never this app's own reading of
  * them (a ModelSpec grows fields with new versions: a fingerprint of it would
  * refuse every resume after an update).
  */
-export const FINGERPRINT_VERSION = 'v1';
+export const FINGERPRINT_VERSION = 'v2';
 
-/** "v1:sha256:<hex>" of the model's config.json, its tensors' names, dtypes and shapes, and its tokenizer files. */
+/** "v2:sha256:<hex>" of the model's config.json, its tensors' names, dtypes and shapes, and its tokenizer files. */
 export function modelFingerprint(folder: Pick<ModelFolder, 'dir' | 'weights'>): string {
   let config: unknown = null;
   try {

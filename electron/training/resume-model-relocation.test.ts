@@ -19,7 +19,7 @@ describe('train --resume --model', () => {
       delete process.env.PEFT_STUDIO_CRASH_AT;
     }
     const recorded = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')).config.modelFingerprint;
-    expect(recorded).toMatch(/^v1:sha256:[0-9a-f]{64}$/);
+    expect(recorded).toMatch(/^v2:sha256:[0-9a-f]{64}$/);
     const moved = join(dir, 'moved-model');
     renameSync(model.dir, moved);
     const gone = await cli(['train', '--resume', out]);

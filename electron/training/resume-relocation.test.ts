@@ -17,7 +17,7 @@ describe('modelFingerprint', () => {
     const copy = join(tempDir('fp'), 'copy');
     cpSync(a.dir, copy, { recursive: true });
     const fp = modelFingerprint(await openModelFolder(a.dir));
-    expect(fp).toMatch(/^v1:sha256:[0-9a-f]{64}$/);
+    expect(fp).toMatch(/^v2:sha256:[0-9a-f]{64}$/);
     expect(modelFingerprint(await openModelFolder(copy))).toBe(fp);
     // same weights, another rope_theta: another model as far as training goes
     const config = JSON.parse(readFileSync(join(copy, 'config.json'), 'utf8'));
@@ -32,6 +32,11 @@ describe('modelFingerprint', () => {
     const tok = JSON.parse(readFileSync(join(copy, 'tokenizer.json'), 'utf8'));
     writeFileSync(join(copy, 'tokenizer.json'), JSON.stringify({ ...tok, truncation: { max_length: 3 } }));
     expect(modelFingerprint(await openModelFolder(copy))).not.toBe(fp);
+    writeFileSync(join(copy, 'tokenizer.json'), JSON.stringify(tok));
+    // a chat template in chat_template.jinja (the one transformers and training use when it is there)
+    const withTemplate = modelFingerprint(await openModelFolder(copy));
+    writeFileSync(join(copy, 'chat_template.jinja'), '{{ messages[0].content }}');
+    expect(modelFingerprint(await openModelFolder(copy))).not.toBe(withTemplate);
   });
 });
 
@@ -41,6 +46,7 @@ describe('a fingerprint of another format (an older version)', () => {
     const folder = await openModelFolder(a.dir);
     const old = 'sha256:' + '0'.repeat(64);
     expect(comparableFingerprint(old)).toBe(false);
+    expect(comparableFingerprint('v1:sha256:' + '0'.repeat(64))).toBe(false);
     expect(comparableFingerprint(modelFingerprint(folder))).toBe(true);
     const config = { ...trainConfigFromSettings({ model: a.dir, data: '/d.jsonl', out: '/r', threads: 1 }), modelFingerprint: old };
     expect(() => checkAgainstModel(config, folder, config.lora)).not.toThrow();

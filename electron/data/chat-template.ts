@@ -22,6 +22,8 @@ import { RowError } from './problems.js';
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
   content: string;
+  /** an assistant turn's reasoning, passed to the template as transformers passes it (Qwen3's template writes it in <think>) */
+  reasoning_content?: string;
 }
 
 export const FALLBACK_CHAT_TEMPLATE =

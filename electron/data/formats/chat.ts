@@ -11,9 +11,12 @@
 //
 //   start: the template renders the conversation up to turn i with
 //          add_generation_prompt=true; that text must be a prefix of the whole
-//          rendering, and the turn's content starts where it ends (after the
-//          assistant header). Templates that trim the content are handled by
-//          looking for the trimmed content there.
+//          rendering, and the turn starts where it ends (after the assistant
+//          header), and the turn's content starts there (found from there
+//          when the template trims it or writes text of its own first). A turn
+//          with reasoning_content (Qwen3's template writes it in a <think>
+//          block before the content) is trained from that start, so the
+//          reasoning is learned with the answer.
 //   end:   the end of the content, extended over the special token that
 //          closes the turn (<|eot_id|>, <|im_end|>, </s>, ...) when the
 //          template writes one right after it (spaces allowed in between).
@@ -107,7 +110,13 @@ function messagesOf(row: Fields, field: string, openAi: boolean, allowEmpty: boo
     if (!(contentKey in m)) throw new RowError('missing-field', `${where} has no "${contentKey}"`);
     const role = typeof m[roleKey] === 'string' ? ROLE_ALIASES[(m[roleKey] as string).toLowerCase()] : undefined;
     if (!role) throw new RowError('wrong-type', `${where}.${roleKey} is ${JSON.stringify(m[roleKey])}; use system, user or assistant (ShareGPT: system, human, gpt)`);
-    return { role, content: messageContent(m[contentKey], `${where}.${contentKey}`) };
+    const content = messageContent(m[contentKey], `${where}.${contentKey}`);
+    // an assistant's reasoning, as OpenAI-style datasets for reasoning models carry it (the template decides where it goes)
+    if (openAi && role === 'assistant' && 'reasoning_content' in m && m.reasoning_content !== null && m.reasoning_content !== undefined) {
+      if (typeof m.reasoning_content !== 'string') throw new RowError('wrong-type', `${where}.reasoning_content must be a string, got ${JSON.stringify(m.reasoning_content)?.slice(0, 60)}`);
+      return { role, content, reasoning_content: m.reasoning_content };
+    }
+    return { role, content };
   });
 }
 
@@ -143,10 +152,15 @@ export function renderConversation(messages: readonly ChatMessage[], tokenizer: 
     if (text.startsWith(content, start)) {
       [s, e] = [start, start + content.length];
     } else {
+      // The template writes the content changed (trimmed) or after text of its own: the assistant
+      // header of a template that ignores add_generation_prompt (generation lays that out as the
+      // prompt's end too: probeAnswer), or Qwen3's <think> block. A turn with reasoning_content is
+      // trained from the end of the generation prompt, so its reasoning is learned with the answer
+      // (as {% generation %} marks it); any other from its content.
       const core = content.trim();
       const k = text.indexOf(core, start);
       if (k < 0) throw new RowError('template', `cannot find assistant turn ${turn + 1} in the rendered conversation (the chat template changes its text), so its tokens cannot be masked exactly; use --all-tokens or another format`);
-      [s, e] = [k, k + core.length];
+      [s, e] = [message.reasoning_content ? start : k, k + core.length];
     }
     spans.push([s, closeTurn(text, e, closers)]);
   });

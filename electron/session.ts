@@ -192,8 +192,10 @@ export async function openSession(dir: string, options: SessionOptions & { adapt
 }
 
 /**
- * Token ids that end generation, as transformers decides: generation_config.json's
- * eos_token_id when present, else config.json's, else the tokenizer's EOS.
+ * Token ids that end generation: generation_config.json's eos_token_id when
+ * present (as transformers takes it), else config.json's, else the tokenizer's
+ * EOS (transformers stops on none without a generation config; a model with
+ * neither would never stop here either).
  */
 export async function stopTokenIds(folder: ModelFolder, tokenizer: ModelTokenizer): Promise<number[]> {
   const fromGenerationConfig = (await readGenerationConfig(folder.dir))?.eosTokenIds;

@@ -17,6 +17,7 @@ import type { RunIndexEntry } from '../runs/run-index.js';
 import type { DataFormat, TrainConfig, TrainMethod } from '../training/config.js';
 import type { SettingWarning } from '../training/warnings.js';
 import type { PromptFormat } from '../inference/prompt-format.js';
+import type { SamplingSettings } from '../inference/sampling-settings.js';
 import type { CachedModel } from '../models/hf-cache-list.js';
 
 export type { PromptFormat };
@@ -452,8 +453,17 @@ export interface GenerateRequest {
   /** a system message (chat and alpaca layouts) */
   system?: string;
   maxNewTokens: number;
-  /** 0: greedy */
-  temperature: number;
+  // Each sampling setting left out is the model's generation_config.json's,
+  // else transformers' default (electron/inference/sampling-settings.ts), as
+  // `peft-studio generate` takes them; the response says what was used.
+  /** 0: greedy; absent: generation_config.json's temperature when its do_sample is true, else 0 */
+  temperature?: number;
+  /** when sampling, keep only the k most likely tokens; 0: off; absent: generation_config.json's top_k, else 50 */
+  topK?: number;
+  /** when sampling, then keep the most likely tokens until their probability reaches this; 1: off; absent: top_p, else 1 */
+  topP?: number;
+  /** transformers' repetition_penalty (> 0), greedy or sampled; 1: off; absent: generation_config.json's, else 1 */
+  repetitionPenalty?: number;
   seed: number;
   /**
    * the caller's name for this answer (letters, digits, - and _; up to 64):
@@ -474,6 +484,8 @@ export interface GenerateResponse {
   computedOn: { device: string; name: string; precision: 'fp32' | 'bf16' };
   /** what the model was given: the laid-out prompt, its token count, the layout in words */
   prompt: { text: string; tokens: number; layout: string };
+  /** the settings that chose the tokens: the request's, else generation_config.json's, else transformers' defaults */
+  sampling: SamplingSettings;
 }
 
 // ---------------------------------------------------------------- the method table

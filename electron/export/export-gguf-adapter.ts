@@ -21,6 +21,7 @@ import { writeGgufModel, type GgufModelSummary, type GgufModelType } from './ggu
 import { ggufModelToFolder } from './gguf-model-read.js';
 import type { GgufVocab } from './gguf-vocab.js';
 import { MODELFILE, ollamaModelfile, ollamaTemplateLines } from './modelfile.js';
+import { readGenerationConfig } from '../models/generation-config.js';
 import { trainedPromptFormat } from '../inference/trained-prompt-format.js';
 import { hasChatTemplate } from '../models/chat-template-file.js';
 import { exportSourceName, type AdapterExportSource } from './source.js';
@@ -74,6 +75,7 @@ export async function exportGgufAdapter(o: FormatStep & {
       adapterFile: GGUF_ADAPTER_FILE,
       architecture: content.architecture,
       template: ollamaTemplateLines((await trainedPromptFormat(o.source.dir))?.format ?? null, written?.chatTemplate ?? (await hasChatTemplate(o.folder.dir))),
+      sampling: await readGenerationConfig(o.folder.dir),
     }));
     const rsNote = o.adapter.lora.rslora ? ` (rsLoRA: alpha ${o.adapter.lora.alpha} × sqrt(${o.adapter.lora.rank}), so llama.cpp's alpha / r equals alpha / sqrt(r))` : '';
     o.log(`wrote the GGUF adapter (${content.architecture}, ${o.type}, adapter.lora.alpha ${content.alpha}${rsNote}) and an Ollama Modelfile${written ? ` FROM ./${GGUF_BASE_FILE}` : ''}`);

@@ -14,6 +14,7 @@ import { ggufModelToFolder } from './gguf-model-read.js';
 import type { GgufVocab } from './gguf-vocab.js';
 import { mergeAdapter } from './merge.js';
 import { MODELFILE, ollamaModelfileForModel, ollamaTemplateLines } from './modelfile.js';
+import { readGenerationConfig } from '../models/generation-config.js';
 import { trainedPromptFormat } from '../inference/trained-prompt-format.js';
 import { exportSourceName, type ExportSource } from './source.js';
 import { ExportCheckError, LOSS_TOLERANCE, lossOfModel, mergedTolerance } from './verify.js';
@@ -57,7 +58,7 @@ export async function exportGgufModel(o: FormatStep & {
     const type = o.type ?? (o.source.kind === 'full-run' ? 'f32' : undefined);
     // The merged folder holds the base's tokenizer files as they are, so the base's vocabulary is its own.
     const written = await writeGgufModel({ modelDir, outFile: file, ...(type ? { type } : {}), name: exportSourceName(o.source), vocab: o.vocab });
-    await writeFileAtomic(join(o.dir, MODELFILE), ollamaModelfileForModel({ modelFile: GGUF_MODEL_FILE, chatTemplate: written.chatTemplate, template: ollamaTemplateLines((await trainedPromptFormat(o.source.dir))?.format ?? null, written.chatTemplate) }));
+    await writeFileAtomic(join(o.dir, MODELFILE), ollamaModelfileForModel({ modelFile: GGUF_MODEL_FILE, chatTemplate: written.chatTemplate, template: ollamaTemplateLines((await trainedPromptFormat(o.source.dir))?.format ?? null, written.chatTemplate), sampling: await readGenerationConfig(o.folder.dir) }));
     o.log(`wrote the GGUF model (${written.architecture}, ${written.type}, ${countOf(written.tensors.length, 'tensor')}, ${countOf(written.tokens, 'token')}, ${written.tokenizer}, ${(written.fileBytes / 2 ** 20).toFixed(1)} MiB) and an Ollama Modelfile`);
     const reloaded = join(o.scratch, 'reloaded');
     // (the reader checks the file's tokenizer against a vocabulary it builds afresh from modelDir: an independent check)

@@ -3,9 +3,12 @@
 // imports a Hugging Face safetensors folder of a Llama-family model, or takes
 // a GGUF file there), or with --gguf-base the base.gguf written beside the
 // adapter; ADAPTER names the adapter relative to the Modelfile, so the export
-// folder can be moved (as one, with base.gguf inside it).
+// folder can be moved (as one, with base.gguf inside it). Both set the
+// sampling PARAMETERs, so `ollama run` chooses tokens as the Try page and
+// transformers' generate() do by default, not with Ollama's own defaults.
 import { ALPACA_PREAMBLE } from '../data/formats/alpaca.js';
 import type { PromptFormat } from '../inference/prompt-format.js';
+import { FILE_KEYS, TRANSFORMERS_DEFAULTS, type SamplingDefaults, type SamplingKey } from '../inference/sampling-settings.js';
 
 /** The Modelfile's name in an export folder (Ollama: ollama create NAME -f Modelfile). */
 export const MODELFILE = 'Modelfile';
@@ -37,13 +40,44 @@ export function ollamaTemplateLines(layout: PromptFormat | null, hasChatTemplate
   ];
 }
 
+/** Ollama's defaults (docs/modelfile.md), which the PARAMETER lines replace. */
+export const OLLAMA_DEFAULTS = 'temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1 over the last 64 tokens';
+
+/**
+ * PARAMETER lines that make Ollama sample as transformers' generate() does
+ * with the model's generation_config.json (`sampling`; null: the model has
+ * none, so transformers' defaults: greedy, top_k 50, top_p 1, no repetition
+ * penalty), as the Try page and `peft-studio generate` do when no setting is
+ * given. A value the file holds that transformers would refuse is replaced
+ * by transformers' default, saying so.
+ */
+export function ollamaSamplingLines(sampling: SamplingDefaults | null): string[] {
+  const value = (key: SamplingKey) => (sampling && sampling.invalid[key] === undefined ? sampling[key] : TRANSFORMERS_DEFAULTS[key]);
+  const [temperature, topK, topP, penalty] = [value('temperature'), value('topK'), value('topP'), value('repetitionPenalty')];
+  const lines = [
+    `# Sampling as PEFT Studio's Try page and transformers' generate() do by default (${sampling ? "the model's generation_config.json" : "the model has no generation_config.json: transformers' defaults"}),`,
+    `# not Ollama's (${OLLAMA_DEFAULTS}).${temperature === 0 ? ' Temperature 0: greedy.' : ''}`,
+  ];
+  for (const key of Object.keys(sampling?.invalid ?? {}) as SamplingKey[]) {
+    lines.push(`# generation_config.json: ${sampling!.invalid[key]}, so transformers' default ${FILE_KEYS[key]} ${TRANSFORMERS_DEFAULTS[key]} is written.`);
+  }
+  if (temperature > 0 && topP < 1) {
+    lines.push('# llama.cpp (and an Ollama model it runs) applies the temperature after top_p, transformers before it: the same settings keep a somewhat different set of tokens.');
+  }
+  lines.push(`PARAMETER temperature ${temperature}`, `PARAMETER top_k ${topK}`, `PARAMETER top_p ${topP}`, `PARAMETER repeat_penalty ${penalty}`);
+  // transformers penalizes every token of the prompt and the answer; Ollama only the last 64 unless told
+  if (penalty !== 1) lines.push('PARAMETER repeat_last_n -1');
+  return lines;
+}
+
 /** Quotes a Modelfile argument when it holds spaces or quotes. */
 function modelfileArgument(value: string): string {
   if (!/[\s"]/.test(value)) return value;
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
-export function ollamaModelfile(options: { base: { dir: string } | { ggufFile: string }; adapterFile: string; architecture: string; template?: string[] }): string {
+/** `sampling`: the base model's generation_config.json (readGenerationConfig); absent or null: it has none. */
+export function ollamaModelfile(options: { base: { dir: string } | { ggufFile: string }; adapterFile: string; architecture: string; template?: string[]; sampling?: SamplingDefaults | null }): string {
   const lines = ['# Ollama model: the base model below with this LoRA adapter applied.', '#   ollama create NAME -f Modelfile'];
   if ('ggufFile' in options.base) {
     lines.push(
@@ -61,16 +95,18 @@ export function ollamaModelfile(options: { base: { dir: string } | { ggufFile: s
     }
     lines.push(`FROM ${modelfileArgument(options.base.dir)}`);
   }
-  lines.push(`ADAPTER ${modelfileArgument(`./${options.adapterFile}`)}`, ...(options.template ?? []), '');
+  // the sampling block after a blank line: the model's own lines stay together above it
+  lines.push(`ADAPTER ${modelfileArgument(`./${options.adapterFile}`)}`, ...(options.template ?? []), '', ...ollamaSamplingLines(options.sampling ?? null), '');
   return lines.join('\n');
 }
 
 /**
  * The Ollama Modelfile beside a whole-model GGUF: FROM the file, relative to
  * the Modelfile so the folder can be moved as one. No TEMPLATE: Ollama takes
- * the chat template from the file's tokenizer.chat_template.
+ * the chat template from the file's tokenizer.chat_template. `sampling`: the
+ * model's generation_config.json; absent or null: it has none.
  */
-export function ollamaModelfileForModel(options: { modelFile: string; chatTemplate: boolean; template?: string[] }): string {
+export function ollamaModelfileForModel(options: { modelFile: string; chatTemplate: boolean; template?: string[]; sampling?: SamplingDefaults | null }): string {
   const template = options.template ?? [];
   const lines = [
     '# Ollama model: the whole fine-tuned model in one GGUF file.',
@@ -80,6 +116,8 @@ export function ollamaModelfileForModel(options: { modelFile: string; chatTempla
       : template.length > 0 ? '# The model has no chat template of its own.' : '# The model has no chat template: add a TEMPLATE line here to chat with it in Ollama.',
     `FROM ${modelfileArgument(`./${options.modelFile}`)}`,
     ...template,
+    '',
+    ...ollamaSamplingLines(options.sampling ?? null),
     '',
   ];
   return lines.join('\n');

@@ -3,7 +3,7 @@
 // in this process, keeps two models open between calls, survives the child's
 // death with a clear error, and ends the child on release and close.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -15,7 +15,6 @@ import { bundledDemoFiles } from '../demo/paths.js';
 import { resolveDevice } from '../engine/device.js';
 import { loadAddon, packageRoot } from '../engine/load.js';
 import { choosePrecision } from '../engine/precision.js';
-import { readGenerationConfig } from '../models/generation-config.js';
 import { ModelTokenizer } from '../models/tokenizer.js';
 import { Prng } from '../random/prng.js';
 import { GPU_TAKEN, Generator, STOPPED_BEFORE_START } from '../service/generate.js';
@@ -41,16 +40,22 @@ function exists(pid: number): boolean {
   }
 }
 
-/** generate() in this process, on the device and precision the child picks for 'auto'; the answer as the service words it. */
+/**
+ * generate() in this process, on the device and precision the child picks for
+ * 'auto'; the answer as the service words it. The demo's generation_config.json
+ * sets no sampling key, so a setting the request leaves out is transformers'
+ * default: greedy, top-k 50, top-p 1, no repetition penalty.
+ */
 async function inProcess(adapter: string | null, req: GenerateRequest): Promise<Pick<GenerateResponse, 'text' | 'tokens' | 'stoppedBy'>> {
   const session = await openSession(model, { threads: THREADS, adapter, device: 'auto', precision: 'auto' });
   try {
     const ids = session.tokenizer.encode(req.prompt);
-    const topP = req.temperature === 0 ? 1 : ((await readGenerationConfig(model))?.topP ?? 1);
     const r = await generate(session.engine, ids, {
       maxNewTokens: req.maxNewTokens,
-      temperature: req.temperature,
-      topP,
+      temperature: req.temperature ?? 0,
+      topK: req.topK ?? 50,
+      topP: req.topP ?? 1,
+      repetitionPenalty: req.repetitionPenalty ?? 1,
       seed: req.seed,
       stopTokenIds: await stopTokenIds(session.folder, session.tokenizer),
       maxPositions: session.folder.spec.maxPositionEmbeddings,
@@ -105,6 +110,40 @@ describe('the generation child', () => {
     const device = resolveDevice(loadAddon(), 'auto');
     const computedOn = { device: device.device, name: device.gpu?.name ?? 'CPU', precision: choosePrecision('auto', device.gpu).precision };
     for (const r of [base, tuned, sampled]) expect(r.computedOn).toEqual(computedOn);
+    // and with what settings: the demo's generation_config.json sets none, so transformers' defaults
+    expect(base.sampling).toEqual({ temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1, seed: 1 });
+    expect(sampled.sampling).toEqual({ temperature: 0.9, topK: 50, topP: 1, repetitionPenalty: 1, seed: 7 });
+  });
+
+  it("takes the model's defaults for the settings a request leaves out, and the ones it gives (top-k, top-p, repetition penalty)", async () => {
+    const g = generator();
+    const { temperature: _, ...noTemperature } = request();
+    const byDefault = await g.generate(noTemperature);
+    expect(byDefault).toMatchObject(await inProcess(null, request({ temperature: 0 })));
+    expect(byDefault.sampling.temperature).toBe(0);
+    const given = request({ temperature: 1.2, topK: 3, topP: 0.7, repetitionPenalty: 1.3, seed: 4, maxNewTokens: 20 });
+    const answer = await g.generate(given);
+    expect(answer).toMatchObject(await inProcess(null, given));
+    expect(answer.sampling).toEqual({ temperature: 1.2, topK: 3, topP: 0.7, repetitionPenalty: 1.3, seed: 4 });
+    // the penalty alone changes the greedy answer of the demo model (it repeats itself without one)
+    const penalized = await g.generate(request({ repetitionPenalty: 1.3, maxNewTokens: 40 }));
+    expect(penalized.text).not.toBe((await g.generate(request({ maxNewTokens: 40 }))).text);
+  });
+
+  it("names generation_config.json and its key when a value there is wrong, by the setting's field", async () => {
+    const folder = join(tempDir('gen-bad-config'), 'model');
+    cpSync(model, folder, { recursive: true });
+    const file = join(folder, 'generation_config.json');
+    writeFileSync(file, JSON.stringify({ eos_token_id: 1, do_sample: true, temperature: 0.7, top_p: 0, top_k: -5, no_repeat_ngram_size: 4 }));
+    const g = generator();
+    await expect(g.generate(request({ model: folder, temperature: undefined }))).rejects.toMatchObject({
+      body: { code: 'invalid', field: 'topK', message: `${file}: top_k -5 must be a whole number >= 0; fix the file (or remove top_k), or give Top-k in the Try page's sampling settings` },
+    });
+    // given on the page instead: it generates, top_p 0 (transformers keeps the most likely token) included, and says what it ignored
+    const answer = await g.generate(request({ model: folder, temperature: undefined, topK: 10 }));
+    expect(answer.sampling).toEqual({ temperature: 0.7, topK: 10, topP: 0, repetitionPenalty: 1, seed: 1 });
+    expect(answer).toMatchObject(await inProcess(null, request({ temperature: 0.7, topK: 10, topP: 0 })));
+    expect(answer.notices).toContain(`${file}: sets no_repeat_ngram_size 4, which transformers' generate() applies and PEFT Studio does not, so its answers can differ from model.generate()'s`);
   });
 
   it("lays the prompt out as asked, says what the model was given, and refuses a system message in the plain layout by field", async () => {
@@ -163,7 +202,9 @@ describe('the generation child', () => {
 
   it('an error in the child comes back as the user should read it (field included), and the child lives on', async () => {
     const g = generator();
-    await expect(g.generate(request({ maxNewTokens: 1000 }))).rejects.toMatchObject({ body: { code: 'invalid', field: 'maxNewTokens', message: expect.stringMatching(/exceed the model's 256 positions/) } });
+    await expect(g.generate(request({ maxNewTokens: 1000 }))).rejects.toMatchObject({ body: { code: 'invalid', field: 'maxNewTokens', message: expect.stringMatching(/exceed the model's 256 positions; ask for at most \d+ new tokens, or shorten the prompt$/) } });
+    // a prompt that alone fills the positions: the prompt is what to change, not the budget
+    await expect(g.generate(request({ prompt: 'fox '.repeat(300), maxNewTokens: 5 }))).rejects.toMatchObject({ body: { code: 'invalid', field: 'prompt', message: expect.stringMatching(/^the prompt \(\d+ tokens\) leaves no room for an answer in the model's 256 positions: shorten the prompt$/) } });
     const pid = g.workerPid;
     const missing = join(tempDir('gen-missing'), 'nothing-here');
     await expect(g.generate(request({ adapter: missing }))).rejects.toMatchObject({ body: { code: 'failed', message: expect.stringContaining(`${missing}: holds no adapter_config.json`) } });
@@ -300,7 +341,7 @@ describe('a stop before any text came', () => {
   // A stand-in child speaking the protocol: a request whose prompt is "slow load" answers only
   // 300 ms after its stop (a model still loading); any other answers at once.
   const state = { openSessions: 1, opened: 1 };
-  const response = { text: '', tokens: 0, stoppedBy: 'stopped', seconds: 0.3, notices: [], computedOn: { device: 'cpu', name: 'cpu', precision: 'fp32' }, prompt: { text: 'Q', tokens: 2, layout: 'the text as written' } };
+  const response = { text: '', tokens: 0, stoppedBy: 'stopped', seconds: 0.3, notices: [], computedOn: { device: 'cpu', name: 'cpu', precision: 'fp32' }, prompt: { text: 'Q', tokens: 2, layout: 'the text as written' }, sampling: { temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1, seed: 42 } };
   const worker = join(mkdtempSync(join(tmpdir(), 'ps-stand-in-worker-')), 'worker.mjs');
   writeFileSync(worker, `
     const response = ${JSON.stringify(response)};
@@ -338,7 +379,8 @@ describe('a stop before any text came', () => {
 
 describe('the generation protocol', () => {
   const state = { openSessions: 1, opened: 1 };
-  const response = { text: 'brown', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cuda:0', name: 'NVIDIA H200', precision: 'bf16' }, prompt: { text: 'Q', tokens: 2, layout: 'the text as written' } };
+  const sampling = { temperature: 0.7, topK: 20, topP: 0.8, repetitionPenalty: 1.05, seed: 42 };
+  const response = { text: 'brown', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cuda:0', name: 'NVIDIA H200', precision: 'bf16' }, prompt: { text: 'Q', tokens: 2, layout: 'the text as written' }, sampling };
 
   it('takes well-formed messages from the child as they are', () => {
     expect(parseFromWorker({ type: 'ready', pid: 42 })).toEqual({ type: 'ready', pid: 42 });
@@ -364,6 +406,9 @@ describe('the generation protocol', () => {
       [{ type: 'generated', id: 1, response: { ...response, computedOn: { ...response.computedOn, precision: 'fp16' } }, state }, /computedOn\.precision is not one of fp32, bf16/],
       [{ type: 'generated', id: 1, response: { ...response, prompt: { ...response.prompt, tokens: -1 } }, state }, /response\.prompt\.tokens is not a whole number/],
       [{ type: 'generated', id: 1, response: { ...response, prompt: undefined }, state }, /response\.prompt is not an object/],
+      [{ type: 'generated', id: 1, response: { ...response, sampling: undefined }, state }, /response\.sampling is not an object/],
+      [{ type: 'generated', id: 1, response: { ...response, sampling: { ...sampling, topP: 1.5 } }, state }, /response\.sampling\.topP is not a number >= 0 and <= 1/],
+      [{ type: 'generated', id: 1, response: { ...response, sampling: { ...sampling, topK: undefined } }, state }, /response\.sampling\.topK is missing/],
       [{ type: 'generated', id: 1, response }, /state is not an object/],
       [{ type: 'failed', id: 1, error: { code: 'boom', message: 'x' }, state }, /error\.code is not one of/],
       [{ type: 'failed', id: 1, error: { code: 'failed', message: 'x', field: 3 }, state }, /error\.field is not a string/],
@@ -383,6 +428,14 @@ describe('the generation protocol', () => {
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, prompt: 5 } })).toThrow(/job\.prompt is not a string/);
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, promptFormat: 'markdown' } })).toThrow(/job\.promptFormat is not one of plain, chat, alpaca/);
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, system: null } })).toThrow(/job\.system is not a string/);
+    // each sampling setting may be left out (the model's default) or given within its limits
+    const { temperature: _, ...noTemperature } = job;
+    expect(parseToWorker({ type: 'generate', id: 1, job: noTemperature })).toEqual({ type: 'generate', id: 1, job: noTemperature });
+    const given = { ...job, topK: 20, topP: 0.8, repetitionPenalty: 1.05 };
+    expect(parseToWorker({ type: 'generate', id: 1, job: given })).toEqual({ type: 'generate', id: 1, job: given });
+    expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, topK: 2.5 } })).toThrow(/job\.topK is not a whole number >= 0/);
+    expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, repetitionPenalty: 0 } })).toThrow(/job\.repetitionPenalty is not a number > 0/);
+    expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, temperature: -1 } })).toThrow(/job\.temperature is not a number >= 0/);
   });
 
   it('explains each way a child can die, with its last output', () => {

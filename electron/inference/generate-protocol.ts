@@ -9,6 +9,9 @@ import { isDeviceRequest, type DeviceRequest } from '../engine/device.js';
 import { isPrecision } from '../engine/precision.js';
 import type { Precision } from '../engine/native.js';
 import { PROMPT_FORMATS, type PromptFormat } from './prompt-format.js';
+import { limitWords, SAMPLING_LIMITS, withinLimit, type SamplingKey, type SamplingSettings } from './sampling-settings.js';
+
+const SAMPLING_KEYS = Object.keys(SAMPLING_LIMITS) as SamplingKey[];
 
 /** One generation as the child runs it: the API request and where to compute it. */
 export interface GenerateJob extends Omit<GenerateRequest, 'requestId'> {
@@ -83,6 +86,23 @@ function finite(o: Obj, key: string, what: string, min: number): number {
   return v;
 }
 
+/** An optional number within a sampling setting's limits (absent: undefined). */
+function samplingSetting(o: Obj, key: SamplingKey, what: string): number | undefined {
+  if (o[key] === undefined) return undefined;
+  if (!withinLimit(o[key], SAMPLING_LIMITS[key])) throw new ProtocolError(`${what}.${key} is not ${limitWords(SAMPLING_LIMITS[key])}`);
+  return o[key];
+}
+
+function sampling(value: unknown): SamplingSettings {
+  const o = object(value, 'response.sampling');
+  const setting = (key: SamplingKey) => {
+    const v = samplingSetting(o, key, 'response.sampling');
+    if (v === undefined) throw new ProtocolError(`response.sampling.${key} is missing`);
+    return v;
+  };
+  return { temperature: setting('temperature'), topK: setting('topK'), topP: setting('topP'), repetitionPenalty: setting('repetitionPenalty'), seed: count(o, 'seed', 'response.sampling') };
+}
+
 function oneOf<T extends string>(o: Obj, key: string, values: readonly T[], what: string): T {
   const v = o[key];
   if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) throw new ProtocolError(`${what}.${key} is not one of ${values.join(', ')}`);
@@ -109,6 +129,7 @@ function response(value: unknown): GenerateResponse {
     notices: notices as string[],
     computedOn: { device, name: string(on, 'name', 'response.computedOn'), precision: oneOf(on, 'precision', ['fp32', 'bf16'] as const, 'response.computedOn') },
     prompt: promptOf(o.prompt),
+    sampling: sampling(o.sampling),
   };
 }
 
@@ -140,6 +161,16 @@ export function parseFromWorker(value: unknown): FromWorkerMessage {
   }
 }
 
+/** The sampling settings a job gives (each one absent: the model's default). */
+function samplingRequest(j: Obj): Pick<GenerateJob, SamplingKey> {
+  const given: Pick<GenerateJob, SamplingKey> = {};
+  for (const key of SAMPLING_KEYS) {
+    const v = samplingSetting(j, key, 'job');
+    if (v !== undefined) given[key] = v;
+  }
+  return given;
+}
+
 /** A message from the parent, checked the same way (the child answers a bad one with a 'failed'). */
 export function parseToWorker(value: unknown): ToWorkerMessage {
   const o = object(value, 'message');
@@ -162,7 +193,7 @@ export function parseToWorker(value: unknown): ToWorkerMessage {
       promptFormat: oneOf(j, 'promptFormat', PROMPT_FORMATS, 'job'),
       system: string(j, 'system', 'job'),
       maxNewTokens: count(j, 'maxNewTokens', 'job'),
-      temperature: finite(j, 'temperature', 'job', 0),
+      ...samplingRequest(j),
       seed: count(j, 'seed', 'job'),
       device: j.device,
       precision: j.precision,

@@ -10,11 +10,13 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiError, type GenerateResponse } from '../api/contract.js';
 import type { QuantizationOptions } from '../engine/native.js';
-import { readGenerationConfig } from '../models/generation-config.js';
+import { ignoredKeysNotice, readGenerationConfig } from '../models/generation-config.js';
 import { entryFromRecord } from '../runs/run-index.js';
 import { readRunRecord } from '../runs/run-record.js';
 import { openSession, stopTokenIds, virtualTokensOf, type ModelSession } from '../session.js';
 import { generate } from './generate.js';
+import { positionLimitProblem } from './position-limit.js';
+import { resolveSampling, SAMPLING_LABELS, SamplingDefaultError, type SamplingSettings } from './sampling-settings.js';
 import { layOutPrompt, PromptFormatError, type LaidOutPrompt } from './prompt-format.js';
 import { explainNonFiniteOutput, NonFiniteOutputError } from './non-finite-output.js';
 import type { GenerateJob, WorkerState } from './generate-protocol.js';
@@ -107,18 +109,23 @@ export class GenerateSessions {
     if (promptIds.length === 0) throw invalid('prompt', 'the prompt is empty after tokenization; type some text');
     // virtual tokens (prompt / prefix tuning) take the first positions of the cache
     const positions = session.folder.spec.maxPositionEmbeddings - virtualTokensOf(session.adapter);
-    if (promptIds.length + job.maxNewTokens > positions) {
-      throw invalid('maxNewTokens', `the prompt (${promptIds.length} tokens) and ${job.maxNewTokens} new tokens exceed the model's ${positions} positions; shorten the prompt or ask for at most ${Math.max(0, positions - promptIds.length)} tokens`);
+    const limit = positionLimitProblem(promptIds.length, job.maxNewTokens, positions, null);
+    if (limit) throw invalid(limit.field, limit.message);
+    const fileConfig = await readGenerationConfig(session.folder.dir);
+    let sampling: SamplingSettings;
+    try {
+      sampling = resolveSampling(fileConfig, { temperature: job.temperature, topK: job.topK, topP: job.topP, repetitionPenalty: job.repetitionPenalty, seed: job.seed },
+        (key) => `give ${SAMPLING_LABELS[key]} in the Try page's sampling settings`);
+    } catch (e) {
+      if (e instanceof SamplingDefaultError) throw invalid(e.key, e.message);
+      throw e;
     }
-    const defaults = (await readGenerationConfig(session.folder.dir)) ?? { temperature: 0, topP: 1 };
     const { onText } = hooks;
     const stream = new TextStream(answerDecoder(session.tokenizer));
     const result = await generate(session.engine, promptIds, {
       vocabSize: session.folder.spec.vocabSize,
       maxNewTokens: job.maxNewTokens,
-      temperature: job.temperature,
-      topP: job.temperature === 0 ? 1 : defaults.topP,
-      seed: job.seed,
+      ...sampling,
       stopTokenIds: [...(await stopTokenIds(session.folder, session.tokenizer)), ...prompt.stopTokenIds],
       maxPositions: positions,
       shouldStop: hooks.shouldStop,
@@ -134,13 +141,14 @@ export class GenerateSessions {
       tokens: result.tokens.length,
       stoppedBy: result.stoppedBy,
       seconds: (performance.now() - started) / 1000,
-      notices: [...choice.notices, ...session.notices],
+      notices: [...choice.notices, ...session.notices, ...[ignoredKeysNotice(fileConfig)].filter((n) => n !== null)],
       computedOn: {
         device: session.device.device,
         name: session.device.gpu?.name ?? 'CPU',
         precision: session.precision.precision,
       },
       prompt: { text: prompt.text, tokens: promptIds.length, layout: prompt.layout },
+      sampling,
     };
   }
 }

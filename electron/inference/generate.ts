@@ -1,12 +1,18 @@
 // Autoregressive generation with the engine's KV cache: the prompt is fed
 // once, then one token at a time, until an end-of-sequence token, the
-// new-token budget, or a stop asked for between tokens.
+// new-token budget, or a stop asked for between tokens. Each token is chosen
+// as transformers' generate() chooses it: the repetition penalty over the
+// prompt and the tokens so far, then greedy argmax or a sampled draw.
 import type { NativeEngine } from '../engine/native.js';
 import { Prng } from '../random/prng.js';
 import { hasNonFinite, NonFiniteOutputError } from './non-finite-output.js';
-import { sampleToken, type SamplingOptions } from './sampling.js';
+import { positionLimitProblem } from './position-limit.js';
+import { RepetitionPenalty } from './repetition-penalty.js';
+import { sampleToken, samplingOptionsProblem, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
+  /** transformers' repetition_penalty (> 0); absent or 1: none */
+  repetitionPenalty?: number;
   maxNewTokens: number;
   seed: number;
   /** ids that end generation (not included in the output) */
@@ -43,15 +49,15 @@ export async function generate(
       throw new Error(`the prompt: the tokenizer gave id ${outside}, outside the model's vocabulary [0, ${options.vocabSize}); the tokenizer does not belong to this model (compare its tokenizer.json with config.json's vocab_size)`);
     }
   }
+  // the callers say it in their own words first (the CLI's flag, the Try page's field)
+  const limit = positionLimitProblem(promptIds.length, options.maxNewTokens, options.maxPositions, null);
+  if (limit) throw new Error(limit.message);
   const needed = promptIds.length + options.maxNewTokens;
-  if (needed > options.maxPositions) {
-    const room = options.maxPositions - promptIds.length;
-    const fix = room >= 1
-      ? `use --max-new-tokens ${room} or less (the most this prompt leaves room for), or shorten the prompt`
-      : 'the prompt alone fills them: shorten the prompt';
-    throw new Error(`prompt (${promptIds.length} tokens) + --max-new-tokens ${options.maxNewTokens} exceeds the model's ${options.maxPositions} positions; ${fix}`);
-  }
+  // refused before the prompt is fed, not at the first token
+  const problem = samplingOptionsProblem(options);
+  if (problem) throw new Error(problem);
   const rng = new Prng(options.seed);
+  const penalty = new RepetitionPenalty(options.repetitionPenalty ?? 1, promptIds);
   const stop = new Set(options.stopTokenIds);
   if (options.shouldStop?.()) return { tokens: [], stoppedBy: 'stopped' };
   engine.resetCache(needed);
@@ -60,8 +66,10 @@ export async function generate(
   for (;;) {
     // NaN logits would sample an arbitrary token (or none): refuse them (the caller explains why).
     if (hasNonFinite(logits)) throw new NonFiniteOutputError(`the model's output (logits) for generated token ${tokens.length + 1}`);
+    penalty.apply(logits);
     const next = sampleToken(logits, options, rng);
     if (stop.has(next)) return { tokens, stoppedBy: 'eos' };
+    penalty.add(next);
     tokens.push(next);
     onToken?.(next);
     if (tokens.length >= options.maxNewTokens) return { tokens, stoppedBy: 'length' };

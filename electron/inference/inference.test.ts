@@ -1,4 +1,5 @@
 // Evaluation and generation on the real engine with tiny random models.
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loraTensorShapes } from '../adapters/peft.js';
@@ -122,7 +123,79 @@ describe('generation', () => {
     const c = await generate(session.engine, prompt, { ...opts, seed: 4 });
     expect(a.tokens).toEqual(b.tokens);
     expect(a.tokens).not.toEqual(c.tokens);
-    await expect(generate(session.engine, prompt, { ...opts, seed: 1, maxNewTokens: 600 })).rejects.toThrow(/exceeds the model's 512 positions/);
+    await expect(generate(session.engine, prompt, { ...opts, seed: 1, maxNewTokens: 600 })).rejects.toThrow(/exceed the model's 512 positions/);
+  });
+
+  /**
+   * transformers' greedy search with its RepetitionPenaltyLogitsProcessor, on
+   * the engine's logits of a fresh whole-sequence decode at every step: each
+   * distinct id of the prompt and the answer so far, logit < 0 multiplied by
+   * the penalty, else divided; then argmax. Stops at `stop`.
+   */
+  async function greedyWithPenalty(prompt: number[], penalty: number, count: number, stop: number[] = []): Promise<number[]> {
+    const answer: number[] = [];
+    while (answer.length < count) {
+      session.engine.resetCache(prompt.length + answer.length + 1);
+      const l = Float64Array.from(await session.engine.decode(Int32Array.from([...prompt, ...answer])));
+      for (const id of new Set([...prompt, ...answer])) l[id] = l[id] < 0 ? l[id] * penalty : l[id] / penalty;
+      const next = argmax(l);
+      if (stop.includes(next)) break;
+      answer.push(next);
+    }
+    return answer;
+  }
+
+  it('the repetition penalty changes greedy decoding as transformers applies it (prompt and answer, each id once)', async () => {
+    const prompt = session.tokenizer.encode('the cat sat on the mat, the cat');
+    const plain = await generate(session.engine, prompt, { ...greedy, maxNewTokens: 16 });
+    for (const penalty of [1.3, 2]) {
+      const { tokens } = await generate(session.engine, prompt, { ...greedy, repetitionPenalty: penalty, maxNewTokens: 16 });
+      expect(tokens, `penalty ${penalty}`).toEqual(await greedyWithPenalty(prompt, penalty, 16));
+      expect(tokens, `penalty ${penalty} changes the answer`).not.toEqual(plain.tokens);
+    }
+  });
+
+  it("the generate command takes generation_config.json's repetition penalty and says what it ignores", async () => {
+    // the same weights in a folder of its own, its generation_config.json as Qwen2.5-Instruct's (greedy here)
+    const qwenLike = await tinyModel({ seed: 12, vocab: 300 });
+    writeFileSync(join(qwenLike.dir, 'generation_config.json'), JSON.stringify({ eos_token_id: 1, do_sample: false, repetition_penalty: 2, top_k: 20, top_p: 0.8, no_repeat_ngram_size: 3 }));
+    const prompt = 'the cat sat on the mat, the cat';
+    const expected = await greedyWithPenalty(session.tokenizer.encode(prompt), 2, 16, [1]);
+    const r = await cli(['generate', '--model', qwenLike.dir, '--prompt', prompt, '--max-new-tokens', '16', '--threads', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(session.tokenizer.decode(expected, { skipSpecialTokens: true }) + '\n');
+    expect(r.stderr).toContain('note: greedy decoding, repetition penalty 2\n');
+    expect(r.stderr).toContain(`note: ${join(qwenLike.dir, 'generation_config.json')}: sets no_repeat_ngram_size 3, which transformers' generate() applies and PEFT Studio does not`);
+    // --repetition-penalty 1 turns it off: the plain greedy answer
+    const off = await cli(['generate', '--model', qwenLike.dir, '--prompt', prompt, '--max-new-tokens', '16', '--repetition-penalty', '1', '--threads', '2']);
+    const plain = await generate(session.engine, session.tokenizer.encode(prompt), { ...greedy, maxNewTokens: 16, stopTokenIds: [1] });
+    expect(off.stdout).toBe(session.tokenizer.decode(plain.tokens, { skipSpecialTokens: true }) + '\n');
+    expect(off.stdout).not.toBe(r.stdout);
+    // top-k / top-p at temperature 0 are said to do nothing
+    const unused = await cli(['generate', '--model', qwenLike.dir, '--prompt', prompt, '--max-new-tokens', '2', '--top-p', '0.5', '--threads', '2']);
+    expect(unused.stderr).toContain('note: greedy decoding, repetition penalty 2 (--top-p applies only when sampling: pass --temperature above 0)\n');
+  });
+
+  it('a bad value in generation_config.json is named with its file and key; the flag that replaces it works', async () => {
+    const bad = await tinyModel({ seed: 12, vocab: 300 });
+    const file = join(bad.dir, 'generation_config.json');
+    writeFileSync(file, JSON.stringify({ eos_token_id: 1, do_sample: true, temperature: 0.7, top_p: 1.5 }));
+    const r = await cli(['generate', '--model', bad.dir, '--prompt', 'the cat', '--max-new-tokens', '3', '--threads', '2']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`${file}: top_p 1.5 must be a number >= 0 and <= 1; fix the file (or remove top_p), or pass --top-p`);
+    const fixed = await cli(['generate', '--model', bad.dir, '--prompt', 'the cat', '--max-new-tokens', '3', '--top-p', '0.9', '--threads', '2']);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    expect(fixed.stderr).toContain('note: sampling at temperature 0.7, top-k 50, top-p 0.9, seed 42\n');
+  });
+
+  it('a prompt that fills the positions is told to shorten, without naming a --max-new-tokens it was not given', async () => {
+    const small = await tinyModel({ seed: 12, vocab: 300, maxPosition: 8 });
+    const r = await cli(['generate', '--model', small.dir, '--prompt', 'the cat sat on the mat', '--threads', '2']);
+    expect(r.code).not.toBe(0);
+    const tokens = session.tokenizer.encode('the cat sat on the mat').length;
+    expect(tokens).toBeGreaterThan(8);
+    expect(r.stderr).toContain(`the prompt (${tokens} tokens) leaves no room for an answer in the model's 8 positions: shorten the prompt`);
+    expect(r.stderr).not.toContain('--max-new-tokens');
   });
 
   it('the generate command prints the greedy continuation, with and without an adapter', async () => {

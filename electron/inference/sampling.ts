@@ -1,12 +1,21 @@
-// Next-token choice from logits, in the order transformers applies its
-// warpers: temperature first, then top-p (nucleus), then a draw from the
-// renormalized distribution. Temperature 0 means greedy argmax (no draw).
+// Next-token choice from logits, with transformers' warpers in its order:
+// temperature, then top-k, then top-p (nucleus), then a draw from what is
+// left, renormalized. Temperature 0 means greedy argmax (no draw). The
+// repetition penalty comes before all of this (repetition-penalty.ts), in
+// greedy decoding too.
+//
+// Nothing here sorts the vocabulary: top-k's cut is the k-th largest logit
+// (a heap pass), the nucleus a selection by mass (partial-select.ts); only the
+// kept tokens are sorted, and drawn in token-id order.
 import { Prng } from '../random/prng.js';
+import { kthLargest, nucleusOf } from './partial-select.js';
 
 export interface SamplingOptions {
   /** 0 = greedy */
   temperature: number;
-  /** keep the smallest set of most likely tokens whose probability reaches topP; 1 = all */
+  /** keep the k most likely tokens (and any tied with the k-th, as transformers keeps them); 0 or absent = every token */
+  topK?: number;
+  /** then keep the smallest set of most likely tokens whose probability reaches topP; 1 = all */
   topP: number;
 }
 
@@ -17,46 +26,86 @@ export function argmax(logits: ArrayLike<number>): number {
   return best;
 }
 
-/** softmax(logits / temperature) in float64. */
-export function softmaxWithTemperature(logits: ArrayLike<number>, temperature: number): Float64Array {
-  const p = new Float64Array(logits.length);
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) {
-    p[i] = Math.exp((logits[i] - max) / temperature);
-    sum += p[i];
-  }
-  for (let i = 0; i < p.length; i++) p[i] /= sum;
-  return p;
+/** What a draw chooses from: token ids in ascending order, and their probabilities (summing to 1). */
+export interface Candidates {
+  ids: Int32Array;
+  probs: Float64Array;
 }
 
-/** Token ids kept by nucleus filtering, most likely first (always at least one). */
-export function nucleus(probs: Float64Array, topP: number): number[] {
-  const order = Array.from(probs.keys()).sort((a, b) => probs[b] - probs[a] || a - b);
-  if (topP >= 1) return order;
-  const kept: number[] = [];
-  let cumulative = 0;
-  for (const id of order) {
-    kept.push(id);
-    cumulative += probs[id];
-    if (cumulative >= topP) break;
+/** Why these options cannot sample, or null. */
+export function samplingOptionsProblem(options: SamplingOptions): string | null {
+  if (!(options.temperature >= 0) || !Number.isFinite(options.temperature)) return `temperature must be a number >= 0, got ${options.temperature}`;
+  if (!(options.topP >= 0 && options.topP <= 1)) return `top-p must be in [0, 1], got ${options.topP}`;
+  const topK = options.topK ?? 0;
+  if (!Number.isSafeInteger(topK) || topK < 0) return `top-k must be a whole number >= 0 (0: off), got ${topK}`;
+  return null;
+}
+
+/**
+ * The tokens a sampled draw may pick and their probabilities, after
+ * temperature, top-k and top-p, as transformers' warpers leave them
+ * (temperature > 0).
+ */
+export function candidates(logits: ArrayLike<number>, options: SamplingOptions): Candidates {
+  const problem = samplingOptionsProblem(options);
+  if (problem) throw new Error(problem);
+  if (options.temperature === 0) throw new Error('candidates: temperature 0 is greedy (argmax), not a draw');
+  const v = logits.length;
+  let max = -Infinity;
+  for (let i = 0; i < v; i++) if (logits[i] > max) max = logits[i];
+  const topK = options.topK ?? 0;
+  // the tokens top-k keeps, ascending; every token when it keeps them all
+  const ids = topK > 0 && topK < v ? topKIds(logits, topK) : identity(v);
+  // softmax over them (top-p and the draw see top-k's tokens renormalized, as in transformers)
+  const probs = new Float64Array(ids.length);
+  let sum = 0;
+  for (let j = 0; j < ids.length; j++) {
+    probs[j] = Math.exp((logits[ids[j]] - max) / options.temperature);
+    sum += probs[j];
   }
+  for (let j = 0; j < probs.length; j++) probs[j] /= sum;
+  if (options.topP >= 1) return { ids, probs };
+  // by position in ids: the lower position is the lower id, so ties break as the ids would
+  const nucleus = nucleusOf(identity(ids.length), probs, options.topP).slice().sort();
+  const kept = { ids: new Int32Array(nucleus.length), probs: new Float64Array(nucleus.length) };
+  let keptSum = 0;
+  for (let j = 0; j < nucleus.length; j++) {
+    kept.ids[j] = ids[nucleus[j]];
+    kept.probs[j] = probs[nucleus[j]];
+    keptSum += kept.probs[j];
+  }
+  for (let j = 0; j < kept.probs.length; j++) kept.probs[j] /= keptSum;
   return kept;
 }
 
-export function sampleToken(logits: ArrayLike<number>, options: SamplingOptions, rng: Prng): number {
-  if (!(options.temperature >= 0)) throw new Error(`temperature must be >= 0, got ${options.temperature}`);
-  if (!(options.topP > 0 && options.topP <= 1)) throw new Error(`top-p must be in (0, 1], got ${options.topP}`);
-  if (options.temperature === 0) return argmax(logits);
-  const probs = softmaxWithTemperature(logits, options.temperature);
-  const kept = nucleus(probs, options.topP);
-  let total = 0;
-  for (const id of kept) total += probs[id];
-  let u = rng.nextFloat() * total;
-  for (const id of kept) {
-    u -= probs[id];
-    if (u < 0) return id;
-  }
-  return kept[kept.length - 1]; // rounding left a sliver: the last kept token takes it
+/** The ids whose logit is at least the k-th largest (transformers removes only those below it, so ties stay), ascending. */
+function topKIds(logits: ArrayLike<number>, k: number): Int32Array {
+  const cut = kthLargest(logits, k);
+  let count = 0;
+  for (let i = 0; i < logits.length; i++) if (logits[i] >= cut) count++;
+  const ids = new Int32Array(count);
+  for (let i = 0, at = 0; i < logits.length; i++) if (logits[i] >= cut) ids[at++] = i;
+  return ids;
 }
+
+function identity(n: number): Int32Array {
+  const ids = new Int32Array(n);
+  for (let i = 0; i < n; i++) ids[i] = i;
+  return ids;
+}
+
+export function sampleToken(logits: ArrayLike<number>, options: SamplingOptions, rng: Prng): number {
+  const problem = samplingOptionsProblem(options);
+  if (problem) throw new Error(problem);
+  if (options.temperature === 0) return argmax(logits);
+  const { ids, probs } = candidates(logits, options);
+  let u = rng.nextFloat();
+  for (let j = 0; j < ids.length; j++) {
+    u -= probs[j];
+    if (u < 0) return ids[j];
+  }
+  // rounding left a sliver: the last token that can be drawn takes it
+  for (let j = ids.length - 1; j > 0; j--) if (probs[j] > 0) return ids[j];
+  return ids[0];
+}
+

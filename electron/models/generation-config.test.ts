@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readGenerationConfig } from './generation-config.js';
+import { ignoredKeysNotice, readGenerationConfig } from './generation-config.js';
 
 let root: string;
 let n = 0;
@@ -24,13 +24,44 @@ describe('readGenerationConfig', () => {
     for (const text of [null, '{broken', 'null', '[1, 2]']) expect(await readGenerationConfig(await folderWith(text))).toBeNull();
   });
 
-  it('samples only with do_sample: true, as transformers does', async () => {
-    expect(await readGenerationConfig(await folderWith('{"temperature": 0.6, "top_p": 0.9}')))
-      .toEqual({ eosTokenIds: null, temperature: 0, topP: 1 });
-    expect(await readGenerationConfig(await folderWith('{"do_sample": true, "temperature": 0.6, "top_p": 0.9}')))
-      .toEqual({ eosTokenIds: null, temperature: 0.6, topP: 0.9 });
-    expect(await readGenerationConfig(await folderWith('{"do_sample": true}')))
-      .toEqual({ eosTokenIds: null, temperature: 1, topP: 1 });
+  it("takes transformers' GenerationConfig defaults: greedy unless do_sample, then top_k 50, top_p 1, no repetition penalty", async () => {
+    const read = async (text: string) => {
+      const dir = await folderWith(text);
+      const c = await readGenerationConfig(dir);
+      expect(c?.file).toBe(join(dir, 'generation_config.json'));
+      return { temperature: c?.temperature, topK: c?.topK, topP: c?.topP, repetitionPenalty: c?.repetitionPenalty, invalid: c?.invalid };
+    };
+    // do_sample false or absent: greedy; its top_p / top_k still apply once a temperature is given, as in transformers
+    expect(await read('{"temperature": 0.6, "top_p": 0.9}')).toEqual({ temperature: 0, topK: 50, topP: 0.9, repetitionPenalty: 1, invalid: {} });
+    expect(await read('{"do_sample": true, "temperature": 0.6, "top_p": 0.9}')).toEqual({ temperature: 0.6, topK: 50, topP: 0.9, repetitionPenalty: 1, invalid: {} });
+    expect(await read('{"do_sample": true}')).toEqual({ temperature: 1, topK: 50, topP: 1, repetitionPenalty: 1, invalid: {} });
+    // Qwen2.5-Instruct's file
+    expect(await read('{"do_sample": true, "repetition_penalty": 1.05, "temperature": 0.7, "top_p": 0.8, "top_k": 20}'))
+      .toEqual({ temperature: 0.7, topK: 20, topP: 0.8, repetitionPenalty: 1.05, invalid: {} });
+    // null is transformers' None: that warper is not added
+    expect(await read('{"do_sample": true, "top_k": null, "top_p": null, "temperature": null, "repetition_penalty": null}'))
+      .toEqual({ temperature: 1, topK: 0, topP: 1, repetitionPenalty: 1, invalid: {} });
+  });
+
+  it('keeps a value transformers would refuse with why, naming the key (a string is no number)', async () => {
+    const c = await readGenerationConfig(await folderWith('{"do_sample": true, "temperature": "0.7", "top_p": 1.5, "top_k": 2.5, "repetition_penalty": 0}'));
+    expect(c?.invalid).toEqual({
+      temperature: 'temperature "0.7" must be a number >= 0',
+      topP: 'top_p 1.5 must be a number >= 0 and <= 1',
+      topK: 'top_k 2.5 must be a whole number >= 0',
+      repetitionPenalty: 'repetition_penalty 0 must be a number > 0',
+    });
+    // a temperature that greedy decoding never uses is not checked
+    expect((await readGenerationConfig(await folderWith('{"temperature": -1}')))?.invalid).toEqual({});
+  });
+
+  it('lists the keys transformers applies and generation does not, only when set to something that acts', async () => {
+    const dir = await folderWith('{"no_repeat_ngram_size": 3, "min_p": 0.05, "typical_p": 1.0, "num_beams": 1, "suppress_tokens": [], "min_new_tokens": 2, "bad_words_ids": null, "guidance_scale": 1}');
+    const c = await readGenerationConfig(dir);
+    expect(c?.ignored).toEqual(['no_repeat_ngram_size 3', 'min_p 0.05', 'min_new_tokens 2']);
+    expect(ignoredKeysNotice(c)).toBe(`${join(dir, 'generation_config.json')}: sets no_repeat_ngram_size 3, min_p 0.05, min_new_tokens 2, which transformers' generate() applies and PEFT Studio does not, so its answers can differ from model.generate()'s`);
+    expect(ignoredKeysNotice(await readGenerationConfig(await folderWith('{"num_beams": 1, "typical_p": 1}')))).toBeNull();
+    expect(ignoredKeysNotice(null)).toBeNull();
   });
 
   it('reads eos_token_id as one id or a list, and ignores anything else', async () => {

@@ -1,39 +1,93 @@
 // generation_config.json: the generation settings a model folder ships with.
-// Only what generation uses is read: the stop tokens and the sampling
-// defaults, with transformers' fallbacks. The file is optional, and an
-// unreadable one counts as absent (generation still works from config.json);
-// generationConfigProblem says so, for the folder's notices.
+// What generation uses is read, with transformers' fallbacks: the stop
+// tokens and the sampling defaults (temperature only with do_sample: true;
+// top_k, top_p and repetition_penalty as transformers' GenerationConfig
+// takes them). A value transformers would refuse is kept with why, so the
+// generation that would use it names the file and the key. Keys transformers
+// applies and we do not are listed, for a notice. The file is optional, and
+// an unreadable one counts as absent (generation still works from
+// config.json); generationConfigProblem says so, for the folder's notices.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FILE_KEYS, limitWords, SAMPLING_LIMITS, TRANSFORMERS_DEFAULTS, withinLimit, type SamplingDefaults, type SamplingKey } from '../inference/sampling-settings.js';
 
 export const GENERATION_CONFIG_FILE = 'generation_config.json';
 
-export interface GenerationConfig {
+export interface GenerationConfig extends SamplingDefaults {
   /** eos_token_id as a list; null when the file does not set it */
   eosTokenIds: number[] | null;
-  /** 0 (greedy) unless do_sample is true; then temperature, default 1 */
-  temperature: number;
-  /** 1 unless do_sample is true; then top_p, default 1 */
-  topP: number;
+  /** keys transformers' generate() applies that generation here does not, as set ("no_repeat_ngram_size 3") */
+  ignored: string[];
 }
+
+/**
+ * The keys of transformers' GenerationConfig that change which tokens
+ * generate() picks (its logits processors and warpers, beam and contrastive
+ * search, stop strings), and whether a value is their no-op default.
+ */
+const UNAPPLIED: Record<string, (v: unknown) => boolean> = {
+  no_repeat_ngram_size: (v) => typeof v === 'number' && v > 0,
+  min_p: (v) => typeof v === 'number' && v > 0,
+  typical_p: (v) => typeof v === 'number' && v < 1,
+  epsilon_cutoff: (v) => typeof v === 'number' && v > 0 && v < 1,
+  eta_cutoff: (v) => typeof v === 'number' && v > 0 && v < 1,
+  min_length: (v) => typeof v === 'number' && v > 0,
+  min_new_tokens: (v) => typeof v === 'number' && v > 0,
+  bad_words_ids: (v) => v !== null,
+  suppress_tokens: (v) => v !== null && !(Array.isArray(v) && v.length === 0),
+  begin_suppress_tokens: (v) => v !== null && !(Array.isArray(v) && v.length === 0),
+  sequence_bias: (v) => v !== null,
+  forced_bos_token_id: (v) => v !== null,
+  forced_eos_token_id: (v) => v !== null,
+  exponential_decay_length_penalty: (v) => v !== null,
+  guidance_scale: (v) => v !== null && v !== 1,
+  num_beams: (v) => typeof v === 'number' && v > 1,
+  penalty_alpha: (v) => typeof v === 'number' && v > 0,
+  stop_strings: (v) => v !== null,
+};
 
 /** Reads `dir`/generation_config.json; null when it is missing or not a JSON object. */
 export async function readGenerationConfig(dir: string): Promise<GenerationConfig | null> {
+  const file = join(dir, GENERATION_CONFIG_FILE);
   let g: unknown;
   try {
-    g = JSON.parse(await readFile(join(dir, GENERATION_CONFIG_FILE), 'utf8'));
+    g = JSON.parse(await readFile(file, 'utf8'));
   } catch {
     return null;
   }
   if (typeof g !== 'object' || g === null || Array.isArray(g)) return null;
-  const { eos_token_id: eos, do_sample: doSample, temperature, top_p: topP } = g as Record<string, unknown>;
-  const sampling = doSample === true;
+  const o = g as Record<string, unknown>;
+  const eos = o.eos_token_id;
+  const invalid: Partial<Record<SamplingKey, string>> = {};
+  /** The file's value of a setting: absent is transformers' default, null is "off" (transformers adds no warper for None). */
+  const value = (key: SamplingKey, absent: number, off: number): number => {
+    const v = o[FILE_KEYS[key]];
+    if (v === undefined) return absent;
+    if (v === null) return off;
+    if (withinLimit(v, SAMPLING_LIMITS[key])) return v;
+    invalid[key] = `${FILE_KEYS[key]} ${JSON.stringify(v)} must be ${limitWords(SAMPLING_LIMITS[key])}`;
+    return absent;
+  };
+  const unapplied = Object.keys(UNAPPLIED).filter((key) => o[key] !== undefined && UNAPPLIED[key](o[key]));
   return {
+    file,
     eosTokenIds: Number.isInteger(eos) ? [eos as number]
       : Array.isArray(eos) && eos.length > 0 && eos.every((x) => Number.isInteger(x)) ? (eos as number[]) : null,
-    temperature: !sampling ? 0 : typeof temperature === 'number' ? temperature : 1,
-    topP: !sampling ? 1 : typeof topP === 'number' ? topP : 1,
+    // transformers samples only with do_sample true (its temperature, default 1); greedy otherwise
+    temperature: o.do_sample === true ? value('temperature', 1, 1) : 0,
+    // top-k and top-p apply whenever generation samples (do_sample, or a temperature given); the penalty always
+    topK: value('topK', TRANSFORMERS_DEFAULTS.topK, 0),
+    topP: value('topP', 1, 1),
+    repetitionPenalty: value('repetitionPenalty', 1, 1),
+    invalid,
+    ignored: unapplied.map((key) => `${key} ${JSON.stringify(o[key])}`),
   };
+}
+
+/** The notice for the keys generation does not apply, naming the file; null when there are none. */
+export function ignoredKeysNotice(config: GenerationConfig | null): string | null {
+  if (!config || config.ignored.length === 0) return null;
+  return `${config.file}: sets ${config.ignored.join(', ')}, which transformers' generate() applies and PEFT Studio does not, so its answers can differ from model.generate()'s`;
 }
 
 /**

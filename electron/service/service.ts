@@ -24,6 +24,7 @@ import { errorBody, invalid } from './errors.js';
 import { exportWithLog } from './export.js';
 import { Generator, REQUEST_ID } from './generate.js';
 import { PLAIN_TAKES_NO_SYSTEM, PROMPT_FORMATS } from '../inference/prompt-format.js';
+import { SAMPLING_LIMITS, type SamplingKey } from '../inference/sampling-settings.js';
 import { hyperparameterSpecs } from './hyperparameters.js';
 import { listDir } from './list-dir.js';
 import { machineSummary } from './machine.js';
@@ -177,13 +178,24 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
         promptFormat,
         system,
         maxNewTokens: f.number('maxNewTokens', { kind: 'int', min: 1 }, true),
-        temperature: f.number('temperature', { kind: 'number', min: 0 }, true),
+        // each sampling setting left out: the model's generation_config.json's, else transformers' default
+        ...samplingRequestOf(f),
         seed: f.number('seed', ANY_INT, true),
         ...(requestId !== undefined ? { requestId } : {}),
       }, requestId === undefined ? undefined : (text, tokens) => emit({ type: 'generateProgress', requestId, text, tokens }));
     },
     stopGenerate: async (request) => ({ stopped: generator.stop(requestIdOf(Fields.of(request), true)!) }),
   };
+
+  /** The sampling settings a generate call gives, each checked against its limits (absent ones left out). */
+  function samplingRequestOf(f: Fields): Partial<Record<SamplingKey, number>> {
+    const given: Partial<Record<SamplingKey, number>> = {};
+    for (const key of Object.keys(SAMPLING_LIMITS) as SamplingKey[]) {
+      const v = f.number(key, SAMPLING_LIMITS[key]);
+      if (v !== undefined) given[key] = v;
+    }
+    return given;
+  }
 
   /** A generate call's requestId (generate.ts REQUEST_ID), checked. */
   function requestIdOf(f: Fields, required: boolean): string | undefined {

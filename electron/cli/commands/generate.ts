@@ -11,7 +11,9 @@ import { generate } from '../../inference/generate.js';
 import { answerDecoder, TextStream } from '../../inference/text-stream.js';
 import { stopSignalAction } from '../stop-signal.js';
 import { explainNonFiniteOutput, NonFiniteOutputError } from '../../inference/non-finite-output.js';
-import { readGenerationConfig } from '../../models/generation-config.js';
+import { ignoredKeysNotice, readGenerationConfig } from '../../models/generation-config.js';
+import { positionLimitProblem } from '../../inference/position-limit.js';
+import { DEFAULT_SEED, resolveSampling, SAMPLING_LIMITS, samplingWords, type SamplingKey } from '../../inference/sampling-settings.js';
 import { openSession, stopTokenIds, virtualTokensOf } from '../../session.js';
 import { layOutPrompt, PLAIN_TAKES_NO_SYSTEM, PROMPT_FORMATS, PromptFormatError, type PromptFormat } from '../../inference/prompt-format.js';
 import { trainedPromptFormat } from '../../inference/trained-prompt-format.js';
@@ -28,15 +30,18 @@ export const generateSpec: CommandSpec = {
     { name: 'system', kind: 'string', valueName: 'TEXT', help: 'a system message (chat and alpaca layouts)' },
     { name: 'show-prompt', kind: 'boolean', help: 'print the prompt as the model is given it (layout, token count, text) to stderr first' },
     { name: 'max-new-tokens', kind: 'int', min: 1, help: 'most tokens to generate', defaultText: '128 (fewer if the model has no room)' },
-    { name: 'temperature', kind: 'number', min: 0, help: 'sampling temperature; 0 = greedy', defaultText: "generation_config.json's, else 0" },
-    { name: 'top-p', kind: 'number', above: 0, max: 1, help: 'nucleus sampling threshold', defaultText: "generation_config.json's, else 1" },
-    { name: 'seed', kind: 'int', min: 0, help: 'sampling seed', defaultText: '42' },
+    { name: 'temperature', ...SAMPLING_LIMITS.temperature, help: 'sampling temperature; 0 = greedy', defaultText: "generation_config.json's when its do_sample is true, else 0" },
+    { name: 'top-k', ...SAMPLING_LIMITS.topK, help: 'when sampling, keep only the k most likely tokens; 0 = off', defaultText: "generation_config.json's top_k, else 50 (transformers' default)" },
+    { name: 'top-p', ...SAMPLING_LIMITS.topP, help: 'when sampling, then keep the most likely tokens until their probability reaches this (nucleus); 1 = off', defaultText: "generation_config.json's top_p, else 1" },
+    { name: 'repetition-penalty', ...SAMPLING_LIMITS.repetitionPenalty, help: "transformers' repetition_penalty: every token already in the prompt or the answer is made less likely (a positive logit divided by it, a negative one multiplied), greedy or sampled; 1 = off", defaultText: "generation_config.json's repetition_penalty, else 1" },
+    { name: 'seed', kind: 'int', min: 0, help: "sampling seed: the same seed, settings, device and precision give the same answer (PEFT Studio's own random stream, not torch's)", defaultText: String(DEFAULT_SEED) },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
     DEVICE_FLAG,
     PRECISION_FLAG,
     ...QUANT_FLAGS,
   ],
   notes: [
+    "Tokens are chosen as transformers' generate() chooses them: the repetition penalty, then greedy (temperature 0) or temperature, top-k, top-p and a draw. Unset settings come from the model's generation_config.json, else transformers' defaults; the settings used are printed to stderr.",
     "Generation stops at an end-of-sequence token (generation_config.json / config.json), at the token the chat template ends an assistant turn with (chat layouts), or after --max-new-tokens.",
     'An adapter answers best when prompted as its training rows were laid out: auto reads that from its run (chat rows: chat; alpaca rows: alpaca; completion and text rows: plain) and says which it used.',
     'The answer is printed as it is generated; Ctrl-C ends it where it is (a second Ctrl-C quits at once).',
@@ -44,6 +49,9 @@ export const generateSpec: CommandSpec = {
 };
 
 const DEFAULT_MAX_NEW_TOKENS = 128;
+
+/** The flag of each sampling setting, for a message that says how to give it. */
+const SAMPLING_FLAGS: Record<SamplingKey, string> = { temperature: '--temperature', topK: '--top-k', topP: '--top-p', repetitionPenalty: '--repetition-penalty' };
 
 export const generateCommand: Command = {
   spec: generateSpec,
@@ -64,7 +72,16 @@ export const generateCommand: Command = {
     for (const notice of session.notices) io.stderr(`note: ${notice}\n`);
     if (session.placement) io.stderr(`note: ${session.placement}\n`);
     try {
-      const defaults = (await readGenerationConfig(session.folder.dir)) ?? { temperature: 0, topP: 1 };
+      const fileConfig = await readGenerationConfig(session.folder.dir);
+      const sampling = resolveSampling(fileConfig, {
+        temperature: args.number('temperature'),
+        topK: args.number('top-k'),
+        topP: args.number('top-p'),
+        repetitionPenalty: args.number('repetition-penalty'),
+        seed: args.number('seed'),
+      }, (key) => `pass ${SAMPLING_FLAGS[key]}`);
+      const ignored = ignoredKeysNotice(fileConfig);
+      if (ignored) io.stderr(`note: ${ignored}\n`);
       let laidOut;
       try {
         laidOut = layOutPrompt(session.tokenizer, format, prompt, system);
@@ -78,6 +95,14 @@ export const generateCommand: Command = {
       // Virtual tokens (prompt / prefix tuning) take the first positions of the cache.
       const positions = session.folder.spec.maxPositionEmbeddings - virtualTokensOf(session.adapter);
       const room = positions - promptIds.length;
+      // An explicit --max-new-tokens that does not fit is an error; the default shrinks to fit.
+      const given = args.number('max-new-tokens');
+      const maxNewTokens = given ?? Math.max(1, Math.min(DEFAULT_MAX_NEW_TOKENS, room));
+      const limit = positionLimitProblem(promptIds.length, maxNewTokens, positions, given === undefined ? null : '--max-new-tokens');
+      if (limit) throw new Error(limit.message);
+      const unused = sampling.temperature === 0 ? (['top-k', 'top-p'] as const).filter((flag) => args.number(flag) !== undefined) : [];
+      const unusedWords = unused.length === 0 ? '' : ` (${unused.map((f) => `--${f}`).join(' and ')} ${unused.length === 1 ? 'applies' : 'apply'} only when sampling: pass --temperature above 0)`;
+      io.stderr(`note: ${samplingWords(sampling)}${unusedWords}\n`);
       // The answer is printed as it comes; Ctrl-C ends it at the next token (a second one, at once).
       const stream = new TextStream(answerDecoder(session.tokenizer));
       let stopAsked = false;
@@ -93,11 +118,8 @@ export const generateCommand: Command = {
       process.on('SIGINT', onSignal);
       const result = await generate(session.engine, promptIds, {
         vocabSize: session.folder.spec.vocabSize,
-        // An explicit --max-new-tokens that does not fit is an error; the default shrinks to fit.
-        maxNewTokens: args.number('max-new-tokens') ?? Math.max(1, Math.min(DEFAULT_MAX_NEW_TOKENS, room)),
-        temperature: args.number('temperature') ?? defaults.temperature,
-        topP: args.number('top-p') ?? defaults.topP,
-        seed: args.number('seed') ?? 42,
+        maxNewTokens,
+        ...sampling,
         stopTokenIds: [...(await stopTokenIds(session.folder, session.tokenizer)), ...laidOut.stopTokenIds],
         maxPositions: positions,
         shouldStop: () => stopAsked,

@@ -118,6 +118,18 @@ describe('Try on a full fine-tuning run', () => {
     const base = await api.call('generate', { ...settings, model: harness.demo.model, adapter: null });
     expect(byId(root, 'base-output')?.textContent).toBe(base.text);
     expect(byId(root, 'try-checkpoint')).toBeNull();
+    // the sampling fields start empty (the model's own: the demo's generation_config.json samples not) and each answer says what it used
+    expect((byId(root, 'try-temperature') as HTMLInputElement).value).toBe('');
+    expect((byId(root, 'try-seed') as HTMLInputElement).value).toBe('42');
+    for (const side of ['base', 'adapter']) expect(text(root, `${side}-sampling`)).toBe('greedy decoding');
+    // a repetition penalty given on the page reaches the model, as the same request made directly
+    type(root, 'try-repetition-penalty', '1.3');
+    (byId(root, 'generate-button') as HTMLButtonElement).click();
+    await until('the penalized answers', () => byId(root, 'try-error') !== null || text(root, 'adapter-sampling') === 'greedy decoding, repetition penalty 1.3', 120_000);
+    expect(byId(root, 'try-error')).toBeNull();
+    const penalized = await api.call('generate', { ...settings, model: harness.demo.model, adapter: null, repetitionPenalty: 1.3 });
+    expect(byId(root, 'base-output')?.textContent).toBe(penalized.text);
+    expect(text(root, 'base-sampling')).toBe('greedy decoding, repetition penalty 1.3');
   }, 240_000);
 });
 
@@ -370,6 +382,22 @@ describe('export of a finished LoRA run', () => {
       const served = await harness.service.call('generate', JSON.parse(JSON.stringify(request)));
       expect(pageSays === null, `seed ${seed}: the page ${pageSays ?? 'accepts it'}, the service ${served.ok ? 'accepts it' : served.error.message}`).toBe(served.ok);
       if (pageSays) expect(pageSays).toBe(`A whole number from 0 to ${MAX_SEED}.`);
+    }
+  }, 120_000);
+
+  it('the sampling fields refuse exactly what the service refuses, and take empty as the model\'s own', async () => {
+    const model = join(harness.home, 'sampling-model');
+    cpSync(harness.demo.model, model, { recursive: true });
+    for (const key of ['temperature', 'topK', 'topP', 'repetitionPenalty'] as const) {
+      for (const value of [null, 0, 1e-9, 0.5, 1, 1.5, 20, 2.5, -1]) {
+        const pageSays = trySettingsErrors({ ...settings, layout: 'plain', system: '', [key]: value })[key] ?? null;
+        // the request without the key (empty: left out), or with it
+        const request: Record<string, unknown> = { ...settings, maxNewTokens: 1, model, adapter: null };
+        delete request[key];
+        if (value !== null) request[key] = value;
+        const served = await harness.service.call('generate', request);
+        expect(pageSays === null, `${key} ${value}: the page ${pageSays ?? 'accepts it'}, the service ${served.ok ? 'accepts it' : served.error.message}`).toBe(served.ok);
+      }
     }
   }, 120_000);
 });

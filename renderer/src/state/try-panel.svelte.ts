@@ -3,8 +3,12 @@
 // run's adapter, or a full fine-tune's own model folder), so the two answers
 // differ only by the training. Each answer shows as it is generated
 // (generateProgress events for its requestId); Stop ends the one being
-// generated where it is and does not start the other.
+// generated where it is and does not start the other. A sampling setting
+// left empty is the model's own (its generation_config.json, else
+// transformers' defaults), as `peft-studio generate` takes it, and each answer
+// says the settings it was generated with.
 import { STOPPED_BEFORE_START, type ApiTransport, type GenerateRequest, type GenerateResponse, type PromptFormat, type RunHistory, type RunIndexEntry } from '../../../electron/api/contract.js';
+import { DEFAULT_SEED, limitWords, SAMPLING_LIMITS, samplingWords, withinLimit, type SamplingKey } from '../../../electron/inference/sampling-settings.js';
 
 export const MAX_NEW_TOKENS_LIMIT = 2048;
 /** The service takes any seed that is a safe integer >= 0 (electron/service/service.ts, generate's seed). */
@@ -31,15 +35,40 @@ export function resolvedLayout(choice: PromptLayoutChoice, trained: PromptFormat
   return choice === 'trained' ? (trained ?? 'plain') : choice;
 }
 
+/** A sampling field: a number, or empty (null; a number box emptied may bind undefined) for the model's own. */
+export type SamplingField = number | null | undefined;
+
 export interface TrySettings {
   prompt: string;
   /** the layout in effect ('trained' resolved) */
   layout: PromptFormat;
   system: string;
   maxNewTokens: number;
-  temperature: number;
+  /** the sampling fields: absent or empty, the model's own */
+  temperature?: SamplingField;
+  topK?: SamplingField;
+  topP?: SamplingField;
+  repetitionPenalty?: SamplingField;
   seed: number;
 }
+
+/** The sampling fields, in the order the page shows them: the field's id (and data-testid), what it does. */
+export const SAMPLING_FIELDS: readonly { key: SamplingKey; id: string; help: string }[] = [
+  { key: 'temperature', id: 'try-temperature', help: '0: greedy (the most likely token each time)' },
+  { key: 'topK', id: 'try-top-k', help: 'when sampling, only the k most likely tokens; 0: off' },
+  { key: 'topP', id: 'try-top-p', help: 'when sampling, then the most likely tokens until their probability reaches this; 1: off' },
+  { key: 'repetitionPenalty', id: 'try-repetition-penalty', help: 'makes every token already in the prompt or answer less likely, greedy or sampled; 1: off' },
+];
+
+/** What an empty sampling field means. */
+export const MODEL_DEFAULTS_HELP = "Empty: the model's own setting (its generation_config.json, else transformers' defaults: greedy, and top-k 50, top-p 1, no repetition penalty once sampling), as peft-studio generate takes it.";
+
+/** The settings an answer was generated with, in words ("greedy decoding, repetition penalty 1.05"). */
+export function samplingText(r: Pick<GenerateResponse, 'sampling'>): string {
+  return samplingWords(r.sampling);
+}
+
+const isSet = (v: SamplingField): v is number => v !== null && v !== undefined;
 
 /** Why these settings cannot be sent, field by field (empty: they can). */
 export function trySettingsErrors(s: TrySettings): Partial<Record<keyof TrySettings, string>> {
@@ -49,9 +78,27 @@ export function trySettingsErrors(s: TrySettings): Partial<Record<keyof TrySetti
   if (!Number.isInteger(s.maxNewTokens) || s.maxNewTokens < 1 || s.maxNewTokens > MAX_NEW_TOKENS_LIMIT) {
     errors.maxNewTokens = `A whole number from 1 to ${MAX_NEW_TOKENS_LIMIT}.`;
   }
-  if (!Number.isFinite(s.temperature) || s.temperature < 0) errors.temperature = 'A number from 0 (greedy) up.';
+  for (const { key } of SAMPLING_FIELDS) {
+    const v = s[key];
+    // the service's limits (sampling-settings.ts SAMPLING_LIMITS), in words: "A number >= 0 and <= 1, or empty."
+    if (isSet(v) && !withinLimit(v, SAMPLING_LIMITS[key])) errors[key] = `${capitalized(limitWords(SAMPLING_LIMITS[key]))}, or empty for the model's own.`;
+  }
   if (!Number.isSafeInteger(s.seed) || s.seed < 0) errors.seed = `A whole number from 0 to ${MAX_SEED}.`;
   return errors;
+}
+
+function capitalized(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** The sampling settings a request carries: the fields set (an empty one is left out: the model's own). */
+export function samplingRequest(s: Pick<TrySettings, SamplingKey>): Partial<Pick<GenerateRequest, SamplingKey>> {
+  const given: Partial<Pick<GenerateRequest, SamplingKey>> = {};
+  for (const { key } of SAMPLING_FIELDS) {
+    const v = s[key];
+    if (isSet(v)) given[key] = v;
+  }
+  return given;
 }
 
 /** A generation's time: milliseconds below 0.1 s ("4 ms", "< 1 ms"), else seconds with two decimals. */
@@ -156,8 +203,13 @@ export class TryPanel {
   /** the run followRun reads for: an answer for another run (chosen meanwhile) is dropped */
   private following: string | null = null;
   maxNewTokens = $state(64);
-  temperature = $state(0);
-  seed = $state(0);
+  /** empty (null): the model's own, as for the next three */
+  temperature = $state<SamplingField>(null);
+  topK = $state<SamplingField>(null);
+  topP = $state<SamplingField>(null);
+  repetitionPenalty = $state<SamplingField>(null);
+  /** the CLI's default seed too */
+  seed = $state(DEFAULT_SEED);
   /** which side is being generated now */
   generating = $state<'base' | 'adapter' | null>(null);
   /** try the run's best/ (train --keep-best) instead of its final adapter, when it has one */
@@ -177,7 +229,10 @@ export class TryPanel {
   constructor(private readonly api: ApiTransport) {}
 
   get errors(): Partial<Record<keyof TrySettings, string>> {
-    return trySettingsErrors({ prompt: this.prompt, layout: this.effectiveLayout, system: this.system, maxNewTokens: this.maxNewTokens, temperature: this.temperature, seed: this.seed });
+    return trySettingsErrors({
+      prompt: this.prompt, layout: this.effectiveLayout, system: this.system, maxNewTokens: this.maxNewTokens,
+      temperature: this.temperature, topK: this.topK, topP: this.topP, repetitionPenalty: this.repetitionPenalty, seed: this.seed,
+    });
   }
 
   /** The layout the next answers get: the chosen one, or the run's for 'trained'. */
@@ -217,7 +272,8 @@ export class TryPanel {
    */
   async generate(model: string | null, runDir: string | null, best: BestAdapter | null = null): Promise<void> {
     if (!model || !runDir || !this.canGenerate(model, runDir)) return;
-    const { prompt, system, maxNewTokens, temperature, seed } = this;
+    const { prompt, system, maxNewTokens, seed } = this;
+    const sampling = samplingRequest(this);
     this.error = null;
     this.base = null;
     this.adapter = null;
@@ -242,7 +298,7 @@ export class TryPanel {
       if (promptFormat === 'plain' && system.trim() !== '') {
         throw new Error(NO_SYSTEM_IN_PLAIN);
       }
-      const settings = { prompt, promptFormat, ...(system.trim() !== '' ? { system } : {}), maxNewTokens, temperature, seed };
+      const settings = { prompt, promptFormat, ...(system.trim() !== '' ? { system } : {}), maxNewTokens, ...sampling, seed };
       // Stop pressed while the run was read: nothing is generated
       if (this.stopPressed) return;
       this.base = await answer('base', { ...settings, model: base, adapter: null });

@@ -1,7 +1,7 @@
 // The try panel's settings are checked before anything is sent.
 import { describe, expect, it } from 'vitest';
-import { ApiError, STOPPED_BEFORE_START, type ApiTransport, type RunHistory, type RunIndexEntry } from '../../../electron/api/contract.js';
-import { bestModelOf, checkpointStep, checkpointText, computedOnText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, resolvedLayout, trainedModelOf, TryPanel, trySettingsErrors } from './try-panel.svelte.js';
+import { ApiError, STOPPED_BEFORE_START, type ApiTransport, type GenerateRequest, type RunHistory, type RunIndexEntry } from '../../../electron/api/contract.js';
+import { bestModelOf, checkpointStep, checkpointText, computedOnText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, resolvedLayout, samplingRequest, samplingText, trainedModelOf, TryPanel, trySettingsErrors } from './try-panel.svelte.js';
 
 const good = { prompt: 'Hello', layout: 'plain' as const, system: '', maxNewTokens: 64, temperature: 0, seed: 0 };
 
@@ -11,13 +11,19 @@ describe('trySettingsErrors', () => {
     expect(trySettingsErrors({ ...good, maxNewTokens: MAX_NEW_TOKENS_LIMIT, temperature: 1.3, seed: 7 })).toEqual({});
   });
   it('names each field that is wrong', () => {
-    expect(trySettingsErrors({ prompt: '  ', layout: 'plain', system: 'Be brief.', maxNewTokens: 0, temperature: -0.5, seed: 1.5 })).toEqual({
+    expect(trySettingsErrors({ prompt: '  ', layout: 'plain', system: 'Be brief.', maxNewTokens: 0, temperature: -0.5, topK: 2.5, topP: 1.2, repetitionPenalty: 0, seed: 1.5 })).toEqual({
       prompt: 'Write a prompt.',
       system: 'A system message needs the chat or alpaca layout; plain text is continued as written.',
       maxNewTokens: 'A whole number from 1 to 2048.',
-      temperature: 'A number from 0 (greedy) up.',
+      temperature: "A number >= 0, or empty for the model's own.",
+      topK: "A whole number >= 0, or empty for the model's own.",
+      topP: "A number >= 0 and <= 1, or empty for the model's own.",
+      repetitionPenalty: "A number > 0, or empty for the model's own.",
       seed: 'A whole number from 0 to 9007199254740991.',
     });
+    // the sampling fields may be left empty (null, or undefined as an emptied number box may bind): the model's own
+    expect(trySettingsErrors({ ...good, temperature: null, topK: undefined, topP: null, repetitionPenalty: null })).toEqual({});
+    expect(trySettingsErrors({ ...good, temperature: 0.7, topK: 0, topP: 0, repetitionPenalty: 1.05 })).toEqual({});
     // the service refuses a seed that is no safe integer (Export.test.ts checks the two agree)
     expect(trySettingsErrors({ ...good, seed: 1e30 })).toEqual({ seed: 'A whole number from 0 to 9007199254740991.' });
     expect(trySettingsErrors({ ...good, seed: 2 ** 53 - 1 })).toEqual({});
@@ -91,6 +97,50 @@ describe('generationStats', () => {
   });
 });
 
+describe('the sampling settings', () => {
+  it('sends the fields set and leaves the empty ones to the model', () => {
+    expect(samplingRequest({ temperature: null, topK: undefined, topP: null, repetitionPenalty: null })).toEqual({});
+    expect(samplingRequest({ temperature: 0, topK: 20, topP: null, repetitionPenalty: 1.05 })).toEqual({ temperature: 0, topK: 20, repetitionPenalty: 1.05 });
+  });
+
+  it('says what an answer was generated with', () => {
+    expect(samplingText({ sampling: { temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1.05, seed: 42 } })).toBe('greedy decoding, repetition penalty 1.05');
+    expect(samplingText({ sampling: { temperature: 0.7, topK: 20, topP: 0.8, repetitionPenalty: 1, seed: 42 } })).toBe('sampling at temperature 0.7, top-k 20, top-p 0.8, seed 42');
+  });
+
+  it("starts from the model's own settings and the CLI's seed (42), and asks both sides with what is set", async () => {
+    const asked: GenerateRequest[] = [];
+    const entry = { dir: '/runs/r', model: '/models/base', method: 'lora', status: 'finished', created: '', updated: '', steps_done: 4, total_steps: 4, best_eval_loss: null, adapter: '/runs/r', resumable: false, message: null } as RunIndexEntry;
+    const transport: ApiTransport = {
+      call: (async (method: string, request: GenerateRequest) => {
+        if (method === 'runHistory') return { entry, trainedPromptFormat: 'plain' } as RunHistory;
+        if (method === 'generate') {
+          asked.push(request);
+          return { text: 'x', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' }, prompt: { text: 'p', tokens: 1, layout: 'plain text' }, sampling: { temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1, seed: 42 } };
+        }
+        throw new Error(`unexpected ${method}`);
+      }) as ApiTransport['call'],
+      onEvent: () => () => {},
+    };
+    const panel = new TryPanel(transport);
+    expect([panel.temperature, panel.topK, panel.topP, panel.repetitionPenalty, panel.seed]).toEqual([null, null, null, null, 42]);
+    panel.prompt = 'Hello';
+    await panel.generate('/models/base', '/runs/r');
+    const settingsOf = (r: GenerateRequest) => ({ temperature: r.temperature, topK: r.topK, topP: r.topP, repetitionPenalty: r.repetitionPenalty, seed: r.seed });
+    expect(asked.map(settingsOf)).toEqual([
+      { temperature: undefined, topK: undefined, topP: undefined, repetitionPenalty: undefined, seed: 42 },
+      { temperature: undefined, topK: undefined, topP: undefined, repetitionPenalty: undefined, seed: 42 },
+    ]);
+    panel.temperature = 0.8;
+    panel.repetitionPenalty = 1.1;
+    await panel.generate('/models/base', '/runs/r');
+    expect(asked.slice(2).map(settingsOf)).toEqual([
+      { temperature: 0.8, topK: undefined, topP: undefined, repetitionPenalty: 1.1, seed: 42 },
+      { temperature: 0.8, topK: undefined, topP: undefined, repetitionPenalty: 1.1, seed: 42 },
+    ]);
+  });
+});
+
 describe('computedOnText', () => {
   it('names the GPU or the CPU and the precision the child computed in', () => {
     expect(computedOnText({ computedOn: { device: 'cuda:0', name: 'NVIDIA H200', precision: 'bf16' } })).toBe('generated on NVIDIA H200 (bf16)');
@@ -143,7 +193,7 @@ describe('trying the best adapter (keep-best)', () => {
         if (method === 'runHistory') return { entry, trainedPromptFormat: 'plain' } as RunHistory;
         if (method === 'generate') {
           asked.push({ model: request.model, adapter: request.adapter });
-          return { text: 'x', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' }, prompt: { text: 'p', tokens: 1, layout: 'plain text' } };
+          return { text: 'x', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' }, prompt: { text: 'p', tokens: 1, layout: 'plain text' }, sampling: { temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1, seed: 42 } };
         }
         throw new Error(`unexpected ${method}`);
       }) as ApiTransport['call'],

@@ -1,0 +1,115 @@
+// The Modelfiles' sampling PARAMETERs: `ollama run` must choose tokens as the
+// Try page and transformers' generate() do by default, not with Ollama's own
+// defaults (temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1). The
+// lines are read back here by Ollama's documented syntax (docs/modelfile.md:
+// `PARAMETER <parameter> <parametervalue>`, its table of parameters and their
+// int / float types), and an export writes the values of the model's own
+// generation_config.json.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { resolveSampling } from '../inference/sampling-settings.js';
+import { readGenerationConfig } from '../models/generation-config.js';
+import { builtCli, cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
+import { ollamaModelfile, ollamaModelfileForModel, ollamaSamplingLines, ollamaTemplateLines } from './modelfile.js';
+
+/** Ollama's instructions and its PARAMETER table (docs/modelfile.md), each parameter's value type. */
+const INSTRUCTIONS = ['FROM', 'PARAMETER', 'TEMPLATE', 'SYSTEM', 'ADAPTER', 'LICENSE', 'MESSAGE'];
+const PARAMETER_TYPES: Record<string, 'int' | 'float' | 'string'> = {
+  mirostat: 'int', mirostat_eta: 'float', mirostat_tau: 'float', num_ctx: 'int', repeat_last_n: 'int', repeat_penalty: 'float',
+  temperature: 'float', seed: 'int', stop: 'string', num_predict: 'int', top_k: 'int', top_p: 'float', min_p: 'float',
+};
+
+/** A Modelfile read by its documented grammar: the PARAMETERs (a name may repeat only for stop), every other line checked. */
+function parseModelfile(text: string): Map<string, string[]> {
+  const parameters = new Map<string, string[]>();
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (line.trim() === '' || line.startsWith('#')) continue;
+    const [instruction, ...rest] = line.split(' ');
+    expect(INSTRUCTIONS, `line ${i + 1}: ${line}`).toContain(instruction.toUpperCase());
+    if (instruction === 'TEMPLATE') {
+      // a """-quoted value may span lines: skip to the line that closes it
+      const quotes = (l: string) => l.split('"""').length - 1;
+      if (quotes(line) === 1) do i++; while (i < lines.length && quotes(lines[i]) === 0);
+      continue;
+    }
+    if (instruction !== 'PARAMETER') continue;
+    const [name, value] = [rest[0], rest.slice(1).join(' ')];
+    const type = PARAMETER_TYPES[name];
+    expect(type, `line ${i + 1}: ${name} is one of Ollama's parameters`).toBeDefined();
+    if (type === 'int') expect(value, `line ${i + 1}`).toMatch(/^-?\d+$/);
+    if (type === 'float') expect(Number.isFinite(Number(value)) && /^-?\d+(\.\d+)?(e-?\d+)?$/.test(value), `line ${i + 1}: ${value}`).toBe(true);
+    if (name !== 'stop') expect(parameters.has(name), `line ${i + 1}: ${name} set twice`).toBe(false);
+    parameters.set(name, [...(parameters.get(name) ?? []), value]);
+  }
+  return parameters;
+}
+
+const settingsOf = (p: Map<string, string[]>) => ({
+  temperature: Number(p.get('temperature')?.[0]),
+  topK: Number(p.get('top_k')?.[0]),
+  topP: Number(p.get('top_p')?.[0]),
+  repetitionPenalty: Number(p.get('repeat_penalty')?.[0]),
+  repeatLastN: p.get('repeat_last_n')?.[0] ?? null,
+});
+
+const qwen = { file: '/m/generation_config.json', temperature: 0.7, topK: 20, topP: 0.8, repetitionPenalty: 1.05, invalid: {} };
+
+describe('ollamaSamplingLines', () => {
+  it("writes transformers' defaults for a model without generation_config.json: greedy, top_k 50, top_p 1, no penalty", () => {
+    const p = parseModelfile(ollamaSamplingLines(null).join('\n'));
+    expect(settingsOf(p)).toEqual({ temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1, repeatLastN: null });
+  });
+
+  it("writes the file's values, the penalty over the whole context (transformers: the prompt and the answer)", () => {
+    const lines = ollamaSamplingLines(qwen);
+    expect(settingsOf(parseModelfile(lines.join('\n')))).toEqual({ temperature: 0.7, topK: 20, topP: 0.8, repetitionPenalty: 1.05, repeatLastN: '-1' });
+    // top_p below 1 while sampling: the order in which llama.cpp applies them is said
+    expect(lines.some((l) => l.startsWith('# llama.cpp') && l.includes('temperature after top_p'))).toBe(true);
+    expect(ollamaSamplingLines({ ...qwen, topP: 1 }).some((l) => l.startsWith('# llama.cpp'))).toBe(false);
+  });
+
+  it("writes transformers' default for a value the file holds that it would refuse, and says so", () => {
+    const lines = ollamaSamplingLines({ ...qwen, topP: 1, invalid: { topP: 'top_p 1.5 must be a number >= 0 and <= 1' } });
+    expect(settingsOf(parseModelfile(lines.join('\n'))).topP).toBe(1);
+    expect(lines).toContain("# generation_config.json: top_p 1.5 must be a number >= 0 and <= 1, so transformers' default top_p 1 is written.");
+  });
+
+  it('the whole Modelfiles keep to Ollama\'s syntax, with a TEMPLATE and a stop', () => {
+    const template = ollamaTemplateLines('chat', false);
+    for (const text of [
+      ollamaModelfile({ base: { dir: '/models/My Model' }, adapterFile: 'adapter.gguf', architecture: 'qwen2', template, sampling: qwen }),
+      ollamaModelfile({ base: { ggufFile: 'base.gguf' }, adapterFile: 'adapter.gguf', architecture: 'llama', sampling: null }),
+      ollamaModelfileForModel({ modelFile: 'model.gguf', chatTemplate: false, template, sampling: qwen }),
+      ollamaModelfileForModel({ modelFile: 'model.gguf', chatTemplate: true }),
+    ]) {
+      const p = parseModelfile(text);
+      for (const name of ['temperature', 'top_k', 'top_p', 'repeat_penalty']) expect(p.get(name), `${name} in\n${text}`).toHaveLength(1);
+    }
+  });
+});
+
+describe('export writes the sampling of the model\'s generation_config.json', () => {
+  it('into the adapter and the model Modelfiles: the values the Try page uses by default', { timeout: 300_000 }, async () => {
+    const model = await tinyModel({ seed: 53 });
+    writeFileSync(join(model.dir, 'generation_config.json'), JSON.stringify({ bos_token_id: 0, eos_token_id: 1, do_sample: true, temperature: 0.7, top_p: 0.8, top_k: 20, repetition_penalty: 1.05 }));
+    const dir = tempDir('modelfile-sampling');
+    builtCli();
+    const data = writeJsonl(join(dir, 'rows.jsonl'), cycleRows(8, 20));
+    const run = join(dir, 'run');
+    const trained = await cli(['train', '--model', model.dir, '--data', data, '--out', run, '--steps', '2', '--rank', '4', '--seq-len', '64', '--threads', '2']);
+    expect(trained.code, trained.stderr).toBe(0);
+    const out = join(dir, 'export');
+    const r = await cli(['export', run, '--format', 'gguf,gguf-model', '--gguf-type', 'f32', '--out', out, '--threads', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    // what generation takes when nothing is given: the CLI and the Try page resolve it so
+    const tryPage = resolveSampling(await readGenerationConfig(model.dir), {}, () => '');
+    expect(tryPage).toMatchObject({ temperature: 0.7, topK: 20, topP: 0.8, repetitionPenalty: 1.05 });
+    for (const format of ['gguf', 'gguf-model']) {
+      const written = settingsOf(parseModelfile(readFileSync(join(out, format, 'Modelfile'), 'utf8')));
+      expect(written, format).toEqual({ temperature: tryPage.temperature, topK: tryPage.topK, topP: tryPage.topP, repetitionPenalty: tryPage.repetitionPenalty, repeatLastN: '-1' });
+    }
+  });
+});

@@ -1,0 +1,107 @@
+// THE sampling defaults and how a generation's settings are resolved, for
+// `peft-studio generate` and the Try page alike: what the user gave, else the
+// model's generation_config.json, else transformers' GenerationConfig
+// defaults (greedy; top-k 50, top-p 1, repetition penalty 1 once sampling).
+// Plain TypeScript (no Node imports): the renderer shows these words too.
+import type { SettingLimit } from '../training/settings.js';
+
+export type SamplingKey = 'temperature' | 'topK' | 'topP' | 'repetitionPenalty';
+
+/** Everything that decides which tokens a generation picks. */
+export interface SamplingSettings {
+  /** 0: greedy */
+  temperature: number;
+  /** 0: off */
+  topK: number;
+  /** 1: off */
+  topP: number;
+  /** 1: off */
+  repetitionPenalty: number;
+  seed: number;
+}
+
+/** What generation_config.json brings (models/generation-config.ts reads and checks it). */
+export interface SamplingDefaults {
+  /** the file, as messages name it */
+  file: string;
+  /** 0 unless do_sample is true: transformers decodes greedily then */
+  temperature: number;
+  topK: number;
+  topP: number;
+  repetitionPenalty: number;
+  /** keys whose value cannot be used, with why ("top_p 1.5 must be a number >= 0 and <= 1") */
+  invalid: Partial<Record<SamplingKey, string>>;
+}
+
+/** The seed when none is given (the CLI's --seed and the Try page's field start here). */
+export const DEFAULT_SEED = 42;
+
+/** transformers' GenerationConfig defaults for a model without generation_config.json: do_sample False, top_k 50, top_p 1.0, repetition_penalty 1.0. */
+export const TRANSFORMERS_DEFAULTS: Readonly<Record<SamplingKey, number>> = { temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1 };
+
+/** The values each setting takes (transformers' own checks; temperature 0 is our greedy). */
+export const SAMPLING_LIMITS = {
+  temperature: { kind: 'number', min: 0 },
+  topK: { kind: 'int', min: 0 },
+  topP: { kind: 'number', min: 0, max: 1 },
+  repetitionPenalty: { kind: 'number', above: 0 },
+} as const satisfies Record<SamplingKey, SettingLimit>;
+
+/** generation_config.json's name for each setting. */
+export const FILE_KEYS: Readonly<Record<SamplingKey, string>> = { temperature: 'temperature', topK: 'top_k', topP: 'top_p', repetitionPenalty: 'repetition_penalty' };
+
+/** The Try page's name for each setting (its fields, and messages that point at them). */
+export const SAMPLING_LABELS: Readonly<Record<SamplingKey, string>> = { temperature: 'Temperature', topK: 'Top-k', topP: 'Top-p', repetitionPenalty: 'Repetition penalty' };
+
+/** "a number >= 0 and <= 1" */
+export function limitWords(limit: SettingLimit): string {
+  const parts: string[] = [];
+  if (limit.min !== undefined) parts.push(`>= ${limit.min}`);
+  if (limit.above !== undefined) parts.push(`> ${limit.above}`);
+  if (limit.max !== undefined) parts.push(`<= ${limit.max}`);
+  if (limit.below !== undefined) parts.push(`< ${limit.below}`);
+  return `${limit.kind === 'int' ? 'a whole number' : 'a number'}${parts.length ? ` ${parts.join(' and ')}` : ''}`;
+}
+
+/** Whether `value` is a number within `limit`. */
+export function withinLimit(value: unknown, limit: SettingLimit): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && (limit.kind !== 'int' || Number.isSafeInteger(value)) &&
+    (limit.min === undefined || value >= limit.min) && (limit.max === undefined || value <= limit.max) &&
+    (limit.above === undefined || value > limit.above) && (limit.below === undefined || value < limit.below);
+}
+
+/** A generation_config.json value that cannot be used, named by its file and key (the caller's field is `key`). */
+export class SamplingDefaultError extends Error {
+  constructor(readonly key: SamplingKey, message: string) {
+    super(message);
+    this.name = 'SamplingDefaultError';
+  }
+}
+
+/**
+ * The settings a generation uses: each one given, else the file's, else
+ * transformers' default. A file value that is wrong is an error only when it
+ * would be used (top-k and top-p only when sampling); `override` says how to
+ * give the setting instead ("pass --top-p").
+ */
+export function resolveSampling(defaults: SamplingDefaults | null, given: Partial<SamplingSettings>, override: (key: SamplingKey) => string): SamplingSettings {
+  const pick = (key: SamplingKey, used: boolean): number => {
+    const value = given[key];
+    if (value !== undefined) return value;
+    if (defaults === null) return TRANSFORMERS_DEFAULTS[key];
+    const bad = defaults.invalid[key];
+    if (bad === undefined) return defaults[key];
+    if (!used) return TRANSFORMERS_DEFAULTS[key];
+    throw new SamplingDefaultError(key, `${defaults.file}: ${bad}; fix the file (or remove ${FILE_KEYS[key]}), or ${override(key)}`);
+  };
+  const temperature = pick('temperature', true);
+  const sampled = temperature > 0;
+  return { temperature, topK: pick('topK', sampled), topP: pick('topP', sampled), repetitionPenalty: pick('repetitionPenalty', true), seed: given.seed ?? DEFAULT_SEED };
+}
+
+/** "greedy decoding", "greedy decoding, repetition penalty 1.05", "sampling at temperature 0.7, top-k 20, top-p 0.8, repetition penalty 1.05, seed 42" */
+export function samplingWords(s: SamplingSettings): string {
+  const penalty = s.repetitionPenalty === 1 ? [] : [`repetition penalty ${s.repetitionPenalty}`];
+  if (s.temperature === 0) return ['greedy decoding', ...penalty].join(', ');
+  return [`sampling at temperature ${s.temperature}`, s.topK === 0 ? 'no top-k' : `top-k ${s.topK}`, s.topP === 1 ? 'no top-p' : `top-p ${s.topP}`, ...penalty, `seed ${s.seed}`].join(', ');
+}

@@ -76,7 +76,11 @@ export async function exportGgufAdapter(o: FormatStep & {
       architecture: content.architecture,
       template: ollamaTemplateLines((await trainedPromptFormat(o.source.dir))?.format ?? null, written?.chatTemplate ?? (await hasChatTemplate(o.folder.dir))),
       sampling: await readGenerationConfig(o.folder.dir),
+      base4bit: !written && o.folder.quantization !== null,
     }));
+    if (!written && o.folder.quantization !== null) {
+      o.log(`the Modelfile's FROM is left commented out: ${o.folder.dir} holds bitsandbytes 4-bit weights, which Ollama cannot import; point it at the original 16-bit model`);
+    }
     const rsNote = o.adapter.lora.rslora ? ` (rsLoRA: alpha ${o.adapter.lora.alpha} × sqrt(${o.adapter.lora.rank}), so llama.cpp's alpha / r equals alpha / sqrt(r))` : '';
     o.log(`wrote the GGUF adapter (${content.architecture}, ${o.type}, adapter.lora.alpha ${content.alpha}${rsNote}) and an Ollama Modelfile${written ? ` FROM ./${GGUF_BASE_FILE}` : ''}`);
     const reread = await readGgufLoraAdapter(file, o.folder.spec);

@@ -11,11 +11,12 @@ import { countOf } from '../text/plural.js';
 import type { FormatStep } from './format-step.js';
 import { writeGgufModel, type GgufModelSummary, type GgufModelType } from './gguf-model.js';
 import { ggufModelToFolder } from './gguf-model-read.js';
-import type { GgufVocab } from './gguf-vocab.js';
+import { withChatTemplate, type GgufVocab } from './gguf-vocab.js';
 import { mergeAdapter } from './merge.js';
 import { MODELFILE, ollamaModelfileForModel, ollamaTemplateLines } from './modelfile.js';
 import { readGenerationConfig } from '../models/generation-config.js';
 import { trainedPromptFormat } from '../inference/trained-prompt-format.js';
+import { chatTemplateToCarry } from './carried-chat-template.js';
 import { exportSourceName, type ExportSource } from './source.js';
 import { ExportCheckError, LOSS_TOLERANCE, lossOfModel, mergedTolerance } from './verify.js';
 
@@ -44,9 +45,14 @@ export async function exportGgufModel(o: FormatStep & {
   try {
     let modelDir = o.folder.dir;
     let tolerance = 0;
+    let vocab = o.vocab;
+    // the fallback layout a chat run trained on, when the base has no template (carried-chat-template.ts)
+    let carried: string | null = null;
     if (o.adapterDir !== null) {
       modelDir = join(o.scratch, 'merged');
-      const merged = await mergeAdapter(o.folder.dir, o.adapterDir, modelDir, { addon: o.addon, threads: o.threads, quantization: o.quantization });
+      carried = await chatTemplateToCarry(o.source.dir, o.folder.dir);
+      if (carried !== null) vocab = withChatTemplate(o.vocab, carried);
+      const merged = await mergeAdapter(o.folder.dir, o.adapterDir, modelDir, { addon: o.addon, threads: o.threads, quantization: o.quantization, chatTemplate: carried });
       o.log(`merged ${countOf(merged.mergedTensors, 'weight')} (scaling ${merged.scaling}) for the GGUF model`);
       // the merged weights carry their own storage rounding (see the merged format's check)
       tolerance = mergedTolerance((await openModelFolder(modelDir)).storedDType);
@@ -57,8 +63,11 @@ export async function exportGgufModel(o: FormatStep & {
     // below a 16-bit type's step (the converter's "auto" would round them away; the check would then refuse).
     const type = o.type ?? (o.source.kind === 'full-run' ? 'f32' : undefined);
     // The merged folder holds the base's tokenizer files as they are, so the base's vocabulary is its own.
-    const written = await writeGgufModel({ modelDir, outFile: file, ...(type ? { type } : {}), name: exportSourceName(o.source), vocab: o.vocab });
-    await writeFileAtomic(join(o.dir, MODELFILE), ollamaModelfileForModel({ modelFile: GGUF_MODEL_FILE, chatTemplate: written.chatTemplate, template: ollamaTemplateLines((await trainedPromptFormat(o.source.dir))?.format ?? null, written.chatTemplate), sampling: await readGenerationConfig(o.folder.dir) }));
+    const written = await writeGgufModel({ modelDir, outFile: file, ...(type ? { type } : {}), name: exportSourceName(o.source), vocab });
+    // Ollama runs no Jinja: a carried fallback layout still gets its TEMPLATE line
+    const ownTemplate = written.chatTemplate && carried === null;
+    await writeFileAtomic(join(o.dir, MODELFILE), ollamaModelfileForModel({ modelFile: GGUF_MODEL_FILE, chatTemplate: ownTemplate, template: ollamaTemplateLines((await trainedPromptFormat(o.source.dir))?.format ?? null, ownTemplate), sampling: await readGenerationConfig(o.folder.dir) }));
+    if (carried !== null) o.log("wrote the fallback chat layout the run trained on as the GGUF's chat template (tokenizer.chat_template): the base has none");
     o.log(`wrote the GGUF model (${written.architecture}, ${written.type}, ${countOf(written.tensors.length, 'tensor')}, ${countOf(written.tokens, 'token')}, ${written.tokenizer}, ${(written.fileBytes / 2 ** 20).toFixed(1)} MiB) and an Ollama Modelfile`);
     const reloaded = join(o.scratch, 'reloaded');
     // (the reader checks the file's tokenizer against a vocabulary it builds afresh from modelDir: an independent check)

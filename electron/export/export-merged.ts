@@ -8,10 +8,15 @@ import type { FormatStep } from './format-step.js';
 import { mergeAdapter } from './merge.js';
 import { lossOfModel, mergedTolerance } from './verify.js';
 
-/** Writes and checks the merged folder of the LoRA adapter in `adapterDir`. Returns its files. */
-export async function exportMerged(step: FormatStep, adapterDir: string): Promise<string[]> {
-  const summary = await mergeAdapter(step.folder.dir, adapterDir, step.dir, { addon: step.addon, threads: step.threads, quantization: step.quantization });
+/**
+ * Writes and checks the merged folder of the LoRA adapter in `adapterDir`;
+ * `chatTemplate`: the layout the run trained on, when the base cannot carry it
+ * (carried-chat-template.ts). Returns its files.
+ */
+export async function exportMerged(step: FormatStep, adapterDir: string, chatTemplate: string | null = null): Promise<string[]> {
+  const summary = await mergeAdapter(step.folder.dir, adapterDir, step.dir, { addon: step.addon, threads: step.threads, quantization: step.quantization, chatTemplate });
   step.log(`merged ${countOf(summary.mergedTensors, 'weight')} (scaling ${summary.scaling})`);
+  if (chatTemplate) step.log('wrote the fallback chat layout the run trained on as the merged model\'s chat template (chat_template.jinja): the base has none');
   const merged = await openModelFolder(step.dir);
   // the merged weights are stored in the base's dtype, which rounds them: the tolerance is that dtype's
   const tolerance = mergedTolerance(merged.storedDType);

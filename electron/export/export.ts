@@ -28,6 +28,7 @@ import { ExportError } from './export-error.js';
 import { exportGgufAdapter, type GgufBaseSummary } from './export-gguf-adapter.js';
 import { exportGgufModel, GGUF_MODEL_FILE } from './export-gguf-model.js';
 import { exportMerged } from './export-merged.js';
+import { chatTemplateToCarry } from './carried-chat-template.js';
 import { exportPeft } from './export-peft.js';
 import { checkExportDestination, targetFolderError } from './export-target.js';
 import type { CheckLoss, FormatStep } from './format-step.js';
@@ -210,7 +211,7 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
       if (format === 'peft') {
         outputs.push({ format, dir: finalDir, files: await exportPeft(step, adapter, adapter.baseModelNameOrPath ?? source.modelDir) });
       } else if (format === 'merged') {
-        outputs.push({ format, dir: finalDir, files: await exportMerged(step, adapterSource.adapterDir) });
+        outputs.push({ format, dir: finalDir, files: await exportMerged(step, adapterSource.adapterDir, await chatTemplateToCarry(source.dir, folder.dir)) });
       } else {
         const written = await exportGgufAdapter({
           ...step, scratch: join(temp, '.gguf-base-work'), source: adapterSource, adapter, type: ggufType,

@@ -240,6 +240,12 @@ type SpecialKind = keyof typeof SPECIAL_KEYS;
  * rows (config.json's vocab_size: the embedding's rows, which may exceed the
  * tokenizer's ids).
  */
+/** A vocabulary with `template` as its chat template (tokenizer.chat_template), replacing any. */
+export function withChatTemplate(vocab: GgufVocab, template: string): GgufVocab {
+  const kvs = vocab.kvs.filter((kv) => kv.key !== 'tokenizer.chat_template');
+  return { ...vocab, chatTemplate: template, kvs: [...kvs, { key: 'tokenizer.chat_template', type: GgufValueType.STRING, value: template }] };
+}
+
 export async function ggufVocab(modelDir: string, vocabSize: number): Promise<GgufVocab> {
   const file = join(modelDir, 'tokenizer.json');
   const tokenizer = (await readJson(file, true))!;

@@ -32,6 +32,7 @@ import { decodeFloatTensor, encodeFloatTensor } from '../safetensors/convert.js'
 import { readSafetensorsHeader, readTensorBytes } from '../safetensors/read.js';
 import { writeSafetensors, type TensorToWrite } from '../safetensors/write.js';
 import { copySideFiles } from './model-folder.js';
+import { CHAT_TEMPLATE_FILE } from '../models/chat-template-source.js';
 import { rescaleRowsToMagnitude, type LoraPair } from './dora-merge.js';
 
 export interface MergeOptions {
@@ -47,6 +48,8 @@ export interface MergeOptions {
    * base folder implies its own.
    */
   quantization?: QuantizationOptions | null;
+  /** a chat template the merged folder gets as chat_template.jinja (carried-chat-template.ts): the layout the run trained on */
+  chatTemplate?: string | null;
 }
 
 export interface MergeSummary {
@@ -205,6 +208,10 @@ export async function mergeAdapter(modelDir: string, adapterDir: string, outDir:
       }
       // Every file of the folder is listed (summaries print them): config, tokenizer and the rest too.
       files.push(...(await copySideFiles(base.dir, temp, base.quantization ? ['config.json'] : [])));
+      if (options.chatTemplate) {
+        await writeFileAtomic(join(temp, CHAT_TEMPLATE_FILE), options.chatTemplate);
+        if (!files.includes(CHAT_TEMPLATE_FILE)) files.push(CHAT_TEMPLATE_FILE);
+      }
       if (base.quantization) {
         await writeDequantizedConfig(base, temp);
         files.push('config.json');

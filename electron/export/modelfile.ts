@@ -76,9 +76,17 @@ function modelfileArgument(value: string): string {
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
-/** `sampling`: the base model's generation_config.json (readGenerationConfig); absent or null: it has none. */
-export function ollamaModelfile(options: { base: { dir: string } | { ggufFile: string }; adapterFile: string; architecture: string; template?: string[]; sampling?: SamplingDefaults | null }): string {
-  const lines = ['# Ollama model: the base model below with this LoRA adapter applied.', '#   ollama create NAME -f Modelfile'];
+/**
+ * `sampling`: the base model's generation_config.json (readGenerationConfig); absent or null: it has none.
+ * `base4bit`: the base folder holds bitsandbytes 4-bit weights, which Ollama cannot import: its FROM is left
+ * commented out, saying what to point it at.
+ */
+export function ollamaModelfile(options: { base: { dir: string } | { ggufFile: string }; adapterFile: string; architecture: string; template?: string[]; sampling?: SamplingDefaults | null; base4bit?: boolean }): string {
+  const lines = [
+    '# Ollama model: the base model below with this LoRA adapter applied.',
+    '#   ollama create NAME -f Modelfile',
+    '# (an Ollama that refuses ADAPTER lines: export --format gguf-model instead, the adapter merged into one model.gguf)',
+  ];
   if ('ggufFile' in options.base) {
     lines.push(
       `# FROM is the base model the adapter was trained on, converted to GGUF beside it: the folder needs nothing else.`,
@@ -93,7 +101,15 @@ export function ollamaModelfile(options: { base: { dir: string } | { ggufFile: s
     if (options.architecture !== 'llama') {
       lines.push(`# llama.cpp architecture: ${options.architecture}. If your Ollama cannot import this architecture from safetensors, point FROM at a GGUF of the base.`);
     }
-    lines.push(`FROM ${modelfileArgument(options.base.dir)}`);
+    if (options.base4bit) {
+      lines.push(
+        '# The base folder below holds bitsandbytes 4-bit weights, which Ollama cannot import: point FROM at the original',
+        '# 16-bit model the 4-bit one was made from (or a GGUF of it), then remove the "#".',
+        `# FROM ${modelfileArgument(options.base.dir)}`,
+      );
+    } else {
+      lines.push(`FROM ${modelfileArgument(options.base.dir)}`);
+    }
   }
   // the sampling block after a blank line: the model's own lines stay together above it
   lines.push(`ADAPTER ${modelfileArgument(`./${options.adapterFile}`)}`, ...(options.template ?? []), '', ...ollamaSamplingLines(options.sampling ?? null), '');
@@ -112,7 +128,7 @@ export function ollamaModelfileForModel(options: { modelFile: string; chatTempla
     '# Ollama model: the whole fine-tuned model in one GGUF file.',
     '#   ollama create NAME -f Modelfile        llama-cli -m model.gguf',
     options.chatTemplate
-      ? '# The chat template travels inside the GGUF (tokenizer.chat_template); Ollama reads it from there.'
+      ? '# The chat template travels inside the GGUF (tokenizer.chat_template). Ollama runs no Jinja: it uses the one of its own\n# templates that matches (check `ollama show NAME --template`; if it prints {{ .Prompt }}, add a TEMPLATE line here).'
       : template.length > 0 ? '# The model has no chat template of its own.' : '# The model has no chat template: add a TEMPLATE line here to chat with it in Ollama.',
     `FROM ${modelfileArgument(`./${options.modelFile}`)}`,
     ...template,

@@ -89,7 +89,7 @@ describe('generate --prompt-format', () => {
     expect(alpaca.code, alpaca.stderr).toBe(0);
     expect(alpaca.stdout).toBe(await expected(chatRun, 'alpaca', 'the cat'));
     const alpacaText = 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nthe cat\n\n### Response:\n';
-    expect(alpaca.stderr).toContain(`prompt (the Stanford Alpaca prompt, ${1 + bosLength(alpacaText)} tokens):\n<s>${alpacaText}\n`);
+    expect(alpaca.stderr).toContain(`prompt (the Alpaca prompt as alpaca-lora writes it, ${1 + bosLength(alpacaText)} tokens):\n<s>${alpacaText}\n`);
   }, 60_000);
 
   it('refuses a system message in the plain layout (before loading the model), and an unknown layout, naming the flag', async () => {

@@ -1,6 +1,6 @@
 // The loader end to end on real files with the tiny model's byte-level BPE
-// tokenizer (no chat template: the fallback template and the Stanford
-// Alpaca prompt), plus the report, the preview and `data inspect`.
+// tokenizer (no chat template: the fallback template and the Alpaca
+// prompt), plus the report, the preview and `data inspect`.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -31,7 +31,7 @@ beforeAll(async () => {
 });
 
 describe('formats', () => {
-  it('alpaca without a chat template: the Stanford prompt, output and EOS trained', async () => {
+  it('alpaca without a chat template: the Alpaca prompt, output and EOS trained', async () => {
     const file = writeJsonl(join(dir, 'alpaca.jsonl'), [
       { instruction: 'Name the capital of France.', input: '', output: 'Paris' },
       { instruction: 'Add the numbers.', input: '2 and 3', output: 'five' },
@@ -40,7 +40,7 @@ describe('formats', () => {
     const { examples, report } = await loadDataset(file, tok, opts());
     expect(report.format).toBe('alpaca');
     expect(report.formatDetected).toBe(true);
-    expect(report.layouts).toEqual(['the Stanford Alpaca prompt (the model has no chat template)']);
+    expect(report.layouts).toEqual(['the Alpaca prompt as alpaca-lora writes it (the model has no chat template)']);
     const prompts = [
       `${ALPACA_PREAMBLE}\n\n### Instruction:\nName the capital of France.\n\n### Response:\n`,
       `${ALPACA_PREAMBLE_WITH_INPUT}\n\n### Instruction:\nAdd the numbers.\n\n### Input:\n2 and 3\n\n### Response:\n`,

@@ -22,8 +22,8 @@ export const OLLAMA_TEMPLATES = {
 /**
  * Ollama's TEMPLATE (a Go template: .System, .Prompt) for a model with no
  * chat template, laid out as the run's rows were (inference/prompt-format.ts):
- * chat rows in the fallback chat template, alpaca rows in the Stanford
- * Alpaca prompt (a system message replacing its preamble). Ollama puts BOS
+ * chat rows in the fallback chat template, alpaca rows in the Alpaca
+ * prompt as alpaca-lora writes it (a system message replacing its preamble). Ollama puts BOS
  * first itself (the GGUF's add_bos_token), as the layouts have it. None for
  * plain text (Ollama's default passes the prompt as it is), for a model with
  * a chat template (Ollama reads it from the GGUF), or an unknown layout.
@@ -34,7 +34,7 @@ export function ollamaTemplateLines(layout: PromptFormat | null, hasChatTemplate
   return [
     layout === 'chat'
       ? "# The prompt as the run's chat rows were laid out (the fallback chat template: the model has none)."
-      : "# The prompt as the run's alpaca rows were laid out (the Stanford Alpaca prompt: the model has no chat template).",
+      : "# The prompt as the run's alpaca rows were laid out (the Alpaca prompt as alpaca-lora writes it: the model has no chat template).",
     `TEMPLATE ${quotes}${OLLAMA_TEMPLATES[layout]}${quotes}`,
     `PARAMETER stop "${layout === 'chat' ? '### User:' : '### Instruction:'}"`,
   ];

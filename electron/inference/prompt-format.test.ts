@@ -56,7 +56,7 @@ describe('layOutPrompt', () => {
     expect(p.layout).toBe("the model's chat template");
   });
 
-  it('alpaca without a chat template: the Stanford Alpaca prompt, no extra stop token', () => {
+  it('alpaca without a chat template: the Alpaca prompt as alpaca-lora writes it, no extra stop token', () => {
     const p = layOutPrompt(llama3Base, 'alpaca', 'Name a colour.');
     expect(p.text).toBe('Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nName a colour.\n\n### Response:\n');
     // (this copy of the Llama 3 tokenizer.json has no post-processor: no BOS is added)

@@ -7,7 +7,7 @@
 //   chat    one user turn (after an optional system message) rendered by the
 //           model's chat template (or the fallback one) with the generation
 //           prompt: what a chat row's assistant turn follows;
-//   alpaca  the Stanford Alpaca prompt with the text as the instruction
+//   alpaca  the Alpaca prompt as alpaca-lora writes it with the text as the instruction
 //           (the model has no chat template), else the chat layout, as
 //           alpaca rows are rendered.
 //
@@ -104,6 +104,6 @@ export function layOutPrompt(tokenizer: ModelTokenizer, format: PromptFormat, pr
       return chatLayout(tokenizer, prompt, system);
     case 'alpaca':
       if (tokenizer.chatTemplate) return { ...chatLayout(tokenizer, prompt, system), layout: "the model's chat template (as alpaca rows are rendered for a model that has one)" };
-      return written(tokenizer, alpacaPrompt({ instruction: prompt, input: '', output: '', system }), 'the Stanford Alpaca prompt');
+      return written(tokenizer, alpacaPrompt({ instruction: prompt, input: '', output: '', system }), 'the Alpaca prompt as alpaca-lora writes it');
   }
 }

@@ -3,8 +3,10 @@
 // Layout: when the model has a chat template, the row is a conversation
 // (system?, user: instruction + "\n\n" + input, assistant: output) rendered
 // by it, so the fine-tuned model is prompted the way it was trained and the
-// way chat front-ends prompt it. Without one (a base model), the Stanford
-// Alpaca prompt, with "system" replacing its preamble when given:
+// way chat front-ends prompt it. Without one (a base model), the Alpaca
+// prompt as alpaca-lora (and most SFT recipes) write it, with "system"
+// replacing its preamble when given (Stanford's train.py has no line break
+// after "### Response:"; the trained part is the same, the output and EOS):
 //
 //   Below is an instruction that describes a task, paired with an input that
 //   provides further context. Write a response that appropriately completes
@@ -44,7 +46,7 @@ export function parseAlpaca(value: unknown): AlpacaRow {
   };
 }
 
-/** The Stanford Alpaca prompt (everything before the output). */
+/** The Alpaca prompt as alpaca-lora writes it: everything before the output. */
 export function alpacaPrompt(row: AlpacaRow): string {
   const hasInput = row.input.trim() !== '';
   const preamble = row.system.trim() !== '' ? row.system : hasInput ? ALPACA_PREAMBLE_WITH_INPUT : ALPACA_PREAMBLE;
@@ -62,5 +64,5 @@ export function renderAlpaca(row: AlpacaRow, tokenizer: ModelTokenizer): Rendere
   }
   const prompt = alpacaPrompt(row);
   const text = prompt + row.output;
-  return { kind: 'rendered', text, trainSpans: [[prompt.length, text.length]], addSpecialTokens: true, appendEos: true, layout: 'the Stanford Alpaca prompt (the model has no chat template)' };
+  return { kind: 'rendered', text, trainSpans: [[prompt.length, text.length]], addSpecialTokens: true, appendEos: true, layout: 'the Alpaca prompt as alpaca-lora writes it (the model has no chat template)' };
 }

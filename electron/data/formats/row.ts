@@ -16,7 +16,7 @@ export interface RenderedRow {
   addSpecialTokens: boolean;
   /** append EOS (trained) after the text unless it already ends with it */
   appendEos: boolean;
-  /** which layout was used, for the report ("chat template", "Stanford Alpaca prompt", ...) */
+  /** which layout was used, for the report ("chat template", "Alpaca prompt as alpaca-lora writes it", ...) */
   layout: string;
   /** true when the row has a system message and the chat template left it out of the text (the report says so) */
   systemDropped?: boolean;

@@ -27,8 +27,8 @@ const RULES: readonly [DatasetFormat, (row: Fields) => boolean][] = [
   ['text', isTextRow],
 ];
 
-/** Rows looked at (enough to outvote stray rows, cheap on big files). */
-const SAMPLE = 1000;
+/** Rows looked at (enough to outvote stray rows, cheap on big files): a file's first rows, all a reader needs to hold before it knows the format (tokenized-file.ts). */
+export const FORMAT_SAMPLE_ROWS = 1000;
 
 /** The format one row looks like, or null. */
 export function formatOfRow(value: unknown): DatasetFormat | null {
@@ -40,7 +40,7 @@ export function formatOfRow(value: unknown): DatasetFormat | null {
 export function detectFormat(read: ContainerRead, file: string): DatasetFormat {
   if (read.kind === 'text') return 'text';
   const votes = new Map<DatasetFormat, number>();
-  const sample = read.records.slice(0, SAMPLE);
+  const sample = read.records.slice(0, FORMAT_SAMPLE_ROWS);
   for (const r of sample) {
     const f = formatOfRow(r.value);
     if (f) votes.set(f, (votes.get(f) ?? 0) + 1);

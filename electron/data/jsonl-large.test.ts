@@ -5,7 +5,7 @@
 // "split the file"; the lead's measurement of one is in the stop's note.)
 import { describe, expect, it } from 'vitest';
 import { checkedUtf8 } from './containers/decode-text.js';
-import { readJsonl, readJsonlBytes } from './containers/jsonl.js';
+import { indexOfNewline, readJsonl, readJsonlBytes } from './containers/jsonl.js';
 import { containerOfBytes } from './containers/read-file.js';
 
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
@@ -56,5 +56,15 @@ describe('JSON Lines read a line at a time', () => {
     expect((await containerOfBytes(array, 'x.json', 10)).kind).toBe('json-array');
     const csv = Buffer.from('text\na\nb\n');
     expect(await containerOfBytes(csv, 'x.csv', 2)).toEqual(await containerOfBytes(csv, 'x.csv'));
+  });
+
+  it("finds a line's end past 2 GiB, where Node 20's Buffer.indexOf gives a negative position", () => {
+    // never filled: only the pages written are memory
+    const bytes = Buffer.allocUnsafeSlow(2 ** 31 + 2 ** 20);
+    const at = 2 ** 31 + 5;
+    bytes.fill(0x20, at - 3, at);
+    bytes[at] = 0x0a;
+    expect(indexOfNewline(bytes, at - 3)).toBe(at);
+    expect(indexOfNewline(bytes, at)).toBe(at);
   });
 });

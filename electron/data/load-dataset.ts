@@ -5,14 +5,16 @@
 // and reported by file and line; a dataset without one usable row is an
 // error naming it and the first reasons. Each file's rows up to their tokens
 // (tokenized-file.ts) come from the token cache when it has them
-// (token-cache.ts); truncation, packing and the report run on every load.
+// (token-cache.ts: its key hashes the file in a streaming pass first), else
+// are read and tokenized (JSON Lines and plain text a line at a time, each
+// row tokenized as it comes: neither the file nor its parsed rows are held);
+// truncation, packing and the report run on every load.
 // The examples' tokens are Int32Array views into each file's buffers (the
 // token cache entry read, or the arena a fresh read filled): truncation makes
 // shorter views, and a file's rows are copied out only when they would use
 // too little of those buffers (compactFileRows).
 import type { ModelTokenizer } from '../models/tokenizer.js';
 import { countTrainedTokens, DataError, type Example } from '../training/data.js';
-import { containerOfBytes, readDataBytes } from './containers/read-file.js';
 import { datasetFiles, describeDatasetFiles } from './containers/dataset-folder.js';
 import type { ContainerKind, ContainerRead } from './containers/records.js';
 import { detectFormat } from './detect-format.js';
@@ -23,7 +25,7 @@ import { formatProblem, RowError, type RowProblem } from './problems.js';
 import { countByKind, lengthSummary, type DatasetReport } from './report.js';
 import { countOf } from '../text/plural.js';
 import { defaultTokenCache, type TokenCache, type TokenCacheLoad } from './token-cache.js';
-import { problemsOf, problemsRebuildable, tokenizeFile, type TokenizedFile, type TokenizedRow } from './tokenized-file.js';
+import { problemsOf, readAndTokenize, type TokenizedFile, type TokenizedRow } from './tokenized-file.js';
 import { Int32Arena } from '../training/token-arena.js';
 import { backingBytes } from '../training/rows-bytes.js';
 
@@ -97,15 +99,13 @@ async function readTokenized(file: string, reading: FileReading, format: { forma
     const detect = () => tokenized.format ?? detectFormat({ kind: tokenized.kind, records: [], problems: problemsOf(tokenized, file) }, file);
     return { tokenized, format: formatOf(tokenized.records.length, detect) };
   }
-  const bytes = readDataBytes(file);
-  const read = await containerOfBytes(bytes, file);
-  const fileFormat = formatOf(read.records.length, () => resolveFormat(read, file, 'auto'));
-  const tokenized = tokenizeFile(read, read.records.length > 0 ? fileFormat : null, reading.tokenizer, options.completionOnly, options.vocabSize);
+  // JSON Lines and plain text a line at a time, each record tokenized as it comes: the file is never held whole
+  const fresh = await readAndTokenize(file, (records, read) => formatOf(records, () => resolveFormat(read, file, 'auto')), reading.tokenizer, options.completionOnly, options.vocabSize, cache !== null);
   count.files++;
-  count.rows += read.records.length;
+  count.rows += fresh.records;
   // the key is of the bytes parsed, so a file changed meanwhile is never kept under its new content
-  if (cache && problemsRebuildable(read, file)) await cache.store(cache.keyOfBytes(file, bytes), tokenized);
-  return { tokenized, format: fileFormat };
+  if (cache && fresh.rebuildable) await cache.store(cache.keyOf(file, fresh.sha256!), fresh.tokenized);
+  return { tokenized: fresh.tokenized, format: fresh.format };
 }
 
 /** Truncates a tokenized row to seqLen (views of its arrays: nothing is copied); the RowError says why a row has nothing left to learn. */

@@ -3,13 +3,15 @@
 // (before packing). Plain data for the UI and `data inspect --row N`.
 import type { ModelTokenizer } from '../models/tokenizer.js';
 import { countTrainedTokens, IGNORE_INDEX } from '../training/data.js';
-import { readContainer } from './containers/read-file.js';
 import { datasetFiles } from './containers/dataset-folder.js';
-import type { ContainerRead } from './containers/records.js';
+import { readLineFile } from './containers/line-file.js';
+import { containerOfBytes, readDataBytes } from './containers/read-file.js';
+import type { ContainerRead, SourceRecord } from './containers/records.js';
+import { FORMAT_SAMPLE_ROWS } from './detect-format.js';
 import { checkDatasetOptions, fitToLength, resolveFormat } from './load-dataset.js';
 import type { DatasetFormat, DatasetOptions } from './options.js';
 import { prepareRow } from './prepare-row.js';
-import { RowError, type ProblemKind } from './problems.js';
+import { RowError, type ProblemKind, type RowProblem } from './problems.js';
 import { DataError } from '../training/data.js';
 import { countOf } from '../text/plural.js';
 
@@ -42,9 +44,44 @@ export interface RowPreview {
   trainedTokens: number;
 }
 
-/** How many rows the file has, counted as previewRow counts them. */
-export function rowCount(read: ContainerRead): number {
-  return read.records.length + read.problems.length;
+/** A row of a file, parsed or not. */
+type Entry = { line: number; record: SourceRecord | null; problem: RowProblem | null };
+
+/** One file as previewRow reads it: how many rows it has, its `wanted`th (1-based, in file order), and what its format is told by. */
+interface PreviewRead {
+  rows: number;
+  wanted: Entry | null;
+  /** its first FORMAT_SAMPLE_ROWS records (all detectFormat looks at) and its problems */
+  sample: ContainerRead;
+}
+
+/**
+ * JSON Lines and plain text are read a line at a time, their rows handed on
+ * in file order, keeping only the sample and the row wanted (a file of
+ * gigabytes is not held, nor are its parsed rows); other containers whole.
+ */
+async function readForPreview(file: string, wanted: number): Promise<PreviewRead> {
+  const sample: ContainerRead = { kind: 'jsonl', records: [], problems: [] };
+  const kept = { rows: 0, wanted: null as Entry | null };
+  const lines = await readLineFile(file, (kind) => {
+    sample.kind = kind;
+    return {
+      record: (r) => {
+        if (++kept.rows === wanted) kept.wanted = { line: r.line, record: r, problem: null };
+        if (sample.records.length < FORMAT_SAMPLE_ROWS) sample.records.push(r);
+      },
+      problem: (p) => {
+        if (++kept.rows === wanted) kept.wanted = { line: p.line, record: null, problem: p };
+        sample.problems.push(p);
+      },
+    };
+  });
+  if (lines) return { ...kept, sample };
+  const read = await containerOfBytes(readDataBytes(file), file);
+  // Rows and unparseable rows, merged in file order.
+  const entries: Entry[] = [...read.records.map((r) => ({ line: r.line, record: r, problem: null })), ...read.problems.map((p) => ({ line: p.line, record: null, problem: p }))]
+    .sort((a, b) => a.line - b.line);
+  return { rows: entries.length, wanted: entries[wanted - 1] ?? null, sample: read };
 }
 
 export async function previewRow(path: string, row: number, tokenizer: ModelTokenizer, options: DatasetOptions): Promise<RowPreview> {
@@ -52,25 +89,21 @@ export async function previewRow(path: string, row: number, tokenizer: ModelToke
   // A folder's rows are numbered on through its files, in the order training reads them.
   const { files } = datasetFiles(path, options.role ?? 'train');
   let before = 0;
-  let found: { file: string; read: ContainerRead } | null = null;
+  let found: { file: string; read: ContainerRead; entry: Entry } | null = null;
   let firstRead: { file: string; read: ContainerRead } | null = null;
   for (const file of files) {
-    const read = await readContainer(file);
-    if (!firstRead && read.records.length > 0) firstRead = { file, read };
-    if (Number.isInteger(row) && row > before && row <= before + rowCount(read)) {
-      found = { file, read };
+    const read = await readForPreview(file, row - before);
+    if (!firstRead && read.sample.records.length > 0) firstRead = { file, read: read.sample };
+    if (Number.isInteger(row) && row > before && row <= before + read.rows) {
+      found = { file, read: read.sample, entry: read.wanted! };
       break;
     }
-    before += rowCount(read);
+    before += read.rows;
   }
   if (!found) throw new DataError(`${path}: has ${countOf(before, 'row')}; row ${row} does not exist (rows are numbered from 1)`);
-  const { file, read } = found;
+  const { file, read, entry } = found;
   // the format as loadDataset settles it: from the first file with rows
   const format = resolveFormat(firstRead && options.format === 'auto' ? firstRead.read : read, firstRead?.file ?? file, options.format);
-  // Rows and unparseable rows, merged in file order.
-  const entries = [...read.records.map((r) => ({ line: r.line, record: r, problem: null })), ...read.problems.map((p) => ({ line: p.line, record: null, problem: p }))]
-    .sort((a, b) => a.line - b.line);
-  const entry = entries[row - before - 1];
   const source = `${file}:${entry.line}`;
   const base = { row, source, format, tokens: [], length: 0, truncated: 0, trainedTokens: 0 };
   if (entry.problem) return { ...base, status: 'skipped', kind: entry.problem.kind, reason: entry.problem.reason };

@@ -104,14 +104,9 @@ export class TokenCacheLoad {
     private readonly settings: unknown[],
   ) {}
 
-  /** The key of `file` whose bytes hash to `contentSha256`. */
+  /** The key of `file` whose bytes hash to `contentSha256` (lookup hashes the file as it is; a fresh read, the bytes it parsed). */
   keyOf(file: string, contentSha256: string): string {
     return createHash('sha256').update(JSON.stringify(['peft-studio token cache', contentSha256, basename(file), ...this.settings])).digest('hex');
-  }
-
-  /** The key of bytes read from `file` (what the loader parses on a miss). */
-  keyOfBytes(file: string, bytes: Uint8Array): string {
-    return this.keyOf(file, createHash('sha256').update(bytes).digest('hex'));
   }
 
   private path(key: string): string {

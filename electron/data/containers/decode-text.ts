@@ -121,14 +121,29 @@ export function bufferOf(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** The EncodingError of bytes that are recognisably UTF-16/32 (wideEncoding), or null. */
+export function wideEncodingError(bytes: Uint8Array, file: string): EncodingError | null {
+  const wide = wideEncoding(bytes);
+  return wide ? new EncodingError(`${file}: the file is ${wide.name} (recognised by ${wide.how}), not UTF-8; ${saveAsUtf8(file, wide.iconv)}`) : null;
+}
+
+/** The EncodingError of an invalid byte (`byte`) at 1-based `column` (in bytes) of `line`. */
+export function invalidUtf8Error(file: string, line: number, column: number, byte: number): EncodingError {
+  const hex = byte.toString(16).toUpperCase().padStart(2, '0');
+  // (only bytes >= 0x80 can be invalid: a lone one is what Latin-1 / Windows-1252 text, the usual culprit, looks like)
+  return new EncodingError(`${file}:${line}: not valid UTF-8 (byte 0x${hex} at byte ${column} of the line; Latin-1 / Windows-1252 text looks like this): ${saveAsUtf8(file, 'WINDOWS-1252')}`);
+}
+
+/** Whether the bytes start with a UTF-8 byte order mark (EF BB BF). */
+export function hasUtf8Bom(bytes: Uint8Array): boolean {
+  return bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+}
+
 /** The bytes after a UTF-8 BOM, checked to be UTF-8 (else an EncodingError naming the line and what to do). */
 export function checkedUtf8(bytes: Uint8Array, file: string): Uint8Array {
-  const wide = wideEncoding(bytes);
-  if (wide) {
-    throw new EncodingError(`${file}: the file is ${wide.name} (recognised by ${wide.how}), not UTF-8; ${saveAsUtf8(file, wide.iconv)}`);
-  }
-  const start = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
-  const body = bytes.subarray(start);
+  const wide = wideEncodingError(bytes, file);
+  if (wide) throw wide;
+  const body = bytes.subarray(hasUtf8Bom(bytes) ? 3 : 0);
   // Node's own check first (native, ~10x faster); the byte-by-byte walk only to find where a bad file goes wrong
   const bad = isUtf8(body) ? -1 : firstInvalidUtf8(body);
   if (bad >= 0) {
@@ -140,10 +155,23 @@ export function checkedUtf8(bytes: Uint8Array, file: string): Uint8Array {
         lineStart = i + 1;
       }
     }
-    const hex = body[bad].toString(16).toUpperCase().padStart(2, '0');
-    const column = bad - lineStart + 1;
-    // (only bytes >= 0x80 can be invalid: a lone one is what Latin-1 / Windows-1252 text, the usual culprit, looks like)
-    throw new EncodingError(`${file}:${line}: not valid UTF-8 (byte 0x${hex} at byte ${column} of the line; Latin-1 / Windows-1252 text looks like this): ${saveAsUtf8(file, 'WINDOWS-1252')}`);
+    throw invalidUtf8Error(file, line, bad - lineStart + 1, body[bad]);
   }
   return body;
+}
+
+/**
+ * The text's first character after white space (as `text.trimStart()[0]`),
+ * decoding only as far as it; undefined when there is none. `complete`:
+ * the bytes are the whole text; else (the head of a file) a character cut
+ * at their end is left undecoded, and undefined means "not in these bytes".
+ */
+export function firstCharacter(body: Uint8Array, complete = true): string | undefined {
+  const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+  const piece = 4096;
+  for (let at = 0; at < body.length; at += piece) {
+    const text = decoder.decode(body.subarray(at, at + piece), { stream: true }).trimStart();
+    if (text !== '') return text[0];
+  }
+  return complete ? decoder.decode().trimStart()[0] : undefined;
 }

@@ -7,35 +7,31 @@
 //   .parquet              Parquet (parquet.ts), also sniffed by its magic number
 // Any of them may be compressed: NAME.jsonl.gz, NAME.csv.zst (decompress.ts).
 // Any other extension is sniffed: "[" -> JSON array, "{" -> JSON Lines.
-// CSV / TSV are read from the bytes (csv-bytes.ts), and so are JSON Lines and
-// JSON arrays past one string's size (jsonl.ts, json-array-bytes.ts).
+// JSON Lines and plain text are read from the file a line at a time, at any
+// size (line-file.ts); the others whole, into one buffer (file-chunks.ts
+// readDataBytes: up to 4 GiB, past that refused saying what to do), CSV / TSV
+// from the bytes (csv-bytes.ts), and so are JSON arrays past one string's
+// size (json-array-bytes.ts). containerOfBytes reads any of them from bytes
+// in hand, with the same rows and problems.
 // A change to the rows, lines or problems this reads needs ../token-cache.ts CACHE_VERSION bumped.
 import { constants } from 'node:buffer';
-import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { DataError } from '../../training/data.js';
 import { readDelimited } from './csv.js';
 import { readDelimitedBytes } from './csv-bytes.js';
 import { readJsonArray } from './json-array.js';
 import { readJsonArrayBytes } from './json-array-bytes.js';
-import { readJsonl, readJsonlBytes } from './jsonl.js';
-import { checkedUtf8, EncodingError, textOfBody } from './decode-text.js';
-import type { ContainerKind, ContainerRead } from './records.js';
+import { readJsonl, readJsonlBytes, refuseSpreadObjects } from './jsonl.js';
+import { checkedUtf8, EncodingError, firstCharacter, textOfBody } from './decode-text.js';
+import { readDataBytes } from './file-chunks.js';
+import { refuseLfsPointer } from './lfs-pointer.js';
+import { readLineFile } from './line-file.js';
+import { sinkInto, type ContainerKind, type ContainerRead } from './records.js';
 import { readPlainText } from './text.js';
 import { looksLikeParquet, readParquet } from './parquet.js';
 import { decompressed, innerName } from './decompress.js';
-import { DATA_FILE_TYPES, TEXT_DATA_EXTENSIONS } from './file-types.js';
+import { encodingOrTypeError, unknownTypeError } from './unknown-type.js';
 
-/** The file's bytes, or a DataError that names it and says what is wrong. */
-export function readDataBytes(file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder, not a file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
-    throw new DataError(`cannot read data file ${file}: ${why}`);
-  }
-}
+export { readDataBytes };
 
 /**
  * JSON Lines, refusing with a clear error a file whose objects are
@@ -44,21 +40,7 @@ export function readDataBytes(file: string): Buffer {
  */
 function readJsonLines(text: string, file: string): ContainerRead {
   const read = readJsonl(text, file);
-  if (read.records.length > 0 || read.problems.length === 0) return read;
-  const rule = 'a .json dataset must be an array of rows ([{...}, {...}]) or JSON Lines (one object per line)';
-  let whole: unknown;
-  try {
-    whole = JSON.parse(text);
-  } catch {
-    whole = undefined;
-  }
-  if (typeof whole === 'object' && whole !== null && !Array.isArray(whole)) {
-    throw new DataError(`${file}: the file is a single JSON object spread over several lines, not a list of rows; ${rule}. Put the rows in an array, or write each row as one object on its own line`);
-  }
-  const firstLine = text.trimStart().split('\n', 1)[0].trim();
-  if (firstLine === '{') {
-    throw new DataError(`${file}: its JSON objects are spread over several lines (pretty-printed), so no line is a whole row; ${rule}. Write each row as one object on its own line, or wrap the objects in [ ... ] separated by commas`);
-  }
+  if (read.records.length === 0 && read.problems.length > 0) refuseSpreadObjects(text, file);
   return read;
 }
 
@@ -102,11 +84,9 @@ export function parseContainer(text: string, file: string, named = file): Contai
     case 'tsv':
       return readDelimited(text, file, kind);
     case 'text':
-      return readPlainText(text);
-    default: {
-      const ext = extname(named).toLowerCase();
-      throw new DataError(`${file}: unknown data file type "${ext || '(no extension)'}"; use ${DATA_FILE_TYPES}`);
-    }
+      return readPlainText(text, file);
+    default:
+      throw unknownTypeError(file, named);
   }
 }
 
@@ -134,42 +114,32 @@ function readFromBytes(body: Uint8Array, file: string, named: string, fits: bool
   }
 }
 
-/** The text's first character after white space, as parseContainer's text.trimStart()[0], decoding only as far as it. */
-function firstCharacter(body: Uint8Array): string | undefined {
-  const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
-  const piece = 4096;
-  for (let at = 0; at < body.length; at += piece) {
-    const text = decoder.decode(body.subarray(at, at + piece), { stream: true }).trimStart();
-    if (text !== '') return text[0];
-  }
-  return decoder.decode().trimStart()[0];
-}
-
-/** A Git LFS pointer: what a clone without `git lfs` leaves in place of a large file. */
-const LFS_POINTER = 'version https://git-lfs.github.com/spec/v1';
-
+/** A data file's rows and problems: JSON Lines and plain text a line at a time, other containers whole. */
 export async function readContainer(file: string): Promise<ContainerRead> {
-  return containerOfBytes(readDataBytes(file), file);
+  const read: ContainerRead = { kind: 'jsonl', records: [], problems: [] };
+  const lines = await readLineFile(file, (kind) => {
+    read.kind = kind;
+    return sinkInto(read);
+  });
+  return lines ? read : containerOfBytes(readDataBytes(file), file);
 }
 
 /**
- * The rows of a data file whose bytes were read already (the token cache keys
- * them by their hash: load-dataset.ts). CSV / TSV, and JSON Lines and JSON
+ * The rows of a data file whose bytes are in hand (the containers
+ * readLineFile leaves to it, read whole: readContainer, tokenized-file.ts;
+ * the tests hold the line reader to it). CSV / TSV, and JSON Lines and JSON
  * arrays of more text than one string can hold (`wholeText`: V8's limit,
  * 512 MiB; tests lower it), are read from the bytes a record, a line or an
  * element at a time, with the same records and problems as the text readers.
  */
 export async function containerOfBytes(raw: Buffer, file: string, wholeText = constants.MAX_STRING_LENGTH): Promise<ContainerRead> {
   const named = innerName(file);
-  if (raw.length < 1024 && raw.subarray(0, LFS_POINTER.length).toString('latin1') === LFS_POINTER) {
-    throw new DataError(`${file}: is a Git LFS pointer, not the data (the repository was cloned without Git LFS); run \`git lfs pull\` in it, or download the file itself`);
-  }
+  refuseLfsPointer(raw, raw.length, file);
   const bytes = decompressed(raw, file);
   if (extname(named).toLowerCase() === '.parquet' || looksLikeParquet(bytes)) return readParquet(bytes, file);
   // A file of another type (.arrow, .xlsx, ...) is binary: its type is the news, not its encoding.
-  const typeOrThrow = (e: unknown) => {
-    if (e instanceof EncodingError && !TEXT_DATA_EXTENSIONS.includes(extname(named).toLowerCase())) return parseContainer('', file, named);
-    throw e;
+  const typeOrThrow = (e: unknown): never => {
+    throw e instanceof EncodingError ? encodingOrTypeError(e, file, named) : e;
   };
   let body: Uint8Array;
   try {

@@ -20,6 +20,17 @@ export interface ContainerRead {
   problems: RowProblem[];
 }
 
+/** Where a reader hands its rows and problems as it finds them, in file order (line-file.ts reads a file a line at a time). */
+export interface RecordSink {
+  record(record: SourceRecord): void;
+  problem(problem: RowProblem): void;
+}
+
+/** A sink that keeps what it is handed in `read`. */
+export function sinkInto(read: ContainerRead): RecordSink {
+  return { record: (r) => read.records.push(r), problem: (p) => read.problems.push(p) };
+}
+
 /** A malformed-row problem at `file:line`. */
 export function malformed(file: string, line: number, reason: string): RowProblem {
   return { source: `${file}:${line}`, line, kind: 'malformed', reason };

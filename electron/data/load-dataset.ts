@@ -218,7 +218,7 @@ export async function loadDataset(path: string, tokenizer: ModelTokenizer, optio
   const read = describeDatasetFiles(source);
   const notices: string[] = [...(read ? [`read ${read}`] : []), ...source.notes].map((n) => `${path}: ${n}`);
   if ((format === 'chat' || format === 'alpaca') && chatTemplateOf(tokenizer).source === 'fallback' && [...layouts].some((l) => l.includes('fallback'))) {
-    notices.push('the model has no chat_template in tokenizer_config.json: conversations are laid out with the fallback template ("### User:" / "### Assistant:", EOS after each answer); prompt the fine-tuned model the same way');
+    notices.push('the model has no chat_template (in chat_template.jinja or tokenizer_config.json): conversations are laid out with the fallback template ("### User:" / "### Assistant:", EOS after each answer); prompt the fine-tuned model the same way (its merged and GGUF model exports carry that template)');
   }
   if (systemDroppedRows > 0) {
     notices.push(`the model's chat template drops system messages: the system prompt of ${systemDroppedRows} of ${countOf(used.length, 'used row')} is not in the training text (neither trained nor seen as context); put it in the user turn, or use a model whose chat template writes system messages`);

@@ -271,6 +271,38 @@ describe('what the key holds: a change to any of it tokenizes again', () => {
     expectSameLoad(after, await uncached(file, edited, opts(demo)));
   });
 
+  it('the chat template in chat_template.jinja (transformers reads it first)', async () => {
+    const dir = demoTokenizerCopy();
+    const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8'));
+    writeFileSync(join(dir, 'chat_template.jinja'), config.chat_template as string);
+    const file = writeRows(join(freshDir('template-file'), 'chat.jsonl'), ROWS.chat);
+    const cache = freshCache();
+    const before = await loadDataset(file, await ModelTokenizer.load(dir), opts(demo), cache);
+    writeFileSync(join(dir, 'chat_template.jinja'), (config.chat_template as string).replace('Question: ', 'Q: '));
+    const edited = await ModelTokenizer.load(dir);
+    const after = await loadDataset(file, edited, opts(demo), cache);
+    expect(after.tokenized.rows).toBe(3);
+    expect(after.examples).not.toStrictEqual(before.examples);
+    expectSameLoad(after, await uncached(file, edited, opts(demo)));
+  });
+
+  it("config.json's model_type, where it decides the tokenizer class that adds BOS from add_bos_token", async () => {
+    const dir = demoTokenizerCopy();
+    // no tokenizer_class: model_type "llama" makes it LlamaTokenizerFast, which rebuilds BOS / EOS from the flags
+    editJson(join(dir, 'tokenizer_config.json'), (json) => { delete json.tokenizer_class; json.add_bos_token = false; });
+    const file = writeRows(join(freshDir('model-type'), 'text.jsonl'), ROWS.text);
+    const cache = freshCache();
+    const llama = await ModelTokenizer.load(dir);
+    const before = await loadDataset(file, llama, opts(demo), cache);
+    expect(before.examples[0].inputIds[0]).not.toBe(llama.bosId);
+    // another model type: tokenizer.json's own post-processor (it adds BOS); the tokenizer files are unchanged
+    editJson(join(dir, 'config.json'), (json) => (json.model_type = 'qwen2'));
+    const other = await ModelTokenizer.load(dir);
+    const after = await loadDataset(file, other, opts(demo), cache);
+    expect(after.examples[0].inputIds[0]).toBe(other.bosId);
+    expectSameLoad(after, await uncached(file, other, opts(demo)));
+  });
+
   it('completionOnly, the vocabulary size and the format asked for', async () => {
     const file = writeRows(join(freshDir('settings'), 'tokenized.jsonl'), ROWS.tokenized);
     const cache = freshCache();

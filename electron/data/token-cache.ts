@@ -90,7 +90,10 @@ export class TokenCache {
  */
 function tokenizerIdentity(tokenizer: ModelTokenizer): string {
   const { fileSha256, bosId, eosId, padId, chatTemplate } = tokenizer;
-  return JSON.stringify([fileSha256.tokenizer, fileSha256.config, resolve(tokenizer.dir), bosId, eosId, padId, chatTemplate]);
+  // the template file it read (chat_template.jinja), and the BOS / EOS a LlamaTokenizerFast-class tokenizer adds
+  // from its flags: config.json's model_type can decide that class, and config.json is not hashed above
+  return JSON.stringify([fileSha256.tokenizer, fileSha256.config, fileSha256.template, resolve(tokenizer.dir), bosId, eosId, padId, chatTemplate,
+    tokenizer.rebuiltPostProcessor]);
 }
 
 export class TokenCacheLoad {

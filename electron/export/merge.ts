@@ -14,7 +14,8 @@
 // A DoRA adapter (use_dora) is merged as PEFT merges one: every adapted row
 // is rescaled to its trained magnitude, W' = (m / ||W + s·B·A||_row) ⊙_row
 // (W + s·B·A), the row norms summed in float64 (dora-merge.ts); the bias is unchanged.
-import { copyFile, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { copyFileDurable } from '../files/durable-copy.js';
 import { basename, join, resolve } from 'node:path';
 import { readPeftAdapter } from '../adapters/peft.js';
 import { adapterTrainingQuantization } from '../adapters/base-quantization.js';
@@ -203,7 +204,7 @@ export async function mergeAdapter(modelDir: string, adapterDir: string, outDir:
       if (pairs.size > 0) throw new Error(`${base.dir}: the adapter updates "${[...pairs.keys()][0]}", which the model files do not hold; merge it into the model it was trained on`);
       if (base.files.length > 1) {
         if (base.quantization) await writeIndex(join(base.dir, WEIGHTS_INDEX_FILE), join(temp, WEIGHTS_INDEX_FILE), written, temp);
-        else await copyFile(join(base.dir, WEIGHTS_INDEX_FILE), join(temp, WEIGHTS_INDEX_FILE));
+        else await copyFileDurable(join(base.dir, WEIGHTS_INDEX_FILE), join(temp, WEIGHTS_INDEX_FILE));
         files.push(WEIGHTS_INDEX_FILE);
       }
       // Every file of the folder is listed (summaries print them): config, tokenizer and the rest too.

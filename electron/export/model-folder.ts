@@ -1,7 +1,8 @@
 // Writing Hugging Face model folders: the files beside the weights (config,
 // generation config, tokenizer) copied from the base, and a full checkpoint
 // of the engine's weights (what full fine-tuning produces).
-import { copyFile, readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { copyFileDurable } from '../files/durable-copy.js';
 import { makeFolder } from '../files/make-folder.js';
 import { join } from 'node:path';
 import type { ModelSpec, NativeEngine } from '../engine/native.js';
@@ -42,7 +43,7 @@ export async function copySideFiles(fromDir: string, toDir: string, skip: readon
   for (const name of SIDE_FILES) {
     if (skip.includes(name)) continue;
     if (await exists(join(fromDir, name))) {
-      await copyFile(join(fromDir, name), join(toDir, name));
+      await copyFileDurable(join(fromDir, name), join(toDir, name));
       copied.push(name);
     }
   }
@@ -51,7 +52,7 @@ export async function copySideFiles(fromDir: string, toDir: string, skip: readon
     const from = join(fromDir, ADDITIONAL_CHAT_TEMPLATES, file);
     if (!(await exists(from))) continue;
     await makeFolder(join(toDir, ADDITIONAL_CHAT_TEMPLATES));
-    await copyFile(from, join(toDir, ADDITIONAL_CHAT_TEMPLATES, file));
+    await copyFileDurable(from, join(toDir, ADDITIONAL_CHAT_TEMPLATES, file));
     copied.push(`${ADDITIONAL_CHAT_TEMPLATES}/${file}`);
   }
   return copied;

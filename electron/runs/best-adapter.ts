@@ -30,11 +30,11 @@ export function bestDir(runDir: string): string {
 /** Replaces DIR/best/ with the engine's adapter (or model) of `step`. */
 export async function writeBestAdapter(
   runDir: string,
-  what: { engine: NativeEngine; folder: ModelFolder; layout: AdapterLayout | null; step: number; evalLoss: number },
+  what: { engine: NativeEngine; folder: ModelFolder; layout: AdapterLayout | null; step: number; evalLoss: number; modelCardNotes?: string },
 ): Promise<BestAdapter> {
   const dir = bestDir(runDir);
   await writeFolderAtomic(dir, async (temp) => {
-    if (what.layout) await saveAdapterFolder(temp, { engine: what.engine, spec: what.folder.spec, layout: what.layout, ...adapterBase(what.folder.dir), keepOtherFiles: true });
+    if (what.layout) await saveAdapterFolder(temp, { engine: what.engine, spec: what.folder.spec, layout: what.layout, ...adapterBase(what.folder.dir), keepOtherFiles: true, modelCardNotes: what.modelCardNotes });
     else await saveFullModel(what.engine, what.folder, temp);
     await writeFile(join(temp, BEST_FILE), JSON.stringify({ format: BEST_FORMAT, step: what.step, eval_loss: what.evalLoss }, null, 2) + '\n');
   }, { overwrite: true });

@@ -29,6 +29,7 @@ import { checkAgainstModel, configWithLayout, loadRunData, setUpMethod, type Run
 import { learningRate } from '../training/schedule.js';
 import { comparableFingerprint, modelFingerprint } from '../training/model-fingerprint.js';
 import { adapterBase, cacheSnapshotIdentity } from '../models/cache-snapshot-identity.js';
+import { quantizedBaseCardNote } from '../adapters/base-quantization.js';
 import { resumeSourcesProblem } from '../training/resume-sources.js';
 import { NonFiniteError, START_POSITION, stepsPerEpoch, totalSteps, train, type TrainerPosition } from '../training/trainer.js';
 import { CHECKPOINT_VERSION, TRAINER_STATE_FORMAT, type TrainerState } from './checkpoint-format.js';
@@ -370,7 +371,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       // adapter (model) of the step it resumes from, so best/ is written now, as the uninterrupted run wrote it.
       if (config.keepBest && point.checkpoint && from.step > 0 && from.bestEvalStep === from.step && from.bestEvalLoss !== null && (await readBestAdapter(config.out))?.step !== from.step) {
         try {
-          await writeBestAdapter(config.out, { engine, folder, layout, step: from.step, evalLoss: from.bestEvalLoss });
+          await writeBestAdapter(config.out, { engine, folder, layout, step: from.step, evalLoss: from.bestEvalLoss, modelCardNotes: quantizedBaseCardNote(quantization) });
         } catch (e) {
           throw new RunWriteError(e, 'best', from.step, total, point.checkpoint.dir);
         }
@@ -563,7 +564,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
         onNewBest: config.keepBest
           ? async (pos) => {
               try {
-                await writeBestAdapter(config.out, { engine: eng, folder, layout, step: pos.step, evalLoss: pos.bestEvalLoss! });
+                await writeBestAdapter(config.out, { engine: eng, folder, layout, step: pos.step, evalLoss: pos.bestEvalLoss!, modelCardNotes: quantizedBaseCardNote(quantization) });
               } catch (e) {
                 // the weights of this step are the best: kept as a checkpoint, from which --resume writes best/ again
                 throw new RunWriteError(e, 'best', pos.step, total, await keepStateAt(pos));
@@ -605,7 +606,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     }
 
     try {
-      if (layout) await saveAdapterFolder(config.out, { engine: eng, spec: folder.spec, layout, ...adapterBase(folder.dir), keepOtherFiles: true });
+      if (layout) await saveAdapterFolder(config.out, { engine: eng, spec: folder.spec, layout, ...adapterBase(folder.dir), keepOtherFiles: true, modelCardNotes: quantizedBaseCardNote(quantization) });
       else await saveFullModel(eng, folder, config.out);
     } catch (e) {
       // The trained weights stay: the final state as a checkpoint (in the run folder when it

@@ -36,6 +36,11 @@ describe('train --method qlora', () => {
     const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
     expect(run.config.method).toBe('qlora');
     expect(run.config.quantization).toEqual({ type: 'nf4', blocksize: 64, doubleQuant: true });
+    // its README says how to load the base as it was trained on (PEFT loads the adapter on any base it is given)
+    const card = readFileSync(join(out, 'README.md'), 'utf8');
+    expect(card).toContain('## Base model in 4 bits (QLoRA)');
+    expect(card).toContain('BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True)');
+    expect(card).not.toContain('blocks of 64; this run used');
 
     // The run's final eval loss came from the 4-bit engine; `eval --quant nf4`
     // rebuilds that engine from the files, so it must agree to float rounding,
@@ -83,6 +88,9 @@ describe('train --method qlora', () => {
     expect(r.code, r.stderr).toBe(0);
     const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
     expect(run.config.quantization).toEqual({ type: 'nf4', blocksize: 128, doubleQuant: false });
+    const card = readFileSync(join(out, 'README.md'), 'utf8');
+    expect(card).toContain('bnb_4bit_use_double_quant=False');
+    expect(card).toContain('BitsAndBytesConfig always quantizes in blocks of 64; this run used 128');
 
     const wrong = await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'x'), '--quant-blocksize', '128', ...THREADS]);
     expect(wrong.code).toBe(2);

@@ -69,9 +69,9 @@ describe('the Data page', () => {
     expect(byId(root, 'data-completion-only-note')).toBeNull();
     const rows = studio.dataReport!.examples;
     expect(text(root, 'data-examples')).toBe(`${rows.toLocaleString('en-US')} rows of up to ${studio.dataReport!.seqLen} tokens`);
-    // the Chat option names both field names the loader reads
+    // the Chat option names the field names the loader reads (TRL's prompt / completion message lists too)
     const chat = [...(byId(root, 'data-format') as HTMLSelectElement).options].find((o) => o.value === 'chat')!;
-    expect(chat.textContent).toContain('messages or conversations');
+    expect(chat.textContent).toContain('messages, conversations, or prompt / completion message lists');
   }, 60_000);
 
   it('plain text: one row, every token trained, no "answers only"', async () => {

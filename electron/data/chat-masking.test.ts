@@ -4,7 +4,7 @@
 // splits these words into), not from the tokenizer library.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { IGNORE_INDEX } from '../training/data.js';
-import { chatTemplateOf } from './chat-template.js';
+import { chatTemplateOf, WITH_REASONING, WITHOUT_REASONING } from './chat-template.js';
 import { parseConversation, renderConversation } from './formats/chat.js';
 import { renderAlpaca } from './formats/alpaca.js';
 import { renderCompletion } from './formats/completion.js';
@@ -111,6 +111,9 @@ describe('chat rows with the Llama 3 chat template', () => {
     expect(prepareRow(row, 'chat', tok, false, LLAMA3_VOCAB).labels).toEqual(r.inputIds);
     expect(() => prepareRow({ prompt: row.prompt, completion: [{ role: 'user', content: 'x' }] }, 'chat', tok, true, LLAMA3_VOCAB)).toThrow(/"completion" has no assistant message/);
     expect(() => prepareRow({ prompt: row.prompt, completion: [{ role: 'assistant' }] }, 'chat', tok, true, LLAMA3_VOCAB)).toThrow(/"completion"\[0\] has no "content"/);
+    // a format chosen by hand that does not read them says which one does
+    expect(() => prepareRow(row, 'completion', tok, true, LLAMA3_VOCAB)).toThrow(/lists of messages \(TRL's conversational prompt \/ completion\): read the file in the chat format/);
+    expect(() => prepareRow({ prompt: 'Say:', completion: ' hi' }, 'chat', tok, true, LLAMA3_VOCAB)).toThrow(/or "prompt" and "completion" as lists of messages \(fields found: prompt, completion\)/);
   });
 
   it("an assistant's reasoning_content goes to the template, and is trained with the answer (Qwen3's <think> block)", async () => {
@@ -128,6 +131,22 @@ describe('chat rows with the Llama 3 chat template', () => {
     expect(qwen3.decode(plain.inputIds.filter((_, i) => plain.labels[i] !== M))).toBe('4');
     expect(() => prepareRow({ messages: [messages[0], { role: 'assistant', content: '4', reasoning_content: 7 }] }, 'chat', qwen3, true, LLAMA3_VOCAB))
       .toThrow(/"messages"\[1\]\.reasoning_content must be a string, got 7/);
+    expect(row.layout).toBe(`the model's chat template${WITH_REASONING}`);
+  });
+
+  it('an answer that also appears inside the reasoning is found after it: the whole turn is trained (it stopped at the first copy)', async () => {
+    const qwen3 = await loadLlama3((c) => { c.chat_template = QWEN3_TEMPLATE; });
+    const messages = [{ role: 'user', content: '6 x 7?' }, { role: 'assistant', content: '42', reasoning_content: '6 x 7 = 42, so the answer is 42.' }];
+    const row = prepareRow({ messages }, 'chat', qwen3, true, LLAMA3_VOCAB);
+    expect(qwen3.decode(row.inputIds.filter((_, i) => row.labels[i] !== M))).toBe('<think>\n6 x 7 = 42, so the answer is 42.\n</think>\n\n42');
+  });
+
+  it('reasoning a template does not write is left out, and the layout says so (it was dropped without a word)', () => {
+    // the Llama 3 template writes message content only
+    const row = prepareRow({ messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'No.', reasoning_content: 'a short answer' }] }, 'chat', tok, true, LLAMA3_VOCAB);
+    expect(row.text).not.toContain('a short answer');
+    expect(row.inputIds.filter((_, i) => row.labels[i] !== M)).toEqual([id('No'), id('.'), id('<|eot_id|>')]);
+    expect(row.layout).toBe(`the model's chat template${WITHOUT_REASONING}`);
   });
 
   it('passes raise_exception to templates, and a refusal becomes a row problem', async () => {

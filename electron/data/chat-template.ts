@@ -19,6 +19,15 @@ import { Template } from '@huggingface/jinja';
 import type { ModelTokenizer } from '../models/tokenizer.js';
 import { RowError } from './problems.js';
 
+/**
+ * What a chat row's layout adds when its trained turns carry reasoning_content
+ * (the report lists it; a run records it, and generation then lets the model
+ * write its own reasoning instead of prefilling the template's empty block).
+ */
+export const WITH_REASONING = ", the assistant's reasoning trained";
+/** What it adds when the rows carry reasoning_content but the template does not write it (the report says so). */
+export const WITHOUT_REASONING = ", the assistant's reasoning left out (the chat template does not write it)";
+
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
   content: string;

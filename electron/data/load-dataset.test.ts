@@ -323,7 +323,7 @@ describe('missing and null fields', () => {
     ]);
     const read = await loadDataset(chat, tok, opts({ format: 'chat' }));
     expect(read.report.skipped.map((p) => p.reason)).toEqual([
-      'missing "messages" (OpenAI style: [{"role", "content"}]) or "conversations" (ShareGPT: [{"from", "value"}]) (fields found: turns)',
+      'missing "messages" (OpenAI style: [{"role", "content"}]), "conversations" (ShareGPT: [{"from", "value"}]) or "prompt" and "completion" as lists of messages (fields found: turns)',
       '"messages" is null; it must be an array',
     ]);
   });

@@ -15,6 +15,7 @@ import { entryFromRecord } from '../runs/run-index.js';
 import { readRunRecord } from '../runs/run-record.js';
 import { openSession, stopTokenIds, virtualTokensOf, type ModelSession } from '../session.js';
 import { generate } from './generate.js';
+import { trainedPromptFormat } from './trained-prompt-format.js';
 import { positionLimitProblem } from './position-limit.js';
 import { resolveSampling, SAMPLING_LABELS, SamplingDefaultError, type SamplingSettings } from './sampling-settings.js';
 import { layOutPrompt, PromptFormatError, type LaidOutPrompt } from './prompt-format.js';
@@ -100,7 +101,9 @@ export class GenerateSessions {
     const started = performance.now();
     let prompt: LaidOutPrompt;
     try {
-      prompt = layOutPrompt(session.tokenizer, job.promptFormat, job.prompt, job.system);
+      // an adapter trained on turns with their reasoning writes its own (its run says so)
+      const reasoning = choice.dir !== null && job.promptFormat === 'chat' && (await trainedPromptFormat(choice.dir))?.reasoning === true;
+      prompt = layOutPrompt(session.tokenizer, job.promptFormat, job.prompt, job.system, reasoning);
     } catch (e) {
       if (e instanceof PromptFormatError) throw invalid(e.field, e.message);
       throw e;

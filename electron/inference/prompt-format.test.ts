@@ -12,6 +12,9 @@ import { prepareRow } from '../data/prepare-row.js';
 import { LLAMA3_VOCAB, llama3Ids, loadLlama3 } from '../data/testing/llama3.js';
 import type { DatasetFormat } from '../data/options.js';
 import { layOutPrompt, PromptFormatError, promptFormatOfData, type PromptFormat } from './prompt-format.js';
+import { trainedPromptFormatOf } from './trained-prompt-format.js';
+import { WITH_REASONING } from '../data/chat-template.js';
+import type { RunRecord } from '../runs/run-record.js';
 
 /** The ids training puts before the first trained token of a row. */
 function untrainedPrefix(value: unknown, format: DatasetFormat, tok: ModelTokenizer, vocab: number): number[] {
@@ -20,6 +23,9 @@ function untrainedPrefix(value: unknown, format: DatasetFormat, tok: ModelTokeni
   expect(first).toBeGreaterThan(0);
   return row.inputIds.slice(0, first);
 }
+
+/** Qwen3's chat template, as TRL keeps a copy of it (trl/chat_templates/qwen3.jinja). */
+const QWEN3_TEMPLATE = "{%- if tools %}\n    {{- '<|im_start|>system\\n' }}\n    {%- if messages[0].role == 'system' %}\n        {{- messages[0].content + '\\n\\n' }}\n    {%- endif %}\n    {{- \"# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}\n    {%- for tool in tools %}\n        {{- \"\\n\" }}\n        {{- tool | tojson }}\n    {%- endfor %}\n    {{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": <args-json-object>}\\n</tool_call><|im_end|>\\n\" }}\n{%- else %}\n    {%- if messages[0].role == 'system' %}\n        {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}\n    {%- endif %}\n{%- endif %}\n{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}\n{%- for message in messages[::-1] %}\n    {%- set index = (messages|length - 1) - loop.index0 %}\n    {%- if ns.multi_step_tool and message.role == \"user\" and message.content is string and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}\n        {%- set ns.multi_step_tool = false %}\n        {%- set ns.last_query_index = index %}\n    {%- endif %}\n{%- endfor %}\n{%- for message in messages %}\n    {%- if message.content is string %}\n        {%- set content = message.content %}\n    {%- else %}\n        {%- set content = '' %}\n    {%- endif %}\n    {%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) %}\n        {{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>' + '\\n' }}\n    {%- elif message.role == \"assistant\" %}\n        {%- set reasoning_content = '' %}\n        {%- if message.reasoning_content is string %}\n            {%- set reasoning_content = message.reasoning_content %}\n        {%- else %}\n            {%- if '</think>' in content %}\n                {%- set reasoning_content = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}\n                {%- set content = content.split('</think>')[-1].lstrip('\\n') %}\n            {%- endif %}\n        {%- endif %}\n        {%- if loop.index0 > ns.last_query_index %}\n            {%- if loop.last or (not loop.last and reasoning_content) %}\n                {{- '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n') }}\n            {%- else %}\n                {{- '<|im_start|>' + message.role + '\\n' + content }}\n            {%- endif %}\n        {%- else %}\n            {{- '<|im_start|>' + message.role + '\\n' + content }}\n        {%- endif %}\n        {%- if message.tool_calls %}\n            {%- for tool_call in message.tool_calls %}\n                {%- if (loop.first and content) or (not loop.first) %}\n                    {{- '\\n' }}\n                {%- endif %}\n                {%- if tool_call.function %}\n                    {%- set tool_call = tool_call.function %}\n                {%- endif %}\n                {{- '<tool_call>\\n{\"name\": \"' }}\n                {{- tool_call.name }}\n                {{- '\", \"arguments\": ' }}\n                {%- if tool_call.arguments is string %}\n                    {{- tool_call.arguments }}\n                {%- else %}\n                    {{- tool_call.arguments | tojson }}\n                {%- endif %}\n                {{- '}\\n</tool_call>' }}\n            {%- endfor %}\n        {%- endif %}\n        {{- '<|im_end|>\\n' }}\n    {%- elif message.role == \"tool\" %}\n        {%- if loop.first or (messages[loop.index0 - 1].role != \"tool\") %}\n            {{- '<|im_start|>user' }}\n        {%- endif %}\n        {{- '\\n<tool_response>\\n' }}\n        {{- content }}\n        {{- '\\n</tool_response>' }}\n        {%- if loop.last or (messages[loop.index0 + 1].role != \"tool\") %}\n            {{- '<|im_end|>\\n' }}\n        {%- endif %}\n    {%- endif %}\n{%- endfor %}\n{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n    {%- if enable_thinking is defined and enable_thinking is false %}\n        {{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- endif %}\n{%- endif %}";
 
 let llama3: ModelTokenizer;
 let llama3Base: ModelTokenizer;
@@ -109,6 +115,26 @@ describe('a prompt laid out as the rows were is exactly what training put before
       expect(layOutPrompt(c.tok(), format, c.prompt, c.system).ids).toEqual(untrainedPrefix(c.row, c.format, c.tok(), c.vocab()));
     });
   }
+
+  it("Qwen3's template: rows without reasoning are prompted with its empty <think> block, an adapter trained on reasoning is not", async () => {
+    const qwen3 = await loadLlama3((c) => (c.chat_template = QWEN3_TEMPLATE));
+    const plainRow = { messages: [{ role: 'user', content: 'Hi there' }, { role: 'assistant', content: 'Hello' }] };
+    const reasoningRow = { messages: [{ role: 'user', content: 'Hi there' }, { role: 'assistant', content: 'Hello', reasoning_content: 'a greeting' }] };
+    // each layout is exactly what training put before the trained part of such a row
+    const withBlock = layOutPrompt(qwen3, 'chat', 'Hi there');
+    expect(withBlock.text.endsWith('<|im_start|>assistant\n<think>\n\n</think>\n\n')).toBe(true);
+    expect(withBlock.ids).toEqual(untrainedPrefix(plainRow, 'chat', qwen3, LLAMA3_VOCAB));
+    const own = layOutPrompt(qwen3, 'chat', 'Hi there', '', true);
+    expect(own.text.endsWith('<|im_start|>assistant\n')).toBe(true);
+    expect(own.ids).toEqual(untrainedPrefix(reasoningRow, 'chat', qwen3, LLAMA3_VOCAB));
+    // the row's layout says its reasoning was trained, and a run that recorded it is prompted that way
+    expect(prepareRow(reasoningRow, 'chat', qwen3, true, LLAMA3_VOCAB).layout).toBe(`the model's chat template${WITH_REASONING}`);
+    const record = (layouts: string[]) => ({ config: { data: '/d.jsonl' }, resolved: { data: { format: 'chat', layouts } } }) as unknown as RunRecord;
+    expect(trainedPromptFormatOf(record([`the model's chat template${WITH_REASONING}`]))).toMatchObject({ format: 'chat', reasoning: true });
+    expect(trainedPromptFormatOf(record(["the model's chat template"]))).toMatchObject({ format: 'chat', reasoning: false });
+    // a template that ignores add_generation_prompt keeps its header from the probe either way
+    expect(layOutPrompt(llama3NoGen, 'chat', 'Hi', '', true).ids).toEqual(layOutPrompt(llama3NoGen, 'chat', 'Hi').ids);
+  });
 
   it("the demo model: its template's user turn, and its completion rows, give the same prompt", async () => {
     const demo = await ModelTokenizer.load(bundledDemoFiles().model);

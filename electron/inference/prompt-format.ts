@@ -60,7 +60,8 @@ export class PromptFormatError extends Error {
   }
 }
 
-function chatLayout(tokenizer: ModelTokenizer, prompt: string, system: string): LaidOutPrompt {
+/** reasoning: the adapter was trained on turns with their reasoning (TrainedPromptFormat.reasoning) */
+function chatLayout(tokenizer: ModelTokenizer, prompt: string, system: string, reasoning = false): LaidOutPrompt {
   const template = chatTemplateOf(tokenizer);
   const user: ChatMessage = { role: 'user', content: prompt };
   const messages: ChatMessage[] = system.trim() !== '' ? [{ role: 'system', content: system }, user] : [user];
@@ -81,8 +82,11 @@ function chatLayout(tokenizer: ModelTokenizer, prompt: string, system: string): 
   }
   // The conversation as a trained row has it before the answer: the header a template that ignores
   // add_generation_prompt leaves out comes from the probe (spaces right before the answer go with it).
+  // A model trained on turns with their reasoning writes its own (Qwen3's <think> block), as after
+  // transformers' add_generation_prompt: the template's empty block is not prefilled then.
   const probe = probeAnswer(tokenizer, messages);
-  if (probe && probe.answerAt >= text.length && probe.text.startsWith(text)) text += probe.text.slice(text.length, probe.answerAt).replace(/ +$/, '');
+  const ownsGenerationPrompt = reasoning && text !== template.render(messages, false);
+  if (probe && !ownsGenerationPrompt && probe.answerAt >= text.length && probe.text.startsWith(text)) text += probe.text.slice(text.length, probe.answerAt).replace(/ +$/, '');
   const endId = probe?.closer ? tokenizer.tokenToId(probe.closer) : null;
   return { text, ids: tokenizer.encode(text, { addSpecialTokens: false }), layout: template.layout, stopTokenIds: endId === null ? [] : [endId] };
 }
@@ -94,14 +98,17 @@ function written(tokenizer: ModelTokenizer, text: string, layout: string): LaidO
   return { text: shown + text, ids: [...prefix, ...tokenizer.encode(text, { addSpecialTokens: false })], layout, stopTokenIds: [] };
 }
 
-/** The prompt as `format` lays it out, with its tokens. `system`: a system message (chat and alpaca only). */
-export function layOutPrompt(tokenizer: ModelTokenizer, format: PromptFormat, prompt: string, system = ''): LaidOutPrompt {
+/**
+ * The prompt as `format` lays it out, with its tokens. `system`: a system message (chat and alpaca only);
+ * `reasoning`: the adapter was trained on chat turns with their reasoning (trained-prompt-format.ts).
+ */
+export function layOutPrompt(tokenizer: ModelTokenizer, format: PromptFormat, prompt: string, system = '', reasoning = false): LaidOutPrompt {
   switch (format) {
     case 'plain':
       if (system.trim() !== '') throw new PromptFormatError(PLAIN_TAKES_NO_SYSTEM, 'system');
       return written(tokenizer, prompt, 'the text as written');
     case 'chat':
-      return chatLayout(tokenizer, prompt, system);
+      return chatLayout(tokenizer, prompt, system, reasoning);
     case 'alpaca':
       if (tokenizer.chatTemplate) return { ...chatLayout(tokenizer, prompt, system), layout: "the model's chat template (as alpaca rows are rendered for a model that has one)" };
       return written(tokenizer, alpacaPrompt({ instruction: prompt, input: '', output: '', system }), 'the Alpaca prompt as alpaca-lora writes it');

@@ -7,11 +7,14 @@ import type { DatasetFormat } from '../data/options.js';
 import { runDirOfCheckpoint } from '../runs/layout.js';
 import { readRunRecord, recordedDataFormat, type RunRecord } from '../runs/run-record.js';
 import { promptFormatOfData, type PromptFormat } from './prompt-format.js';
+import { WITH_REASONING } from '../data/chat-template.js';
 
 export interface TrainedPromptFormat {
   format: PromptFormat;
   /** the format of the run's rows */
   dataFormat: DatasetFormat;
+  /** chat rows whose assistant turns carried their reasoning, trained (data/chat-template.ts WITH_REASONING) */
+  reasoning: boolean;
 }
 
 async function recordOf(dir: string) {
@@ -24,7 +27,9 @@ async function recordOf(dir: string) {
 /** The layout of a run's rows, from its run.json; null when not known yet. */
 export function trainedPromptFormatOf(record: RunRecord): TrainedPromptFormat | null {
   const dataFormat = recordedDataFormat(record);
-  return dataFormat === null ? null : { format: promptFormatOfData(dataFormat), dataFormat };
+  const layouts = (record.resolved?.data as { layouts?: unknown } | undefined)?.layouts;
+  const reasoning = Array.isArray(layouts) && layouts.some((l) => typeof l === 'string' && l.endsWith(WITH_REASONING));
+  return dataFormat === null ? null : { format: promptFormatOfData(dataFormat), dataFormat, reasoning };
 }
 
 export async function trainedPromptFormat(dir: string): Promise<TrainedPromptFormat | null> {

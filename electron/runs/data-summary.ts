@@ -21,6 +21,8 @@ export interface RunDataSummary {
   skippedByKind: DatasetReport['skippedByKind'];
   truncation: DatasetReport['truncation'];
   tokens: DatasetReport['tokens'];
+  /** how the rows were laid out ("the model's chat template", ...; absent in runs of earlier versions) */
+  layouts?: string[];
 }
 
 export function summarizeDataset(report: DatasetReport): RunDataSummary {
@@ -34,5 +36,6 @@ export function summarizeDataset(report: DatasetReport): RunDataSummary {
     skippedByKind: { ...report.skippedByKind },
     truncation: { ...report.truncation },
     tokens: { ...report.tokens },
+    layouts: [...report.layouts],
   };
 }

@@ -84,7 +84,7 @@ export const generateCommand: Command = {
       if (ignored) io.stderr(`note: ${ignored}\n`);
       let laidOut;
       try {
-        laidOut = layOutPrompt(session.tokenizer, format, prompt, system);
+        laidOut = layOutPrompt(session.tokenizer, format, prompt, system, trained?.reasoning === true);
       } catch (e) {
         if (e instanceof PromptFormatError) throw new Error(`${e.field === 'system' ? '--system' : `--prompt-format ${format}`}: ${e.message}`);
         throw e;

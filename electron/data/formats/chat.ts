@@ -34,7 +34,7 @@
 // exactly apply_chat_template(..., tokenize=True)'s.
 // A change to the tokens, labels or row errors this gives needs ../token-cache.ts CACHE_VERSION bumped.
 import type { ModelTokenizer } from '../../models/tokenizer.js';
-import { chatTemplateOf, type ChatMessage } from '../chat-template.js';
+import { chatTemplateOf, WITH_REASONING, WITHOUT_REASONING, type ChatMessage } from '../chat-template.js';
 import { RowError } from '../problems.js';
 import { asObject, optionalString, requireArray, type CharSpan, type Fields, type RenderedRow } from './row.js';
 
@@ -89,7 +89,7 @@ export function parseChatRow(value: unknown): ChatRow {
   }
   const openAi = 'messages' in row;
   if (!openAi && !('conversations' in row)) {
-    throw new RowError('missing-field', `missing "messages" (OpenAI style: [{"role", "content"}]) or "conversations" (ShareGPT: [{"from", "value"}]) (fields found: ${Object.keys(row).join(', ') || 'none'})`);
+    throw new RowError('missing-field', `missing "messages" (OpenAI style: [{"role", "content"}]), "conversations" (ShareGPT: [{"from", "value"}]) or "prompt" and "completion" as lists of messages (fields found: ${Object.keys(row).join(', ') || 'none'})`);
   }
   const messages = messagesOf(row, openAi ? 'messages' : 'conversations', openAi, false);
   const system = optionalString(row, 'system');
@@ -135,7 +135,12 @@ export function renderConversation(messages: readonly ChatMessage[], tokenizer: 
   const render = template.render.bind(template);
   const text = render(messages, false);
   const systemDropped = dropsSystem(messages, text, render);
-  const rendered = { kind: 'rendered' as const, text, addSpecialTokens: false, appendEos: false, layout: template.layout, ...(systemDropped ? { systemDropped: true } : {}) };
+  // turns whose reasoning the template wrote (Qwen3's does; the fallback and many others do not)
+  const reasoningOf = (m: ChatMessage) => m.reasoning_content?.trim() ?? '';
+  const withReasoning = assistantTurns.filter((i) => reasoningOf(messages[i]) !== '');
+  const reasoningWritten = withReasoning.filter((i) => text.includes(reasoningOf(messages[i])));
+  const layout = template.layout + (reasoningWritten.length > 0 ? WITH_REASONING : withReasoning.length > 0 ? WITHOUT_REASONING : '');
+  const rendered = { kind: 'rendered' as const, text, addSpecialTokens: false, appendEos: false, layout, ...(systemDropped ? { systemDropped: true } : {}) };
   if (!locateTurns) return { ...rendered, trainSpans: [] };
   // the text is this conversation's rendering: without its system messages when the template drops them
   const kept = messages.flatMap((m, k) => (systemDropped && m.role === 'system' ? [] : [k]));
@@ -147,20 +152,24 @@ export function renderConversation(messages: readonly ChatMessage[], tokenizer: 
     if (message.role !== 'assistant' || turn < trainFrom) return;
     const start = turnStart(conversation, i, turn, text, render);
     const content = message.content;
+    // The turn's reasoning, where the template wrote it: the content comes after it (an answer that
+    // also appears inside the reasoning, "... so the answer is 42." then "42", is the second one).
+    const reasoning = reasoningOf(message);
+    const reasoningAt = reasoning === '' ? -1 : text.indexOf(reasoning, start);
     let s: number;
     let e: number;
-    if (text.startsWith(content, start)) {
+    if (reasoningAt < 0 && text.startsWith(content, start)) {
       [s, e] = [start, start + content.length];
     } else {
       // The template writes the content changed (trimmed) or after text of its own: the assistant
       // header of a template that ignores add_generation_prompt (generation lays that out as the
-      // prompt's end too: probeAnswer), or Qwen3's <think> block. A turn with reasoning_content is
-      // trained from the end of the generation prompt, so its reasoning is learned with the answer
-      // (as {% generation %} marks it); any other from its content.
+      // prompt's end too: probeAnswer), or Qwen3's <think> block. A turn whose reasoning the template
+      // wrote is trained from the end of the generation prompt, so its reasoning is learned with the
+      // answer (as {% generation %} marks it); any other from its content.
       const core = content.trim();
-      const k = text.indexOf(core, start);
+      const k = text.indexOf(core, reasoningAt < 0 ? start : reasoningAt + reasoning.length);
       if (k < 0) throw new RowError('template', `cannot find assistant turn ${turn + 1} in the rendered conversation (the chat template changes its text), so its tokens cannot be masked exactly; use --all-tokens or another format`);
-      [s, e] = [message.reasoning_content ? start : k, k + core.length];
+      [s, e] = [reasoningAt < 0 ? k : start, k + core.length];
     }
     spans.push([s, closeTurn(text, e, closers)]);
   });

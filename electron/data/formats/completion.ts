@@ -4,6 +4,7 @@
 // tokenizer's BOS before it and EOS after it. The completion and EOS are
 // trained. An empty prompt is allowed; an empty completion is not.
 // A change to the tokens, labels or row errors this gives needs ../token-cache.ts CACHE_VERSION bumped.
+import { RowError } from '../problems.js';
 import { asObject, requireString, type Fields, type RenderedRow } from './row.js';
 
 export function isCompletionRow(row: Fields): boolean {
@@ -12,6 +13,9 @@ export function isCompletionRow(row: Fields): boolean {
 
 export function renderCompletion(value: unknown): RenderedRow {
   const row = asObject(value);
+  if (Array.isArray(row.prompt) || Array.isArray(row.completion)) {
+    throw new RowError('wrong-type', '"prompt" and "completion" are lists of messages (TRL\'s conversational prompt / completion): read the file in the chat format, which takes them');
+  }
   const prompt = requireString(row, 'prompt', true);
   const completion = requireString(row, 'completion');
   const text = prompt + completion;

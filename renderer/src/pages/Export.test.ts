@@ -121,6 +121,11 @@ describe('Try on a full fine-tuning run', () => {
     // the sampling fields start empty (the model's own: the demo's generation_config.json samples not) and each answer says what it used
     expect((byId(root, 'try-temperature') as HTMLInputElement).value).toBe('');
     expect((byId(root, 'try-seed') as HTMLInputElement).value).toBe('42');
+    // any value the service takes can be typed (a step of 0.05 made the browser refuse 0.92 or 1.03 and send
+    // nothing, saying only "nearest valid values"); the page checks the fields itself (novalidate)
+    expect((root.querySelector('form.try') as HTMLFormElement).noValidate).toBe(true);
+    for (const id of ['try-temperature', 'try-top-p', 'try-repetition-penalty']) expect((byId(root, id) as HTMLInputElement).step, id).toBe('any');
+    expect((byId(root, 'try-repetition-penalty') as HTMLInputElement).min).toBe('');  // > 0, said by the page
     for (const side of ['base', 'adapter']) expect(text(root, `${side}-sampling`)).toBe('greedy decoding');
     // a repetition penalty given on the page reaches the model, as the same request made directly
     type(root, 'try-repetition-penalty', '1.3');

@@ -210,6 +210,8 @@ export class TryPanel {
   repetitionPenalty = $state<SamplingField>(null);
   /** the CLI's default seed too */
   seed = $state(DEFAULT_SEED);
+  /** sampling fields whose text the browser could not read as a number ("1e", "-"): their value reads empty */
+  notNumber = $state<Partial<Record<SamplingKey, boolean>>>({});
   /** which side is being generated now */
   generating = $state<'base' | 'adapter' | null>(null);
   /** try the run's best/ (train --keep-best) instead of its final adapter, when it has one */
@@ -229,10 +231,18 @@ export class TryPanel {
   constructor(private readonly api: ApiTransport) {}
 
   get errors(): Partial<Record<keyof TrySettings, string>> {
-    return trySettingsErrors({
+    const errors = trySettingsErrors({
       prompt: this.prompt, layout: this.effectiveLayout, system: this.system, maxNewTokens: this.maxNewTokens,
       temperature: this.temperature, topK: this.topK, topP: this.topP, repetitionPenalty: this.repetitionPenalty, seed: this.seed,
     });
+    // not "the model's own": the field is not empty, it holds text that is no number
+    for (const { key } of SAMPLING_FIELDS) if (this.notNumber[key]) errors[key] = "Not a number: type one, or clear the field for the model's own.";
+    return errors;
+  }
+
+  /** What the page's field of `key` holds that the browser could not read as a number (its validity.badInput). */
+  setNotNumber(key: SamplingKey, bad: boolean): void {
+    if ((this.notNumber[key] ?? false) !== bad) this.notNumber = { ...this.notNumber, [key]: bad };
   }
 
   /** The layout the next answers get: the chosen one, or the run's for 'trained'. */

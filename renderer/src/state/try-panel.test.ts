@@ -138,6 +138,14 @@ describe('the sampling settings', () => {
       { temperature: 0.8, topK: undefined, topP: undefined, repetitionPenalty: 1.1, seed: 42 },
       { temperature: 0.8, topK: undefined, topP: undefined, repetitionPenalty: 1.1, seed: 42 },
     ]);
+    // text the browser cannot read as a number is an error, not "the model's own" (its value reads empty)
+    panel.topP = null;
+    panel.setNotNumber('topP', true);
+    expect(panel.errors.topP).toBe("Not a number: type one, or clear the field for the model's own.");
+    expect(panel.canGenerate('/models/base', '/runs/r')).toBe(false);
+    panel.setNotNumber('topP', false);
+    expect(panel.errors.topP).toBeUndefined();
+    expect(panel.canGenerate('/models/base', '/runs/r')).toBe(true);
   });
 });
 

@@ -19,7 +19,8 @@ import type { FormatStep } from './format-step.js';
 import { readGgufLoraAdapter, writeGgufLoraAdapter, type GgufTensorType } from './gguf-lora.js';
 import { writeGgufModel, type GgufModelSummary, type GgufModelType } from './gguf-model.js';
 import { ggufModelToFolder } from './gguf-model-read.js';
-import type { GgufVocab } from './gguf-vocab.js';
+import { withChatTemplate, type GgufVocab } from './gguf-vocab.js';
+import { chatTemplateToCarry } from './carried-chat-template.js';
 import { MODELFILE, ollamaModelfile, ollamaTemplateLines } from './modelfile.js';
 import { readGenerationConfig } from '../models/generation-config.js';
 import { trainedPromptFormat } from '../inference/trained-prompt-format.js';
@@ -66,15 +67,18 @@ export async function exportGgufAdapter(o: FormatStep & {
       name: exportSourceName(o.source),
     });
     let written: GgufModelSummary | null = null;
+    // base.gguf carries the fallback layout a chat run trained on, when the base has no template (as model.gguf does)
+    const carried = o.base ? await chatTemplateToCarry(o.source.dir, o.folder.dir) : null;
     if (o.base) {
-      written = await writeGgufModel({ modelDir: o.folder.dir, outFile: join(o.dir, GGUF_BASE_FILE), ...(o.base.type ? { type: o.base.type } : {}), name: basename(o.folder.dir), vocab: o.base.vocab });
+      written = await writeGgufModel({ modelDir: o.folder.dir, outFile: join(o.dir, GGUF_BASE_FILE), ...(o.base.type ? { type: o.base.type } : {}), name: basename(o.folder.dir), vocab: carried === null ? o.base.vocab : withChatTemplate(o.base.vocab, carried) });
       o.log(`wrote the base model as ${GGUF_BASE_FILE} (${written.architecture}, ${written.type}, ${countOf(written.tensors.length, 'tensor')}, ${written.tokenizer}, ${(written.fileBytes / 2 ** 20).toFixed(1)} MiB)`);
     }
     await writeFileAtomic(join(o.dir, MODELFILE), ollamaModelfile({
       base: written ? { ggufFile: GGUF_BASE_FILE } : { dir: o.folder.dir },
       adapterFile: GGUF_ADAPTER_FILE,
       architecture: content.architecture,
-      template: ollamaTemplateLines((await trainedPromptFormat(o.source.dir))?.format ?? null, written?.chatTemplate ?? (await hasChatTemplate(o.folder.dir))),
+      // Ollama runs no Jinja: a carried fallback layout still gets its TEMPLATE line
+      template: ollamaTemplateLines((await trainedPromptFormat(o.source.dir))?.format ?? null, carried === null && (written?.chatTemplate ?? (await hasChatTemplate(o.folder.dir)))),
       sampling: await readGenerationConfig(o.folder.dir),
       base4bit: !written && o.folder.quantization !== null,
     }));
@@ -88,7 +92,7 @@ export async function exportGgufAdapter(o: FormatStep & {
     if (!written) return { alpha: content.alpha, files: [GGUF_ADAPTER_FILE, MODELFILE], base: null };
 
     const reloaded = join(o.scratch, 'base');
-    await ggufModelToFolder(join(o.dir, GGUF_BASE_FILE), o.folder.spec, o.folder.dir, reloaded);
+    await ggufModelToFolder(join(o.dir, GGUF_BASE_FILE), o.folder.spec, o.folder.dir, reloaded, carried);
     const loss = (await lossWithLora(o.addon, await openModelFolder(reloaded), reread.lora, reread.tensors, o.examples, o.threads, null)).loss;
     const tolerance = Math.max(LOSS_TOLERANCE.gguf[o.type], LOSS_TOLERANCE['gguf-model'][written.type]);
     let qloraNote: string | null = null;

@@ -27,7 +27,7 @@ import { GgmlType, GgufValueType, type GgufKv, type GgufScalarType } from './ggu
 import { GgufFormatError, readGgufHeader, readGgufTensor, type GgufFile, type GgufMetadataEntry, type GgufValue } from './gguf/read.js';
 import { llamaCppArchitecture } from './gguf-lora.js';
 import { ggufModelTensorName, ggufRowOrder, ggufTokenizerKvs, llama3RopeFactors } from './gguf-model.js';
-import { ggufVocab } from './gguf-vocab.js';
+import { ggufVocab, withChatTemplate } from './gguf-vocab.js';
 import { scatterRows } from './rope-permute.js';
 
 const WRITER_BUG = 'this is a bug in PEFT Studio\'s GGUF writer, not in the model: please report it';
@@ -222,13 +222,15 @@ async function checkRopeFreqs(gguf: GgufFile, spec: ModelSpec): Promise<void> {
  * config.json. One safetensors shard per tensor (and the index naming them),
  * so only one tensor is in memory at a time.
  */
-export async function ggufModelToFolder(file: string, spec: ModelSpec, configDir: string, outDir: string): Promise<void> {
+export async function ggufModelToFolder(file: string, spec: ModelSpec, configDir: string, outDir: string, chatTemplate: string | null = null): Promise<void> {
   const gguf = await readGgufHeader(file);
   const arch = new LlamaCppKeys(gguf).scalar<string>('general.architecture', GgufValueType.STRING);
   const expected = llamaCppArchitecture(spec);
   if (arch.value !== expected) throw mismatch(file, 'general.architecture', arch.shown, `"${expected}"`);
   checkHyperparameters(gguf, spec, expected);
-  checkTokenizer(gguf, ggufTokenizerKvs(expected, await ggufVocab(configDir, spec.vocabSize)), configDir);
+  // chatTemplate: one the export carried into the file (carried-chat-template.ts), not in configDir's files
+  const vocab = await ggufVocab(configDir, spec.vocabSize);
+  checkTokenizer(gguf, ggufTokenizerKvs(expected, chatTemplate === null ? vocab : withChatTemplate(vocab, chatTemplate)), configDir);
   checkTensorSet(gguf, spec);
   await checkRopeFreqs(gguf, spec);
 

@@ -68,13 +68,15 @@ describe('export of a run trained on chat rows, for a model with no chat templat
       const trained = await cli(['train', '--model', model.dir, '--data', data, '--out', run, '--steps', '2', '--rank', '4', '--seq-len', '64', '--threads', '2']);
       expect(trained.code, trained.stderr).toBe(0);
       const out = join(dir, `${name}-export`);
-      const r = await cli(['export', run, '--format', 'gguf,gguf-model,merged', '--gguf-type', 'f32', '--out', out, '--threads', '2']);
+      const r = await cli(['export', run, '--format', 'gguf,gguf-model,merged', '--gguf-type', 'f32', '--gguf-base', '--out', out, '--threads', '2']);
       expect(r.code, r.stderr).toBe(0);
       // where transformers and llama.cpp read a chat template: the layout the run trained on (it had none before:
       // apply_chat_template refused, llama.cpp chatted in ChatML)
       const jinja = join(out, 'merged', 'chat_template.jinja');
-      const { metadata } = await hfGguf(join(out, 'gguf-model', 'model.gguf'), { allowLocalFile: true });
-      const ggufTemplate = (metadata as Record<string, unknown>)['tokenizer.chat_template'];
+      const templateIn = async (file: string) => ((await hfGguf(file, { allowLocalFile: true })).metadata as Record<string, unknown>)['tokenizer.chat_template'];
+      const ggufTemplate = await templateIn(join(out, 'gguf-model', 'model.gguf'));
+      // and base.gguf beside the GGUF adapter (llama-cli -m base.gguf --lora adapter.gguf)
+      expect(await templateIn(join(out, 'gguf', 'base.gguf'))).toBe(ggufTemplate);
       if (name === 'chat') {
         expect(readFileSync(jinja, 'utf8')).toBe(FALLBACK_CHAT_TEMPLATE);
         expect(ggufTemplate).toBe(FALLBACK_CHAT_TEMPLATE);

@@ -128,6 +128,10 @@ describe('the generation child', () => {
     // the penalty alone changes the greedy answer of the demo model (it repeats itself without one)
     const penalized = await g.generate(request({ repetitionPenalty: 1.3, maxNewTokens: 40 }));
     expect(penalized.text).not.toBe((await g.generate(request({ maxNewTokens: 40 }))).text);
+    // a top-k / top-p given for a greedy answer is said to be unused (they choose among sampled tokens)
+    const greedyWithTopP = await g.generate(request({ temperature: 0, topP: 0.5 }));
+    expect(greedyWithTopP.notices).toContain('the answer was decoded greedily (temperature 0), so the top-p given was not used: it applies when sampling');
+    expect(answer.notices.some((n) => n.includes('decoded greedily'))).toBe(false);
   });
 
   it("names generation_config.json and its key when a value there is wrong, by the setting's field", async () => {

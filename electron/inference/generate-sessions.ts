@@ -144,7 +144,7 @@ export class GenerateSessions {
       tokens: result.tokens.length,
       stoppedBy: result.stoppedBy,
       seconds: (performance.now() - started) / 1000,
-      notices: [...choice.notices, ...session.notices, ...[ignoredKeysNotice(fileConfig)].filter((n) => n !== null)],
+      notices: [...choice.notices, ...session.notices, ...[ignoredKeysNotice(fileConfig), greedyIgnores(job, sampling)].filter((n) => n !== null)],
       computedOn: {
         device: session.device.device,
         name: session.device.gpu?.name ?? 'CPU',
@@ -154,4 +154,11 @@ export class GenerateSessions {
       sampling,
     };
   }
+}
+
+/** A top-k or top-p given for an answer decoded greedily: they choose among sampled tokens only, so say it (null: none given, or sampled). */
+function greedyIgnores(job: Pick<GenerateJob, 'topK' | 'topP'>, sampling: Pick<SamplingSettings, 'temperature'>): string | null {
+  if (sampling.temperature !== 0) return null;
+  const given = [job.topK !== undefined && job.topK !== null ? 'top-k' : null, job.topP !== undefined && job.topP !== null ? 'top-p' : null].filter((n) => n !== null);
+  return given.length === 0 ? null : `the answer was decoded greedily (temperature 0), so the ${given.join(' and ')} given was not used: it applies when sampling`;
 }

@@ -20,7 +20,6 @@ import { readGgufLoraAdapter, writeGgufLoraAdapter, type GgufTensorType } from '
 import { writeGgufModel, type GgufModelSummary, type GgufModelType } from './gguf-model.js';
 import { ggufModelToFolder } from './gguf-model-read.js';
 import { withChatTemplate, type GgufVocab } from './gguf-vocab.js';
-import { chatTemplateToCarry } from './carried-chat-template.js';
 import { MODELFILE, ollamaModelfile, ollamaTemplateLines } from './modelfile.js';
 import { readGenerationConfig } from '../models/generation-config.js';
 import { trainedPromptFormat } from '../inference/trained-prompt-format.js';
@@ -68,7 +67,7 @@ export async function exportGgufAdapter(o: FormatStep & {
     });
     let written: GgufModelSummary | null = null;
     // base.gguf carries the fallback layout a chat run trained on, when the base has no template (as model.gguf does)
-    const carried = o.base ? await chatTemplateToCarry(o.source.dir, o.folder.dir) : null;
+    const carried = o.base ? o.chatTemplate : null;
     if (o.base) {
       written = await writeGgufModel({ modelDir: o.folder.dir, outFile: join(o.dir, GGUF_BASE_FILE), ...(o.base.type ? { type: o.base.type } : {}), name: basename(o.folder.dir), vocab: carried === null ? o.base.vocab : withChatTemplate(o.base.vocab, carried) });
       o.log(`wrote the base model as ${GGUF_BASE_FILE} (${written.architecture}, ${written.type}, ${countOf(written.tensors.length, 'tensor')}, ${written.tokenizer}, ${(written.fileBytes / 2 ** 20).toFixed(1)} MiB)`);

@@ -16,7 +16,6 @@ import { mergeAdapter } from './merge.js';
 import { MODELFILE, ollamaModelfileForModel, ollamaTemplateLines } from './modelfile.js';
 import { readGenerationConfig } from '../models/generation-config.js';
 import { trainedPromptFormat } from '../inference/trained-prompt-format.js';
-import { chatTemplateToCarry } from './carried-chat-template.js';
 import { exportSourceName, type ExportSource } from './source.js';
 import { ExportCheckError, LOSS_TOLERANCE, lossOfModel, mergedTolerance } from './verify.js';
 
@@ -50,7 +49,7 @@ export async function exportGgufModel(o: FormatStep & {
     let carried: string | null = null;
     if (o.adapterDir !== null) {
       modelDir = join(o.scratch, 'merged');
-      carried = await chatTemplateToCarry(o.source.dir, o.folder.dir);
+      carried = o.chatTemplate;
       if (carried !== null) vocab = withChatTemplate(o.vocab, carried);
       const merged = await mergeAdapter(o.folder.dir, o.adapterDir, modelDir, { addon: o.addon, threads: o.threads, quantization: o.quantization, chatTemplate: carried });
       o.log(`merged ${countOf(merged.mergedTensors, 'weight')} (scaling ${merged.scaling}) for the GGUF model`);

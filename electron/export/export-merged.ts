@@ -9,11 +9,12 @@ import { mergeAdapter } from './merge.js';
 import { lossOfModel, mergedTolerance } from './verify.js';
 
 /**
- * Writes and checks the merged folder of the LoRA adapter in `adapterDir`;
- * `chatTemplate`: the layout the run trained on, when the base cannot carry it
- * (carried-chat-template.ts). Returns its files.
+ * Writes and checks the merged folder of the LoRA adapter in `adapterDir`,
+ * with the chat layout the run trained on when the base cannot carry it
+ * (step.chatTemplate). Returns its files.
  */
-export async function exportMerged(step: FormatStep, adapterDir: string, chatTemplate: string | null = null): Promise<string[]> {
+export async function exportMerged(step: FormatStep, adapterDir: string): Promise<string[]> {
+  const { chatTemplate } = step;
   const summary = await mergeAdapter(step.folder.dir, adapterDir, step.dir, { addon: step.addon, threads: step.threads, quantization: step.quantization, chatTemplate });
   step.log(`merged ${countOf(summary.mergedTensors, 'weight')} (scaling ${summary.scaling})`);
   if (chatTemplate) step.log('wrote the fallback chat layout the run trained on as the merged model\'s chat template (chat_template.jinja): the base has none');

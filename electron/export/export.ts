@@ -195,12 +195,14 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
     if (!c.passed) throw new ExportCheckError(c, adapter ? 'adapter' : 'model');
   };
 
+  // decided once for every format that holds a tokenizer (merged, gguf-model, base.gguf)
+  const chatTemplate = await chatTemplateToCarry(source.dir, folder.dir);
   // A file-system error here names the temp folder beside `out`: reword it to name `out`.
   await writeFolderAtomic(out, async (temp) => {
     for (const format of formats) {
       const dir = formats.length === 1 ? temp : join(temp, format);
       const finalDir = formats.length === 1 ? out : join(out, format);
-      const step: FormatStep = { dir, folder, quantization, examples, addon, threads, log, check };
+      const step: FormatStep = { dir, folder, quantization, examples, addon, threads, log, check, chatTemplate };
       if (format === 'gguf-model') {
         const written = await exportGgufModel({ ...step, scratch: join(temp, '.gguf-model-work'), source, adapterDir: adapterSource?.adapterDir ?? null, type: options.ggufType, vocab: builtVocab() });
         outputs.push({ format, dir: finalDir, files: [GGUF_MODEL_FILE, MODELFILE] });
@@ -211,7 +213,7 @@ export async function exportAdapter(options: ExportOptions): Promise<ExportResul
       if (format === 'peft') {
         outputs.push({ format, dir: finalDir, files: await exportPeft(step, adapter, adapter.baseModelNameOrPath ?? source.modelDir) });
       } else if (format === 'merged') {
-        outputs.push({ format, dir: finalDir, files: await exportMerged(step, adapterSource.adapterDir, await chatTemplateToCarry(source.dir, folder.dir)) });
+        outputs.push({ format, dir: finalDir, files: await exportMerged(step, adapterSource.adapterDir) });
       } else {
         const written = await exportGgufAdapter({
           ...step, scratch: join(temp, '.gguf-base-work'), source: adapterSource, adapter, type: ggufType,

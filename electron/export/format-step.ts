@@ -28,4 +28,6 @@ export interface FormatStep {
   threads: number;
   log: (line: string) => void;
   check: CheckLoss;
+  /** the chat layout the run trained on, to write where the base cannot carry it (carried-chat-template.ts); null: none */
+  chatTemplate: string | null;
 }

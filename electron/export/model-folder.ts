@@ -3,6 +3,7 @@
 // of the engine's weights (what full fine-tuning produces).
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { copyFileDurable } from '../files/durable-copy.js';
+import { CHAT_TEMPLATE_DIR } from '../models/chat-template-source.js';
 import { makeFolder } from '../files/make-folder.js';
 import { join } from 'node:path';
 import type { ModelSpec, NativeEngine } from '../engine/native.js';
@@ -33,9 +34,6 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** The folder of a model's named chat templates beside chat_template.jinja (transformers reads <name>.jinja there). */
-export const ADDITIONAL_CHAT_TEMPLATES = 'additional_chat_templates';
-
 /** Copies the side files the base folder has (all but those in `skip`), and its named chat templates. */
 export async function copySideFiles(fromDir: string, toDir: string, skip: readonly string[] = []): Promise<string[]> {
   await makeFolder(toDir);
@@ -47,13 +45,13 @@ export async function copySideFiles(fromDir: string, toDir: string, skip: readon
       copied.push(name);
     }
   }
-  const named = await readdir(join(fromDir, ADDITIONAL_CHAT_TEMPLATES)).catch(() => [] as string[]);
+  const named = await readdir(join(fromDir, CHAT_TEMPLATE_DIR)).catch(() => [] as string[]);
   for (const file of named.filter((f) => f.endsWith('.jinja')).sort()) {
-    const from = join(fromDir, ADDITIONAL_CHAT_TEMPLATES, file);
+    const from = join(fromDir, CHAT_TEMPLATE_DIR, file);
     if (!(await exists(from))) continue;
-    await makeFolder(join(toDir, ADDITIONAL_CHAT_TEMPLATES));
-    await copyFileDurable(from, join(toDir, ADDITIONAL_CHAT_TEMPLATES, file));
-    copied.push(`${ADDITIONAL_CHAT_TEMPLATES}/${file}`);
+    await makeFolder(join(toDir, CHAT_TEMPLATE_DIR));
+    await copyFileDurable(from, join(toDir, CHAT_TEMPLATE_DIR, file));
+    copied.push(`${CHAT_TEMPLATE_DIR}/${file}`);
   }
   return copied;
 }

@@ -238,6 +238,8 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     // written), so LoRA on it is QLoRA: merge, eval and export read run.json back.
     const quantization = effectiveQuantization(folder, config.quantization);
     const method = config.method === 'lora' && quantization !== null ? 'qlora' : config.method;
+    // what the adapter's README says of its base (a 4-bit one: how to load it so)
+    const cardNotes = quantizedBaseCardNote(quantization);
     const data = await loadRunData(config, tokenizer, folder);
     for (const note of data.notes) log(note);
     // a file's sha256, or a folder's over its files (data/dataset-fingerprint.ts)
@@ -371,7 +373,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       // adapter (model) of the step it resumes from, so best/ is written now, as the uninterrupted run wrote it.
       if (config.keepBest && point.checkpoint && from.step > 0 && from.bestEvalStep === from.step && from.bestEvalLoss !== null && (await readBestAdapter(config.out))?.step !== from.step) {
         try {
-          await writeBestAdapter(config.out, { engine, folder, layout, step: from.step, evalLoss: from.bestEvalLoss, modelCardNotes: quantizedBaseCardNote(quantization) });
+          await writeBestAdapter(config.out, { engine, folder, layout, step: from.step, evalLoss: from.bestEvalLoss, modelCardNotes: cardNotes });
         } catch (e) {
           throw new RunWriteError(e, 'best', from.step, total, point.checkpoint.dir);
         }
@@ -564,7 +566,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
         onNewBest: config.keepBest
           ? async (pos) => {
               try {
-                await writeBestAdapter(config.out, { engine: eng, folder, layout, step: pos.step, evalLoss: pos.bestEvalLoss!, modelCardNotes: quantizedBaseCardNote(quantization) });
+                await writeBestAdapter(config.out, { engine: eng, folder, layout, step: pos.step, evalLoss: pos.bestEvalLoss!, modelCardNotes: cardNotes });
               } catch (e) {
                 // the weights of this step are the best: kept as a checkpoint, from which --resume writes best/ again
                 throw new RunWriteError(e, 'best', pos.step, total, await keepStateAt(pos));
@@ -606,7 +608,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     }
 
     try {
-      if (layout) await saveAdapterFolder(config.out, { engine: eng, spec: folder.spec, layout, ...adapterBase(folder.dir), keepOtherFiles: true, modelCardNotes: quantizedBaseCardNote(quantization) });
+      if (layout) await saveAdapterFolder(config.out, { engine: eng, spec: folder.spec, layout, ...adapterBase(folder.dir), keepOtherFiles: true, modelCardNotes: cardNotes });
       else await saveFullModel(eng, folder, config.out);
     } catch (e) {
       // The trained weights stay: the final state as a checkpoint (in the run folder when it

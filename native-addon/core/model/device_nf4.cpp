@@ -35,14 +35,6 @@ DeviceNf4::DeviceNf4(Backend& be, const Nf4Weight& host) : be_(be), view_(host) 
 
 DeviceNf4::~DeviceNf4() { release_all(); }
 
-uint64_t DeviceNf4::resident_bytes() const {
-  const uint64_t blocks = static_cast<uint64_t>(view_.blocks());
-  const uint64_t codes = static_cast<uint64_t>((view_.numel() + 1) / 2);
-  if (!view_.double_quantized()) return codes + blocks * sizeof(float);
-  const uint64_t nested = (blocks + view_.nested_blocksize - 1) / view_.nested_blocksize;
-  return codes + blocks + nested * sizeof(float) + sizeof(float);  // + the nested offset
-}
-
 HostNf4Span DeviceNf4::download_span(int64_t first, int64_t n) const {
   const int64_t numel = view_.numel();
   if (first < 0 || n < 0 || first > numel || n > numel - first)

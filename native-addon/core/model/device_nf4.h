@@ -47,8 +47,6 @@ class DeviceNf4 {
   DeviceNf4& operator=(const DeviceNf4&) = delete;
 
   const Nf4Weight& view() const { return view_; }
-  // Codes and scales in device memory (as Nf4Quantized::resident_bytes counts them).
-  uint64_t resident_bytes() const;
   // Downloads the span covering values [first, first + n) (HostNf4Span);
   // throws naming the range when it runs past the weight's end.
   HostNf4Span download_span(int64_t first, int64_t n) const;

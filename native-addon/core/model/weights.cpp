@@ -107,7 +107,10 @@ HalfWeight WeightTensor::half_view() const {
 
 uint64_t WeightTensor::resident_bytes() const {
   if (nf4) return static_cast<uint64_t>(nf4->resident_bytes());
-  if (nf4_device) return nf4_device->resident_bytes();
+  if (nf4_device) {
+    const Nf4Weight& w = nf4_device->view();
+    return nf4_resident_bytes(w.numel(), w.blocksize, w.double_quantized());
+  }
   return static_cast<uint64_t>(numel) * (half ? sizeof(uint16_t) : sizeof(float));
 }
 

@@ -47,7 +47,7 @@ function render(studio: Studio): HTMLElement {
 
 describe('the Train page on a finished run', () => {
   it('shows it finished: full bar, no time left, no live controls; milestones only in the live regions', async () => {
-    const run = await startRun({ steps: 4 }, 4);
+    const run = await startRun({ steps: 4 }, Infinity); // until its finished event: the page opens on the record alone
     const studio = new Studio();
     studio.runDir = run.runDir;
     const root = render(studio);
@@ -69,7 +69,8 @@ describe('the Train page on a finished run', () => {
     expect(byId(root, 'run-announcement')!.getAttribute('role')).toBe('status');
     expect(byId(root, 'run-announcement')!.textContent).toBe('Run finished.');
     // the speed says what it counts
-    expect(byId(root, 'tokens-per-second')!.textContent).toMatch(/^\s*\d+ trained tokens\/s\s*\(the tokens the loss counts;/);
+    // (prompt/completion rows: the model reads the prompt, the loss counts the completion)
+    expect(byId(root, 'tokens-per-second')!.textContent).toMatch(/^\s*\d+ tokens\/s read, \d+ of them trained\s*\(trained: the tokens the loss counts\)/);
     // the log holds what the record can say of the run
     expect(byId(root, 'run-log')!.textContent).toContain('Messages logged before this page opened are not kept');
     // the method in its display name

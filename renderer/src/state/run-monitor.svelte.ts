@@ -404,7 +404,11 @@ export class RunMonitor {
       this.memory = h.live?.memory ?? null;
       this.memoryEstimateBytes = h.live?.memoryEstimateBytes ?? null;
       this.availableMemoryBytes = h.live?.availableMemoryBytes ?? null;
-    } else if (last) this.tokensPerSecond ??= known(last.tokensPerSecond);
+    } else if (last && this.tokensPerSecond === null) {
+      // heard live, but no step (only the ending, say): the record's last step says both speeds, as one
+      this.tokensPerSecond = known(last.tokensPerSecond);
+      this.inputTokensPerSecond = known(last.inputTokensPerSecond ?? null);
+    }
     if (this.heardLive) return;
     // nothing live yet: the folder's record is the truth
     this.status = h.entry.status === 'missing' ? 'interrupted' : h.entry.status;

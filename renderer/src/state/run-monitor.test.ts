@@ -245,6 +245,23 @@ describe('RunMonitor details', () => {
     expect(statusBadge('paused')).toBe('warn');
   });
 
+  it('a page that heard only the ending takes both speeds from the record\'s last step, as one', () => {
+    const s = steps(PAUSED);
+    const m = new RunMonitor();
+    m.apply(PAUSED.find((e) => e.type === 'finished')!);
+    m.loadHistory({
+      dir: '/r', runId: null, config: {} as RunHistory['config'],
+      entry: { dir: '/r', model: '/m', method: 'lora', status: 'finished', created: '', updated: '', steps_done: 6, total_steps: 6, best_eval_loss: null, adapter: null, resumable: false, message: null },
+      steps: s.map((e, i) => ({ step: e.step, loss: e.loss, lr: e.lr, gradNorm: 0, tokensPerSecond: 100 + i, elapsedSeconds: null, inputTokensPerSecond: 900 + i })),
+      evals: [],
+      trainableParams: null,
+      warnings: [],
+      trainedPromptFormat: null,
+    });
+    expect(m.status).toBe('finished');
+    expect([m.tokensPerSecond, m.inputTokensPerSecond]).toEqual([100 + s.length - 1, 900 + s.length - 1]);
+  });
+
   it('keeps live points and status when the history arrives late', () => {
     const s = steps(PAUSED);
     const m = new RunMonitor();

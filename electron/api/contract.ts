@@ -17,7 +17,7 @@ import type { RunIndexEntry } from '../runs/run-index.js';
 import type { DataFormat, TrainConfig, TrainMethod } from '../training/config.js';
 import type { SettingWarning } from '../training/warnings.js';
 import type { PromptFormat } from '../inference/prompt-format.js';
-import type { SamplingSettings } from '../inference/sampling-settings.js';
+import type { SamplingKey, SamplingSettings } from '../inference/sampling-settings.js';
 import type { CachedModel } from '../models/hf-cache-list.js';
 
 export type { PromptFormat };
@@ -462,8 +462,12 @@ export interface GenerateRequest {
   topK?: number;
   /** when sampling, then keep the most likely tokens until their probability reaches this; 1: off; absent: top_p, else 1 */
   topP?: number;
+  /** when sampling, then drop the tokens less likely than this times the most likely one (transformers' min_p); 0: off; absent: min_p, else 0 */
+  minP?: number;
   /** transformers' repetition_penalty (> 0), greedy or sampled; 1: off; absent: generation_config.json's, else 1 */
   repetitionPenalty?: number;
+  /** transformers' no_repeat_ngram_size: no n tokens in a row twice in the prompt and answer, greedy or sampled; 0: off; absent: the file's, else 0 */
+  noRepeatNgramSize?: number;
   seed: number;
   /**
    * the caller's name for this answer (letters, digits, - and _; up to 64):
@@ -486,6 +490,20 @@ export interface GenerateResponse {
   prompt: { text: string; tokens: number; layout: string };
   /** the settings that chose the tokens: the request's, else generation_config.json's, else transformers' defaults */
   sampling: SamplingSettings;
+}
+
+/** What a model generates with when no setting is given (the Try page's fields start from it), and where each value came from. */
+export interface GenerationDefaults {
+  /** the settings `peft-studio generate` uses without flags (a file value that cannot be used: transformers' default, named in `problems`) */
+  sampling: SamplingSettings;
+  /** the model's generation_config.json; null: it has none (or it cannot be read: `problems` says why) */
+  file: string | null;
+  /** the settings the file gives; the others are transformers' defaults */
+  fromFile: SamplingKey[];
+  /** why the file, or a value in it, is not used, naming the file and key */
+  problems: string[];
+  /** settings the file holds that transformers applies and PEFT Studio does not (null: none) */
+  unapplied: string | null;
 }
 
 // ---------------------------------------------------------------- the method table
@@ -515,6 +533,8 @@ export interface ApiMethods {
   runHistory: { request: { runDir: string }; response: RunHistory };
   exportAdapter: { request: ExportRequest; response: ExportResult };
   generate: { request: GenerateRequest; response: GenerateResponse };
+  /** the sampling settings a model generates with when none is given, read from its generation_config.json (loads no weights) */
+  generationDefaults: { request: { model: string }; response: GenerationDefaults };
   /** ends a generate call early (its answer so far is its response); stopped: false when it had already ended */
   stopGenerate: { request: { requestId: string }; response: { stopped: boolean } };
 }
@@ -527,7 +547,7 @@ export type ApiResponse<M extends ApiMethod> = ApiMethods[M]['response'];
 export const API_METHODS: readonly ApiMethod[] = [
   'machine', 'demoPaths', 'recent', 'cachedModels', 'pickPath', 'listDir', 'inspectModel', 'inspectData', 'previewRow',
   'hyperparameters', 'checkRun', 'startRun', 'resumeRun', 'pauseRun', 'continueRun', 'cancelRun',
-  'listRuns', 'runHistory', 'exportAdapter', 'generate', 'stopGenerate',
+  'listRuns', 'runHistory', 'exportAdapter', 'generate', 'generationDefaults', 'stopGenerate',
 ] as const;
 
 export function isApiMethod(name: unknown): name is ApiMethod {

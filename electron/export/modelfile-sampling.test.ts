@@ -8,7 +8,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { resolveSampling } from '../inference/sampling-settings.js';
+import { resolveSampling, type SamplingDefaults } from '../inference/sampling-settings.js';
 import { readGenerationConfig } from '../models/generation-config.js';
 import { builtCli, cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 import { ollamaModelfile, ollamaModelfileForModel, ollamaSamplingLines, ollamaTemplateLines } from './modelfile.js';
@@ -55,7 +55,12 @@ const settingsOf = (p: Map<string, string[]>) => ({
   repeatLastN: p.get('repeat_last_n')?.[0] ?? null,
 });
 
-const qwen = { file: '/m/generation_config.json', temperature: 0.7, topK: 20, topP: 0.8, repetitionPenalty: 1.05, invalid: {} };
+const qwen: SamplingDefaults = {
+  file: '/m/generation_config.json', temperature: 0.7, topK: 20, topP: 0.8, minP: 0, repetitionPenalty: 1.05, noRepeatNgramSize: 0, invalid: {},
+  fromFile: ['temperature', 'topK', 'topP', 'repetitionPenalty'],
+};
+/** Qwen3's file: min_p 0 said outright, top_k 20, top_p 0.95; here with min_p 0.05 and an n-gram ban */
+const withMinP: SamplingDefaults = { ...qwen, temperature: 0.6, topP: 1, minP: 0.05, noRepeatNgramSize: 3, fromFile: ['temperature', 'topK', 'topP', 'minP', 'noRepeatNgramSize'] };
 
 describe('ollamaSamplingLines', () => {
   it("writes transformers' defaults for a model without generation_config.json: greedy, top_k 50, top_p 1, no penalty", () => {
@@ -77,12 +82,38 @@ describe('ollamaSamplingLines', () => {
     expect(lines).toContain("# generation_config.json: top_p 1.5 must be a number >= 0 and <= 1, so transformers' default top_p 1 is written.");
   });
 
+  it("writes min_p when the file sets it (Ollama's own default, 0, is transformers' too), and says it acts before the temperature there", () => {
+    const lines = ollamaSamplingLines(withMinP);
+    const p = parseModelfile(lines.join('\n'));
+    expect(p.get('min_p')).toEqual(['0.05']);
+    expect(settingsOf(p)).toMatchObject({ temperature: 0.6, topK: 20, topP: 1 });
+    expect(lines).toContain('# llama.cpp (and an Ollama model it runs) applies the temperature after min_p, transformers before it: the same settings keep a somewhat different set of tokens.');
+    // top_p and min_p both below their no-op values: both named
+    expect(ollamaSamplingLines({ ...withMinP, topP: 0.95 })).toContain('# llama.cpp (and an Ollama model it runs) applies the temperature after top_p and min_p, transformers before them: the same settings keep a somewhat different set of tokens.');
+    // a file that sets none: no min_p line, as before
+    for (const sampling of [qwen, null]) expect(parseModelfile(ollamaSamplingLines(sampling).join('\n')).has('min_p')).toBe(false);
+    // a file that sets it to 0 outright: written as set
+    expect(parseModelfile(ollamaSamplingLines({ ...withMinP, minP: 0 }).join('\n')).get('min_p')).toEqual(['0']);
+    // a bad min_p: transformers' default written, saying so
+    const bad = ollamaSamplingLines({ ...withMinP, minP: 0, invalid: { minP: 'min_p 1.5 must be a number >= 0 and <= 1' }, fromFile: ['temperature', 'topK', 'topP', 'noRepeatNgramSize'] });
+    expect(parseModelfile(bad.join('\n')).get('min_p')).toEqual(['0']);
+    expect(bad).toContain("# generation_config.json: min_p 1.5 must be a number >= 0 and <= 1, so transformers' default min_p 0 is written.");
+  });
+
+  it('says that Ollama has no no_repeat_ngram_size when the file sets it, and writes no PARAMETER for it', () => {
+    const lines = ollamaSamplingLines(withMinP);
+    expect(lines).toContain("# generation_config.json sets no_repeat_ngram_size 3, which Ollama has no parameter for: `ollama run` may repeat a run of 3 tokens that the Try page and transformers' generate() never repeat.");
+    expect([...parseModelfile(lines.join('\n')).keys()].some((name) => name.includes('ngram'))).toBe(false);
+    expect(ollamaSamplingLines(qwen).some((l) => l.includes('no_repeat_ngram_size'))).toBe(false);
+  });
+
   it('the whole Modelfiles keep to Ollama\'s syntax, with a TEMPLATE and a stop', () => {
     const template = ollamaTemplateLines('chat', false);
     for (const text of [
       ollamaModelfile({ base: { dir: '/models/My Model' }, adapterFile: 'adapter.gguf', architecture: 'qwen2', template, sampling: qwen }),
       ollamaModelfile({ base: { ggufFile: 'base.gguf' }, adapterFile: 'adapter.gguf', architecture: 'llama', sampling: null }),
       ollamaModelfileForModel({ modelFile: 'model.gguf', chatTemplate: false, template, sampling: qwen }),
+      ollamaModelfileForModel({ modelFile: 'model.gguf', chatTemplate: false, template, sampling: withMinP }),
       ollamaModelfileForModel({ modelFile: 'model.gguf', chatTemplate: true }),
     ]) {
       const p = parseModelfile(text);
@@ -94,7 +125,7 @@ describe('ollamaSamplingLines', () => {
 describe('export writes the sampling of the model\'s generation_config.json', () => {
   it('into the adapter and the model Modelfiles: the values the Try page uses by default', { timeout: 300_000 }, async () => {
     const model = await tinyModel({ seed: 53 });
-    writeFileSync(join(model.dir, 'generation_config.json'), JSON.stringify({ bos_token_id: 0, eos_token_id: 1, do_sample: true, temperature: 0.7, top_p: 0.8, top_k: 20, repetition_penalty: 1.05 }));
+    writeFileSync(join(model.dir, 'generation_config.json'), JSON.stringify({ bos_token_id: 0, eos_token_id: 1, do_sample: true, temperature: 0.7, top_p: 0.8, top_k: 20, min_p: 0.05, repetition_penalty: 1.05, no_repeat_ngram_size: 4 }));
     const dir = tempDir('modelfile-sampling');
     builtCli();
     const data = writeJsonl(join(dir, 'rows.jsonl'), cycleRows(8, 20));
@@ -106,10 +137,13 @@ describe('export writes the sampling of the model\'s generation_config.json', ()
     expect(r.code, r.stderr).toBe(0);
     // what generation takes when nothing is given: the CLI and the Try page resolve it so
     const tryPage = resolveSampling(await readGenerationConfig(model.dir), {}, () => '');
-    expect(tryPage).toMatchObject({ temperature: 0.7, topK: 20, topP: 0.8, repetitionPenalty: 1.05 });
+    expect(tryPage).toMatchObject({ temperature: 0.7, topK: 20, topP: 0.8, minP: 0.05, repetitionPenalty: 1.05, noRepeatNgramSize: 4 });
     for (const format of ['gguf', 'gguf-model']) {
-      const written = settingsOf(parseModelfile(readFileSync(join(out, format, 'Modelfile'), 'utf8')));
-      expect(written, format).toEqual({ temperature: tryPage.temperature, topK: tryPage.topK, topP: tryPage.topP, repetitionPenalty: tryPage.repetitionPenalty, repeatLastN: '-1' });
+      const text = readFileSync(join(out, format, 'Modelfile'), 'utf8');
+      const parameters = parseModelfile(text);
+      expect(settingsOf(parameters), format).toEqual({ temperature: tryPage.temperature, topK: tryPage.topK, topP: tryPage.topP, repetitionPenalty: tryPage.repetitionPenalty, repeatLastN: '-1' });
+      expect(parameters.get('min_p'), format).toEqual([String(tryPage.minP)]);
+      expect(text, format).toContain('sets no_repeat_ngram_size 4, which Ollama has no parameter for');
     }
   });
 });

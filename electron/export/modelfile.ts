@@ -43,30 +43,43 @@ export function ollamaTemplateLines(layout: PromptFormat | null, hasChatTemplate
 /** Ollama's defaults (docs/modelfile.md), which the PARAMETER lines replace. */
 export const OLLAMA_DEFAULTS = 'temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1 over the last 64 tokens';
 
+/** The sampling settings Ollama has a PARAMETER for (docs/modelfile.md), by its name; no_repeat_ngram_size has none. */
+const OLLAMA_PARAMETERS: readonly [SamplingKey, string][] = [['temperature', 'temperature'], ['topK', 'top_k'], ['topP', 'top_p'], ['minP', 'min_p'], ['repetitionPenalty', 'repeat_penalty']];
+
 /**
  * PARAMETER lines that make Ollama sample as transformers' generate() does
  * with the model's generation_config.json (`sampling`; null: the model has
  * none, so transformers' defaults: greedy, top_k 50, top_p 1, no repetition
  * penalty), as the Try page and `peft-studio generate` do when no setting is
- * given. A value the file holds that transformers would refuse is replaced
- * by transformers' default, saying so.
+ * given. min_p is written when the file sets it (Ollama's default, 0, is
+ * transformers' too). A value the file holds that transformers would refuse
+ * is replaced by transformers' default, saying so; a setting Ollama has no
+ * parameter for (no_repeat_ngram_size) is named.
  */
 export function ollamaSamplingLines(sampling: SamplingDefaults | null): string[] {
   const value = (key: SamplingKey) => (sampling && sampling.invalid[key] === undefined ? sampling[key] : TRANSFORMERS_DEFAULTS[key]);
-  const [temperature, topK, topP, penalty] = [value('temperature'), value('topK'), value('topP'), value('repetitionPenalty')];
+  const written = (key: SamplingKey) => key !== 'minP' || (sampling !== null && (sampling.fromFile.includes('minP') || sampling.invalid.minP !== undefined));
+  const temperature = value('temperature');
   const lines = [
     `# Sampling as PEFT Studio's Try page and transformers' generate() do by default (${sampling ? "the model's generation_config.json" : "the model has no generation_config.json: transformers' defaults"}),`,
     `# not Ollama's (${OLLAMA_DEFAULTS}).${temperature === 0 ? ' Temperature 0: greedy.' : ''}`,
   ];
   for (const key of Object.keys(sampling?.invalid ?? {}) as SamplingKey[]) {
-    lines.push(`# generation_config.json: ${sampling!.invalid[key]}, so transformers' default ${FILE_KEYS[key]} ${TRANSFORMERS_DEFAULTS[key]} is written.`);
+    const instead = key === 'noRepeatNgramSize' ? 'applies' : 'is written';
+    lines.push(`# generation_config.json: ${sampling!.invalid[key]}, so transformers' default ${FILE_KEYS[key]} ${TRANSFORMERS_DEFAULTS[key]} ${instead}.`);
   }
-  if (temperature > 0 && topP < 1) {
-    lines.push('# llama.cpp (and an Ollama model it runs) applies the temperature after top_p, transformers before it: the same settings keep a somewhat different set of tokens.');
+  const beforeTemperature = [value('topP') < 1 ? 'top_p' : null, value('minP') > 0 ? 'min_p' : null].filter((n) => n !== null);
+  if (temperature > 0 && beforeTemperature.length > 0) {
+    const names = beforeTemperature.join(' and ');
+    lines.push(`# llama.cpp (and an Ollama model it runs) applies the temperature after ${names}, transformers before ${beforeTemperature.length === 1 ? 'it' : 'them'}: the same settings keep a somewhat different set of tokens.`);
   }
-  lines.push(`PARAMETER temperature ${temperature}`, `PARAMETER top_k ${topK}`, `PARAMETER top_p ${topP}`, `PARAMETER repeat_penalty ${penalty}`);
+  const ngram = value('noRepeatNgramSize');
+  if (ngram > 0) {
+    lines.push(`# generation_config.json sets no_repeat_ngram_size ${ngram}, which Ollama has no parameter for: \`ollama run\` may repeat a run of ${ngram} tokens that the Try page and transformers' generate() never repeat.`);
+  }
+  for (const [key, name] of OLLAMA_PARAMETERS) if (written(key)) lines.push(`PARAMETER ${name} ${value(key)}`);
   // transformers penalizes every token of the prompt and the answer; Ollama only the last 64 unless told
-  if (penalty !== 1) lines.push('PARAMETER repeat_last_n -1');
+  if (value('repetitionPenalty') !== 1) lines.push('PARAMETER repeat_last_n -1');
   return lines;
 }
 

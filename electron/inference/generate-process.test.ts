@@ -1,7 +1,8 @@
 // The try page's generation in its own child process (real child, real
 // addon, the bundled demo model): it answers exactly what generate() answers
-// in this process, keeps two models open between calls, survives the child's
-// death with a clear error, and ends the child on release and close.
+// in this process, and what `peft-studio generate` prints for the same
+// settings, keeps two models open between calls, survives the child's death
+// with a clear error, and ends the child on release and close.
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,9 +20,11 @@ import { ModelTokenizer } from '../models/tokenizer.js';
 import { Prng } from '../random/prng.js';
 import { GPU_TAKEN, Generator, STOPPED_BEFORE_START } from '../service/generate.js';
 import { openSession, stopTokenIds } from '../session.js';
-import { tempDir } from '../testing/e2e-fixtures.js';
+import { cli, tempDir } from '../testing/e2e-fixtures.js';
 import { saveAdapterFolder } from '../training/adapter-files.js';
 import { generate } from './generate.js';
+import { generationDefaults } from './generation-defaults.js';
+import { samplingWords } from './sampling-settings.js';
 import { explainGenerationDeath, GenerationProcess } from './generate-process.js';
 import { parseFromWorker, parseToWorker } from './generate-protocol.js';
 
@@ -44,7 +47,7 @@ function exists(pid: number): boolean {
  * generate() in this process, on the device and precision the child picks for
  * 'auto'; the answer as the service words it. The demo's generation_config.json
  * sets no sampling key, so a setting the request leaves out is transformers'
- * default: greedy, top-k 50, top-p 1, no repetition penalty.
+ * default: greedy, top-k 50, top-p 1, no min-p, no repetition penalty, no n-gram ban.
  */
 async function inProcess(adapter: string | null, req: GenerateRequest): Promise<Pick<GenerateResponse, 'text' | 'tokens' | 'stoppedBy'>> {
   const session = await openSession(model, { threads: THREADS, adapter, device: 'auto', precision: 'auto' });
@@ -55,7 +58,9 @@ async function inProcess(adapter: string | null, req: GenerateRequest): Promise<
       temperature: req.temperature ?? 0,
       topK: req.topK ?? 50,
       topP: req.topP ?? 1,
+      minP: req.minP ?? 0,
       repetitionPenalty: req.repetitionPenalty ?? 1,
+      noRepeatNgramSize: req.noRepeatNgramSize ?? 0,
       seed: req.seed,
       stopTokenIds: await stopTokenIds(session.folder, session.tokenizer),
       maxPositions: session.folder.spec.maxPositionEmbeddings,
@@ -111,8 +116,57 @@ describe('the generation child', () => {
     const computedOn = { device: device.device, name: device.gpu?.name ?? 'CPU', precision: choosePrecision('auto', device.gpu).precision };
     for (const r of [base, tuned, sampled]) expect(r.computedOn).toEqual(computedOn);
     // and with what settings: the demo's generation_config.json sets none, so transformers' defaults
-    expect(base.sampling).toEqual({ temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1, seed: 1 });
-    expect(sampled.sampling).toEqual({ temperature: 0.9, topK: 50, topP: 1, repetitionPenalty: 1, seed: 7 });
+    expect(base.sampling).toEqual({ temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 1 });
+    expect(sampled.sampling).toEqual({ temperature: 0.9, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 7 });
+  });
+
+  it('answers token for token what `peft-studio generate` prints for the same settings, min-p and the n-gram ban included', async () => {
+    const g = generator();
+    // given on both sides
+    const cases: Partial<GenerateRequest>[] = [
+      { temperature: 1.2, topK: 0, topP: 1, minP: 0.1, seed: 7 },
+      { temperature: 0, noRepeatNgramSize: 2, repetitionPenalty: 1.1 },
+      { temperature: 0.9, topK: 40, topP: 0.9, minP: 0.05, noRepeatNgramSize: 3, seed: 3 },
+    ];
+    const flags: Record<string, string> = { temperature: '--temperature', topK: '--top-k', topP: '--top-p', minP: '--min-p', repetitionPenalty: '--repetition-penalty', noRepeatNgramSize: '--no-repeat-ngram-size', seed: '--seed' };
+    for (const over of cases) {
+      const req = request({ ...over, maxNewTokens: 24 });
+      const answer = await g.generate(req);
+      const argv = ['generate', '--model', model, '--prompt', prompt, '--max-new-tokens', '24', '--threads', String(THREADS)];
+      for (const [key, flag] of Object.entries(flags)) if (req[key as keyof GenerateRequest] !== undefined) argv.push(flag, String(req[key as keyof GenerateRequest]));
+      const printed = await cli(argv);
+      expect(printed.code, printed.stderr).toBe(0);
+      expect(printed.stdout, JSON.stringify(over)).toBe(`${answer.text}\n`);
+      expect(printed.stderr).toContain(`note: ${samplingWords(answer.sampling)}`);
+      expect(answer, JSON.stringify(over)).toMatchObject(await inProcess(null, req));
+    }
+    // the n-gram ban reached the child: the demo model repeats "The fox eats honey." without it
+    const repeats = await g.generate(request({ maxNewTokens: 40 }));
+    const banned = await g.generate(request({ maxNewTokens: 40, noRepeatNgramSize: 3 }));
+    expect(banned.text).not.toBe(repeats.text);
+    expect(banned.sampling.noRepeatNgramSize).toBe(3);
+  });
+
+  it("with nothing given, a model whose generation_config.json sets min_p and no_repeat_ngram_size answers as the CLI without flags, from the settings the Try page starts from", async () => {
+    const folder = join(tempDir('gen-minp-config'), 'model');
+    cpSync(model, folder, { recursive: true });
+    writeFileSync(join(folder, 'generation_config.json'), JSON.stringify({ bos_token_id: 0, eos_token_id: 1, do_sample: true, temperature: 1.1, top_k: 0, min_p: 0.08, no_repeat_ngram_size: 2 }));
+    const defaults = await generationDefaults(folder);
+    expect(defaults.sampling).toEqual({ temperature: 1.1, topK: 0, topP: 1, minP: 0.08, repetitionPenalty: 1, noRepeatNgramSize: 2, seed: 42 });
+    expect(defaults.unapplied).toBeNull(); // neither is named as not applied any more
+    const g = generator();
+    const { temperature: _, seed: __, ...nothing } = request({ model: folder, maxNewTokens: 24 });
+    const leftOut = await g.generate({ ...nothing, seed: 42 });
+    // the Try page sends the values it was filled with: the same answer
+    const filled = await g.generate(request({ model: folder, maxNewTokens: 24, ...defaults.sampling }));
+    const printed = await cli(['generate', '--model', folder, '--prompt', prompt, '--max-new-tokens', '24', '--threads', String(THREADS)]);
+    expect(printed.code, printed.stderr).toBe(0);
+    for (const answer of [leftOut, filled]) {
+      expect(`${answer.text}\n`).toBe(printed.stdout);
+      expect(answer.sampling).toEqual(defaults.sampling);
+      expect(answer.notices.some((n) => n.includes('PEFT Studio does not'))).toBe(false);
+    }
+    expect(printed.stderr).toContain(`note: ${samplingWords(defaults.sampling)}\n`);
   });
 
   it("takes the model's defaults for the settings a request leaves out, and the ones it gives (top-k, top-p, repetition penalty)", async () => {
@@ -124,30 +178,33 @@ describe('the generation child', () => {
     const given = request({ temperature: 1.2, topK: 3, topP: 0.7, repetitionPenalty: 1.3, seed: 4, maxNewTokens: 20 });
     const answer = await g.generate(given);
     expect(answer).toMatchObject(await inProcess(null, given));
-    expect(answer.sampling).toEqual({ temperature: 1.2, topK: 3, topP: 0.7, repetitionPenalty: 1.3, seed: 4 });
+    expect(answer.sampling).toEqual({ temperature: 1.2, topK: 3, topP: 0.7, minP: 0, repetitionPenalty: 1.3, noRepeatNgramSize: 0, seed: 4 });
     // the penalty alone changes the greedy answer of the demo model (it repeats itself without one)
     const penalized = await g.generate(request({ repetitionPenalty: 1.3, maxNewTokens: 40 }));
     expect(penalized.text).not.toBe((await g.generate(request({ maxNewTokens: 40 }))).text);
     // a top-k / top-p given for a greedy answer is said to be unused (they choose among sampled tokens)
     const greedyWithTopP = await g.generate(request({ temperature: 0, topP: 0.5 }));
     expect(greedyWithTopP.notices).toContain('the answer was decoded greedily (temperature 0), so the top-p given was not used: it applies when sampling');
+    expect((await g.generate(request({ temperature: 0, topK: 5, minP: 0.1 }))).notices).toContain('the answer was decoded greedily (temperature 0), so the top-k and min-p given were not used: they apply when sampling');
     expect(answer.notices.some((n) => n.includes('decoded greedily'))).toBe(false);
+    // the model's own values sent back (the Try page's fields start from them) are no news
+    expect((await g.generate(request({ temperature: 0, topK: 50, topP: 1, minP: 0 }))).notices.some((n) => n.includes('decoded greedily'))).toBe(false);
   });
 
   it("names generation_config.json and its key when a value there is wrong, by the setting's field", async () => {
     const folder = join(tempDir('gen-bad-config'), 'model');
     cpSync(model, folder, { recursive: true });
     const file = join(folder, 'generation_config.json');
-    writeFileSync(file, JSON.stringify({ eos_token_id: 1, do_sample: true, temperature: 0.7, top_p: 0, top_k: -5, no_repeat_ngram_size: 4 }));
+    writeFileSync(file, JSON.stringify({ eos_token_id: 1, do_sample: true, temperature: 0.7, top_p: 0, top_k: -5, no_repeat_ngram_size: 4, typical_p: 0.9 }));
     const g = generator();
     await expect(g.generate(request({ model: folder, temperature: undefined }))).rejects.toMatchObject({
       body: { code: 'invalid', field: 'topK', message: `${file}: top_k -5 must be a whole number >= 0; fix the file (or remove top_k), or give Top-k in the Try page's sampling settings` },
     });
-    // given on the page instead: it generates, top_p 0 (transformers keeps the most likely token) included, and says what it ignored
+    // given on the page instead: it generates, top_p 0 (transformers keeps the most likely token) and the file's n-gram ban included, and says what it ignored
     const answer = await g.generate(request({ model: folder, temperature: undefined, topK: 10 }));
-    expect(answer.sampling).toEqual({ temperature: 0.7, topK: 10, topP: 0, repetitionPenalty: 1, seed: 1 });
-    expect(answer).toMatchObject(await inProcess(null, request({ temperature: 0.7, topK: 10, topP: 0 })));
-    expect(answer.notices).toContain(`${file}: sets no_repeat_ngram_size 4, which transformers' generate() applies and PEFT Studio does not, so its answers can differ from model.generate()'s`);
+    expect(answer.sampling).toEqual({ temperature: 0.7, topK: 10, topP: 0, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 4, seed: 1 });
+    expect(answer).toMatchObject(await inProcess(null, request({ temperature: 0.7, topK: 10, topP: 0, noRepeatNgramSize: 4 })));
+    expect(answer.notices).toContain(`${file}: sets typical_p 0.9, which transformers' generate() applies and PEFT Studio does not, so its answers can differ from model.generate()'s`);
   });
 
   it("lays the prompt out as asked, says what the model was given, and refuses a system message in the plain layout by field", async () => {
@@ -345,7 +402,7 @@ describe('a stop before any text came', () => {
   // A stand-in child speaking the protocol: a request whose prompt is "slow load" answers only
   // 300 ms after its stop (a model still loading); any other answers at once.
   const state = { openSessions: 1, opened: 1 };
-  const response = { text: '', tokens: 0, stoppedBy: 'stopped', seconds: 0.3, notices: [], computedOn: { device: 'cpu', name: 'cpu', precision: 'fp32' }, prompt: { text: 'Q', tokens: 2, layout: 'the text as written' }, sampling: { temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1, seed: 42 } };
+  const response = { text: '', tokens: 0, stoppedBy: 'stopped', seconds: 0.3, notices: [], computedOn: { device: 'cpu', name: 'cpu', precision: 'fp32' }, prompt: { text: 'Q', tokens: 2, layout: 'the text as written' }, sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 } };
   const worker = join(mkdtempSync(join(tmpdir(), 'ps-stand-in-worker-')), 'worker.mjs');
   writeFileSync(worker, `
     const response = ${JSON.stringify(response)};
@@ -383,7 +440,7 @@ describe('a stop before any text came', () => {
 
 describe('the generation protocol', () => {
   const state = { openSessions: 1, opened: 1 };
-  const sampling = { temperature: 0.7, topK: 20, topP: 0.8, repetitionPenalty: 1.05, seed: 42 };
+  const sampling = { temperature: 0.7, topK: 20, topP: 0.8, minP: 0.05, repetitionPenalty: 1.05, noRepeatNgramSize: 3, seed: 42 };
   const response = { text: 'brown', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cuda:0', name: 'NVIDIA H200', precision: 'bf16' }, prompt: { text: 'Q', tokens: 2, layout: 'the text as written' }, sampling };
 
   it('takes well-formed messages from the child as they are', () => {
@@ -413,6 +470,8 @@ describe('the generation protocol', () => {
       [{ type: 'generated', id: 1, response: { ...response, sampling: undefined }, state }, /response\.sampling is not an object/],
       [{ type: 'generated', id: 1, response: { ...response, sampling: { ...sampling, topP: 1.5 } }, state }, /response\.sampling\.topP is not a number >= 0 and <= 1/],
       [{ type: 'generated', id: 1, response: { ...response, sampling: { ...sampling, topK: undefined } }, state }, /response\.sampling\.topK is missing/],
+      [{ type: 'generated', id: 1, response: { ...response, sampling: { ...sampling, minP: undefined } }, state }, /response\.sampling\.minP is missing/],
+      [{ type: 'generated', id: 1, response: { ...response, sampling: { ...sampling, noRepeatNgramSize: 1.5 } }, state }, /response\.sampling\.noRepeatNgramSize is not a whole number >= 0/],
       [{ type: 'generated', id: 1, response }, /state is not an object/],
       [{ type: 'failed', id: 1, error: { code: 'boom', message: 'x' }, state }, /error\.code is not one of/],
       [{ type: 'failed', id: 1, error: { code: 'failed', message: 'x', field: 3 }, state }, /error\.field is not a string/],
@@ -435,11 +494,13 @@ describe('the generation protocol', () => {
     // each sampling setting may be left out (the model's default) or given within its limits
     const { temperature: _, ...noTemperature } = job;
     expect(parseToWorker({ type: 'generate', id: 1, job: noTemperature })).toEqual({ type: 'generate', id: 1, job: noTemperature });
-    const given = { ...job, topK: 20, topP: 0.8, repetitionPenalty: 1.05 };
+    const given = { ...job, topK: 20, topP: 0.8, minP: 0.05, repetitionPenalty: 1.05, noRepeatNgramSize: 3 };
     expect(parseToWorker({ type: 'generate', id: 1, job: given })).toEqual({ type: 'generate', id: 1, job: given });
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, topK: 2.5 } })).toThrow(/job\.topK is not a whole number >= 0/);
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, repetitionPenalty: 0 } })).toThrow(/job\.repetitionPenalty is not a number > 0/);
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, temperature: -1 } })).toThrow(/job\.temperature is not a number >= 0/);
+    expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, minP: 1.2 } })).toThrow(/job\.minP is not a number >= 0 and <= 1/);
+    expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, noRepeatNgramSize: -2 } })).toThrow(/job\.noRepeatNgramSize is not a whole number >= 0/);
   });
 
   it('explains each way a child can die, with its last output', () => {

@@ -100,7 +100,10 @@ function sampling(value: unknown): SamplingSettings {
     if (v === undefined) throw new ProtocolError(`response.sampling.${key} is missing`);
     return v;
   };
-  return { temperature: setting('temperature'), topK: setting('topK'), topP: setting('topP'), repetitionPenalty: setting('repetitionPenalty'), seed: count(o, 'seed', 'response.sampling') };
+  return {
+    temperature: setting('temperature'), topK: setting('topK'), topP: setting('topP'), minP: setting('minP'),
+    repetitionPenalty: setting('repetitionPenalty'), noRepeatNgramSize: setting('noRepeatNgramSize'), seed: count(o, 'seed', 'response.sampling'),
+  };
 }
 
 function oneOf<T extends string>(o: Obj, key: string, values: readonly T[], what: string): T {

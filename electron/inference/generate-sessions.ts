@@ -17,7 +17,7 @@ import { openSession, stopTokenIds, virtualTokensOf, type ModelSession } from '.
 import { generate } from './generate.js';
 import { trainedPromptFormat } from './trained-prompt-format.js';
 import { positionLimitProblem } from './position-limit.js';
-import { resolveSampling, SAMPLING_LABELS, SamplingDefaultError, type SamplingSettings } from './sampling-settings.js';
+import { modelSampling, resolveSampling, SAMPLED_ONLY, SAMPLING_LABELS, SamplingDefaultError, type SamplingKey, type SamplingSettings } from './sampling-settings.js';
 import { layOutPrompt, PromptFormatError, type LaidOutPrompt } from './prompt-format.js';
 import { explainNonFiniteOutput, NonFiniteOutputError } from './non-finite-output.js';
 import type { GenerateJob, WorkerState } from './generate-protocol.js';
@@ -117,8 +117,9 @@ export class GenerateSessions {
     const fileConfig = await readGenerationConfig(session.folder.dir);
     let sampling: SamplingSettings;
     try {
-      sampling = resolveSampling(fileConfig, { temperature: job.temperature, topK: job.topK, topP: job.topP, repetitionPenalty: job.repetitionPenalty, seed: job.seed },
-        (key) => `give ${SAMPLING_LABELS[key]} in the Try page's sampling settings`);
+      sampling = resolveSampling(fileConfig, {
+        temperature: job.temperature, topK: job.topK, topP: job.topP, minP: job.minP, repetitionPenalty: job.repetitionPenalty, noRepeatNgramSize: job.noRepeatNgramSize, seed: job.seed,
+      }, (key) => `give ${SAMPLING_LABELS[key]} in the Try page's sampling settings`);
     } catch (e) {
       if (e instanceof SamplingDefaultError) throw invalid(e.key, e.message);
       throw e;
@@ -144,7 +145,7 @@ export class GenerateSessions {
       tokens: result.tokens.length,
       stoppedBy: result.stoppedBy,
       seconds: (performance.now() - started) / 1000,
-      notices: [...choice.notices, ...session.notices, ...[ignoredKeysNotice(fileConfig), greedyIgnores(job, sampling)].filter((n) => n !== null)],
+      notices: [...choice.notices, ...session.notices, ...[ignoredKeysNotice(fileConfig), greedyIgnores(job, sampling, modelSampling(fileConfig))].filter((n) => n !== null)],
       computedOn: {
         device: session.device.device,
         name: session.device.gpu?.name ?? 'CPU',
@@ -156,9 +157,17 @@ export class GenerateSessions {
   }
 }
 
-/** A top-k or top-p given for an answer decoded greedily: they choose among sampled tokens only, so say it (null: none given, or sampled). */
-function greedyIgnores(job: Pick<GenerateJob, 'topK' | 'topP'>, sampling: Pick<SamplingSettings, 'temperature'>): string | null {
+/**
+ * The top-k, top-p or min-p given for an answer decoded greedily, other than
+ * the model's own: they choose among sampled tokens only, so say they did
+ * nothing (null: none such, or sampled). The Try page sends the values its
+ * fields start from (the model's own) with every answer: those are not news.
+ */
+function greedyIgnores(job: Partial<Pick<GenerateJob, SamplingKey>>, sampling: Pick<SamplingSettings, 'temperature'>, own: SamplingSettings): string | null {
   if (sampling.temperature !== 0) return null;
-  const given = [job.topK !== undefined && job.topK !== null ? 'top-k' : null, job.topP !== undefined && job.topP !== null ? 'top-p' : null].filter((n) => n !== null);
-  return given.length === 0 ? null : `the answer was decoded greedily (temperature 0), so the ${given.join(' and ')} given was not used: it applies when sampling`;
+  const given = SAMPLED_ONLY.filter((key) => job[key] !== undefined && job[key] !== null && job[key] !== own[key]).map((key) => SAMPLING_LABELS[key].toLowerCase());
+  if (given.length === 0) return null;
+  const names = given.length === 1 ? given[0] : `${given.slice(0, -1).join(', ')} and ${given[given.length - 1]}`;
+  const one = given.length === 1;
+  return `the answer was decoded greedily (temperature 0), so the ${names} given ${one ? 'was' : 'were'} not used: ${one ? 'it applies' : 'they apply'} when sampling`;
 }

@@ -2,17 +2,21 @@
 // once, then one token at a time, until an end-of-sequence token, the
 // new-token budget, or a stop asked for between tokens. Each token is chosen
 // as transformers' generate() chooses it: the repetition penalty over the
-// prompt and the tokens so far, then greedy argmax or a sampled draw.
+// prompt and the tokens so far, then the n-gram ban (its processors, in its
+// order), then greedy argmax or a sampled draw.
 import type { NativeEngine } from '../engine/native.js';
 import { Prng } from '../random/prng.js';
 import { hasNonFinite, NonFiniteOutputError } from './non-finite-output.js';
 import { positionLimitProblem } from './position-limit.js';
+import { NoRepeatNGram } from './no-repeat-ngram.js';
 import { RepetitionPenalty } from './repetition-penalty.js';
 import { sampleToken, samplingOptionsProblem, type SamplingOptions } from './sampling.js';
 
 export interface GenerateOptions extends SamplingOptions {
   /** transformers' repetition_penalty (> 0); absent or 1: none */
   repetitionPenalty?: number;
+  /** transformers' no_repeat_ngram_size: no n-gram of this size twice in the prompt and answer; absent or 0: none */
+  noRepeatNgramSize?: number;
   maxNewTokens: number;
   seed: number;
   /** ids that end generation (not included in the output) */
@@ -58,6 +62,7 @@ export async function generate(
   if (problem) throw new Error(problem);
   const rng = new Prng(options.seed);
   const penalty = new RepetitionPenalty(options.repetitionPenalty ?? 1, promptIds);
+  const ngrams = new NoRepeatNGram(options.noRepeatNgramSize ?? 0, promptIds);
   const stop = new Set(options.stopTokenIds);
   if (options.shouldStop?.()) return { tokens: [], stoppedBy: 'stopped' };
   engine.resetCache(needed);
@@ -67,9 +72,15 @@ export async function generate(
     // NaN logits would sample an arbitrary token (or none): refuse them (the caller explains why).
     if (hasNonFinite(logits)) throw new NonFiniteOutputError(`the model's output (logits) for generated token ${tokens.length + 1}`);
     penalty.apply(logits);
+    ngrams.apply(logits);
+    // every token banned (a small vocabulary, n = 1): transformers would pick a -inf token (greedy) or fail (sampled)
+    if (ngrams.banned().size >= logits.length) {
+      throw new Error(`no repeated ${ngrams.size}-grams (no_repeat_ngram_size ${ngrams.size}) leaves no token for generated token ${tokens.length + 1}: each one would repeat an n-gram of the prompt or the answer; use a larger size, or 0 for none`);
+    }
     const next = sampleToken(logits, options, rng);
     if (stop.has(next)) return { tokens, stoppedBy: 'eos' };
     penalty.add(next);
+    ngrams.add(next);
     tokens.push(next);
     onToken?.(next);
     if (tokens.length >= options.maxNewTokens) return { tokens, stoppedBy: 'length' };

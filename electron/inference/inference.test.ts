@@ -127,23 +127,107 @@ describe('generation', () => {
   });
 
   /**
-   * transformers' greedy search with its RepetitionPenaltyLogitsProcessor, on
-   * the engine's logits of a fresh whole-sequence decode at every step: each
-   * distinct id of the prompt and the answer so far, logit < 0 multiplied by
-   * the penalty, else divided; then argmax. Stops at `stop`.
+   * transformers' greedy search with its RepetitionPenaltyLogitsProcessor and
+   * then its NoRepeatNGramLogitsProcessor (generation/utils.py appends them in
+   * that order), on the engine's logits of a fresh whole-sequence decode at
+   * every step: each distinct id of the prompt and the answer so far, logit
+   * < 0 multiplied by the penalty, else divided; then, with `ngram` ids or
+   * more, every window of `ngram` ids whose first ngram - 1 equal the last
+   * ngram - 1 bans its last id (-inf); then argmax. Stops at `stop`.
    */
-  async function greedyWithPenalty(prompt: number[], penalty: number, count: number, stop: number[] = []): Promise<number[]> {
+  async function greedyWithPenalty(prompt: number[], penalty: number, count: number, stop: number[] = [], ngram = 0): Promise<number[]> {
     const answer: number[] = [];
     while (answer.length < count) {
       session.engine.resetCache(prompt.length + answer.length + 1);
-      const l = Float64Array.from(await session.engine.decode(Int32Array.from([...prompt, ...answer])));
-      for (const id of new Set([...prompt, ...answer])) l[id] = l[id] < 0 ? l[id] * penalty : l[id] / penalty;
+      const ids = [...prompt, ...answer];
+      const l = Float64Array.from(await session.engine.decode(Int32Array.from(ids)));
+      for (const id of new Set(ids)) l[id] = l[id] < 0 ? l[id] * penalty : l[id] / penalty;
+      if (ngram > 0 && ids.length >= ngram) {
+        const suffix = ids.slice(ids.length - ngram + 1);
+        for (let start = 0; start + ngram <= ids.length; start++) {
+          if (suffix.every((id, j) => ids[start + j] === id)) l[ids[start + ngram - 1]] = Number.NEGATIVE_INFINITY;
+        }
+      }
       const next = argmax(l);
       if (stop.includes(next)) break;
       answer.push(next);
     }
     return answer;
   }
+
+  /** Whether some run of `n` ids ending at or after `from` occurred earlier in `ids` (a run the answer repeated). */
+  function repeatsAnNgram(ids: number[], n: number, from = 0): boolean {
+    const seen = new Set<string>();
+    for (let start = 0; start + n <= ids.length; start++) {
+      const key = ids.slice(start, start + n).join(',');
+      if (seen.has(key) && start + n - 1 >= from) return true;
+      seen.add(key);
+    }
+    return false;
+  }
+
+  it('no_repeat_ngram_size bans as transformers does, in greedy decoding too, after the repetition penalty', async () => {
+    const prompt = session.tokenizer.encode('the cat sat on the mat, the cat');
+    const plain = await generate(session.engine, prompt, { ...greedy, maxNewTokens: 24 });
+    // the tiny model repeats itself: a ban has something to do
+    expect(repeatsAnNgram([...prompt, ...plain.tokens], 2, prompt.length)).toBe(true);
+    for (const [n, penalty] of [[2, 1], [3, 1], [1, 1], [2, 1.3]] as const) {
+      const { tokens } = await generate(session.engine, prompt, { ...greedy, repetitionPenalty: penalty, noRepeatNgramSize: n, maxNewTokens: 24 });
+      expect(tokens, `n ${n}, penalty ${penalty}`).toEqual(await greedyWithPenalty(prompt, penalty, 24, [], n));
+      expect(repeatsAnNgram([...prompt, ...tokens], n, prompt.length), `n ${n}: the answer repeats no ${n}-gram`).toBe(false);
+    }
+    const banned = await generate(session.engine, prompt, { ...greedy, noRepeatNgramSize: 2, maxNewTokens: 24 });
+    expect(banned.tokens).not.toEqual(plain.tokens);
+  });
+
+  it('min_p samples among the tokens transformers keeps (after temperature), with the same draws as a float64 reference', async () => {
+    const prompt = session.tokenizer.encode('the cat');
+    for (const o of [{ temperature: 1, topK: 0, topP: 1, minP: 0.5 }, { temperature: 0.5, topK: 50, topP: 0.95, minP: 0.7 }]) {
+      const options = { ...o, seed: 5, stopTokenIds: [] as number[], maxPositions: 512, maxNewTokens: 12 };
+      const { tokens } = await generate(session.engine, prompt, options);
+      // min-p had something to do: without it the same seed draws otherwise
+      expect(tokens, `${JSON.stringify(o)} without min-p`).not.toEqual((await generate(session.engine, prompt, { ...options, minP: 0 })).tokens);
+      // the reference: fresh decode; temperature, top-k, top-p, min-p as transformers' warpers in float64; a draw over ascending ids
+      const rng = new Prng(5);
+      const want: number[] = [];
+      while (want.length < options.maxNewTokens) {
+        session.engine.resetCache(prompt.length + want.length + 1);
+        const l = Float64Array.from(await session.engine.decode(Int32Array.from([...prompt, ...want]))).map((x) => x / o.temperature);
+        const softmax = (s: Float64Array) => {
+          const m = Math.max(...s);
+          const e = s.map((x) => Math.exp(x - m));
+          const sum = e.reduce((a, b) => a + b, 0);
+          return e.map((x) => x / sum);
+        };
+        if (o.topK > 0) {
+          const kth = [...l].sort((a, b) => b - a)[o.topK - 1];
+          for (let i = 0; i < l.length; i++) if (l[i] < kth) l[i] = Number.NEGATIVE_INFINITY;
+        }
+        if (o.topP < 1) {
+          const p = softmax(l);
+          const ascending = [...p.keys()].sort((a, b) => p[a] - p[b] || b - a);
+          let cumulative = 0;
+          for (let r = 0; r < ascending.length - 1; r++) {
+            cumulative += p[ascending[r]];
+            if (cumulative <= 1 - o.topP) l[ascending[r]] = Number.NEGATIVE_INFINITY;
+          }
+        }
+        const p = softmax(l);
+        const top = Math.max(...p);
+        for (let i = 0; i < l.length; i++) if (p[i] < o.minP * top) l[i] = Number.NEGATIVE_INFINITY;
+        const final = softmax(l);
+        let u = rng.nextFloat();
+        let next = -1;
+        for (let i = 0; i < final.length && next < 0; i++) {
+          if (final[i] === 0) continue;
+          u -= final[i];
+          if (u < 0) next = i;
+        }
+        want.push(next);
+      }
+      expect(tokens, JSON.stringify(o)).toEqual(want);
+    }
+  });
 
   it('the repetition penalty changes greedy decoding as transformers applies it (prompt and answer, each id once)', async () => {
     const prompt = session.tokenizer.encode('the cat sat on the mat, the cat');
@@ -155,25 +239,41 @@ describe('generation', () => {
     }
   });
 
-  it("the generate command takes generation_config.json's repetition penalty and says what it ignores", async () => {
-    // the same weights in a folder of its own, its generation_config.json as Qwen2.5-Instruct's (greedy here)
+  it("the generate command takes generation_config.json's repetition penalty and no_repeat_ngram_size, and the flags that replace them", async () => {
+    // the same weights in a folder of its own, its generation_config.json as Qwen2.5-Instruct's (greedy here) with an n-gram ban
     const qwenLike = await tinyModel({ seed: 12, vocab: 300 });
-    writeFileSync(join(qwenLike.dir, 'generation_config.json'), JSON.stringify({ eos_token_id: 1, do_sample: false, repetition_penalty: 2, top_k: 20, top_p: 0.8, no_repeat_ngram_size: 3 }));
+    writeFileSync(join(qwenLike.dir, 'generation_config.json'), JSON.stringify({ eos_token_id: 1, do_sample: false, repetition_penalty: 1.05, top_k: 20, top_p: 0.8, min_p: 0.05, no_repeat_ngram_size: 2 }));
     const prompt = 'the cat sat on the mat, the cat';
-    const expected = await greedyWithPenalty(session.tokenizer.encode(prompt), 2, 16, [1]);
+    const expected = await greedyWithPenalty(session.tokenizer.encode(prompt), 1.05, 16, [1], 2);
+    expect(expected, 'the ban changes this answer').not.toEqual(await greedyWithPenalty(session.tokenizer.encode(prompt), 1.05, 16, [1]));
     const r = await cli(['generate', '--model', qwenLike.dir, '--prompt', prompt, '--max-new-tokens', '16', '--threads', '2']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe(session.tokenizer.decode(expected, { skipSpecialTokens: true }) + '\n');
-    expect(r.stderr).toContain('note: greedy decoding, repetition penalty 2\n');
-    expect(r.stderr).toContain(`note: ${join(qwenLike.dir, 'generation_config.json')}: sets no_repeat_ngram_size 3, which transformers' generate() applies and PEFT Studio does not`);
-    // --repetition-penalty 1 turns it off: the plain greedy answer
-    const off = await cli(['generate', '--model', qwenLike.dir, '--prompt', prompt, '--max-new-tokens', '16', '--repetition-penalty', '1', '--threads', '2']);
+    expect(r.stderr).toContain('note: greedy decoding, repetition penalty 1.05, no repeated 2-grams\n');
+    // both are applied now: no notice names them as ignored
+    expect(r.stderr).not.toContain('PEFT Studio does not');
+    // --no-repeat-ngram-size 0 turns the ban off, --no-repeat-ngram-size 3 makes it another
+    const noBan = await cli(['generate', '--model', qwenLike.dir, '--prompt', prompt, '--max-new-tokens', '16', '--no-repeat-ngram-size', '0', '--threads', '2']);
+    expect(noBan.stdout).toBe(session.tokenizer.decode(await greedyWithPenalty(session.tokenizer.encode(prompt), 1.05, 16, [1]), { skipSpecialTokens: true }) + '\n');
+    const three = await cli(['generate', '--model', qwenLike.dir, '--prompt', prompt, '--max-new-tokens', '16', '--no-repeat-ngram-size', '3', '--threads', '2']);
+    expect(three.stdout).toBe(session.tokenizer.decode(await greedyWithPenalty(session.tokenizer.encode(prompt), 1.05, 16, [1], 3), { skipSpecialTokens: true }) + '\n');
+    // --repetition-penalty 1 and --no-repeat-ngram-size 0 turn both off: the plain greedy answer
+    const off = await cli(['generate', '--model', qwenLike.dir, '--prompt', prompt, '--max-new-tokens', '16', '--repetition-penalty', '1', '--no-repeat-ngram-size', '0', '--threads', '2']);
     const plain = await generate(session.engine, session.tokenizer.encode(prompt), { ...greedy, maxNewTokens: 16, stopTokenIds: [1] });
     expect(off.stdout).toBe(session.tokenizer.decode(plain.tokens, { skipSpecialTokens: true }) + '\n');
     expect(off.stdout).not.toBe(r.stdout);
-    // top-k / top-p at temperature 0 are said to do nothing
+    // top-k / top-p / min-p at temperature 0 are said to do nothing
     const unused = await cli(['generate', '--model', qwenLike.dir, '--prompt', prompt, '--max-new-tokens', '2', '--top-p', '0.5', '--threads', '2']);
-    expect(unused.stderr).toContain('note: greedy decoding, repetition penalty 2 (--top-p applies only when sampling: pass --temperature above 0)\n');
+    expect(unused.stderr).toContain('note: greedy decoding, repetition penalty 1.05, no repeated 2-grams (--top-p applies only when sampling: pass --temperature above 0)\n');
+    const unused2 = await cli(['generate', '--model', qwenLike.dir, '--prompt', prompt, '--max-new-tokens', '2', '--top-k', '5', '--min-p', '0.2', '--threads', '2']);
+    expect(unused2.stderr).toContain('(--top-k and --min-p apply only when sampling: pass --temperature above 0)\n');
+    // sampling: the file's min_p is used and said
+    const sampled = await cli(['generate', '--model', qwenLike.dir, '--prompt', prompt, '--max-new-tokens', '4', '--temperature', '0.9', '--threads', '2']);
+    expect(sampled.stderr).toContain('note: sampling at temperature 0.9, top-k 20, top-p 0.8, min-p 0.05, repetition penalty 1.05, no repeated 2-grams, seed 42\n');
+    // a flag out of range is refused by the flag's name
+    const bad = await cli(['generate', '--model', qwenLike.dir, '--prompt', prompt, '--min-p', '1.5', '--threads', '2']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--min-p/);
   });
 
   it('a bad value in generation_config.json is named with its file and key; the flag that replaces it works', async () => {

@@ -1,11 +1,12 @@
 // THE sampling defaults and how a generation's settings are resolved, for
 // `peft-studio generate` and the Try page alike: what the user gave, else the
 // model's generation_config.json, else transformers' GenerationConfig
-// defaults (greedy; top-k 50, top-p 1, repetition penalty 1 once sampling).
+// defaults (greedy, no repetition penalty, no n-gram ban; top-k 50, top-p 1,
+// no min-p once sampling).
 // Plain TypeScript (no Node imports): the renderer shows these words too.
 import type { SettingLimit } from '../training/settings.js';
 
-export type SamplingKey = 'temperature' | 'topK' | 'topP' | 'repetitionPenalty';
+export type SamplingKey = 'temperature' | 'topK' | 'topP' | 'minP' | 'repetitionPenalty' | 'noRepeatNgramSize';
 
 /** Everything that decides which tokens a generation picks. */
 export interface SamplingSettings {
@@ -15,8 +16,12 @@ export interface SamplingSettings {
   topK: number;
   /** 1: off */
   topP: number;
+  /** 0: off */
+  minP: number;
   /** 1: off */
   repetitionPenalty: number;
+  /** 0: off */
+  noRepeatNgramSize: number;
   seed: number;
 }
 
@@ -28,30 +33,49 @@ export interface SamplingDefaults {
   temperature: number;
   topK: number;
   topP: number;
+  minP: number;
   repetitionPenalty: number;
+  noRepeatNgramSize: number;
   /** keys whose value cannot be used, with why ("top_p 1.5 must be a number >= 0 and <= 1") */
   invalid: Partial<Record<SamplingKey, string>>;
+  /** the settings whose value is the file's own (temperature: the file says do_sample); the others are transformers' defaults */
+  fromFile: SamplingKey[];
 }
 
 /** The seed when none is given (the CLI's --seed and the Try page's field start here). */
 export const DEFAULT_SEED = 42;
 
-/** transformers' GenerationConfig defaults for a model without generation_config.json: do_sample False, top_k 50, top_p 1.0, repetition_penalty 1.0. */
-export const TRANSFORMERS_DEFAULTS: Readonly<Record<SamplingKey, number>> = { temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1 };
+/**
+ * transformers' GenerationConfig defaults for a model without
+ * generation_config.json: do_sample False, top_k 50, top_p 1.0, min_p None,
+ * repetition_penalty 1.0, no_repeat_ngram_size 0 (None and 0 add no processor).
+ */
+export const TRANSFORMERS_DEFAULTS: Readonly<Record<SamplingKey, number>> = { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0 };
+
+/** The settings that only choose among sampled tokens (greedy decoding ignores them); the others act in greedy decoding too. */
+export const SAMPLED_ONLY: readonly SamplingKey[] = ['topK', 'topP', 'minP'];
 
 /** The values each setting takes (transformers' own checks; temperature 0 is our greedy). */
 export const SAMPLING_LIMITS = {
   temperature: { kind: 'number', min: 0 },
   topK: { kind: 'int', min: 0 },
   topP: { kind: 'number', min: 0, max: 1 },
+  // MinPLogitsWarper: "min_p has to be a float in the [0, 1] interval"
+  minP: { kind: 'number', min: 0, max: 1 },
   repetitionPenalty: { kind: 'number', above: 0 },
+  // NoRepeatNGramLogitsProcessor takes a positive int; 0 is GenerationConfig's "no processor"
+  noRepeatNgramSize: { kind: 'int', min: 0 },
 } as const satisfies Record<SamplingKey, SettingLimit>;
 
 /** generation_config.json's name for each setting. */
-export const FILE_KEYS: Readonly<Record<SamplingKey, string>> = { temperature: 'temperature', topK: 'top_k', topP: 'top_p', repetitionPenalty: 'repetition_penalty' };
+export const FILE_KEYS: Readonly<Record<SamplingKey, string>> = {
+  temperature: 'temperature', topK: 'top_k', topP: 'top_p', minP: 'min_p', repetitionPenalty: 'repetition_penalty', noRepeatNgramSize: 'no_repeat_ngram_size',
+};
 
 /** The Try page's name for each setting (its fields, and messages that point at them). */
-export const SAMPLING_LABELS: Readonly<Record<SamplingKey, string>> = { temperature: 'Temperature', topK: 'Top-k', topP: 'Top-p', repetitionPenalty: 'Repetition penalty' };
+export const SAMPLING_LABELS: Readonly<Record<SamplingKey, string>> = {
+  temperature: 'Temperature', topK: 'Top-k', topP: 'Top-p', minP: 'Min-p', repetitionPenalty: 'Repetition penalty', noRepeatNgramSize: 'No-repeat n-gram size',
+};
 
 /** "a number >= 0 and <= 1" */
 export function limitWords(limit: SettingLimit): string {
@@ -81,8 +105,8 @@ export class SamplingDefaultError extends Error {
 /**
  * The settings a generation uses: each one given, else the file's, else
  * transformers' default. A file value that is wrong is an error only when it
- * would be used (top-k and top-p only when sampling); `override` says how to
- * give the setting instead ("pass --top-p").
+ * would be used (top-k, top-p and min-p only when sampling); `override` says
+ * how to give the setting instead ("pass --top-p").
  */
 export function resolveSampling(defaults: SamplingDefaults | null, given: Partial<SamplingSettings>, override: (key: SamplingKey) => string): SamplingSettings {
   const pick = (key: SamplingKey, used: boolean): number => {
@@ -96,12 +120,40 @@ export function resolveSampling(defaults: SamplingDefaults | null, given: Partia
   };
   const temperature = pick('temperature', true);
   const sampled = temperature > 0;
-  return { temperature, topK: pick('topK', sampled), topP: pick('topP', sampled), repetitionPenalty: pick('repetitionPenalty', true), seed: given.seed ?? DEFAULT_SEED };
+  const used = (key: SamplingKey) => !SAMPLED_ONLY.includes(key) || sampled;
+  return {
+    temperature, topK: pick('topK', used('topK')), topP: pick('topP', used('topP')), minP: pick('minP', used('minP')),
+    repetitionPenalty: pick('repetitionPenalty', true), noRepeatNgramSize: pick('noRepeatNgramSize', true), seed: given.seed ?? DEFAULT_SEED,
+  };
 }
 
-/** "greedy decoding", "greedy decoding, repetition penalty 1.05", "sampling at temperature 0.7, top-k 20, top-p 0.8, repetition penalty 1.05, seed 42" */
+/**
+ * What a model generates with when nothing is given (`peft-studio generate`
+ * without flags; the Try page's fields start here): the file's values, a
+ * value it holds that cannot be used replaced by transformers' default
+ * (`defaults.invalid` says which, for the caller to name).
+ */
+export function modelSampling(defaults: SamplingDefaults | null): SamplingSettings {
+  const value = (key: SamplingKey) => (defaults !== null && defaults.invalid[key] === undefined ? defaults[key] : TRANSFORMERS_DEFAULTS[key]);
+  return {
+    temperature: value('temperature'), topK: value('topK'), topP: value('topP'), minP: value('minP'),
+    repetitionPenalty: value('repetitionPenalty'), noRepeatNgramSize: value('noRepeatNgramSize'), seed: DEFAULT_SEED,
+  };
+}
+
+/**
+ * "greedy decoding", "greedy decoding, repetition penalty 1.05, no repeated 3-grams",
+ * "sampling at temperature 0.7, top-k 20, top-p 0.8, min-p 0.05, repetition penalty 1.05, seed 42"
+ * (min-p and the n-gram ban are named only when on: transformers leaves them off unless asked).
+ */
 export function samplingWords(s: SamplingSettings): string {
-  const penalty = s.repetitionPenalty === 1 ? [] : [`repetition penalty ${s.repetitionPenalty}`];
-  if (s.temperature === 0) return ['greedy decoding', ...penalty].join(', ');
-  return [`sampling at temperature ${s.temperature}`, s.topK === 0 ? 'no top-k' : `top-k ${s.topK}`, s.topP === 1 ? 'no top-p' : `top-p ${s.topP}`, ...penalty, `seed ${s.seed}`].join(', ');
+  const always = [
+    ...(s.repetitionPenalty === 1 ? [] : [`repetition penalty ${s.repetitionPenalty}`]),
+    ...(s.noRepeatNgramSize === 0 ? [] : [`no repeated ${s.noRepeatNgramSize}-grams`]),
+  ];
+  if (s.temperature === 0) return ['greedy decoding', ...always].join(', ');
+  return [
+    `sampling at temperature ${s.temperature}`, s.topK === 0 ? 'no top-k' : `top-k ${s.topK}`, s.topP === 1 ? 'no top-p' : `top-p ${s.topP}`,
+    ...(s.minP === 0 ? [] : [`min-p ${s.minP}`]), ...always, `seed ${s.seed}`,
+  ].join(', ');
 }

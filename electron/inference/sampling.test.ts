@@ -1,15 +1,16 @@
 // Token choice against a plain float64 reading of transformers' warpers
-// (TemperatureLogitsWarper -> TopKLogitsWarper -> TopPLogitsWarper, then
-// softmax: generation/logits_process.py), written here with full sorts, so
-// the partial selections in partial-select.ts are checked against the
-// obvious algorithm on the same logits.
+// (TemperatureLogitsWarper -> TopKLogitsWarper -> TopPLogitsWarper ->
+// MinPLogitsWarper, then softmax: generation/logits_process.py, in the order
+// generation/utils.py _get_logits_processor appends them), written here with
+// full sorts, so the partial selections in partial-select.ts are checked
+// against the obvious algorithm on the same logits.
 import { describe, expect, it } from 'vitest';
 import { Prng } from '../random/prng.js';
 import { kthLargest, nucleusOf } from './partial-select.js';
 import { argmax, candidates, sampleToken, type SamplingOptions } from './sampling.js';
 
 /** transformers' warpers in float64 with full sorts: the probability of every token left (by id). */
-function transformersWarpers(logits: ArrayLike<number>, o: { temperature: number; topK: number; topP: number }): Map<number, number> {
+function transformersWarpers(logits: ArrayLike<number>, o: { temperature: number; topK: number; topP: number; minP?: number }): Map<number, number> {
   const v = logits.length;
   const scores = Float64Array.from(logits, (l) => l / o.temperature);
   if (o.topK > 0) {
@@ -33,6 +34,13 @@ function transformersWarpers(logits: ArrayLike<number>, o: { temperature: number
       if (cumulative <= 1 - o.topP) scores[ascending[r]] = -Infinity;
     }
   }
+  if (o.minP !== undefined) {
+    // MinPLogitsWarper: probs = softmax(scores); remove probs < min_p * probs.amax(); keep the top min_tokens_to_keep (1)
+    const p = softmax(scores);
+    const top = Math.max(...p);
+    const best = p.indexOf(top);
+    for (let i = 0; i < v; i++) if (p[i] < o.minP * top && i !== best) scores[i] = -Infinity;
+  }
   const final = softmax(scores);
   const kept = new Map<number, number>();
   for (let i = 0; i < v; i++) if (final[i] > 0) kept.set(i, final[i]);
@@ -48,7 +56,7 @@ function zipfLogits(v: number, seed: number, ties = false): Float32Array {
   return logits;
 }
 
-function expectCandidatesMatch(logits: Float32Array, o: { temperature: number; topK: number; topP: number }, label: string): void {
+function expectCandidatesMatch(logits: Float32Array, o: { temperature: number; topK: number; topP: number; minP?: number }, label: string): void {
   const got = candidates(logits, o);
   const want = transformersWarpers(logits, o);
   expect([...got.ids], `${label}: the tokens kept`).toEqual([...want.keys()].sort((a, b) => a - b));
@@ -90,6 +98,26 @@ describe('sampling', () => {
         }
       }
     }
+  });
+
+  it("then keeps the tokens transformers' min-p keeps: at least min_p times the most likely one's probability, after temperature, top-k and top-p", () => {
+    for (const [v, seed] of [[50, 11], [1000, 12], [5000, 13]] as const) {
+      const l = zipfLogits(v, seed);
+      for (const o of [
+        { temperature: 1, topK: 0, topP: 1, minP: 0.05 }, // min-p alone, over the whole vocabulary
+        { temperature: 0.7, topK: 0, topP: 1, minP: 0.1 }, // a lower temperature sharpens, so min-p cuts more
+        { temperature: 1.5, topK: 0, topP: 1, minP: 0.1 }, // and a higher one less: it acts after the temperature
+        { temperature: 1, topK: 50, topP: 0.9, minP: 0.2 }, // after top-k and top-p
+        { temperature: 0.9, topK: 20, topP: 1, minP: 1 }, // 1: only the most likely (and any tied with it)
+        { temperature: 1, topK: 0, topP: 1, minP: 0 }, // 0: nothing removed
+      ]) {
+        expectCandidatesMatch(l, o, `V=${v} ${JSON.stringify(o)}`);
+      }
+    }
+    // its cut moves with the temperature: at T=1 p(1)/p(2) = 1/e keeps token 1 at min-p 0.3, at T=0.5 (1/e² = 0.135) it does not
+    const l = [0, 1, 2];
+    expect([...candidates(l, { temperature: 1, topP: 1, minP: 0.3 }).ids]).toEqual([1, 2]);
+    expect([...candidates(l, { temperature: 0.5, topP: 1, minP: 0.3 }).ids]).toEqual([2]);
   });
 
   it('keeps every token tied with the k-th, as transformers does', () => {
@@ -174,5 +202,6 @@ describe('sampling', () => {
     expect(() => sampleToken(logits, { temperature: 1, topP: 1.5 }, new Prng(1))).toThrow(/top-p must be in \[0, 1\], got 1.5/);
     expect(() => sampleToken(logits, { temperature: 1, topP: 1, topK: 2.5 }, new Prng(1))).toThrow(/top-k must be a whole number >= 0 \(0: off\), got 2.5/);
     expect(() => sampleToken(logits, { temperature: 1, topP: 1, topK: -1 }, new Prng(1))).toThrow(/top-k/);
+    for (const minP of [-0.1, 1.5, Number.NaN]) expect(() => sampleToken(logits, { temperature: 1, topP: 1, minP }, new Prng(1))).toThrow(`min-p must be in [0, 1] (0: off), got ${minP}`);
   });
 });

@@ -1,8 +1,9 @@
-// Next-token choice from logits, with transformers' warpers in its order:
-// temperature, then top-k, then top-p (nucleus), then a draw from what is
-// left, renormalized. Temperature 0 means greedy argmax (no draw). The
-// repetition penalty comes before all of this (repetition-penalty.ts), in
-// greedy decoding too.
+// Next-token choice from logits, with transformers' warpers in its order
+// (GenerationMixin._get_logits_processor): temperature, then top-k, then
+// top-p (nucleus), then min-p, then a draw from what is left, renormalized.
+// Temperature 0 means greedy argmax (no draw). The repetition penalty and
+// the n-gram ban come before all of this (repetition-penalty.ts,
+// no-repeat-ngram.ts), in greedy decoding too.
 //
 // Nothing here sorts the vocabulary: top-k's cut is the k-th largest logit
 // (a heap pass), the nucleus a selection by mass (partial-select.ts); only the
@@ -17,6 +18,8 @@ export interface SamplingOptions {
   topK?: number;
   /** then keep the smallest set of most likely tokens whose probability reaches topP; 1 = all */
   topP: number;
+  /** then drop the tokens less likely than minP times the most likely one (after temperature); 0 or absent = none */
+  minP?: number;
 }
 
 /** Index of the largest logit (the first one on ties, as torch.argmax). */
@@ -38,12 +41,14 @@ export function samplingOptionsProblem(options: SamplingOptions): string | null 
   if (!(options.topP >= 0 && options.topP <= 1)) return `top-p must be in [0, 1], got ${options.topP}`;
   const topK = options.topK ?? 0;
   if (!Number.isSafeInteger(topK) || topK < 0) return `top-k must be a whole number >= 0 (0: off), got ${topK}`;
+  const minP = options.minP ?? 0;
+  if (!(minP >= 0 && minP <= 1)) return `min-p must be in [0, 1] (0: off), got ${minP}`;
   return null;
 }
 
 /**
  * The tokens a sampled draw may pick and their probabilities, after
- * temperature, top-k and top-p, as transformers' warpers leave them
+ * temperature, top-k, top-p and min-p, as transformers' warpers leave them
  * (temperature > 0).
  */
 export function candidates(logits: ArrayLike<number>, options: SamplingOptions): Candidates {
@@ -64,14 +69,39 @@ export function candidates(logits: ArrayLike<number>, options: SamplingOptions):
     sum += probs[j];
   }
   for (let j = 0; j < probs.length; j++) probs[j] /= sum;
-  if (options.topP >= 1) return { ids, probs };
+  const nucleus = options.topP >= 1 ? { ids, probs } : nucleusCandidates({ ids, probs }, options.topP);
+  return (options.minP ?? 0) > 0 ? minPCandidates(nucleus, options.minP!) : nucleus;
+}
+
+/** Top-p's nucleus of `c`, renormalized (ascending ids). */
+function nucleusCandidates(c: Candidates, topP: number): Candidates {
   // by position in ids: the lower position is the lower id, so ties break as the ids would
-  const nucleus = nucleusOf(identity(ids.length), probs, options.topP).slice().sort();
-  const kept = { ids: new Int32Array(nucleus.length), probs: new Float64Array(nucleus.length) };
+  const nucleus = nucleusOf(identity(c.ids.length), c.probs, topP).slice().sort();
+  return renormalized(c, nucleus);
+}
+
+/**
+ * transformers' MinPLogitsWarper on what top-p left: a token stays when its
+ * probability is at least minP times the largest one's. Renormalizing does
+ * not change that ratio, so it is read on `c` as it is. The most likely token
+ * always stays (min_tokens_to_keep 1; minP <= 1).
+ */
+function minPCandidates(c: Candidates, minP: number): Candidates {
+  let top = 0;
+  for (let j = 0; j < c.probs.length; j++) if (c.probs[j] > top) top = c.probs[j];
+  const floor = minP * top;
+  const kept: number[] = [];
+  for (let j = 0; j < c.probs.length; j++) if (c.probs[j] >= floor) kept.push(j);
+  return kept.length === c.ids.length ? c : renormalized(c, kept);
+}
+
+/** The candidates at `positions` (ascending) of `c`, their probabilities summing to 1 again. */
+function renormalized(c: Candidates, positions: ArrayLike<number>): Candidates {
+  const kept = { ids: new Int32Array(positions.length), probs: new Float64Array(positions.length) };
   let keptSum = 0;
-  for (let j = 0; j < nucleus.length; j++) {
-    kept.ids[j] = ids[nucleus[j]];
-    kept.probs[j] = probs[nucleus[j]];
+  for (let j = 0; j < positions.length; j++) {
+    kept.ids[j] = c.ids[positions[j]];
+    kept.probs[j] = c.probs[positions[j]];
     keptSum += kept.probs[j];
   }
   for (let j = 0; j < kept.probs.length; j++) kept.probs[j] /= keptSum;

@@ -55,11 +55,27 @@ describe('readGenerationConfig', () => {
     expect((await readGenerationConfig(await folderWith('{"temperature": -1}')))?.invalid).toEqual({});
   });
 
+  it('reads min_p and no_repeat_ngram_size (None and 0: off), keeps a bad one with why, and says which settings the file gives', async () => {
+    const read = async (text: string) => readGenerationConfig(await folderWith(text));
+    const qwen3 = await read('{"do_sample": true, "temperature": 0.6, "top_k": 20, "top_p": 0.95, "min_p": 0.05, "no_repeat_ngram_size": 3}');
+    expect({ minP: qwen3?.minP, noRepeatNgramSize: qwen3?.noRepeatNgramSize, invalid: qwen3?.invalid }).toEqual({ minP: 0.05, noRepeatNgramSize: 3, invalid: {} });
+    expect(qwen3?.fromFile).toEqual(['temperature', 'topK', 'topP', 'minP', 'noRepeatNgramSize']);
+    const absent = await read('{"eos_token_id": 2}');
+    expect({ minP: absent?.minP, noRepeatNgramSize: absent?.noRepeatNgramSize, fromFile: absent?.fromFile }).toEqual({ minP: 0, noRepeatNgramSize: 0, fromFile: [] });
+    const none = await read('{"min_p": null, "no_repeat_ngram_size": 0, "do_sample": false}');
+    expect({ minP: none?.minP, noRepeatNgramSize: none?.noRepeatNgramSize, fromFile: none?.fromFile }).toEqual({ minP: 0, noRepeatNgramSize: 0, fromFile: ['temperature', 'minP', 'noRepeatNgramSize'] });
+    const bad = await read('{"min_p": 1.5, "no_repeat_ngram_size": 2.5, "top_p": 0.9}');
+    expect(bad?.invalid).toEqual({ minP: 'min_p 1.5 must be a number >= 0 and <= 1', noRepeatNgramSize: 'no_repeat_ngram_size 2.5 must be a whole number >= 0' });
+    expect({ minP: bad?.minP, noRepeatNgramSize: bad?.noRepeatNgramSize, fromFile: bad?.fromFile }).toEqual({ minP: 0, noRepeatNgramSize: 0, fromFile: ['topP'] });
+  });
+
   it('lists the keys transformers applies and generation does not, only when set to something that acts', async () => {
-    const dir = await folderWith('{"no_repeat_ngram_size": 3, "min_p": 0.05, "typical_p": 1.0, "num_beams": 1, "suppress_tokens": [], "min_new_tokens": 2, "bad_words_ids": null, "guidance_scale": 1}');
+    const dir = await folderWith('{"no_repeat_ngram_size": 3, "min_p": 0.05, "typical_p": 0.9, "num_beams": 1, "suppress_tokens": [], "min_new_tokens": 2, "bad_words_ids": null, "guidance_scale": 1}');
     const c = await readGenerationConfig(dir);
-    expect(c?.ignored).toEqual(['no_repeat_ngram_size 3', 'min_p 0.05', 'min_new_tokens 2']);
-    expect(ignoredKeysNotice(c)).toBe(`${join(dir, 'generation_config.json')}: sets no_repeat_ngram_size 3, min_p 0.05, min_new_tokens 2, which transformers' generate() applies and PEFT Studio does not, so its answers can differ from model.generate()'s`);
+    // min_p and no_repeat_ngram_size are applied now: not listed
+    expect(c?.ignored).toEqual(['typical_p 0.9', 'min_new_tokens 2']);
+    expect(ignoredKeysNotice(c)).toBe(`${join(dir, 'generation_config.json')}: sets typical_p 0.9, min_new_tokens 2, which transformers' generate() applies and PEFT Studio does not, so its answers can differ from model.generate()'s`);
+    expect(ignoredKeysNotice(await readGenerationConfig(await folderWith('{"no_repeat_ngram_size": 3, "min_p": 0.05}')))).toBeNull();
     expect(ignoredKeysNotice(await readGenerationConfig(await folderWith('{"num_beams": 1, "typical_p": 1}')))).toBeNull();
     expect(ignoredKeysNotice(null)).toBeNull();
   });

@@ -1,8 +1,9 @@
 // generation_config.json: the generation settings a model folder ships with.
 // What generation uses is read, with transformers' fallbacks: the stop
 // tokens and the sampling defaults (temperature only with do_sample: true;
-// top_k, top_p and repetition_penalty as transformers' GenerationConfig
-// takes them). A value transformers would refuse is kept with why, so the
+// top_k, top_p, min_p, repetition_penalty and no_repeat_ngram_size as
+// transformers' GenerationConfig takes them), and which of them the file
+// gives. A value transformers would refuse is kept with why, so the
 // generation that would use it names the file and the key. Keys transformers
 // applies and we do not are listed, for a notice. The file is optional, and
 // an unreadable one counts as absent (generation still works from
@@ -26,8 +27,6 @@ export interface GenerationConfig extends SamplingDefaults {
  * search, stop strings), and whether a value is their no-op default.
  */
 const UNAPPLIED: Record<string, (v: unknown) => boolean> = {
-  no_repeat_ngram_size: (v) => typeof v === 'number' && v > 0,
-  min_p: (v) => typeof v === 'number' && v > 0,
   typical_p: (v) => typeof v === 'number' && v < 1,
   epsilon_cutoff: (v) => typeof v === 'number' && v > 0 && v < 1,
   eta_cutoff: (v) => typeof v === 'number' && v > 0 && v < 1,
@@ -59,27 +58,36 @@ export async function readGenerationConfig(dir: string): Promise<GenerationConfi
   const o = g as Record<string, unknown>;
   const eos = o.eos_token_id;
   const invalid: Partial<Record<SamplingKey, string>> = {};
+  const fromFile: SamplingKey[] = [];
   /** The file's value of a setting: absent is transformers' default, null is "off" (transformers adds no warper for None). */
   const value = (key: SamplingKey, absent: number, off: number): number => {
     const v = o[FILE_KEYS[key]];
     if (v === undefined) return absent;
-    if (v === null) return off;
-    if (withinLimit(v, SAMPLING_LIMITS[key])) return v;
-    invalid[key] = `${FILE_KEYS[key]} ${JSON.stringify(v)} must be ${limitWords(SAMPLING_LIMITS[key])}`;
-    return absent;
+    if (v !== null && !withinLimit(v, SAMPLING_LIMITS[key])) {
+      invalid[key] = `${FILE_KEYS[key]} ${JSON.stringify(v)} must be ${limitWords(SAMPLING_LIMITS[key])}`;
+      return absent;
+    }
+    fromFile.push(key);
+    return v === null ? off : v;
   };
+  // whether to sample is the file's word when it says do_sample (its temperature then, default 1)
+  const temperature = o.do_sample === true ? value('temperature', 1, 1) : 0;
+  if (typeof o.do_sample === 'boolean' && !fromFile.includes('temperature') && invalid.temperature === undefined) fromFile.unshift('temperature');
   const unapplied = Object.keys(UNAPPLIED).filter((key) => o[key] !== undefined && UNAPPLIED[key](o[key]));
   return {
     file,
     eosTokenIds: Number.isInteger(eos) ? [eos as number]
       : Array.isArray(eos) && eos.length > 0 && eos.every((x) => Number.isInteger(x)) ? (eos as number[]) : null,
     // transformers samples only with do_sample true (its temperature, default 1); greedy otherwise
-    temperature: o.do_sample === true ? value('temperature', 1, 1) : 0,
-    // top-k and top-p apply whenever generation samples (do_sample, or a temperature given); the penalty always
+    temperature,
+    // top-k, top-p and min-p apply whenever generation samples (do_sample, or a temperature given); the penalty and the n-gram ban always
     topK: value('topK', TRANSFORMERS_DEFAULTS.topK, 0),
     topP: value('topP', 1, 1),
+    minP: value('minP', 0, 0),
     repetitionPenalty: value('repetitionPenalty', 1, 1),
+    noRepeatNgramSize: value('noRepeatNgramSize', 0, 0),
     invalid,
+    fromFile,
     ignored: unapplied.map((key) => `${key} ${JSON.stringify(o[key])}`),
   };
 }

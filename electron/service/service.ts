@@ -23,6 +23,7 @@ import { inAppEntry } from './app-wording.js';
 import { errorBody, invalid } from './errors.js';
 import { exportWithLog } from './export.js';
 import { Generator, REQUEST_ID } from './generate.js';
+import { generationDefaults } from '../inference/generation-defaults.js';
 import { PLAIN_TAKES_NO_SYSTEM, PROMPT_FORMATS } from '../inference/prompt-format.js';
 import { SAMPLING_LIMITS, type SamplingKey } from '../inference/sampling-settings.js';
 import { hyperparameterSpecs } from './hyperparameters.js';
@@ -184,6 +185,8 @@ export function createStudioService(options: StudioServiceOptions): StudioServic
         ...(requestId !== undefined ? { requestId } : {}),
       }, requestId === undefined ? undefined : (text, tokens) => emit({ type: 'generateProgress', requestId, text, tokens }));
     },
+    // the Try page's fields start from these (reads generation_config.json only)
+    generationDefaults: async (request) => generationDefaults(path(Fields.of(request), 'model')),
     stopGenerate: async (request) => ({ stopped: generator.stop(requestIdOf(Fields.of(request), true)!) }),
   };
 

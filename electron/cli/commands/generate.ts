@@ -13,7 +13,7 @@ import { stopSignalAction } from '../stop-signal.js';
 import { explainNonFiniteOutput, NonFiniteOutputError } from '../../inference/non-finite-output.js';
 import { ignoredKeysNotice, readGenerationConfig } from '../../models/generation-config.js';
 import { positionLimitProblem } from '../../inference/position-limit.js';
-import { DEFAULT_SEED, resolveSampling, SAMPLING_LIMITS, samplingWords, type SamplingKey } from '../../inference/sampling-settings.js';
+import { DEFAULT_SEED, resolveSampling, SAMPLED_ONLY, SAMPLING_LIMITS, samplingWords, type SamplingKey } from '../../inference/sampling-settings.js';
 import { openSession, stopTokenIds, virtualTokensOf } from '../../session.js';
 import { layOutPrompt, PLAIN_TAKES_NO_SYSTEM, PROMPT_FORMATS, PromptFormatError, type PromptFormat } from '../../inference/prompt-format.js';
 import { trainedPromptFormat } from '../../inference/trained-prompt-format.js';
@@ -33,7 +33,9 @@ export const generateSpec: CommandSpec = {
     { name: 'temperature', ...SAMPLING_LIMITS.temperature, help: 'sampling temperature; 0 = greedy', defaultText: "generation_config.json's when its do_sample is true, else 0" },
     { name: 'top-k', ...SAMPLING_LIMITS.topK, help: 'when sampling, keep only the k most likely tokens; 0 = off', defaultText: "generation_config.json's top_k, else 50 (transformers' default)" },
     { name: 'top-p', ...SAMPLING_LIMITS.topP, help: 'when sampling, then keep the most likely tokens until their probability reaches this (nucleus); 1 = off', defaultText: "generation_config.json's top_p, else 1" },
+    { name: 'min-p', ...SAMPLING_LIMITS.minP, help: "when sampling, then drop the tokens less likely than this times the most likely one (transformers' min_p, after the temperature); 0 = off", defaultText: "generation_config.json's min_p, else 0" },
     { name: 'repetition-penalty', ...SAMPLING_LIMITS.repetitionPenalty, help: "transformers' repetition_penalty: every token already in the prompt or the answer is made less likely (a positive logit divided by it, a negative one multiplied), greedy or sampled; 1 = off", defaultText: "generation_config.json's repetition_penalty, else 1" },
+    { name: 'no-repeat-ngram-size', ...SAMPLING_LIMITS.noRepeatNgramSize, valueName: 'N', help: "transformers' no_repeat_ngram_size: no N tokens in a row may occur twice in the prompt and the answer (the token that would repeat them is never chosen), greedy or sampled; 0 = off", defaultText: "generation_config.json's no_repeat_ngram_size, else 0" },
     { name: 'seed', kind: 'int', min: 0, help: "sampling seed: the same seed, settings, device and precision give the same answer (PEFT Studio's own random stream, not torch's)", defaultText: String(DEFAULT_SEED) },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
     DEVICE_FLAG,
@@ -41,7 +43,7 @@ export const generateSpec: CommandSpec = {
     ...QUANT_FLAGS,
   ],
   notes: [
-    "Tokens are chosen as transformers' generate() chooses them: the repetition penalty, then greedy (temperature 0) or temperature, top-k, top-p and a draw. Unset settings come from the model's generation_config.json, else transformers' defaults; the settings used are printed to stderr.",
+    "Tokens are chosen as transformers' generate() chooses them: the repetition penalty and the n-gram ban, then greedy (temperature 0) or temperature, top-k, top-p, min-p and a draw. Unset settings come from the model's generation_config.json, else transformers' defaults; the settings used are printed to stderr.",
     "Generation stops at an end-of-sequence token (generation_config.json / config.json), at the token the chat template ends an assistant turn with (chat layouts), or after --max-new-tokens.",
     'An adapter answers best when prompted as its training rows were laid out: auto reads that from its run (chat rows: chat; alpaca rows: alpaca; completion and text rows: plain) and says which it used.',
     'The answer is printed as it is generated; Ctrl-C ends it where it is (a second Ctrl-C quits at once).',
@@ -50,8 +52,15 @@ export const generateSpec: CommandSpec = {
 
 const DEFAULT_MAX_NEW_TOKENS = 128;
 
+/** "a", "a and b", "a, b and c" */
+function wordList(items: readonly string[]): string {
+  return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
+}
+
 /** The flag of each sampling setting, for a message that says how to give it. */
-const SAMPLING_FLAGS: Record<SamplingKey, string> = { temperature: '--temperature', topK: '--top-k', topP: '--top-p', repetitionPenalty: '--repetition-penalty' };
+const SAMPLING_FLAGS: Record<SamplingKey, string> = {
+  temperature: '--temperature', topK: '--top-k', topP: '--top-p', minP: '--min-p', repetitionPenalty: '--repetition-penalty', noRepeatNgramSize: '--no-repeat-ngram-size',
+};
 
 export const generateCommand: Command = {
   spec: generateSpec,
@@ -77,7 +86,9 @@ export const generateCommand: Command = {
         temperature: args.number('temperature'),
         topK: args.number('top-k'),
         topP: args.number('top-p'),
+        minP: args.number('min-p'),
         repetitionPenalty: args.number('repetition-penalty'),
+        noRepeatNgramSize: args.number('no-repeat-ngram-size'),
         seed: args.number('seed'),
       }, (key) => `pass ${SAMPLING_FLAGS[key]}`);
       const ignored = ignoredKeysNotice(fileConfig);
@@ -100,8 +111,8 @@ export const generateCommand: Command = {
       const maxNewTokens = given ?? Math.max(1, Math.min(DEFAULT_MAX_NEW_TOKENS, room));
       const limit = positionLimitProblem(promptIds.length, maxNewTokens, positions, given === undefined ? null : '--max-new-tokens');
       if (limit) throw new Error(limit.message);
-      const unused = sampling.temperature === 0 ? (['top-k', 'top-p'] as const).filter((flag) => args.number(flag) !== undefined) : [];
-      const unusedWords = unused.length === 0 ? '' : ` (${unused.map((f) => `--${f}`).join(' and ')} ${unused.length === 1 ? 'applies' : 'apply'} only when sampling: pass --temperature above 0)`;
+      const unused = sampling.temperature === 0 ? SAMPLED_ONLY.map((key) => SAMPLING_FLAGS[key]).filter((flag) => args.number(flag.slice(2)) !== undefined) : [];
+      const unusedWords = unused.length === 0 ? '' : ` (${wordList(unused)} ${unused.length === 1 ? 'applies' : 'apply'} only when sampling: pass --temperature above 0)`;
       io.stderr(`note: ${samplingWords(sampling)}${unusedWords}\n`);
       // The answer is printed as it comes; Ctrl-C ends it at the next token (a second one, at once).
       const stream = new TextStream(answerDecoder(session.tokenizer));

@@ -118,13 +118,21 @@ describe('Try on a full fine-tuning run', () => {
     const base = await api.call('generate', { ...settings, model: harness.demo.model, adapter: null });
     expect(byId(root, 'base-output')?.textContent).toBe(base.text);
     expect(byId(root, 'try-checkpoint')).toBeNull();
-    // the sampling fields start empty (the model's own: the demo's generation_config.json samples not) and each answer says what it used
-    expect((byId(root, 'try-temperature') as HTMLInputElement).value).toBe('');
-    expect((byId(root, 'try-seed') as HTMLInputElement).value).toBe('42');
+    // the sampling fields start from the model's own settings, as `peft-studio generate` takes them (the demo's
+    // generation_config.json sets none: transformers' defaults, greedy), saying so; each answer says what it used
+    await until("the model's settings read", () => text(root, 'try-sampling-source') !== '');
+    expect(text(root, 'try-sampling-source')).toBe("Filled in with transformers' defaults: the model's generation_config.json sets none of these.");
+    const valueOf = (id: string) => (byId(root, id) as HTMLInputElement).value;
+    expect(['try-temperature', 'try-top-k', 'try-top-p', 'try-min-p', 'try-repetition-penalty', 'try-no-repeat-ngram-size'].map(valueOf)).toEqual(['0', '50', '1', '0', '1', '0']);
+    expect(text(root, 'try-temperature-origin')).toBe('(default)');
+    expect(valueOf('try-seed')).toBe('42');
+    expect(byId(root, 'try-sampling-reset')).toBeNull(); // nothing changed yet
     // any value the service takes can be typed (a step of 0.05 made the browser refuse 0.92 or 1.03 and send
     // nothing, saying only "nearest valid values"); the page checks the fields itself (novalidate)
     expect((root.querySelector('form.try') as HTMLFormElement).noValidate).toBe(true);
-    for (const id of ['try-temperature', 'try-top-p', 'try-repetition-penalty']) expect((byId(root, id) as HTMLInputElement).step, id).toBe('any');
+    for (const id of ['try-temperature', 'try-top-p', 'try-min-p', 'try-repetition-penalty']) expect((byId(root, id) as HTMLInputElement).step, id).toBe('any');
+    expect((byId(root, 'try-no-repeat-ngram-size') as HTMLInputElement).step).toBe('1');
+    expect((byId(root, 'try-min-p') as HTMLInputElement).max).toBe('1');
     expect((byId(root, 'try-repetition-penalty') as HTMLInputElement).min).toBe('');  // > 0, said by the page
     for (const side of ['base', 'adapter']) expect(text(root, `${side}-sampling`)).toBe('greedy decoding');
     // a repetition penalty given on the page reaches the model, as the same request made directly
@@ -135,6 +143,19 @@ describe('Try on a full fine-tuning run', () => {
     const penalized = await api.call('generate', { ...settings, model: harness.demo.model, adapter: null, repetitionPenalty: 1.3 });
     expect(byId(root, 'base-output')?.textContent).toBe(penalized.text);
     expect(text(root, 'base-sampling')).toBe('greedy decoding, repetition penalty 1.3');
+    expect(text(root, 'try-repetition-penalty-origin')).toBe('(yours)');
+    // the n-gram ban given on the page reaches the model too; reset puts the model's settings back
+    type(root, 'try-repetition-penalty', '1');
+    type(root, 'try-no-repeat-ngram-size', '2');
+    (byId(root, 'generate-button') as HTMLButtonElement).click();
+    await until('the answers without repeated 2-grams', () => byId(root, 'try-error') !== null || text(root, 'adapter-sampling') === 'greedy decoding, no repeated 2-grams', 120_000);
+    expect(byId(root, 'try-error')).toBeNull();
+    const banned = await api.call('generate', { ...settings, model: harness.demo.model, adapter: null, noRepeatNgramSize: 2 });
+    expect(byId(root, 'base-output')?.textContent).toBe(banned.text);
+    (byId(root, 'try-sampling-reset') as HTMLButtonElement).click();
+    await until('the fields reset', () => valueOf('try-no-repeat-ngram-size') === '0');
+    expect(text(root, 'try-no-repeat-ngram-size-origin')).toBe('(default)');
+    expect(byId(root, 'try-sampling-reset')).toBeNull();
   }, 240_000);
 });
 

@@ -3,12 +3,15 @@
 // run's adapter, or a full fine-tune's own model folder), so the two answers
 // differ only by the training. Each answer shows as it is generated
 // (generateProgress events for its requestId); Stop ends the one being
-// generated where it is and does not start the other. A sampling setting
-// left empty is the model's own (its generation_config.json, else
-// transformers' defaults), as `peft-studio generate` takes it, and each answer
-// says the settings it was generated with.
-import { STOPPED_BEFORE_START, type ApiTransport, type GenerateRequest, type GenerateResponse, type PromptFormat, type RunHistory, type RunIndexEntry } from '../../../electron/api/contract.js';
-import { DEFAULT_SEED, limitWords, SAMPLING_LIMITS, samplingWords, withinLimit, type SamplingKey } from '../../../electron/inference/sampling-settings.js';
+// generated where it is and does not start the other. The sampling fields
+// start from the model's own settings (its generation_config.json, else
+// transformers' defaults: what `peft-studio generate` takes without flags),
+// each saying where its value came from; what the user types wins, also when
+// another model's settings arrive, until the fields are reset to the model's.
+// A field left empty is the model's own too. Each answer says the settings it
+// was generated with.
+import { STOPPED_BEFORE_START, type ApiTransport, type GenerateRequest, type GenerateResponse, type GenerationDefaults, type PromptFormat, type RunHistory, type RunIndexEntry } from '../../../electron/api/contract.js';
+import { DEFAULT_SEED, limitWords, SAMPLING_LABELS, SAMPLING_LIMITS, samplingWords, withinLimit, type SamplingKey } from '../../../electron/inference/sampling-settings.js';
 
 export const MAX_NEW_TOKENS_LIMIT = 2048;
 /** The service takes any seed that is a safe integer >= 0 (electron/service/service.ts, generate's seed). */
@@ -48,7 +51,9 @@ export interface TrySettings {
   temperature?: SamplingField;
   topK?: SamplingField;
   topP?: SamplingField;
+  minP?: SamplingField;
   repetitionPenalty?: SamplingField;
+  noRepeatNgramSize?: SamplingField;
   seed: number;
 }
 
@@ -57,11 +62,28 @@ export const SAMPLING_FIELDS: readonly { key: SamplingKey; id: string; help: str
   { key: 'temperature', id: 'try-temperature', help: '0: greedy (the most likely token each time)' },
   { key: 'topK', id: 'try-top-k', help: 'when sampling, only the k most likely tokens; 0: off' },
   { key: 'topP', id: 'try-top-p', help: 'when sampling, then the most likely tokens until their probability reaches this; 1: off' },
+  { key: 'minP', id: 'try-min-p', help: 'when sampling, then drops the tokens less likely than this times the most likely one; 0: off' },
   { key: 'repetitionPenalty', id: 'try-repetition-penalty', help: 'makes every token already in the prompt or answer less likely, greedy or sampled; 1: off' },
+  { key: 'noRepeatNgramSize', id: 'try-no-repeat-ngram-size', help: 'no run of this many tokens may occur twice in the prompt and answer, greedy or sampled; 0: off' },
 ];
 
-/** What an empty sampling field means. */
-export const MODEL_DEFAULTS_HELP = "Empty: the model's own setting (its generation_config.json, else transformers' defaults: greedy, and top-k 50, top-p 1, no repetition penalty once sampling), as peft-studio generate takes it.";
+/** What the fields start from, and what an empty one means. */
+export const MODEL_DEFAULTS_HELP = "The fields start from the model's own settings (its generation_config.json, else transformers' defaults), as peft-studio generate takes them without flags; an emptied field is the model's own too.";
+
+/** Where a sampling field's value came from: the model's file, transformers' default, or the user. */
+export type FieldOrigin = 'file' | 'default' | 'edited';
+
+/** A field's origin in a few words (beside its label). */
+export const ORIGIN_WORDS: Record<FieldOrigin, string> = { file: "the model's", default: 'default', edited: 'yours' };
+
+/** Where the fields' values came from, in a sentence ("Filled in from the model's generation_config.json (temperature, top-p); …"). */
+export function defaultsSourceText(d: Pick<GenerationDefaults, 'file' | 'fromFile'>): string {
+  if (d.file === null) return "Filled in with transformers' defaults: the model has no generation_config.json.";
+  const named = SAMPLING_FIELDS.filter(({ key }) => d.fromFile.includes(key)).map(({ key }) => SAMPLING_LABELS[key].toLowerCase());
+  if (named.length === 0) return "Filled in with transformers' defaults: the model's generation_config.json sets none of these.";
+  const others = named.length === SAMPLING_FIELDS.length ? '' : "; the others are transformers' defaults";
+  return `Filled in from the model's generation_config.json (${named.join(', ')})${others}.`;
+}
 
 /** The settings an answer was generated with, in words ("greedy decoding, repetition penalty 1.05"). */
 export function samplingText(r: Pick<GenerateResponse, 'sampling'>): string {
@@ -69,6 +91,9 @@ export function samplingText(r: Pick<GenerateResponse, 'sampling'>): string {
 }
 
 const isSet = (v: SamplingField): v is number => v !== null && v !== undefined;
+
+/** Two field values are the same setting (an empty field binds null or undefined). */
+const sameField = (a: SamplingField, b: SamplingField) => (isSet(a) ? a === b : !isSet(b));
 
 /** Why these settings cannot be sent, field by field (empty: they can). */
 export function trySettingsErrors(s: TrySettings): Partial<Record<keyof TrySettings, string>> {
@@ -203,11 +228,21 @@ export class TryPanel {
   /** the run followRun reads for: an answer for another run (chosen meanwhile) is dropped */
   private following: string | null = null;
   maxNewTokens = $state(64);
-  /** empty (null): the model's own, as for the next three */
+  /** empty (null): the model's own, as for the other sampling fields; filled from it once read (followModel) */
   temperature = $state<SamplingField>(null);
   topK = $state<SamplingField>(null);
   topP = $state<SamplingField>(null);
+  minP = $state<SamplingField>(null);
   repetitionPenalty = $state<SamplingField>(null);
+  noRepeatNgramSize = $state<SamplingField>(null);
+  /** the model's own settings, once read (followModel); null: not read (yet), or could not be */
+  defaults = $state.raw<GenerationDefaults | null>(null);
+  /** why the model's settings could not be read (its fields stay as they are; empty ones are the model's own) */
+  defaultsError = $state<string | null>(null);
+  /** what followModel last put in each field: a field still holding it is not the user's, and follows the next model */
+  private filled = $state.raw<Partial<Record<SamplingKey, number>>>({});
+  /** the model followModel reads for: an answer for another one (chosen meanwhile) is dropped */
+  private defaultsFor: string | null = null;
   /** the CLI's default seed too */
   seed = $state(DEFAULT_SEED);
   /** sampling fields whose text the browser could not read as a number ("1e", "-"): their value reads empty */
@@ -233,7 +268,7 @@ export class TryPanel {
   get errors(): Partial<Record<keyof TrySettings, string>> {
     const errors = trySettingsErrors({
       prompt: this.prompt, layout: this.effectiveLayout, system: this.system, maxNewTokens: this.maxNewTokens,
-      temperature: this.temperature, topK: this.topK, topP: this.topP, repetitionPenalty: this.repetitionPenalty, seed: this.seed,
+      temperature: this.temperature, topK: this.topK, topP: this.topP, minP: this.minP, repetitionPenalty: this.repetitionPenalty, noRepeatNgramSize: this.noRepeatNgramSize, seed: this.seed,
     });
     // not "the model's own": the field is not empty, it holds text that is no number
     for (const { key } of SAMPLING_FIELDS) if (this.notNumber[key]) errors[key] = "Not a number: type one, or clear the field for the model's own.";
@@ -243,6 +278,61 @@ export class TryPanel {
   /** What the page's field of `key` holds that the browser could not read as a number (its validity.badInput). */
   setNotNumber(key: SamplingKey, bad: boolean): void {
     if ((this.notNumber[key] ?? false) !== bad) this.notNumber = { ...this.notNumber, [key]: bad };
+  }
+
+  /**
+   * Reads the model's own sampling settings (the page calls it when the model
+   * changes) and fills each field the user has not changed with them.
+   */
+  async followModel(model: string | null): Promise<void> {
+    this.defaultsFor = model;
+    if (model === null) {
+      this.defaults = null;
+      this.defaultsError = null;
+      return;
+    }
+    let defaults: GenerationDefaults;
+    try {
+      defaults = await this.api.call('generationDefaults', { model });
+    } catch (e) {
+      if (this.defaultsFor !== model) return;
+      this.defaults = null;
+      this.defaultsError = messageOf(e);
+      return;
+    }
+    if (this.defaultsFor !== model) return;
+    for (const { key } of SAMPLING_FIELDS) if (!this.edited(key)) this.fill(key, defaults.sampling[key]);
+    this.filled = Object.fromEntries(SAMPLING_FIELDS.map(({ key }) => [key, defaults.sampling[key]]));
+    this.defaults = defaults;
+    this.defaultsError = null;
+  }
+
+  /** Whether the user changed field `key` from what the model's settings filled in (before any: from empty). */
+  edited(key: SamplingKey): boolean {
+    return !sameField(this[key], this.filled[key]);
+  }
+
+  /** Where field `key`'s value came from; null until the model's settings are read. */
+  origin(key: SamplingKey): FieldOrigin | null {
+    if (this.defaults === null) return null;
+    if (this.edited(key)) return 'edited';
+    return this.defaults.fromFile.includes(key) ? 'file' : 'default';
+  }
+
+  /** Whether any sampling field holds the user's value rather than the model's. */
+  get anyEdited(): boolean {
+    return this.defaults !== null && SAMPLING_FIELDS.some(({ key }) => this.edited(key));
+  }
+
+  /** Puts the model's own settings back in every sampling field. */
+  resetToModel(): void {
+    if (this.defaults === null) return;
+    for (const { key } of SAMPLING_FIELDS) this.fill(key, this.defaults.sampling[key]);
+  }
+
+  private fill(key: SamplingKey, value: number): void {
+    this[key] = value;
+    this.setNotNumber(key, false);
   }
 
   /** The layout the next answers get: the chosen one, or the run's for 'trained'. */

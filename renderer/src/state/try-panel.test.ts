@@ -1,7 +1,7 @@
 // The try panel's settings are checked before anything is sent.
 import { describe, expect, it } from 'vitest';
-import { ApiError, STOPPED_BEFORE_START, type ApiTransport, type GenerateRequest, type RunHistory, type RunIndexEntry } from '../../../electron/api/contract.js';
-import { bestModelOf, checkpointStep, checkpointText, computedOnText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, resolvedLayout, samplingRequest, samplingText, trainedModelOf, TryPanel, trySettingsErrors } from './try-panel.svelte.js';
+import { ApiError, STOPPED_BEFORE_START, type ApiTransport, type GenerateRequest, type GenerationDefaults, type RunHistory, type RunIndexEntry } from '../../../electron/api/contract.js';
+import { bestModelOf, checkpointStep, checkpointText, computedOnText, defaultsSourceText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, resolvedLayout, samplingRequest, samplingText, trainedModelOf, TryPanel, trySettingsErrors } from './try-panel.svelte.js';
 
 const good = { prompt: 'Hello', layout: 'plain' as const, system: '', maxNewTokens: 64, temperature: 0, seed: 0 };
 
@@ -11,19 +11,21 @@ describe('trySettingsErrors', () => {
     expect(trySettingsErrors({ ...good, maxNewTokens: MAX_NEW_TOKENS_LIMIT, temperature: 1.3, seed: 7 })).toEqual({});
   });
   it('names each field that is wrong', () => {
-    expect(trySettingsErrors({ prompt: '  ', layout: 'plain', system: 'Be brief.', maxNewTokens: 0, temperature: -0.5, topK: 2.5, topP: 1.2, repetitionPenalty: 0, seed: 1.5 })).toEqual({
+    expect(trySettingsErrors({ prompt: '  ', layout: 'plain', system: 'Be brief.', maxNewTokens: 0, temperature: -0.5, topK: 2.5, topP: 1.2, minP: 1.5, repetitionPenalty: 0, noRepeatNgramSize: 2.5, seed: 1.5 })).toEqual({
       prompt: 'Write a prompt.',
       system: 'A system message needs the chat or alpaca layout; plain text is continued as written.',
       maxNewTokens: 'A whole number from 1 to 2048.',
       temperature: "A number >= 0, or empty for the model's own.",
       topK: "A whole number >= 0, or empty for the model's own.",
       topP: "A number >= 0 and <= 1, or empty for the model's own.",
+      minP: "A number >= 0 and <= 1, or empty for the model's own.",
       repetitionPenalty: "A number > 0, or empty for the model's own.",
+      noRepeatNgramSize: "A whole number >= 0, or empty for the model's own.",
       seed: 'A whole number from 0 to 9007199254740991.',
     });
     // the sampling fields may be left empty (null, or undefined as an emptied number box may bind): the model's own
     expect(trySettingsErrors({ ...good, temperature: null, topK: undefined, topP: null, repetitionPenalty: null })).toEqual({});
-    expect(trySettingsErrors({ ...good, temperature: 0.7, topK: 0, topP: 0, repetitionPenalty: 1.05 })).toEqual({});
+    expect(trySettingsErrors({ ...good, temperature: 0.7, topK: 0, topP: 0, minP: 0.05, repetitionPenalty: 1.05, noRepeatNgramSize: 3 })).toEqual({});
     // the service refuses a seed that is no safe integer (Export.test.ts checks the two agree)
     expect(trySettingsErrors({ ...good, seed: 1e30 })).toEqual({ seed: 'A whole number from 0 to 9007199254740991.' });
     expect(trySettingsErrors({ ...good, seed: 2 ** 53 - 1 })).toEqual({});
@@ -104,8 +106,8 @@ describe('the sampling settings', () => {
   });
 
   it('says what an answer was generated with', () => {
-    expect(samplingText({ sampling: { temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1.05, seed: 42 } })).toBe('greedy decoding, repetition penalty 1.05');
-    expect(samplingText({ sampling: { temperature: 0.7, topK: 20, topP: 0.8, repetitionPenalty: 1, seed: 42 } })).toBe('sampling at temperature 0.7, top-k 20, top-p 0.8, seed 42');
+    expect(samplingText({ sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1.05, noRepeatNgramSize: 0, seed: 42 } })).toBe('greedy decoding, repetition penalty 1.05');
+    expect(samplingText({ sampling: { temperature: 0.7, topK: 20, topP: 0.8, minP: 0.05, repetitionPenalty: 1, noRepeatNgramSize: 3, seed: 42 } })).toBe('sampling at temperature 0.7, top-k 20, top-p 0.8, min-p 0.05, no repeated 3-grams, seed 42');
   });
 
   it("starts from the model's own settings and the CLI's seed (42), and asks both sides with what is set", async () => {
@@ -116,7 +118,7 @@ describe('the sampling settings', () => {
         if (method === 'runHistory') return { entry, trainedPromptFormat: 'plain' } as RunHistory;
         if (method === 'generate') {
           asked.push(request);
-          return { text: 'x', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' }, prompt: { text: 'p', tokens: 1, layout: 'plain text' }, sampling: { temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1, seed: 42 } };
+          return { text: 'x', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' }, prompt: { text: 'p', tokens: 1, layout: 'plain text' }, sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 } };
         }
         throw new Error(`unexpected ${method}`);
       }) as ApiTransport['call'],
@@ -146,6 +148,128 @@ describe('the sampling settings', () => {
     panel.setNotNumber('topP', false);
     expect(panel.errors.topP).toBeUndefined();
     expect(panel.canGenerate('/models/base', '/runs/r')).toBe(true);
+  });
+});
+
+describe("the fields start from the model's own settings", () => {
+  /** A model's defaults: Qwen3-like from its file, or transformers' when it has none. */
+  const qwen3: GenerationDefaults = {
+    sampling: { temperature: 0.6, topK: 20, topP: 0.95, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 },
+    file: '/models/qwen3/generation_config.json', fromFile: ['temperature', 'topK', 'topP', 'minP'], problems: [], unapplied: null,
+  };
+  const bare: GenerationDefaults = {
+    sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 },
+    file: null, fromFile: [], problems: [], unapplied: null,
+  };
+  const fields = (p: TryPanel) => [p.temperature, p.topK, p.topP, p.minP, p.repetitionPenalty, p.noRepeatNgramSize];
+
+  /** A transport whose generationDefaults answers when the test says (`answer(model)`), in any order; it records generate's requests. */
+  function transport(byModel: Record<string, GenerationDefaults | Error>) {
+    const waiting = new Map<string, () => void>();
+    const asked: GenerateRequest[] = [];
+    const entry = { dir: '/runs/r', model: '/models/qwen3', method: 'lora', status: 'finished', created: '', updated: '', steps_done: 4, total_steps: 4, best_eval_loss: null, adapter: '/runs/r', resumable: false, message: null } as RunIndexEntry;
+    const api: ApiTransport = {
+      call: (async (method: string, request: { model: string } & GenerateRequest) => {
+        if (method === 'generationDefaults') {
+          await new Promise<void>((resolve) => waiting.set(request.model, resolve));
+          const d = byModel[request.model];
+          if (d instanceof Error) throw d;
+          return d;
+        }
+        if (method === 'runHistory') return { entry, trainedPromptFormat: 'plain' } as RunHistory;
+        if (method === 'generate') {
+          asked.push(request);
+          return { text: 'x', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' }, prompt: { text: 'p', tokens: 1, layout: 'plain text' }, sampling: qwen3.sampling };
+        }
+        throw new Error(`unexpected ${method}`);
+      }) as ApiTransport['call'],
+      onEvent: () => () => {},
+    };
+    /** Lets the pending generationDefaults call for `model` answer. */
+    const answer = async (model: string) => {
+      await expect.poll(() => waiting.has(model)).toBe(true);
+      waiting.get(model)!();
+      waiting.delete(model);
+    };
+    return { api, answer, asked };
+  }
+
+  it("fills every sampling field with the model's values and says they came from its generation_config.json, or are defaults", async () => {
+    const t = transport({ '/models/qwen3': qwen3, '/models/bare': bare });
+    const panel = new TryPanel(t.api);
+    expect(fields(panel)).toEqual([null, null, null, null, null, null]);
+    expect(panel.origin('topP')).toBeNull(); // not read yet
+    const read = panel.followModel('/models/qwen3');
+    await t.answer('/models/qwen3');
+    await read;
+    expect(fields(panel)).toEqual([0.6, 20, 0.95, 0, 1, 0]);
+    expect(['temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'noRepeatNgramSize'].map((k) => panel.origin(k as never))).toEqual(['file', 'file', 'file', 'file', 'default', 'default']);
+    expect(defaultsSourceText(panel.defaults!)).toBe("Filled in from the model's generation_config.json (temperature, top-k, top-p, min-p); the others are transformers' defaults.");
+    expect(panel.anyEdited).toBe(false);
+    const other = panel.followModel('/models/bare');
+    await t.answer('/models/bare');
+    await other;
+    expect(fields(panel)).toEqual([0, 50, 1, 0, 1, 0]);
+    expect(panel.origin('temperature')).toBe('default');
+    expect(defaultsSourceText(panel.defaults!)).toBe("Filled in with transformers' defaults: the model has no generation_config.json.");
+    expect(defaultsSourceText({ file: '/m/generation_config.json', fromFile: [] })).toBe("Filled in with transformers' defaults: the model's generation_config.json sets none of these.");
+  });
+
+  it("keeps what the user typed when another model's settings arrive, and puts the model's back on reset", async () => {
+    const t = transport({ '/models/qwen3': qwen3, '/models/bare': bare });
+    const panel = new TryPanel(t.api);
+    const first = panel.followModel('/models/qwen3');
+    // typed before the model's settings came: the user's value stays
+    panel.topP = 0.5;
+    await t.answer('/models/qwen3');
+    await first;
+    expect(fields(panel)).toEqual([0.6, 20, 0.5, 0, 1, 0]);
+    expect(panel.origin('topP')).toBe('edited');
+    panel.noRepeatNgramSize = 3;
+    expect(panel.anyEdited).toBe(true);
+    const second = panel.followModel('/models/bare');
+    await t.answer('/models/bare');
+    await second;
+    // the untouched fields follow the new model, the edited ones stay
+    expect(fields(panel)).toEqual([0, 50, 0.5, 0, 1, 3]);
+    expect([panel.origin('topK'), panel.origin('topP'), panel.origin('noRepeatNgramSize')]).toEqual(['default', 'edited', 'edited']);
+    panel.setNotNumber('minP', true);
+    panel.resetToModel();
+    expect(fields(panel)).toEqual([0, 50, 1, 0, 1, 0]);
+    expect(panel.anyEdited).toBe(false);
+    expect(panel.errors.minP).toBeUndefined();
+  });
+
+  it("keeps the settings of the model chosen last, not of a slower answer for the one before; says when they cannot be read", async () => {
+    const t = transport({ '/models/qwen3': qwen3, '/models/bare': bare, '/models/gone': new Error('/models/gone: is not a folder') });
+    const panel = new TryPanel(t.api);
+    const slow = panel.followModel('/models/qwen3');
+    const last = panel.followModel('/models/bare');
+    await t.answer('/models/bare');
+    await last;
+    await t.answer('/models/qwen3'); // answers after: passed over
+    await slow;
+    expect(fields(panel)).toEqual([0, 50, 1, 0, 1, 0]);
+    expect(panel.defaults?.file).toBeNull();
+    const gone = panel.followModel('/models/gone');
+    await t.answer('/models/gone');
+    await gone;
+    expect([panel.defaults, panel.defaultsError]).toEqual([null, '/models/gone: is not a folder']);
+    expect(fields(panel)).toEqual([0, 50, 1, 0, 1, 0]); // left as they were
+  });
+
+  it('asks both sides with the values the fields show', async () => {
+    const t = transport({ '/models/qwen3': qwen3 });
+    const panel = new TryPanel(t.api);
+    const read = panel.followModel('/models/qwen3');
+    await t.answer('/models/qwen3');
+    await read;
+    panel.minP = 0.1;
+    panel.prompt = 'Hello';
+    await panel.generate('/models/qwen3', '/runs/r');
+    const settingsOf = (r: GenerateRequest) => ({ temperature: r.temperature, topK: r.topK, topP: r.topP, minP: r.minP, repetitionPenalty: r.repetitionPenalty, noRepeatNgramSize: r.noRepeatNgramSize, seed: r.seed });
+    const shown = { temperature: 0.6, topK: 20, topP: 0.95, minP: 0.1, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 };
+    expect(t.asked.map(settingsOf)).toEqual([shown, shown]);
   });
 });
 
@@ -201,7 +325,7 @@ describe('trying the best adapter (keep-best)', () => {
         if (method === 'runHistory') return { entry, trainedPromptFormat: 'plain' } as RunHistory;
         if (method === 'generate') {
           asked.push({ model: request.model, adapter: request.adapter });
-          return { text: 'x', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' }, prompt: { text: 'p', tokens: 1, layout: 'plain text' }, sampling: { temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1, seed: 42 } };
+          return { text: 'x', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' }, prompt: { text: 'p', tokens: 1, layout: 'plain text' }, sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 } };
         }
         throw new Error(`unexpected ${method}`);
       }) as ApiTransport['call'],

@@ -223,6 +223,11 @@ export interface RunSettings {
     gradAccum?: number;
     seqLen?: number;
     warmupSteps?: number;
+    /**
+     * warmup as a fraction of the run's optimizer steps (`train --warmup-ratio`, Hugging Face warmup_ratio):
+     * ceil(ratio x steps); from 0 up to but not including 1; not with warmupSteps (invalid, field 'hyper.warmupRatio')
+     */
+    warmupRatio?: number | null;
     scheduler?: string;
     weightDecay?: number;
     clip?: number;

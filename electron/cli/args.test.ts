@@ -44,6 +44,9 @@ describe('argument parser', () => {
     expect(() => parseArgs(spec, ['--rank', '0'])).toThrow('--rank expects an integer >= 1, got 0');
     expect(() => parseArgs(spec, ['--lr', '-1'])).toThrow('--lr expects a number >= 0, got -1');
     expect(() => parseArgs(spec, ['--lr', '1e-3x'])).toThrow(/--lr expects a number/);
+    const hinted = { name: 'hinted', summary: '', positionals: [], flags: [{ name: 'warm', kind: 'int' as const, min: 0, help: '', refusedHint: (raw: string) => (raw === '0.5' ? 'try --ratio 0.5' : undefined) }] };
+    expect(() => parseArgs(hinted, ['--warm', '0.5'])).toThrow("--warm expects an integer >= 0, got '0.5'; try --ratio 0.5");
+    expect(() => parseArgs(hinted, ['--warm', '-1'])).toThrow(/^--warm expects an integer >= 0, got -1$/);
     expect(() => parseArgs(spec, ['--dropout', '1'])).toThrow('--dropout expects a number >= 0 and < 1, got 1');
     expect(() => parseArgs(spec, ['--lr', ''])).toThrow(/--lr expects a number/);
   });

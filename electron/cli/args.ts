@@ -22,6 +22,8 @@ export interface FlagSpec {
   below?: number;
   /** shown in the help text */
   defaultText?: string;
+  /** a number flag's value refused: what the user may have meant instead (appended to the error), or undefined */
+  refusedHint?: (raw: string) => string | undefined;
 }
 
 export interface PositionalSpec {
@@ -121,15 +123,19 @@ function parseNumeric(f: FlagSpec, raw: string): number {
   const value = Number(raw);
   const bounds = describeBounds(f);
   const expected = `${isInt ? 'an integer' : 'a number'}${bounds ? ` ${bounds}` : ''}`;
+  const hint = () => {
+    const h = f.refusedHint?.(raw);
+    return h === undefined ? '' : `; ${h}`;
+  };
   if (!ok || !Number.isFinite(value) || (isInt && !Number.isSafeInteger(value))) {
-    throw new UsageError(`--${f.name} expects ${expected}, got '${raw}'`);
+    throw new UsageError(`--${f.name} expects ${expected}, got '${raw}'${hint()}`);
   }
   const outOfRange =
     (f.min !== undefined && value < f.min) ||
     (f.max !== undefined && value > f.max) ||
     (f.above !== undefined && value <= f.above) ||
     (f.below !== undefined && value >= f.below);
-  if (outOfRange) throw new UsageError(`--${f.name} expects ${expected}, got ${raw}`);
+  if (outOfRange) throw new UsageError(`--${f.name} expects ${expected}, got ${raw}${hint()}`);
   return value;
 }
 

@@ -32,6 +32,7 @@ import { adapterBase, cacheSnapshotIdentity } from '../models/cache-snapshot-ide
 import { quantizedBaseCardNote } from '../adapters/base-quantization.js';
 import { resumeSourcesProblem } from '../training/resume-sources.js';
 import { NonFiniteError, START_POSITION, stepsPerEpoch, totalSteps, train, type TrainerPosition } from '../training/trainer.js';
+import { warmupRatioWords, withRunWarmup } from '../training/warmup.js';
 import { CHECKPOINT_VERSION, TRAINER_STATE_FORMAT, type TrainerState } from './checkpoint-format.js';
 import { pruneCheckpoints, removeWriteLeftovers } from './checkpoint-prune.js';
 import { listCheckpoints, newestValidCheckpoint } from './checkpoint-read.js';
@@ -254,6 +255,10 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       if (evalProblem) throw new NotOurRunError(evalProblem);
     }
     const total = totalSteps(data.train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
+    // warmup given as a fraction of the run comes to its steps now that they are counted: the schedule, the
+    // checkpoints and run.json (which keeps the fraction beside them) all see that count. A resume keeps the
+    // count its run.json recorded (its steps are the same ones: checkStateFitsRun holds them to the checkpoint's)
+    if (!options.resume) config = withRunWarmup(config, total);
     const addon = loadAddon();
     // Where it trains ('auto': the first GPU, else the CPU); a GPU that is not there is refused here, before anything is written.
     // The precision too ('auto': bf16 on a GPU with bf16 tensor cores, else fp32; bf16 on the CPU is refused here).
@@ -423,6 +428,9 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     // what the started line's method does not say
     if (config.lora?.dora === true) log('DoRA: each adapted linear also trains a magnitude per output row (PEFT use_dora)');
     if (config.neftuneAlpha > 0) log(`NEFTune: noise within ${config.neftuneAlpha} / sqrt(sequence length x hidden size) on the input embeddings while training (none at evaluation)`);
+    // a fraction of the run: the steps it came to (absent from the run.json of a version before it)
+    const warmupRatio = config.warmupRatio ?? null;
+    if (warmupRatio !== null) log(`warmup: ${warmupRatioWords(warmupRatio, total)} (--warmup-ratio ${warmupRatio}, rounded up as transformers does)`);
     for (const note of afterStart) log(note);
 
     const eng = engine;

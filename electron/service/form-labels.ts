@@ -25,6 +25,7 @@ export const HYPER_LABELS: Record<HyperparameterSpec['key'], string> = {
   prefixProjection: 'Prefix projection',
   gradAccum: 'Gradient accumulation',
   warmupSteps: 'Warmup steps',
+  warmupRatio: 'Warmup fraction',
   scheduler: 'Schedule',
   optimizer: 'Optimizer',
   weightDecay: 'Weight decay',

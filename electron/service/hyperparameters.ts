@@ -86,6 +86,8 @@ export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec, gpus: 
   out.push(
     num('gradAccum', 'Micro-batches per optimizer step: a larger effective batch without more memory.', D.gradAccum, 'advanced'),
     num('warmupSteps', 'Steps of linear warmup from 0 to the learning rate.', D.warmupSteps, 'advanced'),
+    // the form shows it with warmupSteps, as the other way to give the warmup (the run refuses both)
+    num('warmupRatio', 'Warm up over this fraction of the run\'s optimizer steps, rounded up (Hugging Face warmup_ratio: 0.03 is 3%); empty: use Warmup steps.', D.warmupRatio, 'advanced'),
     { key: 'scheduler', label: HYPER_LABELS.scheduler, help: 'How the learning rate changes after warmup.', kind: 'choice', default: D.scheduler, choices: [...SCHEDULER_KINDS], group: 'advanced' },
     { key: 'optimizer', label: HYPER_LABELS.optimizer, help: 'AdamW (betas 0.9, 0.999) or plain SGD (no optimizer state).', kind: 'choice', default: 'adamw', choices: ['adamw', 'sgd'], group: 'advanced' },
     num('weightDecay', 'Decoupled weight decay of the trained parameters.', D.weightDecay, 'advanced'),

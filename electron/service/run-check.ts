@@ -56,7 +56,7 @@ const refused = (found: FieldError[], warnings: RunWarning[] = []): CheckedRun =
  */
 async function formWarnings(config: TrainConfig, folder: ModelFolder): Promise<RunWarning[]> {
   // only the warmup warning needs the step count; counting epochs reads the data, so it is asked for only then
-  const steps = config.warmupSteps > 0 ? await plannedSteps(config, folder) : null;
+  const steps = config.warmupSteps > 0 || config.warmupRatio !== null ? await plannedSteps(config, folder) : null;
   return settingWarnings(config, folder.spec, steps).map((w) => ({ fields: w.fields, message: w.app }));
 }
 

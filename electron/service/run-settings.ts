@@ -22,7 +22,7 @@ import { invalid } from './errors.js';
 import { asObject, Fields } from './validate.js';
 
 const NUMERIC_HYPER: readonly (LimitedField & keyof RunSettings['hyper'])[] = [
-  'lr', 'epochs', 'batchSize', 'gradAccum', 'seqLen', 'warmupSteps', 'weightDecay', 'clip', 'seed', 'threads', 'evalSplit', 'evalEvery',
+  'lr', 'epochs', 'batchSize', 'gradAccum', 'seqLen', 'warmupSteps', 'warmupRatio', 'weightDecay', 'clip', 'seed', 'threads', 'evalSplit', 'evalEvery',
   'saveEvery', 'keepCheckpoints', 'rank', 'alpha', 'dropout', 'quantBlocksize', 'virtualTokens', 'earlyStop', 'earlyStopDelta',
   'neftuneAlpha',
 ];

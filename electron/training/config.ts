@@ -74,7 +74,18 @@ export interface TrainConfig {
   adamEpsilon: number;
   weightDecay: number;
   scheduler: SchedulerKind;
+  /**
+   * steps of linear warmup; with warmupRatio, the steps that fraction came to
+   * over the run's optimizer steps (warmup.ts withRunWarmup: set once the run
+   * has counted them, so run.json always holds the count; 0 before)
+   */
   warmupSteps: number;
+  /**
+   * warmup as a fraction of the run's optimizer steps (`--warmup-ratio`,
+   * Hugging Face's warmup_ratio): what the user said, kept beside the steps it
+   * came to; null: warmupSteps as given
+   */
+  warmupRatio: number | null;
   /** optimizer steps; null = run `epochs` epochs */
   steps: number | null;
   epochs: number;
@@ -168,6 +179,8 @@ export const LATER_DEFAULTS = {
   earlyStopDelta: 0,
   /** runs from before NEFTune trained without noise */
   neftuneAlpha: 0,
+  /** runs from before --warmup-ratio gave their warmup in steps */
+  warmupRatio: null as number | null,
 } as const;
 
 export const TRAIN_DEFAULTS = {

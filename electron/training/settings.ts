@@ -65,6 +65,8 @@ export interface TrainSettings {
   weightDecay?: number;
   scheduler?: SchedulerKind;
   warmupSteps?: number;
+  /** warmup as a fraction of the run's optimizer steps (Hugging Face warmup_ratio): ceil(ratio x steps); not with warmupSteps */
+  warmupRatio?: number;
   steps?: number;
   epochs?: number;
   batchSize?: number;
@@ -125,6 +127,8 @@ export const SETTING_LIMITS = {
   lr: { kind: 'number', min: 0, max: 3.4028234663852886e38 },
   weightDecay: { kind: 'number', min: 0 },
   warmupSteps: { kind: 'int', min: 0 },
+  // a fraction of the run: 1 or more would be the whole run or past it (transformers reads a warmup_steps of 1 or more as steps)
+  warmupRatio: { kind: 'number', min: 0, below: 1 },
   steps: { kind: 'int', min: 0 },
   epochs: { kind: 'int', min: 1 },
   batchSize: { kind: 'int', min: 1 },
@@ -243,6 +247,10 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     if (clash) fail(clash, `${name(clash)} cannot be combined with ${name('initAdapter')}: the adapter's adapter_config.json decides it`);
   }
   if (given('steps') && given('epochs')) fail('steps', `give either ${name('steps')} or ${name('epochs')}, not both`);
+  if (given('warmupSteps') && given('warmupRatio')) {
+    // transformers disagrees with itself here (4.x: the steps win; 5.x: warmup_ratio replaces them), so either would be a guess
+    fail('warmupRatio', `give either ${name('warmupSteps')} or ${name('warmupRatio')}, not both (transformers 4 lets the steps win, transformers 5 the fraction: which one was meant cannot be told)`);
+  }
   const evalUrl = s.evalData === undefined ? null : urlValueProblem(s.evalData, name('evalData'), 'dataset');
   if (evalUrl !== null) fail('evalData', evalUrl);
   const evalData = s.evalData === undefined || s.evalData === '' ? null : resolve(s.evalData);
@@ -299,7 +307,9 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     adamEpsilon: D.adamEpsilon,
     weightDecay: s.weightDecay ?? D.weightDecay,
     scheduler: s.scheduler ?? D.scheduler,
+    // a fraction's count is known once the run has counted its steps (warmup.ts withRunWarmup)
     warmupSteps: s.warmupSteps ?? D.warmupSteps,
+    warmupRatio: s.warmupRatio ?? D.warmupRatio,
     steps: s.steps ?? null,
     epochs: s.epochs ?? D.epochs,
     batchSize: s.batchSize ?? D.batchSize,

@@ -17,5 +17,10 @@ export function missingConfigField(config: Record<string, unknown>): { field: st
   }
   // steps: null means "by epochs"
   if (config.steps !== null && !Number.isFinite(config.steps)) return { field: 'steps', kind: 'a number, or null to train by epochs', found: found('steps') };
+  // a later field (absent: warmup in steps); a resumed run says it again (its log, the Runs page), so a damaged one is refused by name
+  const ratio = config.warmupRatio;
+  if (ratio !== undefined && ratio !== null && !(typeof ratio === 'number' && ratio >= 0 && ratio < 1)) {
+    return { field: 'warmupRatio', kind: 'a number from 0 up to but not including 1, or null for warmup in steps', found: found('warmupRatio') };
+  }
   return null;
 }

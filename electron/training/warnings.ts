@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import type { LoraTarget, ModelSpec } from '../engine/native.js';
 import type { TrainConfig } from './config.js';
 import { countOf } from '../text/plural.js';
+import { percentWords, runWarmupSteps } from './warmup.js';
 
 /** The run-form settings a warning can be about (keys of the app's RunSettings.hyper). */
 export type WarnedSetting = 'evalEvery' | 'evalSplit' | 'warmupSteps' | 'steps' | 'epochs' | 'rank' | 'targets' | 'threads' | 'lr';
@@ -75,14 +76,25 @@ export function settingWarnings(config: TrainConfig, spec: ModelSpec, totalSteps
       app: `${L.evalEvery} ${config.evalEvery} has no effect while ${L.evalSplit} is 0: no rows are held out to evaluate on; set ${L.evalSplit} (e.g. 0.1), or set ${L.evalEvery} back to 0`,
     });
   }
-  if (config.warmupSteps > 0 && totalSteps !== null && totalSteps > 0 && config.warmupSteps >= totalSteps) {
+  const warmup = totalSteps === null ? 0 : runWarmupSteps(config, totalSteps);
+  if (warmup > 0 && totalSteps !== null && totalSteps > 0 && warmup >= totalSteps) {
     // the run's length comes from Steps when set, else from Epochs (and the data)
     const length: WarnedSetting = config.steps !== null ? 'steps' : 'epochs';
-    warnings.push({
+    const never = `the learning rate rises for the whole run and never reaches`;
+    const ratio = config.warmupRatio ?? null;
+    // a fraction below 1 comes to the whole run only in a short one (the count is rounded up to it)
+    warnings.push(ratio === null ? {
       fields: ['warmupSteps', length],
-      cli: `--warmup-steps ${config.warmupSteps} is not below the run's ${countOf(totalSteps, 'step')}: the learning rate rises for the whole run and never reaches --lr ${config.lr}; use fewer warmup steps`,
-      app: `${L.warmupSteps} ${config.warmupSteps} is not below the run's ${countOf(totalSteps, 'step')}: the learning rate rises for the whole run and never reaches the ${L.lr} (${config.lr}); ` +
+      cli: `--warmup-steps ${warmup} is not below the run's ${countOf(totalSteps, 'step')}: ${never} --lr ${config.lr}; use fewer warmup steps`,
+      app: `${L.warmupSteps} ${warmup} is not below the run's ${countOf(totalSteps, 'step')}: ${never} the ${L.lr} (${config.lr}); ` +
         `use fewer warmup steps${length === 'steps' ? `, or more ${L.steps}` : ''}`,
+    } : {
+      // the app's warmup field is one, in steps or as a fraction of the run (its key: warmupSteps)
+      fields: ['warmupSteps', length],
+      cli: `--warmup-ratio ${ratio} comes to ${countOf(warmup, 'warmup step')} (${percentWords(ratio)} of the run's ${countOf(totalSteps, 'step')}, rounded up), as many as the run has: ` +
+        `${never} --lr ${config.lr}; use a smaller --warmup-ratio${length === 'steps' ? ', or more --steps' : ''}`,
+      app: `${L.warmupSteps}: ${percentWords(ratio)} of the run's ${countOf(totalSteps, 'step')} comes to ${countOf(warmup, 'step')} (rounded up), as many as the run has: ` +
+        `${never} the ${L.lr} (${config.lr}); use a smaller fraction${length === 'steps' ? `, or more ${L.steps}` : ''}`,
     });
   }
   if (config.lora) {

@@ -17,6 +17,7 @@ const WORDS: Record<string, string> = {
   evalSplit: 'evaluation split',
   evalEvery: 'evaluate every',
   warmupSteps: 'warmup steps',
+  warmupRatio: 'warmup fraction of the run',
   gradAccum: 'gradient accumulation',
   batchSize: 'batch size',
   quantBlocksize: 'quantization block size',

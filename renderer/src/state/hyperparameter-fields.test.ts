@@ -1,7 +1,9 @@
 // The hyperparameter form's validation and what lands in studio.hyper.
 import { describe, expect, it } from 'vitest';
 import type { HyperparameterSpec } from '../../../electron/api/contract.js';
-import { describeDefault, describeRange, inputFor, keepKnown, parseField, serverErrorsFor, withValue } from './hyperparameter-fields.js';
+import {
+  describeDefault, describeRange, inputFor, isWarmupRatio, keepKnown, parseField, serverErrorsFor, WARMUP_RATIO_KEY, warmupFractionLine, warmupModeOf, withValue,
+} from './hyperparameter-fields.js';
 
 const lr: HyperparameterSpec = { key: 'lr', label: 'Learning rate', help: 'step size', kind: 'number', default: 0.0002, min: 0, max: 1, group: 'basic' };
 const rank: HyperparameterSpec = { key: 'rank', label: 'Rank', help: 'LoRA rank', kind: 'int', default: 8, min: 1, max: 256, group: 'basic' };
@@ -111,5 +113,44 @@ describe('studio.hyper keeps only what differs from the default', () => {
     expect(serverErrorsFor(errors, 'rank')).toEqual(['r > hidden']);
     expect(serverErrorsFor(errors, 'steps')).toEqual([]);
     expect(serverErrorsFor(undefined, 'lr')).toEqual([]);
+  });
+});
+
+describe('the warmup field: in steps or as a fraction of the run', () => {
+  // the service's spec of the fraction (electron/service/hyperparameters.ts): none by default, 0 up to but not including 1
+  const ratio: HyperparameterSpec = {
+    key: WARMUP_RATIO_KEY as HyperparameterSpec['key'], label: 'Warmup fraction', help: 'a fraction of the run', kind: 'number', default: null, min: 0, below: 1, group: 'advanced',
+  };
+
+  it('knows the fraction\'s spec, and which way the settings give the warmup', () => {
+    expect(isWarmupRatio(ratio)).toBe(true);
+    expect(isWarmupRatio(steps)).toBe(false);
+    expect(warmupModeOf({})).toBe('steps');
+    expect(warmupModeOf({ warmupSteps: 10 })).toBe('steps');
+    expect(warmupModeOf(withValue({}, ratio, 0.03))).toBe('fraction');
+    // back to none (its default): steps again
+    expect(warmupModeOf(withValue(withValue({}, ratio, 0.03), ratio, null))).toBe('steps');
+  });
+
+  it('takes a fraction from 0 up to but not including 1, empty for none', () => {
+    expect(parseField(ratio, '0.03')).toEqual({ ok: true, value: 0.03 });
+    expect(parseField(ratio, '0')).toEqual({ ok: true, value: 0 });
+    expect(parseField(ratio, '')).toEqual({ ok: true, value: null });
+    expect(parseField(ratio, '1')).toEqual({ ok: false, error: 'Must be less than 1.' });
+    expect(parseField(ratio, '-0.1')).toEqual({ ok: false, error: 'Must be at least 0.' });
+    expect(describeRange(ratio)).toBe('0 up to but not including 1');
+  });
+
+  it('says what the fraction comes to over the steps the check counted, rounded up as the run does', () => {
+    const check = (steps: number) => ({ time: { steps, tokens: 0, seconds: null, text: '' } });
+    expect(warmupFractionLine(0.03, check(400))).toBe('3% of 400 steps = 12 steps');
+    // 111 x 0.03 = 3.33: 4; 1,200 written as the app writes counts
+    expect(warmupFractionLine(0.03, check(111))).toBe('3% of 111 steps = 4 steps');
+    expect(warmupFractionLine(0.03, check(1200))).toBe('3% of 1,200 steps = 36 steps');
+    expect(warmupFractionLine(0.5, check(1))).toBe('50% of 1 step = 1 step');
+    // no fraction, or no count yet
+    expect(warmupFractionLine(null, check(400))).toBeNull();
+    expect(warmupFractionLine(0.03, { time: null })).toBeNull();
+    expect(warmupFractionLine(0.03, null)).toBeNull();
   });
 });

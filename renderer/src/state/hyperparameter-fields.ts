@@ -3,7 +3,9 @@
 // it cannot), and how a value lands in the run settings (only values that
 // differ from the method's default are kept, so the Node side's defaults
 // stay the single source of truth for everything the user did not touch).
-import type { HyperparameterSpec, RunSettings } from '../../../electron/api/contract.js';
+import type { HyperparameterSpec, RunCheck, RunSettings } from '../../../electron/api/contract.js';
+import { warmupRatioWords } from '../../../electron/training/warmup.js';
+import { countOf } from '../format.js';
 
 export type Hyper = RunSettings['hyper'];
 export type HyperKey = keyof Hyper;
@@ -165,4 +167,36 @@ export function evalJudgedOff(key: HyperKey, hyper: Hyper, evalData: string | nu
   if (!((hyper.evalEvery ?? 0) > 0)) return 'needs Evaluate every above 0 (evaluating at the end only gives a single eval loss)';
   if (key === 'earlyStopDelta' && (hyper.earlyStop ?? null) === null) return 'applies with an Early stopping patience';
   return null;
+}
+
+/**
+ * The form's warmup is one field, Warmup steps, given either in steps or as
+ * a fraction of the run (the spec of this key: `train --warmup-ratio`,
+ * Hugging Face's warmup_ratio). The run refuses both, so choosing one way
+ * sets the other back to its default.
+ */
+export const WARMUP_RATIO_KEY: string = 'warmupRatio';
+
+export function isWarmupRatio(spec: HyperparameterSpec): boolean {
+  return spec.key === WARMUP_RATIO_KEY;
+}
+
+export type WarmupMode = 'steps' | 'fraction';
+
+/** How the settings give the warmup: as a fraction when they hold one. */
+export function warmupModeOf(hyper: Hyper): WarmupMode {
+  const ratio = (hyper as Record<string, unknown>)[WARMUP_RATIO_KEY];
+  return typeof ratio === 'number' ? 'fraction' : 'steps';
+}
+
+/**
+ * What a fraction comes to over the run the check counted: "3% of 400 steps
+ * = 12 steps" (ceil, as the run computes it: electron/training/warmup.ts);
+ * null when there is no fraction, or no count yet (the check could not read
+ * the data).
+ */
+export function warmupFractionLine(ratio: number | null, check: Pick<RunCheck, 'time'> | null): string | null {
+  const steps = check?.time?.steps;
+  if (ratio === null || steps === undefined) return null;
+  return warmupRatioWords(ratio, steps, countOf);
 }

@@ -1,9 +1,12 @@
 // The Runs page's facts: the file a run evaluated on, or its split; a DoRA
 // run said so on its LoRA line; a run.json of an older version (no evalData,
-// no dora) reads as before; NEFTune's noise said when a run had it.
+// no dora) reads as before; NEFTune's noise said when a run had it; a
+// warmup given as a fraction of the run said as such, with its steps.
 import { describe, expect, it } from 'vitest';
 
 import { trainConfigFromSettings } from '../../../electron/training/settings.js';
+import { withRunWarmup } from '../../../electron/training/warmup.js';
+import { compareRunSettings } from './run-compare-facts.js';
 import { runConfigFacts } from './run-config-facts.js';
 
 const evaluation = (c: ReturnType<typeof trainConfigFromSettings>) => runConfigFacts(c).find((f) => f.label === 'Evaluation')?.value;
@@ -50,5 +53,30 @@ describe('runConfigFacts: NEFTune', () => {
     expect(noise(c)).toBeUndefined();
     const { neftuneAlpha: _none, ...older } = c;
     expect(noise(older as ReturnType<typeof trainConfigFromSettings>)).toBeUndefined();
+  });
+});
+
+describe('runConfigFacts: Scheduler (warmup in steps, or as a fraction of the run)', () => {
+  const base = { model: '/m', data: '/d.jsonl', out: '/r', threads: 1 };
+  const scheduler = (c: ReturnType<typeof trainConfigFromSettings>) => runConfigFacts(c).find((f) => f.label === 'Scheduler')?.value;
+
+  it('a fraction is said as the user gave it, with the steps run.json records it came to', () => {
+    // as the run records it (withRunWarmup, when it has counted its steps): 400 x 0.03 = 12
+    const started = withRunWarmup(trainConfigFromSettings({ ...base, scheduler: 'cosine', warmupRatio: 0.03 }), 400);
+    expect(scheduler(started)).toBe('cosine, warmup 3% of the run (12 steps)');
+    expect(scheduler(withRunWarmup(trainConfigFromSettings({ ...base, warmupRatio: 0.5 }), 1))).toBe('linear, warmup 50% of the run (1 step)');
+  });
+
+  it('steps as before; a run recorded before the fraction (no warmupRatio in its run.json) reads as steps', () => {
+    expect(scheduler(trainConfigFromSettings({ ...base, warmupSteps: 10 }))).toBe('linear, 10 warmup steps');
+    const { warmupRatio: _none, ...older } = trainConfigFromSettings({ ...base, warmupSteps: 1200 });
+    expect(scheduler(older as ReturnType<typeof trainConfigFromSettings>)).toBe('linear, 1,200 warmup steps');
+  });
+
+  it('the Runs compare tells a fraction from the same steps given as a count', () => {
+    const fraction = withRunWarmup(trainConfigFromSettings({ ...base, warmupRatio: 0.03, steps: 400 }), 400);
+    const count = trainConfigFromSettings({ ...base, warmupSteps: 12, steps: 400 });
+    const differ = compareRunSettings([fraction, count]).differ.map((r) => [r.label, r.values]);
+    expect(differ).toEqual([['Scheduler', ['linear, warmup 3% of the run (12 steps)', 'linear, 12 warmup steps']]]);
   });
 });

@@ -5,6 +5,7 @@
 import type { TrainConfig } from '../../../electron/api/contract.js';
 import { METHOD_LABELS } from '../components/methods.js';
 import { countOf } from '../format.js';
+import { percentWords } from '../../../electron/training/warmup.js';
 
 export interface Fact {
   label: string;
@@ -20,8 +21,16 @@ export function batchWords(c: TrainConfig): string {
   return c.gradAccum === 1 ? String(c.batchSize) : `${c.batchSize} × ${c.gradAccum} accumulated micro-batches (effective ${c.batchSize * c.gradAccum})`;
 }
 
+/**
+ * "cosine, 10 warmup steps"; warmup given as a fraction of the run (train
+ * --warmup-ratio): "cosine, warmup 3% of the run (12 steps)", the fraction
+ * as the user said it and the steps run.json records it came to
+ */
 export function schedulerWords(c: TrainConfig): string {
-  return `${c.scheduler}, ${countOf(c.warmupSteps, 'warmup step')}`;
+  // absent from the run.json of a version before the fraction: steps
+  const ratio = c.warmupRatio ?? null;
+  if (ratio === null) return `${c.scheduler}, ${countOf(c.warmupSteps, 'warmup step')}`;
+  return `${c.scheduler}, warmup ${percentWords(ratio)} of the run (${countOf(c.warmupSteps, 'step')})`;
 }
 
 export function optimizerWords(c: TrainConfig): string {

@@ -17,6 +17,9 @@ export default defineConfig({
   test: {
     include: ['renderer/**/*.test.ts'],
     environment: 'jsdom',
+    // many files train on the demo model: on a loaded 2-core CI machine a test takes seconds, not the 5 s default's margin
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
     // an empty Hugging Face cache and a studio home of their own, never the developer's (the Model page lists what is cached)
     env: { HF_HUB_CACHE: mkdtempSync(join(tmpdir(), 'ps-test-hub-')), PEFT_STUDIO_HOME: mkdtempSync(join(tmpdir(), 'ps-test-home-')) },
     setupFiles: ['vitest-canvas-mock', 'renderer/src/testing/no-layout-resize-observer.ts'],

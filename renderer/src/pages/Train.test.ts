@@ -75,7 +75,7 @@ describe('the Train page on a finished run', () => {
     expect(byId(root, 'run-log')!.textContent).toContain('Messages logged before this page opened are not kept');
     // the method in its display name
     expect(root.textContent).toContain('LoRA');
-  });
+  }, 120_000);
 
   it('a cancelled run offers only "Resume from the last checkpoint", no disabled Resume beside it', async () => {
     const run = await startRun({ steps: 100_000, saveEvery: 1 }, 2);
@@ -87,7 +87,10 @@ describe('the Train page on a finished run', () => {
     expect(byId(root, 'resume')).toBeNull();
     expect(byId(root, 'pause')).toBeNull();
     expect(byId(root, 'eta')!.textContent!.trim()).toBe('—');
-  });
+    // the run's length and time, whether its ending reached the page before its record or after (run-monitor-order.test.ts)
+    expect(byId(root, 'progress-text')!.textContent).toMatch(/^\s*step \d+ of 100000 \(0%\)\s*$/);
+    expect(byId(root, 'elapsed')!.textContent!.trim()).not.toBe('—');
+  }, 120_000);
 });
 
 describe('the Train page on a failed run', () => {
@@ -140,7 +143,7 @@ describe('the Train page with two runs training', () => {
       await call('cancelRun', { runId: first.runId });
       await call('cancelRun', { runId: second.runId });
     }
-  });
+  }, 120_000);
 });
 
 describe('the Train page on a run whose warmup is as long as the run', () => {
@@ -191,7 +194,7 @@ describe('the Train page on a run whose warmup is as long as the run', () => {
     await until('the warnings', () => byId(root, 'run-warnings') !== null);
     checkNotice(root);
     expect(byId(root, 'run-log')!.textContent).not.toContain(CLI); // the service keeps no log lines: the notice is where it is said
-  });
+  }, 120_000);
 
   it('shows none for a run with nothing that looks like a slip', async () => {
     const run = await startRun({ steps: 2 }, 2);
@@ -200,7 +203,7 @@ describe('the Train page on a run whose warmup is as long as the run', () => {
     const root = render(studio);
     await until('the finished record', () => byId(root, 'run-status')?.dataset.status === 'finished');
     expect(byId(root, 'run-warnings')).toBeNull();
-  });
+  }, 120_000);
 });
 
 describe('the Train page\'s controls and the keyboard', () => {

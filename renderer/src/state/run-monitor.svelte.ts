@@ -180,6 +180,8 @@ export class RunMonitor {
 
   /** whether live events have arrived (a history loaded later must not overrule them) */
   private heardLive = false;
+  /** the cancelled event heard live: its words again once the run's length is known */
+  private cancelledAt: { step: number; checkpoint: number | null } | null = null;
 
   get progress(): number | null {
     // a finished run is done, whatever its step count (0 steps included)
@@ -267,7 +269,8 @@ export class RunMonitor {
 
   /** One live event (a started event of an older version may lack its warnings). */
   apply(e: Exclude<RunEvent, { type: 'started' }> | StartedEvent): void {
-    this.heardLive = true;
+    // a log line, a checkpoint or an evaluation says nothing of the run's status: the record's still holds
+    if (e.type !== 'log' && e.type !== 'checkpoint' && e.type !== 'eval') this.heardLive = true;
     switch (e.type) {
       case 'started':
         this.status = 'running';
@@ -337,7 +340,8 @@ export class RunMonitor {
         this.status = 'cancelled';
         this.step = Math.max(this.step, e.step);
         this.etaSeconds = null;
-        this.message = cancelledMessage(e.step, this.totalSteps, e.checkpoint === null ? null : (checkpointStep(e.checkpoint) ?? e.step), e.reason ?? 'user');
+        this.cancelledAt = { step: e.step, checkpoint: e.checkpoint === null ? null : (checkpointStep(e.checkpoint) ?? e.step) };
+        this.message = cancelledMessage(e.step, this.totalSteps, this.cancelledAt.checkpoint, e.reason ?? 'user');
         this.stoppedBy = e.reason ?? 'user';
         this.resumable = e.checkpoint !== null;
         this.say('info', this.message);
@@ -404,10 +408,21 @@ export class RunMonitor {
       this.memory = h.live?.memory ?? null;
       this.memoryEstimateBytes = h.live?.memoryEstimateBytes ?? null;
       this.availableMemoryBytes = h.live?.availableMemoryBytes ?? null;
-    } else if (last && this.tokensPerSecond === null) {
-      // heard live, but no step (only the ending, say): the record's last step says both speeds, as one
-      this.tokensPerSecond = known(last.tokensPerSecond);
-      this.inputTokensPerSecond = known(last.inputTokensPerSecond ?? null);
+    } else {
+      // heard live, but not every figure (a checkpoint and the ending, say): the record says the rest
+      if (last && this.tokensPerSecond === null) {
+        this.tokensPerSecond = known(last.tokensPerSecond);
+        this.inputTokensPerSecond = known(last.inputTokensPerSecond ?? null);
+      }
+      this.elapsedSeconds ??= known(h.live?.elapsedSeconds ?? null) ?? known(last?.elapsedSeconds ?? null);
+      this.memory ??= h.live?.memory ?? null;
+      this.memoryEstimateBytes ??= h.live?.memoryEstimateBytes ?? null;
+      this.availableMemoryBytes ??= h.live?.availableMemoryBytes ?? null;
+      if (this.totalSteps === null && h.entry.total_steps !== null) {
+        this.totalSteps = h.entry.total_steps;
+        // the ending's words were said before the run's length was known
+        if (this.status === 'cancelled' && this.cancelledAt) this.message = cancelledMessage(this.cancelledAt.step, this.totalSteps, this.cancelledAt.checkpoint, this.stoppedBy ?? 'user');
+      }
     }
     if (this.heardLive) return;
     // nothing live yet: the folder's record is the truth

@@ -12,12 +12,16 @@ import { acquireRunLock, RunLockedError, UNREADABLE_LOCK_GRACE_MS } from './lock
 
 const lockModule = (): string => pathToFileURL(join(builtCli(), '..', '..', 'runs', 'lock.js')).href;
 
-// Waits until `startAt` (so that the children race), takes the lock, holds it 300 ms while
-// checking that run.lock still names this process, and prints "got", "lost" or "locked".
+// Says "ready" once it can take the lock, waits until the file `go` exists (so that the children race), takes
+// the lock, holds it 300 ms while checking that run.lock still names this process, and prints "got", "lost" or
+// "locked". (A start time fixed in advance let a child that started late on a busy machine take the lock after
+// the winner let go of it: a second "got" without any race.)
 const CHILD = `
-const [dir, startAt, mod] = process.argv.slice(1);
+const [dir, go, mod] = process.argv.slice(1);
+const { existsSync } = await import('node:fs');
 const { acquireRunLock, readLock } = await import(mod);
-while (Date.now() < Number(startAt)) {}
+console.log('ready');
+while (!existsSync(go)) {}
 try {
   const release = await acquireRunLock(dir);
   let lost = false;
@@ -32,14 +36,24 @@ try {
 }
 `;
 
-function child(dir: string, startAt: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--input-type=module', '-e', CHILD, dir, String(startAt), lockModule()], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** A racer: `ready` once it waits for `go`, `outcome` its last line. */
+function child(dir: string, go: string): { ready: Promise<void>; outcome: Promise<string> } {
+  let isReady!: () => void;
+  const ready = new Promise<void>((r) => (isReady = r));
+  const outcome = new Promise<string>((resolve, reject) => {
+    const p = spawn(process.execPath, ['--input-type=module', '-e', CHILD, dir, go, lockModule()], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.split('\n').includes('ready')) isReady();
+    });
     p.on('error', reject);
-    p.on('close', () => resolve(out.trim()));
+    p.on('close', () => {
+      isReady(); // one that died before it was ready: its outcome says so
+      resolve(out.trim().split('\n').pop()!);
+    });
   });
+  return { ready, outcome };
 }
 
 describe('the run lock taken by processes racing for it', () => {
@@ -50,9 +64,12 @@ describe('the run lock taken by processes racing for it', () => {
     const outcomes: string[][] = [];
     for (let round = 0; round < rounds; round++) {
       const dir = join(work, `run-${round}`);
+      const go = join(work, `go-${round}`);
       mkdirSync(dir);
-      const startAt = Date.now() + 600; // after every child has started
-      outcomes.push((await Promise.all(Array.from({ length: racers }, () => child(dir, startAt)))).sort());
+      const children = Array.from({ length: racers }, () => child(dir, go));
+      await Promise.all(children.map((c) => c.ready)); // every child started and waiting
+      writeFileSync(go, '');
+      outcomes.push((await Promise.all(children.map((c) => c.outcome))).sort());
     }
     // every round: one 'got', the others 'locked' (none 'lost', no two winners, no errors)
     expect(outcomes).toEqual(Array.from({ length: rounds }, () => ['got', ...Array.from({ length: racers - 1 }, () => 'locked')]));

@@ -20,7 +20,9 @@ import { createStudioService, type StudioService } from './service.js';
 
 process.env.PEFT_STUDIO_HOME = tempDir('service-resume-device-home');
 
-const STEPS = 12;
+// the run is cancelled on its first step's event, and the cancel must land before its last step: 12 steps of
+// ~5-10 ms left the test process some 60 ms for it; 40 leave several times that, for a second more of resuming
+const STEPS = 40;
 const noGpu = loadAddon().devices().every((d) => whyUnusable(d) !== null);
 
 let service: StudioService;

@@ -51,9 +51,12 @@ beforeAll(async () => {
   OptionsPanel = (await import('./ResumeOptions.svelte')).default as unknown as Component<{ options: Options; idPrefix: string }>;
 
   cancelledRun = join(harness.home, 'cancelled');
+  // the cancel goes out on the first step's event and must land before the run's last step: a demo step takes
+  // ~5 ms, so a 10-step run left ~40 ms for it (a test process held up that long let the run finish, and every
+  // test here failed); 40 steps leave ~190 ms, and the resumes below train the rest in a fraction of a second
   const started = await api.call('startRun', {
     model: harness.demo.model, data: harness.demo.datasets.find((d) => d.name === 'task-train')!.path, method: 'lora', out: cancelledRun,
-    hyper: { steps: 10, threads: 2, batchSize: 2 },
+    hyper: { steps: 40, threads: 2, batchSize: 2 },
   });
   const off = service.onEvent((e) => {
     if (e.type === 'run' && e.runId === started.runId && e.event.type === 'step') {

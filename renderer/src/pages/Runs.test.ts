@@ -47,7 +47,7 @@ describe('the Runs table while a run trains', () => {
     expect(row()!.querySelector('[data-testid="run-row-status"]')!.textContent).toBe('cancelled');
     expect(row()!.textContent).toContain('resumable');
     off();
-  });
+  }, 120_000);
 });
 
 /** runs the demo to its end and resolves with the run's folder */
@@ -89,5 +89,5 @@ describe("the Runs page's view of a past run", () => {
     // and back: the notice follows the selected run
     await view(slipped);
     expect(byId(root, 'run-warnings')).not.toBeNull();
-  });
+  }, 120_000);
 });

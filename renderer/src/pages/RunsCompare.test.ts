@@ -54,6 +54,7 @@ const cells = (root: HTMLElement, kind: 'setting' | 'result', label: string) =>
   [...root.querySelectorAll<HTMLElement>(`[data-testid="run-compare-${kind}"][data-label="${label}"] td`)];
 const readsOf = (dir: string) => reads.filter((d) => d === dir).length;
 
+// Each test trains its runs first: 2-4 s here, past vitest's default timeout of 5 s on a busy two-core machine.
 describe('comparing runs on the Runs page', () => {
   it('two learning rates: both on the charts, the rate as the setting that differs, the lower best eval loss marked; picks outlive a Refresh', async () => {
     const evaluated = { steps: 4, evalSplit: 0.2, evalEvery: 2, seqLen: 128 };
@@ -140,7 +141,7 @@ describe('comparing runs on the Runs page', () => {
     expect(pick(root, damaged).disabled).toBe(true);
     expect(root.querySelector('[data-testid="run-compare-read-error"]')).toBeNull();
     expect(columns(root)).toEqual([fast, slow, plain]);
-  });
+  }, 120_000);
 
   it('a picked run still reading says so; a live one is followed from its events, its history read once', async () => {
     const past = await finishedDemoRun(harness.service, harness.demo, { steps: 2, seqLen: 128 });
@@ -178,5 +179,5 @@ describe('comparing runs on the Runs page', () => {
       if (!c.ok) throw new Error(JSON.stringify(c.error));
       off();
     }
-  });
+  }, 120_000);
 });

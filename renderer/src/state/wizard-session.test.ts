@@ -57,12 +57,19 @@ describe('a reload while a run trains', () => {
     before.data = data;
     before.dataReport = await api.call('inspectData', { model: demo.model, data, format: 'auto', completionOnly: true, pack: false });
     before.hyper = { steps: 100_000, threads: 1, lr: 1e-3 };
+    // its first step, heard: the reload below must find a step in its record (the started event alone
+    // put it in the run list; the step came ~10 ms later here, and later than the reload on a busy machine)
+    let runId = '';
+    let stepped = false;
+    const offSteps = api.onEvent((e) => void (e.type === 'run' && e.runId === runId && e.event.type === 'step' && (stepped = true)));
     const started = await api.call('startRun', before.runSettings!);
+    runId = started.runId;
     before.runDir = started.runDir;
     before.runId = started.runId;
     before.page = 'train';
     flushSync();
-    await until('the first steps', () => before.liveRuns.length === 1);
+    await until('the first steps', () => before.liveRuns.length === 1 && stepped);
+    offSteps();
     expect(before.liveRuns[0]).toEqual({ runId: started.runId, runDir: started.runDir, method: 'lora' });
     expect(readSnapshot(storage)?.hyper).toEqual({ steps: 100_000, threads: 1, lr: 1e-3 });
     stopBefore();
@@ -162,7 +169,9 @@ describe('a reload while a run trains', () => {
     storage.setItem(SESSION_KEY, JSON.stringify({ version: 2, page: 'export', model: null, method: null, data: null, dataFormat: 'auto', completionOnly: true, pack: false, hyper: {}, runDir: mine }));
     const studio = new Studio();
     const stop = keepSession(studio, api, storage);
-    await until('the live runs known', () => studio.liveRuns.some((r) => r.runId === other.runId));
+    // known from the service's run list (its entries name the method; one heard from a step event alone does not):
+    // the re-attach has decided by then, so what follows is its decision, not the state before it
+    await until('the live runs read', () => studio.liveRuns.some((r) => r.runId === other.runId && r.method === 'lora'));
     expect(studio.runDir).toBe(mine);
     expect(studio.page).toBe('export');
     await api.call('cancelRun', { runId: other.runId });

@@ -499,9 +499,13 @@ export interface GenerateResponse {
 
 /** What a model generates with when no setting is given (the Try page's fields start from it), and where each value came from. */
 export interface GenerationDefaults {
-  /** the settings `peft-studio generate` uses without flags (a file value that cannot be used: transformers' default, named in `problems`) */
+  /**
+   * the file's settings, transformers' defaults for the rest: what `peft-studio generate` uses without flags, but for a
+   * file value that cannot be used: here transformers' default (named in `problems`), where the CLI stops with the
+   * file's error when it would use that value, until the setting is given as a flag
+   */
   sampling: SamplingSettings;
-  /** the model's generation_config.json; null: it has none (or it cannot be read: `problems` says why) */
+  /** the model's generation_config.json, also when it cannot be read or parsed (`problems` says why); null: it has none */
   file: string | null;
   /** the settings the file gives; the others are transformers' defaults */
   fromFile: SamplingKey[];

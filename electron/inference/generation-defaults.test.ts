@@ -1,9 +1,13 @@
 // generationDefaults: what the Try page's sampling fields start from. It is
 // what `peft-studio generate` uses without flags (the CLI's own note, run
 // here, says the same settings), which of them the model's
-// generation_config.json gives, and what in the file cannot be used. Through
-// the service, the model path obeys the same policy as generate's.
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+// generation_config.json gives, and what in the file cannot be used. For a
+// value that cannot be used the two differ, as the page says: transformers'
+// default is filled in here, where the CLI refuses the file until the setting
+// is given as a flag (both run here). A file that is there but broken is
+// named, not taken for none. Through the service, the model path obeys the
+// same policy as generate's.
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ApiMethod, GenerationDefaults } from '../api/contract.js';
@@ -48,11 +52,34 @@ describe('generationDefaults', () => {
     expect(d.fromFile).toEqual(['temperature', 'minP']);
     expect(d.problems).toEqual([`${file}: top_p 1.5 must be a number >= 0 and <= 1, so transformers' default top_p 1 is filled in; fix the file (or remove top_p)`]);
     expect(d.unapplied).toBe(`${file}: sets typical_p 0.9, which transformers' generate() applies and PEFT Studio does not, so its answers can differ from model.generate()'s`);
+    // the CLI without flags does not fill the default in: it refuses the file, naming the flag that gives the setting instead
+    const refused = await cli(['generate', '--model', dir, '--prompt', 'The fox', '--max-new-tokens', '2', '--threads', '2']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`${file}: top_p 1.5 must be a number >= 0 and <= 1; fix the file (or remove top_p), or pass --top-p`);
+    // given transformers' default as that flag, it generates with the settings the page filled in
+    const given = await cli(['generate', '--model', dir, '--prompt', 'The fox', '--max-new-tokens', '2', '--threads', '2', '--top-p', String(d.sampling.topP)]);
+    expect(given.code, given.stderr).toBe(0);
+    expect(given.stderr).toContain(`note: ${samplingWords(d.sampling)}\n`);
+    // a file that is there but is no JSON (or no object) is named, with why it is not used: the model does have one
+    const sameAsNone = { fromFile: [], sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 } };
+    const escaped = file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
     writeFileSync(file, '{broken');
     const broken = await generationDefaults(dir);
-    expect(broken).toMatchObject({ file: null, fromFile: [], sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 } });
+    expect(broken).toMatchObject({ file, ...sameAsNone });
     expect(broken.problems).toHaveLength(1);
-    expect(broken.problems[0]).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not valid JSON`));
+    expect(broken.problems[0]).toMatch(new RegExp(`^${escaped}: not valid JSON`));
+    writeFileSync(file, '[1, 2]');
+    const notObject = await generationDefaults(dir);
+    expect(notObject).toMatchObject({ file, ...sameAsNone });
+    expect(notObject.problems).toEqual([expect.stringMatching(new RegExp(`^${escaped}: is not a JSON object \\(found an array\\)`))]);
+  });
+
+  it('has no file only when the model has none', async () => {
+    const dir = join(tempDir('gen-defaults-none'), 'model');
+    cpSync(demo, dir, { recursive: true });
+    rmSync(join(dir, 'generation_config.json'), { force: true });
+    const d = await generationDefaults(dir);
+    expect([d.file, d.problems]).toEqual([null, []]);
   });
 
   it('refuses a path that is no folder, by the model field', async () => {

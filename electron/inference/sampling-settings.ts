@@ -128,10 +128,12 @@ export function resolveSampling(defaults: SamplingDefaults | null, given: Partia
 }
 
 /**
- * What a model generates with when nothing is given (`peft-studio generate`
- * without flags; the Try page's fields start here): the file's values, a
- * value it holds that cannot be used replaced by transformers' default
- * (`defaults.invalid` says which, for the caller to name).
+ * What a model generates with when nothing is given (the Try page's fields
+ * start here): the file's values, a value it holds that cannot be used
+ * replaced by transformers' default (`defaults.invalid` says which, for the
+ * caller to name). `peft-studio generate` without flags uses the same values,
+ * but stops with the file's error where it would use one that cannot be used,
+ * until that setting is given as a flag.
  */
 export function modelSampling(defaults: SamplingDefaults | null): SamplingSettings {
   const value = (key: SamplingKey) => (defaults !== null && defaults.invalid[key] === undefined ? defaults[key] : TRANSFORMERS_DEFAULTS[key]);

@@ -17,7 +17,12 @@
 // - a GGUF LoRA takes f32 / f16 only, and writes base.gguf beside the adapter
 //   when asked (the file read here), its check named in the table;
 // - a DoRA run is offered no GGUF LoRA (saying why and what instead), and its
-//   GGUF model (the DoRA adapter merged in) exports and passes the reload check.
+//   GGUF model (the DoRA adapter merged in) exports and passes the reload check;
+// - what the user set in Try (prompt, edited and emptied sampling fields) is
+//   kept when the page is left and opened again, and for a run on another
+//   model, whose settings fill only the fields not changed; an emptied field
+//   is the model's own, not "(yours)"; the reset moves the focus to the first
+//   field; a generation_config.json that is there but broken is named as such.
 import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gguf as hfGguf } from '@huggingface/gguf';
@@ -47,10 +52,10 @@ beforeAll(async () => {
 const PROMPT = 'Question: What color is the fox?\nAnswer:';
 
 
-/** Trains the demo model for a few steps (on its task rows, or `data`; `hyper`: further settings) and waits for the end. */
-async function train(method: 'lora' | 'full', out: string, data = harness.demo.datasets.find((d) => d.name === 'task-train')!.path, hyper: { dora?: boolean } = {}): Promise<string> {
+/** Trains the demo model (or `model`) for a few steps (on its task rows, or `data`; `hyper`: further settings) and waits for the end. */
+async function train(method: 'lora' | 'full', out: string, data = harness.demo.datasets.find((d) => d.name === 'task-train')!.path, hyper: { dora?: boolean } = {}, model = harness.demo.model): Promise<string> {
   const started = await api.call('startRun', {
-    model: harness.demo.model, data, method, out,
+    model, data, method, out,
     hyper: { steps: 4, threads: 2, batchSize: 2, ...hyper },
   });
   await until(`the ${method} run`, () => events.some((e) => e.type === 'run' && e.runId === started.runId && e.event.type === 'finished'), 120_000);
@@ -83,9 +88,8 @@ async function exportAndWait(root: HTMLElement): Promise<void> {
   expect(text(root, 'export-error')).toBe('');
 }
 
-async function render(runDir: string): Promise<{ root: HTMLElement; studio: Studio }> {
-  const studio = new Studio();
-  studio.model = harness.demo.model;
+async function render(runDir: string, studio = new Studio()): Promise<{ root: HTMLElement; studio: Studio }> {
+  studio.model ??= harness.demo.model;
   studio.runDir = runDir;
   const root = harness.mount({ studio });
   // the run's method badge: its history is read
@@ -426,4 +430,71 @@ describe('export of a finished LoRA run', () => {
       }
     }
   }, 120_000);
+
+  it('Try keeps what the user set when the page is left and for a run on another model; an emptied field is the model\'s own', async () => {
+    // another model: the demo with sampling settings in its generation_config.json, and a run on it
+    const model = join(harness.home, 'sampled-model');
+    cpSync(harness.demo.model, model, { recursive: true });
+    const configFile = join(model, 'generation_config.json');
+    const config = { ...JSON.parse(readFileSync(configFile, 'utf8')), do_sample: true, temperature: 0.7, top_k: 20, top_p: 0.9, min_p: 0.05 };
+    writeFileSync(configFile, JSON.stringify(config));
+    const otherRun = await train('lora', join(harness.home, 'sampled-run'), undefined, {}, model);
+
+    const studio = new Studio();
+    const sampling = ['try-temperature', 'try-top-k', 'try-top-p', 'try-min-p', 'try-repetition-penalty', 'try-no-repeat-ngram-size'];
+    const none = "Filled in with transformers' defaults: the model's generation_config.json sets none of these.";
+    /** Opens the page on `run` until its model's settings are read (the whole sentence: the wizard's model may answer first). */
+    const open = async (run: string, source: string) => {
+      const { root } = await render(run, studio);
+      await until("the run's model's settings read", () => text(root, 'try-sampling-source').startsWith(source));
+      return {
+        root,
+        values: () => sampling.map((id) => (byId(root, id) as HTMLInputElement).value),
+        origins: () => sampling.map((id) => text(root, `${id}-origin`)),
+      };
+    };
+    const first = await open(runDir, none);
+    type(first.root, 'try-prompt', PROMPT);
+    type(first.root, 'try-temperature', '0.9');
+    type(first.root, 'try-top-k', '');
+    // emptied, top-k is the model's own: here transformers' default, the demo's file setting none
+    expect(first.values()).toEqual(['0.9', '', '1', '0', '1', '0']);
+    expect(first.origins()).toEqual(['(yours)', '(default)', '(default)', '(default)', '(default)', '(default)']);
+    // the reset button goes with the edits: the focus moves to the first sampling field, not to the page's top
+    const reset = byId(first.root, 'try-sampling-reset') as HTMLButtonElement;
+    reset.focus();
+    reset.click();
+    flushSync();
+    expect(byId(first.root, 'try-sampling-reset')).toBeNull();
+    expect(first.values()).toEqual(['0', '50', '1', '0', '1', '0']);
+    expect(document.activeElement).toBe(byId(first.root, 'try-temperature'));
+    type(first.root, 'try-temperature', '0.9');
+    type(first.root, 'try-top-k', '');
+
+    // to Runs and back (the page is made anew): the prompt and the edits are still there
+    harness.unmount();
+    const again = await open(runDir, none);
+    expect((byId(again.root, 'try-prompt') as HTMLTextAreaElement).value).toBe(PROMPT);
+    expect(again.values()).toEqual(['0.9', '', '1', '0', '1', '0']);
+    expect(again.origins()).toEqual(['(yours)', '(default)', '(default)', '(default)', '(default)', '(default)']);
+    expect(byId(again.root, 'try-sampling-reset')).not.toBeNull();
+
+    // another run, on the other model (chosen on Runs): its settings fill the fields not changed; the edits stay
+    harness.unmount();
+    const other = await open(otherRun, "Filled in from the model's generation_config.json (temperature, top-k, top-p, min-p); the others are transformers' defaults.");
+    expect((byId(other.root, 'try-prompt') as HTMLTextAreaElement).value).toBe(PROMPT);
+    expect(other.values()).toEqual(['0.9', '', '0.9', '0.05', '1', '0']);
+    // the emptied top-k is now the file's 20: the request leaves it out, and the model's own is its file's
+    expect(other.origins()).toEqual(['(yours)', "(the model's)", "(the model's)", "(the model's)", '(default)', '(default)']);
+
+    // the file there but broken: it is named as the one that cannot be used, not as missing
+    harness.unmount();
+    writeFileSync(configFile, '{"do_sample": true,');
+    const unusable = "Filled in with transformers' defaults: the model's generation_config.json cannot be used for them (below).";
+    const broken = await open(otherRun, unusable);
+    expect(text(broken.root, 'try-sampling-source')).toBe(`${unusable} Use the model's settings again`);
+    expect(text(broken.root, 'try-sampling-problems')).toMatch(new RegExp(`^${configFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not valid JSON`));
+    expect(broken.values()).toEqual(['0.9', '', '1', '0', '1', '0']);
+    expect(broken.origins()).toEqual(['(yours)', "(the model's own)", '(default)', '(default)', '(default)', '(default)']);
+  }, 240_000);
 });

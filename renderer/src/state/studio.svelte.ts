@@ -1,9 +1,11 @@
 // The wizard's shared state: what the user has chosen so far, step by step.
 // One instance for the whole app (created in App.svelte and handed to every
 // page as the `studio` prop). Each page keeps its own transient state in its
-// own class; only what later steps need lives here.
+// own class; only what later steps need, and what a page keeps across visits
+// (the runs compared, what the user set in Try), lives here.
 import { ApiError, type ApiErrorBody, type ApiEvent, type DataRequest, type DatasetReport, type ModelOverview, type RunCheck, type RunSettings, type TrainMethod } from '../../../electron/api/contract.js';
 import { EVAL_JUDGED, evalJudgedOff } from './hyperparameter-fields.js';
+import { TryInput } from './try-panel.svelte.js';
 
 export const STEPS = ['model', 'method', 'data', 'hyperparameters', 'train', 'export'] as const;
 
@@ -113,6 +115,13 @@ export class Studio {
   failedStart = $state<{ runDir: string; message: string } | null>(null);
   /** the last failure heard of this tab's run (its 'failed' event), by folder: what failedStart says of it */
   private heardFailure: { runDir: string; message: string } | null = null;
+
+  /**
+   * step 6: what the user set in the Export page's Try panel (the prompt, its
+   * settings, the sampling fields changed): kept while the user visits other
+   * pages, the only places another run (and so another model) is chosen
+   */
+  readonly tryInput = new TryInput();
 
   /**
    * The runs training now (from the service's run list on load, then its run

@@ -5,11 +5,12 @@
 // (generateProgress events for its requestId); Stop ends the one being
 // generated where it is and does not start the other. The sampling fields
 // start from the model's own settings (its generation_config.json, else
-// transformers' defaults: what `peft-studio generate` takes without flags),
-// each saying where its value came from; what the user types wins, also when
-// another model's settings arrive, until the fields are reset to the model's.
-// A field left empty is the model's own too. Each answer says the settings it
-// was generated with.
+// transformers' defaults), each saying where its value came from. What the
+// user sets (TryInput) is kept by the app (Studio.tryInput), so it survives
+// leaving the page and choosing another run: a field the user changed keeps
+// its value when another model's settings arrive, until the fields are reset
+// to the model's. A field left empty is the model's own too. Each answer says
+// the settings it was generated with.
 import { STOPPED_BEFORE_START, type ApiTransport, type GenerateRequest, type GenerateResponse, type GenerationDefaults, type PromptFormat, type RunHistory, type RunIndexEntry } from '../../../electron/api/contract.js';
 import { DEFAULT_SEED, limitWords, SAMPLING_LABELS, SAMPLING_LIMITS, samplingWords, withinLimit, type SamplingKey } from '../../../electron/inference/sampling-settings.js';
 
@@ -67,19 +68,35 @@ export const SAMPLING_FIELDS: readonly { key: SamplingKey; id: string; help: str
   { key: 'noRepeatNgramSize', id: 'try-no-repeat-ngram-size', help: 'no run of this many tokens may occur twice in the prompt and answer, greedy or sampled; 0: off' },
 ];
 
-/** What the fields start from, and what an empty one means. */
-export const MODEL_DEFAULTS_HELP = "The fields start from the model's own settings (its generation_config.json, else transformers' defaults), as peft-studio generate takes them without flags; an emptied field is the model's own too.";
+/**
+ * What the fields start from, and what an empty one means. Where the file
+ * holds a value that cannot be used, the service fills in transformers'
+ * default (generation-defaults.ts) while `peft-studio generate` stops with
+ * the file's error when it would use that value (sampling-settings.ts
+ * resolveSampling): the help says both, so it claims no more than is so.
+ */
+export const MODEL_DEFAULTS_HELP =
+  "The fields start from the model's own settings (its generation_config.json, else transformers' defaults), as peft-studio generate takes them without flags. " +
+  "Where the file holds a value that cannot be used, transformers' default is filled in here and the note above says so; peft-studio generate instead stops with the file's error when it would use that value, until you give that setting as a flag. " +
+  "An emptied field is the model's own too.";
 
-/** Where a sampling field's value came from: the model's file, transformers' default, or the user. */
-export type FieldOrigin = 'file' | 'default' | 'edited';
+/**
+ * Where a sampling field's value came from: the model's file, transformers'
+ * default, or the user. 'own': emptied while the file holds values that cannot
+ * be used (the problems name their keys, the page cannot tell which): the
+ * model's own, whichever it is.
+ */
+export type FieldOrigin = 'file' | 'default' | 'edited' | 'own';
 
 /** A field's origin in a few words (beside its label). */
-export const ORIGIN_WORDS: Record<FieldOrigin, string> = { file: "the model's", default: 'default', edited: 'yours' };
+export const ORIGIN_WORDS: Record<FieldOrigin, string> = { file: "the model's", default: 'default', edited: 'yours', own: "the model's own" };
 
 /** Where the fields' values came from, in a sentence ("Filled in from the model's generation_config.json (temperature, top-p); …"). */
-export function defaultsSourceText(d: Pick<GenerationDefaults, 'file' | 'fromFile'>): string {
+export function defaultsSourceText(d: Pick<GenerationDefaults, 'file' | 'fromFile' | 'problems'>): string {
   if (d.file === null) return "Filled in with transformers' defaults: the model has no generation_config.json.";
   const named = SAMPLING_FIELDS.filter(({ key }) => d.fromFile.includes(key)).map(({ key }) => SAMPLING_LABELS[key].toLowerCase());
+  // a file that is there but broken (or whose values are all refused) is named as such: the problems below say why
+  if (named.length === 0 && d.problems.length > 0) return "Filled in with transformers' defaults: the model's generation_config.json cannot be used for them (below).";
   if (named.length === 0) return "Filled in with transformers' defaults: the model's generation_config.json sets none of these.";
   const others = named.length === SAMPLING_FIELDS.length ? '' : "; the others are transformers' defaults";
   return `Filled in from the model's generation_config.json (${named.join(', ')})${others}.`;
@@ -217,34 +234,48 @@ export function trainedModelOf(runDir: string, entry: RunIndexEntry): TrainedMod
   return { model: entry.model, adapter: runDir, checkpoint };
 }
 
-export class TryPanel {
+/**
+ * What the user sets in the Try panel, and what the model's settings last
+ * filled in (a field still holding that is not the user's). The app keeps one
+ * for its whole life (Studio.tryInput): the page's TryPanel is made anew on
+ * each visit, and would otherwise lose the prompt and the edits whenever the
+ * user goes to Runs (the only way to choose another run). The answers are not
+ * in it: they belong to the visit, and the run, they were generated for.
+ */
+export class TryInput {
   prompt = $state('');
   layout = $state<PromptLayoutChoice>('trained');
   system = $state('');
-  /** the layout the run's rows were trained in, once read (followRun); null: not known */
-  trainedFormat = $state<PromptFormat | null>(null);
-  /** whether the run's layout has been read (a run of an older version records none: plain text then) */
-  trainedFormatRead = $state(false);
-  /** the run followRun reads for: an answer for another run (chosen meanwhile) is dropped */
-  private following: string | null = null;
   maxNewTokens = $state(64);
-  /** empty (null): the model's own, as for the other sampling fields; filled from it once read (followModel) */
+  /** empty (null): the model's own, as for the other sampling fields; filled from it once read (TryPanel.followModel) */
   temperature = $state<SamplingField>(null);
   topK = $state<SamplingField>(null);
   topP = $state<SamplingField>(null);
   minP = $state<SamplingField>(null);
   repetitionPenalty = $state<SamplingField>(null);
   noRepeatNgramSize = $state<SamplingField>(null);
+  /** the CLI's default seed too */
+  seed = $state(DEFAULT_SEED);
+  /** what followModel last put in each field: a field still holding it is not the user's, and follows the next model */
+  filled = $state.raw<Partial<Record<SamplingKey, number>>>({});
+  /**
+   * the model whose settings were asked for last, by any visit's panel: an
+   * answer for another one (a visit before, or a model chosen meanwhile) fills nothing
+   */
+  defaultsFor: string | null = null;
+}
+
+export class TryPanel {
+  /** the layout the run's rows were trained in, once read (followRun); null: not known */
+  trainedFormat = $state<PromptFormat | null>(null);
+  /** whether the run's layout has been read (a run of an older version records none: plain text then) */
+  trainedFormatRead = $state(false);
+  /** the run followRun reads for: an answer for another run (chosen meanwhile) is dropped */
+  private following: string | null = null;
   /** the model's own settings, once read (followModel); null: not read (yet), or could not be */
   defaults = $state.raw<GenerationDefaults | null>(null);
   /** why the model's settings could not be read (its fields stay as they are; empty ones are the model's own) */
   defaultsError = $state<string | null>(null);
-  /** what followModel last put in each field: a field still holding it is not the user's, and follows the next model */
-  private filled = $state.raw<Partial<Record<SamplingKey, number>>>({});
-  /** the model followModel reads for: an answer for another one (chosen meanwhile) is dropped */
-  private defaultsFor: string | null = null;
-  /** the CLI's default seed too */
-  seed = $state(DEFAULT_SEED);
   /** sampling fields whose text the browser could not read as a number ("1e", "-"): their value reads empty */
   notNumber = $state<Partial<Record<SamplingKey, boolean>>>({});
   /** which side is being generated now */
@@ -263,12 +294,38 @@ export class TryPanel {
   trained = $state.raw<TrainedModel | null>(null);
   error = $state<string | null>(null);
 
-  constructor(private readonly api: ApiTransport) {}
+  /** `input`: what the user sets (the app's Studio.tryInput, kept across visits; a panel of its own by default) */
+  constructor(private readonly api: ApiTransport, readonly input: TryInput = new TryInput()) {}
+
+  // what the user sets, read and written where it is kept (the page binds its fields to these)
+  get prompt(): string { return this.input.prompt; }
+  set prompt(v: string) { this.input.prompt = v; }
+  get layout(): PromptLayoutChoice { return this.input.layout; }
+  set layout(v: PromptLayoutChoice) { this.input.layout = v; }
+  get system(): string { return this.input.system; }
+  set system(v: string) { this.input.system = v; }
+  get maxNewTokens(): number { return this.input.maxNewTokens; }
+  set maxNewTokens(v: number) { this.input.maxNewTokens = v; }
+  get temperature(): SamplingField { return this.input.temperature; }
+  set temperature(v: SamplingField) { this.input.temperature = v; }
+  get topK(): SamplingField { return this.input.topK; }
+  set topK(v: SamplingField) { this.input.topK = v; }
+  get topP(): SamplingField { return this.input.topP; }
+  set topP(v: SamplingField) { this.input.topP = v; }
+  get minP(): SamplingField { return this.input.minP; }
+  set minP(v: SamplingField) { this.input.minP = v; }
+  get repetitionPenalty(): SamplingField { return this.input.repetitionPenalty; }
+  set repetitionPenalty(v: SamplingField) { this.input.repetitionPenalty = v; }
+  get noRepeatNgramSize(): SamplingField { return this.input.noRepeatNgramSize; }
+  set noRepeatNgramSize(v: SamplingField) { this.input.noRepeatNgramSize = v; }
+  get seed(): number { return this.input.seed; }
+  set seed(v: number) { this.input.seed = v; }
 
   get errors(): Partial<Record<keyof TrySettings, string>> {
+    const i = this.input;
     const errors = trySettingsErrors({
-      prompt: this.prompt, layout: this.effectiveLayout, system: this.system, maxNewTokens: this.maxNewTokens,
-      temperature: this.temperature, topK: this.topK, topP: this.topP, minP: this.minP, repetitionPenalty: this.repetitionPenalty, noRepeatNgramSize: this.noRepeatNgramSize, seed: this.seed,
+      prompt: i.prompt, layout: this.effectiveLayout, system: i.system, maxNewTokens: i.maxNewTokens,
+      temperature: i.temperature, topK: i.topK, topP: i.topP, minP: i.minP, repetitionPenalty: i.repetitionPenalty, noRepeatNgramSize: i.noRepeatNgramSize, seed: i.seed,
     });
     // not "the model's own": the field is not empty, it holds text that is no number
     for (const { key } of SAMPLING_FIELDS) if (this.notNumber[key]) errors[key] = "Not a number: type one, or clear the field for the model's own.";
@@ -285,7 +342,7 @@ export class TryPanel {
    * changes) and fills each field the user has not changed with them.
    */
   async followModel(model: string | null): Promise<void> {
-    this.defaultsFor = model;
+    this.input.defaultsFor = model;
     if (model === null) {
       this.defaults = null;
       this.defaultsError = null;
@@ -295,28 +352,39 @@ export class TryPanel {
     try {
       defaults = await this.api.call('generationDefaults', { model });
     } catch (e) {
-      if (this.defaultsFor !== model) return;
+      if (this.input.defaultsFor !== model) return;
       this.defaults = null;
       this.defaultsError = messageOf(e);
       return;
     }
-    if (this.defaultsFor !== model) return;
+    if (this.input.defaultsFor !== model) return;
     for (const { key } of SAMPLING_FIELDS) if (!this.edited(key)) this.fill(key, defaults.sampling[key]);
-    this.filled = Object.fromEntries(SAMPLING_FIELDS.map(({ key }) => [key, defaults.sampling[key]]));
+    this.input.filled = Object.fromEntries(SAMPLING_FIELDS.map(({ key }) => [key, defaults.sampling[key]]));
     this.defaults = defaults;
     this.defaultsError = null;
   }
 
   /** Whether the user changed field `key` from what the model's settings filled in (before any: from empty). */
   edited(key: SamplingKey): boolean {
-    return !sameField(this[key], this.filled[key]);
+    return !sameField(this.input[key], this.input.filled[key]);
   }
 
-  /** Where field `key`'s value came from; null until the model's settings are read. */
+  /**
+   * Where field `key`'s value came from; null until the model's settings are
+   * read. An emptied field is not the user's value but the model's own (the
+   * request leaves it out): its file's value where the file gives one, else
+   * transformers' default; where the file holds values that cannot be used,
+   * which keys they are is not told here ('own': the problems name them).
+   */
   origin(key: SamplingKey): FieldOrigin | null {
-    if (this.defaults === null) return null;
+    const d = this.defaults;
+    if (d === null) return null;
+    const fromFile = d.fromFile.includes(key);
+    // text that is no number reads empty, but the field is not: it holds what the user typed
+    if (this.notNumber[key]) return 'edited';
+    if (!isSet(this.input[key])) return fromFile ? 'file' : d.problems.length === 0 ? 'default' : 'own';
     if (this.edited(key)) return 'edited';
-    return this.defaults.fromFile.includes(key) ? 'file' : 'default';
+    return fromFile ? 'file' : 'default';
   }
 
   /** Whether any sampling field holds the user's value rather than the model's. */
@@ -331,13 +399,13 @@ export class TryPanel {
   }
 
   private fill(key: SamplingKey, value: number): void {
-    this[key] = value;
+    this.input[key] = value;
     this.setNotNumber(key, false);
   }
 
   /** The layout the next answers get: the chosen one, or the run's for 'trained'. */
   get effectiveLayout(): PromptFormat {
-    return resolvedLayout(this.layout, this.trainedFormat);
+    return resolvedLayout(this.input.layout, this.trainedFormat);
   }
 
   /** Reads the layout of the run's rows (the page calls it when the run changes); generate reads it again. */
@@ -372,8 +440,8 @@ export class TryPanel {
    */
   async generate(model: string | null, runDir: string | null, best: BestAdapter | null = null): Promise<void> {
     if (!model || !runDir || !this.canGenerate(model, runDir)) return;
-    const { prompt, system, maxNewTokens, seed } = this;
-    const sampling = samplingRequest(this);
+    const { prompt, system, maxNewTokens, seed } = this.input;
+    const sampling = samplingRequest(this.input);
     this.error = null;
     this.base = null;
     this.adapter = null;

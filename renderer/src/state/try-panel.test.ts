@@ -1,7 +1,7 @@
 // The try panel's settings are checked before anything is sent.
 import { describe, expect, it } from 'vitest';
 import { ApiError, STOPPED_BEFORE_START, type ApiTransport, type GenerateRequest, type GenerationDefaults, type RunHistory, type RunIndexEntry } from '../../../electron/api/contract.js';
-import { bestModelOf, checkpointStep, checkpointText, computedOnText, defaultsSourceText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, resolvedLayout, samplingRequest, samplingText, trainedModelOf, TryPanel, trySettingsErrors } from './try-panel.svelte.js';
+import { bestModelOf, checkpointStep, checkpointText, computedOnText, defaultsSourceText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, ORIGIN_WORDS, resolvedLayout, samplingRequest, samplingText, trainedModelOf, TryInput, TryPanel, trySettingsErrors } from './try-panel.svelte.js';
 
 const good = { prompt: 'Hello', layout: 'plain' as const, system: '', maxNewTokens: 64, temperature: 0, seed: 0 };
 
@@ -161,7 +161,7 @@ describe("the fields start from the model's own settings", () => {
     sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 },
     file: null, fromFile: [], problems: [], unapplied: null,
   };
-  const fields = (p: TryPanel) => [p.temperature, p.topK, p.topP, p.minP, p.repetitionPenalty, p.noRepeatNgramSize];
+  const fields = (p: TryPanel | TryInput) => [p.temperature, p.topK, p.topP, p.minP, p.repetitionPenalty, p.noRepeatNgramSize];
 
   /** A transport whose generationDefaults answers when the test says (`answer(model)`), in any order; it records generate's requests. */
   function transport(byModel: Record<string, GenerationDefaults | Error>) {
@@ -212,7 +212,10 @@ describe("the fields start from the model's own settings", () => {
     expect(fields(panel)).toEqual([0, 50, 1, 0, 1, 0]);
     expect(panel.origin('temperature')).toBe('default');
     expect(defaultsSourceText(panel.defaults!)).toBe("Filled in with transformers' defaults: the model has no generation_config.json.");
-    expect(defaultsSourceText({ file: '/m/generation_config.json', fromFile: [] })).toBe("Filled in with transformers' defaults: the model's generation_config.json sets none of these.");
+    expect(defaultsSourceText({ file: '/m/generation_config.json', fromFile: [], problems: [] })).toBe("Filled in with transformers' defaults: the model's generation_config.json sets none of these.");
+    // a file that is there but cannot be used (not JSON, or only refused values) is not said to be missing, nor to set nothing
+    const broken = { file: '/m/generation_config.json', fromFile: [], problems: ['/m/generation_config.json: not valid JSON (…), so it is ignored: …'] };
+    expect(defaultsSourceText(broken)).toBe("Filled in with transformers' defaults: the model's generation_config.json cannot be used for them (below).");
   });
 
   it("keeps what the user typed when another model's settings arrive, and puts the model's back on reset", async () => {
@@ -270,6 +273,88 @@ describe("the fields start from the model's own settings", () => {
     const settingsOf = (r: GenerateRequest) => ({ temperature: r.temperature, topK: r.topK, topP: r.topP, minP: r.minP, repetitionPenalty: r.repetitionPenalty, noRepeatNgramSize: r.noRepeatNgramSize, seed: r.seed });
     const shown = { temperature: 0.6, topK: 20, topP: 0.95, minP: 0.1, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 };
     expect(t.asked.map(settingsOf)).toEqual([shown, shown]);
+  });
+
+  it("marks an emptied field as the model's own (its file's value, the default, or what the problems name), not the user's", async () => {
+    // top_p 1.5 in the file: transformers' default filled in, the problem said; top-k and min-p from the file
+    const refused: GenerationDefaults = {
+      sampling: { temperature: 0.7, topK: 20, topP: 1, minP: 0.05, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 },
+      file: '/models/bad/generation_config.json', fromFile: ['temperature', 'topK', 'minP'],
+      problems: ["/models/bad/generation_config.json: top_p 1.5 must be a number >= 0 and <= 1, so transformers' default top_p 1 is filled in; fix the file (or remove top_p)"], unapplied: null,
+    };
+    const t = transport({ '/models/qwen3': qwen3, '/models/bare': bare, '/models/bad': refused });
+    const panel = new TryPanel(t.api);
+    const read = async (model: string) => {
+      const reading = panel.followModel(model);
+      await t.answer(model);
+      await reading;
+    };
+    await read('/models/qwen3');
+    panel.topK = null; // the file's 20: an empty field is left out of the request, which then takes the file's
+    panel.noRepeatNgramSize = undefined; // transformers' 0: the file does not set it
+    expect([panel.origin('topK'), panel.origin('noRepeatNgramSize')]).toEqual(['file', 'default']);
+    expect([ORIGIN_WORDS.file, ORIGIN_WORDS.default]).toEqual(["the model's", 'default']);
+    expect(panel.anyEdited).toBe(true); // reset fills them in again
+    expect(samplingRequest(panel)).toEqual({ temperature: 0.6, topP: 0.95, minP: 0, repetitionPenalty: 1 });
+    // text the browser cannot read is the user's, though it reads empty
+    panel.setNotNumber('topK', true);
+    expect(panel.origin('topK')).toBe('edited');
+    panel.setNotNumber('topK', false);
+    // a file with a refused value: which key it is, the problems say; an emptied field is the model's own then
+    await read('/models/bad');
+    panel.topP = null;
+    expect(panel.origin('topP')).toBe('own');
+    expect(ORIGIN_WORDS.own).toBe("the model's own");
+    expect(panel.origin('topK')).toBe('file'); // still empty, and the file gives top_k
+    panel.resetToModel();
+    expect(fields(panel)).toEqual([0.7, 20, 1, 0.05, 1, 0]);
+    expect([panel.origin('topP'), panel.anyEdited]).toEqual(['default', false]);
+    await read('/models/bare');
+    panel.minP = null;
+    expect(panel.origin('minP')).toBe('default');
+  });
+
+  // what the user set lives in a TryInput the app keeps (Studio.tryInput): the page makes a new TryPanel on each visit
+  it('a panel made for the next visit shows the prompt and the edits; the next model fills only the fields not changed', async () => {
+    const t = transport({ '/models/qwen3': qwen3, '/models/bare': bare });
+    const kept = new TryInput();
+    const visit = new TryPanel(t.api, kept);
+    const read = visit.followModel('/models/qwen3');
+    await t.answer('/models/qwen3');
+    await read;
+    visit.prompt = 'Hello';
+    visit.layout = 'chat';
+    visit.system = 'Be brief.';
+    visit.maxNewTokens = 12;
+    visit.seed = 7;
+    visit.temperature = 0.9;
+    visit.topK = null;
+    // the page is left (Runs, to choose another run on another model) and opened again: a new panel on the same input
+    const next = new TryPanel(t.api, kept);
+    expect([next.prompt, next.layout, next.system, next.maxNewTokens, next.seed]).toEqual(['Hello', 'chat', 'Be brief.', 12, 7]);
+    expect(fields(next)).toEqual([0.9, null, 0.95, 0, 1, 0]);
+    const other = next.followModel('/models/bare');
+    await t.answer('/models/bare');
+    await other;
+    expect(fields(next)).toEqual([0.9, null, 1, 0, 1, 0]);
+    expect(['temperature', 'topK', 'topP'].map((k) => next.origin(k as never))).toEqual(['edited', 'default', 'default']);
+    next.resetToModel();
+    expect(fields(kept)).toEqual([0, 50, 1, 0, 1, 0]);
+  });
+
+  it("an answer a left page asked for does not fill the fields after the next visit's model", async () => {
+    const t = transport({ '/models/qwen3': qwen3, '/models/bare': bare });
+    const kept = new TryInput();
+    const left = new TryPanel(t.api, kept);
+    const slow = left.followModel('/models/qwen3'); // the visit ends before it answers
+    const next = new TryPanel(t.api, kept);
+    const read = next.followModel('/models/bare');
+    await t.answer('/models/bare');
+    await read;
+    await t.answer('/models/qwen3');
+    await slow;
+    expect(fields(next)).toEqual([0, 50, 1, 0, 1, 0]);
+    expect(next.anyEdited).toBe(false);
   });
 });
 

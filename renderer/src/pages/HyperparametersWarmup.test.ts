@@ -4,13 +4,16 @@
 // run (train --warmup-ratio), one at a time; the fraction says the steps it
 // comes to over the run the check counted; an invalid one names its range;
 // the warning of a warmup as long as the run stays by the field; a run
-// started with a fraction records it and the steps it came to.
+// started with a fraction records it and the steps it came to. Also what
+// the form does around it: an invalid text never stays in a field the form
+// no longer shows (Start would wait on nothing highlighted), and a reset
+// link hands the focus to its field as it goes.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { Studio } from '../state/studio.svelte.js';
-import { byId, type as typeInto, until } from '../testing/dom-waits.js';
+import { byId, choose, type as typeInto, until } from '../testing/dom-waits.js';
 import { demoLoraStudio, pageHarness } from '../testing/page-harness.js';
 
 const harness = pageHarness<{ studio: Studio }>({
@@ -21,7 +24,8 @@ const harness = pageHarness<{ studio: Studio }>({
 
 async function render(studio = demoLoraStudio(harness.demo)): Promise<{ root: HTMLElement; studio: Studio }> {
   const root = harness.mount({ studio });
-  await until('the form', () => byId(root, 'input-warmupSteps') !== null);
+  // the field, whichever way the settings give the warmup
+  await until('the form', () => byId(root, 'field-warmupSteps') !== null);
   await until('the first check', () => studio.check !== null && byId(root, 'check-pending') === null);
   return { root, studio };
 }
@@ -29,6 +33,7 @@ async function render(studio = demoLoraStudio(harness.demo)): Promise<{ root: HT
 const type = (root: HTMLElement, key: string, value: string) => typeInto(root, `input-${key}`, value);
 const click = (root: HTMLElement, id: string) => byId(root, id)!.click();
 const text = (root: HTMLElement, id: string) => byId(root, id)?.textContent?.trim() ?? null;
+const startDisabled = (root: HTMLElement) => (byId(root, 'start-training') as HTMLButtonElement).disabled;
 
 /** The check for what the form holds now has answered. */
 async function checked(root: HTMLElement, studio: Studio, what: string, cond: () => boolean): Promise<void> {
@@ -82,8 +87,9 @@ describe('the warmup field', () => {
     expect(text(root, 'error-warmupRatio')).toBe('Must be less than 1.');
     expect(byId(root, 'input-warmupRatio')!.getAttribute('aria-invalid')).toBe('true');
     expect(byId(root, 'check-waiting')).not.toBeNull();
+    // a percentage is what recipes print: the hint says the number meant, not the learning rate's examples
     type(root, 'warmupRatio', '3%');
-    expect(text(root, 'error-warmupRatio')).toBe('Enter a number, e.g. 0.0002 or 2e-4.');
+    expect(text(root, 'error-warmupRatio')).toBe('Enter the fraction as a number: type 0.03 for 3%.');
     type(root, 'warmupRatio', '0.1');
     await checked(root, studio, 'the check for 0.1', () => studio.check!.config?.warmupRatio === 0.1);
     expect(byId(root, 'error-warmupRatio')!.hidden).toBe(true);
@@ -129,5 +135,102 @@ describe('the warmup field', () => {
     const lrs = readFileSync(join(studio.runDir!, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => 'loss' in m).map((m) => m.lr);
     // linear warmup over 1 step, then linear decay over the other: 0, then the full rate (transformers' lambdas)
     expect(lrs).toEqual([0, 2e-4]);
+  });
+
+  it('an invalid steps text goes with the steps when the fraction is chosen: nothing hidden holds Start back', async () => {
+    const { root, studio } = await render();
+    type(root, 'warmupSteps', '-3');
+    expect(text(root, 'error-warmupSteps')).toBe('Must be at least 0.');
+    expect(byId(root, 'check-waiting')).not.toBeNull();
+    click(root, 'warmup-mode-fraction');
+    await until('the fraction\'s input', () => byId(root, 'input-warmupRatio') !== null);
+    // the steps' input left the form, and its text with it: nothing to fix, nowhere
+    expect(byId(root, 'input-warmupSteps')).toBeNull();
+    expect(byId(root, 'check-waiting')).toBeNull();
+    expect(byId(root, 'hyper-advanced')!.querySelector('summary')!.textContent).not.toContain('to fix');
+    expect(studio.hyper).toEqual({});
+
+    type(root, 'warmupRatio', '0.05');
+    await checked(root, studio, 'the check for 0.05', () => studio.check!.config?.warmupRatio === 0.05);
+    expect(studio.hyper).toEqual({ warmupRatio: 0.05 });
+    // ceil(111 x 0.05 = 5.55) = 6
+    expect(text(root, 'warmup-ratio-steps')).toBe('5% of 111 steps = 6 steps');
+    expect(startDisabled(root)).toBe(false);
+
+    // back to steps: their default, valid
+    click(root, 'warmup-mode-steps');
+    await until('the steps\' input', () => byId(root, 'input-warmupSteps') !== null);
+    expect((byId(root, 'input-warmupSteps') as HTMLInputElement).value).toBe('0');
+    expect(byId(root, 'error-warmupSteps')!.hidden).toBe(true);
+    expect(studio.hyper).toEqual({});
+  });
+
+  it('any field the form stops showing drops its invalid text for the value the settings hold (early stopping turned off)', async () => {
+    const { root, studio } = await render();
+    type(root, 'evalSplit', '0.2');
+    type(root, 'evalEvery', '2');
+    type(root, 'earlyStop', '3');
+    type(root, 'earlyStop', '3x');
+    expect(text(root, 'error-earlyStop')).toBe('Enter a whole number.');
+    expect(studio.hyper).toEqual({ evalSplit: 0.2, evalEvery: 2, earlyStop: 3 });
+
+    // evaluating at the end only: early stopping is shown off, a fact with no input to fix the text in
+    type(root, 'evalEvery', '0');
+    expect(byId(root, 'input-earlyStop')).toBeNull();
+    expect(byId(root, 'eval-off-earlyStop')).not.toBeNull();
+    expect(byId(root, 'error-earlyStop')!.hidden).toBe(true);
+    expect(byId(root, 'check-waiting')).toBeNull();
+    await checked(root, studio, 'the check without evaluations during the run', () => studio.check!.config?.evalSplit === 0.2 && studio.check!.config?.evalEvery === 0);
+    expect(startDisabled(root)).toBe(false);
+
+    // evaluating during the run again: the field reads the patience the settings kept, not the text that went
+    type(root, 'evalEvery', '2');
+    expect((byId(root, 'input-earlyStop') as HTMLInputElement).value).toBe('3');
+    expect(byId(root, 'error-earlyStop')!.hidden).toBe(true);
+  });
+});
+
+describe('a reset link', () => {
+  /** Reaches the link as a keyboard user does, presses it: the link goes, the focus lands on `target`. */
+  async function resetFrom(root: HTMLElement, key: string, target: string): Promise<void> {
+    await until(`${key}'s reset link`, () => byId(root, `reset-${key}`) !== null);
+    const link = byId(root, `reset-${key}`) as HTMLButtonElement;
+    link.focus();
+    link.click();
+    await until(`the focus on ${target} after resetting ${key}`, () => document.activeElement === byId(root, target));
+    expect(byId(root, `reset-${key}`)).toBeNull();
+  }
+
+  it('hands the focus to its field as it goes: a text box, a checkbox, a choice, a setting shown off, the fraction', async () => {
+    const studio = demoLoraStudio(harness.demo);
+    // the warmup given as a fraction by the settings, as after another page and back
+    studio.hyper = { warmupRatio: 0.1 };
+    const { root } = await render(studio);
+    expect((byId(root, 'warmup-mode-fraction') as HTMLInputElement).checked).toBe(true);
+
+    type(root, 'lr', '0.001');
+    await resetFrom(root, 'lr', 'input-lr');
+    expect((byId(root, 'input-lr') as HTMLInputElement).value).toBe('0.0002');
+
+    click(root, 'input-dora');
+    await resetFrom(root, 'dora', 'input-dora');
+    expect((byId(root, 'input-dora') as HTMLInputElement).checked).toBe(false);
+
+    choose(root, 'input-scheduler', 'cosine');
+    await resetFrom(root, 'scheduler', 'input-scheduler');
+    expect((byId(root, 'input-scheduler') as HTMLSelectElement).value).toBe('linear');
+
+    // keep-best set, then evaluating at the end only: shown off, its reset link still there, the focus on what it shows
+    type(root, 'evalSplit', '0.2');
+    type(root, 'evalEvery', '2');
+    click(root, 'input-keepBest');
+    type(root, 'evalEvery', '0');
+    await resetFrom(root, 'keepBest', 'eval-off-keepBest');
+
+    // the fraction emptied by its link stays the fraction's input (the way the warmup is given is the user's), empty
+    await resetFrom(root, 'warmupRatio', 'input-warmupRatio');
+    expect((byId(root, 'input-warmupRatio') as HTMLInputElement).value).toBe('');
+    expect((byId(root, 'warmup-mode-fraction') as HTMLInputElement).checked).toBe(true);
+    expect(studio.hyper).toEqual({ evalSplit: 0.2 });
   });
 });

@@ -141,6 +141,16 @@ describe('the warmup field: in steps or as a fraction of the run', () => {
     expect(describeRange(ratio)).toBe('0 up to but not including 1');
   });
 
+  it('says how to write a percentage or a decimal comma as the fraction, where other numbers get the generic hint', () => {
+    const hint = { ok: false, error: 'Enter the fraction as a number: type 0.03 for 3%.' };
+    expect(parseField(ratio, '3%')).toEqual(hint);
+    expect(parseField(ratio, '0,03')).toEqual(hint);
+    expect(parseField(ratio, 'abc')).toEqual(hint);
+    // the learning rate's examples stay with the numbers they fit
+    expect(parseField(lr, '3%')).toEqual({ ok: false, error: 'Enter a number, e.g. 0.0002 or 2e-4.' });
+    expect(parseField(rank, '3%')).toEqual({ ok: false, error: 'Enter a whole number.' });
+  });
+
   it('says what the fraction comes to over the steps the check counted, rounded up as the run does', () => {
     const check = (steps: number) => ({ time: { steps, tokens: 0, seconds: null, text: '' } });
     expect(warmupFractionLine(0.03, check(400))).toBe('3% of 400 steps = 12 steps');

@@ -59,6 +59,14 @@ export function describeRange(spec: HyperparameterSpec): string {
 // "0x10", "Infinity" and whitespace, which are not settings anyone means.
 const NUMBER_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
+/** What to type instead of a text that is no number, in the field's own terms. */
+function notANumberHint(spec: HyperparameterSpec): string {
+  if (spec.kind === 'int') return 'Enter a whole number.';
+  // recipes say a warmup fraction as a percentage ("3%"), and some keyboards write 0,03: either way, the number meant
+  if (isWarmupRatio(spec)) return 'Enter the fraction as a number: type 0.03 for 3%.';
+  return 'Enter a number, e.g. 0.0002 or 2e-4.';
+}
+
 function parseNumber(spec: HyperparameterSpec, text: string): ParsedField {
   const t = text.trim();
   if (t === '') {
@@ -67,7 +75,7 @@ function parseNumber(spec: HyperparameterSpec, text: string): ParsedField {
     return { ok: false, error: `Enter a value (default ${describeDefault(spec)}).` };
   }
   const whole = spec.kind === 'int';
-  if (!NUMBER_TEXT.test(t)) return { ok: false, error: whole ? 'Enter a whole number.' : 'Enter a number, e.g. 0.0002 or 2e-4.' };
+  if (!NUMBER_TEXT.test(t)) return { ok: false, error: notANumberHint(spec) };
   const value = Number(t);
   if (!Number.isFinite(value)) return { ok: false, error: 'Enter a finite number.' };
   if (whole && !Number.isInteger(value)) return { ok: false, error: 'Enter a whole number.' };

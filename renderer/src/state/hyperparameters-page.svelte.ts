@@ -3,19 +3,25 @@
 // default go into studio.hyper), a debounced checkRun after every valid edit
 // so the memory verdict follows the form (and with it the settings that look
 // like a slip, shown by their fields, and when the run does not fit the
-// settings that would, set with one click), and starting the run.
+// settings that would, set with one click), and starting the run. The
+// warmup is one field given in steps or as a fraction of the run; which way
+// is this page's state. An invalid text is kept only in a field the form
+// shows: Start never waits for a fix the user cannot see or make.
 import type { ApiTransport, HyperparameterSpec, RunCheck, RunFitAlternative, RunSettings, RunWarning } from '../../../electron/api/contract.js';
 import {
   inputFor,
+  isWarmupRatio,
   keepKnown,
   parseField,
   evalJudgedOff,
   precisionMatters,
   serverErrorsFor,
+  warmupModeOf,
   withValue,
   type FieldInput,
   type HyperKey,
   type HyperValue,
+  type WarmupMode,
 } from './hyperparameter-fields.js';
 import type { Studio } from './studio.svelte.js';
 
@@ -41,6 +47,13 @@ export class HyperparametersPage {
   ignoreMemory = $state(false);
   starting = $state(false);
   startError = $state<string | null>(null);
+  /**
+   * The way the warmup is given, once the user picked it or typed in it
+   * (null: as the settings hold it). Kept so that emptying or resetting the
+   * fraction leaves its input in place instead of switching to steps under
+   * the user's hands.
+   */
+  private warmupPicked = $state<WarmupMode | null>(null);
 
   private timer: ReturnType<typeof setTimeout> | null = null;
   /** answers to older checks are dropped: only the newest settings' verdict counts */
@@ -91,6 +104,7 @@ export class HyperparametersPage {
   edit(key: HyperKey, input: FieldInput): void {
     const spec = this.specs.find((s) => s.key === key);
     if (!spec) return;
+    if (this.isWarmupField(key)) this.warmupPicked = this.warmupMode;
     this.inputs[key] = input;
     const parsed = parseField(spec, input);
     if (!parsed.ok) {
@@ -109,7 +123,65 @@ export class HyperparametersPage {
       this.inputs.precision = inputFor(precision, precision.default);
       delete this.fieldErrors.precision;
     }
+    // a valid value can take another field out of view (Evaluate every 0 turns early stopping off)
+    this.dropHiddenErrors();
     this.scheduleCheck(this.debounceMs);
+  }
+
+  /** The warmup fraction's spec (train --warmup-ratio), shown inside the Warmup steps field; absent from older services. */
+  get ratioSpec(): HyperparameterSpec | undefined {
+    return this.specs.find(isWarmupRatio);
+  }
+
+  /** Steps or a fraction of the run: as the user picked, else as the settings hold it (a fraction when they have one). */
+  get warmupMode(): WarmupMode {
+    return this.warmupPicked ?? warmupModeOf(this.studio.hyper);
+  }
+
+  private isWarmupField(key: HyperKey): boolean {
+    return key === 'warmupSteps' || key === this.ratioSpec?.key;
+  }
+
+  /**
+   * Steps or a fraction: the other way goes back to its default, an invalid
+   * text in it too (the run refuses both, and its input leaves the form).
+   */
+  pickWarmup(mode: WarmupMode): void {
+    const ratio = this.ratioSpec;
+    if (!ratio) return;
+    this.warmupPicked = mode;
+    const other: HyperKey = mode === 'fraction' ? 'warmupSteps' : ratio.key;
+    if (this.changed(other) || this.errorsFor(other).length > 0) this.reset(other);
+  }
+
+  /**
+   * Whether the form shows `key`'s input now. Not the warmup's other way,
+   * nor a setting it shows as a fact instead (off until the run evaluates,
+   * the precision on the CPU, the eval split beside an evaluation file): the
+   * page's template has one branch for each of these.
+   */
+  shows(key: HyperKey): boolean {
+    const ratio = this.ratioSpec;
+    if (ratio && key === (this.warmupMode === 'fraction' ? 'warmupSteps' : ratio.key)) return false;
+    if (this.evalJudgedOff(key) !== null) return false;
+    if (key === 'precision' && !this.precisionMatters) return false;
+    if (key === 'evalSplit' && this.studio.evalData !== null) return false;
+    return true;
+  }
+
+  /**
+   * An invalid text in a field the form no longer shows would hold Start
+   * back with nothing on screen to fix: it goes, and the input reads the
+   * value the settings hold (the last valid one), as it will when shown again.
+   */
+  private dropHiddenErrors(): void {
+    for (const key of Object.keys(this.fieldErrors) as HyperKey[]) {
+      const spec = this.specs.find((s) => s.key === key);
+      if (!spec || this.shows(key)) continue;
+      const held = (this.studio.hyper as Record<string, unknown>)[key];
+      this.inputs[key] = inputFor(spec, held === undefined ? spec.default : (held as HyperValue));
+      delete this.fieldErrors[key];
+    }
   }
 
   /** The precision field offers its choice only where it matters (a GPU chosen or found); else it reads "fp32 (CPU)". */

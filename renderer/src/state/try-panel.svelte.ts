@@ -76,9 +76,8 @@ export const SAMPLING_FIELDS: readonly { key: SamplingKey; id: string; help: str
  * resolveSampling): the help says both, so it claims no more than is so.
  */
 export const MODEL_DEFAULTS_HELP =
-  "The fields start from the model's own settings (its generation_config.json, else transformers' defaults), as peft-studio generate takes them without flags. " +
-  "Where the file holds a value that cannot be used, transformers' default is filled in here and the note above says so; peft-studio generate instead stops with the file's error when it would use that value, until you give that setting as a flag. " +
-  "An emptied field is the model's own too.";
+  "The fields start from the model's generation_config.json, else transformers' defaults, as peft-studio generate without flags; an emptied field is the model's own. " +
+  "A value in the file that cannot be used is replaced here by transformers' default (the note above says so), where peft-studio generate stops until that setting is given as a flag.";
 
 /**
  * Where a sampling field's value came from: the model's file, transformers'

@@ -3,12 +3,18 @@
 // step done exactly once (metrics.jsonl on disk has one row per step, 1..N).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { watchAnswers } from './api-answers.js';
 import { expect, test } from './fixtures.js';
+import { holdRunAt } from './hold-run.js';
 import { chooseBundledDataset, chooseDemoModel, chooseMethod, openStep, setHyperparameters, startTraining, waitForStatus } from './wizard-steps.js';
 
-// batches of 4 make each step slow enough (tens of ms on two cores) to cancel
-// in the middle without flooding the page with hundreds of step events
-const STEPS = 200;
+// The cancel lands mid-run on any machine because the test holds the run
+// still while it sends it (hold-run.ts): before, 200 steps of batches of 4
+// took 1.4 s on one core, less than the page needed to draw the first few,
+// and the run ended before the click. Held, the run needs no more steps than
+// a checkpoint and a few after it, and the resume has few left to train (the
+// test took 1.5 min of its 2 with both cores busy with other work).
+const STEPS = 60;
 const BATCH = 4;
 const SAVE_EVERY = 20;
 
@@ -18,6 +24,7 @@ function stepOf(progressText: string | null): number {
 }
 
 test('cancel stops at a checkpoint; Runs → Resume finishes the run with every step once', async ({ page, studio, shots }) => {
+  const answers = watchAnswers(page);
   await page.goto(studio.url);
   await chooseDemoModel(page);
   await chooseMethod(page, 'lora');
@@ -25,12 +32,21 @@ test('cancel stops at a checkpoint; Runs → Resume finishes the run with every 
   await setHyperparameters(page, { steps: String(STEPS), batchSize: String(BATCH), saveEvery: String(SAVE_EVERY) });
   const runDir = await startTraining(page);
 
-  // cancel once the first checkpoint is behind it
+  // cancel once the first checkpoint is behind it: the run is held there
+  // until the service has the cancel, then stops at the next step boundary
   const progress = page.getByTestId('progress-text');
-  await expect.poll(async () => stepOf(await progress.textContent()), { timeout: 60_000, intervals: [50] }).toBeGreaterThan(SAVE_EVERY + 2);
-  await page.getByTestId('cancel').click();
+  // (no wait for the page to show the held step: its last events may still be
+  // in the held process's send queue)
+  const held = await holdRunAt(runDir, SAVE_EVERY + 2);
+  try {
+    await page.getByTestId('cancel').click();
+    await expect.poll(() => answers.count('cancelRun'), { timeout: 30_000 }).toBe(1);
+  } finally {
+    held.release();
+  }
   await waitForStatus(page, 'cancelled');
   const cancelledAt = stepOf(await progress.textContent());
+  expect(cancelledAt).toBeGreaterThanOrEqual(held.step); // not before the steps it had written when held
   expect(cancelledAt).toBeGreaterThan(SAVE_EVERY);
   expect(cancelledAt).toBeLessThan(STEPS);
   // in the app's words: the checkpoint it kept and the way on (not the CLI's `train --resume`)

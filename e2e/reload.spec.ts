@@ -6,8 +6,15 @@
 import { expect, test } from './fixtures.js';
 import { chooseBundledDataset, chooseDemoModel, chooseMethod, setHyperparameters, startTraining, waitForStatus } from './wizard-steps.js';
 
-const STEPS = 5000; // far more than the test waits for: the run is live across the reload
-const BATCH = 4;
+// More steps than any machine trains while the test runs (it cancels the run
+// at the end): 5000 steps of batches of 4 took 28 s on one core, and the
+// test, its page drawing every step on that core, reached Cancel after the
+// run had ended. Batches of 32 keep the steps few enough a second for the
+// page to follow on one core (27 a second there): at batches of 4 (175 a
+// second) it fell behind for good, showing step 769 when the run was at
+// thousands, and the test's reads of it timed out.
+const STEPS = 1_000_000;
+const BATCH = 32;
 
 function stepOf(progressText: string | null): number {
   const m = /step (\d+)/.exec(progressText ?? '');

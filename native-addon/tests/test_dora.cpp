@@ -20,6 +20,8 @@
 #include <map>
 #include <memory>
 
+#include <unistd.h>
+
 #include "backend/cpu/cpu_backend.h"
 #include "check.h"
 #include "error.h"
@@ -187,7 +189,9 @@ void test_quantized_and_half_bases() {
 
   // 16-bit: a BF16 checkpoint's block linears are used as stored (HalfWeight).
   Weights truncated = w;
-  const fs::path file = fs::temp_directory_path() / "ps_test_dora_bf16.bin";
+  // One file per process: two runs at once (helpers' CTests on one machine)
+  // truncated each other's mapped file (SIGBUS / abort, 2 in 15 pairs).
+  const fs::path file = fs::temp_directory_path() / ("ps_test_dora_bf16_" + std::to_string(::getpid()) + ".bin");
   std::vector<uint8_t> bytes(8, 0);
   std::vector<ps::WeightRef> refs;
   for (const auto& info : ps::expected_weights(s)) {

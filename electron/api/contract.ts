@@ -469,6 +469,12 @@ export interface GenerateRequest {
   topP?: number;
   /** when sampling, then drop the tokens less likely than this times the most likely one (transformers' min_p); 0: off; absent: min_p, else 0 */
   minP?: number;
+  /** when sampling, then keep the most typical tokens until their probability reaches this (transformers' typical_p); 1: off; absent: typical_p, else 1 */
+  typicalP?: number;
+  /** when sampling, then drop the tokens less likely than this, but the most likely (transformers' epsilon_cutoff); 0: off; absent: epsilon_cutoff, else 0 */
+  epsilonCutoff?: number;
+  /** when sampling, then drop the tokens less likely than min(eta, sqrt(eta)·e^-entropy), but the most likely (transformers' eta_cutoff); 0: off; absent: eta_cutoff, else 0 */
+  etaCutoff?: number;
   /** transformers' repetition_penalty (> 0), greedy or sampled; 1: off; absent: generation_config.json's, else 1 */
   repetitionPenalty?: number;
   /** transformers' no_repeat_ngram_size: no n tokens in a row twice in the prompt and answer, greedy or sampled; 0: off; absent: the file's, else 0 */

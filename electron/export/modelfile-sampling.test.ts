@@ -13,11 +13,15 @@ import { readGenerationConfig } from '../models/generation-config.js';
 import { builtCli, cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 import { ollamaModelfile, ollamaModelfileForModel, ollamaSamplingLines, ollamaTemplateLines } from './modelfile.js';
 
-/** Ollama's instructions and its PARAMETER table (docs/modelfile.md), each parameter's value type. */
+/**
+ * Ollama's instructions and its PARAMETER table (docs/modelfile.md), each parameter's value type; and typical_p,
+ * which the table leaves out but `ollama create` takes as any other option (api/types.go Options: TypicalP float32
+ * `json:"typical_p"`).
+ */
 const INSTRUCTIONS = ['FROM', 'PARAMETER', 'TEMPLATE', 'SYSTEM', 'ADAPTER', 'LICENSE', 'MESSAGE'];
 const PARAMETER_TYPES: Record<string, 'int' | 'float' | 'string'> = {
   mirostat: 'int', mirostat_eta: 'float', mirostat_tau: 'float', num_ctx: 'int', repeat_last_n: 'int', repeat_penalty: 'float',
-  temperature: 'float', seed: 'int', stop: 'string', num_predict: 'int', top_k: 'int', top_p: 'float', min_p: 'float',
+  temperature: 'float', seed: 'int', stop: 'string', num_predict: 'int', top_k: 'int', top_p: 'float', min_p: 'float', typical_p: 'float',
 };
 
 /** A Modelfile read by its documented grammar: the PARAMETERs (a name may repeat only for stop), every other line checked. */
@@ -56,7 +60,7 @@ const settingsOf = (p: Map<string, string[]>) => ({
 });
 
 const qwen: SamplingDefaults = {
-  file: '/m/generation_config.json', temperature: 0.7, topK: 20, topP: 0.8, minP: 0, repetitionPenalty: 1.05, noRepeatNgramSize: 0, invalid: {},
+  file: '/m/generation_config.json', temperature: 0.7, topK: 20, topP: 0.8, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1.05, noRepeatNgramSize: 0, invalid: {},
   fromFile: ['temperature', 'topK', 'topP', 'repetitionPenalty'],
 };
 /** Qwen3's file: min_p 0 said outright, top_k 20, top_p 0.95; here with min_p 0.05 and an n-gram ban */
@@ -107,6 +111,35 @@ describe('ollamaSamplingLines', () => {
     expect(ollamaSamplingLines(qwen).some((l) => l.includes('no_repeat_ngram_size'))).toBe(false);
   });
 
+  it("writes typical_p when the file sets it, saying where Ollama applies it; names epsilon_cutoff and eta_cutoff, which Ollama has no parameter for", () => {
+    const recipe: SamplingDefaults = { ...qwen, typicalP: 0.9, epsilonCutoff: 3e-4, etaCutoff: 2e-3, fromFile: [...qwen.fromFile, 'typicalP', 'epsilonCutoff', 'etaCutoff'] };
+    const lines = ollamaSamplingLines(recipe);
+    const p = parseModelfile(lines.join('\n'));
+    expect(p.get('typical_p')).toEqual(['0.9']);
+    expect(settingsOf(p)).toMatchObject({ temperature: 0.7, topK: 20, topP: 0.8 });
+    expect(lines).toContain('# generation_config.json sets typical_p 0.9: Ollama applies it only to a model it runs through llama.cpp, and there before top_p, min_p and the temperature');
+    expect(lines).toContain("# (transformers: after them); Ollama's own engine ignores it. `ollama run` may keep other tokens than the Try page and transformers' generate().");
+    for (const [key, value] of [['epsilon_cutoff', '0.0003'], ['eta_cutoff', '0.002']]) {
+      expect(lines).toContain(`# generation_config.json sets ${key} ${value}, which Ollama has no parameter for: \`ollama run\` may choose tokens below its floor that the Try page and transformers' generate() never choose.`);
+    }
+    expect([...p.keys()].some((name) => name.includes('epsilon') || name.includes('eta_cutoff'))).toBe(false);
+    // a file that sets none of them: no typical_p line, no note, as before
+    for (const sampling of [qwen, null]) {
+      const plain = ollamaSamplingLines(sampling);
+      expect(parseModelfile(plain.join('\n')).has('typical_p')).toBe(false);
+      expect(plain.some((l) => /typical_p|epsilon_cutoff|eta_cutoff/.test(l))).toBe(false);
+    }
+    // typical_p 1 said outright (older transformers wrote it into every file): written as set, Ollama's default too, no note
+    const outright = ollamaSamplingLines({ ...qwen, fromFile: [...qwen.fromFile, 'typicalP', 'epsilonCutoff'] });
+    expect(parseModelfile(outright.join('\n')).get('typical_p')).toEqual(['1']);
+    expect(outright.some((l) => l.startsWith('#') && /typical_p|epsilon_cutoff/.test(l))).toBe(false);
+    // values transformers' warpers refuse: typical_p's default written, the cutoffs' default applied, each said
+    const bad = ollamaSamplingLines({ ...qwen, invalid: { typicalP: 'typical_p 0 must be a number > 0 and <= 1', etaCutoff: 'eta_cutoff 1 must be a number >= 0 and < 1' } });
+    expect(parseModelfile(bad.join('\n')).get('typical_p')).toEqual(['1']);
+    expect(bad).toContain("# generation_config.json: typical_p 0 must be a number > 0 and <= 1, so transformers' default typical_p 1 is written.");
+    expect(bad).toContain("# generation_config.json: eta_cutoff 1 must be a number >= 0 and < 1, so transformers' default eta_cutoff 0 applies.");
+  });
+
   it('the whole Modelfiles keep to Ollama\'s syntax, with a TEMPLATE and a stop', () => {
     const template = ollamaTemplateLines('chat', false);
     for (const text of [
@@ -125,7 +158,9 @@ describe('ollamaSamplingLines', () => {
 describe('export writes the sampling of the model\'s generation_config.json', () => {
   it('into the adapter and the model Modelfiles: the values the Try page uses by default', { timeout: 300_000 }, async () => {
     const model = await tinyModel({ seed: 53 });
-    writeFileSync(join(model.dir, 'generation_config.json'), JSON.stringify({ bos_token_id: 0, eos_token_id: 1, do_sample: true, temperature: 0.7, top_p: 0.8, top_k: 20, min_p: 0.05, repetition_penalty: 1.05, no_repeat_ngram_size: 4 }));
+    writeFileSync(join(model.dir, 'generation_config.json'), JSON.stringify({
+      bos_token_id: 0, eos_token_id: 1, do_sample: true, temperature: 0.7, top_p: 0.8, top_k: 20, min_p: 0.05, typical_p: 0.95, eta_cutoff: 0.001, repetition_penalty: 1.05, no_repeat_ngram_size: 4,
+    }));
     const dir = tempDir('modelfile-sampling');
     builtCli();
     const data = writeJsonl(join(dir, 'rows.jsonl'), cycleRows(8, 20));
@@ -137,12 +172,14 @@ describe('export writes the sampling of the model\'s generation_config.json', ()
     expect(r.code, r.stderr).toBe(0);
     // what generation takes when nothing is given: the CLI and the Try page resolve it so
     const tryPage = resolveSampling(await readGenerationConfig(model.dir), {}, () => '');
-    expect(tryPage).toMatchObject({ temperature: 0.7, topK: 20, topP: 0.8, minP: 0.05, repetitionPenalty: 1.05, noRepeatNgramSize: 4 });
+    expect(tryPage).toMatchObject({ temperature: 0.7, topK: 20, topP: 0.8, minP: 0.05, typicalP: 0.95, etaCutoff: 0.001, repetitionPenalty: 1.05, noRepeatNgramSize: 4 });
     for (const format of ['gguf', 'gguf-model']) {
       const text = readFileSync(join(out, format, 'Modelfile'), 'utf8');
       const parameters = parseModelfile(text);
       expect(settingsOf(parameters), format).toEqual({ temperature: tryPage.temperature, topK: tryPage.topK, topP: tryPage.topP, repetitionPenalty: tryPage.repetitionPenalty, repeatLastN: '-1' });
       expect(parameters.get('min_p'), format).toEqual([String(tryPage.minP)]);
+      expect(parameters.get('typical_p'), format).toEqual([String(tryPage.typicalP)]);
+      expect(text, format).toContain('sets eta_cutoff 0.001, which Ollama has no parameter for');
       expect(text, format).toContain('sets no_repeat_ngram_size 4, which Ollama has no parameter for');
     }
   });

@@ -43,29 +43,47 @@ export function ollamaTemplateLines(layout: PromptFormat | null, hasChatTemplate
 /** Ollama's defaults (docs/modelfile.md), which the PARAMETER lines replace. */
 export const OLLAMA_DEFAULTS = 'temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1 over the last 64 tokens';
 
-/** The sampling settings Ollama has a PARAMETER for (docs/modelfile.md), by its name; no_repeat_ngram_size has none. */
-const OLLAMA_PARAMETERS: readonly [SamplingKey, string][] = [['temperature', 'temperature'], ['topK', 'top_k'], ['topP', 'top_p'], ['minP', 'min_p'], ['repetitionPenalty', 'repeat_penalty']];
+/**
+ * The sampling settings Ollama has a PARAMETER for, by its name: the ones of
+ * docs/modelfile.md, and typical_p, an option of api/types.go's Options that
+ * the docs' table leaves out. no_repeat_ngram_size, epsilon_cutoff and
+ * eta_cutoff have none.
+ */
+const OLLAMA_PARAMETERS: readonly [SamplingKey, string][] = [
+  ['temperature', 'temperature'], ['topK', 'top_k'], ['topP', 'top_p'], ['minP', 'min_p'], ['typicalP', 'typical_p'], ['repetitionPenalty', 'repeat_penalty'],
+];
+
+/** Written only when the file sets them (Ollama's default is transformers' too: min_p 0, typical_p 1). */
+const WRITTEN_WHEN_SET: readonly SamplingKey[] = ['minP', 'typicalP'];
+
+/** The settings Ollama has no parameter for: a file's value for one of them is named, not written. */
+const NOT_IN_OLLAMA: readonly SamplingKey[] = ['epsilonCutoff', 'etaCutoff', 'noRepeatNgramSize'];
 
 /**
  * PARAMETER lines that make Ollama sample as transformers' generate() does
  * with the model's generation_config.json (`sampling`; null: the model has
  * none, so transformers' defaults: greedy, top_k 50, top_p 1, no repetition
  * penalty), as the Try page and `peft-studio generate` do when no setting is
- * given. min_p is written when the file sets it (Ollama's default, 0, is
- * transformers' too). A value the file holds that transformers would refuse
- * is replaced by transformers' default, saying so; a setting Ollama has no
- * parameter for (no_repeat_ngram_size) is named.
+ * given. min_p and typical_p are written when the file sets them (Ollama's
+ * defaults, 0 and 1, are transformers' too). A value the file holds that
+ * transformers would refuse is replaced by transformers' default, saying so;
+ * a setting Ollama has no parameter for (no_repeat_ngram_size,
+ * epsilon_cutoff, eta_cutoff) is named, and so is typical_p's reach there:
+ * Ollama hands it to llama.cpp's sampler (runner/llamarunner), which applies
+ * it before top_p, min_p and the temperature, while the sampler of Ollama's
+ * own engine (runner/ollamarunner: sample.NewSampler takes temperature,
+ * top_k, top_p, min_p and the seed) ignores it.
  */
 export function ollamaSamplingLines(sampling: SamplingDefaults | null): string[] {
   const value = (key: SamplingKey) => (sampling && sampling.invalid[key] === undefined ? sampling[key] : TRANSFORMERS_DEFAULTS[key]);
-  const written = (key: SamplingKey) => key !== 'minP' || (sampling !== null && (sampling.fromFile.includes('minP') || sampling.invalid.minP !== undefined));
+  const written = (key: SamplingKey) => !WRITTEN_WHEN_SET.includes(key) || (sampling !== null && (sampling.fromFile.includes(key) || sampling.invalid[key] !== undefined));
   const temperature = value('temperature');
   const lines = [
     `# Sampling as PEFT Studio's Try page and transformers' generate() do by default (${sampling ? "the model's generation_config.json" : "the model has no generation_config.json: transformers' defaults"}),`,
     `# not Ollama's (${OLLAMA_DEFAULTS}).${temperature === 0 ? ' Temperature 0: greedy.' : ''}`,
   ];
   for (const key of Object.keys(sampling?.invalid ?? {}) as SamplingKey[]) {
-    const instead = key === 'noRepeatNgramSize' ? 'applies' : 'is written';
+    const instead = NOT_IN_OLLAMA.includes(key) ? 'applies' : 'is written';
     lines.push(`# generation_config.json: ${sampling!.invalid[key]}, so transformers' default ${FILE_KEYS[key]} ${TRANSFORMERS_DEFAULTS[key]} ${instead}.`);
   }
   const beforeTemperature = [value('topP') < 1 ? 'top_p' : null, value('minP') > 0 ? 'min_p' : null].filter((n) => n !== null);
@@ -76,6 +94,18 @@ export function ollamaSamplingLines(sampling: SamplingDefaults | null): string[]
   const ngram = value('noRepeatNgramSize');
   if (ngram > 0) {
     lines.push(`# generation_config.json sets no_repeat_ngram_size ${ngram}, which Ollama has no parameter for: \`ollama run\` may repeat a run of ${ngram} tokens that the Try page and transformers' generate() never repeat.`);
+  }
+  const typical = value('typicalP');
+  if (typical < 1) {
+    lines.push(
+      `# generation_config.json sets typical_p ${typical}: Ollama applies it only to a model it runs through llama.cpp, and there before top_p, min_p and the temperature`,
+      "# (transformers: after them); Ollama's own engine ignores it. `ollama run` may keep other tokens than the Try page and transformers' generate().",
+    );
+  }
+  for (const key of ['epsilonCutoff', 'etaCutoff'] as const) {
+    if (value(key) > 0) {
+      lines.push(`# generation_config.json sets ${FILE_KEYS[key]} ${value(key)}, which Ollama has no parameter for: \`ollama run\` may choose tokens below its floor that the Try page and transformers' generate() never choose.`);
+    }
   }
   for (const [key, name] of OLLAMA_PARAMETERS) if (written(key)) lines.push(`PARAMETER ${name} ${value(key)}`);
   // transformers penalizes every token of the prompt and the answer; Ollama only the last 64 unless told

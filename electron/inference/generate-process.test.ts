@@ -47,7 +47,7 @@ function exists(pid: number): boolean {
  * generate() in this process, on the device and precision the child picks for
  * 'auto'; the answer as the service words it. The demo's generation_config.json
  * sets no sampling key, so a setting the request leaves out is transformers'
- * default: greedy, top-k 50, top-p 1, no min-p, no repetition penalty, no n-gram ban.
+ * default: greedy, top-k 50, top-p 1, no min-p, typical-p or cutoffs, no repetition penalty, no n-gram ban.
  */
 async function inProcess(adapter: string | null, req: GenerateRequest): Promise<Pick<GenerateResponse, 'text' | 'tokens' | 'stoppedBy'>> {
   const session = await openSession(model, { threads: THREADS, adapter, device: 'auto', precision: 'auto' });
@@ -59,6 +59,9 @@ async function inProcess(adapter: string | null, req: GenerateRequest): Promise<
       topK: req.topK ?? 50,
       topP: req.topP ?? 1,
       minP: req.minP ?? 0,
+      typicalP: req.typicalP ?? 1,
+      epsilonCutoff: req.epsilonCutoff ?? 0,
+      etaCutoff: req.etaCutoff ?? 0,
       repetitionPenalty: req.repetitionPenalty ?? 1,
       noRepeatNgramSize: req.noRepeatNgramSize ?? 0,
       seed: req.seed,
@@ -116,19 +119,25 @@ describe('the generation child', () => {
     const computedOn = { device: device.device, name: device.gpu?.name ?? 'CPU', precision: choosePrecision('auto', device.gpu).precision };
     for (const r of [base, tuned, sampled]) expect(r.computedOn).toEqual(computedOn);
     // and with what settings: the demo's generation_config.json sets none, so transformers' defaults
-    expect(base.sampling).toEqual({ temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 1 });
-    expect(sampled.sampling).toEqual({ temperature: 0.9, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 7 });
+    expect(base.sampling).toEqual({ temperature: 0, topK: 50, topP: 1, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 1 });
+    expect(sampled.sampling).toEqual({ temperature: 0.9, topK: 50, topP: 1, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 7 });
   });
 
-  it('answers token for token what `peft-studio generate` prints for the same settings, min-p and the n-gram ban included', async () => {
+  it('answers token for token what `peft-studio generate` prints for the same settings, min-p, typical-p, the cutoffs and the n-gram ban included', async () => {
     const g = generator();
     // given on both sides
     const cases: Partial<GenerateRequest>[] = [
       { temperature: 1.2, topK: 0, topP: 1, minP: 0.1, seed: 7 },
       { temperature: 0, noRepeatNgramSize: 2, repetitionPenalty: 1.1 },
       { temperature: 0.9, topK: 40, topP: 0.9, minP: 0.05, noRepeatNgramSize: 3, seed: 3 },
+      { temperature: 1.3, topK: 0, topP: 1, typicalP: 0.6, seed: 9 },
+      { temperature: 1.2, topK: 0, topP: 1, epsilonCutoff: 0.01, etaCutoff: 0.02, seed: 11 },
+      { temperature: 1.5, topK: 60, topP: 0.98, minP: 0.02, typicalP: 0.5, epsilonCutoff: 0.001, etaCutoff: 0.004, seed: 5 },
     ];
-    const flags: Record<string, string> = { temperature: '--temperature', topK: '--top-k', topP: '--top-p', minP: '--min-p', repetitionPenalty: '--repetition-penalty', noRepeatNgramSize: '--no-repeat-ngram-size', seed: '--seed' };
+    const flags: Record<string, string> = {
+      temperature: '--temperature', topK: '--top-k', topP: '--top-p', minP: '--min-p', typicalP: '--typical-p', epsilonCutoff: '--epsilon-cutoff', etaCutoff: '--eta-cutoff',
+      repetitionPenalty: '--repetition-penalty', noRepeatNgramSize: '--no-repeat-ngram-size', seed: '--seed',
+    };
     for (const over of cases) {
       const req = request({ ...over, maxNewTokens: 24 });
       const answer = await g.generate(req);
@@ -145,15 +154,22 @@ describe('the generation child', () => {
     const banned = await g.generate(request({ maxNewTokens: 40, noRepeatNgramSize: 3 }));
     expect(banned.text).not.toBe(repeats.text);
     expect(banned.sampling.noRepeatNgramSize).toBe(3);
+    // typical-p and the cutoffs reached the child: the same seed draws otherwise without them
+    for (const over of cases.slice(3)) {
+      const { typicalP: _, epsilonCutoff: __, etaCutoff: ___, ...without } = over;
+      expect((await g.generate(request({ ...without, maxNewTokens: 24 }))).text, JSON.stringify(over)).not.toBe((await g.generate(request({ ...over, maxNewTokens: 24 }))).text);
+    }
   });
 
-  it("with nothing given, a model whose generation_config.json sets min_p and no_repeat_ngram_size answers as the CLI without flags, from the settings the Try page starts from", async () => {
+  it("with nothing given, a model whose generation_config.json sets min_p, typical_p, the cutoffs and no_repeat_ngram_size answers as the CLI without flags, from the settings the Try page starts from", async () => {
     const folder = join(tempDir('gen-minp-config'), 'model');
     cpSync(model, folder, { recursive: true });
-    writeFileSync(join(folder, 'generation_config.json'), JSON.stringify({ bos_token_id: 0, eos_token_id: 1, do_sample: true, temperature: 1.1, top_k: 0, min_p: 0.08, no_repeat_ngram_size: 2 }));
+    writeFileSync(join(folder, 'generation_config.json'), JSON.stringify({
+      bos_token_id: 0, eos_token_id: 1, do_sample: true, temperature: 1.1, top_k: 0, min_p: 0.08, typical_p: 0.9, epsilon_cutoff: 0.001, eta_cutoff: 0.003, no_repeat_ngram_size: 2,
+    }));
     const defaults = await generationDefaults(folder);
-    expect(defaults.sampling).toEqual({ temperature: 1.1, topK: 0, topP: 1, minP: 0.08, repetitionPenalty: 1, noRepeatNgramSize: 2, seed: 42 });
-    expect(defaults.unapplied).toBeNull(); // neither is named as not applied any more
+    expect(defaults.sampling).toEqual({ temperature: 1.1, topK: 0, topP: 1, minP: 0.08, typicalP: 0.9, epsilonCutoff: 0.001, etaCutoff: 0.003, repetitionPenalty: 1, noRepeatNgramSize: 2, seed: 42 });
+    expect(defaults.unapplied).toBeNull(); // none of them is named as not applied any more
     const g = generator();
     const { temperature: _, seed: __, ...nothing } = request({ model: folder, maxNewTokens: 24 });
     const leftOut = await g.generate({ ...nothing, seed: 42 });
@@ -178,7 +194,7 @@ describe('the generation child', () => {
     const given = request({ temperature: 1.2, topK: 3, topP: 0.7, repetitionPenalty: 1.3, seed: 4, maxNewTokens: 20 });
     const answer = await g.generate(given);
     expect(answer).toMatchObject(await inProcess(null, given));
-    expect(answer.sampling).toEqual({ temperature: 1.2, topK: 3, topP: 0.7, minP: 0, repetitionPenalty: 1.3, noRepeatNgramSize: 0, seed: 4 });
+    expect(answer.sampling).toEqual({ temperature: 1.2, topK: 3, topP: 0.7, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1.3, noRepeatNgramSize: 0, seed: 4 });
     // the penalty alone changes the greedy answer of the demo model (it repeats itself without one)
     const penalized = await g.generate(request({ repetitionPenalty: 1.3, maxNewTokens: 40 }));
     expect(penalized.text).not.toBe((await g.generate(request({ maxNewTokens: 40 }))).text);
@@ -186,25 +202,33 @@ describe('the generation child', () => {
     const greedyWithTopP = await g.generate(request({ temperature: 0, topP: 0.5 }));
     expect(greedyWithTopP.notices).toContain('the answer was decoded greedily (temperature 0), so the top-p given was not used: it applies when sampling');
     expect((await g.generate(request({ temperature: 0, topK: 5, minP: 0.1 }))).notices).toContain('the answer was decoded greedily (temperature 0), so the top-k and min-p given were not used: they apply when sampling');
+    expect((await g.generate(request({ temperature: 0, typicalP: 0.5, epsilonCutoff: 0.01, etaCutoff: 0.01 }))).notices)
+      .toContain('the answer was decoded greedily (temperature 0), so the typical-p, epsilon cutoff and eta cutoff given were not used: they apply when sampling');
     expect(answer.notices.some((n) => n.includes('decoded greedily'))).toBe(false);
     // the model's own values sent back (the Try page's fields start from them) are no news
-    expect((await g.generate(request({ temperature: 0, topK: 50, topP: 1, minP: 0 }))).notices.some((n) => n.includes('decoded greedily'))).toBe(false);
+    expect((await g.generate(request({ temperature: 0, topK: 50, topP: 1, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0 }))).notices.some((n) => n.includes('decoded greedily'))).toBe(false);
   });
 
   it("names generation_config.json and its key when a value there is wrong, by the setting's field", async () => {
     const folder = join(tempDir('gen-bad-config'), 'model');
     cpSync(model, folder, { recursive: true });
     const file = join(folder, 'generation_config.json');
-    writeFileSync(file, JSON.stringify({ eos_token_id: 1, do_sample: true, temperature: 0.7, top_p: 0, top_k: -5, no_repeat_ngram_size: 4, typical_p: 0.9 }));
+    writeFileSync(file, JSON.stringify({ eos_token_id: 1, do_sample: true, temperature: 0.7, top_p: 0, top_k: -5, no_repeat_ngram_size: 4, typical_p: 0.9, min_new_tokens: 2 }));
     const g = generator();
     await expect(g.generate(request({ model: folder, temperature: undefined }))).rejects.toMatchObject({
       body: { code: 'invalid', field: 'topK', message: `${file}: top_k -5 must be a whole number >= 0; fix the file (or remove top_k), or give Top-k in the Try page's sampling settings` },
     });
-    // given on the page instead: it generates, top_p 0 (transformers keeps the most likely token) and the file's n-gram ban included, and says what it ignored
+    // given on the page instead: it generates, top_p 0 (transformers keeps the most likely token), the file's typical_p and n-gram ban
+    // included, and says what it ignored
     const answer = await g.generate(request({ model: folder, temperature: undefined, topK: 10 }));
-    expect(answer.sampling).toEqual({ temperature: 0.7, topK: 10, topP: 0, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 4, seed: 1 });
-    expect(answer).toMatchObject(await inProcess(null, request({ temperature: 0.7, topK: 10, topP: 0, noRepeatNgramSize: 4 })));
-    expect(answer.notices).toContain(`${file}: sets typical_p 0.9, which transformers' generate() applies and PEFT Studio does not, so its answers can differ from model.generate()'s`);
+    expect(answer.sampling).toEqual({ temperature: 0.7, topK: 10, topP: 0, minP: 0, typicalP: 0.9, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1, noRepeatNgramSize: 4, seed: 1 });
+    expect(answer).toMatchObject(await inProcess(null, request({ temperature: 0.7, topK: 10, topP: 0, typicalP: 0.9, noRepeatNgramSize: 4 })));
+    expect(answer.notices).toContain(`${file}: sets min_new_tokens 2, which transformers' generate() applies and PEFT Studio does not, so its answers can differ from model.generate()'s`);
+    // a typical_p transformers' warper refuses (0) is named by the file and key, like top_k
+    writeFileSync(file, JSON.stringify({ eos_token_id: 1, do_sample: true, temperature: 0.7, typical_p: 0 }));
+    await expect(g.generate(request({ model: folder, temperature: undefined }))).rejects.toMatchObject({
+      body: { code: 'invalid', field: 'typicalP', message: `${file}: typical_p 0 must be a number > 0 and <= 1; fix the file (or remove typical_p), or give Typical-p in the Try page's sampling settings` },
+    });
   });
 
   it("lays the prompt out as asked, says what the model was given, and refuses a system message in the plain layout by field", async () => {
@@ -402,7 +426,7 @@ describe('a stop before any text came', () => {
   // A stand-in child speaking the protocol: a request whose prompt is "slow load" answers only
   // 300 ms after its stop (a model still loading); any other answers at once.
   const state = { openSessions: 1, opened: 1 };
-  const response = { text: '', tokens: 0, stoppedBy: 'stopped', seconds: 0.3, notices: [], computedOn: { device: 'cpu', name: 'cpu', precision: 'fp32' }, prompt: { text: 'Q', tokens: 2, layout: 'the text as written' }, sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 } };
+  const response = { text: '', tokens: 0, stoppedBy: 'stopped', seconds: 0.3, notices: [], computedOn: { device: 'cpu', name: 'cpu', precision: 'fp32' }, prompt: { text: 'Q', tokens: 2, layout: 'the text as written' }, sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 } };
   const worker = join(mkdtempSync(join(tmpdir(), 'ps-stand-in-worker-')), 'worker.mjs');
   writeFileSync(worker, `
     const response = ${JSON.stringify(response)};
@@ -440,7 +464,7 @@ describe('a stop before any text came', () => {
 
 describe('the generation protocol', () => {
   const state = { openSessions: 1, opened: 1 };
-  const sampling = { temperature: 0.7, topK: 20, topP: 0.8, minP: 0.05, repetitionPenalty: 1.05, noRepeatNgramSize: 3, seed: 42 };
+  const sampling = { temperature: 0.7, topK: 20, topP: 0.8, minP: 0.05, typicalP: 0.9, epsilonCutoff: 3e-4, etaCutoff: 0, repetitionPenalty: 1.05, noRepeatNgramSize: 3, seed: 42 };
   const response = { text: 'brown', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cuda:0', name: 'NVIDIA H200', precision: 'bf16' }, prompt: { text: 'Q', tokens: 2, layout: 'the text as written' }, sampling };
 
   it('takes well-formed messages from the child as they are', () => {
@@ -472,6 +496,8 @@ describe('the generation protocol', () => {
       [{ type: 'generated', id: 1, response: { ...response, sampling: { ...sampling, topK: undefined } }, state }, /response\.sampling\.topK is missing/],
       [{ type: 'generated', id: 1, response: { ...response, sampling: { ...sampling, minP: undefined } }, state }, /response\.sampling\.minP is missing/],
       [{ type: 'generated', id: 1, response: { ...response, sampling: { ...sampling, noRepeatNgramSize: 1.5 } }, state }, /response\.sampling\.noRepeatNgramSize is not a whole number >= 0/],
+      [{ type: 'generated', id: 1, response: { ...response, sampling: { ...sampling, typicalP: undefined } }, state }, /response\.sampling\.typicalP is missing/],
+      [{ type: 'generated', id: 1, response: { ...response, sampling: { ...sampling, etaCutoff: 1 } }, state }, /response\.sampling\.etaCutoff is not a number >= 0 and < 1/],
       [{ type: 'generated', id: 1, response }, /state is not an object/],
       [{ type: 'failed', id: 1, error: { code: 'boom', message: 'x' }, state }, /error\.code is not one of/],
       [{ type: 'failed', id: 1, error: { code: 'failed', message: 'x', field: 3 }, state }, /error\.field is not a string/],
@@ -494,13 +520,15 @@ describe('the generation protocol', () => {
     // each sampling setting may be left out (the model's default) or given within its limits
     const { temperature: _, ...noTemperature } = job;
     expect(parseToWorker({ type: 'generate', id: 1, job: noTemperature })).toEqual({ type: 'generate', id: 1, job: noTemperature });
-    const given = { ...job, topK: 20, topP: 0.8, minP: 0.05, repetitionPenalty: 1.05, noRepeatNgramSize: 3 };
+    const given = { ...job, topK: 20, topP: 0.8, minP: 0.05, typicalP: 0.9, epsilonCutoff: 3e-4, etaCutoff: 2e-3, repetitionPenalty: 1.05, noRepeatNgramSize: 3 };
     expect(parseToWorker({ type: 'generate', id: 1, job: given })).toEqual({ type: 'generate', id: 1, job: given });
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, topK: 2.5 } })).toThrow(/job\.topK is not a whole number >= 0/);
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, repetitionPenalty: 0 } })).toThrow(/job\.repetitionPenalty is not a number > 0/);
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, temperature: -1 } })).toThrow(/job\.temperature is not a number >= 0/);
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, minP: 1.2 } })).toThrow(/job\.minP is not a number >= 0 and <= 1/);
     expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, noRepeatNgramSize: -2 } })).toThrow(/job\.noRepeatNgramSize is not a whole number >= 0/);
+    expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, typicalP: 0 } })).toThrow(/job\.typicalP is not a number > 0 and <= 1/);
+    expect(() => parseToWorker({ type: 'generate', id: 1, job: { ...job, epsilonCutoff: 1 } })).toThrow(/job\.epsilonCutoff is not a number >= 0 and < 1/);
   });
 
   it('explains each way a child can die, with its last output', () => {

@@ -102,6 +102,7 @@ function sampling(value: unknown): SamplingSettings {
   };
   return {
     temperature: setting('temperature'), topK: setting('topK'), topP: setting('topP'), minP: setting('minP'),
+    typicalP: setting('typicalP'), epsilonCutoff: setting('epsilonCutoff'), etaCutoff: setting('etaCutoff'),
     repetitionPenalty: setting('repetitionPenalty'), noRepeatNgramSize: setting('noRepeatNgramSize'), seed: count(o, 'seed', 'response.sampling'),
   };
 }

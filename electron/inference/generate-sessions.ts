@@ -118,7 +118,8 @@ export class GenerateSessions {
     let sampling: SamplingSettings;
     try {
       sampling = resolveSampling(fileConfig, {
-        temperature: job.temperature, topK: job.topK, topP: job.topP, minP: job.minP, repetitionPenalty: job.repetitionPenalty, noRepeatNgramSize: job.noRepeatNgramSize, seed: job.seed,
+        temperature: job.temperature, topK: job.topK, topP: job.topP, minP: job.minP, typicalP: job.typicalP, epsilonCutoff: job.epsilonCutoff, etaCutoff: job.etaCutoff,
+        repetitionPenalty: job.repetitionPenalty, noRepeatNgramSize: job.noRepeatNgramSize, seed: job.seed,
       }, (key) => `give ${SAMPLING_LABELS[key]} in the Try page's sampling settings`);
     } catch (e) {
       if (e instanceof SamplingDefaultError) throw invalid(e.key, e.message);
@@ -158,7 +159,7 @@ export class GenerateSessions {
 }
 
 /**
- * The top-k, top-p or min-p given for an answer decoded greedily, other than
+ * The top-k, top-p, min-p, typical-p or cutoffs given for an answer decoded greedily, other than
  * the model's own: they choose among sampled tokens only, so say they did
  * nothing (null: none such, or sampled). The Try page sends the values its
  * fields start from (the model's own) with every answer: those are not news.

@@ -30,12 +30,12 @@ function modelWith(config: string): string {
 
 describe('generationDefaults', () => {
   it("is the file's settings where it gives them, transformers' defaults elsewhere, as the CLI takes them without flags", async () => {
-    const dir = modelWith(JSON.stringify({ eos_token_id: 1, do_sample: true, temperature: 0.6, top_k: 20, top_p: 0.95, min_p: 0.05, no_repeat_ngram_size: 3 }));
+    const dir = modelWith(JSON.stringify({ eos_token_id: 1, do_sample: true, temperature: 0.6, top_k: 20, top_p: 0.95, min_p: 0.05, typical_p: 0.9, eta_cutoff: 0.002, no_repeat_ngram_size: 3 }));
     const d = await generationDefaults(dir);
     expect(d).toEqual({
-      sampling: { temperature: 0.6, topK: 20, topP: 0.95, minP: 0.05, repetitionPenalty: 1, noRepeatNgramSize: 3, seed: 42 },
+      sampling: { temperature: 0.6, topK: 20, topP: 0.95, minP: 0.05, typicalP: 0.9, epsilonCutoff: 0, etaCutoff: 0.002, repetitionPenalty: 1, noRepeatNgramSize: 3, seed: 42 },
       file: join(dir, 'generation_config.json'),
-      fromFile: ['temperature', 'topK', 'topP', 'minP', 'noRepeatNgramSize'],
+      fromFile: ['temperature', 'topK', 'topP', 'minP', 'typicalP', 'etaCutoff', 'noRepeatNgramSize'],
       problems: [],
       unapplied: null,
     } satisfies GenerationDefaults);
@@ -45,13 +45,14 @@ describe('generationDefaults', () => {
   });
 
   it("names what cannot be used: a bad value (transformers' default filled in), a broken file, keys not applied", async () => {
-    const dir = modelWith(JSON.stringify({ do_sample: true, top_p: 1.5, min_p: 0.1, typical_p: 0.9 }));
+    const dir = modelWith(JSON.stringify({ do_sample: true, top_p: 1.5, min_p: 0.1, typical_p: 0.9, min_new_tokens: 2 }));
     const file = join(dir, 'generation_config.json');
     const d = await generationDefaults(dir);
-    expect(d.sampling).toMatchObject({ temperature: 1, topP: 1, minP: 0.1 });
-    expect(d.fromFile).toEqual(['temperature', 'minP']);
+    expect(d.sampling).toMatchObject({ temperature: 1, topP: 1, minP: 0.1, typicalP: 0.9 });
+    expect(d.fromFile).toEqual(['temperature', 'minP', 'typicalP']);
     expect(d.problems).toEqual([`${file}: top_p 1.5 must be a number >= 0 and <= 1, so transformers' default top_p 1 is filled in; fix the file (or remove top_p)`]);
-    expect(d.unapplied).toBe(`${file}: sets typical_p 0.9, which transformers' generate() applies and PEFT Studio does not, so its answers can differ from model.generate()'s`);
+    // typical_p is applied now: only min_new_tokens is named
+    expect(d.unapplied).toBe(`${file}: sets min_new_tokens 2, which transformers' generate() applies and PEFT Studio does not, so its answers can differ from model.generate()'s`);
     // the CLI without flags does not fill the default in: it refuses the file, naming the flag that gives the setting instead
     const refused = await cli(['generate', '--model', dir, '--prompt', 'The fox', '--max-new-tokens', '2', '--threads', '2']);
     expect(refused.code).toBe(1);
@@ -61,7 +62,7 @@ describe('generationDefaults', () => {
     expect(given.code, given.stderr).toBe(0);
     expect(given.stderr).toContain(`note: ${samplingWords(d.sampling)}\n`);
     // a file that is there but is no JSON (or no object) is named, with why it is not used: the model does have one
-    const sameAsNone = { fromFile: [], sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 } };
+    const sameAsNone = { fromFile: [], sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 } };
     const escaped = file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
     writeFileSync(file, '{broken');
     const broken = await generationDefaults(dir);

@@ -229,6 +229,87 @@ describe('generation', () => {
     }
   });
 
+  it('typical_p, epsilon_cutoff and eta_cutoff sample among the tokens transformers keeps, with the same draws as a float64 reference', async () => {
+    const prompt = session.tokenizer.encode('the cat');
+    type Case = { temperature: number; topK: number; topP: number; typicalP: number; epsilonCutoff: number; etaCutoff: number };
+    const cases: Case[] = [
+      { temperature: 1, topK: 0, topP: 1, typicalP: 0.5, epsilonCutoff: 0, etaCutoff: 0 },
+      { temperature: 0.3, topK: 0, topP: 1, typicalP: 1, epsilonCutoff: 0.004, etaCutoff: 0 },
+      { temperature: 0.3, topK: 0, topP: 1, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0.1 },
+      // after top-k and top-p, all three in transformers' order
+      { temperature: 0.5, topK: 120, topP: 0.95, typicalP: 0.9, epsilonCutoff: 0.003, etaCutoff: 0.05 },
+    ];
+    const softmax = (s: Float64Array) => {
+      const m = Math.max(...s);
+      const e = s.map((x) => Math.exp(x - m));
+      const sum = e.reduce((a, b) => a + b, 0);
+      return e.map((x) => x / sum);
+    };
+    /** transformers' warpers in float64 (logits_process.py), written out here; then a draw over ascending ids */
+    const reference = async (o: Case, count: number): Promise<number[]> => {
+      const rng = new Prng(5);
+      const want: number[] = [];
+      while (want.length < count) {
+        session.engine.resetCache(prompt.length + want.length + 1);
+        const l = Float64Array.from(await session.engine.decode(Int32Array.from([...prompt, ...want]))).map((x) => x / o.temperature);
+        if (o.topK > 0) {
+          const kth = [...l].sort((a, b) => b - a)[o.topK - 1];
+          for (let i = 0; i < l.length; i++) if (l[i] < kth) l[i] = Number.NEGATIVE_INFINITY;
+        }
+        if (o.topP < 1) {
+          const p = softmax(l);
+          const ascending = [...p.keys()].sort((a, b) => p[a] - p[b] || b - a);
+          let cumulative = 0;
+          for (let r = 0; r < ascending.length - 1; r++) {
+            cumulative += p[ascending[r]];
+            if (cumulative <= 1 - o.topP) l[ascending[r]] = Number.NEGATIVE_INFINITY;
+          }
+        }
+        if (o.typicalP < 1) {
+          // TypicalLogitsWarper: sort by |-log p - H|, last_ind = count of cumsum < mass (clamped), drop the less typical
+          const p = softmax(l);
+          const logp = p.map((x) => Math.log(x));
+          const h = -p.reduce((a, x, i) => (x > 0 ? a + x * logp[i] : a), 0);
+          const shifted = logp.map((x) => Math.abs(-x - h));
+          const order = [...shifted.keys()].sort((a, b) => shifted[a] - shifted[b] || a - b);
+          let cumulative = 0;
+          let lastInd = 0;
+          for (const i of order) if ((cumulative += p[i]) < o.typicalP) lastInd++;
+          const cut = shifted[order[Math.min(lastInd, order.length - 1)]];
+          for (let i = 0; i < l.length; i++) if (shifted[i] > cut) l[i] = Number.NEGATIVE_INFINITY;
+        }
+        // EpsilonLogitsWarper, then EtaLogitsWarper (its floor from the entropy of what epsilon left); the top score stays
+        for (const floorOf of [
+          (_: Float64Array) => o.epsilonCutoff,
+          (p: Float64Array) => Math.min(o.etaCutoff, Math.sqrt(o.etaCutoff) * Math.exp(p.reduce((a, x) => (x > 0 ? a + x * Math.log(x) : a), 0))),
+        ]) {
+          const p = softmax(l);
+          const floor = floorOf(p);
+          const top = Math.max(...l);
+          if (floor > 0) for (let i = 0; i < l.length; i++) if (p[i] < floor && l[i] < top) l[i] = Number.NEGATIVE_INFINITY;
+        }
+        const final = softmax(l);
+        let u = rng.nextFloat();
+        let next = -1;
+        for (let i = 0; i < final.length && next < 0; i++) {
+          if (final[i] === 0) continue;
+          u -= final[i];
+          if (u < 0) next = i;
+        }
+        want.push(next);
+      }
+      return want;
+    };
+    for (const o of cases) {
+      const options = { ...o, seed: 5, stopTokenIds: [] as number[], maxPositions: 512, maxNewTokens: 12 };
+      const { tokens } = await generate(session.engine, prompt, options);
+      // each had something to do: without it the same seed draws otherwise
+      const off = { typicalP: 1, epsilonCutoff: 0, etaCutoff: 0 };
+      expect(tokens, `${JSON.stringify(o)} without typical-p and the cutoffs`).not.toEqual((await generate(session.engine, prompt, { ...options, ...off })).tokens);
+      expect(tokens, JSON.stringify(o)).toEqual(await reference(o, options.maxNewTokens));
+    }
+  });
+
   it('the repetition penalty changes greedy decoding as transformers applies it (prompt and answer, each id once)', async () => {
     const prompt = session.tokenizer.encode('the cat sat on the mat, the cat');
     const plain = await generate(session.engine, prompt, { ...greedy, maxNewTokens: 16 });
@@ -274,6 +355,43 @@ describe('generation', () => {
     const bad = await cli(['generate', '--model', qwenLike.dir, '--prompt', prompt, '--min-p', '1.5', '--threads', '2']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--min-p/);
+  });
+
+  it("the generate command takes generation_config.json's typical_p, epsilon_cutoff and eta_cutoff when sampling, refuses values their warpers refuse, by the flag or the file and key", async () => {
+    const recipe = await tinyModel({ seed: 12, vocab: 300 });
+    const file = join(recipe.dir, 'generation_config.json');
+    writeFileSync(file, JSON.stringify({ eos_token_id: 1, do_sample: true, temperature: 0.9, top_k: 0, typical_p: 0.7, epsilon_cutoff: 0.002, eta_cutoff: 0.003 }));
+    const prompt = 'the cat';
+    const run = (...flags: string[]) => cli(['generate', '--model', recipe.dir, '--prompt', prompt, '--max-new-tokens', '8', '--threads', '2', ...flags]);
+    const fromFile = await run();
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect(fromFile.stderr).toContain('note: sampling at temperature 0.9, no top-k, no top-p, typical-p 0.7, epsilon cutoff 0.002, eta cutoff 0.003, seed 42\n');
+    expect(fromFile.stderr).not.toContain('PEFT Studio does not'); // applied now: not named as ignored
+    // the answer is generate()'s with the same settings, here in this process
+    const ids = session.tokenizer.encode(prompt);
+    const same = { temperature: 0.9, topK: 0, topP: 1, typicalP: 0.7, epsilonCutoff: 0.002, etaCutoff: 0.003, seed: 42, stopTokenIds: [1], maxPositions: 512, maxNewTokens: 8 };
+    expect(fromFile.stdout).toBe(session.tokenizer.decode((await generate(session.engine, ids, same)).tokens, { skipSpecialTokens: true }) + '\n');
+    // the flags replace the file's; 1 and 0 turn them off
+    const off = await run('--typical-p', '1', '--epsilon-cutoff', '0', '--eta-cutoff', '0');
+    expect(off.stderr).toContain('note: sampling at temperature 0.9, no top-k, no top-p, seed 42\n');
+    expect(off.stdout).toBe(session.tokenizer.decode((await generate(session.engine, ids, { ...same, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0 })).tokens, { skipSpecialTokens: true }) + '\n');
+    expect(off.stdout, "the file's settings changed the answer").not.toBe(fromFile.stdout);
+    // greedy: they do nothing, and the flags given are said to
+    const greedyRun = await run('--temperature', '0', '--typical-p', '0.5', '--eta-cutoff', '0.01');
+    expect(greedyRun.stderr).toContain('note: greedy decoding (--typical-p and --eta-cutoff apply only when sampling: pass --temperature above 0)\n');
+    // out of the warpers' range: by the flag
+    for (const [flag, value, words] of [['--typical-p', '0', '> 0 and <= 1'], ['--epsilon-cutoff', '1', '>= 0 and < 1'], ['--eta-cutoff', '-0.1', '>= 0 and < 1']]) {
+      const bad = await run(flag, value);
+      expect(bad.code, `${flag} ${value}`).not.toBe(0);
+      expect(bad.stderr).toContain(`${flag} expects a number ${words}, got ${value}`);
+    }
+    // in the file: by the file and key, when sampling would use it, with the flag that replaces it
+    writeFileSync(file, JSON.stringify({ eos_token_id: 1, do_sample: true, temperature: 0.9, typical_p: 1.5 }));
+    const badFile = await run();
+    expect(badFile.code).not.toBe(0);
+    expect(badFile.stderr).toContain(`${file}: typical_p 1.5 must be a number > 0 and <= 1; fix the file (or remove typical_p), or pass --typical-p`);
+    expect((await run('--typical-p', '0.9')).code).toBe(0);
+    expect((await run('--temperature', '0')).code).toBe(0); // greedy decoding does not use it
   });
 
   it('a bad value in generation_config.json is named with its file and key; the flag that replaces it works', async () => {

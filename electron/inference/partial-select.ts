@@ -1,11 +1,12 @@
-// The two selections sampling needs from a whole vocabulary (49k-152k
-// entries, once per generated token) without sorting it: the k-th largest
-// logit (top-k's cut) and the nucleus (top-p's most likely tokens until
-// their mass reaches a target). Both are linear on average; only the few
-// tokens that are kept are ever sorted.
+// The selections sampling needs from a whole vocabulary (49k-152k entries,
+// once per generated token) without sorting it: the k-th largest logit
+// (top-k's cut), and the shortest run of tokens in some order whose mass
+// reaches a target (top-p's most likely tokens; typical-p's most typical
+// ones). Both are linear on average; only the few tokens that are kept are
+// ever sorted.
 //
-// "Most likely first" is one fixed order: larger value first, the lower id
-// first among equal values, so a seed always draws the same tokens.
+// Each order is one fixed order: ties go to the lower id, so a seed always
+// draws the same tokens.
 
 /** The k-th largest of `values` (duplicates counted, as torch.topk does); 1 <= k <= values.length. */
 export function kthLargest(values: ArrayLike<number>, k: number): number {
@@ -44,11 +45,6 @@ export function kthLargest(values: ArrayLike<number>, k: number): number {
   return heap[0];
 }
 
-/** Sorts `ids` in place, most likely first by `p` (ties: lower id first). */
-function sortMostLikelyFirst(ids: Int32Array, p: Float64Array): Int32Array {
-  return ids.sort((a, b) => p[b] - p[a] || a - b);
-}
-
 /**
  * The nucleus of `p` (probabilities indexed by token id, over the tokens in
  * `ids`): the shortest run of tokens, most likely first, whose mass reaches
@@ -58,10 +54,33 @@ function sortMostLikelyFirst(ids: Int32Array, p: Float64Array): Int32Array {
  * token.
  */
 export function nucleusOf(ids: Int32Array, p: Float64Array, target: number): Int32Array {
+  return prefixReaching(ids, p, 'descending', p, target);
+}
+
+/**
+ * The shortest run of the tokens in `ids`, taken in the order of `rank`
+ * (indexed by token id; ties: the lower id first), whose mass (`p`, indexed
+ * by token id) reaches `target`, as a full sort and a running sum would find
+ * it (the same additions in the same order, so the same cut to the last
+ * bit). `ids` is reordered; the run comes back in that order, always at
+ * least one token; every token, in that order, when their whole mass is short
+ * of `target`. Top-p ranks by probability, descending; typical-p by the
+ * distance of the surprisal from the entropy, ascending.
+ *
+ * The order is a sign and an array, not a comparator passed in: one call
+ * site for both warpers, so neither slows the other's comparisons.
+ */
+export function prefixReaching(ids: Int32Array, rank: Float64Array, direction: 'ascending' | 'descending', p: Float64Array, target: number): Int32Array {
   const n = ids.length;
-  if (n === 0) throw new Error('nucleusOf: no tokens to choose from');
-  const better = (a: number, b: number) => p[a] > p[b] || (p[a] === p[b] && a < b);
-  // Quickselect by mass: ids[0, lo) are the lo most likely tokens, with mass
+  if (n === 0) throw new Error('prefixReaching: no tokens to choose from');
+  const sign = direction === 'ascending' ? 1 : -1;
+  // a before b: a smaller signed rank, or the same with the lower id (negation is exact: the same order as p[a] > p[b])
+  const better = (a: number, b: number) => {
+    const x = sign * rank[a];
+    const y = sign * rank[b];
+    return x < y || (x === y && a < b);
+  };
+  // Quickselect by mass: ids[0, lo) are the lo best tokens, with mass
   // `before` < target; the cut lies in (lo, hi].
   let lo = 0;
   let hi = n;
@@ -84,9 +103,9 @@ export function nucleusOf(ids: Int32Array, p: Float64Array, target: number): Int
     }
     ids[hi - 1] = ids[i];
     ids[i] = pivot;
-    // [lo, i): more likely than the pivot; i: the pivot; (i, hi): less likely
+    // [lo, i): better than the pivot; i: the pivot; (i, hi): worse
     if (before + mass >= target) {
-      hi = i; // the cut is among the more likely ones (i > lo: before alone is below target)
+      hi = i; // the cut is among the better ones (i > lo: before alone is below target)
     } else {
       before += mass + p[pivot];
       lo = i + 1;
@@ -97,10 +116,14 @@ export function nucleusOf(ids: Int32Array, p: Float64Array, target: number): Int
     }
   }
   // The sums above ran in partition order; walk the candidates in sorted order
-  // so the cut is the running sum's, then extend one most-likely token at a
-  // time if rounding left that sum just short.
+  // so the cut is the running sum's, then extend one best token at a time if
+  // rounding left that sum just short.
   let count = hi;
-  sortMostLikelyFirst(ids.subarray(0, count), p);
+  ids.subarray(0, count).sort((a, b) => {
+    const x = sign * rank[a];
+    const y = sign * rank[b];
+    return x < y ? -1 : x > y ? 1 : a - b;
+  });
   let cumulative = 0;
   for (let r = 0; r < n; r++) {
     if (r === count) {

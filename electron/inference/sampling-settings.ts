@@ -2,11 +2,11 @@
 // `peft-studio generate` and the Try page alike: what the user gave, else the
 // model's generation_config.json, else transformers' GenerationConfig
 // defaults (greedy, no repetition penalty, no n-gram ban; top-k 50, top-p 1,
-// no min-p once sampling).
+// no min-p, typical-p, epsilon or eta cutoff once sampling).
 // Plain TypeScript (no Node imports): the renderer shows these words too.
 import type { SettingLimit } from '../training/settings.js';
 
-export type SamplingKey = 'temperature' | 'topK' | 'topP' | 'minP' | 'repetitionPenalty' | 'noRepeatNgramSize';
+export type SamplingKey = 'temperature' | 'topK' | 'topP' | 'minP' | 'typicalP' | 'epsilonCutoff' | 'etaCutoff' | 'repetitionPenalty' | 'noRepeatNgramSize';
 
 /** Everything that decides which tokens a generation picks. */
 export interface SamplingSettings {
@@ -18,6 +18,12 @@ export interface SamplingSettings {
   topP: number;
   /** 0: off */
   minP: number;
+  /** 1: off */
+  typicalP: number;
+  /** 0: off */
+  epsilonCutoff: number;
+  /** 0: off */
+  etaCutoff: number;
   /** 1: off */
   repetitionPenalty: number;
   /** 0: off */
@@ -45,12 +51,19 @@ export const DEFAULT_SEED = 42;
 /**
  * transformers' GenerationConfig defaults for a model without
  * generation_config.json: do_sample False, top_k 50, top_p 1.0, min_p None,
- * repetition_penalty 1.0, no_repeat_ngram_size 0 (None and 0 add no processor).
+ * typical_p 1.0, epsilon_cutoff 0.0, eta_cutoff 0.0, repetition_penalty 1.0,
+ * no_repeat_ngram_size 0 (None, and these values, add no processor).
  */
-export const TRANSFORMERS_DEFAULTS: Readonly<Record<SamplingKey, number>> = { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0 };
+export const TRANSFORMERS_DEFAULTS: Readonly<Record<SamplingKey, number>> = {
+  temperature: 0, topK: 50, topP: 1, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1, noRepeatNgramSize: 0,
+};
 
-/** The settings that only choose among sampled tokens (greedy decoding ignores them); the others act in greedy decoding too. */
-export const SAMPLED_ONLY: readonly SamplingKey[] = ['topK', 'topP', 'minP'];
+/**
+ * The settings that only choose among sampled tokens (transformers adds their
+ * warpers only when do_sample; greedy decoding ignores them); the others act
+ * in greedy decoding too.
+ */
+export const SAMPLED_ONLY: readonly SamplingKey[] = ['topK', 'topP', 'minP', 'typicalP', 'epsilonCutoff', 'etaCutoff'];
 
 /** The values each setting takes (transformers' own checks; temperature 0 is our greedy). */
 export const SAMPLING_LIMITS = {
@@ -59,6 +72,11 @@ export const SAMPLING_LIMITS = {
   topP: { kind: 'number', min: 0, max: 1 },
   // MinPLogitsWarper: "min_p has to be a float in the [0, 1] interval"
   minP: { kind: 'number', min: 0, max: 1 },
+  // TypicalLogitsWarper: "typical_p has to be a float > 0 and < 1"; 1 is GenerationConfig's "no warper"
+  typicalP: { kind: 'number', above: 0, max: 1 },
+  // EpsilonLogitsWarper / EtaLogitsWarper: "has to be a float > 0 and < 1"; 0 is GenerationConfig's "no warper"
+  epsilonCutoff: { kind: 'number', min: 0, below: 1 },
+  etaCutoff: { kind: 'number', min: 0, below: 1 },
   repetitionPenalty: { kind: 'number', above: 0 },
   // NoRepeatNGramLogitsProcessor takes a positive int; 0 is GenerationConfig's "no processor"
   noRepeatNgramSize: { kind: 'int', min: 0 },
@@ -66,12 +84,14 @@ export const SAMPLING_LIMITS = {
 
 /** generation_config.json's name for each setting. */
 export const FILE_KEYS: Readonly<Record<SamplingKey, string>> = {
-  temperature: 'temperature', topK: 'top_k', topP: 'top_p', minP: 'min_p', repetitionPenalty: 'repetition_penalty', noRepeatNgramSize: 'no_repeat_ngram_size',
+  temperature: 'temperature', topK: 'top_k', topP: 'top_p', minP: 'min_p', typicalP: 'typical_p', epsilonCutoff: 'epsilon_cutoff', etaCutoff: 'eta_cutoff',
+  repetitionPenalty: 'repetition_penalty', noRepeatNgramSize: 'no_repeat_ngram_size',
 };
 
 /** The Try page's name for each setting (its fields, and messages that point at them). */
 export const SAMPLING_LABELS: Readonly<Record<SamplingKey, string>> = {
-  temperature: 'Temperature', topK: 'Top-k', topP: 'Top-p', minP: 'Min-p', repetitionPenalty: 'Repetition penalty', noRepeatNgramSize: 'No-repeat n-gram size',
+  temperature: 'Temperature', topK: 'Top-k', topP: 'Top-p', minP: 'Min-p', typicalP: 'Typical-p', epsilonCutoff: 'Epsilon cutoff', etaCutoff: 'Eta cutoff',
+  repetitionPenalty: 'Repetition penalty', noRepeatNgramSize: 'No-repeat n-gram size',
 };
 
 /** "a number >= 0 and <= 1" */
@@ -102,8 +122,8 @@ export class SamplingDefaultError extends Error {
 /**
  * The settings a generation uses: each one given, else the file's, else
  * transformers' default. A file value that is wrong is an error only when it
- * would be used (top-k, top-p and min-p only when sampling); `override` says
- * how to give the setting instead ("pass --top-p").
+ * would be used (top-k, top-p, min-p, typical-p and the cutoffs only when
+ * sampling); `override` says how to give the setting instead ("pass --top-p").
  */
 export function resolveSampling(defaults: SamplingDefaults | null, given: Partial<SamplingSettings>, override: (key: SamplingKey) => string): SamplingSettings {
   const pick = (key: SamplingKey, used: boolean): number => {
@@ -120,6 +140,7 @@ export function resolveSampling(defaults: SamplingDefaults | null, given: Partia
   const used = (key: SamplingKey) => !SAMPLED_ONLY.includes(key) || sampled;
   return {
     temperature, topK: pick('topK', used('topK')), topP: pick('topP', used('topP')), minP: pick('minP', used('minP')),
+    typicalP: pick('typicalP', used('typicalP')), epsilonCutoff: pick('epsilonCutoff', used('epsilonCutoff')), etaCutoff: pick('etaCutoff', used('etaCutoff')),
     repetitionPenalty: pick('repetitionPenalty', true), noRepeatNgramSize: pick('noRepeatNgramSize', true), seed: given.seed ?? DEFAULT_SEED,
   };
 }
@@ -136,6 +157,7 @@ export function modelSampling(defaults: SamplingDefaults | null): SamplingSettin
   const value = (key: SamplingKey) => (defaults !== null && defaults.invalid[key] === undefined ? defaults[key] : TRANSFORMERS_DEFAULTS[key]);
   return {
     temperature: value('temperature'), topK: value('topK'), topP: value('topP'), minP: value('minP'),
+    typicalP: value('typicalP'), epsilonCutoff: value('epsilonCutoff'), etaCutoff: value('etaCutoff'),
     repetitionPenalty: value('repetitionPenalty'), noRepeatNgramSize: value('noRepeatNgramSize'), seed: DEFAULT_SEED,
   };
 }
@@ -143,7 +165,7 @@ export function modelSampling(defaults: SamplingDefaults | null): SamplingSettin
 /**
  * "greedy decoding", "greedy decoding, repetition penalty 1.05, no repeated 3-grams",
  * "sampling at temperature 0.7, top-k 20, top-p 0.8, min-p 0.05, repetition penalty 1.05, seed 42"
- * (min-p and the n-gram ban are named only when on: transformers leaves them off unless asked).
+ * (min-p, typical-p, the cutoffs and the n-gram ban are named only when on: transformers leaves them off unless asked).
  */
 export function samplingWords(s: SamplingSettings): string {
   const always = [
@@ -153,6 +175,8 @@ export function samplingWords(s: SamplingSettings): string {
   if (s.temperature === 0) return ['greedy decoding', ...always].join(', ');
   return [
     `sampling at temperature ${s.temperature}`, s.topK === 0 ? 'no top-k' : `top-k ${s.topK}`, s.topP === 1 ? 'no top-p' : `top-p ${s.topP}`,
-    ...(s.minP === 0 ? [] : [`min-p ${s.minP}`]), ...always, `seed ${s.seed}`,
+    ...(s.minP === 0 ? [] : [`min-p ${s.minP}`]), ...(s.typicalP === 1 ? [] : [`typical-p ${s.typicalP}`]),
+    ...(s.epsilonCutoff === 0 ? [] : [`epsilon cutoff ${s.epsilonCutoff}`]), ...(s.etaCutoff === 0 ? [] : [`eta cutoff ${s.etaCutoff}`]),
+    ...always, `seed ${s.seed}`,
   ].join(', ');
 }

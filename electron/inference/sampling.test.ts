@@ -1,16 +1,29 @@
 // Token choice against a plain float64 reading of transformers' warpers
 // (TemperatureLogitsWarper -> TopKLogitsWarper -> TopPLogitsWarper ->
-// MinPLogitsWarper, then softmax: generation/logits_process.py, in the order
-// generation/utils.py _get_logits_processor appends them), written here with
-// full sorts, so the partial selections in partial-select.ts are checked
-// against the obvious algorithm on the same logits.
+// MinPLogitsWarper -> TypicalLogitsWarper -> EpsilonLogitsWarper ->
+// EtaLogitsWarper, then softmax: generation/logits_process.py, in the order
+// generation/utils.py _get_logits_processor appends them when do_sample),
+// written here with full sorts, so the partial selections in
+// partial-select.ts are checked against the obvious algorithm on the same
+// logits.
 import { describe, expect, it } from 'vitest';
 import { Prng } from '../random/prng.js';
 import { kthLargest, nucleusOf } from './partial-select.js';
 import { argmax, candidates, sampleToken, type SamplingOptions } from './sampling.js';
 
+/** The settings the reference reads: transformers' names for what each warper takes. */
+interface WarperSettings {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP?: number;
+  typicalP?: number;
+  epsilonCutoff?: number;
+  etaCutoff?: number;
+}
+
 /** transformers' warpers in float64 with full sorts: the probability of every token left (by id). */
-function transformersWarpers(logits: ArrayLike<number>, o: { temperature: number; topK: number; topP: number; minP?: number }): Map<number, number> {
+function transformersWarpers(logits: ArrayLike<number>, o: WarperSettings): Map<number, number> {
   const v = logits.length;
   const scores = Float64Array.from(logits, (l) => l / o.temperature);
   if (o.topK > 0) {
@@ -41,6 +54,50 @@ function transformersWarpers(logits: ArrayLike<number>, o: { temperature: number
     const best = p.indexOf(top);
     for (let i = 0; i < v; i++) if (p[i] < o.minP * top && i !== best) scores[i] = -Infinity;
   }
+  // log_softmax as torch computes it: scores - logsumexp(scores) (-inf stays -inf)
+  const logSoftmax = (s: Float64Array) => {
+    const max = Math.max(...s);
+    const lse = max + Math.log(s.reduce((a, x) => a + Math.exp(x - max), 0));
+    return s.map((x) => x - lse);
+  };
+  if (o.typicalP !== undefined && o.typicalP < 1) {
+    // TypicalLogitsWarper.__call__, line by line
+    const normalized = logSoftmax(scores);
+    const p = normalized.map((x) => Math.exp(x));
+    // ent = -(normalized * p).nansum(): -inf * 0 is NaN, left out
+    let ent = 0;
+    for (let i = 0; i < v; i++) if (!Number.isNaN(normalized[i] * p[i])) ent -= normalized[i] * p[i];
+    const shifted = normalized.map((x) => Math.abs(-x - ent));
+    // torch.sort(shifted_scores) ascending (+inf last; inf - inf is NaN, so ties fall to the ids)
+    const sortedIndices = [...shifted.keys()].sort((a, b) => shifted[a] - shifted[b] || a - b);
+    const sortedScores = sortedIndices.map((i) => shifted[i]);
+    // cumulative_probs = scores.gather(sorted_indices).softmax().cumsum()
+    const sortedProbs = softmax(Float64Array.from(sortedIndices, (i) => scores[i]));
+    const cumulative: number[] = [];
+    sortedProbs.reduce((sum, x) => (cumulative.push(sum + x), sum + x), 0);
+    // last_ind = (cumulative_probs < mass).sum(), clamped to the last index
+    const lastInd = Math.min(cumulative.filter((c) => c < o.typicalP!).length, v - 1);
+    // remove sorted_scores > sorted_scores[last_ind]; the first min_tokens_to_keep (1) stay; scatter back
+    const remove = sortedScores.map((x) => x > sortedScores[lastInd]);
+    remove[0] = false;
+    sortedIndices.forEach((i, r) => { if (remove[r]) scores[i] = -Infinity; });
+  }
+  // EpsilonLogitsWarper and EtaLogitsWarper: remove probabilities < the floor unless scores reach topk(scores, 1)
+  const floorCut = (floorOf: (p: Float64Array) => number) => {
+    const p = softmax(scores);
+    const floor = floorOf(p);
+    const top = Math.max(...scores);
+    for (let i = 0; i < v; i++) if (p[i] < floor && scores[i] < top) scores[i] = -Infinity;
+  };
+  if (o.epsilonCutoff !== undefined && o.epsilonCutoff > 0) floorCut(() => o.epsilonCutoff!);
+  if (o.etaCutoff !== undefined && o.etaCutoff > 0) {
+    floorCut((p) => {
+      // Categorical(logits=scores).entropy(): logits normalized, clamped to finfo.min, -(logits * probs).sum()
+      const logits = logSoftmax(scores).map((x) => Math.max(x, -Number.MAX_VALUE));
+      const entropy = -logits.reduce((a, x, i) => a + x * p[i], 0);
+      return Math.min(o.etaCutoff!, Math.sqrt(o.etaCutoff!) * Math.exp(-entropy));
+    });
+  }
   const final = softmax(scores);
   const kept = new Map<number, number>();
   for (let i = 0; i < v; i++) if (final[i] > 0) kept.set(i, final[i]);
@@ -56,11 +113,14 @@ function zipfLogits(v: number, seed: number, ties = false): Float32Array {
   return logits;
 }
 
-function expectCandidatesMatch(logits: Float32Array, o: { temperature: number; topK: number; topP: number; minP?: number }, label: string): void {
+/** candidates() keeps the tokens the reference keeps, with its probabilities (a token banned to -inf may stay at probability 0). */
+function expectCandidatesMatch(logits: Float32Array, o: WarperSettings, label: string): void {
   const got = candidates(logits, o);
   const want = transformersWarpers(logits, o);
-  expect([...got.ids], `${label}: the tokens kept`).toEqual([...want.keys()].sort((a, b) => a - b));
-  got.ids.forEach((id, j) => expect(Math.abs(got.probs[j] - want.get(id)!), `${label}: token ${id}`).toBeLessThan(1e-12));
+  const drawable = [...got.ids].filter((_, j) => got.probs[j] > 0);
+  got.ids.forEach((id, j) => { if (got.probs[j] === 0) expect(logits[id], `${label}: token ${id} kept at probability 0`).toBe(-Infinity); });
+  expect(drawable, `${label}: the tokens kept`).toEqual([...want.keys()].sort((a, b) => a - b));
+  got.ids.forEach((id, j) => { if (got.probs[j] > 0) expect(Math.abs(got.probs[j] - want.get(id)!), `${label}: token ${id}`).toBeLessThan(1e-12); });
 }
 
 describe('sampling', () => {
@@ -118,6 +178,83 @@ describe('sampling', () => {
     const l = [0, 1, 2];
     expect([...candidates(l, { temperature: 1, topP: 1, minP: 0.3 }).ids]).toEqual([1, 2]);
     expect([...candidates(l, { temperature: 0.5, topP: 1, minP: 0.3 }).ids]).toEqual([2]);
+  });
+
+  it("then keeps the tokens transformers' typical-p keeps: most typical first (|-log p - H|) until typical_p, ties with the last one, after the other warpers", () => {
+    for (const [v, seed] of [[50, 21], [1000, 22], [5000, 23]] as const) {
+      for (const ties of [false, true]) {
+        const l = zipfLogits(v, seed, ties);
+        for (const o of [
+          { temperature: 1, topK: 0, topP: 1, typicalP: 0.9 }, // typical-p alone, over the whole vocabulary
+          { temperature: 0.7, topK: 0, topP: 1, typicalP: 0.5 }, // its entropy is the one after the temperature
+          { temperature: 1.3, topK: 0, topP: 1, typicalP: 0.2 },
+          { temperature: 1, topK: 50, topP: 1, typicalP: 0.95 }, // after transformers' top_k default
+          { temperature: 0.8, topK: 40, topP: 0.9, minP: 0.05, typicalP: 0.9 }, // after top-k, top-p and min-p
+          { temperature: 1, topK: 0, topP: 1, typicalP: 1e-9 }, // the most typical token alone (with any exactly as typical)
+          { temperature: 1, topK: 0, topP: 1, typicalP: 1 - 2 ** -53 }, // mass at the last float below 1: the clamp of last_ind when the sum falls short
+          { temperature: 1, topK: 0, topP: 1, typicalP: 1 }, // 1: off
+        ]) {
+          expectCandidatesMatch(l, o, `V=${v}${ties ? ' with ties' : ''} ${JSON.stringify(o)}`);
+        }
+      }
+    }
+    // by hand: logits [1, 0, 0, 0, 0] give p = e/(e+4) = 0.405 and four of 1/(e+4) = 0.149, entropy H = 1.500;
+    // the four (surprisal 1.905, 0.405 from H) are more typical than the likeliest (0.905, 0.595 from H)
+    const l = [1, 0, 0, 0, 0];
+    // 0.1: the first of the four reaches it; the three as typical as it stay; the most likely token goes
+    expect([...candidates(l, { temperature: 1, topP: 1, typicalP: 0.1 }).ids]).toEqual([1, 2, 3, 4]);
+    expect([...candidates(l, { temperature: 1, topP: 1, typicalP: 0.1 }).probs]).toEqual([0.25, 0.25, 0.25, 0.25]);
+    // the four hold 4/(e+4) = 0.5954: 0.59 is reached among them, 0.6 only with the likeliest
+    expect([...candidates(l, { temperature: 1, topP: 1, typicalP: 0.59 }).ids]).toEqual([1, 2, 3, 4]);
+    expect([...candidates(l, { temperature: 1, topP: 1, typicalP: 0.6 }).ids]).toEqual([0, 1, 2, 3, 4]);
+    // a token banned to -inf (the n-gram ban) is the least typical of all: it never stays
+    const banned = Float32Array.from([1, 0, -Infinity, 0.5, -Infinity, 0.2]);
+    expectCandidatesMatch(banned, { temperature: 1, topK: 0, topP: 1, typicalP: 0.9 }, 'banned tokens');
+    expect([...candidates(banned, { temperature: 1, topK: 0, topP: 1, typicalP: 0.5 }).ids]).not.toContain(2);
+  });
+
+  it("then drops the tokens below epsilon_cutoff, then below eta's floor min(eta, sqrt(eta) e^-H), never the most likely, as transformers does", () => {
+    for (const [v, seed] of [[50, 31], [1000, 32], [5000, 33]] as const) {
+      for (const ties of [false, true]) {
+        const l = zipfLogits(v, seed, ties);
+        for (const o of [
+          { temperature: 1, topK: 0, topP: 1, epsilonCutoff: 3e-4 }, // the paper's range
+          { temperature: 1, topK: 0, topP: 1, epsilonCutoff: 0.02 },
+          { temperature: 1, topK: 0, topP: 1, etaCutoff: 2e-3 },
+          { temperature: 0.6, topK: 0, topP: 1, etaCutoff: 0.05 }, // its entropy is the one after the temperature
+          { temperature: 1, topK: 0, topP: 1, epsilonCutoff: 0.999 }, // nothing reaches it: the most likely stays
+          // every warper, in transformers' order: eta's entropy is the one epsilon left
+          { temperature: 1, topK: 80, topP: 0.97, minP: 0.01, typicalP: 0.97, epsilonCutoff: 2e-3, etaCutoff: 0.01 },
+          { temperature: 0.9, topK: 0, topP: 1, typicalP: 0.9, etaCutoff: 0.02 },
+        ]) {
+          expectCandidatesMatch(l, o, `V=${v}${ties ? ' with ties' : ''} ${JSON.stringify(o)}`);
+        }
+      }
+    }
+    // by hand: p = 0.1, 0.3, 0.6, entropy H = 0.8979; eta 0.25: floor min(0.25, 0.5 e^-H = 0.2037) drops the 0.1 token,
+    // eta 0.01: floor 0.01 (below 0.1 e^-H = 0.0407) drops none
+    const l = [0, Math.log(3), Math.log(6)];
+    const h = -(0.1 * Math.log(0.1) + 0.3 * Math.log(0.3) + 0.6 * Math.log(0.6));
+    expect(0.5 * Math.exp(-h)).toBeCloseTo(0.2037, 4);
+    expect([...candidates(l, { temperature: 1, topP: 1, etaCutoff: 0.25 }).ids]).toEqual([1, 2]);
+    expect([...candidates(l, { temperature: 1, topP: 1, etaCutoff: 0.01 }).ids]).toEqual([0, 1, 2]);
+    expect([...candidates(l, { temperature: 1, topP: 1, epsilonCutoff: 0.3 }).ids]).toEqual([1, 2]); // 0.3 >= 0.3 stays
+    // eta reads the entropy epsilon leaves: p = 0.45, 0.2, 0.2 and 200 tokens of 0.00075; epsilon 1e-3 drops those 200,
+    // so H falls from 2.08 to 1.02 and eta 0.5's floor rises from 0.088 to 0.256, above the two 0.2 tokens (0.235 renormalized)
+    const tail = Float64Array.from({ length: 203 }, (_, i) => Math.log(i === 0 ? 0.45 : i < 3 ? 0.2 : 0.00075));
+    expect([...candidates(tail, { temperature: 1, topK: 0, topP: 1, etaCutoff: 0.5 }).ids]).toEqual([0, 1, 2]);
+    expect([...candidates(tail, { temperature: 1, topK: 0, topP: 1, epsilonCutoff: 1e-3, etaCutoff: 0.5 }).ids]).toEqual([0]);
+    expectCandidatesMatch(Float32Array.from(tail), { temperature: 1, topK: 0, topP: 1, epsilonCutoff: 1e-3, etaCutoff: 0.5 }, 'eta after epsilon');
+    // a floor above every probability keeps the most likely, and every token tied with it
+    expect([...candidates([2, 2, 1, 0], { temperature: 1, topP: 1, epsilonCutoff: 0.9 }).ids]).toEqual([0, 1]);
+  });
+
+  it('greedy decoding ignores typical-p and the cutoffs, as transformers adds their warpers only when sampling', () => {
+    const l = [1, 0, 0, 0, 0]; // typical-p 0.1 would drop token 0, the argmax
+    for (const o of [{ typicalP: 0.1 }, { epsilonCutoff: 0.5 }, { etaCutoff: 0.5 }]) expect(sampleToken(l, { temperature: 0, topP: 1, ...o }, new Prng(1))).toBe(0);
+    // sampled, token 0 is never drawn at typical-p 0.1
+    const rng = new Prng(2);
+    for (let i = 0; i < 200; i++) expect(sampleToken(l, { temperature: 1, topP: 1, typicalP: 0.1 }, rng)).not.toBe(0);
   });
 
   it('keeps every token tied with the k-th, as transformers does', () => {
@@ -203,5 +340,9 @@ describe('sampling', () => {
     expect(() => sampleToken(logits, { temperature: 1, topP: 1, topK: 2.5 }, new Prng(1))).toThrow(/top-k must be a whole number >= 0 \(0: off\), got 2.5/);
     expect(() => sampleToken(logits, { temperature: 1, topP: 1, topK: -1 }, new Prng(1))).toThrow(/top-k/);
     for (const minP of [-0.1, 1.5, Number.NaN]) expect(() => sampleToken(logits, { temperature: 1, topP: 1, minP }, new Prng(1))).toThrow(`min-p must be in [0, 1] (0: off), got ${minP}`);
+    // transformers' warpers refuse anything outside (0, 1); 1 (typical) and 0 (the cutoffs) add none
+    for (const typicalP of [0, -0.5, 1.5, Number.NaN]) expect(() => sampleToken(logits, { temperature: 1, topP: 1, typicalP }, new Prng(1))).toThrow(`typical-p must be in (0, 1] (1: off), got ${typicalP}`);
+    for (const epsilonCutoff of [-1e-4, 1, Number.NaN]) expect(() => sampleToken(logits, { temperature: 1, topP: 1, epsilonCutoff }, new Prng(1))).toThrow(`epsilon cutoff must be in [0, 1) (0: off), got ${epsilonCutoff}`);
+    for (const etaCutoff of [-1e-4, 1, 2]) expect(() => sampleToken(logits, { temperature: 1, topP: 1, etaCutoff }, new Prng(1))).toThrow(`eta cutoff must be in [0, 1) (0: off), got ${etaCutoff}`);
   });
 });

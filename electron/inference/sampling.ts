@@ -1,15 +1,21 @@
 // Next-token choice from logits, with transformers' warpers in its order
 // (GenerationMixin._get_logits_processor): temperature, then top-k, then
-// top-p (nucleus), then min-p, then a draw from what is left, renormalized.
-// Temperature 0 means greedy argmax (no draw). The repetition penalty and
-// the n-gram ban come before all of this (repetition-penalty.ts,
+// top-p (nucleus), then min-p, then typical-p, then the epsilon and the eta
+// cutoffs, then a draw from what is left, renormalized. Each warper sees the
+// tokens the ones before it left, renormalized (transformers' softmax of the
+// scores so far). Temperature 0 means greedy argmax (no draw, and none of the
+// warpers: transformers adds them only when sampling). The repetition
+// penalty and the n-gram ban come before all of this (repetition-penalty.ts,
 // no-repeat-ngram.ts), in greedy decoding too.
 //
 // Nothing here sorts the vocabulary: top-k's cut is the k-th largest logit
-// (a heap pass), the nucleus a selection by mass (partial-select.ts); only the
-// kept tokens are sorted, and drawn in token-id order.
+// (a heap pass), the nucleus and typical-p's run a selection by mass
+// (partial-select.ts); only the kept tokens are sorted, and drawn in token-id
+// order. A warper that is off costs one comparison.
 import { Prng } from '../random/prng.js';
 import { kthLargest, nucleusOf } from './partial-select.js';
+import { etaFloor, floorPositions } from './probability-floor.js';
+import { typicalPositions } from './typical-p.js';
 
 export interface SamplingOptions {
   /** 0 = greedy */
@@ -20,6 +26,12 @@ export interface SamplingOptions {
   topP: number;
   /** then drop the tokens less likely than minP times the most likely one (after temperature); 0 or absent = none */
   minP?: number;
+  /** then keep the most typical tokens until their probability reaches typicalP (transformers' typical_p); 1 or absent = all */
+  typicalP?: number;
+  /** then drop the tokens less likely than this, but the most likely (transformers' epsilon_cutoff); 0 or absent = none */
+  epsilonCutoff?: number;
+  /** then drop the tokens less likely than min(eta, sqrt(eta) e^-entropy), but the most likely (transformers' eta_cutoff); 0 or absent = none */
+  etaCutoff?: number;
 }
 
 /** Index of the largest logit (the first one on ties, as torch.argmax). */
@@ -43,13 +55,21 @@ export function samplingOptionsProblem(options: SamplingOptions): string | null 
   if (!Number.isSafeInteger(topK) || topK < 0) return `top-k must be a whole number >= 0 (0: off), got ${topK}`;
   const minP = options.minP ?? 0;
   if (!(minP >= 0 && minP <= 1)) return `min-p must be in [0, 1] (0: off), got ${minP}`;
+  // TypicalLogitsWarper, EpsilonLogitsWarper and EtaLogitsWarper refuse anything outside (0, 1); 1 and 0 are
+  // GenerationConfig's values that add none of them
+  const typicalP = options.typicalP ?? 1;
+  if (!(typicalP > 0 && typicalP <= 1)) return `typical-p must be in (0, 1] (1: off), got ${typicalP}`;
+  for (const [name, value] of [['epsilon cutoff', options.epsilonCutoff], ['eta cutoff', options.etaCutoff]] as const) {
+    const v = value ?? 0;
+    if (!(v >= 0 && v < 1)) return `${name} must be in [0, 1) (0: off), got ${v}`;
+  }
   return null;
 }
 
 /**
  * The tokens a sampled draw may pick and their probabilities, after
- * temperature, top-k, top-p and min-p, as transformers' warpers leave them
- * (temperature > 0).
+ * temperature, top-k, top-p, min-p, typical-p, epsilon and eta, as
+ * transformers' warpers leave them (temperature > 0).
  */
 export function candidates(logits: ArrayLike<number>, options: SamplingOptions): Candidates {
   const problem = samplingOptionsProblem(options);
@@ -69,8 +89,18 @@ export function candidates(logits: ArrayLike<number>, options: SamplingOptions):
     sum += probs[j];
   }
   for (let j = 0; j < probs.length; j++) probs[j] /= sum;
-  const nucleus = options.topP >= 1 ? { ids, probs } : nucleusCandidates({ ids, probs }, options.topP);
-  return (options.minP ?? 0) > 0 ? minPCandidates(nucleus, options.minP!) : nucleus;
+  let c: Candidates = options.topP >= 1 ? { ids, probs } : nucleusCandidates({ ids, probs }, options.topP);
+  if ((options.minP ?? 0) > 0) c = minPCandidates(c, options.minP!);
+  if ((options.typicalP ?? 1) < 1) c = keeping(c, typicalPositions(c.probs, options.typicalP!));
+  if ((options.epsilonCutoff ?? 0) > 0) c = keeping(c, floorPositions(c.probs, options.epsilonCutoff!));
+  // eta's floor is read on what epsilon left (transformers' order: each warper's softmax sees the ones before)
+  if ((options.etaCutoff ?? 0) > 0) c = keeping(c, floorPositions(c.probs, etaFloor(c.probs, options.etaCutoff!)));
+  return c;
+}
+
+/** `c` at `positions` (ascending), renormalized; `c` itself when they are all of it. */
+function keeping(c: Candidates, positions: Int32Array): Candidates {
+  return positions.length === c.ids.length ? c : renormalized(c, positions);
 }
 
 /** Top-p's nucleus of `c`, renormalized (ascending ids). */

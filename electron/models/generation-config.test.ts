@@ -69,13 +69,33 @@ describe('readGenerationConfig', () => {
     expect({ minP: bad?.minP, noRepeatNgramSize: bad?.noRepeatNgramSize, fromFile: bad?.fromFile }).toEqual({ minP: 0, noRepeatNgramSize: 0, fromFile: ['topP'] });
   });
 
+  it('reads typical_p, epsilon_cutoff and eta_cutoff (None, 1 and 0: off), keeps a value their warpers refuse with why', async () => {
+    const read = async (text: string) => readGenerationConfig(await folderWith(text));
+    const recipe = await read('{"do_sample": true, "typical_p": 0.9, "epsilon_cutoff": 0.0003, "eta_cutoff": 0.002}');
+    expect({ typicalP: recipe?.typicalP, epsilonCutoff: recipe?.epsilonCutoff, etaCutoff: recipe?.etaCutoff, invalid: recipe?.invalid }).toEqual({ typicalP: 0.9, epsilonCutoff: 3e-4, etaCutoff: 2e-3, invalid: {} });
+    expect(recipe?.fromFile).toEqual(['temperature', 'typicalP', 'epsilonCutoff', 'etaCutoff']);
+    // absent, None, or the values older transformers wrote into every file: off
+    for (const text of ['{}', '{"typical_p": null, "epsilon_cutoff": null, "eta_cutoff": null}', '{"typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}']) {
+      const c = await read(text);
+      expect({ typicalP: c?.typicalP, epsilonCutoff: c?.epsilonCutoff, etaCutoff: c?.etaCutoff, invalid: c?.invalid }, text).toEqual({ typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, invalid: {} });
+    }
+    // TypicalLogitsWarper: > 0 and < 1 (1: none); Epsilon / EtaLogitsWarper: > 0 and < 1 (0: none)
+    const bad = await read('{"typical_p": 0, "epsilon_cutoff": 1, "eta_cutoff": -0.001}');
+    expect(bad?.invalid).toEqual({
+      typicalP: 'typical_p 0 must be a number > 0 and <= 1',
+      epsilonCutoff: 'epsilon_cutoff 1 must be a number >= 0 and < 1',
+      etaCutoff: 'eta_cutoff -0.001 must be a number >= 0 and < 1',
+    });
+    expect({ typicalP: bad?.typicalP, epsilonCutoff: bad?.epsilonCutoff, etaCutoff: bad?.etaCutoff, fromFile: bad?.fromFile }).toEqual({ typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, fromFile: [] });
+  });
+
   it('lists the keys transformers applies and generation does not, only when set to something that acts', async () => {
-    const dir = await folderWith('{"no_repeat_ngram_size": 3, "min_p": 0.05, "typical_p": 0.9, "num_beams": 1, "suppress_tokens": [], "min_new_tokens": 2, "bad_words_ids": null, "guidance_scale": 1}');
+    const dir = await folderWith('{"no_repeat_ngram_size": 3, "min_p": 0.05, "typical_p": 0.9, "epsilon_cutoff": 3e-4, "eta_cutoff": 2e-3, "num_beams": 1, "suppress_tokens": [], "min_new_tokens": 2, "bad_words_ids": null, "guidance_scale": 1}');
     const c = await readGenerationConfig(dir);
-    // min_p and no_repeat_ngram_size are applied now: not listed
-    expect(c?.ignored).toEqual(['typical_p 0.9', 'min_new_tokens 2']);
-    expect(ignoredKeysNotice(c)).toBe(`${join(dir, 'generation_config.json')}: sets typical_p 0.9, min_new_tokens 2, which transformers' generate() applies and PEFT Studio does not, so its answers can differ from model.generate()'s`);
-    expect(ignoredKeysNotice(await readGenerationConfig(await folderWith('{"no_repeat_ngram_size": 3, "min_p": 0.05}')))).toBeNull();
+    // min_p, no_repeat_ngram_size, typical_p and the cutoffs are applied now: not listed
+    expect(c?.ignored).toEqual(['min_new_tokens 2']);
+    expect(ignoredKeysNotice(c)).toBe(`${join(dir, 'generation_config.json')}: sets min_new_tokens 2, which transformers' generate() applies and PEFT Studio does not, so its answers can differ from model.generate()'s`);
+    expect(ignoredKeysNotice(await readGenerationConfig(await folderWith('{"no_repeat_ngram_size": 3, "min_p": 0.05, "typical_p": 0.5, "eta_cutoff": 0.01}')))).toBeNull();
     expect(ignoredKeysNotice(await readGenerationConfig(await folderWith('{"num_beams": 1, "typical_p": 1}')))).toBeNull();
     expect(ignoredKeysNotice(null)).toBeNull();
   });

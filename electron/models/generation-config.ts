@@ -1,8 +1,9 @@
 // generation_config.json: the generation settings a model folder ships with.
 // What generation uses is read, with transformers' fallbacks: the stop
 // tokens and the sampling defaults (temperature only with do_sample: true;
-// top_k, top_p, min_p, repetition_penalty and no_repeat_ngram_size as
-// transformers' GenerationConfig takes them), and which of them the file
+// top_k, top_p, min_p, typical_p, epsilon_cutoff, eta_cutoff,
+// repetition_penalty and no_repeat_ngram_size as transformers'
+// GenerationConfig takes them), and which of them the file
 // gives. A value transformers would refuse is kept with why, so the
 // generation that would use it names the file and the key. Keys transformers
 // applies and we do not are listed, for a notice. The file is optional, and
@@ -27,9 +28,6 @@ export interface GenerationConfig extends SamplingDefaults {
  * search, stop strings), and whether a value is their no-op default.
  */
 const UNAPPLIED: Record<string, (v: unknown) => boolean> = {
-  typical_p: (v) => typeof v === 'number' && v < 1,
-  epsilon_cutoff: (v) => typeof v === 'number' && v > 0 && v < 1,
-  eta_cutoff: (v) => typeof v === 'number' && v > 0 && v < 1,
   min_length: (v) => typeof v === 'number' && v > 0,
   min_new_tokens: (v) => typeof v === 'number' && v > 0,
   bad_words_ids: (v) => v !== null,
@@ -80,10 +78,14 @@ export async function readGenerationConfig(dir: string): Promise<GenerationConfi
       : Array.isArray(eos) && eos.length > 0 && eos.every((x) => Number.isInteger(x)) ? (eos as number[]) : null,
     // transformers samples only with do_sample true (its temperature, default 1); greedy otherwise
     temperature,
-    // top-k, top-p and min-p apply whenever generation samples (do_sample, or a temperature given); the penalty and the n-gram ban always
+    // top-k, top-p, min-p, typical-p and the cutoffs apply whenever generation samples (do_sample, or a temperature given);
+    // the penalty and the n-gram ban always
     topK: value('topK', TRANSFORMERS_DEFAULTS.topK, 0),
     topP: value('topP', 1, 1),
     minP: value('minP', 0, 0),
+    typicalP: value('typicalP', 1, 1),
+    epsilonCutoff: value('epsilonCutoff', 0, 0),
+    etaCutoff: value('etaCutoff', 0, 0),
     repetitionPenalty: value('repetitionPenalty', 1, 1),
     noRepeatNgramSize: value('noRepeatNgramSize', 0, 0),
     invalid,

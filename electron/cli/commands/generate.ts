@@ -34,6 +34,9 @@ export const generateSpec: CommandSpec = {
     { name: 'top-k', ...SAMPLING_LIMITS.topK, help: 'when sampling, keep only the k most likely tokens; 0 = off', defaultText: "generation_config.json's top_k, else 50 (transformers' default)" },
     { name: 'top-p', ...SAMPLING_LIMITS.topP, help: 'when sampling, then keep the most likely tokens until their probability reaches this (nucleus); 1 = off', defaultText: "generation_config.json's top_p, else 1" },
     { name: 'min-p', ...SAMPLING_LIMITS.minP, help: "when sampling, then drop the tokens less likely than this times the most likely one (transformers' min_p, after the temperature); 0 = off", defaultText: "generation_config.json's min_p, else 0" },
+    { name: 'typical-p', ...SAMPLING_LIMITS.typicalP, help: "when sampling, then keep the most typical tokens (surprisal nearest the entropy) until their probability reaches this (transformers' typical_p); 1 = off", defaultText: "generation_config.json's typical_p, else 1" },
+    { name: 'epsilon-cutoff', ...SAMPLING_LIMITS.epsilonCutoff, help: "when sampling, then drop the tokens less likely than this, but the most likely (transformers' epsilon_cutoff; 3e-4 to 9e-4 in its paper); 0 = off", defaultText: "generation_config.json's epsilon_cutoff, else 0" },
+    { name: 'eta-cutoff', ...SAMPLING_LIMITS.etaCutoff, help: "when sampling, then drop the tokens less likely than min(eta, sqrt(eta)·e^-entropy), but the most likely (transformers' eta_cutoff; 3e-4 to 2e-3 in its paper); 0 = off", defaultText: "generation_config.json's eta_cutoff, else 0" },
     { name: 'repetition-penalty', ...SAMPLING_LIMITS.repetitionPenalty, help: "transformers' repetition_penalty: every token already in the prompt or the answer is made less likely (a positive logit divided by it, a negative one multiplied), greedy or sampled; 1 = off", defaultText: "generation_config.json's repetition_penalty, else 1" },
     { name: 'no-repeat-ngram-size', ...SAMPLING_LIMITS.noRepeatNgramSize, valueName: 'N', help: "transformers' no_repeat_ngram_size: no N tokens in a row may occur twice in the prompt and the answer (the token that would repeat them is never chosen), greedy or sampled; 0 = off", defaultText: "generation_config.json's no_repeat_ngram_size, else 0" },
     { name: 'seed', kind: 'int', min: 0, help: "sampling seed: the same seed, settings, device and precision give the same answer (PEFT Studio's own random stream, not torch's)", defaultText: String(DEFAULT_SEED) },
@@ -43,7 +46,7 @@ export const generateSpec: CommandSpec = {
     ...QUANT_FLAGS,
   ],
   notes: [
-    "Tokens are chosen as transformers' generate() chooses them: the repetition penalty and the n-gram ban, then greedy (temperature 0) or temperature, top-k, top-p, min-p and a draw. Unset settings come from the model's generation_config.json, else transformers' defaults; the settings used are printed to stderr.",
+    "Tokens are chosen as transformers' generate() chooses them: the repetition penalty and the n-gram ban, then greedy (temperature 0) or temperature, top-k, top-p, min-p, typical-p, the epsilon and eta cutoffs, and a draw. Unset settings come from the model's generation_config.json, else transformers' defaults; the settings used are printed to stderr.",
     "Generation stops at an end-of-sequence token (generation_config.json / config.json), at the token the chat template ends an assistant turn with (chat layouts), or after --max-new-tokens.",
     'An adapter answers best when prompted as its training rows were laid out: auto reads that from its run (chat rows: chat; alpaca rows: alpaca; completion and text rows: plain) and says which it used.',
     'The answer is printed as it is generated; Ctrl-C ends it where it is (a second Ctrl-C quits at once).',
@@ -59,7 +62,8 @@ function wordList(items: readonly string[]): string {
 
 /** The flag of each sampling setting, for a message that says how to give it. */
 const SAMPLING_FLAGS: Record<SamplingKey, string> = {
-  temperature: '--temperature', topK: '--top-k', topP: '--top-p', minP: '--min-p', repetitionPenalty: '--repetition-penalty', noRepeatNgramSize: '--no-repeat-ngram-size',
+  temperature: '--temperature', topK: '--top-k', topP: '--top-p', minP: '--min-p', typicalP: '--typical-p', epsilonCutoff: '--epsilon-cutoff', etaCutoff: '--eta-cutoff',
+  repetitionPenalty: '--repetition-penalty', noRepeatNgramSize: '--no-repeat-ngram-size',
 };
 
 export const generateCommand: Command = {
@@ -87,6 +91,9 @@ export const generateCommand: Command = {
         topK: args.number('top-k'),
         topP: args.number('top-p'),
         minP: args.number('min-p'),
+        typicalP: args.number('typical-p'),
+        epsilonCutoff: args.number('epsilon-cutoff'),
+        etaCutoff: args.number('eta-cutoff'),
         repetitionPenalty: args.number('repetition-penalty'),
         noRepeatNgramSize: args.number('no-repeat-ngram-size'),
         seed: args.number('seed'),

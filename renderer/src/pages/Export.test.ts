@@ -127,17 +127,23 @@ describe('Try on a full fine-tuning run', () => {
     await until("the model's settings read", () => text(root, 'try-sampling-source') !== '');
     expect(text(root, 'try-sampling-source')).toBe("Filled in with transformers' defaults: the model's generation_config.json sets none of these.");
     const valueOf = (id: string) => (byId(root, id) as HTMLInputElement).value;
-    expect(['try-temperature', 'try-top-k', 'try-top-p', 'try-min-p', 'try-repetition-penalty', 'try-no-repeat-ngram-size'].map(valueOf)).toEqual(['0', '50', '1', '0', '1', '0']);
+    const fieldIds = ['try-temperature', 'try-top-k', 'try-top-p', 'try-min-p', 'try-typical-p', 'try-epsilon-cutoff', 'try-eta-cutoff', 'try-repetition-penalty', 'try-no-repeat-ngram-size'];
+    expect(fieldIds.map(valueOf)).toEqual(['0', '50', '1', '0', '1', '0', '0', '1', '0']);
+    // the advanced fields say where their value came from too
+    for (const id of ['try-typical-p', 'try-epsilon-cutoff', 'try-eta-cutoff']) expect(text(root, `${id}-origin`), id).toBe('(default)');
     expect(text(root, 'try-temperature-origin')).toBe('(default)');
     expect(valueOf('try-seed')).toBe('42');
     expect(byId(root, 'try-sampling-reset')).toBeNull(); // nothing changed yet
     // any value the service takes can be typed (a step of 0.05 made the browser refuse 0.92 or 1.03 and send
     // nothing, saying only "nearest valid values"); the page checks the fields itself (novalidate)
     expect((root.querySelector('form.try') as HTMLFormElement).noValidate).toBe(true);
-    for (const id of ['try-temperature', 'try-top-p', 'try-min-p', 'try-repetition-penalty']) expect((byId(root, id) as HTMLInputElement).step, id).toBe('any');
+    for (const id of ['try-temperature', 'try-top-p', 'try-min-p', 'try-typical-p', 'try-epsilon-cutoff', 'try-eta-cutoff', 'try-repetition-penalty']) expect((byId(root, id) as HTMLInputElement).step, id).toBe('any');
     expect((byId(root, 'try-no-repeat-ngram-size') as HTMLInputElement).step).toBe('1');
     expect((byId(root, 'try-min-p') as HTMLInputElement).max).toBe('1');
     expect((byId(root, 'try-repetition-penalty') as HTMLInputElement).min).toBe('');  // > 0, said by the page
+    // typical-p: > 0 (said by the page) and <= 1; the cutoffs: >= 0 and < 1 (said by the page)
+    expect(['try-typical-p', 'try-epsilon-cutoff', 'try-eta-cutoff'].map((id) => [(byId(root, id) as HTMLInputElement).min, (byId(root, id) as HTMLInputElement).max]))
+      .toEqual([['', '1'], ['0', ''], ['0', '']]);
     for (const side of ['base', 'adapter']) expect(text(root, `${side}-sampling`)).toBe('greedy decoding');
     // a repetition penalty given on the page reaches the model, as the same request made directly
     type(root, 'try-repetition-penalty', '1.3');
@@ -418,7 +424,7 @@ describe('export of a finished LoRA run', () => {
   it('the sampling fields refuse exactly what the service refuses, and take empty as the model\'s own', async () => {
     const model = join(harness.home, 'sampling-model');
     cpSync(harness.demo.model, model, { recursive: true });
-    for (const key of ['temperature', 'topK', 'topP', 'repetitionPenalty'] as const) {
+    for (const key of ['temperature', 'topK', 'topP', 'minP', 'typicalP', 'epsilonCutoff', 'etaCutoff', 'repetitionPenalty'] as const) {
       for (const value of [null, 0, 1e-9, 0.5, 1, 1.5, 20, 2.5, -1]) {
         const pageSays = trySettingsErrors({ ...settings, layout: 'plain', system: '', [key]: value })[key] ?? null;
         // the request without the key (empty: left out), or with it
@@ -436,12 +442,12 @@ describe('export of a finished LoRA run', () => {
     const model = join(harness.home, 'sampled-model');
     cpSync(harness.demo.model, model, { recursive: true });
     const configFile = join(model, 'generation_config.json');
-    const config = { ...JSON.parse(readFileSync(configFile, 'utf8')), do_sample: true, temperature: 0.7, top_k: 20, top_p: 0.9, min_p: 0.05 };
+    const config = { ...JSON.parse(readFileSync(configFile, 'utf8')), do_sample: true, temperature: 0.7, top_k: 20, top_p: 0.9, min_p: 0.05, typical_p: 0.9 };
     writeFileSync(configFile, JSON.stringify(config));
     const otherRun = await train('lora', join(harness.home, 'sampled-run'), undefined, {}, model);
 
     const studio = new Studio();
-    const sampling = ['try-temperature', 'try-top-k', 'try-top-p', 'try-min-p', 'try-repetition-penalty', 'try-no-repeat-ngram-size'];
+    const sampling = ['try-temperature', 'try-top-k', 'try-top-p', 'try-min-p', 'try-typical-p', 'try-epsilon-cutoff', 'try-eta-cutoff', 'try-repetition-penalty', 'try-no-repeat-ngram-size'];
     const none = "Filled in with transformers' defaults: the model's generation_config.json sets none of these.";
     /** Opens the page on `run` until its model's settings are read (the whole sentence: the wizard's model may answer first). */
     const open = async (run: string, source: string) => {
@@ -458,15 +464,15 @@ describe('export of a finished LoRA run', () => {
     type(first.root, 'try-temperature', '0.9');
     type(first.root, 'try-top-k', '');
     // emptied, top-k is the model's own: here transformers' default, the demo's file setting none
-    expect(first.values()).toEqual(['0.9', '', '1', '0', '1', '0']);
-    expect(first.origins()).toEqual(['(yours)', '(default)', '(default)', '(default)', '(default)', '(default)']);
+    expect(first.values()).toEqual(['0.9', '', '1', '0', '1', '0', '0', '1', '0']);
+    expect(first.origins()).toEqual(['(yours)', '(default)', '(default)', '(default)', '(default)', '(default)', '(default)', '(default)', '(default)']);
     // the reset button goes with the edits: the focus moves to the first sampling field, not to the page's top
     const reset = byId(first.root, 'try-sampling-reset') as HTMLButtonElement;
     reset.focus();
     reset.click();
     flushSync();
     expect(byId(first.root, 'try-sampling-reset')).toBeNull();
-    expect(first.values()).toEqual(['0', '50', '1', '0', '1', '0']);
+    expect(first.values()).toEqual(['0', '50', '1', '0', '1', '0', '0', '1', '0']);
     expect(document.activeElement).toBe(byId(first.root, 'try-temperature'));
     type(first.root, 'try-temperature', '0.9');
     type(first.root, 'try-top-k', '');
@@ -475,17 +481,17 @@ describe('export of a finished LoRA run', () => {
     harness.unmount();
     const again = await open(runDir, none);
     expect((byId(again.root, 'try-prompt') as HTMLTextAreaElement).value).toBe(PROMPT);
-    expect(again.values()).toEqual(['0.9', '', '1', '0', '1', '0']);
-    expect(again.origins()).toEqual(['(yours)', '(default)', '(default)', '(default)', '(default)', '(default)']);
+    expect(again.values()).toEqual(['0.9', '', '1', '0', '1', '0', '0', '1', '0']);
+    expect(again.origins()).toEqual(['(yours)', '(default)', '(default)', '(default)', '(default)', '(default)', '(default)', '(default)', '(default)']);
     expect(byId(again.root, 'try-sampling-reset')).not.toBeNull();
 
     // another run, on the other model (chosen on Runs): its settings fill the fields not changed; the edits stay
     harness.unmount();
-    const other = await open(otherRun, "Filled in from the model's generation_config.json (temperature, top-k, top-p, min-p); the others are transformers' defaults.");
+    const other = await open(otherRun, "Filled in from the model's generation_config.json (temperature, top-k, top-p, min-p, typical-p); the others are transformers' defaults.");
     expect((byId(other.root, 'try-prompt') as HTMLTextAreaElement).value).toBe(PROMPT);
-    expect(other.values()).toEqual(['0.9', '', '0.9', '0.05', '1', '0']);
+    expect(other.values()).toEqual(['0.9', '', '0.9', '0.05', '0.9', '0', '0', '1', '0']);
     // the emptied top-k is now the file's 20: the request leaves it out, and the model's own is its file's
-    expect(other.origins()).toEqual(['(yours)', "(the model's)", "(the model's)", "(the model's)", '(default)', '(default)']);
+    expect(other.origins()).toEqual(['(yours)', "(the model's)", "(the model's)", "(the model's)", "(the model's)", '(default)', '(default)', '(default)', '(default)']);
 
     // the file there but broken: it is named as the one that cannot be used, not as missing
     harness.unmount();
@@ -494,7 +500,7 @@ describe('export of a finished LoRA run', () => {
     const broken = await open(otherRun, unusable);
     expect(text(broken.root, 'try-sampling-source')).toBe(`${unusable} Use the model's settings again`);
     expect(text(broken.root, 'try-sampling-problems')).toMatch(new RegExp(`^${configFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not valid JSON`));
-    expect(broken.values()).toEqual(['0.9', '', '1', '0', '1', '0']);
-    expect(broken.origins()).toEqual(['(yours)', "(the model's own)", '(default)', '(default)', '(default)', '(default)']);
+    expect(broken.values()).toEqual(['0.9', '', '1', '0', '1', '0', '0', '1', '0']);
+    expect(broken.origins()).toEqual(['(yours)', "(the model's own)", '(default)', '(default)', '(default)', '(default)', '(default)', '(default)', '(default)']);
   }, 240_000);
 });

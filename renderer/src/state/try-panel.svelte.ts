@@ -53,6 +53,9 @@ export interface TrySettings {
   topK?: SamplingField;
   topP?: SamplingField;
   minP?: SamplingField;
+  typicalP?: SamplingField;
+  epsilonCutoff?: SamplingField;
+  etaCutoff?: SamplingField;
   repetitionPenalty?: SamplingField;
   noRepeatNgramSize?: SamplingField;
   seed: number;
@@ -64,6 +67,9 @@ export const SAMPLING_FIELDS: readonly { key: SamplingKey; id: string; help: str
   { key: 'topK', id: 'try-top-k', help: 'when sampling, only the k most likely tokens; 0: off' },
   { key: 'topP', id: 'try-top-p', help: 'when sampling, then the most likely tokens until their probability reaches this; 1: off' },
   { key: 'minP', id: 'try-min-p', help: 'when sampling, then drops the tokens less likely than this times the most likely one; 0: off' },
+  { key: 'typicalP', id: 'try-typical-p', help: 'when sampling, then keeps the most typical tokens (the likeliest may not be) until their probability reaches this; 1: off' },
+  { key: 'epsilonCutoff', id: 'try-epsilon-cutoff', help: 'when sampling, then drops the tokens less likely than this, but the most likely; 0: off' },
+  { key: 'etaCutoff', id: 'try-eta-cutoff', help: 'when sampling, then drops the tokens less likely than a floor of this or less, lower when the choice is wide; 0: off' },
   { key: 'repetitionPenalty', id: 'try-repetition-penalty', help: 'makes every token already in the prompt or answer less likely, greedy or sampled; 1: off' },
   { key: 'noRepeatNgramSize', id: 'try-no-repeat-ngram-size', help: 'no run of this many tokens may occur twice in the prompt and answer, greedy or sampled; 0: off' },
 ];
@@ -251,6 +257,9 @@ export class TryInput {
   topK = $state<SamplingField>(null);
   topP = $state<SamplingField>(null);
   minP = $state<SamplingField>(null);
+  typicalP = $state<SamplingField>(null);
+  epsilonCutoff = $state<SamplingField>(null);
+  etaCutoff = $state<SamplingField>(null);
   repetitionPenalty = $state<SamplingField>(null);
   noRepeatNgramSize = $state<SamplingField>(null);
   /** the CLI's default seed too */
@@ -313,6 +322,12 @@ export class TryPanel {
   set topP(v: SamplingField) { this.input.topP = v; }
   get minP(): SamplingField { return this.input.minP; }
   set minP(v: SamplingField) { this.input.minP = v; }
+  get typicalP(): SamplingField { return this.input.typicalP; }
+  set typicalP(v: SamplingField) { this.input.typicalP = v; }
+  get epsilonCutoff(): SamplingField { return this.input.epsilonCutoff; }
+  set epsilonCutoff(v: SamplingField) { this.input.epsilonCutoff = v; }
+  get etaCutoff(): SamplingField { return this.input.etaCutoff; }
+  set etaCutoff(v: SamplingField) { this.input.etaCutoff = v; }
   get repetitionPenalty(): SamplingField { return this.input.repetitionPenalty; }
   set repetitionPenalty(v: SamplingField) { this.input.repetitionPenalty = v; }
   get noRepeatNgramSize(): SamplingField { return this.input.noRepeatNgramSize; }
@@ -324,7 +339,8 @@ export class TryPanel {
     const i = this.input;
     const errors = trySettingsErrors({
       prompt: i.prompt, layout: this.effectiveLayout, system: i.system, maxNewTokens: i.maxNewTokens,
-      temperature: i.temperature, topK: i.topK, topP: i.topP, minP: i.minP, repetitionPenalty: i.repetitionPenalty, noRepeatNgramSize: i.noRepeatNgramSize, seed: i.seed,
+      temperature: i.temperature, topK: i.topK, topP: i.topP, minP: i.minP, typicalP: i.typicalP, epsilonCutoff: i.epsilonCutoff, etaCutoff: i.etaCutoff,
+      repetitionPenalty: i.repetitionPenalty, noRepeatNgramSize: i.noRepeatNgramSize, seed: i.seed,
     });
     // not "the model's own": the field is not empty, it holds text that is no number
     for (const { key } of SAMPLING_FIELDS) if (this.notNumber[key]) errors[key] = "Not a number: type one, or clear the field for the model's own.";

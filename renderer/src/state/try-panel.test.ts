@@ -11,7 +11,10 @@ describe('trySettingsErrors', () => {
     expect(trySettingsErrors({ ...good, maxNewTokens: MAX_NEW_TOKENS_LIMIT, temperature: 1.3, seed: 7 })).toEqual({});
   });
   it('names each field that is wrong', () => {
-    expect(trySettingsErrors({ prompt: '  ', layout: 'plain', system: 'Be brief.', maxNewTokens: 0, temperature: -0.5, topK: 2.5, topP: 1.2, minP: 1.5, repetitionPenalty: 0, noRepeatNgramSize: 2.5, seed: 1.5 })).toEqual({
+    expect(trySettingsErrors({
+      prompt: '  ', layout: 'plain', system: 'Be brief.', maxNewTokens: 0, temperature: -0.5, topK: 2.5, topP: 1.2, minP: 1.5, typicalP: 0, epsilonCutoff: 1, etaCutoff: -0.001,
+      repetitionPenalty: 0, noRepeatNgramSize: 2.5, seed: 1.5,
+    })).toEqual({
       prompt: 'Write a prompt.',
       system: 'A system message needs the chat or alpaca layout; plain text is continued as written.',
       maxNewTokens: 'A whole number from 1 to 2048.',
@@ -19,6 +22,10 @@ describe('trySettingsErrors', () => {
       topK: "A whole number >= 0, or empty for the model's own.",
       topP: "A number >= 0 and <= 1, or empty for the model's own.",
       minP: "A number >= 0 and <= 1, or empty for the model's own.",
+      // transformers' warpers take (0, 1); typical-p 1 and the cutoffs' 0 are "off"
+      typicalP: "A number > 0 and <= 1, or empty for the model's own.",
+      epsilonCutoff: "A number >= 0 and < 1, or empty for the model's own.",
+      etaCutoff: "A number >= 0 and < 1, or empty for the model's own.",
       repetitionPenalty: "A number > 0, or empty for the model's own.",
       noRepeatNgramSize: "A whole number >= 0, or empty for the model's own.",
       seed: 'A whole number from 0 to 9007199254740991.',
@@ -26,6 +33,8 @@ describe('trySettingsErrors', () => {
     // the sampling fields may be left empty (null, or undefined as an emptied number box may bind): the model's own
     expect(trySettingsErrors({ ...good, temperature: null, topK: undefined, topP: null, repetitionPenalty: null })).toEqual({});
     expect(trySettingsErrors({ ...good, temperature: 0.7, topK: 0, topP: 0, minP: 0.05, repetitionPenalty: 1.05, noRepeatNgramSize: 3 })).toEqual({});
+    expect(trySettingsErrors({ ...good, temperature: 0.7, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0 })).toEqual({});
+    expect(trySettingsErrors({ ...good, temperature: 0.7, typicalP: 0.2, epsilonCutoff: 3e-4, etaCutoff: 0.999 })).toEqual({});
     // the service refuses a seed that is no safe integer (Export.test.ts checks the two agree)
     expect(trySettingsErrors({ ...good, seed: 1e30 })).toEqual({ seed: 'A whole number from 0 to 9007199254740991.' });
     expect(trySettingsErrors({ ...good, seed: 2 ** 53 - 1 })).toEqual({});
@@ -106,8 +115,8 @@ describe('the sampling settings', () => {
   });
 
   it('says what an answer was generated with', () => {
-    expect(samplingText({ sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1.05, noRepeatNgramSize: 0, seed: 42 } })).toBe('greedy decoding, repetition penalty 1.05');
-    expect(samplingText({ sampling: { temperature: 0.7, topK: 20, topP: 0.8, minP: 0.05, repetitionPenalty: 1, noRepeatNgramSize: 3, seed: 42 } })).toBe('sampling at temperature 0.7, top-k 20, top-p 0.8, min-p 0.05, no repeated 3-grams, seed 42');
+    expect(samplingText({ sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1.05, noRepeatNgramSize: 0, seed: 42 } })).toBe('greedy decoding, repetition penalty 1.05');
+    expect(samplingText({ sampling: { temperature: 0.7, topK: 20, topP: 0.8, minP: 0.05, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1, noRepeatNgramSize: 3, seed: 42 } })).toBe('sampling at temperature 0.7, top-k 20, top-p 0.8, min-p 0.05, no repeated 3-grams, seed 42');
   });
 
   it("starts from the model's own settings and the CLI's seed (42), and asks both sides with what is set", async () => {
@@ -118,7 +127,7 @@ describe('the sampling settings', () => {
         if (method === 'runHistory') return { entry, trainedPromptFormat: 'plain' } as RunHistory;
         if (method === 'generate') {
           asked.push(request);
-          return { text: 'x', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' }, prompt: { text: 'p', tokens: 1, layout: 'plain text' }, sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 } };
+          return { text: 'x', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' }, prompt: { text: 'p', tokens: 1, layout: 'plain text' }, sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 } };
         }
         throw new Error(`unexpected ${method}`);
       }) as ApiTransport['call'],
@@ -154,11 +163,11 @@ describe('the sampling settings', () => {
 describe("the fields start from the model's own settings", () => {
   /** A model's defaults: Qwen3-like from its file, or transformers' when it has none. */
   const qwen3: GenerationDefaults = {
-    sampling: { temperature: 0.6, topK: 20, topP: 0.95, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 },
+    sampling: { temperature: 0.6, topK: 20, topP: 0.95, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 },
     file: '/models/qwen3/generation_config.json', fromFile: ['temperature', 'topK', 'topP', 'minP'], problems: [], unapplied: null,
   };
   const bare: GenerationDefaults = {
-    sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 },
+    sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 },
     file: null, fromFile: [], problems: [], unapplied: null,
   };
   const fields = (p: TryPanel | TryInput) => [p.temperature, p.topK, p.topP, p.minP, p.repetitionPenalty, p.noRepeatNgramSize];
@@ -278,7 +287,7 @@ describe("the fields start from the model's own settings", () => {
   it("marks an emptied field as the model's own (its file's value, the default, or what the problems name), not the user's", async () => {
     // top_p 1.5 in the file: transformers' default filled in, the problem said; top-k and min-p from the file
     const refused: GenerationDefaults = {
-      sampling: { temperature: 0.7, topK: 20, topP: 1, minP: 0.05, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 },
+      sampling: { temperature: 0.7, topK: 20, topP: 1, minP: 0.05, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 },
       file: '/models/bad/generation_config.json', fromFile: ['temperature', 'topK', 'minP'],
       problems: ["/models/bad/generation_config.json: top_p 1.5 must be a number >= 0 and <= 1, so transformers' default top_p 1 is filled in; fix the file (or remove top_p)"], unapplied: null,
     };
@@ -295,7 +304,7 @@ describe("the fields start from the model's own settings", () => {
     expect([panel.origin('topK'), panel.origin('noRepeatNgramSize')]).toEqual(['file', 'default']);
     expect([ORIGIN_WORDS.file, ORIGIN_WORDS.default]).toEqual(["the model's", 'default']);
     expect(panel.anyEdited).toBe(true); // reset fills them in again
-    expect(samplingRequest(panel)).toEqual({ temperature: 0.6, topP: 0.95, minP: 0, repetitionPenalty: 1 });
+    expect(samplingRequest(panel)).toEqual({ temperature: 0.6, topP: 0.95, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1 });
     // text the browser cannot read is the user's, though it reads empty
     panel.setNotNumber('topK', true);
     expect(panel.origin('topK')).toBe('edited');
@@ -312,6 +321,42 @@ describe("the fields start from the model's own settings", () => {
     await read('/models/bare');
     panel.minP = null;
     expect(panel.origin('minP')).toBe('default');
+  });
+
+  it('typical-p and the epsilon and eta cutoffs are fields like the others: from the file, saying so, edited, sent, reset', async () => {
+    const recipe: GenerationDefaults = {
+      sampling: { ...qwen3.sampling, typicalP: 0.9, epsilonCutoff: 0, etaCutoff: 0.002 },
+      file: '/models/recipe/generation_config.json', fromFile: ['temperature', 'topK', 'topP', 'typicalP', 'etaCutoff'], problems: [], unapplied: null,
+    };
+    const t = transport({ '/models/recipe': recipe, '/models/bare': bare });
+    const panel = new TryPanel(t.api);
+    const late = () => [panel.typicalP, panel.epsilonCutoff, panel.etaCutoff];
+    const origins = () => (['typicalP', 'epsilonCutoff', 'etaCutoff'] as const).map((k) => panel.origin(k));
+    expect(late()).toEqual([null, null, null]);
+    const read = panel.followModel('/models/recipe');
+    await t.answer('/models/recipe');
+    await read;
+    expect(late()).toEqual([0.9, 0, 0.002]);
+    expect(origins()).toEqual(['file', 'default', 'file']);
+    // named in the file's order, between min-p and the repetition penalty, as transformers applies them
+    expect(defaultsSourceText(panel.defaults!)).toBe("Filled in from the model's generation_config.json (temperature, top-k, top-p, typical-p, eta cutoff); the others are transformers' defaults.");
+    panel.epsilonCutoff = 3e-4;
+    expect(origins()).toEqual(['file', 'edited', 'file']);
+    panel.prompt = 'Hello';
+    await panel.generate('/models/recipe', '/runs/r');
+    expect(t.asked.map((r) => [r.typicalP, r.epsilonCutoff, r.etaCutoff])).toEqual([[0.9, 3e-4, 0.002], [0.9, 3e-4, 0.002]]);
+    // the next model fills the fields not changed; the edited one stays until reset
+    const next = panel.followModel('/models/bare');
+    await t.answer('/models/bare');
+    await next;
+    expect(late()).toEqual([1, 3e-4, 0]);
+    panel.resetToModel();
+    expect([late(), origins()]).toEqual([[1, 0, 0], ['default', 'default', 'default']]);
+    // out of their range: the field says so, and nothing is sent
+    panel.typicalP = 0;
+    panel.etaCutoff = 1;
+    expect([panel.errors.typicalP, panel.errors.etaCutoff]).toEqual(["A number > 0 and <= 1, or empty for the model's own.", "A number >= 0 and < 1, or empty for the model's own."]);
+    expect(panel.canGenerate('/models/bare', '/runs/r')).toBe(false);
   });
 
   // what the user set lives in a TryInput the app keeps (Studio.tryInput): the page makes a new TryPanel on each visit
@@ -410,7 +455,7 @@ describe('trying the best adapter (keep-best)', () => {
         if (method === 'runHistory') return { entry, trainedPromptFormat: 'plain' } as RunHistory;
         if (method === 'generate') {
           asked.push({ model: request.model, adapter: request.adapter });
-          return { text: 'x', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' }, prompt: { text: 'p', tokens: 1, layout: 'plain text' }, sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 } };
+          return { text: 'x', tokens: 1, stoppedBy: 'eos', seconds: 0.01, notices: [], computedOn: { device: 'cpu', name: 'CPU', precision: 'fp32' }, prompt: { text: 'p', tokens: 1, layout: 'plain text' }, sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 } };
         }
         throw new Error(`unexpected ${method}`);
       }) as ApiTransport['call'],

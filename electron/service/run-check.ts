@@ -25,6 +25,8 @@ import { checkOutFolder } from '../runs/out-folder.js';
 import { readRunRecord } from '../runs/run-record.js';
 import { checkAgainstModel, runVirtualTokens } from '../training/run.js';
 import { defaultSeqLenFor, SettingsError, trainConfigFromSettings } from '../training/settings.js';
+import { totalSteps } from '../training/trainer.js';
+import { withRunWarmup } from '../training/warmup.js';
 import { settingWarnings } from '../training/warnings.js';
 import { runSettingsField } from './errors.js';
 import { bytesInWords, unavailableReason } from './recommend.js';
@@ -254,5 +256,9 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   // how long, beside how much: LoRA on a 4-bit base is QLoRA, as the run records it
   const method = config.method === 'lora' && effectiveQuantization(folder, config.quantization) !== null ? 'qlora' : config.method;
   const time = runTimeCheck(addon, { ...config, method }, folder, device.gpu !== null, rows);
-  return { check: { ok: fits && (hostRam === null || hostRam.fits), errors: [], warnings, config, memory, precision, time, alternatives: (fit?.alternatives ?? []).map(formAlternative), verdict }, config };
+  // the configuration the run would use: a warmup fraction comes to its steps over the run's steps, counted
+  // over these rows as the run counts them (runs/execute.ts), whether or not the time estimate could be made
+  const steps = totalSteps(rows.train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
+  const answer: RunCheck = { ok: fits && (hostRam === null || hostRam.fits), errors: [], warnings, config: withRunWarmup(config, steps), memory, precision, time, alternatives: (fit?.alternatives ?? []).map(formAlternative), verdict };
+  return { check: answer, config };
 }

@@ -32,9 +32,14 @@ describe('hyper.warmupRatio', () => {
   it('the check resolves it as the run will: the fraction kept, warned against when it comes to the whole run', async () => {
     const c = await check({ warmupRatio: 0.03 });
     expect(c.ok).toBe(true);
-    // the count is the run's to make once it has counted its steps (the form says it from the check's count: 4 of 111)
-    expect(c.config).toMatchObject({ warmupRatio: 0.03, warmupSteps: 0 });
+    // the configuration the run would use: the fraction, and the steps it comes to over the run's 111
+    // (ceil(111 x 0.03 = 3.33) = 4, as the form says it and the run records it)
+    expect(c.config).toMatchObject({ warmupRatio: 0.03, warmupSteps: 4 });
     expect(c.time?.steps).toBe(111);
+    // the product in float64, as transformers takes it: 100 x 0.07 = 7.000000000000001, so 8 steps, not 7
+    expect((await check({ warmupRatio: 0.07, steps: 100 })).config).toMatchObject({ warmupRatio: 0.07, warmupSteps: 8 });
+    // a warmup in steps is as given
+    expect((await check({ warmupSteps: 5 })).config).toMatchObject({ warmupRatio: null, warmupSteps: 5 });
     expect(c.warnings).toEqual([]);
     const long = await check({ warmupRatio: 0.5, steps: 1 });
     expect(long.warnings).toEqual([{

@@ -1,6 +1,6 @@
 // The hyperparameter form's validation and what lands in studio.hyper.
 import { describe, expect, it } from 'vitest';
-import type { HyperparameterSpec } from '../../../electron/api/contract.js';
+import type { HyperparameterSpec, RunCheck } from '../../../electron/api/contract.js';
 import {
   describeDefault, describeRange, inputFor, isWarmupRatio, keepKnown, parseField, serverErrorsFor, WARMUP_RATIO_KEY, warmupFractionLine, warmupModeOf, withValue,
 } from './hyperparameter-fields.js';
@@ -152,15 +152,25 @@ describe('the warmup field: in steps or as a fraction of the run', () => {
   });
 
   it('says what the fraction comes to over the steps the check counted, rounded up as the run does', () => {
-    const check = (steps: number) => ({ time: { steps, tokens: 0, seconds: null, text: '' } });
+    const check = (steps: number) => ({ time: { steps, tokens: 0, seconds: null, text: '' }, config: null });
     expect(warmupFractionLine(0.03, check(400))).toBe('3% of 400 steps = 12 steps');
     // 111 x 0.03 = 3.33: 4; 1,200 written as the app writes counts
     expect(warmupFractionLine(0.03, check(111))).toBe('3% of 111 steps = 4 steps');
     expect(warmupFractionLine(0.03, check(1200))).toBe('3% of 1,200 steps = 36 steps');
     expect(warmupFractionLine(0.5, check(1))).toBe('50% of 1 step = 1 step');
-    // no fraction, or no count yet
+    // no fraction, or no check yet
     expect(warmupFractionLine(null, check(400))).toBeNull();
-    expect(warmupFractionLine(0.03, { time: null })).toBeNull();
     expect(warmupFractionLine(0.03, null)).toBeNull();
+  });
+
+  it('without the check\'s time estimate, says the steps the check resolved for the fraction (not 0), and nothing for another fraction', () => {
+    // the check's configuration as the service answers it: the fraction and its steps over the run (12 of 400)
+    const check = (warmupRatio: number | null, warmupSteps: number) => ({ time: null, config: { warmupRatio, warmupSteps } as RunCheck['config'] });
+    expect(warmupFractionLine(0.03, check(0.03, 12))).toBe('3% of the run = 12 steps');
+    expect(warmupFractionLine(0.5, check(0.5, 1))).toBe('50% of the run = 1 step');
+    // a check of 0.03 while 0.05 is typed, or a check with warmup in steps: the page says the count is to come
+    expect(warmupFractionLine(0.05, check(0.03, 12))).toBeNull();
+    expect(warmupFractionLine(0.03, check(null, 12))).toBeNull();
+    expect(warmupFractionLine(0.03, { time: null, config: null })).toBeNull();
   });
 });

@@ -4,7 +4,7 @@
 // differ from the method's default are kept, so the Node side's defaults
 // stay the single source of truth for everything the user did not touch).
 import type { HyperparameterSpec, RunCheck, RunSettings } from '../../../electron/api/contract.js';
-import { warmupRatioWords } from '../../../electron/training/warmup.js';
+import { percentWords, warmupRatioWords } from '../../../electron/training/warmup.js';
 import { countOf } from '../format.js';
 
 export type Hyper = RunSettings['hyper'];
@@ -199,12 +199,15 @@ export function warmupModeOf(hyper: Hyper): WarmupMode {
 
 /**
  * What a fraction comes to over the run the check counted: "3% of 400 steps
- * = 12 steps" (ceil, as the run computes it: electron/training/warmup.ts);
- * null when there is no fraction, or no count yet (the check could not read
- * the data).
+ * = 12 steps" (ceil, as the run computes it: electron/training/warmup.ts).
+ * A check without a time estimate (it could not be made) still counted the
+ * run: the steps its configuration resolved for this fraction, "3% of the
+ * run = 12 steps". Null when there is no fraction, or no check of it yet.
  */
-export function warmupFractionLine(ratio: number | null, check: Pick<RunCheck, 'time'> | null): string | null {
-  const steps = check?.time?.steps;
-  if (ratio === null || steps === undefined) return null;
-  return warmupRatioWords(ratio, steps, countOf);
+export function warmupFractionLine(ratio: number | null, check: Pick<RunCheck, 'time' | 'config'> | null): string | null {
+  if (ratio === null || check === null) return null;
+  if (check.time) return warmupRatioWords(ratio, check.time.steps, countOf);
+  // the check of another fraction (one being typed) says nothing of this one's steps
+  if (check.config?.warmupRatio === ratio) return `${percentWords(ratio)} of the run = ${countOf(check.config.warmupSteps, 'step')}`;
+  return null;
 }

@@ -2,27 +2,31 @@
 // that run's events, loads the run folder's history (what happened before
 // the page opened, or all of a past run), feeds both to a RunMonitor, and
 // sends pause / continue / cancel / resume. Live events are queued and handed
-// over in bursts (see FLUSH_INTERVAL_MS) so a fast run cannot flood the page.
+// over in bursts, at an animation frame (run-monitor-frames.ts), so a fast
+// run cannot flood the page; a change of the run's state is shown at once.
 import { ApiError, type ApiEvent, type ApiTransport, type RunEvent } from '../../../electron/api/contract.js';
 import { REFUSED_MESSAGE, type ConnectionState } from '../api/websocket.js';
 import { ResumeOptions } from './resume-options.svelte.js';
+import { frameScheduler, type FlushScheduler } from './run-monitor-frames.js';
 import { RunMonitor, statusWords } from './run-monitor.svelte.js';
 import type { Studio } from './studio.svelte.js';
 import { findLiveRuns } from './wizard-session.svelte.js';
 
 type Control = 'pause' | 'continue' | 'cancel' | 'resume';
 
-/** Runs `flush` once, later; the page's live events wait for it in a queue. */
-export type FlushScheduler = (flush: () => void) => void;
+/**
+ * Events that change what the page offers (its controls, the ending's words
+ * and way on): applied at once, with every step queued before them, so an
+ * ended run never shows a last step older than its end.
+ */
+const SHOWN_AT_ONCE: ReadonlySet<RunEvent['type']> = new Set(['started', 'paused', 'resumed', 'finished', 'cancelled', 'failed']);
 
 /**
- * How often the monitor takes the queued events: a fast run sends ~70 step
- * events a second, and a chart redraw for each would block the page; ten
- * redraws a second look just as live. A timer, not requestAnimationFrame, so
- * a hidden window still drains its queue.
+ * The most events the queue holds: a window whose frames and timers are held
+ * back (hidden, or its timers throttled) takes them in bursts of this many,
+ * so its queue cannot grow without end (~11 s of a run on the demo model).
  */
-export const FLUSH_INTERVAL_MS = 100;
-const everyInterval: FlushScheduler = (flush) => void setTimeout(flush, FLUSH_INTERVAL_MS);
+export const QUEUED_EVENTS_LIMIT = 2000;
 
 export class TrainPage {
   monitor = $state.raw(new RunMonitor());
@@ -54,10 +58,10 @@ export class TrainPage {
   constructor(
     private readonly studio: Studio,
     private readonly api: ApiTransport,
-    private readonly schedule: FlushScheduler = everyInterval,
+    private readonly schedule: FlushScheduler = frameScheduler(),
   ) {}
 
-  /** Hands the queued events to the monitor (at most once per FLUSH_INTERVAL_MS, or now). */
+  /** Hands the queued events to the monitor (when the scheduler calls, or now). */
   flush(): void {
     if (this.queue.length === 0) return;
     const events = this.queue;
@@ -67,6 +71,10 @@ export class TrainPage {
 
   private enqueue(e: RunEvent): void {
     this.queue.push(e);
+    if (SHOWN_AT_ONCE.has(e.type) || this.queue.length >= QUEUED_EVENTS_LIMIT) {
+      this.flush();
+      return;
+    }
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     this.schedule(() => {
@@ -164,8 +172,6 @@ export class TrainPage {
         this.studio.runId = e.runId;
       }
       this.enqueue(e.event);
-      // a (re)start changes what the controls allow: not worth waiting for
-      if (e.event.type === 'started') this.flush();
       // a run that failed before it wrote its record leaves no folder: ask whether it left one
       if (e.event.type === 'failed') void this.checkFolderLeft(e.runDir);
     });

@@ -64,6 +64,13 @@ ThreadPool::ThreadPool(int threads) : n_threads_(threads > 0 ? threads : hardwar
 
 ThreadPool::~ThreadPool() { stop_workers(); }
 
+namespace {
+constexpr uint64_t kOpen = uint64_t{1} << 31;
+constexpr uint64_t kInsideMask = kOpen - 1;
+uint32_t generation_of(uint64_t state) { return static_cast<uint32_t>(state >> 32); }
+uint64_t inside_of(uint64_t state) { return state & kInsideMask; }
+}  // namespace
+
 void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -74,11 +81,28 @@ void ThreadPool::stop_workers() {
   workers_.clear();
 }
 
+void ThreadPool::record_failure() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!failure_) failure_ = std::current_exception();
+  failed_.store(true, std::memory_order_relaxed);
+}
+
+void ThreadPool::run_guarded(const std::function<void(int)>& job, int index) {
+  t_inside_pool = true;
+  try {
+    job(index);
+  } catch (...) {
+    record_failure();
+  }
+  t_inside_pool = false;
+}
+
 void ThreadPool::worker(int index) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
     auto ready = [&] {
-      return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen;
+      return stop_.load(std::memory_order_acquire) ||
+             generation_of(state_.load(std::memory_order_acquire)) != seen;
     };
     if (!spin_until(ready)) {
       std::unique_lock<std::mutex> lock(mu_);
@@ -87,61 +111,85 @@ void ThreadPool::worker(int index) {
       --sleeping_workers_;
     }
     if (stop_.load(std::memory_order_acquire)) return;
-    // job_ was written before the generation bump that released us.
-    seen = generation_.load(std::memory_order_acquire);
-    const std::function<void(int)>* job = job_;
-    t_inside_pool = true;
-    (*job)(index);
-    t_inside_pool = false;
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      // Last one out: wake the caller if it stopped spinning.
+    // Join the newest job if it is still open. A worker woken late finds it
+    // closed (the caller and the others did the work) and goes back to waiting.
+    uint64_t s = state_.load(std::memory_order_acquire);
+    seen = generation_of(s);
+    bool joined = false;
+    while (s & kOpen) {
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        joined = true;
+        break;
+      }
+      if (generation_of(s) != seen) break;  // a newer job: the next round takes it
+    }
+    if (!joined) continue;
+    // Joined: job_ is the job of generation `seen` and stays alive until this
+    // worker leaves, since the caller waits for every worker inside.
+    run_guarded(*job_, index);
+    const uint64_t left = state_.fetch_sub(1, std::memory_order_acq_rel) - 1;
+    if (inside_of(left) == 0 && !(left & kOpen)) {
+      // Last one out of a closed job: wake the caller if it stopped spinning.
       std::lock_guard<std::mutex> lock(mu_);
       if (caller_sleeping_) cv_done_.notify_one();
     }
   }
 }
 
-void ThreadPool::run_all(const std::function<void(int)>& job) {
+void ThreadPool::run_job(const std::function<void(int)>& job) {
   bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     job_ = &job;
-    pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
+    failed_.store(false, std::memory_order_relaxed);
+    // No worker is inside (the last job waited for them all): open the next generation.
+    const uint32_t next = generation_of(state_.load(std::memory_order_relaxed)) + 1;
+    state_.store((static_cast<uint64_t>(next) << 32) | kOpen, std::memory_order_release);
     wake = sleeping_workers_ > 0;
   }
   if (wake) cv_start_.notify_all();
-  t_inside_pool = true;
-  job(0);
-  t_inside_pool = false;
-  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
-  if (spin_until(done)) return;
-  std::unique_lock<std::mutex> lock(mu_);
-  caller_sleeping_ = true;
-  cv_done_.wait(lock, done);
-  caller_sleeping_ = false;
+  run_guarded(job, 0);
+  // Nothing is left to claim: close the job so that no worker joins it now,
+  // then wait for the ones inside.
+  state_.fetch_and(~kOpen, std::memory_order_acq_rel);
+  auto done = [&] { return inside_of(state_.load(std::memory_order_acquire)) == 0; };
+  if (!spin_until(done)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    caller_sleeping_ = true;
+    cv_done_.wait(lock, done);
+    caller_sleeping_ = false;
+  }
+  std::exception_ptr failure;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::swap(failure, failure_);
+  }
+  if (failure) std::rethrow_exception(failure);
 }
 
 void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t, int)>& fn) {
   if (n == 0) return;
   const int T = n_threads_;
-  if (T == 1 || t_inside_pool || n == 1) {
-    if (T == 1 || n == 1) {
-      fn(0, n, 0);
-    } else {
-      // Nested call: keep the same chunking so results do not change.
-      for (int i = 0; i < T; ++i) {
-        size_t b = n * i / T, e = n * (i + 1) / T;
-        if (b < e) fn(b, e, i);
-      }
+  if (T == 1 || n == 1) {
+    fn(0, n, 0);
+    return;
+  }
+  if (t_inside_pool) {
+    // Nested call: keep the same chunking so results do not change.
+    for (int i = 0; i < T; ++i) {
+      size_t b = n * i / T, e = n * (i + 1) / T;
+      if (b < e) fn(b, e, i);
     }
     return;
   }
-  std::function<void(int)> job = [&](int i) {
-    size_t b = n * i / T, e = n * (i + 1) / T;
-    if (b < e) fn(b, e, i);
+  std::atomic<int> next{0};
+  std::function<void(int)> job = [&](int) {
+    for (int i; !failed_.load(std::memory_order_relaxed) && (i = next.fetch_add(1, std::memory_order_relaxed)) < T;) {
+      size_t b = n * i / T, e = n * (i + 1) / T;
+      if (b < e) fn(b, e, i);
+    }
   };
-  run_all(job);
+  run_job(job);
 }
 
 void ThreadPool::run_tasks(size_t tasks, const std::function<void(size_t, int)>& fn) {
@@ -152,9 +200,10 @@ void ThreadPool::run_tasks(size_t tasks, const std::function<void(size_t, int)>&
   }
   std::atomic<size_t> next{0};
   std::function<void(int)> job = [&](int i) {
-    for (size_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) fn(t, i);
+    for (size_t t; !failed_.load(std::memory_order_relaxed) && (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;)
+      fn(t, i);
   };
-  run_all(job);
+  run_job(job);
 }
 
 }  // namespace ps

@@ -16,6 +16,15 @@
 // so a hidden page keeps applying its events (the page's queue has a limit
 // of its own too: train-page.svelte.ts).
 
+import type { RunEvent } from '../../../electron/api/contract.js';
+
+/**
+ * Events that change what a page offers (its controls, the ending's words
+ * and way on): applied at once, with every step queued before them, so an
+ * ended run never shows a last step older than its end.
+ */
+export const SHOWN_AT_ONCE: ReadonlySet<RunEvent['type']> = new Set(['started', 'paused', 'resumed', 'finished', 'cancelled', 'failed']);
+
 /** Runs `flush` once, later; the page's events wait for it in a queue (a test passes one it drives by hand). */
 export type FlushScheduler = (flush: () => void) => void;
 

@@ -3,10 +3,12 @@
 // (run-compare.svelte.ts), and the ways on from a run: resume an interrupted
 // one (where its Resume options say), export a finished one. The table, the
 // selected run's charts and the compared runs' follow the runs' live events
-// (in bursts, as the Train page takes them), so they never lag behind it.
+// (in bursts at an animation frame, a change of a run's state at once, as
+// the Train page takes them), so they never lag behind it.
 import type { ApiEvent, ApiTransport, RunEvent, RunHistory, RunIndexEntry } from '../../../electron/api/contract.js';
 import { ResumeOptions } from './resume-options.svelte.js';
 import { RunCompare } from './run-compare.svelte.js';
+import { frameScheduler, SHOWN_AT_ONCE, type FlushScheduler } from './run-monitor-frames.js';
 import { RunMonitor } from './run-monitor.svelte.js';
 import type { Studio } from './studio.svelte.js';
 
@@ -18,9 +20,6 @@ function messageOf(e: unknown): string {
 export function sortRuns(entries: readonly RunIndexEntry[]): RunIndexEntry[] {
   return [...entries].sort((a, b) => (a.updated < b.updated ? 1 : a.updated > b.updated ? -1 : 0));
 }
-
-/** How often the table takes the queued events: a fast run sends ~70 a second. */
-export const RUNS_FLUSH_INTERVAL_MS = 250;
 
 /** A table row after one live event of its run (the same row when nothing shown changes). */
 export function entryAfter(entry: RunIndexEntry, e: RunEvent, now: string): RunIndexEntry {
@@ -69,7 +68,7 @@ export class RunsPage {
   constructor(
     private readonly studio: Studio,
     private readonly api: ApiTransport,
-    private readonly schedule: (flush: () => void) => void = (flush) => void setTimeout(flush, RUNS_FLUSH_INTERVAL_MS),
+    private readonly schedule: FlushScheduler = frameScheduler(),
   ) {
     this.compare = new RunCompare(api, studio);
   }
@@ -79,6 +78,10 @@ export class RunsPage {
     return this.api.onEvent((e: ApiEvent) => {
       if (e.type !== 'run') return;
       this.queue.push({ runDir: e.runDir, event: e.event });
+      if (SHOWN_AT_ONCE.has(e.event.type)) {
+        this.flush();
+        return;
+      }
       if (this.flushScheduled) return;
       this.flushScheduled = true;
       this.schedule(() => {

@@ -7,19 +7,12 @@
 import { ApiError, type ApiEvent, type ApiTransport, type RunEvent } from '../../../electron/api/contract.js';
 import { REFUSED_MESSAGE, type ConnectionState } from '../api/websocket.js';
 import { ResumeOptions } from './resume-options.svelte.js';
-import { frameScheduler, type FlushScheduler } from './run-monitor-frames.js';
+import { frameScheduler, SHOWN_AT_ONCE, type FlushScheduler } from './run-monitor-frames.js';
 import { RunMonitor, statusWords } from './run-monitor.svelte.js';
 import type { Studio } from './studio.svelte.js';
 import { findLiveRuns } from './wizard-session.svelte.js';
 
 type Control = 'pause' | 'continue' | 'cancel' | 'resume';
-
-/**
- * Events that change what the page offers (its controls, the ending's words
- * and way on): applied at once, with every step queued before them, so an
- * ended run never shows a last step older than its end.
- */
-const SHOWN_AT_ONCE: ReadonlySet<RunEvent['type']> = new Set(['started', 'paused', 'resumed', 'finished', 'cancelled', 'failed']);
 
 /**
  * The most events the queue holds: a window whose frames and timers are held

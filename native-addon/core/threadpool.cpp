@@ -24,6 +24,12 @@ thread_local bool t_inside_pool = false;
 // short enough that an idle pool goes to sleep almost at once.
 constexpr int kSpinMicros = 100;
 
+// A joined worker that keeps the caller waiting this long after its own share
+// (and longer than that share took) was kept off the CPU by another program.
+constexpr auto kLateWait = std::chrono::microseconds(300);
+// How long one worker fewer may join before the pool tries one more again.
+constexpr auto kProbeAfter = std::chrono::milliseconds(20);
+
 // Spins until done() or the spin budget is spent; true when done() held.
 // The yield between rounds lets a thread we wait for run first when the pool
 // has more threads than free cores.
@@ -47,10 +53,12 @@ int hardware_threads() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-ThreadPool::ThreadPool(int threads) : n_threads_(threads > 0 ? threads : hardware_threads()) {
+ThreadPool::ThreadPool(int threads)
+    : n_threads_(threads > 0 ? threads : hardware_threads()), joiners_allowed_(n_threads_ - 1) {
   // Thread 0 is the caller; the pool starts n-1 workers. A system that will not
   // start that many (a thread limit, memory for their stacks) is an error that
   // says so, with the workers started so far stopped: never std::terminate.
+  sleepers_.reset(new Sleeper[n_threads_]);
   try {
     for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
   } catch (const std::system_error& e) {
@@ -75,8 +83,11 @@ void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_.store(true, std::memory_order_release);
+    for (int i = 1; i < n_threads_; ++i) {
+      sleepers_[i].waiting = false;
+      sleepers_[i].cv.notify_one();
+    }
   }
-  cv_start_.notify_all();
   for (auto& t : workers_) t.join();
   workers_.clear();
 }
@@ -106,9 +117,12 @@ void ThreadPool::worker(int index) {
     };
     if (!spin_until(ready)) {
       std::unique_lock<std::mutex> lock(mu_);
-      ++sleeping_workers_;
-      cv_start_.wait(lock, ready);
-      --sleeping_workers_;
+      Sleeper& me = sleepers_[index];
+      while (!ready()) {
+        me.waiting = true;
+        me.cv.wait(lock);
+      }
+      me.waiting = false;
     }
     if (stop_.load(std::memory_order_acquire)) return;
     // Join the newest job if it is still open. A worker woken late finds it
@@ -116,7 +130,7 @@ void ThreadPool::worker(int index) {
     uint64_t s = state_.load(std::memory_order_acquire);
     seen = generation_of(s);
     bool joined = false;
-    while (s & kOpen) {
+    while ((s & kOpen) && inside_of(s) < static_cast<uint64_t>(joiners_allowed_.load(std::memory_order_relaxed))) {
       if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
         joined = true;
         break;
@@ -136,8 +150,26 @@ void ThreadPool::worker(int index) {
   }
 }
 
-void ThreadPool::run_job(const std::function<void(int)>& job) {
-  bool wake;
+void ThreadPool::adapt_joiners(bool equal_shares, Clock::time_point opened, Clock::time_point own_done,
+                               Clock::time_point all_done) {
+  const auto own = own_done - opened, waited = all_done - own_done;
+  const int allowed = joiners_allowed_.load(std::memory_order_relaxed);
+  if (equal_shares && waited > kLateWait && waited > own) {
+    // A joined worker made the caller wait longer than the caller's own
+    // share took, though every chunk is the same size: it was kept off the
+    // CPU. One worker fewer for a while (the bits do not change: who runs a
+    // chunk never does). Tasks of run_tasks differ in size, so their waits
+    // say nothing of this.
+    if (allowed > 0) joiners_allowed_.store(allowed - 1, std::memory_order_relaxed);
+    limit_changed_ = all_done;
+  } else if (allowed < n_threads_ - 1 && all_done - limit_changed_ > kProbeAfter) {
+    joiners_allowed_.store(allowed + 1, std::memory_order_relaxed);
+    limit_changed_ = all_done;
+  }
+}
+
+void ThreadPool::run_job(const std::function<void(int)>& job, bool equal_shares) {
+  const auto opened = Clock::now();
   {
     std::lock_guard<std::mutex> lock(mu_);
     job_ = &job;
@@ -145,10 +177,20 @@ void ThreadPool::run_job(const std::function<void(int)>& job) {
     // No worker is inside (the last job waited for them all): open the next generation.
     const uint32_t next = generation_of(state_.load(std::memory_order_relaxed)) + 1;
     state_.store((static_cast<uint64_t>(next) << 32) | kOpen, std::memory_order_release);
-    wake = sleeping_workers_ > 0;
+    // Wake as many sleeping workers as may join, each once and on its own
+    // condition variable: glibc's broadcast waits for every waiter it woke
+    // earlier to have run (its group switch), so a shared notify_all would
+    // make the caller wait for a worker another program keeps off the CPU.
+    int to_wake = joiners_allowed_.load(std::memory_order_relaxed);
+    for (int i = 1; i < n_threads_ && to_wake > 0; ++i) {
+      if (!sleepers_[i].waiting) continue;
+      sleepers_[i].waiting = false;
+      sleepers_[i].cv.notify_one();
+      --to_wake;
+    }
   }
-  if (wake) cv_start_.notify_all();
   run_guarded(job, 0);
+  const auto own_done = Clock::now();
   // Nothing is left to claim: close the job so that no worker joins it now,
   // then wait for the ones inside.
   state_.fetch_and(~kOpen, std::memory_order_acq_rel);
@@ -159,6 +201,7 @@ void ThreadPool::run_job(const std::function<void(int)>& job) {
     cv_done_.wait(lock, done);
     caller_sleeping_ = false;
   }
+  adapt_joiners(equal_shares, opened, own_done, Clock::now());
   std::exception_ptr failure;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -189,7 +232,7 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t,
       if (b < e) fn(b, e, i);
     }
   };
-  run_job(job);
+  run_job(job, /*equal_shares=*/true);
 }
 
 void ThreadPool::run_tasks(size_t tasks, const std::function<void(size_t, int)>& fn) {
@@ -203,7 +246,7 @@ void ThreadPool::run_tasks(size_t tasks, const std::function<void(size_t, int)>&
     for (size_t t; !failed_.load(std::memory_order_relaxed) && (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;)
       fn(t, i);
   };
-  run_job(job);
+  run_job(job, /*equal_shares=*/false);
 }
 
 }  // namespace ps

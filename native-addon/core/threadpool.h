@@ -13,7 +13,19 @@
 // (other programs busy on every core) delays nothing: the caller runs its
 // chunk. With a fixed chunk per thread, every one of a step's thousands of
 // parallel calls waited for such a worker: 200 demo steps beside two busy
-// processes took 7x as long with 2 threads as with 1.
+// processes took 18x as long with 2 threads as with 1.
+//
+// A worker descheduled after it joined still holds its chunk. When a joined
+// worker keeps the caller waiting longer than the caller's own share of equal
+// chunks took, one worker fewer may join for a while (kProbeAfter), then one
+// more again: beside busy programs the pool shrinks to what the CPUs give it,
+// idle it stays whole. Who runs a chunk never changes a bit.
+//
+// Workers sleep on a condition variable each, and each is woken once: glibc's
+// broadcast waits for every waiter it woke before to have run, so one shared
+// notify_all made the caller wait for a worker the OS kept off the CPU.
+//
+// One caller at a time: the engine calls a pool from its own thread only.
 //
 // Hand-off: a training step makes thousands of parallel calls, many of them a
 // few microseconds long, and waking a thread blocked on a condition variable
@@ -27,11 +39,13 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -66,24 +80,36 @@ class ThreadPool {
   void stop_workers();
   // Runs job(thread_index) on the caller and on every worker that joins while
   // the job is open; job must return once there is nothing left to claim.
-  void run_job(const std::function<void(int)>& job);
+  void run_job(const std::function<void(int)>& job, bool equal_shares);
   // job(index) with any exception kept for the caller (the first one wins).
   void run_guarded(const std::function<void(int)>& job, int index);
   void record_failure();
+  using Clock = std::chrono::steady_clock;
+  // After each job: fewer workers may join while they keep the caller waiting
+  // (descheduled by other programs), one more again after a while.
+  void adapt_joiners(bool equal_shares, Clock::time_point opened, Clock::time_point own_done, Clock::time_point all_done);
 
   int n_threads_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
-  std::condition_variable cv_start_, cv_done_;
+  std::condition_variable cv_done_;  // the caller sleeps on it
+  // A worker sleeps on its own condition variable; `waiting` (guarded by mu_)
+  // says it is asleep and has not been woken yet, so it is woken once.
+  struct Sleeper {
+    std::condition_variable cv;
+    bool waiting = false;
+  };
+  std::unique_ptr<Sleeper[]> sleepers_;  // by worker index (0, the caller, unused)
   const std::function<void(int)>* job_ = nullptr;  // written by the caller before it opens a job
   // One word so that opening, joining and closing a job are single atomic
   // steps: the job's generation (high 32 bits), whether it is open (bit 31)
   // and how many workers are inside it (the low bits).
   std::atomic<uint64_t> state_{0};
+  std::atomic<int> joiners_allowed_;     // how many workers may be inside a job at once (adapted by the caller)
+  Clock::time_point limit_changed_{};  // the caller's: when joiners_allowed_ last changed
   std::atomic<bool> stop_{false};
   std::atomic<bool> failed_{false};  // a thread of the current job threw: claim no more
   std::exception_ptr failure_;       // guarded by mu_
-  int sleeping_workers_ = 0;         // guarded by mu_
   bool caller_sleeping_ = false;     // guarded by mu_
 };
 

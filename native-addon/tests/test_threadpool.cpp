@@ -143,8 +143,12 @@ void on_alarm(int) {
   _exit(1);
 }
 
-void check_held_worker_delays_nothing() {
-  ps::ThreadPool pool(2);
+// T = 2: the only worker held. T = 3: one of two held, the other joining
+// jobs and going to sleep between them, so the caller wakes it again and
+// again while the held one has a wake-up it cannot take (a broadcast to both
+// would wait for the held one: glibc's condition variable does).
+void check_held_worker_delays_nothing(int T) {
+  ps::ThreadPool pool(T);
   // Find the worker's thread: run tasks until one runs on thread index 1.
   std::atomic<bool> seen{false};
   pthread_t worker{};
@@ -169,6 +173,8 @@ void check_held_worker_delays_nothing() {
   signal(SIGALRM, on_alarm);
   alarm(60);
   for (int round = 0; round < 2000; ++round) {
+    // now and then a pause long enough for the free worker to go to sleep
+    if (round % 100 == 99) usleep(2000);
     std::vector<int> hit(1000, 0);
     pool.parallel_for(hit.size(), [&](size_t b, size_t e, int) {
       for (size_t i = b; i < e; ++i) ++hit[i];
@@ -210,6 +216,7 @@ int main() {
       CHECK(calls == want);
     });
   }
-  check_held_worker_delays_nothing();
+  check_held_worker_delays_nothing(2);
+  check_held_worker_delays_nothing(3);
   return pstest::finish("test_threadpool");
 }

@@ -70,6 +70,12 @@ describe('the warmup field', () => {
     type(root, 'batchSize', '4');
     await checked(root, studio, 'the check for batch 4', () => studio.check!.config?.batchSize === 4);
     expect(text(root, 'warmup-ratio-steps')).toBe('3% of 28 steps = 1 step'); // ceil(111 / 4) = 28; ceil(0.84) = 1
+    // another field invalid: no check runs until it is fixed, and the line says so (not "once the check has read the data")
+    type(root, 'batchSize', '0');
+    await until('the batch size refused', () => text(root, 'error-batchSize') !== '');
+    expect(text(root, 'warmup-ratio-steps')).toBe('The steps it comes to are counted once the highlighted fields are fixed.');
+    type(root, 'batchSize', '4');
+    await until('the count back', () => text(root, 'warmup-ratio-steps') === '3% of 28 steps = 1 step');
 
     // back to steps: the fraction goes
     click(root, 'warmup-mode-steps');

@@ -5,7 +5,7 @@
 // (the runs compared, what the user set in Try), lives here.
 import { ApiError, type ApiErrorBody, type ApiEvent, type DataRequest, type DatasetReport, type ModelOverview, type RunCheck, type RunSettings, type TrainMethod } from '../../../electron/api/contract.js';
 import { EVAL_JUDGED, evalJudgedOff } from './hyperparameter-fields.js';
-import { TryInput } from './try-panel.svelte.js';
+import { TryInput } from './try-input.svelte.js';
 
 export const STEPS = ['model', 'method', 'data', 'hyperparameters', 'train', 'export'] as const;
 

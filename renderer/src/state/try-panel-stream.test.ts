@@ -50,11 +50,11 @@ afterAll(() => service.close());
 function longPanel(): TryPanel {
   calls = [];
   const panel = new TryPanel(transport);
-  panel.prompt = 'Question: What color is the fox?\nAnswer:';
-  panel.layout = 'plain';
-  panel.maxNewTokens = 200;
-  panel.temperature = 1;
-  panel.seed = 5;
+  panel.input.prompt = 'Question: What color is the fox?\nAnswer:';
+  panel.input.layout = 'plain';
+  panel.input.maxNewTokens = 200;
+  panel.input.temperature = 1;
+  panel.input.seed = 5;
   return panel;
 }
 

@@ -6,20 +6,19 @@
 // generated where it is and does not start the other. The sampling fields
 // start from the model's own settings (its generation_config.json, else
 // transformers' defaults), each saying where its value came from. What the
-// user sets (TryInput) is kept by the app (Studio.tryInput), so it survives
-// leaving the page and choosing another run: a field the user changed keeps
-// its value when another model's settings arrive, until the fields are reset
-// to the model's. A field left empty is the model's own too. Each answer says
-// the settings it was generated with.
+// user sets (TryInput, try-input.svelte.ts) is kept by the app
+// (Studio.tryInput), so it survives leaving the page and choosing another
+// run: a field the user changed keeps its value when another model's settings
+// arrive, until the fields are reset to the model's. A field left empty is the
+// model's own too. Each answer says the settings it was generated with.
 import { STOPPED_BEFORE_START, type ApiTransport, type GenerateRequest, type GenerateResponse, type GenerationDefaults, type PromptFormat, type RunHistory, type RunIndexEntry } from '../../../electron/api/contract.js';
-import { DEFAULT_SEED, limitWords, SAMPLING_LABELS, SAMPLING_LIMITS, samplingWords, withinLimit, type SamplingKey } from '../../../electron/inference/sampling-settings.js';
+import { limitWords, SAMPLING_LABELS, SAMPLING_LIMITS, samplingWords, withinLimit, type SamplingKey } from '../../../electron/inference/sampling-settings.js';
+import { TryInput, type PromptLayoutChoice, type SamplingField } from './try-input.svelte.js';
+
 
 export const MAX_NEW_TOKENS_LIMIT = 2048;
 /** The service takes any seed that is a safe integer >= 0 (electron/service/service.ts, generate's seed). */
 export const MAX_SEED = Number.MAX_SAFE_INTEGER;
-
-/** How the prompt is laid out: 'trained' follows the run's training rows (chat rows: chat; completion and text rows: plain). */
-export type PromptLayoutChoice = 'trained' | PromptFormat;
 
 export const PROMPT_LAYOUTS: readonly { value: PromptLayoutChoice; label: string }[] = [
   { value: 'trained', label: 'As the run was trained' },
@@ -38,9 +37,6 @@ export const LAYOUT_WORDS: Record<PromptFormat, string> = { plain: 'plain text',
 export function resolvedLayout(choice: PromptLayoutChoice, trained: PromptFormat | null): PromptFormat {
   return choice === 'trained' ? (trained ?? 'plain') : choice;
 }
-
-/** A sampling field: a number, or empty (null; a number box emptied may bind undefined) for the model's own. */
-export type SamplingField = number | null | undefined;
 
 export interface TrySettings {
   prompt: string;
@@ -239,40 +235,6 @@ export function trainedModelOf(runDir: string, entry: RunIndexEntry): TrainedMod
   return { model: entry.model, adapter: runDir, checkpoint };
 }
 
-/**
- * What the user sets in the Try panel, and what the model's settings last
- * filled in (a field still holding that is not the user's). The app keeps one
- * for its whole life (Studio.tryInput): the page's TryPanel is made anew on
- * each visit, and would otherwise lose the prompt and the edits whenever the
- * user goes to Runs (the only way to choose another run). The answers are not
- * in it: they belong to the visit, and the run, they were generated for.
- */
-export class TryInput {
-  prompt = $state('');
-  layout = $state<PromptLayoutChoice>('trained');
-  system = $state('');
-  maxNewTokens = $state(64);
-  /** empty (null): the model's own, as for the other sampling fields; filled from it once read (TryPanel.followModel) */
-  temperature = $state<SamplingField>(null);
-  topK = $state<SamplingField>(null);
-  topP = $state<SamplingField>(null);
-  minP = $state<SamplingField>(null);
-  typicalP = $state<SamplingField>(null);
-  epsilonCutoff = $state<SamplingField>(null);
-  etaCutoff = $state<SamplingField>(null);
-  repetitionPenalty = $state<SamplingField>(null);
-  noRepeatNgramSize = $state<SamplingField>(null);
-  /** the CLI's default seed too */
-  seed = $state(DEFAULT_SEED);
-  /** what followModel last put in each field: a field still holding it is not the user's, and follows the next model */
-  filled = $state.raw<Partial<Record<SamplingKey, number>>>({});
-  /**
-   * the model whose settings were asked for last, by any visit's panel: an
-   * answer for another one (a visit before, or a model chosen meanwhile) fills nothing
-   */
-  defaultsFor: string | null = null;
-}
-
 export class TryPanel {
   /** the layout the run's rows were trained in, once read (followRun); null: not known */
   trainedFormat = $state<PromptFormat | null>(null);
@@ -302,38 +264,8 @@ export class TryPanel {
   trained = $state.raw<TrainedModel | null>(null);
   error = $state<string | null>(null);
 
-  /** `input`: what the user sets (the app's Studio.tryInput, kept across visits; a panel of its own by default) */
+  /** `input`: what the user sets, and what the page binds its fields to (the app's Studio.tryInput, kept across visits; a panel of its own by default) */
   constructor(private readonly api: ApiTransport, readonly input: TryInput = new TryInput()) {}
-
-  // what the user sets, read and written where it is kept (the page binds its fields to these)
-  get prompt(): string { return this.input.prompt; }
-  set prompt(v: string) { this.input.prompt = v; }
-  get layout(): PromptLayoutChoice { return this.input.layout; }
-  set layout(v: PromptLayoutChoice) { this.input.layout = v; }
-  get system(): string { return this.input.system; }
-  set system(v: string) { this.input.system = v; }
-  get maxNewTokens(): number { return this.input.maxNewTokens; }
-  set maxNewTokens(v: number) { this.input.maxNewTokens = v; }
-  get temperature(): SamplingField { return this.input.temperature; }
-  set temperature(v: SamplingField) { this.input.temperature = v; }
-  get topK(): SamplingField { return this.input.topK; }
-  set topK(v: SamplingField) { this.input.topK = v; }
-  get topP(): SamplingField { return this.input.topP; }
-  set topP(v: SamplingField) { this.input.topP = v; }
-  get minP(): SamplingField { return this.input.minP; }
-  set minP(v: SamplingField) { this.input.minP = v; }
-  get typicalP(): SamplingField { return this.input.typicalP; }
-  set typicalP(v: SamplingField) { this.input.typicalP = v; }
-  get epsilonCutoff(): SamplingField { return this.input.epsilonCutoff; }
-  set epsilonCutoff(v: SamplingField) { this.input.epsilonCutoff = v; }
-  get etaCutoff(): SamplingField { return this.input.etaCutoff; }
-  set etaCutoff(v: SamplingField) { this.input.etaCutoff = v; }
-  get repetitionPenalty(): SamplingField { return this.input.repetitionPenalty; }
-  set repetitionPenalty(v: SamplingField) { this.input.repetitionPenalty = v; }
-  get noRepeatNgramSize(): SamplingField { return this.input.noRepeatNgramSize; }
-  set noRepeatNgramSize(v: SamplingField) { this.input.noRepeatNgramSize = v; }
-  get seed(): number { return this.input.seed; }
-  set seed(v: number) { this.input.seed = v; }
 
   get errors(): Partial<Record<keyof TrySettings, string>> {
     const i = this.input;

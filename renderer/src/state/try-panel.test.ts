@@ -1,7 +1,8 @@
 // The try panel's settings are checked before anything is sent.
 import { describe, expect, it } from 'vitest';
 import { ApiError, STOPPED_BEFORE_START, type ApiTransport, type GenerateRequest, type GenerationDefaults, type RunHistory, type RunIndexEntry } from '../../../electron/api/contract.js';
-import { bestModelOf, checkpointStep, checkpointText, computedOnText, defaultsSourceText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, ORIGIN_WORDS, resolvedLayout, samplingRequest, samplingText, trainedModelOf, TryInput, TryPanel, trySettingsErrors } from './try-panel.svelte.js';
+import { bestModelOf, checkpointStep, checkpointText, computedOnText, defaultsSourceText, formatGenerationTime, generationStats, MAX_NEW_TOKENS_LIMIT, ORIGIN_WORDS, resolvedLayout, samplingRequest, samplingText, trainedModelOf, TryPanel, trySettingsErrors } from './try-panel.svelte.js';
+import { TryInput } from './try-input.svelte.js';
 
 const good = { prompt: 'Hello', layout: 'plain' as const, system: '', maxNewTokens: 64, temperature: 0, seed: 0 };
 
@@ -134,23 +135,23 @@ describe('the sampling settings', () => {
       onEvent: () => () => {},
     };
     const panel = new TryPanel(transport);
-    expect([panel.temperature, panel.topK, panel.topP, panel.repetitionPenalty, panel.seed]).toEqual([null, null, null, null, 42]);
-    panel.prompt = 'Hello';
+    expect([panel.input.temperature, panel.input.topK, panel.input.topP, panel.input.repetitionPenalty, panel.input.seed]).toEqual([null, null, null, null, 42]);
+    panel.input.prompt = 'Hello';
     await panel.generate('/models/base', '/runs/r');
     const settingsOf = (r: GenerateRequest) => ({ temperature: r.temperature, topK: r.topK, topP: r.topP, repetitionPenalty: r.repetitionPenalty, seed: r.seed });
     expect(asked.map(settingsOf)).toEqual([
       { temperature: undefined, topK: undefined, topP: undefined, repetitionPenalty: undefined, seed: 42 },
       { temperature: undefined, topK: undefined, topP: undefined, repetitionPenalty: undefined, seed: 42 },
     ]);
-    panel.temperature = 0.8;
-    panel.repetitionPenalty = 1.1;
+    panel.input.temperature = 0.8;
+    panel.input.repetitionPenalty = 1.1;
     await panel.generate('/models/base', '/runs/r');
     expect(asked.slice(2).map(settingsOf)).toEqual([
       { temperature: 0.8, topK: undefined, topP: undefined, repetitionPenalty: 1.1, seed: 42 },
       { temperature: 0.8, topK: undefined, topP: undefined, repetitionPenalty: 1.1, seed: 42 },
     ]);
     // text the browser cannot read as a number is an error, not "the model's own" (its value reads empty)
-    panel.topP = null;
+    panel.input.topP = null;
     panel.setNotNumber('topP', true);
     expect(panel.errors.topP).toBe("Not a number: type one, or clear the field for the model's own.");
     expect(panel.canGenerate('/models/base', '/runs/r')).toBe(false);
@@ -170,7 +171,7 @@ describe("the fields start from the model's own settings", () => {
     sampling: { temperature: 0, topK: 50, topP: 1, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 },
     file: null, fromFile: [], problems: [], unapplied: null,
   };
-  const fields = (p: TryPanel | TryInput) => [p.temperature, p.topK, p.topP, p.minP, p.repetitionPenalty, p.noRepeatNgramSize];
+  const fields = (p: TryInput) => [p.temperature, p.topK, p.topP, p.minP, p.repetitionPenalty, p.noRepeatNgramSize];
 
   /** A transport whose generationDefaults answers when the test says (`answer(model)`), in any order; it records generate's requests. */
   function transport(byModel: Record<string, GenerationDefaults | Error>) {
@@ -206,19 +207,19 @@ describe("the fields start from the model's own settings", () => {
   it("fills every sampling field with the model's values and says they came from its generation_config.json, or are defaults", async () => {
     const t = transport({ '/models/qwen3': qwen3, '/models/bare': bare });
     const panel = new TryPanel(t.api);
-    expect(fields(panel)).toEqual([null, null, null, null, null, null]);
+    expect(fields(panel.input)).toEqual([null, null, null, null, null, null]);
     expect(panel.origin('topP')).toBeNull(); // not read yet
     const read = panel.followModel('/models/qwen3');
     await t.answer('/models/qwen3');
     await read;
-    expect(fields(panel)).toEqual([0.6, 20, 0.95, 0, 1, 0]);
+    expect(fields(panel.input)).toEqual([0.6, 20, 0.95, 0, 1, 0]);
     expect(['temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'noRepeatNgramSize'].map((k) => panel.origin(k as never))).toEqual(['file', 'file', 'file', 'file', 'default', 'default']);
     expect(defaultsSourceText(panel.defaults!)).toBe("Filled in from the model's generation_config.json (temperature, top-k, top-p, min-p); the others are transformers' defaults.");
     expect(panel.anyEdited).toBe(false);
     const other = panel.followModel('/models/bare');
     await t.answer('/models/bare');
     await other;
-    expect(fields(panel)).toEqual([0, 50, 1, 0, 1, 0]);
+    expect(fields(panel.input)).toEqual([0, 50, 1, 0, 1, 0]);
     expect(panel.origin('temperature')).toBe('default');
     expect(defaultsSourceText(panel.defaults!)).toBe("Filled in with transformers' defaults: the model has no generation_config.json.");
     expect(defaultsSourceText({ file: '/m/generation_config.json', fromFile: [], problems: [] })).toBe("Filled in with transformers' defaults: the model's generation_config.json sets none of these.");
@@ -232,22 +233,22 @@ describe("the fields start from the model's own settings", () => {
     const panel = new TryPanel(t.api);
     const first = panel.followModel('/models/qwen3');
     // typed before the model's settings came: the user's value stays
-    panel.topP = 0.5;
+    panel.input.topP = 0.5;
     await t.answer('/models/qwen3');
     await first;
-    expect(fields(panel)).toEqual([0.6, 20, 0.5, 0, 1, 0]);
+    expect(fields(panel.input)).toEqual([0.6, 20, 0.5, 0, 1, 0]);
     expect(panel.origin('topP')).toBe('edited');
-    panel.noRepeatNgramSize = 3;
+    panel.input.noRepeatNgramSize = 3;
     expect(panel.anyEdited).toBe(true);
     const second = panel.followModel('/models/bare');
     await t.answer('/models/bare');
     await second;
     // the untouched fields follow the new model, the edited ones stay
-    expect(fields(panel)).toEqual([0, 50, 0.5, 0, 1, 3]);
+    expect(fields(panel.input)).toEqual([0, 50, 0.5, 0, 1, 3]);
     expect([panel.origin('topK'), panel.origin('topP'), panel.origin('noRepeatNgramSize')]).toEqual(['default', 'edited', 'edited']);
     panel.setNotNumber('minP', true);
     panel.resetToModel();
-    expect(fields(panel)).toEqual([0, 50, 1, 0, 1, 0]);
+    expect(fields(panel.input)).toEqual([0, 50, 1, 0, 1, 0]);
     expect(panel.anyEdited).toBe(false);
     expect(panel.errors.minP).toBeUndefined();
   });
@@ -261,13 +262,13 @@ describe("the fields start from the model's own settings", () => {
     await last;
     await t.answer('/models/qwen3'); // answers after: passed over
     await slow;
-    expect(fields(panel)).toEqual([0, 50, 1, 0, 1, 0]);
+    expect(fields(panel.input)).toEqual([0, 50, 1, 0, 1, 0]);
     expect(panel.defaults?.file).toBeNull();
     const gone = panel.followModel('/models/gone');
     await t.answer('/models/gone');
     await gone;
     expect([panel.defaults, panel.defaultsError]).toEqual([null, '/models/gone: is not a folder']);
-    expect(fields(panel)).toEqual([0, 50, 1, 0, 1, 0]); // left as they were
+    expect(fields(panel.input)).toEqual([0, 50, 1, 0, 1, 0]); // left as they were
   });
 
   it('asks both sides with the values the fields show', async () => {
@@ -276,8 +277,8 @@ describe("the fields start from the model's own settings", () => {
     const read = panel.followModel('/models/qwen3');
     await t.answer('/models/qwen3');
     await read;
-    panel.minP = 0.1;
-    panel.prompt = 'Hello';
+    panel.input.minP = 0.1;
+    panel.input.prompt = 'Hello';
     await panel.generate('/models/qwen3', '/runs/r');
     const settingsOf = (r: GenerateRequest) => ({ temperature: r.temperature, topK: r.topK, topP: r.topP, minP: r.minP, repetitionPenalty: r.repetitionPenalty, noRepeatNgramSize: r.noRepeatNgramSize, seed: r.seed });
     const shown = { temperature: 0.6, topK: 20, topP: 0.95, minP: 0.1, repetitionPenalty: 1, noRepeatNgramSize: 0, seed: 42 };
@@ -299,27 +300,27 @@ describe("the fields start from the model's own settings", () => {
       await reading;
     };
     await read('/models/qwen3');
-    panel.topK = null; // the file's 20: an empty field is left out of the request, which then takes the file's
-    panel.noRepeatNgramSize = undefined; // transformers' 0: the file does not set it
+    panel.input.topK = null; // the file's 20: an empty field is left out of the request, which then takes the file's
+    panel.input.noRepeatNgramSize = undefined; // transformers' 0: the file does not set it
     expect([panel.origin('topK'), panel.origin('noRepeatNgramSize')]).toEqual(['file', 'default']);
     expect([ORIGIN_WORDS.file, ORIGIN_WORDS.default]).toEqual(["the model's", 'default']);
     expect(panel.anyEdited).toBe(true); // reset fills them in again
-    expect(samplingRequest(panel)).toEqual({ temperature: 0.6, topP: 0.95, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1 });
+    expect(samplingRequest(panel.input)).toEqual({ temperature: 0.6, topP: 0.95, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1 });
     // text the browser cannot read is the user's, though it reads empty
     panel.setNotNumber('topK', true);
     expect(panel.origin('topK')).toBe('edited');
     panel.setNotNumber('topK', false);
     // a file with a refused value: which key it is, the problems say; an emptied field is the model's own then
     await read('/models/bad');
-    panel.topP = null;
+    panel.input.topP = null;
     expect(panel.origin('topP')).toBe('own');
     expect(ORIGIN_WORDS.own).toBe("the model's own");
     expect(panel.origin('topK')).toBe('file'); // still empty, and the file gives top_k
     panel.resetToModel();
-    expect(fields(panel)).toEqual([0.7, 20, 1, 0.05, 1, 0]);
+    expect(fields(panel.input)).toEqual([0.7, 20, 1, 0.05, 1, 0]);
     expect([panel.origin('topP'), panel.anyEdited]).toEqual(['default', false]);
     await read('/models/bare');
-    panel.minP = null;
+    panel.input.minP = null;
     expect(panel.origin('minP')).toBe('default');
   });
 
@@ -330,7 +331,7 @@ describe("the fields start from the model's own settings", () => {
     };
     const t = transport({ '/models/recipe': recipe, '/models/bare': bare });
     const panel = new TryPanel(t.api);
-    const late = () => [panel.typicalP, panel.epsilonCutoff, panel.etaCutoff];
+    const late = () => [panel.input.typicalP, panel.input.epsilonCutoff, panel.input.etaCutoff];
     const origins = () => (['typicalP', 'epsilonCutoff', 'etaCutoff'] as const).map((k) => panel.origin(k));
     expect(late()).toEqual([null, null, null]);
     const read = panel.followModel('/models/recipe');
@@ -340,9 +341,9 @@ describe("the fields start from the model's own settings", () => {
     expect(origins()).toEqual(['file', 'default', 'file']);
     // named in the file's order, between min-p and the repetition penalty, as transformers applies them
     expect(defaultsSourceText(panel.defaults!)).toBe("Filled in from the model's generation_config.json (temperature, top-k, top-p, typical-p, eta cutoff); the others are transformers' defaults.");
-    panel.epsilonCutoff = 3e-4;
+    panel.input.epsilonCutoff = 3e-4;
     expect(origins()).toEqual(['file', 'edited', 'file']);
-    panel.prompt = 'Hello';
+    panel.input.prompt = 'Hello';
     await panel.generate('/models/recipe', '/runs/r');
     expect(t.asked.map((r) => [r.typicalP, r.epsilonCutoff, r.etaCutoff])).toEqual([[0.9, 3e-4, 0.002], [0.9, 3e-4, 0.002]]);
     // the next model fills the fields not changed; the edited one stays until reset
@@ -353,8 +354,8 @@ describe("the fields start from the model's own settings", () => {
     panel.resetToModel();
     expect([late(), origins()]).toEqual([[1, 0, 0], ['default', 'default', 'default']]);
     // out of their range: the field says so, and nothing is sent
-    panel.typicalP = 0;
-    panel.etaCutoff = 1;
+    panel.input.typicalP = 0;
+    panel.input.etaCutoff = 1;
     expect([panel.errors.typicalP, panel.errors.etaCutoff]).toEqual(["A number > 0 and <= 1, or empty for the model's own.", "A number >= 0 and < 1, or empty for the model's own."]);
     expect(panel.canGenerate('/models/bare', '/runs/r')).toBe(false);
   });
@@ -367,21 +368,21 @@ describe("the fields start from the model's own settings", () => {
     const read = visit.followModel('/models/qwen3');
     await t.answer('/models/qwen3');
     await read;
-    visit.prompt = 'Hello';
-    visit.layout = 'chat';
-    visit.system = 'Be brief.';
-    visit.maxNewTokens = 12;
-    visit.seed = 7;
-    visit.temperature = 0.9;
-    visit.topK = null;
+    visit.input.prompt = 'Hello';
+    visit.input.layout = 'chat';
+    visit.input.system = 'Be brief.';
+    visit.input.maxNewTokens = 12;
+    visit.input.seed = 7;
+    visit.input.temperature = 0.9;
+    visit.input.topK = null;
     // the page is left (Runs, to choose another run on another model) and opened again: a new panel on the same input
     const next = new TryPanel(t.api, kept);
-    expect([next.prompt, next.layout, next.system, next.maxNewTokens, next.seed]).toEqual(['Hello', 'chat', 'Be brief.', 12, 7]);
-    expect(fields(next)).toEqual([0.9, null, 0.95, 0, 1, 0]);
+    expect([next.input.prompt, next.input.layout, next.input.system, next.input.maxNewTokens, next.input.seed]).toEqual(['Hello', 'chat', 'Be brief.', 12, 7]);
+    expect(fields(next.input)).toEqual([0.9, null, 0.95, 0, 1, 0]);
     const other = next.followModel('/models/bare');
     await t.answer('/models/bare');
     await other;
-    expect(fields(next)).toEqual([0.9, null, 1, 0, 1, 0]);
+    expect(fields(next.input)).toEqual([0.9, null, 1, 0, 1, 0]);
     expect(['temperature', 'topK', 'topP'].map((k) => next.origin(k as never))).toEqual(['edited', 'default', 'default']);
     next.resetToModel();
     expect(fields(kept)).toEqual([0, 50, 1, 0, 1, 0]);
@@ -398,7 +399,7 @@ describe("the fields start from the model's own settings", () => {
     await read;
     await t.answer('/models/qwen3');
     await slow;
-    expect(fields(next)).toEqual([0, 50, 1, 0, 1, 0]);
+    expect(fields(next.input)).toEqual([0, 50, 1, 0, 1, 0]);
     expect(next.anyEdited).toBe(false);
   });
 });
@@ -462,7 +463,7 @@ describe('trying the best adapter (keep-best)', () => {
       onEvent: () => () => {},
     };
     const panel = new TryPanel(transport);
-    panel.prompt = 'Hello';
+    panel.input.prompt = 'Hello';
     const best = { dir: '/runs/r/best', step: 20 };
     await panel.generate('/models/base', '/runs/r', best);
     expect(asked[1]).toEqual({ model: '/models/base', adapter: '/runs/r' });
@@ -493,7 +494,7 @@ describe('Stop before any text came', () => {
       onEvent: () => () => {},
     };
     const panel = new TryPanel(transport);
-    panel.prompt = 'Hello';
+    panel.input.prompt = 'Hello';
     const running = panel.generate('/models/base', '/runs/r');
     await expect.poll(() => panel.generating).toBe('base');
     await panel.stop();

@@ -177,8 +177,8 @@ describe('the wizard from hyperparameters to try', () => {
     expect(page.error).toMatch(/export/);
 
     const trial = new TryPanel(api);
-    trial.prompt = 'The movie was great. Sentiment:';
-    trial.maxNewTokens = 6;
+    trial.input.prompt = 'The movie was great. Sentiment:';
+    trial.input.maxNewTokens = 6;
     await trial.generate(page.model, runDir);
     expect(trial.error).toBeNull();
     expect(trial.base!.tokens).toBeGreaterThan(0);

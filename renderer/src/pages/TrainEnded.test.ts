@@ -9,33 +9,24 @@ import { join } from 'node:path';
 import { flushSync } from 'svelte';
 import { describe, expect, it } from 'vitest';
 
-import type { ApiEvent, RunEvent } from '../../../electron/api/contract.js';
+import type { RunEvent } from '../../../electron/api/contract.js';
 import { Studio } from '../state/studio.svelte.js';
 import { byId, until } from '../testing/dom-waits.js';
+import { eventTap } from '../testing/event-tap.js';
 import { pageHarness } from '../testing/page-harness.js';
 import { wire } from '../testing/service-bridge.js';
 
-/** the page's event listeners, so a test can send what the service would */
-const listeners = new Set<(e: ApiEvent) => void>();
+/** sends what the service would, to the page's listeners */
+const tap = eventTap();
 const harness = pageHarness<{ studio: Studio }>({
   homePrefix: 'peft-studio-train-ended-',
   allowedRoots: null,
   load: () => import('./Train.svelte'),
-  bridge: (bridge) => ({
-    ...bridge,
-    onEvent: (listener) => {
-      listeners.add(listener);
-      const off = bridge.onEvent(listener);
-      return () => {
-        listeners.delete(listener);
-        off();
-      };
-    },
-  }),
+  bridge: tap.bridge,
 });
 
 function send(runId: string, runDir: string, event: RunEvent): void {
-  for (const l of listeners) l(wire({ type: 'run', runId, runDir, event }));
+  tap.send(wire({ type: 'run', runId, runDir, event }));
 }
 
 const text = (root: HTMLElement, id: string) => byId(root, id)?.textContent?.replace(/\s+/g, ' ').trim() ?? '';

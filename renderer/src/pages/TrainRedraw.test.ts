@@ -9,31 +9,22 @@ import { join } from 'node:path';
 import { flushSync } from 'svelte';
 import { describe, expect, it, vi } from 'vitest';
 
-import type { ApiEvent, RunEvent } from '../../../electron/api/contract.js';
+import type { RunEvent } from '../../../electron/api/contract.js';
 import type { FlushScheduler } from '../state/run-monitor-frames.js';
 import { Studio } from '../state/studio.svelte.js';
 import cancelled from '../state/testdata/run-events-cancelled.json';
 import { byId } from '../testing/dom-waits.js';
+import { eventTap } from '../testing/event-tap.js';
 import { pageHarness } from '../testing/page-harness.js';
 import { wire } from '../testing/service-bridge.js';
 
-/** the page's event listeners, so a test can send what the service would */
-const listeners = new Set<(e: ApiEvent) => void>();
+/** sends what the service would, to the page's listeners */
+const tap = eventTap();
 const harness = pageHarness<{ studio: Studio; redraw: FlushScheduler }>({
   homePrefix: 'peft-studio-train-redraw-',
   allowedRoots: null,
   load: () => import('./Train.svelte'),
-  bridge: (bridge) => ({
-    ...bridge,
-    onEvent: (listener) => {
-      listeners.add(listener);
-      const off = bridge.onEvent(listener);
-      return () => {
-        listeners.delete(listener);
-        off();
-      };
-    },
-  }),
+  bridge: tap.bridge,
 });
 
 type StepEvent = Extract<RunEvent, { type: 'step' }>;
@@ -60,7 +51,7 @@ describe('the Train page under a fast run', () => {
     const root = harness.mount({ studio, redraw: (flush) => void frames.push(flush) });
     flushSync(); // mounted: it listens for the run's events and follows the run
     const send = (event: RunEvent) => {
-      for (const l of listeners) l(wire({ type: 'run', runId: RUN_ID, runDir, event }));
+      tap.send(wire({ type: 'run', runId: RUN_ID, runDir, event }));
       flushSync(); // what the page would draw between two messages
     };
     const step = (n: number): StepEvent => ({ ...template, step: n, totalSteps: TOTAL, loss: lossAt(n), lr: lrAt(n) });

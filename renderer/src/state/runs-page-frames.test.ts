@@ -5,7 +5,8 @@
 // has ended. The frames are driven by hand: nothing here depends on timing.
 import { describe, expect, it } from 'vitest';
 
-import type { ApiEvent, ApiTransport, RunEvent, RunListEntry } from '../../../electron/api/contract.js';
+import type { RunEvent, RunListEntry } from '../../../electron/api/contract.js';
+import { scriptedTransport } from '../testing/scripted-transport.js';
 import { RunsPage } from './runs-page.svelte.js';
 import { Studio } from './studio.svelte.js';
 import cancelled from './testdata/run-events-cancelled.json';
@@ -23,26 +24,19 @@ function listedEntry(status: RunListEntry['status'], stepsDone: number): RunList
 }
 
 async function pageWithFrames() {
-  const listeners = new Set<(e: ApiEvent) => void>();
   // what the service's list says (the test moves it on as the run's record would)
   let listed = listedEntry('running', 0);
-  const api: ApiTransport = {
-    call: (async (method: string) => {
-      if (method === 'listRuns') return [structuredClone(listed)];
-      throw new Error(`not served here: ${method}`);
-    }) as ApiTransport['call'],
-    onEvent(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-  };
+  const { api, send } = scriptedTransport(async (method) => {
+    if (method === 'listRuns') return [structuredClone(listed)];
+    throw new Error(`not served here: ${method}`);
+  });
   const frames: (() => void)[] = [];
   const page = new RunsPage(new Studio(), api, (flush) => void frames.push(flush));
   page.subscribe();
   await page.refresh();
   return {
     page,
-    send: (event: RunEvent) => listeners.forEach((l) => l({ type: 'run', runId: 'session-1', runDir: RUN_DIR, event: structuredClone(event) })),
+    send: (event: RunEvent) => send({ type: 'run', runId: 'session-1', runDir: RUN_DIR, event: structuredClone(event) }),
     frame: () => frames.splice(0).forEach((flush) => flush()),
     pending: () => frames.length,
     list: (entry: RunListEntry) => {

@@ -6,7 +6,8 @@
 // on timing.
 import { describe, expect, it } from 'vitest';
 
-import type { ApiEvent, ApiTransport, RunEvent } from '../../../electron/api/contract.js';
+import type { RunEvent } from '../../../electron/api/contract.js';
+import { scriptedTransport } from '../testing/scripted-transport.js';
 import { RunMonitor } from './run-monitor.svelte.js';
 import { Studio } from './studio.svelte.js';
 import cancelled from './testdata/run-events-cancelled.json';
@@ -59,23 +60,14 @@ const view = (m: RunMonitor) => ({
 
 /** A page following RUN_DIR over a transport the test sends on; its frames come when the test says. */
 async function followedPage(): Promise<{ page: TrainPage; send: (e: RunEvent) => void; frame: () => void; pending: () => number }> {
-  const listeners = new Set<(e: ApiEvent) => void>();
-  const api: ApiTransport = {
-    call: async () => {
-      throw new Error('the run has not written its metrics yet');
-    },
-    onEvent(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-  };
+  const { api, send } = scriptedTransport();
   const frames: (() => void)[] = [];
   const page = new TrainPage(new Studio(), api, (flush) => void frames.push(flush));
   page.subscribe();
   await page.follow(RUN_ID, RUN_DIR);
   return {
     page,
-    send: (event) => listeners.forEach((l) => l({ type: 'run', runId: RUN_ID, runDir: RUN_DIR, event: structuredClone(event) })),
+    send: (event) => send({ type: 'run', runId: RUN_ID, runDir: RUN_DIR, event: structuredClone(event) }),
     frame: () => frames.splice(0).forEach((flush) => flush()),
     pending: () => frames.length,
   };

@@ -17,6 +17,7 @@ import LineChart from '../components/charts/LineChart.svelte';
 import { REFUSED_MESSAGE } from '../api/websocket.js';
 import { Studio } from './studio.svelte.js';
 import cancelled from './testdata/run-events-cancelled.json';
+import { scriptedTransport } from '../testing/scripted-transport.js';
 import { TrainPage } from './train-page.svelte.js';
 import { readSnapshot, restoreSnapshot, saveSnapshot, snapshotOf } from './wizard-session.svelte.js';
 
@@ -26,21 +27,6 @@ const template = CANCELLED.find((e): e is StepEvent => e.type === 'step')!;
 const STEPS = 1000;
 const RUN_ID = 'session-1';
 const RUN_DIR = '/tmp/d2/burst';
-
-/** A transport that delivers the events the test sends; runHistory has nothing yet (a run just started). */
-function scriptedTransport(): { api: ApiTransport; send: (e: ApiEvent) => void } {
-  const listeners = new Set<(e: ApiEvent) => void>();
-  const api: ApiTransport = {
-    call: async () => {
-      throw new Error('the run has not written its metrics yet');
-    },
-    onEvent(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-  };
-  return { api, send: (e) => listeners.forEach((l) => l(e)) };
-}
 
 describe('TrainPage under a flood of step events', () => {
   it('charts every one of 1000 steps in one chart update at the next frame, not one per event', async () => {

@@ -10,18 +10,19 @@
 //   timer 100 ms         the queue flushed 100 ms after its first event (before this change)
 //   every frame          the queue flushed at the next animation frame
 //   frame after 100 ms   frameScheduler (run-monitor-frames.ts): the next frame 100 ms after its first event
-// Not part of the test suite (no timed assertion anywhere):
-//   npx vitest bench --run --config renderer/vitest.config.ts renderer/src/state/train-redraw.bench.ts
+// Not part of the test suite (no timed assertion anywhere): `npm run bench:redraw`
+// (vitest bench; its figures to bench/results/redraw.json, the per-event way the reference).
 import { Chart } from 'chart.js';
 import { flushSync, mount, unmount } from 'svelte';
 import { bench, describe } from 'vitest';
 
-import type { ApiEvent, ApiTransport, RunEvent } from '../../../electron/api/contract.js';
+import type { RunEvent } from '../../../electron/api/contract.js';
 import LineChart from '../components/charts/LineChart.svelte';
 import { SERIES_COLORS } from '../components/charts/series.js';
 import { frameScheduler, type FlushScheduler, type FrameClock } from './run-monitor-frames.js';
 import { Studio } from './studio.svelte.js';
 import cancelled from './testdata/run-events-cancelled.json';
+import { scriptedTransport } from '../testing/scripted-transport.js';
 import { TrainPage } from './train-page.svelte.js';
 
 type StepEvent = Extract<RunEvent, { type: 'step' }>;
@@ -72,16 +73,7 @@ function virtualTime() {
 }
 
 async function measure(way: string, scheduler: (clock: FrameClock) => FlushScheduler): Promise<void> {
-  const listeners = new Set<(e: ApiEvent) => void>();
-  const api: ApiTransport = {
-    call: async () => {
-      throw new Error('no record yet');
-    },
-    onEvent(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-  };
+  const { api, send } = scriptedTransport();
   const time = virtualTime();
   const page = new TrainPage(new Studio(), api, scheduler(time.clock));
   const off = page.subscribe();
@@ -107,7 +99,7 @@ async function measure(way: string, scheduler: (clock: FrameClock) => FlushSched
   for (let n = 1; n <= EVENTS; n++) {
     time.advanceTo((n * 1000) / STEPS_PER_SECOND);
     const event: StepEvent = { ...template, step: n, totalSteps: EVENTS, loss: 10 - n / 1000, lr: 2e-4 * (1 - n / EVENTS) };
-    for (const l of listeners) l({ type: 'run', runId: 'bench', runDir: '/bench', event });
+    send({ type: 'run', runId: 'bench', runDir: '/bench', event });
     flushSync(); // the page's effects after each message
   }
   time.advanceTo(((EVENTS + 1) * 1000) / STEPS_PER_SECOND + 1000);

@@ -90,6 +90,41 @@ describe('generation', () => {
 
   const greedy = { temperature: 0, topP: 1, seed: 0, stopTokenIds: [] as number[], maxPositions: 512 };
 
+  // transformers' warpers written out in float64 for the sampled-draw references below (logits_process.py)
+  const softmax64 = (s: Float64Array) => {
+    const m = Math.max(...s);
+    const e = s.map((x) => Math.exp(x - m));
+    const sum = e.reduce((a, b) => a + b, 0);
+    return e.map((x) => x / sum);
+  };
+  /** TopKLogitsWarper then TopPLogitsWarper on logits already over the temperature, in place */
+  const topKTopP64 = (l: Float64Array, topK: number, topP: number) => {
+    if (topK > 0) {
+      const kth = [...l].sort((a, b) => b - a)[topK - 1];
+      for (let i = 0; i < l.length; i++) if (l[i] < kth) l[i] = Number.NEGATIVE_INFINITY;
+    }
+    if (topP < 1) {
+      const p = softmax64(l);
+      const ascending = [...p.keys()].sort((a, b) => p[a] - p[b] || b - a);
+      let cumulative = 0;
+      for (let r = 0; r < ascending.length - 1; r++) {
+        cumulative += p[ascending[r]];
+        if (cumulative <= 1 - topP) l[ascending[r]] = Number.NEGATIVE_INFINITY;
+      }
+    }
+  };
+  /** a draw from what the warpers left, over ascending ids */
+  const draw64 = (l: Float64Array, rng: Prng) => {
+    const final = softmax64(l);
+    let u = rng.nextFloat();
+    for (let i = 0; i < final.length; i++) {
+      if (final[i] === 0) continue;
+      u -= final[i];
+      if (u < 0) return i;
+    }
+    return -1;
+  };
+
   it('temperature 0 picks the argmax of the full-sequence logits at every step', async () => {
     const prompt = session.tokenizer.encode('the cat sat');
     const { tokens, stoppedBy } = await generate(session.engine, prompt, { ...greedy, maxNewTokens: 12 });
@@ -193,37 +228,12 @@ describe('generation', () => {
       while (want.length < options.maxNewTokens) {
         session.engine.resetCache(prompt.length + want.length + 1);
         const l = Float64Array.from(await session.engine.decode(Int32Array.from([...prompt, ...want]))).map((x) => x / o.temperature);
-        const softmax = (s: Float64Array) => {
-          const m = Math.max(...s);
-          const e = s.map((x) => Math.exp(x - m));
-          const sum = e.reduce((a, b) => a + b, 0);
-          return e.map((x) => x / sum);
-        };
-        if (o.topK > 0) {
-          const kth = [...l].sort((a, b) => b - a)[o.topK - 1];
-          for (let i = 0; i < l.length; i++) if (l[i] < kth) l[i] = Number.NEGATIVE_INFINITY;
-        }
-        if (o.topP < 1) {
-          const p = softmax(l);
-          const ascending = [...p.keys()].sort((a, b) => p[a] - p[b] || b - a);
-          let cumulative = 0;
-          for (let r = 0; r < ascending.length - 1; r++) {
-            cumulative += p[ascending[r]];
-            if (cumulative <= 1 - o.topP) l[ascending[r]] = Number.NEGATIVE_INFINITY;
-          }
-        }
-        const p = softmax(l);
+        topKTopP64(l, o.topK, o.topP);
+        // MinPLogitsWarper
+        const p = softmax64(l);
         const top = Math.max(...p);
         for (let i = 0; i < l.length; i++) if (p[i] < o.minP * top) l[i] = Number.NEGATIVE_INFINITY;
-        const final = softmax(l);
-        let u = rng.nextFloat();
-        let next = -1;
-        for (let i = 0; i < final.length && next < 0; i++) {
-          if (final[i] === 0) continue;
-          u -= final[i];
-          if (u < 0) next = i;
-        }
-        want.push(next);
+        want.push(draw64(l, rng));
       }
       expect(tokens, JSON.stringify(o)).toEqual(want);
     }
@@ -239,12 +249,6 @@ describe('generation', () => {
       // after top-k and top-p, all three in transformers' order
       { temperature: 0.5, topK: 120, topP: 0.95, typicalP: 0.9, epsilonCutoff: 0.003, etaCutoff: 0.05 },
     ];
-    const softmax = (s: Float64Array) => {
-      const m = Math.max(...s);
-      const e = s.map((x) => Math.exp(x - m));
-      const sum = e.reduce((a, b) => a + b, 0);
-      return e.map((x) => x / sum);
-    };
     /** transformers' warpers in float64 (logits_process.py), written out here; then a draw over ascending ids */
     const reference = async (o: Case, count: number): Promise<number[]> => {
       const rng = new Prng(5);
@@ -252,22 +256,10 @@ describe('generation', () => {
       while (want.length < count) {
         session.engine.resetCache(prompt.length + want.length + 1);
         const l = Float64Array.from(await session.engine.decode(Int32Array.from([...prompt, ...want]))).map((x) => x / o.temperature);
-        if (o.topK > 0) {
-          const kth = [...l].sort((a, b) => b - a)[o.topK - 1];
-          for (let i = 0; i < l.length; i++) if (l[i] < kth) l[i] = Number.NEGATIVE_INFINITY;
-        }
-        if (o.topP < 1) {
-          const p = softmax(l);
-          const ascending = [...p.keys()].sort((a, b) => p[a] - p[b] || b - a);
-          let cumulative = 0;
-          for (let r = 0; r < ascending.length - 1; r++) {
-            cumulative += p[ascending[r]];
-            if (cumulative <= 1 - o.topP) l[ascending[r]] = Number.NEGATIVE_INFINITY;
-          }
-        }
+        topKTopP64(l, o.topK, o.topP);
         if (o.typicalP < 1) {
           // TypicalLogitsWarper: sort by |-log p - H|, last_ind = count of cumsum < mass (clamped), drop the less typical
-          const p = softmax(l);
+          const p = softmax64(l);
           const logp = p.map((x) => Math.log(x));
           const h = -p.reduce((a, x, i) => (x > 0 ? a + x * logp[i] : a), 0);
           const shifted = logp.map((x) => Math.abs(-x - h));
@@ -283,20 +275,12 @@ describe('generation', () => {
           (_: Float64Array) => o.epsilonCutoff,
           (p: Float64Array) => Math.min(o.etaCutoff, Math.sqrt(o.etaCutoff) * Math.exp(p.reduce((a, x) => (x > 0 ? a + x * Math.log(x) : a), 0))),
         ]) {
-          const p = softmax(l);
+          const p = softmax64(l);
           const floor = floorOf(p);
           const top = Math.max(...l);
           if (floor > 0) for (let i = 0; i < l.length; i++) if (p[i] < floor && l[i] < top) l[i] = Number.NEGATIVE_INFINITY;
         }
-        const final = softmax(l);
-        let u = rng.nextFloat();
-        let next = -1;
-        for (let i = 0; i < final.length && next < 0; i++) {
-          if (final[i] === 0) continue;
-          u -= final[i];
-          if (u < 0) next = i;
-        }
-        want.push(next);
+        want.push(draw64(l, rng));
       }
       return want;
     };

@@ -26,6 +26,10 @@ export interface ChildDeath {
   peakRssBytes: number | null;
   /** last lines the child printed */
   stderrTail: string[];
+  /** the child printed V8's fatal heap error: its JavaScript heap passed the limit (given: the limit it had, in MiB) */
+  heapOutOfMemory?: { limitMiB: number } | null;
+  /** false when the run folder has no run.json (the child died before writing it): nothing to resume */
+  runRecorded?: boolean;
   /**
    * The parent killed the child itself, on the user's request (a second
    * Ctrl-C, the app's stop): then the signal says nothing about memory.
@@ -93,23 +97,26 @@ export function explainChildDeath(d: ChildDeath): FailedEvent {
   const resume = `peft-studio train --resume ${d.config.out}`;
   const from = d.lastCheckpoint ? `from its last checkpoint (${d.lastCheckpoint})` : 'from the start (no checkpoint yet)';
   const output = d.stderrTail.length ? ` Last output: ${d.stderrTail.slice(-5).join(' | ')}` : '';
+  // a process that died before it wrote run.json left nothing to resume: the same command starts it again
+  const recorded = d.runRecorded !== false;
+  const after = recorded ? `The run is resumable ${from}: ${resume}.` : `Nothing of the run was saved (it stopped before writing ${d.config.out}/run.json): start it again.`;
   let kind: FailedEvent['kind'];
   let message: string;
   if (d.stoppedByShutdown && d.signal !== null) {
     kind = 'killed';
     message =
       `the training was stopped at once because PEFT Studio shut down ${at}: its step did not end within the time the app waits for a checkpoint, so the process was ended with ${d.signal}, ` +
-      `without a checkpoint of the steps since the last one. The run is resumable ${from}: ${resume}.`;
+      `without a checkpoint of the steps since the last one. ${after}`;
   } else if (d.stoppedByUser && d.signal !== null) {
     kind = 'killed';
     message =
       `the training was stopped at once at the user's request (a second Ctrl-C, or Stop) ${at}: the process was ended with ${d.signal}, without a checkpoint of the steps since the last one. ` +
-      `The run is resumable ${from}: ${resume}.`;
+      `${after}`;
   } else if (d.signal === 'SIGKILL') {
     kind = 'killed';
     const estimate = d.started ? `the run was estimated to need ${gib(d.started.memoryEstimateBytes)} and ${gib(d.started.availableMemoryBytes)} was available when it started` : 'it was killed before it reported its memory estimate';
     const peak = d.peakRssBytes ? `; its peak use was ${gib(d.peakRssBytes)}` : '';
-    const resumable = `The run is resumable ${from}: ${resume}.`;
+    const resumable = `${after}`;
     if (memoryWasTight(d)) {
       const checkpointing = d.config.gradientCheckpointing ? '' : ` Resuming with --gradient-checkpointing saves activation memory and keeps the results identical: ${resume} --gradient-checkpointing.`;
       message =
@@ -121,19 +128,27 @@ export function explainChildDeath(d: ChildDeath): FailedEvent {
         `the training process was killed by SIGKILL (by the user, or by the system when memory ran out) ${at}; ${estimate}${peak}. ` +
         `If memory did run out (other programs grew meanwhile), close them, or use ${memoryAdvice(d.config)}. ${resumable}`;
     }
+  } else if (d.heapOutOfMemory) {
+    // V8 aborts the process (SIGABRT) with its own stack trace: not the engine's fault, and the trace says nothing to the user
+    kind = 'crashed';
+    message =
+      `the training process ran out of JavaScript heap ${at}: Node stops a process whose heap passes its limit (${d.heapOutOfMemory.limitMiB.toLocaleString('en')} MiB ` +
+      `for the training process), and the data's rows live partly there (about 340 bytes of objects a row beside their tokens), with the tokenizer. ` +
+      `Train on fewer rows (a part of the dataset in a file of its own), or on a machine with more memory; a resume reads the same rows again. ` +
+      `${after}`;
   } else if (d.signal === 'SIGBUS') {
     // The model's weights are memory-mapped: a read past the end of a file that shrank (or was replaced) under the run is a SIGBUS.
     kind = 'crashed';
     message = `the training process crashed (SIGBUS) ${at}: it read a memory-mapped file that was no longer there in full. Most likely the model's weight file ` +
       `(${weightFilesOf(d.config.model)}) changed or shrank while the run used it: overwritten by a download or copy, truncated, or on a disk that went away. ` +
-      `Check that the model folder is complete again (the same files the run started with: the resume checks them), then resume: ${resume}.${output}`;
+      `Check that the model folder is complete again (the same files the run started with${recorded ? ': the resume checks them), then resume: ' + resume : '), then start the run again'}.${output}`;
   } else if (d.signal !== null) {
     kind = NATIVE_CRASH_SIGNALS.includes(d.signal) ? 'crashed' : 'killed';
     const why = kind === 'crashed' ? `crashed (${d.signal}, a fault in the native engine)` : `was stopped by ${d.signal}`;
-    message = `the training process ${why} ${at}.${output} The run is resumable ${from}: ${resume}.`;
+    message = `the training process ${why} ${at}.${output} ${after}`;
   } else {
     kind = 'crashed';
-    message = `the training process exited with code ${d.code} ${at} without reporting an error.${output} The run is resumable ${from}: ${resume}.`;
+    message = `the training process exited with code ${d.code} ${at} without reporting an error.${output} ${after}`;
   }
-  return { type: 'failed', kind, message, step: d.lastStep, resumable: true, checkpoint: d.lastCheckpoint };
+  return { type: 'failed', kind, message, step: d.lastStep, resumable: recorded, checkpoint: d.lastCheckpoint };
 }

@@ -12,6 +12,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { TrainConfig } from '../training/config.js';
 import { compiledWorker, forkWorker, type ForkSettings } from './compiled-worker.js';
+import { effectiveHeapLimitMiB, isHeapOutOfMemoryLine, trainingHeapArgs } from './heap-limit.js';
 
 export { electronForkSettings, type ForkSettings } from './compiled-worker.js';
 import { explainChildDeath } from './crash-report.js';
@@ -53,6 +54,10 @@ export class TrainingRun {
   private lastCheckpoint: string | null = null;
   private peakRss: number | null = null;
   private readonly stderrTail: string[] = [];
+  /** the child printed V8's fatal heap error (its own stack trace follows it in the tail) */
+  private heapOutOfMemory = false;
+  /** the heap limit the child was started with, in MiB */
+  private heapLimitMiB = 0;
   /** stopNow() was called, and by whom: the child's death is that stop, not a crash or the memory killer */
   private stopRequested: StopCause | null = null;
 
@@ -75,7 +80,12 @@ export class TrainingRun {
   /** Forks the worker and sends it the run. Throws when the worker cannot be found. */
   start(): this {
     if (this.child) throw new Error('this run was already started');
-    const child = forkWorker(this.options.fork ?? {}, workerPath);
+    const fork = this.options.fork ?? {};
+    // the heap as large as the machine allows (heap-limit.ts); a flag of the caller's own comes after and wins
+    const env = fork.env ?? process.env;
+    const execArgv = [...trainingHeapArgs(env), ...(fork.execArgv ?? [])];
+    this.heapLimitMiB = effectiveHeapLimitMiB(env, execArgv);
+    const child = forkWorker({ ...fork, execArgv }, workerPath);
     this.child = child;
     this.runState = 'running';
     child.on('message', (m: WorkerMessage) => {
@@ -201,11 +211,13 @@ export class TrainingRun {
   private childOutput(line: string): void {
     this.stderrTail.push(line);
     if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
+    if (isHeapOutOfMemoryLine(line)) this.heapOutOfMemory = true;
     if (!this.end) this.receive({ type: 'log', level: 'warning', message: line });
   }
 
   private async childGone(code: number | null, signal: NodeJS.Signals | null, error: Error | null): Promise<void> {
     if (this.end) return;
+    const runRecorded = error ? true : (await readRunRecord(this.runDir).catch(() => null)) !== null;
     const failed = error
       ? { type: 'failed' as const, kind: 'crashed' as const, message: `cannot start the training process: ${error.message}`, step: null, resumable: true, checkpoint: null }
       : explainChildDeath({
@@ -217,6 +229,8 @@ export class TrainingRun {
         lastCheckpoint: this.lastCheckpoint,
         peakRssBytes: this.peakRss,
         stderrTail: this.stderrTail,
+        heapOutOfMemory: this.heapOutOfMemory ? { limitMiB: this.heapLimitMiB } : null,
+        runRecorded,
         stoppedByUser: this.stopRequested === 'user',
         stoppedByShutdown: this.stopRequested === 'shutdown',
       });

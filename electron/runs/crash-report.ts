@@ -132,7 +132,7 @@ export function explainChildDeath(d: ChildDeath): FailedEvent {
     // V8 aborts the process (SIGABRT) with its own stack trace: not the engine's fault, and the trace says nothing to the user
     kind = 'crashed';
     message =
-      `the training process ran out of JavaScript heap ${at}: Node stops a process whose heap passes its limit (${d.heapOutOfMemory.limitMiB.toLocaleString('en')} MiB ` +
+      `the training process ran out of JavaScript heap ${at}: Node stops a process whose heap passes its limit (about ${d.heapOutOfMemory.limitMiB.toLocaleString('en')} MiB ` +
       `for the training process), and the data's rows live partly there (about 340 bytes of objects a row beside their tokens), with the tokenizer. ` +
       `Train on fewer rows (a part of the dataset in a file of its own), or on a machine with more memory; a resume reads the same rows again. ` +
       `${after}`;

@@ -64,7 +64,7 @@ describe('a run whose JavaScript heap runs out', () => {
     const failed = end as Extract<RunEvent, { type: 'failed' }>;
     expect(failed.kind).toBe('crashed');
     // the limit it had (NODE_OPTIONS's), not the one it would have got
-    expect(failed.message).toMatch(/^the training process ran out of JavaScript heap before its first step: Node stops a process whose heap passes its limit \(64 MiB for the training process\)/);
+    expect(failed.message).toMatch(/^the training process ran out of JavaScript heap before its first step: Node stops a process whose heap passes its limit \(about 64 MiB for the training process\)/);
     expect(failed.message).toContain('Train on fewer rows');
     expect(failed.message).not.toContain('native engine');
     expect(failed.message).not.toContain('Native stack trace');

@@ -47,5 +47,10 @@ export function effectiveHeapLimitMiB(env: NodeJS.ProcessEnv, execArgv: readonly
     }
     return found;
   };
-  return last(execArgv) ?? last((env.NODE_OPTIONS ?? '').split(/\s+/)) ?? Math.floor(getHeapStatistics().heap_size_limit / MiB);
+  const asked = last(execArgv) ?? last((env.NODE_OPTIONS ?? '').split(/\s+/)) ?? Math.floor(getHeapStatistics().heap_size_limit / MiB);
+  // Electron's V8 compresses pointers: its heap stays within 4 GiB whatever was asked
+  return process.versions.electron ? Math.min(asked, ELECTRON_HEAP_CAP_MIB) : asked;
 }
+
+/** The most heap Electron's V8 gives a process (pointer compression), in MiB. */
+export const ELECTRON_HEAP_CAP_MIB = 4096;

@@ -110,12 +110,22 @@ void ThreadPool::run_guarded(const std::function<void(int)>& job, int index) {
 
 void ThreadPool::worker(int index) {
   uint32_t seen = 0;
+  // Refused by the limit on joiners: sleep until the caller wakes this worker
+  // for a job it may join, instead of spinning on every job it may not (the
+  // CPUs are scarce then: other programs want them, and so does the caller).
+  bool refused = false;
   for (;;) {
     auto ready = [&] {
       return stop_.load(std::memory_order_acquire) ||
              generation_of(state_.load(std::memory_order_acquire)) != seen;
     };
-    if (!spin_until(ready)) {
+    if (refused) {
+      std::unique_lock<std::mutex> lock(mu_);
+      Sleeper& me = sleepers_[index];
+      me.waiting = true;
+      while (me.waiting && !stop_.load(std::memory_order_acquire)) me.cv.wait(lock);
+      me.waiting = false;
+    } else if (!spin_until(ready)) {
       std::unique_lock<std::mutex> lock(mu_);
       Sleeper& me = sleepers_[index];
       while (!ready()) {
@@ -130,7 +140,12 @@ void ThreadPool::worker(int index) {
     uint64_t s = state_.load(std::memory_order_acquire);
     seen = generation_of(s);
     bool joined = false;
-    while ((s & kOpen) && inside_of(s) < static_cast<uint64_t>(joiners_allowed_.load(std::memory_order_relaxed))) {
+    refused = false;
+    while (s & kOpen) {
+      if (inside_of(s) >= static_cast<uint64_t>(joiners_allowed_.load(std::memory_order_relaxed))) {
+        refused = true;
+        break;
+      }
       if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
         joined = true;
         break;

@@ -19,7 +19,9 @@
 // worker keeps the caller waiting longer than the caller's own share of equal
 // chunks took, one worker fewer may join for a while (kProbeAfter), then one
 // more again: beside busy programs the pool shrinks to what the CPUs give it,
-// idle it stays whole. Who runs a chunk never changes a bit.
+// idle it stays whole. Who runs a chunk never changes a bit. A worker the
+// limit turned away sleeps until the caller wakes it for a job it may join,
+// rather than spinning on every job (CPUs are scarce then).
 //
 // Workers sleep on a condition variable each, and each is woken once: glibc's
 // broadcast waits for every waiter it woke before to have run, so one shared

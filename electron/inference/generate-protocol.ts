@@ -9,7 +9,7 @@ import { isDeviceRequest, type DeviceRequest } from '../engine/device.js';
 import { isPrecision } from '../engine/precision.js';
 import type { Precision } from '../engine/native.js';
 import { PROMPT_FORMATS, type PromptFormat } from './prompt-format.js';
-import { limitWords, SAMPLING_LIMITS, withinLimit, type SamplingKey, type SamplingSettings } from './sampling-settings.js';
+import { limitWords, SAMPLING_LIMITS, samplingOf, withinLimit, type SamplingKey, type SamplingSettings } from './sampling-settings.js';
 
 const SAMPLING_KEYS = Object.keys(SAMPLING_LIMITS) as SamplingKey[];
 
@@ -100,11 +100,7 @@ function sampling(value: unknown): SamplingSettings {
     if (v === undefined) throw new ProtocolError(`response.sampling.${key} is missing`);
     return v;
   };
-  return {
-    temperature: setting('temperature'), topK: setting('topK'), topP: setting('topP'), minP: setting('minP'),
-    typicalP: setting('typicalP'), epsilonCutoff: setting('epsilonCutoff'), etaCutoff: setting('etaCutoff'),
-    repetitionPenalty: setting('repetitionPenalty'), noRepeatNgramSize: setting('noRepeatNgramSize'), seed: count(o, 'seed', 'response.sampling'),
-  };
+  return samplingOf(setting, count(o, 'seed', 'response.sampling'));
 }
 
 function oneOf<T extends string>(o: Obj, key: string, values: readonly T[], what: string): T {

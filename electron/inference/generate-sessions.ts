@@ -117,10 +117,8 @@ export class GenerateSessions {
     const fileConfig = await readGenerationConfig(session.folder.dir);
     let sampling: SamplingSettings;
     try {
-      sampling = resolveSampling(fileConfig, {
-        temperature: job.temperature, topK: job.topK, topP: job.topP, minP: job.minP, typicalP: job.typicalP, epsilonCutoff: job.epsilonCutoff, etaCutoff: job.etaCutoff,
-        repetitionPenalty: job.repetitionPenalty, noRepeatNgramSize: job.noRepeatNgramSize, seed: job.seed,
-      }, (key) => `give ${SAMPLING_LABELS[key]} in the Try page's sampling settings`);
+      // the job's sampling fields and seed are the settings given
+      sampling = resolveSampling(fileConfig, job, (key) => `give ${SAMPLING_LABELS[key]} in the Try page's sampling settings`);
     } catch (e) {
       if (e instanceof SamplingDefaultError) throw invalid(e.key, e.message);
       throw e;

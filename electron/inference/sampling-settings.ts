@@ -58,6 +58,16 @@ export const TRANSFORMERS_DEFAULTS: Readonly<Record<SamplingKey, number>> = {
   temperature: 0, topK: 50, topP: 1, minP: 0, typicalP: 1, epsilonCutoff: 0, etaCutoff: 0, repetitionPenalty: 1, noRepeatNgramSize: 0,
 };
 
+/** Every setting but the seed, in transformers' order of application. */
+export const SAMPLING_KEYS = Object.keys(TRANSFORMERS_DEFAULTS) as SamplingKey[];
+
+/** The settings with each value from `value` (called in SAMPLING_KEYS' order) and `seed`. */
+export function samplingOf(value: (key: SamplingKey) => number, seed: number): SamplingSettings {
+  const settings = { seed } as SamplingSettings;
+  for (const key of SAMPLING_KEYS) settings[key] = value(key);
+  return settings;
+}
+
 /**
  * The settings that only choose among sampled tokens (transformers adds their
  * warpers only when do_sample; greedy decoding ignores them); the others act
@@ -138,11 +148,7 @@ export function resolveSampling(defaults: SamplingDefaults | null, given: Partia
   const temperature = pick('temperature', true);
   const sampled = temperature > 0;
   const used = (key: SamplingKey) => !SAMPLED_ONLY.includes(key) || sampled;
-  return {
-    temperature, topK: pick('topK', used('topK')), topP: pick('topP', used('topP')), minP: pick('minP', used('minP')),
-    typicalP: pick('typicalP', used('typicalP')), epsilonCutoff: pick('epsilonCutoff', used('epsilonCutoff')), etaCutoff: pick('etaCutoff', used('etaCutoff')),
-    repetitionPenalty: pick('repetitionPenalty', true), noRepeatNgramSize: pick('noRepeatNgramSize', true), seed: given.seed ?? DEFAULT_SEED,
-  };
+  return samplingOf((key) => (key === 'temperature' ? temperature : pick(key, used(key))), given.seed ?? DEFAULT_SEED);
 }
 
 /**
@@ -154,12 +160,7 @@ export function resolveSampling(defaults: SamplingDefaults | null, given: Partia
  * until that setting is given as a flag.
  */
 export function modelSampling(defaults: SamplingDefaults | null): SamplingSettings {
-  const value = (key: SamplingKey) => (defaults !== null && defaults.invalid[key] === undefined ? defaults[key] : TRANSFORMERS_DEFAULTS[key]);
-  return {
-    temperature: value('temperature'), topK: value('topK'), topP: value('topP'), minP: value('minP'),
-    typicalP: value('typicalP'), epsilonCutoff: value('epsilonCutoff'), etaCutoff: value('etaCutoff'),
-    repetitionPenalty: value('repetitionPenalty'), noRepeatNgramSize: value('noRepeatNgramSize'), seed: DEFAULT_SEED,
-  };
+  return samplingOf((key) => (defaults !== null && defaults.invalid[key] === undefined ? defaults[key] : TRANSFORMERS_DEFAULTS[key]), DEFAULT_SEED);
 }
 
 /**

@@ -18,7 +18,7 @@ export { electronForkSettings, type ForkSettings } from './compiled-worker.js';
 import { explainChildDeath } from './crash-report.js';
 import { isEndEvent, type ControlMessage, type RunEndEvent, type RunEvent, type StartedEvent, type StopCause, type WorkerMessage } from './events.js';
 import { recordInIndex } from './run-index.js';
-import { readRunRecord, writeRunRecord } from './run-record.js';
+import { readRunRecord, writeRunRecord, type RunRecord } from './run-record.js';
 
 const WORKER_FILE = 'worker.js';
 
@@ -217,7 +217,8 @@ export class TrainingRun {
 
   private async childGone(code: number | null, signal: NodeJS.Signals | null, error: Error | null): Promise<void> {
     if (this.end) return;
-    const runRecorded = error ? true : (await readRunRecord(this.runDir).catch(() => null)) !== null;
+    // read once: whether there is a run to resume, and the record to mark interrupted
+    const record = await readRunRecord(this.runDir).catch(() => null);
     const failed = error
       ? { type: 'failed' as const, kind: 'crashed' as const, message: `cannot start the training process: ${error.message}`, step: null, resumable: true, checkpoint: null }
       : explainChildDeath({
@@ -230,17 +231,16 @@ export class TrainingRun {
         peakRssBytes: this.peakRss,
         stderrTail: this.stderrTail,
         heapOutOfMemory: this.heapOutOfMemory ? { limitMiB: this.heapLimitMiB } : null,
-        runRecorded,
+        runRecorded: record !== null,
         stoppedByUser: this.stopRequested === 'user',
         stoppedByShutdown: this.stopRequested === 'shutdown',
       });
-    await this.markInterrupted(failed.message).catch(() => {});
+    await this.markInterrupted(record, failed.message).catch(() => {});
     this.receive(failed);
   }
 
   /** run.json of a child that died while it owned the run: 'interrupted', resumable. */
-  private async markInterrupted(message: string): Promise<void> {
-    const record = await readRunRecord(this.runDir);
+  private async markInterrupted(record: RunRecord | null, message: string): Promise<void> {
     if (!record || record.pid === null || record.pid !== this.child?.pid) return;
     // a stop at once that someone asked for (a second Ctrl-C, the app's shutdown) is recorded as theirs
     Object.assign(record, { status: 'interrupted', pid: null, pid_start: null, message, stopped_by: this.stopRequested });

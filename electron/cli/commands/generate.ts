@@ -13,7 +13,7 @@ import { stopSignalAction } from '../stop-signal.js';
 import { explainNonFiniteOutput, NonFiniteOutputError } from '../../inference/non-finite-output.js';
 import { ignoredKeysNotice, readGenerationConfig } from '../../models/generation-config.js';
 import { positionLimitProblem } from '../../inference/position-limit.js';
-import { DEFAULT_SEED, resolveSampling, SAMPLED_ONLY, SAMPLING_LIMITS, samplingWords, type SamplingKey } from '../../inference/sampling-settings.js';
+import { DEFAULT_SEED, resolveSampling, SAMPLED_ONLY, SAMPLING_KEYS, SAMPLING_LIMITS, samplingWords, type SamplingKey, type SamplingSettings } from '../../inference/sampling-settings.js';
 import { openSession, stopTokenIds, virtualTokensOf } from '../../session.js';
 import { layOutPrompt, PLAIN_TAKES_NO_SYSTEM, PROMPT_FORMATS, PromptFormatError, type PromptFormat } from '../../inference/prompt-format.js';
 import { trainedPromptFormat } from '../../inference/trained-prompt-format.js';
@@ -86,18 +86,9 @@ export const generateCommand: Command = {
     if (session.placement) io.stderr(`note: ${session.placement}\n`);
     try {
       const fileConfig = await readGenerationConfig(session.folder.dir);
-      const sampling = resolveSampling(fileConfig, {
-        temperature: args.number('temperature'),
-        topK: args.number('top-k'),
-        topP: args.number('top-p'),
-        minP: args.number('min-p'),
-        typicalP: args.number('typical-p'),
-        epsilonCutoff: args.number('epsilon-cutoff'),
-        etaCutoff: args.number('eta-cutoff'),
-        repetitionPenalty: args.number('repetition-penalty'),
-        noRepeatNgramSize: args.number('no-repeat-ngram-size'),
-        seed: args.number('seed'),
-      }, (key) => `pass ${SAMPLING_FLAGS[key]}`);
+      const flags: Partial<SamplingSettings> = { seed: args.number('seed') };
+      for (const key of SAMPLING_KEYS) flags[key] = args.number(SAMPLING_FLAGS[key].slice('--'.length));
+      const sampling = resolveSampling(fileConfig, flags, (key) => `pass ${SAMPLING_FLAGS[key]}`);
       const ignored = ignoredKeysNotice(fileConfig);
       if (ignored) io.stderr(`note: ${ignored}\n`);
       let laidOut;

@@ -81,3 +81,48 @@ export function frameScheduler(clock: FrameClock = browserClock()): FlushSchedul
     });
   };
 }
+
+/**
+ * A page's live events waiting for its next redraw, in order: they are handed
+ * to `take` together when the scheduler calls, and at once, with every one
+ * before it, for an event SHOWN_AT_ONCE or when `limit` are waiting (a window
+ * whose frames and timers are held back must not gather them without end).
+ */
+export class RunEventQueue<T> {
+  private waiting: T[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly typeOf: (item: T) => RunEvent['type'],
+    private readonly take: (items: T[]) => void,
+    private readonly schedule: FlushScheduler,
+    private readonly limit = Number.POSITIVE_INFINITY,
+  ) {}
+
+  push(item: T): void {
+    this.waiting.push(item);
+    if (SHOWN_AT_ONCE.has(this.typeOf(item)) || this.waiting.length >= this.limit) {
+      this.flush();
+      return;
+    }
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.schedule(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Hands what is waiting to `take` now (nothing: no call). */
+  flush(): void {
+    if (this.waiting.length === 0) return;
+    const items = this.waiting;
+    this.waiting = [];
+    this.take(items);
+  }
+
+  /** Drops what is waiting (events of a run the page no longer follows). */
+  clear(): void {
+    this.waiting = [];
+  }
+}

@@ -8,7 +8,7 @@
 import type { ApiEvent, ApiTransport, RunEvent, RunHistory, RunIndexEntry } from '../../../electron/api/contract.js';
 import { ResumeOptions } from './resume-options.svelte.js';
 import { RunCompare } from './run-compare.svelte.js';
-import { frameScheduler, SHOWN_AT_ONCE, type FlushScheduler } from './run-monitor-frames.js';
+import { frameScheduler, RunEventQueue, type FlushScheduler } from './run-monitor-frames.js';
 import { RunMonitor } from './run-monitor.svelte.js';
 import type { Studio } from './studio.svelte.js';
 
@@ -61,16 +61,16 @@ export class RunsPage {
   /** the runs picked to compare (they outlive a Refresh) */
   readonly compare: RunCompare;
 
-  /** live events heard since the last flush, in order */
-  private queue: { runDir: string; event: RunEvent }[] = [];
-  private flushScheduled = false;
+  /** live events heard since the last flush */
+  private readonly queue: RunEventQueue<{ runDir: string; event: RunEvent }>;
 
   constructor(
     private readonly studio: Studio,
     private readonly api: ApiTransport,
-    private readonly schedule: FlushScheduler = frameScheduler(),
+    schedule: FlushScheduler = frameScheduler(),
   ) {
     this.compare = new RunCompare(api, studio);
+    this.queue = new RunEventQueue((x) => x.event.type, (events) => this.apply(events), schedule);
   }
 
   /** Follow the runs' live events; returns the unsubscribe. */
@@ -78,24 +78,15 @@ export class RunsPage {
     return this.api.onEvent((e: ApiEvent) => {
       if (e.type !== 'run') return;
       this.queue.push({ runDir: e.runDir, event: e.event });
-      if (SHOWN_AT_ONCE.has(e.event.type)) {
-        this.flush();
-        return;
-      }
-      if (this.flushScheduled) return;
-      this.flushScheduled = true;
-      this.schedule(() => {
-        this.flushScheduled = false;
-        this.flush();
-      });
     });
   }
 
   /** The queued events into the table (and the selected run's charts) at once. */
   flush(): void {
-    if (this.queue.length === 0) return;
-    const events = this.queue;
-    this.queue = [];
+    this.queue.flush();
+  }
+
+  private apply(events: { runDir: string; event: RunEvent }[]): void {
     const now = new Date().toISOString();
     let entries = this.entries;
     let unknownRun = false;

@@ -7,7 +7,7 @@
 import { ApiError, type ApiEvent, type ApiTransport, type RunEvent } from '../../../electron/api/contract.js';
 import { REFUSED_MESSAGE, type ConnectionState } from '../api/websocket.js';
 import { ResumeOptions } from './resume-options.svelte.js';
-import { frameScheduler, SHOWN_AT_ONCE, type FlushScheduler } from './run-monitor-frames.js';
+import { frameScheduler, RunEventQueue, type FlushScheduler } from './run-monitor-frames.js';
 import { RunMonitor, statusWords } from './run-monitor.svelte.js';
 import type { Studio } from './studio.svelte.js';
 import { findLiveRuns } from './wizard-session.svelte.js';
@@ -36,9 +36,8 @@ export class TrainPage {
 
   /** the run whose events the monitor takes */
   private following: { runId: string | null; runDir: string } | null = null;
-  /** live events heard since the last flush, in order */
-  private queue: RunEvent[] = [];
-  private flushScheduled = false;
+  /** live events heard since the last flush */
+  private readonly queue: RunEventQueue<RunEvent>;
   /** the connection state last given (null: none yet) */
   private lastState: ConnectionState | null = null;
   /**
@@ -51,29 +50,14 @@ export class TrainPage {
   constructor(
     private readonly studio: Studio,
     private readonly api: ApiTransport,
-    private readonly schedule: FlushScheduler = frameScheduler(),
-  ) {}
+    schedule: FlushScheduler = frameScheduler(),
+  ) {
+    this.queue = new RunEventQueue((e) => e.type, (events) => this.monitor.applyAll(events), schedule, QUEUED_EVENTS_LIMIT);
+  }
 
   /** Hands the queued events to the monitor (when the scheduler calls, or now). */
   flush(): void {
-    if (this.queue.length === 0) return;
-    const events = this.queue;
-    this.queue = [];
-    this.monitor.applyAll(events);
-  }
-
-  private enqueue(e: RunEvent): void {
-    this.queue.push(e);
-    if (SHOWN_AT_ONCE.has(e.type) || this.queue.length >= QUEUED_EVENTS_LIMIT) {
-      this.flush();
-      return;
-    }
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    this.schedule(() => {
-      this.flushScheduled = false;
-      this.flush();
-    });
+    this.queue.flush();
   }
 
   /**
@@ -164,7 +148,7 @@ export class TrainPage {
         f.runId = e.runId;
         this.studio.runId = e.runId;
       }
-      this.enqueue(e.event);
+      this.queue.push(e.event);
       // a run that failed before it wrote its record leaves no folder: ask whether it left one
       if (e.event.type === 'failed') void this.checkFolderLeft(e.runDir);
     });
@@ -205,7 +189,7 @@ export class TrainPage {
       return;
     }
     this.following = { runId, runDir };
-    this.queue = []; // another run's events
+    this.queue.clear(); // another run's events
     this.monitor = new RunMonitor();
     this.resumeOptions = null;
     this.historyError = null;

@@ -15,7 +15,6 @@ import { STOPPED_BEFORE_START, type ApiTransport, type GenerateRequest, type Gen
 import { limitWords, SAMPLING_LABELS, SAMPLING_LIMITS, samplingWords, withinLimit, type SamplingKey } from '../../../electron/inference/sampling-settings.js';
 import { TryInput, type PromptLayoutChoice, type SamplingField } from './try-input.svelte.js';
 
-
 export const MAX_NEW_TOKENS_LIMIT = 2048;
 /** The service takes any seed that is a safe integer >= 0 (electron/service/service.ts, generate's seed). */
 export const MAX_SEED = Number.MAX_SAFE_INTEGER;
@@ -38,22 +37,13 @@ export function resolvedLayout(choice: PromptLayoutChoice, trained: PromptFormat
   return choice === 'trained' ? (trained ?? 'plain') : choice;
 }
 
-export interface TrySettings {
+/** The prompt and its settings; the sampling fields absent or empty: the model's own. */
+export interface TrySettings extends Partial<Record<SamplingKey, SamplingField>> {
   prompt: string;
   /** the layout in effect ('trained' resolved) */
   layout: PromptFormat;
   system: string;
   maxNewTokens: number;
-  /** the sampling fields: absent or empty, the model's own */
-  temperature?: SamplingField;
-  topK?: SamplingField;
-  topP?: SamplingField;
-  minP?: SamplingField;
-  typicalP?: SamplingField;
-  epsilonCutoff?: SamplingField;
-  etaCutoff?: SamplingField;
-  repetitionPenalty?: SamplingField;
-  noRepeatNgramSize?: SamplingField;
   seed: number;
 }
 
@@ -269,11 +259,9 @@ export class TryPanel {
 
   get errors(): Partial<Record<keyof TrySettings, string>> {
     const i = this.input;
-    const errors = trySettingsErrors({
-      prompt: i.prompt, layout: this.effectiveLayout, system: i.system, maxNewTokens: i.maxNewTokens,
-      temperature: i.temperature, topK: i.topK, topP: i.topP, minP: i.minP, typicalP: i.typicalP, epsilonCutoff: i.epsilonCutoff, etaCutoff: i.etaCutoff,
-      repetitionPenalty: i.repetitionPenalty, noRepeatNgramSize: i.noRepeatNgramSize, seed: i.seed,
-    });
+    const settings: TrySettings = { prompt: i.prompt, layout: this.effectiveLayout, system: i.system, maxNewTokens: i.maxNewTokens, seed: i.seed };
+    for (const { key } of SAMPLING_FIELDS) settings[key] = i[key];
+    const errors = trySettingsErrors(settings);
     // not "the model's own": the field is not empty, it holds text that is no number
     for (const { key } of SAMPLING_FIELDS) if (this.notNumber[key]) errors[key] = "Not a number: type one, or clear the field for the model's own.";
     return errors;

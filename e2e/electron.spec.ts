@@ -122,12 +122,24 @@ test.describe('desktop app (Electron)', () => {
   test('blocks navigation away from the app and new windows', async () => {
     const page = await app.firstWindow();
     await expect(page.getByTestId('page-model')).toBeVisible();
+    // the main process notes each navigation the page attempts; its listener runs after the app's own
+    // will-navigate guard (security.ts, attached when the page was created), so once it has seen the
+    // attempt, the guard has ruled on it
+    await app.evaluate(({ BrowserWindow }) => {
+      const seen: string[] = [];
+      (globalThis as { navigationsSeen?: string[] }).navigationsSeen = seen;
+      for (const w of BrowserWindow.getAllWindows()) w.webContents.on('will-navigate', (event) => seen.push(event.url));
+    });
     await page.evaluate(() => {
+      // window.open is decided (denied) before it returns, so before the navigation below is attempted
       window.open('https://example.com/', '_blank');
       window.location.href = 'https://example.com/';
     });
-    await page.waitForTimeout(500);
+    // wait for the attempt to have been handled, not for a fixed time
+    await expect.poll(() => app.evaluate(() => (globalThis as { navigationsSeen?: string[] }).navigationsSeen ?? []), { timeout: 10_000 })
+      .toContain('https://example.com/');
     expect(page.url()).toMatch(/^app:\/\/studio\//);
+    expect(await app.evaluate(({ BrowserWindow }) => BrowserWindow.getAllWindows().length)).toBe(1);
     expect(app.windows()).toHaveLength(1);
   });
 });

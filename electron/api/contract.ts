@@ -41,9 +41,15 @@ export interface GpuInfo {
 
 export interface MachineSummary {
   cpuModel: string;
+  /** the threads a run uses by default: the machine's, within a container's CPU quota */
   cpuThreads: number;
+  /** the machine's memory, or a container's memory limit when lower */
   totalMemoryBytes: number;
   availableMemoryBytes: number;
+  /** a container's (cgroup's) CPU quota, in CPUs, when it holds cpuThreads below the machine's own hostThreads; null when none does */
+  cpuQuota: { cpus: number; hostThreads: number } | null;
+  /** a container's (cgroup's) memory limit when it is below the machine's memory (totalMemoryBytes is then this limit); null when none is */
+  memoryLimitBytes: number | null;
   /** every CUDA device the runtime counts, an unusable one with its `error` (empty: CPU only, or the CUDA backend is not built) */
   gpus: GpuInfo[];
   /** backend and kernels the engine uses, in words */

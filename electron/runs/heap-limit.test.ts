@@ -1,7 +1,8 @@
 // The training process's JavaScript heap: as large as the machine allows
-// (three quarters of its memory, never under V8's default), a limit set in
-// NODE_OPTIONS standing; and a run whose heap does run out says so, instead
-// of "a fault in the native engine" over V8's stack trace.
+// (three quarters of its memory, or of its container's memory limit; never
+// under V8's default), a limit set in NODE_OPTIONS standing; and a run whose
+// heap does run out says so, instead of "a fault in the native engine" over
+// V8's stack trace.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { parseArgs } from '../cli/args.js';
 import { trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
 import { tempDir, tinyModel } from '../testing/e2e-fixtures.js';
 import type { RunEvent } from './events.js';
+import { totalMemoryBytes } from '../system/machine.js';
 import { effectiveHeapLimitMiB, isHeapOutOfMemoryLine, trainingHeapArgs, trainingHeapLimitMiB } from './heap-limit.js';
 import { TrainingRun } from './manager.js';
 import { readRunRecord } from './run-record.js';
@@ -27,6 +29,10 @@ describe('the training heap limit', () => {
     expect(trainingHeapLimitMiB(24 * GiB, 4144 * MiB)).toBe(18432);
     expect(trainingHeapLimitMiB(4 * GiB, 4144 * MiB)).toBe(4144);
     expect(trainingHeapLimitMiB(64 * GiB, 4144 * MiB)).toBe(49152);
+    // a container limited to 8 GiB on a 64 GiB host: 6 GiB = 6,144 MiB, not the host's 49,152
+    expect(trainingHeapLimitMiB(totalMemoryBytes({ memoryLimitBytes: 8 * GiB }, 64 * GiB), 4144 * MiB)).toBe(6144);
+    // by default, this machine's total within its own container's limit
+    expect(trainingHeapLimitMiB(undefined, 4144 * MiB)).toBe(Math.floor(Math.max(4144 * MiB, 0.75 * totalMemoryBytes()) / MiB));
     expect(trainingHeapArgs({}, 24 * GiB)).toEqual([`--max-old-space-size=${trainingHeapLimitMiB(24 * GiB)}`]);
     // the user's own limit stands
     expect(trainingHeapArgs({ NODE_OPTIONS: '--max-old-space-size=2048 --trace-warnings' }, 24 * GiB)).toEqual([]);

@@ -7,15 +7,19 @@
 // machine's memory; the heap may use what the machine has (three quarters of
 // it, the rest for the engine's tensors, which live outside the heap), never
 // less than V8's own default; a limit the user set in NODE_OPTIONS stands.
+// In a container "the machine" is its memory limit (machine.ts
+// totalMemoryBytes): a heap sized from the host's memory lets V8 grow it past
+// the limit, where the kernel kills the run, before V8 collects harder or
+// stops with its heap error (which crash-report.ts can name).
 // Under Electron the heap stays within its own cap (pointer compression),
 // whatever the flag says.
-import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
+import { totalMemoryBytes } from '../system/machine.js';
 
 const MiB = 2 ** 20;
 
 /** The heap limit the training process gets, in MiB. */
-export function trainingHeapLimitMiB(totalBytes = totalmem(), defaultLimitBytes = getHeapStatistics().heap_size_limit): number {
+export function trainingHeapLimitMiB(totalBytes = totalMemoryBytes(), defaultLimitBytes = getHeapStatistics().heap_size_limit): number {
   return Math.floor(Math.max(defaultLimitBytes, 0.75 * totalBytes) / MiB);
 }
 

@@ -1,7 +1,8 @@
 // The API WebSocket with the real studio service: who may connect, what a
 // call returns, and what malformed frames do (never a crash).
 import { mkdirSync, mkdtempSync, realpathSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
+import { defaultThreads } from '../system/machine.js';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -66,7 +67,8 @@ describe('the API WebSocket', () => {
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     const machine = result.value as { cpuThreads: number; mode: string; totalMemoryBytes: number };
-    expect(machine.cpuThreads).toBe(availableParallelism());
+    // the threads a run may use: the CPUs of its affinity, within a container's CPU quota (system/machine.ts)
+    expect(machine.cpuThreads).toBe(defaultThreads());
     expect(machine.cpuThreads).toBeGreaterThan(0);
     expect(machine.mode).toBe('browser');
     expect(machine.totalMemoryBytes).toBeGreaterThan(0);

@@ -2,7 +2,7 @@
 // or GGUF, or a full fine-tuning run's model (or a checkpoint of it) as one
 // GGUF model, through electron/export (every format read back and checked).
 // Its progress lines are pushed to the UIs as {type: 'exportLog', out, line}.
-import { availableParallelism } from 'node:os';
+import { defaultThreads } from '../system/machine.js';
 import type { ApiEvent, ExportRequest, ExportResult } from '../api/contract.js';
 import { GGUF_ADAPTER_TYPES, exportAdapter } from '../export/export.js';
 import { resolveExportSource } from '../export/source.js';
@@ -37,7 +37,7 @@ export async function exportWithLog(req: ExportRequest, policy: PathPolicy, emit
       howToOverwrite: 'empty it',
       ...(req.ggufType === undefined ? {} : { ggufType: req.ggufType }),
       ...(req.ggufBase ? { ggufBase: true } : {}),
-      threads: availableParallelism(),
+      threads: defaultThreads(),
       log: (line) => emit({ type: 'exportLog', out: req.out, line }),
     });
   } catch (e) {

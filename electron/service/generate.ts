@@ -13,7 +13,7 @@
 // (stop): running, it ends at its next token with the answer so far;
 // still queued, or before any of its text came (its model still loading), it
 // fails with STOPPED_BEFORE_START at once.
-import { availableParallelism } from 'node:os';
+import { defaultThreads } from '../system/machine.js';
 import type { GenerateRequest, GenerateResponse } from '../api/contract.js';
 import type { DeviceRequest } from '../engine/device.js';
 import type { Precision } from '../engine/native.js';
@@ -73,7 +73,7 @@ export class Generator {
     this.fork = options.fork ?? (process.versions.electron ? electronForkSettings() : {});
     this.device = options.device ?? 'auto';
     this.precision = options.precision ?? 'auto';
-    this.threads = options.threads ?? availableParallelism();
+    this.threads = options.threads ?? defaultThreads();
   }
 
   /** How many models are open now (in the child, as of its last answer; 0 when there is no child). */

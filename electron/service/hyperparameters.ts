@@ -2,7 +2,7 @@
 // help, the default `train` would use (TRAIN_DEFAULTS, the method's learning
 // rate, the model's sequence length), limits (the resolver's own) and whether
 // it shows by default or behind "advanced".
-import { availableParallelism } from 'node:os';
+import { defaultThreads } from '../system/machine.js';
 import type { HyperparameterSpec, TrainMethod } from '../api/contract.js';
 import { LORA_TARGETS, PEFT_DEFAULT_TARGETS } from '../adapters/peft-config.js';
 import type { DeviceInfo, ModelSpec } from '../engine/native.js';
@@ -104,7 +104,7 @@ export function hyperparameterSpecs(method: TrainMethod, spec: ModelSpec, gpus: 
     num('keepCheckpoints', 'Newest checkpoints kept on disk; 0: all.', D.keepCheckpoints, 'advanced'),
     { key: 'gradientCheckpointing', label: HYPER_LABELS.gradientCheckpointing, help: 'Recompute activations in the backward pass: less memory, about a third slower.', kind: 'boolean', default: false, group: 'advanced' },
     num('seed', 'Seeds initialization, shuffling, the eval split and dropout.', D.seed, 'advanced'),
-    num('threads', 'Threads the engine uses.', availableParallelism(), 'advanced'),
+    num('threads', 'Threads the engine uses.', defaultThreads(), 'advanced'),
     { key: 'device', label: HYPER_LABELS.device, help: deviceHelp(gpus), kind: 'choice', default: D.device, choices: deviceChoices(gpus), group: 'advanced' },
     // the form shows it only where it matters (a GPU chosen or found); on the CPU a note says fp32
     { key: 'precision', label: HYPER_LABELS.precision, help: `auto: bf16 on a GPU with bf16 tensor cores, else fp32. ${PRECISION_TRADE_OFF}`, kind: 'choice', default: D.precision, choices: [...PRECISIONS], group: 'advanced' },

@@ -1,10 +1,11 @@
-// What this machine offers, for the UI: CPU, memory, the GPUs
+// What this machine offers, for the UI: CPU, memory (within a container's
+// limits, which the UI names where they bind), the GPUs
 // (addon.devices(): every one the CUDA runtime counts, at its own index, one
 // that cannot report itself with its `error`; empty unless the addon was
 // built with the CUDA backend and a GPU is present) and the engine's kernels.
 import { resolveDevice } from '../engine/device.js';
 import { loadAddon } from '../engine/load.js';
-import { machineInfo } from '../system/machine.js';
+import { bindingLimits, machineInfo, roundedQuota, type MachineInfo } from '../system/machine.js';
 import type { MachineSummary } from '../api/contract.js';
 
 export function machineSummary(mode: MachineSummary['mode']): MachineSummary {
@@ -19,10 +20,18 @@ export function machineSummary(mode: MachineSummary['mode']): MachineSummary {
     cpuThreads: m.cpu_threads,
     totalMemoryBytes: m.total_memory_bytes,
     availableMemoryBytes: m.available_memory_bytes,
+    ...containerLimits(m),
     gpus,
     engine: auto.gpu
       ? `trains on ${auto.reason}; CPU: ${cpu.kernel} kernels, ${cpu.hardwareThreads} hardware threads`
       : `CPU, ${cpu.kernel} kernels, ${cpu.hardwareThreads} hardware threads; ${auto.reason.replace(/^CPU: /, '')}`,
     mode,
   };
+}
+
+/** The container's limits where they bind (machine.ts bindingLimits), for the header to name. */
+export function containerLimits(m: MachineInfo): Pick<MachineSummary, 'cpuQuota' | 'memoryLimitBytes'> {
+  if (!m.limits) return { cpuQuota: null, memoryLimitBytes: null };
+  const { cpuQuota, memoryLimitBytes } = bindingLimits(m, m.limits);
+  return { cpuQuota: cpuQuota === null ? null : { cpus: roundedQuota(cpuQuota), hostThreads: m.limits.host_cpu_threads }, memoryLimitBytes };
 }

@@ -1,11 +1,12 @@
 // The GEMM calibration: measured through the real addon, kept per CPU, thread
 // count and shape, and a broken cache file is measured over, not an error.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadAddon } from '../engine/load.js';
 import type { NativeOps } from '../engine/native.js';
+import { cpuBudget } from '../system/machine.js';
 import { calibrate, calibrationShape } from './calibration.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ps-calibration-'));
@@ -37,7 +38,7 @@ describe('calibrate', () => {
     expect(doc.entries[0]).toMatchObject({ cpu: 'cpu-x', threads: 1, shape });
   });
 
-  it.skipIf(availableParallelism() < 2)('measures again for another thread count, CPU or shape, keeping the others', () => {
+  it.skipIf(cpuBudget().threads < 2)('measures again for another thread count, CPU or shape, keeping the others', () => {
     const file = join(dir, 'b.json');
     const { ops, calls } = countingOps();
     calibrate(ops, 'cpu-x', 1, shape, file);
@@ -54,8 +55,13 @@ describe('calibrate', () => {
     const file = join(dir, 'many.json');
     const { ops } = countingOps();
     const c = calibrate(ops, 'cpu-x', 100_000, shape, file);
-    expect(c.threads).toBe(availableParallelism());
-    expect(calibrate(ops, 'cpu-x', availableParallelism(), shape, file).measured).toBe(false);
+    // the machine's threads within a container's CPU quota (machine.ts cpuBudget)
+    expect(c.threads).toBe(cpuBudget().threads);
+    expect(calibrate(ops, 'cpu-x', cpuBudget().threads, shape, file).measured).toBe(false);
+    // a container's quota of one CPU: 8 threads asked, 1 measured (and kept as 1)
+    const quota = join(dir, 'quota.json');
+    expect(calibrate(ops, 'cpu-x', 8, shape, quota, 1)).toMatchObject({ threads: 1, measured: true });
+    expect(calibrate(ops, 'cpu-x', 1, shape, quota).measured).toBe(false);
   });
 
   for (const [what, text] of [['not JSON', '{ broken'], ['another format', '{"format":"x","entries":[]}'],

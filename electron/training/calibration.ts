@@ -11,10 +11,10 @@
 // so another thread count is measured again. A broken or foreign file is
 // ignored (and replaced), never an error: the estimate is a convenience.
 import { readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { NativeOps } from '../engine/native.js';
 import { studioHome } from '../runs/run-index.js';
+import { cpuBudget } from '../system/machine.js';
 
 export const CALIBRATION_FILE = 'calibration.json';
 const FORMAT = 'peft-studio-gemm-calibration';
@@ -101,10 +101,16 @@ export function measureGemm(ops: Pick<NativeOps, 'gemm'>, shape: GemmShape, thre
   return (2 * M * N * K) / Math.max(best, 1e-9) / 1e9;
 }
 
-/** The cached speed for this CPU, thread count and shape, or a fresh measurement (then cached). */
-export function calibrate(ops: Pick<NativeOps, 'gemm'>, cpu: string, requestedThreads: number, shape: GemmShape, file = calibrationFile()): Calibration {
-  // more threads than the machine has run no faster (and a thread pool of 100,000 cannot even be made): measure what can run
-  const threads = Math.max(1, Math.min(Math.floor(requestedThreads) || 1, availableParallelism()));
+/**
+ * The cached speed for this CPU, thread count and shape, or a fresh measurement (then cached).
+ * `machineThreads`: the threads this machine runs at once, within a container's CPU quota
+ * (machine.ts cpuBudget; a parameter so tests can pin it).
+ */
+export function calibrate(ops: Pick<NativeOps, 'gemm'>, cpu: string, requestedThreads: number, shape: GemmShape, file = calibrationFile(),
+  machineThreads = cpuBudget().threads): Calibration {
+  // more threads than the machine (or its container's quota) runs at once run no faster, and a thread pool of
+  // 100,000 cannot even be made: measure what can run
+  const threads = Math.max(1, Math.min(Math.floor(requestedThreads) || 1, machineThreads));
   const entries = readCache(file);
   const key = keyOf(cpu, threads, shape);
   const hit = entries.find((e) => keyOf(e.cpu, e.threads, e.shape) === key);

@@ -29,7 +29,13 @@ describe('memory pre-flight', () => {
   it('on a GPU the budget is its free memory, and the message names it', () => {
     const h200 = { index: 0, name: 'NVIDIA H200', computeCapability: '9.0', totalBytes: 140 * 2 ** 30, freeBytes: 6 * 2 ** 30, error: '' };
     expect(memoryBudget({ gpu: h200 }, 100 * 2 ** 30)).toEqual({ availableBytes: 6 * 2 ** 30, where: 'on NVIDIA H200', gpu: true });
-    expect(memoryBudget({ gpu: null }, 100 * 2 ** 30)).toEqual({ availableBytes: 100 * 2 ** 30, where: 'in RAM', gpu: false });
+    const none = { memoryLimitBytes: null, memoryHeadroomBytes: null };
+    expect(memoryBudget({ gpu: null }, 100 * 2 ** 30, none)).toEqual({ availableBytes: 100 * 2 ** 30, where: 'in RAM', gpu: false });
+    // a container's memory limit below the machine's RAM is where the kernel ends a run: the budget names it
+    const container = { memoryLimitBytes: 8 * 2 ** 30, memoryHeadroomBytes: 7 * 2 ** 30 };
+    expect(memoryBudget({ gpu: null }, 6 * 2 ** 30, container, 64 * 2 ** 30)).toEqual({ availableBytes: 6 * 2 ** 30, where: "in RAM (within the container's 8.0 GiB memory limit)", gpu: false });
+    // one at or above the RAM changes nothing worth saying
+    expect(memoryBudget({ gpu: null }, 6 * 2 ** 30, container, 8 * 2 ** 30).where).toBe('in RAM');
     const onGpu = memoryShortfall(estimate, memoryBudget({ gpu: h200 }), config)!;
     expect(onGpu).toContain('but only 6.00 GiB is available on NVIDIA H200.');
     expect(onGpu).toContain('--device cpu');

@@ -7,7 +7,10 @@ import type { LoraSettings, TrainConfig } from './config.js';
 import type { MemoryEstimate, NativeAddon } from '../engine/native.js';
 import type { EngineDevice, ResolvedDevice } from '../engine/device.js';
 import type { EnginePrecision } from '../engine/precision.js';
+import { totalmem } from 'node:os';
 import { availableMemoryBytes } from '../system/machine.js';
+import { cgroupLimits, type CgroupLimits } from '../system/cgroup-limits.js';
+import { bytesInWords } from '../text/bytes.js';
 import { embeddingDType, type ModelFolder } from '../models/folder.js';
 import { effectiveQuantization } from '../session.js';
 import { encoderHiddenSizeOf } from '../adapters/prompt-config.js';
@@ -143,10 +146,19 @@ export interface MemoryBudget {
   gpu: boolean;
 }
 
-/** The budget of a run on this device; hostAvailable: the host's available RAM (read now when not given). */
-export function memoryBudget(device: Pick<ResolvedDevice, 'gpu'>, hostAvailable?: number): MemoryBudget {
+/**
+ * The budget of a run on this device; hostAvailable: the host's available RAM (read now when not given, within a
+ * container's memory limit, which the message then names: the kernel ends a run at that limit, not at the RAM's).
+ */
+export function memoryBudget(device: Pick<ResolvedDevice, 'gpu'>, hostAvailable?: number,
+  limits: Pick<CgroupLimits, 'memoryLimitBytes' | 'memoryHeadroomBytes'> = cgroupLimits(), hostTotal = totalmem()): MemoryBudget {
   if (device.gpu) return { availableBytes: device.gpu.freeBytes, where: `on ${device.gpu.name}`, gpu: true };
-  return { availableBytes: hostAvailable ?? availableMemoryBytes(), where: 'in RAM', gpu: false };
+  const limit = limits.memoryLimitBytes !== null && limits.memoryLimitBytes < hostTotal ? limits.memoryLimitBytes : null;
+  return {
+    availableBytes: hostAvailable ?? availableMemoryBytes('/', limits),
+    where: limit === null ? 'in RAM' : `in RAM (within the container's ${bytesInWords(limit)} memory limit)`,
+    gpu: false,
+  };
 }
 
 /** What can shrink a run that does not fit, in the order worth trying. */

@@ -1,12 +1,15 @@
 // The settings resolver shared by `train` and the app: defaults, the field
 // an error names, the naming of fields in messages (plain for the app, flags
 // for the CLI), limits, and the resumed configuration.
-import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseArgs, UsageError } from '../cli/args.js';
 import { resumeConfig, settingsFromArgs, trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
 import { TINY_FLOP_SPEC } from '../testing/flop-fixtures.js';
+import { cgroupLimits } from '../system/cgroup-limits.js';
+import { cpuBudget, defaultThreads } from '../system/machine.js';
 import { TRAIN_DEFAULTS } from './config.js';
 import { defaultSeqLenFor, resumedConfig, SETTING_LIMITS, SettingsError, trainConfigFromSettings, type TrainSettings } from './settings.js';
 
@@ -26,11 +29,25 @@ describe('trainConfigFromSettings', () => {
     const c = trainConfigFromSettings(base);
     expect(c).toMatchObject({
       model: resolve('m'), data: resolve('d.jsonl'), out: resolve('o'), method: 'lora', lr: TRAIN_DEFAULTS.loraLr, steps: null, epochs: 1,
-      seqLen: 512, threads: availableParallelism(), completionOnly: true, pack: false, quantization: null, prompt: null, prefix: null,
+      seqLen: 512, threads: defaultThreads(), completionOnly: true, pack: false, quantization: null, prompt: null, prefix: null,
       lora: { rank: 8, alpha: 16, dropout: 0, targets: ['q_proj', 'v_proj'], rslora: false, init: 'default', layers: null },
     });
     expect(trainConfigFromSettings({ ...base, method: 'qlora' }).quantization).toEqual({ type: 'nf4', blocksize: 64, doubleQuant: true });
     expect(trainConfigFromSettings({ ...base, method: 'qlora', doubleQuant: false, quantBlocksize: 128 }).quantization).toEqual({ type: 'nf4', blocksize: 128, doubleQuant: false });
+  });
+
+  it('defaults the threads to the machine\'s within a container\'s CPU quota; given threads stand', () => {
+    // a cgroup v2 container with half a CPU's quota, on a 32-thread machine: 1 thread (not os.availableParallelism())
+    const root = mkdtempSync(join(tmpdir(), 'ps-settings-cgroup-'));
+    mkdirSync(join(root, 'proc/self'), { recursive: true });
+    mkdirSync(join(root, 'sys/fs/cgroup'), { recursive: true });
+    writeFileSync(join(root, 'proc/self/cgroup'), '0::/\n');
+    writeFileSync(join(root, 'sys/fs/cgroup/cpu.max'), '50000 100000\n');
+    const inContainer = () => cpuBudget(cgroupLimits(root), 32).threads;
+    expect(trainConfigFromSettings(base, undefined, inContainer).threads).toBe(1);
+    expect(trainConfigFromSettings({ ...base, threads: 6 }, undefined, inContainer).threads).toBe(6);
+    // the default reads this machine's own cgroup
+    expect(trainConfigFromSettings(base).threads).toBe(cpuBudget(cgroupLimits('/')).threads);
   });
 
   it('errors name their field, in plain words', () => {

@@ -10,7 +10,6 @@
 // the field; their messages name fields through `name`, so the CLI can say
 // "--rank" where the app says "rank".
 import { urlValueProblem } from '../files/url-path.js';
-import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { PEFT_DEFAULT_TARGETS } from '../adapters/peft-config.js';
 import type { AdapterPrefix, AdapterPrompt, PromptInit } from '../adapters/prompt-config.js';
@@ -18,6 +17,7 @@ import type { ModelSpec, Precision, QuantizationOptions } from '../engine/native
 import { DEVICE_REQUEST_HELP, isDeviceRequest, type DeviceRequest } from '../engine/device.js';
 import { isPrecision, PRECISION_REQUEST_HELP } from '../engine/precision.js';
 import { DEFAULT_NF4 } from '../session.js';
+import { defaultThreads } from '../system/machine.js';
 import { comparableFingerprint } from './model-fingerprint.js';
 import { missingConfigField } from './stored-config.js';
 import { MIN_TEXT_POSITIONS, resolveTargets, TRAIN_DEFAULTS as D, trainsLora, trainsVirtualTokens, type DataFormat, type TrainConfig, type TrainMethod } from './config.js';
@@ -208,8 +208,12 @@ export function defaultLr(method: TrainMethod): number {
   }
 }
 
-/** Resolves the settings to a complete run configuration (model-independent checks only). */
-export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = plainName): TrainConfig {
+/**
+ * Resolves the settings to a complete run configuration (model-independent checks only).
+ * `threadsByDefault`: the threads a run gets when none are given (the machine's, within a
+ * container's CPU quota: machine.ts cpuBudget; a parameter so tests can pin it).
+ */
+export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = plainName, threadsByDefault: () => number = defaultThreads): TrainConfig {
   const fail = (field: SettingField, message: string): never => {
     throw new SettingsError(field, message);
   };
@@ -318,7 +322,7 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     clip: s.clip ?? D.clip,
     neftuneAlpha: s.neftuneAlpha ?? D.neftuneAlpha,
     seed: s.seed ?? D.seed,
-    threads: s.threads ?? availableParallelism(),
+    threads: s.threads ?? threadsByDefault(),
     evalSplit: s.evalSplit ?? D.evalSplit,
     evalEvery: s.evalEvery ?? D.evalEvery,
     saveEvery: s.saveEvery ?? D.saveEvery,

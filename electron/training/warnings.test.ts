@@ -1,10 +1,10 @@
 // Settings a run accepts but that look like a slip: one warning line each in
 // the run's log, and none for ordinary settings; the same warnings
 // structured for the app (the fields they are about, the form's words).
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
+import { cpuBudget } from '../system/machine.js';
 import { trainConfigFromSettings } from './settings.js';
 import { settingWarnings, targetShape } from './warnings.js';
 
@@ -89,6 +89,25 @@ describe('settingWarnings: the same warnings for the app', () => {
     }]);
   });
 
+  it('names a container\'s CPU quota when it holds the threads below the machine\'s', () => {
+    // 1.5 CPUs of a 32-thread machine: 2 threads (machine.ts cpuBudget)
+    const quota = { threads: 2, hostThreads: 32, quota: 1.5 };
+    expect(settingWarnings(config({ threads: 2 }), spec, 10, quota)).toEqual([]);
+    const why = "is more than this container's CPU quota allows (1.5 CPUs of the machine's 32 hardware threads): " +
+      'the extra threads get no CPU time of their own, they wait on the quota and on each other and make every step slower';
+    expect(settingWarnings(config({ threads: 8 }), spec, 10, quota)).toEqual([{
+      fields: ['threads'],
+      cli: `--threads 8 ${why}; use --threads 2 or fewer`,
+      app: `CPU threads 8 ${why}; use 2 or fewer`,
+    }]);
+    // a quota of one CPU or above the machine's threads: the words follow the count
+    expect(settingWarnings(config({ threads: 3 }), spec, 10, { threads: 1, hostThreads: 4, quota: 1 })[0].cli).toBe(
+      "--threads 3 is more than this container's CPU quota allows (1 CPU of the machine's 4 hardware threads): " +
+      'the extra threads get no CPU time of their own, they wait on the quota and on each other and make every step slower; use --threads 1 or fewer');
+    expect(settingWarnings(config({ threads: 9 }), spec, 10, { threads: 8, hostThreads: 8, quota: 16 })[0].cli).toBe(
+      "--threads 9 is more than this machine's 8 hardware threads: the extra threads wait on each other and make every step slower; use --threads 8 or fewer");
+  });
+
   it('gives all four in order when all four apply', () => {
     const all = config({ evalEvery: 1, warmupSteps: 100, rank: 40, threads: 9 });
     expect(settingWarnings(all, spec, 5, 2).map((w) => w.fields[0])).toEqual(['evalEvery', 'warmupSteps', 'rank', 'threads']);
@@ -100,12 +119,16 @@ describe('train prints the warnings', () => {
     const model = await tinyModel({ seed: 51 });
     const dir = tempDir('warn');
     const data = writeJsonl(join(dir, 'd.jsonl'), cycleRows(4, 8));
-    const threads = availableParallelism() + 1;
+    // one more than the run would take by default (the machine's, within a container's quota)
+    const cpu = cpuBudget();
+    const threads = cpu.threads + 1;
     const r = await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'out'), '--steps', '2', '--eval-every', '1',
       '--warmup-steps', '100', '--rank', '40', '--threads', String(threads)]);
     expect(r.code, r.stderr).toBe(0);
     const warnings = r.stderr.split('\n').filter((l) => l.startsWith('warning: '));
     expect(warnings.map((w) => w.split(' ')[1])).toEqual(['--eval-every', '--warmup-steps', '--rank', '--threads']);
-    expect(warnings[3]).toContain(`--threads ${threads} is more than this machine's ${threads - 1} hardware thread${threads - 1 === 1 ? '' : 's'}`);
+    expect(warnings[3]).toContain(cpu.quota !== null && cpu.threads < cpu.hostThreads
+      ? `--threads ${threads} is more than this container's CPU quota allows`
+      : `--threads ${threads} is more than this machine's ${threads - 1} hardware thread${threads - 1 === 1 ? '' : 's'}`);
   });
 });

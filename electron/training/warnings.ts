@@ -6,8 +6,8 @@
 // fields before Start, naming them by their labels). The two wordings are
 // written out rather than derived from each other, so each reads as its own
 // sentence; FORM_LABEL holds the form's labels they use.
-import { availableParallelism } from 'node:os';
 import type { LoraTarget, ModelSpec } from '../engine/native.js';
+import { cpuBudget, roundedQuota, type CpuBudget } from '../system/machine.js';
 import type { TrainConfig } from './config.js';
 import { countOf } from '../text/plural.js';
 import { percentWords, runWarmupSteps } from './warmup.js';
@@ -63,9 +63,11 @@ const LR_FAR_ABOVE = 1;
 /**
  * The warnings for a run of `totalSteps` optimizer steps on this model
  * (null: not known, so nothing is said about warmup against it).
- * `hardwareThreads` is the machine's (a parameter so tests can pin it).
+ * `cpu` is the machine's threads within a container's CPU quota (machine.ts
+ * cpuBudget; a parameter so tests can pin it; a number: that many hardware
+ * threads and no quota).
  */
-export function settingWarnings(config: TrainConfig, spec: ModelSpec, totalSteps: number | null, hardwareThreads = availableParallelism()): SettingWarning[] {
+export function settingWarnings(config: TrainConfig, spec: ModelSpec, totalSteps: number | null, cpu: CpuBudget | number = cpuBudget()): SettingWarning[] {
   const L = FORM_LABEL;
   const warnings: SettingWarning[] = [];
   // an evaluation file (--eval-data) is rows to evaluate on without a split
@@ -118,12 +120,18 @@ export function settingWarnings(config: TrainConfig, spec: ModelSpec, totalSteps
       app: `${L.lr} ${config.lr} ${why}; use 1e-4 (the default for LoRA) or another rate in that range`,
     });
   }
-  if (config.threads > hardwareThreads) {
-    const why = `is more than this machine's ${countOf(hardwareThreads, 'hardware thread')}: the extra threads wait on each other and make every step slower`;
+  const budget = typeof cpu === 'number' ? { threads: cpu, hostThreads: cpu, quota: null } : cpu;
+  if (config.threads > budget.threads) {
+    const max = budget.threads;
+    // a quota that holds the threads below the machine's is what to name: the machine has the threads, the container not the time
+    const why = budget.quota !== null && max < budget.hostThreads
+      ? `is more than this container's CPU quota allows (${countOf(roundedQuota(budget.quota), 'CPU')} of the machine's ${countOf(budget.hostThreads, 'hardware thread')}): ` +
+        'the extra threads get no CPU time of their own, they wait on the quota and on each other and make every step slower'
+      : `is more than this machine's ${countOf(max, 'hardware thread')}: the extra threads wait on each other and make every step slower`;
     warnings.push({
       fields: ['threads'],
-      cli: `--threads ${config.threads} ${why}; use --threads ${hardwareThreads} or fewer`,
-      app: `${L.threads} ${config.threads} ${why}; use ${hardwareThreads} or fewer`,
+      cli: `--threads ${config.threads} ${why}; use --threads ${max} or fewer`,
+      app: `${L.threads} ${config.threads} ${why}; use ${max} or fewer`,
     });
   }
   return warnings;

@@ -1,7 +1,7 @@
 // `peft-studio demo`: fine-tune the bundled demo model on its question task
 // and show what changed: task accuracy, eval loss, sample answers and the
 // base-corpus perplexity (the forgetting check), before and after.
-import { availableParallelism } from 'node:os';
+import { defaultThreads } from '../../system/machine.js';
 import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { bundledDemoFiles } from '../../demo/paths.js';
@@ -15,7 +15,7 @@ export const demoSpec: CommandSpec = {
   flags: [
     { name: 'out', kind: 'string', valueName: 'DIR', help: 'new folder for the run, adapter and demo.json (must not exist)', defaultText: './peft-studio-demo-<time>' },
     { name: 'method', kind: 'string', choices: ['lora', 'dora', 'full'], help: 'what to train (dora: LoRA\'s settings with DoRA)', defaultText: 'lora' },
-    { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
+    { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'the CPUs this process may use' },
     { name: 'steps', kind: 'int', min: 1, help: 'optimizer steps', defaultText: String(DEMO_TRAINING.lora.steps) },
     { name: 'no-replay', kind: 'boolean', help: 'train on the questions alone, without the replay documents (shows the forgetting they prevent)' },
   ],
@@ -36,7 +36,7 @@ export const demoCommand: Command = {
         files: bundledDemoFiles(),
         out: args.string('out') ?? null,
         method: (args.string('method') ?? 'lora') as DemoMethod,
-        threads: args.number('threads') ?? availableParallelism(),
+        threads: args.number('threads') ?? defaultThreads(),
         steps: args.number('steps'),
         replay: !args.boolean('no-replay'),
       },

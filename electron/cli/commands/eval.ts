@@ -2,7 +2,7 @@
 // optional PEFT adapter: LoRA, prompt or prefix tuning) over a dataset in any
 // format train reads (the same loader and masking), as one JSON object on stdout.
 import { DATASET_PATH_KINDS } from '../../data/containers/file-types.js';
-import { availableParallelism } from 'node:os';
+import { defaultThreads } from '../../system/machine.js';
 import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
@@ -27,7 +27,7 @@ export const evalSpec: CommandSpec = {
     { name: 'all-tokens', kind: 'boolean', help: 'score every token, not only completions / assistant turns' },
     { name: 'seq-len', kind: 'int', min: 2, help: 'truncate examples to this many tokens', defaultText: `${TRAIN_DEFAULTS.seqLen} (less with an adapter's virtual tokens on a model with few positions)` },
     { name: 'batch-size', kind: 'int', min: 1, help: 'examples per forward pass', defaultText: String(TRAIN_DEFAULTS.batchSize) },
-    { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
+    { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'the CPUs this process may use' },
     DEVICE_FLAG,
     PRECISION_FLAG,
     ...QUANT_FLAGS,
@@ -40,7 +40,7 @@ export const evalCommand: Command = {
   async run(args, io) {
     const model = args.requireString('model');
     const data = args.requireString('data');
-    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args), precision: precisionFromArgs(args), purpose: 'evaluate' });
+    const session = await openSession(model, { threads: args.number('threads') ?? defaultThreads(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args), precision: precisionFromArgs(args), purpose: 'evaluate' });
     for (const notice of session.notices) io.stderr(`note: ${notice}\n`);
     if (session.placement) io.stderr(`note: ${session.placement}\n`);
     try {

@@ -4,7 +4,7 @@
 // file (also a full fine-tuning run's model or checkpoint), each checked by
 // reloading it and comparing eval loss with the source.
 import { DATASET_PATH_KINDS } from '../../data/containers/file-types.js';
-import { availableParallelism } from 'node:os';
+import { defaultThreads } from '../../system/machine.js';
 import type { CommandSpec } from '../args.js';
 import { UsageError } from '../args.js';
 import type { Command } from '../command.js';
@@ -24,7 +24,7 @@ export const exportSpec: CommandSpec = {
     { name: 'gguf-base', kind: 'boolean', help: 'gguf: also write the base model as base.gguf (in --gguf-type, default as gguf-model picks it) with the Modelfile FROM ./base.gguf, so llama.cpp and Ollama need nothing else (no Python converter). QLoRA: the 16-bit base (GGUF has no NF4)' },
     { name: 'check-data', kind: 'string', valueName: 'DATASET', help: `rows for the reload check: any dataset train reads (${DATASET_PATH_KINDS}; text, chat, alpaca, completion or tokenized rows)`, defaultText: "the run's eval rows (its --eval-data, or its --eval-split part), else its first rows; a built-in English sample when there is no run data" },
     { name: 'check-rows', kind: 'int', min: 1, help: 'rows scored by the reload check', defaultText: String(DEFAULT_CHECK_ROWS) },
-    { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
+    { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'the CPUs this process may use' },
     { name: 'overwrite', kind: 'boolean', help: 'replace --out if it is not empty (the old folder stays until the new one is complete and checked)' },
   ],
   notes: [
@@ -61,7 +61,7 @@ export const exportCommand: Command = {
       ggufBase: args.boolean('gguf-base'),
       checkData: args.string('check-data') ?? null,
       checkRows: args.number('check-rows'),
-      threads: args.number('threads') ?? availableParallelism(),
+      threads: args.number('threads') ?? defaultThreads(),
       log: (line) => io.stderr(line + '\n'),
     });
     for (const o of result.outputs) io.stderr(`exported ${o.format} to ${o.dir}\n`);

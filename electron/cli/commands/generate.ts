@@ -1,7 +1,7 @@
 // `peft-studio generate`: continue a prompt with the model (optionally with a
 // PEFT adapter: LoRA, prompt or prefix tuning), using the KV cache. Prints only the generated text,
 // as it is generated.
-import { availableParallelism } from 'node:os';
+import { defaultThreads } from '../../system/machine.js';
 import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
@@ -40,7 +40,7 @@ export const generateSpec: CommandSpec = {
     { name: 'repetition-penalty', ...SAMPLING_LIMITS.repetitionPenalty, help: "transformers' repetition_penalty: every token already in the prompt or the answer is made less likely (a positive logit divided by it, a negative one multiplied), greedy or sampled; 1 = off", defaultText: "generation_config.json's repetition_penalty, else 1" },
     { name: 'no-repeat-ngram-size', ...SAMPLING_LIMITS.noRepeatNgramSize, valueName: 'N', help: "transformers' no_repeat_ngram_size: no N tokens in a row may occur twice in the prompt and the answer (the token that would repeat them is never chosen), greedy or sampled; 0 = off", defaultText: "generation_config.json's no_repeat_ngram_size, else 0" },
     { name: 'seed', kind: 'int', min: 0, help: "sampling seed: the same seed, settings, device and precision give the same answer (PEFT Studio's own random stream, not torch's)", defaultText: String(DEFAULT_SEED) },
-    { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
+    { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'the CPUs this process may use' },
     DEVICE_FLAG,
     PRECISION_FLAG,
     ...QUANT_FLAGS,
@@ -81,7 +81,7 @@ export const generateCommand: Command = {
         ? `--system: the run of ${args.string('adapter') ? '--adapter' : '--model'} was trained on ${trained.dataFormat} rows, prompted as plain text, where a system message has no place; leave --system out, or pass --prompt-format chat or alpaca`
         : `--prompt-format plain: ${PLAIN_TAKES_NO_SYSTEM}`);
     }
-    const session = await openSession(model, { threads: args.number('threads') ?? availableParallelism(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args), precision: precisionFromArgs(args), purpose: 'generate' });
+    const session = await openSession(model, { threads: args.number('threads') ?? defaultThreads(), adapter: args.string('adapter') ?? null, quantization: quantizationFromArgs(args), device: deviceFromArgs(args), precision: precisionFromArgs(args), purpose: 'generate' });
     for (const notice of session.notices) io.stderr(`note: ${notice}\n`);
     if (session.placement) io.stderr(`note: ${session.placement}\n`);
     try {

@@ -1,6 +1,6 @@
 // `peft-studio merge`: fold a LoRA (or DoRA) adapter into its base model and write a
 // standalone Hugging Face model folder.
-import { availableParallelism } from 'node:os';
+import { defaultThreads } from '../../system/machine.js';
 import { resolve } from 'node:path';
 import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
@@ -17,7 +17,7 @@ export const mergeSpec: CommandSpec = {
     { name: 'model', kind: 'string', valueName: 'DIR', help: 'base model folder, or org/name of a model in the Hugging Face cache' },
     { name: 'adapter', kind: 'string', valueName: 'DIR', help: 'PEFT LoRA (or DoRA) adapter folder' },
     { name: 'out', kind: 'string', valueName: 'DIR', help: 'new model folder (must not exist or be empty, unless --overwrite); never the model, adapter or run folder, nor inside or around one' },
-    { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'all cores' },
+    { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'the CPUs this process may use' },
     { name: 'overwrite', kind: 'boolean', help: 'replace --out if it is not empty (the old folder stays until the new one is complete)' },
     ...QUANT_FLAGS.map((f) => (f.name === 'quant' ? { ...f, help: 'the adapter was trained on a 4-bit NF4 base (QLoRA): merge into the dequantized base', defaultText: "from run.json beside the adapter, or the base's quantization_config" } : f)),
   ],
@@ -33,7 +33,7 @@ export const mergeCommand: Command = {
     const quant = quantizationFromArgs(args); // --quant-blocksize alone is a usage error
     const summary = await mergeAdapter(args.requireString('model'), args.requireString('adapter'), resolve(args.requireString('out')), {
       addon: loadAddon(),
-      threads: args.number('threads') ?? availableParallelism(),
+      threads: args.number('threads') ?? defaultThreads(),
       overwrite: args.boolean('overwrite'),
       howToOverwrite: 'pass --overwrite',
       // without --quant: what the run recorded (run.json) or the base's own quantization

@@ -68,7 +68,7 @@ export const trainSpec: CommandSpec = {
     { name: 'clip', kind: 'number', ...limitsOf('clip'), help: 'max global gradient norm (0 = off)', defaultText: String(D.clip) },
     { name: 'neftune-alpha', kind: 'number', ...limitsOf('neftuneAlpha'), valueName: 'X', help: 'NEFTune: noise on the input embeddings while training, uniform within X / sqrt(sequence length x hidden size) (Hugging Face\'s neftune_noise_alpha; 5 is usual; 0: off; at most 10000)', defaultText: String(D.neftuneAlpha) },
     { name: 'seed', kind: 'int', ...limitsOf('seed'), help: 'seed for initialization, shuffling, split and dropout', defaultText: String(D.seed) },
-    { name: 'threads', kind: 'int', ...limitsOf('threads'), help: 'CPU threads', defaultText: 'all cores' },
+    { name: 'threads', kind: 'int', ...limitsOf('threads'), help: 'CPU threads', defaultText: 'the CPUs this process may use' },
     DEVICE_FLAG,
     PRECISION_FLAG,
     { name: 'eval-split', kind: 'number', ...limitsOf('evalSplit'), help: 'fraction of the data held out for evaluation', defaultText: String(D.evalSplit) },

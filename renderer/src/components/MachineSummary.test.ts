@@ -1,6 +1,7 @@
 // The header's machine summary with the GPUs the engine lists: a usable one
 // with its free memory, one that could not report itself at its own index
-// as unusable with the runtime's reason (not dropped, not shown as usable).
+// as unusable with the runtime's reason (not dropped, not shown as usable);
+// a container's CPU quota and memory limit named where they bind.
 import { flushSync, mount, unmount } from 'svelte';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -17,7 +18,7 @@ afterEach(() => {
 const GiB = 2 ** 30;
 const machine: Machine = {
   cpuModel: 'test CPU', cpuThreads: 16, totalMemoryBytes: 64 * GiB, availableMemoryBytes: 32 * GiB,
-  gpus: [], engine: 'CPU', mode: 'browser',
+  cpuQuota: null, memoryLimitBytes: null, gpus: [], engine: 'CPU', mode: 'browser',
 };
 
 function render(m: Machine): HTMLElement {
@@ -51,5 +52,16 @@ describe('the machine summary', () => {
     const root = render(machine);
     expect(root.querySelector('[data-testid^="machine-gpu-"]')).toBeNull();
     expect(root.textContent).toContain('CPU only');
+  });
+
+  it('names a container\'s CPU quota and memory limit where they bind, and nothing of a container otherwise', () => {
+    const plain = render(machine);
+    expect(text(plain, 'machine-cpu')).toBe('16 CPU threads');
+    expect(text(plain, 'machine-memory')).toBe('RAM 32.0 GiB free of 64.0 GiB');
+    unmount(component!);
+    component = null;
+    const limited = render({ ...machine, cpuThreads: 2, cpuQuota: { cpus: 1.5, hostThreads: 32 }, totalMemoryBytes: 8 * GiB, availableMemoryBytes: 7.1 * GiB, memoryLimitBytes: 8 * GiB });
+    expect(text(limited, 'machine-cpu')).toBe('2 CPU threads (container quota 1.5 of 32)');
+    expect(text(limited, 'machine-memory')).toBe('RAM 7.1 GiB free of 8.0 GiB container limit');
   });
 });

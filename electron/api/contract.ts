@@ -284,6 +284,8 @@ export interface RunSettings {
   };
   /** start even when the estimate exceeds the available memory */
   ignoreMemoryCheck?: boolean;
+  /** start even when what the run writes (RunCheck.disk) exceeds its disk's free space */
+  ignoreDiskCheck?: boolean;
 }
 
 export interface FieldError {
@@ -343,6 +345,20 @@ export interface RunCheck {
    */
   time: { steps: number; tokens: number; seconds: number | null; text: string } | null;
   /**
+   * what the run writes to its folder's disk at the fullest moment (electron/runs/disk-need.ts: its checkpoints at
+   * once, the result, best/, metrics) against what that disk has free (null: the system cannot tell; then it
+   * fits); `parts` says what the need is made of, `shortfall` the refusal when it does not fit. Null when refused.
+   */
+  disk: {
+    needBytes: number;
+    freeBytes: number | null;
+    fits: boolean;
+    checkpointBytes: number;
+    checkpointsAtOnce: number;
+    parts: string;
+    shortfall: string | null;
+  } | null;
+  /**
    * when the run does not fit: the settings that would (electron/training/fit-alternatives.ts), each with
    * its estimate, in the order worth trying (a smaller batch, a shorter sequence, gradient checkpointing,
    * a lighter method; a combination only when no single change fits). The page offers each as a button
@@ -388,6 +404,8 @@ export interface ResumeRequest {
   gradientCheckpointing?: boolean;
   /** true: resume even if the memory check says the run does not fit */
   ignoreMemoryCheck?: boolean;
+  /** true: resume even if what the rest of the run writes exceeds its disk's free space */
+  ignoreDiskCheck?: boolean;
 }
 
 export interface RunIdRequest {

@@ -34,7 +34,9 @@ describe.skipIf(!canMountSmallDisk)('a checkpoint on a full disk (a real tmpfs)'
     else process.env.PEFT_STUDIO_HOME = savedHome;
   });
   const configFor = (out: string) => trainConfigFromArgs(parseArgs(trainSpec, ['--model', modelDir, '--data', data, '--out', out, '--steps', '3',
-    '--batch-size', '2', '--threads', '2', '--seed', '3', '--save-every', '1', '--eval-split', '0']));
+    '--batch-size', '2', '--threads', '2', '--seed', '3', '--save-every', '1', '--eval-split', '0',
+    // past the check before the start (disk-need.ts), which would refuse this run: here the write itself fails
+    '--ignore-disk-check']));
 
   it('names the checkpoint folder and step, what it needs and what is free, and how much to free', async () => {
     const reference = join(work, 'reference');
@@ -61,5 +63,27 @@ describe.skipIf(!canMountSmallDisk)('a checkpoint on a full disk (a real tmpfs)'
     expect(Math.abs(free.bytes - dfAvailable(disk.dir))).toBeLessThanOrEqual(4096 + free.within);
     expect(Math.abs(toFree.bytes - (need.bytes - free.bytes))).toBeLessThanOrEqual(toFree.within + need.within + free.within);
     expect(readdirSync(join(out, 'checkpoints'))).toEqual([]); // no temp folder left behind
+  });
+
+  it('without --ignore-disk-check the run is refused before it starts, with what it writes and what is free', async () => {
+    const reference = join(work, 'reference-2');
+    expect((await executeRun(configFor(reference), { resume: false, emit: () => {} })).type).toBe('finished');
+    const step1 = join(reference, 'checkpoints', 'step-1');
+    const checkpointBytes = readdirSync(step1).reduce((n, f) => n + statSync(join(step1, f)).size, 0);
+    disk = mountSmallDisk(Math.round(checkpointBytes / 2048));
+    const out = join(disk.dir, 'run');
+    const config = { ...configFor(out), ignoreDiskCheck: false };
+    const end = await executeRun(config, { resume: false, emit: () => {} });
+    expect(end.type).toBe('failed');
+    const message = (end as { message: string }).message;
+    const m = new RegExp(`^${out}: the run writes about (\\S+ \\S+) there \\(3 checkpoints of (\\S+ \\S+) at once, the adapter \\S+ \\S+, metrics \\S+ \\S+\\) ` +
+      `and its disk has (\\S+ \\S+) free\\. Free (\\S+ \\S+) there, keep one checkpoint \\(--keep-checkpoints 1: about \\S+ \\S+\\) or choose an --out on a disk with room; --ignore-disk-check starts it anyway\\.$`).exec(message);
+    expect(m, message).not.toBeNull();
+    const [need, checkpoint, free, toFree] = [m![1], m![2], m![3], m![4]].map(bytesFromWords);
+    expect(Math.abs(toFree.bytes - (need.bytes - free.bytes))).toBeLessThanOrEqual(toFree.within + need.within + free.within);
+    expect(Math.abs(checkpoint.bytes - checkpointBytes)).toBeLessThanOrEqual(4096 + checkpoint.within);
+    expect(Math.abs(free.bytes - dfAvailable(disk.dir))).toBeLessThanOrEqual(4096 + free.within);
+    // refused before anything was written: not even the run folder
+    expect(readdirSync(disk.dir)).toEqual([]);
   });
 });

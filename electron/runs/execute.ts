@@ -18,6 +18,7 @@ import { bytesInWords } from '../text/bytes.js';
 import { createEngine, effectiveQuantization, openModelWithTokenizer } from '../session.js';
 import { adapterFileBytes, saveAdapterFolder } from '../training/adapter-files.js';
 import { trainsAdapter, type TrainConfig } from '../training/config.js';
+import { checkpointsInPlace, checkRunDisk, diskShortfall, runDiskInput } from './disk-need.js';
 import { boundByData, dataShape, estimateRun, hostShortfall, memoryBudget, memoryShortfall } from '../training/memory-check.js';
 import { availableMemoryBytes } from '../system/machine.js';
 import { fittingAlternatives, rowShapes } from '../training/fit-alternatives.js';
@@ -296,6 +297,10 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     // on a GPU, the RAM the run needs beside it (the training process, the weights' load)
     const hostShort = hostShortfall(estimate, budget.gpu ? availableMemoryBytes() : Infinity, config.ignoreMemoryCheck === true);
     if (hostShort !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(hostShort);
+    // what the run writes to its folder's disk, against what that disk has free (a resume counts the checkpoints in place)
+    const disk = await runDiskInput(config, folder, estimate.trainableParams, total, options.resume ? await checkpointsInPlace(config.out) : null);
+    const diskShort = diskShortfall(config.out, await checkRunDisk(config.out, disk.input), disk.input, disk.result);
+    if (diskShort !== null && !config.ignoreDiskCheck) throw new NotOurRunError(diskShort);
     /** what is said once the started event is out */
     const afterStart: string[] = [];
 
@@ -310,6 +315,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     await saveRecord(true);
     if (shortfall !== null) log(shortfall, 'warning');
     if (hostShort !== null) log(hostShort, 'warning');
+    if (diskShort !== null) log(`${diskShort} (--ignore-disk-check: starting anyway)`, 'warning');
 
     engine = createEngine(addon, folder, {
       threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed, quantization, device: device.device, precision: precision.precision,

@@ -43,6 +43,10 @@ const IGNORE_MEMORY: Record<AppContext, string> = {
   resume: 'tick "Resume even if the memory check says it does not fit" in the Resume options',
   start: 'start it anyway from the Hyperparameters page',
 };
+const IGNORE_DISK: Record<AppContext, string> = {
+  resume: 'tick "Resume even if the disk check says it does not fit" in the Resume options',
+  start: 'start it anyway from the Hyperparameters page',
+};
 
 const capitalized = (text: string) => text[0].toUpperCase() + text.slice(1);
 
@@ -82,6 +86,9 @@ const RULES: Rule[] = [
   // and when nothing does: "with --gradient-checkpointing it still needs about …"
   [/(?<=with )--gradient-checkpointing(?= it still needs)/g, (c) => `gradient checkpointing (${CHECKPOINTING[c]})`],
   [/; or pass --ignore-memory-check to start anyway\./g, (c) => `; or ${IGNORE_MEMORY[c]}.`],
+  // the disk check (runs/disk-need.ts): a resumed run keeps its settings in the app, so its one-checkpoint way out goes
+  [/; --ignore-disk-check starts it anyway\./g, (c) => `; or ${IGNORE_DISK[c]}.`],
+  [/(?:,| or) keep one checkpoint \(--keep-checkpoints 1: about [^)]*\)/g, (c, g) => (c === 'resume' ? '' : g[0])],
   // bf16 where it cannot be had (engine/precision.ts, named --precision or precision)
   [/\bUse (?:--)?precision fp32 or auto\b/g, (c) => capitalized(CHOOSE_PRECISION[c])],
   // the run's evaluation file named by its flag (training/eval-file.ts): the Data page calls it the evaluation file

@@ -8,7 +8,7 @@ import { ApiError, type ApiErrorBody } from '../api/contract.js';
 import { SettingsError, type SettingField } from '../training/settings.js';
 
 /** The fields of RunSettings itself; every other setting lives in RunSettings.hyper. */
-const TOP_LEVEL_FIELDS: readonly string[] = ['model', 'data', 'evalData', 'out', 'method', 'dataFormat', 'completionOnly', 'pack', 'ignoreMemoryCheck'];
+const TOP_LEVEL_FIELDS: readonly string[] = ['model', 'data', 'evalData', 'out', 'method', 'dataFormat', 'completionOnly', 'pack', 'ignoreMemoryCheck', 'ignoreDiskCheck'];
 
 /** A TrainSettings field as the run form names it: 'model', 'method', 'hyper.lr'. */
 export function runSettingsField(field: SettingField | string): string {

@@ -36,17 +36,26 @@ import { plannedSteps } from './planned-steps.js';
 import { runRowShapes, runTimeCheck } from './run-time.js';
 import { readRunData } from './run-data-check.js';
 import { datasetPathExists } from '../data/containers/dataset-folder.js';
+import { checkRunDisk, diskNeedParts, diskShortfall, runDiskInput, type DiskWords } from '../runs/disk-need.js';
+import { formLabel as settingLabel } from './form-labels.js';
 
 export interface CheckedRun {
   check: RunCheck;
   config: TrainConfig | null;
 }
 
+/** The disk check's ways out in the form's words (runs/disk-need.ts). */
+const APP_DISK_WORDS: DiskWords = {
+  keepOne: `${settingLabel('keepCheckpoints')} 1`,
+  otherDisk: 'choose an output folder on a disk with room',
+  anyway: '; or start anyway',
+};
+
 /** A run that cannot start: its refusals in the form's words (app-wording.ts), the verdict made of them. */
 const refused = (found: FieldError[], warnings: RunWarning[] = []): CheckedRun => {
   const errors = found.map(settingRefusalInAppWords);
   return {
-    check: { ok: false, errors, warnings, config: null, memory: null, precision: null, time: null, alternatives: [], verdict: `Cannot start: ${errors.map((e) => e.message).join('; ')}` },
+    check: { ok: false, errors, warnings, config: null, memory: null, precision: null, time: null, disk: null, alternatives: [], verdict: `Cannot start: ${errors.map((e) => e.message).join('; ')}` },
     config: null,
   };
 };
@@ -259,6 +268,15 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   // the configuration the run would use: a warmup fraction comes to its steps over the run's steps, counted
   // over these rows as the run counts them (runs/execute.ts), whether or not the time estimate could be made
   const steps = totalSteps(rows.train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
-  const answer: RunCheck = { ok: fits && (hostRam === null || hostRam.fits), errors: [], warnings, config: withRunWarmup(config, steps), memory, precision, time, alternatives: (fit?.alternatives ?? []).map(formAlternative), verdict };
+  // what it writes to the output folder's disk (runs/disk-need.ts), as the run itself checks it before its first step
+  const diskInput = await runDiskInput(config, folder, estimate.trainableParams, steps, null);
+  const diskCheck = await checkRunDisk(out, diskInput.input);
+  const shortfall = diskShortfall(out, diskCheck, diskInput.input, diskInput.result, APP_DISK_WORDS);
+  const disk = {
+    needBytes: diskCheck.need.bytes, freeBytes: diskCheck.freeBytes, fits: diskCheck.fits, checkpointBytes: diskCheck.need.checkpointBytes,
+    checkpointsAtOnce: diskCheck.need.checkpointsAtOnce, parts: diskNeedParts(diskCheck.need, diskInput.result), shortfall,
+  };
+  const fullVerdict = shortfall === null ? verdict : `${verdict} Does not fit on the disk: ${shortfall}${config.ignoreDiskCheck ? ' (starting anyway, as asked)' : ''}`;
+  const answer: RunCheck = { ok: fits && (hostRam === null || hostRam.fits) && disk.fits, errors: [], warnings, config: withRunWarmup(config, steps), memory, precision, time, disk, alternatives: (fit?.alternatives ?? []).map(formAlternative), verdict: fullVerdict };
   return { check: answer, config };
 }

@@ -67,7 +67,7 @@ export function parseRunSettings(request: unknown, policy: PathPolicy): ParsedRu
   const out = read(() => policy.checkOptional(top.nullableString('out'), 'out', 'write')) ?? null;
   settings.method = read(() => top.choice('method', TRAIN_METHODS, true));
   settings.dataFormat = read(() => top.choice('dataFormat', DATA_FORMATS));
-  for (const key of ['completionOnly', 'pack', 'ignoreMemoryCheck'] as const) settings[key] = read(() => top.boolean(key));
+  for (const key of ['completionOnly', 'pack', 'ignoreMemoryCheck', 'ignoreDiskCheck'] as const) settings[key] = read(() => top.boolean(key));
   const hyper = read(() => top.object('hyper')) ?? new Fields({}, 'hyper.');
   for (const key of NUMERIC_HYPER) settings[key] = read(() => hyper.number(key, SETTING_LIMITS[key]));
   for (const key of BOOLEAN_HYPER) settings[key] = read(() => hyper.boolean(key));
@@ -85,7 +85,7 @@ export function parseRunSettings(request: unknown, policy: PathPolicy): ParsedRu
   const text = read(() => hyper.nullableString('promptInitText'));
   if (text) settings.promptInitText = text;
   for (const key of Object.keys(settings)) if (settings[key] === undefined) delete settings[key];
-  const known = new Set<string>(['model', 'data', 'evalData', 'out', 'method', 'dataFormat', 'completionOnly', 'pack', 'ignoreMemoryCheck', 'hyper']);
+  const known = new Set<string>(['model', 'data', 'evalData', 'out', 'method', 'dataFormat', 'completionOnly', 'pack', 'ignoreMemoryCheck', 'ignoreDiskCheck', 'hyper']);
   for (const key of Object.keys(top.obj)) if (!known.has(key)) errors.push({ field: key, message: `${key} is not a run setting` });
   const knownHyper = new Set<string>([...NUMERIC_HYPER, ...BOOLEAN_HYPER, 'steps', 'scheduler', 'optimizer', 'targets', 'promptInitText', 'device', 'precision']);
   for (const key of Object.keys(hyper.obj)) if (!knownHyper.has(key)) errors.push({ field: `hyper.${key}`, message: `hyper.${key} is not a run setting` });
@@ -110,17 +110,17 @@ export interface ParsedResume {
   /** the run folder, checked for writing */
   runDir: string;
   /** where the resumed run computes; a field left out keeps what run.json recorded (as `train --resume` without the flag) */
-  overrides: Pick<ResumeOverrides, 'device' | 'precision' | 'gradientCheckpointing' | 'ignoreMemoryCheck'>;
+  overrides: Pick<ResumeOverrides, 'device' | 'precision' | 'gradientCheckpointing' | 'ignoreMemoryCheck' | 'ignoreDiskCheck'>;
 }
 
 /** resumeRun's request (ResumeRequest): the run folder, and the device and precision to continue on, each checked like the form's. */
 export function parseResumeRequest(request: unknown, policy: PathPolicy): ParsedResume {
   const f = Fields.of(request);
-  const known = new Set(['runDir', 'device', 'precision', 'gradientCheckpointing', 'ignoreMemoryCheck']);
+  const known = new Set(['runDir', 'device', 'precision', 'gradientCheckpointing', 'ignoreMemoryCheck', 'ignoreDiskCheck']);
   const other = Object.keys(f.obj).find((key) => !known.has(key));
   // the app changes only where a run continues and how it fits; the rest are the run's own settings (run.json)
   if (other !== undefined) {
-    throw f.error(other, `${other} is not a resume setting: a run resumes with the settings in its run.json; only device, precision, gradientCheckpointing and ignoreMemoryCheck may change`);
+    throw f.error(other, `${other} is not a resume setting: a run resumes with the settings in its run.json; only device, precision, gradientCheckpointing, ignoreMemoryCheck and ignoreDiskCheck may change`);
   }
   const runDir = policy.check(f.string('runDir', true), 'runDir', 'write');
   const overrides: ParsedResume['overrides'] = {};
@@ -131,5 +131,6 @@ export function parseResumeRequest(request: unknown, policy: PathPolicy): Parsed
   // only turning on counts (resumedConfig keeps what run.json has on)
   if (f.boolean('gradientCheckpointing')) overrides.gradientCheckpointing = true;
   if (f.boolean('ignoreMemoryCheck')) overrides.ignoreMemoryCheck = true;
+  if (f.boolean('ignoreDiskCheck')) overrides.ignoreDiskCheck = true;
   return { runDir, overrides };
 }

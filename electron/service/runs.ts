@@ -70,6 +70,7 @@ export class RunService {
       throw invalid(first.field, check.errors.map((e) => e.message).join('; '));
     }
     if (!check.memory!.fits && !config!.ignoreMemoryCheck) throw failed(`${check.verdict} Or start anyway (ignore the memory check).`);
+    if (!check.disk!.fits && !config!.ignoreDiskCheck) throw failed(check.disk!.shortfall!);
     if (this.liveIn(out)) throw failed(`${out}: a run is already training in this folder`);
     const final = parsed.out === null ? { ...config!, out: await reserveRunFolder(config!.method) } : config!;
     return this.launch(final, false, parsed.out === null);

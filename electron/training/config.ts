@@ -126,6 +126,8 @@ export interface TrainConfig {
   precision: Precision;
   /** start even when the estimate exceeds the machine's available memory */
   ignoreMemoryCheck: boolean;
+  /** start even when what the run writes (checkpoints, the result: runs/disk-need.ts) exceeds its disk's free space */
+  ignoreDiskCheck: boolean;
   /** how data rows are read (electron/data's loadDataset decides 'auto') */
   dataFormat: DataFormat;
   /** train on completion tokens only (prompt, system and user tokens masked); false = every token */
@@ -181,6 +183,8 @@ export const LATER_DEFAULTS = {
   neftuneAlpha: 0,
   /** runs from before --warmup-ratio gave their warmup in steps */
   warmupRatio: null as number | null,
+  /** runs from before the disk check started without one */
+  ignoreDiskCheck: false,
 } as const;
 
 export const TRAIN_DEFAULTS = {

@@ -89,6 +89,7 @@ export interface TrainSettings {
   keepCheckpoints?: number;
   gradientCheckpointing?: boolean;
   ignoreMemoryCheck?: boolean;
+  ignoreDiskCheck?: boolean;
   /** 'auto' | 'cpu' | 'cuda' | 'cuda:N' (checked here; which GPUs exist is the run's check) */
   device?: string;
   /** 'auto' | 'fp32' | 'bf16' (checked here; whether the device has bf16 is the run's check) */
@@ -331,6 +332,7 @@ export function trainConfigFromSettings(s: TrainSettings, name: FieldNamer = pla
     earlyStopDelta: s.earlyStopDelta ?? D.earlyStopDelta,
     gradientCheckpointing: s.gradientCheckpointing === true,
     ignoreMemoryCheck: s.ignoreMemoryCheck === true,
+    ignoreDiskCheck: s.ignoreDiskCheck === true,
     device,
     precision,
     dataFormat: s.dataFormat ?? D.dataFormat,
@@ -427,8 +429,8 @@ function prefixOf(s: TrainSettings, name: FieldNamer): AdapterPrefix {
  * eval_data_sha256, the model's fingerprint against config.modelFingerprint)
  * before it trains.
  */
-export type ResumeOverrides = Pick<TrainSettings, 'lr' | 'threads' | 'keepCheckpoints' | 'gradientCheckpointing' | 'ignoreMemoryCheck' | 'device' | 'precision' | 'model' | 'data' | 'evalData'>;
-export const RESUME_OVERRIDES: readonly (keyof ResumeOverrides)[] = ['lr', 'threads', 'keepCheckpoints', 'gradientCheckpointing', 'ignoreMemoryCheck', 'device', 'precision', 'model', 'data', 'evalData'];
+export type ResumeOverrides = Pick<TrainSettings, 'lr' | 'threads' | 'keepCheckpoints' | 'gradientCheckpointing' | 'ignoreMemoryCheck' | 'ignoreDiskCheck' | 'device' | 'precision' | 'model' | 'data' | 'evalData'>;
+export const RESUME_OVERRIDES: readonly (keyof ResumeOverrides)[] = ['lr', 'threads', 'keepCheckpoints', 'gradientCheckpointing', 'ignoreMemoryCheck', 'ignoreDiskCheck', 'device', 'precision', 'model', 'data', 'evalData'];
 
 /** The configuration of a resumed run: its run.json's, in `dir` (the folder may have moved), with the few overrides allowed. */
 export function resumedConfig(stored: TrainConfig, dir: string, overrides: ResumeOverrides = {}, name: FieldNamer = plainName): TrainConfig {
@@ -468,5 +470,7 @@ export function resumedConfig(stored: TrainConfig, dir: string, overrides: Resum
     keepCheckpoints: overrides.keepCheckpoints ?? stored.keepCheckpoints,
     gradientCheckpointing: stored.gradientCheckpointing || overrides.gradientCheckpointing === true,
     ignoreMemoryCheck: stored.ignoreMemoryCheck || overrides.ignoreMemoryCheck === true,
+    // a session's choice: the next resume checks the disk again (what it holds has changed)
+    ignoreDiskCheck: overrides.ignoreDiskCheck === true,
   };
 }

@@ -83,13 +83,14 @@ export const trainSpec: CommandSpec = {
     { name: 'resume', kind: 'string', valueName: 'RUN_DIR', help: 'continue the run in RUN_DIR from its newest complete checkpoint (its run.json gives the settings)' },
     { name: 'gradient-checkpointing', kind: 'boolean', help: 'recompute activations in backward to save memory' },
     { name: 'ignore-memory-check', kind: 'boolean', help: 'start even when the memory estimate exceeds the available memory' },
+    { name: 'ignore-disk-check', kind: 'boolean', help: 'start even when what the run writes (checkpoints, the result) exceeds its disk\'s free space' },
   ],
   notes: [
     'Writes to --out: the adapter (lora, qlora, prompt, prefix: adapter_config.json + adapter_model.safetensors;',
     'full: a complete model folder), metrics.jsonl (one row per step), run.json (settings and status),',
     'checkpoints/step-N/ (with --save-every), best/ (with --keep-best). Training runs in a child process; Ctrl-C stops at the next',
     'step with a checkpoint (press it again to stop at once). With --resume RUN_DIR only --lr, --threads,',
-    '--keep-checkpoints, --gradient-checkpointing, --ignore-memory-check, --device and --precision may be given (without',
+    '--keep-checkpoints, --gradient-checkpointing, --ignore-memory-check, --ignore-disk-check, --device and --precision may be given (without',
     'them the run continues on the device and in the precision run.json recorded; a bf16 run continues on the CPU with',
     '--device cpu --precision fp32), and --model / --data / --eval-data when the model folder, the data file or the',
     'evaluation file moved (checked to be the same files the run started with).',
@@ -106,7 +107,7 @@ const FLAG_OF: Record<SettingField, string> = {
   lr: 'lr', optimizer: 'optimizer', weightDecay: 'weight-decay', scheduler: 'scheduler', warmupSteps: 'warmup-steps', warmupRatio: 'warmup-ratio', steps: 'steps',
   epochs: 'epochs', batchSize: 'batch-size', gradAccum: 'grad-accum', seqLen: 'seq-len', clip: 'clip', neftuneAlpha: 'neftune-alpha', seed: 'seed', threads: 'threads',
   evalSplit: 'eval-split', evalEvery: 'eval-every', saveEvery: 'save-every', keepBest: 'keep-best', earlyStop: 'early-stop', earlyStopDelta: 'early-stop-delta', keepCheckpoints: 'keep-checkpoints',
-  gradientCheckpointing: 'gradient-checkpointing', ignoreMemoryCheck: 'ignore-memory-check', device: 'device', precision: 'precision',
+  gradientCheckpointing: 'gradient-checkpointing', ignoreMemoryCheck: 'ignore-memory-check', ignoreDiskCheck: 'ignore-disk-check', device: 'device', precision: 'precision',
 };
 const OFF_SWITCHES = ['all-tokens', 'no-double-quant'];
 const flagName = (field: SettingField) => `--${FLAG_OF[field]}`;

@@ -122,17 +122,17 @@ describe.skipIf(!noGpuHere)('the Runs page on this machine (no GPU)', () => {
     expect(byId(root, 'resume-options')!.textContent).toContain('bf16: tensor cores, about half the memory traffic, activations kept in 16 bits; fp32: exact');
   }, 60_000);
 
-  it('gradient checkpointing and "resume even if it does not fit": offered while off, sent only when ticked', async () => {
+  it('gradient checkpointing and "resume even if it does not fit" (memory, disk): offered while off, sent only when ticked', async () => {
     const dir = await copyOfRun('memory-options');
     const { root, options } = await panel(dir);
     expect(options.request).toEqual({});
-    for (const id of ['resume-checkpointing', 'resume-ignore-memory']) {
+    for (const id of ['resume-checkpointing', 'resume-ignore-memory', 'resume-ignore-disk']) {
       const box = byId(root, id) as HTMLInputElement;
       expect(box.checked).toBe(false);
       box.click();
       flushSync();
     }
-    expect(options.request).toEqual({ gradientCheckpointing: true, ignoreMemoryCheck: true });
+    expect(options.request).toEqual({ gradientCheckpointing: true, ignoreMemoryCheck: true, ignoreDiskCheck: true });
     // a run that already has them on: nothing to offer
     const on = await copyOfRun('memory-options-on');
     const record = readRecord(on);
@@ -143,6 +143,8 @@ describe.skipIf(!noGpuHere)('the Runs page on this machine (no GPU)', () => {
     const second = await panel(on);
     expect(byId(second.root, 'resume-checkpointing')).toBeNull();
     expect(byId(second.root, 'resume-ignore-memory')).toBeNull();
+    // the disk is checked again at each resume (what it holds has changed): always offered, off
+    expect((byId(second.root, 'resume-ignore-disk') as HTMLInputElement).checked).toBe(false);
     expect(second.options.request).toEqual({});
   }, 60_000);
 

@@ -45,6 +45,8 @@ export class HyperparametersPage {
   checkError = $state<string | null>(null);
   /** the user accepts a run the estimate says may not fit */
   ignoreMemory = $state(false);
+  /** the user accepts a run that writes more than its disk has free */
+  ignoreDisk = $state(false);
   starting = $state(false);
   startError = $state<string | null>(null);
   /**
@@ -292,10 +294,21 @@ export class HyperparametersPage {
     return c !== null && !c.ok && c.errors.length === 0 && c.config !== null && c.memory !== null && !c.memory.fits;
   }
 
+  /** What the run writes exceeds its disk's free space, and nothing else refuses it: the user may start anyway. */
+  get diskIsShort(): boolean {
+    const c = this.currentCheck;
+    return c !== null && c.errors.length === 0 && c.config !== null && c.disk !== null && !c.disk.fits;
+  }
+
   get canStart(): boolean {
     const c = this.currentCheck;
     if (!c || this.checkPending || this.starting || this.hasFieldErrors || !this.studio.runSettings) return false;
-    return c.ok || (this.memoryIsTheOnlyProblem && this.ignoreMemory);
+    if (c.ok) return true;
+    if (c.errors.length > 0 || c.config === null || c.memory === null) return false;
+    // each short figure needs its own "start anyway" (the RAM beside a GPU goes with the memory, as the service has it)
+    const memoryOk = (c.memory.fits && (c.memory.hostRam?.fits ?? true)) || (this.memoryIsTheOnlyProblem && this.ignoreMemory);
+    const diskOk = c.disk === null || c.disk.fits || this.ignoreDisk;
+    return memoryOk && diskOk;
   }
 
   private cancelTimer(): void {
@@ -340,7 +353,7 @@ export class HyperparametersPage {
   async start(): Promise<void> {
     const settings = this.studio.runSettings;
     if (!settings || !this.canStart) return;
-    const request: RunSettings = { ...settings, ignoreMemoryCheck: this.memoryIsTheOnlyProblem && this.ignoreMemory };
+    const request: RunSettings = { ...settings, ignoreMemoryCheck: this.memoryIsTheOnlyProblem && this.ignoreMemory, ignoreDiskCheck: this.diskIsShort && this.ignoreDisk };
     this.starting = true;
     this.startError = null;
     try {

@@ -15,7 +15,7 @@
 import { ApiError, type ApiTransport, type HyperparameterSpec, type ResumeRequest, type TrainConfig } from '../../../electron/api/contract.js';
 import { precisionMatters } from './hyperparameter-fields.js';
 
-export type ResumeChoice = Pick<ResumeRequest, 'device' | 'precision' | 'gradientCheckpointing' | 'ignoreMemoryCheck'>;
+export type ResumeChoice = Pick<ResumeRequest, 'device' | 'precision' | 'gradientCheckpointing' | 'ignoreMemoryCheck' | 'ignoreDiskCheck'>;
 /** What run.json recorded of the run, as far as these options need it. */
 export type RecordedRun = Pick<TrainConfig, 'model' | 'method' | 'device' | 'precision'> &
   Partial<Pick<TrainConfig, 'gradientCheckpointing' | 'ignoreMemoryCheck'>>;
@@ -52,6 +52,8 @@ export class ResumeOptions {
   checkpointing = $state(false);
   /** resume even if the memory check says it does not fit */
   ignoreMemory = $state(false);
+  /** resume even if what the rest of the run writes exceeds its disk's free space (a session's choice: run.json does not keep it) */
+  ignoreDisk = $state(false);
 
   constructor(
     private readonly api: ApiTransport,
@@ -157,6 +159,7 @@ export class ResumeOptions {
     if (this.effectivePrecision !== recorded.precision) out.precision = this.effectivePrecision;
     if (this.checkpointing && !recorded.gradientCheckpointing) out.gradientCheckpointing = true;
     if (this.ignoreMemory && !recorded.ignoreMemoryCheck) out.ignoreMemoryCheck = true;
+    if (this.ignoreDisk) out.ignoreDiskCheck = true;
     return out;
   }
 

@@ -1,0 +1,189 @@
+// What a run will write to its folder's disk, said before it starts: a full
+// fine-tuning run of a 1B model writes a 4.4 GiB model and, with --save-every,
+// checkpoints of about 13 GiB each (the model and AdamW's two moments), so a
+// disk that runs out at the tenth checkpoint would stop a run hours in. The
+// run stops cleanly then (execute.ts keeps its state), but the time is lost;
+// this check tells before the first step.
+//
+// The figures are the files' own sizes (the safetensors layouts the writers
+// use), so "about" only covers the small files and metrics.jsonl's lines.
+// How many checkpoints are on the disk at once follows checkpoint-prune.ts:
+// a new checkpoint is complete before the oldest beyond --keep-checkpoints is
+// removed, so with K kept the disk holds K + 1 for a moment.
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { freeBytes } from '../files/disk-space.js';
+import { fullModelFileBytes, SIDE_FILES } from '../export/model-folder.js';
+import type { ModelFolder } from '../models/folder.js';
+import { adapterFileBytes } from '../training/adapter-files.js';
+import { adapterLayoutOf, type TrainConfig } from '../training/config.js';
+import { bytesInWords } from '../text/bytes.js';
+import { COMPLETE_MARKER } from './checkpoint-format.js';
+import { listCheckpoints } from './checkpoint-read.js';
+import { existsSync } from 'node:fs';
+
+/** A metrics.jsonl line of one step (about 225 bytes measured, with room for larger figures) and of one evaluation. */
+const STEP_LINE_BYTES = 256;
+const EVAL_LINE_BYTES = 128;
+/** run.json, the adapter's config and README, each checkpoint's small files: their sum stays under this. */
+const SMALL_FILES_BYTES = 64 * 1024;
+/** A checkpoint's files beside the weights: trainer_state.json, adapter_config.json, README.md, COMPLETE (checkpoint-write.ts's allowance). */
+const CHECKPOINT_SMALL_FILES_BYTES = 4 * 1024;
+
+export interface DiskNeedInput {
+  /** the result file the run writes at the end: the adapter's safetensors, or the full model's (with its side files) */
+  resultBytes: number;
+  /** parameters the optimizer updates: AdamW keeps two fp32 moments of each in every checkpoint */
+  trainableParams: number;
+  /** 'adamw' keeps two fp32 moments a parameter; plain 'sgd' none (optimizer-file.ts) */
+  optimizer: 'adamw' | 'sgd';
+  /** prefix tuning with prefix_projection: its checkpoints also hold the encoder (fp32, its trainable parameters) */
+  prefixEncoder: boolean;
+  totalSteps: number;
+  saveEvery: number;
+  /** complete checkpoints kept (0 = all) */
+  keepCheckpoints: number;
+  keepBest: boolean;
+  evalEvery: number;
+  /** a resumed run: the step it continues from and the complete checkpoints already in its folder */
+  resumed?: { fromStep: number; checkpoints: number } | null;
+}
+
+export interface DiskNeed {
+  /** bytes the run adds to its disk at its fullest */
+  bytes: number;
+  /** one checkpoint's files */
+  checkpointBytes: number;
+  /** checkpoints on the disk at the fullest moment (already there included) */
+  checkpointsAtOnce: number;
+  /** of those, the ones a resumed run found in place (not counted in bytes) */
+  checkpointsThere: number;
+  resultBytes: number;
+  /** best/: a second copy of the adapter (--keep-best), 0 without */
+  bestBytes: number;
+  metricsBytes: number;
+}
+
+/** The bytes of one checkpoint of a run: its weights, the optimizer's moments, the encoder of prefix tuning, the small files. */
+export function checkpointBytesOf(input: Pick<DiskNeedInput, 'resultBytes' | 'trainableParams' | 'optimizer' | 'prefixEncoder'>): number {
+  const moments = input.optimizer === 'adamw' ? 2 * 4 * input.trainableParams : 0;
+  const encoder = input.prefixEncoder ? 4 * input.trainableParams : 0;
+  return input.resultBytes + moments + encoder + CHECKPOINT_SMALL_FILES_BYTES;
+}
+
+/** What the run adds to its disk at its fullest (see the file's comment). */
+export function runDiskNeed(input: DiskNeedInput): DiskNeed {
+  const checkpointBytes = checkpointBytesOf(input);
+  const from = input.resumed?.fromStep ?? 0;
+  const there = input.resumed?.checkpoints ?? 0;
+  const every = input.saveEvery;
+  const writes = every > 0 ? Math.floor(input.totalSteps / every) - Math.floor(from / every) : 0;
+  const keep = input.keepCheckpoints;
+  const all = there + writes;
+  // at the end, and at the fullest moment (a new one complete before the oldest goes)
+  const atEnd = keep > 0 ? Math.min(all, keep) : all;
+  const atOnce = keep > 0 && all > keep && writes > 0 ? keep + 1 : atEnd;
+  const bestBytes = input.keepBest ? input.resultBytes : 0;
+  const steps = Math.max(0, input.totalSteps - from);
+  const evals = input.evalEvery > 0 ? Math.floor(input.totalSteps / input.evalEvery) - Math.floor(from / input.evalEvery) : 0;
+  const metricsBytes = steps * STEP_LINE_BYTES + evals * EVAL_LINE_BYTES + SMALL_FILES_BYTES;
+  // the result is written once the last checkpoint is in place
+  const fullest = Math.max(atOnce * checkpointBytes, atEnd * checkpointBytes + input.resultBytes);
+  const bytes = Math.max(0, fullest - there * checkpointBytes) + bestBytes + metricsBytes;
+  return { bytes, checkpointBytes, checkpointsAtOnce: atOnce, checkpointsThere: there, resultBytes: input.resultBytes, bestBytes, metricsBytes };
+}
+
+/** The full model's side files (tokenizer, configs) a full fine-tuning run copies beside its weights, in bytes. */
+export async function sideFileBytes(modelDir: string): Promise<number> {
+  let bytes = 0;
+  for (const name of SIDE_FILES) bytes += (await stat(join(modelDir, name)).catch(() => null))?.size ?? 0;
+  return bytes;
+}
+
+/**
+ * The need's input for a run of `config` on `folder`: its result file (the
+ * adapter, or the full model with its side files), the trainable parameters
+ * of the memory estimate, its steps and checkpoint settings.
+ */
+export async function runDiskInput(config: TrainConfig, folder: ModelFolder, trainableParams: number, totalSteps: number,
+  resumed: DiskNeedInput['resumed']): Promise<{ input: DiskNeedInput; result: 'adapter' | 'model' }> {
+  const layout = adapterLayoutOf(config);
+  const resultBytes = layout ? adapterFileBytes(folder.spec, layout) : fullModelFileBytes(folder.spec) + (await sideFileBytes(folder.dir));
+  return {
+    input: {
+      resultBytes, trainableParams, optimizer: config.optimizer, prefixEncoder: layout?.kind === 'prefix' && layout.prefix.projection,
+      totalSteps, saveEvery: config.saveEvery, keepCheckpoints: config.keepCheckpoints, keepBest: config.keepBest, evalEvery: config.evalEvery, resumed,
+    },
+    result: layout ? 'adapter' : 'model',
+  };
+}
+
+/**
+ * Where a resume of `runDir` stands on its disk: the complete checkpoints in
+ * place (kept until newer ones replace them) and the newest one's step, which
+ * it continues from (0 when there is none).
+ */
+export async function checkpointsInPlace(runDir: string): Promise<{ fromStep: number; checkpoints: number }> {
+  const complete = (await listCheckpoints(runDir)).filter((c) => existsSync(join(c.dir, COMPLETE_MARKER)));
+  return { fromStep: complete[0]?.step ?? 0, checkpoints: complete.length };
+}
+
+export interface DiskCheck {
+  need: DiskNeed;
+  /** bytes free to this user on the disk of the run folder (its nearest existing folder); null: the system cannot tell */
+  freeBytes: number | null;
+  fits: boolean;
+}
+
+/** The run's need against what the disk of `out` has free. */
+export async function checkRunDisk(out: string, input: DiskNeedInput): Promise<DiskCheck> {
+  const need = runDiskNeed(input);
+  const free = await freeBytes(out);
+  return { need, freeBytes: free, fits: free === null || need.bytes <= free };
+}
+
+/** What the need is made of, in words: "3 checkpoints of 1.2 GiB at once, the adapter 40 MiB, best/ 40 MiB". */
+export function diskNeedParts(need: DiskNeed, result: 'adapter' | 'model'): string {
+  const parts: string[] = [];
+  if (need.checkpointsAtOnce > 0) {
+    const there = need.checkpointsThere > 0 ? ` (${need.checkpointsThere} already there)` : '';
+    parts.push(`${need.checkpointsAtOnce.toLocaleString('en-US')} checkpoint${need.checkpointsAtOnce === 1 ? '' : 's'} of ${bytesInWords(need.checkpointBytes)} at once${there}`);
+  }
+  parts.push(`the ${result} ${bytesInWords(need.resultBytes)}`);
+  if (need.bestBytes > 0) parts.push(`the best ${result} ${bytesInWords(need.bestBytes)}`);
+  parts.push(`metrics ${bytesInWords(need.metricsBytes)}`);
+  return parts.join(', ');
+}
+
+/** How a refusal names its ways out: the command line's flags, or the form's fields (service/run-check.ts). */
+export interface DiskWords {
+  /** "--keep-checkpoints 1" */
+  keepOne: string;
+  /** "choose an --out on a disk with room" */
+  otherDisk: string;
+  /** "; --ignore-disk-check starts it anyway" */
+  anyway: string;
+}
+export const CLI_DISK_WORDS: DiskWords = {
+  keepOne: '--keep-checkpoints 1',
+  otherDisk: 'choose an --out on a disk with room',
+  anyway: '; --ignore-disk-check starts it anyway',
+};
+
+/**
+ * The refusal when the need exceeds the free space, null when it fits (or the
+ * free space is unknown): what the run writes, of what, and the ways out.
+ */
+export function diskShortfall(out: string, check: DiskCheck, input: DiskNeedInput, result: 'adapter' | 'model', words: DiskWords = CLI_DISK_WORDS): string | null {
+  // a resumed run's folder is where it is: the other ways out stay
+  if (check.fits || check.freeBytes === null) return null;
+  const { need, freeBytes: free } = check;
+  const ways = [`Free ${bytesInWords(need.bytes - free)} there`];
+  if (need.checkpointsAtOnce > 2 && input.keepCheckpoints !== 1) {
+    const one = runDiskNeed({ ...input, keepCheckpoints: 1 });
+    ways.push(`keep one checkpoint (${words.keepOne}: about ${bytesInWords(one.bytes)})`);
+  }
+  if (!input.resumed) ways.push(words.otherDisk);
+  return `${out}: the run writes about ${bytesInWords(need.bytes)} there (${diskNeedParts(need, result)}) and its disk has ${bytesInWords(free)} free. ` +
+    `${ways.length === 1 ? ways[0] : `${ways.slice(0, -1).join(', ')} or ${ways[ways.length - 1]}`}${words.anyway}.`;
+}

@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../testing/e2e-fixtures.js';
 import { checkExportDestination } from '../export/export-target.js';
 import { FolderExistsError, writeFolderAtomic } from './atomic.js';
+import { clearWriteLeftovers } from './write-leftovers.js';
 
 /** Does what writeFolderAtomic does up to between its two renames, then is killed there. */
 function killedBetweenRenames(parent: string, name: string): void {
@@ -85,6 +86,50 @@ describe('the leftovers of a folder write killed between its renames', () => {
     expect(cleanup).toEqual({ restored: [], removed: [] });
     expect(existsSync(live) && existsSync(other)).toBe(true);
   });
+});
+
+describe('a pid that another process holds now', () => {
+  // The kernel hands out the pid after /proc/sys/kernel/ns_last_pid next (root in a pid namespace it owns; skipped elsewhere).
+  const canChoosePid = (() => {
+    try {
+      writeFileSync('/proc/sys/kernel/ns_last_pid', readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+  /** A live process that got pid `pid` (another process may take it first: then a few more tries, each with a new pid). */
+  function sleeperWithPid(pid: number): ReturnType<typeof spawn> | null {
+    writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+    const p = spawn('sleep', ['60']);
+    sleepers.push(p);
+    return p.pid === pid ? p : null;
+  }
+
+  it.skipIf(!canChoosePid)('a leftover older than the live process with its pid is a dead writer\'s: removed; a newer one of it stays', async () => {
+    const parent = tempDir('leftovers-reused-pid');
+    const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+    let sleeper: ReturnType<typeof spawn> | null = null;
+    let old = '';
+    for (let attempt = 0; attempt < 5 && sleeper === null; attempt++) {
+      const pid = Math.min(pidMax - 10, Number(readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8')) + 5000 + attempt * 100);
+      // a write of pid `pid` that was killed (the temp it left), before the process now holding the number started
+      old = join(parent, `.export.${pid}.0badf00d.tmp`);
+      mkdirSync(old);
+      // (past the 1 s margin, twice over)
+      await new Promise((r) => setTimeout(r, 2000));
+      sleeper = sleeperWithPid(pid);
+    }
+    expect(sleeper, 'no attempt got the chosen pid').not.toBeNull();
+    // the live process's own temp (made after it started) is a write in progress
+    const live = join(parent, `.export.${sleeper!.pid}.0badf00d.old`);
+    mkdirSync(live);
+    mkdirSync(join(parent, 'export'));
+    const cleanup = await clearWriteLeftovers(parent, 'export');
+    expect(cleanup).toEqual({ restored: [], removed: [old] });
+    expect(existsSync(live)).toBe(true);
+  }, 30_000);
 });
 
 /** The pid of a process that has ended. */

@@ -3,21 +3,34 @@
 // old folder writeFolderAtomic moves aside while it puts the new one in place
 // (".NAME.PID.HEX.old"). A kill between those two renames leaves NAME missing
 // and its old content in the ".old" folder. Only leftovers of a process that
-// is gone are touched: a live one's are writes in progress.
+// is gone are touched: a live one's are writes in progress. A pid alone does
+// not say that: after a crash and a reboot the number may belong to another
+// program (boot starts low pids again), and a multi-GB checkpoint temp would
+// then stay forever. So a live pid whose process started after the leftover
+// last changed (its ctime: the writer's own writes and renames set it) is
+// not its writer (Linux: system/process-start.ts).
 import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { processStartMs } from '../system/process-start.js';
 // (the names: temp-names.ts; NAME may itself be one, a temp of a temp)
 import { parseTempName, type TempName } from './temp-names.js';
 
-/** Is the writer gone? This process's own writes and a pid that cannot be checked count as alive. */
-function writerGone(pid: number): boolean {
+/** Beyond the start time's error (hundredths of a second) and the clock's steps: a writer started this much after the leftover's change is another process. */
+const START_SLACK_MS = 1000;
+
+/**
+ * Is the writer of a leftover last changed at `changedMs` gone? This process's own writes and a pid that cannot be
+ * checked count as alive; a live pid whose process started after the change is a later process with the number.
+ */
+export function writerGone(pid: number, changedMs: number): boolean {
   if (pid === process.pid) return false;
   try {
     process.kill(pid, 0);
-    return false;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ESRCH';
   }
+  const started = processStartMs(pid);
+  return started !== null && started > changedMs + START_SLACK_MS;
 }
 
 export interface LeftoverCleanup {
@@ -44,9 +57,14 @@ export async function clearWriteLeftovers(dir: string, target?: string): Promise
   } catch {
     return cleanup;
   }
-  const dead = names
+  const candidates = names
     .map((name) => ({ name, leftover: parseTempName(name) }))
-    .filter((e): e is { name: string; leftover: TempName } => e.leftover !== null && (target === undefined || e.leftover.target === target) && writerGone(e.leftover.pid));
+    .filter((e): e is { name: string; leftover: TempName } => e.leftover !== null && (target === undefined || e.leftover.target === target));
+  const dead: typeof candidates = [];
+  for (const e of candidates) {
+    const changed = (await stat(join(dir, e.name)).catch(() => null))?.ctimeMs;
+    if (changed !== undefined && writerGone(e.leftover.pid, changed)) dead.push(e);
+  }
   // ".old" first, newest first: one of them may have to take its target's place before the rest go
   const olds = await Promise.all(dead.filter((e) => e.leftover.kind === 'old').map(async (e) => ({ ...e, mtime: (await stat(join(dir, e.name)).catch(() => null))?.mtimeMs ?? 0 })));
   olds.sort((a, b) => b.mtime - a.mtime);

@@ -2,26 +2,16 @@
 // after a crash and a reboot the number may belong to another program. On
 // Linux the kernel's start time of the process (field 22 of /proc/PID/stat)
 // tells the original from a later process that got the same number.
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { processStartTicks } from '../system/process-start.js';
+
+export { processStartTicks };
 
 export interface ProcessIdentity {
   pid: number;
   host: string;
   /** clock ticks after boot when the process started (Linux), null elsewhere */
   startTicks: number | null;
-}
-
-export function processStartTicks(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[19]); // field 22 overall
-    return Number.isFinite(ticks) ? ticks : null;
-  } catch {
-    return null;
-  }
 }
 
 export function currentProcessIdentity(): ProcessIdentity {

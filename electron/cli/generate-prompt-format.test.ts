@@ -1,13 +1,15 @@
 // `generate --prompt-format`: an adapter trained on chat rows is prompted as
 // those rows were laid out (read from its run, also from one of its
-// checkpoints), and the answer is the one generate() gives in this process
+// checkpoints or its best/ adapter), and the answer is the one generate() gives in this process
 // for the chat layout's tokens; a run on completion rows keeps the text as
 // written; an explicit layout and --system work, and a system message in the
 // plain layout is refused naming the flag.
+import { cpSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generate } from '../inference/generate.js';
 import { layOutPrompt, type PromptFormat } from '../inference/prompt-format.js';
+import { trainedPromptFormat } from '../inference/trained-prompt-format.js';
 import { ModelTokenizer } from '../models/tokenizer.js';
 import { openSession, stopTokenIds } from '../session.js';
 import { cli, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
@@ -74,6 +76,31 @@ describe('generate --prompt-format', () => {
     expect(fromCheckpoint.stderr).toContain("laid out as the run's chat rows were");
     expect(fromCheckpoint.stdout).toBe(await expected(checkpoint, 'chat', 'the cat'));
   }, 60_000);
+
+  it("auto: a run's best adapter (RUN/best, --keep-best) is prompted as the run's rows were, as RUN is", async () => {
+    const data = join(dir, 'chat.jsonl');
+    const run = join(dir, 'chat-best-run');
+    const t = await cli(['train', '--model', model.dir, '--data', data, '--eval-data', data, '--eval-every', '1', '--keep-best', '--out', run, '--method', 'lora', '--steps', '2', '--lr', '0.05', ...THREADS]);
+    expect(t.code, t.stderr).toBe(0);
+    const best = join(run, 'best');
+    expect(existsSync(join(best, 'best.json'))).toBe(true);
+    // the function every user reads it through (generate, the GGUF export's Modelfile, the Try page's reasoning flag)
+    expect(await trainedPromptFormat(best)).toEqual({ format: 'chat', dataFormat: 'chat', reasoning: false });
+    expect(await trainedPromptFormat(best)).toEqual(await trainedPromptFormat(run));
+    // the same folder's files anywhere else belong to no run: nothing is known of its rows
+    const copy = join(dir, 'best-copy');
+    cpSync(best, copy, { recursive: true });
+    expect(await trainedPromptFormat(copy)).toBeNull();
+    // BOS, the fallback template's user turn, its assistant header: counted by the tokenizer, not read from the output
+    const layout = `prompt (the fallback chat template (### User / ### Assistant), ${bosLength('<s>### User:\nthe cat\n\n### Assistant:\n')} tokens):\n<s>### User:\nthe cat\n\n### Assistant:\n\n`;
+    for (const adapter of [run, best]) {
+      const r = await cli(['generate', '--model', model.dir, '--adapter', adapter, '--prompt', 'the cat', '--show-prompt', ...GEN]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain("note: the prompt is laid out as the run's chat rows were");
+      expect(r.stderr).toContain(layout);
+      expect(r.stdout).toBe(await expected(adapter, 'chat', 'the cat'));
+    }
+  }, 120_000);
 
   it('auto: a completion run keeps the text as written; an explicit layout and --system are used as given', async () => {
     const auto = await cli(['generate', '--model', model.dir, '--adapter', completionRun, '--prompt', 'the cat', ...GEN]);

@@ -4,7 +4,7 @@
 // note, for inspect (in process and the built binary), data inspect and
 // train (whose run.json records the snapshot); what cannot be resolved fails
 // with the reason and nothing downloaded; `models` lists the cache.
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, runBinary, tempDir } from '../testing/e2e-fixtures.js';
@@ -62,6 +62,33 @@ describe('a model from the Hugging Face cache on the command line', () => {
     expect(absent.stderr).toContain(`no model someone/not-here in the Hugging Face cache (looked for ${join(cache, 'models--someone--not-here')}`);
     expect(absent.stderr).toContain('Nothing is downloaded');
   }, 120_000);
+
+  it('a single-file download cut short (a .incomplete blob, no model.safetensors yet): inspect org/name and --model org/name say so and name hf download', async () => {
+    // a cache of its own: `models` below lists exactly the one repo of `cache`
+    const cut = tempDir('hf-cli-cut');
+    const partial = writeCachedRevision(cut, 'org/partial', commitOf('partial'), filesOf(demoModelDir()));
+    renameSync(partial.blobs['model.safetensors'], partial.blobs['model.safetensors'] + '.incomplete');
+    unlinkSync(join(partial.snapshot, 'model.safetensors'));
+    const says = [`${partial.snapshot}: the download of org/partial is incomplete: the snapshot has no weights`, 'A download was interrupted (a .incomplete blob): finish it with `hf download org/partial`'];
+    process.env.HF_HUB_CACHE = cut;
+    try {
+      const r = await cli(['inspect', 'org/partial']);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      for (const part of says) expect(r.stderr).toContain(part);
+      expect(r.stderr).not.toContain('Pick a Hugging Face model folder');
+      // `models` says the same of it
+      const listed = (await listCachedModels({ HF_HUB_CACHE: cut })).models[0];
+      expect(listed).toMatchObject({ repoId: 'org/partial', usable: false });
+      expect(listed.reason).toContain(says[1]);
+    } finally {
+      process.env.HF_HUB_CACHE = cache;
+    }
+    const bin = runBinary(['generate', '--model', 'org/partial', '--prompt', 'x'], { HF_HUB_CACHE: cut });
+    expect(bin.code).toBe(1);
+    expect(bin.stderr.split('\n').filter((l) => l !== '')).toHaveLength(1); // one line
+    for (const part of says) expect(bin.stderr).toContain(part);
+  }, 60_000);
 
   it('data inspect --model org/name uses the cached tokenizer', async () => {
     const data = join(packageRoot(), 'resources', 'demo', 'task-train.jsonl');

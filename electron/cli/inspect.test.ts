@@ -193,6 +193,27 @@ describe('inspect', () => {
     expect((await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'full'), '--method', 'full', '--steps', '1', '--threads', '2'])).code).toBe(0);
     expect(statSync(join(dir, 'full', 'model.safetensors')).size).toBe(inspect.memory.full.adapter_bytes);
   });
+
+  it('--help names every field the report has (the memory rows\', fits_in\'s, machine\'s and time\'s too)', async () => {
+    const model = await tinyModel({ seed: 44 });
+    const r = await cli(['inspect', model.dir, '--device', 'cpu', '--seq-len', '32']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as Record<string, unknown>;
+    const keysOf = (o: unknown): string[] => (o !== null && typeof o === 'object' && !Array.isArray(o) ? Object.keys(o) : []);
+    const memory = report.memory as Record<string, Record<string, unknown>>;
+    const fields = new Set([
+      ...keysOf(report),
+      ...Object.values(memory).flatMap(keysOf),
+      ...keysOf(report.fits_in), ...keysOf(report.machine), ...keysOf((report.machine as { limits?: unknown }).limits), ...keysOf(report.time),
+    ]);
+    // the CPU rows' own parts (part of total_bytes) are among them: the fields the help once left out
+    expect(fields).toContain('cpu_threads_scratch');
+    expect(fields).toContain('training_process');
+    const help = (await cli(['inspect', '--help'])).stdout;
+    // a whole word: "fits" is not found inside "fits_in"
+    const unnamed = [...fields].filter((f) => !new RegExp(`\\b${f}\\b`).test(help));
+    expect(unnamed).toEqual([]);
+  });
 });
 
 describe('inspect notices', () => {

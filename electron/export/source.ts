@@ -118,8 +118,11 @@ function runDataFacts(runDir: string, config: Record<string, unknown>): RunDataF
 
 const NO_RUN_DATA: RunDataFacts = { runData: null, runSeqLen: null, runDataFormat: null, runCompletionOnly: null, runEvalSplit: 0, runEvalData: null, runSeed: null };
 
-/** The run a checkpoints/step-N folder or a best/ folder (with its best.json) belongs to (it holds run.json), or null. */
-async function runOfCheckpoint(dir: string): Promise<{ runDir: string; step: number; best: boolean } | null> {
+/**
+ * The run a checkpoints/step-N folder or a best/ folder (with its best.json) belongs to (it holds run.json), or null.
+ * The one rule for it: export and the prompt layout (inference/trained-prompt-format.ts) both find a run this way.
+ */
+export async function runOfCheckpoint(dir: string): Promise<{ runDir: string; step: number; best: boolean } | null> {
   if (basename(dir) === BEST_DIR && (await kindOf(join(dirname(dir), RUN_FILE))) === 'file') {
     const best = await readBestAdapter(dirname(dir));
     if (best !== null) return { runDir: dirname(dir), step: best.step, best: true };

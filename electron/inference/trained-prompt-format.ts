@@ -1,10 +1,11 @@
 // The prompt layout an adapter (or a full fine-tune) was trained with, read
-// from its run: a run folder, or one of its checkpoints
-// (RUN/checkpoints/step-N). An adapter from elsewhere says nothing of its
-// data: null then, and the caller keeps the plain layout.
+// from its run: a run folder, one of its checkpoints (RUN/checkpoints/step-N)
+// or its best adapter (RUN/best, train --keep-best), found as export finds
+// them. An adapter from elsewhere says nothing of its data: null then, and
+// the caller keeps the plain layout.
 import { resolve } from 'node:path';
 import type { DatasetFormat } from '../data/options.js';
-import { runDirOfCheckpoint } from '../runs/layout.js';
+import { runOfCheckpoint } from '../export/source.js';
 import { readRunRecord, recordedDataFormat, type RunRecord } from '../runs/run-record.js';
 import { promptFormatOfData, type PromptFormat } from './prompt-format.js';
 import { WITH_REASONING } from '../data/chat-template.js';
@@ -20,8 +21,8 @@ export interface TrainedPromptFormat {
 async function recordOf(dir: string) {
   const own = await readRunRecord(dir).catch(() => null);
   if (own) return own;
-  const checkpoint = runDirOfCheckpoint(dir);
-  return checkpoint ? readRunRecord(checkpoint.runDir).catch(() => null) : null;
+  const run = await runOfCheckpoint(dir);
+  return run ? readRunRecord(run.runDir).catch(() => null) : null;
 }
 
 /** The layout of a run's rows, from its run.json; null when not known yet. */

@@ -5,7 +5,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readModelConfig } from './config.js';
-import { downloadAdvice, hubCacheDir, incompleteBlobs, incompleteMessage, listSnapshots, missingFiles, repoIdOfFolder, type SnapshotInfo } from './hf-cache.js';
+import { downloadAdvice, hubCacheDir, incompleteMessage, interruptedDownloadNote, listSnapshots, missingFiles, repoIdOfFolder, type SnapshotInfo } from './hf-cache.js';
 
 export interface CachedModel {
   /** "org/name" */
@@ -59,8 +59,8 @@ async function snapshotFiles(dir: string, prefix = ''): Promise<{ file: string; 
 }
 
 /** Why a complete snapshot cannot be opened as a causal LM here, or null when it can. */
-async function whyNotOpenable(snapshot: string, files: Set<string>, repoId: string, interrupted: boolean): Promise<string | null> {
-  const unfinished = interrupted ? ` A download was interrupted (a .incomplete blob): finish it with ${downloadAdvice(repoId)}.` : '';
+async function whyNotOpenable(snapshot: string, files: Set<string>, repoId: string, interrupted: string | null): Promise<string | null> {
+  const unfinished = interrupted === null ? '' : ` ${interrupted}`;
   // the weights first: a GGUF repo has no config.json either, and "only GGUF weights" is the useful answer
   const hasSafetensors = files.has('model.safetensors') || files.has('model.safetensors.index.json');
   if (!hasSafetensors) {
@@ -80,7 +80,7 @@ async function whyNotOpenable(snapshot: string, files: Set<string>, repoId: stri
   return null;
 }
 
-async function describeSnapshot(repoId: string, repoDir: string, s: SnapshotInfo, interrupted: boolean): Promise<CachedModel> {
+async function describeSnapshot(repoId: string, repoDir: string, s: SnapshotInfo, interrupted: string | null): Promise<CachedModel> {
   const files = await snapshotFiles(s.dir);
   // a blob two files share (or two names of one file) counts once, as on disk
   const blobs = new Map(files.map((f) => [f.blob, f.size]));
@@ -106,7 +106,7 @@ export async function listCachedModels(env: NodeJS.ProcessEnv = process.env): Pr
     const repoId = repoIdOfFolder(name);
     if (repoId === null) continue;
     const repoDir = join(cacheDir, name);
-    const interrupted = (await incompleteBlobs(repoDir)).length > 0;
+    const interrupted = await interruptedDownloadNote(repoDir, repoId);
     const snapshots = await listSnapshots(repoDir);
     if (snapshots.length === 0) {
       models.push({

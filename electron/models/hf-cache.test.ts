@@ -6,7 +6,7 @@
 // the command that fixes it.
 import { mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from '../testing/e2e-fixtures.js';
 import { loadAddon } from '../engine/load.js';
@@ -162,6 +162,35 @@ describe('snapshots whose files are not all there', () => {
     renameSync(blob, blob + '.incomplete');
     const e = await errorOf(resolveCachedModel(REPO, c.env));
     expect(e.message).toContain(`model.safetensors (its blob ${blob} is still ${blob}.incomplete (3766936 bytes): the download was interrupted)`);
+  });
+
+  it('a single-file download cut short before its link was made (no model.safetensors, a .incomplete blob): interrupted, with the command that finishes it', async () => {
+    // what huggingface_hub leaves: it links the snapshot's file only after blobs/<etag>.incomplete became the blob
+    const c = demoCache('unlinked');
+    const blob = c.blobs['model.safetensors'];
+    renameSync(blob, blob + '.incomplete');
+    unlinkSync(join(c.snapshot, 'model.safetensors'));
+    const expected = `${c.snapshot}: the download of ${REPO} is incomplete: the snapshot has no weights (model.safetensors or model.safetensors.index.json) yet, `
+      + `and ${join(c.repoDir, 'blobs')} holds ${basename(blob)}.incomplete. A download was interrupted (a .incomplete blob): `
+      + `finish it with \`hf download ${REPO}\` (or \`huggingface-cli download ${REPO}\`). Nothing is downloaded here.`;
+    for (const value of [REPO, c.repoDir, c.snapshot]) {
+      const e = await errorOf(resolveCachedModel(value, c.env));
+      expect(e).toBeInstanceOf(HfCacheError);
+      expect(e.message).toBe(expected);
+    }
+    // config.json cut short the same way is named too
+    unlinkSync(join(c.snapshot, 'config.json'));
+    expect((await errorOf(resolveCachedModel(REPO, c.env))).message).toContain('the snapshot has no config.json and no weights (model.safetensors or model.safetensors.index.json) yet');
+  });
+
+  it('a .incomplete blob beside a snapshot that has its files does not stop it; no weights and no such blob is left to openModelFolder', async () => {
+    const c = demoCache('stale-incomplete');
+    writeFileSync(join(c.repoDir, 'blobs', 'other.incomplete'), 'partial'); // e.g. an extra file still downloading
+    expect(await resolveCachedModel(REPO, c.env)).toMatchObject({ snapshot: c.snapshot, how: 'refs/main' });
+    const plain = demoCache('no-weights');
+    unlinkSync(join(plain.snapshot, 'model.safetensors'));
+    expect(await resolveCachedModel(REPO, plain.env)).toMatchObject({ snapshot: plain.snapshot });
+    await expect(openModelFolder(plain.snapshot)).rejects.toThrow('has neither model.safetensors nor model.safetensors.index.json');
   });
 
   it('a shard the index names that the snapshot lacks', async () => {

@@ -259,6 +259,43 @@ export async function incompleteBlobs(repoDir: string): Promise<string[]> {
   }
 }
 
+/**
+ * The sentence that says a download of the repo was cut short and names the
+ * command that finishes it; null when no blob is `.incomplete`. huggingface_hub
+ * downloads a file into blobs/<etag>.incomplete, renames it to the blob, and
+ * only then links the snapshot's file to it: an interrupted model.safetensors
+ * leaves no link in the snapshot (nothing missingFiles can see), only that
+ * blob. `peft-studio models` and every command's model value say it this way.
+ */
+export async function interruptedDownloadNote(repoDir: string, repoId: string): Promise<string | null> {
+  return (await incompleteBlobs(repoDir)).length > 0 ? `A download was interrupted (a .incomplete blob): finish it with ${downloadAdvice(repoId)}.` : null;
+}
+
+/** What a snapshot lacks to be opened as a model (config.json, the weights' file or index), in words; empty when it has both. */
+async function absentModelFiles(snapshot: string): Promise<string[]> {
+  const absent: string[] = [];
+  if (!(await isFile(join(snapshot, 'config.json')))) absent.push('config.json');
+  if (!(await isFile(join(snapshot, 'model.safetensors'))) && !(await isFile(join(snapshot, INDEX_FILE)))) absent.push(`weights (model.safetensors or ${INDEX_FILE})`);
+  return absent;
+}
+
+/**
+ * Refuses a snapshot whose files are not all there: a file missingFiles names,
+ * or a snapshot with no config.json or weights beside a `.incomplete` blob (a
+ * download cut short before its link was made). Without such a blob a snapshot
+ * that lacks them is left to openModelFolder, which says what it needs.
+ */
+async function checkSnapshotComplete(choice: { repoId: string; repoDir: string; snapshot: string }): Promise<void> {
+  const missing = await missingFiles(choice.snapshot);
+  if (missing.length) throw new HfCacheError(incompleteMessage(choice, missing));
+  const absent = await absentModelFiles(choice.snapshot);
+  const interrupted = absent.length ? await interruptedDownloadNote(choice.repoDir, choice.repoId) : null;
+  if (interrupted !== null) {
+    const blobs = (await incompleteBlobs(choice.repoDir)).map((b) => basename(b)).join(', ');
+    throw new HfCacheError(`${choice.snapshot}: the download of ${choice.repoId} is incomplete: the snapshot has no ${absent.join(' and no ')} yet, and ${join(choice.repoDir, 'blobs')} holds ${blobs}. ${interrupted} Nothing is downloaded here.`);
+  }
+}
+
 /** The message for a snapshot with missing files: each file, why, and the command that finishes it. */
 export function incompleteMessage(choice: { repoId: string; snapshot: string }, missing: MissingFile[]): string {
   const list = missing.map((m) => `${m.file} (${m.why})`).join('; ');
@@ -284,9 +321,7 @@ export async function resolveCachedModel(value: string, env: NodeJS.ProcessEnv =
     // a snapshot folder given as it is: open it, unless its download is incomplete
     if (basename(dirname(path)) === 'snapshots' && (await isCacheRepoFolder(dirname(dirname(path))))) {
       const repo = dirname(dirname(path));
-      const choice = { repoId: repoIdOfFolder(basename(repo)) ?? basename(repo), snapshot: path };
-      const missing = await missingFiles(path);
-      if (missing.length) throw new HfCacheError(incompleteMessage(choice, missing));
+      await checkSnapshotComplete({ repoId: repoIdOfFolder(basename(repo)) ?? basename(repo), repoDir: repo, snapshot: path });
       return null;
     }
     if (await isFile(join(path, 'config.json'))) return null; // a model folder
@@ -309,8 +344,7 @@ export async function resolveCachedModel(value: string, env: NodeJS.ProcessEnv =
     return null;
   }
   const choice = await chooseSnapshot(repoDir);
-  const missing = await missingFiles(choice.snapshot);
-  if (missing.length) throw new HfCacheError(incompleteMessage(choice, missing));
+  await checkSnapshotComplete(choice);
   return choice;
 }
 

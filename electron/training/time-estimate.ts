@@ -41,8 +41,9 @@ export const METHOD_EFFICIENCY: Readonly<Record<TrainMethod | 'prefix_projection
  * lora_all_b1 0.64 on USEFUL FLOPs. This estimate counts the recomputed
  * forward as work too, so the factor applied to a method's efficiency is
  * (0.48 × work/useful of that bench shape) / 0.64, computed below from the
- * same counting (≈ 1.10: the recompute is all of checkpointing's slowdown,
- * and then some: bench/results/time-estimate.md).
+ * same counting (≈ 1.04: the recompute is all of checkpointing's slowdown,
+ * and then some; bench/results/time-estimate.md's lora_all_b1_ckpt efficiency
+ * 0.704 is LoRA's 0.675 × 1.043).
  */
 const CKPT_BENCH = { useful_ratio: 0.48, plain_ratio: 0.64 };
 const SMOLLM2_135M: ModelSpec = {

@@ -11,6 +11,9 @@ export const QUANT_FLAGS: FlagSpec[] = [
   { name: 'no-double-quant', kind: 'boolean', help: 'keep the NF4 absmax values in fp32 (4.5 instead of 4.127 bits per weight)' },
 ];
 
+/** QUANT_FLAGS as eval, generate and merge list them: the block flags say they go with --quant nf4 (quantizationFromArgs refuses them alone). */
+export const BASE_QUANT_FLAGS: FlagSpec[] = QUANT_FLAGS.map((f) => (f.name === 'quant' ? f : { ...f, help: `${f.help} (with --quant nf4)` }));
+
 /** The --quant flags as engine options; null without --quant. `forced`: the method implies nf4 (train --method qlora). */
 export function quantizationFromArgs(args: ParsedArgs, forced = false): QuantizationOptions | null {
   const blocksize = args.number('quant-blocksize');

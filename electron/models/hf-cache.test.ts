@@ -178,6 +178,10 @@ describe('snapshots whose files are not all there', () => {
       expect(e).toBeInstanceOf(HfCacheError);
       expect(e.message).toBe(expected);
     }
+    // the app's Model page, given the snapshot folder, says the same
+    const { modelOverview } = await import('../service/model.js');
+    const machine = { cpuThreads: 1, cpuQuota: null, memoryLimitBytes: null } as unknown as Parameters<typeof modelOverview>[1];
+    expect((await errorOf(modelOverview({ model: c.snapshot }, machine))).message).toBe(expected);
     // config.json cut short the same way is named too
     unlinkSync(join(c.snapshot, 'config.json'));
     expect((await errorOf(resolveCachedModel(REPO, c.env))).message).toContain('the snapshot has no config.json and no weights (model.safetensors or model.safetensors.index.json) yet');

@@ -4,7 +4,9 @@ import { inspectModel, type InspectReport } from '../cli/commands/inspect.js';
 import type { InspectModelRequest, MachineSummary, ModelOverview } from '../api/contract.js';
 import { PEFT_DEFAULT_TARGETS } from '../adapters/peft-config.js';
 import { loadAddon } from '../engine/load.js';
+import { existsSync } from 'node:fs';
 import { openModelFolder } from '../models/folder.js';
+import { resolveCachedModel } from '../models/hf-cache.js';
 import { DEFAULT_NF4 } from '../session.js';
 import { machineInfo } from '../system/machine.js';
 import { TRAIN_DEFAULTS } from '../training/config.js';
@@ -30,6 +32,9 @@ export function inspectSettings(req: Omit<InspectModelRequest, 'model'>, spec: M
 }
 
 export async function modelOverview(req: InspectModelRequest, machine: MachineSummary): Promise<ModelOverview> {
+  // a folder of the Hugging Face cache whose download was cut short is said as such, as --model says it
+  // (the folder itself is opened as chosen: the run's settings name it)
+  if (existsSync(req.model)) await resolveCachedModel(req.model);
   const folder = await openModelFolder(req.model);
   const info = machineInfo();
   const inspected = inspectModel(loadAddon(), folder, inspectSettings(req, folder.spec), info);

@@ -5,7 +5,7 @@ import { DATASET_PATH_KINDS } from '../../data/containers/file-types.js';
 import { defaultThreads } from '../../system/machine.js';
 import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
-import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
+import { BASE_QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
 import { DEVICE_FLAG, deviceFromArgs } from '../device-flag.js';
 import { PRECISION_FLAG, precisionFromArgs } from '../precision-flag.js';
 import { evaluateExamples } from '../../inference/eval.js';
@@ -25,12 +25,12 @@ export const evalSpec: CommandSpec = {
     { name: 'role', kind: 'string', valueName: 'ROLE', choices: DATASET_ROLES, help: 'for a folder split by name (a Hugging Face dataset): train reads its train split, eval its validation split (else its test split)', defaultText: 'eval' },
     { name: 'format', kind: 'string', choices: DATASET_FORMATS, help: 'row format', defaultText: 'auto (from the fields)' },
     { name: 'all-tokens', kind: 'boolean', help: 'score every token, not only completions / assistant turns' },
-    { name: 'seq-len', kind: 'int', min: 2, help: 'truncate examples to this many tokens', defaultText: `${TRAIN_DEFAULTS.seqLen} (less with an adapter's virtual tokens on a model with few positions)` },
+    { name: 'seq-len', kind: 'int', min: 2, help: 'truncate examples to this many tokens', defaultText: `${TRAIN_DEFAULTS.seqLen}, or fewer: the model's positions less an adapter's virtual tokens` },
     { name: 'batch-size', kind: 'int', min: 1, help: 'examples per forward pass', defaultText: String(TRAIN_DEFAULTS.batchSize) },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'the CPUs this process may use' },
     DEVICE_FLAG,
     PRECISION_FLAG,
-    ...QUANT_FLAGS,
+    ...BASE_QUANT_FLAGS,
   ],
   notes: ['Prints {"loss": mean cross-entropy per label token (nats), "perplexity": exp(loss), "tokens": label tokens scored}.'],
 };

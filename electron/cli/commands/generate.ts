@@ -4,7 +4,7 @@
 import { defaultThreads } from '../../system/machine.js';
 import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
-import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
+import { BASE_QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
 import { DEVICE_FLAG, deviceFromArgs } from '../device-flag.js';
 import { PRECISION_FLAG, precisionFromArgs } from '../precision-flag.js';
 import { generate } from '../../inference/generate.js';
@@ -43,7 +43,7 @@ export const generateSpec: CommandSpec = {
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'the CPUs this process may use' },
     DEVICE_FLAG,
     PRECISION_FLAG,
-    ...QUANT_FLAGS,
+    ...BASE_QUANT_FLAGS,
   ],
   notes: [
     "Tokens are chosen as transformers' generate() chooses them: the repetition penalty and the n-gram ban, then greedy (temperature 0) or temperature, top-k, top-p, min-p, typical-p, the epsilon and eta cutoffs, and a draw. Unset settings come from the model's generation_config.json, else transformers' defaults; the settings used are printed to stderr.",

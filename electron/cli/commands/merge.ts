@@ -6,7 +6,7 @@ import type { CommandSpec } from '../args.js';
 import type { Command } from '../command.js';
 import { loadAddon } from '../../engine/load.js';
 import { mergeAdapter } from '../../export/merge.js';
-import { QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
+import { BASE_QUANT_FLAGS, quantizationFromArgs } from '../quant-flags.js';
 import { countOf } from '../../text/plural.js';
 
 export const mergeSpec: CommandSpec = {
@@ -19,7 +19,7 @@ export const mergeSpec: CommandSpec = {
     { name: 'out', kind: 'string', valueName: 'DIR', help: 'new model folder (must not exist or be empty, unless --overwrite); never the model, adapter or run folder, nor inside or around one' },
     { name: 'threads', kind: 'int', min: 1, help: 'CPU threads', defaultText: 'the CPUs this process may use' },
     { name: 'overwrite', kind: 'boolean', help: 'replace --out if it is not empty (the old folder stays until the new one is complete)' },
-    ...QUANT_FLAGS.map((f) => (f.name === 'quant' ? { ...f, help: 'the adapter was trained on a 4-bit NF4 base (QLoRA): merge into the dequantized base', defaultText: "from run.json beside the adapter, or the base's quantization_config" } : f)),
+    ...BASE_QUANT_FLAGS.map((f) => (f.name === 'quant' ? { ...f, help: 'the adapter was trained on a 4-bit NF4 base (QLoRA): merge into the dequantized base', defaultText: "from run.json beside the adapter, or the base's quantization_config" } : f)),
   ],
   notes: [
     'The merged weights keep the base dtype (BF16/F16 rounded to nearest even) and its shard layout.',

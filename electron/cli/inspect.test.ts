@@ -1,6 +1,6 @@
 // `inspect` on a tiny model: the documented fields, sizes that match the
 // model, and adapter sizes that match files training actually writes.
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli, cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
@@ -70,7 +70,7 @@ describe('inspect', () => {
     for (const method of ['full', 'lora']) {
       const m = report.memory[method];
       // on the CPU (this machine) one more part: what its threads hold while a step runs
-      expect(Object.keys(m).sort()).toEqual(['activations', 'adapter_bytes', 'cpu_threads_scratch', 'fits', 'gradients', 'optimizer_state', 'total_bytes', 'trainable_params', 'training_process', 'weights']);
+      expect(Object.keys(m).sort()).toEqual(['activations', 'adapter_bytes', 'checkpoint_bytes', 'cpu_threads_scratch', 'fits', 'gradients', 'optimizer_state', 'total_bytes', 'trainable_params', 'training_process', 'weights']);
       const { fits, ...bytes } = m;
       for (const v of Object.values(bytes)) expect(Number.isSafeInteger(v) && (v as number) >= 0).toBe(true);
       // a tiny model fits any machine that runs the tests
@@ -183,15 +183,21 @@ describe('inspect', () => {
       /^--device cuda:1: GPU 1 \(cuda:1\) cannot be used: CUDA error: unknown error\. .*use --device cuda:0 or cuda:2 \(or auto\), or --device cpu$/);
   });
 
-  it("the adapter size is exactly the size of the file training writes", async () => {
+  it("the adapter size is exactly the size of the file training writes, a checkpoint's within its small files", async () => {
     const model = await tinyModel({ seed: 42 });
     const dir = tempDir('inspect');
     const data = writeJsonl(join(dir, 'd.jsonl'), cycleRows(2, 8));
     const inspect = JSON.parse((await cli(['inspect', model.dir, '--rank', '3', '--targets', 'all-linear'])).stdout);
-    expect((await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'out'), '--rank', '3', '--targets', 'all-linear', '--steps', '1', '--threads', '2'])).code).toBe(0);
+    const folderBytes = (d: string) => readdirSync(d).reduce((n, f) => n + statSync(join(d, f)).size, 0);
+    expect((await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'out'), '--rank', '3', '--targets', 'all-linear', '--steps', '1', '--threads', '2', '--save-every', '1'])).code).toBe(0);
     expect(statSync(join(dir, 'out', 'adapter_model.safetensors')).size).toBe(inspect.memory.lora.adapter_bytes);
-    expect((await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'full'), '--method', 'full', '--steps', '1', '--threads', '2'])).code).toBe(0);
+    // the weights and AdamW's moments exactly; the JSON files, README and marker within 4 KiB
+    expect(Math.abs(folderBytes(join(dir, 'out', 'checkpoints', 'step-1')) - inspect.memory.lora.checkpoint_bytes)).toBeLessThanOrEqual(4096);
+    expect((await cli(['train', '--model', model.dir, '--data', data, '--out', join(dir, 'full'), '--method', 'full', '--steps', '1', '--threads', '2', '--save-every', '1'])).code).toBe(0);
     expect(statSync(join(dir, 'full', 'model.safetensors')).size).toBe(inspect.memory.full.adapter_bytes);
+    expect(Math.abs(folderBytes(join(dir, 'full', 'checkpoints', 'step-1')) - inspect.memory.full.checkpoint_bytes)).toBeLessThanOrEqual(4096);
+    // full fine-tuning's checkpoint holds the model and two moments of each weight: about three models
+    expect(inspect.memory.full.checkpoint_bytes / inspect.memory.full.adapter_bytes).toBeGreaterThan(2.9);
   });
 
   it('--help names every field the report has (the memory rows\', fits_in\'s, machine\'s and time\'s too)', async () => {

@@ -9,26 +9,32 @@ import { parseArgs } from '../cli/args.js';
 import { trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
 import { cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 import { bytesUnder } from '../files/disk-space.js';
-import { checkpointBytesOf, checkpointsInPlace, diskShortfall, runDiskNeed, type DiskNeedInput } from './disk-need.js';
+import { checkpointBytesOf, checkpointsInPlace, checkpointStateBytes, diskShortfall, runDiskNeed, type DiskNeedInput } from './disk-need.js';
 import { executeRun } from './execute.js';
 import type { RunEndEvent } from './events.js';
 
 const MiB = 2 ** 20;
 const base: DiskNeedInput = {
-  resultBytes: 10 * MiB, trainableParams: MiB, optimizer: 'adamw', prefixEncoder: false,
+  resultBytes: 10 * MiB, stateBytes: 8 * MiB,
   totalSteps: 1000, saveEvery: 100, keepCheckpoints: 3, keepBest: false, evalEvery: 0, resumed: null,
 };
-// one checkpoint: the 10 MiB result, two fp32 moments of 1M parameters (8 MiB), 4 KiB of small files
+// one checkpoint: the 10 MiB result, its state (two fp32 moments of 1M parameters: 8 MiB), 4 KiB of small files
 const C = 18 * MiB + 4096;
 // metrics: 256 bytes a step, 128 an evaluation, 64 KiB of run.json and the like
 const metrics = (steps: number, evals = 0) => steps * 256 + evals * 128 + 64 * 1024;
 
 describe('runDiskNeed: checkpoints at once, result, best, metrics', () => {
-  it('one checkpoint costs the result, the moments and the small files', () => {
+  it('one checkpoint costs the result, the state and the small files; the state is the moments of what is trained', async () => {
     expect(checkpointBytesOf(base)).toBe(C);
-    // plain SGD keeps no moments; prefix tuning's encoder is kept beside its table
-    expect(checkpointBytesOf({ ...base, optimizer: 'sgd' })).toBe(10 * MiB + 4096);
-    expect(checkpointBytesOf({ ...base, prefixEncoder: true })).toBe(22 * MiB + 4096);
+    const spec = (await tinyModel({ seed: 11 })).spec;
+    const lora = { kind: 'lora' as const, lora: { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: ['q_proj' as const, 'v_proj' as const], layers: null, init: 'default' as const } };
+    const params = spec.numLayers * 4 * (spec.hiddenSize + spec.numHeads * spec.headDim + spec.hiddenSize + spec.numKvHeads * spec.headDim);
+    const adamw = checkpointStateBytes(spec, lora, 'adamw', 100);
+    const sgd = checkpointStateBytes(spec, lora, 'sgd', 100);
+    // two fp32 moments of every trained parameter, and a header that names them; plain SGD keeps none: its file is a header
+    expect(adamw - sgd).toBeGreaterThan(8 * params);
+    expect(adamw - sgd).toBeLessThan(8 * params + 200 * 4 * spec.numLayers * 2);
+    expect(sgd).toBeLessThan(200);
   });
 
   it('keeps K and holds K + 1 for a moment once there are more than K', () => {
@@ -53,7 +59,7 @@ describe('runDiskNeed: checkpoints at once, result, best, metrics', () => {
 
   it('the result can be the fullest moment: a full model beside its checkpoints', () => {
     // SGD: a checkpoint is the model alone (plus small files), so K checkpoints and the model outweigh K + 1 checkpoints
-    const need = runDiskNeed({ ...base, optimizer: 'sgd', keepCheckpoints: 1 });
+    const need = runDiskNeed({ ...base, stateBytes: 0, keepCheckpoints: 1 });
     expect(need.checkpointsAtOnce).toBe(2);
     expect(need.bytes).toBe(Math.max(2 * (10 * MiB + 4096), 10 * MiB + 4096 + 10 * MiB) + metrics(1000));
   });
@@ -136,7 +142,7 @@ describe('the need against what a real run writes', () => {
     const { runDiskInput } = await import('./disk-need.js');
     const record = (await readRunRecord(out))!;
     const folder = await openModelFolder(record.config.model);
-    return (await runDiskInput(record.config, folder, Number(record.resolved!.trainable_parameters), record.total_steps!, null)).input;
+    return runDiskInput(record.config, folder, record.total_steps!, null).input;
   }
   async function needOf(out: string) {
     return runDiskNeed(await inputOf(out));

@@ -10,17 +10,21 @@
 // How many checkpoints are on the disk at once follows checkpoint-prune.ts:
 // a new checkpoint is complete before the oldest beyond --keep-checkpoints is
 // removed, so with K kept the disk holds K + 1 for a moment.
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freeBytes } from '../files/disk-space.js';
 import { fullModelFileBytes, SIDE_FILES } from '../export/model-folder.js';
-import type { ModelFolder } from '../models/folder.js';
+import { expectedTensors, type ModelFolder } from '../models/folder.js';
+import type { ModelSpec } from '../engine/native.js';
+import { loraTensorShapes } from '../adapters/peft.js';
+import { encoderHiddenSizeOf, prefixTableWidth, prefixTokenDim, promptEmbeddingsShape } from '../adapters/prompt-config.js';
+import { PREFIX_ENCODER_TENSORS, PREFIX_TENSOR, PROMPT_TENSOR, type AdapterLayout } from '../adapters/layout.js';
+import { safetensorsFileSize } from '../safetensors/write.js';
 import { adapterFileBytes } from '../training/adapter-files.js';
 import { adapterLayoutOf, type TrainConfig } from '../training/config.js';
 import { bytesInWords } from '../text/bytes.js';
 import { COMPLETE_MARKER } from './checkpoint-format.js';
 import { listCheckpoints } from './checkpoint-read.js';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 
 /** A metrics.jsonl line of one step (about 225 bytes measured, with room for larger figures) and of one evaluation. */
 const STEP_LINE_BYTES = 256;
@@ -33,12 +37,8 @@ const CHECKPOINT_SMALL_FILES_BYTES = 4 * 1024;
 export interface DiskNeedInput {
   /** the result file the run writes at the end: the adapter's safetensors, or the full model's (with its side files) */
   resultBytes: number;
-  /** parameters the optimizer updates: AdamW keeps two fp32 moments of each in every checkpoint */
-  trainableParams: number;
-  /** 'adamw' keeps two fp32 moments a parameter; plain 'sgd' none (optimizer-file.ts) */
-  optimizer: 'adamw' | 'sgd';
-  /** prefix tuning with prefix_projection: its checkpoints also hold the encoder (fp32, its trainable parameters) */
-  prefixEncoder: boolean;
+  /** what a checkpoint holds beside the result: the optimizer's file, prefix tuning's encoder (checkpointStateBytes) */
+  stateBytes: number;
   totalSteps: number;
   saveEvery: number;
   /** complete checkpoints kept (0 = all) */
@@ -64,11 +64,43 @@ export interface DiskNeed {
   metricsBytes: number;
 }
 
-/** The bytes of one checkpoint of a run: its weights, the optimizer's moments, the encoder of prefix tuning, the small files. */
-export function checkpointBytesOf(input: Pick<DiskNeedInput, 'resultBytes' | 'trainableParams' | 'optimizer' | 'prefixEncoder'>): number {
-  const moments = input.optimizer === 'adamw' ? 2 * 4 * input.trainableParams : 0;
-  const encoder = input.prefixEncoder ? 4 * input.trainableParams : 0;
-  return input.resultBytes + moments + encoder + CHECKPOINT_SMALL_FILES_BYTES;
+/** The bytes of one checkpoint of a run: its weights, its state (the optimizer's moments, prefix tuning's encoder), the small files. */
+export function checkpointBytesOf(input: Pick<DiskNeedInput, 'resultBytes' | 'stateBytes'>): number {
+  return input.resultBytes + input.stateBytes + CHECKPOINT_SMALL_FILES_BYTES;
+}
+
+/**
+ * The tensors a run trains, by the engine's names and shapes (the optimizer keeps moments of each): the
+ * model's for full fine-tuning (layout null), else the adapter's; prefix tuning with a projection trains
+ * its encoder (the embedding and the MLP, PEFT's PrefixEncoder), whose table the adapter file then holds.
+ */
+export function trainableTensors(spec: ModelSpec, layout: AdapterLayout | null): { name: string; shape: number[] }[] {
+  if (layout === null) return expectedTensors(spec);
+  if (layout.kind === 'lora') return loraTensorShapes(spec, layout.lora);
+  if (layout.kind === 'prompt') return [{ name: PROMPT_TENSOR, shape: promptEmbeddingsShape('prompt', layout.prompt.numVirtualTokens, spec) }];
+  const nvt = layout.prefix.numVirtualTokens;
+  if (!layout.prefix.projection) return [{ name: PREFIX_TENSOR, shape: promptEmbeddingsShape('prefix', nvt, spec) }];
+  const token = prefixTokenDim(spec), hidden = encoderHiddenSizeOf(layout.prefix, spec), width = prefixTableWidth(spec);
+  const shapes = [[nvt, token], [hidden, token], [hidden], [width, hidden], [width]];
+  return PREFIX_ENCODER_TENSORS.map((name, i) => ({ name, shape: shapes[i] }));
+}
+
+/**
+ * What a checkpoint holds beside the result, as its writers lay it out (runs/optimizer-file.ts:
+ * AdamW's exp_avg and exp_avg_sq of every trained tensor in fp32, none for plain SGD; prefix-encoder-file.ts).
+ */
+export function checkpointStateBytes(spec: ModelSpec, layout: AdapterLayout | null, optimizer: 'adamw' | 'sgd', totalSteps: number): number {
+  const trained = trainableTensors(spec, layout);
+  const numel = (shape: readonly number[]) => shape.reduce((a, d) => a * d, 1);
+  const moments = optimizer === 'adamw' ? trained.flatMap((t) => [
+    { name: `${t.name}.exp_avg`, dtype: 'F32' as const, shape: [numel(t.shape)] },
+    { name: `${t.name}.exp_avg_sq`, dtype: 'F32' as const, shape: [numel(t.shape)] },
+  ]) : [];
+  const optimizerFile = safetensorsFileSize(moments, { format: 'peft-studio-optimizer', step: String(totalSteps) });
+  const encoder = layout?.kind === 'prefix' && layout.prefix.projection
+    ? safetensorsFileSize(trained.map((t) => ({ ...t, dtype: 'F32' as const })), { format: 'peft-studio-prefix-encoder' })
+    : 0;
+  return optimizerFile + encoder;
 }
 
 /** What the run adds to its disk at its fullest (see the file's comment). */
@@ -94,24 +126,24 @@ export function runDiskNeed(input: DiskNeedInput): DiskNeed {
 }
 
 /** The full model's side files (tokenizer, configs) a full fine-tuning run copies beside its weights, in bytes. */
-export async function sideFileBytes(modelDir: string): Promise<number> {
+export function sideFileBytes(modelDir: string): number {
   let bytes = 0;
-  for (const name of SIDE_FILES) bytes += (await stat(join(modelDir, name)).catch(() => null))?.size ?? 0;
+  for (const name of SIDE_FILES) bytes += statSync(join(modelDir, name), { throwIfNoEntry: false })?.size ?? 0;
   return bytes;
 }
 
 /**
  * The need's input for a run of `config` on `folder`: its result file (the
- * adapter, or the full model with its side files), the trainable parameters
- * of the memory estimate, its steps and checkpoint settings.
+ * adapter, or the full model with its side files), a checkpoint's state, its
+ * steps and checkpoint settings.
  */
-export async function runDiskInput(config: TrainConfig, folder: ModelFolder, trainableParams: number, totalSteps: number,
-  resumed: DiskNeedInput['resumed']): Promise<{ input: DiskNeedInput; result: 'adapter' | 'model' }> {
+export function runDiskInput(config: TrainConfig, folder: ModelFolder, totalSteps: number,
+  resumed: DiskNeedInput['resumed']): { input: DiskNeedInput; result: 'adapter' | 'model' } {
   const layout = adapterLayoutOf(config);
-  const resultBytes = layout ? adapterFileBytes(folder.spec, layout) : fullModelFileBytes(folder.spec) + (await sideFileBytes(folder.dir));
+  const resultBytes = layout ? adapterFileBytes(folder.spec, layout) : fullModelFileBytes(folder.spec) + sideFileBytes(folder.dir);
   return {
     input: {
-      resultBytes, trainableParams, optimizer: config.optimizer, prefixEncoder: layout?.kind === 'prefix' && layout.prefix.projection,
+      resultBytes, stateBytes: checkpointStateBytes(folder.spec, layout, config.optimizer, totalSteps),
       totalSteps, saveEvery: config.saveEvery, keepCheckpoints: config.keepCheckpoints, keepBest: config.keepBest, evalEvery: config.evalEvery, resumed,
     },
     result: layout ? 'adapter' : 'model',

@@ -298,7 +298,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     const hostShort = hostShortfall(estimate, budget.gpu ? availableMemoryBytes() : Infinity, config.ignoreMemoryCheck === true);
     if (hostShort !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(hostShort);
     // what the run writes to its folder's disk, against what that disk has free (a resume counts the checkpoints in place)
-    const disk = await runDiskInput(config, folder, estimate.trainableParams, total, options.resume ? await checkpointsInPlace(config.out) : null);
+    const disk = runDiskInput(config, folder, total, options.resume ? await checkpointsInPlace(config.out) : null);
     const diskShort = diskShortfall(config.out, await checkRunDisk(config.out, disk.input), disk.input, disk.result);
     if (diskShort !== null && !config.ignoreDiskCheck) throw new NotOurRunError(diskShort);
     /** what is said once the started event is out */

@@ -7,7 +7,7 @@ import { COMFORT, recommendMethod } from './recommend.js';
 
 const GiB = 2 ** 30;
 const row = (gib: number): MemoryRow => ({
-  weights: gib * GiB, gradients: 0, optimizer_state: 0, activations: 0, total_bytes: gib * GiB, trainable_params: 1, adapter_bytes: 1, fits: true,
+  weights: gib * GiB, gradients: 0, optimizer_state: 0, activations: 0, total_bytes: gib * GiB, trainable_params: 1, adapter_bytes: 1, checkpoint_bytes: 1, fits: true,
 });
 /** Memory rows in GiB; full is always the largest, prompt / prefix the smallest. */
 function report(lora: number, qlora: number, prompt: number, quantization: InspectReport['quantization'] = null): Pick<InspectReport, 'memory' | 'quantization'> {

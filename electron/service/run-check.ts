@@ -269,7 +269,7 @@ export async function checkRunSettings(parsed: ParsedRunSettings, out: string): 
   // over these rows as the run counts them (runs/execute.ts), whether or not the time estimate could be made
   const steps = totalSteps(rows.train.length, { maxSteps: config.steps, epochs: config.epochs, batchSize: config.batchSize, gradAccum: config.gradAccum });
   // what it writes to the output folder's disk (runs/disk-need.ts), as the run itself checks it before its first step
-  const diskInput = await runDiskInput(config, folder, estimate.trainableParams, steps, null);
+  const diskInput = runDiskInput(config, folder, steps, null);
   const diskCheck = await checkRunDisk(out, diskInput.input);
   const shortfall = diskShortfall(out, diskCheck, diskInput.input, diskInput.result, APP_DISK_WORDS);
   const disk = {

@@ -54,7 +54,7 @@ describe('the disk check in the service', () => {
 
   it('a resume refused by the run: the Resume options\' words, without the ways the app cannot take there', () => {
     const input: DiskNeedInput = {
-      resultBytes: 2 ** 20, trainableParams: 2 ** 18, optimizer: 'adamw', prefixEncoder: false, totalSteps: 100, saveEvery: 1,
+      resultBytes: 2 ** 20, stateBytes: 2 ** 21, totalSteps: 100, saveEvery: 1,
       keepCheckpoints: 5, keepBest: false, evalEvery: 0, resumed: { fromStep: 40, checkpoints: 5 },
     };
     const need = runDiskNeed(input);

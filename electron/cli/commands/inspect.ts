@@ -13,6 +13,8 @@ import { DEFAULT_NF4, effectiveQuantization } from '../../session.js';
 import { embeddingDType, openModelFolder, type ModelFolder } from '../../models/folder.js';
 import { fullModelFileBytes } from '../../export/model-folder.js';
 import { adapterFileBytes } from '../../training/adapter-files.js';
+import { checkpointBytesOf, checkpointStateBytes, sideFileBytes } from '../../runs/disk-need.js';
+import type { AdapterLayout } from '../../adapters/layout.js';
 import { resolveTargets, TRAIN_DEFAULTS } from '../../training/config.js';
 import { defaultSeqLenFor } from '../../training/settings.js';
 import { prefixTokenDim } from '../../adapters/prompt-config.js';
@@ -47,8 +49,9 @@ export const inspectSpec: CommandSpec = {
   notes: [
     'Output fields: model, architecture, sizes {hidden, layers, heads, kv_heads, head_dim, intermediate, vocab,',
     'max_positions, tie_word_embeddings}, parameters, stored_dtype, weight_file_bytes, settings, and memory.<method>',
-    '{weights, gradients, optimizer_state, activations, total_bytes, trainable_params, adapter_bytes} (bytes),',
+    '{weights, gradients, optimizer_state, activations, total_bytes, trainable_params, adapter_bytes, checkpoint_bytes} (bytes),',
     'where adapter_bytes is the size of what training saves (lora: adapter_model.safetensors; full: model.safetensors, F32),',
+    'checkpoint_bytes one checkpoint of --save-every (that, AdamW\'s two fp32 moments per trained parameter, small files),',
     'and fits: whether total_bytes is within the free memory of the device a run would use (--device; fits_in:',
     '{device, where, available_bytes, precision, precision_reason}: with auto the first GPU\'s free memory when the engine lists one, else the',
     'available RAM; precision: fp32 or bf16, as --precision resolves there). On the CPU each row also has cpu_threads_scratch',
@@ -86,6 +89,11 @@ export interface MemoryRow {
   total_bytes: number;
   trainable_params: number;
   adapter_bytes: number;
+  /**
+   * one checkpoint of a run (--save-every): what training saves (adapter_bytes; full: with the model's side files),
+   * AdamW's two fp32 moments of every trainable parameter, prefix tuning's encoder, the small files (runs/disk-need.ts)
+   */
+  checkpoint_bytes: number;
   /** total_bytes is within the machine's available memory */
   fits: boolean;
   /** qlora: bytes of the 4-bit linears (codes + scales), part of weights */
@@ -188,7 +196,8 @@ export function inspectTime(addon: NativeAddon, spec: ModelSpec, settings: Inspe
   };
 }
 
-function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number, gpu: boolean, processBytes: number, hostAvailable: number): MemoryRow {
+function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number, gpu: boolean, processBytes: number, hostAvailable: number,
+  checkpoint: { stateBytes: number; sideBytes: number }): MemoryRow {
   const quantized = e.quantizedParams > 0 ? { quantized_bytes: e.quantizedBytes, bits_per_quantized_param: (e.quantizedBytes * 8) / e.quantizedParams } : {};
   const device = e.deviceBytes === 0 ? {} : gpu ? { cuda_runtime_and_scratch: e.deviceBytes } : { cpu_threads_scratch: e.deviceBytes };
   // on the CPU the training process's own memory is in the same RAM (without data: no rows counted)
@@ -209,6 +218,7 @@ function row(e: MemoryEstimate, adapterBytes: number, availableBytes: number, gp
     total_bytes: total,
     trainable_params: e.trainableParams,
     adapter_bytes: adapterBytes,
+    checkpoint_bytes: checkpointBytesOf({ resultBytes: adapterBytes + checkpoint.sideBytes, stateBytes: checkpoint.stateBytes }),
     fits: total <= availableBytes && (host === null || host.total_bytes <= hostAvailable),
   };
 }
@@ -274,6 +284,15 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
   const lora = { rank: settings.rank, targets: settings.targets, layers: null, dora: settings.dora === true };
   const gpu = device.gpu !== null;
   const processBytes = trainingProcessBytes(folder.dir);
+  // a checkpoint holds the optimizer's state (and prefix tuning's encoder) beside what training saves
+  const optimizer = settings.optimizer === 'sgd' ? 'sgd' as const : 'adamw' as const;
+  const state = (layout: AdapterLayout | null) => ({ stateBytes: checkpointStateBytes(spec, layout, optimizer, 1), sideBytes: layout ? 0 : sideFileBytes(folder.dir) });
+  const layouts = {
+    lora: { kind: 'lora', lora } as AdapterLayout,
+    prompt: { kind: 'prompt', prompt: { numVirtualTokens: nvt, init: 'RANDOM', initText: null } } as AdapterLayout,
+    prefix: { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: false, encoderHiddenSize: null } } as AdapterLayout,
+    prefix_projection: { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } } as AdapterLayout,
+  };
   return {
     model: folder.dir,
     architecture: spec.architecture,
@@ -295,14 +314,14 @@ export function inspectModel(addon: NativeAddon, folder: ModelFolder, settings: 
     settings,
     quantization: folder.quantization,
     memory: {
-      full: row(estimate('full'), fullModelFileBytes(spec), available, gpu, processBytes, machine.available_memory_bytes),
+      full: row(estimate('full'), fullModelFileBytes(spec), available, gpu, processBytes, machine.available_memory_bytes, state(null)),
       // a bitsandbytes 4-bit folder trains on its 4-bit base whatever the method
-      lora: row(estimate('lora', stored), adapterFileBytes(spec, { kind: 'lora', lora }), available, gpu, processBytes, machine.available_memory_bytes),
-      qlora: row(estimate('lora', nf4), adapterFileBytes(spec, { kind: 'lora', lora }), available, gpu, processBytes, machine.available_memory_bytes),
-      prompt: row(estimate('prompt', stored), adapterFileBytes(spec, { kind: 'prompt', prompt: { numVirtualTokens: nvt, init: 'RANDOM', initText: null } }), available, gpu, processBytes, machine.available_memory_bytes),
-      prefix: row(estimate('prefix', stored), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: false, encoderHiddenSize: null } }), available, gpu, processBytes, machine.available_memory_bytes),
+      lora: row(estimate('lora', stored), adapterFileBytes(spec, layouts.lora), available, gpu, processBytes, machine.available_memory_bytes, state(layouts.lora)),
+      qlora: row(estimate('lora', nf4), adapterFileBytes(spec, layouts.lora), available, gpu, processBytes, machine.available_memory_bytes, state(layouts.lora)),
+      prompt: row(estimate('prompt', stored), adapterFileBytes(spec, layouts.prompt), available, gpu, processBytes, machine.available_memory_bytes, state(layouts.prompt)),
+      prefix: row(estimate('prefix', stored), adapterFileBytes(spec, layouts.prefix), available, gpu, processBytes, machine.available_memory_bytes, state(layouts.prefix)),
       // the saved file is the folded table whatever the MLP's size
-      prefix_projection: row(estimate('prefix', stored, true), adapterFileBytes(spec, { kind: 'prefix', prefix: { numVirtualTokens: nvt, projection: true, encoderHiddenSize } }), available, gpu, processBytes, machine.available_memory_bytes),
+      prefix_projection: row(estimate('prefix', stored, true), adapterFileBytes(spec, layouts.prefix_projection), available, gpu, processBytes, machine.available_memory_bytes, state(layouts.prefix_projection)),
     },
     time: inspectTime(addon, spec, settings, device.gpu !== null, machine.cpu_threads, machine.cpu_model),
     fits_in: { device: device.device, where: budget.where, available_bytes: available, precision: precision.precision, precision_reason: precision.reason },

@@ -55,8 +55,13 @@ describe('the resource table', () => {
     // 42,296,320 B = 40.34 MiB; 12,407,568 B = 11.83 MiB
     expect(cell(root, 'resource-memory-full')).toMatch(/^40\.3 MiB /);
     expect(cell(root, 'resource-memory-qlora')).toMatch(/^11\.8 MiB /);
-    expect(cell(root, 'resource-adapter-full')).toBe(`${(demo.report.memory.full.adapter_bytes / 2 ** 20).toFixed(1)} MiB the whole model`);
-    expect(cell(root, 'resource-adapter-lora')).toBe(`${(demo.report.memory.lora.adapter_bytes / 1024).toFixed(1)} KiB adapter`);
+    // what training saves, and under it one checkpoint of it (with the optimizer's state): full fine-tuning's is three models
+    const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+    const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+    expect(cell(root, 'resource-adapter-full')).toBe(`${mib(demo.report.memory.full.adapter_bytes)} the whole model ${mib(demo.report.memory.full.checkpoint_bytes)} a checkpoint`);
+    expect(cell(root, 'resource-adapter-lora')).toBe(`${kib(demo.report.memory.lora.adapter_bytes)} adapter ${kib(demo.report.memory.lora.checkpoint_bytes)} a checkpoint`);
+    expect(cell(root, 'resource-checkpoint-full')).toBe('21.6 MiB a checkpoint');
+    expect(cell(root, 'resource-checkpoint-lora')).toBe('249.8 KiB a checkpoint');
     for (const m of ['full', 'lora', 'qlora', 'prompt', 'prefix']) expect(cell(root, `resource-fits-${m}`)).toBe('fits');
     expect(root.querySelector('tr.recommended')?.getAttribute('data-testid')).toBe('resource-row-lora');
     expect(root.querySelector('[data-testid^="resource-gpu-"]')).toBeNull();

@@ -15,7 +15,12 @@ import { processStartMs } from '../system/process-start.js';
 // (the names: temp-names.ts; NAME may itself be one, a temp of a temp)
 import { parseTempName, type TempName } from './temp-names.js';
 
-/** Beyond the start time's error (hundredths of a second) and the clock's steps: a writer started this much after the leftover's change is another process. */
+/**
+ * Beyond the start time's error (hundredths of a second) and small clock adjustments: a writer started this much
+ * after the leftover's change is another process. (A clock stepped forward by more than a live writer's age, between
+ * its write and a cleanup by another process in the same folder, would be misread; the run lock keeps a second
+ * writer out of a run folder.)
+ */
 const START_SLACK_MS = 1000;
 
 /**

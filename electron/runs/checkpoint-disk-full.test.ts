@@ -12,6 +12,9 @@ import { trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
 import { bytesFromWords, canMountSmallDisk, dfAvailable, mountSmallDisk, type SmallDisk } from '../testing/small-disk.js';
 import { cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 import { executeRun } from './execute.js';
+import { readRunRecord } from './run-record.js';
+import { runDiskInput, runDiskNeed } from './disk-need.js';
+import { openModelFolder } from '../models/folder.js';
 
 describe.skipIf(!canMountSmallDisk)('a checkpoint on a full disk (a real tmpfs)', () => {
   let modelDir: string;
@@ -85,5 +88,21 @@ describe.skipIf(!canMountSmallDisk)('a checkpoint on a full disk (a real tmpfs)'
     expect(Math.abs(free.bytes - dfAvailable(disk.dir))).toBeLessThanOrEqual(4096 + free.within);
     // refused before anything was written: not even the run folder
     expect(readdirSync(disk.dir)).toEqual([]);
+  });
+
+  it('--overwrite counts the old run\'s files as free: they go before the new run writes', async () => {
+    const reference = join(work, 'reference-3');
+    const args = (out: string) => trainConfigFromArgs(parseArgs(trainSpec, ['--model', modelDir, '--data', data, '--out', out, '--steps', '3',
+      '--batch-size', '2', '--threads', '2', '--seed', '3', '--save-every', '1', '--eval-split', '0']));
+    expect((await executeRun(args(reference), { resume: false, emit: () => {} })).type).toBe('finished');
+    const record = (await readRunRecord(reference))!;
+    const need = runDiskNeed(runDiskInput(record.config, await openModelFolder(record.config.model), record.total_steps!, null).input);
+    // room for one run and a little: the second run fits only in the room the first one's files leave when they go
+    disk = mountSmallDisk(Math.ceil((need.bytes + 96 * 1024) / 4096) * 4);
+    const out = join(disk.dir, 'run');
+    expect((await executeRun(args(out), { resume: false, emit: () => {} })).type).toBe('finished');
+    expect(dfAvailable(disk.dir)).toBeLessThan(need.bytes);
+    const again = await executeRun(args(out), { resume: false, overwrite: true, emit: () => {} });
+    expect(again.type, JSON.stringify(again)).toBe('finished');
   });
 });

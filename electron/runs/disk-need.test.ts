@@ -10,6 +10,7 @@ import { trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
 import { cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 import { bytesUnder } from '../files/disk-space.js';
 import { checkpointBytesOf, checkpointsInPlace, checkpointStateBytes, diskShortfall, runDiskNeed, type DiskNeedInput } from './disk-need.js';
+import { RunControl } from './control.js';
 import { executeRun } from './execute.js';
 import type { RunEndEvent } from './events.js';
 
@@ -44,17 +45,24 @@ describe('runDiskNeed: checkpoints at once, result, best, metrics', () => {
     expect(need.bytes).toBe(Math.max(4 * C, 3 * C + 10 * MiB) + metrics(1000));
   });
 
-  it('no more checkpoints than the run writes, and all of them with --keep-checkpoints 0', () => {
-    expect(runDiskNeed({ ...base, saveEvery: 400 }).checkpointsAtOnce).toBe(2); // steps 400 and 800
+  it('no more checkpoints than the run writes, a stop\'s beside them, and all of them with --keep-checkpoints 0', () => {
+    // steps 400 and 800; a stop after step 801..999 writes a third beside them
+    expect(runDiskNeed({ ...base, saveEvery: 400 })).toMatchObject({ checkpointsAtOnce: 3, stopCheckpoint: true });
+    // every 100 steps the last write is at the last step: a stop before it holds 9 and writes a 10th, as many as the run writes
+    expect(runDiskNeed({ ...base, keepCheckpoints: 0 })).toMatchObject({ checkpointsAtOnce: 10, stopCheckpoint: false });
     expect(runDiskNeed({ ...base, keepCheckpoints: 0 }).checkpointsAtOnce).toBe(10);
     expect(runDiskNeed({ ...base, keepCheckpoints: 0 }).bytes).toBe(10 * C + 10 * MiB + metrics(1000));
     expect(runDiskNeed({ ...base, keepCheckpoints: 10 }).checkpointsAtOnce).toBe(10); // exactly K writes: never K + 1
   });
 
-  it('without checkpoints the result alone, and best/ is a second copy of it', () => {
+  it('without --save-every the one checkpoint a stop writes, or the result; best/ is a second copy of the result', () => {
     const need = runDiskNeed({ ...base, saveEvery: 0, keepBest: true, evalEvery: 50 });
-    expect(need).toMatchObject({ checkpointsAtOnce: 0, bestBytes: 10 * MiB });
-    expect(need.bytes).toBe(10 * MiB + 10 * MiB + metrics(1000, 20));
+    expect(need).toMatchObject({ checkpointsAtOnce: 1, stopCheckpoint: true, bestBytes: 10 * MiB });
+    expect(need.bytes).toBe(C + 10 * MiB + metrics(1000, 20));
+    // a run of one step cannot be stopped between steps: the result alone
+    const one = runDiskNeed({ ...base, saveEvery: 0, totalSteps: 1 });
+    expect(one).toMatchObject({ checkpointsAtOnce: 0, stopCheckpoint: false });
+    expect(one.bytes).toBe(10 * MiB + metrics(1));
   });
 
   it('the result can be the fullest moment: a full model beside its checkpoints', () => {
@@ -71,6 +79,10 @@ describe('runDiskNeed: checkpoints at once, result, best, metrics', () => {
     expect(need.bytes).toBe(4 * C - 3 * C + metrics(300));
     // nothing left to write: the result only
     expect(runDiskNeed({ ...base, resumed: { fromStep: 1000, checkpoints: 3 } }).bytes).toBe(3 * C + 10 * MiB - 3 * C + metrics(0));
+    // more in place than are kept now (--keep-checkpoints lowered on resume): the next one is written beside all of them
+    const lowered = runDiskNeed({ ...base, keepCheckpoints: 1, resumed: { fromStep: 700, checkpoints: 4 } });
+    expect(lowered).toMatchObject({ checkpointsAtOnce: 5, checkpointsThere: 4 });
+    expect(lowered.bytes).toBe(C + metrics(300));
   });
 
   it('words the shortfall with the flags, or the form, and the figure with one checkpoint kept', () => {
@@ -127,6 +139,24 @@ describe('the need against what a real run writes', () => {
       expect(need.bytes - atEnd).toBeLessThanOrEqual(ckpt + 64 * 1024 + 4 * 256);
     });
   }
+
+  it('a run stopped between steps without --save-every: its checkpoint (the model and its moments) is within the need', async () => {
+    const out = join(work, 'stopped-full');
+    const control = new RunControl();
+    const end = await executeRun(trainConfigFromArgs(parseArgs(trainSpec, ['--model', modelDir, '--data', data, '--out', out,
+      '--batch-size', '2', '--threads', '2', '--seed', '3', '--steps', '6', '--method', 'full'])), {
+      resume: false, control, emit: (e) => {
+        if (e.type === 'step' && e.step === 2) control.cancel();
+      },
+    });
+    expect(end).toMatchObject({ type: 'cancelled', step: 2 });
+    const need = runDiskNeed(await inputOf(out));
+    expect(need).toMatchObject({ checkpointsAtOnce: 1, stopCheckpoint: true });
+    const written = await bytesUnder(out);
+    // the stop's checkpoint is about three models: more than the result the need would otherwise have counted
+    expect(folderBytes(join(out, 'checkpoints', 'step-2'))).toBeGreaterThan(2.9 * need.resultBytes);
+    expect(need.bytes).toBeGreaterThanOrEqual(written);
+  });
 
   it('a resume counts the complete checkpoints in place and continues from the newest', async () => {
     const out = join(work, 'resume');

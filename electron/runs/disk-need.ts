@@ -56,6 +56,8 @@ export interface DiskNeed {
   checkpointBytes: number;
   /** checkpoints on the disk at the fullest moment (already there included) */
   checkpointsAtOnce: number;
+  /** the fullest moment is a stop's: the checkpoint a stop writes is one more than --save-every's ever are at once */
+  stopCheckpoint: boolean;
   /** of those, the ones a resumed run found in place (not counted in bytes) */
   checkpointsThere: number;
   resultBytes: number;
@@ -103,18 +105,29 @@ export function checkpointStateBytes(spec: ModelSpec, layout: AdapterLayout | nu
   return optimizerFile + encoder;
 }
 
-/** What the run adds to its disk at its fullest (see the file's comment). */
+/**
+ * What the run adds to its disk at its fullest (see the file's comment). Checkpoints on the disk at once, with
+ * K kept (0: all) and `there` in place: each write adds one before the prune takes the oldest beyond K away, so
+ * the first write holds there + 1 and later ones at most K + 1; a stop between two steps (Ctrl-C, Cancel, the
+ * app closing: execute.ts) writes one more beside those it holds then, whatever --save-every says; the final
+ * result is written beside the last ones kept.
+ */
 export function runDiskNeed(input: DiskNeedInput): DiskNeed {
   const checkpointBytes = checkpointBytesOf(input);
+  const total = input.totalSteps;
   const from = input.resumed?.fromStep ?? 0;
   const there = input.resumed?.checkpoints ?? 0;
   const every = input.saveEvery;
-  const writes = every > 0 ? Math.floor(input.totalSteps / every) - Math.floor(from / every) : 0;
   const keep = input.keepCheckpoints;
-  const all = there + writes;
-  // at the end, and at the fullest moment (a new one complete before the oldest goes)
-  const atEnd = keep > 0 ? Math.min(all, keep) : all;
-  const atOnce = keep > 0 && all > keep && writes > 0 ? keep + 1 : atEnd;
+  // scheduled writes after `from`, up to step s
+  const writesUpTo = (s: number) => (every > 0 && s > from ? Math.floor(s / every) - Math.floor(from / every) : 0);
+  const held = (writes: number) => (writes === 0 ? there : keep > 0 ? Math.min(there + writes, keep) : there + writes);
+  const writes = writesUpTo(total);
+  const atEnd = held(writes);
+  const scheduled = writes === 0 ? there : keep > 0 ? Math.max(there + 1, Math.min(there + writes, keep + 1)) : there + writes;
+  // a stop can come after any step but the last (which finishes the run), beside what is held by then
+  const stop = total - from >= 2 ? Math.max(there, held(writesUpTo(total - 1))) + 1 : 0;
+  const atOnce = Math.max(scheduled, stop);
   const bestBytes = input.keepBest ? input.resultBytes : 0;
   const steps = Math.max(0, input.totalSteps - from);
   const evals = input.evalEvery > 0 ? Math.floor(input.totalSteps / input.evalEvery) - Math.floor(from / input.evalEvery) : 0;
@@ -122,7 +135,7 @@ export function runDiskNeed(input: DiskNeedInput): DiskNeed {
   // the result is written once the last checkpoint is in place
   const fullest = Math.max(atOnce * checkpointBytes, atEnd * checkpointBytes + input.resultBytes);
   const bytes = Math.max(0, fullest - there * checkpointBytes) + bestBytes + metricsBytes;
-  return { bytes, checkpointBytes, checkpointsAtOnce: atOnce, checkpointsThere: there, resultBytes: input.resultBytes, bestBytes, metricsBytes };
+  return { bytes, checkpointBytes, checkpointsAtOnce: atOnce, stopCheckpoint: stop > scheduled, checkpointsThere: there, resultBytes: input.resultBytes, bestBytes, metricsBytes };
 }
 
 /** The full model's side files (tokenizer, configs) a full fine-tuning run copies beside its weights, in bytes. */
@@ -167,10 +180,14 @@ export interface DiskCheck {
   fits: boolean;
 }
 
-/** The run's need against what the disk of `out` has free. */
-export async function checkRunDisk(out: string, input: DiskNeedInput): Promise<DiskCheck> {
+/**
+ * The run's need against what the disk of `out` has free; `freed`: bytes the run removes before it writes (a new
+ * run in an old run's folder clears the old files first: execute.ts claimRecord).
+ */
+export async function checkRunDisk(out: string, input: DiskNeedInput, freed = 0): Promise<DiskCheck> {
   const need = runDiskNeed(input);
-  const free = await freeBytes(out);
+  const disk = await freeBytes(out);
+  const free = disk === null ? null : disk + freed;
   return { need, freeBytes: free, fits: free === null || need.bytes <= free };
 }
 
@@ -179,7 +196,8 @@ export function diskNeedParts(need: DiskNeed, result: 'adapter' | 'model'): stri
   const parts: string[] = [];
   if (need.checkpointsAtOnce > 0) {
     const there = need.checkpointsThere > 0 ? ` (${need.checkpointsThere} already there)` : '';
-    parts.push(`${need.checkpointsAtOnce.toLocaleString('en-US')} checkpoint${need.checkpointsAtOnce === 1 ? '' : 's'} of ${bytesInWords(need.checkpointBytes)} at once${there}`);
+    const stop = need.stopCheckpoint ? `, ${need.checkpointsAtOnce === 1 ? 'the one' : 'with the one'} a stop writes (Ctrl-C, Cancel, closing the app)` : '';
+    parts.push(`${need.checkpointsAtOnce.toLocaleString('en-US')} checkpoint${need.checkpointsAtOnce === 1 ? '' : 's'} of ${bytesInWords(need.checkpointBytes)} at once${there}${stop}`);
   }
   parts.push(`the ${result} ${bytesInWords(need.resultBytes)}`);
   if (need.bestBytes > 0) parts.push(`the best ${result} ${bytesInWords(need.bestBytes)}`);

@@ -13,7 +13,7 @@ import type { NativeEngine } from '../engine/native.js';
 import { describeNonFiniteTensors, formatLearningRate } from '../engine/non-finite.js';
 import { saveFullModel } from '../export/model-folder.js';
 import { asFileWriteError, FileWriteError, withSpaceNeeded } from '../files/atomic.js';
-import { bytesToFree } from '../files/disk-space.js';
+import { bytesToFree, bytesUnder } from '../files/disk-space.js';
 import { bytesInWords } from '../text/bytes.js';
 import { createEngine, effectiveQuantization, openModelWithTokenizer } from '../session.js';
 import { adapterFileBytes, saveAdapterFolder } from '../training/adapter-files.js';
@@ -299,7 +299,9 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     if (hostShort !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(hostShort);
     // what the run writes to its folder's disk, against what that disk has free (a resume counts the checkpoints in place)
     const disk = runDiskInput(config, folder, total, options.resume ? await checkpointsInPlace(config.out) : null);
-    const diskShort = diskShortfall(config.out, await checkRunDisk(config.out, disk.input), disk.input, disk.result);
+    // a new run in an old run's folder (--overwrite) clears the old files before it writes: their room counts as free
+    const freed = !options.resume && existing ? await bytesUnder(config.out) : 0;
+    const diskShort = diskShortfall(config.out, await checkRunDisk(config.out, disk.input, freed), disk.input, disk.result);
     if (diskShort !== null && !config.ignoreDiskCheck) throw new NotOurRunError(diskShort);
     /** what is said once the started event is out */
     const afterStart: string[] = [];

@@ -69,7 +69,9 @@ export class RunService {
       // each message names its setting by the form's label (run-check.ts): no request key in front
       throw invalid(first.field, check.errors.map((e) => e.message).join('; '));
     }
-    if (!check.memory!.fits && !config!.ignoreMemoryCheck) throw failed(`${check.verdict} Or start anyway (ignore the memory check).`);
+    // the device's memory, and on a GPU the RAM beside it (the run refuses either without the flag)
+    const memoryShort = !check.memory!.fits || check.memory!.hostRam?.fits === false;
+    if (memoryShort && !config!.ignoreMemoryCheck) throw failed(`${check.verdict} Or start anyway (ignore the memory check).`);
     if (!check.disk!.fits && !config!.ignoreDiskCheck) throw failed(check.disk!.shortfall!);
     if (this.liveIn(out)) throw failed(`${out}: a run is already training in this folder`);
     const final = parsed.out === null ? { ...config!, out: await reserveRunFolder(config!.method) } : config!;

@@ -188,6 +188,25 @@ describe('cgroup v1', () => {
     });
   });
 
+  it('a parent\'s limit seen only from inside (a Kubernetes pod without its own): memory.stat\'s hierarchical_memory_limit', () => {
+    const root = tree({
+      'proc/self/cgroup': '9:memory:/kubepods/burstable/pod1/c1\n',
+      // the container's own cgroup, mounted as the root: no limit of its own, the pod's 4 GiB above it
+      'sys/fs/cgroup/memory/memory.limit_in_bytes': V1_NONE,
+      'sys/fs/cgroup/memory/memory.usage_in_bytes': `${GiB}\n`,
+      'sys/fs/cgroup/memory/memory.stat': `hierarchical_memory_limit ${4 * GiB}\ntotal_inactive_file ${256 * MiB}\n`,
+    });
+    // 4 GiB - (1 GiB - 256 MiB), on the container's own usage (the pod's other containers are not visible)
+    expect(cgroupLimits(root)).toMatchObject({ memoryLimitBytes: 4 * GiB, memoryHeadroomBytes: 4 * GiB - 768 * MiB });
+    // the huge "no limit" value there is none
+    const none = tree({
+      'proc/self/cgroup': '9:memory:/kubepods/burstable/pod1/c1\n',
+      'sys/fs/cgroup/memory/memory.limit_in_bytes': V1_NONE,
+      'sys/fs/cgroup/memory/memory.stat': `hierarchical_memory_limit ${V1_NONE.trim()}\ntotal_inactive_file 0\n`,
+    });
+    expect(cgroupLimits(none)).toMatchObject({ memoryLimitBytes: null, memoryHeadroomBytes: null });
+  });
+
   it('hybrid (v1 controllers beside an empty unified hierarchy, as on this machine): the v1 lines win', () => {
     const root = tree({
       'proc/self/cgroup': '4:memory:/process_api/abc\n2:cpuacct:/\n1:cpu:/\n0::/\n',

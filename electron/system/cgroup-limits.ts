@@ -226,6 +226,21 @@ function memoryOf(at: Located): { limit: number | null; headroom: number | null 
     limit = limit === null ? here : Math.min(limit, here);
     headroom = headroom === null ? room : Math.min(headroom, room);
   }
+  // v1 inside a container sees only its own cgroup, so a limit set on a parent (a Kubernetes pod's, its QoS
+  // class's) shows only as memory.stat's hierarchical_memory_limit, the tightest up the tree. The parent's
+  // usage is not visible: the room is counted on this level's own (at most the parent's), so it may say more
+  // room than there is when other cgroups under that parent use its memory too. (v2 has no such field: there
+  // a parent outside the container's namespace stays unseen.)
+  if (at.version === 1) {
+    const stat = readText(join(at.chain[0], 'memory.stat'));
+    const hierarchical = statField(stat, 'hierarchical_memory_limit');
+    const parent = hierarchical === null || hierarchical >= V1_NO_LIMIT_FROM ? null : hierarchical;
+    if (parent !== null && (limit === null || parent < limit)) {
+      const room = memoryHeadroom(parent, byteCount(readText(join(at.chain[0], 'memory.usage_in_bytes'))), statField(stat, 'total_inactive_file'));
+      limit = parent;
+      headroom = headroom === null ? room : Math.min(headroom, room);
+    }
+  }
   return { limit, headroom };
 }
 

@@ -288,10 +288,10 @@ export class HyperparametersPage {
     return this.hasFieldErrors ? null : this.studio.check;
   }
 
-  /** The only thing wrong is the memory estimate: the user may start anyway. */
+  /** The memory estimate is short (the device's, or on a GPU the RAM beside it) and no setting is refused: the user may start anyway. */
   get memoryIsTheOnlyProblem(): boolean {
     const c = this.currentCheck;
-    return c !== null && !c.ok && c.errors.length === 0 && c.config !== null && c.memory !== null && !c.memory.fits;
+    return c !== null && !c.ok && c.errors.length === 0 && c.config !== null && c.memory !== null && (!c.memory.fits || c.memory.hostRam?.fits === false);
   }
 
   /** What the run writes exceeds its disk's free space, and nothing else refuses it: the user may start anyway. */

@@ -79,7 +79,7 @@ describe.skipIf(!canMountSmallDisk)('a checkpoint on a full disk (a real tmpfs)'
     const end = await executeRun(config, { resume: false, emit: () => {} });
     expect(end.type).toBe('failed');
     const message = (end as { message: string }).message;
-    const m = new RegExp(`^${out}: the run writes about (\\S+ \\S+) there \\(3 checkpoints of (\\S+ \\S+) at once, the adapter \\S+ \\S+, metrics \\S+ \\S+\\) ` +
+    const m = new RegExp(`^${out}: the run writes about (\\S+ \\S+) there \\(3 checkpoints of (\\S+ \\S+) at once, the adapter \\S+ \\S+, metrics and run files \\S+ \\S+\\) ` +
       `and its disk has (\\S+ \\S+) free\\. Free (\\S+ \\S+) there, keep one checkpoint \\(--keep-checkpoints 1: about \\S+ \\S+\\) or choose an --out on a disk with room; --ignore-disk-check starts it anyway\\.$`).exec(message);
     expect(m, message).not.toBeNull();
     const [need, checkpoint, free, toFree] = [m![1], m![2], m![3], m![4]].map(bytesFromWords);

@@ -2,7 +2,8 @@
 // the counts of checkpoints at once worked out by hand from how
 // checkpoint-prune.ts keeps them, and the byte figures against the files a
 // real run writes (a roomy disk: the real folder's sizes, not our formula).
-import { readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { keptStateDir } from './kept-state.js';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseArgs } from '../cli/args.js';
@@ -21,8 +22,8 @@ const base: DiskNeedInput = {
 };
 // one checkpoint: the 10 MiB result, its state (two fp32 moments of 1M parameters: 8 MiB), 4 KiB of small files
 const C = 18 * MiB + 4096;
-// metrics: 256 bytes a step, 128 an evaluation, 64 KiB of run.json and the like
-const metrics = (steps: number, evals = 0) => steps * 256 + evals * 128 + 64 * 1024;
+// metrics: 256 bytes a step, 128 an evaluation, 64 KiB of run.json and the like (16 KiB for a resumed run, whose run.json is there)
+const metrics = (steps: number, evals = 0, resumed = false) => steps * 256 + evals * 128 + (resumed ? 16 : 64) * 1024;
 
 describe('runDiskNeed: checkpoints at once, result, best, metrics', () => {
   it('one checkpoint costs the result, the state and the small files; the state is the moments of what is trained', async () => {
@@ -76,13 +77,13 @@ describe('runDiskNeed: checkpoints at once, result, best, metrics', () => {
     // from step 700 of 1000 with 3 in place: 3 more writes, still 4 at once, 1 of them new at the fullest
     const need = runDiskNeed({ ...base, resumed: { fromStep: 700, checkpoints: 3 } });
     expect(need).toMatchObject({ checkpointsAtOnce: 4, checkpointsThere: 3 });
-    expect(need.bytes).toBe(4 * C - 3 * C + metrics(300));
+    expect(need.bytes).toBe(4 * C - 3 * C + metrics(300, 0, true));
     // nothing left to write: the result only
-    expect(runDiskNeed({ ...base, resumed: { fromStep: 1000, checkpoints: 3 } }).bytes).toBe(3 * C + 10 * MiB - 3 * C + metrics(0));
+    expect(runDiskNeed({ ...base, resumed: { fromStep: 1000, checkpoints: 3 } }).bytes).toBe(3 * C + 10 * MiB - 3 * C + metrics(0, 0, true));
     // more in place than are kept now (--keep-checkpoints lowered on resume): the next one is written beside all of them
     const lowered = runDiskNeed({ ...base, keepCheckpoints: 1, resumed: { fromStep: 700, checkpoints: 4 } });
     expect(lowered).toMatchObject({ checkpointsAtOnce: 5, checkpointsThere: 4 });
-    expect(lowered.bytes).toBe(C + metrics(300));
+    expect(lowered.bytes).toBe(C + metrics(300, 0, true));
   });
 
   it('words the shortfall with the flags, or the form, and the figure with one checkpoint kept', () => {
@@ -90,7 +91,7 @@ describe('runDiskNeed: checkpoints at once, result, best, metrics', () => {
     const cli = diskShortfall('/runs/a', check, base, 'adapter')!;
     const one = runDiskNeed({ ...base, keepCheckpoints: 1 }).bytes;
     expect(one).toBe(2 * C + metrics(1000));
-    expect(cli).toMatch(/^\/runs\/a: the run writes about 72\.\d MiB there \(4 checkpoints of 18\.0 MiB at once, the adapter 10\.0 MiB, metrics 314\.0 KiB\) and its disk has 50\.0 MiB free\. /);
+    expect(cli).toMatch(/^\/runs\/a: the run writes about 72\.\d MiB there \(4 checkpoints of 18\.0 MiB at once, the adapter 10\.0 MiB, metrics and run files 314\.0 KiB\) and its disk has 50\.0 MiB free\. /);
     expect(cli).toContain(', keep one checkpoint (--keep-checkpoints 1: about 36.');
     expect(cli).toMatch(/ or choose an --out on a disk with room; --ignore-disk-check starts it anyway\.$/);
     const app = diskShortfall('/runs/a', check, base, 'adapter', { keepOne: 'Checkpoints kept 1', otherDisk: 'choose an output folder on a disk with room', anyway: '; or start anyway' })!;
@@ -156,6 +157,38 @@ describe('the need against what a real run writes', () => {
     // the stop's checkpoint is about three models: more than the result the need would otherwise have counted
     expect(folderBytes(join(out, 'checkpoints', 'step-2'))).toBeGreaterThan(2.9 * need.resultBytes);
     expect(need.bytes).toBeGreaterThanOrEqual(written);
+  });
+
+  it('a resume refused for want of disk stays resumable (the app keeps its Resume options up)', async () => {
+    const out = join(work, 'refused-resume');
+    const control = new RunControl();
+    // a billion steps with a checkpoint each, all kept: petabytes, refused on any disk; started anyway, stopped at step 2
+    const settings = ['--model', modelDir, '--data', data, '--out', out, '--batch-size', '2', '--threads', '2', '--seed', '3',
+      '--steps', '1000000000', '--save-every', '1', '--keep-checkpoints', '0'];
+    const started = await executeRun(trainConfigFromArgs(parseArgs(trainSpec, [...settings, '--ignore-disk-check'])), {
+      resume: false, control, emit: (e) => {
+        if (e.type === 'step' && e.step === 2) control.cancel();
+      },
+    });
+    expect(started).toMatchObject({ type: 'cancelled', step: 2 });
+    const { readRunRecord } = await import('./run-record.js');
+    const { resumeConfig } = await import('../cli/commands/train.js');
+    const record = (await readRunRecord(out))!;
+    const end = await executeRun(resumeConfig(record.config, out, parseArgs(trainSpec, ['--resume', out])), { resume: true, emit: () => {} });
+    expect(end).toMatchObject({ type: 'failed', resumable: true, step: null });
+    expect((end as { message: string }).message).toMatch(new RegExp(`^${out}: the run writes about .* there \\(1,000,000,000 checkpoints of .* at once \\(2 already there\\)`));
+    expect((await readRunRecord(out))!.status).toBe('cancelled');
+  });
+
+  it('a resume counts from a state the studio home kept when the run folder could not take it', async () => {
+    const out = join(work, 'kept-resume');
+    expect((await run(out, ['--steps', '6', '--save-every', '2', '--keep-checkpoints', '3'])).type).toBe('finished');
+    const key = (await (await import('./run-record.js')).readRunRecord(out))!.created_at;
+    const kept = join(keptStateDir(key), 'checkpoints', 'step-9');
+    mkdirSync(kept, { recursive: true });
+    writeFileSync(join(kept, 'COMPLETE'), '{}');
+    expect(await checkpointsInPlace(out, key)).toEqual({ fromStep: 9, checkpoints: 3 });
+    expect(await checkpointsInPlace(out)).toEqual({ fromStep: 6, checkpoints: 3 });
   });
 
   it('a resume counts the complete checkpoints in place and continues from the newest', async () => {

@@ -24,13 +24,15 @@ import { adapterLayoutOf, type TrainConfig } from '../training/config.js';
 import { bytesInWords } from '../text/bytes.js';
 import { COMPLETE_MARKER } from './checkpoint-format.js';
 import { listCheckpoints } from './checkpoint-read.js';
+import { keptStateDir } from './kept-state.js';
 import { existsSync, statSync } from 'node:fs';
 
 /** A metrics.jsonl line of one step (about 225 bytes measured, with room for larger figures) and of one evaluation. */
 const STEP_LINE_BYTES = 256;
 const EVAL_LINE_BYTES = 128;
-/** run.json, the adapter's config and README, each checkpoint's small files: their sum stays under this. */
+/** A new run's small files (run.json, the adapter's config and README) stay under this; a resumed run's (run.json is there) under the second. */
 const SMALL_FILES_BYTES = 64 * 1024;
+const RESUMED_SMALL_FILES_BYTES = 16 * 1024;
 /** A checkpoint's files beside the weights: trainer_state.json, adapter_config.json, README.md, COMPLETE (checkpoint-write.ts's allowance). */
 const CHECKPOINT_SMALL_FILES_BYTES = 4 * 1024;
 
@@ -131,7 +133,7 @@ export function runDiskNeed(input: DiskNeedInput): DiskNeed {
   const bestBytes = input.keepBest ? input.resultBytes : 0;
   const steps = Math.max(0, input.totalSteps - from);
   const evals = input.evalEvery > 0 ? Math.floor(input.totalSteps / input.evalEvery) - Math.floor(from / input.evalEvery) : 0;
-  const metricsBytes = steps * STEP_LINE_BYTES + evals * EVAL_LINE_BYTES + SMALL_FILES_BYTES;
+  const metricsBytes = steps * STEP_LINE_BYTES + evals * EVAL_LINE_BYTES + (input.resumed ? RESUMED_SMALL_FILES_BYTES : SMALL_FILES_BYTES);
   // the result is written once the last checkpoint is in place
   const fullest = Math.max(atOnce * checkpointBytes, atEnd * checkpointBytes + input.resultBytes);
   const bytes = Math.max(0, fullest - there * checkpointBytes) + bestBytes + metricsBytes;
@@ -165,12 +167,15 @@ export function runDiskInput(config: TrainConfig, folder: ModelFolder, totalStep
 
 /**
  * Where a resume of `runDir` stands on its disk: the complete checkpoints in
- * place (kept until newer ones replace them) and the newest one's step, which
- * it continues from (0 when there is none).
+ * place (kept until newer ones replace them), and the step it continues from:
+ * the newest one's, or a newer state kept in the studio home when a write to
+ * the run folder failed (kept-state.ts; `runKey`: run.json's created_at).
  */
-export async function checkpointsInPlace(runDir: string): Promise<{ fromStep: number; checkpoints: number }> {
-  const complete = (await listCheckpoints(runDir)).filter((c) => existsSync(join(c.dir, COMPLETE_MARKER)));
-  return { fromStep: complete[0]?.step ?? 0, checkpoints: complete.length };
+export async function checkpointsInPlace(runDir: string, runKey?: string): Promise<{ fromStep: number; checkpoints: number }> {
+  const complete = async (dir: string) => (await listCheckpoints(dir)).filter((c) => existsSync(join(c.dir, COMPLETE_MARKER)));
+  const inRun = await complete(runDir);
+  const kept = runKey === undefined ? [] : await complete(keptStateDir(runKey));
+  return { fromStep: Math.max(inRun[0]?.step ?? 0, kept[0]?.step ?? 0), checkpoints: inRun.length };
 }
 
 export interface DiskCheck {
@@ -201,7 +206,7 @@ export function diskNeedParts(need: DiskNeed, result: 'adapter' | 'model'): stri
   }
   parts.push(`the ${result} ${bytesInWords(need.resultBytes)}`);
   if (need.bestBytes > 0) parts.push(`the best ${result} ${bytesInWords(need.bestBytes)}`);
-  parts.push(`metrics ${bytesInWords(need.metricsBytes)}`);
+  parts.push(`metrics and run files ${bytesInWords(need.metricsBytes)}`);
   return parts.join(', ');
 }
 
@@ -234,6 +239,11 @@ export function diskShortfall(out: string, check: DiskCheck, input: DiskNeedInpu
     ways.push(`keep one checkpoint (${words.keepOne}: about ${bytesInWords(one.bytes)})`);
   }
   if (!input.resumed) ways.push(words.otherDisk);
-  return `${out}: the run writes about ${bytesInWords(need.bytes)} there (${diskNeedParts(need, result)}) and its disk has ${bytesInWords(free)} free. ` +
-    `${ways.length === 1 ? ways[0] : `${ways.slice(0, -1).join(', ')} or ${ways[ways.length - 1]}`}${words.anyway}.`;
+  return `${diskNeedInWords(out, check, result)}. ${ways.length === 1 ? ways[0] : `${ways.slice(0, -1).join(', ')} or ${ways[ways.length - 1]}`}${words.anyway}.`;
+}
+
+/** "OUT: the run writes about X there (its parts) and its disk has Y free": the refusal's first half, and the warning of a run started anyway. */
+export function diskNeedInWords(out: string, check: DiskCheck, result: 'adapter' | 'model'): string {
+  const free = check.freeBytes === null ? 'an unknown amount' : bytesInWords(check.freeBytes);
+  return `${out}: the run writes about ${bytesInWords(check.need.bytes)} there (${diskNeedParts(check.need, result)}) and its disk has ${free} free`;
 }

@@ -18,8 +18,8 @@ import { bytesInWords } from '../text/bytes.js';
 import { createEngine, effectiveQuantization, openModelWithTokenizer } from '../session.js';
 import { adapterFileBytes, saveAdapterFolder } from '../training/adapter-files.js';
 import { trainsAdapter, type TrainConfig } from '../training/config.js';
-import { checkpointsInPlace, checkRunDisk, diskShortfall, runDiskInput } from './disk-need.js';
-import { boundByData, dataShape, estimateRun, hostShortfall, memoryBudget, memoryShortfall } from '../training/memory-check.js';
+import { checkpointsInPlace, checkRunDisk, diskNeedInWords, diskShortfall, runDiskInput } from './disk-need.js';
+import { boundByData, dataShape, estimateRun, hostShortfall, memoryBudget, memoryShortfall, withOwnMemory } from '../training/memory-check.js';
 import { availableMemoryBytes } from '../system/machine.js';
 import { fittingAlternatives, rowShapes } from '../training/fit-alternatives.js';
 import { rowsBytes } from '../training/rows-bytes.js';
@@ -74,6 +74,9 @@ const RECORD_INTERVAL_S = 5;
 
 /** A failure before the run folder is ours: reported, but run.json is not touched. */
 class NotOurRunError extends Error {}
+
+/** The run does not fit (memory, the RAM beside a GPU, the disk): a resume so refused stays resumable as it was. */
+class DoesNotFitError extends NotOurRunError {}
 
 /** What a failed write of the run was: a checkpoint, the final adapter / model, a metrics.jsonl row, or --keep-best's best/. */
 type RunWrite = 'checkpoint' | 'final' | 'metrics' | 'best';
@@ -284,7 +287,9 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     // the rows this process holds through the run, with the engine (training/rows-bytes.ts)
     const held = rowsBytes([...data.train, ...data.eval]);
     const estimate = estimateRun(addon, folder, sized, config.lora, { device: device.device, precision: precision.precision }, held);
-    const budget = memoryBudget(device);
+    // (this process's own memory, which the estimate counts, is no longer in what is available: added back)
+    const ownBytes = process.memoryUsage().rss;
+    const budget = withOwnMemory(memoryBudget(device), ownBytes);
     const available = budget.availableBytes;
     memory = { estimateBytes: estimate.totalBytes, availableBytes: available, where: budget.where, gpu: budget.gpu };
     // what would fit is searched only for a run that does not
@@ -293,16 +298,17 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
         { resumed: options.resume === true, rows: config.pack ? undefined : rowShapes(data.train), rowsBytes: held })
       : undefined;
     const shortfall = memoryShortfall(estimate, budget, { ...sized, precision: precision.precision }, fit);
-    if (shortfall !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(shortfall);
+    if (shortfall !== null && !config.ignoreMemoryCheck) throw new DoesNotFitError(shortfall);
     // on a GPU, the RAM the run needs beside it (the training process, the weights' load)
-    const hostShort = hostShortfall(estimate, budget.gpu ? availableMemoryBytes() : Infinity, config.ignoreMemoryCheck === true);
-    if (hostShort !== null && !config.ignoreMemoryCheck) throw new NotOurRunError(hostShort);
+    const hostShort = hostShortfall(estimate, budget.gpu ? availableMemoryBytes() + ownBytes : Infinity, config.ignoreMemoryCheck === true);
+    if (hostShort !== null && !config.ignoreMemoryCheck) throw new DoesNotFitError(hostShort);
     // what the run writes to its folder's disk, against what that disk has free (a resume counts the checkpoints in place)
-    const disk = runDiskInput(config, folder, total, options.resume ? await checkpointsInPlace(config.out) : null);
+    const disk = runDiskInput(config, folder, total, options.resume ? await checkpointsInPlace(config.out, existing?.created_at) : null);
     // a new run in an old run's folder (--overwrite) clears the old files before it writes: their room counts as free
     const freed = !options.resume && existing ? await bytesUnder(config.out) : 0;
-    const diskShort = diskShortfall(config.out, await checkRunDisk(config.out, disk.input, freed), disk.input, disk.result);
-    if (diskShort !== null && !config.ignoreDiskCheck) throw new NotOurRunError(diskShort);
+    const diskCheck = await checkRunDisk(config.out, disk.input, freed);
+    const diskShort = diskShortfall(config.out, diskCheck, disk.input, disk.result);
+    if (diskShort !== null && !config.ignoreDiskCheck) throw new DoesNotFitError(diskShort);
     /** what is said once the started event is out */
     const afterStart: string[] = [];
 
@@ -317,7 +323,7 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
     await saveRecord(true);
     if (shortfall !== null) log(shortfall, 'warning');
     if (hostShort !== null) log(hostShort, 'warning');
-    if (diskShort !== null) log(`${diskShort} (--ignore-disk-check: starting anyway)`, 'warning');
+    if (diskShort !== null) log(`${diskNeedInWords(config.out, diskCheck, disk.result)}; starting anyway, as --ignore-disk-check asks`, 'warning');
 
     engine = createEngine(addon, folder, {
       threads: config.threads, gradientCheckpointing: config.gradientCheckpointing, seed: config.seed, quantization, device: device.device, precision: precision.precision,
@@ -697,8 +703,10 @@ export async function executeRun(config: TrainConfig, options: ExecuteOptions): 
       return finish({ type: 'failed', kind: 'error', message: text, step: stepsDone, resumable: true, checkpoint: checkpointDir }, { status: 'failed', message: text });
     }
     if (error instanceof NotOurRunError || record === null) {
-      // The folder belongs to another run or process: leave its run.json alone.
-      const event: RunEndEvent = { type: 'failed', kind: 'error', message, step: null, resumable: false, checkpoint: null };
+      // The folder belongs to another run or process: leave its run.json alone. A resume refused because the run
+      // does not fit changed nothing: the run is as resumable as it was (the app keeps its Resume options up).
+      const resumable = options.resume && error instanceof DoesNotFitError;
+      const event: RunEndEvent = { type: 'failed', kind: 'error', message, step: null, resumable, checkpoint: null };
       emit(event);
       return event;
     }

@@ -107,6 +107,18 @@ describe('inAppWords: the device and precision advice as a choice in the app', (
     expect(onGpuApp).not.toMatch(/--gradient-checkpointing|--ignore-memory-check/);
   });
 
+  it('a new run that nothing tried makes fit: gradient checkpointing named in words, with the lighter method joined to it', () => {
+    const none: FitAlternatives = {
+      alternatives: [], tried: ['shorter-sequence', 'gradient-checkpointing', 'qlora'], resumed: false,
+      leanest: { changes: ['gradient-checkpointing', 'qlora'], flags: '--gradient-checkpointing --method qlora', form: { gradientCheckpointing: true }, effectiveBatch: null, totalBytes: 6.5 * 2 ** 30, longerRows: null },
+    };
+    const cli = memoryShortfall(estimate, memoryBudget({ gpu: null }, 6 * 2 ** 30, { memoryLimitBytes: null, memoryHeadroomBytes: null }), config, none)!;
+    expect(cli).toContain('Nothing tried fits on this device (a shorter --seq-len, --gradient-checkpointing, --method qlora, alone or together): even --gradient-checkpointing --method qlora needs about 6.50 GiB');
+    const app = inAppWords(cli, 'start');
+    expect(app).toContain('Nothing tried fits on this device (a shorter Sequence length, gradient checkpointing, the method qlora, alone or together): even gradient checkpointing with the method qlora needs about 6.50 GiB; or start it anyway from the Hyperparameters page.');
+    expect(app).not.toMatch(/--/);
+  });
+
   it('out of memory on a GPU mid-run (runs/crash-report.ts): continue on the CPU is Resume with cpu chosen', () => {
     const memory = { estimateBytes: 5 * 2 ** 30, availableBytes: 6 * 2 ** 30, where: 'on NVIDIA H200', gpu: true };
     for (const precision of ['bf16', 'fp32'] as const) {

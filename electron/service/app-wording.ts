@@ -85,6 +85,10 @@ const RULES: Rule[] = [
   [/(?<=fits?: (?:[^;]*; )?)--gradient-checkpointing \(/g, (c) => `gradient checkpointing (${CHECKPOINTING[c]}; `],
   // and when nothing does: "with --gradient-checkpointing it still needs about …"
   [/(?<=with )--gradient-checkpointing(?= it still needs)/g, (c) => `gradient checkpointing (${CHECKPOINTING[c]})`],
+  // "Nothing tried fits on this device (…, --gradient-checkpointing, …): even --gradient-checkpointing --method qlora needs …"
+  [/(?<=Nothing tried fits on this device \([^)]*?)--gradient-checkpointing(?=[,)])/g, () => 'gradient checkpointing'],
+  [/(?<=even )--gradient-checkpointing(?= needs)/g, () => 'gradient checkpointing'],
+  [/(?<=even )--gradient-checkpointing (?=\S)/g, () => 'gradient checkpointing with '],
   [/; or pass --ignore-memory-check to start anyway\./g, (c) => `; or ${IGNORE_MEMORY[c]}.`],
   // the disk check (runs/disk-need.ts): a resumed run keeps its settings in the app, so its one-checkpoint way out goes
   [/; --ignore-disk-check starts it anyway\./g, (c) => `; or ${IGNORE_DISK[c]}.`],

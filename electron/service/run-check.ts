@@ -47,7 +47,8 @@ export interface CheckedRun {
 /** The disk check's ways out in the form's words (runs/disk-need.ts). */
 const APP_DISK_WORDS: DiskWords = {
   keepOne: `${settingLabel('keepCheckpoints')} 1`,
-  otherDisk: 'choose an output folder on a disk with room',
+  // the app keeps its runs in the studio home (it has no output folder field)
+  otherDisk: 'start the app with PEFT_STUDIO_HOME on a disk with room (where it keeps its runs)',
   anyway: '; or start anyway',
 };
 

@@ -34,7 +34,7 @@ describe('the disk check in the service', () => {
     expect(c.errors).toEqual([]);
     expect(c.memory!.fits).toBe(true);
     expect(c.disk).toMatchObject({ fits: false, checkpointsAtOnce: 1_000_000_000 });
-    expect(c.disk!.shortfall).toMatch(/^\S+: the run writes about \S+ \S+ there \(1,000,000,000 checkpoints of \S+ \S+ at once, the adapter \S+ \S+, metrics \S+ \S+\) and its disk has \S+ \S+ free\. Free \S+ \S+ there, keep one checkpoint \(Checkpoints kept 1: about \S+ \S+\) or choose an output folder on a disk with room; or start anyway\.$/);
+    expect(c.disk!.shortfall).toMatch(/^\S+: the run writes about \S+ \S+ there \(1,000,000,000 checkpoints of \S+ \S+ at once, the adapter \S+ \S+, metrics and run files \S+ \S+\) and its disk has \S+ \S+ free\. Free \S+ \S+ there, keep one checkpoint \(Checkpoints kept 1: about \S+ \S+\) or start the app with PEFT_STUDIO_HOME on a disk with room \(where it keeps its runs\); or start anyway\.$/);
     expect(c.verdict).toContain(`Does not fit on the disk: ${c.disk!.shortfall}`);
     // and the same run saving nothing fits
     const small = await callOk<RunCheck>(service, 'checkRun', settings({ steps: 1 }));

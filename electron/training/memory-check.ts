@@ -161,6 +161,16 @@ export function memoryBudget(device: Pick<ResolvedDevice, 'gpu'>, hostAvailable?
   };
 }
 
+/**
+ * The budget as the training process judges it, in itself: the memory available (MemAvailable, a container's
+ * room) no longer counts what this process already holds, which the estimate counts in full (processBytes: Node,
+ * the tokenizer, the rows it has loaded), so that much is added back; on a GPU the device's memory is not the
+ * process's. (The app's check runs in another process, whose memory stays taken.)
+ */
+export function withOwnMemory(budget: MemoryBudget, ownBytes: number): MemoryBudget {
+  return budget.gpu ? budget : { ...budget, availableBytes: budget.availableBytes + ownBytes };
+}
+
 /** What can shrink a run that does not fit, in the order worth trying. */
 export type MemoryRemedy = 'smaller-batch' | 'shorter-sequence' | 'gradient-checkpointing' | 'lora' | 'qlora';
 

@@ -59,9 +59,9 @@ describe('the disk check before a run starts', () => {
     expect(Math.abs(disk.freeBytes! - df)).toBeLessThan(64 * 2 ** 20);
 
     expect(text(root, 'disk-need')).toBe(`writes about ${formatBytes(disk.needBytes)}, ${formatBytes(disk.freeBytes!)} free on the output folder's disk (${disk.parts}) does not fit`);
-    expect(disk.parts).toMatch(/^1,000,000,000 checkpoints of \S+ \S+ at once, the adapter \S+ \S+, metrics \S+ \S+$/);
+    expect(disk.parts).toMatch(/^1,000,000,000 checkpoints of \S+ \S+ at once, the adapter \S+ \S+, metrics and run files \S+ \S+$/);
     expect(text(root, 'check-verdict')).toContain(`Does not fit on the disk: ${out}: the run writes about`);
-    expect(text(root, 'check-verdict')).toMatch(/or choose an output folder on a disk with room; or start anyway\.$/);
+    expect(text(root, 'check-verdict')).toMatch(/or start the app with PEFT_STUDIO_HOME on a disk with room \(where it keeps its runs\); or start anyway\.$/);
 
     // Start only once the box is ticked; the request then says so
     expect(startButton(root).disabled).toBe(true);
@@ -99,7 +99,7 @@ describe('the disk check before a run starts', () => {
     // one step: no stop can come between steps, so no checkpoint at all
     expect(disk).toMatchObject({ fits: true, checkpointsAtOnce: 0 });
     expect(studio.check!.ok).toBe(true);
-    expect(text(root, 'disk-need')).toMatch(/ \(the adapter \S+ \S+, metrics \S+ \S+\) fits$/);
+    expect(text(root, 'disk-need')).toMatch(/ \(the adapter \S+ \S+, metrics and run files \S+ \S+\) fits$/);
     expect(byId(root, 'ignore-disk')).toBeNull();
     expect(startButton(root).disabled).toBe(false);
   }, 120_000);

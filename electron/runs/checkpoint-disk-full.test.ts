@@ -12,6 +12,7 @@ import { trainConfigFromArgs, trainSpec } from '../cli/commands/train.js';
 import { bytesFromWords, canMountSmallDisk, dfAvailable, mountSmallDisk, type SmallDisk } from '../testing/small-disk.js';
 import { cycleRows, tempDir, tinyModel, writeJsonl } from '../testing/e2e-fixtures.js';
 import { executeRun } from './execute.js';
+import { inAppWords } from '../service/app-wording.js';
 import { readRunRecord } from './run-record.js';
 import { runDiskInput, runDiskNeed } from './disk-need.js';
 import { openModelFolder } from '../models/folder.js';
@@ -66,6 +67,10 @@ describe.skipIf(!canMountSmallDisk)('a checkpoint on a full disk (a real tmpfs)'
     expect(Math.abs(free.bytes - dfAvailable(disk.dir))).toBeLessThanOrEqual(4096 + free.within);
     expect(Math.abs(toFree.bytes - (need.bytes - free.bytes))).toBeLessThanOrEqual(toFree.within + need.within + free.within);
     expect(readdirSync(join(out, 'checkpoints'))).toEqual([]); // no temp folder left behind
+    // the app says the way on as its Resume (service/app-wording.ts), not the command line
+    const app = inAppWords(message, 'start');
+    expect(app).toMatch(new RegExp(`Free at least \\S+ \\S+ on the disk of ${out}, then resume it \\(Resume\\): it continues from step 1\\.$`));
+    expect(app).not.toContain('peft-studio');
   });
 
   it('without --ignore-disk-check the run is refused before it starts, with what it writes and what is free', async () => {

@@ -48,6 +48,11 @@ const IGNORE_DISK: Record<AppContext, string> = {
   start: 'start it anyway from the Hyperparameters page',
 };
 
+const RESUME_IT: Record<AppContext, string> = {
+  resume: 'resume it again (Resume)',
+  start: 'resume it (Resume)',
+};
+
 const capitalized = (text: string) => text[0].toUpperCase() + text.slice(1);
 
 /** The settings whose flag stands for a field of the form (device and precision, and checkpointing, have their own rules above). */
@@ -93,6 +98,11 @@ const RULES: Rule[] = [
   // the disk check (runs/disk-need.ts): a resumed run keeps its settings in the app, so its one-checkpoint way out goes
   [/; --ignore-disk-check starts it anyway\./g, (c) => `; or ${IGNORE_DISK[c]}.`],
   [/(?:,| or) keep one checkpoint \(--keep-checkpoints 1: about [^)]*\)/g, (c, g) => (c === 'resume' ? '' : g[0])],
+  // a write that failed mid-run (runs/execute.ts runWriteMessage): the way on is the app's Resume, not the command line
+  // (the folder may hold spaces: up to the ": it …" that follows it, or " continues" / " starts over")
+  [/, then run peft-studio train --resume .+?(?=: it (?:continues|writes) )/g, (c) => `, then ${RESUME_IT[c]}`],
+  [/(?<=is kept; )peft-studio train --resume .+?(?= continues from it once)/g, () => 'Resume'],
+  [/(?<=, so )peft-studio train --resume .+?(?= starts over from step 0 once)/g, () => 'Resume'],
   // bf16 where it cannot be had (engine/precision.ts, named --precision or precision)
   [/\bUse (?:--)?precision fp32 or auto\b/g, (c) => capitalized(CHOOSE_PRECISION[c])],
   // the run's evaluation file named by its flag (training/eval-file.ts): the Data page calls it the evaluation file

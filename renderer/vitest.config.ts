@@ -9,6 +9,11 @@ import { fileURLToPath } from 'node:url';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
 import { defineConfig } from 'vitest/config';
 
+// everything the tests write goes under one temp folder of this run (TMPDIR
+// for them and the processes they start), removed when the run ends
+const runTemp = mkdtempSync(join(tmpdir(), 'peft-studio-renderer-tests-'));
+process.env.PEFT_STUDIO_TEST_TEMP = runTemp;
+
 export default defineConfig({
   root: fileURLToPath(new URL('..', import.meta.url)),
   plugins: [svelte({ configFile: false })],
@@ -21,7 +26,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // an empty Hugging Face cache and a studio home of their own, never the developer's (the Model page lists what is cached)
-    env: { HF_HUB_CACHE: mkdtempSync(join(tmpdir(), 'ps-test-hub-')), PEFT_STUDIO_HOME: mkdtempSync(join(tmpdir(), 'ps-test-home-')) },
+    env: { HF_HUB_CACHE: mkdtempSync(join(runTemp, 'ps-test-hub-')), PEFT_STUDIO_HOME: mkdtempSync(join(runTemp, 'ps-test-home-')), TMPDIR: runTemp },
+    globalSetup: ['renderer/src/testing/run-temp-teardown.ts'],
     setupFiles: ['vitest-canvas-mock', 'renderer/src/testing/no-layout-resize-observer.ts'],
   },
 });

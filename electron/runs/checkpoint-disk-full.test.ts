@@ -70,7 +70,7 @@ describe.skipIf(!canMountSmallDisk)('a checkpoint on a full disk (a real tmpfs)'
     // the app says the way on as its Resume (service/app-wording.ts), not the command line
     const app = inAppWords(message, 'start');
     expect(app).toMatch(new RegExp(`Free at least \\S+ \\S+ on the disk of ${out}, then resume it \\(Resume\\): it continues from step 1\\.$`));
-    expect(app).not.toContain('peft-studio');
+    expect(app).not.toContain('peft-studio train');
   });
 
   it('without --ignore-disk-check the run is refused before it starts, with what it writes and what is free', async () => {

@@ -10,6 +10,7 @@
 // How many checkpoints are on the disk at once follows checkpoint-prune.ts:
 // a new checkpoint is complete before the oldest beyond --keep-checkpoints is
 // removed, so with K kept the disk holds K + 1 for a moment.
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { freeBytes } from '../files/disk-space.js';
 import { fullModelFileBytes, SIDE_FILES } from '../export/model-folder.js';
@@ -25,7 +26,6 @@ import { bytesInWords } from '../text/bytes.js';
 import { COMPLETE_MARKER } from './checkpoint-format.js';
 import { listCheckpoints } from './checkpoint-read.js';
 import { keptStateDir } from './kept-state.js';
-import { existsSync, statSync } from 'node:fs';
 
 /** A metrics.jsonl line of one step (about 225 bytes measured, with room for larger figures) and of one evaluation. */
 const STEP_LINE_BYTES = 256;
@@ -196,7 +196,7 @@ export async function checkRunDisk(out: string, input: DiskNeedInput, freed = 0)
   return { need, freeBytes: free, fits: free === null || need.bytes <= free };
 }
 
-/** What the need is made of, in words: "3 checkpoints of 1.2 GiB at once, the adapter 40 MiB, best/ 40 MiB". */
+/** What the need is made of, in words: "3 checkpoints of 1.2 GiB at once, the adapter 40 MiB, the best adapter 40 MiB, metrics and run files 80 KiB". */
 export function diskNeedParts(need: DiskNeed, result: 'adapter' | 'model'): string {
   const parts: string[] = [];
   if (need.checkpointsAtOnce > 0) {
@@ -230,7 +230,6 @@ export const CLI_DISK_WORDS: DiskWords = {
  * free space is unknown): what the run writes, of what, and the ways out.
  */
 export function diskShortfall(out: string, check: DiskCheck, input: DiskNeedInput, result: 'adapter' | 'model', words: DiskWords = CLI_DISK_WORDS): string | null {
-  // a resumed run's folder is where it is: the other ways out stay
   if (check.fits || check.freeBytes === null) return null;
   const { need, freeBytes: free } = check;
   const ways = [`Free ${bytesInWords(need.bytes - free)} there`];
@@ -238,6 +237,7 @@ export function diskShortfall(out: string, check: DiskCheck, input: DiskNeedInpu
     const one = runDiskNeed({ ...input, keepCheckpoints: 1 });
     ways.push(`keep one checkpoint (${words.keepOne}: about ${bytesInWords(one.bytes)})`);
   }
+  // a resumed run's folder is where it is: the other ways out stay
   if (!input.resumed) ways.push(words.otherDisk);
   return `${diskNeedInWords(out, check, result)}. ${ways.length === 1 ? ways[0] : `${ways.slice(0, -1).join(', ')} or ${ways[ways.length - 1]}`}${words.anyway}.`;
 }

@@ -87,8 +87,11 @@ describe('the Train page on a finished run', () => {
     expect(byId(root, 'resume')).toBeNull();
     expect(byId(root, 'pause')).toBeNull();
     expect(byId(root, 'eta')!.textContent!.trim()).toBe('—');
-    // the run's length and time, whether its ending reached the page before its record or after (run-monitor-order.test.ts)
+    // the run's length and time, whether its ending reached the page before its record or after (run-monitor-order.test.ts):
+    // an ending heard live is shown at once, the length once the record is read (the history call may answer after it)
+    await until('the run\'s length from its record', () => /of 100000/.test(byId(root, 'progress-text')!.textContent!));
     expect(byId(root, 'progress-text')!.textContent).toMatch(/^\s*step \d+ of 100000 \(0%\)\s*$/);
+    expect(byId(root, 'run-message')!.textContent).toMatch(/^Cancelled after step \d+ of 100000; a checkpoint at step \d+ was saved — Resume continues from it\.$/);
     expect(byId(root, 'elapsed')!.textContent!.trim()).not.toBe('—');
   }, 120_000);
 });

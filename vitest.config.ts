@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 
 // Everything a test run writes goes under one temp folder of its own (TMPDIR
 // for the tests and every process they start), removed when the run ends
-// (global-setup.ts): a run writes some GB of models, runs and exports, and
+// (testing/run-temp.ts): a run writes some GB of models, runs and exports, and
 // left them behind in the system's temp folder run after run.
 const runTemp = mkdtempSync(join(tmpdir(), 'peft-studio-tests-'));
 process.env.PEFT_STUDIO_TEST_TEMP = runTemp;

@@ -27,7 +27,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // an empty Hugging Face cache and a studio home of their own, never the developer's (the Model page lists what is cached)
     env: { HF_HUB_CACHE: mkdtempSync(join(runTemp, 'ps-test-hub-')), PEFT_STUDIO_HOME: mkdtempSync(join(runTemp, 'ps-test-home-')), TMPDIR: runTemp },
-    globalSetup: ['renderer/src/testing/run-temp-teardown.ts'],
+    globalSetup: ['electron/testing/run-temp.ts'],
     setupFiles: ['vitest-canvas-mock', 'renderer/src/testing/no-layout-resize-observer.ts'],
   },
 });

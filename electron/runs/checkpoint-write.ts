@@ -6,7 +6,7 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NativeEngine, OptimizerState } from '../engine/native.js';
-import { fullModelFileBytes, saveFullModel, SIDE_FILES } from '../export/model-folder.js';
+import { fullModelFileBytes, saveFullModel } from '../export/model-folder.js';
 import { writeFileAtomic, writeFolderAtomic } from '../files/atomic.js';
 import { makeFolder } from '../files/make-folder.js';
 import type { ModelFolder } from '../models/folder.js';
@@ -19,6 +19,7 @@ import { runPaths } from './layout.js';
 import { writeOptimizerFile } from './optimizer-file.js';
 import { fileSha256 } from '../files/sha256.js';
 import { safetensorsFileSize } from '../safetensors/write.js';
+import { checkpointBytesOf, sideFileBytes } from './disk-need.js';
 
 export interface CheckpointSource {
   engine: NativeEngine;
@@ -62,14 +63,12 @@ async function syncFiles(dir: string): Promise<void> {
   }
 }
 
-/** Room for the files not counted exactly: adapter_config.json, README.md, trainer_state.json, COMPLETE (about 3.5 KiB in all). */
-const SMALL_FILES_BYTES = 4 * 1024;
-
 /**
  * About the bytes of a checkpoint's files, for the message when its disk
  * cannot take them: the adapter's file (or the full model's, with the side
  * files it copies), the optimizer's and prefix tuning's encoder file exactly,
- * the small files within SMALL_FILES_BYTES.
+ * the small files within disk-need.ts's allowance (checkpointBytesOf, which
+ * counts a checkpoint before the run starts the same way).
  */
 async function checkpointBytes(source: CheckpointSource, optimizer: OptimizerState): Promise<number> {
   const { engine, folder, layout } = source;
@@ -77,8 +76,7 @@ async function checkpointBytes(source: CheckpointSource, optimizer: OptimizerSta
   if (layout) {
     weights = adapterFileBytes(folder.spec, layout);
   } else {
-    weights = fullModelFileBytes(folder.spec);
-    for (const name of SIDE_FILES) weights += (await stat(join(folder.dir, name)).catch(() => null))?.size ?? 0;
+    weights = fullModelFileBytes(folder.spec) + sideFileBytes(folder.dir);
   }
   // (the tensor names and metadata as optimizer-file.ts and prefix-encoder-file.ts write them: only the headers' length depends on them)
   const moments = safetensorsFileSize(optimizer.tensors.flatMap((t) => [
@@ -89,7 +87,7 @@ async function checkpointBytes(source: CheckpointSource, optimizer: OptimizerSta
   const encoder = layout?.kind === 'prefix' && layout.prefix.projection
     ? safetensorsFileSize(PREFIX_ENCODER_TENSORS.map((name) => ({ name, dtype: 'F32' as const, shape: shapes.get(name) ?? [0] })), { format: 'peft-studio-prefix-encoder' })
     : 0;
-  return weights + moments + encoder + SMALL_FILES_BYTES;
+  return checkpointBytesOf({ resultBytes: weights, stateBytes: moments + encoder });
 }
 
 export async function writeCheckpoint(runDir: string, source: CheckpointSource): Promise<WrittenCheckpoint> {

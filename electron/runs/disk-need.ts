@@ -33,7 +33,7 @@ const EVAL_LINE_BYTES = 128;
 /** A new run's small files (run.json, the adapter's config and README) stay under this; a resumed run's (run.json is there) under the second. */
 const SMALL_FILES_BYTES = 64 * 1024;
 const RESUMED_SMALL_FILES_BYTES = 16 * 1024;
-/** A checkpoint's files beside the weights: trainer_state.json, adapter_config.json, README.md, COMPLETE (checkpoint-write.ts's allowance). */
+/** A checkpoint's files beside the weights and state, not counted exactly: trainer_state.json, adapter_config.json, README.md, COMPLETE (about 3.5 KiB in all; checkpoint-write.ts says a full disk's need with it too). */
 const CHECKPOINT_SMALL_FILES_BYTES = 4 * 1024;
 
 export interface DiskNeedInput {

@@ -2,11 +2,12 @@
 // built CLI need dist/ to match the sources. `npm test` compiles first; a
 // direct `npx vitest` after an edit would otherwise run stale JavaScript, so
 // compile here once per test run — only when a source is newer than dist/.
-// When the run ends, its temp folder goes (vitest.config.ts).
+// When the run ends, its temp folder goes (run-temp.ts).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { removeRunTemp } from './run-temp.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -20,14 +21,6 @@ function newestSourceMtime(dir: string): number {
   return newest;
 }
 
-/** The test run's temp folder (vitest.config.ts), removed when the run ends: what the tests wrote there goes with it. */
-function removeRunTemp(): void {
-  const temp = process.env.PEFT_STUDIO_TEST_TEMP;
-  if (!temp || !existsSync(temp)) return;
-  // a small disk a failed test left mounted there cannot go: the rest does
-  rmSync(temp, { recursive: true, force: true, maxRetries: 3 });
-}
-
 export default function setup(): () => void {
   const marker = join(root, 'dist', 'electron', 'cli', 'main.js');
   if (!existsSync(marker) || statSync(marker).mtimeMs < newestSourceMtime(join(root, 'electron'))) {
@@ -35,11 +28,5 @@ export default function setup(): () => void {
     const r = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { cwd: root, encoding: 'utf8' });
     if (!existsSync(marker)) throw new Error(`tsc did not produce ${marker}:\n${r.stdout}${r.stderr}`);
   }
-  return () => {
-    try {
-      removeRunTemp();
-    } catch (e) {
-      console.warn(`could not remove the test run's temp folder: ${(e as Error).message}`);
-    }
-  };
+  return removeRunTemp;
 }
